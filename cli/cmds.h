@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmds - the subcommands of the `dyetap` program. Each takes the argument
+ * vector starting at the subcommand name and returns the process exit
+ * code: 0 success, 1 a finding (a gate tripped, differences), 2 usage or
+ * input error, 3 runtime failure.
+ */
+#ifndef DYETAP_CLI_CMDS_H
+#define DYETAP_CLI_CMDS_H
+
+int cmd_info(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_mirror(int argc, char **argv);
+
+#endif

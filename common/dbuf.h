@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dbuf - a growable byte buffer with a hard maximum (after curl's dynbuf).
+ *
+ * Every growable buffer in dyetap has a cap: appending past it fails with
+ * -E2BIG and leaves the buffer unchanged, so callers count the event and
+ * decide (truncate, drop, error). The content is always NUL-terminated
+ * (one spare byte beyond len) so text can be used as a C string.
+ */
+#ifndef DYETAP_COMMON_DBUF_H
+#define DYETAP_COMMON_DBUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dbuf {
+	uint8_t *data; /**< owned; NULL until the first append */
+	size_t len;    /**< bytes in use */
+	size_t cap;    /**< bytes allocated (excluding nothing: cap >= len + 1) */
+	size_t max;    /**< hard maximum for len */
+};
+
+/** Initialise an empty buffer that may grow to @p max bytes. */
+void dbuf_init(struct dbuf *b, size_t max);
+
+/** Free the memory; the buffer is left empty and reusable. */
+void dbuf_release(struct dbuf *b);
+
+/** Forget the content, keep the allocation. */
+void dbuf_reset(struct dbuf *b);
+
+/**
+ * Append @p n bytes (copied).
+ * @return 0, -E2BIG when len + n would exceed max (nothing appended),
+ *         -ENOMEM when growing failed (nothing appended).
+ */
+int dbuf_append(struct dbuf *b, const void *p, size_t n);
+
+/** Append a NUL-terminated string; errors as dbuf_append(). */
+int dbuf_puts(struct dbuf *b, const char *s);
+
+/** Append one byte; errors as dbuf_append(). */
+int dbuf_putc(struct dbuf *b, uint8_t c);
+
+/** printf-style append; errors as dbuf_append(). */
+int dbuf_printf(struct dbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** vprintf-style append; errors as dbuf_append(). */
+int dbuf_vprintf(struct dbuf *b, const char *fmt, va_list ap);
+
+/**
+ * Make room for @p n more bytes without changing len.
+ * @return 0, -E2BIG or -ENOMEM.
+ */
+int dbuf_reserve(struct dbuf *b, size_t n);
+
+/**
+ * Hand the memory out (transferred to the caller, free with mem_free()).
+ * The buffer is left empty. @p len_out may be NULL. Returns NULL when empty.
+ */
+uint8_t *dbuf_detach(struct dbuf *b, size_t *len_out);
+
+/** Drop the first @p n bytes (memmove of the rest). */
+void dbuf_consume(struct dbuf *b, size_t n);
+
+#endif

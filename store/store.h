@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store - the session file format (.dyt): public contract.
+ *
+ * A store file is a sequence of zstd frames: a skippable header frame with
+ * the capture metadata, data frames holding batches of msgpack records, and
+ * a skippable index/trailer frame at the end. The byte-level specification
+ * is docs/format.md; this header is the C API over it.
+ *
+ * Recordings (sessions captured from traffic) and replay results use the
+ * same format and the same reader: a results file holds session records
+ * (the recorded request and production response) followed by the result
+ * records that refer to them by session id, so it is self-contained.
+ *
+ * Errors follow STYLE.md: int functions return 0 or -errno; constructors
+ * return NULL and fill a caller buffer with a message a user can act on.
+ * Thread-safety: a writer or reader is used by one thread at a time.
+ */
+#ifndef DYETAP_STORE_STORE_H
+#define DYETAP_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dbuf.h"
+
+/** Current on-disk format version written into the header frame. */
+#define STORE_FORMAT_VERSION 1
+/** Current record schema version (key "v" of every record). */
+#define STORE_SCHEMA_VERSION 1
+
+/** A byte range. In records handed out by the reader it is borrowed. */
+struct store_slice {
+	const uint8_t *ptr;
+	size_t len;
+};
+
+/** One header line, kept in wire order and case; duplicates kept. */
+struct store_header {
+	struct store_slice name;
+	struct store_slice value;
+};
+
+/** Session completeness flags (bit values are part of the format). */
+enum store_flag {
+	STORE_F_GAP = 1u << 0,	       /**< a TCP gap (lost bytes) touched this session */
+	STORE_F_MIDSTREAM = 1u << 1,   /**< connection picked up without its handshake */
+	STORE_F_NO_RESPONSE = 1u << 2, /**< the request got no response before the end */
+	STORE_F_PARSE_ERROR = 1u << 3, /**< HTTP parse error in this session */
+	STORE_F_TUNNEL = 1u << 4,      /**< CONNECT or Upgrade/101: parsing stopped after */
+	STORE_F_INCOMPLETE = 1u << 5,  /**< a message ended before its last byte (close, RST) */
+	STORE_F_RESET = 1u << 6,       /**< the connection was reset during this session */
+	STORE_F_REDACTED = 1u << 7,    /**< values were masked or dropped at record time */
+};
+#define STORE_F_COUNT 8
+
+/** Stable lower-case name of flag bit @p bit (one of enum store_flag), or NULL. */
+const char *store_flag_name(uint32_t bit);
+
+/** An HTTP/1.x request or response as recorded or received. */
+struct store_message {
+	bool present;		   /**< false: no such message (e.g. no response) */
+	struct store_slice method; /**< request only */
+	struct store_slice target; /**< request only: request-target as on the wire */
+	uint16_t status;	   /**< response only */
+	struct store_slice reason; /**< response only */
+	uint8_t version_major;	   /**< 1 for HTTP/1.x, 0 for HTTP/0.9 */
+	uint8_t version_minor;
+	const struct store_header *headers; /**< n_headers entries, wire order */
+	size_t n_headers;
+	struct store_slice body; /**< stored body bytes (after de-chunking, <= cap) */
+	uint64_t body_len;	 /**< full body length seen after de-chunking */
+	bool truncated;		 /**< body.len < body_len because of the cap */
+};
+
+/** One transport endpoint. IPv4 addresses use the first 4 bytes of addr. */
+struct store_endpoint {
+	uint8_t addr[16];
+	uint16_t port;
+};
+
+/** A recorded HTTP transaction and the connection it rode on. */
+struct store_session {
+	uint64_t id;		   /**< unique within the file, increasing */
+	uint8_t ip_version;	   /**< 4 or 6 */
+	struct store_endpoint src; /**< client */
+	struct store_endpoint dst; /**< server */
+	uint16_t vlan;		   /**< outermost VLAN id, 0 when untagged */
+	struct store_slice lane;   /**< color; empty = uncolored (baseline lane) */
+	uint64_t conn_id;	   /**< connection id, unique within the file */
+	uint32_t conn_index;	   /**< 0-based position of this transaction in its connection */
+	int64_t ts_req_first_ns;   /**< Unix-epoch ns of the request's first byte */
+	int64_t ts_req_last_ns;
+	int64_t ts_resp_first_ns; /**< 0 when there is no response */
+	int64_t ts_resp_last_ns;
+	struct store_message req;
+	struct store_message resp;
+	uint32_t flags; /**< enum store_flag bits */
+};
+
+/** Replay outcome kinds (values are part of the format). */
+enum store_error_kind {
+	STORE_ERR_NONE = 0,
+	STORE_ERR_REFUSED = 1,	    /**< connection refused */
+	STORE_ERR_RESET = 2,	    /**< connection reset or closed before a whole response */
+	STORE_ERR_TIMEOUT = 3,	    /**< no whole response within the timeout */
+	STORE_ERR_BAD_RESPONSE = 4, /**< the response did not parse as HTTP/1.x */
+	STORE_ERR_CONNECT = 5,	    /**< other connect failure (unreachable, DNS) */
+	STORE_ERR_TLS = 6,	    /**< TLS handshake or verification failure */
+	STORE_ERR_OTHER = 7,
+};
+#define STORE_ERR_COUNT 8
+
+/** Stable lower-case name of @p kind ("none", "refused", ...), or NULL. */
+const char *store_error_name(uint32_t kind);
+
+/** What one replayed request to one target produced. */
+struct store_result {
+	uint64_t session_id;	      /**< the session record this replays (same file) */
+	struct store_slice target;    /**< target URL, e.g. "http://127.0.0.1:8080" */
+	struct store_slice role;      /**< "candidate", "secondary" (known-good) or a lane name */
+	int64_t ts_sent_ns;	      /**< Unix-epoch ns when the first request byte was sent */
+	uint64_t latency_ns;	      /**< first request byte sent -> last response byte */
+	int64_t lateness_ns;	      /**< send time minus scheduled time (pacing) */
+	uint32_t error;		      /**< enum store_error_kind */
+	struct store_slice error_msg; /**< human-readable detail, may be empty */
+	struct store_message resp;    /**< response (present=false on error) */
+};
+
+enum store_rec_type {
+	STORE_REC_SESSION = 1,
+	STORE_REC_RESULT = 2,
+};
+
+/** A record: a tagged union. */
+struct store_record {
+	enum store_rec_type type;
+	union {
+		struct store_session session;
+		struct store_result result;
+	} u;
+};
+
+/** A named counter, written to / read from the trailer. */
+struct store_counter {
+	const char *name;
+	uint64_t value;
+};
+
+/** File metadata written in the header frame. All strings may be NULL. */
+struct store_meta {
+	const char *kind;	  /**< "recording" or "results" */
+	const char *source;	  /**< e.g. "pcap:in.pcap", "iface:eth0", "replay:rec.dyt" */
+	const char *filter;	  /**< BPF filter, if any */
+	const char *const *rules; /**< color rules as written by the user */
+	size_t n_rules;
+	const char *host;	  /**< host name of the capturing machine */
+	int64_t start_ns;	  /**< Unix-epoch ns when capture started */
+	const char *tool_version; /**< defaults to the library's version when NULL */
+};
+
+/* ------------------------------------------------------------------ */
+/* Writer                                                              */
+/* ------------------------------------------------------------------ */
+
+struct store_writer;
+
+struct store_writer_params {
+	const char *path;   /**< created mode 0600; an existing file is replaced */
+	int level;	    /**< zstd level; 0 means the default (see docs/format.md) */
+	size_t flush_bytes; /**< flush a data frame after this many record bytes; 0 = default */
+	uint32_t flush_ms;  /**< and at the latest after this many ms; 0 = default */
+	const struct store_meta *meta; /**< copied into the header frame; may be NULL */
+};
+
+/**
+ * Create a store file and write its header frame.
+ * @return the writer, or NULL with a message in @p err (e.g. cannot create).
+ */
+struct store_writer *store_writer_create(const struct store_writer_params *p, char *err,
+					 size_t errlen);
+
+/**
+ * Append a session record (copied; @p s may be freed after the call).
+ * @return 0, -ENOMEM, -EIO (write failed; the message is in the writer's last error).
+ */
+int store_writer_add_session(struct store_writer *w, const struct store_session *s);
+
+/** Append a result record (copied). Errors as store_writer_add_session(). */
+int store_writer_add_result(struct store_writer *w, const struct store_result *r);
+
+/** Flush the pending records as a data frame if the time limit passed. Cheap; call often. */
+int store_writer_tick(struct store_writer *w);
+
+/** Write pending records as a data frame now and fsync-free flush to the OS. */
+int store_writer_flush(struct store_writer *w);
+
+/**
+ * Flush, write the index/trailer frame with @p counters (copied; may be
+ * NULL/0), close the file. Returns 0 or -errno with a message in @p err.
+ */
+int store_writer_close(struct store_writer *w, const struct store_counter *counters,
+		       size_t n_counters, char *err, size_t errlen);
+
+/** Free a writer without writing the trailer (crash-like end). Accepts NULL. */
+void store_writer_free(struct store_writer *w);
+
+/** Message of the last failed writer call ("" when none). Borrowed. */
+const char *store_writer_error(const struct store_writer *w);
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                              */
+/* ------------------------------------------------------------------ */
+
+struct store_reader;
+
+/** Parsed header metadata; strings borrowed, valid until store_reader_free(). */
+struct store_file_meta {
+	uint32_t format_version;
+	const char *kind;
+	const char *source;
+	const char *filter;
+	const char *const *rules;
+	size_t n_rules;
+	const char *host;
+	int64_t start_ns;
+	const char *tool_version;
+};
+
+/** What the reader found out about the file so far (complete after EOF). */
+struct store_read_status {
+	uint64_t file_bytes;	      /**< size of the file */
+	uint64_t frames;	      /**< data frames decoded successfully */
+	uint64_t compressed_bytes;    /**< bytes of those data frames on disk */
+	uint64_t raw_bytes;	      /**< decompressed bytes of those data frames */
+	uint64_t sessions;	      /**< session records returned */
+	uint64_t results;	      /**< result records returned */
+	uint64_t skipped_records;     /**< records of unknown type or undecodable, skipped */
+	bool has_index;		      /**< the index/trailer frame was found and valid */
+	bool cut;		      /**< the file ends inside a frame (e.g. crash) */
+	uint64_t cut_offset;	      /**< where the last whole frame ends when cut */
+	uint64_t damaged_frames;      /**< frames failing checksum or decoding */
+	uint64_t first_damage_offset; /**< file offset of the first damaged frame */
+	int64_t first_ts_ns;	      /**< smallest record timestamp seen (0 if none) */
+	int64_t last_ts_ns;	      /**< largest record timestamp seen */
+	const struct store_counter *counters; /**< from the trailer; borrowed */
+	size_t n_counters;
+};
+
+/**
+ * Open a store file and read its header frame.
+ * @return the reader, or NULL with a message in @p err (missing, not a
+ *         dyetap store, unsupported version, unreadable header).
+ */
+struct store_reader *store_reader_open(const char *path, char *err, size_t errlen);
+
+/** The header metadata (borrowed, valid until store_reader_free()). */
+const struct store_file_meta *store_reader_meta(const struct store_reader *r);
+
+/**
+ * Next record.
+ * @param rec  set to a record borrowed until the next call or free.
+ * @return 1 a record, 0 end of data (including a cut or damaged tail, see
+ *         store_reader_status()), -ENOMEM.
+ */
+int store_reader_next(struct store_reader *r, const struct store_record **rec);
+
+/**
+ * Position before the first data frame that may hold records with a
+ * request timestamp >= @p ts_ns (uses the index; scans when there is none).
+ * @return 0 or -errno.
+ */
+int store_reader_seek_time(struct store_reader *r, int64_t ts_ns);
+
+/** Status so far (borrowed, updated by every call). */
+const struct store_read_status *store_reader_status(const struct store_reader *r);
+
+/** Free a reader; accepts NULL. */
+void store_reader_free(struct store_reader *r);
+
+/* ------------------------------------------------------------------ */
+/* JSON rendering (used by `dyetap cat`, reports and tests)            */
+/* ------------------------------------------------------------------ */
+
+enum store_json_flags {
+	STORE_JSON_NO_BODY = 1u << 0, /**< omit body contents (body_len still given) */
+};
+
+/**
+ * Append @p s as one JSON object (no newline) with exactly the keys of
+ * docs/format.md "JSON form": id, lane, conn_id, conn_index, ts_request_ns,
+ * src, dst, request, response, flags. Returns 0 or the dbuf error.
+ */
+int store_session_json(struct dbuf *out, const struct store_session *s, unsigned flags);
+
+/** Same for a result record (keys in docs/format.md). */
+int store_result_json(struct dbuf *out, const struct store_result *r, unsigned flags);
+
+/** Format an endpoint as "1.2.3.4:80" or "[::1]:80" into @p buf. */
+void store_endpoint_str(uint8_t ip_version, const struct store_endpoint *e, char *buf, size_t len);
+
+#endif

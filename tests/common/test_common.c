@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for common/: bounded buffers, JSON emission, base64, UTF-8.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/dbuf.h"
+#include "common/jsonw.h"
+#include "tests/tap.h"
+
+static void test_dbuf_cap(void)
+{
+	struct dbuf b;
+	dbuf_init(&b, 10);
+	TAP_OK(dbuf_append(&b, "0123456789", 10) == 0, "append up to the cap");
+	TAP_OK(dbuf_append(&b, "x", 1) == -E2BIG, "one byte over the cap is -E2BIG");
+	TAP_EQ_U64(b.len, 10, "failed append leaves length unchanged");
+	TAP_OK(b.cap <= 11, "allocation never exceeds cap + 1 (got %zu)", b.cap);
+	dbuf_consume(&b, 4);
+	TAP_EQ_STR((char *)b.data, "456789", "consume drops the front");
+	TAP_OK(dbuf_printf(&b, "%d", 1234) == 0, "printf within cap");
+	TAP_OK(dbuf_printf(&b, "%d", 1) == -E2BIG, "printf over cap");
+	TAP_EQ_STR((char *)b.data, "4567891234", "content after printf");
+	size_t n;
+	uint8_t *p = dbuf_detach(&b, &n);
+	TAP_EQ_U64(n, 10, "detach hands out the length");
+	TAP_OK(b.data == NULL && b.len == 0, "detach empties the buffer");
+	free(p);
+	dbuf_release(&b);
+}
+
+static const char *json_of(struct dbuf *b, const void *p, size_t n)
+{
+	dbuf_reset(b);
+	jsonw_str(b, p, n);
+	return (const char *)b->data;
+}
+
+static void test_json(void)
+{
+	struct dbuf b;
+	dbuf_init(&b, 1 << 20);
+	TAP_EQ_STR(json_of(&b, "a\"b\\c\n\x01", 7), "\"a\\\"b\\\\c\\n\\u0001\"", "escapes");
+	TAP_EQ_STR(json_of(&b, "h\xc3\xa9", 3), "\"h\xc3\xa9\"", "valid UTF-8 passes through");
+	TAP_EQ_STR(json_of(&b, "\xff", 1), "\"\xef\xbf\xbd\"", "invalid byte becomes U+FFFD");
+	TAP_OK(!jsonw_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3), "surrogate is invalid");
+	TAP_OK(!jsonw_utf8_valid((const uint8_t *)"\xc0\xaf", 2), "overlong is invalid");
+	TAP_OK(jsonw_utf8_valid((const uint8_t *)"\xf0\x9f\x98\x80", 4), "4-byte emoji valid");
+	const char *cases[][2] = {{"", ""},
+				  {"f", "Zg=="},
+				  {"fo", "Zm8="},
+				  {"foo", "Zm9v"},
+				  {"foob", "Zm9vYg=="},
+				  {"fooba", "Zm9vYmE="},
+				  {"foobar", "Zm9vYmFy"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dbuf_reset(&b);
+		jsonw_base64(&b, cases[i][0], strlen(cases[i][0]));
+		TAP_EQ_STR(b.len ? (char *)b.data : "", cases[i][1], "base64 of \"%s\" (RFC 4648)",
+			   cases[i][0]);
+	}
+	dbuf_reset(&b);
+	jsonw_bytes(&b, "\x00\xff", 2);
+	TAP_EQ_STR((char *)b.data, "{\"base64\":\"AP8=\"}", "binary bytes become a base64 object");
+	dbuf_release(&b);
+}
+
+int main(void)
+{
+	test_dbuf_cap();
+	test_json();
+	return tap_done();
+}
