@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http1 - incremental HTTP/1.x message parser (RFC 9112), shared by
+ * capture (both directions of a reassembled connection) and replay
+ * (responses from targets). Built as its own static library (dyhttp1) so
+ * replay/ can link it without the rest of capture/.
+ *
+ * Bytes are fed in arbitrary pieces; the parser stops at the end of each
+ * message so the caller can take it (http1_message()) before feeding the
+ * rest. The message view is zero-copy into the parser's own bounded
+ * buffers: header block (capped), body (capped; bytes beyond the cap are
+ * counted in body_len and the message is marked truncated, so a 1 GiB body
+ * costs no more than the cap).
+ *
+ * Lenient on real-world junk where browsers and servers are; errors are
+ * returned, never crashed on. Thread-safety: one parser per thread.
+ */
+#ifndef DYETAP_CAPTURE_HTTP1_H
+#define DYETAP_CAPTURE_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store/store.h"
+
+enum http1_type {
+	HTTP1_REQUEST = 1,
+	HTTP1_RESPONSE = 2,
+};
+
+struct http1_params {
+	enum http1_type type;
+	size_t max_header_bytes; /**< cap of the request/status line + header block; 0 = 64 KiB */
+	size_t max_body;         /**< cap of stored body bytes; 0 = 1 MiB */
+};
+
+/** Result of one feed call. */
+enum http1_status {
+	HTTP1_NEED_MORE = 0,  /**< all input consumed, message not complete */
+	HTTP1_COMPLETE = 1,   /**< a message completed; take it, then http1_next() */
+	HTTP1_TUNNEL = 2,     /**< CONNECT accepted / 101 Upgrade: the rest is not HTTP */
+	HTTP1_ERROR = -1,     /**< malformed; see http1_error() */
+};
+
+struct http1_parser;
+
+/** Create a parser. NULL on allocation failure. */
+struct http1_parser *http1_parser_create(const struct http1_params *p);
+
+/** Free; accepts NULL. */
+void http1_parser_free(struct http1_parser *p);
+
+/**
+ * Feed up to @p len bytes. Parsing stops right after a complete message.
+ * @param consumed  bytes used (the caller feeds the rest after http1_next()).
+ * @return one of enum http1_status.
+ */
+enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t len,
+			     size_t *consumed);
+
+/**
+ * The connection closed (FIN) in this direction: completes a
+ * close-delimited body. Returns HTTP1_COMPLETE when that finished a
+ * message, HTTP1_NEED_MORE when nothing was in progress, HTTP1_ERROR when
+ * a message was cut short (it is still available, marked incomplete).
+ */
+enum http1_status http1_finish(struct http1_parser *p);
+
+/**
+ * The current (complete or, after an error/finish, partial) message.
+ * Borrowed: valid until http1_next() or http1_parser_free().
+ */
+const struct store_message *http1_message(const struct http1_parser *p);
+
+/** True when the current message is only partly parsed (cut, error). */
+bool http1_message_partial(const struct http1_parser *p);
+
+/** Forget the current message and get ready for the next one. */
+void http1_next(struct http1_parser *p);
+
+/**
+ * For responses: the request this response answers was HEAD (no body
+ * follows whatever Content-Length says) / was CONNECT. Call before feeding
+ * the response.
+ */
+void http1_expect_response_to(struct http1_parser *p, const struct store_slice *method);
+
+/** True when the message was a 1xx interim response (100-continue etc.). */
+bool http1_message_interim(const struct http1_parser *p);
+
+/** Short reason of the last HTTP1_ERROR, e.g. "invalid header token". Borrowed, static. */
+const char *http1_error(const struct http1_parser *p);
+
+/**
+ * Reset completely (e.g. to resynchronise after a gap): drops the current
+ * message and parser state.
+ */
+void http1_reset(struct http1_parser *p);
+
+#endif
