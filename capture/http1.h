@@ -33,15 +33,15 @@ enum http1_type {
 struct http1_params {
 	enum http1_type type;
 	size_t max_header_bytes; /**< cap of the request/status line + header block; 0 = 64 KiB */
-	size_t max_body;         /**< cap of stored body bytes; 0 = 1 MiB */
+	size_t max_body;	 /**< cap of stored body bytes; 0 = 1 MiB */
 };
 
 /** Result of one feed call. */
 enum http1_status {
-	HTTP1_NEED_MORE = 0,  /**< all input consumed, message not complete */
-	HTTP1_COMPLETE = 1,   /**< a message completed; take it, then http1_next() */
-	HTTP1_TUNNEL = 2,     /**< CONNECT accepted / 101 Upgrade: the rest is not HTTP */
-	HTTP1_ERROR = -1,     /**< malformed; see http1_error() */
+	HTTP1_NEED_MORE = 0, /**< all input consumed, message not complete */
+	HTTP1_COMPLETE = 1,  /**< a message completed; take it, then http1_next() */
+	HTTP1_TUNNEL = 2,    /**< CONNECT accepted / 101 Upgrade: the rest is not HTTP */
+	HTTP1_ERROR = -1,    /**< malformed; see http1_error() */
 };
 
 struct http1_parser;

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * txn - HTTP/1.x transaction tracker for one TCP connection.
+ *
+ * The flow layer feeds the two reassembled byte streams of a connection
+ * (client->server and server->client), in stream order, with explicit gaps
+ * and the way the connection ended. The tracker parses both directions
+ * with http1, pairs each request with its response (pipelining and
+ * keep-alive: responses answer requests in order; 1xx interim responses are
+ * skipped), and emits one session per transaction through a callback.
+ *
+ * Every transaction ends up emitted exactly once, complete or flagged
+ * (gap, midstream, no_response, parse_error, tunnel, incomplete, reset), so
+ * nothing is lost silently. After a gap the direction resynchronises at the
+ * next line that starts a message where it can; bytes skipped while doing
+ * so are counted.
+ *
+ * Direction: the caller passes TXN_DIR_CLIENT for bytes from the endpoint
+ * it believes is the client (SYN sender, else a heuristic). When the first
+ * bytes of the "client" side look like a response ("HTTP/1.") and those of
+ * the other side like a request, the tracker swaps roles (counted).
+ *
+ * Thread-safety: one tracker is used by one thread.
+ */
+#ifndef DYETAP_CAPTURE_TXN_H
+#define DYETAP_CAPTURE_TXN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/counters.h"
+#include "store/store.h"
+
+enum txn_dir {
+	TXN_DIR_CLIENT = 0, /**< bytes sent by the client (requests) */
+	TXN_DIR_SERVER = 1, /**< bytes sent by the server (responses) */
+};
+
+enum txn_end {
+	TXN_END_FIN = 1,     /**< both sides closed normally */
+	TXN_END_RST = 2,     /**< reset */
+	TXN_END_TIMEOUT = 3, /**< evicted by the flow table (idle, memcap) */
+	TXN_END_EOF = 4,     /**< the capture ended with the connection open */
+};
+
+/** Counters of all trackers sharing one txn_stats (see txn_ctr_descs). */
+struct txn_stats {
+	uint64_t requests;	    /**< requests parsed (complete or not) */
+	uint64_t responses;	    /**< final responses parsed */
+	uint64_t interim_responses; /**< 1xx */
+	uint64_t sessions_emitted;  /**< sessions handed to the callback */
+	uint64_t sessions_complete; /**< ... of which with no flag */
+	uint64_t no_response;	    /**< request without a response */
+	uint64_t orphan_responses;  /**< response without a request (counted, emitted flagged) */
+	uint64_t parse_errors;	    /**< HTTP parse errors (either direction) */
+	uint64_t tunnels;	    /**< CONNECT / Upgrade: parsing stopped */
+	uint64_t gap_sessions;	    /**< sessions touched by a gap */
+	uint64_t resync_bytes;	    /**< bytes skipped to resynchronise after gaps/errors */
+	uint64_t body_truncated;    /**< bodies cut at the cap */
+	uint64_t header_too_large;  /**< header blocks over the cap */
+	uint64_t direction_swaps;   /**< client/server roles swapped from content */
+	uint64_t incomplete;	    /**< messages cut by close/reset/end */
+};
+
+/** Name table for struct txn_stats (for --stats, trailers, reports). */
+extern const struct ctr_desc txn_ctr_descs[];
+extern const size_t txn_ctr_count;
+
+/**
+ * Called once per transaction. @p s and everything it points to are
+ * borrowed for the duration of the call (copy what you keep). s->lane is
+ * empty; the caller colors it.
+ */
+typedef void (*txn_emit_fn)(void *ctx, const struct store_session *s);
+
+struct txn_params {
+	size_t max_header_bytes; /**< per message; 0 = 64 KiB */
+	size_t max_body;	 /**< stored body bytes per message; 0 = 1 MiB */
+	txn_emit_fn emit;
+	void *ctx;
+	struct txn_stats *stats; /**< borrowed, shared by many trackers; must not be NULL */
+};
+
+/** What the flow layer knows about the connection. Copied at creation. */
+struct txn_conn_info {
+	uint8_t ip_version;
+	struct store_endpoint client;
+	struct store_endpoint server;
+	uint16_t vlan;
+	uint64_t conn_id;
+	bool midstream; /**< no handshake seen */
+};
+
+struct txn_conn;
+
+/** Create a tracker (NULL on allocation failure). @p p is borrowed for the tracker's life. */
+struct txn_conn *txn_conn_create(const struct txn_params *p, const struct txn_conn_info *info);
+
+/** In-order bytes of direction @p dir; @p ts_ns is the capture time of the segment. */
+void txn_conn_data(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, size_t len,
+		   int64_t ts_ns);
+
+/** @p len bytes of direction @p dir are missing (lost in capture). */
+void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts_ns);
+
+/** The connection ended: emit everything still pending, flagged as appropriate. */
+void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns);
+
+/** Free; accepts NULL. Does not emit (call txn_conn_end() first). */
+void txn_conn_free(struct txn_conn *c);
+
+/** Approximate bytes held by the tracker (for the flow layer's memcap). */
+size_t txn_conn_mem(const struct txn_conn *c);
+
+#endif
