@@ -3,11 +3,11 @@
 # Sets up, builds with ASan+UBSan and -Werror, and runs the whole test suite.
 # Prints "N passed, N failed[, N skipped]" computed from meson's testlog.json
 # and exits non-zero on any failure.
-# Usage: scripts/test.sh [BUILD_DIR]
+# Usage: tests/run.sh [BUILD_DIR]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-sh scripts/setup.sh --with-dpdk
+sh tests/setup.sh --with-dpdk
 b=${1:-build-test}
 if [ ! -d "$b" ]; then
     meson setup "$b" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
@@ -21,6 +21,6 @@ meson test -C "$b" --print-errorlogs --num-processes 2 --timeout-multiplier 3 >"
 rc=$?
 set -e
 tail -n 40 "$b/test-output.txt"
-python3 scripts/test-summary.py "$b/meson-logs/testlog.json"
+python3 tests/summary.py "$b/meson-logs/testlog.json"
 sum=$?
 [ $rc -eq 0 ] && [ $sum -eq 0 ]

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Fails when a C file of the tree uses a banned function (STYLE.md §13)
 # or is not formatted by the committed .clang-format (when clang-format
-# is installed). Run by `meson test --suite style`.
+# is installed). Run by `meson test --suite style` (tests/meson.build).
 top=${1:-.}
 cd "$top" || exit 2
 files=$(git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Installs every Debian 12 package that dyetap's build, tests, demo and
 # benchmarks need. Idempotent; runs apt-get update once per call.
-# Usage: scripts/setup.sh [--with-dpdk] [--with-bench]
+# Usage: tests/setup.sh [--with-dpdk] [--with-bench]
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
       libpcap-dev libzstd-dev libmsgpack-dev node-llhttp zlib1g-dev libbrotli-dev libssl-dev
