@@ -111,36 +111,11 @@ static bool mp_int(struct mp *c, int64_t *v)
 		c->p++;
 		return true;
 	}
-	unsigned n;
-	bool sgn;
-	switch (t) {
-	case 0xcc:
-		n = 1, sgn = false;
-		break;
-	case 0xcd:
-		n = 2, sgn = false;
-		break;
-	case 0xce:
-		n = 4, sgn = false;
-		break;
-	case 0xcf:
-		n = 8, sgn = false;
-		break;
-	case 0xd0:
-		n = 1, sgn = true;
-		break;
-	case 0xd1:
-		n = 2, sgn = true;
-		break;
-	case 0xd2:
-		n = 4, sgn = true;
-		break;
-	case 0xd3:
-		n = 8, sgn = true;
-		break;
-	default:
+	/* 0xcc..0xcf: uint 8/16/32/64; 0xd0..0xd3: int 8/16/32/64. */
+	if (t < 0xcc || t > 0xd3)
 		return false;
-	}
+	bool sgn = t >= 0xd0;
+	unsigned n = 1u << (t - (sgn ? 0xd0 : 0xcc));
 	if (mp_left(c) < 1 + n)
 		return false;
 	uint64_t u = be(c->p + 1, n);
@@ -730,7 +705,7 @@ static void note_cut(struct store_reader *r, uint64_t off)
 		return;
 	r->st.cut = true;
 	r->st.cut_offset = off;
-	STORE_LOG(LOG_WARN, "file cut at offset %" PRIu64 " of %" PRIu64 " (inside a frame)", off,
+	STORE_LOG(LOG_INFO, "file cut at offset %" PRIu64 " of %" PRIu64 " (inside a frame)", off,
 		  r->size);
 }
 

@@ -4,6 +4,11 @@
  * memory, read every record, render it as JSON, seek by time and read on.
  * Must never crash, hang, leak or read out of bounds (docs/format.md §3).
  * Seed corpus: tests/store/corpus/ (made by `store_testgen corpus DIR`).
+ *
+ * Inputs starting with 'M' are raw record bytes: the target wraps them in a
+ * valid header and one checksummed data frame first, so the fuzzer reaches
+ * the msgpack record decoder instead of stopping at zstd's checksum
+ * (corpus files records-*.bin: `zstd -d -c x.dyt` prints a file's records).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +16,11 @@
 #include "common/dbuf.h"
 #include "common/log.h"
 #include "store/store.h"
+#include "store/store_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,13 +36,47 @@ static void drain(struct store_reader *r, struct dbuf *out, int limit)
 	}
 }
 
+/* A store image around @p rec: header frame (empty metadata) + one data frame. */
+static uint8_t *wrap_records(const uint8_t *rec, size_t n, size_t *out_len)
+{
+	size_t cap = 8 + 13 + ZSTD_compressBound(n);
+	uint8_t *b = malloc(cap);
+	if (!b)
+		return NULL;
+	store_put_le32(b, STORE_MAGIC_HEADER);
+	store_put_le32(b + 4, 13);
+	memcpy(b + 8, STORE_HEADER_TAG, 4);
+	store_put_le32(b + 12, STORE_FORMAT_VERSION);
+	b[16] = 0x80; /* empty map */
+	store_put_le32(b + 17, store_crc32c(0, b + 8, 9));
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	size_t z = ZSTD_compress2(cc, b + 21, cap - 21, rec, n);
+	ZSTD_freeCCtx(cc);
+	if (ZSTD_isError(z)) {
+		free(b);
+		return NULL;
+	}
+	*out_len = 21 + z;
+	return b;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[256];
+	uint8_t *img = NULL;
 	log_set_level(LOG_ERROR);
+	if (size && data[0] == 'M') {
+		img = wrap_records(data + 1, size - 1, &size);
+		if (!img)
+			return 0;
+		data = img;
+	}
 	struct store_reader *r = store_reader_open_mem(data, size, err, sizeof(err));
-	if (!r)
+	if (!r) {
+		free(img);
 		return 0;
+	}
 	const struct store_file_meta *m = store_reader_meta(r);
 	size_t n = 0;
 	for (size_t i = 0; i < m->n_rules; i++)
@@ -51,5 +95,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	drain(r, &out, 3);
 	dbuf_release(&out);
 	store_reader_free(r);
+	free(img);
 	return 0;
 }
