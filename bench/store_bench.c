@@ -14,8 +14,9 @@
  * not wall-clock: the development machine is shared, and CPU time is what
  * "on one core" means.
  *
- * Usage: store_bench [-n RECORDS] [-l LEVEL] [-f FLUSH_KIB] [-r RUNS] [-d DIR] [-A]
- * (-A: only zstd -3 as the size anchor, for level and flush-size sweeps)
+ * Usage: store_bench [-n RECORDS] [-l LEVEL] [-f FLUSH_KIB] [-r RUNS] [-d DIR] [-A] [-k]
+ * (-A: only zstd -3 as the size anchor, for level and flush-size sweeps;
+ * -k: keep DIR/store_bench.dyt and DIR/store_bench.msgpack)
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -490,9 +491,9 @@ static double run_cmd(const char *cmd)
 int main(int argc, char **argv)
 {
 	size_t n = 20000, flush_kib = 0;
-	int level = 0, runs = 5, c, anchors = 1;
+	int level = 0, runs = 5, c, anchors = 1, keep = 0;
 	const char *dir = "/tmp";
-	while ((c = getopt(argc, argv, "n:l:f:r:d:A")) != -1) {
+	while ((c = getopt(argc, argv, "n:l:f:r:d:Ak")) != -1) {
 		switch (c) {
 		case 'n':
 			n = strtoul(optarg, NULL, 10);
@@ -509,12 +510,15 @@ int main(int argc, char **argv)
 		case 'd':
 			dir = optarg;
 			break;
+		case 'k':
+			keep = 1; /* keep DIR/store_bench.dyt and .msgpack for other tools */
+			break;
 		case 'A':
 			anchors = 0; /* writer and reader only (for sweeps) */
 			break;
 		default:
 			fprintf(stderr, "usage: store_bench [-n RECORDS] [-l LEVEL] [-f FLUSH_KIB] "
-					"[-r RUNS] [-d DIR] [-A]\n");
+					"[-r RUNS] [-d DIR] [-A] [-k]\n");
 			return 2;
 		}
 	}
@@ -689,8 +693,10 @@ int main(int argc, char **argv)
 	printf("ratio payload/store: %.2f; checksum of fields read: %" PRIu64 "\n",
 	       (double)w.raw / (double)w.size, sum);
 
-	unlink(path);
-	unlink(payload);
+	if (!keep) {
+		unlink(path);
+		unlink(payload);
+	}
 	mem_free(file);
 	mem_free(raw);
 	mem_free(g.s);
