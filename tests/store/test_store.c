@@ -336,6 +336,15 @@ static void test_meta_mode_errors(void)
 	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
 	TAP_OK(!w && strstr(err, "cannot create /nonexistent/dir/x.dyt"), "create error: %.150s",
 	       err);
+	struct stat before, after;
+	if (stat("/dev/full", &before) == 0) {
+		p.path = "/dev/full";
+		w = store_writer_create(&p, err, sizeof(err));
+		TAP_OK(!w && strstr(err, "No space left"), "write error reported: %.150s", err);
+		stat("/dev/full", &after);
+		TAP_OK(before.st_mode == after.st_mode, "a device's mode is left alone");
+		store_writer_free(w);
+	}
 	p.path = path;
 	p.level = 99;
 	w = store_writer_create(&p, err, sizeof(err));
