@@ -63,6 +63,7 @@ struct store_reader {
 	bool index_suspect;	 /* the tail says "index" but it did not verify */
 	uint64_t tail_frame_off; /* start of a skippable frame that ends the file, or 0 */
 	bool eof, resync, quiet;
+	bool oom;	   /* a buffer could not grow: the walk stops with -ENOMEM */
 	bool after_damage; /* the previous frame was damaged: a bad magic here is its tail */
 
 	struct ridx *idx;
@@ -706,8 +707,11 @@ static size_t src_get(struct store_reader *r, uint64_t off, size_t want, const u
 		need = (size_t)(r->size - off);
 	if (need > r->in_cap) {
 		uint8_t *p = mem_realloc(r->in, need);
-		if (!p)
+		if (!p) {
+			r->oom = true;
+			r->eof = true;
 			return 0;
+		}
 		r->in = p;
 		r->in_cap = need;
 	}
@@ -728,7 +732,7 @@ static size_t src_get(struct store_reader *r, uint64_t off, size_t want, const u
 
 static void note_damage(struct store_reader *r, uint64_t off, const char *why)
 {
-	if (r->quiet)
+	if (r->quiet || r->oom)
 		return;
 	if (!r->st.damaged_frames)
 		r->st.first_damage_offset = off;
@@ -739,7 +743,7 @@ static void note_damage(struct store_reader *r, uint64_t off, const char *why)
 static void note_cut(struct store_reader *r, uint64_t off)
 {
 	r->eof = true;
-	if (r->quiet)
+	if (r->quiet || r->oom)
 		return;
 	r->st.cut = true;
 	r->st.cut_offset = off;
@@ -944,7 +948,7 @@ static int next_frame(struct store_reader *r)
 		}
 		return 1;
 	}
-	return 0;
+	return r->oom ? -ENOMEM : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1162,6 +1166,10 @@ static struct store_reader *reader_start(struct store_reader *r, const char *nam
 	const uint8_t *p;
 	r->st.file_bytes = r->size;
 	size_t avail = src_get(r, 0, 12, &p);
+	if (r->oom) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		goto fail;
+	}
 	if (avail < 4 || store_get_le32(p) != STORE_MAGIC_HEADER ||
 	    (avail >= 12 && memcmp(p + 8, STORE_HEADER_TAG, 4) != 0)) {
 		snprintf(err, errlen,
@@ -1183,6 +1191,10 @@ static struct store_reader *reader_start(struct store_reader *r, const char *nam
 		goto fail;
 	}
 	if (src_get(r, 0, 8 + (size_t)n, &p) != 8 + (size_t)n) {
+		if (r->oom) {
+			snprintf(err, errlen, "%s: out of memory", name);
+			goto fail;
+		}
 		snprintf(err, errlen,
 			 "%s: cut inside the store header (%" PRIu64 " of %" PRIu32
 			 " bytes); nothing to read",
@@ -1210,7 +1222,7 @@ static struct store_reader *reader_start(struct store_reader *r, const char *nam
 	r->data_start = 8 + (uint64_t)n;
 	r->data_end = r->size;
 	r->pos = r->data_start;
-	if (find_index(r) != 0) {
+	if (find_index(r) != 0 || r->oom) {
 		snprintf(err, errlen, "%s: out of memory", name);
 		goto fail;
 	}

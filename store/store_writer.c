@@ -366,8 +366,11 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	}
 	if (rc) {
 		dbuf_release(&b);
-		snprintf(w->err, sizeof(w->err), "metadata too large (limit %u bytes)",
-			 STORE_HEADER_MAX);
+		if (rc == -E2BIG)
+			snprintf(w->err, sizeof(w->err), "metadata too large (limit %u bytes)",
+				 STORE_HEADER_MAX);
+		else
+			snprintf(w->err, sizeof(w->err), "out of memory");
 		return rc;
 	}
 	rc = write_skippable(w, STORE_MAGIC_HEADER, &b);
@@ -602,7 +605,10 @@ static int write_index(struct store_writer *w, const struct store_counter *count
 		rc = dbuf_append(&w->pend, tail, 12);
 	}
 	if (rc) {
-		snprintf(w->err, sizeof(w->err), "index too large (%zu frames)", nf);
+		if (rc == -E2BIG)
+			snprintf(w->err, sizeof(w->err), "index too large (%zu frames)", nf);
+		else
+			snprintf(w->err, sizeof(w->err), "out of memory");
 		dbuf_reset(&w->pend);
 		return rc;
 	}
