@@ -201,6 +201,7 @@ int store_writer_flush(struct store_writer *w);
 /**
  * Flush, write the index/trailer frame with @p counters (copied; may be
  * NULL/0), close the file. Returns 0 or -errno with a message in @p err.
+ * The writer is freed in every case (do not call store_writer_free() after).
  */
 int store_writer_close(struct store_writer *w, const struct store_counter *counters,
 		       size_t n_counters, char *err, size_t errlen);

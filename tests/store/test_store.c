@@ -440,7 +440,7 @@ static void test_truncation(void)
 	char path[512], cut[512], err[256];
 	path_in_tmp(path, sizeof(path), "small.dyt");
 	path_in_tmp(cut, sizeof(cut), "cut.dyt");
-	TAP_OK(write_sample_file(path, 24, 600, 1) == 0, "small multi-frame file written");
+	TAP_OK(write_sample_file(path, 16, 600, 1) == 0, "small multi-frame file written");
 	log_set_level(LOG_ERROR);
 	size_t n;
 	uint8_t *b = slurp(path, &n);
