@@ -415,6 +415,7 @@ static struct wres write_store(const char *path, struct store_session *s, size_t
 {
 	struct store_writer_params p = {.path = path, .level = level, .flush_bytes = flush};
 	char err[256];
+	unlink(path); /* a new file each run: truncating the last one is not the writer's cost */
 	int64_t t0 = cpu_ns();
 	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
 	if (!w) {

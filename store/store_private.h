@@ -40,10 +40,6 @@
 #define STORE_DEFAULT_FLUSH_MS	  1000u
 #define STORE_DEFAULT_LEVEL	  1
 
-/** Record types and map keys shared by both sides. */
-#define STORE_KEY_VERSION "v"
-#define STORE_KEY_TYPE	  "t"
-
 /** CRC-32C (Castagnoli) of @p n bytes, continuing from @p crc (start with 0). */
 uint32_t store_crc32c(uint32_t crc, const void *p, size_t n);
 

@@ -437,13 +437,11 @@ fail:
 	return NULL;
 }
 
+/* A writer whose file failed refuses further records (the file is no longer whole). */
 static int rec_begin(struct store_writer *w)
 {
-	if (w->failed) {
-		return w->failed;
-	}
 	w->pack_rc = 0;
-	return 0;
+	return w->failed;
 }
 
 /* Finish a record packed from @p start: roll back on error, flush when due. */
