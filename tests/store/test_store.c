@@ -240,6 +240,8 @@ static void test_round_trip(void)
 	TAP_EQ_U64(m->format_version, STORE_FORMAT_VERSION, "format version");
 	TAP_OK(m->tool_version && strlen(m->tool_version) > 0, "tool version defaulted");
 	TAP_OK(m->kind == NULL && m->n_rules == 0, "absent metadata stays absent");
+	TAP_EQ_U64(store_crc32c(0, "123456789", 9), 0xE3069283u,
+		   "CRC-32C check value as in docs/format.md");
 
 	const struct store_record *rec;
 	int ok_edge = 1, ok_sample = 1, n = 0, nres = 0;

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,6 +179,12 @@ ok(info["meta"]["kind"] == "recording" and info["meta"]["rules"] == ["blue: head
 ok(info["frames"] > 3 and info["compressed_bytes"] < info["raw_bytes"] and info["ratio"] > 1,
    "frames and byte counts", info)
 ok(info["file_bytes"] == os.path.getsize(path), "file size")
+if shutil.which("zstd"):
+    z = subprocess.run(["zstd", "-q", "-d", "-c", path], capture_output=True, timeout=20)
+    first = z.stdout[0] if z.stdout else 0
+    ok(z.returncode == 0 and len(z.stdout) == info["raw_bytes"]
+       and ((first & 0xf0) == 0x80 or first in (0xde, 0xdf)),
+       "zstd -d -c yields exactly the record bytes, a map first (docs/format.md §1)", z.stderr)
 rc, out, err = run("info", path)
 ok(rc == 0 and "state:      complete" in out and "records:    25 (sessions 20, results 5" in out,
    "info text form", out)
