@@ -1252,6 +1252,8 @@ struct store_reader *store_reader_open(const char *path, char *err, size_t errle
 		return NULL;
 	}
 	r->size = (uint64_t)sb.st_size;
+	/* Frames are read front to back: ask for aggressive read-ahead (a hint only). */
+	(void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return reader_start(r, path, err, errlen);
 }
 
