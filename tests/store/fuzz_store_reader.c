@@ -3,7 +3,7 @@
  * fuzz_store_reader - the store reader on arbitrary bytes: open from
  * memory, read every record, render it as JSON, seek by time and read on.
  * Must never crash, hang, leak or read out of bounds (docs/format.md §3).
- * Seed corpus: tests/store/corpus/ (made by `store_testgen corpus DIR`).
+ * Seed corpus: tests/store/corpus/ (made by tests/store/make-corpus.sh).
  *
  * Inputs starting with 'M' are raw record bytes: the target wraps them in a
  * valid header and one checksummed data frame first, so the fuzzer reaches
