@@ -183,7 +183,9 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 
 /**
  * Append a session record (copied; @p s may be freed after the call).
- * @return 0, -ENOMEM, -EIO (write failed; the message is in the writer's last error).
+ * @return 0, -ENOMEM, -E2BIG (the record alone exceeds the 64 MiB frame cap;
+ *         nothing written), -EIO (write failed; the message is in the
+ *         writer's last error; every later call fails too).
  */
 int store_writer_add_session(struct store_writer *w, const struct store_session *s);
 
@@ -199,6 +201,7 @@ int store_writer_flush(struct store_writer *w);
 /**
  * Flush, write the index/trailer frame with @p counters (copied; may be
  * NULL/0), close the file. Returns 0 or -errno with a message in @p err.
+ * The writer is freed in every case (do not call store_writer_free() after).
  */
 int store_writer_close(struct store_writer *w, const struct store_counter *counters,
 		       size_t n_counters, char *err, size_t errlen);
@@ -254,6 +257,13 @@ struct store_read_status {
  *         dyetap store, unsupported version, unreadable header).
  */
 struct store_reader *store_reader_open(const char *path, char *err, size_t errlen);
+
+/**
+ * Same as store_reader_open() over @p len bytes at @p data (a whole file
+ * image, borrowed: it must stay valid and unchanged until store_reader_free()).
+ * Used by the fuzz target and by tools that already hold the bytes.
+ */
+struct store_reader *store_reader_open_mem(const void *data, size_t len, char *err, size_t errlen);
 
 /** The header metadata (borrowed, valid until store_reader_free()). */
 const struct store_file_meta *store_reader_meta(const struct store_reader *r);
