@@ -268,8 +268,9 @@ case_nginx_post_early_response() {
     wait_port 127.0.0.1 "$p"
     u="http://127.0.0.1:$p"
     cap_start nginx-post-early-response "$p"
-    curl_q -H 'Expect:' --data-binary "@$work/www/post-small.bin" "$u/upload" \
-        --next -o /dev/null "$u/a.txt"
+    # The POST body is sent in three parts, the last two only after nginx
+    # has answered: the response precedes the end of its request.
+    python3 "$tools/early_response_client.py" 127.0.0.1 "$p" /upload 40000 /a.txt >&2
     cap_stop
     stop_pid "$ngx_pid"
 }

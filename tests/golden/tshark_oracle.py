@@ -14,6 +14,10 @@ connection. With --count-requests it prints only the number of requests.
 How tshark is asked (Wireshark 4.0):
   tshark -r FILE -2 -Y http -T json -x --no-duplicate-keys
          -o http.decompress_body:FALSE -o http.dechunk_body:TRUE
+         -o tcp.reassemble_out_of_order:TRUE (and the desegment options on)
+  - tcp.reassemble_out_of_order on (off by default in 4.0: a request whose
+    segments arrive swapped is then not reported at all); harmless on
+    complete in-order captures.
   - decompress_body off: body lengths are those of the entity as sent
     (gzip bytes), never the decoded content; dechunk_body on: chunked bodies
     are measured after removing the chunk framing (RFC 9112 section 7.1).
@@ -48,6 +52,8 @@ TSHARK_ARGS = [
     "http.dechunk_body:TRUE",
     "-o",
     "tcp.desegment_tcp_streams:TRUE",
+    "-o",
+    "tcp.reassemble_out_of_order:TRUE",
     "-o",
     "http.desegment_headers:TRUE",
     "-o",
@@ -98,6 +104,8 @@ def _messages(path):
         tcp = layers.get("tcp")
         if isinstance(tcp, list):
             tcp = tcp[0]
+        if tcp is None:
+            continue  # HTTP over UDP (SSDP): not ours
         stream = int(_first(tcp, "tcp.stream"))
         for h in _as_list(layers.get("http")):
             yield frame, stream, ts, h
