@@ -303,6 +303,20 @@ def case_midstream(p):
     ]
 
 
+def case_midstream_tail(p):
+    """No handshake, and the capture starts in the middle of a response
+    body: first the last 800 bytes of an earlier response (server to
+    client), the client's ACK, then a whole keep-alive transaction, FIN."""
+    c = Conn(p, 40012, 0x1A000000, 0x2B000000)
+    c.cnext = 90
+    c.snext = 4000
+    c.s(c.snext, pattern(800, 14))  # tail of a body whose header is not in the capture
+    c.c_ack()
+    send_plain(c, request("GET", "/tail/next"), *response(200, pattern(1200, 15)))
+    c.close()
+    return [T("GET", "/tail/next", 200, 0, 1200, ["midstream"])]
+
+
 def case_rst_mid_body(p):
     """The server announces Content-Length 5000, sends 2000 body bytes, then
     resets the connection."""
@@ -350,6 +364,51 @@ def case_no_response(p):
     ]
 
 
+def case_tunnel(p):
+    """Two connections whose HTTP ends in a tunnel. 1: CONNECT answered
+    200, then opaque bytes both ways (a TLS-like record each way). 2: GET
+    with Upgrade: websocket answered 101, then WebSocket frames both ways
+    that happen to contain text looking like HTTP requests and responses,
+    which must NOT become transactions."""
+    c = Conn(p, 40010, 0x0A000000, 0x0B000000)
+    c.handshake()
+    c.c(0, b"CONNECT backend.example:443 HTTP/1.1\r\nHost: backend.example:443\r\n\r\n")
+    c.s_ack()
+    c.s(0, b"HTTP/1.1 200 Connection established\r\n\r\n")
+    c.c(c.cnext, bytes([0x16, 0x03, 0x01, 0x00, 0x30]) + pattern(48, 12))
+    c.s(c.snext, bytes([0x16, 0x03, 0x03, 0x00, 0x40]) + pattern(64, 13))
+    c.c_ack()
+    c.close()
+    d = Conn(p, 40011, 0x0C000000, 0x0D000000)
+    d.handshake()
+    d.c(
+        0,
+        request(
+            "GET",
+            "/chat",
+            extra="Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+        ),
+    )
+    d.s_ack()
+    d.s(
+        0,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    )
+    text = b"GET /not-a-request HTTP/1.1\r\nHost: x\r\n\r\n"
+    # masked client text frame (mask key 0) and an unmasked server text frame
+    d.c(d.cnext, bytes([0x81, 0x80 | len(text), 0, 0, 0, 0]) + text)
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    d.s(d.snext, bytes([0x81, len(reply)]) + reply)
+    d.c_ack()
+    d.close()
+    return [
+        T("CONNECT", "backend.example:443", 200, 0, 0, ["tunnel"]),
+        T("GET", "/chat", 101, 0, 0, ["tunnel"]),
+    ]
+
+
 CASES = {
     "edge-reorder": case_reorder,
     "edge-duplicate": case_duplicate,
@@ -357,8 +416,10 @@ CASES = {
     "edge-gap": case_gap,
     "edge-wraparound": case_wraparound,
     "edge-midstream": case_midstream,
+    "edge-midstream-tail": case_midstream_tail,
     "edge-rst-mid-body": case_rst_mid_body,
     "edge-no-response": case_no_response,
+    "edge-tunnel": case_tunnel,
 }
 
 
