@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Third-party corpus test: every capture under CORPUS_DIR through dyetap.
 
-Usage: run_shared.py DYETAP CORPUS_DIR
+Usage: run_shared.py [--live] DYETAP CORPUS_DIR
+       run_shared.py --write-table CORPUS_DIR
 
 CORPUS_DIR is ../shared/testdata/suricata-verify (tests/meson.build's
 `shared_testdata`): HTTP/1.x captures of real-world edge cases from the
@@ -32,12 +33,19 @@ For each *.pcap / *.pcapng / *.cap file (sorted), one TAP test line:
      options as tshark_oracle.py). Other files get "count not checked" and
      the reason. Deliberate, explained differences go in COUNT_EXCEPTIONS.
 
-tshark runs once per file; files are processed two at a time (the machine
-has two cores). The whole run takes about 30-60 s; the elapsed time is
-printed at the end. A missing or failing `dyetap record` is a failure,
+tshark's view of each file (request count, incompleteness) is cached in
+shared-corpus-tshark.tsv next to this script, keyed by the file's SHA-256:
+tshark needs about a second per file just to start, which would make this
+test take a minute or more on a loaded two-core machine. A file that is not
+in the table or whose hash differs is run through tshark live (one pass),
+as is every file with --live. --write-table re-creates the table (review
+its diff). Files are processed two at a time. With the table the run takes
+a few seconds plus dyetap's own time; the elapsed time is printed at the
+end. A missing or failing `dyetap record` is a failure,
 never a skip.
 """
 import concurrent.futures
+import hashlib
 import json
 import os
 import shutil
@@ -67,6 +75,7 @@ TSHARK_OPTS = [
     "-o",
     "http.decompress_body:FALSE",
 ]
+TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shared-corpus-tshark.tsv")
 # relative path -> why dyetap's count may differ from tshark's on purpose.
 COUNT_EXCEPTIONS = {}
 TIMEOUT = 30
@@ -107,6 +116,52 @@ def tshark_facts(path):
     if orphans:
         seen.add("more responses than requests in %d streams" % len(orphans))
     return sum(reqs.values()), sorted(seen)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for blk in iter(lambda: f.read(1 << 20), b""):
+            h.update(blk)
+    return h.hexdigest()
+
+
+def read_table():
+    """rel path -> (sha256, requests or None, reasons list or error text)."""
+    t = {}
+    try:
+        with open(TABLE, encoding="utf-8") as f:
+            for ln in f:
+                if ln.startswith("#") or not ln.strip():
+                    continue
+                rel, digest, reqs, why = ln.rstrip("\n").split("\t")
+                if reqs == "error":
+                    t[rel] = (digest, None, why)
+                else:
+                    t[rel] = (digest, int(reqs), [w for w in why.split(",") if w])
+    except OSError:
+        pass
+    return t
+
+
+def write_table(corpus, files):
+    ver = subprocess.run(["tshark", "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    lines = [
+        "# tshark's view of ../shared/testdata/suricata-verify for tests/golden/run_shared.py\n",
+        "# written by: run_shared.py --write-table CORPUS_DIR; %s\n" % ver.stdout.decode(errors="replace").splitlines()[0],
+        "# path\tsha256\ttshark HTTP requests (or error)\twhy incomplete (empty: complete)\n",
+    ]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
+        facts = list(ex.map(tshark_facts, files))
+    for path, (reqs, why) in zip(files, facts):
+        rel = os.path.relpath(path, corpus)
+        if reqs is None:
+            why = why.replace(path, rel).replace("\t", " ")
+            lines.append("%s\t%s\terror\t%s\n" % (rel, sha256(path), why))
+        else:
+            lines.append("%s\t%s\t%d\t%s\n" % (rel, sha256(path), reqs, ",".join(why)))
+    with open(TABLE, "w", encoding="utf-8") as f:
+        f.writelines(lines)
 
 
 def run(cmd, diag, allow_error=False):
@@ -161,12 +216,16 @@ def counters_line(text):
     return "counters: " + (" ".join(flat) if flat else "(all zero)")
 
 
-def one(dyetap, corpus, path, tmp):
+def one(dyetap, corpus, path, tmp, table):
     rel = os.path.relpath(path, corpus)
     diag = []
     ok = True
     dyt = os.path.join(tmp, rel.replace("/", "_") + ".dyt")
-    reqs, facts = tshark_facts(path)
+    cached = table.get(rel)
+    if cached and cached[0] == sha256(path):
+        reqs, facts = cached[1], cached[2]
+    else:
+        reqs, facts = tshark_facts(path)
     damaged = reqs is None and "cut short" in facts
     t0 = time.monotonic()
     rec, verdict = run([dyetap, "record", "-r", path, "-w", dyt, "--json"], diag, allow_error=damaged)
@@ -212,10 +271,13 @@ def one(dyetap, corpus, path, tmp):
 
 
 def main(argv):
-    if len(argv) != 3:
+    live = "--live" in argv
+    write = "--write-table" in argv
+    args = [a for a in argv[1:] if a not in ("--live", "--write-table")]
+    if len(args) != (1 if write else 2):
         sys.stderr.write(__doc__)
         return 2
-    dyetap, corpus = argv[1], argv[2]
+    dyetap, corpus = (None, args[0]) if write else (args[0], args[1])
     if not os.path.isdir(corpus):
         print("1..0 # SKIP %s is absent" % corpus)
         return 0
@@ -231,6 +293,11 @@ def main(argv):
     if not files:
         print("1..0 # SKIP no capture files under %s" % corpus)
         return 0
+    if write:
+        write_table(corpus, files)
+        print("wrote %s (%d files)" % (TABLE, len(files)))
+        return 0
+    table = {} if live else read_table()
     t0 = time.monotonic()
     print("1..%d" % len(files))
     sys.stdout.flush()
@@ -238,9 +305,12 @@ def main(argv):
     checked = 0
     with tempfile.TemporaryDirectory(prefix="shared-corpus.") as tmp:
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
-            futs = [ex.submit(one, dyetap, corpus, f, tmp) for f in files]
+            futs = [ex.submit(one, dyetap, corpus, f, tmp, table) for f in files]
             for i, fu in enumerate(futs, 1):
-                rel, ok, diag = fu.result()
+                try:
+                    rel, ok, diag = fu.result()
+                except Exception as e:  # keep the TAP stream going
+                    rel, ok, diag = os.path.relpath(files[i - 1], corpus), False, ["harness error: %r" % (e,)]
                 print("%s %d - %s" % ("ok" if ok else "not ok", i, rel))
                 for d in diag:
                     print("# " + d)
