@@ -26,6 +26,7 @@ TAP output, one test line per case. Exits 0 only when every case passed.
 A missing or failing `dyetap record` is a failure, never a skip. The whole
 run is skipped (1..0 # SKIP) only when tshark is not installed.
 """
+import concurrent.futures
 import difflib
 import json
 import os
@@ -150,7 +151,21 @@ def oracle_marked(case):
         return False
 
 
-def run_case(dyetap, case, tmp):
+def tshark_lines(pcap):
+    """(oracle lines, None) from a fresh tshark_oracle.py run, or (None, error)."""
+    o = subprocess.run(
+        [sys.executable, os.path.join(HERE, "tshark_oracle.py"), pcap],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=120,
+        check=False,
+    )
+    if o.returncode != 0:
+        return None, "tshark_oracle.py failed: " + o.stderr.decode(errors="replace")[:300]
+    return [oracle_line(json.loads(ln)) for ln in o.stdout.decode().splitlines() if ln.strip()], None
+
+
+def run_case(dyetap, case, tmp, oracle):
     diag = []
     pcap = os.path.join(case, "input.pcap")
     exp_path = os.path.join(case, "expected.jsonl")
@@ -175,19 +190,12 @@ def run_case(dyetap, case, tmp):
     ok = not any(d.startswith("conn_id ") for d in diag)  # conn_index / ts problems
     got = [canon_line(t) for t in txns]
     ok = compare("expected.jsonl", expected, "dyetap", got, diag) and ok
-    if oracle_marked(case):
-        o = subprocess.run(
-            [sys.executable, os.path.join(HERE, "tshark_oracle.py"), pcap],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            timeout=TIMEOUT,
-            check=False,
-        )
-        if o.returncode != 0:
-            diag.append("tshark_oracle.py failed: " + o.stderr.decode(errors="replace")[:300])
+    if oracle is not None:
+        want, err = oracle.result()
+        if err:
+            diag.append(err)
             ok = False
         else:
-            want = [oracle_line(json.loads(ln)) for ln in o.stdout.decode().splitlines() if ln.strip()]
             ok = compare("tshark", want, "dyetap", [oracle_line(t) for t in txns], diag) and ok
     diag.insert(0, "%d transactions expected, %d recorded" % (len(expected), len(got)))
     return ok, diag
@@ -202,12 +210,17 @@ def main(argv):
         print("1..0 # SKIP tshark not installed (scripts/setup.sh installs it)")
         return 0
     print("1..%d" % len(cases))
+    sys.stdout.flush()
     failed = 0
+    # tshark needs a second or more per file just to start: run the oracles
+    # two at a time in the background while dyetap works through the cases.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    oracles = {c: pool.submit(tshark_lines, os.path.join(c, "input.pcap")) for c in cases if oracle_marked(c)}
     with tempfile.TemporaryDirectory(prefix="golden.") as tmp:
         for i, case in enumerate(cases, 1):
             name = os.path.basename(os.path.normpath(case))
             try:
-                ok, diag = run_case(dyetap, case, tmp)
+                ok, diag = run_case(dyetap, case, tmp, oracles.get(case))
             except Exception as e:  # a harness bug or odd output must not end the TAP stream
                 ok, diag = False, ["harness error: %r" % (e,)]
             print("%s %d - %s" % ("ok" if ok else "not ok", i, name))
@@ -215,6 +228,7 @@ def main(argv):
                 print("# " + d)
             sys.stdout.flush()
             failed += not ok
+    pool.shutdown()
     return 1 if failed else 0
 
 

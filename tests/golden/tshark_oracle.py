@@ -12,7 +12,7 @@ capture time of their first request, transactions in request order inside a
 connection. With --count-requests it prints only the number of requests.
 
 How tshark is asked (Wireshark 4.0):
-  tshark -r FILE -2 -Y http -T json -x --no-duplicate-keys
+  tshark -r FILE -Y http -T json -x --no-duplicate-keys
          -o http.decompress_body:FALSE -o http.dechunk_body:TRUE
          -o tcp.reassemble_out_of_order:TRUE (and the desegment options on)
   - tcp.reassemble_out_of_order on (off by default in 4.0: a request whose
@@ -31,7 +31,8 @@ How tshark is asked (Wireshark 4.0):
   - Pairing: per tcp.stream, the i-th request with the i-th final (non-1xx)
     response (RFC 9112 section 9.3.2: responses come in request order).
     http.request_in cannot be used alone: with pipelining, three requests in
-    one frame share one frame number.
+    one frame share one frame number (and http.response_in needs a second
+    pass, -2, which this oracle does not need).
 References: RFC 9110 section 6.4.1 (bodies of HEAD/1xx/204/304 responses).
 """
 import json
@@ -39,7 +40,6 @@ import subprocess
 import sys
 
 TSHARK_ARGS = [
-    "-2",
     "-Y",
     "http",
     "-T",
