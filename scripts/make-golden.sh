@@ -347,7 +347,9 @@ all_cases="curl-keepalive-python nginx-static nginx-gzip-chunked python-chunked
     exit 1
 }
 make_www
-for c in ${*:-$all_cases}; do
+# shellcheck disable=SC2086 # case names are single words
+[ $# -gt 0 ] || set -- $all_cases
+for c in "$@"; do
     for attempt in 1 2 3; do
         log "capturing $c (attempt $attempt)"
         cap_ok=0
