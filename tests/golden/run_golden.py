@@ -207,7 +207,7 @@ def main(argv):
         return 2
     dyetap, cases = argv[1], argv[2:]
     if shutil.which("tshark") is None:
-        print("1..0 # SKIP tshark not installed (scripts/setup.sh installs it)")
+        print("1..0 # SKIP tshark not installed (tests/setup.sh installs it)")
         return 0
     print("1..%d" % len(cases))
     sys.stdout.flush()

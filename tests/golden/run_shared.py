@@ -282,7 +282,7 @@ def main(argv):
         print("1..0 # SKIP %s is absent" % corpus)
         return 0
     if shutil.which("tshark") is None:
-        print("1..0 # SKIP tshark not installed (scripts/setup.sh installs it)")
+        print("1..0 # SKIP tshark not installed (tests/setup.sh installs it)")
         return 0
     files = []
     for root, _, names in os.walk(corpus):

@@ -6,7 +6,7 @@ Sends a POST's header block and the first 1000 bytes of a BODY_LEN-byte
 body, waits until the server has answered (nginx answers a `return`
 location at once and discards the rest of the body), then sends the rest
 of the body, then a GET with "Connection: close" on the same connection, and
-reads until the server closes. Used by scripts/make-golden.sh to capture a
+reads until the server closes. Used by tests/golden/make-golden.sh to capture a
 response that precedes the end of its request (RFC 9112 section 9.3: a
 server may respond before the request is complete).
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""HTTP/1.1 origin server used by scripts/make-golden.sh to produce real traffic.
+"""HTTP/1.1 origin server used by tests/golden/make-golden.sh to produce real traffic.
 
 Built on the standard library's http.server (ThreadingHTTPServer +
 SimpleHTTPRequestHandler), with protocol_version HTTP/1.1 so connections stay

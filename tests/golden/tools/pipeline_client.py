@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Raw-socket HTTP/1.1 pipelining client used by scripts/make-golden.sh.
+"""Raw-socket HTTP/1.1 pipelining client used by tests/golden/make-golden.sh.
 
 Sends every request in ONE write (one TCP segment on loopback), the last one
 with "Connection: close", then reads until the server closes and prints how

@@ -9,10 +9,10 @@
 # The synthetic edge cases are made by tests/golden/gen_edge.py instead.
 #
 # Needs root (tcpdump on lo), nginx, curl, wrk, tcpdump, tshark, python3.
-# Usage: scripts/make-golden.sh [CASE...]      (default: every captured case)
+# Usage: tests/golden/make-golden.sh [CASE...]      (default: every captured case)
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 gold="$top/tests/golden"
 tools="$gold/tools"
 work=$(mktemp -d /tmp/make-golden.XXXXXX)
