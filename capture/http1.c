@@ -148,8 +148,10 @@ static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
 	struct http1_parser *p = http1_of(ll);
 	if (p->method_len == 0)
 		p->method_off = p->block.len;
-	p->method_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->method_len += len;
+	return rc;
 }
 
 static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
@@ -157,8 +159,10 @@ static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
 	struct http1_parser *p = http1_of(ll);
 	if (p->target_len == 0)
 		p->target_off = p->block.len;
-	p->target_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->target_len += len;
+	return rc;
 }
 
 static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
@@ -166,8 +170,10 @@ static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
 	struct http1_parser *p = http1_of(ll);
 	if (p->reason_len == 0)
 		p->reason_off = p->block.len;
-	p->reason_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->reason_len += len;
+	return rc;
 }
 
 static int http1_new_field(struct http1_parser *p)
@@ -200,13 +206,15 @@ static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
 	if (p->span != SPAN_FIELD) {
-		int rc = http1_new_field(p);
-		if (rc)
-			return rc;
+		int nrc = http1_new_field(p);
+		if (nrc)
+			return nrc;
 		p->span = SPAN_FIELD;
 	}
-	p->fields[p->n_fields - 1].name_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->fields[p->n_fields - 1].name_len += len;
+	return rc;
 }
 
 static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
@@ -220,8 +228,10 @@ static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
 		f->val_len = 0;
 		p->span = SPAN_VALUE;
 	}
-	f->val_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		f->val_len += len;
+	return rc;
 }
 
 static int http1_on_headers_complete(llhttp_t *ll)
@@ -240,8 +250,9 @@ static int http1_on_headers_complete(llhttp_t *ll)
 			return 0; /* llhttp knows 1xx has no body */
 		if (st == 204 || st == 304)
 			return 1; /* RFC 9110 §15.3.5, §15.4.5: never a body */
-		if (p->expect_connect && st >= 200 && st < 300)
-			return 2; /* no body, the rest is the tunnel */
+		if (st == 101 || (p->expect_connect && st >= 200 && st < 300))
+			return 2; /* no body, the rest is the tunnel (even without
+				   * "Connection: upgrade", which llhttp requires) */
 		if (p->expect_head)
 			return 1; /* no body whatever the headers say */
 	}
@@ -502,10 +513,12 @@ void http1_next(struct http1_parser *p)
 		p->state = ST_IDLE;
 		break;
 	case ST_ERROR:
+	case ST_IN_MSG:
+		/* Dropping a broken or unfinished message: start clean. */
 		llhttp_reset(&p->ll);
 		p->state = ST_IDLE;
 		break;
-	default:
+	case ST_IDLE:
 		break;
 	}
 }

@@ -294,6 +294,10 @@ static void test_tunnels(void)
 	    "body=0:\nREST 7\n",
 	    "101 response: tunnel");
 
+	expect_dump(HTTP1_RESPONSE, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nPRI",
+		    false, "TUNNEL 101 Switching Protocols v1.1 [Upgrade: h2c] body=0:\nREST 3\n",
+		    "101 without Connection: upgrade is still a tunnel");
+
 	/* 200 to CONNECT: tunnel; the same bytes to a GET would be a body. */
 	struct http1_params prm = {.type = HTTP1_RESPONSE};
 	struct http1_parser *p = http1_parser_create(&prm);
