@@ -263,7 +263,7 @@ static int http1_on_body(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
 	p->msg.body_len += len;
-	size_t room = p->max_body - p->body.len;
+	size_t room = p->body.max - p->body.len; /* max drops to len after a gap */
 	size_t take = len < room ? len : room;
 	if (take && dbuf_append(&p->body, at, take) != 0) {
 		HTTP1_LOG(LOG_DEBUG, "body buffer allocation failed; truncating");
@@ -470,6 +470,43 @@ enum http1_status http1_finish(struct http1_parser *p)
 	p->errmsg = "connection closed inside a message";
 	http1_fixup(p);
 	return HTTP1_ERROR;
+}
+
+enum http1_status http1_gap(struct http1_parser *p, uint64_t n)
+{
+	if (p->state != ST_IN_MSG || !p->headers_done)
+		return HTTP1_ERROR;
+	bool chunked = p->ll.flags & F_CHUNKED;
+	bool by_length = !chunked && (p->ll.flags & F_CONTENT_LENGTH);
+	bool to_eof = !chunked && !by_length && llhttp_message_needs_eof(&p->ll);
+	if (by_length && p->ll.content_length < n)
+		return HTTP1_ERROR; /* the gap runs past this message */
+	if (!by_length && !to_eof)
+		return HTTP1_ERROR;
+	/* Count the missing bytes as body; store nothing more, so the stored
+	 * body stays an exact prefix (and is marked truncated). */
+	p->body.max = p->body.len;
+	if (n == 0)
+		return HTTP1_NEED_MORE;
+	uint64_t count = n;
+	if (by_length && p->ll.content_length == n) {
+		/* Leave one byte for llhttp so it completes the message. */
+		p->ll.content_length = 1;
+		count = n - 1;
+	} else if (by_length) {
+		p->ll.content_length -= n;
+	}
+	p->msg.body_len += count;
+	if (p->msg.body_len > p->body.len)
+		p->msg.truncated = true;
+	if (count == n) {
+		http1_fixup(p);
+		return HTTP1_NEED_MORE;
+	}
+	static const uint8_t zero[1];
+	size_t used = 0;
+	enum http1_status st = http1_feed(p, zero, 1, &used);
+	return st;
 }
 
 const struct store_message *http1_message(const struct http1_parser *p)

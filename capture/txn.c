@@ -11,11 +11,14 @@
  * and a mode:
  *   NORMAL  bytes go to the parser;
  *   RESYNC  after a gap, a parse error or a midstream pickup: bytes are
- *           skipped (counted in resync_bytes) until a line start looks like
- *           a message start - a request line "METHOD SP target" (checked up
- *           to " HTTP/1.x" when the whole line is at hand) or a status line
- *           "HTTP/1.x NNN". A candidate cut at the end of a segment is kept
- *           in a small carry buffer until the next bytes decide;
+ *           skipped (counted in resync_bytes) until a message start: a
+ *           request line "METHOD SP target" at a line start (checked up to
+ *           " HTTP/1.x" when the whole line is at hand), or at a known
+ *           method inside a complete line ending in " HTTP/1.x" (a request
+ *           right after a body tail without newline); a status line
+ *           "HTTP/1.x NNN" anywhere. A candidate cut at the end of a
+ *           segment is kept in a small carry buffer until the next bytes
+ *           decide;
  *   HOLD    client only, after a CONNECT or Upgrade request: its following
  *           bytes are held (bounded) until the response says whether a
  *           tunnel follows (then dropped) or not (then parsed);
@@ -37,6 +40,11 @@
  * Direction: decided on the first bytes of the connection (either side).
  * If the side the caller called client starts with a status line, or the
  * other side starts with a request line, roles are swapped (counted).
+ *
+ * Gaps: inside a body whose end is known (Content-Length with enough
+ * bytes left, or close-delimited) the missing bytes are counted as body
+ * (http1_gap) and parsing goes on; otherwise the message is handed on as
+ * it is and the side resynchronises.
  *
  * Flags: MIDSTREAM on every session of a connection picked up without its
  * handshake; GAP on the message a gap cut or the first message found after
@@ -525,6 +533,26 @@ static void txn_on_error(struct txn_conn *c, enum txn_role role, int64_t ts)
 	txn_side_after_error(c, role);
 }
 
+/* The parser of @p role completed a message: hand it on, get ready for the next. */
+static void txn_side_complete(struct txn_conn *c, enum txn_role role, int64_t ts)
+{
+	struct txn_side *sd = &c->side[role];
+	if (role == ROLE_CLIENT) {
+		txn_request_ready(c, 0, false);
+		http1_next(sd->p);
+		txn_side_msg_done(sd);
+	} else if (http1_message_interim(sd->p)) {
+		c->st->interim_responses++;
+		http1_next(sd->p);
+		txn_side_msg_done(sd);
+	} else {
+		txn_response_ready(c, 0, false, ts);
+		http1_next(sd->p);
+		txn_side_msg_done(sd);
+		txn_server_expect(c);
+	}
+}
+
 /* One http1_feed step in NORMAL mode; returns bytes consumed. */
 static size_t txn_side_step(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
 			    int64_t ts)
@@ -549,20 +577,7 @@ static size_t txn_side_step(struct txn_conn *c, enum txn_role role, const uint8_
 			 * llhttp); avoid emitting with stale timestamps. */
 			sd->ts_first = sd->ts_last = ts;
 		}
-		if (role == ROLE_CLIENT) {
-			txn_request_ready(c, 0, false);
-			http1_next(sd->p);
-			txn_side_msg_done(sd);
-		} else if (http1_message_interim(sd->p)) {
-			c->st->interim_responses++;
-			http1_next(sd->p);
-			txn_side_msg_done(sd);
-		} else {
-			txn_response_ready(c, 0, false, ts);
-			http1_next(sd->p);
-			txn_side_msg_done(sd);
-			txn_server_expect(c);
-		}
+		txn_side_complete(c, role, ts);
 		return used;
 	case HTTP1_TUNNEL:
 		if (role == ROLE_CLIENT) {
@@ -583,38 +598,118 @@ static size_t txn_side_step(struct txn_conn *c, enum txn_role role, const uint8_
 	return n;
 }
 
-/*
- * RESYNC: skip to the next line start that looks like a message start.
- * Returns the bytes of @p d examined (skipped, or kept in the carry).
- */
-static size_t txn_side_scan(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n)
+/* Methods a request found in the middle of a line may start with. */
+static const char *const txn_mid_methods[] = {
+    "GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE ",
+};
+
+/* Does the complete line [d, d + n) end in " HTTP/1.x" (CR stripped)? */
+static bool txn_line_has_version(const uint8_t *d, size_t n)
 {
-	struct txn_side *sd = &c->side[role];
+	if (n && d[n - 1] == '\r')
+		n--;
+	return n >= 9 && memcmp(d + n - 9, " HTTP/1.", 8) == 0 && txn_is_digit(d[n - 1]);
+}
+
+/*
+ * Client RESYNC: a request starts at a line start, or in the middle of a
+ * complete line that ends in " HTTP/1.x" (a request right after a body
+ * tail without newline) at a known method. Returns the offset of the
+ * start, or n when none (then *carry is set for a candidate cut at the end).
+ */
+static size_t txn_scan_client(struct txn_side *sd, const uint8_t *d, size_t n, bool *carry)
+{
 	size_t i = 0;
+	*carry = false;
 	while (i < n) {
 		if (sd->at_bol) {
-			enum txn_look lk = txn_look(role, d + i, n - i);
-			if (lk == LOOK_YES) {
-				c->st->resync_bytes += i;
-				sd->mode = MODE_NORMAL;
+			enum txn_look lk = txn_look_request(d + i, n - i);
+			if (lk == LOOK_YES)
 				return i;
-			}
 			if (lk == LOOK_MAYBE && n - i <= TXN_CARRY_MAX) {
-				c->st->resync_bytes += i;
-				memcpy(sd->carry, d + i, n - i);
-				sd->carry_len = n - i;
-				return n;
+				*carry = true;
+				return i;
 			}
 			sd->at_bol = false;
 		}
 		const uint8_t *lf = memchr(d + i, '\n', n - i);
 		if (!lf)
 			break;
-		i = (size_t)(lf - d) + 1;
+		size_t le = (size_t)(lf - d);
+		if (txn_line_has_version(d + i, le - i)) {
+			size_t best = le;
+			for (size_t m = 0; m < sizeof(txn_mid_methods) / sizeof(txn_mid_methods[0]);
+			     m++) {
+				size_t ml = strlen(txn_mid_methods[m]);
+				const uint8_t *f = memmem(d + i, le - i, txn_mid_methods[m], ml);
+				while (f && (size_t)(f - d) < best) {
+					size_t k = (size_t)(f - d);
+					if ((k == 0 || !txn_is_upper(d[k - 1])) &&
+					    txn_look_request(d + k, n - k) == LOOK_YES) {
+						best = k;
+						break;
+					}
+					f = memmem(f + 1, (size_t)(d + le - f - 1),
+						   txn_mid_methods[m], ml);
+				}
+			}
+			if (best < le)
+				return best;
+		}
+		i = le + 1;
 		sd->at_bol = true;
 	}
-	c->st->resync_bytes += n;
 	return n;
+}
+
+/*
+ * Server RESYNC: "HTTP/1.x NNN" is distinctive enough to be taken anywhere
+ * (a response often follows a body tail that has no newline).
+ */
+static size_t txn_scan_server(const uint8_t *d, size_t n, bool *carry)
+{
+	size_t i = 0;
+	*carry = false;
+	while (i < n) {
+		const uint8_t *h = memchr(d + i, 'H', n - i);
+		if (!h)
+			break;
+		size_t k = (size_t)(h - d);
+		enum txn_look lk = txn_look_response(d + k, n - k);
+		if (lk == LOOK_YES)
+			return k;
+		if (lk == LOOK_MAYBE) {
+			*carry = true;
+			return k;
+		}
+		i = k + 1;
+	}
+	return n;
+}
+
+/*
+ * RESYNC: skip to the next message start. Returns the bytes of @p d
+ * examined (skipped, or kept in the carry); the side is NORMAL when a
+ * start was found at the returned offset.
+ */
+static size_t txn_side_scan(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n)
+{
+	struct txn_side *sd = &c->side[role];
+	bool carry = false;
+	size_t k =
+	    role == ROLE_CLIENT ? txn_scan_client(sd, d, n, &carry) : txn_scan_server(d, n, &carry);
+	if (k == n) {
+		c->st->resync_bytes += n;
+		return n;
+	}
+	c->st->resync_bytes += k;
+	if (carry) {
+		memcpy(sd->carry, d + k, n - k);
+		sd->carry_len = n - k;
+		return n;
+	}
+	sd->mode = MODE_NORMAL;
+	return k;
 }
 
 static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
@@ -760,7 +855,6 @@ void txn_conn_data(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, si
 
 void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts_ns)
 {
-	(void)len;
 	if (c->ended)
 		return;
 	enum txn_role role = txn_role_of(c, dir);
@@ -781,6 +875,17 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 		return;
 	case MODE_NORMAL:
 		break;
+	}
+	if (sd->in_msg) {
+		/* Inside a body of known end: count the bytes as body, go on. */
+		enum http1_status st = http1_gap(sd->p, len);
+		if (st == HTTP1_NEED_MORE || st == HTTP1_COMPLETE) {
+			sd->msg_flags |= STORE_F_GAP;
+			sd->ts_last = ts_ns;
+			if (st == HTTP1_COMPLETE)
+				txn_side_complete(c, role, ts_ns);
+			return;
+		}
 	}
 	if (sd->in_msg && http1_message(sd->p)->present) {
 		/* The message lost bytes: hand it on as it is, flagged. */

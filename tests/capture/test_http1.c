@@ -453,6 +453,34 @@ static void test_big_body(void)
 	http1_parser_free(p);
 }
 
+static void test_gap(void)
+{
+	struct http1_parser *p =
+	    http1_parser_create(&(struct http1_params){.type = HTTP1_RESPONSE, .max_body = 64});
+	const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nabcd";
+	size_t used;
+	TAP_OK(http1_gap(p, 4) == HTTP1_ERROR, "gap before any message: not bridged");
+	TAP_OK(http1_feed(p, (const uint8_t *)h, strlen(h), &used) == HTTP1_NEED_MORE, "head");
+	TAP_OK(http1_gap(p, 17) == HTTP1_ERROR, "gap longer than the rest of the body: refused");
+	TAP_OK(http1_gap(p, 10) == HTTP1_NEED_MORE, "gap inside the body: bridged");
+	TAP_OK(http1_feed(p, (const uint8_t *)"wxyz", 4, &used) == HTTP1_NEED_MORE && used == 4,
+	       "body continues after the gap");
+	TAP_OK(http1_gap(p, 2) == HTTP1_COMPLETE, "gap up to the end completes the message");
+	const struct store_message *m = http1_message(p);
+	TAP_OK(m->body_len == 20 && m->body.len == 4 && memcmp(m->body.ptr, "abcd", 4) == 0 &&
+		   m->truncated,
+	       "body_len counts the gap, stored body is the prefix before it");
+	http1_next(p);
+	const char *c = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab";
+	TAP_OK(http1_feed(p, (const uint8_t *)c, strlen(c), &used) == HTTP1_NEED_MORE, "chunked");
+	TAP_OK(http1_gap(p, 1) == HTTP1_ERROR, "gap in a chunked body: not bridged");
+	http1_reset(p);
+	const char *hd = "HTTP/1.1 200 OK\r\nServer: x";
+	TAP_OK(http1_feed(p, (const uint8_t *)hd, strlen(hd), &used) == HTTP1_NEED_MORE, "headers");
+	TAP_OK(http1_gap(p, 1) == HTTP1_ERROR, "gap in headers: not bridged");
+	http1_parser_free(p);
+}
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng(void)
@@ -537,6 +565,7 @@ int main(void)
 	test_splits();
 	test_header_cap();
 	test_big_body();
+	test_gap();
 	test_garbage();
 	return tap_done();
 }

@@ -237,7 +237,7 @@ static void test_gap_resync(void)
 {
 	struct fixture f;
 	fx_init(&f, false);
-	cli(&f, "POST /up HTTP/1.1\r\nContent-Length: 1000\r\n\r\n0123456789", 1);
+	cli(&f, "POST /up HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789", 1);
 	txn_conn_gap(f.c, TXN_DIR_CLIENT, 500, 2);
 	cli(&f, "rest of the body\r\nstill body\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n", 3);
 	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 4);
@@ -245,13 +245,33 @@ static void test_gap_resync(void)
 	txn_conn_end(f.c, TXN_END_FIN, 6);
 	TAP_EQ_STR(fx_log(&f),
 		   "#0 POST /up body=10 -> 200 body=2 gap\n#1 GET /next body=0 -> 200 body=3 gap\n",
-		   "gap in a body: cut request flagged, resync at the next request");
+		   "gap past the end of a body: cut request flagged, resync at the next request");
 	TAP_EQ_U64(f.st.resync_bytes, strlen("rest of the body\r\nstill body\n"),
 		   "skipped bytes counted");
 	TAP_EQ_U64(f.st.gap_sessions, 2, "gap sessions counted");
 	fx_free(&f);
 
-	/* Gap on the response side between messages. */
+	/* A gap inside a Content-Length body is bridged: the body goes on. */
+	fx_init(&f, false);
+	cli(&f, "POST /b HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789", 1);
+	txn_conn_gap(f.c, TXN_DIR_CLIENT, 50, 2);
+	struct dbuf tail;
+	dbuf_init(&tail, 1024);
+	dbuf_printf(&tail, "%040d", 0);
+	dbuf_puts(&tail, "GET /after HTTP/1.1\r\n\r\n");
+	txn_conn_data(f.c, TXN_DIR_CLIENT, tail.data, tail.len, 3);
+	srv(&f, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 4);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 5);
+	txn_conn_end(f.c, TXN_END_FIN, 6);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 POST /b body=100 -> 201 body=0 gap\n#1 GET /after body=0 -> 200 body=0\n",
+		   "gap inside a Content-Length body: counted as body, next request in step");
+	TAP_EQ_U64(f.st.resync_bytes, 0, "nothing skipped");
+	TAP_EQ_U64(f.st.body_truncated, 1, "stored body (prefix before the gap) is truncated");
+	dbuf_release(&tail);
+	fx_free(&f);
+
+	/* Gap on the response side ending exactly at the end of a body. */
 	fx_init(&f, false);
 	cli(&f, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n", 1);
 	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 2);
@@ -259,8 +279,19 @@ static void test_gap_resync(void)
 	srv(&f, "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 4);
 	txn_conn_end(f.c, TXN_END_FIN, 5);
 	TAP_EQ_STR(fx_log(&f),
-		   "#0 GET /1 body=0 -> 200 body=2 gap\n#1 GET /2 body=0 -> 500 body=0 gap\n",
-		   "gap in a response body, next response paired in order");
+		   "#0 GET /1 body=0 -> 200 body=5 gap\n#1 GET /2 body=0 -> 500 body=0\n",
+		   "gap ending a response body completes it; next response paired in order");
+	fx_free(&f);
+
+	/* Close-delimited body: any gap is bridged. */
+	fx_init(&f, false);
+	cli(&f, "GET /stream HTTP/1.0\r\n\r\n", 1);
+	srv(&f, "HTTP/1.0 200 OK\r\n\r\nhead", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 1000000, 3);
+	srv(&f, "tail", 4);
+	txn_conn_end(f.c, TXN_END_FIN, 5);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /stream body=0 -> 200 body=1000008 gap\n",
+		   "gap in a close-delimited body: counted");
 	fx_free(&f);
 
 	/* A candidate start cut at a segment end is decided by the next bytes. */
@@ -272,6 +303,18 @@ static void test_gap_resync(void)
 	txn_conn_end(f.c, TXN_END_FIN, 5);
 	TAP_EQ_STR(fx_log(&f), "#0 GET /m body=0 -> 200 body=0 midstream\n",
 		   "midstream pickup: both sides resync across segment ends");
+	fx_free(&f);
+
+	/* Midstream: messages right after a body tail without newline. */
+	fx_init(&f, true);
+	cli(&f, "xx body tail no newlinePOST /two HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 1);
+	srv(&f, "567 bytes of body tail", 2);
+	srv(&f, "more tailHTTP/1.1 201 OK\r\nContent-Length: 7\r\n\r\ncreated", 3);
+	txn_conn_end(f.c, TXN_END_FIN, 4);
+	TAP_EQ_STR(fx_log(&f), "#0 POST /two body=0 -> 201 body=7 midstream\n",
+		   "midstream: request and response found after a body tail");
+	TAP_EQ_U64(f.st.resync_bytes, strlen("xx body tail no newline") + 22 + 9,
+		   "tails counted as skipped");
 	fx_free(&f);
 }
 
