@@ -12,6 +12,7 @@
 
 #include "capture/http1.h"
 #include "common/dbuf.h"
+#include "common/mem.h"
 #include "tests/tap.h"
 
 /* A canonical text form of one message, so runs can be compared. */
@@ -553,6 +554,42 @@ static void test_garbage(void)
 	TAP_EQ_U64(bad, 0, "3000 random/mutated inputs: no overrun, bodies within cap");
 }
 
+/* With -Dfault_injection=true: every allocation of a run fails once in turn. */
+static void test_alloc_failures(void)
+{
+#ifdef DYETAP_FAULT_INJECTION
+	const char *req = "POST /x HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n"
+			  "E: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nI: 9\r\nJ: 10\r\nK: 11\r\nL: 12\r\n"
+			  "M: 13\r\nN: 14\r\nO: 15\r\nP: 16\r\nQ: 17\r\n"
+			  "Content-Length: 10\r\n\r\n0123456789";
+	int bad = 0, enomem = 0, complete = 0;
+	for (uint64_t n = 1; n < 40; n++) {
+		mem_fail_at(n);
+		struct http1_parser *p =
+		    http1_parser_create(&(struct http1_params){.type = HTTP1_REQUEST});
+		if (!p) {
+			mem_fail_at(0);
+			continue;
+		}
+		size_t used;
+		enum http1_status st = http1_feed(p, (const uint8_t *)req, strlen(req), &used);
+		if (st == HTTP1_ERROR && http1_errno(p) == -ENOMEM)
+			enomem++;
+		else if (st == HTTP1_COMPLETE)
+			complete++;
+		else
+			bad++;
+		const struct store_message *m = http1_message(p);
+		if (st == HTTP1_COMPLETE && m->body_len != 10)
+			bad++;
+		mem_fail_at(0);
+		http1_parser_free(p);
+	}
+	TAP_OK(bad == 0 && enomem > 0 && complete > 0,
+	       "allocation failures: -ENOMEM error or complete (%d / %d)", enomem, complete);
+#endif
+}
+
 int main(void)
 {
 	test_basic();
@@ -567,5 +604,6 @@ int main(void)
 	test_big_body();
 	test_gap();
 	test_garbage();
+	test_alloc_failures();
 	return tap_done();
 }

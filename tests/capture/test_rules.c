@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "capture/rules.h"
+#include "common/mem.h"
 #include "tests/tap.h"
 
 #define MAX_HDR 16
@@ -381,6 +382,39 @@ static void test_l4_and_orphans(void)
 	rules_free(r);
 }
 
+/* With -Dfault_injection=true: every allocation of a run fails once in turn. */
+static void test_alloc_failures(void)
+{
+#ifdef DYETAP_FAULT_INJECTION
+	static const char *const texts[] = {"blue=header:x-lane=blue",
+					    "canary=cookie:lane=canary,path:/api/*",
+					    "beta=sample:header:x-user-id:5%"};
+	int bad = 0, failures_seen = 0;
+	for (uint64_t n = 1; n < 200; n++) {
+		mem_fail_at(n);
+		struct rules *r = rules_create();
+		if (!r) {
+			failures_seen++;
+			continue;
+		}
+		for (size_t i = 0; i < 3; i++) {
+			size_t before = rules_count(r);
+			char err[256];
+			int rc = rules_add(r, texts[i], err, sizeof(err));
+			if (rc == -ENOMEM)
+				failures_seen++;
+			if ((rc == 0) != (rules_count(r) == before + 1) || (rc && rc != -ENOMEM))
+				bad++;
+		}
+		(void)rules_match(r, &(struct store_session){0});
+		rules_free(r);
+	}
+	mem_fail_at(0);
+	TAP_OK(bad == 0 && failures_seen > 0,
+	       "allocation failures: -ENOMEM, nothing half-added (%d failures)", failures_seen);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -391,5 +425,6 @@ int main(int argc, char **argv)
 	test_sampling();
 	test_file();
 	test_l4_and_orphans();
+	test_alloc_failures();
 	return tap_done();
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "capture/txn.h"
+#include "common/mem.h"
 #include "common/dbuf.h"
 #include "tests/tap.h"
 
@@ -468,6 +469,40 @@ static void test_garbage(void)
 	TAP_EQ_U64(bad, 0, "random streams: no crash, emitted counts consistent");
 }
 
+/* With -Dfault_injection=true: every allocation of a run fails once in turn. */
+static void test_alloc_failures(void)
+{
+#ifdef DYETAP_FAULT_INJECTION
+	int bad = 0, runs = 0;
+	for (uint64_t n = 1; n < 120; n++) {
+		struct fixture f;
+		fx_init(&f, false); /* the log buffer allocates too: fail after it */
+		dbuf_reserve(&f.rec.log, 4096);
+		mem_fail_at(n);
+		if (!f.c) {
+			mem_fail_at(0);
+			fx_free(&f);
+			continue;
+		}
+		cli(&f,
+		    "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: "
+		    "3\r\n\r\nabc",
+		    1);
+		srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 2);
+		srv(&f, "HTTP/1.1 201 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+		    3);
+		txn_conn_end(f.c, TXN_END_FIN, 4);
+		mem_fail_at(0);
+		runs++;
+		if ((uint64_t)f.rec.n != f.st.sessions_emitted || f.rec.n < 2)
+			bad++;
+		fx_free(&f);
+	}
+	TAP_OK(bad == 0 && runs > 0,
+	       "allocation failures: every request still emitted once (%d runs)", runs);
+#endif
+}
+
 int main(void)
 {
 	TAP_OK(txn_ctr_count >= 17 && strcmp(txn_ctr_descs[0].name, "requests") == 0,
@@ -484,5 +519,6 @@ int main(void)
 	test_tunnel();
 	test_overflow();
 	test_garbage();
+	test_alloc_failures();
 	return tap_done();
 }
