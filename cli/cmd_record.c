@@ -71,6 +71,8 @@ static void usage(FILE *f)
 	    "  --rules FILE           color rules, one per line\n"
 	    "  --uncolored record|drop  keep sessions no rule matches (default record)\n"
 	    "  --max-body BYTES       body bytes stored per message (default 1M; k/M/G)\n"
+	    "  --level N              zstd level of the store (default 1; negative levels\n"
+	    "                         are faster and make larger files)\n"
 	    "limits:\n"
 	    "  --max-flows N          connections tracked at once (default 262144)\n"
 	    "  --idle-timeout S       close idle connections after S seconds (default 300)\n"
@@ -159,6 +161,7 @@ struct rec_opts {
 	uint64_t snaplen;
 	uint64_t buffer_mb;
 	bool promisc;
+	int level;
 	bool stats;
 	bool json;
 	struct dbuf filter;
@@ -188,6 +191,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		O_SNAPLEN,
 		O_BUFFER,
 		O_PROMISC,
+		O_LEVEL,
 	};
 	static const struct option longopts[] = {
 	    {"read", required_argument, NULL, 'r'},
@@ -207,6 +211,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 	    {"snaplen", required_argument, NULL, O_SNAPLEN},
 	    {"buffer-mb", required_argument, NULL, O_BUFFER},
 	    {"promisc", no_argument, NULL, O_PROMISC},
+	    {"level", required_argument, NULL, O_LEVEL},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -284,6 +289,14 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		case O_PROMISC:
 			o->promisc = true;
 			break;
+		case O_LEVEL: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < -100 || v > 22 || v == 0)
+				return bad("--level (zstd level, -100..22, not 0)", optarg);
+			o->level = (int)v;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -441,7 +454,7 @@ static int run(struct rec_opts *o)
 	    .host = host,
 	    .start_ns = clk_real_ns(),
 	};
-	struct store_writer_params wp = {.path = o->out, .meta = &meta};
+	struct store_writer_params wp = {.path = o->out, .level = o->level, .meta = &meta};
 	w = store_writer_create(&wp, err, sizeof(err));
 	if (!w) {
 		fprintf(stderr, "dyetap record: %s\n", err);
