@@ -16,9 +16,10 @@
  * so are counted.
  *
  * Direction: the caller passes TXN_DIR_CLIENT for bytes from the endpoint
- * it believes is the client (SYN sender, else a heuristic). When the first
- * bytes of the "client" side look like a response ("HTTP/1.") and those of
- * the other side like a request, the tracker swaps roles (counted).
+ * it believes is the client (SYN sender, else a heuristic). The first
+ * bytes of the connection (whichever side sends first) settle the roles:
+ * when the "client" side starts with a status line ("HTTP/1.x NNN") or
+ * the "server" side with a request line, the tracker swaps roles (counted).
  *
  * Thread-safety: one tracker is used by one thread.
  */

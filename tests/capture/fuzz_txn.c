@@ -76,7 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!ended)
 		txn_conn_end(c, TXN_END_EOF, ts + 1);
-	if (emitted != st.sessions_emitted)
+	/* Exactly once: every request and every unpaired response, nothing else. */
+	if (emitted != st.sessions_emitted || emitted != st.requests + st.orphan_responses)
 		abort();
 	txn_conn_free(c);
 	return 0;
