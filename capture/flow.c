@@ -487,6 +487,15 @@ void flow_advance(struct flow_table *t, int64_t now_ns)
 	}
 }
 
+bool flow_evict_idlest(struct flow_table *t)
+{
+	if (!t->open.head)
+		return false;
+	t->p.stats->evicted++;
+	flow_close(t, t->open.head, FLOW_END_TIMEOUT, t->now, false);
+	return true;
+}
+
 void flow_finish(struct flow_table *t)
 {
 	struct flow *f;

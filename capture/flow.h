@@ -117,6 +117,13 @@ void flow_packet(struct flow_table *t, const struct decode_pkt *pkt, int64_t ts_
 /** Move time to @p now_ns: close idle connections. */
 void flow_advance(struct flow_table *t, int64_t now_ns);
 
+/**
+ * Close the least recently active connection early (FLOW_END_TIMEOUT,
+ * counted in evicted): the caller's memory cap is over. Must not be called
+ * from a flow_ops callback. @return false when no connection is open.
+ */
+bool flow_evict_idlest(struct flow_table *t);
+
 /** Close every open connection (FLOW_END_EOF) and empty the table. */
 void flow_finish(struct flow_table *t);
 

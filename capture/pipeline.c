@@ -39,8 +39,15 @@ struct pipe_ctr {
 	const uint64_t *value;
 };
 
+/* Per connection: the tracker and the memory last reported for it. */
+struct pipe_conn {
+	struct txn_conn *t;
+	size_t mem;
+};
+
 struct pipe {
 	struct pipe_params p;
+	size_t txn_mem; /* sum of pipe_conn.mem */
 	struct pipe_stats st;
 	struct decode_stats ds;
 	struct flow_stats fs;
@@ -67,6 +74,9 @@ const struct ctr_desc pipe_ctr_descs[] = {
     CTR_DESC(struct pipe_stats, conn_untracked,
 	     "connections not parsed because a tracker could not be allocated"),
     CTR_DESC(struct pipe_stats, lanes_overflow, "sessions of lanes beyond the per-lane table"),
+    CTR_DESC(struct pipe_stats, memcap_evictions,
+	     "connections closed early because HTTP buffers passed the memory cap"),
+    CTR_DESC(struct pipe_stats, txn_mem_peak, "most memory held by HTTP trackers at once (bytes)"),
 };
 const size_t pipe_ctr_count = sizeof(pipe_ctr_descs) / sizeof(pipe_ctr_descs[0]);
 
@@ -139,27 +149,46 @@ static void *conn_open(void *ctx, const struct flow_info *fi)
 	memcpy(ti.server.addr, fi->server_addr, 16);
 	ti.client.port = fi->client_port;
 	ti.server.port = fi->server_port;
-	struct txn_conn *c = txn_conn_create(&p->tp, &ti);
-	if (!c)
+	struct pipe_conn *c = mem_alloc(sizeof(*c));
+	if (c)
+		c->t = txn_conn_create(&p->tp, &ti);
+	if (!c || !c->t) {
+		mem_free(c);
 		p->st.conn_untracked++;
+		return NULL;
+	}
+	c->mem = 0;
 	return c;
+}
+
+/* Keep the sum of tracker memory current after the tracker ran. */
+static void account(struct pipe *p, struct pipe_conn *c)
+{
+	size_t m = txn_conn_mem(c->t);
+	p->txn_mem = p->txn_mem - c->mem + m;
+	c->mem = m;
+	if (p->txn_mem > p->st.txn_mem_peak)
+		p->st.txn_mem_peak = p->txn_mem;
 }
 
 static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n, int64_t ts)
 {
-	(void)ctx;
-	txn_conn_data(conn, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, ts);
+	struct pipe_conn *c = conn;
+	txn_conn_data(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, ts);
+	account(ctx, c);
 }
 
 static void conn_gap(void *ctx, void *conn, int dir, uint64_t n, int64_t ts)
 {
-	(void)ctx;
-	txn_conn_gap(conn, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, n, ts);
+	struct pipe_conn *c = conn;
+	txn_conn_gap(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, n, ts);
+	account(ctx, c);
 }
 
 static void conn_close(void *ctx, void *conn, enum flow_end how, int64_t ts)
 {
-	(void)ctx;
+	struct pipe *p = ctx;
+	struct pipe_conn *c = conn;
 	enum txn_end e;
 	switch (how) {
 	case FLOW_END_FIN:
@@ -175,8 +204,10 @@ static void conn_close(void *ctx, void *conn, enum flow_end how, int64_t ts)
 		e = TXN_END_EOF;
 		break;
 	}
-	txn_conn_end(conn, e, ts);
-	txn_conn_free(conn);
+	txn_conn_end(c->t, e, ts);
+	txn_conn_free(c->t);
+	p->txn_mem -= c->mem;
+	mem_free(c);
 }
 
 static const struct flow_ops pipe_flow_ops = {conn_open, conn_data, conn_gap, conn_close};
@@ -259,6 +290,8 @@ struct pipe *pipe_create(const struct pipe_params *pp)
 	if (!p)
 		return NULL;
 	p->p = *pp;
+	if (!p->p.txn_memcap)
+		p->p.txn_memcap = (size_t)1 << 30;
 	p->tp = (struct txn_params){
 	    .max_header_bytes = pp->max_header,
 	    .max_body = pp->max_body,
@@ -299,8 +332,11 @@ void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *dat
 	struct decode_pkt pkt;
 	p->st.packets++;
 	p->st.wire_bytes += wirelen;
-	if (decode_packet(linktype, data, caplen, &pkt, &p->ds) == DECODE_TCP)
-		flow_packet(p->flows, &pkt, ts_ns);
+	if (decode_packet(linktype, data, caplen, &pkt, &p->ds) != DECODE_TCP)
+		return;
+	flow_packet(p->flows, &pkt, ts_ns);
+	while (p->txn_mem > p->p.txn_memcap && flow_evict_idlest(p->flows))
+		p->st.memcap_evictions++;
 }
 
 void pipe_advance(struct pipe *p, int64_t now_ns)

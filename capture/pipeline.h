@@ -11,6 +11,11 @@
  * the flow table (1, 2, 3... in opening order). Uncolored sessions are
  * passed on or dropped (counted) by policy.
  *
+ * Memory: the HTTP trackers' memory (buffered headers and bodies up to
+ * their caps) is summed; over txn_memcap the least recently active
+ * connections are closed early (pipe_memcap_evictions), so the total stays
+ * bounded however many connections carry large bodies.
+ *
  * Every stage's counters are exported with a prefix through
  * pipe_counters(): src_ (filled by the caller), decode_, flow_, reasm_,
  * txn_, pipe_, and lane_<name>_sessions per lane.
@@ -39,6 +44,8 @@ struct pipe_stats {
 	uint64_t sink_errors;	    /**< sessions the sink failed to take (e.g. write error) */
 	uint64_t conn_untracked;    /**< connections without an HTTP tracker (allocation failure) */
 	uint64_t lanes_overflow;    /**< sessions of lanes past the per-lane counter table */
+	uint64_t memcap_evictions;  /**< connections closed early: HTTP memory over txn_memcap */
+	uint64_t txn_mem_peak;	    /**< most bytes held by HTTP trackers at once */
 };
 
 extern const struct ctr_desc pipe_ctr_descs[];
@@ -57,6 +64,7 @@ struct pipe_params {
 	size_t reasm_stream_cap;   /**< out-of-order bytes per stream; 0 = default */
 	size_t max_body;	   /**< stored body bytes per message; 0 = txn default */
 	size_t max_header;	   /**< header block per message; 0 = txn default */
+	size_t txn_memcap;	   /**< bytes held by all HTTP trackers; 0 = 1 GiB */
 	const struct rules *rules; /**< borrowed; NULL = everything uncolored */
 	bool drop_uncolored;	   /**< drop sessions no rule colors */
 	pipe_sink_fn sink;

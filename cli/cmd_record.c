@@ -77,6 +77,8 @@ static void usage(FILE *f)
 	    "  --max-flows N          connections tracked at once (default 262144)\n"
 	    "  --idle-timeout S       close idle connections after S seconds (default 300)\n"
 	    "  --reasm-memcap BYTES   out-of-order bytes buffered in all (default 64M)\n"
+	    "  --http-memcap BYTES    headers and bodies buffered in all (default 1G); over it\n"
+	    "                         the idlest connections are closed early (counted)\n"
 	    "report:\n"
 	    "  --stats                print every counter to stderr at the end\n"
 	    "  --json                 print the counters as one JSON object to stdout\n"
@@ -158,6 +160,7 @@ struct rec_opts {
 	uint64_t max_flows;
 	uint64_t idle_s;
 	uint64_t memcap;
+	uint64_t http_memcap;
 	uint64_t snaplen;
 	uint64_t buffer_mb;
 	bool promisc;
@@ -192,6 +195,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		O_BUFFER,
 		O_PROMISC,
 		O_LEVEL,
+		O_HTTP_MEMCAP,
 	};
 	static const struct option longopts[] = {
 	    {"read", required_argument, NULL, 'r'},
@@ -212,6 +216,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 	    {"buffer-mb", required_argument, NULL, O_BUFFER},
 	    {"promisc", no_argument, NULL, O_PROMISC},
 	    {"level", required_argument, NULL, O_LEVEL},
+	    {"http-memcap", required_argument, NULL, O_HTTP_MEMCAP},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -277,6 +282,10 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		case O_MEMCAP:
 			if (parse_size(optarg, &o->memcap) < 0 || !o->memcap)
 				return bad("--reasm-memcap", optarg);
+			break;
+		case O_HTTP_MEMCAP:
+			if (parse_size(optarg, &o->http_memcap) < 0 || !o->http_memcap)
+				return bad("--http-memcap", optarg);
 			break;
 		case O_SNAPLEN:
 			if (parse_u64(optarg, &o->snaplen) < 0 || o->snaplen > 262144)
@@ -466,6 +475,7 @@ static int run(struct rec_opts *o)
 	    .max_flows = (uint32_t)o->max_flows,
 	    .idle_timeout_ns = (int64_t)o->idle_s * 1000000000LL,
 	    .reasm_memcap = (size_t)o->memcap,
+	    .txn_memcap = (size_t)o->http_memcap,
 	    .max_body = (size_t)o->max_body,
 	    .rules = rules,
 	    .drop_uncolored = o->drop_uncolored,
