@@ -497,6 +497,8 @@ static int run(struct rec_opts *o)
 
 	bool tty = isatty(STDERR_FILENO);
 	bool live = o->iface != NULL;
+	if (live) /* from here on every packet is captured (tests wait for this line) */
+		fprintf(stderr, "dyetap record: capturing on %s, Ctrl-C to stop\n", o->iface);
 	int64_t t0 = clk_mono_ns(), next_progress = t0 + 500000000LL;
 	int64_t deadline = o->duration_s ? t0 + (int64_t)o->duration_s * 1000000000LL : 0;
 	uint64_t n = 0;

@@ -36,7 +36,11 @@ done
 "$dyetap" record -i lo "tcp port $port" -w "$tmp/live.dyt" --color 'blue=header:x-lane=blue' \
     --json >"$tmp/counters.json" 2>"$tmp/err.txt" &
 rec=$!
-sleep 1.5 # let the capture start
+i=0
+until grep -q 'capturing on lo' "$tmp/err.txt"; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "not ok 1 - capture did not start"; cat "$tmp/err.txt"; exit 1; }
+    sleep 0.1
+done
 
 reqs=0
 for k in 1 2 3 4 5 6 7 8 9 10; do
