@@ -362,6 +362,26 @@ static void test_direction_swap(void)
 	TAP_EQ_STR(fx_log(&f), "#0 - -> 200 body=0\n", "response first: swapped, orphan response");
 	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
 	fx_free(&f);
+
+	/* Midstream with the roles guessed wrong: the first bytes are a body
+	 * tail, the roles are settled by the first message start seen. */
+	fx_init(&f, true);
+	txn_conn_data(f.c, TXN_DIR_SERVER, (const uint8_t *)"tail of a request body", 22, 1);
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)"end of a response body", 22, 2);
+	TAP_EQ_U64(f.st.direction_swaps, 0, "midstream: undecided while nothing is recognisable");
+	const char *resp = "more body\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)resp, strlen(resp), 3);
+	TAP_EQ_U64(f.st.direction_swaps, 1, "midstream: a response on the client side swaps");
+	const char *req = "GET /next HTTP/1.1\r\n\r\n";
+	txn_conn_data(f.c, TXN_DIR_SERVER, (const uint8_t *)req, strlen(req), 4);
+	const char *resp2 = "HTTP/1.1 204 No Content\r\n\r\n";
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)resp2, strlen(resp2), 5);
+	txn_conn_end(f.c, TXN_END_FIN, 6);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 - -> 200 body=2 midstream\n#1 GET /next body=0 -> 204 body=0 midstream\n",
+		   "midstream swap: orphan first response, then pairs");
+	TAP_OK(f.rec.last_src.addr[0] == 20, "src is the caller's server side");
+	fx_free(&f);
 }
 
 static void test_tunnel(void)
