@@ -453,6 +453,52 @@ static void test_overflow(void)
 	fx_free(&f);
 }
 
+/* The same conversation fed in pieces of any size gives the same sessions. */
+static void test_pieces(void)
+{
+	const char *req =
+	    "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+	    "HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"
+	    "PUT /c HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody"
+	    "POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+	const char *resp =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"
+	    "HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n"
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+	const char *want = "#0 GET /a body=0 -> 200 body=3\n#1 HEAD /b body=0 -> 200 body=0\n"
+			   "#2 PUT /c body=4 -> 201 body=0\n#3 POST /d body=3 -> 200 body=2\n";
+	static const size_t sizes[] = {1, 2, 3, 7, 13, 64, 4096};
+	int bad = 0;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct fixture f;
+		fx_init(&f, false);
+		size_t ql = strlen(req), rl = strlen(resp), qo = 0, ro = 0;
+		/* Alternate: the client runs ahead, the server follows. */
+		while (qo < ql || ro < rl) {
+			size_t n = sizes[k];
+			if (qo < ql) {
+				size_t m = n < ql - qo ? n : ql - qo;
+				txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)req + qo, m, 1);
+				qo += m;
+			}
+			if (ro < rl && (qo == ql || ro + n <= qo / 2)) {
+				size_t m = n < rl - ro ? n : rl - ro;
+				txn_conn_data(f.c, TXN_DIR_SERVER, (const uint8_t *)resp + ro, m,
+					      2);
+				ro += m;
+			}
+		}
+		txn_conn_end(f.c, TXN_END_FIN, 3);
+		if (strcmp(fx_log(&f), want) != 0) {
+			bad++;
+			printf("# pieces of %zu:\n%s", sizes[k], fx_log(&f));
+		}
+		fx_free(&f);
+	}
+	TAP_EQ_U64(bad, 0, "pieces of 1..4096 bytes: same sessions");
+}
+
 static void test_garbage(void)
 {
 	uint64_t x = 88172645463325252ull;
@@ -538,6 +584,7 @@ int main(void)
 	test_direction_swap();
 	test_tunnel();
 	test_overflow();
+	test_pieces();
 	test_garbage();
 	test_alloc_failures();
 	return tap_done();
