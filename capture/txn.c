@@ -48,6 +48,13 @@
  * (http1_gap) and parsing goes on; otherwise the message is handed on as
  * it is and the side resynchronises.
  *
+ * Known limits (each case is flagged or counted, never silent): a gap
+ * inside a chunked body is not bridged (the message is cut, the side
+ * resyncs); a gap that swallows whole messages shifts the pairing of the
+ * following ones (they carry the gap flag); a client that got a final
+ * answer to "Expect: 100-continue" and sends a new request instead of the
+ * announced body on the same connection is parsed as body, then resynced.
+ *
  * Flags: MIDSTREAM on every session of a connection picked up without its
  * handshake; GAP on the message a gap cut or the first message found after
  * a gap; PARSE_ERROR on the message that failed; INCOMPLETE (+ RESET) on a
