@@ -50,8 +50,9 @@
  *
  * Known limits (each case is flagged or counted, never silent): a gap
  * inside a chunked body is not bridged (the message is cut, the side
- * resyncs); a gap that swallows whole messages shifts the pairing of the
- * following ones (they carry the gap flag); a client that got a final
+ * resyncs); a gap that swallows a whole request or response
+ * shifts the pairing after it (only the first message after the gap
+ * carries the gap flag, counted in gap_sessions); a client that got a final
  * answer to "Expect: 100-continue" and sends a new request instead of the
  * announced body on the same connection is parsed as body, then resynced.
  *
