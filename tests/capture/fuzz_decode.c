@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_decode - packet decoder and flow table on arbitrary bytes.
- * Input: byte 0 picks the link type, then records of
- * [2-byte big-endian length][packet bytes]; every decoded TCP segment
- * also goes through a small flow table so the whole L2-L4 path is covered.
+ * fuzz_decode - packet decoder, flow table and the whole pipeline on
+ * arbitrary bytes. Input: byte 0 picks the link type, then records of
+ * [2-byte big-endian length][packet bytes]. Every packet goes through a
+ * small flow table with its own consumer (checking the delivery contract)
+ * and through a pipeline (decode, flows, reassembly, HTTP tracker, color
+ * rules) whose sessions are checked for increasing ids.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -11,8 +13,21 @@
 
 #include "capture/decode.h"
 #include "capture/flow.h"
+#include "capture/pipeline.h"
+#include "capture/rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint64_t last_id;
+
+static int p_sink(void *ctx, const struct store_session *s)
+{
+	(void)ctx;
+	assert(s->id == last_id + 1);
+	last_id = s->id;
+	assert(s->req.present || s->resp.present);
+	return 0;
+}
 
 static void *f_open(void *ctx, const struct flow_info *i)
 {
@@ -62,6 +77,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct flow_table *t = flow_table_create(&p);
 	if (!t)
 		return 0;
+	static struct rules *rules;
+	if (!rules) {
+		char err[128];
+		rules = rules_create();
+		if (rules)
+			rules_add(rules, "blue=header:x-lane=blue", err, sizeof(err));
+	}
+	struct pipe_params pp = {.max_flows = 4,
+				 .reasm_stream_cap = 4096,
+				 .max_body = 2048,
+				 .txn_memcap = 1 << 16,
+				 .rules = rules,
+				 .sink = p_sink};
+	struct pipe *pipe = pipe_create(&pp);
+	last_id = 0;
 	size_t off = 1;
 	int64_t ts = 1;
 	while (off + 2 <= size) {
@@ -77,10 +107,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				pkt.payload + pkt.payload_len <= data + off + n));
 			flow_packet(t, &pkt, ts);
 		}
+		if (pipe)
+			pipe_packet(pipe, ts, lt, data + off, (uint32_t)n, (uint32_t)n);
 		ts += 1000000000LL;
 		off += n;
 	}
 	flow_finish(t);
 	flow_table_free(t);
+	if (pipe) {
+		pipe_finish(pipe);
+		pipe_free(pipe);
+	}
 	return 0;
 }
