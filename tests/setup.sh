@@ -10,7 +10,7 @@ pkgs="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
 for a in "$@"; do
     case "$a" in
     --with-dpdk) pkgs="$pkgs dpdk-dev libdpdk-dev" ;;
-    --with-bench) pkgs="$pkgs wrk hyperfine valgrind" ;;
+    --with-bench) pkgs="$pkgs wrk hyperfine valgrind time" ;;
     esac
 done
 missing=""
