@@ -9,7 +9,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 b="$top/build-bench"
 command -v zstd >/dev/null && command -v gzip >/dev/null || {
-    echo "store.sh: needs zstd and gzip (scripts/setup.sh installs them)" >&2
+    echo "store.sh: needs zstd and gzip (tests/setup.sh installs them)" >&2
     exit 2
 }
 [ -d "$b" ] || meson setup "$b" --buildtype=release >/dev/null
