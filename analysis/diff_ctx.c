@@ -724,20 +724,15 @@ const struct diff_summary *diff_ctx_summary(const struct diff_ctx *c)
 	return &c->sum;
 }
 
-/* Names as in docs/format.md (store_flag_name / store_error_name). */
+/* Names as in docs/format.md, from the store module. */
 const char *diff_flag_name(unsigned bit)
 {
-	static const char *const n[STORE_F_COUNT] = {"gap",	    "midstream", "no_response",
-						     "parse_error", "tunnel",	 "incomplete",
-						     "reset",	    "redacted"};
-	return bit < STORE_F_COUNT ? n[bit] : NULL;
+	return bit < STORE_F_COUNT ? store_flag_name(1u << bit) : NULL;
 }
 
 const char *diff_error_name(unsigned kind)
 {
-	static const char *const n[STORE_ERR_COUNT] = {
-	    "none", "refused", "reset", "timeout", "bad_response", "connect", "tls", "other"};
-	return kind < STORE_ERR_COUNT ? n[kind] : NULL;
+	return store_error_name(kind);
 }
 
 static int cmp_group_report(const void *a, const void *b)

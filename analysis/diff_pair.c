@@ -1121,11 +1121,53 @@ static bool looks_text(const uint8_t *p, size_t n)
 	return !memchr(p, 0, n) && jsonw_utf8_valid(p, n);
 }
 
+/* Replace `mask body` matches in @p in with "<masked>" into @p out. */
+static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct dbuf *out)
+{
+	const struct diff_ruleset *rs = e->rs;
+	dbuf_reset(out);
+	int rc = dbuf_append(out, in, n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct noise_rule *r = rs->v[i];
+		if (r->kind != NOISE_MASK_BODY)
+			continue;
+		dbuf_reset(&e->tmp);
+		rc = mask_re(&r->re, out->data, out->len, &e->tmp);
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			continue;
+		if (rs->hits)
+			rs->hits[r - rs->all->v]++;
+		dbuf_reset(out);
+		if ((rc = dbuf_append(out, e->tmp.data, e->tmp.len)))
+			return rc;
+	}
+	return 0;
+}
+
 int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const uint8_t *a,
 		     size_t alen, const uint8_t *b, size_t blen)
 {
 	if (alen == blen && (!alen || !memcmp(a, b, alen)))
 		return 0;
+	if (e->rs && e->rs->has_body_masks) {
+		int ra = mask_body(e, a, alen, &e->mask_a);
+		int rb = ra ? ra : mask_body(e, b, blen, &e->mask_b);
+		if (ra == -ENOMEM || rb == -ENOMEM)
+			return -ENOMEM;
+		if (!ra && !rb) {
+			a = e->mask_a.data ? e->mask_a.data : (const uint8_t *)"";
+			alen = e->mask_a.len;
+			b = e->mask_b.data ? e->mask_b.data : (const uint8_t *)"";
+			blen = e->mask_b.len;
+			/* fast path: equal after masking */
+			if (alen == blen && (!alen || !memcmp(a, b, alen)))
+				return 0;
+		}
+	}
 	bool json = ct && ctlen ? is_json_type(ct, ctlen) : false;
 	if (!json && (!ct || !ctlen || ct_is(ct, ctlen, "text/plain")) && looks_json(a, alen))
 		json = true;
@@ -1156,33 +1198,6 @@ int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const 
 		diff_text(e, a, alen, b, blen);
 	else
 		diff_binary(e, a, alen, b, blen);
-	return 0;
-}
-
-/* Replace `mask body` matches in @p in with "<masked>" into @p out. */
-static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct dbuf *out)
-{
-	const struct diff_ruleset *rs = e->rs;
-	dbuf_reset(out);
-	int rc = dbuf_append(out, in, n);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < rs->n; i++) {
-		const struct noise_rule *r = rs->v[i];
-		if (r->kind != NOISE_MASK_BODY)
-			continue;
-		dbuf_reset(&e->tmp);
-		rc = mask_re(&r->re, out->data, out->len, &e->tmp);
-		if (rc < 0)
-			return rc;
-		if (!rc)
-			continue;
-		if (rs->hits)
-			rs->hits[r - rs->all->v]++;
-		dbuf_reset(out);
-		if ((rc = dbuf_append(out, e->tmp.data, e->tmp.len)))
-			return rc;
-	}
 	return 0;
 }
 
@@ -1245,18 +1260,6 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 	}
 	if (alen == blen && (!alen || !memcmp(a, b, alen)))
 		return 0;
-	if (rs && rs->has_body_masks) {
-		int ra = mask_body(e, a, alen, &e->mask_a);
-		int rb = ra ? ra : mask_body(e, b, blen, &e->mask_b);
-		if (ra == -ENOMEM || rb == -ENOMEM)
-			return -ENOMEM;
-		if (!ra && !rb) {
-			a = e->mask_a.data ? e->mask_a.data : (const uint8_t *)"";
-			alen = e->mask_a.len;
-			b = e->mask_b.data ? e->mask_b.data : (const uint8_t *)"";
-			blen = e->mask_b.len;
-		}
-	}
 	const struct store_header *ct = diff_find_header(prim, "content-type");
 	if (!ct)
 		ct = diff_find_header(cand, "content-type");
