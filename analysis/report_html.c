@@ -53,7 +53,10 @@ static const char js[] =
     "var a=x.cells[i].getAttribute('data-v')||x.cells[i].textContent,"
     "c=y.cells[i].getAttribute('data-v')||y.cells[i].textContent,"
     "na=parseFloat(a),nc=parseFloat(c),r=(!isNaN(na)&&!isNaN(nc))?na-nc:a.localeCompare(c);"
-    "return asc?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});";
+    "return asc?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});"
+    "function openHash(){var e=location.hash&&document.getElementById(location.hash.slice(1));"
+    "if(e&&e.tagName==='DETAILS')e.open=true;}"
+    "window.addEventListener('hashchange',openHash);openHash();";
 
 static void esc(struct dbuf *b, const char *s)
 {
