@@ -253,8 +253,65 @@ static const char *rest(const char *s, size_t *len)
 	return n ? s : NULL;
 }
 
+/*
+ * glibc's regcomp() expands repetitions into trees: stacked operators
+ * ("a+++++") or large bounds nested in groups take exponential time and
+ * memory. Such patterns are meaningless in ERE anyway (POSIX leaves
+ * stacked repetition undefined), so reject them, and cap {n,m} at 100.
+ */
+static int re_sane(const char *s, size_t n, char *err, size_t errlen)
+{
+	bool prev_rep = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '\\') {
+			i++;
+			prev_rep = false;
+			continue;
+		}
+		if (c == '[') {
+			/* a bracket expression: skip to its closing ']' */
+			size_t j = i + 1;
+			if (j < n && s[j] == '^')
+				j++;
+			if (j < n && s[j] == ']')
+				j++;
+			while (j < n && s[j] != ']')
+				j++;
+			i = j;
+			prev_rep = false;
+			continue;
+		}
+		bool rep = c == '*' || c == '+' || c == '?' || c == '{';
+		if (rep && prev_rep) {
+			snprintf(err, errlen, "stacked repetition operators in '%.*s'", (int)n, s);
+			return -EINVAL;
+		}
+		if (c == '{') {
+			char *end;
+			unsigned long lo = strtoul(s + i + 1, &end, 10), hi = lo;
+			if (*end == ',')
+				hi = end[1] == '}' ? 0 : strtoul(end + 1, &end, 10);
+			if (lo > 100 || hi > 100) {
+				snprintf(err, errlen, "repetition count over 100 in '%.*s'", (int)n, s);
+				return -EINVAL;
+			}
+			while (i < n && s[i] != '}')
+				i++;
+		}
+		prev_rep = rep;
+	}
+	return 0;
+}
+
 static int compile_re(struct noise_rule *r, const char *src, size_t n, char *err, size_t errlen)
 {
+	if (n > 256) {
+		snprintf(err, errlen, "regular expression longer than 256 bytes");
+		return -EINVAL;
+	}
+	if (re_sane(src, n, err, errlen))
+		return -EINVAL;
 	r->re_src = mem_strndup(src, n);
 	if (!r->re_src) {
 		snprintf(err, errlen, "out of memory");
