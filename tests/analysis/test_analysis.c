@@ -141,7 +141,8 @@ static void test_rules(void)
 	static const char *const bad[] = {
 	    "ignore nothing x",	 "mask body (",	     "tolerance $.a x", "key $.a",
 	    "ignore path a.b",	 "unordered $.a..",  "frobnicate",	"[GET /x",
-	    "ignore header a b", "tolerance $.a -1",
+	    "ignore header a b", "tolerance $.a -1", "mask body a++",	"mask body (a{50}){200}",
+	    "mask body x*{3}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
