@@ -360,13 +360,43 @@ static int endpoint_of(struct diff_ctx *c, const struct store_session *s, uint32
 {
 	char name[DIFF_EP_NAME_MAX];
 	size_t n;
+	struct diff_ep_cache *ce = NULL;
+	if (s->req.present && s->req.method.len) {
+		/* the path without its query decides the template */
+		const uint8_t *t = s->req.target.ptr;
+		size_t tl = s->req.target.len, ml = s->req.method.len;
+		const uint8_t *q = tl ? memchr(t, '?', tl) : NULL;
+		if (q)
+			tl = (size_t)(q - t);
+		if (ml + 1 + tl <= DIFF_EP_CACHE_KEY) {
+			uint64_t h = hash_bytes(0xcbf29ce484222325ull, s->req.method.ptr, ml);
+			h = hash_bytes(h, t, tl);
+			ce = &c->epc[h % DIFF_EP_CACHE];
+			if (ce->ep && ce->h == h && ce->len == ml + 1 + tl &&
+			    !memcmp(ce->key, s->req.method.ptr, ml) &&
+			    !memcmp(ce->key + ml + 1, t, tl)) {
+				*ep = ce->ep - 1;
+				return 0;
+			}
+			ce->ep = 0;
+			ce->h = h;
+			ce->len = (uint16_t)(ml + 1 + tl);
+			memcpy(ce->key, s->req.method.ptr, ml);
+			ce->key[ml] = ' ';
+			if (tl)
+				memcpy(ce->key + ml + 1, t, tl);
+		}
+	}
 	if (s->req.present && s->req.method.len)
 		n = tmpl_endpoint((const char *)s->req.method.ptr, s->req.method.len,
 				  (const char *)s->req.target.ptr, s->req.target.len, name,
 				  sizeof(name));
 	else
 		n = (size_t)snprintf(name, sizeof(name), "(no request)");
-	return endpoint_get(c, name, n, ep);
+	int rc = endpoint_get(c, name, n, ep);
+	if (!rc && ce)
+		ce->ep = *ep + 1;
+	return rc;
 }
 
 int diff_ctx_add_unreplayed(struct diff_ctx *c, const struct store_session *s)

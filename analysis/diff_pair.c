@@ -120,6 +120,8 @@ int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
 	dbuf_init(&e->mask_a, e->p.max_body * 2);
 	dbuf_init(&e->mask_b, e->p.max_body * 2);
 	dbuf_init(&e->scratch, 1u << 20);
+	dbuf_init(&e->hva, 64 * 1024);
+	dbuf_init(&e->hvb, 64 * 1024);
 	e->f = mem_calloc(e->p.max_findings, sizeof(*e->f));
 	return e->f ? 0 : -ENOMEM;
 }
@@ -134,6 +136,8 @@ void diff_engine_release(struct diff_engine *e)
 	dbuf_release(&e->mask_a);
 	dbuf_release(&e->mask_b);
 	dbuf_release(&e->scratch);
+	dbuf_release(&e->hva);
+	dbuf_release(&e->hvb);
 	mem_free(e->f);
 	mem_free(e->mark);
 	e->f = NULL;
@@ -449,9 +453,20 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 {
 	size_t na = a->n_headers < DIFF_MAX_HDRS ? a->n_headers : DIFF_MAX_HDRS;
 	size_t nb = b->n_headers < DIFF_MAX_HDRS ? b->n_headers : DIFF_MAX_HDRS;
-	struct dbuf va, vb;
-	dbuf_init(&va, 64 * 1024);
-	dbuf_init(&vb, 64 * 1024);
+	/* fast path: the same header lines byte for byte cannot differ */
+	if (na == nb) {
+		size_t i = 0;
+		for (; i < na; i++) {
+			const struct store_header *x = &a->headers[i], *y = &b->headers[i];
+			if (x->name.len != y->name.len || x->value.len != y->value.len ||
+			    memcmp(x->name.ptr, y->name.ptr, x->name.len) ||
+			    memcmp(x->value.ptr, y->value.ptr, x->value.len))
+				break;
+		}
+		if (i == na)
+			return;
+	}
+	struct dbuf va = e->hva, vb = e->hvb;
 	for (int side = 0; side < 2; side++) {
 		const struct store_message *m = side ? b : a, *o = side ? a : b;
 		size_t nm = side ? nb : na, no = side ? na : nb;
@@ -491,8 +506,8 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 				header_finding(e, DIFF_K_VALUE, lname, ln, &va, &vb);
 		}
 	}
-	dbuf_release(&va);
-	dbuf_release(&vb);
+	e->hva = va; /* keep the allocations for the next pair */
+	e->hvb = vb;
 }
 
 /* ------------------------------------------------------------------ */
@@ -509,30 +524,54 @@ static bool ident(const uint8_t *k, size_t n)
 	return true;
 }
 
+/* Append @p n bytes to out[*o] within cap (keeping a NUL). */
+static void loc_put(char *out, size_t cap, size_t *o, const void *p, size_t n)
+{
+	if (*o >= cap - 1)
+		return;
+	if (n > cap - 1 - *o)
+		n = cap - 1 - *o;
+	memcpy(out + *o, p, n);
+	*o += n;
+	out[*o] = '\0';
+}
+
 static void build_loc(struct diff_engine *e, char *out, size_t cap)
 {
-	size_t o = (size_t)snprintf(out, cap, "body:$");
-	for (size_t i = 0; i < e->npos && o < cap; i++) {
+	/* hand-rolled: this runs for every difference, snprintf showed in profiles */
+	size_t o = 0;
+	loc_put(out, cap, &o, "body:$", 6);
+	for (size_t i = 0; i < e->npos; i++) {
 		const struct noise_pos *p = &e->pos[i];
-		int w;
-		if (!p->is_index && ident(p->key, p->key_len))
-			w = snprintf(out + o, cap - o, ".%.*s", (int)p->key_len,
-				     (const char *)p->key);
-		else if (!p->is_index)
-			w = snprintf(out + o, cap - o, "[\"%.*s\"]", (int)p->key_len,
-				     (const char *)p->key);
-		else if (p->kfield)
-			w = snprintf(out + o, cap - o, "[%s=%.*s]", p->kfield, (int)p->kval_len,
-				     (const char *)p->kval);
-		else if (p->index == UINT64_MAX)
-			w = snprintf(out + o, cap - o, "[*]");
-		else
-			w = snprintf(out + o, cap - o, "[%llu]", (unsigned long long)p->index);
-		if (w < 0)
-			break;
-		o += (size_t)w;
+		if (!p->is_index && ident(p->key, p->key_len)) {
+			loc_put(out, cap, &o, ".", 1);
+			loc_put(out, cap, &o, p->key, p->key_len);
+		} else if (!p->is_index) {
+			loc_put(out, cap, &o, "[\"", 2);
+			loc_put(out, cap, &o, p->key, p->key_len);
+			loc_put(out, cap, &o, "\"]", 2);
+		} else if (p->kfield) {
+			loc_put(out, cap, &o, "[", 1);
+			loc_put(out, cap, &o, p->kfield, strlen(p->kfield));
+			loc_put(out, cap, &o, "=", 1);
+			loc_put(out, cap, &o, p->kval, p->kval_len);
+			loc_put(out, cap, &o, "]", 1);
+		} else if (p->index == UINT64_MAX) {
+			loc_put(out, cap, &o, "[*]", 3);
+		} else {
+			char num[24];
+			size_t k = sizeof(num);
+			uint64_t v = p->index;
+			do {
+				num[--k] = (char)('0' + v % 10);
+				v /= 10;
+			} while (v);
+			loc_put(out, cap, &o, "[", 1);
+			loc_put(out, cap, &o, num + k, sizeof(num) - k);
+			loc_put(out, cap, &o, "]", 1);
+		}
 	}
-	if (o >= cap && cap > 4)
+	if (o >= cap - 1 && cap > 4)
 		memcpy(out + cap - 4, "...", 4);
 }
 

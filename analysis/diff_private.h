@@ -60,7 +60,7 @@ struct diff_ruleset {
 struct diff_engine {
 	struct diff_params p;
 	struct json_doc ja, jb;
-	struct dbuf dec_a, dec_b, tmp, mask_a, mask_b, scratch;
+	struct dbuf dec_a, dec_b, tmp, mask_a, mask_b, scratch, hva, hvb;
 	struct diff_finding *f; /* max_findings entries */
 	uint32_t nf;
 	uint64_t dropped; /* findings over the cap, total */
@@ -173,8 +173,19 @@ struct diff_gate_result {
 	bool tripped;
 };
 
+/* Direct-mapped cache: raw "METHOD path" -> endpoint, skips templating. */
+#define DIFF_EP_CACHE	  256
+#define DIFF_EP_CACHE_KEY 118
+struct diff_ep_cache {
+	uint64_t h;
+	uint32_t ep; /* index + 1; 0 = empty */
+	uint16_t len;
+	char key[DIFF_EP_CACHE_KEY];
+};
+
 struct diff_ctx {
 	struct diff_params p;
+	struct diff_ep_cache epc[DIFF_EP_CACHE];
 	struct diff_engine eng;
 	bool finished;
 	uint64_t *rule_hits; /* per rule of p.rules */

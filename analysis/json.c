@@ -79,7 +79,7 @@ static int fail(struct parser *ps, int rc, const char *msg)
 	return rc;
 }
 
-static int new_node(struct parser *ps, uint8_t type, uint32_t *idx)
+static inline int new_node(struct parser *ps, uint16_t type, uint32_t *idx)
 {
 	struct json_doc *d = ps->d;
 	if (d->n_nodes >= d->lim.max_nodes)
@@ -95,9 +95,7 @@ static int new_node(struct parser *ps, uint8_t type, uint32_t *idx)
 		d->cap_nodes = ncap;
 	}
 	*idx = d->n_nodes++;
-	struct json_node *n = &d->nodes[*idx];
-	memset(n, 0, sizeof(*n));
-	n->type = type;
+	d->nodes[*idx] = (struct json_node){.type = type};
 	return 0;
 }
 
@@ -143,57 +141,85 @@ static size_t utf8_seq(const uint8_t *p, const uint8_t *end)
 	return jsonw_utf8_valid(p, n) ? n : 0;
 }
 
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* True when one of the 8 bytes of @p v is '"', '\\', < 0x20 or >= 0x80. */
+static inline bool special8(uint64_t v)
+{
+	uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
+	uint64_t ctl = (v - ONES * 0x20) & ~v;
+	uint64_t isq = (q - ONES) & ~q, isb = (b - ONES) & ~b;
+	return ((ctl | isq | isb) & HIGHS) || (v & HIGHS);
+}
+
 /* Scan a string after its opening quote; sets *esc when it has escapes. */
 static int scan_string(struct parser *ps, uint32_t *off, uint32_t *len, uint8_t *esc)
 {
-	const uint8_t *start = ps->p;
-	*esc = 0;
-	while (ps->p < ps->end) {
-		uint8_t c = *ps->p;
+	/* a local cursor: uint8_t stores may alias ps->p, which would force
+	 * the compiler to reload and store it on every byte */
+	const uint8_t *p = ps->p, *const end = ps->end, *const start = p;
+	uint8_t e = 0;
+	while (p < end) {
+		/* plain ASCII runs 8 bytes at a time (SWAR; a false alarm only
+		 * sends the next byte through the exact code below) */
+		while (end - p >= 8) {
+			uint64_t v;
+			memcpy(&v, p, 8);
+			if (special8(v))
+				break;
+			p += 8;
+		}
+		if (p >= end)
+			break;
+		uint8_t c = *p;
 		if (c == '"') {
 			*off = (uint32_t)(start - ps->d->text);
-			*len = (uint32_t)(ps->p - start);
-			ps->p++;
+			*len = (uint32_t)(p - start);
+			*esc = e;
+			ps->p = p + 1;
 			return 0;
 		}
+		if (c >= 0x20 && c != '\\' && c < 0x80) {
+			p++;
+			continue;
+		}
+		ps->p = p;
 		if (c < 0x20)
 			return fail(ps, -EBADMSG, "control character in string");
 		if (c == '\\') {
-			*esc = 1;
-			if (ps->end - ps->p < 2)
+			e = 1;
+			if (end - p < 2)
 				break;
-			uint8_t e = ps->p[1];
-			if (e == 'u') {
+			uint8_t x = p[1];
+			if (x == 'u') {
 				unsigned u;
-				if (hex4(ps->p + 2, ps->end, &u))
+				if (hex4(p + 2, end, &u))
 					return fail(ps, -EBADMSG, "bad \\u escape");
-				ps->p += 6;
+				p += 6;
+				ps->p = p;
 				if (u >= 0xdc00 && u <= 0xdfff)
 					return fail(ps, -EBADMSG, "lone low surrogate");
 				if (u >= 0xd800 && u <= 0xdbff) {
 					unsigned lo;
-					if (ps->end - ps->p < 6 || ps->p[0] != '\\' ||
-					    ps->p[1] != 'u' || hex4(ps->p + 2, ps->end, &lo) ||
-					    lo < 0xdc00 || lo > 0xdfff)
+					if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+					    hex4(p + 2, end, &lo) || lo < 0xdc00 || lo > 0xdfff)
 						return fail(ps, -EBADMSG, "unpaired surrogate");
-					ps->p += 6;
+					p += 6;
 				}
 				continue;
 			}
-			if (!strchr("\"\\/bfnrt", e) || e == 0)
+			if (x == 0 || !strchr("\"\\/bfnrt", x))
 				return fail(ps, -EBADMSG, "bad escape");
-			ps->p += 2;
+			p += 2;
 			continue;
 		}
-		if (c >= 0x80) {
-			size_t n = utf8_seq(ps->p, ps->end);
-			if (!n)
-				return fail(ps, -EBADMSG, "invalid UTF-8 in string");
-			ps->p += n;
-			continue;
-		}
-		ps->p++;
+		size_t n = utf8_seq(p, end);
+		if (!n)
+			return fail(ps, -EBADMSG, "invalid UTF-8 in string");
+		p += n;
 	}
+	ps->p = p;
 	return fail(ps, -EBADMSG, "unterminated string");
 }
 
@@ -237,7 +263,7 @@ bad:
 
 static int parse_value(struct parser *ps, uint32_t *out);
 
-static int literal(struct parser *ps, const char *word, uint8_t type, uint32_t *out)
+static int literal(struct parser *ps, const char *word, uint16_t type, uint32_t *out)
 {
 	size_t n = strlen(word);
 	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
@@ -293,7 +319,7 @@ static int parse_container(struct parser *ps, bool obj, uint32_t *out)
 		struct json_node *cn = &ps->d->nodes[child];
 		cn->key_off = koff;
 		cn->key_len = klen;
-		cn->esc |= (uint8_t)(kesc << 1);
+		cn->esc |= (uint16_t)(kesc << 1);
 		if (prev)
 			ps->d->nodes[prev].next = child;
 		else

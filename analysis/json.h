@@ -30,7 +30,10 @@ enum json_type {
 
 /** One value. Index 0 is the root, so 0 also means "none" for links. */
 struct json_node {
-	uint8_t type;	  /**< enum json_type */
+	/* 16-bit, not uint8_t: char-typed stores may alias the parser's
+	 * cursor and would force the compiler to reload it on every node */
+	uint16_t type;	  /**< enum json_type */
+	uint16_t esc;	  /**< strings: bit 0 value has escapes, bit 1 key has escapes */
 	uint32_t next;	  /**< next sibling, 0 = last */
 	uint32_t first;	  /**< first child (containers), 0 = empty */
 	uint32_t n;	  /**< number of children (containers) */
@@ -38,7 +41,6 @@ struct json_node {
 	uint32_t key_len;
 	uint32_t off; /**< scalars: value offset into the text (strings unquoted) */
 	uint32_t len;
-	uint8_t esc; /**< strings: bit 0 value has escapes, bit 1 key has escapes */
 };
 
 /** Caps; a zero field takes the default in brackets. */

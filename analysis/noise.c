@@ -293,7 +293,8 @@ static int re_sane(const char *s, size_t n, char *err, size_t errlen)
 			if (*end == ',')
 				hi = end[1] == '}' ? 0 : strtoul(end + 1, &end, 10);
 			if (lo > 100 || hi > 100) {
-				snprintf(err, errlen, "repetition count over 100 in '%.*s'", (int)n, s);
+				snprintf(err, errlen, "repetition count over 100 in '%.*s'", (int)n,
+					 s);
 				return -EINVAL;
 			}
 			while (i < n && s[i] != '}')

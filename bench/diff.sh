@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Diff benchmark (docs/benchmarks.md "## Diff"): dyetap's differ on one
-# core beside cmp and a jq-based structural diff of the same pairs.
+# core beside cmp and a jq-based structural diff of the same pairs, all
+# pinned to the same core and timed in CPU seconds (user + system), median
+# of 5 runs.
 # Usage: bench/diff.sh [BUILD_DIR] [N_PAIRS]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,23 +13,49 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 core=1
 [ "$(nproc)" -gt 1 ] || core=0
-echo "# dyetap differ (taskset -c $core, median of 5)"
+echo "# dyetap differ (taskset -c $core, thread CPU time, median of 5)"
 taskset -c $core "$b/bench/diff_bench" "$out" "$n"
-med() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-t_ns() { s=$(date +%s%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s%N); echo $((e - s)); }
-bytes=$(stat -c %s "$out/ident_a.json")
-echo "# anchors (taskset -c $core, median of 5)"
-ts=$(for i in 1 2 3 4 5; do t_ns taskset -c $core cmp "$out/ident_a.json" "$out/ident_b.json"; done | med)
-echo "cmp_identical_GBps $(awk -v b="$bytes" -v t="$ts" 'BEGIN{printf "%.2f", b/t}')"
-jqprog='def leaves: [paths(scalars) as $p | {p: $p, v: getpath($p)}];
-  . as [$a, $b] | ($a | leaves) as $la | ($b | leaves) as $lb | (($la - $lb) + ($lb - $la)) | length'
-# jq manages a few hundred pairs/s: time it on the first 2000 pairs
-nj=2000
-for kind in ident differ; do
-    head -n $nj "$out/pairs_$kind.jsonl" > "$out/jq_$kind.jsonl"
-    ts=$(for i in 1 2 3 4 5; do t_ns taskset -c $core jq -c "$jqprog" "$out/jq_$kind.jsonl"; done | med)
-    echo "jq_${kind}_pairs_per_s $(awk -v n="$nj" -v t="$ts" 'BEGIN{printf "%.0f", n/(t/1e9)}')"
-done
-# sanity: jq finds differences in every differing pair and none in identical ones
-echo "jq_differing_pairs_with_changes $(jq -c "$jqprog" "$out/jq_differ.jsonl" | awk '$1>0' | wc -l)"
-echo "jq_identical_pairs_with_changes $(jq -c "$jqprog" "$out/jq_ident.jsonl" | awk '$1>0' | wc -l)"
+echo "# anchors (taskset -c $core, child CPU time, median of 5)"
+python3 - "$out" "$n" "$core" <<'PY'
+import os, resource, subprocess, sys
+out, n, core = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def cpu(cmd, stdin=None):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(["taskset", "-c", core] + cmd, stdin=stdin, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+def med(f):
+    v = sorted(f() for _ in range(5))
+    return v[2]
+
+# cmp: the identical bodies concatenated, 5 copies (~100 MB) so the
+# measurement is well above the rusage resolution
+a, bb = os.path.join(out, "big_a"), os.path.join(out, "big_b")
+for src, dst in (("ident_a.json", a), ("ident_b.json", bb)):
+    data = open(os.path.join(out, src), "rb").read()
+    with open(dst, "wb") as f:
+        for _ in range(5):
+            f.write(data)
+size = os.path.getsize(a)
+t = med(lambda: cpu(["cmp", a, bb]))
+print("cmp_identical_GBps %.2f" % (size / t / 1e9))
+prog = ('def leaves: [paths(scalars) as $p | {p: $p, v: getpath($p)}]; '
+        '. as [$a, $b] | ($a | leaves) as $la | ($b | leaves) as $lb | '
+        '(($la - $lb) + ($lb - $la)) | length')
+nj = min(n, 2000)  # jq manages a few thousand pairs/s
+for kind in ("ident", "differ"):
+    src = os.path.join(out, "pairs_%s.jsonl" % kind)
+    sub = os.path.join(out, "jq_%s.jsonl" % kind)
+    with open(src) as f, open(sub, "w") as g:
+        for i, line in enumerate(f):
+            if i == nj:
+                break
+            g.write(line)
+    t = med(lambda: cpu(["jq", "-c", prog, sub]))
+    print("jq_%s_pairs_per_s %.0f" % (kind, nj / t))
+    res = subprocess.run(["jq", "-c", prog, sub], capture_output=True, text=True).stdout.split()
+    print("jq_%s_pairs_with_changes %d of %d" % (kind, sum(1 for x in res if int(x) > 0), nj))
+PY
