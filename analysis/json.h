@@ -57,7 +57,8 @@ struct json_doc {
 	uint32_t n_nodes;
 	uint32_t cap_nodes;
 	struct json_limits lim;
-	size_t err_off;	     /**< where parsing failed */
+	uint32_t *stk;	/**< owned: open containers and their last child, 2 x (max_depth + 1) */
+	size_t err_off; /**< where parsing failed */
 	const char *err_msg; /**< static message of the last failure, "" when none */
 };
 

@@ -30,10 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		static const char *const ch[] = {"Content-Type: application/json",
 						 "X-Trace-Id: def", "Cache-Control: no-cache",
 						 NULL};
-		static const char pb[] = "{\"items\":[{\"id\":1,\"ts\":5,\"price\":1.5}],\"tags\":[1,"
-					 "2],\"n\":\"x-123\"}";
-		static const char cb[] = "{\"items\":[{\"id\":1,\"ts\":6,\"price\":1.6}],\"tags\":[2,"
-					 "1],\"n\":\"x-456\"}";
+		static const char pb[] =
+		    "{\"items\":[{\"id\":1,\"ts\":5,\"price\":1.5}],\"tags\":[1,"
+		    "2],\"n\":\"x-123\"}";
+		static const char cb[] =
+		    "{\"items\":[{\"id\":1,\"ts\":6,\"price\":1.6}],\"tags\":[2,"
+		    "1],\"n\":\"x-456\"}";
 		static const char tp[] = "line 1\nid 1234\nend\n", tc[] = "line 1\nid 5678\nend\n";
 		for (int i = 0; i < 4; i++) {
 			struct as_pair x;
@@ -47,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				as_resp(&x.cand, 200, NULL, tc, strlen(tc));
 			}
 			as_pair_link(&x);
-			diff_ctx_add(c, &x.s, &x.r, i == 3 ? DIFF_ROLE_SECONDARY : DIFF_ROLE_CANDIDATE);
+			diff_ctx_add(c, &x.s, &x.r,
+				     i == 3 ? DIFF_ROLE_SECONDARY : DIFF_ROLE_CANDIDATE);
 		}
 		diff_ctx_finish(c);
 		diff_ctx_free(c);

@@ -18,6 +18,7 @@
 #include "analysis/diff_private.h"
 #include "analysis/json.h"
 #include "analysis/noise.h"
+#include "analysis/report.h"
 #include "analysis/tmpl.h"
 #include "tests/analysis/analysis_sample.h"
 #include "tests/tap.h"
@@ -556,6 +557,43 @@ static void test_rules_in_ctx(void)
 	noise_rules_free(r);
 }
 
+static void test_html_escaping(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	static const char *const h[] = {"Content-Type: text/html", NULL};
+	const char *pb = "<p>hello</p>\n", *cb = "</pre><script>alert(1)</script>\n";
+	struct as_pair p;
+	as_pair_init(&p, 1, "GET", "/x?a=<b>&c=\"d\"", NULL);
+	as_resp(&p.prim, 200, h, pb, strlen(pb));
+	as_resp(&p.cand, 200, h, cb, strlen(cb));
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	struct dbuf b;
+	dbuf_init(&b, 1 << 24);
+	TAP_OK(report_html(c, &b) == 0, "html renders");
+	const char *html = (const char *)b.data;
+	TAP_OK(html && !strstr(html, "<script>alert") && strstr(html, "&lt;script&gt;alert(1)"),
+	       "traffic text is escaped in HTML");
+	TAP_OK(html && !strstr(html, "a=<b>") && strstr(html, "a=&lt;b&gt;&amp;c=&quot;d&quot;"),
+	       "request target escaped");
+	TAP_OK(html && !strstr(html, "http://") && !strstr(html, "https://"),
+	       "no network reference in HTML");
+	dbuf_reset(&b);
+	TAP_OK(report_junit(c, &b) == 0 && !strstr((char *)b.data, "<script>"), "junit escaped");
+	dbuf_reset(&b);
+	report_escape(&b,
+		      "a\x01"
+		      "b\xff<",
+		      5);
+	TAP_EQ_STR((char *)b.data,
+		   "a\xef\xbf\xbd"
+		   "b\xef\xbf\xbd&lt;",
+		   "control bytes and invalid UTF-8 replaced");
+	dbuf_release(&b);
+	diff_ctx_free(c);
+}
+
 int main(void)
 {
 	test_json_parser();
@@ -567,5 +605,6 @@ int main(void)
 	test_ctx();
 	test_headers_and_accounting();
 	test_rules_in_ctx();
+	test_html_escaping();
 	return tap_done();
 }

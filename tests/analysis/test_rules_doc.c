@@ -77,8 +77,8 @@ static void run_check(const struct noise_rules *r, const char *blk, int idx)
 	size_t o = 0;
 	got[0] = '\0';
 	for (uint32_t i = 0; i < e.nf; i++)
-		o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s %s", i ? "; " : "", e.f[i].loc,
-				      diff_kind_name(e.f[i].kind));
+		o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s %s", i ? "; " : "",
+				      e.f[i].loc, diff_kind_name(e.f[i].kind));
 	TAP_EQ_STR(got, want, "check block %d gives the documented differences", idx);
 	diff_engine_release(&e);
 }
@@ -117,10 +117,12 @@ int main(int argc, char **argv)
 				printf("# %s\n", err);
 			TAP_OK(last != NULL, "rules example %d parses", n_rules);
 		} else if (!strcmp(tag, "rules-invalid")) {
-			struct noise_rules *r = noise_rules_parse(body, strlen(body), err, sizeof(err));
+			struct noise_rules *r =
+			    noise_rules_parse(body, strlen(body), err, sizeof(err));
 			n_invalid++;
 			printf("# %s\n", err);
-			TAP_OK(!r && strstr(err, "line "), "invalid example %d rejected", n_invalid);
+			TAP_OK(!r && strstr(err, "line "), "invalid example %d rejected",
+			       n_invalid);
 			noise_rules_free(r);
 		} else if (!strcmp(tag, "check")) {
 			n_check++;
@@ -129,8 +131,8 @@ int main(int argc, char **argv)
 		p = end + 3;
 	}
 	TAP_OK(n_rules >= 10 && n_invalid >= 3 && n_check >= 6,
-	       "the document has its examples (%d rules, %d invalid, %d checks)", n_rules, n_invalid,
-	       n_check);
+	       "the document has its examples (%d rules, %d invalid, %d checks)", n_rules,
+	       n_invalid, n_check);
 	noise_rules_free(last);
 	free(doc);
 	return tap_done();
