@@ -680,7 +680,8 @@ static void learn_noise(struct diff_ctx *c)
 
 static void percentiles(struct diff_samples *s, uint64_t *p50, uint64_t *p99)
 {
-	qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
+	if (s->n)
+		qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
 	*p50 = diff_percentile(s->v, s->n, 0.50);
 	*p99 = diff_percentile(s->v, s->n, 0.99);
 }
