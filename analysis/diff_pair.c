@@ -360,13 +360,22 @@ static bool header_ignored(struct diff_engine *e, const char *lname, size_t n)
  * to @p dst. Returns 1 when something matched, 0 when not, or a dbuf error.
  * @p src must be followed by a readable NUL (dbuf data is).
  */
-static int mask_re(const regex_t *re, const uint8_t *src, size_t len, struct dbuf *dst)
+static int mask_re(const struct noise_rule *r, const uint8_t *src, size_t len, struct dbuf *dst)
 {
+	const regex_t *re = &r->re;
 	size_t off = 0;
 	int any = 0, rc;
 	while (off <= len) {
-		regmatch_t m = {.rm_so = (regoff_t)off, .rm_eo = (regoff_t)len};
-		if (regexec(re, (const char *)src, 1, &m, REG_STARTEND | (off ? REG_NOTBOL : 0)))
+		size_t from = off;
+		if (r->lit_len) {
+			/* every match starts with the literal: jump to it */
+			const uint8_t *hit = memmem(src + off, len - off, r->lit, r->lit_len);
+			if (!hit)
+				break;
+			from = (size_t)(hit - src);
+		}
+		regmatch_t m = {.rm_so = (regoff_t)from, .rm_eo = (regoff_t)len};
+		if (regexec(re, (const char *)src, 1, &m, REG_STARTEND | (from ? REG_NOTBOL : 0)))
 			break;
 		any = 1;
 		if ((rc = dbuf_append(dst, src + off, (size_t)m.rm_so - off)) ||
@@ -403,7 +412,7 @@ static void header_value(struct diff_engine *e, const char *lname, size_t n,
 			memcpy(buf, v->ptr, l);
 			buf[l] = '\0';
 			size_t mark = out->len;
-			int m = mask_re(&r->re, (const uint8_t *)buf, l, out);
+			int m = mask_re(r, (const uint8_t *)buf, l, out);
 			if (m > 0) {
 				if (rs->hits)
 					rs->hits[r - rs->all->v]++;
@@ -1173,7 +1182,7 @@ static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct 
 		if (r->kind != NOISE_MASK_BODY)
 			continue;
 		dbuf_reset(&e->tmp);
-		rc = mask_re(&r->re, out->data, out->len, &e->tmp);
+		rc = mask_re(r, out->data, out->len, &e->tmp);
 		if (rc < 0)
 			return rc;
 		if (!rc)

@@ -326,6 +326,25 @@ static int compile_re(struct noise_rule *r, const char *src, size_t n, char *err
 		return -EINVAL;
 	}
 	r->has_re = true;
+	/*
+	 * The literal text every match starts with, so matching can jump
+	 * to its occurrences with memmem() instead of running the regex
+	 * engine over every byte of a body. Stops at the first
+	 * metacharacter; a literal followed by a quantifier is dropped.
+	 */
+	size_t k = 0;
+	while (k < n && k < sizeof(r->lit) && !strchr(".[]()*+?{}|^$\\", src[k]))
+		k++;
+	if (k < n && strchr("*?{", src[k]) && k > 0)
+		k--;
+	if (k < n && src[k] == '+' && k > 0)
+		k--; /* keep it simple: "ab+" still starts with "a", but drop "b" */
+	if (k < n && src[k] == '|')
+		k = 0; /* an alternative at the top level may start with anything */
+	if (k >= 2 && !memchr(src, '|', n)) {
+		memcpy(r->lit, src, k);
+		r->lit_len = k;
+	}
 	return 0;
 }
 

@@ -76,7 +76,9 @@ struct noise_rule {
 	bool has_re;
 	regex_t re;
 	char *re_src; /**< owned */
-	double tol;   /**< tolerance: absolute, or relative fraction when tol_rel */
+	char lit[32]; /**< literal every match starts with (prefilter), may be empty */
+	size_t lit_len;
+	double tol; /**< tolerance: absolute, or relative fraction when tol_rel */
 	bool tol_rel;
 	char *field; /**< owned key field for NOISE_KEYED */
 	char *text;  /**< owned: the rule as written (for reports) */

@@ -252,6 +252,15 @@ static void test_json_diff(void)
 	TAP_EQ_STR(jdiff("{\"a\":1}", "not json", NULL), "body:$ not_json", "candidate not JSON");
 	TAP_EQ_STR(jdiff("{\"id\":\"x-1\"}", "{\"id\":\"x-2\"}", "mask body x-[0-9]"), "",
 		   "masked body equal");
+	TAP_EQ_STR(jdiff("{\"a\":\"id=x id=12 id=5\"}", "{\"a\":\"id=x id=34 id=6\"}",
+			 "mask body id=[0-9]+"),
+		   "", "mask with a literal prefix finds later matches");
+	TAP_EQ_STR(
+	    jdiff("{\"a\":\"id=x1 id=12\"}", "{\"a\":\"id=x2 id=34\"}", "mask body id=[0-9]+"),
+	    "body:$.a value_changed", "unmasked text still compared");
+	TAP_EQ_STR(jdiff("{\"a\":\"ac\",\"b\":\"abbbc\"}", "{\"a\":\"ac\",\"b\":\"ac\"}",
+			 "mask body ab*c"),
+		   "", "optional last literal is not required by the prefilter");
 	/* text bodies */
 	struct diff_engine e;
 	diff_engine_init(&e, NULL);
