@@ -201,6 +201,17 @@ try:
        and ("GET /users/{id}", "header:cache-control") not in real4
        and ("GET /users/{id}", "body:$.email") in real4, "new rules applied on saved results")
 
+    # a results file cut short (crash) is read up to its last whole frame and
+    # the report says the data is incomplete
+    data = open(path("results.dyt"), "rb").read()
+    with open(path("cut.dyt"), "wb") as f:
+        f.write(data[: len(data) * 2 // 3])
+    rc, out, err = run(path("cut.dyt"), "--json", path("cut.json"), "--no-color")
+    rep5 = json.load(open(path("cut.json")))
+    ok(rc == 0 and rep5["data_incomplete"] and out.startswith("DATA INCOMPLETE")
+       and any("cut short" in r or "trailer" in r or "damaged" in r for r in rep5["incomplete_reasons"]),
+       "cut file: data incomplete at the top (%s)" % rep5["incomplete_reasons"][:2])
+
     # gates and exit codes
     rc, _, _ = run(path("results.dyt"), "--quiet", "--fail-on", "diff_rate>90%")
     ok(rc == 0, "gate below threshold exits 0")
