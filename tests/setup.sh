@@ -5,7 +5,7 @@
 # Usage: tests/setup.sh [--with-dpdk] [--with-bench]
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
-      libpcap-dev libzstd-dev libmsgpack-dev node-llhttp zlib1g-dev libbrotli-dev libssl-dev
+      libpcap-dev libzstd-dev libmsgpack-dev node-llhttp zlib1g-dev libbrotli-dev libssl-dev chromium
       tcpdump tshark nginx-light curl python3 jq zstd gzip iproute2 procps"
 for a in "$@"; do
     case "$a" in

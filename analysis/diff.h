@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * diff - the analysis context: compare replayed (candidate) responses with
+ * recorded production (primary) responses, learn noise from a second
+ * known-good run (secondary), group differences by endpoint and
+ * signature, and measure latency. DESIGN.md §9; docs/diff.md is the user
+ * manual, docs/report.md the report schema.
+ *
+ * Use:
+ *
+ *     struct diff_ctx *c = diff_ctx_create(&params);
+ *     diff_ctx_add(c, session, result, DIFF_ROLE_CANDIDATE);   // per pair
+ *     diff_ctx_add(c, session, result2, DIFF_ROLE_SECONDARY);  // optional
+ *     diff_ctx_add_counters(c, "capture", counters, n);        // accounting
+ *     diff_ctx_finish(c);
+ *     report_json(c, &buf);   // analysis/report.h
+ *     diff_gate_eval(c, &gate, &value);
+ *     diff_ctx_free(c);
+ *
+ * or diff_ctx_add_file() to feed a whole results file. Nothing here calls
+ * replay: a diff can be re-run on saved results with new rules.
+ *
+ * Thread-safety: one context per thread.
+ */
+#ifndef DYETAP_ANALYSIS_DIFF_H
+#define DYETAP_ANALYSIS_DIFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analysis/noise.h"
+#include "store/store.h"
+
+enum diff_role {
+	DIFF_ROLE_CANDIDATE = 0, /**< the build under test */
+	DIFF_ROLE_SECONDARY = 1, /**< a known-good answer, used to learn noise */
+};
+
+/** Difference kinds (names in docs/report.md). */
+enum diff_kind {
+	DIFF_K_STATUS = 0,  /**< "status_changed" */
+	DIFF_K_VALUE,	    /**< "value_changed": header value, JSON scalar */
+	DIFF_K_TYPE,	    /**< "type_changed": JSON type differs */
+	DIFF_K_MISSING,	    /**< "missing": in primary, not in candidate */
+	DIFF_K_EXTRA,	    /**< "extra": in candidate, not in primary */
+	DIFF_K_TEXT,	    /**< "text_changed": non-JSON text body, line diff */
+	DIFF_K_BINARY,	    /**< "binary_changed": length or hash differ */
+	DIFF_K_NOT_JSON,    /**< "not_json": one side parses as JSON, the other not */
+	DIFF_K_UNDECODABLE, /**< "undecodable": a content encoding failed to decode */
+	DIFF_K_COUNT,
+};
+
+/** Stable name of @p kind. */
+const char *diff_kind_name(unsigned kind);
+
+/** Tunables; a zero field takes the default in brackets. */
+struct diff_params {
+	const struct noise_rules *rules; /**< borrowed, must outlive the context; may be NULL */
+	size_t max_body;		 /**< decoded body cap per side [16 MiB] */
+	size_t max_example;		 /**< body bytes kept per example [4 KiB] */
+	uint32_t max_findings;		 /**< differences kept per pair [64] */
+	size_t max_latency_samples;	 /**< per endpoint and side [1 M] */
+	size_t max_memory;		 /**< for kept sessions in diff_ctx_add_file() [1 GiB] */
+	double noise_ratio;		 /**< learned noise: real if cand >= ratio x sec [2.0] */
+	double noise_delta;		 /**< ... and cand - sec >= delta [0.05] */
+	bool no_default_ignores;	 /**< compare even the default ignored headers */
+	bool no_volatile;		 /**< do not mark volatile-looking values as likely noise */
+};
+
+struct diff_ctx;
+
+/** Create a context; NULL on allocation failure. */
+struct diff_ctx *diff_ctx_create(const struct diff_params *p);
+
+/** Free a context; accepts NULL. */
+void diff_ctx_free(struct diff_ctx *c);
+
+/**
+ * Compare result @p r (role @p role) against session @p s (primary), both
+ * borrowed for the call only (what is kept is copied). Incomplete sessions
+ * and replay errors are counted as such, not compared.
+ * @return 0, -ENOMEM, -EINVAL (after diff_ctx_finish()).
+ */
+int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct store_result *r,
+		 enum diff_role role);
+
+/** Count a recorded session that no result refers to (not replayed). */
+int diff_ctx_add_unreplayed(struct diff_ctx *c, const struct store_session *s);
+
+/**
+ * Add named counters (copied) from source @p source ("capture", "replay",
+ * a file name). Counters whose names say data was lost (drop, gap,
+ * timeout, skip, error, trunc, lost, fail, overflow, memcap, cut, damaged)
+ * and are non-zero mark the run incomplete. @return 0 or -ENOMEM.
+ */
+int diff_ctx_add_counters(struct diff_ctx *c, const char *source, const struct store_counter *v,
+			  size_t n);
+
+/** Mark the run incomplete with reason @p why (copied). @return 0 or -ENOMEM. */
+int diff_ctx_note_incomplete(struct diff_ctx *c, const char *why);
+
+/**
+ * Read results file @p path (store format, kind "results") and add every
+ * result: role "secondary" results (or all of them when @p as_secondary)
+ * as secondary, the rest as candidate. Trailer counters and reader damage
+ * are added as counters of source @p path.
+ * @return 0 or -errno with a message in @p err.
+ */
+int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, char *err,
+		      size_t errlen);
+
+/** Decide noise, compute rates and percentiles. Call once, before reports and gates. */
+int diff_ctx_finish(struct diff_ctx *c);
+
+/** Headline numbers (valid after diff_ctx_finish()). */
+struct diff_summary {
+	uint64_t results;	   /**< candidate results seen */
+	uint64_t compared;	   /**< candidate pairs compared */
+	uint64_t differing;	   /**< pairs with at least one real difference */
+	uint64_t noisy_only;	   /**< pairs whose differences are all noise */
+	uint64_t incomplete;	   /**< sessions not compared: incomplete capture */
+	uint64_t replay_errors;	   /**< candidate results that are replay errors */
+	uint64_t unreplayed;	   /**< sessions without a result */
+	uint64_t status_changes;   /**< pairs with a real status difference */
+	uint64_t groups;	   /**< real difference groups */
+	uint64_t noise_groups;	   /**< groups judged noise (learned or likely) */
+	uint64_t secondary_pairs;  /**< secondary pairs compared */
+	uint64_t endpoints;	   /**< endpoints seen */
+	uint64_t findings_dropped; /**< differences beyond max_findings per pair */
+	uint64_t over_memcap;	   /**< sessions/results not kept because of caps */
+	double diff_rate;	   /**< differing / compared (0 when nothing compared) */
+	double p50_latency_ratio;  /**< candidate p50 / primary p50 over all pairs (0 = n/a) */
+	double p99_latency_ratio;
+	bool data_incomplete; /**< some data was missing: reports say so at the top */
+};
+
+/** The summary (borrowed from the context). */
+const struct diff_summary *diff_ctx_summary(const struct diff_ctx *c);
+
+/* ------------------------------------------------------------------ */
+/* Gates                                                               */
+/* ------------------------------------------------------------------ */
+
+enum diff_gate_op { DIFF_OP_GT, DIFF_OP_GE, DIFF_OP_LT, DIFF_OP_LE, DIFF_OP_EQ, DIFF_OP_NE };
+
+/** A parsed `--fail-on` expression: METRIC OP NUMBER[%]. */
+struct diff_gate {
+	char metric[48];
+	enum diff_gate_op op;
+	double threshold; /**< a trailing % is divided by 100 */
+	char text[128];	  /**< the expression as written */
+};
+
+/**
+ * Parse @p expr ("diff_rate>0.1%", "status_changes>0", "p99_latency_ratio>1.2").
+ * @return 0 or -EINVAL with a message naming the known metrics in @p err.
+ */
+int diff_gate_parse(struct diff_gate *g, const char *expr, char *err, size_t errlen);
+
+/**
+ * Evaluate gate @p g on a finished context: true when it trips.
+ * @p value receives the metric's value.
+ */
+bool diff_gate_eval(const struct diff_ctx *c, const struct diff_gate *g, double *value);
+
+/** Names of the gate metrics, NULL-terminated, and one help line each. */
+extern const char *const diff_gate_metrics[];
+extern const char *const diff_gate_metric_help[];
+
+/** Record a gate's outcome so reports list it. @return 0 or -ENOMEM. */
+int diff_ctx_add_gate_result(struct diff_ctx *c, const struct diff_gate *g, double value,
+			     bool tripped);
+
+#endif

@@ -1,0 +1,1316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * diff_pair - compare one primary response with one candidate response:
+ * status, headers (by name, multi-value aware, RFC 9110 §5.3 combining),
+ * and body by content type — JSON structurally by path (RFC 8259, paths
+ * written like RFC 9535 JSONPath), other text line by line with context,
+ * binary by length and FNV-1a hash. Content encodings are decoded first
+ * (diff_decode.c). Noise rules (noise.h) apply here; learned noise is
+ * decided later over all pairs (diff_ctx.c).
+ *
+ * Every loop is bounded: headers per message, findings per pair, and a
+ * comparison budget per pair for the quadratic cases (object member
+ * lookup, order-insensitive arrays).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/diff_private.h"
+#include "common/jsonw.h"
+#include "common/mem.h"
+
+#define DIFF_DEF_MAX_BODY     (16u << 20)
+#define DIFF_DEF_MAX_EXAMPLE  4096
+#define DIFF_DEF_MAX_FINDINGS 64
+#define DIFF_BUDGET	      (1u << 24)
+#define DIFF_TEXT_CONTEXT     3
+#define DIFF_TEXT_LINES	      12
+
+static const char *const kind_names[DIFF_K_COUNT] = {
+    "status_changed", "value_changed",	"type_changed", "missing",     "extra",
+    "text_changed",   "binary_changed", "not_json",	"undecodable",
+};
+
+const char *diff_kind_name(unsigned kind)
+{
+	return kind < DIFF_K_COUNT ? kind_names[kind] : "unknown";
+}
+
+/* Sorted for bsearch: the default ignore list (docs/diff.md). */
+static const char *const default_ignored[] = {
+    "age",
+    "b3",
+    "cf-ray",
+    "connection",
+    "content-length",
+    "date",
+    "etag",
+    "expires",
+    "keep-alive",
+    "last-modified",
+    "nel",
+    "report-to",
+    "request-id",
+    "server-timing",
+    "traceparent",
+    "tracestate",
+    "transfer-encoding",
+    "via",
+    "x-amz-cf-id",
+    "x-amzn-requestid",
+    "x-amzn-trace-id",
+    "x-b3-flags",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-spanid",
+    "x-b3-traceid",
+    "x-cache",
+    "x-cache-hits",
+    "x-correlation-id",
+    "x-envoy-upstream-service-time",
+    "x-request-id",
+    "x-response-time",
+    "x-runtime",
+    "x-served-by",
+    "x-timer",
+    "x-trace-id",
+};
+
+bool diff_default_ignored(const char *name, size_t n)
+{
+	size_t lo = 0, hi = sizeof(default_ignored) / sizeof(default_ignored[0]);
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const char *d = default_ignored[mid];
+		size_t dl = strlen(d);
+		int c = memcmp(name, d, n < dl ? n : dl);
+		if (c == 0)
+			c = n < dl ? -1 : n > dl ? 1 : 0;
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
+{
+	memset(e, 0, sizeof(*e));
+	if (p)
+		e->p = *p;
+	if (!e->p.max_body)
+		e->p.max_body = DIFF_DEF_MAX_BODY;
+	if (!e->p.max_example)
+		e->p.max_example = DIFF_DEF_MAX_EXAMPLE;
+	if (!e->p.max_findings)
+		e->p.max_findings = DIFF_DEF_MAX_FINDINGS;
+	struct json_limits lim = {.max_bytes = e->p.max_body};
+	json_doc_init(&e->ja, &lim);
+	json_doc_init(&e->jb, &lim);
+	dbuf_init(&e->dec_a, e->p.max_body);
+	dbuf_init(&e->dec_b, e->p.max_body);
+	dbuf_init(&e->tmp, e->p.max_body);
+	dbuf_init(&e->mask_a, e->p.max_body * 2);
+	dbuf_init(&e->mask_b, e->p.max_body * 2);
+	dbuf_init(&e->scratch, 1u << 20);
+	dbuf_init(&e->hva, 64 * 1024);
+	dbuf_init(&e->hvb, 64 * 1024);
+	e->f = mem_calloc(e->p.max_findings, sizeof(*e->f));
+	return e->f ? 0 : -ENOMEM;
+}
+
+void diff_engine_release(struct diff_engine *e)
+{
+	json_doc_release(&e->ja);
+	json_doc_release(&e->jb);
+	dbuf_release(&e->dec_a);
+	dbuf_release(&e->dec_b);
+	dbuf_release(&e->tmp);
+	dbuf_release(&e->mask_a);
+	dbuf_release(&e->mask_b);
+	dbuf_release(&e->scratch);
+	dbuf_release(&e->hva);
+	dbuf_release(&e->hvb);
+	mem_free(e->f);
+	mem_free(e->mark);
+	e->f = NULL;
+	e->mark = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Volatile values                                                     */
+/* ------------------------------------------------------------------ */
+
+static bool all_digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return n > 0;
+}
+
+static bool hexc(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool diff_looks_volatile(const char *s, size_t n)
+{
+	/* strip quotes of a JSON string */
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+		s++, n -= 2;
+	if (n < 8)
+		return false;
+	/* epoch seconds, ms, us or ns between 2001 and 2286 */
+	if (all_digits(s, n) && (n == 10 || n == 13 || n == 16 || n == 19) && s[0] == '1')
+		return true;
+	/* ISO 8601 / RFC 3339 date-time: dddd-dd-ddTdd:dd */
+	if (n >= 16 && all_digits(s, 4) && s[4] == '-' && all_digits(s + 5, 2) && s[7] == '-' &&
+	    all_digits(s + 8, 2) && (s[10] == 'T' || s[10] == ' ') && all_digits(s + 11, 2) &&
+	    s[13] == ':')
+		return true;
+	/* RFC 9110 IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+	if (n == 29 && s[3] == ',' && !memcmp(s + 26, "GMT", 3))
+		return true;
+	/* UUID */
+	if (n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-') {
+		bool ok = true;
+		for (size_t i = 0; i < n && ok; i++)
+			if (i != 8 && i != 13 && i != 18 && i != 23)
+				ok = hexc(s[i]);
+		if (ok)
+			return true;
+	}
+	/* random hex (16+), or a random token (20+) mixing cases and digits */
+	size_t hex = 0, dig = 0, up = 0, lo = 0, other = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c >= '0' && c <= '9')
+			dig++;
+		else if (c >= 'A' && c <= 'Z')
+			up++;
+		else if (c >= 'a' && c <= 'z')
+			lo++;
+		else if (c != '-' && c != '_' && c != '+' && c != '/' && c != '=')
+			other++;
+		if (hexc(c))
+			hex++;
+	}
+	if (n >= 16 && hex == n && dig > 0 && dig < n)
+		return true;
+	if (n >= 20 && !other && dig > 0 && up > 0 && lo > 0)
+		return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Findings                                                            */
+/* ------------------------------------------------------------------ */
+
+static void copy_val(char *dst, const void *src, size_t n)
+{
+	if (n >= DIFF_VAL_MAX) {
+		/* keep the start, mark the cut (no split UTF-8 cleanup: jsonw fixes it) */
+		memcpy(dst, src, DIFF_VAL_MAX - 4);
+		memcpy(dst + DIFF_VAL_MAX - 4, "...", 4);
+		return;
+	}
+	if (n)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static struct diff_finding *add_finding(struct diff_engine *e, uint8_t kind)
+{
+	if (e->nf >= e->p.max_findings) {
+		e->dropped++;
+		return NULL;
+	}
+	struct diff_finding *f = &e->f[e->nf++];
+	f->kind = kind;
+	f->vol = false;
+	f->loc[0] = f->pval[0] = f->cval[0] = '\0';
+	return f;
+}
+
+static void finding_vals(struct diff_engine *e, struct diff_finding *f, const void *pv, size_t pn,
+			 const void *cv, size_t cn)
+{
+	copy_val(f->pval, pv, pn);
+	copy_val(f->cval, cv, cn);
+	f->vol = !e->p.no_volatile && pn && cn && diff_looks_volatile(pv, pn) &&
+		 diff_looks_volatile(cv, cn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Headers                                                             */
+/* ------------------------------------------------------------------ */
+
+const struct store_header *diff_find_header(const struct store_message *m, const char *name)
+{
+	size_t n = strlen(name);
+	size_t nh = m->n_headers < DIFF_MAX_HDRS ? m->n_headers : DIFF_MAX_HDRS;
+	for (size_t i = 0; i < nh; i++)
+		if (m->headers[i].name.len == n &&
+		    strncasecmp((const char *)m->headers[i].name.ptr, name, n) == 0)
+			return &m->headers[i];
+	return NULL;
+}
+
+static bool name_eq(const struct store_slice *a, const struct store_slice *b)
+{
+	return a->len == b->len &&
+	       strncasecmp((const char *)a->ptr, (const char *)b->ptr, a->len) == 0;
+}
+
+size_t diff_mask_header_value(const char *lname, size_t nlen, const uint8_t *v, size_t vlen,
+			      char *out, size_t cap)
+{
+	size_t o = 0;
+	if (!cap)
+		return 0;
+#define OUT(p, n)                                                                                  \
+	do {                                                                                       \
+		size_t n_ = (n);                                                                   \
+		if (n_ > cap - 1 - o)                                                              \
+			n_ = cap - 1 - o;                                                          \
+		memcpy(out + o, (p), n_);                                                          \
+		o += n_;                                                                           \
+	} while (0)
+	if ((nlen == 13 && !memcmp(lname, "authorization", 13)) ||
+	    (nlen == 19 && !memcmp(lname, "proxy-authorization", 19))) {
+		size_t i = 0;
+		while (i < vlen && v[i] != ' ')
+			i++;
+		if (i < vlen) {
+			OUT(v, i + 1);
+		}
+		OUT("<masked>", 8);
+	} else if (nlen == 6 && !memcmp(lname, "cookie", 6)) {
+		size_t i = 0;
+		while (i < vlen) {
+			size_t s = i;
+			while (i < vlen && v[i] != '=' && v[i] != ';')
+				i++;
+			OUT(v + s, i - s);
+			if (i < vlen && v[i] == '=')
+				OUT("=<masked>", 9);
+			while (i < vlen && v[i] != ';')
+				i++;
+			if (i < vlen) {
+				OUT("; ", 2);
+				i++;
+				while (i < vlen && v[i] == ' ')
+					i++;
+			}
+		}
+	} else if (nlen == 10 && !memcmp(lname, "set-cookie", 10)) {
+		size_t i = 0;
+		while (i < vlen && v[i] != '=' && v[i] != ';')
+			i++;
+		OUT(v, i);
+		if (i < vlen && v[i] == '=')
+			OUT("=<masked>", 9);
+		while (i < vlen && v[i] != ';')
+			i++;
+		OUT(v + i, vlen - i);
+	} else {
+		OUT(v, vlen);
+	}
+#undef OUT
+	out[o] = '\0';
+	return o;
+}
+
+/* Set-Cookie: only the cookie names are compared (values are session noise). */
+static void cookie_name(const struct store_slice *v, struct dbuf *out)
+{
+	size_t i = 0;
+	while (i < v->len && v->ptr[i] != '=' && v->ptr[i] != ';')
+		i++;
+	dbuf_append(out, v->ptr, i);
+}
+
+static bool header_ignored(struct diff_engine *e, const char *lname, size_t n)
+{
+	const struct diff_ruleset *rs = e->rs;
+	if (rs)
+		for (size_t i = 0; i < rs->n; i++) {
+			const struct noise_rule *r = rs->v[i];
+			if (r->kind != NOISE_IGNORE_HEADER && r->kind != NOISE_CHECK_HEADER)
+				continue;
+			if (!noise_header_match(r->header, lname, n))
+				continue;
+			if (rs->hits)
+				rs->hits[r - rs->all->v]++;
+			return r->kind == NOISE_IGNORE_HEADER;
+		}
+	return !e->p.no_default_ignores && diff_default_ignored(lname, n);
+}
+
+/*
+ * Replace every match of @p re in @p src[0..len) by "<masked>", appending
+ * to @p dst. Returns 1 when something matched, 0 when not, or a dbuf error.
+ * @p src must be followed by a readable NUL (dbuf data is).
+ */
+static int mask_re(const struct noise_rule *r, const uint8_t *src, size_t len, struct dbuf *dst)
+{
+	const regex_t *re = &r->re;
+	size_t off = 0;
+	int any = 0, rc;
+	while (off <= len) {
+		size_t from = off;
+		if (r->lit_len) {
+			/* every match starts with the literal: jump to it */
+			const uint8_t *hit = memmem(src + off, len - off, r->lit, r->lit_len);
+			if (!hit)
+				break;
+			from = (size_t)(hit - src);
+		}
+		regmatch_t m = {.rm_so = (regoff_t)from, .rm_eo = (regoff_t)len};
+		if (regexec(re, (const char *)src, 1, &m, REG_STARTEND | (from ? REG_NOTBOL : 0)))
+			break;
+		any = 1;
+		if ((rc = dbuf_append(dst, src + off, (size_t)m.rm_so - off)) ||
+		    (rc = dbuf_puts(dst, "<masked>")))
+			return rc;
+		if (m.rm_eo == m.rm_so) {
+			/* an empty match: keep one byte and move on */
+			if ((size_t)m.rm_eo < len && (rc = dbuf_append(dst, src + m.rm_eo, 1)))
+				return rc;
+			off = (size_t)m.rm_eo + 1;
+		} else {
+			off = (size_t)m.rm_eo;
+		}
+	}
+	if (any && off < len && (rc = dbuf_append(dst, src + off, len - off)))
+		return rc;
+	return any;
+}
+
+/* Apply `mask header` rules for @p lname to value @p v, appending to @p out. */
+static void header_value(struct diff_engine *e, const char *lname, size_t n,
+			 const struct store_slice *v, struct dbuf *out)
+{
+	const struct diff_ruleset *rs = e->rs;
+	if (rs)
+		for (size_t i = 0; i < rs->n; i++) {
+			const struct noise_rule *r = rs->v[i];
+			if (r->kind != NOISE_MASK_HEADER ||
+			    !noise_header_match(r->header, lname, n))
+				continue;
+			/* regexec needs a NUL after the value: copy it */
+			char buf[4096];
+			size_t l = v->len < sizeof(buf) - 1 ? v->len : sizeof(buf) - 1;
+			memcpy(buf, v->ptr, l);
+			buf[l] = '\0';
+			size_t mark = out->len;
+			int m = mask_re(r, (const uint8_t *)buf, l, out);
+			if (m > 0) {
+				if (rs->hits)
+					rs->hits[r - rs->all->v]++;
+				return;
+			}
+			out->len = mark;
+			if (out->data)
+				out->data[mark] = '\0';
+		}
+	dbuf_append(out, v->ptr, v->len);
+}
+
+static void collect(struct diff_engine *e, const struct store_message *m, size_t nh,
+		    const struct store_slice *name, const char *lname, size_t ln, bool setcookie,
+		    struct dbuf *out, int *count)
+{
+	*count = 0;
+	for (size_t i = 0; i < nh; i++) {
+		if (!name_eq(&m->headers[i].name, name))
+			continue;
+		if ((*count)++)
+			dbuf_puts(out, setcookie ? "; " : ", ");
+		if (setcookie)
+			cookie_name(&m->headers[i].value, out);
+		else
+			header_value(e, lname, ln, &m->headers[i].value, out);
+	}
+}
+
+static void header_finding(struct diff_engine *e, uint8_t kind, const char *lname, size_t ln,
+			   const struct dbuf *pa, const struct dbuf *pb)
+{
+	struct diff_finding *f = add_finding(e, kind);
+	if (!f)
+		return;
+	snprintf(f->loc, sizeof(f->loc), "header:%.*s", (int)ln, lname);
+	char ma[DIFF_VAL_MAX], mb[DIFF_VAL_MAX];
+	size_t la = diff_mask_header_value(lname, ln, pa->data ? pa->data : (const uint8_t *)"",
+					   pa->len, ma, sizeof(ma));
+	size_t lb = diff_mask_header_value(lname, ln, pb->data ? pb->data : (const uint8_t *)"",
+					   pb->len, mb, sizeof(mb));
+	finding_vals(e, f, ma, la, mb, lb);
+}
+
+static void compare_headers(struct diff_engine *e, const struct store_message *a,
+			    const struct store_message *b)
+{
+	size_t na = a->n_headers < DIFF_MAX_HDRS ? a->n_headers : DIFF_MAX_HDRS;
+	size_t nb = b->n_headers < DIFF_MAX_HDRS ? b->n_headers : DIFF_MAX_HDRS;
+	/* fast path: the same header lines byte for byte cannot differ */
+	if (na == nb) {
+		size_t i = 0;
+		for (; i < na; i++) {
+			const struct store_header *x = &a->headers[i], *y = &b->headers[i];
+			if (x->name.len != y->name.len || x->value.len != y->value.len ||
+			    memcmp(x->name.ptr, y->name.ptr, x->name.len) ||
+			    memcmp(x->value.ptr, y->value.ptr, x->value.len))
+				break;
+		}
+		if (i == na)
+			return;
+	}
+	struct dbuf va = e->hva, vb = e->hvb;
+	for (int side = 0; side < 2; side++) {
+		const struct store_message *m = side ? b : a, *o = side ? a : b;
+		size_t nm = side ? nb : na, no = side ? na : nb;
+		for (size_t i = 0; i < nm; i++) {
+			const struct store_slice *name = &m->headers[i].name;
+			bool seen = false;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = name_eq(&m->headers[j].name, name);
+			if (seen || name->len == 0 || name->len >= 128)
+				continue;
+			if (side) {
+				/* candidate-only names: present in primary were handled */
+				bool in_a = false;
+				for (size_t j = 0; j < no && !in_a; j++)
+					in_a = name_eq(&o->headers[j].name, name);
+				if (in_a)
+					continue;
+			}
+			char lname[128];
+			size_t ln = name->len;
+			for (size_t k = 0; k < ln; k++)
+				lname[k] = (char)tolower(name->ptr[k]);
+			lname[ln] = '\0';
+			if (header_ignored(e, lname, ln))
+				continue;
+			bool sc = ln == 10 && !memcmp(lname, "set-cookie", 10);
+			int ca, cb;
+			dbuf_reset(&va);
+			dbuf_reset(&vb);
+			collect(e, a, na, name, lname, ln, sc, &va, &ca);
+			collect(e, b, nb, name, lname, ln, sc, &vb, &cb);
+			if (ca && !cb)
+				header_finding(e, DIFF_K_MISSING, lname, ln, &va, &vb);
+			else if (!ca && cb)
+				header_finding(e, DIFF_K_EXTRA, lname, ln, &va, &vb);
+			else if (va.len != vb.len || (va.len && memcmp(va.data, vb.data, va.len)))
+				header_finding(e, DIFF_K_VALUE, lname, ln, &va, &vb);
+		}
+	}
+	e->hva = va; /* keep the allocations for the next pair */
+	e->hvb = vb;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                */
+/* ------------------------------------------------------------------ */
+
+static bool ident(const uint8_t *k, size_t n)
+{
+	if (!n || !(isalpha(k[0]) || k[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!(isalnum(k[i]) || k[i] == '_' || k[i] == '-'))
+			return false;
+	return true;
+}
+
+/* Append @p n bytes to out[*o] within cap (keeping a NUL). */
+static void loc_put(char *out, size_t cap, size_t *o, const void *p, size_t n)
+{
+	if (*o >= cap - 1)
+		return;
+	if (n > cap - 1 - *o)
+		n = cap - 1 - *o;
+	memcpy(out + *o, p, n);
+	*o += n;
+	out[*o] = '\0';
+}
+
+static void build_loc(struct diff_engine *e, char *out, size_t cap)
+{
+	/* hand-rolled: this runs for every difference, snprintf showed in profiles */
+	size_t o = 0;
+	loc_put(out, cap, &o, "body:$", 6);
+	for (size_t i = 0; i < e->npos; i++) {
+		const struct noise_pos *p = &e->pos[i];
+		if (!p->is_index && ident(p->key, p->key_len)) {
+			loc_put(out, cap, &o, ".", 1);
+			loc_put(out, cap, &o, p->key, p->key_len);
+		} else if (!p->is_index) {
+			loc_put(out, cap, &o, "[\"", 2);
+			loc_put(out, cap, &o, p->key, p->key_len);
+			loc_put(out, cap, &o, "\"]", 2);
+		} else if (p->kfield) {
+			loc_put(out, cap, &o, "[", 1);
+			loc_put(out, cap, &o, p->kfield, strlen(p->kfield));
+			loc_put(out, cap, &o, "=", 1);
+			loc_put(out, cap, &o, p->kval, p->kval_len);
+			loc_put(out, cap, &o, "]", 1);
+		} else if (p->index == UINT64_MAX) {
+			loc_put(out, cap, &o, "[*]", 3);
+		} else {
+			char num[24];
+			size_t k = sizeof(num);
+			uint64_t v = p->index;
+			do {
+				num[--k] = (char)('0' + v % 10);
+				v /= 10;
+			} while (v);
+			loc_put(out, cap, &o, "[", 1);
+			loc_put(out, cap, &o, num + k, sizeof(num) - k);
+			loc_put(out, cap, &o, "]", 1);
+		}
+	}
+	if (o >= cap - 1 && cap > 4)
+		memcpy(out + cap - 4, "...", 4);
+}
+
+/* Render a JSON value compactly into @p b (capped by the caller's max). */
+static void render(const struct json_doc *d, uint32_t i, struct dbuf *b, int depth)
+{
+	const struct json_node *n = json_node(d, i);
+	if (b->len > DIFF_VAL_MAX)
+		return;
+	switch (n->type) {
+	case JSON_STRING:
+		dbuf_putc(b, '"');
+		dbuf_append(b, d->text + n->off, n->len);
+		dbuf_putc(b, '"');
+		return;
+	case JSON_ARRAY:
+	case JSON_OBJECT: {
+		bool obj = n->type == JSON_OBJECT;
+		dbuf_putc(b, obj ? '{' : '[');
+		if (depth > 8 && n->n) {
+			dbuf_puts(b, "...");
+		} else {
+			for (uint32_t c = n->first; c; c = json_node(d, c)->next) {
+				if (c != n->first)
+					dbuf_putc(b, ',');
+				if (obj) {
+					const struct json_node *cn = json_node(d, c);
+					dbuf_putc(b, '"');
+					dbuf_append(b, d->text + cn->key_off, cn->key_len);
+					dbuf_puts(b, "\":");
+				}
+				render(d, c, b, depth + 1);
+				if (b->len > DIFF_VAL_MAX)
+					return;
+			}
+		}
+		dbuf_putc(b, obj ? '}' : ']');
+		return;
+	}
+	default:
+		dbuf_append(b, d->text + n->off, n->len);
+	}
+}
+
+static void json_finding(struct diff_engine *e, uint8_t kind, uint32_t ai, uint32_t bi)
+{
+	struct diff_finding *f = add_finding(e, kind);
+	if (!f)
+		return;
+	build_loc(e, f->loc, sizeof(f->loc));
+	struct dbuf *s = &e->scratch;
+	dbuf_reset(s);
+	if (ai != UINT32_MAX)
+		render(&e->ja, ai, s, 0);
+	size_t la = s->len;
+	if (bi != UINT32_MAX)
+		render(&e->jb, bi, s, 0);
+	const char *base = s->data ? (const char *)s->data : "";
+	finding_vals(e, f, base, la, base + la, s->len - la);
+}
+
+static const struct noise_rule *path_rule(struct diff_engine *e, enum noise_kind kind)
+{
+	const struct diff_ruleset *rs = e->rs;
+	if (!rs || !rs->has_path_rules)
+		return NULL;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct noise_rule *r = rs->v[i];
+		if (r->kind == kind && noise_path_match(&r->path, e->pos, e->npos)) {
+			if (rs->hits)
+				rs->hits[r - rs->all->v]++;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static int type_class(uint8_t t)
+{
+	return t == JSON_TRUE ? JSON_FALSE : t;
+}
+
+static double num(const struct json_doc *d, const struct json_node *n)
+{
+	char buf[64];
+	size_t l = n->len < sizeof(buf) - 1 ? n->len : sizeof(buf) - 1;
+	memcpy(buf, d->text + n->off, l);
+	buf[l] = '\0';
+	return strtod(buf, NULL);
+}
+
+static bool str_equal(struct diff_engine *e, const struct json_doc *da, const struct json_node *a,
+		      const struct json_doc *db, const struct json_node *b)
+{
+	if (a->len == b->len && !memcmp(da->text + a->off, db->text + b->off, a->len))
+		return true;
+	if (!((a->esc | b->esc) & 1))
+		return false;
+	/* escapes may spell the same text differently */
+	struct dbuf *s = &e->scratch;
+	dbuf_reset(s);
+	if (dbuf_reserve(s, (size_t)a->len + b->len + 2))
+		return false;
+	long la = json_unescape(da->text + a->off, a->len, s->data, a->len);
+	long lb = json_unescape(db->text + b->off, b->len, s->data + a->len, b->len);
+	return la >= 0 && lb >= 0 && la == lb && !memcmp(s->data, s->data + a->len, (size_t)la);
+}
+
+static bool deep_equal(struct diff_engine *e, uint32_t ai, uint32_t bi)
+{
+	const struct json_node *a = json_node(&e->ja, ai), *b = json_node(&e->jb, bi);
+	if (!e->budget)
+		return false;
+	e->budget--;
+	if (type_class(a->type) != type_class(b->type))
+		return false;
+	switch (a->type) {
+	case JSON_NULL:
+		return true;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return a->type == b->type;
+	case JSON_NUMBER:
+		return (a->len == b->len &&
+			!memcmp(e->ja.text + a->off, e->jb.text + b->off, a->len)) ||
+		       num(&e->ja, a) == num(&e->jb, b);
+	case JSON_STRING:
+		return str_equal(e, &e->ja, a, &e->jb, b);
+	case JSON_ARRAY: {
+		if (a->n != b->n)
+			return false;
+		for (uint32_t x = a->first, y = b->first; x && y;
+		     x = json_node(&e->ja, x)->next, y = json_node(&e->jb, y)->next)
+			if (!deep_equal(e, x, y))
+				return false;
+		return true;
+	}
+	case JSON_OBJECT: {
+		if (a->n != b->n)
+			return false;
+		for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next) {
+			const struct json_node *xn = json_node(&e->ja, x);
+			bool found = false;
+			for (uint32_t y = b->first; y && !found; y = json_node(&e->jb, y)->next) {
+				const struct json_node *yn = json_node(&e->jb, y);
+				if (!e->budget)
+					return false;
+				e->budget--;
+				if (xn->key_len == yn->key_len &&
+				    !memcmp(e->ja.text + xn->key_off, e->jb.text + yn->key_off,
+					    xn->key_len)) {
+					if (!deep_equal(e, x, y))
+						return false;
+					found = true;
+				}
+			}
+			if (!found)
+				return false;
+		}
+		return true;
+	}
+	}
+	return false;
+}
+
+static void jdiff(struct diff_engine *e, uint32_t ai, uint32_t bi);
+
+static bool push(struct diff_engine *e, const struct noise_pos *p)
+{
+	if (e->npos >= sizeof(e->pos) / sizeof(e->pos[0]))
+		return false;
+	e->pos[e->npos++] = *p;
+	return true;
+}
+
+static void diff_object(struct diff_engine *e, const struct json_node *a, const struct json_node *b)
+{
+	uint32_t cursor = b->first;
+	for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next) {
+		const struct json_node *xn = json_node(&e->ja, x);
+		const uint8_t *k = e->ja.text + xn->key_off;
+		uint32_t match = 0;
+		/* members usually come in the same order: try the cursor first */
+		for (uint32_t y = cursor, pass = 0; pass < 2; pass++, y = b->first) {
+			for (; y; y = json_node(&e->jb, y)->next) {
+				const struct json_node *yn = json_node(&e->jb, y);
+				if (!e->budget)
+					break;
+				e->budget--;
+				if (!e->mark[y] && yn->key_len == xn->key_len &&
+				    !memcmp(e->jb.text + yn->key_off, k, xn->key_len)) {
+					match = y;
+					break;
+				}
+			}
+			if (match || !e->budget)
+				break;
+		}
+		struct noise_pos p = {.is_index = 0, .key = k, .key_len = xn->key_len};
+		if (!push(e, &p))
+			return;
+		if (match) {
+			e->mark[match] = 1;
+			cursor = json_node(&e->jb, match)->next;
+			jdiff(e, x, match);
+		} else if (!path_rule(e, NOISE_IGNORE_PATH)) {
+			json_finding(e, DIFF_K_MISSING, x, UINT32_MAX);
+		}
+		e->npos--;
+	}
+	for (uint32_t y = b->first; y; y = json_node(&e->jb, y)->next) {
+		if (e->mark[y])
+			continue;
+		const struct json_node *yn = json_node(&e->jb, y);
+		struct noise_pos p = {
+		    .is_index = 0, .key = e->jb.text + yn->key_off, .key_len = yn->key_len};
+		if (!push(e, &p))
+			return;
+		if (!path_rule(e, NOISE_IGNORE_PATH))
+			json_finding(e, DIFF_K_EXTRA, UINT32_MAX, y);
+		e->npos--;
+	}
+}
+
+/* The key field's value of array element @p el, or 0. */
+static uint32_t key_of(const struct json_doc *d, uint32_t el, const char *field, size_t flen)
+{
+	const struct json_node *n = json_node(d, el);
+	if (n->type != JSON_OBJECT)
+		return 0;
+	for (uint32_t c = n->first; c; c = json_node(d, c)->next) {
+		const struct json_node *cn = json_node(d, c);
+		if (cn->key_len == flen && !memcmp(d->text + cn->key_off, field, flen))
+			return cn->type < JSON_ARRAY ? c : 0;
+	}
+	return 0;
+}
+
+static void diff_array(struct diff_engine *e, const struct json_node *a, const struct json_node *b)
+{
+	const struct noise_rule *unord = path_rule(e, NOISE_UNORDERED);
+	const struct noise_rule *keyed = unord ? NULL : path_rule(e, NOISE_KEYED);
+	if (keyed) {
+		size_t flen = strlen(keyed->field);
+		for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next) {
+			uint32_t kx = key_of(&e->ja, x, keyed->field, flen);
+			if (!kx)
+				continue;
+			const struct json_node *kn = json_node(&e->ja, kx);
+			uint32_t match = 0;
+			for (uint32_t y = b->first; y && e->budget;
+			     y = json_node(&e->jb, y)->next) {
+				e->budget--;
+				uint32_t ky =
+				    e->mark[y] ? 0 : key_of(&e->jb, y, keyed->field, flen);
+				if (!ky)
+					continue;
+				const struct json_node *km = json_node(&e->jb, ky);
+				if (km->type == kn->type && km->len == kn->len &&
+				    !memcmp(e->jb.text + km->off, e->ja.text + kn->off, kn->len)) {
+					match = y;
+					break;
+				}
+			}
+			struct noise_pos p = {.is_index = 1,
+					      .index = UINT64_MAX,
+					      .kfield = keyed->field,
+					      .kval = e->ja.text + kn->off,
+					      .kval_len = kn->len};
+			if (!push(e, &p))
+				return;
+			if (match) {
+				e->mark[match] = 1;
+				jdiff(e, x, match);
+			} else if (!path_rule(e, NOISE_IGNORE_PATH)) {
+				json_finding(e, DIFF_K_MISSING, x, UINT32_MAX);
+			}
+			e->npos--;
+		}
+		for (uint32_t y = b->first; y; y = json_node(&e->jb, y)->next) {
+			uint32_t ky = key_of(&e->jb, y, keyed->field, flen);
+			if (e->mark[y] || !ky)
+				continue;
+			const struct json_node *km = json_node(&e->jb, ky);
+			struct noise_pos p = {.is_index = 1,
+					      .index = UINT64_MAX,
+					      .kfield = keyed->field,
+					      .kval = e->jb.text + km->off,
+					      .kval_len = km->len};
+			if (!push(e, &p))
+				return;
+			if (!path_rule(e, NOISE_IGNORE_PATH))
+				json_finding(e, DIFF_K_EXTRA, UINT32_MAX, y);
+			e->npos--;
+		}
+		/* elements without the key field fall through to the unordered pass */
+	}
+	if (unord || keyed) {
+		struct noise_pos p = {.is_index = 1, .index = UINT64_MAX};
+		if (!push(e, &p))
+			return;
+		bool ign = path_rule(e, NOISE_IGNORE_PATH) != NULL;
+		size_t flen = keyed ? strlen(keyed->field) : 0;
+		for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next) {
+			if (keyed && key_of(&e->ja, x, keyed->field, flen))
+				continue;
+			uint32_t match = 0;
+			for (uint32_t y = b->first; y && e->budget; y = json_node(&e->jb, y)->next)
+				if (!e->mark[y] &&
+				    (!keyed || !key_of(&e->jb, y, keyed->field, flen)) &&
+				    deep_equal(e, x, y)) {
+					match = y;
+					break;
+				}
+			if (match)
+				e->mark[match] = 1;
+			else if (!ign)
+				json_finding(e, DIFF_K_MISSING, x, UINT32_MAX);
+		}
+		for (uint32_t y = b->first; y; y = json_node(&e->jb, y)->next)
+			if (!e->mark[y] && (!keyed || !key_of(&e->jb, y, keyed->field, flen)) &&
+			    !ign)
+				json_finding(e, DIFF_K_EXTRA, UINT32_MAX, y);
+		e->npos--;
+		return;
+	}
+	uint32_t x = a->first, y = b->first;
+	uint64_t i = 0;
+	for (; x || y; i++) {
+		struct noise_pos p = {.is_index = 1, .index = i};
+		if (!push(e, &p))
+			return;
+		if (x && y)
+			jdiff(e, x, y);
+		else if (!path_rule(e, NOISE_IGNORE_PATH))
+			json_finding(e, x ? DIFF_K_MISSING : DIFF_K_EXTRA, x ? x : UINT32_MAX,
+				     y ? y : UINT32_MAX);
+		e->npos--;
+		if (x)
+			x = json_node(&e->ja, x)->next;
+		if (y)
+			y = json_node(&e->jb, y)->next;
+		if (e->nf >= e->p.max_findings && !(x && y)) {
+			/* long tails of missing/extra elements: count, stop walking */
+			for (; x || y; x = x ? json_node(&e->ja, x)->next : 0,
+				       y = y ? json_node(&e->jb, y)->next : 0)
+				e->dropped++;
+		}
+	}
+}
+
+static void jdiff(struct diff_engine *e, uint32_t ai, uint32_t bi)
+{
+	const struct json_node *a = json_node(&e->ja, ai), *b = json_node(&e->jb, bi);
+	if (!e->budget)
+		return;
+	e->budget--;
+	if (e->rs && e->rs->has_path_rules && path_rule(e, NOISE_IGNORE_PATH))
+		return;
+	if (type_class(a->type) != type_class(b->type)) {
+		json_finding(e, DIFF_K_TYPE, ai, bi);
+		return;
+	}
+	switch (a->type) {
+	case JSON_NULL:
+		return;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		if (a->type != b->type)
+			json_finding(e, DIFF_K_VALUE, ai, bi);
+		return;
+	case JSON_NUMBER: {
+		if (a->len == b->len && !memcmp(e->ja.text + a->off, e->jb.text + b->off, a->len))
+			return;
+		double x = num(&e->ja, a), y = num(&e->jb, b);
+		if (x == y)
+			return;
+		const struct noise_rule *t = path_rule(e, NOISE_TOLERANCE);
+		if (t) {
+			double lim = t->tol_rel ? t->tol * fmax(fabs(x), fabs(y)) : t->tol;
+			if (fabs(x - y) <= lim)
+				return;
+		}
+		json_finding(e, DIFF_K_VALUE, ai, bi);
+		return;
+	}
+	case JSON_STRING:
+		if (!str_equal(e, &e->ja, a, &e->jb, b))
+			json_finding(e, DIFF_K_VALUE, ai, bi);
+		return;
+	case JSON_OBJECT:
+		diff_object(e, a, b);
+		return;
+	case JSON_ARRAY:
+		diff_array(e, a, b);
+		return;
+	}
+}
+
+static int diff_json_docs(struct diff_engine *e)
+{
+	if (e->mark_cap < e->jb.n_nodes) {
+		size_t ncap = e->jb.n_nodes < 1024 ? 1024 : e->jb.n_nodes;
+		uint8_t *m = mem_realloc(e->mark, ncap);
+		if (!m)
+			return -ENOMEM;
+		e->mark = m;
+		e->mark_cap = ncap;
+	}
+	memset(e->mark, 0, e->jb.n_nodes);
+	e->npos = 0;
+	e->budget = DIFF_BUDGET;
+	jdiff(e, 0, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Text and binary                                                     */
+/* ------------------------------------------------------------------ */
+
+static const uint8_t *line_end(const uint8_t *p, const uint8_t *end)
+{
+	const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+	return nl ? nl + 1 : end;
+}
+
+static size_t count_lines(const uint8_t *p, const uint8_t *end)
+{
+	size_t n = 0;
+	while (p < end) {
+		p = line_end(p, end);
+		n++;
+	}
+	return n;
+}
+
+/* Start of line @p k (0-based) of [p, end). */
+static const uint8_t *nth_line(const uint8_t *p, const uint8_t *end, size_t k)
+{
+	while (k-- && p < end)
+		p = line_end(p, end);
+	return p;
+}
+
+static void hunk(struct dbuf *o, const uint8_t *t, const uint8_t *end, size_t from, size_t to,
+		 size_t nlines, char sign)
+{
+	size_t c0 = from > DIFF_TEXT_CONTEXT ? from - DIFF_TEXT_CONTEXT : 0;
+	size_t c1 = to + DIFF_TEXT_CONTEXT < nlines ? to + DIFF_TEXT_CONTEXT : nlines;
+	dbuf_printf(o, "@@ line %zu @@\n", from + 1);
+	const uint8_t *p = nth_line(t, end, c0);
+	size_t shown = 0;
+	for (size_t k = c0; k < c1 && p < end; k++) {
+		const uint8_t *le = line_end(p, end);
+		bool changed = k >= from && k < to;
+		if (changed && shown >= DIFF_TEXT_LINES) {
+			if (shown++ == DIFF_TEXT_LINES)
+				dbuf_printf(o, "%c ... (%zu more lines)\n", sign,
+					    to - from - DIFF_TEXT_LINES);
+			p = le;
+			continue;
+		}
+		if (changed)
+			shown++;
+		dbuf_putc(o, changed ? (uint8_t)sign : ' ');
+		dbuf_putc(o, ' ');
+		size_t n = (size_t)(le - p);
+		if (n > 200)
+			n = 200;
+		dbuf_append(o, p, n);
+		if (!n || p[n - 1] != '\n')
+			dbuf_putc(o, '\n');
+		p = le;
+	}
+}
+
+static void diff_text(struct diff_engine *e, const uint8_t *a, size_t alen, const uint8_t *b,
+		      size_t blen)
+{
+	const uint8_t *ae = a + alen, *be = b + blen;
+	/* common prefix, in whole lines */
+	const uint8_t *pa = a, *pb = b;
+	size_t pre = 0;
+	while (pa < ae && pb < be) {
+		const uint8_t *la = line_end(pa, ae), *lb = line_end(pb, be);
+		if (la - pa != lb - pb || memcmp(pa, pb, (size_t)(la - pa)))
+			break;
+		pa = la, pb = lb, pre++;
+	}
+	if (pa == ae && pb == be)
+		return;
+	/* common suffix, in whole lines, not overlapping the prefix */
+	size_t na = count_lines(a, ae), nb = count_lines(b, be);
+	size_t suf = 0;
+	const uint8_t *sa = ae, *sb = be;
+	while (na - suf > pre && nb - suf > pre) {
+		const uint8_t *qa = nth_line(a, ae, na - suf - 1),
+			      *qb = nth_line(b, be, nb - suf - 1);
+		if (sa - qa != sb - qb || memcmp(qa, qb, (size_t)(sa - qa)))
+			break;
+		sa = qa, sb = qb, suf++;
+		if (suf > 4096)
+			break; /* bounded: the hunk just gets longer */
+	}
+	struct diff_finding *f = add_finding(e, DIFF_K_TEXT);
+	if (!f)
+		return;
+	snprintf(f->loc, sizeof(f->loc), "body:text");
+	struct dbuf *s = &e->scratch;
+	dbuf_reset(s);
+	hunk(s, a, ae, pre, na - suf, na, '-');
+	size_t l1 = s->len;
+	hunk(s, b, be, pre, nb - suf, nb, '+');
+	const char *base = s->data ? (const char *)s->data : "";
+	copy_val(f->pval, base, l1);
+	copy_val(f->cval, base + l1, s->len - l1);
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void diff_binary(struct diff_engine *e, const uint8_t *a, size_t alen, const uint8_t *b,
+			size_t blen)
+{
+	struct diff_finding *f = add_finding(e, DIFF_K_BINARY);
+	if (!f)
+		return;
+	snprintf(f->loc, sizeof(f->loc), "body:binary");
+	snprintf(f->pval, sizeof(f->pval), "%zu bytes, fnv1a64 %016llx", alen,
+		 (unsigned long long)fnv1a(a, alen));
+	snprintf(f->cval, sizeof(f->cval), "%zu bytes, fnv1a64 %016llx", blen,
+		 (unsigned long long)fnv1a(b, blen));
+}
+
+/* ------------------------------------------------------------------ */
+/* Bodies                                                              */
+/* ------------------------------------------------------------------ */
+
+static bool ct_is(const char *ct, size_t n, const char *lit)
+{
+	size_t l = strlen(lit);
+	return n >= l && strncasecmp(ct, lit, l) == 0;
+}
+
+/* The media type without parameters, e.g. "application/json". */
+static size_t media_len(const char *ct, size_t n)
+{
+	size_t i = 0;
+	while (i < n && ct[i] != ';' && ct[i] != ' ')
+		i++;
+	return i;
+}
+
+static bool is_json_type(const char *ct, size_t n)
+{
+	n = media_len(ct, n);
+	return (n == 16 && ct_is(ct, n, "application/json")) ||
+	       (n == 9 && ct_is(ct, n, "text/json")) ||
+	       (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
+}
+
+static bool is_text_type(const char *ct, size_t n)
+{
+	n = media_len(ct, n);
+	return ct_is(ct, n, "text/") || ct_is(ct, n, "application/xml") ||
+	       ct_is(ct, n, "application/javascript") ||
+	       ct_is(ct, n, "application/x-www-form-urlencoded") ||
+	       (n > 4 && !strncasecmp(ct + n - 4, "+xml", 4));
+}
+
+static bool looks_json(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+		i++;
+	return i < n && (p[i] == '{' || p[i] == '[');
+}
+
+static bool looks_text(const uint8_t *p, size_t n)
+{
+	return !memchr(p, 0, n) && jsonw_utf8_valid(p, n);
+}
+
+/* Replace `mask body` matches in @p in with "<masked>" into @p out. */
+static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct dbuf *out)
+{
+	const struct diff_ruleset *rs = e->rs;
+	dbuf_reset(out);
+	int rc = dbuf_append(out, in, n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct noise_rule *r = rs->v[i];
+		if (r->kind != NOISE_MASK_BODY)
+			continue;
+		dbuf_reset(&e->tmp);
+		rc = mask_re(r, out->data, out->len, &e->tmp);
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			continue;
+		if (rs->hits)
+			rs->hits[r - rs->all->v]++;
+		dbuf_reset(out);
+		if ((rc = dbuf_append(out, e->tmp.data, e->tmp.len)))
+			return rc;
+	}
+	return 0;
+}
+
+int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const uint8_t *a,
+		     size_t alen, const uint8_t *b, size_t blen)
+{
+	if (alen == blen && (!alen || !memcmp(a, b, alen)))
+		return 0;
+	if (e->rs && e->rs->has_body_masks) {
+		int ra = mask_body(e, a, alen, &e->mask_a);
+		int rb = ra ? ra : mask_body(e, b, blen, &e->mask_b);
+		if (ra == -ENOMEM || rb == -ENOMEM)
+			return -ENOMEM;
+		if (!ra && !rb) {
+			a = e->mask_a.data ? e->mask_a.data : (const uint8_t *)"";
+			alen = e->mask_a.len;
+			b = e->mask_b.data ? e->mask_b.data : (const uint8_t *)"";
+			blen = e->mask_b.len;
+			/* fast path: equal after masking */
+			if (alen == blen && (!alen || !memcmp(a, b, alen)))
+				return 0;
+		}
+	}
+	bool json = ct && ctlen ? is_json_type(ct, ctlen) : false;
+	if (!json && (!ct || !ctlen || ct_is(ct, ctlen, "text/plain")) && looks_json(a, alen))
+		json = true;
+	if (json) {
+		int ra = json_parse(&e->ja, a, alen);
+		int rb = json_parse(&e->jb, b, blen);
+		if (ra == -ENOMEM || rb == -ENOMEM)
+			return -ENOMEM;
+		if (!ra && !rb)
+			return diff_json_docs(e);
+		if ((ra == 0) != (rb == 0) && ra != -E2BIG && rb != -E2BIG) {
+			struct diff_finding *f = add_finding(e, DIFF_K_NOT_JSON);
+			if (f) {
+				snprintf(f->loc, sizeof(f->loc), "body:$");
+				const struct json_doc *bad = ra ? &e->ja : &e->jb;
+				char msg[DIFF_VAL_MAX];
+				snprintf(msg, sizeof(msg), "invalid JSON: %s at byte %zu",
+					 bad->err_msg, bad->err_off);
+				copy_val(ra ? f->pval : f->cval, msg, strlen(msg));
+				copy_val(ra ? f->cval : f->pval, "valid JSON", 10);
+			}
+			return 0;
+		}
+		/* neither side is JSON (or too large): compare as text or binary */
+	}
+	bool text = ct && ctlen ? is_text_type(ct, ctlen) || json : false;
+	if (text || (looks_text(a, alen) && looks_text(b, blen)))
+		diff_text(e, a, alen, b, blen);
+	else
+		diff_binary(e, a, alen, b, blen);
+	return 0;
+}
+
+int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
+			const struct store_message *prim, const struct store_message *cand)
+{
+	e->nf = 0;
+	e->rs = rs;
+	if (prim->status != cand->status && !(rs && rs->ignore_status)) {
+		struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
+		if (f) {
+			snprintf(f->loc, sizeof(f->loc), "status");
+			snprintf(f->pval, sizeof(f->pval), "%u", prim->status);
+			snprintf(f->cval, sizeof(f->cval), "%u", cand->status);
+		}
+	}
+	compare_headers(e, prim, cand);
+
+	const uint8_t *a = prim->body.ptr ? prim->body.ptr : (const uint8_t *)"";
+	const uint8_t *b = cand->body.ptr ? cand->body.ptr : (const uint8_t *)"";
+	size_t alen = prim->body.len, blen = cand->body.len;
+	const struct store_header *ea = diff_find_header(prim, "content-encoding");
+	const struct store_header *eb = diff_find_header(cand, "content-encoding");
+	bool same_enc = (!ea && !eb) || (ea && eb && ea->value.len == eb->value.len &&
+					 !memcmp(ea->value.ptr, eb->value.ptr, ea->value.len));
+	/* fast path: the same bytes under the same encoding */
+	if (same_enc && alen == blen && (!alen || !memcmp(a, b, alen)))
+		return 0;
+	if (ea && alen) {
+		int rc = diff_decode((const char *)ea->value.ptr, ea->value.len, a, alen, &e->dec_a,
+				     &e->tmp);
+		if (rc == -ENOMEM)
+			return rc;
+		if (!rc) {
+			a = e->dec_a.data ? e->dec_a.data : (const uint8_t *)"";
+			alen = e->dec_a.len;
+		}
+	}
+	if (eb && blen) {
+		int rc = diff_decode((const char *)eb->value.ptr, eb->value.len, b, blen, &e->dec_b,
+				     &e->tmp);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc) {
+			struct diff_finding *f = add_finding(e, DIFF_K_UNDECODABLE);
+			if (f) {
+				snprintf(f->loc, sizeof(f->loc), "body:encoding");
+				copy_val(f->pval, "decodable", 9);
+				snprintf(f->cval, sizeof(f->cval), "%.*s: %s",
+					 (int)(eb->value.len > 64 ? 64 : eb->value.len),
+					 (const char *)eb->value.ptr,
+					 rc == -E2BIG	  ? "larger than the body cap"
+					 : rc == -ENOTSUP ? "unknown encoding"
+							  : "corrupt data");
+			}
+			return 0;
+		}
+		b = e->dec_b.data ? e->dec_b.data : (const uint8_t *)"";
+		blen = e->dec_b.len;
+	}
+	if (alen == blen && (!alen || !memcmp(a, b, alen)))
+		return 0;
+	const struct store_header *ct = diff_find_header(prim, "content-type");
+	if (!ct)
+		ct = diff_find_header(cand, "content-type");
+	return diff_engine_body(e, ct ? (const char *)ct->value.ptr : NULL, ct ? ct->value.len : 0,
+				a, alen, b, blen);
+}

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * diff_private - internals of the analysis module shared by its files
+ * (pair engine, context, reports). Not a public contract.
+ */
+#ifndef DYETAP_ANALYSIS_DIFF_PRIVATE_H
+#define DYETAP_ANALYSIS_DIFF_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analysis/diff.h"
+#include "analysis/json.h"
+#include "analysis/noise.h"
+#include "common/dbuf.h"
+#include "common/log.h"
+#include "store/store.h"
+
+#define DIFF_LOG(lvl, ...) LOG_MSG(lvl, "diff", __VA_ARGS__)
+
+#define DIFF_LOC_MAX  256 /* bytes of a location string */
+#define DIFF_VAL_MAX  512 /* bytes of a value shown in a finding */
+#define DIFF_MAX_HDRS 128 /* headers per message looked at */
+
+/* ---- content decoding (diff_decode.c) ---- */
+
+/**
+ * Decode @p in[0..n) per Content-Encoding list @p enc (e.g. "gzip", "br",
+ * "gzip, zstd"), last-applied first, into @p out (reset first; its max is
+ * the cap). @return 0, -ENOTSUP unknown encoding, -EBADMSG corrupt,
+ * -E2BIG over the cap, -ENOMEM.
+ */
+int diff_decode(const char *enc, size_t enclen, const uint8_t *in, size_t n, struct dbuf *out,
+		struct dbuf *tmp);
+
+/* ---- one pair (diff_pair.c) ---- */
+
+/** One difference found in one pair. Values are copied, capped. */
+struct diff_finding {
+	uint8_t kind; /* enum diff_kind */
+	bool vol;     /* both values look volatile (timestamp, uuid, random hex) */
+	char loc[DIFF_LOC_MAX];
+	char pval[DIFF_VAL_MAX]; /* primary side, shown in examples */
+	char cval[DIFF_VAL_MAX];
+};
+
+/** Rules that apply to one endpoint, resolved once. */
+struct diff_ruleset {
+	const struct noise_rule **v;
+	size_t n;
+	uint64_t *hits; /* per rule of the whole rules list, owned by the context */
+	const struct noise_rules *all;
+	bool has_path_rules; /* any ignore/tolerance/unordered/key rule */
+	bool has_body_masks;
+	bool ignore_status;
+};
+
+/** Reusable per-thread comparison state. */
+struct diff_engine {
+	struct diff_params p;
+	struct json_doc ja, jb;
+	struct dbuf dec_a, dec_b, tmp, mask_a, mask_b, scratch, hva, hvb;
+	struct diff_finding *f; /* max_findings entries */
+	uint32_t nf;
+	uint64_t dropped; /* findings over the cap, total */
+	const struct diff_ruleset *rs;
+	/* JSON walk */
+	struct noise_pos pos[64 + 2];
+	size_t npos;
+	size_t budget; /* element comparisons left for this pair (bounds unordered arrays) */
+	uint8_t *mark; /* per node of jb: matched */
+	size_t mark_cap;
+};
+
+int diff_engine_init(struct diff_engine *e, const struct diff_params *p);
+void diff_engine_release(struct diff_engine *e);
+
+/** Compare two responses; findings in e->f[0..e->nf). @return 0 or -ENOMEM. */
+int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
+			const struct store_message *prim, const struct store_message *cand);
+
+/** Compare two bodies of content type @p ct (may be NULL): JSON, text or binary. */
+int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const uint8_t *a,
+		     size_t alen, const uint8_t *b, size_t blen);
+
+/** True when @p s[0..n) looks like a volatile value (timestamp, uuid, random hex/token). */
+bool diff_looks_volatile(const char *s, size_t n);
+
+/** Header value lookup: first header named @p name (case-insensitive). */
+const struct store_header *diff_find_header(const struct store_message *m, const char *name);
+
+/**
+ * Mask a sensitive header value for display: Authorization and
+ * Proxy-Authorization keep their scheme, Cookie keeps names, Set-Cookie
+ * keeps the name and attributes. Other headers are copied. @p lname is
+ * lower-case. Writes a NUL-terminated string, returns its length.
+ */
+size_t diff_mask_header_value(const char *lname, size_t nlen, const uint8_t *v, size_t vlen,
+			      char *out, size_t cap);
+
+/** True when a header (lower-case @p name) is in the default ignore list. */
+bool diff_default_ignored(const char *name, size_t n);
+
+/* ---- the context (diff_ctx.c) ---- */
+
+struct diff_example {
+	uint64_t session_id;
+	char *request; /* rendered, masked, capped; owned */
+	char *primary;
+	char *candidate;
+	char pval[DIFF_VAL_MAX];
+	char cval[DIFF_VAL_MAX];
+};
+
+enum diff_noise { DIFF_NOISE_NONE = 0, DIFF_NOISE_LEARNED = 1, DIFF_NOISE_VOLATILE = 2 };
+
+struct diff_group {
+	uint32_t endpoint;
+	uint8_t kind;
+	uint8_t noise;	 /* enum diff_noise, decided by diff_ctx_finish() */
+	char *location;	 /* owned */
+	uint64_t count;	 /* candidate pairs with this signature */
+	uint64_t sec;	 /* secondary pairs with this signature */
+	uint64_t vol;	 /* of count: findings whose values looked volatile */
+	double rate;	 /* count / endpoint compared */
+	double sec_rate; /* location-level secondary rate used for learning */
+	double loc_rate; /* location-level candidate rate */
+	bool has_ex;
+	struct diff_example ex;
+	uint64_t hash;
+	uint32_t hnext; /* chain, index + 1 */
+};
+
+struct diff_samples {
+	uint64_t *v;
+	size_t n, cap;
+	uint64_t dropped;
+};
+
+struct diff_endpoint {
+	char *name; /* "GET /users/{id}", owned */
+	uint64_t hash;
+	uint32_t hnext;
+	uint64_t pairs;	     /* candidate pairs compared */
+	uint64_t differing;  /* pairs with a real difference (finish) */
+	uint64_t status_chg; /* pairs with a real status difference (finish) */
+	uint64_t sec_pairs;
+	uint64_t incomplete;
+	uint64_t errors;
+	uint64_t unreplayed;
+	struct diff_samples lat_p, lat_c;
+	uint64_t p50_p, p99_p, p50_c, p99_c; /* ns, finish */
+	struct diff_ruleset rs;
+};
+
+struct diff_pairrec {
+	uint32_t endpoint;
+	uint32_t first; /* into ctx->pair_groups */
+	uint16_t n;
+};
+
+struct diff_counter {
+	char *source;
+	char *name;
+	uint64_t value;
+	bool loss;
+};
+
+struct diff_gate_result {
+	struct diff_gate g;
+	double value;
+	bool tripped;
+};
+
+/* Direct-mapped cache: raw "METHOD path" -> endpoint, skips templating. */
+#define DIFF_EP_CACHE	  256
+#define DIFF_EP_CACHE_KEY 118
+struct diff_ep_cache {
+	uint64_t h;
+	uint32_t ep; /* index + 1; 0 = empty */
+	uint16_t len;
+	char key[DIFF_EP_CACHE_KEY];
+};
+
+struct diff_ctx {
+	struct diff_params p;
+	struct diff_ep_cache epc[DIFF_EP_CACHE];
+	struct diff_engine eng;
+	bool finished;
+	uint64_t *rule_hits; /* per rule of p.rules */
+	struct diff_ruleset global_rs;
+
+	struct diff_endpoint *ep;
+	size_t n_ep, cap_ep;
+	uint32_t *ep_hash; /* buckets, index + 1 */
+	size_t ep_buckets;
+
+	struct diff_group *gr;
+	size_t n_gr, cap_gr;
+	uint32_t *gr_hash;
+	size_t gr_buckets;
+
+	struct diff_pairrec *pairs;
+	size_t n_pairs, cap_pairs;
+	uint32_t *pair_groups;
+	size_t n_pg, cap_pg;
+
+	uint64_t incomplete_by_flag[STORE_F_COUNT];
+	uint64_t incomplete_cand_trunc;
+	uint64_t errors_by_kind[STORE_ERR_COUNT];
+
+	struct diff_counter *ctr;
+	size_t n_ctr;
+	char **notes; /* incomplete reasons */
+	size_t n_notes;
+	struct diff_gate_result *gates;
+	size_t n_gates;
+	char **inputs; /* file names fed in */
+	size_t n_inputs;
+
+	struct diff_samples all_p, all_c;
+	uint64_t p50_p, p99_p, p50_c, p99_c;
+	struct diff_summary sum;
+};
+
+/** Add a file name to the list of inputs shown in reports. */
+int diff_ctx_add_input(struct diff_ctx *c, const char *name);
+
+/**
+ * Indices of the groups seen on candidate pairs, real ones first, then by
+ * count (descending), endpoint and location. *out is owned by the caller
+ * (mem_free). @return the number, or 0 with *out NULL on allocation failure.
+ */
+size_t diff_ctx_sorted_groups(const struct diff_ctx *c, uint32_t **out);
+
+/** Why the data is incomplete, one reason per line (empty when complete). */
+int diff_ctx_reasons(const struct diff_ctx *c, struct dbuf *out);
+
+/** Stable names of session flag bit numbers and replay error kinds (docs/format.md). */
+const char *diff_flag_name(unsigned bit);
+const char *diff_error_name(unsigned kind);
+
+/** Percentile @p q (0..1) of sorted samples; 0 when empty. */
+uint64_t diff_percentile(const uint64_t *v, size_t n, double q);
+
+#endif

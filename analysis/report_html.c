@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report_html - one self-contained HTML5 file for QA: inline CSS and JS,
+ * charts as inline SVG, no external resource of any kind, so it opens
+ * offline and from a CI artifact store. Every text that comes from traffic
+ * or the user is escaped (report_escape), and sensitive header values are
+ * masked before they get here (diff_mask_header_value).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "analysis/diff_private.h"
+#include "analysis/report.h"
+#include "common/mem.h"
+#include "dyetap_version.h"
+
+#define HTML_MAX_EXAMPLES 200
+#define HTML_MAX_BARS	  40
+#define HTML_BUCKETS	  24
+
+static const char css[] =
+    "body{font:14px/1.4 system-ui,-apple-system,Segoe "
+    "UI,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}"
+    "header{background:#1d2430;color:#fff;padding:16px 24px}header h1{margin:0;font-size:20px}"
+    ".meta{color:#b8c0cc;margin:4px 0 0}main{padding:16px 24px;max-width:1400px}"
+    "section{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:12px "
+    "16px;margin:0 0 16px}"
+    "h2{font-size:16px;margin:4px 0 10px}.banner{background:#fde8e8;border:1px solid "
+    "#e0a0a0;color:#8a1c1c;padding:10px 16px;border-radius:6px;margin:0 0 16px}"
+    ".ok{background:#e6f4ea;border-color:#9fd2ab;color:#1e5631}"
+    ".cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid "
+    "#dde1e6;border-radius:6px;padding:8px 12px;min-width:120px}"
+    ".card b{display:block;font-size:20px}.card.bad b{color:#b3261e}"
+    "table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px "
+    "8px;border-bottom:1px solid #eceef1;vertical-align:top}"
+    "th{cursor:pointer;background:#f0f2f5;user-select:none}th:after{content:' "
+    "\\2195';color:#9aa3af}"
+    "td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px}"
+    ".pair{display:grid;grid-template-columns:1fr 1fr;gap:10px}"
+    "pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:8px;overflow:auto;max-height:"
+    "420px;font-size:12px;white-space:pre-wrap;word-break:break-all}"
+    "details{border-top:1px solid #eceef1;padding:6px 0}summary{cursor:pointer}"
+    ".tag{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;background:#eef}"
+    ".tag.noise{background:#fff4d6}.muted{color:#6b7280}svg text{font-size:11px;fill:#1d2430}";
+
+static const char js[] =
+    "document.querySelectorAll('table.sortable th').forEach(function(th,i){"
+    "th.addEventListener('click',function(){var t=th.closest('table'),b=t.tBodies[0],"
+    "rows=Array.prototype.slice.call(b.rows),asc=th.getAttribute('data-asc')!=='1';"
+    "th.setAttribute('data-asc',asc?'1':'0');rows.sort(function(x,y){"
+    "var a=x.cells[i].getAttribute('data-v')||x.cells[i].textContent,"
+    "c=y.cells[i].getAttribute('data-v')||y.cells[i].textContent,"
+    "na=parseFloat(a),nc=parseFloat(c),r=(!isNaN(na)&&!isNaN(nc))?na-nc:a.localeCompare(c);"
+    "return asc?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});"
+    "function openHash(){var e=location.hash&&document.getElementById(location.hash.slice(1));"
+    "if(e&&e.tagName==='DETAILS')e.open=true;}"
+    "window.addEventListener('hashchange',openHash);openHash();";
+
+static void esc(struct dbuf *b, const char *s)
+{
+	report_escape(b, s, strlen(s));
+}
+
+static void card(struct dbuf *b, const char *label, const char *value, bool bad)
+{
+	dbuf_printf(b, "<div class=\"card%s\"><b>", bad ? " bad" : "");
+	esc(b, value);
+	dbuf_puts(b, "</b>");
+	esc(b, label);
+	dbuf_puts(b, "</div>");
+}
+
+static void rate_chart(struct dbuf *b, const struct diff_ctx *c)
+{
+	/* endpoints by difference rate, highest first */
+	uint32_t order[HTML_MAX_BARS];
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_ep; i++) {
+		const struct diff_endpoint *e = &c->ep[i];
+		double r = e->pairs ? (double)e->differing / (double)e->pairs : 0;
+		size_t pos = n;
+		while (pos > 0) {
+			const struct diff_endpoint *o = &c->ep[order[pos - 1]];
+			double ro = o->pairs ? (double)o->differing / (double)o->pairs : 0;
+			if (ro >= r)
+				break;
+			pos--;
+		}
+		if (pos >= HTML_MAX_BARS)
+			continue;
+		size_t last = n < HTML_MAX_BARS ? n : HTML_MAX_BARS - 1;
+		memmove(order + pos + 1, order + pos, (last - pos) * sizeof(order[0]));
+		order[pos] = (uint32_t)i;
+		if (n < HTML_MAX_BARS)
+			n++;
+	}
+	int h = (int)n * 22 + 30, lw = 300, bw = 380;
+	dbuf_printf(b,
+		    "<svg id=\"chart-rate\" role=\"img\" aria-label=\"difference rate per "
+		    "endpoint\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">",
+		    lw + bw + 80, h, lw + bw + 80, h);
+	for (int t = 0; t <= 4; t++) {
+		int x = lw + bw * t / 4;
+		dbuf_printf(b,
+			    "<line x1=\"%d\" y1=\"0\" x2=\"%d\" y2=\"%d\" stroke=\"#e5e7eb\"/>"
+			    "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d%%</text>",
+			    x, x, h - 18, x, h - 4, t * 25);
+	}
+	for (size_t k = 0; k < n; k++) {
+		const struct diff_endpoint *e = &c->ep[order[k]];
+		double r = e->pairs ? (double)e->differing / (double)e->pairs : 0;
+		int y = (int)k * 22 + 4;
+		dbuf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", lw - 6, y + 13);
+		esc(b, e->name);
+		dbuf_printf(b,
+			    "</text><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"16\" "
+			    "fill=\"%s\"><title>",
+			    lw, y, (int)lrint(r * bw) > 0 ? (int)lrint(r * bw) : 1,
+			    r > 0 ? "#d9534f" : "#5cb85c");
+		esc(b, e->name);
+		dbuf_printf(b, ": %llu of %llu differ</title></rect>",
+			    (unsigned long long)e->differing, (unsigned long long)e->pairs);
+		dbuf_printf(b, "<text x=\"%d\" y=\"%d\">%.1f%%</text>", lw + (int)lrint(r * bw) + 6,
+			    y + 13, r * 100);
+	}
+	dbuf_puts(b, "</svg>");
+}
+
+static void latency_chart(struct dbuf *b, const struct diff_ctx *c)
+{
+	const struct diff_samples *sp = &c->all_p, *sc = &c->all_c;
+	if (!sp->n && !sc->n) {
+		dbuf_puts(b, "<p class=\"muted\">no latency samples</p>");
+		return;
+	}
+	/* log-spaced buckets between the smallest and largest sample of both */
+	uint64_t lo = UINT64_MAX, hi = 0;
+	if (sp->n)
+		lo = sp->v[0], hi = sp->v[sp->n - 1];
+	if (sc->n) {
+		lo = sc->v[0] < lo ? sc->v[0] : lo;
+		hi = sc->v[sc->n - 1] > hi ? sc->v[sc->n - 1] : hi;
+	}
+	if (lo < 1000)
+		lo = 1000;
+	if (hi <= lo)
+		hi = lo * 2;
+	double llo = log((double)lo), lhi = log((double)hi) + 1e-9;
+	uint64_t cnt[2][HTML_BUCKETS] = {{0}};
+	for (int s = 0; s < 2; s++) {
+		const struct diff_samples *d = s ? sc : sp;
+		for (size_t i = 0; i < d->n; i++) {
+			double v = d->v[i] < lo ? (double)lo : (double)d->v[i];
+			int k = (int)((log(v) - llo) / (lhi - llo) * HTML_BUCKETS);
+			k = k < 0 ? 0 : k >= HTML_BUCKETS ? HTML_BUCKETS - 1 : k;
+			cnt[s][k]++;
+		}
+	}
+	double mx = 0;
+	for (int s = 0; s < 2; s++)
+		for (int k = 0; k < HTML_BUCKETS; k++) {
+			size_t tot = s ? sc->n : sp->n;
+			double f = tot ? (double)cnt[s][k] / (double)tot : 0;
+			mx = f > mx ? f : mx;
+		}
+	int W = 760, H = 220, left = 40, bottom = 40, bw = (W - left) / HTML_BUCKETS;
+	dbuf_printf(b,
+		    "<svg id=\"chart-latency\" role=\"img\" aria-label=\"latency distribution "
+		    "primary vs candidate\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">",
+		    W, H + 20, W, H + 20);
+	for (int k = 0; k < HTML_BUCKETS; k++) {
+		for (int s = 0; s < 2; s++) {
+			size_t tot = s ? sc->n : sp->n;
+			double f = tot ? (double)cnt[s][k] / (double)tot : 0;
+			int bh = mx > 0 ? (int)lrint(f / mx * (H - bottom - 10)) : 0;
+			dbuf_printf(
+			    b,
+			    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\">"
+			    "<title>%s: %llu</title></rect>",
+			    left + k * bw + s * (bw / 2), H - bottom - bh, bw / 2 - 1, bh,
+			    s ? "#f0ad4e" : "#337ab7", s ? "candidate" : "primary",
+			    (unsigned long long)cnt[s][k]);
+		}
+		if (k % 4 == 0) {
+			double edge = exp(llo + (lhi - llo) * k / HTML_BUCKETS) / 1e6;
+			dbuf_printf(b, "<text x=\"%d\" y=\"%d\">%.3g ms</text>", left + k * bw,
+				    H - bottom + 14, edge);
+		}
+	}
+	dbuf_printf(b,
+		    "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"#337ab7\"/><text "
+		    "x=\"%d\" y=\"%d\">primary (recorded)</text><rect x=\"%d\" y=\"%d\" "
+		    "width=\"10\" height=\"10\" fill=\"#f0ad4e\"/><text x=\"%d\" "
+		    "y=\"%d\">candidate</text></svg>",
+		    left, H - 8, left + 14, H + 1, left + 160, H - 8, left + 174, H + 1);
+}
+
+static void group_rows(struct dbuf *b, const struct diff_ctx *c, const uint32_t *idx, size_t n,
+		       bool noise)
+{
+	dbuf_printf(b,
+		    "<table class=\"sortable\" id=\"%s\"><thead><tr><th>endpoint</th>"
+		    "<th>location</th><th>kind</th><th>count</th><th>rate</th>%s<th>example</th>"
+		    "</tr></thead><tbody>",
+		    noise ? "noise-table" : "diff-table", noise ? "<th>why</th>" : "");
+	for (size_t i = 0; i < n; i++) {
+		const struct diff_group *g = &c->gr[idx[i]];
+		if ((g->noise != 0) != noise)
+			continue;
+		dbuf_puts(b, "<tr><td>");
+		esc(b, c->ep[g->endpoint].name);
+		dbuf_puts(b, "</td><td><code>");
+		esc(b, g->location);
+		dbuf_printf(b,
+			    "</code></td><td>%s</td><td class=\"n\">%llu</td><td class=\"n\" "
+			    "data-v=\"%.6f\">%.2f%%</td>",
+			    diff_kind_name(g->kind), (unsigned long long)g->count, g->rate,
+			    g->rate * 100);
+		if (noise)
+			dbuf_printf(b, "<td><span class=\"tag noise\">%s</span></td>",
+				    g->noise == DIFF_NOISE_LEARNED ? "learned from secondary"
+								   : "values look volatile");
+		if (g->has_ex && i < HTML_MAX_EXAMPLES)
+			dbuf_printf(b, "<td><a href=\"#ex-%zu\">session %llu</a></td></tr>", i,
+				    (unsigned long long)g->ex.session_id);
+		else
+			dbuf_puts(b, "<td></td></tr>");
+	}
+	dbuf_puts(b, "</tbody></table>");
+}
+
+static void pre(struct dbuf *b, const char *s)
+{
+	dbuf_puts(b, "<pre>");
+	esc(b, s ? s : "");
+	dbuf_puts(b, "</pre>");
+}
+
+int report_html(const struct diff_ctx *c, struct dbuf *b)
+{
+	if (!c->finished)
+		return -EINVAL;
+	const struct diff_summary *s = &c->sum;
+	char v[64];
+	dbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+		     "<title>dyetap diff report</title><style>");
+	dbuf_puts(b, css);
+	dbuf_puts(b, "</style></head><body><header><h1>dyetap diff report</h1><p class=\"meta\">");
+	for (size_t i = 0; i < c->n_inputs; i++) {
+		if (i)
+			dbuf_puts(b, " &middot; ");
+		esc(b, c->inputs[i]);
+	}
+	dbuf_printf(b, " &middot; dyetap %s</p></header><main>", DYETAP_VERSION);
+	if (s->data_incomplete) {
+		struct dbuf why;
+		dbuf_init(&why, 1 << 20);
+		diff_ctx_reasons(c, &why);
+		dbuf_puts(
+		    b, "<div class=\"banner\" id=\"incomplete\"><strong>Data incomplete:</strong> "
+		       "this result does not cover all traffic.<ul>");
+		const char *w = why.data ? (const char *)why.data : "";
+		while (*w) {
+			const char *nl = strchr(w, '\n');
+			size_t n = nl ? (size_t)(nl - w) : strlen(w);
+			dbuf_puts(b, "<li>");
+			report_escape(b, w, n);
+			dbuf_puts(b, "</li>");
+			w += n + (nl ? 1 : 0);
+		}
+		dbuf_puts(b, "</ul></div>");
+		dbuf_release(&why);
+	}
+	dbuf_puts(b, "<section id=\"summary\"><h2>Summary</h2><div class=\"cards\">");
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->compared);
+	card(b, "responses compared", v, false);
+	snprintf(v, sizeof(v), "%llu (%.2f%%)", (unsigned long long)s->differing,
+		 s->diff_rate * 100);
+	card(b, "differ", v, s->differing > 0);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->status_changes);
+	card(b, "status changes", v, s->status_changes > 0);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->groups);
+	card(b, "difference groups", v, s->groups > 0);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->noise_groups);
+	card(b, "likely noise groups", v, false);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->incomplete);
+	card(b, "incomplete sessions", v, s->incomplete > 0);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->replay_errors);
+	card(b, "replay errors", v, s->replay_errors > 0);
+	snprintf(v, sizeof(v), "x%.2f", s->p99_latency_ratio);
+	card(b, "p99 latency ratio", v, s->p99_latency_ratio > 1.2);
+	dbuf_puts(b, "</div><p id=\"summary-text\">");
+	struct dbuf t;
+	dbuf_init(&t, 4096);
+	dbuf_printf(&t,
+		    "compared %llu responses on %llu endpoints: %llu differ (%.2f%%), %llu status "
+		    "changes, %llu difference groups, %llu noise groups",
+		    (unsigned long long)s->compared, (unsigned long long)s->endpoints,
+		    (unsigned long long)s->differing, s->diff_rate * 100,
+		    (unsigned long long)s->status_changes, (unsigned long long)s->groups,
+		    (unsigned long long)s->noise_groups);
+	report_escape(b, t.data, t.len);
+	dbuf_release(&t);
+	dbuf_puts(b, "</p>");
+	if (c->n_gates) {
+		dbuf_puts(b, "<table id=\"gates\"><thead><tr><th>gate</th><th>value</th>"
+			     "<th>result</th></tr></thead><tbody>");
+		for (size_t i = 0; i < c->n_gates; i++) {
+			dbuf_puts(b, "<tr><td><code>");
+			esc(b, c->gates[i].g.text);
+			dbuf_printf(b, "</code></td><td class=\"n\">%.6g</td><td>%s</td></tr>",
+				    c->gates[i].value,
+				    c->gates[i].tripped ? "<b>TRIPPED</b>" : "ok");
+		}
+		dbuf_puts(b, "</tbody></table>");
+	}
+	dbuf_puts(b, "</section><section id=\"charts\"><h2>Difference rate per endpoint</h2>");
+	rate_chart(b, c);
+	dbuf_puts(b, "<h2>Latency distribution, primary vs candidate</h2>");
+	latency_chart(b, c);
+	dbuf_puts(b, "</section>");
+
+	uint32_t *idx;
+	size_t ng = diff_ctx_sorted_groups(c, &idx);
+	dbuf_puts(b, "<section id=\"differences\"><h2>Differences</h2>");
+	if (s->groups)
+		group_rows(b, c, idx, ng, false);
+	else
+		dbuf_puts(b, "<p>No difference outside noise.</p>");
+	dbuf_puts(b, "</section><section id=\"noise\"><h2>Likely noise</h2><p class=\"muted\">"
+		     "Shown, not counted: locations that differ as often between primary and "
+		     "secondary, or whose values look like timestamps, UUIDs or random ids.</p>");
+	if (s->noise_groups)
+		group_rows(b, c, idx, ng, true);
+	dbuf_puts(b, "</section>");
+
+	dbuf_puts(b, "<section id=\"endpoints\"><h2>Endpoints</h2><table class=\"sortable\">"
+		     "<thead><tr><th>endpoint</th><th>compared</th><th>differ</th><th>rate</th>"
+		     "<th>status changes</th><th>incomplete</th><th>errors</th>"
+		     "<th>p50 primary ms</th><th>p50 candidate ms</th><th>p99 primary ms</th>"
+		     "<th>p99 candidate ms</th></tr></thead><tbody>");
+	for (size_t i = 0; i < c->n_ep; i++) {
+		const struct diff_endpoint *e = &c->ep[i];
+		double r = e->pairs ? (double)e->differing / (double)e->pairs : 0;
+		dbuf_puts(b, "<tr><td>");
+		esc(b, e->name);
+		dbuf_printf(
+		    b,
+		    "</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td><td class=\"n\" "
+		    "data-v=\"%.6f\">%.2f%%</td><td class=\"n\">%llu</td><td "
+		    "class=\"n\">%llu</td><td class=\"n\">%llu</td><td class=\"n\">%.3f</td>"
+		    "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td><td "
+		    "class=\"n\">%.3f</td></tr>",
+		    (unsigned long long)e->pairs, (unsigned long long)e->differing, r, r * 100,
+		    (unsigned long long)e->status_chg, (unsigned long long)e->incomplete,
+		    (unsigned long long)e->errors, (double)e->p50_p / 1e6, (double)e->p50_c / 1e6,
+		    (double)e->p99_p / 1e6, (double)e->p99_c / 1e6);
+	}
+	dbuf_puts(b, "</tbody></table></section>");
+
+	dbuf_puts(b, "<section id=\"examples\"><h2>Examples</h2>");
+	for (size_t i = 0; i < ng && i < HTML_MAX_EXAMPLES; i++) {
+		const struct diff_group *g = &c->gr[idx[i]];
+		if (!g->has_ex)
+			continue;
+		dbuf_printf(b, "<details id=\"ex-%zu\"><summary>", i);
+		esc(b, c->ep[g->endpoint].name);
+		dbuf_puts(b, " &middot; <code>");
+		esc(b, g->location);
+		dbuf_printf(b, "</code> &middot; %s &middot; session %llu%s</summary>",
+			    diff_kind_name(g->kind), (unsigned long long)g->ex.session_id,
+			    g->noise ? " <span class=\"tag noise\">likely noise</span>" : "");
+		dbuf_puts(b, "<div class=\"pair\"><div><h4>primary value</h4>");
+		pre(b, g->ex.pval);
+		dbuf_puts(b, "</div><div><h4>candidate value</h4>");
+		pre(b, g->ex.cval);
+		dbuf_puts(b, "</div><div><h4>primary response (recorded)</h4>");
+		pre(b, g->ex.primary);
+		dbuf_puts(b, "</div><div><h4>candidate response</h4>");
+		pre(b, g->ex.candidate);
+		dbuf_puts(b, "</div></div><h4>request</h4>");
+		pre(b, g->ex.request);
+		dbuf_puts(b, "</details>");
+	}
+	mem_free(idx);
+	dbuf_puts(b, "</section>");
+
+	dbuf_puts(b,
+		  "<section id=\"accounting\"><h2>Accounting</h2><table class=\"sortable\">"
+		  "<thead><tr><th>source</th><th>counter</th><th>value</th></tr></thead><tbody>");
+	dbuf_printf(b,
+		    "<tr><td>diff</td><td>results</td><td class=\"n\">%llu</td></tr>"
+		    "<tr><td>diff</td><td>compared</td><td class=\"n\">%llu</td></tr>"
+		    "<tr><td>diff</td><td>incomplete</td><td class=\"n\">%llu</td></tr>"
+		    "<tr><td>diff</td><td>replay_errors</td><td class=\"n\">%llu</td></tr>"
+		    "<tr><td>diff</td><td>unreplayed</td><td class=\"n\">%llu</td></tr>"
+		    "<tr><td>diff</td><td>secondary_pairs</td><td class=\"n\">%llu</td></tr>"
+		    "<tr><td>diff</td><td>findings_dropped</td><td class=\"n\">%llu</td></tr>",
+		    (unsigned long long)s->results, (unsigned long long)s->compared,
+		    (unsigned long long)s->incomplete, (unsigned long long)s->replay_errors,
+		    (unsigned long long)s->unreplayed, (unsigned long long)s->secondary_pairs,
+		    (unsigned long long)s->findings_dropped);
+	for (unsigned k = 0; k < STORE_F_COUNT; k++)
+		if (c->incomplete_by_flag[k])
+			dbuf_printf(b,
+				    "<tr><td>diff</td><td>incomplete: %s</td><td "
+				    "class=\"n\">%llu</td></tr>",
+				    diff_flag_name(k),
+				    (unsigned long long)c->incomplete_by_flag[k]);
+	for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
+		if (c->errors_by_kind[k])
+			dbuf_printf(b,
+				    "<tr><td>diff</td><td>replay error: %s</td><td "
+				    "class=\"n\">%llu</td></tr>",
+				    diff_error_name(k), (unsigned long long)c->errors_by_kind[k]);
+	for (size_t i = 0; i < c->n_ctr; i++) {
+		dbuf_puts(b, "<tr><td>");
+		esc(b, c->ctr[i].source);
+		dbuf_puts(b, "</td><td>");
+		esc(b, c->ctr[i].name);
+		dbuf_printf(b, "</td><td class=\"n\">%llu</td></tr>",
+			    (unsigned long long)c->ctr[i].value);
+	}
+	dbuf_puts(b, "</tbody></table></section>");
+	const struct noise_rules *rs = c->p.rules;
+	if (rs && rs->n) {
+		dbuf_puts(b, "<section id=\"rules\"><h2>Noise rules</h2><table class=\"sortable\">"
+			     "<thead><tr><th>line</th><th>scope</th><th>rule</th><th>hits</th></tr>"
+			     "</thead><tbody>");
+		for (size_t i = 0; i < rs->n; i++) {
+			dbuf_printf(b, "<tr><td class=\"n\">%u</td><td>", rs->v[i].line);
+			esc(b, rs->v[i].scope ? rs->v[i].scope : "(all)");
+			dbuf_puts(b, "</td><td><code>");
+			esc(b, rs->v[i].text);
+			dbuf_printf(b, "</code></td><td class=\"n\">%llu</td></tr>",
+				    (unsigned long long)(c->rule_hits ? c->rule_hits[i] : 0));
+		}
+		dbuf_puts(b, "</tbody></table></section>");
+	}
+	dbuf_puts(b, "</main><script>");
+	dbuf_puts(b, js);
+	return dbuf_puts(b, "</script></body></html>\n");
+}

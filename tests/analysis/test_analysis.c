@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for analysis/: the JSON parser (valid, invalid, caps), path
+ * templates, noise rules and path patterns, the structural JSON differ,
+ * headers, content decoders (gzip, deflate, br, zstd), volatile values,
+ * noise learning, grouping, accounting and gates.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <brotli/encode.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "analysis/diff.h"
+#include "analysis/diff_private.h"
+#include "analysis/json.h"
+#include "analysis/noise.h"
+#include "analysis/report.h"
+#include "analysis/tmpl.h"
+#include "tests/analysis/analysis_sample.h"
+#include "tests/tap.h"
+
+static int parse(const char *s)
+{
+	struct json_doc d;
+	json_doc_init(&d, NULL);
+	int rc = json_parse(&d, (const uint8_t *)s, strlen(s));
+	json_doc_release(&d);
+	return rc;
+}
+
+static void test_json_parser(void)
+{
+	static const char *const valid[] = {
+	    "{}",
+	    "[]",
+	    "0",
+	    "-0.5e+10",
+	    "\"a\\u00e9\\ud83d\\ude00\"",
+	    " {\"a\":[1,2,{\"b\":null}]} ",
+	    "true",
+	    "false",
+	    "null",
+	    "\"h\xc3\xa9\"",
+	    "[1e5,2E-3,0.0]",
+	};
+	static const char *const invalid[] = {
+	    "",	    "{",    "[1,]",	"{\"a\":1,}",  "01",	       "1.",	    ".5",
+	    "-",    "+1",   "\"\\x\"",	"\"a",	       "[1 2]",	       "{\"a\" 1}", "{a:1}",
+	    "tru",  "nul",  "\"\x01\"", "\"\\ud800\"", "\"\\udc00x\"", "\"\xff\"",  "\"\xc0\xaf\"",
+	    "[1]x", "{}{}", "NaN",	"[\"a\",]",
+	};
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+		TAP_OK(parse(valid[i]) == 0, "valid JSON %zu parses", i);
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+		TAP_OK(parse(invalid[i]) == -EBADMSG, "invalid JSON %zu rejected", i);
+
+	struct json_doc d;
+	struct json_limits lim = {.max_depth = 8, .max_bytes = 64, .max_nodes = 10};
+	json_doc_init(&d, &lim);
+	const char *deep8 = "[[[[[[[[1]]]]]]]]", *deep9 = "[[[[[[[[[1]]]]]]]]]";
+	TAP_OK(json_parse(&d, (const uint8_t *)deep8, strlen(deep8)) == 0, "depth 8 within cap");
+	TAP_OK(json_parse(&d, (const uint8_t *)deep9, strlen(deep9)) == -E2BIG, "depth 9 over cap");
+	char big[80];
+	memset(big, ' ', sizeof(big));
+	big[0] = '1';
+	TAP_OK(json_parse(&d, (const uint8_t *)big, sizeof(big)) == -E2BIG, "size cap");
+	const char *many = "[1,2,3,4,5,6,7,8,9,10]";
+	TAP_OK(json_parse(&d, (const uint8_t *)many, strlen(many)) == -E2BIG, "node cap");
+	const char *ok = "{\"k\":[true,\"s\"]}";
+	TAP_OK(json_parse(&d, (const uint8_t *)ok, strlen(ok)) == 0, "parse after failures");
+	TAP_EQ_U64(d.n_nodes, 4, "node count");
+	const struct json_node *root = json_node(&d, 0);
+	TAP_OK(root->type == JSON_OBJECT && root->n == 1, "root object with one member");
+	const struct json_node *arr = json_node(&d, root->first);
+	TAP_OK(arr->type == JSON_ARRAY && arr->n == 2 && arr->key_len == 1, "member is an array");
+	const struct json_node *s = json_node(&d, json_node(&d, arr->first)->next);
+	TAP_OK(s->type == JSON_STRING && s->len == 1 && d.text[s->off] == 's', "string slice");
+	json_doc_release(&d);
+
+	uint8_t out[16];
+	const char *esc = "a\\n\\u00e9\\ud83d\\ude00";
+	long n = json_unescape((const uint8_t *)esc, strlen(esc), out, sizeof(out));
+	TAP_OK(n == 8 && !memcmp(out, "a\n\xc3\xa9\xf0\x9f\x98\x80", 8), "unescape");
+	TAP_OK(json_unescape((const uint8_t *)"abcdef", 6, out, 3) == -E2BIG, "unescape cap");
+}
+
+static void test_tmpl(void)
+{
+	static const char *const cases[][3] = {
+	    {"GET", "/users/123", "GET /users/{id}"},
+	    {"GET", "/users/123/orders/9?x=1", "GET /users/{id}/orders/{id}"},
+	    {"PUT", "/items/3fa85f64-5717-4562-b3fc-2c963f66afa6", "PUT /items/{id}"},
+	    {"GET", "/blobs/deadbeef0123", "GET /blobs/{id}"},
+	    {"GET", "/static/app.js", "GET /static/app.js"},
+	    {"GET", "/", "GET /"},
+	    {"GET", "http://example.com/a/42", "GET /a/{id}"},
+	    {"GET", "/search?q=1", "GET /search"},
+	    {"GET", "/t/AbCdEfGhIjKlMnOpQrSt12", "GET /t/{id}"},
+	    {"GET", "/v1/health", "GET /v1/health"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[128];
+		tmpl_endpoint(cases[i][0], strlen(cases[i][0]), cases[i][1], strlen(cases[i][1]),
+			      out, sizeof(out));
+		TAP_EQ_STR(out, cases[i][2], "template of %s", cases[i][1]);
+	}
+	char small[8];
+	tmpl_endpoint("GET", 3, "/abcdefgh", 9, small, sizeof(small));
+	TAP_EQ_STR(small, "GET /ab", "truncated to the buffer");
+}
+
+static void test_rules(void)
+{
+	char err[256];
+	const char *txt = "# comment\n"
+			  "ignore header x-trace-*\n"
+			  "ignore path $.items[*].ts\n"
+			  "mask body [0-9a-f]{32}\n"
+			  "[GET /users/*]\n"
+			  "tolerance $.price 0.01\n"
+			  "unordered $.tags\n"
+			  "key $.items id\n"
+			  "[*]\n"
+			  "check header etag\n";
+	struct noise_rules *r = noise_rules_parse(txt, strlen(txt), err, sizeof(err));
+	TAP_OK(r != NULL, "rules parse (%s)", r ? "" : err);
+	if (!r)
+		return;
+	TAP_EQ_U64(r->n, 7, "seven rules");
+	TAP_OK(r->v[0].kind == NOISE_IGNORE_HEADER && !r->v[0].scope, "global header rule");
+	TAP_OK(r->v[3].scope && !strcmp(r->v[3].scope, "GET /users/*"), "scoped rule");
+	TAP_OK(noise_rule_applies(&r->v[3], "GET /users/{id}"), "scope matches");
+	TAP_OK(!noise_rule_applies(&r->v[3], "POST /users/{id}"), "scope does not match");
+	TAP_OK(r->v[6].scope == NULL && r->v[6].kind == NOISE_CHECK_HEADER, "[*] back to global");
+	TAP_EQ_U64(r->v[3].line, 6, "line numbers kept");
+	noise_rules_free(r);
+
+	static const char *const bad[] = {
+	    "ignore nothing x",	 "mask body (",	     "tolerance $.a x", "key $.a",
+	    "ignore path a.b",	 "unordered $.a..",  "frobnicate",	"[GET /x",
+	    "ignore header a b", "tolerance $.a -1", "mask body a++",	"mask body (a{50}){200}",
+	    "mask body x*{3}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		r = noise_rules_parse(bad[i], strlen(bad[i]), err, sizeof(err));
+		TAP_OK(!r && !strncmp(err, "line 1: ", 8), "bad rule '%s' rejected: %s", bad[i],
+		       err);
+		noise_rules_free(r);
+	}
+
+	struct noise_path p;
+	TAP_OK(noise_path_compile(&p, "$.items[*].ts", err, sizeof(err)) == 0, "compile path");
+	struct noise_pos pos[3] = {
+	    {.is_index = 0, .key = (const uint8_t *)"items", .key_len = 5},
+	    {.is_index = 1, .index = 4},
+	    {.is_index = 0, .key = (const uint8_t *)"ts", .key_len = 2},
+	};
+	TAP_OK(noise_path_match(&p, pos, 3), "$.items[*].ts matches $.items[4].ts");
+	TAP_OK(!noise_path_match(&p, pos, 2), "does not match $.items[4]");
+	noise_path_release(&p);
+	TAP_OK(noise_path_compile(&p, "$..ts", err, sizeof(err)) == 0, "compile $..ts");
+	TAP_OK(noise_path_match(&p, pos, 3), "$..ts matches at depth 3");
+	TAP_OK(noise_path_match(&p, pos + 2, 1), "$..ts matches at depth 1");
+	noise_path_release(&p);
+	TAP_OK(noise_path_compile(&p, "$['items'][4].*", err, sizeof(err)) == 0, "compile quoted");
+	TAP_OK(noise_path_match(&p, pos, 3), "quoted name, index and .* match");
+	noise_path_release(&p);
+}
+
+/* Findings of diffing JSON a vs b with optional rules, as "loc kind" lines. */
+static char result[4096];
+static const struct noise_rule *rule_ptrs[32];
+
+static const char *jdiff(const char *a, const char *b, const char *rules_txt)
+{
+	struct diff_engine e;
+	char err[256];
+	struct noise_rules *rules = NULL;
+	struct diff_ruleset rs;
+	memset(&rs, 0, sizeof(rs));
+	if (rules_txt) {
+		rules = noise_rules_parse(rules_txt, strlen(rules_txt), err, sizeof(err));
+		if (!rules) {
+			snprintf(result, sizeof(result), "rules error: %s", err);
+			return result;
+		}
+		rs.v = rule_ptrs;
+		for (size_t i = 0; i < rules->n; i++) {
+			rule_ptrs[rs.n++] = &rules->v[i];
+			rs.has_path_rules = true;
+			rs.has_body_masks |= rules->v[i].kind == NOISE_MASK_BODY;
+		}
+		rs.all = rules;
+	}
+	diff_engine_init(&e, NULL);
+	e.nf = 0;
+	e.rs = rules ? &rs : NULL;
+	diff_engine_body(&e, "application/json", 16, (const uint8_t *)a, strlen(a),
+			 (const uint8_t *)b, strlen(b));
+	size_t o = 0;
+	result[0] = '\0';
+	for (uint32_t i = 0; i < e.nf; i++)
+		o += (size_t)snprintf(result + o, sizeof(result) - o, "%s%s %s", i ? "; " : "",
+				      e.f[i].loc, diff_kind_name(e.f[i].kind));
+	diff_engine_release(&e);
+	noise_rules_free(rules);
+	return result;
+}
+
+static void test_json_diff(void)
+{
+	TAP_EQ_STR(jdiff("{\"a\":1}", "{\"a\":1}", NULL), "", "equal");
+	TAP_EQ_STR(jdiff("{\"a\":1,\"b\":2}", "{\"b\":2,\"a\":1.0}", NULL), "",
+		   "member order and number spelling do not matter");
+	TAP_EQ_STR(jdiff("{\"a\":\"\\u00e9\"}", "{\"a\":\"\xc3\xa9\"}", NULL), "",
+		   "escapes spelling the same text are equal");
+	TAP_EQ_STR(jdiff("{\"a\":1}", "{\"a\":2}", NULL), "body:$.a value_changed", "value");
+	TAP_EQ_STR(jdiff("{\"a\":1}", "{\"a\":\"1\"}", NULL), "body:$.a type_changed", "type");
+	TAP_EQ_STR(jdiff("{\"a\":1,\"b\":2}", "{\"a\":1,\"c\":2}", NULL),
+		   "body:$.b missing; body:$.c extra", "missing and extra keys");
+	TAP_EQ_STR(
+	    jdiff("{\"items\":[{\"p\":1},{\"p\":2}]}", "{\"items\":[{\"p\":1},{\"p\":3}]}", NULL),
+	    "body:$.items[1].p value_changed", "arrays by index");
+	TAP_EQ_STR(jdiff("[1,2]", "[1,2,3]", NULL), "body:$[2] extra", "longer array");
+	TAP_EQ_STR(jdiff("[1,2,3]", "[1]", NULL), "body:$[1] missing; body:$[2] missing",
+		   "shorter array");
+	TAP_EQ_STR(jdiff("{\"a b\":true}", "{\"a b\":false}", NULL),
+		   "body:$[\"a b\"] value_changed", "non-identifier key quoted");
+	TAP_EQ_STR(jdiff("{\"t\":[1,2,3]}", "{\"t\":[3,1,2]}", "unordered $.t"), "",
+		   "unordered array");
+	TAP_EQ_STR(jdiff("{\"t\":[1,2,3]}", "{\"t\":[3,1,4]}", "unordered $.t"),
+		   "body:$.t[*] missing; body:$.t[*] extra", "unordered array with a change");
+	TAP_EQ_STR(jdiff("{\"u\":[{\"id\":1,\"n\":\"a\"},{\"id\":2,\"n\":\"b\"}]}",
+			 "{\"u\":[{\"id\":2,\"n\":\"B\"},{\"id\":1,\"n\":\"a\"},{\"id\":3}]}",
+			 "key $.u id"),
+		   "body:$.u[id=2].n value_changed; body:$.u[id=3] extra", "keyed array");
+	TAP_EQ_STR(jdiff("{\"p\":10.00}", "{\"p\":10.004}", "tolerance $.p 0.01"), "",
+		   "within absolute tolerance");
+	TAP_EQ_STR(jdiff("{\"p\":10.00}", "{\"p\":10.02}", "tolerance $.p 0.01"),
+		   "body:$.p value_changed", "over absolute tolerance");
+	TAP_EQ_STR(jdiff("{\"p\":100}", "{\"p\":104}", "tolerance $.p 5%"), "",
+		   "within relative tolerance");
+	TAP_EQ_STR(jdiff("{\"items\":[{\"ts\":1,\"v\":1},{\"ts\":2,\"v\":2}]}",
+			 "{\"items\":[{\"ts\":5,\"v\":1},{\"ts\":6,\"v\":3}]}",
+			 "ignore path $.items[*].ts"),
+		   "body:$.items[1].v value_changed", "ignored wildcard path");
+	TAP_EQ_STR(jdiff("{\"a\":1}", "not json", NULL), "body:$ not_json", "candidate not JSON");
+	TAP_EQ_STR(jdiff("{\"id\":\"x-1\"}", "{\"id\":\"x-2\"}", "mask body x-[0-9]"), "",
+		   "masked body equal");
+	TAP_EQ_STR(jdiff("{\"a\":\"id=x id=12 id=5\"}", "{\"a\":\"id=x id=34 id=6\"}",
+			 "mask body id=[0-9]+"),
+		   "", "mask with a literal prefix finds later matches");
+	TAP_EQ_STR(
+	    jdiff("{\"a\":\"id=x1 id=12\"}", "{\"a\":\"id=x2 id=34\"}", "mask body id=[0-9]+"),
+	    "body:$.a value_changed", "unmasked text still compared");
+	TAP_EQ_STR(jdiff("{\"a\":\"ac\",\"b\":\"abbbc\"}", "{\"a\":\"ac\",\"b\":\"ac\"}",
+			 "mask body ab*c"),
+		   "", "optional last literal is not required by the prefilter");
+	/* text bodies */
+	struct diff_engine e;
+	diff_engine_init(&e, NULL);
+	const char *ta = "l1\nl2\nl3\nl4\nl5\nl6\n", *tb = "l1\nl2\nl3\nX4\nl5\nl6\n";
+	e.nf = 0;
+	e.rs = NULL;
+	diff_engine_body(&e, "text/plain", 10, (const uint8_t *)ta, strlen(ta), (const uint8_t *)tb,
+			 strlen(tb));
+	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:text") && e.f[0].kind == DIFF_K_TEXT,
+	       "text difference");
+	TAP_OK(e.nf == 1 && strstr(e.f[0].pval, "@@ line 4 @@") && strstr(e.f[0].pval, "- l4") &&
+		   strstr(e.f[0].cval, "+ X4") && strstr(e.f[0].cval, "  l3"),
+	       "text hunk with line number and context");
+	e.nf = 0;
+	diff_engine_body(&e, "application/octet-stream", 24, (const uint8_t *)"\x00\x01", 2,
+			 (const uint8_t *)"\x00\x02\x03", 3);
+	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:binary") && strstr(e.f[0].cval, "3 bytes"),
+	       "binary by length and hash");
+	diff_engine_release(&e);
+}
+
+static void test_volatile(void)
+{
+	static const char *const yes[] = {
+	    "2026-11-26T13:00:00Z",
+	    "\"2026-11-26T13:00:00.123+01:00\"",
+	    "Thu, 26 Nov 2026 13:00:00 GMT",
+	    "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+	    "1764158400",
+	    "1764158400123",
+	    "9f86d081884c7d65",
+	    "aZ3kQ9xT7mP2vR8wL5nB",
+	};
+	static const char *const no[] = {"200",	     "hello world",	 "true",	"42",
+					 "/users/1", "application/json", "deadbeefcafe"};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		TAP_OK(diff_looks_volatile(yes[i], strlen(yes[i])), "volatile: %s", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		TAP_OK(!diff_looks_volatile(no[i], strlen(no[i])), "not volatile: %s", no[i]);
+}
+
+static size_t gz(const char *in, uint8_t *out, size_t cap, int wbits)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	deflateInit2(&z, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)strlen(in);
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	deflate(&z, Z_FINISH);
+	size_t n = cap - z.avail_out;
+	deflateEnd(&z);
+	return n;
+}
+
+static void test_decode(void)
+{
+	const char *plain = "{\"hello\":\"world\",\"n\":[1,2,3,4,5,6,7,8,9,10]}";
+	uint8_t buf[512];
+	struct dbuf out, tmp;
+	dbuf_init(&out, 1 << 20);
+	dbuf_init(&tmp, 1 << 20);
+	size_t n = gz(plain, buf, sizeof(buf), 15 + 16);
+	TAP_OK(diff_decode("gzip", 4, buf, n, &out, &tmp) == 0 && out.len == strlen(plain) &&
+		   !memcmp(out.data, plain, out.len),
+	       "gzip");
+	n = gz(plain, buf, sizeof(buf), 15);
+	TAP_OK(diff_decode("deflate", 7, buf, n, &out, &tmp) == 0 && out.len == strlen(plain),
+	       "deflate (zlib)");
+	n = gz(plain, buf, sizeof(buf), -15);
+	TAP_OK(diff_decode("deflate", 7, buf, n, &out, &tmp) == 0 && out.len == strlen(plain),
+	       "deflate (raw)");
+	size_t bn = sizeof(buf);
+	BrotliEncoderCompress(5, 22, BROTLI_MODE_TEXT, strlen(plain), (const uint8_t *)plain, &bn,
+			      buf);
+	TAP_OK(diff_decode("br", 2, buf, bn, &out, &tmp) == 0 && out.len == strlen(plain) &&
+		   !memcmp(out.data, plain, out.len),
+	       "br");
+	n = ZSTD_compress(buf, sizeof(buf), plain, strlen(plain), 3);
+	TAP_OK(diff_decode("zstd", 4, buf, n, &out, &tmp) == 0 && out.len == strlen(plain), "zstd");
+	TAP_OK(diff_decode("zstd", 4, buf, n - 3, &out, &tmp) == -EBADMSG, "truncated zstd");
+	/* gzip then br: decoded right to left */
+	uint8_t g[512];
+	size_t gn = gz(plain, g, sizeof(g), 15 + 16);
+	bn = sizeof(buf);
+	BrotliEncoderCompress(5, 22, BROTLI_MODE_GENERIC, gn, g, &bn, buf);
+	TAP_OK(diff_decode("gzip, br", 8, buf, bn, &out, &tmp) == 0 && out.len == strlen(plain),
+	       "stacked encodings");
+	n = gz(plain, buf, sizeof(buf), 15 + 16);
+	TAP_OK(diff_decode("gzip", 4, buf, n - 5, &out, &tmp) == -EBADMSG, "truncated gzip");
+	TAP_OK(diff_decode("compress", 8, buf, n, &out, &tmp) == -ENOTSUP, "unknown encoding");
+	/* bomb: 1 MiB of zeros into a 64 KiB cap */
+	static char zeros[1 << 20];
+	memset(zeros, 'a', sizeof(zeros) - 1);
+	static uint8_t bomb[1 << 16];
+	size_t bomb_n = gz(zeros, bomb, sizeof(bomb), 15 + 16);
+	struct dbuf small;
+	dbuf_init(&small, 65536);
+	TAP_OK(diff_decode("gzip", 4, bomb, bomb_n, &small, &tmp) == -E2BIG && small.len <= 65536,
+	       "output bounded by the cap");
+	dbuf_release(&small);
+	dbuf_release(&out);
+	dbuf_release(&tmp);
+}
+
+static const char *const json_ct[] = {"Content-Type: application/json", "Date: Mon, 1", NULL};
+
+static void add_json_pair(struct diff_ctx *c, uint64_t id, const char *target, const char *pb,
+			  const char *cb, enum diff_role role)
+{
+	struct as_pair p;
+	as_pair_init(&p, id, "GET", target, NULL);
+	as_resp(&p.prim, 200, json_ct, pb, strlen(pb));
+	as_resp(&p.cand, 200, json_ct, cb, strlen(cb));
+	if (role == DIFF_ROLE_SECONDARY)
+		p.r.role = as_cs("secondary");
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, role);
+}
+
+static const struct diff_group *find_group(const struct diff_ctx *c, const char *loc)
+{
+	for (size_t i = 0; i < c->n_gr; i++)
+		if (!strcmp(c->gr[i].location, loc) && c->gr[i].count)
+			return &c->gr[i];
+	return NULL;
+}
+
+static void test_ctx(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	char buf[256];
+	/* 20 pairs: "n" always real-changed, "ts" random in both runs, "seq" volatile-looking */
+	for (int i = 0; i < 20; i++) {
+		char pb[200], cb[200], sb[200];
+		snprintf(pb, sizeof(pb), "{\"n\":1,\"ts\":%d,\"ok\":true}", i);
+		snprintf(cb, sizeof(cb), "{\"n\":2,\"ts\":%d,\"ok\":true}", i + 100);
+		snprintf(sb, sizeof(sb), "{\"n\":1,\"ts\":%d,\"ok\":true}", i + 200);
+		snprintf(buf, sizeof(buf), "/users/%d", i);
+		add_json_pair(c, (uint64_t)i, buf, pb, cb, DIFF_ROLE_CANDIDATE);
+		add_json_pair(c, (uint64_t)i, buf, pb, sb, DIFF_ROLE_SECONDARY);
+	}
+	diff_ctx_finish(c);
+	const struct diff_summary *s = diff_ctx_summary(c);
+	TAP_EQ_U64(s->compared, 20, "compared");
+	TAP_EQ_U64(s->secondary_pairs, 20, "secondary pairs");
+	TAP_EQ_U64(s->endpoints, 1, "one endpoint by template");
+	TAP_EQ_STR(c->ep[0].name, "GET /users/{id}", "endpoint name");
+	const struct diff_group *gn = find_group(c, "body:$.n"), *gt = find_group(c, "body:$.ts");
+	TAP_OK(gn && gn->count == 20 && gn->noise == DIFF_NOISE_NONE, "real change reported");
+	TAP_OK(gt && gt->count == 20 && gt->noise == DIFF_NOISE_LEARNED, "learned noise");
+	TAP_OK(!find_group(c, "header:date"), "Date ignored by default");
+	TAP_EQ_U64(s->differing, 20, "all pairs differ");
+	TAP_EQ_U64(s->groups, 1, "one real group");
+	TAP_EQ_U64(s->noise_groups, 1, "one noise group");
+	TAP_OK(!s->data_incomplete, "complete data");
+	TAP_OK(gn && gn->has_ex && strstr(gn->ex.request, "GET /users/") &&
+		   !strcmp(gn->ex.pval, "1") && !strcmp(gn->ex.cval, "2"),
+	       "example kept");
+	diff_ctx_free(c);
+
+	/* without a secondary: a volatile-looking field is likely noise, not dropped */
+	c = diff_ctx_create(NULL);
+	for (int i = 0; i < 10; i++) {
+		char pb[200], cb[200];
+		snprintf(pb, sizeof(pb), "{\"at\":\"2026-11-26T10:00:%02dZ\",\"v\":1}", i);
+		snprintf(cb, sizeof(cb), "{\"at\":\"2026-11-26T11:00:%02dZ\",\"v\":%d}", i,
+			 i < 5 ? 1 : 2);
+		add_json_pair(c, (uint64_t)i, "/x", pb, cb, DIFF_ROLE_CANDIDATE);
+	}
+	diff_ctx_finish(c);
+	s = diff_ctx_summary(c);
+	const struct diff_group *ga = find_group(c, "body:$.at"), *gv = find_group(c, "body:$.v");
+	TAP_OK(ga && ga->noise == DIFF_NOISE_VOLATILE && ga->count == 10, "volatile likely noise");
+	TAP_OK(gv && gv->noise == DIFF_NOISE_NONE && gv->count == 5, "real change at 50%%");
+	TAP_OK(gv && gv->rate > 0.49 && gv->rate < 0.51, "rate");
+	TAP_EQ_U64(s->differing, 5, "differing excludes noise-only pairs");
+	TAP_EQ_U64(s->noisy_only, 5, "noise-only pairs counted");
+	struct diff_gate g;
+	char err[512];
+	double v;
+	TAP_OK(diff_gate_parse(&g, "diff_rate>0.1%", err, sizeof(err)) == 0, "parse gate");
+	TAP_OK(diff_gate_eval(c, &g, &v) && v > 0.49, "diff_rate gate trips");
+	TAP_OK(diff_gate_parse(&g, "status_changes > 0", err, sizeof(err)) == 0, "parse spaced");
+	TAP_OK(!diff_gate_eval(c, &g, &v) && v == 0, "status gate holds");
+	TAP_OK(diff_gate_parse(&g, "p99_latency_ratio>1.2", err, sizeof(err)) == 0, "latency gate");
+	TAP_OK(!diff_gate_eval(c, &g, &v) && v > 1.19 && v < 1.21, "p99 ratio is 1.2: %g", v);
+	TAP_OK(diff_gate_parse(&g, "p99_latency_ratio>=1.2", err, sizeof(err)) == 0 &&
+		   diff_gate_eval(c, &g, &v),
+	       ">= trips at equality");
+	TAP_OK(diff_gate_parse(&g, "bogus>1", err, sizeof(err)) == -EINVAL &&
+		   strstr(err, "diff_rate"),
+	       "unknown metric lists the known ones");
+	TAP_OK(diff_gate_parse(&g, "diff_rate>", err, sizeof(err)) == -EINVAL, "missing number");
+	TAP_OK(diff_gate_parse(&g, "diff_rate~1", err, sizeof(err)) == -EINVAL, "bad operator");
+	TAP_OK(diff_gate_parse(&g, "diff_rate>1x", err, sizeof(err)) == -EINVAL, "trailing junk");
+	TAP_OK(diff_gate_parse(&g, "data_incomplete>0", err, sizeof(err)) == 0 &&
+		   !diff_gate_eval(c, &g, &v),
+	       "data_incomplete gate holds on complete data");
+	diff_ctx_free(c);
+}
+
+static void test_headers_and_accounting(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	static const char *const ph[] = {
+	    "Content-Type: text/plain", "Cache-Control: max-age=60", "Vary: a",	   "Vary: b",
+	    "Set-Cookie: s=1; Path=/",	"X-Request-Id: 1",	     "X-Old: yes", NULL};
+	static const char *const ch[] = {"content-type: text/plain",
+					 "Cache-Control: no-cache",
+					 "Vary: a, b",
+					 "Set-Cookie: s=2; Path=/",
+					 "X-Request-Id: 2",
+					 "X-New: yes",
+					 NULL};
+	struct as_pair p;
+	as_pair_init(&p, 1, "GET", "/h", NULL);
+	as_resp(&p.prim, 200, ph, "same", 4);
+	as_resp(&p.cand, 503, ch, "same", 4);
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	/* an incomplete session and a replay error: counted, not compared */
+	p.s.id = 2;
+	p.s.flags = STORE_F_GAP;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	p.s.flags = 0;
+	p.s.id = 3;
+	p.r.error = STORE_ERR_TIMEOUT;
+	p.r.resp.present = false;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	struct store_counter ctr[] = {{"tcp_gaps", 3}, {"sessions", 10}};
+	diff_ctx_add_counters(c, "capture", ctr, 2);
+	diff_ctx_finish(c);
+	const struct diff_summary *s = diff_ctx_summary(c);
+	TAP_OK(find_group(c, "status") != NULL, "status change");
+	TAP_OK(find_group(c, "header:cache-control") != NULL, "header value change");
+	TAP_OK(!find_group(c, "header:vary"), "multi-value header combined equal");
+	TAP_OK(!find_group(c, "header:set-cookie"), "Set-Cookie values ignored, names compared");
+	TAP_OK(!find_group(c, "header:x-request-id"), "request id ignored by default");
+	const struct diff_group *go = find_group(c, "header:x-old");
+	const struct diff_group *gn = find_group(c, "header:x-new");
+	TAP_OK(go && go->kind == DIFF_K_MISSING, "missing header");
+	TAP_OK(gn && gn->kind == DIFF_K_EXTRA, "extra header");
+	TAP_EQ_U64(s->compared, 1, "one compared");
+	TAP_EQ_U64(s->incomplete, 1, "one incomplete");
+	TAP_EQ_U64(s->replay_errors, 1, "one replay error");
+	TAP_EQ_U64(s->status_changes, 1, "status changes");
+	TAP_OK(s->data_incomplete, "data incomplete");
+	struct dbuf why;
+	dbuf_init(&why, 1 << 16);
+	diff_ctx_reasons(c, &why);
+	TAP_OK(why.data && strstr((char *)why.data, "gap: 1") &&
+		   strstr((char *)why.data, "timeout: 1") &&
+		   strstr((char *)why.data, "capture: tcp_gaps = 3") &&
+		   !strstr((char *)why.data, "sessions = 10"),
+	       "reasons name the causes");
+	dbuf_release(&why);
+	diff_ctx_free(c);
+
+	char out[128];
+	diff_mask_header_value("authorization", 13, (const uint8_t *)"Bearer abc.def", 14, out,
+			       sizeof(out));
+	TAP_EQ_STR(out, "Bearer <masked>", "authorization masked");
+	diff_mask_header_value("cookie", 6, (const uint8_t *)"a=1; b=2", 8, out, sizeof(out));
+	TAP_EQ_STR(out, "a=<masked>; b=<masked>", "cookie masked");
+	diff_mask_header_value("set-cookie", 10, (const uint8_t *)"sid=xyz; Path=/; HttpOnly", 25,
+			       out, sizeof(out));
+	TAP_EQ_STR(out, "sid=<masked>; Path=/; HttpOnly", "set-cookie masked");
+}
+
+static void test_rules_in_ctx(void)
+{
+	char err[256];
+	const char *txt = "ignore header cache-control\n"
+			  "mask header x-build v[0-9]+\n"
+			  "[POST *]\n"
+			  "ignore status\n";
+	struct noise_rules *r = noise_rules_parse(txt, strlen(txt), err, sizeof(err));
+	struct diff_params prm = {.rules = r};
+	struct diff_ctx *c = diff_ctx_create(&prm);
+	static const char *const ph[] = {"Cache-Control: a", "X-Build: v1 ok", NULL};
+	static const char *const ch[] = {"Cache-Control: b", "X-Build: v2 ok", NULL};
+	struct as_pair p;
+	as_pair_init(&p, 1, "POST", "/p", NULL);
+	as_resp(&p.prim, 200, ph, "", 0);
+	as_resp(&p.cand, 500, ch, "", 0);
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	as_pair_init(&p, 2, "GET", "/p", NULL);
+	as_resp(&p.prim, 200, ph, "", 0);
+	as_resp(&p.cand, 500, ch, "", 0);
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	TAP_EQ_U64(c->n_gr, 1, "only the GET status change is left");
+	TAP_OK(c->n_gr == 1 && !strcmp(c->ep[c->gr[0].endpoint].name, "GET /p"),
+	       "scoped ignore status applies to POST only");
+	TAP_OK(c->rule_hits[0] == 2 && c->rule_hits[1] >= 2 && c->rule_hits[2] == 0,
+	       "rule hits counted (%llu %llu %llu)", (unsigned long long)c->rule_hits[0],
+	       (unsigned long long)c->rule_hits[1], (unsigned long long)c->rule_hits[2]);
+	diff_ctx_free(c);
+	noise_rules_free(r);
+}
+
+static void test_html_escaping(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	static const char *const h[] = {"Content-Type: text/html", NULL};
+	const char *pb = "<p>hello</p>\n", *cb = "</pre><script>alert(1)</script>\n";
+	struct as_pair p;
+	as_pair_init(&p, 1, "GET", "/x?a=<b>&c=\"d\"", NULL);
+	as_resp(&p.prim, 200, h, pb, strlen(pb));
+	as_resp(&p.cand, 200, h, cb, strlen(cb));
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	struct dbuf b;
+	dbuf_init(&b, 1 << 24);
+	TAP_OK(report_html(c, &b) == 0, "html renders");
+	const char *html = (const char *)b.data;
+	TAP_OK(html && !strstr(html, "<script>alert") && strstr(html, "&lt;script&gt;alert(1)"),
+	       "traffic text is escaped in HTML");
+	TAP_OK(html && !strstr(html, "a=<b>") && strstr(html, "a=&lt;b&gt;&amp;c=&quot;d&quot;"),
+	       "request target escaped");
+	TAP_OK(html && !strstr(html, "http://") && !strstr(html, "https://"),
+	       "no network reference in HTML");
+	dbuf_reset(&b);
+	TAP_OK(report_junit(c, &b) == 0 && !strstr((char *)b.data, "<script>"), "junit escaped");
+	dbuf_reset(&b);
+	report_escape(&b,
+		      "a\x01"
+		      "b\xff<",
+		      5);
+	TAP_EQ_STR((char *)b.data,
+		   "a\xef\xbf\xbd"
+		   "b\xef\xbf\xbd&lt;",
+		   "control bytes and invalid UTF-8 replaced");
+	dbuf_release(&b);
+	diff_ctx_free(c);
+}
+
+int main(void)
+{
+	test_json_parser();
+	test_tmpl();
+	test_rules();
+	test_json_diff();
+	test_volatile();
+	test_decode();
+	test_ctx();
+	test_headers_and_accounting();
+	test_rules_in_ctx();
+	test_html_escaping();
+	return tap_done();
+}
