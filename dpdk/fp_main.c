@@ -324,7 +324,7 @@ static int parse_args(int argc, char **argv)
 	struct fp_conf *c = &fp_app.c;
 	char err[256];
 	uint64_t v;
-	int o, rc;
+	int o, rc, li = -1;
 
 	c->ring_size = 1024;
 	c->queues = 1;
@@ -334,7 +334,7 @@ static int parse_args(int argc, char **argv)
 	c->hold_ms = 500;
 	c->flow_timeout_s = 60;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "hw:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "hw:", opts, &li)) != -1) {
 		switch (o) {
 		case O_RX: {
 			char buf[256], *save = NULL;
@@ -446,8 +446,8 @@ static int parse_args(int argc, char **argv)
 		c->workers = 1;
 	return 0;
 bad:
-	fprintf(stderr, "dyetap-fastpath: bad value '%s' for option %s (try --help)\n", optarg,
-		argv[optind - 1]);
+	fprintf(stderr, "dyetap-fastpath: bad value '%s' for --%s (try --help)\n", optarg,
+		li >= 0 ? opts[li].name : "w");
 	return -EINVAL;
 }
 
@@ -493,6 +493,9 @@ static int port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, bool multiseg
 	}
 	if (nrxq && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP))
 		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+	/* net_pcap always stamps the capture's own time, in microseconds. */
+	if (info.driver_name && !strcmp(info.driver_name, "net_pcap"))
+		fp_app.ts_mul[port] = 1000;
 	if (multiseg && ntxq) {
 		if (!(info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
 			fprintf(stderr,

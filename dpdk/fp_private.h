@@ -471,11 +471,12 @@ struct fp_app {
 	struct fp_worker *wk[FP_MAX_WORKERS];
 	unsigned nwk;
 	uint8_t tx_mac[6];
-	int ts_off;	   /**< RX timestamp dynfield offset, -1 none */
-	uint64_t ts_flag;  /**< its ol_flags bit */
-	uint64_t rx_total; /**< relaxed, all RX lcores (for --count) */
-	int quit;	   /**< relaxed flag: RX lcores stop */
-	int workers_stop;  /**< relaxed flag: workers drain and stop */
+	int ts_off;			   /**< RX timestamp dynfield offset, -1 none */
+	uint64_t ts_flag;		   /**< its ol_flags bit */
+	uint32_t ts_mul[RTE_MAX_ETHPORTS]; /**< RX timestamp unit in ns per port, 0: unknown */
+	uint64_t rx_total;		   /**< relaxed, all RX lcores (for --count) */
+	int quit;			   /**< relaxed flag: RX lcores stop */
+	int workers_stop;		   /**< relaxed flag: workers drain and stop */
 };
 
 extern struct fp_app fp_app;

@@ -8,9 +8,11 @@
  * (decode -> flows -> reassembly -> HTTP -> sessions -> store) is linked
  * into the fast path, a worker writes the packets to a pcap file with
  * libpcap's pcap_dump(), stamped with the port's RX timestamp when the PMD
- * gives one (net_pcap does: the capture's own time) and the wall clock
- * otherwise. A flow always lands on the same worker (by flow hash), in
- * arrival order, which is what the pipeline needs to reassemble it.
+ * gives one in a known unit (net_pcap: the capture's own time, in
+ * microseconds) and the wall clock otherwise (a NIC's timestamp counts
+ * device clock ticks, which would need rte_eth_read_clock() calibration). A flow always lands on
+ * the same worker (by flow hash), in arrival order, which is what the pipeline needs to reassemble
+ * it.
  *
  * References: DPDK lib/ring (SP/SC bursts), libpcap pcap_dump(3PCAP).
  */
@@ -36,8 +38,9 @@ static void record(struct fp_worker *w, struct rte_mbuf *m)
 
 	if (!d)
 		return;
-	if (fp_app.ts_off >= 0 && (m->ol_flags & fp_app.ts_flag)) {
-		ns = (int64_t)*RTE_MBUF_DYNFIELD(m, fp_app.ts_off, rte_mbuf_timestamp_t *);
+	if (fp_app.ts_off >= 0 && (m->ol_flags & fp_app.ts_flag) && fp_app.ts_mul[m->port]) {
+		ns = (int64_t)*RTE_MBUF_DYNFIELD(m, fp_app.ts_off, rte_mbuf_timestamp_t *) *
+		     fp_app.ts_mul[m->port];
 	} else {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
