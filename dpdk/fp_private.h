@@ -90,7 +90,7 @@ struct fp_flow_key {
 	uint16_t vlan; /**< outer VLAN id, 0 untagged */
 	uint8_t proto;
 	uint8_t pad;
-};
+} __rte_aligned(8); /* the CRC hash reads it 8 bytes at a time */
 
 /** What the parser extracted from one packet (host byte order). */
 struct fp_pkt {

@@ -58,7 +58,11 @@ def read_pcap(path):
 
 def run(exe, eal, app, cwd):
     cmd = [exe] + EAL + eal + ["--"] + app
-    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    env = dict(os.environ)
+    # Sanitizer builds: any report fails the run (exit code), not just a line on stderr.
+    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+    env.setdefault("ASAN_OPTIONS", "halt_on_error=1:detect_leaks=1")
+    p = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=TIMEOUT, universal_newlines=True)
     return p
 
