@@ -487,7 +487,8 @@ bool fp_http_looks_like_request(const char *p, size_t n)
 	size_t i = 0;
 	while (i < n && i < 16 && p[i] >= 'A' && p[i] <= 'Z')
 		i++;
-	return i >= 3 && (i == n || p[i] == ' ');
+	/* A short prefix of capitals may still become a method. */
+	return (i == n && n < 16) || (i >= 3 && i < n && p[i] == ' ');
 }
 
 /* One line ending at LF (CR before it is dropped); -1 when none yet. */
