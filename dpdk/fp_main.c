@@ -136,9 +136,12 @@ static void stats_sum(struct fp_stats *t)
 	}
 }
 
+static uint64_t start_tsc; /* when the lcores were launched */
+
 static void stats_print(FILE *out, bool json)
 {
 	struct fp_stats t;
+	uint64_t ms = start_tsc ? (rte_rdtsc() - start_tsc) * 1000 / rte_get_tsc_hz() : 0;
 	stats_sum(&t);
 	if (json) {
 		struct dbuf b;
@@ -154,7 +157,7 @@ static void stats_print(FILE *out, bool json)
 			jsonw_cstr(&b, fp_app.c.rules.lane_names[l]);
 			dbuf_printf(&b, ":%" PRIu64, t.lane_pkts[l]);
 		}
-		dbuf_puts(&b, "}}\n");
+		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64 "}\n", ms);
 		fwrite(b.data, 1, b.len, out);
 		dbuf_release(&b);
 	} else {
@@ -164,6 +167,7 @@ static void stats_print(FILE *out, bool json)
 		for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++)
 			fprintf(out, "lane %-11s %" PRIu64 "\n", fp_app.c.rules.lane_names[l],
 				t.lane_pkts[l]);
+		fprintf(out, "%-16s %" PRIu64 "\n", "elapsed_ms", ms);
 	}
 	fflush(out);
 }
@@ -300,6 +304,7 @@ static int parse_args(int argc, char **argv)
 		O_BUDGET,
 		O_HOLDMS,
 		O_FTO,
+		O_MBUFS,
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -318,6 +323,7 @@ static int parse_args(int argc, char **argv)
 	    {"hold-budget", required_argument, NULL, O_BUDGET},
 	    {"hold-ms", required_argument, NULL, O_HOLDMS},
 	    {"flow-timeout", required_argument, NULL, O_FTO},
+	    {"mbufs", required_argument, NULL, O_MBUFS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -423,6 +429,11 @@ static int parse_args(int argc, char **argv)
 			if (parse_num(optarg, 86400, &v) || !v)
 				goto bad;
 			c->flow_timeout_s = (unsigned)v;
+			break;
+		case O_MBUFS:
+			if (parse_num(optarg, 1u << 26, &v))
+				goto bad;
+			c->min_mbufs = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -596,6 +607,7 @@ static int setup_all(void)
 	if (c->tx_port >= 0)
 		nmbuf += (uint64_t)nrx * (NB_TXD + FP_TXB) * (c->mode == FP_MIRROR_COPY ? 1 : 3);
 	nmbuf += (uint64_t)(nrx + c->workers + 1) * 256 + 1024;
+	nmbuf += c->min_mbufs;
 	fp_app.pool = rte_pktmbuf_pool_create("fp_pool", (unsigned)nmbuf, 256, 0,
 					      RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (!fp_app.pool) {
@@ -763,7 +775,7 @@ int main(int argc, char **argv)
 	rc = setup_all();
 	if (rc == 0) {
 		uint64_t now = rte_rdtsc();
-		ctl_last_change = ctl_last_stats = now;
+		ctl_last_change = ctl_last_stats = start_tsc = now;
 		for (unsigned w = 0; w < fp_app.nwk; w++)
 			rte_eal_remote_launch(fp_worker_main, fp_app.wk[w], fp_app.wk[w]->lcore_id);
 		if (fp_app.rx[0]->lcore_id == rte_get_main_lcore()) {

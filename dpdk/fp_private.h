@@ -89,8 +89,10 @@ struct fp_flow_key {
 	uint16_t port_hi;
 	uint16_t vlan; /**< outer VLAN id, 0 untagged */
 	uint8_t proto;
-	uint8_t pad;
-} __rte_aligned(8); /* the CRC hash reads it 8 bytes at a time */
+	uint8_t pad[9]; /* to 48 bytes: rte_hash compares 48-byte keys with SIMD, 40 with memcmp */
+} __rte_aligned(8);	/* the CRC hash reads it 8 bytes at a time */
+
+_Static_assert(sizeof(struct fp_flow_key) == 48, "flow key is 48 bytes");
 
 /** What the parser extracted from one packet (host byte order). */
 struct fp_pkt {
@@ -364,8 +366,13 @@ static inline int fp_parse(const uint8_t *d, uint32_t len, struct fp_pkt *pk)
 	pk->dport = fp_rd16(d + l4 + 2);
 
 	/* Direction-independent key: the lower (address, port) first. */
-	int c = memcmp(pk->src, pk->dst, 16);
-	pk->dir = (uint8_t)(c > 0 || (c == 0 && pk->sport > pk->dport));
+	/* Any total order will do, as long as both directions agree: native words. */
+	uint64_t s0, s1, d0, d1;
+	memcpy(&s0, pk->src, 8);
+	memcpy(&s1, pk->src + 8, 8);
+	memcpy(&d0, pk->dst, 8);
+	memcpy(&d1, pk->dst + 8, 8);
+	pk->dir = (uint8_t)(s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : pk->sport > pk->dport);
 	memset(&pk->key, 0, sizeof(pk->key));
 	if (!pk->dir) {
 		memcpy(pk->key.addr_lo, pk->src, 16);
@@ -414,6 +421,7 @@ struct fp_conf {
 	unsigned hold_budget; /**< held mbufs per RX lcore */
 	unsigned hold_ms;
 	unsigned flow_timeout_s;
+	unsigned min_mbufs; /**< added to the computed pool size */
 	struct fp_rules rules;
 };
 

@@ -21,7 +21,13 @@ here by construction from each flow's attributes, first rule first:
     tagged=vlan:42
     beta=sample:header:x-user-id:5%     (64-bit FNV-1a of the value % 10000 < 500)
 
-Usage: gen_flows.py OUTDIR [--flows N] [--big] (default 60 flows)
+Usage: gen_flows.py OUTDIR [--flows N] [--big] [--resp-bytes N]
+       gen_flows.py OUTDIR --tiny N      (default 60 flows)
+
+--resp-bytes N makes each response body N bytes (in 1448-byte segments),
+for a benchmark capture with a realistic packet size mix. --tiny N writes
+OUT/tiny.pcap instead: N TCP flows of 16 minimum-size (60-byte, 64 on the
+wire) frames each, from 10.0.0.0/24 and 10.0.1.0/24 alternately.
 """
 import json
 import os
@@ -160,12 +166,17 @@ def make_flow(i, big):
     return fl
 
 
+RESP_BYTES = 0
+
+
 def flow_packets(fl):
     req = ("GET %s HTTP/1.1\r\n" % fl["path"]).encode()
     for k, v in fl["headers"]:
         req += ("%s: %s\r\n" % (k, v)).encode()
     req += b"\r\n"
     body = b'{"item":%d}' % fl["id"]
+    if RESP_BYTES > len(body):
+        body += b" " * (RESP_BYTES - len(body))
     resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" \
         % len(body) + body
     cs, ss = 1000 + fl["id"] * 1000, 500000 + fl["id"]
@@ -183,7 +194,8 @@ def flow_packets(fl):
             part, seg = seg[:1400], seg[1400:]
             out.append(frame(fl, True, 0x18, seq, ss + 1, part))
             seq += len(part)
-    out.append(frame(fl, False, 0x18, ss + 1, seq, resp))
+    for k in range(0, len(resp), 1448):
+        out.append(frame(fl, False, 0x18, ss + 1 + k, seq, resp[k:k + 1448]))
     out.append(frame(fl, True, 0x11, seq, ss + 1 + len(resp)))
     out.append(frame(fl, False, 0x11, ss + 1 + len(resp), seq + 1))
     out.append(frame(fl, True, 0x10, seq + 1, ss + 2 + len(resp)))
@@ -216,8 +228,28 @@ def write_pcap(path, frames, t0=1700000000):
             f.write(fr)
 
 
+def tiny(out, n):
+    frames = []
+    flows = []
+    for i in range(n):
+        fl = {"id": i, "v6": False, "vlan": 0, "ipid": 0, "cport": 1024 + i % 60000,
+              "cip": ip4("10.0.%d.%d" % (i % 2, 1 + (i // 2) % 250)), "sip": ip4("10.1.0.1")}
+        flows.append(fl)
+    for k in range(16):
+        for fl in flows:
+            frames.append(frame(fl, k % 2 == 0, 0x02 if k == 0 else 0x10, 1 + k, 1))
+    write_pcap(os.path.join(out, "tiny.pcap"), frames)
+
+
 def main():
+    global RESP_BYTES
     out = sys.argv[1]
+    if "--resp-bytes" in sys.argv:
+        RESP_BYTES = int(sys.argv[sys.argv.index("--resp-bytes") + 1])
+    if "--tiny" in sys.argv:
+        os.makedirs(out, exist_ok=True)
+        tiny(out, int(sys.argv[sys.argv.index("--tiny") + 1]))
+        return
     nflows = 60
     if "--flows" in sys.argv:
         nflows = int(sys.argv[sys.argv.index("--flows") + 1])
