@@ -560,6 +560,13 @@ static bool is_rx_port(uint16_t p)
 	return false;
 }
 
+/*
+ * Lcore state lives in static memory, not in DPDK's heap: the telemetry
+ * thread may read the counters at any time, up to the process's exit.
+ */
+static struct fp_lcore lcore_mem[FP_MAX_LCORES];
+static struct fp_worker worker_mem[FP_MAX_WORKERS];
+
 /* Ports configured, in order, for shutdown. */
 static uint16_t used_ports[FP_MAX_PORTS + 1];
 static unsigned nused;
@@ -621,10 +628,7 @@ static int setup_all(void)
 		fp_app.ts_off = -1;
 
 	for (unsigned i = 0; i < nrx; i++) {
-		struct fp_lcore *lc = rte_zmalloc_socket("fp_lcore", sizeof(*lc),
-							 RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
-		if (!lc)
-			return -ENOMEM;
+		struct fp_lcore *lc = &lcore_mem[i];
 		fp_app.rx[fp_app.nrx++] = lc;
 		lc->idx = i;
 		lc->lcore_id = navail ? lcores[i] : rte_get_main_lcore();
@@ -640,10 +644,7 @@ static int setup_all(void)
 		lc->q[lc->nq++] = tasks[t];
 	}
 	for (unsigned w = 0; w < c->workers; w++) {
-		struct fp_worker *wk = rte_zmalloc_socket(
-		    "fp_worker", sizeof(*wk), RTE_CACHE_LINE_SIZE, (int)rte_socket_id());
-		if (!wk)
-			return -ENOMEM;
+		struct fp_worker *wk = &worker_mem[w];
 		fp_app.wk[fp_app.nwk++] = wk;
 		wk->idx = w;
 		wk->lcore_id = lcores[nrx + w];
@@ -719,12 +720,9 @@ static void teardown(void)
 			pcap_close(wk->pcap);
 		for (unsigned r = 0; r < wk->nrings; r++)
 			rte_ring_free(wk->rings[r]);
-		rte_free(wk);
 	}
-	for (unsigned i = 0; i < fp_app.nrx; i++) {
+	for (unsigned i = 0; i < fp_app.nrx; i++)
 		fp_rx_release(fp_app.rx[i]);
-		rte_free(fp_app.rx[i]);
-	}
 	rte_mempool_free(fp_app.pool);
 	fp_rules_release(&fp_app.c.rules);
 }

@@ -301,7 +301,57 @@ def case_cli(exe, d, exp, frames):
        "L3/L4 rules (IPv4 and IPv6 CIDR) mirror whole flows, none undecided", c)
 
 
-CASES = {"copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
+def case_telemetry(exe, d, exp, frames):
+    import signal
+    import socket
+    import time
+    prefix = "fptel%d" % os.getpid()
+    eal = [a for a in EAL if a not in ("--no-telemetry", "--no-shconf")]
+    cmd = [exe] + eal + ["--file-prefix", prefix, "-l", "0,1", "--vdev",
+                         "net_pcap0,rx_pcap=in.pcap,infinite_rx=1", "--", "--rx", "0",
+                         "--mbufs", "2000", "--json"] + rules_args(exp)
+    rundirs = [os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "dpdk", prefix),
+               os.path.join("/var/run/dpdk", prefix)]
+    p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    reply = None
+    try:
+        deadline = time.time() + 10
+        while reply is None and time.time() < deadline and p.poll() is None:
+            time.sleep(0.2)
+            for rd in rundirs:
+                path = os.path.join(rd, "dpdk_telemetry.v2")
+                if not os.path.exists(path):
+                    continue
+                try:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                    s.connect(path)
+                    s.recv(16384)  # greeting
+                    s.send(b"/dyetap/stats")
+                    reply = json.loads(s.recv(65536).decode())
+                    s.close()
+                    if reply.get("/dyetap/stats", {}).get("rx", 0) == 0:
+                        reply = None  # not receiving yet: ask again
+                except (OSError, ValueError):
+                    reply = None
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=TIMEOUT)
+        for rd in rundirs:
+            shutil.rmtree(rd, ignore_errors=True)
+    st = reply.get("/dyetap/stats") if reply else None
+    ok(st is not None and st.get("rx", 0) > 0 and "blue" in st.get("lanes", {}),
+       "telemetry: /dyetap/stats serves the counters while running", reply)
+    ok(p.returncode == 0, "telemetry: SIGINT stops it cleanly", err)
+    last = None
+    for line in out.splitlines():
+        if line.startswith("{"):
+            last = json.loads(line)
+    ok(last is not None and st is not None and last["rx"] >= st["rx"] and
+       last["colored"] >= st["colored"], "telemetry: final counters are at least the live ones")
+
+
+CASES = {"telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli}
 
 
