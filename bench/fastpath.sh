@@ -138,7 +138,8 @@ report() { # title, results file
             for (i = 1; i <= n; i++) {
                 k = order[i]
                 base = (k ~ /2cores|2lcores/) ? v["testpmd_rxonly_2cores"] : a
-                printf "| %s | %.2f | %s |\n", k, v[k] / 1e6, base > 0 ? sprintf("%.0f %%", 100 * v[k] / base) : "-"
+                r = (base > 0) ? sprintf("%.0f %%", 100 * v[k] / base) : "-"
+                printf "| %s | %.2f | %s |\n", k, v[k] / 1e6, r
             }
         }' "$2"
 }
