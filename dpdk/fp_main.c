@@ -305,6 +305,7 @@ static int parse_args(int argc, char **argv)
 		O_HOLDMS,
 		O_FTO,
 		O_MBUFS,
+		O_RULES,
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -324,6 +325,7 @@ static int parse_args(int argc, char **argv)
 	    {"hold-ms", required_argument, NULL, O_HOLDMS},
 	    {"flow-timeout", required_argument, NULL, O_FTO},
 	    {"mbufs", required_argument, NULL, O_MBUFS},
+	    {"rules", required_argument, NULL, O_RULES},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -368,6 +370,13 @@ static int parse_args(int argc, char **argv)
 			rc = fp_rules_add(&c->rules, optarg, err, sizeof(err));
 			if (rc) {
 				fprintf(stderr, "dyetap-fastpath: --color: %s\n", err);
+				return rc;
+			}
+			break;
+		case O_RULES:
+			rc = fp_rules_load_file(&c->rules, optarg, err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "dyetap-fastpath: --rules: %s\n", err);
 				return rc;
 			}
 			break;

@@ -105,7 +105,8 @@ struct fp_pkt {
 	uint8_t proto;
 	uint8_t tcp_flags;
 	uint8_t dir; /**< 0: src is key.addr_lo/port_lo; 1: the other way */
-	uint8_t pad[3];
+	uint8_t v6;  /**< 1: IPv6 */
+	uint8_t pad[2];
 	uint32_t seq; /**< TCP sequence number */
 	uint16_t payload_off;
 	uint16_t payload_len;
@@ -141,51 +142,23 @@ struct fp_pending {
 
 /* --- rules ----------------------------------------------------------- */
 
-enum fp_match_kind {
-	FP_M_SRC = 1, /**< src:CIDR (client address for HTTP-decided flows) */
-	FP_M_DST,     /**< dst:CIDR */
-	FP_M_PORT,    /**< port:N either side */
-	FP_M_SPORT,
-	FP_M_DPORT,
-	FP_M_VLAN,
-	FP_M_HEADER, /**< header:NAME[=VALUE] (value may be a glob) */
-	FP_M_COOKIE, /**< cookie:NAME[=VALUE] */
-	FP_M_QUERY,  /**< query:NAME[=VALUE] */
-	FP_M_PATH,   /**< path:GLOB (a trailing * makes a prefix) */
-	FP_M_METHOD, /**< method:GET */
-	FP_M_HOST,   /**< host:GLOB */
-	FP_M_SAMPLE, /**< sample:header|cookie|query:NAME:P% */
-};
+struct rules;
 
-struct fp_matcher {
-	enum fp_match_kind kind;
-	uint8_t addr[16];   /**< CIDR, IPv4-mapped for IPv4 */
-	uint8_t plen;	    /**< CIDR prefix length over the 128-bit form */
-	uint8_t sub;	    /**< FP_M_SAMPLE: FP_M_HEADER, FP_M_COOKIE or FP_M_QUERY */
-	uint16_t num;	    /**< port or vlan */
-	uint32_t permyriad; /**< FP_M_SAMPLE: threshold in 1/10000 */
-	const char *name;   /**< header/cookie/query name (owned by fp_rules) */
-	size_t name_len;
-	const char *value; /**< NULL: presence test */
-	size_t value_len;
-};
-
-struct fp_rule {
-	int lane; /**< 1..n */
-	unsigned nm;
-	bool needs_http;
-	struct fp_matcher m[FP_MAX_MATCHERS];
-};
-
+/**
+ * The color rules as the fast path uses them. The grammar and every match
+ * are capture/rules.h's (docs/rules.md), so a flow is colored exactly as
+ * `dyetap record` colors its first transaction. Beside the whole set, each
+ * rule is also compiled alone, to know whether it can be decided from
+ * addresses (rules_l4_only) and, if so, to decide a new flow at once.
+ */
 struct fp_rules {
 	unsigned nrules;
 	unsigned nlanes;
 	bool any_http;
-	struct fp_rule r[FP_MAX_RULES];
+	struct rules *all;		    /**< every rule, in order */
+	struct rules *single[FP_MAX_RULES]; /**< rule i alone */
+	bool l4only[FP_MAX_RULES];
 	char *lane_names[FP_MAX_LANES + 1]; /**< [0] unused */
-	char *texts[FP_MAX_RULES];
-	char *strings[FP_MAX_RULES * FP_MAX_MATCHERS * 2];
-	unsigned nstrings;
 };
 
 /** A slice of the request prefix. */
@@ -197,6 +170,8 @@ struct fp_slice {
 /** The scanned start of one HTTP request. */
 struct fp_req {
 	struct fp_slice method;
+	struct fp_slice target; /**< request-target as on the wire */
+	uint8_t version_minor;
 	struct fp_slice path;  /**< target up to '?' */
 	struct fp_slice query; /**< after '?', may be empty */
 	unsigned nh;
@@ -209,13 +184,16 @@ struct fp_req {
 #define FP_DECIDE_LATER (-2)
 
 /**
- * Parse and append one rule "LANE=MATCH[,MATCH...]" (docs/rules.md subset,
- * see docs/dpdk.md). @return 0, -EINVAL with a message in @p err, -E2BIG
- * over FP_MAX_RULES/FP_MAX_LANES/FP_MAX_MATCHERS, -ENOMEM.
+ * Parse and append one rule "LANE=MATCH[,MATCH...]" (docs/rules.md).
+ * @return 0, -EINVAL with rules_add()'s message in @p err, -E2BIG over
+ * FP_MAX_RULES or FP_MAX_LANES, -ENOMEM.
  */
 int fp_rules_add(struct fp_rules *rs, const char *text, char *err, size_t errlen);
 
-/** Release the strings of @p rs (the struct itself is the caller's). */
+/** Append the rules of a rules file (rules_load_file()). Errors as fp_rules_add(). */
+int fp_rules_load_file(struct fp_rules *rs, const char *path, char *err, size_t errlen);
+
+/** Release what @p rs holds (the struct itself is the caller's). */
 void fp_rules_release(struct fp_rules *rs);
 
 /**
@@ -341,6 +319,7 @@ static inline int fp_parse(const uint8_t *d, uint32_t len, struct fp_pkt *pk)
 	if (end > len)
 		end = len; /* truncated capture: use what is there */
 	pk->proto = proto;
+	pk->v6 = et == 0x86dd;
 	pk->tcp_flags = 0;
 	pk->seq = 0;
 	if (proto == 6) {

@@ -19,7 +19,7 @@ here by construction from each flow's attributes, first rule first:
     canary=cookie:lane=canary,path:/api/*
     corp=src:192.168.7.0/24
     tagged=vlan:42
-    beta=sample:header:x-user-id:5%     (64-bit FNV-1a of the value % 10000 < 500)
+    beta=sample:header:x-user-id:5%     (docs/rules.md: fmix64(fnv1a64(value)) % 1e6 < 50000)
 
 Usage: gen_flows.py OUTDIR [--flows N] [--big] [--resp-bytes N]
        gen_flows.py OUTDIR --tiny N      (default 60 flows)
@@ -49,6 +49,20 @@ def fnv1a(b):
         h ^= c
         h = (h * 0x100000001b3) & 0xffffffffffffffff
     return h
+
+
+def fmix64(h):
+    m = 0xffffffffffffffff
+    h ^= h >> 33
+    h = (h * 0xff51afd7ed558ccd) & m
+    h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & m
+    h ^= h >> 33
+    return h
+
+
+def sampled(value, rate_percent):
+    return fmix64(fnv1a(value)) % 1000000 < rate_percent * 10000
 
 
 def csum(data):
@@ -113,7 +127,7 @@ def lane_of(fl):
         return "corp"
     if fl["vlan"] == 42:
         return "tagged"
-    if "x-user-id" in h and fnv1a(h["x-user-id"].encode()) % 10000 < 500:
+    if "x-user-id" in h and sampled(h["x-user-id"].encode(), 5):
         return "beta"
     return None
 
@@ -149,7 +163,8 @@ def make_flow(i, big):
         fl["headers"].append(("x-lane", "blue"))
         fl["split"] = 2
     else:
-        fl["headers"].append(("x-user-id", "u%d" % (i * 7919)))
+        # docs/rules.md: "1007" is in at 5 %, "user-3" is out.
+        fl["headers"].append(("x-user-id", "1007" if i % 20 == 9 else "user-3"))
     if big and i == 19:
         # A header block over the 4 KiB request prefix: left uncolored.
         fl["headers"].insert(0, ("x-pad", "p" * 5000))

@@ -91,7 +91,8 @@ def check_counters(c, exp, frames, mirrored=True):
     ok(c["colored"] == len(want), "colored = packets of colored flows (%d)" % len(want), c)
     ok(c["colored"] + c["uncolored"] + c["hold_overflow"] == c["rx"],
        "every packet is colored, uncolored or counted as dropped", c)
-    ok(dict(lanes) == c["lanes"], "per-lane counts", "%s vs %s" % (dict(lanes), c["lanes"]))
+    got = {k: v for k, v in c["lanes"].items() if v}
+    ok(dict(lanes) == got and "beta" in got, "per-lane counts", "%s vs %s" % (dict(lanes), got))
     ok(c["not_ip"] == 3, "ARP frames counted as not_ip", c)
     ok(c["undecided"] == 1, "the flow whose header block exceeds the prefix cap is undecided", c)
     if mirrored:
