@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
@@ -33,11 +35,14 @@
 #include <rte_ring.h>
 #include <rte_telemetry.h>
 
+#include "capture/pipeline.h"
+#include "capture/rules.h"
 #include "common/dbuf.h"
 #include "common/jsonw.h"
 #include "common/mem.h"
 #include "dpdk/fp_private.h"
 #include "dyetap_version.h"
+#include "store/store.h"
 
 struct fp_app fp_app = {.c = {.tx_port = -1}, .ts_off = -1};
 
@@ -91,8 +96,10 @@ static void usage(FILE *out)
 	    "  --mirror-mode MODE      copy | vlan=ID | vxlan=SRC,DST,VNI[,DSTMAC] (copy)\n"
 	    "  --workers N             worker lcores fed over rings (0)\n"
 	    "  --ring-size N           packets per RX-lcore-to-worker ring (1024)\n"
-	    "  -w FILE.pcap            workers record colored packets to FILE.pcap (interim\n"
-	    "                          form; worker i > 0 writes FILE.pcap.i)\n"
+	    "  -w FILE                 workers record: FILE.dyt gets the sessions of colored\n"
+	    "                          flows (capture pipeline, as dyetap record), FILE.pcap\n"
+	    "                          their packets; worker i > 0 writes FILE.i\n"
+	    "  --uncolored record|drop keep sessions no rule matches in a colored flow (record)\n"
 	    "  --flows N               flow table entries per RX lcore (65536)\n"
 	    "  --pending N             undecided flows per RX lcore (1024)\n"
 	    "  --hold-budget N         packets held for undecided flows per RX lcore (2048)\n"
@@ -138,6 +145,9 @@ static void stats_sum(struct fp_stats *t)
 
 static uint64_t start_tsc; /* when the lcores were launched */
 
+/* Sessions stored by the workers' pipelines; read only after they stopped. */
+static uint64_t sessions_final = UINT64_MAX;
+
 static void stats_print(FILE *out, bool json)
 {
 	struct fp_stats t;
@@ -157,7 +167,10 @@ static void stats_print(FILE *out, bool json)
 			jsonw_cstr(&b, fp_app.c.rules.lane_names[l]);
 			dbuf_printf(&b, ":%" PRIu64, t.lane_pkts[l]);
 		}
-		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64 "}\n", ms);
+		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64, ms);
+		if (sessions_final != UINT64_MAX)
+			dbuf_printf(&b, ",\"sessions\":%" PRIu64, sessions_final);
+		dbuf_puts(&b, "}\n");
 		fwrite(b.data, 1, b.len, out);
 		dbuf_release(&b);
 	} else {
@@ -168,6 +181,8 @@ static void stats_print(FILE *out, bool json)
 			fprintf(out, "lane %-11s %" PRIu64 "\n", fp_app.c.rules.lane_names[l],
 				t.lane_pkts[l]);
 		fprintf(out, "%-16s %" PRIu64 "\n", "elapsed_ms", ms);
+		if (sessions_final != UINT64_MAX)
+			fprintf(out, "%-16s %" PRIu64 "\n", "sessions", sessions_final);
 	}
 	fflush(out);
 }
@@ -306,6 +321,7 @@ static int parse_args(int argc, char **argv)
 		O_FTO,
 		O_MBUFS,
 		O_RULES,
+		O_UNCOLORED,
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -326,6 +342,7 @@ static int parse_args(int argc, char **argv)
 	    {"flow-timeout", required_argument, NULL, O_FTO},
 	    {"mbufs", required_argument, NULL, O_MBUFS},
 	    {"rules", required_argument, NULL, O_RULES},
+	    {"uncolored", required_argument, NULL, O_UNCOLORED},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -379,6 +396,12 @@ static int parse_args(int argc, char **argv)
 				fprintf(stderr, "dyetap-fastpath: --rules: %s\n", err);
 				return rc;
 			}
+			break;
+		case O_UNCOLORED:
+			if (!strcmp(optarg, "drop"))
+				c->drop_uncolored = true;
+			else if (strcmp(optarg, "record"))
+				goto bad;
 			break;
 		case O_WORKERS:
 			if (parse_num(optarg, FP_MAX_WORKERS, &v))
@@ -580,6 +603,101 @@ static struct fp_worker worker_mem[FP_MAX_WORKERS];
 static uint16_t used_ports[FP_MAX_PORTS + 1];
 static unsigned nused;
 
+static int fp_sink(void *ctx, const struct store_session *sess)
+{
+	return store_writer_add_session(ctx, sess);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* -w: a pcap dumper, or a store writer fed by a capture pipeline. */
+static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
+{
+	const struct fp_conf *c = &fp_app.c;
+	const char *texts[FP_MAX_RULES];
+	char source[256], host[256] = "";
+	size_t n, nrules = c->rules.all ? rules_count(c->rules.all) : 0;
+	struct timespec ts;
+
+	if (ends_with(c->wpath, ".pcap")) {
+		wk->pcap = pcap_open_dead(DLT_EN10MB, 65535);
+		wk->dumper = wk->pcap ? pcap_dump_open(wk->pcap, wk->path) : NULL;
+		if (!wk->dumper) {
+			snprintf(err, errlen, "cannot write %s: %s", wk->path,
+				 wk->pcap ? pcap_geterr(wk->pcap) : "out of memory");
+			return -EIO;
+		}
+		return 0;
+	}
+	n = (size_t)snprintf(source, sizeof(source), "dpdk:rx=");
+	for (unsigned i = 0; i < c->nrx_ports && n < sizeof(source); i++)
+		n += (size_t)snprintf(source + n, sizeof(source) - n, "%s%u", i ? "," : "",
+				      c->rx_ports[i]);
+	for (size_t i = 0; i < nrules; i++)
+		texts[i] = rules_text(c->rules.all, i);
+	gethostname(host, sizeof(host) - 1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct store_meta meta = {
+	    .kind = "recording",
+	    .source = source,
+	    .rules = texts,
+	    .n_rules = nrules,
+	    .host = host,
+	    .start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
+	};
+	struct store_writer_params wp = {.path = wk->path, .meta = &meta};
+	wk->sw = store_writer_create(&wp, err, errlen);
+	if (!wk->sw)
+		return -EIO;
+	struct pipe_params pp = {
+	    .rules = c->rules.all,
+	    .drop_uncolored = c->drop_uncolored,
+	    .sink = fp_sink,
+	    .sink_ctx = wk->sw,
+	};
+	wk->pipe = pipe_create(&pp);
+	if (!wk->pipe) {
+		snprintf(err, errlen, "out of memory for the capture pipeline of worker %u",
+			 wk->idx);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Close worker @p wk's store with the pipeline's and the fast path's counters. */
+static int close_recording(struct fp_worker *wk)
+{
+	static char names[64][48];
+	struct fp_stats t;
+	size_t np = pipe_counters(wk->pipe, NULL, 0), n;
+	struct store_counter *ctrs = mem_calloc(np + fp_ctr_count, sizeof(*ctrs));
+	char err[512];
+	int rc;
+
+	if (!ctrs) {
+		store_writer_free(wk->sw);
+		wk->sw = NULL;
+		fprintf(stderr, "dyetap-fastpath: %s: out of memory for the trailer\n", wk->path);
+		return -ENOMEM;
+	}
+	n = pipe_counters(wk->pipe, ctrs, np);
+	stats_sum(&t);
+	for (size_t i = 0; i < fp_ctr_count && i < RTE_DIM(names); i++) {
+		snprintf(names[i], sizeof(names[i]), "fp_%s", fp_ctr_descs[i].name);
+		ctrs[n++] = (struct store_counter){names[i], ctr_get(&t, &fp_ctr_descs[i])};
+	}
+	rc = store_writer_close(wk->sw, ctrs, n, err, sizeof(err));
+	if (rc)
+		fprintf(stderr, "dyetap-fastpath: %s: %s\n", wk->path, err);
+	wk->sw = NULL; /* store_writer_close() freed it, error or not */
+	mem_free(ctrs);
+	return rc;
+}
+
 static int setup_all(void)
 {
 	struct fp_conf *c = &fp_app.c;
@@ -672,17 +790,14 @@ static int setup_all(void)
 			wk->rings[wk->nrings++] = r;
 		}
 		if (c->wpath) {
-			char path[4096];
 			if (w == 0)
-				snprintf(path, sizeof(path), "%s", c->wpath);
+				snprintf(wk->path, sizeof(wk->path), "%s", c->wpath);
 			else
-				snprintf(path, sizeof(path), "%s.%u", c->wpath, w);
-			wk->pcap = pcap_open_dead(DLT_EN10MB, 65535);
-			wk->dumper = wk->pcap ? pcap_dump_open(wk->pcap, path) : NULL;
-			if (!wk->dumper) {
-				fprintf(stderr, "dyetap-fastpath: cannot write %s: %s\n", path,
-					wk->pcap ? pcap_geterr(wk->pcap) : "out of memory");
-				return -EIO;
+				snprintf(wk->path, sizeof(wk->path), "%s.%u", c->wpath, w);
+			rc = open_recording(wk, err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "dyetap-fastpath: %s\n", err);
+				return rc;
 			}
 		}
 	}
@@ -715,14 +830,18 @@ static int setup_all(void)
 	return 0;
 }
 
-static void teardown(void)
+static int teardown(void)
 {
+	int rc = 0;
 	for (unsigned i = 0; i < nused; i++) {
 		rte_eth_dev_stop(used_ports[i]);
 		rte_eth_dev_close(used_ports[i]);
 	}
 	for (unsigned w = 0; w < fp_app.nwk; w++) {
 		struct fp_worker *wk = fp_app.wk[w];
+		if (wk->sw && close_recording(wk))
+			rc = -EIO;
+		pipe_free(wk->pipe);
 		if (wk->dumper)
 			pcap_dump_close(wk->dumper);
 		if (wk->pcap)
@@ -734,6 +853,7 @@ static void teardown(void)
 		fp_rx_release(fp_app.rx[i]);
 	rte_mempool_free(fp_app.pool);
 	fp_rules_release(&fp_app.c.rules);
+	return rc;
 }
 
 static bool wants_help(int argc, char **argv)
@@ -799,11 +919,18 @@ int main(int argc, char **argv)
 		}
 		/* RX is done: workers drain what is queued, then stop. */
 		__atomic_store_n(&fp_app.workers_stop, 1, __ATOMIC_RELEASE);
-		for (unsigned w = 0; w < fp_app.nwk; w++)
+		for (unsigned w = 0; w < fp_app.nwk; w++) {
 			rte_eal_wait_lcore(fp_app.wk[w]->lcore_id);
+			if (fp_app.wk[w]->pipe) {
+				if (sessions_final == UINT64_MAX)
+					sessions_final = 0;
+				sessions_final += pipe_get_stats(fp_app.wk[w]->pipe)->written;
+			}
+		}
 		stats_print(stdout, fp_app.c.json);
 	}
-	teardown();
+	if (teardown() && rc == 0)
+		rc = -EIO;
 	rte_eal_cleanup();
 	return rc ? 1 : 0;
 }

@@ -63,7 +63,7 @@ struct fp_stats {
 	uint64_t flows_expired;	  /**< idle flows removed from the table */
 	uint64_t handed_off;	  /**< packets enqueued to worker rings */
 	uint64_t worker_pkts;	  /**< packets dequeued by workers */
-	uint64_t worker_written;  /**< packets written by workers to the recording */
+	uint64_t worker_written;  /**< packets recorded (pcap) or fed to the pipeline (dyt) */
 	uint64_t lane_pkts[FP_MAX_LANES + 1]; /**< per lane; [0] unused */
 };
 
@@ -389,7 +389,8 @@ struct fp_conf {
 	uint32_t vni;
 	unsigned workers;
 	unsigned ring_size;
-	const char *wpath; /**< -w: interim pcap recording (NULL: count only) */
+	const char *wpath;   /**< -w: FILE.dyt (sessions) or FILE.pcap (packets); NULL: count */
+	bool drop_uncolored; /**< --uncolored drop: sessions no rule colors are not stored */
 	uint64_t exit_idle_ms;
 	uint64_t count;
 	unsigned stats_every;
@@ -439,14 +440,20 @@ struct fp_lcore {
 	struct fp_stats st __rte_cache_aligned;
 } __rte_cache_aligned;
 
+struct pipe;
+struct store_writer;
+
 /** One worker lcore: drains the rings of every RX lcore toward it. */
 struct fp_worker {
 	unsigned lcore_id;
 	unsigned idx;
 	unsigned nrings;
 	struct rte_ring *rings[FP_MAX_LCORES];
-	void *pcap;   /**< pcap_t (dead handle) or NULL */
-	void *dumper; /**< pcap_dumper_t or NULL */
+	void *pcap;		 /**< pcap_t (dead handle) or NULL */
+	void *dumper;		 /**< pcap_dumper_t or NULL */
+	struct pipe *pipe;	 /**< capture pipeline (-w FILE.dyt) or NULL */
+	struct store_writer *sw; /**< its sink */
+	char path[4096];
 	struct fp_stats st __rte_cache_aligned;
 } __rte_cache_aligned;
 

@@ -25,7 +25,9 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
 
+#include "capture/pipeline.h"
 #include "dpdk/fp_private.h"
+#include "store/store.h"
 
 static void record(struct fp_worker *w, struct rte_mbuf *m)
 {
@@ -45,6 +47,11 @@ static void record(struct fp_worker *w, struct rte_mbuf *m)
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
+	if (w->pipe) {
+		pipe_packet(w->pipe, ns, DLT_EN10MB, d, cap, len);
+		FP_INC(w->st.worker_written);
+		return;
 	}
 	ph.ts.tv_sec = ns / 1000000000;
 	ph.ts.tv_usec = (ns % 1000000000) / 1000;
@@ -71,13 +78,18 @@ int fp_worker_main(void *arg)
 			got += n;
 			FP_ADD(w->st.worker_pkts, n);
 			/* Hand-off point: the capture pipeline takes the packets here. */
-			if (w->dumper)
+			if (w->dumper || w->pipe)
 				for (unsigned i = 0; i < n; i++)
 					record(w, pkts[i]);
 			rte_pktmbuf_free_bulk(pkts, n);
 		}
+		if (!got && w->sw)
+			store_writer_tick(w->sw); /* time-based flush of a data frame */
 		if (!got && stop)
 			break;
 	}
+	/* End of input: close every connection, emit what is pending. */
+	if (w->pipe)
+		pipe_finish(w->pipe);
 	return 0;
 }

@@ -234,11 +234,12 @@ def arp_frame(i):
     return f + b"\0" * (60 - len(f))
 
 
-def write_pcap(path, frames, t0=1700000000):
+def write_pcap(path, frames, t0=1700000000, slots=None):
+    """Packet n is stamped t0 + slots[n] * 137 us (slots: its place in in.pcap)."""
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
         for n, fr in enumerate(frames):
-            us = n * 137
+            us = (slots[n] if slots else n) * 137
             f.write(struct.pack("<IIII", t0 + us // 1000000, us % 1000000, len(fr), len(fr)))
             f.write(fr)
 
@@ -291,10 +292,10 @@ def main():
             meta.append({"flow": -1 - extra, "lane": None})
             extra += 1
     write_pcap(os.path.join(out, "in.pcap"), frames)
-    a = [fr for fr, m in zip(frames, meta) if m["flow"] % 2 == 0]
-    b = [fr for fr, m in zip(frames, meta) if m["flow"] % 2 != 0]
-    write_pcap(os.path.join(out, "in_a.pcap"), a)
-    write_pcap(os.path.join(out, "in_b.pcap"), b)
+    # The same packets with the same timestamps, split by flow over two files.
+    for name, parity in (("in_a.pcap", 0), ("in_b.pcap", 1)):
+        idx = [n for n, m in enumerate(meta) if m["flow"] % 2 == parity]
+        write_pcap(os.path.join(out, name), [frames[n] for n in idx], slots=idx)
     with open(os.path.join(out, "expect.json"), "w") as f:
         json.dump({"rules": RULES, "packets": meta,
                    "flows": {str(fl["id"]): fl["lane"] for fl in flows}}, f)

@@ -352,7 +352,62 @@ def case_telemetry(exe, d, exp, frames):
        last["colored"] >= st["colored"], "telemetry: final counters are at least the live ones")
 
 
-CASES = {"telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
+def sessions(dyetap, paths, d):
+    """Sessions of .dyt files as JSON objects minus the per-file numbering."""
+    out = []
+    for path in paths:
+        p = subprocess.run([dyetap, "cat", "--json", path], cwd=d, stdout=subprocess.PIPE,
+                           universal_newlines=True, timeout=TIMEOUT)
+        for line in p.stdout.splitlines():
+            o = json.loads(line)
+            o.pop("id", None)
+            o.pop("conn_id", None)
+            out.append(json.dumps(o, sort_keys=True))
+    return Counter(out)
+
+
+def case_parity(exe, d, exp, frames):
+    # Same capture and rules through `dyetap record` and through the fast
+    # path's workers: the colored sessions must be the same.
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    subprocess.run([sys.executable, os.environ["GEN"], d], check=True)  # no 5 KiB header flow
+    with open(os.path.join(d, "expect.json")) as f:
+        exp = json.load(f)
+    p = subprocess.run([dyetap, "record", "-r", "in.pcap", "-w", "rec.dyt", "--uncolored",
+                        "drop"] + rules_args(exp), cwd=d, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    ok(p.returncode == 0, "parity: dyetap record ran", p.stderr)
+    want = sessions(dyetap, ["rec.dyt"], d)
+    nflows = len([1 for v in exp["flows"].values() if v])
+    ok(sum(want.values()) == nflows, "parity: record stored one session per colored flow (%d)"
+       % nflows)
+
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=in.pcap"]
+    p = run(exe, eal, ["--rx", "0", "--workers", "1", "-w", "fp.dyt", "--uncolored", "drop",
+                       "--exit-idle", "400", "--json"] + rules_args(exp), d)
+    ok(p.returncode == 0, "parity: fast path with one worker exits 0", p.stderr)
+    c = counters(p)
+    ok(c is not None and c.get("sessions") == nflows, "parity: fast path reports the sessions", c)
+    got = sessions(dyetap, ["fp.dyt"], d)
+    ok(got == want, "parity: the fast path's sessions equal dyetap record's",
+       "only fast path: %s\nonly record: %s" % (list(got - want)[:1], list(want - got)[:1]))
+
+    # Two ports on two RX lcores, two workers: the same sessions again.
+    eal = ["--lcores", "0@0,1@1,2@0,3@1,4@0", "--vdev", "net_pcap0,rx_pcap=in_a.pcap",
+           "--vdev", "net_pcap1,rx_pcap=in_b.pcap"]
+    p = run(exe, eal, ["--rx", "0,1", "--workers", "2", "-w", "fp2.dyt", "--uncolored",
+                       "drop", "--exit-idle", "400", "--json"] + rules_args(exp), d)
+    ok(p.returncode == 0, "parity: two RX lcores and two workers exit 0", p.stderr)
+    got = sessions(dyetap, ["fp2.dyt", "fp2.dyt.1"], d)
+    ok(got == want, "parity: two RX lcores and two workers give the same sessions",
+       "only fast path: %s\nonly record: %s" % (list(got - want)[:1], list(want - got)[:1]))
+    p = subprocess.run([dyetap, "info", "fp.dyt"], cwd=d, stdout=subprocess.PIPE,
+                       universal_newlines=True, timeout=TIMEOUT)
+    ok(p.returncode == 0 and "fp_colored" in p.stdout,
+       "parity: the store trailer carries the fast path's counters", p.stdout[-400:])
+
+
+CASES = {"parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli}
 
 
