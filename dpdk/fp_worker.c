@@ -4,17 +4,20 @@
  * packets of colored flows (zero-copy: the RX lcore's mbuf, refcounted when
  * it is also mirrored), and record them.
  *
- * Interim recording form: until the capture pipeline's packet entry point
- * (decode -> flows -> reassembly -> HTTP -> sessions -> store) is linked
- * into the fast path, a worker writes the packets to a pcap file with
- * libpcap's pcap_dump(), stamped with the port's RX timestamp when the PMD
- * gives one in a known unit (net_pcap: the capture's own time, in
- * microseconds) and the wall clock otherwise (a NIC's timestamp counts
- * device clock ticks, which would need rte_eth_read_clock() calibration). A flow always lands on
- * the same worker (by flow hash), in arrival order, which is what the pipeline needs to reassemble
- * it.
+ * With `-w FILE.dyt` each worker runs its own capture pipeline
+ * (capture/pipeline.h: decode -> flows -> reassembly -> HTTP -> sessions ->
+ * color rules) into its own store writer, exactly what `dyetap record` runs
+ * on a capture. With `-w FILE.pcap` it writes the packets instead
+ * (pcap_dump). A flow always lands on the same worker (by flow hash), in
+ * arrival order, which is what reassembly needs.
  *
- * References: DPDK lib/ring (SP/SC bursts), libpcap pcap_dump(3PCAP).
+ * Packet time: the port's RX timestamp when the PMD gives one in a known
+ * unit (net_pcap: the capture's own time, in microseconds), else the wall
+ * clock (a NIC's timestamp counts device clock ticks, which would need
+ * rte_eth_read_clock() calibration).
+ *
+ * References: DPDK lib/ring (SP/SC bursts), libpcap pcap_dump(3PCAP),
+ * capture/pipeline.h, store/store.h.
  */
 #include <stdio.h>
 #include <string.h>
