@@ -464,7 +464,12 @@ void flow_packet(struct flow_table *t, const struct decode_pkt *k, int64_t ts)
 		struct reasm_out o = {out_data, out_gap, &d};
 		reasm_segment(&t->rc, &f->rs[dir], seq, k->payload, k->payload_len, ts, &o);
 	}
-	if (ack) {
+	if (ack && !f->rs[1 - dir].started) {
+		/* No byte of the peer seen yet: what this side acknowledges is where
+		 * the peer's stream stands, so later acknowledgements of bytes the
+		 * capture never shows become gaps (e.g. one direction missing). */
+		reasm_stream_start(&f->rs[1 - dir], k->ack);
+	} else if (ack) {
 		struct dir_ctx d = {t, f, 1 - dir};
 		struct reasm_out o = {out_data, out_gap, &d};
 		reasm_ack(&t->rc, &f->rs[1 - dir], k->ack, ts, &o);

@@ -39,12 +39,22 @@
  *
  * Direction: decided on the first bytes of the connection (either side).
  * If the side the caller called client starts with a status line, or the
- * other side starts with a request line, roles are swapped (counted).
+ * other side starts with a request line, roles are swapped (counted). A
+ * midstream pickup decides on the first message start found in either
+ * direction (until then both sides only resync, nothing is parsed).
  *
  * Gaps: inside a body whose end is known (Content-Length with enough
  * bytes left, or close-delimited) the missing bytes are counted as body
  * (http1_gap) and parsing goes on; otherwise the message is handed on as
  * it is and the side resynchronises.
+ *
+ * Known limits (each case is flagged or counted, never silent): a gap
+ * inside a chunked body is not bridged (the message is cut, the side
+ * resyncs); a gap that swallows a whole request or response
+ * shifts the pairing after it (only the first message after the gap
+ * carries the gap flag, counted in gap_sessions); a client that got a final
+ * answer to "Expect: 100-continue" and sends a new request instead of the
+ * announced body on the same connection is parsed as body, then resynced.
  *
  * Flags: MIDSTREAM on every session of a connection picked up without its
  * handshake; GAP on the message a gap cut or the first message found after
@@ -819,19 +829,63 @@ void txn_conn_free(struct txn_conn *c)
 }
 
 /* Settle client/server roles from the first bytes seen. */
+static void txn_swap(struct txn_conn *c)
+{
+	c->swapped = true;
+	c->st->direction_swaps++;
+	TXN_LOG(LOG_DEBUG, "conn %llu: client and server roles swapped by content",
+		(unsigned long long)c->info.conn_id);
+}
+
+/* Does [d, d + n) hold a request start (line start or after a body tail)? */
+static bool txn_has_request(const uint8_t *d, size_t n)
+{
+	struct txn_side probe;
+	memset(&probe, 0, sizeof(probe));
+	probe.at_bol = true;
+	bool carry;
+	return txn_scan_client(&probe, d, n, &carry) < n && !carry;
+}
+
+static bool txn_has_response(const uint8_t *d, size_t n)
+{
+	bool carry;
+	return txn_scan_server(d, n, &carry) < n && !carry;
+}
+
+/*
+ * Settle client/server roles from content. A connection with its
+ * handshake starts with a message: its first bytes decide. A midstream
+ * pickup may start inside a body: roles stay open (both sides resync,
+ * nothing parsed) until a chunk holds a message start of either kind.
+ */
 static void txn_decide(struct txn_conn *c, enum txn_dir dir, const uint8_t *d, size_t n)
 {
+	bool as_client = dir == TXN_DIR_CLIENT;
+	if (!c->info.midstream) {
+		c->decided = true;
+		bool swap = as_client ? txn_look_response(d, n) == LOOK_YES
+				      : txn_look_request(d, n) == LOOK_YES &&
+					    txn_look_response(d, n) != LOOK_YES;
+		if (swap)
+			txn_swap(c);
+		return;
+	}
+	if (c->side[0].mode != MODE_RESYNC || c->side[1].mode != MODE_RESYNC) {
+		c->decided = true; /* a side already found its messages */
+		return;
+	}
+	bool fits = as_client ? txn_has_request(d, n) : txn_has_response(d, n);
+	bool other = !fits && (as_client ? txn_has_response(d, n) : txn_has_request(d, n));
+	if (!fits && !other)
+		return; /* still nothing to go by */
 	c->decided = true;
-	bool swap = false;
-	if (dir == TXN_DIR_CLIENT)
-		swap = txn_look_response(d, n) == LOOK_YES;
-	else
-		swap = txn_look_request(d, n) == LOOK_YES && txn_look_response(d, n) != LOOK_YES;
-	if (swap) {
-		c->swapped = true;
-		c->st->direction_swaps++;
-		TXN_LOG(LOG_DEBUG, "conn %llu: client and server roles swapped by content",
-			(unsigned long long)c->info.conn_id);
+	if (other) {
+		txn_swap(c);
+		for (int r = 0; r < 2; r++) {
+			c->st->resync_bytes += c->side[r].carry_len;
+			txn_side_resync(&c->side[r], true);
+		}
 	}
 }
 

@@ -20,6 +20,8 @@
  * bytes of the connection (whichever side sends first) settle the roles:
  * when the "client" side starts with a status line ("HTTP/1.x NNN") or
  * the "server" side with a request line, the tracker swaps roles (counted).
+ * A midstream connection may start inside a body: its roles are settled by
+ * the first message start found on either side.
  *
  * Thread-safety: one tracker is used by one thread.
  */

@@ -183,7 +183,9 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 
 /**
  * Append a session record (copied; @p s may be freed after the call).
- * @return 0, -ENOMEM, -EIO (write failed; the message is in the writer's last error).
+ * @return 0, -ENOMEM, -E2BIG (the record alone exceeds the 64 MiB frame cap;
+ *         nothing written), -EIO (write failed; the message is in the
+ *         writer's last error; every later call fails too).
  */
 int store_writer_add_session(struct store_writer *w, const struct store_session *s);
 

@@ -73,7 +73,7 @@ static int pack_write(void *data, const char *buf, size_t len)
 static void set_err(struct store_writer *w, const char *what, int e)
 {
 	snprintf(w->err, sizeof(w->err), "%s: %s", what, strerror(e));
-	STORE_LOG(LOG_ERROR, "%s", w->err);
+	STORE_LOG(LOG_DEBUG, "%s", w->err); /* the caller reports it */
 }
 
 static int write_all(int fd, const void *vp, size_t n)
@@ -283,7 +283,7 @@ static int flush_frame(struct store_writer *w)
 	if (ZSTD_isError(n)) {
 		snprintf(w->err, sizeof(w->err), "zstd compression failed: %s",
 			 ZSTD_getErrorName(n));
-		STORE_LOG(LOG_ERROR, "%s", w->err);
+		STORE_LOG(LOG_DEBUG, "%s", w->err); /* the caller reports it */
 		return -EIO;
 	}
 	struct widx e = {w->off, n, w->pend_min_ts, w->pend_max_ts, w->pend_records};
@@ -366,8 +366,11 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	}
 	if (rc) {
 		dbuf_release(&b);
-		snprintf(w->err, sizeof(w->err), "metadata too large (limit %u bytes)",
-			 STORE_HEADER_MAX);
+		if (rc == -E2BIG)
+			snprintf(w->err, sizeof(w->err), "metadata too large (limit %u bytes)",
+				 STORE_HEADER_MAX);
+		else
+			snprintf(w->err, sizeof(w->err), "out of memory");
 		return rc;
 	}
 	rc = write_skippable(w, STORE_MAGIC_HEADER, &b);
@@ -416,8 +419,10 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 		snprintf(err, errlen, "cannot create %s: %s", p->path, strerror(errno));
 		goto fail;
 	}
-	/* An existing file keeps its mode under O_CREAT: force 0600. */
-	if (fchmod(w->fd, 0600) != 0) {
+	/* An existing file keeps its mode under O_CREAT: force 0600 (regular files
+	 * only: never chmod a device or FIFO such as /dev/stdout). */
+	struct stat sb;
+	if (fstat(w->fd, &sb) == 0 && S_ISREG(sb.st_mode) && fchmod(w->fd, 0600) != 0) {
 		snprintf(err, errlen, "cannot make %s private (mode 0600): %s", p->path,
 			 strerror(errno));
 		goto fail;
@@ -600,7 +605,10 @@ static int write_index(struct store_writer *w, const struct store_counter *count
 		rc = dbuf_append(&w->pend, tail, 12);
 	}
 	if (rc) {
-		snprintf(w->err, sizeof(w->err), "index too large (%zu frames)", nf);
+		if (rc == -E2BIG)
+			snprintf(w->err, sizeof(w->err), "index too large (%zu frames)", nf);
+		else
+			snprintf(w->err, sizeof(w->err), "out of memory");
 		dbuf_reset(&w->pend);
 		return rc;
 	}

@@ -5,7 +5,8 @@
  * Input: byte 0 chooses the parser (bit 0: request/response), the method
  * the response answers (bits 1-2: other, HEAD, CONNECT) and the largest
  * piece size (bits 3-7); byte 1 seeds the split points; the rest is the
- * stream. Checks the invariants a caller relies on: never consumed beyond
+ * stream; about one piece in 16 is dropped as a capture gap
+ * (http1_gap). Checks the invariants a caller relies on: never consumed beyond
  * the input, stored body within the cap and within body_len, slices
  * inside their message.
  */
@@ -78,6 +79,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t step = 1 + (seed >> 8) % max_piece;
 		if (step > size - off)
 			step = size - off;
+		if ((seed >> 24) % 16 == 0) {
+			/* A capture gap of this piece: bridged or refused. */
+			enum http1_status gs = http1_gap(p, step);
+			if (gs == HTTP1_COMPLETE) {
+				fuzz_http1_check(p);
+				http1_next(p);
+			} else if (gs == HTTP1_ERROR) {
+				http1_reset(p);
+			}
+			off += step;
+			continue;
+		}
 		size_t used = 0;
 		enum http1_status st = http1_feed(p, data + off, step, &used);
 		if (used > step)

@@ -213,6 +213,18 @@ int main(void)
 	flow_finish(f.t);
 	flow_table_free(f.t);
 
+	/* Only the client's packets captured: its ACKs expose the server's
+	 * missing bytes as gaps. */
+	fx_init(&f, 16);
+	send(&f, pk(1, S, 100, 0, NULL));
+	send(&f, pk(1, A, 101, 5001, NULL));
+	send(&f, pk(1, A, 101, 5001, "GET / HTTP/1.1\r\n\r\n"));
+	send(&f, pk(1, A, 119, 5031, NULL));
+	TAP_EQ_STR(f.k.c[0].t[1], "[g30]", "server bytes never captured become a gap");
+	TAP_EQ_U64(f.rs.gaps_by_ack, 1, "found by the client's ack");
+	flow_finish(f.t);
+	flow_table_free(f.t);
+
 	/* SYN-ACK first: roles from the SYN-ACK, client stream starts at its ack. */
 	fx_init(&f, 16);
 	send(&f, pk(0, S | A, 5000, 101, NULL));

@@ -37,7 +37,8 @@ static size_t seg(uint16_t port, int from_client, uint8_t flags, uint32_t seq, u
 	}
 	t[12] = 5 << 4;
 	t[13] = flags;
-	memcpy(t + 20, data, n);
+	if (n)
+		memcpy(t + 20, data, n);
 	return 40 + n;
 }
 

@@ -362,6 +362,26 @@ static void test_direction_swap(void)
 	TAP_EQ_STR(fx_log(&f), "#0 - -> 200 body=0\n", "response first: swapped, orphan response");
 	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
 	fx_free(&f);
+
+	/* Midstream with the roles guessed wrong: the first bytes are a body
+	 * tail, the roles are settled by the first message start seen. */
+	fx_init(&f, true);
+	txn_conn_data(f.c, TXN_DIR_SERVER, (const uint8_t *)"tail of a request body", 22, 1);
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)"end of a response body", 22, 2);
+	TAP_EQ_U64(f.st.direction_swaps, 0, "midstream: undecided while nothing is recognisable");
+	const char *resp = "more body\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)resp, strlen(resp), 3);
+	TAP_EQ_U64(f.st.direction_swaps, 1, "midstream: a response on the client side swaps");
+	const char *req = "GET /next HTTP/1.1\r\n\r\n";
+	txn_conn_data(f.c, TXN_DIR_SERVER, (const uint8_t *)req, strlen(req), 4);
+	const char *resp2 = "HTTP/1.1 204 No Content\r\n\r\n";
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)resp2, strlen(resp2), 5);
+	txn_conn_end(f.c, TXN_END_FIN, 6);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 - -> 200 body=2 midstream\n#1 GET /next body=0 -> 204 body=0 midstream\n",
+		   "midstream swap: orphan first response, then pairs");
+	TAP_OK(f.rec.last_src.addr[0] == 20, "src is the caller's server side");
+	fx_free(&f);
 }
 
 static void test_tunnel(void)
@@ -431,6 +451,52 @@ static void test_overflow(void)
 	TAP_EQ_U64(f.st.orphan_responses, 0, "responses of dropped requests are not orphans");
 	dbuf_release(&q);
 	fx_free(&f);
+}
+
+/* The same conversation fed in pieces of any size gives the same sessions. */
+static void test_pieces(void)
+{
+	const char *req =
+	    "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+	    "HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"
+	    "PUT /c HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody"
+	    "POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+	const char *resp =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"
+	    "HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n"
+	    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+	const char *want = "#0 GET /a body=0 -> 200 body=3\n#1 HEAD /b body=0 -> 200 body=0\n"
+			   "#2 PUT /c body=4 -> 201 body=0\n#3 POST /d body=3 -> 200 body=2\n";
+	static const size_t sizes[] = {1, 2, 3, 7, 13, 64, 4096};
+	int bad = 0;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct fixture f;
+		fx_init(&f, false);
+		size_t ql = strlen(req), rl = strlen(resp), qo = 0, ro = 0;
+		/* Alternate: the client runs ahead, the server follows. */
+		while (qo < ql || ro < rl) {
+			size_t n = sizes[k];
+			if (qo < ql) {
+				size_t m = n < ql - qo ? n : ql - qo;
+				txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)req + qo, m, 1);
+				qo += m;
+			}
+			if (ro < rl && (qo == ql || ro + n <= qo / 2)) {
+				size_t m = n < rl - ro ? n : rl - ro;
+				txn_conn_data(f.c, TXN_DIR_SERVER, (const uint8_t *)resp + ro, m,
+					      2);
+				ro += m;
+			}
+		}
+		txn_conn_end(f.c, TXN_END_FIN, 3);
+		if (strcmp(fx_log(&f), want) != 0) {
+			bad++;
+			printf("# pieces of %zu:\n%s", sizes[k], fx_log(&f));
+		}
+		fx_free(&f);
+	}
+	TAP_EQ_U64(bad, 0, "pieces of 1..4096 bytes: same sessions");
 }
 
 static void test_garbage(void)
@@ -518,6 +584,7 @@ int main(void)
 	test_direction_swap();
 	test_tunnel();
 	test_overflow();
+	test_pieces();
 	test_garbage();
 	test_alloc_failures();
 	return tap_done();
