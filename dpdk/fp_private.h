@@ -21,6 +21,7 @@
 
 #include <rte_byteorder.h>
 #include <rte_common.h>
+#include <rte_hash_crc.h>
 #include <rte_mbuf.h>
 
 #include "common/counters.h"
@@ -93,6 +94,11 @@ struct fp_flow_key {
 } __rte_aligned(8);	/* the CRC hash reads it 8 bytes at a time */
 
 _Static_assert(sizeof(struct fp_flow_key) == 48, "flow key is 48 bytes");
+_Static_assert(offsetof(struct fp_flow_key, port_lo) == 32 &&
+		   offsetof(struct fp_flow_key, vlan) == 36 &&
+		   offsetof(struct fp_flow_key, proto) == 38,
+	       "fp_parse() writes the key as words");
+_Static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN, "fp_parse() builds IPv4-mapped words");
 
 /** What the parser extracted from one packet (host byte order). */
 struct fp_pkt {
@@ -108,6 +114,7 @@ struct fp_pkt {
 	uint8_t v6;  /**< 1: IPv6 */
 	uint8_t pad[2];
 	uint32_t seq; /**< TCP sequence number */
+	uint32_t sig; /**< rte_hash_crc() of key */
 	uint16_t payload_off;
 	uint16_t payload_len;
 };
@@ -233,14 +240,6 @@ static inline uint32_t fp_rd32(const uint8_t *p)
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-static inline void fp_v4_mapped(uint8_t out[16], const uint8_t *v4)
-{
-	memset(out, 0, 10);
-	out[10] = 0xff;
-	out[11] = 0xff;
-	memcpy(out + 12, v4, 4);
-}
-
 /**
  * Parse Ethernet / 802.1Q / QinQ / IPv4 / IPv6 (+ extension headers) /
  * TCP / UDP from the first @p len bytes at @p d.
@@ -250,6 +249,7 @@ static inline void fp_v4_mapped(uint8_t out[16], const uint8_t *v4)
 static inline int fp_parse(const uint8_t *d, uint32_t len, struct fp_pkt *pk)
 {
 	uint32_t off = 14, l4, end;
+	uint64_t s0, s1, d0, d1; /* addresses as native words (IPv4 mapped) */
 	uint16_t et;
 	uint8_t proto;
 
@@ -277,16 +277,22 @@ static inline int fp_parse(const uint8_t *d, uint32_t len, struct fp_pkt *pk)
 		if (fp_rd16(d + off + 6) & 0x1fff)
 			return -1;
 		proto = d[off + 9];
-		fp_v4_mapped(pk->src, d + off + 12);
-		fp_v4_mapped(pk->dst, d + off + 16);
+		uint32_t a;
+		s0 = d0 = 0;
+		memcpy(&a, d + off + 12, 4);
+		s1 = 0xffff0000ull | (uint64_t)a << 32; /* ::ffff:a.b.c.d, little-endian */
+		memcpy(&a, d + off + 16, 4);
+		d1 = 0xffff0000ull | (uint64_t)a << 32;
 		end = off + tot;
 		l4 = off + ihl;
 	} else if (et == 0x86dd) {
 		uint32_t nxt_off;
 		if (len < off + 40 || (d[off] >> 4) != 6)
 			return -1;
-		memcpy(pk->src, d + off + 8, 16);
-		memcpy(pk->dst, d + off + 24, 16);
+		memcpy(&s0, d + off + 8, 8);
+		memcpy(&s1, d + off + 16, 8);
+		memcpy(&d0, d + off + 24, 8);
+		memcpy(&d1, d + off + 32, 8);
 		end = off + 40 + fp_rd16(d + off + 4);
 		proto = d[off + 6];
 		nxt_off = off + 40;
@@ -345,27 +351,33 @@ static inline int fp_parse(const uint8_t *d, uint32_t len, struct fp_pkt *pk)
 	pk->dport = fp_rd16(d + l4 + 2);
 
 	/* Direction-independent key: the lower (address, port) first. */
-	/* Any total order will do, as long as both directions agree: native words. */
-	uint64_t s0, s1, d0, d1;
-	memcpy(&s0, pk->src, 8);
-	memcpy(&s1, pk->src + 8, 8);
-	memcpy(&d0, pk->dst, 8);
-	memcpy(&d1, pk->dst + 8, 8);
+	/*
+	 * Direction-independent key, the lower (address, port) first; any total
+	 * order will do as long as both directions agree: native words. The key
+	 * is written and hashed as whole 64-bit words: narrower stores read back
+	 * by the CRC as words would stall store-to-load forwarding.
+	 */
+	uint64_t w[6], pw;
+	memcpy(pk->src, &s0, 8);
+	memcpy(pk->src + 8, &s1, 8);
+	memcpy(pk->dst, &d0, 8);
+	memcpy(pk->dst + 8, &d1, 8);
 	pk->dir = (uint8_t)(s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : pk->sport > pk->dport);
-	memset(&pk->key, 0, sizeof(pk->key));
 	if (!pk->dir) {
-		memcpy(pk->key.addr_lo, pk->src, 16);
-		memcpy(pk->key.addr_hi, pk->dst, 16);
-		pk->key.port_lo = pk->sport;
-		pk->key.port_hi = pk->dport;
+		w[0] = s0, w[1] = s1, w[2] = d0, w[3] = d1;
+		pw = pk->sport | (uint64_t)pk->dport << 16;
 	} else {
-		memcpy(pk->key.addr_lo, pk->dst, 16);
-		memcpy(pk->key.addr_hi, pk->src, 16);
-		pk->key.port_lo = pk->dport;
-		pk->key.port_hi = pk->sport;
+		w[0] = d0, w[1] = d1, w[2] = s0, w[3] = s1;
+		pw = pk->dport | (uint64_t)pk->sport << 16;
 	}
-	pk->key.vlan = pk->vlan;
-	pk->key.proto = proto;
+	/* port_lo, port_hi, vlan, proto, pad: the layout of struct fp_flow_key. */
+	w[4] = pw | (uint64_t)pk->vlan << 32 | (uint64_t)proto << 48;
+	w[5] = 0;
+	memcpy(&pk->key, w, sizeof(w));
+	uint32_t h = 0;
+	for (int i = 0; i < 6; i++)
+		h = rte_hash_crc_8byte(w[i], h);
+	pk->sig = h; /* == rte_hash_crc(&pk->key, 48, 0) */
 	return 0;
 }
 

@@ -231,11 +231,6 @@ static void emit(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *
 	}
 }
 
-static inline uint32_t key_hash(const struct fp_flow_key *k)
-{
-	return rte_hash_crc(k, sizeof(*k), 0);
-}
-
 /* --- decisions -------------------------------------------------------------- */
 
 static void pend_put(struct fp_lcore *lc, struct fp_flow *f)
@@ -427,7 +422,7 @@ static void process_burst(struct fp_lcore *lc, struct rte_mbuf **pkts, uint16_t 
 		bytes += rte_pktmbuf_pkt_len(m);
 		if (fp_parse(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len, &pk[i]) == 0) {
 			keys[nk] = &pk[i].key;
-			sig[nk] = key_hash(&pk[i].key);
+			sig[nk] = pk[i].sig;
 			idx[nk++] = i;
 		} else {
 			FP_INC(lc->st.not_ip);

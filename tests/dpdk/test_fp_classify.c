@@ -87,6 +87,9 @@ static void test_parse(void)
 	n = ipv4_tcp(g, eth(g, NULL, 0, 0x0800), b, a, 80, 40000, "", 0);
 	TAP_OK(fp_parse(g, (uint32_t)n, &pk2) == 0, "reply parses");
 	TAP_OK(!memcmp(&pk.key, &pk2.key, sizeof(pk.key)), "both directions share one flow key");
+	TAP_EQ_U64(pk.sig, rte_hash_crc(&pk.key, sizeof(pk.key), 0),
+		   "the signature is rte_hash_crc() of the key");
+	TAP_EQ_U64(pk.sig, pk2.sig, "and is the same both ways");
 	TAP_OK(pk.dir != pk2.dir, "and have opposite directions");
 
 	n = ipv4_tcp(f, eth(f, tags, 2, 0x0800), a, b, 1234, 443, "x", 0);
