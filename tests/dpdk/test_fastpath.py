@@ -206,6 +206,19 @@ def case_multi(exe, d, exp, frames):
     wa = [f for (_, _, f), m in zip(frames, exp["packets"]) if m["lane"] and m["flow"] % 2 == 0]
     ok(Counter(o0) == Counter(wa) and len(o1) > 0,
        "multi: each RX lcore mirrored its own port's colored packets")
+    # One port with two RX queues (net_pcap: one file per queue), one RX lcore
+    # each; the port is also the mirror, with one TX queue per RX lcore.
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev",
+           "net_pcap0,rx_pcap=in_a.pcap,rx_pcap=in_b.pcap,tx_pcap=q0.pcap,tx_pcap=q1.pcap"]
+    app = ["--rx", "0", "--queues", "2", "--mirror-tx", "0", "--exit-idle", "400",
+           "--json"] + rules_args(exp)
+    p = run(exe, eal, app, d)
+    ok(p.returncode == 0, "queues: exits 0 by itself", p.stderr)
+    check_counters(counters(p), exp, frames)
+    q0 = [f for _, _, f in read_pcap(os.path.join(d, "q0.pcap"))]
+    q1 = [f for _, _, f in read_pcap(os.path.join(d, "q1.pcap"))]
+    ok(Counter(q0 + q1) == Counter(want) and Counter(q0) == Counter(wa),
+       "queues: two RX queues on two lcores give the same colored set")
 
 
 def case_workers(exe, d, exp, frames):
