@@ -120,6 +120,14 @@ static void usage(FILE *out)
 	    "    --rx 0 --mirror-tx 0 --color blue=header:x-lane=blue --exit-idle 500\n");
 }
 
+/*
+ * Lane names and count for the counters, copied at start-up into static
+ * memory: the telemetry thread may ask for them until the process exits,
+ * after the rule set is freed.
+ */
+static char lane_name[FP_MAX_LANES + 1][72];
+static unsigned nlanes;
+
 /* --- counters ----------------------------------------------------------------- */
 
 static void stats_sum(struct fp_stats *t)
@@ -140,7 +148,7 @@ static void stats_sum(struct fp_stats *t)
 							     fp_ctr_descs[d].offset);
 			*dst += __atomic_load_n(v, __ATOMIC_RELAXED);
 		}
-		for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++)
+		for (unsigned l = 1; l <= nlanes; l++)
 			t->lane_pkts[l] += __atomic_load_n(&src[s]->lane_pkts[l], __ATOMIC_RELAXED);
 	}
 }
@@ -163,10 +171,10 @@ static void stats_print(FILE *out, bool json)
 			dbuf_printf(&b, "%s\"%s\":%" PRIu64, d ? "," : "", fp_ctr_descs[d].name,
 				    ctr_get(&t, &fp_ctr_descs[d]));
 		dbuf_puts(&b, ",\"lanes\":{");
-		for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++) {
+		for (unsigned l = 1; l <= nlanes; l++) {
 			if (l > 1)
 				dbuf_putc(&b, ',');
-			jsonw_cstr(&b, fp_app.c.rules.lane_names[l]);
+			jsonw_cstr(&b, lane_name[l]);
 			dbuf_printf(&b, ":%" PRIu64, t.lane_pkts[l]);
 		}
 		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64, ms);
@@ -179,9 +187,8 @@ static void stats_print(FILE *out, bool json)
 		for (size_t d = 0; d < fp_ctr_count; d++)
 			fprintf(out, "%-16s %" PRIu64 "\n", fp_ctr_descs[d].name,
 				ctr_get(&t, &fp_ctr_descs[d]));
-		for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++)
-			fprintf(out, "lane %-11s %" PRIu64 "\n", fp_app.c.rules.lane_names[l],
-				t.lane_pkts[l]);
+		for (unsigned l = 1; l <= nlanes; l++)
+			fprintf(out, "lane %-11s %" PRIu64 "\n", lane_name[l], t.lane_pkts[l]);
 		fprintf(out, "%-16s %" PRIu64 "\n", "elapsed_ms", ms);
 		if (sessions_final != UINT64_MAX)
 			fprintf(out, "%-16s %" PRIu64 "\n", "sessions", sessions_final);
@@ -201,9 +208,8 @@ static int telemetry_stats(const char *cmd, const char *params, struct rte_tel_d
 		rte_tel_data_add_dict_u64(d, fp_ctr_descs[i].name, ctr_get(&t, &fp_ctr_descs[i]));
 	if (lanes) {
 		rte_tel_data_start_dict(lanes);
-		for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++)
-			rte_tel_data_add_dict_u64(lanes, fp_app.c.rules.lane_names[l],
-						  t.lane_pkts[l]);
+		for (unsigned l = 1; l <= nlanes; l++)
+			rte_tel_data_add_dict_u64(lanes, lane_name[l], t.lane_pkts[l]);
 		if (rte_tel_data_add_dict_container(d, "lanes", lanes, 0))
 			rte_tel_data_free(lanes);
 	}
@@ -896,6 +902,9 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 2;
 	}
+	for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++)
+		snprintf(lane_name[l], sizeof(lane_name[l]), "%s", fp_app.c.rules.lane_names[l]);
+	nlanes = fp_app.c.rules.nlanes;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	rte_telemetry_register_cmd("/dyetap/stats", telemetry_stats,

@@ -20,6 +20,7 @@
  * References: DPDK examples/l3fwd (bursts, bulk lookups), examples/
  * ipv4_multicast (header mbuf + indirect clone), RFC 7348 (VXLAN).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,6 +153,7 @@ static struct rte_mbuf *encap(struct fp_lcore *lc, struct rte_mbuf *m, uint32_t 
 	if (c->mode == FP_MIRROR_VLAN) {
 		const uint8_t *eth = rte_pktmbuf_mtod(m, const uint8_t *);
 		h = (uint8_t *)rte_pktmbuf_append(hdr, 16);
+		assert(h); /* a fresh mbuf has room */
 		memcpy(h, eth, 12);
 		h[12] = 0x81;
 		h[13] = 0x00;
@@ -162,6 +164,7 @@ static struct rte_mbuf *encap(struct fp_lcore *lc, struct rte_mbuf *m, uint32_t 
 		uint32_t inner = rte_pktmbuf_pkt_len(m);
 		struct rte_ipv4_hdr *ip;
 		h = (uint8_t *)rte_pktmbuf_append(hdr, 50);
+		assert(h);
 		memcpy(h, c->vx_dmac, 6);
 		memcpy(h + 6, fp_app.tx_mac, 6);
 		h[12] = 0x08;
@@ -191,7 +194,7 @@ static struct rte_mbuf *encap(struct fp_lcore *lc, struct rte_mbuf *m, uint32_t 
 		h[47] = (uint8_t)(c->vni >> 8);
 		h[48] = (uint8_t)c->vni;
 	}
-	if (!h || rte_pktmbuf_chain(hdr, cl)) {
+	if (rte_pktmbuf_chain(hdr, cl)) {
 		FP_INC(lc->st.nombuf);
 		rte_pktmbuf_free(hdr);
 		rte_pktmbuf_free(cl);
