@@ -93,7 +93,7 @@ static void usage(FILE *out)
 	    "                          src:10.0.0.0/8 dst:CIDR port:N sport:N dport:N vlan:N\n"
 	    "  --rules FILE            rules file, one rule per line\n"
 	    "  --mirror-tx PORT        send colored packets out PORT (one TX queue per RX lcore)\n"
-	    "  --mirror-mode MODE      copy | vlan=ID | vxlan=SRC,DST,VNI[,DSTMAC] (copy)\n"
+	    "  --mirror-mode MODE      copy | dup | vlan=ID | vxlan=SRC,DST,VNI[,DSTMAC] (copy)\n"
 	    "  --workers N             worker lcores fed over rings (0)\n"
 	    "  --ring-size N           packets per RX-lcore-to-worker ring (1024)\n"
 	    "  -w FILE                 workers record: FILE.dyt gets the sessions of colored\n"
@@ -277,6 +277,10 @@ static int parse_mode(const char *s, struct fp_conf *c)
 	uint64_t v;
 	if (!strcmp(s, "copy")) {
 		c->mode = FP_MIRROR_COPY;
+		return 0;
+	}
+	if (!strcmp(s, "dup")) {
+		c->mode = FP_MIRROR_DUP;
 		return 0;
 	}
 	if (!strncmp(s, "vlan=", 5)) {
@@ -819,13 +823,13 @@ static int setup_all(void)
 		if (dup)
 			continue;
 		rc = port_setup(p, (uint16_t)c->queues, (int)p == c->tx_port ? (uint16_t)nrx : 0,
-				c->mode != FP_MIRROR_COPY);
+				c->mode >= FP_MIRROR_VLAN);
 		if (rc)
 			return rc;
 		used_ports[nused++] = p;
 	}
 	if (c->tx_port >= 0 && !is_rx_port((uint16_t)c->tx_port)) {
-		rc = port_setup((uint16_t)c->tx_port, 0, (uint16_t)nrx, c->mode != FP_MIRROR_COPY);
+		rc = port_setup((uint16_t)c->tx_port, 0, (uint16_t)nrx, c->mode >= FP_MIRROR_VLAN);
 		if (rc)
 			return rc;
 		used_ports[nused++] = (uint16_t)c->tx_port;

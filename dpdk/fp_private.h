@@ -29,17 +29,16 @@
 
 #define FP_LOG(lvl, ...) LOG_MSG(lvl, "fastpath", __VA_ARGS__)
 
-#define FP_BURST	32   /**< RX burst size */
-#define FP_MAX_LANES	16   /**< distinct lanes in a rule set */
-#define FP_MAX_RULES	64   /**< rules in a rule set */
-#define FP_MAX_MATCHERS 8    /**< matchers per rule */
-#define FP_MAX_PORTS	16   /**< RX ports */
-#define FP_MAX_LCORES	16   /**< RX lcores */
-#define FP_MAX_WORKERS	8    /**< worker lcores */
-#define FP_HOLD_MAX	16   /**< packets held per undecided flow */
-#define FP_PREFIX_MAX	4096 /**< request bytes buffered per undecided flow */
-#define FP_MAX_HDRS	64   /**< request headers the scanner keeps */
-#define FP_MAX_RXQ	(FP_MAX_PORTS * 4)
+#define FP_BURST       32   /**< RX burst size */
+#define FP_MAX_LANES   16   /**< distinct lanes in a rule set */
+#define FP_MAX_RULES   64   /**< rules in a rule set */
+#define FP_MAX_PORTS   16   /**< RX ports */
+#define FP_MAX_LCORES  16   /**< RX lcores */
+#define FP_MAX_WORKERS 8    /**< worker lcores */
+#define FP_HOLD_MAX    16   /**< packets held per undecided flow */
+#define FP_PREFIX_MAX  4096 /**< request bytes buffered per undecided flow */
+#define FP_MAX_HDRS    64   /**< request headers the scanner keeps */
+#define FP_MAX_RXQ     (FP_MAX_PORTS * 4)
 
 /* Flow lane values (struct fp_flow.lane). */
 #define FP_LANE_UNDECIDED (-1)
@@ -384,7 +383,8 @@ static inline int fp_parse(const uint8_t *d, uint32_t len, struct fp_pkt *pk)
 /* --- application state ------------------------------------------------ */
 
 enum fp_mirror_mode {
-	FP_MIRROR_COPY = 0,
+	FP_MIRROR_COPY = 0, /**< the received mbuf itself (refcount when also handed off) */
+	FP_MIRROR_DUP,	    /**< a private copy (rte_pktmbuf_copy) */
 	FP_MIRROR_VLAN,
 	FP_MIRROR_VXLAN,
 };

@@ -218,6 +218,12 @@ static void emit(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *
 			if (to_worker)
 				rte_mbuf_refcnt_update(m, 1);
 			put_tx(lc, m);
+		} else if (c->mode == FP_MIRROR_DUP) {
+			struct rte_mbuf *e = rte_pktmbuf_copy(m, fp_app.pool, 0, UINT32_MAX);
+			if (e)
+				put_tx(lc, e);
+			else
+				FP_INC(lc->st.nombuf);
 		} else {
 			struct rte_mbuf *e = encap(lc, m, flow_hash);
 			if (e)

@@ -144,6 +144,13 @@ def case_copy(exe, d, exp, frames):
     check_order(out, index_of(exp, frames), "copy")
 
 
+def case_dup(exe, d, exp, frames):
+    out = golden(exe, d, exp, frames, "dup", "dup")
+    want = expected(exp, frames)
+    ok(Counter(out) == Counter(want), "dup: output holds exactly the colored packets")
+    check_order(out, index_of(exp, frames), "dup")
+
+
 def case_vlan(exe, d, exp, frames):
     out = golden(exe, d, exp, frames, "vlan=7", "vlan")
     want = expected(exp, frames)
@@ -420,7 +427,7 @@ def case_parity(exe, d, exp, frames):
        "parity: the store trailer carries the fast path's counters", p.stdout[-400:])
 
 
-CASES = {"parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
+CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli}
 
 
