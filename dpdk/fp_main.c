@@ -1,0 +1,951 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fp_main.c - `dyetap-fastpath`: EAL and port setup, lcore roles, the
+ * control loop (stop conditions, periodic stats), DPDK telemetry, and the
+ * final report. The per-packet work lives in fp_rx.c and fp_worker.c.
+ *
+ * Lcore roles: the main lcore is the control lcore; the other lcores of the
+ * EAL list (-l) become RX lcores (one or more RX queues each, round-robin
+ * over every port and queue) and then --workers worker lcores. With a single
+ * lcore, the main lcore polls RX itself and runs the control checks between
+ * bursts. Everything is allocated here, before the lcores start.
+ *
+ * References: DPDK examples/skeleton, examples/l3fwd (port and queue setup,
+ * RSS), lib/telemetry (rte_telemetry_register_cmd), docs/dpdk.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <pcap/pcap.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_hash.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_ring.h>
+#include <rte_telemetry.h>
+
+#include "capture/pipeline.h"
+#include "capture/rules.h"
+#include "common/dbuf.h"
+#include "common/jsonw.h"
+#include "common/mem.h"
+#include "dpdk/fp_private.h"
+#include "dyetap_version.h"
+#include "store/store.h"
+
+struct fp_app fp_app = {.c = {.tx_port = -1}, .ts_off = -1};
+
+#define C(f, h) CTR_DESC(struct fp_stats, f, h)
+const struct ctr_desc fp_ctr_descs[] = {
+    C(rx, "packets received"),
+    C(rx_bytes, "bytes received"),
+    C(colored, "packets of colored flows"),
+    C(uncolored, "packets freed as uncolored"),
+    C(mirrored, "packets sent out the mirror port"),
+    C(tx_full, "mirror packets dropped: TX queue full"),
+    C(ring_full, "packets dropped: worker ring full"),
+    C(nombuf, "mirror packets dropped: no mbuf for header or clone"),
+    C(flows, "flows created"),
+    C(flow_table_full, "packets whose flow did not fit the flow table"),
+    C(undecided, "flows left uncolored: no decision within the caps"),
+    C(hold_overflow, "packets dropped from a full hold queue"),
+    C(pending_full, "flows left uncolored: no free pending slot"),
+    C(not_ip, "packets without a TCP/UDP header"),
+    C(flows_expired, "idle flows removed"),
+    C(handed_off, "packets enqueued to workers"),
+    C(worker_pkts, "packets dequeued by workers"),
+    C(worker_written, "packets recorded by workers"),
+};
+#undef C
+const size_t fp_ctr_count = RTE_DIM(fp_ctr_descs);
+
+#define NB_RXD 1024
+#define NB_TXD 1024
+
+static void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: dyetap-fastpath [EAL options] -- --rx PORT[,PORT...] --color "
+	    "LANE=MATCH[,MATCH...] "
+	    "[options]\n"
+	    "\n"
+	    "Receives packets on DPDK ports, colors flows by rules, mirrors colored packets\n"
+	    "out a TX port and hands them to worker lcores. EAL options come first (see\n"
+	    "docs/dpdk.md); the options below go after `--`.\n"
+	    "\n"
+	    "  --rx PORT[,PORT...]     ports to receive on (DPDK port ids)\n"
+	    "  --queues N              RX queues per port, spread over RX lcores, RSS (1)\n"
+	    "  --color RULE            LANE=MATCH[,MATCH...]; repeatable, first match wins;\n"
+	    "                          grammar in docs/rules.md, e.g. header:x-lane=blue\n"
+	    "                          cookie:lane=canary,path:/api/* sample:header:x-user-id:5%%\n"
+	    "                          src:10.0.0.0/8 dst:CIDR port:N sport:N dport:N vlan:N\n"
+	    "  --rules FILE            rules file, one rule per line\n"
+	    "  --mirror-tx PORT        send colored packets out PORT (one TX queue per RX lcore)\n"
+	    "  --mirror-mode MODE      copy | dup | vlan=ID | vxlan=SRC,DST,VNI[,DSTMAC] (copy)\n"
+	    "  --workers N             worker lcores fed over rings (0)\n"
+	    "  --ring-size N           packets per RX-lcore-to-worker ring (1024)\n"
+	    "  -w FILE                 workers record: FILE.dyt gets the sessions of colored\n"
+	    "                          flows (capture pipeline, as dyetap record), FILE.pcap\n"
+	    "                          their packets; worker i > 0 writes FILE.i\n"
+	    "  --uncolored record|drop keep sessions no rule matches in a colored flow (record)\n"
+	    "  --flows N               flow table entries per RX lcore (65536)\n"
+	    "  --pending N             undecided flows per RX lcore (1024)\n"
+	    "  --hold-budget N         packets held for undecided flows per RX lcore (2048)\n"
+	    "  --hold-ms MS            an undecided flow is left uncolored after MS (500)\n"
+	    "  --flow-timeout S        idle flows leave the table after S seconds (60)\n"
+	    "  --mbufs N               extra mbufs in the pool (net_pcap infinite_rx keeps the\n"
+	    "                          whole capture in mbufs: give its packet count)\n"
+	    "  --exit-idle MS          stop when no packet arrived for MS milliseconds\n"
+	    "  --count N               stop after at least N packets\n"
+	    "  --stats-every S         print counters to stderr every S seconds\n"
+	    "  --json                  final counters as one JSON object\n"
+	    "  -h, --help              this text\n"
+	    "\n"
+	    "Counters are also served by DPDK telemetry as /dyetap/stats.\n"
+	    "Example (no NIC, no hugepages):\n"
+	    "  dyetap-fastpath --no-huge -m 256 --no-pci -l 0,1 \\\n"
+	    "    --vdev net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap -- \\\n"
+	    "    --rx 0 --mirror-tx 0 --color blue=header:x-lane=blue --exit-idle 500\n");
+}
+
+/*
+ * Lane names and count for the counters, copied at start-up into static
+ * memory: the telemetry thread may ask for them until the process exits,
+ * after the rule set is freed.
+ */
+static char lane_name[FP_MAX_LANES + 1][72];
+static unsigned nlanes;
+
+/* --- counters ----------------------------------------------------------------- */
+
+static void stats_sum(struct fp_stats *t)
+{
+	const struct fp_stats *src[FP_MAX_LCORES + FP_MAX_WORKERS];
+	unsigned n = 0;
+
+	memset(t, 0, sizeof(*t));
+	for (unsigned i = 0; i < fp_app.nrx; i++)
+		src[n++] = &fp_app.rx[i]->st;
+	for (unsigned i = 0; i < fp_app.nwk; i++)
+		src[n++] = &fp_app.wk[i]->st;
+	for (unsigned s = 0; s < n; s++) {
+		for (size_t d = 0; d < fp_ctr_count; d++) {
+			uint64_t *dst = (uint64_t *)(void *)((char *)t + fp_ctr_descs[d].offset);
+			const uint64_t *v =
+			    (const uint64_t *)(const void *)((const char *)src[s] +
+							     fp_ctr_descs[d].offset);
+			*dst += __atomic_load_n(v, __ATOMIC_RELAXED);
+		}
+		for (unsigned l = 1; l <= nlanes; l++)
+			t->lane_pkts[l] += __atomic_load_n(&src[s]->lane_pkts[l], __ATOMIC_RELAXED);
+	}
+}
+
+static uint64_t start_tsc; /* when the lcores were launched */
+
+/* Sessions stored by the workers' pipelines; read only after they stopped. */
+static uint64_t sessions_final = UINT64_MAX;
+
+static void stats_print(FILE *out, bool json)
+{
+	struct fp_stats t;
+	uint64_t ms = start_tsc ? (rte_rdtsc() - start_tsc) * 1000 / rte_get_tsc_hz() : 0;
+	stats_sum(&t);
+	if (json) {
+		struct dbuf b;
+		dbuf_init(&b, 1 << 16);
+		dbuf_putc(&b, '{');
+		for (size_t d = 0; d < fp_ctr_count; d++)
+			dbuf_printf(&b, "%s\"%s\":%" PRIu64, d ? "," : "", fp_ctr_descs[d].name,
+				    ctr_get(&t, &fp_ctr_descs[d]));
+		dbuf_puts(&b, ",\"lanes\":{");
+		for (unsigned l = 1; l <= nlanes; l++) {
+			if (l > 1)
+				dbuf_putc(&b, ',');
+			jsonw_cstr(&b, lane_name[l]);
+			dbuf_printf(&b, ":%" PRIu64, t.lane_pkts[l]);
+		}
+		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64, ms);
+		if (sessions_final != UINT64_MAX)
+			dbuf_printf(&b, ",\"sessions\":%" PRIu64, sessions_final);
+		dbuf_puts(&b, "}\n");
+		fwrite(b.data, 1, b.len, out);
+		dbuf_release(&b);
+	} else {
+		for (size_t d = 0; d < fp_ctr_count; d++)
+			fprintf(out, "%-16s %" PRIu64 "\n", fp_ctr_descs[d].name,
+				ctr_get(&t, &fp_ctr_descs[d]));
+		for (unsigned l = 1; l <= nlanes; l++)
+			fprintf(out, "lane %-11s %" PRIu64 "\n", lane_name[l], t.lane_pkts[l]);
+		fprintf(out, "%-16s %" PRIu64 "\n", "elapsed_ms", ms);
+		if (sessions_final != UINT64_MAX)
+			fprintf(out, "%-16s %" PRIu64 "\n", "sessions", sessions_final);
+	}
+	fflush(out);
+}
+
+static int telemetry_stats(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	struct fp_stats t;
+	struct rte_tel_data *lanes = rte_tel_data_alloc();
+	(void)cmd;
+	(void)params;
+	stats_sum(&t);
+	rte_tel_data_start_dict(d);
+	for (size_t i = 0; i < fp_ctr_count; i++)
+		rte_tel_data_add_dict_u64(d, fp_ctr_descs[i].name, ctr_get(&t, &fp_ctr_descs[i]));
+	if (lanes) {
+		rte_tel_data_start_dict(lanes);
+		for (unsigned l = 1; l <= nlanes; l++)
+			rte_tel_data_add_dict_u64(lanes, lane_name[l], t.lane_pkts[l]);
+		if (rte_tel_data_add_dict_container(d, "lanes", lanes, 0))
+			rte_tel_data_free(lanes);
+	}
+	return 0;
+}
+
+/* --- control ------------------------------------------------------------------ */
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	__atomic_store_n(&fp_app.quit, 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t ctl_last_total, ctl_last_change, ctl_last_stats;
+
+bool fp_control_tick(uint64_t now)
+{
+	uint64_t hz = rte_get_tsc_hz();
+	uint64_t tot = __atomic_load_n(&fp_app.rx_total, __ATOMIC_RELAXED);
+
+	if (tot != ctl_last_total) {
+		ctl_last_total = tot;
+		ctl_last_change = now;
+	}
+	if (fp_app.c.stats_every && now - ctl_last_stats >= hz * fp_app.c.stats_every) {
+		ctl_last_stats = now;
+		stats_print(stderr, fp_app.c.json);
+	}
+	if (fp_app.c.exit_idle_ms && now - ctl_last_change >= hz / 1000 * fp_app.c.exit_idle_ms)
+		return true;
+	return __atomic_load_n(&fp_app.quit, __ATOMIC_RELAXED) != 0;
+}
+
+/* --- options ------------------------------------------------------------------ */
+
+static int parse_num(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++) {
+		if (v[i] > 255)
+			return -1;
+		mac[i] = (uint8_t)v[i];
+	}
+	return 0;
+}
+
+static int parse_mode(const char *s, struct fp_conf *c)
+{
+	uint64_t v;
+	if (!strcmp(s, "copy")) {
+		c->mode = FP_MIRROR_COPY;
+		return 0;
+	}
+	if (!strcmp(s, "dup")) {
+		c->mode = FP_MIRROR_DUP;
+		return 0;
+	}
+	if (!strncmp(s, "vlan=", 5)) {
+		c->mode = FP_MIRROR_VLAN;
+		if (parse_num(s + 5, 4095, &v) || v == 0)
+			return -1;
+		c->vlan_id = (uint16_t)v;
+		return 0;
+	}
+	if (!strncmp(s, "vxlan=", 6)) {
+		char buf[128], *save = NULL, *tok[4] = {0};
+		int n = 0;
+		if (strlen(s + 6) >= sizeof(buf))
+			return -1;
+		memcpy(buf, s + 6, strlen(s + 6) + 1);
+		for (char *t = strtok_r(buf, ",", &save); t && n < 4;
+		     t = strtok_r(NULL, ",", &save))
+			tok[n++] = t;
+		if (n < 3 || inet_pton(AF_INET, tok[0], c->vx_src) != 1 ||
+		    inet_pton(AF_INET, tok[1], c->vx_dst) != 1 || parse_num(tok[2], 0xffffff, &v))
+			return -1;
+		c->vni = (uint32_t)v;
+		memset(c->vx_dmac, 0xff, 6);
+		if (n == 4 && parse_mac(tok[3], c->vx_dmac))
+			return -1;
+		c->mode = FP_MIRROR_VXLAN;
+		return 0;
+	}
+	return -1;
+}
+
+static int parse_args(int argc, char **argv)
+{
+	enum {
+		O_RX = 256,
+		O_TX,
+		O_MODE,
+		O_COLOR,
+		O_WORKERS,
+		O_RING,
+		O_IDLE,
+		O_COUNT,
+		O_STATS,
+		O_JSON,
+		O_QUEUES,
+		O_FLOWS,
+		O_PENDING,
+		O_BUDGET,
+		O_HOLDMS,
+		O_FTO,
+		O_MBUFS,
+		O_RULES,
+		O_UNCOLORED,
+	};
+	static const struct option opts[] = {
+	    {"rx", required_argument, NULL, O_RX},
+	    {"mirror-tx", required_argument, NULL, O_TX},
+	    {"mirror-mode", required_argument, NULL, O_MODE},
+	    {"color", required_argument, NULL, O_COLOR},
+	    {"workers", required_argument, NULL, O_WORKERS},
+	    {"ring-size", required_argument, NULL, O_RING},
+	    {"exit-idle", required_argument, NULL, O_IDLE},
+	    {"count", required_argument, NULL, O_COUNT},
+	    {"stats-every", required_argument, NULL, O_STATS},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"queues", required_argument, NULL, O_QUEUES},
+	    {"flows", required_argument, NULL, O_FLOWS},
+	    {"pending", required_argument, NULL, O_PENDING},
+	    {"hold-budget", required_argument, NULL, O_BUDGET},
+	    {"hold-ms", required_argument, NULL, O_HOLDMS},
+	    {"flow-timeout", required_argument, NULL, O_FTO},
+	    {"mbufs", required_argument, NULL, O_MBUFS},
+	    {"rules", required_argument, NULL, O_RULES},
+	    {"uncolored", required_argument, NULL, O_UNCOLORED},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct fp_conf *c = &fp_app.c;
+	char err[256];
+	uint64_t v;
+	int o, rc, li = -1;
+
+	c->ring_size = 1024;
+	c->queues = 1;
+	c->flows = 65536;
+	c->pending = 1024;
+	c->hold_budget = 2048;
+	c->hold_ms = 500;
+	c->flow_timeout_s = 60;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "hw:", opts, &li)) != -1) {
+		switch (o) {
+		case O_RX: {
+			char buf[256], *save = NULL;
+			if (strlen(optarg) >= sizeof(buf))
+				goto bad;
+			memcpy(buf, optarg, strlen(optarg) + 1);
+			for (char *t = strtok_r(buf, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				if (c->nrx_ports == FP_MAX_PORTS || parse_num(t, 65535, &v))
+					goto bad;
+				c->rx_ports[c->nrx_ports++] = (uint16_t)v;
+			}
+			break;
+		}
+		case O_TX:
+			if (parse_num(optarg, 65535, &v))
+				goto bad;
+			c->tx_port = (int)v;
+			break;
+		case O_MODE:
+			if (parse_mode(optarg, c))
+				goto bad;
+			break;
+		case O_COLOR:
+			rc = fp_rules_add(&c->rules, optarg, err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "dyetap-fastpath: --color: %s\n", err);
+				return rc;
+			}
+			break;
+		case O_RULES:
+			rc = fp_rules_load_file(&c->rules, optarg, err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "dyetap-fastpath: --rules: %s\n", err);
+				return rc;
+			}
+			break;
+		case O_UNCOLORED:
+			if (!strcmp(optarg, "drop"))
+				c->drop_uncolored = true;
+			else if (strcmp(optarg, "record"))
+				goto bad;
+			break;
+		case O_WORKERS:
+			if (parse_num(optarg, FP_MAX_WORKERS, &v))
+				goto bad;
+			c->workers = (unsigned)v;
+			break;
+		case O_RING:
+			if (parse_num(optarg, 1u << 20, &v) || v < 8)
+				goto bad;
+			c->ring_size = (unsigned)v;
+			break;
+		case 'w':
+			c->wpath = optarg;
+			break;
+		case O_IDLE:
+			if (parse_num(optarg, 86400000, &c->exit_idle_ms))
+				goto bad;
+			break;
+		case O_COUNT:
+			if (parse_num(optarg, UINT64_MAX, &c->count))
+				goto bad;
+			break;
+		case O_STATS:
+			if (parse_num(optarg, 86400, &v))
+				goto bad;
+			c->stats_every = (unsigned)v;
+			break;
+		case O_JSON:
+			c->json = true;
+			break;
+		case O_QUEUES:
+			if (parse_num(optarg, 4, &v) || !v)
+				goto bad;
+			c->queues = (unsigned)v;
+			break;
+		case O_FLOWS:
+			if (parse_num(optarg, 1u << 24, &v) || v < 64)
+				goto bad;
+			c->flows = (unsigned)v;
+			break;
+		case O_PENDING:
+			if (parse_num(optarg, 1u << 20, &v) || !v)
+				goto bad;
+			c->pending = (unsigned)v;
+			break;
+		case O_BUDGET:
+			if (parse_num(optarg, 1u << 20, &v))
+				goto bad;
+			c->hold_budget = (unsigned)v;
+			break;
+		case O_HOLDMS:
+			if (parse_num(optarg, 3600000, &v))
+				goto bad;
+			c->hold_ms = (unsigned)v;
+			break;
+		case O_FTO:
+			if (parse_num(optarg, 86400, &v) || !v)
+				goto bad;
+			c->flow_timeout_s = (unsigned)v;
+			break;
+		case O_MBUFS:
+			if (parse_num(optarg, 1u << 26, &v))
+				goto bad;
+			c->min_mbufs = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dyetap-fastpath: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!c->nrx_ports) {
+		fprintf(stderr, "dyetap-fastpath: --rx PORT is required (try --help)\n");
+		return -EINVAL;
+	}
+	if (!c->rules.nrules)
+		fprintf(stderr, "dyetap-fastpath: warning: no --color rule, nothing is colored\n");
+	if (c->wpath && !c->workers)
+		c->workers = 1;
+	return 0;
+bad:
+	fprintf(stderr, "dyetap-fastpath: bad value '%s' for --%s (try --help)\n", optarg,
+		li >= 0 ? opts[li].name : "w");
+	return -EINVAL;
+}
+
+/* --- ports -------------------------------------------------------------------- */
+
+static int port_setup(uint16_t port, uint16_t nrxq, uint16_t ntxq, bool multiseg)
+{
+	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
+	uint16_t nrxd = NB_RXD, ntxd = NB_TXD;
+	int rc;
+
+	if (!rte_eth_dev_is_valid_port(port)) {
+		fprintf(stderr, "dyetap-fastpath: no port %u (%u ports found; check --vdev/-a)\n",
+			port, rte_eth_dev_count_avail());
+		return -ENODEV;
+	}
+	rc = rte_eth_dev_info_get(port, &info);
+	if (rc)
+		return rc;
+	if (nrxq > info.max_rx_queues || ntxq > info.max_tx_queues) {
+		fprintf(stderr,
+			"dyetap-fastpath: port %u has %u rx / %u tx queues, %u / %u needed "
+			"(one TX queue per RX lcore on the mirror port)\n",
+			port, info.max_rx_queues, info.max_tx_queues, nrxq, ntxq);
+		return -EINVAL;
+	}
+	memset(&conf, 0, sizeof(conf));
+	if (nrxq > 1) {
+		/* Symmetric key: both directions of a flow land on the same queue. */
+		static uint8_t key[52];
+		for (size_t i = 0; i < sizeof(key); i += 2) {
+			key[i] = 0x6d;
+			key[i + 1] = 0x5a;
+		}
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_key = key;
+		conf.rx_adv_conf.rss_conf.rss_key_len =
+		    info.hash_key_size ? info.hash_key_size : 40;
+		conf.rx_adv_conf.rss_conf.rss_hf =
+		    (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) &
+		    info.flow_type_rss_offloads;
+	}
+	if (nrxq && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP))
+		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+	/* net_pcap always stamps the capture's own time, in microseconds. */
+	if (info.driver_name && !strcmp(info.driver_name, "net_pcap"))
+		fp_app.ts_mul[port] = 1000;
+	if (multiseg && ntxq) {
+		if (!(info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
+			fprintf(stderr,
+				"dyetap-fastpath: warning: port %u does not announce multi-segment "
+				"TX; vlan/vxlan mirror sends chained mbufs\n",
+				port);
+		else
+			conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	}
+	rc = rte_eth_dev_configure(port, nrxq, ntxq, &conf);
+	if (rc) {
+		fprintf(stderr, "dyetap-fastpath: port %u: configure failed: %s\n", port,
+			rte_strerror(-rc));
+		return rc;
+	}
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrxd, &ntxd);
+	if (rc)
+		return rc;
+	for (uint16_t q = 0; q < nrxq; q++) {
+		rc = rte_eth_rx_queue_setup(port, q, nrxd, rte_eth_dev_socket_id(port), NULL,
+					    fp_app.pool);
+		if (rc) {
+			fprintf(stderr, "dyetap-fastpath: port %u: rx queue %u: %s\n", port, q,
+				rte_strerror(-rc));
+			return rc;
+		}
+	}
+	for (uint16_t q = 0; q < ntxq; q++) {
+		rc = rte_eth_tx_queue_setup(port, q, ntxd, rte_eth_dev_socket_id(port), NULL);
+		if (rc) {
+			fprintf(stderr, "dyetap-fastpath: port %u: tx queue %u: %s\n", port, q,
+				rte_strerror(-rc));
+			return rc;
+		}
+	}
+	rc = rte_eth_dev_start(port);
+	if (rc) {
+		fprintf(stderr, "dyetap-fastpath: port %u: start failed: %s\n", port,
+			rte_strerror(-rc));
+		return rc;
+	}
+	rte_eth_promiscuous_enable(port);
+	return 0;
+}
+
+static bool is_rx_port(uint16_t p)
+{
+	for (unsigned i = 0; i < fp_app.c.nrx_ports; i++)
+		if (fp_app.c.rx_ports[i] == p)
+			return true;
+	return false;
+}
+
+/*
+ * Lcore state lives in static memory, not in DPDK's heap: the telemetry
+ * thread may read the counters at any time, up to the process's exit.
+ */
+static struct fp_lcore lcore_mem[FP_MAX_LCORES];
+static struct fp_worker worker_mem[FP_MAX_WORKERS];
+
+/* Ports configured, in order, for shutdown. */
+static uint16_t used_ports[FP_MAX_PORTS + 1];
+static unsigned nused;
+
+static int fp_sink(void *ctx, const struct store_session *sess)
+{
+	return store_writer_add_session(ctx, sess);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* -w: a pcap dumper, or a store writer fed by a capture pipeline. */
+static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
+{
+	const struct fp_conf *c = &fp_app.c;
+	const char *texts[FP_MAX_RULES];
+	char source[256], host[256] = "";
+	size_t n, nrules = c->rules.all ? rules_count(c->rules.all) : 0;
+	struct timespec ts;
+
+	if (ends_with(c->wpath, ".pcap")) {
+		wk->pcap = pcap_open_dead(DLT_EN10MB, 65535);
+		wk->dumper = wk->pcap ? pcap_dump_open(wk->pcap, wk->path) : NULL;
+		if (!wk->dumper) {
+			snprintf(err, errlen, "cannot write %s: %s", wk->path,
+				 wk->pcap ? pcap_geterr(wk->pcap) : "out of memory");
+			return -EIO;
+		}
+		return 0;
+	}
+	n = (size_t)snprintf(source, sizeof(source), "dpdk:rx=");
+	for (unsigned i = 0; i < c->nrx_ports && n < sizeof(source); i++)
+		n += (size_t)snprintf(source + n, sizeof(source) - n, "%s%u", i ? "," : "",
+				      c->rx_ports[i]);
+	for (size_t i = 0; i < nrules; i++)
+		texts[i] = rules_text(c->rules.all, i);
+	gethostname(host, sizeof(host) - 1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct store_meta meta = {
+	    .kind = "recording",
+	    .source = source,
+	    .rules = texts,
+	    .n_rules = nrules,
+	    .host = host,
+	    .start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
+	};
+	struct store_writer_params wp = {.path = wk->path, .meta = &meta};
+	wk->sw = store_writer_create(&wp, err, errlen);
+	if (!wk->sw)
+		return -EIO;
+	struct pipe_params pp = {
+	    .rules = c->rules.all,
+	    .drop_uncolored = c->drop_uncolored,
+	    .sink = fp_sink,
+	    .sink_ctx = wk->sw,
+	};
+	wk->pipe = pipe_create(&pp);
+	if (!wk->pipe) {
+		snprintf(err, errlen, "out of memory for the capture pipeline of worker %u",
+			 wk->idx);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Close worker @p wk's store with the pipeline's and the fast path's counters. */
+static int close_recording(struct fp_worker *wk)
+{
+	static char names[64][48];
+	struct fp_stats t;
+	size_t np = pipe_counters(wk->pipe, NULL, 0), n;
+	struct store_counter *ctrs = mem_calloc(np + fp_ctr_count, sizeof(*ctrs));
+	char err[512];
+	int rc;
+
+	if (!ctrs) {
+		store_writer_free(wk->sw);
+		wk->sw = NULL;
+		fprintf(stderr, "dyetap-fastpath: %s: out of memory for the trailer\n", wk->path);
+		return -ENOMEM;
+	}
+	n = pipe_counters(wk->pipe, ctrs, np);
+	stats_sum(&t);
+	for (size_t i = 0; i < fp_ctr_count && i < RTE_DIM(names); i++) {
+		snprintf(names[i], sizeof(names[i]), "fp_%s", fp_ctr_descs[i].name);
+		ctrs[n++] = (struct store_counter){names[i], ctr_get(&t, &fp_ctr_descs[i])};
+	}
+	rc = store_writer_close(wk->sw, ctrs, n, err, sizeof(err));
+	if (rc)
+		fprintf(stderr, "dyetap-fastpath: %s: %s\n", wk->path, err);
+	wk->sw = NULL; /* store_writer_close() freed it, error or not */
+	mem_free(ctrs);
+	return rc;
+}
+
+static int setup_all(void)
+{
+	struct fp_conf *c = &fp_app.c;
+	unsigned lcores[RTE_MAX_LCORE], navail = 0, lc_id, nrx, ntasks;
+	struct fp_rxq tasks[FP_MAX_RXQ];
+	char err[256];
+	uint64_t nmbuf;
+	int rc;
+
+	RTE_LCORE_FOREACH_WORKER(lc_id)
+	lcores[navail++] = lc_id;
+	ntasks = 0;
+	for (unsigned p = 0; p < c->nrx_ports; p++)
+		for (unsigned q = 0; q < c->queues; q++) {
+			if (ntasks == FP_MAX_RXQ)
+				break;
+			tasks[ntasks++] = (struct fp_rxq){c->rx_ports[p], (uint16_t)q};
+		}
+	if (navail == 0) {
+		if (c->workers) {
+			fprintf(stderr, "dyetap-fastpath: --workers needs more lcores (-l)\n");
+			return -EINVAL;
+		}
+		nrx = 1;
+	} else {
+		if (navail < 1 + c->workers) {
+			fprintf(stderr,
+				"dyetap-fastpath: %u lcores besides the main one; need at least %u "
+				"(1 RX + %u workers), widen -l\n",
+				navail, 1 + c->workers, c->workers);
+			return -EINVAL;
+		}
+		nrx = RTE_MIN(ntasks, navail - c->workers);
+		nrx = RTE_MIN(nrx, (unsigned)FP_MAX_LCORES);
+	}
+
+	/* One pool, sized for every place an mbuf can wait. */
+	nmbuf = (uint64_t)ntasks * NB_RXD;
+	nmbuf += (uint64_t)nrx * (c->hold_budget + FP_BURST + 2 * FP_TXB + c->workers * FP_TXB);
+	nmbuf += (uint64_t)nrx * c->workers * c->ring_size + c->workers * FP_BURST;
+	if (c->tx_port >= 0)
+		nmbuf += (uint64_t)nrx * (NB_TXD + FP_TXB) * (c->mode == FP_MIRROR_COPY ? 1 : 3);
+	nmbuf += (uint64_t)(nrx + c->workers + 1) * 256 + 1024;
+	nmbuf += c->min_mbufs;
+	fp_app.pool = rte_pktmbuf_pool_create("fp_pool", (unsigned)nmbuf, 256, 0,
+					      RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (!fp_app.pool) {
+		fprintf(stderr,
+			"dyetap-fastpath: cannot create a pool of %" PRIu64
+			" mbufs: %s (raise -m or use hugepages)\n",
+			nmbuf, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	if (rte_mbuf_dyn_rx_timestamp_register(&fp_app.ts_off, &fp_app.ts_flag))
+		fp_app.ts_off = -1;
+
+	for (unsigned i = 0; i < nrx; i++) {
+		struct fp_lcore *lc = &lcore_mem[i];
+		fp_app.rx[fp_app.nrx++] = lc;
+		lc->idx = i;
+		lc->lcore_id = navail ? lcores[i] : rte_get_main_lcore();
+		lc->txq = (uint16_t)i;
+		rc = fp_rx_init(lc, err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "dyetap-fastpath: %s\n", err);
+			return rc;
+		}
+	}
+	for (unsigned t = 0; t < ntasks; t++) {
+		struct fp_lcore *lc = fp_app.rx[t % nrx];
+		lc->q[lc->nq++] = tasks[t];
+	}
+	for (unsigned w = 0; w < c->workers; w++) {
+		struct fp_worker *wk = &worker_mem[w];
+		fp_app.wk[fp_app.nwk++] = wk;
+		wk->idx = w;
+		wk->lcore_id = lcores[nrx + w];
+		for (unsigned i = 0; i < nrx; i++) {
+			char name[RTE_RING_NAMESIZE];
+			struct rte_ring *r;
+			snprintf(name, sizeof(name), "fp_ring_%u_%u", i, w);
+			r = rte_ring_create(name, c->ring_size, (int)rte_socket_id(),
+					    RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+			if (!r) {
+				fprintf(stderr, "dyetap-fastpath: cannot create ring %s: %s\n",
+					name, rte_strerror(rte_errno));
+				return -ENOMEM;
+			}
+			fp_app.rx[i]->rings[w] = r;
+			wk->rings[wk->nrings++] = r;
+		}
+		if (c->wpath) {
+			if (w == 0)
+				snprintf(wk->path, sizeof(wk->path), "%s", c->wpath);
+			else
+				snprintf(wk->path, sizeof(wk->path), "%s.%u", c->wpath, w);
+			rc = open_recording(wk, err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "dyetap-fastpath: %s\n", err);
+				return rc;
+			}
+		}
+	}
+
+	/* Ports: RX ports with --queues queues; the mirror port one TX queue per RX lcore. */
+	for (unsigned i = 0; i < c->nrx_ports; i++) {
+		uint16_t p = c->rx_ports[i];
+		bool dup = false;
+		for (unsigned j = 0; j < nused; j++)
+			dup |= used_ports[j] == p;
+		if (dup)
+			continue;
+		rc = port_setup(p, (uint16_t)c->queues, (int)p == c->tx_port ? (uint16_t)nrx : 0,
+				c->mode >= FP_MIRROR_VLAN);
+		if (rc)
+			return rc;
+		used_ports[nused++] = p;
+	}
+	if (c->tx_port >= 0 && !is_rx_port((uint16_t)c->tx_port)) {
+		rc = port_setup((uint16_t)c->tx_port, 0, (uint16_t)nrx, c->mode >= FP_MIRROR_VLAN);
+		if (rc)
+			return rc;
+		used_ports[nused++] = (uint16_t)c->tx_port;
+	}
+	if (c->tx_port >= 0) {
+		struct rte_ether_addr a;
+		if (rte_eth_macaddr_get((uint16_t)c->tx_port, &a) == 0)
+			memcpy(fp_app.tx_mac, a.addr_bytes, 6);
+	}
+	return 0;
+}
+
+static int teardown(void)
+{
+	int rc = 0;
+	for (unsigned i = 0; i < nused; i++) {
+		rte_eth_dev_stop(used_ports[i]);
+		rte_eth_dev_close(used_ports[i]);
+	}
+	for (unsigned w = 0; w < fp_app.nwk; w++) {
+		struct fp_worker *wk = fp_app.wk[w];
+		if (wk->sw && close_recording(wk))
+			rc = -EIO;
+		pipe_free(wk->pipe);
+		if (wk->dumper)
+			pcap_dump_close(wk->dumper);
+		if (wk->pcap)
+			pcap_close(wk->pcap);
+		for (unsigned r = 0; r < wk->nrings; r++)
+			rte_ring_free(wk->rings[r]);
+	}
+	for (unsigned i = 0; i < fp_app.nrx; i++)
+		fp_rx_release(fp_app.rx[i]);
+	rte_mempool_free(fp_app.pool);
+	fp_rules_release(&fp_app.c.rules);
+	return rc;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	bool app = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			app = true;
+		else if ((app || i == 1) && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")))
+			return true;
+	}
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+
+	if (wants_help(argc, argv)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "--version")) {
+		printf("dyetap-fastpath %s\n", DYETAP_VERSION);
+		return 0;
+	}
+	rc = rte_eal_init(argc, argv);
+	if (rc < 0) {
+		fprintf(stderr, "dyetap-fastpath: EAL init failed: %s (see docs/dpdk.md)\n",
+			rte_strerror(rte_errno));
+		return 1;
+	}
+	argc -= rc;
+	argv += rc;
+	rc = parse_args(argc, argv);
+	if (rc) {
+		fp_rules_release(&fp_app.c.rules);
+		rte_eal_cleanup();
+		return 2;
+	}
+	for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++)
+		snprintf(lane_name[l], sizeof(lane_name[l]), "%s", fp_app.c.rules.lane_names[l]);
+	nlanes = fp_app.c.rules.nlanes;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	rte_telemetry_register_cmd("/dyetap/stats", telemetry_stats,
+				   "dyetap-fastpath counters, totals over lcores. No parameters");
+
+	rc = setup_all();
+	if (rc == 0) {
+		uint64_t now = rte_rdtsc();
+		ctl_last_change = ctl_last_stats = start_tsc = now;
+		for (unsigned w = 0; w < fp_app.nwk; w++)
+			rte_eal_remote_launch(fp_worker_main, fp_app.wk[w], fp_app.wk[w]->lcore_id);
+		if (fp_app.rx[0]->lcore_id == rte_get_main_lcore()) {
+			fp_rx_main(fp_app.rx[0]);
+		} else {
+			for (unsigned i = 0; i < fp_app.nrx; i++)
+				rte_eal_remote_launch(fp_rx_main, fp_app.rx[i],
+						      fp_app.rx[i]->lcore_id);
+			while (!fp_control_tick(rte_rdtsc()))
+				rte_delay_us_sleep(1000);
+			__atomic_store_n(&fp_app.quit, 1, __ATOMIC_RELAXED);
+			for (unsigned i = 0; i < fp_app.nrx; i++)
+				rte_eal_wait_lcore(fp_app.rx[i]->lcore_id);
+		}
+		/* RX is done: workers drain what is queued, then stop. */
+		__atomic_store_n(&fp_app.workers_stop, 1, __ATOMIC_RELEASE);
+		for (unsigned w = 0; w < fp_app.nwk; w++) {
+			rte_eal_wait_lcore(fp_app.wk[w]->lcore_id);
+			if (fp_app.wk[w]->pipe) {
+				if (sessions_final == UINT64_MAX)
+					sessions_final = 0;
+				sessions_final += pipe_get_stats(fp_app.wk[w]->pipe)->written;
+			}
+		}
+		stats_print(stdout, fp_app.c.json);
+	}
+	if (teardown() && rc == 0)
+		rc = -EIO;
+	rte_eal_cleanup();
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""End-to-end tests of dyetap-fastpath without a NIC (DESIGN.md §12).
+
+Each case runs the real program on net_pcap virtual devices fed by the
+deterministic capture of gen_flows.py, with no hugepages, and checks what
+comes out against the lanes gen_flows.py assigned by construction:
+packets are compared byte for byte (timestamps ignored; tx_pcap stamps
+wall-clock time), VLAN and VXLAN output is decoded and its inner frame
+compared. Output is TAP.
+
+Usage: test_fastpath.py EXE GEN CASE
+  CASE: copy vlan vxlan multi workers ring count cli
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+
+EAL = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry", "--no-shconf",
+       "--log-level=*:warning"]
+TIMEOUT = 20
+
+n_test = 0
+n_fail = 0
+
+
+def ok(cond, name, diag=None):
+    global n_test, n_fail
+    n_test += 1
+    if not cond:
+        n_fail += 1
+    print("%s %d - %s" % ("ok" if cond else "not ok", n_test, name))
+    if not cond and diag is not None:
+        for line in str(diag).splitlines()[:20]:
+            print("# " + line)
+    sys.stdout.flush()
+    return cond
+
+
+def read_pcap(path):
+    """[(ts_sec, ts_usec, bytes)] of a classic little-endian pcap."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack("<I", data[:4])[0]
+    assert magic in (0xa1b2c3d4, 0xa1b23c4d), "unexpected pcap magic %x" % magic
+    off, out = 24, []
+    while off + 16 <= len(data):
+        s, us, cap, _ = struct.unpack("<IIII", data[off:off + 16])
+        out.append((s, us, data[off + 16:off + 16 + cap]))
+        off += 16 + cap
+    return out
+
+
+def run(exe, eal, app, cwd):
+    cmd = [exe] + EAL + eal + ["--"] + app
+    env = dict(os.environ)
+    # Sanitizer builds: any report fails the run (exit code), not just a line on stderr.
+    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+    env.setdefault("ASAN_OPTIONS", "halt_on_error=1:detect_leaks=1")
+    p = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=TIMEOUT, universal_newlines=True)
+    return p
+
+
+def rules_args(exp):
+    a = []
+    for r in exp["rules"]:
+        a += ["--color", r]
+    return a
+
+
+def counters(p):
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return None
+
+
+def check_counters(c, exp, frames, mirrored=True):
+    want = [m for m in exp["packets"] if m["lane"]]
+    lanes = Counter(m["lane"] for m in want)
+    ok(c is not None, "final counters printed as JSON")
+    if c is None:
+        return
+    ok(c["rx"] == len(frames), "rx counts every packet (%d)" % len(frames), c)
+    ok(c["colored"] == len(want), "colored = packets of colored flows (%d)" % len(want), c)
+    ok(c["colored"] + c["uncolored"] + c["hold_overflow"] == c["rx"],
+       "every packet is colored, uncolored or counted as dropped", c)
+    got = {k: v for k, v in c["lanes"].items() if v}
+    ok(dict(lanes) == got and "beta" in got, "per-lane counts", "%s vs %s" % (dict(lanes), got))
+    ok(c["not_ip"] == 3, "ARP frames counted as not_ip", c)
+    ok(c["undecided"] == 1, "the flow whose header block exceeds the prefix cap is undecided", c)
+    if mirrored:
+        ok(c["mirrored"] == len(want) and c["tx_full"] == 0 and c["nombuf"] == 0,
+           "every colored packet mirrored, no TX drop", c)
+
+
+def check_order(out_frames, index, name):
+    """Packets of one flow leave in the order they came in."""
+    last = {}
+    good = True
+    for fr in out_frames:
+        i = index.get(fr)
+        if i is None:
+            continue
+        flow = i[1]
+        if last.get(flow, -1) > i[0]:
+            good = False
+        last[flow] = i[0]
+    ok(good, name + ": per-flow order kept")
+
+
+def golden(exe, d, exp, frames, mode, name):
+    out = os.path.join(d, "out_%s.pcap" % name)
+    app = ["--rx", "0", "--mirror-tx", "0", "--exit-idle", "400", "--json"] + rules_args(exp)
+    if mode:
+        app += ["--mirror-mode", mode]
+    p = run(exe, ["-l", "0,1", "--vdev", "net_pcap0,rx_pcap=in.pcap,tx_pcap=%s" % out], app, d)
+    ok(p.returncode == 0, "%s: exits 0 by itself" % name, p.stderr)
+    check_counters(counters(p), exp, frames)
+    return [f for _, _, f in read_pcap(out)]
+
+
+def expected(exp, frames):
+    return [f for (_, _, f), m in zip(frames, exp["packets"]) if m["lane"]]
+
+
+def index_of(exp, frames):
+    return {f: (i, m["flow"]) for i, ((_, _, f), m) in enumerate(zip(frames, exp["packets"]))}
+
+
+def case_copy(exe, d, exp, frames):
+    out = golden(exe, d, exp, frames, None, "copy")
+    want = expected(exp, frames)
+    ok(Counter(out) == Counter(want), "copy: output holds exactly the colored packets",
+       "out %d want %d; extra %d missing %d" % (len(out), len(want),
+                                                  len(Counter(out) - Counter(want)),
+                                                  len(Counter(want) - Counter(out))))
+    check_order(out, index_of(exp, frames), "copy")
+
+
+def case_dup(exe, d, exp, frames):
+    out = golden(exe, d, exp, frames, "dup", "dup")
+    want = expected(exp, frames)
+    ok(Counter(out) == Counter(want), "dup: output holds exactly the colored packets")
+    check_order(out, index_of(exp, frames), "dup")
+
+
+def case_vlan(exe, d, exp, frames):
+    out = golden(exe, d, exp, frames, "vlan=7", "vlan")
+    want = expected(exp, frames)
+    tags = all(f[12:14] == b"\x81\x00" and struct.unpack("!H", f[14:16])[0] & 0xfff == 7
+               for f in out)
+    ok(tags and len(out) > 0, "vlan: every frame carries an outer 802.1Q tag with id 7")
+    inner = [f[:12] + f[16:] for f in out]
+    ok(Counter(inner) == Counter(want), "vlan: untagged frames are exactly the colored packets")
+    check_order(inner, index_of(exp, frames), "vlan")
+
+
+def ip_csum(h):
+    s = sum(struct.unpack("!10H", h))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s == 0xffff
+
+
+def case_vxlan(exe, d, exp, frames):
+    out = golden(exe, d, exp, frames, "vxlan=192.0.2.1,192.0.2.2,4242", "vxlan")
+    want = expected(exp, frames)
+    inner, bad, sport_of = [], [], {}
+    idx = index_of(exp, frames)
+    for f in out:
+        ip = f[14:34]
+        udp = f[34:42]
+        vx = f[42:50]
+        sp, dp, ulen, _ = struct.unpack("!HHHH", udp)
+        good = (f[0:6] == b"\xff" * 6 and f[12:14] == b"\x08\x00" and ip[0] == 0x45 and
+                ip[9] == 17 and ip[12:16] == bytes([192, 0, 2, 1]) and
+                ip[16:20] == bytes([192, 0, 2, 2]) and ip_csum(ip) and
+                struct.unpack("!H", ip[2:4])[0] == len(f) - 14 and dp == 4789 and
+                ulen == len(f) - 34 and sp >= 49152 and vx[0] == 0x08 and
+                vx[4:7] == (4242).to_bytes(3, "big") and vx[7] == 0)
+        if not good:
+            bad.append(f[:50].hex())
+        inner.append(f[50:])
+        flow = idx.get(f[50:], (0, None))[1]
+        sport_of.setdefault(flow, set()).add(sp)
+    ok(not bad and len(out) > 0, "vxlan: outer Ethernet/IPv4/UDP 4789/VXLAN VNI 4242 valid",
+       "\n".join(bad[:3]))
+    ok(all(len(s) == 1 for s in sport_of.values()), "vxlan: one UDP source port per inner flow")
+    ok(Counter(inner) == Counter(want), "vxlan: inner frames are exactly the colored packets")
+    check_order(inner, idx, "vxlan")
+
+
+def case_multi(exe, d, exp, frames):
+    # Two ports, two RX lcores; the mirror port has one TX queue (file) per lcore.
+    eal = ["--lcores", "0@0,1@1,2@0",
+           "--vdev", "net_pcap0,rx_pcap=in_a.pcap", "--vdev", "net_pcap1,rx_pcap=in_b.pcap",
+           "--vdev", "net_pcap2,tx_pcap=o0.pcap,tx_pcap=o1.pcap"]
+    app = ["--rx", "0,1", "--mirror-tx", "2", "--exit-idle", "400", "--json"] + rules_args(exp)
+    p = run(exe, eal, app, d)
+    ok(p.returncode == 0, "multi: exits 0 by itself", p.stderr)
+    check_counters(counters(p), exp, frames)
+    o0 = [f for _, _, f in read_pcap(os.path.join(d, "o0.pcap"))]
+    o1 = [f for _, _, f in read_pcap(os.path.join(d, "o1.pcap"))]
+    want = expected(exp, frames)
+    ok(Counter(o0 + o1) == Counter(want), "multi: two RX lcores give the same colored set as one")
+    wa = [f for (_, _, f), m in zip(frames, exp["packets"]) if m["lane"] and m["flow"] % 2 == 0]
+    ok(Counter(o0) == Counter(wa) and len(o1) > 0,
+       "multi: each RX lcore mirrored its own port's colored packets")
+    # One port with two RX queues (net_pcap: one file per queue), one RX lcore
+    # each; the port is also the mirror, with one TX queue per RX lcore.
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev",
+           "net_pcap0,rx_pcap=in_a.pcap,rx_pcap=in_b.pcap,tx_pcap=q0.pcap,tx_pcap=q1.pcap"]
+    app = ["--rx", "0", "--queues", "2", "--mirror-tx", "0", "--exit-idle", "400",
+           "--json"] + rules_args(exp)
+    p = run(exe, eal, app, d)
+    ok(p.returncode == 0, "queues: exits 0 by itself", p.stderr)
+    check_counters(counters(p), exp, frames)
+    q0 = [f for _, _, f in read_pcap(os.path.join(d, "q0.pcap"))]
+    q1 = [f for _, _, f in read_pcap(os.path.join(d, "q1.pcap"))]
+    ok(Counter(q0 + q1) == Counter(want) and Counter(q0) == Counter(wa),
+       "queues: two RX queues on two lcores give the same colored set")
+
+
+def case_workers(exe, d, exp, frames):
+    eal = ["--lcores", "0@0,1@1,2@0,3@1", "--vdev",
+           "net_pcap0,rx_pcap=in.pcap,tx_pcap=out_w.pcap"]
+    app = ["--rx", "0", "--mirror-tx", "0", "--workers", "2", "-w", "rec.pcap",
+           "--exit-idle", "400", "--json"] + rules_args(exp)
+    p = run(exe, eal, app, d)
+    ok(p.returncode == 0, "workers: exits 0 by itself", p.stderr)
+    c = counters(p)
+    check_counters(c, exp, frames)
+    want = expected(exp, frames)
+    if c:
+        ok(c["handed_off"] == len(want) and c["worker_written"] == len(want) and
+           c["ring_full"] == 0, "workers: every colored packet handed off and recorded", c)
+    r0 = read_pcap(os.path.join(d, "rec.pcap"))
+    r1 = read_pcap(os.path.join(d, "rec.pcap.1"))
+    rec = [f for _, _, f in r0 + r1]
+    ok(Counter(rec) == Counter(want), "workers: recordings hold exactly the colored packets")
+    ts = {f: (s, us) for s, us, f in frames}
+    ok(all(ts.get(f) == (s, us) for s, us, f in r0 + r1),
+       "workers: recorded packets keep their capture timestamps")
+    idx = index_of(exp, frames)
+    f0 = {idx[f][1] for _, _, f in r0}
+    f1 = {idx[f][1] for _, _, f in r1}
+    ok(not (f0 & f1) and f0 and f1, "workers: each flow goes to one worker, both workers used")
+    check_order([f for _, _, f in r0], idx, "worker 0")
+    out = [f for _, _, f in read_pcap(os.path.join(d, "out_w.pcap"))]
+    ok(Counter(out) == Counter(want), "workers: mirror output unchanged by the hand-off")
+
+
+def case_ring(exe, d, exp, frames):
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=in.pcap,tx_pcap=out_r.pcap"]
+    app = ["--rx", "0", "--mirror-tx", "0", "--workers", "1", "--ring-size", "8", "-w",
+           "rec_r.pcap", "--exit-idle", "400", "--json"] + rules_args(exp)
+    p = run(exe, eal, app, d)
+    ok(p.returncode == 0, "ring: exits 0 by itself with a tiny ring", p.stderr)
+    c = counters(p)
+    want = expected(exp, frames)
+    if not ok(c is not None, "ring: counters printed"):
+        return
+    ok(c["ring_full"] > 0, "ring: drops on the full ring are counted (%d)" % c["ring_full"], c)
+    ok(c["handed_off"] + c["ring_full"] == len(want), "ring: handed_off + ring_full = colored", c)
+    ok(c["worker_pkts"] == c["handed_off"] and c["worker_written"] == c["handed_off"],
+       "ring: the worker got every enqueued packet", c)
+    ok(c["mirrored"] == len(want), "ring: mirroring is not affected by the slow recorder", c)
+    rec = read_pcap(os.path.join(d, "rec_r.pcap"))
+    ok(len(rec) == c["handed_off"], "ring: recording has the handed-off packets")
+
+
+def case_count(exe, d, exp, frames):
+    eal = ["-l", "0,1", "--vdev", "net_pcap0,rx_pcap=in.pcap,infinite_rx=1"]
+    app = ["--rx", "0", "--count", "5000", "--json"] + rules_args(exp)
+    p = run(exe, eal, app, d)
+    ok(p.returncode == 0, "count: stops by itself on an endless source", p.stderr)
+    c = counters(p)
+    ok(c is not None and c["rx"] >= 5000 and c["colored"] > 0 and c["mirrored"] == 0,
+       "count: at least --count packets received, colored, nothing mirrored", c)
+    ok(c is not None and c["flows"] == 63, "count: a flow seen again is looked up, not re-added",
+       c)
+    # Same capture, one lcore doing RX and control: the single-lcore mode.
+    p = run(exe, ["-l", "0", "--vdev", "net_pcap0,rx_pcap=in.pcap"],
+            ["--rx", "0", "--exit-idle", "300", "--json"] + rules_args(exp), d)
+    ok(p.returncode == 0, "count: single lcore (RX on the main lcore) exits by itself", p.stderr)
+    check_counters(counters(p), exp, frames, mirrored=False)
+
+
+def case_cli(exe, d, exp, frames):
+    p = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, universal_newlines=True,
+                       timeout=TIMEOUT)
+    ok(p.returncode == 0 and "--mirror-mode" in p.stdout and "--rx" in p.stdout,
+       "--help describes the options")
+    vd = ["-l", "0", "--vdev", "net_pcap0,rx_pcap=in.pcap"]
+    p = run(exe, vd, ["--color", "blue=header:x-lane=blue"], d)
+    ok(p.returncode == 2 and "--rx" in p.stderr, "missing --rx is an error naming it", p.stderr)
+    p = run(exe, vd, ["--rx", "0", "--color", "blue=bogus:1"], d)
+    ok(p.returncode == 2 and "bogus:1" in p.stderr, "a bad matcher is named", p.stderr)
+    p = run(exe, vd, ["--rx", "0", "--mirror-mode", "vxlan=1.2.3.4", "--color", "a=port:80"], d)
+    ok(p.returncode == 2 and "mirror-mode" in p.stderr, "a bad --mirror-mode is refused",
+       p.stderr)
+    p = run(exe, vd, ["--rx", "5", "--color", "a=port:80", "--exit-idle", "100"], d)
+    ok(p.returncode == 1 and "no port 5" in p.stderr, "an unknown port is reported", p.stderr)
+    p = run(exe, vd, ["--rx", "0", "--workers", "1", "--color", "a=port:80"], d)
+    ok(p.returncode == 1 and "lcores" in p.stderr, "workers without lcores is reported", p.stderr)
+    # L4-only rule set: decided at the first packet, nothing held.
+    p = run(exe, ["-l", "0,1", "--vdev", "net_pcap0,rx_pcap=in.pcap,tx_pcap=o_l4.pcap"],
+            ["--rx", "0", "--mirror-tx", "0", "--color", "corp=src:192.168.7.0/24",
+             "--color", "v6=dst:2001:db8:1::/48", "--exit-idle", "300", "--json"], d)
+    c = counters(p)
+    want = [f for (_, _, f), m in zip(frames, exp["packets"]) if m["flow"] >= 0 and
+            (m["flow"] % 10 in (4, 7))]
+    out = [f for _, _, f in read_pcap(os.path.join(d, "o_l4.pcap"))]
+    ok(c is not None and Counter(out) == Counter(want) and c["undecided"] == 0,
+       "L3/L4 rules (IPv4 and IPv6 CIDR) mirror whole flows, none undecided", c)
+
+
+def case_telemetry(exe, d, exp, frames):
+    import signal
+    import socket
+    import time
+    prefix = "fptel%d" % os.getpid()
+    eal = [a for a in EAL if a not in ("--no-telemetry", "--no-shconf")]
+    cmd = [exe] + eal + ["--file-prefix", prefix, "-l", "0,1", "--vdev",
+                         "net_pcap0,rx_pcap=in.pcap,infinite_rx=1", "--", "--rx", "0",
+                         "--mbufs", "2000", "--json"] + rules_args(exp)
+    rundirs = [os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "dpdk", prefix),
+               os.path.join("/var/run/dpdk", prefix)]
+    p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    reply = None
+    try:
+        deadline = time.time() + 10
+        while reply is None and time.time() < deadline and p.poll() is None:
+            time.sleep(0.2)
+            for rd in rundirs:
+                path = os.path.join(rd, "dpdk_telemetry.v2")
+                if not os.path.exists(path):
+                    continue
+                try:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                    s.connect(path)
+                    s.recv(16384)  # greeting
+                    s.send(b"/dyetap/stats")
+                    reply = json.loads(s.recv(65536).decode())
+                    s.close()
+                    if reply.get("/dyetap/stats", {}).get("rx", 0) == 0:
+                        reply = None  # not receiving yet: ask again
+                except (OSError, ValueError):
+                    reply = None
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=TIMEOUT)
+        for rd in rundirs:
+            shutil.rmtree(rd, ignore_errors=True)
+    st = reply.get("/dyetap/stats") if reply else None
+    ok(st is not None and st.get("rx", 0) > 0 and "blue" in st.get("lanes", {}),
+       "telemetry: /dyetap/stats serves the counters while running", reply)
+    ok(p.returncode == 0, "telemetry: SIGINT stops it cleanly", err)
+    last = None
+    for line in out.splitlines():
+        if line.startswith("{"):
+            last = json.loads(line)
+    ok(last is not None and st is not None and last["rx"] >= st["rx"] and
+       last["colored"] >= st["colored"], "telemetry: final counters are at least the live ones")
+
+
+def sessions(dyetap, paths, d):
+    """Sessions of .dyt files as JSON objects minus the per-file numbering."""
+    out = []
+    for path in paths:
+        p = subprocess.run([dyetap, "cat", "--json", path], cwd=d, stdout=subprocess.PIPE,
+                           universal_newlines=True, timeout=TIMEOUT)
+        for line in p.stdout.splitlines():
+            o = json.loads(line)
+            o.pop("id", None)
+            o.pop("conn_id", None)
+            out.append(json.dumps(o, sort_keys=True))
+    return Counter(out)
+
+
+def case_parity(exe, d, exp, frames):
+    # Same capture and rules through `dyetap record` and through the fast
+    # path's workers: the colored sessions must be the same.
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    subprocess.run([sys.executable, os.environ["GEN"], d], check=True)  # no 5 KiB header flow
+    with open(os.path.join(d, "expect.json")) as f:
+        exp = json.load(f)
+    p = subprocess.run([dyetap, "record", "-r", "in.pcap", "-w", "rec.dyt", "--uncolored",
+                        "drop"] + rules_args(exp), cwd=d, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    ok(p.returncode == 0, "parity: dyetap record ran", p.stderr)
+    want = sessions(dyetap, ["rec.dyt"], d)
+    nflows = len([1 for v in exp["flows"].values() if v])
+    ok(sum(want.values()) == nflows, "parity: record stored one session per colored flow (%d)"
+       % nflows)
+
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=in.pcap"]
+    p = run(exe, eal, ["--rx", "0", "--workers", "1", "-w", "fp.dyt", "--uncolored", "drop",
+                       "--exit-idle", "400", "--json"] + rules_args(exp), d)
+    ok(p.returncode == 0, "parity: fast path with one worker exits 0", p.stderr)
+    c = counters(p)
+    ok(c is not None and c.get("sessions") == nflows, "parity: fast path reports the sessions", c)
+    got = sessions(dyetap, ["fp.dyt"], d)
+    ok(got == want, "parity: the fast path's sessions equal dyetap record's",
+       "only fast path: %s\nonly record: %s" % (list(got - want)[:1], list(want - got)[:1]))
+
+    # Two ports on two RX lcores, two workers: the same sessions again.
+    eal = ["--lcores", "0@0,1@1,2@0,3@1,4@0", "--vdev", "net_pcap0,rx_pcap=in_a.pcap",
+           "--vdev", "net_pcap1,rx_pcap=in_b.pcap"]
+    p = run(exe, eal, ["--rx", "0,1", "--workers", "2", "-w", "fp2.dyt", "--uncolored",
+                       "drop", "--exit-idle", "400", "--json"] + rules_args(exp), d)
+    ok(p.returncode == 0, "parity: two RX lcores and two workers exit 0", p.stderr)
+    got = sessions(dyetap, ["fp2.dyt", "fp2.dyt.1"], d)
+    ok(got == want, "parity: two RX lcores and two workers give the same sessions",
+       "only fast path: %s\nonly record: %s" % (list(got - want)[:1], list(want - got)[:1]))
+    p = subprocess.run([dyetap, "info", "fp.dyt"], cwd=d, stdout=subprocess.PIPE,
+                       universal_newlines=True, timeout=TIMEOUT)
+    ok(p.returncode == 0 and "fp_colored" in p.stdout,
+       "parity: the store trailer carries the fast path's counters", p.stdout[-400:])
+
+
+CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
+         "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli}
+
+
+def main():
+    exe, gen, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+    d = tempfile.mkdtemp(prefix="fp_%s_" % case)
+    try:
+        subprocess.run([sys.executable, gen, d, "--big"], check=True)
+        with open(os.path.join(d, "expect.json")) as f:
+            exp = json.load(f)
+        frames = read_pcap(os.path.join(d, "in.pcap"))
+        CASES[case](exe, d, exp, frames)
+    except subprocess.TimeoutExpired as e:
+        ok(False, "%s: finished within %d s" % (case, TIMEOUT), e)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print("1..%d" % n_test)
+    sys.exit(1 if n_fail else 0)
+
+
+if __name__ == "__main__":
+    main()
