@@ -255,6 +255,13 @@ struct store_read_status {
  */
 struct store_reader *store_reader_open(const char *path, char *err, size_t errlen);
 
+/**
+ * Same as store_reader_open() over @p len bytes at @p data (a whole file
+ * image, borrowed: it must stay valid and unchanged until store_reader_free()).
+ * Used by the fuzz target and by tools that already hold the bytes.
+ */
+struct store_reader *store_reader_open_mem(const void *data, size_t len, char *err, size_t errlen);
+
 /** The header metadata (borrowed, valid until store_reader_free()). */
 const struct store_file_meta *store_reader_meta(const struct store_reader *r);
 

@@ -1,0 +1,1366 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_reader - reads a .dyt file (docs/format.md) frame by frame, with
+ * the recovery rules of docs/format.md §3: a cut file is read up to its
+ * last whole frame, a damaged frame is detected by zstd's content checksum
+ * and skipped where its end is known, the index is used to seek by time
+ * and to resynchronise, and nothing on disk is trusted without a bound.
+ *
+ * Records are decoded by a small bounds-checked msgpack cursor (msgpack
+ * spec, "formats") straight from the decompressed frame: byte fields are
+ * slices into the frame buffer (borrowed until the next call), no object
+ * tree is built. bench/store.sh compares it with msgpack_unpack_next().
+ *
+ * The file is read with pread(2) into a bounded buffer rather than
+ * mmap(2), so a file truncated while it is being read gives a short read
+ * (reported as a cut), never SIGBUS.
+ *
+ * References: RFC 8878 (zstd frames, skippable frames), msgpack spec.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "common/mem.h"
+#include "store/store.h"
+#include "store/store_private.h"
+
+/* A compressed frame never needs more than this (zstd's bound of the content cap). */
+#define MAX_FRAME_COMPRESSED (STORE_MAX_FRAME_CONTENT + (STORE_MAX_FRAME_CONTENT >> 7) + 65536)
+#define READ_CHUNK	     (4u << 20)
+#define MP_MAX_DEPTH	     32
+
+struct ridx {
+	uint64_t off;
+	uint64_t size;
+	int64_t first_ts;
+	int64_t last_ts;
+	uint64_t records;
+};
+
+struct store_reader {
+	int fd;		    /* -1 for an in-memory reader */
+	const uint8_t *mem; /* in-memory reader: borrowed bytes */
+	uint64_t size;
+
+	uint8_t *in; /* file mode: bytes [in_off, in_off + in_len) of the file */
+	size_t in_cap, in_len;
+	uint64_t in_off;
+
+	ZSTD_DCtx *dctx;
+	uint8_t *out; /* the current decompressed frame */
+	size_t out_cap, out_len, out_pos;
+	uint64_t frame_off; /* file offset of the current frame */
+
+	uint64_t data_start, data_end, pos;
+	bool index_suspect; /* the tail says "index" but it did not verify */
+	bool eof, resync, quiet;
+	bool after_damage; /* the previous frame was damaged: a bad magic here is its tail */
+
+	struct ridx *idx;
+	size_t n_idx;
+
+	struct store_file_meta meta;
+	char **rules;
+	struct store_counter *ctrs;
+
+	struct store_read_status st;
+	bool have_ts;
+
+	struct store_record rec;
+	struct store_header *hdrs;
+	size_t hdr_cap;
+};
+
+/* ------------------------------------------------------------------ */
+/* msgpack cursor                                                      */
+/* ------------------------------------------------------------------ */
+
+struct mp {
+	const uint8_t *p, *end;
+};
+
+static inline size_t mp_left(const struct mp *c)
+{
+	return (size_t)(c->end - c->p);
+}
+
+static inline uint64_t be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Any msgpack integer as int64 (uint64 above INT64_MAX fails). */
+static bool mp_int(struct mp *c, int64_t *v)
+{
+	if (!mp_left(c))
+		return false;
+	uint8_t t = *c->p;
+	if (t <= 0x7f || t >= 0xe0) {
+		*v = (int8_t)t;
+		c->p++;
+		return true;
+	}
+	unsigned n;
+	bool sgn;
+	switch (t) {
+	case 0xcc:
+		n = 1, sgn = false;
+		break;
+	case 0xcd:
+		n = 2, sgn = false;
+		break;
+	case 0xce:
+		n = 4, sgn = false;
+		break;
+	case 0xcf:
+		n = 8, sgn = false;
+		break;
+	case 0xd0:
+		n = 1, sgn = true;
+		break;
+	case 0xd1:
+		n = 2, sgn = true;
+		break;
+	case 0xd2:
+		n = 4, sgn = true;
+		break;
+	case 0xd3:
+		n = 8, sgn = true;
+		break;
+	default:
+		return false;
+	}
+	if (mp_left(c) < 1 + n)
+		return false;
+	uint64_t u = be(c->p + 1, n);
+	c->p += 1 + n;
+	if (sgn) {
+		if (n < 8 && (u >> (8 * n - 1)))
+			u |= ~(uint64_t)0 << (8 * n);
+		*v = (int64_t)u;
+		return true;
+	}
+	if (u > INT64_MAX)
+		return false;
+	*v = (int64_t)u;
+	return true;
+}
+
+/* A non-negative msgpack integer. */
+static bool mp_uint(struct mp *c, uint64_t *v)
+{
+	if (!mp_left(c))
+		return false;
+	uint8_t t = *c->p;
+	if (t <= 0x7f) {
+		*v = t;
+		c->p++;
+		return true;
+	}
+	if (t == 0xcf) {
+		if (mp_left(c) < 9)
+			return false;
+		*v = be(c->p + 1, 8);
+		c->p += 9;
+		return true;
+	}
+	int64_t s;
+	struct mp save = *c;
+	if (!mp_int(c, &s) || s < 0) {
+		*c = save;
+		return false;
+	}
+	*v = (uint64_t)s;
+	return true;
+}
+
+static bool mp_uint_max(struct mp *c, uint64_t max, uint64_t *v)
+{
+	return mp_uint(c, v) && *v <= max;
+}
+
+/* str, bin or nil (empty). */
+static bool mp_bytes(struct mp *c, struct store_slice *s)
+{
+	if (!mp_left(c))
+		return false;
+	uint8_t t = *c->p;
+	size_t hl, n;
+	if (t >= 0xa0 && t <= 0xbf) {
+		hl = 1, n = t & 0x1f;
+	} else if (t == 0xc0) {
+		c->p++;
+		s->ptr = NULL;
+		s->len = 0;
+		return true;
+	} else {
+		unsigned w;
+		switch (t) {
+		case 0xd9:
+		case 0xc4:
+			w = 1;
+			break;
+		case 0xda:
+		case 0xc5:
+			w = 2;
+			break;
+		case 0xdb:
+		case 0xc6:
+			w = 4;
+			break;
+		default:
+			return false;
+		}
+		if (mp_left(c) < 1 + w)
+			return false;
+		hl = 1 + w, n = (size_t)be(c->p + 1, w);
+	}
+	if (mp_left(c) < hl || mp_left(c) - hl < n)
+		return false;
+	s->ptr = c->p + hl;
+	s->len = n;
+	c->p += hl + n;
+	return true;
+}
+
+static bool mp_bool(struct mp *c, bool *b)
+{
+	if (mp_left(c) && (*c->p == 0xc2 || *c->p == 0xc3)) {
+		*b = *c->p == 0xc3;
+		c->p++;
+		return true;
+	}
+	uint64_t v;
+	if (!mp_uint(c, &v))
+		return false;
+	*b = v != 0;
+	return true;
+}
+
+/* Map (is_map) or array header; the count is bounded by the bytes left. */
+static bool mp_container(struct mp *c, bool is_map, uint32_t *n)
+{
+	if (!mp_left(c))
+		return false;
+	uint8_t t = *c->p;
+	uint8_t fix = is_map ? 0x80 : 0x90, t16 = is_map ? 0xde : 0xdc, t32 = is_map ? 0xdf : 0xdd;
+	if ((t & 0xf0) == fix) {
+		*n = t & 0x0f;
+		c->p++;
+	} else if (t == t16 || t == t32) {
+		unsigned w = t == t16 ? 2 : 4;
+		if (mp_left(c) < 1 + w)
+			return false;
+		*n = (uint32_t)be(c->p + 1, w);
+		c->p += 1 + w;
+	} else {
+		return false;
+	}
+	/* Each element takes at least one byte (two for a map entry). */
+	return *n <= mp_left(c) / (is_map ? 2 : 1);
+}
+
+static bool mp_nil(struct mp *c)
+{
+	if (mp_left(c) && *c->p == 0xc0) {
+		c->p++;
+		return true;
+	}
+	return false;
+}
+
+/* Skip one object of any type, nesting at most MP_MAX_DEPTH. */
+static bool mp_skip(struct mp *c, int depth)
+{
+	if (!mp_left(c) || depth > MP_MAX_DEPTH)
+		return false;
+	uint8_t t = *c->p;
+	size_t hl = 1, n = 0;
+	uint32_t cnt;
+	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+		c->p++;
+		return true;
+	}
+	if ((t & 0xf0) == 0x80 || t == 0xde || t == 0xdf || (t & 0xf0) == 0x90 || t == 0xdc ||
+	    t == 0xdd) {
+		bool is_map = (t & 0xf0) == 0x80 || t == 0xde || t == 0xdf;
+		if (!mp_container(c, is_map, &cnt))
+			return false;
+		uint64_t items = (uint64_t)cnt * (is_map ? 2 : 1);
+		for (uint64_t i = 0; i < items; i++)
+			if (!mp_skip(c, depth + 1))
+				return false;
+		return true;
+	}
+	if ((t >= 0xa0 && t <= 0xbf) || t == 0xd9 || t == 0xda || t == 0xdb || t == 0xc4 ||
+	    t == 0xc5 || t == 0xc6) {
+		struct store_slice s;
+		return mp_bytes(c, &s);
+	}
+	switch (t) {
+	case 0xcc:
+	case 0xd0:
+		n = 1;
+		break;
+	case 0xcd:
+	case 0xd1:
+		n = 2;
+		break;
+	case 0xca:
+	case 0xce:
+	case 0xd2:
+		n = 4;
+		break;
+	case 0xcb:
+	case 0xcf:
+	case 0xd3:
+		n = 8;
+		break;
+	case 0xd4:
+		n = 2;
+		break; /* fixext: type + data */
+	case 0xd5:
+		n = 3;
+		break;
+	case 0xd6:
+		n = 5;
+		break;
+	case 0xd7:
+		n = 9;
+		break;
+	case 0xd8:
+		n = 17;
+		break;
+	case 0xc7:
+	case 0xc8:
+	case 0xc9: {
+		unsigned w = t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4;
+		if (mp_left(c) < 1 + w)
+			return false;
+		hl = 1 + w;
+		n = (size_t)be(c->p + 1, w) + 1; /* + type byte */
+		break;
+	}
+	default:
+		return false; /* 0xc1 is never used */
+	}
+	if (mp_left(c) < hl || mp_left(c) - hl < n)
+		return false;
+	c->p += hl + n;
+	return true;
+}
+
+static bool key_is(const struct store_slice *k, const char *s, size_t n)
+{
+	return k->len == n && memcmp(k->ptr, s, n) == 0;
+}
+#define KEY(k, lit) key_is((k), lit, sizeof(lit) - 1)
+
+/* ------------------------------------------------------------------ */
+/* record decoding                                                     */
+/* ------------------------------------------------------------------ */
+
+enum { DEC_BAD = -1 }; /* a field of the wrong type: the record is skipped */
+
+static int hdr_reserve(struct store_reader *r, size_t need)
+{
+	if (need <= r->hdr_cap)
+		return 0;
+	size_t cap = r->hdr_cap ? r->hdr_cap : 64;
+	while (cap < need)
+		cap *= 2;
+	struct store_header *h = mem_realloc(r->hdrs, cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	r->hdrs = h;
+	r->hdr_cap = cap;
+	return 0;
+}
+
+/* Decode a message map; its headers go to r->hdrs[*nh ...). */
+static int dec_message(struct store_reader *r, struct mp *c, struct store_message *m, size_t *nh,
+		       size_t *first)
+{
+	uint32_t n;
+	memset(m, 0, sizeof(*m));
+	if (!mp_container(c, true, &n))
+		return DEC_BAD;
+	m->present = true;
+	*first = *nh;
+	for (uint32_t i = 0; i < n; i++) {
+		struct store_slice k;
+		uint64_t u;
+		bool ok = true;
+		if (!mp_bytes(c, &k))
+			return DEC_BAD;
+		if (KEY(&k, "method")) {
+			ok = mp_bytes(c, &m->method);
+		} else if (KEY(&k, "target")) {
+			ok = mp_bytes(c, &m->target);
+		} else if (KEY(&k, "status")) {
+			ok = mp_uint_max(c, UINT16_MAX, &u);
+			m->status = (uint16_t)u;
+		} else if (KEY(&k, "reason")) {
+			ok = mp_bytes(c, &m->reason);
+		} else if (KEY(&k, "version")) {
+			uint32_t a;
+			uint64_t maj = 0, min = 0;
+			ok = mp_container(c, false, &a) && a == 2 && mp_uint_max(c, 255, &maj) &&
+			     mp_uint_max(c, 255, &min);
+			m->version_major = (uint8_t)maj;
+			m->version_minor = (uint8_t)min;
+		} else if (KEY(&k, "headers")) {
+			uint32_t a;
+			if (!mp_container(c, false, &a))
+				return DEC_BAD;
+			if (hdr_reserve(r, *nh + a))
+				return -ENOMEM;
+			for (uint32_t j = 0; j < a; j++) {
+				uint32_t two;
+				struct store_header *h = &r->hdrs[*nh + j];
+				if (!mp_container(c, false, &two) || two != 2 ||
+				    !mp_bytes(c, &h->name) || !mp_bytes(c, &h->value))
+					return DEC_BAD;
+			}
+			*nh += a;
+			m->n_headers = a;
+		} else if (KEY(&k, "body")) {
+			ok = mp_bytes(c, &m->body);
+		} else if (KEY(&k, "body_len")) {
+			ok = mp_uint(c, &m->body_len);
+		} else if (KEY(&k, "truncated")) {
+			ok = mp_bool(c, &m->truncated);
+		} else {
+			ok = mp_skip(c, 2);
+		}
+		if (!ok)
+			return DEC_BAD;
+	}
+	return 0;
+}
+
+static bool dec_addr(struct mp *c, struct store_endpoint *e)
+{
+	struct store_slice s;
+	if (!mp_bytes(c, &s) || (s.len != 4 && s.len != 16))
+		return false;
+	memcpy(e->addr, s.ptr, s.len);
+	return true;
+}
+
+/* Decode a message value that may be nil (absent). */
+static int dec_opt_message(struct store_reader *r, struct mp *c, struct store_message *m,
+			   size_t *nh, size_t *first)
+{
+	if (mp_nil(c)) {
+		memset(m, 0, sizeof(*m));
+		return 0;
+	}
+	return dec_message(r, c, m, nh, first);
+}
+
+static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct store_session *s)
+{
+	size_t nh = 0, req_first = 0, resp_first = 0;
+	memset(s, 0, sizeof(*s));
+	for (uint32_t i = 0; i < n; i++) {
+		struct store_slice k;
+		uint64_t u;
+		bool ok = true;
+		int rc = 0;
+		if (!mp_bytes(c, &k))
+			return DEC_BAD;
+		switch (k.len) {
+		case 1: /* "v", "t": checked by the caller */
+		default:
+		skip:
+			ok = mp_skip(c, 1);
+			break;
+		case 2:
+			if (!KEY(&k, "id"))
+				goto skip;
+			ok = mp_uint(c, &s->id);
+			break;
+		case 3:
+			if (KEY(&k, "src"))
+				ok = dec_addr(c, &s->src);
+			else if (KEY(&k, "dst"))
+				ok = dec_addr(c, &s->dst);
+			else if (KEY(&k, "req"))
+				rc = dec_message(r, c, &s->req, &nh, &req_first);
+			else
+				goto skip;
+			break;
+		case 4:
+			if (KEY(&k, "lane")) {
+				ok = mp_bytes(c, &s->lane);
+			} else if (KEY(&k, "vlan")) {
+				ok = mp_uint_max(c, UINT16_MAX, &u);
+				s->vlan = (uint16_t)u;
+			} else if (KEY(&k, "resp")) {
+				rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first);
+			} else {
+				goto skip;
+			}
+			break;
+		case 5:
+			if (!KEY(&k, "flags"))
+				goto skip;
+			ok = mp_uint_max(c, UINT32_MAX, &u);
+			s->flags = (uint32_t)u;
+			break;
+		case 7:
+			if (!KEY(&k, "conn_id"))
+				goto skip;
+			ok = mp_uint(c, &s->conn_id);
+			break;
+		case 8:
+			if (KEY(&k, "src_port")) {
+				ok = mp_uint_max(c, UINT16_MAX, &u);
+				s->src.port = (uint16_t)u;
+			} else if (KEY(&k, "dst_port")) {
+				ok = mp_uint_max(c, UINT16_MAX, &u);
+				s->dst.port = (uint16_t)u;
+			} else {
+				goto skip;
+			}
+			break;
+		case 10:
+			if (KEY(&k, "ip_version")) {
+				ok = mp_uint_max(c, 255, &u);
+				s->ip_version = (uint8_t)u;
+			} else if (KEY(&k, "conn_index")) {
+				ok = mp_uint_max(c, UINT32_MAX, &u);
+				s->conn_index = (uint32_t)u;
+			} else {
+				goto skip;
+			}
+			break;
+		case 14:
+			if (KEY(&k, "ts_req_last_ns"))
+				ok = mp_int(c, &s->ts_req_last_ns);
+			else
+				goto skip;
+			break;
+		case 15:
+			if (KEY(&k, "ts_req_first_ns"))
+				ok = mp_int(c, &s->ts_req_first_ns);
+			else
+				ok = KEY(&k, "ts_resp_last_ns") ? mp_int(c, &s->ts_resp_last_ns)
+								: mp_skip(c, 1);
+			break;
+		case 16:
+			if (!KEY(&k, "ts_resp_first_ns"))
+				goto skip;
+			ok = mp_int(c, &s->ts_resp_first_ns);
+			break;
+		}
+		if (rc)
+			return rc;
+		if (!ok)
+			return DEC_BAD;
+	}
+	if (s->req.present)
+		s->req.headers = r->hdrs + req_first;
+	if (s->resp.present)
+		s->resp.headers = r->hdrs + resp_first;
+	return 0;
+}
+
+static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct store_result *res)
+{
+	size_t nh = 0, first = 0;
+	memset(res, 0, sizeof(*res));
+	for (uint32_t i = 0; i < n; i++) {
+		struct store_slice k;
+		uint64_t u;
+		bool ok;
+		int rc = 0;
+		if (!mp_bytes(c, &k))
+			return DEC_BAD;
+		if (KEY(&k, "session_id")) {
+			ok = mp_uint(c, &res->session_id);
+		} else if (KEY(&k, "target")) {
+			ok = mp_bytes(c, &res->target);
+		} else if (KEY(&k, "role")) {
+			ok = mp_bytes(c, &res->role);
+		} else if (KEY(&k, "ts_sent_ns")) {
+			ok = mp_int(c, &res->ts_sent_ns);
+		} else if (KEY(&k, "latency_ns")) {
+			ok = mp_uint(c, &res->latency_ns);
+		} else if (KEY(&k, "lateness_ns")) {
+			ok = mp_int(c, &res->lateness_ns);
+		} else if (KEY(&k, "error")) {
+			ok = mp_uint_max(c, UINT32_MAX, &u);
+			res->error = (uint32_t)u;
+		} else if (KEY(&k, "error_msg")) {
+			ok = mp_bytes(c, &res->error_msg);
+		} else if (KEY(&k, "resp")) {
+			ok = true;
+			rc = dec_opt_message(r, c, &res->resp, &nh, &first);
+		} else {
+			ok = mp_skip(c, 1);
+		}
+		if (rc)
+			return rc;
+		if (!ok)
+			return DEC_BAD;
+	}
+	if (res->resp.present)
+		res->resp.headers = r->hdrs + first;
+	return 0;
+}
+
+/*
+ * Decode one record at @p c into r->rec.
+ * Returns 1 a record, 0 a record skipped (unknown type or version, or a
+ * field of the wrong type; the cursor is past it), -EBADMSG when the bytes
+ * are not msgpack (the rest of the frame is lost), -ENOMEM.
+ */
+static int dec_record(struct store_reader *r, struct mp *c)
+{
+	struct mp start = *c;
+	uint32_t n;
+	uint64_t v = 0, t = 0;
+	if (!mp_container(c, true, &n))
+		goto bad;
+	/* Find "v" and "t"; the writer puts them first, so this is two keys. */
+	struct mp scan = *c;
+	bool have_t = false, have_v = false;
+	for (uint32_t i = 0; i < n && !(have_t && have_v); i++) {
+		struct store_slice k;
+		if (!mp_bytes(&scan, &k))
+			goto bad;
+		if (KEY(&k, "v"))
+			have_v = mp_uint(&scan, &v);
+		else if (KEY(&k, "t"))
+			have_t = mp_uint(&scan, &t);
+		else if (!mp_skip(&scan, 1))
+			goto bad;
+	}
+	int rc = DEC_BAD;
+	if (have_t && v <= STORE_SCHEMA_VERSION) {
+		if (t == STORE_REC_SESSION) {
+			r->rec.type = STORE_REC_SESSION;
+			rc = dec_session(r, c, n, &r->rec.u.session);
+		} else if (t == STORE_REC_RESULT) {
+			r->rec.type = STORE_REC_RESULT;
+			rc = dec_result(r, c, n, &r->rec.u.result);
+		}
+	}
+	if (rc == 0)
+		return 1;
+	if (rc == -ENOMEM)
+		return rc;
+bad:
+	*c = start;
+	return mp_skip(c, 0) ? 0 : -EBADMSG;
+}
+
+/* ------------------------------------------------------------------ */
+/* file access                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Make [off, off + want) available at *pp; returns how many bytes are (less at EOF). */
+static size_t src_get(struct store_reader *r, uint64_t off, size_t want, const uint8_t **pp)
+{
+	if (off >= r->size)
+		return 0;
+	if (want > r->size - off)
+		want = (size_t)(r->size - off);
+	if (r->mem) {
+		*pp = r->mem + off;
+		return want;
+	}
+	if (off >= r->in_off && off - r->in_off <= r->in_len &&
+	    r->in_len - (off - r->in_off) >= want) {
+		*pp = r->in + (off - r->in_off);
+		return want;
+	}
+	size_t need = want > READ_CHUNK ? want : READ_CHUNK;
+	if (need > r->size - off)
+		need = (size_t)(r->size - off);
+	if (need > r->in_cap) {
+		uint8_t *p = mem_realloc(r->in, need);
+		if (!p)
+			return 0;
+		r->in = p;
+		r->in_cap = need;
+	}
+	size_t got = 0;
+	while (got < need) {
+		ssize_t k = pread(r->fd, r->in + got, need - got, (off_t)(off + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	r->in_off = off;
+	r->in_len = got;
+	*pp = r->in;
+	return got < want ? got : want;
+}
+
+static void note_damage(struct store_reader *r, uint64_t off, const char *why)
+{
+	if (r->quiet)
+		return;
+	if (!r->st.damaged_frames)
+		r->st.first_damage_offset = off;
+	r->st.damaged_frames++;
+	STORE_LOG(LOG_WARN, "damaged frame at offset %" PRIu64 ": %s", off, why);
+}
+
+static void note_cut(struct store_reader *r, uint64_t off)
+{
+	r->eof = true;
+	if (r->quiet)
+		return;
+	r->st.cut = true;
+	r->st.cut_offset = off;
+	STORE_LOG(LOG_WARN, "file cut at offset %" PRIu64 " of %" PRIu64 " (inside a frame)", off,
+		  r->size);
+}
+
+/* Where to continue after a damaged frame at @p off whose end is unknown. */
+static void resync_from(struct store_reader *r, uint64_t off)
+{
+	if (r->n_idx) {
+		for (size_t i = 0; i < r->n_idx; i++) {
+			if (r->idx[i].off > off) {
+				r->pos = r->idx[i].off;
+				return;
+			}
+		}
+		r->pos = r->data_end;
+		return;
+	}
+	/* Scan for the next zstd or skippable frame magic; candidates are tried quietly. */
+	uint64_t p = off + 1;
+	while (p + 4 <= r->data_end) {
+		const uint8_t *b;
+		size_t n = src_get(r, p, READ_CHUNK, &b);
+		if (n < 4)
+			break;
+		for (size_t i = 0; i + 4 <= n; i++) {
+			uint32_t m = store_get_le32(b + i);
+			if (m == STORE_MAGIC_ZSTD ||
+			    (m & STORE_MAGIC_SKIP_MSK) == STORE_MAGIC_SKIP_LO) {
+				r->pos = p + i;
+				r->resync = true;
+				return;
+			}
+		}
+		p += n - 3;
+	}
+	r->pos = r->data_end;
+}
+
+static int parse_index(struct store_reader *r, const uint8_t *p, size_t n, uint64_t index_off);
+
+/*
+ * Decode the next data frame into r->out.
+ * Returns 1 a frame, 0 the end (clean, cut or damaged tail), -ENOMEM.
+ */
+static int next_frame(struct store_reader *r)
+{
+	while (!r->eof) {
+		uint64_t pos = r->pos;
+		const uint8_t *p;
+		if (pos >= r->data_end) {
+			if (r->index_suspect && !r->st.damaged_frames && !r->st.has_index)
+				note_damage(r, r->size >= 8 ? r->size - 8 : 0,
+					    "index frame does not verify");
+			r->eof = true;
+			break;
+		}
+		size_t avail = src_get(r, pos, 8, &p);
+		if (avail < 4) {
+			if (!r->resync)
+				note_cut(r, pos);
+			r->eof = true;
+			break;
+		}
+		uint32_t magic = store_get_le32(p);
+		bool in_resync = r->resync, in_damage = r->after_damage;
+		r->resync = false;
+		r->after_damage = false;
+		if ((magic & STORE_MAGIC_SKIP_MSK) == STORE_MAGIC_SKIP_LO) {
+			if (avail < 8) {
+				if (in_resync)
+					resync_from(r, pos);
+				else
+					note_cut(r, pos);
+				continue;
+			}
+			uint64_t total = 8 + (uint64_t)store_get_le32(p + 4);
+			if (magic == STORE_MAGIC_INDEX && r->index_suspect && !in_resync &&
+			    total > r->data_end - pos) {
+				note_damage(r, pos, "index frame size damaged");
+				r->eof = true;
+				break;
+			}
+			if (total > r->data_end - pos) {
+				if (in_resync)
+					resync_from(r, pos);
+				else if (r->n_idx)
+					note_damage(r, pos, "skippable frame runs past the data"),
+					    resync_from(r, pos);
+				else
+					note_cut(r, pos);
+				continue;
+			}
+			if (in_resync) {
+				/* Only a verifiable frame ends a resync. */
+				if (magic != STORE_MAGIC_INDEX || total > STORE_INDEX_MAX + 8 ||
+				    src_get(r, pos, (size_t)total, &p) != total ||
+				    parse_index(r, p, (size_t)total, pos) != 0) {
+					resync_from(r, pos);
+					continue;
+				}
+			}
+			if (magic == STORE_MAGIC_INDEX && !r->n_idx && !in_resync) {
+				/* An index where none was found from the end: check it. */
+				if (total > STORE_INDEX_MAX + 8 ||
+				    src_get(r, pos, (size_t)total, &p) != total ||
+				    parse_index(r, p, (size_t)total, pos) != 0) {
+					note_damage(r, pos, "index frame does not verify");
+					r->after_damage = true;
+				}
+			}
+			r->pos = pos + total;
+			continue;
+		}
+		if (magic != STORE_MAGIC_ZSTD) {
+			if (!in_resync && !in_damage)
+				note_damage(r, pos, "no frame starts here (bad magic)");
+			resync_from(r, pos);
+			continue;
+		}
+		/* Find the frame's end from its block headers, reading more as needed. */
+		uint64_t left = r->data_end - pos;
+		size_t want = left < 65536 ? (size_t)left : 65536;
+		size_t cs;
+		for (;;) {
+			avail = src_get(r, pos, want, &p);
+			cs = ZSTD_findFrameCompressedSize(p, avail);
+			if (!ZSTD_isError(cs) ||
+			    ZSTD_getErrorCode(cs) != ZSTD_error_srcSize_wrong || avail < want ||
+			    want >= left || want >= MAX_FRAME_COMPRESSED)
+				break;
+			want = want * 4 < left ? want * 4 : (size_t)left;
+			if (want > MAX_FRAME_COMPRESSED)
+				want = MAX_FRAME_COMPRESSED;
+		}
+		if (ZSTD_isError(cs)) {
+			bool runs_out = ZSTD_getErrorCode(cs) == ZSTD_error_srcSize_wrong &&
+					avail == left && want >= left;
+			if (in_resync) {
+				resync_from(r, pos);
+			} else if (runs_out && !r->n_idx) {
+				note_cut(r, pos);
+			} else {
+				note_damage(r, pos, ZSTD_getErrorName(cs));
+				resync_from(r, pos);
+			}
+			continue;
+		}
+		unsigned long long fcs = ZSTD_getFrameContentSize(p, cs);
+		const char *why = NULL;
+		/* Frame_Header_Descriptor bit 2: Content_Checksum_flag (RFC 8878 §3.1.1.1.1). */
+		if (cs < 5 || !(p[4] & 0x04))
+			why = "frame without a content checksum";
+		else if (fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs == ZSTD_CONTENTSIZE_ERROR)
+			why = "frame without a content size";
+		else if (fcs > STORE_MAX_FRAME_CONTENT)
+			why = "declared content size over the 64 MiB cap";
+		if (!why && fcs > r->out_cap) {
+			size_t cap = r->out_cap ? r->out_cap : 65536;
+			while (cap < fcs)
+				cap *= 2;
+			uint8_t *o = mem_realloc(r->out, cap);
+			if (!o)
+				return -ENOMEM;
+			r->out = o;
+			r->out_cap = cap;
+		}
+		size_t d = 0;
+		if (!why) {
+			d = ZSTD_decompressDCtx(r->dctx, r->out, (size_t)fcs, p, cs);
+			if (ZSTD_isError(d))
+				why = ZSTD_getErrorName(d);
+			else if (d != fcs)
+				why = "content size differs from the frame header";
+		}
+		if (why) {
+			if (!in_resync)
+				note_damage(r, pos, why);
+			if (in_resync || r->n_idx) {
+				resync_from(r, pos);
+			} else {
+				r->pos = pos + cs;
+				r->after_damage = true;
+			}
+			continue;
+		}
+		r->frame_off = pos;
+		r->out_len = d;
+		r->out_pos = 0;
+		r->pos = pos + cs;
+		if (!r->quiet) {
+			r->st.frames++;
+			r->st.compressed_bytes += cs;
+			r->st.raw_bytes += d;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* header and index                                                    */
+/* ------------------------------------------------------------------ */
+
+static int dup_str(const struct store_slice *s, const char **out)
+{
+	char *d = mem_strndup((const char *)(s->ptr ? s->ptr : (const uint8_t *)""), s->len);
+	if (!d)
+		return -ENOMEM;
+	mem_free((void *)*out);
+	*out = d;
+	return 0;
+}
+
+static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
+{
+	struct mp c = {p, p + n};
+	uint32_t m;
+	if (!mp_container(&c, true, &m))
+		return -EBADMSG;
+	for (uint32_t i = 0; i < m; i++) {
+		struct store_slice k, v;
+		int64_t iv;
+		int rc = 0;
+		if (!mp_bytes(&c, &k))
+			return -EBADMSG;
+		const char **dst = NULL;
+		if (KEY(&k, "tool_version"))
+			dst = &r->meta.tool_version;
+		else if (KEY(&k, "kind"))
+			dst = &r->meta.kind;
+		else if (KEY(&k, "source"))
+			dst = &r->meta.source;
+		else if (KEY(&k, "filter"))
+			dst = &r->meta.filter;
+		else if (KEY(&k, "host"))
+			dst = &r->meta.host;
+		if (dst) {
+			if (!mp_bytes(&c, &v))
+				return -EBADMSG;
+			rc = dup_str(&v, dst);
+		} else if (KEY(&k, "start_ns")) {
+			if (!mp_int(&c, &iv))
+				return -EBADMSG;
+			r->meta.start_ns = iv;
+		} else if (KEY(&k, "rules") && !r->rules) {
+			uint32_t a;
+			if (!mp_container(&c, false, &a))
+				return -EBADMSG;
+			r->rules = mem_calloc(a ? a : 1, sizeof(char *));
+			if (!r->rules)
+				return -ENOMEM;
+			r->meta.n_rules = a;
+			r->meta.rules = (const char *const *)r->rules;
+			for (uint32_t j = 0; j < a && !rc; j++) {
+				if (!mp_bytes(&c, &v))
+					return -EBADMSG;
+				rc = dup_str(&v, (const char **)&r->rules[j]);
+			}
+		} else if (!mp_skip(&c, 1)) {
+			return -EBADMSG;
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Verify and load the index frame @p p[0..n) found at @p index_off. */
+static int parse_index(struct store_reader *r, const uint8_t *p, size_t n, uint64_t index_off)
+{
+	if (n < 8 + STORE_INDEX_MIN || store_get_le32(p) != STORE_MAGIC_INDEX ||
+	    store_get_le32(p + 4) != n - 8 || memcmp(p + 8, STORE_INDEX_TAG, 4) != 0 ||
+	    store_get_le32(p + n - 8) != n || memcmp(p + n - 4, STORE_INDEX_END_TAG, 4) != 0)
+		return -EBADMSG;
+	if (store_crc32c(0, p + 8, n - 20) != store_get_le32(p + n - 12))
+		return -EBADMSG;
+	struct mp c = {p + 12, p + n - 12};
+	uint32_t m;
+	struct ridx *idx = NULL;
+	size_t n_idx = 0;
+	struct store_counter *ctrs = NULL;
+	size_t n_ctrs = 0;
+	int rc = -EBADMSG;
+	if (!mp_container(&c, true, &m))
+		return -EBADMSG;
+	for (uint32_t i = 0; i < m; i++) {
+		struct store_slice k;
+		if (!mp_bytes(&c, &k))
+			goto out;
+		if (KEY(&k, "frames") && !idx) {
+			uint32_t a;
+			if (!mp_container(&c, false, &a))
+				goto out;
+			idx = mem_calloc(a ? a : 1, sizeof(*idx));
+			if (!idx) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			uint64_t prev_end = r->data_start;
+			for (uint32_t j = 0; j < a; j++) {
+				struct ridx *e = &idx[j];
+				uint32_t five;
+				if (!mp_container(&c, false, &five) || five != 5 ||
+				    !mp_uint(&c, &e->off) || !mp_uint(&c, &e->size) ||
+				    !mp_int(&c, &e->first_ts) || !mp_int(&c, &e->last_ts) ||
+				    !mp_uint(&c, &e->records))
+					goto out;
+				if (e->off < prev_end || e->size == 0 || e->off > index_off ||
+				    e->size > index_off - e->off)
+					goto out;
+				prev_end = e->off + e->size;
+			}
+			n_idx = a;
+		} else if (KEY(&k, "counters") && !ctrs) {
+			uint32_t a;
+			if (!mp_container(&c, true, &a))
+				goto out;
+			ctrs = mem_calloc(a ? a : 1, sizeof(*ctrs));
+			if (!ctrs) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			for (uint32_t j = 0; j < a; j++) {
+				struct store_slice name;
+				if (!mp_bytes(&c, &name) || !mp_uint(&c, &ctrs[j].value))
+					goto out;
+				n_ctrs = j + 1;
+				if (dup_str(&name, &ctrs[j].name)) {
+					rc = -ENOMEM;
+					goto out;
+				}
+			}
+		} else if (!mp_skip(&c, 1)) {
+			goto out;
+		}
+	}
+	/* Accepted: replace what the reader had. */
+	mem_free(r->idx);
+	r->idx = idx;
+	r->n_idx = n_idx;
+	idx = NULL;
+	for (size_t j = 0; j < r->st.n_counters; j++)
+		mem_free((void *)r->ctrs[j].name);
+	mem_free(r->ctrs);
+	r->ctrs = ctrs;
+	r->st.counters = ctrs;
+	r->st.n_counters = n_ctrs;
+	ctrs = NULL;
+	n_ctrs = 0;
+	r->st.has_index = true;
+	r->data_end = index_off;
+	rc = 0;
+out:
+	mem_free(idx);
+	for (size_t j = 0; j < n_ctrs; j++)
+		mem_free((void *)ctrs[j].name);
+	mem_free(ctrs);
+	return rc;
+}
+
+/* Look for a valid index frame at the end of the file. */
+static int find_index(struct store_reader *r)
+{
+	const uint8_t *p;
+	if (r->size < r->data_start + 8 + STORE_INDEX_MIN)
+		return 0;
+	if (src_get(r, r->size - 8, 8, &p) != 8 || memcmp(p + 4, STORE_INDEX_END_TAG, 4) != 0)
+		return 0;
+	uint64_t total = store_get_le32(p);
+	uint64_t off = r->size - total;
+	int rc = -EBADMSG;
+	if (total >= 8 + STORE_INDEX_MIN && total <= STORE_INDEX_MAX + 8 &&
+	    total <= r->size - r->data_start) {
+		if (src_get(r, off, (size_t)total, &p) == total)
+			rc = parse_index(r, p, (size_t)total, off);
+	}
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		/*
+		 * A tail that says "index" but does not verify. The walk reports it at
+		 * the index frame's real offset when it gets there (the size in the
+		 * tail may be the damaged part), or at the end if nothing else was.
+		 */
+		r->index_suspect = true;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* public API                                                          */
+/* ------------------------------------------------------------------ */
+
+static struct store_reader *reader_new(void)
+{
+	struct store_reader *r = mem_calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->fd = -1;
+	r->dctx = ZSTD_createDCtx();
+	if (!r->dctx) {
+		mem_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Read the header frame and the index; @p name is used in messages. */
+static struct store_reader *reader_start(struct store_reader *r, const char *name, char *err,
+					 size_t errlen)
+{
+	const uint8_t *p;
+	r->st.file_bytes = r->size;
+	size_t avail = src_get(r, 0, 12, &p);
+	if (avail < 4 || store_get_le32(p) != STORE_MAGIC_HEADER ||
+	    (avail >= 12 && memcmp(p + 8, STORE_HEADER_TAG, 4) != 0)) {
+		snprintf(err, errlen,
+			 "%s is not a dyetap store (no store header; expected a .dyt file "
+			 "written by dyetap record or replay)",
+			 name);
+		goto fail;
+	}
+	if (avail < 12) {
+		snprintf(err, errlen,
+			 "%s: cut inside the store header (%zu bytes); nothing to read", name,
+			 avail);
+		goto fail;
+	}
+	uint32_t n = store_get_le32(p + 4);
+	if (n < STORE_HEADER_MIN || n > STORE_HEADER_MAX) {
+		snprintf(err, errlen, "%s: store header damaged (size %" PRIu32 " out of range)",
+			 name, n);
+		goto fail;
+	}
+	if (src_get(r, 0, 8 + (size_t)n, &p) != 8 + (size_t)n) {
+		snprintf(err, errlen,
+			 "%s: cut inside the store header (%" PRIu64 " of %" PRIu32
+			 " bytes); nothing to read",
+			 name, r->size, 8 + n);
+		goto fail;
+	}
+	if (store_crc32c(0, p + 8, n - 4) != store_get_le32(p + 8 + n - 4)) {
+		snprintf(err, errlen, "%s: store header damaged (checksum mismatch)", name);
+		goto fail;
+	}
+	r->meta.format_version = store_get_le32(p + 12);
+	if (r->meta.format_version != STORE_FORMAT_VERSION) {
+		snprintf(err, errlen,
+			 "%s: store format version %" PRIu32
+			 " is not supported (this dyetap reads version %d; use a newer dyetap)",
+			 name, r->meta.format_version, STORE_FORMAT_VERSION);
+		goto fail;
+	}
+	int rc = parse_meta(r, p + 16, n - 12);
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", name,
+			 rc == -ENOMEM ? "out of memory" : "store header metadata undecodable");
+		goto fail;
+	}
+	r->data_start = 8 + (uint64_t)n;
+	r->data_end = r->size;
+	r->pos = r->data_start;
+	if (find_index(r) != 0) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		goto fail;
+	}
+	return r;
+fail:
+	store_reader_free(r);
+	return NULL;
+}
+
+struct store_reader *store_reader_open(const char *path, char *err, size_t errlen)
+{
+	struct store_reader *r = reader_new();
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		store_reader_free(r);
+		return NULL;
+	}
+	struct stat sb;
+	if (fstat(r->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		store_reader_free(r);
+		return NULL;
+	}
+	r->size = (uint64_t)sb.st_size;
+	return reader_start(r, path, err, errlen);
+}
+
+struct store_reader *store_reader_open_mem(const void *data, size_t len, char *err, size_t errlen)
+{
+	struct store_reader *r = reader_new();
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->mem = data ? data : (const uint8_t *)"";
+	r->size = data ? len : 0;
+	return reader_start(r, "input", err, errlen);
+}
+
+const struct store_file_meta *store_reader_meta(const struct store_reader *r)
+{
+	return &r->meta;
+}
+
+static int64_t rec_ts(const struct store_record *rec)
+{
+	return rec->type == STORE_REC_SESSION ? rec->u.session.ts_req_first_ns
+					      : rec->u.result.ts_sent_ns;
+}
+
+int store_reader_next(struct store_reader *r, const struct store_record **rec)
+{
+	for (;;) {
+		if (r->out_pos < r->out_len) {
+			struct mp c = {r->out + r->out_pos, r->out + r->out_len};
+			int rc = dec_record(r, &c);
+			if (rc == -ENOMEM)
+				return rc;
+			if (rc < 0) {
+				char why[96];
+				snprintf(why, sizeof(why),
+					 "record at byte %zu of the frame is not msgpack",
+					 r->out_pos);
+				note_damage(r, r->frame_off, why);
+				r->out_pos = r->out_len;
+				continue;
+			}
+			r->out_pos = (size_t)(c.p - r->out);
+			if (rc == 0) {
+				r->st.skipped_records++;
+				continue;
+			}
+			if (r->rec.type == STORE_REC_SESSION)
+				r->st.sessions++;
+			else
+				r->st.results++;
+			int64_t ts = rec_ts(&r->rec);
+			if (!r->have_ts || ts < r->st.first_ts_ns)
+				r->st.first_ts_ns = ts;
+			if (!r->have_ts || ts > r->st.last_ts_ns)
+				r->st.last_ts_ns = ts;
+			r->have_ts = true;
+			*rec = &r->rec;
+			return 1;
+		}
+		int rc = next_frame(r);
+		if (rc <= 0)
+			return rc;
+	}
+}
+
+int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
+{
+	r->out_len = r->out_pos = 0;
+	r->resync = false;
+	r->eof = false;
+	if (r->n_idx) {
+		r->pos = r->data_end;
+		for (size_t i = 0; i < r->n_idx; i++) {
+			if (r->idx[i].last_ts >= ts_ns) {
+				r->pos = r->idx[i].off;
+				break;
+			}
+		}
+		return 0;
+	}
+	/* No index: decode frames quietly until one may hold a record at or after ts_ns. */
+	struct store_read_status saved = r->st;
+	r->pos = r->data_start;
+	r->quiet = true;
+	int rc = 0;
+	uint64_t found = UINT64_MAX;
+	while (found == UINT64_MAX && (rc = next_frame(r)) == 1) {
+		struct mp c = {r->out, r->out + r->out_len};
+		while (mp_left(&c)) {
+			int d = dec_record(r, &c);
+			if (d < 0)
+				break;
+			if (d == 1 && rec_ts(&r->rec) >= ts_ns) {
+				found = r->frame_off;
+				break;
+			}
+		}
+	}
+	r->quiet = false;
+	/* An index met while scanning replaced the counters: keep the new ones. */
+	saved.has_index = r->st.has_index;
+	saved.counters = r->st.counters;
+	saved.n_counters = r->st.n_counters;
+	r->st = saved;
+	r->out_len = r->out_pos = 0;
+	r->resync = false;
+	r->eof = false;
+	r->pos = found != UINT64_MAX ? found : r->data_end;
+	return rc < 0 ? rc : 0;
+}
+
+const struct store_read_status *store_reader_status(const struct store_reader *r)
+{
+	return &r->st;
+}
+
+void store_reader_free(struct store_reader *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	ZSTD_freeDCtx(r->dctx);
+	mem_free(r->in);
+	mem_free(r->out);
+	mem_free(r->idx);
+	mem_free(r->hdrs);
+	for (size_t j = 0; j < r->st.n_counters; j++)
+		mem_free((void *)r->ctrs[j].name);
+	mem_free(r->ctrs);
+	for (size_t j = 0; j < r->meta.n_rules; j++)
+		mem_free(r->rules[j]);
+	mem_free(r->rules);
+	mem_free((void *)r->meta.kind);
+	mem_free((void *)r->meta.source);
+	mem_free((void *)r->meta.filter);
+	mem_free((void *)r->meta.host);
+	mem_free((void *)r->meta.tool_version);
+	mem_free(r);
+}

@@ -1,0 +1,651 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_writer - writes a .dyt file (docs/format.md): the header frame at
+ * create, one zstd data frame per flush, the index/trailer frame at close.
+ *
+ * Records are packed with msgpack-c into a pending batch (a bounded dbuf).
+ * A flush compresses the batch in one ZSTD_compress2() call with the
+ * content checksum on and writes the whole frame with one write(2) loop,
+ * so a crash loses at most the records added after the last flush and
+ * never leaves a half-written frame behind a later whole one.
+ *
+ * References: RFC 8878 (zstd frames), msgpack spec, docs/format.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <zstd.h>
+
+#include "common/clock.h"
+#include "common/dbuf.h"
+#include "common/mem.h"
+#include "dyetap_version.h"
+#include "store/store.h"
+#include "store/store_private.h"
+
+/* One index entry per data frame (docs/format.md §1.3). */
+struct widx {
+	uint64_t off;
+	uint64_t size;
+	int64_t first_ts;
+	int64_t last_ts;
+	uint64_t records;
+};
+
+struct store_writer {
+	int fd;
+	int failed; /* sticky -errno after a failed write */
+	ZSTD_CCtx *cctx;
+	size_t flush_bytes;
+	int64_t flush_ns;
+
+	msgpack_packer pk;
+	int pack_rc;	  /* first dbuf error during the current record */
+	struct dbuf pend; /* pending batch of packed records */
+	uint64_t pend_records;
+	int64_t pend_since; /* monotonic ns of the first pending record */
+	int64_t pend_min_ts, pend_max_ts;
+
+	uint8_t *cbuf; /* compressed frame */
+	size_t ccap;
+
+	uint64_t off;	   /* bytes written so far */
+	struct dbuf index; /* array of struct widx */
+
+	uint64_t records, sessions, results, frames, raw_bytes, comp_bytes, write_errors;
+	char err[256];
+};
+
+static int pack_write(void *data, const char *buf, size_t len)
+{
+	struct store_writer *w = data;
+	int rc = dbuf_append(&w->pend, buf, len);
+	if (rc && !w->pack_rc)
+		w->pack_rc = rc;
+	return rc;
+}
+
+static void set_err(struct store_writer *w, const char *what, int e)
+{
+	snprintf(w->err, sizeof(w->err), "%s: %s", what, strerror(e));
+	STORE_LOG(LOG_ERROR, "%s", w->err);
+}
+
+static int write_all(int fd, const void *vp, size_t n)
+{
+	const uint8_t *p = vp;
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return -EIO;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* ---- msgpack helpers over the writer's packer ---- */
+
+static void pk_key(msgpack_packer *pk, const char *k)
+{
+	size_t n = strlen(k);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, k, n);
+}
+
+static void pk_str(msgpack_packer *pk, const void *p, size_t n)
+{
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, p, n);
+}
+
+static void pk_cstr(msgpack_packer *pk, const char *s)
+{
+	pk_str(pk, s, strlen(s));
+}
+
+static void pk_slice(msgpack_packer *pk, const struct store_slice *s)
+{
+	pk_str(pk, s->ptr, s->len);
+}
+
+static void pk_bin(msgpack_packer *pk, const struct store_slice *s)
+{
+	msgpack_pack_bin(pk, s->len);
+	msgpack_pack_bin_body(pk, s->ptr, s->len);
+}
+
+static void pk_message(msgpack_packer *pk, const struct store_message *m, int is_req)
+{
+	msgpack_pack_map(pk, 7);
+	if (is_req) {
+		pk_key(pk, "method");
+		pk_slice(pk, &m->method);
+		pk_key(pk, "target");
+		pk_slice(pk, &m->target);
+	} else {
+		pk_key(pk, "status");
+		msgpack_pack_uint16(pk, m->status);
+		pk_key(pk, "reason");
+		pk_slice(pk, &m->reason);
+	}
+	pk_key(pk, "version");
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_uint8(pk, m->version_major);
+	msgpack_pack_uint8(pk, m->version_minor);
+	pk_key(pk, "headers");
+	msgpack_pack_array(pk, m->n_headers);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		msgpack_pack_array(pk, 2);
+		pk_slice(pk, &m->headers[i].name);
+		pk_slice(pk, &m->headers[i].value);
+	}
+	pk_key(pk, "body");
+	pk_bin(pk, &m->body);
+	pk_key(pk, "body_len");
+	msgpack_pack_uint64(pk, m->body_len);
+	pk_key(pk, "truncated");
+	if (m->truncated)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void pk_addr(msgpack_packer *pk, uint8_t ipv, const struct store_endpoint *e)
+{
+	size_t n = ipv == 6 ? 16 : 4;
+	msgpack_pack_bin(pk, n);
+	msgpack_pack_bin_body(pk, e->addr, n);
+}
+
+static void pack_session(msgpack_packer *pk, const struct store_session *s)
+{
+	msgpack_pack_map(pk, 18 + (s->vlan != 0));
+	pk_key(pk, "v");
+	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
+	pk_key(pk, "t");
+	msgpack_pack_uint8(pk, STORE_REC_SESSION);
+	pk_key(pk, "id");
+	msgpack_pack_uint64(pk, s->id);
+	pk_key(pk, "ip_version");
+	msgpack_pack_uint8(pk, s->ip_version);
+	pk_key(pk, "src");
+	pk_addr(pk, s->ip_version, &s->src);
+	pk_key(pk, "src_port");
+	msgpack_pack_uint16(pk, s->src.port);
+	pk_key(pk, "dst");
+	pk_addr(pk, s->ip_version, &s->dst);
+	pk_key(pk, "dst_port");
+	msgpack_pack_uint16(pk, s->dst.port);
+	if (s->vlan) {
+		pk_key(pk, "vlan");
+		msgpack_pack_uint16(pk, s->vlan);
+	}
+	pk_key(pk, "lane");
+	pk_slice(pk, &s->lane);
+	pk_key(pk, "conn_id");
+	msgpack_pack_uint64(pk, s->conn_id);
+	pk_key(pk, "conn_index");
+	msgpack_pack_uint32(pk, s->conn_index);
+	pk_key(pk, "ts_req_first_ns");
+	msgpack_pack_int64(pk, s->ts_req_first_ns);
+	pk_key(pk, "ts_req_last_ns");
+	msgpack_pack_int64(pk, s->ts_req_last_ns);
+	pk_key(pk, "ts_resp_first_ns");
+	msgpack_pack_int64(pk, s->ts_resp_first_ns);
+	pk_key(pk, "ts_resp_last_ns");
+	msgpack_pack_int64(pk, s->ts_resp_last_ns);
+	pk_key(pk, "req");
+	pk_message(pk, &s->req, 1);
+	pk_key(pk, "resp");
+	if (s->resp.present)
+		pk_message(pk, &s->resp, 0);
+	else
+		msgpack_pack_nil(pk);
+	pk_key(pk, "flags");
+	msgpack_pack_uint32(pk, s->flags);
+}
+
+static void pack_result(msgpack_packer *pk, const struct store_result *r)
+{
+	msgpack_pack_map(pk, 11);
+	pk_key(pk, "v");
+	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
+	pk_key(pk, "t");
+	msgpack_pack_uint8(pk, STORE_REC_RESULT);
+	pk_key(pk, "session_id");
+	msgpack_pack_uint64(pk, r->session_id);
+	pk_key(pk, "target");
+	pk_slice(pk, &r->target);
+	pk_key(pk, "role");
+	pk_slice(pk, &r->role);
+	pk_key(pk, "ts_sent_ns");
+	msgpack_pack_int64(pk, r->ts_sent_ns);
+	pk_key(pk, "latency_ns");
+	msgpack_pack_uint64(pk, r->latency_ns);
+	pk_key(pk, "lateness_ns");
+	msgpack_pack_int64(pk, r->lateness_ns);
+	pk_key(pk, "error");
+	msgpack_pack_uint32(pk, r->error);
+	pk_key(pk, "error_msg");
+	pk_slice(pk, &r->error_msg);
+	pk_key(pk, "resp");
+	if (r->resp.present)
+		pk_message(pk, &r->resp, 0);
+	else
+		msgpack_pack_nil(pk);
+}
+
+/* ---- frames ---- */
+
+/* Write a skippable frame of @p content; the caller left 8 bytes in front. */
+static int write_skippable(struct store_writer *w, uint32_t magic, struct dbuf *b)
+{
+	store_put_le32(b->data, magic);
+	store_put_le32(b->data + 4, (uint32_t)(b->len - 8));
+	int rc = write_all(w->fd, b->data, b->len);
+	if (rc) {
+		w->write_errors++;
+		return rc;
+	}
+	w->off += b->len;
+	return 0;
+}
+
+static int flush_frame(struct store_writer *w)
+{
+	if (w->failed)
+		return w->failed;
+	if (!w->pend.len)
+		return 0;
+	size_t bound = ZSTD_compressBound(w->pend.len);
+	if (bound > w->ccap) {
+		uint8_t *p = mem_realloc(w->cbuf, bound);
+		if (!p) {
+			snprintf(w->err, sizeof(w->err), "out of memory for a %zu byte frame",
+				 bound);
+			return -ENOMEM;
+		}
+		w->cbuf = p;
+		w->ccap = bound;
+	}
+	size_t n = ZSTD_compress2(w->cctx, w->cbuf, w->ccap, w->pend.data, w->pend.len);
+	if (ZSTD_isError(n)) {
+		snprintf(w->err, sizeof(w->err), "zstd compression failed: %s",
+			 ZSTD_getErrorName(n));
+		STORE_LOG(LOG_ERROR, "%s", w->err);
+		return -EIO;
+	}
+	struct widx e = {w->off, n, w->pend_min_ts, w->pend_max_ts, w->pend_records};
+	int rc = dbuf_append(&w->index, &e, sizeof(e));
+	if (rc) {
+		snprintf(w->err, sizeof(w->err), "index full (%zu frames)",
+			 w->index.len / sizeof(e));
+		return rc;
+	}
+	rc = write_all(w->fd, w->cbuf, n);
+	if (rc) {
+		w->index.len -= sizeof(e);
+		w->write_errors++;
+		w->failed = -EIO;
+		set_err(w, "cannot write store file", -rc);
+		return -EIO;
+	}
+	w->off += n;
+	w->frames++;
+	w->raw_bytes += w->pend.len;
+	w->comp_bytes += n;
+	dbuf_reset(&w->pend);
+	w->pend_records = 0;
+	return 0;
+}
+
+static int write_header(struct store_writer *w, const struct store_meta *m)
+{
+	struct dbuf b;
+	uint8_t v[4];
+	dbuf_init(&b, STORE_HEADER_MAX + 8);
+	/* The map is packed into the (still empty) pending batch, then moved into b. */
+	store_put_le32(v, STORE_FORMAT_VERSION);
+	if (dbuf_append(&b, "\0\0\0\0\0\0\0\0" STORE_HEADER_TAG, 12) || dbuf_append(&b, v, 4)) {
+		dbuf_release(&b);
+		snprintf(w->err, sizeof(w->err), "out of memory");
+		return -ENOMEM;
+	}
+
+	msgpack_packer *pk = &w->pk;
+	size_t n = 1 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
+		   (m && m->host) + (m && m->start_ns);
+	msgpack_pack_map(pk, n);
+	pk_key(pk, "tool_version");
+	pk_cstr(pk, m && m->tool_version ? m->tool_version : DYETAP_VERSION);
+	if (m && m->kind) {
+		pk_key(pk, "kind");
+		pk_cstr(pk, m->kind);
+	}
+	if (m && m->source) {
+		pk_key(pk, "source");
+		pk_cstr(pk, m->source);
+	}
+	if (m && m->filter) {
+		pk_key(pk, "filter");
+		pk_cstr(pk, m->filter);
+	}
+	if (m && m->n_rules) {
+		pk_key(pk, "rules");
+		msgpack_pack_array(pk, m->n_rules);
+		for (size_t i = 0; i < m->n_rules; i++)
+			pk_cstr(pk, m->rules[i] ? m->rules[i] : "");
+	}
+	if (m && m->host) {
+		pk_key(pk, "host");
+		pk_cstr(pk, m->host);
+	}
+	if (m && m->start_ns) {
+		pk_key(pk, "start_ns");
+		msgpack_pack_int64(pk, m->start_ns);
+	}
+	int rc = w->pack_rc;
+	if (!rc)
+		rc = dbuf_append(&b, w->pend.data, w->pend.len);
+	dbuf_reset(&w->pend);
+	w->pack_rc = 0;
+	if (!rc) {
+		store_put_le32(v, store_crc32c(0, b.data + 8, b.len - 8));
+		rc = dbuf_append(&b, v, 4);
+	}
+	if (rc) {
+		dbuf_release(&b);
+		snprintf(w->err, sizeof(w->err), "metadata too large (limit %u bytes)",
+			 STORE_HEADER_MAX);
+		return rc;
+	}
+	rc = write_skippable(w, STORE_MAGIC_HEADER, &b);
+	dbuf_release(&b);
+	if (rc)
+		set_err(w, "cannot write store header", -rc);
+	return rc;
+}
+
+struct store_writer *store_writer_create(const struct store_writer_params *p, char *err,
+					 size_t errlen)
+{
+	if (!p || !p->path || !*p->path) {
+		snprintf(err, errlen, "no output file given");
+		return NULL;
+	}
+	struct store_writer *w = mem_calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->fd = -1;
+	dbuf_init(&w->pend, STORE_MAX_FRAME_CONTENT);
+	dbuf_init(&w->index, (size_t)1 << 30);
+	msgpack_packer_init(&w->pk, w, pack_write);
+	w->flush_bytes = p->flush_bytes ? p->flush_bytes : STORE_DEFAULT_FLUSH_BYTES;
+	if (w->flush_bytes > STORE_MAX_FLUSH_BYTES)
+		w->flush_bytes = STORE_MAX_FLUSH_BYTES;
+	w->flush_ns = (int64_t)(p->flush_ms ? p->flush_ms : STORE_DEFAULT_FLUSH_MS) * 1000000;
+	int level = p->level ? p->level : STORE_DEFAULT_LEVEL;
+	if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()) {
+		snprintf(err, errlen, "compression level %d out of range (%d..%d)", level,
+			 ZSTD_minCLevel(), ZSTD_maxCLevel());
+		goto fail;
+	}
+	w->cctx = ZSTD_createCCtx();
+	if (!w->cctx ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1))) {
+		snprintf(err, errlen, "cannot set up zstd compression");
+		goto fail;
+	}
+	w->fd = open(p->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", p->path, strerror(errno));
+		goto fail;
+	}
+	/* An existing file keeps its mode under O_CREAT: force 0600. */
+	if (fchmod(w->fd, 0600) != 0) {
+		snprintf(err, errlen, "cannot make %s private (mode 0600): %s", p->path,
+			 strerror(errno));
+		goto fail;
+	}
+	if (write_header(w, p->meta) != 0) {
+		snprintf(err, errlen, "%s: %s", p->path, w->err);
+		goto fail;
+	}
+	return w;
+fail:
+	store_writer_free(w);
+	return NULL;
+}
+
+static int rec_begin(struct store_writer *w)
+{
+	if (w->failed) {
+		return w->failed;
+	}
+	w->pack_rc = 0;
+	return 0;
+}
+
+/* Finish a record packed from @p start: roll back on error, flush when due. */
+static int rec_end(struct store_writer *w, size_t start, int64_t ts, int is_session)
+{
+	if (w->pack_rc) {
+		int rc = w->pack_rc;
+		w->pend.len = start;
+		w->pack_rc = 0;
+		return rc;
+	}
+	int64_t now = clk_mono_ns();
+	if (!w->pend_records) {
+		w->pend_since = now;
+		w->pend_min_ts = w->pend_max_ts = ts;
+	} else {
+		if (ts < w->pend_min_ts)
+			w->pend_min_ts = ts;
+		if (ts > w->pend_max_ts)
+			w->pend_max_ts = ts;
+	}
+	w->pend_records++;
+	w->records++;
+	if (is_session)
+		w->sessions++;
+	else
+		w->results++;
+	if (w->pend.len >= w->flush_bytes || now - w->pend_since >= w->flush_ns)
+		return flush_frame(w);
+	return 0;
+}
+
+typedef void (*pack_fn)(msgpack_packer *pk, const void *rec);
+
+static void pack_session_v(msgpack_packer *pk, const void *rec)
+{
+	pack_session(pk, rec);
+}
+
+static void pack_result_v(msgpack_packer *pk, const void *rec)
+{
+	pack_result(pk, rec);
+}
+
+static int add_record(struct store_writer *w, pack_fn pack, const void *rec, int64_t ts,
+		      int is_session)
+{
+	int rc = rec_begin(w);
+	if (rc)
+		return rc;
+	size_t start = w->pend.len;
+	pack(&w->pk, rec);
+	if (w->pack_rc == -E2BIG && start > 0) {
+		/* The batch cannot take this record: write the batch, retry in an empty one. */
+		w->pend.len = start;
+		w->pack_rc = 0;
+		rc = flush_frame(w);
+		if (rc)
+			return rc;
+		start = 0;
+		pack(&w->pk, rec);
+	}
+	rc = rec_end(w, start, ts, is_session);
+	if (rc == -E2BIG)
+		snprintf(w->err, sizeof(w->err), "record larger than the frame limit (%u bytes)",
+			 STORE_MAX_FRAME_CONTENT);
+	else if (rc == -ENOMEM)
+		snprintf(w->err, sizeof(w->err), "out of memory");
+	return rc;
+}
+
+int store_writer_add_session(struct store_writer *w, const struct store_session *s)
+{
+	return add_record(w, pack_session_v, s, s->ts_req_first_ns, 1);
+}
+
+int store_writer_add_result(struct store_writer *w, const struct store_result *r)
+{
+	return add_record(w, pack_result_v, r, r->ts_sent_ns, 0);
+}
+
+int store_writer_tick(struct store_writer *w)
+{
+	if (!w->pend_records)
+		return 0;
+	if (clk_mono_ns() - w->pend_since < w->flush_ns)
+		return 0;
+	return flush_frame(w);
+}
+
+int store_writer_flush(struct store_writer *w)
+{
+	return flush_frame(w);
+}
+
+static int write_index(struct store_writer *w, const struct store_counter *counters,
+		       size_t n_counters)
+{
+	static const char *const own[] = {"store_records", "store_frames", "store_raw_bytes",
+					  "store_compressed_bytes", "store_write_errors"};
+	const uint64_t ownv[] = {w->records, w->frames, w->raw_bytes, w->comp_bytes,
+				 w->write_errors};
+	size_t n_own = sizeof(own) / sizeof(own[0]);
+	size_t nf = w->index.len / sizeof(struct widx);
+	msgpack_packer *pk = &w->pk;
+
+	dbuf_reset(&w->pend);
+	w->pack_rc = 0;
+	if (dbuf_append(&w->pend, "\0\0\0\0\0\0\0\0" STORE_INDEX_TAG, 12)) {
+		snprintf(w->err, sizeof(w->err), "out of memory");
+		return -ENOMEM;
+	}
+	msgpack_pack_map(pk, 7);
+	pk_key(pk, "v");
+	msgpack_pack_uint8(pk, 1);
+	pk_key(pk, "frames");
+	msgpack_pack_array(pk, nf);
+	for (size_t i = 0; i < nf; i++) {
+		struct widx e;
+		memcpy(&e, w->index.data + i * sizeof(e), sizeof(e));
+		msgpack_pack_array(pk, 5);
+		msgpack_pack_uint64(pk, e.off);
+		msgpack_pack_uint64(pk, e.size);
+		msgpack_pack_int64(pk, e.first_ts);
+		msgpack_pack_int64(pk, e.last_ts);
+		msgpack_pack_uint64(pk, e.records);
+	}
+	pk_key(pk, "records");
+	msgpack_pack_uint64(pk, w->records);
+	pk_key(pk, "sessions");
+	msgpack_pack_uint64(pk, w->sessions);
+	pk_key(pk, "results");
+	msgpack_pack_uint64(pk, w->results);
+	pk_key(pk, "raw_bytes");
+	msgpack_pack_uint64(pk, w->raw_bytes);
+	pk_key(pk, "counters");
+	size_t nc = 0;
+	for (size_t i = 0; i < n_counters; i++)
+		nc += counters[i].name != NULL;
+	msgpack_pack_map(pk, nc + n_own);
+	for (size_t i = 0; i < n_counters; i++) {
+		if (!counters[i].name)
+			continue;
+		pk_cstr(pk, counters[i].name);
+		msgpack_pack_uint64(pk, counters[i].value);
+	}
+	for (size_t i = 0; i < n_own; i++) {
+		pk_cstr(pk, own[i]);
+		msgpack_pack_uint64(pk, ownv[i]);
+	}
+	uint8_t tail[12];
+	int rc = w->pack_rc;
+	if (!rc && w->pend.len + 12 - 8 > STORE_INDEX_MAX)
+		rc = -E2BIG;
+	if (!rc) {
+		store_put_le32(tail, store_crc32c(0, w->pend.data + 8, w->pend.len - 8));
+		store_put_le32(tail + 4, (uint32_t)(w->pend.len + 12));
+		memcpy(tail + 8, STORE_INDEX_END_TAG, 4);
+		rc = dbuf_append(&w->pend, tail, 12);
+	}
+	if (rc) {
+		snprintf(w->err, sizeof(w->err), "index too large (%zu frames)", nf);
+		dbuf_reset(&w->pend);
+		return rc;
+	}
+	rc = write_skippable(w, STORE_MAGIC_INDEX, &w->pend);
+	dbuf_reset(&w->pend);
+	if (rc)
+		set_err(w, "cannot write store index", -rc);
+	return rc;
+}
+
+int store_writer_close(struct store_writer *w, const struct store_counter *counters,
+		       size_t n_counters, char *err, size_t errlen)
+{
+	if (!w)
+		return 0;
+	int rc = flush_frame(w);
+	if (!rc)
+		rc = write_index(w, counters, n_counters);
+	if (close(w->fd) != 0 && !rc) {
+		rc = -errno;
+		set_err(w, "cannot close store file", errno);
+	}
+	w->fd = -1;
+	if (rc && err && errlen)
+		snprintf(err, errlen, "%s", w->err[0] ? w->err : strerror(-rc));
+	else if (err && errlen)
+		err[0] = '\0';
+	store_writer_free(w);
+	return rc;
+}
+
+void store_writer_free(struct store_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	ZSTD_freeCCtx(w->cctx);
+	dbuf_release(&w->pend);
+	dbuf_release(&w->index);
+	mem_free(w->cbuf);
+	mem_free(w);
+}
+
+const char *store_writer_error(const struct store_writer *w)
+{
+	return w ? w->err : "";
+}

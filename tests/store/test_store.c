@@ -1,0 +1,797 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_store - the store format's promises (docs/format.md): every field
+ * survives a round trip, a file cut at every byte offset opens or fails
+ * cleanly and yields exactly the records of its whole frames, flipped bits
+ * are detected by the checksum and reported with the damaged frame's
+ * offset, seek by time works with and without the index, unknown keys and
+ * newer record versions are handled as specified, files are mode 0600.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <zstd.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "store/store.h"
+#include "store/store_private.h"
+#include "tests/store/store_sample.h"
+#include "tests/tap.h"
+
+static char tmpdir[256];
+
+static void path_in_tmp(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
+	if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+		free(p);
+		p = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return p;
+}
+
+static int spit(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	size_t w = fwrite(p, 1, n, f);
+	fclose(f);
+	return w == n ? 0 : -1;
+}
+
+/* Write sessions 0..n-1 (and results for every third) with small frames. */
+static int write_sample_file(const char *path, uint64_t n, size_t flush_bytes, int close_it)
+{
+	static const char *const rules[] = {"blue: header x-lane=blue", "green: path /g/*"};
+	struct store_meta meta = {.kind = "recording",
+				  .source = "pcap:test.pcap",
+				  .filter = "tcp port 8080",
+				  .rules = rules,
+				  .n_rules = 2,
+				  .host = "testhost",
+				  .start_ns = SAMPLE_T0};
+	struct store_writer_params p = {
+	    .path = path, .flush_bytes = flush_bytes, .flush_ms = 60000, .meta = &meta};
+	char err[256];
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	if (!w)
+		return -1;
+	struct sample x;
+	int rc = 0;
+	for (uint64_t i = 0; i < n && !rc; i++) {
+		sample_fill(&x, i);
+		rc = store_writer_add_session(w, &x.s);
+	}
+	for (uint64_t i = 0; i < n && !rc; i += 3) {
+		sample_fill_result(&x, i);
+		rc = store_writer_add_result(w, &x.r);
+	}
+	if (rc) {
+		store_writer_free(w);
+		return -1;
+	}
+	if (!close_it) {
+		rc = store_writer_flush(w);
+		store_writer_free(w);
+		return rc;
+	}
+	struct store_counter ctr[] = {{"packets", 1234}, {"tcp_gaps", 2}};
+	return store_writer_close(w, ctr, 2, err, sizeof(err));
+}
+
+/* Check that the records of @p r are the sample records (a subset, in order). */
+struct check {
+	uint64_t sessions, results, bad;
+};
+
+static struct check read_and_check(struct store_reader *r)
+{
+	struct check c = {0, 0, 0};
+	const struct store_record *rec;
+	struct sample x;
+	while (store_reader_next(r, &rec) == 1) {
+		if (rec->type == STORE_REC_SESSION) {
+			sample_fill(&x, rec->u.session.id);
+			if (sample_session_diff(&rec->u.session, &x.s))
+				c.bad++;
+			c.sessions++;
+		} else {
+			sample_fill_result(&x, rec->u.result.session_id);
+			if (sample_result_diff(&rec->u.result, &x.r))
+				c.bad++;
+			c.results++;
+		}
+	}
+	return c;
+}
+
+/* ---- round trip of every field, including the edge cases ---- */
+
+static void test_round_trip(void)
+{
+	char path[512];
+	path_in_tmp(path, sizeof(path), "rt.dyt");
+	struct store_writer_params p = {.path = path, .flush_bytes = 2048};
+	char err[256];
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	TAP_OK(w != NULL, "writer created (%.150s)", w ? "ok" : err);
+	if (!w)
+		return;
+
+	/* Edge cases: many and duplicate headers, empty values, unicode, binary, large body. */
+	static struct store_header many[300];
+	static char names[300][16];
+	for (int i = 0; i < 300; i++) {
+		snprintf(names[i], sizeof(names[i]), "X-H%d", i % 50); /* duplicates */
+		many[i].name = sample_cs(names[i]);
+		many[i].value = i % 10 == 0 ? sample_sl(NULL, 0) : sample_cs(names[i]);
+	}
+	size_t big_n = 3u << 20;
+	uint8_t *big = malloc(big_n);
+	for (size_t i = 0; i < big_n; i++)
+		big[i] = (uint8_t)(i * 2654435761u >> 13);
+	static const uint8_t binary[] = {0, 1, 2, 0xff, 0xfe, 0xc0, 0x80, '\n', 0};
+	const char *uni = "\xe6\x9f\x93\xe8\x89\xb2 \xf0\x9f\x8c\x88 caf\xc3\xa9";
+
+	struct store_session e[6];
+	memset(e, 0, sizeof(e));
+	for (int i = 0; i < 6; i++) {
+		e[i].id = 1000 + (uint64_t)i;
+		e[i].ip_version = 4;
+		e[i].req.present = true;
+		e[i].ts_req_first_ns = -5 + i; /* negative timestamps survive too */
+	}
+	/* 0: everything empty, no response */
+	/* 1: many headers, unicode lane and target */
+	e[1].lane = sample_cs(uni);
+	e[1].req.method = sample_cs("GET");
+	e[1].req.target = sample_cs("/\xe6\x9f\x93?x=\xc3\xa9");
+	e[1].req.headers = many;
+	e[1].req.n_headers = 300;
+	e[1].req.version_major = 1;
+	e[1].req.version_minor = 1;
+	/* 2: binary bodies both ways, all flags, max values */
+	e[2].ip_version = 6;
+	memset(e[2].src.addr, 0xff, 16);
+	e[2].src.port = 65535;
+	e[2].vlan = 4095;
+	e[2].conn_id = UINT64_MAX;
+	e[2].conn_index = UINT32_MAX;
+	e[2].flags = 0xff;
+	e[2].ts_req_last_ns = INT64_MAX;
+	e[2].ts_resp_first_ns = INT64_MIN;
+	e[2].req.method = sample_cs("POST");
+	e[2].req.body = sample_sl(binary, sizeof(binary));
+	e[2].req.body_len = UINT64_MAX;
+	e[2].req.truncated = true;
+	e[2].resp.present = true;
+	e[2].resp.status = 599;
+	e[2].resp.reason = sample_sl(NULL, 0);
+	e[2].resp.body = sample_sl(binary, sizeof(binary));
+	e[2].resp.body_len = sizeof(binary);
+	/* 3: large body (bigger than a flush, one record per frame) */
+	e[3].resp.present = true;
+	e[3].resp.status = 200;
+	e[3].resp.body = sample_sl(big, big_n);
+	e[3].resp.body_len = big_n;
+	e[3].resp.version_major = 1;
+	e[3].resp.version_minor = 0;
+	/* 4: HTTP/0.9 response with no headers and an empty body */
+	e[4].resp.present = true;
+	e[4].resp.version_major = 0;
+	e[4].resp.version_minor = 9;
+	/* 5: response with many headers too */
+	e[5].resp.present = true;
+	e[5].resp.headers = many;
+	e[5].resp.n_headers = 300;
+	e[5].req.headers = many + 1;
+	e[5].req.n_headers = 7;
+
+	int rc = 0;
+	for (int i = 0; i < 6; i++)
+		rc |= store_writer_add_session(w, &e[i]);
+	TAP_OK(rc == 0, "edge-case sessions added");
+	struct sample x;
+	for (uint64_t i = 0; i < 60; i++) {
+		sample_fill(&x, i);
+		rc |= store_writer_add_session(w, &x.s);
+	}
+	for (uint64_t i = 0; i < 60; i++) {
+		sample_fill_result(&x, i);
+		rc |= store_writer_add_result(w, &x.r);
+	}
+	struct store_result er;
+	memset(&er, 0, sizeof(er));
+	er.session_id = 1003;
+	er.error = STORE_ERR_OTHER;
+	er.error_msg = sample_cs(uni);
+	rc |= store_writer_add_result(w, &er);
+	TAP_OK(rc == 0, "sample sessions and results added");
+	struct store_counter ctr[] = {{"packets", 99}, {"bytes", 1ull << 40}};
+	rc = store_writer_close(w, ctr, 2, err, sizeof(err));
+	TAP_OK(rc == 0, "writer closed (%.150s)", rc ? err : "ok");
+
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	TAP_OK(r != NULL, "reader opened (%.150s)", r ? "ok" : err);
+	if (!r) {
+		free(big);
+		return;
+	}
+	const struct store_file_meta *m = store_reader_meta(r);
+	TAP_EQ_U64(m->format_version, STORE_FORMAT_VERSION, "format version");
+	TAP_OK(m->tool_version && strlen(m->tool_version) > 0, "tool version defaulted");
+	TAP_OK(m->kind == NULL && m->n_rules == 0, "absent metadata stays absent");
+
+	const struct store_record *rec;
+	int ok_edge = 1, ok_sample = 1, n = 0, nres = 0;
+	while (store_reader_next(r, &rec) == 1) {
+		if (rec->type == STORE_REC_SESSION && n < 6) {
+			const char *d = sample_session_diff(&rec->u.session, &e[n]);
+			if (d) {
+				printf("# edge session %d differs in %s\n", n, d);
+				ok_edge = 0;
+			}
+		} else if (rec->type == STORE_REC_SESSION) {
+			sample_fill(&x, (uint64_t)n - 6);
+			const char *d = sample_session_diff(&rec->u.session, &x.s);
+			if (d) {
+				printf("# session %d differs in %s\n", n, d);
+				ok_sample = 0;
+			}
+		} else if (nres < 60) {
+			sample_fill_result(&x, (uint64_t)nres);
+			const char *d = sample_result_diff(&rec->u.result, &x.r);
+			if (d) {
+				printf("# result %d differs in %s\n", nres, d);
+				ok_sample = 0;
+			}
+			nres++;
+		} else {
+			if (sample_result_diff(&rec->u.result, &er))
+				ok_sample = 0;
+			nres++;
+		}
+		if (rec->type == STORE_REC_SESSION)
+			n++;
+	}
+	TAP_OK(ok_edge, "edge-case sessions equal after round trip");
+	TAP_OK(ok_sample, "sample sessions and results equal after round trip");
+	const struct store_read_status *st = store_reader_status(r);
+	TAP_EQ_U64(st->sessions, 66, "session count");
+	TAP_EQ_U64(st->results, 61, "result count");
+	TAP_OK(st->has_index && !st->cut && st->damaged_frames == 0, "clean file with index");
+	TAP_OK(st->frames > 3, "several frames (%llu)", (unsigned long long)st->frames);
+	TAP_OK(st->raw_bytes > big_n && st->compressed_bytes < st->raw_bytes,
+	       "raw and compressed bytes counted");
+	int found = 0;
+	for (size_t i = 0; i < st->n_counters; i++) {
+		if (!strcmp(st->counters[i].name, "bytes") && st->counters[i].value == 1ull << 40)
+			found++;
+		if (!strcmp(st->counters[i].name, "store_records") && st->counters[i].value == 127)
+			found++;
+	}
+	TAP_EQ_U64(found, 2, "trailer counters read back (caller's and the writer's own)");
+	TAP_OK(st->first_ts_ns == -5, "first timestamp");
+	store_reader_free(r);
+	free(big);
+}
+
+/* ---- metadata, mode, errors ---- */
+
+static void test_meta_mode_errors(void)
+{
+	char path[512], err[256];
+	path_in_tmp(path, sizeof(path), "meta.dyt");
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	close(fd);
+	chmod(path, 0644);
+	TAP_OK(write_sample_file(path, 10, 0, 1) == 0, "sample file written over a 0644 file");
+	struct stat sb;
+	TAP_OK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "file mode is 0600 (%o)",
+	       (unsigned)(sb.st_mode & 0777));
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	TAP_OK(r != NULL, "opened");
+	if (r) {
+		const struct store_file_meta *m = store_reader_meta(r);
+		TAP_EQ_STR(m->kind, "recording", "meta kind");
+		TAP_EQ_STR(m->source, "pcap:test.pcap", "meta source");
+		TAP_EQ_STR(m->filter, "tcp port 8080", "meta filter");
+		TAP_EQ_STR(m->host, "testhost", "meta host");
+		TAP_OK(m->n_rules == 2 && !strcmp(m->rules[1], "green: path /g/*"), "meta rules");
+		TAP_OK(m->start_ns == SAMPLE_T0, "meta start time");
+		store_reader_free(r);
+	}
+
+	r = store_reader_open("/nonexistent/x.dyt", err, sizeof(err));
+	TAP_OK(!r && strstr(err, "cannot open /nonexistent/x.dyt"), "missing file: %.150s", err);
+	char other[512];
+	path_in_tmp(other, sizeof(other), "not-a-store.txt");
+	spit(other, "hello world, this is text\n", 26);
+	r = store_reader_open(other, err, sizeof(err));
+	TAP_OK(!r && strstr(err, "is not a dyetap store"), "text file refused: %.150s", err);
+	spit(other, "", 0);
+	r = store_reader_open(other, err, sizeof(err));
+	TAP_OK(!r && strstr(err, "is not a dyetap store"), "empty file refused: %.150s", err);
+
+	struct store_writer_params p = {.path = "/nonexistent/dir/x.dyt"};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	TAP_OK(!w && strstr(err, "cannot create /nonexistent/dir/x.dyt"), "create error: %.150s",
+	       err);
+	p.path = path;
+	p.level = 99;
+	w = store_writer_create(&p, err, sizeof(err));
+	TAP_OK(!w && strstr(err, "level"), "bad level refused: %.150s", err);
+
+	/* A newer format version is refused with a clear message. */
+	size_t n;
+	uint8_t *b = slurp(path, &n);
+	if (b) {
+		b[12] = 2; /* format version (the CRC then fails first: fix it up) */
+		uint32_t hn = b[4] | b[5] << 8 | b[6] << 16 | (uint32_t)b[7] << 24;
+		uint32_t crc = store_crc32c(0, b + 8, hn - 4);
+		memcpy(b + 8 + hn - 4, &crc, 4);
+		r = store_reader_open_mem(b, n, err, sizeof(err));
+		TAP_OK(!r && strstr(err, "version 2 is not supported"), "newer version: %.150s",
+		       err);
+		store_reader_free(r);
+		free(b);
+	}
+}
+
+/* ---- tick flushes on time ---- */
+
+static void test_tick(void)
+{
+	char path[512], err[256];
+	path_in_tmp(path, sizeof(path), "tick.dyt");
+	struct store_writer_params p = {.path = path, .flush_ms = 20};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	struct sample x;
+	sample_fill(&x, 1);
+	store_writer_add_session(w, &x.s);
+	struct stat a, b;
+	stat(path, &a);
+	store_writer_tick(w);
+	stat(path, &b);
+	TAP_OK(a.st_size == b.st_size, "tick before flush_ms writes nothing");
+	usleep(40000);
+	store_writer_tick(w);
+	stat(path, &b);
+	TAP_OK(b.st_size > a.st_size, "tick after flush_ms writes the frame");
+	store_writer_free(w);
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	struct check c = read_and_check(r);
+	TAP_OK(c.sessions == 1 && !store_reader_status(r)->has_index,
+	       "record readable from an unfinished file");
+	store_reader_free(r);
+}
+
+/* ---- truncation at every byte offset ---- */
+
+struct frame_info {
+	uint64_t off, size, records;
+};
+
+/* Frame boundaries of a clean file, from a full read with the index. */
+static size_t frames_of(const uint8_t *b, size_t n, struct frame_info *fi, size_t max,
+			uint64_t *data_start, uint64_t *index_off)
+{
+	/* Walk frames ourselves: header, zstd frames, index. */
+	uint32_t hn = b[4] | b[5] << 8 | b[6] << 16 | (uint32_t)b[7] << 24;
+	uint64_t pos = 8 + (uint64_t)hn;
+	*data_start = pos;
+	size_t k = 0;
+	while (pos < n && k < max) {
+		uint32_t m =
+		    b[pos] | b[pos + 1] << 8 | b[pos + 2] << 16 | (uint32_t)b[pos + 3] << 24;
+		if (m != 0xFD2FB528u)
+			break;
+		size_t cs = ZSTD_findFrameCompressedSize(b + pos, n - pos);
+		size_t ds = (size_t)ZSTD_getFrameContentSize(b + pos, cs);
+		uint8_t *out = malloc(ds ? ds : 1);
+		ZSTD_decompress(out, ds, b + pos, cs);
+		/* Count records with msgpack-c. */
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		size_t off = 0;
+		uint64_t recs = 0;
+		while (msgpack_unpack_next(&u, (const char *)out, ds, &off) ==
+		       MSGPACK_UNPACK_SUCCESS)
+			recs++;
+		msgpack_unpacked_destroy(&u);
+		free(out);
+		fi[k++] = (struct frame_info){pos, cs, recs};
+		pos += cs;
+	}
+	*index_off = pos;
+	return k;
+}
+
+static void test_truncation(void)
+{
+	char path[512], cut[512], err[256];
+	path_in_tmp(path, sizeof(path), "small.dyt");
+	path_in_tmp(cut, sizeof(cut), "cut.dyt");
+	TAP_OK(write_sample_file(path, 24, 600, 1) == 0, "small multi-frame file written");
+	log_set_level(LOG_ERROR);
+	size_t n;
+	uint8_t *b = slurp(path, &n);
+	if (!b)
+		return;
+	struct frame_info fi[64];
+	uint64_t ds, io;
+	size_t nf = frames_of(b, n, fi, 64, &ds, &io);
+	TAP_OK(nf >= 4, "file has %zu data frames (%zu bytes)", nf, n);
+
+	int bad_open = 0, bad_count = 0, bad_cut = 0, bad_content = 0, file_checked = 0;
+	for (size_t len = 0; len <= n; len++) {
+		uint8_t *prefix = malloc(len ? len : 1); /* exact size: ASan sees over-reads */
+		memcpy(prefix, b, len);
+		struct store_reader *r = store_reader_open_mem(prefix, len, err, sizeof(err));
+		if (len < ds) {
+			if (r || !err[0])
+				bad_open++;
+			store_reader_free(r);
+			free(prefix);
+			continue;
+		}
+		if (!r) {
+			bad_open++;
+			free(prefix);
+			continue;
+		}
+		uint64_t want = 0;
+		int boundary = len == ds || len == n;
+		for (size_t k = 0; k < nf; k++) {
+			if (fi[k].off + fi[k].size <= len)
+				want += fi[k].records;
+			if (fi[k].off + fi[k].size == len)
+				boundary = 1;
+		}
+		struct check c = read_and_check(r);
+		const struct store_read_status *st = store_reader_status(r);
+		if (c.sessions + c.results != want) {
+			if (bad_count++ < 5)
+				printf("# len %zu: %llu records, want %llu\n", len,
+				       (unsigned long long)(c.sessions + c.results),
+				       (unsigned long long)want);
+		}
+		if (c.bad)
+			bad_content++;
+		if (st->cut == boundary || st->damaged_frames) {
+			if (bad_cut++ < 5)
+				printf("# len %zu: cut=%d damaged=%llu boundary=%d\n", len, st->cut,
+				       (unsigned long long)st->damaged_frames, boundary);
+		}
+		if (st->cut && st->cut_offset > len)
+			bad_cut++;
+		store_reader_free(r);
+		if (len % 17 == 0 || boundary) {
+			/* The same through a real file. */
+			spit(cut, prefix, len);
+			r = store_reader_open(cut, err, sizeof(err));
+			struct check c2 = r ? read_and_check(r) : (struct check){0, 0, 1};
+			if (c2.sessions + c2.results != want || c2.bad)
+				bad_count++;
+			store_reader_free(r);
+			file_checked++;
+		}
+		free(prefix);
+	}
+	log_set_level(LOG_WARN);
+	TAP_EQ_U64(bad_open, 0, "every prefix opens or fails cleanly as expected");
+	TAP_EQ_U64(bad_count, 0, "records recovered = records of whole frames, at every cut");
+	TAP_EQ_U64(bad_content, 0, "recovered records intact");
+	TAP_EQ_U64(bad_cut, 0, "cut reported exactly when the file ends inside a frame");
+	TAP_OK(file_checked > 10, "file-based reads of %d prefixes agree", file_checked);
+	free(b);
+}
+
+/* ---- bit flips ---- */
+
+static void run_flips(const uint8_t *b, size_t n, const struct frame_info *fi, size_t nf,
+		      uint64_t ds, uint64_t io, int with_index, const char *what)
+{
+	char err[256];
+	uint64_t total = 0;
+	for (size_t k = 0; k < nf; k++)
+		total += fi[k].records;
+	int tried = 0, detected = 0, harmless = 0, wrong_off = 0, wrong_count = 0, corrupt = 0,
+	    opened_bad = 0;
+	uint8_t *c = malloc(n);
+	for (uint64_t pos = 0; pos < n; pos++) {
+		memcpy(c, b, n);
+		c[pos] ^= (uint8_t)(1u << (pos % 8));
+		tried++;
+		struct store_reader *r = store_reader_open_mem(c, n, err, sizeof(err));
+		if (pos < ds) {
+			/* Header bytes: refused (CRC) unless the flip is in the size field
+			 * and still lands on a verifiable header, which cannot happen. */
+			if (r)
+				opened_bad++;
+			else
+				detected++;
+			store_reader_free(r);
+			continue;
+		}
+		if (!r) {
+			opened_bad++;
+			continue;
+		}
+		struct check ch = read_and_check(r);
+		const struct store_read_status *st = store_reader_status(r);
+		if (ch.bad)
+			corrupt++; /* a record returned that differs: undetected corruption */
+		size_t k = 0;
+		while (k < nf && !(pos >= fi[k].off && pos < fi[k].off + fi[k].size))
+			k++;
+		if (pos >= io) {
+			/* Index bytes: the index is reported damaged, all records still read. */
+			if (st->damaged_frames && st->first_damage_offset == io &&
+			    ch.sessions + ch.results == total)
+				detected++;
+			else if (!st->damaged_frames && ch.sessions + ch.results == total &&
+				 !ch.bad)
+				harmless++;
+			else if (wrong_off++ < 8)
+				printf(
+				    "# %s index flip at %llu: damaged %llu at %llu, %llu records\n",
+				    what, (unsigned long long)pos,
+				    (unsigned long long)st->damaged_frames,
+				    (unsigned long long)st->first_damage_offset,
+				    (unsigned long long)(ch.sessions + ch.results));
+		} else if (!st->damaged_frames && !st->cut) {
+			if (ch.sessions + ch.results == total && !ch.bad)
+				harmless++; /* a bit zstd does not interpret (RFC 8878 Unused_bit)
+					     */
+			else
+				wrong_count++;
+		} else {
+			detected++;
+			if (st->damaged_frames && st->first_damage_offset != fi[k].off) {
+				if (wrong_off++ < 8)
+					printf("# %s flip at %llu: damage at %llu, frame at %llu\n",
+					       what, (unsigned long long)pos,
+					       (unsigned long long)st->first_damage_offset,
+					       (unsigned long long)fi[k].off);
+			}
+			/* With the index every other frame is read; without, at least the ones
+			 * before. */
+			uint64_t before = 0;
+			for (size_t j = 0; j < k; j++)
+				before += fi[j].records;
+			uint64_t got = ch.sessions + ch.results;
+			if (with_index ? got != total - fi[k].records : got < before) {
+				if (wrong_count++ < 3)
+					printf("# %s flip at %llu: %llu records, frame %zu\n", what,
+					       (unsigned long long)pos, (unsigned long long)got, k);
+			}
+		}
+		store_reader_free(r);
+	}
+	free(c);
+	TAP_EQ_U64(corrupt, 0, "%s: no flipped bit yields a changed record", what);
+	TAP_EQ_U64(opened_bad, 0, "%s: header flips refused, others open", what);
+	TAP_EQ_U64(wrong_off, 0, "%s: damage reported at the damaged frame's offset", what);
+	TAP_EQ_U64(wrong_count, 0, "%s: records of the other frames recovered", what);
+	TAP_OK(detected >= tried * 95 / 100, "%s: %d of %d flips detected (%d harmless)", what,
+	       detected, tried, harmless);
+}
+
+static void test_bit_flips(void)
+{
+	char path[512];
+	path_in_tmp(path, sizeof(path), "flip.dyt");
+	log_set_level(LOG_ERROR);
+	for (int with_index = 1; with_index >= 0; with_index--) {
+		if (write_sample_file(path, 15, 500, with_index) != 0)
+			continue;
+		size_t n;
+		uint8_t *b = slurp(path, &n);
+		struct frame_info fi[64];
+		uint64_t ds, io;
+		size_t nf = frames_of(b, n, fi, 64, &ds, &io);
+		run_flips(b, n, fi, nf, ds, io, with_index,
+			  with_index ? "with index" : "without index");
+		free(b);
+	}
+	log_set_level(LOG_WARN);
+}
+
+/* ---- seek by time ---- */
+
+static void test_seek(void)
+{
+	char path[512], err[256];
+	path_in_tmp(path, sizeof(path), "seek.dyt");
+	for (int with_index = 1; with_index >= 0; with_index--) {
+		struct store_writer_params p = {.path = path, .flush_ms = 60000};
+		struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+		struct sample x;
+		for (uint64_t i = 0; i < 50; i++) {
+			sample_fill(&x, i);
+			store_writer_add_session(w, &x.s);
+			if (i % 5 == 4)
+				store_writer_flush(w); /* frames of ids 5k..5k+4 */
+		}
+		if (with_index) {
+			store_writer_close(w, NULL, 0, err, sizeof(err));
+		} else {
+			store_writer_free(w);
+		}
+		struct store_reader *r = store_reader_open(path, err, sizeof(err));
+		const struct store_record *rec = NULL;
+		const char *what = with_index ? "index" : "scan";
+		TAP_OK(r && store_reader_status(r)->has_index == with_index, "%s: opened", what);
+		if (!r)
+			continue;
+		int rc = store_reader_seek_time(r, SAMPLE_T0 + 23 * 1000000);
+		rc |= store_reader_next(r, &rec) != 1;
+		TAP_OK(!rc && rec->u.session.id == 20,
+		       "%s: seek to id 23's time lands on frame of 20", what);
+		rc = store_reader_seek_time(r, SAMPLE_T0 + 25 * 1000000);
+		rc |= store_reader_next(r, &rec) != 1;
+		TAP_OK(!rc && rec->u.session.id == 25, "%s: seek to a frame's first record", what);
+		rc = store_reader_seek_time(r, 0);
+		rc |= store_reader_next(r, &rec) != 1;
+		TAP_OK(!rc && rec->u.session.id == 0, "%s: seek before the start", what);
+		rc = store_reader_seek_time(r, SAMPLE_T0 + 1000LL * 1000000);
+		TAP_OK(rc == 0 && store_reader_next(r, &rec) == 0, "%s: seek past the end", what);
+		rc = store_reader_seek_time(r, SAMPLE_T0 + 48 * 1000000);
+		uint64_t cnt = 0;
+		while (store_reader_next(r, &rec) == 1)
+			cnt++;
+		TAP_EQ_U64(cnt, 5, "%s: reading on after a seek", what);
+		store_reader_free(r);
+	}
+}
+
+/* ---- versioning: unknown keys, newer versions, unknown types, bad fields ---- */
+
+static int pk_buf(void *data, const char *buf, size_t len)
+{
+	return dbuf_append(data, buf, len);
+}
+
+static void pk_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+	msgpack_pack_str_with_body(pk, k, strlen(k));
+	msgpack_pack_str_with_body(pk, v, strlen(v));
+}
+
+static void test_versioning(void)
+{
+	char path[512], err[256];
+	path_in_tmp(path, sizeof(path), "ver.dyt");
+	struct store_writer_params p = {.path = path};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	store_writer_flush(w);
+	store_writer_free(w); /* header only */
+
+	struct dbuf b;
+	dbuf_init(&b, 1 << 20);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &b, pk_buf);
+	/* 1: a session with extra unknown keys (nested) and "t" before "v". */
+	msgpack_pack_map(&pk, 6);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "zz_future", 9);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_map(&pk, 1);
+	pk_kv_str(&pk, "a", "b");
+	msgpack_pack_double(&pk, 1.5);
+	msgpack_pack_str_with_body(&pk, "v", 1);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "id", 2);
+	msgpack_pack_uint64(&pk, 7);
+	pk_kv_str(&pk, "lane", "blue");
+	msgpack_pack_str_with_body(&pk, "req", 3);
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str(&pk, "method", "GET");
+	pk_kv_str(&pk, "x_new", "ignored");
+	/* 2: a session of schema version 2: skipped */
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "v", 1);
+	msgpack_pack_uint8(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "id", 2);
+	msgpack_pack_uint64(&pk, 8);
+	/* 3: an unknown record type: skipped */
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "v", 1);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_uint8(&pk, 9);
+	/* 4: a field of the wrong type: skipped */
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "v", 1);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_uint8(&pk, 1);
+	pk_kv_str(&pk, "id", "not a number");
+	/* 5: not a map: skipped */
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_nil(&pk);
+	/* 6: a result with bin strings instead of str */
+	msgpack_pack_map(&pk, 4);
+	msgpack_pack_str_with_body(&pk, "v", 1);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str_with_body(&pk, "t", 1);
+	msgpack_pack_uint8(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "session_id", 10);
+	msgpack_pack_uint64(&pk, 7);
+	msgpack_pack_str_with_body(&pk, "role", 4);
+	msgpack_pack_bin_with_body(&pk, "candidate", 9);
+
+	size_t cap = ZSTD_compressBound(b.len);
+	uint8_t *z = malloc(cap);
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	size_t zn = ZSTD_compress2(cc, z, cap, b.data, b.len);
+	ZSTD_freeCCtx(cc);
+	FILE *f = fopen(path, "ab");
+	fwrite(z, 1, zn, f);
+	fclose(f);
+	free(z);
+	dbuf_release(&b);
+
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	const struct store_record *rec;
+	int n = 0, ok = 1;
+	while (r && store_reader_next(r, &rec) == 1) {
+		n++;
+		if (n == 1)
+			ok &= rec->type == STORE_REC_SESSION && rec->u.session.id == 7 &&
+			      rec->u.session.lane.len == 4 && rec->u.session.req.method.len == 3;
+		if (n == 2)
+			ok &= rec->type == STORE_REC_RESULT && rec->u.result.session_id == 7 &&
+			      rec->u.result.role.len == 9;
+	}
+	TAP_OK(n == 2 && ok, "unknown keys ignored, bin accepted for strings (%d records)", n);
+	TAP_EQ_U64(r ? store_reader_status(r)->skipped_records : 0, 4,
+		   "newer version, unknown type, bad field, non-map skipped and counted");
+	TAP_EQ_U64(r ? store_reader_status(r)->damaged_frames : 1, 0, "no damage reported");
+	store_reader_free(r);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		printf("Bail out! cannot create a temporary directory\n");
+		return 1;
+	}
+	test_round_trip();
+	test_meta_mode_errors();
+	test_tick();
+	test_truncation();
+	test_bit_flips();
+	test_seek();
+	test_versioning();
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", tmpdir);
+	return tap_done();
+}
