@@ -40,7 +40,10 @@ struct http1_params {
 enum http1_status {
 	HTTP1_NEED_MORE = 0, /**< all input consumed, message not complete */
 	HTTP1_COMPLETE = 1,  /**< a message completed; take it, then http1_next() */
-	HTTP1_TUNNEL = 2,    /**< CONNECT accepted / 101 Upgrade: the rest is not HTTP */
+	HTTP1_TUNNEL = 2,    /**< CONNECT / Upgrade: the rest is not HTTP. For a request
+			      *   parser: a CONNECT or Upgrade request (complete); whether
+			      *   a tunnel follows depends on the response. http1_next()
+			      *   resumes HTTP parsing, for when the peer refused. */
 	HTTP1_ERROR = -1,    /**< malformed; see http1_error() */
 };
 
@@ -89,6 +92,23 @@ void http1_expect_response_to(struct http1_parser *p, const struct store_slice *
 
 /** True when the message was a 1xx interim response (100-continue etc.). */
 bool http1_message_interim(const struct http1_parser *p);
+
+/**
+ * Trailer fields of the current chunked message (after the body), kept
+ * apart from message->headers. Borrowed like http1_message().
+ * @param n  set to the number of trailer fields (0: returns NULL).
+ */
+const struct store_header *http1_message_trailers(const struct http1_parser *p, size_t *n);
+
+/**
+ * Kind of the last HTTP1_ERROR: 0 none, -EBADMSG malformed or cut short,
+ * -E2BIG the request/status line + header block (or trailers) went over
+ * max_header_bytes, -ENOMEM allocation failure.
+ */
+int http1_errno(const struct http1_parser *p);
+
+/** Approximate bytes held by the parser (for memcaps). */
+size_t http1_parser_mem(const struct http1_parser *p);
 
 /** Short reason of the last HTTP1_ERROR, e.g. "invalid header token". Borrowed, static. */
 const char *http1_error(const struct http1_parser *p);

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * flow - bounded TCP connection table with per-direction reassembly.
+ *
+ * Every decoded TCP segment is looked up by its 5-tuple (plus VLAN) in a
+ * preallocated hash table; the matching connection's two reassembly
+ * streams (reasm.h) turn segments into in-order bytes and gaps that go to
+ * the caller's flow_ops together with the connection's life cycle:
+ * open -> data/gap (client->server and server->client) -> close.
+ *
+ * - Direction: the SYN sender is the client; a SYN-ACK sender the server;
+ *   without a handshake (midstream pickup, counted) a well-known HTTP port
+ *   or else the lower port is the server. The HTTP layer may still swap
+ *   roles from content.
+ * - A connection opens on a SYN, a SYN-ACK or a segment with payload; a
+ *   bare ACK/FIN/RST of an unknown connection is counted and ignored.
+ * - Close: RST at once; FIN when both sides sent FIN and every byte before
+ *   them was delivered; idle timeout; eviction of the least recently used
+ *   connection when the table is full; end of capture (flow_finish()).
+ *   Holes left at close become gaps.
+ * - A closed connection stays in the table for closed_timeout so late
+ *   packets are recognised (counted, ignored); a new SYN on it with another
+ *   ISN starts a new connection (port reuse, counted).
+ *
+ * Memory: max_flows entries are allocated once at creation; there is no
+ * allocation per packet (out-of-order bytes excepted, bounded by reasm's caps).
+ * Time is the packets' capture time (flow_advance() moves it on idle links).
+ * Thread-safety: a table is used by one thread.
+ */
+#ifndef DYETAP_CAPTURE_FLOW_H
+#define DYETAP_CAPTURE_FLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture/decode.h"
+#include "capture/reasm.h"
+#include "common/counters.h"
+
+/** Flow table counters (see flow_ctr_descs). */
+struct flow_stats {
+	uint64_t created;	   /**< connections opened */
+	uint64_t midstream;	   /**< ... picked up without a handshake */
+	uint64_t dir_from_port;	   /**< ... whose direction came from the port heuristic */
+	uint64_t closed_fin;	   /**< closed by FIN on both sides */
+	uint64_t closed_rst;	   /**< closed by RST */
+	uint64_t timeouts;	   /**< closed after the idle timeout */
+	uint64_t evicted;	   /**< closed early because the table was full */
+	uint64_t ended_eof;	   /**< still open when the capture ended */
+	uint64_t port_reuse;	   /**< new connection on the tuple of an old one */
+	uint64_t pkts_no_flow;	   /**< bare ACK/FIN/RST of an unknown connection (ignored) */
+	uint64_t pkts_after_close; /**< packets of a closed connection (ignored) */
+	uint64_t active_peak;	   /**< most connections open at once */
+};
+
+extern const struct ctr_desc flow_ctr_descs[];
+extern const size_t flow_ctr_count;
+
+/** How a connection ended. */
+enum flow_end {
+	FLOW_END_FIN = 1,
+	FLOW_END_RST = 2,
+	FLOW_END_TIMEOUT = 3, /**< idle timeout or eviction */
+	FLOW_END_EOF = 4,     /**< the capture ended */
+};
+
+/** What is known about a connection when it opens. Copied by the callee. */
+struct flow_info {
+	uint8_t ip_version;
+	uint8_t client_addr[16];
+	uint8_t server_addr[16];
+	uint16_t client_port;
+	uint16_t server_port;
+	uint16_t vlan;
+	uint64_t conn_id; /**< 1, 2, 3... in the order connections open */
+	bool midstream;	  /**< no handshake seen */
+	int64_t ts_ns;	  /**< time of the first packet */
+};
+
+/**
+ * The consumer of connections. dir is 0 for client->server bytes, 1 for
+ * server->client. open() returns the consumer's per-connection state
+ * (NULL: the connection is tracked but nothing is delivered); close()
+ * ends it and must release it.
+ */
+struct flow_ops {
+	void *(*open)(void *ctx, const struct flow_info *info);
+	void (*data)(void *ctx, void *conn, int dir, const uint8_t *data, size_t len,
+		     int64_t ts_ns);
+	void (*gap)(void *ctx, void *conn, int dir, uint64_t len, int64_t ts_ns);
+	void (*close)(void *ctx, void *conn, enum flow_end how, int64_t ts_ns);
+};
+
+struct flow_params {
+	uint32_t max_flows;	    /**< table size; 0 = 262144 */
+	int64_t idle_timeout_ns;    /**< 0 = 300 s */
+	int64_t closed_timeout_ns;  /**< 0 = 10 s */
+	struct reasm_params reasm;  /**< caps of out-of-order buffering */
+	const struct flow_ops *ops; /**< borrowed for the table's life */
+	void *ops_ctx;
+	struct flow_stats *stats;   /**< borrowed, must not be NULL */
+	struct reasm_stats *rstats; /**< borrowed, must not be NULL */
+};
+
+struct flow_table;
+
+/** Create a table (allocates max_flows entries). NULL on allocation failure. */
+struct flow_table *flow_table_create(const struct flow_params *p);
+
+/** Free; accepts NULL. Open connections are dropped without close (call flow_finish()). */
+void flow_table_free(struct flow_table *t);
+
+/** Process one decoded segment captured at @p ts_ns. */
+void flow_packet(struct flow_table *t, const struct decode_pkt *pkt, int64_t ts_ns);
+
+/** Move time to @p now_ns: close idle connections. */
+void flow_advance(struct flow_table *t, int64_t now_ns);
+
+/** Close every open connection (FLOW_END_EOF) and empty the table. */
+void flow_finish(struct flow_table *t);
+
+/** Connections open now. */
+size_t flow_active(const struct flow_table *t);
+
+#endif

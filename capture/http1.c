@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http1 - incremental HTTP/1.x message parser over llhttp (see http1.h).
+ *
+ * References: RFC 9112 (HTTP/1.1 message syntax: framing §6, chunked
+ * coding and trailers §7.1, close-delimited bodies §6.3), RFC 9110 §9.3.6
+ * (CONNECT), §15.2 (1xx), §15.3.5/§15.4.5 (204/304 carry no body), §7.8
+ * (Upgrade); llhttp 8.1 (Debian node-llhttp), whose callbacks we drive.
+ *
+ * Memory: the request/status line and header fields are copied once, as
+ * llhttp hands out their spans, into one header block (a dbuf capped at
+ * max_header_bytes); the message's slices point into it. Because the block
+ * may move while it grows (and trailers arrive after the body), fields are
+ * kept as offsets and turned into pointers ("fixup") before any message
+ * view is handed out. The body goes to a second dbuf capped at max_body;
+ * body_len counts every de-chunked byte, so a 1 GiB body costs at most the
+ * cap.
+ *
+ * Message boundaries: on_message_complete returns HPE_PAUSED, so
+ * llhttp_execute() stops right after the message and its error position is
+ * the first byte not consumed; http1_next() resumes. CONNECT requests,
+ * Upgrade requests and 101/2xx-to-CONNECT responses make llhttp return
+ * HPE_PAUSED_UPGRADE, reported as HTTP1_TUNNEL.
+ *
+ * Leniency (what real peers accept, so capture does not lose traffic a
+ * server answered):
+ *  - LENIENT_HEADERS: header values with bytes outside the RFC token set
+ *    (raw UTF-8, control characters) are kept as is; browsers and nginx
+ *    accept them.
+ *  - LENIENT_KEEP_ALIVE: after "Connection: close" or an HTTP/1.0 message
+ *    further bytes on the stream are still parsed (an observer must not
+ *    discard what a peer did send).
+ *  - LENIENT_CHUNKED_LENGTH: Transfer-Encoding together with
+ *    Content-Length is accepted; Transfer-Encoding wins (RFC 9112 §6.3 p3).
+ * Not lenient: unknown methods (llhttp only knows the registered ones),
+ * malformed chunk sizes, invalid Content-Length: these are errors.
+ * HTTP/0.9 simple requests ("GET /path" CRLF) are an error ("http/0.9
+ * request not supported", message partial with version 0.9): llhttp would
+ * wait for header lines, and the answer is a bare body without status line.
+ *
+ * Trailers (chunked coding): parsed into the same header block, counted
+ * against the header cap, and kept apart from the header list:
+ * http1_message_trailers() returns them, message.headers never includes
+ * them (a replay must not send them as headers).
+ */
+#include "capture/http1.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/dbuf.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "llhttp.h"
+
+#define HTTP1_LOG(lvl, ...) LOG_MSG(lvl, "http1", __VA_ARGS__)
+
+#define HTTP1_DEFAULT_MAX_HEADER (64u * 1024u)
+#define HTTP1_DEFAULT_MAX_BODY	 (1024u * 1024u)
+
+enum http1_state {
+	ST_IDLE = 0, /* between messages, nothing of the next one seen */
+	ST_IN_MSG,   /* a message has begun */
+	ST_DONE,     /* a message completed; waiting for http1_next() */
+	ST_TUNNEL,   /* CONNECT / Upgrade: the rest is not HTTP */
+	ST_ERROR,    /* malformed input or cut by finish */
+};
+
+enum http1_span {
+	SPAN_NONE = 0,
+	SPAN_FIELD,
+	SPAN_VALUE,
+};
+
+/* One header or trailer field as offsets into the header block. */
+struct http1_field {
+	size_t name_off, name_len;
+	size_t val_off, val_len;
+};
+
+struct http1_parser {
+	llhttp_t ll;
+	llhttp_settings_t settings; /* referenced by ll: lives as long as it */
+	enum http1_type type;
+	size_t max_header;
+	size_t max_body;
+
+	struct dbuf block; /* request/status line pieces and fields */
+	struct dbuf body;  /* stored body bytes, <= max_body */
+
+	struct http1_field *fields; /* headers then trailers */
+	struct store_header *views; /* same count, pointers after fixup */
+	size_t n_fields, cap_fields;
+	size_t n_headers; /* fields before the body; the rest are trailers */
+	bool headers_done;
+	enum http1_span span;
+
+	size_t method_off, method_len;
+	size_t target_off, target_len;
+	size_t reason_off, reason_len;
+
+	struct store_message msg;
+	enum http1_state state;
+	bool interim;
+	bool expect_head;
+	bool expect_connect;
+	int err; /* 0, -EBADMSG, -E2BIG, -ENOMEM */
+	const char *errmsg;
+};
+
+static const uint8_t http1_empty[1];
+
+static struct http1_parser *http1_of(llhttp_t *ll)
+{
+	return (struct http1_parser *)ll->data;
+}
+
+/* Fail the parse from inside a callback with a static reason. */
+static int http1_cb_fail(struct http1_parser *p, int err, const char *why)
+{
+	p->err = err;
+	p->errmsg = why;
+	llhttp_set_error_reason(&p->ll, why);
+	return HPE_USER;
+}
+
+/* Append a span to the header block; errors as an llhttp callback. */
+static int http1_block_add(struct http1_parser *p, const char *at, size_t len)
+{
+	int rc = dbuf_append(&p->block, at, len);
+	if (rc == -E2BIG)
+		return http1_cb_fail(p, -E2BIG, "header block too large");
+	if (rc)
+		return http1_cb_fail(p, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static int http1_on_message_begin(llhttp_t *ll)
+{
+	struct http1_parser *p = http1_of(ll);
+	p->state = ST_IN_MSG;
+	p->msg.present = true;
+	return 0;
+}
+
+static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = http1_of(ll);
+	if (p->method_len == 0)
+		p->method_off = p->block.len;
+	p->method_len += len;
+	return http1_block_add(p, at, len);
+}
+
+static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = http1_of(ll);
+	if (p->target_len == 0)
+		p->target_off = p->block.len;
+	p->target_len += len;
+	return http1_block_add(p, at, len);
+}
+
+static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = http1_of(ll);
+	if (p->reason_len == 0)
+		p->reason_off = p->block.len;
+	p->reason_len += len;
+	return http1_block_add(p, at, len);
+}
+
+static int http1_new_field(struct http1_parser *p)
+{
+	if (p->n_fields == p->cap_fields) {
+		/* Every field stores at least one name byte in the block, so the
+		 * block cap bounds the field count too. */
+		if (p->n_fields >= p->max_header)
+			return http1_cb_fail(p, -E2BIG, "header block too large");
+		size_t ncap = p->cap_fields ? p->cap_fields * 2 : 16;
+		struct http1_field *nf = mem_realloc(p->fields, ncap * sizeof(*nf));
+		if (!nf)
+			return http1_cb_fail(p, -ENOMEM, "out of memory");
+		p->fields = nf;
+		struct store_header *nv = mem_realloc(p->views, ncap * sizeof(*nv));
+		if (!nv)
+			return http1_cb_fail(p, -ENOMEM, "out of memory");
+		p->views = nv;
+		p->cap_fields = ncap;
+	}
+	struct http1_field *f = &p->fields[p->n_fields++];
+	f->name_off = p->block.len;
+	f->name_len = 0;
+	f->val_off = p->block.len;
+	f->val_len = 0;
+	return 0;
+}
+
+static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = http1_of(ll);
+	if (p->span != SPAN_FIELD) {
+		int rc = http1_new_field(p);
+		if (rc)
+			return rc;
+		p->span = SPAN_FIELD;
+	}
+	p->fields[p->n_fields - 1].name_len += len;
+	return http1_block_add(p, at, len);
+}
+
+static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = http1_of(ll);
+	if (p->n_fields == 0)
+		return 0; /* llhttp never does this; be safe */
+	struct http1_field *f = &p->fields[p->n_fields - 1];
+	if (p->span != SPAN_VALUE) {
+		f->val_off = p->block.len;
+		f->val_len = 0;
+		p->span = SPAN_VALUE;
+	}
+	f->val_len += len;
+	return http1_block_add(p, at, len);
+}
+
+static int http1_on_headers_complete(llhttp_t *ll)
+{
+	struct http1_parser *p = http1_of(ll);
+	p->n_headers = p->n_fields;
+	p->headers_done = true;
+	p->span = SPAN_NONE;
+	p->msg.version_major = ll->http_major;
+	p->msg.version_minor = ll->http_minor;
+	if (p->type == HTTP1_RESPONSE) {
+		uint16_t st = ll->status_code;
+		p->msg.status = st;
+		p->interim = st >= 100 && st < 200 && st != 101;
+		if (p->interim)
+			return 0; /* llhttp knows 1xx has no body */
+		if (st == 204 || st == 304)
+			return 1; /* RFC 9110 §15.3.5, §15.4.5: never a body */
+		if (p->expect_connect && st >= 200 && st < 300)
+			return 2; /* no body, the rest is the tunnel */
+		if (p->expect_head)
+			return 1; /* no body whatever the headers say */
+	}
+	return 0;
+}
+
+static int http1_on_body(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = http1_of(ll);
+	p->msg.body_len += len;
+	size_t room = p->max_body - p->body.len;
+	size_t take = len < room ? len : room;
+	if (take && dbuf_append(&p->body, at, take) != 0) {
+		HTTP1_LOG(LOG_DEBUG, "body buffer allocation failed; truncating");
+		p->body.max = p->body.len; /* stop trying; count the rest */
+	}
+	if (p->msg.body_len > p->body.len)
+		p->msg.truncated = true;
+	return 0;
+}
+
+static int http1_on_message_complete(llhttp_t *ll)
+{
+	struct http1_parser *p = http1_of(ll);
+	p->state = ST_DONE;
+	/* With upgrade set llhttp returns HPE_PAUSED_UPGRADE right after this
+	 * callback; pausing here too would hide it. */
+	if (ll->upgrade)
+		return 0;
+	return HPE_PAUSED;
+}
+
+static void http1_slice(const struct http1_parser *p, struct store_slice *s, size_t off, size_t len)
+{
+	s->ptr = len ? p->block.data + off : http1_empty;
+	s->len = len;
+}
+
+/* Turn offsets into pointers: the block may have moved since they were taken. */
+static void http1_fixup(struct http1_parser *p)
+{
+	for (size_t i = 0; i < p->n_fields; i++) {
+		const struct http1_field *f = &p->fields[i];
+		http1_slice(p, &p->views[i].name, f->name_off, f->name_len);
+		http1_slice(p, &p->views[i].value, f->val_off, f->val_len);
+	}
+	p->msg.headers = p->n_fields ? p->views : NULL;
+	p->msg.n_headers = p->headers_done ? p->n_headers : p->n_fields;
+	if (p->type == HTTP1_REQUEST) {
+		http1_slice(p, &p->msg.method, p->method_off, p->method_len);
+		http1_slice(p, &p->msg.target, p->target_off, p->target_len);
+		if (!p->headers_done) {
+			p->msg.version_major = p->ll.http_major;
+			p->msg.version_minor = p->ll.http_minor;
+		}
+	} else {
+		http1_slice(p, &p->msg.reason, p->reason_off, p->reason_len);
+		if (!p->headers_done) {
+			p->msg.status = p->ll.status_code;
+			p->msg.version_major = p->ll.http_major;
+			p->msg.version_minor = p->ll.http_minor;
+		}
+	}
+	p->msg.body.ptr = p->body.len ? p->body.data : http1_empty;
+	p->msg.body.len = p->body.len;
+}
+
+/* Forget the message (keeps allocations). */
+static void http1_clear_msg(struct http1_parser *p)
+{
+	dbuf_reset(&p->block);
+	dbuf_reset(&p->body);
+	p->body.max = p->max_body;
+	p->n_fields = 0;
+	p->n_headers = 0;
+	p->headers_done = false;
+	p->span = SPAN_NONE;
+	p->method_off = p->method_len = 0;
+	p->target_off = p->target_len = 0;
+	p->reason_off = p->reason_len = 0;
+	memset(&p->msg, 0, sizeof(p->msg));
+	p->interim = false;
+	p->err = 0;
+	p->errmsg = NULL;
+}
+
+struct http1_parser *http1_parser_create(const struct http1_params *prm)
+{
+	struct http1_parser *p = mem_calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->type = prm->type == HTTP1_RESPONSE ? HTTP1_RESPONSE : HTTP1_REQUEST;
+	p->max_header = prm->max_header_bytes ? prm->max_header_bytes : HTTP1_DEFAULT_MAX_HEADER;
+	p->max_body = prm->max_body ? prm->max_body : HTTP1_DEFAULT_MAX_BODY;
+	dbuf_init(&p->block, p->max_header);
+	dbuf_init(&p->body, p->max_body);
+
+	llhttp_settings_init(&p->settings);
+	p->settings.on_message_begin = http1_on_message_begin;
+	p->settings.on_method = http1_on_method;
+	p->settings.on_url = http1_on_url;
+	p->settings.on_status = http1_on_status;
+	p->settings.on_header_field = http1_on_header_field;
+	p->settings.on_header_value = http1_on_header_value;
+	p->settings.on_headers_complete = http1_on_headers_complete;
+	p->settings.on_body = http1_on_body;
+	p->settings.on_message_complete = http1_on_message_complete;
+	http1_reset(p);
+	return p;
+}
+
+void http1_parser_free(struct http1_parser *p)
+{
+	if (!p)
+		return;
+	dbuf_release(&p->block);
+	dbuf_release(&p->body);
+	mem_free(p->fields);
+	mem_free(p->views);
+	mem_free(p);
+}
+
+void http1_reset(struct http1_parser *p)
+{
+	llhttp_init(&p->ll, p->type == HTTP1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST, &p->settings);
+	p->ll.data = p;
+	llhttp_set_lenient_headers(&p->ll, 1);
+	llhttp_set_lenient_keep_alive(&p->ll, 1);
+	llhttp_set_lenient_chunked_length(&p->ll, 1);
+	http1_clear_msg(p);
+	p->state = ST_IDLE;
+	p->expect_head = false;
+	p->expect_connect = false;
+}
+
+enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t len,
+			     size_t *consumed)
+{
+	*consumed = 0;
+	switch (p->state) {
+	case ST_DONE:
+		return HTTP1_COMPLETE;
+	case ST_TUNNEL:
+		return HTTP1_TUNNEL;
+	case ST_ERROR:
+		return HTTP1_ERROR;
+	default:
+		break;
+	}
+	if (len == 0)
+		return HTTP1_NEED_MORE;
+	const char *start = (const char *)data;
+	llhttp_errno_t e = llhttp_execute(&p->ll, start, len);
+	const char *pos = llhttp_get_error_pos(&p->ll);
+	size_t used = len;
+	if (e != HPE_OK && pos >= start && pos <= start + len)
+		used = (size_t)(pos - start);
+	*consumed = used;
+
+	enum http1_status st;
+	if (e == HPE_OK && p->type == HTTP1_REQUEST && p->state == ST_IN_MSG &&
+	    p->ll.http_major == 0 && p->ll.http_minor == 9) {
+		/* llhttp takes "GET /path" CRLF as 0.9 and then waits for header
+		 * lines that never come; the response would be a bare body. */
+		p->state = ST_ERROR;
+		p->err = -EBADMSG;
+		p->errmsg = "http/0.9 request not supported";
+		st = HTTP1_ERROR;
+	} else if (e == HPE_OK) {
+		st = HTTP1_NEED_MORE;
+	} else if (e == HPE_PAUSED && p->state == ST_DONE) {
+		st = HTTP1_COMPLETE;
+	} else if (e == HPE_PAUSED_UPGRADE) {
+		p->state = ST_TUNNEL;
+		st = HTTP1_TUNNEL;
+	} else {
+		p->state = ST_ERROR;
+		if (!p->err) {
+			p->err = -EBADMSG;
+			p->errmsg = llhttp_get_error_reason(&p->ll);
+			if (!p->errmsg)
+				p->errmsg = llhttp_errno_name(e);
+		}
+		p->msg.present = true;
+		st = HTTP1_ERROR;
+	}
+	http1_fixup(p);
+	return st;
+}
+
+enum http1_status http1_finish(struct http1_parser *p)
+{
+	switch (p->state) {
+	case ST_IDLE:
+		return HTTP1_NEED_MORE;
+	case ST_DONE:
+		return HTTP1_COMPLETE;
+	case ST_TUNNEL:
+		return HTTP1_TUNNEL;
+	case ST_ERROR:
+		return HTTP1_ERROR;
+	case ST_IN_MSG:
+		break;
+	}
+	/* A close-delimited body ends here (llhttp calls on_message_complete);
+	 * anything else in progress was cut short. */
+	if (llhttp_message_needs_eof(&p->ll))
+		(void)llhttp_finish(&p->ll);
+	if (p->state == ST_DONE) {
+		http1_fixup(p);
+		return HTTP1_COMPLETE;
+	}
+	p->state = ST_ERROR;
+	p->err = -EBADMSG;
+	p->errmsg = "connection closed inside a message";
+	http1_fixup(p);
+	return HTTP1_ERROR;
+}
+
+const struct store_message *http1_message(const struct http1_parser *p)
+{
+	return &p->msg;
+}
+
+bool http1_message_partial(const struct http1_parser *p)
+{
+	return p->state == ST_IN_MSG || p->state == ST_ERROR;
+}
+
+const struct store_header *http1_message_trailers(const struct http1_parser *p, size_t *n)
+{
+	if (!p->headers_done || p->n_fields <= p->n_headers) {
+		*n = 0;
+		return NULL;
+	}
+	*n = p->n_fields - p->n_headers;
+	return p->views + p->n_headers;
+}
+
+void http1_next(struct http1_parser *p)
+{
+	enum http1_state was = p->state;
+	bool final = !p->interim;
+	http1_clear_msg(p);
+	if (final) {
+		p->expect_head = false;
+		p->expect_connect = false;
+	}
+	switch (was) {
+	case ST_DONE:
+		p->state = ST_IDLE;
+		llhttp_resume(&p->ll);
+		break;
+	case ST_TUNNEL:
+		/* The peer refused the upgrade (or the caller wants to go on):
+		 * parse what follows as HTTP again, from a clean state. */
+		llhttp_reset(&p->ll);
+		p->state = ST_IDLE;
+		break;
+	case ST_ERROR:
+		llhttp_reset(&p->ll);
+		p->state = ST_IDLE;
+		break;
+	default:
+		break;
+	}
+}
+
+static bool http1_method_is(const struct store_slice *m, const char *name)
+{
+	size_t n = strlen(name);
+	if (!m || m->len != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = m->ptr[i];
+		if (c >= 'a' && c <= 'z')
+			c = (uint8_t)(c - 'a' + 'A');
+		if (c != (uint8_t)name[i])
+			return false;
+	}
+	return true;
+}
+
+void http1_expect_response_to(struct http1_parser *p, const struct store_slice *method)
+{
+	p->expect_head = http1_method_is(method, "HEAD");
+	p->expect_connect = http1_method_is(method, "CONNECT");
+}
+
+bool http1_message_interim(const struct http1_parser *p)
+{
+	return p->interim;
+}
+
+const char *http1_error(const struct http1_parser *p)
+{
+	return p->errmsg ? p->errmsg : "";
+}
+
+int http1_errno(const struct http1_parser *p)
+{
+	return p->err;
+}
+
+size_t http1_parser_mem(const struct http1_parser *p)
+{
+	return sizeof(*p) + p->block.cap + p->body.cap +
+	       p->cap_fields * (sizeof(struct http1_field) + sizeof(struct store_header));
+}
