@@ -877,12 +877,15 @@ static void conn_open(struct replay_engine *e, struct rflow *f, struct rreq *r, 
 		if (t->sni)
 			SSL_set_tlsext_host_name(c->ssl, t->sni);
 		if (!e->p.insecure) {
+			/* Verify the name asked for (--sni), else the URL's host or address. */
 			struct in6_addr a6;
-			if (inet_pton(AF_INET, t->u.host, &a6) == 1 ||
-			    inet_pton(AF_INET6, t->u.host, &a6) == 1)
+			if (e->p.sni)
+				SSL_set1_host(c->ssl, e->p.sni);
+			else if (inet_pton(AF_INET, t->u.host, &a6) == 1 ||
+				 inet_pton(AF_INET6, t->u.host, &a6) == 1)
 				X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), t->u.host);
 			else
-				SSL_set1_host(c->ssl, t->sni ? t->sni : t->u.host);
+				SSL_set1_host(c->ssl, t->u.host);
 		}
 	}
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,

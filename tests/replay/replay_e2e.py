@@ -170,6 +170,8 @@ class LogServer:
                 extra = b""
                 if m.startswith("close_hdr:") and served >= int(m[10:]):
                     extra = b"Connection: close\r\n"
+                if m == "big":
+                    rb = b"x" * (2 << 20)
                 if m == "chunked":
                     resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
                             b"%x\r\n%s\r\n0\r\n\r\n" % (len(rb), rb))
@@ -204,11 +206,14 @@ class LogServer:
             return out
 
 
-def start_nginx():
+def start_nginx(tls=None):
     if not shutil.which("nginx"):
         return None
     d = tempfile.mkdtemp(prefix="nginx-", dir=TMP)
     port = free_port()
+    listen = "127.0.0.1:%d" % port
+    if tls:
+        listen += " ssl;\n    ssl_certificate %s;\n    ssl_certificate_key %s" % tls
     conf = """
 worker_processes 1;
 daemon off;
@@ -225,12 +230,12 @@ http {
   log_format conn '$connection $connection_requests $request_method $request_uri $http_x_dyetap_shadow';
   keepalive_requests 10000;
   server {
-    listen 127.0.0.1:%(port)d;
+    listen %(listen)s;
     access_log %(d)s/access.log conn;
     location / { return 200 "nginx $request_uri\\n"; }
   }
 }
-""" % {"d": d, "port": port}
+""" % {"d": d, "listen": listen}
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(conf)
     p = subprocess.Popen(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")],
@@ -355,6 +360,30 @@ def group_fidelity():
            "%s responses: 12 ok with bodies" % mode, (err, js))
         srv.close()
 
+    # Two targets: each request goes to both, results filed by role.
+    a, b = LogServer(), LogServer()
+    out = os.path.join(TMP, "two.dyt")
+    rc, js, err, _ = replay([rec, "--target", a.url(), "--target", "baseline=" + b.url(),
+                             "-o", out, "--max"])
+    _, res, _, _ = dump(out)
+    roles = sorted(set(r["role"] for r in res))
+    ok(rc == 0 and js["ok"] == 24 and len(a.log) == 12 and len(b.log) == 12 and
+       roles == ["baseline", "candidate"], "two targets: 24 results, roles kept", (err, roles))
+    a.close()
+    b.close()
+
+    # A body over the cap is kept to the cap and counted.
+    srv = LogServer("big")
+    out = os.path.join(TMP, "big.dyt")
+    rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", out, "--max",
+                             "--max-body", "1000"])
+    _, res, _, _ = dump(out)
+    ok(rc == 0 and js["ok"] == 12 and js["counters"]["resp_truncated"] == 12 and
+       res[0]["response"]["body_len"] == 2 << 20 and len(res[0]["response"]["body"]) == 1000
+       and res[0]["response"]["truncated"], "2 MiB bodies kept to the 1000-byte cap, counted",
+       (err, js and js["counters"]))
+    srv.close()
+
     # Server closing keep-alive connections: reconnect, nothing lost.
     for mode in ("close_hdr:2", "close_after:2"):
         srv = LogServer(mode)
@@ -365,6 +394,59 @@ def group_fidelity():
            "target closes keep-alive (%s): 12 ok, reconnects counted" % mode,
            (err, js, [[e["path"] for e in v] for v in srv.by_port().values()]))
         srv.close()
+
+
+def group_tls():
+    if not shutil.which("openssl"):
+        ok(True, "# SKIP openssl not installed")
+        return
+    d = os.path.join(TMP, "pki")
+    os.mkdir(d)
+
+    def ossl(*a):
+        subprocess.run(["openssl"] + list(a), cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=dyetap test ca")
+    ossl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+    ng = start_nginx((os.path.join(d, "srv.pem"), os.path.join(d, "srv.key")))
+    if not ng:
+        ok(True, "# SKIP nginx not installed")
+        return
+    _, port, nd = ng
+    url = "https://127.0.0.1:%d" % port
+    rec = mkrec("tls.dyt", fidelity_rows())
+    ca = os.path.join(d, "ca.pem")
+    out = os.path.join(TMP, "tls-res.dyt")
+    rc, js, err, _ = replay([rec, "--target", url, "-o", out, "--max", "--ca", ca])
+    ok(rc == 0 and js["ok"] == 12, "https with --ca: 12 ok (address verified)", (err, js))
+    rc, js, err, _ = replay([rec, "--target", url, "-o", out, "--max", "--ca", ca,
+                             "--sni", "localhost"])
+    ok(rc == 0 and js["ok"] == 12, "https with --sni localhost: 12 ok", (err, js))
+    rc, js, err, _ = replay([rec, "--target", url, "-o", out, "--max", "--ca", ca,
+                             "--sni", "wrong.example"])
+    ok(rc == 0 and js["errors"]["tls"] == 12 and js["ok"] == 0,
+       "https with a name the certificate lacks: 12 tls errors", (err, js))
+    rc, js, err, _ = replay([rec, "--target", url, "-o", out, "--max"])
+    ok(rc == 0 and js["errors"]["tls"] == 12, "https, unknown CA: 12 tls errors", (err, js))
+    _, res, _, _ = dump(out)
+    ok(res and "certificate" in res[0]["error_msg"], "tls error message names the cause",
+       res[:1])
+    rc, js, err, _ = replay([rec, "--target", url, "-o", out, "--max", "--insecure"])
+    ok(rc == 0 and js["ok"] == 12, "https --insecure: 12 ok", (err, js))
+    time.sleep(0.2)
+    stop_nginx(ng)
+    conns = {}
+    with open(os.path.join(nd, "access.log")) as f:
+        for line in f:
+            cid, nreq, meth, uri, shadow = line.split()
+            conns.setdefault(cid, []).append(uri)
+    ok(len(conns) == 9 and all(len(v) == 4 for v in conns.values()),
+       "https: keep-alive kept over TLS (3 connections per ok run)", conns)
 
 
 def group_failures():
@@ -525,7 +607,8 @@ def group_control():
     srv.close()
 
 
-{"fidelity": group_fidelity, "failures": group_failures, "control": group_control}[GROUP]()
+{"fidelity": group_fidelity, "failures": group_failures, "control": group_control,
+ "tls": group_tls}[GROUP]()
 shutil.rmtree(TMP, ignore_errors=True)
 print("1..%d" % n_tests)
 sys.exit(1 if n_failed else 0)
