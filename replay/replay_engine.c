@@ -64,6 +64,7 @@ struct rreq {
 	char method[16];
 	uint8_t method_len;
 	bool retried;
+	bool close; /* the request itself asks to close the connection */
 };
 
 enum cstate {
@@ -617,35 +618,13 @@ static bool keep_alive(const struct store_message *m)
 	return true;
 }
 
-static bool request_says_close(const struct rreq *r)
-{
-	/* Cheap scan of the serialized header block for "connection: close". */
-	const uint8_t *p = r->bytes->data;
-	size_t n = r->bytes->len;
-	const uint8_t *end = memmem(p, n, "\r\n\r\n", 4);
-	if (!end)
-		return false;
-	size_t hl = (size_t)(end - p);
-	for (size_t i = 0; i + 12 < hl; i++) {
-		if (p[i] == '\n' && !strncasecmp((const char *)p + i + 1, "connection:", 11)) {
-			size_t s = i + 12, e = s;
-			while (e < hl && p[e] != '\r')
-				e++;
-			struct store_slice v = {p + s, e - s};
-			if (token_in(&v, "close"))
-				return true;
-		}
-	}
-	return false;
-}
-
 /* A whole final response arrived. */
 static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now, bool at_eof)
 {
 	struct rreq *r = c->req;
 	struct rflow *f = c->flow;
 	const struct store_message *m = http1_message(c->parser);
-	bool reuse = !at_eof && keep_alive(m) && !request_says_close(r);
+	bool reuse = !at_eof && !r->close && keep_alive(m);
 	int64_t t_sent = c->t_sent;
 	c->req = NULL;
 	f->busy--;
@@ -700,6 +679,9 @@ static void conn_on_readable(struct replay_engine *e, struct rconn *c, int64_t n
 			return;
 		}
 		e->st.bytes_received += (uint64_t)n;
+		/* A short read drained the socket: with edge-triggered epoll the next
+		 * arrival raises a new event, so no extra recv() to see EAGAIN (as nginx). */
+		bool drained = !c->ssl && (size_t)n < READ_BUF;
 		if (c->state != C_RECEIVING && c->state != C_SENDING) {
 			/* Bytes nobody asked for: the connection is out of sync. */
 			conn_close(e, c);
@@ -717,6 +699,7 @@ static void conn_on_readable(struct replay_engine *e, struct rconn *c, int64_t n
 					break;
 				continue;
 			}
+			drained = false;
 			if (hs == HTTP1_ERROR) {
 				char msg[160];
 				snprintf(msg, sizeof(msg), "bad response: %s",
@@ -737,6 +720,8 @@ static void conn_on_readable(struct replay_engine *e, struct rconn *c, int64_t n
 			conn_response(e, c, now, extra);
 			return;
 		}
+		if (drained)
+			return;
 	}
 }
 
@@ -1111,6 +1096,14 @@ int replay_engine_submit(struct replay_engine *e, const struct store_session *s,
 	b->len = e->reqbuf.len;
 	memcpy(b->data, e->reqbuf.data, b->len);
 	uint64_t key = e->p.pooled ? 0 : flow_key;
+	/* The recorded request asks to close (RFC 9112 §9.6): do so after its response. */
+	bool close = s->req.version_major == 1 && s->req.version_minor == 0;
+	for (size_t i = 0; i < s->req.n_headers; i++) {
+		const struct store_slice *n = &s->req.headers[i].name;
+		if (n->len == 10 && !strncasecmp((const char *)n->ptr, "connection", 10))
+			close = token_in(&s->req.headers[i].value, "close") ||
+				(close && !token_in(&s->req.headers[i].value, "keep-alive"));
+	}
 	for (uint32_t ti = 0; ti < e->p.n_targets; ti++) {
 		struct rreq *r = mem_calloc(1, sizeof(*r));
 		struct rflow *f = r ? flow_get(e, key, ti) : NULL;
@@ -1129,6 +1122,7 @@ int replay_engine_submit(struct replay_engine *e, const struct store_session *s,
 								  : sizeof(r->method) - 1;
 		memcpy(r->method, s->req.method.ptr, ml);
 		r->method_len = (uint8_t)ml;
+		r->close = close;
 		if (f->qtail)
 			f->qtail->next = r;
 		else
