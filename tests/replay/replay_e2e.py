@@ -449,6 +449,57 @@ def group_tls():
        "https: keep-alive kept over TLS (3 connections per ok run)", conns)
 
 
+def group_record():
+    """Real traffic: curl -> server captured by tcpdump, `dyetap record`, then replay."""
+    for tool in ("tcpdump", "curl"):
+        if not shutil.which(tool):
+            ok(True, "# SKIP %s not installed" % tool)
+            return
+    probe = subprocess.run([DYETAP, "record", "--help"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        ok(True, "# SKIP dyetap record not available in this build")
+        return
+    prod = LogServer()
+    pcap = os.path.join(TMP, "curl.pcap")
+    td = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", pcap,
+                           "tcp port %d" % prod.port],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = td.stderr.readline()  # "listening on lo ..." once capturing
+    if "listening" not in line:
+        td.kill()
+        ok(True, "# SKIP tcpdump cannot capture on lo: %s" % line.strip())
+        return
+    time.sleep(1.0)  # the filter is attached a moment after the banner
+    u = prod.url()
+    subprocess.run(["curl", "-s", "-o", "/dev/null", u + "/a", "-o", "/dev/null", u + "/b?x=1",
+                    "-o", "/dev/null", u + "/c"], check=True)
+    subprocess.run(["curl", "-s", "-H", "x-lane: blue", "-o", "/dev/null", u + "/d",
+                    "-o", "/dev/null", u + "/e"], check=True)
+    time.sleep(0.5)
+    td.send_signal(signal.SIGINT)
+    td.wait(5)
+    prod.close()
+    want = sorted([["/a", "/b?x=1", "/c"], ["/d", "/e"]])
+    ok(sorted([[e["path"] for e in v] for v in prod.by_port().values()]) == want,
+       "curl made 2 keep-alive connections (3 + 2 requests)")
+    rec = os.path.join(TMP, "curl.dyt")
+    r = subprocess.run([DYETAP, "record", "-r", pcap, "-w", rec], capture_output=True,
+                       text=True)
+    ok(r.returncode == 0, "dyetap record on the tcpdump capture", r.stderr)
+    cand = LogServer()
+    out = os.path.join(TMP, "curl-res.dyt")
+    rc, js, err, _ = replay([rec, "--target", cand.url(), "-o", out, "--speed", "4x"])
+    ok(rc == 0 and js and js["ok"] == 5, "replay of the recording: 5 ok", (err, js))
+    seqs = sorted([[e["path"] for e in v] for v in cand.by_port().values()])
+    ok(seqs == want, "candidate sees the same requests on the same connections", seqs)
+    blue = [e for e in cand.log if e["path"] == "/d"]
+    hdrs = blue[0]["headers"] if blue else []
+    names = [h[0] for h in hdrs]
+    ok(("x-lane", "blue") in hdrs and names[:3] == ["Host", "User-Agent", "Accept"] and
+       names[-1] == "x-dyetap-shadow", "curl's headers kept in order, marker last", hdrs)
+    cand.close()
+
+
 def group_failures():
     rows = [(1, 0, "GET", "/a"), (1, 10, "GET", "/b"), (2, 5, "GET", "/c")]
     rec = mkrec("fail.dyt", rows)
@@ -608,7 +659,7 @@ def group_control():
 
 
 {"fidelity": group_fidelity, "failures": group_failures, "control": group_control,
- "tls": group_tls}[GROUP]()
+ "tls": group_tls, "record": group_record}[GROUP]()
 shutil.rmtree(TMP, ignore_errors=True)
 print("1..%d" % n_tests)
 sys.exit(1 if n_failed else 0)
