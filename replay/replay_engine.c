@@ -638,8 +638,16 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 		conn_close(e, c);
 		return;
 	}
-	if (!f->qhead)
-		idle_append(&e->targets[f->target], c, now);
+	if (!f->qhead) {
+		struct rtarget *t = &e->targets[f->target];
+		if (t->wait_head) {
+			/* Another recorded connection waits for a slot: hand this one over. */
+			e->st.evictions++;
+			conn_close(e, c);
+			return;
+		}
+		idle_append(t, c, now);
+	}
 	flow_update(e, f);
 }
 

@@ -605,6 +605,17 @@ def group_control():
     rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "thr.dyt"),
                              "--max", "--threads", "2"])
     ok(rc == 0 and js["ok"] == 80 and len(srv.log) == 80, "--threads 2: 80 ok", (err, js))
+    # A concurrency limit below the recorded connections: flows wait for a
+    # slot, idle connections are evicted, and a target connection still
+    # never mixes two recorded connections.
+    srv.log.clear()
+    rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "c3.dyt"),
+                             "--max", "-c", "3"])
+    mixed = [v for v in srv.by_port().values()
+             if len(set(e["path"].split("/")[1] for e in v)) != 1]
+    ok(rc == 0 and js["ok"] == 80 and not mixed and js["counters"]["connects"] >= 40,
+       "-c 3 with 40 recorded connections: 80 ok, no connection mixes two",
+       (err, js and js["counters"], mixed[:2]))
     # Filters.
     rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "flt.dyt"),
                              "--max", "--path", "/s1*"])
