@@ -103,7 +103,6 @@ class LogServer:
         self.log = []
         self.lock = threading.Lock()
         self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
@@ -195,7 +194,13 @@ class LogServer:
                 pass
 
     def close(self):
+        # shutdown() wakes the thread blocked in accept(): a bare close() would
+        # leave the listener alive until that accept() returns.
         self.stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
     def by_port(self):
