@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"      --rate N             N requests per second\n"
 		"      --max                as fast as the connections allow\n"
 		"connections:\n"
-		"  -c, --concurrency N      max connections per target (default 64)\n"
+		"  -c, --concurrency N      max connections per target (default 256)\n"
 		"      --pooled             spread requests over a pool of N connections\n"
 		"      --timeout DUR        per request (default 10s; 250ms, 2s, 1m)\n"
 		"      --threads N          event loops (default 1)\n"

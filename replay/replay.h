@@ -249,7 +249,7 @@ struct replay_target {
 struct replay_engine_params {
 	const struct replay_target *targets; /**< n_targets >= 1; every request goes to each */
 	size_t n_targets;
-	uint32_t concurrency;	 /**< max open connections per target; 0 = 64 */
+	uint32_t concurrency;	 /**< max open connections per target; 0 = 256 */
 	bool pooled;		 /**< spread over a pool of `concurrency` connections */
 	int64_t timeout_ns;	 /**< per request, from connect start; 0 = 10 s */
 	int64_t idle_ns;	 /**< idle keep-alive connections closed after; 0 = 30 s */

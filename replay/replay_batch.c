@@ -476,7 +476,7 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	b.sched.rec_t0_ns = b.rec_t0;
 	b.pass_ns = b.rec_t1 > b.rec_t0 ? replay_sched_offset(&b.sched, b.rec_t1, 0) + 1000000LL
 					: 1000000LL;
-	uint32_t conc = p->engine.concurrency ? p->engine.concurrency : 64;
+	uint32_t conc = p->engine.concurrency ? p->engine.concurrency : 256;
 	b.max_pending = 4ull * conc * (p->engine.n_targets ? p->engine.n_targets : 1);
 	if (b.max_pending < PENDING_MIN)
 		b.max_pending = PENDING_MIN;

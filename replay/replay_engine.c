@@ -638,16 +638,16 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 		conn_close(e, c);
 		return;
 	}
-	if (!f->qhead) {
-		struct rtarget *t = &e->targets[f->target];
-		if (t->wait_head) {
-			/* Another recorded connection waits for a slot: hand this one over. */
-			e->st.evictions++;
-			conn_close(e, c);
-			return;
-		}
-		idle_append(t, c, now);
+	struct rtarget *t = &e->targets[f->target];
+	if (t->wait_head && (!f->qhead || f->qhead->due > now)) {
+		/* Another recorded connection waits for a slot and this one has
+		 * nothing due: hand the slot over (fair when the recording has more
+		 * concurrent connections than --concurrency). */
+		e->st.evictions++;
+		conn_close(e, c);
+		return;
 	}
+	idle_append(t, c, now);
 	flow_update(e, f);
 }
 
@@ -935,7 +935,7 @@ static bool flow_dispatch(struct replay_engine *e, struct rflow *f, int64_t now)
 			break;
 		}
 	if (!idle && t->open >= e->p.concurrency) {
-		/* Evict the oldest idle connection of a flow with nothing queued. */
+		/* Evict the least recently used idle connection. */
 		struct rconn *v = t->idle_head;
 		if (!v) {
 			f->waiting = true;
@@ -1057,7 +1057,7 @@ struct replay_engine *replay_engine_create(const struct replay_engine_params *p,
 	e->p = *p;
 	e->epfd = -1;
 	if (!e->p.concurrency)
-		e->p.concurrency = 64;
+		e->p.concurrency = 256;
 	if (e->p.timeout_ns <= 0)
 		e->p.timeout_ns = 10 * 1000000000LL;
 	if (e->p.idle_ns <= 0)
@@ -1137,9 +1137,6 @@ int replay_engine_submit(struct replay_engine *e, const struct store_session *s,
 			f->qhead = r;
 		f->qtail = r;
 		e->queued++;
-		/* A connection idling for this flow is no longer evictable. */
-		for (struct rconn *c = f->conns; c; c = c->fnext)
-			idle_unlink(&e->targets[ti], c);
 		flow_update(e, f);
 	}
 	return 0;

@@ -647,6 +647,21 @@ def group_control():
     rc3, js3, err3, el3 = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "p3.dyt"),
                                   "--rate", "10"])
     ok(rc3 == 0 and 0.25 <= el3 < 2.0, "--rate 10: 4 requests over ~0.3 s (%.2f s)" % el3, err3)
+    # Time window: the recording starts at 1764158400 s = 2025-11-26T12:00:00Z.
+    rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "w.dyt"),
+                             "--max", "--since", "1764158400.5"])
+    ok(rc == 0 and js["ok"] == 2 and js["counters"]["skipped_filter"] == 2,
+       "--since (Unix seconds) keeps the last 2", (err, js))
+    rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "w.dyt"),
+                             "--max", "--until", "2025-11-26T12:00:00.5Z"])
+    ok(rc == 0 and js["ok"] == 2 and js["counters"]["skipped_filter"] == 2,
+       "--until (ISO 8601) keeps the first 2", (err, js))
+    # Endless loop bounded by --duration.
+    rc, js, err, el = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "d.dyt"),
+                              "--rate", "40", "--loop", "0", "--duration", "1s"])
+    ok(rc == 0 and 30 <= js["sent"] <= 45 and el < 4,
+       "--loop 0 --duration 1s --rate 40: about 40 sent (%d), stops" % (js["sent"] if js else -1),
+       (err, js))
     srv.close()
 
     # SIGINT: stops cleanly, results so far are readable.
