@@ -841,6 +841,8 @@ static void conn_open(struct replay_engine *e, struct rflow *f, struct rreq *r, 
 		mem_free(c);
 		goto nomem;
 	}
+	struct store_slice meth = {(const uint8_t *)r->method, r->method_len};
+	http1_expect_response_to(c->parser, &meth); /* HEAD: no body follows */
 	c->fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->flow = f;
 	c->fnext = f->conns;

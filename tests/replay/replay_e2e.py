@@ -179,7 +179,7 @@ class LogServer:
                             b"Content-Length: %d\r\n\r\n%s" % (len(rb), rb))
                 else:
                     resp = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (
-                        len(rb), extra, rb)
+                        len(rb), extra, rb if method != "HEAD" else b"")
                 c.sendall(resp)
                 if extra or (m.startswith("close_after:") and served >= int(m[12:])):
                     time.sleep(0.05)
@@ -364,6 +364,17 @@ def group_fidelity():
         ok(rc == 0 and js["ok"] == 12 and bodies_ok and len(res) == 12,
            "%s responses: 12 ok with bodies" % mode, (err, js))
         srv.close()
+
+    # HEAD: the response has a Content-Length but no body, on fresh and reused
+    # connections alike.
+    hrec = mkrec("head.dyt", [(1, 0, "HEAD", "/h1"), (1, 1, "HEAD", "/h2"),
+                              (2, 2, "HEAD", "/h3")])
+    srv = LogServer()
+    rc, js, err, _ = replay([hrec, "--target", srv.url(), "-o", os.path.join(TMP, "head-res.dyt"),
+                             "--max", "--timeout", "2s"])
+    ok(rc == 0 and js["ok"] == 3 and js["errors"]["total"] == 0 and len(srv.by_port()) == 2,
+       "HEAD responses end at their headers: 3 ok over 2 connections", (err, js))
+    srv.close()
 
     # Two targets: each request goes to both, results filed by role.
     a, b = LogServer(), LogServer()
