@@ -504,8 +504,7 @@ static void conn_fail(struct replay_engine *e, struct rconn *c, uint32_t kind, c
 {
 	struct rreq *r = c->req;
 	struct rflow *f = c->flow;
-	if (r && c->reused && !c->got_bytes && !r->retried &&
-	    (kind == STORE_ERR_RESET || kind == STORE_ERR_OTHER)) {
+	if (r && c->reused && !c->got_bytes && !r->retried && kind == STORE_ERR_RESET) {
 		/* Keep-alive race: the target closed an idle connection as we
 		 * reused it. Resend once on a fresh connection, at the front. */
 		r->retried = true;
