@@ -1,15 +1,329 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dyetap cat - not built yet: this placeholder only says so.
+ * dyetap cat - print the records of a store file, one per line: the JSON
+ * form of docs/format.md §4 with --json, else a readable summary line.
+ * Filters select sessions by lane, method and response status, results by
+ * status and by the session they replay; --type picks a record type.
+ *
+ * Exit: 0 printed (a cut or damaged file gets a warning on stderr after
+ * the recoverable records), 2 usage error or not a readable store,
+ * 3 runtime failure (output error, out of memory).
  */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cmds.h"
+#include "common/dbuf.h"
+#include "common/mem.h"
+#include "store/store.h"
+
+struct filter {
+	const char *lane;
+	const char *method;
+	long status; /* -1: any */
+	int type;    /* 0: any, else enum store_rec_type */
+	unsigned json_flags;
+	int json;
+	/* ids of the sessions that passed the lane/method filters, to select their results */
+	uint64_t *ids;
+	size_t n_ids, cap_ids;
+	int ids_unsorted;
+};
+
+static int slice_is(const struct store_slice *s, const char *c)
+{
+	size_t n = strlen(c);
+	return s->len == n && (n == 0 || !memcmp(s->ptr, c, n));
+}
+
+static int ids_add(struct filter *f, uint64_t id)
+{
+	if (f->n_ids == f->cap_ids) {
+		size_t cap = f->cap_ids ? f->cap_ids * 2 : 1024;
+		uint64_t *p = mem_realloc(f->ids, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		f->ids = p;
+		f->cap_ids = cap;
+	}
+	if (f->n_ids && f->ids[f->n_ids - 1] >= id)
+		f->ids_unsorted = 1;
+	f->ids[f->n_ids++] = id;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int ids_has(struct filter *f, uint64_t id)
+{
+	if (f->ids_unsorted) {
+		qsort(f->ids, f->n_ids, sizeof(*f->ids), cmp_u64);
+		f->ids_unsorted = 0;
+	}
+	return f->n_ids && bsearch(&id, f->ids, f->n_ids, sizeof(*f->ids), cmp_u64) != NULL;
+}
+
+/* 1 print, 0 skip, -ENOMEM. */
+static int keep(struct filter *f, const struct store_record *rec)
+{
+	int by_session = f->lane || f->method;
+	if (rec->type == STORE_REC_SESSION) {
+		const struct store_session *s = &rec->u.session;
+		if (f->lane && !slice_is(&s->lane, f->lane))
+			return 0;
+		if (f->method && !slice_is(&s->req.method, f->method))
+			return 0;
+		if (by_session && ids_add(f, s->id) != 0)
+			return -ENOMEM;
+		if (f->type && f->type != STORE_REC_SESSION)
+			return 0;
+		if (f->status >= 0 && (!s->resp.present || s->resp.status != f->status))
+			return 0;
+		return 1;
+	}
+	const struct store_result *r = &rec->u.result;
+	if (f->type && f->type != STORE_REC_RESULT)
+		return 0;
+	if (by_session && !ids_has(f, r->session_id))
+		return 0;
+	if (f->status >= 0 && (!r->resp.present || r->resp.status != f->status))
+		return 0;
+	return 1;
+}
+
+/* Append wire bytes for a terminal: control bytes as \xHH, "-" when empty. */
+static int put_safe(struct dbuf *b, const struct store_slice *s)
+{
+	int rc = 0;
+	if (!s->len)
+		return dbuf_putc(b, '-');
+	for (size_t i = 0; !rc && i < s->len; i++) {
+		uint8_t c = s->ptr[i];
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			rc = dbuf_printf(b, "\\x%02x", c);
+		else
+			rc = dbuf_putc(b, c);
+	}
+	return rc;
+}
+
+static int put_text_msg(struct dbuf *b, const struct store_message *m)
+{
+	if (!m->present)
+		return dbuf_puts(b, "(no response)");
+	int rc = dbuf_printf(b, "%u ", (unsigned)m->status);
+	if (!rc)
+		rc = put_safe(b, &m->reason);
+	if (!rc)
+		rc = dbuf_printf(b, " (%" PRIu64 " B%s)", m->body_len,
+				 m->truncated ? ", truncated" : "");
+	return rc;
+}
+
+static int render_text(struct dbuf *b, const struct store_record *rec)
+{
+	int rc;
+	if (rec->type == STORE_REC_SESSION) {
+		const struct store_session *s = &rec->u.session;
+		char src[64], dst[64];
+		store_endpoint_str(s->ip_version, &s->src, src, sizeof(src));
+		store_endpoint_str(s->ip_version, &s->dst, dst, sizeof(dst));
+		rc = dbuf_printf(b, "session %" PRIu64 " lane=", s->id);
+		if (!rc)
+			rc = put_safe(b, &s->lane);
+		if (!rc)
+			rc = dbuf_printf(b, " %s -> %s conn=%" PRIu64 "/%" PRIu32 " ", src, dst,
+					 s->conn_id, s->conn_index);
+		if (!rc)
+			rc = put_safe(b, &s->req.method);
+		if (!rc)
+			rc = dbuf_putc(b, ' ');
+		if (!rc)
+			rc = put_safe(b, &s->req.target);
+		if (!rc)
+			rc = dbuf_printf(b, " HTTP/%u.%u -> ", (unsigned)s->req.version_major,
+					 (unsigned)s->req.version_minor);
+		if (!rc)
+			rc = put_text_msg(b, &s->resp);
+		for (unsigned i = 0; !rc && i < 32; i++) {
+			const char *name = (s->flags & (1u << i)) ? store_flag_name(1u << i) : NULL;
+			if (name)
+				rc = dbuf_printf(b, " [%s]", name);
+		}
+		return rc;
+	}
+	const struct store_result *r = &rec->u.result;
+	const char *e = store_error_name(r->error);
+	rc = dbuf_printf(b, "result  %" PRIu64 " role=", r->session_id);
+	if (!rc)
+		rc = put_safe(b, &r->role);
+	if (!rc)
+		rc = dbuf_puts(b, " target=");
+	if (!rc)
+		rc = put_safe(b, &r->target);
+	if (!rc)
+		rc = dbuf_printf(b, " latency=%.3fms -> ", (double)r->latency_ns / 1e6);
+	if (!rc && r->error) {
+		rc = dbuf_printf(b, "error %s: ", e ? e : "other");
+		if (!rc)
+			rc = put_safe(b, &r->error_msg);
+	} else if (!rc) {
+		rc = put_text_msg(b, &r->resp);
+	}
+	return rc;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: dyetap cat FILE [--json] [--no-body] [--lane L] [--method M]\n"
+	    "                       [--status N] [--type session|result]\n\n"
+	    "Print the records of a store file (.dyt), one per line.\n\n"
+	    "  --json            the JSON form of docs/format.md §4 (one object per line)\n"
+	    "  --no-body         omit body contents (\"body\": null; body_len stays)\n"
+	    "  --lane L          sessions of lane L (\"\" = baseline) and their results\n"
+	    "  --method M        sessions with request method M and their results\n"
+	    "  --status N        records whose response status is N\n"
+	    "  --type T          only records of type T: session or result\n"
+	    "  -h, --help        this text\n\n"
+	    "A cut or damaged file prints what is recoverable and a warning on stderr.\n"
+	    "Exit status: 0 printed, 2 usage error or not a readable store, 3 runtime failure.\n");
+}
+
+static void warn_state(const char *path, const struct store_read_status *st)
+{
+	uint64_t recs = st->sessions + st->results;
+	if (st->cut)
+		fprintf(stderr,
+			"dyetap cat: warning: %s is cut at byte %" PRIu64 " of %" PRIu64
+			"; the %" PRIu64 " records before the cut were read\n",
+			path, st->cut_offset, st->file_bytes, recs);
+	if (st->damaged_frames)
+		fprintf(stderr,
+			"dyetap cat: warning: %s has %" PRIu64
+			" damaged frame(s), the first at byte %" PRIu64
+			"; their records are lost\n",
+			path, st->damaged_frames, st->first_damage_offset);
+}
 
 int cmd_cat(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "dyetap cat: not available in this build yet\n");
-	return 2;
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},	      {"no-body", no_argument, NULL, 'B'},
+	    {"lane", required_argument, NULL, 'l'},   {"method", required_argument, NULL, 'm'},
+	    {"status", required_argument, NULL, 's'}, {"type", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	};
+	struct filter f = {.status = -1};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'j':
+			f.json = 1;
+			break;
+		case 'B':
+			f.json_flags |= STORE_JSON_NO_BODY;
+			break;
+		case 'l':
+			f.lane = optarg;
+			break;
+		case 'm':
+			f.method = optarg;
+			break;
+		case 's':
+			errno = 0;
+			f.status = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || f.status < 0 || f.status > 999) {
+				fprintf(stderr,
+					"dyetap cat: --status wants a number 0..999, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (!strcmp(optarg, "session")) {
+				f.type = STORE_REC_SESSION;
+			} else if (!strcmp(optarg, "result")) {
+				f.type = STORE_REC_RESULT;
+			} else {
+				fprintf(stderr,
+					"dyetap cat: --type wants session or result, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "dyetap cat: expected one FILE (try: dyetap cat --help)\n");
+		return 2;
+	}
+	const char *path = argv[optind];
+	char err[512];
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	if (!r) {
+		fprintf(stderr, "dyetap cat: %s\n", err);
+		return 2;
+	}
+	struct dbuf line;
+	dbuf_init(&line, (size_t)1 << 30);
+	const struct store_record *rec;
+	int rc, exit_code = 0;
+	while ((rc = store_reader_next(r, &rec)) == 1) {
+		int k = keep(&f, rec);
+		if (k < 0) {
+			rc = k;
+			break;
+		}
+		if (!k)
+			continue;
+		dbuf_reset(&line);
+		if (!f.json)
+			k = render_text(&line, rec);
+		else if (rec->type == STORE_REC_SESSION)
+			k = store_session_json(&line, &rec->u.session, f.json_flags);
+		else
+			k = store_result_json(&line, &rec->u.result, f.json_flags);
+		if (!k)
+			k = dbuf_putc(&line, '\n');
+		if (k) {
+			rc = k;
+			break;
+		}
+		if (fwrite(line.data, 1, line.len, stdout) != line.len) {
+			rc = -EIO;
+			break;
+		}
+	}
+	if (rc < 0) {
+		fprintf(stderr, "dyetap cat: %s: %s\n", path,
+			rc == -EIO ? "cannot write the output" : strerror(-rc));
+		exit_code = 3;
+	}
+	if (fflush(stdout) != 0 && !exit_code) {
+		fprintf(stderr, "dyetap cat: cannot write the output: %s\n", strerror(errno));
+		exit_code = 3;
+	}
+	warn_state(path, store_reader_status(r));
+	dbuf_release(&line);
+	mem_free(f.ids);
+	store_reader_free(r);
+	return exit_code;
 }

@@ -60,7 +60,8 @@ struct store_reader {
 	uint64_t frame_off; /* file offset of the current frame */
 
 	uint64_t data_start, data_end, pos;
-	bool index_suspect; /* the tail says "index" but it did not verify */
+	bool index_suspect;	 /* the tail says "index" but it did not verify */
+	uint64_t tail_frame_off; /* start of a skippable frame that ends the file, or 0 */
 	bool eof, resync, quiet;
 	bool after_damage; /* the previous frame was damaged: a bad magic here is its tail */
 
@@ -111,36 +112,11 @@ static bool mp_int(struct mp *c, int64_t *v)
 		c->p++;
 		return true;
 	}
-	unsigned n;
-	bool sgn;
-	switch (t) {
-	case 0xcc:
-		n = 1, sgn = false;
-		break;
-	case 0xcd:
-		n = 2, sgn = false;
-		break;
-	case 0xce:
-		n = 4, sgn = false;
-		break;
-	case 0xcf:
-		n = 8, sgn = false;
-		break;
-	case 0xd0:
-		n = 1, sgn = true;
-		break;
-	case 0xd1:
-		n = 2, sgn = true;
-		break;
-	case 0xd2:
-		n = 4, sgn = true;
-		break;
-	case 0xd3:
-		n = 8, sgn = true;
-		break;
-	default:
+	/* 0xcc..0xcf: uint 8/16/32/64; 0xd0..0xd3: int 8/16/32/64. */
+	if (t < 0xcc || t > 0xd3)
 		return false;
-	}
+	bool sgn = t >= 0xd0;
+	unsigned n = 1u << (t - (sgn ? 0xd0 : 0xcc));
 	if (mp_left(c) < 1 + n)
 		return false;
 	uint64_t u = be(c->p + 1, n);
@@ -190,43 +166,59 @@ static bool mp_uint_max(struct mp *c, uint64_t max, uint64_t *v)
 	return mp_uint(c, v) && *v <= max;
 }
 
-/* str, bin or nil (empty). */
-static bool mp_bytes(struct mp *c, struct store_slice *s)
+/* str, bin or nil (empty): the general case. */
+static bool mp_bytes_slow(struct mp *c, struct store_slice *s)
 {
 	if (!mp_left(c))
 		return false;
 	uint8_t t = *c->p;
 	size_t hl, n;
-	if (t >= 0xa0 && t <= 0xbf) {
-		hl = 1, n = t & 0x1f;
-	} else if (t == 0xc0) {
+	unsigned w;
+	if (t == 0xc0) {
 		c->p++;
 		s->ptr = NULL;
 		s->len = 0;
 		return true;
-	} else {
-		unsigned w;
-		switch (t) {
-		case 0xd9:
-		case 0xc4:
-			w = 1;
-			break;
-		case 0xda:
-		case 0xc5:
-			w = 2;
-			break;
-		case 0xdb:
-		case 0xc6:
-			w = 4;
-			break;
-		default:
-			return false;
-		}
-		if (mp_left(c) < 1 + w)
-			return false;
-		hl = 1 + w, n = (size_t)be(c->p + 1, w);
 	}
-	if (mp_left(c) < hl || mp_left(c) - hl < n)
+	switch (t) {
+	case 0xd9:
+	case 0xc4:
+		w = 1;
+		break;
+	case 0xda:
+	case 0xc5:
+		w = 2;
+		break;
+	case 0xdb:
+	case 0xc6:
+		w = 4;
+		break;
+	default:
+		return false;
+	}
+	if (mp_left(c) < 1 + w)
+		return false;
+	hl = 1 + w, n = (size_t)be(c->p + 1, w);
+	if (mp_left(c) - hl < n)
+		return false;
+	s->ptr = c->p + hl;
+	s->len = n;
+	c->p += hl + n;
+	return true;
+}
+
+/* str, bin or nil; fixstr (keys, short values) and str8 inline. */
+static inline bool mp_bytes(struct mp *c, struct store_slice *s)
+{
+	size_t left = mp_left(c), hl, n;
+	if (left && (*c->p & 0xe0) == 0xa0) {
+		hl = 1, n = *c->p & 0x1f;
+	} else if (left >= 2 && *c->p == 0xd9) {
+		hl = 2, n = c->p[1];
+	} else {
+		return mp_bytes_slow(c, s);
+	}
+	if (left - hl < n)
 		return false;
 	s->ptr = c->p + hl;
 	s->len = n;
@@ -249,7 +241,7 @@ static bool mp_bool(struct mp *c, bool *b)
 }
 
 /* Map (is_map) or array header; the count is bounded by the bytes left. */
-static bool mp_container(struct mp *c, bool is_map, uint32_t *n)
+static inline bool mp_container(struct mp *c, bool is_map, uint32_t *n)
 {
 	if (!mp_left(c))
 		return false;
@@ -268,7 +260,7 @@ static bool mp_container(struct mp *c, bool is_map, uint32_t *n)
 		return false;
 	}
 	/* Each element takes at least one byte (two for a map entry). */
-	return *n <= mp_left(c) / (is_map ? 2 : 1);
+	return ((size_t)*n << is_map) <= mp_left(c);
 }
 
 static bool mp_nil(struct mp *c)
@@ -404,45 +396,66 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 		bool ok = true;
 		if (!mp_bytes(c, &k))
 			return DEC_BAD;
-		if (KEY(&k, "method")) {
-			ok = mp_bytes(c, &m->method);
-		} else if (KEY(&k, "target")) {
-			ok = mp_bytes(c, &m->target);
-		} else if (KEY(&k, "status")) {
-			ok = mp_uint_max(c, UINT16_MAX, &u);
-			m->status = (uint16_t)u;
-		} else if (KEY(&k, "reason")) {
-			ok = mp_bytes(c, &m->reason);
-		} else if (KEY(&k, "version")) {
-			uint32_t a;
-			uint64_t maj = 0, min = 0;
-			ok = mp_container(c, false, &a) && a == 2 && mp_uint_max(c, 255, &maj) &&
-			     mp_uint_max(c, 255, &min);
-			m->version_major = (uint8_t)maj;
-			m->version_minor = (uint8_t)min;
-		} else if (KEY(&k, "headers")) {
-			uint32_t a;
-			if (!mp_container(c, false, &a))
-				return DEC_BAD;
-			if (hdr_reserve(r, *nh + a))
-				return -ENOMEM;
-			for (uint32_t j = 0; j < a; j++) {
-				uint32_t two;
-				struct store_header *h = &r->hdrs[*nh + j];
-				if (!mp_container(c, false, &two) || two != 2 ||
-				    !mp_bytes(c, &h->name) || !mp_bytes(c, &h->value))
-					return DEC_BAD;
+		switch (k.len) {
+		case 4:
+			ok = KEY(&k, "body") ? mp_bytes(c, &m->body) : mp_skip(c, 2);
+			break;
+		case 6:
+			if (KEY(&k, "method")) {
+				ok = mp_bytes(c, &m->method);
+			} else if (KEY(&k, "target")) {
+				ok = mp_bytes(c, &m->target);
+			} else if (KEY(&k, "status")) {
+				ok = mp_uint_max(c, UINT16_MAX, &u);
+				m->status = (uint16_t)u;
+			} else if (KEY(&k, "reason")) {
+				ok = mp_bytes(c, &m->reason);
+			} else {
+				ok = mp_skip(c, 2);
 			}
-			*nh += a;
-			m->n_headers = a;
-		} else if (KEY(&k, "body")) {
-			ok = mp_bytes(c, &m->body);
-		} else if (KEY(&k, "body_len")) {
-			ok = mp_uint(c, &m->body_len);
-		} else if (KEY(&k, "truncated")) {
-			ok = mp_bool(c, &m->truncated);
-		} else {
+			break;
+		case 7:
+			if (KEY(&k, "headers")) {
+				uint32_t a;
+				if (!mp_container(c, false, &a))
+					return DEC_BAD;
+				if (hdr_reserve(r, *nh + a))
+					return -ENOMEM;
+				struct store_header *h = r->hdrs + *nh;
+				for (uint32_t j = 0; j < a; j++) {
+					/* Each header is a two-element array, almost always 0x92.
+					 */
+					uint32_t two = 2;
+					if (mp_left(c) && *c->p == 0x92)
+						c->p++;
+					else if (!mp_container(c, false, &two))
+						return DEC_BAD;
+					if (two != 2 || !mp_bytes(c, &h[j].name) ||
+					    !mp_bytes(c, &h[j].value))
+						return DEC_BAD;
+				}
+				*nh += a;
+				m->n_headers = a;
+			} else if (KEY(&k, "version")) {
+				uint32_t a;
+				uint64_t maj = 0, min = 0;
+				ok = mp_container(c, false, &a) && a == 2 &&
+				     mp_uint_max(c, 255, &maj) && mp_uint_max(c, 255, &min);
+				m->version_major = (uint8_t)maj;
+				m->version_minor = (uint8_t)min;
+			} else {
+				ok = mp_skip(c, 2);
+			}
+			break;
+		case 8:
+			ok = KEY(&k, "body_len") ? mp_uint(c, &m->body_len) : mp_skip(c, 2);
+			break;
+		case 9:
+			ok = KEY(&k, "truncated") ? mp_bool(c, &m->truncated) : mp_skip(c, 2);
+			break;
+		default:
 			ok = mp_skip(c, 2);
+			break;
 		}
 		if (!ok)
 			return DEC_BAD;
@@ -730,7 +743,7 @@ static void note_cut(struct store_reader *r, uint64_t off)
 		return;
 	r->st.cut = true;
 	r->st.cut_offset = off;
-	STORE_LOG(LOG_WARN, "file cut at offset %" PRIu64 " of %" PRIu64 " (inside a frame)", off,
+	STORE_LOG(LOG_INFO, "file cut at offset %" PRIu64 " of %" PRIu64 " (inside a frame)", off,
 		  r->size);
 }
 
@@ -781,7 +794,10 @@ static int next_frame(struct store_reader *r)
 		const uint8_t *p;
 		if (pos >= r->data_end) {
 			if (r->index_suspect && !r->st.damaged_frames && !r->st.has_index)
-				note_damage(r, r->size >= 8 ? r->size - 8 : 0,
+				note_damage(r,
+					    r->tail_frame_off ? r->tail_frame_off
+					    : r->size >= 8    ? r->size - 8
+							      : 0,
 					    "index frame does not verify");
 			r->eof = true;
 			break;
@@ -840,6 +856,8 @@ static int next_frame(struct store_reader *r)
 					r->after_damage = true;
 				}
 			}
+			if (pos + total == r->size)
+				r->tail_frame_off = pos;
 			r->pos = pos + total;
 			continue;
 		}

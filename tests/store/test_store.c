@@ -518,9 +518,10 @@ static void run_flips(const uint8_t *b, size_t n, const struct frame_info *fi, s
 	int tried = 0, detected = 0, harmless = 0, wrong_off = 0, wrong_count = 0, corrupt = 0,
 	    opened_bad = 0;
 	uint8_t *c = malloc(n);
-	for (uint64_t pos = 0; pos < n; pos++) {
+	/* Every other byte, each time another bit: ~4000 flips per file. */
+	for (uint64_t pos = 0; pos < n; pos += 2) {
 		memcpy(c, b, n);
-		c[pos] ^= (uint8_t)(1u << (pos % 8));
+		c[pos] ^= (uint8_t)(1u << (pos / 2 % 8));
 		tried++;
 		struct store_reader *r = store_reader_open_mem(c, n, err, sizeof(err));
 		if (pos < ds) {
