@@ -2,7 +2,8 @@
 /*
  * flow - bounded connection table (see flow.h).
  *
- * Layout: one array of max_flows entries allocated at creation, a
+ * Layout: one array of max_flows entries allocated at creation (pages
+ * are touched only as connections use them), a
  * power-of-two bucket array with chaining through the entries, and three
  * intrusive lists: free entries, open connections in least-recently-used
  * order (head = idlest, so timeouts and evictions look at the head only)
@@ -56,6 +57,7 @@ struct flow_table {
 	struct flow **buckets;
 	uint32_t mask;
 	struct flow *free;
+	uint32_t fresh; /* entries[fresh..max_flows) were never used */
 	struct flow_list open;
 	struct flow_list closed;
 	size_t n_open;
@@ -247,6 +249,8 @@ static void expire(struct flow_table *t)
 static struct flow *entry_alloc(struct flow_table *t, int64_t ts)
 {
 	struct flow *f = t->free;
+	if (!f && t->fresh < t->p.max_flows)
+		return &t->entries[t->fresh++];
 	if (!f && t->closed.head) {
 		f = t->closed.head;
 		list_unlink(&t->closed, f);
@@ -261,6 +265,8 @@ static struct flow *entry_alloc(struct flow_table *t, int64_t ts)
 	f = t->free;
 	if (f)
 		t->free = f->next;
+	else if (t->fresh < t->p.max_flows)
+		f = &t->entries[t->fresh++];
 	return f;
 }
 
@@ -370,10 +376,8 @@ struct flow_table *flow_table_create(const struct flow_params *p)
 		flow_table_free(t);
 		return NULL;
 	}
-	for (uint32_t i = t->p.max_flows; i-- > 0;) {
-		t->entries[i].next = t->free;
-		t->free = &t->entries[i];
-	}
+	/* Entries are handed out from `fresh` on first use, so untouched
+	 * pages of the array cost no memory (calloc maps them lazily). */
 	reasm_ctx_init(&t->rc, &t->p.reasm, t->p.rstats);
 	return t;
 }

@@ -148,8 +148,10 @@ static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
 	struct http1_parser *p = http1_of(ll);
 	if (p->method_len == 0)
 		p->method_off = p->block.len;
-	p->method_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->method_len += len;
+	return rc;
 }
 
 static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
@@ -157,8 +159,10 @@ static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
 	struct http1_parser *p = http1_of(ll);
 	if (p->target_len == 0)
 		p->target_off = p->block.len;
-	p->target_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->target_len += len;
+	return rc;
 }
 
 static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
@@ -166,8 +170,10 @@ static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
 	struct http1_parser *p = http1_of(ll);
 	if (p->reason_len == 0)
 		p->reason_off = p->block.len;
-	p->reason_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->reason_len += len;
+	return rc;
 }
 
 static int http1_new_field(struct http1_parser *p)
@@ -200,13 +206,15 @@ static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
 	if (p->span != SPAN_FIELD) {
-		int rc = http1_new_field(p);
-		if (rc)
-			return rc;
+		int nrc = http1_new_field(p);
+		if (nrc)
+			return nrc;
 		p->span = SPAN_FIELD;
 	}
-	p->fields[p->n_fields - 1].name_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		p->fields[p->n_fields - 1].name_len += len;
+	return rc;
 }
 
 static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
@@ -220,8 +228,10 @@ static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
 		f->val_len = 0;
 		p->span = SPAN_VALUE;
 	}
-	f->val_len += len;
-	return http1_block_add(p, at, len);
+	int rc = http1_block_add(p, at, len);
+	if (!rc)
+		f->val_len += len;
+	return rc;
 }
 
 static int http1_on_headers_complete(llhttp_t *ll)
@@ -240,8 +250,9 @@ static int http1_on_headers_complete(llhttp_t *ll)
 			return 0; /* llhttp knows 1xx has no body */
 		if (st == 204 || st == 304)
 			return 1; /* RFC 9110 §15.3.5, §15.4.5: never a body */
-		if (p->expect_connect && st >= 200 && st < 300)
-			return 2; /* no body, the rest is the tunnel */
+		if (st == 101 || (p->expect_connect && st >= 200 && st < 300))
+			return 2; /* no body, the rest is the tunnel (even without
+				   * "Connection: upgrade", which llhttp requires) */
 		if (p->expect_head)
 			return 1; /* no body whatever the headers say */
 	}
@@ -252,7 +263,7 @@ static int http1_on_body(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
 	p->msg.body_len += len;
-	size_t room = p->max_body - p->body.len;
+	size_t room = p->body.max - p->body.len; /* max drops to len after a gap */
 	size_t take = len < room ? len : room;
 	if (take && dbuf_append(&p->body, at, take) != 0) {
 		HTTP1_LOG(LOG_DEBUG, "body buffer allocation failed; truncating");
@@ -461,6 +472,43 @@ enum http1_status http1_finish(struct http1_parser *p)
 	return HTTP1_ERROR;
 }
 
+enum http1_status http1_gap(struct http1_parser *p, uint64_t n)
+{
+	if (p->state != ST_IN_MSG || !p->headers_done)
+		return HTTP1_ERROR;
+	bool chunked = p->ll.flags & F_CHUNKED;
+	bool by_length = !chunked && (p->ll.flags & F_CONTENT_LENGTH);
+	bool to_eof = !chunked && !by_length && llhttp_message_needs_eof(&p->ll);
+	if (by_length && p->ll.content_length < n)
+		return HTTP1_ERROR; /* the gap runs past this message */
+	if (!by_length && !to_eof)
+		return HTTP1_ERROR;
+	/* Count the missing bytes as body; store nothing more, so the stored
+	 * body stays an exact prefix (and is marked truncated). */
+	p->body.max = p->body.len;
+	if (n == 0)
+		return HTTP1_NEED_MORE;
+	uint64_t count = n;
+	if (by_length && p->ll.content_length == n) {
+		/* Leave one byte for llhttp so it completes the message. */
+		p->ll.content_length = 1;
+		count = n - 1;
+	} else if (by_length) {
+		p->ll.content_length -= n;
+	}
+	p->msg.body_len += count;
+	if (p->msg.body_len > p->body.len)
+		p->msg.truncated = true;
+	if (count == n) {
+		http1_fixup(p);
+		return HTTP1_NEED_MORE;
+	}
+	static const uint8_t zero[1];
+	size_t used = 0;
+	enum http1_status st = http1_feed(p, zero, 1, &used);
+	return st;
+}
+
 const struct store_message *http1_message(const struct http1_parser *p)
 {
 	return &p->msg;
@@ -502,10 +550,12 @@ void http1_next(struct http1_parser *p)
 		p->state = ST_IDLE;
 		break;
 	case ST_ERROR:
+	case ST_IN_MSG:
+		/* Dropping a broken or unfinished message: start clean. */
 		llhttp_reset(&p->ll);
 		p->state = ST_IDLE;
 		break;
-	default:
+	case ST_IDLE:
 		break;
 	}
 }

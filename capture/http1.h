@@ -94,6 +94,19 @@ void http1_expect_response_to(struct http1_parser *p, const struct store_slice *
 bool http1_message_interim(const struct http1_parser *p);
 
 /**
+ * @p n bytes of the stream are missing (a capture gap). When the parser is
+ * inside a body whose end it knows - Content-Length with at least @p n
+ * bytes left, or a body delimited by the connection close - the missing
+ * bytes are counted in body_len (the stored body stays the prefix before
+ * the gap, marked truncated) and parsing goes on.
+ * @return HTTP1_NEED_MORE (bridged), HTTP1_COMPLETE (bridged and the gap
+ *         ended the message: take it, then http1_next()), HTTP1_ERROR (the
+ *         gap cannot be bridged; the parser is unchanged, the caller resets
+ *         and resynchronises).
+ */
+enum http1_status http1_gap(struct http1_parser *p, uint64_t n);
+
+/**
  * Trailer fields of the current chunked message (after the body), kept
  * apart from message->headers. Borrowed like http1_message().
  * @param n  set to the number of trailer fields (0: returns NULL).

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -56,5 +57,12 @@ const char *rules_match(const struct rules *r, const struct store_session *s);
  * ports, vlan), so a fast path needs no HTTP parsing to color a flow.
  */
 bool rules_l4_only(const struct rules *r);
+
+/**
+ * The sampling hash of docs/rules.md ("Sampling"): FNV-1a 64 of the key's
+ * value bytes, then MurmurHash3's fmix64. A value is in a `sample:...:R%`
+ * rule when rules_sample_hash(value) % 1000000 < R * 10000.
+ */
+uint64_t rules_sample_hash(const uint8_t *v, size_t n);
 
 #endif

@@ -16,9 +16,10 @@
  * so are counted.
  *
  * Direction: the caller passes TXN_DIR_CLIENT for bytes from the endpoint
- * it believes is the client (SYN sender, else a heuristic). When the first
- * bytes of the "client" side look like a response ("HTTP/1.") and those of
- * the other side like a request, the tracker swaps roles (counted).
+ * it believes is the client (SYN sender, else a heuristic). The first
+ * bytes of the connection (whichever side sends first) settle the roles:
+ * when the "client" side starts with a status line ("HTTP/1.x NNN") or
+ * the "server" side with a request line, the tracker swaps roles (counted).
  *
  * Thread-safety: one tracker is used by one thread.
  */
@@ -60,6 +61,9 @@ struct txn_stats {
 	uint64_t header_too_large;  /**< header blocks over the cap */
 	uint64_t direction_swaps;   /**< client/server roles swapped from content */
 	uint64_t incomplete;	    /**< messages cut by close/reset/end */
+	uint64_t queue_overflow;    /**< pipelined requests beyond the pending cap, emitted
+				     *   at once as no_response (their responses dropped) */
+	uint64_t tunnel_bytes;	    /**< bytes inside tunnels, not parsed */
 };
 
 /** Name table for struct txn_stats (for --stats, trailers, reports). */
@@ -69,7 +73,9 @@ extern const size_t txn_ctr_count;
 /**
  * Called once per transaction. @p s and everything it points to are
  * borrowed for the duration of the call (copy what you keep). s->lane is
- * empty; the caller colors it.
+ * empty; the caller colors it. s->id is 0: the tracker does not know
+ * file-wide ids, the caller (pipeline) assigns them. s->conn_index counts
+ * the sessions of this connection in emission order (= request order).
  */
 typedef void (*txn_emit_fn)(void *ctx, const struct store_session *s);
 

@@ -1,15 +1,587 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dyetap record - not built yet: this placeholder only says so.
+ * dyetap record - capture HTTP traffic from pcap files or an interface,
+ * color the transactions and write them as sessions to a store file.
+ *
+ * Wiring only: capture/source.h reads packets, capture/pipeline.h turns
+ * them into colored sessions, store/store.h writes them. SIGINT/SIGTERM
+ * stop the capture; pending sessions are then emitted and the store is
+ * closed with its trailer (the run's counters), so an interrupted capture
+ * is a complete file. The manual is docs/capture.md.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "capture/pipeline.h"
+#include "capture/rules.h"
+#include "capture/source.h"
 #include "cli/cmds.h"
+#include "common/clock.h"
+#include "common/counters.h"
+#include "common/dbuf.h"
+#include "common/jsonw.h"
+#include "common/mem.h"
+#include "store/store.h"
+
+#define REC_MAX_FILES 256
+#define REC_MAX_RULES 256
+
+static struct src *rec_src;
+static volatile sig_atomic_t rec_stop;
+
+static void rec_on_signal(int sig)
+{
+	(void)sig;
+	rec_stop = 1;
+	if (rec_src)
+		src_break(rec_src);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: dyetap record (-r FILE [-r FILE...] | -i IFACE) [BPF FILTER] -w OUT.dyt\n"
+	    "                     [--color LANE=MATCH[,MATCH...]]... [--rules FILE]\n"
+	    "                     [--uncolored record|drop] [--max-body BYTES]\n"
+	    "                     [--duration S] [--count N] [--stats] [--json]\n"
+	    "\n"
+	    "Capture HTTP/1.x traffic, color each transaction by the rules and write the\n"
+	    "sessions to a store file (read it with `dyetap cat` / `dyetap info`).\n"
+	    "\n"
+	    "input:\n"
+	    "  -r, --read FILE        pcap or pcapng file; repeat to read several in order\n"
+	    "  -i, --interface IFACE  capture live (needs root or CAP_NET_RAW)\n"
+	    "  BPF FILTER             trailing words, tcpdump syntax, e.g. 'tcp port 80'\n"
+	    "  --count N              stop after N packets\n"
+	    "  --duration S           stop after S seconds (live capture)\n"
+	    "  --snaplen BYTES        live: bytes kept per packet (default 262144)\n"
+	    "  --buffer-mb MB         live: kernel capture buffer (default 64)\n"
+	    "  --promisc              live: promiscuous mode\n"
+	    "output:\n"
+	    "  -w, --write OUT.dyt    store file to create (replaced if it exists)\n"
+	    "  --color LANE=MATCH,... color rule (docs/rules.md), first match wins; repeat\n"
+	    "  --rules FILE           color rules, one per line\n"
+	    "  --uncolored record|drop  keep sessions no rule matches (default record)\n"
+	    "  --max-body BYTES       body bytes stored per message (default 1M; k/M/G)\n"
+	    "  --level N              zstd level of the store (default 1; negative levels\n"
+	    "                         are faster and make larger files)\n"
+	    "limits:\n"
+	    "  --max-flows N          connections tracked at once (default 262144)\n"
+	    "  --idle-timeout S       close idle connections after S seconds (default 300)\n"
+	    "  --reasm-memcap BYTES   out-of-order bytes buffered in all (default 64M)\n"
+	    "report:\n"
+	    "  --stats                print every counter to stderr at the end\n"
+	    "  --json                 print the counters as one JSON object to stdout\n"
+	    "  -h, --help             this text\n"
+	    "\n"
+	    "examples:\n"
+	    "  dyetap record -r prod.pcap -w prod.dyt --color 'blue=header:x-lane=blue' --stats\n"
+	    "  dyetap record -i eth0 'tcp port 8080' -w live.dyt --uncolored drop \\\n"
+	    "      --color 'canary=cookie:lane=canary,path:/api/*'\n"
+	    "\n"
+	    "Stop a live capture with Ctrl-C: the file is closed cleanly. Counters and\n"
+	    "policies are described in docs/capture.md.\n");
+}
+
+/* "10", "64k", "1M", "2G" -> bytes. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	uint64_t mul = 1;
+	switch (*end) {
+	case 0:
+		break;
+	case 'k':
+	case 'K':
+		mul = 1ULL << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1ULL << 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1ULL << 30;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if ((*end && strcmp(end, "B") && strcmp(end, "iB")) || v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int rec_sink(void *ctx, const struct store_session *s)
+{
+	return store_writer_add_session(ctx, s);
+}
+
+struct rec_opts {
+	const char *files[REC_MAX_FILES];
+	size_t n_files;
+	const char *iface;
+	const char *out;
+	const char *colors[REC_MAX_RULES];
+	size_t n_colors;
+	const char *rules_file;
+	bool drop_uncolored;
+	uint64_t max_body;
+	uint64_t duration_s;
+	uint64_t count;
+	uint64_t max_flows;
+	uint64_t idle_s;
+	uint64_t memcap;
+	uint64_t snaplen;
+	uint64_t buffer_mb;
+	bool promisc;
+	int level;
+	bool stats;
+	bool json;
+	struct dbuf filter;
+};
+
+static int bad(const char *what, const char *val)
+{
+	fprintf(stderr, "dyetap record: bad %s '%s' (see dyetap record --help)\n", what, val);
+	return 2;
+}
+
+/* 0 ok, 1 help printed, 2 usage error (message printed). */
+static int parse_args(int argc, char **argv, struct rec_opts *o)
+{
+	enum {
+		O_COLOR = 256,
+		O_RULES,
+		O_UNCOLORED,
+		O_MAX_BODY,
+		O_DURATION,
+		O_COUNT,
+		O_STATS,
+		O_JSON,
+		O_MAX_FLOWS,
+		O_IDLE,
+		O_MEMCAP,
+		O_SNAPLEN,
+		O_BUFFER,
+		O_PROMISC,
+		O_LEVEL,
+	};
+	static const struct option longopts[] = {
+	    {"read", required_argument, NULL, 'r'},
+	    {"interface", required_argument, NULL, 'i'},
+	    {"write", required_argument, NULL, 'w'},
+	    {"color", required_argument, NULL, O_COLOR},
+	    {"rules", required_argument, NULL, O_RULES},
+	    {"uncolored", required_argument, NULL, O_UNCOLORED},
+	    {"max-body", required_argument, NULL, O_MAX_BODY},
+	    {"duration", required_argument, NULL, O_DURATION},
+	    {"count", required_argument, NULL, O_COUNT},
+	    {"stats", no_argument, NULL, O_STATS},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"max-flows", required_argument, NULL, O_MAX_FLOWS},
+	    {"idle-timeout", required_argument, NULL, O_IDLE},
+	    {"reasm-memcap", required_argument, NULL, O_MEMCAP},
+	    {"snaplen", required_argument, NULL, O_SNAPLEN},
+	    {"buffer-mb", required_argument, NULL, O_BUFFER},
+	    {"promisc", no_argument, NULL, O_PROMISC},
+	    {"level", required_argument, NULL, O_LEVEL},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "r:i:w:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (o->n_files == REC_MAX_FILES)
+				return bad("number of -r files (max 256)", optarg);
+			o->files[o->n_files++] = optarg;
+			break;
+		case 'i':
+			o->iface = optarg;
+			break;
+		case 'w':
+			o->out = optarg;
+			break;
+		case O_COLOR:
+			if (o->n_colors == REC_MAX_RULES)
+				return bad("number of --color rules (max 256)", optarg);
+			o->colors[o->n_colors++] = optarg;
+			break;
+		case O_RULES:
+			o->rules_file = optarg;
+			break;
+		case O_UNCOLORED:
+			if (!strcmp(optarg, "drop"))
+				o->drop_uncolored = true;
+			else if (!strcmp(optarg, "record"))
+				o->drop_uncolored = false;
+			else
+				return bad("--uncolored (record or drop)", optarg);
+			break;
+		case O_MAX_BODY:
+			if (parse_size(optarg, &o->max_body) < 0)
+				return bad("--max-body", optarg);
+			break;
+		case O_DURATION:
+			if (parse_u64(optarg, &o->duration_s) < 0)
+				return bad("--duration (seconds)", optarg);
+			break;
+		case O_COUNT:
+			if (parse_u64(optarg, &o->count) < 0)
+				return bad("--count", optarg);
+			break;
+		case O_STATS:
+			o->stats = true;
+			break;
+		case O_JSON:
+			o->json = true;
+			break;
+		case O_MAX_FLOWS:
+			if (parse_u64(optarg, &o->max_flows) < 0 || !o->max_flows ||
+			    o->max_flows > (1u << 30))
+				return bad("--max-flows", optarg);
+			break;
+		case O_IDLE:
+			if (parse_u64(optarg, &o->idle_s) < 0 || !o->idle_s)
+				return bad("--idle-timeout (seconds)", optarg);
+			break;
+		case O_MEMCAP:
+			if (parse_size(optarg, &o->memcap) < 0 || !o->memcap)
+				return bad("--reasm-memcap", optarg);
+			break;
+		case O_SNAPLEN:
+			if (parse_u64(optarg, &o->snaplen) < 0 || o->snaplen > 262144)
+				return bad("--snaplen", optarg);
+			break;
+		case O_BUFFER:
+			if (parse_u64(optarg, &o->buffer_mb) < 0 || o->buffer_mb > 4096)
+				return bad("--buffer-mb", optarg);
+			break;
+		case O_PROMISC:
+			o->promisc = true;
+			break;
+		case O_LEVEL: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < -100 || v > 22 || v == 0)
+				return bad("--level (zstd level, -100..22, not 0)", optarg);
+			o->level = (int)v;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			if (optopt && optopt < 256)
+				fprintf(stderr,
+					"dyetap record: option -%c needs a value or is unknown\n",
+					optopt);
+			else
+				fprintf(stderr,
+					"dyetap record: unknown option or missing value: %s\n",
+					argv[optind - 1]);
+			fprintf(stderr, "try: dyetap record --help\n");
+			return 2;
+		}
+	}
+	for (int i = optind; i < argc; i++)
+		if ((i > optind && dbuf_putc(&o->filter, ' ') < 0) ||
+		    dbuf_puts(&o->filter, argv[i]) < 0)
+			return bad("BPF filter (too long)", argv[i]);
+	if (!o->n_files == !o->iface) {
+		fprintf(stderr, "dyetap record: give either -r FILE (one or more) or -i IFACE\n"
+				"try: dyetap record --help\n");
+		return 2;
+	}
+	if (!o->out) {
+		fprintf(stderr, "dyetap record: give the output file with -w OUT.dyt\n");
+		return 2;
+	}
+	return 0;
+}
+
+static void print_progress(struct src *src, const struct pipe *pipe, int64_t t0)
+{
+	uint64_t done, total;
+	src_progress(src, &done, &total);
+	const struct pipe_stats *ps = pipe_get_stats(pipe);
+	double secs = (double)(clk_mono_ns() - t0) / 1e9;
+	double mb = src_is_live(src) ? (double)ps->wire_bytes / 1e6 : (double)done / 1e6;
+	fprintf(stderr, "\r%" PRIu64 " packets, %.1f MB", ps->packets, mb);
+	if (total)
+		fprintf(stderr, " (%.0f%%)", 100.0 * (double)done / (double)total);
+	fprintf(stderr, ", %" PRIu64 " sessions, %.1f MB/s   ", ps->written,
+		secs > 0 ? mb / secs : 0.0);
+}
+
+static void print_stats(const struct store_counter *c, size_t n, double secs)
+{
+	fprintf(stderr, "dyetap record: counters (%.2f s):\n", secs);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  %-36s %" PRIu64 "\n", c[i].name, c[i].value);
+}
+
+static int print_json(const struct store_counter *c, size_t n)
+{
+	struct dbuf b;
+	int rc = 0;
+	dbuf_init(&b, 1u << 20);
+	rc |= dbuf_putc(&b, '{');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			rc |= dbuf_putc(&b, ',');
+		rc |= jsonw_cstr(&b, c[i].name);
+		rc |= dbuf_printf(&b, ":%" PRIu64, c[i].value);
+	}
+	rc |= dbuf_puts(&b, "}\n");
+	if (!rc)
+		fwrite(b.data, 1, b.len, stdout);
+	dbuf_release(&b);
+	return rc ? -ENOMEM : 0;
+}
+
+/* src_ counters first, then the pipeline's; returns a mem_alloc'd array. */
+static struct store_counter *collect_counters(const struct src_stats *ss, const struct pipe *pipe,
+					      size_t *n_out, char (*names)[48])
+{
+	size_t np = pipe_counters(pipe, NULL, 0);
+	struct store_counter *c = mem_calloc(src_ctr_count + np, sizeof(*c));
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < src_ctr_count; i++) {
+		snprintf(names[i], 48, "src_%s", src_ctr_descs[i].name);
+		c[i] = (struct store_counter){names[i], ctr_get(ss, &src_ctr_descs[i])};
+	}
+	*n_out = src_ctr_count + pipe_counters(pipe, c + src_ctr_count, np);
+	return c;
+}
+
+static int run(struct rec_opts *o)
+{
+	char err[1024] = "";
+	int ret = 3;
+	struct rules *rules = rules_create();
+	struct pipe *pipe = NULL;
+	struct store_writer *w = NULL;
+	struct store_counter *ctrs = NULL;
+	char(*names)[48] = mem_calloc(src_ctr_count, 48);
+	struct src_stats ss = {0};
+	const char **rule_texts = NULL;
+	struct dbuf source_desc;
+	dbuf_init(&source_desc, 1u << 16);
+	if (!rules || !names) {
+		fprintf(stderr, "dyetap record: out of memory\n");
+		goto out;
+	}
+	for (size_t i = 0; i < o->n_colors; i++)
+		if (rules_add(rules, o->colors[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "dyetap record: --color '%s': %s\n", o->colors[i], err);
+			ret = 2;
+			goto out;
+		}
+	if (o->rules_file && rules_load_file(rules, o->rules_file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dyetap record: --rules: %s\n", err);
+		ret = 2;
+		goto out;
+	}
+
+	struct src_params sp = {
+	    .files = o->files,
+	    .n_files = o->n_files,
+	    .iface = o->iface,
+	    .filter = o->filter.len ? (const char *)o->filter.data : NULL,
+	    .snaplen = (int)o->snaplen,
+	    .buffer_mb = (int)o->buffer_mb,
+	    .promisc = o->promisc,
+	};
+	rec_src = src_open(&sp, &ss, err, sizeof(err));
+	if (!rec_src) {
+		fprintf(stderr, "dyetap record: %s\n", err);
+		ret = 2;
+		goto out;
+	}
+
+	size_t n_rules = rules_count(rules);
+	rule_texts = mem_calloc(n_rules + 1, sizeof(*rule_texts));
+	if (!rule_texts)
+		goto out;
+	for (size_t i = 0; i < n_rules; i++)
+		rule_texts[i] = rules_text(rules, i);
+	if (o->iface) {
+		dbuf_printf(&source_desc, "iface:%s", o->iface);
+	} else {
+		dbuf_puts(&source_desc, "pcap:");
+		for (size_t i = 0; i < o->n_files; i++)
+			dbuf_printf(&source_desc, "%s%s", i ? "," : "", o->files[i]);
+	}
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	struct store_meta meta = {
+	    .kind = "recording",
+	    .source = source_desc.data ? (const char *)source_desc.data : "",
+	    .filter = sp.filter,
+	    .rules = rule_texts,
+	    .n_rules = n_rules,
+	    .host = host,
+	    .start_ns = clk_real_ns(),
+	};
+	struct store_writer_params wp = {.path = o->out, .level = o->level, .meta = &meta};
+	w = store_writer_create(&wp, err, sizeof(err));
+	if (!w) {
+		fprintf(stderr, "dyetap record: %s\n", err);
+		ret = 2;
+		goto out;
+	}
+
+	struct pipe_params pp = {
+	    .max_flows = (uint32_t)o->max_flows,
+	    .idle_timeout_ns = (int64_t)o->idle_s * 1000000000LL,
+	    .reasm_memcap = (size_t)o->memcap,
+	    .max_body = (size_t)o->max_body,
+	    .rules = rules,
+	    .drop_uncolored = o->drop_uncolored,
+	    .sink = rec_sink,
+	    .sink_ctx = w,
+	};
+	pipe = pipe_create(&pp);
+	if (!pipe) {
+		fprintf(stderr, "dyetap record: out of memory (try a smaller --max-flows)\n");
+		goto out;
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = rec_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	bool tty = isatty(STDERR_FILENO);
+	bool live = o->iface != NULL;
+	int64_t t0 = clk_mono_ns(), next_progress = t0 + 500000000LL;
+	int64_t deadline = o->duration_s ? t0 + (int64_t)o->duration_s * 1000000000LL : 0;
+	uint64_t n = 0;
+	int rc = 0;
+	ret = 0;
+	while (!rec_stop) {
+		struct src_pkt pkt;
+		rc = src_next(rec_src, &pkt, 100);
+		if (rc == 1) {
+			pipe_packet(pipe, pkt.ts_ns, pkt.linktype, pkt.data, pkt.caplen,
+				    pkt.wirelen);
+			if (o->count && ++n >= o->count)
+				break;
+			if (!live && (n & 1023))
+				continue;
+		} else if (rc == 0) {
+			pipe_advance(pipe, clk_real_ns());
+		} else if (rc == -ENODATA) {
+			break;
+		} else {
+			fprintf(stderr, "dyetap record: %s\n", src_error(rec_src));
+			ret = 3;
+			break;
+		}
+		if (store_writer_tick(w) < 0) {
+			fprintf(stderr, "dyetap record: writing %s: %s\n", o->out,
+				store_writer_error(w));
+			ret = 3;
+			break;
+		}
+		int64_t now = clk_mono_ns();
+		if (deadline && now >= deadline)
+			break;
+		if (tty && now >= next_progress) {
+			print_progress(rec_src, pipe, t0);
+			next_progress = now + 500000000LL;
+		}
+	}
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+	pipe_finish(pipe);
+	src_update_stats(rec_src);
+
+	size_t n_ctrs = 0;
+	ctrs = collect_counters(&ss, pipe, &n_ctrs, names);
+	if (!ctrs) {
+		fprintf(stderr, "dyetap record: out of memory\n");
+		ret = 3;
+		goto out;
+	}
+	if (store_writer_close(w, ctrs, n_ctrs, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dyetap record: closing %s: %s\n", o->out, err);
+		ret = 3;
+	}
+	w = NULL;
+	double secs = (double)(clk_mono_ns() - t0) / 1e9;
+	if (o->stats)
+		print_stats(ctrs, n_ctrs, secs);
+	if (o->json && print_json(ctrs, n_ctrs) < 0)
+		ret = 3;
+	if (!o->stats && !o->json) {
+		const struct pipe_stats *ps = pipe_get_stats(pipe);
+		fprintf(stderr,
+			"dyetap record: %" PRIu64 " packets, %" PRIu64 " sessions written to %s"
+			" (%" PRIu64 " uncolored dropped)\n",
+			ps->packets, ps->written, o->out, ps->dropped_uncolored);
+	}
+	if (live && ss.kernel_drops)
+		fprintf(stderr,
+			"dyetap record: warning: the kernel dropped %" PRIu64
+			" packets (raise --buffer-mb or narrow the filter)\n",
+			ss.kernel_drops);
+out:
+	store_writer_free(w);
+	pipe_free(pipe);
+	src_close(rec_src);
+	rec_src = NULL;
+	rules_free(rules);
+	mem_free(ctrs);
+	mem_free(names);
+	mem_free(rule_texts);
+	dbuf_release(&source_desc);
+	return ret;
+}
 
 int cmd_record(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "dyetap record: not available in this build yet\n");
-	return 2;
+	struct rec_opts o;
+	memset(&o, 0, sizeof(o));
+	dbuf_init(&o.filter, 1u << 16);
+	int rc = parse_args(argc, argv, &o);
+	if (rc == 0)
+		rc = run(&o);
+	else if (rc == 1)
+		rc = 0;
+	dbuf_release(&o.filter);
+	return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "capture/http1.h"
 #include "common/dbuf.h"
+#include "common/mem.h"
 #include "tests/tap.h"
 
 /* A canonical text form of one message, so runs can be compared. */
@@ -294,6 +295,10 @@ static void test_tunnels(void)
 	    "body=0:\nREST 7\n",
 	    "101 response: tunnel");
 
+	expect_dump(HTTP1_RESPONSE, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\nPRI",
+		    false, "TUNNEL 101 Switching Protocols v1.1 [Upgrade: h2c] body=0:\nREST 3\n",
+		    "101 without Connection: upgrade is still a tunnel");
+
 	/* 200 to CONNECT: tunnel; the same bytes to a GET would be a body. */
 	struct http1_params prm = {.type = HTTP1_RESPONSE};
 	struct http1_parser *p = http1_parser_create(&prm);
@@ -449,6 +454,34 @@ static void test_big_body(void)
 	http1_parser_free(p);
 }
 
+static void test_gap(void)
+{
+	struct http1_parser *p =
+	    http1_parser_create(&(struct http1_params){.type = HTTP1_RESPONSE, .max_body = 64});
+	const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nabcd";
+	size_t used;
+	TAP_OK(http1_gap(p, 4) == HTTP1_ERROR, "gap before any message: not bridged");
+	TAP_OK(http1_feed(p, (const uint8_t *)h, strlen(h), &used) == HTTP1_NEED_MORE, "head");
+	TAP_OK(http1_gap(p, 17) == HTTP1_ERROR, "gap longer than the rest of the body: refused");
+	TAP_OK(http1_gap(p, 10) == HTTP1_NEED_MORE, "gap inside the body: bridged");
+	TAP_OK(http1_feed(p, (const uint8_t *)"wxyz", 4, &used) == HTTP1_NEED_MORE && used == 4,
+	       "body continues after the gap");
+	TAP_OK(http1_gap(p, 2) == HTTP1_COMPLETE, "gap up to the end completes the message");
+	const struct store_message *m = http1_message(p);
+	TAP_OK(m->body_len == 20 && m->body.len == 4 && memcmp(m->body.ptr, "abcd", 4) == 0 &&
+		   m->truncated,
+	       "body_len counts the gap, stored body is the prefix before it");
+	http1_next(p);
+	const char *c = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab";
+	TAP_OK(http1_feed(p, (const uint8_t *)c, strlen(c), &used) == HTTP1_NEED_MORE, "chunked");
+	TAP_OK(http1_gap(p, 1) == HTTP1_ERROR, "gap in a chunked body: not bridged");
+	http1_reset(p);
+	const char *hd = "HTTP/1.1 200 OK\r\nServer: x";
+	TAP_OK(http1_feed(p, (const uint8_t *)hd, strlen(hd), &used) == HTTP1_NEED_MORE, "headers");
+	TAP_OK(http1_gap(p, 1) == HTTP1_ERROR, "gap in headers: not bridged");
+	http1_parser_free(p);
+}
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng(void)
@@ -521,6 +554,42 @@ static void test_garbage(void)
 	TAP_EQ_U64(bad, 0, "3000 random/mutated inputs: no overrun, bodies within cap");
 }
 
+/* With -Dfault_injection=true: every allocation of a run fails once in turn. */
+static void test_alloc_failures(void)
+{
+#ifdef DYETAP_FAULT_INJECTION
+	const char *req = "POST /x HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n"
+			  "E: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nI: 9\r\nJ: 10\r\nK: 11\r\nL: 12\r\n"
+			  "M: 13\r\nN: 14\r\nO: 15\r\nP: 16\r\nQ: 17\r\n"
+			  "Content-Length: 10\r\n\r\n0123456789";
+	int bad = 0, enomem = 0, complete = 0;
+	for (uint64_t n = 1; n < 40; n++) {
+		mem_fail_at(n);
+		struct http1_parser *p =
+		    http1_parser_create(&(struct http1_params){.type = HTTP1_REQUEST});
+		if (!p) {
+			mem_fail_at(0);
+			continue;
+		}
+		size_t used;
+		enum http1_status st = http1_feed(p, (const uint8_t *)req, strlen(req), &used);
+		if (st == HTTP1_ERROR && http1_errno(p) == -ENOMEM)
+			enomem++;
+		else if (st == HTTP1_COMPLETE)
+			complete++;
+		else
+			bad++;
+		const struct store_message *m = http1_message(p);
+		if (st == HTTP1_COMPLETE && m->body_len != 10)
+			bad++;
+		mem_fail_at(0);
+		http1_parser_free(p);
+	}
+	TAP_OK(bad == 0 && enomem > 0 && complete > 0,
+	       "allocation failures: -ENOMEM error or complete (%d / %d)", enomem, complete);
+#endif
+}
+
 int main(void)
 {
 	test_basic();
@@ -533,6 +602,8 @@ int main(void)
 	test_splits();
 	test_header_cap();
 	test_big_body();
+	test_gap();
 	test_garbage();
+	test_alloc_failures();
 	return tap_done();
 }

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipeline - glue from packets to colored sessions (see pipeline.h).
+ *
+ * The flow table's consumer interface is implemented here over the HTTP
+ * transaction tracker: a connection opening creates a txn_conn, stream
+ * bytes and gaps go to it by direction, the close ends and frees it. The
+ * tracker's sessions get their file-wide id and lane here and go to the
+ * sink. No allocation per packet: the flow table is preallocated and the
+ * only per-connection allocation is the tracker.
+ *
+ * References: DESIGN.md §4 and §11; capture/txn.h, capture/rules.h.
+ */
+#include "capture/pipeline.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "capture/decode.h"
+#include "capture/flow.h"
+#include "capture/reasm.h"
+#include "capture/txn.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+#define PIPE_LOG(lvl, ...) LOG_MSG(lvl, "pipeline", __VA_ARGS__)
+#define PIPE_MAX_LANES	   64
+#define PIPE_NAME_MAX	   80
+
+struct pipe_lane {
+	const char *name; /* borrowed from rules_match() once seen, else NULL */
+	char text[PIPE_NAME_MAX];
+	uint64_t sessions;
+};
+
+struct pipe_ctr {
+	char name[PIPE_NAME_MAX];
+	const uint64_t *value;
+};
+
+struct pipe {
+	struct pipe_params p;
+	struct pipe_stats st;
+	struct decode_stats ds;
+	struct flow_stats fs;
+	struct reasm_stats rs;
+	struct txn_stats ts;
+	struct txn_params tp;
+	struct flow_table *flows;
+	uint64_t next_id;
+	struct pipe_lane lanes[PIPE_MAX_LANES];
+	size_t n_lanes;
+	struct pipe_ctr *ctrs;
+	size_t n_ctrs;
+};
+
+const struct ctr_desc pipe_ctr_descs[] = {
+    CTR_DESC(struct pipe_stats, packets, "packets offered to the pipeline"),
+    CTR_DESC(struct pipe_stats, wire_bytes, "bytes of those packets on the wire"),
+    CTR_DESC(struct pipe_stats, sessions, "HTTP sessions (transactions) emitted"),
+    CTR_DESC(struct pipe_stats, colored, "sessions matched by a color rule"),
+    CTR_DESC(struct pipe_stats, uncolored, "sessions matched by no rule (baseline lane)"),
+    CTR_DESC(struct pipe_stats, dropped_uncolored, "uncolored sessions dropped (--uncolored drop)"),
+    CTR_DESC(struct pipe_stats, written, "sessions written to the output"),
+    CTR_DESC(struct pipe_stats, sink_errors, "sessions lost because the output failed"),
+    CTR_DESC(struct pipe_stats, conn_untracked,
+	     "connections not parsed because a tracker could not be allocated"),
+    CTR_DESC(struct pipe_stats, lanes_overflow, "sessions of lanes beyond the per-lane table"),
+};
+const size_t pipe_ctr_count = sizeof(pipe_ctr_descs) / sizeof(pipe_ctr_descs[0]);
+
+/* ---- sessions ---- */
+
+static void count_lane(struct pipe *p, const char *lane)
+{
+	for (size_t i = 0; i < p->n_lanes; i++) {
+		struct pipe_lane *l = &p->lanes[i];
+		if (l->name == lane || !strcmp(l->text, lane)) {
+			l->name = lane;
+			l->sessions++;
+			return;
+		}
+	}
+	if (p->n_lanes == PIPE_MAX_LANES) {
+		p->st.lanes_overflow++;
+		return;
+	}
+	struct pipe_lane *l = &p->lanes[p->n_lanes++];
+	l->name = lane;
+	snprintf(l->text, sizeof(l->text), "%s", lane);
+	l->sessions = 1;
+}
+
+static void on_session(void *ctx, const struct store_session *s)
+{
+	struct pipe *p = ctx;
+	struct store_session c = *s;
+	p->st.sessions++;
+	const char *lane = p->p.rules ? rules_match(p->p.rules, s) : NULL;
+	if (lane) {
+		p->st.colored++;
+		count_lane(p, lane);
+		c.lane.ptr = (const uint8_t *)lane;
+		c.lane.len = strlen(lane);
+	} else {
+		p->st.uncolored++;
+		if (p->p.drop_uncolored) {
+			p->st.dropped_uncolored++;
+			return;
+		}
+		c.lane.ptr = NULL;
+		c.lane.len = 0;
+	}
+	c.id = ++p->next_id;
+	if (!p->p.sink) {
+		p->st.written++;
+		return;
+	}
+	int rc = p->p.sink(p->p.sink_ctx, &c);
+	if (rc < 0)
+		p->st.sink_errors++;
+	else
+		p->st.written++;
+}
+
+/* ---- flow consumer over txn ---- */
+
+static void *conn_open(void *ctx, const struct flow_info *fi)
+{
+	struct pipe *p = ctx;
+	struct txn_conn_info ti = {
+	    .ip_version = fi->ip_version,
+	    .vlan = fi->vlan,
+	    .conn_id = fi->conn_id,
+	    .midstream = fi->midstream,
+	};
+	memcpy(ti.client.addr, fi->client_addr, 16);
+	memcpy(ti.server.addr, fi->server_addr, 16);
+	ti.client.port = fi->client_port;
+	ti.server.port = fi->server_port;
+	struct txn_conn *c = txn_conn_create(&p->tp, &ti);
+	if (!c)
+		p->st.conn_untracked++;
+	return c;
+}
+
+static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n, int64_t ts)
+{
+	(void)ctx;
+	txn_conn_data(conn, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, ts);
+}
+
+static void conn_gap(void *ctx, void *conn, int dir, uint64_t n, int64_t ts)
+{
+	(void)ctx;
+	txn_conn_gap(conn, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, n, ts);
+}
+
+static void conn_close(void *ctx, void *conn, enum flow_end how, int64_t ts)
+{
+	(void)ctx;
+	enum txn_end e;
+	switch (how) {
+	case FLOW_END_FIN:
+		e = TXN_END_FIN;
+		break;
+	case FLOW_END_RST:
+		e = TXN_END_RST;
+		break;
+	case FLOW_END_TIMEOUT:
+		e = TXN_END_TIMEOUT;
+		break;
+	default:
+		e = TXN_END_EOF;
+		break;
+	}
+	txn_conn_end(conn, e, ts);
+	txn_conn_free(conn);
+}
+
+static const struct flow_ops pipe_flow_ops = {conn_open, conn_data, conn_gap, conn_close};
+
+/* ---- counters ---- */
+
+struct ctr_group {
+	const char *prefix;
+	const struct ctr_desc *descs;
+	size_t n;
+	const void *stats;
+};
+
+static int build_counters(struct pipe *p)
+{
+	const struct ctr_group g[] = {
+	    {"pipe_", pipe_ctr_descs, pipe_ctr_count, &p->st},
+	    {"decode_", decode_ctr_descs, decode_ctr_count, &p->ds},
+	    {"flow_", flow_ctr_descs, flow_ctr_count, &p->fs},
+	    {"reasm_", reasm_ctr_descs, reasm_ctr_count, &p->rs},
+	    {"txn_", txn_ctr_descs, txn_ctr_count, &p->ts},
+	};
+	size_t n = PIPE_MAX_LANES;
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+		n += g[i].n;
+	p->ctrs = mem_calloc(n, sizeof(*p->ctrs));
+	if (!p->ctrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+		for (size_t j = 0; j < g[i].n; j++) {
+			struct pipe_ctr *c = &p->ctrs[p->n_ctrs++];
+			snprintf(c->name, sizeof(c->name), "%s%s", g[i].prefix, g[i].descs[j].name);
+			c->value = (const uint64_t *)(const void *)((const char *)g[i].stats +
+								    g[i].descs[j].offset);
+		}
+	return 0;
+}
+
+/* Lanes named by the rules get a counter even when they see no session. */
+static void preload_lanes(struct pipe *p)
+{
+	size_t n = p->p.rules ? rules_count(p->p.rules) : 0;
+	for (size_t i = 0; i < n && p->n_lanes < PIPE_MAX_LANES; i++) {
+		const char *t = rules_text(p->p.rules, i);
+		const char *eq = t ? strchr(t, '=') : NULL;
+		if (!eq)
+			continue;
+		char lane[PIPE_NAME_MAX];
+		snprintf(lane, sizeof(lane), "%.*s", (int)(eq - t), t);
+		bool dup = false;
+		for (size_t j = 0; j < p->n_lanes; j++)
+			dup |= !strcmp(p->lanes[j].text, lane);
+		if (!dup)
+			snprintf(p->lanes[p->n_lanes++].text, PIPE_NAME_MAX, "%s", lane);
+	}
+}
+
+size_t pipe_counters(const struct pipe *p, struct store_counter *out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_ctrs; i++, n++)
+		if (n < max)
+			out[n] = (struct store_counter){p->ctrs[i].name, *p->ctrs[i].value};
+	/* Lane counters use the spare slots after the fixed ones. */
+	for (size_t i = 0; i < p->n_lanes; i++, n++) {
+		if (n >= max)
+			continue;
+		struct pipe_ctr *c = &p->ctrs[p->n_ctrs + i];
+		snprintf(c->name, sizeof(c->name), "lane_%s_sessions", p->lanes[i].text);
+		out[n] = (struct store_counter){c->name, p->lanes[i].sessions};
+	}
+	return n;
+}
+
+/* ---- life cycle ---- */
+
+struct pipe *pipe_create(const struct pipe_params *pp)
+{
+	struct pipe *p = mem_calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->p = *pp;
+	p->tp = (struct txn_params){
+	    .max_header_bytes = pp->max_header,
+	    .max_body = pp->max_body,
+	    .emit = on_session,
+	    .ctx = p,
+	    .stats = &p->ts,
+	};
+	struct flow_params fp = {
+	    .max_flows = pp->max_flows,
+	    .idle_timeout_ns = pp->idle_timeout_ns,
+	    .reasm = {.memcap = pp->reasm_memcap, .stream_cap = pp->reasm_stream_cap},
+	    .ops = &pipe_flow_ops,
+	    .ops_ctx = p,
+	    .stats = &p->fs,
+	    .rstats = &p->rs,
+	};
+	p->flows = flow_table_create(&fp);
+	if (!p->flows || build_counters(p) < 0) {
+		pipe_free(p);
+		return NULL;
+	}
+	preload_lanes(p);
+	return p;
+}
+
+void pipe_free(struct pipe *p)
+{
+	if (!p)
+		return;
+	flow_table_free(p->flows);
+	mem_free(p->ctrs);
+	mem_free(p);
+}
+
+void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *data, uint32_t caplen,
+		 uint32_t wirelen)
+{
+	struct decode_pkt pkt;
+	p->st.packets++;
+	p->st.wire_bytes += wirelen;
+	if (decode_packet(linktype, data, caplen, &pkt, &p->ds) == DECODE_TCP)
+		flow_packet(p->flows, &pkt, ts_ns);
+}
+
+void pipe_advance(struct pipe *p, int64_t now_ns)
+{
+	flow_advance(p->flows, now_ns);
+}
+
+void pipe_finish(struct pipe *p)
+{
+	flow_finish(p->flows);
+}
+
+const struct pipe_stats *pipe_get_stats(const struct pipe *p)
+{
+	return &p->st;
+}

@@ -1,0 +1,965 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * txn - HTTP/1.x transaction tracker for one TCP connection (see txn.h).
+ *
+ * References: RFC 9112 §9.3.2 (pipelining: responses come in request
+ * order), RFC 9110 §15.2 (1xx interim responses precede the final one),
+ * §9.3.6 (CONNECT), §7.8 (Upgrade/101); libhtp's connection parser (one
+ * transaction list per connection, requests waiting for their responses).
+ *
+ * Each side (client = requests, server = responses) has an http1 parser
+ * and a mode:
+ *   NORMAL  bytes go to the parser;
+ *   RESYNC  after a gap, a parse error or a midstream pickup: bytes are
+ *           skipped (counted in resync_bytes) until a message start: a
+ *           request line "METHOD SP target" at a line start (checked up to
+ *           " HTTP/1.x" when the whole line is at hand), or at a known
+ *           method inside a complete line ending in " HTTP/1.x" (a request
+ *           right after a body tail without newline); a status line
+ *           "HTTP/1.x NNN" anywhere. A candidate cut at the end of a
+ *           segment is kept in a small carry buffer until the next bytes
+ *           decide;
+ *   HOLD    client only, after a CONNECT or Upgrade request: its following
+ *           bytes are held (bounded) until the response says whether a
+ *           tunnel follows (then dropped) or not (then parsed);
+ *   TUNNEL  the rest is not HTTP: bytes are counted, not parsed.
+ *
+ * Complete requests are deep-copied into a bounded FIFO (the parser's view
+ * lives only until the next message); each final response is paired with
+ * the head of the FIFO and emitted at once from the parser's view, so a
+ * response is never copied. A request beyond the FIFO cap is emitted at
+ * once as no_response and leaves a placeholder count so that the response
+ * answering it is dropped instead of shifting every later pair.
+ *
+ * A response that completes while the FIFO is empty but a request is still
+ * being received (a server answering early, e.g. 413 or 401 before the
+ * body) is copied into one "early" slot and paired when that request
+ * completes. Any other response without a request is emitted as an orphan
+ * (req.present = false), counted.
+ *
+ * Direction: decided on the first bytes of the connection (either side).
+ * If the side the caller called client starts with a status line, or the
+ * other side starts with a request line, roles are swapped (counted).
+ *
+ * Gaps: inside a body whose end is known (Content-Length with enough
+ * bytes left, or close-delimited) the missing bytes are counted as body
+ * (http1_gap) and parsing goes on; otherwise the message is handed on as
+ * it is and the side resynchronises.
+ *
+ * Flags: MIDSTREAM on every session of a connection picked up without its
+ * handshake; GAP on the message a gap cut or the first message found after
+ * a gap; PARSE_ERROR on the message that failed; INCOMPLETE (+ RESET) on a
+ * message cut by the end of the connection; NO_RESPONSE on requests never
+ * answered; TUNNEL on the transaction that switched protocols.
+ */
+#include "capture/txn.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "capture/http1.h"
+#include "common/dbuf.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+#define TXN_LOG(lvl, ...) LOG_MSG(lvl, "txn", __VA_ARGS__)
+
+#define TXN_MAX_PENDING 32	    /* requests waiting for a response */
+#define TXN_HOLD_MAX	(64 * 1024) /* client bytes held after CONNECT/Upgrade */
+#define TXN_CARRY_MAX	32	    /* candidate message start cut at a segment end */
+#define TXN_LINE_CHECK	8192	    /* request line length checked for " HTTP/1.x" */
+
+const struct ctr_desc txn_ctr_descs[] = {
+    CTR_DESC(struct txn_stats, requests, "http requests parsed (complete or not)"),
+    CTR_DESC(struct txn_stats, responses, "http final responses parsed"),
+    CTR_DESC(struct txn_stats, interim_responses, "http 1xx interim responses (skipped)"),
+    CTR_DESC(struct txn_stats, sessions_emitted, "transactions emitted"),
+    CTR_DESC(struct txn_stats, sessions_complete, "transactions emitted without any flag"),
+    CTR_DESC(struct txn_stats, no_response, "requests without a response"),
+    CTR_DESC(struct txn_stats, orphan_responses, "responses without a request"),
+    CTR_DESC(struct txn_stats, parse_errors, "http parse errors (either direction)"),
+    CTR_DESC(struct txn_stats, tunnels, "CONNECT/Upgrade tunnels (parsing stopped)"),
+    CTR_DESC(struct txn_stats, gap_sessions, "transactions touched by a tcp gap"),
+    CTR_DESC(struct txn_stats, resync_bytes, "bytes skipped to find the next http message"),
+    CTR_DESC(struct txn_stats, body_truncated, "bodies cut at the body cap"),
+    CTR_DESC(struct txn_stats, header_too_large, "header blocks over the header cap"),
+    CTR_DESC(struct txn_stats, direction_swaps, "connections whose client/server roles swapped"),
+    CTR_DESC(struct txn_stats, incomplete, "messages cut by close, reset or end of capture"),
+    CTR_DESC(struct txn_stats, queue_overflow, "pipelined requests beyond the pending cap"),
+    CTR_DESC(struct txn_stats, tunnel_bytes, "bytes inside tunnels (not parsed)"),
+};
+const size_t txn_ctr_count = sizeof(txn_ctr_descs) / sizeof(txn_ctr_descs[0]);
+
+enum txn_role {
+	ROLE_CLIENT = 0,
+	ROLE_SERVER = 1,
+};
+
+enum txn_mode {
+	MODE_NORMAL = 0,
+	MODE_RESYNC,
+	MODE_HOLD,
+	MODE_TUNNEL,
+};
+
+enum txn_look {
+	LOOK_NO = 0,
+	LOOK_YES,
+	LOOK_MAYBE,
+};
+
+/* A message deep-copied out of a parser (one allocation). */
+struct txn_copy {
+	struct store_message msg;
+	void *mem;
+	size_t mem_len;
+	int64_t ts_first, ts_last;
+	uint32_t flags;
+};
+
+/* A request waiting for its response. */
+struct txn_pending {
+	struct txn_copy req;
+	uint32_t skip_before; /* dropped (overflow) requests just before this one */
+	bool tunnel;	      /* CONNECT or Upgrade request */
+};
+
+struct txn_side {
+	struct http1_parser *p;
+	enum txn_mode mode;
+	bool in_msg;	     /* the parser has bytes of a message */
+	bool at_bol;	     /* RESYNC: the next byte starts a line */
+	bool hold_broken;    /* HOLD: bytes were lost, cannot replay */
+	uint32_t next_flags; /* flags for the next message (e.g. GAP) */
+	uint32_t msg_flags;  /* flags of the current message */
+	int64_t ts_first, ts_last;
+	uint8_t carry[TXN_CARRY_MAX];
+	size_t carry_len;
+	struct dbuf hold;
+};
+
+struct txn_conn {
+	const struct txn_params *prm;
+	struct txn_stats *st;
+	struct txn_conn_info info;
+	struct txn_side side[2];
+	bool decided; /* roles settled */
+	bool ended;   /* txn_conn_end() was called */
+	bool swapped; /* caller's client is our server */
+	uint32_t conn_index;
+	struct txn_pending q[TXN_MAX_PENDING];
+	size_t q_head, q_len;
+	uint32_t skip_tail; /* dropped requests after the last queued one */
+	bool early_valid;
+	struct txn_copy early; /* a response that came before its request completed */
+	size_t copies_mem;
+};
+
+static const uint8_t txn_empty[1];
+
+/* ------------------------------------------------------------------ */
+/* Message start detection                                             */
+/* ------------------------------------------------------------------ */
+
+static bool txn_is_upper(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+
+static bool txn_is_alpha(uint8_t c)
+{
+	return txn_is_upper(c) || (c >= 'a' && c <= 'z');
+}
+
+static bool txn_is_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* "METHOD SP target ... HTTP/1.x" at d? */
+static enum txn_look txn_look_request(const uint8_t *d, size_t n)
+{
+	size_t i = 0;
+	while (i < n && i < 20 && (txn_is_upper(d[i]) || (i > 0 && (d[i] == '-' || d[i] == '_'))))
+		i++;
+	if (i == n)
+		return i < 20 ? LOOK_MAYBE : LOOK_NO;
+	if (i < 3 || d[i] != ' ')
+		return LOOK_NO;
+	i++;
+	if (i == n)
+		return LOOK_MAYBE;
+	uint8_t c = d[i];
+	if (c != '/' && c != '*' && !txn_is_alpha(c))
+		return LOOK_NO;
+	size_t lim = n - i < TXN_LINE_CHECK ? n : i + TXN_LINE_CHECK;
+	const uint8_t *lf = memchr(d + i, '\n', lim - i);
+	if (!lf)
+		return n - i >= TXN_LINE_CHECK ? LOOK_NO : LOOK_YES;
+	size_t end = (size_t)(lf - d);
+	if (end > i && d[end - 1] == '\r')
+		end--;
+	static const char ver[] = " HTTP/1.";
+	size_t vl = sizeof(ver) - 1;
+	if (end < i + vl + 1 || memcmp(d + end - vl - 1, ver, vl) != 0 || !txn_is_digit(d[end - 1]))
+		return LOOK_NO;
+	return LOOK_YES;
+}
+
+/* "HTTP/1.x NNN" at d? */
+static enum txn_look txn_look_response(const uint8_t *d, size_t n)
+{
+	static const char pat[] = "HTTP/1.# ###";
+	size_t pl = sizeof(pat) - 1;
+	for (size_t i = 0; i < pl; i++) {
+		if (i == n)
+			return LOOK_MAYBE;
+		if (pat[i] == '#' ? !txn_is_digit(d[i]) : d[i] != (uint8_t)pat[i])
+			return LOOK_NO;
+	}
+	return LOOK_YES;
+}
+
+static enum txn_look txn_look(enum txn_role role, const uint8_t *d, size_t n)
+{
+	return role == ROLE_CLIENT ? txn_look_request(d, n) : txn_look_response(d, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Message copies                                                      */
+/* ------------------------------------------------------------------ */
+
+static void txn_copy_release(struct txn_conn *c, struct txn_copy *cp)
+{
+	c->copies_mem -= cp->mem_len;
+	mem_free(cp->mem);
+	memset(cp, 0, sizeof(*cp));
+}
+
+static struct store_slice txn_put(uint8_t **w, struct store_slice s)
+{
+	struct store_slice o = {txn_empty, s.len};
+	if (s.len) {
+		memcpy(*w, s.ptr, s.len);
+		o.ptr = *w;
+		*w += s.len;
+	}
+	return o;
+}
+
+/* Deep copy of @p m (one allocation). Returns 0 or -ENOMEM. */
+static int txn_copy_make(struct txn_conn *c, struct txn_copy *cp, const struct store_message *m)
+{
+	size_t bytes = m->method.len + m->target.len + m->reason.len + m->body.len;
+	for (size_t i = 0; i < m->n_headers; i++)
+		bytes += m->headers[i].name.len + m->headers[i].value.len;
+	size_t hsz = m->n_headers * sizeof(struct store_header);
+	size_t total = hsz + bytes;
+	uint8_t *mem = mem_alloc(total ? total : 1);
+	if (!mem)
+		return -ENOMEM;
+	memset(cp, 0, sizeof(*cp));
+	cp->msg = *m;
+	struct store_header *h = (struct store_header *)(void *)mem;
+	uint8_t *w = mem + hsz;
+	cp->msg.method = txn_put(&w, m->method);
+	cp->msg.target = txn_put(&w, m->target);
+	cp->msg.reason = txn_put(&w, m->reason);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		h[i].name = txn_put(&w, m->headers[i].name);
+		h[i].value = txn_put(&w, m->headers[i].value);
+	}
+	cp->msg.headers = m->n_headers ? h : NULL;
+	cp->msg.body = txn_put(&w, m->body);
+	cp->mem = mem;
+	cp->mem_len = total;
+	c->copies_mem += total;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Emission                                                            */
+/* ------------------------------------------------------------------ */
+
+static void txn_emit(struct txn_conn *c, const struct store_message *req, int64_t rq_first,
+		     int64_t rq_last, const struct store_message *resp, int64_t rs_first,
+		     int64_t rs_last, uint32_t flags)
+{
+	struct store_session s;
+	memset(&s, 0, sizeof(s));
+	s.ip_version = c->info.ip_version;
+	s.src = c->swapped ? c->info.server : c->info.client;
+	s.dst = c->swapped ? c->info.client : c->info.server;
+	s.vlan = c->info.vlan;
+	s.lane.ptr = txn_empty;
+	s.conn_id = c->info.conn_id;
+	s.conn_index = c->conn_index++;
+	if (c->info.midstream)
+		flags |= STORE_F_MIDSTREAM;
+	if (req && req->present) {
+		s.req = *req;
+		s.ts_req_first_ns = rq_first;
+		s.ts_req_last_ns = rq_last;
+	} else {
+		flags &= ~(uint32_t)STORE_F_NO_RESPONSE;
+	}
+	if (resp && resp->present) {
+		s.resp = *resp;
+		s.ts_resp_first_ns = rs_first;
+		s.ts_resp_last_ns = rs_last;
+	} else if (req && req->present) {
+		flags |= STORE_F_NO_RESPONSE;
+	}
+	s.flags = flags;
+	c->st->sessions_emitted++;
+	if (!flags)
+		c->st->sessions_complete++;
+	if (flags & STORE_F_GAP)
+		c->st->gap_sessions++;
+	if (flags & STORE_F_NO_RESPONSE)
+		c->st->no_response++;
+	if (c->prm->emit)
+		c->prm->emit(c->prm->ctx, &s);
+}
+
+static struct txn_pending *txn_q_head(struct txn_conn *c)
+{
+	return c->q_len ? &c->q[c->q_head] : NULL;
+}
+
+static void txn_q_pop(struct txn_conn *c)
+{
+	struct txn_pending *h = &c->q[c->q_head];
+	txn_copy_release(c, &h->req);
+	h->skip_before = 0;
+	h->tunnel = false;
+	c->q_head = (c->q_head + 1) % TXN_MAX_PENDING;
+	c->q_len--;
+}
+
+/* Tell the response parser what the next response answers. */
+static void txn_server_expect(struct txn_conn *c)
+{
+	struct txn_pending *h = txn_q_head(c);
+	if (h && h->skip_before == 0)
+		http1_expect_response_to(c->side[ROLE_SERVER].p, &h->req.msg.method);
+}
+
+/* Count what a finished message says about caps. */
+static void txn_count_msg(struct txn_conn *c, const struct store_message *m)
+{
+	if (m->truncated)
+		c->st->body_truncated++;
+}
+
+/* ------------------------------------------------------------------ */
+/* Side handling                                                       */
+/* ------------------------------------------------------------------ */
+
+static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
+			  int64_t ts);
+
+static void txn_side_resync(struct txn_side *sd, bool at_bol)
+{
+	sd->mode = MODE_RESYNC;
+	sd->at_bol = at_bol;
+	sd->carry_len = 0;
+	sd->in_msg = false;
+}
+
+/* Message done on a side: reset per-message state. */
+static void txn_side_msg_done(struct txn_side *sd)
+{
+	sd->in_msg = false;
+	sd->msg_flags = 0;
+}
+
+/* A request (complete or partial, with @p flags) is ready: queue it. */
+static void txn_request_ready(struct txn_conn *c, uint32_t flags, bool tunnel)
+{
+	struct txn_side *sd = &c->side[ROLE_CLIENT];
+	const struct store_message *m = http1_message(sd->p);
+	c->st->requests++;
+	txn_count_msg(c, m);
+	flags |= sd->msg_flags;
+	if (c->early_valid && c->q_len == 0 && c->skip_tail == 0) {
+		/* The server answered before the request was whole. */
+		txn_emit(c, m, sd->ts_first, sd->ts_last, &c->early.msg, c->early.ts_first,
+			 c->early.ts_last, flags | c->early.flags);
+		txn_copy_release(c, &c->early);
+		c->early_valid = false;
+		return;
+	}
+	struct txn_pending *e = NULL;
+	if (c->q_len < TXN_MAX_PENDING) {
+		e = &c->q[(c->q_head + c->q_len) % TXN_MAX_PENDING];
+		if (txn_copy_make(c, &e->req, m) != 0)
+			e = NULL;
+	}
+	if (!e) {
+		/* Over the cap (or out of memory): emit now, drop its response later. */
+		c->st->queue_overflow++;
+		txn_emit(c, m, sd->ts_first, sd->ts_last, NULL, 0, 0, flags | STORE_F_NO_RESPONSE);
+		c->skip_tail++;
+		return;
+	}
+	e->req.ts_first = sd->ts_first;
+	e->req.ts_last = sd->ts_last;
+	e->req.flags = flags;
+	e->skip_before = c->skip_tail;
+	e->tunnel = tunnel;
+	c->skip_tail = 0;
+	c->q_len++;
+	if (c->q_len == 1 && !c->side[ROLE_SERVER].in_msg)
+		txn_server_expect(c);
+}
+
+/* Stop the client's HOLD after the response to a CONNECT/Upgrade request. */
+static void txn_client_release_hold(struct txn_conn *c, bool tunnel, int64_t ts)
+{
+	struct txn_side *cl = &c->side[ROLE_CLIENT];
+	if (cl->mode != MODE_HOLD)
+		return;
+	if (tunnel) {
+		c->st->tunnel_bytes += cl->hold.len;
+		dbuf_release(&cl->hold);
+		cl->mode = MODE_TUNNEL;
+		return;
+	}
+	http1_next(cl->p);
+	txn_side_msg_done(cl);
+	if (cl->hold_broken) {
+		dbuf_release(&cl->hold);
+		cl->hold_broken = false;
+		cl->next_flags |= STORE_F_GAP;
+		txn_side_resync(cl, true);
+		return;
+	}
+	cl->mode = MODE_NORMAL;
+	size_t len = 0;
+	uint8_t *held = dbuf_detach(&cl->hold, &len);
+	if (held) {
+		txn_side_data(c, ROLE_CLIENT, held, len, ts);
+		mem_free(held);
+	}
+}
+
+/*
+ * A final response (complete, partial, or tunnel) is ready: pair it with
+ * the head request and emit (or keep it as early, or emit it as orphan).
+ */
+static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, int64_t ts)
+{
+	struct txn_side *sd = &c->side[ROLE_SERVER];
+	const struct store_message *m = http1_message(sd->p);
+	c->st->responses++;
+	txn_count_msg(c, m);
+	flags |= sd->msg_flags;
+	struct txn_pending *h = txn_q_head(c);
+	if (h && h->skip_before) {
+		h->skip_before--;
+		return; /* answers a request emitted at overflow */
+	}
+	if (!h && c->skip_tail) {
+		c->skip_tail--;
+		return;
+	}
+	if (!h) {
+		struct txn_side *cl = &c->side[ROLE_CLIENT];
+		if (cl->in_msg && cl->mode == MODE_NORMAL && !c->early_valid && !tunnel &&
+		    txn_copy_make(c, &c->early, m) == 0) {
+			c->early.ts_first = sd->ts_first;
+			c->early.ts_last = sd->ts_last;
+			c->early.flags = flags;
+			c->early_valid = true;
+			return;
+		}
+		c->st->orphan_responses++;
+		txn_emit(c, NULL, 0, 0, m, sd->ts_first, sd->ts_last,
+			 flags | (tunnel ? STORE_F_TUNNEL : 0));
+		return;
+	}
+	bool was_tunnel_req = h->tunnel;
+	if (tunnel)
+		flags |= STORE_F_TUNNEL;
+	txn_emit(c, &h->req.msg, h->req.ts_first, h->req.ts_last, m, sd->ts_first, sd->ts_last,
+		 flags | h->req.flags);
+	txn_q_pop(c);
+	if (was_tunnel_req || tunnel)
+		txn_client_release_hold(c, tunnel, ts);
+}
+
+/* Both sides stop parsing: the connection switched protocols. */
+static void txn_enter_tunnel(struct txn_conn *c)
+{
+	c->st->tunnels++;
+	for (int r = 0; r < 2; r++) {
+		struct txn_side *sd = &c->side[r];
+		if (sd->mode == MODE_HOLD) {
+			c->st->tunnel_bytes += sd->hold.len;
+			dbuf_release(&sd->hold);
+		}
+		sd->mode = MODE_TUNNEL;
+		sd->carry_len = 0;
+	}
+}
+
+/* After an error or cut on @p role: drop the parser state, look for the next message. */
+static void txn_side_after_error(struct txn_conn *c, enum txn_role role)
+{
+	struct txn_side *sd = &c->side[role];
+	http1_reset(sd->p);
+	txn_side_msg_done(sd);
+	txn_side_resync(sd, false);
+	if (role == ROLE_SERVER)
+		txn_server_expect(c);
+}
+
+static void txn_on_error(struct txn_conn *c, enum txn_role role, int64_t ts)
+{
+	struct txn_side *sd = &c->side[role];
+	c->st->parse_errors++;
+	if (http1_errno(sd->p) == -E2BIG)
+		c->st->header_too_large++;
+	TXN_LOG(LOG_DEBUG, "conn %llu %s: parse error: %s", (unsigned long long)c->info.conn_id,
+		role == ROLE_CLIENT ? "request" : "response", http1_error(sd->p));
+	if (http1_message(sd->p)->present) {
+		if (role == ROLE_CLIENT)
+			txn_request_ready(c, STORE_F_PARSE_ERROR, false);
+		else
+			txn_response_ready(c, STORE_F_PARSE_ERROR, false, ts);
+	}
+	txn_side_after_error(c, role);
+}
+
+/* The parser of @p role completed a message: hand it on, get ready for the next. */
+static void txn_side_complete(struct txn_conn *c, enum txn_role role, int64_t ts)
+{
+	struct txn_side *sd = &c->side[role];
+	if (role == ROLE_CLIENT) {
+		txn_request_ready(c, 0, false);
+		http1_next(sd->p);
+		txn_side_msg_done(sd);
+	} else if (http1_message_interim(sd->p)) {
+		c->st->interim_responses++;
+		http1_next(sd->p);
+		txn_side_msg_done(sd);
+	} else {
+		txn_response_ready(c, 0, false, ts);
+		http1_next(sd->p);
+		txn_side_msg_done(sd);
+		txn_server_expect(c);
+	}
+}
+
+/* One http1_feed step in NORMAL mode; returns bytes consumed. */
+static size_t txn_side_step(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
+			    int64_t ts)
+{
+	struct txn_side *sd = &c->side[role];
+	size_t used = 0;
+	enum http1_status st = http1_feed(sd->p, d, n, &used);
+	if (used && !sd->in_msg) {
+		sd->in_msg = true;
+		sd->ts_first = ts;
+		sd->msg_flags = sd->next_flags;
+		sd->next_flags = 0;
+	}
+	if (used)
+		sd->ts_last = ts;
+	switch (st) {
+	case HTTP1_NEED_MORE:
+		return n; /* all consumed */
+	case HTTP1_COMPLETE:
+		if (!sd->in_msg) {
+			/* Completed without new bytes (cannot happen with
+			 * llhttp); avoid emitting with stale timestamps. */
+			sd->ts_first = sd->ts_last = ts;
+		}
+		txn_side_complete(c, role, ts);
+		return used;
+	case HTTP1_TUNNEL:
+		if (role == ROLE_CLIENT) {
+			txn_request_ready(c, 0, true);
+			sd->mode = MODE_HOLD;
+			sd->hold_broken = false;
+			dbuf_init(&sd->hold, TXN_HOLD_MAX);
+			/* in_msg stays set until the response decides */
+		} else {
+			txn_response_ready(c, 0, true, ts);
+			txn_enter_tunnel(c);
+		}
+		return used;
+	case HTTP1_ERROR:
+		txn_on_error(c, role, ts);
+		return used; /* the side is in RESYNC now: no loop on 0 */
+	}
+	return n;
+}
+
+/* Methods a request found in the middle of a line may start with. */
+static const char *const txn_mid_methods[] = {
+    "GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE ",
+};
+
+/* Does the complete line [d, d + n) end in " HTTP/1.x" (CR stripped)? */
+static bool txn_line_has_version(const uint8_t *d, size_t n)
+{
+	if (n && d[n - 1] == '\r')
+		n--;
+	return n >= 9 && memcmp(d + n - 9, " HTTP/1.", 8) == 0 && txn_is_digit(d[n - 1]);
+}
+
+/*
+ * Client RESYNC: a request starts at a line start, or in the middle of a
+ * complete line that ends in " HTTP/1.x" (a request right after a body
+ * tail without newline) at a known method. Returns the offset of the
+ * start, or n when none (then *carry is set for a candidate cut at the end).
+ */
+static size_t txn_scan_client(struct txn_side *sd, const uint8_t *d, size_t n, bool *carry)
+{
+	size_t i = 0;
+	*carry = false;
+	while (i < n) {
+		if (sd->at_bol) {
+			enum txn_look lk = txn_look_request(d + i, n - i);
+			if (lk == LOOK_YES)
+				return i;
+			if (lk == LOOK_MAYBE && n - i <= TXN_CARRY_MAX) {
+				*carry = true;
+				return i;
+			}
+			sd->at_bol = false;
+		}
+		const uint8_t *lf = memchr(d + i, '\n', n - i);
+		if (!lf)
+			break;
+		size_t le = (size_t)(lf - d);
+		if (txn_line_has_version(d + i, le - i)) {
+			size_t best = le;
+			for (size_t m = 0; m < sizeof(txn_mid_methods) / sizeof(txn_mid_methods[0]);
+			     m++) {
+				size_t ml = strlen(txn_mid_methods[m]);
+				const uint8_t *f = memmem(d + i, le - i, txn_mid_methods[m], ml);
+				while (f && (size_t)(f - d) < best) {
+					size_t k = (size_t)(f - d);
+					if ((k == 0 || !txn_is_upper(d[k - 1])) &&
+					    txn_look_request(d + k, n - k) == LOOK_YES) {
+						best = k;
+						break;
+					}
+					f = memmem(f + 1, (size_t)(d + le - f - 1),
+						   txn_mid_methods[m], ml);
+				}
+			}
+			if (best < le)
+				return best;
+		}
+		i = le + 1;
+		sd->at_bol = true;
+	}
+	return n;
+}
+
+/*
+ * Server RESYNC: "HTTP/1.x NNN" is distinctive enough to be taken anywhere
+ * (a response often follows a body tail that has no newline).
+ */
+static size_t txn_scan_server(const uint8_t *d, size_t n, bool *carry)
+{
+	size_t i = 0;
+	*carry = false;
+	while (i < n) {
+		const uint8_t *h = memchr(d + i, 'H', n - i);
+		if (!h)
+			break;
+		size_t k = (size_t)(h - d);
+		enum txn_look lk = txn_look_response(d + k, n - k);
+		if (lk == LOOK_YES)
+			return k;
+		if (lk == LOOK_MAYBE) {
+			*carry = true;
+			return k;
+		}
+		i = k + 1;
+	}
+	return n;
+}
+
+/*
+ * RESYNC: skip to the next message start. Returns the bytes of @p d
+ * examined (skipped, or kept in the carry); the side is NORMAL when a
+ * start was found at the returned offset.
+ */
+static size_t txn_side_scan(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n)
+{
+	struct txn_side *sd = &c->side[role];
+	bool carry = false;
+	size_t k =
+	    role == ROLE_CLIENT ? txn_scan_client(sd, d, n, &carry) : txn_scan_server(d, n, &carry);
+	if (k == n) {
+		c->st->resync_bytes += n;
+		return n;
+	}
+	c->st->resync_bytes += k;
+	if (carry) {
+		memcpy(sd->carry, d + k, n - k);
+		sd->carry_len = n - k;
+		return n;
+	}
+	sd->mode = MODE_NORMAL;
+	return k;
+}
+
+static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
+			  int64_t ts)
+{
+	struct txn_side *sd = &c->side[role];
+	while (n) {
+		switch (sd->mode) {
+		case MODE_TUNNEL:
+			c->st->tunnel_bytes += n;
+			return;
+		case MODE_HOLD:
+			if (!sd->hold_broken && dbuf_append(&sd->hold, d, n) != 0) {
+				/* Too much before the answer: lose it, resync later. */
+				c->st->resync_bytes += sd->hold.len + n;
+				dbuf_release(&sd->hold);
+				sd->hold_broken = true;
+			} else if (sd->hold_broken) {
+				c->st->resync_bytes += n;
+			}
+			return;
+		case MODE_RESYNC:
+			if (sd->carry_len) {
+				uint8_t tmp[TXN_CARRY_MAX + 96];
+				size_t k = n < 96 ? n : 96;
+				memcpy(tmp, sd->carry, sd->carry_len);
+				memcpy(tmp + sd->carry_len, d, k);
+				enum txn_look lk = txn_look(role, tmp, sd->carry_len + k);
+				if (lk == LOOK_MAYBE && k == n &&
+				    sd->carry_len + n <= TXN_CARRY_MAX) {
+					memcpy(sd->carry + sd->carry_len, d, n);
+					sd->carry_len += n;
+					return;
+				}
+				if (lk == LOOK_YES) {
+					uint8_t local[TXN_CARRY_MAX];
+					size_t ln = sd->carry_len;
+					memcpy(local, sd->carry, ln);
+					sd->carry_len = 0;
+					sd->mode = MODE_NORMAL;
+					txn_side_data(c, role, local, ln, ts);
+					continue;
+				}
+				c->st->resync_bytes += sd->carry_len;
+				sd->carry_len = 0;
+				sd->at_bol = false;
+			}
+			{
+				size_t k = txn_side_scan(c, role, d, n);
+				d += k;
+				n -= k;
+			}
+			break;
+		case MODE_NORMAL: {
+			size_t k = txn_side_step(c, role, d, n, ts);
+			d += k;
+			n -= k;
+			break;
+		}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+struct txn_conn *txn_conn_create(const struct txn_params *p, const struct txn_conn_info *info)
+{
+	struct txn_conn *c = mem_calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->prm = p;
+	c->st = p->stats;
+	c->info = *info;
+	for (int r = 0; r < 2; r++) {
+		struct http1_params hp = {
+		    .type = r == ROLE_CLIENT ? HTTP1_REQUEST : HTTP1_RESPONSE,
+		    .max_header_bytes = p->max_header_bytes,
+		    .max_body = p->max_body,
+		};
+		c->side[r].p = http1_parser_create(&hp);
+		if (!c->side[r].p) {
+			txn_conn_free(c);
+			return NULL;
+		}
+		dbuf_init(&c->side[r].hold, TXN_HOLD_MAX);
+		if (info->midstream)
+			txn_side_resync(&c->side[r], true);
+	}
+	return c;
+}
+
+void txn_conn_free(struct txn_conn *c)
+{
+	if (!c)
+		return;
+	while (c->q_len)
+		txn_q_pop(c);
+	if (c->early_valid)
+		txn_copy_release(c, &c->early);
+	for (int r = 0; r < 2; r++) {
+		http1_parser_free(c->side[r].p);
+		dbuf_release(&c->side[r].hold);
+	}
+	mem_free(c);
+}
+
+/* Settle client/server roles from the first bytes seen. */
+static void txn_decide(struct txn_conn *c, enum txn_dir dir, const uint8_t *d, size_t n)
+{
+	c->decided = true;
+	bool swap = false;
+	if (dir == TXN_DIR_CLIENT)
+		swap = txn_look_response(d, n) == LOOK_YES;
+	else
+		swap = txn_look_request(d, n) == LOOK_YES && txn_look_response(d, n) != LOOK_YES;
+	if (swap) {
+		c->swapped = true;
+		c->st->direction_swaps++;
+		TXN_LOG(LOG_DEBUG, "conn %llu: client and server roles swapped by content",
+			(unsigned long long)c->info.conn_id);
+	}
+}
+
+static enum txn_role txn_role_of(const struct txn_conn *c, enum txn_dir dir)
+{
+	bool client = dir == TXN_DIR_CLIENT;
+	if (c->swapped)
+		client = !client;
+	return client ? ROLE_CLIENT : ROLE_SERVER;
+}
+
+void txn_conn_data(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, size_t len,
+		   int64_t ts_ns)
+{
+	if (!len || c->ended)
+		return;
+	if (!c->decided)
+		txn_decide(c, dir, data, len);
+	txn_side_data(c, txn_role_of(c, dir), data, len, ts_ns);
+}
+
+void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts_ns)
+{
+	if (c->ended)
+		return;
+	enum txn_role role = txn_role_of(c, dir);
+	struct txn_side *sd = &c->side[role];
+	switch (sd->mode) {
+	case MODE_TUNNEL:
+		return;
+	case MODE_HOLD:
+		c->st->resync_bytes += sd->hold.len;
+		dbuf_release(&sd->hold);
+		sd->hold_broken = true;
+		return;
+	case MODE_RESYNC:
+		c->st->resync_bytes += sd->carry_len;
+		sd->carry_len = 0;
+		sd->at_bol = true;
+		sd->next_flags |= STORE_F_GAP;
+		return;
+	case MODE_NORMAL:
+		break;
+	}
+	if (sd->in_msg) {
+		/* Inside a body of known end: count the bytes as body, go on. */
+		enum http1_status st = http1_gap(sd->p, len);
+		if (st == HTTP1_NEED_MORE || st == HTTP1_COMPLETE) {
+			sd->msg_flags |= STORE_F_GAP;
+			sd->ts_last = ts_ns;
+			if (st == HTTP1_COMPLETE)
+				txn_side_complete(c, role, ts_ns);
+			return;
+		}
+	}
+	if (sd->in_msg && http1_message(sd->p)->present) {
+		/* The message lost bytes: hand it on as it is, flagged. */
+		sd->ts_last = ts_ns;
+		if (role == ROLE_CLIENT)
+			txn_request_ready(c, STORE_F_GAP, false);
+		else
+			txn_response_ready(c, STORE_F_GAP, false, ts_ns);
+	}
+	sd->next_flags |= STORE_F_GAP;
+	http1_reset(sd->p);
+	txn_side_msg_done(sd);
+	txn_side_resync(sd, true);
+	if (role == ROLE_SERVER)
+		txn_server_expect(c);
+}
+
+void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
+{
+	uint32_t cut = STORE_F_INCOMPLETE | (how == TXN_END_RST ? STORE_F_RESET : 0);
+	uint32_t rst = how == TXN_END_RST ? STORE_F_RESET : 0;
+
+	/* Client first: a request cut short is still waiting for its response. */
+	struct txn_side *cl = &c->side[ROLE_CLIENT];
+	if (c->ended)
+		return;
+	c->ended = true;
+	if (cl->mode == MODE_NORMAL && cl->in_msg && http1_message(cl->p)->present) {
+		c->st->incomplete++;
+		txn_request_ready(c, cut, false);
+		http1_reset(cl->p);
+		txn_side_msg_done(cl);
+	}
+
+	struct txn_side *sv = &c->side[ROLE_SERVER];
+	if (sv->mode == MODE_NORMAL && sv->in_msg && http1_message(sv->p)->present) {
+		enum http1_status st = HTTP1_ERROR;
+		if (how == TXN_END_FIN)
+			st = http1_finish(sv->p); /* close-delimited body ends here */
+		if (st == HTTP1_COMPLETE) {
+			if (http1_message_interim(sv->p))
+				c->st->interim_responses++;
+			else
+				txn_response_ready(c, 0, false, ts_ns);
+		} else {
+			c->st->incomplete++;
+			txn_response_ready(c, cut, false, ts_ns);
+		}
+		http1_reset(sv->p);
+		txn_side_msg_done(sv);
+	}
+
+	if (c->early_valid) {
+		c->st->orphan_responses++;
+		txn_emit(c, NULL, 0, 0, &c->early.msg, c->early.ts_first, c->early.ts_last,
+			 c->early.flags | rst);
+		txn_copy_release(c, &c->early);
+		c->early_valid = false;
+	}
+	while (c->q_len) {
+		struct txn_pending *h = txn_q_head(c);
+		txn_emit(c, &h->req.msg, h->req.ts_first, h->req.ts_last, NULL, 0, 0,
+			 h->req.flags | STORE_F_NO_RESPONSE | rst);
+		txn_q_pop(c);
+	}
+	c->skip_tail = 0;
+	for (int r = 0; r < 2; r++) {
+		c->side[r].mode = MODE_TUNNEL; /* nothing more is parsed */
+		dbuf_release(&c->side[r].hold);
+	}
+}
+
+size_t txn_conn_mem(const struct txn_conn *c)
+{
+	return sizeof(*c) + c->copies_mem + http1_parser_mem(c->side[0].p) +
+	       http1_parser_mem(c->side[1].p) + c->side[0].hold.cap + c->side[1].hold.cap;
+}
