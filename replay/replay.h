@@ -237,6 +237,8 @@ uint64_t replay_stats_skipped(const struct replay_stats *s);
  * @param user  the pointer given to replay_engine_submit()
  * @param r     the outcome; borrowed, valid during the call only
  *              (r->resp points into the parser).
+ * The callback may call replay_engine_submit(); it must not call
+ * replay_engine_abort(), replay_engine_drop_queued() or replay_engine_free().
  */
 typedef void (*replay_done_fn)(void *ctx, void *user, const struct store_result *r);
 

@@ -271,7 +271,8 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass)
 		const struct store_session *s = head[best];
 		int64_t due = b->start + pass_off +
 			      replay_sched_offset(&b->sched, s->ts_req_first_ns, t->seq);
-		if (p->duration_ns && due - b->start >= p->duration_ns) {
+		if (p->duration_ns && (due - b->start >= p->duration_ns ||
+				       clk_mono_ns() - b->start >= p->duration_ns)) {
 			rc = 0;
 			goto done_all;
 		}

@@ -114,6 +114,7 @@ struct rflow {
 struct rtarget {
 	char *url;
 	char *role;
+	size_t url_len, role_len;
 	struct replay_url u;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -428,9 +429,9 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 	memset(&res, 0, sizeof(res));
 	res.session_id = r->session_id;
 	res.target.ptr = (const uint8_t *)t->url;
-	res.target.len = strlen(t->url);
+	res.target.len = t->url_len;
 	res.role.ptr = (const uint8_t *)t->role;
-	res.role.len = strlen(t->role);
+	res.role.len = t->role_len;
 	int64_t sent_at = t_sent ? t_sent : now;
 	res.ts_sent_ns = sent_at + e->real_minus_mono;
 	res.latency_ns = now > sent_at ? (uint64_t)(now - sent_at) : 0;
@@ -916,7 +917,7 @@ static void conn_start(struct replay_engine *e, struct rconn *c, struct rreq *r,
 	c->t_start = now;
 	c->state = C_SENDING;
 	deadline_set(e, c, now + e->p.timeout_ns);
-	http1_reset(c->parser);
+	/* The parser was readied by http1_next() after the previous response. */
 	struct store_slice meth = {(const uint8_t *)r->method, r->method_len};
 	http1_expect_response_to(c->parser, &meth);
 	(void)conn_send(e, c, now);
@@ -994,6 +995,8 @@ static int target_init(struct replay_engine *e, struct rtarget *t, const struct 
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	t->url_len = strlen(t->url);
+	t->role_len = strlen(t->role);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
 	char port[8];
 	snprintf(port, sizeof(port), "%u", t->u.port);

@@ -85,8 +85,13 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 		rc = dbuf_putc(out, ' ');
 	if (!rc)
 		rc = put_target(out, &req->target, rw->path_prefix);
-	if (!rc)
-		rc = dbuf_printf(out, " HTTP/%u.%u\r\n", req->version_major, req->version_minor);
+	if (!rc) {
+		/* Hot path: no printf. Versions are single digits (RFC 9112 §2.3). */
+		char ver[] = " HTTP/1.1\r\n";
+		ver[6] = (char)('0' + req->version_major % 10);
+		ver[8] = (char)('0' + req->version_minor % 10);
+		rc = dbuf_append(out, ver, sizeof(ver) - 1);
+	}
 
 	for (size_t i = 0; i < req->n_headers && !rc; i++) {
 		const struct store_slice *name = &req->headers[i].name;
