@@ -45,17 +45,32 @@ per=$((REQS / C))
 awk -v c="$C" -v n="$per" 'BEGIN { for (i = 0; i < n; i++) for (k = 1; k <= c; k++)
     printf "%d\t%.3f\tGET\t/r/%d\t-\t-\t-\t-\n", k, (i * c + k) * 0.01, i }' |
     "$tool" mkrec "$tmp/tput.dyt"
-: >"$tmp/wrk" ; : >"$tmp/rep"
+: >"$tmp/wrk" ; : >"$tmp/rep"; : >"$tmp/wrkcpu"; : >"$tmp/repcpu"
+# cpu SECONDS_FILE CMD...: run CMD, append its user+system CPU seconds to SECONDS_FILE.
+cpu() { f=$1; shift; python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[2:], check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "a").write("%f\n" % (r.ru_utime + r.ru_stime))' "$f" "$@"; }
 for r in $(seq "$RUNS"); do
-    wrk -c "$C" -t1 -d 5s "$url/r/1" | awk '/Requests\/sec/ {print $2}' >>"$tmp/wrk"
-    "$dyetap" replay "$tmp/tput.dyt" --target "$url" -o "$tmp/res.dyt" --max -c "$C" --json -q \
-        | jget "['achieved_rps']" >>"$tmp/rep"
+    cpu "$tmp/wrkcpu" wrk -c "$C" -t1 -d 5s "$url/r/1" >"$tmp/wrk.out"
+    awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out" >>"$tmp/wrk"
+    n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+    s=$(tail -n 1 "$tmp/wrkcpu")
+    python3 -c "print('%.2f' % ($s * 1e6 / $n))" >>"$tmp/wrkus"
+    cpu "$tmp/repcpu" "$dyetap" replay "$tmp/tput.dyt" --target "$url" -o "$tmp/res.dyt" --max \
+        -c "$C" --json -q >"$tmp/rep.json"
+    jget "['achieved_rps']" <"$tmp/rep.json" >>"$tmp/rep"
+    s=$(tail -n 1 "$tmp/repcpu")
+    python3 -c "print('%.2f' % ($s * 1e6 / $REQS))" >>"$tmp/repus"
 done
 wrk_rps=$(median <"$tmp/wrk")
 rep_rps=$(median <"$tmp/rep")
 echo "throughput C=$C: wrk -c $C -t1 median $wrk_rps req/s (runs: $(tr '\n' ' ' <"$tmp/wrk"))"
 echo "throughput C=$C: dyetap replay --max median $rep_rps req/s (runs: $(tr '\n' ' ' <"$tmp/rep"))"
 python3 -c "print('throughput ratio replay/wrk: %.2f' % ($rep_rps / $wrk_rps))"
+echo "client CPU per request (user+sys): wrk median $(median <"$tmp/wrkus") us," \
+    "dyetap replay median $(median <"$tmp/repus") us (incl. reading the recording and" \
+    "writing the results store)"
 
 # 2. pacing: 10 000 req/s for 5 s over 100 connections, replayed at 1x.
 awk 'BEGIN { for (i = 0; i < 50000; i++)
