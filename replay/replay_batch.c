@@ -70,6 +70,7 @@ struct batch {
 	int64_t start;	      /* CLOCK_MONOTONIC of offset 0 */
 	int64_t rec_t0;	      /* earliest recorded request */
 	int64_t rec_t1;	      /* latest recorded request, 0 unknown */
+	uint64_t n_take;      /* sessions one pass replays (after filters), 0 unknown */
 	int64_t pass_ns;      /* schedule length of one pass (RECORDED) */
 	uint64_t max_pending; /* per thread */
 	struct store_writer *w;
@@ -152,7 +153,7 @@ static void progress(struct bthread *t, struct prog_state *ps, bool force)
 	pr.ok = sum.ok;
 	pr.errors = replay_stats_errors(&sum);
 	pr.skipped = replay_stats_skipped(&sum);
-	pr.elapsed_s = (double)(now - t->b->start) / 1e9;
+	pr.elapsed_s = now > t->b->start ? (double)(now - t->b->start) / 1e9 : 0;
 	if (ps->last_t && now > ps->last_t)
 		pr.rate = (double)(sum.sent - ps->last_done) * 1e9 / (double)(now - ps->last_t);
 	ps->last_t = now;
@@ -166,6 +167,15 @@ static void progress(struct bthread *t, struct prog_state *ps, bool force)
 	} else if (p->duration_ns) {
 		int64_t end = t->b->start + p->duration_ns;
 		pr.eta_s = end > now ? (double)(end - now) / 1e9 : 0;
+	} else if (t->b->n_take && p->loops) {
+		uint64_t total = t->b->n_take * p->loops * p->engine.n_targets, done = sum.sent;
+		double left = done < total ? (double)(total - done) : 0;
+		if (p->pace == REPLAY_PACE_RATE && p->rate > 0) {
+			double end_s = (double)(t->b->n_take * p->loops) / p->rate;
+			pr.eta_s = end_s > pr.elapsed_s ? end_s - pr.elapsed_s : 0;
+		} else if (pr.rate > 0) {
+			pr.eta_s = left / pr.rate;
+		}
 	}
 	p->progress(p->progress_ctx, &pr);
 }
@@ -407,6 +417,9 @@ static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
 				b->rec_t0 = ts;
 			if (!any || ts > b->rec_t1)
 				b->rec_t1 = ts;
+			if (full && replay_filter_check(&p->filter, &rec->u.session, (uint32_t)i) ==
+					REPLAY_TAKE)
+				b->n_take++;
 			any = true;
 			if (!full)
 				break;
@@ -466,7 +479,10 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	b.p = p;
 	b.n_th = p->threads ? p->threads : 1;
 	pthread_mutex_init(&b.lock, NULL);
-	int rc = scan_inputs(&b, p->loops != 1 && p->pace == REPLAY_PACE_RECORDED, err, errlen);
+	/* A full scan gives the span (needed to chain passes) and the count
+	 * (for the progress line's ETA); otherwise only the first record is read. */
+	bool full = (p->loops != 1 && p->pace == REPLAY_PACE_RECORDED) || p->progress;
+	int rc = scan_inputs(&b, full, err, errlen);
 	if (rc) {
 		out->input_error = true;
 		pthread_mutex_destroy(&b.lock);

@@ -667,6 +667,18 @@ def group_control():
                              "--max", "--until", "2025-11-26T12:00:00.5Z"])
     ok(rc == 0 and js["ok"] == 2 and js["counters"]["skipped_filter"] == 2,
        "--until (ISO 8601) keeps the first 2", (err, js))
+    # On a terminal: a progress line on stderr with an ETA (script gives a pty).
+    if shutil.which("script"):
+        cmd = "%s replay %s --target %s -o %s --rate 5" % (DYETAP, rec, srv.url(),
+                                                          os.path.join(TMP, "tty.dyt"))
+        t = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                           text=True, timeout=20)
+        lines = [x for x in t.stdout.replace("\r", "\n").splitlines() if "  eta " in x]
+        ok(t.returncode == 0 and lines and all("req/s" in x for x in lines) and
+           any("eta ?" not in x for x in lines) and "replay done" in t.stdout, "terminal: progress line with rate and ETA",
+           t.stdout[-500:])
+    else:
+        ok(True, "# SKIP script (util-linux) not installed")
     # Endless loop bounded by --duration.
     rc, js, err, el = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "d.dyt"),
                               "--rate", "40", "--loop", "0", "--duration", "1s"])
