@@ -98,12 +98,13 @@ class LogServer:
           | garbage | chunked | interim | slow:SECONDS
     """
 
-    def __init__(self, mode="ok"):
+    def __init__(self, mode="ok", v6=False):
         self.mode = mode
+        self.v6 = v6
         self.log = []
         self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
+        self.sock.bind(("::1" if v6 else "127.0.0.1", 0))
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
         self.conns = []
@@ -111,7 +112,7 @@ class LogServer:
         threading.Thread(target=self.accept_loop, daemon=True).start()
 
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "http://%s:%d" % ("[::1]" if self.v6 else "127.0.0.1", self.port)
 
     def accept_loop(self):
         while not self.stop:
@@ -375,6 +376,20 @@ def group_fidelity():
     ok(rc == 0 and js["ok"] == 3 and js["errors"]["total"] == 0 and len(srv.by_port()) == 2,
        "HEAD responses end at their headers: 3 ok over 2 connections", (err, js))
     srv.close()
+
+    # An IPv6 target.
+    try:
+        srv = LogServer(v6=True)
+    except OSError:
+        srv = None
+    if srv:
+        rc, js, err, _ = replay([rec, "--target", srv.url(), "-o",
+                                 os.path.join(TMP, "v6.dyt"), "--max"])
+        ok(rc == 0 and js["ok"] == 12 and len(srv.by_port()) == 3,
+           "IPv6 target [::1]: 12 ok over 3 connections", (err, js))
+        srv.close()
+    else:
+        ok(True, "# SKIP no IPv6 loopback")
 
     # Two targets: each request goes to both, results filed by role.
     a, b = LogServer(), LogServer()
