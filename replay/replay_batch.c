@@ -287,9 +287,14 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass)
 			goto done_all;
 		}
 		if (p->pace == REPLAY_PACE_MAX) {
-			while (replay_engine_pending(t->eng) >= b->max_pending && !stopping())
-				if ((rc = run_until(t, ps, clk_mono_ns() + SLICE_NS)))
+			/* One loop turn at a time: refill as requests complete, never in
+			 * bursts that would stall the connections for milliseconds. */
+			while (replay_engine_pending(t->eng) >= b->max_pending && !stopping()) {
+				if ((rc = replay_engine_run(t->eng, clk_mono_ns() + SLICE_NS)))
 					goto out;
+				publish(t, false);
+				progress(t, ps, false);
+			}
 		} else {
 			while (due - LOOKAHEAD_NS > clk_mono_ns() && !stopping())
 				if ((rc = run_until(t, ps, due - LOOKAHEAD_NS)))

@@ -618,6 +618,8 @@ static bool keep_alive(const struct store_message *m)
 	return true;
 }
 
+static void conn_start(struct replay_engine *e, struct rconn *c, struct rreq *r, int64_t now);
+
 /* A whole final response arrived. */
 static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now, bool at_eof)
 {
@@ -636,6 +638,22 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 	http1_next(c->parser);
 	if (!reuse) {
 		conn_close(e, c);
+		return;
+	}
+	if (f->qhead && f->qhead->due <= now) {
+		/* The flow's next request is due: send it on this connection now
+		 * rather than at the next loop turn, so the round trip does not
+		 * include the rest of this event batch. */
+		struct rreq *nr = f->qhead;
+		f->qhead = nr->next;
+		if (!f->qhead)
+			f->qtail = NULL;
+		nr->next = NULL;
+		e->queued--;
+		f->busy++;
+		e->inflight++;
+		flow_update(e, f);
+		conn_start(e, c, nr, clk_mono_ns());
 		return;
 	}
 	struct rtarget *t = &e->targets[f->target];
