@@ -239,23 +239,23 @@ static const struct store_session *next_session(struct bthread *t, struct store_
 }
 
 /* One pass over the inputs. Returns 1 to continue with another pass, 0 done, -errno. */
-static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass)
+static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
+		    struct store_reader **rd)
 {
 	struct batch *b = t->b;
 	const struct replay_batch_params *p = b->p;
 	size_t ni = p->n_inputs;
-	struct store_reader **rd = mem_calloc(ni, sizeof(*rd));
 	const struct store_session **head = mem_calloc(ni, sizeof(*head));
 	int rc = 0;
-	if (!rd || !head) {
+	if (!head) {
 		snprintf(t->err, sizeof(t->err), "out of memory");
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < ni; i++) {
-		rd[i] = store_reader_open(p->inputs[i], t->err, sizeof(t->err));
-		if (!rd[i]) {
-			rc = -ENOENT;
+		/* Later passes rewind the open readers (no reopen per pass). */
+		if (pass && (rc = store_reader_seek_time(rd[i], INT64_MIN))) {
+			snprintf(t->err, sizeof(t->err), "%s: cannot rewind", p->inputs[i]);
 			goto out;
 		}
 		int nrc = 0;
@@ -346,10 +346,6 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass)
 done_all:
 	rc = 0;
 out:
-	if (rd)
-		for (size_t i = 0; i < ni; i++)
-			store_reader_free(rd[i]);
-	mem_free(rd);
 	mem_free(head);
 	return rc;
 }
@@ -360,12 +356,24 @@ static void *thread_main(void *arg)
 	const struct replay_batch_params *p = t->b->p;
 	struct prog_state ps = {0};
 	int rc = 0;
-	for (uint32_t pass = 0; !p->loops || pass < p->loops; pass++) {
-		rc = run_pass(t, &ps, pass);
+	struct store_reader **rd = mem_calloc(p->n_inputs, sizeof(*rd));
+	if (!rd) {
+		snprintf(t->err, sizeof(t->err), "out of memory");
+		rc = -ENOMEM;
+	}
+	for (size_t i = 0; rd && i < p->n_inputs && !rc; i++)
+		if (!(rd[i] = store_reader_open(p->inputs[i], t->err, sizeof(t->err))))
+			rc = -ENOENT;
+	for (uint32_t pass = 0; !rc && (!p->loops || pass < p->loops); pass++) {
+		rc = run_pass(t, &ps, pass, rd);
 		if (rc <= 0)
 			break;
 		rc = 0;
 	}
+	if (rd)
+		for (size_t i = 0; i < p->n_inputs; i++)
+			store_reader_free(rd[i]);
+	mem_free(rd);
 	/* Drain: wait for what is queued and in flight; on a stop, a short grace. */
 	int64_t grace_end = 0;
 	while (rc >= 0 && replay_engine_pending(t->eng)) {
