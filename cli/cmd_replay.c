@@ -1,15 +1,510 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dyetap replay - not built yet: this placeholder only says so.
+ * dyetap replay - replay recordings against targets into a results store.
+ * Parses options, shows a one-line progress display on a terminal, prints
+ * the summary (text or --json) and maps outcomes to exit codes: 0 done,
+ * 2 usage or input error, 3 runtime failure. The manual is docs/replay.md.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cmds.h"
+#include "common/dbuf.h"
+#include "common/jsonw.h"
+#include "replay/replay.h"
+
+#define MAX_ITEMS 64
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dyetap replay REC.dyt [REC.dyt...] --target URL [--target URL...]\n"
+		"                     -o RESULTS.dyt [options]\n\n"
+		"Replay recorded sessions against targets, paced and connection-faithful,\n"
+		"into a self-contained results store for `dyetap diff`.\n\n"
+		"targets:\n"
+		"  -t, --target [ROLE=]URL  http://HOST:PORT or https://HOST:PORT; repeatable\n"
+		"                           (roles default to candidate, secondary, target3...)\n"
+		"  -o, --output FILE        results store to write (required)\n"
+		"      --insecure           https: do not verify certificates\n"
+		"      --ca FILE            https: CA bundle to verify with\n"
+		"      --sni NAME           https: server name to send and verify\n"
+		"pacing (default --speed 1x):\n"
+		"      --speed Nx           recorded timing divided by N (2x, 0.5x)\n"
+		"      --rate N             N requests per second\n"
+		"      --max                as fast as the connections allow\n"
+		"connections:\n"
+		"  -c, --concurrency N      max connections per target (default 256)\n"
+		"      --pooled             spread requests over a pool of N connections\n"
+		"      --timeout DUR        per request (default 10s; 250ms, 2s, 1m)\n"
+		"      --threads N          event loops (default 1)\n"
+		"      --max-body BYTES     response body cap (default 1048576)\n"
+		"rewrite:\n"
+		"      --host VALUE         replace the Host header\n"
+		"      --set-header N:V     set a header (repeatable)\n"
+		"      --del-header NAME    remove a header (repeatable)\n"
+		"      --path-prefix P      prefix every path\n"
+		"      --shadow-header N:V  marker header (default x-dyetap-shadow: 1)\n"
+		"      --no-shadow-header   send no marker header\n"
+		"filters:\n"
+		"      --lane L[,L]         lanes to replay (baseline = uncolored)\n"
+		"      --method M[,M]       methods to replay\n"
+		"      --path GLOB          paths to replay (query ignored)\n"
+		"      --since T, --until T request time window (Unix seconds or\n"
+		"                           YYYY-MM-DDTHH:MM:SS[.frac]Z)\n"
+		"      --allow-writes       also send methods other than GET, HEAD, OPTIONS\n"
+		"scale:\n"
+		"      --shard K/N          replay shard K (0-based) of N, split by connection\n"
+		"      --loop N             passes over the input (0 = until --duration/Ctrl-C)\n"
+		"      --duration DUR       stop sending after DUR\n"
+		"output:\n"
+		"      --json               print the summary as one JSON object\n"
+		"  -q, --quiet              no progress line\n"
+		"  -h, --help               this help\n\n"
+		"exit codes: 0 done, 2 usage or input error, 3 runtime failure\n");
+}
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	replay_batch_stop();
+}
+
+static int parse_time(const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end != s && !*end && !errno && v >= 0) {
+		*out = (int64_t)llround(v * 1e9);
+		return 0;
+	}
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -EINVAL;
+	double frac = 0;
+	if (*p == '.') {
+		frac = strtod(p, &end);
+		p = end;
+	}
+	if (strcmp(p, "Z") && strcmp(p, ""))
+		return -EINVAL;
+	*out = (int64_t)timegm(&tm) * 1000000000LL + (int64_t)llround(frac * 1e9);
+	return 0;
+}
+
+static int split_header(char *arg, struct replay_hdr_set *h)
+{
+	char *colon = strchr(arg, ':');
+	if (!colon || colon == arg)
+		return -EINVAL;
+	*colon = '\0';
+	const char *v = colon + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	h->name = arg;
+	h->value = v;
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (end == s || *end || errno || s[0] == '-' || v < lo || v > hi)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+struct prog_ctx {
+	bool shown;
+};
+
+static void show_progress(void *ctx, const struct replay_progress *p)
+{
+	struct prog_ctx *pc = ctx;
+	char eta[32] = "?";
+	if (p->eta_s >= 0)
+		snprintf(eta, sizeof(eta), "%.0fs", p->eta_s);
+	fprintf(stderr,
+		"\r\033[Ksent %llu  ok %llu  errors %llu  skipped %llu  %.0f req/s  "
+		"elapsed %.0fs  eta %s",
+		(unsigned long long)p->sent, (unsigned long long)p->ok,
+		(unsigned long long)p->errors, (unsigned long long)p->skipped, p->rate,
+		p->elapsed_s, eta);
+	fflush(stderr);
+	pc->shown = true;
+}
+
+static double ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+static void print_json(const struct replay_summary *s, const char *output)
+{
+	const struct replay_stats *st = &s->stats;
+	struct dbuf b;
+	dbuf_init(&b, 1 << 20);
+	dbuf_printf(&b, "{\"sent\":%llu,\"ok\":%llu,\"skipped\":%llu,",
+		    (unsigned long long)st->sent, (unsigned long long)st->ok,
+		    (unsigned long long)replay_stats_skipped(st));
+	dbuf_printf(&b,
+		    "\"errors\":{\"total\":%llu,\"refused\":%llu,\"reset\":%llu,\"timeout\":%llu,"
+		    "\"bad_response\":%llu,\"connect\":%llu,\"tls\":%llu,\"other\":%llu},",
+		    (unsigned long long)replay_stats_errors(st),
+		    (unsigned long long)st->err_refused, (unsigned long long)st->err_reset,
+		    (unsigned long long)st->err_timeout, (unsigned long long)st->err_bad_response,
+		    (unsigned long long)st->err_connect, (unsigned long long)st->err_tls,
+		    (unsigned long long)st->err_other);
+	dbuf_printf(&b, "\"achieved_rps\":%.1f,\"elapsed_s\":%.3f,", s->achieved_rps, s->elapsed_s);
+	dbuf_printf(&b, "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
+		    ms(replay_hist_pct(&s->latency, 50)), ms(replay_hist_pct(&s->latency, 90)),
+		    ms(replay_hist_pct(&s->latency, 99)), ms(s->latency.max_ns));
+	dbuf_printf(&b, "\"lateness_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
+		    ms(replay_hist_pct(&s->lateness, 50)), ms(replay_hist_pct(&s->lateness, 99)),
+		    ms(s->lateness.max_ns));
+	dbuf_printf(&b, "\"interrupted\":%s,\"results\":", s->interrupted ? "true" : "false");
+	jsonw_cstr(&b, output);
+	dbuf_puts(&b, ",\"counters\":{");
+	for (size_t i = 0; i < replay_n_ctr_descs; i++)
+		dbuf_printf(&b, "%s\"%s\":%llu", i ? "," : "", replay_ctr_descs[i].name,
+			    (unsigned long long)ctr_get(st, &replay_ctr_descs[i]));
+	dbuf_puts(&b, "}}\n");
+	fwrite(b.data, 1, b.len, stdout);
+	dbuf_release(&b);
+}
+
+static void print_text(const struct replay_summary *s, const char *output)
+{
+	const struct replay_stats *st = &s->stats;
+	printf("replay %s: %s\n", s->interrupted ? "interrupted" : "done", output);
+	printf("  sent %llu  ok %llu  skipped %llu  errors %llu\n", (unsigned long long)st->sent,
+	       (unsigned long long)st->ok, (unsigned long long)replay_stats_skipped(st),
+	       (unsigned long long)replay_stats_errors(st));
+	printf("  errors: refused %llu  reset %llu  timeout %llu  bad_response %llu  connect %llu"
+	       "  tls %llu  other %llu\n",
+	       (unsigned long long)st->err_refused, (unsigned long long)st->err_reset,
+	       (unsigned long long)st->err_timeout, (unsigned long long)st->err_bad_response,
+	       (unsigned long long)st->err_connect, (unsigned long long)st->err_tls,
+	       (unsigned long long)st->err_other);
+	printf(
+	    "  skipped: filter %llu  shard %llu  writes %llu  truncated %llu  unsupported %llu\n",
+	    (unsigned long long)st->skipped_filter, (unsigned long long)st->skipped_shard,
+	    (unsigned long long)st->skipped_writes, (unsigned long long)st->skipped_truncated,
+	    (unsigned long long)st->skipped_unsupported);
+	printf("  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+	       ms(replay_hist_pct(&s->latency, 50)), ms(replay_hist_pct(&s->latency, 90)),
+	       ms(replay_hist_pct(&s->latency, 99)), ms(s->latency.max_ns));
+	printf("  achieved %.1f req/s over %.3f s;  lateness ms: p50 %.3f  p99 %.3f\n",
+	       s->achieved_rps, s->elapsed_s, ms(replay_hist_pct(&s->lateness, 50)),
+	       ms(replay_hist_pct(&s->lateness, 99)));
+	printf("  connections %llu (reconnects %llu, retries %llu)\n",
+	       (unsigned long long)st->connects, (unsigned long long)st->reconnects,
+	       (unsigned long long)st->retries);
+}
+
+enum {
+	O_SPEED = 256,
+	O_RATE,
+	O_MAX,
+	O_POOLED,
+	O_TIMEOUT,
+	O_THREADS,
+	O_MAXBODY,
+	O_HOST,
+	O_SETH,
+	O_DELH,
+	O_PREFIX,
+	O_SHADOW,
+	O_NOSHADOW,
+	O_LANE,
+	O_METHOD,
+	O_PATH,
+	O_SINCE,
+	O_UNTIL,
+	O_WRITES,
+	O_SHARD,
+	O_LOOP,
+	O_DURATION,
+	O_JSON,
+	O_INSECURE,
+	O_CA,
+	O_SNI,
+};
+
+static const struct option opts[] = {
+    {"target", required_argument, NULL, 't'},
+    {"output", required_argument, NULL, 'o'},
+    {"speed", required_argument, NULL, O_SPEED},
+    {"rate", required_argument, NULL, O_RATE},
+    {"max", no_argument, NULL, O_MAX},
+    {"concurrency", required_argument, NULL, 'c'},
+    {"pooled", no_argument, NULL, O_POOLED},
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"max-body", required_argument, NULL, O_MAXBODY},
+    {"host", required_argument, NULL, O_HOST},
+    {"set-header", required_argument, NULL, O_SETH},
+    {"del-header", required_argument, NULL, O_DELH},
+    {"path-prefix", required_argument, NULL, O_PREFIX},
+    {"shadow-header", required_argument, NULL, O_SHADOW},
+    {"no-shadow-header", no_argument, NULL, O_NOSHADOW},
+    {"lane", required_argument, NULL, O_LANE},
+    {"method", required_argument, NULL, O_METHOD},
+    {"path", required_argument, NULL, O_PATH},
+    {"since", required_argument, NULL, O_SINCE},
+    {"until", required_argument, NULL, O_UNTIL},
+    {"allow-writes", no_argument, NULL, O_WRITES},
+    {"shard", required_argument, NULL, O_SHARD},
+    {"loop", required_argument, NULL, O_LOOP},
+    {"duration", required_argument, NULL, O_DURATION},
+    {"json", no_argument, NULL, O_JSON},
+    {"insecure", no_argument, NULL, O_INSECURE},
+    {"ca", required_argument, NULL, O_CA},
+    {"sni", required_argument, NULL, O_SNI},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+#define BAD(...)                                                                                   \
+	do {                                                                                       \
+		fprintf(stderr, "dyetap replay: " __VA_ARGS__);                                    \
+		fputc('\n', stderr);                                                               \
+		return 2;                                                                          \
+	} while (0)
 
 int cmd_replay(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "dyetap replay: not available in this build yet\n");
-	return 2;
+	struct replay_target targets[MAX_ITEMS];
+	size_t n_targets = 0;
+	struct replay_hdr_set sets[MAX_ITEMS];
+	size_t n_sets = 0;
+	const char *dels[MAX_ITEMS];
+	size_t n_dels = 0;
+	struct replay_rewrite rw = {.shadow_name = "x-dyetap-shadow", .shadow_value = "1"};
+	struct replay_batch_params bp;
+	memset(&bp, 0, sizeof(bp));
+	bp.loops = 1;
+	bp.pace = REPLAY_PACE_RECORDED;
+	bp.speed = 1.0;
+	int pace_opts = 0;
+	bool json = false, quiet = false;
+	struct replay_hdr_set shadow;
+	uint32_t u;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:o:c:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': {
+			if (n_targets == MAX_ITEMS)
+				BAD("too many targets");
+			char *arg = optarg, *eq = strstr(arg, "=");
+			char *scheme = strstr(arg, "://");
+			targets[n_targets].role = NULL;
+			targets[n_targets].url = arg;
+			if (eq && scheme && eq < scheme) {
+				*eq = '\0';
+				targets[n_targets].role = arg;
+				targets[n_targets].url = eq + 1;
+			}
+			n_targets++;
+			break;
+		}
+		case 'o':
+			bp.output = optarg;
+			break;
+		case O_SPEED:
+			if (replay_parse_speed(optarg, &bp.speed))
+				BAD("bad --speed '%s' (e.g. 1x, 2x, 0.5x)", optarg);
+			bp.pace = REPLAY_PACE_RECORDED;
+			pace_opts++;
+			break;
+		case O_RATE: {
+			char *end;
+			bp.rate = strtod(optarg, &end);
+			if (end == optarg || *end || !(bp.rate > 0) || bp.rate > 1e8)
+				BAD("bad --rate '%s' (requests per second > 0)", optarg);
+			bp.pace = REPLAY_PACE_RATE;
+			pace_opts++;
+			break;
+		}
+		case O_MAX:
+			bp.pace = REPLAY_PACE_MAX;
+			pace_opts++;
+			break;
+		case 'c':
+			if (parse_u32(optarg, 1, 1000000, &bp.engine.concurrency))
+				BAD("bad --concurrency '%s'", optarg);
+			break;
+		case O_POOLED:
+			bp.engine.pooled = true;
+			break;
+		case O_TIMEOUT:
+			if (replay_parse_duration(optarg, &bp.engine.timeout_ns) ||
+			    !bp.engine.timeout_ns)
+				BAD("bad --timeout '%s' (e.g. 2s, 500ms)", optarg);
+			break;
+		case O_THREADS:
+			if (parse_u32(optarg, 1, 256, &bp.threads))
+				BAD("bad --threads '%s' (1..256)", optarg);
+			break;
+		case O_MAXBODY:
+			if (parse_u32(optarg, 1, 1u << 30, &u))
+				BAD("bad --max-body '%s'", optarg);
+			bp.engine.max_body = u;
+			break;
+		case O_HOST:
+			rw.host = optarg;
+			break;
+		case O_SETH:
+			if (n_sets == MAX_ITEMS || split_header(optarg, &sets[n_sets]))
+				BAD("bad --set-header (NAME:VALUE)");
+			n_sets++;
+			break;
+		case O_DELH:
+			if (n_dels == MAX_ITEMS)
+				BAD("too many --del-header");
+			dels[n_dels++] = optarg;
+			break;
+		case O_PREFIX:
+			rw.path_prefix = optarg;
+			break;
+		case O_SHADOW:
+			if (split_header(optarg, &shadow))
+				BAD("bad --shadow-header (NAME:VALUE)");
+			rw.shadow_name = shadow.name;
+			rw.shadow_value = shadow.value;
+			break;
+		case O_NOSHADOW:
+			rw.shadow_name = NULL;
+			break;
+		case O_LANE:
+			bp.filter.lanes = optarg;
+			break;
+		case O_METHOD:
+			bp.filter.methods = optarg;
+			break;
+		case O_PATH:
+			bp.filter.path_glob = optarg;
+			break;
+		case O_SINCE:
+			if (parse_time(optarg, &bp.filter.since_ns))
+				BAD("bad --since '%s'", optarg);
+			break;
+		case O_UNTIL:
+			if (parse_time(optarg, &bp.filter.until_ns))
+				BAD("bad --until '%s'", optarg);
+			break;
+		case O_WRITES:
+			bp.filter.allow_writes = true;
+			break;
+		case O_SHARD:
+			if (replay_parse_shard(optarg, &bp.filter.shard_k, &bp.filter.shard_n))
+				BAD("bad --shard '%s' (K/N with 0 <= K < N)", optarg);
+			break;
+		case O_LOOP:
+			if (parse_u32(optarg, 0, 1000000, &bp.loops))
+				BAD("bad --loop '%s'", optarg);
+			break;
+		case O_DURATION:
+			if (replay_parse_duration(optarg, &bp.duration_ns) || !bp.duration_ns)
+				BAD("bad --duration '%s'", optarg);
+			break;
+		case O_JSON:
+			json = true;
+			break;
+		case O_INSECURE:
+			bp.engine.insecure = true;
+			break;
+		case O_CA:
+			bp.engine.ca_file = optarg;
+			break;
+		case O_SNI:
+			bp.engine.sni = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	const char **inputs = (const char **)(argv + optind);
+	size_t n_inputs = (size_t)(argc - optind);
+	if (!n_inputs)
+		BAD("no recording given (try --help)");
+	if (!n_targets)
+		BAD("no --target given");
+	if (!bp.output)
+		BAD("no -o RESULTS.dyt given");
+	if (pace_opts > 1)
+		BAD("--speed, --rate and --max exclude each other");
+	for (size_t i = 0; i < n_inputs; i++)
+		if (!strcmp(inputs[i], bp.output))
+			BAD("the output '%s' is also an input", bp.output);
+	if (bp.filter.since_ns && bp.filter.until_ns && bp.filter.until_ns <= bp.filter.since_ns)
+		BAD("--until must be after --since");
+	if (!bp.loops && !bp.duration_ns)
+		fprintf(stderr, "dyetap replay: --loop 0 runs until Ctrl-C\n");
+	rw.set = sets;
+	rw.n_set = n_sets;
+	rw.del = dels;
+	rw.n_del = n_dels;
+	bp.inputs = inputs;
+	bp.n_inputs = n_inputs;
+	bp.engine.targets = targets;
+	bp.engine.n_targets = n_targets;
+	bp.engine.rewrite = &rw;
+	struct prog_ctx pc = {false};
+	if (!quiet && isatty(STDERR_FILENO)) {
+		bp.progress = show_progress;
+		bp.progress_ctx = &pc;
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* One descriptor per target connection: allow as many as the hard limit. */
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	static struct replay_summary sum;
+	char err[512] = "";
+	int rc = replay_batch_run(&bp, &sum, err, sizeof(err));
+	if (pc.shown)
+		fputc('\n', stderr);
+	if (rc) {
+		fprintf(stderr, "dyetap replay: %s\n", err[0] ? err : strerror(-rc));
+		return sum.input_error ? 2 : 3;
+	}
+	if (json)
+		print_json(&sum, bp.output);
+	else
+		print_text(&sum, bp.output);
+	return 0;
 }

@@ -6,7 +6,7 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
       libpcap-dev libzstd-dev libmsgpack-dev node-llhttp zlib1g-dev libbrotli-dev libssl-dev chromium
-      tcpdump tshark nginx-light curl python3 jq zstd gzip iproute2 procps"
+      tcpdump tshark nginx-light curl python3 jq zstd gzip iproute2 procps openssl"
 for a in "$@"; do
     case "$a" in
     --with-dpdk) pkgs="$pkgs dpdk-dev libdpdk-dev" ;;

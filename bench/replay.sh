@@ -1,0 +1,128 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Replay benchmarks (docs/benchmarks.md "## Replay"), all against one nginx
+# (1 worker, access log off) on 127.0.0.1 in the same run:
+#  1. throughput: `dyetap replay --max` with C recorded connections vs
+#     `wrk -c C -t1` on the same nginx (median of RUNS each);
+#  2. pacing: a recording at 10 000 req/s replayed at 1x, lateness p99;
+#  3. memory: RSS of a longer paced replay, sampled at start and end.
+# Usage: bench/replay.sh BUILD_DIR   (env: C=50 REQS=200000 RUNS=3 MEM_S=60; 600 = 10 min)
+set -eu
+b=${1:-build}
+dyetap=$b/cli/dyetap
+tool=$b/tests/replay/replay_testtool
+C=${C:-50}
+REQS=${REQS:-200000}
+RUNS=${RUNS:-3}
+MEM_S=${MEM_S:-60}
+for x in "$dyetap" "$tool"; do [ -x "$x" ] || { echo "build first: $x missing"; exit 2; }; done
+command -v wrk >/dev/null || { echo "wrk missing (scripts/setup.sh --with-bench)"; exit 2; }
+tmp=$(mktemp -d)
+trap 'kill $(cat "$tmp/nginx.pid" 2>/dev/null) 2>/dev/null; rm -rf "$tmp"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$tmp/nginx.conf" <<EOF
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $tmp/b; proxy_temp_path $tmp/p; fastcgi_temp_path $tmp/f;
+  uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;
+  server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+}
+EOF
+nginx -p "$tmp" -c "$tmp/nginx.conf"
+sleep 0.5
+url=http://127.0.0.1:$port
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d'+sys.argv[1]))" "$1"; }
+
+# 1. throughput: C connections, REQS/C requests each, 10 us apart (irrelevant under --max).
+per=$((REQS / C))
+awk -v c="$C" -v n="$per" 'BEGIN { for (i = 0; i < n; i++) for (k = 1; k <= c; k++)
+    printf "%d\t%.3f\tGET\t/r/%d\t-\t-\t-\t-\n", k, (i * c + k) * 0.01, i }' |
+    "$tool" mkrec "$tmp/tput.dyt"
+: >"$tmp/wrk" ; : >"$tmp/rep"; : >"$tmp/wrkcpu"; : >"$tmp/repcpu"
+# cpu SECONDS_FILE CMD...: run CMD, append its user+system CPU seconds to SECONDS_FILE.
+cpu() { f=$1; shift; python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[2:], check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "a").write("%f\n" % (r.ru_utime + r.ru_stime))' "$f" "$@"; }
+for r in $(seq "$RUNS"); do
+    cpu "$tmp/wrkcpu" wrk -c "$C" -t1 -d 5s "$url/r/1" >"$tmp/wrk.out"
+    awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out" >>"$tmp/wrk"
+    n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+    s=$(tail -n 1 "$tmp/wrkcpu")
+    python3 -c "print('%.2f' % ($s * 1e6 / $n))" >>"$tmp/wrkus"
+    cpu "$tmp/repcpu" "$dyetap" replay "$tmp/tput.dyt" --target "$url" -o "$tmp/res.dyt" --max \
+        -c "$C" --json -q >"$tmp/rep.json"
+    jget "['achieved_rps']" <"$tmp/rep.json" >>"$tmp/rep"
+    s=$(tail -n 1 "$tmp/repcpu")
+    python3 -c "print('%.2f' % ($s * 1e6 / $REQS))" >>"$tmp/repus"
+done
+wrk_rps=$(median <"$tmp/wrk")
+rep_rps=$(median <"$tmp/rep")
+echo "throughput C=$C: wrk -c $C -t1 median $wrk_rps req/s (runs: $(tr '\n' ' ' <"$tmp/wrk"))"
+echo "throughput C=$C: dyetap replay --max median $rep_rps req/s (runs: $(tr '\n' ' ' <"$tmp/rep"))"
+python3 -c "print('throughput ratio replay/wrk: %.2f' % ($rep_rps / $wrk_rps))"
+echo "client CPU per request (user+sys): wrk median $(median <"$tmp/wrkus") us," \
+    "dyetap replay median $(median <"$tmp/repus") us (incl. reading the recording and" \
+    "writing the results store)"
+
+# 2. pacing: 10 000 req/s for 5 s over 100 connections, replayed at 1x.
+awk 'BEGIN { for (i = 0; i < 50000; i++)
+    printf "%d\t%.3f\tGET\t/p/%d\t-\t-\t-\t-\n", i % 100 + 1, i * 0.1, i }' |
+    "$tool" mkrec "$tmp/pace.dyt"
+: >"$tmp/late"; : >"$tmp/freelate"
+for r in $(seq "$RUNS"); do
+    "$dyetap" replay "$tmp/pace.dyt" --target "$url" -o "$tmp/res.dyt" -c 200 --json -q \
+        >"$tmp/pace.json"
+    jget "['lateness_ms']['p99']" <"$tmp/pace.json" >>"$tmp/late"
+    # Lateness of the requests whose connection was free at their due time:
+    # the pacing engine's own precision, without waiting for a slow response.
+    "$tool" dump "$tmp/res.dyt" | python3 -c '
+import json, sys
+sess, res = {}, []
+for line in sys.stdin:
+    o = json.loads(line)
+    if "session" in o:
+        sess[o["session"]["id"]] = o["session"]["conn_id"]
+    elif "result" in o:
+        res.append(o["result"])
+last_end, free = {}, []
+for r in sorted(res, key=lambda r: r["ts_sent_ns"] - r["lateness_ns"]):
+    c = sess[r["session_id"]]
+    due = r["ts_sent_ns"] - r["lateness_ns"]
+    if last_end.get(c, 0) <= due:
+        free.append(r["lateness_ns"])
+    last_end[c] = r["ts_sent_ns"] + r["latency_ns"]
+free.sort()
+p = lambda q: free[min(len(free) - 1, int(q * len(free)))] / 1e6
+print("%.3f %.3f %d" % (p(0.5), p(0.99), len(free)))' >"$tmp/free"
+    echo "pacing run $r: connection-free requests $(cut -d' ' -f3 "$tmp/free"):" \
+        "lateness p50 $(cut -d' ' -f1 "$tmp/free") ms p99 $(cut -d' ' -f2 "$tmp/free") ms"
+    cut -d' ' -f2 "$tmp/free" >>"$tmp/freelate"
+    echo "pacing run $r: sent $(jget "['sent']" <"$tmp/pace.json")," \
+        "achieved $(jget "['achieved_rps']" <"$tmp/pace.json") req/s," \
+        "lateness p50 $(jget "['lateness_ms']['p50']" <"$tmp/pace.json") ms" \
+        "p99 $(jget "['lateness_ms']['p99']" <"$tmp/pace.json") ms"
+done
+echo "pacing 10k req/s at 1x: lateness p99 median $(median <"$tmp/late") ms;" \
+    "connection-free requests p99 median $(median <"$tmp/freelate") ms"
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+
+# 3. memory: the pacing recording looped at 10 000 req/s for MEM_S seconds (0 skips).
+[ "$MEM_S" -gt 4 ] || exit 0
+"$dyetap" replay "$tmp/pace.dyt" --target "$url" -o "$tmp/mem.dyt" -c 200 --loop 0 \
+    --duration "${MEM_S}s" --json -q >"$tmp/mem.json" &
+pid=$!
+sleep 2
+rss0=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+sleep $((MEM_S - 4))
+rss1=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+wait $pid
+echo "memory over ${MEM_S}s at 10k req/s: RSS ${rss0} KiB at 2 s, ${rss1} KiB at $((MEM_S - 2)) s;" \
+    "sent $(jget "['sent']" <"$tmp/mem.json"), results file $(du -k "$tmp/mem.dyt" | cut -f1) KiB"

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay - paced, connection-faithful replay of recorded HTTP/1.x sessions
+ * against one or more targets (DESIGN.md §8), and the sender that live
+ * shadowing reuses.
+ *
+ * Three layers, usable on their own:
+ *  - pure helpers: target URLs, request serialization with rewrite rules,
+ *    the pacing schedule, filters and sharding, latency histograms;
+ *  - the engine: one epoll loop (one per thread) that accepts requests as
+ *    they come (a store_session plus a send time and a flow key), keeps
+ *    each flow's requests in order on one target connection, enforces
+ *    timeouts, parses responses with capture's http1 parser and reports
+ *    every outcome through a completion callback;
+ *  - the batch driver: reads recordings, filters, shards, schedules,
+ *    drives one engine per thread and writes a self-contained results
+ *    store (session record, then its result records).
+ *
+ * References: RFC 9112 (HTTP/1.1 message syntax and connection
+ * management), RFC 9110 §9.2.1 (safe methods), RFC 3986 (URIs),
+ * docs/replay.md (the command's manual).
+ *
+ * Errors follow STYLE.md: int functions return 0 or -errno; constructors
+ * return NULL and fill a caller buffer. Thread-safety: an engine is used by
+ * one thread; the pure helpers are reentrant; replay_batch_stop() is
+ * async-signal-safe.
+ */
+#ifndef DYETAP_REPLAY_REPLAY_H
+#define DYETAP_REPLAY_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/counters.h"
+#include "common/dbuf.h"
+#include "store/store.h"
+
+/* ------------------------------------------------------------------ */
+/* Targets                                                             */
+/* ------------------------------------------------------------------ */
+
+/** A parsed target URL: scheme://host[:port][/ignored]. */
+struct replay_url {
+	bool tls;	/**< https */
+	char host[256]; /**< host name or address literal, without brackets */
+	uint16_t port;	/**< explicit or the scheme default (80, 443) */
+};
+
+/**
+ * Parse "http://host[:port]" or "https://host[:port]" ("[v6]:port" for
+ * IPv6 literals; a trailing path is accepted and ignored).
+ * @return 0, or -EINVAL with a message in @p err.
+ */
+int replay_url_parse(const char *url, struct replay_url *out, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* Rewrite and request serialization                                   */
+/* ------------------------------------------------------------------ */
+
+/** A header to set: replaces the first header of that name in place. */
+struct replay_hdr_set {
+	const char *name;  /**< borrowed */
+	const char *value; /**< borrowed */
+};
+
+/** Rewrite rules applied while serializing. All pointers borrowed. */
+struct replay_rewrite {
+	const char *host;		  /**< new Host value; NULL keeps the recorded one */
+	const struct replay_hdr_set *set; /**< n_set headers to set (added when absent) */
+	size_t n_set;
+	const char *const *del; /**< n_del header names to remove (case-insensitive) */
+	size_t n_del;
+	const char *path_prefix;  /**< prepended to origin-form targets; NULL none */
+	const char *shadow_name;  /**< marker header; NULL sends none */
+	const char *shadow_value; /**< its value */
+};
+
+/**
+ * Append the wire bytes of recorded request @p req, rewritten by @p rw
+ * (may be NULL), to @p out: the request line and headers in recorded order
+ * and case; set headers replaced in place (later duplicates dropped) or
+ * appended; the shadow marker last; Transfer-Encoding and Content-Length
+ * replaced by one Content-Length at the position of the first of them
+ * (kept when the recorded request had one or a body, since the recorded
+ * body is stored de-chunked); then the body.
+ * @return 0, -EINVAL (no request line), or the dbuf error.
+ */
+int replay_request_build(struct dbuf *out, const struct store_message *req,
+			 const struct replay_rewrite *rw);
+
+/* ------------------------------------------------------------------ */
+/* Pacing                                                              */
+/* ------------------------------------------------------------------ */
+
+enum replay_pace {
+	REPLAY_PACE_RECORDED = 0, /**< recorded timestamps divided by a speed factor */
+	REPLAY_PACE_RATE = 1,	  /**< a fixed number of requests per second */
+	REPLAY_PACE_MAX = 2,	  /**< as fast as connections allow */
+};
+
+/** The schedule: pure arithmetic, no state beyond the parameters. */
+struct replay_sched {
+	enum replay_pace mode;
+	double speed;	   /**< RECORDED: 2.0 plays twice as fast */
+	double rate;	   /**< RATE: requests per second */
+	int64_t rec_t0_ns; /**< recorded timestamp that maps to offset 0 */
+};
+
+/**
+ * Offset in ns after the replay start at which a request is due.
+ * RECORDED: (rec_ts_ns - rec_t0_ns) / speed, 0 when earlier than t0;
+ * RATE: seq / rate (seq = 0-based number of the request in the run);
+ * MAX: 0. Computed from the start every time, so errors never accumulate.
+ */
+int64_t replay_sched_offset(const struct replay_sched *s, int64_t rec_ts_ns, uint64_t seq);
+
+/** Parse a speed "2x", "0.5x", "1" (> 0, <= 1e6). @return 0 or -EINVAL. */
+int replay_parse_speed(const char *s, double *out);
+
+/**
+ * Parse a duration "1.5", "250ms", "2s", "3m", "1h" into ns (plain numbers
+ * are seconds). @return 0 or -EINVAL.
+ */
+int replay_parse_duration(const char *s, int64_t *out_ns);
+
+/* ------------------------------------------------------------------ */
+/* Filters and sharding                                                */
+/* ------------------------------------------------------------------ */
+
+/** Which sessions to replay. Strings borrowed; NULL means "any". */
+struct replay_filter {
+	const char *lanes;     /**< comma list; "baseline" matches the uncolored lane */
+	const char *methods;   /**< comma list, case-insensitive */
+	const char *path_glob; /**< fnmatch() on the path without the query */
+	int64_t since_ns;      /**< request ts >= since (0: no bound) */
+	int64_t until_ns;      /**< request ts < until (0: no bound) */
+	bool allow_writes;     /**< else only GET, HEAD, OPTIONS are sent */
+	uint32_t shard_k;      /**< this shard, 0 <= k < n */
+	uint32_t shard_n;      /**< number of shards; 0 or 1: no sharding */
+};
+
+enum replay_verdict {
+	REPLAY_TAKE = 0,
+	REPLAY_SKIP_FILTER,	/**< excluded by lane/method/path/time */
+	REPLAY_SKIP_SHARD,	/**< belongs to another shard */
+	REPLAY_SKIP_WRITE,	/**< a method other than GET/HEAD/OPTIONS without allow_writes */
+	REPLAY_SKIP_TRUNCATED,	/**< the recorded request body is cut (cap, loss) */
+	REPLAY_SKIP_UNSUPPORTED /**< no request, HTTP/0.9, CONNECT/Upgrade tunnel */
+};
+
+/** Deterministic 64-bit hash of a recorded connection (stable across runs and machines). */
+uint64_t replay_conn_hash(uint64_t conn_id, uint32_t file_idx);
+
+/** Decide whether session @p s of input file @p file_idx is replayed. */
+enum replay_verdict replay_filter_check(const struct replay_filter *f,
+					const struct store_session *s, uint32_t file_idx);
+
+/** Parse "K/N" with 0 <= K < N. @return 0 or -EINVAL. */
+int replay_parse_shard(const char *s, uint32_t *k, uint32_t *n);
+
+/* ------------------------------------------------------------------ */
+/* Histograms (latency, lateness)                                      */
+/* ------------------------------------------------------------------ */
+
+/** Log-linear buckets over microseconds: exact below 128 us, then <= 1/64 relative width. */
+#define REPLAY_HIST_SUB	    64
+#define REPLAY_HIST_BUCKETS (2 * REPLAY_HIST_SUB + 40 * REPLAY_HIST_SUB)
+
+struct replay_hist {
+	uint64_t n;
+	uint64_t max_ns;
+	uint64_t sum_ns;
+	uint64_t counts[REPLAY_HIST_BUCKETS];
+};
+
+/** Record one value (ns; negative values count as 0). */
+void replay_hist_add(struct replay_hist *h, int64_t v_ns);
+
+/**
+ * Nearest-rank percentile @p p (0 < p <= 100) in ns: the midpoint of the
+ * bucket holding the rank (1 us wide below 128 us), never above the maximum.
+ * 0 when empty.
+ */
+uint64_t replay_hist_pct(const struct replay_hist *h, double p);
+
+/** Add @p src into @p dst. */
+void replay_hist_merge(struct replay_hist *dst, const struct replay_hist *src);
+
+/* ------------------------------------------------------------------ */
+/* Counters                                                            */
+/* ------------------------------------------------------------------ */
+
+/** Counters of an engine or a whole run (see replay_ctr_descs). */
+struct replay_stats {
+	uint64_t sent;		   /**< requests attempted (ok + errors) */
+	uint64_t ok;		   /**< whole responses received */
+	uint64_t err_refused;	   /**< connection refused */
+	uint64_t err_reset;	   /**< reset or closed before a whole response */
+	uint64_t err_timeout;	   /**< no whole response within the timeout */
+	uint64_t err_bad_response; /**< response did not parse */
+	uint64_t err_connect;	   /**< other connect failures */
+	uint64_t err_tls;	   /**< TLS handshake or verification failures */
+	uint64_t err_other;	   /**< interrupted, out of memory, ... */
+	uint64_t skipped_filter;
+	uint64_t skipped_shard;
+	uint64_t skipped_writes;
+	uint64_t skipped_truncated;
+	uint64_t skipped_unsupported;
+	uint64_t connects;	 /**< target connections opened */
+	uint64_t reconnects;	 /**< ... for a flow that had one before */
+	uint64_t retries;	 /**< requests resent once after a keep-alive close race */
+	uint64_t evictions;	 /**< idle connections closed to free a concurrency slot */
+	uint64_t resp_truncated; /**< response bodies over the body cap (kept to the cap) */
+	uint64_t resp_interim;	 /**< 1xx responses skipped */
+	uint64_t bytes_sent;	 /**< request bytes written */
+	uint64_t bytes_received; /**< response bytes read */
+	uint64_t not_sent;	 /**< queued requests dropped by a stop */
+	uint64_t write_errors;	 /**< results the store writer refused */
+};
+
+extern const struct ctr_desc replay_ctr_descs[];
+extern const size_t replay_n_ctr_descs;
+
+/** Errors of all kinds in @p s. */
+uint64_t replay_stats_errors(const struct replay_stats *s);
+
+/** Skips of all kinds in @p s. */
+uint64_t replay_stats_skipped(const struct replay_stats *s);
+
+/* ------------------------------------------------------------------ */
+/* Engine (the sender)                                                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Completion callback: one call per submitted request and target.
+ * @param user  the pointer given to replay_engine_submit()
+ * @param r     the outcome; borrowed, valid during the call only
+ *              (r->resp points into the parser).
+ * The callback may call replay_engine_submit(); it must not call
+ * replay_engine_abort(), replay_engine_drop_queued() or replay_engine_free().
+ */
+typedef void (*replay_done_fn)(void *ctx, void *user, const struct store_result *r);
+
+/** One target: where and under which role name results are filed. */
+struct replay_target {
+	const char *url;  /**< borrowed during create, copied */
+	const char *role; /**< "candidate", "secondary", a lane; copied */
+};
+
+struct replay_engine_params {
+	const struct replay_target *targets; /**< n_targets >= 1; every request goes to each */
+	size_t n_targets;
+	uint32_t concurrency;	 /**< max open connections per target; 0 = 256 */
+	bool pooled;		 /**< spread over a pool of `concurrency` connections */
+	int64_t timeout_ns;	 /**< per request, from connect start; 0 = 10 s */
+	int64_t idle_ns;	 /**< idle keep-alive connections closed after; 0 = 30 s */
+	size_t max_body;	 /**< response body cap; 0 = 1 MiB */
+	size_t max_header_bytes; /**< response header cap; 0 = 64 KiB */
+	const struct replay_rewrite *rewrite; /**< copied by reference: must outlive the engine */
+	bool insecure;			      /**< https: do not verify the certificate */
+	const char *ca_file;		      /**< https: CA bundle instead of the system's */
+	const char *sni;		      /**< https: server name (default: the URL's host) */
+	replay_done_fn on_done;		      /**< required */
+	void *ctx;
+};
+
+struct replay_engine;
+
+/**
+ * Create an engine: resolves targets, sets up TLS contexts, epoll.
+ * @return the engine, or NULL with a message in @p err.
+ */
+struct replay_engine *replay_engine_create(const struct replay_engine_params *p, char *err,
+					   size_t errlen);
+
+/**
+ * Queue the request of @p s (serialized now; @p s may be freed after the
+ * call) for every target, due at CLOCK_MONOTONIC @p due_ns. Requests with
+ * the same @p flow_key go in submission order over one target connection
+ * (unless pooled), each after the previous response.
+ * @param user  handed back in the callback (once per target).
+ * @return 0, -EINVAL (no request), -ENOMEM.
+ */
+int replay_engine_submit(struct replay_engine *e, const struct store_session *s, uint64_t flow_key,
+			 int64_t due_ns, void *user);
+
+/**
+ * Run the event loop until CLOCK_MONOTONIC @p until_ns, returning early
+ * after an iteration that completed at least one request. Sends due
+ * requests, handles I/O, expires timeouts.
+ * @return 0, or -errno on an epoll failure.
+ */
+int replay_engine_run(struct replay_engine *e, int64_t until_ns);
+
+/** Requests queued or in flight (summed over targets). */
+uint64_t replay_engine_pending(const struct replay_engine *e);
+
+/** CLOCK_MONOTONIC time of the earliest queued request, INT64_MAX when none. */
+int64_t replay_engine_next_due(const struct replay_engine *e);
+
+/** Drop queued requests (counted not_sent, no callback); in-flight ones continue. */
+void replay_engine_drop_queued(struct replay_engine *e);
+
+/**
+ * Stop: drop queued requests (counted not_sent, no callback), fail the
+ * ones in flight with STORE_ERR_OTHER "interrupted", close connections.
+ */
+void replay_engine_abort(struct replay_engine *e);
+
+/** Close idle keep-alive connections (e.g. at the end of input). */
+void replay_engine_close_idle(struct replay_engine *e);
+
+/** Counters (borrowed, updated by run). */
+const struct replay_stats *replay_engine_stats(const struct replay_engine *e);
+
+/** Latency (ok responses) and lateness (all sent) histograms; borrowed. */
+const struct replay_hist *replay_engine_latency(const struct replay_engine *e);
+const struct replay_hist *replay_engine_lateness(const struct replay_engine *e);
+
+/** Free; in-flight requests are dropped without callback. Accepts NULL. */
+void replay_engine_free(struct replay_engine *e);
+
+/* ------------------------------------------------------------------ */
+/* Batch driver: recordings -> targets -> results store                */
+/* ------------------------------------------------------------------ */
+
+/** A snapshot for progress displays. */
+struct replay_progress {
+	uint64_t sent;
+	uint64_t ok;
+	uint64_t errors;
+	uint64_t skipped;
+	double elapsed_s;
+	double rate;  /**< requests completed per second over the last interval */
+	double eta_s; /**< < 0 when unknown */
+};
+
+typedef void (*replay_progress_fn)(void *ctx, const struct replay_progress *p);
+
+struct replay_batch_params {
+	const char *const *inputs; /**< recordings, n_inputs >= 1 */
+	size_t n_inputs;
+	const char *output;		    /**< results store path */
+	struct replay_engine_params engine; /**< on_done/ctx are set by the driver */
+	struct replay_filter filter;
+	enum replay_pace pace;
+	double speed;	     /**< RECORDED; 0 = 1.0 */
+	double rate;	     /**< RATE */
+	uint32_t loops;	     /**< passes over the input; 0 = until duration or stop; default 1 */
+	int64_t duration_ns; /**< stop sending after this long; 0 = no limit */
+	uint32_t threads;    /**< event loops; 0 = 1 */
+	replay_progress_fn progress; /**< called from the first thread; may be NULL */
+	void *progress_ctx;
+	int64_t progress_ns; /**< interval; 0 = 250 ms */
+};
+
+struct replay_summary {
+	struct replay_stats stats;
+	struct replay_hist latency;
+	struct replay_hist lateness;
+	double elapsed_s;    /**< first send to last completion */
+	double achieved_rps; /**< sent / elapsed */
+	bool interrupted;    /**< replay_batch_stop() was called */
+	bool input_error;    /**< on failure: an input/usage problem (exit 2), else runtime */
+};
+
+/**
+ * Replay @p p->inputs into @p p->output. Blocks until done or stopped.
+ * @return 0 (the results file is complete), or -errno with a message in
+ *         @p err and out->input_error telling input errors from runtime ones.
+ */
+int replay_batch_run(const struct replay_batch_params *p, struct replay_summary *out, char *err,
+		     size_t errlen);
+
+/** Ask a running replay_batch_run() to stop cleanly. Async-signal-safe. */
+void replay_batch_stop(void);
+
+#endif

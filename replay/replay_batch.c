@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay_batch - `dyetap replay` without the user interface: read
+ * recordings, filter and shard, schedule each request on an absolute
+ * timeline, drive one engine per thread and write a self-contained
+ * results store (docs/replay.md, docs/format.md).
+ *
+ * Threads split the recorded connections by hash, so each connection's
+ * requests stay on one event loop; every thread reads the inputs itself
+ * (no queues between threads) and writes through one mutex-protected
+ * store writer. A session record is written when its request is queued,
+ * so it always precedes its result records; a session record without a
+ * result means the request was queued but not sent (interrupted).
+ *
+ * Identifiers: a recording's session and connection ids are kept for the
+ * first input and the first pass; for input file F > 0 or pass L > 0 they
+ * become (F << 56) | (L << 40) | (id & (2^40 - 1)), unique in the results.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "replay/replay.h"
+
+#define REPLAY_LOG(lvl, ...) LOG_MSG(lvl, "replay", __VA_ARGS__)
+
+#define LOOKAHEAD_NS	    (50 * 1000000LL)
+#define SLICE_NS	    (100 * 1000000LL)
+#define STOP_GRACE_NS	    (1000 * 1000000LL)
+#define PENDING_MIN	    4096
+#define RESULTS_FLUSH_BYTES (128u * 1024)
+
+static atomic_int stop_flag;
+
+void replay_batch_stop(void)
+{
+	atomic_store_explicit(&stop_flag, 1, memory_order_relaxed);
+}
+
+static bool stopping(void)
+{
+	return atomic_load_explicit(&stop_flag, memory_order_relaxed) != 0;
+}
+
+struct batch;
+
+struct bthread {
+	struct batch *b;
+	uint32_t idx;
+	pthread_t tid;
+	struct replay_engine *eng;
+	struct replay_stats skips; /* skip counters of this thread's partition */
+	uint64_t seq;		   /* requests scheduled (RATE pacing) */
+	int64_t first_sent;	   /* realtime of the first send, 0 none */
+	int64_t last_done;	   /* realtime of the last completion */
+	int64_t next_publish;
+	int rc;
+	char err[256];
+};
+
+struct batch {
+	const struct replay_batch_params *p;
+	struct replay_sched sched;
+	int64_t start;	      /* CLOCK_MONOTONIC of offset 0 */
+	int64_t rec_t0;	      /* earliest recorded request */
+	int64_t rec_t1;	      /* latest recorded request, 0 unknown */
+	uint64_t n_take;      /* sessions one pass replays (after filters), 0 unknown */
+	int64_t pass_ns;      /* schedule length of one pass (RECORDED) */
+	uint64_t max_pending; /* per thread */
+	struct store_writer *w;
+	pthread_mutex_t lock; /* writer and snapshots */
+	int write_rc;
+	char write_err[256];
+	struct bthread *th;
+	uint32_t n_th;
+	struct replay_stats *snap; /* per-thread published stats (under lock) */
+};
+
+static uint64_t remap(uint64_t id, uint32_t file, uint32_t pass)
+{
+	if (!file && !pass)
+		return id;
+	return ((uint64_t)file << 56) | ((uint64_t)(pass & 0xffff) << 40) |
+	       (id & ((1ull << 40) - 1));
+}
+
+static void on_done(void *ctx, void *user, const struct store_result *r)
+{
+	struct bthread *t = ctx;
+	(void)user;
+	if (!t->first_sent || r->ts_sent_ns < t->first_sent)
+		t->first_sent = r->ts_sent_ns;
+	int64_t done = r->ts_sent_ns + (int64_t)r->latency_ns;
+	if (done > t->last_done)
+		t->last_done = done;
+	pthread_mutex_lock(&t->b->lock);
+	int rc = store_writer_add_result(t->b->w, r);
+	if (rc && !t->b->write_rc) {
+		t->b->write_rc = rc;
+		snprintf(t->b->write_err, sizeof(t->b->write_err), "cannot write results: %s",
+			 store_writer_error(t->b->w));
+	}
+	pthread_mutex_unlock(&t->b->lock);
+	if (rc)
+		t->skips.write_errors++;
+}
+
+static void publish(struct bthread *t, bool force)
+{
+	int64_t now = clk_mono_ns();
+	if (!force && now < t->next_publish)
+		return;
+	t->next_publish = now + 100 * 1000000LL;
+	struct replay_stats s = *replay_engine_stats(t->eng);
+	ctr_add_all(&s, &t->skips, replay_ctr_descs, replay_n_ctr_descs);
+	pthread_mutex_lock(&t->b->lock);
+	t->b->snap[t->idx] = s;
+	if (t->idx == 0)
+		store_writer_tick(t->b->w);
+	pthread_mutex_unlock(&t->b->lock);
+}
+
+struct prog_state {
+	int64_t next;
+	int64_t last_t;
+	uint64_t last_done;
+};
+
+static void progress(struct bthread *t, struct prog_state *ps, bool force)
+{
+	const struct replay_batch_params *p = t->b->p;
+	if (t->idx != 0 || !p->progress)
+		return;
+	int64_t now = clk_mono_ns();
+	if (!force && now < ps->next)
+		return;
+	ps->next = now + (p->progress_ns > 0 ? p->progress_ns : 250 * 1000000LL);
+	struct replay_stats sum;
+	memset(&sum, 0, sizeof(sum));
+	pthread_mutex_lock(&t->b->lock);
+	for (uint32_t i = 0; i < t->b->n_th; i++)
+		ctr_add_all(&sum, &t->b->snap[i], replay_ctr_descs, replay_n_ctr_descs);
+	pthread_mutex_unlock(&t->b->lock);
+	struct replay_progress pr;
+	memset(&pr, 0, sizeof(pr));
+	pr.sent = sum.sent;
+	pr.ok = sum.ok;
+	pr.errors = replay_stats_errors(&sum);
+	pr.skipped = replay_stats_skipped(&sum);
+	pr.elapsed_s = now > t->b->start ? (double)(now - t->b->start) / 1e9 : 0;
+	if (ps->last_t && now > ps->last_t)
+		pr.rate = (double)(sum.sent - ps->last_done) * 1e9 / (double)(now - ps->last_t);
+	ps->last_t = now;
+	ps->last_done = sum.sent;
+	pr.eta_s = -1;
+	if (p->pace == REPLAY_PACE_RECORDED && t->b->rec_t1 && p->loops) {
+		int64_t end = t->b->start + (int64_t)p->loops * t->b->pass_ns;
+		if (p->duration_ns && t->b->start + p->duration_ns < end)
+			end = t->b->start + p->duration_ns;
+		pr.eta_s = end > now ? (double)(end - now) / 1e9 : 0;
+	} else if (p->duration_ns) {
+		int64_t end = t->b->start + p->duration_ns;
+		pr.eta_s = end > now ? (double)(end - now) / 1e9 : 0;
+	} else if (t->b->n_take && p->loops) {
+		uint64_t total = t->b->n_take * p->loops * p->engine.n_targets, done = sum.sent;
+		double left = done < total ? (double)(total - done) : 0;
+		if (p->pace == REPLAY_PACE_RATE && p->rate > 0) {
+			double end_s = (double)(t->b->n_take * p->loops) / p->rate;
+			pr.eta_s = end_s > pr.elapsed_s ? end_s - pr.elapsed_s : 0;
+		} else if (pr.rate > 0) {
+			pr.eta_s = left / pr.rate;
+		}
+	}
+	p->progress(p->progress_ctx, &pr);
+}
+
+/* Run the engine until @p until (or a stop), keeping progress and snapshots fresh. */
+static int run_until(struct bthread *t, struct prog_state *ps, int64_t until)
+{
+	for (;;) {
+		int64_t now = clk_mono_ns();
+		if (now >= until || stopping())
+			return 0;
+		int64_t slice = until < now + SLICE_NS ? until : now + SLICE_NS;
+		int rc = replay_engine_run(t->eng, slice);
+		if (rc)
+			return rc;
+		publish(t, false);
+		progress(t, ps, false);
+	}
+}
+
+/* Next session of reader @p r that this thread replays (filters applied, skips counted). */
+static const struct store_session *next_session(struct bthread *t, struct store_reader *r,
+						uint32_t file, int *rc)
+{
+	const struct replay_batch_params *p = t->b->p;
+	uint32_t shard_n = p->filter.shard_n > 1 ? p->filter.shard_n : 1;
+	for (;;) {
+		const struct store_record *rec;
+		int n = store_reader_next(r, &rec);
+		if (n <= 0) {
+			*rc = n;
+			return NULL;
+		}
+		if (rec->type != STORE_REC_SESSION)
+			continue;
+		const struct store_session *s = &rec->u.session;
+		if (t->b->n_th > 1 &&
+		    (replay_conn_hash(s->conn_id, file) / shard_n) % t->b->n_th != t->idx)
+			continue;
+		switch (replay_filter_check(&p->filter, s, file)) {
+		case REPLAY_TAKE:
+			return s;
+		case REPLAY_SKIP_FILTER:
+			t->skips.skipped_filter++;
+			break;
+		case REPLAY_SKIP_SHARD:
+			t->skips.skipped_shard++;
+			break;
+		case REPLAY_SKIP_WRITE:
+			t->skips.skipped_writes++;
+			break;
+		case REPLAY_SKIP_TRUNCATED:
+			t->skips.skipped_truncated++;
+			break;
+		case REPLAY_SKIP_UNSUPPORTED:
+		default:
+			t->skips.skipped_unsupported++;
+			break;
+		}
+	}
+}
+
+/* One pass over the inputs. Returns 1 to continue with another pass, 0 done, -errno. */
+static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
+		    struct store_reader **rd)
+{
+	struct batch *b = t->b;
+	const struct replay_batch_params *p = b->p;
+	size_t ni = p->n_inputs;
+	const struct store_session **head = mem_calloc(ni, sizeof(*head));
+	int rc = 0;
+	if (!head) {
+		snprintf(t->err, sizeof(t->err), "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ni; i++) {
+		/* Later passes rewind the open readers (no reopen per pass). */
+		if (pass && (rc = store_reader_seek_time(rd[i], INT64_MIN))) {
+			snprintf(t->err, sizeof(t->err), "%s: cannot rewind", p->inputs[i]);
+			goto out;
+		}
+		int nrc = 0;
+		head[i] = next_session(t, rd[i], (uint32_t)i, &nrc);
+		if (nrc < 0) {
+			snprintf(t->err, sizeof(t->err), "%s: read error", p->inputs[i]);
+			rc = nrc;
+			goto out;
+		}
+	}
+	int64_t pass_off = p->pace == REPLAY_PACE_RECORDED ? (int64_t)pass * b->pass_ns : 0;
+	for (;;) {
+		if (stopping())
+			break;
+		/* Merge the inputs by request timestamp. */
+		size_t best = SIZE_MAX;
+		for (size_t i = 0; i < ni; i++)
+			if (head[i] && (best == SIZE_MAX ||
+					head[i]->ts_req_first_ns < head[best]->ts_req_first_ns))
+				best = i;
+		if (best == SIZE_MAX)
+			break;
+		const struct store_session *s = head[best];
+		int64_t due = b->start + pass_off +
+			      replay_sched_offset(&b->sched, s->ts_req_first_ns, t->seq);
+		if (p->duration_ns && (due - b->start >= p->duration_ns ||
+				       clk_mono_ns() - b->start >= p->duration_ns)) {
+			rc = 0;
+			goto done_all;
+		}
+		if (p->pace == REPLAY_PACE_MAX) {
+			/* One loop turn at a time: refill as requests complete, never in
+			 * bursts that would stall the connections for milliseconds. */
+			while (replay_engine_pending(t->eng) >= b->max_pending && !stopping()) {
+				if ((rc = replay_engine_run(t->eng, clk_mono_ns() + SLICE_NS)))
+					goto out;
+				publish(t, false);
+				progress(t, ps, false);
+			}
+		} else {
+			while (due - LOOKAHEAD_NS > clk_mono_ns() && !stopping())
+				if ((rc = run_until(t, ps, due - LOOKAHEAD_NS)))
+					goto out;
+			while (replay_engine_pending(t->eng) >= b->max_pending && !stopping())
+				if ((rc = run_until(t, ps, clk_mono_ns() + SLICE_NS)))
+					goto out;
+		}
+		if (stopping())
+			break;
+		struct store_session ss = *s;
+		ss.id = remap(s->id, (uint32_t)best, pass);
+		ss.conn_id = remap(s->conn_id, (uint32_t)best, pass);
+		pthread_mutex_lock(&b->lock);
+		int wrc = store_writer_add_session(b->w, &ss);
+		if (wrc && !b->write_rc) {
+			b->write_rc = wrc;
+			snprintf(b->write_err, sizeof(b->write_err), "cannot write results: %s",
+				 store_writer_error(b->w));
+		}
+		pthread_mutex_unlock(&b->lock);
+		if (wrc) {
+			t->skips.write_errors++;
+			rc = wrc;
+			snprintf(t->err, sizeof(t->err), "%s", b->write_err);
+			goto out;
+		}
+		int src = replay_engine_submit(t->eng, &ss, ss.conn_id, due, NULL);
+		if (src == -EINVAL)
+			t->skips.skipped_unsupported++;
+		else if (src) {
+			snprintf(t->err, sizeof(t->err), "out of memory queueing a request");
+			rc = src;
+			goto out;
+		}
+		t->seq++;
+		int nrc = 0;
+		head[best] = next_session(t, rd[best], (uint32_t)best, &nrc);
+		if (nrc < 0) {
+			snprintf(t->err, sizeof(t->err), "%s: read error", p->inputs[best]);
+			rc = nrc;
+			goto out;
+		}
+		publish(t, false);
+		progress(t, ps, false);
+	}
+	rc = stopping() ? 0 : 1;
+	goto out;
+done_all:
+	rc = 0;
+out:
+	mem_free(head);
+	return rc;
+}
+
+static void *thread_main(void *arg)
+{
+	struct bthread *t = arg;
+	const struct replay_batch_params *p = t->b->p;
+	struct prog_state ps = {0};
+	int rc = 0;
+	struct store_reader **rd = mem_calloc(p->n_inputs, sizeof(*rd));
+	if (!rd) {
+		snprintf(t->err, sizeof(t->err), "out of memory");
+		rc = -ENOMEM;
+	}
+	for (size_t i = 0; rd && i < p->n_inputs && !rc; i++)
+		if (!(rd[i] = store_reader_open(p->inputs[i], t->err, sizeof(t->err))))
+			rc = -ENOENT;
+	for (uint32_t pass = 0; !rc && (!p->loops || pass < p->loops); pass++) {
+		rc = run_pass(t, &ps, pass, rd);
+		if (rc <= 0)
+			break;
+		rc = 0;
+	}
+	if (rd)
+		for (size_t i = 0; i < p->n_inputs; i++)
+			store_reader_free(rd[i]);
+	mem_free(rd);
+	/* Drain: wait for what is queued and in flight; on a stop, a short grace. */
+	int64_t grace_end = 0;
+	while (rc >= 0 && replay_engine_pending(t->eng)) {
+		if (stopping()) {
+			if (!grace_end) {
+				/* Nothing new goes out; what is in flight gets a grace period. */
+				grace_end = clk_mono_ns() + STOP_GRACE_NS;
+				replay_engine_drop_queued(t->eng);
+			}
+			if (clk_mono_ns() >= grace_end)
+				break;
+		}
+		int64_t until = clk_mono_ns() + SLICE_NS;
+		if (stopping() && grace_end < until)
+			until = grace_end;
+		rc = replay_engine_run(t->eng, until);
+		if (rc) {
+			snprintf(t->err, sizeof(t->err), "event loop: %s", strerror(-rc));
+			break;
+		}
+		publish(t, false);
+		progress(t, &ps, false);
+	}
+	replay_engine_abort(t->eng);
+	replay_engine_close_idle(t->eng);
+	publish(t, true);
+	progress(t, &ps, true);
+	t->rc = rc < 0 ? rc : 0;
+	return NULL;
+}
+
+/* Earliest and latest request timestamps of the inputs (scan when asked). */
+static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
+{
+	const struct replay_batch_params *p = b->p;
+	b->rec_t0 = 0;
+	b->rec_t1 = 0;
+	bool any = false;
+	for (size_t i = 0; i < p->n_inputs; i++) {
+		struct store_reader *r = store_reader_open(p->inputs[i], err, errlen);
+		if (!r)
+			return -ENOENT;
+		const struct store_file_meta *m = store_reader_meta(r);
+		if (m->kind && strcmp(m->kind, "recording") && strcmp(m->kind, "results"))
+			REPLAY_LOG(LOG_WARN, "%s: unexpected store kind '%s'", p->inputs[i],
+				   m->kind);
+		const struct store_record *rec;
+		int n;
+		while ((n = store_reader_next(r, &rec)) > 0) {
+			if (rec->type != STORE_REC_SESSION)
+				continue;
+			int64_t ts = rec->u.session.ts_req_first_ns;
+			if (!any || ts < b->rec_t0)
+				b->rec_t0 = ts;
+			if (!any || ts > b->rec_t1)
+				b->rec_t1 = ts;
+			if (full && replay_filter_check(&p->filter, &rec->u.session, (uint32_t)i) ==
+					REPLAY_TAKE)
+				b->n_take++;
+			any = true;
+			if (!full)
+				break;
+		}
+		if (!full && any) {
+			const struct store_read_status *st = store_reader_status(r);
+			if (st->has_index && st->last_ts_ns > b->rec_t1)
+				b->rec_t1 = st->last_ts_ns;
+			if (st->has_index && st->first_ts_ns && st->first_ts_ns < b->rec_t0)
+				b->rec_t0 = st->first_ts_ns;
+		}
+		store_reader_free(r);
+		if (n < 0) {
+			snprintf(err, errlen, "%s: read error", p->inputs[i]);
+			return n;
+		}
+	}
+	if (!full && b->rec_t1 == b->rec_t0)
+		b->rec_t1 = 0; /* unknown without a scan */
+	return 0;
+}
+
+static void summarize(struct batch *b, struct replay_summary *out)
+{
+	int64_t first = 0, last = 0;
+	for (uint32_t i = 0; i < b->n_th; i++) {
+		struct bthread *t = &b->th[i];
+		if (!t->eng)
+			continue;
+		ctr_add_all(&out->stats, replay_engine_stats(t->eng), replay_ctr_descs,
+			    replay_n_ctr_descs);
+		ctr_add_all(&out->stats, &t->skips, replay_ctr_descs, replay_n_ctr_descs);
+		replay_hist_merge(&out->latency, replay_engine_latency(t->eng));
+		replay_hist_merge(&out->lateness, replay_engine_lateness(t->eng));
+		if (t->first_sent && (!first || t->first_sent < first))
+			first = t->first_sent;
+		if (t->last_done > last)
+			last = t->last_done;
+	}
+	out->elapsed_s = last > first ? (double)(last - first) / 1e9 : 0;
+	out->achieved_rps = out->elapsed_s > 0 ? (double)out->stats.sent / out->elapsed_s : 0;
+	out->interrupted = stopping();
+}
+
+int replay_batch_run(const struct replay_batch_params *p, struct replay_summary *out, char *err,
+		     size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	atomic_store(&stop_flag, 0);
+	if (!p->n_inputs || !p->output) {
+		snprintf(err, errlen, "no input or no output given");
+		out->input_error = true;
+		return -EINVAL;
+	}
+	struct batch b;
+	memset(&b, 0, sizeof(b));
+	b.p = p;
+	b.n_th = p->threads ? p->threads : 1;
+	pthread_mutex_init(&b.lock, NULL);
+	/* A full scan gives the span (needed to chain passes) and the count
+	 * (for the progress line's ETA); otherwise only the first record is read. */
+	bool full = (p->loops != 1 && p->pace == REPLAY_PACE_RECORDED) || p->progress;
+	int rc = scan_inputs(&b, full, err, errlen);
+	if (rc) {
+		out->input_error = true;
+		pthread_mutex_destroy(&b.lock);
+		return rc;
+	}
+	b.sched.mode = p->pace;
+	b.sched.speed = p->speed > 0 ? p->speed : 1.0;
+	b.sched.rate = p->rate / b.n_th; /* each thread paces its own share */
+	b.sched.rec_t0_ns = b.rec_t0;
+	b.pass_ns = b.rec_t1 > b.rec_t0 ? replay_sched_offset(&b.sched, b.rec_t1, 0) + 1000000LL
+					: 1000000LL;
+	uint32_t conc = p->engine.concurrency ? p->engine.concurrency : 256;
+	b.max_pending = 4ull * conc * (p->engine.n_targets ? p->engine.n_targets : 1);
+	if (b.max_pending < PENDING_MIN)
+		b.max_pending = PENDING_MIN;
+
+	b.th = mem_calloc(b.n_th, sizeof(*b.th));
+	b.snap = mem_calloc(b.n_th, sizeof(*b.snap));
+	if (!b.th || !b.snap) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < b.n_th; i++) {
+		struct replay_engine_params ep = p->engine;
+		ep.on_done = on_done;
+		ep.ctx = &b.th[i];
+		b.th[i].b = &b;
+		b.th[i].idx = i;
+		b.th[i].eng = replay_engine_create(&ep, err, errlen);
+		if (!b.th[i].eng) {
+			out->input_error = true;
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+
+	char source[1024];
+	size_t sl = 0;
+	sl += (size_t)snprintf(source, sizeof(source), "replay:");
+	for (size_t i = 0; i < p->n_inputs && sl < sizeof(source); i++)
+		sl += (size_t)snprintf(source + sl, sizeof(source) - sl, "%s%s", i ? "," : "",
+				       p->inputs[i]);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	struct store_meta meta = {
+	    .kind = "results", .source = source, .host = host, .start_ns = clk_real_ns()};
+	/* Small data frames: compressing one stalls the event loop, and at
+	 * 10k req/s a 1 MiB frame would cost milliseconds of pacing. */
+	struct store_writer_params wp = {
+	    .path = p->output, .meta = &meta, .flush_bytes = RESULTS_FLUSH_BYTES};
+	b.w = store_writer_create(&wp, err, errlen);
+	if (!b.w) {
+		rc = -EIO;
+		goto out;
+	}
+
+	b.start = clk_mono_ns() + 10 * 1000000LL; /* a little time for threads to start */
+	for (uint32_t i = 1; i < b.n_th; i++) {
+		if (pthread_create(&b.th[i].tid, NULL, thread_main, &b.th[i])) {
+			snprintf(err, errlen, "cannot start thread %u", i);
+			replay_batch_stop();
+			for (uint32_t j = 1; j < i; j++)
+				pthread_join(b.th[j].tid, NULL);
+			rc = -EAGAIN;
+			goto out;
+		}
+	}
+	thread_main(&b.th[0]);
+	for (uint32_t i = 1; i < b.n_th; i++)
+		pthread_join(b.th[i].tid, NULL);
+
+	summarize(&b, out);
+	for (uint32_t i = 0; i < b.n_th && !rc; i++) {
+		if (b.th[i].rc) {
+			rc = b.th[i].rc;
+			snprintf(err, errlen, "%s", b.th[i].err);
+			out->input_error = rc == -ENOENT || rc == -EBADMSG;
+		}
+	}
+	if (!rc && b.write_rc) {
+		rc = b.write_rc;
+		snprintf(err, errlen, "%s", b.write_err);
+	}
+	struct store_counter ctrs[64];
+	size_t nc = 0;
+	for (size_t i = 0; i < replay_n_ctr_descs && nc < 64; i++) {
+		ctrs[nc].name = replay_ctr_descs[i].name;
+		ctrs[nc].value = ctr_get(&out->stats, &replay_ctr_descs[i]);
+		nc++;
+	}
+	char cerr[256];
+	int crc = store_writer_close(b.w, ctrs, nc, cerr, sizeof(cerr));
+	b.w = NULL;
+	if (crc && !rc) {
+		rc = crc;
+		snprintf(err, errlen, "%s", cerr);
+	}
+out:
+	if (b.w)
+		store_writer_free(b.w);
+	if (b.th)
+		for (uint32_t i = 0; i < b.n_th; i++)
+			replay_engine_free(b.th[i].eng);
+	mem_free(b.th);
+	mem_free(b.snap);
+	pthread_mutex_destroy(&b.lock);
+	return rc;
+}

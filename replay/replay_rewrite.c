@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay_rewrite - serialize a recorded request back to wire bytes, with
+ * the rewrite rules of `dyetap replay` (RFC 9112 §3 request line, §5
+ * field syntax, §6 message body framing).
+ *
+ * Header order and name case are kept as recorded; only values the user
+ * asked to change differ. Bodies are stored de-chunked (docs/format.md),
+ * so framing is always re-sent as one Content-Length: the recorded
+ * Content-Length line keeps its position and name case, a recorded
+ * Transfer-Encoding becomes "Content-Length" at its position.
+ */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+#include "replay/replay.h"
+
+#define SET_MAX 64
+
+static bool name_is(const struct store_slice *s, const char *name)
+{
+	size_t n = strlen(name);
+	return s->len == n && !strncasecmp((const char *)s->ptr, name, n);
+}
+
+static int put_line(struct dbuf *out, const void *name, size_t nlen, const void *val, size_t vlen)
+{
+	int rc = dbuf_append(out, name, nlen);
+	if (!rc)
+		rc = dbuf_append(out, ": ", 2);
+	if (!rc)
+		rc = dbuf_append(out, val, vlen);
+	if (!rc)
+		rc = dbuf_append(out, "\r\n", 2);
+	return rc;
+}
+
+static int put_clen(struct dbuf *out, const struct store_slice *name, uint64_t len)
+{
+	int rc = name ? dbuf_append(out, name->ptr, name->len) : dbuf_puts(out, "Content-Length");
+	if (!rc)
+		rc = dbuf_printf(out, ": %llu\r\n", (unsigned long long)len);
+	return rc;
+}
+
+static int put_target(struct dbuf *out, const struct store_slice *t, const char *prefix)
+{
+	if (prefix && *prefix && t->len && t->ptr[0] == '/') {
+		size_t plen = strlen(prefix);
+		if (prefix[plen - 1] == '/')
+			plen--;
+		if (plen && prefix[0] != '/') {
+			int rc = dbuf_putc(out, '/');
+			if (rc)
+				return rc;
+		}
+		int rc = dbuf_append(out, prefix, plen);
+		if (rc)
+			return rc;
+	}
+	return dbuf_append(out, t->ptr, t->len);
+}
+
+int replay_request_build(struct dbuf *out, const struct store_message *req,
+			 const struct replay_rewrite *rw)
+{
+	static const struct replay_rewrite none;
+	if (!rw)
+		rw = &none;
+	if (!req->present || !req->method.len || !req->target.len)
+		return -EINVAL;
+	size_t n_set = rw->n_set < SET_MAX ? rw->n_set : SET_MAX;
+	bool set_done[SET_MAX] = {false};
+	bool shadow_done = false, host_done = false, framing_done = false;
+	bool body_needed = req->body.len > 0;
+
+	for (size_t i = 0; i < req->n_headers && !body_needed; i++)
+		if (name_is(&req->headers[i].name, "content-length") ||
+		    name_is(&req->headers[i].name, "transfer-encoding"))
+			body_needed = true;
+
+	int rc = dbuf_append(out, req->method.ptr, req->method.len);
+	if (!rc)
+		rc = dbuf_putc(out, ' ');
+	if (!rc)
+		rc = put_target(out, &req->target, rw->path_prefix);
+	if (!rc) {
+		/* Hot path: no printf. Versions are single digits (RFC 9112 §2.3). */
+		char ver[] = " HTTP/1.1\r\n";
+		ver[6] = (char)('0' + req->version_major % 10);
+		ver[8] = (char)('0' + req->version_minor % 10);
+		rc = dbuf_append(out, ver, sizeof(ver) - 1);
+	}
+
+	for (size_t i = 0; i < req->n_headers && !rc; i++) {
+		const struct store_slice *name = &req->headers[i].name;
+		const struct store_slice *val = &req->headers[i].value;
+		bool deleted = false;
+		for (size_t j = 0; j < rw->n_del && !deleted; j++)
+			deleted = name_is(name, rw->del[j]);
+		if (deleted)
+			continue;
+		if (name_is(name, "content-length") || name_is(name, "transfer-encoding")) {
+			if (!framing_done && body_needed)
+				rc = put_clen(out, name_is(name, "content-length") ? name : NULL,
+					      req->body.len);
+			framing_done = true;
+			continue;
+		}
+		if (rw->shadow_name && name_is(name, rw->shadow_name)) {
+			if (!shadow_done)
+				rc = put_line(out, name->ptr, name->len, rw->shadow_value,
+					      strlen(rw->shadow_value));
+			shadow_done = true;
+			continue;
+		}
+		bool handled = false;
+		for (size_t j = 0; j < n_set && !handled; j++) {
+			if (!name_is(name, rw->set[j].name))
+				continue;
+			handled = true;
+			if (!set_done[j])
+				rc = put_line(out, name->ptr, name->len, rw->set[j].value,
+					      strlen(rw->set[j].value));
+			set_done[j] = true;
+		}
+		if (handled)
+			continue;
+		if (name_is(name, "host") && rw->host) {
+			if (!host_done)
+				rc =
+				    put_line(out, name->ptr, name->len, rw->host, strlen(rw->host));
+			host_done = true;
+			continue;
+		}
+		rc = put_line(out, name->ptr, name->len, val->ptr, val->len);
+	}
+	if (!rc && rw->host && !host_done)
+		rc = put_line(out, "Host", 4, rw->host, strlen(rw->host));
+	for (size_t j = 0; j < n_set && !rc; j++)
+		if (!set_done[j])
+			rc = put_line(out, rw->set[j].name, strlen(rw->set[j].name),
+				      rw->set[j].value, strlen(rw->set[j].value));
+	if (!rc && rw->shadow_name && !shadow_done)
+		rc = put_line(out, rw->shadow_name, strlen(rw->shadow_name), rw->shadow_value,
+			      strlen(rw->shadow_value));
+	if (!rc && body_needed && !framing_done)
+		rc = put_clen(out, NULL, req->body.len);
+	if (!rc)
+		rc = dbuf_append(out, "\r\n", 2);
+	if (!rc && req->body.len)
+		rc = dbuf_append(out, req->body.ptr, req->body.len);
+	return rc;
+}

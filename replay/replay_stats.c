@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay_stats - the named counter table of replay (common/counters.h),
+ * so every counter reaches --json, the results store trailer and reports.
+ */
+#include "replay/replay.h"
+
+#define D(field, help) CTR_DESC(struct replay_stats, field, help)
+
+const struct ctr_desc replay_ctr_descs[] = {
+    D(sent, "requests attempted against a target (ok + errors)"),
+    D(ok, "whole responses received"),
+    D(err_refused, "connection refused by the target"),
+    D(err_reset, "connection reset or closed before a whole response"),
+    D(err_timeout, "no whole response within the timeout"),
+    D(err_bad_response, "response did not parse as HTTP/1.x"),
+    D(err_connect, "other connect failures (unreachable, no route)"),
+    D(err_tls, "TLS handshake or certificate verification failures"),
+    D(err_other, "other failures (interrupted, out of memory)"),
+    D(skipped_filter, "sessions excluded by --lane/--method/--path/--since/--until"),
+    D(skipped_shard, "sessions of connections belonging to other shards"),
+    D(skipped_writes, "non-GET/HEAD/OPTIONS requests refused without --allow-writes"),
+    D(skipped_truncated, "requests whose recorded body is cut (not replayable)"),
+    D(skipped_unsupported, "sessions without a replayable request (HTTP/0.9, tunnels)"),
+    D(connects, "target connections opened"),
+    D(reconnects, "connections reopened for a recorded connection"),
+    D(retries, "requests resent once after the target closed a keep-alive connection"),
+    D(evictions, "idle connections closed to free a concurrency slot"),
+    D(resp_truncated, "response bodies longer than the body cap (kept to the cap)"),
+    D(resp_interim, "1xx interim responses skipped"),
+    D(bytes_sent, "request bytes written to targets"),
+    D(bytes_received, "response bytes read from targets"),
+    D(not_sent, "queued requests dropped by an interruption"),
+    D(write_errors, "records the results store could not write"),
+};
+const size_t replay_n_ctr_descs = sizeof(replay_ctr_descs) / sizeof(replay_ctr_descs[0]);
+
+uint64_t replay_stats_errors(const struct replay_stats *s)
+{
+	return s->err_refused + s->err_reset + s->err_timeout + s->err_bad_response +
+	       s->err_connect + s->err_tls + s->err_other;
+}
+
+uint64_t replay_stats_skipped(const struct replay_stats *s)
+{
+	return s->skipped_filter + s->skipped_shard + s->skipped_writes + s->skipped_truncated +
+	       s->skipped_unsupported;
+}
