@@ -143,7 +143,8 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 					return DEC_BAD;
 				if (hdr_reserve(r, *nh + a))
 					return -ENOMEM;
-				struct store_header *h = r->hdrs + *nh;
+				/* No pointer arithmetic on a NULL table (a == 0). */
+				struct store_header *h = a ? r->hdrs + *nh : NULL;
 				for (uint32_t j = 0; j < a; j++) {
 					/* Each header is a two-element array, almost always 0x92.
 					 */
@@ -307,9 +308,9 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 			return DEC_BAD;
 	}
 	if (s->req.present)
-		s->req.headers = r->hdrs + req_first;
+		s->req.headers = r->hdrs ? r->hdrs + req_first : NULL;
 	if (s->resp.present)
-		s->resp.headers = r->hdrs + resp_first;
+		s->resp.headers = r->hdrs ? r->hdrs + resp_first : NULL;
 	return 0;
 }
 
@@ -353,7 +354,7 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 			return DEC_BAD;
 	}
 	if (res->resp.present)
-		res->resp.headers = r->hdrs + first;
+		res->resp.headers = r->hdrs ? r->hdrs + first : NULL;
 	return 0;
 }
 
