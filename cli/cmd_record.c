@@ -441,8 +441,10 @@ static int run(struct rec_opts *o)
 
 	size_t n_rules = rules_count(rules);
 	rule_texts = mem_calloc(n_rules + 1, sizeof(*rule_texts));
-	if (!rule_texts)
+	if (!rule_texts) {
+		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
+	}
 	for (size_t i = 0; i < n_rules; i++)
 		rule_texts[i] = rules_text(rules, i);
 	if (o->iface) {
