@@ -71,6 +71,7 @@ struct store_reader {
 
 	struct store_file_meta meta;
 	char **rules;
+	char **redactions;
 	struct store_counter *ctrs;
 
 	struct store_read_status st;
@@ -732,6 +733,20 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 					return -EBADMSG;
 				rc = dup_str(&v, (const char **)&r->rules[j]);
 			}
+		} else if (KEY(&k, "redactions") && !r->redactions) {
+			uint32_t a;
+			if (!mp_container(&c, false, &a))
+				return -EBADMSG;
+			r->redactions = mem_calloc(a ? a : 1, sizeof(char *));
+			if (!r->redactions)
+				return -ENOMEM;
+			r->meta.n_redactions = a;
+			r->meta.redactions = (const char *const *)r->redactions;
+			for (uint32_t j = 0; j < a && !rc; j++) {
+				if (!mp_bytes(&c, &v))
+					return -EBADMSG;
+				rc = dup_str(&v, (const char **)&r->redactions[j]);
+			}
 		} else if (!mp_skip(&c, 1)) {
 			return -EBADMSG;
 		}
@@ -1111,6 +1126,9 @@ void store_reader_free(struct store_reader *r)
 	for (size_t j = 0; j < r->meta.n_rules; j++)
 		mem_free(r->rules[j]);
 	mem_free(r->rules);
+	for (size_t j = 0; r->redactions && j < r->meta.n_redactions; j++)
+		mem_free(r->redactions[j]);
+	mem_free(r->redactions);
 	mem_free((void *)r->meta.kind);
 	mem_free((void *)r->meta.source);
 	mem_free((void *)r->meta.filter);
