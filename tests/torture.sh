@@ -7,7 +7,7 @@
 # for N = 1 .. C. When C is larger than the point budget (MAX_POINTS per
 # case) N walks with the stride ceil(C / MAX_POINTS), starting at 1, so the
 # early allocations (set-up) and a spread of the later ones are all hit.
-# Every run must: not die of a signal, leave no sanitizer report (ASan,
+# Redaction rules are part of one record case. Every run must: not die of a signal, leave no sanitizer report (ASan,
 # UBSan, LeakSanitizer), and exit 0 or exit 1..3 with a "dyetap ..." message
 # on stderr. docs/testing.md describes the full and the quick run.
 #
@@ -56,6 +56,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99
 # name|command (run by sh in $work; $D is dyetap, $G the golden dir)
 cases="record-nginx-static|\$D record -r \$G/nginx-static/input.pcap -w out.dyt --color 'blue=path:/*'
 record-python-chunked|\$D record -r \$G/python-chunked/input.pcap -w out.dyt
+record-redact|\$D record -r \$G/nginx-static/input.pcap -r \$G/python-post-large/input.pcap -w out.dyt --redact-defaults --redact 'json:\$.items[*].card:drop' --redact header:host --redact query:q:drop
 record-edge-gap|\$D record -r \$G/edge-gap/input.pcap -r \$G/edge-reorder/input.pcap -w out.dyt --stats
 info|\$D info rec.dyt
 cat|\$D cat rec.dyt
