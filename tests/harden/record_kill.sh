@@ -5,7 +5,9 @@
 # readable by `dyetap info` and `dyetap cat`, info must say it is
 # unfinished or cut, and what reads back must be exactly the first N
 # sessions of an uninterrupted recording of the same input (everything up
-# to the last flushed frame, nothing damaged, nothing invented).
+# to the last flushed frame, nothing damaged, nothing invented). A kill
+# during start-up, before the file has its whole header, leaves no file or
+# a file info refuses with a message saying so (exit 2).
 # Usage: record_kill.sh DYETAP GEN_HTTP_PCAP [RUNS]   (TAP output)
 # HARDEN_SEED=N repeats a run's kill points (the seed is printed).
 set -u
@@ -56,7 +58,12 @@ for ms in $points; do
     got=$(wc -l <"$tmp/cut.jsonl")
     head -n "$got" "$tmp/full.jsonl" | cmp -s - "$tmp/cut.jsonl"
     prefix=$?
-    if [ $st -eq 137 ]; then
+    if [ $st -eq 137 ] && [ $irc -eq 2 ] &&
+        grep -q -E 'cannot open|no store header|cut inside the store header' "$tmp/info.err"; then
+        # Killed during start-up, before the store file was created or its
+        # header written: nothing was recorded, and info says so.
+        ok 0 "kill at ${ms} ms: before the header was written: $(head -c 80 "$tmp/info.err")"
+    elif [ $st -eq 137 ]; then
         killed=$((killed + 1))
         good=1
         case "$state" in unfinished | cut) good=0 ;; esac
