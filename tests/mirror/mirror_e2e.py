@@ -249,8 +249,17 @@ def test_netns():
     n_col = sum(len(s) for s in want)
     # the lane gets its copies within the drain time
     wait_lines(h["lane_log"], n_col, 5)
+    rj = os.path.join(h["rdir"], "report.json")
+    end = time.time() + 5
+    while time.time() < end and not os.path.exists(rj):
+        time.sleep(0.1)
+    rolling = json.load(open(rj)) if os.path.exists(rj) else {}
+    ok("mirror still running" in json.dumps(rolling.get("incomplete_reasons")),
+       "a rolling report is written while running (--report-every 1s) and says so",
+       json.dumps(rolling.get("incomplete_reasons")))
     c, msg = stop_mirror(h["mirror"], h["err"])
-    ok(c is not None, "mirror stops on SIGINT with counters", msg)
+    ok(c is not None and h["mirror"].returncode == 0, "mirror stops on SIGINT with counters",
+       msg)
     c = c or {}
     lane = read_log(h["lane_log"])
     ok(n_prod == conns * reqs, "production served every request (%d)" % n_prod)
@@ -298,8 +307,9 @@ def test_lanekill():
     n_prod = sum(len(v) for v in prod.values())
     n_col = sum(len(s) for s in colored_seqs(prod))
     time.sleep(0.5)
-    c, msg = stop_mirror(h["mirror"], h["err"])
-    ok(c is not None, "mirror stops on SIGINT with counters", msg)
+    c, msg = stop_mirror(h["mirror"], h["err"], sig=signal.SIGTERM)
+    ok(c is not None and h["mirror"].returncode == 0, "mirror stops on SIGTERM with counters",
+       msg)
     c = c or {}
     ok(n_prod == conns * reqs and c.get("pipe_sessions") == n_prod,
        "capture continued: all %d production sessions counted" % n_prod, c)
@@ -405,6 +415,21 @@ def test_queuefull():
         v for k, v in c.items() if k.startswith("lane_blue_dropped_")) == n_col,
        "every colored request is mirrored or a counted drop", c)
     ok(c.get("lane_blue_ok", 0) == 0, "nothing answered", c)
+    # --lane-rate: a token bucket of 2/s (burst 1) over a run of milliseconds
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    lport = ls.getsockname()[1]
+    m, err = start_mirror(["-r", pcap, "--color", "blue=header:x-lane=blue",
+                           "--lane", "blue=http://127.0.0.1:%d" % lport, "--lane-rate",
+                           "blue=2/s", "--timeout", "1s", "--drain-timeout", "500ms", "--json"])
+    c, msg = stop_mirror(m, err, sig=None, timeout=25)
+    ls.close()
+    c = c or {}
+    rl = c.get("lane_blue_dropped_rate_limited", 0)
+    ok(c.get("lane_blue_mirrored", 99) <= 2 and rl >= n_col - 2 and
+       c.get("lane_blue_mirrored", 0) + rl == n_col,
+       "--lane-rate 2/s: %d of %d dropped as rate_limited" % (rl, n_col), c)
 
 
 def main():
