@@ -350,8 +350,21 @@ def make_capture(port, conns, reqs):
     return pcap, read_log(prod_log)
 
 
+def usage_errors(pcap):
+    cases = [(["-r", pcap, "--color", "blue=header:x-lane=blue"], "--lane"),
+             (["-r", pcap, "--lane", "blue=http://127.0.0.1:1"], "--color"),
+             (["-r", pcap, "--color", "blue=header:x-lane=blue", "--lane", "blue=ftp://x"],
+              "http://HOST"),
+             (["-i", "lo", "-r", pcap, "--color", "b=method:GET", "--lane", "b=http://h"],
+              "either -i")]
+    for args, want in cases:
+        r = subprocess.run([DYETAP, "mirror"] + args, capture_output=True, text=True)
+        ok(r.returncode == 2 and want in r.stderr, "usage error names %s" % want, r.stderr)
+
+
 def test_realtime():
     pcap, prod = make_capture(free_port(), 3, 20)
+    usage_errors(pcap)
     lport = free_port()
     lane_log = os.path.join(TMP, "lane.log")
     start([sys.executable, SERVICE, "--build", "candidate", "--port", str(lport), "--log",
