@@ -121,8 +121,17 @@ echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) 
 pid=$!
 sleep 2
 rss0=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-sleep $((MEM_S - 4))
+series="2s:$rss0"
+t=2
+while [ $((t + 60)) -lt "$MEM_S" ]; do
+    sleep 60
+    t=$((t + 60))
+    series="$series ${t}s:$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
+done
+sleep $((MEM_S - 2 - t))
 rss1=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+series="$series $((MEM_S - 2))s:$rss1"
 wait $pid
 echo "memory over ${MEM_S}s at 10k req/s: RSS ${rss0} KiB at 2 s, ${rss1} KiB at $((MEM_S - 2)) s;" \
     "sent $(jget "['sent']" <"$tmp/mem.json"), results file $(du -k "$tmp/mem.dyt" | cut -f1) KiB"
+echo "RSS KiB series: $series"

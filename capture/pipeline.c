@@ -123,6 +123,13 @@ static void on_session(void *ctx, const struct store_session *s)
 		c.lane.len = 0;
 	}
 	c.id = ++p->next_id;
+	if (p->p.redact) {
+		struct store_session in = c;
+		if (redact_session(p->p.redact, &in, &c) < 0) {
+			p->st.sink_errors++; /* never write an unredacted session */
+			return;
+		}
+	}
 	if (!p->p.sink) {
 		p->st.written++;
 		return;
@@ -239,14 +246,17 @@ static int build_counters(struct pipe *p)
 	    {"flow_", flow_ctr_descs, flow_ctr_count, &p->fs},
 	    {"reasm_", reasm_ctr_descs, reasm_ctr_count, &p->rs},
 	    {"txn_", txn_ctr_descs, txn_ctr_count, &p->ts},
+	    {"redact_", redact_ctr_descs, redact_ctr_count,
+	     p->p.redact ? redact_get_stats(p->p.redact) : NULL},
 	};
+	size_t ng = sizeof(g) / sizeof(g[0]) - !p->p.redact;
 	size_t n = PIPE_MAX_LANES;
-	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+	for (size_t i = 0; i < ng; i++)
 		n += g[i].n;
 	p->ctrs = mem_calloc(n, sizeof(*p->ctrs));
 	if (!p->ctrs)
 		return -ENOMEM;
-	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+	for (size_t i = 0; i < ng; i++)
 		for (size_t j = 0; j < g[i].n; j++) {
 			struct pipe_ctr *c = &p->ctrs[p->n_ctrs++];
 			snprintf(c->name, sizeof(c->name), "%s%s", g[i].prefix, g[i].descs[j].name);

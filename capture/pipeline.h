@@ -18,7 +18,8 @@
  *
  * Every stage's counters are exported with a prefix through
  * pipe_counters(): src_ (filled by the caller), decode_, flow_, reasm_,
- * txn_, pipe_, and lane_<name>_sessions per lane.
+ * txn_, pipe_, redact_ (when redaction is on) and lane_<name>_sessions per
+ * lane.
  * Thread-safety: a pipeline is used by one thread.
  */
 #ifndef DYETAP_CAPTURE_PIPELINE_H
@@ -28,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capture/redact.h"
 #include "capture/rules.h"
 #include "common/counters.h"
 #include "store/store.h"
@@ -66,7 +68,12 @@ struct pipe_params {
 	size_t max_header;	   /**< header block per message; 0 = txn default */
 	size_t txn_memcap;	   /**< bytes held by all HTTP trackers; 0 = 1 GiB */
 	const struct rules *rules; /**< borrowed; NULL = everything uncolored */
-	bool drop_uncolored;	   /**< drop sessions no rule colors */
+	/**
+	 * Borrowed; NULL = none. Applied after coloring (rules match the
+	 * original values), before the sink: the sink never sees a secret.
+	 */
+	struct redact *redact;
+	bool drop_uncolored; /**< drop sessions no rule colors */
 	pipe_sink_fn sink;
 	void *sink_ctx;
 	/**

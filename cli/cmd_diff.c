@@ -7,10 +7,12 @@
  * report schema: docs/report.md; rules grammar: docs/diff-rules.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analysis/diff.h"
@@ -63,7 +65,18 @@ static void diff_usage(FILE *f)
 
 static int write_out(const char *path, const struct dbuf *b)
 {
-	FILE *f = strcmp(path, "-") ? fopen(path, "wb") : stdout;
+	/* Reports quote request and response data: owner-only, like store files. */
+	FILE *f = stdout;
+	if (strcmp(path, "-")) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0 && fchmod(fd, 0600) != 0) {
+			close(fd);
+			fd = -1;
+		}
+		f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+		if (!f && fd >= 0)
+			close(fd);
+	}
 	if (!f) {
 		fprintf(stderr, "dyetap diff: cannot create %s: %s\n", path, strerror(errno));
 		return -1;

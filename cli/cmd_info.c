@@ -172,6 +172,14 @@ static int print_json(const char *path, const struct store_file_meta *m,
 			rc = jsonw_cstr(&b, m->rules[i]);
 	}
 	if (!rc)
+		rc = dbuf_puts(&b, "],\"redactions\":[");
+	for (size_t i = 0; !rc && i < m->n_redactions; i++) {
+		if (i)
+			rc = dbuf_putc(&b, ',');
+		if (!rc)
+			rc = jsonw_cstr(&b, m->redactions[i]);
+	}
+	if (!rc)
 		rc = dbuf_puts(&b, "],");
 	if (!rc)
 		rc = put_json_str(&b, "host", m->host);
@@ -235,6 +243,8 @@ static void print_text(const char *path, const struct store_file_meta *m,
 		printf("filter:     %s\n", m->filter);
 	for (size_t i = 0; i < m->n_rules; i++)
 		printf("%s%s\n", i ? "            " : "rules:      ", m->rules[i]);
+	for (size_t i = 0; i < m->n_redactions; i++)
+		printf("%s%s\n", i ? "            " : "redactions: ", m->redactions[i]);
 	if (m->host)
 		printf("host:       %s\n", m->host);
 	if (m->start_ns) {

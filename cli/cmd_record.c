@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "capture/pipeline.h"
+#include "capture/redact.h"
 #include "capture/rules.h"
 #include "capture/source.h"
 #include "cli/cmds.h"
@@ -51,6 +52,7 @@ static void usage(FILE *f)
 	    "usage: dyetap record (-r FILE [-r FILE...] | -i IFACE) [BPF FILTER] -w OUT.dyt\n"
 	    "                     [--color LANE=MATCH[,MATCH...]]... [--rules FILE]\n"
 	    "                     [--uncolored record|drop] [--max-body BYTES]\n"
+	    "                     [--redact KIND:NAME[:mask|drop]]... [--redact-defaults]\n"
 	    "                     [--duration S] [--count N] [--stats] [--json]\n"
 	    "\n"
 	    "Capture HTTP/1.x traffic, color each transaction by the rules and write the\n"
@@ -73,6 +75,12 @@ static void usage(FILE *f)
 	    "  --max-body BYTES       body bytes stored per message (default 1M; k/M/G)\n"
 	    "  --level N              zstd level of the store (default 1; negative levels\n"
 	    "                         are faster and make larger files)\n"
+	    "  --redact KIND:NAME[:mask|drop]  remove a secret before it is written; KIND is\n"
+	    "                         header, cookie, query or json (NAME a path like\n"
+	    "                         $.user.token or $.items[*].card); mask (default)\n"
+	    "                         writes [redacted], drop removes it; repeat\n"
+	    "  --redact-defaults      Authorization, Cookie, Set-Cookie and common token and\n"
+	    "                         password fields (docs/capture.md \"Redaction\")\n"
 	    "limits:\n"
 	    "  --max-flows N          connections tracked at once (default 262144)\n"
 	    "  --idle-timeout S       close idle connections after S seconds (default 300)\n"
@@ -153,6 +161,9 @@ struct rec_opts {
 	const char *colors[REC_MAX_RULES];
 	size_t n_colors;
 	const char *rules_file;
+	const char *redacts[REC_MAX_RULES];
+	size_t n_redacts;
+	bool redact_defaults;
 	bool drop_uncolored;
 	uint64_t max_body;
 	uint64_t duration_s;
@@ -196,6 +207,8 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		O_PROMISC,
 		O_LEVEL,
 		O_HTTP_MEMCAP,
+		O_REDACT,
+		O_REDACT_DEFAULTS,
 	};
 	static const struct option longopts[] = {
 	    {"read", required_argument, NULL, 'r'},
@@ -217,6 +230,8 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 	    {"promisc", no_argument, NULL, O_PROMISC},
 	    {"level", required_argument, NULL, O_LEVEL},
 	    {"http-memcap", required_argument, NULL, O_HTTP_MEMCAP},
+	    {"redact", required_argument, NULL, O_REDACT},
+	    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -243,6 +258,14 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 			break;
 		case O_RULES:
 			o->rules_file = optarg;
+			break;
+		case O_REDACT:
+			if (o->n_redacts == REC_MAX_RULES)
+				return bad("number of --redact rules (max 256)", optarg);
+			o->redacts[o->n_redacts++] = optarg;
+			break;
+		case O_REDACT_DEFAULTS:
+			o->redact_defaults = true;
 			break;
 		case O_UNCOLORED:
 			if (!strcmp(optarg, "drop"))
@@ -405,6 +428,8 @@ static int run(struct rec_opts *o)
 	char(*names)[48] = mem_calloc(src_ctr_count, 48);
 	struct src_stats ss = {0};
 	const char **rule_texts = NULL;
+	const char **redact_texts = NULL;
+	struct redact *redact = NULL;
 	struct dbuf source_desc;
 	dbuf_init(&source_desc, 1u << 16);
 	if (!rules || !names) {
@@ -421,6 +446,27 @@ static int run(struct rec_opts *o)
 		fprintf(stderr, "dyetap record: --rules: %s\n", err);
 		ret = 2;
 		goto out;
+	}
+
+	if (o->n_redacts || o->redact_defaults) {
+		/* --redact rules first: for one value the first rule wins. */
+		redact = redact_create();
+		if (!redact) {
+			fprintf(stderr, "dyetap record: out of memory\n");
+			goto out;
+		}
+		for (size_t i = 0; i < o->n_redacts; i++) {
+			int rc = redact_add(redact, o->redacts[i], err, sizeof(err));
+			if (rc < 0) {
+				fprintf(stderr, "dyetap record: --redact %s\n", err);
+				ret = rc == -ENOMEM ? 3 : 2;
+				goto out;
+			}
+		}
+		if (o->redact_defaults && redact_add_defaults(redact) < 0) {
+			fprintf(stderr, "dyetap record: out of memory\n");
+			goto out;
+		}
 	}
 
 	struct src_params sp = {
@@ -441,10 +487,20 @@ static int run(struct rec_opts *o)
 
 	size_t n_rules = rules_count(rules);
 	rule_texts = mem_calloc(n_rules + 1, sizeof(*rule_texts));
-	if (!rule_texts)
+	if (!rule_texts) {
+		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
+	}
 	for (size_t i = 0; i < n_rules; i++)
 		rule_texts[i] = rules_text(rules, i);
+	size_t n_redact = redact ? redact_count(redact) : 0;
+	redact_texts = mem_calloc(n_redact + 1, sizeof(*redact_texts));
+	if (!redact_texts) {
+		fprintf(stderr, "dyetap record: out of memory\n");
+		goto out;
+	}
+	for (size_t i = 0; i < n_redact; i++)
+		redact_texts[i] = redact_text(redact, i);
 	if (o->iface) {
 		dbuf_printf(&source_desc, "iface:%s", o->iface);
 	} else {
@@ -462,6 +518,8 @@ static int run(struct rec_opts *o)
 	    .n_rules = n_rules,
 	    .host = host,
 	    .start_ns = clk_real_ns(),
+	    .redactions = redact_texts,
+	    .n_redactions = n_redact,
 	};
 	struct store_writer_params wp = {.path = o->out, .level = o->level, .meta = &meta};
 	w = store_writer_create(&wp, err, sizeof(err));
@@ -478,6 +536,7 @@ static int run(struct rec_opts *o)
 	    .txn_memcap = (size_t)o->http_memcap,
 	    .max_body = (size_t)o->max_body,
 	    .rules = rules,
+	    .redact = redact,
 	    .drop_uncolored = o->drop_uncolored,
 	    .sink = rec_sink,
 	    .sink_ctx = w,
@@ -580,6 +639,8 @@ out:
 	mem_free(ctrs);
 	mem_free(names);
 	mem_free(rule_texts);
+	mem_free(redact_texts);
+	redact_free(redact);
 	dbuf_release(&source_desc);
 	return ret;
 }

@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"targets:\n"
 		"  -t, --target [ROLE=]URL  http://HOST:PORT or https://HOST:PORT; repeatable\n"
 		"                           (roles default to candidate, secondary, target3...)\n"
+		"      --baseline URL       known-good build, same as --target secondary=URL\n"
 		"  -o, --output FILE        results store to write (required)\n"
 		"      --insecure           https: do not verify certificates\n"
 		"      --ca FILE            https: CA bundle to verify with\n"
@@ -65,11 +66,19 @@ static void usage(FILE *f)
 		"      --shard K/N          replay shard K (0-based) of N, split by connection\n"
 		"      --loop N             passes over the input (0 = until --duration/Ctrl-C)\n"
 		"      --duration DUR       stop sending after DUR\n"
+		"diff in the same run (see `dyetap diff --help`):\n"
+		"      --diff               after replaying, diff the results like `dyetap diff`\n"
+		"      --rules FILE         diff noise rules\n"
+		"      --html FILE          write the HTML report\n"
+		"      --report-json FILE   write the JSON report\n"
+		"      --junit FILE         write the JUnit XML report\n"
+		"      --fail-on EXPR       gate, repeatable (e.g. 'diff_rate>0.1%%')\n"
 		"output:\n"
 		"      --json               print the summary as one JSON object\n"
 		"  -q, --quiet              no progress line\n"
 		"  -h, --help               this help\n\n"
-		"exit codes: 0 done, 2 usage or input error, 3 runtime failure\n");
+		"exit codes: 0 done, 1 with --diff: a gate tripped, 2 usage or input error,\n"
+		"3 runtime failure\n");
 }
 
 static void on_sigint(int sig)
@@ -243,6 +252,13 @@ enum {
 	O_INSECURE,
 	O_CA,
 	O_SNI,
+	O_BASELINE,
+	O_DIFF,
+	O_RULES,
+	O_HTML,
+	O_RJSON,
+	O_JUNIT,
+	O_FAILON,
 };
 
 static const struct option opts[] = {
@@ -275,6 +291,13 @@ static const struct option opts[] = {
     {"insecure", no_argument, NULL, O_INSECURE},
     {"ca", required_argument, NULL, O_CA},
     {"sni", required_argument, NULL, O_SNI},
+    {"baseline", required_argument, NULL, O_BASELINE},
+    {"diff", no_argument, NULL, O_DIFF},
+    {"rules", required_argument, NULL, O_RULES},
+    {"html", required_argument, NULL, O_HTML},
+    {"report-json", required_argument, NULL, O_RJSON},
+    {"junit", required_argument, NULL, O_JUNIT},
+    {"fail-on", required_argument, NULL, O_FAILON},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -302,7 +325,9 @@ int cmd_replay(int argc, char **argv)
 	bp.pace = REPLAY_PACE_RECORDED;
 	bp.speed = 1.0;
 	int pace_opts = 0;
-	bool json = false, quiet = false;
+	bool json = false, quiet = false, diff = false;
+	char *diff_args[MAX_ITEMS * 2 + 2];
+	size_t n_diff_args = 0;
 	struct replay_hdr_set shadow;
 	uint32_t u;
 	int c;
@@ -436,6 +461,30 @@ int cmd_replay(int argc, char **argv)
 		case O_SNI:
 			bp.engine.sni = optarg;
 			break;
+		case O_BASELINE:
+			if (n_targets == MAX_ITEMS)
+				BAD("too many targets");
+			targets[n_targets].role = "secondary";
+			targets[n_targets].url = optarg;
+			n_targets++;
+			break;
+		case O_DIFF:
+			diff = true;
+			break;
+		case O_RULES:
+		case O_HTML:
+		case O_RJSON:
+		case O_JUNIT:
+		case O_FAILON: {
+			/* Passed on to `dyetap diff` as its own options. */
+			static const char *const names[] = {"--rules", "--html", "--json",
+							    "--junit", "--fail-on"};
+			if (n_diff_args + 2 > MAX_ITEMS * 2)
+				BAD("too many diff options");
+			diff_args[n_diff_args++] = (char *)names[c - O_RULES];
+			diff_args[n_diff_args++] = optarg;
+			break;
+		}
 		case 'q':
 			quiet = true;
 			break;
@@ -457,6 +506,8 @@ int cmd_replay(int argc, char **argv)
 		BAD("no -o RESULTS.dyt given");
 	if (pace_opts > 1)
 		BAD("--speed, --rate and --max exclude each other");
+	if (n_diff_args && !diff)
+		BAD("--rules, --html, --report-json, --junit and --fail-on need --diff");
 	for (size_t i = 0; i < n_inputs; i++)
 		if (!strcmp(inputs[i], bp.output))
 			BAD("the output '%s' is also an input", bp.output);
@@ -506,5 +557,18 @@ int cmd_replay(int argc, char **argv)
 		print_json(&sum, bp.output);
 	else
 		print_text(&sum, bp.output);
-	return 0;
+	if (!diff || sum.interrupted)
+		return 0;
+	/* Replay and diff in one run: the same code as `dyetap diff RESULTS`. */
+	char *dargv[MAX_ITEMS * 2 + 5];
+	int dargc = 0;
+	dargv[dargc++] = "diff";
+	dargv[dargc++] = (char *)bp.output;
+	for (size_t i = 0; i < n_diff_args; i++)
+		dargv[dargc++] = diff_args[i];
+	if (json)
+		dargv[dargc++] = "--quiet"; /* keep stdout one JSON object */
+	dargv[dargc] = NULL;
+	fflush(stdout);
+	return cmd_diff(dargc, dargv);
 }

@@ -7,14 +7,30 @@
 
 #ifdef DYETAP_FAULT_INJECTION
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static _Atomic uint64_t mem_calls;
 static _Atomic uint64_t mem_fail_n;
 static atomic_int mem_env_read;
 
+static const char *mem_count_file;
+
+/* Test hook: write the run's allocation count where tests/torture.sh asks. */
+static void mem_write_count(void)
+{
+	FILE *f = fopen(mem_count_file, "w");
+	if (f) {
+		fprintf(f, "%llu\n", (unsigned long long)atomic_load(&mem_calls));
+		fclose(f);
+	}
+}
+
 static void mem_read_env(void)
 {
+	mem_count_file = getenv("DYETAP_ALLOC_COUNT_FILE");
+	if (mem_count_file && *mem_count_file)
+		atexit(mem_write_count);
 	const char *s = getenv("DYETAP_FAIL_ALLOC");
 	if (s && *s) {
 		char *end;

@@ -22,7 +22,9 @@
 int mem_should_fail(void);
 /**
  * Make the @p n-th allocation from now fail (1 = the next one); 0 disables.
- * The environment variable DYETAP_FAIL_ALLOC=N does the same at start-up.
+ * The environment variable DYETAP_FAIL_ALLOC=N does the same at start-up;
+ * DYETAP_ALLOC_COUNT_FILE=PATH writes mem_count() to PATH at exit (for
+ * tests/torture.sh, which walks N from 1 to that count).
  */
 void mem_fail_at(uint64_t n);
 /** Number of allocations made since start-up or the last mem_fail_at(). */

@@ -158,6 +158,9 @@ struct store_meta {
 	const char *host;	  /**< host name of the capturing machine */
 	int64_t start_ns;	  /**< Unix-epoch ns when capture started */
 	const char *tool_version; /**< defaults to the library's version when NULL */
+	const char *const
+	    *redactions; /**< record-time redactions, e.g. "header:authorization:mask" */
+	size_t n_redactions;
 };
 
 /* ------------------------------------------------------------------ */
@@ -229,6 +232,8 @@ struct store_file_meta {
 	const char *host;
 	int64_t start_ns;
 	const char *tool_version;
+	const char *const *redactions; /**< record-time redactions (empty when none) */
+	size_t n_redactions;
 };
 
 /** What the reader found out about the file so far (complete after EOF). */

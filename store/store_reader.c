@@ -71,6 +71,7 @@ struct store_reader {
 
 	struct store_file_meta meta;
 	char **rules;
+	char **redactions;
 	struct store_counter *ctrs;
 
 	struct store_read_status st;
@@ -143,7 +144,8 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 					return DEC_BAD;
 				if (hdr_reserve(r, *nh + a))
 					return -ENOMEM;
-				struct store_header *h = r->hdrs + *nh;
+				/* No pointer arithmetic on a NULL table (a == 0). */
+				struct store_header *h = a ? r->hdrs + *nh : NULL;
 				for (uint32_t j = 0; j < a; j++) {
 					/* Each header is a two-element array, almost always 0x92.
 					 */
@@ -307,9 +309,9 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 			return DEC_BAD;
 	}
 	if (s->req.present)
-		s->req.headers = r->hdrs + req_first;
+		s->req.headers = r->hdrs ? r->hdrs + req_first : NULL;
 	if (s->resp.present)
-		s->resp.headers = r->hdrs + resp_first;
+		s->resp.headers = r->hdrs ? r->hdrs + resp_first : NULL;
 	return 0;
 }
 
@@ -353,7 +355,7 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 			return DEC_BAD;
 	}
 	if (res->resp.present)
-		res->resp.headers = r->hdrs + first;
+		res->resp.headers = r->hdrs ? r->hdrs + first : NULL;
 	return 0;
 }
 
@@ -730,6 +732,20 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 				if (!mp_bytes(&c, &v))
 					return -EBADMSG;
 				rc = dup_str(&v, (const char **)&r->rules[j]);
+			}
+		} else if (KEY(&k, "redactions") && !r->redactions) {
+			uint32_t a;
+			if (!mp_container(&c, false, &a))
+				return -EBADMSG;
+			r->redactions = mem_calloc(a ? a : 1, sizeof(char *));
+			if (!r->redactions)
+				return -ENOMEM;
+			r->meta.n_redactions = a;
+			r->meta.redactions = (const char *const *)r->redactions;
+			for (uint32_t j = 0; j < a && !rc; j++) {
+				if (!mp_bytes(&c, &v))
+					return -EBADMSG;
+				rc = dup_str(&v, (const char **)&r->redactions[j]);
 			}
 		} else if (!mp_skip(&c, 1)) {
 			return -EBADMSG;
@@ -1110,6 +1126,9 @@ void store_reader_free(struct store_reader *r)
 	for (size_t j = 0; j < r->meta.n_rules; j++)
 		mem_free(r->rules[j]);
 	mem_free(r->rules);
+	for (size_t j = 0; r->redactions && j < r->meta.n_redactions; j++)
+		mem_free(r->redactions[j]);
+	mem_free(r->redactions);
 	mem_free((void *)r->meta.kind);
 	mem_free((void *)r->meta.source);
 	mem_free((void *)r->meta.filter);

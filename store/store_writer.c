@@ -325,7 +325,7 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 
 	msgpack_packer *pk = &w->pk;
 	size_t n = 1 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
-		   (m && m->host) + (m && m->start_ns);
+		   (m && m->host) + (m && m->start_ns) + (m && m->n_redactions);
 	msgpack_pack_map(pk, n);
 	pk_key(pk, "tool_version");
 	pk_cstr(pk, m && m->tool_version ? m->tool_version : DYETAP_VERSION);
@@ -346,6 +346,12 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 		msgpack_pack_array(pk, m->n_rules);
 		for (size_t i = 0; i < m->n_rules; i++)
 			pk_cstr(pk, m->rules[i] ? m->rules[i] : "");
+	}
+	if (m && m->n_redactions) {
+		pk_key(pk, "redactions");
+		msgpack_pack_array(pk, m->n_redactions);
+		for (size_t i = 0; i < m->n_redactions; i++)
+			pk_cstr(pk, m->redactions[i] ? m->redactions[i] : "");
 	}
 	if (m && m->host) {
 		pk_key(pk, "host");

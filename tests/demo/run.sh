@@ -51,11 +51,12 @@ echo "demo: production :$p_prod  candidate :$p_cand  secondary :$p_sec (127.0.0.
 
 pcap=$out/capture.pcap
 if [ "$(id -u)" -eq 0 ] && command -v tcpdump >/dev/null; then
-    tcpdump -i lo -w "$pcap" -U -s 0 "tcp port $p_prod" 2>"$out/tcpdump.log" & tpid=$!
+    tcpdump -i lo --immediate-mode -U -s 0 -w "$pcap" "tcp port $p_prod" 2>"$out/tcpdump.log" & tpid=$!
     sleep 1
     python3 tests/demo/client.py --port "$p_prod" --connections 6 --requests 40
-    sleep 0.5
+    sleep 1   # let tcpdump drain the kernel buffer before it is stopped
     kill -INT "$tpid"; wait "$tpid" || true
+    tail -n 3 "$out/tcpdump.log"
 else
     echo "demo: not root, using the bundled capture tests/demo/demo.pcap"
     cp tests/demo/demo.pcap "$pcap"

@@ -55,6 +55,10 @@ def order(oid):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "demo-shop/1.0"
+    # One write per response: headers and body in separate small writes
+    # meet Nagle's algorithm and the client's delayed ACK (40 ms stalls).
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # keep the terminal quiet
         pass

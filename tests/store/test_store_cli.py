@@ -49,7 +49,7 @@ INFO_KEYS = ["file", "file_bytes", "format_version", "meta", "records", "session
              "skipped_records", "lanes", "first_ts_ns", "last_ts_ns", "frames", "raw_bytes",
              "compressed_bytes", "ratio", "has_index", "state", "cut", "cut_offset",
              "damaged_frames", "first_damage_offset", "counters"]
-META_KEYS = ["tool_version", "kind", "source", "filter", "rules", "host", "start_ns"]
+META_KEYS = ["tool_version", "kind", "source", "filter", "rules", "redactions", "host", "start_ns"]
 
 tmp = tempfile.mkdtemp(prefix="test_store_cli.")
 path = os.path.join(tmp, "sample.dyt")
