@@ -141,6 +141,16 @@ static void on_session(void *ctx, const struct store_session *s)
 		p->st.written++;
 }
 
+static void on_request(void *ctx, const struct store_session *s)
+{
+	struct pipe *p = ctx;
+	struct store_session c = *s;
+	const char *lane = p->p.rules ? rules_match(p->p.rules, s) : NULL;
+	c.lane.ptr = (const uint8_t *)lane;
+	c.lane.len = lane ? strlen(lane) : 0;
+	p->p.on_request(p->p.sink_ctx, &c);
+}
+
 /* ---- flow consumer over txn ---- */
 
 static void *conn_open(void *ctx, const struct flow_info *fi)
@@ -307,6 +317,7 @@ struct pipe *pipe_create(const struct pipe_params *pp)
 	    .max_body = pp->max_body,
 	    .emit = on_session,
 	    .ctx = p,
+	    .on_request = pp->on_request ? on_request : NULL,
 	    .stats = &p->ts,
 	};
 	struct flow_params fp = {

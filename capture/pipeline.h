@@ -76,6 +76,13 @@ struct pipe_params {
 	bool drop_uncolored; /**< drop sessions no rule colors */
 	pipe_sink_fn sink;
 	void *sink_ctx;
+	/**
+	 * Optional: a request message ended (txn_params.on_request), colored
+	 * by the rules (s->lane set; empty when uncolored; s->id 0). Called
+	 * before the session of that request reaches the sink; pair them by
+	 * conn_id and ts_req_first_ns, in order per connection. Shares sink_ctx.
+	 */
+	void (*on_request)(void *ctx, const struct store_session *s);
 };
 
 struct pipe;

@@ -333,6 +333,26 @@ static void txn_emit(struct txn_conn *c, const struct store_message *req, int64_
 		c->prm->emit(c->prm->ctx, &s);
 }
 
+/* Hand a finished request to the on_request hook (mirroring sends it early). */
+static void txn_announce(struct txn_conn *c, const struct store_message *req, int64_t rq_first,
+			 int64_t rq_last, uint32_t flags)
+{
+	struct store_session s;
+	memset(&s, 0, sizeof(s));
+	s.ip_version = c->info.ip_version;
+	s.src = c->swapped ? c->info.server : c->info.client;
+	s.dst = c->swapped ? c->info.client : c->info.server;
+	s.vlan = c->info.vlan;
+	s.lane.ptr = txn_empty;
+	s.conn_id = c->info.conn_id;
+	s.conn_index = c->conn_index;
+	s.req = *req;
+	s.ts_req_first_ns = rq_first;
+	s.ts_req_last_ns = rq_last;
+	s.flags = flags | (c->info.midstream ? STORE_F_MIDSTREAM : 0);
+	c->prm->on_request(c->prm->ctx, &s);
+}
+
 static struct txn_pending *txn_q_head(struct txn_conn *c)
 {
 	return c->q_len ? &c->q[c->q_head] : NULL;
@@ -393,6 +413,8 @@ static void txn_request_ready(struct txn_conn *c, uint32_t flags, bool tunnel)
 	c->st->requests++;
 	txn_count_msg(c, m);
 	flags |= sd->msg_flags;
+	if (c->prm->on_request && m->present)
+		txn_announce(c, m, sd->ts_first, sd->ts_last, flags);
 	if (c->early_valid && c->q_len == 0 && c->skip_tail == 0) {
 		/* The server answered before the request was whole. */
 		txn_emit(c, m, sd->ts_first, sd->ts_last, &c->early.msg, c->early.ts_first,

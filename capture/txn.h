@@ -86,6 +86,14 @@ struct txn_params {
 	size_t max_body;	 /**< stored body bytes per message; 0 = 1 MiB */
 	txn_emit_fn emit;
 	void *ctx;
+	/**
+	 * Optional: called when a request message ends (complete or flagged),
+	 * before its session is emitted, with a session holding only the
+	 * request (no response, s->id 0, conn_index not final). The session
+	 * emitted later for this request carries the same conn_id and
+	 * ts_req_first_ns; per connection they come in the same order.
+	 */
+	txn_emit_fn on_request;
 	struct txn_stats *stats; /**< borrowed, shared by many trackers; must not be NULL */
 };
 

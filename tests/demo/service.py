@@ -20,6 +20,7 @@ X-Request-Id header, Date header, and on /api/report.txt a "generated:" line.
 
 Usage: service.py --build baseline|candidate --port PORT [--host 127.0.0.1]
        [--log FILE]   (one JSON line per request: conn, method, path, headers)
+       [--allow-any-host]  (bind another address: network-namespace tests only)
 """
 import argparse
 import datetime
@@ -142,8 +143,11 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--log")
+    ap.add_argument("--allow-any-host", action="store_true",
+                    help="bind a non-loopback address (only inside a test's own "
+                         "network namespace)")
     a = ap.parse_args()
-    if a.host not in ("127.0.0.1", "::1", "localhost"):
+    if a.host not in ("127.0.0.1", "::1", "localhost") and not a.allow_any_host:
         sys.exit("demo service listens on loopback only")
     BUILD = a.build
     if a.log:

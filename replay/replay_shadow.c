@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shadow - copies of sessions/results, the lane token bucket and drop
+ * reason names for live mirroring (replay/shadow.h, docs/mirror.md).
+ * A copy is one allocation: the struct, then the header arrays, then the
+ * bytes of every slice, so it is freed with one call.
+ */
+#include "replay/shadow.h"
+
+#include <string.h>
+
+#include "common/mem.h"
+
+static size_t msg_bytes(const struct store_message *m)
+{
+	size_t n = m->method.len + m->target.len + m->reason.len + m->body.len;
+	n += m->n_headers * sizeof(struct store_header);
+	for (size_t i = 0; i < m->n_headers; i++)
+		n += m->headers[i].name.len + m->headers[i].value.len;
+	return n + 8;
+}
+
+struct shadow_writer {
+	uint8_t *p;
+};
+
+static struct store_slice put(struct shadow_writer *w, struct store_slice s)
+{
+	struct store_slice o = {w->p, s.len};
+	if (s.len)
+		memcpy(w->p, s.ptr, s.len);
+	w->p += s.len;
+	return o;
+}
+
+static void msg_copy(struct shadow_writer *w, struct store_message *dst,
+		     const struct store_message *src)
+{
+	*dst = *src;
+	if (src->n_headers) {
+		uintptr_t a = ((uintptr_t)w->p + 7) & ~(uintptr_t)7;
+		w->p = (uint8_t *)a;
+		struct store_header *h = (struct store_header *)w->p;
+		w->p += src->n_headers * sizeof(*h);
+		for (size_t i = 0; i < src->n_headers; i++) {
+			h[i].name = put(w, src->headers[i].name);
+			h[i].value = put(w, src->headers[i].value);
+		}
+		dst->headers = h;
+	} else {
+		dst->headers = NULL;
+	}
+	dst->method = put(w, src->method);
+	dst->target = put(w, src->target);
+	dst->reason = put(w, src->reason);
+	dst->body = put(w, src->body);
+}
+
+struct store_session *shadow_session_dup(const struct store_session *s)
+{
+	size_t n = sizeof(*s) + 8 + s->lane.len + msg_bytes(&s->req) + msg_bytes(&s->resp);
+	struct store_session *c = mem_alloc(n);
+	if (!c)
+		return NULL;
+	*c = *s;
+	struct shadow_writer w = {(uint8_t *)(c + 1)};
+	c->lane = put(&w, s->lane);
+	msg_copy(&w, &c->req, &s->req);
+	msg_copy(&w, &c->resp, &s->resp);
+	return c;
+}
+
+struct store_result *shadow_result_dup(const struct store_result *r)
+{
+	size_t n =
+	    sizeof(*r) + 8 + r->target.len + r->role.len + r->error_msg.len + msg_bytes(&r->resp);
+	struct store_result *c = mem_alloc(n);
+	if (!c)
+		return NULL;
+	*c = *r;
+	struct shadow_writer w = {(uint8_t *)(c + 1)};
+	c->target = put(&w, r->target);
+	c->role = put(&w, r->role);
+	c->error_msg = put(&w, r->error_msg);
+	msg_copy(&w, &c->resp, &r->resp);
+	return c;
+}
+
+void shadow_free(void *copy)
+{
+	mem_free(copy);
+}
+
+void shadow_bucket_init(struct shadow_bucket *b, double rate, double burst, int64_t now_ns)
+{
+	b->rate = rate;
+	if (burst <= 0)
+		burst = rate / 10 > 1 ? rate / 10 : 1;
+	b->burst = burst;
+	b->tokens = burst;
+	b->last_ns = now_ns;
+}
+
+bool shadow_bucket_take(struct shadow_bucket *b, int64_t now_ns)
+{
+	if (b->rate <= 0)
+		return true;
+	if (now_ns > b->last_ns) {
+		b->tokens += (double)(now_ns - b->last_ns) * b->rate / 1e9;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+		b->last_ns = now_ns;
+	}
+	if (b->tokens < 1)
+		return false;
+	b->tokens -= 1;
+	return true;
+}
+
+static const char *const shadow_drop_names[SHADOW_DROP_COUNT] = {
+    "queue_full", "rate_limited", "target_down", "write_refused",
+    "incomplete", "unsupported",  "no_memory",	 "stopped",
+};
+
+const char *shadow_drop_name(unsigned why)
+{
+	return why < SHADOW_DROP_COUNT ? shadow_drop_names[why] : "unknown";
+}
