@@ -168,13 +168,29 @@ static void pk_addr(msgpack_packer *pk, uint8_t ipv, const struct store_endpoint
 	msgpack_pack_bin_body(pk, e->addr, n);
 }
 
-static void pack_session(msgpack_packer *pk, const struct store_session *s)
+/* The "v" and "t" keys every record map opens with. */
+static void pk_rec_head(msgpack_packer *pk, uint8_t type)
 {
-	msgpack_pack_map(pk, 18 + (s->vlan != 0));
 	pk_key(pk, "v");
 	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
 	pk_key(pk, "t");
-	msgpack_pack_uint8(pk, STORE_REC_SESSION);
+	msgpack_pack_uint8(pk, type);
+}
+
+/* The "resp" key: the response map, or nil when there was none. */
+static void pk_resp(msgpack_packer *pk, const struct store_message *m)
+{
+	pk_key(pk, "resp");
+	if (m->present)
+		pk_message(pk, m, 0);
+	else
+		msgpack_pack_nil(pk);
+}
+
+static void pack_session(msgpack_packer *pk, const struct store_session *s)
+{
+	msgpack_pack_map(pk, 18 + (s->vlan != 0));
+	pk_rec_head(pk, STORE_REC_SESSION);
 	pk_key(pk, "id");
 	msgpack_pack_uint64(pk, s->id);
 	pk_key(pk, "ip_version");
@@ -207,11 +223,7 @@ static void pack_session(msgpack_packer *pk, const struct store_session *s)
 	msgpack_pack_int64(pk, s->ts_resp_last_ns);
 	pk_key(pk, "req");
 	pk_message(pk, &s->req, 1);
-	pk_key(pk, "resp");
-	if (s->resp.present)
-		pk_message(pk, &s->resp, 0);
-	else
-		msgpack_pack_nil(pk);
+	pk_resp(pk, &s->resp);
 	pk_key(pk, "flags");
 	msgpack_pack_uint32(pk, s->flags);
 }
@@ -219,10 +231,7 @@ static void pack_session(msgpack_packer *pk, const struct store_session *s)
 static void pack_result(msgpack_packer *pk, const struct store_result *r)
 {
 	msgpack_pack_map(pk, 11);
-	pk_key(pk, "v");
-	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
-	pk_key(pk, "t");
-	msgpack_pack_uint8(pk, STORE_REC_RESULT);
+	pk_rec_head(pk, STORE_REC_RESULT);
 	pk_key(pk, "session_id");
 	msgpack_pack_uint64(pk, r->session_id);
 	pk_key(pk, "target");
@@ -239,11 +248,7 @@ static void pack_result(msgpack_packer *pk, const struct store_result *r)
 	msgpack_pack_uint32(pk, r->error);
 	pk_key(pk, "error_msg");
 	pk_slice(pk, &r->error_msg);
-	pk_key(pk, "resp");
-	if (r->resp.present)
-		pk_message(pk, &r->resp, 0);
-	else
-		msgpack_pack_nil(pk);
+	pk_resp(pk, &r->resp);
 }
 
 /* ---- frames ---- */
