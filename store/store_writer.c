@@ -114,6 +114,15 @@ static void pk_cstr(msgpack_packer *pk, const char *s)
 	pk_str(pk, s, strlen(s));
 }
 
+/* Key @p k with an array of the @p n strings of @p v (NULL packs as ""). */
+static void pk_cstr_array(msgpack_packer *pk, const char *k, const char *const *v, size_t n)
+{
+	pk_key(pk, k);
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++)
+		pk_cstr(pk, v[i] ? v[i] : "");
+}
+
 static void pk_slice(msgpack_packer *pk, const struct store_slice *s)
 {
 	pk_str(pk, s->ptr, s->len);
@@ -346,18 +355,10 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 		pk_key(pk, "filter");
 		pk_cstr(pk, m->filter);
 	}
-	if (m && m->n_rules) {
-		pk_key(pk, "rules");
-		msgpack_pack_array(pk, m->n_rules);
-		for (size_t i = 0; i < m->n_rules; i++)
-			pk_cstr(pk, m->rules[i] ? m->rules[i] : "");
-	}
-	if (m && m->n_redactions) {
-		pk_key(pk, "redactions");
-		msgpack_pack_array(pk, m->n_redactions);
-		for (size_t i = 0; i < m->n_redactions; i++)
-			pk_cstr(pk, m->redactions[i] ? m->redactions[i] : "");
-	}
+	if (m && m->n_rules)
+		pk_cstr_array(pk, "rules", m->rules, m->n_rules);
+	if (m && m->n_redactions)
+		pk_cstr_array(pk, "redactions", m->redactions, m->n_redactions);
 	if (m && m->host) {
 		pk_key(pk, "host");
 		pk_cstr(pk, m->host);
