@@ -796,20 +796,31 @@ size_t diff_ctx_sorted_groups(const struct diff_ctx *c, uint32_t **out)
 	return n;
 }
 
+/* Append "name: count" for each non-zero count of @p v, comma separated;
+ * @p fallback names an index @p name does not know. Returns true when
+ * nothing was appended. */
+static bool put_named_counts(struct dbuf *out, const uint64_t *v, unsigned n,
+			     const char *(*name)(unsigned), const char *fallback)
+{
+	bool first = true;
+	for (unsigned i = 0; i < n; i++)
+		if (v[i]) {
+			const char *nm = name(i);
+			dbuf_printf(out, "%s%s: %llu", first ? "" : ", ", nm ? nm : fallback,
+				    (unsigned long long)v[i]);
+			first = false;
+		}
+	return first;
+}
+
 int diff_ctx_reasons(const struct diff_ctx *c, struct dbuf *out)
 {
 	const struct diff_summary *s = &c->sum;
 	if (s->incomplete) {
 		dbuf_printf(out, "%llu sessions not compared because their data is incomplete (",
 			    (unsigned long long)s->incomplete);
-		bool first = true;
-		for (unsigned b = 0; b < STORE_F_COUNT; b++)
-			if (c->incomplete_by_flag[b]) {
-				const char *nm = diff_flag_name(b);
-				dbuf_printf(out, "%s%s: %llu", first ? "" : ", ", nm ? nm : "flag",
-					    (unsigned long long)c->incomplete_by_flag[b]);
-				first = false;
-			}
+		bool first = put_named_counts(out, c->incomplete_by_flag, STORE_F_COUNT,
+					      diff_flag_name, "flag");
 		if (c->incomplete_cand_trunc)
 			dbuf_printf(out, "%scandidate body truncated: %llu", first ? "" : ", ",
 				    (unsigned long long)c->incomplete_cand_trunc);
@@ -818,14 +829,7 @@ int diff_ctx_reasons(const struct diff_ctx *c, struct dbuf *out)
 	if (s->replay_errors) {
 		dbuf_printf(out, "%llu replayed requests failed (",
 			    (unsigned long long)s->replay_errors);
-		bool first = true;
-		for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
-			if (c->errors_by_kind[k]) {
-				const char *nm = diff_error_name(k);
-				dbuf_printf(out, "%s%s: %llu", first ? "" : ", ", nm ? nm : "error",
-					    (unsigned long long)c->errors_by_kind[k]);
-				first = false;
-			}
+		put_named_counts(out, c->errors_by_kind, STORE_ERR_COUNT, diff_error_name, "error");
 		dbuf_puts(out, ")\n");
 	}
 	if (s->unreplayed)

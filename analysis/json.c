@@ -476,10 +476,9 @@ long json_unescape(const uint8_t *s, size_t len, uint8_t *out, size_t cap)
 	size_t i = 0, o = 0;
 	while (i < len) {
 		uint8_t tmp[4];
-		size_t n = 0;
+		size_t n = 1; /* one output byte, except for a "u" escape */
 		if (s[i] != '\\') {
 			tmp[0] = s[i++];
-			n = 1;
 		} else {
 			if (i + 1 >= len)
 				return -EBADMSG;
@@ -488,29 +487,23 @@ long json_unescape(const uint8_t *s, size_t len, uint8_t *out, size_t cap)
 			switch (e) {
 			case 'b':
 				tmp[0] = '\b';
-				n = 1;
 				break;
 			case 'f':
 				tmp[0] = '\f';
-				n = 1;
 				break;
 			case 'n':
 				tmp[0] = '\n';
-				n = 1;
 				break;
 			case 'r':
 				tmp[0] = '\r';
-				n = 1;
 				break;
 			case 't':
 				tmp[0] = '\t';
-				n = 1;
 				break;
 			case '"':
 			case '\\':
 			case '/':
 				tmp[0] = e;
-				n = 1;
 				break;
 			case 'u': {
 				unsigned cp;

@@ -18,6 +18,7 @@
 
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -113,29 +114,19 @@ static void list_append(struct flow_list *l, struct flow *f)
 
 /* ---- hashing ---- */
 
-static inline uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static inline uint64_t ep_hash(const uint8_t *addr, uint16_t port)
 {
 	uint64_t a, b;
 	memcpy(&a, addr, 8);
 	memcpy(&b, addr + 8, 8);
-	return mix64(a ^ mix64(b ^ ((uint64_t)port << 1 | 1)));
+	return hash_fmix64(a ^ hash_fmix64(b ^ ((uint64_t)port << 1 | 1)));
 }
 
 static inline uint32_t tuple_hash(const struct decode_pkt *k)
 {
 	/* Sum of the endpoint hashes: the same for both directions. */
 	uint64_t h = ep_hash(k->src, k->sport) + ep_hash(k->dst, k->dport);
-	return (uint32_t)mix64(h ^ ((uint64_t)k->vlan << 40 | k->ip_version));
+	return (uint32_t)hash_fmix64(h ^ ((uint64_t)k->vlan << 40 | k->ip_version));
 }
 
 static inline bool ep_eq(const uint8_t *a, uint16_t ap, const uint8_t *b, uint16_t bp)

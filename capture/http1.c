@@ -135,6 +135,19 @@ static int http1_block_add(struct http1_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Append a piece of the method, target or reason to the block; the span
+ * (@p off, @p len) starts at the first piece llhttp hands over. */
+static int http1_span_add(struct http1_parser *p, size_t *off, size_t *len, const char *at,
+			  size_t n)
+{
+	if (*len == 0)
+		*off = p->block.len;
+	int rc = http1_block_add(p, at, n);
+	if (!rc)
+		*len += n;
+	return rc;
+}
+
 static int http1_on_message_begin(llhttp_t *ll)
 {
 	struct http1_parser *p = http1_of(ll);
@@ -146,34 +159,19 @@ static int http1_on_message_begin(llhttp_t *ll)
 static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
-	if (p->method_len == 0)
-		p->method_off = p->block.len;
-	int rc = http1_block_add(p, at, len);
-	if (!rc)
-		p->method_len += len;
-	return rc;
+	return http1_span_add(p, &p->method_off, &p->method_len, at, len);
 }
 
 static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
-	if (p->target_len == 0)
-		p->target_off = p->block.len;
-	int rc = http1_block_add(p, at, len);
-	if (!rc)
-		p->target_len += len;
-	return rc;
+	return http1_span_add(p, &p->target_off, &p->target_len, at, len);
 }
 
 static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
-	if (p->reason_len == 0)
-		p->reason_off = p->block.len;
-	int rc = http1_block_add(p, at, len);
-	if (!rc)
-		p->reason_len += len;
-	return rc;
+	return http1_span_add(p, &p->reason_off, &p->reason_len, at, len);
 }
 
 static int http1_new_field(struct http1_parser *p)

@@ -296,6 +296,18 @@ static const uint8_t *keep_dbuf(struct redact *r, struct dbuf *b, size_t *len)
 	return keep(r, d);
 }
 
+/* Keep the bytes of @p b (see keep_dbuf) and point @p dst at them. */
+static int keep_into(struct redact *r, struct dbuf *b, struct store_slice *dst)
+{
+	size_t len;
+	const uint8_t *d = keep_dbuf(r, b, &len);
+	if (!d)
+		return -ENOMEM;
+	dst->ptr = d;
+	dst->len = len;
+	return 0;
+}
+
 static bool slice_ieq(struct store_slice s, const char *c, size_t n)
 {
 	return s.len == n && !strncasecmp((const char *)s.ptr, c, n);
@@ -646,16 +658,10 @@ static int do_body(struct redact *r, struct store_message *m, bool *changed, str
 		r->st.json_skipped++;
 		rc = 0;
 	} else if (rc == 1) {
-		size_t len;
-		const uint8_t *d = keep_dbuf(r, &out, &len);
-		if (!d) {
-			rc = -ENOMEM;
-		} else {
-			m->body.ptr = d;
-			m->body.len = len;
-			m->body_len = len;
+		rc = keep_into(r, &out, &m->body);
+		if (!rc) {
+			m->body_len = m->body.len;
 			*changed = true;
-			rc = 0;
 		}
 	}
 	dbuf_release(&out);
@@ -726,12 +732,8 @@ static int do_headers(struct redact *r, struct store_message *m, bool is_req, bo
 					any = true;
 					continue;
 				}
-				size_t len;
-				const uint8_t *d = keep_dbuf(r, &out, &len);
-				if (!d)
+				if (keep_into(r, &out, &h.value))
 					rc = -ENOMEM;
-				h.value.ptr = d;
-				h.value.len = len;
 				any = true;
 			}
 			dbuf_release(&out);
@@ -769,16 +771,9 @@ static int do_query(struct redact *r, struct store_message *m, bool *changed, st
 		if (dbuf_append(&out, m->target.ptr + qe, m->target.len - qe) < 0) {
 			rc = -ENOMEM;
 		} else {
-			size_t len;
-			const uint8_t *d = keep_dbuf(r, &out, &len);
-			if (!d) {
-				rc = -ENOMEM;
-			} else {
-				m->target.ptr = d;
-				m->target.len = len;
+			rc = keep_into(r, &out, &m->target);
+			if (!rc)
 				*changed = true;
-				rc = 0;
-			}
 		}
 	}
 	dbuf_release(&out);

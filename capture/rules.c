@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -313,12 +314,7 @@ static uint64_t rules_hash(const uint8_t *v, size_t n)
 		h ^= v[i];
 		h *= 0x100000001b3ull;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	return hash_fmix64(h);
 }
 
 static bool rules_cb_value(const struct rules_matcher *m, const uint8_t *v, size_t vl)

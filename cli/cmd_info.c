@@ -137,6 +137,19 @@ static int put_json_str(struct dbuf *b, const char *key, const char *v)
 	return rc;
 }
 
+/* The @p n strings of @p v, comma separated (the caller writes the brackets). */
+static int put_json_strs(struct dbuf *b, const char *const *v, size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (i)
+			rc = dbuf_putc(b, ',');
+		if (!rc)
+			rc = jsonw_cstr(b, v[i]);
+	}
+	return rc;
+}
+
 static int print_json(const char *path, const struct store_file_meta *m,
 		      const struct store_read_status *st, const struct lanes *l)
 {
@@ -165,20 +178,12 @@ static int print_json(const char *path, const struct store_file_meta *m,
 		rc = put_json_str(&b, "filter", m->filter);
 	if (!rc)
 		rc = dbuf_puts(&b, ",\"rules\":[");
-	for (size_t i = 0; !rc && i < m->n_rules; i++) {
-		if (i)
-			rc = dbuf_putc(&b, ',');
-		if (!rc)
-			rc = jsonw_cstr(&b, m->rules[i]);
-	}
+	if (!rc)
+		rc = put_json_strs(&b, m->rules, m->n_rules);
 	if (!rc)
 		rc = dbuf_puts(&b, "],\"redactions\":[");
-	for (size_t i = 0; !rc && i < m->n_redactions; i++) {
-		if (i)
-			rc = dbuf_putc(&b, ',');
-		if (!rc)
-			rc = jsonw_cstr(&b, m->redactions[i]);
-	}
+	if (!rc)
+		rc = put_json_strs(&b, m->redactions, m->n_redactions);
 	if (!rc)
 		rc = dbuf_puts(&b, "],");
 	if (!rc)

@@ -688,6 +688,28 @@ static int dup_str(const struct store_slice *s, const char **out)
 	return 0;
 }
 
+/* Read a msgpack array of strings into a new array @p *arr that the reader
+ * owns; the meta gets its view @p *view and count @p *count. */
+static int parse_str_array(struct mp *c, char ***arr, const char *const **view, size_t *count)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return -EBADMSG;
+	*arr = mem_calloc(a ? a : 1, sizeof(char *));
+	if (!*arr)
+		return -ENOMEM;
+	*count = a;
+	*view = (const char *const *)*arr;
+	int rc = 0;
+	for (uint32_t j = 0; j < a && !rc; j++) {
+		struct store_slice v;
+		if (!mp_bytes(c, &v))
+			return -EBADMSG;
+		rc = dup_str(&v, (const char **)&(*arr)[j]);
+	}
+	return rc;
+}
+
 static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 {
 	struct mp c = {p, p + n};
@@ -720,33 +742,10 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 				return -EBADMSG;
 			r->meta.start_ns = iv;
 		} else if (KEY(&k, "rules") && !r->rules) {
-			uint32_t a;
-			if (!mp_container(&c, false, &a))
-				return -EBADMSG;
-			r->rules = mem_calloc(a ? a : 1, sizeof(char *));
-			if (!r->rules)
-				return -ENOMEM;
-			r->meta.n_rules = a;
-			r->meta.rules = (const char *const *)r->rules;
-			for (uint32_t j = 0; j < a && !rc; j++) {
-				if (!mp_bytes(&c, &v))
-					return -EBADMSG;
-				rc = dup_str(&v, (const char **)&r->rules[j]);
-			}
+			rc = parse_str_array(&c, &r->rules, &r->meta.rules, &r->meta.n_rules);
 		} else if (KEY(&k, "redactions") && !r->redactions) {
-			uint32_t a;
-			if (!mp_container(&c, false, &a))
-				return -EBADMSG;
-			r->redactions = mem_calloc(a ? a : 1, sizeof(char *));
-			if (!r->redactions)
-				return -ENOMEM;
-			r->meta.n_redactions = a;
-			r->meta.redactions = (const char *const *)r->redactions;
-			for (uint32_t j = 0; j < a && !rc; j++) {
-				if (!mp_bytes(&c, &v))
-					return -EBADMSG;
-				rc = dup_str(&v, (const char **)&r->redactions[j]);
-			}
+			rc = parse_str_array(&c, &r->redactions, &r->meta.redactions,
+					     &r->meta.n_redactions);
 		} else if (!mp_skip(&c, 1)) {
 			return -EBADMSG;
 		}

@@ -114,6 +114,15 @@ static void pk_cstr(msgpack_packer *pk, const char *s)
 	pk_str(pk, s, strlen(s));
 }
 
+/* Key @p k with an array of the @p n strings of @p v (NULL packs as ""). */
+static void pk_cstr_array(msgpack_packer *pk, const char *k, const char *const *v, size_t n)
+{
+	pk_key(pk, k);
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++)
+		pk_cstr(pk, v[i] ? v[i] : "");
+}
+
 static void pk_slice(msgpack_packer *pk, const struct store_slice *s)
 {
 	pk_str(pk, s->ptr, s->len);
@@ -168,13 +177,29 @@ static void pk_addr(msgpack_packer *pk, uint8_t ipv, const struct store_endpoint
 	msgpack_pack_bin_body(pk, e->addr, n);
 }
 
-static void pack_session(msgpack_packer *pk, const struct store_session *s)
+/* The "v" and "t" keys every record map opens with. */
+static void pk_rec_head(msgpack_packer *pk, uint8_t type)
 {
-	msgpack_pack_map(pk, 18 + (s->vlan != 0));
 	pk_key(pk, "v");
 	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
 	pk_key(pk, "t");
-	msgpack_pack_uint8(pk, STORE_REC_SESSION);
+	msgpack_pack_uint8(pk, type);
+}
+
+/* The "resp" key: the response map, or nil when there was none. */
+static void pk_resp(msgpack_packer *pk, const struct store_message *m)
+{
+	pk_key(pk, "resp");
+	if (m->present)
+		pk_message(pk, m, 0);
+	else
+		msgpack_pack_nil(pk);
+}
+
+static void pack_session(msgpack_packer *pk, const struct store_session *s)
+{
+	msgpack_pack_map(pk, 18 + (s->vlan != 0));
+	pk_rec_head(pk, STORE_REC_SESSION);
 	pk_key(pk, "id");
 	msgpack_pack_uint64(pk, s->id);
 	pk_key(pk, "ip_version");
@@ -207,11 +232,7 @@ static void pack_session(msgpack_packer *pk, const struct store_session *s)
 	msgpack_pack_int64(pk, s->ts_resp_last_ns);
 	pk_key(pk, "req");
 	pk_message(pk, &s->req, 1);
-	pk_key(pk, "resp");
-	if (s->resp.present)
-		pk_message(pk, &s->resp, 0);
-	else
-		msgpack_pack_nil(pk);
+	pk_resp(pk, &s->resp);
 	pk_key(pk, "flags");
 	msgpack_pack_uint32(pk, s->flags);
 }
@@ -219,10 +240,7 @@ static void pack_session(msgpack_packer *pk, const struct store_session *s)
 static void pack_result(msgpack_packer *pk, const struct store_result *r)
 {
 	msgpack_pack_map(pk, 11);
-	pk_key(pk, "v");
-	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
-	pk_key(pk, "t");
-	msgpack_pack_uint8(pk, STORE_REC_RESULT);
+	pk_rec_head(pk, STORE_REC_RESULT);
 	pk_key(pk, "session_id");
 	msgpack_pack_uint64(pk, r->session_id);
 	pk_key(pk, "target");
@@ -239,11 +257,7 @@ static void pack_result(msgpack_packer *pk, const struct store_result *r)
 	msgpack_pack_uint32(pk, r->error);
 	pk_key(pk, "error_msg");
 	pk_slice(pk, &r->error_msg);
-	pk_key(pk, "resp");
-	if (r->resp.present)
-		pk_message(pk, &r->resp, 0);
-	else
-		msgpack_pack_nil(pk);
+	pk_resp(pk, &r->resp);
 }
 
 /* ---- frames ---- */
@@ -341,18 +355,10 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 		pk_key(pk, "filter");
 		pk_cstr(pk, m->filter);
 	}
-	if (m && m->n_rules) {
-		pk_key(pk, "rules");
-		msgpack_pack_array(pk, m->n_rules);
-		for (size_t i = 0; i < m->n_rules; i++)
-			pk_cstr(pk, m->rules[i] ? m->rules[i] : "");
-	}
-	if (m && m->n_redactions) {
-		pk_key(pk, "redactions");
-		msgpack_pack_array(pk, m->n_redactions);
-		for (size_t i = 0; i < m->n_redactions; i++)
-			pk_cstr(pk, m->redactions[i] ? m->redactions[i] : "");
-	}
+	if (m && m->n_rules)
+		pk_cstr_array(pk, "rules", m->rules, m->n_rules);
+	if (m && m->n_redactions)
+		pk_cstr_array(pk, "redactions", m->redactions, m->n_redactions);
 	if (m && m->host) {
 		pk_key(pk, "host");
 		pk_cstr(pk, m->host);
