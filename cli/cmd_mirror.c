@@ -652,20 +652,6 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int split_header(char *arg, struct replay_hdr_set *h)
-{
-	char *colon = strchr(arg, ':');
-	if (!colon || colon == arg)
-		return -EINVAL;
-	*colon = '\0';
-	const char *v = colon + 1;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	h->name = arg;
-	h->value = v;
-	return 0;
-}
-
 static struct mir_lane *lane_get(struct mir *m, const char *name, size_t len)
 {
 	struct mir_lane *l = lane_find(m, (const uint8_t *)name, len);
@@ -678,15 +664,22 @@ static struct mir_lane *lane_get(struct mir *m, const char *name, size_t len)
 }
 
 /* --lane LANE=URL[,URL...] (optarg is modified). */
-static int parse_lane(struct mir *m, char *arg)
+/* The lane named before '=' in "LANE=..." (created if new); *rest after '='. */
+static struct mir_lane *lane_of_arg(struct mir *m, char *arg, char **rest)
 {
 	char *eq = strchr(arg, '=');
 	if (!eq || eq == arg)
-		return -EINVAL;
-	struct mir_lane *l = lane_get(m, arg, (size_t)(eq - arg));
+		return NULL;
+	*rest = eq + 1;
+	return lane_get(m, arg, (size_t)(eq - arg));
+}
+
+static int parse_lane(struct mir *m, char *arg)
+{
+	char *p;
+	struct mir_lane *l = lane_of_arg(m, arg, &p);
 	if (!l)
 		return -EINVAL;
-	char *p = eq + 1;
 	while (*p) {
 		char *comma = strchr(p, ',');
 		if (comma)
@@ -704,16 +697,14 @@ static int parse_lane(struct mir *m, char *arg)
 /* --lane-rate LANE=N[/s] */
 static int parse_lane_rate(struct mir *m, char *arg)
 {
-	char *eq = strchr(arg, '=');
-	if (!eq || eq == arg)
-		return -EINVAL;
-	struct mir_lane *l = lane_get(m, arg, (size_t)(eq - arg));
+	char *num;
+	struct mir_lane *l = lane_of_arg(m, arg, &num);
 	if (!l)
 		return -EINVAL;
 	char *end;
 	errno = 0;
-	double v = strtod(eq + 1, &end);
-	if (errno || end == eq + 1 || v <= 0 || (*end && strcmp(end, "/s")))
+	double v = strtod(num, &end);
+	if (errno || end == num || v <= 0 || (*end && strcmp(end, "/s")))
 		return -EINVAL;
 	l->rate = v;
 	return 0;
@@ -787,7 +778,8 @@ static int parse_args(int argc, char **argv, struct mir_opts *o, struct mir *m)
 			o->rw.host = optarg;
 			break;
 		case O_SETH:
-			if (o->n_sets == MIR_MAX_HDRS || split_header(optarg, &o->sets[o->n_sets]))
+			if (o->n_sets == MIR_MAX_HDRS ||
+			    replay_hdr_set_parse(optarg, &o->sets[o->n_sets]))
 				BAD("bad --set-header (NAME:VALUE)");
 			o->n_sets++;
 			break;
@@ -800,7 +792,7 @@ static int parse_args(int argc, char **argv, struct mir_opts *o, struct mir *m)
 			o->rw.path_prefix = optarg;
 			break;
 		case O_SHADOW:
-			if (split_header(optarg, &o->shadow))
+			if (replay_hdr_set_parse(optarg, &o->shadow))
 				BAD("bad --shadow-header (NAME:VALUE)");
 			o->rw.shadow_name = o->shadow.name;
 			o->rw.shadow_value = o->shadow.value;

@@ -112,20 +112,6 @@ static int parse_time(const char *s, int64_t *out)
 	return 0;
 }
 
-static int split_header(char *arg, struct replay_hdr_set *h)
-{
-	char *colon = strchr(arg, ':');
-	if (!colon || colon == arg)
-		return -EINVAL;
-	*colon = '\0';
-	const char *v = colon + 1;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	h->name = arg;
-	h->value = v;
-	return 0;
-}
-
 static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
 	char *end;
@@ -396,7 +382,7 @@ int cmd_replay(int argc, char **argv)
 			rw.host = optarg;
 			break;
 		case O_SETH:
-			if (n_sets == MAX_ITEMS || split_header(optarg, &sets[n_sets]))
+			if (n_sets == MAX_ITEMS || replay_hdr_set_parse(optarg, &sets[n_sets]))
 				BAD("bad --set-header (NAME:VALUE)");
 			n_sets++;
 			break;
@@ -409,7 +395,7 @@ int cmd_replay(int argc, char **argv)
 			rw.path_prefix = optarg;
 			break;
 		case O_SHADOW:
-			if (split_header(optarg, &shadow))
+			if (replay_hdr_set_parse(optarg, &shadow))
 				BAD("bad --shadow-header (NAME:VALUE)");
 			rw.shadow_name = shadow.name;
 			rw.shadow_value = shadow.value;

@@ -64,6 +64,13 @@ struct replay_hdr_set {
 	const char *value; /**< borrowed */
 };
 
+/**
+ * Parse "NAME:VALUE" (the --set-header / --shadow-header argument) in place:
+ * the colon is replaced by a NUL, blanks after it skipped; @p h then
+ * borrows from @p arg. @return 0, or -EINVAL when there is no name.
+ */
+int replay_hdr_set_parse(char *arg, struct replay_hdr_set *h);
+
 /** Rewrite rules applied while serializing. All pointers borrowed. */
 struct replay_rewrite {
 	const char *host;		  /**< new Host value; NULL keeps the recorded one */

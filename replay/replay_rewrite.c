@@ -62,6 +62,20 @@ static int put_target(struct dbuf *out, const struct store_slice *t, const char 
 	return dbuf_append(out, t->ptr, t->len);
 }
 
+int replay_hdr_set_parse(char *arg, struct replay_hdr_set *h)
+{
+	char *colon = strchr(arg, ':');
+	if (!colon || colon == arg)
+		return -EINVAL;
+	*colon = '\0';
+	const char *v = colon + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	h->name = arg;
+	h->value = v;
+	return 0;
+}
+
 int replay_request_build(struct dbuf *out, const struct store_message *req,
 			 const struct replay_rewrite *rw)
 {
