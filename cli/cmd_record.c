@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "capture/pipeline.h"
@@ -382,18 +383,32 @@ static void print_stats(const struct store_counter *c, size_t n, double secs)
 		fprintf(stderr, "  %-36s %" PRIu64 "\n", c[i].name, c[i].value);
 }
 
-static int print_json(const struct store_counter *c, size_t n)
+/* CPU milliseconds (user + sys) of the calling thread or of the process. */
+static uint64_t cpu_ms(int who)
+{
+	struct rusage ru;
+	if (getrusage(who, &ru) != 0)
+		return 0;
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* The counters, then the CPU time of the capture thread (this one) and of
+ * the whole process (plus the store's compression thread); not counters,
+ * so they stay out of the file's trailer. */
+static int print_json(const struct store_counter *c, size_t n, uint64_t thread_ms,
+		      uint64_t total_ms)
 {
 	struct dbuf b;
 	int rc = 0;
 	dbuf_init(&b, 1u << 20);
 	rc |= dbuf_putc(&b, '{');
 	for (size_t i = 0; i < n; i++) {
-		if (i)
-			rc |= dbuf_putc(&b, ',');
 		rc |= jsonw_cstr(&b, c[i].name);
-		rc |= dbuf_printf(&b, ":%" PRIu64, c[i].value);
+		rc |= dbuf_printf(&b, ":%" PRIu64 ",", c[i].value);
 	}
+	rc |= dbuf_printf(&b, "\"cpu_capture_thread_ms\":%" PRIu64 ",\"cpu_total_ms\":%" PRIu64,
+			  thread_ms, total_ms);
 	rc |= dbuf_puts(&b, "}\n");
 	if (!rc)
 		fwrite(b.data, 1, b.len, stdout);
@@ -521,7 +536,8 @@ static int run(struct rec_opts *o)
 	    .redactions = redact_texts,
 	    .n_redactions = n_redact,
 	};
-	struct store_writer_params wp = {.path = o->out, .level = o->level, .meta = &meta};
+	struct store_writer_params wp = {
+	    .path = o->out, .level = o->level, .meta = &meta, .background = true};
 	w = store_writer_create(&wp, err, sizeof(err));
 	if (!w) {
 		fprintf(stderr, "dyetap record: %s\n", err);
@@ -616,7 +632,7 @@ static int run(struct rec_opts *o)
 	double secs = (double)(clk_mono_ns() - t0) / 1e9;
 	if (o->stats)
 		print_stats(ctrs, n_ctrs, secs);
-	if (o->json && print_json(ctrs, n_ctrs) < 0)
+	if (o->json && print_json(ctrs, n_ctrs, cpu_ms(RUSAGE_THREAD), cpu_ms(RUSAGE_SELF)) < 0)
 		ret = 3;
 	if (!o->stats && !o->json) {
 		const struct pipe_stats *ps = pipe_get_stats(pipe);

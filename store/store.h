@@ -175,6 +175,12 @@ struct store_writer_params {
 	size_t flush_bytes; /**< flush a data frame after this many record bytes; 0 = default */
 	uint32_t flush_ms;  /**< and at the latest after this many ms; 0 = default */
 	const struct store_meta *meta; /**< copied into the header frame; may be NULL */
+	/**
+	 * Compress and write data frames on a helper thread while the caller
+	 * packs the next batch (one frame in flight; see docs/format.md
+	 * "Writing"). The writer is still used by one thread at a time.
+	 */
+	bool background;
 };
 
 /**

@@ -9,10 +9,23 @@
  * so a crash loses at most the records added after the last flush and
  * never leaves a half-written frame behind a later whole one.
  *
+ * With params.background the compression and the write(2) of a full batch
+ * run on one helper thread while the caller packs the next batch into a
+ * second buffer (double buffering): at most one frame is in flight, a
+ * caller that fills its batch before the previous frame is out waits for
+ * it (counted as store_bg_waits), and frames reach the file in order.
+ * Everything else (index, counters, error text) stays on the caller's
+ * thread, which collects a finished frame before it hands over the next
+ * one; the helper thread never allocates. store_writer_flush() and close
+ * wait for the frame, so their guarantees are those of the synchronous
+ * writer; a failed background write is reported by the next call.
+ *
  * References: RFC 8878 (zstd frames), msgpack spec, docs/format.md.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,7 +71,22 @@ struct store_writer {
 	struct dbuf index; /* array of struct widx */
 
 	uint64_t records, sessions, results, frames, raw_bytes, comp_bytes, write_errors;
+	uint64_t bg_waits; /* batches that waited for the previous background frame */
 	char err[256];
+
+	/* Background compression (params.background); unused otherwise. */
+	bool bg_on;
+	bool bg_used; /* bg_on at some point (for the trailer's counters) */
+	pthread_t bg_thread;
+	pthread_mutex_t bg_mu;
+	pthread_cond_t bg_cv;
+	bool bg_busy;	   /* a job is handed over and not finished (under bg_mu) */
+	bool bg_quit;	   /* the thread should end (under bg_mu) */
+	bool bg_done;	   /* a finished job awaits collection (caller side) */
+	struct dbuf job;   /* the batch in flight; owned by the thread while busy */
+	struct widx job_e; /* its index entry; size filled by the thread */
+	int job_rc;	   /* 0, -errno of the write, or -EIO for zstd */
+	size_t job_zerr;   /* the zstd error code when compression failed */
 };
 
 static int pack_write(void *data, const char *buf, size_t len)
@@ -276,52 +304,168 @@ static int write_skippable(struct store_writer *w, uint32_t magic, struct dbuf *
 	return 0;
 }
 
+/* Room for the compressed form of @p len bytes in w->cbuf. */
+static int cbuf_reserve(struct store_writer *w, size_t len)
+{
+	size_t bound = ZSTD_compressBound(len);
+	if (bound <= w->ccap)
+		return 0;
+	uint8_t *p = mem_realloc(w->cbuf, bound);
+	if (!p) {
+		snprintf(w->err, sizeof(w->err), "out of memory for a %zu byte frame", bound);
+		return -ENOMEM;
+	}
+	w->cbuf = p;
+	w->ccap = bound;
+	return 0;
+}
+
+/* Compress @p b into w->cbuf and write it: the frame's size, or -errno / -EIO
+ * (zstd error code in *zerr). Runs on either thread; touches only cbuf and fd. */
+static int64_t compress_write(struct store_writer *w, const struct dbuf *b, size_t *zerr)
+{
+	size_t n = ZSTD_compress2(w->cctx, w->cbuf, w->ccap, b->data, b->len);
+	if (ZSTD_isError(n)) {
+		*zerr = n;
+		return -EIO;
+	}
+	int rc = write_all(w->fd, w->cbuf, n);
+	return rc ? rc : (int64_t)n;
+}
+
+/* Account a frame of @p raw bytes written as @p e (e->size set), or its failure. */
+static int frame_done(struct store_writer *w, struct widx *e, size_t raw, int64_t n, size_t zerr)
+{
+	if (n == -EIO && zerr) {
+		snprintf(w->err, sizeof(w->err), "zstd compression failed: %s",
+			 ZSTD_getErrorName(zerr));
+		STORE_LOG(LOG_DEBUG, "%s", w->err); /* the caller reports it */
+		w->failed = -EIO;
+		return -EIO;
+	}
+	if (n < 0) {
+		w->write_errors++;
+		w->failed = -EIO;
+		set_err(w, "cannot write store file", (int)-n);
+		return -EIO;
+	}
+	e->size = (uint64_t)n;
+	int rc = dbuf_append(&w->index, e, sizeof(*e));
+	if (rc) {
+		snprintf(w->err, sizeof(w->err), "index full (%zu frames)",
+			 w->index.len / sizeof(*e));
+		w->failed = rc; /* the frame is in the file but cannot be indexed */
+		return rc;
+	}
+	w->off += (uint64_t)n;
+	w->frames++;
+	w->raw_bytes += raw;
+	w->comp_bytes += (uint64_t)n;
+	return 0;
+}
+
+static void *bg_main(void *arg)
+{
+	struct store_writer *w = arg;
+	pthread_mutex_lock(&w->bg_mu);
+	for (;;) {
+		while (!w->bg_busy && !w->bg_quit)
+			pthread_cond_wait(&w->bg_cv, &w->bg_mu);
+		if (!w->bg_busy)
+			break;
+		pthread_mutex_unlock(&w->bg_mu);
+		size_t zerr = 0;
+		int64_t n = compress_write(w, &w->job, &zerr);
+		pthread_mutex_lock(&w->bg_mu);
+		w->job_rc = n < 0 ? (int)n : 0;
+		w->job_e.size = n < 0 ? 0 : (uint64_t)n;
+		w->job_zerr = zerr;
+		w->bg_busy = false;
+		pthread_cond_broadcast(&w->bg_cv);
+	}
+	pthread_mutex_unlock(&w->bg_mu);
+	return NULL;
+}
+
+/* Wait for the frame in flight and account it. */
+static int bg_collect(struct store_writer *w)
+{
+	pthread_mutex_lock(&w->bg_mu);
+	while (w->bg_busy)
+		pthread_cond_wait(&w->bg_cv, &w->bg_mu);
+	pthread_mutex_unlock(&w->bg_mu);
+	if (!w->bg_done)
+		return w->failed;
+	w->bg_done = false;
+	int64_t n = w->job_rc ? w->job_rc : (int64_t)w->job_e.size;
+	int rc = frame_done(w, &w->job_e, w->job.len, n, w->job_zerr);
+	dbuf_reset(&w->job);
+	return rc;
+}
+
+static void pend_clear(struct store_writer *w)
+{
+	dbuf_reset(&w->pend);
+	w->pend_records = 0;
+}
+
+/* Hand the pending batch to the background thread (after the previous frame). */
+static int bg_submit(struct store_writer *w)
+{
+	pthread_mutex_lock(&w->bg_mu);
+	bool busy = w->bg_busy;
+	pthread_mutex_unlock(&w->bg_mu);
+	if (busy)
+		w->bg_waits++;
+	int rc = bg_collect(w);
+	if (!rc)
+		rc = cbuf_reserve(w, w->pend.len);
+	if (rc)
+		return rc;
+	struct dbuf t = w->job;
+	w->job = w->pend;
+	w->pend = t;
+	w->job_e = (struct widx){w->off, 0, w->pend_min_ts, w->pend_max_ts, w->pend_records};
+	pend_clear(w);
+	w->bg_done = true;
+	pthread_mutex_lock(&w->bg_mu);
+	w->bg_busy = true;
+	pthread_cond_signal(&w->bg_cv);
+	pthread_mutex_unlock(&w->bg_mu);
+	return 0;
+}
+
+/* Write the pending batch as a data frame (handed over when in background mode). */
 static int flush_frame(struct store_writer *w)
 {
 	if (w->failed)
 		return w->failed;
 	if (!w->pend.len)
 		return 0;
-	size_t bound = ZSTD_compressBound(w->pend.len);
-	if (bound > w->ccap) {
-		uint8_t *p = mem_realloc(w->cbuf, bound);
-		if (!p) {
-			snprintf(w->err, sizeof(w->err), "out of memory for a %zu byte frame",
-				 bound);
-			return -ENOMEM;
-		}
-		w->cbuf = p;
-		w->ccap = bound;
-	}
-	size_t n = ZSTD_compress2(w->cctx, w->cbuf, w->ccap, w->pend.data, w->pend.len);
-	if (ZSTD_isError(n)) {
-		snprintf(w->err, sizeof(w->err), "zstd compression failed: %s",
-			 ZSTD_getErrorName(n));
-		STORE_LOG(LOG_DEBUG, "%s", w->err); /* the caller reports it */
-		return -EIO;
-	}
-	struct widx e = {w->off, n, w->pend_min_ts, w->pend_max_ts, w->pend_records};
-	int rc = dbuf_append(&w->index, &e, sizeof(e));
-	if (rc) {
-		snprintf(w->err, sizeof(w->err), "index full (%zu frames)",
-			 w->index.len / sizeof(e));
+	if (w->bg_on)
+		return bg_submit(w);
+	int rc = cbuf_reserve(w, w->pend.len);
+	if (rc)
 		return rc;
+	struct widx e = {w->off, 0, w->pend_min_ts, w->pend_max_ts, w->pend_records};
+	size_t zerr = 0;
+	int64_t n = compress_write(w, &w->pend, &zerr);
+	rc = frame_done(w, &e, w->pend.len, n, zerr);
+	if (!rc)
+		pend_clear(w);
+	return rc;
+}
+
+/* flush_frame(), then wait until the frame is in the file. */
+static int flush_frame_wait(struct store_writer *w)
+{
+	int rc = flush_frame(w);
+	if (w->bg_on) {
+		int rc2 = bg_collect(w);
+		if (!rc)
+			rc = rc2;
 	}
-	rc = write_all(w->fd, w->cbuf, n);
-	if (rc) {
-		w->index.len -= sizeof(e);
-		w->write_errors++;
-		w->failed = -EIO;
-		set_err(w, "cannot write store file", -rc);
-		return -EIO;
-	}
-	w->off += n;
-	w->frames++;
-	w->raw_bytes += w->pend.len;
-	w->comp_bytes += n;
-	dbuf_reset(&w->pend);
-	w->pend_records = 0;
-	return 0;
+	return rc;
 }
 
 static int write_header(struct store_writer *w, const struct store_meta *m)
@@ -392,6 +536,46 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	return rc;
 }
 
+static int bg_start(struct store_writer *w, char *err, size_t errlen)
+{
+	int e = pthread_mutex_init(&w->bg_mu, NULL);
+	if (!e) {
+		e = pthread_cond_init(&w->bg_cv, NULL);
+		if (e)
+			pthread_mutex_destroy(&w->bg_mu);
+	}
+	if (!e) {
+		e = pthread_create(&w->bg_thread, NULL, bg_main, w);
+		if (e) {
+			pthread_cond_destroy(&w->bg_cv);
+			pthread_mutex_destroy(&w->bg_mu);
+		}
+	}
+	if (e) {
+		snprintf(err, errlen, "cannot start the store's compression thread: %s",
+			 strerror(e));
+		return -e;
+	}
+	w->bg_on = true;
+	w->bg_used = true;
+	return 0;
+}
+
+/* End the compression thread after the frame in flight (if any) is written. */
+static void bg_stop(struct store_writer *w)
+{
+	if (!w->bg_on)
+		return;
+	pthread_mutex_lock(&w->bg_mu);
+	w->bg_quit = true;
+	pthread_cond_signal(&w->bg_cv);
+	pthread_mutex_unlock(&w->bg_mu);
+	pthread_join(w->bg_thread, NULL);
+	pthread_cond_destroy(&w->bg_cv);
+	pthread_mutex_destroy(&w->bg_mu);
+	w->bg_on = false;
+}
+
 struct store_writer *store_writer_create(const struct store_writer_params *p, char *err,
 					 size_t errlen)
 {
@@ -406,6 +590,7 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 	}
 	w->fd = -1;
 	dbuf_init(&w->pend, STORE_MAX_FRAME_CONTENT);
+	dbuf_init(&w->job, STORE_MAX_FRAME_CONTENT);
 	dbuf_init(&w->index, (size_t)1 << 30);
 	msgpack_packer_init(&w->pk, w, pack_write);
 	w->flush_bytes = p->flush_bytes ? p->flush_bytes : STORE_DEFAULT_FLUSH_BYTES;
@@ -443,6 +628,8 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 		snprintf(err, errlen, "%s: %s", p->path, w->err);
 		goto fail;
 	}
+	if (p->background && bg_start(w, err, errlen) != 0)
+		goto fail;
 	return w;
 fail:
 	store_writer_free(w);
@@ -546,17 +733,19 @@ int store_writer_tick(struct store_writer *w)
 
 int store_writer_flush(struct store_writer *w)
 {
-	return flush_frame(w);
+	return flush_frame_wait(w);
 }
 
 static int write_index(struct store_writer *w, const struct store_counter *counters,
 		       size_t n_counters)
 {
-	static const char *const own[] = {"store_records", "store_frames", "store_raw_bytes",
-					  "store_compressed_bytes", "store_write_errors"};
-	const uint64_t ownv[] = {w->records, w->frames, w->raw_bytes, w->comp_bytes,
-				 w->write_errors};
-	size_t n_own = sizeof(own) / sizeof(own[0]);
+	static const char *const own[] = {"store_records",	"store_frames",
+					  "store_raw_bytes",	"store_compressed_bytes",
+					  "store_write_errors", "store_bg_waits"};
+	const uint64_t ownv[] = {w->records,	w->frames,	 w->raw_bytes,
+				 w->comp_bytes, w->write_errors, w->bg_waits};
+	/* store_bg_waits only for a writer that compressed in the background */
+	size_t n_own = sizeof(own) / sizeof(own[0]) - !w->bg_used;
 	size_t nf = w->index.len / sizeof(struct widx);
 	msgpack_packer *pk = &w->pk;
 
@@ -634,7 +823,8 @@ int store_writer_close(struct store_writer *w, const struct store_counter *count
 {
 	if (!w)
 		return 0;
-	int rc = flush_frame(w);
+	int rc = flush_frame_wait(w);
+	bg_stop(w);
 	if (!rc)
 		rc = write_index(w, counters, n_counters);
 	if (close(w->fd) != 0 && !rc) {
@@ -654,10 +844,12 @@ void store_writer_free(struct store_writer *w)
 {
 	if (!w)
 		return;
+	bg_stop(w);
 	if (w->fd >= 0)
 		close(w->fd);
 	ZSTD_freeCCtx(w->cctx);
 	dbuf_release(&w->pend);
+	dbuf_release(&w->job);
 	dbuf_release(&w->index);
 	mem_free(w->cbuf);
 	mem_free(w);

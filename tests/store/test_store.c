@@ -9,6 +9,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,8 +62,10 @@ static int spit(const char *path, const void *p, size_t n)
 	return w == n ? 0 : -1;
 }
 
-/* Write sessions 0..n-1 (and results for every third) with small frames. */
-static int write_sample_file(const char *path, uint64_t n, size_t flush_bytes, int close_it)
+/* Write sessions 0..n-1 (and results for every third) with small frames,
+ * compressing on the writer's background thread when @p bg. */
+static int write_sample_file_bg(const char *path, uint64_t n, size_t flush_bytes, int close_it,
+				bool bg)
 {
 	static const char *const rules[] = {"blue: header x-lane=blue", "green: path /g/*"};
 	struct store_meta meta = {.kind = "recording",
@@ -69,8 +75,11 @@ static int write_sample_file(const char *path, uint64_t n, size_t flush_bytes, i
 				  .n_rules = 2,
 				  .host = "testhost",
 				  .start_ns = SAMPLE_T0};
-	struct store_writer_params p = {
-	    .path = path, .flush_bytes = flush_bytes, .flush_ms = 60000, .meta = &meta};
+	struct store_writer_params p = {.path = path,
+					.flush_bytes = flush_bytes,
+					.flush_ms = 60000,
+					.meta = &meta,
+					.background = bg};
 	char err[256];
 	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
 	if (!w)
@@ -96,6 +105,11 @@ static int write_sample_file(const char *path, uint64_t n, size_t flush_bytes, i
 	}
 	struct store_counter ctr[] = {{"packets", 1234}, {"tcp_gaps", 2}};
 	return store_writer_close(w, ctr, 2, err, sizeof(err));
+}
+
+static int write_sample_file(const char *path, uint64_t n, size_t flush_bytes, int close_it)
+{
+	return write_sample_file_bg(path, n, flush_bytes, close_it, false);
 }
 
 /* Check that the records of @p r are the sample records (a subset, in order). */
@@ -395,6 +409,18 @@ static void test_tick(void)
 	       "record readable from an unfinished file");
 	store_reader_free(r);
 }
+
+/* ---- background compression ---- */
+
+static uint64_t counter_of(const struct store_read_status *st, const char *name)
+{
+	for (size_t i = 0; i < st->n_counters; i++)
+		if (!strcmp(st->counters[i].name, name))
+			return st->counters[i].value;
+	return UINT64_MAX;
+}
+
+static void test_background(void);
 
 /* ---- truncation at every byte offset ---- */
 
@@ -787,6 +813,91 @@ static void test_versioning(void)
 	store_reader_free(r);
 }
 
+/* The background writer writes the very same data frames as the synchronous
+ * one; flush and close wait for them; a failed background write is
+ * reported by a later call, never lost. */
+static void test_background(void)
+{
+	char ps[512], pb[512], err[256];
+	path_in_tmp(ps, sizeof(ps), "sync.dyt");
+	path_in_tmp(pb, sizeof(pb), "bg.dyt");
+	TAP_OK(write_sample_file_bg(ps, 400, 3000, 1, false) == 0, "synchronous file written");
+	TAP_OK(write_sample_file_bg(pb, 400, 3000, 1, true) == 0, "background file written");
+	size_t ns = 0, nb = 0;
+	uint8_t *bs = slurp(ps, &ns), *bb = slurp(pb, &nb);
+	struct frame_info fs[512], fb[512];
+	uint64_t ds = 0, db = 0, is = 0, ib = 0;
+	size_t ks = bs ? frames_of(bs, ns, fs, 512, &ds, &is) : 0;
+	size_t kb = bb ? frames_of(bb, nb, fb, 512, &db, &ib) : 0;
+	TAP_OK(ks > 20 && ks == kb, "same number of data frames (%zu, %zu)", ks, kb);
+	TAP_OK(is == ib && bs && bb && !memcmp(bs, bb, (size_t)is),
+	       "header and data frames identical byte for byte (%" PRIu64 " bytes)", is);
+	free(bs);
+	free(bb);
+	struct store_reader *r = store_reader_open(pb, err, sizeof(err));
+	struct check c = r ? read_and_check(r) : (struct check){0, 0, 1};
+	const struct store_read_status *st = r ? store_reader_status(r) : NULL;
+	TAP_OK(c.sessions == 400 && c.results == 134 && !c.bad && st && st->has_index,
+	       "every record read back from the background file");
+	TAP_OK(st && counter_of(st, "store_bg_waits") != UINT64_MAX &&
+		   counter_of(st, "store_frames") == ks,
+	       "trailer has store_bg_waits=%" PRIu64 " and the frame count",
+	       st ? counter_of(st, "store_bg_waits") : 0);
+	store_reader_free(r);
+
+	/* flush() waits: the frame is in the file when it returns. */
+	struct store_writer_params p = {.path = pb, .flush_ms = 60000, .background = true};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	struct sample x;
+	sample_fill(&x, 7);
+	struct stat a, b;
+	stat(pb, &a);
+	int rc = w ? store_writer_add_session(w, &x.s) : -1;
+	rc = rc ? rc : store_writer_flush(w);
+	stat(pb, &b);
+	TAP_OK(!rc && b.st_size > a.st_size, "flush returns with the frame written");
+	store_writer_free(w);
+	r = store_reader_open(pb, err, sizeof(err));
+	c = r ? read_and_check(r) : (struct check){0, 0, 1};
+	TAP_OK(c.sessions == 1 && !c.bad, "flushed record readable without a trailer");
+	store_reader_free(r);
+
+	/* A write error on the background thread reaches the caller. A pipe
+	 * whose reader is gone gives EPIPE (SIGPIPE ignored here). */
+	int fds[2];
+	if (pipe(fds) != 0) {
+		TAP_OK(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	char fdpath[64];
+	snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", fds[1]);
+	signal(SIGPIPE, SIG_IGN);
+	p = (struct store_writer_params){
+	    .path = fdpath, .flush_bytes = 2048, .flush_ms = 60000, .background = true};
+	/* The header fits in the pipe buffer; then both ends go away. */
+	w = store_writer_create(&p, err, sizeof(err));
+	close(fds[1]);
+	close(fds[0]);
+	rc = w ? 0 : -1;
+	int first_err = 0;
+	for (uint64_t i = 0; i < 200 && w; i++) {
+		sample_fill(&x, i);
+		rc = store_writer_add_session(w, &x.s);
+		if (rc) {
+			first_err = rc;
+			break;
+		}
+	}
+	if (w && !first_err)
+		first_err = store_writer_flush(w);
+	TAP_OK(first_err == -EIO && strstr(store_writer_error(w), "cannot write store file"),
+	       "background write error reported: %d %.150s", first_err,
+	       w ? store_writer_error(w) : err);
+	TAP_OK(w && store_writer_add_session(w, &x.s) == -EIO, "later calls fail too");
+	TAP_OK(w && store_writer_close(w, NULL, 0, err, sizeof(err)) != 0 && err[0],
+	       "close reports it: %.150s", err);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
@@ -797,6 +908,7 @@ int main(void)
 	test_round_trip();
 	test_meta_mode_errors();
 	test_tick();
+	test_background();
 	test_truncation();
 	test_bit_flips();
 	test_seek();
