@@ -73,14 +73,14 @@ enum http1_span {
 };
 
 /* One header or trailer field as offsets into the header block. */
+/* Offsets into the block; 32 bits suffice (max_header is capped below 4 GiB). */
 struct http1_field {
-	size_t name_off, name_len;
-	size_t val_off, val_len;
+	uint32_t name_off, name_len;
+	uint32_t val_off, val_len;
 };
 
 struct http1_parser {
 	llhttp_t ll;
-	llhttp_settings_t settings; /* referenced by ll: lives as long as it */
 	enum http1_type type;
 	size_t max_header;
 	size_t max_body;
@@ -193,9 +193,9 @@ static int http1_new_field(struct http1_parser *p)
 		p->cap_fields = ncap;
 	}
 	struct http1_field *f = &p->fields[p->n_fields++];
-	f->name_off = p->block.len;
+	f->name_off = (uint32_t)p->block.len;
 	f->name_len = 0;
-	f->val_off = p->block.len;
+	f->val_off = (uint32_t)p->block.len;
 	f->val_len = 0;
 	return 0;
 }
@@ -211,7 +211,7 @@ static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
 	}
 	int rc = http1_block_add(p, at, len);
 	if (!rc)
-		p->fields[p->n_fields - 1].name_len += len;
+		p->fields[p->n_fields - 1].name_len += (uint32_t)len;
 	return rc;
 }
 
@@ -222,13 +222,13 @@ static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
 		return 0; /* llhttp never does this; be safe */
 	struct http1_field *f = &p->fields[p->n_fields - 1];
 	if (p->span != SPAN_VALUE) {
-		f->val_off = p->block.len;
+		f->val_off = (uint32_t)p->block.len;
 		f->val_len = 0;
 		p->span = SPAN_VALUE;
 	}
 	int rc = http1_block_add(p, at, len);
 	if (!rc)
-		f->val_len += len;
+		f->val_len += (uint32_t)len;
 	return rc;
 }
 
@@ -337,6 +337,19 @@ static void http1_clear_msg(struct http1_parser *p)
 	p->errmsg = NULL;
 }
 
+/* One callback table for every parser (llhttp keeps a pointer to it). */
+static const llhttp_settings_t http1_settings = {
+    .on_message_begin = http1_on_message_begin,
+    .on_method = http1_on_method,
+    .on_url = http1_on_url,
+    .on_status = http1_on_status,
+    .on_header_field = http1_on_header_field,
+    .on_header_value = http1_on_header_value,
+    .on_headers_complete = http1_on_headers_complete,
+    .on_body = http1_on_body,
+    .on_message_complete = http1_on_message_complete,
+};
+
 struct http1_parser *http1_parser_create(const struct http1_params *prm)
 {
 	struct http1_parser *p = mem_calloc(1, sizeof(*p));
@@ -344,20 +357,11 @@ struct http1_parser *http1_parser_create(const struct http1_params *prm)
 		return NULL;
 	p->type = prm->type == HTTP1_RESPONSE ? HTTP1_RESPONSE : HTTP1_REQUEST;
 	p->max_header = prm->max_header_bytes ? prm->max_header_bytes : HTTP1_DEFAULT_MAX_HEADER;
+	if (p->max_header > UINT32_MAX - 1)
+		p->max_header = UINT32_MAX - 1; /* field offsets are 32-bit */
 	p->max_body = prm->max_body ? prm->max_body : HTTP1_DEFAULT_MAX_BODY;
 	dbuf_init(&p->block, p->max_header);
 	dbuf_init(&p->body, p->max_body);
-
-	llhttp_settings_init(&p->settings);
-	p->settings.on_message_begin = http1_on_message_begin;
-	p->settings.on_method = http1_on_method;
-	p->settings.on_url = http1_on_url;
-	p->settings.on_status = http1_on_status;
-	p->settings.on_header_field = http1_on_header_field;
-	p->settings.on_header_value = http1_on_header_value;
-	p->settings.on_headers_complete = http1_on_headers_complete;
-	p->settings.on_body = http1_on_body;
-	p->settings.on_message_complete = http1_on_message_complete;
 	http1_reset(p);
 	return p;
 }
@@ -375,7 +379,8 @@ void http1_parser_free(struct http1_parser *p)
 
 void http1_reset(struct http1_parser *p)
 {
-	llhttp_init(&p->ll, p->type == HTTP1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST, &p->settings);
+	llhttp_init(&p->ll, p->type == HTTP1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST,
+		    &http1_settings);
 	p->ll.data = p;
 	llhttp_set_lenient_headers(&p->ll, 1);
 	llhttp_set_lenient_keep_alive(&p->ll, 1);

@@ -158,8 +158,9 @@ struct txn_conn {
 	bool ended;   /* txn_conn_end() was called */
 	bool swapped; /* caller's client is our server */
 	uint32_t conn_index;
-	struct txn_pending q[TXN_MAX_PENDING];
-	size_t q_head, q_len;
+	struct txn_pending *q; /* ring of q_cap entries, grown on demand up to
+				  TXN_MAX_PENDING (most connections need one) */
+	size_t q_cap, q_head, q_len;
 	uint32_t skip_tail; /* dropped requests after the last queued one */
 	bool early_valid;
 	struct txn_copy early; /* a response that came before its request completed */
@@ -364,8 +365,31 @@ static void txn_q_pop(struct txn_conn *c)
 	txn_copy_release(c, &h->req);
 	h->skip_before = 0;
 	h->tunnel = false;
-	c->q_head = (c->q_head + 1) % TXN_MAX_PENDING;
+	c->q_head = (c->q_head + 1) % c->q_cap;
 	c->q_len--;
+}
+
+/* Room for one more pending request: grow the ring (1, 2, 4 ... TXN_MAX_PENDING
+ * entries). false at the cap or without memory. */
+static bool txn_q_room(struct txn_conn *c)
+{
+	if (c->q_len < c->q_cap)
+		return true;
+	if (c->q_cap >= TXN_MAX_PENDING)
+		return false;
+	size_t ncap = c->q_cap ? c->q_cap * 2 : 1;
+	if (ncap > TXN_MAX_PENDING)
+		ncap = TXN_MAX_PENDING;
+	struct txn_pending *nq = mem_calloc(ncap, sizeof(*nq));
+	if (!nq)
+		return false;
+	for (size_t i = 0; i < c->q_len; i++)
+		nq[i] = c->q[(c->q_head + i) % c->q_cap];
+	mem_free(c->q);
+	c->q = nq;
+	c->q_cap = ncap;
+	c->q_head = 0;
+	return true;
 }
 
 /* Tell the response parser what the next response answers. */
@@ -424,8 +448,8 @@ static void txn_request_ready(struct txn_conn *c, uint32_t flags, bool tunnel)
 		return;
 	}
 	struct txn_pending *e = NULL;
-	if (c->q_len < TXN_MAX_PENDING) {
-		e = &c->q[(c->q_head + c->q_len) % TXN_MAX_PENDING];
+	if (txn_q_room(c)) {
+		e = &c->q[(c->q_head + c->q_len) % c->q_cap];
 		if (txn_copy_make(c, &e->req, m) != 0)
 			e = NULL;
 	}
@@ -847,6 +871,7 @@ void txn_conn_free(struct txn_conn *c)
 		http1_parser_free(c->side[r].p);
 		dbuf_release(&c->side[r].hold);
 	}
+	mem_free(c->q);
 	mem_free(c);
 }
 
@@ -1036,6 +1061,7 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 
 size_t txn_conn_mem(const struct txn_conn *c)
 {
-	return sizeof(*c) + c->copies_mem + http1_parser_mem(c->side[0].p) +
-	       http1_parser_mem(c->side[1].p) + c->side[0].hold.cap + c->side[1].hold.cap;
+	return sizeof(*c) + c->q_cap * sizeof(*c->q) + c->copies_mem +
+	       http1_parser_mem(c->side[0].p) + http1_parser_mem(c->side[1].p) +
+	       c->side[0].hold.cap + c->side[1].hold.cap;
 }
