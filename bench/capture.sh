@@ -58,6 +58,17 @@ for i in $(seq "$runs"); do
     run readloop "$pcap_bytes" "$dir/pcap_readloop" "$pcap" >/dev/null
     run record "$pcap_bytes" "$dyetap" record -r "$pcap" -w "$dir/out.dyt" \
         --color 'blue=header:x-lane=blue' --json >"$dir/counters.json"
+    # the capture thread alone (the store compresses on a second thread)
+    tr ',{}' '\n\n\n' <"$dir/counters.json" | awk -F: -v b="$pcap_bytes" \
+        '$1 == "\"cpu_capture_thread_ms\"" {printf "%.1f\n", b/1e3/($2 > 0 ? $2 : 1)}' \
+        >>"$dir/thread.runs"
+    # the same on two cores: what a machine with a free core gets in wall time
+    pin2="taskset -c 0,1" pin_save=$pin
+    command -v taskset >/dev/null || pin2=""
+    pin=$pin2
+    run record2 "$pcap_bytes" "$dyetap" record -r "$pcap" -w "$dir/out.dyt" \
+        --color 'blue=header:x-lane=blue' >/dev/null 2>&1
+    pin=$pin_save
     run tshark "$slice_bytes" tshark -r "$slice" -Y http -T fields -e http.request.method \
         -e http.request.uri -e http.response.code -e http.content_length >"$dir/tshark.txt"
 done
@@ -65,6 +76,7 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
 col() { awk -v c="$2" '{print $c}' "$dir/$1.runs" | tr '\n' ' ' | median; }
 rl_w=$(col readloop 1) rl_c=$(col readloop 2)
 rec_w=$(col record 1) rec_c=$(col record 2)
+rec2_w=$(col record2 1) thr_c=$(col thread 1)
 ts_w=$(col tshark 1) ts_c=$(col tshark 2)
 rss_kb=$(awk '{print $3}' "$dir/record.runs" | sort -n | tail -1)
 store_bytes=$(stat -c %s "$dir/out.dyt")
@@ -87,6 +99,8 @@ echo "| measure | per CPU second | per wall second |"
 echo "|---|---|---|"
 echo "| bare pcap_next_ex read loop (anchor) | $rl_c MB/s | $rl_w MB/s |"
 echo "| dyetap record | $rec_c MB/s = $(pct "$rec_c" "$rl_c") % of the read loop | $rec_w MB/s = $(pct "$rec_w" "$rl_w") % |"
+echo "| record's capture thread alone (store compression on its own thread) | $thr_c MB/s = $(pct "$thr_c" "$rl_c") % | |"
+echo "| dyetap record on two cores (taskset -c 0,1) | | $rec2_w MB/s = $(pct "$rec2_w" "$rl_w") % |"
 echo "| tshark HTTP extraction, 40 MB slice (anchor) | $ts_c MB/s; record $(x "$rec_c" "$ts_c")x faster | $ts_w MB/s; $(x "$rec_w" "$ts_w")x |"
 echo
 echo "| size | value |"
@@ -96,4 +110,4 @@ echo "| slice: store / (pcap gzip -1) | $(echo "$slice_store $slice_gz" | awk '{
 echo "| peak RSS of record | $(echo "$rss_kb" | awk '{printf "%.0f MiB", $1/1024}') |"
 echo
 echo "runs (wall MB/s, CPU MB/s, RSS KiB):"
-for f in readloop record tshark; do echo "  $f: $(tr '\n' ';' <"$dir/$f.runs")"; done
+for f in readloop record record2 tshark; do echo "  $f: $(tr '\n' ';' <"$dir/$f.runs")"; done
