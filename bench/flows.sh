@@ -9,10 +9,10 @@
 #   idle    - every connection has finished one transaction and stays open
 #             (keep-alive connections of a busy front end).
 # The per-connection cost is the slope between the two sizes, so the fixed
-# part (program, zstd contexts, the store's batch) cancels out; these runs
-# lift the HTTP memcap (--http-memcap 64G) to see the cost itself. A last
-# run per shape keeps the default caps: memory then stays bounded by them,
-# and what they cut is counted (pipe_memcap_evictions).
+# part (program, zstd contexts, the store's batch) cancels out. Each shape
+# runs with the defaults, with sleeping idle connections and the HTTP
+# memcap both off (the raw cost of a tracked connection), and with only
+# the memcap off.
 #
 # Usage: bench/flows.sh [N]           (default 1000000)
 # Needs: meson, ninja, cc, /usr/bin/time. Work files go to
@@ -33,7 +33,7 @@ cc -O2 -o "$dir/gen_flows_pcap" "$top/bench/gen_flows_pcap.c"
 
 get() { tr ',{}' '\n\n\n' <"$1" | awk -F: -v k="\"$2\"" '$1 == k {print $2}'; }
 
-# one SHAPE COUNT [OPTIONS...]: prints "rss_kib sessions complete evictions"
+# one SHAPE COUNT [OPTIONS...]: prints "rss_kib sessions complete evictions sleeps"
 one() {
     pcap="$dir/flows-$1-$2.pcap"
     [ -f "$pcap" ] || "$dir/gen_flows_pcap" "$pcap" "$2" "$1" 2>/dev/null
@@ -43,22 +43,29 @@ one() {
         -w "$dir/flows.dyt" --max-flows $((nflows + 1000)) --json "$@" >"$dir/flows.json"
     echo "$(cat "$dir/time.txt") $(get "$dir/flows.json" pipe_written)" \
         "$(get "$dir/flows.json" txn_sessions_complete)" \
-        "$(get "$dir/flows.json" pipe_memcap_evictions)"
+        "$(get "$dir/flows.json" pipe_memcap_evictions)" \
+        "$(get "$dir/flows.json" pipe_dormant)"
 }
 mib() { echo "$1" | awk '{printf "%.0f MiB", $1/1024}'; }
 
 echo "flow memory: $(nproc) cores, Linux $(uname -r), load average $(cut -d' ' -f1 /proc/loadavg)"
 echo
-echo "| shape | connections open at once | HTTP memcap | peak RSS | sessions (complete) | memcap evictions | per connection (slope) |"
-echo "|---|---|---|---|---|---|---|"
-for shape in pending idle; do
-    set -- $(one "$shape" "$small" --http-memcap 64G)
+echo "| shape | settings | connections open at once | peak RSS | sessions (complete) | memcap evictions | connections put to sleep | per connection (slope) |"
+echo "|---|---|---|---|---|---|---|---|"
+# row SHAPE LABEL OPTIONS...: the small and the large run, and the slope
+row() {
+    shape=$1 label=$2
+    shift 2
+    set -- $(one "$shape" "$small" "$@") "$@"
     r1=$1
-    echo "| $shape | $small | 64G | $(mib "$r1") | $2 ($3) | $4 | |"
-    set -- $(one "$shape" "$n" --http-memcap 64G)
-    r2=$1
-    slope=$(echo "$r1 $r2 $small $n" | awk '{printf "%.0f", ($2 - $1) * 1024 / ($4 - $3)}')
-    echo "| $shape | $n | 64G | $(mib "$r2") | $2 ($3) | $4 | $slope B |"
-    set -- $(one "$shape" "$n")
-    echo "| $shape | $n | default (1G) | $(mib "$1") | $2 ($3) | $4 | |"
+    echo "| $shape | $label | $small | $(mib "$r1") | $2 ($3) | $4 | $5 | |"
+    shift 5
+    set -- $(one "$shape" "$n" "$@")
+    slope=$(echo "$r1 $1 $small $n" | awk '{printf "%.0f", ($2 - $1) * 1024 / ($4 - $3)}')
+    echo "| $shape | $label | $n | $(mib "$1") | $2 ($3) | $4 | $5 | $slope B |"
+}
+for shape in idle pending; do
+    row "$shape" "defaults"
+    row "$shape" "no sleeping, no memcap" --http-sleep-mem 1000G --http-memcap 64G
+    row "$shape" "no memcap" --http-memcap 64G
 done

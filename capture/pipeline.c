@@ -41,7 +41,8 @@ struct pipe_ctr {
 
 /* Per connection: the tracker and the memory last reported for it. */
 struct pipe_conn {
-	struct txn_conn *t;
+	struct txn_conn *t;    /* NULL while the connection sleeps */
+	struct txn_dormant *z; /* allocated the first time it may sleep */
 	size_t mem;
 };
 
@@ -77,6 +78,9 @@ const struct ctr_desc pipe_ctr_descs[] = {
     CTR_DESC(struct pipe_stats, memcap_evictions,
 	     "connections closed early because HTTP buffers passed the memory cap"),
     CTR_DESC(struct pipe_stats, txn_mem_peak, "most memory held by HTTP trackers at once (bytes)"),
+    CTR_DESC(struct pipe_stats, dormant,
+	     "idle connections put to sleep to save memory (nothing lost; woken on new bytes)"),
+    CTR_DESC(struct pipe_stats, woken, "sleeping connections woken by new bytes"),
 };
 const size_t pipe_ctr_count = sizeof(pipe_ctr_descs) / sizeof(pipe_ctr_descs[0]);
 
@@ -174,14 +178,41 @@ static void *conn_open(void *ctx, const struct flow_info *fi)
 		p->st.conn_untracked++;
 		return NULL;
 	}
+	c->z = NULL;
 	c->mem = 0;
 	return c;
 }
 
-/* Keep the sum of tracker memory current after the tracker ran. */
+/* A sleeping connection gets bytes: re-create its tracker. false without memory. */
+static bool wake(struct pipe *p, struct pipe_conn *c)
+{
+	if (c->t)
+		return true;
+	c->t = txn_conn_wake(&p->tp, c->z);
+	if (!c->t) {
+		p->st.conn_untracked++; /* these bytes are lost; the next ones retry */
+		return false;
+	}
+	p->st.woken++;
+	return true;
+}
+
+/* Keep the sum of tracker memory current after the tracker ran; under
+ * memory pressure, put the connection to sleep if nothing is in flight. */
 static void account(struct pipe *p, struct pipe_conn *c)
 {
-	size_t m = txn_conn_mem(c->t);
+	if (p->txn_mem > p->p.txn_dormant_mem) {
+		if (!c->z)
+			c->z = mem_alloc(sizeof(*c->z));
+		if (c->z && txn_conn_sleep(c->t, c->z)) {
+			c->t = NULL;
+			p->st.dormant++;
+			p->txn_mem = p->txn_mem - c->mem + sizeof(*c->z);
+			c->mem = sizeof(*c->z);
+			return;
+		}
+	}
+	size_t m = txn_conn_mem(c->t) + (c->z ? sizeof(*c->z) : 0);
 	p->txn_mem = p->txn_mem - c->mem + m;
 	c->mem = m;
 	if (p->txn_mem > p->st.txn_mem_peak)
@@ -191,6 +222,8 @@ static void account(struct pipe *p, struct pipe_conn *c)
 static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n, int64_t ts)
 {
 	struct pipe_conn *c = conn;
+	if (!wake(ctx, c))
+		return;
 	txn_conn_data(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, ts);
 	account(ctx, c);
 }
@@ -198,6 +231,8 @@ static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n
 static void conn_gap(void *ctx, void *conn, int dir, uint64_t n, int64_t ts)
 {
 	struct pipe_conn *c = conn;
+	if (!wake(ctx, c))
+		return;
 	txn_conn_gap(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, n, ts);
 	account(ctx, c);
 }
@@ -221,8 +256,11 @@ static void conn_close(void *ctx, void *conn, enum flow_end how, int64_t ts)
 		e = TXN_END_EOF;
 		break;
 	}
-	txn_conn_end(c->t, e, ts);
-	txn_conn_free(c->t);
+	if (c->t) { /* a sleeping connection has nothing to emit */
+		txn_conn_end(c->t, e, ts);
+		txn_conn_free(c->t);
+	}
+	mem_free(c->z);
 	p->txn_mem -= c->mem;
 	mem_free(c);
 }
@@ -312,6 +350,8 @@ struct pipe *pipe_create(const struct pipe_params *pp)
 	p->p = *pp;
 	if (!p->p.txn_memcap)
 		p->p.txn_memcap = (size_t)1 << 30;
+	if (!p->p.txn_dormant_mem)
+		p->p.txn_dormant_mem = (size_t)64 << 20;
 	p->tp = (struct txn_params){
 	    .max_header_bytes = pp->max_header,
 	    .max_body = pp->max_body,

@@ -14,7 +14,12 @@
  * Memory: the HTTP trackers' memory (buffered headers and bodies up to
  * their caps) is summed; over txn_memcap the least recently active
  * connections are closed early (pipe_memcap_evictions), so the total stays
- * bounded however many connections carry large bodies.
+ * bounded however many connections carry large bodies. Before that,
+ * once the trackers hold more than txn_dormant_mem, a connection that has
+ * nothing in flight after its data is put to sleep (pipe_dormant): its
+ * HTTP state is freed and re-created on its next byte (pipe_woken), so a
+ * million idle keep-alive connections cost little more than their flow
+ * entries. Sleeping loses nothing: the sessions are the same either way.
  *
  * Every stage's counters are exported with a prefix through
  * pipe_counters(): src_ (filled by the caller), decode_, flow_, reasm_,
@@ -48,6 +53,8 @@ struct pipe_stats {
 	uint64_t lanes_overflow;    /**< sessions of lanes past the per-lane counter table */
 	uint64_t memcap_evictions;  /**< connections closed early: HTTP memory over txn_memcap */
 	uint64_t txn_mem_peak;	    /**< most bytes held by HTTP trackers at once */
+	uint64_t dormant;	    /**< idle connections put to sleep (HTTP state freed) */
+	uint64_t woken;		    /**< sleeping connections woken by new bytes */
 };
 
 extern const struct ctr_desc pipe_ctr_descs[];
@@ -60,13 +67,15 @@ extern const size_t pipe_ctr_count;
 typedef int (*pipe_sink_fn)(void *ctx, const struct store_session *s);
 
 struct pipe_params {
-	uint32_t max_flows;	   /**< flow table size; 0 = default (flow.h) */
-	int64_t idle_timeout_ns;   /**< 0 = default */
-	size_t reasm_memcap;	   /**< out-of-order bytes, all streams; 0 = default */
-	size_t reasm_stream_cap;   /**< out-of-order bytes per stream; 0 = default */
-	size_t max_body;	   /**< stored body bytes per message; 0 = txn default */
-	size_t max_header;	   /**< header block per message; 0 = txn default */
-	size_t txn_memcap;	   /**< bytes held by all HTTP trackers; 0 = 1 GiB */
+	uint32_t max_flows;	 /**< flow table size; 0 = default (flow.h) */
+	int64_t idle_timeout_ns; /**< 0 = default */
+	size_t reasm_memcap;	 /**< out-of-order bytes, all streams; 0 = default */
+	size_t reasm_stream_cap; /**< out-of-order bytes per stream; 0 = default */
+	size_t max_body;	 /**< stored body bytes per message; 0 = txn default */
+	size_t max_header;	 /**< header block per message; 0 = txn default */
+	size_t txn_memcap;	 /**< bytes held by all HTTP trackers; 0 = 1 GiB */
+	/** Above this, idle connections sleep; 0 = 64 MiB, SIZE_MAX = never, 1 = always. */
+	size_t txn_dormant_mem;
 	const struct rules *rules; /**< borrowed; NULL = everything uncolored */
 	/**
 	 * Borrowed; NULL = none. Applied after coloring (rules match the

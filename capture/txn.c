@@ -1059,6 +1059,37 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 	}
 }
 
+bool txn_conn_sleep(struct txn_conn *c, struct txn_dormant *d)
+{
+	if (c->q_len || c->early_valid || c->skip_tail || c->ended)
+		return false;
+	for (int r = 0; r < 2; r++) {
+		const struct txn_side *sd = &c->side[r];
+		if (sd->mode != MODE_NORMAL || sd->in_msg || sd->carry_len || sd->hold.len ||
+		    sd->next_flags || sd->msg_flags)
+			return false;
+	}
+	*d = (struct txn_dormant){.info = c->info,
+				  .conn_index = c->conn_index,
+				  .decided = c->decided,
+				  .swapped = c->swapped};
+	txn_conn_free(c);
+	return true;
+}
+
+struct txn_conn *txn_conn_wake(const struct txn_params *p, const struct txn_dormant *d)
+{
+	struct txn_conn *c = txn_conn_create(p, &d->info);
+	if (!c)
+		return NULL;
+	for (int r = 0; r < 2; r++)
+		c->side[r].mode = MODE_NORMAL; /* it slept between messages */
+	c->conn_index = d->conn_index;
+	c->decided = d->decided;
+	c->swapped = d->swapped;
+	return c;
+}
+
 size_t txn_conn_mem(const struct txn_conn *c)
 {
 	return sizeof(*c) + c->q_cap * sizeof(*c->q) + c->copies_mem +

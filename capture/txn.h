@@ -128,4 +128,26 @@ void txn_conn_free(struct txn_conn *c);
 /** Approximate bytes held by the tracker (for the flow layer's memcap). */
 size_t txn_conn_mem(const struct txn_conn *c);
 
+/**
+ * What a dormant connection keeps: enough to re-create its tracker so that
+ * the next transaction continues exactly as if it had stayed awake.
+ */
+struct txn_dormant {
+	struct txn_conn_info info;
+	uint32_t conn_index; /**< transactions seen so far */
+	bool decided;	     /**< client/server roles settled */
+	bool swapped;	     /**< and swapped by content */
+};
+
+/**
+ * Put an idle connection to sleep: when nothing is in flight (no message
+ * being parsed on either side, no request waiting for its response, no
+ * held or carried bytes, no pending flags), fill @p d, free @p c and
+ * return true. Otherwise return false and leave @p c as it was.
+ */
+bool txn_conn_sleep(struct txn_conn *c, struct txn_dormant *d);
+
+/** Re-create a tracker put to sleep (NULL on allocation failure). */
+struct txn_conn *txn_conn_wake(const struct txn_params *p, const struct txn_dormant *d);
+
 #endif

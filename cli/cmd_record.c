@@ -88,6 +88,9 @@ static void usage(FILE *f)
 	    "  --reasm-memcap BYTES   out-of-order bytes buffered in all (default 64M)\n"
 	    "  --http-memcap BYTES    headers and bodies buffered in all (default 1G); over it\n"
 	    "                         the idlest connections are closed early (counted)\n"
+	    "  --http-sleep-mem BYTES above this much HTTP memory, idle connections free their\n"
+	    "                         parser state until their next byte (default 64M;\n"
+	    "                         0 = always); nothing is lost\n"
 	    "report:\n"
 	    "  --stats                print every counter to stderr at the end\n"
 	    "  --json                 print the counters as one JSON object to stdout\n"
@@ -173,6 +176,7 @@ struct rec_opts {
 	uint64_t idle_s;
 	uint64_t memcap;
 	uint64_t http_memcap;
+	uint64_t http_sleep_mem; /* 0: default; UINT64_MAX: given as 0 (always) */
 	uint64_t snaplen;
 	uint64_t buffer_mb;
 	bool promisc;
@@ -208,6 +212,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		O_PROMISC,
 		O_LEVEL,
 		O_HTTP_MEMCAP,
+		O_HTTP_SLEEP_MEM,
 		O_REDACT,
 		O_REDACT_DEFAULTS,
 	};
@@ -231,6 +236,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 	    {"promisc", no_argument, NULL, O_PROMISC},
 	    {"level", required_argument, NULL, O_LEVEL},
 	    {"http-memcap", required_argument, NULL, O_HTTP_MEMCAP},
+	    {"http-sleep-mem", required_argument, NULL, O_HTTP_SLEEP_MEM},
 	    {"redact", required_argument, NULL, O_REDACT},
 	    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
 	    {"help", no_argument, NULL, 'h'},
@@ -310,6 +316,12 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		case O_HTTP_MEMCAP:
 			if (parse_size(optarg, &o->http_memcap) < 0 || !o->http_memcap)
 				return bad("--http-memcap", optarg);
+			break;
+		case O_HTTP_SLEEP_MEM:
+			if (parse_size(optarg, &o->http_sleep_mem) < 0)
+				return bad("--http-sleep-mem", optarg);
+			if (!o->http_sleep_mem)
+				o->http_sleep_mem = UINT64_MAX;
 			break;
 		case O_SNAPLEN:
 			if (parse_u64(optarg, &o->snaplen) < 0 || o->snaplen > 262144)
@@ -550,6 +562,7 @@ static int run(struct rec_opts *o)
 	    .idle_timeout_ns = (int64_t)o->idle_s * 1000000000LL,
 	    .reasm_memcap = (size_t)o->memcap,
 	    .txn_memcap = (size_t)o->http_memcap,
+	    .txn_dormant_mem = o->http_sleep_mem == UINT64_MAX ? 1 : (size_t)o->http_sleep_mem,
 	    .max_body = (size_t)o->max_body,
 	    .rules = rules,
 	    .redact = redact,
