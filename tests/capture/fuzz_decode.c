@@ -5,7 +5,9 @@
  * [2-byte big-endian length][packet bytes]. Every packet goes through a
  * small flow table with its own consumer (checking the delivery contract)
  * and through a pipeline (decode, flows, reassembly, HTTP tracker, color
- * rules) whose sessions are checked for increasing ids.
+ * rules) whose sessions are checked for increasing ids. Bit 7 of byte 0
+ * makes the pipeline put every idle connection to sleep (txn_dormant_mem
+ * 1), so the sleep and wake paths see the same hostile input.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -88,6 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 .reasm_stream_cap = 4096,
 				 .max_body = 2048,
 				 .txn_memcap = 1 << 16,
+				 .txn_dormant_mem = (data[0] & 0x80) ? 1 : 0,
 				 .rules = rules,
 				 .sink = p_sink};
 	struct pipe *pipe = pipe_create(&pp);
