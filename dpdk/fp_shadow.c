@@ -319,12 +319,16 @@ static uint64_t pending(void)
 	return n;
 }
 
-/* One slice of every engine; the first may wait in epoll until @p until_ns. */
+/*
+ * One slice of every engine; the first may wait in epoll until @p until_ns,
+ * the others only collect what is ready (an `until` in the past would
+ * return before epoll: 1 us ahead).
+ */
 static void run_engines(int64_t until_ns)
 {
 	struct fp_shadow *sh = &fp_app.sh;
 	for (unsigned i = 0; i < sh->nlanes; i++)
-		(void)replay_engine_run(sh->lanes[i].eng, i == 0 ? until_ns : clk_mono_ns());
+		(void)replay_engine_run(sh->lanes[i].eng, i == 0 ? until_ns : clk_mono_ns() + 1000);
 	publish();
 }
 
@@ -340,7 +344,7 @@ static void *sender_main(void *arg)
 		unsigned got = take_rings();
 		if (stop)
 			break;
-		run_engines(got ? clk_mono_ns() : clk_mono_ns() + SH_WAIT);
+		run_engines(clk_mono_ns() + (got ? 1000 : SH_WAIT));
 	}
 	/* Workers are done: wait for the answers, a bounded time. */
 	drain_end = clk_mono_ns() + sh->drain_ns;
