@@ -132,6 +132,10 @@ bool shadow_request_admit(const struct store_session *s, bool allow_writes, enum
 {
 	const struct replay_filter f = {.allow_writes = allow_writes};
 
+	if (s->flags & STORE_F_TUNNEL) {
+		*why = SHADOW_DROP_UNSUPPORTED;
+		return false;
+	}
 	if (s->flags & ~(uint32_t)(STORE_F_MIDSTREAM | STORE_F_NO_RESPONSE)) {
 		*why = SHADOW_DROP_INCOMPLETE;
 		return false;

@@ -11,7 +11,7 @@ compared. Output is TAP.
 
 Usage: test_fastpath.py EXE GEN CASE
   CASE: copy dup vlan vxlan multi workers ring count cli telemetry parity
-        shadow shadow-down shadow-ring (these read DEMO_PCAP, tests/demo/demo.pcap)
+        shadow shadow-down shadow-ring shadow-writes (these read DEMO_PCAP, tests/demo/demo.pcap)
 """
 import json
 import os
@@ -445,10 +445,9 @@ class ShadowServer:
 
             def _any(self):
                 n = int(self.headers.get("Content-Length") or 0)
-                if n:
-                    self.rfile.read(n)
+                body = self.rfile.read(n) if n else b""
                 with lock:
-                    log.append({"method": self.command, "target": self.path,
+                    log.append({"method": self.command, "target": self.path, "body": len(body),
                                 "marker": self.headers.get_all("x-dyetap-shadow"),
                                 "peer": self.client_address[1]})
                 body = b"shadow ok\n"
@@ -672,9 +671,37 @@ def case_shadow_ring(exe, d, exp, frames):
        "shadow-ring: the packet path is unaffected", c)
 
 
+def case_shadow_writes(exe, d, exp, frames):
+    # tests/golden/python-post-large: a POST with a 150000-byte body (over
+    # jumbo loopback frames), then a GET, on one connection.
+    pcap = os.path.join(os.path.dirname(demo_pcap()), "..", "golden", "python-post-large",
+                        "input.pcap")
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+    for writes in (False, True):
+        a = ShadowServer()
+        name = "shadow-writes%s" % (" (--allow-writes)" if writes else "")
+        try:
+            app = ["--rx", "0", "--color", "blue=dport:39865", "--lane", "blue=" + a.url,
+                   "--exit-idle", "400", "--json"] + (["--allow-writes"] if writes else [])
+            p = run(exe, eal, app, d)
+            ok(p.returncode == 0, "%s: exits 0" % name, p.stderr)
+            lb = shadow_lane(counters(p), "blue")
+            got = [(r["method"], r["target"], r["body"]) for r in a.requests()]
+        finally:
+            a.close()
+        if writes:
+            ok(got == [("POST", "/echo", 150000), ("GET", "/a.txt", 0)],
+               "%s: the POST with its whole body, then the GET, in order" % name, got)
+            ok(lb.get("ok") == 2 and drops(lb) == 0, "%s: counters" % name, lb)
+        else:
+            ok(got == [("GET", "/a.txt", 0)], "%s: only the GET is sent" % name, got)
+            ok(lb.get("dropped_write_refused") == 1 and lb.get("ok") == 1,
+               "%s: the POST is counted write_refused" % name, lb)
+
+
 CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli,
-         "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring}
+         "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes}
 
 
 def main():
