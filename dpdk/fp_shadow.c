@@ -49,7 +49,14 @@
 #include "dpdk/fp_private.h"
 
 #define SH_BURST 32
-#define SH_WAIT	 200000 /* ns an idle sender waits in epoll before looking at the rings */
+/*
+ * How long the sender waits in epoll before looking at the rings again:
+ * 200 us while requests came in the last 10 ms, else 1 ms (an idle sender
+ * then wakes 1000 times a second, not 5000).
+ */
+#define SH_WAIT_BUSY 200000
+#define SH_WAIT_IDLE 1000000
+#define SH_BUSY_NS   10000000
 
 /* --- options ---------------------------------------------------------------- */
 
@@ -335,16 +342,25 @@ static void run_engines(int64_t until_ns)
 static void *sender_main(void *arg)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	int64_t drain_end;
+	int64_t drain_end, last_got = 0, wait;
 	(void)arg;
 
 	for (;;) {
 		/* Read the flag first: what was enqueued before it is taken below. */
 		int stop = __atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE);
 		unsigned got = take_rings();
+		int64_t now = clk_mono_ns();
 		if (stop)
 			break;
-		run_engines(clk_mono_ns() + (got ? 1000 : SH_WAIT));
+		if (got)
+			last_got = now;
+		if (got)
+			wait = 1000; /* collect what is ready, look at the rings again */
+		else if (now - last_got < SH_BUSY_NS)
+			wait = SH_WAIT_BUSY;
+		else
+			wait = SH_WAIT_IDLE;
+		run_engines(now + wait);
 	}
 	/* Workers are done: wait for the answers, a bounded time. */
 	drain_end = clk_mono_ns() + sh->drain_ns;
