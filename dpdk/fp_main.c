@@ -111,6 +111,8 @@ static void usage(FILE *out)
 	    "  --allow-writes          also send methods other than GET, HEAD, OPTIONS\n"
 	    "  --shadow-header N:V     marker header (default x-dyetap-shadow: 1)\n"
 	    "  --no-shadow-header      send no marker header\n"
+	    "  --shadow-out FILE.dyt   write each shadowed session (production response) and\n"
+	    "                          its shadow results (kind results; dyetap diff reads it)\n"
 	    "  --flows N               flow table entries per RX lcore (65536)\n"
 	    "  --pending N             undecided flows per RX lcore (1024)\n"
 	    "  --hold-budget N         packets held for undecided flows per RX lcore (2048)\n"
@@ -423,6 +425,7 @@ static int parse_args(int argc, char **argv)
 		O_WRITES,
 		O_SHADOW,
 		O_NOSHADOW,
+		O_SHOUT,
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -453,6 +456,7 @@ static int parse_args(int argc, char **argv)
 	    {"allow-writes", no_argument, NULL, O_WRITES},
 	    {"shadow-header", required_argument, NULL, O_SHADOW},
 	    {"no-shadow-header", no_argument, NULL, O_NOSHADOW},
+	    {"shadow-out", required_argument, NULL, O_SHOUT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -624,6 +628,9 @@ static int parse_args(int argc, char **argv)
 		case O_NOSHADOW:
 			sh->rw.shadow_name = NULL;
 			break;
+		case O_SHOUT:
+			sh->out_path = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -642,6 +649,10 @@ static int parse_args(int argc, char **argv)
 	}
 	if (!c->rules.nrules)
 		fprintf(stderr, "dyetap-fastpath: warning: no --color rule, nothing is colored\n");
+	if (sh->out_path && !sh->nlanes) {
+		fprintf(stderr, "dyetap-fastpath: --shadow-out needs --lane LANE=URL\n");
+		return -EINVAL;
+	}
 	for (unsigned i = 0; i < sh->nlanes; i++) {
 		bool known = false;
 		if (!sh->lanes[i].n_urls) {
@@ -779,8 +790,10 @@ static unsigned nused;
 
 static int fp_sink(void *ctx, const struct store_session *sess)
 {
-	const struct fp_worker *wk = ctx;
-	return store_writer_add_session(wk->sw, sess);
+	struct fp_worker *wk = ctx;
+	if (fp_app.sh.out)
+		fp_shadow_on_session(wk, sess);
+	return wk->sw ? store_writer_add_session(wk->sw, sess) : 0;
 }
 
 /* The worker's capture pipeline: into its store (-w FILE.dyt) and/or the shadow sender. */
@@ -790,7 +803,7 @@ static int open_pipe(struct fp_worker *wk)
 	struct pipe_params pp = {
 	    .rules = c->rules.all,
 	    .drop_uncolored = c->drop_uncolored,
-	    .sink = wk->sw ? fp_sink : NULL,
+	    .sink = wk->sw || fp_app.sh.out_path ? fp_sink : NULL,
 	    .sink_ctx = wk,
 	    .on_request = fp_app.sh.nlanes ? fp_shadow_on_request : NULL,
 	};
@@ -804,8 +817,8 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* -w: a pcap dumper, or a store writer fed by a capture pipeline. */
-static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
+/* A store writer with the fast path's metadata (@p kind "recording" or "results"). */
+static struct store_writer *open_store(const char *path, const char *kind, char *err, size_t errlen)
 {
 	const struct fp_conf *c = &fp_app.c;
 	const char *texts[FP_MAX_RULES];
@@ -813,16 +826,6 @@ static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
 	size_t n, nrules = c->rules.all ? rules_count(c->rules.all) : 0;
 	struct timespec ts;
 
-	if (ends_with(c->wpath, ".pcap")) {
-		wk->pcap = pcap_open_dead(DLT_EN10MB, 65535);
-		wk->dumper = wk->pcap ? pcap_dump_open(wk->pcap, wk->path) : NULL;
-		if (!wk->dumper) {
-			snprintf(err, errlen, "cannot write %s: %s", wk->path,
-				 wk->pcap ? pcap_geterr(wk->pcap) : "out of memory");
-			return -EIO;
-		}
-		return 0;
-	}
 	n = (size_t)snprintf(source, sizeof(source), "dpdk:rx=");
 	for (unsigned i = 0; i < c->nrx_ports && n < sizeof(source); i++)
 		n += (size_t)snprintf(source + n, sizeof(source) - n, "%s%u", i ? "," : "",
@@ -832,15 +835,31 @@ static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
 	gethostname(host, sizeof(host) - 1);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct store_meta meta = {
-	    .kind = "recording",
+	    .kind = kind,
 	    .source = source,
 	    .rules = texts,
 	    .n_rules = nrules,
 	    .host = host,
 	    .start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
 	};
-	struct store_writer_params wp = {.path = wk->path, .meta = &meta};
-	wk->sw = store_writer_create(&wp, err, errlen);
+	struct store_writer_params wp = {.path = path, .meta = &meta};
+	return store_writer_create(&wp, err, errlen);
+}
+
+/* -w: a pcap dumper, or a store writer fed by a capture pipeline. */
+static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
+{
+	if (ends_with(fp_app.c.wpath, ".pcap")) {
+		wk->pcap = pcap_open_dead(DLT_EN10MB, 65535);
+		wk->dumper = wk->pcap ? pcap_dump_open(wk->pcap, wk->path) : NULL;
+		if (!wk->dumper) {
+			snprintf(err, errlen, "cannot write %s: %s", wk->path,
+				 wk->pcap ? pcap_geterr(wk->pcap) : "out of memory");
+			return -EIO;
+		}
+		return 0;
+	}
+	wk->sw = open_store(wk->path, "recording", err, errlen);
 	if (!wk->sw)
 		return -EIO;
 	if (open_pipe(wk)) {
@@ -870,24 +889,27 @@ static void sh_trailer_put(void *ctx, const char *lane, const char *name, uint64
 	t->n++;
 }
 
-/* Close worker @p wk's store with the pipeline's and the fast path's counters. */
-static int close_recording(struct fp_worker *wk)
+/*
+ * Close store @p sw (freed, error or not) with the counters of @p pipe (may
+ * be NULL), the fast path's (fp_) and the shadow sender's (fp_shadow_).
+ */
+static int close_store(struct store_writer *sw, const char *path, const struct pipe *pipe)
 {
 	static char names[64][48];
 	static char sh_names[SH_TRAILER_MAX][96];
 	struct fp_stats t;
-	size_t np = pipe_counters(wk->pipe, NULL, 0), n;
+	size_t np = pipe ? pipe_counters(pipe, NULL, 0) : 0, n = 0;
 	struct store_counter *ctrs = mem_calloc(np + fp_ctr_count + SH_TRAILER_MAX, sizeof(*ctrs));
 	char err[512];
 	int rc;
 
 	if (!ctrs) {
-		store_writer_free(wk->sw);
-		wk->sw = NULL;
-		fprintf(stderr, "dyetap-fastpath: %s: out of memory for the trailer\n", wk->path);
+		store_writer_free(sw);
+		fprintf(stderr, "dyetap-fastpath: %s: out of memory for the trailer\n", path);
 		return -ENOMEM;
 	}
-	n = pipe_counters(wk->pipe, ctrs, np);
+	if (pipe)
+		n = pipe_counters(pipe, ctrs, np);
 	stats_sum(&t);
 	for (size_t i = 0; i < fp_ctr_count && i < RTE_DIM(names); i++) {
 		snprintf(names[i], sizeof(names[i]), "fp_%s", fp_ctr_descs[i].name);
@@ -900,11 +922,18 @@ static int close_recording(struct fp_worker *wk)
 		fp_shadow_each(&sst, sh_trailer_put, &tr);
 		n += tr.n;
 	}
-	rc = store_writer_close(wk->sw, ctrs, n, err, sizeof(err));
+	rc = store_writer_close(sw, ctrs, n, err, sizeof(err));
 	if (rc)
-		fprintf(stderr, "dyetap-fastpath: %s: %s\n", wk->path, err);
-	wk->sw = NULL; /* store_writer_close() freed it, error or not */
+		fprintf(stderr, "dyetap-fastpath: %s: %s\n", path, err);
 	mem_free(ctrs);
+	return rc;
+}
+
+/* Close worker @p wk's store with the pipeline's and the fast path's counters. */
+static int close_recording(struct fp_worker *wk)
+{
+	int rc = close_store(wk->sw, wk->path, wk->pipe);
+	wk->sw = NULL; /* store_writer_close() freed it, error or not */
 	return rc;
 }
 
@@ -1018,6 +1047,13 @@ static int setup_all(void)
 			return -ENOMEM;
 		}
 	}
+	if (fp_app.sh.out_path) {
+		fp_app.sh.out = open_store(fp_app.sh.out_path, "results", err, sizeof(err));
+		if (!fp_app.sh.out) {
+			fprintf(stderr, "dyetap-fastpath: %s\n", err);
+			return -EIO;
+		}
+	}
 	if (fp_app.sh.nlanes) {
 		rc = fp_shadow_setup(err, sizeof(err));
 		if (rc) {
@@ -1062,6 +1098,11 @@ static int teardown(void)
 		rte_eth_dev_close(used_ports[i]);
 	}
 	fp_shadow_release();
+	if (fp_app.sh.out) {
+		if (close_store(fp_app.sh.out, fp_app.sh.out_path, NULL))
+			rc = -EIO;
+		fp_app.sh.out = NULL;
+	}
 	for (unsigned w = 0; w < fp_app.nwk; w++) {
 		struct fp_worker *wk = fp_app.wk[w];
 		if (wk->sw && close_recording(wk))

@@ -483,6 +483,12 @@ struct fp_sh_stats {
 	uint64_t no_lane;   /**< worker: ... for a lane without --lane */
 	uint64_t queued;    /**< worker: enqueued to the sender ring */
 	uint64_t ring_full; /**< worker: dropped, ring full (also the lane's queue_full) */
+	uint64_t out_lost;  /**< worker: --shadow-out production sessions not passed on (ring full,
+			       memory) */
+	uint64_t out_sessions; /**< sender: sessions written to --shadow-out */
+	uint64_t out_results;  /**< sender: results written to --shadow-out */
+	uint64_t out_unpaired; /**< sender: shadowed requests whose production session never came */
+	uint64_t out_errors;   /**< sender: records the --shadow-out writer refused */
 	struct fp_sh_lane_ctr lane[FP_MAX_LANES];
 };
 
@@ -510,17 +516,20 @@ struct fp_shadow {
 	unsigned ring_size; /**< requests per worker-to-sender ring */
 	struct replay_hdr_set marker;
 	struct replay_rewrite rw;
-	bool running; /**< the thread was started */
-	int stop;     /**< relaxed flag: workers are done, drain and stop */
+	const char *out_path;	  /**< --shadow-out FILE.dyt, NULL: none */
+	struct store_writer *out; /**< its writer: the sender thread's while it runs */
+	bool running;		  /**< the thread was started */
+	int stop;		  /**< relaxed flag: workers are done, drain and stop */
 	pthread_t thread;
 	struct fp_sh_stats st __rte_cache_aligned; /**< the sender's counters */
 };
 
-/** A request on its way from a worker to the sender (one per ring slot). */
+/** A request (or, for --shadow-out, a whole session) from a worker to the sender. */
 struct fp_sh_item {
 	struct store_session *s; /**< shadow_session_dup() copy, owned */
 	uint64_t flow_key;	 /**< worker index and pipeline conn_id */
 	unsigned lane;		 /**< index in fp_shadow.lanes */
+	bool session;		 /**< the production session of a request sent before */
 };
 
 struct pipe;
@@ -604,6 +613,13 @@ void fp_shadow_release(void);
 
 /** pipe_params.on_request of a worker's pipeline; @p ctx is the struct fp_worker. */
 void fp_shadow_on_request(void *ctx, const struct store_session *s);
+
+/**
+ * --shadow-out: pass production session @p s (borrowed) of a lane with
+ * targets from worker @p w to the sender, which pairs it with the shadow
+ * results of its request (by connection and request time) and writes both.
+ */
+void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s);
 
 /** Sum of every thread's shadow counters (relaxed reads). */
 void fp_shadow_sum(struct fp_sh_stats *t);

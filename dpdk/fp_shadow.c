@@ -237,6 +237,7 @@ void fp_shadow_on_request(void *ctx, const struct store_session *s)
 	}
 	it->flow_key = (uint64_t)w->idx << 56 ^ s->conn_id;
 	it->lane = li;
+	it->session = false;
 	if (rte_ring_sp_enqueue(w->shring, it)) {
 		shadow_free(it->s);
 		mem_free(it);
@@ -247,15 +248,139 @@ void fp_shadow_on_request(void *ctx, const struct store_session *s)
 	FP_INC(st->queued);
 }
 
+void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s)
+{
+	struct fp_sh_lane *l;
+	struct fp_sh_item *it;
+
+	if (!s->lane.len || !s->req.present || !(l = lane_find(s->lane.ptr, s->lane.len)))
+		return;
+	it = mem_alloc(sizeof(*it));
+	if (!it || !(it->s = shadow_session_dup(s))) {
+		mem_free(it);
+		FP_INC(w->sh.out_lost);
+		return;
+	}
+	it->flow_key = (uint64_t)w->idx << 56 ^ s->conn_id;
+	it->lane = (unsigned)(l - fp_app.sh.lanes);
+	it->session = true;
+	if (rte_ring_sp_enqueue(w->shring, it)) {
+		shadow_free(it->s);
+		mem_free(it);
+		FP_INC(w->sh.out_lost);
+	}
+}
+
+/* --- sender: --shadow-out pairing --------------------------------------------- */
+
+/*
+ * One request sent with --shadow-out, until its production session (from
+ * the worker's sink, after the response) and every target's answer are in;
+ * then both are written (session, then its results), as `dyetap mirror -w`.
+ */
+struct sh_entry {
+	struct sh_entry *chain;	      /* hash chain while waiting for the production session */
+	struct sh_entry *prev, *next; /* every live entry */
+	uint64_t flow_key;
+	int64_t ts_first;
+	unsigned lane;
+	unsigned n_done;
+	struct store_session *prod;
+	struct store_result *res[FP_SH_TARGETS];
+};
+
+#define SH_HASH 4096
+static struct sh_entry *sh_hash[SH_HASH];
+static struct sh_entry sh_all = {.prev = &sh_all, .next = &sh_all};
+static uint64_t sh_next_id;
+
+static size_t hash_of(uint64_t flow_key, int64_t ts)
+{
+	return (size_t)(((flow_key ^ (uint64_t)ts) * 0x9E3779B97F4A7C15ULL) >> 52) % SH_HASH;
+}
+
+static struct sh_entry **hash_slot(uint64_t flow_key, int64_t ts)
+{
+	struct sh_entry **pp = &sh_hash[hash_of(flow_key, ts)];
+	while (*pp && ((*pp)->flow_key != flow_key || (*pp)->ts_first != ts))
+		pp = &(*pp)->chain;
+	return pp;
+}
+
+/* Write what @p e holds (nothing without its production session) and free it. */
+static void entry_finish(struct sh_entry *e)
+{
+	struct fp_shadow *sh = &fp_app.sh;
+	if (e->prod) {
+		e->prod->id = ++sh_next_id;
+		e->prod->conn_id = e->flow_key; /* unique over workers */
+		if (store_writer_add_session(sh->out, e->prod) < 0)
+			FP_INC(sh->st.out_errors);
+		else
+			FP_INC(sh->st.out_sessions);
+		for (unsigned i = 0; i < e->n_done && i < FP_SH_TARGETS; i++) {
+			if (!e->res[i])
+				continue;
+			e->res[i]->session_id = e->prod->id;
+			if (store_writer_add_result(sh->out, e->res[i]) < 0)
+				FP_INC(sh->st.out_errors);
+			else
+				FP_INC(sh->st.out_results);
+		}
+	} else {
+		FP_INC(sh->st.out_unpaired);
+	}
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+	for (unsigned i = 0; i < FP_SH_TARGETS; i++)
+		shadow_free(e->res[i]);
+	shadow_free(e->prod);
+	mem_free(e);
+}
+
+/* A production session: pair it with its request's entry, or drop it. Frees @p it. */
+static void take_session(struct fp_sh_item *it)
+{
+	struct sh_entry **pp = hash_slot(it->flow_key, it->s->ts_req_first_ns);
+	struct sh_entry *e = *pp;
+
+	if (!e) { /* its request was not sent (dropped) */
+		shadow_free(it->s);
+		mem_free(it);
+		return;
+	}
+	*pp = e->chain;
+	e->chain = NULL;
+	e->prod = it->s;
+	mem_free(it);
+	if (e->n_done == fp_app.sh.lanes[e->lane].n_urls)
+		entry_finish(e);
+}
+
+/* At the end: write what every entry holds. */
+static void entries_flush(void)
+{
+	memset(sh_hash, 0, sizeof(sh_hash));
+	while (sh_all.next != &sh_all)
+		entry_finish(sh_all.next);
+}
+
 /* --- sender ----------------------------------------------------------------- */
 
-/* A shadow answer or error from one target of lane @p ctx. */
+/* A shadow answer or error from one target of lane @p ctx; @p user: its entry or NULL. */
 static void on_done(void *ctx, void *user, const struct store_result *r)
 {
 	struct fp_sh_lane *l = ctx;
-	(void)user;
+	struct sh_entry *e = user;
 	if (r->error == STORE_ERR_REFUSED || r->error == STORE_ERR_CONNECT)
 		l->down_until = clk_mono_ns() + 1000000000LL;
+	if (!e)
+		return;
+	if (e->n_done < FP_SH_TARGETS)
+		e->res[e->n_done] = shadow_result_dup(r);
+	e->n_done++;
+	if (e->prod && e->n_done == l->n_urls)
+		entry_finish(e);
 }
 
 /* Copy the engines' counters into the sender's (readers never touch an engine). */
@@ -284,17 +409,37 @@ static void submit(struct fp_sh_item *it)
 	struct fp_shadow *sh = &fp_app.sh;
 	struct fp_sh_lane *l = &sh->lanes[it->lane];
 	int64_t now = clk_mono_ns();
+	struct sh_entry *e = NULL;
 
+	if (it->session) {
+		take_session(it);
+		return;
+	}
 	if (now < l->down_until)
 		drop(&sh->st, it->lane, SHADOW_DROP_TARGET_DOWN);
 	else if (replay_engine_pending(l->eng) >= sh->queue * l->n_urls)
 		drop(&sh->st, it->lane, SHADOW_DROP_QUEUE_FULL);
 	else if (!shadow_bucket_take(&l->bucket, now))
 		drop(&sh->st, it->lane, SHADOW_DROP_RATE_LIMITED);
-	else if (replay_engine_submit(l->eng, it->s, it->flow_key, now, NULL) < 0)
+	else if (sh->out && !(e = mem_calloc(1, sizeof(*e))))
 		drop(&sh->st, it->lane, SHADOW_DROP_NO_MEMORY);
-	else
+	else if (replay_engine_submit(l->eng, it->s, it->flow_key, now, e) < 0) {
+		mem_free(e);
+		drop(&sh->st, it->lane, SHADOW_DROP_NO_MEMORY);
+	} else {
 		FP_INC(sh->st.lane[it->lane].mirrored);
+		if (e) {
+			struct sh_entry **pp = hash_slot(it->flow_key, it->s->ts_req_first_ns);
+			e->flow_key = it->flow_key;
+			e->ts_first = it->s->ts_req_first_ns;
+			e->lane = it->lane;
+			*pp = e; /* at the chain's end: in request order per connection */
+			e->next = &sh_all;
+			e->prev = sh_all.prev;
+			sh_all.prev->next = e;
+			sh_all.prev = e;
+		}
+	}
 	shadow_free(it->s);
 	mem_free(it);
 }
@@ -375,6 +520,10 @@ static void *sender_main(void *arg)
 		FP_ADD(sh->st.lane[i].dropped[SHADOW_DROP_STOPPED],
 		       replay_engine_stats(e)->not_sent - before);
 	}
+	if (sh->out) {
+		take_rings(); /* production sessions of the last answers */
+		entries_flush();
+	}
 	publish();
 	return NULL;
 }
@@ -411,7 +560,7 @@ void fp_shadow_release(void)
 		struct rte_ring *r = fp_app.wk[w]->shring;
 		if (!r)
 			continue;
-		while (rte_ring_sc_dequeue(r, &it) == 0) {
+		while (rte_ring_sc_dequeue(r, &it) == 0) { /* the sender never ran */
 			shadow_free(((struct fp_sh_item *)it)->s);
 			mem_free(it);
 		}
@@ -454,6 +603,13 @@ void fp_shadow_each(const struct fp_sh_stats *t,
 	fn(ctx, NULL, "colored_without_lane", t->no_lane);
 	fn(ctx, NULL, "queued", t->queued);
 	fn(ctx, NULL, "ring_full", t->ring_full);
+	if (sh->out_path) {
+		fn(ctx, NULL, "out_sessions", t->out_sessions);
+		fn(ctx, NULL, "out_results", t->out_results);
+		fn(ctx, NULL, "out_unpaired", t->out_unpaired);
+		fn(ctx, NULL, "out_lost", t->out_lost);
+		fn(ctx, NULL, "out_errors", t->out_errors);
+	}
 	for (unsigned i = 0; i < sh->nlanes; i++) {
 		const struct fp_sh_lane_ctr *c = &t->lane[i];
 		const char *l = sh->lanes[i].name;

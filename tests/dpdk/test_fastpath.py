@@ -548,7 +548,8 @@ def case_shadow(exe, d, exp, frames):
     try:
         eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
         app = ["--rx", "0", "--lane", "blue=" + a.url, "--lane",
-               "canary=%s,%s" % (b1.url, b2.url), "--exit-idle", "400", "--json"]
+               "canary=%s,%s" % (b1.url, b2.url), "--shadow-out", "out.dyt", "--exit-idle", "400",
+               "--json"]
         for r in rules:
             app += ["--color", r]
         p = run(exe, eal, app, d)
@@ -586,6 +587,40 @@ def case_shadow(exe, d, exp, frames):
        lcn.get("ok") == 2 * len(wc) and drops(lcn) == 0,
        "shadow: lane canary counts each request once per target", lcn)
 
+    # --shadow-out: each shadowed session with its production response (as
+    # `dyetap record` stores it), then one result per target.
+    def records(path):
+        p = subprocess.run([dyetap, "cat", "--json", path], cwd=d, stdout=subprocess.PIPE,
+                           universal_newlines=True, timeout=TIMEOUT)
+        ss, rs = [], []
+        for line in p.stdout.splitlines():
+            o = json.loads(line)
+            (rs if "session_id" in o else ss).append(o)
+        return ss, rs
+    def canon(ss):
+        return Counter(json.dumps({k: v for k, v in o.items() if k not in ("id", "conn_id")},
+                                  sort_keys=True) for o in ss)
+    out_s, out_r = records("out.dyt")
+    rec_s, _ = records("rec.dyt")
+    ok(len(out_s) == len(wb) + len(wc) and canon(out_s) == canon(rec_s),
+       "shadow-out: the sessions equal dyetap record's, production responses included",
+       "%d sessions, want %d" % (len(out_s), len(rec_s)))
+    ids = {o["id"]: o["lane"] for o in out_s}
+    roles = Counter(r["role"] for r in out_r)
+    ok(len(ids) == len(out_s) and roles == Counter({"blue": len(wb), "canary": 2 * len(wc)}) and
+       all(r["error"] == "none" and r["response"]["status"] == 200 and
+           ids.get(r["session_id"]) == r["role"] for r in out_r),
+       "shadow-out: one result per target, linked to its session, role = lane", roles)
+    sh = (c or {}).get("shadow", {})
+    ok(sh.get("out_sessions") == len(out_s) and sh.get("out_results") == len(out_r) and
+       sh.get("out_unpaired") == 0 and sh.get("out_lost") == 0 and sh.get("out_errors") == 0,
+       "shadow-out: counters", sh)
+    pd = subprocess.run([dyetap, "diff", "out.dyt"], cwd=d, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    ok(("compared %d responses" % len(out_r)) in pd.stdout,
+       "shadow-out: dyetap diff compares every shadow response with production",
+       pd.stdout[:300] + pd.stderr[:300])
+
     # Header rule (decided from the first request), shadowing and -w in one
     # run: the target gets exactly the colored sessions the workers record.
     a = ShadowServer()
@@ -617,6 +652,9 @@ def case_shadow(exe, d, exp, frames):
     p = run(exe, vd, ["--rx", "0", "--color", "blue=port:80", "--lane-rate", "blue=5/s"], d)
     ok(p.returncode == 2 and "without --lane" in p.stderr,
        "shadow: --lane-rate without --lane is refused", p.stderr)
+    p = run(exe, vd, ["--rx", "0", "--color", "blue=port:80", "--shadow-out", "x.dyt"], d)
+    ok(p.returncode == 2 and "--shadow-out needs --lane" in p.stderr,
+       "shadow: --shadow-out without --lane is refused", p.stderr)
 
 
 def case_shadow_down(exe, d, exp, frames):
@@ -626,7 +664,7 @@ def case_shadow_down(exe, d, exp, frames):
     eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
     app = ["--rx", "0", "--color", "blue=sport:53654-53676", "--lane",
            "blue=http://127.0.0.1:%d" % dead_port(), "--drain-timeout", "3s",
-           "--exit-idle", "400", "--json"]
+           "--shadow-out", "down.dyt", "--exit-idle", "400", "--json"]
     t0 = time.time()
     p = run(exe, eal, app, d)
     secs = time.time() - t0
@@ -642,6 +680,10 @@ def case_shadow_down(exe, d, exp, frames):
        "shadow-down: every colored request is sent (and failed) or dropped with a reason", lb)
     ok(lb.get("dropped_target_down", 0) > 0,
        "shadow-down: later requests dropped as target_down", lb)
+    sh = (c or {}).get("shadow", {})
+    ok(sh.get("out_sessions") == lb.get("mirrored") and sh.get("out_results") == lb.get("sent")
+       and sh.get("out_unpaired") == 0,
+       "shadow-down: --shadow-out holds each sent request with its error result", sh)
 
 
 def case_shadow_ring(exe, d, exp, frames):
@@ -651,7 +693,7 @@ def case_shadow_ring(exe, d, exp, frames):
     try:
         eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
         app = ["--rx", "0", "--color", "blue=sport:53654-53676", "--lane", "blue=" + a.url,
-               "--shadow-ring", "1", "--exit-idle", "400", "--json"]
+               "--shadow-ring", "1", "--shadow-out", "ring.dyt", "--exit-idle", "400", "--json"]
         p = run(exe, eal, app, d)
         ok(p.returncode == 0, "shadow-ring: exits 0 by itself with a tiny ring", p.stderr)
         c = counters(p)
@@ -669,6 +711,10 @@ def case_shadow_ring(exe, d, exp, frames):
        "shadow-ring: the target got every queued request (%d)" % len(ga), lb)
     ok(c is not None and c["mirrored"] == 0 and c["ring_full"] == 0 and c["colored"] == 528,
        "shadow-ring: the packet path is unaffected", c)
+    # Production sessions share the ring: those lost leave their request unpaired.
+    ok(sh.get("out_sessions", 0) + sh.get("out_unpaired", 0) == lb.get("mirrored") and
+       sh.get("out_results") == sh.get("out_sessions"),
+       "shadow-ring: --shadow-out: every sent request written or counted unpaired", sh)
 
 
 def case_shadow_writes(exe, d, exp, frames):
