@@ -293,6 +293,8 @@ struct sh_entry {
 static struct sh_entry *sh_hash[SH_HASH];
 static struct sh_entry sh_all = {.prev = &sh_all, .next = &sh_all};
 static uint64_t sh_next_id;
+static uint64_t sh_live;     /* entries in sh_all */
+static uint64_t sh_live_max; /* answered entries still waiting are written unpaired over it */
 
 static size_t hash_of(uint64_t flow_key, int64_t ts)
 {
@@ -332,6 +334,7 @@ static void entry_finish(struct sh_entry *e)
 	}
 	e->prev->next = e->next;
 	e->next->prev = e->prev;
+	sh_live--;
 	for (unsigned i = 0; i < FP_SH_TARGETS; i++)
 		shadow_free(e->res[i]);
 	shadow_free(e->prod);
@@ -355,6 +358,29 @@ static void take_session(struct fp_sh_item *it)
 	mem_free(it);
 	if (e->n_done == fp_app.sh.lanes[e->lane].n_urls)
 		entry_finish(e);
+}
+
+/*
+ * Bound the entries: a production session lost on the way (out_lost) would
+ * leave its request's entry waiting until the end. Over sh_live_max, the
+ * oldest entries whose targets all answered stop waiting (out_unpaired);
+ * entries still in flight are the engine's (bounded by --queue).
+ */
+static void entries_trim(void)
+{
+	struct sh_entry *e = sh_all.next;
+	while (sh_live > sh_live_max && e != &sh_all) {
+		struct sh_entry *next = e->next;
+		if (!e->prod && e->n_done == fp_app.sh.lanes[e->lane].n_urls) {
+			struct sh_entry **pp = &sh_hash[hash_of(e->flow_key, e->ts_first)];
+			while (*pp && *pp != e)
+				pp = &(*pp)->chain;
+			if (*pp)
+				*pp = e->chain;
+			entry_finish(e);
+		}
+		e = next;
+	}
 }
 
 /* At the end: write what every entry holds. */
@@ -438,6 +464,7 @@ static void submit(struct fp_sh_item *it)
 			e->prev = sh_all.prev;
 			sh_all.prev->next = e;
 			sh_all.prev = e;
+			sh_live++;
 		}
 	}
 	shadow_free(it->s);
@@ -499,6 +526,8 @@ static void *sender_main(void *arg)
 			break;
 		if (got)
 			last_got = now;
+		if (sh->out && sh_live > sh_live_max)
+			entries_trim();
 		if (got)
 			wait = 1000; /* collect what is ready, look at the rings again */
 		else if (now - last_got < SH_BUSY_NS)
@@ -531,7 +560,13 @@ static void *sender_main(void *arg)
 int fp_shadow_start(char *err, size_t errlen)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	int rc = rte_ctrl_thread_create(&sh->thread, "fp-shadow", NULL, sender_main, NULL);
+	uint64_t targets = 0;
+	int rc;
+
+	for (unsigned i = 0; i < sh->nlanes; i++)
+		targets += sh->lanes[i].n_urls;
+	sh_live_max = 4 * sh->queue * targets + 4096;
+	rc = rte_ctrl_thread_create(&sh->thread, "fp-shadow", NULL, sender_main, NULL);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the shadow sender thread: %s", strerror(rc));
 		return -rc;
