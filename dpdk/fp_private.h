@@ -478,13 +478,12 @@ struct fp_sh_lane_ctr {
 
 /** Shadow counters of one thread; lane[i] is the i-th --lane. */
 struct fp_sh_stats {
-	uint64_t requests;  /**< worker: requests whose last byte was captured */
-	uint64_t colored;   /**< worker: ... colored by a rule */
-	uint64_t no_lane;   /**< worker: ... for a lane without --lane */
-	uint64_t queued;    /**< worker: enqueued to the sender ring */
-	uint64_t ring_full; /**< worker: dropped, ring full (also the lane's queue_full) */
-	uint64_t out_lost;  /**< worker: --shadow-out production sessions not passed on (ring full,
-			       memory) */
+	uint64_t requests;     /**< worker: requests whose last byte was captured */
+	uint64_t colored;      /**< worker: ... colored by a rule */
+	uint64_t no_lane;      /**< worker: ... for a lane without --lane */
+	uint64_t queued;       /**< worker: enqueued to the sender ring */
+	uint64_t ring_full;    /**< worker: dropped, ring full (also the lane's queue_full) */
+	uint64_t out_lost;     /**< worker: --shadow-out sessions not passed on (ring, memory) */
 	uint64_t out_sessions; /**< sender: sessions written to --shadow-out */
 	uint64_t out_results;  /**< sender: results written to --shadow-out */
 	uint64_t out_unpaired; /**< sender: shadowed requests whose production session never came */
@@ -543,7 +542,7 @@ struct fp_worker {
 	struct rte_ring *rings[FP_MAX_LCORES];
 	void *pcap;		 /**< pcap_t (dead handle) or NULL */
 	void *dumper;		 /**< pcap_dumper_t or NULL */
-	struct pipe *pipe;	 /**< capture pipeline (-w FILE.dyt) or NULL */
+	struct pipe *pipe;	 /**< capture pipeline (-w FILE.dyt, --lane) or NULL */
 	struct store_writer *sw; /**< its sink */
 	struct rte_ring *shring; /**< to the shadow sender (SP/SC), NULL without --lane */
 	char path[4096];
@@ -593,7 +592,7 @@ int fp_shadow_parse_lane(char *arg, char *err, size_t errlen);
 int fp_shadow_parse_rate(char *arg, char *err, size_t errlen);
 
 /**
- * Create one rings per worker and one engine per lane (init time).
+ * Create one ring per worker and one engine per lane (init time).
  * @return 0 or -errno with a message in @p err.
  */
 int fp_shadow_setup(char *err, size_t errlen);

@@ -329,9 +329,11 @@ def case_telemetry(exe, d, exp, frames):
     import time
     prefix = "fptel%d" % os.getpid()
     eal = [a for a in EAL if a not in ("--no-telemetry", "--no-shconf")]
-    cmd = [exe] + eal + ["--file-prefix", prefix, "-l", "0,1", "--vdev",
+    cmd = [exe] + eal + ["--file-prefix", prefix, "--lcores", "0@0,1@1,2@0", "--vdev",
                          "net_pcap0,rx_pcap=in.pcap,infinite_rx=1", "--", "--rx", "0",
-                         "--mbufs", "2000", "--json"] + rules_args(exp)
+                         "--mbufs", "2000", "--json", "--lane",
+                         "blue=http://127.0.0.1:%d" % dead_port(), "--drain-timeout", "0"
+                         ] + rules_args(exp)
     rundirs = [os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "dpdk", prefix),
                os.path.join("/var/run/dpdk", prefix)]
     p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -364,6 +366,9 @@ def case_telemetry(exe, d, exp, frames):
     st = reply.get("/dyetap/stats") if reply else None
     ok(st is not None and st.get("rx", 0) > 0 and "blue" in st.get("lanes", {}),
        "telemetry: /dyetap/stats serves the counters while running", reply)
+    ok(st is not None and "blue_colored" in st.get("shadow", {}) and
+       "blue_dropped_target_down" in st.get("shadow", {}),
+       "telemetry: and the shadow counters per lane", st and st.get("shadow"))
     ok(p.returncode == 0, "telemetry: SIGINT stops it cleanly", err)
     last = None
     for line in out.splitlines():
