@@ -957,7 +957,8 @@ static int setup_all(void)
 		}
 	if (navail == 0) {
 		if (c->workers) {
-			fprintf(stderr, "dyetap-fastpath: --workers needs more lcores (-l)\n");
+			fprintf(stderr, "dyetap-fastpath: workers (--workers, -w, --lane) need "
+					"more lcores (-l)\n");
 			return -EINVAL;
 		}
 		nrx = 1;
