@@ -13,6 +13,10 @@
 #   classify+mirror                     + copy out a net_null TX port
 #   classify+mirror(vxlan)              + VXLAN header mbuf + clone
 #   classify+mirror+handoff             + zero-copy enqueue to 1 worker lcore
+#   classify+mirror+handoff+shadow      + --lane corp=... (workers run the pipeline
+#                                       and feed the shadow sender; the target is
+#                                       a closed loopback port: the RX rate with
+#                                       shadowing on, not the sender's throughput)
 #   2 RX lcores: classify+mirror        two vdev ports, one RX lcore each
 #   testpmd rxonly 2 cores              the same two ports
 #
@@ -121,6 +125,9 @@ one_case() { # pcap, mbufs, rules
             --rx 0 --mirror-tx 1 --mirror-mode vxlan=192.0.2.1,192.0.2.2,42 --mbufs "$n" $r
         runs_of classify_mirror_handoff fp_rate --lcores 0@0,1@1,2@0 --vdev "$v1" \
             --vdev net_null0 -- --rx 0 --mirror-tx 1 --workers 1 --mbufs "$n" $r
+        runs_of classify_mirror_handoff_shadow fp_rate --lcores 0@0,1@1,2@0 --vdev "$v1" \
+            --vdev net_null0 -- --rx 0 --mirror-tx 1 --workers 1 --mbufs "$n" \
+            --lane corp=http://127.0.0.1:9 --drain-timeout 0 $r
         runs_of 2lcores_classify_mirror fp_rate --lcores 0@0,1@0,2@1 --vdev "$v1" --vdev "$v2" \
             --vdev net_null0 -- --rx 0,1 --mirror-tx 2 --mbufs $((2 * n)) $r
         runs_of testpmd_rxonly_2cores tp_rate --lcores 0@0,1@0,2@1 --vdev "$v1" --vdev "$v2" -- \

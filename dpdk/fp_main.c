@@ -100,6 +100,19 @@ static void usage(FILE *out)
 	    "                          flows (capture pipeline, as dyetap record), FILE.pcap\n"
 	    "                          their packets; worker i > 0 writes FILE.i\n"
 	    "  --uncolored record|drop keep sessions no rule matches in a colored flow (record)\n"
+	    "shadowing (workers send colored requests to lane targets, as dyetap mirror):\n"
+	    "  --lane LANE=URL[,URL]   targets of a lane (every request goes to each); implies\n"
+	    "                          --workers 1\n"
+	    "  --lane-rate LANE=N/s    token bucket per lane (burst N/10, at least 1)\n"
+	    "  --queue N               requests queued or in flight per lane target (1000)\n"
+	    "  --shadow-ring N         requests per worker-to-sender ring (1024)\n"
+	    "  --timeout DUR           per shadow request (10s)\n"
+	    "  --drain-timeout DUR     at the end, wait this long for shadow answers (5s)\n"
+	    "  --allow-writes          also send methods other than GET, HEAD, OPTIONS\n"
+	    "  --shadow-header N:V     marker header (default x-dyetap-shadow: 1)\n"
+	    "  --no-shadow-header      send no marker header\n"
+	    "  --shadow-out FILE.dyt   write each shadowed session (production response) and\n"
+	    "                          its shadow results (kind results; dyetap diff reads it)\n"
 	    "  --flows N               flow table entries per RX lcore (65536)\n"
 	    "  --pending N             undecided flows per RX lcore (1024)\n"
 	    "  --hold-budget N         packets held for undecided flows per RX lcore (2048)\n"
@@ -158,6 +171,50 @@ static uint64_t start_tsc; /* when the lcores were launched */
 /* Sessions stored by the workers' pipelines; read only after they stopped. */
 static uint64_t sessions_final = UINT64_MAX;
 
+/* --- shadow counters in each output ------------------------------------------ */
+
+struct sh_out {
+	struct dbuf *b;	 /* JSON */
+	FILE *f;	 /* text */
+	const char *cur; /* JSON: the lane whose object is open */
+	bool first;	 /* JSON: no member written yet in the open object */
+	struct rte_tel_data *tel;
+};
+
+static void sh_json(void *ctx, const char *lane, const char *name, uint64_t v)
+{
+	struct sh_out *o = ctx;
+	if (lane != o->cur) {
+		/* Totals first, then one object per lane in "lanes". */
+		dbuf_puts(o->b, o->cur ? "}," : ",\"lanes\":{");
+		jsonw_cstr(o->b, lane);
+		dbuf_puts(o->b, ":{");
+		o->cur = lane;
+		o->first = true;
+	}
+	if (!o->first)
+		dbuf_putc(o->b, ',');
+	o->first = false;
+	jsonw_cstr(o->b, name);
+	dbuf_printf(o->b, ":%" PRIu64, v);
+}
+
+static void sh_text(void *ctx, const char *lane, const char *name, uint64_t v)
+{
+	struct sh_out *o = ctx;
+	char key[160];
+	snprintf(key, sizeof(key), "shadow_%s%s%s", lane ? lane : "", lane ? "_" : "", name);
+	fprintf(o->f, "%-16s %" PRIu64 "\n", key, v);
+}
+
+static void sh_tel(void *ctx, const char *lane, const char *name, uint64_t v)
+{
+	struct sh_out *o = ctx;
+	char key[RTE_TEL_MAX_STRING_LEN];
+	snprintf(key, sizeof(key), "%s%s%s", lane ? lane : "", lane ? "_" : "", name);
+	rte_tel_data_add_dict_u64(o->tel, key, v);
+}
+
 static void stats_print(FILE *out, bool json)
 {
 	struct fp_stats t;
@@ -178,6 +235,14 @@ static void stats_print(FILE *out, bool json)
 			dbuf_printf(&b, ":%" PRIu64, t.lane_pkts[l]);
 		}
 		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64, ms);
+		if (fp_app.sh.nlanes) {
+			struct fp_sh_stats sst;
+			struct sh_out o = {.b = &b, .first = true};
+			fp_shadow_sum(&sst);
+			dbuf_puts(&b, ",\"shadow\":{");
+			fp_shadow_each(&sst, sh_json, &o);
+			dbuf_puts(&b, o.cur ? "}}}" : "}");
+		}
 		if (sessions_final != UINT64_MAX)
 			dbuf_printf(&b, ",\"sessions\":%" PRIu64, sessions_final);
 		dbuf_puts(&b, "}\n");
@@ -190,6 +255,12 @@ static void stats_print(FILE *out, bool json)
 		for (unsigned l = 1; l <= nlanes; l++)
 			fprintf(out, "lane %-11s %" PRIu64 "\n", lane_name[l], t.lane_pkts[l]);
 		fprintf(out, "%-16s %" PRIu64 "\n", "elapsed_ms", ms);
+		if (fp_app.sh.nlanes) {
+			struct fp_sh_stats sst;
+			struct sh_out o = {.f = out};
+			fp_shadow_sum(&sst);
+			fp_shadow_each(&sst, sh_text, &o);
+		}
 		if (sessions_final != UINT64_MAX)
 			fprintf(out, "%-16s %" PRIu64 "\n", "sessions", sessions_final);
 	}
@@ -212,6 +283,17 @@ static int telemetry_stats(const char *cmd, const char *params, struct rte_tel_d
 			rte_tel_data_add_dict_u64(lanes, lane_name[l], t.lane_pkts[l]);
 		if (rte_tel_data_add_dict_container(d, "lanes", lanes, 0))
 			rte_tel_data_free(lanes);
+	}
+	if (fp_app.sh.nlanes) {
+		struct fp_sh_stats sst;
+		struct sh_out o = {.tel = rte_tel_data_alloc()};
+		if (o.tel) {
+			fp_shadow_sum(&sst);
+			rte_tel_data_start_dict(o.tel);
+			fp_shadow_each(&sst, sh_tel, &o);
+			if (rte_tel_data_add_dict_container(d, "shadow", o.tel, 0))
+				rte_tel_data_free(o.tel);
+		}
 	}
 	return 0;
 }
@@ -334,6 +416,16 @@ static int parse_args(int argc, char **argv)
 		O_MBUFS,
 		O_RULES,
 		O_UNCOLORED,
+		O_LANE,
+		O_LANE_RATE,
+		O_QUEUE,
+		O_SHRING,
+		O_TIMEOUT,
+		O_DRAIN,
+		O_WRITES,
+		O_SHADOW,
+		O_NOSHADOW,
+		O_SHOUT,
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -355,10 +447,21 @@ static int parse_args(int argc, char **argv)
 	    {"mbufs", required_argument, NULL, O_MBUFS},
 	    {"rules", required_argument, NULL, O_RULES},
 	    {"uncolored", required_argument, NULL, O_UNCOLORED},
+	    {"lane", required_argument, NULL, O_LANE},
+	    {"lane-rate", required_argument, NULL, O_LANE_RATE},
+	    {"queue", required_argument, NULL, O_QUEUE},
+	    {"shadow-ring", required_argument, NULL, O_SHRING},
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"drain-timeout", required_argument, NULL, O_DRAIN},
+	    {"allow-writes", no_argument, NULL, O_WRITES},
+	    {"shadow-header", required_argument, NULL, O_SHADOW},
+	    {"no-shadow-header", no_argument, NULL, O_NOSHADOW},
+	    {"shadow-out", required_argument, NULL, O_SHOUT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct fp_conf *c = &fp_app.c;
+	struct fp_shadow *sh = &fp_app.sh;
 	char err[256];
 	uint64_t v;
 	int o, rc, li = -1;
@@ -370,6 +473,11 @@ static int parse_args(int argc, char **argv)
 	c->hold_budget = 2048;
 	c->hold_ms = 500;
 	c->flow_timeout_s = 60;
+	sh->queue = 1000;
+	sh->ring_size = 1024;
+	sh->drain_ns = 5000000000LL;
+	sh->rw.shadow_name = "x-dyetap-shadow";
+	sh->rw.shadow_value = "1";
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "hw:", opts, &li)) != -1) {
 		switch (o) {
@@ -479,6 +587,50 @@ static int parse_args(int argc, char **argv)
 				goto bad;
 			c->min_mbufs = (unsigned)v;
 			break;
+		case O_LANE:
+		case O_LANE_RATE: {
+			char *arg = optarg;
+			rc = o == O_LANE ? fp_shadow_parse_lane(arg, err, sizeof(err))
+					 : fp_shadow_parse_rate(arg, err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "dyetap-fastpath: --%s: %s\n",
+					o == O_LANE ? "lane" : "lane-rate", err);
+				return -EINVAL;
+			}
+			break;
+		}
+		case O_QUEUE:
+			if (parse_num(optarg, 10000000, &sh->queue) || !sh->queue)
+				goto bad;
+			break;
+		case O_SHRING:
+			if (parse_num(optarg, 1u << 20, &v) || !v)
+				goto bad;
+			sh->ring_size = (unsigned)v;
+			break;
+		case O_TIMEOUT:
+			if (replay_parse_duration(optarg, &sh->timeout_ns) || sh->timeout_ns <= 0)
+				goto bad;
+			break;
+		case O_DRAIN:
+			if (replay_parse_duration(optarg, &sh->drain_ns) || sh->drain_ns < 0)
+				goto bad;
+			break;
+		case O_WRITES:
+			sh->allow_writes = true;
+			break;
+		case O_SHADOW:
+			if (replay_hdr_set_parse(optarg, &sh->marker))
+				goto bad;
+			sh->rw.shadow_name = sh->marker.name;
+			sh->rw.shadow_value = sh->marker.value;
+			break;
+		case O_NOSHADOW:
+			sh->rw.shadow_name = NULL;
+			break;
+		case O_SHOUT:
+			sh->out_path = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -497,7 +649,28 @@ static int parse_args(int argc, char **argv)
 	}
 	if (!c->rules.nrules)
 		fprintf(stderr, "dyetap-fastpath: warning: no --color rule, nothing is colored\n");
-	if (c->wpath && !c->workers)
+	if (sh->out_path && !sh->nlanes) {
+		fprintf(stderr, "dyetap-fastpath: --shadow-out needs --lane LANE=URL\n");
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < sh->nlanes; i++) {
+		bool known = false;
+		if (!sh->lanes[i].n_urls) {
+			fprintf(
+			    stderr,
+			    "dyetap-fastpath: --lane-rate for lane '%s' without --lane %s=URL\n",
+			    sh->lanes[i].name, sh->lanes[i].name);
+			return -EINVAL;
+		}
+		for (unsigned l = 1; l <= c->rules.nlanes; l++)
+			known |= !strcmp(c->rules.lane_names[l], sh->lanes[i].name);
+		if (!known)
+			fprintf(stderr,
+				"dyetap-fastpath: warning: no --color rule gives lane '%s'; its "
+				"targets get nothing\n",
+				sh->lanes[i].name);
+	}
+	if ((c->wpath || sh->nlanes) && !c->workers)
 		c->workers = 1;
 	return 0;
 bad:
@@ -617,7 +790,25 @@ static unsigned nused;
 
 static int fp_sink(void *ctx, const struct store_session *sess)
 {
-	return store_writer_add_session(ctx, sess);
+	struct fp_worker *wk = ctx;
+	if (fp_app.sh.out)
+		fp_shadow_on_session(wk, sess);
+	return wk->sw ? store_writer_add_session(wk->sw, sess) : 0;
+}
+
+/* The worker's capture pipeline: into its store (-w FILE.dyt) and/or the shadow sender. */
+static int open_pipe(struct fp_worker *wk)
+{
+	const struct fp_conf *c = &fp_app.c;
+	struct pipe_params pp = {
+	    .rules = c->rules.all,
+	    .drop_uncolored = c->drop_uncolored,
+	    .sink = wk->sw || fp_app.sh.out_path ? fp_sink : NULL,
+	    .sink_ctx = wk,
+	    .on_request = fp_app.sh.nlanes ? fp_shadow_on_request : NULL,
+	};
+	wk->pipe = pipe_create(&pp);
+	return wk->pipe ? 0 : -ENOMEM;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -626,8 +817,8 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* -w: a pcap dumper, or a store writer fed by a capture pipeline. */
-static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
+/* A store writer with the fast path's metadata (@p kind "recording" or "results"). */
+static struct store_writer *open_store(const char *path, const char *kind, char *err, size_t errlen)
 {
 	const struct fp_conf *c = &fp_app.c;
 	const char *texts[FP_MAX_RULES];
@@ -635,16 +826,6 @@ static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
 	size_t n, nrules = c->rules.all ? rules_count(c->rules.all) : 0;
 	struct timespec ts;
 
-	if (ends_with(c->wpath, ".pcap")) {
-		wk->pcap = pcap_open_dead(DLT_EN10MB, 65535);
-		wk->dumper = wk->pcap ? pcap_dump_open(wk->pcap, wk->path) : NULL;
-		if (!wk->dumper) {
-			snprintf(err, errlen, "cannot write %s: %s", wk->path,
-				 wk->pcap ? pcap_geterr(wk->pcap) : "out of memory");
-			return -EIO;
-		}
-		return 0;
-	}
 	n = (size_t)snprintf(source, sizeof(source), "dpdk:rx=");
 	for (unsigned i = 0; i < c->nrx_ports && n < sizeof(source); i++)
 		n += (size_t)snprintf(source + n, sizeof(source) - n, "%s%u", i ? "," : "",
@@ -654,25 +835,34 @@ static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
 	gethostname(host, sizeof(host) - 1);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct store_meta meta = {
-	    .kind = "recording",
+	    .kind = kind,
 	    .source = source,
 	    .rules = texts,
 	    .n_rules = nrules,
 	    .host = host,
 	    .start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
 	};
-	struct store_writer_params wp = {.path = wk->path, .meta = &meta};
-	wk->sw = store_writer_create(&wp, err, errlen);
+	struct store_writer_params wp = {.path = path, .meta = &meta};
+	return store_writer_create(&wp, err, errlen);
+}
+
+/* -w: a pcap dumper, or a store writer fed by a capture pipeline. */
+static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
+{
+	if (ends_with(fp_app.c.wpath, ".pcap")) {
+		wk->pcap = pcap_open_dead(DLT_EN10MB, 65535);
+		wk->dumper = wk->pcap ? pcap_dump_open(wk->pcap, wk->path) : NULL;
+		if (!wk->dumper) {
+			snprintf(err, errlen, "cannot write %s: %s", wk->path,
+				 wk->pcap ? pcap_geterr(wk->pcap) : "out of memory");
+			return -EIO;
+		}
+		return 0;
+	}
+	wk->sw = open_store(wk->path, "recording", err, errlen);
 	if (!wk->sw)
 		return -EIO;
-	struct pipe_params pp = {
-	    .rules = c->rules.all,
-	    .drop_uncolored = c->drop_uncolored,
-	    .sink = fp_sink,
-	    .sink_ctx = wk->sw,
-	};
-	wk->pipe = pipe_create(&pp);
-	if (!wk->pipe) {
+	if (open_pipe(wk)) {
 		snprintf(err, errlen, "out of memory for the capture pipeline of worker %u",
 			 wk->idx);
 		return -ENOMEM;
@@ -680,33 +870,70 @@ static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
 	return 0;
 }
 
-/* Close worker @p wk's store with the pipeline's and the fast path's counters. */
-static int close_recording(struct fp_worker *wk)
+/* Shadow counters for a store trailer, named fp_shadow_[LANE_]NAME. */
+#define SH_TRAILER_MAX (5 + FP_MAX_LANES * (9 + SHADOW_DROP_COUNT))
+struct sh_trailer {
+	struct store_counter *ctrs;
+	size_t n;
+	char (*names)[96];
+};
+
+static void sh_trailer_put(void *ctx, const char *lane, const char *name, uint64_t v)
+{
+	struct sh_trailer *t = ctx;
+	if (t->n == SH_TRAILER_MAX)
+		return;
+	snprintf(t->names[t->n], sizeof(t->names[0]), "fp_shadow_%s%s%s", lane ? lane : "",
+		 lane ? "_" : "", name);
+	t->ctrs[t->n] = (struct store_counter){t->names[t->n], v};
+	t->n++;
+}
+
+/*
+ * Close store @p sw (freed, error or not) with the counters of @p pipe (may
+ * be NULL), the fast path's (fp_) and the shadow sender's (fp_shadow_).
+ */
+static int close_store(struct store_writer *sw, const char *path, const struct pipe *pipe)
 {
 	static char names[64][48];
+	static char sh_names[SH_TRAILER_MAX][96];
 	struct fp_stats t;
-	size_t np = pipe_counters(wk->pipe, NULL, 0), n;
-	struct store_counter *ctrs = mem_calloc(np + fp_ctr_count, sizeof(*ctrs));
+	size_t np = pipe ? pipe_counters(pipe, NULL, 0) : 0, n = 0;
+	struct store_counter *ctrs = mem_calloc(np + fp_ctr_count + SH_TRAILER_MAX, sizeof(*ctrs));
 	char err[512];
 	int rc;
 
 	if (!ctrs) {
-		store_writer_free(wk->sw);
-		wk->sw = NULL;
-		fprintf(stderr, "dyetap-fastpath: %s: out of memory for the trailer\n", wk->path);
+		store_writer_free(sw);
+		fprintf(stderr, "dyetap-fastpath: %s: out of memory for the trailer\n", path);
 		return -ENOMEM;
 	}
-	n = pipe_counters(wk->pipe, ctrs, np);
+	if (pipe)
+		n = pipe_counters(pipe, ctrs, np);
 	stats_sum(&t);
 	for (size_t i = 0; i < fp_ctr_count && i < RTE_DIM(names); i++) {
 		snprintf(names[i], sizeof(names[i]), "fp_%s", fp_ctr_descs[i].name);
 		ctrs[n++] = (struct store_counter){names[i], ctr_get(&t, &fp_ctr_descs[i])};
 	}
-	rc = store_writer_close(wk->sw, ctrs, n, err, sizeof(err));
+	if (fp_app.sh.nlanes) {
+		struct fp_sh_stats sst;
+		struct sh_trailer tr = {.ctrs = ctrs + n, .names = sh_names};
+		fp_shadow_sum(&sst);
+		fp_shadow_each(&sst, sh_trailer_put, &tr);
+		n += tr.n;
+	}
+	rc = store_writer_close(sw, ctrs, n, err, sizeof(err));
 	if (rc)
-		fprintf(stderr, "dyetap-fastpath: %s: %s\n", wk->path, err);
-	wk->sw = NULL; /* store_writer_close() freed it, error or not */
+		fprintf(stderr, "dyetap-fastpath: %s: %s\n", path, err);
 	mem_free(ctrs);
+	return rc;
+}
+
+/* Close worker @p wk's store with the pipeline's and the fast path's counters. */
+static int close_recording(struct fp_worker *wk)
+{
+	int rc = close_store(wk->sw, wk->path, wk->pipe);
+	wk->sw = NULL; /* store_writer_close() freed it, error or not */
 	return rc;
 }
 
@@ -730,7 +957,8 @@ static int setup_all(void)
 		}
 	if (navail == 0) {
 		if (c->workers) {
-			fprintf(stderr, "dyetap-fastpath: --workers needs more lcores (-l)\n");
+			fprintf(stderr, "dyetap-fastpath: workers (--workers, -w, --lane) need "
+					"more lcores (-l)\n");
 			return -EINVAL;
 		}
 		nrx = 1;
@@ -812,6 +1040,27 @@ static int setup_all(void)
 				return rc;
 			}
 		}
+		if (fp_app.sh.nlanes && !wk->pipe && open_pipe(wk)) {
+			fprintf(stderr,
+				"dyetap-fastpath: out of memory for the capture pipeline of "
+				"worker %u\n",
+				w);
+			return -ENOMEM;
+		}
+	}
+	if (fp_app.sh.out_path) {
+		fp_app.sh.out = open_store(fp_app.sh.out_path, "results", err, sizeof(err));
+		if (!fp_app.sh.out) {
+			fprintf(stderr, "dyetap-fastpath: %s\n", err);
+			return -EIO;
+		}
+	}
+	if (fp_app.sh.nlanes) {
+		rc = fp_shadow_setup(err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "dyetap-fastpath: %s\n", err);
+			return rc;
+		}
 	}
 
 	/* Ports: RX ports with --queues queues; the mirror port one TX queue per RX lcore. */
@@ -848,6 +1097,12 @@ static int teardown(void)
 	for (unsigned i = 0; i < nused; i++) {
 		rte_eth_dev_stop(used_ports[i]);
 		rte_eth_dev_close(used_ports[i]);
+	}
+	fp_shadow_release();
+	if (fp_app.sh.out) {
+		if (close_store(fp_app.sh.out, fp_app.sh.out_path, NULL))
+			rc = -EIO;
+		fp_app.sh.out = NULL;
 	}
 	for (unsigned w = 0; w < fp_app.nwk; w++) {
 		struct fp_worker *wk = fp_app.wk[w];
@@ -911,10 +1166,17 @@ int main(int argc, char **argv)
 	nlanes = fp_app.c.rules.nlanes;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN); /* a shadow target closing its socket is counted, not fatal */
 	rte_telemetry_register_cmd("/dyetap/stats", telemetry_stats,
 				   "dyetap-fastpath counters, totals over lcores. No parameters");
 
 	rc = setup_all();
+	if (rc == 0 && fp_app.sh.nlanes) {
+		char err[256];
+		rc = fp_shadow_start(err, sizeof(err));
+		if (rc)
+			fprintf(stderr, "dyetap-fastpath: %s\n", err);
+	}
 	if (rc == 0) {
 		uint64_t now = rte_rdtsc();
 		ctl_last_change = ctl_last_stats = start_tsc = now;
@@ -942,6 +1204,8 @@ int main(int argc, char **argv)
 				sessions_final += pipe_get_stats(fp_app.wk[w]->pipe)->written;
 			}
 		}
+		/* Every request is in a ring now: the sender drains, a bounded time. */
+		fp_shadow_stop();
 		stats_print(stdout, fp_app.c.json);
 	}
 	if (teardown() && rc == 0)

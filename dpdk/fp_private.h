@@ -14,6 +14,7 @@
 #ifndef DYETAP_DPDK_FP_PRIVATE_H
 #define DYETAP_DPDK_FP_PRIVATE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,8 @@
 
 #include "common/counters.h"
 #include "common/log.h"
+#include "replay/replay.h"
+#include "replay/shadow.h"
 
 #define FP_LOG(lvl, ...) LOG_MSG(lvl, "fastpath", __VA_ARGS__)
 
@@ -39,6 +42,7 @@
 #define FP_PREFIX_MAX  4096 /**< request bytes buffered per undecided flow */
 #define FP_MAX_HDRS    64   /**< request headers the scanner keeps */
 #define FP_MAX_RXQ     (FP_MAX_PORTS * 4)
+#define FP_SH_TARGETS  8 /**< targets per shadow lane (--lane LANE=URL,URL...) */
 
 /* Flow lane values (struct fp_flow.lane). */
 #define FP_LANE_UNDECIDED (-1)
@@ -452,6 +456,81 @@ struct fp_lcore {
 	struct fp_stats st __rte_cache_aligned;
 } __rte_cache_aligned;
 
+/* --- shadowing (fp_shadow.c) --------------------------------------------- */
+
+/**
+ * Shadow counters of one lane. Each thread (a worker, the sender) owns one
+ * copy and writes it alone (FP_ADD); readers sum the copies. Only
+ * uint64_t fields: fp_shadow_sum() adds them as an array.
+ */
+struct fp_sh_lane_ctr {
+	uint64_t colored;  /**< worker: requests colored for the lane */
+	uint64_t mirrored; /**< sender: handed to the lane's engine */
+	uint64_t sent;	   /**< sender: engine outcomes, summed over the lane's targets */
+	uint64_t ok;
+	uint64_t errors;
+	uint64_t err_refused;
+	uint64_t err_reset;
+	uint64_t err_timeout;
+	uint64_t err_other; /**< connect, TLS, bad response, interrupted, ... */
+	uint64_t dropped[SHADOW_DROP_COUNT];
+};
+
+/** Shadow counters of one thread; lane[i] is the i-th --lane. */
+struct fp_sh_stats {
+	uint64_t requests;     /**< worker: requests whose last byte was captured */
+	uint64_t colored;      /**< worker: ... colored by a rule */
+	uint64_t no_lane;      /**< worker: ... for a lane without --lane */
+	uint64_t queued;       /**< worker: enqueued to the sender ring */
+	uint64_t ring_full;    /**< worker: dropped, ring full (also the lane's queue_full) */
+	uint64_t out_lost;     /**< worker: --shadow-out sessions not passed on (ring, memory) */
+	uint64_t out_sessions; /**< sender: sessions written to --shadow-out */
+	uint64_t out_results;  /**< sender: results written to --shadow-out */
+	uint64_t out_unpaired; /**< sender: shadowed requests whose production session never came */
+	uint64_t out_errors;   /**< sender: records the --shadow-out writer refused */
+	struct fp_sh_lane_ctr lane[FP_MAX_LANES];
+};
+
+_Static_assert(sizeof(struct fp_sh_stats) % sizeof(uint64_t) == 0, "only uint64_t counters");
+
+/** One --lane: its targets, and the sender's state for it. */
+struct fp_sh_lane {
+	char name[64];
+	const char *urls[FP_SH_TARGETS]; /**< borrowed from argv */
+	unsigned n_urls;
+	double rate;		   /**< --lane-rate, 0: none */
+	struct replay_engine *eng; /**< created at setup, then the sender thread's */
+	struct shadow_bucket bucket;
+	int64_t down_until; /**< monotonic ns: a target refused connections */
+};
+
+/** Shadow sender: options, lanes, the thread. */
+struct fp_shadow {
+	struct fp_sh_lane lanes[FP_MAX_LANES];
+	unsigned nlanes;
+	bool allow_writes;
+	int64_t timeout_ns; /**< per request; 0: the engine's 10 s */
+	int64_t drain_ns;   /**< at exit, wait this long for answers */
+	uint64_t queue;	    /**< queued + in flight per lane target */
+	unsigned ring_size; /**< requests per worker-to-sender ring */
+	struct replay_hdr_set marker;
+	struct replay_rewrite rw;
+	const char *out_path;	  /**< --shadow-out FILE.dyt, NULL: none */
+	struct store_writer *out; /**< its writer: the sender thread's while it runs */
+	bool running;		  /**< the thread was started */
+	int stop;		  /**< relaxed flag: workers are done, drain and stop */
+	pthread_t thread;
+	struct fp_sh_stats st __rte_cache_aligned; /**< the sender's counters */
+};
+
+/** A request (or, for --shadow-out, a whole session) from a worker to the sender. */
+struct fp_sh_item {
+	struct store_session *s; /**< shadow_session_dup() copy, owned */
+	uint64_t flow_key;	 /**< worker index and pipeline conn_id */
+	unsigned lane;		 /**< index in fp_shadow.lanes */
+	bool session;		 /**< the production session of a request sent before */
+};
+
 struct pipe;
 struct store_writer;
 
@@ -463,10 +542,12 @@ struct fp_worker {
 	struct rte_ring *rings[FP_MAX_LCORES];
 	void *pcap;		 /**< pcap_t (dead handle) or NULL */
 	void *dumper;		 /**< pcap_dumper_t or NULL */
-	struct pipe *pipe;	 /**< capture pipeline (-w FILE.dyt) or NULL */
+	struct pipe *pipe;	 /**< capture pipeline (-w FILE.dyt, --lane) or NULL */
 	struct store_writer *sw; /**< its sink */
+	struct rte_ring *shring; /**< to the shadow sender (SP/SC), NULL without --lane */
 	char path[4096];
 	struct fp_stats st __rte_cache_aligned;
+	struct fp_sh_stats sh; /**< shadow counters of this worker */
 } __rte_cache_aligned;
 
 struct fp_app {
@@ -483,6 +564,7 @@ struct fp_app {
 	uint64_t rx_total;		   /**< relaxed, all RX lcores (for --count) */
 	int quit;			   /**< relaxed flag: RX lcores stop */
 	int workers_stop;		   /**< relaxed flag: workers drain and stop */
+	struct fp_shadow sh;		   /**< --lane: shadow sender */
 };
 
 extern struct fp_app fp_app;
@@ -498,6 +580,57 @@ int fp_rx_main(void *arg);
 
 /** Worker lcore loop; @p arg is a struct fp_worker. */
 int fp_worker_main(void *arg);
+
+/**
+ * Parse "--lane LANE=URL[,URL...]" (@p arg is modified and borrowed).
+ * @return 0, -EINVAL with a message in @p err, -E2BIG over FP_MAX_LANES or
+ * FP_SH_TARGETS.
+ */
+int fp_shadow_parse_lane(char *arg, char *err, size_t errlen);
+
+/** Parse "--lane-rate LANE=N[/s]". Errors as fp_shadow_parse_lane(). */
+int fp_shadow_parse_rate(char *arg, char *err, size_t errlen);
+
+/**
+ * Create one ring per worker and one engine per lane (init time).
+ * @return 0 or -errno with a message in @p err.
+ */
+int fp_shadow_setup(char *err, size_t errlen);
+
+/** Start the sender thread. @return 0 or -errno with a message in @p err. */
+int fp_shadow_start(char *err, size_t errlen);
+
+/**
+ * After the workers stopped: the sender takes what is left in the rings,
+ * waits up to --drain-timeout for answers, drops the rest (`stopped`) and
+ * ends; joined here.
+ */
+void fp_shadow_stop(void);
+
+/** Free engines, rings and whatever is still queued (accepts a partial setup). */
+void fp_shadow_release(void);
+
+/** pipe_params.on_request of a worker's pipeline; @p ctx is the struct fp_worker. */
+void fp_shadow_on_request(void *ctx, const struct store_session *s);
+
+/**
+ * --shadow-out: pass production session @p s (borrowed) of a lane with
+ * targets from worker @p w to the sender, which pairs it with the shadow
+ * results of its request (by connection and request time) and writes both.
+ */
+void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s);
+
+/** Sum of every thread's shadow counters (relaxed reads). */
+void fp_shadow_sum(struct fp_sh_stats *t);
+
+/**
+ * Flat shadow counters for text, telemetry and store trailers: called with
+ * (name, value) per counter, names "requests", ..., "LANE_sent", ...
+ * "LANE_dropped_REASON" (@p lane NULL for the totals).
+ */
+void fp_shadow_each(const struct fp_sh_stats *t,
+		    void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v),
+		    void *ctx);
 
 /** Called about every millisecond by the control lcore; true: stop now. */
 bool fp_control_tick(uint64_t now_tsc);

@@ -8,7 +8,9 @@
  * (capture/pipeline.h: decode -> flows -> reassembly -> HTTP -> sessions ->
  * color rules) into its own store writer, exactly what `dyetap record` runs
  * on a capture. With `-w FILE.pcap` it writes the packets instead
- * (pcap_dump). A flow always lands on the same worker (by flow hash), in
+ * (pcap_dump). With `--lane` the pipeline runs too (besides a pcap, if
+ * any), and its on_request hook hands colored requests to the shadow
+ * sender (fp_shadow.c). A flow always lands on the same worker (by flow hash), in
  * arrival order, which is what reassembly needs.
  *
  * Packet time: the port's RX timestamp when the PMD gives one in a known
@@ -53,8 +55,10 @@ static void record(struct fp_worker *w, struct rte_mbuf *m)
 	}
 	if (w->pipe) {
 		pipe_packet(w->pipe, ns, DLT_EN10MB, d, cap, len);
-		FP_INC(w->st.worker_written);
-		return;
+		if (!w->dumper) {
+			FP_INC(w->st.worker_written);
+			return;
+		}
 	}
 	ph.ts.tv_sec = ns / 1000000000;
 	ph.ts.tv_usec = (ns % 1000000000) / 1000;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "replay/replay.h"
 
 static size_t msg_bytes(const struct store_message *m)
 {
@@ -125,4 +126,31 @@ static const char *const shadow_drop_names[SHADOW_DROP_COUNT] = {
 const char *shadow_drop_name(unsigned why)
 {
 	return why < SHADOW_DROP_COUNT ? shadow_drop_names[why] : "unknown";
+}
+
+bool shadow_request_admit(const struct store_session *s, bool allow_writes, enum shadow_drop *why)
+{
+	const struct replay_filter f = {.allow_writes = allow_writes};
+
+	if (s->flags & STORE_F_TUNNEL) {
+		*why = SHADOW_DROP_UNSUPPORTED;
+		return false;
+	}
+	if (s->flags & ~(uint32_t)(STORE_F_MIDSTREAM | STORE_F_NO_RESPONSE)) {
+		*why = SHADOW_DROP_INCOMPLETE;
+		return false;
+	}
+	switch (replay_filter_check(&f, s, 0)) {
+	case REPLAY_TAKE:
+		return true;
+	case REPLAY_SKIP_WRITE:
+		*why = SHADOW_DROP_WRITE_REFUSED;
+		return false;
+	case REPLAY_SKIP_TRUNCATED:
+		*why = SHADOW_DROP_INCOMPLETE;
+		return false;
+	default:
+		*why = SHADOW_DROP_UNSUPPORTED;
+		return false;
+	}
 }

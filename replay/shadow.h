@@ -62,4 +62,17 @@ enum shadow_drop {
 /** Stable lower-case name of @p why ("queue_full", ...). */
 const char *shadow_drop_name(unsigned why);
 
+/**
+ * May the request of @p s, as announced at its last captured byte
+ * (pipe_params.on_request: no response yet), be sent to a lane? No when
+ * it is a tunnel (STORE_F_TUNNEL) -> SHADOW_DROP_UNSUPPORTED; when the
+ * capture cut it (any other flag but STORE_F_MIDSTREAM and
+ * STORE_F_NO_RESPONSE; a body over the cap) -> SHADOW_DROP_INCOMPLETE;
+ * a method other than GET/HEAD/OPTIONS without @p allow_writes ->
+ * SHADOW_DROP_WRITE_REFUSED; no request line, HTTP/0.9, CONNECT or
+ * Upgrade -> SHADOW_DROP_UNSUPPORTED (replay_filter_check()'s rules).
+ * @return true when it may; else false with the reason in @p why.
+ */
+bool shadow_request_admit(const struct store_session *s, bool allow_writes, enum shadow_drop *why);
+
 #endif

@@ -10,7 +10,8 @@ wall-clock time), VLAN and VXLAN output is decoded and its inner frame
 compared. Output is TAP.
 
 Usage: test_fastpath.py EXE GEN CASE
-  CASE: copy vlan vxlan multi workers ring count cli
+  CASE: copy dup vlan vxlan multi workers ring count cli telemetry parity
+        shadow shadow-down shadow-ring shadow-writes (these read DEMO_PCAP, tests/demo/demo.pcap)
 """
 import json
 import os
@@ -328,9 +329,11 @@ def case_telemetry(exe, d, exp, frames):
     import time
     prefix = "fptel%d" % os.getpid()
     eal = [a for a in EAL if a not in ("--no-telemetry", "--no-shconf")]
-    cmd = [exe] + eal + ["--file-prefix", prefix, "-l", "0,1", "--vdev",
+    cmd = [exe] + eal + ["--file-prefix", prefix, "--lcores", "0@0,1@1,2@0", "--vdev",
                          "net_pcap0,rx_pcap=in.pcap,infinite_rx=1", "--", "--rx", "0",
-                         "--mbufs", "2000", "--json"] + rules_args(exp)
+                         "--mbufs", "2000", "--json", "--lane",
+                         "blue=http://127.0.0.1:%d" % dead_port(), "--drain-timeout", "0"
+                         ] + rules_args(exp)
     rundirs = [os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "dpdk", prefix),
                os.path.join("/var/run/dpdk", prefix)]
     p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -363,6 +366,9 @@ def case_telemetry(exe, d, exp, frames):
     st = reply.get("/dyetap/stats") if reply else None
     ok(st is not None and st.get("rx", 0) > 0 and "blue" in st.get("lanes", {}),
        "telemetry: /dyetap/stats serves the counters while running", reply)
+    ok(st is not None and "blue_colored" in st.get("shadow", {}) and
+       "blue_dropped_target_down" in st.get("shadow", {}),
+       "telemetry: and the shadow counters per lane", st and st.get("shadow"))
     ok(p.returncode == 0, "telemetry: SIGINT stops it cleanly", err)
     last = None
     for line in out.splitlines():
@@ -427,8 +433,328 @@ def case_parity(exe, d, exp, frames):
        "parity: the store trailer carries the fast path's counters", p.stdout[-400:])
 
 
+# --- shadowing (--lane) ------------------------------------------------------
+
+class ShadowServer:
+    """A loopback HTTP/1.1 server that logs every request it receives."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        log, lock = [], threading.Lock()
+        self.log, self.lock = log, lock
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with lock:
+                    log.append({"method": self.command, "target": self.path, "body": len(body),
+                                "marker": self.headers.get_all("x-dyetap-shadow"),
+                                "peer": self.client_address[1]})
+                body = b"shadow ok\n"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = _any
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        self.th = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.th.start()
+
+    def requests(self):
+        with self.lock:
+            return list(self.log)
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def dead_port():
+    """A loopback port nothing listens on (bound, then closed)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def demo_pcap():
+    return os.environ["DEMO_PCAP"]
+
+
+def recorded_colored(dyetap, pcap, rules, d, name):
+    """{lane: [(conn_id, method, target)]} of the sessions `dyetap record` colors."""
+    out = os.path.join(d, name)
+    args = []
+    for r in rules:
+        args += ["--color", r]
+    p = subprocess.run([dyetap, "record", "-r", pcap, "-w", out, "--uncolored", "drop"] + args,
+                       cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=TIMEOUT)
+    ok(p.returncode == 0, "shadow: dyetap record ran on the capture", p.stderr)
+    return sessions_by_lane(dyetap, [out], d)
+
+
+def sessions_by_lane(dyetap, paths, d):
+    lanes = {}
+    for path in paths:
+        p = subprocess.run([dyetap, "cat", "--json", path], cwd=d, stdout=subprocess.PIPE,
+                           universal_newlines=True, timeout=TIMEOUT)
+        for line in p.stdout.splitlines():
+            o = json.loads(line)
+            if o.get("lane"):
+                lanes.setdefault(o["lane"], []).append(
+                    (path, o["conn_id"], o["request"]["method"], o["request"]["target"]))
+    return lanes
+
+
+def seqs_by_conn(items):
+    """Counter of per-connection request sequences: [(conn, method, target)] in order."""
+    conns = {}
+    for conn, m, t in items:
+        conns.setdefault(conn, []).append((m, t))
+    return Counter(tuple(v) for v in conns.values())
+
+
+def shadow_lane(c, lane):
+    return (c or {}).get("shadow", {}).get("lanes", {}).get(lane, {})
+
+
+def drops(lc):
+    return sum(v for k, v in lc.items() if k.startswith("dropped_"))
+
+
+def case_shadow(exe, d, exp, frames):
+    # The demo shop capture (tests/demo): 6 keep-alive connections, 240
+    # requests (GET and HEAD). Clients 53654-53658 are lane blue, 53664-53670
+    # lane canary (two targets), 53676 uncolored.
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    rules = ["blue=sport:53654-53658", "canary=sport:53664-53670"]
+    want = recorded_colored(dyetap, demo_pcap(), rules, d, "rec.dyt")
+    wb = [(c, m, t) for _, c, m, t in want.get("blue", [])]
+    wc = [(c, m, t) for _, c, m, t in want.get("canary", [])]
+    ok(len(wb) > 50 and len(wc) > 50, "shadow: record colors both lanes (%d, %d)"
+       % (len(wb), len(wc)))
+    a, b1, b2 = ShadowServer(), ShadowServer(), ShadowServer()
+    try:
+        eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
+        app = ["--rx", "0", "--lane", "blue=" + a.url, "--lane",
+               "canary=%s,%s" % (b1.url, b2.url), "--shadow-out", "out.dyt", "--exit-idle", "400",
+               "--json"]
+        for r in rules:
+            app += ["--color", r]
+        p = run(exe, eal, app, d)
+        ok(p.returncode == 0, "shadow: exits 0 by itself", p.stderr)
+        c = counters(p)
+        ga, gb1, gb2 = a.requests(), b1.requests(), b2.requests()
+    finally:
+        a.close()
+        b1.close()
+        b2.close()
+    mt = lambda log: Counter((r["method"], r["target"]) for r in log)
+    ok(len(ga) == len(wb) and mt(ga) == Counter((m, t) for _, m, t in wb),
+       "shadow: lane blue's target got exactly the requests record colors blue (%d)" % len(wb),
+       "got %d, want %d; extra %s; missing %s" % (
+           len(ga), len(wb), list((mt(ga) - Counter((m, t) for _, m, t in wb)))[:3],
+           list((Counter((m, t) for _, m, t in wb) - mt(ga)))[:3]))
+    wcc = Counter((m, t) for _, m, t in wc)
+    ok(mt(gb1) == wcc and mt(gb2) == wcc and len(gb1) == len(wc),
+       "shadow: both targets of lane canary got exactly the canary requests (%d)" % len(wc),
+       "got %d and %d, want %d" % (len(gb1), len(gb2), len(wc)))
+    ok(all(r["marker"] == ["1"] for r in ga + gb1 + gb2),
+       "shadow: every request carries one marker header x-dyetap-shadow: 1")
+    got_seq = seqs_by_conn([(r["peer"], r["method"], r["target"]) for r in ga])
+    ok(got_seq == seqs_by_conn(wb),
+       "shadow: one target connection per captured connection, requests in captured order")
+    lb, lcn = shadow_lane(c, "blue"), shadow_lane(c, "canary")
+    # Workers see only colored flows: every request they see is colored here.
+    ok(c is not None and c["shadow"]["requests"] == len(wb) + len(wc) and
+       c["shadow"]["colored"] == len(wb) + len(wc) and c["shadow"]["ring_full"] == 0,
+       "shadow: counters: requests seen, colored", c and c.get("shadow"))
+    ok(lb.get("colored") == len(wb) and lb.get("mirrored") == len(wb) and
+       lb.get("sent") == len(wb) and lb.get("ok") == len(wb) and lb.get("errors") == 0 and
+       drops(lb) == 0, "shadow: lane blue counters match what the target got", lb)
+    ok(lcn.get("mirrored") == len(wc) and lcn.get("sent") == 2 * len(wc) and
+       lcn.get("ok") == 2 * len(wc) and drops(lcn) == 0,
+       "shadow: lane canary counts each request once per target", lcn)
+
+    # --shadow-out: each shadowed session with its production response (as
+    # `dyetap record` stores it), then one result per target.
+    def records(path):
+        p = subprocess.run([dyetap, "cat", "--json", path], cwd=d, stdout=subprocess.PIPE,
+                           universal_newlines=True, timeout=TIMEOUT)
+        ss, rs = [], []
+        for line in p.stdout.splitlines():
+            o = json.loads(line)
+            (rs if "session_id" in o else ss).append(o)
+        return ss, rs
+    def canon(ss):
+        return Counter(json.dumps({k: v for k, v in o.items() if k not in ("id", "conn_id")},
+                                  sort_keys=True) for o in ss)
+    out_s, out_r = records("out.dyt")
+    rec_s, _ = records("rec.dyt")
+    ok(len(out_s) == len(wb) + len(wc) and canon(out_s) == canon(rec_s),
+       "shadow-out: the sessions equal dyetap record's, production responses included",
+       "%d sessions, want %d" % (len(out_s), len(rec_s)))
+    ids = {o["id"]: o["lane"] for o in out_s}
+    roles = Counter(r["role"] for r in out_r)
+    ok(len(ids) == len(out_s) and roles == Counter({"blue": len(wb), "canary": 2 * len(wc)}) and
+       all(r["error"] == "none" and r["response"]["status"] == 200 and
+           ids.get(r["session_id"]) == r["role"] for r in out_r),
+       "shadow-out: one result per target, linked to its session, role = lane", roles)
+    sh = (c or {}).get("shadow", {})
+    ok(sh.get("out_sessions") == len(out_s) and sh.get("out_results") == len(out_r) and
+       sh.get("out_unpaired") == 0 and sh.get("out_lost") == 0 and sh.get("out_errors") == 0,
+       "shadow-out: counters", sh)
+    pd = subprocess.run([dyetap, "diff", "out.dyt"], cwd=d, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    ok(("compared %d responses" % len(out_r)) in pd.stdout,
+       "shadow-out: dyetap diff compares every shadow response with production",
+       pd.stdout[:300] + pd.stderr[:300])
+
+    # Header rule (decided from the first request), shadowing and -w in one
+    # run: the target gets exactly the colored sessions the workers record.
+    a = ShadowServer()
+    try:
+        app = ["--rx", "0", "--color", "blue=header:x-lane=blue", "--lane", "blue=" + a.url,
+               "--shadow-header", "x-shadow-run:fp7", "--workers", "1", "-w", "fp.dyt",
+               "--uncolored", "drop", "--exit-idle", "400", "--json"]
+        p = run(exe, eal, app, d)
+        ok(p.returncode == 0, "shadow+record: exits 0", p.stderr)
+        c = counters(p)
+        ga = a.requests()
+    finally:
+        a.close()
+    rec = [(m, t) for _, _, m, t in sessions_by_lane(dyetap, ["fp.dyt"], d).get("blue", [])]
+    ok(len(rec) > 0 and mt(ga) == Counter(rec),
+       "shadow+record: the target got exactly the sessions recorded as colored (%d)" % len(rec),
+       "got %d, recorded %d" % (len(ga), len(rec)))
+    ok(shadow_lane(c, "blue").get("ok") == len(rec), "shadow+record: ok counter", c)
+    pi = subprocess.run([dyetap, "info", "fp.dyt"], cwd=d, stdout=subprocess.PIPE,
+                        universal_newlines=True, timeout=TIMEOUT)
+    ok("fp_shadow_blue_ok" in pi.stdout, "shadow+record: the store trailer has the shadow "
+       "counters", pi.stdout[-600:])
+
+    # Option errors.
+    vd = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
+    p = run(exe, vd, ["--rx", "0", "--color", "blue=port:80", "--lane", "blue=ftp://x"], d)
+    ok(p.returncode == 2 and "--lane" in p.stderr, "shadow: a bad --lane URL is refused",
+       p.stderr)
+    p = run(exe, vd, ["--rx", "0", "--color", "blue=port:80", "--lane-rate", "blue=5/s"], d)
+    ok(p.returncode == 2 and "without --lane" in p.stderr,
+       "shadow: --lane-rate without --lane is refused", p.stderr)
+    p = run(exe, vd, ["--rx", "0", "--color", "blue=port:80", "--shadow-out", "x.dyt"], d)
+    ok(p.returncode == 2 and "--shadow-out needs --lane" in p.stderr,
+       "shadow: --shadow-out without --lane is refused", p.stderr)
+
+
+def case_shadow_down(exe, d, exp, frames):
+    # The lane's target is down: every attempt is an error or a counted drop,
+    # and the run still ends by itself within the drain time.
+    import time
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
+    app = ["--rx", "0", "--color", "blue=sport:53654-53676", "--lane",
+           "blue=http://127.0.0.1:%d" % dead_port(), "--drain-timeout", "3s",
+           "--shadow-out", "down.dyt", "--exit-idle", "400", "--json"]
+    t0 = time.time()
+    p = run(exe, eal, app, d)
+    secs = time.time() - t0
+    ok(p.returncode == 0 and secs < 15, "shadow-down: exits 0 by itself (%.1f s)" % secs,
+       p.stderr)
+    c = counters(p)
+    lb = shadow_lane(c, "blue")
+    ok(lb.get("colored") == 240, "shadow-down: every request colored", lb)
+    ok(lb.get("errors", 0) > 0 and lb.get("error_refused", 0) > 0 and lb.get("ok") == 0,
+       "shadow-down: refused connections counted as errors", lb)
+    ok(lb.get("sent") == lb.get("errors") and
+       lb.get("mirrored", 0) + drops(lb) == lb.get("colored"),
+       "shadow-down: every colored request is sent (and failed) or dropped with a reason", lb)
+    # Requests taken after the first refusal is seen are dropped target_down;
+    # how many are already queued by then depends on timing.
+    ok(lb.get("error_refused", 0) + lb.get("dropped_target_down", 0) == 240,
+       "shadow-down: each request refused or dropped as target_down", lb)
+    sh = (c or {}).get("shadow", {})
+    ok(sh.get("out_sessions") == lb.get("mirrored") and sh.get("out_results") == lb.get("sent")
+       and sh.get("out_unpaired") == 0,
+       "shadow-down: --shadow-out holds each sent request with its error result", sh)
+
+
+def case_shadow_ring(exe, d, exp, frames):
+    # A worker-to-sender ring of one request: the workers drop and count,
+    # nothing stalls, and the target gets exactly what was queued.
+    a = ShadowServer()
+    try:
+        eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
+        app = ["--rx", "0", "--color", "blue=sport:53654-53676", "--lane", "blue=" + a.url,
+               "--shadow-ring", "1", "--shadow-out", "ring.dyt", "--exit-idle", "400", "--json"]
+        p = run(exe, eal, app, d)
+        ok(p.returncode == 0, "shadow-ring: exits 0 by itself with a tiny ring", p.stderr)
+        c = counters(p)
+        ga = a.requests()
+    finally:
+        a.close()
+    sh = (c or {}).get("shadow", {})
+    lb = shadow_lane(c, "blue")
+    ok(sh.get("ring_full", 0) > 0, "shadow-ring: ring drops counted (%d)" % sh.get("ring_full", 0),
+       sh)
+    ok(sh.get("queued", 0) + sh.get("ring_full", 0) == 240 and
+       lb.get("dropped_queue_full") == sh.get("ring_full"),
+       "shadow-ring: queued + ring_full = colored requests, counted queue_full on the lane", sh)
+    ok(len(ga) == lb.get("ok") == lb.get("sent") == lb.get("mirrored") == sh.get("queued"),
+       "shadow-ring: the target got every queued request (%d)" % len(ga), lb)
+    ok(c is not None and c["mirrored"] == 0 and c["ring_full"] == 0 and c["colored"] == 528,
+       "shadow-ring: the packet path is unaffected", c)
+    # Production sessions share the ring: those lost leave their request unpaired.
+    ok(sh.get("out_sessions", 0) + sh.get("out_unpaired", 0) == lb.get("mirrored") and
+       sh.get("out_results") == sh.get("out_sessions"),
+       "shadow-ring: --shadow-out: every sent request written or counted unpaired", sh)
+
+
+def case_shadow_writes(exe, d, exp, frames):
+    # tests/golden/python-post-large: a POST with a 150000-byte body (over
+    # jumbo loopback frames), then a GET, on one connection.
+    pcap = os.path.join(os.path.dirname(demo_pcap()), "..", "golden", "python-post-large",
+                        "input.pcap")
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+    for writes in (False, True):
+        a = ShadowServer()
+        name = "shadow-writes%s" % (" (--allow-writes)" if writes else "")
+        try:
+            app = ["--rx", "0", "--color", "blue=dport:39865", "--lane", "blue=" + a.url,
+                   "--exit-idle", "400", "--json"] + (["--allow-writes"] if writes else [])
+            p = run(exe, eal, app, d)
+            ok(p.returncode == 0, "%s: exits 0" % name, p.stderr)
+            lb = shadow_lane(counters(p), "blue")
+            got = [(r["method"], r["target"], r["body"]) for r in a.requests()]
+        finally:
+            a.close()
+        if writes:
+            ok(got == [("POST", "/echo", 150000), ("GET", "/a.txt", 0)],
+               "%s: the POST with its whole body, then the GET, in order" % name, got)
+            ok(lb.get("ok") == 2 and drops(lb) == 0, "%s: counters" % name, lb)
+        else:
+            ok(got == [("GET", "/a.txt", 0)], "%s: only the GET is sent" % name, got)
+            ok(lb.get("dropped_write_refused") == 1 and lb.get("ok") == 1,
+               "%s: the POST is counted write_refused" % name, lb)
+
+
 CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
-         "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli}
+         "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli,
+         "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes}
 
 
 def main():
