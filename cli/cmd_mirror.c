@@ -107,6 +107,7 @@ static void usage(FILE *f)
 	       "  --diff-rules FILE      noise rules for the diff (docs/diff-rules.md)\n"
 	       "  --report-dir DIR       report.json, report.html, report.xml (implies --diff)\n"
 	       "  --report-every S       rewrite the reports every S seconds (default 10)\n"
+	       "  --report-memcap BYTES  memory for pairs kept for the reports (default 512M)\n"
 	       "  --stats                counters on stderr at the end\n"
 	       "  --json                 counters as one JSON object on stdout\n"
 	       "\n"
@@ -655,6 +656,7 @@ enum {
 	O_PRODUCTION,
 	O_REDACT,
 	O_REDACT_DEFAULTS,
+	O_REPORT_MEMCAP,
 };
 
 static const struct option mir_longopts[] = {
@@ -689,6 +691,7 @@ static const struct option mir_longopts[] = {
     {"i-know-this-is-production", no_argument, NULL, O_PRODUCTION},
     {"redact", required_argument, NULL, O_REDACT},
     {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
+    {"report-memcap", required_argument, NULL, O_REPORT_MEMCAP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -896,6 +899,11 @@ static int parse_args(int argc, char **argv, struct mir_opts *o, struct mir *m)
 			break;
 		case O_REDACT_DEFAULTS:
 			o->redact_defaults = true;
+			break;
+		case O_REPORT_MEMCAP:
+			if (parse_u64(optarg, &v) || v > ((uint64_t)1 << 40))
+				BAD("bad --report-memcap '%s' (bytes)", optarg);
+			m->max_kept = (size_t)v;
 			break;
 		case 'h':
 			usage(stdout);

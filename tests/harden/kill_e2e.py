@@ -60,6 +60,7 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 s.daemon_threads = True
+s.handle_error = lambda *a: None
 print(s.server_address[1], flush=True)
 s.serve_forever()
 '''
