@@ -1092,14 +1092,18 @@ static int run(struct mir_opts *o, struct mir *m)
 	if (o->out) {
 		size_t n_rules = rules_count(rules);
 		rule_texts = mem_calloc(n_rules + 1, sizeof(*rule_texts));
-		if (!rule_texts)
+		if (!rule_texts) {
+			fprintf(stderr, "dyetap mirror: out of memory\n");
 			goto out;
+		}
 		for (size_t i = 0; i < n_rules; i++)
 			rule_texts[i] = rules_text(rules, i);
 		size_t n_redact = redact ? redact_count(redact) : 0;
 		redact_texts = mem_calloc(n_redact + 1, sizeof(*redact_texts));
-		if (!redact_texts)
+		if (!redact_texts) {
+			fprintf(stderr, "dyetap mirror: out of memory\n");
 			goto out;
+		}
 		for (size_t i = 0; i < n_redact; i++)
 			redact_texts[i] = redact_text(redact, i);
 		char host[256] = "", source[512];
