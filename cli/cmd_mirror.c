@@ -30,6 +30,7 @@
 #include "analysis/noise.h"
 #include "analysis/report.h"
 #include "capture/pipeline.h"
+#include "capture/redact.h"
 #include "capture/rules.h"
 #include "capture/source.h"
 #include "cli/cmds.h"
@@ -39,6 +40,7 @@
 #include "common/jsonw.h"
 #include "common/mem.h"
 #include "replay/replay.h"
+#include "replay/replay_guard.h"
 #include "replay/shadow.h"
 #include "store/store.h"
 
@@ -89,16 +91,23 @@ static void usage(FILE *f)
 	       "  --timeout DUR          per shadow request (default 10s)\n"
 	       "  --drain-timeout DUR    at the end, wait this long for shadow answers (5s)\n"
 	       "  --allow-writes         also mirror methods other than GET, HEAD, OPTIONS\n"
+	       "  --i-know-this-is-production\n"
+	       "                         send to a lane target that is the captured server\n"
+	       "                         itself (else such requests are dropped and counted)\n"
 	       "rewrite (as dyetap replay):\n"
 	       "  --host VALUE, --set-header N:V, --del-header NAME, --path-prefix P\n"
 	       "  --shadow-header N:V    marker header (default x-dyetap-shadow: 1)\n"
 	       "  --no-shadow-header     send no marker header\n"
 	       "output:\n"
 	       "  -w, --write REC.dyt    record sessions and shadow results (kind results)\n"
+	       "  --redact KIND:NAME[:mask|drop], --redact-defaults   as dyetap record: mask\n"
+	       "                         secrets in what -w writes and reports show (the\n"
+	       "                         shadow request itself is sent unchanged)\n"
 	       "  --diff                 diff shadow against production responses\n"
 	       "  --diff-rules FILE      noise rules for the diff (docs/diff-rules.md)\n"
 	       "  --report-dir DIR       report.json, report.html, report.xml (implies --diff)\n"
 	       "  --report-every S       rewrite the reports every S seconds (default 10)\n"
+	       "  --report-memcap BYTES  memory for pairs kept for the reports (default 512M)\n"
 	       "  --stats                counters on stderr at the end\n"
 	       "  --json                 counters as one JSON object on stdout\n"
 	       "\n"
@@ -115,6 +124,9 @@ struct mir_lane {
 	size_t n_urls;
 	double rate; /**< --lane-rate, 0 = none */
 	struct replay_engine *eng;
+	struct replay_guard *guard; /**< production guard; NULL with the override flag */
+	uint64_t dropped_production;
+	bool warned_production;
 	struct shadow_bucket bucket;
 	int64_t down_until; /**< monotonic ns */
 	uint64_t colored;
@@ -148,6 +160,7 @@ struct mir {
 	bool diff;
 	bool realtime;
 	struct store_writer *w;
+	struct redact *redact_res; /**< --redact rules applied to shadow responses; NULL none */
 	struct mir_entry *hash[MIR_HASH];
 	struct mir_entry all; /**< list head */
 	bool kick;	      /**< something was submitted: run the engines now */
@@ -162,6 +175,7 @@ struct mir {
 	/* counters */
 	uint64_t requests, colored, no_lane, submitted, n_emitted, matched, diffed, differing;
 	uint64_t not_kept, write_errors, report_errors, reports_written;
+	uint64_t redact_errors;
 };
 
 static struct mir_lane *lane_find(struct mir *m, const uint8_t *name, size_t len)
@@ -281,6 +295,23 @@ static void on_request(void *ctx, const struct store_session *s)
 		return;
 	}
 	l->colored++;
+	const char *prod_url =
+	    l->guard ? replay_guard_match(l->guard, s->ip_version, &s->dst) : NULL;
+	if (prod_url) {
+		l->dropped_production++;
+		if (!l->warned_production) {
+			char ep[64];
+			store_endpoint_str(s->ip_version, &s->dst, ep, sizeof(ep));
+			fprintf(
+			    stderr,
+			    "dyetap mirror: lane %s: target '%s' is the captured server %s; its "
+			    "shadow requests are dropped (counted lane_%s_dropped_production; %s "
+			    "sends them)\n",
+			    l->name, prod_url, ep, l->name, REPLAY_GUARD_FLAG);
+			l->warned_production = true;
+		}
+		return;
+	}
 	if (s->flags & ~(uint32_t)(STORE_F_MIDSTREAM | STORE_F_NO_RESPONSE)) {
 		drop(l, SHADOW_DROP_INCOMPLETE);
 		return;
@@ -373,8 +404,19 @@ static void on_done(void *ctx, void *user, const struct store_result *r)
 	struct mir_entry *e = user;
 	struct mir_lane *l = e->lane;
 	uint32_t i = e->n_done++;
-	if (i < MIR_MAX_TARGETS)
+	if (i < MIR_MAX_TARGETS && m->redact_res) {
+		/* Reports and -w keep the redacted copy only (docs/mirror.md "Redaction"). */
+		struct store_session in = {.resp = r->resp}, out;
+		if (redact_session(m->redact_res, &in, &out) == 0) {
+			struct store_result c = *r;
+			c.resp = out.resp;
+			e->res[i] = shadow_result_dup(&c);
+		} else {
+			m->redact_errors++;
+		}
+	} else if (i < MIR_MAX_TARGETS) {
 		e->res[i] = shadow_result_dup(r);
+	}
 	if (r->error == STORE_ERR_REFUSED || r->error == STORE_ERR_CONNECT)
 		l->down_until = clk_mono_ns() + 1000000000LL;
 	if (r->ts_sent_ns > 0 && e->req_wall_ns > 0)
@@ -435,6 +477,13 @@ static void mirror_counters(struct mir_ctrs *c, const struct mir *m)
 	ctr_put(c, m->differing, "mirror_differing");
 	ctr_put(c, m->not_kept, "mirror_report_pairs_over_memcap");
 	ctr_put(c, m->write_errors, "mirror_write_errors");
+	if (m->redact_res) {
+		const struct redact_stats *rs = redact_get_stats(m->redact_res);
+		ctr_put(c, rs->sessions, "mirror_results_redacted");
+		ctr_put(c, rs->masked, "mirror_results_redact_masked");
+		ctr_put(c, rs->dropped, "mirror_results_redact_dropped");
+		ctr_put(c, m->redact_errors, "mirror_results_redact_errors");
+	}
 	ctr_put(c, replay_hist_pct(&m->delay, 50) / 1000, "mirror_delay_p50_us");
 	ctr_put(c, replay_hist_pct(&m->delay, 99) / 1000, "mirror_delay_p99_us");
 	ctr_put(c, m->delay.max_ns / 1000, "mirror_delay_max_us");
@@ -454,6 +503,7 @@ static void mirror_counters(struct mir_ctrs *c, const struct mir *m)
 		for (unsigned d = 0; d < SHADOW_DROP_COUNT; d++)
 			ctr_put(c, l->dropped[d], "lane_%s_dropped_%s", l->name,
 				shadow_drop_name(d));
+		ctr_put(c, l->dropped_production, "lane_%s_dropped_production", l->name);
 	}
 }
 
@@ -561,6 +611,10 @@ struct mir_opts {
 	int64_t drain_ns;
 	int64_t duration_ns;
 	uint64_t queue;
+	bool production;
+	const char *redacts[MIR_MAX_RULES];
+	size_t n_redacts;
+	bool redact_defaults;
 	uint64_t snaplen, buffer_mb;
 	bool promisc;
 	bool stats, json;
@@ -599,6 +653,10 @@ enum {
 	O_BUFFER,
 	O_PROMISC,
 	O_DURATION,
+	O_PRODUCTION,
+	O_REDACT,
+	O_REDACT_DEFAULTS,
+	O_REPORT_MEMCAP,
 };
 
 static const struct option mir_longopts[] = {
@@ -630,6 +688,10 @@ static const struct option mir_longopts[] = {
     {"buffer-mb", required_argument, NULL, O_BUFFER},
     {"promisc", no_argument, NULL, O_PROMISC},
     {"duration", required_argument, NULL, O_DURATION},
+    {"i-know-this-is-production", no_argument, NULL, O_PRODUCTION},
+    {"redact", required_argument, NULL, O_REDACT},
+    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
+    {"report-memcap", required_argument, NULL, O_REPORT_MEMCAP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -827,6 +889,22 @@ static int parse_args(int argc, char **argv, struct mir_opts *o, struct mir *m)
 		case O_PROMISC:
 			o->promisc = true;
 			break;
+		case O_PRODUCTION:
+			o->production = true;
+			break;
+		case O_REDACT:
+			if (o->n_redacts == MIR_MAX_RULES)
+				BAD("too many --redact rules (max %d)", MIR_MAX_RULES);
+			o->redacts[o->n_redacts++] = optarg;
+			break;
+		case O_REDACT_DEFAULTS:
+			o->redact_defaults = true;
+			break;
+		case O_REPORT_MEMCAP:
+			if (parse_u64(optarg, &v) || v > ((uint64_t)1 << 40))
+				BAD("bad --report-memcap '%s' (bytes)", optarg);
+			m->max_kept = (size_t)v;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -910,6 +988,8 @@ static int run(struct mir_opts *o, struct mir *m)
 	struct mir_ctrs *ctrs = mem_calloc(1, sizeof(*ctrs));
 	struct src_stats ss = {0};
 	const char **rule_texts = NULL;
+	const char **redact_texts = NULL;
+	struct redact *redact = NULL;
 	if (!rules || !ctrs) {
 		fprintf(stderr, "dyetap mirror: out of memory\n");
 		goto out;
@@ -929,6 +1009,27 @@ static int run(struct mir_opts *o, struct mir *m)
 		fprintf(stderr, "dyetap mirror: --diff-rules: %s\n", err);
 		ret = 2;
 		goto out;
+	}
+	if (o->n_redacts || o->redact_defaults) {
+		/* One rule set for sessions (in the pipeline), a copy for shadow responses. */
+		redact = redact_create();
+		m->redact_res = redact_create();
+		if (!redact || !m->redact_res) {
+			fprintf(stderr, "dyetap mirror: out of memory\n");
+			goto out;
+		}
+		for (size_t i = 0; i < o->n_redacts; i++)
+			if (redact_add(redact, o->redacts[i], err, sizeof(err)) < 0 ||
+			    redact_add(m->redact_res, o->redacts[i], err, sizeof(err)) < 0) {
+				fprintf(stderr, "dyetap mirror: --redact %s\n", err);
+				ret = 2;
+				goto out;
+			}
+		if (o->redact_defaults &&
+		    (redact_add_defaults(redact) < 0 || redact_add_defaults(m->redact_res) < 0)) {
+			fprintf(stderr, "dyetap mirror: out of memory\n");
+			goto out;
+		}
 	}
 	o->rw.set = o->sets;
 	o->rw.n_set = o->n_sets;
@@ -955,7 +1056,23 @@ static int run(struct mir_opts *o, struct mir *m)
 			goto out;
 		}
 		shadow_bucket_init(&l->bucket, l->rate, 0, now0);
+		if (o->production)
+			continue;
+		/* Production guard: the captured servers are learned per request. */
+		l->guard = replay_guard_create();
+		if (!l->guard) {
+			fprintf(stderr, "dyetap mirror: out of memory\n");
+			goto out;
+		}
+		for (size_t k = 0; k < l->n_urls; k++)
+			if (replay_guard_add_url(l->guard, l->urls[k], err, sizeof(err)) < 0) {
+				fprintf(stderr, "dyetap mirror: lane %s: %s\n", l->name, err);
+				ret = 2;
+				goto out;
+			}
 	}
+	if (o->production)
+		fprintf(stderr, "dyetap mirror: production guard off (%s)\n", REPLAY_GUARD_FLAG);
 
 	struct src_params sp = {
 	    .files = o->files,
@@ -975,10 +1092,20 @@ static int run(struct mir_opts *o, struct mir *m)
 	if (o->out) {
 		size_t n_rules = rules_count(rules);
 		rule_texts = mem_calloc(n_rules + 1, sizeof(*rule_texts));
-		if (!rule_texts)
+		if (!rule_texts) {
+			fprintf(stderr, "dyetap mirror: out of memory\n");
 			goto out;
+		}
 		for (size_t i = 0; i < n_rules; i++)
 			rule_texts[i] = rules_text(rules, i);
+		size_t n_redact = redact ? redact_count(redact) : 0;
+		redact_texts = mem_calloc(n_redact + 1, sizeof(*redact_texts));
+		if (!redact_texts) {
+			fprintf(stderr, "dyetap mirror: out of memory\n");
+			goto out;
+		}
+		for (size_t i = 0; i < n_redact; i++)
+			redact_texts[i] = redact_text(redact, i);
 		char host[256] = "", source[512];
 		gethostname(host, sizeof(host) - 1);
 		snprintf(source, sizeof(source), "mirror:%s%s",
@@ -991,6 +1118,8 @@ static int run(struct mir_opts *o, struct mir *m)
 		    .n_rules = n_rules,
 		    .host = host,
 		    .start_ns = clk_real_ns(),
+		    .redactions = redact_texts,
+		    .n_redactions = redact ? redact_count(redact) : 0,
 		};
 		struct store_writer_params wp = {.path = o->out, .meta = &meta};
 		m->w = store_writer_create(&wp, err, sizeof(err));
@@ -1002,6 +1131,7 @@ static int run(struct mir_opts *o, struct mir *m)
 	}
 	struct pipe_params pp = {
 	    .rules = rules,
+	    .redact = redact,
 	    .sink = on_session,
 	    .sink_ctx = m,
 	    .on_request = on_request,
@@ -1128,8 +1258,10 @@ static int run(struct mir_opts *o, struct mir *m)
 	if (o->json)
 		print_json(ctrs);
 out:
-	for (size_t i = 0; i < m->n_lanes; i++)
+	for (size_t i = 0; i < m->n_lanes; i++) {
 		replay_engine_free(m->lanes[i].eng);
+		replay_guard_free(m->lanes[i].guard);
+	}
 	for (size_t i = 0; i < m->n_pairs; i++)
 		shadow_free(m->pairs[i].r);
 	for (size_t i = 0; i < m->n_sessions; i++)
@@ -1143,6 +1275,9 @@ out:
 	noise_rules_free(nrules);
 	rules_free(rules);
 	mem_free(rule_texts);
+	mem_free(redact_texts);
+	redact_free(redact);
+	redact_free(m->redact_res);
 	mem_free(ctrs);
 	return ret;
 }

@@ -20,6 +20,7 @@
 #include "common/dbuf.h"
 #include "common/jsonw.h"
 #include "replay/replay.h"
+#include "replay/replay_guard.h"
 
 #define MAX_ITEMS 64
 
@@ -38,6 +39,9 @@ static void usage(FILE *f)
 		"      --insecure           https: do not verify certificates\n"
 		"      --ca FILE            https: CA bundle to verify with\n"
 		"      --sni NAME           https: server name to send and verify\n"
+		"      --i-know-this-is-production\n"
+		"                           allow a target that resolves to a server the\n"
+		"                           recording was captured from (address and port)\n"
 		"pacing (default --speed 1x):\n"
 		"      --speed Nx           recorded timing divided by N (2x, 0.5x)\n"
 		"      --rate N             N requests per second\n"
@@ -211,6 +215,33 @@ static void print_text(const struct replay_summary *s, const char *output)
 	       (unsigned long long)st->retries);
 }
 
+/*
+ * The production guard (docs/replay.md "Production guard"): refuse when a
+ * target resolves to the server (address and port) of a recorded session.
+ * Returns 0 to go on, else the exit code (2 refused or bad input, 3 out of
+ * memory) after printing why.
+ */
+static int check_production(const struct replay_target *targets, size_t n_targets,
+			    const char *const *inputs, size_t n_inputs, bool production)
+{
+	if (production) {
+		fprintf(stderr, "dyetap replay: production guard off (%s)\n", REPLAY_GUARD_FLAG);
+		return 0;
+	}
+	char err[1024] = "";
+	struct replay_guard *g = replay_guard_create();
+	int rc = g ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n_targets && !rc; i++)
+		rc = replay_guard_add_url(g, targets[i].url, err, sizeof(err));
+	if (!rc)
+		rc = replay_guard_check_files(g, inputs, n_inputs, err, sizeof(err));
+	replay_guard_free(g);
+	if (!rc)
+		return 0;
+	fprintf(stderr, "dyetap replay: %s\n", err[0] ? err : strerror(-rc));
+	return rc == -ENOMEM ? 3 : 2;
+}
+
 enum {
 	O_SPEED = 256,
 	O_RATE,
@@ -245,6 +276,7 @@ enum {
 	O_RJSON,
 	O_JUNIT,
 	O_FAILON,
+	O_PRODUCTION,
 };
 
 static const struct option opts[] = {
@@ -284,6 +316,7 @@ static const struct option opts[] = {
     {"report-json", required_argument, NULL, O_RJSON},
     {"junit", required_argument, NULL, O_JUNIT},
     {"fail-on", required_argument, NULL, O_FAILON},
+    {"i-know-this-is-production", no_argument, NULL, O_PRODUCTION},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -311,7 +344,7 @@ int cmd_replay(int argc, char **argv)
 	bp.pace = REPLAY_PACE_RECORDED;
 	bp.speed = 1.0;
 	int pace_opts = 0;
-	bool json = false, quiet = false, diff = false;
+	bool json = false, quiet = false, diff = false, production = false;
 	char *diff_args[MAX_ITEMS * 2 + 2];
 	size_t n_diff_args = 0;
 	struct replay_hdr_set shadow;
@@ -471,6 +504,9 @@ int cmd_replay(int argc, char **argv)
 			diff_args[n_diff_args++] = optarg;
 			break;
 		}
+		case O_PRODUCTION:
+			production = true;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -499,6 +535,9 @@ int cmd_replay(int argc, char **argv)
 			BAD("the output '%s' is also an input", bp.output);
 	if (bp.filter.since_ns && bp.filter.until_ns && bp.filter.until_ns <= bp.filter.since_ns)
 		BAD("--until must be after --since");
+	int grc = check_production(targets, n_targets, inputs, n_inputs, production);
+	if (grc)
+		return grc;
 	if (!bp.loops && !bp.duration_ns)
 		fprintf(stderr, "dyetap replay: --loop 0 runs until Ctrl-C\n");
 	rw.set = sets;
