@@ -531,9 +531,10 @@ static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, 
 			c->early_valid = true;
 			return;
 		}
+		/* Its request may be the one a client-side gap took: say so. */
 		c->st->orphan_responses++;
 		txn_emit(c, NULL, 0, 0, m, sd->ts_first, sd->ts_last,
-			 flags | (tunnel ? STORE_F_TUNNEL : 0));
+			 flags | (tunnel ? STORE_F_TUNNEL : 0) | (cl->next_flags & STORE_F_GAP));
 		return;
 	}
 	bool was_tunnel_req = h->tunnel;

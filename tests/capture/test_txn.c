@@ -252,6 +252,19 @@ static void test_gap_resync(void)
 	TAP_EQ_U64(f.st.gap_sessions, 2, "gap sessions counted");
 	fx_free(&f);
 
+	/* A whole request lost in a gap: its response is an orphan flagged gap. */
+	fx_init(&f, false);
+	cli(&f, "GET /a HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 2);
+	txn_conn_gap(f.c, TXN_DIR_CLIENT, 19, 3);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes", 4);
+	txn_conn_end(f.c, TXN_END_FIN, 5);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /a body=0 -> 200 body=2\n#1 - -> 200 body=3 gap\n",
+		   "request lost whole in a gap: its response is flagged gap");
+	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
+	TAP_EQ_U64(f.st.gap_sessions, 1, "gap session counted");
+	fx_free(&f);
+
 	/* A gap inside a Content-Length body is bridged: the body goes on. */
 	fx_init(&f, false);
 	cli(&f, "POST /b HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789", 1);
