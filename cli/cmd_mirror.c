@@ -120,7 +120,7 @@ static void usage(FILE *f)
 
 struct mir_lane {
 	char name[64];
-	char *urls[MIR_MAX_TARGETS];
+	const char *urls[MIR_MAX_TARGETS];
 	size_t n_urls;
 	double rate; /**< --lane-rate, 0 = none */
 	struct replay_engine *eng;
@@ -312,22 +312,9 @@ static void on_request(void *ctx, const struct store_session *s)
 		}
 		return;
 	}
-	if (s->flags & ~(uint32_t)(STORE_F_MIDSTREAM | STORE_F_NO_RESPONSE)) {
-		drop(l, SHADOW_DROP_INCOMPLETE);
-		return;
-	}
-	struct replay_filter f = {.allow_writes = m->allow_writes};
-	switch (replay_filter_check(&f, s, 0)) {
-	case REPLAY_TAKE:
-		break;
-	case REPLAY_SKIP_WRITE:
-		drop(l, SHADOW_DROP_WRITE_REFUSED);
-		return;
-	case REPLAY_SKIP_TRUNCATED:
-		drop(l, SHADOW_DROP_INCOMPLETE);
-		return;
-	default:
-		drop(l, SHADOW_DROP_UNSUPPORTED);
+	enum shadow_drop why;
+	if (!shadow_request_admit(s, m->allow_writes, &why)) {
+		drop(l, why);
 		return;
 	}
 	int64_t now = clk_mono_ns();
@@ -729,31 +716,15 @@ static struct mir_lane *lane_get(struct mir *m, const char *name, size_t len)
 /* The lane named before '=' in "LANE=..." (created if new); *rest after '='. */
 static struct mir_lane *lane_of_arg(struct mir *m, char *arg, char **rest)
 {
-	char *eq = strchr(arg, '=');
-	if (!eq || eq == arg)
-		return NULL;
-	*rest = eq + 1;
-	return lane_get(m, arg, (size_t)(eq - arg));
+	size_t len;
+	return shadow_lane_arg(arg, &len, rest) ? NULL : lane_get(m, arg, len);
 }
 
 static int parse_lane(struct mir *m, char *arg)
 {
 	char *p;
 	struct mir_lane *l = lane_of_arg(m, arg, &p);
-	if (!l)
-		return -EINVAL;
-	while (*p) {
-		char *comma = strchr(p, ',');
-		if (comma)
-			*comma = 0;
-		if (!*p || l->n_urls == MIR_MAX_TARGETS)
-			return -EINVAL;
-		l->urls[l->n_urls++] = p;
-		if (!comma)
-			break;
-		p = comma + 1;
-	}
-	return l->n_urls ? 0 : -EINVAL;
+	return l ? shadow_lane_urls(p, l->urls, &l->n_urls, MIR_MAX_TARGETS) : -EINVAL;
 }
 
 /* --lane-rate LANE=N[/s] */
@@ -761,15 +732,7 @@ static int parse_lane_rate(struct mir *m, char *arg)
 {
 	char *num;
 	struct mir_lane *l = lane_of_arg(m, arg, &num);
-	if (!l)
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	double v = strtod(num, &end);
-	if (errno || end == num || v <= 0 || (*end && strcmp(end, "/s")))
-		return -EINVAL;
-	l->rate = v;
-	return 0;
+	return l ? shadow_rate_parse(num, &l->rate) : -EINVAL;
 }
 
 static int parse_args(int argc, char **argv, struct mir_opts *o, struct mir *m)

@@ -73,15 +73,12 @@ static struct fp_sh_lane *lane_find(const uint8_t *name, size_t len)
 static int lane_of_arg(char *arg, char **rest, struct fp_sh_lane **out, char *err, size_t errlen)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	char *eq = strchr(arg, '=');
 	size_t len;
 
-	if (!eq || eq == arg) {
+	if (shadow_lane_arg(arg, &len, rest)) {
 		snprintf(err, errlen, "'%s': expected LANE=...", arg);
 		return -EINVAL;
 	}
-	len = (size_t)(eq - arg);
-	*rest = eq + 1;
 	*out = lane_find((const uint8_t *)arg, len);
 	if (*out)
 		return 0;
@@ -104,46 +101,42 @@ int fp_shadow_parse_lane(char *arg, char *err, size_t errlen)
 	struct fp_sh_lane *l;
 	char *p;
 	int rc = lane_of_arg(arg, &p, &l, err, errlen);
+	size_t n;
 
 	if (rc)
 		return rc;
-	for (;;) {
-		char *comma = strchr(p, ',');
+	n = l->n_urls;
+	rc = shadow_lane_urls(p, l->urls, &n, FP_SH_TARGETS);
+	if (rc == -E2BIG) {
+		snprintf(err, errlen, "lane %s: at most %d targets", l->name, FP_SH_TARGETS);
+		return rc;
+	}
+	if (rc) {
+		snprintf(err, errlen, "lane %s: empty target URL", l->name);
+		return rc;
+	}
+	for (size_t i = l->n_urls; i < n; i++) {
 		struct replay_url u;
-		if (comma)
-			*comma = 0;
-		if (l->n_urls == FP_SH_TARGETS) {
-			snprintf(err, errlen, "lane %s: at most %d targets", l->name,
-				 FP_SH_TARGETS);
-			return -E2BIG;
-		}
-		rc = replay_url_parse(p, &u, err, errlen);
+		rc = replay_url_parse(l->urls[i], &u, err, errlen);
 		if (rc)
 			return rc;
-		l->urls[l->n_urls++] = p;
-		if (!comma)
-			break;
-		p = comma + 1;
 	}
+	l->n_urls = (unsigned)n;
 	return 0;
 }
 
 int fp_shadow_parse_rate(char *arg, char *err, size_t errlen)
 {
 	struct fp_sh_lane *l;
-	char *num, *end;
-	double v;
+	char *num;
 	int rc = lane_of_arg(arg, &num, &l, err, errlen);
 
 	if (rc)
 		return rc;
-	errno = 0;
-	v = strtod(num, &end);
-	if (errno || end == num || !(v > 0) || (*end && strcmp(end, "/s"))) {
+	if (shadow_rate_parse(num, &l->rate)) {
 		snprintf(err, errlen, "'%s': expected a rate N or N/s above 0", num);
 		return -EINVAL;
 	}
-	l->rate = v;
 	return 0;
 }
 

@@ -7,6 +7,8 @@
  */
 #include "replay/shadow.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/mem.h"
@@ -153,4 +155,43 @@ bool shadow_request_admit(const struct store_session *s, bool allow_writes, enum
 		*why = SHADOW_DROP_UNSUPPORTED;
 		return false;
 	}
+}
+
+int shadow_lane_arg(char *arg, size_t *name_len, char **rest)
+{
+	char *eq = strchr(arg, '=');
+	if (!eq || eq == arg)
+		return -EINVAL;
+	*name_len = (size_t)(eq - arg);
+	*rest = eq + 1;
+	return 0;
+}
+
+int shadow_lane_urls(char *rest, const char **urls, size_t *n, size_t max)
+{
+	char *p = rest;
+	for (;;) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = 0;
+		if (!*p)
+			return -EINVAL;
+		if (*n == max)
+			return -E2BIG;
+		urls[(*n)++] = p;
+		if (!comma)
+			return 0;
+		p = comma + 1;
+	}
+}
+
+int shadow_rate_parse(const char *s, double *rate)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || !(v > 0) || (*end && strcmp(end, "/s")))
+		return -EINVAL;
+	*rate = v;
+	return 0;
 }

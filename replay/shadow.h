@@ -75,4 +75,25 @@ const char *shadow_drop_name(unsigned why);
  */
 bool shadow_request_admit(const struct store_session *s, bool allow_writes, enum shadow_drop *why);
 
+/*
+ * Lane options shared by `dyetap mirror` and `dyetap-fastpath`:
+ * --lane LANE=URL[,URL...] and --lane-rate LANE=N[/s].
+ */
+
+/**
+ * Split "LANE=REST": the name is @p arg[0 .. *name_len), @p *rest points
+ * after the '='. -EINVAL when there is no '=' or no name.
+ */
+int shadow_lane_arg(char *arg, size_t *name_len, char **rest);
+
+/**
+ * Append the comma-separated URLs of @p rest (split in place, borrowed)
+ * to @p urls, which holds @p *n of at most @p max. -EINVAL for an empty
+ * URL or list, -E2BIG past @p max (the URLs are not checked here).
+ */
+int shadow_lane_urls(char *rest, const char **urls, size_t *n, size_t max);
+
+/** "N" or "N/s" with N > 0 into @p rate. -EINVAL otherwise. */
+int shadow_rate_parse(const char *s, double *rate);
+
 #endif
