@@ -224,6 +224,8 @@ struct replay_stats {
 	uint64_t bytes_received; /**< response bytes read */
 	uint64_t not_sent;	 /**< queued requests dropped by a stop */
 	uint64_t write_errors;	 /**< results the store writer refused */
+	uint64_t write_stalls;	 /**< times an event loop waited for the results writer */
+	uint64_t write_dropped;	 /**< results dropped because the writer queue was full */
 };
 
 extern const struct ctr_desc replay_ctr_descs[];
@@ -327,6 +329,68 @@ const struct replay_hist *replay_engine_lateness(const struct replay_engine *e);
 
 /** Free; in-flight requests are dropped without callback. Accepts NULL. */
 void replay_engine_free(struct replay_engine *e);
+
+/* ------------------------------------------------------------------ */
+/* Results writer queue                                                */
+/* ------------------------------------------------------------------ */
+
+/** What a full queue does with a new record. */
+enum replay_wq_policy {
+	REPLAY_WQ_BLOCK = 0, /**< the producer waits for room (counted in stalls) */
+	REPLAY_WQ_DROP = 1,  /**< the record is refused with -ENOBUFS (counted in dropped) */
+};
+
+struct replay_wq_params {
+	struct store_writer *writer; /**< used only by the queue's thread until finish */
+	size_t max_bytes;	     /**< bound on queued record copies; 0 = 32 MiB */
+	enum replay_wq_policy policy;
+};
+
+struct replay_wq_stats {
+	uint64_t queued;       /**< records accepted */
+	uint64_t written;      /**< records the store writer took */
+	uint64_t write_errors; /**< records not written because the writer failed */
+	uint64_t stalls;       /**< adds that waited for room (BLOCK) */
+	uint64_t dropped;      /**< adds refused for lack of room (DROP) */
+	size_t max_bytes;      /**< high-water mark of queued bytes */
+	size_t queued_bytes;   /**< queued now */
+};
+
+struct replay_wq;
+
+/**
+ * Start a writer thread that drains a bounded FIFO of records into
+ * @p p->writer (records keep their order across all producers).
+ * @return the queue, or NULL with a message in @p err.
+ */
+struct replay_wq *replay_wq_create(const struct replay_wq_params *p, char *err, size_t errlen);
+
+/**
+ * Queue a copy of @p s / @p r (the caller's memory may be reused on return).
+ * Thread-safe. @return 0, -ENOBUFS (DROP policy, full), -ENOMEM, -EPIPE
+ * (after finish), or the writer's first error (sticky, see replay_wq_error()).
+ */
+int replay_wq_add_session(struct replay_wq *q, const struct store_session *s);
+int replay_wq_add_result(struct replay_wq *q, const struct store_result *r);
+
+/** First store writer error (0 none); its message is copied to @p msg. */
+int replay_wq_error(const struct replay_wq *q, char *msg, size_t msglen);
+
+/** Pause (true) or resume (false) the writer thread; records queue up meanwhile. */
+void replay_wq_hold(struct replay_wq *q, bool hold);
+
+/** A consistent snapshot of the counters. */
+void replay_wq_get_stats(struct replay_wq *q, struct replay_wq_stats *out);
+
+/**
+ * Write everything queued and stop the thread (ends a hold). The store
+ * writer is the caller's again afterwards (flush/close it).
+ * @return 0 or the writer's first error.
+ */
+int replay_wq_finish(struct replay_wq *q);
+
+/** Finish (if not yet) and free. Accepts NULL. */
+void replay_wq_free(struct replay_wq *q);
 
 /* ------------------------------------------------------------------ */
 /* Batch driver: recordings -> targets -> results store                */
