@@ -357,21 +357,36 @@ struct replay_wq_stats {
 };
 
 struct replay_wq;
+struct replay_wq_prod;
 
 /**
- * Start a writer thread that drains a bounded FIFO of records into
- * @p p->writer (records keep their order across all producers).
- * @return the queue, or NULL with a message in @p err.
+ * Start a writer thread that drains a bounded queue of records into
+ * @p p->writer. @return the queue, or NULL with a message in @p err.
  */
 struct replay_wq *replay_wq_create(const struct replay_wq_params *p, char *err, size_t errlen);
 
 /**
- * Queue a copy of @p s / @p r (the caller's memory may be reused on return).
- * Thread-safe. @return 0, -ENOBUFS (DROP policy, full), -ENOMEM, -EPIPE
- * (after finish), or the writer's first error (sticky, see replay_wq_error()).
+ * A producer: one per thread that adds records (not thread-safe itself;
+ * producers of one queue run concurrently without locks). Its records
+ * reach the writer in the order added, in chunks: when a chunk fills, at
+ * replay_wq_prod_flush() and at replay_wq_prod_free().
+ * @return the producer, or NULL (out of memory).
  */
-int replay_wq_add_session(struct replay_wq *q, const struct store_session *s);
-int replay_wq_add_result(struct replay_wq *q, const struct store_result *r);
+struct replay_wq_prod *replay_wq_prod_create(struct replay_wq *q);
+
+/**
+ * Queue a copy of @p s / @p r (the caller's memory may be reused on return).
+ * @return 0, -ENOBUFS (DROP policy, full), -ENOMEM, -EPIPE (after finish),
+ *         or the writer's first error (sticky, see replay_wq_error()).
+ */
+int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session *s);
+int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r);
+
+/** Hand the producer's partly filled chunk to the writer now. */
+void replay_wq_prod_flush(struct replay_wq_prod *pr);
+
+/** Flush and free a producer (before replay_wq_finish()). Accepts NULL. */
+void replay_wq_prod_free(struct replay_wq_prod *pr);
 
 /** First store writer error (0 none); its message is copied to @p msg. */
 int replay_wq_error(const struct replay_wq *q, char *msg, size_t msglen);
@@ -383,8 +398,8 @@ void replay_wq_hold(struct replay_wq *q, bool hold);
 void replay_wq_get_stats(struct replay_wq *q, struct replay_wq_stats *out);
 
 /**
- * Write everything queued and stop the thread (ends a hold). The store
- * writer is the caller's again afterwards (flush/close it).
+ * Write everything published and stop the thread (ends a hold); free the
+ * producers first. The store writer is the caller's again afterwards.
  * @return 0 or the writer's first error.
  */
 int replay_wq_finish(struct replay_wq *q);

@@ -63,6 +63,7 @@ struct bthread {
 	uint32_t idx;
 	pthread_t tid;
 	struct replay_engine *eng;
+	struct replay_wq_prod *wq; /* this thread's producer of result records */
 	struct replay_stats skips; /* skip counters of this thread's partition */
 	uint64_t seq;		   /* requests scheduled (RATE pacing) */
 	int64_t first_sent;	   /* realtime of the first send, 0 none */
@@ -106,7 +107,7 @@ static void on_done(void *ctx, void *user, const struct store_result *r)
 	int64_t done = r->ts_sent_ns + (int64_t)r->latency_ns;
 	if (done > t->last_done)
 		t->last_done = done;
-	int rc = replay_wq_add_result(t->b->wq, r);
+	int rc = replay_wq_add_result(t->wq, r);
 	if (rc == -ENOBUFS)
 		t->skips.write_dropped++;
 	else if (rc)
@@ -124,6 +125,7 @@ static void publish(struct bthread *t, bool force)
 	pthread_mutex_lock(&t->b->lock);
 	t->b->snap[t->idx] = s;
 	pthread_mutex_unlock(&t->b->lock);
+	replay_wq_prod_flush(t->wq); /* results reach the file within ~100 ms */
 }
 
 struct prog_state {
@@ -308,7 +310,7 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
 		struct store_session ss = *s;
 		ss.id = remap(s->id, (uint32_t)best, pass);
 		ss.conn_id = remap(s->conn_id, (uint32_t)best, pass);
-		int wrc = replay_wq_add_session(b->wq, &ss);
+		int wrc = replay_wq_add_session(t->wq, &ss);
 		if (wrc) {
 			t->skips.write_errors++;
 			rc = wrc;
@@ -396,6 +398,7 @@ static void *thread_main(void *arg)
 	}
 	replay_engine_abort(t->eng);
 	replay_engine_close_idle(t->eng);
+	replay_wq_prod_flush(t->wq);
 	publish(t, true);
 	progress(t, &ps, true);
 	t->rc = rc < 0 ? rc : 0;
@@ -555,6 +558,13 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		rc = -ENOMEM;
 		goto out;
 	}
+	for (uint32_t i = 0; i < b.n_th; i++) {
+		if (!(b.th[i].wq = replay_wq_prod_create(b.wq))) {
+			snprintf(err, errlen, "out of memory");
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
 
 	b.start = clk_mono_ns() + 10 * 1000000LL; /* a little time for threads to start */
 	for (uint32_t i = 1; i < b.n_th; i++) {
@@ -580,6 +590,10 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		}
 	}
 	/* Everything queued reaches the writer before the trailer is written. */
+	for (uint32_t i = 0; i < b.n_th; i++) {
+		replay_wq_prod_free(b.th[i].wq);
+		b.th[i].wq = NULL;
+	}
 	int wrc = replay_wq_finish(b.wq);
 	struct replay_wq_stats ws;
 	replay_wq_get_stats(b.wq, &ws);
@@ -606,6 +620,9 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		snprintf(err, errlen, "%s", cerr);
 	}
 out:
+	if (b.th)
+		for (uint32_t i = 0; i < b.n_th; i++)
+			replay_wq_prod_free(b.th[i].wq);
 	replay_wq_free(b.wq); /* stops the thread before the writer goes */
 	if (b.w)
 		store_writer_free(b.w);

@@ -1,24 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * replay_wq - a bounded queue in front of a results store writer, drained
- * by a writer thread, so an event loop only copies a finished record and
- * links it (no msgpack packing, no zstd compression, no file writes on the
- * loop: those stalled pacing and cost ~25 % of the loop's time).
+ * by a writer thread, so an event loop only copies a finished record (no
+ * msgpack packing, no zstd compression, no file writes on the loop: they
+ * cost ~25 % of the loop's time and stalled pacing).
  *
- * Each record is deep-copied into the current 256 KiB chunk (the record
- * struct, its header arrays, then its bytes, pointers fixed into the
- * chunk) under a mutex; full chunks form a FIFO list. The writer thread
- * takes all chunks at once, writes their records through the store_writer
- * API in order and returns the chunks to a free list, so the loop neither
- * allocates nor frees per record. It
- * sleeps on a condition variable with a short timeout; producers only
- * signal it when the queue passes a quarter of its byte bound, so a busy
- * loop pays no futex wake per record. When the bound is reached the queue
- * either blocks the producer (REPLAY_WQ_BLOCK, counted as a stall) or
- * refuses the record (REPLAY_WQ_DROP, counted as dropped).
+ * Each producer (one per event loop) deep-copies records into its own
+ * 256 KiB chunk (the record struct, its header arrays, then its bytes,
+ * pointers fixed into the chunk) without any lock. A full chunk, or a
+ * partial one at replay_wq_prod_flush(), is published with one atomic
+ * push onto a lock-free list; the writer thread takes the whole list with
+ * one atomic exchange, restores publication order, writes the records
+ * through the store_writer API and frees the chunks. Producers never wait
+ * for a lock the writer holds: on a loaded machine a writer preempted
+ * inside a critical section would otherwise stall the loop for
+ * milliseconds. The writer polls every 5 ms and is signalled early when a
+ * quarter of the bound is queued.
  *
- * Thread-safety: any number of producer threads; the store writer is used
- * by the queue's thread only, from create until replay_wq_finish().
+ * The bound counts queued record bytes. When it is reached the queue
+ * either blocks the producer (REPLAY_WQ_BLOCK, counted as a stall; the
+ * only path that sleeps on a mutex/condition variable) or refuses the
+ * record (REPLAY_WQ_DROP, counted as dropped). Records of one producer
+ * keep their order; records of different producers interleave by chunk.
+ *
  * References: docs/replay.md ("Results writer"), store/store.h.
  */
 #include <errno.h>
@@ -29,27 +33,25 @@
 #include <time.h>
 
 #include "common/clock.h"
-#include "common/log.h"
 #include "common/mem.h"
 #include "replay/replay.h"
 
-#define REPLAY_LOG(lvl, ...) LOG_MSG(lvl, "replay", __VA_ARGS__)
-
 #define WQ_DEFAULT_BYTES (32u * 1024 * 1024)
 #define WQ_WAKE_NS	 (5 * 1000000LL)
+#define WQ_STALL_NS	 (10 * 1000000LL)
 #define WQ_TICK_NS	 (100 * 1000000LL)
 #define WQ_CHUNK	 (256u * 1024)
-#define WQ_FREE_MAX	 8 /* spare chunks kept for reuse */
 
 /* One record in a chunk: header arrays, then the bytes of every slice follow. */
 struct wq_item {
-	size_t size; /* whole item, 8-byte aligned */
+	size_t size; /* whole item, 16-byte aligned */
 	struct store_record rec;
 };
 
 struct wq_chunk {
 	struct wq_chunk *next;
-	size_t cap, used; /* bytes after the header */
+	size_t cap, used; /* bytes of data[] */
+	uint64_t n;	  /* records */
 	_Alignas(16) uint8_t data[];
 };
 
@@ -57,19 +59,23 @@ struct replay_wq {
 	struct replay_wq_params p;
 	pthread_t tid;
 	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t work;	      /* the writer waits for records, a release or the end */
-	pthread_cond_t space;	      /* producers wait for room */
-	struct wq_chunk *head, *tail; /* tail is the one being filled */
-	struct wq_chunk *spare;	      /* free list */
-	uint32_t n_spare;
-	size_t bytes;		    /* queued item bytes */
-	uint32_t producers_waiting; /* blocked in BLOCK policy */
-	bool hold;
-	bool done;
-	struct replay_wq_stats st; /* under lock */
-	atomic_int err;		   /* first store writer error, sticky */
-	char errmsg[256];	   /* set once before err */
+	_Atomic(struct wq_chunk *) pub; /* published chunks, newest first */
+	atomic_size_t bytes;		/* queued (in producers' chunks or published) */
+	atomic_uint waiting;		/* producers blocked for room */
+	atomic_bool hold;
+	atomic_bool done;
+	atomic_int err;	      /* first store writer error, sticky */
+	char errmsg[256];     /* set before err */
+	pthread_mutex_t lock; /* only for sleeping: */
+	pthread_cond_t work;  /* the writer waits for chunks */
+	pthread_cond_t space; /* BLOCK producers wait for room */
+	atomic_uint_fast64_t queued, written, write_errors, stalls, dropped;
+	atomic_size_t max_bytes;
+};
+
+struct replay_wq_prod {
+	struct replay_wq *q;
+	struct wq_chunk *cur;
 };
 
 /* ---- deep copy ---- */
@@ -161,14 +167,13 @@ static void item_fill(struct wq_item *it, size_t size, const struct store_record
 		msg_copy(&c, &r->resp);
 	}
 }
-
 /* ---- the writer thread ---- */
 
-static void write_items(struct replay_wq *q, struct wq_chunk *ch, uint64_t *written,
-			uint64_t *errors)
+static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
 {
+	uint64_t ok = 0, bad = 0;
 	for (size_t off = 0; off < ch->used;) {
-		struct wq_item *it = (struct wq_item *)(ch->data + off);
+		const struct wq_item *it = (const struct wq_item *)(ch->data + off);
 		off += it->size;
 		int rc = atomic_load(&q->err);
 		if (!rc) {
@@ -182,69 +187,66 @@ static void write_items(struct replay_wq *q, struct wq_chunk *ch, uint64_t *writ
 			}
 		}
 		if (rc)
-			(*errors)++;
+			bad++;
 		else
-			(*written)++;
+			ok++;
 	}
+	atomic_fetch_add(&q->written, ok);
+	atomic_fetch_add(&q->write_errors, bad);
 }
 
-static void abs_deadline(struct timespec *ts, int64_t from_now_ns)
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, int64_t ns)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	int64_t ns = ts->tv_nsec + from_now_ns;
-	ts->tv_sec += ns / 1000000000LL;
-	ts->tv_nsec = ns % 1000000000LL;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t t = ts.tv_nsec + ns;
+	ts.tv_sec += t / 1000000000LL;
+	ts.tv_nsec = t % 1000000000LL;
+	pthread_cond_timedwait(cv, m, &ts);
 }
 
 static void *wq_main(void *arg)
 {
 	struct replay_wq *q = arg;
 	int64_t next_tick = clk_mono_ns() + WQ_TICK_NS;
-	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		if ((!q->head || q->hold) && !q->done) {
-			struct timespec ts;
-			abs_deadline(&ts, WQ_WAKE_NS);
-			pthread_cond_timedwait(&q->work, &q->lock, &ts);
-		}
-		if (q->hold && !q->done)
+		bool done = atomic_load(&q->done);
+		struct wq_chunk *list = NULL;
+		if (!atomic_load(&q->hold) || done)
+			list = atomic_exchange(&q->pub, NULL);
+		if (!list) {
+			if (done)
+				break;
+			pthread_mutex_lock(&q->lock);
+			timed_wait(&q->work, &q->lock, WQ_WAKE_NS);
+			pthread_mutex_unlock(&q->lock);
 			continue;
-		struct wq_chunk *list = q->head;
-		q->head = q->tail = NULL;
-		bool last = q->done && !list;
-		pthread_mutex_unlock(&q->lock);
-		uint64_t written = 0, errors = 0;
-		size_t taken = 0;
-		for (struct wq_chunk *ch = list; ch; ch = ch->next) {
-			write_items(q, ch, &written, &errors);
-			taken += ch->used;
+		}
+		struct wq_chunk *fifo = NULL; /* reverse: oldest first */
+		while (list) {
+			struct wq_chunk *next = list->next;
+			list->next = fifo;
+			fifo = list;
+			list = next;
+		}
+		while (fifo) {
+			struct wq_chunk *next = fifo->next;
+			write_chunk(q, fifo);
+			atomic_fetch_sub(&q->bytes, fifo->used);
+			mem_free(fifo);
+			fifo = next;
+			if (atomic_load(&q->waiting)) {
+				pthread_mutex_lock(&q->lock);
+				pthread_cond_broadcast(&q->space);
+				pthread_mutex_unlock(&q->lock);
+			}
 		}
 		int64_t now = clk_mono_ns();
 		if (now >= next_tick && !atomic_load(&q->err)) {
 			store_writer_tick(q->p.writer);
 			next_tick = now + WQ_TICK_NS;
 		}
-		pthread_mutex_lock(&q->lock);
-		while (list) {
-			struct wq_chunk *next = list->next;
-			if (q->n_spare < WQ_FREE_MAX && list->cap == WQ_CHUNK) {
-				list->next = q->spare;
-				q->spare = list;
-				q->n_spare++;
-			} else {
-				mem_free(list);
-			}
-			list = next;
-		}
-		q->bytes -= taken;
-		q->st.written += written;
-		q->st.write_errors += errors;
-		if (q->producers_waiting)
-			pthread_cond_broadcast(&q->space);
-		if (last)
-			break;
 	}
-	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }
 
@@ -264,13 +266,14 @@ struct replay_wq *replay_wq_create(const struct replay_wq_params *p, char *err, 
 	q->p = *p;
 	if (!q->p.max_bytes)
 		q->p.max_bytes = WQ_DEFAULT_BYTES;
+	atomic_init(&q->pub, NULL);
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->work, &ca);
+	pthread_cond_init(&q->space, &ca);
 	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&q->space, NULL);
 	int rc = pthread_create(&q->tid, NULL, wq_main, q);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the results writer thread: %s", strerror(rc));
@@ -284,82 +287,112 @@ struct replay_wq *replay_wq_create(const struct replay_wq_params *p, char *err, 
 	return q;
 }
 
-static int enqueue(struct replay_wq *q, const struct store_record *rec)
+struct replay_wq_prod *replay_wq_prod_create(struct replay_wq *q)
 {
+	struct replay_wq_prod *pr = mem_calloc(1, sizeof(*pr));
+	if (pr)
+		pr->q = q;
+	return pr;
+}
+
+void replay_wq_prod_flush(struct replay_wq_prod *pr)
+{
+	struct wq_chunk *ch = pr->cur;
+	if (!ch)
+		return;
+	pr->cur = NULL;
+	struct replay_wq *q = pr->q;
+	ch->next = atomic_load(&q->pub);
+	while (!atomic_compare_exchange_weak(&q->pub, &ch->next, ch))
+		;
+}
+
+static void wait_for_room(struct replay_wq *q, size_t size)
+{
+	pthread_mutex_lock(&q->lock);
+	atomic_fetch_add(&q->waiting, 1);
+	pthread_cond_signal(&q->work);
+	for (;;) {
+		size_t b = atomic_load(&q->bytes);
+		if (!b || b + size <= q->p.max_bytes || atomic_load(&q->done))
+			break;
+		timed_wait(&q->space, &q->lock, WQ_STALL_NS);
+	}
+	atomic_fetch_sub(&q->waiting, 1);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
+{
+	struct replay_wq *q = pr->q;
 	int werr = atomic_load(&q->err);
 	if (werr)
 		return werr;
-	size_t size = item_size(rec);
-	pthread_mutex_lock(&q->lock);
-	if (q->done) {
-		pthread_mutex_unlock(&q->lock);
+	if (atomic_load(&q->done))
 		return -EPIPE;
-	}
-	bool stalled = false;
+	size_t size = item_size(rec);
+	size_t b = atomic_load(&q->bytes);
 	/* An item larger than the bound still passes an empty queue. */
-	while (q->bytes && q->bytes + size > q->p.max_bytes) {
+	if (b && b + size > q->p.max_bytes) {
 		if (q->p.policy == REPLAY_WQ_DROP) {
-			q->st.dropped++;
-			pthread_mutex_unlock(&q->lock);
+			atomic_fetch_add(&q->dropped, 1);
 			return -ENOBUFS;
 		}
-		if (!stalled)
-			q->st.stalls++;
-		stalled = true;
-		pthread_cond_signal(&q->work);
-		q->producers_waiting++;
-		pthread_cond_wait(&q->space, &q->lock);
-		q->producers_waiting--;
+		atomic_fetch_add(&q->stalls, 1);
+		replay_wq_prod_flush(pr); /* the writer can only drain published chunks */
+		wait_for_room(q, size);
 	}
-	struct wq_chunk *ch = q->tail;
+	struct wq_chunk *ch = pr->cur;
 	if (!ch || ch->cap - ch->used < size) {
-		if (size <= WQ_CHUNK && q->spare) {
-			ch = q->spare;
-			q->spare = ch->next;
-			q->n_spare--;
-		} else {
-			size_t cap = size > WQ_CHUNK ? size : WQ_CHUNK;
-			ch = mem_alloc(sizeof(*ch) + cap);
-			if (!ch) {
-				pthread_mutex_unlock(&q->lock);
-				return -ENOMEM;
-			}
-			ch->cap = cap;
-		}
+		replay_wq_prod_flush(pr);
+		size_t cap = size > WQ_CHUNK ? size : WQ_CHUNK;
+		ch = mem_alloc(sizeof(*ch) + cap);
+		if (!ch)
+			return -ENOMEM;
 		ch->next = NULL;
+		ch->cap = cap;
 		ch->used = 0;
-		if (q->tail)
-			q->tail->next = ch;
-		else
-			q->head = ch;
-		q->tail = ch;
+		ch->n = 0;
+		pr->cur = ch;
 	}
 	item_fill((struct wq_item *)(ch->data + ch->used), size, rec);
 	ch->used += size;
-	size_t before = q->bytes;
-	q->bytes += size;
-	q->st.queued++;
-	if (q->bytes > q->st.max_bytes)
-		q->st.max_bytes = q->bytes;
+	ch->n++;
+	atomic_fetch_add_explicit(&q->queued, 1, memory_order_relaxed);
+	size_t before = atomic_fetch_add(&q->bytes, size);
+	size_t now = before + size, hw = atomic_load(&q->max_bytes);
+	while (now > hw && !atomic_compare_exchange_weak(&q->max_bytes, &hw, now))
+		;
+	if (ch->used == ch->cap)
+		replay_wq_prod_flush(pr);
 	/* Wake the writer early once a quarter of the bound is queued. */
-	if (before < q->p.max_bytes / 4 && q->bytes >= q->p.max_bytes / 4)
+	if (before < q->p.max_bytes / 4 && now >= q->p.max_bytes / 4) {
+		replay_wq_prod_flush(pr);
 		pthread_cond_signal(&q->work);
-	pthread_mutex_unlock(&q->lock);
+	}
 	return 0;
 }
 
-int replay_wq_add_session(struct replay_wq *q, const struct store_session *s)
+int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session *s)
 {
 	struct store_record rec = {.type = STORE_REC_SESSION};
 	rec.u.session = *s;
-	return enqueue(q, &rec);
+	return prod_add(pr, &rec);
 }
 
-int replay_wq_add_result(struct replay_wq *q, const struct store_result *r)
+int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r)
 {
 	struct store_record rec = {.type = STORE_REC_RESULT};
 	rec.u.result = *r;
-	return enqueue(q, &rec);
+	return prod_add(pr, &rec);
+}
+
+void replay_wq_prod_free(struct replay_wq_prod *pr)
+{
+	if (!pr)
+		return;
+	replay_wq_prod_flush(pr);
+	mem_free(pr);
 }
 
 int replay_wq_error(const struct replay_wq *q, char *msg, size_t msglen)
@@ -372,28 +405,29 @@ int replay_wq_error(const struct replay_wq *q, char *msg, size_t msglen)
 
 void replay_wq_hold(struct replay_wq *q, bool hold)
 {
-	pthread_mutex_lock(&q->lock);
-	q->hold = hold;
+	atomic_store(&q->hold, hold);
 	if (!hold)
 		pthread_cond_signal(&q->work);
-	pthread_mutex_unlock(&q->lock);
 }
 
 void replay_wq_get_stats(struct replay_wq *q, struct replay_wq_stats *out)
 {
-	pthread_mutex_lock(&q->lock);
-	*out = q->st;
-	out->queued_bytes = q->bytes;
-	pthread_mutex_unlock(&q->lock);
+	out->queued = atomic_load(&q->queued);
+	out->written = atomic_load(&q->written);
+	out->write_errors = atomic_load(&q->write_errors);
+	out->stalls = atomic_load(&q->stalls);
+	out->dropped = atomic_load(&q->dropped);
+	out->max_bytes = atomic_load(&q->max_bytes);
+	out->queued_bytes = atomic_load(&q->bytes);
 }
 
 int replay_wq_finish(struct replay_wq *q)
 {
 	if (q->started) {
+		atomic_store(&q->done, true);
 		pthread_mutex_lock(&q->lock);
-		q->done = true;
-		q->hold = false;
 		pthread_cond_signal(&q->work);
+		pthread_cond_broadcast(&q->space);
 		pthread_mutex_unlock(&q->lock);
 		pthread_join(q->tid, NULL);
 		q->started = false;
@@ -406,10 +440,12 @@ void replay_wq_free(struct replay_wq *q)
 	if (!q)
 		return;
 	(void)replay_wq_finish(q);
-	while (q->spare) {
-		struct wq_chunk *next = q->spare->next;
-		mem_free(q->spare);
-		q->spare = next;
+	/* Chunks published after the writer stopped (a producer freed late). */
+	struct wq_chunk *ch = atomic_exchange(&q->pub, NULL);
+	while (ch) {
+		struct wq_chunk *next = ch->next;
+		mem_free(ch);
+		ch = next;
 	}
 	pthread_cond_destroy(&q->work);
 	pthread_cond_destroy(&q->space);

@@ -3,9 +3,9 @@
  * Tests of the results writer queue (replay/replay_wq.c) with a real store
  * writer and reader on a temporary file: records come out complete and in
  * order (including records larger than a queue chunk and records from two
- * producer threads); a full queue with the DROP policy refuses records and
- * counts them; with the BLOCK policy it holds the producer until the
- * writer makes room, and counts the stall.
+ * producer threads, each with its own producer); a full queue with the DROP policy refuses records
+ * and counts them; with the BLOCK policy it holds the producer until the writer makes room, and
+ * counts the stall.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,7 +36,7 @@ static struct store_writer *open_writer(const char *path)
 }
 
 /* A result for session @p id whose body is @p len bytes of (id & 0xff). */
-static int add_result(struct replay_wq *q, uint64_t id, size_t len, uint8_t *body)
+static int add_result(struct replay_wq_prod *q, uint64_t id, size_t len, uint8_t *body)
 {
 	static const struct store_header hdrs[2] = {
 	    {S("Content-Type"), S("text/plain")},
@@ -62,7 +62,7 @@ static int add_result(struct replay_wq *q, uint64_t id, size_t len, uint8_t *bod
 	return replay_wq_add_result(q, &r);
 }
 
-static int add_session(struct replay_wq *q, uint64_t id)
+static int add_session(struct replay_wq_prod *q, uint64_t id)
 {
 	static const struct store_header hdrs[1] = {{S("Host"), S("example.test")}};
 	struct store_session s;
@@ -133,13 +133,17 @@ static void test_order(void)
 	TAP_OK(q != NULL, "queue created");
 	if (!q)
 		return;
+	struct replay_wq_prod *pr = replay_wq_prod_create(q);
 	int fails = 0;
 	for (uint64_t i = 1; i <= 3000; i++) {
-		fails += add_session(q, i) != 0;
+		fails += add_session(pr, i) != 0;
 		/* Every 500th body is bigger than a 256 KiB chunk. */
-		fails += add_result(q, i, i % 500 == 0 ? 300 * 1024 : (size_t)(i % 97), body) != 0;
+		fails += add_result(pr, i, i % 500 == 0 ? 300 * 1024 : (size_t)(i % 97), body) != 0;
+		if (i == 1500)
+			replay_wq_prod_flush(pr); /* a partly filled chunk in the middle */
 	}
 	TAP_EQ_U64(fails, 0, "6000 records queued");
+	replay_wq_prod_flush(pr);
 	TAP_EQ_U64(replay_wq_finish(q), 0, "finish: no writer error");
 	struct replay_wq_stats st;
 	replay_wq_get_stats(q, &st);
@@ -148,7 +152,8 @@ static void test_order(void)
 	TAP_EQ_U64(st.queued_bytes, 0, "nothing left queued");
 	TAP_OK(st.max_bytes > 0 && st.max_bytes <= (1u << 20) + 400 * 1024,
 	       "high-water mark within the bound (+ one oversized record): %zu", st.max_bytes);
-	TAP_OK(add_session(q, 1) == -EPIPE, "adds after finish are refused");
+	TAP_OK(add_session(pr, 1) == -EPIPE, "adds after finish are refused");
+	replay_wq_prod_free(pr);
 	replay_wq_free(q);
 	TAP_EQ_U64(store_writer_close(w, NULL, 0, err, sizeof(err)), 0, "writer closed");
 	size_t bad = 0;
@@ -168,9 +173,10 @@ static void test_drop(void)
 	if (!q)
 		return;
 	replay_wq_hold(q, true); /* the writer takes nothing: the queue fills */
+	struct replay_wq_prod *pr = replay_wq_prod_create(q);
 	uint64_t ok = 0, refused = 0, other = 0;
 	for (uint64_t i = 1; i <= 100; i++) {
-		int rc = add_result(q, i, 1000, body);
+		int rc = add_result(pr, i, 1000, body);
 		if (rc == 0)
 			ok++;
 		else if (rc == -ENOBUFS)
@@ -187,6 +193,7 @@ static void test_drop(void)
 	TAP_EQ_U64(st.dropped, refused, "dropped counter matches the refusals");
 	TAP_EQ_U64(st.queued, ok, "queued counter matches the accepted");
 	TAP_EQ_U64(st.written, 0, "held: nothing written yet");
+	replay_wq_prod_free(pr);
 	replay_wq_hold(q, false);
 	TAP_EQ_U64(replay_wq_finish(q), 0, "finish after release");
 	replay_wq_get_stats(q, &st);
@@ -210,10 +217,12 @@ struct producer {
 static void *produce(void *arg)
 {
 	struct producer *pr = arg;
+	struct replay_wq_prod *h = replay_wq_prod_create(pr->q);
 	for (uint64_t i = 0; i < pr->n; i++) {
-		pr->fails += add_result(pr->q, pr->first + i, 1000, pr->body) != 0;
+		pr->fails += add_result(h, pr->first + i, 1000, pr->body) != 0;
 		atomic_fetch_add(&pr->done, 1);
 	}
+	replay_wq_prod_free(h);
 	return NULL;
 }
 
