@@ -7,9 +7,10 @@
 #     replay): per-pair wall ratio, client CPU (user+sys) per request of
 #     each and their ratio, the load average at each pair; medians;
 #  2. pacing: a recording at 10 000 req/s replayed at 1x, lateness p99
-#     (PACE_RT=1 runs it under `chrt -f 10` as well, which needs root or
-#     CAP_SYS_NICE: that separates the engine's own precision from run-queue
-#     waits caused by other tenants of a shared machine);
+#     (PACE_RT=1 also runs it with replay and the nginx worker under
+#     SCHED_FIFO (`chrt -f 10`, needs root or CAP_SYS_NICE; the worker is
+#     set back to SCHED_OTHER after each run): that separates the engine's
+#     own precision from run-queue waits caused by other tenants);
 #  3. memory: RSS of a longer paced replay, sampled at start and end.
 # Usage: bench/replay.sh BUILD_DIR
 #   (env: C=50 REQS=200000 RUNS=3 MEM_S=60 (600 = 10 min) PACE_RT=0)
@@ -101,8 +102,11 @@ for r in $(seq "$RUNS"); do
     "$dyetap" replay "$tmp/pace.dyt" --target "$url" -o "$tmp/res.dyt" -c 200 --json -q \
         >"$tmp/pace.json"
     if [ -n "$rt" ]; then
+        workers=$(pgrep -P "$(cat "$tmp/nginx.pid")")
+        for w in $workers; do chrt -f -p 10 "$w"; done
         $rt "$dyetap" replay "$tmp/pace.dyt" --target "$url" -o "$tmp/rtres.dyt" -c 200 \
             --json -q >"$tmp/rtpace.json"
+        for w in $workers; do chrt -o -p 0 "$w"; done
         jget "['lateness_ms']['p99']" <"$tmp/rtpace.json" >>"$tmp/rtlate"
         echo "pacing run $r under chrt -f 10: lateness p50" \
             "$(jget "['lateness_ms']['p50']" <"$tmp/rtpace.json") ms" \

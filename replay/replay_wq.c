@@ -15,7 +15,10 @@
  * for a lock the writer holds: on a loaded machine a writer preempted
  * inside a critical section would otherwise stall the loop for
  * milliseconds. The writer polls every 5 ms and is signalled early when a
- * quarter of the bound is queued.
+ * quarter of the bound is queued. It runs at a lower priority than the
+ * thread that created it (SCHED_OTHER, nice + 5; setpriority(2) acts per
+ * thread on Linux): the queue absorbs its lag, while an event loop that
+ * waits for the CPU sends late.
  *
  * The bound counts queued record bytes. When it is reached the queue
  * either blocks the producer (REPLAY_WQ_BLOCK, counted as a stall; the
@@ -29,8 +32,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/mem.h"
@@ -41,6 +48,7 @@
 #define WQ_STALL_NS	 (10 * 1000000LL)
 #define WQ_TICK_NS	 (100 * 1000000LL)
 #define WQ_CHUNK	 (256u * 1024)
+#define WQ_NICE_UP	 5
 
 /* One record in a chunk: header arrays, then the bytes of every slice follow. */
 struct wq_item {
@@ -205,9 +213,26 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, int64_t ns)
 	pthread_cond_timedwait(cv, m, &ts);
 }
 
+/* Yield to the event loops: leave a real-time class, raise the nice value. */
+static void lower_priority(void)
+{
+	int pol = 0;
+	struct sched_param sp;
+	if (!pthread_getschedparam(pthread_self(), &pol, &sp) && pol != SCHED_OTHER) {
+		sp.sched_priority = 0;
+		(void)pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	}
+	id_t tid = (id_t)syscall(SYS_gettid);
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, tid);
+	if (errno == 0)
+		(void)setpriority(PRIO_PROCESS, tid, nice + WQ_NICE_UP);
+}
+
 static void *wq_main(void *arg)
 {
 	struct replay_wq *q = arg;
+	lower_priority();
 	int64_t next_tick = clk_mono_ns() + WQ_TICK_NS;
 	for (;;) {
 		bool done = atomic_load(&q->done);
