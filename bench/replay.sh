@@ -77,7 +77,7 @@ for r in $(seq "$RUNS"); do
     python3 -c "print('%.3f' % ($xu / $wu))" >>"$tmp/cpuratio"
     echo "pair $r (load $load): wrk $w req/s $wu us/req; replay $x req/s $xu us/req;" \
         "wall ratio $(tail -n 1 "$tmp/ratio"), CPU per request ratio $(tail -n 1 "$tmp/cpuratio")," \
-        "write_stalls $(jget "['counters']['write_stalls']" <"$tmp/rep.json")"
+        "write_stalls $(jget ".get('counters', {}).get('write_stalls', '-')" <"$tmp/rep.json")"
 done
 wrk_rps=$(median <"$tmp/wrk")
 rep_rps=$(median <"$tmp/rep")

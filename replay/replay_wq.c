@@ -11,7 +11,10 @@
  * partial one at replay_wq_prod_flush(), is published with one atomic
  * push onto a lock-free list; the writer thread takes the whole list with
  * one atomic exchange, restores publication order, writes the records
- * through the store_writer API and frees the chunks. Producers never wait
+ * through the store_writer API and returns the chunks to a spare list
+ * (lock-free push; a producer takes the whole list with one exchange into
+ * its private free list), so a loop neither calls malloc nor page-faults
+ * on fresh memory once the first chunks exist. Producers never wait
  * for a lock the writer holds: on a loaded machine a writer preempted
  * inside a critical section would otherwise stall the loop for
  * milliseconds. The writer polls every 5 ms and is signalled early when a
@@ -49,6 +52,7 @@
 #define WQ_TICK_NS	 (100 * 1000000LL)
 #define WQ_CHUNK	 (256u * 1024)
 #define WQ_NICE_UP	 5
+#define WQ_SPARE_MAX	 16 /* chunks kept for reuse */
 
 /* One record in a chunk: header arrays, then the bytes of every slice follow. */
 struct wq_item {
@@ -67,9 +71,11 @@ struct replay_wq {
 	struct replay_wq_params p;
 	pthread_t tid;
 	bool started;
-	_Atomic(struct wq_chunk *) pub; /* published chunks, newest first */
-	atomic_size_t bytes;		/* queued (in producers' chunks or published) */
-	atomic_uint waiting;		/* producers blocked for room */
+	_Atomic(struct wq_chunk *) pub;	  /* published chunks, newest first */
+	_Atomic(struct wq_chunk *) spare; /* written chunks for reuse */
+	atomic_uint n_spare;		  /* about: in spare or producers' free lists */
+	atomic_size_t bytes;		  /* queued (in producers' chunks or published) */
+	atomic_uint waiting;		  /* producers blocked for room */
 	atomic_bool hold;
 	atomic_bool done;
 	atomic_int err;	      /* first store writer error, sticky */
@@ -84,6 +90,7 @@ struct replay_wq {
 struct replay_wq_prod {
 	struct replay_wq *q;
 	struct wq_chunk *cur;
+	struct wq_chunk *free; /* private spares */
 };
 
 /* ---- deep copy ---- */
@@ -258,7 +265,14 @@ static void *wq_main(void *arg)
 			struct wq_chunk *next = fifo->next;
 			write_chunk(q, fifo);
 			atomic_fetch_sub(&q->bytes, fifo->used);
-			mem_free(fifo);
+			if (fifo->cap == WQ_CHUNK && atomic_load(&q->n_spare) < WQ_SPARE_MAX) {
+				atomic_fetch_add(&q->n_spare, 1);
+				fifo->next = atomic_load(&q->spare);
+				while (!atomic_compare_exchange_weak(&q->spare, &fifo->next, fifo))
+					;
+			} else {
+				mem_free(fifo);
+			}
 			fifo = next;
 			if (atomic_load(&q->waiting)) {
 				pthread_mutex_lock(&q->lock);
@@ -371,7 +385,15 @@ static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
 	if (!ch || ch->cap - ch->used < size) {
 		replay_wq_prod_flush(pr);
 		size_t cap = size > WQ_CHUNK ? size : WQ_CHUNK;
-		ch = mem_alloc(sizeof(*ch) + cap);
+		if (cap == WQ_CHUNK && !pr->free)
+			pr->free = atomic_exchange(&q->spare, NULL);
+		if (cap == WQ_CHUNK && pr->free) {
+			ch = pr->free;
+			pr->free = ch->next;
+			atomic_fetch_sub(&q->n_spare, 1);
+		} else {
+			ch = mem_alloc(sizeof(*ch) + cap);
+		}
 		if (!ch)
 			return -ENOMEM;
 		ch->next = NULL;
@@ -417,6 +439,12 @@ void replay_wq_prod_free(struct replay_wq_prod *pr)
 	if (!pr)
 		return;
 	replay_wq_prod_flush(pr);
+	while (pr->free) {
+		struct wq_chunk *next = pr->free->next;
+		atomic_fetch_sub(&pr->q->n_spare, 1);
+		mem_free(pr->free);
+		pr->free = next;
+	}
 	mem_free(pr);
 }
 
@@ -465,12 +493,15 @@ void replay_wq_free(struct replay_wq *q)
 	if (!q)
 		return;
 	(void)replay_wq_finish(q);
-	/* Chunks published after the writer stopped (a producer freed late). */
-	struct wq_chunk *ch = atomic_exchange(&q->pub, NULL);
-	while (ch) {
-		struct wq_chunk *next = ch->next;
-		mem_free(ch);
-		ch = next;
+	/* Spares, and chunks published after the writer stopped (a producer
+	 * freed late). */
+	for (int i = 0; i < 2; i++) {
+		struct wq_chunk *ch = atomic_exchange(i ? &q->pub : &q->spare, NULL);
+		while (ch) {
+			struct wq_chunk *next = ch->next;
+			mem_free(ch);
+			ch = next;
+		}
 	}
 	pthread_cond_destroy(&q->work);
 	pthread_cond_destroy(&q->space);
