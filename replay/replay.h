@@ -22,8 +22,9 @@
  *
  * Errors follow STYLE.md: int functions return 0 or -errno; constructors
  * return NULL and fill a caller buffer. Thread-safety: an engine is used by
- * one thread; the pure helpers are reentrant; replay_batch_stop() is
- * async-signal-safe.
+ * one thread; the pure helpers are reentrant; a results writer queue
+ * (replay_wq) is shared by threads that each use their own producer
+ * (replay_wq_prod); replay_batch_stop() is async-signal-safe.
  */
 #ifndef DYETAP_REPLAY_REPLAY_H
 #define DYETAP_REPLAY_REPLAY_H
