@@ -3,10 +3,17 @@
 # Replay benchmarks (docs/benchmarks.md "## Replay"), all against one nginx
 # (1 worker, access log off) on 127.0.0.1 in the same run:
 #  1. throughput: `dyetap replay --max` with C recorded connections vs
-#     `wrk -c C -t1` on the same nginx (median of RUNS each);
-#  2. pacing: a recording at 10 000 req/s replayed at 1x, lateness p99;
+#     `wrk -c C -t1` on the same nginx, RUNS alternating pairs (wrk, then
+#     replay): per-pair wall ratio, client CPU (user+sys) per request of
+#     each and their ratio, the load average at each pair; medians;
+#  2. pacing: a recording at 10 000 req/s replayed at 1x, lateness p99
+#     (PACE_RT=1 also runs it with replay and the nginx worker under
+#     SCHED_FIFO (`chrt -f 10`, needs root or CAP_SYS_NICE; the worker is
+#     set back to SCHED_OTHER after each run): that separates the engine's
+#     own precision from run-queue waits caused by other tenants);
 #  3. memory: RSS of a longer paced replay, sampled at start and end.
-# Usage: bench/replay.sh BUILD_DIR   (env: C=50 REQS=200000 RUNS=3 MEM_S=60; 600 = 10 min)
+# Usage: bench/replay.sh BUILD_DIR
+#   (env: C=50 REQS=200000 RUNS=3 MEM_S=60 (600 = 10 min) PACE_RT=0)
 set -eu
 b=${1:-build}
 dyetap=$b/cli/dyetap
@@ -15,6 +22,7 @@ C=${C:-50}
 REQS=${REQS:-200000}
 RUNS=${RUNS:-3}
 MEM_S=${MEM_S:-60}
+PACE_RT=${PACE_RT:-0}
 for x in "$dyetap" "$tool"; do [ -x "$x" ] || { echo "build first: $x missing"; exit 2; }; done
 command -v wrk >/dev/null || { echo "wrk missing (scripts/setup.sh --with-bench)"; exit 2; }
 tmp=$(mktemp -d)
@@ -45,13 +53,14 @@ per=$((REQS / C))
 awk -v c="$C" -v n="$per" 'BEGIN { for (i = 0; i < n; i++) for (k = 1; k <= c; k++)
     printf "%d\t%.3f\tGET\t/r/%d\t-\t-\t-\t-\n", k, (i * c + k) * 0.01, i }' |
     "$tool" mkrec "$tmp/tput.dyt"
-: >"$tmp/wrk" ; : >"$tmp/rep"; : >"$tmp/wrkcpu"; : >"$tmp/repcpu"
+: >"$tmp/wrk" ; : >"$tmp/rep"; : >"$tmp/wrkcpu"; : >"$tmp/repcpu"; : >"$tmp/ratio"; : >"$tmp/cpuratio"
 # cpu SECONDS_FILE CMD...: run CMD, append its user+system CPU seconds to SECONDS_FILE.
 cpu() { f=$1; shift; python3 -c 'import resource, subprocess, sys
 subprocess.run(sys.argv[2:], check=True)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 open(sys.argv[1], "a").write("%f\n" % (r.ru_utime + r.ru_stime))' "$f" "$@"; }
 for r in $(seq "$RUNS"); do
+    load=$(cut -d' ' -f1 /proc/loadavg)
     cpu "$tmp/wrkcpu" wrk -c "$C" -t1 -d 5s "$url/r/1" >"$tmp/wrk.out"
     awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out" >>"$tmp/wrk"
     n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
@@ -62,12 +71,22 @@ for r in $(seq "$RUNS"); do
     jget "['achieved_rps']" <"$tmp/rep.json" >>"$tmp/rep"
     s=$(tail -n 1 "$tmp/repcpu")
     python3 -c "print('%.2f' % ($s * 1e6 / $REQS))" >>"$tmp/repus"
+    w=$(tail -n 1 "$tmp/wrk"); x=$(tail -n 1 "$tmp/rep")
+    wu=$(tail -n 1 "$tmp/wrkus"); xu=$(tail -n 1 "$tmp/repus")
+    python3 -c "print('%.3f' % ($x / $w))" >>"$tmp/ratio"
+    python3 -c "print('%.3f' % ($xu / $wu))" >>"$tmp/cpuratio"
+    echo "pair $r (load $load): wrk $w req/s $wu us/req; replay $x req/s $xu us/req;" \
+        "wall ratio $(tail -n 1 "$tmp/ratio"), CPU per request ratio $(tail -n 1 "$tmp/cpuratio")," \
+        "write_stalls $(jget ".get('counters', {}).get('write_stalls', '-')" <"$tmp/rep.json")"
 done
 wrk_rps=$(median <"$tmp/wrk")
 rep_rps=$(median <"$tmp/rep")
 echo "throughput C=$C: wrk -c $C -t1 median $wrk_rps req/s (runs: $(tr '\n' ' ' <"$tmp/wrk"))"
 echo "throughput C=$C: dyetap replay --max median $rep_rps req/s (runs: $(tr '\n' ' ' <"$tmp/rep"))"
-python3 -c "print('throughput ratio replay/wrk: %.2f' % ($rep_rps / $wrk_rps))"
+python3 -c "print('throughput ratio replay/wrk: %.2f of the medians;' % ($rep_rps / $wrk_rps))"
+echo "per-pair wall ratios: $(tr '\n' ' ' <"$tmp/ratio") median $(median <"$tmp/ratio")"
+echo "per-pair CPU-per-request ratios (replay/wrk): $(tr '\n' ' ' <"$tmp/cpuratio")" \
+    "median $(median <"$tmp/cpuratio")"
 echo "client CPU per request (user+sys): wrk median $(median <"$tmp/wrkus") us," \
     "dyetap replay median $(median <"$tmp/repus") us (incl. reading the recording and" \
     "writing the results store)"
@@ -76,10 +95,23 @@ echo "client CPU per request (user+sys): wrk median $(median <"$tmp/wrkus") us,"
 awk 'BEGIN { for (i = 0; i < 50000; i++)
     printf "%d\t%.3f\tGET\t/p/%d\t-\t-\t-\t-\n", i % 100 + 1, i * 0.1, i }' |
     "$tool" mkrec "$tmp/pace.dyt"
-: >"$tmp/late"; : >"$tmp/freelate"
+: >"$tmp/late"; : >"$tmp/freelate"; : >"$tmp/rtlate"
+rt=""
+[ "$PACE_RT" = 1 ] && rt="chrt -f 10"
 for r in $(seq "$RUNS"); do
     "$dyetap" replay "$tmp/pace.dyt" --target "$url" -o "$tmp/res.dyt" -c 200 --json -q \
         >"$tmp/pace.json"
+    if [ -n "$rt" ]; then
+        workers=$(pgrep -P "$(cat "$tmp/nginx.pid")")
+        for w in $workers; do chrt -f -p 10 "$w"; done
+        $rt "$dyetap" replay "$tmp/pace.dyt" --target "$url" -o "$tmp/rtres.dyt" -c 200 \
+            --json -q >"$tmp/rtpace.json"
+        for w in $workers; do chrt -o -p 0 "$w"; done
+        jget "['lateness_ms']['p99']" <"$tmp/rtpace.json" >>"$tmp/rtlate"
+        echo "pacing run $r under chrt -f 10: lateness p50" \
+            "$(jget "['lateness_ms']['p50']" <"$tmp/rtpace.json") ms" \
+            "p99 $(jget "['lateness_ms']['p99']" <"$tmp/rtpace.json") ms"
+    fi
     jget "['lateness_ms']['p99']" <"$tmp/pace.json" >>"$tmp/late"
     # Lateness of the requests whose connection was free at their due time:
     # the pacing engine's own precision, without waiting for a slow response.
@@ -105,13 +137,15 @@ print("%.3f %.3f %d" % (p(0.5), p(0.99), len(free)))' >"$tmp/free"
     echo "pacing run $r: connection-free requests $(cut -d' ' -f3 "$tmp/free"):" \
         "lateness p50 $(cut -d' ' -f1 "$tmp/free") ms p99 $(cut -d' ' -f2 "$tmp/free") ms"
     cut -d' ' -f2 "$tmp/free" >>"$tmp/freelate"
-    echo "pacing run $r: sent $(jget "['sent']" <"$tmp/pace.json")," \
+    echo "pacing run $r (load $(cut -d' ' -f1 /proc/loadavg)): sent $(jget "['sent']" <"$tmp/pace.json")," \
         "achieved $(jget "['achieved_rps']" <"$tmp/pace.json") req/s," \
         "lateness p50 $(jget "['lateness_ms']['p50']" <"$tmp/pace.json") ms" \
         "p99 $(jget "['lateness_ms']['p99']" <"$tmp/pace.json") ms"
 done
 echo "pacing 10k req/s at 1x: lateness p99 median $(median <"$tmp/late") ms;" \
     "connection-free requests p99 median $(median <"$tmp/freelate") ms"
+[ -z "$rt" ] || echo "pacing under chrt -f 10: lateness p99 median $(median <"$tmp/rtlate") ms" \
+    "(runs: $(tr '\n' ' ' <"$tmp/rtlate"))"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 
 # 3. memory: the pacing recording looped at 10 000 req/s for MEM_S seconds (0 skips).

@@ -22,8 +22,9 @@
  *
  * Errors follow STYLE.md: int functions return 0 or -errno; constructors
  * return NULL and fill a caller buffer. Thread-safety: an engine is used by
- * one thread; the pure helpers are reentrant; replay_batch_stop() is
- * async-signal-safe.
+ * one thread; the pure helpers are reentrant; a results writer queue
+ * (replay_wq) is shared by threads that each use their own producer
+ * (replay_wq_prod); replay_batch_stop() is async-signal-safe.
  */
 #ifndef DYETAP_REPLAY_REPLAY_H
 #define DYETAP_REPLAY_REPLAY_H
@@ -224,6 +225,8 @@ struct replay_stats {
 	uint64_t bytes_received; /**< response bytes read */
 	uint64_t not_sent;	 /**< queued requests dropped by a stop */
 	uint64_t write_errors;	 /**< results the store writer refused */
+	uint64_t write_stalls;	 /**< times an event loop waited for the results writer */
+	uint64_t write_dropped;	 /**< results dropped because the writer queue was full */
 };
 
 extern const struct ctr_desc replay_ctr_descs[];
@@ -327,6 +330,83 @@ const struct replay_hist *replay_engine_lateness(const struct replay_engine *e);
 
 /** Free; in-flight requests are dropped without callback. Accepts NULL. */
 void replay_engine_free(struct replay_engine *e);
+
+/* ------------------------------------------------------------------ */
+/* Results writer queue                                                */
+/* ------------------------------------------------------------------ */
+
+/** What a full queue does with a new record. */
+enum replay_wq_policy {
+	REPLAY_WQ_BLOCK = 0, /**< the producer waits for room (counted in stalls) */
+	REPLAY_WQ_DROP = 1,  /**< the record is refused with -ENOBUFS (counted in dropped) */
+};
+
+struct replay_wq_params {
+	struct store_writer *writer; /**< used only by the queue's thread until finish */
+	size_t max_bytes;	     /**< bound on queued record copies; 0 = 32 MiB */
+	enum replay_wq_policy policy;
+};
+
+struct replay_wq_stats {
+	uint64_t queued;       /**< records accepted */
+	uint64_t written;      /**< records the store writer took */
+	uint64_t write_errors; /**< records not written because the writer failed */
+	uint64_t stalls;       /**< adds that waited for room (BLOCK) */
+	uint64_t dropped;      /**< adds refused for lack of room (DROP) */
+	size_t max_bytes;      /**< high-water mark of queued bytes */
+	size_t queued_bytes;   /**< queued now */
+};
+
+struct replay_wq;
+struct replay_wq_prod;
+
+/**
+ * Start a writer thread that drains a bounded queue of records into
+ * @p p->writer. @return the queue, or NULL with a message in @p err.
+ */
+struct replay_wq *replay_wq_create(const struct replay_wq_params *p, char *err, size_t errlen);
+
+/**
+ * A producer: one per thread that adds records (not thread-safe itself;
+ * producers of one queue run concurrently without locks). Its records
+ * reach the writer in the order added, in chunks: when a chunk fills, at
+ * replay_wq_prod_flush() and at replay_wq_prod_free().
+ * @return the producer, or NULL (out of memory).
+ */
+struct replay_wq_prod *replay_wq_prod_create(struct replay_wq *q);
+
+/**
+ * Queue a copy of @p s / @p r (the caller's memory may be reused on return).
+ * @return 0, -ENOBUFS (DROP policy, full), -ENOMEM, -EPIPE (after finish),
+ *         or the writer's first error (sticky, see replay_wq_error()).
+ */
+int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session *s);
+int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r);
+
+/** Hand the producer's partly filled chunk to the writer now. */
+void replay_wq_prod_flush(struct replay_wq_prod *pr);
+
+/** Flush and free a producer (before replay_wq_finish()). Accepts NULL. */
+void replay_wq_prod_free(struct replay_wq_prod *pr);
+
+/** First store writer error (0 none); its message is copied to @p msg. */
+int replay_wq_error(const struct replay_wq *q, char *msg, size_t msglen);
+
+/** Pause (true) or resume (false) the writer thread; records queue up meanwhile. */
+void replay_wq_hold(struct replay_wq *q, bool hold);
+
+/** A consistent snapshot of the counters. */
+void replay_wq_get_stats(struct replay_wq *q, struct replay_wq_stats *out);
+
+/**
+ * Write everything published and stop the thread (ends a hold); free the
+ * producers first. The store writer is the caller's again afterwards.
+ * @return 0 or the writer's first error.
+ */
+int replay_wq_finish(struct replay_wq *q);
+
+/** Finish (if not yet) and free. Accepts NULL. */
+void replay_wq_free(struct replay_wq *q);
 
 /* ------------------------------------------------------------------ */
 /* Batch driver: recordings -> targets -> results store                */

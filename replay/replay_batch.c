@@ -7,10 +7,17 @@
  *
  * Threads split the recorded connections by hash, so each connection's
  * requests stay on one event loop; every thread reads the inputs itself
- * (no queues between threads) and writes through one mutex-protected
- * store writer. A session record is written when its request is queued,
- * so it always precedes its result records; a session record without a
+ * (no queues between threads). Records go through a bounded queue
+ * (replay_wq.c) to one writer thread that packs, compresses and writes
+ * them, so an event loop only copies a finished result; the queue blocks
+ * when full (counted as write_stalls), since a results file must be
+ * complete. A session record is queued when its request is submitted, so
+ * it always precedes its result records; a session record without a
  * result means the request was queued but not sent (interrupted).
+ *
+ * Paced runs lower the thread's timer slack to 1 ns (prctl(2)
+ * PR_SET_TIMERSLACK): the default 50 us slack otherwise delays every
+ * epoll_pwait2() wake-up by up to 50 us.
  *
  * Identifiers: a recording's session and connection ids are kept for the
  * first input and the first pass; for input file F > 0 or pass L > 0 they
@@ -21,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -55,6 +63,7 @@ struct bthread {
 	uint32_t idx;
 	pthread_t tid;
 	struct replay_engine *eng;
+	struct replay_wq_prod *wq; /* this thread's producer of result records */
 	struct replay_stats skips; /* skip counters of this thread's partition */
 	uint64_t seq;		   /* requests scheduled (RATE pacing) */
 	int64_t first_sent;	   /* realtime of the first send, 0 none */
@@ -74,9 +83,8 @@ struct batch {
 	int64_t pass_ns;      /* schedule length of one pass (RECORDED) */
 	uint64_t max_pending; /* per thread */
 	struct store_writer *w;
-	pthread_mutex_t lock; /* writer and snapshots */
-	int write_rc;
-	char write_err[256];
+	struct replay_wq *wq; /* owns w until replay_wq_finish() */
+	pthread_mutex_t lock; /* snapshots */
 	struct bthread *th;
 	uint32_t n_th;
 	struct replay_stats *snap; /* per-thread published stats (under lock) */
@@ -99,15 +107,10 @@ static void on_done(void *ctx, void *user, const struct store_result *r)
 	int64_t done = r->ts_sent_ns + (int64_t)r->latency_ns;
 	if (done > t->last_done)
 		t->last_done = done;
-	pthread_mutex_lock(&t->b->lock);
-	int rc = store_writer_add_result(t->b->w, r);
-	if (rc && !t->b->write_rc) {
-		t->b->write_rc = rc;
-		snprintf(t->b->write_err, sizeof(t->b->write_err), "cannot write results: %s",
-			 store_writer_error(t->b->w));
-	}
-	pthread_mutex_unlock(&t->b->lock);
-	if (rc)
+	int rc = replay_wq_add_result(t->wq, r);
+	if (rc == -ENOBUFS)
+		t->skips.write_dropped++;
+	else if (rc)
 		t->skips.write_errors++;
 }
 
@@ -121,9 +124,8 @@ static void publish(struct bthread *t, bool force)
 	ctr_add_all(&s, &t->skips, replay_ctr_descs, replay_n_ctr_descs);
 	pthread_mutex_lock(&t->b->lock);
 	t->b->snap[t->idx] = s;
-	if (t->idx == 0)
-		store_writer_tick(t->b->w);
 	pthread_mutex_unlock(&t->b->lock);
+	replay_wq_prod_flush(t->wq); /* results reach the file within ~100 ms */
 }
 
 struct prog_state {
@@ -308,18 +310,13 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
 		struct store_session ss = *s;
 		ss.id = remap(s->id, (uint32_t)best, pass);
 		ss.conn_id = remap(s->conn_id, (uint32_t)best, pass);
-		pthread_mutex_lock(&b->lock);
-		int wrc = store_writer_add_session(b->w, &ss);
-		if (wrc && !b->write_rc) {
-			b->write_rc = wrc;
-			snprintf(b->write_err, sizeof(b->write_err), "cannot write results: %s",
-				 store_writer_error(b->w));
-		}
-		pthread_mutex_unlock(&b->lock);
+		int wrc = replay_wq_add_session(t->wq, &ss);
 		if (wrc) {
 			t->skips.write_errors++;
 			rc = wrc;
-			snprintf(t->err, sizeof(t->err), "%s", b->write_err);
+			if (!replay_wq_error(b->wq, t->err, sizeof(t->err)))
+				snprintf(t->err, sizeof(t->err), "cannot queue a result record: %s",
+					 strerror(-wrc));
 			goto out;
 		}
 		int src = replay_engine_submit(t->eng, &ss, ss.conn_id, due, NULL);
@@ -356,6 +353,8 @@ static void *thread_main(void *arg)
 	const struct replay_batch_params *p = t->b->p;
 	struct prog_state ps = {0};
 	int rc = 0;
+	if (p->pace != REPLAY_PACE_MAX)
+		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	struct store_reader **rd = mem_calloc(p->n_inputs, sizeof(*rd));
 	if (!rd) {
 		snprintf(t->err, sizeof(t->err), "out of memory");
@@ -399,6 +398,7 @@ static void *thread_main(void *arg)
 	}
 	replay_engine_abort(t->eng);
 	replay_engine_close_idle(t->eng);
+	replay_wq_prod_flush(t->wq);
 	publish(t, true);
 	progress(t, &ps, true);
 	t->rc = rc < 0 ? rc : 0;
@@ -552,6 +552,19 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		rc = -EIO;
 		goto out;
 	}
+	struct replay_wq_params qp = {.writer = b.w, .policy = REPLAY_WQ_BLOCK};
+	b.wq = replay_wq_create(&qp, err, errlen);
+	if (!b.wq) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < b.n_th; i++) {
+		if (!(b.th[i].wq = replay_wq_prod_create(b.wq))) {
+			snprintf(err, errlen, "out of memory");
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
 
 	b.start = clk_mono_ns() + 10 * 1000000LL; /* a little time for threads to start */
 	for (uint32_t i = 1; i < b.n_th; i++) {
@@ -576,9 +589,21 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 			out->input_error = rc == -ENOENT || rc == -EBADMSG;
 		}
 	}
-	if (!rc && b.write_rc) {
-		rc = b.write_rc;
-		snprintf(err, errlen, "%s", b.write_err);
+	/* Everything queued reaches the writer before the trailer is written. */
+	for (uint32_t i = 0; i < b.n_th; i++) {
+		replay_wq_prod_free(b.th[i].wq);
+		b.th[i].wq = NULL;
+	}
+	int wrc = replay_wq_finish(b.wq);
+	struct replay_wq_stats ws;
+	replay_wq_get_stats(b.wq, &ws);
+	/* Records the writer failed on after the loops had queued them (the
+	 * loops count the ones refused once the error was known). */
+	out->stats.write_errors += ws.write_errors;
+	out->stats.write_stalls += ws.stalls;
+	if (!rc && wrc) {
+		rc = wrc;
+		replay_wq_error(b.wq, err, errlen);
 	}
 	struct store_counter ctrs[64];
 	size_t nc = 0;
@@ -595,6 +620,10 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		snprintf(err, errlen, "%s", cerr);
 	}
 out:
+	if (b.th)
+		for (uint32_t i = 0; i < b.n_th; i++)
+			replay_wq_prod_free(b.th[i].wq);
+	replay_wq_free(b.wq); /* stops the thread before the writer goes */
 	if (b.w)
 		store_writer_free(b.w);
 	if (b.th)

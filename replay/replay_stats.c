@@ -32,6 +32,8 @@ const struct ctr_desc replay_ctr_descs[] = {
     D(bytes_received, "response bytes read from targets"),
     D(not_sent, "queued requests dropped by an interruption"),
     D(write_errors, "records the results store could not write"),
+    D(write_stalls, "times an event loop waited for room in the results writer queue"),
+    D(write_dropped, "results dropped because the results writer queue was full"),
 };
 const size_t replay_n_ctr_descs = sizeof(replay_ctr_descs) / sizeof(replay_ctr_descs[0]);
 

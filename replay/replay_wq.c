@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay_wq - a bounded queue in front of a results store writer, drained
+ * by a writer thread, so an event loop only copies a finished record (no
+ * msgpack packing, no zstd compression, no file writes on the loop: they
+ * cost ~25 % of the loop's time and stalled pacing).
+ *
+ * Each producer (one per event loop) deep-copies records into its own
+ * 256 KiB chunk (the record struct, its header arrays, then its bytes,
+ * pointers fixed into the chunk) without any lock. A full chunk, or a
+ * partial one at replay_wq_prod_flush(), is published with one atomic
+ * push onto a lock-free list; the writer thread takes the whole list with
+ * one atomic exchange, restores publication order, writes the records
+ * through the store_writer API and returns the chunks to a spare list
+ * (lock-free push; a producer takes the whole list with one exchange into
+ * its private free list), so a loop neither calls malloc nor page-faults
+ * on fresh memory once the first chunks exist. Producers never wait
+ * for a lock the writer holds: on a loaded machine a writer preempted
+ * inside a critical section would otherwise stall the loop for
+ * milliseconds. The writer polls every 5 ms and is signalled early when a
+ * quarter of the bound is queued. It runs at a lower priority than the
+ * thread that created it (SCHED_OTHER, nice + 5; setpriority(2) acts per
+ * thread on Linux): the queue absorbs its lag, while an event loop that
+ * waits for the CPU sends late.
+ *
+ * The bound counts queued record bytes. When it is reached the queue
+ * either blocks the producer (REPLAY_WQ_BLOCK, counted as a stall; the
+ * only path that sleeps on a mutex/condition variable) or refuses the
+ * record (REPLAY_WQ_DROP, counted as dropped). Records of one producer
+ * keep their order; records of different producers interleave by chunk.
+ *
+ * References: docs/replay.md ("Results writer"), store/store.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "replay/replay.h"
+
+#define WQ_DEFAULT_BYTES (32u * 1024 * 1024)
+#define WQ_WAKE_NS	 (5 * 1000000LL)
+#define WQ_STALL_NS	 (10 * 1000000LL)
+#define WQ_TICK_NS	 (100 * 1000000LL)
+#define WQ_CHUNK	 (256u * 1024)
+#define WQ_NICE_UP	 5
+#define WQ_SPARE_MAX	 16 /* chunks kept for reuse */
+
+/* One record in a chunk: header arrays, then the bytes of every slice follow. */
+struct wq_item {
+	size_t size; /* whole item, 16-byte aligned */
+	struct store_record rec;
+};
+
+struct wq_chunk {
+	struct wq_chunk *next;
+	size_t cap, used; /* bytes of data[] */
+	uint64_t n;	  /* records */
+	_Alignas(16) uint8_t data[];
+};
+
+struct replay_wq {
+	struct replay_wq_params p;
+	pthread_t tid;
+	bool started;
+	_Atomic(struct wq_chunk *) pub;	  /* published chunks, newest first */
+	_Atomic(struct wq_chunk *) spare; /* written chunks for reuse */
+	atomic_uint n_spare;		  /* about: in spare or producers' free lists */
+	atomic_size_t bytes;		  /* queued (in producers' chunks or published) */
+	atomic_uint waiting;		  /* producers blocked for room */
+	atomic_bool hold;
+	atomic_bool done;
+	atomic_int err;	      /* first store writer error, sticky */
+	char errmsg[256];     /* set before err */
+	pthread_mutex_t lock; /* only for sleeping: */
+	pthread_cond_t work;  /* the writer waits for chunks */
+	pthread_cond_t space; /* BLOCK producers wait for room */
+	atomic_uint_fast64_t queued, written, write_errors, stalls, dropped;
+	atomic_size_t max_bytes;
+};
+
+struct replay_wq_prod {
+	struct replay_wq *q;
+	struct wq_chunk *cur;
+	struct wq_chunk *free; /* private spares */
+};
+
+/* ---- deep copy ---- */
+
+static size_t msg_size(const struct store_message *m, size_t *nhdr)
+{
+	size_t n = m->method.len + m->target.len + m->reason.len + m->body.len;
+	for (size_t i = 0; i < m->n_headers; i++)
+		n += m->headers[i].name.len + m->headers[i].value.len;
+	*nhdr += m->n_headers;
+	return n;
+}
+
+struct cursor {
+	struct store_header *hdr;
+	uint8_t *bytes;
+};
+
+static void slice_copy(struct cursor *c, struct store_slice *s)
+{
+	if (!s->len) {
+		s->ptr = NULL;
+		return;
+	}
+	memcpy(c->bytes, s->ptr, s->len);
+	s->ptr = c->bytes;
+	c->bytes += s->len;
+}
+
+static void msg_copy(struct cursor *c, struct store_message *m)
+{
+	slice_copy(c, &m->method);
+	slice_copy(c, &m->target);
+	slice_copy(c, &m->reason);
+	slice_copy(c, &m->body);
+	if (!m->n_headers) {
+		m->headers = NULL;
+		return;
+	}
+	struct store_header *h = c->hdr;
+	c->hdr += m->n_headers;
+	for (size_t i = 0; i < m->n_headers; i++) {
+		h[i] = m->headers[i];
+		slice_copy(c, &h[i].name);
+		slice_copy(c, &h[i].value);
+	}
+	m->headers = h;
+}
+
+/* Bytes of the item holding record @p src and everything it points to. */
+static size_t item_size(const struct store_record *src)
+{
+	size_t nhdr = 0, nbytes = 0;
+	if (src->type == STORE_REC_SESSION) {
+		const struct store_session *s = &src->u.session;
+		nbytes = s->lane.len + msg_size(&s->req, &nhdr) + msg_size(&s->resp, &nhdr);
+	} else {
+		const struct store_result *r = &src->u.result;
+		nbytes = r->target.len + r->role.len + r->error_msg.len + msg_size(&r->resp, &nhdr);
+	}
+	size_t size = sizeof(struct wq_item) + nhdr * sizeof(struct store_header) + nbytes;
+	return (size + 15) & ~(size_t)15;
+}
+
+static size_t n_headers(const struct store_record *src)
+{
+	if (src->type == STORE_REC_SESSION)
+		return src->u.session.req.n_headers + src->u.session.resp.n_headers;
+	return src->u.result.resp.n_headers;
+}
+
+/* Copy record @p src into @p it (item_size() bytes). */
+static void item_fill(struct wq_item *it, size_t size, const struct store_record *src)
+{
+	it->size = size;
+	it->rec = *src;
+	struct cursor c = {.hdr = (struct store_header *)(it + 1)};
+	c.bytes = (uint8_t *)(c.hdr + n_headers(src));
+	if (src->type == STORE_REC_SESSION) {
+		struct store_session *s = &it->rec.u.session;
+		slice_copy(&c, &s->lane);
+		msg_copy(&c, &s->req);
+		msg_copy(&c, &s->resp);
+	} else {
+		struct store_result *r = &it->rec.u.result;
+		slice_copy(&c, &r->target);
+		slice_copy(&c, &r->role);
+		slice_copy(&c, &r->error_msg);
+		msg_copy(&c, &r->resp);
+	}
+}
+/* ---- the writer thread ---- */
+
+static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
+{
+	uint64_t ok = 0, bad = 0;
+	for (size_t off = 0; off < ch->used;) {
+		const struct wq_item *it = (const struct wq_item *)(ch->data + off);
+		off += it->size;
+		int rc = atomic_load(&q->err);
+		if (!rc) {
+			rc = it->rec.type == STORE_REC_SESSION
+				 ? store_writer_add_session(q->p.writer, &it->rec.u.session)
+				 : store_writer_add_result(q->p.writer, &it->rec.u.result);
+			if (rc) {
+				snprintf(q->errmsg, sizeof(q->errmsg), "cannot write results: %s",
+					 store_writer_error(q->p.writer));
+				atomic_store(&q->err, rc);
+			}
+		}
+		if (rc)
+			bad++;
+		else
+			ok++;
+	}
+	atomic_fetch_add(&q->written, ok);
+	atomic_fetch_add(&q->write_errors, bad);
+}
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, int64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t t = ts.tv_nsec + ns;
+	ts.tv_sec += t / 1000000000LL;
+	ts.tv_nsec = t % 1000000000LL;
+	pthread_cond_timedwait(cv, m, &ts);
+}
+
+/* Yield to the event loops: leave a real-time class, raise the nice value. */
+static void lower_priority(void)
+{
+	int pol = 0;
+	struct sched_param sp;
+	if (!pthread_getschedparam(pthread_self(), &pol, &sp) && pol != SCHED_OTHER) {
+		sp.sched_priority = 0;
+		(void)pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	}
+	id_t tid = (id_t)syscall(SYS_gettid);
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, tid);
+	if (errno == 0)
+		(void)setpriority(PRIO_PROCESS, tid, nice + WQ_NICE_UP);
+}
+
+static void *wq_main(void *arg)
+{
+	struct replay_wq *q = arg;
+	lower_priority();
+	int64_t next_tick = clk_mono_ns() + WQ_TICK_NS;
+	for (;;) {
+		bool done = atomic_load(&q->done);
+		struct wq_chunk *list = NULL;
+		if (!atomic_load(&q->hold) || done)
+			list = atomic_exchange(&q->pub, NULL);
+		if (!list) {
+			if (done)
+				break;
+			pthread_mutex_lock(&q->lock);
+			timed_wait(&q->work, &q->lock, WQ_WAKE_NS);
+			pthread_mutex_unlock(&q->lock);
+			continue;
+		}
+		struct wq_chunk *fifo = NULL; /* reverse: oldest first */
+		while (list) {
+			struct wq_chunk *next = list->next;
+			list->next = fifo;
+			fifo = list;
+			list = next;
+		}
+		while (fifo) {
+			struct wq_chunk *next = fifo->next;
+			write_chunk(q, fifo);
+			atomic_fetch_sub(&q->bytes, fifo->used);
+			if (fifo->cap == WQ_CHUNK && atomic_load(&q->n_spare) < WQ_SPARE_MAX) {
+				atomic_fetch_add(&q->n_spare, 1);
+				fifo->next = atomic_load(&q->spare);
+				while (!atomic_compare_exchange_weak(&q->spare, &fifo->next, fifo))
+					;
+			} else {
+				mem_free(fifo);
+			}
+			fifo = next;
+			if (atomic_load(&q->waiting)) {
+				pthread_mutex_lock(&q->lock);
+				pthread_cond_broadcast(&q->space);
+				pthread_mutex_unlock(&q->lock);
+			}
+		}
+		int64_t now = clk_mono_ns();
+		if (now >= next_tick && !atomic_load(&q->err)) {
+			store_writer_tick(q->p.writer);
+			next_tick = now + WQ_TICK_NS;
+		}
+	}
+	return NULL;
+}
+
+/* ---- public API ---- */
+
+struct replay_wq *replay_wq_create(const struct replay_wq_params *p, char *err, size_t errlen)
+{
+	if (!p->writer) {
+		snprintf(err, errlen, "no results writer given");
+		return NULL;
+	}
+	struct replay_wq *q = mem_calloc(1, sizeof(*q));
+	if (!q) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	q->p = *p;
+	if (!q->p.max_bytes)
+		q->p.max_bytes = WQ_DEFAULT_BYTES;
+	atomic_init(&q->pub, NULL);
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->work, &ca);
+	pthread_cond_init(&q->space, &ca);
+	pthread_condattr_destroy(&ca);
+	int rc = pthread_create(&q->tid, NULL, wq_main, q);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the results writer thread: %s", strerror(rc));
+		pthread_cond_destroy(&q->work);
+		pthread_cond_destroy(&q->space);
+		pthread_mutex_destroy(&q->lock);
+		mem_free(q);
+		return NULL;
+	}
+	q->started = true;
+	return q;
+}
+
+struct replay_wq_prod *replay_wq_prod_create(struct replay_wq *q)
+{
+	struct replay_wq_prod *pr = mem_calloc(1, sizeof(*pr));
+	if (pr)
+		pr->q = q;
+	return pr;
+}
+
+void replay_wq_prod_flush(struct replay_wq_prod *pr)
+{
+	struct wq_chunk *ch = pr->cur;
+	if (!ch)
+		return;
+	pr->cur = NULL;
+	struct replay_wq *q = pr->q;
+	ch->next = atomic_load(&q->pub);
+	while (!atomic_compare_exchange_weak(&q->pub, &ch->next, ch))
+		;
+}
+
+static void wait_for_room(struct replay_wq *q, size_t size)
+{
+	pthread_mutex_lock(&q->lock);
+	atomic_fetch_add(&q->waiting, 1);
+	pthread_cond_signal(&q->work);
+	for (;;) {
+		size_t b = atomic_load(&q->bytes);
+		if (!b || b + size <= q->p.max_bytes || atomic_load(&q->done))
+			break;
+		timed_wait(&q->space, &q->lock, WQ_STALL_NS);
+	}
+	atomic_fetch_sub(&q->waiting, 1);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
+{
+	struct replay_wq *q = pr->q;
+	int werr = atomic_load(&q->err);
+	if (werr)
+		return werr;
+	if (atomic_load(&q->done))
+		return -EPIPE;
+	size_t size = item_size(rec);
+	size_t b = atomic_load(&q->bytes);
+	/* An item larger than the bound still passes an empty queue. */
+	if (b && b + size > q->p.max_bytes) {
+		if (q->p.policy == REPLAY_WQ_DROP) {
+			atomic_fetch_add(&q->dropped, 1);
+			return -ENOBUFS;
+		}
+		atomic_fetch_add(&q->stalls, 1);
+		replay_wq_prod_flush(pr); /* the writer can only drain published chunks */
+		wait_for_room(q, size);
+	}
+	struct wq_chunk *ch = pr->cur;
+	if (!ch || ch->cap - ch->used < size) {
+		replay_wq_prod_flush(pr);
+		size_t cap = size > WQ_CHUNK ? size : WQ_CHUNK;
+		if (cap == WQ_CHUNK && !pr->free)
+			pr->free = atomic_exchange(&q->spare, NULL);
+		if (cap == WQ_CHUNK && pr->free) {
+			ch = pr->free;
+			pr->free = ch->next;
+			atomic_fetch_sub(&q->n_spare, 1);
+		} else {
+			ch = mem_alloc(sizeof(*ch) + cap);
+		}
+		if (!ch)
+			return -ENOMEM;
+		ch->next = NULL;
+		ch->cap = cap;
+		ch->used = 0;
+		ch->n = 0;
+		pr->cur = ch;
+	}
+	item_fill((struct wq_item *)(ch->data + ch->used), size, rec);
+	ch->used += size;
+	ch->n++;
+	atomic_fetch_add_explicit(&q->queued, 1, memory_order_relaxed);
+	size_t before = atomic_fetch_add(&q->bytes, size);
+	size_t now = before + size, hw = atomic_load(&q->max_bytes);
+	while (now > hw && !atomic_compare_exchange_weak(&q->max_bytes, &hw, now))
+		;
+	if (ch->used == ch->cap)
+		replay_wq_prod_flush(pr);
+	/* Wake the writer early once a quarter of the bound is queued. */
+	if (before < q->p.max_bytes / 4 && now >= q->p.max_bytes / 4) {
+		replay_wq_prod_flush(pr);
+		pthread_cond_signal(&q->work);
+	}
+	return 0;
+}
+
+int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session *s)
+{
+	struct store_record rec = {.type = STORE_REC_SESSION};
+	rec.u.session = *s;
+	return prod_add(pr, &rec);
+}
+
+int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r)
+{
+	struct store_record rec = {.type = STORE_REC_RESULT};
+	rec.u.result = *r;
+	return prod_add(pr, &rec);
+}
+
+void replay_wq_prod_free(struct replay_wq_prod *pr)
+{
+	if (!pr)
+		return;
+	replay_wq_prod_flush(pr);
+	while (pr->free) {
+		struct wq_chunk *next = pr->free->next;
+		atomic_fetch_sub(&pr->q->n_spare, 1);
+		mem_free(pr->free);
+		pr->free = next;
+	}
+	mem_free(pr);
+}
+
+int replay_wq_error(const struct replay_wq *q, char *msg, size_t msglen)
+{
+	int rc = atomic_load(&((struct replay_wq *)q)->err);
+	if (rc && msg && msglen)
+		snprintf(msg, msglen, "%s", q->errmsg);
+	return rc;
+}
+
+void replay_wq_hold(struct replay_wq *q, bool hold)
+{
+	atomic_store(&q->hold, hold);
+	if (!hold)
+		pthread_cond_signal(&q->work);
+}
+
+void replay_wq_get_stats(struct replay_wq *q, struct replay_wq_stats *out)
+{
+	out->queued = atomic_load(&q->queued);
+	out->written = atomic_load(&q->written);
+	out->write_errors = atomic_load(&q->write_errors);
+	out->stalls = atomic_load(&q->stalls);
+	out->dropped = atomic_load(&q->dropped);
+	out->max_bytes = atomic_load(&q->max_bytes);
+	out->queued_bytes = atomic_load(&q->bytes);
+}
+
+int replay_wq_finish(struct replay_wq *q)
+{
+	if (q->started) {
+		atomic_store(&q->done, true);
+		pthread_mutex_lock(&q->lock);
+		pthread_cond_signal(&q->work);
+		pthread_cond_broadcast(&q->space);
+		pthread_mutex_unlock(&q->lock);
+		pthread_join(q->tid, NULL);
+		q->started = false;
+	}
+	return atomic_load(&q->err);
+}
+
+void replay_wq_free(struct replay_wq *q)
+{
+	if (!q)
+		return;
+	(void)replay_wq_finish(q);
+	/* Spares, and chunks published after the writer stopped (a producer
+	 * freed late). */
+	for (int i = 0; i < 2; i++) {
+		struct wq_chunk *ch = atomic_exchange(i ? &q->pub : &q->spare, NULL);
+		while (ch) {
+			struct wq_chunk *next = ch->next;
+			mem_free(ch);
+			ch = next;
+		}
+	}
+	pthread_cond_destroy(&q->work);
+	pthread_cond_destroy(&q->space);
+	pthread_mutex_destroy(&q->lock);
+	mem_free(q);
+}
