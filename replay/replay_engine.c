@@ -1265,6 +1265,8 @@ int64_t replay_engine_next_due(const struct replay_engine *e)
 
 void replay_engine_drop_queued(struct replay_engine *e)
 {
+	if (!e->htab || !e->targets)
+		return; /* a half-created engine (allocation failed) holds no requests */
 	for (size_t b = 0; b < e->hcap; b++) {
 		struct rflow *f = e->htab[b];
 		while (f) {
