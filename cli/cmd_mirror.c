@@ -1084,7 +1084,7 @@ static int run(struct mir_opts *o, struct mir *m)
 		    .redactions = redact_texts,
 		    .n_redactions = redact ? redact_count(redact) : 0,
 		};
-		struct store_writer_params wp = {.path = o->out, .meta = &meta};
+		struct store_writer_params wp = {.path = o->out, .meta = &meta, .background = true};
 		m->w = store_writer_create(&wp, err, sizeof(err));
 		if (!m->w) {
 			fprintf(stderr, "dyetap mirror: %s\n", err);
