@@ -36,7 +36,10 @@
 #    a shortfall is accepted only when src_kernel_drops is non-zero and at
 #    least as large (each lost session needs at least one dropped packet);
 #    every recorded session that is not complete carries a named flag
-#    (no_response, gap, midstream, ...), counted by txn_ counters.
+#    (no_response, gap, midstream, ...), counted by txn_ counters; and
+#    every session without a flag holds a request with its own response
+#    (nginx echoes the request target in an X-Uri header, checked on
+#    `dyetap cat --json` of soak.dyt).
 #
 # Needs root (live capture on lo), nginx, curl, python3; loopback only.
 # Usage: bench/soak.sh [BUILD_DIR [OUT_DIR]]
@@ -99,6 +102,7 @@ http {
   uwsgi_temp_path $ng/u; scgi_temp_path $ng/s;
   server {
     listen 127.0.0.1:$port;
+    add_header X-Uri \$request_uri always;
     location /api/ { default_type application/json; return 200 '{"id":"\$request_id","ok":true}\n'; }
     location /static/ { root $ng/www; }
     location / { return 404; }
@@ -202,9 +206,9 @@ while [ -f "$ng/nginx.pid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 "$dyetap" info --json "$out/results.dyt" >"$out/results-info.json"
 "$dyetap" cat "$out/soak.dyt" >"$out/soak-cat.txt"
 rc=0
-python3 - "$out" "$DURATION" "$RATE" "$RSS_TOL_KB" "$RSS_TOL_PCT" "$load0" "$load1" <<'EOF' ||
-import collections, csv, json, statistics, sys
-out, duration, rate, tol_kb, tol_pct, load0, load1 = sys.argv[1:]
+python3 - "$out" "$DURATION" "$RATE" "$RSS_TOL_KB" "$RSS_TOL_PCT" "$load0" "$load1" "$dyetap" <<'EOF' ||
+import collections, csv, json, statistics, subprocess, sys
+out, duration, rate, tol_kb, tol_pct, load0, load1, dyetap = sys.argv[1:]
 tol_kb, tol_pct = int(tol_kb), float(tol_pct)
 J = lambda name: json.load(open(f"{out}/{name}"))
 rep, rec, info, rinfo = J("replay.json"), J("record.json"), J("soak-info.json"), J("results-info.json")
@@ -233,10 +237,29 @@ for ln in open(f"{out}/soak-cat.txt"):
     fl = [w.strip("[]") for w in f if w.startswith("[") and w.endswith("]")]
     for x in fl:
         flags[x] += 1
-    if rest.startswith("(no response)") or fl:
+    if rest.startswith("(no response)") or fl or f[7] == "-":
         continue
     nbytes = int(rest.split("(")[1].split()[0])
     recd[(f[7], f[8], int(rest.split()[0]), nbytes)] += 1
+
+# pairing: nginx echoes each request's target in an X-Uri response header,
+# so every recorded session shows whether its response answers its request.
+pairing = collections.Counter()
+cat = subprocess.Popen([dyetap, "cat", "--json", "--no-body", f"{out}/soak.dyt"],
+                       stdout=subprocess.PIPE, text=True)
+for ln in cat.stdout:
+    o = json.loads(ln)
+    req, resp = o.get("request"), o.get("response")
+    if not req or not req.get("method"):
+        kind = "orphan response"
+    elif not resp or not resp.get("status"):
+        kind = "no response"
+    else:
+        xu = next((v for k, v in resp["headers"] if k.lower() == "x-uri"), None)
+        kind = "own response" if xu == req["target"] else "another request's response"
+    pairing[(kind, "flagged" if o.get("flags") else "unflagged")] += 1
+cat.wait()
+pair_txt = ", ".join(f"{k} {f} {v}" for (k, f), v in sorted(pairing.items()))
 
 sent, ok = rep["sent"], rep["ok"]
 errs = rep["errors"]["total"]
@@ -260,6 +283,7 @@ say(f"  capture packets {rec['src_packets']}  kernel received {rec['src_kernel_r
     f"memcap evictions {rec['pipe_memcap_evictions']}")
 say(f"  soak.dyt  info: sessions {info['sessions']} state {info['state']} frames {info['frames']}  "
     f"cat: {n_cat} sessions, flags {dict(flags) or 'none'}")
+say(f"  pairing (X-Uri header == request target): {pair_txt}")
 say(f"  results.dyt  info: sessions {rinfo['sessions']} results {rinfo['results']} "
     f"state {rinfo['state']} frames {rinfo['frames']} ({rinfo['file_bytes'] >> 20} MiB)")
 say("accounting:")
@@ -275,10 +299,17 @@ if short == 0:
 else:
     check(0 < short <= drops, f"recorded sessions {sessions} vs nginx lines {nginx_n}: "
           f"{short} missing, src_kernel_drops {drops} packets")
-n_flagged = n_cat - sum(recd.values())
-check(sessions - complete == n_flagged,
+n_flagged = sum(v for (k, f), v in pairing.items() if f == "flagged")
+n_orphan = sum(v for (k, f), v in pairing.items() if k == "orphan response")
+n_orphan_unfl = pairing[("orphan response", "unflagged")]
+check(sessions - complete == n_flagged + n_orphan_unfl and
+      n_flagged + n_orphan_unfl == n_cat - sum(recd.values()),
       f"incomplete sessions {sessions - complete} == sessions carrying a named flag "
-      f"{n_flagged} ({dict(flags) or 'none'})")
+      f"{n_flagged} ({dict(flags) or 'none'}) + responses without a request and without "
+      f"a flag {n_orphan_unfl}")
+check(n_orphan == rec["txn_orphan_responses"],
+      f"responses without a request {n_orphan} == txn_orphan_responses "
+      f"{rec['txn_orphan_responses']}")
 over = {k: v - ng[k] for k, v in recd.items() if v > ng[k]}
 missing = sum(v - recd[k] for k, v in ng.items() if v > recd[k])
 if over:
@@ -293,6 +324,10 @@ check(not over, f"no complete recorded session without an nginx line of the same
 check(missing - (sessions - complete) == short,
       f"per request key: {missing} nginx requests without a complete recorded session = "
       f"{short} missing + {sessions - complete} incomplete")
+
+bad_pairs = pairing[("another request's response", "unflagged")]
+check(bad_pairs == 0, f"every unflagged session with a request holds its own response "
+      f"({bad_pairs} hold the response of another request)")
 
 rows = list(csv.DictReader(open(f"{out}/samples.csv")))
 say(f"memory and descriptors ({len(rows)} samples):")
