@@ -45,7 +45,7 @@
 #
 # Needs root (live capture on lo), nginx, curl, python3; loopback only.
 # Usage: bench/soak.sh [BUILD_DIR [OUT_DIR]]
-#   env: DURATION=600 (s) RATE=2000 (req/s) SAMPLE=5 (s) SEED_CONNS=20
+#   env: DURATION=600 (s) RATE=2000 (req/s) SAMPLE=5 (s; 2 under 60 s) SEED_CONNS=20
 #        BUFFER_MB (record --buffer-mb; unset = record's default)
 #        RSS_TOL_KB=1024 RSS_TOL_PCT=5 KEEP=0 (1 keeps the .dyt files)
 set -eu
@@ -54,7 +54,7 @@ out=${2:-$b/soak}
 dyetap=$b/cli/dyetap
 DURATION=${DURATION:-600}
 RATE=${RATE:-2000}
-SAMPLE=${SAMPLE:-5}
+SAMPLE=${SAMPLE:-$([ "$DURATION" -lt 60 ] && echo 2 || echo 5)}
 SEED_CONNS=${SEED_CONNS:-20}
 RSS_TOL_KB=${RSS_TOL_KB:-1024}
 RSS_TOL_PCT=${RSS_TOL_PCT:-5}
