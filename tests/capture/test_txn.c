@@ -374,6 +374,8 @@ static void test_direction_swap(void)
 	txn_conn_end(f.c, TXN_END_FIN, 2);
 	TAP_EQ_STR(fx_log(&f), "#0 - -> 200 body=0\n", "response first: swapped, orphan response");
 	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
+	TAP_EQ_U64(f.st.sessions_emitted, 1, "orphan emitted");
+	TAP_EQ_U64(f.st.sessions_complete, 0, "an orphan response is not a complete transaction");
 	fx_free(&f);
 
 	/* Midstream with the roles guessed wrong: the first bytes are a body
