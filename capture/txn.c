@@ -165,6 +165,10 @@ struct txn_conn {
 	uint32_t skip_tail; /* dropped requests after the last queued one */
 	bool early_valid;
 	struct txn_copy early; /* a response that came before its request completed */
+	/* A gap between messages may have taken a whole request or response, so
+	 * responses may now answer other requests than the queue says: every
+	 * session is flagged gap until the queue drains with both sides in step. */
+	bool suspect;
 	size_t copies_mem;
 };
 
@@ -309,6 +313,8 @@ static void txn_emit(struct txn_conn *c, const struct store_message *req, int64_
 	s.conn_index = c->conn_index++;
 	if (c->info.midstream)
 		flags |= STORE_F_MIDSTREAM;
+	if (c->suspect)
+		flags |= STORE_F_GAP;
 	if (req && req->present) {
 		s.req = *req;
 		s.ts_req_first_ns = rq_first;
@@ -536,6 +542,7 @@ static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, 
 		c->st->orphan_responses++;
 		txn_emit(c, NULL, 0, 0, m, sd->ts_first, sd->ts_last,
 			 flags | (tunnel ? STORE_F_TUNNEL : 0) | (cl->next_flags & STORE_F_GAP));
+		c->suspect = false; /* nothing waits: requests and responses are in step */
 		return;
 	}
 	bool was_tunnel_req = h->tunnel;
@@ -544,6 +551,8 @@ static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, 
 	txn_emit(c, &h->req.msg, h->req.ts_first, h->req.ts_last, m, sd->ts_first, sd->ts_last,
 		 flags | h->req.flags);
 	txn_q_pop(c);
+	if (!c->q_len && !c->early_valid)
+		c->suspect = false; /* every request answered: back in step */
 	if (was_tunnel_req || tunnel)
 		txn_client_release_hold(c, tunnel, ts);
 }
@@ -975,6 +984,7 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 		sd->carry_len = 0;
 		sd->at_bol = true;
 		sd->next_flags |= STORE_F_GAP;
+		c->suspect = true;
 		return;
 	case MODE_NORMAL:
 		break;
@@ -999,6 +1009,7 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 			txn_response_ready(c, STORE_F_GAP, false, ts_ns);
 	}
 	sd->next_flags |= STORE_F_GAP;
+	c->suspect = true; /* whole messages may be gone: pairing is uncertain */
 	http1_reset(sd->p);
 	txn_side_msg_done(sd);
 	txn_side_resync(sd, true);
@@ -1063,7 +1074,7 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 
 bool txn_conn_sleep(struct txn_conn *c, struct txn_dormant *d)
 {
-	if (c->q_len || c->early_valid || c->skip_tail || c->ended)
+	if (c->q_len || c->early_valid || c->skip_tail || c->ended || c->suspect)
 		return false;
 	for (int r = 0; r < 2; r++) {
 		const struct txn_side *sd = &c->side[r];

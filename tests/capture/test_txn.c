@@ -265,6 +265,42 @@ static void test_gap_resync(void)
 	TAP_EQ_U64(f.st.gap_sessions, 1, "gap session counted");
 	fx_free(&f);
 
+	/* A response lost whole in a gap: the later pairs are shifted by one
+	 * (the queue cannot know), so each is flagged gap, never silently wrong. */
+	fx_init(&f, false);
+	cli(&f, "GET /1 HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1", 2);
+	cli(&f, "GET /2 HTTP/1.1\r\n\r\n", 3);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 39, 4); /* the answer to /2 */
+	cli(&f, "GET /3 HTTP/1.1\r\n\r\n", 5);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3", 6);
+	cli(&f, "GET /4 HTTP/1.1\r\n\r\n", 7);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n4", 8);
+	txn_conn_end(f.c, TXN_END_FIN, 9);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /1 body=0 -> 200 body=1\n#1 GET /2 body=0 -> 200 body=1 gap\n"
+		   "#2 GET /3 body=0 -> 200 body=1 gap\n#3 GET /4 body=0 -> - gap no_response\n",
+		   "response lost whole: every later pairing flagged gap");
+	fx_free(&f);
+
+	/* Request and response both lost: the queue stays in step, so after the
+	 * first pair past the gap the flags stop. */
+	fx_init(&f, false);
+	cli(&f, "GET /1 HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1", 2);
+	txn_conn_gap(f.c, TXN_DIR_CLIENT, 19, 3);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 39, 4);
+	cli(&f, "GET /3 HTTP/1.1\r\n\r\n", 5);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3", 6);
+	cli(&f, "GET /4 HTTP/1.1\r\n\r\n", 7);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n4", 8);
+	txn_conn_end(f.c, TXN_END_FIN, 9);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /1 body=0 -> 200 body=1\n#1 GET /3 body=0 -> 200 body=1 gap\n"
+		   "#2 GET /4 body=0 -> 200 body=1\n",
+		   "request and response both lost: in step again after the first pair");
+	fx_free(&f);
+
 	/* A gap inside a Content-Length body is bridged: the body goes on. */
 	fx_init(&f, false);
 	cli(&f, "POST /b HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789", 1);
