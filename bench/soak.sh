@@ -47,6 +47,7 @@
 # Usage: bench/soak.sh [BUILD_DIR [OUT_DIR]]
 #   env: DURATION=600 (s) RATE=2000 (req/s) SAMPLE=5 (s; 2 under 60 s) SEED_CONNS=20
 #        BUFFER_MB (record --buffer-mb; unset = record's default)
+#        RECORD_OPTS (more record options, e.g. --immediate)
 #        RSS_TOL_KB=1024 RSS_TOL_PCT=5 KEEP=0 (1 keeps the .dyt files)
 set -eu
 b=${1:-build-bench}
@@ -165,10 +166,15 @@ echo "seed: $seed_n GET sessions on $SEED_CONNS connections (seed.dyt)"
 # 3. the soak: live record + replay loop.
 set --
 [ -n "${BUFFER_MB:-}" ] && set -- --buffer-mb "$BUFFER_MB"
+# shellcheck disable=SC2086 # RECORD_OPTS: extra record options, split on spaces
+[ -n "${RECORD_OPTS:-}" ] && set -- "$@" $RECORD_OPTS
 start_record "$out/soak.dyt" record "$@"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s.%N)
-"$dyetap" replay "$out/seed.dyt" --target "$url" --rate "$RATE" --loop 0 \
+# The seed was recorded from this very nginx, which the production guard
+# rightly calls production; here it is the bench's own loopback server.
+"$dyetap" replay "$out/seed.dyt" --target "$url" --i-know-this-is-production \
+    --rate "$RATE" --loop 0 \
     --duration "${DURATION}s" -o "$out/results.dyt" --json -q >"$out/replay.json" \
     2>"$out/replay.err" &
 rep_pid=$!

@@ -4,8 +4,10 @@
  *
  * Files: pcap_open_offline_with_tstamp_precision() reads pcap and pcapng
  * alike; every path is opened once up front so a typo fails before any
- * work is done. Live: the handle is activated with immediate mode and set
- * non-blocking; src_next() polls its selectable descriptor.
+ * work is done. Live: the handle is activated in immediate mode, or with a
+ * block timeout (src_params.block_ms: TPACKET_V3 blocks, which hold far
+ * more packets in the same buffer), and set non-blocking; src_next() polls
+ * its selectable descriptor. A stop drains what the kernel took before it.
  *
  * References: pcap_create(3PCAP), pcap_activate(3PCAP) for the error codes
  * mapped to user messages, pcap_next_ex(3PCAP), pcap_stats(3PCAP).
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -33,6 +36,7 @@ struct src {
 	int nano;	 /* timestamps in ns (else us) */
 	int fd;		 /* live: selectable descriptor */
 	volatile sig_atomic_t stop;
+	int64_t drain_until; /* live, buffered: monotonic ns the drain after stop ends */
 	uint64_t done_bytes; /* sizes of the files already read */
 	uint64_t total_bytes;
 	char err[PCAP_ERRBUF_SIZE + 256];
@@ -106,7 +110,10 @@ static int open_live(struct src *s, char *err, size_t errlen)
 	}
 	pcap_set_snaplen(s->pc, s->p.snaplen > 0 ? s->p.snaplen : 262144);
 	pcap_set_promisc(s->pc, s->p.promisc);
-	pcap_set_immediate_mode(s->pc, 1);
+	if (s->p.block_ms > 0)
+		pcap_set_timeout(s->pc, s->p.block_ms);
+	else
+		pcap_set_immediate_mode(s->pc, 1);
 	pcap_set_buffer_size(s->pc, (s->p.buffer_mb > 0 ? s->p.buffer_mb : 64) << 20);
 	pcap_set_tstamp_precision(s->pc, PCAP_TSTAMP_PRECISION_NANO);
 	int rc = pcap_activate(s->pc);
@@ -199,8 +206,20 @@ int src_next(struct src *s, struct src_pkt *out, int timeout_ms)
 	struct pcap_pkthdr *h;
 	const u_char *data;
 	for (;;) {
-		if (s->stop)
-			return -ENODATA;
+		if (s->stop) {
+			if (!s->p.iface || s->p.block_ms <= 0 || !s->pc)
+				return -ENODATA;
+			/* Buffered live capture: read on until the kernel has handed over
+			 * the block it was filling when the stop came. */
+			int64_t now = clk_mono_ns();
+			if (!s->drain_until)
+				s->drain_until = now + (2 * (int64_t)s->p.block_ms + 20) * 1000000;
+			if (now >= s->drain_until)
+				return -ENODATA;
+			int left_ms = (int)((s->drain_until - now) / 1000000) + 1;
+			if (timeout_ms < 0 || timeout_ms > left_ms)
+				timeout_ms = left_ms;
+		}
 		if (!s->pc) {
 			if (s->p.iface || s->file_idx + 1 >= s->p.n_files)
 				return -ENODATA;
@@ -224,7 +243,7 @@ int src_next(struct src *s, struct src_pkt *out, int timeout_ms)
 			struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
 			int n = poll(&pfd, 1, timeout_ms);
 			if (n <= 0)
-				return 0;
+				return s->stop && clk_mono_ns() >= s->drain_until ? -ENODATA : 0;
 			if (pfd.revents & (POLLERR | POLLNVAL)) {
 				snprintf(s->err, sizeof(s->err), "%s: capture descriptor failed",
 					 s->p.iface);

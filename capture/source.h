@@ -50,6 +50,16 @@ struct src_params {
 	int snaplen;	    /**< live: 0 = 262144 */
 	int buffer_mb;	    /**< live: kernel buffer; 0 = 64 MiB */
 	int promisc;	    /**< live: promiscuous mode */
+	/**
+	 * live: 0 = immediate mode (every packet as soon as it arrives; for
+	 * mirroring); > 0 = the kernel hands packets over in blocks, at the
+	 * latest after this many ms. Blocks pack packets tightly, so the same
+	 * buffer holds many more (immediate mode gives each packet a slot as
+	 * large as the biggest possible packet). After src_break() a buffered
+	 * source keeps reading for about twice this long, so the packets the
+	 * kernel had taken before the stop are still delivered.
+	 */
+	int block_ms;
 };
 
 /** One packet; data is borrowed until the next src_next() or src_close(). */

@@ -68,6 +68,8 @@ static void usage(FILE *f)
 	    "  --snaplen BYTES        live: bytes kept per packet (default 262144)\n"
 	    "  --buffer-mb MB         live: kernel capture buffer (default 64)\n"
 	    "  --promisc              live: promiscuous mode\n"
+	    "  --immediate            live: take each packet at once instead of in blocks of\n"
+	    "                         up to 20 ms (blocks hold far more packets per buffer)\n"
 	    "output:\n"
 	    "  -w, --write OUT.dyt    store file to create (replaced if it exists)\n"
 	    "  --color LANE=MATCH,... color rule (docs/rules.md), first match wins; repeat\n"
@@ -183,6 +185,7 @@ struct rec_opts {
 	int level;
 	bool stats;
 	bool json;
+	bool immediate; /* live: immediate mode instead of 20 ms blocks */
 	struct dbuf filter;
 };
 
@@ -210,6 +213,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		O_SNAPLEN,
 		O_BUFFER,
 		O_PROMISC,
+		O_IMMEDIATE,
 		O_LEVEL,
 		O_HTTP_MEMCAP,
 		O_HTTP_SLEEP_MEM,
@@ -234,6 +238,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 	    {"snaplen", required_argument, NULL, O_SNAPLEN},
 	    {"buffer-mb", required_argument, NULL, O_BUFFER},
 	    {"promisc", no_argument, NULL, O_PROMISC},
+	    {"immediate", no_argument, NULL, O_IMMEDIATE},
 	    {"level", required_argument, NULL, O_LEVEL},
 	    {"http-memcap", required_argument, NULL, O_HTTP_MEMCAP},
 	    {"http-sleep-mem", required_argument, NULL, O_HTTP_SLEEP_MEM},
@@ -330,6 +335,9 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		case O_BUFFER:
 			if (parse_u64(optarg, &o->buffer_mb) < 0 || o->buffer_mb > 4096)
 				return bad("--buffer-mb", optarg);
+			break;
+		case O_IMMEDIATE:
+			o->immediate = true;
 			break;
 		case O_PROMISC:
 			o->promisc = true;
@@ -504,6 +512,7 @@ static int run(struct rec_opts *o)
 	    .snaplen = (int)o->snaplen,
 	    .buffer_mb = (int)o->buffer_mb,
 	    .promisc = o->promisc,
+	    .block_ms = o->immediate ? 0 : 20,
 	};
 	rec_src = src_open(&sp, &ss, err, sizeof(err));
 	if (!rec_src) {
@@ -592,13 +601,16 @@ static int run(struct rec_opts *o)
 	uint64_t n = 0;
 	int rc = 0;
 	ret = 0;
-	while (!rec_stop) {
+	/* A stop (signal or --duration) goes through src_break(): a live source
+	 * then still delivers what the kernel took before it, until -ENODATA. */
+	for (;;) {
 		struct src_pkt pkt;
 		rc = src_next(rec_src, &pkt, 100);
 		if (rc == 1) {
 			pipe_packet(pipe, pkt.ts_ns, pkt.linktype, pkt.data, pkt.caplen,
 				    pkt.wirelen);
-			if (o->count && ++n >= o->count)
+			n++;
+			if (o->count && n >= o->count)
 				break;
 			if (!live && (n & 1023))
 				continue;
@@ -618,8 +630,10 @@ static int run(struct rec_opts *o)
 			break;
 		}
 		int64_t now = clk_mono_ns();
-		if (deadline && now >= deadline)
-			break;
+		if (deadline && now >= deadline) {
+			src_break(rec_src);
+			deadline = 0;
+		}
 		if (tty && now >= next_progress) {
 			print_progress(rec_src, pipe, t0);
 			next_progress = now + 500000000LL;
