@@ -54,7 +54,7 @@ int dbuf_reserve(struct dbuf *b, size_t n)
 	return 0;
 }
 
-int dbuf_append(struct dbuf *b, const void *p, size_t n)
+int dbuf_append_grow(struct dbuf *b, const void *p, size_t n)
 {
 	int rc = dbuf_reserve(b, n);
 	if (rc)

@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 
 struct dbuf {
@@ -30,12 +31,26 @@ void dbuf_release(struct dbuf *b);
 /** Forget the content, keep the allocation. */
 void dbuf_reset(struct dbuf *b);
 
+/** dbuf_append() when the buffer must grow (or is over its max). */
+int dbuf_append_grow(struct dbuf *b, const void *p, size_t n);
+
 /**
- * Append @p n bytes (copied).
+ * Append @p n bytes (copied). Inline: packers and parsers append many
+ * small pieces, and the common case (room left) is a copy.
  * @return 0, -E2BIG when len + n would exceed max (nothing appended),
  *         -ENOMEM when growing failed (nothing appended).
  */
-int dbuf_append(struct dbuf *b, const void *p, size_t n);
+static inline int dbuf_append(struct dbuf *b, const void *p, size_t n)
+{
+	/* Room for n bytes and the NUL; cap <= max + 1 keeps len + n <= max. */
+	if (b->cap - b->len <= n)
+		return dbuf_append_grow(b, p, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
 
 /** Append a NUL-terminated string; errors as dbuf_append(). */
 int dbuf_puts(struct dbuf *b, const char *s);

@@ -131,6 +131,9 @@ static void pk_key(msgpack_packer *pk, const char *k)
 	msgpack_pack_str_body(pk, k, n);
 }
 
+/* A key given as a string literal: its length is known at compile time. */
+#define PK_KEY(pk, lit) pk_str((pk), (lit), sizeof(lit) - 1)
+
 static void pk_str(msgpack_packer *pk, const void *p, size_t n)
 {
 	msgpack_pack_str(pk, n);
@@ -166,32 +169,32 @@ static void pk_message(msgpack_packer *pk, const struct store_message *m, int is
 {
 	msgpack_pack_map(pk, 7);
 	if (is_req) {
-		pk_key(pk, "method");
+		PK_KEY(pk, "method");
 		pk_slice(pk, &m->method);
-		pk_key(pk, "target");
+		PK_KEY(pk, "target");
 		pk_slice(pk, &m->target);
 	} else {
-		pk_key(pk, "status");
+		PK_KEY(pk, "status");
 		msgpack_pack_uint16(pk, m->status);
-		pk_key(pk, "reason");
+		PK_KEY(pk, "reason");
 		pk_slice(pk, &m->reason);
 	}
-	pk_key(pk, "version");
+	PK_KEY(pk, "version");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_uint8(pk, m->version_major);
 	msgpack_pack_uint8(pk, m->version_minor);
-	pk_key(pk, "headers");
+	PK_KEY(pk, "headers");
 	msgpack_pack_array(pk, m->n_headers);
 	for (size_t i = 0; i < m->n_headers; i++) {
 		msgpack_pack_array(pk, 2);
 		pk_slice(pk, &m->headers[i].name);
 		pk_slice(pk, &m->headers[i].value);
 	}
-	pk_key(pk, "body");
+	PK_KEY(pk, "body");
 	pk_bin(pk, &m->body);
-	pk_key(pk, "body_len");
+	PK_KEY(pk, "body_len");
 	msgpack_pack_uint64(pk, m->body_len);
-	pk_key(pk, "truncated");
+	PK_KEY(pk, "truncated");
 	if (m->truncated)
 		msgpack_pack_true(pk);
 	else
@@ -208,16 +211,16 @@ static void pk_addr(msgpack_packer *pk, uint8_t ipv, const struct store_endpoint
 /* The "v" and "t" keys every record map opens with. */
 static void pk_rec_head(msgpack_packer *pk, uint8_t type)
 {
-	pk_key(pk, "v");
+	PK_KEY(pk, "v");
 	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
-	pk_key(pk, "t");
+	PK_KEY(pk, "t");
 	msgpack_pack_uint8(pk, type);
 }
 
 /* The "resp" key: the response map, or nil when there was none. */
 static void pk_resp(msgpack_packer *pk, const struct store_message *m)
 {
-	pk_key(pk, "resp");
+	PK_KEY(pk, "resp");
 	if (m->present)
 		pk_message(pk, m, 0);
 	else
@@ -228,40 +231,40 @@ static void pack_session(msgpack_packer *pk, const struct store_session *s)
 {
 	msgpack_pack_map(pk, 18 + (s->vlan != 0));
 	pk_rec_head(pk, STORE_REC_SESSION);
-	pk_key(pk, "id");
+	PK_KEY(pk, "id");
 	msgpack_pack_uint64(pk, s->id);
-	pk_key(pk, "ip_version");
+	PK_KEY(pk, "ip_version");
 	msgpack_pack_uint8(pk, s->ip_version);
-	pk_key(pk, "src");
+	PK_KEY(pk, "src");
 	pk_addr(pk, s->ip_version, &s->src);
-	pk_key(pk, "src_port");
+	PK_KEY(pk, "src_port");
 	msgpack_pack_uint16(pk, s->src.port);
-	pk_key(pk, "dst");
+	PK_KEY(pk, "dst");
 	pk_addr(pk, s->ip_version, &s->dst);
-	pk_key(pk, "dst_port");
+	PK_KEY(pk, "dst_port");
 	msgpack_pack_uint16(pk, s->dst.port);
 	if (s->vlan) {
-		pk_key(pk, "vlan");
+		PK_KEY(pk, "vlan");
 		msgpack_pack_uint16(pk, s->vlan);
 	}
-	pk_key(pk, "lane");
+	PK_KEY(pk, "lane");
 	pk_slice(pk, &s->lane);
-	pk_key(pk, "conn_id");
+	PK_KEY(pk, "conn_id");
 	msgpack_pack_uint64(pk, s->conn_id);
-	pk_key(pk, "conn_index");
+	PK_KEY(pk, "conn_index");
 	msgpack_pack_uint32(pk, s->conn_index);
-	pk_key(pk, "ts_req_first_ns");
+	PK_KEY(pk, "ts_req_first_ns");
 	msgpack_pack_int64(pk, s->ts_req_first_ns);
-	pk_key(pk, "ts_req_last_ns");
+	PK_KEY(pk, "ts_req_last_ns");
 	msgpack_pack_int64(pk, s->ts_req_last_ns);
-	pk_key(pk, "ts_resp_first_ns");
+	PK_KEY(pk, "ts_resp_first_ns");
 	msgpack_pack_int64(pk, s->ts_resp_first_ns);
-	pk_key(pk, "ts_resp_last_ns");
+	PK_KEY(pk, "ts_resp_last_ns");
 	msgpack_pack_int64(pk, s->ts_resp_last_ns);
-	pk_key(pk, "req");
+	PK_KEY(pk, "req");
 	pk_message(pk, &s->req, 1);
 	pk_resp(pk, &s->resp);
-	pk_key(pk, "flags");
+	PK_KEY(pk, "flags");
 	msgpack_pack_uint32(pk, s->flags);
 }
 
@@ -269,21 +272,21 @@ static void pack_result(msgpack_packer *pk, const struct store_result *r)
 {
 	msgpack_pack_map(pk, 11);
 	pk_rec_head(pk, STORE_REC_RESULT);
-	pk_key(pk, "session_id");
+	PK_KEY(pk, "session_id");
 	msgpack_pack_uint64(pk, r->session_id);
-	pk_key(pk, "target");
+	PK_KEY(pk, "target");
 	pk_slice(pk, &r->target);
-	pk_key(pk, "role");
+	PK_KEY(pk, "role");
 	pk_slice(pk, &r->role);
-	pk_key(pk, "ts_sent_ns");
+	PK_KEY(pk, "ts_sent_ns");
 	msgpack_pack_int64(pk, r->ts_sent_ns);
-	pk_key(pk, "latency_ns");
+	PK_KEY(pk, "latency_ns");
 	msgpack_pack_uint64(pk, r->latency_ns);
-	pk_key(pk, "lateness_ns");
+	PK_KEY(pk, "lateness_ns");
 	msgpack_pack_int64(pk, r->lateness_ns);
-	pk_key(pk, "error");
+	PK_KEY(pk, "error");
 	msgpack_pack_uint32(pk, r->error);
-	pk_key(pk, "error_msg");
+	PK_KEY(pk, "error_msg");
 	pk_slice(pk, &r->error_msg);
 	pk_resp(pk, &r->resp);
 }
@@ -485,18 +488,18 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	size_t n = 1 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
 		   (m && m->host) + (m && m->start_ns) + (m && m->n_redactions);
 	msgpack_pack_map(pk, n);
-	pk_key(pk, "tool_version");
+	PK_KEY(pk, "tool_version");
 	pk_cstr(pk, m && m->tool_version ? m->tool_version : DYETAP_VERSION);
 	if (m && m->kind) {
-		pk_key(pk, "kind");
+		PK_KEY(pk, "kind");
 		pk_cstr(pk, m->kind);
 	}
 	if (m && m->source) {
-		pk_key(pk, "source");
+		PK_KEY(pk, "source");
 		pk_cstr(pk, m->source);
 	}
 	if (m && m->filter) {
-		pk_key(pk, "filter");
+		PK_KEY(pk, "filter");
 		pk_cstr(pk, m->filter);
 	}
 	if (m && m->n_rules)
@@ -504,11 +507,11 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	if (m && m->n_redactions)
 		pk_cstr_array(pk, "redactions", m->redactions, m->n_redactions);
 	if (m && m->host) {
-		pk_key(pk, "host");
+		PK_KEY(pk, "host");
 		pk_cstr(pk, m->host);
 	}
 	if (m && m->start_ns) {
-		pk_key(pk, "start_ns");
+		PK_KEY(pk, "start_ns");
 		msgpack_pack_int64(pk, m->start_ns);
 	}
 	int rc = w->pack_rc;
@@ -756,9 +759,9 @@ static int write_index(struct store_writer *w, const struct store_counter *count
 		return -ENOMEM;
 	}
 	msgpack_pack_map(pk, 7);
-	pk_key(pk, "v");
+	PK_KEY(pk, "v");
 	msgpack_pack_uint8(pk, 1);
-	pk_key(pk, "frames");
+	PK_KEY(pk, "frames");
 	msgpack_pack_array(pk, nf);
 	for (size_t i = 0; i < nf; i++) {
 		struct widx e;
@@ -770,15 +773,15 @@ static int write_index(struct store_writer *w, const struct store_counter *count
 		msgpack_pack_int64(pk, e.last_ts);
 		msgpack_pack_uint64(pk, e.records);
 	}
-	pk_key(pk, "records");
+	PK_KEY(pk, "records");
 	msgpack_pack_uint64(pk, w->records);
-	pk_key(pk, "sessions");
+	PK_KEY(pk, "sessions");
 	msgpack_pack_uint64(pk, w->sessions);
-	pk_key(pk, "results");
+	PK_KEY(pk, "results");
 	msgpack_pack_uint64(pk, w->results);
-	pk_key(pk, "raw_bytes");
+	PK_KEY(pk, "raw_bytes");
 	msgpack_pack_uint64(pk, w->raw_bytes);
-	pk_key(pk, "counters");
+	PK_KEY(pk, "counters");
 	size_t nc = 0;
 	for (size_t i = 0; i < n_counters; i++)
 		nc += counters[i].name != NULL;
