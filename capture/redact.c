@@ -262,6 +262,15 @@ const char *redact_text(const struct redact *r, size_t i)
 	return i < r->n ? r->rules[i].text : NULL;
 }
 
+const char **redact_text_array(const struct redact *r, size_t *n)
+{
+	*n = r ? r->n : 0;
+	const char **v = mem_calloc(*n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < *n; i++)
+		v[i] = r->rules[i].text;
+	return v;
+}
+
 const struct redact_stats *redact_get_stats(const struct redact *r)
 {
 	return &r->st;

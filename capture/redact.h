@@ -80,6 +80,13 @@ size_t redact_count(const struct redact *r);
 const char *redact_text(const struct redact *r, size_t i);
 
 /**
+ * The canonical texts of all rules (borrowed) in an array for store
+ * metadata; free the array with mem_free(). @p r may be NULL (no rules).
+ * NULL only when the allocation failed; *n gets the count.
+ */
+const char **redact_text_array(const struct redact *r, size_t *n);
+
+/**
  * Redact @p in into @p out. When nothing matches, *out is a plain copy of
  * *in. Otherwise the changed parts of *out point into scratch memory owned
  * by @p r, valid until the next call or redact_free(), and out->flags has

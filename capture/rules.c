@@ -881,6 +881,15 @@ const char *rules_text(const struct rules *r, size_t i)
 	return i < r->n ? r->v[i].text : NULL;
 }
 
+const char **rules_text_array(const struct rules *r, size_t *n)
+{
+	*n = r ? r->n : 0;
+	const char **v = mem_calloc(*n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < *n; i++)
+		v[i] = r->v[i].text;
+	return v;
+}
+
 const char *rules_match(const struct rules *r, const struct store_session *s)
 {
 	for (size_t i = 0; i < r->n; i++) {

@@ -47,6 +47,13 @@ size_t rules_count(const struct rules *r);
 const char *rules_text(const struct rules *r, size_t i);
 
 /**
+ * The texts of all rules (borrowed) in an array for store metadata; free the
+ * array with mem_free(). @p r may be NULL (no rules). NULL only when the
+ * allocation failed; *n gets the count.
+ */
+const char **rules_text_array(const struct rules *r, size_t *n);
+
+/**
  * Lane of the first rule matching @p s, or NULL when none matches.
  * The result is borrowed from the rule set.
  */

@@ -1053,22 +1053,13 @@ static int run(struct mir_opts *o, struct mir *m)
 		goto out;
 	}
 	if (o->out) {
-		size_t n_rules = rules_count(rules);
-		rule_texts = mem_calloc(n_rules + 1, sizeof(*rule_texts));
-		if (!rule_texts) {
+		size_t n_rules, n_redact;
+		rule_texts = rules_text_array(rules, &n_rules);
+		redact_texts = redact_text_array(redact, &n_redact);
+		if (!rule_texts || !redact_texts) {
 			fprintf(stderr, "dyetap mirror: out of memory\n");
 			goto out;
 		}
-		for (size_t i = 0; i < n_rules; i++)
-			rule_texts[i] = rules_text(rules, i);
-		size_t n_redact = redact ? redact_count(redact) : 0;
-		redact_texts = mem_calloc(n_redact + 1, sizeof(*redact_texts));
-		if (!redact_texts) {
-			fprintf(stderr, "dyetap mirror: out of memory\n");
-			goto out;
-		}
-		for (size_t i = 0; i < n_redact; i++)
-			redact_texts[i] = redact_text(redact, i);
 		char host[256] = "", source[512];
 		gethostname(host, sizeof(host) - 1);
 		snprintf(source, sizeof(source), "mirror:%s%s",
@@ -1082,7 +1073,7 @@ static int run(struct mir_opts *o, struct mir *m)
 		    .host = host,
 		    .start_ns = clk_real_ns(),
 		    .redactions = redact_texts,
-		    .n_redactions = redact ? redact_count(redact) : 0,
+		    .n_redactions = n_redact,
 		};
 		struct store_writer_params wp = {.path = o->out, .meta = &meta, .background = true};
 		m->w = store_writer_create(&wp, err, sizeof(err));

@@ -521,22 +521,13 @@ static int run(struct rec_opts *o)
 		goto out;
 	}
 
-	size_t n_rules = rules_count(rules);
-	rule_texts = mem_calloc(n_rules + 1, sizeof(*rule_texts));
-	if (!rule_texts) {
+	size_t n_rules, n_redact;
+	rule_texts = rules_text_array(rules, &n_rules);
+	redact_texts = redact_text_array(redact, &n_redact);
+	if (!rule_texts || !redact_texts) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
-	for (size_t i = 0; i < n_rules; i++)
-		rule_texts[i] = rules_text(rules, i);
-	size_t n_redact = redact ? redact_count(redact) : 0;
-	redact_texts = mem_calloc(n_redact + 1, sizeof(*redact_texts));
-	if (!redact_texts) {
-		fprintf(stderr, "dyetap record: out of memory\n");
-		goto out;
-	}
-	for (size_t i = 0; i < n_redact; i++)
-		redact_texts[i] = redact_text(redact, i);
 	if (o->iface) {
 		dbuf_printf(&source_desc, "iface:%s", o->iface);
 	} else {
