@@ -35,22 +35,12 @@ DYETAP, ROOT, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, os.path.join(ROOT, "tests", "capture"))
 import gen_pcap as g  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tap_util import finish, free_port, ok  # noqa: E402
+
 TMP = tempfile.mkdtemp(prefix="dyetap-guard-")
-n_tests = 0
-n_failed = 0
 
 
-def ok(cond, what, detail=None):
-    global n_tests, n_failed
-    n_tests += 1
-    if not cond:
-        n_failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_tests, what))
-    if not cond and detail is not None:
-        for line in str(detail).splitlines()[:20]:
-            print("# " + line)
-    sys.stdout.flush()
-    return cond
 
 
 LANE_BODY = b'{"access_token": "RESP-SECRET-T1", "secret": "RESP-SECRET-T2", "n": 1}'
@@ -223,12 +213,6 @@ def group_redact():
        "query:token:drop" in red, "info lists the redactions in the file metadata", red[:800])
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def main():
@@ -236,8 +220,7 @@ def main():
         {"guard": group_guard, "redact": group_redact}[GROUP]()
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
-    print("1..%d" % n_tests)
-    return 1 if n_failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

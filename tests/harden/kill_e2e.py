@@ -40,9 +40,10 @@ RUNS = int(sys.argv[4]) if len(sys.argv) > 4 else 10
 sys.path.insert(0, os.path.join(ROOT, "tests", "capture"))
 import gen_pcap as g  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from tap_util import finish, free_port, ok  # noqa: E402
+
 TMP = tempfile.mkdtemp(prefix="dyetap-kill-")
-n_tests = 0
-n_failed = 0
 procs = []
 
 SERVER = r'''
@@ -66,25 +67,8 @@ s.serve_forever()
 '''
 
 
-def ok(cond, what, detail=None):
-    global n_tests, n_failed
-    n_tests += 1
-    if not cond:
-        n_failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_tests, what))
-    if not cond and detail is not None:
-        for line in str(detail).splitlines()[:12]:
-            print("# " + line)
-    sys.stdout.flush()
-    return cond
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start_server():
@@ -263,8 +247,7 @@ def main():
             p.kill()
             p.wait()
         shutil.rmtree(TMP, ignore_errors=True)
-    print("1..%d" % n_tests)
-    return 1 if n_failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -28,22 +28,12 @@ DYETAP, ROOT, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, os.path.join(ROOT, "tests", "capture"))
 import gen_pcap as g  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tap_util import finish, free_port, ok  # noqa: E402
+
 TMP = tempfile.mkdtemp(prefix="dyetap-limits-")
-n_tests = 0
-n_failed = 0
 
 
-def ok(cond, what, detail=None):
-    global n_tests, n_failed
-    n_tests += 1
-    if not cond:
-        n_failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_tests, what))
-    if not cond and detail is not None:
-        for line in str(detail).splitlines()[:20]:
-            print("# " + line)
-    sys.stdout.flush()
-    return cond
 
 
 def pick(c, *keys):
@@ -233,12 +223,6 @@ def server():
     return s, s.server_address[1]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def replay(rec, *args):
@@ -359,8 +343,7 @@ def main():
         {"capture": group_capture, "replay": group_replay, "mirror": group_mirror}[GROUP]()
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
-    print("1..%d" % n_tests)
-    return 1 if n_failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tap_util import finish, free_port, ok  # noqa: E402
+
 DYETAP, SRCDIR, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 SERVICE = os.path.join(SRCDIR, "tests", "demo", "service.py")
 CLIENT = os.path.join(SRCDIR, "tests", "demo", "client.py")
@@ -42,21 +45,8 @@ TAG = "%x" % (os.getpid() & 0xFFFFF)
 NS_CLI, NS_PROD, NS_LANE = "dtm-c-" + TAG, "dtm-p-" + TAG, "dtm-l-" + TAG
 procs = []
 namespaces = []
-n_tests = 0
-n_failed = 0
 
 
-def ok(cond, what, detail=None):
-    global n_tests, n_failed
-    n_tests += 1
-    if not cond:
-        n_failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_tests, what))
-    if not cond and detail is not None:
-        for line in str(detail).splitlines()[:20]:
-            print("# " + line)
-    sys.stdout.flush()
-    return cond
 
 
 def cleanup():
@@ -78,12 +68,6 @@ def skip_all(why):
     sys.exit(0)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def ns_cmd(ns, argv):
@@ -473,8 +457,7 @@ def main():
          "queuefull": test_queuefull}[GROUP]()
     finally:
         cleanup()
-    print("1..%d" % n_tests)
-    return 1 if n_failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -24,31 +24,15 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tap_util import finish, free_port, ok  # noqa: E402
+
 DYETAP, TOOL, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 TMP = tempfile.mkdtemp(prefix="dyetap-replay-")
-n_tests = 0
-n_failed = 0
 
 
-def ok(cond, what, detail=None):
-    global n_tests, n_failed
-    n_tests += 1
-    if not cond:
-        n_failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_tests, what))
-    if not cond and detail is not None:
-        for line in str(detail).splitlines()[:20]:
-            print("# " + line)
-    sys.stdout.flush()
-    return cond
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def mkrec(name, rows):
@@ -730,5 +714,4 @@ def group_control():
 {"fidelity": group_fidelity, "failures": group_failures, "control": group_control,
  "tls": group_tls, "record": group_record}[GROUP]()
 shutil.rmtree(TMP, ignore_errors=True)
-print("1..%d" % n_tests)
-sys.exit(1 if n_failed else 0)
+sys.exit(finish())

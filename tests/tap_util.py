@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: MIT
+"""TAP helpers shared by the Python end-to-end tests (tests/*/..._e2e.py):
+numbered `ok`/`not ok` lines with a few lines of detail on failure, the
+closing plan line, and a free port on 127.0.0.1 (tests talk to loopback
+only)."""
+import socket
+import sys
+
+_n_tests = 0
+_n_failed = 0
+
+
+def ok(cond, what, detail=None):
+    """One TAP line for @cond; on failure up to 20 lines of @detail as comments."""
+    global _n_tests, _n_failed
+    _n_tests += 1
+    if not cond:
+        _n_failed += 1
+    print(("ok" if cond else "not ok") + " %d - %s" % (_n_tests, what))
+    if not cond and detail is not None:
+        for line in str(detail).splitlines()[:20]:
+            print("# " + line)
+    sys.stdout.flush()
+    return cond
+
+
+def finish():
+    """Print the plan line; the exit status: 1 when any check failed."""
+    print("1..%d" % _n_tests)
+    return 1 if _n_failed else 0
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
