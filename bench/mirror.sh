@@ -23,22 +23,8 @@ command -v nginx >/dev/null || { echo "nginx missing (tests/setup.sh)"; exit 2; 
 top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'kill $(cat "$tmp/nginx.pid" 2>/dev/null) 2>/dev/null; rm -rf "$tmp"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$tmp/nginx.conf" <<EOF2
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $tmp/b; proxy_temp_path $tmp/p; fastcgi_temp_path $tmp/f;
-  uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;
-  server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
-}
-EOF2
-nginx -p "$tmp" -c "$tmp/nginx.conf"
-sleep 0.5
+. "$(dirname "$0")/nginx_ok.sh"
+nginx_ok_start 8192
 cc -O2 -o "$tmp/gen" "$top/bench/gen_http_pcap.c"
 "$tmp/gen" "$tmp/in.pcap" "$SIZE_MB" 1 >/dev/null
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

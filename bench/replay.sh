@@ -24,26 +24,11 @@ RUNS=${RUNS:-3}
 MEM_S=${MEM_S:-60}
 PACE_RT=${PACE_RT:-0}
 for x in "$dyetap" "$tool"; do [ -x "$x" ] || { echo "build first: $x missing"; exit 2; }; done
-command -v wrk >/dev/null || { echo "wrk missing (scripts/setup.sh --with-bench)"; exit 2; }
+command -v wrk >/dev/null || { echo "wrk missing (tests/setup.sh --with-bench)"; exit 2; }
 tmp=$(mktemp -d)
 trap 'kill $(cat "$tmp/nginx.pid" 2>/dev/null) 2>/dev/null; rm -rf "$tmp"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$tmp/nginx.conf" <<EOF
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $tmp/b; proxy_temp_path $tmp/p; fastcgi_temp_path $tmp/f;
-  uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;
-  server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
-}
-EOF
-nginx -p "$tmp" -c "$tmp/nginx.conf"
-sleep 0.5
-url=http://127.0.0.1:$port
+. "$(dirname "$0")/nginx_ok.sh"
+nginx_ok_start 4096
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d'+sys.argv[1]))" "$1"; }
