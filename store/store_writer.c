@@ -3,7 +3,9 @@
  * store_writer - writes a .dyt file (docs/format.md): the header frame at
  * create, one zstd data frame per flush, the index/trailer frame at close.
  *
- * Records are packed with msgpack-c into a pending batch (a bounded dbuf).
+ * Records are packed into a pending batch (a bounded dbuf): sessions and
+ * results, the hot path, by store_pack_private.h (exact size first, one
+ * reservation, then plain stores); the header and trailer with msgpack-c.
  * A flush compresses the batch in one ZSTD_compress2() call with the
  * content checksum on and writes the whole frame with one write(2) loop,
  * so a crash loses at most the records added after the last flush and
@@ -39,6 +41,7 @@
 #include "common/mem.h"
 #include "dyetap_version.h"
 #include "store/store.h"
+#include "store/store_pack_private.h"
 #include "store/store_private.h"
 
 /* One index entry per data frame (docs/format.md §1.3). */
@@ -154,141 +157,194 @@ static void pk_cstr_array(msgpack_packer *pk, const char *k, const char *const *
 		pk_cstr(pk, v[i] ? v[i] : "");
 }
 
-static void pk_slice(msgpack_packer *pk, const struct store_slice *s)
+/* ---- session and result records (store_pack_private.h) ---- */
+
+static size_t slice_size(const struct store_slice *s)
 {
-	pk_str(pk, s->ptr, s->len);
+	return pw_str_size(s->len);
 }
 
-static void pk_bin(msgpack_packer *pk, const struct store_slice *s)
+static size_t message_size(const struct store_message *m, int is_req)
 {
-	msgpack_pack_bin(pk, s->len);
-	msgpack_pack_bin_body(pk, s->ptr, s->len);
-}
-
-static void pk_message(msgpack_packer *pk, const struct store_message *m, int is_req)
-{
-	msgpack_pack_map(pk, 7);
-	if (is_req) {
-		PK_KEY(pk, "method");
-		pk_slice(pk, &m->method);
-		PK_KEY(pk, "target");
-		pk_slice(pk, &m->target);
-	} else {
-		PK_KEY(pk, "status");
-		msgpack_pack_uint16(pk, m->status);
-		PK_KEY(pk, "reason");
-		pk_slice(pk, &m->reason);
-	}
-	PK_KEY(pk, "version");
-	msgpack_pack_array(pk, 2);
-	msgpack_pack_uint8(pk, m->version_major);
-	msgpack_pack_uint8(pk, m->version_minor);
-	PK_KEY(pk, "headers");
-	msgpack_pack_array(pk, m->n_headers);
-	for (size_t i = 0; i < m->n_headers; i++) {
-		msgpack_pack_array(pk, 2);
-		pk_slice(pk, &m->headers[i].name);
-		pk_slice(pk, &m->headers[i].value);
-	}
-	PK_KEY(pk, "body");
-	pk_bin(pk, &m->body);
-	PK_KEY(pk, "body_len");
-	msgpack_pack_uint64(pk, m->body_len);
-	PK_KEY(pk, "truncated");
-	if (m->truncated)
-		msgpack_pack_true(pk);
+	size_t n = pw_container_size(7) + PW_KEY_SIZE("version") + 1 +
+		   pw_uint_size(m->version_major) + pw_uint_size(m->version_minor) +
+		   PW_KEY_SIZE("headers") + pw_container_size(m->n_headers) + PW_KEY_SIZE("body") +
+		   pw_bin_size(m->body.len) + PW_KEY_SIZE("body_len") + pw_uint_size(m->body_len) +
+		   PW_KEY_SIZE("truncated") + 1;
+	if (is_req)
+		n += PW_KEY_SIZE("method") + slice_size(&m->method) + PW_KEY_SIZE("target") +
+		     slice_size(&m->target);
 	else
-		msgpack_pack_false(pk);
+		n += PW_KEY_SIZE("status") + pw_uint_size(m->status) + PW_KEY_SIZE("reason") +
+		     slice_size(&m->reason);
+	for (size_t i = 0; i < m->n_headers; i++)
+		n += 1 + slice_size(&m->headers[i].name) + slice_size(&m->headers[i].value);
+	return n;
 }
 
-static void pk_addr(msgpack_packer *pk, uint8_t ipv, const struct store_endpoint *e)
+static void pw_slice(struct pw *c, const struct store_slice *s)
 {
-	size_t n = ipv == 6 ? 16 : 4;
-	msgpack_pack_bin(pk, n);
-	msgpack_pack_bin_body(pk, e->addr, n);
+	pw_str(c, s->ptr, s->len);
+}
+
+static void pw_message(struct pw *c, const struct store_message *m, int is_req)
+{
+	pw_map(c, 7);
+	if (is_req) {
+		PW_KEY(c, "method");
+		pw_slice(c, &m->method);
+		PW_KEY(c, "target");
+		pw_slice(c, &m->target);
+	} else {
+		PW_KEY(c, "status");
+		pw_uint(c, m->status);
+		PW_KEY(c, "reason");
+		pw_slice(c, &m->reason);
+	}
+	PW_KEY(c, "version");
+	pw_array(c, 2);
+	pw_uint(c, m->version_major);
+	pw_uint(c, m->version_minor);
+	PW_KEY(c, "headers");
+	pw_array(c, m->n_headers);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		pw_array(c, 2);
+		pw_slice(c, &m->headers[i].name);
+		pw_slice(c, &m->headers[i].value);
+	}
+	PW_KEY(c, "body");
+	pw_bin(c, m->body.ptr, m->body.len);
+	PW_KEY(c, "body_len");
+	pw_uint(c, m->body_len);
+	PW_KEY(c, "truncated");
+	pw_bool(c, m->truncated);
 }
 
 /* The "v" and "t" keys every record map opens with. */
-static void pk_rec_head(msgpack_packer *pk, uint8_t type)
+#define REC_HEAD_SIZE (PW_KEY_SIZE("v") + 1 + PW_KEY_SIZE("t") + 1)
+
+static void pw_rec_head(struct pw *c, uint8_t type)
 {
-	PK_KEY(pk, "v");
-	msgpack_pack_uint8(pk, STORE_SCHEMA_VERSION);
-	PK_KEY(pk, "t");
-	msgpack_pack_uint8(pk, type);
+	_Static_assert(STORE_SCHEMA_VERSION < 128 && STORE_REC_RESULT < 128, "fixints");
+	PW_KEY(c, "v");
+	pw_uint(c, STORE_SCHEMA_VERSION);
+	PW_KEY(c, "t");
+	pw_uint(c, type);
 }
 
 /* The "resp" key: the response map, or nil when there was none. */
-static void pk_resp(msgpack_packer *pk, const struct store_message *m)
+static size_t resp_size(const struct store_message *m)
 {
-	PK_KEY(pk, "resp");
+	return PW_KEY_SIZE("resp") + (m->present ? message_size(m, 0) : 1);
+}
+
+static void pw_resp(struct pw *c, const struct store_message *m)
+{
+	PW_KEY(c, "resp");
 	if (m->present)
-		pk_message(pk, m, 0);
+		pw_message(c, m, 0);
 	else
-		msgpack_pack_nil(pk);
+		pw_nil(c);
 }
 
-static void pack_session(msgpack_packer *pk, const struct store_session *s)
+static size_t session_size(const void *rec)
 {
-	msgpack_pack_map(pk, 18 + (s->vlan != 0));
-	pk_rec_head(pk, STORE_REC_SESSION);
-	PK_KEY(pk, "id");
-	msgpack_pack_uint64(pk, s->id);
-	PK_KEY(pk, "ip_version");
-	msgpack_pack_uint8(pk, s->ip_version);
-	PK_KEY(pk, "src");
-	pk_addr(pk, s->ip_version, &s->src);
-	PK_KEY(pk, "src_port");
-	msgpack_pack_uint16(pk, s->src.port);
-	PK_KEY(pk, "dst");
-	pk_addr(pk, s->ip_version, &s->dst);
-	PK_KEY(pk, "dst_port");
-	msgpack_pack_uint16(pk, s->dst.port);
+	const struct store_session *s = rec;
+	size_t addr = pw_bin_size(s->ip_version == 6 ? 16 : 4);
+	size_t n = pw_container_size(18 + (s->vlan != 0)) + REC_HEAD_SIZE + PW_KEY_SIZE("id") +
+		   pw_uint_size(s->id) + PW_KEY_SIZE("ip_version") + pw_uint_size(s->ip_version) +
+		   PW_KEY_SIZE("src") + addr + PW_KEY_SIZE("src_port") + pw_uint_size(s->src.port) +
+		   PW_KEY_SIZE("dst") + addr + PW_KEY_SIZE("dst_port") + pw_uint_size(s->dst.port) +
+		   PW_KEY_SIZE("lane") + slice_size(&s->lane) + PW_KEY_SIZE("conn_id") +
+		   pw_uint_size(s->conn_id) + PW_KEY_SIZE("conn_index") +
+		   pw_uint_size(s->conn_index) + PW_KEY_SIZE("ts_req_first_ns") +
+		   pw_int_size(s->ts_req_first_ns) + PW_KEY_SIZE("ts_req_last_ns") +
+		   pw_int_size(s->ts_req_last_ns) + PW_KEY_SIZE("ts_resp_first_ns") +
+		   pw_int_size(s->ts_resp_first_ns) + PW_KEY_SIZE("ts_resp_last_ns") +
+		   pw_int_size(s->ts_resp_last_ns) + PW_KEY_SIZE("req") + message_size(&s->req, 1) +
+		   resp_size(&s->resp) + PW_KEY_SIZE("flags") + pw_uint_size(s->flags);
+	if (s->vlan)
+		n += PW_KEY_SIZE("vlan") + pw_uint_size(s->vlan);
+	return n;
+}
+
+static void pack_session(struct pw *c, const void *rec)
+{
+	const struct store_session *s = rec;
+	size_t alen = s->ip_version == 6 ? 16 : 4;
+	pw_map(c, 18 + (s->vlan != 0));
+	pw_rec_head(c, STORE_REC_SESSION);
+	PW_KEY(c, "id");
+	pw_uint(c, s->id);
+	PW_KEY(c, "ip_version");
+	pw_uint(c, s->ip_version);
+	PW_KEY(c, "src");
+	pw_bin(c, s->src.addr, alen);
+	PW_KEY(c, "src_port");
+	pw_uint(c, s->src.port);
+	PW_KEY(c, "dst");
+	pw_bin(c, s->dst.addr, alen);
+	PW_KEY(c, "dst_port");
+	pw_uint(c, s->dst.port);
 	if (s->vlan) {
-		PK_KEY(pk, "vlan");
-		msgpack_pack_uint16(pk, s->vlan);
+		PW_KEY(c, "vlan");
+		pw_uint(c, s->vlan);
 	}
-	PK_KEY(pk, "lane");
-	pk_slice(pk, &s->lane);
-	PK_KEY(pk, "conn_id");
-	msgpack_pack_uint64(pk, s->conn_id);
-	PK_KEY(pk, "conn_index");
-	msgpack_pack_uint32(pk, s->conn_index);
-	PK_KEY(pk, "ts_req_first_ns");
-	msgpack_pack_int64(pk, s->ts_req_first_ns);
-	PK_KEY(pk, "ts_req_last_ns");
-	msgpack_pack_int64(pk, s->ts_req_last_ns);
-	PK_KEY(pk, "ts_resp_first_ns");
-	msgpack_pack_int64(pk, s->ts_resp_first_ns);
-	PK_KEY(pk, "ts_resp_last_ns");
-	msgpack_pack_int64(pk, s->ts_resp_last_ns);
-	PK_KEY(pk, "req");
-	pk_message(pk, &s->req, 1);
-	pk_resp(pk, &s->resp);
-	PK_KEY(pk, "flags");
-	msgpack_pack_uint32(pk, s->flags);
+	PW_KEY(c, "lane");
+	pw_slice(c, &s->lane);
+	PW_KEY(c, "conn_id");
+	pw_uint(c, s->conn_id);
+	PW_KEY(c, "conn_index");
+	pw_uint(c, s->conn_index);
+	PW_KEY(c, "ts_req_first_ns");
+	pw_int(c, s->ts_req_first_ns);
+	PW_KEY(c, "ts_req_last_ns");
+	pw_int(c, s->ts_req_last_ns);
+	PW_KEY(c, "ts_resp_first_ns");
+	pw_int(c, s->ts_resp_first_ns);
+	PW_KEY(c, "ts_resp_last_ns");
+	pw_int(c, s->ts_resp_last_ns);
+	PW_KEY(c, "req");
+	pw_message(c, &s->req, 1);
+	pw_resp(c, &s->resp);
+	PW_KEY(c, "flags");
+	pw_uint(c, s->flags);
 }
 
-static void pack_result(msgpack_packer *pk, const struct store_result *r)
+static size_t result_size(const void *rec)
 {
-	msgpack_pack_map(pk, 11);
-	pk_rec_head(pk, STORE_REC_RESULT);
-	PK_KEY(pk, "session_id");
-	msgpack_pack_uint64(pk, r->session_id);
-	PK_KEY(pk, "target");
-	pk_slice(pk, &r->target);
-	PK_KEY(pk, "role");
-	pk_slice(pk, &r->role);
-	PK_KEY(pk, "ts_sent_ns");
-	msgpack_pack_int64(pk, r->ts_sent_ns);
-	PK_KEY(pk, "latency_ns");
-	msgpack_pack_uint64(pk, r->latency_ns);
-	PK_KEY(pk, "lateness_ns");
-	msgpack_pack_int64(pk, r->lateness_ns);
-	PK_KEY(pk, "error");
-	msgpack_pack_uint32(pk, r->error);
-	PK_KEY(pk, "error_msg");
-	pk_slice(pk, &r->error_msg);
-	pk_resp(pk, &r->resp);
+	const struct store_result *r = rec;
+	return pw_container_size(11) + REC_HEAD_SIZE + PW_KEY_SIZE("session_id") +
+	       pw_uint_size(r->session_id) + PW_KEY_SIZE("target") + slice_size(&r->target) +
+	       PW_KEY_SIZE("role") + slice_size(&r->role) + PW_KEY_SIZE("ts_sent_ns") +
+	       pw_int_size(r->ts_sent_ns) + PW_KEY_SIZE("latency_ns") +
+	       pw_uint_size(r->latency_ns) + PW_KEY_SIZE("lateness_ns") +
+	       pw_int_size(r->lateness_ns) + PW_KEY_SIZE("error") + pw_uint_size(r->error) +
+	       PW_KEY_SIZE("error_msg") + slice_size(&r->error_msg) + resp_size(&r->resp);
+}
+
+static void pack_result(struct pw *c, const void *rec)
+{
+	const struct store_result *r = rec;
+	pw_map(c, 11);
+	pw_rec_head(c, STORE_REC_RESULT);
+	PW_KEY(c, "session_id");
+	pw_uint(c, r->session_id);
+	PW_KEY(c, "target");
+	pw_slice(c, &r->target);
+	PW_KEY(c, "role");
+	pw_slice(c, &r->role);
+	PW_KEY(c, "ts_sent_ns");
+	pw_int(c, r->ts_sent_ns);
+	PW_KEY(c, "latency_ns");
+	pw_uint(c, r->latency_ns);
+	PW_KEY(c, "lateness_ns");
+	pw_int(c, r->lateness_ns);
+	PW_KEY(c, "error");
+	pw_uint(c, r->error);
+	PW_KEY(c, "error_msg");
+	pw_slice(c, &r->error_msg);
+	pw_resp(c, &r->resp);
 }
 
 /* ---- frames ---- */
@@ -676,36 +732,43 @@ static int rec_end(struct store_writer *w, size_t start, int64_t ts, int is_sess
 	return 0;
 }
 
-typedef void (*pack_fn)(msgpack_packer *pk, const void *rec);
-
-static void pack_session_v(msgpack_packer *pk, const void *rec)
+/* Reserve a record's exact size in the batch, flushing the batch first when
+ * it cannot take the record. */
+static int rec_reserve(struct store_writer *w, size_t size, size_t *start)
 {
-	pack_session(pk, rec);
+	int rc = dbuf_reserve(&w->pend, size);
+	if (rc == -E2BIG && w->pend.len > 0) {
+		rc = flush_frame(w);
+		if (!rc)
+			rc = dbuf_reserve(&w->pend, size);
+	}
+	*start = w->pend.len;
+	return rc;
 }
 
-static void pack_result_v(msgpack_packer *pk, const void *rec)
-{
-	pack_result(pk, rec);
-}
-
-static int add_record(struct store_writer *w, pack_fn pack, const void *rec, int64_t ts,
+static int add_record(struct store_writer *w, size_t (*size_fn)(const void *),
+		      void (*pack)(struct pw *, const void *), const void *rec, int64_t ts,
 		      int is_session)
 {
 	int rc = rec_begin(w);
 	if (rc)
 		return rc;
-	size_t start = w->pend.len;
-	pack(&w->pk, rec);
-	if (w->pack_rc == -E2BIG && start > 0) {
-		/* The batch cannot take this record: write the batch, retry in an empty one. */
-		w->pend.len = start;
-		w->pack_rc = 0;
-		rc = flush_frame(w);
-		if (rc)
-			return rc;
-		start = 0;
-		pack(&w->pk, rec);
+	size_t size = size_fn(rec), start;
+	rc = rec_reserve(w, size, &start);
+	if (!rc) {
+		struct pw c = {w->pend.data + start};
+		pack(&c, rec);
+		if ((size_t)(c.p - (w->pend.data + start)) != size) {
+			/* A sizing bug: never write a record that may be cut. */
+			snprintf(w->err, sizeof(w->err),
+				 "internal error: record size %zu, packed %zu", size,
+				 (size_t)(c.p - (w->pend.data + start)));
+			return -EIO;
+		}
+		w->pend.len = start + size;
+		w->pend.data[w->pend.len] = '\0';
 	}
+	w->pack_rc = rc;
 	rc = rec_end(w, start, ts, is_session);
 	if (rc == -E2BIG)
 		snprintf(w->err, sizeof(w->err), "record larger than the frame limit (%u bytes)",
@@ -717,12 +780,12 @@ static int add_record(struct store_writer *w, pack_fn pack, const void *rec, int
 
 int store_writer_add_session(struct store_writer *w, const struct store_session *s)
 {
-	return add_record(w, pack_session_v, s, s->ts_req_first_ns, 1);
+	return add_record(w, session_size, pack_session, s, s->ts_req_first_ns, 1);
 }
 
 int store_writer_add_result(struct store_writer *w, const struct store_result *r)
 {
-	return add_record(w, pack_result_v, r, r->ts_sent_ns, 0);
+	return add_record(w, result_size, pack_result, r, r->ts_sent_ns, 0);
 }
 
 int store_writer_tick(struct store_writer *w)
