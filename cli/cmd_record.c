@@ -642,6 +642,9 @@ static int run(struct rec_opts *o)
 		ret = 3;
 		goto out;
 	}
+	char sink_err[256] = ""; /* the writer's last error, before close frees it */
+	if (pipe_get_stats(pipe)->sink_errors)
+		snprintf(sink_err, sizeof(sink_err), "%s", store_writer_error(w));
 	if (store_writer_close(w, ctrs, n_ctrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dyetap record: closing %s: %s\n", o->out, err);
 		ret = 3;
@@ -658,6 +661,15 @@ static int run(struct rec_opts *o)
 			"dyetap record: %" PRIu64 " packets, %" PRIu64 " sessions written to %s"
 			" (%" PRIu64 " uncolored dropped)\n",
 			ps->packets, ps->written, o->out, ps->dropped_uncolored);
+	}
+	const struct pipe_stats *pst = pipe_get_stats(pipe);
+	if (pst->sink_errors) {
+		/* Sessions were parsed but are not in the file: say so, and fail. */
+		fprintf(stderr,
+			"dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
+			pst->sink_errors, o->out, *sink_err ? sink_err : "see redact_errors");
+		if (!ret)
+			ret = 3;
 	}
 	if (live && ss.kernel_drops)
 		fprintf(stderr,

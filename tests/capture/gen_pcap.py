@@ -168,10 +168,11 @@ def frame(conv, link, **kw):
 
 
 def write_pcap(path, link, frames, cut=0):
-    data = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, link)
+    parts = [struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, link)]
     for i, f in enumerate(frames):
         ts = T0 + i * 1000000  # 1 ms apart
-        data += struct.pack("<IIII", ts // 10**9, ts % 10**9, len(f), len(f)) + f
+        parts.append(struct.pack("<IIII", ts // 10**9, ts % 10**9, len(f), len(f)) + f)
+    data = b"".join(parts)
     if cut:
         data = data[:-cut]
     with open(path, "wb") as fh:

@@ -8,7 +8,8 @@ usage: limits_e2e.py DYETAP SOURCE_ROOT GROUP      (TAP output)
 
 capture  `dyetap record` on packets built with tests/capture/gen_pcap.py:
          --max-flows, --reasm-memcap, --http-memcap, the 64 KiB header
-         block cap, the 64-lane counter table.
+         block cap, the 64-lane counter table, a record over the store's
+         64 MiB frame cap.
 replay   `dyetap replay` against a real HTTP server on 127.0.0.1: the 64 KiB
          response header cap, -c (concurrency) eviction.
 mirror   `dyetap mirror -r`: --queue against a target that never answers,
@@ -330,12 +331,32 @@ def group_mirror():
        pick(c, "mirror_report_pairs_over_memcap", "mirror_diffed"))
 
 
+def capture_frame_cap():
+    # A 65 MiB body kept whole (--max-body 100M) makes a record over the
+    # store's 64 MiB frame content cap: the session is lost, named and failed.
+    c = g.Conv().handshake()
+    c.send(True, g.req(b"GET", b"/small"))
+    c.send(False, g.resp(200, b"ok"))
+    c.send(True, g.req(b"GET", b"/huge"))
+    c.send(False, g.resp(200, b"z" * (65 << 20)), mss=60000).close()
+    r, c, out = record(write(g.frame(c, 1), "huge"), "--max-body", "100M")
+    ok(r.returncode == 3 and c.get("pipe_sink_errors") == 1 and c.get("pipe_written") == 1
+       and "1 sessions could not be written" in r.stderr and "frame limit" in r.stderr,
+       "a record over the 64 MiB frame cap: exit 3, pipe_sink_errors 1, the writer's "
+       "reason on stderr, the other session written",
+       (r.returncode, pick(c, "pipe_sink_errors", "pipe_written"), r.stderr[-300:]))
+    s = cat(out)
+    ok([x["request"]["target"] for x in s] == ["/small"], "the file holds /small only",
+       [x["request"]["target"] for x in s])
+
+
 def group_capture():
     capture_max_flows()
     capture_reasm_memcap()
     capture_http_memcap()
     capture_header_cap()
     capture_lanes()
+    capture_frame_cap()
 
 
 def main():
