@@ -336,9 +336,9 @@ def main(argv):
     if len(argv) == 2 and argv[1] == "--list":
         print("\n".join(sorted(cases())))
         return 0
-    if len(argv) != 2:
+    if len(argv) != 2 or argv[1].startswith("-"):
         print(__doc__.strip(), file=sys.stderr)
-        return 2
+        return 0 if len(argv) == 2 and argv[1] in ("-h", "--help") else 2
     os.makedirs(argv[1], exist_ok=True)
     for name, write in sorted(cases().items()):
         write(os.path.join(argv[1], name))
