@@ -135,8 +135,6 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 	struct store_reader *r = store_reader_open(path, err, errlen);
 	if (!r)
 		return -EINVAL;
-	char perr[128];
-	(void)store_reader_prefetch(r, perr, sizeof(perr)); /* an accelerator only */
 	struct keeper kp = {.nb = 1024, .max = c->p.max_memory};
 	kp.b = mem_calloc(kp.nb, sizeof(*kp.b));
 	int rc = kp.b ? diff_ctx_add_input(c, path) : -ENOMEM;

@@ -360,17 +360,9 @@ static void *thread_main(void *arg)
 		snprintf(t->err, sizeof(t->err), "out of memory");
 		rc = -ENOMEM;
 	}
-	for (size_t i = 0; rd && i < p->n_inputs && !rc; i++) {
-		if (!(rd[i] = store_reader_open(p->inputs[i], t->err, sizeof(t->err)))) {
+	for (size_t i = 0; rd && i < p->n_inputs && !rc; i++)
+		if (!(rd[i] = store_reader_open(p->inputs[i], t->err, sizeof(t->err))))
 			rc = -ENOENT;
-			break;
-		}
-		/* Decompression off the event loop; without it the reader still works. */
-		char perr[128];
-		if (store_reader_prefetch(rd[i], perr, sizeof(perr)) != 0)
-			REPLAY_LOG(LOG_DEBUG, "%s: reading without prefetch: %s", p->inputs[i],
-				   perr);
-	}
 	for (uint32_t pass = 0; !rc && (!p->loops || pass < p->loops); pass++) {
 		rc = run_pass(t, &ps, pass, rd);
 		if (rc <= 0)

@@ -246,7 +246,6 @@ struct store_file_meta {
 struct store_read_status {
 	uint64_t file_bytes;	      /**< size of the file */
 	uint64_t frames;	      /**< data frames decoded successfully */
-	uint64_t prefetched_frames;   /**< of those, decompressed by the prefetch thread */
 	uint64_t compressed_bytes;    /**< bytes of those data frames on disk */
 	uint64_t raw_bytes;	      /**< decompressed bytes of those data frames */
 	uint64_t sessions;	      /**< session records returned */
@@ -276,15 +275,6 @@ struct store_reader *store_reader_open(const char *path, char *err, size_t errle
  * Used by the fuzz target and by tools that already hold the bytes.
  */
 struct store_reader *store_reader_open_mem(const void *data, size_t len, char *err, size_t errlen);
-
-/**
- * Read and decompress the next frame on a helper thread while the caller
- * decodes the current one (file readers; a no-op for in-memory ones).
- * Records, counters and damage reports are the same as without it.
- * @return 0, or -ENOMEM / -errno with @p err set (the reader still works
- *         without prefetching).
- */
-int store_reader_prefetch(struct store_reader *r, char *err, size_t errlen);
 
 /** The header metadata (borrowed, valid until store_reader_free()). */
 const struct store_file_meta *store_reader_meta(const struct store_reader *r);

@@ -34,9 +34,6 @@
 
 /** Cap on a data frame's decompressed size (docs/format.md §1.2). */
 #define STORE_MAX_FRAME_CONTENT (64u << 20)
-/* A compressed frame never needs more than this (zstd's bound of the content cap). */
-#define STORE_MAX_FRAME_COMPRESSED                                                                 \
-	(STORE_MAX_FRAME_CONTENT + (STORE_MAX_FRAME_CONTENT >> 7) + 65536)
 /** Default and maximum flush sizes of the writer. */
 #define STORE_DEFAULT_FLUSH_BYTES (1u << 20)
 #define STORE_MAX_FLUSH_BYTES	  (16u << 20)

@@ -13,10 +13,7 @@
  *
  * The file is read with pread(2) into a bounded buffer rather than
  * mmap(2), so a file truncated while it is being read gives a short read
- * (reported as a cut), never SIGBUS. With store_reader_prefetch() the next
- * frame is read and decompressed on a helper thread (store_prefetch.c)
- * while the caller decodes the current one; what the reader returns and
- * reports is the same either way.
+ * (reported as a cut), never SIGBUS.
  *
  * References: RFC 8878 (zstd frames, skippable frames), msgpack spec.
  */
@@ -34,10 +31,11 @@
 #include "common/mem.h"
 #include "store/store.h"
 #include "store/store_mp_private.h"
-#include "store/store_prefetch_private.h"
 #include "store/store_private.h"
 
-#define READ_CHUNK (4u << 20)
+/* A compressed frame never needs more than this (zstd's bound of the content cap). */
+#define MAX_FRAME_COMPRESSED (STORE_MAX_FRAME_CONTENT + (STORE_MAX_FRAME_CONTENT >> 7) + 65536)
+#define READ_CHUNK	     (4u << 20)
 
 struct ridx {
 	uint64_t off;
@@ -82,8 +80,6 @@ struct store_reader {
 	struct store_record rec;
 	struct store_header *hdrs;
 	size_t hdr_cap;
-
-	struct store_prefetch *pf; /* store_reader_prefetch(); NULL otherwise */
 };
 
 /* ------------------------------------------------------------------ */
@@ -514,24 +510,6 @@ static void resync_from(struct store_reader *r, uint64_t off)
 
 static int parse_index(struct store_reader *r, const uint8_t *p, size_t n, uint64_t index_off);
 
-/* The frame at @p pos (@p cs bytes) is in r->out (@p d bytes): account it,
- * have the prefetcher start on the one after it. */
-static int frame_ready(struct store_reader *r, uint64_t pos, size_t cs, size_t d)
-{
-	r->frame_off = pos;
-	r->out_len = d;
-	r->out_pos = 0;
-	r->pos = pos + cs;
-	if (!r->quiet) {
-		r->st.frames++;
-		r->st.compressed_bytes += cs;
-		r->st.raw_bytes += d;
-	}
-	if (r->pf)
-		store_prefetch_request(r->pf, r->pos);
-	return 1;
-}
-
 /*
  * Decode the next data frame into r->out.
  * Returns 1 a frame, 0 the end (clean, cut or damaged tail), -ENOMEM.
@@ -541,16 +519,6 @@ static int next_frame(struct store_reader *r)
 	while (!r->eof) {
 		uint64_t pos = r->pos;
 		const uint8_t *p;
-		size_t pd, pcs;
-		if (r->pf && pos < r->data_end &&
-		    store_prefetch_take(r->pf, pos, &r->out, &r->out_cap, &pd, &pcs)) {
-			/* A whole, verified zstd frame: what the path below returns for it. */
-			r->resync = false;
-			r->after_damage = false;
-			if (!r->quiet)
-				r->st.prefetched_frames++;
-			return frame_ready(r, pos, pcs, pd);
-		}
 		if (pos >= r->data_end) {
 			if (r->index_suspect && !r->st.damaged_frames && !r->st.has_index)
 				note_damage(r,
@@ -635,11 +603,11 @@ static int next_frame(struct store_reader *r)
 			cs = ZSTD_findFrameCompressedSize(p, avail);
 			if (!ZSTD_isError(cs) ||
 			    ZSTD_getErrorCode(cs) != ZSTD_error_srcSize_wrong || avail < want ||
-			    want >= left || want >= STORE_MAX_FRAME_COMPRESSED)
+			    want >= left || want >= MAX_FRAME_COMPRESSED)
 				break;
 			want = want * 4 < left ? want * 4 : (size_t)left;
-			if (want > STORE_MAX_FRAME_COMPRESSED)
-				want = STORE_MAX_FRAME_COMPRESSED;
+			if (want > MAX_FRAME_COMPRESSED)
+				want = MAX_FRAME_COMPRESSED;
 		}
 		if (ZSTD_isError(cs)) {
 			bool runs_out = ZSTD_getErrorCode(cs) == ZSTD_error_srcSize_wrong &&
@@ -692,7 +660,16 @@ static int next_frame(struct store_reader *r)
 			}
 			continue;
 		}
-		return frame_ready(r, pos, cs, d);
+		r->frame_off = pos;
+		r->out_len = d;
+		r->out_pos = 0;
+		r->pos = pos + cs;
+		if (!r->quiet) {
+			r->st.frames++;
+			r->st.compressed_bytes += cs;
+			r->st.raw_bytes += d;
+		}
+		return 1;
 	}
 	return r->oom ? -ENOMEM : 0;
 }
@@ -1126,18 +1103,6 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 	return rc < 0 ? rc : 0;
 }
 
-int store_reader_prefetch(struct store_reader *r, char *err, size_t errlen)
-{
-	if (r->pf || r->fd < 0)
-		return 0; /* in-memory readers have nothing to read ahead */
-	r->pf = store_prefetch_start(r->fd, r->data_end, err, errlen);
-	if (!r->pf)
-		return -ENOMEM;
-	if (r->out_pos >= r->out_len && r->pos < r->data_end)
-		store_prefetch_request(r->pf, r->pos);
-	return 0;
-}
-
 const struct store_read_status *store_reader_status(const struct store_reader *r)
 {
 	return &r->st;
@@ -1147,7 +1112,6 @@ void store_reader_free(struct store_reader *r)
 {
 	if (!r)
 		return;
-	store_prefetch_stop(r->pf); /* before the descriptor it reads goes */
 	if (r->fd >= 0)
 		close(r->fd);
 	ZSTD_freeDCtx(r->dctx);

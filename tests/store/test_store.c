@@ -138,53 +138,6 @@ static struct check read_and_check(struct store_reader *r)
 	return c;
 }
 
-/* What a whole read of a file shows: records and the reader's status. */
-struct outcome {
-	struct check c;
-	uint64_t frames, damaged, first_damage, cut_off, prefetched;
-	bool cut, opened;
-};
-
-static struct outcome read_file(const char *path, bool prefetch)
-{
-	char err[256];
-	struct outcome o;
-	memset(&o, 0, sizeof(o));
-	struct store_reader *r = store_reader_open(path, err, sizeof(err));
-	if (!r)
-		return o;
-	o.opened = true;
-	bool pf_failed = prefetch && store_reader_prefetch(r, err, sizeof(err)) != 0;
-	o.c = read_and_check(r);
-	o.c.bad += pf_failed;
-	const struct store_read_status *st = store_reader_status(r);
-	o.prefetched = st->prefetched_frames;
-	o.frames = st->frames;
-	o.damaged = st->damaged_frames;
-	o.first_damage = st->damaged_frames ? st->first_damage_offset : 0;
-	o.cut = st->cut;
-	o.cut_off = st->cut ? st->cut_offset : 0;
-	store_reader_free(r);
-	return o;
-}
-
-/* Reading @p path with the prefetch thread shows exactly what reading without does. */
-static bool prefetch_agrees(const char *path)
-{
-	struct outcome a = read_file(path, false), b = read_file(path, true);
-	bool same = a.opened == b.opened && a.c.sessions == b.c.sessions &&
-		    a.c.results == b.c.results && a.c.bad == b.c.bad && a.frames == b.frames &&
-		    a.damaged == b.damaged && a.first_damage == b.first_damage && a.cut == b.cut &&
-		    a.cut_off == b.cut_off;
-	if (!same)
-		printf("# %s: without prefetch %llu+%llu records, %llu damaged, cut %d; with "
-		       "%llu+%llu, %llu damaged, cut %d\n",
-		       path, (unsigned long long)a.c.sessions, (unsigned long long)a.c.results,
-		       (unsigned long long)a.damaged, a.cut, (unsigned long long)b.c.sessions,
-		       (unsigned long long)b.c.results, (unsigned long long)b.damaged, b.cut);
-	return same;
-}
-
 /* ---- round trip of every field, including the edge cases ---- */
 
 static void test_round_trip(void)
@@ -526,8 +479,7 @@ static void test_truncation(void)
 	size_t nf = frames_of(b, n, fi, 64, &ds, &io);
 	TAP_OK(nf >= 4, "file has %zu data frames (%zu bytes)", nf, n);
 
-	int bad_open = 0, bad_count = 0, bad_cut = 0, bad_content = 0, file_checked = 0,
-	    bad_prefetch = 0;
+	int bad_open = 0, bad_count = 0, bad_cut = 0, bad_content = 0, file_checked = 0;
 	for (size_t len = 0; len <= n; len++) {
 		uint8_t *prefix = malloc(len ? len : 1); /* exact size: ASan sees over-reads */
 		memcpy(prefix, b, len);
@@ -579,8 +531,6 @@ static void test_truncation(void)
 				bad_count++;
 			store_reader_free(r);
 			file_checked++;
-			if (!prefetch_agrees(cut))
-				bad_prefetch++;
 		}
 		free(prefix);
 	}
@@ -590,15 +540,6 @@ static void test_truncation(void)
 	TAP_EQ_U64(bad_content, 0, "recovered records intact");
 	TAP_EQ_U64(bad_cut, 0, "cut reported exactly when the file ends inside a frame");
 	TAP_OK(file_checked > 10, "file-based reads of %d prefixes agree", file_checked);
-	struct outcome whole = read_file(path, true);
-	TAP_OK(whole.frames == nf && whole.prefetched == nf &&
-		   whole.c.sessions + whole.c.results > 0,
-	       "the whole file with the prefetch thread: all %llu of %zu frames came from it",
-	       (unsigned long long)whole.prefetched, nf);
-	TAP_EQ_U64(bad_prefetch, 0,
-		   "the same %d prefixes read with the prefetch thread: same "
-		   "records, cut and damage reports",
-		   file_checked);
 	free(b);
 }
 
@@ -612,19 +553,13 @@ static void run_flips(const uint8_t *b, size_t n, const struct frame_info *fi, s
 	for (size_t k = 0; k < nf; k++)
 		total += fi[k].records;
 	int tried = 0, detected = 0, harmless = 0, wrong_off = 0, wrong_count = 0, corrupt = 0,
-	    opened_bad = 0, flip_files = 0, bad_prefetch = 0;
-	char fpath[512];
-	path_in_tmp(fpath, sizeof(fpath), "flipped.dyt");
+	    opened_bad = 0;
 	uint8_t *c = malloc(n);
 	/* Every other byte, each time another bit: ~4000 flips per file. */
 	for (uint64_t pos = 0; pos < n; pos += 2) {
 		memcpy(c, b, n);
 		c[pos] ^= (uint8_t)(1u << (pos / 2 % 8));
 		tried++;
-		if (pos % 16 == 0 && pos >= ds && spit(fpath, c, n) == 0) {
-			flip_files++;
-			bad_prefetch += !prefetch_agrees(fpath);
-		}
 		struct store_reader *r = store_reader_open_mem(c, n, err, sizeof(err));
 		if (pos < ds) {
 			/* Header bytes: refused (CRC) unless the flip is in the size field
@@ -698,11 +633,6 @@ static void run_flips(const uint8_t *b, size_t n, const struct frame_info *fi, s
 	TAP_EQ_U64(wrong_count, 0, "%s: records of the other frames recovered", what);
 	TAP_OK(detected >= tried * 95 / 100, "%s: %d of %d flips detected (%d harmless)", what,
 	       detected, tried, harmless);
-	TAP_OK(flip_files > 100 && !bad_prefetch,
-	       "%s: %d flipped files read with the prefetch thread report what the plain "
-	       "reader reports (%d differ)",
-	       what, flip_files, bad_prefetch);
-	unlink(fpath);
 }
 
 static void test_bit_flips(void)
@@ -727,8 +657,6 @@ static void test_bit_flips(void)
 
 /* ---- seek by time ---- */
 
-static void seek_checks(const char *path, int with_index, int pf);
-
 static void test_seek(void)
 {
 	char path[512], err[256];
@@ -748,43 +676,31 @@ static void test_seek(void)
 		} else {
 			store_writer_free(w);
 		}
-		for (int pf = 0; pf <= 1; pf++)
-			seek_checks(path, with_index, pf);
+		struct store_reader *r = store_reader_open(path, err, sizeof(err));
+		const struct store_record *rec = NULL;
+		const char *what = with_index ? "index" : "scan";
+		TAP_OK(r && store_reader_status(r)->has_index == with_index, "%s: opened", what);
+		if (!r)
+			continue;
+		int rc = store_reader_seek_time(r, SAMPLE_T0 + 23 * 1000000);
+		rc |= store_reader_next(r, &rec) != 1;
+		TAP_OK(!rc && rec->u.session.id == 20,
+		       "%s: seek to id 23's time lands on frame of 20", what);
+		rc = store_reader_seek_time(r, SAMPLE_T0 + 25 * 1000000);
+		rc |= store_reader_next(r, &rec) != 1;
+		TAP_OK(!rc && rec->u.session.id == 25, "%s: seek to a frame's first record", what);
+		rc = store_reader_seek_time(r, 0);
+		rc |= store_reader_next(r, &rec) != 1;
+		TAP_OK(!rc && rec->u.session.id == 0, "%s: seek before the start", what);
+		rc = store_reader_seek_time(r, SAMPLE_T0 + 1000LL * 1000000);
+		TAP_OK(rc == 0 && store_reader_next(r, &rec) == 0, "%s: seek past the end", what);
+		rc = store_reader_seek_time(r, SAMPLE_T0 + 48 * 1000000);
+		uint64_t cnt = 0;
+		while (store_reader_next(r, &rec) == 1)
+			cnt++;
+		TAP_EQ_U64(cnt, 5, "%s: reading on after a seek", what);
+		store_reader_free(r);
 	}
-}
-
-/* Seeks on the file written by test_seek(), with or without the prefetch thread. */
-static void seek_checks(const char *path, int with_index, int pf)
-{
-	char err[256];
-	struct store_reader *r = store_reader_open(path, err, sizeof(err));
-	const struct store_record *rec = NULL;
-	const char *what =
-	    with_index ? (pf ? "index, prefetch" : "index") : (pf ? "scan, prefetch" : "scan");
-	TAP_OK(r && store_reader_status(r)->has_index == with_index, "%s: opened", what);
-	if (!r)
-		return;
-	if (pf)
-		TAP_OK(store_reader_prefetch(r, err, sizeof(err)) == 0,
-		       "%s: prefetch thread started", what);
-	int rc = store_reader_seek_time(r, SAMPLE_T0 + 23 * 1000000);
-	rc |= store_reader_next(r, &rec) != 1;
-	TAP_OK(!rc && rec->u.session.id == 20, "%s: seek to id 23's time lands on frame of 20",
-	       what);
-	rc = store_reader_seek_time(r, SAMPLE_T0 + 25 * 1000000);
-	rc |= store_reader_next(r, &rec) != 1;
-	TAP_OK(!rc && rec->u.session.id == 25, "%s: seek to a frame's first record", what);
-	rc = store_reader_seek_time(r, 0);
-	rc |= store_reader_next(r, &rec) != 1;
-	TAP_OK(!rc && rec->u.session.id == 0, "%s: seek before the start", what);
-	rc = store_reader_seek_time(r, SAMPLE_T0 + 1000LL * 1000000);
-	TAP_OK(rc == 0 && store_reader_next(r, &rec) == 0, "%s: seek past the end", what);
-	rc = store_reader_seek_time(r, SAMPLE_T0 + 48 * 1000000);
-	uint64_t cnt = 0;
-	while (store_reader_next(r, &rec) == 1)
-		cnt++;
-	TAP_EQ_U64(cnt, 5, "%s: reading on after a seek", what);
-	store_reader_free(r);
 }
 
 /* ---- versioning: unknown keys, newer versions, unknown types, bad fields ---- */
