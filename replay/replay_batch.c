@@ -8,8 +8,8 @@
  * Threads split the recorded connections by hash, so each connection's
  * requests stay on one event loop; every thread reads the inputs itself
  * (no queues between threads). Records go through a bounded queue
- * (replay_wq.c) to one writer thread that compresses and writes them, so
- * an event loop only packs a finished result; the queue blocks
+ * (replay_wq.c) to one writer thread that packs, compresses and writes
+ * them, so an event loop only copies a finished result; the queue blocks
  * when full (counted as write_stalls), since a results file must be
  * complete. A session record is queued when its request is submitted, so
  * it always precedes its result records; a session record without a

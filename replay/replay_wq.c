@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * replay_wq - a bounded queue in front of a results store writer, drained
- * by a writer thread, so an event loop only packs a finished record (no
- * zstd compression, no file writes on the loop: with the packing they cost
- * ~25 % of the loop's time and stalled pacing).
+ * by a writer thread, so an event loop only copies a finished record (no
+ * msgpack packing, no zstd compression, no file writes on the loop: they
+ * cost ~25 % of the loop's time and stalled pacing).
  *
- * Each producer (one per event loop) packs records into its own 256 KiB
- * chunk (store_record_pack(): the msgpack bytes the file will hold, so the
- * writer thread only appends them) without any lock. A full chunk, or a
+ * Each producer (one per event loop) deep-copies records into its own
+ * 256 KiB chunk (the record struct, its header arrays, then its bytes,
+ * pointers fixed into the chunk) without any lock. A full chunk, or a
  * partial one at replay_wq_prod_flush(), is published with one atomic
  * push onto a lock-free list; the writer thread takes the whole list with
- * one atomic exchange, restores publication order, appends the records
- * with store_writer_add_packed() and returns the chunks to a spare list
+ * one atomic exchange, restores publication order, writes the records
+ * through the store_writer API and returns the chunks to a spare list
  * (lock-free push; a producer takes the whole list with one exchange into
  * its private free list), so a loop neither calls malloc nor page-faults
  * on fresh memory once the first chunks exist. Producers never wait
@@ -54,12 +54,10 @@
 #define WQ_NICE_UP	 5
 #define WQ_SPARE_MAX	 16 /* chunks kept for reuse */
 
-/* One record in a chunk: its packed bytes follow. */
+/* One record in a chunk: header arrays, then the bytes of every slice follow. */
 struct wq_item {
 	size_t size; /* whole item, 16-byte aligned */
-	size_t len;  /* packed record bytes after the item */
-	int64_t ts;
-	enum store_rec_type type;
+	struct store_record rec;
 };
 
 struct wq_chunk {
@@ -95,24 +93,95 @@ struct replay_wq_prod {
 	struct wq_chunk *free; /* private spares */
 };
 
-/* Bytes of the item holding record @p src packed (@p len: the packed bytes). */
-static size_t item_size(const struct store_record *src, size_t *len)
+/* ---- deep copy ---- */
+
+static size_t msg_size(const struct store_message *m, size_t *nhdr)
 {
-	*len = store_record_packed_size(src);
-	return (sizeof(struct wq_item) + *len + 15) & ~(size_t)15;
+	size_t n = m->method.len + m->target.len + m->reason.len + m->body.len;
+	for (size_t i = 0; i < m->n_headers; i++)
+		n += m->headers[i].name.len + m->headers[i].value.len;
+	*nhdr += m->n_headers;
+	return n;
 }
 
-/* Pack record @p src into @p it (item_size() bytes). */
-static void item_fill(struct wq_item *it, size_t size, size_t len, const struct store_record *src)
+struct cursor {
+	struct store_header *hdr;
+	uint8_t *bytes;
+};
+
+static void slice_copy(struct cursor *c, struct store_slice *s)
+{
+	if (!s->len) {
+		s->ptr = NULL;
+		return;
+	}
+	memcpy(c->bytes, s->ptr, s->len);
+	s->ptr = c->bytes;
+	c->bytes += s->len;
+}
+
+static void msg_copy(struct cursor *c, struct store_message *m)
+{
+	slice_copy(c, &m->method);
+	slice_copy(c, &m->target);
+	slice_copy(c, &m->reason);
+	slice_copy(c, &m->body);
+	if (!m->n_headers) {
+		m->headers = NULL;
+		return;
+	}
+	struct store_header *h = c->hdr;
+	c->hdr += m->n_headers;
+	for (size_t i = 0; i < m->n_headers; i++) {
+		h[i] = m->headers[i];
+		slice_copy(c, &h[i].name);
+		slice_copy(c, &h[i].value);
+	}
+	m->headers = h;
+}
+
+/* Bytes of the item holding record @p src and everything it points to. */
+static size_t item_size(const struct store_record *src)
+{
+	size_t nhdr = 0, nbytes = 0;
+	if (src->type == STORE_REC_SESSION) {
+		const struct store_session *s = &src->u.session;
+		nbytes = s->lane.len + msg_size(&s->req, &nhdr) + msg_size(&s->resp, &nhdr);
+	} else {
+		const struct store_result *r = &src->u.result;
+		nbytes = r->target.len + r->role.len + r->error_msg.len + msg_size(&r->resp, &nhdr);
+	}
+	size_t size = sizeof(struct wq_item) + nhdr * sizeof(struct store_header) + nbytes;
+	return (size + 15) & ~(size_t)15;
+}
+
+static size_t n_headers(const struct store_record *src)
+{
+	if (src->type == STORE_REC_SESSION)
+		return src->u.session.req.n_headers + src->u.session.resp.n_headers;
+	return src->u.result.resp.n_headers;
+}
+
+/* Copy record @p src into @p it (item_size() bytes). */
+static void item_fill(struct wq_item *it, size_t size, const struct store_record *src)
 {
 	it->size = size;
-	it->len = len;
-	it->type = src->type;
-	it->ts = src->type == STORE_REC_SESSION ? src->u.session.ts_req_first_ns
-						: src->u.result.ts_sent_ns;
-	store_record_pack(src, (uint8_t *)(it + 1));
+	it->rec = *src;
+	struct cursor c = {.hdr = (struct store_header *)(it + 1)};
+	c.bytes = (uint8_t *)(c.hdr + n_headers(src));
+	if (src->type == STORE_REC_SESSION) {
+		struct store_session *s = &it->rec.u.session;
+		slice_copy(&c, &s->lane);
+		msg_copy(&c, &s->req);
+		msg_copy(&c, &s->resp);
+	} else {
+		struct store_result *r = &it->rec.u.result;
+		slice_copy(&c, &r->target);
+		slice_copy(&c, &r->role);
+		slice_copy(&c, &r->error_msg);
+		msg_copy(&c, &r->resp);
+	}
 }
-
 /* ---- the writer thread ---- */
 
 static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
@@ -123,8 +192,9 @@ static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
 		off += it->size;
 		int rc = atomic_load(&q->err);
 		if (!rc) {
-			rc = store_writer_add_packed(q->p.writer, it->type, it->ts,
-						     (const uint8_t *)(it + 1), it->len);
+			rc = it->rec.type == STORE_REC_SESSION
+				 ? store_writer_add_session(q->p.writer, &it->rec.u.session)
+				 : store_writer_add_result(q->p.writer, &it->rec.u.result);
 			if (rc) {
 				snprintf(q->errmsg, sizeof(q->errmsg), "cannot write results: %s",
 					 store_writer_error(q->p.writer));
@@ -299,7 +369,7 @@ static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
 		return werr;
 	if (atomic_load(&q->done))
 		return -EPIPE;
-	size_t len, size = item_size(rec, &len);
+	size_t size = item_size(rec);
 	size_t b = atomic_load(&q->bytes);
 	/* An item larger than the bound still passes an empty queue. */
 	if (b && b + size > q->p.max_bytes) {
@@ -332,7 +402,7 @@ static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
 		ch->n = 0;
 		pr->cur = ch;
 	}
-	item_fill((struct wq_item *)(ch->data + ch->used), size, len, rec);
+	item_fill((struct wq_item *)(ch->data + ch->used), size, rec);
 	ch->used += size;
 	ch->n++;
 	atomic_fetch_add_explicit(&q->queued, 1, memory_order_relaxed);

@@ -201,25 +201,6 @@ int store_writer_add_session(struct store_writer *w, const struct store_session 
 /** Append a result record (copied). Errors as store_writer_add_session(). */
 int store_writer_add_result(struct store_writer *w, const struct store_result *r);
 
-/**
- * Bytes of session or result record @p rec packed as the writer packs it
- * (docs/format.md §2). With store_record_pack() and store_writer_add_packed()
- * a record can be packed on the thread that made it and written by another
- * (replay's results queue); the file is the same as with add_session/result.
- */
-size_t store_record_packed_size(const struct store_record *rec);
-
-/** Pack @p rec into the store_record_packed_size() bytes at @p out. */
-void store_record_pack(const struct store_record *rec, uint8_t *out);
-
-/**
- * Append a record packed by store_record_pack(); @p type and @p ts are the
- * record's type and time (session: ts_req_first_ns, result: ts_sent_ns).
- * Errors as store_writer_add_session().
- */
-int store_writer_add_packed(struct store_writer *w, enum store_rec_type type, int64_t ts,
-			    const uint8_t *p, size_t len);
-
 /** Flush the pending records as a data frame if the time limit passed. Cheap; call often. */
 int store_writer_tick(struct store_writer *w);
 

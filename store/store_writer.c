@@ -746,18 +746,6 @@ static int rec_reserve(struct store_writer *w, size_t size, size_t *start)
 	return rc;
 }
 
-/* rec_end(), with the reason of a refused record in w->err. */
-static int rec_end_report(struct store_writer *w, size_t start, int64_t ts, int is_session)
-{
-	int rc = rec_end(w, start, ts, is_session);
-	if (rc == -E2BIG)
-		snprintf(w->err, sizeof(w->err), "record larger than the frame limit (%u bytes)",
-			 STORE_MAX_FRAME_CONTENT);
-	else if (rc == -ENOMEM)
-		snprintf(w->err, sizeof(w->err), "out of memory");
-	return rc;
-}
-
 static int add_record(struct store_writer *w, size_t (*size_fn)(const void *),
 		      void (*pack)(struct pw *, const void *), const void *rec, int64_t ts,
 		      int is_session)
@@ -781,39 +769,13 @@ static int add_record(struct store_writer *w, size_t (*size_fn)(const void *),
 		w->pend.data[w->pend.len] = '\0';
 	}
 	w->pack_rc = rc;
-	return rec_end_report(w, start, ts, is_session);
-}
-
-size_t store_record_packed_size(const struct store_record *rec)
-{
-	return rec->type == STORE_REC_SESSION ? session_size(&rec->u.session)
-					      : result_size(&rec->u.result);
-}
-
-void store_record_pack(const struct store_record *rec, uint8_t *out)
-{
-	struct pw c = {out};
-	if (rec->type == STORE_REC_SESSION)
-		pack_session(&c, &rec->u.session);
-	else
-		pack_result(&c, &rec->u.result);
-}
-
-int store_writer_add_packed(struct store_writer *w, enum store_rec_type type, int64_t ts,
-			    const uint8_t *p, size_t len)
-{
-	int rc = rec_begin(w);
-	if (rc)
-		return rc;
-	size_t start;
-	rc = rec_reserve(w, len, &start);
-	if (!rc) {
-		memcpy(w->pend.data + start, p, len);
-		w->pend.len = start + len;
-		w->pend.data[w->pend.len] = '\0';
-	}
-	w->pack_rc = rc;
-	return rec_end_report(w, start, ts, type == STORE_REC_SESSION);
+	rc = rec_end(w, start, ts, is_session);
+	if (rc == -E2BIG)
+		snprintf(w->err, sizeof(w->err), "record larger than the frame limit (%u bytes)",
+			 STORE_MAX_FRAME_CONTENT);
+	else if (rc == -ENOMEM)
+		snprintf(w->err, sizeof(w->err), "out of memory");
+	return rc;
 }
 
 int store_writer_add_session(struct store_writer *w, const struct store_session *s)

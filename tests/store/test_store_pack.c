@@ -6,13 +6,10 @@
  * functions must give the number of bytes written.
  */
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <msgpack.h>
 
-#include "store/store.h"
 #include "store/store_pack_private.h"
-#include "tests/store/store_sample.h"
 #include "tests/tap.h"
 
 static msgpack_sbuffer ref;
@@ -37,84 +34,6 @@ static const int64_t ints[] = {0,	  -1,	  -32,	  -33,	     -128,
 			       -129,	  -32768, -32769, INT32_MIN, (int64_t)INT32_MIN - 1,
 			       INT64_MIN, 127,	  128,	  65536,     INT64_MAX};
 static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536, 70000};
-
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *b = NULL;
-	*n = 0;
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long sz = ftell(f);
-		if (sz > 0 && (b = malloc((size_t)sz)) != NULL) {
-			rewind(f);
-			*n = fread(b, 1, (size_t)sz, f);
-		}
-	}
-	fclose(f);
-	return b;
-}
-
-/* 40 sessions and results written directly (@p packed 0) or packed first. */
-static int write_file(const char *path, int packed)
-{
-	char err[256];
-	struct store_writer_params p = {.path = path, .flush_bytes = 8192};
-	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
-	if (!w)
-		return -1;
-	int rc = 0;
-	struct sample x;
-	for (uint64_t i = 0; i < 40; i++) {
-		sample_fill(&x, i);
-		sample_fill_result(&x, i);
-		struct store_record rs = {.type = STORE_REC_SESSION, .u.session = x.s};
-		struct store_record rr = {.type = STORE_REC_RESULT, .u.result = x.r};
-		if (!packed) {
-			rc |= store_writer_add_session(w, &x.s);
-			rc |= store_writer_add_result(w, &x.r);
-			continue;
-		}
-		const struct store_record *recs[2] = {&rs, &rr};
-		for (int k = 0; k < 2; k++) {
-			size_t n = store_record_packed_size(recs[k]);
-			uint8_t *b = malloc(n);
-			if (!b)
-				return -1;
-			store_record_pack(recs[k], b);
-			rc |= store_writer_add_packed(
-			    w, recs[k]->type, k ? x.r.ts_sent_ns : x.s.ts_req_first_ns, b, n);
-			free(b);
-		}
-	}
-	rc |= store_writer_close(w, NULL, 0, err, sizeof(err));
-	return rc;
-}
-
-static void test_packed_records(void)
-{
-	char a[] = "/tmp/dyetap-pack-a.XXXXXX", b[] = "/tmp/dyetap-pack-b.XXXXXX";
-	int fa = mkstemp(a), fb = mkstemp(b);
-	if (fa < 0 || fb < 0) {
-		TAP_OK(0, "temporary files");
-		return;
-	}
-	close(fa);
-	close(fb);
-	TAP_OK(write_file(a, 0) == 0 && write_file(b, 1) == 0,
-	       "40 sessions and results written both ways");
-	size_t na, nb;
-	uint8_t *da = slurp(a, &na), *db = slurp(b, &nb);
-	TAP_OK(da && db && na > 1000 && na == nb && !memcmp(da, db, na),
-	       "store_record_pack() + store_writer_add_packed(): the same file byte for byte "
-	       "(%zu and %zu bytes)",
-	       na, nb);
-	free(da);
-	free(db);
-	unlink(a);
-	unlink(b);
-}
 
 int main(void)
 {
@@ -213,8 +132,6 @@ int main(void)
 	pw_nil(&c);
 	PW_KEY(&c, "session_id");
 	TAP_OK(same(&c, 3 + PW_KEY_SIZE("session_id")), "true, false, nil and a literal key");
-
-	test_packed_records();
 
 	free(bytes);
 	msgpack_sbuffer_destroy(&ref);
