@@ -116,7 +116,8 @@ int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
 	json_doc_init(&e->jb, &lim);
 	dbuf_init(&e->dec_a, e->p.max_body);
 	dbuf_init(&e->dec_b, e->p.max_body);
-	dbuf_init(&e->tmp, e->p.max_body);
+	dbuf_init(&e->tmp, e->p.max_body * 2);
+	dbuf_init(&e->marks, e->p.max_body * 2);
 	dbuf_init(&e->mask_a, e->p.max_body * 2);
 	dbuf_init(&e->mask_b, e->p.max_body * 2);
 	dbuf_init(&e->scratch, 1u << 20);
@@ -133,6 +134,7 @@ void diff_engine_release(struct diff_engine *e)
 	dbuf_release(&e->dec_a);
 	dbuf_release(&e->dec_b);
 	dbuf_release(&e->tmp);
+	dbuf_release(&e->marks);
 	dbuf_release(&e->mask_a);
 	dbuf_release(&e->mask_b);
 	dbuf_release(&e->scratch);
@@ -356,16 +358,19 @@ static bool header_ignored(struct diff_engine *e, const char *lname, size_t n)
 }
 
 /*
- * Replace every match of @p re in @p src[0..len) by "<masked>", appending
- * to @p dst. Returns 1 when something matched, 0 when not, or a dbuf error.
- * @p src must be followed by a readable NUL (dbuf data is).
+ * Find the non-empty matches of rule @p r in @p src[0..len), in order; for
+ * each call @p fn(@p arg, start, end). An empty match masks nothing (the
+ * search goes on one byte further). Returns 1 when something matched, 0
+ * when not, or @p fn's error. @p src must be followed by a readable NUL
+ * (dbuf data is).
  */
-static int mask_re(const struct noise_rule *r, const uint8_t *src, size_t len, struct dbuf *dst)
+static int each_match(const struct noise_rule *r, const uint8_t *src, size_t len,
+		      int (*fn)(void *, size_t, size_t), void *arg)
 {
 	const regex_t *re = &r->re;
 	size_t off = 0;
 	int any = 0, rc;
-	while (off <= len) {
+	while (off < len) {
 		size_t from = off;
 		if (r->lit_len) {
 			/* every match starts with the literal: jump to it */
@@ -377,21 +382,48 @@ static int mask_re(const struct noise_rule *r, const uint8_t *src, size_t len, s
 		regmatch_t m = {.rm_so = (regoff_t)from, .rm_eo = (regoff_t)len};
 		if (regexec(re, (const char *)src, 1, &m, REG_STARTEND | (from ? REG_NOTBOL : 0)))
 			break;
-		any = 1;
-		if ((rc = dbuf_append(dst, src + off, (size_t)m.rm_so - off)) ||
-		    (rc = dbuf_puts(dst, "<masked>")))
-			return rc;
 		if (m.rm_eo == m.rm_so) {
-			/* an empty match: keep one byte and move on */
-			if ((size_t)m.rm_eo < len && (rc = dbuf_append(dst, src + m.rm_eo, 1)))
-				return rc;
-			off = (size_t)m.rm_eo + 1;
-		} else {
-			off = (size_t)m.rm_eo;
+			off = (size_t)m.rm_so + 1;
+			continue;
 		}
+		any = 1;
+		if ((rc = fn(arg, (size_t)m.rm_so, (size_t)m.rm_eo)))
+			return rc;
+		off = (size_t)m.rm_eo;
 	}
-	if (any && off < len && (rc = dbuf_append(dst, src + off, len - off)))
-		return rc;
+	return any;
+}
+
+struct mask_out {
+	const uint8_t *src;
+	size_t done; /* bytes of src already handled */
+	struct dbuf *dst;
+};
+
+static int mask_one(void *arg, size_t so, size_t eo)
+{
+	struct mask_out *o = arg;
+	int rc = dbuf_append(o->dst, o->src + o->done, so - o->done);
+	if (!rc)
+		rc = dbuf_puts(o->dst, "<masked>");
+	o->done = eo;
+	return rc;
+}
+
+/*
+ * Replace every non-empty match of @p r in @p src[0..len) by "<masked>",
+ * appending to @p dst. Returns 1 when something matched, 0 when not, or a
+ * dbuf error. @p src must be followed by a readable NUL (dbuf data is).
+ */
+static int mask_re(const struct noise_rule *r, const uint8_t *src, size_t len, struct dbuf *dst)
+{
+	struct mask_out o = {src, 0, dst};
+	int any = each_match(r, src, len, mask_one, &o);
+	if (any > 0 && o.done < len) {
+		int rc = dbuf_append(dst, src + o.done, len - o.done);
+		if (rc)
+			return rc;
+	}
 	return any;
 }
 
@@ -1169,29 +1201,63 @@ static bool looks_text(const uint8_t *p, size_t n)
 	return !memchr(p, 0, n) && jsonw_utf8_valid(p, n);
 }
 
-/* Replace `mask body` matches in @p in with "<masked>" into @p out. */
+static int mark_one(void *arg, size_t so, size_t eo)
+{
+	memset((uint8_t *)arg + so, 1, eo - so);
+	return 0;
+}
+
+/*
+ * Replace `mask body` matches in @p in with "<masked>" into @p out. Every
+ * rule runs on the original text and marks the bytes it matches; each run
+ * of marked bytes becomes one "<masked>". Masking never feeds on its own
+ * output, so rules cannot multiply the text (the result is under 4.5x the
+ * input), and adjacent matches (of one rule or several) are one mask.
+ */
 static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct dbuf *out)
 {
 	const struct diff_ruleset *rs = e->rs;
 	dbuf_reset(out);
-	int rc = dbuf_append(out, in, n);
+	dbuf_reset(&e->tmp);
+	dbuf_reset(&e->marks);
+	int rc = dbuf_append(&e->tmp, in, n); /* a NUL-terminated copy for regexec */
+	if (!rc)
+		rc = dbuf_reserve(&e->marks, n);
 	if (rc)
 		return rc;
+	uint8_t *marks = e->marks.data;
+	if (n)
+		memset(marks, 0, n);
+	bool any = false;
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct noise_rule *r = rs->v[i];
 		if (r->kind != NOISE_MASK_BODY)
 			continue;
-		dbuf_reset(&e->tmp);
-		rc = mask_re(r, out->data, out->len, &e->tmp);
+		rc = each_match(r, e->tmp.data, n, mark_one, marks);
 		if (rc < 0)
 			return rc;
 		if (!rc)
 			continue;
+		any = true;
 		if (rs->hits)
 			rs->hits[r - rs->all->v]++;
-		dbuf_reset(out);
-		if ((rc = dbuf_append(out, e->tmp.data, e->tmp.len)))
+	}
+	if (!any)
+		return dbuf_append(out, in, n);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		if (marks[i]) {
+			while (j < n && marks[j])
+				j++;
+			rc = dbuf_puts(out, "<masked>");
+		} else {
+			while (j < n && !marks[j])
+				j++;
+			rc = dbuf_append(out, in + i, j - i);
+		}
+		if (rc)
 			return rc;
+		i = j;
 	}
 	return 0;
 }

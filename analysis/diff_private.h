@@ -60,7 +60,7 @@ struct diff_ruleset {
 struct diff_engine {
 	struct diff_params p;
 	struct json_doc ja, jb;
-	struct dbuf dec_a, dec_b, tmp, mask_a, mask_b, scratch, hva, hvb;
+	struct dbuf dec_a, dec_b, tmp, marks, mask_a, mask_b, scratch, hva, hvb;
 	struct diff_finding *f; /* max_findings entries */
 	uint32_t nf;
 	uint64_t dropped; /* findings over the cap, total */

@@ -261,6 +261,13 @@ static void test_json_diff(void)
 	TAP_EQ_STR(jdiff("{\"a\":\"ac\",\"b\":\"abbbc\"}", "{\"a\":\"ac\",\"b\":\"ac\"}",
 			 "mask body ab*c"),
 		   "", "optional last literal is not required by the prefilter");
+	TAP_EQ_STR(jdiff("{\"n\":\"123\"}", "{\"n\":\"4567\"}", "mask body [0-9]"), "",
+		   "adjacent matches are one <masked> (3 digits against 4)");
+	TAP_EQ_STR(jdiff("{\"a\":1}", "{\"a\":2}", "mask body x*"), "body:$.a value_changed",
+		   "a regex matching only the empty string masks nothing");
+	TAP_EQ_STR(jdiff("{\"a\":\"k7x\"}", "{\"a\":\"k8y\"}", "mask body k[0-9]\nmask body >[xy]"),
+		   "body:$.a value_changed",
+		   "rules match the original text, not the \"<masked>\" of earlier rules");
 	/* text bodies */
 	struct diff_engine e;
 	diff_engine_init(&e, NULL);
