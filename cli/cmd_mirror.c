@@ -1199,6 +1199,15 @@ static int run(struct mir_opts *o, struct mir *m)
 	mirror_counters(ctrs, m);
 	ctr_put(ctrs, m->reports_written, "mirror_reports_written");
 	ctr_put(ctrs, m->report_errors, "mirror_report_errors");
+	uint64_t lost = pipe_get_stats(pipe)->sink_errors + m->write_errors;
+	if (m->w && lost) {
+		/* Records were made but are not in the file: say so, and fail. */
+		fprintf(stderr,
+			"dyetap mirror: %" PRIu64 " records could not be written to %s (%s)\n",
+			lost, o->out,
+			*store_writer_error(m->w) ? store_writer_error(m->w) : "see redact_errors");
+		ret = 3;
+	}
 	if (m->w) {
 		int rc = store_writer_close(m->w, ctrs->v, ctrs->n, err, sizeof(err));
 		m->w = NULL;

@@ -645,9 +645,11 @@ static int run(struct rec_opts *o)
 	char sink_err[256] = ""; /* the writer's last error, before close frees it */
 	if (pipe_get_stats(pipe)->sink_errors)
 		snprintf(sink_err, sizeof(sink_err), "%s", store_writer_error(w));
+	bool write_failed = false;
 	if (store_writer_close(w, ctrs, n_ctrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dyetap record: closing %s: %s\n", o->out, err);
 		ret = 3;
+		write_failed = true;
 	}
 	w = NULL;
 	double secs = (double)(clk_mono_ns() - t0) / 1e9;
@@ -657,10 +659,18 @@ static int run(struct rec_opts *o)
 		ret = 3;
 	if (!o->stats && !o->json) {
 		const struct pipe_stats *ps = pipe_get_stats(pipe);
-		fprintf(stderr,
-			"dyetap record: %" PRIu64 " packets, %" PRIu64 " sessions written to %s"
-			" (%" PRIu64 " uncolored dropped)\n",
-			ps->packets, ps->written, o->out, ps->dropped_uncolored);
+		if (write_failed)
+			/* Sessions handed to the writer may have been in a frame that failed. */
+			fprintf(stderr,
+				"dyetap record: %" PRIu64
+				" packets; %s is incomplete: `dyetap info "
+				"%s` shows what it holds\n",
+				ps->packets, o->out, o->out);
+		else
+			fprintf(stderr,
+				"dyetap record: %" PRIu64 " packets, %" PRIu64
+				" sessions written to %s (%" PRIu64 " uncolored dropped)\n",
+				ps->packets, ps->written, o->out, ps->dropped_uncolored);
 	}
 	const struct pipe_stats *pst = pipe_get_stats(pipe);
 	if (pst->sink_errors) {

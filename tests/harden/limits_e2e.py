@@ -9,15 +9,17 @@ usage: limits_e2e.py DYETAP SOURCE_ROOT GROUP      (TAP output)
 capture  `dyetap record` on packets built with tests/capture/gen_pcap.py:
          --max-flows, --reasm-memcap, --http-memcap, the 64 KiB header
          block cap, the 64-lane counter table, a record over the store's
-         64 MiB frame cap.
+         64 MiB frame cap, -w past a file size limit.
 replay   `dyetap replay` against a real HTTP server on 127.0.0.1: the 64 KiB
          response header cap, -c (concurrency) eviction.
 mirror   `dyetap mirror -r`: --queue against a target that never answers,
-         --report-memcap.
+         --report-memcap, -w past a file size limit.
 """
 import http.server
 import json
 import os
+import resource
+import signal
 import shutil
 import socket
 import subprocess
@@ -329,6 +331,45 @@ def group_mirror():
     ok(r.returncode == 0 and c.get("mirror_report_pairs_over_memcap") == 0 and
        c.get("mirror_diffed") == 20, "default report memcap: all 20 pairs kept",
        pick(c, "mirror_report_pairs_over_memcap", "mirror_diffed"))
+    mirror_write_fails(["--color", "blue=header:x-lane=blue"] + lane, prod)
+
+
+def big_sessions(port):
+    """8 colored sessions with incompressible 600 KB responses (~4.8 MB)."""
+    f = []
+    for i in range(8):
+        c = g.Conv(cli="127.0.0.1", cport=45000 + i, srv="127.0.0.1", sport=port).handshake()
+        c.send(True, g.req(b"GET", b"/big%d" % i, extra=b"x-lane: blue\r\n"))
+        c.send(False, g.resp(200, os.urandom(600000)))
+        f += g.frame(c.close(), 1)
+    return write(f, "big%d" % port)
+
+
+def run_limited(args):
+    """Run dyetap with a 1.5 MiB file size limit (RLIMIT_FSIZE; SIGXFSZ ignored,
+    so write(2) fails with EFBIG): the first 1 MiB frame fits, the next does not."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1536 * 1024, 1536 * 1024))
+    return subprocess.run([DYETAP] + args, capture_output=True, text=True, timeout=30,
+                          preexec_fn=limit)
+
+
+def mirror_write_fails(color_lane, port):
+    out = os.path.join(TMP, "limited.dyt")
+    r = run_limited(["mirror", "-r", big_sessions(port)] + color_lane + ["-w", out])
+    ok(r.returncode == 3 and "could not be written to " + out in r.stderr,
+       "mirror -w past a file size limit: exit 3 and the lost records named on stderr",
+       (r.returncode, r.stderr[-400:]))
+
+
+def capture_write_fails():
+    out = os.path.join(TMP, "limited.dyt")
+    r = run_limited(["record", "-r", big_sessions(80), "-w", out])
+    ok(r.returncode == 3 and "sessions could not be written to " + out in r.stderr and
+       out + " is incomplete" in r.stderr and "sessions written" not in r.stderr,
+       "record -w past a file size limit: exit 3, the lost sessions named, the file called "
+       "incomplete (no count of sessions 'written')", (r.returncode, r.stderr[-500:]))
 
 
 def capture_frame_cap():
@@ -357,6 +398,7 @@ def group_capture():
     capture_header_cap()
     capture_lanes()
     capture_frame_cap()
+    capture_write_fails()
 
 
 def main():
