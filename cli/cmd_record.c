@@ -657,8 +657,8 @@ static int run(struct rec_opts *o)
 		print_stats(ctrs, n_ctrs, secs);
 	if (o->json && print_json(ctrs, n_ctrs, cpu_ms(RUSAGE_THREAD), cpu_ms(RUSAGE_SELF)) < 0)
 		ret = 3;
+	const struct pipe_stats *ps = pipe_get_stats(pipe);
 	if (!o->stats && !o->json) {
-		const struct pipe_stats *ps = pipe_get_stats(pipe);
 		if (write_failed)
 			/* Sessions handed to the writer may have been in a frame that failed. */
 			fprintf(stderr,
@@ -672,12 +672,11 @@ static int run(struct rec_opts *o)
 				" sessions written to %s (%" PRIu64 " uncolored dropped)\n",
 				ps->packets, ps->written, o->out, ps->dropped_uncolored);
 	}
-	const struct pipe_stats *pst = pipe_get_stats(pipe);
-	if (pst->sink_errors) {
+	if (ps->sink_errors) {
 		/* Sessions were parsed but are not in the file: say so, and fail. */
 		fprintf(stderr,
 			"dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
-			pst->sink_errors, o->out, *sink_err ? sink_err : "see redact_errors");
+			ps->sink_errors, o->out, *sink_err ? sink_err : "see redact_errors");
 		if (!ret)
 			ret = 3;
 	}
