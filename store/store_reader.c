@@ -1079,6 +1079,8 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 	int rc = 0;
 	uint64_t found = UINT64_MAX;
 	while (found == UINT64_MAX && (rc = next_frame(r)) == 1) {
+		if (!r->out_len)
+			continue; /* an empty frame (r->out may still be NULL) */
 		struct mp c = {r->out, r->out + r->out_len};
 		while (mp_left(&c)) {
 			int d = dec_record(r, &c);
