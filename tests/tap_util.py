@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: MIT
 """TAP helpers shared by the Python end-to-end tests (tests/*/..._e2e.py):
 numbered `ok`/`not ok` lines with a few lines of detail on failure, the
-closing plan line, and a free port on 127.0.0.1 (tests talk to loopback
-only)."""
+closing plan line, a free port on 127.0.0.1 (tests talk to loopback
+only) and a threaded HTTP server there."""
+import http.server
 import socket
 import sys
+import threading
 
 _n_tests = 0
 _n_failed = 0
@@ -37,3 +39,15 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+def serve_http(handler):
+    """A threaded HTTP server on 127.0.0.1 with request handler class @handler,
+    serving on a daemon thread: (server, port). server.log starts empty for the
+    handler to append to; a client closing mid-request is not an error."""
+    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    s.daemon_threads = True
+    s.handle_error = lambda *a: None
+    s.log = []
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s, s.server_address[1]

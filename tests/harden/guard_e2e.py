@@ -29,14 +29,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 
 DYETAP, ROOT, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, os.path.join(ROOT, "tests", "capture"))
 import gen_pcap as g  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tap_util import finish, free_port, ok  # noqa: E402
+from tap_util import finish, free_port, ok, serve_http  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="dyetap-guard-")
 
@@ -63,12 +62,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def server():
-    s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    s.daemon_threads = True
-    s.handle_error = lambda *a: None  # a client closing mid-request is expected here
-    s.log = []
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-    return s, s.server_address[1]
+    return serve_http(Handler)
 
 
 def make_pcap(port, n_conns, n_reqs, extra=b""):
