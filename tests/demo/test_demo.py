@@ -25,25 +25,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-n = 0
-failed = 0
-
-
-def ok(cond, what):
-    global n, failed
-    n += 1
-    if not cond:
-        failed += 1
-    print(f"{'' if cond else 'not '}ok {n} - {what}", flush=True)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+sys.path.insert(0, os.path.dirname(HERE))
+from tap_util import finish, free_port, ok  # noqa: E402
 
 
 def start(build):
@@ -146,8 +129,7 @@ def main():
             real_sigs = {(d["endpoint"], d["location"], d["kind"]) for d in
                          report["differences"] if not d["noise"]}
             ok(PLANTED <= real_sigs, "planted changes still reported with learned noise")
-    print(f"1..{n}")
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -26,21 +26,8 @@ EAL = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry", "--no-shconf",
        "--log-level=*:warning"]
 TIMEOUT = 20
 
-n_test = 0
-n_fail = 0
-
-
-def ok(cond, name, diag=None):
-    global n_test, n_fail
-    n_test += 1
-    if not cond:
-        n_fail += 1
-    print("%s %d - %s" % ("ok" if cond else "not ok", n_test, name))
-    if not cond and diag is not None:
-        for line in str(diag).splitlines()[:20]:
-            print("# " + line)
-    sys.stdout.flush()
-    return cond
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tap_util import finish, ok  # noqa: E402
 
 
 def read_pcap(path):
@@ -770,8 +757,7 @@ def main():
         ok(False, "%s: finished within %d s" % (case, TIMEOUT), e)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    print("1..%d" % n_test)
-    sys.exit(1 if n_fail else 0)
+    sys.exit(finish())
 
 
 if __name__ == "__main__":
