@@ -382,6 +382,10 @@ struct replay_wq_prod *replay_wq_prod_create(struct replay_wq *q);
  */
 int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session *s);
 int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r);
+/** A recorded session as its encoded bytes (store_reader_raw()), written with
+ *  @p id and @p conn_id (store_writer_add_session_raw()); errors as above. */
+int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_record *raw,
+			      uint64_t id, uint64_t conn_id, int64_t ts);
 
 /** Hand the producer's partly filled chunk to the writer now. */
 void replay_wq_prod_flush(struct replay_wq_prod *pr);

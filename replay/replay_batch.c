@@ -310,7 +310,11 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
 		struct store_session ss = *s;
 		ss.id = remap(s->id, (uint32_t)best, pass);
 		ss.conn_id = remap(s->conn_id, (uint32_t)best, pass);
-		int wrc = replay_wq_add_session(t->wq, &ss);
+		/* The session goes to the results as recorded, bytes copied (no
+		 * decode-and-repack), only its ids remapped. */
+		struct store_raw_record raw = store_reader_raw(rd[best]);
+		int wrc =
+		    replay_wq_add_session_raw(t->wq, &raw, ss.id, ss.conn_id, ss.ts_req_first_ns);
 		if (wrc) {
 			t->skips.write_errors++;
 			rc = wrc;

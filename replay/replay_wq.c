@@ -54,10 +54,22 @@
 #define WQ_NICE_UP	 5
 #define WQ_SPARE_MAX	 16 /* chunks kept for reuse */
 
-/* One record in a chunk: header arrays, then the bytes of every slice follow. */
+/* A recorded session as its encoded bytes, written with new ids. */
+struct wq_raw {
+	struct store_raw_record rec; /* bytes.ptr points after the item */
+	uint64_t id, conn_id;
+	int64_t ts;
+};
+
+/* One record in a chunk: header arrays, then the bytes of every slice
+ * follow; or (raw) a session's encoded bytes follow. */
 struct wq_item {
 	size_t size; /* whole item, 16-byte aligned */
-	struct store_record rec;
+	bool raw;
+	union {
+		struct store_record rec;
+		struct wq_raw raw;
+	} u;
 };
 
 struct wq_chunk {
@@ -166,16 +178,17 @@ static size_t n_headers(const struct store_record *src)
 static void item_fill(struct wq_item *it, size_t size, const struct store_record *src)
 {
 	it->size = size;
-	it->rec = *src;
+	it->raw = false;
+	it->u.rec = *src;
 	struct cursor c = {.hdr = (struct store_header *)(it + 1)};
 	c.bytes = (uint8_t *)(c.hdr + n_headers(src));
 	if (src->type == STORE_REC_SESSION) {
-		struct store_session *s = &it->rec.u.session;
+		struct store_session *s = &it->u.rec.u.session;
 		slice_copy(&c, &s->lane);
 		msg_copy(&c, &s->req);
 		msg_copy(&c, &s->resp);
 	} else {
-		struct store_result *r = &it->rec.u.result;
+		struct store_result *r = &it->u.rec.u.result;
 		slice_copy(&c, &r->target);
 		slice_copy(&c, &r->role);
 		slice_copy(&c, &r->error_msg);
@@ -192,9 +205,15 @@ static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
 		off += it->size;
 		int rc = atomic_load(&q->err);
 		if (!rc) {
-			rc = it->rec.type == STORE_REC_SESSION
-				 ? store_writer_add_session(q->p.writer, &it->rec.u.session)
-				 : store_writer_add_result(q->p.writer, &it->rec.u.result);
+			const struct store_record *rec = &it->u.rec;
+			if (it->raw)
+				rc = store_writer_add_session_raw(q->p.writer, &it->u.raw.rec,
+								  it->u.raw.id, it->u.raw.conn_id,
+								  it->u.raw.ts);
+			else if (rec->type == STORE_REC_SESSION)
+				rc = store_writer_add_session(q->p.writer, &rec->u.session);
+			else
+				rc = store_writer_add_result(q->p.writer, &rec->u.result);
 			if (rc) {
 				snprintf(q->errmsg, sizeof(q->errmsg), "cannot write results: %s",
 					 store_writer_error(q->p.writer));
@@ -361,21 +380,21 @@ static void wait_for_room(struct replay_wq *q, size_t size)
 	pthread_mutex_unlock(&q->lock);
 }
 
-static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
+/* Room for an item of @p size bytes in the producer's chunk (NULL: *rc). */
+static struct wq_item *prod_reserve(struct replay_wq_prod *pr, size_t size, int *rc)
 {
 	struct replay_wq *q = pr->q;
 	int werr = atomic_load(&q->err);
-	if (werr)
-		return werr;
-	if (atomic_load(&q->done))
-		return -EPIPE;
-	size_t size = item_size(rec);
+	*rc = werr ? werr : atomic_load(&q->done) ? -EPIPE : 0;
+	if (*rc)
+		return NULL;
 	size_t b = atomic_load(&q->bytes);
 	/* An item larger than the bound still passes an empty queue. */
 	if (b && b + size > q->p.max_bytes) {
 		if (q->p.policy == REPLAY_WQ_DROP) {
 			atomic_fetch_add(&q->dropped, 1);
-			return -ENOBUFS;
+			*rc = -ENOBUFS;
+			return NULL;
 		}
 		atomic_fetch_add(&q->stalls, 1);
 		replay_wq_prod_flush(pr); /* the writer can only drain published chunks */
@@ -394,15 +413,24 @@ static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
 		} else {
 			ch = mem_alloc(sizeof(*ch) + cap);
 		}
-		if (!ch)
-			return -ENOMEM;
+		if (!ch) {
+			*rc = -ENOMEM;
+			return NULL;
+		}
 		ch->next = NULL;
 		ch->cap = cap;
 		ch->used = 0;
 		ch->n = 0;
 		pr->cur = ch;
 	}
-	item_fill((struct wq_item *)(ch->data + ch->used), size, rec);
+	return (struct wq_item *)(ch->data + ch->used);
+}
+
+/* The item prod_reserve() returned is filled: queue it. */
+static void prod_commit(struct replay_wq_prod *pr, size_t size)
+{
+	struct replay_wq *q = pr->q;
+	struct wq_chunk *ch = pr->cur;
 	ch->used += size;
 	ch->n++;
 	atomic_fetch_add_explicit(&q->queued, 1, memory_order_relaxed);
@@ -417,6 +445,17 @@ static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
 		replay_wq_prod_flush(pr);
 		pthread_cond_signal(&q->work);
 	}
+}
+
+static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
+{
+	size_t size = item_size(rec);
+	int rc;
+	struct wq_item *it = prod_reserve(pr, size, &rc);
+	if (!it)
+		return rc;
+	item_fill(it, size, rec);
+	prod_commit(pr, size);
 	return 0;
 }
 
@@ -425,6 +464,25 @@ int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session 
 	struct store_record rec = {.type = STORE_REC_SESSION};
 	rec.u.session = *s;
 	return prod_add(pr, &rec);
+}
+
+int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_record *raw,
+			      uint64_t id, uint64_t conn_id, int64_t ts)
+{
+	size_t size = (sizeof(struct wq_item) + raw->bytes.len + 15) & ~(size_t)15;
+	int rc;
+	struct wq_item *it = prod_reserve(pr, size, &rc);
+	if (!it)
+		return rc;
+	it->size = size;
+	it->raw = true;
+	it->u.raw = (struct wq_raw){.rec = *raw, .id = id, .conn_id = conn_id, .ts = ts};
+	if (raw->bytes.len) {
+		memcpy(it + 1, raw->bytes.ptr, raw->bytes.len);
+		it->u.raw.rec.bytes.ptr = (const uint8_t *)(it + 1);
+	}
+	prod_commit(pr, size);
+	return 0;
 }
 
 int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r)

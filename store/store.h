@@ -169,6 +169,14 @@ struct store_meta {
 
 struct store_writer;
 
+/** A record as its encoded bytes, and where a session's ids sit in them. */
+struct store_raw_record {
+	struct store_slice bytes; /**< one msgpack map (docs/format.md §4) */
+	/** A session's "id" and "conn_id" values: offset into bytes and
+	 *  length; length 0 when the record has no such key (or is a result). */
+	size_t id_off, id_len, conn_id_off, conn_id_len;
+};
+
 struct store_writer_params {
 	const char *path;   /**< created mode 0600; an existing file is replaced */
 	int level;	    /**< zstd level; 0 means the default (see docs/format.md) */
@@ -197,6 +205,20 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
  *         writer's last error; every later call fails too).
  */
 int store_writer_add_session(struct store_writer *w, const struct store_session *s);
+
+/**
+ * Append a session given as its encoded bytes (store_reader_raw() of a
+ * session) with its "id" and "conn_id" values replaced by @p id and
+ * @p conn_id (added when missing); every other byte is copied, so fields
+ * this version does not know survive. @p ts is its request timestamp (for
+ * the index). Copying sessions from file to file this way saves decoding
+ * them into a struct and packing them again.
+ * @return as store_writer_add_session(), or -EINVAL when @p raw does not
+ *         start with a map header or its id spans are not msgpack integers
+ *         inside the bytes (nothing written).
+ */
+int store_writer_add_session_raw(struct store_writer *w, const struct store_raw_record *raw,
+				 uint64_t id, uint64_t conn_id, int64_t ts);
 
 /** Append a result record (copied). Errors as store_writer_add_session(). */
 int store_writer_add_result(struct store_writer *w, const struct store_result *r);
@@ -286,6 +308,14 @@ const struct store_file_meta *store_reader_meta(const struct store_reader *r);
  *         store_reader_status()), -ENOMEM.
  */
 int store_reader_next(struct store_reader *r, const struct store_record **rec);
+
+/**
+ * The encoded bytes of the record the last store_reader_next() returned,
+ * borrowed like that record (bytes empty before the first record). With
+ * store_writer_add_session_raw() a tool copies a session into another file
+ * without re-packing it.
+ */
+struct store_raw_record store_reader_raw(const struct store_reader *r);
 
 /**
  * Position before the first data frame that may hold records with a

@@ -78,6 +78,8 @@ struct store_reader {
 	bool have_ts;
 
 	struct store_record rec;
+	struct store_slice rec_raw;	     /* rec's encoded bytes (inside out) */
+	struct store_slice id_val, conn_val; /* a session's id/conn_id values in them */
 	struct store_header *hdrs;
 	size_t hdr_cap;
 };
@@ -211,6 +213,7 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 {
 	size_t nh = 0, req_first = 0, resp_first = 0;
 	memset(s, 0, sizeof(*s));
+	r->id_val = r->conn_val = (struct store_slice){0};
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_slice k;
 		uint64_t u = 0;
@@ -227,7 +230,9 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 		case 2:
 			if (!KEY(&k, "id"))
 				goto skip;
+			r->id_val.ptr = c->p;
 			ok = mp_uint(c, &s->id);
+			r->id_val.len = (size_t)(c->p - r->id_val.ptr);
 			break;
 		case 3:
 			if (KEY(&k, "src"))
@@ -260,7 +265,9 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 		case 7:
 			if (!KEY(&k, "conn_id"))
 				goto skip;
+			r->conn_val.ptr = c->p;
 			ok = mp_uint(c, &s->conn_id);
+			r->conn_val.len = (size_t)(c->p - r->conn_val.ptr);
 			break;
 		case 8:
 			if (KEY(&k, "src_port")) {
@@ -1033,6 +1040,8 @@ int store_reader_next(struct store_reader *r, const struct store_record **rec)
 				r->out_pos = r->out_len;
 				continue;
 			}
+			r->rec_raw.ptr = r->out + r->out_pos;
+			r->rec_raw.len = (size_t)(c.p - r->out) - r->out_pos;
 			r->out_pos = (size_t)(c.p - r->out);
 			if (rc == 0) {
 				r->st.skipped_records++;
@@ -1057,9 +1066,27 @@ int store_reader_next(struct store_reader *r, const struct store_record **rec)
 	}
 }
 
+static size_t off_in(const struct store_slice *rec, const struct store_slice *v)
+{
+	return v->len ? (size_t)(v->ptr - rec->ptr) : 0;
+}
+
+struct store_raw_record store_reader_raw(const struct store_reader *r)
+{
+	struct store_raw_record raw = {.bytes = r->rec_raw};
+	if (r->rec_raw.len && r->rec.type == STORE_REC_SESSION) {
+		raw.id_off = off_in(&r->rec_raw, &r->id_val);
+		raw.id_len = r->id_val.len;
+		raw.conn_id_off = off_in(&r->rec_raw, &r->conn_val);
+		raw.conn_id_len = r->conn_val.len;
+	}
+	return raw;
+}
+
 int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 {
 	r->out_len = r->out_pos = 0;
+	r->rec_raw = (struct store_slice){0};
 	r->resync = false;
 	r->eof = false;
 	if (r->n_idx) {

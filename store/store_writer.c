@@ -41,6 +41,7 @@
 #include "common/mem.h"
 #include "dyetap_version.h"
 #include "store/store.h"
+#include "store/store_mp_private.h"
 #include "store/store_pack_private.h"
 #include "store/store_private.h"
 
@@ -781,6 +782,105 @@ static int add_record(struct store_writer *w, size_t (*size_fn)(const void *),
 int store_writer_add_session(struct store_writer *w, const struct store_session *s)
 {
 	return add_record(w, session_size, pack_session, s, s->ts_req_first_ns, 1);
+}
+
+/* A session given as its encoded map, its "id" and "conn_id" values given anew. */
+struct raw_session {
+	const struct store_raw_record *raw;
+	size_t head; /* bytes of the input's map header */
+	uint32_t n;  /* entries in the input */
+	struct span {
+		size_t off, len; /* len 0: missing, appended */
+		uint64_t v;
+		const char *key;
+	} sp[2]; /* in byte order */
+};
+
+/* Is [off, off + len) of @p b one msgpack unsigned integer? */
+static bool uint_at(const struct store_slice *b, size_t off, size_t len)
+{
+	if (!len)
+		return true;
+	if (off > b->len || len > b->len - off)
+		return false;
+	struct mp c = {b->ptr + off, b->ptr + off + len};
+	uint64_t v;
+	return mp_uint(&c, &v) && c.p == c.end;
+}
+
+static bool raw_session_init(struct raw_session *rs, const struct store_raw_record *raw,
+			     uint64_t id, uint64_t conn_id)
+{
+	struct mp c = {raw->bytes.ptr, raw->bytes.ptr + raw->bytes.len};
+	if (!mp_container(&c, true, &rs->n) || !uint_at(&raw->bytes, raw->id_off, raw->id_len) ||
+	    !uint_at(&raw->bytes, raw->conn_id_off, raw->conn_id_len))
+		return false;
+	rs->raw = raw;
+	rs->head = (size_t)(c.p - raw->bytes.ptr);
+	struct span a = {raw->id_off, raw->id_len, id, "id"};
+	struct span b = {raw->conn_id_off, raw->conn_id_len, conn_id, "conn_id"};
+	bool swap = b.len && (!a.len || b.off < a.off);
+	rs->sp[0] = swap ? b : a;
+	rs->sp[1] = swap ? a : b;
+	for (int i = 0; i < 2; i++)
+		if (rs->sp[i].len && rs->sp[i].off < rs->head)
+			return false;
+	/* Two present spans must not overlap. */
+	return !(rs->sp[0].len && rs->sp[1].len && rs->sp[0].off + rs->sp[0].len > rs->sp[1].off);
+}
+
+static size_t raw_session_size(const void *rec)
+{
+	const struct raw_session *rs = rec;
+	uint32_t missing = 0;
+	size_t size = rs->raw->bytes.len - rs->head;
+	for (int i = 0; i < 2; i++) {
+		const struct span *sp = &rs->sp[i];
+		size = size - sp->len + pw_uint_size(sp->v);
+		if (!sp->len) {
+			size += 1 + strlen(sp->key);
+			missing++;
+		}
+	}
+	return size + pw_container_size(rs->n + missing);
+}
+
+static void pack_raw_session(struct pw *o, const void *rec)
+{
+	const struct raw_session *rs = rec;
+	const uint8_t *in = rs->raw->bytes.ptr;
+	pw_map(o, rs->n + !rs->sp[0].len + !rs->sp[1].len);
+	size_t at = rs->head;
+	for (int i = 0; i < 2; i++) {
+		const struct span *sp = &rs->sp[i];
+		if (!sp->len)
+			continue;
+		memcpy(o->p, in + at, sp->off - at);
+		o->p += sp->off - at;
+		pw_uint(o, sp->v);
+		at = sp->off + sp->len;
+	}
+	memcpy(o->p, in + at, rs->raw->bytes.len - at);
+	o->p += rs->raw->bytes.len - at;
+	for (int i = 0; i < 2; i++) {
+		const struct span *sp = &rs->sp[i];
+		if (!sp->len) {
+			pw_str(o, sp->key, strlen(sp->key));
+			pw_uint(o, sp->v);
+		}
+	}
+}
+
+int store_writer_add_session_raw(struct store_writer *w, const struct store_raw_record *raw,
+				 uint64_t id, uint64_t conn_id, int64_t ts)
+{
+	struct raw_session rs;
+	if (!raw_session_init(&rs, raw, id, conn_id)) {
+		snprintf(w->err, sizeof(w->err),
+			 "a session given as bytes is not a msgpack map with integer ids");
+		return -EINVAL;
+	}
+	return add_record(w, raw_session_size, pack_raw_session, &rs, ts, 1);
 }
 
 int store_writer_add_result(struct store_writer *w, const struct store_result *r)

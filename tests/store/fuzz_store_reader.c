@@ -2,7 +2,9 @@
 /*
  * fuzz_store_reader - the store reader on arbitrary bytes: open from
  * memory, read every record, render it as JSON, seek by time and read on.
- * Must never crash, hang, leak or read out of bounds (docs/format.md §3).
+ * Must never crash, hang, leak or read out of bounds (docs/format.md §3);
+ * every record's raw bytes (store_reader_raw()) are readable and hold its
+ * id spans.
  * Seed corpus: tests/store/corpus/ (made by tests/store/make-corpus.sh).
  *
  * Inputs starting with 'M' are raw record bytes: the target wraps them in a
@@ -24,10 +26,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static volatile uint8_t raw_sink;
+
 static void drain(struct store_reader *r, struct dbuf *out, int limit)
 {
 	const struct store_record *rec;
 	while (limit-- > 0 && store_reader_next(r, &rec) == 1) {
+		/* The record's bytes are readable (ASan checks) and hold its id spans. */
+		struct store_raw_record raw = store_reader_raw(r);
+		for (size_t i = 0; i < raw.bytes.len; i++)
+			raw_sink ^= raw.bytes.ptr[i];
+		if (!raw.bytes.len || raw.id_off + raw.id_len > raw.bytes.len ||
+		    raw.conn_id_off + raw.conn_id_len > raw.bytes.len)
+			abort();
 		dbuf_reset(out);
 		if (rec->type == STORE_REC_SESSION)
 			store_session_json(out, &rec->u.session, 0);
