@@ -28,16 +28,36 @@ static inline size_t mp_left(const struct mp *c)
 	return (size_t)(c->end - c->p);
 }
 
+/* A big-endian unsigned integer of @p n (1, 2, 4 or 8) bytes. */
 static inline uint64_t be(const uint8_t *p, unsigned n)
 {
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 	uint64_t v = 0;
 	for (unsigned i = 0; i < n; i++)
 		v = v << 8 | p[i];
 	return v;
+#else
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+	switch (n) {
+	case 1:
+		return p[0];
+	case 2:
+		memcpy(&v16, p, 2);
+		return __builtin_bswap16(v16);
+	case 4:
+		memcpy(&v32, p, 4);
+		return __builtin_bswap32(v32);
+	default:
+		memcpy(&v64, p, 8);
+		return __builtin_bswap64(v64);
+	}
+#endif
 }
 
 /* Any msgpack integer as int64 (uint64 above INT64_MAX fails). */
-static inline bool mp_int(struct mp *c, int64_t *v)
+static inline __attribute__((always_inline)) bool mp_int(struct mp *c, int64_t *v)
 {
 	if (!mp_left(c))
 		return false;
@@ -69,7 +89,7 @@ static inline bool mp_int(struct mp *c, int64_t *v)
 }
 
 /* A non-negative msgpack integer. */
-static inline bool mp_uint(struct mp *c, uint64_t *v)
+static inline __attribute__((always_inline)) bool mp_uint(struct mp *c, uint64_t *v)
 {
 	if (!mp_left(c))
 		return false;
@@ -96,7 +116,8 @@ static inline bool mp_uint(struct mp *c, uint64_t *v)
 	return true;
 }
 
-static inline bool mp_uint_max(struct mp *c, uint64_t max, uint64_t *v)
+static inline __attribute__((always_inline)) bool mp_uint_max(struct mp *c, uint64_t max,
+							      uint64_t *v)
 {
 	return mp_uint(c, v) && *v <= max;
 }
@@ -143,7 +164,7 @@ static inline bool mp_bytes_slow(struct mp *c, struct store_slice *s)
 }
 
 /* str, bin or nil; fixstr (keys, short values) and str8 inline. */
-static inline bool mp_bytes(struct mp *c, struct store_slice *s)
+static inline __attribute__((always_inline)) bool mp_bytes(struct mp *c, struct store_slice *s)
 {
 	size_t left = mp_left(c), hl, n;
 	if (left && (*c->p & 0xe0) == 0xa0) {
@@ -176,7 +197,8 @@ static inline bool mp_bool(struct mp *c, bool *b)
 }
 
 /* Map (is_map) or array header; the count is bounded by the bytes left. */
-static inline bool mp_container(struct mp *c, bool is_map, uint32_t *n)
+static inline __attribute__((always_inline)) bool mp_container(struct mp *c, bool is_map,
+							       uint32_t *n)
 {
 	if (!mp_left(c))
 		return false;

@@ -105,16 +105,130 @@ static int hdr_reserve(struct store_reader *r, size_t need)
 	return 0;
 }
 
+/*
+ * Fast paths: a record in the writer's own key order (store_writer.c
+ * pack_session and pw_message) decodes in a straight line, each key checked
+ * with one fixed-size compare instead of being parsed and looked up. Any
+ * other order, a missing or extra key, or a value of another type returns
+ * 0 and the caller decodes the same bytes again with the general loop,
+ * which accepts every order and skips unknown keys (docs/format.md §4).
+ */
+
+#define FAST_INLINE static inline __attribute__((always_inline))
+
+FAST_INLINE uint64_t ld64(const void *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+FAST_INLINE uint32_t ld32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+FAST_INLINE uint16_t ld16(const void *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+
+/* memcmp(p, k, n) == 0 for a literal @p k: up to 16 bytes as two
+ * overlapping word compares (the literal's words fold to constants). */
+FAST_INLINE bool same16(const uint8_t *p, const char *k, size_t n)
+{
+	if (n > 16)
+		return memcmp(p, k, n) == 0;
+	if (n >= 8)
+		return ld64(p) == ld64(k) && ld64(p + n - 8) == ld64(k + n - 8);
+	if (n >= 4)
+		return ld32(p) == ld32(k) && ld32(p + n - 4) == ld32(k + n - 4);
+	if (n >= 2)
+		return ld16(p) == ld16(k) && ld16(p + n - 2) == ld16(k + n - 2);
+	return n == 0 || p[0] == (uint8_t)k[0];
+}
+
+/* Consume key @p k (@p n < 32 bytes, packed as a fixstr) when it is next. */
+FAST_INLINE bool fast_key(struct mp *c, const char *k, size_t n)
+{
+	if (mp_left(c) < n + 1 || c->p[0] != (0xa0 | n) || !same16(c->p + 1, k, n))
+		return false;
+	c->p += n + 1;
+	return true;
+}
+#define FAST_KEY(c, lit) fast_key((c), lit, sizeof(lit) - 1)
+
+/* A message map in the writer's order: 1 decoded, 0 not that order, -ENOMEM. */
+static int dec_message_fast(struct store_reader *r, struct mp *c, struct store_message *m,
+			    size_t *nh)
+{
+	uint64_t u = 0, maj = 0, min = 0;
+	uint32_t a;
+	if (!mp_left(c) || *c->p != 0x87) /* a map of the writer's 7 keys */
+		return 0;
+	c->p++;
+	if (FAST_KEY(c, "method")) {
+		if (!mp_bytes(c, &m->method) || !FAST_KEY(c, "target") || !mp_bytes(c, &m->target))
+			return 0;
+	} else if (FAST_KEY(c, "status")) {
+		if (!mp_uint_max(c, UINT16_MAX, &u) || !FAST_KEY(c, "reason") ||
+		    !mp_bytes(c, &m->reason))
+			return 0;
+		m->status = (uint16_t)u;
+	} else {
+		return 0;
+	}
+	if (!FAST_KEY(c, "version") || !mp_container(c, false, &a) || a != 2 ||
+	    !mp_uint_max(c, 255, &maj) || !mp_uint_max(c, 255, &min))
+		return 0;
+	m->version_major = (uint8_t)maj;
+	m->version_minor = (uint8_t)min;
+	if (!FAST_KEY(c, "headers") || !mp_container(c, false, &a))
+		return 0;
+	if (hdr_reserve(r, *nh + a))
+		return -ENOMEM;
+	struct store_header *h = a ? r->hdrs + *nh : NULL;
+	for (uint32_t j = 0; j < a; j++) {
+		if (!mp_left(c) || *c->p != 0x92)
+			return 0;
+		c->p++;
+		if (!mp_bytes(c, &h[j].name) || !mp_bytes(c, &h[j].value))
+			return 0;
+	}
+	*nh += a;
+	m->n_headers = a;
+	if (!FAST_KEY(c, "body") || !mp_bytes(c, &m->body) || !FAST_KEY(c, "body_len") ||
+	    !mp_uint(c, &m->body_len) || !FAST_KEY(c, "truncated") || !mp_bool(c, &m->truncated))
+		return 0;
+	return 1;
+}
+
 /* Decode a message map; its headers go to r->hdrs[*nh ...). */
 static int dec_message(struct store_reader *r, struct mp *c, struct store_message *m, size_t *nh,
 		       size_t *first)
 {
 	uint32_t n;
+	struct mp start = *c;
+	size_t nh_start = *nh;
+	memset(m, 0, sizeof(*m));
+	*first = *nh;
+	int fast = dec_message_fast(r, c, m, nh);
+	if (fast < 0)
+		return fast;
+	if (fast) {
+		m->present = true;
+		return 0;
+	}
+	*c = start;
+	*nh = nh_start;
 	memset(m, 0, sizeof(*m));
 	if (!mp_container(c, true, &n))
 		return DEC_BAD;
 	m->present = true;
-	*first = *nh;
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_slice k;
 		uint64_t u = 0;
@@ -209,9 +323,80 @@ static int dec_opt_message(struct store_reader *r, struct mp *c, struct store_me
 	return dec_message(r, c, m, nh, first);
 }
 
+/* An unsigned value whose bytes @p v records (a session's id spans). */
+static bool uint_span(struct mp *c, uint64_t *u, struct store_slice *v)
+{
+	v->ptr = c->p;
+	if (!mp_uint(c, u))
+		return false;
+	v->len = (size_t)(c->p - v->ptr);
+	return true;
+}
+
+/* A session in the writer's order: 1 decoded, 0 not that order, -ENOMEM. */
+static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
+			    struct store_session *s)
+{
+	size_t nh = 0, req_first = 0, resp_first = 0;
+	uint64_t u = 0;
+	if (n != 18 && n != 19) /* 19: with "vlan" */
+		return 0;
+	if (!FAST_KEY(c, "v") || !mp_uint(c, &u) || !FAST_KEY(c, "t") || !mp_uint(c, &u) ||
+	    !FAST_KEY(c, "id") || !uint_span(c, &s->id, &r->id_val) || !FAST_KEY(c, "ip_version") ||
+	    !mp_uint_max(c, 255, &u))
+		return 0;
+	s->ip_version = (uint8_t)u;
+	if (!FAST_KEY(c, "src") || !dec_addr(c, &s->src) || !FAST_KEY(c, "src_port") ||
+	    !mp_uint_max(c, UINT16_MAX, &u))
+		return 0;
+	s->src.port = (uint16_t)u;
+	if (!FAST_KEY(c, "dst") || !dec_addr(c, &s->dst) || !FAST_KEY(c, "dst_port") ||
+	    !mp_uint_max(c, UINT16_MAX, &u))
+		return 0;
+	s->dst.port = (uint16_t)u;
+	if (n == 19) {
+		if (!FAST_KEY(c, "vlan") || !mp_uint_max(c, UINT16_MAX, &u))
+			return 0;
+		s->vlan = (uint16_t)u;
+	}
+	if (!FAST_KEY(c, "lane") || !mp_bytes(c, &s->lane) || !FAST_KEY(c, "conn_id") ||
+	    !uint_span(c, &s->conn_id, &r->conn_val) || !FAST_KEY(c, "conn_index") ||
+	    !mp_uint_max(c, UINT32_MAX, &u))
+		return 0;
+	s->conn_index = (uint32_t)u;
+	if (!FAST_KEY(c, "ts_req_first_ns") || !mp_int(c, &s->ts_req_first_ns) ||
+	    !FAST_KEY(c, "ts_req_last_ns") || !mp_int(c, &s->ts_req_last_ns) ||
+	    !FAST_KEY(c, "ts_resp_first_ns") || !mp_int(c, &s->ts_resp_first_ns) ||
+	    !FAST_KEY(c, "ts_resp_last_ns") || !mp_int(c, &s->ts_resp_last_ns) ||
+	    !FAST_KEY(c, "req"))
+		return 0;
+	int rc = dec_message(r, c, &s->req, &nh, &req_first);
+	if (rc)
+		return rc == -ENOMEM ? rc : 0;
+	if (!FAST_KEY(c, "resp"))
+		return 0;
+	rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first);
+	if (rc)
+		return rc == -ENOMEM ? rc : 0;
+	if (!FAST_KEY(c, "flags") || !mp_uint_max(c, UINT32_MAX, &u))
+		return 0;
+	s->flags = (uint32_t)u;
+	s->req.headers = r->hdrs ? r->hdrs + req_first : NULL;
+	if (s->resp.present)
+		s->resp.headers = r->hdrs ? r->hdrs + resp_first : NULL;
+	return 1;
+}
+
 static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct store_session *s)
 {
 	size_t nh = 0, req_first = 0, resp_first = 0;
+	struct mp start = *c;
+	memset(s, 0, sizeof(*s));
+	r->id_val = r->conn_val = (struct store_slice){0};
+	int fast = dec_session_fast(r, c, n, s);
+	if (fast)
+		return fast < 0 ? fast : 0;
+	*c = start;
 	memset(s, 0, sizeof(*s));
 	r->id_val = r->conn_val = (struct store_slice){0};
 	for (uint32_t i = 0; i < n; i++) {
