@@ -52,6 +52,10 @@
 struct rbytes {
 	uint32_t refs;
 	size_t len;
+	union {
+		struct rbytes *next_free; /* in the engine's spare list */
+		size_t cap;		  /* bytes of data[] */
+	} u;
 	uint8_t data[];
 };
 
@@ -142,6 +146,12 @@ struct replay_engine {
 	uint64_t completed_iter;
 	struct dbuf reqbuf;
 	uint8_t *rbuf;
+	/* Spare requests and small request buffers, reused rather than freed:
+	 * malloc's per-thread cache holds a few objects per size, far fewer
+	 * than the requests in flight. */
+	struct rreq *spare_req;
+	struct rbytes *spare_bytes;
+	uint32_t n_spare_req, n_spare_bytes;
 	struct replay_stats st;
 	struct replay_hist lat, late;
 };
@@ -150,18 +160,79 @@ struct replay_engine {
 /* small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-static void rbytes_put(struct rbytes *b)
+#define SPARE_MAX    1024 /* of each kind */
+#define RBYTES_SMALL 480  /* data[] of a recycled request buffer */
+
+static struct rbytes *rbytes_new(struct replay_engine *e, size_t len)
 {
-	if (b && --b->refs == 0)
-		mem_free(b);
+	struct rbytes *b = NULL;
+	size_t cap = len;
+	if (len <= RBYTES_SMALL) {
+		cap = RBYTES_SMALL;
+		if ((b = e->spare_bytes)) {
+			e->spare_bytes = b->u.next_free;
+			e->n_spare_bytes--;
+		}
+	}
+	if (!b && !(b = mem_alloc(sizeof(*b) + cap)))
+		return NULL;
+	b->refs = 0;
+	b->len = len;
+	b->u.cap = cap;
+	return b;
 }
 
-static void req_free(struct rreq *r)
+static void rbytes_put(struct replay_engine *e, struct rbytes *b)
+{
+	if (!b || --b->refs > 0)
+		return;
+	if (b->u.cap == RBYTES_SMALL && e->n_spare_bytes < SPARE_MAX) {
+		b->u.next_free = e->spare_bytes;
+		e->spare_bytes = b;
+		e->n_spare_bytes++;
+		return;
+	}
+	mem_free(b);
+}
+
+static struct rreq *req_new(struct replay_engine *e)
+{
+	struct rreq *r = e->spare_req;
+	if (!r)
+		return mem_calloc(1, sizeof(*r));
+	e->spare_req = r->next;
+	e->n_spare_req--;
+	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+static void req_free(struct replay_engine *e, struct rreq *r)
 {
 	if (!r)
 		return;
-	rbytes_put(r->bytes);
+	rbytes_put(e, r->bytes);
+	if (e->n_spare_req < SPARE_MAX) {
+		r->next = e->spare_req;
+		e->spare_req = r;
+		e->n_spare_req++;
+		return;
+	}
 	mem_free(r);
+}
+
+static void spares_free(struct replay_engine *e)
+{
+	while (e->spare_req) {
+		struct rreq *r = e->spare_req;
+		e->spare_req = r->next;
+		mem_free(r);
+	}
+	while (e->spare_bytes) {
+		struct rbytes *b = e->spare_bytes;
+		e->spare_bytes = b->u.next_free;
+		mem_free(b);
+	}
+	e->n_spare_req = e->n_spare_bytes = 0;
 }
 
 static uint64_t key_hash(uint64_t key, uint32_t target)
@@ -455,7 +526,7 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 	}
 	e->completed_iter++;
 	e->p.on_done(e->p.ctx, r->user, &res);
-	req_free(r);
+	req_free(e, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -582,9 +653,14 @@ static ssize_t conn_read(struct rconn *c, uint8_t *p, size_t n, int *err)
 	return -1;
 }
 
-static bool token_in(const struct store_slice *v, const char *tok)
+/* Connection option tokens of interest (RFC 9110 §7.6.1). */
+enum { TOK_CLOSE = 1, TOK_KEEP_ALIVE = 2 };
+
+/* The TOK_* bits of the comma-separated tokens in header value @p v (one pass). */
+static unsigned conn_tokens(const struct store_slice *v)
 {
-	size_t tl = strlen(tok), i = 0;
+	unsigned found = 0;
+	size_t i = 0;
 	while (i < v->len) {
 		while (i < v->len && (v->ptr[i] == ' ' || v->ptr[i] == '\t' || v->ptr[i] == ','))
 			i++;
@@ -594,27 +670,33 @@ static bool token_in(const struct store_slice *v, const char *tok)
 		size_t e = i;
 		while (e > s && (v->ptr[e - 1] == ' ' || v->ptr[e - 1] == '\t'))
 			e--;
-		if (e - s == tl && !strncasecmp((const char *)v->ptr + s, tok, tl))
-			return true;
+		const char *t = (const char *)v->ptr + s;
+		if (e - s == 5 && !strncasecmp(t, "close", 5))
+			found |= TOK_CLOSE;
+		else if (e - s == 10 && !strncasecmp(t, "keep-alive", 10))
+			found |= TOK_KEEP_ALIVE;
 	}
-	return false;
+	return found;
+}
+
+/* Is @p n "Connection" (any case)? */
+static bool is_connection(const struct store_slice *n)
+{
+	return n->len == 10 && (n->ptr[0] | 0x20) == 'c' &&
+	       !strncasecmp((const char *)n->ptr, "connection", 10);
 }
 
 /* Does the response (and request) let the connection be reused? RFC 9112 §9.3. */
 static bool keep_alive(const struct store_message *m)
 {
-	bool close_tok = false, ka_tok = false;
-	for (size_t i = 0; i < m->n_headers; i++) {
-		const struct store_slice *n = &m->headers[i].name;
-		if (n->len == 10 && !strncasecmp((const char *)n->ptr, "connection", 10)) {
-			close_tok |= token_in(&m->headers[i].value, "close");
-			ka_tok |= token_in(&m->headers[i].value, "keep-alive");
-		}
-	}
-	if (close_tok)
+	unsigned tok = 0;
+	for (size_t i = 0; i < m->n_headers; i++)
+		if (is_connection(&m->headers[i].name))
+			tok |= conn_tokens(&m->headers[i].value);
+	if (tok & TOK_CLOSE)
 		return false;
 	if (m->version_major == 1 && m->version_minor == 0)
-		return ka_tok;
+		return tok & TOK_KEEP_ALIVE;
 	return true;
 }
 
@@ -1139,28 +1221,28 @@ int replay_engine_submit(struct replay_engine *e, const struct store_session *s,
 	int rc = replay_request_build(&e->reqbuf, &s->req, e->p.rewrite);
 	if (rc)
 		return rc == -E2BIG ? -EINVAL : rc;
-	struct rbytes *b = mem_alloc(sizeof(*b) + e->reqbuf.len);
+	struct rbytes *b = rbytes_new(e, e->reqbuf.len);
 	if (!b)
 		return -ENOMEM;
-	b->refs = 0;
-	b->len = e->reqbuf.len;
 	memcpy(b->data, e->reqbuf.data, b->len);
 	uint64_t key = e->p.pooled ? 0 : flow_key;
 	/* The recorded request asks to close (RFC 9112 §9.6): do so after its response. */
 	bool close = s->req.version_major == 1 && s->req.version_minor == 0;
 	for (size_t i = 0; i < s->req.n_headers; i++) {
-		const struct store_slice *n = &s->req.headers[i].name;
-		if (n->len == 10 && !strncasecmp((const char *)n->ptr, "connection", 10))
-			close = token_in(&s->req.headers[i].value, "close") ||
-				(close && !token_in(&s->req.headers[i].value, "keep-alive"));
+		if (!is_connection(&s->req.headers[i].name))
+			continue;
+		unsigned tok = conn_tokens(&s->req.headers[i].value);
+		close = (tok & TOK_CLOSE) || (close && !(tok & TOK_KEEP_ALIVE));
 	}
 	for (uint32_t ti = 0; ti < e->p.n_targets; ti++) {
-		struct rreq *r = mem_calloc(1, sizeof(*r));
+		struct rreq *r = req_new(e);
 		struct rflow *f = r ? flow_get(e, key, ti) : NULL;
 		if (!f) {
 			mem_free(r);
-			if (!b->refs)
-				mem_free(b);
+			if (!b->refs) {
+				b->refs = 1;
+				rbytes_put(e, b);
+			}
 			return -ENOMEM;
 		}
 		b->refs++;
@@ -1277,7 +1359,7 @@ void replay_engine_drop_queued(struct replay_engine *e)
 				f->qhead = r->next;
 				e->queued--;
 				e->st.not_sent++;
-				req_free(r);
+				req_free(e, r);
 			}
 			f->qtail = NULL;
 			f->waiting = false;
@@ -1305,7 +1387,7 @@ static void close_all(struct replay_engine *e, bool report)
 				if (c->req && report)
 					conn_fail(e, c, STORE_ERR_OTHER, "interrupted", now);
 				else if (c->req) {
-					req_free(c->req);
+					req_free(e, c->req);
 					c->req = NULL;
 					f->busy--;
 					e->inflight--;
@@ -1378,5 +1460,6 @@ void replay_engine_free(struct replay_engine *e)
 	mem_free(e->heap);
 	mem_free(e->rbuf);
 	dbuf_release(&e->reqbuf);
+	spares_free(e);
 	mem_free(e);
 }

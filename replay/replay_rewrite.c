@@ -18,22 +18,41 @@
 
 #define SET_MAX 64
 
-static bool name_is(const struct store_slice *s, const char *name)
+static bool name_is_n(const struct store_slice *s, const char *name, size_t n)
 {
-	size_t n = strlen(name);
 	return s->len == n && !strncasecmp((const char *)s->ptr, name, n);
 }
 
+static bool name_is(const struct store_slice *s, const char *name)
+{
+	return name_is_n(s, name, strlen(name));
+}
+
+/* name_is() for a literal: the length is known, most names fail on it. */
+#define NAME_IS(s, lit) name_is_n((s), lit, sizeof(lit) - 1)
+
+/* "name: value\r\n", room checked once. */
 static int put_line(struct dbuf *out, const void *name, size_t nlen, const void *val, size_t vlen)
 {
-	int rc = dbuf_append(out, name, nlen);
-	if (!rc)
-		rc = dbuf_append(out, ": ", 2);
-	if (!rc)
-		rc = dbuf_append(out, val, vlen);
-	if (!rc)
-		rc = dbuf_append(out, "\r\n", 2);
-	return rc;
+	size_t n = nlen + vlen + 4;
+	if (out->cap - out->len <= n) {
+		int rc = dbuf_reserve(out, n);
+		if (rc)
+			return rc;
+	}
+	uint8_t *p = out->data + out->len;
+	memcpy(p, name, nlen);
+	p += nlen;
+	*p++ = ':';
+	*p++ = ' ';
+	if (vlen)
+		memcpy(p, val, vlen);
+	p += vlen;
+	*p++ = '\r';
+	*p++ = '\n';
+	*p = '\0';
+	out->len += n;
+	return 0;
 }
 
 static int put_clen(struct dbuf *out, const struct store_slice *name, uint64_t len)
@@ -88,10 +107,11 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 	bool set_done[SET_MAX] = {false};
 	bool shadow_done = false, host_done = false, framing_done = false;
 	bool body_needed = req->body.len > 0;
+	size_t shadow_len = rw->shadow_name ? strlen(rw->shadow_name) : 0;
 
 	for (size_t i = 0; i < req->n_headers && !body_needed; i++)
-		if (name_is(&req->headers[i].name, "content-length") ||
-		    name_is(&req->headers[i].name, "transfer-encoding"))
+		if (NAME_IS(&req->headers[i].name, "content-length") ||
+		    NAME_IS(&req->headers[i].name, "transfer-encoding"))
 			body_needed = true;
 
 	int rc = dbuf_append(out, req->method.ptr, req->method.len);
@@ -115,14 +135,14 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 			deleted = name_is(name, rw->del[j]);
 		if (deleted)
 			continue;
-		if (name_is(name, "content-length") || name_is(name, "transfer-encoding")) {
+		if (NAME_IS(name, "content-length") || NAME_IS(name, "transfer-encoding")) {
 			if (!framing_done && body_needed)
-				rc = put_clen(out, name_is(name, "content-length") ? name : NULL,
+				rc = put_clen(out, NAME_IS(name, "content-length") ? name : NULL,
 					      req->body.len);
 			framing_done = true;
 			continue;
 		}
-		if (rw->shadow_name && name_is(name, rw->shadow_name)) {
+		if (rw->shadow_name && name_is_n(name, rw->shadow_name, shadow_len)) {
 			if (!shadow_done)
 				rc = put_line(out, name->ptr, name->len, rw->shadow_value,
 					      strlen(rw->shadow_value));
@@ -141,7 +161,7 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 		}
 		if (handled)
 			continue;
-		if (name_is(name, "host") && rw->host) {
+		if (rw->host && NAME_IS(name, "host")) {
 			if (!host_done)
 				rc =
 				    put_line(out, name->ptr, name->len, rw->host, strlen(rw->host));
@@ -157,7 +177,7 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 			rc = put_line(out, rw->set[j].name, strlen(rw->set[j].name),
 				      rw->set[j].value, strlen(rw->set[j].value));
 	if (!rc && rw->shadow_name && !shadow_done)
-		rc = put_line(out, rw->shadow_name, strlen(rw->shadow_name), rw->shadow_value,
+		rc = put_line(out, rw->shadow_name, shadow_len, rw->shadow_value,
 			      strlen(rw->shadow_value));
 	if (!rc && body_needed && !framing_done)
 		rc = put_clen(out, NULL, req->body.len);

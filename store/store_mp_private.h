@@ -163,13 +163,13 @@ static inline bool mp_bytes_slow(struct mp *c, struct store_slice *s)
 	return true;
 }
 
-/* str, bin or nil; fixstr (keys, short values) and str8 inline. */
+/* str, bin or nil; fixstr (keys, short values), str8 and bin8 inline. */
 static inline __attribute__((always_inline)) bool mp_bytes(struct mp *c, struct store_slice *s)
 {
 	size_t left = mp_left(c), hl, n;
 	if (left && (*c->p & 0xe0) == 0xa0) {
 		hl = 1, n = *c->p & 0x1f;
-	} else if (left >= 2 && *c->p == 0xd9) {
+	} else if (left >= 2 && (*c->p == 0xd9 || *c->p == 0xc4)) { /* str8, bin8 */
 		hl = 2, n = c->p[1];
 	} else {
 		return mp_bytes_slow(c, s);

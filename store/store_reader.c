@@ -306,9 +306,14 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 static bool dec_addr(struct mp *c, struct store_endpoint *e)
 {
 	struct store_slice s;
-	if (!mp_bytes(c, &s) || (s.len != 4 && s.len != 16))
+	if (!mp_bytes(c, &s))
 		return false;
-	memcpy(e->addr, s.ptr, s.len);
+	if (s.len == 4) /* fixed sizes: inline copies */
+		memcpy(e->addr, s.ptr, 4);
+	else if (s.len == 16)
+		memcpy(e->addr, s.ptr, 16);
+	else
+		return false;
 	return true;
 }
 
