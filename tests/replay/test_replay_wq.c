@@ -5,7 +5,7 @@
  * order (including records larger than a queue chunk and records from two
  * producer threads, each with its own producer); a full queue with the DROP policy refuses records
  * and counts them; with the BLOCK policy it holds the producer until the writer makes room, and
- * counts the stall.
+ * counts the stall; sessions queued as their recorded bytes come out with their new ids.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -270,6 +270,72 @@ static void test_block(void)
 	unlink(path);
 }
 
+/* Sessions queued as their recorded bytes (replay_wq_add_session_raw) reach
+ * the file with the new ids, every other field intact, in queue order with
+ * the results around them. */
+static void test_raw(void)
+{
+	char src[64], path[64], err[256];
+	snprintf(src, sizeof(src), "%s/raw-src.dyt", dir);
+	snprintf(path, sizeof(path), "%s/raw.dyt", dir);
+	struct store_writer *sw = open_writer(src);
+	struct replay_wq_params sp = {.writer = sw};
+	struct replay_wq *sq = sw ? replay_wq_create(&sp, err, sizeof(err)) : NULL;
+	struct replay_wq_prod *spr = sq ? replay_wq_prod_create(sq) : NULL;
+	int fails = !spr;
+	for (uint64_t i = 1; spr && i <= 500; i++)
+		fails += add_session(spr, i) != 0;
+	replay_wq_prod_free(spr);
+	replay_wq_free(sq);
+	fails += !sw || store_writer_close(sw, NULL, 0, err, sizeof(err)) != 0;
+	TAP_EQ_U64(fails, 0, "raw: 500 source sessions written");
+
+	struct store_writer *w = open_writer(path);
+	struct replay_wq_params p = {.writer = w, .max_bytes = 64 * 1024};
+	struct replay_wq *q = w ? replay_wq_create(&p, err, sizeof(err)) : NULL;
+	struct replay_wq_prod *pr = q ? replay_wq_prod_create(q) : NULL;
+	struct store_reader *r = pr ? store_reader_open(src, err, sizeof(err)) : NULL;
+	const struct store_record *rec;
+	size_t n = 0;
+	while (r && store_reader_next(r, &rec) > 0) {
+		const struct store_session *ss = &rec->u.session;
+		struct store_raw_record raw = store_reader_raw(r);
+		fails += replay_wq_add_session_raw(pr, &raw, ss->id + 100000, ss->conn_id + 7,
+						   ss->ts_req_first_ns) != 0;
+		fails += add_result(pr, ss->id + 100000, (size_t)(ss->id % 50), body) != 0;
+		n++;
+	}
+	store_reader_free(r);
+	TAP_OK(n == 500 && !fails, "raw: 500 sessions and 500 results queued (%zu, %d failed)", n,
+	       fails);
+	replay_wq_prod_free(pr);
+	TAP_EQ_U64(q ? replay_wq_finish(q) : 1, 0, "raw: finish without a writer error");
+	replay_wq_free(q);
+	TAP_EQ_U64(w ? store_writer_close(w, NULL, 0, err, sizeof(err)) : 1, 0,
+		   "raw: writer closed");
+	size_t bad = 0;
+	TAP_EQ_U64(read_back(path, true, &bad), 1000, "raw: 1000 records in the file");
+	TAP_EQ_U64(bad, 0, "raw: records complete, each kind in order");
+	/* Each session carries its new ids and is followed by its result. */
+	r = store_reader_open(path, err, sizeof(err));
+	uint64_t expect = 100001, wrong = 0, prev_session = 0;
+	while (r && store_reader_next(r, &rec) > 0) {
+		if (rec->type == STORE_REC_SESSION) {
+			const struct store_session *ss = &rec->u.session;
+			wrong += ss->id != expect || ss->conn_id != (ss->id - 100000) / 4 + 7 ||
+				 ss->ts_req_first_ns != (int64_t)(ss->id - 100000) * 1000;
+			prev_session = ss->id;
+		} else {
+			wrong += rec->u.result.session_id != prev_session;
+			expect++;
+		}
+	}
+	store_reader_free(r);
+	TAP_EQ_U64(wrong, 0, "raw: new ids, timestamps kept, each session before its result");
+	unlink(src);
+	unlink(path);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -279,6 +345,7 @@ int main(void)
 	test_order();
 	test_drop();
 	test_block();
+	test_raw();
 	rmdir(dir);
 	return tap_done();
 }
