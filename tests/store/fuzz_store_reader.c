@@ -4,7 +4,8 @@
  * memory, read every record, render it as JSON, seek by time and read on.
  * Must never crash, hang, leak or read out of bounds (docs/format.md §3);
  * every record's raw bytes (store_reader_raw()) are readable and hold its
- * id spans.
+ * id spans, and every session can be copied as bytes with new ids
+ * (store_writer_add_session_raw() into /dev/null).
  * Seed corpus: tests/store/corpus/ (made by tests/store/make-corpus.sh).
  *
  * Inputs starting with 'M' are raw record bytes: the target wraps them in a
@@ -12,6 +13,8 @@
  * the msgpack record decoder instead of stopping at zstd's checksum
  * (corpus files records-*.bin: `zstd -d -c x.dyt` prints a file's records).
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +31,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static volatile uint8_t raw_sink;
 
+/* A writer into /dev/null for the raw copies, made once for the whole run. */
+static struct store_writer *null_writer(void)
+{
+	static struct store_writer *w;
+	static bool tried;
+	if (!tried) {
+		char err[256];
+		struct store_writer_params p = {.path = "/dev/null"};
+		tried = true;
+		w = store_writer_create(&p, err, sizeof(err));
+	}
+	return w;
+}
+
 static void drain(struct store_reader *r, struct dbuf *out, int limit)
 {
 	const struct store_record *rec;
@@ -40,6 +57,15 @@ static void drain(struct store_reader *r, struct dbuf *out, int limit)
 		    raw.conn_id_off + raw.conn_id_len > raw.bytes.len)
 			abort();
 		dbuf_reset(out);
+		if (rec->type == STORE_REC_SESSION) {
+			/* Whatever session the reader returns, the writer copies it
+			 * as bytes (the spans it reports are always valid). */
+			const struct store_session *s = &rec->u.session;
+			struct store_writer *w = null_writer();
+			if (w && store_writer_add_session_raw(w, &raw, s->id + 1, s->conn_id + 1,
+							      s->ts_req_first_ns) == -EINVAL)
+				abort();
+		}
 		if (rec->type == STORE_REC_SESSION)
 			store_session_json(out, &rec->u.session, 0);
 		else
