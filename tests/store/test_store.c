@@ -716,6 +716,33 @@ static void pk_kv_str(msgpack_packer *pk, const char *k, const char *v)
 	msgpack_pack_str_with_body(pk, v, strlen(v));
 }
 
+/* A file at @p path with only a header frame (what a writer writes first). */
+static void write_header_only(const char *path)
+{
+	char err[256];
+	struct store_writer_params p = {.path = path};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	store_writer_flush(w);
+	store_writer_free(w);
+}
+
+/* Append the records packed in @p b to @p path as one checksummed data frame. */
+static void append_data_frame(const char *path, const struct dbuf *b)
+{
+	size_t cap = ZSTD_compressBound(b->len);
+	uint8_t *z = malloc(cap);
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	size_t zn = z ? ZSTD_compress2(cc, z, cap, b->data, b->len) : 0;
+	ZSTD_freeCCtx(cc);
+	FILE *f = fopen(path, "ab");
+	if (f && z && !ZSTD_isError(zn))
+		fwrite(z, 1, zn, f);
+	if (f)
+		fclose(f);
+	free(z);
+}
+
 /* ---- key order: the reader's fast path (the writer's own order) and its
  * general loop (any order) decode the same records ---- */
 
@@ -758,25 +785,8 @@ static void test_key_order(void)
 		n_in++;
 	}
 	store_reader_free(r);
-	/* A store image: the source's header frame, then one data frame. */
-	size_t len = 0;
-	uint8_t *img = slurp(src, &len);
-	size_t hdr = img ? 8 + store_get_le32(img + 4) : 0;
-	size_t cap = ZSTD_compressBound(b.len);
-	uint8_t *z = malloc(cap);
-	ZSTD_CCtx *cc = ZSTD_createCCtx();
-	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
-	size_t zn = ZSTD_compress2(cc, z, cap, b.data, b.len);
-	ZSTD_freeCCtx(cc);
-	FILE *f = fopen(rev, "wb");
-	if (f && img) {
-		fwrite(img, 1, hdr, f);
-		fwrite(z, 1, zn, f);
-	}
-	if (f)
-		fclose(f);
-	free(z);
-	free(img);
+	write_header_only(rev);
+	append_data_frame(rev, &b);
 	dbuf_release(&b);
 	r = store_reader_open(rev, err, sizeof(err));
 	struct check c = r ? read_and_check(r) : (struct check){0, 0, 1};
@@ -793,10 +803,7 @@ static void test_versioning(void)
 {
 	char path[512], err[256];
 	path_in_tmp(path, sizeof(path), "ver.dyt");
-	struct store_writer_params p = {.path = path};
-	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
-	store_writer_flush(w);
-	store_writer_free(w); /* header only */
+	write_header_only(path);
 
 	struct dbuf b;
 	dbuf_init(&b, 1 << 20);
@@ -855,16 +862,7 @@ static void test_versioning(void)
 	msgpack_pack_str_with_body(&pk, "role", 4);
 	msgpack_pack_bin_with_body(&pk, "candidate", 9);
 
-	size_t cap = ZSTD_compressBound(b.len);
-	uint8_t *z = malloc(cap);
-	ZSTD_CCtx *cc = ZSTD_createCCtx();
-	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
-	size_t zn = ZSTD_compress2(cc, z, cap, b.data, b.len);
-	ZSTD_freeCCtx(cc);
-	FILE *f = fopen(path, "ab");
-	fwrite(z, 1, zn, f);
-	fclose(f);
-	free(z);
+	append_data_frame(path, &b);
 	dbuf_release(&b);
 
 	struct store_reader *r = store_reader_open(path, err, sizeof(err));
