@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <sched.h>
 #include <string.h>
@@ -62,7 +63,9 @@ struct wq_raw {
 };
 
 /* One record in a chunk: header arrays, then the bytes of every slice
- * follow; or (raw) a session's encoded bytes follow. */
+ * follow; or (raw) a session's encoded bytes follow. An item holds only
+ * the part of the union it uses (item_head()): a result does not carry a
+ * session's room, a raw session neither. */
 struct wq_item {
 	size_t size; /* whole item, 16-byte aligned */
 	bool raw;
@@ -71,6 +74,16 @@ struct wq_item {
 		struct wq_raw raw;
 	} u;
 };
+
+/* Bytes of an item before its header array or bytes (8-byte aligned). */
+static size_t item_head(bool raw, enum store_rec_type type)
+{
+	size_t n = raw ? offsetof(struct wq_item, u.raw) + sizeof(struct wq_raw)
+		   : type == STORE_REC_SESSION
+		       ? offsetof(struct wq_item, u.rec.u.session) + sizeof(struct store_session)
+		       : offsetof(struct wq_item, u.rec.u.result) + sizeof(struct store_result);
+	return (n + 7) & ~(size_t)7;
+}
 
 struct wq_chunk {
 	struct wq_chunk *next;
@@ -163,7 +176,7 @@ static size_t item_size(const struct store_record *src)
 		const struct store_result *r = &src->u.result;
 		nbytes = r->target.len + r->role.len + r->error_msg.len + msg_size(&r->resp, &nhdr);
 	}
-	size_t size = sizeof(struct wq_item) + nhdr * sizeof(struct store_header) + nbytes;
+	size_t size = item_head(false, src->type) + nhdr * sizeof(struct store_header) + nbytes;
 	return (size + 15) & ~(size_t)15;
 }
 
@@ -179,8 +192,14 @@ static void item_fill(struct wq_item *it, size_t size, const struct store_record
 {
 	it->size = size;
 	it->raw = false;
-	it->u.rec = *src;
-	struct cursor c = {.hdr = (struct store_header *)(it + 1)};
+	/* Only the used member: the item may end before the union does. */
+	it->u.rec.type = src->type;
+	if (src->type == STORE_REC_SESSION)
+		it->u.rec.u.session = src->u.session;
+	else
+		it->u.rec.u.result = src->u.result;
+	struct cursor c = {
+	    .hdr = (struct store_header *)((uint8_t *)it + item_head(false, src->type))};
 	c.bytes = (uint8_t *)(c.hdr + n_headers(src));
 	if (src->type == STORE_REC_SESSION) {
 		struct store_session *s = &it->u.rec.u.session;
@@ -469,7 +488,8 @@ int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session 
 int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_record *raw,
 			      uint64_t id, uint64_t conn_id, int64_t ts)
 {
-	size_t size = (sizeof(struct wq_item) + raw->bytes.len + 15) & ~(size_t)15;
+	size_t head = item_head(true, STORE_REC_SESSION);
+	size_t size = (head + raw->bytes.len + 15) & ~(size_t)15;
 	int rc;
 	struct wq_item *it = prod_reserve(pr, size, &rc);
 	if (!it)
@@ -478,8 +498,8 @@ int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_
 	it->raw = true;
 	it->u.raw = (struct wq_raw){.rec = *raw, .id = id, .conn_id = conn_id, .ts = ts};
 	if (raw->bytes.len) {
-		memcpy(it + 1, raw->bytes.ptr, raw->bytes.len);
-		it->u.raw.rec.bytes.ptr = (const uint8_t *)(it + 1);
+		memcpy((uint8_t *)it + head, raw->bytes.ptr, raw->bytes.len);
+		it->u.raw.rec.bytes.ptr = (const uint8_t *)it + head;
 	}
 	prod_commit(pr, size);
 	return 0;
