@@ -36,6 +36,8 @@ static void usage(FILE *f)
 		"                           (roles default to candidate, secondary, target3...)\n"
 		"      --baseline URL       known-good build, same as --target secondary=URL\n"
 		"  -o, --output FILE        results store to write (required)\n"
+		"      --level N            zstd level of the results store (default 1;\n"
+		"                           negative levels compress faster, larger files)\n"
 		"      --insecure           https: do not verify certificates\n"
 		"      --ca FILE            https: CA bundle to verify with\n"
 		"      --sni NAME           https: server name to send and verify\n"
@@ -277,6 +279,7 @@ enum {
 	O_JUNIT,
 	O_FAILON,
 	O_PRODUCTION,
+	O_LEVEL,
 };
 
 static const struct option opts[] = {
@@ -317,6 +320,7 @@ static const struct option opts[] = {
     {"junit", required_argument, NULL, O_JUNIT},
     {"fail-on", required_argument, NULL, O_FAILON},
     {"i-know-this-is-production", no_argument, NULL, O_PRODUCTION},
+    {"level", required_argument, NULL, O_LEVEL},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -406,6 +410,14 @@ int cmd_replay(int argc, char **argv)
 			if (parse_u32(optarg, 1, 256, &bp.threads))
 				BAD("bad --threads '%s' (1..256)", optarg);
 			break;
+		case O_LEVEL: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < -100 || v > 22 || v == 0)
+				BAD("bad --level '%s' (zstd level, -100..22, not 0)", optarg);
+			bp.level = (int)v;
+			break;
+		}
 		case O_MAXBODY:
 			if (parse_u32(optarg, 1, 1u << 30, &u))
 				BAD("bad --max-body '%s'", optarg);

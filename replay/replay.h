@@ -433,6 +433,7 @@ struct replay_batch_params {
 	const char *const *inputs; /**< recordings, n_inputs >= 1 */
 	size_t n_inputs;
 	const char *output;		    /**< results store path */
+	int level;			    /**< its zstd level; 0 = the store's default (1) */
 	struct replay_engine_params engine; /**< on_done/ctx are set by the driver */
 	struct replay_filter filter;
 	enum replay_pace pace;

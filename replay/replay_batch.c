@@ -549,8 +549,10 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	    .kind = "results", .source = source, .host = host, .start_ns = clk_real_ns()};
 	/* Small data frames: compressing one stalls the event loop, and at
 	 * 10k req/s a 1 MiB frame would cost milliseconds of pacing. */
-	struct store_writer_params wp = {
-	    .path = p->output, .meta = &meta, .flush_bytes = RESULTS_FLUSH_BYTES};
+	struct store_writer_params wp = {.path = p->output,
+					 .meta = &meta,
+					 .flush_bytes = RESULTS_FLUSH_BYTES,
+					 .level = p->level};
 	b.w = store_writer_create(&wp, err, errlen);
 	if (!b.w) {
 		rc = -EIO;

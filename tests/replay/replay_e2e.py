@@ -587,6 +587,9 @@ def group_failures():
     rc, _, err, _ = replay([rec, "--target", "ftp://x", "-o", os.path.join(TMP, "x.dyt")])
     ok(rc == 2, "bad target URL: exit 2", err)
     rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
+                            os.path.join(TMP, "x.dyt"), "--level", "0"])
+    ok(rc == 2 and "--level" in err, "--level 0: exit 2 naming the option", err)
+    rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
                             "/nonexistent-dir/x.dyt"])
     ok(rc == 3, "unwritable output: exit 3", err)
 
@@ -620,6 +623,15 @@ def group_control():
     rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "thr.dyt"),
                              "--max", "--threads", "2"])
     ok(rc == 0 and js["ok"] == 80 and len(srv.log) == 80, "--threads 2: 80 ok", (err, js))
+    # A faster zstd level for the results: the same records.
+    rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "lvl.dyt"),
+                             "--max", "--level", "-5"])
+    s_lvl, r_lvl, _, _ = dump(os.path.join(TMP, "lvl.dyt"))
+    s_thr, r_thr, _, _ = dump(os.path.join(TMP, "thr.dyt"))
+    ok(rc == 0 and js["ok"] == 80 and sorted(x["id"] for x in s_lvl) ==
+       sorted(x["id"] for x in s_thr) and len(r_lvl) == 80 and
+       all(r["response"]["status"] == 200 for r in r_lvl),
+       "--level -5: 80 sessions and results, readable", (err, js and js["ok"]))
     # A concurrency limit below the recorded connections: flows wait for a
     # slot, idle connections are evicted, and a target connection still
     # never mixes two recorded connections.
