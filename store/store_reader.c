@@ -78,7 +78,7 @@ struct store_reader {
 	bool have_ts;
 
 	struct store_record rec;
-	struct store_slice rec_raw;	     /* rec's encoded bytes (inside out) */
+	struct store_slice rec_raw;	     /* rec's encoded bytes, a slice of out */
 	struct store_slice id_val, conn_val; /* a session's id/conn_id values in them */
 	struct store_header *hdrs;
 	size_t hdr_cap;
