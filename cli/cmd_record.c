@@ -342,14 +342,10 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		case O_PROMISC:
 			o->promisc = true;
 			break;
-		case O_LEVEL: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end || end == optarg || v < -100 || v > 22 || v == 0)
+		case O_LEVEL:
+			if (store_parse_level(optarg, &o->level))
 				return bad("--level (zstd level, -100..22, not 0)", optarg);
-			o->level = (int)v;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			return 1;

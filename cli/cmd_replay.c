@@ -21,6 +21,7 @@
 #include "common/jsonw.h"
 #include "replay/replay.h"
 #include "replay/replay_guard.h"
+#include "store/store.h"
 
 #define MAX_ITEMS 64
 
@@ -410,14 +411,10 @@ int cmd_replay(int argc, char **argv)
 			if (parse_u32(optarg, 1, 256, &bp.threads))
 				BAD("bad --threads '%s' (1..256)", optarg);
 			break;
-		case O_LEVEL: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end || end == optarg || v < -100 || v > 22 || v == 0)
+		case O_LEVEL:
+			if (store_parse_level(optarg, &bp.level))
 				BAD("bad --level '%s' (zstd level, -100..22, not 0)", optarg);
-			bp.level = (int)v;
 			break;
-		}
 		case O_MAXBODY:
 			if (parse_u32(optarg, 1, 1u << 30, &u))
 				BAD("bad --max-body '%s'", optarg);

@@ -220,6 +220,13 @@ int store_writer_add_session(struct store_writer *w, const struct store_session 
 int store_writer_add_session_raw(struct store_writer *w, const struct store_raw_record *raw,
 				 uint64_t id, uint64_t conn_id, int64_t ts);
 
+/**
+ * Parse a `--level` argument: an integer in -100..22 other than 0 (0 means
+ * "the default" in store_writer_params.level, so a user cannot ask for it).
+ * @return 0 with *level set, or -EINVAL.
+ */
+int store_parse_level(const char *s, int *level);
+
 /** Append a result record (copied). Errors as store_writer_add_session(). */
 int store_writer_add_result(struct store_writer *w, const struct store_result *r);
 

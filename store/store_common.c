@@ -3,9 +3,12 @@
  * store_common - pieces shared by writer, reader and JSON: the CRC-32C of
  * the header and index frames (docs/format.md §1.4; RFC 3720 appendix B.4
  * gives the polynomial 0x1EDC6F41, reflected 0x82F63B78), and the stable
- * names of flags and error kinds (docs/format.md §2).
+ * names of flags and error kinds (docs/format.md §2), and the parsing of a
+ * user's compression level.
  */
+#include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "store/store.h"
 #include "store/store_private.h"
@@ -77,4 +80,14 @@ const char *store_error_name(uint32_t kind)
 	    "none", "refused", "reset", "timeout", "bad_response", "connect", "tls", "other",
 	};
 	return kind < STORE_ERR_COUNT ? names[kind] : NULL;
+}
+
+int store_parse_level(const char *s, int *level)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end || end == s || v < -100 || v > 22 || v == 0)
+		return -EINVAL;
+	*level = (int)v;
+	return 0;
 }
