@@ -3,7 +3,8 @@
  * dyetap replay - replay recordings against targets into a results store.
  * Parses options, shows a one-line progress display on a terminal, prints
  * the summary (text or --json) and maps outcomes to exit codes: 0 done,
- * 2 usage or input error, 3 runtime failure. The manual is docs/replay.md.
+ * 2 usage or input error, 3 runtime failure, 130 stopped before the first
+ * send. The manual is docs/replay.md.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -85,7 +86,7 @@ static void usage(FILE *f)
 		"  -q, --quiet              no progress line\n"
 		"  -h, --help               this help\n\n"
 		"exit codes: 0 done, 1 with --diff: a gate tripped, 2 usage or input error,\n"
-		"3 runtime failure\n");
+		"3 runtime failure, 130 Ctrl-C before the first request (nothing sent)\n");
 }
 
 static void on_sigint(int sig)
@@ -137,6 +138,13 @@ struct prog_ctx {
 static void show_progress(void *ctx, const struct replay_progress *p)
 {
 	struct prog_ctx *pc = ctx;
+	pc->shown = true;
+	if (p->scanning) {
+		fprintf(stderr, "\r\033[Kreading the recordings: %llu sessions  elapsed %.0fs",
+			(unsigned long long)p->scanned, p->elapsed_s);
+		fflush(stderr);
+		return;
+	}
 	char eta[32] = "?";
 	if (p->eta_s >= 0)
 		snprintf(eta, sizeof(eta), "%.0fs", p->eta_s);
@@ -221,12 +229,15 @@ static void print_text(const struct replay_summary *s, const char *output)
 /*
  * The production guard (docs/replay.md "Production guard"): refuse when a
  * target resolves to the server (address and port) of a recorded session.
- * Returns 0 to go on, else the exit code (2 refused or bad input, 3 out of
+ * Builds the guard into @p out (NULL when off); replay_batch_run() checks
+ * every session with it before the first send, in the pass that counts
+ * them. Returns 0 to go on, else the exit code (2 bad target, 3 out of
  * memory) after printing why.
  */
-static int check_production(const struct replay_target *targets, size_t n_targets,
-			    const char *const *inputs, size_t n_inputs, bool production)
+static int make_guard(const struct replay_target *targets, size_t n_targets, bool production,
+		      struct replay_guard **out)
 {
+	*out = NULL;
 	if (production) {
 		fprintf(stderr, "dyetap replay: production guard off (%s)\n", REPLAY_GUARD_FLAG);
 		return 0;
@@ -236,11 +247,11 @@ static int check_production(const struct replay_target *targets, size_t n_target
 	int rc = g ? 0 : -ENOMEM;
 	for (size_t i = 0; i < n_targets && !rc; i++)
 		rc = replay_guard_add_url(g, targets[i].url, err, sizeof(err));
-	if (!rc)
-		rc = replay_guard_check_files(g, inputs, n_inputs, err, sizeof(err));
-	replay_guard_free(g);
-	if (!rc)
+	if (!rc) {
+		*out = g;
 		return 0;
+	}
+	replay_guard_free(g);
 	fprintf(stderr, "dyetap replay: %s\n", err[0] ? err : strerror(-rc));
 	return rc == -ENOMEM ? 3 : 2;
 }
@@ -544,9 +555,11 @@ int cmd_replay(int argc, char **argv)
 			BAD("the output '%s' is also an input", bp.output);
 	if (bp.filter.since_ns && bp.filter.until_ns && bp.filter.until_ns <= bp.filter.since_ns)
 		BAD("--until must be after --since");
-	int grc = check_production(targets, n_targets, inputs, n_inputs, production);
+	struct replay_guard *guard = NULL;
+	int grc = make_guard(targets, n_targets, production, &guard);
 	if (grc)
 		return grc;
+	bp.guard = guard;
 	if (!bp.loops && !bp.duration_ns)
 		fprintf(stderr, "dyetap replay: --loop 0 runs until Ctrl-C\n");
 	rw.set = sets;
@@ -579,12 +592,15 @@ int cmd_replay(int argc, char **argv)
 	}
 
 	static struct replay_summary sum;
-	char err[512] = "";
+	char err[1024] = "";
 	int rc = replay_batch_run(&bp, &sum, err, sizeof(err));
+	replay_guard_free(guard);
 	if (pc.shown)
 		fputc('\n', stderr);
 	if (rc) {
 		fprintf(stderr, "dyetap replay: %s\n", err[0] ? err : strerror(-rc));
+		if (rc == -EINTR)
+			return 130; /* stopped before the first send: 128 + SIGINT */
 		return sum.input_error ? 2 : 3;
 	}
 	if (json)

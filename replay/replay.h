@@ -276,6 +276,7 @@ struct replay_engine_params {
 };
 
 struct replay_engine;
+struct replay_guard;
 
 /**
  * Create an engine: resolves targets, sets up TLS contexts, epoll.
@@ -423,8 +424,10 @@ struct replay_progress {
 	uint64_t errors;
 	uint64_t skipped;
 	double elapsed_s;
-	double rate;  /**< requests completed per second over the last interval */
-	double eta_s; /**< < 0 when unknown */
+	double rate;	  /**< requests completed per second over the last interval */
+	double eta_s;	  /**< < 0 when unknown */
+	bool scanning;	  /**< still reading the recordings before the first send */
+	uint64_t scanned; /**< sessions read so far while scanning */
 };
 
 typedef void (*replay_progress_fn)(void *ctx, const struct replay_progress *p);
@@ -442,6 +445,10 @@ struct replay_batch_params {
 	uint32_t loops;	     /**< passes over the input; 0 = until duration or stop; default 1 */
 	int64_t duration_ns; /**< stop sending after this long; 0 = no limit */
 	uint32_t threads;    /**< event loops; 0 = 1 */
+	/** Refuse, before sending anything, when a recorded server matches it
+	 *  (replay_guard.h; checked in the same pass that counts the input);
+	 *  NULL: no check. */
+	const struct replay_guard *guard;
 	replay_progress_fn progress; /**< called from the first thread; may be NULL */
 	void *progress_ctx;
 	int64_t progress_ns; /**< interval; 0 = 250 ms */

@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "replay/replay.h"
+#include "replay/replay_guard.h"
 
 #define REPLAY_LOG(lvl, ...) LOG_MSG(lvl, "replay", __VA_ARGS__)
 
@@ -409,13 +410,37 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-/* Earliest and latest request timestamps of the inputs (scan when asked). */
+/* While scanning: a progress line every interval (checked every 4096 sessions). */
+static void scan_progress(const struct replay_batch_params *p, uint64_t scanned, int64_t t0,
+			  int64_t *next)
+{
+	if (!p->progress || scanned % 4096)
+		return;
+	int64_t now = clk_mono_ns();
+	if (now < *next)
+		return;
+	*next = now + (p->progress_ns > 0 ? p->progress_ns : 250 * 1000000LL);
+	struct replay_progress pr = {.elapsed_s = (double)(now - t0) / 1e9,
+				     .eta_s = -1,
+				     .scanning = true,
+				     .scanned = scanned};
+	p->progress(p->progress_ctx, &pr);
+}
+
+/*
+ * Earliest and latest request timestamps of the inputs. A full scan (when
+ * asked) also counts the sessions to replay and checks every session
+ * against the production guard, in one pass; otherwise only the first
+ * record is read.
+ */
 static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
 {
 	const struct replay_batch_params *p = b->p;
 	b->rec_t0 = 0;
 	b->rec_t1 = 0;
 	bool any = false;
+	uint64_t scanned = 0;
+	int64_t t0 = clk_mono_ns(), next = t0 + 250 * 1000000LL;
 	for (size_t i = 0; i < p->n_inputs; i++) {
 		struct store_reader *r = store_reader_open(p->inputs[i], err, errlen);
 		if (!r)
@@ -429,17 +454,30 @@ static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
 		while ((n = store_reader_next(r, &rec)) > 0) {
 			if (rec->type != STORE_REC_SESSION)
 				continue;
-			int64_t ts = rec->u.session.ts_req_first_ns;
+			if (stopping()) {
+				store_reader_free(r);
+				snprintf(err, errlen,
+					 "interrupted while reading the recordings: "
+					 "nothing was sent, no results file written");
+				return -EINTR;
+			}
+			const struct store_session *s = &rec->u.session;
+			if (p->guard &&
+			    replay_guard_check_session(p->guard, s, p->inputs[i], err, errlen)) {
+				store_reader_free(r);
+				return -EPERM;
+			}
+			int64_t ts = s->ts_req_first_ns;
 			if (!any || ts < b->rec_t0)
 				b->rec_t0 = ts;
 			if (!any || ts > b->rec_t1)
 				b->rec_t1 = ts;
-			if (full && replay_filter_check(&p->filter, &rec->u.session, (uint32_t)i) ==
-					REPLAY_TAKE)
+			if (full && replay_filter_check(&p->filter, s, (uint32_t)i) == REPLAY_TAKE)
 				b->n_take++;
 			any = true;
 			if (!full)
 				break;
+			scan_progress(p, ++scanned, t0, &next);
 		}
 		if (!full && any) {
 			const struct store_read_status *st = store_reader_status(r);
@@ -497,11 +535,12 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	b.n_th = p->threads ? p->threads : 1;
 	pthread_mutex_init(&b.lock, NULL);
 	/* A full scan gives the span (needed to chain passes) and the count
-	 * (for the progress line's ETA); otherwise only the first record is read. */
-	bool full = (p->loops != 1 && p->pace == REPLAY_PACE_RECORDED) || p->progress;
+	 * (for the progress line's ETA), and is where the guard looks. */
+	bool full = (p->loops != 1 && p->pace == REPLAY_PACE_RECORDED) || p->progress || p->guard;
 	int rc = scan_inputs(&b, full, err, errlen);
 	if (rc) {
-		out->input_error = true;
+		out->input_error = rc != -EINTR;
+		out->interrupted = rc == -EINTR;
 		pthread_mutex_destroy(&b.lock);
 		return rc;
 	}

@@ -163,6 +163,22 @@ const char *replay_guard_match(const struct replay_guard *g, uint8_t ip_version,
 	return NULL;
 }
 
+int replay_guard_check_session(const struct replay_guard *g, const struct store_session *s,
+			       const char *path, char *err, size_t errlen)
+{
+	const char *url = replay_guard_match(g, s->ip_version, &s->dst);
+	if (!url)
+		return 0;
+	char ep[64];
+	store_endpoint_str(s->ip_version, &s->dst, ep, sizeof(ep));
+	snprintf(err, errlen,
+		 "refusing to replay to production: target '%s' resolves to %s, "
+		 "the server of recorded session %llu in '%s'; pass %s to send "
+		 "there anyway",
+		 url, ep, (unsigned long long)s->id, path, REPLAY_GUARD_FLAG);
+	return -EPERM;
+}
+
 int replay_guard_check_files(const struct replay_guard *g, const char *const *paths, size_t n_paths,
 			     char *err, size_t errlen)
 {
@@ -175,21 +191,11 @@ int replay_guard_check_files(const struct replay_guard *g, const char *const *pa
 		const struct store_record *rec;
 		int rc;
 		while ((rc = store_reader_next(r, &rec)) == 1) {
-			if (rec->type != STORE_REC_SESSION)
-				continue;
-			const struct store_session *s = &rec->u.session;
-			const char *url = replay_guard_match(g, s->ip_version, &s->dst);
-			if (!url)
-				continue;
-			char ep[64];
-			store_endpoint_str(s->ip_version, &s->dst, ep, sizeof(ep));
-			snprintf(err, errlen,
-				 "refusing to replay to production: target '%s' resolves to %s, "
-				 "the server of recorded session %llu in '%s'; pass %s to send "
-				 "there anyway",
-				 url, ep, (unsigned long long)s->id, paths[i], REPLAY_GUARD_FLAG);
-			store_reader_free(r);
-			return -EPERM;
+			if (rec->type == STORE_REC_SESSION &&
+			    replay_guard_check_session(g, &rec->u.session, paths[i], err, errlen)) {
+				store_reader_free(r);
+				return -EPERM;
+			}
 		}
 		store_reader_free(r);
 		if (rc < 0) {

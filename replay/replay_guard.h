@@ -71,6 +71,14 @@ const char *replay_guard_match(const struct replay_guard *g, uint8_t ip_version,
 			       const struct store_endpoint *server);
 
 /**
+ * Check one recorded session @p s of recording @p path (for the message).
+ * @return 0 when its server does not match; -EPERM when it does, with the
+ *         message of replay_guard_check_files() in @p err.
+ */
+int replay_guard_check_session(const struct replay_guard *g, const struct store_session *s,
+			       const char *path, char *err, size_t errlen);
+
+/**
  * Scan the sessions of recordings @p paths for a server endpoint that
  * matches the guard (stops at the first match).
  * @return 0 when none matches; -EPERM when one does, with a message in

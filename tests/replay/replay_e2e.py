@@ -14,6 +14,7 @@ failures, control.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -720,6 +721,55 @@ def group_control():
     s, r, st, drc = dump(out)
     ok(drc == 0 and st["has_index"] and 3 <= len(r) < 100 and len(r) == js["sent"],
        "SIGINT: results file complete and readable (%d results)" % len(r), st)
+
+    # Reading the inputs before the first send (the guard and the count, one
+    # pass) shows its own progress line on a terminal, and Ctrl-C there stops
+    # with 130, nothing sent and no results file. Four copies of a 300k-session
+    # recording keep that pass long enough to interrupt it.
+    big = os.path.join(TMP, "big.dyt")
+    subprocess.run([TOOL, "mkrec", big], check=True, text=True, input="".join(
+        "%d\t%d\tGET\t/b%d\t-\t-\t-\t-\n" % (1 + i % 100, i, i) for i in range(300000)))
+    out = os.path.join(TMP, "scan-res.dyt")
+    srv.log.clear()
+    mfd, sfd = os.openpty()
+    p = subprocess.Popen([DYETAP, "replay", big, big, big, big, "--target", srv.url(),
+                          "-o", out, "--max"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=sfd)
+    os.close(sfd)
+    seen, deadline = b"", time.monotonic() + 60
+    while b"reading the recordings: " not in seen and time.monotonic() < deadline:
+        try:
+            chunk = os.read(mfd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    scanning = b"reading the recordings: " in seen
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    try:
+        while True:
+            chunk = os.read(mfd, 4096)
+            if not chunk:
+                break
+            seen += chunk
+    except OSError:
+        pass
+    os.close(mfd)
+    text = seen.decode(errors="replace").replace("\r", "\n")
+    counts = [int(n) for n in re.findall(r"reading the recordings: (\d+) sessions", text)]
+    ok(scanning and counts and counts[0] > 0 and counts == sorted(counts),
+       "terminal: 'reading the recordings: N sessions' while the inputs are read (%s)" %
+       counts[:3], text[-300:])
+    ok(p.returncode == 130 and not os.path.exists(out) and not srv.log and
+       "nothing was sent" in text,
+       "Ctrl-C while reading the inputs: exit 130, nothing sent, no results file",
+       (p.returncode, os.path.exists(out), len(srv.log), text[-300:]))
     srv.close()
 
 
