@@ -767,7 +767,10 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 	flow_update(e, f);
 }
 
-static void conn_on_readable(struct replay_engine *e, struct rconn *c, int64_t now)
+/* @p peer_closed: the event said the target shut its side (EPOLLRDHUP or
+ * EPOLLHUP): read on to the end of file even after a short read. */
+static void conn_on_readable(struct replay_engine *e, struct rconn *c, int64_t now,
+			     bool peer_closed)
 {
 	for (;;) {
 		int err = 0;
@@ -804,8 +807,10 @@ static void conn_on_readable(struct replay_engine *e, struct rconn *c, int64_t n
 		}
 		e->st.bytes_received += (uint64_t)n;
 		/* A short read drained the socket: with edge-triggered epoll the next
-		 * arrival raises a new event, so no extra recv() to see EAGAIN (as nginx). */
-		bool drained = !c->ssl && (size_t)n < READ_BUF;
+		 * arrival raises a new event, so no extra recv() to see EAGAIN (as nginx).
+		 * Not when the target has closed: its FIN may have come with the
+		 * last bytes, in the same edge, and only another recv() sees it. */
+		bool drained = !c->ssl && (size_t)n < READ_BUF && !peer_closed;
 		if (c->state != C_RECEIVING && c->state != C_SENDING) {
 			/* Bytes nobody asked for: the connection is out of sync. */
 			conn_close(e, c);
@@ -933,7 +938,7 @@ static void conn_drive(struct replay_engine *e, struct rconn *c, uint32_t events
 	}
 	if (c->state == C_RECEIVING || c->state == C_IDLE) {
 		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP) || c->ssl)
-			conn_on_readable(e, c, now);
+			conn_on_readable(e, c, now, events & (EPOLLRDHUP | EPOLLHUP));
 	}
 }
 

@@ -81,6 +81,8 @@ class LogServer:
     mode: ok | close_after:N (silently close after N responses per connection)
           | close_hdr:N (send Connection: close on the Nth response) | hang | reset
           | garbage | chunked | interim | slow:SECONDS
+          | close_delim (no length: the body ends when the server closes; the
+            response and the close are sent at once)
     """
 
     def __init__(self, mode="ok", v6=False):
@@ -160,6 +162,11 @@ class LogServer:
                 if m == "chunked":
                     resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
                             b"%x\r\n%s\r\n0\r\n\r\n" % (len(rb), rb))
+                elif m == "close_delim":
+                    # Body and FIN together: the client must read to EOF.
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + rb)
+                    c.shutdown(socket.SHUT_WR)
+                    return
                 elif m == "interim":
                     resp = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
                             b"Content-Length: %d\r\n\r\n%s" % (len(rb), rb))
@@ -339,13 +346,16 @@ def group_fidelity():
        "--pooled -c 2: 12 ok over at most 2 connections", (err, len(srv.by_port())))
     srv.close()
 
-    # Chunked responses and 1xx interim responses parse.
-    for mode in ("chunked", "interim"):
+    # Chunked, 1xx interim and close-delimited responses parse (the last
+    # with the body and the server's FIN arriving together).
+    for mode in ("chunked", "interim", "close_delim"):
         srv = LogServer(mode)
         rc, js, err, _ = replay([rec, "--target", srv.url(), "-o",
                                  os.path.join(TMP, mode + ".dyt"), "--max"])
-        _, res, _, _ = dump(os.path.join(TMP, mode + ".dyt"))
-        bodies_ok = all(r["response"] and r["response"]["body"].startswith("echo /c")
+        sess, res, _, _ = dump(os.path.join(TMP, mode + ".dyt"))
+        target = {x["id"]: x["request"]["target"] for x in sess}
+        bodies_ok = all(r["response"] and
+                        r["response"]["body"] == "echo " + target.get(r["session_id"], "?")
                         for r in res)
         ok(rc == 0 and js["ok"] == 12 and bodies_ok and len(res) == 12,
            "%s responses: 12 ok with bodies" % mode, (err, js))
