@@ -190,6 +190,25 @@ int cmd_diff(int argc, char **argv)
 		return 2;
 	}
 	const char *results = argv[optind];
+	const char *outs[] = {html, json, junit};
+	for (size_t i = 0; i < 3; i++) {
+		const char *in = NULL;
+		if (!outs[i] || !strcmp(outs[i], "-"))
+			continue;
+		if (cli_same_file(outs[i], results))
+			in = results;
+		else if (secondary && cli_same_file(outs[i], secondary))
+			in = secondary;
+		else if (rules_path && cli_same_file(outs[i], rules_path))
+			in = rules_path;
+		if (in) {
+			fprintf(stderr,
+				"dyetap diff: the report '%s' is also an input ('%s'): writing it "
+				"would overwrite it\n",
+				outs[i], in);
+			return 2;
+		}
+	}
 	struct noise_rules *rules = NULL;
 	if (rules_path) {
 		rules = noise_rules_load(rules_path, err, sizeof(err));

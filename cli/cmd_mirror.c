@@ -881,6 +881,11 @@ static int parse_args(int argc, char **argv, struct mir_opts *o, struct mir *m)
 			BAD("filter too long");
 	if (!o->iface == !o->n_files)
 		BAD("give either -i IFACE or -r FILE (see --help)");
+	for (size_t i = 0; o->out && i < o->n_files; i++)
+		if (cli_same_file(o->files[i], o->out))
+			BAD("the output '%s' is also an input ('%s'): writing it would overwrite "
+			    "the capture",
+			    o->out, o->files[i]);
 	if (o->realtime && o->iface)
 		BAD("--realtime is for -r files");
 	if (!m->n_lanes)

@@ -375,6 +375,15 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		fprintf(stderr, "dyetap record: give the output file with -w OUT.dyt\n");
 		return 2;
 	}
+	for (size_t i = 0; i < o->n_files; i++) {
+		if (cli_same_file(o->files[i], o->out)) {
+			fprintf(stderr,
+				"dyetap record: the output '%s' is also an input ('%s'): writing "
+				"it would overwrite the capture\n",
+				o->out, o->files[i]);
+			return 2;
+		}
+	}
 	return 0;
 }
 

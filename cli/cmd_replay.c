@@ -550,9 +550,13 @@ int cmd_replay(int argc, char **argv)
 		BAD("--speed, --rate and --max exclude each other");
 	if (n_diff_args && !diff)
 		BAD("--rules, --html, --report-json, --junit and --fail-on need --diff");
-	for (size_t i = 0; i < n_inputs; i++)
-		if (!strcmp(inputs[i], bp.output))
-			BAD("the output '%s' is also an input", bp.output);
+	/* Also under another name: opening the output truncates it. */
+	for (size_t i = 0; i < n_inputs; i++) {
+		if (cli_same_file(inputs[i], bp.output))
+			BAD("the output '%s' is also an input ('%s'): replaying into it would "
+			    "overwrite the recording",
+			    bp.output, inputs[i]);
+	}
 	if (bp.filter.since_ns && bp.filter.until_ns && bp.filter.until_ns <= bp.filter.since_ns)
 		BAD("--until must be after --since");
 	struct replay_guard *guard = NULL;

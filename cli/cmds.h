@@ -8,11 +8,20 @@
 #ifndef DYETAP_CLI_CMDS_H
 #define DYETAP_CLI_CMDS_H
 
+#include <stdbool.h>
+
 int cmd_info(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
+
+/**
+ * Do paths @p a and @p b name one file: the same string, or both exist
+ * with the same device and inode (./x, a symlink, a hard link). For
+ * refusing an output that would truncate an input.
+ */
+bool cli_same_file(const char *a, const char *b);
 
 #endif

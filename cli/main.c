@@ -1,14 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dyetap - command dispatcher. Each subcommand lives in cli/cmd_<name>.c
- * and parses its own options; this file only routes and prints the
- * top-level help.
+ * and parses its own options; this file routes, prints the top-level
+ * help and holds the helpers the subcommands share (cmds.h).
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cmds.h"
 #include "dyetap_version.h"
+
+bool cli_same_file(const char *a, const char *b)
+{
+	if (!strcmp(a, b))
+		return true;
+	struct stat sa, sb;
+	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
 
 struct command {
 	const char *name;

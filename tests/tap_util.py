@@ -32,13 +32,17 @@ def finish():
     return 1 if _n_failed else 0
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def free_port(avoid=()):
+    """A TCP port on 127.0.0.1 that was free a moment ago, not in @avoid
+    (the kernel may hand a just released port out again: a test that picks
+    a closed "production" port and then a live one must not get both equal)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in avoid:
+            return p
 
 
 def serve_http(handler):

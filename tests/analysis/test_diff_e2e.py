@@ -227,6 +227,14 @@ try:
     ok(rc == 2 and "line 1" in err, "bad rules: exit 2 with the line")
     rc, _, _ = run()
     ok(rc == 2, "no arguments: exit 2")
+    # A report path naming an input (here by another spelling) is refused
+    # before anything is written over it.
+    before = open(path("secondary.dyt"), "rb").read()
+    rc, _, err = run(path("results.dyt"), "--secondary", path("secondary.dyt"),
+                     "--html", os.path.join(tmp, ".", "secondary.dyt"))
+    ok(rc == 2 and "also an input" in err and
+       open(path("secondary.dyt"), "rb").read() == before,
+       "--html naming the --secondary input: exit 2, the input intact")
     rc, out, _ = run("--help")
     ok(rc == 0 and "--fail-on" in out and "p99_latency_ratio" in out, "--help lists options and metrics")
 

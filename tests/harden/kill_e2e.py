@@ -78,8 +78,8 @@ def start_server():
     return int(p.stdout.readline())
 
 
-def make_pcap(n_conns, n_reqs):
-    port = free_port()
+def make_pcap(n_conns, n_reqs, avoid):
+    port = free_port(avoid=(avoid,))  # the recorded server: not the live one
     frames = []
     for c in range(n_conns):
         conv = g.Conv(cli="127.0.0.1", cport=42000 + c, srv="127.0.0.1", sport=port).handshake()
@@ -205,8 +205,8 @@ def reference(cmd, out):
 
 
 def group_replay(seed):
-    pcap, _ = make_pcap(15, 40)
     port = start_server()
+    pcap, _ = make_pcap(15, 40, port)
     rec = os.path.join(TMP, "rec.dyt")
     r = subprocess.run([DYETAP, "record", "-r", pcap, "-w", rec], capture_output=True, text=True)
     ok(r.returncode == 0, "recorded the capture", r.stderr)
@@ -223,8 +223,8 @@ def group_replay(seed):
 
 
 def group_mirror(seed):
-    pcap, n_frames = make_pcap(15, 40)
     port = start_server()
+    pcap, n_frames = make_pcap(15, 40, port)
 
     def cmd(out):
         return [DYETAP, "mirror", "-r", pcap, "--realtime", "--color", "blue=header:x-lane=blue",

@@ -361,16 +361,22 @@ def usage_errors(pcap):
              (["-r", pcap, "--color", "blue=header:x-lane=blue", "--lane", "blue=ftp://x"],
               "http://HOST"),
              (["-i", "lo", "-r", pcap, "--color", "b=method:GET", "--lane", "b=http://h"],
-              "either -i")]
+              "either -i"),
+             (["-r", pcap, "--color", "blue=header:x-lane=blue", "--lane",
+               "blue=http://127.0.0.1:1", "-w", os.path.join(os.path.dirname(pcap), ".",
+                                                           os.path.basename(pcap))],
+              "also an input")]
+    before = open(pcap, "rb").read()
     for args, want in cases:
         r = subprocess.run([DYETAP, "mirror"] + args, capture_output=True, text=True)
         ok(r.returncode == 2 and want in r.stderr, "usage error names %s" % want, r.stderr)
+    ok(open(pcap, "rb").read() == before, "the capture is intact after the usage errors")
 
 
 def test_realtime():
     pcap, prod = make_capture(free_port(), 3, 20)
     usage_errors(pcap)
-    lport = free_port()
+    lport = free_port(avoid=(prod,))
     lane_log = os.path.join(TMP, "lane.log")
     start([sys.executable, SERVICE, "--build", "candidate", "--port", str(lport), "--log",
            lane_log], stdout=subprocess.DEVNULL)
@@ -412,9 +418,9 @@ def record_counts(pcap):
 def test_queuefull():
     pcap, prod = make_capture(free_port(), 3, 20)
     n_ses, n_col = record_counts(pcap)
-    # a target that accepts and never answers
+    # a target that accepts and never answers (not on the recorded port)
     ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
+    ls.bind(("127.0.0.1", free_port(avoid=(prod,))))
     ls.listen(64)
     lport = ls.getsockname()[1]
     t0 = time.time()

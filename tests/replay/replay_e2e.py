@@ -732,6 +732,17 @@ def group_control():
     ok(drc == 0 and st["has_index"] and 3 <= len(r) < 100 and len(r) == js["sent"],
        "SIGINT: results file complete and readable (%d results)" % len(r), st)
 
+    # The output is an input under another name: refused before the
+    # recording is truncated.
+    before = open(rec, "rb").read()
+    link = os.path.join(TMP, "int-link.dyt")
+    os.symlink(rec, link)
+    for other in (os.path.join(TMP, ".", "int.dyt"), link):
+        rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", other, "--max"])
+        ok(rc == 2 and "also an input" in err and open(rec, "rb").read() == before,
+           "-o %s (the input by another name): exit 2, recording intact" %
+           os.path.basename(other), (rc, err))
+
     # Reading the inputs before the first send (the guard and the count, one
     # pass) shows its own progress line on a terminal, and Ctrl-C there stops
     # with 130, nothing sent and no results file. Four copies of a 300k-session
