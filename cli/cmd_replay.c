@@ -35,7 +35,8 @@ static void usage(FILE *f)
 		"into a self-contained results store for `dyetap diff`.\n\n"
 		"targets:\n"
 		"  -t, --target [ROLE=]URL  http://HOST:PORT or https://HOST:PORT; repeatable\n"
-		"                           (roles default to candidate, secondary, target3...)\n"
+		"                           (roles default to candidate, secondary, target3...,\n"
+		"                           skipping roles given explicitly)\n"
 		"      --baseline URL       known-good build, same as --target secondary=URL\n"
 		"  -o, --output FILE        results store to write (required)\n"
 		"      --level N            zstd level of the results store (default 1;\n"
@@ -254,6 +255,53 @@ static int make_guard(const struct replay_target *targets, size_t n_targets, boo
 	replay_guard_free(g);
 	fprintf(stderr, "dyetap replay: %s\n", err[0] ? err : strerror(-rc));
 	return rc == -ENOMEM ? 3 : 2;
+}
+
+/*
+ * Give every target without a ROLE= the first free default name, in order:
+ * candidate, secondary, then targetN (N its position, or the next free
+ * number). Names given explicitly (ROLE=, --baseline) are skipped, so
+ * `--baseline B --target A` makes A the candidate. Two targets with one role
+ * would file two answers per request under one name: refused. Returns 0 or
+ * exit code 2 after printing why. @p names holds the generated targetN names.
+ */
+static int assign_roles(struct replay_target *t, size_t n, char (*names)[24])
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (t[i].role && t[j].role && !strcmp(t[i].role, t[j].role)) {
+				fprintf(
+				    stderr,
+				    "dyetap replay: two targets have the role '%s' (%s and %s); "
+				    "give each its own ROLE=\n",
+				    t[i].role, t[j].url, t[i].url);
+				return 2;
+			}
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].role)
+			continue;
+		for (size_t k = 0;; k++) {
+			if (k < 2)
+				snprintf(names[i], sizeof(names[i]), "%s",
+					 k ? "secondary" : "candidate");
+			else
+				snprintf(names[i], sizeof(names[i]), "target%zu", i + k - 1);
+			bool taken = false;
+			for (size_t j = 0; j < n && !taken; j++)
+				taken = j != i && t[j].role && !strcmp(t[j].role, names[i]);
+			if (!taken)
+				break;
+		}
+		t[i].role = names[i];
+	}
+	bool cand = false;
+	for (size_t i = 0; i < n; i++)
+		cand = cand || !strcmp(t[i].role, "candidate");
+	if (!cand)
+		fprintf(stderr,
+			"dyetap replay: warning: no target has the role 'candidate': "
+			"`dyetap diff` compares the candidate's answers and will find none\n");
+	return 0;
 }
 
 enum {
@@ -544,6 +592,10 @@ int cmd_replay(int argc, char **argv)
 		BAD("no recording given (try --help)");
 	if (!n_targets)
 		BAD("no --target given");
+	static char role_names[MAX_ITEMS][24];
+	int arc = assign_roles(targets, n_targets, role_names);
+	if (arc)
+		return arc;
 	if (!bp.output)
 		BAD("no -o RESULTS.dyt given");
 	if (pace_opts > 1)

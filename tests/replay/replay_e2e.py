@@ -395,6 +395,17 @@ def group_fidelity():
     roles = sorted(set(r["role"] for r in res))
     ok(rc == 0 and js["ok"] == 24 and len(a.log) == 12 and len(b.log) == 12 and
        roles == ["baseline", "candidate"], "two targets: 24 results, roles kept", (err, roles))
+    # --baseline first: the unnamed target still becomes the candidate.
+    out = os.path.join(TMP, "two-b.dyt")
+    rc, js, err, _ = replay([rec, "--baseline", b.url(), "--target", a.url(), "-o", out, "--max"])
+    _, res, _, _ = dump(out)
+    by_role = {(r["role"], r["target"]) for r in res}
+    ok(rc == 0 and by_role == {("candidate", a.url()), ("secondary", b.url())},
+       "--baseline B --target A: A is the candidate, B the secondary", (err, by_role))
+    rc, js, err, _ = replay([rec, "--target", "candidate=" + a.url(), "--target",
+                             "candidate=" + b.url(), "-o", out, "--max"])
+    ok(rc == 2 and "two targets have the role 'candidate'" in err,
+       "two targets with one role: exit 2", (rc, err))
     a.close()
     b.close()
 
