@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -611,6 +612,20 @@ int cmd_replay(int argc, char **argv)
 	}
 	if (bp.filter.since_ns && bp.filter.until_ns && bp.filter.until_ns <= bp.filter.since_ns)
 		BAD("--until must be after --since");
+	rw.set = sets;
+	rw.n_set = n_sets;
+	rw.del = dels;
+	rw.n_del = n_dels;
+	char rwerr[256];
+	if (replay_rewrite_check(&rw, rwerr, sizeof(rwerr)))
+		BAD("%s", rwerr);
+	for (size_t i = 0; i < n_dels; i++)
+		if (!strcasecmp(dels[i], "host"))
+			fprintf(stderr,
+				"dyetap replay: warning: --del-header %s sends HTTP/1.1 "
+				"requests without Host, which servers answer with 400 "
+				"(RFC 9112 §3.2)\n",
+				dels[i]);
 	struct replay_guard *guard = NULL;
 	int grc = make_guard(targets, n_targets, production, &guard);
 	if (grc)
@@ -618,10 +633,6 @@ int cmd_replay(int argc, char **argv)
 	bp.guard = guard;
 	if (!bp.loops && !bp.duration_ns)
 		fprintf(stderr, "dyetap replay: --loop 0 runs until Ctrl-C\n");
-	rw.set = sets;
-	rw.n_set = n_sets;
-	rw.del = dels;
-	rw.n_del = n_dels;
 	bp.inputs = inputs;
 	bp.n_inputs = n_inputs;
 	bp.engine.targets = targets;

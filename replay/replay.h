@@ -85,6 +85,17 @@ struct replay_rewrite {
 };
 
 /**
+ * Check rewrite rules @p rw before use: header names are tokens and values
+ * carry no CR, LF or NUL (RFC 9110 §5.1, §5.5); the framing headers
+ * (Content-Length, Transfer-Encoding) are not set (replay writes them
+ * from the recorded body); no header is set twice: two --set-header of one
+ * name, --set-header of the shadow marker's name, or Host by both --host
+ * and a set rule or the marker.
+ * @return 0, or -EINVAL with a message naming the option in @p err.
+ */
+int replay_rewrite_check(const struct replay_rewrite *rw, char *err, size_t errlen);
+
+/**
  * Append the wire bytes of recorded request @p req, rewritten by @p rw
  * (may be NULL), to @p out: the request line and headers in recorded order
  * and case; set headers replaced in place (later duplicates dropped) or

@@ -11,6 +11,7 @@
  * Transfer-Encoding becomes "Content-Length" at its position.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -92,6 +93,90 @@ int replay_hdr_set_parse(char *arg, struct replay_hdr_set *h)
 		v++;
 	h->name = arg;
 	h->value = v;
+	return 0;
+}
+
+/* RFC 9110 §5.6.2 tchar. */
+static bool is_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      strchr("!#$%&'*+-.^_`|~", c)))
+			return false;
+	}
+	return true;
+}
+
+static bool is_field_value(const char *s)
+{
+	return !strpbrk(s, "\r\n");
+}
+
+static bool framing(const char *name)
+{
+	return !strcasecmp(name, "content-length") || !strcasecmp(name, "transfer-encoding");
+}
+
+int replay_rewrite_check(const struct replay_rewrite *rw, char *err, size_t errlen)
+{
+	if (rw->host && (!*rw->host || !is_field_value(rw->host))) {
+		snprintf(err, errlen, "--host: an empty value or one with CR or LF");
+		return -EINVAL;
+	}
+	if (rw->shadow_name && (!is_token(rw->shadow_name) || !is_field_value(rw->shadow_value))) {
+		snprintf(err, errlen,
+			 "--shadow-header: '%s' is not a header name, or its value "
+			 "has CR or LF",
+			 rw->shadow_name);
+		return -EINVAL;
+	}
+	if (rw->shadow_name && (framing(rw->shadow_name) || !strcasecmp(rw->shadow_name, "host"))) {
+		snprintf(err, errlen, "--shadow-header %s: pick another name (this one is %s)",
+			 rw->shadow_name,
+			 framing(rw->shadow_name) ? "the message framing" : "the Host header");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < rw->n_set; i++) {
+		const char *n = rw->set[i].name;
+		if (!is_token(n) || !is_field_value(rw->set[i].value)) {
+			snprintf(err, errlen,
+				 "--set-header '%s': not a header name, or the value "
+				 "has CR or LF",
+				 n);
+			return -EINVAL;
+		}
+		if (framing(n)) {
+			snprintf(err, errlen,
+				 "--set-header %s: replay writes the message framing "
+				 "itself (one Content-Length from the recorded body)",
+				 n);
+			return -EINVAL;
+		}
+		if (rw->shadow_name && !strcasecmp(n, rw->shadow_name)) {
+			snprintf(err, errlen,
+				 "--set-header %s: that is the shadow marker; set it "
+				 "with --shadow-header NAME:VALUE",
+				 n);
+			return -EINVAL;
+		}
+		if (rw->host && !strcasecmp(n, "host")) {
+			snprintf(err, errlen, "--set-header %s with --host: give one of them", n);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcasecmp(n, rw->set[j].name)) {
+				snprintf(err, errlen, "--set-header %s given twice", n);
+				return -EINVAL;
+			}
+	}
+	for (size_t i = 0; i < rw->n_del; i++)
+		if (!is_token(rw->del[i])) {
+			snprintf(err, errlen, "--del-header '%s': not a header name", rw->del[i]);
+			return -EINVAL;
+		}
 	return 0;
 }
 

@@ -219,6 +219,54 @@ static void test_rewrite(void)
 	dbuf_release(&tiny);
 }
 
+/* replay_rewrite_check(): every rule set that would put a header twice,
+ * touch the framing or inject a line is refused, with the option named. */
+static void test_rewrite_check(void)
+{
+	char err[256];
+	struct replay_hdr_set cl = {"Content-Length", "99"}, te = {"transfer-encoding", "x"},
+			      sh = {"X-Dyetap-Shadow", "2"}, host = {"host", "o"}, a = {"X-A", "1"},
+			      a2 = {"x-a", "2"}, crlf = {"X-B", "1\r\nEvil: 1"},
+			      badname = {"X B", "1"};
+	struct replay_rewrite ok = {.host = "h",
+				    .set = &a,
+				    .n_set = 1,
+				    .shadow_name = "x-dyetap-shadow",
+				    .shadow_value = "1"};
+	TAP_OK(replay_rewrite_check(&ok, err, sizeof(err)) == 0, "host, one set, marker: ok");
+	struct {
+		struct replay_hdr_set set[2];
+		size_t n;
+		const char *host, *shadow, *del, *want;
+	} bad[] = {
+	    {{cl}, 1, NULL, NULL, NULL, "--set-header Content-Length"},
+	    {{te}, 1, NULL, NULL, NULL, "--set-header transfer-encoding"},
+	    {{sh}, 1, NULL, "x-dyetap-shadow", NULL, "shadow marker"},
+	    {{host}, 1, "h", NULL, NULL, "with --host"},
+	    {{a, a2}, 2, NULL, NULL, NULL, "given twice"},
+	    {{crlf}, 1, NULL, NULL, NULL, "CR or LF"},
+	    {{badname}, 1, NULL, NULL, NULL, "not a header name"},
+	    {{a}, 1, "h\r\nX: y", NULL, NULL, "--host"},
+	    {{a}, 1, NULL, "Content-Length", NULL, "--shadow-header Content-Length"},
+	    {{a}, 1, "h", "Host", NULL, "--shadow-header Host"},
+	    {{a}, 1, NULL, NULL, "bad name", "--del-header"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *dels[1] = {bad[i].del};
+		struct replay_rewrite rw = {.host = bad[i].host,
+					    .set = bad[i].set,
+					    .n_set = bad[i].n,
+					    .del = dels,
+					    .n_del = bad[i].del ? 1 : 0,
+					    .shadow_name = bad[i].shadow,
+					    .shadow_value = "1"};
+		err[0] = '\0';
+		int rc = replay_rewrite_check(&rw, err, sizeof(err));
+		TAP_OK(rc == -EINVAL && strstr(err, bad[i].want), "refused, message has '%s' (%s)",
+		       bad[i].want, err);
+	}
+}
+
 static void test_filter(void)
 {
 	struct store_header h[] = {H("Host", "h"), H("Content-Length", "5")};
@@ -347,6 +395,7 @@ int main(void)
 	test_sched();
 	test_shard();
 	test_rewrite();
+	test_rewrite_check();
 	test_filter();
 	test_url();
 	test_hist();
