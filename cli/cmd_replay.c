@@ -508,9 +508,22 @@ int cmd_replay(int argc, char **argv)
 		case O_LANE:
 			bp.filter.lanes = optarg;
 			break;
-		case O_METHOD:
+		case O_METHOD: {
+			/* A comma list of method tokens; an empty item matches nothing. */
+			const char *tok = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					  "0123456789!#$%&'*+-.^_`|~";
+			for (const char *m = optarg;; m++) {
+				size_t n = strspn(m, tok);
+				if (!n || (m[n] && m[n] != ','))
+					BAD("bad --method '%s' (METHOD[,METHOD...], e.g. GET,HEAD)",
+					    optarg);
+				m += n;
+				if (!*m)
+					break;
+			}
 			bp.filter.methods = optarg;
 			break;
+		}
 		case O_PATH:
 			bp.filter.path_glob = optarg;
 			break;

@@ -369,10 +369,18 @@ static void *thread_main(void *arg)
 		if (!(rd[i] = store_reader_open(p->inputs[i], t->err, sizeof(t->err))))
 			rc = -ENOENT;
 	for (uint32_t pass = 0; !rc && (!p->loops || pass < p->loops); pass++) {
+		uint64_t seq0 = t->seq;
 		rc = run_pass(t, &ps, pass, rd);
 		if (rc <= 0)
 			break;
 		rc = 0;
+		/* A pass that queued nothing (everything filtered, or this thread's
+		 * share empty) would queue nothing again: do not spin through the
+		 * inputs until --duration or Ctrl-C. */
+		if (t->seq == seq0)
+			break;
+		if (p->duration_ns && clk_mono_ns() - t->b->start >= p->duration_ns)
+			break;
 	}
 	if (rd)
 		for (size_t i = 0; i < p->n_inputs; i++)

@@ -611,6 +611,10 @@ def group_failures():
     rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
                             os.path.join(TMP, "x.dyt"), "--level", "0"])
     ok(rc == 2 and "--level" in err, "--level 0: exit 2 naming the option", err)
+    for m in ("", "GET,", "GET,,HEAD", "G T"):
+        rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
+                                os.path.join(TMP, "x.dyt"), "--method", m])
+        ok(rc == 2 and "--method" in err, "--method '%s': exit 2 naming the option" % m, err)
     rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
                             "/nonexistent-dir/x.dyt"])
     ok(rc == 3, "unwritable output: exit 3", err)
@@ -718,6 +722,13 @@ def group_control():
     ok(rc == 0 and 30 <= js["sent"] <= 45 and el < 4,
        "--loop 0 --duration 1s --rate 40: about 40 sent (%d), stops" % (js["sent"] if js else -1),
        (err, js))
+    # Endless loop where the filters take nothing: one pass, not a busy spin.
+    rc, js, err, el = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "d0.dyt"),
+                              "--max", "--loop", "0", "--method", "PUT", "--allow-writes"],
+                             timeout=20)
+    ok(rc == 0 and js["sent"] == 0 and js["counters"]["skipped_filter"] == 4 and el < 5,
+       "--loop 0 with nothing passing the filters: one pass (4 skipped), stops in %.1f s" % el,
+       (err, js and js["counters"]["skipped_filter"]))
     srv.close()
 
     # SIGINT: stops cleanly, results so far are readable.
