@@ -543,8 +543,9 @@ int cmd_replay(int argc, char **argv)
 				BAD("bad --shard '%s' (K/N with 0 <= K < N)", optarg);
 			break;
 		case O_LOOP:
-			if (parse_u32(optarg, 0, 1000000, &bp.loops))
-				BAD("bad --loop '%s'", optarg);
+			if (parse_u32(optarg, 0, REPLAY_MAX_PASSES, &bp.loops))
+				BAD("bad --loop '%s' (0 = endless, up to %u)", optarg,
+				    REPLAY_MAX_PASSES);
 			break;
 		case O_DURATION:
 			if (replay_parse_duration(optarg, &bp.duration_ns) || !bp.duration_ns)

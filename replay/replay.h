@@ -443,6 +443,20 @@ struct replay_progress {
 
 typedef void (*replay_progress_fn)(void *ctx, const struct replay_progress *p);
 
+/** Most inputs of one replay (their index takes 6 bits of a remapped id). */
+#define REPLAY_MAX_INPUTS 64
+/** Most passes (--loop) over the inputs (18 bits of a remapped id): past
+ *  this, ids would repeat, so an endless loop stops there (a warning). */
+#define REPLAY_MAX_PASSES (1u << 18)
+
+/**
+ * The id a recorded session or connection id @p id of input @p file gets in
+ * pass @p pass: unchanged for file 0 pass 0, else
+ * (file << 58) | (pass << 40) | (id mod 2^40), distinct for distinct
+ * (file < REPLAY_MAX_INPUTS, pass < REPLAY_MAX_PASSES, id < 2^40).
+ */
+uint64_t replay_remap_id(uint64_t id, uint32_t file, uint32_t pass);
+
 struct replay_batch_params {
 	const char *const *inputs; /**< recordings, n_inputs >= 1 */
 	size_t n_inputs;

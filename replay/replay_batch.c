@@ -21,7 +21,8 @@
  *
  * Identifiers: a recording's session and connection ids are kept for the
  * first input and the first pass; for input file F > 0 or pass L > 0 they
- * become (F << 56) | (L << 40) | (id & (2^40 - 1)), unique in the results.
+ * become (F << 58) | (L << 40) | (id & (2^40 - 1)), unique in the results
+ * for F < REPLAY_MAX_INPUTS, L < REPLAY_MAX_PASSES and ids below 2^40.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -91,11 +92,11 @@ struct batch {
 	struct replay_stats *snap; /* per-thread published stats (under lock) */
 };
 
-static uint64_t remap(uint64_t id, uint32_t file, uint32_t pass)
+uint64_t replay_remap_id(uint64_t id, uint32_t file, uint32_t pass)
 {
 	if (!file && !pass)
 		return id;
-	return ((uint64_t)file << 56) | ((uint64_t)(pass & 0xffff) << 40) |
+	return ((uint64_t)file << 58) | ((uint64_t)(pass & (REPLAY_MAX_PASSES - 1)) << 40) |
 	       (id & ((1ull << 40) - 1));
 }
 
@@ -309,8 +310,8 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
 		if (stopping())
 			break;
 		struct store_session ss = *s;
-		ss.id = remap(s->id, (uint32_t)best, pass);
-		ss.conn_id = remap(s->conn_id, (uint32_t)best, pass);
+		ss.id = replay_remap_id(s->id, (uint32_t)best, pass);
+		ss.conn_id = replay_remap_id(s->conn_id, (uint32_t)best, pass);
 		/* The session goes to the results as recorded, bytes copied (no
 		 * decode-and-repack), only its ids remapped. */
 		struct store_raw_record raw = store_reader_raw(rd[best]);
@@ -381,6 +382,13 @@ static void *thread_main(void *arg)
 			break;
 		if (p->duration_ns && clk_mono_ns() - t->b->start >= p->duration_ns)
 			break;
+		if (pass + 1 == REPLAY_MAX_PASSES) {
+			if (t->idx == 0)
+				REPLAY_LOG(LOG_WARN,
+					   "stopped after %u passes: more would repeat session ids",
+					   REPLAY_MAX_PASSES);
+			break;
+		}
 	}
 	if (rd)
 		for (size_t i = 0; i < p->n_inputs; i++)
@@ -532,6 +540,12 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 {
 	memset(out, 0, sizeof(*out));
 	atomic_store(&stop_flag, 0);
+	if (p->n_inputs > REPLAY_MAX_INPUTS) {
+		snprintf(err, errlen, "%zu inputs: at most %d per replay", p->n_inputs,
+			 REPLAY_MAX_INPUTS);
+		out->input_error = true;
+		return -EINVAL;
+	}
 	if (!p->n_inputs || !p->output) {
 		snprintf(err, errlen, "no input or no output given");
 		out->input_error = true;

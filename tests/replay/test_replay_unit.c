@@ -267,6 +267,27 @@ static void test_rewrite_check(void)
 	}
 }
 
+/* Remapped ids stay distinct across inputs and passes, up to the limits. */
+static void test_remap(void)
+{
+	TAP_OK(replay_remap_id(42, 0, 0) == 42, "file 0 pass 0: id kept");
+	uint32_t passes[] = {0, 1, 65535, 65536, 65537, REPLAY_MAX_PASSES - 1};
+	uint32_t files[] = {0, 1, 2, 17, REPLAY_MAX_INPUTS - 1};
+	uint64_t ids[] = {1, 2, (1ull << 40) - 1};
+	uint64_t seen[6 * 5 * 3];
+	size_t n = 0, dup = 0;
+	for (size_t f = 0; f < 5; f++)
+		for (size_t p = 0; p < 6; p++)
+			for (size_t i = 0; i < 3; i++) {
+				uint64_t v = replay_remap_id(ids[i], files[f], passes[p]);
+				for (size_t k = 0; k < n; k++)
+					dup += seen[k] == v;
+				seen[n++] = v;
+			}
+	TAP_OK(n > 60 && dup == 0,
+	       "%zu remapped ids over files, passes 0..2^18-1 and ids: distinct", n);
+}
+
 static void test_filter(void)
 {
 	struct store_header h[] = {H("Host", "h"), H("Content-Length", "5")};
@@ -396,6 +417,7 @@ int main(void)
 	test_shard();
 	test_rewrite();
 	test_rewrite_check();
+	test_remap();
 	test_filter();
 	test_url();
 	test_hist();
