@@ -570,13 +570,25 @@ static void conn_close(struct replay_engine *e, struct rconn *c)
 	flow_maybe_free(e, f);
 }
 
+/* RFC 9110 §9.2.2: only these may be resent without knowing whether the
+ * target acted on the first attempt. */
+static bool idempotent(const struct rreq *r)
+{
+	static const char *const m[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (strlen(m[i]) == r->method_len && !memcmp(m[i], r->method, r->method_len))
+			return true;
+	return false;
+}
+
 /* Fail the connection's request (or retry it once) and close. */
 static void conn_fail(struct replay_engine *e, struct rconn *c, uint32_t kind, const char *msg,
 		      int64_t now)
 {
 	struct rreq *r = c->req;
 	struct rflow *f = c->flow;
-	if (r && c->reused && !c->got_bytes && !r->retried && kind == STORE_ERR_RESET) {
+	if (r && c->reused && !c->got_bytes && !r->retried && kind == STORE_ERR_RESET &&
+	    idempotent(r)) {
 		/* Keep-alive race: the target closed an idle connection as we
 		 * reused it. Resend once on a fresh connection, at the front. */
 		r->retried = true;

@@ -81,6 +81,7 @@ class LogServer:
     mode: ok | close_after:N (silently close after N responses per connection)
           | close_hdr:N (send Connection: close on the Nth response) | hang | reset
           | garbage | chunked | interim | slow:SECONDS
+          | drop_second (close the connection on its 2nd request, unanswered)
           | close_delim (no length: the body ends when the server closes; the
             response and the close are sent at once)
     """
@@ -139,6 +140,8 @@ class LogServer:
                                      "headers": headers, "body": body.decode("latin-1")})
                 served += 1
                 m = self.mode
+                if m == "drop_second" and served == 2:
+                    return
                 if m == "hang":
                     time.sleep(30)
                     return
@@ -420,6 +423,21 @@ def group_fidelity():
        and res[0]["response"]["truncated"], "2 MiB bodies kept to the 1000-byte cap, counted",
        (err, js and js["counters"]))
     srv.close()
+
+    # A reused connection closed before any answer: an idempotent request is
+    # resent once on a new connection, a POST is not (the target may have
+    # acted on it) and ends as a reset.
+    for method, want_ok, want_retries, want_seen in (("GET", 2, 1, 3), ("POST", 1, 0, 2)):
+        r2 = mkrec("retry-%s.dyt" % method, [(1, 0, method, "/r1"), (1, 10, method, "/r2")])
+        srv = LogServer("drop_second")
+        rc, js, err, _ = replay([r2, "--target", srv.url(), "-o",
+                                 os.path.join(TMP, "retry.dyt"), "--max", "--allow-writes"])
+        ok(rc == 0 and js["ok"] == want_ok and js["counters"]["retries"] == want_retries and
+           js["errors"]["reset"] == 2 - want_ok and len(srv.log) == want_seen,
+           "%s on a reused connection closed unanswered: %d ok, %d retries, target saw %d" %
+           (method, want_ok, want_retries, want_seen),
+           (err, js and (js["ok"], js["counters"]["retries"], js["errors"]), len(srv.log)))
+        srv.close()
 
     # Server closing keep-alive connections: reconnect, nothing lost.
     for mode in ("close_hdr:2", "close_after:2"):
