@@ -424,6 +424,14 @@ int replay_wq_finish(struct replay_wq *q);
 /** Finish (if not yet) and free. Accepts NULL. */
 void replay_wq_free(struct replay_wq *q);
 
+/** Bytes replay_session_copy() puts after the copied struct (header arrays
+ *  and every slice's bytes; a multiple of 8). */
+size_t replay_session_tail_size(const struct store_session *s);
+
+/** Deep-copy session @p src into @p dst, whose header arrays and bytes go to
+ *  @p tail (replay_session_tail_size() bytes, 8-byte aligned). */
+void replay_session_copy(struct store_session *dst, const struct store_session *src, void *tail);
+
 /* ------------------------------------------------------------------ */
 /* Batch driver: recordings -> targets -> results store                */
 /* ------------------------------------------------------------------ */

@@ -82,6 +82,8 @@ struct batch {
 	int64_t rec_t0;	      /* earliest recorded request */
 	int64_t rec_t1;	      /* latest recorded request, 0 unknown */
 	uint64_t n_take;      /* sessions one pass replays (after filters), 0 unknown */
+	int64_t *disorder;    /* per input: how much earlier than every record before
+				 it a record may start (0: in request-time order) */
 	int64_t pass_ns;      /* schedule length of one pass (RECORDED) */
 	uint64_t max_pending; /* per thread */
 	struct store_writer *w;
@@ -242,9 +244,167 @@ static const struct store_session *next_session(struct bthread *t, struct store_
 	}
 }
 
+/*
+ * Request-time order. Recordings are written in completion order, so a
+ * session can follow sessions that started after it (a slow request
+ * completes late). The scan measures, per input, the largest such step
+ * back D; reading then holds sessions in a heap ordered by request time
+ * and hands one out once no later record can start before it (its time
+ * <= the latest time read - D). An input in order (D = 0) is handed out as
+ * read, without copies. Held sessions are deep copies, bounded by
+ * HOLD_MAX_BYTES: past that the earliest is handed out anyway (it may
+ * then be sent after a later one, and late; a warning says so).
+ */
+#define HOLD_MAX_BYTES (256u << 20)
+
+struct held {
+	int64_t ts;
+	uint64_t seq; /* read order: ties keep it */
+	size_t size;
+	struct store_session s;
+	struct store_raw_record raw;
+	_Alignas(8) uint8_t tail[]; /* the session's tail, then the raw bytes */
+};
+
+struct src {
+	struct store_reader *r;
+	uint32_t file;
+	int64_t disorder, max_ts;
+	uint64_t nread;
+	bool eof, warned;
+	struct held **heap;
+	size_t n, cap, bytes;
+	struct held *cur;		 /* handed out; freed on the next call */
+	struct store_raw_record cur_raw; /* of the session handed out */
+};
+
+static bool held_before(const struct held *a, const struct held *b)
+{
+	return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
+}
+
+static void heap_push(struct src *x, struct held *h)
+{
+	size_t i = x->n++;
+	while (i) {
+		size_t up = (i - 1) / 2;
+		if (!held_before(h, x->heap[up]))
+			break;
+		x->heap[i] = x->heap[up];
+		i = up;
+	}
+	x->heap[i] = h;
+}
+
+static struct held *heap_pop(struct src *x)
+{
+	struct held *top = x->heap[0], *last = x->heap[--x->n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= x->n)
+			break;
+		if (c + 1 < x->n && held_before(x->heap[c + 1], x->heap[c]))
+			c++;
+		if (!held_before(x->heap[c], last))
+			break;
+		x->heap[i] = x->heap[c];
+		i = c;
+	}
+	if (x->n)
+		x->heap[i] = last;
+	return top;
+}
+
+/* Copy the reader's current session @p s into the heap. 0 or -ENOMEM. */
+static int hold(struct src *x, const struct store_session *s)
+{
+	struct store_raw_record raw = store_reader_raw(x->r);
+	size_t tail = replay_session_tail_size(s);
+	size_t size = sizeof(struct held) + tail + raw.bytes.len;
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 64;
+		struct held **nh = mem_realloc(x->heap, cap * sizeof(*nh));
+		if (!nh)
+			return -ENOMEM;
+		x->heap = nh;
+		x->cap = cap;
+	}
+	struct held *h = mem_alloc(size);
+	if (!h)
+		return -ENOMEM;
+	h->ts = s->ts_req_first_ns;
+	h->seq = x->nread;
+	h->size = size;
+	replay_session_copy(&h->s, s, h->tail);
+	h->raw = raw;
+	h->raw.bytes.ptr = h->tail + tail;
+	if (raw.bytes.len)
+		memcpy(h->tail + tail, raw.bytes.ptr, raw.bytes.len);
+	heap_push(x, h);
+	x->bytes += size;
+	return 0;
+}
+
+static void src_reset(struct src *x)
+{
+	mem_free(x->cur);
+	x->cur = NULL;
+	while (x->n)
+		mem_free(heap_pop(x));
+	x->bytes = 0;
+	x->eof = false;
+	x->max_ts = INT64_MIN;
+}
+
+/* The next session of input @p x in request-time order (its raw bytes in
+ * x->cur_raw), valid until the next call; NULL at the end or on error
+ * (*rc < 0). */
+static const struct store_session *src_next(struct bthread *t, struct src *x, int *rc)
+{
+	*rc = 0;
+	mem_free(x->cur);
+	x->cur = NULL;
+	if (!x->disorder) {
+		const struct store_session *s = next_session(t, x->r, x->file, rc);
+		if (s)
+			x->cur_raw = store_reader_raw(x->r);
+		return s;
+	}
+	while (!x->eof && (!x->n || x->heap[0]->ts > x->max_ts - x->disorder)) {
+		if (x->bytes >= HOLD_MAX_BYTES) {
+			if (!x->warned && t->idx == 0)
+				REPLAY_LOG(
+				    LOG_WARN,
+				    "%s: more than %u MiB of sessions held to restore request "
+				    "order; some are sent late and out of order",
+				    t->b->p->inputs[x->file], HOLD_MAX_BYTES >> 20);
+			x->warned = true;
+			break;
+		}
+		const struct store_session *s = next_session(t, x->r, x->file, rc);
+		if (!s) {
+			if (*rc < 0)
+				return NULL;
+			x->eof = true;
+			break;
+		}
+		x->nread++;
+		if (s->ts_req_first_ns > x->max_ts)
+			x->max_ts = s->ts_req_first_ns;
+		if ((*rc = hold(x, s)))
+			return NULL;
+	}
+	if (!x->n)
+		return NULL;
+	x->cur = heap_pop(x);
+	x->bytes -= x->cur->size;
+	x->cur_raw = x->cur->raw;
+	return &x->cur->s;
+}
+
 /* One pass over the inputs. Returns 1 to continue with another pass, 0 done, -errno. */
-static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
-		    struct store_reader **rd)
+static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, struct src *src)
 {
 	struct batch *b = t->b;
 	const struct replay_batch_params *p = b->p;
@@ -258,14 +418,16 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
 	}
 	for (size_t i = 0; i < ni; i++) {
 		/* Later passes rewind the open readers (no reopen per pass). */
-		if (pass && (rc = store_reader_seek_time(rd[i], INT64_MIN))) {
+		src_reset(&src[i]);
+		if (pass && (rc = store_reader_seek_time(src[i].r, INT64_MIN))) {
 			snprintf(t->err, sizeof(t->err), "%s: cannot rewind", p->inputs[i]);
 			goto out;
 		}
 		int nrc = 0;
-		head[i] = next_session(t, rd[i], (uint32_t)i, &nrc);
+		head[i] = src_next(t, &src[i], &nrc);
 		if (nrc < 0) {
-			snprintf(t->err, sizeof(t->err), "%s: read error", p->inputs[i]);
+			snprintf(t->err, sizeof(t->err), "%s: %s", p->inputs[i],
+				 nrc == -ENOMEM ? "out of memory" : "read error");
 			rc = nrc;
 			goto out;
 		}
@@ -314,7 +476,7 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
 		ss.conn_id = replay_remap_id(s->conn_id, (uint32_t)best, pass);
 		/* The session goes to the results as recorded, bytes copied (no
 		 * decode-and-repack), only its ids remapped. */
-		struct store_raw_record raw = store_reader_raw(rd[best]);
+		struct store_raw_record raw = src[best].cur_raw;
 		int wrc =
 		    replay_wq_add_session_raw(t->wq, &raw, ss.id, ss.conn_id, ss.ts_req_first_ns);
 		if (wrc) {
@@ -325,19 +487,20 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass,
 					 strerror(-wrc));
 			goto out;
 		}
-		int src = replay_engine_submit(t->eng, &ss, ss.conn_id, due, NULL);
-		if (src == -EINVAL)
+		int subrc = replay_engine_submit(t->eng, &ss, ss.conn_id, due, NULL);
+		if (subrc == -EINVAL)
 			t->skips.skipped_unsupported++;
-		else if (src) {
+		else if (subrc) {
 			snprintf(t->err, sizeof(t->err), "out of memory queueing a request");
-			rc = src;
+			rc = subrc;
 			goto out;
 		}
 		t->seq++;
 		int nrc = 0;
-		head[best] = next_session(t, rd[best], (uint32_t)best, &nrc);
+		head[best] = src_next(t, &src[best], &nrc);
 		if (nrc < 0) {
-			snprintf(t->err, sizeof(t->err), "%s: read error", p->inputs[best]);
+			snprintf(t->err, sizeof(t->err), "%s: %s", p->inputs[best],
+				 nrc == -ENOMEM ? "out of memory" : "read error");
 			rc = nrc;
 			goto out;
 		}
@@ -361,17 +524,20 @@ static void *thread_main(void *arg)
 	int rc = 0;
 	if (p->pace != REPLAY_PACE_MAX)
 		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	struct store_reader **rd = mem_calloc(p->n_inputs, sizeof(*rd));
-	if (!rd) {
+	struct src *src = mem_calloc(p->n_inputs, sizeof(*src));
+	if (!src) {
 		snprintf(t->err, sizeof(t->err), "out of memory");
 		rc = -ENOMEM;
 	}
-	for (size_t i = 0; rd && i < p->n_inputs && !rc; i++)
-		if (!(rd[i] = store_reader_open(p->inputs[i], t->err, sizeof(t->err))))
+	for (size_t i = 0; src && i < p->n_inputs && !rc; i++) {
+		src[i].file = (uint32_t)i;
+		src[i].disorder = t->b->disorder[i];
+		if (!(src[i].r = store_reader_open(p->inputs[i], t->err, sizeof(t->err))))
 			rc = -ENOENT;
+	}
 	for (uint32_t pass = 0; !rc && (!p->loops || pass < p->loops); pass++) {
 		uint64_t seq0 = t->seq;
-		rc = run_pass(t, &ps, pass, rd);
+		rc = run_pass(t, &ps, pass, src);
 		if (rc <= 0)
 			break;
 		rc = 0;
@@ -390,10 +556,13 @@ static void *thread_main(void *arg)
 			break;
 		}
 	}
-	if (rd)
-		for (size_t i = 0; i < p->n_inputs; i++)
-			store_reader_free(rd[i]);
-	mem_free(rd);
+	if (src)
+		for (size_t i = 0; i < p->n_inputs; i++) {
+			src_reset(&src[i]);
+			mem_free(src[i].heap);
+			store_reader_free(src[i].r);
+		}
+	mem_free(src);
 	/* Drain: wait for what is queued and in flight; on a stop, a short grace. */
 	int64_t grace_end = 0;
 	while (rc >= 0 && replay_engine_pending(t->eng)) {
@@ -444,12 +613,11 @@ static void scan_progress(const struct replay_batch_params *p, uint64_t scanned,
 }
 
 /*
- * Earliest and latest request timestamps of the inputs. A full scan (when
- * asked) also counts the sessions to replay and checks every session
- * against the production guard, in one pass; otherwise only the first
- * record is read.
+ * One pass over the inputs before the first send: the earliest and latest
+ * request timestamps, the sessions to replay (for the ETA), each input's
+ * disorder (struct src) and the production guard's check of every session.
  */
-static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
+static int scan_inputs(struct batch *b, char *err, size_t errlen)
 {
 	const struct replay_batch_params *p = b->p;
 	b->rec_t0 = 0;
@@ -467,6 +635,7 @@ static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
 				   m->kind);
 		const struct store_record *rec;
 		int n;
+		int64_t max_ts = INT64_MIN;
 		while ((n = store_reader_next(r, &rec)) > 0) {
 			if (rec->type != STORE_REC_SESSION)
 				continue;
@@ -488,19 +657,14 @@ static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
 				b->rec_t0 = ts;
 			if (!any || ts > b->rec_t1)
 				b->rec_t1 = ts;
-			if (full && replay_filter_check(&p->filter, s, (uint32_t)i) == REPLAY_TAKE)
+			if (max_ts > ts && max_ts - ts > b->disorder[i])
+				b->disorder[i] = max_ts - ts;
+			if (ts > max_ts)
+				max_ts = ts;
+			if (replay_filter_check(&p->filter, s, (uint32_t)i) == REPLAY_TAKE)
 				b->n_take++;
 			any = true;
-			if (!full)
-				break;
 			scan_progress(p, ++scanned, t0, &next);
-		}
-		if (!full && any) {
-			const struct store_read_status *st = store_reader_status(r);
-			if (st->has_index && st->last_ts_ns > b->rec_t1)
-				b->rec_t1 = st->last_ts_ns;
-			if (st->has_index && st->first_ts_ns && st->first_ts_ns < b->rec_t0)
-				b->rec_t0 = st->first_ts_ns;
 		}
 		store_reader_free(r);
 		if (n < 0) {
@@ -508,8 +672,6 @@ static int scan_inputs(struct batch *b, bool full, char *err, size_t errlen)
 			return n;
 		}
 	}
-	if (!full && b->rec_t1 == b->rec_t0)
-		b->rec_t1 = 0; /* unknown without a scan */
 	return 0;
 }
 
@@ -556,11 +718,15 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	b.p = p;
 	b.n_th = p->threads ? p->threads : 1;
 	pthread_mutex_init(&b.lock, NULL);
-	/* A full scan gives the span (needed to chain passes) and the count
-	 * (for the progress line's ETA), and is where the guard looks. */
-	bool full = (p->loops != 1 && p->pace == REPLAY_PACE_RECORDED) || p->progress || p->guard;
-	int rc = scan_inputs(&b, full, err, errlen);
+	/* The scan gives the span (needed to chain passes), the count (the
+	 * progress line's ETA), each input's disorder, and is where the guard
+	 * looks. */
+	b.disorder = mem_calloc(p->n_inputs, sizeof(*b.disorder));
+	int rc = b.disorder ? scan_inputs(&b, err, errlen) : -ENOMEM;
+	if (rc == -ENOMEM && !b.disorder)
+		snprintf(err, errlen, "out of memory");
 	if (rc) {
+		mem_free(b.disorder);
 		out->input_error = rc != -EINTR;
 		out->interrupted = rc == -EINTR;
 		pthread_mutex_destroy(&b.lock);
@@ -698,6 +864,7 @@ out:
 			replay_engine_free(b.th[i].eng);
 	mem_free(b.th);
 	mem_free(b.snap);
+	mem_free(b.disorder);
 	pthread_mutex_destroy(&b.lock);
 	return rc;
 }

@@ -214,6 +214,23 @@ static void item_fill(struct wq_item *it, size_t size, const struct store_record
 		msg_copy(&c, &r->resp);
 	}
 }
+size_t replay_session_tail_size(const struct store_session *s)
+{
+	size_t nhdr = 0;
+	size_t nbytes = s->lane.len + msg_size(&s->req, &nhdr) + msg_size(&s->resp, &nhdr);
+	return (nhdr * sizeof(struct store_header) + nbytes + 7) & ~(size_t)7;
+}
+
+void replay_session_copy(struct store_session *dst, const struct store_session *src, void *tail)
+{
+	*dst = *src;
+	struct cursor c = {.hdr = tail};
+	c.bytes = (uint8_t *)(c.hdr + src->req.n_headers + src->resp.n_headers);
+	slice_copy(&c, &dst->lane);
+	msg_copy(&c, &dst->req);
+	msg_copy(&c, &dst->resp);
+}
+
 /* ---- the writer thread ---- */
 
 static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)

@@ -734,6 +734,23 @@ def group_control():
            t.stdout[-500:])
     else:
         ok(True, "# SKIP script (util-linux) not installed")
+    # A recording in completion order (a slow request written after faster
+    # ones that started later) is replayed in request-time order, on time.
+    ooo = mkrec("ooo.dyt", [(1, 1500, "GET", "/late-written"), (2, 0, "GET", "/first"),
+                            (3, 700, "GET", "/second"), (2, 800, "GET", "/first-2")])
+    srv.log.clear()
+    rc, js, err, el = replay([ooo, "--target", srv.url(), "-o", os.path.join(TMP, "ooo-r.dyt")])
+    order = [e["path"] for e in srv.log]
+    ok(rc == 0 and order == ["/first", "/second", "/first-2", "/late-written"] and
+       js["lateness_ms"]["p99"] < 200 and 1.3 < el < 5,
+       "out-of-order recording: sent in request-time order, lateness p99 %.1f ms" %
+       (js["lateness_ms"]["p99"] if js else -1), (err, order, js and js["lateness_ms"]))
+    rc, js, err, _ = replay([ooo, "--target", srv.url(), "-o", os.path.join(TMP, "ooo-m.dyt"),
+                             "--max"])
+    sess, _, _, _ = dump(os.path.join(TMP, "ooo-m.dyt"))
+    order = [x["request"]["target"] for x in sess]
+    ok(rc == 0 and order == ["/first", "/second", "/first-2", "/late-written"],
+       "out-of-order recording, --max: queued (and filed) in request-time order", (err, order))
     # Endless loop bounded by --duration.
     rc, js, err, el = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "d.dyt"),
                               "--rate", "40", "--loop", "0", "--duration", "1s"])
