@@ -78,14 +78,15 @@ struct bthread {
 struct batch {
 	const struct replay_batch_params *p;
 	struct replay_sched sched;
-	int64_t start;	      /* CLOCK_MONOTONIC of offset 0 */
-	int64_t rec_t0;	      /* earliest recorded request */
-	int64_t rec_t1;	      /* latest recorded request, 0 unknown */
-	uint64_t n_take;      /* sessions one pass replays (after filters), 0 unknown */
-	int64_t *disorder;    /* per input: how much earlier than every record before
-				 it a record may start (0: in request-time order) */
-	int64_t pass_ns;      /* schedule length of one pass (RECORDED) */
-	uint64_t max_pending; /* per thread */
+	int64_t start;			/* CLOCK_MONOTONIC of offset 0 */
+	int64_t rec_t0;			/* earliest recorded request */
+	int64_t rec_t1;			/* latest recorded request, 0 unknown */
+	uint64_t n_take;		/* sessions one pass replays (after filters), 0 unknown */
+	int64_t *disorder;		/* per input: how much earlier than every record before
+					   it a record may start (0: in request-time order) */
+	int64_t pass_ns;		/* schedule length of one pass (RECORDED) */
+	atomic_uint_fast64_t rate_slot; /* RATE: next slot of the shared schedule */
+	uint64_t max_pending;		/* per thread */
 	struct store_writer *w;
 	struct replay_wq *wq; /* owns w until replay_wq_finish() */
 	pthread_mutex_t lock; /* snapshots */
@@ -446,7 +447,10 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 			break;
 		const struct store_session *s = head[best];
 		int64_t due = b->start + pass_off +
-			      replay_sched_offset(&b->sched, s->ts_req_first_ns, t->seq);
+			      replay_sched_offset(&b->sched, s->ts_req_first_ns,
+						  p->pace == REPLAY_PACE_RATE
+						      ? atomic_fetch_add(&b->rate_slot, 1)
+						      : t->seq);
 		if (p->duration_ns && (due - b->start >= p->duration_ns ||
 				       clk_mono_ns() - b->start >= p->duration_ns)) {
 			rc = 0;
@@ -734,7 +738,7 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	}
 	b.sched.mode = p->pace;
 	b.sched.speed = p->speed > 0 ? p->speed : 1.0;
-	b.sched.rate = p->rate / b.n_th; /* each thread paces its own share */
+	b.sched.rate = p->rate; /* one schedule: the threads take its slots in turn */
 	b.sched.rec_t0_ns = b.rec_t0;
 	b.pass_ns = b.rec_t1 > b.rec_t0 ? replay_sched_offset(&b.sched, b.rec_t1, 0) + 1000000LL
 					: 1000000LL;

@@ -713,6 +713,16 @@ def group_control():
     rc3, js3, err3, el3 = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "p3.dyt"),
                                   "--rate", "10"])
     ok(rc3 == 0 and 0.25 <= el3 < 2.0, "--rate 10: 4 requests over ~0.3 s (%.2f s)" % el3, err3)
+    # --rate is the total over the threads, however the connections split:
+    # one recorded connection (one thread busy) and 20 (all busy).
+    for conns in (1, 20):
+        rrec = mkrec("rate%d.dyt" % conns, [(1 + i % conns, i, "GET", "/q%d" % i)
+                                            for i in range(20)])
+        rc, js, err, _ = replay([rrec, "--target", srv.url(), "-o",
+                                 os.path.join(TMP, "rt.dyt"), "--rate", "20", "--threads", "4"])
+        ok(rc == 0 and js["ok"] == 20 and 0.7 <= js["elapsed_s"] <= 1.6,
+           "--rate 20 --threads 4, %d connection(s): 20 requests in %.2f s (~0.95)" %
+           (conns, js["elapsed_s"] if js else -1), (err, js and js["achieved_rps"]))
     # Time window: the recording starts at 1764158400 s = 2025-11-26T12:00:00Z.
     rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "w.dyt"),
                              "--max", "--since", "1764158400.5"])
