@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analysis/diff.h"
+#include "analysis/noise.h"
 #include "cli/cmds.h"
 #include "common/dbuf.h"
 #include "common/jsonw.h"
@@ -75,7 +77,7 @@ static void usage(FILE *f)
 		"scale:\n"
 		"      --shard K/N          replay shard K (0-based) of N, split by connection\n"
 		"      --loop N             passes over the input (0 = until --duration/Ctrl-C)\n"
-		"      --duration DUR       stop sending after DUR\n"
+		"      --duration DUR       queue no request due after DUR (queued ones still go)\n"
 		"diff in the same run (see `dyetap diff --help`):\n"
 		"      --diff               after replaying, diff the results like `dyetap diff`\n"
 		"      --rules FILE         diff noise rules\n"
@@ -583,6 +585,18 @@ int cmd_replay(int argc, char **argv)
 							    "--junit", "--fail-on"};
 			if (n_diff_args + 2 > MAX_ITEMS * 2)
 				BAD("too many diff options");
+			/* Checked now, not after a replay of possibly hours. */
+			char derr[256];
+			struct diff_gate g;
+			if (c == O_FAILON && diff_gate_parse(&g, optarg, derr, sizeof(derr)))
+				BAD("--fail-on: %s", derr);
+			if (c == O_RULES) {
+				struct noise_rules *nr =
+				    noise_rules_load(optarg, derr, sizeof(derr));
+				if (!nr)
+					BAD("--rules: %s", derr);
+				noise_rules_free(nr);
+			}
 			diff_args[n_diff_args++] = (char *)names[c - O_RULES];
 			diff_args[n_diff_args++] = optarg;
 			break;

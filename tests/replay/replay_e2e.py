@@ -629,6 +629,13 @@ def group_failures():
     rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
                             os.path.join(TMP, "x.dyt"), "--level", "0"])
     ok(rc == 2 and "--level" in err, "--level 0: exit 2 naming the option", err)
+    # --diff's options are checked before anything is sent.
+    for args, want in ((["--fail-on", "nonsense>1"], "--fail-on"),
+                       (["--rules", os.path.join(TMP, "no-such-rules")], "--rules")):
+        rc, _, err, el = replay([rec, "--target", "http://127.0.0.1:1", "-o",
+                                 os.path.join(TMP, "x.dyt"), "--diff"] + args)
+        ok(rc == 2 and want in err and not os.path.exists(os.path.join(TMP, "x.dyt")),
+           "--diff %s bad: exit 2 before replaying" % want, err)
     for m in ("", "GET,", "GET,,HEAD", "G T"):
         rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
                                 os.path.join(TMP, "x.dyt"), "--method", m])
