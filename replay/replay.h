@@ -288,6 +288,17 @@ struct replay_engine_params {
 
 struct replay_engine;
 struct replay_guard;
+struct addrinfo;
+
+/**
+ * Of the addresses @p ai of a target (a list from getaddrinfo(3)), the
+ * first that accepts a TCP connection within a second (the probe is
+ * closed at once), so that a name with several addresses (localhost as
+ * ::1 and 127.0.0.1) reaches a server that listens on one of them only.
+ * replay_engine_create() uses it when a target has more than one address.
+ * @return that entry, or NULL when none accepts.
+ */
+const struct addrinfo *replay_pick_addr(const struct addrinfo *ai);
 
 /**
  * Create an engine: resolves targets, sets up TLS contexts, epoll.

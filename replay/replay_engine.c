@@ -29,6 +29,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -1110,6 +1111,29 @@ static bool flow_dispatch(struct replay_engine *e, struct rflow *f, int64_t now)
 /* public API                                                          */
 /* ------------------------------------------------------------------ */
 
+#define PROBE_MS 1000
+
+const struct addrinfo *replay_pick_addr(const struct addrinfo *ai)
+{
+	for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+		int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		bool ok = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+		if (!ok && errno == EINPROGRESS) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			ok = poll(&pfd, 1, PROBE_MS) == 1 &&
+			     !getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) && !soerr;
+		}
+		close(fd);
+		if (ok)
+			return a;
+	}
+	return NULL;
+}
+
 static int target_init(struct replay_engine *e, struct rtarget *t, const struct replay_target *src,
 		       size_t idx, char *err, size_t errlen)
 {
@@ -1143,8 +1167,19 @@ static int target_init(struct replay_engine *e, struct rtarget *t, const struct 
 			 gai_strerror(gai));
 		return -EINVAL;
 	}
-	memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
-	t->addrlen = ai->ai_addrlen;
+	const struct addrinfo *use = ai;
+	if (ai->ai_next) {
+		use = replay_pick_addr(ai);
+		if (!use) {
+			use = ai;
+			REPLAY_LOG(LOG_WARN,
+				   "target '%s': no address of '%s' accepts connections yet; "
+				   "using the first",
+				   src->url, t->u.host);
+		}
+	}
+	memcpy(&t->addr, use->ai_addr, use->ai_addrlen);
+	t->addrlen = use->ai_addrlen;
 	freeaddrinfo(ai);
 	if (!t->u.tls)
 		return 0;

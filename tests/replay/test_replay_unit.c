@@ -3,11 +3,17 @@
  * Unit tests of replay's pure helpers: the pacing schedule (absolute,
  * speed and rate arithmetic), sharding determinism and exact partition,
  * request serialization with rewrite rules (exact bytes), filters, URL
- * parsing and histogram percentiles.
+ * parsing and histogram percentiles; and the choice among a target's
+ * addresses, against real sockets on 127.0.0.1.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/dbuf.h"
 #include "replay/replay.h"
@@ -288,6 +294,48 @@ static void test_remap(void)
 	       "%zu remapped ids over files, passes 0..2^18-1 and ids: distinct", n);
 }
 
+/* A bound but not listening socket's port: connecting there is refused. */
+static int closed_port(int *fd)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, l) ||
+	    getsockname(*fd, (struct sockaddr *)&a, &l))
+		return -1;
+	return ntohs(a.sin_port);
+}
+
+static void test_pick_addr(void)
+{
+	int cfd, lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(la);
+	int cport = closed_port(&cfd);
+	if (lfd < 0 || cport < 0 || bind(lfd, (struct sockaddr *)&la, l) || listen(lfd, 4) ||
+	    getsockname(lfd, (struct sockaddr *)&la, &l)) {
+		TAP_OK(0, "loopback sockets for the address probe");
+		return;
+	}
+	struct sockaddr_in ca = la;
+	ca.sin_port = htons((uint16_t)cport);
+	struct addrinfo second = {.ai_family = AF_INET,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_addrlen = sizeof(la),
+				  .ai_addr = (struct sockaddr *)&la};
+	struct addrinfo first = second;
+	first.ai_addr = (struct sockaddr *)&ca;
+	first.ai_next = &second;
+	TAP_OK(replay_pick_addr(&first) == &second,
+	       "the first address refuses, the second listens: the second is used");
+	TAP_OK(replay_pick_addr(&second) == &second, "a listening first address is kept");
+	struct addrinfo only_closed = first;
+	only_closed.ai_next = NULL;
+	TAP_OK(replay_pick_addr(&only_closed) == NULL, "none accepts: NULL");
+	close(lfd);
+	close(cfd);
+}
+
 static void test_filter(void)
 {
 	struct store_header h[] = {H("Host", "h"), H("Content-Length", "5")};
@@ -418,6 +466,7 @@ int main(void)
 	test_rewrite();
 	test_rewrite_check();
 	test_remap();
+	test_pick_addr();
 	test_filter();
 	test_url();
 	test_hist();
