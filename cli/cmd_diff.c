@@ -21,7 +21,6 @@
 #include "common/dbuf.h"
 #include "common/mem.h"
 
-#define DIFF_MAX_GATES	32
 #define DIFF_REPORT_MAX ((size_t)1 << 30)
 
 static void diff_usage(FILE *f)

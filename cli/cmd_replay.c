@@ -631,6 +631,30 @@ int cmd_replay(int argc, char **argv)
 		BAD("--speed, --rate and --max exclude each other");
 	if (n_diff_args && !diff)
 		BAD("--rules, --html, --report-json, --junit and --fail-on need --diff");
+	/* The diff's files, checked now rather than after the replay: a report
+	 * must not overwrite an input or the results, the results not the rules. */
+	size_t n_gates = 0;
+	for (size_t i = 0; i < n_diff_args; i += 2) {
+		const char *opt = diff_args[i], *path = diff_args[i + 1];
+		if (!strcmp(opt, "--fail-on") && ++n_gates > DIFF_MAX_GATES)
+			BAD("at most %d --fail-on", DIFF_MAX_GATES);
+		if (!strcmp(opt, "--rules")) {
+			if (bp.output && cli_same_file(path, bp.output))
+				BAD("-o '%s' is also the --rules file", bp.output);
+			continue;
+		}
+		if (!strcmp(opt, "--fail-on") || !strcmp(path, "-"))
+			continue;
+		if (!strcmp(opt, "--json"))
+			opt = "--report-json"; /* passed to the diff as its --json */
+		if (bp.output && cli_same_file(path, bp.output))
+			BAD("%s '%s' is also the results file (-o)", opt, path);
+		for (size_t k = 0; k < n_inputs; k++)
+			if (cli_same_file(path, inputs[k]))
+				BAD("%s '%s' is also an input ('%s'): the report would overwrite "
+				    "it",
+				    opt, path, inputs[k]);
+	}
 	/* Also under another name: opening the output truncates it. */
 	for (size_t i = 0; i < n_inputs; i++) {
 		if (cli_same_file(inputs[i], bp.output))

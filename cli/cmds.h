@@ -17,6 +17,9 @@ int cmd_replay(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
 
+/** Most --fail-on gates of one diff (`dyetap diff`, `dyetap replay --diff`). */
+#define DIFF_MAX_GATES 32
+
 /**
  * Do paths @p a and @p b name one file: the same string, or both exist
  * with the same device and inode (./x, a symlink, a hard link). For

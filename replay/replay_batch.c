@@ -68,6 +68,7 @@ struct bthread {
 	struct replay_wq_prod *wq; /* this thread's producer of result records */
 	struct replay_stats skips; /* skip counters of this thread's partition */
 	uint64_t seq;		   /* requests scheduled (RATE pacing) */
+	uint64_t queued;	   /* requests the engine took */
 	int64_t first_sent;	   /* realtime of the first send, 0 none */
 	int64_t last_done;	   /* realtime of the last completion */
 	int64_t next_publish;
@@ -86,6 +87,7 @@ struct batch {
 					   it a record may start (0: in request-time order) */
 	int64_t pass_ns;		/* schedule length of one pass (RECORDED) */
 	atomic_uint_fast64_t rate_slot; /* RATE: next slot of the shared schedule */
+	atomic_bool hold_warned;	/* the hold limit was hit (warned once) */
 	uint64_t max_pending;		/* per thread */
 	struct store_writer *w;
 	struct replay_wq *wq; /* owns w until replay_wq_finish() */
@@ -374,7 +376,7 @@ static const struct store_session *src_next(struct bthread *t, struct src *x, in
 	}
 	while (!x->eof && (!x->n || x->heap[0]->ts > x->max_ts - x->disorder)) {
 		if (x->bytes >= HOLD_MAX_BYTES) {
-			if (!x->warned && t->idx == 0)
+			if (!x->warned && !atomic_exchange(&t->b->hold_warned, true))
 				REPLAY_LOG(
 				    LOG_WARN,
 				    "%s: more than %u MiB of sessions held to restore request "
@@ -492,9 +494,11 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 			goto out;
 		}
 		int subrc = replay_engine_submit(t->eng, &ss, ss.conn_id, due, NULL);
-		if (subrc == -EINVAL)
+		if (!subrc)
+			t->queued++;
+		else if (subrc == -EINVAL)
 			t->skips.skipped_unsupported++;
-		else if (subrc) {
+		else {
 			snprintf(t->err, sizeof(t->err), "out of memory queueing a request");
 			rc = subrc;
 			goto out;
@@ -540,7 +544,7 @@ static void *thread_main(void *arg)
 			rc = -ENOENT;
 	}
 	for (uint32_t pass = 0; !rc && (!p->loops || pass < p->loops); pass++) {
-		uint64_t seq0 = t->seq;
+		uint64_t queued0 = t->queued;
 		rc = run_pass(t, &ps, pass, src);
 		if (rc <= 0)
 			break;
@@ -548,12 +552,12 @@ static void *thread_main(void *arg)
 		/* A pass that queued nothing (everything filtered, or this thread's
 		 * share empty) would queue nothing again: do not spin through the
 		 * inputs until --duration or Ctrl-C. */
-		if (t->seq == seq0)
+		if (t->queued == queued0)
 			break;
 		if (p->duration_ns && clk_mono_ns() - t->b->start >= p->duration_ns)
 			break;
 		if (pass + 1 == REPLAY_MAX_PASSES) {
-			if (t->idx == 0)
+			if (!p->loops && t->idx == 0) /* endless: say why it ends */
 				REPLAY_LOG(LOG_WARN,
 					   "stopped after %u passes: more would repeat session ids",
 					   REPLAY_MAX_PASSES);
@@ -656,6 +660,13 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 				store_reader_free(r);
 				return -EPERM;
 			}
+			scan_progress(p, ++scanned, t0, &next);
+			/* Span and order count the sessions that will be sent only: one
+			 * recorded without a request (time 0) must not move the start
+			 * back 56 years or make every session wait behind it. */
+			if (replay_filter_check(&p->filter, s, (uint32_t)i) != REPLAY_TAKE)
+				continue;
+			b->n_take++;
 			int64_t ts = s->ts_req_first_ns;
 			if (!any || ts < b->rec_t0)
 				b->rec_t0 = ts;
@@ -665,10 +676,7 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 				b->disorder[i] = max_ts - ts;
 			if (ts > max_ts)
 				max_ts = ts;
-			if (replay_filter_check(&p->filter, s, (uint32_t)i) == REPLAY_TAKE)
-				b->n_take++;
 			any = true;
-			scan_progress(p, ++scanned, t0, &next);
 		}
 		store_reader_free(r);
 		if (n < 0) {

@@ -859,7 +859,8 @@ static void conn_on_readable(struct replay_engine *e, struct rconn *c, int64_t n
 			}
 			/* COMPLETE (final) or TUNNEL (101): the exchange is over. */
 			bool extra = off < (size_t)n || hs == HTTP1_TUNNEL;
-			conn_response(e, c, now, extra);
+			/* A FIN that came with the response: the connection is done. */
+			conn_response(e, c, now, extra || peer_closed);
 			return;
 		}
 		if (drained)

@@ -636,6 +636,15 @@ def group_failures():
                                  os.path.join(TMP, "x.dyt"), "--diff"] + args)
         ok(rc == 2 and want in err and not os.path.exists(os.path.join(TMP, "x.dyt")),
            "--diff %s bad: exit 2 before replaying" % want, err)
+    before = open(rec, "rb").read()
+    for opt in ("--html", "--report-json", "--junit"):
+        rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
+                                os.path.join(TMP, "x.dyt"), "--diff", opt,
+                                os.path.join(TMP, ".", os.path.basename(rec))])
+        ok(rc == 2 and opt in err and "also an input" in err and
+           open(rec, "rb").read() == before and not os.path.exists(os.path.join(TMP, "x.dyt")),
+           "--diff %s naming the recording: exit 2 before replaying, recording intact" % opt,
+           err)
     for m in ("", "GET,", "GET,,HEAD", "G T"):
         rc, _, err, _ = replay([rec, "--target", "http://127.0.0.1:1", "-o",
                                 os.path.join(TMP, "x.dyt"), "--method", m])
@@ -753,13 +762,17 @@ def group_control():
         ok(True, "# SKIP script (util-linux) not installed")
     # A recording in completion order (a slow request written after faster
     # ones that started later) is replayed in request-time order, on time.
+    # A response recorded without its request (request time 0) in between
+    # is skipped and moves neither the start nor the order.
     ooo = mkrec("ooo.dyt", [(1, 1500, "GET", "/late-written"), (2, 0, "GET", "/first"),
+                            (4, 100, "GET", "/noreq", "-", "-", "noreq"),
                             (3, 700, "GET", "/second"), (2, 800, "GET", "/first-2")])
     srv.log.clear()
     rc, js, err, el = replay([ooo, "--target", srv.url(), "-o", os.path.join(TMP, "ooo-r.dyt")])
     order = [e["path"] for e in srv.log]
     ok(rc == 0 and order == ["/first", "/second", "/first-2", "/late-written"] and
-       js["lateness_ms"]["p99"] < 200 and 1.3 < el < 5,
+       js["lateness_ms"]["p99"] < 200 and 1.3 < el < 5 and
+       js["counters"]["skipped_unsupported"] == 1,
        "out-of-order recording: sent in request-time order, lateness p99 %.1f ms" %
        (js["lateness_ms"]["p99"] if js else -1), (err, order, js and js["lateness_ms"]))
     rc, js, err, _ = replay([ooo, "--target", srv.url(), "-o", os.path.join(TMP, "ooo-m.dyt"),

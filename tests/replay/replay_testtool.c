@@ -9,7 +9,9 @@
  * SPEC has one session per line, tab-separated:
  *   conn_id  ts_ms  method  target  lane  body  flags  headers
  * flags: "-" or a comma list of "trunc" (body cut by the cap), "nobody"
- * (Content-Length larger than the stored body); headers: "-" or
+ * (Content-Length larger than the stored body), "noreq" (a response
+ * without its request, request time 0, as `dyetap record` writes one
+ * seen mid-connection); headers: "-" or
  * "Name: value|Name: value" appended after Host and X-Seq. Each session
  * gets a recorded production response "200 OK" with body "prod <target>".
  */
@@ -132,6 +134,10 @@ static int mkrec(const char *path)
 		s.resp.n_headers = 1;
 		s.resp.body = SZ(rbody);
 		s.resp.body_len = strlen(rbody);
+		if (strstr(f[6], "noreq")) {
+			memset(&s.req, 0, sizeof(s.req));
+			s.ts_req_first_ns = s.ts_req_last_ns = 0;
+		}
 		if (store_writer_add_session(w, &s)) {
 			fprintf(stderr, "mkrec: %s\n", store_writer_error(w));
 			store_writer_free(w);
