@@ -744,6 +744,13 @@ def group_control():
                              "--max", "--since", "1764158400.5"])
     ok(rc == 0 and js["ok"] == 2 and js["counters"]["skipped_filter"] == 2,
        "--since (Unix seconds) keeps the last 2", (err, js))
+    # Paced, the window starts at its first session (800 ms into the
+    # recording), not at the recording's start: the 2 requests take ~0.4 s.
+    rc, js, err, el = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "w.dyt"),
+                              "--since", "1764158400.5"])
+    ok(rc == 0 and js["ok"] == 2 and 0.3 <= js["elapsed_s"] < 0.7 and el < 1.5,
+       "--since at 1x: the schedule starts at the first selected session (%.2f s)" %
+       (js["elapsed_s"] if js else -1), (err, el))
     rc, js, err, _ = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "w.dyt"),
                              "--max", "--until", "2025-11-26T12:00:00.5Z"])
     ok(rc == 0 and js["ok"] == 2 and js["counters"]["skipped_filter"] == 2,
