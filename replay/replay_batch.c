@@ -739,7 +739,7 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		snprintf(err, errlen, "out of memory");
 	if (rc) {
 		mem_free(b.disorder);
-		out->input_error = rc != -EINTR;
+		out->input_error = rc != -EINTR && rc != -ENOMEM; /* OOM: exit 3 */
 		out->interrupted = rc == -EINTR;
 		pthread_mutex_destroy(&b.lock);
 		return rc;
