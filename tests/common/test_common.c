@@ -31,6 +31,26 @@ static void test_dbuf_cap(void)
 	dbuf_release(&b);
 }
 
+/* The first failure sticks: a renderer checks once at the end (issue 15 item 8). */
+static void test_dbuf_sticky(void)
+{
+	struct dbuf b;
+	dbuf_init(&b, 8);
+	TAP_OK(dbuf_error(&b) == 0, "a new buffer has no error");
+	TAP_OK(dbuf_puts(&b, "abcdef") == 0 && dbuf_error(&b) == 0, "append within the cap");
+	TAP_OK(dbuf_puts(&b, "ghijk") == -E2BIG, "append over the cap fails");
+	TAP_OK(dbuf_putc(&b, 'g') == 0, "a later small append still fits");
+	TAP_OK(dbuf_error(&b) == -E2BIG, "the first failure is kept after a success");
+	TAP_OK(dbuf_reserve(&b, 100) == -E2BIG && dbuf_error(&b) == -E2BIG,
+	       "a second failure keeps the first");
+	dbuf_reset(&b);
+	TAP_OK(dbuf_error(&b) == 0, "reset forgets the error with the content");
+	TAP_OK(dbuf_printf(&b, "%s", "123456789") == -E2BIG && dbuf_error(&b) == -E2BIG,
+	       "printf over the cap sets it");
+	dbuf_release(&b);
+	TAP_OK(dbuf_error(&b) == 0, "release forgets it");
+}
+
 static const char *json_of(struct dbuf *b, const void *p, size_t n)
 {
 	dbuf_reset(b);
@@ -70,6 +90,7 @@ static void test_json(void)
 int main(void)
 {
 	test_dbuf_cap();
+	test_dbuf_sticky();
 	test_json();
 	return tap_done();
 }
