@@ -276,11 +276,42 @@ static void test_json_diff(void)
 	e.rs = NULL;
 	diff_engine_body(&e, "text/plain", 10, (const uint8_t *)ta, strlen(ta), (const uint8_t *)tb,
 			 strlen(tb));
-	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:text") && e.f[0].kind == DIFF_K_TEXT,
-	       "text difference");
-	TAP_OK(e.nf == 1 && strstr(e.f[0].pval, "@@ line 4 @@") && strstr(e.f[0].pval, "- l4") &&
-		   strstr(e.f[0].cval, "+ X4") && strstr(e.f[0].cval, "  l3"),
-	       "text hunk with line number and context");
+	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:text[4]") && e.f[0].kind == DIFF_K_TEXT &&
+		   !strcmp(e.f[0].pval, "l4") && !strcmp(e.f[0].cval, "X4"),
+	       "a line changed in place: body:text[4], the two lines");
+	/* a deterministic word next to a volatile one: two locations, judged apart */
+	const char *wa = "report\nat 2026-11-26T10:00:00Z refunds 3\nend\n",
+		   *wb = "report\nat 2026-11-26T11:30:07Z refunds 4\nend\n";
+	e.nf = 0;
+	diff_engine_body(&e, "text/plain", 10, (const uint8_t *)wa, strlen(wa), (const uint8_t *)wb,
+			 strlen(wb));
+	TAP_OK(e.nf == 2 && !strcmp(e.f[0].loc, "body:text[2][2]") && e.f[0].vol &&
+		   !strcmp(e.f[1].loc, "body:text[2][4]") && !e.f[1].vol &&
+		   strstr(e.f[1].cval, "refunds 4"),
+	       "word by word: the timestamp volatile alone, 3 -> 4 a real change (%.40s, %.40s)",
+	       e.nf > 0 ? e.f[0].loc : "", e.nf > 1 ? e.f[1].loc : "");
+	/* lines inserted: one hunk for the region, with line number and context */
+	const char *ha = "l1\nl2\nl3\nl4\nl5\nl6\n", *hb = "l1\nl2\nl3\nX4\nY4\nl5\nl6\n";
+	e.nf = 0;
+	diff_engine_body(&e, "text/plain", 10, (const uint8_t *)ha, strlen(ha), (const uint8_t *)hb,
+			 strlen(hb));
+	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:text") &&
+		   strstr(e.f[0].pval, "@@ line 4 @@") && strstr(e.f[0].pval, "- l4") &&
+		   strstr(e.f[0].cval, "+ X4") && strstr(e.f[0].cval, "+ Y4") &&
+		   strstr(e.f[0].cval, "  l3"),
+	       "lines added: one text hunk with line number and context");
+	/* a header value: word by word the same way */
+	struct store_header pa[] = {
+	    {{(const uint8_t *)"X-Info", 6}, {(const uint8_t *)"build=41; at=1764151200", 23}}};
+	struct store_header pb[] = {
+	    {{(const uint8_t *)"X-Info", 6}, {(const uint8_t *)"build=42; at=1764155555", 23}}};
+	struct store_message ma = {.present = true, .status = 200, .headers = pa, .n_headers = 1};
+	struct store_message mb = {.present = true, .status = 200, .headers = pb, .n_headers = 1};
+	diff_engine_compare(&e, NULL, &ma, &mb);
+	TAP_OK(e.nf == 2 && !strcmp(e.f[0].loc, "header:x-info[2]") && !e.f[0].vol &&
+		   !strcmp(e.f[1].loc, "header:x-info[4]") && e.f[1].vol,
+	       "header value word by word: build real, epoch volatile (%.40s)",
+	       e.nf ? e.f[0].loc : "");
 	e.nf = 0;
 	diff_engine_body(&e, "application/octet-stream", 24, (const uint8_t *)"\x00\x01", 2,
 			 (const uint8_t *)"\x00\x02\x03", 3);
