@@ -951,8 +951,65 @@ bool diff_cand_incomplete(const struct diff_ctx *c, const struct diff_cand *v)
 	return v->sum.data_incomplete || shared_loss(c);
 }
 
+static int cmp_ep_name(const void *a, const void *b)
+{
+	return strcmp(sort_cand->ep[*(const uint32_t *)a].name,
+		      sort_cand->ep[*(const uint32_t *)b].name);
+}
+
+/* Endpoints in name order, so reports do not depend on the order pairs came
+ * in (a merge of shards reports as the unsharded run). */
+static void sort_endpoints(struct diff_cand *v)
+{
+	if (v->n_ep < 2)
+		return;
+	uint32_t *order = mem_alloc(v->n_ep * sizeof(uint32_t));
+	uint32_t *where = mem_alloc(v->n_ep * sizeof(uint32_t));
+	struct diff_endpoint *ne = mem_alloc(v->n_ep * sizeof(*ne));
+	if (!order || !where || !ne) {
+		mem_free(order);
+		mem_free(where);
+		mem_free(ne);
+		return; /* out of memory: the order of appearance stays */
+	}
+	for (size_t i = 0; i < v->n_ep; i++)
+		order[i] = (uint32_t)i;
+	sort_cand = v;
+	qsort(order, v->n_ep, sizeof(uint32_t), cmp_ep_name);
+	for (size_t i = 0; i < v->n_ep; i++) {
+		ne[i] = v->ep[order[i]];
+		where[order[i]] = (uint32_t)i;
+	}
+	memcpy(v->ep, ne, v->n_ep * sizeof(*ne));
+	for (size_t i = 0; i < v->n_gr; i++)
+		v->gr[i].endpoint = where[v->gr[i].endpoint];
+	for (size_t i = 0; i < v->n_pairs; i++)
+		v->pairs[i].endpoint = where[v->pairs[i].endpoint];
+	/* the hash chains follow the new indices; the cache is not used again */
+	memset(v->ep_hash, 0, v->ep_buckets * sizeof(uint32_t));
+	for (size_t i = 0; i < v->n_ep; i++) {
+		uint32_t bk = (uint32_t)(v->ep[i].hash & (v->ep_buckets - 1));
+		v->ep[i].hnext = v->ep_hash[bk];
+		v->ep_hash[bk] = (uint32_t)(i + 1);
+	}
+	memset(v->epc, 0, sizeof(v->epc));
+	/* group hashes include the endpoint index: rebuild them */
+	memset(v->gr_hash, 0, v->gr_buckets * sizeof(uint32_t));
+	for (size_t i = 0; i < v->n_gr; i++) {
+		struct diff_group *g = &v->gr[i];
+		g->hash = group_hash(g->endpoint, g->kind, g->location);
+		uint32_t bk = (uint32_t)(g->hash & (v->gr_buckets - 1));
+		g->hnext = v->gr_hash[bk];
+		v->gr_hash[bk] = (uint32_t)(i + 1);
+	}
+	mem_free(order);
+	mem_free(where);
+	mem_free(ne);
+}
+
 static void finish_cand(struct diff_ctx *c, struct diff_cand *v)
 {
+	sort_endpoints(v);
 	learn_noise(c, v);
 	struct diff_summary *s = &v->sum;
 	for (size_t i = 0; i < v->n_pairs; i++) {

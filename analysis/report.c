@@ -17,6 +17,7 @@
  * controls, U+FFFE, U+FFFF, invalid UTF-8) with U+FFFD.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -716,13 +717,55 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 /* Terminal                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Text from traffic on a terminal: valid UTF-8 only, and no control
+ * character (a candidate's ESC [ or C1 CSI must not drive the user's
+ * terminal): tab, CR and LF become spaces, other C0 and C1 controls, DEL
+ * and invalid bytes U+FFFD. At most @p max source bytes, "..." after a cut.
+ */
+static void tput(struct dbuf *b, const char *str, size_t n, size_t max)
+{
+	const uint8_t *p = (const uint8_t *)str;
+	size_t i = 0;
+	while (i < n && i < max) {
+		uint8_t ch = p[i];
+		if (ch == '\n' || ch == '\r' || ch == '\t') {
+			dbuf_putc(b, ' ');
+			i++;
+			continue;
+		}
+		if (ch < 0x20 || ch == 0x7f) {
+			dbuf_puts(b, "\xef\xbf\xbd");
+			i++;
+			continue;
+		}
+		if (ch < 0x80) {
+			dbuf_putc(b, ch);
+			i++;
+			continue;
+		}
+		size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+		bool c1 = ch == 0xc2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f;
+		if (!c1 && i + len <= n && jsonw_utf8_valid(p + i, len)) {
+			dbuf_append(b, p + i, len);
+			i += len;
+		} else {
+			dbuf_puts(b, "\xef\xbf\xbd");
+			i += c1 ? 2 : 1;
+		}
+	}
+	if (i < n)
+		dbuf_puts(b, "...");
+}
+
+static void tputs(struct dbuf *b, const char *s)
+{
+	tput(b, s, strlen(s), SIZE_MAX);
+}
+
 static void one_line(struct dbuf *b, const char *s, size_t max)
 {
-	size_t n = 0;
-	for (; s[n] && n < max; n++)
-		dbuf_putc(b, s[n] == '\n' || s[n] == '\r' || s[n] == '\t' ? ' ' : (uint8_t)s[n]);
-	if (s[n])
-		dbuf_puts(b, "...");
+	tput(b, s, strlen(s), max);
 }
 
 struct tline {
@@ -733,7 +776,9 @@ struct tline {
 static void text_line(void *arg, const char *s, size_t n)
 {
 	struct tline *t = arg;
-	dbuf_printf(t->b, "%s%.*s\n", t->prefix, (int)n, s);
+	dbuf_puts(t->b, t->prefix);
+	tput(t->b, s, n, SIZE_MAX);
+	dbuf_putc(t->b, '\n');
 }
 
 static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool color)
@@ -743,9 +788,13 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 	const char *red = color ? "\033[1;31m" : "", *yel = color ? "\033[33m" : "",
 		   *bold = color ? "\033[1m" : "", *off = color ? "\033[0m" : "";
 	if (c->n_cand > 1) {
-		dbuf_printf(b, "\n%s== candidate %s", bold, v->role);
-		if (v->target)
-			dbuf_printf(b, " (%s)", v->target);
+		dbuf_printf(b, "\n%s== candidate ", bold);
+		tputs(b, v->role);
+		if (v->target) {
+			dbuf_puts(b, " (");
+			tputs(b, v->target);
+			dbuf_putc(b, ')');
+		}
 		dbuf_printf(b, ": %s ==%s\n", diff_cand_verdict(c, ci), off);
 		if (s->data_incomplete && !c->sum.data_incomplete)
 			dbuf_printf(b, "%sDATA INCOMPLETE%s\n", red, off);
@@ -770,8 +819,9 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 		dbuf_puts(b, "replay errors by cause:\n");
 		for (size_t i = 0; i < n && i < 5; i++) {
 			char t[DIFF_CAUSE_MSG + 32];
-			dbuf_printf(b, "  %llu %s\n", (unsigned long long)v->causes[idx[i]].n,
-				    cause_text(&v->causes[idx[i]], t, sizeof(t)));
+			dbuf_printf(b, "  %llu ", (unsigned long long)v->causes[idx[i]].n);
+			tputs(b, cause_text(&v->causes[idx[i]], t, sizeof(t)));
+			dbuf_putc(b, '\n');
 		}
 		if (n > 5 || v->causes_other) {
 			uint64_t rest = v->causes_other;
@@ -799,9 +849,12 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 						 : "differences:",
 					    off);
 			any = true;
-			dbuf_printf(b, "  %6llu %6.2f%%  %s  %s  %s", (unsigned long long)g->count,
-				    g->rate * 100, v->ep[g->endpoint].name, g->location,
-				    diff_kind_name(g->kind));
+			dbuf_printf(b, "  %6llu %6.2f%%  ", (unsigned long long)g->count,
+				    g->rate * 100);
+			tputs(b, v->ep[g->endpoint].name);
+			dbuf_puts(b, "  ");
+			tputs(b, g->location);
+			dbuf_printf(b, "  %s", diff_kind_name(g->kind));
 			if (g->noise)
 				dbuf_printf(b, "  [%s]", noise_reason(g->noise));
 			dbuf_putc(b, '\n');
@@ -820,8 +873,9 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 		const struct diff_gate_result *g = &c->gates[i];
 		if (g->cand != ci)
 			continue;
-		dbuf_printf(b, "%sgate %s: %s", g->tripped ? red : "", g->g.text,
-			    g->tripped ? "TRIPPED" : "ok");
+		dbuf_printf(b, "%sgate ", g->tripped ? red : "");
+		tputs(b, g->g.text);
+		dbuf_printf(b, ": %s", g->tripped ? "TRIPPED" : "ok");
 		if (g->no_evidence)
 			dbuf_puts(b, " (no evidence: 0 responses compared)");
 		else
@@ -863,8 +917,11 @@ int report_text(const struct diff_ctx *c, struct dbuf *b, bool color)
 			dbuf_puts(b, "excluded by choice (not a loss):\n");
 		first = false;
 		const char *m = diff_exclusion_meaning(k->name);
-		dbuf_printf(b, "  %s: %s = %llu%s%s\n", k->source, k->name,
-			    (unsigned long long)k->value, *m ? ": " : "", m);
+		dbuf_puts(b, "  ");
+		tputs(b, k->source);
+		dbuf_puts(b, ": ");
+		tputs(b, k->name);
+		dbuf_printf(b, " = %llu%s%s\n", (unsigned long long)k->value, *m ? ": " : "", m);
 	}
 	if (c->n_cand > 1)
 		dbuf_printf(b,

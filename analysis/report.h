@@ -26,7 +26,11 @@
 #include "analysis/diff.h"
 #include "common/dbuf.h"
 
-/** Plain-text summary for a terminal; @p color adds ANSI colors. */
+/**
+ * Plain-text summary for a terminal; @p color adds ANSI colors. Text from
+ * traffic is valid UTF-8 without control characters (no escape sequence of
+ * a candidate reaches the terminal).
+ */
 int report_text(const struct diff_ctx *c, struct dbuf *out, bool color);
 
 /** JSON report (docs/report.md). */

@@ -1080,17 +1080,19 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	/* Lost: what the writer lost, what the queue never gave it after its
 	 * failure, and what the event loops could not queue. */
 	out->lost = store_writer_lost(b.w) + ws.unwritten + loop_refused;
-	store_writer_free(b.w);
-	b.w = NULL;
 	if (crc && !rc) {
 		rc = crc;
-		snprintf(err, errlen, "%s", cerr);
-	} else if (rc && out->lost) {
+		snprintf(err, errlen, "%s", store_writer_error(b.w));
+	}
+	store_writer_free(b.w);
+	b.w = NULL;
+	if (rc && out->lost) {
 		size_t l = strlen(err);
 		snprintf(err + l, errlen - l,
-			 "; %llu records (sessions and results) are not in the results file; "
-			 "what was written is in %s%s",
-			 (unsigned long long)out->lost, p->output, STORE_PARTIAL_SUFFIX);
+			 "; %llu of the %llu records (sessions and results) are not in the "
+			 "results file; what was written is in %s%s",
+			 (unsigned long long)out->lost, (unsigned long long)out->offered, p->output,
+			 STORE_PARTIAL_SUFFIX);
 	}
 out:
 	if (b.th)
