@@ -646,6 +646,40 @@ static void test_html_escaping(void)
 	diff_ctx_free(c);
 }
 
+/* A report cut by its buffer's cap is an error, never a success with a
+ * broken document (issue 15 item 8: report_json returned 0 with invalid JSON). */
+static void test_report_caps(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	for (int i = 0; i < 4; i++)
+		add_json_pair(c, (uint64_t)i, "/cap", "{\"a\":1}", "{\"a\":2}",
+			      DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	static const struct {
+		const char *name;
+		int (*fn)(const struct diff_ctx *, struct dbuf *);
+	} r[] = {{"report_json", report_json},
+		 {"report_junit", report_junit},
+		 {"report_html", report_html}};
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		struct dbuf b;
+		dbuf_init(&b, 1 << 24);
+		int whole = r[i].fn(c, &b);
+		size_t len = b.len;
+		dbuf_release(&b);
+		dbuf_init(&b, len / 2);
+		int cut = r[i].fn(c, &b);
+		TAP_OK(whole == 0 && cut == -E2BIG, "%s: whole 0, cut at half its size -E2BIG (%d)",
+		       r[i].name, cut);
+		dbuf_release(&b);
+	}
+	struct dbuf b;
+	dbuf_init(&b, 64);
+	TAP_OK(report_text(c, &b, false) == -E2BIG, "report_text: cut -E2BIG");
+	dbuf_release(&b);
+	diff_ctx_free(c);
+}
+
 int main(void)
 {
 	test_json_parser();
@@ -654,6 +688,7 @@ int main(void)
 	test_json_diff();
 	test_volatile();
 	test_decode();
+	test_report_caps();
 	test_ctx();
 	test_headers_and_accounting();
 	test_rules_in_ctx();
