@@ -1185,22 +1185,29 @@ int store_writer_finish(struct store_writer *w, const struct store_counter *coun
 	bg_stop(w);
 	if (!rc)
 		rc = write_index(w, counters, n_counters);
+	/* Rename while the lock is held: a writer waiting for PATH.partial must
+	 * never lock and truncate the finished file before it has its name. */
+	bool renamed = false;
+	if (!rc && w->tmp) {
+		renamed = rename(w->tmp, w->path) == 0;
+		if (!renamed) {
+			rc = -errno;
+			snprintf(w->err, sizeof(w->err), "cannot rename %s to %s: %s", w->tmp,
+				 w->path, strerror(errno));
+		}
+	}
 	if (close(w->fd) != 0 && !rc) {
 		rc = -errno;
 		set_err(w, "cannot close store file", errno);
 	}
-	w->fd = -1; /* the lock goes with it: the file is whole, or it stays .partial */
-	if (!rc && w->tmp && rename(w->tmp, w->path) != 0) {
-		rc = -errno;
-		snprintf(w->err, sizeof(w->err), "cannot rename %s to %s: %s", w->tmp, w->path,
-			 strerror(errno));
-	}
+	w->fd = -1; /* the lock goes with it */
 	if (rc && err && errlen) {
 		int k = snprintf(err, errlen, "%s", w->err[0] ? w->err : strerror(-rc));
 		if (w->tmp && k >= 0 && (size_t)k < errlen)
 			snprintf(err + k, errlen - (size_t)k,
 				 " (%llu records lost; what was written is in %s)",
-				 (unsigned long long)store_writer_lost(w), w->tmp);
+				 (unsigned long long)store_writer_lost(w),
+				 renamed ? w->path : w->tmp);
 	} else if (err && errlen) {
 		err[0] = '\0';
 	}
