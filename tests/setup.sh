@@ -13,6 +13,9 @@ for a in "$@"; do
     --with-bench) pkgs="$pkgs wrk hyperfine valgrind time" ;;
     esac
 done
+# Node.js and npm (json-server for the stateful replay test): any install
+# that provides both commands will do (Debian's nodejs and npm packages).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
