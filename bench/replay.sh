@@ -11,7 +11,8 @@
 #     SCHED_FIFO (`chrt -f 10`, needs root or CAP_SYS_NICE; the worker is
 #     set back to SCHED_OTHER after each run): that separates the engine's
 #     own precision from run-queue waits caused by other tenants);
-#  3. memory: RSS of a longer paced replay, sampled at start and end.
+#  3. memory: RSS of a longer paced replay, sampled at start and end;
+#  1b (after 1): causal order against pace, see below.
 # Usage: bench/replay.sh BUILD_DIR
 #   (env: C=50 REQS=200000 RUNS=3 MEM_S=60 (600 = 10 min) PACE_RT=0)
 set -eu
@@ -75,6 +76,40 @@ echo "per-pair CPU-per-request ratios (replay/wrk): $(tr '\n' ' ' <"$tmp/cpurati
 echo "client CPU per request (user+sys): wrk median $(median <"$tmp/wrkus") us," \
     "dyetap replay median $(median <"$tmp/repus") us (incl. reading the recording and" \
     "writing the results store)"
+
+# 1b. causal order: the same recording (no writes) at --max, --order pace,
+# causal and strict alternated RUNS times; then with 1 request in 10 a PUT
+# (nginx answers 405, as fast as a GET) in pace and causal order.
+# Medians; causal/pace is the cost of causal order on a recording
+# without writes (target <= 5 %). strict orders every request after the
+# ones that ended before it started (the recording's responses end 1 ms
+# after their requests start), so it shows the cost of the bookkeeping
+# plus the waits a full happens-before imposes.
+awk -v c="$C" -v n="$per" 'BEGIN { for (i = 0; i < n; i++) for (k = 1; k <= c; k++)
+    printf "%d\t%.3f\t%s\t/r/%d\t-\t-\t-\t-\n", k, (i * c + k) * 0.01,
+        ((i * c + k) % 10 == 0) ? "PUT" : "GET", i }' |
+    "$tool" mkrec "$tmp/writes.dyt"
+for o in pace causal strict wpace wcausal; do : >"$tmp/ord_$o"; done
+for r in $(seq "$RUNS"); do
+    line="order run $r (load $(cut -d' ' -f1 /proc/loadavg)):"
+    for o in pace causal strict wpace wcausal; do
+        case $o in
+        w*) rec=$tmp/writes.dyt ord=${o#w} extra=--allow-writes ;;
+        *) rec=$tmp/tput.dyt ord=$o extra= ;;
+        esac
+        "$dyetap" replay "$rec" --target "$url" -o "$tmp/res.dyt" --max -c "$C" --order "$ord" \
+            $extra --json -q >"$tmp/ord.json"
+        jget "['achieved_rps']" <"$tmp/ord.json" >>"$tmp/ord_$o"
+        line="$line $o $(tail -n 1 "$tmp/ord_$o") req/s (waited $(jget "['causal_delay_ms']['waited']" <"$tmp/ord.json"));"
+    done
+    echo "$line"
+done
+op=$(median <"$tmp/ord_pace"); oc=$(median <"$tmp/ord_causal"); os_=$(median <"$tmp/ord_strict")
+owp=$(median <"$tmp/ord_wpace"); owc=$(median <"$tmp/ord_wcausal")
+echo "causal order, no writes, --max C=$C: pace median $op req/s, causal $oc, strict $os_"
+python3 -c "print('causal/pace %.3f (cost %.1f %%), strict/pace %.3f' % ($oc / $op, 100 * (1 - $oc / $op), $os_ / $op))"
+echo "causal order, 1 in 10 a PUT: pace median $owp req/s, causal $owc"
+python3 -c "print('causal/pace with writes %.3f' % ($owc / $owp))"
 
 # 2. pacing: 10 000 req/s for 5 s over 100 connections, replayed at 1x.
 awk 'BEGIN { for (i = 0; i < 50000; i++)

@@ -87,10 +87,11 @@ struct replay_causal {
 	bool any_write;
 	int64_t t0, end_max, shift;
 	bool started;
-	struct pub_pair *pub; /* [thread][tracked][target], thread stride padded */
-	void *pub_mem;	      /* pub's allocation (pub is aligned to 64 bytes in it) */
-	size_t pub_stride;    /* pub_pairs per thread */
-	struct thr_shared *th;
+	struct pub_pair *pub;  /* [thread][tracked][target], thread stride padded */
+	void *pub_mem;	       /* pub's allocation (pub is aligned to 64 bytes in it) */
+	size_t pub_stride;     /* pub_pairs per thread */
+	struct thr_shared *th; /* aligned to 64 bytes in th_mem */
+	void *th_mem;
 	_Atomic bool off;
 };
 
@@ -182,7 +183,7 @@ void replay_causal_free(struct replay_causal *c)
 		for (uint32_t i = 0; i < c->p.n_threads; i++)
 			if (c->th[i].efd >= 0)
 				close(c->th[i].efd);
-	mem_free(c->th);
+	mem_free(c->th_mem);
 	mem_free(c->pub_mem);
 	mem_free(c->svcs);
 	mem_free(c);
@@ -295,9 +296,10 @@ int replay_causal_start(struct replay_causal *c, int64_t t0)
 	c->t0 = t0;
 	c->shift = (c->end_max > t0 ? c->end_max - t0 : 0) + 1;
 	uint32_t nt = c->p.n_threads;
-	c->th = mem_calloc(nt, sizeof(*c->th));
-	if (!c->th)
+	c->th_mem = mem_calloc(1, nt * sizeof(*c->th) + 64);
+	if (!c->th_mem)
 		return -ENOMEM;
+	c->th = (struct thr_shared *)(((uintptr_t)c->th_mem + 63) & ~(uintptr_t)63);
 	for (uint32_t i = 0; i < nt; i++) {
 		c->th[i].efd = -1;
 		atomic_init(&c->th[i].horizon, t0);
