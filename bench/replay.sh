@@ -79,7 +79,7 @@ echo "client CPU per request (user+sys): wrk median $(median <"$tmp/wrkus") us,"
 
 # 1b. causal order: the same recording (no writes) at --max, --order pace,
 # causal and strict alternated RUNS times; then with 1 request in 10 a PUT
-# (nginx answers 405, as fast as a GET) in pace and causal order.
+# (nginx's `return 200` answers it as it answers a GET) in pace and causal order.
 # Medians; causal/pace is the cost of causal order on a recording
 # without writes (target <= 5 %). strict orders every request after the
 # ones that ended before it started (the recording's responses end 1 ms
