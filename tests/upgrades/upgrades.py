@@ -19,6 +19,8 @@ Commands:
                              then the same-build run (candidate = old too), and
                              print how the report compares with
                              expected-causes.json
+  table [--dyetap PATH]      run every case, print the baseline table of
+                             tests/upgrades/README.md (markdown)
   test CASE DYETAP           the same as TAP for meson: every expected cause is
                              matched, the same-build run shows no real
                              difference (and, once reports carry causes, the
@@ -256,13 +258,19 @@ def _location_regex(expected_loc):
 def findings_of(report):
     """What the report says changed: ("causes", [...]) once reports carry
     causes (issue 18), else ("groups", [...]) from today's difference groups.
-    Each finding: {kind, location (normalized), endpoints, count, noise}."""
+    Each finding: {kind, location (normalized), endpoints, count, noise}; a
+    cause also lists the groups it covers (when the report gives them as
+    objects), so an expected consequence folded into its cause (a field gone
+    with a status change) still counts as found."""
     if isinstance(report.get("causes"), list):
         out = []
         for c in report["causes"]:
+            covers = [{"kind": g.get("kind"), "location": normalize_location(g.get("location", "")),
+                       "endpoints": [g.get("endpoint")], "noise": False}
+                      for g in c.get("groups", []) if isinstance(g, dict)]
             out.append({"kind": c.get("kind"), "location": normalize_location(c.get("location", "")),
                         "endpoints": list(c.get("endpoints", [])), "count": c.get("count", 0),
-                        "noise": bool(c.get("noise"))})
+                        "noise": bool(c.get("noise")), "covers": covers})
         return "causes", out
     out = []
     for g in report.get("differences", []):
@@ -279,6 +287,8 @@ def matches(cause, finding):
     elements of L (`L[*]...`)."""
     if finding["noise"]:
         return False
+    if any(matches(cause, g) for g in finding.get("covers", [])):
+        return True
     if not set(finding["endpoints"]) & set(cause["endpoints"]):
         return False
     loc = finding["location"]
@@ -405,6 +415,33 @@ def cmd_run(a):
     return 0 if all(c[0] for c in ev["checks"]) else 1
 
 
+def cmd_table(a):
+    dy = a.dyetap or default_dyetap()
+    print("| case | versions | expected causes (independent + consequences) | found | "
+          "real groups today (noise) | groups / expected | same build: differing pairs / "
+          "real groups (noise) |")
+    print("|---|---|---|---|---|---|---|")
+    rc = 0
+    for name in all_cases():
+        case = load_case(name)
+        good, why = setup(case)
+        if not good:
+            print(f"| {name} | skipped: {why} | | | | |")
+            continue
+        stats, report, same = run_case(dy, case)
+        ev = evaluate(case["expected"], report, same)
+        rc |= 0 if all(c[0] for c in ev["checks"]) else 1
+        found = sum(1 for pc in ev["per_cause"] if pc["findings"])
+        causes = case["expected"]["causes"]
+        cons = sum(1 for c in causes if c.get("consequence_of"))
+        print(f"| {name} | {case['package']} {case['old']} -> {case['new']} | "
+              f"{len(causes)} ({len(causes) - cons} + {cons}) | {found} | {len(ev['real'])} "
+              f"({len(ev['noise'])}) | {len(ev['real']) / len(causes):.1f} | "
+              f"{ev['same_summary']['differing']} / {len(ev['same_real'])} "
+              f"({len(ev['same_noise'])}) |")
+    return rc
+
+
 def cmd_test(a):
     n = 0
     failed = 0
@@ -459,6 +496,8 @@ def main():
     p.add_argument("--dyetap")
     p.add_argument("--keep", help="keep recording, results and reports in this directory")
     p.add_argument("--summary-json")
+    p = sub.add_parser("table")
+    p.add_argument("--dyetap")
     p = sub.add_parser("test")
     p.add_argument("case")
     p.add_argument("dyetap")
@@ -467,6 +506,8 @@ def main():
         return capture(load_case(a.case))
     if a.cmd == "run":
         return cmd_run(a)
+    if a.cmd == "table":
+        return cmd_table(a)
     return cmd_test(a)
 
 
