@@ -462,7 +462,12 @@ def cmd_test(a):
         print(f"1..0 # SKIP {why}")
         return 0
     want = plan_length(case)
-    stats, report, same = run_case(a.dyetap, case)
+    try:
+        stats, report, same = run_case(a.dyetap, case)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+        ok(False, "record, replay and diff ran", e)
+        print(f"1..{n}")
+        return 1
     ok(stats.get("txn_requests") == want,
        f"capture holds the client's {want} requests (got {stats.get('txn_requests')})")
     for label, rep in (("upgrade", report), ("same build", same)):
