@@ -13,8 +13,9 @@ for a in "$@"; do
     --with-bench) pkgs="$pkgs wrk hyperfine valgrind time" ;;
     esac
 done
-# Node.js and npm (json-server for the stateful replay test): any install
-# that provides both commands will do (Debian's nodejs and npm packages).
+# node and npm: tests/upgrades (npm installs the servers it compares) and
+# the stateful replay test (json-server); an existing install, Debian's or
+# another one, is kept as it is.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 missing=""
 for p in $pkgs; do
