@@ -730,6 +730,7 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	static const char *const exclusions[] = {
 	    "skipped_filter",	   /* replay --lane/--method/--path/--since/--until */
 	    "skipped_shard",	   /* replay --shard: other shards' connections */
+	    "skipped_lane",	   /* diff: sessions of lanes a mirror did not shadow */
 	    "skipped_writes",	   /* replay without --allow-writes */
 	    "dropped_uncolored",   /* record/mirror --uncolored drop */
 	    "dropped_production",  /* mirror: a lane that is the recorded server */
@@ -1212,6 +1213,7 @@ const char *diff_exclusion_meaning(const char *name)
 	static const char *const m[][2] = {
 	    {"skipped_filter", "left out by replay --lane/--method/--path/--since/--until"},
 	    {"skipped_shard", "belong to other shards (replay --shard)"},
+	    {"skipped_lane", "of lanes without a target: not shadowed (lane selection)"},
 	    {"skipped_writes", "writes not sent without replay --allow-writes"},
 	    {"dropped_uncolored", "uncolored sessions not kept (--uncolored drop)"},
 	    {"dropped_production", "not mirrored: the lane is the recorded server"},

@@ -15,6 +15,7 @@
  * unreplayed sessions (diff_ctx_finish()).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -432,6 +433,10 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 			if (!strcmp(c->cand[ci]->role, role))
 				expected |= 1ull << ci;
 	}
+	/* A mirror's file (not written by replay): a session of a lane that no
+	 * candidate shadows was left out by lane selection, an exclusion. */
+	bool by_lane = !expected && !(meta->source && !strncmp(meta->source, "replay:", 7));
+	uint64_t other_lanes = 0;
 	for (size_t i = 0; !rc && !as_secondary && i < kp.nb; i++)
 		for (struct kept *k = kp.b[i]; k && !rc; k = k->next) {
 			if (expected) {
@@ -442,13 +447,20 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 			}
 			if (k->used || !c->n_cand)
 				continue;
-			size_t ci = 0;
+			size_t ci = SIZE_MAX;
 			for (size_t j = 0; j < c->n_cand; j++)
 				if (strlen(c->cand[j]->role) == k->s.lane.len &&
 				    !memcmp(c->cand[j]->role, k->s.lane.ptr, k->s.lane.len))
 					ci = j;
-			rc = diff_ctx_add_unreplayed_to(c, ci, &k->s);
+			if (ci == SIZE_MAX && by_lane)
+				other_lanes++;
+			else
+				rc = diff_ctx_add_unreplayed_to(c, ci == SIZE_MAX ? 0 : ci, &k->s);
 		}
+	if (!rc && other_lanes) {
+		struct store_counter lc = {"skipped_lane", other_lanes};
+		rc = diff_ctx_add_counters(c, path, &lc, 1);
+	}
 	if (rc)
 		snprintf(err, errlen, "out of memory");
 out:

@@ -283,6 +283,20 @@ def group_exclusions():
            not any("skipped_filter" in r for r in rep.get("incomplete_reasons", [])),
            "red: a cut results file is a loss and named; the filter stays an exclusion",
            rep.get("incomplete_reasons"))
+        # mirror: lane selection is an exclusion too, and each lane a verdict
+        out = path("mirror.dyt")
+        rc, _, err = run("mirror", "-r", DEMO_PCAP, "--color", "blue=header:x-lane=blue",
+                         "--lane", "blue=" + base.url, "-w", out)
+        ok(rc == 0, "mirror the demo capture's blue lane to the baseline build", err)
+        rc, out_t, _ = run("diff", out, "--fail-on", "data_incomplete>0", "--json",
+                           path("m.json"))
+        rep = load("m.json") if os.path.exists(path("m.json")) else {}
+        ex = {e["name"]: e["value"] for e in rep.get("exclusions", [])}
+        ok(rc == 0 and not rep.get("data_incomplete") and ex.get("skipped_lane") == 108 and
+           [c["role"] for c in rep.get("candidates", [])] == ["blue"] and
+           rep["summary"]["compared"] == 132,
+           "green: a mirror's unshadowed lane (108 uncolored) is an exclusion, the blue lane "
+           "its own verdict", (rc, ex, out_t[:300]))
     finally:
         base.close()
 
