@@ -38,11 +38,26 @@
 
 #define FLOW_LOG(lvl, ...) LOG_MSG(lvl, "flow", __VA_ARGS__)
 
-/* RFC 9293 §3.4 sequence comparisons. */
-#define SEQ_LT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
-#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
-#define SEQ_GT(a, b)  SEQ_LT(b, a)
-#define SEQ_GEQ(a, b) SEQ_LEQ(b, a)
+/*
+ * Sequence comparisons (RFC 9293 §3.4) by unsigned distance within 1 GiB,
+ * so that no number is both ahead of and behind another (with signed
+ * 32-bit differences, two numbers 2^31 apart are each "before" the other:
+ * a forged RST exactly 2^31 away passed a window check).
+ */
+#define SEQ_NEAR (1u << 30)
+
+/* @p a is ahead of @p b (by less than SEQ_NEAR). */
+static inline bool seq_ahead(uint32_t a, uint32_t b)
+{
+	uint32_t d = a - b;
+	return d != 0 && d < SEQ_NEAR;
+}
+
+/* @p a is at or behind @p b (by less than SEQ_NEAR). */
+static inline bool seq_upto(uint32_t a, uint32_t b)
+{
+	return b - a < SEQ_NEAR;
+}
 
 enum flow_state {
 	FS_FREE = 0,
@@ -287,7 +302,7 @@ static void out_data(void *u, const uint8_t *data, size_t len, int64_t ts)
 	 * do not: a gap may have been declared by a forged acknowledgement. */
 	struct flow_side *x = &f->sd[d->dir];
 	uint32_t end = f->rs[d->dir].next_seq;
-	if (x->has_snd && SEQ_LEQ(end - (uint32_t)len, x->snd_max))
+	if (x->has_snd && seq_upto(end - (uint32_t)len, x->snd_max))
 		side_sent(x, end);
 	if (!f->opened)
 		consumer_open(d->t, f, ts);
@@ -542,8 +557,8 @@ static bool rst_in_window(const struct flow *f, int dir, const struct decode_pkt
 	const struct flow_side *x = &f->sd[dir], *y = &f->sd[1 - dir];
 	if (x->has_snd) {
 		uint32_t hi = x->snd_max;
-		uint32_t lo = y->has_ack && SEQ_LEQ(y->ack_max, hi) ? y->ack_max : hi;
-		return SEQ_GEQ(k->seq, lo) && SEQ_LEQ(k->seq, hi);
+		uint32_t lo = y->has_ack && seq_upto(y->ack_max, hi) ? y->ack_max : hi;
+		return k->seq - lo <= hi - lo;
 	}
 	/* Nothing seen from the sender: only the answer to a SYN (SYN-SENT,
 	 * RFC 9293 §3.10.7.3: acceptable when it acknowledges the SYN). */
@@ -553,11 +568,11 @@ static bool rst_in_window(const struct flow *f, int dir, const struct decode_pkt
 /* The side's stream grew in order: move snd_max (and seen_max) along. */
 static void side_sent(struct flow_side *x, uint32_t end)
 {
-	if (!x->has_snd || SEQ_GT(end, x->snd_max)) {
+	if (!x->has_snd || seq_ahead(end, x->snd_max)) {
 		x->snd_max = end;
 		x->has_snd = true;
 	}
-	if (SEQ_GT(x->snd_max, x->seen_max))
+	if (seq_ahead(x->snd_max, x->seen_max))
 		x->seen_max = x->snd_max;
 }
 
@@ -568,9 +583,9 @@ static void side_seen(struct flow_side *x, uint32_t start, uint32_t end)
 		x->snd_max = x->seen_max = start; /* midstream: the first bytes anchor it */
 		x->has_snd = true;
 	}
-	if (SEQ_LEQ(start, x->snd_max))
+	if (seq_upto(start, x->snd_max))
 		side_sent(x, end); /* in order: every byte on the wire counts */
-	else if (SEQ_LEQ(start - x->snd_max, FLOW_SEQ_SLACK) && SEQ_GT(end, x->seen_max))
+	else if (start - x->snd_max <= FLOW_SEQ_SLACK && seq_ahead(end, x->seen_max))
 		x->seen_max = end;
 }
 
@@ -593,18 +608,18 @@ static void accept_fin(struct flow *f, int dir, uint32_t p)
 static void side_acked(struct flow *f, struct flow_side *acker, int od, uint32_t ack)
 {
 	struct flow_side *owner = &f->sd[od];
-	if (owner->has_snd && SEQ_GT(ack, owner->seen_max))
+	if (owner->has_snd && !seq_upto(ack, owner->seen_max))
 		return;
-	if (!acker->has_ack || SEQ_GT(ack, acker->ack_max)) {
+	if (!acker->has_ack || seq_ahead(ack, acker->ack_max)) {
 		acker->ack_max = ack;
 		acker->has_ack = true;
 	}
 	if (!owner->has_snd)
 		return;
 	side_sent(owner, ack);
-	if (owner->fin_pending && SEQ_GEQ(owner->snd_max, owner->fin_seq + 1))
+	if (owner->fin_pending && seq_upto(owner->fin_seq + 1, owner->snd_max))
 		accept_fin(f, od, owner->fin_seq);
-	if (f->fin[od] && SEQ_GEQ(ack, owner->fin_seq + 1))
+	if (f->fin[od] && seq_upto(owner->fin_seq + 1, ack))
 		owner->fin_acked = true;
 }
 
@@ -617,15 +632,15 @@ static void on_fin(struct flow_table *t, struct flow *f, int dir, uint32_t start
 			t->p.stats->fin_ignored++;
 		return; /* a retransmission, or a second FIN elsewhere */
 	}
-	if (y->has_ack && SEQ_LT(p + 1, y->ack_max)) {
+	if (y->has_ack && seq_ahead(y->ack_max, p + 1)) {
 		t->p.stats->fin_ignored++; /* behind what the peer acknowledged */
 		return;
 	}
-	if (!x->has_snd || SEQ_LEQ(start, x->snd_max)) {
+	if (!x->has_snd || seq_upto(start, x->snd_max)) {
 		accept_fin(f, dir, p);
 		return;
 	}
-	if (SEQ_GT(start - x->snd_max, FLOW_SEQ_SLACK)) {
+	if (start - x->snd_max > FLOW_SEQ_SLACK) {
 		t->p.stats->fin_ignored++; /* far ahead: no sender's */
 		return;
 	}
@@ -634,7 +649,7 @@ static void on_fin(struct flow_table *t, struct flow *f, int dir, uint32_t start
 		t->p.stats->fin_ignored++;
 	x->fin_pending = true;
 	x->fin_seq = p;
-	if (SEQ_GT(p + 1, x->seen_max))
+	if (seq_ahead(p + 1, x->seen_max))
 		x->seen_max = p + 1;
 }
 
@@ -642,11 +657,11 @@ static void on_fin(struct flow_table *t, struct flow *f, int dir, uint32_t start
 static void data_passes_fin(struct flow_table *t, struct flow *f, int dir, uint32_t end)
 {
 	struct flow_side *x = &f->sd[dir];
-	if (x->fin_pending && SEQ_GT(end, x->fin_seq)) {
+	if (x->fin_pending && seq_ahead(end, x->fin_seq)) {
 		x->fin_pending = false;
 		t->p.stats->fin_ignored++;
 	}
-	if (f->fin[dir] && !x->fin_acked && SEQ_GT(end, x->fin_seq)) {
+	if (f->fin[dir] && !x->fin_acked && seq_ahead(end, x->fin_seq)) {
 		reasm_fin_cancel(&f->rs[dir]);
 		f->fin[dir] = false;
 		t->p.stats->fin_ignored++;
@@ -780,7 +795,7 @@ void flow_packet(struct flow_table *t, const struct decode_pkt *k, int64_t ts)
 		uint64_t lost = t->p.rstats->after_fin_bytes - after;
 		if (lost && f->opened && f->conn) /* bytes after a real FIN: flag what they touch */
 			t->p.ops->gap(t->p.ops_ctx, f->conn, dir, lost, ts);
-		if (x->fin_pending && SEQ_GEQ(x->snd_max, x->fin_seq))
+		if (x->fin_pending && seq_upto(x->fin_seq, x->snd_max))
 			accept_fin(f, dir, x->fin_seq);
 	}
 	if (fin)

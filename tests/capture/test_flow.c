@@ -168,10 +168,11 @@ static void test_hostile_rst(void)
 	fx_init(&f, 16);
 	exchange(&f);
 	send(&f, pk(0, R, 5020 + 1000000000u, 0, NULL));
+	send(&f, pk(0, R, 5020 + 0x80000000u, 0, NULL)); /* both ahead and behind in int32 */
 	send(&f, pk(1, R | A, 19, 5020, NULL)); /* 100 bytes behind the client's position */
 	send(&f, pk(0, R, 5023, 0, NULL));	/* 3 bytes ahead of the server's */
 	send(&f, pk(1, R, 0, 0, NULL));
-	TAP_EQ_U64(f.fs.rst_ignored, 4, "far, stale, ahead and zero RSTs ignored");
+	TAP_EQ_U64(f.fs.rst_ignored, 5, "far, 2^31 away, stale, ahead and zero RSTs ignored");
 	TAP_EQ_U64(f.fs.closed_rst, 0, "connection not closed");
 	send(&f, pk(1, A, 119, 5020, "GET /2 HTTP/1.1\r\n\r\n"));
 	TAP_EQ_STR(f.k.c[0].t[0], "GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
