@@ -268,7 +268,7 @@ static void print_text(const char *path, const struct store_file_meta *m,
 		fmt_time(st->first_ts_ns, t1, sizeof(t1));
 		fmt_time(st->last_ts_ns, t2, sizeof(t2));
 		printf("time span:  %s .. %s (%.3f s)\n", t1, t2,
-		       (double)(st->last_ts_ns - st->first_ts_ns) / 1e9);
+		       ((double)st->last_ts_ns - (double)st->first_ts_ns) / 1e9);
 	}
 	printf("frames:     %" PRIu64 " data frames, index %s\n", st->frames,
 	       st->has_index ? "present" : "missing");
