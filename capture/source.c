@@ -8,8 +8,9 @@
  * either byte order); the first four bytes decide. The BPF filter is
  * compiled per link type for pcapng (pcap_open_dead + pcap_offline_filter).
  * Every path is opened once up front so a typo fails before any work is
- * done. Standard input ("-") is peeked through a cookie stream that hands
- * the peeked bytes back first. Live: the handle is activated in immediate mode, or with a
+ * done. Standard input ("-") and other streams that cannot seek back (a
+ * FIFO, `-r <(zcat x.pcap.gz)`) are peeked through a cookie stream that
+ * hands the peeked bytes back first. Live: the handle is activated in immediate mode, or with a
  * block timeout (src_params.block_ms: TPACKET_V3 blocks, which hold far
  * more packets in the same buffer), and set non-blocking; src_next() polls
  * its selectable descriptor. A stop drains what the kernel took before it.
@@ -45,10 +46,11 @@ struct src_bpf {
 
 #define SRC_MAX_BPF 16
 
-/* Standard input with the bytes peeked to tell the format apart put back. */
+/* A stream that cannot seek, with the bytes peeked to tell the format apart put back. */
 struct src_peek {
 	uint8_t b[4];
 	size_t n, pos;
+	FILE *in; /* closed with the cookie stream unless it is stdin */
 };
 
 struct src {
@@ -117,18 +119,31 @@ static ssize_t peek_read(void *cookie, char *buf, size_t n)
 		pk->pos += k;
 		return (ssize_t)k;
 	}
-	size_t k = fread(buf, 1, n, stdin);
-	return k == 0 && ferror(stdin) ? -1 : (ssize_t)k;
+	size_t k = fread(buf, 1, n, pk->in);
+	return k == 0 && ferror(pk->in) ? -1 : (ssize_t)k;
 }
 
-/* A stream over standard input whose first bytes are the @p n peeked ones. */
-static FILE *stdin_unpeeked(struct src *s, const uint8_t *b, size_t n)
+static int peek_close(void *cookie)
+{
+	struct src_peek *pk = cookie;
+	int rc = pk->in && pk->in != stdin ? fclose(pk->in) : 0;
+	pk->in = NULL;
+	return rc;
+}
+
+/* A stream over @p in whose first bytes are the @p n peeked ones (NULL:
+ * out of memory, @p in closed unless it is stdin). */
+static FILE *unpeeked(struct src *s, FILE *in, const uint8_t *b, size_t n)
 {
 	memcpy(s->peek.b, b, n);
 	s->peek.n = n;
 	s->peek.pos = 0;
-	cookie_io_functions_t io = {.read = peek_read};
-	return fopencookie(&s->peek, "rb", io);
+	s->peek.in = in;
+	cookie_io_functions_t io = {.read = peek_read, .close = peek_close};
+	FILE *f = fopencookie(&s->peek, "rb", io);
+	if (!f)
+		peek_close(&s->peek);
+	return f;
 }
 
 static void bpf_release(struct src *s)
@@ -179,19 +194,21 @@ static int open_file(struct src *s, size_t i, char *err, size_t errlen)
 	char eb[PCAP_ERRBUF_SIZE] = "";
 	const char *path = s->p.files[i];
 	bool is_stdin = !strcmp(path, "-");
-	FILE *fp = is_stdin ? NULL : fopen(path, "rb");
+	FILE *in = is_stdin ? stdin : fopen(path, "rb"), *fp = NULL;
 	uint8_t magic[4];
 	size_t got = 0;
-	if (is_stdin) {
-		got = fread(magic, 1, sizeof(magic), stdin);
-		fp = stdin_unpeeked(s, magic, got);
-	} else if (fp) {
-		if (!s->fbuf)
-			s->fbuf = mem_alloc(FILE_BUF);
-		if (s->fbuf)
-			setvbuf(fp, s->fbuf, _IOFBF, FILE_BUF);
-		got = fread(magic, 1, sizeof(magic), fp);
-		rewind(fp);
+	if (in) {
+		if (!is_stdin) {
+			if (!s->fbuf)
+				s->fbuf = mem_alloc(FILE_BUF);
+			if (s->fbuf)
+				setvbuf(in, s->fbuf, _IOFBF, FILE_BUF);
+		}
+		got = fread(magic, 1, sizeof(magic), in);
+		if (!is_stdin && fseek(in, 0, SEEK_SET) == 0)
+			fp = in;
+		else
+			fp = unpeeked(s, in, magic, got);
 	}
 	uint32_t m = 0;
 	if (got == 4)

@@ -198,6 +198,13 @@ def group_pcapng():
     rc, c, _, err = record("-", stdin=open(joined, "rb"))
     ok(rc == 0 and c.get("src_packets") == frames, "the same from standard input",
        pick(c, "src_packets"))
+    fifo = path("fifo")
+    os.mkfifo(fifo)
+    feeder = subprocess.Popen(["sh", "-c", 'cat "$0" > "$1"', joined, fifo])
+    rc, c, _, err = record(fifo)
+    feeder.wait()
+    ok(rc == 0 and c.get("src_packets") == frames, "the same from a FIFO (no seeking back)",
+       pick(c, "src_packets"))
 
     # Timestamp resolutions: whole seconds near 2^63 (saturated, no
     # overflow), 2^-20 s with a one-day offset (exact to the ns tshark gives).
