@@ -224,9 +224,16 @@ static inline uint32_t tuple_hash(const struct flow_table *t, const struct decod
 		pa = k->dport;
 		pb = k->sport;
 	}
-	uint64_t w[5] = {load64(a), load64(a + 8), load64(b), load64(b + 8),
-			 (uint64_t)pa << 48 | (uint64_t)pb << 32 | (uint64_t)k->vlan << 16 |
-			     k->ip_version};
+	uint64_t tail =
+	    (uint64_t)pa << 48 | (uint64_t)pb << 32 | (uint64_t)k->vlan << 16 | k->ip_version;
+	if (k->ip_version == 4) { /* the addresses are 4 bytes (decode.h): two words */
+		uint32_t a4, b4;
+		memcpy(&a4, a, 4);
+		memcpy(&b4, b, 4);
+		uint64_t w4[2] = {(uint64_t)a4 | (uint64_t)b4 << 32, tail};
+		return (uint32_t)hash_sip13_words(&t->key, w4, 2);
+	}
+	uint64_t w[5] = {load64(a), load64(a + 8), load64(b), load64(b + 8), tail};
 	return (uint32_t)hash_sip13_words(&t->key, w, 5);
 }
 
