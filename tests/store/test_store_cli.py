@@ -49,7 +49,7 @@ INFO_KEYS = ["file", "file_bytes", "format_version", "meta", "records", "session
              "skipped_records", "lanes", "first_ts_ns", "last_ts_ns", "frames", "raw_bytes",
              "compressed_bytes", "ratio", "has_index", "state", "cut", "cut_offset",
              "damaged_frames", "first_damage_offset", "suspect_frames", "first_suspect_offset",
-             "counters"]
+             "frames_over_ratio", "record_cap_hit", "max_records", "counters"]
 META_KEYS = ["tool_version", "file_id", "kind", "source", "filter", "rules", "redactions", "host",
              "origins", "targets", "shard", "start_ns"]
 
