@@ -370,9 +370,9 @@ struct store_read_status {
 	 */
 	uint64_t suspect_frames;
 	uint64_t first_suspect_offset; /**< offset of the first such frame */
-	uint64_t frames_over_ratio; /**< data frames refused by max_frame_ratio (also damaged) */
-	bool record_cap_hit;	    /**< reading stopped at max_records (also damaged) */
-	uint64_t max_records;	    /**< the record cap in force for this file */
+	uint64_t frames_over_ratio;    /**< data frames refused by max_frame_ratio (also damaged) */
+	bool record_cap_hit;	       /**< reading stopped at max_records (also damaged) */
+	uint64_t max_records;	       /**< the record cap in force for this file */
 };
 
 /**
