@@ -536,17 +536,22 @@ SECRETS_CAND = [b"CANDSEKRIT%d" % i for i in range(1, 7)]
 
 
 def secret_pcap(port):
-    """A capture full of secrets, in the places issue 16 found them escaping."""
+    """A capture full of secrets, in the places issue 16 found them escaping.
+    "Authorization : Bearer" (a blank before the colon, accepted by lenient
+    parsers) rides its own request: replay refuses to send such a header
+    (skipped_unsafe), so it can only leak from the recording."""
     c = g.Conv(cli="127.0.0.1", cport=46001, srv="127.0.0.1", sport=port).handshake()
     c.send(True, g.req(b"POST", b"/login?TOKEN=REQSEKRIT1&q=1", b"user=al&password=REQSEKRIT2",
-                       b"Authorization : Bearer REQSEKRIT3\r\nCookie: sid=REQSEKRIT4\r\n"
+                       b"Cookie: sid=REQSEKRIT4\r\n"
                        b"Referer: http://bob:REQSEKRIT5@shop.test/?access_token=REQSEKRIT6\r\n"
                        b"Content-Type: application/x-www-form-urlencoded\r\n"))
     body = b'{"user":{"name":"al","password":"PRODSEKRIT2"},"ok":true}'
     c.send(False, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                   b"Set-Cookie: sid=PRODSEKRIT1; Path=/\r\nContent-Length: %d\r\n\r\n%s"
            % (len(body), body))
-    c.send(True, g.req(b"GET", b"/me"))
+    c.send(True, g.req(b"GET", b"/me", extra=b"Authorization : Bearer REQSEKRIT3\r\n"))
+    c.send(False, g.resp(200, b"hello\n"))
+    c.send(True, g.req(b"GET", b"/me2"))
     c.send(False, g.resp(200, b"hello\n"))
     p = path("secrets.pcap")
     g.write_pcap(p, 1, g.frame(c.close(), 1))
@@ -601,10 +606,11 @@ def group_secrets():
         # control: nothing redacted anywhere, every secret is there
         run("replay", rec, "-t", url, "-o", path("ctl.dyt"), "--max", "-q", "--allow-writes")
         run("diff", path("ctl.dyt"), "--json", path("ctl.json"), "--quiet")
-        blob = everything([path("ctl.dyt"), path("ctl.json")])
+        blob = everything([rec, path("ctl.dyt"), path("ctl.json")])
         found = [s for s in SECRETS_REC + SECRETS_CAND if s in blob]
         ok(len(found) == len(SECRETS_REC + SECRETS_CAND),
-           "red (control): without redaction every secret reaches the results and report",
+           "red (control): without redaction every secret reaches the recording, the results "
+           "and the report",
            [s for s in SECRETS_REC + SECRETS_CAND if s not in blob])
         # replay --redact-defaults, diff with nothing to say: no secret anywhere
         res = path("red.dyt")
@@ -629,10 +635,11 @@ def group_secrets():
         res2 = path("carried.dyt")
         rc, _, err = run("replay", rec2, "-t", url, "-o", res2, "--max", "--allow-writes", "-q")
         rc, term, _ = run("diff", res2, "--json", path("carried.json"))
-        blob = everything([res2, path("carried.json")]) + term.encode()
+        blob = everything([rec2, res2, path("carried.json")]) + term.encode()
         leaked = [s for s in SECRETS_REC + SECRETS_CAND if s in blob]
-        ok(rc == 0 and not leaked, "green: the recording's rules redact the candidate's answers "
-           "without any --redact to replay or diff", leaked)
+        ok(rc == 0 and not leaked, "green: record --redact-defaults leaves no secret in the "
+           "recording ('Authorization : Bearer' included), and its rules redact the "
+           "candidate's answers without any --redact to replay or diff", leaked)
         # diff --redact-defaults over the unredacted control results
         rc, term, _ = run("diff", path("ctl.dyt"), "--redact-defaults", "--json",
                           path("ctl2.json"), "--html", path("ctl2.html"))
