@@ -605,7 +605,8 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	msgpack_packer *pk = &w->pk;
 	size_t n = 2 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
 		   (m && m->host) + (m && m->start_ns) + (m && m->n_redactions) +
-		   (m && m->n_origins) + (m && m->n_targets) + 2 * (m && m->shard_n);
+		   (m && m->n_origins) + (m && m->n_targets) + 2 * (m && m->shard_n) +
+		   (m && m->has_result_lag);
 	msgpack_pack_map(pk, n);
 	PK_KEY(pk, "tool_version");
 	pk_cstr(pk, m && m->tool_version ? m->tool_version : DYETAP_VERSION);
@@ -631,6 +632,10 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 		msgpack_pack_array(pk, m->shard_sessions ? m->shard_n : 0);
 		for (uint32_t i = 0; m->shard_sessions && i < m->shard_n; i++)
 			msgpack_pack_uint64(pk, m->shard_sessions[i]);
+	}
+	if (m && m->has_result_lag) {
+		PK_KEY(pk, "result_lag");
+		msgpack_pack_uint64(pk, m->result_lag);
 	}
 	if (m && m->kind) {
 		PK_KEY(pk, "kind");
