@@ -148,6 +148,8 @@ void diff_cand_free(struct diff_cand *v)
 /* Grow array *v of *cap elements of @p size to hold n + 1 (at most @p max). */
 static int grow(struct diff_part *pt, void **v, size_t *cap, size_t n, size_t size, size_t max)
 {
+	if (!max)
+		max = UINT32_MAX - 1; /* an overflow entry: past the caps */
 	if (n < *cap)
 		return 0;
 	if (n >= max)
@@ -189,8 +191,10 @@ static int rehash(uint32_t **buckets, size_t *nb, size_t n, void *arr, size_t el
 	return 0;
 }
 
-int diff_endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *name, size_t n,
-		      uint32_t *out)
+/* Endpoint @p name of @p v, made when new; @p force makes it past the
+ * caps (its memory is still counted). */
+static int endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *name, size_t n,
+			uint32_t *out, bool force)
 {
 	uint64_t h = hash_bytes(0xcbf29ce484222325ull, name, n);
 	for (uint32_t i = v->ep_hash[h & (v->ep_buckets - 1)]; i; i = v->ep[i - 1].hnext) {
@@ -200,10 +204,13 @@ int diff_endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *nam
 			return 0;
 		}
 	}
-	size_t max = pt->ctx->p.max_endpoints;
+	size_t max = force ? 0 : pt->ctx->p.max_endpoints;
+	bool was = pt->uncapped;
+	pt->uncapped |= force;
 	int rc = grow(pt, (void **)&v->ep, &v->cap_ep, v->n_ep, sizeof(*v->ep), max);
 	if (!rc && !diff_mem_take(pt, n + 1 + sizeof(uint32_t)))
 		rc = -ENOSPC;
+	pt->uncapped = was;
 	if (rc)
 		return rc;
 	struct diff_endpoint *e = &v->ep[v->n_ep];
@@ -218,6 +225,21 @@ int diff_endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *nam
 	*out = (uint32_t)v->n_ep++;
 	return rehash(&v->ep_hash, &v->ep_buckets, v->n_ep, v->ep, sizeof(*v->ep),
 		      offsetof(struct diff_endpoint, hash), offsetof(struct diff_endpoint, hnext));
+}
+
+int diff_endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *name, size_t n,
+		      uint32_t *out, uint64_t weight)
+{
+	bool over = n == strlen(DIFF_EP_OVER) && !memcmp(name, DIFF_EP_OVER, n);
+	int rc = endpoint_get(pt, v, name, n, out, over);
+	if (rc != -ENOSPC || over)
+		return rc;
+	/* Over a cap: counted (a loss), and compared all the same under the
+	 * candidate's overflow endpoint. */
+	v->endpoints_dropped += weight;
+	v->sum.over_memcap += weight;
+	rc = endpoint_get(pt, v, DIFF_EP_OVER, strlen(DIFF_EP_OVER), out, true);
+	return rc ? rc : 1;
 }
 
 long diff_endpoint_find(const struct diff_cand *v, const char *name)
@@ -249,8 +271,8 @@ const struct diff_group *diff_group_find(const struct diff_cand *v, uint32_t ep,
 	return NULL;
 }
 
-static int group_get(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uint8_t kind,
-		     const char *loc, uint32_t *out)
+static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uint8_t kind,
+		     const char *loc, uint32_t *out, bool force)
 {
 	const struct diff_group *f = diff_group_find(v, ep, kind, loc);
 	if (f) {
@@ -259,10 +281,13 @@ static int group_get(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 	}
 	uint64_t h = group_hash(ep, kind, loc);
 	size_t ll = strlen(loc);
-	int rc =
-	    grow(pt, (void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr), pt->ctx->p.max_groups);
+	bool was = pt->uncapped;
+	pt->uncapped |= force;
+	int rc = grow(pt, (void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr),
+		      force ? 0 : pt->ctx->p.max_groups);
 	if (!rc && !diff_mem_take(pt, ll + 1 + sizeof(uint32_t)))
 		rc = -ENOSPC;
+	pt->uncapped = was;
 	if (rc)
 		return rc;
 	struct diff_group *g = &v->gr[v->n_gr];
@@ -278,6 +303,21 @@ static int group_get(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 	*out = (uint32_t)v->n_gr++;
 	return rehash(&v->gr_hash, &v->gr_buckets, v->n_gr, v->gr, sizeof(*v->gr),
 		      offsetof(struct diff_group, hash), offsetof(struct diff_group, hnext));
+}
+
+/* Group (ep, kind, loc) of @p v; over a cap, counted (@p weight pairs, a
+ * loss) and the endpoint's overflow group of that kind instead, so the
+ * pair still counts as differing (and a status change as one). */
+static int group_get(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uint8_t kind,
+		     const char *loc, uint32_t *out, uint64_t weight)
+{
+	bool over = !strcmp(loc, DIFF_LOC_OVER); /* merging an overflow group */
+	int rc = group_new(pt, v, ep, kind, loc, out, over);
+	if (rc != -ENOSPC || over)
+		return rc;
+	v->groups_dropped += weight;
+	v->sum.over_memcap += weight;
+	return group_new(pt, v, ep, kind, DIFF_LOC_OVER, out, true);
 }
 
 void diff_cand_rehash(struct diff_cand *v)
@@ -338,12 +378,10 @@ int diff_endpoint_of(struct diff_part *pt, struct diff_cand *v, const struct sto
 				  sizeof(name));
 	else
 		n = (size_t)snprintf(name, sizeof(name), "(no request)");
-	int rc = diff_endpoint_get(pt, v, name, n, ep);
-	if (rc == -ENOSPC)
-		v->endpoints_dropped++;
+	int rc = diff_endpoint_get(pt, v, name, n, ep, 1);
 	if (!rc && ce)
-		ce->ep = *ep + 1;
-	return rc;
+		ce->ep = *ep + 1; /* not the overflow endpoint: each pair is counted */
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- examples ---- */
@@ -695,12 +733,7 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 	for (uint32_t i = 0; i < eng->nf; i++) {
 		const struct diff_finding *f = &eng->f[i];
 		uint32_t gi;
-		rc = group_get(pt, v, ep, f->kind, f->loc, &gi);
-		if (rc == -ENOSPC) {
-			v->sum.over_memcap++;
-			v->groups_dropped++;
-			continue;
-		}
+		rc = group_get(pt, v, ep, f->kind, f->loc, &gi, 1);
 		if (rc)
 			return rc;
 		bool dup = false;
@@ -843,16 +876,11 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 	for (size_t i = 0; !rc && i < src->n_ep; i++) {
 		struct diff_endpoint *se = &src->ep[i];
 		uint32_t di;
-		rc = diff_endpoint_get(pt, dst, se->name, strlen(se->name), &di);
-		if (rc == -ENOSPC) {
-			dst->endpoints_dropped += se->pairs + se->sec_pairs;
-			dst->sum.over_memcap += se->pairs + se->sec_pairs;
-			epmap[i] = UINT32_MAX;
-			rc = 0;
-			continue;
-		}
-		if (rc)
+		rc = diff_endpoint_get(pt, dst, se->name, strlen(se->name), &di,
+				       se->pairs + se->sec_pairs);
+		if (rc < 0)
 			break;
+		rc = 0;
 		epmap[i] = di;
 		struct diff_endpoint *de = &dst->ep[di];
 		de->pairs += se->pairs;
@@ -870,13 +898,8 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 		grmap[i] = UINT32_MAX;
 		if (epmap[sg->endpoint] == UINT32_MAX)
 			continue;
-		rc = group_get(pt, dst, epmap[sg->endpoint], sg->kind, sg->location, &gi);
-		if (rc == -ENOSPC) {
-			dst->groups_dropped += sg->count + sg->sec;
-			dst->sum.over_memcap += sg->count + sg->sec;
-			rc = 0;
-			continue;
-		}
+		rc = group_get(pt, dst, epmap[sg->endpoint], sg->kind, sg->location, &gi,
+			       sg->count + sg->sec);
 		if (rc)
 			break;
 		grmap[i] = gi;

@@ -184,13 +184,8 @@ int diff_ctx_add_unreplayed_ep(struct diff_ctx *c, size_t i, const char *name, u
 	if (c->finished || i >= c->n_cand)
 		return -EINVAL;
 	struct diff_cand *v = c->cand[i];
-	int rc = diff_endpoint_get(&c->part, v, name, strlen(name), &ep);
-	if (rc == -ENOSPC) {
-		v->endpoints_dropped += n;
-		v->sum.over_memcap += n;
-		return 0;
-	}
-	if (rc)
+	int rc = diff_endpoint_get(&c->part, v, name, strlen(name), &ep, n);
+	if (rc < 0)
 		return rc;
 	v->ep[ep].unreplayed += n;
 	v->sum.unreplayed += n;
@@ -533,7 +528,9 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 			g->loc_rate = cr;
 			g->sec_rate = sr;
 			g->rate = e->pairs ? (double)g->count / (double)e->pairs : 0;
-			if (learned)
+			if (!strcmp(g->location, DIFF_LOC_OVER))
+				g->noise = DIFF_NOISE_NONE; /* unknown differences: real */
+			else if (learned)
 				g->noise = DIFF_NOISE_LEARNED;
 			else if (!sec_pairs && g->vol * 2 > g->count)
 				g->noise = DIFF_NOISE_VOLATILE;

@@ -375,9 +375,20 @@ void diff_cand_free(struct diff_cand *v);
 int diff_endpoint_of(struct diff_part *pt, struct diff_cand *v, const struct store_session *s,
 		     uint32_t *ep);
 
-/* Endpoint named @p name of @p v (created when new): 0, -ENOSPC, -ENOMEM. */
+/*
+ * Names of the overflow entries: past --max-endpoints or --max-memory a
+ * new endpoint's pairs are counted under DIFF_EP_OVER, past --max-groups
+ * or --max-memory a new group's findings under (endpoint, kind,
+ * DIFF_LOC_OVER); both made past the caps, counted as losses, never noise.
+ */
+#define DIFF_EP_OVER  "(endpoints over the cap)"
+#define DIFF_LOC_OVER "(differences over the cap)"
+
+/* Endpoint named @p name of @p v (created when new): 0; 1 when a cap
+ * refused it and *out is the overflow endpoint (@p weight counted in
+ * endpoints_dropped and over_memcap); -ENOMEM. */
 int diff_endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *name, size_t n,
-		      uint32_t *out);
+		      uint32_t *out, uint64_t weight);
 
 /* Endpoint @p name of @p v, or -1. */
 long diff_endpoint_find(const struct diff_cand *v, const char *name);
