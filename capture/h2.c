@@ -510,6 +510,13 @@ static void on_field(struct h2_conn *c, struct h2_dir *dd, int role, const nghtt
 
 static void dir_kill(struct h2_conn *c, struct h2_dir *dd, uint32_t flag)
 {
+	if (dd->in_block && dd->block_to == BLK_HEADERS) {
+		/* keep what decoded of the header block as headers */
+		struct h2_stream *s = stream_find(c, dd->block_sid);
+		int role = dd == &c->dir[R_SERVER];
+		if (s)
+			s->m[role].n_headers = s->m[role].nf;
+	}
 	dd->dead = true;
 	dd->in_frame = false;
 	dd->in_block = false;

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Seeds for fuzz_h2 (tests/h2/fuzz_h2.c) from the fixture captures: each
+TCP connection's payload in capture order as fuzz operations (control
+byte: direction in bit 0; 16-bit length; bytes), cut after LIMIT bytes and
+closed with an end operation.
+
+  make_seeds.py OUTDIR fixtures/*.pcap
+"""
+import os
+import struct
+import sys
+
+LIMIT = 6000
+
+
+def packets(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack("<I", data[:4])[0]
+    end = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    link = struct.unpack(end + "I", data[20:24])[0]
+    off = 24
+    while off + 16 <= len(data):
+        _, _, incl, _ = struct.unpack(end + "IIII", data[off:off + 16])
+        yield link, data[off + 16:off + 16 + incl]
+        off += 16 + incl
+
+
+def tcp(link, pkt):
+    if link != 1 or len(pkt) < 14 or pkt[12:14] != b"\x08\x00":
+        return None
+    ip = pkt[14:]
+    ihl = (ip[0] & 15) * 4
+    if ip[9] != 6:
+        return None
+    t = ip[ihl:]
+    sport, dport = struct.unpack(">HH", t[:4])
+    doff = (t[12] >> 4) * 4
+    total = struct.unpack(">H", ip[2:4])[0]
+    payload = ip[ihl + doff:total]
+    return (ip[12:16], sport), (ip[16:20], dport), t[13], payload
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for path in sys.argv[2:]:
+        conns = {}
+        order = []
+        for link, pkt in packets(path):
+            r = tcp(link, pkt)
+            if not r:
+                continue
+            src, dst, flags, payload = r
+            key = tuple(sorted([src, dst]))
+            if key not in conns:
+                conns[key] = {"client": None, "ops": bytearray([0]), "n": 0}
+                order.append(key)
+            c = conns[key]
+            if c["client"] is None and flags & 0x02 and not flags & 0x10:
+                c["client"] = src
+            if not payload or c["n"] >= LIMIT:
+                continue
+            d = 0 if src == c["client"] else 1
+            payload = payload[:LIMIT - c["n"]]
+            c["ops"] += bytes([d]) + struct.pack(">H", len(payload)) + payload
+            c["n"] += len(payload)
+        base = os.path.splitext(os.path.basename(path))[0]
+        for i, key in enumerate(order[:2]):
+            ops = conns[key]["ops"] + bytes([7 << 1 | 1 << 4, 0, 0])
+            with open(os.path.join(out, "%s-%d" % (base, i)), "wb") as f:
+                f.write(ops)
+
+
+if __name__ == "__main__":
+    main()
