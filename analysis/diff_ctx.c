@@ -455,6 +455,7 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 		c->errors_by_kind[r->error < STORE_ERR_COUNT ? r->error : STORE_ERR_OTHER]++;
 		return 0;
 	}
+	c->eng.req = &s->req; /* gRPC: the method names the message type */
 	rc = diff_engine_compare(&c->eng, &e->rs, &s->resp, &r->resp);
 	if (rc)
 		return rc;

@@ -28,7 +28,7 @@ static void diff_usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: dyetap diff RESULTS.dyt [--secondary RESULTS2.dyt] [--rules FILE]\n"
-	    "                   [--html FILE] [--json FILE] [--junit FILE]\n"
+	    "                   [--proto DESCRIPTORS.pb] [--html FILE] [--json FILE] [--junit FILE]\n"
 	    "                   [--fail-on EXPR]... [--quiet] [--color|--no-color]\n"
 	    "\n"
 	    "Compare each replayed (candidate) response in RESULTS.dyt with the recorded\n"
@@ -43,6 +43,9 @@ static void diff_usage(FILE *f)
 	    "                    \"secondary\" in RESULTS.dyt are used the same way\n"
 	    "  --rules FILE      noise rules: ignore headers and JSON paths, mask regexes,\n"
 	    "                    tolerances, unordered or keyed arrays (docs/diff-rules.md)\n"
+	    "  --proto FILE      gRPC: a FileDescriptorSet (protoc -o FILE --include_imports\n"
+	    "                    X.proto) naming message fields; without it gRPC messages\n"
+	    "                    are compared by field number ($.4[*].7) (docs/diff.md)\n"
 	    "  --html FILE       write one self-contained HTML report for QA\n"
 	    "  --json FILE       write the JSON report (docs/report.md); '-' for stdout\n"
 	    "  --junit FILE      write JUnit XML (one testcase per endpoint)\n"
@@ -114,6 +117,7 @@ int cmd_diff(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"secondary", required_argument, NULL, 's'},
 	    {"rules", required_argument, NULL, 'r'},
+	    {"proto", required_argument, NULL, 'P'},
 	    {"html", required_argument, NULL, 'H'},
 	    {"json", required_argument, NULL, 'j'},
 	    {"junit", required_argument, NULL, 'J'},
@@ -126,6 +130,7 @@ int cmd_diff(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *secondary = NULL, *rules_path = NULL, *html = NULL, *json = NULL, *junit = NULL;
+	const char *proto_path = NULL;
 	struct diff_gate gates[DIFF_MAX_GATES];
 	size_t n_gates = 0;
 	bool quiet = false, no_defaults = false;
@@ -140,6 +145,9 @@ int cmd_diff(int argc, char **argv)
 			break;
 		case 'r':
 			rules_path = optarg;
+			break;
+		case 'P':
+			proto_path = optarg;
 			break;
 		case 'H':
 			html = optarg;
@@ -216,7 +224,16 @@ int cmd_diff(int argc, char **argv)
 			return 2;
 		}
 	}
-	struct diff_params p = {.rules = rules, .no_default_ignores = no_defaults};
+	struct pb_schema *proto = NULL;
+	if (proto_path) {
+		proto = pb_schema_load(proto_path, err, sizeof(err));
+		if (!proto) {
+			fprintf(stderr, "dyetap diff: --proto %s\n", err);
+			noise_rules_free(rules);
+			return 2;
+		}
+	}
+	struct diff_params p = {.rules = rules, .no_default_ignores = no_defaults, .proto = proto};
 	struct diff_ctx *c = diff_ctx_create(&p);
 	int ret = 3;
 	if (!c) {
@@ -264,5 +281,6 @@ int cmd_diff(int argc, char **argv)
 out:
 	diff_ctx_free(c);
 	noise_rules_free(rules);
+	pb_schema_free(proto);
 	return ret;
 }
