@@ -1309,7 +1309,8 @@ static void compare_grpc_status(struct diff_engine *e, const struct store_messag
 {
 	static const char *const names[] = {"grpc-status", "grpc-message"};
 	for (int i = 0; i < 2; i++) {
-		const struct store_header *x = grpc_field(a, names[i]), *y = grpc_field(b, names[i]);
+		const struct store_header *x = grpc_field(a, names[i]),
+					  *y = grpc_field(b, names[i]);
 		size_t xl = x ? x->value.len : 0, yl = y ? y->value.len : 0;
 		if (!x && !y)
 			continue;

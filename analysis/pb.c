@@ -32,11 +32,11 @@
 #include "common/jsonw.h"
 #include "common/mem.h"
 
-#define PB_MAX_DEPTH	   32
-#define PB_MAX_FIELDS	   (1u << 22) /* per conversion, all levels */
-#define PB_MAX_SCHEMA	   (64u << 20)
-#define PB_MAX_TYPES	   (1u << 20)
-#define PB_MAX_GRPC_MSGS   (1u << 16)
+#define PB_MAX_DEPTH	    32
+#define PB_MAX_FIELDS	    (1u << 22) /* per conversion, all levels */
+#define PB_MAX_SCHEMA	    (64u << 20)
+#define PB_MAX_TYPES	    (1u << 20)
+#define PB_MAX_GRPC_MSGS    (1u << 16)
 #define PB_GRPC_INFLATE_MAX (16u << 20)
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
@@ -172,8 +172,7 @@ struct conv {
 	uint64_t fields; /* budget used */
 };
 
-static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_type *t,
-		    int depth);
+static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_type *t, int depth);
 
 static int cmp_wf(const void *a, const void *b)
 {
@@ -193,7 +192,10 @@ static bool printable_utf8(const uint8_t *p, size_t n)
 			i++;
 			continue;
 		}
-		size_t k = b >= 0xf0 && b < 0xf5 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 && b < 0xe0 ? 2 : 0;
+		size_t k = b >= 0xf0 && b < 0xf5   ? 4
+			   : b >= 0xe0		   ? 3
+			   : b >= 0xc2 && b < 0xe0 ? 2
+						   : 0;
 		if (!k || b >= 0xf5 || i + k > n)
 			return false;
 		for (size_t j = 1; j < k; j++)
@@ -410,8 +412,7 @@ static int put_value(struct conv *c, const struct pb_type *t, const struct pb_fi
 	return put_typed(c, fd, f, depth);
 }
 
-static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_type *t,
-		    int depth)
+static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_type *t, int depth)
 {
 	const uint8_t *p = d, *end = d + n;
 	size_t count = 0;
@@ -432,7 +433,8 @@ static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_
 		rd_field(&p, end, &v[i]);
 		v[i].pos = (uint32_t)i;
 	}
-	qsort(v, count, sizeof(*v), cmp_wf);
+	if (count > 1)
+		qsort(v, count, sizeof(*v), cmp_wf);
 	int rc = dbuf_putc(c->out, '{');
 	for (size_t i = 0; !rc && i < count;) {
 		size_t j = i + 1;
@@ -447,7 +449,8 @@ static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_
 			rc = dbuf_printf(c->out, "\"%" PRIu32 "\"", v[i].num);
 		if (!rc)
 			rc = dbuf_putc(c->out, ':');
-		bool packed = fd && fd->repeated && v[i].wt == WT_LEN && wire_of(fd->type) != WT_LEN;
+		bool packed =
+		    fd && fd->repeated && v[i].wt == WT_LEN && wire_of(fd->type) != WT_LEN;
 		bool array = fd ? fd->repeated : j - i > 1;
 		if (!rc && !array) {
 			/* a singular field given twice: the last one counts */
@@ -775,11 +778,10 @@ struct pb_schema *pb_schema_parse(const uint8_t *d, size_t n, char *err, size_t 
 		rc = -EBADMSG;
 	if (rc) {
 		snprintf(err, errlen, "%s",
-			 rc == -ENOMEM ? "out of memory"
-			 : rc == -E2BIG
-			     ? "too many message types"
-			     : "not a FileDescriptorSet (make one with protoc -o FILE "
-			       "--include_imports X.proto)");
+			 rc == -ENOMEM	? "out of memory"
+			 : rc == -E2BIG ? "too many message types"
+					: "not a FileDescriptorSet (make one with protoc -o FILE "
+					  "--include_imports X.proto)");
 		pb_schema_free(s);
 		return NULL;
 	}
@@ -803,7 +805,8 @@ struct pb_schema *pb_schema_load(const char *path, char *err, size_t errlen)
 	}
 	struct stat sb;
 	if (fstat(fd, &sb) < 0 || sb.st_size > PB_MAX_SCHEMA) {
-		snprintf(err, errlen, "%s: not a file of at most %u MiB", path, PB_MAX_SCHEMA >> 20);
+		snprintf(err, errlen, "%s: not a file of at most %u MiB", path,
+			 PB_MAX_SCHEMA >> 20);
 		close(fd);
 		return NULL;
 	}

@@ -81,8 +81,8 @@ int pb_to_json(struct dbuf *out, const uint8_t *msg, size_t n, const struct pb_t
  * the result to @p out (reset first). @return 0, -ENOTSUP, -EBADMSG,
  * -E2BIG, -ENOMEM.
  */
-typedef int (*pb_inflate_fn)(void *ctx, const char *enc, size_t enclen, const uint8_t *in,
-			     size_t n, struct dbuf *out);
+typedef int (*pb_inflate_fn)(void *ctx, const char *enc, size_t enclen, const uint8_t *in, size_t n,
+			     struct dbuf *out);
 
 /**
  * Append gRPC body @p body[0..n) (Length-Prefixed-Messages) as JSON:

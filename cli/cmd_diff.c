@@ -28,7 +28,8 @@ static void diff_usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: dyetap diff RESULTS.dyt [--secondary RESULTS2.dyt] [--rules FILE]\n"
-	    "                   [--proto DESCRIPTORS.pb] [--html FILE] [--json FILE] [--junit FILE]\n"
+	    "                   [--proto DESCRIPTORS.pb] [--html FILE] [--json FILE] [--junit "
+	    "FILE]\n"
 	    "                   [--fail-on EXPR]... [--quiet] [--color|--no-color]\n"
 	    "\n"
 	    "Compare each replayed (candidate) response in RESULTS.dyt with the recorded\n"
