@@ -616,7 +616,8 @@ static void build_loc(struct diff_engine *e, char *out, size_t cap)
 			loc_put(out, cap, &o, "=", 1);
 			loc_put(out, cap, &o, p->kval, p->kval_len);
 			loc_put(out, cap, &o, "]", 1);
-		} else if (p->index == UINT64_MAX) {
+		} else if (p->index == UINT64_MAX || e->star_index) {
+			/* gRPC: repeated fields read $.4[*].7, whatever the element */
 			loc_put(out, cap, &o, "[*]", 3);
 		} else {
 			char num[24];
@@ -1304,27 +1305,48 @@ static bool is_grpc(const struct store_message *m)
 	       grpc_field(m, "grpc-status");
 }
 
-static void compare_grpc_status(struct diff_engine *e, const struct store_message *a,
+static bool same_value(const struct store_header *x, const struct store_header *y)
+{
+	size_t xl = x ? x->value.len : 0, yl = y ? y->value.len : 0;
+	return xl == yl && (!xl || !memcmp(x->value.ptr, y->value.ptr, xl));
+}
+
+/*
+ * grpc-status and grpc-message compared like an HTTP status: a changed
+ * code is one status_changed finding at "grpc-status" whose values carry
+ * the messages ("5 item retired"); a message that changed alone is one at
+ * "grpc-message". @return true when the code changed.
+ */
+static bool compare_grpc_status(struct diff_engine *e, const struct store_message *a,
 				const struct store_message *b)
 {
-	static const char *const names[] = {"grpc-status", "grpc-message"};
+	const struct store_header *sa = grpc_field(a, "grpc-status");
+	const struct store_header *sb = grpc_field(b, "grpc-status");
+	const struct store_header *ma = grpc_field(a, "grpc-message");
+	const struct store_header *mb = grpc_field(b, "grpc-message");
+	bool code = !same_value(sa, sb) || (!sa) != (!sb);
+	if (!code && same_value(ma, mb))
+		return false;
+	struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
+	if (!f)
+		return code;
+	snprintf(f->loc, sizeof(f->loc), "%s", code ? "grpc-status" : "grpc-message");
+	const struct store_header *v[2][2] = {{sa, ma}, {sb, mb}};
+	char txt[2][DIFF_VAL_MAX];
 	for (int i = 0; i < 2; i++) {
-		const struct store_header *x = grpc_field(a, names[i]),
-					  *y = grpc_field(b, names[i]);
-		size_t xl = x ? x->value.len : 0, yl = y ? y->value.len : 0;
-		if (!x && !y)
-			continue;
-		if (x && y && xl == yl && (!xl || !memcmp(x->value.ptr, y->value.ptr, xl)))
-			continue;
-		if (i == 1 && ((!x && !yl) || (!y && !xl)))
-			continue; /* an empty grpc-message is no message */
-		struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
-		if (!f)
-			return;
-		snprintf(f->loc, sizeof(f->loc), "%s", names[i]);
-		finding_vals(e, f, x ? (const char *)x->value.ptr : "(none)", x ? xl : 6,
-			     y ? (const char *)y->value.ptr : "(none)", y ? yl : 6);
+		const struct store_header *st = v[i][0], *ms = v[i][1];
+		if (!code)
+			snprintf(txt[i], sizeof(txt[i]), "%.*s", ms ? (int)ms->value.len : 0,
+				 ms ? (const char *)ms->value.ptr : "");
+		else if (!st)
+			snprintf(txt[i], sizeof(txt[i]), "(none)");
+		else
+			snprintf(txt[i], sizeof(txt[i]), "%.*s%s%.*s", (int)st->value.len,
+				 (const char *)st->value.ptr, ms && ms->value.len ? " " : "",
+				 ms ? (int)ms->value.len : 0, ms ? (const char *)ms->value.ptr : "");
 	}
+	finding_vals(e, f, txt[0], strlen(txt[0]), txt[1], strlen(txt[1]));
+	return code;
 }
 
 static int grpc_inflate(void *ctx, const char *enc, size_t enclen, const uint8_t *in, size_t n,
@@ -1378,7 +1400,9 @@ static int grpc_body(struct diff_engine *e, const struct store_message *prim,
 		return -ENOMEM;
 	if (ra || rb)
 		return 0;
+	e->star_index = true;
 	int r = diff_json_docs(e);
+	e->star_index = false;
 	return r ? r : 1;
 }
 
@@ -1450,8 +1474,7 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 	}
 	compare_headers(e, prim, cand);
 	bool grpc = is_grpc(prim) || is_grpc(cand);
-	if (grpc)
-		compare_grpc_status(e, prim, cand);
+	bool grpc_code = grpc && compare_grpc_status(e, prim, cand);
 
 	const uint8_t *a = prim->body.ptr ? prim->body.ptr : (const uint8_t *)"";
 	const uint8_t *b = cand->body.ptr ? cand->body.ptr : (const uint8_t *)"";
@@ -1497,6 +1520,8 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 	}
 	if (alen == blen && (!alen || !memcmp(a, b, alen)))
 		return 0;
+	if (grpc && grpc_code && (!alen || !blen))
+		return 0; /* an error answer has no message: its status said it all */
 	if (grpc) {
 		int rc = grpc_body(e, prim, cand, a, alen, b, blen);
 		if (rc)

@@ -160,8 +160,10 @@ enum replay_verdict replay_filter_check(const struct replay_filter *f,
 					const struct store_session *s, uint32_t file_idx)
 {
 	const struct store_message *req = &s->req;
+	/* HTTP/2 streams (an upgraded one's request is HTTP/1.1) go to replay_h2 */
+	bool h2 = s->proto == STORE_PROTO_H2C;
 	if (!req->present || req->method.len == 0 || req->target.len == 0 ||
-	    req->version_major != 1 || (s->flags & STORE_F_TUNNEL))
+	    (req->version_major != 1 && !h2) || (s->flags & STORE_F_TUNNEL))
 		return REPLAY_SKIP_UNSUPPORTED;
 	if (f->shard_n > 1 && replay_conn_hash(s->conn_id, file_idx) % f->shard_n != f->shard_k)
 		return REPLAY_SKIP_SHARD;
