@@ -12,6 +12,9 @@ wall-clock field served_at_ms ($.5) as noise, and report nothing else but
 the consequence of the error answer. The same build against itself: no
 difference at all. The results keep trailers (grpc-status).
 
+Mirror: `dyetap mirror` on the same capture shadows the calls colored by
+their x-lane metadata to the candidate over h2c and finds their changes.
+
 nghttp2: the nghttp and Upgrade: h2c captures replayed to nghttpd serving
 the same documents (make_fixtures.sh's): every stream answered with the
 recorded status and body length, response trailers kept.
@@ -140,6 +143,34 @@ def grpc_tests(tmp):
     ok(r.returncode == 0, "grpc: the same build passes the gate", r.stdout[-500:])
 
 
+def mirror_tests(tmp):
+    """dyetap mirror shadows the colored gRPC calls to a lane over h2c."""
+    port = free_port()
+    shop = os.path.join(HERE, "grpc_shop.py")
+    start([PY, shop, "serve", str(port), "--variant", "candidate", "--pb", SHOP_PB], "ready")
+    rep = os.path.join(tmp, "mirror-rep")
+    os.makedirs(rep)
+    r = dy("mirror", "-r", os.path.join(FIX, "grpc.pcap"), "--color", "blue=header:x-lane=blue",
+           "--lane", "blue=http://127.0.0.1:%d" % port, "--allow-writes", "--report-dir", rep,
+           "--stats")
+    stats = {}
+    for line in r.stderr.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[1].isdigit():
+            stats[f[0]] = int(f[1])
+    ok(r.returncode in (0, 1) and stats.get("lane_blue_mirrored") == 15 and
+       stats.get("lane_blue_ok") == 15 and stats.get("mirror_paired") == 15,
+       "mirror: the 15 calls with x-lane: blue shadowed over h2c and paired", stats)
+    with open(os.path.join(rep, "report.json")) as f:
+        d = json.load(f)
+    real = groups(d, False)
+    # blue calls are the odd ids: price 3, 13, 23; weight 9, 23; NOT_FOUND 11
+    want = {("body:$.3", "value_changed"): 3, ("body:$.4[*].7", "value_changed"): 2,
+            ("grpc-status", "status_changed"): 1}
+    ok(all(real.get(k) == v for k, v in want.items()),
+       "mirror: the live diff finds the planted changes of the blue calls", real)
+
+
 def nghttp_tests(tmp):
     htdocs = os.path.join(tmp, "htdocs")
     os.makedirs(htdocs)
@@ -190,6 +221,7 @@ try:
         print("1..0 # SKIP nghttpd not installed (nghttp2-server, tests/setup.sh)")
         sys.exit(0)
     grpc_tests(tmp)
+    mirror_tests(tmp)
     nghttp_tests(tmp)
 finally:
     for p in procs:
