@@ -92,7 +92,7 @@ struct h2flow {
 	uint32_t target;
 	struct h2flow *hnext;
 	struct h2flow *next, *prev; /* all flows */
-	struct h2req *qhead;
+	struct h2req *qhead, *qtail;
 	struct h2conn *conn;
 	bool had_conn;
 };
@@ -685,13 +685,23 @@ fail:
 	return NULL;
 }
 
+static struct h2req *pop(struct h2flow *f)
+{
+	struct h2req *r = f->qhead;
+	f->qhead = r->next;
+	if (!f->qhead)
+		f->qtail = NULL;
+	r->next = NULL;
+	return r;
+}
+
 /* Send the due requests of flow @p f. */
 static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 {
 	while (f->qhead && f->qhead->due <= now) {
 		struct h2req *r = f->qhead;
 		if (h->targets[f->target].tls) {
-			f->qhead = r->next;
+			pop(f);
 			h->queued--;
 			finish(h, r, STORE_ERR_TLS,
 			       "HTTP/2 over TLS (h2) is not supported: replay h2c sessions to an "
@@ -702,13 +712,13 @@ static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 		if (!f->conn || f->conn->dead) {
 			char why[160];
 			if (!conn_open(h, f, why, sizeof(why))) {
-				f->qhead = r->next;
+				pop(f);
 				h->queued--;
 				finish(h, r, STORE_ERR_CONNECT, why, NULL);
 				continue;
 			}
 		}
-		f->qhead = r->next;
+		pop(f);
 		h->queued--;
 		if (send_req(h, f->conn, r, now) < 0) {
 			finish(h, r, STORE_ERR_OTHER, "cannot submit the request", NULL);
@@ -813,6 +823,16 @@ int replay_h2_fd(const struct replay_h2 *h)
 	return h->epfd;
 }
 
+/* Does @p a go before @p b in the recorded order? */
+static bool before(const struct h2req *a, const struct h2req *b)
+{
+	if (a->due != b->due)
+		return a->due < b->due;
+	if (a->rec_ts != b->rec_ts)
+		return a->rec_ts < b->rec_ts;
+	return a->rec_stream < b->rec_stream;
+}
+
 int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_t flow_key,
 		     int64_t due_ns, void *user, const struct replay_dep *dep)
 {
@@ -839,15 +859,21 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 		}
 		dbuf_init(&r->fields, h->p.max_header_bytes + 1);
 		dbuf_init(&r->body, h->p.max_body);
-		/* keep the queue in recorded order: due, then start, then stream */
-		struct h2req **pp = &f->qhead;
-		while (*pp && ((*pp)->due < r->due ||
-			       ((*pp)->due == r->due && ((*pp)->rec_ts < r->rec_ts ||
-							 ((*pp)->rec_ts == r->rec_ts &&
-							  (*pp)->rec_stream <= r->rec_stream)))))
-			pp = &(*pp)->next;
-		r->next = *pp;
-		*pp = r;
+		/* keep the queue in recorded order: due, then start, then stream
+		 * (sessions come in completion order: mostly appended at the tail) */
+		if (!f->qtail || !before(r, f->qtail)) {
+			if (f->qtail)
+				f->qtail->next = r;
+			else
+				f->qhead = r;
+			f->qtail = r;
+		} else {
+			struct h2req **pp = &f->qhead;
+			while (*pp && !before(r, *pp))
+				pp = &(*pp)->next;
+			r->next = *pp;
+			*pp = r;
+		}
 		h->queued++;
 	}
 	return 0;
@@ -936,8 +962,7 @@ void replay_h2_drop_queued(struct replay_h2 *h)
 	for (struct h2flow *f = h->flows, *nf; f; f = nf) {
 		nf = f->next;
 		while (f->qhead) {
-			struct h2req *r = f->qhead;
-			f->qhead = r->next;
+			struct h2req *r = pop(f);
 			h->queued--;
 			h->p.stats->not_sent++;
 			struct replay_h2_out o = {.target = f->target,
