@@ -37,18 +37,21 @@
 
 #define H2R_LOG(lvl, ...) LOG_MSG(lvl, "replay-h2", __VA_ARGS__)
 
-#define H2R_BUCKETS   4096
-#define H2R_READ_BUF  (64 * 1024)
-#define H2R_MAX_EVENT 64
-#define H2R_WINDOW    (1 << 24) /* stream window we grant: bodies do not stall */
+#define H2R_BUCKETS	4096
+#define H2R_READ_BUF	(64 * 1024)
+#define H2R_MAX_EVENT	64
+#define H2R_WINDOW	(1 << 24) /* stream window we grant: bodies do not stall */
+#define H2R_GATHER	64 * 1024 /* bytes gathered per send(2) */
+#define H2R_MAX_STREAMS 256	  /* streams open per connection, whatever the target allows */
 
 struct h2flow;
 struct h2conn;
 
 struct h2req {
-	struct h2req *next;  /* flow queue, or the connection's in-flight list */
+	struct h2req *next;  /* flow queue, or the in-flight list */
 	struct h2req *iprev; /* in-flight list */
 	struct h2flow *flow;
+	struct h2conn *conn; /* in flight on */
 	void *user;
 	uint64_t session_id;
 	int64_t due, rec_ts, t_sent, deadline;
@@ -81,7 +84,6 @@ struct h2conn {
 	nghttp2_session *ng;
 	struct h2flow *flow;
 	struct dbuf out; /* bytes nghttp2 gave that the socket did not take yet */
-	struct h2req *inflight;
 	uint32_t n_inflight;
 	bool want_out;
 	int64_t idle_since;
@@ -104,7 +106,12 @@ struct replay_h2 {
 	struct h2flow *htab[H2R_BUCKETS];
 	struct h2flow *flows;
 	uint64_t queued, inflight;
+	/* requests in flight, in send order: the timeout is constant, so the
+	 * head has the earliest deadline */
+	struct h2req *ihead, *itail;
+	int64_t idle_check;
 	uint8_t *rbuf;
+	struct nvb *nvb; /* the field lines of the request being submitted */
 	nghttp2_session_callbacks *cbs;
 	int64_t now; /* for callbacks */
 };
@@ -241,26 +248,33 @@ static void finish(struct replay_h2 *h, struct h2req *r, uint32_t kind, const ch
 /* Connections                                                         */
 /* ------------------------------------------------------------------ */
 
-static void inflight_add(struct h2conn *c, struct h2req *r)
+static void inflight_add(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
 {
-	r->iprev = NULL;
-	r->next = c->inflight;
-	if (c->inflight)
-		c->inflight->iprev = r;
-	c->inflight = r;
+	r->conn = c;
+	r->next = NULL;
+	r->iprev = h->itail;
+	if (h->itail)
+		h->itail->next = r;
+	else
+		h->ihead = r;
+	h->itail = r;
 	c->n_inflight++;
+	h->inflight++;
 }
 
-static void inflight_del(struct h2conn *c, struct h2req *r)
+static void inflight_del(struct replay_h2 *h, struct h2req *r)
 {
 	if (r->iprev)
 		r->iprev->next = r->next;
 	else
-		c->inflight = r->next;
+		h->ihead = r->next;
 	if (r->next)
 		r->next->iprev = r->iprev;
+	else
+		h->itail = r->iprev;
 	r->next = r->iprev = NULL;
-	c->n_inflight--;
+	r->conn->n_inflight--;
+	h->inflight--;
 }
 
 static void conn_close(struct replay_h2 *h, struct h2conn *c)
@@ -280,13 +294,14 @@ static void conn_close(struct replay_h2 *h, struct h2conn *c)
 static void conn_fail(struct replay_h2 *h, struct h2conn *c, uint32_t kind, const char *msg)
 {
 	c->dead = true;
-	while (c->inflight) {
-		struct h2req *r = c->inflight;
-		inflight_del(c, r);
-		h->inflight--;
+	for (struct h2req *r = h->ihead, *nr; r && c->n_inflight; r = nr) {
+		nr = r->next;
+		if (r->conn != c)
+			continue;
+		inflight_del(h, r);
 		if (c->ng && r->stream > 0)
 			nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
-		finish(h, r, kind, msg, NULL);
+		finish(h, r, kind, msg, NULL); /* may add requests: never to the dead c */
 	}
 	conn_close(h, c);
 }
@@ -297,13 +312,14 @@ static void conn_events(struct replay_h2 *h, struct h2conn *c)
 	epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-/* Write what nghttp2 has to send; the rest waits for EPOLLOUT. */
+/* Write what nghttp2 has to send, gathered into up to H2R_GATHER bytes per
+ * send(2); what the socket does not take waits for EPOLLOUT. */
 static int conn_flush(struct replay_h2 *h, struct h2conn *c)
 {
 	if (!c->connected)
 		return 0;
 	for (;;) {
-		if (!c->out.len) {
+		while (c->out.len < H2R_GATHER) {
 			const uint8_t *d;
 			ssize_t n = nghttp2_session_mem_send(c->ng, &d);
 			if (n < 0)
@@ -313,6 +329,8 @@ static int conn_flush(struct replay_h2 *h, struct h2conn *c)
 			if (dbuf_append(&c->out, d, (size_t)n))
 				return -ENOMEM;
 		}
+		if (!c->out.len)
+			break;
 		ssize_t w = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
@@ -431,9 +449,7 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 	if (!r)
 		return 0;
 	nghttp2_session_set_stream_user_data(ng, id, NULL);
-	struct h2conn *c = r->flow->conn;
-	inflight_del(c, r);
-	h->inflight--;
+	inflight_del(h, r);
 	if (!r->final_seen) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "stream closed by the target before a response: %s",
@@ -618,22 +634,18 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 
 static int send_req(struct replay_h2 *h, struct h2conn *c, struct h2req *r, int64_t now)
 {
-	struct nvb *b = mem_alloc(sizeof(*b));
-	if (!b)
-		return -ENOMEM;
+	struct nvb *b = h->nvb; /* one request is built at a time */
 	b->n = b->used = 0;
 	build_fields(h, r, now, b);
 	nghttp2_data_provider dp = {.source.ptr = r, .read_callback = body_read};
 	bool body = r->s.req.body.len || r->s.req.n_trailers;
 	int32_t id = nghttp2_submit_request(c->ng, NULL, b->v, b->n, body ? &dp : NULL, r);
-	mem_free(b);
 	if (id < 0)
 		return -EPROTO;
 	r->stream = id;
 	r->t_sent = now;
 	r->deadline = now + h->p.timeout_ns;
-	inflight_add(c, r);
-	h->inflight++;
+	inflight_add(h, c, r);
 	return 0;
 }
 
@@ -685,6 +697,21 @@ fail:
 	return NULL;
 }
 
+/* The flow's connection has as many streams open as the target allows
+ * (SETTINGS_MAX_CONCURRENT_STREAMS, at most H2R_MAX_STREAMS): the rest
+ * waits in our queue, where its timeout has not started. */
+static bool at_capacity(const struct h2flow *f)
+{
+	const struct h2conn *c = f->conn;
+	if (!c || c->dead)
+		return false;
+	uint32_t max =
+	    nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	if (max > H2R_MAX_STREAMS)
+		max = H2R_MAX_STREAMS;
+	return c->n_inflight >= max;
+}
+
 static struct h2req *pop(struct h2flow *f)
 {
 	struct h2req *r = f->qhead;
@@ -695,10 +722,10 @@ static struct h2req *pop(struct h2flow *f)
 	return r;
 }
 
-/* Send the due requests of flow @p f. */
+/* Send the due requests of flow @p f, as many at once as the target allows. */
 static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 {
-	while (f->qhead && f->qhead->due <= now) {
+	while (f->qhead && f->qhead->due <= now && !at_capacity(f)) {
 		struct h2req *r = f->qhead;
 		if (h->targets[f->target].tls) {
 			pop(f);
@@ -798,7 +825,8 @@ struct replay_h2 *replay_h2_create(const struct replay_h2_params *p, char *err, 
 	h->epfd = -1;
 	h->targets = mem_alloc(p->n_targets * sizeof(*h->targets));
 	h->rbuf = mem_alloc(H2R_READ_BUF);
-	if (!h->targets || !h->rbuf || nghttp2_session_callbacks_new(&h->cbs) != 0) {
+	h->nvb = mem_alloc(sizeof(*h->nvb));
+	if (!h->targets || !h->rbuf || !h->nvb || nghttp2_session_callbacks_new(&h->cbs) != 0) {
 		snprintf(err, errlen, "out of memory");
 		replay_h2_free(h);
 		return NULL;
@@ -836,6 +864,10 @@ static bool before(const struct h2req *a, const struct h2req *b)
 int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_t flow_key,
 		     int64_t due_ns, void *user, const struct replay_dep *dep)
 {
+	struct store_session q = *s; /* the request is all a stream needs */
+	q.resp = (struct store_message){0};
+	q.lane = (struct store_slice){0};
+	s = &q;
 	size_t tail = replay_session_tail_size(s);
 	for (uint32_t ti = 0; ti < h->p.n_targets; ti++) {
 		struct h2flow *f = flow_get(h, flow_key, ti, true);
@@ -881,45 +913,41 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 
 static void expire(struct replay_h2 *h, int64_t now)
 {
-	for (struct h2flow *f = h->flows, *nf; f; f = nf) {
-		nf = f->next;
-		struct h2conn *c = f->conn;
-		if (!c)
-			continue;
-		for (struct h2req *r = c->inflight, *nr; r; r = nr) {
-			nr = r->next;
-			if (r->deadline > now)
-				continue;
-			nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
-			nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, r->stream,
-						  NGHTTP2_CANCEL);
-			inflight_del(c, r);
-			h->inflight--;
-			char msg[96];
-			snprintf(msg, sizeof(msg), "no whole response within %.3f s",
-				 (double)h->p.timeout_ns / 1e9);
-			finish(h, r, STORE_ERR_TIMEOUT, msg, NULL);
-		}
-		if (!c->n_inflight && !f->qhead && c->idle_since &&
-		    now - c->idle_since >= h->p.idle_ns) {
-			conn_close(h, c); /* may free f */
-			continue;
-		}
+	while (h->ihead && h->ihead->deadline <= now) {
+		struct h2req *r = h->ihead;
+		struct h2conn *c = r->conn;
+		nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
+		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, r->stream, NGHTTP2_CANCEL);
+		inflight_del(h, r);
+		char msg[96];
+		snprintf(msg, sizeof(msg), "no whole response within %.3f s",
+			 (double)h->p.timeout_ns / 1e9);
+		finish(h, r, STORE_ERR_TIMEOUT, msg, NULL);
 		if (conn_flush(h, c) < 0)
 			conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
+	}
+	if (now < h->idle_check)
+		return;
+	h->idle_check = now + 1000000; /* idle connections: looked at every ms */
+	for (struct h2flow *f = h->flows; f; f = f->next) {
+		struct h2conn *c = f->conn;
+		if (c && !c->n_inflight && !f->qhead && c->idle_since &&
+		    now - c->idle_since >= h->p.idle_ns)
+			conn_close(h, c); /* the flow goes in the next sweep */
 	}
 }
 
 void replay_h2_run(struct replay_h2 *h, int64_t now)
 {
 	h->now = now;
-	for (struct h2flow *f = h->flows; f; f = f->next)
-		if (f->qhead && f->qhead->due <= now)
-			flow_dispatch(h, f, now);
 	struct epoll_event ev[H2R_MAX_EVENT];
 	int n = epoll_wait(h->epfd, ev, H2R_MAX_EVENT, 0);
 	for (int i = 0; i < n; i++)
 		conn_io(h, ev[i].data.ptr, ev[i].events);
+	/* after the answers: streams they closed make room */
+	for (struct h2flow *f = h->flows; f; f = f->next)
+		if (f->qhead && f->qhead->due <= now)
+			flow_dispatch(h, f, now);
 	expire(h, now);
 	for (struct h2flow *f = h->flows, *nf; f; f = nf) { /* sweep */
 		nf = f->next;
@@ -931,22 +959,19 @@ int64_t replay_h2_next_due(const struct replay_h2 *h)
 {
 	int64_t w = INT64_MAX;
 	for (const struct h2flow *f = h->flows; f; f = f->next)
-		if (f->qhead && f->qhead->due < w)
-			w = f->qhead->due;
+		if (f->qhead && f->qhead->due < w && !at_capacity(f))
+			w = f->qhead->due; /* a full connection is woken by its answers */
 	return w;
 }
 
 int64_t replay_h2_next_wake(const struct replay_h2 *h)
 {
 	int64_t w = replay_h2_next_due(h);
+	if (h->ihead && h->ihead->deadline < w)
+		w = h->ihead->deadline;
 	for (const struct h2flow *f = h->flows; f; f = f->next) {
 		const struct h2conn *c = f->conn;
-		if (!c)
-			continue;
-		for (const struct h2req *r = c->inflight; r; r = r->next)
-			if (r->deadline < w)
-				w = r->deadline;
-		if (c->idle_since && !c->n_inflight && c->idle_since + h->p.idle_ns < w)
+		if (c && c->idle_since && !c->n_inflight && c->idle_since + h->p.idle_ns < w)
 			w = c->idle_since + h->p.idle_ns;
 	}
 	return w;
@@ -990,10 +1015,11 @@ void replay_h2_close_all(struct replay_h2 *h, bool report)
 			continue;
 		}
 		struct h2conn *c = f->conn;
-		while (c->inflight) {
-			struct h2req *r = c->inflight;
-			inflight_del(c, r);
-			h->inflight--;
+		for (struct h2req *r = h->ihead, *nr; r && c->n_inflight; r = nr) {
+			nr = r->next;
+			if (r->conn != c)
+				continue;
+			inflight_del(h, r);
 			if (r->stream > 0)
 				nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
 			req_free(r);
@@ -1025,5 +1051,6 @@ void replay_h2_free(struct replay_h2 *h)
 		nghttp2_session_callbacks_del(h->cbs);
 	mem_free(h->targets);
 	mem_free(h->rbuf);
+	mem_free(h->nvb);
 	mem_free(h);
 }
