@@ -568,14 +568,17 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 /* JSON                                                                */
 /* ------------------------------------------------------------------ */
 
+/* A protobuf field number (gRPC bodies): $.3 rather than $["3"] */
+static bool field_number(const uint8_t *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit(k[i]))
+			return false;
+	return n > 0;
+}
+
 static bool ident(const uint8_t *k, size_t n)
 {
-	if (n && isdigit(k[0])) { /* protobuf field numbers read $.3 */
-		for (size_t i = 1; i < n; i++)
-			if (!isdigit(k[i]))
-				return false;
-		return true;
-	}
 	if (!n || !(isalpha(k[0]) || k[0] == '_'))
 		return false;
 	for (size_t i = 1; i < n; i++)
@@ -603,7 +606,8 @@ static void build_loc(struct diff_engine *e, char *out, size_t cap)
 	loc_put(out, cap, &o, "body:$", 6);
 	for (size_t i = 0; i < e->npos; i++) {
 		const struct noise_pos *p = &e->pos[i];
-		if (!p->is_index && ident(p->key, p->key_len)) {
+		if (!p->is_index && (ident(p->key, p->key_len) ||
+				     (e->grpc_paths && field_number(p->key, p->key_len)))) {
 			loc_put(out, cap, &o, ".", 1);
 			loc_put(out, cap, &o, p->key, p->key_len);
 		} else if (!p->is_index) {
@@ -616,7 +620,7 @@ static void build_loc(struct diff_engine *e, char *out, size_t cap)
 			loc_put(out, cap, &o, "=", 1);
 			loc_put(out, cap, &o, p->kval, p->kval_len);
 			loc_put(out, cap, &o, "]", 1);
-		} else if (p->index == UINT64_MAX || e->star_index) {
+		} else if (p->index == UINT64_MAX || e->grpc_paths) {
 			/* gRPC: repeated fields read $.4[*].7, whatever the element */
 			loc_put(out, cap, &o, "[*]", 3);
 		} else {
@@ -1343,7 +1347,8 @@ static bool compare_grpc_status(struct diff_engine *e, const struct store_messag
 		else
 			snprintf(txt[i], sizeof(txt[i]), "%.*s%s%.*s", (int)st->value.len,
 				 (const char *)st->value.ptr, ms && ms->value.len ? " " : "",
-				 ms ? (int)ms->value.len : 0, ms ? (const char *)ms->value.ptr : "");
+				 ms ? (int)ms->value.len : 0,
+				 ms ? (const char *)ms->value.ptr : "");
 	}
 	finding_vals(e, f, txt[0], strlen(txt[0]), txt[1], strlen(txt[1]));
 	return code;
@@ -1400,9 +1405,9 @@ static int grpc_body(struct diff_engine *e, const struct store_message *prim,
 		return -ENOMEM;
 	if (ra || rb)
 		return 0;
-	e->star_index = true;
+	e->grpc_paths = true;
 	int r = diff_json_docs(e);
-	e->star_index = false;
+	e->grpc_paths = false;
 	return r ? r : 1;
 }
 

@@ -75,7 +75,9 @@ struct diff_engine {
 	 * compared (its :path names the method), borrowed for the call */
 	struct dbuf pb_a, pb_b;
 	const struct store_message *req;
-	bool star_index; /* locations show array indexes as [*] (gRPC repeated fields) */
+	/* gRPC bodies: locations read $.4[*].7 (field numbers after '.', the
+	 * elements of repeated fields as [*]) */
+	bool grpc_paths;
 };
 
 int diff_engine_init(struct diff_engine *e, const struct diff_params *p);

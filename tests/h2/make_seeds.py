@@ -42,9 +42,47 @@ def tcp(link, pkt):
     return (ip[12:16], sport), (ip[16:20], dport), t[13], payload
 
 
+def frame(t, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+
+
+def lit(name, value):
+    """HPACK literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2)."""
+    return bytes([0x00, len(name)]) + name + bytes([len(value)]) + value
+
+
+def synthetic(out):
+    """Frames the fixtures do not have: padding, priority, CONTINUATION,
+    PUSH_PROMISE, RST_STREAM, GOAWAY, a bad PING, an unknown type."""
+    pre = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    req = lit(b":method", b"GET") + lit(b":path", b"/s?q=1") + lit(b"x-lane", b"blue")
+    c = pre + frame(4, 0, 0, b"")
+    c += frame(1, 0x08 | 0x20, 1, bytes([2]) + bytes(5) + req[:10] + b"\0\0")  # padded, priority
+    c += frame(9, 0x04 | 0, 1, req[10:])  # CONTINUATION ends the block
+    c += frame(0, 0x08 | 0x01, 1, bytes([3]) + b"body" + bytes(3))  # padded DATA, END_STREAM
+    c += frame(1, 0x05, 3, req) + frame(3, 0, 3, struct.pack(">I", 8))  # then RST_STREAM
+    c += frame(6, 0, 0, bytes(7)) + frame(0xfa, 0, 0, b"xyz") + frame(8, 0, 0, struct.pack(">I", 100))
+    s = frame(4, 0, 0, struct.pack(">HI", 1, 8192)) + frame(4, 1, 0, b"")
+    s += frame(5, 0x04, 1, struct.pack(">I", 2) + lit(b":method", b"GET") + lit(b":path", b"/p"))
+    s += frame(1, 0x04, 1, lit(b":status", b"103")) + frame(1, 0x04, 1, lit(b":status", b"200"))
+    s += frame(0, 0, 1, b"ok") + frame(1, 0x05, 1, lit(b"grpc-status", b"0"))
+    s += frame(7, 0, 0, struct.pack(">II", 1, 0) + b"bye")
+    ops = bytearray([0])
+    for d, b in ((0, c), (1, s)):
+        ops += bytes([d]) + struct.pack(">H", len(b)) + b
+    ops += bytes([7 << 1 | 1 << 4, 0, 0])
+    with open(os.path.join(out, "synthetic-frames"), "wb") as f:
+        f.write(ops)
+    up = bytearray([2]) + bytes([0]) + struct.pack(">H", len(pre)) + pre
+    up += bytes([1]) + struct.pack(">H", 20) + frame(4, 0, 0, b"") + frame(1, 0x04, 1, b"\x88")[:11]
+    with open(os.path.join(out, "synthetic-upgrade-cut"), "wb") as f:
+        f.write(up)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    synthetic(out)
     for path in sys.argv[2:]:
         conns = {}
         order = []

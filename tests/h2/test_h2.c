@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "capture/h2.h"
+#include "capture/redact.h"
 #include "common/dbuf.h"
 #include "tests/tap.h"
 
@@ -439,9 +440,56 @@ static void test_preface(void)
 	TAP_OK(!h2_is_server_preface(s, 15), "server preface: not on a stream");
 }
 
+/* Redaction reaches what HTTP/2 adds: the ":path" field and trailer fields. */
+static void test_redact(void)
+{
+#define SL(x) ((struct store_slice){(const uint8_t *)(x), sizeof(x) - 1})
+	struct store_header rq[] = {{SL(":method"), SL("GET")},
+				    {SL(":path"), SL("/a?token=s3cret&x=1")},
+				    {SL("authorization"), SL("Bearer s3cret")}};
+	struct store_header tr[] = {{SL("grpc-status"), SL("0")}, {SL("x-api-key"), SL("s3cret")}};
+	struct store_session in = {.proto = STORE_PROTO_H2C, .stream_id = 1};
+	in.req = (struct store_message){.present = true,
+					.method = SL("GET"),
+					.target = SL("/a?token=s3cret&x=1"),
+					.version_major = 2,
+					.headers = rq,
+					.n_headers = 3};
+	in.resp = (struct store_message){
+	    .present = true, .status = 200, .version_major = 2, .trailers = tr, .n_trailers = 2};
+	char err[128];
+	struct redact *r = redact_create();
+	int rc = r ? redact_add(r, "query:token", err, sizeof(err)) |
+			 redact_add(r, "header:authorization", err, sizeof(err)) |
+			 redact_add(r, "header:x-api-key", err, sizeof(err))
+		   : -1;
+	struct store_session out;
+	rc |= r ? redact_session(r, &in, &out) : -1;
+	bool leak = false;
+	const struct store_message *m[2] = {&out.req, &out.resp};
+	for (int k = 0; k < 2 && !rc; k++) {
+		for (size_t i = 0; i < m[k]->n_headers; i++)
+			leak |= memmem(m[k]->headers[i].value.ptr, m[k]->headers[i].value.len,
+				       "s3cret", 6) != NULL;
+		for (size_t i = 0; i < m[k]->n_trailers; i++)
+			leak |= memmem(m[k]->trailers[i].value.ptr, m[k]->trailers[i].value.len,
+				       "s3cret", 6) != NULL;
+	}
+	leak |= !rc && memmem(out.req.target.ptr, out.req.target.len, "s3cret", 6) != NULL;
+	TAP_OK(!rc && !leak && (out.flags & STORE_F_REDACTED),
+	       "redact: :path, headers and trailer fields of an HTTP/2 session masked");
+	TAP_OK(!rc && out.req.n_headers == 3 &&
+		   out.req.headers[1].value.len == out.req.target.len &&
+		   !memcmp(out.req.headers[1].value.ptr, out.req.target.ptr, out.req.target.len),
+	       "redact: :path says what the redacted target says");
+	redact_free(r);
+#undef SL
+}
+
 int main(void)
 {
 	test_preface();
+	test_redact();
 	test_basic();
 	test_continuation();
 	test_rst_goaway();
