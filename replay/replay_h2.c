@@ -55,7 +55,9 @@ struct h2req {
 	void *user;
 	uint64_t session_id;
 	int64_t due, rec_ts, t_sent, deadline;
+	int64_t rec_end; /* recorded end of the exchange; INT64_MAX when it never ended */
 	uint32_t rec_stream;
+	uint32_t slot; /* index in its connection's fl[] while in flight */
 	int32_t stream;
 	bool final_seen; /* a final (non-1xx) response block */
 	bool in_block;	 /* receiving a header block */
@@ -85,6 +87,7 @@ struct h2conn {
 	struct h2flow *flow;
 	struct dbuf out; /* bytes nghttp2 gave that the socket did not take yet */
 	uint32_t n_inflight;
+	struct h2req *fl[H2R_MAX_STREAMS]; /* its requests in flight */
 	bool want_out;
 	int64_t idle_since;
 };
@@ -96,6 +99,7 @@ struct h2flow {
 	struct h2flow *next, *prev; /* all flows */
 	struct h2req *qhead, *qtail;
 	struct h2conn *conn;
+	bool blocked; /* its head waits for a stream that ended before it started */
 	bool had_conn;
 };
 
@@ -258,7 +262,8 @@ static void inflight_add(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
 	else
 		h->ihead = r;
 	h->itail = r;
-	c->n_inflight++;
+	r->slot = c->n_inflight;
+	c->fl[c->n_inflight++] = r;
 	h->inflight++;
 }
 
@@ -273,7 +278,11 @@ static void inflight_del(struct replay_h2 *h, struct h2req *r)
 	else
 		h->itail = r->iprev;
 	r->next = r->iprev = NULL;
-	r->conn->n_inflight--;
+	struct h2conn *c = r->conn;
+	struct h2req *last = c->fl[--c->n_inflight];
+	c->fl[r->slot] = last;
+	last->slot = r->slot;
+	c->flow->blocked = false; /* a stream it may wait for ended */
 	h->inflight--;
 }
 
@@ -722,11 +731,34 @@ static struct h2req *pop(struct h2flow *f)
 	return r;
 }
 
-/* Send the due requests of flow @p f, as many at once as the target allows. */
+/*
+ * The recorded order between streams of one connection: a stream is sent
+ * only after every stream that had ended before it started in the
+ * recording has ended here too (as an HTTP/1.1 request waits for the
+ * response before it), while streams that overlapped in the recording
+ * overlap here. So the recorded concurrency is kept at any speed.
+ */
+static bool waits_for_earlier(const struct h2flow *f, const struct h2req *r)
+{
+	const struct h2conn *c = f->conn;
+	if (!c || c->dead)
+		return false;
+	for (uint32_t i = 0; i < c->n_inflight; i++)
+		if (c->fl[i]->rec_end <= r->rec_ts)
+			return true;
+	return false;
+}
+
+/* Send the due requests of flow @p f, in recorded order and concurrency,
+ * as many at once as the target allows. */
 static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 {
 	while (f->qhead && f->qhead->due <= now && !at_capacity(f)) {
 		struct h2req *r = f->qhead;
+		if (waits_for_earlier(f, r)) {
+			f->blocked = true; /* until one of its streams ends */
+			break;
+		}
 		if (h->targets[f->target].tls) {
 			pop(f);
 			h->queued--;
@@ -884,6 +916,7 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 		r->session_id = s->id;
 		r->due = due_ns;
 		r->rec_ts = s->ts_req_first_ns;
+		r->rec_end = s->ts_resp_last_ns ? s->ts_resp_last_ns : INT64_MAX;
 		r->rec_stream = s->stream_id;
 		if (dep && dep->ent) {
 			r->has_dep = true;
@@ -959,8 +992,8 @@ int64_t replay_h2_next_due(const struct replay_h2 *h)
 {
 	int64_t w = INT64_MAX;
 	for (const struct h2flow *f = h->flows; f; f = f->next)
-		if (f->qhead && f->qhead->due < w && !at_capacity(f))
-			w = f->qhead->due; /* a full connection is woken by its answers */
+		if (f->qhead && f->qhead->due < w && !at_capacity(f) && !f->blocked)
+			w = f->qhead->due; /* a full or waiting connection: woken by answers */
 	return w;
 }
 

@@ -10,6 +10,7 @@
 #   h2load.pcap   h2load -n 60 -c 2 -m 8 against nghttpd (prior knowledge)
 #   grpc.pcap     grpc_shop.py: 30 GetItem calls to the baseline service,
 #                 x-lane: blue on every 2nd
+#   grpc-parallel.pcap  12 calls in batches of 3 concurrent ones
 # Usage: tests/h2/make_fixtures.sh OUTDIR [PORT_BASE]
 # Ports PORT_BASE .. +3 (default 18480) must be free.
 set -eu
@@ -84,5 +85,8 @@ pids="$pids $!"
 for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q ready "$work/grpc.log" 2>/dev/null && break; sleep 0.5; done
 capture "$out/grpc.pcap" "$p3"
 /usr/bin/python3 "$here/grpc_shop.py" call "$p3" --calls 30 --lane blue --every 2 >/dev/null
+stop_capture
+capture "$out/grpc-parallel.pcap" "$p3"
+/usr/bin/python3 "$here/grpc_shop.py" call "$p3" --calls 12 --parallel 3 >/dev/null
 stop_capture
 echo "fixtures in $out"

@@ -12,6 +12,9 @@ wall-clock field served_at_ms ($.5) as noise, and report nothing else but
 the consequence of the error answer. The same build against itself: no
 difference at all. The results keep trailers (grpc-status).
 
+Concurrency: at --max the sequential calls of grpc.pcap reach a server
+one at a time, the batches of 3 of grpc-parallel.pcap three at a time.
+
 Mirror: `dyetap mirror` on the same capture shadows the calls colored by
 their x-lane metadata to the candidate over h2c and finds their changes.
 
@@ -143,6 +146,26 @@ def grpc_tests(tmp):
     ok(r.returncode == 0, "grpc: the same build passes the gate", r.stdout[-500:])
 
 
+def concurrency_tests(tmp):
+    """At --max, streams keep the recorded concurrency of their connection."""
+    shop = os.path.join(HERE, "grpc_shop.py")
+    for name, want in (("grpc", 1), ("grpc-parallel", 3)):
+        rec = os.path.join(tmp, name + "-c.dyt")
+        dy("record", "-r", os.path.join(FIX, name + ".pcap"), "-w", rec)
+        port = free_port()
+        log = os.path.join(tmp, name + ".conc")
+        start([PY, shop, "serve", str(port), "--pb", SHOP_PB, "--delay", "0.05",
+               "--concurrency-log", log], "ready")
+        res = os.path.join(tmp, name + "-c-res.dyt")
+        r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "--max", "-o", res,
+               "--allow-writes")
+        with open(log) as f:
+            got = int(f.read().strip() or 0)
+        ok(r.returncode == 0 and got == want,
+           "%s at --max: the server saw at most %d calls at once, as recorded (got %d)"
+           % (name, want, got), r.stderr[-300:])
+
+
 def mirror_tests(tmp):
     """dyetap mirror shadows the colored gRPC calls to a lane over h2c."""
     port = free_port()
@@ -221,6 +244,7 @@ try:
         print("1..0 # SKIP nghttpd not installed (nghttp2-server, tests/setup.sh)")
         sys.exit(0)
     grpc_tests(tmp)
+    concurrency_tests(tmp)
     mirror_tests(tmp)
     nghttp_tests(tmp)
 finally:
