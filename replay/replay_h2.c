@@ -42,10 +42,17 @@
 #define H2R_MAX_EVENT	64
 #define H2R_WINDOW	(1 << 24) /* stream window we grant: bodies do not stall */
 #define H2R_GATHER	64 * 1024 /* bytes gathered per send(2) */
-#define H2R_MAX_STREAMS 256	  /* streams open per connection, whatever the target allows */
+#define H2R_MAX_STREAMS 256
+#define H2R_INLINE_FIELDS                                                                          \
+	16 /* response field lines kept in the request itself */ /* streams open per connection,   \
+								    whatever the target allows */
 
 struct h2flow;
 struct h2conn;
+
+struct h2r_field {
+	uint32_t no, nl, vo, vl;
+};
 
 struct h2req {
 	struct h2req *next;  /* flow queue, or the in-flight list */
@@ -68,15 +75,12 @@ struct h2req {
 	/* the response */
 	uint16_t status;
 	struct dbuf fields;    /* names and values */
-	struct h2r_field *hdr; /* offsets into fields */
+	struct h2r_field *hdr; /* offsets into fields: hdr_in, or allocated past it */
 	uint32_t nhdr, chdr, n_headers;
 	struct dbuf body;
 	uint64_t body_len;
+	struct h2r_field hdr_in[H2R_INLINE_FIELDS];
 	struct store_session s; /* the recorded session (deep copy after this struct) */
-};
-
-struct h2r_field {
-	uint32_t no, nl, vo, vl;
 };
 
 struct h2conn {
@@ -115,7 +119,9 @@ struct replay_h2 {
 	struct h2req *ihead, *itail;
 	int64_t idle_check;
 	uint8_t *rbuf;
-	struct nvb *nvb; /* the field lines of the request being submitted */
+	struct nvb *nvb;	 /* the field lines of the request being submitted */
+	struct store_header *hv; /* the store view of a finished response's fields */
+	uint32_t hv_cap;
 	nghttp2_session_callbacks *cbs;
 	int64_t now; /* for callbacks */
 };
@@ -181,7 +187,8 @@ static void req_free(struct h2req *r)
 		return;
 	dbuf_release(&r->fields);
 	dbuf_release(&r->body);
-	mem_free(r->hdr);
+	if (r->hdr != r->hdr_in)
+		mem_free(r->hdr);
 	mem_free(r);
 }
 
@@ -375,6 +382,8 @@ static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr, void *
 		r->nhdr = 0;
 		dbuf_reset(&r->fields);
 		r->status = 0;
+		if (!r->fields.cap)
+			dbuf_reserve(&r->fields, 383); /* one allocation for most field blocks */
 	}
 	return 0;
 }
@@ -392,9 +401,12 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
 		return 0; /* over the cap: dropped (the response is still whole) */
 	if (r->nhdr == r->chdr) {
 		uint32_t cap = r->chdr ? r->chdr * 2 : 16;
-		struct h2r_field *n = mem_realloc(r->hdr, cap * sizeof(*n));
+		struct h2r_field *n =
+		    mem_realloc(r->hdr == r->hdr_in ? NULL : r->hdr, cap * sizeof(*n));
 		if (!n)
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		if (r->hdr == r->hdr_in)
+			memcpy(n, r->hdr_in, sizeof(r->hdr_in));
 		r->hdr = n;
 		r->chdr = cap;
 	}
@@ -473,11 +485,16 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		finish(h, r, STORE_ERR_RESET, msg, NULL);
 		return 0;
 	}
-	struct store_header *hv = mem_alloc((r->nhdr ? r->nhdr : 1) * sizeof(*hv));
-	if (!hv) {
-		finish(h, r, STORE_ERR_OTHER, "out of memory", NULL);
-		return 0;
+	if (r->nhdr > h->hv_cap) { /* the store view of the fields, reused */
+		struct store_header *n = mem_realloc(h->hv, r->nhdr * sizeof(*n));
+		if (!n) {
+			finish(h, r, STORE_ERR_OTHER, "out of memory", NULL);
+			return 0;
+		}
+		h->hv = n;
+		h->hv_cap = r->nhdr;
 	}
+	struct store_header *hv = h->hv;
 	for (uint32_t i = 0; i < r->nhdr; i++) {
 		hv[i].name = fslice(r, r->hdr[i].no, r->hdr[i].nl);
 		hv[i].value = fslice(r, r->hdr[i].vo, r->hdr[i].vl);
@@ -495,7 +512,6 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 	    .truncated = r->body_len > r->body.len,
 	};
 	finish(h, r, STORE_ERR_NONE, NULL, &m);
-	mem_free(hv);
 	return 0;
 }
 
@@ -924,6 +940,8 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 		}
 		dbuf_init(&r->fields, h->p.max_header_bytes + 1);
 		dbuf_init(&r->body, h->p.max_body);
+		r->hdr = r->hdr_in;
+		r->chdr = H2R_INLINE_FIELDS;
 		/* keep the queue in recorded order: due, then start, then stream
 		 * (sessions come in completion order: mostly appended at the tail) */
 		if (!f->qtail || !before(r, f->qtail)) {
@@ -1085,5 +1103,6 @@ void replay_h2_free(struct replay_h2 *h)
 	mem_free(h->targets);
 	mem_free(h->rbuf);
 	mem_free(h->nvb);
+	mem_free(h->hv);
 	mem_free(h);
 }
