@@ -7,7 +7,10 @@
  * bytes and gaps go to it by direction, the close ends and frees it. The
  * tracker's sessions get their file-wide id and lane here and go to the
  * sink. No allocation per packet: the flow table is preallocated and the
- * only per-connection allocation is the tracker.
+ * only per-connection allocation is the tracker, made when the connection's
+ * first byte arrives (flow.h) and counted in the HTTP memory from then on,
+ * so every byte a connection holds outside its flow entry is under
+ * txn_memcap.
  *
  * References: DESIGN.md §4 and §11; capture/txn.h, capture/rules.h.
  */
@@ -348,13 +351,13 @@ static void account(struct pipe *p, struct pipe_conn *c)
 		if (c->z && txn_conn_sleep(c->t, c->z)) {
 			c->t = NULL;
 			p->st.dormant++;
-			p->txn_mem = p->txn_mem - c->mem + sizeof(*c->z);
-			c->mem = sizeof(*c->z);
+			p->txn_mem = p->txn_mem - c->mem + sizeof(*c->z) + sizeof(*c);
+			c->mem = sizeof(*c->z) + sizeof(*c);
 			return;
 		}
 	}
 	size_t m = (c->t ? txn_conn_mem(c->t) : 0) + (c->h2 ? h2_conn_mem(c->h2) : 0) +
-		   (c->z ? sizeof(*c->z) : 0) + c->held_len;
+		   (c->z ? sizeof(*c->z) : 0) + c->held_len + sizeof(*c);
 	p->txn_mem = p->txn_mem - c->mem + m;
 	c->mem = m;
 	if (p->txn_mem > p->st.txn_mem_peak)

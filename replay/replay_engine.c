@@ -1434,6 +1434,8 @@ int replay_engine_submit_dep(struct replay_engine *e, const struct store_session
 	if (!e->causal)
 		dep = NULL;
 	if (s->proto == STORE_PROTO_H2C) { /* HTTP/2: streams over replay_h2 */
+		if (replay_h2_request_unsafe(&s->req))
+			return -EBADMSG; /* as replay_request_build() refuses HTTP/1.x */
 		int rc = h2_start(e);
 		if (!rc)
 			rc = replay_h2_submit(e->h2, s, e->p.pooled ? 0 : flow_key, due_ns, user,
@@ -1445,7 +1447,7 @@ int replay_engine_submit_dep(struct replay_engine *e, const struct store_session
 	dbuf_reset(&e->reqbuf);
 	int rc = replay_request_build(&e->reqbuf, &s->req, e->p.rewrite);
 	if (rc)
-		return rc == -E2BIG ? -EINVAL : rc;
+		return rc == -E2BIG || rc == -EBADMSG ? -EINVAL : rc;
 	struct rbytes *b = rbytes_new(e, e->reqbuf.len);
 	if (!b)
 		return -ENOMEM;

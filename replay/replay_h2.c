@@ -177,6 +177,42 @@ int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *ou
 	return 0;
 }
 
+static bool tchar(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool token(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!tchar(p[i]))
+			return false;
+	return n > 0;
+}
+
+const char *replay_h2_request_unsafe(const struct store_message *req)
+{
+	if (!token(req->method.ptr, req->method.len))
+		return "the method is not a token";
+	for (size_t i = 0; i < req->target.len; i++) {
+		uint8_t c = req->target.ptr[i];
+		if (c <= ' ' || c == 0x7f)
+			return "the target holds a space or a control byte (CR, LF, NUL...)";
+	}
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const struct store_header *h = &req->headers[i];
+		bool pseudo = h->name.len > 1 && h->name.ptr[0] == ':';
+		if (!token(h->name.ptr + pseudo, h->name.len - pseudo))
+			return "a field name is not a token";
+		if (h->value.len && (memchr(h->value.ptr, '\r', h->value.len) ||
+				     memchr(h->value.ptr, '\n', h->value.len) ||
+				     memchr(h->value.ptr, '\0', h->value.len)))
+			return "a field value holds CR, LF or NUL";
+	}
+	return NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Requests and flows                                                  */
 /* ------------------------------------------------------------------ */

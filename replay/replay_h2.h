@@ -117,6 +117,15 @@ void replay_h2_close_idle(struct replay_h2 *h);
 void replay_h2_free(struct replay_h2 *h);
 
 /**
+ * replay_request_unsafe() for an HTTP/2 request: the same rules (method a
+ * token, no space or control byte in the target, field names tokens, no
+ * CR, LF or NUL in values: RFC 9113 §8.2.1 forbids them too) except that
+ * a field name may start with ':' (pseudo-header fields). A static
+ * string, or NULL when the request can be sent.
+ */
+const char *replay_h2_request_unsafe(const struct store_message *req);
+
+/**
  * Rebase a grpc-timeout value (gRPC PROTOCOL-HTTP2.md: 1-8 digits and a
  * unit H M S m u n) by @p late_ns of lateness: the recorded timeout less
  * the lateness (at least 1 unit), written to @p out in the unit that

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "replay/replay.h"
+#include "replay/replay_h2.h"
 
 int64_t replay_sched_offset(const struct replay_sched *s, int64_t rec_ts_ns, uint64_t seq)
 {
@@ -185,6 +186,8 @@ enum replay_verdict replay_filter_check(const struct replay_filter *f,
 		if (fnmatch(f->path_glob, path, 0) != 0)
 			return REPLAY_SKIP_FILTER;
 	}
+	if (h2 ? replay_h2_request_unsafe(req) : replay_request_unsafe(req))
+		return REPLAY_SKIP_UNSAFE;
 	if (!f->allow_writes && !slice_eq(&req->method, "GET", false) &&
 	    !slice_eq(&req->method, "HEAD", false) && !slice_eq(&req->method, "OPTIONS", false))
 		return REPLAY_SKIP_WRITE;
