@@ -725,6 +725,7 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 	if (rc)
 		return rc == -ENOSPC ? (v->sum.over_memcap++, 0) : rc;
 	struct diff_endpoint *e = &v->ep[ep];
+	eng->req = &s->req; /* gRPC: the method names the message type */
 	rc = diff_engine_compare(eng, &e->rs, &s->resp, &r->resp);
 	if (rc)
 		return rc;

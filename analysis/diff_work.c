@@ -37,7 +37,15 @@ static size_t msg_bytes(const struct store_message *m)
 	size_t n = m->method.len + m->target.len + m->reason.len + m->body.len;
 	for (size_t i = 0; i < m->n_headers; i++)
 		n += m->headers[i].name.len + m->headers[i].value.len;
+	for (size_t i = 0; i < m->n_trailers; i++)
+		n += m->trailers[i].name.len + m->trailers[i].value.len;
 	return n;
+}
+
+/* Header entries of @p m: its headers, then its trailers (HTTP/2). */
+static size_t msg_fields(const struct store_message *m)
+{
+	return m->n_headers + m->n_trailers;
 }
 
 struct cursor {
@@ -56,29 +64,34 @@ static void slice_copy(struct cursor *c, struct store_slice *s)
 	c->bytes += s->len;
 }
 
+static const struct store_header *fields_copy(struct cursor *c, const struct store_header *src,
+					      size_t n)
+{
+	if (!n)
+		return NULL;
+	struct store_header *h = c->hdr;
+	c->hdr += n;
+	for (size_t i = 0; i < n; i++) {
+		h[i] = src[i];
+		slice_copy(c, &h[i].name);
+		slice_copy(c, &h[i].value);
+	}
+	return h;
+}
+
 static void msg_copy(struct cursor *c, struct store_message *m)
 {
 	slice_copy(c, &m->method);
 	slice_copy(c, &m->target);
 	slice_copy(c, &m->reason);
 	slice_copy(c, &m->body);
-	if (!m->n_headers) {
-		m->headers = NULL;
-		return;
-	}
-	struct store_header *h = c->hdr;
-	c->hdr += m->n_headers;
-	for (size_t i = 0; i < m->n_headers; i++) {
-		h[i] = m->headers[i];
-		slice_copy(c, &h[i].name);
-		slice_copy(c, &h[i].value);
-	}
-	m->headers = h;
+	m->headers = fields_copy(c, m->headers, m->n_headers);
+	m->trailers = fields_copy(c, m->trailers, m->n_trailers);
 }
 
 size_t diff_session_size(const struct store_session *s)
 {
-	size_t nh = s->req.n_headers + s->resp.n_headers;
+	size_t nh = msg_fields(&s->req) + msg_fields(&s->resp);
 	return ALIGN8(sizeof(*s)) + nh * sizeof(struct store_header) + s->lane.len +
 	       msg_bytes(&s->req) + msg_bytes(&s->resp);
 }
@@ -88,7 +101,7 @@ struct store_session *diff_session_copy(void *dst, const struct store_session *s
 	struct store_session *d = dst;
 	*d = *s;
 	struct cursor c = {.hdr = (struct store_header *)((uint8_t *)dst + ALIGN8(sizeof(*s)))};
-	c.bytes = (uint8_t *)(c.hdr + s->req.n_headers + s->resp.n_headers);
+	c.bytes = (uint8_t *)(c.hdr + msg_fields(&s->req) + msg_fields(&s->resp));
 	slice_copy(&c, &d->lane);
 	msg_copy(&c, &d->req);
 	msg_copy(&c, &d->resp);
@@ -97,7 +110,7 @@ struct store_session *diff_session_copy(void *dst, const struct store_session *s
 
 size_t diff_result_size(const struct store_result *r)
 {
-	return ALIGN8(sizeof(*r)) + r->resp.n_headers * sizeof(struct store_header) +
+	return ALIGN8(sizeof(*r)) + msg_fields(&r->resp) * sizeof(struct store_header) +
 	       r->target.len + r->role.len + r->error_msg.len + msg_bytes(&r->resp);
 }
 
@@ -106,7 +119,7 @@ struct store_result *diff_result_copy(void *dst, const struct store_result *r)
 	struct store_result *d = dst;
 	*d = *r;
 	struct cursor c = {.hdr = (struct store_header *)((uint8_t *)dst + ALIGN8(sizeof(*r)))};
-	c.bytes = (uint8_t *)(c.hdr + r->resp.n_headers);
+	c.bytes = (uint8_t *)(c.hdr + msg_fields(&r->resp));
 	slice_copy(&c, &d->target);
 	slice_copy(&c, &d->role);
 	slice_copy(&c, &d->error_msg);
