@@ -615,11 +615,12 @@ struct replay_summary {
 	struct replay_hist lateness;	/**< scheduling lateness (without causal waits) */
 	struct replay_hist causal_wait; /**< waits for dependencies, of the requests that waited */
 	int order;			/**< the order kept (enum replay_order, never auto) */
-	uint32_t causal_services;	/**< services whose requests were ordered */
-	double elapsed_s;		/**< first send to last completion */
-	double achieved_rps;		/**< sent / elapsed */
-	bool interrupted;		/**< replay_batch_stop() was called */
-	bool input_error; /**< on failure: an input/usage problem (exit 2), else runtime */
+	int pace; /**< enum replay_pace of the run: under MAX, lateness is queue wait */
+	uint32_t causal_services; /**< services whose requests were ordered */
+	double elapsed_s;	  /**< first send to last completion */
+	double achieved_rps;	  /**< sent / elapsed */
+	bool interrupted;	  /**< replay_batch_stop() was called */
+	bool input_error;	  /**< on failure: an input/usage problem (exit 2), else runtime */
 	/** The most frequent causes of failed requests, most first (n 0: unused). */
 	struct replay_cause causes[REPLAY_MAX_CAUSES];
 	uint64_t causes_other; /**< failed requests of the other causes */

@@ -1157,6 +1157,7 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		out->causal_services = replay_causal_n_tracked(b.causal);
 	}
 	out->order = b.order;
+	out->pace = p->pace;
 	/* Before the first request, after the inputs passed every check. */
 	bool before_failed = false;
 	if (!rc && p->before)
