@@ -3,8 +3,10 @@
  * dyetap record - capture HTTP traffic from pcap files or an interface,
  * color the transactions and write them as sessions to a store file.
  *
- * Wiring only: capture/source.h reads packets, capture/pipeline.h turns
- * them into colored sessions, store/store.h writes them. SIGINT/SIGTERM
+ * Wiring only: capture/source.h reads packets, capture/recorder.h (the
+ * pipeline, redaction and the store writer with its metadata, shared
+ * with `dyetap mirror` and the fast path) turns them into colored
+ * sessions in a store file. SIGINT/SIGTERM
  * stop the capture; pending sessions are then emitted and the store is
  * closed with its trailer (the run's counters), so an interrupted capture
  * is a complete file. The manual is docs/capture.md.
@@ -21,8 +23,7 @@
 #include <unistd.h>
 
 #include "capture/pipeline.h"
-#include "capture/redact.h"
-#include "capture/rules.h"
+#include "capture/recorder.h"
 #include "capture/source.h"
 #include "cli/cmds.h"
 #include "common/clock.h"
@@ -152,11 +153,6 @@ static int parse_u64(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
-}
-
-static int rec_sink(void *ctx, const struct store_session *s)
-{
-	return store_writer_add_session(ctx, s);
 }
 
 struct rec_opts {
@@ -401,13 +397,6 @@ static void print_progress(struct src *src, const struct pipe *pipe, int64_t t0)
 		secs > 0 ? mb / secs : 0.0);
 }
 
-static void print_stats(const struct store_counter *c, size_t n, double secs)
-{
-	fprintf(stderr, "dyetap record: counters (%.2f s):\n", secs);
-	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "  %-36s %" PRIu64 "\n", c[i].name, c[i].value);
-}
-
 /* CPU milliseconds (user + sys) of the calling thread or of the process. */
 static uint64_t cpu_ms(int who)
 {
@@ -418,97 +407,48 @@ static uint64_t cpu_ms(int who)
 	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
-/* The counters, then the CPU time of the capture thread (this one) and of
- * the whole process (plus the store's compression thread); not counters,
- * so they stay out of the file's trailer. */
-static int print_json(const struct store_counter *c, size_t n, uint64_t thread_ms,
-		      uint64_t total_ms)
+/* --stats (stderr table) and --json (stdout object): the counters, and for
+ * --json the CPU time of the capture thread (this one) and of the whole
+ * process (plus the store's compression thread); not counters, so they
+ * stay out of the file's trailer. */
+static int print_counters(const struct rec_opts *o, const struct ctr_set *c, double secs)
 {
 	struct dbuf b;
 	int rc = 0;
 	dbuf_init(&b, 1u << 20);
-	rc |= dbuf_putc(&b, '{');
-	for (size_t i = 0; i < n; i++) {
-		rc |= jsonw_cstr(&b, c[i].name);
-		rc |= dbuf_printf(&b, ":%" PRIu64 ",", c[i].value);
+	if (o->stats) {
+		rc = ctr_set_text(c, &b, 36);
+		if (!rc)
+			fprintf(stderr, "dyetap record: counters (%.2f s):\n%s", secs,
+				b.len ? (const char *)b.data : "");
+		dbuf_reset(&b);
 	}
-	rc |= dbuf_printf(&b, "\"cpu_capture_thread_ms\":%" PRIu64 ",\"cpu_total_ms\":%" PRIu64,
-			  thread_ms, total_ms);
-	rc |= dbuf_puts(&b, "}\n");
-	if (!rc)
-		fwrite(b.data, 1, b.len, stdout);
+	if (o->json) {
+		rc |= dbuf_putc(&b, '{');
+		rc |= ctr_set_json(c, &b);
+		rc |= dbuf_printf(
+		    &b, "%s\"cpu_capture_thread_ms\":%" PRIu64 ",\"cpu_total_ms\":%" PRIu64 "}\n",
+		    ctr_set_count(c) ? "," : "", cpu_ms(RUSAGE_THREAD), cpu_ms(RUSAGE_SELF));
+		if (!rc)
+			fwrite(b.data, 1, b.len, stdout);
+	}
 	dbuf_release(&b);
 	return rc ? -ENOMEM : 0;
-}
-
-/* src_ counters first, then the pipeline's; returns a mem_alloc'd array. */
-static struct store_counter *collect_counters(const struct src_stats *ss, const struct pipe *pipe,
-					      size_t *n_out, char (*names)[48])
-{
-	size_t np = pipe_counters(pipe, NULL, 0);
-	struct store_counter *c = mem_calloc(src_ctr_count + np, sizeof(*c));
-	if (!c)
-		return NULL;
-	for (size_t i = 0; i < src_ctr_count; i++) {
-		snprintf(names[i], 48, "src_%s", src_ctr_descs[i].name);
-		c[i] = (struct store_counter){names[i], ctr_get(ss, &src_ctr_descs[i])};
-	}
-	*n_out = src_ctr_count + pipe_counters(pipe, c + src_ctr_count, np);
-	return c;
 }
 
 static int run(struct rec_opts *o)
 {
 	char err[1024] = "";
 	int ret = 3;
-	struct rules *rules = rules_create();
-	struct pipe *pipe = NULL;
-	struct store_writer *w = NULL;
-	struct store_counter *ctrs = NULL;
-	char(*names)[48] = mem_calloc(src_ctr_count, 48);
+	struct recorder *rec = NULL;
+	struct ctr_set *ctrs = ctr_set_create(0);
 	struct src_stats ss = {0};
-	const char **rule_texts = NULL;
-	const char **redact_texts = NULL;
-	struct redact *redact = NULL;
 	struct dbuf source_desc;
 	dbuf_init(&source_desc, 1u << 16);
-	if (!rules || !names) {
+	if (!ctrs) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
-	for (size_t i = 0; i < o->n_colors; i++)
-		if (rules_add(rules, o->colors[i], err, sizeof(err)) < 0) {
-			fprintf(stderr, "dyetap record: --color '%s': %s\n", o->colors[i], err);
-			ret = 2;
-			goto out;
-		}
-	if (o->rules_file && rules_load_file(rules, o->rules_file, err, sizeof(err)) < 0) {
-		fprintf(stderr, "dyetap record: --rules: %s\n", err);
-		ret = 2;
-		goto out;
-	}
-
-	if (o->n_redacts || o->redact_defaults) {
-		/* --redact rules first: for one value the first rule wins. */
-		redact = redact_create();
-		if (!redact) {
-			fprintf(stderr, "dyetap record: out of memory\n");
-			goto out;
-		}
-		for (size_t i = 0; i < o->n_redacts; i++) {
-			int rc = redact_add(redact, o->redacts[i], err, sizeof(err));
-			if (rc < 0) {
-				fprintf(stderr, "dyetap record: --redact %s\n", err);
-				ret = rc == -ENOMEM ? 3 : 2;
-				goto out;
-			}
-		}
-		if (o->redact_defaults && redact_add_defaults(redact) < 0) {
-			fprintf(stderr, "dyetap record: out of memory\n");
-			goto out;
-		}
-	}
-
 	struct src_params sp = {
 	    .files = o->files,
 	    .n_files = o->n_files,
@@ -519,67 +459,55 @@ static int run(struct rec_opts *o)
 	    .promisc = o->promisc,
 	    .block_ms = o->immediate ? 0 : 20,
 	};
+	if (recorder_source(&source_desc, "", &sp) < 0) {
+		fprintf(stderr, "dyetap record: out of memory\n");
+		goto out;
+	}
+	struct recorder_params rp = {
+	    .colors = o->colors,
+	    .n_colors = o->n_colors,
+	    .rules_file = o->rules_file,
+	    .redacts = o->redacts,
+	    .n_redacts = o->n_redacts,
+	    .redact_defaults = o->redact_defaults,
+	    .drop_uncolored = o->drop_uncolored,
+	    .limits =
+		{
+		    .max_flows = (uint32_t)o->max_flows,
+		    .idle_timeout_ns = (int64_t)o->idle_s * 1000000000LL,
+		    .reasm_memcap = (size_t)o->memcap,
+		    .txn_memcap = (size_t)o->http_memcap,
+		    .txn_dormant_mem =
+			o->http_sleep_mem == UINT64_MAX ? 1 : (size_t)o->http_sleep_mem,
+		    .max_body = (size_t)o->max_body,
+		},
+	    .source = (const char *)source_desc.data,
+	    .filter = sp.filter,
+	    .path = o->out,
+	    .kind = "recording",
+	    .level = o->level,
+	    .background = true,
+	};
+	/* Rules and redactions first, then the input, then the output file. */
+	int rc = recorder_open(&rp, &rec, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "dyetap record: %s%s\n", err,
+			rc == -ENOMEM ? " (try a smaller --max-flows)" : "");
+		ret = rc == -ENOMEM ? 3 : 2;
+		goto out;
+	}
 	rec_src = src_open(&sp, &ss, err, sizeof(err));
 	if (!rec_src) {
 		fprintf(stderr, "dyetap record: %s\n", err);
 		ret = 2;
 		goto out;
 	}
-
-	size_t n_rules, n_redact;
-	rule_texts = rules_text_array(rules, &n_rules);
-	redact_texts = redact_text_array(redact, &n_redact);
-	if (!rule_texts || !redact_texts) {
-		fprintf(stderr, "dyetap record: out of memory\n");
-		goto out;
-	}
-	if (o->iface) {
-		dbuf_printf(&source_desc, "iface:%s", o->iface);
-	} else {
-		dbuf_puts(&source_desc, "pcap:");
-		for (size_t i = 0; i < o->n_files; i++)
-			dbuf_printf(&source_desc, "%s%s", i ? "," : "", o->files[i]);
-	}
-	char host[256] = "";
-	gethostname(host, sizeof(host) - 1);
-	struct store_meta meta = {
-	    .kind = "recording",
-	    .source = source_desc.data ? (const char *)source_desc.data : "",
-	    .filter = sp.filter,
-	    .rules = rule_texts,
-	    .n_rules = n_rules,
-	    .host = host,
-	    .start_ns = clk_real_ns(),
-	    .redactions = redact_texts,
-	    .n_redactions = n_redact,
-	};
-	struct store_writer_params wp = {
-	    .path = o->out, .level = o->level, .meta = &meta, .background = true};
-	w = store_writer_create(&wp, err, sizeof(err));
-	if (!w) {
+	if ((rc = recorder_create_file(rec, err, sizeof(err))) < 0) {
 		fprintf(stderr, "dyetap record: %s\n", err);
-		ret = 2;
+		ret = rc == -ENOMEM ? 3 : 2;
 		goto out;
 	}
-
-	struct pipe_params pp = {
-	    .max_flows = (uint32_t)o->max_flows,
-	    .idle_timeout_ns = (int64_t)o->idle_s * 1000000000LL,
-	    .reasm_memcap = (size_t)o->memcap,
-	    .txn_memcap = (size_t)o->http_memcap,
-	    .txn_dormant_mem = o->http_sleep_mem == UINT64_MAX ? 1 : (size_t)o->http_sleep_mem,
-	    .max_body = (size_t)o->max_body,
-	    .rules = rules,
-	    .redact = redact,
-	    .drop_uncolored = o->drop_uncolored,
-	    .sink = rec_sink,
-	    .sink_ctx = w,
-	};
-	pipe = pipe_create(&pp);
-	if (!pipe) {
-		fprintf(stderr, "dyetap record: out of memory (try a smaller --max-flows)\n");
-		goto out;
-	}
+	struct pipe *pipe = recorder_pipe(rec);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -595,7 +523,6 @@ static int run(struct rec_opts *o)
 	int64_t t0 = clk_mono_ns(), next_progress = t0 + 500000000LL;
 	int64_t deadline = o->duration_s ? t0 + (int64_t)o->duration_s * 1000000000LL : 0;
 	uint64_t n = 0;
-	int rc = 0;
 	ret = 0;
 	/* A stop (signal or --duration) goes through src_break(): a live source
 	 * then still delivers what the kernel took before it, until -ENODATA. */
@@ -619,9 +546,9 @@ static int run(struct rec_opts *o)
 			ret = 3;
 			break;
 		}
-		if (store_writer_tick(w) < 0) {
+		if (recorder_tick(rec) < 0) {
 			fprintf(stderr, "dyetap record: writing %s: %s\n", o->out,
-				store_writer_error(w));
+				recorder_error(rec));
 			ret = 3;
 			break;
 		}
@@ -637,32 +564,24 @@ static int run(struct rec_opts *o)
 	}
 	if (tty)
 		fprintf(stderr, "\r\033[K");
-	pipe_finish(pipe);
+	recorder_end_input(rec);
 	src_update_stats(rec_src);
 
-	size_t n_ctrs = 0;
-	ctrs = collect_counters(&ss, pipe, &n_ctrs, names);
-	if (!ctrs) {
+	if (recorder_counters(rec, &ss, ctrs) < 0) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		ret = 3;
 		goto out;
 	}
-	char sink_err[256] = ""; /* the writer's last error, before close frees it */
-	if (pipe_get_stats(pipe)->sink_errors)
-		snprintf(sink_err, sizeof(sink_err), "%s", store_writer_error(w));
+	const struct pipe_stats *ps = pipe_get_stats(pipe);
 	bool write_failed = false;
-	if (store_writer_close(w, ctrs, n_ctrs, err, sizeof(err)) < 0) {
+	if (recorder_close(rec, ctrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dyetap record: closing %s: %s\n", o->out, err);
 		ret = 3;
 		write_failed = true;
 	}
-	w = NULL;
 	double secs = (double)(clk_mono_ns() - t0) / 1e9;
-	if (o->stats)
-		print_stats(ctrs, n_ctrs, secs);
-	if (o->json && print_json(ctrs, n_ctrs, cpu_ms(RUSAGE_THREAD), cpu_ms(RUSAGE_SELF)) < 0)
+	if ((o->stats || o->json) && print_counters(o, ctrs, secs) < 0)
 		ret = 3;
-	const struct pipe_stats *ps = pipe_get_stats(pipe);
 	if (!o->stats && !o->json) {
 		if (write_failed)
 			/* Sessions handed to the writer may have been in a frame that failed. */
@@ -681,7 +600,8 @@ static int run(struct rec_opts *o)
 		/* Sessions were parsed but are not in the file: say so, and fail. */
 		fprintf(stderr,
 			"dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
-			ps->sink_errors, o->out, *sink_err ? sink_err : "see redact_errors");
+			ps->sink_errors, o->out,
+			*recorder_error(rec) ? recorder_error(rec) : "see redact_errors");
 		if (!ret)
 			ret = 3;
 	}
@@ -691,16 +611,10 @@ static int run(struct rec_opts *o)
 			" packets (raise --buffer-mb or narrow the filter)\n",
 			ss.kernel_drops);
 out:
-	store_writer_free(w);
-	pipe_free(pipe);
 	src_close(rec_src);
 	rec_src = NULL;
-	rules_free(rules);
-	mem_free(ctrs);
-	mem_free(names);
-	mem_free(rule_texts);
-	mem_free(redact_texts);
-	redact_free(redact);
+	recorder_free(rec);
+	ctr_set_free(ctrs);
 	dbuf_release(&source_desc);
 	return ret;
 }
