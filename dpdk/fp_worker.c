@@ -31,6 +31,7 @@
 #include <rte_ring.h>
 
 #include "capture/pipeline.h"
+#include "capture/recorder.h"
 #include "dpdk/fp_private.h"
 #include "store/store.h"
 
@@ -53,8 +54,8 @@ static void record(struct fp_worker *w, struct rte_mbuf *m)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	}
-	if (w->pipe) {
-		pipe_packet(w->pipe, ns, DLT_EN10MB, d, cap, len);
+	if (w->rec) {
+		pipe_packet(recorder_pipe(w->rec), ns, DLT_EN10MB, d, cap, len);
 		if (!w->dumper) {
 			FP_INC(w->st.worker_written);
 			return;
@@ -85,18 +86,18 @@ int fp_worker_main(void *arg)
 			got += n;
 			FP_ADD(w->st.worker_pkts, n);
 			/* Hand-off point: the capture pipeline takes the packets here. */
-			if (w->dumper || w->pipe)
+			if (w->dumper || w->rec)
 				for (unsigned i = 0; i < n; i++)
 					record(w, pkts[i]);
 			rte_pktmbuf_free_bulk(pkts, n);
 		}
-		if (!got && w->sw)
-			store_writer_tick(w->sw); /* time-based flush of a data frame */
+		if (!got && w->rec)
+			recorder_tick(w->rec); /* time-based flush of a data frame */
 		if (!got && stop)
 			break;
 	}
 	/* End of input: close every connection, emit what is pending. */
-	if (w->pipe)
-		pipe_finish(w->pipe);
+	if (w->rec)
+		recorder_end_input(w->rec);
 	return 0;
 }

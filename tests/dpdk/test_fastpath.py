@@ -605,7 +605,7 @@ def case_shadow(exe, d, exp, frames):
        "shadow-out: one result per target, linked to its session, role = lane", roles)
     sh = (c or {}).get("shadow", {})
     ok(sh.get("out_sessions") == len(out_s) and sh.get("out_results") == len(out_r) and
-       sh.get("out_unpaired") == 0 and sh.get("out_lost") == 0 and sh.get("out_errors") == 0,
+       sh.get("unpaired") == 0 and sh.get("out_lost") == 0 and sh.get("out_errors") == 0,
        "shadow-out: counters", sh)
     pd = subprocess.run([dyetap, "diff", "out.dyt"], cwd=d, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
@@ -676,7 +676,7 @@ def case_shadow_down(exe, d, exp, frames):
        "shadow-down: each request refused or dropped as target_down", lb)
     sh = (c or {}).get("shadow", {})
     ok(sh.get("out_sessions") == lb.get("mirrored") and sh.get("out_results") == lb.get("sent")
-       and sh.get("out_unpaired") == 0,
+       and sh.get("unpaired") == 0,
        "shadow-down: --shadow-out holds each sent request with its error result", sh)
 
 
@@ -706,7 +706,7 @@ def case_shadow_ring(exe, d, exp, frames):
     ok(c is not None and c["mirrored"] == 0 and c["ring_full"] == 0 and c["colored"] == 528,
        "shadow-ring: the packet path is unaffected", c)
     # Production sessions share the ring: those lost leave their request unpaired.
-    ok(sh.get("out_sessions", 0) + sh.get("out_unpaired", 0) == lb.get("mirrored") and
+    ok(sh.get("out_sessions", 0) + sh.get("unpaired", 0) == lb.get("mirrored") and
        sh.get("out_results") == sh.get("out_sessions"),
        "shadow-ring: --shadow-out: every sent request written or counted unpaired", sh)
 
