@@ -14,7 +14,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "capture/redact.h"
@@ -68,6 +70,7 @@ static int compile_rules(struct recorder *r, const struct recorder_params *p, ch
 			 size_t errlen)
 {
 	char e[512] = "";
+	const struct recorder_conf *c = p->conf;
 	if (p->rules) {
 		r->rules = p->rules;
 		return 0;
@@ -76,15 +79,15 @@ static int compile_rules(struct recorder *r, const struct recorder_params *p, ch
 	if (!r->own_rules)
 		return -ENOMEM;
 	r->rules = r->own_rules;
-	for (size_t i = 0; i < p->n_colors; i++) {
-		int rc = rules_add(r->own_rules, p->colors[i], e, sizeof(e));
+	for (size_t i = 0; c && i < c->n_colors; i++) {
+		int rc = rules_add(r->own_rules, c->colors[i], e, sizeof(e));
 		if (rc) {
-			snprintf(err, errlen, "--color '%s': %s", p->colors[i], e);
+			snprintf(err, errlen, "--color '%s': %s", c->colors[i], e);
 			return rc == -ENOMEM ? rc : -EINVAL;
 		}
 	}
-	if (p->rules_file) {
-		int rc = rules_load_file(r->own_rules, p->rules_file, e, sizeof(e));
+	if (c && c->rules_file) {
+		int rc = rules_load_file(r->own_rules, c->rules_file, e, sizeof(e));
 		if (rc) {
 			snprintf(err, errlen, "--rules: %s", e);
 			return rc == -ENOMEM ? rc : -EINVAL;
@@ -94,7 +97,7 @@ static int compile_rules(struct recorder *r, const struct recorder_params *p, ch
 }
 
 /* One rule set from the --redact texts (first rule wins for one value), then the defaults. */
-static int compile_redact(struct redact **out, const struct recorder_params *p, char *err,
+static int compile_redact(struct redact **out, const struct recorder_conf *p, char *err,
 			  size_t errlen)
 {
 	char e[512] = "";
@@ -165,15 +168,17 @@ int recorder_open(const struct recorder_params *p, struct recorder **out, char *
 	if (!r)
 		goto fail;
 	r->p = *p;
+	r->p.conf = NULL; /* borrowed during open only */
 	r->on_session = p->on_session;
 	r->on_request = p->on_request;
 	r->ctx = p->ctx;
 	if ((rc = compile_rules(r, p, err, errlen)))
 		goto fail;
-	if (p->n_redacts || p->redact_defaults) {
-		if ((rc = compile_redact(&r->redact, p, err, errlen)))
+	if (p->conf && (p->conf->n_redacts || p->conf->redact_defaults)) {
+		if ((rc = compile_redact(&r->redact, p->conf, err, errlen)))
 			goto fail;
-		if (p->redact_results && (rc = compile_redact(&r->redact_res, p, err, errlen)))
+		if (p->redact_results &&
+		    (rc = compile_redact(&r->redact_res, p->conf, err, errlen)))
 			goto fail;
 	}
 	if (!p->no_pipeline) {
@@ -235,11 +240,9 @@ int recorder_tick(struct recorder *r)
 	return rc;
 }
 
-int recorder_add_session(struct recorder *r, const struct store_session *s)
+/* Count a record the writer refused (@p rc < 0). */
+static int counted(struct recorder *r, int rc)
 {
-	if (!r->w)
-		return -ENOENT;
-	int rc = store_writer_add_session(r->w, s);
 	if (rc < 0) {
 		r->write_errors++;
 		keep_error(r);
@@ -247,16 +250,14 @@ int recorder_add_session(struct recorder *r, const struct store_session *s)
 	return rc;
 }
 
+int recorder_add_session(struct recorder *r, const struct store_session *s)
+{
+	return r->w ? counted(r, store_writer_add_session(r->w, s)) : -ENOENT;
+}
+
 int recorder_add_result(struct recorder *r, const struct store_result *res)
 {
-	if (!r->w)
-		return -ENOENT;
-	int rc = store_writer_add_result(r->w, res);
-	if (rc < 0) {
-		r->write_errors++;
-		keep_error(r);
-	}
-	return rc;
+	return r->w ? counted(r, store_writer_add_result(r->w, res)) : -ENOENT;
 }
 
 int recorder_redact_result(void *ctx, const struct store_result *in, struct store_result *out)
@@ -382,4 +383,115 @@ struct store_counter *recorder_store_counters(const struct ctr_set *set, size_t 
 	for (size_t i = 0; v && i < *n; i++)
 		v[i] = (struct store_counter){c[i].name, c[i].value};
 	return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+void recorder_conf_init(struct recorder_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	dbuf_init(&c->filter, 1u << 16);
+}
+
+void recorder_conf_release(struct recorder_conf *c)
+{
+	dbuf_release(&c->filter);
+}
+
+static int conf_int(const char *name, const char *arg, long max, int *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 0 || v > max) {
+		snprintf(err, errlen, "bad --%s '%s' (0..%ld)", name, arg, max);
+		return -EINVAL;
+	}
+	*out = (int)v;
+	return 1;
+}
+
+/* Append @p arg to @p list of @p *n (at most RECORDER_MAX_RULES or _FILES). */
+static int conf_push(const char **list, size_t *n, size_t max, const char *name, char *arg,
+		     char *err, size_t errlen)
+{
+	if (*n == max) {
+		snprintf(err, errlen, "too many --%s (at most %zu)", name, max);
+		return -EINVAL;
+	}
+	list[(*n)++] = arg;
+	return 1;
+}
+
+int recorder_conf_option(struct recorder_conf *c, const char *name, char *arg, char *err,
+			 size_t errlen)
+{
+	if (!strcmp(name, "read"))
+		return conf_push(c->files, &c->n_files, RECORDER_MAX_FILES, name, arg, err, errlen);
+	if (!strcmp(name, "interface"))
+		return c->iface = arg, 1;
+	if (!strcmp(name, "snaplen"))
+		return conf_int(name, arg, 262144, &c->snaplen, err, errlen);
+	if (!strcmp(name, "buffer-mb"))
+		return conf_int(name, arg, 4096, &c->buffer_mb, err, errlen);
+	if (!strcmp(name, "promisc"))
+		return c->promisc = true, 1;
+	if (!strcmp(name, "color"))
+		return conf_push(c->colors, &c->n_colors, RECORDER_MAX_RULES, name, arg, err,
+				 errlen);
+	if (!strcmp(name, "rules"))
+		return c->rules_file = arg, 1;
+	if (!strcmp(name, "redact"))
+		return conf_push(c->redacts, &c->n_redacts, RECORDER_MAX_RULES, name, arg, err,
+				 errlen);
+	if (!strcmp(name, "redact-defaults"))
+		return c->redact_defaults = true, 1;
+	return 0;
+}
+
+int recorder_conf_filter(struct recorder_conf *c, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if ((i && dbuf_putc(&c->filter, ' ') < 0) || dbuf_puts(&c->filter, argv[i]) < 0)
+			return -E2BIG;
+	return 0;
+}
+
+/* Do @p a and @p b name one file: the same string, or the same device and inode. */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return !strcmp(a, b) ||
+	       (!stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
+int recorder_conf_check(const struct recorder_conf *c, const char *out, char *err, size_t errlen)
+{
+	if (!c->n_files == !c->iface) {
+		snprintf(err, errlen, "give either -i IFACE or -r FILE (one or more)");
+		return -EINVAL;
+	}
+	for (size_t i = 0; out && i < c->n_files; i++)
+		if (same_file(c->files[i], out)) {
+			snprintf(err, errlen,
+				 "the output '%s' is also an input ('%s'): writing it would "
+				 "overwrite the capture",
+				 out, c->files[i]);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+void recorder_conf_src(const struct recorder_conf *c, struct src_params *sp)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->files = c->files;
+	sp->n_files = c->n_files;
+	sp->iface = c->iface;
+	sp->filter = c->filter.len ? (const char *)c->filter.data : NULL;
+	sp->snaplen = c->snaplen;
+	sp->buffer_mb = c->buffer_mb;
+	sp->promisc = c->promisc;
 }

@@ -34,6 +34,66 @@
 #include "common/dbuf.h"
 #include "store/store.h"
 
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+#define RECORDER_MAX_FILES 256 /**< -r files */
+#define RECORDER_MAX_RULES 256 /**< --color and --redact rules each */
+
+/**
+ * The capture-side options `dyetap record` and `dyetap mirror` share (and
+ * the fast path's --redact): input, color rules, redaction. Strings are
+ * borrowed from the command line.
+ */
+struct recorder_conf {
+	const char *files[RECORDER_MAX_FILES]; /**< -r, --read (repeatable) */
+	size_t n_files;
+	const char *iface;			/**< -i, --interface */
+	int snaplen;				/**< --snaplen (0: the source's default) */
+	int buffer_mb;				/**< --buffer-mb */
+	bool promisc;				/**< --promisc */
+	const char *colors[RECORDER_MAX_RULES]; /**< --color */
+	size_t n_colors;
+	const char *rules_file;			 /**< --rules */
+	const char *redacts[RECORDER_MAX_RULES]; /**< --redact */
+	size_t n_redacts;
+	bool redact_defaults; /**< --redact-defaults */
+	struct dbuf filter;   /**< the trailing BPF words, joined by spaces */
+};
+
+/** Empty options. */
+void recorder_conf_init(struct recorder_conf *c);
+
+/** Free what the options hold (the filter). */
+void recorder_conf_release(struct recorder_conf *c);
+
+/**
+ * Apply the long option @p name (without dashes: read, interface, snaplen,
+ * buffer-mb, promisc, color, rules, redact, redact-defaults) with @p arg
+ * (NULL for flags; borrowed).
+ * @return 1 handled, 0 not one of these, -EINVAL with a message in @p err.
+ */
+int recorder_conf_option(struct recorder_conf *c, const char *name, char *arg, char *err,
+			 size_t errlen);
+
+/** Join the trailing words @p argv[0 .. argc) as the BPF filter. @return 0 or -E2BIG. */
+int recorder_conf_filter(struct recorder_conf *c, int argc, char **argv);
+
+/**
+ * Check the input: either files or an interface, and no input file that is
+ * the output @p out (NULL: none) under any name (./x, a link).
+ * @return 0 or -EINVAL with a message in @p err.
+ */
+int recorder_conf_check(const struct recorder_conf *c, const char *out, char *err, size_t errlen);
+
+/** The source parameters of @p c (block_ms left 0: immediate mode). */
+void recorder_conf_src(const struct recorder_conf *c, struct src_params *sp);
+
+/* ------------------------------------------------------------------ */
+/* The recorder                                                        */
+/* ------------------------------------------------------------------ */
+
 /** The pipeline's caps (0 everywhere: capture/pipeline.h's defaults). */
 struct recorder_limits {
 	uint32_t max_flows;	 /**< --max-flows */
@@ -48,16 +108,12 @@ struct recorder_params {
 	/**
 	 * Color rules: @p rules, borrowed (read-only, may be shared by
 	 * threads) for the recorder's life; or, when NULL, compiled here from
-	 * @p colors (--color texts) and @p rules_file (--rules), in that order.
+	 * the --color texts and the --rules file of @p conf, in that order.
 	 */
 	const struct rules *rules;
-	const char *const *colors;
-	size_t n_colors;
-	const char *rules_file;
-	/** Redaction rule texts (--redact) and the default set (--redact-defaults). */
-	const char *const *redacts;
-	size_t n_redacts;
-	bool redact_defaults;
+	/** Color rules (unless @p rules) and redaction rules, compiled per
+	 *  recorder; NULL: no rules, no redaction. Borrowed during open. */
+	const struct recorder_conf *conf;
 	/** Also a second copy of the redaction rules for shadow responses
 	 *  (recorder_redact_result(), recorder_result_counters()). */
 	bool redact_results;

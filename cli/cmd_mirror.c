@@ -43,9 +43,6 @@
 #include "replay/shadow_core.h"
 #include "store/store.h"
 
-#define MIR_MAX_FILES 256
-#define MIR_MAX_RULES 256
-
 static struct src *mir_src;
 static volatile sig_atomic_t mir_stop;
 
@@ -374,13 +371,8 @@ out:
 /* ------------------------------------------------------------------ */
 
 struct mir_opts {
-	const char *files[MIR_MAX_FILES];
-	size_t n_files;
-	const char *iface;
+	struct recorder_conf rc; /* input, rules, redaction (shared with record) */
 	bool realtime;
-	const char *colors[MIR_MAX_RULES];
-	size_t n_colors;
-	const char *rules_file;
 	const char *out;
 	bool diff;
 	const char *diff_rules;
@@ -388,20 +380,13 @@ struct mir_opts {
 	int64_t report_every_ns;
 	int64_t duration_ns;
 	uint64_t report_memcap;
-	const char *redacts[MIR_MAX_RULES];
-	size_t n_redacts;
-	bool redact_defaults;
-	uint64_t snaplen, buffer_mb;
-	bool promisc;
 	bool stats, json;
-	struct dbuf filter;
 	struct shadow_conf sc;
 };
 
 enum {
 	O_REALTIME = 256,
-	O_COLOR,
-	O_RULES,
+	O_REC_OPT,    /* every option of capture/recorder.h: looked up by name */
 	O_SHADOW_OPT, /* every option of replay/shadow_core.h: looked up by name */
 	O_DIFF,
 	O_DIFF_RULES,
@@ -409,22 +394,17 @@ enum {
 	O_REPORT_EVERY,
 	O_STATS,
 	O_JSON,
-	O_SNAPLEN,
-	O_BUFFER,
-	O_PROMISC,
 	O_DURATION,
-	O_REDACT,
-	O_REDACT_DEFAULTS,
 	O_REPORT_MEMCAP,
 };
 
 static const struct option mir_longopts[] = {
-    {"interface", required_argument, NULL, 'i'},
-    {"read", required_argument, NULL, 'r'},
+    {"interface", required_argument, NULL, O_REC_OPT},
+    {"read", required_argument, NULL, O_REC_OPT},
     {"write", required_argument, NULL, 'w'},
     {"realtime", no_argument, NULL, O_REALTIME},
-    {"color", required_argument, NULL, O_COLOR},
-    {"rules", required_argument, NULL, O_RULES},
+    {"color", required_argument, NULL, O_REC_OPT},
+    {"rules", required_argument, NULL, O_REC_OPT},
     {"lane", required_argument, NULL, O_SHADOW_OPT},
     {"queue", required_argument, NULL, O_SHADOW_OPT},
     {"lane-rate", required_argument, NULL, O_SHADOW_OPT},
@@ -447,12 +427,12 @@ static const struct option mir_longopts[] = {
     {"report-every", required_argument, NULL, O_REPORT_EVERY},
     {"stats", no_argument, NULL, O_STATS},
     {"json", no_argument, NULL, O_JSON},
-    {"snaplen", required_argument, NULL, O_SNAPLEN},
-    {"buffer-mb", required_argument, NULL, O_BUFFER},
-    {"promisc", no_argument, NULL, O_PROMISC},
+    {"snaplen", required_argument, NULL, O_REC_OPT},
+    {"buffer-mb", required_argument, NULL, O_REC_OPT},
+    {"promisc", no_argument, NULL, O_REC_OPT},
     {"duration", required_argument, NULL, O_DURATION},
-    {"redact", required_argument, NULL, O_REDACT},
-    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
+    {"redact", required_argument, NULL, O_REC_OPT},
+    {"redact-defaults", no_argument, NULL, O_REC_OPT},
     {"report-memcap", required_argument, NULL, O_REPORT_MEMCAP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -482,28 +462,19 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 	int c, li = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "i:r:w:h", mir_longopts, &li)) != -1) {
+		const char *name = c == 'r' ? "read" : c == 'i' ? "interface" : NULL;
+		if (c == O_REC_OPT)
+			name = mir_longopts[li].name;
+		if (name && recorder_conf_option(&o->rc, name, optarg, err, sizeof(err)) < 0)
+			BAD("%s", err);
+		if (name)
+			continue;
 		switch (c) {
-		case 'i':
-			o->iface = optarg;
-			break;
-		case 'r':
-			if (o->n_files == MIR_MAX_FILES)
-				BAD("too many -r files");
-			o->files[o->n_files++] = optarg;
-			break;
 		case 'w':
 			o->out = optarg;
 			break;
 		case O_REALTIME:
 			o->realtime = true;
-			break;
-		case O_COLOR:
-			if (o->n_colors == MIR_MAX_RULES)
-				BAD("too many --color rules");
-			o->colors[o->n_colors++] = optarg;
-			break;
-		case O_RULES:
-			o->rules_file = optarg;
 			break;
 		case O_SHADOW_OPT:
 			if (shadow_conf_option(&o->sc, mir_longopts[li].name, optarg, err,
@@ -535,25 +506,6 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 		case O_JSON:
 			o->json = true;
 			break;
-		case O_SNAPLEN:
-			if (parse_u64(optarg, &o->snaplen) || o->snaplen > 262144)
-				BAD("bad --snaplen '%s'", optarg);
-			break;
-		case O_BUFFER:
-			if (parse_u64(optarg, &o->buffer_mb) || o->buffer_mb > 4096)
-				BAD("bad --buffer-mb '%s'", optarg);
-			break;
-		case O_PROMISC:
-			o->promisc = true;
-			break;
-		case O_REDACT:
-			if (o->n_redacts == MIR_MAX_RULES)
-				BAD("too many --redact rules (max %d)", MIR_MAX_RULES);
-			o->redacts[o->n_redacts++] = optarg;
-			break;
-		case O_REDACT_DEFAULTS:
-			o->redact_defaults = true;
-			break;
 		case O_REPORT_MEMCAP:
 			if (parse_u64(optarg, &o->report_memcap) ||
 			    o->report_memcap > ((uint64_t)1 << 40))
@@ -568,21 +520,15 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 		}
 		li = -1;
 	}
-	for (int i = optind; i < argc; i++)
-		if (dbuf_printf(&o->filter, "%s%s", i > optind ? " " : "", argv[i]) < 0)
-			BAD("filter too long");
-	if (!o->iface == !o->n_files)
-		BAD("give either -i IFACE or -r FILE (see --help)");
-	for (size_t i = 0; o->out && i < o->n_files; i++)
-		if (cli_same_file(o->files[i], o->out))
-			BAD("the output '%s' is also an input ('%s'): writing it would overwrite "
-			    "the capture",
-			    o->out, o->files[i]);
-	if (o->realtime && o->iface)
+	if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0)
+		BAD("filter too long");
+	if (recorder_conf_check(&o->rc, o->out, err, sizeof(err)))
+		BAD("%s (see --help)", err);
+	if (o->realtime && o->rc.iface)
 		BAD("--realtime is for -r files");
 	if (shadow_conf_check(&o->sc, err, sizeof(err)))
 		BAD("%s", err);
-	if (!o->n_colors && !o->rules_file)
+	if (!o->rc.n_colors && !o->rc.rules_file)
 		BAD("give at least one --color rule (nothing would be mirrored)");
 	return 0;
 }
@@ -631,26 +577,14 @@ static int run(struct mir_opts *o, struct mir *m)
 		goto out;
 	}
 	/* Everything that can be refused is checked before the capture starts. */
-	struct src_params sp = {
-	    .files = o->files,
-	    .n_files = o->n_files,
-	    .iface = o->iface,
-	    .filter = o->filter.len ? (const char *)o->filter.data : NULL,
-	    .snaplen = (int)o->snaplen,
-	    .buffer_mb = (int)o->buffer_mb,
-	    .promisc = o->promisc,
-	};
+	struct src_params sp;
+	recorder_conf_src(&o->rc, &sp);
 	if (recorder_source(&source_desc, "mirror:", &sp) < 0) {
 		fprintf(stderr, "dyetap mirror: out of memory\n");
 		goto out;
 	}
 	struct recorder_params rp = {
-	    .colors = o->colors,
-	    .n_colors = o->n_colors,
-	    .rules_file = o->rules_file,
-	    .redacts = o->redacts,
-	    .n_redacts = o->n_redacts,
-	    .redact_defaults = o->redact_defaults,
+	    .conf = &o->rc,
 	    .redact_results = true,
 	    .source = (const char *)source_desc.data,
 	    .filter = sp.filter,
@@ -711,9 +645,9 @@ static int run(struct mir_opts *o, struct mir *m)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	m->live = o->iface != NULL;
+	m->live = sp.iface != NULL;
 	if (m->live) /* from here on every packet is captured (tests wait for this line) */
-		fprintf(stderr, "dyetap mirror: capturing on %s, Ctrl-C to stop\n", o->iface);
+		fprintf(stderr, "dyetap mirror: capturing on %s, Ctrl-C to stop\n", sp.iface);
 	struct mir_report_in ri = {.dir = o->report_dir, .rules = nrules, .ss = &ss};
 	int64_t t0 = clk_mono_ns();
 	int64_t deadline = o->duration_ns ? t0 + o->duration_ns : INT64_MAX;
@@ -838,7 +772,7 @@ int cmd_mirror(int argc, char **argv)
 		fprintf(stderr, "dyetap mirror: out of memory\n");
 		goto out;
 	}
-	dbuf_init(&o->filter, 1u << 16);
+	recorder_conf_init(&o->rc);
 	shadow_conf_init(&o->sc);
 	o->report_every_ns = 10000000000LL;
 	o->report_memcap = (uint64_t)512 << 20;
@@ -851,7 +785,7 @@ int cmd_mirror(int argc, char **argv)
 	ret = run(o, m);
 out:
 	if (o)
-		dbuf_release(&o->filter);
+		recorder_conf_release(&o->rc);
 	mem_free(o);
 	mem_free(m);
 	return ret;

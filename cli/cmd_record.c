@@ -33,9 +33,6 @@
 #include "common/mem.h"
 #include "store/store.h"
 
-#define REC_MAX_FILES 256
-#define REC_MAX_RULES 256
-
 static struct src *rec_src;
 static volatile sig_atomic_t rec_stop;
 
@@ -156,16 +153,8 @@ static int parse_u64(const char *s, uint64_t *out)
 }
 
 struct rec_opts {
-	const char *files[REC_MAX_FILES];
-	size_t n_files;
-	const char *iface;
+	struct recorder_conf rc; /* input, rules, redaction (shared with mirror) */
 	const char *out;
-	const char *colors[REC_MAX_RULES];
-	size_t n_colors;
-	const char *rules_file;
-	const char *redacts[REC_MAX_RULES];
-	size_t n_redacts;
-	bool redact_defaults;
 	bool drop_uncolored;
 	uint64_t max_body;
 	uint64_t duration_s;
@@ -175,14 +164,10 @@ struct rec_opts {
 	uint64_t memcap;
 	uint64_t http_memcap;
 	uint64_t http_sleep_mem; /* 0: default; UINT64_MAX: given as 0 (always) */
-	uint64_t snaplen;
-	uint64_t buffer_mb;
-	bool promisc;
 	int level;
 	bool stats;
 	bool json;
 	bool immediate; /* live: immediate mode instead of 20 ms blocks */
-	struct dbuf filter;
 };
 
 static int bad(const char *what, const char *val)
@@ -195,8 +180,7 @@ static int bad(const char *what, const char *val)
 static int parse_args(int argc, char **argv, struct rec_opts *o)
 {
 	enum {
-		O_COLOR = 256,
-		O_RULES,
+		O_REC_OPT = 256, /* every option of capture/recorder.h: looked up by name */
 		O_UNCOLORED,
 		O_MAX_BODY,
 		O_DURATION,
@@ -206,22 +190,17 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		O_MAX_FLOWS,
 		O_IDLE,
 		O_MEMCAP,
-		O_SNAPLEN,
-		O_BUFFER,
-		O_PROMISC,
 		O_IMMEDIATE,
 		O_LEVEL,
 		O_HTTP_MEMCAP,
 		O_HTTP_SLEEP_MEM,
-		O_REDACT,
-		O_REDACT_DEFAULTS,
 	};
 	static const struct option longopts[] = {
-	    {"read", required_argument, NULL, 'r'},
-	    {"interface", required_argument, NULL, 'i'},
+	    {"read", required_argument, NULL, O_REC_OPT},
+	    {"interface", required_argument, NULL, O_REC_OPT},
 	    {"write", required_argument, NULL, 'w'},
-	    {"color", required_argument, NULL, O_COLOR},
-	    {"rules", required_argument, NULL, O_RULES},
+	    {"color", required_argument, NULL, O_REC_OPT},
+	    {"rules", required_argument, NULL, O_REC_OPT},
 	    {"uncolored", required_argument, NULL, O_UNCOLORED},
 	    {"max-body", required_argument, NULL, O_MAX_BODY},
 	    {"duration", required_argument, NULL, O_DURATION},
@@ -231,49 +210,38 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 	    {"max-flows", required_argument, NULL, O_MAX_FLOWS},
 	    {"idle-timeout", required_argument, NULL, O_IDLE},
 	    {"reasm-memcap", required_argument, NULL, O_MEMCAP},
-	    {"snaplen", required_argument, NULL, O_SNAPLEN},
-	    {"buffer-mb", required_argument, NULL, O_BUFFER},
-	    {"promisc", no_argument, NULL, O_PROMISC},
+	    {"snaplen", required_argument, NULL, O_REC_OPT},
+	    {"buffer-mb", required_argument, NULL, O_REC_OPT},
+	    {"promisc", no_argument, NULL, O_REC_OPT},
 	    {"immediate", no_argument, NULL, O_IMMEDIATE},
 	    {"level", required_argument, NULL, O_LEVEL},
 	    {"http-memcap", required_argument, NULL, O_HTTP_MEMCAP},
 	    {"http-sleep-mem", required_argument, NULL, O_HTTP_SLEEP_MEM},
-	    {"redact", required_argument, NULL, O_REDACT},
-	    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
+	    {"redact", required_argument, NULL, O_REC_OPT},
+	    {"redact-defaults", no_argument, NULL, O_REC_OPT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int c;
+	char err[512];
+	int c, li = -1;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "r:i:w:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:w:h", longopts, &li)) != -1) {
+		const char *name = c == 'r' ? "read" : c == 'i' ? "interface" : NULL;
+		if (c == O_REC_OPT)
+			name = longopts[li].name;
+		li = -1;
+		if (name) {
+			if (recorder_conf_option(&o->rc, name, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "dyetap record: %s (see dyetap record --help)\n",
+					err);
+				return 2;
+			}
+			continue;
+		}
 		switch (c) {
-		case 'r':
-			if (o->n_files == REC_MAX_FILES)
-				return bad("number of -r files (max 256)", optarg);
-			o->files[o->n_files++] = optarg;
-			break;
-		case 'i':
-			o->iface = optarg;
-			break;
 		case 'w':
 			o->out = optarg;
-			break;
-		case O_COLOR:
-			if (o->n_colors == REC_MAX_RULES)
-				return bad("number of --color rules (max 256)", optarg);
-			o->colors[o->n_colors++] = optarg;
-			break;
-		case O_RULES:
-			o->rules_file = optarg;
-			break;
-		case O_REDACT:
-			if (o->n_redacts == REC_MAX_RULES)
-				return bad("number of --redact rules (max 256)", optarg);
-			o->redacts[o->n_redacts++] = optarg;
-			break;
-		case O_REDACT_DEFAULTS:
-			o->redact_defaults = true;
 			break;
 		case O_UNCOLORED:
 			if (!strcmp(optarg, "drop"))
@@ -324,19 +292,8 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 			if (!o->http_sleep_mem)
 				o->http_sleep_mem = UINT64_MAX;
 			break;
-		case O_SNAPLEN:
-			if (parse_u64(optarg, &o->snaplen) < 0 || o->snaplen > 262144)
-				return bad("--snaplen", optarg);
-			break;
-		case O_BUFFER:
-			if (parse_u64(optarg, &o->buffer_mb) < 0 || o->buffer_mb > 4096)
-				return bad("--buffer-mb", optarg);
-			break;
 		case O_IMMEDIATE:
 			o->immediate = true;
-			break;
-		case O_PROMISC:
-			o->promisc = true;
 			break;
 		case O_LEVEL:
 			if (store_parse_level(optarg, &o->level))
@@ -358,27 +315,15 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 			return 2;
 		}
 	}
-	for (int i = optind; i < argc; i++)
-		if ((i > optind && dbuf_putc(&o->filter, ' ') < 0) ||
-		    dbuf_puts(&o->filter, argv[i]) < 0)
-			return bad("BPF filter (too long)", argv[i]);
-	if (!o->n_files == !o->iface) {
-		fprintf(stderr, "dyetap record: give either -r FILE (one or more) or -i IFACE\n"
-				"try: dyetap record --help\n");
+	if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0)
+		return bad("BPF filter (too long)", argv[optind]);
+	if (recorder_conf_check(&o->rc, o->out, err, sizeof(err))) {
+		fprintf(stderr, "dyetap record: %s\ntry: dyetap record --help\n", err);
 		return 2;
 	}
 	if (!o->out) {
 		fprintf(stderr, "dyetap record: give the output file with -w OUT.dyt\n");
 		return 2;
-	}
-	for (size_t i = 0; i < o->n_files; i++) {
-		if (cli_same_file(o->files[i], o->out)) {
-			fprintf(stderr,
-				"dyetap record: the output '%s' is also an input ('%s'): writing "
-				"it would overwrite the capture\n",
-				o->out, o->files[i]);
-			return 2;
-		}
 	}
 	return 0;
 }
@@ -449,27 +394,15 @@ static int run(struct rec_opts *o)
 		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
-	struct src_params sp = {
-	    .files = o->files,
-	    .n_files = o->n_files,
-	    .iface = o->iface,
-	    .filter = o->filter.len ? (const char *)o->filter.data : NULL,
-	    .snaplen = (int)o->snaplen,
-	    .buffer_mb = (int)o->buffer_mb,
-	    .promisc = o->promisc,
-	    .block_ms = o->immediate ? 0 : 20,
-	};
+	struct src_params sp;
+	recorder_conf_src(&o->rc, &sp);
+	sp.block_ms = o->immediate ? 0 : 20;
 	if (recorder_source(&source_desc, "", &sp) < 0) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
 	struct recorder_params rp = {
-	    .colors = o->colors,
-	    .n_colors = o->n_colors,
-	    .rules_file = o->rules_file,
-	    .redacts = o->redacts,
-	    .n_redacts = o->n_redacts,
-	    .redact_defaults = o->redact_defaults,
+	    .conf = &o->rc,
 	    .drop_uncolored = o->drop_uncolored,
 	    .limits =
 		{
@@ -517,9 +450,9 @@ static int run(struct rec_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 
 	bool tty = isatty(STDERR_FILENO);
-	bool live = o->iface != NULL;
+	bool live = sp.iface != NULL;
 	if (live) /* from here on every packet is captured (tests wait for this line) */
-		fprintf(stderr, "dyetap record: capturing on %s, Ctrl-C to stop\n", o->iface);
+		fprintf(stderr, "dyetap record: capturing on %s, Ctrl-C to stop\n", sp.iface);
 	int64_t t0 = clk_mono_ns(), next_progress = t0 + 500000000LL;
 	int64_t deadline = o->duration_s ? t0 + (int64_t)o->duration_s * 1000000000LL : 0;
 	uint64_t n = 0;
@@ -623,12 +556,12 @@ int cmd_record(int argc, char **argv)
 {
 	struct rec_opts o;
 	memset(&o, 0, sizeof(o));
-	dbuf_init(&o.filter, 1u << 16);
+	recorder_conf_init(&o.rc);
 	int rc = parse_args(argc, argv, &o);
 	if (rc == 0)
 		rc = run(&o);
 	else if (rc == 1)
 		rc = 0;
-	dbuf_release(&o.filter);
+	recorder_conf_release(&o.rc);
 	return rc;
 }

@@ -424,8 +424,7 @@ static int parse_args(int argc, char **argv)
 		O_SHADOW_OPT, /* every option of replay/shadow_core.h: looked up by name */
 		O_SHRING,
 		O_SHOUT,
-		O_REDACT,
-		O_REDACT_DEFAULTS,
+		O_REC_OPT, /* --redact, --redact-defaults (capture/recorder.h) */
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -465,8 +464,8 @@ static int parse_args(int argc, char **argv)
 	    {"no-shadow-header", no_argument, NULL, O_SHADOW_OPT},
 	    {"shadow-ring", required_argument, NULL, O_SHRING},
 	    {"shadow-out", required_argument, NULL, O_SHOUT},
-	    {"redact", required_argument, NULL, O_REDACT},
-	    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
+	    {"redact", required_argument, NULL, O_REC_OPT},
+	    {"redact-defaults", no_argument, NULL, O_REC_OPT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -484,6 +483,7 @@ static int parse_args(int argc, char **argv)
 	c->hold_ms = 500;
 	c->flow_timeout_s = 60;
 	shadow_conf_init(&sh->conf);
+	recorder_conf_init(&c->rec);
 	sh->ring_size = 1024;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "hw:", opts, &li)) != -1) {
@@ -606,17 +606,12 @@ static int parse_args(int argc, char **argv)
 				goto bad;
 			sh->ring_size = (unsigned)v;
 			break;
-		case O_REDACT:
-			if (c->n_redacts == FP_MAX_RULES) {
-				fprintf(stderr,
-					"dyetap-fastpath: too many --redact rules (max %d)\n",
-					FP_MAX_RULES);
+		case O_REC_OPT:
+			if (recorder_conf_option(&c->rec, opts[li].name, optarg, err, sizeof(err)) <
+			    0) {
+				fprintf(stderr, "dyetap-fastpath: %s\n", err);
 				return -EINVAL;
 			}
-			c->redacts[c->n_redacts++] = optarg;
-			break;
-		case O_REDACT_DEFAULTS:
-			c->redact_defaults = true;
 			break;
 		case O_SHOUT:
 			sh->out_path = optarg;
@@ -988,6 +983,7 @@ static int teardown(void)
 		fp_rx_release(fp_app.rx[i]);
 	rte_mempool_free(fp_app.pool);
 	fp_rules_release(&fp_app.c.rules);
+	recorder_conf_release(&fp_app.c.rec);
 	return rc;
 }
 
@@ -1026,6 +1022,7 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv);
 	if (rc) {
 		fp_rules_release(&fp_app.c.rules);
+		recorder_conf_release(&fp_app.c.rec);
 		rte_eal_cleanup();
 		return 2;
 	}

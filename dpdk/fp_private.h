@@ -25,6 +25,7 @@
 #include <rte_hash_crc.h>
 #include <rte_mbuf.h>
 
+#include "capture/recorder.h"
 #include "common/counters.h"
 #include "common/log.h"
 #include "replay/replay.h"
@@ -407,9 +408,7 @@ struct fp_conf {
 	unsigned ring_size;
 	const char *wpath;   /**< -w: FILE.dyt (sessions) or FILE.pcap (packets); NULL: count */
 	bool drop_uncolored; /**< --uncolored drop: sessions no rule colors are not stored */
-	const char *redacts[FP_MAX_RULES]; /**< --redact rules (docs/capture.md "Redaction") */
-	size_t n_redacts;
-	bool redact_defaults; /**< --redact-defaults */
+	struct recorder_conf rec; /**< --redact, --redact-defaults (capture/recorder.h) */
 	uint64_t exit_idle_ms;
 	uint64_t count;
 	unsigned stats_every;

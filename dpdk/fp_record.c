@@ -44,9 +44,7 @@ static int open_one(struct recorder_params *rp, struct recorder **out, char *err
 
 	source_of(source, sizeof(source));
 	rp->rules = c->rules.all;
-	rp->redacts = c->redacts;
-	rp->n_redacts = c->n_redacts;
-	rp->redact_defaults = c->redact_defaults;
+	rp->conf = &c->rec;
 	rp->source = source;
 	rc = recorder_open(rp, out, err, errlen);
 	if (!rc)

@@ -111,7 +111,8 @@ static void entry_free(struct pair_entry *e)
 	mem_free(e);
 }
 
-static void complete(struct shadow_pairs *t, struct pair_entry *e)
+/* Take @p e out of the hash and its list. */
+static void unlink_entry(struct shadow_pairs *t, struct pair_entry *e)
 {
 	if (e->in_hash)
 		hash_del(t, e);
@@ -119,6 +120,11 @@ static void complete(struct shadow_pairs *t, struct pair_entry *e)
 		t->st.waiting--;
 	list_del(e);
 	t->st.live--;
+}
+
+static void complete(struct shadow_pairs *t, struct pair_entry *e)
+{
+	unlink_entry(t, e);
 	if (e->want && !e->p.prod)
 		t->st.unpaired++;
 	if (t->p.on_complete)
@@ -173,12 +179,7 @@ struct shadow_pair *shadow_pairs_add(struct shadow_pairs *t, uint64_t flow_key, 
 void shadow_pairs_cancel(struct shadow_pairs *t, struct shadow_pair *p)
 {
 	struct pair_entry *e = (struct pair_entry *)p;
-	if (e->in_hash)
-		hash_del(t, e);
-	if (e->on_waiting)
-		t->st.waiting--;
-	list_del(e);
-	t->st.live--;
+	unlink_entry(t, e);
 	t->st.added--;
 	entry_free(e);
 }
