@@ -46,7 +46,7 @@
 #include "dyetap_version.h"
 #include "store/store.h"
 
-struct fp_app fp_app = {.c = {.tx_port = -1}, .ts_off = -1};
+struct fp_app fp_app = {.c = {.tx_port = -1}, .ts_off = -1, .tag_off = -1};
 
 #define C(f, h) CTR_DESC(struct fp_stats, f, h)
 const struct ctr_desc fp_ctr_descs[] = {
@@ -68,6 +68,7 @@ const struct ctr_desc fp_ctr_descs[] = {
     C(handed_off, "packets enqueued to workers"),
     C(worker_pkts, "packets dequeued by workers"),
     C(worker_written, "packets recorded by workers"),
+    C(handed_off_uncolored, "packets of uncolored flows handed to workers to color each request"),
 };
 #undef C
 const size_t fp_ctr_count = RTE_DIM(fp_ctr_descs);
@@ -899,6 +900,19 @@ static int setup_all(void)
 		if (fp_app.sh.nlanes && !wk->rec &&
 		    fp_record_open_worker(wk, false, err, sizeof(err))) {
 			fprintf(stderr, "dyetap-fastpath: worker %u: %s\n", w, err);
+			return -ENOMEM;
+		}
+	}
+	/* Pipelines in the workers and an HTTP rule: requests are colored one by one. */
+	fp_app.per_request = c->rules.any_http && fp_app.nwk && fp_app.wk[0]->rec;
+	if (fp_app.per_request && fp_app.wk[0]->dumper) {
+		/* -w FILE.pcap keeps the packets of colored flows only: mark them. */
+		static const struct rte_mbuf_dynfield tag = {
+		    .name = "dyetap_colored_flow", .size = 1, .align = 1};
+		fp_app.tag_off = rte_mbuf_dynfield_register(&tag);
+		if (fp_app.tag_off < 0) {
+			fprintf(stderr, "dyetap-fastpath: cannot register an mbuf field: %s\n",
+				rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
 	}

@@ -69,6 +69,9 @@ struct fp_stats {
 	uint64_t handed_off;	  /**< packets enqueued to worker rings */
 	uint64_t worker_pkts;	  /**< packets dequeued by workers */
 	uint64_t worker_written;  /**< packets recorded (pcap) or fed to the pipeline (dyt) */
+	uint64_t
+	    handed_off_uncolored;	      /**< packets of uncolored flows handed to workers that
+						   color each request (HTTP rules, -w FILE.dyt or --lane) */
 	uint64_t lane_pkts[FP_MAX_LANES + 1]; /**< per lane; [0] unused */
 };
 
@@ -130,10 +133,13 @@ struct fp_pkt {
 
 /** One flow of an lcore's table (indexed by the rte_hash key position). */
 struct fp_flow {
-	int8_t lane;	   /**< FP_LANE_* or 1..n */
-	uint8_t used;	   /**< entry live (positions are reused after expiry) */
-	uint8_t client;	   /**< direction of the client (fp_pkt.dir), 2 = unknown */
-	uint8_t worker;	   /**< worker ring for this flow */
+	int8_t lane;	 /**< FP_LANE_* or 1..n: the flow's color (mirror port) */
+	uint8_t used;	 /**< entry live (positions are reused after expiry) */
+	uint8_t client;	 /**< direction of the client (fp_pkt.dir), 2 = unknown */
+	uint8_t worker;	 /**< worker ring for this flow */
+	uint8_t per_req; /**< an HTTP rule may color one of its requests: workers
+			    get it even when the flow is uncolored (fp_app.per_request) */
+	uint8_t pad[3];
 	uint32_t pend;	   /**< pending slot + 1 while undecided, else 0 */
 	uint64_t last_tsc; /**< last packet seen (for expiry) */
 };
@@ -530,9 +536,16 @@ struct fp_app {
 	uint64_t ts_flag;		   /**< its ol_flags bit */
 	uint32_t ts_mul[RTE_MAX_ETHPORTS]; /**< RX timestamp unit in ns per port, 0: unknown */
 	uint64_t rx_total;		   /**< relaxed, all RX lcores (for --count) */
-	int quit;			   /**< relaxed flag: RX lcores stop */
-	int workers_stop;		   /**< relaxed flag: workers drain and stop */
-	struct fp_shadow sh;		   /**< --lane: shadow sender */
+	/**
+	 * Workers run capture pipelines and a rule has an HTTP matcher: every
+	 * TCP flow an HTTP rule may color goes to the workers, whose pipelines
+	 * color each request (the mirror port stays flow-scoped).
+	 */
+	bool per_request;
+	int tag_off;	     /**< mbuf dynfield: 1 = packet of a colored flow (-w .pcap); -1 none */
+	int quit;	     /**< relaxed flag: RX lcores stop */
+	int workers_stop;    /**< relaxed flag: workers drain and stop */
+	struct fp_shadow sh; /**< --lane: shadow sender */
 };
 
 extern struct fp_app fp_app;

@@ -56,7 +56,9 @@ static void record(struct fp_worker *w, struct rte_mbuf *m)
 	}
 	if (w->rec) {
 		pipe_packet(recorder_pipe(w->rec), ns, DLT_EN10MB, d, cap, len);
-		if (!w->dumper) {
+		/* The pcap holds colored flows only (per-request coloring sends more). */
+		if (!w->dumper ||
+		    (fp_app.tag_off >= 0 && !*RTE_MBUF_DYNFIELD(m, fp_app.tag_off, uint8_t *))) {
 			FP_INC(w->st.worker_written);
 			return;
 		}
