@@ -206,32 +206,40 @@ static int lane_of_arg(struct shadow_conf *c, const char *opt, char *arg, char *
 
 static int opt_lane(struct shadow_conf *c, char *arg, char *err, size_t errlen)
 {
+	const char *urls[SHADOW_MAX_TARGETS];
 	struct shadow_lane_conf *l;
 	char *rest, e[512];
-	int rc = lane_of_arg(c, "lane", arg, &rest, &l, err, errlen);
-	size_t n;
-	if (rc)
+	size_t len, n = 0;
+	int rc;
+
+	if (shadow_lane_arg(arg, &len, &rest)) {
+		snprintf(err, errlen, "--lane '%s': expected LANE=URL[,URL...]", arg);
+		return -EINVAL;
+	}
+	/* The URLs first: a refused --lane leaves no lane behind. */
+	rc = shadow_lane_urls(rest, urls, &n, SHADOW_MAX_TARGETS);
+	if (rc) {
+		snprintf(err, errlen, "--lane: lane %.*s: %s", (int)len, arg,
+			 rc == -E2BIG ? "too many targets"
+				      : "empty target URL (LANE=URL[,URL...])");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct replay_url u;
+		if (replay_url_parse(urls[i], &u, e, sizeof(e))) {
+			snprintf(err, errlen, "--lane: lane %.*s: %s", (int)len, arg, e);
+			return -EINVAL;
+		}
+	}
+	if ((rc = lane_of_arg(c, "lane", arg, &rest, &l, err, errlen)))
 		return rc;
-	n = l->n_urls;
-	rc = shadow_lane_urls(rest, l->urls, &n, SHADOW_MAX_TARGETS);
-	if (rc == -E2BIG) {
+	if (l->n_urls + n > SHADOW_MAX_TARGETS) {
 		snprintf(err, errlen, "--lane: lane %s: at most %d targets", l->name,
 			 SHADOW_MAX_TARGETS);
 		return -EINVAL;
 	}
-	if (rc) {
-		snprintf(err, errlen, "--lane: lane %s: empty target URL (LANE=URL[,URL...])",
-			 l->name);
-		return -EINVAL;
-	}
-	for (size_t i = l->n_urls; i < n; i++) {
-		struct replay_url u;
-		if (replay_url_parse(l->urls[i], &u, e, sizeof(e))) {
-			snprintf(err, errlen, "--lane: lane %s: %s", l->name, e);
-			return -EINVAL;
-		}
-	}
-	l->n_urls = n;
+	memcpy(l->urls + l->n_urls, urls, n * sizeof(urls[0]));
+	l->n_urls += n;
 	return 0;
 }
 
