@@ -18,6 +18,11 @@ fastpath   dyetap-fastpath on net_pcap iface=lo (FASTPATH in the
            environment); it must end by itself (--exit-idle) once the
            traffic stops.
 
+One more live check shares the namespace set-up:
+kernel-drops  dyetap mirror -i lo --buffer-mb 1 under a flood of 1400-byte
+           UDP datagrams: the kernel drops packets (src_kernel_drops > 0)
+           and mirror says so on stderr, as dyetap record does.
+
 Skips cleanly without root, without `ip`, or (fastpath) without DPDK.
 """
 import http.client
@@ -79,6 +84,26 @@ def lines_of(pipe, sink):
         sink.append(line)
 
 
+def start(cmd, err):
+    """Popen @cmd; its stderr lines go to @err from a thread (returned too)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = threading.Thread(target=lines_of, args=(p.stderr, err), daemon=True)
+    t.start()
+    return p, t
+
+
+def finish_run(p, t, timeout):
+    """Wait for @p (killed after @timeout s), then for its last stderr lines: stdout."""
+    try:
+        out = p.stdout.read() if p.wait(timeout) is not None else ""
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        out = p.stdout.read()
+    t.join(10)
+    return out
+
+
 def check_lane(a, b, lane, name):
     ok(len(a.log) == 5, "%s: A served the 5 requests" % name, len(a.log))
     ok(len(b.log) == 5, "%s: B, the lane's target, received exactly 5" % name,
@@ -95,11 +120,9 @@ def inside_mirror():
     a, pa = serve_http(Handler)
     b, pb = serve_http(Handler)
     err = []
-    p = subprocess.Popen([DYETAP, "mirror", "-i", "lo", "--color", "blue=header:x-lane=blue",
-                          "--lane", "blue=http://127.0.0.1:%d" % pb, "--json",
-                          "--drain-timeout", "2s"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    threading.Thread(target=lines_of, args=(p.stderr, err), daemon=True).start()
+    p, t = start([DYETAP, "mirror", "-i", "lo", "--color", "blue=header:x-lane=blue",
+                  "--lane", "blue=http://127.0.0.1:%d" % pb, "--json", "--drain-timeout", "2s"],
+                 err)
     try:
         ready = wait_for(lambda: any("capturing on lo" in l for l in err), 20)
         ok(ready, "mirror: capturing on lo", "".join(err))
@@ -108,7 +131,7 @@ def inside_mirror():
         time.sleep(1.5)  # a loop would keep copying: give it time to show
     finally:
         p.send_signal(signal.SIGINT)
-        out, _ = p.communicate(timeout=30)
+        out = finish_run(p, t, 30)
     js = json.loads(out) if out.strip().startswith("{") else {}
     ok(p.returncode == 0, "mirror: SIGINT ends it cleanly", "".join(err))
     lane = {k[len("lane_blue_"):]: v for k, v in js.items() if k.startswith("lane_blue_")}
@@ -128,8 +151,7 @@ def inside_fastpath():
                         "--lane", "blue=http://127.0.0.1:%d" % pb,
                         "--exit-idle", "2000", "--stats-every", "1", "--json",
                         "--drain-timeout", "2s"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    threading.Thread(target=lines_of, args=(p.stderr, err), daemon=True).start()
+    p, t = start(cmd, err)
     # A trickle of UDP datagrams until the port's counters show them: then
     # the fast path is receiving on lo (and --exit-idle is not yet due).
     stop = threading.Event()
@@ -152,17 +174,13 @@ def inside_fastpath():
         stop.set()
         send_five(pa)
         t0 = time.time()
-        try:
-            out, _ = p.communicate(timeout=40)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, _ = p.communicate()
+        out = finish_run(p, t, 40)
         secs = time.time() - t0
     finally:
         stop.set()
         if p.poll() is None:
             p.kill()
-            p.communicate()
+            p.wait()
     ok(p.returncode == 0 and secs < 30,
        "fastpath: --exit-idle ends it once the traffic stops (%.1f s)" % secs,
        "".join(e for e in err if not e.startswith("{"))[-2000:])
@@ -172,6 +190,31 @@ def inside_fastpath():
             js = json.loads(line)
     lane = js.get("shadow", {}).get("lanes", {}).get("blue", {})
     check_lane(a, b, lane, "fastpath")
+
+
+def inside_kernel_drops():
+    err = []
+    p, t = start([DYETAP, "mirror", "-i", "lo", "--buffer-mb", "1",
+                  "--color", "blue=header:x-lane=blue", "--lane", "blue=http://127.0.0.1:1",
+                  "--json", "--drain-timeout", "0"], err)
+    try:
+        ok(wait_for(lambda: any("capturing on lo" in l for l in err), 20),
+           "kernel-drops: capturing on lo", "".join(err))
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t0, payload = time.time(), b"x" * 1400
+        while time.time() - t0 < 1.0:
+            for _ in range(100):
+                s.sendto(payload, ("127.0.0.1", 9))
+    finally:
+        p.send_signal(signal.SIGINT)
+        out = finish_run(p, t, 30)
+    js = json.loads(out) if out.strip().startswith("{") else {}
+    drops = js.get("src_kernel_drops", 0)
+    ok(p.returncode == 0 and drops > 0, "kernel-drops: the flood overflows a 1 MiB buffer (%d)"
+       % drops, "".join(err))
+    ok(any("warning: the kernel dropped %d packets" % drops in l and "--buffer-mb" in l
+           for l in err), "kernel-drops: mirror warns with the count and what to do",
+       "".join(err))
 
 
 def outside():
@@ -197,7 +240,8 @@ def outside():
 def main():
     if not INSIDE:
         sys.exit(outside())
-    {"mirror": inside_mirror, "fastpath": inside_fastpath}[GROUP]()
+    {"mirror": inside_mirror, "fastpath": inside_fastpath,
+     "kernel-drops": inside_kernel_drops}[GROUP]()
     sys.exit(finish())
 
 
