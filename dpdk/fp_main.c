@@ -1062,24 +1062,33 @@ int main(int argc, char **argv)
 	if (rc == 0) {
 		uint64_t now = rte_rdtsc();
 		ctl_last_change = ctl_last_stats = start_tsc = now;
-		for (unsigned w = 0; w < fp_app.nwk; w++)
+		/* DPDK's launch and wait order the lcores' work against main's; the
+		 * releases and acquires tell ThreadSanitizer so (fp_private.h). */
+		for (unsigned w = 0; w < fp_app.nwk; w++) {
+			FP_HANDOFF_RELEASE(fp_app.wk[w]);
 			rte_eal_remote_launch(fp_worker_main, fp_app.wk[w], fp_app.wk[w]->lcore_id);
+		}
 		if (fp_app.rx[0]->lcore_id == rte_get_main_lcore()) {
 			fp_rx_main(fp_app.rx[0]);
 		} else {
-			for (unsigned i = 0; i < fp_app.nrx; i++)
+			for (unsigned i = 0; i < fp_app.nrx; i++) {
+				FP_HANDOFF_RELEASE(fp_app.rx[i]);
 				rte_eal_remote_launch(fp_rx_main, fp_app.rx[i],
 						      fp_app.rx[i]->lcore_id);
+			}
 			while (!fp_control_tick(rte_rdtsc()))
 				rte_delay_us_sleep(1000);
 			__atomic_store_n(&fp_app.quit, 1, __ATOMIC_RELAXED);
-			for (unsigned i = 0; i < fp_app.nrx; i++)
+			for (unsigned i = 0; i < fp_app.nrx; i++) {
 				rte_eal_wait_lcore(fp_app.rx[i]->lcore_id);
+				FP_HANDOFF_ACQUIRE(fp_app.rx[i]);
+			}
 		}
 		/* RX is done: workers drain what is queued, then stop. */
 		__atomic_store_n(&fp_app.workers_stop, 1, __ATOMIC_RELEASE);
 		for (unsigned w = 0; w < fp_app.nwk; w++) {
 			rte_eal_wait_lcore(fp_app.wk[w]->lcore_id);
+			FP_HANDOFF_ACQUIRE(fp_app.wk[w]);
 			if (fp_app.wk[w]->rec) {
 				if (sessions_final == UINT64_MAX)
 					sessions_final = 0;

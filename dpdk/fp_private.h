@@ -78,6 +78,23 @@ struct fp_stats {
 extern const struct ctr_desc fp_ctr_descs[];
 extern const size_t fp_ctr_count;
 
+/*
+ * ThreadSanitizer does not see the ordering DPDK's rings give (their
+ * head/tail updates use barriers, not C11 atomics): in a -Db_sanitize=thread
+ * build a ring hand-off is announced to it, release before the enqueue and
+ * acquire after the dequeue, so what a thread wrote before handing an mbuf
+ * or a shadow item over is known to come before what the next one reads
+ * (tests/tsan.sh; the ring's own indexes are suppressed in tests/tsan.supp).
+ */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define FP_HANDOFF_RELEASE(ring) __tsan_release(ring)
+#define FP_HANDOFF_ACQUIRE(ring) __tsan_acquire(ring)
+#else
+#define FP_HANDOFF_RELEASE(ring) ((void)(ring))
+#define FP_HANDOFF_ACQUIRE(ring) ((void)(ring))
+#endif
+
 /** Single-writer relaxed counter bump: readers on other lcores see whole values. */
 #define FP_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
 #define FP_INC(field)	 FP_ADD(field, 1)

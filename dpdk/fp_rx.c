@@ -109,6 +109,7 @@ static void flush_ring(struct fp_lcore *lc, unsigned w)
 	unsigned n = lc->nwb[w], done;
 	if (!n)
 		return;
+	FP_HANDOFF_RELEASE(lc->rings[w]);
 	done = rte_ring_sp_enqueue_burst(lc->rings[w], (void *const *)lc->wb[w], n, NULL);
 	FP_ADD(lc->st.handed_off, done);
 	if (done < n) {
@@ -568,6 +569,8 @@ int fp_rx_main(void *arg)
 	struct fp_lcore *lc = arg;
 	struct rte_mbuf *pkts[FP_BURST];
 	bool control = rte_lcore_id() == rte_get_main_lcore();
+
+	FP_HANDOFF_ACQUIRE(lc); /* what main set up before the launch */
 	uint64_t now = rte_rdtsc(), last_tick = now, tick = rte_get_tsc_hz() / 1000;
 	unsigned bursts = 0;
 
@@ -603,5 +606,6 @@ int fp_rx_main(void *arg)
 	/* Stop: flows still undecided are settled uncolored, their packets freed. */
 	sweep(lc, now, true);
 	flush_all(lc);
+	FP_HANDOFF_RELEASE(lc); /* for main, after rte_eal_wait_lcore() */
 	return 0;
 }

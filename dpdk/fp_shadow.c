@@ -126,6 +126,7 @@ void fp_shadow_on_request(void *ctx, const struct store_session *s)
 	it->req_ns = clk_real_ns();
 	it->lane = (unsigned)lane;
 	it->session = false;
+	FP_HANDOFF_RELEASE(w->shring);
 	if (rte_ring_sp_enqueue(w->shring, it)) {
 		shadow_free(it->s);
 		mem_free(it);
@@ -155,6 +156,7 @@ void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s)
 	it->flow_key = (uint64_t)w->idx << 56 ^ s->conn_id;
 	it->lane = (unsigned)lane;
 	it->session = true;
+	FP_HANDOFF_RELEASE(w->shring);
 	if (rte_ring_sp_enqueue(w->shring, it)) {
 		shadow_free(it->s);
 		mem_free(it);
@@ -216,6 +218,8 @@ static unsigned take_rings(void)
 		do {
 			n = rte_ring_sc_dequeue_burst(fp_app.wk[w]->shring, (void **)its, SH_BURST,
 						      NULL);
+			if (n)
+				FP_HANDOFF_ACQUIRE(fp_app.wk[w]->shring);
 			for (unsigned i = 0; i < n; i++)
 				take(its[i]);
 			got += n;

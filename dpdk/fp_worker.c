@@ -76,6 +76,7 @@ int fp_worker_main(void *arg)
 	struct fp_worker *w = arg;
 	struct rte_mbuf *pkts[FP_BURST];
 
+	FP_HANDOFF_ACQUIRE(w); /* what main set up before the launch */
 	for (;;) {
 		unsigned got = 0;
 		/* Read the stop flag before draining: what was enqueued before it is seen. */
@@ -85,6 +86,7 @@ int fp_worker_main(void *arg)
 			    rte_ring_sc_dequeue_burst(w->rings[r], (void **)pkts, FP_BURST, NULL);
 			if (!n)
 				continue;
+			FP_HANDOFF_ACQUIRE(w->rings[r]);
 			got += n;
 			FP_ADD(w->st.worker_pkts, n);
 			/* Hand-off point: the capture pipeline takes the packets here. */
@@ -101,5 +103,6 @@ int fp_worker_main(void *arg)
 	/* End of input: close every connection, emit what is pending. */
 	if (w->rec)
 		recorder_end_input(w->rec);
+	FP_HANDOFF_RELEASE(w); /* for main, after rte_eal_wait_lcore() */
 	return 0;
 }
