@@ -9,7 +9,8 @@
  * sink. No allocation per packet: the flow table is preallocated and the
  * only per-connection allocation is the tracker.
  *
- * References: DESIGN.md §4 and §11; capture/txn.h, capture/rules.h.
+ * References: docs/architecture.md ("Data flow", "Where the caps live");
+ * capture/txn.h, capture/rules.h.
  */
 #include "capture/pipeline.h"
 

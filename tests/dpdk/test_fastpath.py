@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""End-to-end tests of dyetap-fastpath without a NIC (DESIGN.md §12).
+"""End-to-end tests of dyetap-fastpath without a NIC (docs/dpdk.md).
 
 Each case runs the real program on net_pcap virtual devices fed by the
 deterministic capture of gen_flows.py, with no hugepages, and checks what
