@@ -513,8 +513,10 @@ static int run(struct rec_opts *o)
 		write_failed = true;
 	}
 	double secs = (double)(clk_mono_ns() - t0) / 1e9;
-	if ((o->stats || o->json) && print_counters(o, ctrs, secs) < 0)
+	if ((o->stats || o->json) && print_counters(o, ctrs, secs) < 0) {
+		fprintf(stderr, "dyetap record: out of memory while printing the counters\n");
 		ret = 3;
+	}
 	if (!o->stats && !o->json) {
 		if (write_failed)
 			/* Sessions handed to the writer may have been in a frame that failed. */
