@@ -758,19 +758,35 @@ def case_parity_users(exe, d, exp, frames):
     for r in rules:
         colors += ["--color", r]
     eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+    # With --uncolored drop, also a redaction: the files' metadata must match too.
+    redact = ["--redact", "header:user-agent", "--redact-defaults"]
     for unc in ("drop", "record"):
+        extra = redact if unc == "drop" else []
         p = subprocess.run([dyetap, "record", "-r", pcap, "-w", "rec-%s.dyt" % unc,
-                            "--uncolored", unc] + colors, cwd=d, stdout=subprocess.PIPE,
+                            "--uncolored", unc] + colors + extra, cwd=d, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
         want = sessions(dyetap, ["rec-%s.dyt" % unc], d)
         p = run(exe, eal, ["--rx", "0", "--workers", "1", "-w", "fp-%s.dyt" % unc,
-                           "--uncolored", unc, "--exit-idle", "400", "--json"] + colors, d)
+                           "--uncolored", unc, "--exit-idle", "400", "--json"] + colors + extra,
+                d)
         ok(p.returncode == 0, "parity-users (--uncolored %s): fast path exits 0" % unc, p.stderr)
         got = sessions(dyetap, ["fp-%s.dyt" % unc], d)
         ok(got == want and sum(want.values()) == (32 if unc == "record" else 13),
            "parity-users (--uncolored %s): the fast path's sessions equal dyetap record's (%d)"
            % (unc, sum(want.values())),
            "only fast path: %s\nonly record: %s" % (list(got - want)[:2], list(want - got)[:2]))
+    meta = {}
+    for f in ("rec-drop.dyt", "fp-drop.dyt"):
+        pi = subprocess.run([dyetap, "info", "--json", f], cwd=d, stdout=subprocess.PIPE,
+                            universal_newlines=True, timeout=TIMEOUT)
+        meta[f] = json.loads(pi.stdout).get("meta", {}) if pi.returncode == 0 else {}
+    mr, mf = meta["rec-drop.dyt"], meta["fp-drop.dyt"]
+    ok(mr.get("rules") == mf.get("rules") == rules and
+       mr.get("redactions") == mf.get("redactions") and
+       "header:user-agent:mask" in (mf.get("redactions") or []) and
+       mf.get("kind") == "recording" and mf.get("source") == "dpdk:rx=0" and mf.get("host"),
+       "parity-users: the fast path's file carries record's metadata (rules, redactions)",
+       (mr, mf))
     # The capture has what makes this test bite: a connection whose first
     # request no rule colors, with colored requests after it.
     conns = {}
