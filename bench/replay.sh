@@ -11,9 +11,11 @@
 #     SCHED_FIFO (`chrt -f 10`, needs root or CAP_SYS_NICE; the worker is
 #     set back to SCHED_OTHER after each run): that separates the engine's
 #     own precision from run-queue waits caused by other tenants);
-#  3. memory: RSS of a longer paced replay, sampled at start and end.
+#  3. memory: RSS of a longer paced replay, sampled at start and end;
+#  1b (after 1): causal order against pace, see below.
 # Usage: bench/replay.sh BUILD_DIR
-#   (env: C=50 REQS=200000 RUNS=3 MEM_S=60 (600 = 10 min) PACE_RT=0)
+#   (env: C=50 REQS=200000 RUNS=3 MEM_S=60 (600 = 10 min) PACE_RT=0
+#    ORDER_ONLY=1: stop after 1b)
 set -eu
 b=${1:-build}
 dyetap=$b/cli/dyetap
@@ -75,6 +77,52 @@ echo "per-pair CPU-per-request ratios (replay/wrk): $(tr '\n' ' ' <"$tmp/cpurati
 echo "client CPU per request (user+sys): wrk median $(median <"$tmp/wrkus") us," \
     "dyetap replay median $(median <"$tmp/repus") us (incl. reading the recording and" \
     "writing the results store)"
+
+# 1b. causal order: the same recording (no writes) at --max, --order pace,
+# causal and strict alternated RUNS times; then with 1 request in 10 a PUT
+# (nginx's `return 200` answers it as it answers a GET) in pace and causal order.
+# Medians; causal/pace is the cost of causal order on a recording
+# without writes (target <= 5 %). strict orders every request after the
+# ones that ended before it started (the recording's responses end 1 ms
+# after their requests start), so it shows the cost of the bookkeeping
+# plus the waits a full happens-before imposes.
+awk -v c="$C" -v n="$per" 'BEGIN { for (i = 0; i < n; i++) for (k = 1; k <= c; k++)
+    printf "%d\t%.3f\t%s\t/r/%d\t-\t-\t-\t-\n", k, (i * c + k) * 0.01,
+        ((i * c + k) % 10 == 0) ? "PUT" : "GET", i }' |
+    "$tool" mkrec "$tmp/writes.dyt"
+for o in pace causal strict wpace wcausal; do : >"$tmp/ord_$o"; : >"$tmp/cpu_$o"; : >"$tmp/us_$o"; done
+: >"$tmp/r_causal"; : >"$tmp/r_strict"; : >"$tmp/r_wcausal"; : >"$tmp/c_causal"; : >"$tmp/c_wcausal"
+for r in $(seq "$RUNS"); do
+    line="order run $r (load $(cut -d' ' -f1 /proc/loadavg)):"
+    for o in pace causal strict wpace wcausal; do
+        case $o in
+        w*) rec=$tmp/writes.dyt ord=${o#w} extra=--allow-writes ;;
+        *) rec=$tmp/tput.dyt ord=$o extra= ;;
+        esac
+        cpu "$tmp/cpu_$o" "$dyetap" replay "$rec" --target "$url" -o "$tmp/res.dyt" --max -c "$C" \
+            --order "$ord" $extra --json -q >"$tmp/ord.json"
+        jget "['achieved_rps']" <"$tmp/ord.json" >>"$tmp/ord_$o"
+        python3 -c "print('%.3f' % ($(tail -n 1 "$tmp/cpu_$o") * 1e6 / $REQS))" >>"$tmp/us_$o"
+        line="$line $o $(tail -n 1 "$tmp/ord_$o") req/s $(tail -n 1 "$tmp/us_$o") us/req (waited $(jget "['causal_delay_ms']['waited']" <"$tmp/ord.json"));"
+    done
+    ratio() { python3 -c "print('%.3f' % ($(tail -n 1 "$tmp/$1") / $(tail -n 1 "$tmp/$2")))"; }
+    ratio ord_causal ord_pace >>"$tmp/r_causal"; ratio ord_strict ord_pace >>"$tmp/r_strict"
+    ratio ord_wcausal ord_wpace >>"$tmp/r_wcausal"
+    ratio us_causal us_pace >>"$tmp/c_causal"; ratio us_wcausal us_wpace >>"$tmp/c_wcausal"
+    echo "$line"
+done
+op=$(median <"$tmp/ord_pace"); oc=$(median <"$tmp/ord_causal"); os_=$(median <"$tmp/ord_strict")
+owp=$(median <"$tmp/ord_wpace"); owc=$(median <"$tmp/ord_wcausal")
+echo "causal order, no writes, --max C=$C: req/s medians pace $op, causal $oc, strict $os_;" \
+    "CPU us/req medians pace $(median <"$tmp/us_pace"), causal $(median <"$tmp/us_causal")," \
+    "strict $(median <"$tmp/us_strict")"
+echo "causal/pace per run (wall): $(tr '\n' ' ' <"$tmp/r_causal") median $(median <"$tmp/r_causal");" \
+    "CPU per request: $(tr '\n' ' ' <"$tmp/c_causal") median $(median <"$tmp/c_causal")"
+echo "strict/pace per run (wall): $(tr '\n' ' ' <"$tmp/r_strict") median $(median <"$tmp/r_strict")"
+echo "causal order, 1 in 10 a PUT: req/s medians pace $owp, causal $owc; causal/pace per run" \
+    "$(tr '\n' ' ' <"$tmp/r_wcausal") median $(median <"$tmp/r_wcausal"); CPU per request" \
+    "median $(median <"$tmp/c_wcausal")"
+[ "${ORDER_ONLY:-0}" = 1 ] && exit 0
 
 # 2. pacing: 10 000 req/s for 5 s over 100 connections, replayed at 1x.
 awk 'BEGIN { for (i = 0; i < 50000; i++)

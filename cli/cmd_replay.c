@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "common/dbuf.h"
 #include "common/jsonw.h"
 #include "replay/replay.h"
+#include "replay/replay_causal.h"
 #include "replay/replay_guard.h"
 #include "store/store.h"
 
@@ -54,6 +56,21 @@ static void usage(FILE *f)
 		"      --speed Nx           recorded timing divided by N (2x, 0.5x)\n"
 		"      --rate N             N requests per second\n"
 		"      --max                as fast as the connections allow\n"
+		"order (default: causal when writes are replayed, else pace):\n"
+		"      --order causal       a request waits until the requests of its service\n"
+		"                           that ended before it started (in the recording)\n"
+		"                           have finished; reads wait for writes only\n"
+		"      --order strict       causal, and reads wait for reads too\n"
+		"      --order pace         the schedule only, in recorded request order\n"
+		"      --order none         the schedule only, in the order stored\n"
+		"      --causal-scope S     service of the causal order: 'server' (recorded\n"
+		"                           address and port, default) or 'target' (all)\n"
+		"state:\n"
+		"      --before CMD         run CMD (sh -c) before the first request, e.g. to\n"
+		"                           restore a database snapshot; repeatable; a failure\n"
+		"                           stops the replay (exit 3, nothing sent)\n"
+		"      --after CMD          run CMD after the replay; repeatable; exit 3 if it\n"
+		"                           fails\n"
 		"connections:\n"
 		"  -c, --concurrency N      max connections per target (default 256)\n"
 		"      --pooled             spread requests over a pool of N connections\n"
@@ -167,6 +184,81 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
+/* --before / --after: commands run with sh -c, their output on stderr. */
+struct hooks {
+	const char *before[MAX_ITEMS], *after[MAX_ITEMS];
+	size_t n_before, n_after;
+	const char *results;
+	const struct replay_target *targets;
+	size_t n_targets;
+};
+
+/*
+ * Run @p cmd with /bin/sh -c, standard output sent to standard error (so
+ * that --json keeps stdout one object), with DYETAP_PHASE (@p phase),
+ * DYETAP_RESULTS and DYETAP_TARGETS (the target URLs, space-separated) in
+ * its environment. @return 0 when it exited 0, else -ECANCELED with a
+ * message in @p err.
+ */
+static int run_hook(const struct hooks *h, const char *opt, const char *cmd, char *err,
+		    size_t errlen)
+{
+	char targets[4096];
+	size_t tl = 0;
+	targets[0] = '\0';
+	for (size_t i = 0; i < h->n_targets && tl < sizeof(targets); i++)
+		tl += (size_t)snprintf(targets + tl, sizeof(targets) - tl, "%s%s", i ? " " : "",
+				       h->targets[i].url);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "%s '%s': cannot start it: %s", opt, cmd, strerror(errno));
+		return -ECANCELED;
+	}
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		if (dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+			_exit(127);
+		setenv("DYETAP_PHASE", opt + 2, 1);
+		setenv("DYETAP_RESULTS", h->results, 1);
+		setenv("DYETAP_TARGETS", targets, 1);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR) {
+			snprintf(err, errlen, "%s '%s': %s", opt, cmd, strerror(errno));
+			return -ECANCELED;
+		}
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	if (WIFEXITED(st))
+		snprintf(err, errlen, "%s '%s' exited with status %d", opt, cmd, WEXITSTATUS(st));
+	else
+		snprintf(err, errlen, "%s '%s' was killed by signal %d", opt, cmd,
+			 WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	return -ECANCELED;
+}
+
+/* replay_before_fn: every --before in order, up to the first that fails. */
+static int run_before(void *ctx, char *err, size_t errlen)
+{
+	const struct hooks *h = ctx;
+	for (size_t i = 0; i < h->n_before; i++) {
+		int rc = run_hook(h, "--before", h->before[i], err, errlen);
+		if (rc) {
+			size_t l = strlen(err);
+			snprintf(err + l, errlen - l,
+				 ": nothing was sent, no results file written");
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static void print_json(const struct replay_summary *s, const char *output)
 {
 	const struct replay_stats *st = &s->stats;
@@ -190,6 +282,12 @@ static void print_json(const struct replay_summary *s, const char *output)
 	dbuf_printf(&b, "\"lateness_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 		    ms(replay_hist_pct(&s->lateness, 50)), ms(replay_hist_pct(&s->lateness, 99)),
 		    ms(s->lateness.max_ns));
+	dbuf_printf(&b, "\"order\":\"%s\",\"causal_services\":%u,",
+		    replay_order_name((enum replay_order)s->order), s->causal_services);
+	dbuf_printf(&b,
+		    "\"causal_delay_ms\":{\"waited\":%llu,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
+		    (unsigned long long)s->causal_wait.n, ms(replay_hist_pct(&s->causal_wait, 50)),
+		    ms(replay_hist_pct(&s->causal_wait, 99)), ms(s->causal_wait.max_ns));
 	dbuf_printf(&b, "\"interrupted\":%s,\"results\":", s->interrupted ? "true" : "false");
 	jsonw_cstr(&b, output);
 	dbuf_puts(&b, ",\"counters\":{");
@@ -228,6 +326,17 @@ static void print_text(const struct replay_summary *s, const char *output)
 	printf("  connections %llu (reconnects %llu, retries %llu)\n",
 	       (unsigned long long)st->connects, (unsigned long long)st->reconnects,
 	       (unsigned long long)st->retries);
+	enum replay_order o = (enum replay_order)s->order;
+	if (o == REPLAY_ORDER_CAUSAL || o == REPLAY_ORDER_STRICT)
+		printf("  order %s (%u services with writes): %llu waited for dependencies;"
+		       "  causal delay ms: p50 %.3f  p99 %.3f  max %.3f%s\n",
+		       replay_order_name(o), s->causal_services,
+		       (unsigned long long)s->causal_wait.n,
+		       ms(replay_hist_pct(&s->causal_wait, 50)),
+		       ms(replay_hist_pct(&s->causal_wait, 99)), ms(s->causal_wait.max_ns),
+		       st->causal_abandoned ? " (abandoned: see the warning)" : "");
+	else
+		printf("  order %s\n", replay_order_name(o));
 }
 
 /*
@@ -343,6 +452,10 @@ enum {
 	O_FAILON,
 	O_PRODUCTION,
 	O_LEVEL,
+	O_ORDER,
+	O_SCOPE,
+	O_BEFORE,
+	O_AFTER,
 };
 
 static const struct option opts[] = {
@@ -384,6 +497,10 @@ static const struct option opts[] = {
     {"fail-on", required_argument, NULL, O_FAILON},
     {"i-know-this-is-production", no_argument, NULL, O_PRODUCTION},
     {"level", required_argument, NULL, O_LEVEL},
+    {"order", required_argument, NULL, O_ORDER},
+    {"causal-scope", required_argument, NULL, O_SCOPE},
+    {"before", required_argument, NULL, O_BEFORE},
+    {"after", required_argument, NULL, O_AFTER},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -415,6 +532,9 @@ int cmd_replay(int argc, char **argv)
 	char *diff_args[MAX_ITEMS * 2 + 2];
 	size_t n_diff_args = 0;
 	struct replay_hdr_set shadow;
+	static struct hooks hooks;
+	memset(&hooks, 0, sizeof(hooks));
+	enum replay_order order = REPLAY_ORDER_AUTO;
 	uint32_t u;
 	int c;
 	optind = 1;
@@ -604,6 +724,27 @@ int cmd_replay(int argc, char **argv)
 		case O_PRODUCTION:
 			production = true;
 			break;
+		case O_ORDER:
+			if (replay_order_parse(optarg, &order))
+				BAD("bad --order '%s' (causal, strict, pace or none)", optarg);
+			break;
+		case O_SCOPE:
+			if (!strcmp(optarg, "server") || !strcmp(optarg, "target"))
+				bp.causal_one_service = !strcmp(optarg, "target");
+			else
+				BAD("bad --causal-scope '%s' (server or target)", optarg);
+			break;
+		case O_BEFORE:
+		case O_AFTER:
+			if ((c == O_BEFORE ? hooks.n_before : hooks.n_after) == MAX_ITEMS)
+				BAD("too many %s", c == O_BEFORE ? "--before" : "--after");
+			if (!*optarg)
+				BAD("empty %s command", c == O_BEFORE ? "--before" : "--after");
+			if (c == O_BEFORE)
+				hooks.before[hooks.n_before++] = optarg;
+			else
+				hooks.after[hooks.n_after++] = optarg;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -690,6 +831,14 @@ int cmd_replay(int argc, char **argv)
 	bp.engine.targets = targets;
 	bp.engine.n_targets = n_targets;
 	bp.engine.rewrite = &rw;
+	bp.order = (int)order;
+	hooks.results = bp.output;
+	hooks.targets = targets;
+	hooks.n_targets = n_targets;
+	if (hooks.n_before) {
+		bp.before = run_before;
+		bp.before_ctx = &hooks;
+	}
 	struct prog_ctx pc = {false};
 	if (!quiet && isatty(STDERR_FILENO)) {
 		bp.progress = show_progress;
@@ -720,12 +869,26 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "dyetap replay: %s\n", err[0] ? err : strerror(-rc));
 		if (rc == -EINTR)
 			return 130; /* stopped before the first send: 128 + SIGINT */
-		return sum.input_error ? 2 : 3;
+		if (sum.input_error)
+			return 2;
+		/* A runtime failure after the targets were touched: --after still
+		 * runs (it may stop or clean up what --before started). */
+		for (size_t i = 0; rc != -ECANCELED && i < hooks.n_after; i++)
+			if (run_hook(&hooks, "--after", hooks.after[i], err, sizeof(err)))
+				fprintf(stderr, "dyetap replay: %s\n", err);
+		return 3;
 	}
 	if (json)
 		print_json(&sum, bp.output);
 	else
 		print_text(&sum, bp.output);
+	for (size_t i = 0; i < hooks.n_after; i++) {
+		if (run_hook(&hooks, "--after", hooks.after[i], err, sizeof(err))) {
+			fprintf(stderr, "dyetap replay: %s%s\n", err,
+				diff && !sum.interrupted ? ": not diffing" : "");
+			return 3;
+		}
+	}
 	if (!diff || sum.interrupted)
 		return 0;
 	/* Replay and diff in one run: the same code as `dyetap diff RESULTS`. */

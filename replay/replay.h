@@ -226,18 +226,21 @@ struct replay_stats {
 	uint64_t skipped_writes;
 	uint64_t skipped_truncated;
 	uint64_t skipped_unsupported;
-	uint64_t connects;	 /**< target connections opened */
-	uint64_t reconnects;	 /**< ... for a flow that had one before */
-	uint64_t retries;	 /**< requests resent once after a keep-alive close race */
-	uint64_t evictions;	 /**< idle connections closed to free a concurrency slot */
-	uint64_t resp_truncated; /**< response bodies over the body cap (kept to the cap) */
-	uint64_t resp_interim;	 /**< 1xx responses skipped */
-	uint64_t bytes_sent;	 /**< request bytes written */
-	uint64_t bytes_received; /**< response bytes read */
-	uint64_t not_sent;	 /**< queued requests dropped by a stop */
-	uint64_t write_errors;	 /**< results the store writer refused */
-	uint64_t write_stalls;	 /**< times an event loop waited for the results writer */
-	uint64_t write_dropped;	 /**< results dropped because the writer queue was full */
+	uint64_t connects;	   /**< target connections opened */
+	uint64_t reconnects;	   /**< ... for a flow that had one before */
+	uint64_t retries;	   /**< requests resent once after a keep-alive close race */
+	uint64_t evictions;	   /**< idle connections closed to free a concurrency slot */
+	uint64_t resp_truncated;   /**< response bodies over the body cap (kept to the cap) */
+	uint64_t resp_interim;	   /**< 1xx responses skipped */
+	uint64_t bytes_sent;	   /**< request bytes written */
+	uint64_t bytes_received;   /**< response bytes read */
+	uint64_t not_sent;	   /**< queued requests dropped by a stop */
+	uint64_t write_errors;	   /**< results the store writer refused */
+	uint64_t write_stalls;	   /**< times an event loop waited for the results writer */
+	uint64_t write_dropped;	   /**< results dropped because the writer queue was full */
+	uint64_t causal_waits;	   /**< requests that waited for a dependency (causal order) */
+	uint64_t causal_abandoned; /**< causal order given up (the recording's order could not
+				      be restored); 0 or 1 */
 };
 
 extern const struct ctr_desc replay_ctr_descs[];
@@ -284,9 +287,14 @@ struct replay_engine_params {
 	const char *sni;		      /**< https: server name (default: the URL's host) */
 	replay_done_fn on_done;		      /**< required */
 	void *ctx;
+	/** Causal order (replay_causal.h): this engine's thread's tracker,
+	 *  borrowed, must outlive the engine; NULL: requests wait for nothing
+	 *  but their due time and their flow. */
+	struct replay_causal_thr *causal;
 };
 
 struct replay_engine;
+struct replay_dep;
 struct replay_guard;
 struct addrinfo;
 
@@ -319,6 +327,18 @@ int replay_engine_submit(struct replay_engine *e, const struct store_session *s,
 			 int64_t due_ns, void *user);
 
 /**
+ * replay_engine_submit() with causal dependencies: the request goes to a
+ * target only once replay_causal_ready() says so for that target (waiting
+ * for it is measured as the result's causal_wait_ns), and its finish on
+ * each target (response or error, also when dropped unsent) is reported
+ * with replay_causal_done(). @p dep is copied; NULL or an engine without
+ * a tracker: as replay_engine_submit().
+ */
+int replay_engine_submit_dep(struct replay_engine *e, const struct store_session *s,
+			     uint64_t flow_key, int64_t due_ns, void *user,
+			     const struct replay_dep *dep);
+
+/**
  * Run the event loop until CLOCK_MONOTONIC @p until_ns, returning early
  * after an iteration that completed at least one request. Sends due
  * requests, handles I/O, expires timeouts.
@@ -347,9 +367,12 @@ void replay_engine_close_idle(struct replay_engine *e);
 /** Counters (borrowed, updated by run). */
 const struct replay_stats *replay_engine_stats(const struct replay_engine *e);
 
-/** Latency (ok responses) and lateness (all sent) histograms; borrowed. */
+/** Latency (ok responses), scheduling lateness (all sent: lateness minus
+ *  causal wait) and causal wait (requests that waited for a dependency)
+ *  histograms; borrowed. */
 const struct replay_hist *replay_engine_latency(const struct replay_engine *e);
 const struct replay_hist *replay_engine_lateness(const struct replay_engine *e);
+const struct replay_hist *replay_engine_causal_wait(const struct replay_engine *e);
 
 /** Free; in-flight requests are dropped without callback. Accepts NULL. */
 void replay_engine_free(struct replay_engine *e);
@@ -476,6 +499,14 @@ typedef void (*replay_progress_fn)(void *ctx, const struct replay_progress *p);
  */
 uint64_t replay_remap_id(uint64_t id, uint32_t file, uint32_t pass);
 
+/**
+ * Called once after the pass over the inputs and before the first request
+ * (and before the targets are resolved): e.g. run --before commands that
+ * reset the targets' state. Return 0 to go on, else -errno with a message
+ * in @p err: the replay then sends nothing and writes no results file.
+ */
+typedef int (*replay_before_fn)(void *ctx, char *err, size_t errlen);
+
 struct replay_batch_params {
 	const char *const *inputs; /**< recordings, n_inputs >= 1 */
 	size_t n_inputs;
@@ -489,6 +520,12 @@ struct replay_batch_params {
 	uint32_t loops;	     /**< passes over the input; 0 = until duration or stop; default 1 */
 	int64_t duration_ns; /**< stop sending after this long; 0 = no limit */
 	uint32_t threads;    /**< event loops; 0 = 1 */
+	/** Order kept (replay_causal.h enum replay_order): 0 = auto, causal
+	 *  when the sessions replayed contain a write, else pace. */
+	int order;
+	bool causal_one_service; /**< causal order: one service for everything (per target) */
+	replay_before_fn before; /**< may be NULL */
+	void *before_ctx;
 	/** Refuse, before sending anything, when a recorded server matches it
 	 *  (replay_guard.h; checked in the same pass that counts the input);
 	 *  NULL: no check. */
@@ -501,11 +538,14 @@ struct replay_batch_params {
 struct replay_summary {
 	struct replay_stats stats;
 	struct replay_hist latency;
-	struct replay_hist lateness;
-	double elapsed_s;    /**< first send to last completion */
-	double achieved_rps; /**< sent / elapsed */
-	bool interrupted;    /**< replay_batch_stop() was called */
-	bool input_error;    /**< on failure: an input/usage problem (exit 2), else runtime */
+	struct replay_hist lateness;	/**< scheduling lateness (without causal waits) */
+	struct replay_hist causal_wait; /**< waits for dependencies, of the requests that waited */
+	int order;			/**< the order kept (enum replay_order, never auto) */
+	uint32_t causal_services;	/**< services whose requests were ordered */
+	double elapsed_s;		/**< first send to last completion */
+	double achieved_rps;		/**< sent / elapsed */
+	bool interrupted;		/**< replay_batch_stop() was called */
+	bool input_error; /**< on failure: an input/usage problem (exit 2), else runtime */
 };
 
 /**

@@ -19,6 +19,14 @@
  * PR_SET_TIMERSLACK): the default 50 us slack otherwise delays every
  * epoll_pwait2() wake-up by up to 50 us.
  *
+ * Causal order (replay_causal.h): the scan registers every session to be
+ * sent with the tracker (its service, whether it writes); each thread
+ * then registers its own sessions as it reads them and publishes its
+ * horizon: the recorded start below which it will read no more sessions
+ * that the replay sends (of any thread's share, since every thread reads
+ * every session). For an input in request-time order that is the start of
+ * the last session read; otherwise that minus the input's disorder D.
+ *
  * Identifiers: a recording's session and connection ids are kept for the
  * first input and the first pass; for input file F > 0 or pass L > 0 they
  * become (F << 58) | (L << 40) | (id & (2^40 - 1)), unique in the results
@@ -36,6 +44,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "replay/replay.h"
+#include "replay/replay_causal.h"
 #include "replay/replay_guard.h"
 
 #define REPLAY_LOG(lvl, ...) LOG_MSG(lvl, "replay", __VA_ARGS__)
@@ -59,18 +68,21 @@ static bool stopping(void)
 }
 
 struct batch;
+struct src;
 
 struct bthread {
 	struct batch *b;
 	uint32_t idx;
 	pthread_t tid;
 	struct replay_engine *eng;
-	struct replay_wq_prod *wq; /* this thread's producer of result records */
-	struct replay_stats skips; /* skip counters of this thread's partition */
-	uint64_t seq;		   /* requests scheduled (RATE pacing) */
-	uint64_t queued;	   /* requests the engine took */
-	int64_t first_sent;	   /* realtime of the first send, 0 none */
-	int64_t last_done;	   /* realtime of the last completion */
+	struct replay_wq_prod *wq;    /* this thread's producer of result records */
+	struct replay_causal_thr *ct; /* causal order; NULL when not kept */
+	struct src *src;	      /* the inputs as this thread reads them */
+	struct replay_stats skips;    /* skip counters of this thread's partition */
+	uint64_t seq;		      /* requests scheduled (RATE pacing) */
+	uint64_t queued;	      /* requests the engine took */
+	int64_t first_sent;	      /* realtime of the first send, 0 none */
+	int64_t last_done;	      /* realtime of the last completion */
 	int64_t next_publish;
 	int rc;
 	char err[256];
@@ -89,6 +101,9 @@ struct batch {
 	atomic_uint_fast64_t rate_slot; /* RATE: next slot of the shared schedule */
 	atomic_bool hold_warned;	/* the hold limit was hit (warned once) */
 	uint64_t max_pending;		/* per thread */
+	enum replay_order order;	/* the order kept (never auto) */
+	struct replay_causal *causal;	/* causal and strict order; else NULL */
+	int64_t shift;			/* causal: recorded time one pass is shifted by */
 	struct store_writer *w;
 	struct replay_wq *wq; /* owns w until replay_wq_finish() */
 	pthread_mutex_t lock; /* snapshots */
@@ -205,27 +220,104 @@ static int run_until(struct bthread *t, struct prog_state *ps, int64_t until)
 	}
 }
 
-/* Next session of reader @p r that this thread replays (filters applied, skips counted). */
-static const struct store_session *next_session(struct bthread *t, struct store_reader *r,
-						uint32_t file, int *rc)
+/*
+ * Request-time order. Recordings are written in completion order, so a
+ * session can follow sessions that started after it (a slow request
+ * completes late). The scan measures, per input, the largest such step
+ * back D; reading then holds sessions in a heap ordered by request time
+ * and hands one out once no later record can start before it (its time
+ * <= the latest time read - D). An input in order (D = 0) is handed out as
+ * read, without copies. Held sessions are deep copies, bounded by
+ * HOLD_MAX_BYTES: past that the earliest is handed out anyway (it may
+ * then be sent after a later one, and late; a warning says so).
+ */
+#define HOLD_MAX_BYTES (256u << 20)
+
+struct held {
+	int64_t ts;
+	uint64_t seq; /* read order: ties keep it */
+	size_t size;
+	struct replay_dep dep; /* causal order */
+	struct store_session s;
+	struct store_raw_record raw;
+	_Alignas(8) uint8_t tail[]; /* the session's tail, then the raw bytes */
+};
+
+struct src {
+	struct store_reader *r;
+	uint32_t file;
+	uint32_t pass;
+	int64_t disorder, max_ts;
+	int64_t max_all; /* causal: latest start read of a session sent by any thread */
+	int64_t hz;	 /* causal: its horizon (shifted by pass) */
+	uint64_t nread;
+	bool eof, warned;
+	struct held **heap;
+	size_t n, cap, bytes;
+	struct held *cur;		 /* handed out; freed on the next call */
+	struct store_raw_record cur_raw; /* of the session handed out */
+	struct replay_dep cur_dep;	 /* of the session handed out */
+};
+
+/* Causal order: input @p x's horizon moved; publish the thread's (the
+ * lowest of its inputs'). */
+static void horizon_update(struct bthread *t, struct src *x, int64_t hz)
+{
+	x->hz = hz;
+	int64_t h = INT64_MAX;
+	for (size_t i = 0; i < t->b->p->n_inputs; i++)
+		if (t->src[i].hz < h)
+			h = t->src[i].hz;
+	replay_causal_horizon(t->ct, h);
+}
+
+/* Causal order: a session that the replay sends (by any thread) was read from @p x. */
+static void note_taken(struct bthread *t, struct src *x, int64_t ts)
+{
+	if (ts <= x->max_all)
+		return;
+	x->max_all = ts;
+	horizon_update(t, x, (int64_t)x->pass * t->b->shift + ts - x->disorder);
+}
+
+/* Causal order: input @p x reached its end in this pass. */
+static void note_eof(struct bthread *t, struct src *x)
+{
+	const struct replay_batch_params *p = t->b->p;
+	bool more = !p->loops || x->pass + 1 < p->loops;
+	horizon_update(t, x,
+		       more ? (int64_t)(x->pass + 1) * t->b->shift + t->b->rec_t0 : INT64_MAX);
+}
+
+/* Next session of input @p x that this thread replays (filters applied,
+ * skips counted). With causal order, the other threads' sessions move the
+ * horizon. */
+static const struct store_session *next_session(struct bthread *t, struct src *x, int *rc)
 {
 	const struct replay_batch_params *p = t->b->p;
 	uint32_t shard_n = p->filter.shard_n > 1 ? p->filter.shard_n : 1;
 	for (;;) {
 		const struct store_record *rec;
-		int n = store_reader_next(r, &rec);
+		int n = store_reader_next(x->r, &rec);
 		if (n <= 0) {
 			*rc = n;
+			if (!n && t->ct)
+				note_eof(t, x);
 			return NULL;
 		}
 		if (rec->type != STORE_REC_SESSION)
 			continue;
 		const struct store_session *s = &rec->u.session;
 		if (t->b->n_th > 1 &&
-		    (replay_conn_hash(s->conn_id, file) / shard_n) % t->b->n_th != t->idx)
+		    (replay_conn_hash(s->conn_id, x->file) / shard_n) % t->b->n_th != t->idx) {
+			if (t->ct && replay_filter_check(&p->filter, s, x->file) == REPLAY_TAKE)
+				note_taken(t, x, s->ts_req_first_ns);
 			continue;
-		switch (replay_filter_check(&p->filter, s, file)) {
+		}
+		switch (replay_filter_check(&p->filter, s, x->file)) {
 		case REPLAY_TAKE:
+			if (t->ct)
+				note_taken(t, x, s->ts_req_first_ns);
 			return s;
 		case REPLAY_SKIP_FILTER:
 			t->skips.skipped_filter++;
@@ -247,39 +339,16 @@ static const struct store_session *next_session(struct bthread *t, struct store_
 	}
 }
 
-/*
- * Request-time order. Recordings are written in completion order, so a
- * session can follow sessions that started after it (a slow request
- * completes late). The scan measures, per input, the largest such step
- * back D; reading then holds sessions in a heap ordered by request time
- * and hands one out once no later record can start before it (its time
- * <= the latest time read - D). An input in order (D = 0) is handed out as
- * read, without copies. Held sessions are deep copies, bounded by
- * HOLD_MAX_BYTES: past that the earliest is handed out anyway (it may
- * then be sent after a later one, and late; a warning says so).
- */
-#define HOLD_MAX_BYTES (256u << 20)
-
-struct held {
-	int64_t ts;
-	uint64_t seq; /* read order: ties keep it */
-	size_t size;
-	struct store_session s;
-	struct store_raw_record raw;
-	_Alignas(8) uint8_t tail[]; /* the session's tail, then the raw bytes */
-};
-
-struct src {
-	struct store_reader *r;
-	uint32_t file;
-	int64_t disorder, max_ts;
-	uint64_t nread;
-	bool eof, warned;
-	struct held **heap;
-	size_t n, cap, bytes;
-	struct held *cur;		 /* handed out; freed on the next call */
-	struct store_raw_record cur_raw; /* of the session handed out */
-};
+/* Causal order: register own session @p s; its dependencies go to @p dep. */
+static int causal_read(struct bthread *t, struct src *x, const struct store_session *s,
+		       struct replay_dep *dep)
+{
+	memset(dep, 0, sizeof(*dep));
+	dep->svc = REPLAY_CAUSAL_NONE;
+	if (!t->ct)
+		return 0;
+	return replay_causal_read(t->ct, s, x->pass, dep);
+}
 
 static bool held_before(const struct held *a, const struct held *b)
 {
@@ -320,7 +389,7 @@ static struct held *heap_pop(struct src *x)
 }
 
 /* Copy the reader's current session @p s into the heap. 0 or -ENOMEM. */
-static int hold(struct src *x, const struct store_session *s)
+static int hold(struct bthread *t, struct src *x, const struct store_session *s)
 {
 	struct store_raw_record raw = store_reader_raw(x->r);
 	size_t tail = replay_session_tail_size(s);
@@ -336,6 +405,10 @@ static int hold(struct src *x, const struct store_session *s)
 	struct held *h = mem_alloc(size);
 	if (!h)
 		return -ENOMEM;
+	if (causal_read(t, x, s, &h->dep)) {
+		mem_free(h);
+		return -ENOMEM;
+	}
 	h->ts = s->ts_req_first_ns;
 	h->seq = x->nread;
 	h->size = size;
@@ -358,6 +431,7 @@ static void src_reset(struct src *x)
 	x->bytes = 0;
 	x->eof = false;
 	x->max_ts = INT64_MIN;
+	x->max_all = INT64_MIN;
 }
 
 /* The next session of input @p x in request-time order (its raw bytes in
@@ -369,9 +443,12 @@ static const struct store_session *src_next(struct bthread *t, struct src *x, in
 	mem_free(x->cur);
 	x->cur = NULL;
 	if (!x->disorder) {
-		const struct store_session *s = next_session(t, x->r, x->file, rc);
-		if (s)
+		const struct store_session *s = next_session(t, x, rc);
+		if (s) {
 			x->cur_raw = store_reader_raw(x->r);
+			if ((*rc = causal_read(t, x, s, &x->cur_dep)))
+				return NULL;
+		}
 		return s;
 	}
 	while (!x->eof && (!x->n || x->heap[0]->ts > x->max_ts - x->disorder)) {
@@ -383,9 +460,17 @@ static const struct store_session *src_next(struct bthread *t, struct src *x, in
 				    "order; some are sent late and out of order",
 				    t->b->p->inputs[x->file], HOLD_MAX_BYTES >> 20);
 			x->warned = true;
+			/* Sessions now go out before ones that start earlier: a
+			 * dependency could be read after its dependent, so the
+			 * causal order cannot be kept. */
+			if (t->ct && replay_causal_abandon(t->b->causal)) {
+				t->skips.causal_abandoned++;
+				REPLAY_LOG(LOG_WARN, "causal order abandoned: sessions are sent "
+						     "without waiting for their dependencies");
+			}
 			break;
 		}
-		const struct store_session *s = next_session(t, x->r, x->file, rc);
+		const struct store_session *s = next_session(t, x, rc);
 		if (!s) {
 			if (*rc < 0)
 				return NULL;
@@ -395,7 +480,7 @@ static const struct store_session *src_next(struct bthread *t, struct src *x, in
 		x->nread++;
 		if (s->ts_req_first_ns > x->max_ts)
 			x->max_ts = s->ts_req_first_ns;
-		if ((*rc = hold(x, s)))
+		if ((*rc = hold(t, x, s)))
 			return NULL;
 	}
 	if (!x->n)
@@ -403,6 +488,7 @@ static const struct store_session *src_next(struct bthread *t, struct src *x, in
 	x->cur = heap_pop(x);
 	x->bytes -= x->cur->size;
 	x->cur_raw = x->cur->raw;
+	x->cur_dep = x->cur->dep;
 	return &x->cur->s;
 }
 
@@ -422,6 +508,9 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 	for (size_t i = 0; i < ni; i++) {
 		/* Later passes rewind the open readers (no reopen per pass). */
 		src_reset(&src[i]);
+		src[i].pass = pass;
+		if (t->ct) /* nothing of this pass starts before its first request */
+			horizon_update(t, &src[i], (int64_t)pass * b->shift + b->rec_t0);
 		if (pass && (rc = store_reader_seek_time(src[i].r, INT64_MIN))) {
 			snprintf(t->err, sizeof(t->err), "%s: cannot rewind", p->inputs[i]);
 			goto out;
@@ -493,12 +582,16 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 					 strerror(-wrc));
 			goto out;
 		}
-		int subrc = replay_engine_submit(t->eng, &ss, ss.conn_id, due, NULL);
+		struct replay_dep *dep = &src[best].cur_dep;
+		int subrc = replay_engine_submit_dep(t->eng, &ss, ss.conn_id, due, NULL,
+						     t->ct ? dep : NULL);
 		if (!subrc)
 			t->queued++;
-		else if (subrc == -EINVAL)
+		else if (t->ct)
+			replay_causal_drop(t->ct, dep->ent); /* nobody may wait for it */
+		if (subrc == -EINVAL)
 			t->skips.skipped_unsupported++;
-		else {
+		else if (subrc) {
 			snprintf(t->err, sizeof(t->err), "out of memory queueing a request");
 			rc = subrc;
 			goto out;
@@ -537,6 +630,11 @@ static void *thread_main(void *arg)
 		snprintf(t->err, sizeof(t->err), "out of memory");
 		rc = -ENOMEM;
 	}
+	t->src = src;
+	for (size_t i = 0; src && i < p->n_inputs; i++) {
+		src[i].max_all = INT64_MIN;
+		src[i].hz = t->b->rec_t0;
+	}
 	for (size_t i = 0; src && i < p->n_inputs && !rc; i++) {
 		src[i].file = (uint32_t)i;
 		src[i].disorder = t->b->disorder[i];
@@ -564,6 +662,9 @@ static void *thread_main(void *arg)
 			break;
 		}
 	}
+	/* No more reading: what was read and not queued will not be sent. */
+	if (t->ct)
+		replay_causal_reading_done(t->ct);
 	if (src)
 		for (size_t i = 0; i < p->n_inputs; i++) {
 			src_reset(&src[i]);
@@ -667,6 +768,11 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 			if (replay_filter_check(&p->filter, s, (uint32_t)i) != REPLAY_TAKE)
 				continue;
 			b->n_take++;
+			if (b->causal && replay_causal_scan(b->causal, s)) {
+				store_reader_free(r);
+				snprintf(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
 			int64_t ts = s->ts_req_first_ns;
 			if (!any || ts < b->rec_t0)
 				b->rec_t0 = ts;
@@ -699,6 +805,7 @@ static void summarize(struct batch *b, struct replay_summary *out)
 		ctr_add_all(&out->stats, &t->skips, replay_ctr_descs, replay_n_ctr_descs);
 		replay_hist_merge(&out->latency, replay_engine_latency(t->eng));
 		replay_hist_merge(&out->lateness, replay_engine_lateness(t->eng));
+		replay_hist_merge(&out->causal_wait, replay_engine_causal_wait(t->eng));
 		if (t->first_sent && (!first || t->first_sent < first))
 			first = t->first_sent;
 		if (t->last_done > last)
@@ -733,13 +840,53 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	/* The scan gives the span (needed to chain passes), the count (the
 	 * progress line's ETA), each input's disorder, and is where the guard
 	 * looks. */
+	b.order = (enum replay_order)p->order;
+	if (b.order == REPLAY_ORDER_AUTO || b.order == REPLAY_ORDER_CAUSAL ||
+	    b.order == REPLAY_ORDER_STRICT) {
+		struct replay_causal_params cp = {.n_threads = b.n_th,
+						  .n_targets = (uint32_t)p->engine.n_targets,
+						  .strict = b.order == REPLAY_ORDER_STRICT,
+						  .one_service = p->causal_one_service};
+		if (p->engine.n_targets > REPLAY_CAUSAL_MAX_TARGETS) {
+			snprintf(err, errlen, "causal order follows at most %d targets",
+				 REPLAY_CAUSAL_MAX_TARGETS);
+			out->input_error = true;
+			pthread_mutex_destroy(&b.lock);
+			return -EINVAL;
+		}
+		b.causal = replay_causal_create(&cp);
+	}
 	b.disorder = mem_calloc(p->n_inputs, sizeof(*b.disorder));
-	int rc = b.disorder ? scan_inputs(&b, err, errlen) : -ENOMEM;
-	if (rc == -ENOMEM && !b.disorder)
+	bool oom = !b.disorder || (b.order <= REPLAY_ORDER_STRICT && !b.causal);
+	int rc = !oom ? scan_inputs(&b, err, errlen) : -ENOMEM;
+	if (oom)
 		snprintf(err, errlen, "out of memory");
+	if (!rc && b.order == REPLAY_ORDER_AUTO)
+		b.order =
+		    replay_causal_any_write(b.causal) ? REPLAY_ORDER_CAUSAL : REPLAY_ORDER_PACE;
+	if (!rc && b.order != REPLAY_ORDER_CAUSAL && b.order != REPLAY_ORDER_STRICT) {
+		replay_causal_free(b.causal);
+		b.causal = NULL;
+	}
+	if (!rc && b.order == REPLAY_ORDER_NONE) /* as stored: no request-time sort */
+		memset(b.disorder, 0, p->n_inputs * sizeof(*b.disorder));
+	if (!rc && b.causal) {
+		rc = replay_causal_start(b.causal, b.rec_t0);
+		if (rc)
+			snprintf(err, errlen, "causal order: %s", strerror(-rc));
+		b.shift = replay_causal_pass_shift(b.causal);
+		out->causal_services = replay_causal_n_tracked(b.causal);
+	}
+	out->order = b.order;
+	/* Before the first request, after the inputs passed every check. */
+	bool before_failed = false;
+	if (!rc && p->before)
+		before_failed = (rc = p->before(p->before_ctx, err, errlen)) != 0;
 	if (rc) {
+		replay_causal_free(b.causal);
 		mem_free(b.disorder);
-		out->input_error = rc != -EINTR && rc != -ENOMEM; /* OOM: exit 3 */
+		/* Out of memory and a failed --before are runtime failures (exit 3). */
+		out->input_error = rc != -EINTR && rc != -ENOMEM && !before_failed;
 		out->interrupted = rc == -EINTR;
 		pthread_mutex_destroy(&b.lock);
 		return rc;
@@ -768,6 +915,12 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		ep.ctx = &b.th[i];
 		b.th[i].b = &b;
 		b.th[i].idx = i;
+		if (b.causal && !(b.th[i].ct = replay_causal_thr_create(b.causal, i))) {
+			snprintf(err, errlen, "out of memory");
+			rc = -ENOMEM;
+			goto out;
+		}
+		ep.causal = b.th[i].ct;
 		b.th[i].eng = replay_engine_create(&ep, err, errlen);
 		if (!b.th[i].eng) {
 			out->input_error = true;
@@ -872,8 +1025,11 @@ out:
 	if (b.w)
 		store_writer_free(b.w);
 	if (b.th)
-		for (uint32_t i = 0; i < b.n_th; i++)
-			replay_engine_free(b.th[i].eng);
+		for (uint32_t i = 0; i < b.n_th; i++) {
+			replay_engine_free(b.th[i].eng); /* before its tracker */
+			replay_causal_thr_free(b.th[i].ct);
+		}
+	replay_causal_free(b.causal);
 	mem_free(b.th);
 	mem_free(b.snap);
 	mem_free(b.disorder);

@@ -20,6 +20,15 @@
  *
  * TLS uses OpenSSL on the same non-blocking sockets (SSL_connect/read/
  * write retried on WANT_READ/WANT_WRITE), with peer verification and SNI.
+ *
+ * Causal order (replay_causal.h): a due flow whose head request waits for
+ * a dependency leaves the due heap and is parked with the tracker; when
+ * the tracker releases it (a local completion, or another thread's
+ * progress signalled on its eventfd, which sits in this epoll set) it
+ * returns to the due heap. The time parked is the request's causal wait,
+ * reported apart from scheduling lateness. A request's finish on a target
+ * is reported to the tracker before anything else happens on its
+ * connection, so the next request of the same connection may depend on it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,6 +51,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "replay/replay.h"
+#include "replay/replay_causal.h"
 
 #define REPLAY_LOG(lvl, ...) LOG_MSG(lvl, "replay", __VA_ARGS__)
 
@@ -69,7 +79,12 @@ struct rreq {
 	char method[16];
 	uint8_t method_len;
 	bool retried;
-	bool close; /* the request itself asks to close the connection */
+	bool close;	 /* the request itself asks to close the connection */
+	bool has_dep;	 /* dep is set (causal order) */
+	bool dep_done;	 /* its finish was reported to the tracker */
+	int64_t t_block; /* when its gate first refused it, 0 when not waiting */
+	int64_t cwait;	 /* time spent waiting for dependencies */
+	struct replay_dep dep;
 };
 
 enum cstate {
@@ -112,6 +127,7 @@ struct rflow {
 	uint32_t nconns, busy, max_conns;
 	size_t heap_idx; /* SIZE_MAX when not in the heap */
 	bool waiting;	 /* in the target's wait list for a free slot */
+	bool parked;	 /* its head request waits for a dependency (causal order) */
 	bool had_conn;
 	struct rflow *wnext;
 };
@@ -154,7 +170,10 @@ struct replay_engine {
 	struct rbytes *spare_bytes;
 	uint32_t n_spare_req, n_spare_bytes;
 	struct replay_stats st;
-	struct replay_hist lat, late;
+	struct replay_hist lat, late, cwait;
+	struct replay_causal_thr *causal; /* borrowed; NULL: no causal order */
+	int64_t cb_now;			  /* clock for the unpark callback */
+	int causal_tag;			  /* its address marks the tracker's eventfd */
 };
 
 /* ------------------------------------------------------------------ */
@@ -317,7 +336,7 @@ static int heap_push(struct replay_engine *e, struct rflow *f)
 /* Put the flow in the heap iff it has a request and a free connection capacity. */
 static void flow_update(struct replay_engine *e, struct rflow *f)
 {
-	bool want = f->qhead && f->busy < f->max_conns && !f->waiting;
+	bool want = f->qhead && f->busy < f->max_conns && !f->waiting && !f->parked;
 	if (!want) {
 		heap_remove(e, f);
 		return;
@@ -388,7 +407,7 @@ static struct rflow *flow_get(struct replay_engine *e, uint64_t key, uint32_t ta
 /* Free a flow that has nothing queued and no connection. */
 static void flow_maybe_free(struct replay_engine *e, struct rflow *f)
 {
-	if (f->qhead || f->conns || f->waiting || f->heap_idx != SIZE_MAX)
+	if (f->qhead || f->conns || f->waiting || f->parked || f->heap_idx != SIZE_MAX)
 		return;
 	size_t b = key_hash(f->key, f->target) & (e->hcap - 1);
 	struct rflow **pp = &e->htab[b];
@@ -462,6 +481,53 @@ static void idle_append(struct rtarget *t, struct rconn *c, int64_t now)
 }
 
 /* ------------------------------------------------------------------ */
+/* causal order                                                        */
+/* ------------------------------------------------------------------ */
+
+/* May request @p r go to target @p ti now (its dependencies finished)? */
+static bool causal_ok(struct replay_engine *e, const struct rreq *r, uint32_t ti)
+{
+	return !r->has_dep || replay_causal_ready(e->causal, &r->dep, ti);
+}
+
+/* Report request @p r's finish on target @p ti (once): its dependents may go. */
+static void causal_finish(struct replay_engine *e, struct rreq *r, uint32_t ti)
+{
+	if (!r->has_dep || r->dep_done)
+		return;
+	r->dep_done = true;
+	replay_causal_done(e->causal, r->dep.ent, ti);
+}
+
+/* The tracker releases a parked flow: back to the due heap. */
+static void causal_unpark(void *ctx, void *obj)
+{
+	struct replay_engine *e = ctx;
+	struct rflow *f = obj;
+	f->parked = false;
+	struct rreq *r = f->qhead;
+	if (r && r->t_block) {
+		r->cwait += e->cb_now - r->t_block;
+		r->t_block = 0;
+	}
+	flow_update(e, f);
+}
+
+/* Park flow @p f, whose head request waits for a dependency. False when
+ * it cannot be parked (out of memory): it then goes without waiting. */
+static bool causal_park(struct replay_engine *e, struct rflow *f, int64_t now)
+{
+	struct rreq *r = f->qhead;
+	if (replay_causal_park(e->causal, &r->dep, f->target, f))
+		return false;
+	if (!r->t_block)
+		r->t_block = now;
+	f->parked = true;
+	flow_update(e, f);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
 /* completion                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -497,6 +563,7 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 		     int64_t now, uint32_t kind, const char *msg, const struct store_message *resp)
 {
 	struct rtarget *t = &e->targets[ti];
+	causal_finish(e, r, ti);
 	struct store_result res;
 	memset(&res, 0, sizeof(res));
 	res.session_id = r->session_id;
@@ -508,6 +575,7 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 	res.ts_sent_ns = sent_at + e->real_minus_mono;
 	res.latency_ns = now > sent_at ? (uint64_t)(now - sent_at) : 0;
 	res.lateness_ns = sent_at - r->due;
+	res.causal_wait_ns = r->cwait > 0 ? (uint64_t)r->cwait : 0;
 	res.error = kind;
 	if (msg) {
 		res.error_msg.ptr = (const uint8_t *)msg;
@@ -516,7 +584,12 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 	if (resp)
 		res.resp = *resp;
 	e->st.sent++;
-	replay_hist_add(&e->late, res.lateness_ns);
+	/* Scheduling lateness: what waiting for dependencies does not explain. */
+	replay_hist_add(&e->late, res.lateness_ns - (int64_t)res.causal_wait_ns);
+	if (res.causal_wait_ns) {
+		e->st.causal_waits++;
+		replay_hist_add(&e->cwait, (int64_t)res.causal_wait_ns);
+	}
 	if (kind == STORE_ERR_NONE) {
 		e->st.ok++;
 		replay_hist_add(&e->lat, (int64_t)res.latency_ns);
@@ -724,6 +797,8 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 	const struct store_message *m = http1_message(c->parser);
 	bool reuse = !at_eof && !r->close && keep_alive(m);
 	int64_t t_sent = c->t_sent;
+	/* First: the next request of this connection may depend on this one. */
+	causal_finish(e, r, f->target);
 	c->req = NULL;
 	f->busy--;
 	e->inflight--;
@@ -736,7 +811,8 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 	 * again. */
 	size_t pre_off = 0;
 	int64_t pre_t = 0;
-	if (reuse && !c->ssl && f->qhead && f->qhead->due <= now) {
+	if (reuse && !c->ssl && f->qhead && f->qhead->due <= now && !f->parked &&
+	    causal_ok(e, f->qhead, f->target)) {
 		const struct rbytes *nb = f->qhead->bytes;
 		pre_t = clk_mono_ns();
 		ssize_t w = send(c->fd, nb->data, nb->len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -751,7 +827,8 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 		conn_close(e, c);
 		return;
 	}
-	if (f->qhead && f->qhead->due <= now) {
+	if (f->qhead && f->qhead->due <= now && !f->parked &&
+	    (pre_off || causal_ok(e, f->qhead, f->target))) {
 		/* The flow's next request is due: send it on this connection now
 		 * rather than at the next loop turn, so the round trip does not
 		 * include the rest of this event batch. */
@@ -768,7 +845,8 @@ static void conn_response(struct replay_engine *e, struct rconn *c, int64_t now,
 		return;
 	}
 	struct rtarget *t = &e->targets[f->target];
-	if (t->wait_head && (!f->qhead || f->qhead->due > now)) {
+	if (t->wait_head &&
+	    (!f->qhead || f->qhead->due > now || f->parked || !causal_ok(e, f->qhead, f->target))) {
 		/* Another recorded connection waits for a slot and this one has
 		 * nothing due: hand the slot over (fair when the recording has more
 		 * concurrent connections than --concurrency). */
@@ -1069,6 +1147,8 @@ static void conn_start(struct replay_engine *e, struct rconn *c, struct rreq *r,
 static bool flow_dispatch(struct replay_engine *e, struct rflow *f, int64_t now)
 {
 	struct rtarget *t = &e->targets[f->target];
+	if (!causal_ok(e, f->qhead, f->target) && causal_park(e, f, now))
+		return false;
 	struct rconn *idle = NULL;
 	for (struct rconn *c = f->conns; c; c = c->fnext)
 		if (!c->req && c->state == C_IDLE) {
@@ -1261,6 +1341,14 @@ struct replay_engine *replay_engine_create(const struct replay_engine_params *p,
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		goto fail;
 	}
+	e->causal = p->causal;
+	if (e->causal && replay_causal_fd(e->causal) >= 0) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &e->causal_tag};
+		if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, replay_causal_fd(e->causal), &ev) < 0) {
+			snprintf(err, errlen, "epoll: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	return e;
 fail:
 	replay_engine_free(e);
@@ -1270,6 +1358,15 @@ fail:
 int replay_engine_submit(struct replay_engine *e, const struct store_session *s, uint64_t flow_key,
 			 int64_t due_ns, void *user)
 {
+	return replay_engine_submit_dep(e, s, flow_key, due_ns, user, NULL);
+}
+
+int replay_engine_submit_dep(struct replay_engine *e, const struct store_session *s,
+			     uint64_t flow_key, int64_t due_ns, void *user,
+			     const struct replay_dep *dep)
+{
+	if (!e->causal)
+		dep = NULL;
 	dbuf_reset(&e->reqbuf);
 	int rc = replay_request_build(&e->reqbuf, &s->req, e->p.rewrite);
 	if (rc)
@@ -1308,6 +1405,10 @@ int replay_engine_submit(struct replay_engine *e, const struct store_session *s,
 		memcpy(r->method, s->req.method.ptr, ml);
 		r->method_len = (uint8_t)ml;
 		r->close = close;
+		if (dep) {
+			r->has_dep = true;
+			r->dep = *dep;
+		}
 		if (f->qtail)
 			f->qtail->next = r;
 		else
@@ -1316,6 +1417,8 @@ int replay_engine_submit(struct replay_engine *e, const struct store_session *s,
 		e->queued++;
 		flow_update(e, f);
 	}
+	if (dep)
+		replay_causal_queued(dep->ent);
 	return 0;
 }
 
@@ -1356,6 +1459,10 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns)
 	e->completed_iter = 0;
 	for (;;) {
 		int64_t now = clk_mono_ns();
+		if (e->causal) {
+			e->cb_now = now;
+			replay_causal_release(e->causal, causal_unpark, e, false);
+		}
 		while (e->heap_len && flow_due(e->heap[0]) <= now) {
 			(void)flow_dispatch(e, e->heap[0], now);
 		}
@@ -1365,6 +1472,13 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns)
 		int64_t wake = next_wake(e);
 		if (wake > until_ns)
 			wake = until_ns;
+		/* Parked flows: say we sleep (other threads' progress then wakes
+		 * us), and recheck once so that no release is missed. */
+		if (e->causal && replay_causal_n_parked(e->causal) && wake > now) {
+			e->cb_now = now;
+			if (replay_causal_release(e->causal, causal_unpark, e, true))
+				continue;
+		}
 		int64_t wait = wake - now;
 		if (wait < 0)
 			wait = 0;
@@ -1380,6 +1494,10 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns)
 		}
 		now = clk_mono_ns();
 		for (int i = 0; i < n; i++) {
+			if (evs[i].data.ptr == &e->causal_tag) {
+				replay_causal_kick(e->causal);
+				continue;
+			}
 			struct rconn *c = evs[i].data.ptr;
 			conn_drive(e, c, evs[i].events, now);
 		}
@@ -1412,10 +1530,13 @@ void replay_engine_drop_queued(struct replay_engine *e)
 				f->qhead = r->next;
 				e->queued--;
 				e->st.not_sent++;
+				causal_finish(e, r,
+					      f->target); /* never sent: nobody waits for it */
 				req_free(e, r);
 			}
 			f->qtail = NULL;
 			f->waiting = false;
+			f->parked = false;
 			f->wnext = NULL;
 			flow_maybe_free(e, f);
 			f = next;
@@ -1423,6 +1544,8 @@ void replay_engine_drop_queued(struct replay_engine *e)
 	}
 	for (uint32_t ti = 0; ti < e->p.n_targets; ti++)
 		e->targets[ti].wait_head = e->targets[ti].wait_tail = NULL;
+	if (e->causal)
+		replay_causal_unpark_all(e->causal);
 }
 
 static void close_all(struct replay_engine *e, bool report)
@@ -1480,6 +1603,11 @@ const struct replay_hist *replay_engine_latency(const struct replay_engine *e)
 const struct replay_hist *replay_engine_lateness(const struct replay_engine *e)
 {
 	return &e->late;
+}
+
+const struct replay_hist *replay_engine_causal_wait(const struct replay_engine *e)
+{
+	return &e->cwait;
 }
 
 void replay_engine_free(struct replay_engine *e)

@@ -123,6 +123,7 @@ struct store_result {
 	int64_t ts_sent_ns;	      /**< Unix-epoch ns when the first request byte was sent */
 	uint64_t latency_ns;	      /**< first request byte sent -> last response byte */
 	int64_t lateness_ns;	      /**< send time minus scheduled time (pacing) */
+	uint64_t causal_wait_ns;      /**< part of lateness spent waiting for dependencies */
 	uint32_t error;		      /**< enum store_error_kind */
 	struct store_slice error_msg; /**< human-readable detail, may be empty */
 	struct store_message resp;    /**< response (present=false on error) */

@@ -136,6 +136,8 @@ int store_result_json(struct dbuf *b, const struct store_result *r, unsigned fla
 				 r->ts_sent_ns, r->latency_ns, r->lateness_ns, err ? err : "other");
 	if (!rc)
 		rc = put_slice(b, &r->error_msg);
+	if (!rc && r->causal_wait_ns)
+		rc = dbuf_printf(b, ",\"causal_wait_ns\":%" PRIu64, r->causal_wait_ns);
 	if (!rc)
 		rc = dbuf_puts(b, ",\"response\":");
 	if (!rc)

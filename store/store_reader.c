@@ -535,6 +535,8 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 			ok = mp_uint(c, &res->latency_ns);
 		} else if (KEY(&k, "lateness_ns")) {
 			ok = mp_int(c, &res->lateness_ns);
+		} else if (KEY(&k, "causal_wait_ns")) {
+			ok = mp_uint(c, &res->causal_wait_ns);
 		} else if (KEY(&k, "error")) {
 			ok = mp_uint_max(c, UINT32_MAX, &u);
 			res->error = (uint32_t)u;

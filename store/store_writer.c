@@ -315,10 +315,12 @@ static void pack_session(struct pw *c, const void *rec)
 static size_t result_size(const void *rec)
 {
 	const struct store_result *r = rec;
-	return pw_container_size(11) + REC_HEAD_SIZE + PW_KEY_SIZE("session_id") +
-	       pw_uint_size(r->session_id) + PW_KEY_SIZE("target") + slice_size(&r->target) +
-	       PW_KEY_SIZE("role") + slice_size(&r->role) + PW_KEY_SIZE("ts_sent_ns") +
-	       pw_int_size(r->ts_sent_ns) + PW_KEY_SIZE("latency_ns") +
+	size_t cw =
+	    r->causal_wait_ns ? PW_KEY_SIZE("causal_wait_ns") + pw_uint_size(r->causal_wait_ns) : 0;
+	return cw + pw_container_size(r->causal_wait_ns ? 12 : 11) + REC_HEAD_SIZE +
+	       PW_KEY_SIZE("session_id") + pw_uint_size(r->session_id) + PW_KEY_SIZE("target") +
+	       slice_size(&r->target) + PW_KEY_SIZE("role") + slice_size(&r->role) +
+	       PW_KEY_SIZE("ts_sent_ns") + pw_int_size(r->ts_sent_ns) + PW_KEY_SIZE("latency_ns") +
 	       pw_uint_size(r->latency_ns) + PW_KEY_SIZE("lateness_ns") +
 	       pw_int_size(r->lateness_ns) + PW_KEY_SIZE("error") + pw_uint_size(r->error) +
 	       PW_KEY_SIZE("error_msg") + slice_size(&r->error_msg) + resp_size(&r->resp);
@@ -327,7 +329,7 @@ static size_t result_size(const void *rec)
 static void pack_result(struct pw *c, const void *rec)
 {
 	const struct store_result *r = rec;
-	pw_map(c, 11);
+	pw_map(c, r->causal_wait_ns ? 12 : 11);
 	pw_rec_head(c, STORE_REC_RESULT);
 	PW_KEY(c, "session_id");
 	pw_uint(c, r->session_id);
@@ -341,6 +343,10 @@ static void pack_result(struct pw *c, const void *rec)
 	pw_uint(c, r->latency_ns);
 	PW_KEY(c, "lateness_ns");
 	pw_int(c, r->lateness_ns);
+	if (r->causal_wait_ns) { /* optional: written only when the request waited */
+		PW_KEY(c, "causal_wait_ns");
+		pw_uint(c, r->causal_wait_ns);
+	}
 	PW_KEY(c, "error");
 	pw_uint(c, r->error);
 	PW_KEY(c, "error_msg");

@@ -13,6 +13,10 @@ for a in "$@"; do
     --with-bench) pkgs="$pkgs wrk hyperfine valgrind time" ;;
     esac
 done
+# node and npm: tests/upgrades (npm installs the servers it compares) and
+# the stateful replay test (json-server); an existing install, Debian's or
+# another one, is kept as it is.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

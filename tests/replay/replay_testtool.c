@@ -7,13 +7,16 @@
  *                                           line, then a status line
  *
  * SPEC has one session per line, tab-separated:
- *   conn_id  ts_ms  method  target  lane  body  flags  headers
+ *   conn_id  ts_ms  method  target  lane  body  flags  headers  [resp_ms  [port]]
  * flags: "-" or a comma list of "trunc" (body cut by the cap), "nobody"
  * (Content-Length larger than the stored body), "noreq" (a response
  * without its request, request time 0, as `dyetap record` writes one
  * seen mid-connection); headers: "-" or
  * "Name: value|Name: value" appended after Host and X-Seq. Each session
  * gets a recorded production response "200 OK" with body "prod <target>".
+ * resp_ms: when the recorded response ended, in ms after the request
+ * started ("-" or absent: 1; "none": no response recorded); port: the
+ * recorded server port (default 80; the server address is 10.0.0.2).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,10 +46,10 @@ static int mkrec(const char *path)
 		line[strcspn(line, "\n")] = '\0';
 		if (!line[0] || line[0] == '#')
 			continue;
-		char *f[8] = {0};
+		char *f[10] = {0};
 		char *save = NULL, *p = line;
 		int nf = 0;
-		for (; nf < 8; nf++) {
+		for (; nf < 10; nf++) {
 			char *tab = strchr(p, '\t');
 			f[nf] = p;
 			if (!tab) {
@@ -111,6 +114,12 @@ static int mkrec(const char *path)
 		s.ts_req_last_ns = s.ts_req_first_ns;
 		s.ts_resp_first_ns = s.ts_req_first_ns + 1000000;
 		s.ts_resp_last_ns = s.ts_resp_first_ns;
+		bool noresp = nf >= 9 && !strcmp(f[8], "none");
+		if (nf >= 9 && strcmp(f[8], "-") && !noresp)
+			s.ts_resp_first_ns = s.ts_resp_last_ns =
+			    s.ts_req_first_ns + (int64_t)(strtod(f[8], NULL) * 1e6);
+		if (nf >= 10 && strcmp(f[9], "-"))
+			s.dst.port = (uint16_t)strtoul(f[9], NULL, 10);
 		s.req.present = true;
 		s.req.method = SZ(f[2]);
 		s.req.target = SZ(f[3]);
@@ -134,6 +143,11 @@ static int mkrec(const char *path)
 		s.resp.n_headers = 1;
 		s.resp.body = SZ(rbody);
 		s.resp.body_len = strlen(rbody);
+		if (noresp) {
+			memset(&s.resp, 0, sizeof(s.resp));
+			s.ts_resp_first_ns = s.ts_resp_last_ns = 0;
+			s.flags |= STORE_F_NO_RESPONSE;
+		}
 		if (strstr(f[6], "noreq")) {
 			memset(&s.req, 0, sizeof(s.req));
 			s.ts_req_first_ns = s.ts_req_last_ns = 0;

@@ -1,0 +1,3 @@
+function hello() {
+  return "hello from the shop";
+}
