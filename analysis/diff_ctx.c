@@ -495,9 +495,9 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 	}
 	e->pairs++;
 	c->sum.compared++;
-	int64_t pl = s->ts_resp_last_ns - s->ts_req_first_ns;
-	if (s->ts_resp_last_ns > 0 && s->ts_req_first_ns > 0 && pl > 0)
-		sample(&e->lat_p, (uint64_t)pl, c->p.max_latency_samples);
+	if (s->ts_resp_last_ns > s->ts_req_first_ns && s->ts_req_first_ns > 0)
+		sample(&e->lat_p, (uint64_t)(s->ts_resp_last_ns - s->ts_req_first_ns),
+		       c->p.max_latency_samples);
 	if (r->latency_ns)
 		sample(&e->lat_c, r->latency_ns, c->p.max_latency_samples);
 	if (!nid)

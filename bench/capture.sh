@@ -11,6 +11,12 @@
 # /usr/bin/time). On a shared machine the wall-clock figures swing with
 # the load of others; the CPU figures do not, so ratios use them.
 #
+# Before/after: with BASE_DYETAP=/path/to/another/dyetap (e.g. a release
+# build of the commit before a change) every run also records the same
+# file with that binary, right after this tree's, and the table gets its
+# figures and the ratio of the two: a comparison on the same input, in the
+# same run, on the same core.
+#
 # Usage: bench/capture.sh [SIZE_MB] [RUNS]      (defaults 1100 and 3)
 # Needs: meson, ninja, cc, libpcap-dev, tshark, gzip, /usr/bin/time, taskset.
 # Work files go to ${BENCH_DIR:-/tmp/dyetap-bench} (about 1.5x SIZE_MB).
@@ -58,6 +64,13 @@ for i in $(seq "$runs"); do
     run readloop "$pcap_bytes" "$dir/pcap_readloop" "$pcap" >/dev/null
     run record "$pcap_bytes" "$dyetap" record -r "$pcap" -w "$dir/out.dyt" \
         --color 'blue=header:x-lane=blue' --json >"$dir/counters.json"
+    if [ -n "${BASE_DYETAP:-}" ]; then
+        run base "$pcap_bytes" "$BASE_DYETAP" record -r "$pcap" -w "$dir/base.dyt" \
+            --color 'blue=header:x-lane=blue' --json >"$dir/base.json"
+        tr ',{}' '\n\n\n' <"$dir/base.json" | awk -F: -v b="$pcap_bytes" \
+            '$1 == "\"cpu_capture_thread_ms\"" {printf "%.1f\n", b/1e3/($2 > 0 ? $2 : 1)}' \
+            >>"$dir/basethread.runs"
+    fi
     # the capture thread alone (the store compresses on a second thread)
     tr ',{}' '\n\n\n' <"$dir/counters.json" | awk -F: -v b="$pcap_bytes" \
         '$1 == "\"cpu_capture_thread_ms\"" {printf "%.1f\n", b/1e3/($2 > 0 ? $2 : 1)}' \
@@ -102,6 +115,11 @@ echo "| dyetap record | $rec_c MB/s = $(pct "$rec_c" "$rl_c") % of the read loop
 echo "| record's capture thread alone (store compression on its own thread) | $thr_c MB/s = $(pct "$thr_c" "$rl_c") % | |"
 echo "| dyetap record on two cores (taskset -c 0,1) | | $rec2_w MB/s = $(pct "$rec2_w" "$rl_w") % |"
 echo "| tshark HTTP extraction, 40 MB slice (anchor) | $ts_c MB/s; record $(x "$rec_c" "$ts_c")x faster | $ts_w MB/s; $(x "$rec_w" "$ts_w")x |"
+if [ -n "${BASE_DYETAP:-}" ]; then
+    b_w=$(col base 1) b_c=$(col base 2) bt_c=$(col basethread 1)
+    echo "| BASE_DYETAP record, same file, same runs | $b_c MB/s; this tree $(echo "$rec_c $b_c" | awk '{printf "%.2f", $1/$2}')x | $b_w MB/s |"
+    echo "| BASE_DYETAP capture thread alone | $bt_c MB/s; this tree $(echo "$thr_c $bt_c" | awk '{printf "%.2f", $1/$2}')x | |"
+fi
 echo
 echo "| size | value |"
 echo "|---|---|"
@@ -110,4 +128,9 @@ echo "| slice: store / (pcap gzip -1) | $(echo "$slice_store $slice_gz" | awk '{
 echo "| peak RSS of record | $(echo "$rss_kb" | awk '{printf "%.0f MiB", $1/1024}') |"
 echo
 echo "runs (wall MB/s, CPU MB/s, RSS KiB):"
-for f in readloop record record2 tshark; do echo "  $f: $(tr '\n' ';' <"$dir/$f.runs")"; done
+for f in readloop record record2 tshark base; do
+    [ -f "$dir/$f.runs" ] && echo "  $f: $(tr '\n' ';' <"$dir/$f.runs")"
+done
+[ -f "$dir/thread.runs" ] && echo "  capture thread MB/s: $(tr '\n' ';' <"$dir/thread.runs")"
+[ -f "$dir/basethread.runs" ] && echo "  base capture thread MB/s: $(tr '\n' ';' <"$dir/basethread.runs")"
+exit 0

@@ -13,18 +13,52 @@
  *   or else the lower port is the server. The HTTP layer may still swap
  *   roles from content.
  * - A connection opens on a SYN, a SYN-ACK or a segment with payload; a
- *   bare ACK/FIN/RST of an unknown connection is counted and ignored.
- * - Close: RST at once; FIN when both sides sent FIN and every byte before
- *   them was delivered; idle timeout; eviction of the least recently used
- *   connection when the table is full; end of capture (flow_finish()).
- *   Holes left at close become gaps.
+ *   bare ACK/FIN/RST of an unknown connection is counted and ignored. The
+ *   consumer's open() is called when the first byte or gap is delivered,
+ *   so a connection that never carries data (a SYN flood) costs only its
+ *   table entry.
+ * - TCP state that one packet cannot fool (RFC 5961, the way Suricata's
+ *   stream engine applies it to a passive sensor). For each side the table
+ *   keeps the end of what it sent as far as the capture saw it contiguous
+ *   (snd_max) and the highest acknowledgement its peer sent for it that
+ *   does not pass that end. The receiver's RCV.NXT lies between the two,
+ *   so an RST is accepted only with a sequence number in [acknowledged,
+ *   sent] (exactly the sent end when nothing is acknowledged yet; in
+ *   SYN-SENT only with an ACK of the SYN, RFC 9293 §3.10.7.3); any other
+ *   RST is counted (flow_rst_ignored) and changes nothing. A FIN is
+ *   accepted when its segment starts within what was sent and it is not
+ *   behind what was acknowledged; a FIN after a hole waits until data
+ *   fills the hole, and is dropped when data passes it; an accepted FIN
+ *   that later data passes before the peer acknowledged it is withdrawn
+ *   (flow_fin_ignored). Data after an acknowledged FIN is dropped
+ *   (reasm_after_fin_bytes) and reported to the consumer as a gap, so the
+ *   transactions it touches are flagged. A SYN with a new ISN on an open
+ *   connection with data (RFC 5961 §4) replaces it only once the server
+ *   answers that SYN with a SYN-ACK (flow_syn_on_open). Payload on a SYN
+ *   or SYN-ACK is not delivered, as Linux does without TCP Fast Open
+ *   (flow_syn_payload): the sender repeats it after the handshake.
+ * - Close: an accepted RST at once; FIN when both sides sent an accepted
+ *   FIN and every byte before them was delivered; idle timeout (a
+ *   connection whose handshake never completed: the shorter new_timeout);
+ *   eviction when the table is full (connections without a completed
+ *   handshake first, then the least recently used); end of capture
+ *   (flow_finish()). Holes left at close become gaps.
  * - A closed connection stays in the table for closed_timeout so late
  *   packets are recognised (counted, ignored); a new SYN on it with another
  *   ISN starts a new connection (port reuse, counted).
+ * - Hashing: the bucket of a connection is SipHash-1-3 (common/hash.h)
+ *   of its endpoints under a random key drawn when the table is created,
+ *   so nobody can choose addresses that share a bucket.
+ * - Time: the packets' capture time (flow_advance() moves it on idle
+ *   links). A packet stamped more than the idle timeout ahead of or behind
+ *   the table's clock starts a new epoch (flow_clock_jumps): the clock
+ *   carries on from where it was instead of timing out every connection.
  *
- * Memory: max_flows entries are allocated once at creation; there is no
- * allocation per packet (out-of-order bytes excepted, bounded by reasm's caps).
- * Time is the packets' capture time (flow_advance() moves it on idle links).
+ * Memory: max_flows entries of FLOW_ENTRY_BYTES are allocated once at
+ * creation and touched as they are first used, plus 8 bytes per bucket (the
+ * next power of two >= max_flows); flow_mem_bytes reports what is in use.
+ * There is no allocation per packet (out-of-order bytes excepted, bounded by
+ * reasm's caps).
  * Thread-safety: a table is used by one thread.
  */
 #ifndef DYETAP_CAPTURE_FLOW_H
@@ -52,6 +86,13 @@ struct flow_stats {
 	uint64_t pkts_no_flow;	   /**< bare ACK/FIN/RST of an unknown connection (ignored) */
 	uint64_t pkts_after_close; /**< packets of a closed connection (ignored) */
 	uint64_t active_peak;	   /**< most connections open at once */
+	uint64_t rst_ignored;	   /**< RST outside the window (RFC 5961 §3), ignored */
+	uint64_t fin_ignored;	   /**< FIN outside the window, or withdrawn by later data */
+	uint64_t syn_on_open;	   /**< SYN with a new ISN on an open connection (RFC 5961 §4) */
+	uint64_t syn_payload;	   /**< SYN or SYN-ACK carrying data (not delivered) */
+	uint64_t clock_jumps;	   /**< timestamps a new epoch began at (beyond the idle timeout) */
+	uint64_t evicted_new;	   /**< ... of evicted: connections without a completed handshake */
+	uint64_t mem_bytes;	   /**< bytes of the table in use (entries touched and buckets) */
 };
 
 extern const struct ctr_desc flow_ctr_descs[];
@@ -75,14 +116,16 @@ struct flow_info {
 	uint16_t vlan;
 	uint64_t conn_id; /**< 1, 2, 3... in the order connections open */
 	bool midstream;	  /**< no handshake seen */
-	int64_t ts_ns;	  /**< time of the first packet */
+	int64_t ts_ns;	  /**< time of the first byte delivered */
 };
 
 /**
  * The consumer of connections. dir is 0 for client->server bytes, 1 for
- * server->client. open() returns the consumer's per-connection state
- * (NULL: the connection is tracked but nothing is delivered); close()
- * ends it and must release it.
+ * server->client. open() is called before the first byte or gap of the
+ * connection is delivered (never for one that carries none) and returns
+ * the consumer's per-connection state (NULL: the connection is tracked but
+ * nothing is delivered); close() is called for every connection opened
+ * this way, ends it and must release it.
  */
 struct flow_ops {
 	void *(*open)(void *ctx, const struct flow_info *info);
@@ -92,9 +135,13 @@ struct flow_ops {
 	void (*close)(void *ctx, void *conn, enum flow_end how, int64_t ts_ns);
 };
 
+/** Bytes of one table entry (the cost of a connection that carries no data). */
+#define FLOW_ENTRY_BYTES 248
+
 struct flow_params {
 	uint32_t max_flows;	    /**< table size; 0 = 262144 */
 	int64_t idle_timeout_ns;    /**< 0 = 300 s */
+	int64_t new_timeout_ns;	    /**< handshake not completed; 0 = 60 s (at most the idle one) */
 	int64_t closed_timeout_ns;  /**< 0 = 10 s */
 	struct reasm_params reasm;  /**< caps of out-of-order buffering */
 	const struct flow_ops *ops; /**< borrowed for the table's life */
@@ -129,5 +176,11 @@ void flow_finish(struct flow_table *t);
 
 /** Connections open now. */
 size_t flow_active(const struct flow_table *t);
+
+/**
+ * Entries compared in hash chains by all lookups so far: a cost measure
+ * for tests and benchmarks (a chain-flooding input shows up here).
+ */
+uint64_t flow_table_probes(const struct flow_table *t);
 
 #endif

@@ -7,7 +7,10 @@
  * bytes and gaps go to it by direction, the close ends and frees it. The
  * tracker's sessions get their file-wide id and lane here and go to the
  * sink. No allocation per packet: the flow table is preallocated and the
- * only per-connection allocation is the tracker.
+ * only per-connection allocation is the tracker, made when the connection's
+ * first byte arrives (flow.h) and counted in the HTTP memory from then on,
+ * so every byte a connection holds outside its flow entry is under
+ * txn_memcap.
  *
  * References: docs/architecture.md ("Data flow", "Where the caps live");
  * capture/txn.h, capture/rules.h.
@@ -208,12 +211,12 @@ static void account(struct pipe *p, struct pipe_conn *c)
 		if (c->z && txn_conn_sleep(c->t, c->z)) {
 			c->t = NULL;
 			p->st.dormant++;
-			p->txn_mem = p->txn_mem - c->mem + sizeof(*c->z);
-			c->mem = sizeof(*c->z);
+			p->txn_mem = p->txn_mem - c->mem + sizeof(*c->z) + sizeof(*c);
+			c->mem = sizeof(*c->z) + sizeof(*c);
 			return;
 		}
 	}
-	size_t m = txn_conn_mem(c->t) + (c->z ? sizeof(*c->z) : 0);
+	size_t m = txn_conn_mem(c->t) + (c->z ? sizeof(*c->z) : 0) + sizeof(*c);
 	p->txn_mem = p->txn_mem - c->mem + m;
 	c->mem = m;
 	if (p->txn_mem > p->st.txn_mem_peak)

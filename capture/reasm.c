@@ -6,10 +6,12 @@
  * deliver (next_seq) and its 64-bit offset (next_off). Any sequence number
  * maps to an offset by the signed 32-bit distance from the anchor (RFC 9293
  * §3.4 sequence arithmetic), which is why wraparound needs no special case.
- * Out-of-order bytes are kept in a sorted list of disjoint segments; when
- * a new segment overlaps them only the uncovered pieces are added (first
- * seen wins, like the "first" policy of Snort/Suricata target-based
- * reassembly).
+ * Out-of-order bytes are kept as disjoint pieces in a red-black tree keyed
+ * by offset (Cormen et al., "Introduction to Algorithms", ch. 13, with
+ * parent pointers and the leftmost piece cached, as the Linux kernel keeps
+ * its TCP out-of-order queue); when a new segment overlaps them only the
+ * uncovered pieces are added (first seen wins, like the "first" policy of
+ * Snort/Suricata target-based reassembly).
  *
  * References: RFC 9293 §3.4 and §3.10.7.4; Suricata
  * src/stream-tcp-reassemble.c (offsets, gaps, memcap); Novak & Sturges,
@@ -17,6 +19,7 @@
  */
 #include "capture/reasm.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -26,10 +29,11 @@
 #define REASM_LOG(lvl, ...) LOG_MSG(lvl, "reasm", __VA_ARGS__)
 
 struct reasm_seg {
-	struct reasm_seg *next;
+	struct reasm_seg *parent, *left, *right;
 	uint64_t off;
 	int64_t ts_ns;
 	uint32_t len;
+	bool red;
 	uint8_t data[];
 };
 
@@ -54,6 +58,8 @@ const struct ctr_desc reasm_ctr_descs[] = {
     CTR_DESC(struct reasm_stats, after_fin_bytes, "bytes after the FIN (ignored)"),
     CTR_DESC(struct reasm_stats, delivered_bytes, "stream bytes delivered to the HTTP parser"),
     CTR_DESC(struct reasm_stats, buffered_peak, "peak out-of-order memory held (bytes)"),
+    CTR_DESC(struct reasm_stats, seg_cap_hits,
+	     "out-of-order buffering stopped at the per-stream piece cap (holes became gaps)"),
 };
 const size_t reasm_ctr_count = sizeof(reasm_ctr_descs) / sizeof(reasm_ctr_descs[0]);
 
@@ -64,10 +70,15 @@ void reasm_ctx_init(struct reasm_ctx *c, const struct reasm_params *p, struct re
 		c->p.memcap = 64u << 20;
 	if (!c->p.stream_cap)
 		c->p.stream_cap = 1u << 20;
+	if (c->p.stream_cap > (size_t)INT32_MAX)
+		c->p.stream_cap = (size_t)INT32_MAX; /* ooo_bytes is 32-bit */
 	if (!c->p.window)
 		c->p.window = 1u << 30;
+	if (!c->p.max_segments)
+		c->p.max_segments = 4096;
 	c->stats = st;
 	c->used = 0;
+	c->work = 0;
 }
 
 void reasm_stream_init(struct reasm_stream *s)
@@ -81,6 +92,254 @@ void reasm_stream_start(struct reasm_stream *s, uint32_t seq)
 	s->next_off = 0;
 	s->started = true;
 }
+
+/* ---- the tree of buffered pieces ---- */
+
+static void rb_rotate_left(struct reasm_stream *s, struct reasm_seg *x)
+{
+	struct reasm_seg *y = x->right;
+	x->right = y->left;
+	if (y->left)
+		y->left->parent = x;
+	y->parent = x->parent;
+	if (!x->parent)
+		s->root = y;
+	else if (x == x->parent->left)
+		x->parent->left = y;
+	else
+		x->parent->right = y;
+	y->left = x;
+	x->parent = y;
+}
+
+static void rb_rotate_right(struct reasm_stream *s, struct reasm_seg *x)
+{
+	struct reasm_seg *y = x->left;
+	x->left = y->right;
+	if (y->right)
+		y->right->parent = x;
+	y->parent = x->parent;
+	if (!x->parent)
+		s->root = y;
+	else if (x == x->parent->right)
+		x->parent->right = y;
+	else
+		x->parent->left = y;
+	y->right = x;
+	x->parent = y;
+}
+
+static bool rb_red(const struct reasm_seg *g)
+{
+	return g && g->red;
+}
+
+static void rb_insert(struct reasm_ctx *c, struct reasm_stream *s, struct reasm_seg *z)
+{
+	struct reasm_seg *y = NULL, *x = s->root;
+	while (x) {
+		c->work++;
+		y = x;
+		x = z->off < x->off ? x->left : x->right;
+	}
+	z->parent = y;
+	z->left = z->right = NULL;
+	z->red = true;
+	if (!y)
+		s->root = z;
+	else if (z->off < y->off)
+		y->left = z;
+	else
+		y->right = z;
+	if (!s->first || z->off < s->first->off)
+		s->first = z;
+	while (rb_red(z->parent)) {
+		struct reasm_seg *p = z->parent, *g = p->parent;
+		if (p == g->left) {
+			struct reasm_seg *u = g->right;
+			if (rb_red(u)) {
+				p->red = u->red = false;
+				g->red = true;
+				z = g;
+				continue;
+			}
+			if (z == p->right) {
+				z = p;
+				rb_rotate_left(s, z);
+				p = z->parent;
+			}
+			p->red = false;
+			g->red = true;
+			rb_rotate_right(s, g);
+		} else {
+			struct reasm_seg *u = g->left;
+			if (rb_red(u)) {
+				p->red = u->red = false;
+				g->red = true;
+				z = g;
+				continue;
+			}
+			if (z == p->left) {
+				z = p;
+				rb_rotate_right(s, z);
+				p = z->parent;
+			}
+			p->red = false;
+			g->red = true;
+			rb_rotate_left(s, g);
+		}
+	}
+	s->root->red = false;
+}
+
+/* In-order successor. */
+static struct reasm_seg *rb_next(struct reasm_ctx *c, const struct reasm_seg *g)
+{
+	if (g->right) {
+		g = g->right;
+		while (g->left) {
+			c->work++;
+			g = g->left;
+		}
+		return (struct reasm_seg *)g;
+	}
+	const struct reasm_seg *p = g->parent;
+	while (p && g == p->right) {
+		c->work++;
+		g = p;
+		p = p->parent;
+	}
+	return (struct reasm_seg *)p;
+}
+
+static void rb_transplant(struct reasm_stream *s, struct reasm_seg *u, struct reasm_seg *v)
+{
+	if (!u->parent)
+		s->root = v;
+	else if (u == u->parent->left)
+		u->parent->left = v;
+	else
+		u->parent->right = v;
+	if (v)
+		v->parent = u->parent;
+}
+
+static void rb_erase_fixup(struct reasm_stream *s, struct reasm_seg *x, struct reasm_seg *xp)
+{
+	while (x != s->root && !rb_red(x)) {
+		if (x == xp->left) {
+			struct reasm_seg *w = xp->right;
+			if (rb_red(w)) {
+				w->red = false;
+				xp->red = true;
+				rb_rotate_left(s, xp);
+				w = xp->right;
+			}
+			if (!rb_red(w->left) && !rb_red(w->right)) {
+				w->red = true;
+				x = xp;
+				xp = x->parent;
+				continue;
+			}
+			if (!rb_red(w->right)) {
+				w->left->red = false;
+				w->red = true;
+				rb_rotate_right(s, w);
+				w = xp->right;
+			}
+			w->red = xp->red;
+			xp->red = false;
+			if (w->right)
+				w->right->red = false;
+			rb_rotate_left(s, xp);
+		} else {
+			struct reasm_seg *w = xp->left;
+			if (rb_red(w)) {
+				w->red = false;
+				xp->red = true;
+				rb_rotate_right(s, xp);
+				w = xp->left;
+			}
+			if (!rb_red(w->left) && !rb_red(w->right)) {
+				w->red = true;
+				x = xp;
+				xp = x->parent;
+				continue;
+			}
+			if (!rb_red(w->left)) {
+				w->right->red = false;
+				w->red = true;
+				rb_rotate_left(s, w);
+				w = xp->left;
+			}
+			w->red = xp->red;
+			xp->red = false;
+			if (w->left)
+				w->left->red = false;
+			rb_rotate_right(s, xp);
+		}
+		x = s->root;
+		break;
+	}
+	if (x)
+		x->red = false;
+}
+
+static void rb_erase(struct reasm_ctx *c, struct reasm_stream *s, struct reasm_seg *z)
+{
+	if (s->first == z)
+		s->first = rb_next(c, z);
+	struct reasm_seg *y = z, *x, *xp;
+	bool y_red = y->red;
+	if (!z->left) {
+		x = z->right;
+		xp = z->parent;
+		rb_transplant(s, z, z->right);
+	} else if (!z->right) {
+		x = z->left;
+		xp = z->parent;
+		rb_transplant(s, z, z->left);
+	} else {
+		y = z->right;
+		while (y->left)
+			y = y->left;
+		y_red = y->red;
+		x = y->right;
+		if (y->parent == z) {
+			xp = y;
+		} else {
+			xp = y->parent;
+			rb_transplant(s, y, y->right);
+			y->right = z->right;
+			y->right->parent = y;
+		}
+		rb_transplant(s, z, y);
+		y->left = z->left;
+		y->left->parent = y;
+		y->red = z->red;
+	}
+	if (!y_red)
+		rb_erase_fixup(s, x, xp);
+}
+
+/* The first piece whose end is after @p pos (it holds pos or starts after it). */
+static struct reasm_seg *rb_find_end_after(struct reasm_ctx *c, const struct reasm_stream *s,
+					   uint64_t pos)
+{
+	struct reasm_seg *best = NULL, *x = s->root;
+	while (x) {
+		c->work++;
+		if (x->off + x->len > pos) {
+			best = x;
+			x = x->left;
+		} else {
+			x = x->right;
+		}
+	}
+	return best;
+}
+
+/* ---- delivery ---- */
 
 /* Offset of @p seq; may be negative (before the stream start). */
 static inline int64_t seq_off(const struct reasm_stream *s, uint32_t seq)
@@ -113,16 +372,17 @@ static void emit_gap(struct reasm_ctx *c, struct reasm_stream *s, uint64_t n, in
 
 static void seg_free(struct reasm_ctx *c, struct reasm_stream *s, struct reasm_seg *g)
 {
+	rb_erase(c, s, g);
 	s->ooo_bytes -= g->len;
+	s->n_segs--;
 	c->used -= sizeof(*g) + g->len;
 	mem_free(g);
 }
 
-/* Deliver the head segment (it starts at or before next_off) and free it. */
+/* Deliver the first piece (it starts at or before next_off) and free it. */
 static void pop_head(struct reasm_ctx *c, struct reasm_stream *s, const struct reasm_out *out)
 {
-	struct reasm_seg *g = s->ooo;
-	s->ooo = g->next;
+	struct reasm_seg *g = s->first;
 	uint64_t end = g->off + g->len;
 	if (end > s->next_off) {
 		uint64_t skip = s->next_off - g->off;
@@ -131,10 +391,10 @@ static void pop_head(struct reasm_ctx *c, struct reasm_stream *s, const struct r
 	seg_free(c, s, g);
 }
 
-/* Deliver buffered segments that became contiguous. */
+/* Deliver buffered pieces that became contiguous. */
 static void drain(struct reasm_ctx *c, struct reasm_stream *s, const struct reasm_out *out)
 {
-	while (s->ooo && s->ooo->off <= s->next_off)
+	while (s->first && s->first->off <= s->next_off)
 		pop_head(c, s, out);
 }
 
@@ -142,9 +402,9 @@ static void drain(struct reasm_ctx *c, struct reasm_stream *s, const struct reas
 static void flush_all(struct reasm_ctx *c, struct reasm_stream *s, int64_t ts,
 		      const struct reasm_out *out)
 {
-	while (s->ooo) {
-		if (s->ooo->off > s->next_off)
-			emit_gap(c, s, s->ooo->off - s->next_off, ts, out);
+	while (s->first) {
+		if (s->first->off > s->next_off)
+			emit_gap(c, s, s->first->off - s->next_off, ts, out);
 		pop_head(c, s, out);
 	}
 }
@@ -166,7 +426,7 @@ static void deliver_merge(struct reasm_ctx *c, struct reasm_stream *s, const uin
 {
 	uint64_t diff = 0;
 	while (s->next_off < end) {
-		struct reasm_seg *g = s->ooo;
+		struct reasm_seg *g = s->first;
 		uint64_t pos = s->next_off;
 		if (g && g->off <= pos) {
 			uint64_t g_end = g->off + g->len;
@@ -187,8 +447,8 @@ static void deliver_merge(struct reasm_ctx *c, struct reasm_stream *s, const uin
 	}
 }
 
-static int insert_piece(struct reasm_ctx *c, struct reasm_stream *s, struct reasm_seg **link,
-			const uint8_t *p, uint64_t off, size_t n, int64_t ts)
+static int insert_piece(struct reasm_ctx *c, struct reasm_stream *s, const uint8_t *p, uint64_t off,
+			size_t n, int64_t ts)
 {
 	struct reasm_seg *g = mem_alloc(sizeof(*g) + n);
 	if (!g)
@@ -197,9 +457,9 @@ static int insert_piece(struct reasm_ctx *c, struct reasm_stream *s, struct reas
 	g->len = (uint32_t)n;
 	g->ts_ns = ts;
 	memcpy(g->data, p, n);
-	g->next = *link;
-	*link = g;
-	s->ooo_bytes += n;
+	rb_insert(c, s, g);
+	s->ooo_bytes += (uint32_t)n;
+	s->n_segs++;
 	c->used += sizeof(*g) + n;
 	if (c->used > c->stats->buffered_peak)
 		c->stats->buffered_peak = c->used;
@@ -210,9 +470,8 @@ static int insert_piece(struct reasm_ctx *c, struct reasm_stream *s, struct reas
 static void give_up_waiting(struct reasm_ctx *c, struct reasm_stream *s, const uint8_t *data,
 			    uint64_t start, uint64_t end, int64_t ts, const struct reasm_out *out)
 {
-	c->stats->memcap_hits++;
-	REASM_LOG(LOG_DEBUG, "memcap hit: %zu bytes buffered in the stream, %zu in all",
-		  s->ooo_bytes, c->used);
+	REASM_LOG(LOG_DEBUG, "cap hit: %u bytes in %u pieces buffered in the stream, %zu in all",
+		  s->ooo_bytes, s->n_segs, c->used);
 	flush_all(c, s, ts, out);
 	if (end <= s->next_off)
 		return;
@@ -231,35 +490,35 @@ static void buffer_ooo(struct reasm_ctx *c, struct reasm_stream *s, const uint8_
 	size_t need = (size_t)(end - start);
 	if (s->ooo_bytes + need > c->p.stream_cap ||
 	    c->used + need + sizeof(struct reasm_seg) > c->p.memcap) {
+		c->stats->memcap_hits++;
 		give_up_waiting(c, s, data, start, end, ts, out);
 		return;
 	}
-	struct reasm_seg **link = &s->ooo;
+	struct reasm_seg *g = rb_find_end_after(c, s, start);
 	uint64_t pos = start, diff = 0;
 	while (pos < end) {
-		struct reasm_seg *g = *link;
-		if (g && g->off + g->len <= pos) {
-			link = &g->next;
+		if (g && g->off <= pos) {
+			/* g holds pos: the buffered bytes stay. */
+			uint64_t g_end = g->off + g->len;
+			uint64_t ov_end = g_end < end ? g_end : end;
+			diff += count_diff(g->data + (pos - g->off), data + (pos - start),
+					   (size_t)(ov_end - pos));
+			pos = ov_end;
+			g = rb_next(c, g);
 			continue;
 		}
 		uint64_t lim = g && g->off < end ? g->off : end;
-		if (lim > pos) {
-			if (insert_piece(c, s, link, data + (pos - start), pos, (size_t)(lim - pos),
-					 ts) < 0) {
-				give_up_waiting(c, s, data, start, end, ts, out);
-				return;
-			}
-			link = &(*link)->next;
-			pos = lim;
-			continue;
+		if (s->n_segs >= c->p.max_segments) {
+			c->stats->seg_cap_hits++;
+			give_up_waiting(c, s, data, start, end, ts, out);
+			return;
 		}
-		/* g covers pos: the buffered bytes stay. */
-		uint64_t g_end = g->off + g->len;
-		uint64_t ov_end = g_end < end ? g_end : end;
-		diff += count_diff(g->data + (pos - g->off), data + (pos - start),
-				   (size_t)(ov_end - pos));
-		pos = ov_end;
-		link = &g->next;
+		if (insert_piece(c, s, data + (pos - start), pos, (size_t)(lim - pos), ts) < 0) {
+			c->stats->memcap_hits++;
+			give_up_waiting(c, s, data, start, end, ts, out);
+			return;
+		}
+		pos = lim;
 	}
 	if (diff) {
 		c->stats->overlap_diff++;
@@ -331,7 +590,7 @@ void reasm_ack(struct reasm_ctx *c, struct reasm_stream *s, uint32_t ack, int64_
 		return;
 	uint64_t target = (uint64_t)off;
 	while (s->next_off < target) {
-		struct reasm_seg *g = s->ooo;
+		struct reasm_seg *g = s->first;
 		if (g && g->off <= s->next_off) {
 			pop_head(c, s, out);
 			continue;
@@ -351,6 +610,12 @@ void reasm_flush(struct reasm_ctx *c, struct reasm_stream *s, int64_t ts_ns,
 		emit_gap(c, s, s->fin_off - s->next_off, ts_ns, out);
 }
 
+void reasm_fin_cancel(struct reasm_stream *s)
+{
+	s->has_fin = false;
+	s->fin_off = 0;
+}
+
 bool reasm_complete(const struct reasm_stream *s)
 {
 	return s->has_fin && s->next_off >= s->fin_off;
@@ -358,10 +623,7 @@ bool reasm_complete(const struct reasm_stream *s)
 
 void reasm_stream_release(struct reasm_ctx *c, struct reasm_stream *s)
 {
-	while (s->ooo) {
-		struct reasm_seg *g = s->ooo;
-		s->ooo = g->next;
-		seg_free(c, s, g);
-	}
+	while (s->first)
+		seg_free(c, s, s->first);
 	reasm_stream_init(s);
 }

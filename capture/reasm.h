@@ -17,12 +17,21 @@
  * - Holes become gaps when the peer acknowledges past them (the receiver
  *   got bytes the capture missed), at close / eviction (reasm_flush()), or
  *   when out-of-order buffering would pass a cap.
- * - Memory: out-of-order bytes are bounded per stream (stream_cap) and
- *   for all streams sharing a context (memcap). Over a cap the stream stops
- *   waiting: buffered bytes are delivered with gaps for the holes, the new
- *   segment is delivered after a gap, and reasm_memcap_hits counts it.
- *   In-order segments are delivered straight from the packet (no copy, no
- *   allocation).
+ * - Memory: out-of-order bytes are bounded per stream (stream_cap), for
+ *   all streams sharing a context (memcap), and the number of buffered
+ *   pieces per stream (max_segments). Over a cap the stream stops waiting:
+ *   buffered bytes are delivered with gaps for the holes, the new segment
+ *   is delivered after a gap, and reasm_memcap_hits (bytes) or
+ *   reasm_seg_cap_hits (pieces) counts it. In-order segments are delivered
+ *   straight from the packet (no copy, no allocation).
+ * - Work: buffered pieces are kept in a red-black tree keyed by stream
+ *   offset, so a segment costs O(log n + pieces it overlaps) however the
+ *   segments arrive (a sorted list walked from its head made a flood of
+ *   one-byte segments behind a hole quadratic). Overlapped pieces are
+ *   compared byte for byte, so the work of a segment is bounded by its
+ *   length plus a logarithm.
+ * - FIN: the flow layer decides which FIN to believe (flow.h) and may
+ *   withdraw one that later data proved false (reasm_fin_cancel()).
  *
  * The delivery callback receives data or gaps in stream order.
  * Thread-safety: a context and its streams are used by one thread.
@@ -53,6 +62,7 @@ struct reasm_stats {
 	uint64_t after_fin_bytes;    /**< bytes past the FIN (ignored) */
 	uint64_t delivered_bytes;    /**< bytes delivered in order */
 	uint64_t buffered_peak;	     /**< highest out-of-order bytes held at once */
+	uint64_t seg_cap_hits;	     /**< out-of-order buffering stopped at max_segments */
 };
 
 extern const struct ctr_desc reasm_ctr_descs[];
@@ -60,8 +70,10 @@ extern const size_t reasm_ctr_count;
 
 struct reasm_params {
 	size_t memcap;	   /**< out-of-order bytes for all streams; 0 = 64 MiB */
-	size_t stream_cap; /**< out-of-order bytes per stream; 0 = 1 MiB */
+	size_t stream_cap; /**< out-of-order bytes per stream; 0 = 1 MiB, at most 2 GiB */
 	uint32_t window;   /**< segments further ahead than this are ignored; 0 = 1 GiB */
+	/** buffered pieces per stream; 0 = 4096 (a receiver holds no more, see docs/capture.md) */
+	uint32_t max_segments;
 };
 
 /** Shared state of many streams: caps and counters. */
@@ -69,6 +81,7 @@ struct reasm_ctx {
 	struct reasm_params p;	   /**< copied, defaults filled */
 	struct reasm_stats *stats; /**< borrowed */
 	size_t used;		   /**< out-of-order bytes held (with overhead) */
+	uint64_t work;		   /**< tree nodes visited (a cost measure for tests and bench/) */
 };
 
 struct reasm_seg;
@@ -78,12 +91,14 @@ struct reasm_seg;
  * private to reasm.c (use the functions).
  */
 struct reasm_stream {
-	uint32_t next_seq;     /**< sequence number of next_off */
-	uint64_t next_off;     /**< stream bytes delivered or declared lost */
-	uint64_t fin_off;      /**< stream length when has_fin */
-	struct reasm_seg *ooo; /**< buffered out-of-order segments, sorted, disjoint */
-	size_t ooo_bytes;      /**< payload bytes in ooo */
-	bool started;	       /**< next_seq is known */
+	uint64_t next_off;	 /**< stream bytes delivered or declared lost */
+	uint64_t fin_off;	 /**< stream length when has_fin */
+	struct reasm_seg *root;	 /**< buffered out-of-order pieces: red-black tree by offset */
+	struct reasm_seg *first; /**< ... its leftmost piece */
+	uint32_t next_seq;	 /**< sequence number of next_off */
+	uint32_t ooo_bytes;	 /**< payload bytes buffered */
+	uint32_t n_segs;	 /**< pieces buffered */
+	bool started;		 /**< next_seq is known */
 	bool has_fin;
 };
 
@@ -113,6 +128,9 @@ void reasm_segment(struct reasm_ctx *c, struct reasm_stream *s, uint32_t seq, co
 
 /** The stream ends at sequence @p seq (the FIN's sequence number + payload length). */
 void reasm_fin(struct reasm_stream *s, uint32_t seq);
+
+/** Withdraw the FIN: data past it showed it was not the sender's (flow.h). */
+void reasm_fin_cancel(struct reasm_stream *s);
 
 /**
  * The peer acknowledged everything before @p ack: holes before it are

@@ -2,15 +2,22 @@
 /*
  * source - pcap files and live interfaces through libpcap (see source.h).
  *
- * Files: pcap_open_offline_with_tstamp_precision() reads pcap and pcapng
- * alike; every path is opened once up front so a typo fails before any
- * work is done. Live: the handle is activated in immediate mode, or with a
+ * Files: classic pcap through pcap_fopen_offline_with_tstamp_precision();
+ * pcapng through capture/pcapng.h, which reads what Wireshark reads and
+ * libpcap 1.10 refuses (interfaces of several link types, sections in
+ * either byte order); the first four bytes decide. The BPF filter is
+ * compiled per link type for pcapng (pcap_open_dead + pcap_offline_filter).
+ * Every path is opened once up front so a typo fails before any work is
+ * done. Standard input ("-") and other streams that cannot seek back (a
+ * FIFO, `-r <(zcat x.pcap.gz)`) are peeked through a cookie stream that
+ * hands the peeked bytes back first. Live: the handle is activated in immediate mode, or with a
  * block timeout (src_params.block_ms: TPACKET_V3 blocks, which hold far
  * more packets in the same buffer), and set non-blocking; src_next() polls
  * its selectable descriptor. A stop drains what the kernel took before it.
  *
  * References: pcap_create(3PCAP), pcap_activate(3PCAP) for the error codes
- * mapped to user messages, pcap_next_ex(3PCAP), pcap_stats(3PCAP).
+ * mapped to user messages, pcap_next_ex(3PCAP), pcap_stats(3PCAP),
+ * pcap_offline_filter(3PCAP), fopencookie(3).
  */
 #include "capture/source.h"
 
@@ -18,20 +25,43 @@
 #include <poll.h>
 #include <pcap/pcap.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "capture/pcapng.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 
 #define SRC_LOG(lvl, ...) LOG_MSG(lvl, "source", __VA_ARGS__)
 
+/* A compiled filter for one link type of a pcapng file. */
+struct src_bpf {
+	int linktype;
+	bool ok; /* compiled (else the link type cannot be filtered: no packet passes) */
+	struct bpf_program prog;
+};
+
+#define SRC_MAX_BPF 16
+
+/* A stream that cannot seek, with the bytes peeked to tell the format apart put back. */
+struct src_peek {
+	uint8_t b[4];
+	size_t n, pos;
+	FILE *in; /* closed with the cookie stream unless it is stdin */
+};
+
 struct src {
 	struct src_params p;
 	struct src_stats *st;
 	pcap_t *pc;
+	struct pcapng_reader *ng; /* the open file is pcapng */
+	FILE *ng_f;
+	struct src_peek peek;
+	struct src_bpf bpf[SRC_MAX_BPF];
+	size_t n_bpf;
 	size_t file_idx; /* index of the open file */
 	int nano;	 /* timestamps in ns (else us) */
 	int fd;		 /* live: selectable descriptor */
@@ -80,29 +110,126 @@ static int apply_filter(struct src *s, const char *what, char *err, size_t errle
 	return 0;
 }
 
+static ssize_t peek_read(void *cookie, char *buf, size_t n)
+{
+	struct src_peek *pk = cookie;
+	if (pk->pos < pk->n) {
+		size_t k = pk->n - pk->pos < n ? pk->n - pk->pos : n;
+		memcpy(buf, pk->b + pk->pos, k);
+		pk->pos += k;
+		return (ssize_t)k;
+	}
+	size_t k = fread(buf, 1, n, pk->in);
+	return k == 0 && ferror(pk->in) ? -1 : (ssize_t)k;
+}
+
+static int peek_close(void *cookie)
+{
+	struct src_peek *pk = cookie;
+	int rc = pk->in && pk->in != stdin ? fclose(pk->in) : 0;
+	pk->in = NULL;
+	return rc;
+}
+
+/* A stream over @p in whose first bytes are the @p n peeked ones (NULL:
+ * out of memory, @p in closed unless it is stdin). */
+static FILE *unpeeked(struct src *s, FILE *in, const uint8_t *b, size_t n)
+{
+	memcpy(s->peek.b, b, n);
+	s->peek.n = n;
+	s->peek.pos = 0;
+	s->peek.in = in;
+	cookie_io_functions_t io = {.read = peek_read, .close = peek_close};
+	FILE *f = fopencookie(&s->peek, "rb", io);
+	if (!f)
+		peek_close(&s->peek);
+	return f;
+}
+
+static void bpf_release(struct src *s)
+{
+	for (size_t i = 0; i < s->n_bpf; i++)
+		if (s->bpf[i].ok)
+			pcap_freecode(&s->bpf[i].prog);
+	s->n_bpf = 0;
+}
+
+static void close_current(struct src *s)
+{
+	if (s->pc)
+		pcap_close(s->pc);
+	s->pc = NULL;
+	pcapng_close(s->ng);
+	s->ng = NULL;
+	if (s->ng_f)
+		fclose(s->ng_f);
+	s->ng_f = NULL;
+	bpf_release(s);
+}
+
+/* The filter for packets of @p linktype in a pcapng file (compiled once per type). */
+static const struct src_bpf *bpf_for(struct src *s, int linktype)
+{
+	for (size_t i = 0; i < s->n_bpf; i++)
+		if (s->bpf[i].linktype == linktype)
+			return &s->bpf[i];
+	if (s->n_bpf == SRC_MAX_BPF)
+		bpf_release(s); /* a file with that many link types: start over */
+	struct src_bpf *b = &s->bpf[s->n_bpf++];
+	b->linktype = linktype;
+	b->ok = false;
+	pcap_t *dead = pcap_open_dead(linktype, 262144);
+	if (dead) {
+		b->ok = pcap_compile(dead, &b->prog, s->p.filter, 1, PCAP_NETMASK_UNKNOWN) == 0;
+		if (!b->ok)
+			SRC_LOG(LOG_WARN, "%s: filter '%s' does not apply to link type %d: %s",
+				s->p.files[s->file_idx], s->p.filter, linktype, pcap_geterr(dead));
+		pcap_close(dead);
+	}
+	return b;
+}
+
 static int open_file(struct src *s, size_t i, char *err, size_t errlen)
 {
 	char eb[PCAP_ERRBUF_SIZE] = "";
 	const char *path = s->p.files[i];
-	FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : NULL;
-	if (fp) {
-		if (!s->fbuf)
-			s->fbuf = mem_alloc(FILE_BUF);
-		if (s->fbuf)
-			setvbuf(fp, s->fbuf, _IOFBF, FILE_BUF);
+	bool is_stdin = !strcmp(path, "-");
+	FILE *in = is_stdin ? stdin : fopen(path, "rb"), *fp = NULL;
+	uint8_t magic[4];
+	size_t got = 0;
+	if (in) {
+		if (!is_stdin) {
+			if (!s->fbuf)
+				s->fbuf = mem_alloc(FILE_BUF);
+			if (s->fbuf)
+				setvbuf(in, s->fbuf, _IOFBF, FILE_BUF);
+		}
+		got = fread(magic, 1, sizeof(magic), in);
+		if (!is_stdin && fseek(in, 0, SEEK_SET) == 0)
+			fp = in;
+		else
+			fp = unpeeked(s, in, magic, got);
+	}
+	uint32_t m = 0;
+	if (got == 4)
+		memcpy(&m, magic, 4);
+	if (fp && m == PCAPNG_MAGIC) {
+		s->ng = pcapng_open(fp, eb, sizeof(eb));
+		if (!s->ng)
+			fclose(fp);
+		else
+			s->ng_f = fp;
+	} else if (fp) {
 		s->pc =
 		    pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, eb);
 		if (!s->pc)
 			fclose(fp); /* not closed by libpcap when it fails */
-	} else if (!strcmp(path, "-")) {
-		s->pc =
-		    pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, eb);
 	} else {
 		snprintf(eb, sizeof(eb), "%s", strerror(errno));
 	}
-	if (!s->pc) {
+	if (!s->pc && !s->ng) {
 		struct stat sb;
-		if (stat(path, &sb) != 0)
+		if (!is_stdin && stat(path, &sb) != 0)
 			snprintf(err, errlen, "%s: %s (check the path given to -r)", path,
 				 strerror(errno));
 		else
@@ -110,14 +237,14 @@ static int open_file(struct src *s, size_t i, char *err, size_t errlen)
 				 eb);
 		return -ENOENT;
 	}
-	s->nano = pcap_get_tstamp_precision(s->pc) == PCAP_TSTAMP_PRECISION_NANO;
 	s->file_idx = i;
 	s->st->files++;
+	if (s->ng)
+		return 0; /* filters are compiled per link type as packets come */
+	s->nano = pcap_get_tstamp_precision(s->pc) == PCAP_TSTAMP_PRECISION_NANO;
 	int rc = apply_filter(s, path, err, errlen);
-	if (rc < 0) {
-		pcap_close(s->pc);
-		s->pc = NULL;
-	}
+	if (rc < 0)
+		close_current(s);
 	return rc;
 }
 
@@ -197,9 +324,8 @@ struct src *src_open(const struct src_params *p, struct src_stats *st, char *err
 		rc = 0;
 		for (size_t i = p->n_files; rc == 0 && i-- > 0;) {
 			struct stat sb;
-			if (s->pc) {
-				pcap_close(s->pc);
-				s->pc = NULL;
+			if (s->pc || s->ng) {
+				close_current(s);
 				st->files--;
 			}
 			rc = open_file(s, i, err, errlen);
@@ -219,8 +345,47 @@ static void file_done(struct src *s)
 	struct stat sb;
 	if (stat(s->p.files[s->file_idx], &sb) == 0)
 		s->done_bytes += (uint64_t)sb.st_size;
-	pcap_close(s->pc);
-	s->pc = NULL;
+	close_current(s);
+}
+
+/* Capture seconds and sub-second units to Unix-epoch ns, saturated. */
+static int64_t ts_ns_of(int64_t sec, int64_t sub, int64_t unit_ns)
+{
+	__int128 ns = (__int128)sec * 1000000000 + (__int128)sub * unit_ns;
+	return ns > INT64_MAX ? INT64_MAX : ns < INT64_MIN ? INT64_MIN : (int64_t)ns;
+}
+
+/* Next packet of a pcapng file: 1, 0 at its end (the file is done). */
+static int next_pcapng(struct src *s, struct src_pkt *out)
+{
+	struct pcapng_pkt pk;
+	for (;;) {
+		int rc = pcapng_next(s->ng, &pk);
+		if (rc < 0) {
+			s->st->truncated_files++;
+			SRC_LOG(LOG_WARN, "%s: %s (the rest of the file is skipped)",
+				s->p.files[s->file_idx], pcapng_error(s->ng));
+		}
+		if (rc <= 0) {
+			file_done(s);
+			return 0;
+		}
+		if (s->p.filter && *s->p.filter) {
+			const struct src_bpf *b = bpf_for(s, pk.linktype);
+			struct pcap_pkthdr h = {.caplen = pk.caplen, .len = pk.wirelen};
+			if (!b->ok || !pcap_offline_filter(&b->prog, &h, pk.data))
+				continue;
+		}
+		out->ts_ns = pk.ts_ns;
+		out->linktype = pk.linktype;
+		out->data = pk.data;
+		out->caplen = pk.caplen;
+		out->wirelen = pk.wirelen;
+		s->st->packets++;
+		s->st->wire_bytes += pk.wirelen;
+		s->st->cap_bytes += pk.caplen;
+		return 1;
+	}
 }
 
 int src_next(struct src *s, struct src_pkt *out, int timeout_ms)
@@ -242,16 +407,20 @@ int src_next(struct src *s, struct src_pkt *out, int timeout_ms)
 			if (timeout_ms < 0 || timeout_ms > left_ms)
 				timeout_ms = left_ms;
 		}
-		if (!s->pc) {
+		if (!s->pc && !s->ng) {
 			if (s->p.iface || s->file_idx + 1 >= s->p.n_files)
 				return -ENODATA;
 			if (open_file(s, s->file_idx + 1, s->err, sizeof(s->err)) < 0)
 				return -EIO;
 		}
+		if (s->ng) {
+			if (next_pcapng(s, out))
+				return 1;
+			continue;
+		}
 		int rc = pcap_next_ex(s->pc, &h, &data);
 		if (rc == 1) {
-			out->ts_ns = (int64_t)h->ts.tv_sec * 1000000000LL +
-				     (int64_t)h->ts.tv_usec * (s->nano ? 1 : 1000);
+			out->ts_ns = ts_ns_of(h->ts.tv_sec, h->ts.tv_usec, s->nano ? 1 : 1000);
 			out->linktype = pcap_datalink(s->pc);
 			out->data = data;
 			out->caplen = h->caplen;
@@ -314,7 +483,9 @@ int src_is_live(const struct src *s)
 void src_progress(const struct src *s, uint64_t *done, uint64_t *total)
 {
 	uint64_t cur = 0;
-	if (s->pc && !s->p.iface) {
+	if (s->ng) {
+		cur = pcapng_offset(s->ng);
+	} else if (s->pc && !s->p.iface) {
 		FILE *f = pcap_file(s->pc);
 		long pos = f ? ftell(f) : -1;
 		if (pos > 0)
@@ -333,8 +504,7 @@ void src_close(struct src *s)
 {
 	if (!s)
 		return;
-	if (s->pc)
-		pcap_close(s->pc);
+	close_current(s);
 	mem_free(s->fbuf);
 	mem_free(s);
 }

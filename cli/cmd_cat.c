@@ -186,7 +186,8 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: dyetap cat FILE [--json] [--no-body] [--lane L] [--method M]\n"
-	    "                       [--status N] [--type session|result]\n\n"
+	    "                       [--status N] [--type session|result]\n"
+	    "                       [--max-frame-ratio N] [--max-records N]\n\n"
 	    "Print the records of a store file (.dyt), one per line.\n\n"
 	    "  --json            the JSON form of docs/format.md §4 (one object per line)\n"
 	    "  --no-body         omit body contents (\"body\": null; body_len stays)\n"
@@ -194,6 +195,8 @@ static void usage(FILE *f)
 	    "  --method M        sessions with request method M and their results\n"
 	    "  --status N        records whose response status is N\n"
 	    "  --type T          only records of type T: session or result\n"
+	    "  --max-frame-ratio N, --max-records N\n"
+	    "                    the reader's work limits (dyetap info --help)\n"
 	    "  -h, --help        this text\n\n"
 	    "A cut or damaged file prints what is recoverable and a warning on stderr.\n"
 	    "Exit status: 0 printed, 2 usage error or not a readable store, 3 runtime failure.\n");
@@ -213,17 +216,36 @@ static void warn_state(const char *path, const struct store_read_status *st)
 			" damaged frame(s), the first at byte %" PRIu64
 			"; their records are lost\n",
 			path, st->damaged_frames, st->first_damage_offset);
+	if (st->frames_over_ratio)
+		fprintf(stderr,
+			"dyetap cat: warning: %s: %" PRIu64
+			" data frame(s) over the frame ratio cap were not read (raise "
+			"--max-frame-ratio)\n",
+			path, st->frames_over_ratio);
+	if (st->record_cap_hit)
+		fprintf(stderr,
+			"dyetap cat: warning: %s: reading stopped at the record cap (%" PRIu64
+			" records); raise --max-records\n",
+			path, st->max_records);
 }
 
 int cmd_cat(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},	      {"no-body", no_argument, NULL, 'B'},
-	    {"lane", required_argument, NULL, 'l'},   {"method", required_argument, NULL, 'm'},
-	    {"status", required_argument, NULL, 's'}, {"type", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"no-body", no_argument, NULL, 'B'},
+	    {"lane", required_argument, NULL, 'l'},
+	    {"method", required_argument, NULL, 'm'},
+	    {"status", required_argument, NULL, 's'},
+	    {"type", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"max-frame-ratio", required_argument, NULL, 'R'},
+	    {"max-records", required_argument, NULL, 'N'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct filter f = {.status = -1};
+	struct store_read_limits lim = {0};
+	bool set_lim = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -263,6 +285,13 @@ int cmd_cat(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'R':
+		case 'N':
+			if (cli_store_limit_opt(c == 'R' ? "--max-frame-ratio" : "--max-records",
+						optarg, &lim) != 0)
+				return 2;
+			set_lim = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -282,6 +311,8 @@ int cmd_cat(int argc, char **argv)
 		fprintf(stderr, "dyetap cat: %s\n", err);
 		return 2;
 	}
+	if (set_lim)
+		store_reader_set_limits(r, &lim);
 	struct dbuf line;
 	dbuf_init(&line, (size_t)1 << 30);
 	const struct store_record *rec;

@@ -115,16 +115,32 @@ static void warn_state(const char *cmd, const char *path, const struct store_rea
 			"crashed or still running); all %" PRIu64
 			" records of its whole frames read\n",
 			cmd, path, recs);
+	if (st->frames_over_ratio)
+		fprintf(stderr,
+			"dyetap %s: warning: %s: %" PRIu64
+			" data frame(s) would decompress to more than --max-frame-ratio times "
+			"their size and were not read (a decompression bomb, or very repetitive "
+			"data: raise --max-frame-ratio)\n",
+			cmd, path, st->frames_over_ratio);
+	if (st->record_cap_hit)
+		fprintf(stderr,
+			"dyetap %s: warning: %s: reading stopped at the record cap (%" PRIu64
+			" records); raise --max-records to read further\n",
+			cmd, path, st->max_records);
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: dyetap info FILE [--json]\n\n"
+	fprintf(f, "usage: dyetap info FILE [--json] [--max-frame-ratio N] [--max-records N]\n\n"
 		   "Describe a store file (.dyt): metadata, record counts by type and lane,\n"
 		   "time span, frames, raw and compressed bytes, counters from the trailer,\n"
 		   "and whether the file is complete, unfinished, cut or damaged.\n\n"
-		   "  --json     print one JSON object (keys in docs/format.md §5)\n"
-		   "  -h, --help this text\n\n"
+		   "  --json                print one JSON object (keys in docs/format.md §5)\n"
+		   "  --max-frame-ratio N   read data frames whose content is up to N times\n"
+		   "                        their size (default 4096; 'none': no cap)\n"
+		   "  --max-records N       read up to N records (default: the larger of\n"
+		   "                        1000000 and the file's size in bytes; 'none')\n"
+		   "  -h, --help            this text\n\n"
 		   "Exit status: 0 readable (a warning on stderr when the file is cut, damaged\n"
 		   "or unfinished), 2 not a readable store or usage error, 3 runtime failure.\n");
 }
@@ -208,17 +224,19 @@ static int print_json(const char *path, const struct store_file_meta *m,
 	double ratio =
 	    st->compressed_bytes ? (double)st->raw_bytes / (double)st->compressed_bytes : 0.0;
 	if (!rc)
-		rc = dbuf_printf(&b,
-				 "},\"first_ts_ns\":%" PRId64 ",\"last_ts_ns\":%" PRId64
-				 ",\"frames\":%" PRIu64 ",\"raw_bytes\":%" PRIu64
-				 ",\"compressed_bytes\":%" PRIu64
-				 ",\"ratio\":%.3f,\"has_index\":%s,\"state\":\"%s\",\"cut\":%s,"
-				 "\"cut_offset\":%" PRIu64 ",\"damaged_frames\":%" PRIu64
-				 ",\"first_damage_offset\":%" PRIu64 ",\"counters\":{",
-				 st->first_ts_ns, st->last_ts_ns, st->frames, st->raw_bytes,
-				 st->compressed_bytes, ratio, st->has_index ? "true" : "false",
-				 state_of(st), st->cut ? "true" : "false", st->cut_offset,
-				 st->damaged_frames, st->first_damage_offset);
+		rc = dbuf_printf(
+		    &b,
+		    "},\"first_ts_ns\":%" PRId64 ",\"last_ts_ns\":%" PRId64 ",\"frames\":%" PRIu64
+		    ",\"raw_bytes\":%" PRIu64 ",\"compressed_bytes\":%" PRIu64
+		    ",\"ratio\":%.3f,\"has_index\":%s,\"state\":\"%s\",\"cut\":%s,"
+		    "\"cut_offset\":%" PRIu64 ",\"damaged_frames\":%" PRIu64
+		    ",\"first_damage_offset\":%" PRIu64 ",\"frames_over_ratio\":%" PRIu64
+		    ",\"record_cap_hit\":%s,\"max_records\":%" PRIu64 ",\"counters\":{",
+		    st->first_ts_ns, st->last_ts_ns, st->frames, st->raw_bytes,
+		    st->compressed_bytes, ratio, st->has_index ? "true" : "false", state_of(st),
+		    st->cut ? "true" : "false", st->cut_offset, st->damaged_frames,
+		    st->first_damage_offset, st->frames_over_ratio,
+		    st->record_cap_hit ? "true" : "false", st->max_records);
 	for (size_t i = 0; !rc && i < st->n_counters; i++) {
 		if (i)
 			rc = dbuf_putc(&b, ',');
@@ -268,7 +286,7 @@ static void print_text(const char *path, const struct store_file_meta *m,
 		fmt_time(st->first_ts_ns, t1, sizeof(t1));
 		fmt_time(st->last_ts_ns, t2, sizeof(t2));
 		printf("time span:  %s .. %s (%.3f s)\n", t1, t2,
-		       (double)(st->last_ts_ns - st->first_ts_ns) / 1e9);
+		       ((double)st->last_ts_ns - (double)st->first_ts_ns) / 1e9);
 	}
 	printf("frames:     %" PRIu64 " data frames, index %s\n", st->frames,
 	       st->has_index ? "present" : "missing");
@@ -285,6 +303,10 @@ static void print_text(const char *path, const struct store_file_meta *m,
 	if (st->damaged_frames)
 		printf(" (%" PRIu64 " damaged frames, first at byte %" PRIu64 ")",
 		       st->damaged_frames, st->first_damage_offset);
+	if (st->frames_over_ratio)
+		printf(" (%" PRIu64 " over the frame ratio cap)", st->frames_over_ratio);
+	if (st->record_cap_hit)
+		printf(" (stopped at the record cap, %" PRIu64 ")", st->max_records);
 	printf("\n");
 }
 
@@ -292,15 +314,26 @@ int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, 'j'},
+	    {"max-frame-ratio", required_argument, NULL, 'R'},
+	    {"max-records", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int json = 0, c;
+	struct store_read_limits lim = {0};
+	bool set_lim = false;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = 1;
+			break;
+		case 'R':
+		case 'N':
+			if (cli_store_limit_opt(c == 'R' ? "--max-frame-ratio" : "--max-records",
+						optarg, &lim) != 0)
+				return 2;
+			set_lim = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -321,6 +354,8 @@ int cmd_info(int argc, char **argv)
 		fprintf(stderr, "dyetap info: %s\n", err);
 		return 2;
 	}
+	if (set_lim)
+		store_reader_set_limits(r, &lim);
 	static struct lanes lanes;
 	const struct store_record *rec;
 	int rc;

@@ -312,11 +312,11 @@ static void print_text(const struct replay_summary *s, const char *output)
 	       (unsigned long long)st->err_timeout, (unsigned long long)st->err_bad_response,
 	       (unsigned long long)st->err_connect, (unsigned long long)st->err_tls,
 	       (unsigned long long)st->err_other);
-	printf(
-	    "  skipped: filter %llu  shard %llu  writes %llu  truncated %llu  unsupported %llu\n",
-	    (unsigned long long)st->skipped_filter, (unsigned long long)st->skipped_shard,
-	    (unsigned long long)st->skipped_writes, (unsigned long long)st->skipped_truncated,
-	    (unsigned long long)st->skipped_unsupported);
+	printf("  skipped: filter %llu  shard %llu  writes %llu  truncated %llu  unsupported %llu"
+	       "  unsafe %llu\n",
+	       (unsigned long long)st->skipped_filter, (unsigned long long)st->skipped_shard,
+	       (unsigned long long)st->skipped_writes, (unsigned long long)st->skipped_truncated,
+	       (unsigned long long)st->skipped_unsupported, (unsigned long long)st->skipped_unsafe);
 	printf("  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 	       ms(replay_hist_pct(&s->latency, 50)), ms(replay_hist_pct(&s->latency, 90)),
 	       ms(replay_hist_pct(&s->latency, 99)), ms(s->latency.max_ns));

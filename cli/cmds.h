@@ -10,6 +10,8 @@
 
 #include <stdbool.h>
 
+#include "store/store.h"
+
 int cmd_info(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_record(int argc, char **argv);
@@ -26,5 +28,19 @@ int cmd_mirror(int argc, char **argv);
  * refusing an output that would truncate an input.
  */
 bool cli_same_file(const char *a, const char *b);
+
+/**
+ * Parse the value of --max-frame-ratio (@p opt starts "--max-f") or
+ * --max-records into @p l: a positive number or "none" (no cap). Prints
+ * the error naming @p opt; returns 0 or -EINVAL.
+ */
+int cli_store_limit_opt(const char *opt, const char *arg, struct store_read_limits *l);
+
+/**
+ * The store readers' work limits from the environment
+ * (DYETAP_MAX_FRAME_RATIO, DYETAP_MAX_RECORDS, the values of the options
+ * above), for every command. Prints the error; returns 0 or -EINVAL.
+ */
+int cli_store_limits_env(void);
 
 #endif

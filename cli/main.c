@@ -4,7 +4,10 @@
  * and parses its own options; this file routes, prints the top-level
  * help and holds the helpers the subcommands share (cmds.h).
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -17,6 +20,43 @@ bool cli_same_file(const char *a, const char *b)
 		return true;
 	struct stat sa, sb;
 	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int cli_store_limit_opt(const char *opt, const char *arg, struct store_read_limits *l)
+{
+	bool ratio = !strncmp(opt, "--max-f", 7) || !strcmp(opt, "DYETAP_MAX_FRAME_RATIO");
+	uint64_t max = ratio ? UINT32_MAX - 1 : UINT64_MAX - 1, v = 0;
+	if (!strcmp(arg, "none")) {
+		v = max + 1;
+	} else {
+		char *end;
+		errno = 0;
+		unsigned long long x = strtoull(arg, &end, 10);
+		if (errno || end == arg || *end || arg[0] == '-' || x == 0 || x > max) {
+			fprintf(stderr,
+				"dyetap: %s '%s': give a number from 1 to %llu, or 'none' for no "
+				"cap\n",
+				opt, arg, (unsigned long long)max);
+			return -EINVAL;
+		}
+		v = x;
+	}
+	if (ratio)
+		l->max_frame_ratio = (uint32_t)v;
+	else
+		l->max_records = v;
+	return 0;
+}
+
+int cli_store_limits_env(void)
+{
+	struct store_read_limits l = {0};
+	const char *r = getenv("DYETAP_MAX_FRAME_RATIO"), *n = getenv("DYETAP_MAX_RECORDS");
+	if ((r && *r && cli_store_limit_opt("DYETAP_MAX_FRAME_RATIO", r, &l)) ||
+	    (n && *n && cli_store_limit_opt("DYETAP_MAX_RECORDS", n, &l)))
+		return -EINVAL;
+	store_reader_default_limits(&l);
+	return 0;
 }
 
 struct command {
@@ -59,6 +99,8 @@ int main(int argc, char **argv)
 		printf("dyetap %s\n", DYETAP_VERSION);
 		return 0;
 	}
+	if (cli_store_limits_env() != 0)
+		return 2;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(name, commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);

@@ -96,14 +96,28 @@ struct replay_rewrite {
 int replay_rewrite_check(const struct replay_rewrite *rw, char *err, size_t errlen);
 
 /**
+ * Why recorded request @p req cannot be sent as it was recorded, or NULL
+ * when it can: its method is not a token (RFC 9110 §5.6.2), its target
+ * holds a space or a control byte, a header name is not a token (blanks
+ * before the colon are accepted only on Content-Length and
+ * Transfer-Encoding, which replay rewrites), or a header value holds CR,
+ * LF or NUL. Any of these would change how the bytes on the wire are
+ * framed (a CR LF in a target makes a second request). Returns a static
+ * string.
+ */
+const char *replay_request_unsafe(const struct store_message *req);
+
+/**
  * Append the wire bytes of recorded request @p req, rewritten by @p rw
  * (may be NULL), to @p out: the request line and headers in recorded order
  * and case; set headers replaced in place (later duplicates dropped) or
  * appended; the shadow marker last; Transfer-Encoding and Content-Length
- * replaced by one Content-Length at the position of the first of them
- * (kept when the recorded request had one or a body, since the recorded
- * body is stored de-chunked); then the body.
- * @return 0, -EINVAL (no request line), or the dbuf error.
+ * (also recorded with blanks before the colon) replaced by one
+ * Content-Length at the position of the first of them (kept when the
+ * recorded request had one or a body, since the recorded body is stored
+ * de-chunked); then the body.
+ * @return 0, -EINVAL (no request line), -EBADMSG (replay_request_unsafe()),
+ *         or the dbuf error.
  */
 int replay_request_build(struct dbuf *out, const struct store_message *req,
 			 const struct replay_rewrite *rw);
@@ -161,11 +175,12 @@ struct replay_filter {
 
 enum replay_verdict {
 	REPLAY_TAKE = 0,
-	REPLAY_SKIP_FILTER,	/**< excluded by lane/method/path/time */
-	REPLAY_SKIP_SHARD,	/**< belongs to another shard */
-	REPLAY_SKIP_WRITE,	/**< a method other than GET/HEAD/OPTIONS without allow_writes */
-	REPLAY_SKIP_TRUNCATED,	/**< the recorded request body is cut (cap, loss) */
-	REPLAY_SKIP_UNSUPPORTED /**< no request, HTTP/0.9, CONNECT/Upgrade tunnel */
+	REPLAY_SKIP_FILTER,	 /**< excluded by lane/method/path/time */
+	REPLAY_SKIP_SHARD,	 /**< belongs to another shard */
+	REPLAY_SKIP_WRITE,	 /**< a method other than GET/HEAD/OPTIONS without allow_writes */
+	REPLAY_SKIP_TRUNCATED,	 /**< the recorded request body is cut (cap, loss) */
+	REPLAY_SKIP_UNSUPPORTED, /**< no request, HTTP/0.9, CONNECT/Upgrade tunnel */
+	REPLAY_SKIP_UNSAFE /**< would be framed otherwise on the wire (replay_request_unsafe()) */
 };
 
 /** Deterministic 64-bit hash of a recorded connection (stable across runs and machines). */
@@ -226,6 +241,7 @@ struct replay_stats {
 	uint64_t skipped_writes;
 	uint64_t skipped_truncated;
 	uint64_t skipped_unsupported;
+	uint64_t skipped_unsafe;   /**< requests that cannot be sent as recorded */
 	uint64_t connects;	   /**< target connections opened */
 	uint64_t reconnects;	   /**< ... for a flow that had one before */
 	uint64_t retries;	   /**< requests resent once after a keep-alive close race */

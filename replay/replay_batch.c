@@ -331,6 +331,9 @@ static const struct store_session *next_session(struct bthread *t, struct src *x
 		case REPLAY_SKIP_TRUNCATED:
 			t->skips.skipped_truncated++;
 			break;
+		case REPLAY_SKIP_UNSAFE:
+			t->skips.skipped_unsafe++;
+			break;
 		case REPLAY_SKIP_UNSUPPORTED:
 		default:
 			t->skips.skipped_unsupported++;

@@ -1370,7 +1370,7 @@ int replay_engine_submit_dep(struct replay_engine *e, const struct store_session
 	dbuf_reset(&e->reqbuf);
 	int rc = replay_request_build(&e->reqbuf, &s->req, e->p.rewrite);
 	if (rc)
-		return rc == -E2BIG ? -EINVAL : rc;
+		return rc == -E2BIG || rc == -EBADMSG ? -EINVAL : rc;
 	struct rbytes *b = rbytes_new(e, e->reqbuf.len);
 	if (!b)
 		return -ENOMEM;

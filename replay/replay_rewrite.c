@@ -8,7 +8,15 @@
  * asked to change differ. Bodies are stored de-chunked (docs/format.md),
  * so framing is always re-sent as one Content-Length: the recorded
  * Content-Length line keeps its position and name case, a recorded
- * Transfer-Encoding becomes "Content-Length" at its position.
+ * Transfer-Encoding becomes "Content-Length" at its position. A framing
+ * header recorded with whitespace before its colon ("Content-Length : 5")
+ * is framing all the same: it is replaced, never sent beside a new one.
+ *
+ * A recording is input like any other: a request whose method, target or
+ * headers would frame differently on the wire than they were recorded (CR,
+ * LF or NUL, a space in the method or target, a header name that is not a
+ * token) is never sent (replay_request_unsafe(), counted skipped_unsafe):
+ * "GET /x\r\n\r\nDELETE /y" as a target would otherwise be two requests.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +39,53 @@ static bool name_is(const struct store_slice *s, const char *name)
 
 /* name_is() for a literal: the length is known, most names fail on it. */
 #define NAME_IS(s, lit) name_is_n((s), lit, sizeof(lit) - 1)
+
+/* RFC 9110 §5.6.2 tchar. */
+static bool tchar(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool slice_is_token(const struct store_slice *s)
+{
+	if (!s->len)
+		return false;
+	for (size_t i = 0; i < s->len; i++)
+		if (!tchar(s->ptr[i]))
+			return false;
+	return true;
+}
+
+/* Content-Length or Transfer-Encoding, also with blanks before the colon. */
+static bool framing_name(const struct store_slice *name)
+{
+	struct store_slice n = *name;
+	while (n.len && (n.ptr[n.len - 1] == ' ' || n.ptr[n.len - 1] == '\t'))
+		n.len--;
+	return NAME_IS(&n, "content-length") || NAME_IS(&n, "transfer-encoding");
+}
+
+const char *replay_request_unsafe(const struct store_message *req)
+{
+	if (!slice_is_token(&req->method))
+		return "the method is not a token";
+	for (size_t i = 0; i < req->target.len; i++) {
+		uint8_t c = req->target.ptr[i];
+		if (c <= ' ' || c == 0x7f)
+			return "the target holds a space or a control byte (CR, LF, NUL...)";
+	}
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const struct store_header *h = &req->headers[i];
+		if (!slice_is_token(&h->name) && !framing_name(&h->name))
+			return "a header name is not a token (blanks before the colon, CR, LF...)";
+		if (h->value.len && (memchr(h->value.ptr, '\r', h->value.len) ||
+				     memchr(h->value.ptr, '\n', h->value.len) ||
+				     memchr(h->value.ptr, '\0', h->value.len)))
+			return "a header value holds CR, LF or NUL";
+	}
+	return NULL;
+}
 
 /* "name: value\r\n", room checked once. */
 static int put_line(struct dbuf *out, const void *name, size_t nlen, const void *val, size_t vlen)
@@ -188,6 +243,8 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 		rw = &none;
 	if (!req->present || !req->method.len || !req->target.len)
 		return -EINVAL;
+	if (replay_request_unsafe(req))
+		return -EBADMSG;
 	size_t n_set = rw->n_set < SET_MAX ? rw->n_set : SET_MAX;
 	bool set_done[SET_MAX] = {false};
 	bool shadow_done = false, host_done = false, framing_done = false;
@@ -195,8 +252,7 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 	size_t shadow_len = rw->shadow_name ? strlen(rw->shadow_name) : 0;
 
 	for (size_t i = 0; i < req->n_headers && !body_needed; i++)
-		if (NAME_IS(&req->headers[i].name, "content-length") ||
-		    NAME_IS(&req->headers[i].name, "transfer-encoding"))
+		if (framing_name(&req->headers[i].name))
 			body_needed = true;
 
 	int rc = dbuf_append(out, req->method.ptr, req->method.len);
@@ -220,7 +276,7 @@ int replay_request_build(struct dbuf *out, const struct store_message *req,
 			deleted = name_is(name, rw->del[j]);
 		if (deleted)
 			continue;
-		if (NAME_IS(name, "content-length") || NAME_IS(name, "transfer-encoding")) {
+		if (framing_name(name)) {
 			if (!framing_done && body_needed)
 				rc = put_clen(out, NAME_IS(name, "content-length") ? name : NULL,
 					      req->body.len);

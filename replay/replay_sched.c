@@ -183,6 +183,8 @@ enum replay_verdict replay_filter_check(const struct replay_filter *f,
 		if (fnmatch(f->path_glob, path, 0) != 0)
 			return REPLAY_SKIP_FILTER;
 	}
+	if (replay_request_unsafe(req))
+		return REPLAY_SKIP_UNSAFE;
 	if (!f->allow_writes && !slice_eq(&req->method, "GET", false) &&
 	    !slice_eq(&req->method, "HEAD", false) && !slice_eq(&req->method, "OPTIONS", false))
 		return REPLAY_SKIP_WRITE;

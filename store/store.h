@@ -290,7 +290,34 @@ struct store_read_status {
 	int64_t last_ts_ns;	      /**< largest record timestamp seen */
 	const struct store_counter *counters; /**< from the trailer; borrowed */
 	size_t n_counters;
+	uint64_t frames_over_ratio; /**< data frames refused by max_frame_ratio (also damaged) */
+	bool record_cap_hit;	    /**< reading stopped at max_records (also damaged) */
+	uint64_t max_records;	    /**< the record cap in force for this file */
 };
+
+/**
+ * Work limits of a reader (docs/format.md §3, "Work limits"): bounded work
+ * per input byte however a file was made. Defaults hold for anything the
+ * writer produces from real traffic; a file past them is read up to the
+ * limit and reported as damaged, with the reason.
+ */
+struct store_read_limits {
+	/**
+	 * A data frame whose declared content is more than this many times
+	 * its compressed size is not decompressed (counted in
+	 * frames_over_ratio). 0 = STORE_DEFAULT_FRAME_RATIO; UINT32_MAX: no cap.
+	 */
+	uint32_t max_frame_ratio;
+	/**
+	 * Records decoded per file, returned or skipped; reading stops there
+	 * (record_cap_hit). 0 = the larger of 1 000 000 and the file's size in
+	 * bytes; UINT64_MAX: no cap.
+	 */
+	uint64_t max_records;
+};
+
+/** Default decompressed-to-compressed ratio cap of a data frame. */
+#define STORE_DEFAULT_FRAME_RATIO 4096u
 
 /**
  * Open a store file and read its header frame.
@@ -334,6 +361,18 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns);
 
 /** Status so far (borrowed, updated by every call). */
 const struct store_read_status *store_reader_status(const struct store_reader *r);
+
+/**
+ * Set the work limits of @p r (copied; 0 fields take the defaults).
+ * Call before the first store_reader_next() or store_reader_seek_time().
+ */
+void store_reader_set_limits(struct store_reader *r, const struct store_read_limits *l);
+
+/**
+ * Limits every reader opened from now on starts with (copied; the
+ * program sets them once, e.g. from the environment, before any thread).
+ */
+void store_reader_default_limits(const struct store_read_limits *l);
 
 /** Free a reader; accepts NULL. */
 void store_reader_free(struct store_reader *r);

@@ -76,6 +76,8 @@ struct store_reader {
 
 	struct store_read_status st;
 	bool have_ts;
+	struct store_read_limits lim; /* 0 fields: defaults */
+	uint64_t n_work;	      /* records decoded (returned, skipped or scanned) */
 
 	struct store_record rec;
 	struct store_slice rec_raw;	     /* rec's encoded bytes, a slice of out */
@@ -652,6 +654,21 @@ static size_t src_get(struct store_reader *r, uint64_t off, size_t want, const u
 	return got < want ? got : want;
 }
 
+/* Limits set for every new reader (store_reader_default_limits()). */
+static struct store_read_limits default_limits;
+
+static uint32_t ratio_cap(const struct store_reader *r)
+{
+	return r->lim.max_frame_ratio ? r->lim.max_frame_ratio : STORE_DEFAULT_FRAME_RATIO;
+}
+
+static uint64_t record_cap(const struct store_reader *r)
+{
+	if (r->lim.max_records)
+		return r->lim.max_records;
+	return r->size > 1000000 ? r->size : 1000000;
+}
+
 static void note_damage(struct store_reader *r, uint64_t off, const char *why)
 {
 	if (r->quiet || r->oom)
@@ -830,6 +847,14 @@ static int next_frame(struct store_reader *r)
 			why = "frame without a content size";
 		else if (fcs > STORE_MAX_FRAME_CONTENT)
 			why = "declared content size over the 64 MiB cap";
+		else if (fcs / ratio_cap(r) > cs ||
+			 (fcs / ratio_cap(r) == cs && fcs % ratio_cap(r))) {
+			/* Bounded work per input byte: a frame of 20 bytes must not
+			 * make the reader decode 64 MiB of records. */
+			why = "content more than --max-frame-ratio times the frame's size";
+			if (!in_resync && !r->quiet)
+				r->st.frames_over_ratio++;
+		}
 		if (!why && fcs > r->out_cap) {
 			size_t cap = r->out_cap ? r->out_cap : 65536;
 			while (cap < fcs)
@@ -1086,6 +1111,7 @@ static struct store_reader *reader_new(void)
 	if (!r)
 		return NULL;
 	r->fd = -1;
+	r->lim = default_limits;
 	r->dctx = ZSTD_createDCtx();
 	if (!r->dctx) {
 		mem_free(r);
@@ -1100,6 +1126,7 @@ static struct store_reader *reader_start(struct store_reader *r, const char *nam
 {
 	const uint8_t *p;
 	r->st.file_bytes = r->size;
+	r->st.max_records = record_cap(r);
 	size_t avail = src_get(r, 0, 12, &p);
 	if (r->oom) {
 		snprintf(err, errlen, "%s: out of memory", name);
@@ -1218,7 +1245,17 @@ static int64_t rec_ts(const struct store_record *rec)
 int store_reader_next(struct store_reader *r, const struct store_record **rec)
 {
 	for (;;) {
+		if (r->out_pos < r->out_len && r->n_work >= record_cap(r)) {
+			/* Bounded work per file: a frame of a million empty maps
+			 * decodes a million skipped records. */
+			r->st.record_cap_hit = true;
+			note_damage(r, r->frame_off, "record cap reached (--max-records)");
+			r->out_pos = r->out_len;
+			r->eof = true;
+			return 0;
+		}
 		if (r->out_pos < r->out_len) {
+			r->n_work++;
 			struct mp c = {r->out + r->out_pos, r->out + r->out_len};
 			int rc = dec_record(r, &c);
 			if (rc == -ENOMEM)
@@ -1301,7 +1338,8 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 		if (!r->out_len)
 			continue; /* an empty frame (r->out may still be NULL) */
 		struct mp c = {r->out, r->out + r->out_len};
-		while (mp_left(&c)) {
+		while (mp_left(&c) && r->n_work < record_cap(r)) {
+			r->n_work++;
 			int d = dec_record(r, &c);
 			if (d < 0)
 				break;
@@ -1327,6 +1365,17 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 const struct store_read_status *store_reader_status(const struct store_reader *r)
 {
 	return &r->st;
+}
+
+void store_reader_set_limits(struct store_reader *r, const struct store_read_limits *l)
+{
+	r->lim = *l;
+	r->st.max_records = record_cap(r);
+}
+
+void store_reader_default_limits(const struct store_read_limits *l)
+{
+	default_limits = *l;
 }
 
 void store_reader_free(struct store_reader *r)

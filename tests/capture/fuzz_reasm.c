@@ -37,7 +37,8 @@ static void a_gap(void *u, uint64_t n, int64_t ts)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct reasm_stats st = {0};
-	struct reasm_params p = {.stream_cap = 2048, .memcap = 4096, .window = 1u << 20};
+	struct reasm_params p = {
+	    .stream_cap = 2048, .memcap = 4096, .window = 1u << 20, .max_segments = 64};
 	struct reasm_ctx c;
 	struct reasm_stream s;
 	struct acc a = {0};
@@ -70,13 +71,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 3:
 			if (op & 0x40)
 				reasm_fin(&s, seq);
+			else if (op & 0x20)
+				reasm_fin_cancel(&s);
 			else
 				reasm_flush(&c, &s, 1, &o);
 			break;
 		}
 		assert(a.bytes + a.gaps == reasm_offset(&s));
 		assert(c.used <= p.memcap);
-		assert(s.ooo_bytes <= p.stream_cap);
+		assert(s.ooo_bytes <= p.stream_cap && s.n_segs <= p.max_segments);
 	}
 	reasm_flush(&c, &s, 1, &o);
 	assert(a.bytes + a.gaps == reasm_offset(&s));

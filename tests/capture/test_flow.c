@@ -4,7 +4,13 @@
  * consumer logs open/data/gap/close per connection. Covers: handshake and
  * FIN close, late packets after close, midstream pickup with the port
  * heuristic, SYN-ACK first, RST mid-body, port reuse, idle timeout,
- * eviction when full, gaps by ACK, unknown bare ACKs, end of capture.
+ * eviction when full, gaps by ACK, unknown bare ACKs, end of capture;
+ * and the hostile cases (RFC 5961): RSTs outside the window, stale and
+ * ahead, in SYN-SENT; fake FINs ahead of and at the sender's position;
+ * data after an acknowledged FIN; a FIN after a capture gap; data on a
+ * SYN; a SYN on an open connection; a clock jump of ten years; half-open
+ * connections evicted and timed out first; no consumer state for a
+ * connection without data; the hash chains.
  */
 #include <stdio.h>
 #include <string.h>
@@ -141,6 +147,180 @@ static void handshake(struct fx *f, uint32_t cisn, uint32_t sisn)
 	send(f, pk(1, A, cisn + 1, sisn + 1, NULL));
 }
 
+static void fx_end(struct fx *f)
+{
+	flow_finish(f->t);
+	flow_table_free(f->t);
+}
+
+/* Handshake and one exchange: client 101..119, server 5001..5020, both acked. */
+static void exchange(struct fx *f)
+{
+	handshake(f, 100, 5000);
+	send(f, pk(1, A, 101, 5001, "GET / HTTP/1.1\r\n\r\n"));
+	send(f, pk(0, A, 5001, 119, "HTTP/1.1 200 OK\r\n\r\n"));
+	send(f, pk(1, A, 119, 5020, NULL));
+}
+
+static void test_hostile_rst(void)
+{
+	struct fx f;
+	fx_init(&f, 16);
+	exchange(&f);
+	send(&f, pk(0, R, 5020 + 1000000000u, 0, NULL));
+	send(&f, pk(0, R, 5020 + 0x80000000u, 0, NULL)); /* both ahead and behind in int32 */
+	send(&f, pk(1, R | A, 19, 5020, NULL)); /* 100 bytes behind the client's position */
+	send(&f, pk(0, R, 5023, 0, NULL));	/* 3 bytes ahead of the server's */
+	send(&f, pk(1, R, 0, 0, NULL));
+	TAP_EQ_U64(f.fs.rst_ignored, 5, "far, 2^31 away, stale, ahead and zero RSTs ignored");
+	TAP_EQ_U64(f.fs.closed_rst, 0, "connection not closed");
+	send(&f, pk(1, A, 119, 5020, "GET /2 HTTP/1.1\r\n\r\n"));
+	TAP_EQ_STR(f.k.c[0].t[0], "GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+		   "the next request after the spoofed RSTs is delivered");
+	TAP_EQ_U64(f.fs.pkts_after_close, 0, "nothing counted as after close");
+	/* in flight: 19 request bytes not acknowledged yet: an RST anywhere
+	 * between the server's last ACK and what the client sent is possible */
+	send(&f, pk(1, R, 130, 0, NULL));
+	TAP_EQ_STR(f.k.c[0].end, "rst", "RST between acknowledged and sent: accepted");
+	fx_end(&f);
+
+	/* SYN-SENT: only an RST that acknowledges the SYN ends the attempt. */
+	fx_init(&f, 16);
+	send(&f, pk(1, S, 100, 0, NULL));
+	send(&f, pk(0, R, 0, 0, NULL));
+	send(&f, pk(0, R | A, 0, 999, NULL));
+	TAP_EQ_U64(f.fs.rst_ignored, 2, "RST without ACK / acking something else: ignored");
+	send(&f, pk(0, R | A, 0, 101, NULL));
+	TAP_EQ_U64(f.fs.closed_rst, 1, "RST|ACK of the SYN: connection refused");
+	TAP_EQ_U64(f.k.n, 0, "no consumer state for a connection without data");
+	fx_end(&f);
+}
+
+static void test_hostile_fin(void)
+{
+	struct fx f;
+	/* A fake FIN 20 bytes ahead: the real data continues past it. */
+	fx_init(&f, 16);
+	exchange(&f);
+	send(&f, pk(1, F | A, 139, 5020, NULL));
+	TAP_EQ_U64(f.fs.fin_ignored, 0, "a FIN after a hole waits");
+	send(&f, pk(1, A, 119, 5020, "GET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"));
+	TAP_EQ_U64(f.fs.fin_ignored, 1, "data past it: the FIN is dropped");
+	TAP_EQ_U64(f.rs.after_fin_bytes, 0, "no byte dropped as after the FIN");
+	TAP_OK(strstr(f.k.c[0].t[0], "GET /3") != NULL, "all of the client stream delivered");
+	/* A fake FIN exactly where the client stands, passed by data before the
+	 * server acknowledged it: withdrawn. */
+	send(&f, pk(1, F | A, 157, 5020, NULL));
+	send(&f, pk(1, A, 157, 5020, "GET /4 HTTP/1.1\r\n\r\n"));
+	TAP_EQ_U64(f.fs.fin_ignored, 2, "FIN passed by data before its ACK: withdrawn");
+	TAP_OK(strstr(f.k.c[0].t[0], "GET /4") != NULL, "data after it delivered");
+	/* A real FIN, acknowledged; bytes after it are dropped and reported as a gap. */
+	send(&f, pk(1, F | A, 176, 5020, NULL));
+	send(&f, pk(0, A, 5020, 177, NULL));
+	send(&f, pk(1, A, 177, 5020, "late"));
+	TAP_EQ_U64(f.rs.after_fin_bytes, 4, "bytes after an acknowledged FIN dropped");
+	TAP_OK(strstr(f.k.c[0].t[0], "[g4]") != NULL, "... and reported to the consumer as a gap");
+	send(&f, pk(0, F | A, 5020, 177, NULL));
+	send(&f, pk(1, A, 177, 5021, NULL));
+	TAP_EQ_STR(f.k.c[0].end, "fin", "closed by FIN");
+	fx_end(&f);
+
+	/* A FIN after bytes the capture lost: believed once the peer
+	 * acknowledges past the hole. */
+	fx_init(&f, 16);
+	exchange(&f);
+	send(&f, pk(0, A, 5020, 119, "HTTP/1.1 200 OK\r\n"));
+	send(&f, pk(0, A, 5047, 119, "tail"));
+	send(&f, pk(0, F | A, 5051, 119, NULL));
+	send(&f, pk(1, A, 119, 5052, NULL));
+	send(&f, pk(1, F | A, 119, 5052, NULL));
+	send(&f, pk(0, A, 5052, 120, NULL));
+	TAP_EQ_STR(f.k.c[0].end, "fin", "closed by FIN despite the hole");
+	TAP_EQ_U64(f.rs.gap_bytes, 10, "the 10 lost bytes are one gap, the FIN is none");
+	TAP_EQ_U64(f.fs.fin_ignored, 0, "no FIN ignored");
+	fx_end(&f);
+}
+
+static void test_syn(void)
+{
+	struct fx f;
+	/* Data on a SYN is not delivered; the real request at those sequence
+	 * numbers is. */
+	fx_init(&f, 16);
+	send(&f, pk(1, S, 100, 0, "GET /evil HTTP/1.1\r\n\r\n"));
+	send(&f, pk(0, S | A, 5000, 101, NULL));
+	send(&f, pk(1, A, 101, 5001, NULL));
+	send(&f, pk(1, A, 101, 5001, "GET /real HTTP/1.1\r\n\r\n"));
+	TAP_EQ_STR(f.k.c[0].t[0], "GET /real HTTP/1.1\r\n\r\n", "the real request wins");
+	TAP_EQ_U64(f.fs.syn_payload, 1, "syn_payload counted");
+	fx_end(&f);
+
+	/* A SYN with a new ISN on a connection with data: ignored until the
+	 * server answers it. */
+	fx_init(&f, 16);
+	exchange(&f);
+	send(&f, pk(1, S, 777, 0, NULL));
+	TAP_EQ_U64(f.fs.syn_on_open, 1, "syn_on_open counted");
+	TAP_EQ_U64(f.fs.port_reuse, 0, "no port reuse yet");
+	send(&f, pk(1, A, 119, 5020, "GET /2 HTTP/1.1\r\n\r\n"));
+	TAP_OK(strstr(f.k.c[0].t[0], "GET /2") != NULL, "the old connection goes on");
+	send(&f, pk(0, S | A, 9000, 778, NULL));
+	TAP_EQ_U64(f.fs.port_reuse, 1, "a SYN-ACK of the new SYN: port reuse");
+	TAP_EQ_STR(f.k.c[0].end, "timeout", "the old connection is over");
+	send(&f, pk(1, A, 778, 9001, "GET /new HTTP/1.1\r\n\r\n"));
+	TAP_EQ_U64(f.k.n, 2, "a second connection");
+	TAP_EQ_STR(f.k.c[1].t[0], "GET /new HTTP/1.1\r\n\r\n", "its bytes");
+	TAP_EQ_U64(f.k.c[1].midstream, 0, "with its handshake");
+	fx_end(&f);
+}
+
+static void test_clock_and_new(void)
+{
+	struct fx f;
+	fx_init(&f, 16);
+	exchange(&f);
+	{
+		struct decode_pkt p = pk(1, S, 1, 0, NULL);
+		p.sport = 41000;
+		flow_packet(f.t, &p, f.ts + 10 * 365LL * 86400 * SEC); /* ten years ahead */
+	}
+	TAP_EQ_U64(f.fs.clock_jumps, 1, "a jump beyond the idle timeout: a new epoch");
+	TAP_EQ_U64(f.fs.timeouts, 0, "the open connection is not timed out by it");
+	send(&f, pk(1, A, 119, 5020, "GET /2 HTTP/1.1\r\n\r\n"));
+	TAP_EQ_U64(f.fs.clock_jumps, 2, "the jump back is one too");
+	TAP_OK(strstr(f.k.c[0].t[0], "GET /2") != NULL, "the connection goes on");
+	flow_advance(f.t, f.ts + 61 * SEC);
+	TAP_EQ_U64(f.fs.timeouts, 1, "the half-open connection times out after 60 s");
+	TAP_EQ_STR(f.k.c[0].end, "", "the idle established one does not");
+	flow_advance(f.t, f.ts + 301 * SEC);
+	TAP_EQ_STR(f.k.c[0].end, "timeout", "... until 300 s");
+	{
+		struct decode_pkt p = pk(1, A, 1, 1, "x");
+		flow_packet(f.t, &p, INT64_MAX);
+		p.sport = 1;
+		flow_packet(f.t, &p, INT64_MIN);
+	}
+	TAP_EQ_U64(f.fs.clock_jumps, 4, "extreme timestamps are epochs, no overflow");
+	fx_end(&f);
+
+	/* Full table: a half-open connection is evicted before an idle one
+	 * with traffic. */
+	fx_init(&f, 2);
+	exchange(&f);
+	for (int i = 0; i < 2; i++) {
+		struct decode_pkt p = pk(1, S, 100, 0, NULL);
+		p.sport = (uint16_t)(50000 + i);
+		send(&f, p);
+	}
+	TAP_EQ_U64(f.fs.evicted, 1, "one eviction");
+	TAP_EQ_U64(f.fs.evicted_new, 1, "of the half-open connection");
+	TAP_EQ_STR(f.k.c[0].end, "", "the connection with traffic stays");
+	TAP_EQ_U64(f.k.n, 1, "SYN-only connections never reach the consumer");
+	TAP_OK(f.fs.mem_bytes > 2 * 200 && f.fs.mem_bytes <= 2 * FLOW_ENTRY_BYTES + 2 * 8,
+	       "mem_bytes: two entries and two buckets (%llu)", (unsigned long long)f.fs.mem_bytes);
+	fx_end(&f);
+}
+
 int main(void)
 {
 	struct fx f;
@@ -193,6 +373,9 @@ int main(void)
 	send(&f, pk(1, A, 101, 5001, "GET / HTTP/1.1\r\n\r\n"));
 	send(&f, pk(0, A, 5001, 119, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"));
 	send(&f, pk(0, R | A, 5050, 119, NULL));
+	TAP_EQ_STR(f.k.c[0].end, "", "RST 3 bytes past what the server sent: ignored");
+	TAP_EQ_U64(f.fs.rst_ignored, 1, "rst_ignored counted");
+	send(&f, pk(0, R | A, 5047, 119, NULL));
 	TAP_EQ_STR(f.k.c[0].end, "rst", "closed by RST");
 	TAP_EQ_U64(f.fs.closed_rst, 1, "closed_rst counted");
 	TAP_OK(strstr(f.k.c[0].t[1], "partial") != NULL, "bytes before the RST delivered");
@@ -250,7 +433,7 @@ int main(void)
 	/* Eviction when the table is full. */
 	fx_init(&f, 2);
 	for (int i = 0; i < 3; i++) {
-		struct decode_pkt p = pk(1, S, 100, 0, NULL);
+		struct decode_pkt p = pk(1, A, 100, 0, "GET / HTTP/1.1\r\n");
 		p.sport = (uint16_t)(50000 + i);
 		send(&f, p);
 	}
@@ -275,5 +458,10 @@ int main(void)
 	}
 	flow_finish(f.t);
 	flow_table_free(f.t);
+
+	test_hostile_rst();
+	test_hostile_fin();
+	test_syn();
+	test_clock_and_new();
 	return tap_done();
 }

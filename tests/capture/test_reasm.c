@@ -4,9 +4,13 @@
  * and gaps are recorded as a transcript ("abc[g8]def") and compared.
  * Covers: in order, out of order, duplicates, overlaps with different
  * bytes (first seen wins), gaps by ACK and at flush, wraparound at 2^32,
- * a stream longer than 4 GiB, midstream start, FIN, the memcap policy.
+ * a stream longer than 4 GiB, midstream start, FIN, the memcap policy,
+ * the piece cap, random segment orders against a byte-by-byte model, and
+ * the work of a flood of one-byte segments behind a hole (tree nodes
+ * visited grow as n log n, not n^2).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "capture/reasm.h"
@@ -64,6 +68,124 @@ static void seg(struct fx *f, uint32_t seq, const char *s)
 static void fx_end(struct fx *f)
 {
 	reasm_stream_release(&f->c, &f->s);
+}
+
+/* Piece cap: the 4th buffered piece of a stream capped at 3 flushes it. */
+static void test_piece_cap(void)
+{
+	struct fx f;
+	struct reasm_params p = {.max_segments = 3};
+	fx_init(&f, &p);
+	reasm_stream_start(&f.s, 0);
+	seg(&f, 2, "a");
+	seg(&f, 4, "b");
+	seg(&f, 6, "c");
+	TAP_EQ_U64(f.s.n_segs, 3, "three pieces buffered");
+	seg(&f, 8, "d");
+	TAP_EQ_STR(f.r.t, "[g2]a[g1]b[g1]c[g1]d", "fourth piece: the stream stops waiting");
+	TAP_EQ_U64(f.st.seg_cap_hits, 1, "seg_cap_hits counted");
+	TAP_EQ_U64(f.st.memcap_hits, 0, "not a memcap hit");
+	TAP_EQ_U64(f.c.used, 0, "nothing held");
+	fx_end(&f);
+}
+
+/* Random segments of a known 3000-byte stream, in random order, with
+ * overlaps carrying other bytes: what comes out must equal a model that
+ * keeps the first byte seen at each offset. */
+static void test_random_model(void)
+{
+	enum { N = 3000 };
+	static char truth[N], model[N + 1];
+	static bool seen[N];
+	unsigned seed = 12345;
+	int bad = 0;
+	for (int round = 0; round < 40; round++) {
+		struct fx f;
+		struct reasm_params p = {.stream_cap = 1u << 20, .max_segments = 100000};
+		fx_init(&f, &p);
+		f.r.count_only = 0;
+		for (int i = 0; i < N; i++)
+			truth[i] = (char)('a' + rand_r(&seed) % 26);
+		memset(seen, 0, sizeof(seen));
+		reasm_stream_start(&f.s, 7000);
+		for (int k = 0; k < 400; k++) {
+			int a = 1 + rand_r(&seed) % (N - 1), len = 1 + rand_r(&seed) % 40;
+			if (a + len > N)
+				len = N - a;
+			char buf[64];
+			bool liar = rand_r(&seed) % 5 == 0;
+			for (int i = 0; i < len; i++) {
+				buf[i] = liar ? 'X' : truth[a + i];
+				if (!seen[a + i]) {
+					seen[a + i] = true;
+					model[a + i] = buf[i];
+				}
+			}
+			reasm_segment(&f.c, &f.s, 7000u + (uint32_t)a, (const uint8_t *)buf,
+				      (size_t)len, 1, &f.o);
+		}
+		TAP_OK(f.r.n == 0, "round %d: nothing delivered while byte 0 is missing", round);
+		/* byte 0 last: everything contiguous after it comes out */
+		seen[0] = true;
+		model[0] = truth[0];
+		reasm_segment(&f.c, &f.s, 7000u, (const uint8_t *)truth, 1, 1, &f.o);
+		reasm_flush(&f.c, &f.s, 1, &f.o);
+		/* expected transcript: model bytes, holes as gaps */
+		char want[2 * N + 1024];
+		size_t w = 0;
+		for (int i = 0; i < N;) {
+			if (seen[i]) {
+				want[w++] = model[i++];
+				continue;
+			}
+			int j = i;
+			while (j < N && !seen[j])
+				j++;
+			bool tail = j == N;
+			if (!tail)
+				w += (size_t)snprintf(want + w, sizeof(want) - w, "[g%d]", j - i);
+			i = j;
+		}
+		want[w] = 0;
+		if (strcmp(f.r.t, want) != 0)
+			bad++;
+		TAP_EQ_U64(f.s.n_segs, 0, "round %d: tree empty after flush", round);
+		fx_end(&f);
+		TAP_EQ_U64(f.c.used, 0, "round %d: memory released", round);
+	}
+	TAP_EQ_U64(bad, 0, "40 random rounds equal the first-seen model");
+}
+
+/* n one-byte segments behind a hole (the issue's flood), caps raised so
+ * every one is buffered: nodes visited per segment must stay logarithmic. */
+static uint64_t flood_work(uint32_t n)
+{
+	struct fx f;
+	struct reasm_params p = {
+	    .stream_cap = 1u << 30, .memcap = (size_t)1 << 34, .max_segments = 1u << 30};
+	fx_init(&f, &p);
+	f.r.count_only = 1;
+	reasm_stream_start(&f.s, 1);
+	for (uint32_t i = 1; i <= n; i++)
+		reasm_segment(&f.c, &f.s, 1 + i, (const uint8_t *)"x", 1, 1, &f.o);
+	reasm_segment(&f.c, &f.s, 1, (const uint8_t *)"y", 1, 1, &f.o);
+	uint64_t work = f.c.work;
+	bool all = f.r.bytes == (uint64_t)n + 1;
+	fx_end(&f);
+	TAP_OK(all, "%u one-byte segments behind a hole all delivered", n);
+	return work;
+}
+
+static void test_flood_work(void)
+{
+	uint64_t w_small = flood_work(25000), w_big = flood_work(250000);
+	/* n log2 n: 250 000 * 18 = 4.5 M; a list walked from the head did
+	 * n^2 / 2 = 31 G steps. Generous bound: 4 n log2 n. */
+	printf("# nodes visited: 25k segments %llu, 250k segments %llu\n",
+	       (unsigned long long)w_small, (unsigned long long)w_big);
+	TAP_OK(w_big <= 4ULL * 250000 * 18, "250k-segment flood within 4 n log2 n tree steps");
+	TAP_OK(w_big <= 15 * w_small,
+	       "10x the segments cost at most 15x the work (n log n; a list: 100x)");
 }
 
 int main(void)
@@ -257,5 +379,8 @@ int main(void)
 		TAP_EQ_U64(f.c.used, 0, "nothing buffered");
 		fx_end(&f);
 	}
+	test_piece_cap();
+	test_random_model();
+	test_flood_work();
 	return tap_done();
 }

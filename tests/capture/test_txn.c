@@ -488,6 +488,17 @@ static void test_overflow(void)
 	txn_conn_data(f.c, TXN_DIR_CLIENT, q.data, q.len, 1);
 	TAP_EQ_U64(f.st.queue_overflow, 8, "requests beyond 32 pending emitted at once");
 	TAP_EQ_U64(f.rec.n, 8, "... as no_response");
+	{
+		/* The newest are the ones cut: /32../39, in order, each without a
+		 * response (docs/testing.md "Forced limits"). */
+		struct dbuf want;
+		dbuf_init(&want, 1 << 16);
+		for (int i = 32; i < 40; i++)
+			dbuf_printf(&want, "#%d GET /%d body=0 -> - no_response\n", i - 32, i);
+		TAP_EQ_STR(fx_log(&f), (const char *)want.data,
+			   "the 8 emitted at once are the newest requests, /32 to /39");
+		dbuf_release(&want);
+	}
 	dbuf_reset(&q);
 	for (int i = 0; i < 40; i++)
 		dbuf_printf(&q, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%*s", i % 10, i % 10,
@@ -499,6 +510,9 @@ static void test_overflow(void)
 	const char *log = fx_log(&f);
 	TAP_OK(strstr(log, "GET /31 body=0 -> 200 body=1\n") != NULL,
 	       "the 32nd request keeps its own response (body 1)");
+	TAP_OK(strstr(log, "GET /0 body=0 -> 200 body=0\n") != NULL &&
+		   strstr(log, "GET /7 body=0 -> 200 body=7\n") != NULL,
+	       "the oldest keep theirs (/0 body 0, /7 body 7)");
 	TAP_EQ_U64(f.st.orphan_responses, 0, "responses of dropped requests are not orphans");
 	dbuf_release(&q);
 	fx_free(&f);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for common/: bounded buffers, JSON emission, base64, UTF-8,
- * counter sets.
+ * counter sets, SipHash (the reference vectors of the SipHash paper's
+ * implementation).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "common/counters.h"
 #include "common/dbuf.h"
+#include "common/hash.h"
 #include "common/jsonw.h"
 #include "tests/tap.h"
 
@@ -116,10 +118,40 @@ static void test_ctr_set(void)
 	dbuf_release(&b);
 }
 
+/* SipHash-2-4 with key 00..0f over messages 00..n-1: vectors.h of the
+ * reference implementation (github.com/veorq/SipHash), read as little-endian. */
+static void test_siphash(void)
+{
+	static const struct {
+		size_t len;
+		uint64_t want;
+	} v[] = {{0, 0x726fdb47dd0e0e31ULL},
+		 {1, 0x74f839c593dc67fdULL},
+		 {2, 0x0d6c8009d9a94f5aULL},
+		 {8, 0x93f5f5799a932462ULL},
+		 {15, 0xa129ca6149be45e5ULL}};
+	struct hash_key k = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+	uint8_t msg[64];
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)i;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		TAP_OK(hash_siphash(2, 4, &k, msg, v[i].len) == v[i].want,
+		       "siphash-2-4 reference vector, %zu bytes", v[i].len);
+	uint64_t w[5];
+	memcpy(w, msg, sizeof(w));
+	TAP_OK(hash_sip13_words(&k, w, 5) == hash_siphash(1, 3, &k, msg, 40),
+	       "word-wise siphash-1-3 equals the byte-wise one");
+	struct hash_key a, b;
+	hash_random_key(&a);
+	hash_random_key(&b);
+	TAP_OK(a.k0 != b.k0 || a.k1 != b.k1, "two random keys differ");
+}
+
 int main(void)
 {
 	test_dbuf_cap();
 	test_json();
 	test_ctr_set();
+	test_siphash();
 	return tap_done();
 }

@@ -225,6 +225,81 @@ static void test_rewrite(void)
 	dbuf_release(&tiny);
 }
 
+/* A recording is input: anything that would frame otherwise on the wire
+ * is refused (skipped_unsafe); a framing header spelled with blanks before
+ * its colon is replaced, never sent beside a new one. */
+static void test_unsafe(void)
+{
+	struct store_header hs[] = {H("Host", "h")};
+	struct store_message m;
+	memset(&m, 0, sizeof(m));
+	m.present = true;
+	m.method = S("GET");
+	m.version_major = 1;
+	m.version_minor = 1;
+	m.headers = hs;
+	m.n_headers = 1;
+	struct replay_filter f = {.allow_writes = false};
+	struct store_session s;
+	memset(&s, 0, sizeof(s));
+	static const struct {
+		const char *method, *target;
+		size_t tlen;
+	} bad[] = {{"GET", "/x\r\n\r\nDELETE /api/users/42", 0},
+		   {"GET", "/x\nHost: evil", 0},
+		   {"GET", "/a b", 0},
+		   {"GET", "/x\0y", 4},
+		   {"GET\r\nDELETE", "/x", 0},
+		   {"G ET", "/x", 0}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m.method = S(bad[i].method);
+		m.target = bad[i].tlen
+			       ? (struct store_slice){(const uint8_t *)bad[i].target, bad[i].tlen}
+			       : S(bad[i].target);
+		s.req = m;
+		TAP_OK(replay_request_unsafe(&m) != NULL, "unsafe request %zu detected", i);
+		TAP_OK(replay_filter_check(&f, &s, 0) == REPLAY_SKIP_UNSAFE,
+		       "unsafe request %zu: REPLAY_SKIP_UNSAFE", i);
+		TAP_EQ_STR(build(&m, NULL), "(error)", "unsafe request %zu: nothing built", i);
+	}
+	m.method = S("GET");
+	m.target = S("/ok");
+	struct store_header vh[][2] = {{H("Host", "h"), H("X-A", "1\r\nX-Injected: 1")},
+				       {H("Host", "h"), H("X-A ", "1")},
+				       {H("Host", "h"), H(" X-A", "1")},
+				       {H("Host", "h"), H("X:A", "1")},
+				       {H("Host", "h"), {S("X-A"), {(const uint8_t *)"1\0", 2}}}};
+	for (size_t i = 0; i < sizeof(vh) / sizeof(vh[0]); i++) {
+		m.headers = vh[i];
+		m.n_headers = 2;
+		TAP_OK(replay_request_unsafe(&m) != NULL, "unsafe header %zu detected", i);
+	}
+	/* Framing header with blanks before the colon: normalized, not doubled. */
+	struct store_header fh[] = {H("Host", "h"), H("Content-Length ", "5"),
+				    H("content-length", "5")};
+	struct store_message p = m;
+	p.method = S("POST");
+	p.target = S("/in");
+	p.headers = fh;
+	p.n_headers = 3;
+	p.body = S("hello");
+	p.body_len = 5;
+	TAP_OK(replay_request_unsafe(&p) == NULL, "a framing name with a blank is not unsafe");
+	TAP_EQ_STR(build(&p, NULL),
+		   "POST /in HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+		   "'Content-Length : 5' becomes one 'Content-Length: 5'");
+	struct store_header th[] = {H("Host", "h"), H("Transfer-Encoding\t", "chunked")};
+	p.headers = th;
+	p.n_headers = 2;
+	TAP_EQ_STR(build(&p, NULL),
+		   "POST /in HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+		   "'Transfer-Encoding<TAB>: chunked' becomes Content-Length");
+	m.headers = hs;
+	m.n_headers = 1;
+	m.target = S("/caf\xc3\xa9?q=%20");
+	TAP_OK(replay_request_unsafe(&m) == NULL, "obs-text and escapes in a target are fine");
+}
+
 /* replay_rewrite_check(): every rule set that would put a header twice,
  * touch the framing or inject a line is refused, with the option named. */
 static void test_rewrite_check(void)
@@ -465,6 +540,7 @@ int main(void)
 	test_shard();
 	test_rewrite();
 	test_rewrite_check();
+	test_unsafe();
 	test_remap();
 	test_pick_addr();
 	test_filter();

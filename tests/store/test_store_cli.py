@@ -48,7 +48,8 @@ RESULT_KEYS = ["session_id", "target", "role", "ts_sent_ns", "latency_ns", "late
 INFO_KEYS = ["file", "file_bytes", "format_version", "meta", "records", "sessions", "results",
              "skipped_records", "lanes", "first_ts_ns", "last_ts_ns", "frames", "raw_bytes",
              "compressed_bytes", "ratio", "has_index", "state", "cut", "cut_offset",
-             "damaged_frames", "first_damage_offset", "counters"]
+             "damaged_frames", "first_damage_offset", "frames_over_ratio", "record_cap_hit",
+             "max_records", "counters"]
 META_KEYS = ["tool_version", "kind", "source", "filter", "rules", "redactions", "host", "start_ns"]
 
 tmp = tempfile.mkdtemp(prefix="test_store_cli.")
