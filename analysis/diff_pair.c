@@ -23,12 +23,13 @@
 #include "common/jsonw.h"
 #include "common/mem.h"
 
-#define DIFF_DEF_MAX_BODY     (16u << 20)
-#define DIFF_DEF_MAX_EXAMPLE  4096
-#define DIFF_DEF_MAX_FINDINGS 64
-#define DIFF_BUDGET	      (1u << 24)
-#define DIFF_TEXT_CONTEXT     3
-#define DIFF_TEXT_LINES	      12
+#define DIFF_DEF_MAX_BODY	(16u << 20)
+#define DIFF_DEF_MAX_EXAMPLE	4096
+#define DIFF_DEF_MAX_FINDINGS	64
+#define DIFF_BUDGET		(1u << 24)
+#define DIFF_TEXT_CONTEXT	3
+#define DIFF_TEXT_LINES		12
+#define DIFF_TEXT_LINE_FINDINGS 8 /* lines compared one by one in a changed region */
 
 static const char *const kind_names[DIFF_K_COUNT] = {
     "status_changed", "value_changed",	"type_changed", "missing",     "extra",
@@ -123,6 +124,8 @@ int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
 	dbuf_init(&e->scratch, 1u << 20);
 	dbuf_init(&e->hva, 64 * 1024);
 	dbuf_init(&e->hvb, 64 * 1024);
+	dbuf_init(&e->pb_a, e->p.max_body * 4);
+	dbuf_init(&e->pb_b, e->p.max_body * 4);
 	e->f = mem_calloc(e->p.max_findings, sizeof(*e->f));
 	return e->f ? 0 : -ENOMEM;
 }
@@ -140,6 +143,8 @@ void diff_engine_release(struct diff_engine *e)
 	dbuf_release(&e->scratch);
 	dbuf_release(&e->hva);
 	dbuf_release(&e->hvb);
+	dbuf_release(&e->pb_a);
+	dbuf_release(&e->pb_b);
 	mem_free(e->f);
 	mem_free(e->mark);
 	e->f = NULL;
@@ -249,6 +254,95 @@ static void finding_vals(struct diff_engine *e, struct diff_finding *f, const vo
 	copy_val(f->cval, cv, cn);
 	f->vol = !e->p.no_volatile && pn && cn && diff_looks_volatile(pv, pn) &&
 		 diff_looks_volatile(cv, cn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Words: text lines and header values compared token by token         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A line or a header value is a sequence of tokens: runs of whitespace,
+ * single separators (= , ; quotes brackets | &) and words (everything
+ * else: a timestamp, a version, a path or a number is one word). Two
+ * values with the same separators and some, not all, of their words
+ * different are compared word by word (docs/diff.md "Words"), so a
+ * volatile word is learned or judged volatile alone and a deterministic
+ * change next to it is still reported.
+ */
+#define DIFF_MAX_TOKENS 256
+
+struct tok {
+	uint32_t off, len;
+	bool word;
+};
+
+static bool tok_sep(uint8_t c)
+{
+	return c == '=' || c == ',' || c == ';' || c == '"' || c == '\'' || c == '(' || c == ')' ||
+	       c == '[' || c == ']' || c == '{' || c == '}' || c == '<' || c == '>' || c == '|' ||
+	       c == '&';
+}
+
+static bool tok_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Tokens of @p p[0..n) into @p t; their number, or SIZE_MAX when over the cap. */
+static size_t tokenize(const uint8_t *p, size_t n, struct tok *t)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n;) {
+		if (k == DIFF_MAX_TOKENS)
+			return SIZE_MAX;
+		size_t j = i + 1;
+		bool word = false;
+		if (tok_space(p[i])) {
+			while (j < n && tok_space(p[j]))
+				j++;
+		} else if (!tok_sep(p[i])) {
+			while (j < n && !tok_space(p[j]) && !tok_sep(p[j]))
+				j++;
+			word = true;
+		}
+		t[k++] = (struct tok){(uint32_t)i, (uint32_t)(j - i), word};
+		i = j;
+	}
+	return k;
+}
+
+/*
+ * Compare @p a and @p b word by word. Returns the number of differing
+ * words and sets @p diff[k] for each, or 0 when they cannot be compared
+ * so (other separators, a different number of tokens, over the cap, or
+ * every word differs: then the value is one difference as a whole).
+ * @p words receives the index of each token among the words.
+ */
+static size_t word_diff(const uint8_t *a, size_t an, const uint8_t *b, size_t bn, struct tok *ta,
+			struct tok *tb, bool *diff, size_t *n_tok)
+{
+	if (an > UINT32_MAX || bn > UINT32_MAX)
+		return 0;
+	size_t na = tokenize(a, an, ta), nb = tokenize(b, bn, tb);
+	if (na == SIZE_MAX || na != nb)
+		return 0;
+	size_t words = 0, d = 0;
+	for (size_t k = 0; k < na; k++) {
+		diff[k] = false;
+		bool same =
+		    ta[k].len == tb[k].len && !memcmp(a + ta[k].off, b + tb[k].off, ta[k].len);
+		if (ta[k].word != tb[k].word || (!ta[k].word && !same))
+			return 0;
+		if (!ta[k].word)
+			continue;
+		words++;
+		if (!same) {
+			diff[k] = true;
+			d++;
+		}
+	}
+	*n_tok = na;
+	return d < words ? d : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -477,16 +571,46 @@ static void collect(struct diff_engine *e, const struct store_message *m, size_t
 static void header_finding(struct diff_engine *e, uint8_t kind, const char *lname, size_t ln,
 			   const struct dbuf *pa, const struct dbuf *pb)
 {
+	char ma[DIFF_VAL_MAX], mb[DIFF_VAL_MAX];
+	const uint8_t *va = pa->data ? pa->data : (const uint8_t *)"";
+	const uint8_t *vb = pb->data ? pb->data : (const uint8_t *)"";
+	size_t la = diff_mask_header_value(lname, ln, va, pa->len, ma, sizeof(ma));
+	size_t lb = diff_mask_header_value(lname, ln, vb, pb->len, mb, sizeof(mb));
+	struct tok ta[DIFF_MAX_TOKENS], tb[DIFF_MAX_TOKENS];
+	bool dif[DIFF_MAX_TOKENS];
+	size_t nt = 0;
+	/* word by word when only some words changed (not for masked values) */
+	if (kind == DIFF_K_VALUE && la == pa->len && !memcmp(ma, va, la) &&
+	    word_diff(va, pa->len, vb, pb->len, ta, tb, dif, &nt)) {
+		for (size_t k = 0, w = 0; k < nt; k++) {
+			if (!ta[k].word)
+				continue;
+			w++;
+			if (!dif[k])
+				continue;
+			struct diff_finding *f = add_finding(e, kind);
+			if (!f)
+				return;
+			snprintf(f->loc, sizeof(f->loc), "header:%.*s[%zu]", (int)ln, lname, w);
+			finding_vals(e, f, va + ta[k].off, ta[k].len, vb + tb[k].off, tb[k].len);
+			/* show the whole values, judge the word */
+			copy_val(f->pval, ma, la);
+			copy_val(f->cval, mb, lb);
+		}
+		return;
+	}
 	struct diff_finding *f = add_finding(e, kind);
 	if (!f)
 		return;
 	snprintf(f->loc, sizeof(f->loc), "header:%.*s", (int)ln, lname);
-	char ma[DIFF_VAL_MAX], mb[DIFF_VAL_MAX];
-	size_t la = diff_mask_header_value(lname, ln, pa->data ? pa->data : (const uint8_t *)"",
-					   pa->len, ma, sizeof(ma));
-	size_t lb = diff_mask_header_value(lname, ln, pb->data ? pb->data : (const uint8_t *)"",
-					   pb->len, mb, sizeof(mb));
 	finding_vals(e, f, ma, la, mb, lb);
+}
+
+/* grpc-status and grpc-message are compared like a status (compare_grpc_status) */
+static bool grpc_status_name(const char *lname, size_t n)
+{
+	return (n == 11 && !memcmp(lname, "grpc-status", 11)) ||
+	       (n == 12 && !memcmp(lname, "grpc-message", 12));
 }
 
 static void compare_headers(struct diff_engine *e, const struct store_message *a,
@@ -516,7 +640,9 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			bool seen = false;
 			for (size_t j = 0; j < i && !seen; j++)
 				seen = name_eq(&m->headers[j].name, name);
-			if (seen || name->len == 0 || name->len >= 128)
+			/* HTTP/2 pseudo-header fields are no headers (":status" is
+			 * the status, compared above) */
+			if (seen || name->len == 0 || name->len >= 128 || name->ptr[0] == ':')
 				continue;
 			if (side) {
 				/* candidate-only names: present in primary were handled */
@@ -531,7 +657,7 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			for (size_t k = 0; k < ln; k++)
 				lname[k] = (char)tolower(name->ptr[k]);
 			lname[ln] = '\0';
-			if (header_ignored(e, lname, ln))
+			if (header_ignored(e, lname, ln) || grpc_status_name(lname, ln))
 				continue;
 			bool sc = ln == 10 && !memcmp(lname, "set-cookie", 10);
 			int ca, cb;
@@ -554,6 +680,15 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 /* ------------------------------------------------------------------ */
 /* JSON                                                                */
 /* ------------------------------------------------------------------ */
+
+/* A protobuf field number (gRPC bodies): $.3 rather than $["3"] */
+static bool field_number(const uint8_t *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit(k[i]))
+			return false;
+	return n > 0;
+}
 
 static bool ident(const uint8_t *k, size_t n)
 {
@@ -584,7 +719,8 @@ static void build_loc(struct diff_engine *e, char *out, size_t cap)
 	loc_put(out, cap, &o, "body:$", 6);
 	for (size_t i = 0; i < e->npos; i++) {
 		const struct noise_pos *p = &e->pos[i];
-		if (!p->is_index && ident(p->key, p->key_len)) {
+		if (!p->is_index && (ident(p->key, p->key_len) ||
+				     (e->grpc_paths && field_number(p->key, p->key_len)))) {
 			loc_put(out, cap, &o, ".", 1);
 			loc_put(out, cap, &o, p->key, p->key_len);
 		} else if (!p->is_index) {
@@ -597,7 +733,8 @@ static void build_loc(struct diff_engine *e, char *out, size_t cap)
 			loc_put(out, cap, &o, "=", 1);
 			loc_put(out, cap, &o, p->kval, p->kval_len);
 			loc_put(out, cap, &o, "]", 1);
-		} else if (p->index == UINT64_MAX) {
+		} else if (p->index == UINT64_MAX || e->grpc_paths) {
+			/* gRPC: repeated fields read $.4[*].7, whatever the element */
 			loc_put(out, cap, &o, "[*]", 3);
 		} else {
 			char num[24];
@@ -1089,6 +1226,42 @@ static void hunk(struct dbuf *o, const uint8_t *t, const uint8_t *end, size_t fr
 	}
 }
 
+/* Lines @p la and @p lb (line number @p line, 1-based) differ: word by word
+ * when some of their words changed, else as whole lines. */
+static void text_line(struct diff_engine *e, size_t line, const uint8_t *la, size_t na,
+		      const uint8_t *lb, size_t nb)
+{
+	while (na && (la[na - 1] == '\n' || la[na - 1] == '\r'))
+		na--;
+	while (nb && (lb[nb - 1] == '\n' || lb[nb - 1] == '\r'))
+		nb--;
+	struct tok ta[DIFF_MAX_TOKENS], tb[DIFF_MAX_TOKENS];
+	bool dif[DIFF_MAX_TOKENS];
+	size_t nt = 0;
+	if (word_diff(la, na, lb, nb, ta, tb, dif, &nt)) {
+		for (size_t k = 0, w = 0; k < nt; k++) {
+			if (!ta[k].word)
+				continue;
+			w++;
+			if (!dif[k])
+				continue;
+			struct diff_finding *f = add_finding(e, DIFF_K_TEXT);
+			if (!f)
+				return;
+			snprintf(f->loc, sizeof(f->loc), "body:text[%zu][%zu]", line, w);
+			finding_vals(e, f, la + ta[k].off, ta[k].len, lb + tb[k].off, tb[k].len);
+			copy_val(f->pval, la, na);
+			copy_val(f->cval, lb, nb);
+		}
+		return;
+	}
+	struct diff_finding *f = add_finding(e, DIFF_K_TEXT);
+	if (!f)
+		return;
+	snprintf(f->loc, sizeof(f->loc), "body:text[%zu]", line);
+	finding_vals(e, f, la, na, lb, nb);
+}
+
 static void diff_text(struct diff_engine *e, const uint8_t *a, size_t alen, const uint8_t *b,
 		      size_t blen)
 {
@@ -1116,6 +1289,20 @@ static void diff_text(struct diff_engine *e, const uint8_t *a, size_t alen, cons
 		sa = qa, sb = qb, suf++;
 		if (suf > 4096)
 			break; /* bounded: the hunk just gets longer */
+	}
+	/* Lines changed in place (as many on both sides, a few): line by line,
+	 * word by word within each; otherwise one hunk for the region. */
+	size_t ra = na - suf - pre, rb = nb - suf - pre;
+	if (ra == rb && ra && ra <= DIFF_TEXT_LINE_FINDINGS) {
+		for (size_t k = 0; k < ra; k++) {
+			const uint8_t *xa = pa, *xb = pb;
+			pa = line_end(pa, ae);
+			pb = line_end(pb, be);
+			if (pa - xa == pb - xb && !memcmp(xa, xb, (size_t)(pa - xa)))
+				continue;
+			text_line(e, pre + k + 1, xa, (size_t)(pa - xa), xb, (size_t)(pb - xb));
+		}
+		return;
 	}
 	struct diff_finding *f = add_finding(e, DIFF_K_TEXT);
 	if (!f)
@@ -1262,6 +1449,131 @@ static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct 
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* gRPC                                                                */
+/* ------------------------------------------------------------------ */
+
+/* A gRPC field (grpc-status, grpc-message): trailers first, then headers
+ * (a Trailers-Only response carries them in its only header block). */
+static const struct store_header *grpc_field(const struct store_message *m, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < m->n_trailers; i++)
+		if (m->trailers[i].name.len == n &&
+		    !strncasecmp((const char *)m->trailers[i].name.ptr, name, n))
+			return &m->trailers[i];
+	return diff_find_header(m, name);
+}
+
+static bool is_grpc(const struct store_message *m)
+{
+	const struct store_header *ct = diff_find_header(m, "content-type");
+	return (ct && pb_is_grpc_type((const char *)ct->value.ptr, ct->value.len)) ||
+	       grpc_field(m, "grpc-status");
+}
+
+static bool same_value(const struct store_header *x, const struct store_header *y)
+{
+	size_t xl = x ? x->value.len : 0, yl = y ? y->value.len : 0;
+	return xl == yl && (!xl || !memcmp(x->value.ptr, y->value.ptr, xl));
+}
+
+/*
+ * grpc-status and grpc-message compared like an HTTP status: a changed
+ * code is one status_changed finding at "grpc-status" whose values carry
+ * the messages ("5 item retired"); a message that changed alone is one at
+ * "grpc-message". @return true when the code changed.
+ */
+static bool compare_grpc_status(struct diff_engine *e, const struct store_message *a,
+				const struct store_message *b)
+{
+	const struct store_header *sa = grpc_field(a, "grpc-status");
+	const struct store_header *sb = grpc_field(b, "grpc-status");
+	const struct store_header *ma = grpc_field(a, "grpc-message");
+	const struct store_header *mb = grpc_field(b, "grpc-message");
+	bool code = !same_value(sa, sb) || (!sa) != (!sb);
+	if (!code && same_value(ma, mb))
+		return false;
+	struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
+	if (!f)
+		return code;
+	snprintf(f->loc, sizeof(f->loc), "%s", code ? "grpc-status" : "grpc-message");
+	const struct store_header *v[2][2] = {{sa, ma}, {sb, mb}};
+	char txt[2][DIFF_VAL_MAX];
+	for (int i = 0; i < 2; i++) {
+		const struct store_header *st = v[i][0], *ms = v[i][1];
+		if (!code)
+			snprintf(txt[i], sizeof(txt[i]), "%.*s", ms ? (int)ms->value.len : 0,
+				 ms ? (const char *)ms->value.ptr : "");
+		else if (!st)
+			snprintf(txt[i], sizeof(txt[i]), "(none)");
+		else
+			snprintf(txt[i], sizeof(txt[i]), "%.*s%s%.*s", (int)st->value.len,
+				 (const char *)st->value.ptr, ms && ms->value.len ? " " : "",
+				 ms ? (int)ms->value.len : 0,
+				 ms ? (const char *)ms->value.ptr : "");
+	}
+	finding_vals(e, f, txt[0], strlen(txt[0]), txt[1], strlen(txt[1]));
+	return code;
+}
+
+static int grpc_inflate(void *ctx, const char *enc, size_t enclen, const uint8_t *in, size_t n,
+			struct dbuf *out)
+{
+	struct diff_engine *e = ctx;
+	return diff_decode(enc, enclen, in, n, out, &e->tmp);
+}
+
+/* gRPC bodies as JSON (analysis/pb.h) in e->pb_a / e->pb_b. 1 when both
+ * decoded (then diffed), 0 when neither did, -errno. */
+static int grpc_body(struct diff_engine *e, const struct store_message *prim,
+		     const struct store_message *cand, const uint8_t *a, size_t alen,
+		     const uint8_t *b, size_t blen)
+{
+	const struct pb_type *t = NULL;
+	if (e->p.proto && e->req)
+		t = pb_schema_method(e->p.proto, e->req->target.ptr, e->req->target.len, true);
+	const struct store_message *m[2] = {prim, cand};
+	const uint8_t *body[2] = {a, b};
+	size_t len[2] = {alen, blen};
+	struct dbuf *out[2] = {&e->pb_a, &e->pb_b};
+	int rc[2];
+	for (int i = 0; i < 2; i++) {
+		const struct store_header *enc = grpc_field(m[i], "grpc-encoding");
+		dbuf_reset(out[i]);
+		rc[i] = pb_grpc_to_json(out[i], body[i], len[i], t,
+					enc ? (const char *)enc->value.ptr : NULL,
+					enc ? enc->value.len : 0, grpc_inflate, e, &e->dec_a);
+		if (rc[i] == -ENOMEM)
+			return rc[i];
+	}
+	if (rc[0] || rc[1]) {
+		if (rc[0] && rc[1])
+			return 0;
+		struct diff_finding *f = add_finding(e, DIFF_K_UNDECODABLE);
+		if (f) {
+			int bad = rc[0] ? 0 : 1, r = rc[bad];
+			snprintf(f->loc, sizeof(f->loc), "body:grpc");
+			const char *why = r == -ENOTSUP ? "compressed, unknown grpc-encoding"
+					  : r == -E2BIG ? "over a cap"
+							: "not protobuf messages";
+			copy_val(bad ? f->pval : f->cval, "decodable", 9);
+			copy_val(bad ? f->cval : f->pval, why, strlen(why));
+		}
+		return 1;
+	}
+	int ra = json_parse(&e->ja, e->pb_a.data ? e->pb_a.data : (const uint8_t *)"", e->pb_a.len);
+	int rb = json_parse(&e->jb, e->pb_b.data ? e->pb_b.data : (const uint8_t *)"", e->pb_b.len);
+	if (ra == -ENOMEM || rb == -ENOMEM)
+		return -ENOMEM;
+	if (ra || rb)
+		return 0;
+	e->grpc_paths = true;
+	int r = diff_json_docs(e);
+	e->grpc_paths = false;
+	return r ? r : 1;
+}
+
 int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const uint8_t *a,
 		     size_t alen, const uint8_t *b, size_t blen)
 {
@@ -1329,6 +1641,8 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 		}
 	}
 	compare_headers(e, prim, cand);
+	bool grpc = is_grpc(prim) || is_grpc(cand);
+	bool grpc_code = grpc && compare_grpc_status(e, prim, cand);
 
 	const uint8_t *a = prim->body.ptr ? prim->body.ptr : (const uint8_t *)"";
 	const uint8_t *b = cand->body.ptr ? cand->body.ptr : (const uint8_t *)"";
@@ -1374,6 +1688,14 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 	}
 	if (alen == blen && (!alen || !memcmp(a, b, alen)))
 		return 0;
+	if (grpc && grpc_code && (!alen || !blen))
+		return 0; /* an error answer has no message: its status said it all */
+	if (grpc) {
+		int rc = grpc_body(e, prim, cand, a, alen, b, blen);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		/* neither side is protobuf: compared as bytes below */
+	}
 	const struct store_header *ct = diff_find_header(prim, "content-type");
 	if (!ct)
 		ct = diff_find_header(cand, "content-type");

@@ -35,6 +35,8 @@ struct recorder {
 	void (*on_request)(void *ctx, const struct store_session *s);
 	void *ctx;
 	uint64_t write_errors;
+	uint64_t closed_lost;	  /* store_writer_lost() at the close */
+	bool closed;		  /* recorder_close() ran on a file */
 	char error[256];	  /* the writer's first error, kept past close */
 	struct recorder_params p; /* for recorder_create_file(); strings borrowed */
 };
@@ -322,7 +324,16 @@ uint64_t recorder_write_errors(const struct recorder *r)
 
 uint64_t recorder_lost(const struct recorder *r)
 {
-	return (r->pipe ? pipe_get_stats(r->pipe)->sink_errors : 0) + r->write_errors;
+	/* While open: the records refused so far (the writer's own count would
+	 * include its pending batch). After the close: records not in the file,
+	 * refused or in frames that failed (a full disk), and those not
+	 * redactable. */
+	if (r->w || !r->closed)
+		return (r->pipe ? pipe_get_stats(r->pipe)->sink_errors : 0) + r->write_errors;
+	uint64_t n = r->closed_lost;
+	if (r->redact)
+		n += redact_get_stats(r->redact)->errors;
+	return n;
 }
 
 const char *recorder_error(const struct recorder *r)
@@ -345,7 +356,11 @@ int recorder_close(struct recorder *r, const struct ctr_set *trailer, char *err,
 		r->w = NULL;
 		return -ENOMEM;
 	}
-	int rc = store_writer_close(r->w, v, n, err, errlen);
+	int rc = store_writer_finish(r->w, v, n, err, errlen);
+	keep_error(r);
+	r->closed_lost = store_writer_lost(r->w);
+	r->closed = true;
+	store_writer_free(r->w);
 	r->w = NULL; /* closed and freed, error or not */
 	mem_free(v);
 	return rc < 0 ? -EIO : 0;

@@ -214,7 +214,12 @@ int recorder_result_counters(const struct recorder *r, const char *prefix, struc
 /** Records the file refused through recorder_add_session/_result. */
 uint64_t recorder_write_errors(const struct recorder *r);
 
-/** Records made but not in the file: the pipeline's sink errors plus write errors. */
+/**
+ * Records made but not in the file. Before recorder_close(): the pipeline's
+ * sink errors plus write errors so far. After it: the writer's count of
+ * records not in the file (refused, or in frames whose write failed, e.g. a
+ * full disk) plus sessions that could not be redacted.
+ */
 uint64_t recorder_lost(const struct recorder *r);
 
 /** The writer's first error message ("" when none); valid until recorder_free(). */

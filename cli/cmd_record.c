@@ -77,9 +77,10 @@ static void usage(FILE *f)
 	    "  --level N              zstd level of the store (default 1; negative levels\n"
 	    "                         are faster and make larger files)\n"
 	    "  --redact KIND:NAME[:mask|drop]  remove a secret before it is written; KIND is\n"
-	    "                         header, cookie, query or json (NAME a path like\n"
-	    "                         $.user.token or $.items[*].card); mask (default)\n"
-	    "                         writes [redacted], drop removes it; repeat\n"
+	    "                         header, cookie, query, form, json (NAME a path like\n"
+	    "                         $.user.token, $.items[*].card or $..token) or url\n"
+	    "                         (NAME userinfo); mask (default) writes [redacted],\n"
+	    "                         drop removes it; repeat\n"
 	    "  --redact-defaults      Authorization, Cookie, Set-Cookie and common token and\n"
 	    "                         password fields (docs/capture.md \"Redaction\")\n"
 	    "limits:\n"
@@ -512,6 +513,7 @@ static int run(struct rec_opts *o)
 		ret = 3;
 		write_failed = true;
 	}
+	uint64_t lost = recorder_lost(rec);
 	double secs = (double)(clk_mono_ns() - t0) / 1e9;
 	if ((o->stats || o->json) && print_counters(o, ctrs, secs) < 0) {
 		fprintf(stderr, "dyetap record: out of memory while printing the counters\n");
@@ -531,12 +533,11 @@ static int run(struct rec_opts *o)
 				" sessions written to %s (%" PRIu64 " uncolored dropped)\n",
 				ps->packets, ps->written, o->out, ps->dropped_uncolored);
 	}
-	if (ps->sink_errors) {
+	if (ps->sink_errors || lost) {
 		/* Sessions were parsed but are not in the file: say so, and fail. */
-		fprintf(stderr,
-			"dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
-			ps->sink_errors, o->out,
-			*recorder_error(rec) ? recorder_error(rec) : "see redact_errors");
+		fprintf(
+		    stderr, "dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
+		    lost, o->out, *recorder_error(rec) ? recorder_error(rec) : "see redact_errors");
 		if (!ret)
 			ret = 3;
 	}

@@ -65,13 +65,25 @@ uint32_t store_crc32c(uint32_t crc, const void *vp, size_t n)
 const char *store_flag_name(uint32_t bit)
 {
 	static const char *const names[STORE_F_COUNT] = {
-	    "gap",    "midstream",  "no_response", "parse_error",
-	    "tunnel", "incomplete", "reset",	   "redacted",
+	    "gap",	  "midstream", "no_response", "parse_error", "tunnel",
+	    "incomplete", "reset",     "redacted",    "goaway",
 	};
 	for (unsigned i = 0; i < STORE_F_COUNT; i++)
 		if (bit == (1u << i))
 			return names[i];
 	return NULL;
+}
+
+const char *store_proto_name(uint32_t proto)
+{
+	switch (proto) {
+	case STORE_PROTO_HTTP1:
+		return "http/1.1";
+	case STORE_PROTO_H2C:
+		return "h2c";
+	default:
+		return NULL;
+	}
 }
 
 const char *store_error_name(uint32_t kind)

@@ -72,6 +72,12 @@ struct store_reader {
 	struct store_file_meta meta;
 	char **rules;
 	char **redactions;
+	struct store_origin *origins; /* strings and counters owned */
+	size_t n_origins;
+	struct store_target *targets; /* strings owned */
+	size_t n_targets;
+	uint64_t *shard_sessions;
+	uint32_t n_shard_sessions;
 	struct store_counter *ctrs;
 
 	struct store_read_status st;
@@ -209,9 +215,38 @@ static int dec_message_fast(struct store_reader *r, struct mp *c, struct store_m
 	return 1;
 }
 
-/* Decode a message map; its headers go to r->hdrs[*nh ...). */
+/* An array of [name, value] pairs into r->hdrs[*nh ...). */
+static int dec_fields(struct store_reader *r, struct mp *c, size_t *nh, size_t *count)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return DEC_BAD;
+	if (hdr_reserve(r, *nh + a))
+		return -ENOMEM;
+	/* No pointer arithmetic on a NULL table (a == 0). */
+	struct store_header *h = a ? r->hdrs + *nh : NULL;
+	for (uint32_t j = 0; j < a; j++) {
+		/* Each header is a two-element array, almost always 0x92. */
+		uint32_t two = 2;
+		if (mp_left(c) && *c->p == 0x92)
+			c->p++;
+		else if (!mp_container(c, false, &two))
+			return DEC_BAD;
+		if (two != 2 || !mp_bytes(c, &h[j].name) || !mp_bytes(c, &h[j].value))
+			return DEC_BAD;
+	}
+	*nh += a;
+	*count = a;
+	return 0;
+}
+
+/*
+ * Decode a message map; its headers go to r->hdrs[*nh ...), its trailers
+ * after them (first index in *tfirst; pointers are set by the caller once
+ * the table no longer moves).
+ */
 static int dec_message(struct store_reader *r, struct mp *c, struct store_message *m, size_t *nh,
-		       size_t *first)
+		       size_t *first, size_t *tfirst)
 {
 	uint32_t n;
 	struct mp start = *c;
@@ -231,6 +266,7 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 	if (!mp_container(c, true, &n))
 		return DEC_BAD;
 	m->present = true;
+	bool have_headers = false, have_trailers = false;
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_slice k;
 		uint64_t u = 0;
@@ -257,27 +293,13 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 			break;
 		case 7:
 			if (KEY(&k, "headers")) {
-				uint32_t a;
-				if (!mp_container(c, false, &a))
-					return DEC_BAD;
-				if (hdr_reserve(r, *nh + a))
-					return -ENOMEM;
-				/* No pointer arithmetic on a NULL table (a == 0). */
-				struct store_header *h = a ? r->hdrs + *nh : NULL;
-				for (uint32_t j = 0; j < a; j++) {
-					/* Each header is a two-element array, almost always 0x92.
-					 */
-					uint32_t two = 2;
-					if (mp_left(c) && *c->p == 0x92)
-						c->p++;
-					else if (!mp_container(c, false, &two))
-						return DEC_BAD;
-					if (two != 2 || !mp_bytes(c, &h[j].name) ||
-					    !mp_bytes(c, &h[j].value))
-						return DEC_BAD;
-				}
-				*nh += a;
-				m->n_headers = a;
+				if (have_headers)
+					return DEC_BAD; /* one table per message */
+				have_headers = true;
+				*first = *nh;
+				int rc = dec_fields(r, c, nh, &m->n_headers);
+				if (rc)
+					return rc;
 			} else if (KEY(&k, "version")) {
 				uint32_t a;
 				uint64_t maj = 0, min = 0;
@@ -290,7 +312,19 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 			}
 			break;
 		case 8:
-			ok = KEY(&k, "body_len") ? mp_uint(c, &m->body_len) : mp_skip(c, 2);
+			if (KEY(&k, "body_len")) {
+				ok = mp_uint(c, &m->body_len);
+			} else if (KEY(&k, "trailers")) {
+				if (have_trailers)
+					return DEC_BAD;
+				have_trailers = true;
+				*tfirst = *nh;
+				int rc = dec_fields(r, c, nh, &m->n_trailers);
+				if (rc)
+					return rc;
+			} else {
+				ok = mp_skip(c, 2);
+			}
 			break;
 		case 9:
 			ok = KEY(&k, "truncated") ? mp_bool(c, &m->truncated) : mp_skip(c, 2);
@@ -321,13 +355,22 @@ static bool dec_addr(struct mp *c, struct store_endpoint *e)
 
 /* Decode a message value that may be nil (absent). */
 static int dec_opt_message(struct store_reader *r, struct mp *c, struct store_message *m,
-			   size_t *nh, size_t *first)
+			   size_t *nh, size_t *first, size_t *tfirst)
 {
 	if (mp_nil(c)) {
 		memset(m, 0, sizeof(*m));
 		return 0;
 	}
-	return dec_message(r, c, m, nh, first);
+	return dec_message(r, c, m, nh, first, tfirst);
+}
+
+/* Point a decoded message's tables into r->hdrs (which no longer moves). */
+static void fix_tables(struct store_reader *r, struct store_message *m, size_t first, size_t tfirst)
+{
+	if (!m->present)
+		return;
+	m->headers = r->hdrs ? r->hdrs + first : NULL;
+	m->trailers = r->hdrs && m->n_trailers ? r->hdrs + tfirst : NULL;
 }
 
 /* An unsigned value whose bytes @p v records (a session's id spans). */
@@ -344,7 +387,7 @@ static bool uint_span(struct mp *c, uint64_t *u, struct store_slice *v)
 static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 			    struct store_session *s)
 {
-	size_t nh = 0, req_first = 0, resp_first = 0;
+	size_t nh = 0, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	uint64_t u = 0;
 	if (n != 18 && n != 19) /* 19: with "vlan" */
 		return 0;
@@ -377,26 +420,25 @@ static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 	    !FAST_KEY(c, "ts_resp_last_ns") || !mp_int(c, &s->ts_resp_last_ns) ||
 	    !FAST_KEY(c, "req"))
 		return 0;
-	int rc = dec_message(r, c, &s->req, &nh, &req_first);
+	int rc = dec_message(r, c, &s->req, &nh, &req_first, &req_t);
 	if (rc)
 		return rc == -ENOMEM ? rc : 0;
 	if (!FAST_KEY(c, "resp"))
 		return 0;
-	rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first);
+	rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first, &resp_t);
 	if (rc)
 		return rc == -ENOMEM ? rc : 0;
 	if (!FAST_KEY(c, "flags") || !mp_uint_max(c, UINT32_MAX, &u))
 		return 0;
 	s->flags = (uint32_t)u;
-	s->req.headers = r->hdrs ? r->hdrs + req_first : NULL;
-	if (s->resp.present)
-		s->resp.headers = r->hdrs ? r->hdrs + resp_first : NULL;
+	fix_tables(r, &s->req, req_first, req_t);
+	fix_tables(r, &s->resp, resp_first, resp_t);
 	return 1;
 }
 
 static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct store_session *s)
 {
-	size_t nh = 0, req_first = 0, resp_first = 0;
+	size_t nh = 0, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	struct mp start = *c;
 	memset(s, 0, sizeof(*s));
 	r->id_val = r->conn_val = (struct store_slice){0};
@@ -432,7 +474,7 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 			else if (KEY(&k, "dst"))
 				ok = dec_addr(c, &s->dst);
 			else if (KEY(&k, "req"))
-				rc = dec_message(r, c, &s->req, &nh, &req_first);
+				rc = dec_message(r, c, &s->req, &nh, &req_first, &req_t);
 			else
 				goto skip;
 			break;
@@ -443,16 +485,31 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 				ok = mp_uint_max(c, UINT16_MAX, &u);
 				s->vlan = (uint16_t)u;
 			} else if (KEY(&k, "resp")) {
-				rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first);
+				rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first, &resp_t);
 			} else {
 				goto skip;
 			}
 			break;
 		case 5:
+			if (KEY(&k, "proto")) {
+				struct store_slice pv;
+				ok = mp_bytes(c, &pv);
+				if (ok && KEY(&pv, "h2c"))
+					s->proto = STORE_PROTO_H2C;
+				else if (ok && !KEY(&pv, "http/1.1"))
+					return DEC_BAD; /* a protocol this reader cannot replay */
+				break;
+			}
 			if (!KEY(&k, "flags"))
 				goto skip;
 			ok = mp_uint_max(c, UINT32_MAX, &u);
 			s->flags = (uint32_t)u;
+			break;
+		case 6:
+			if (!KEY(&k, "stream"))
+				goto skip;
+			ok = mp_uint_max(c, UINT32_MAX, &u);
+			s->stream_id = (uint32_t)u;
 			break;
 		case 7:
 			if (!KEY(&k, "conn_id"))
@@ -507,16 +564,14 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 		if (!ok)
 			return DEC_BAD;
 	}
-	if (s->req.present)
-		s->req.headers = r->hdrs ? r->hdrs + req_first : NULL;
-	if (s->resp.present)
-		s->resp.headers = r->hdrs ? r->hdrs + resp_first : NULL;
+	fix_tables(r, &s->req, req_first, req_t);
+	fix_tables(r, &s->resp, resp_first, resp_t);
 	return 0;
 }
 
 static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct store_result *res)
 {
-	size_t nh = 0, first = 0;
+	size_t nh = 0, first = 0, tfirst = 0;
 	memset(res, 0, sizeof(*res));
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_slice k;
@@ -546,7 +601,7 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 			ok = mp_bytes(c, &res->error_msg);
 		} else if (KEY(&k, "resp")) {
 			ok = true;
-			rc = dec_opt_message(r, c, &res->resp, &nh, &first);
+			rc = dec_opt_message(r, c, &res->resp, &nh, &first, &tfirst);
 		} else {
 			ok = mp_skip(c, 1);
 		}
@@ -555,8 +610,7 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 		if (!ok)
 			return DEC_BAD;
 	}
-	if (res->resp.present)
-		res->resp.headers = r->hdrs ? r->hdrs + first : NULL;
+	fix_tables(r, &res->resp, first, tfirst);
 	return 0;
 }
 
@@ -679,6 +733,27 @@ static void note_damage(struct store_reader *r, uint64_t off, const char *why)
 	STORE_LOG(LOG_WARN, "damaged frame at offset %" PRIu64 ": %s", off, why);
 }
 
+/* A frame out of place (docs/format.md §3 rule 8): its data is read anyway. */
+static void note_suspect(struct store_reader *r, uint64_t off, const char *why)
+{
+	if (r->quiet || r->oom)
+		return;
+	if (!r->st.suspect_frames)
+		r->st.first_suspect_offset = off;
+	r->st.suspect_frames++;
+	STORE_LOG(LOG_WARN, "suspect frame at offset %" PRIu64 ": %s", off, why);
+}
+
+/* An index frame at @p pos verified during the walk: when bytes follow it,
+ * they are not skipped (two files joined, two writers): read on. */
+static void index_met(struct store_reader *r, uint64_t pos, uint64_t total)
+{
+	if (pos + total < r->size) {
+		r->data_end = r->size;
+		note_suspect(r, pos, "data follows an index frame");
+	}
+}
+
 static void note_cut(struct store_reader *r, uint64_t off)
 {
 	r->eof = true;
@@ -789,15 +864,23 @@ static int next_frame(struct store_reader *r)
 					resync_from(r, pos);
 					continue;
 				}
-			}
-			if (magic == STORE_MAGIC_INDEX && !r->n_idx && !in_resync) {
+				index_met(r, pos, total);
+			} else if (magic == STORE_MAGIC_INDEX && !r->n_idx) {
 				/* An index where none was found from the end: check it. */
 				if (total > STORE_INDEX_MAX + 8 ||
 				    src_get(r, pos, (size_t)total, &p) != total ||
 				    parse_index(r, p, (size_t)total, pos) != 0) {
 					note_damage(r, pos, "index frame does not verify");
 					r->after_damage = true;
+				} else {
+					index_met(r, pos, total);
 				}
+			} else if (magic == STORE_MAGIC_INDEX) {
+				/* The index at the end describes the data before it: an
+				 * index inside that data belongs to something else. */
+				note_suspect(r, pos, "an index frame inside the data");
+			} else if (magic == STORE_MAGIC_HEADER) {
+				note_suspect(r, pos, "a second store header (files joined?)");
 			}
 			if (pos + total == r->size)
 				r->tail_frame_off = pos;
@@ -934,6 +1017,109 @@ static int parse_str_array(struct mp *c, char ***arr, const char *const **view, 
 	return rc;
 }
 
+/* A map of str -> uint into a new counter array (names owned). */
+static int parse_counter_map(struct mp *c, struct store_counter **out, size_t *n)
+{
+	uint32_t a;
+	if (!mp_container(c, true, &a))
+		return -EBADMSG;
+	*out = mem_calloc(a ? a : 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (uint32_t j = 0; j < a; j++) {
+		struct store_slice name;
+		uint64_t v;
+		if (!mp_bytes(c, &name) || !mp_uint(c, &v))
+			return -EBADMSG;
+		int rc = dup_str(&name, &(*out)[j].name);
+		if (rc)
+			return rc;
+		(*out)[j].value = v;
+		*n = j + 1;
+	}
+	return 0;
+}
+
+/* "origins": an array of maps (docs/format.md §1.1); unknown keys skipped. */
+static int parse_origins(struct store_reader *r, struct mp *c)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return -EBADMSG;
+	r->origins = mem_calloc(a ? a : 1, sizeof(*r->origins));
+	if (!r->origins)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < a; i++) {
+		struct store_origin *o = &r->origins[i];
+		r->n_origins = i + 1;
+		uint32_t m;
+		if (!mp_container(c, true, &m))
+			return -EBADMSG;
+		for (uint32_t j = 0; j < m; j++) {
+			struct store_slice k, v;
+			int rc = 0;
+			if (!mp_bytes(c, &k))
+				return -EBADMSG;
+			const char **dst = KEY(&k, "id")      ? &o->id
+					   : KEY(&k, "file")  ? &o->file
+					   : KEY(&k, "state") ? &o->state
+							      : NULL;
+			if (dst) {
+				if (!mp_bytes(c, &v))
+					return -EBADMSG;
+				rc = dup_str(&v, dst);
+			} else if (KEY(&k, "first_ns")) {
+				if (!mp_int(c, &o->first_ns))
+					return -EBADMSG;
+			} else if (KEY(&k, "last_ns")) {
+				if (!mp_int(c, &o->last_ns))
+					return -EBADMSG;
+			} else if (KEY(&k, "sessions")) {
+				if (!mp_uint(c, &o->sessions))
+					return -EBADMSG;
+			} else if (KEY(&k, "counters") && !o->counters) {
+				struct store_counter *v2 = NULL;
+				rc = parse_counter_map(c, &v2, &o->n_counters);
+				o->counters = v2;
+			} else if (!mp_skip(c, 1)) {
+				return -EBADMSG;
+			}
+			if (rc)
+				return rc;
+		}
+	}
+	r->meta.origins = r->origins;
+	r->meta.n_origins = r->n_origins;
+	return 0;
+}
+
+/* "targets": an array of [role, url]. */
+static int parse_targets(struct store_reader *r, struct mp *c)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return -EBADMSG;
+	r->targets = mem_calloc(a ? a : 1, sizeof(*r->targets));
+	if (!r->targets)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < a; i++) {
+		uint32_t two;
+		struct store_slice role, url;
+		r->n_targets = i + 1;
+		if (!mp_container(c, false, &two) || two != 2 || !mp_bytes(c, &role) ||
+		    !mp_bytes(c, &url))
+			return -EBADMSG;
+		int rc = dup_str(&role, &r->targets[i].role);
+		if (!rc)
+			rc = dup_str(&url, &r->targets[i].url);
+		if (rc)
+			return rc;
+	}
+	r->meta.targets = r->targets;
+	r->meta.n_targets = r->n_targets;
+	return 0;
+}
+
 static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 {
 	struct mp c = {p, p + n};
@@ -957,6 +1143,8 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 			dst = &r->meta.filter;
 		else if (KEY(&k, "host"))
 			dst = &r->meta.host;
+		else if (KEY(&k, "file_id"))
+			dst = &r->meta.file_id;
 		if (dst) {
 			if (!mp_bytes(&c, &v))
 				return -EBADMSG;
@@ -970,12 +1158,38 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 		} else if (KEY(&k, "redactions") && !r->redactions) {
 			rc = parse_str_array(&c, &r->redactions, &r->meta.redactions,
 					     &r->meta.n_redactions);
+		} else if (KEY(&k, "origins") && !r->origins) {
+			rc = parse_origins(r, &c);
+		} else if (KEY(&k, "targets") && !r->targets) {
+			rc = parse_targets(r, &c);
+		} else if (KEY(&k, "shard")) {
+			uint32_t a;
+			uint64_t sk, sn;
+			if (!mp_container(&c, false, &a) || a != 2 || !mp_uint(&c, &sk) ||
+			    !mp_uint(&c, &sn) || sn > UINT32_MAX || sk >= sn)
+				return -EBADMSG;
+			r->meta.shard_k = (uint32_t)sk;
+			r->meta.shard_n = (uint32_t)sn;
+		} else if (KEY(&k, "shard_sessions") && !r->shard_sessions) {
+			uint32_t a;
+			if (!mp_container(&c, false, &a))
+				return -EBADMSG;
+			r->shard_sessions = mem_calloc(a ? a : 1, sizeof(uint64_t));
+			if (!r->shard_sessions)
+				return -ENOMEM;
+			for (uint32_t j = 0; j < a; j++)
+				if (!mp_uint(&c, &r->shard_sessions[j]))
+					return -EBADMSG;
+			r->n_shard_sessions = a;
 		} else if (!mp_skip(&c, 1)) {
 			return -EBADMSG;
 		}
 		if (rc)
 			return rc;
 	}
+	/* shard_sessions only with a shard of the same size */
+	if (r->shard_sessions && r->n_shard_sessions == r->meta.shard_n && r->meta.shard_n)
+		r->meta.shard_sessions = r->shard_sessions;
 	return 0;
 }
 
@@ -1024,6 +1238,10 @@ static int parse_index(struct store_reader *r, const uint8_t *p, size_t n, uint6
 					goto out;
 				prev_end = e->off + e->size;
 			}
+			/* The writer puts the index right after the last data frame: an
+			 * index whose frames end elsewhere is not this file's. */
+			if (a && prev_end != index_off)
+				goto out;
 			n_idx = a;
 		} else if (KEY(&k, "counters") && !ctrs) {
 			uint32_t a;
@@ -1203,7 +1421,17 @@ struct store_reader *store_reader_open(const char *path, char *err, size_t errle
 	}
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		int e = errno;
+		char partial[4096];
+		struct stat ps;
+		snprintf(partial, sizeof(partial), "%s%s", path, STORE_PARTIAL_SUFFIX);
+		if (e == ENOENT && stat(partial, &ps) == 0)
+			snprintf(err, errlen,
+				 "cannot open %s: %s; its writer has not finished: the data "
+				 "written so far is in %s (dyetap info %s)",
+				 path, strerror(e), partial, partial);
+		else
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
 		store_reader_free(r);
 		return NULL;
 	}
@@ -1367,6 +1595,19 @@ const struct store_read_status *store_reader_status(const struct store_reader *r
 	return &r->st;
 }
 
+const char *store_read_state(const struct store_read_status *st)
+{
+	if (st->damaged_frames)
+		return "damaged";
+	if (st->cut)
+		return "cut";
+	if (st->suspect_frames)
+		return "suspect";
+	if (!st->has_index)
+		return "unfinished";
+	return "complete";
+}
+
 void store_reader_set_limits(struct store_reader *r, const struct store_read_limits *l)
 {
 	r->lim = *l;
@@ -1403,5 +1644,22 @@ void store_reader_free(struct store_reader *r)
 	mem_free((void *)r->meta.filter);
 	mem_free((void *)r->meta.host);
 	mem_free((void *)r->meta.tool_version);
+	mem_free((void *)r->meta.file_id);
+	for (size_t j = 0; r->origins && j < r->n_origins; j++) {
+		struct store_origin *o = &r->origins[j];
+		mem_free((void *)o->id);
+		mem_free((void *)o->file);
+		mem_free((void *)o->state);
+		for (size_t k = 0; o->counters && k < o->n_counters; k++)
+			mem_free((void *)o->counters[k].name);
+		mem_free((void *)o->counters);
+	}
+	mem_free(r->origins);
+	for (size_t j = 0; r->targets && j < r->n_targets; j++) {
+		mem_free((void *)r->targets[j].role);
+		mem_free((void *)r->targets[j].url);
+	}
+	mem_free(r->targets);
+	mem_free(r->shard_sessions);
 	mem_free(r);
 }
