@@ -78,6 +78,9 @@ for t in ("1", "2"):
           "json %d B, html %d B, junit %d B; load after each run %s"
           % (t, n, w, n / w / 1e3, n * per_pair / w / 1e9, c, n / c / 1e3, m / 2**20,
              sizes["json"], sizes["html"], sizes["xml"], " ".join(r[3] for r in rs)))
+    j = __import__("json").loads(reports[t][0])
+    print("diff_threads_%s summary: compared %d, differing %d, data_incomplete %s"
+          % (t, j["summary"]["compared"], j["summary"]["differing"], j["data_incomplete"]))
     if t == "2":
         print("threads_2_vs_1_wall %.2fx" % (w1 / w))
     w1 = w
