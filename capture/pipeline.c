@@ -222,12 +222,14 @@ static void account(struct pipe *p, struct pipe_conn *c)
 		p->st.txn_mem_peak = p->txn_mem;
 }
 
-static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n, int64_t ts)
+static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n,
+		      const struct flow_seg *seg)
 {
 	struct pipe_conn *c = conn;
 	if (!wake(ctx, c))
 		return;
-	txn_conn_data(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, ts);
+	struct txn_pos pos = {.off = seg->off, .ack = seg->ack, .has_ack = seg->has_ack};
+	txn_conn_segment(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, seg->ts_ns, &pos);
 	account(ctx, c);
 }
 

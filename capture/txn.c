@@ -46,21 +46,31 @@
  * Gaps: inside a body whose end is known (Content-Length with enough
  * bytes left, or close-delimited) the missing bytes are counted as body
  * (http1_gap) and parsing goes on; otherwise the message is handed on as
- * it is and the side resynchronises.
+ * it is and the side resyncs.
+ *
+ * Pairing after a gap (txn_pair.h): with positions (txn_conn_segment())
+ * each side notes where its messages begin - the stream offset and the
+ * acknowledgement their first segment carried - and what it lost before
+ * them. A final response is paired with the waiting request those
+ * positions name: requests whose responses the loss took are emitted
+ * flagged gap + no_response, a response whose request was lost is
+ * emitted alone, flagged gap, and only the messages that lost bytes are
+ * flagged. Without positions, or when positions cannot settle it (a
+ * pipelining client), responses pair in order and every session is
+ * flagged gap until the queue drains with both sides in step ("suspect").
  *
  * Known limits (each case is flagged or counted, never silent): a gap
  * inside a chunked body is not bridged (the message is cut, the side
- * resyncs); a gap that swallows a whole request or response
- * shifts the pairing after it (only the first message after the gap
- * carries the gap flag, counted in gap_sessions); a client that got a final
+ * resyncs); a client that got a final
  * answer to "Expect: 100-continue" and sends a new request instead of the
  * announced body on the same connection is parsed as body, then resynced.
  *
  * Flags: MIDSTREAM on every session of a connection picked up without its
- * handshake; GAP on the message a gap cut or the first message found after
- * a gap; PARSE_ERROR on the message that failed; INCOMPLETE (+ RESET) on a
- * message cut by the end of the connection; NO_RESPONSE on requests never
- * answered; TUNNEL on the transaction that switched protocols.
+ * handshake; GAP on the message a gap cut, on requests whose response a
+ * gap took, on responses whose request it took, and (without positions)
+ * on the first message found after a gap; PARSE_ERROR on the message that failed; INCOMPLETE (+
+ * RESET) on a message cut by the end of the connection; NO_RESPONSE on requests never answered;
+ * TUNNEL on the transaction that switched protocols.
  */
 #include "capture/txn.h"
 
@@ -69,6 +79,7 @@
 #include <string.h>
 
 #include "capture/http1.h"
+#include "capture/txn_pair.h"
 #include "common/dbuf.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -99,6 +110,13 @@ const struct ctr_desc txn_ctr_descs[] = {
     CTR_DESC(struct txn_stats, incomplete, "messages cut by close, reset or end of capture"),
     CTR_DESC(struct txn_stats, queue_overflow, "pipelined requests beyond the pending cap"),
     CTR_DESC(struct txn_stats, tunnel_bytes, "bytes inside tunnels (not parsed)"),
+    CTR_DESC(struct txn_stats, pairs_by_position,
+	     "responses paired past a lost response by tcp sequence and ack positions"),
+    CTR_DESC(struct txn_stats, lost_responses,
+	     "requests whose response a tcp gap took (flagged gap, no_response)"),
+    CTR_DESC(struct txn_stats, pairing_uncertain,
+	     "responses after a loss that tcp positions could not place (paired in order, "
+	     "flagged gap)"),
 };
 const size_t txn_ctr_count = sizeof(txn_ctr_descs) / sizeof(txn_ctr_descs[0]);
 
@@ -132,6 +150,8 @@ struct txn_copy {
 /* A request waiting for its response. */
 struct txn_pending {
 	struct txn_copy req;
+	struct txn_start st;  /* where it began (positions) */
+	uint64_t end;	      /* ... and ended */
 	uint32_t skip_before; /* dropped (overflow) requests just before this one */
 	bool tunnel;	      /* CONNECT or Upgrade request */
 };
@@ -148,6 +168,22 @@ struct txn_side {
 	uint8_t carry[TXN_CARRY_MAX];
 	size_t carry_len;
 	struct dbuf hold;
+	/* Positions (txn_conn_segment): the stream offset of the next byte
+	 * fed, the acknowledgement its segment carried, and whether it begins
+	 * a segment; the same for the carried bytes. */
+	uint64_t cur, cur_ack;
+	bool cur_has_ack, at_seg;
+	uint64_t carry_off, carry_ack;
+	bool carry_has_ack, carry_seg;
+	uint64_t hold_off;  /* where the held bytes begin */
+	struct txn_start m; /* where the current message began */
+	/* Bytes from lost_lo on were lost (a gap) or skipped after one: they
+	 * may have held whole messages; the next message start takes this. */
+	bool lost;
+	bool resync_gap; /* RESYNC after a gap: a start inside a segment is flagged */
+	bool has_last;
+	uint64_t lost_lo;
+	uint64_t last_ack; /* the ack at the start of the last message */
 };
 
 struct txn_conn {
@@ -169,6 +205,9 @@ struct txn_conn {
 	 * responses may now answer other requests than the queue says: every
 	 * session is flagged gap until the queue drains with both sides in step. */
 	bool suspect;
+	bool pos;		      /* every byte came with its position (txn_conn_segment) */
+	bool pipelined;		      /* a request was sent before the previous one's response */
+	struct txn_unpaired unpaired; /* server bytes that answered no seen request */
 	size_t copies_mem;
 };
 
@@ -407,6 +446,64 @@ static void txn_server_expect(struct txn_conn *c)
 		http1_expect_response_to(c->side[ROLE_SERVER].p, &h->req.msg.method);
 }
 
+/* Can the waiting requests be placed by positions (txn_pair.h)? */
+static bool txn_q_has_positions(struct txn_conn *c)
+{
+	if (!c->pos || c->skip_tail || c->early_valid)
+		return false;
+	for (size_t i = 0; i < c->q_len; i++) {
+		const struct txn_pending *e = &c->q[(c->q_head + i) % c->q_cap];
+		if (!e->st.has_ack || e->skip_before)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Which waiting request the final response starting at @p rs answers.
+ * false when the queue is empty or positions are missing (then: in order).
+ */
+static bool txn_pick(struct txn_conn *c, const struct txn_start *rs, struct txn_pair_out *out)
+{
+	if (!c->q_len || !rs->has_ack || !txn_q_has_positions(c))
+		return false;
+	const struct txn_start *reqs[TXN_MAX_PENDING];
+	for (size_t i = 0; i < c->q_len; i++)
+		reqs[i] = &c->q[(c->q_head + i) % c->q_cap].st;
+	struct txn_pair_in in = {.reqs = reqs,
+				 .n = c->q_len,
+				 .resp = rs,
+				 .unpaired = c->unpaired,
+				 .pipelined = c->pipelined};
+	/* Client bytes lost after the newest waiting request, not its own tail. */
+	const struct txn_side *cl = &c->side[ROLE_CLIENT];
+	const struct txn_pending *last = &c->q[(c->q_head + c->q_len - 1) % c->q_cap];
+	struct txn_start tail = {0};
+	bool lost = cl->lost || (cl->in_msg && cl->m.lost);
+	tail.off = cl->lost ? cl->lost_lo : cl->m.lost_lo;
+	if (lost && tail.off >= last->end &&
+	    (tail.off > last->end || !(last->req.flags & STORE_F_GAP)))
+		in.lost_tail = &tail;
+	txn_pair_pick(&in, out);
+	return true;
+}
+
+/* A response begins at @p rs after a loss: tell the parser what it answers. */
+static void txn_server_expect_at(struct txn_conn *c, const struct txn_start *rs)
+{
+	struct txn_pair_out po;
+	if (!txn_pick(c, rs, &po) || po.orphan)
+		return;
+	const struct txn_pending *e = &c->q[(c->q_head + po.drop) % c->q_cap];
+	http1_expect_response_to(c->side[ROLE_SERVER].p, &e->req.msg.method);
+}
+
+/* Server bytes [lo, hi) answered no request the capture saw. */
+static void txn_unpaired(struct txn_conn *c, uint64_t lo, uint64_t hi)
+{
+	c->unpaired = (struct txn_unpaired){.lo = lo, .hi = hi, .valid = true};
+}
+
 /* Count what a finished message says about caps. */
 static void txn_count_msg(struct txn_conn *c, const struct store_message *m)
 {
@@ -470,6 +567,16 @@ static void txn_request_ready(struct txn_conn *c, uint32_t flags, bool tunnel)
 	e->req.ts_first = sd->ts_first;
 	e->req.ts_last = sd->ts_last;
 	e->req.flags = flags;
+	e->st = sd->m;
+	e->st.explained = e->st.lost && txn_pair_lost_explained(&e->st, NULL, &c->unpaired);
+	e->end = sd->cur;
+	if (c->q_len) {
+		/* Sent before the previous request's response arrived: the
+		 * client pipelines (its ack did not move). */
+		const struct txn_pending *p = &c->q[(c->q_head + c->q_len - 1) % c->q_cap];
+		if (p->st.has_ack && e->st.has_ack && e->st.ack <= p->st.ack)
+			c->pipelined = true;
+	}
 	e->skip_before = c->skip_tail;
 	e->tunnel = tunnel;
 	c->skip_tail = 0;
@@ -503,7 +610,16 @@ static void txn_client_release_hold(struct txn_conn *c, bool tunnel, int64_t ts)
 	size_t len = 0;
 	uint8_t *held = dbuf_detach(&cl->hold, &len);
 	if (held) {
+		/* Parsed where they were; their acknowledgements are gone. */
+		uint64_t cur = cl->cur;
+		bool has_ack = cl->cur_has_ack, seg = cl->at_seg;
+		cl->cur = cl->hold_off;
+		cl->cur_has_ack = false;
+		cl->at_seg = false;
 		txn_side_data(c, ROLE_CLIENT, held, len, ts);
+		cl->cur = cur;
+		cl->cur_has_ack = has_ack;
+		cl->at_seg = seg;
 		mem_free(held);
 	}
 }
@@ -528,10 +644,15 @@ static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, 
 		c->skip_tail--;
 		return;
 	}
+	const struct txn_start *rs = &sd->m;
+	bool lost_before = rs->lost; /* server bytes before this response were lost */
+	sd->m.lost = false;	     /* taken into account here, once */
 	if (!h) {
 		struct txn_side *cl = &c->side[ROLE_CLIENT];
-		if (cl->in_msg && cl->mode == MODE_NORMAL && !c->early_valid && !tunnel &&
-		    txn_copy_make(c, &c->early, m) == 0) {
+		bool early = cl->in_msg && cl->mode == MODE_NORMAL && !c->early_valid && !tunnel;
+		if (early && c->pos && rs->has_ack && cl->m.has_ack && !txn_pair_causal(&cl->m, rs))
+			early = false; /* the request being received came after it */
+		if (early && txn_copy_make(c, &c->early, m) == 0) {
 			c->early.ts_first = sd->ts_first;
 			c->early.ts_last = sd->ts_last;
 			c->early.flags = flags;
@@ -539,11 +660,51 @@ static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, 
 			return;
 		}
 		/* Its request may be the one a client-side gap took: say so. */
+		uint32_t lost = cl->next_flags & STORE_F_GAP;
+		if (c->pos && (cl->lost || (cl->in_msg && cl->m.lost)))
+			lost = STORE_F_GAP;
 		c->st->orphan_responses++;
 		txn_emit(c, NULL, 0, 0, m, sd->ts_first, sd->ts_last,
-			 flags | (tunnel ? STORE_F_TUNNEL : 0) | (cl->next_flags & STORE_F_GAP));
+			 flags | (tunnel ? STORE_F_TUNNEL : 0) | lost);
+		if (rs->has_ack)
+			txn_unpaired(c, lost_before ? rs->lost_lo : rs->off, sd->cur);
 		c->suspect = false; /* nothing waits: requests and responses are in step */
 		return;
+	}
+	struct txn_start at = *rs;
+	at.lost = lost_before;
+	struct txn_pair_out po;
+	if (txn_pick(c, &at, &po)) {
+		/* A request the capture missed: before the oldest waiting one,
+		 * or after all of them (then their responses were lost too). */
+		bool missed = po.orphan && (po.drop == c->q_len ? true : h->st.lost);
+		for (size_t i = 0; i < po.drop; i++) {
+			/* Its response was among the lost bytes. */
+			h = txn_q_head(c);
+			c->st->lost_responses++;
+			txn_emit(c, &h->req.msg, h->req.ts_first, h->req.ts_last, NULL, 0, 0,
+				 h->req.flags | STORE_F_GAP | STORE_F_NO_RESPONSE);
+			txn_q_pop(c);
+		}
+		if (po.by_position)
+			c->st->pairs_by_position++;
+		if (po.orphan) {
+			c->st->orphan_responses++;
+			txn_emit(c, NULL, 0, 0, m, sd->ts_first, sd->ts_last,
+				 flags | (tunnel ? STORE_F_TUNNEL : 0) |
+				     (missed ? STORE_F_GAP : 0));
+			txn_unpaired(c, lost_before ? at.lost_lo : at.off, sd->cur);
+			return;
+		}
+		h = txn_q_head(c);
+		if (po.uncertain) {
+			c->st->pairing_uncertain++;
+			flags |= STORE_F_GAP;
+			c->suspect = true; /* until every request is answered */
+		} else if (lost_before && !po.drop) {
+			/* The lost server bytes answered no waiting request. */
+			txn_unpaired(c, at.lost_lo, at.off);
+		}
 	}
 	bool was_tunnel_req = h->tunnel;
 	if (tunnel)
@@ -610,6 +771,10 @@ static void txn_side_complete(struct txn_conn *c, enum txn_role role, int64_t ts
 		txn_side_msg_done(sd);
 	} else if (http1_message_interim(sd->p)) {
 		c->st->interim_responses++;
+		if (sd->m.lost) { /* the loss before it is the final response's to judge */
+			sd->lost = true;
+			sd->lost_lo = sd->m.lost_lo;
+		}
 		http1_next(sd->p);
 		txn_side_msg_done(sd);
 	} else {
@@ -620,18 +785,55 @@ static void txn_side_complete(struct txn_conn *c, enum txn_role role, int64_t ts
 	}
 }
 
+/* Where a message beginning at the side's next byte begins. */
+static void txn_side_start_here(const struct txn_conn *c, const struct txn_side *sd,
+				struct txn_start *m)
+{
+	*m = (struct txn_start){
+	    .off = sd->cur,
+	    .ack = sd->cur_ack,
+	    .lost_lo = sd->lost_lo,
+	    .prev_ack = sd->last_ack,
+	    .has_ack = c->pos && sd->cur_has_ack,
+	    .lost = sd->lost,
+	    .has_prev = sd->has_last,
+	    .boundary = sd->at_seg,
+	};
+}
+
 /* One http1_feed step in NORMAL mode; returns bytes consumed. */
 static size_t txn_side_step(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
 			    int64_t ts)
 {
 	struct txn_side *sd = &c->side[role];
 	size_t used = 0;
+	struct txn_start m;
+	if (!sd->in_msg) {
+		txn_side_start_here(c, sd, &m);
+		if (role == ROLE_SERVER && (m.lost || c->side[ROLE_CLIENT].lost))
+			txn_server_expect_at(c, &m);
+	}
 	enum http1_status st = http1_feed(sd->p, d, n, &used);
+	sd->cur += used;
+	if (used)
+		sd->at_seg = false;
 	if (used && !sd->in_msg) {
 		sd->in_msg = true;
 		sd->ts_first = ts;
 		sd->msg_flags = sd->next_flags;
 		sd->next_flags = 0;
+		sd->m = m;
+		sd->lost = false;
+		if (sd->resync_gap && !m.boundary)
+			sd->msg_flags |= STORE_F_GAP; /* found inside a segment: not sure */
+		sd->resync_gap = false;
+		if (m.has_ack) {
+			sd->last_ack = m.ack;
+			sd->has_last = true;
+		}
+		if (role == ROLE_CLIENT && c->unpaired.valid && m.has_ack && !m.lost &&
+		    m.ack >= c->unpaired.hi)
+			c->unpaired.valid = false; /* can no longer explain a later loss */
 	}
 	if (used)
 		sd->ts_last = ts;
@@ -651,6 +853,7 @@ static size_t txn_side_step(struct txn_conn *c, enum txn_role role, const uint8_
 			txn_request_ready(c, 0, true);
 			sd->mode = MODE_HOLD;
 			sd->hold_broken = false;
+			sd->hold_off = sd->cur;
 			dbuf_init(&sd->hold, TXN_HOLD_MAX);
 			/* in_msg stays set until the response decides */
 		} else {
@@ -773,10 +976,22 @@ static size_t txn_side_scan(struct txn_conn *c, enum txn_role role, const uint8_
 	if (carry) {
 		memcpy(sd->carry, d + k, n - k);
 		sd->carry_len = n - k;
+		sd->carry_off = sd->cur + k;
+		sd->carry_ack = sd->cur_ack;
+		sd->carry_has_ack = sd->cur_has_ack;
+		sd->carry_seg = sd->at_seg && k == 0;
 		return n;
 	}
 	sd->mode = MODE_NORMAL;
 	return k;
+}
+
+/* The side's position moves on by @p n bytes (not parsed as a message). */
+static void txn_side_skip(struct txn_side *sd, size_t n)
+{
+	sd->cur += n;
+	if (n)
+		sd->at_seg = false;
 }
 
 static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
@@ -787,8 +1002,10 @@ static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t 
 		switch (sd->mode) {
 		case MODE_TUNNEL:
 			c->st->tunnel_bytes += n;
+			txn_side_skip(sd, n);
 			return;
 		case MODE_HOLD:
+			txn_side_skip(sd, n);
 			if (!sd->hold_broken && dbuf_append(&sd->hold, d, n) != 0) {
 				/* Too much before the answer: lose it, resync later. */
 				c->st->resync_bytes += sd->hold.len + n;
@@ -809,15 +1026,28 @@ static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t 
 				    sd->carry_len + n <= TXN_CARRY_MAX) {
 					memcpy(sd->carry + sd->carry_len, d, n);
 					sd->carry_len += n;
+					txn_side_skip(sd, n);
 					return;
 				}
 				if (lk == LOOK_YES) {
+					/* Parse the carried bytes where they were, then
+					 * go on with these. */
 					uint8_t local[TXN_CARRY_MAX];
 					size_t ln = sd->carry_len;
+					uint64_t cur = sd->cur, ack = sd->cur_ack;
+					bool has_ack = sd->cur_has_ack, seg = sd->at_seg;
 					memcpy(local, sd->carry, ln);
 					sd->carry_len = 0;
 					sd->mode = MODE_NORMAL;
+					sd->cur = sd->carry_off;
+					sd->cur_ack = sd->carry_ack;
+					sd->cur_has_ack = sd->carry_has_ack;
+					sd->at_seg = sd->carry_seg;
 					txn_side_data(c, role, local, ln, ts);
+					sd->cur = cur;
+					sd->cur_ack = ack;
+					sd->cur_has_ack = has_ack;
+					sd->at_seg = seg;
 					continue;
 				}
 				c->st->resync_bytes += sd->carry_len;
@@ -826,12 +1056,13 @@ static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t 
 			}
 			{
 				size_t k = txn_side_scan(c, role, d, n);
+				txn_side_skip(sd, k);
 				d += k;
 				n -= k;
 			}
 			break;
 		case MODE_NORMAL: {
-			size_t k = txn_side_step(c, role, d, n, ts);
+			size_t k = txn_side_step(c, role, d, n, ts); /* moves sd->cur */
 			d += k;
 			n -= k;
 			break;
@@ -852,6 +1083,7 @@ struct txn_conn *txn_conn_create(const struct txn_params *p, const struct txn_co
 	c->prm = p;
 	c->st = p->stats;
 	c->info = *info;
+	c->pos = true; /* until bytes come without positions */
 	for (int r = 0; r < 2; r++) {
 		struct http1_params hp = {
 		    .type = r == ROLE_CLIENT ? HTTP1_REQUEST : HTTP1_RESPONSE,
@@ -955,14 +1187,50 @@ static enum txn_role txn_role_of(const struct txn_conn *c, enum txn_dir dir)
 	return client ? ROLE_CLIENT : ROLE_SERVER;
 }
 
-void txn_conn_data(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, size_t len,
-		   int64_t ts_ns)
+void txn_conn_segment(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, size_t len,
+		      int64_t ts_ns, const struct txn_pos *pos)
 {
 	if (!len || c->ended)
 		return;
 	if (!c->decided)
 		txn_decide(c, dir, data, len);
+	struct txn_side *sd = &c->side[txn_role_of(c, dir)];
+	if (pos) {
+		sd->cur = pos->off;
+		sd->cur_ack = pos->ack;
+		sd->cur_has_ack = pos->has_ack;
+	} else {
+		c->pos = false; /* pair by order alone from now on */
+		sd->cur_has_ack = false;
+	}
+	sd->at_seg = true;
 	txn_side_data(c, txn_role_of(c, dir), data, len, ts_ns);
+}
+
+void txn_conn_data(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, size_t len,
+		   int64_t ts_ns)
+{
+	txn_conn_segment(c, dir, data, len, ts_ns, NULL);
+}
+
+/*
+ * The side lost bytes from @p lo on: with positions the next message found
+ * carries the loss (txn_pair.h decides what it means for the pairing);
+ * without, the next message is flagged and every session after it until
+ * the connection is back in step.
+ */
+static void txn_side_lose(struct txn_conn *c, struct txn_side *sd, uint64_t lo)
+{
+	if (!c->pos) {
+		sd->next_flags |= STORE_F_GAP;
+		c->suspect = true;
+		return;
+	}
+	if (!sd->lost) {
+		sd->lost = true;
+		sd->lost_lo = lo;
+	}
+	sd->resync_gap = true;
 }
 
 void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts_ns)
@@ -971,6 +1239,9 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 		return;
 	enum txn_role role = txn_role_of(c, dir);
 	struct txn_side *sd = &c->side[role];
+	uint64_t at = sd->cur;
+	sd->cur += len;
+	sd->at_seg = true; /* what comes next begins a segment */
 	switch (sd->mode) {
 	case MODE_TUNNEL:
 		return;
@@ -983,8 +1254,7 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 		c->st->resync_bytes += sd->carry_len;
 		sd->carry_len = 0;
 		sd->at_bol = true;
-		sd->next_flags |= STORE_F_GAP;
-		c->suspect = true;
+		txn_side_lose(c, sd, at);
 		return;
 	case MODE_NORMAL:
 		break;
@@ -1008,8 +1278,7 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 		else
 			txn_response_ready(c, STORE_F_GAP, false, ts_ns);
 	}
-	sd->next_flags |= STORE_F_GAP;
-	c->suspect = true; /* whole messages may be gone: pairing is uncertain */
+	txn_side_lose(c, sd, at); /* whole messages may be gone too */
 	http1_reset(sd->p);
 	txn_side_msg_done(sd);
 	txn_side_resync(sd, true);
@@ -1059,10 +1328,14 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 		txn_copy_release(c, &c->early);
 		c->early_valid = false;
 	}
+	/* Server bytes lost after the last response may have held the answers. */
+	uint32_t lost = c->pos && sv->lost ? STORE_F_GAP : 0;
 	while (c->q_len) {
 		struct txn_pending *h = txn_q_head(c);
+		if (lost)
+			c->st->lost_responses++;
 		txn_emit(c, &h->req.msg, h->req.ts_first, h->req.ts_last, NULL, 0, 0,
-			 h->req.flags | STORE_F_NO_RESPONSE | rst);
+			 h->req.flags | STORE_F_NO_RESPONSE | rst | lost);
 		txn_q_pop(c);
 	}
 	c->skip_tail = 0;
@@ -1074,18 +1347,21 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 
 bool txn_conn_sleep(struct txn_conn *c, struct txn_dormant *d)
 {
-	if (c->q_len || c->early_valid || c->skip_tail || c->ended || c->suspect)
+	if (c->q_len || c->early_valid || c->skip_tail || c->ended || c->suspect ||
+	    c->unpaired.valid)
 		return false;
 	for (int r = 0; r < 2; r++) {
 		const struct txn_side *sd = &c->side[r];
 		if (sd->mode != MODE_NORMAL || sd->in_msg || sd->carry_len || sd->hold.len ||
-		    sd->next_flags || sd->msg_flags)
+		    sd->next_flags || sd->msg_flags || sd->lost || sd->resync_gap)
 			return false;
 	}
 	*d = (struct txn_dormant){.info = c->info,
 				  .conn_index = c->conn_index,
+				  .cur = {c->side[0].cur, c->side[1].cur},
 				  .decided = c->decided,
-				  .swapped = c->swapped};
+				  .swapped = c->swapped,
+				  .no_positions = !c->pos};
 	txn_conn_free(c);
 	return true;
 }
@@ -1100,6 +1376,9 @@ struct txn_conn *txn_conn_wake(const struct txn_params *p, const struct txn_dorm
 	c->conn_index = d->conn_index;
 	c->decided = d->decided;
 	c->swapped = d->swapped;
+	c->pos = !d->no_positions;
+	for (int r = 0; r < 2; r++)
+		c->side[r].cur = d->cur[r];
 	return c;
 }
 
