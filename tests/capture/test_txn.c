@@ -4,13 +4,16 @@
  * (capture/txn.h): pipelining, keep-alive, 100-continue, HEAD, 304,
  * chunked, close-delimited responses, RST mid-body, unanswered requests,
  * gaps with resynchronisation, response-first direction swap, CONNECT
- * tunnels, pending-queue overflow, timestamps and emission counts.
+ * tunnels, pending-queue overflow, timestamps and emission counts; with
+ * TCP positions (txn_conn_segment), pairing after lost requests and
+ * responses (txn_pair.h) and its limits (pipelining, unsolicited answers).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "capture/txn.h"
+#include "capture/txn_pair.h"
 #include "common/mem.h"
 #include "common/dbuf.h"
 #include "tests/tap.h"
@@ -59,6 +62,7 @@ struct fixture {
 	struct txn_stats st;
 	struct txn_params prm;
 	struct txn_conn *c;
+	uint64_t off[2]; /* positions: bytes (and gaps) of each direction so far */
 };
 
 static void fx_init(struct fixture *f, bool midstream)
@@ -91,6 +95,25 @@ static void cli(struct fixture *f, const char *s, int64_t ts)
 static void srv(struct fixture *f, const char *s, int64_t ts)
 {
 	txn_conn_data(f->c, TXN_DIR_SERVER, (const uint8_t *)s, strlen(s), ts);
+}
+
+/*
+ * Bytes of @p dir with positions as a TCP peer sends them: at the stream's
+ * current offset, acknowledging everything the other side sent so far
+ * (lost bytes included: the capture lost them, the peer did not).
+ */
+static void at(struct fixture *f, enum txn_dir dir, const char *s, int64_t ts)
+{
+	struct txn_pos pos = {.off = f->off[dir], .ack = f->off[!dir], .has_ack = true};
+	txn_conn_segment(f->c, dir, (const uint8_t *)s, strlen(s), ts, &pos);
+	f->off[dir] += strlen(s);
+}
+
+/* @p s of @p dir sent but not captured. */
+static void lost(struct fixture *f, enum txn_dir dir, const char *s, int64_t ts)
+{
+	txn_conn_gap(f->c, dir, strlen(s), ts);
+	f->off[dir] += strlen(s);
 }
 
 static const char *fx_log(struct fixture *f)
@@ -366,6 +389,170 @@ static void test_gap_resync(void)
 	TAP_EQ_U64(f.st.resync_bytes, strlen("xx body tail no newline") + 22 + 9,
 		   "tails counted as skipped");
 	fx_free(&f);
+}
+
+#define RQ(n)  "GET /" #n " HTTP/1.1\r\nHost: h\r\n\r\n"
+#define RS(n)  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" #n
+#define C(s)   at(&f, TXN_DIR_CLIENT, s, ts++)
+#define S(s)   at(&f, TXN_DIR_SERVER, s, ts++)
+#define LC(s)  lost(&f, TXN_DIR_CLIENT, s, ts++)
+#define LS(s)  lost(&f, TXN_DIR_SERVER, s, ts++)
+#define OK1(n) "GET /" #n " body=0 -> 200 body=1\n"
+#define R408   "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+
+/* Pairing after a loss from positions (docs/capture.md "Pairing after loss"). */
+static void test_positions(void)
+{
+	struct fixture f;
+	int64_t ts = 1;
+
+	/* A client that waits: the response to /2 is lost. The order in which
+	 * the flow layer delivers: /3's acknowledgement (past the lost bytes)
+	 * before /3 itself. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2)), LS(RS(2)), C(RQ(3)), S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 " OK1(1) "#1 GET /2 body=0 -> - gap no_response\n#2 " OK1(3) "#3 " OK1(4),
+		   "positions: a lost response flags its request only");
+	TAP_EQ_U64(f.st.lost_responses, 1, "positions: lost response counted");
+	TAP_EQ_U64(f.st.pairs_by_position, 1, "positions: pair by position counted");
+	TAP_EQ_U64(f.st.gap_sessions, 1, "positions: one gap session");
+	fx_free(&f);
+
+	/* The request /2 is lost: its response answers nothing seen. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), LC(RQ(2)), S(RS(2)), C(RQ(3)), S(RS(3));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 200 body=1 gap\n#2 " OK1(3),
+		   "positions: a lost request flags its response only");
+	fx_free(&f);
+
+	/* Request and response /2 lost, then /3 (the flow layer declares the
+	 * server's loss with /3's ack, the client's with /3's response's). */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1));
+	f.off[TXN_DIR_CLIENT] += strlen(RQ(2));
+	LS(RS(2));
+	txn_conn_gap(f.c, TXN_DIR_CLIENT, strlen(RQ(2)), ts++);
+	C(RQ(3)), S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 " OK1(3) "#2 " OK1(4),
+		   "positions: a whole lost transaction flags nothing after it");
+	TAP_EQ_U64(f.st.gap_sessions, 0, "positions: no gap session");
+	fx_free(&f);
+
+	/* Response /2 and request /3 lost (/3's response acknowledges /3):
+	 * /2 lost its response, /3's response answers a lost request. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2));
+	f.off[TXN_DIR_SERVER] += strlen(RS(2)); /* the client read it before /3 */
+	f.off[TXN_DIR_CLIENT] += strlen(RQ(3));
+	txn_conn_gap(f.c, TXN_DIR_CLIENT, strlen(RQ(3)), ts++);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, strlen(RS(2)), ts++);
+	S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 " OK1(1) "#1 GET /2 body=0 -> - gap no_response\n#2 - -> 200 body=1 gap\n"
+				"#3 " OK1(4),
+		   "positions: lost response then lost request: each flagged once");
+	fx_free(&f);
+
+	/* A pipelining client: /2 and /3 sent together, the response to /2
+	 * lost. Nothing says how many responses the loss took: in order,
+	 * flagged, until every request is answered. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2) RQ(3)), LS(RS(2)), S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(
+	    fx_log(&f),
+	    "#0 " OK1(
+		1) "#1 GET /2 body=0 -> 200 body=1 gap\n"
+		   "#2 GET /3 body=0 -> 200 body=1 gap\n#3 GET /4 body=0 -> - gap no_response\n",
+	    "positions: pipelining after a loss stays in order, flagged");
+	TAP_EQ_U64(f.st.pairing_uncertain, 1, "positions: uncertain pairing counted");
+	fx_free(&f);
+
+	/* An answer nobody asked for (no loss): the client had already read
+	 * past it when it sent /2, so it cannot be /2's. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), S(R408), C(RQ(2)), S(RS(2));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0\n#2 " OK1(2),
+		   "positions: a response the client read before its request answers none");
+	fx_free(&f);
+
+	/* The same answer sent while /2 was on its way: the server had not
+	 * received /2 when it began it. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1));
+	{
+		struct txn_pos pc = {.off = f.off[0], .ack = f.off[1], .has_ack = true};
+		struct txn_pos ps = {.off = f.off[1], .ack = f.off[0], .has_ack = true};
+		txn_conn_segment(f.c, TXN_DIR_CLIENT, (const uint8_t *)RQ(2), strlen(RQ(2)), ts++,
+				 &pc);
+		txn_conn_segment(f.c, TXN_DIR_SERVER, (const uint8_t *)R408, strlen(R408), ts++,
+				 &ps);
+		f.off[0] += strlen(RQ(2));
+		f.off[1] += strlen(R408);
+	}
+	S(RS(2));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0\n#2 " OK1(2),
+		   "positions: a response sent before the request arrived answers none");
+	fx_free(&f);
+
+	/* A response lost at the end of the capture. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2)), LS(RS(2));
+	txn_conn_end(f.c, TXN_END_EOF, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 GET /2 body=0 -> - gap no_response\n",
+		   "positions: response lost at the end: flagged gap");
+	fx_free(&f);
+}
+
+/* The rules of txn_pair_pick() on hand-made positions. */
+static void test_pair_rules(void)
+{
+	/* Requests at client offsets 0, 10, 20 with acks 0, 50, 100 (a waiting
+	 * client); server bytes from 40 on were lost before a response at 150. */
+	struct txn_start r[3] = {
+	    {.off = 0, .ack = 0, .has_ack = true},
+	    {.off = 10, .ack = 50, .has_ack = true},
+	    {.off = 20, .ack = 100, .has_ack = true},
+	};
+	const struct txn_start *rp[3] = {&r[0], &r[1], &r[2]};
+	struct txn_start rs = {.off = 150, .ack = 30, .has_ack = true, .lost = true, .lost_lo = 40};
+	struct txn_pair_in in = {.reqs = rp, .n = 3, .resp = &rs};
+	struct txn_pair_out out;
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 2 && !out.orphan && !out.uncertain && out.by_position,
+	       "pair rules: a waiting client's two lost responses are skipped");
+	rs.ack = 15; /* the server had not read the third request */
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 1 && !out.uncertain, "pair rules: the server's ack bounds the answer");
+	rs.ack = 30;
+	rs.lost_lo = 120; /* lost bytes after the client read the third request's ack */
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 0 && out.uncertain,
+	       "pair rules: lost bytes not where the skipped responses were: uncertain");
+	rs.lost_lo = 40;
+	r[1].ack = 0; /* pipelined */
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 0 && out.uncertain, "pair rules: pipelined requests: uncertain");
+	r[1].ack = 50;
+	rs.lost = false;
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 0 && !out.uncertain, "pair rules: nothing lost: the oldest");
+	rs.off = 0;
+	r[0].ack = 5;
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.orphan && out.drop == 0, "pair rules: read past by the client: an orphan");
+	struct txn_start a = {.off = 50, .ack = 11}, b = {.off = 49, .ack = 11},
+			 c = {.off = 50, .ack = 10};
+	TAP_OK(txn_pair_causal(&r[1], &a) && !txn_pair_causal(&r[1], &b) &&
+		   !txn_pair_causal(&r[1], &c),
+	       "pair rules: causality at its bounds");
 }
 
 static void test_parse_error(void)
@@ -645,6 +832,8 @@ int main(void)
 	test_no_response();
 	test_early_response();
 	test_gap_resync();
+	test_positions();
+	test_pair_rules();
 	test_parse_error();
 	test_direction_swap();
 	test_tunnel();
