@@ -32,8 +32,13 @@
  *    discard what a peer did send).
  *  - LENIENT_CHUNKED_LENGTH: Transfer-Encoding together with
  *    Content-Length is accepted; Transfer-Encoding wins (RFC 9112 §6.3 p3).
- * Not lenient: unknown methods (llhttp only knows the registered ones),
- * malformed chunk sizes, invalid Content-Length: these are errors.
+ *  - Methods: llhttp knows only the registered methods; any other method
+ *    token RFC 9110 §9.1 allows (tchar, e.g. CCM_POST, an in-house verb,
+ *    a lowercase "get") is read here up to its SP, recorded as sent, and
+ *    llhttp is handed "GET" in its place: a request's framing never
+ *    depends on its method except for CONNECT, which llhttp knows. PRI
+ *    (the HTTP/2 preface) stays an error.
+ * Not lenient: malformed chunk sizes, invalid Content-Length: errors.
  * HTTP/0.9 simple requests ("GET /path" CRLF) are an error ("http/0.9
  * request not supported", message partial with version 0.9): llhttp would
  * wait for header lines, and the answer is a bare body without status line.
@@ -56,6 +61,7 @@
 #define HTTP1_LOG(lvl, ...) LOG_MSG(lvl, "http1", __VA_ARGS__)
 
 #define HTTP1_DEFAULT_MAX_HEADER (64u * 1024u)
+#define HTTP1_METHOD_MAX	 64 /* longer method tokens are left to llhttp (an error) */
 #define HTTP1_DEFAULT_MAX_BODY	 (1024u * 1024u)
 
 enum http1_state {
@@ -104,7 +110,12 @@ struct http1_parser {
 	bool interim;
 	bool expect_head;
 	bool expect_connect;
-	int err; /* 0, -EBADMSG, -E2BIG, -ENOMEM */
+	/* Requests: the method as read so far (see the file comment). */
+	uint8_t mbuf[HTTP1_METHOD_MAX];
+	size_t mlen;
+	bool mdone;	 /* the method of this message went to llhttp */
+	bool own_method; /* an extension method: recorded here, llhttp saw "GET" */
+	int err;	 /* 0, -EBADMSG, -E2BIG, -ENOMEM */
 	const char *errmsg;
 };
 
@@ -159,6 +170,8 @@ static int http1_on_message_begin(llhttp_t *ll)
 static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->own_method)
+		return 0; /* llhttp parses the stand-in; the real one is recorded */
 	return http1_span_add(p, &p->method_off, &p->method_len, at, len);
 }
 
@@ -301,6 +314,10 @@ static void http1_fixup(struct http1_parser *p)
 	p->msg.n_headers = p->headers_done ? p->n_headers : p->n_fields;
 	if (p->type == HTTP1_REQUEST) {
 		http1_slice(p, &p->msg.method, p->method_off, p->method_len);
+		if (!p->mdone && p->mlen) { /* cut inside the method */
+			p->msg.method.ptr = p->mbuf;
+			p->msg.method.len = p->mlen;
+		}
 		http1_slice(p, &p->msg.target, p->target_off, p->target_len);
 		if (!p->headers_done) {
 			p->msg.version_major = p->ll.http_major;
@@ -333,6 +350,9 @@ static void http1_clear_msg(struct http1_parser *p)
 	p->reason_off = p->reason_len = 0;
 	memset(&p->msg, 0, sizeof(p->msg));
 	p->interim = false;
+	p->mlen = 0;
+	p->mdone = false;
+	p->own_method = false;
 	p->err = 0;
 	p->errmsg = NULL;
 }
@@ -391,6 +411,78 @@ void http1_reset(struct http1_parser *p)
 	p->expect_connect = false;
 }
 
+/* RFC 9110 §5.6.2 tchar. */
+static bool http1_is_tchar(uint8_t c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Methods llhttp parses in HTTP mode (llhttp.h HTTP_METHOD_MAP). */
+static bool http1_llhttp_knows(const uint8_t *m, size_t n)
+{
+#define HTTP1_METHOD_NAME(num, name, string) #string,
+	static const char *const names[] = {HTTP_METHOD_MAP(HTTP1_METHOD_NAME)};
+#undef HTTP1_METHOD_NAME
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && !memcmp(names[i], m, n))
+			return true;
+	return false;
+}
+
+/*
+ * Requests: read the method up to its SP (see the file comment), then hand
+ * llhttp the method or its stand-in. Returns the bytes of @p data taken;
+ * *fed is set once llhttp has the method (then *e is its result).
+ */
+static size_t http1_method(struct http1_parser *p, const uint8_t *data, size_t len, bool *fed,
+			   llhttp_errno_t *e)
+{
+	size_t i = 0;
+	*fed = false;
+	while (i < len) {
+		uint8_t ch = data[i];
+		if (!p->mlen && (ch == '\r' || ch == '\n')) {
+			i++; /* empty lines before a request (llhttp skips them too) */
+			continue;
+		}
+		if (p->mlen < HTTP1_METHOD_MAX && http1_is_tchar(ch)) {
+			if (!p->mlen) {
+				p->state = ST_IN_MSG; /* a request has begun */
+				p->msg.present = true;
+			}
+			p->mbuf[p->mlen++] = ch;
+			i++;
+			continue;
+		}
+		break;
+	}
+	if (i == len)
+		return i; /* the method may go on in the next bytes */
+	p->mdone = true;
+	*fed = true;
+	const char *feed = (const char *)p->mbuf;
+	size_t n = p->mlen;
+	if (data[i] == ' ' && n && !http1_llhttp_knows(p->mbuf, n) &&
+	    !(n == 3 && !memcmp(p->mbuf, "PRI", 3))) {
+		/* An extension method: record it, llhttp parses a stand-in. */
+		p->method_off = p->block.len;
+		if (dbuf_append(&p->block, p->mbuf, n) != 0) {
+			p->err = -ENOMEM;
+			p->errmsg = "out of memory";
+			*e = HPE_USER;
+			return i;
+		}
+		p->method_len = n;
+		p->own_method = true;
+		feed = "GET";
+		n = 3;
+	}
+	*e = n ? llhttp_execute(&p->ll, feed, n) : HPE_OK;
+	return i;
+}
+
 enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t len,
 			     size_t *consumed)
 {
@@ -407,12 +499,26 @@ enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t
 	}
 	if (len == 0)
 		return HTTP1_NEED_MORE;
-	const char *start = (const char *)data;
-	llhttp_errno_t e = llhttp_execute(&p->ll, start, len);
-	const char *pos = llhttp_get_error_pos(&p->ll);
+	size_t took = 0;
+	llhttp_errno_t e = HPE_OK;
+	if (p->type == HTTP1_REQUEST && !p->mdone) {
+		bool fed;
+		took = http1_method(p, data, len, &fed, &e);
+		if (!fed) {
+			*consumed = took;
+			return HTTP1_NEED_MORE;
+		}
+	}
+	const char *start = (const char *)data + took;
 	size_t used = len;
-	if (e != HPE_OK && pos >= start && pos <= start + len)
-		used = (size_t)(pos - start);
+	if (e == HPE_OK) {
+		e = llhttp_execute(&p->ll, start, len - took);
+		const char *pos = llhttp_get_error_pos(&p->ll);
+		if (e != HPE_OK && pos >= start && pos <= start + (len - took))
+			used = took + (size_t)(pos - start);
+	} else {
+		used = took; /* the method itself was refused */
+	}
 	*consumed = used;
 
 	enum http1_status st;

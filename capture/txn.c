@@ -236,7 +236,12 @@ static bool txn_is_digit(uint8_t c)
 static enum txn_look txn_look_request(const uint8_t *d, size_t n)
 {
 	size_t i = 0;
-	while (i < n && i < 20 && (txn_is_upper(d[i]) || (i > 0 && (d[i] == '-' || d[i] == '_'))))
+	/* Upper-case methods, extension ones included (CCM_POST, M-SEARCH,
+	 * X-MS-ENUMATTS, BASELINE-CONTROL): digits, '-' and '_' after the first
+	 * letter. Other tokens are parsed in step, but not searched for. */
+	while (
+	    i < n && i < 20 &&
+	    (txn_is_upper(d[i]) || (i > 0 && (d[i] == '-' || d[i] == '_' || txn_is_digit(d[i])))))
 		i++;
 	if (i == n)
 		return i < 20 ? LOOK_MAYBE : LOOK_NO;

@@ -482,6 +482,42 @@ static void test_gap(void)
 	http1_parser_free(p);
 }
 
+/* RFC 9110 §9.1: any token is a method; llhttp knows only the registered ones. */
+static void test_extension_methods(void)
+{
+	const char *ccm = "CCM_POST /cgi HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+			  "get /lower HTTP/1.1\r\n\r\n"
+			  "\r\nM-SEARCH * HTTP/1.1\r\nMan: \"ssdp:discover\"\r\n\r\n"
+			  "X-MS-ENUMATTS /x HTTP/1.1\r\n\r\n"
+			  "BREW! /pot#1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+	expect_dump(HTTP1_REQUEST, ccm, false,
+		    "MSG CCM_POST /cgi v1.1 [Content-Length: 3] body=3:abc\n"
+		    "MSG get /lower v1.1 body=0:\n"
+		    "MSG M-SEARCH * v1.1 [Man: \"ssdp:discover\"] body=0:\n"
+		    "MSG X-MS-ENUMATTS /x v1.1 body=0:\n"
+		    "MSG BREW! /pot#1 v1.1 [Content-Length: 1] body=1:z\n",
+		    "extension methods are recorded as sent, bodies framed as usual");
+	check_splits(HTTP1_REQUEST, ccm, false, "extension methods");
+	char longm[200];
+	memset(longm, 'A', 65);
+	snprintf(longm + 65, sizeof(longm) - 65, " / HTTP/1.1\r\n\r\n");
+	expect_dump(HTTP1_REQUEST, longm, false, "ERROR Invalid method encountered\n",
+		    "a method over 64 bytes is left to llhttp: an error");
+	memmove(longm + 64, longm + 65, strlen(longm + 65) + 1);
+	expect_dump(HTTP1_REQUEST, longm, false,
+		    "MSG AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA / v1.1 "
+		    "body=0:\n",
+		    "a 64-byte method is recorded");
+	expect_dump(HTTP1_REQUEST, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false,
+		    "ERROR Pause on PRI/Upgrade\n",
+		    "PRI (the HTTP/2 preface) stays an error");
+	expect_dump(HTTP1_REQUEST, "CCM_POST /cut", true,
+		    "CUT CCM_POST /cut v0.0 body=0: PARTIAL\n",
+		    "a request cut after an extension method");
+	expect_dump(HTTP1_REQUEST, "CCM_PO", true, "CUT CCM_PO  v0.0 body=0: PARTIAL\n",
+		    "a request cut inside its method keeps what was read");
+}
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng(void)
@@ -501,10 +537,10 @@ static void test_garbage(void)
 	struct http1_params prm = {.type = HTTP1_REQUEST};
 	struct http1_parser *p = http1_parser_create(&prm);
 	size_t used;
-	const char *g = "NOTAMETHOD / HTTP/1.1\r\n\r\n";
+	const char *g = "NOT(A)METHOD / HTTP/1.1\r\n\r\n";
 	TAP_OK(http1_feed(p, (const uint8_t *)g, strlen(g), &used) == HTTP1_ERROR &&
 		   http1_errno(p) == -EBADMSG && http1_error(p)[0],
-	       "unknown method: error with a reason (%s)", http1_error(p));
+	       "a method that is no token: error with a reason (%s)", http1_error(p));
 	TAP_OK(http1_feed(p, (const uint8_t *)g, strlen(g), &used) == HTTP1_ERROR && used == 0,
 	       "error is sticky until next/reset");
 	http1_next(p);
@@ -604,6 +640,7 @@ int main(void)
 	test_big_body();
 	test_gap();
 	test_garbage();
+	test_extension_methods();
 	test_alloc_failures();
 	return tap_done();
 }

@@ -22,7 +22,8 @@ import re
 import struct
 import sys
 
-METHOD_RE = re.compile(rb"[A-Z][A-Z_-]{0,15} [^ \r\n]+ HTTP/1\.[01]\r\n")
+# A method is any RFC 9110 token (section 9.1), extension methods included.
+METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64} [^ \r\n]+ HTTP/1\.[01]\r\n")
 STATUS_RE = re.compile(rb"HTTP/1\.[01] [0-9]{3}")
 FIN, SYN, RST = 0x01, 0x02, 0x04
 
