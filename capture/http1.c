@@ -115,6 +115,8 @@ struct http1_parser {
 	size_t mlen;
 	bool mdone;	 /* the method of this message went to llhttp */
 	bool own_method; /* an extension method: recorded here, llhttp saw "GET" */
+	bool chunk_data; /* chunked: inside a chunk's data (ll.content_length = bytes left) */
+	bool mute;	 /* http1_chunk_resume(): llhttp reads a stand-in head */
 	int err;	 /* 0, -EBADMSG, -E2BIG, -ENOMEM */
 	const char *errmsg;
 };
@@ -162,6 +164,8 @@ static int http1_span_add(struct http1_parser *p, size_t *off, size_t *len, cons
 static int http1_on_message_begin(llhttp_t *ll)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	p->state = ST_IN_MSG;
 	p->msg.present = true;
 	return 0;
@@ -170,7 +174,7 @@ static int http1_on_message_begin(llhttp_t *ll)
 static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
-	if (p->own_method)
+	if (p->own_method || p->mute)
 		return 0; /* llhttp parses the stand-in; the real one is recorded */
 	return http1_span_add(p, &p->method_off, &p->method_len, at, len);
 }
@@ -178,12 +182,16 @@ static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
 static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	return http1_span_add(p, &p->target_off, &p->target_len, at, len);
 }
 
 static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	return http1_span_add(p, &p->reason_off, &p->reason_len, at, len);
 }
 
@@ -216,6 +224,8 @@ static int http1_new_field(struct http1_parser *p)
 static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	if (p->span != SPAN_FIELD) {
 		int nrc = http1_new_field(p);
 		if (nrc)
@@ -231,8 +241,8 @@ static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
 static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
-	if (p->n_fields == 0)
-		return 0; /* llhttp never does this; be safe */
+	if (p->n_fields == 0 || p->mute)
+		return 0; /* llhttp never does the first; the second is the stand-in */
 	struct http1_field *f = &p->fields[p->n_fields - 1];
 	if (p->span != SPAN_VALUE) {
 		f->val_off = (uint32_t)p->block.len;
@@ -248,6 +258,8 @@ static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
 static int http1_on_headers_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0; /* the stand-in head: the message's own is kept */
 	p->n_headers = p->n_fields;
 	p->headers_done = true;
 	p->span = SPAN_NONE;
@@ -282,6 +294,18 @@ static int http1_on_body(llhttp_t *ll, const char *at, size_t len)
 	}
 	if (p->msg.body_len > p->body.len)
 		p->msg.truncated = true;
+	return 0;
+}
+
+static int http1_on_chunk_header(llhttp_t *ll)
+{
+	http1_of(ll)->chunk_data = ll->content_length > 0;
+	return 0;
+}
+
+static int http1_on_chunk_complete(llhttp_t *ll)
+{
+	http1_of(ll)->chunk_data = false;
 	return 0;
 }
 
@@ -353,6 +377,7 @@ static void http1_clear_msg(struct http1_parser *p)
 	p->mlen = 0;
 	p->mdone = false;
 	p->own_method = false;
+	p->chunk_data = false;
 	p->err = 0;
 	p->errmsg = NULL;
 }
@@ -368,6 +393,8 @@ static const llhttp_settings_t http1_settings = {
     .on_headers_complete = http1_on_headers_complete,
     .on_body = http1_on_body,
     .on_message_complete = http1_on_message_complete,
+    .on_chunk_header = http1_on_chunk_header,
+    .on_chunk_complete = http1_on_chunk_complete,
 };
 
 struct http1_parser *http1_parser_create(const struct http1_params *prm)
@@ -586,10 +613,12 @@ enum http1_status http1_gap(struct http1_parser *p, uint64_t n)
 	if (p->state != ST_IN_MSG || !p->headers_done)
 		return HTTP1_ERROR;
 	bool chunked = p->ll.flags & F_CHUNKED;
-	bool by_length = !chunked && (p->ll.flags & F_CONTENT_LENGTH);
+	/* Inside a chunk's data the rest of the chunk is known like a
+	 * Content-Length (RFC 9112 §7.1): a gap within it is bridged. */
+	bool by_length = chunked ? p->chunk_data : (p->ll.flags & F_CONTENT_LENGTH) != 0;
 	bool to_eof = !chunked && !by_length && llhttp_message_needs_eof(&p->ll);
 	if (by_length && p->ll.content_length < n)
-		return HTTP1_ERROR; /* the gap runs past this message */
+		return HTTP1_ERROR; /* the gap runs past this message (or chunk) */
 	if (!by_length && !to_eof)
 		return HTTP1_ERROR;
 	/* Count the missing bytes as body; store nothing more, so the stored
@@ -616,6 +645,44 @@ enum http1_status http1_gap(struct http1_parser *p, uint64_t n)
 	size_t used = 0;
 	enum http1_status st = http1_feed(p, zero, 1, &used);
 	return st;
+}
+
+bool http1_in_chunked_body(const struct http1_parser *p)
+{
+	return p->state == ST_IN_MSG && p->headers_done && (p->ll.flags & F_CHUNKED);
+}
+
+void http1_body_lost(struct http1_parser *p)
+{
+	p->body.max = p->body.len; /* the stored body stays the prefix before the loss */
+	p->msg.truncated = true;
+	if (p->chunk_data) /* the rest of the chunk the loss began in was body */
+		p->msg.body_len += p->ll.content_length;
+	p->chunk_data = false;
+}
+
+int http1_chunk_resume(struct http1_parser *p)
+{
+	if (!http1_in_chunked_body(p))
+		return -EINVAL;
+	/* llhttp cannot be put into the chunk-size state directly: a fresh
+	 * parser reads a stand-in head with the callbacks muted, and the
+	 * message's own head, body so far and flags stay as they are. */
+	static const char req[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+	const char *head = p->type == HTTP1_REQUEST ? req : resp;
+	llhttp_init(&p->ll, p->type == HTTP1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST,
+		    &http1_settings);
+	p->ll.data = p;
+	llhttp_set_lenient_headers(&p->ll, 1);
+	llhttp_set_lenient_keep_alive(&p->ll, 1);
+	llhttp_set_lenient_chunked_length(&p->ll, 1);
+	p->mute = true;
+	llhttp_errno_t e = llhttp_execute(&p->ll, head, strlen(head));
+	p->mute = false;
+	p->chunk_data = false;
+	p->span = SPAN_NONE; /* a field cut by the loss is not continued */
+	return e == HPE_OK ? 0 : -EBADMSG;
 }
 
 const struct store_message *http1_message(const struct http1_parser *p)

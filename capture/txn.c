@@ -59,9 +59,14 @@
  * pipelining client), responses pair in order and every session is
  * flagged gap until the queue drains with both sides in step ("suspect").
  *
- * Known limits (each case is flagged or counted, never silent): a gap
- * inside a chunked body is not bridged (the message is cut, the side
- * resyncs); a client that got a final
+ * Chunked bodies: a gap inside a chunk's data is bridged like a
+ * Content-Length one; a gap past the chunk's end puts the side in CHUNK
+ * mode: bytes are skipped until a chunk-size line at a line start (the
+ * message goes on, http1_chunk_resume) or a message start (the gap took
+ * the body's end: the message is handed on, flagged).
+ *
+ * Known limits (each case is flagged or counted, never silent): a client
+ * that got a final
  * answer to "Expect: 100-continue" and sends a new request instead of the
  * announced body on the same connection is parsed as body, then resynced.
  *
@@ -74,6 +79,7 @@
  */
 #include "capture/txn.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -90,6 +96,7 @@
 #define TXN_HOLD_MAX	(64 * 1024) /* client bytes held after CONNECT/Upgrade */
 #define TXN_CARRY_MAX	32	    /* candidate message start cut at a segment end */
 #define TXN_LINE_CHECK	8192	    /* request line length checked for " HTTP/1.x" */
+#define TXN_CHUNK_LINE	256	    /* chunk-size line with extensions looked for */
 
 const struct ctr_desc txn_ctr_descs[] = {
     CTR_DESC(struct txn_stats, requests, "http requests parsed (complete or not)"),
@@ -114,6 +121,8 @@ const struct ctr_desc txn_ctr_descs[] = {
 	     "responses paired past a lost response by tcp sequence and ack positions"),
     CTR_DESC(struct txn_stats, lost_responses,
 	     "requests whose response a tcp gap took (flagged gap, no_response)"),
+    CTR_DESC(struct txn_stats, chunk_resyncs,
+	     "chunked bodies continued at the next chunk-size line after a tcp gap"),
     CTR_DESC(struct txn_stats, pairing_uncertain,
 	     "responses after a loss that tcp positions could not place (paired in order, "
 	     "flagged gap)"),
@@ -130,6 +139,7 @@ enum txn_mode {
 	MODE_RESYNC,
 	MODE_HOLD,
 	MODE_TUNNEL,
+	MODE_CHUNK, /* a chunked body lost bytes: looking for its next chunk-size line */
 };
 
 enum txn_look {
@@ -182,6 +192,9 @@ struct txn_side {
 	bool lost;
 	bool resync_gap; /* RESYNC after a gap: a start inside a segment is flagged */
 	bool has_last;
+	bool hunt_fresh, hunt_cr, hunt_crlf; /* CHUNK: after a gap; bytes so far end in CR / CRLF */
+	bool resumed;			     /* the message went on at a chunk-size line it found */
+	uint64_t hunt_lo;		     /* CHUNK: where the loss began */
 	uint64_t lost_lo;
 	uint64_t last_ack; /* the ack at the start of the last message */
 };
@@ -536,6 +549,7 @@ static void txn_side_msg_done(struct txn_side *sd)
 {
 	sd->in_msg = false;
 	sd->msg_flags = 0;
+	sd->resumed = false;
 }
 
 /* A request (complete or partial, with @p flags) is ready: queue it. */
@@ -991,12 +1005,116 @@ static size_t txn_side_scan(struct txn_conn *c, enum txn_role role, const uint8_
 	return k;
 }
 
+/*
+ * The side lost bytes from @p lo on: with positions the next message found
+ * carries the loss (txn_pair.h decides what it means for the pairing);
+ * without, the next message is flagged and every session after it until
+ * the connection is back in step.
+ */
+static void txn_side_lose(struct txn_conn *c, struct txn_side *sd, uint64_t lo)
+{
+	if (!c->pos) {
+		sd->next_flags |= STORE_F_GAP;
+		c->suspect = true;
+		return;
+	}
+	if (!sd->lost) {
+		sd->lost = true;
+		sd->lost_lo = lo;
+	}
+	sd->resync_gap = true;
+}
+
 /* The side's position moves on by @p n bytes (not parsed as a message). */
 static void txn_side_skip(struct txn_side *sd, size_t n)
 {
 	sd->cur += n;
 	if (n)
 		sd->at_seg = false;
+}
+
+/*
+ * A chunk-size line at d (RFC 9112 §7.1: HEXDIG+ [ext] CRLF, at most
+ * TXN_CHUNK_LINE bytes)? When the chunk's data and its CRLF are at hand
+ * too, the CRLF must be where the size says.
+ */
+static bool txn_chunk_line(const uint8_t *d, size_t n)
+{
+	size_t i = 0;
+	uint64_t size = 0;
+	while (i < n && i < 16 && isxdigit(d[i])) {
+		size =
+		    size * 16 + (uint64_t)(isdigit(d[i]) ? d[i] - '0' : (d[i] | 0x20) - 'a' + 10);
+		i++;
+	}
+	if (!i || i == n)
+		return false;
+	while (i < n && i < TXN_CHUNK_LINE && d[i] != '\r' && d[i] != '\n') {
+		if (d[i] != ';' && d[i] != ' ' && d[i] != '\t' && d[i] < 0x21)
+			return false; /* control bytes: no chunk extension */
+		if (i == 0 || (d[i - 1] != ';' && isxdigit(d[i - 1]) && d[i] != ';' &&
+			       d[i] != ' ' && d[i] != '\t'))
+			return false; /* after the size only an extension may follow */
+		while (i < n && i < TXN_CHUNK_LINE && d[i] != '\r' && d[i] != '\n')
+			i++;
+	}
+	if (i + 1 >= n || d[i] != '\r' || d[i + 1] != '\n')
+		return false;
+	i += 2;
+	if (size && size <= n - i && n - i - size >= 2)
+		return d[i + size] == '\r' && d[i + size + 1] == '\n';
+	return true;
+}
+
+/*
+ * CHUNK mode: the offset in d where the chunked body goes on (a chunk-size
+ * line at a line start: *chunk) or where a new message of this side begins
+ * (the lost bytes held the body's end); n when neither is in d.
+ */
+static size_t txn_hunt(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
+		       bool *chunk)
+{
+	struct txn_side *sd = &c->side[role];
+	size_t i = 0;
+	bool line = sd->hunt_fresh || sd->hunt_crlf;
+	while (i < n) {
+		if (line || (i == 1 && sd->hunt_cr && d[0] == '\n')) {
+			bool msg = role == ROLE_SERVER ? txn_look_response(d + i, n - i) == LOOK_YES
+						       : txn_look_request(d + i, n - i) == LOOK_YES;
+			if (msg || txn_chunk_line(d + i, n - i)) {
+				*chunk = !msg;
+				return i;
+			}
+		}
+		const uint8_t *lf = memchr(d + i, '\n', n - i);
+		if (!lf)
+			break;
+		size_t k = (size_t)(lf - d);
+		line = k > 0 && d[k - 1] == '\r';
+		i = k + 1;
+	}
+	sd->hunt_fresh = false;
+	sd->hunt_crlf =
+	    n >= 2 ? d[n - 2] == '\r' && d[n - 1] == '\n' : (n == 1 && sd->hunt_cr && d[0] == '\n');
+	sd->hunt_cr = n && d[n - 1] == '\r';
+	return n;
+}
+
+/* CHUNK mode found no chunk-size line before a new message: the lost
+ * bytes held the body's end (and maybe whole messages). */
+static void txn_chunk_give_up(struct txn_conn *c, enum txn_role role, int64_t ts)
+{
+	struct txn_side *sd = &c->side[role];
+	if (role == ROLE_CLIENT)
+		txn_request_ready(c, STORE_F_GAP, false);
+	else
+		txn_response_ready(c, STORE_F_GAP, false, ts);
+	txn_side_lose(c, sd, sd->hunt_lo);
+	http1_reset(sd->p);
+	txn_side_msg_done(sd);
+	sd->mode = MODE_NORMAL;
+	if (role == ROLE_SERVER)
+		txn_server_expect(c);
 }
 
 static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
@@ -1066,7 +1184,34 @@ static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t 
 				n -= k;
 			}
 			break;
+		case MODE_CHUNK: {
+			bool chunk = false;
+			size_t k = txn_hunt(c, role, d, n, &chunk);
+			c->st->resync_bytes += k;
+			txn_side_skip(sd, k);
+			d += k;
+			n -= k;
+			if (!n)
+				break;
+			sd->ts_last = ts;
+			if (chunk && http1_chunk_resume(sd->p) == 0) {
+				c->st->chunk_resyncs++;
+				sd->mode = MODE_NORMAL; /* the same message goes on */
+				sd->resumed = true;
+			} else {
+				txn_chunk_give_up(c, role, ts);
+			}
+			break;
+		}
 		case MODE_NORMAL: {
+			if (sd->resumed && sd->in_msg && sd->at_seg &&
+			    txn_look(role, d, n) == LOOK_YES) {
+				/* A message begins a segment while the resumed body
+				 * still wants bytes: the size line it went on at was
+				 * data, the body ended in the lost bytes. */
+				txn_chunk_give_up(c, role, ts);
+				break;
+			}
 			size_t k = txn_side_step(c, role, d, n, ts); /* moves sd->cur */
 			d += k;
 			n -= k;
@@ -1218,26 +1363,6 @@ void txn_conn_data(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, si
 	txn_conn_segment(c, dir, data, len, ts_ns, NULL);
 }
 
-/*
- * The side lost bytes from @p lo on: with positions the next message found
- * carries the loss (txn_pair.h decides what it means for the pairing);
- * without, the next message is flagged and every session after it until
- * the connection is back in step.
- */
-static void txn_side_lose(struct txn_conn *c, struct txn_side *sd, uint64_t lo)
-{
-	if (!c->pos) {
-		sd->next_flags |= STORE_F_GAP;
-		c->suspect = true;
-		return;
-	}
-	if (!sd->lost) {
-		sd->lost = true;
-		sd->lost_lo = lo;
-	}
-	sd->resync_gap = true;
-}
-
 void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts_ns)
 {
 	if (c->ended)
@@ -1261,6 +1386,10 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 		sd->at_bol = true;
 		txn_side_lose(c, sd, at);
 		return;
+	case MODE_CHUNK:
+		sd->hunt_fresh = true; /* the next bytes may start anywhere */
+		sd->hunt_cr = sd->hunt_crlf = false;
+		return;
 	case MODE_NORMAL:
 		break;
 	}
@@ -1274,6 +1403,18 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 				txn_side_complete(c, role, ts_ns);
 			return;
 		}
+	}
+	if (sd->in_msg && http1_in_chunked_body(sd->p)) {
+		/* A chunked body lost bytes past its current chunk: look for the
+		 * next chunk-size line and go on with the same message. */
+		http1_body_lost(sd->p);
+		sd->msg_flags |= STORE_F_GAP;
+		sd->ts_last = ts_ns;
+		sd->mode = MODE_CHUNK;
+		sd->hunt_fresh = true;
+		sd->hunt_cr = sd->hunt_crlf = false;
+		sd->hunt_lo = at;
+		return;
 	}
 	if (sd->in_msg && http1_message(sd->p)->present) {
 		/* The message lost bytes: hand it on as it is, flagged. */
@@ -1301,7 +1442,8 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 	if (c->ended)
 		return;
 	c->ended = true;
-	if (cl->mode == MODE_NORMAL && cl->in_msg && http1_message(cl->p)->present) {
+	if ((cl->mode == MODE_NORMAL || cl->mode == MODE_CHUNK) && cl->in_msg &&
+	    http1_message(cl->p)->present) {
 		c->st->incomplete++;
 		txn_request_ready(c, cut, false);
 		http1_reset(cl->p);
@@ -1309,7 +1451,8 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 	}
 
 	struct txn_side *sv = &c->side[ROLE_SERVER];
-	if (sv->mode == MODE_NORMAL && sv->in_msg && http1_message(sv->p)->present) {
+	if ((sv->mode == MODE_NORMAL || sv->mode == MODE_CHUNK) && sv->in_msg &&
+	    http1_message(sv->p)->present) {
 		enum http1_status st = HTTP1_ERROR;
 		if (how == TXN_END_FIN)
 			st = http1_finish(sv->p); /* close-delimited body ends here */

@@ -70,6 +70,7 @@ struct txn_stats {
 	uint64_t tunnel_bytes;	    /**< bytes inside tunnels, not parsed */
 	uint64_t pairs_by_position; /**< responses paired past a lost response by TCP positions */
 	uint64_t lost_responses;    /**< requests whose response a gap took (gap, no_response) */
+	uint64_t chunk_resyncs; /**< chunked bodies continued at a chunk-size line after a gap */
 	uint64_t pairing_uncertain; /**< responses after a loss that positions could not place:
 				     *   paired in order, flagged gap (pipelining) */
 };

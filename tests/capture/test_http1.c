@@ -472,9 +472,36 @@ static void test_gap(void)
 		   m->truncated,
 	       "body_len counts the gap, stored body is the prefix before it");
 	http1_next(p);
-	const char *c = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab";
+	const char *c = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5\r\nab";
 	TAP_OK(http1_feed(p, (const uint8_t *)c, strlen(c), &used) == HTTP1_NEED_MORE, "chunked");
-	TAP_OK(http1_gap(p, 1) == HTTP1_ERROR, "gap in a chunked body: not bridged");
+	TAP_OK(http1_gap(p, 1) == HTTP1_NEED_MORE, "gap inside a chunk's data: bridged");
+	const char *c2 = "xy\r\n4\r\nwxyz\r\n0\r\n\r\n";
+	TAP_OK(http1_feed(p, (const uint8_t *)c2, strlen(c2), &used) == HTTP1_COMPLETE &&
+		   used == strlen(c2),
+	       "the chunked body goes on after the gap");
+	m = http1_message(p);
+	TAP_OK(m->body_len == 9 && m->body.len == 2 && m->truncated, "body_len counts the gap");
+	http1_next(p);
+	TAP_OK(http1_feed(p, (const uint8_t *)c, strlen(c), &used) == HTTP1_NEED_MORE,
+	       "chunked again");
+	TAP_OK(http1_gap(p, 10) == HTTP1_ERROR, "gap past the chunk's end: not bridged");
+	TAP_OK(http1_in_chunked_body(p), "inside a chunked body");
+	http1_body_lost(p);
+	TAP_OK(http1_chunk_resume(p) == 0, "resume at a chunk-size line");
+	const char *c3 = "3\r\nxyz\r\n0\r\nX-T: 1\r\n\r\n";
+	TAP_OK(http1_feed(p, (const uint8_t *)c3, strlen(c3), &used) == HTTP1_COMPLETE &&
+		   used == strlen(c3),
+	       "the message completes after the resumed chunks");
+	m = http1_message(p);
+	size_t nt = 0;
+	const struct store_header *tr = http1_message_trailers(p, &nt);
+	TAP_OK(m->status == 200 && m->n_headers == 2 && m->headers[1].name.len == 3 &&
+		   m->body_len == 8 && m->body.len == 2 && !memcmp(m->body.ptr, "ab", 2) &&
+		   m->truncated && nt == 1 && tr[0].name.len == 3,
+	       "head, stored prefix and trailers kept; body_len counts what was seen and the "
+	       "rest of the chunk the gap began in");
+	http1_next(p);
+	TAP_OK(http1_chunk_resume(p) == -EINVAL, "resume outside a chunked body: refused");
 	http1_reset(p);
 	const char *hd = "HTTP/1.1 200 OK\r\nServer: x";
 	TAP_OK(http1_feed(p, (const uint8_t *)hd, strlen(hd), &used) == HTTP1_NEED_MORE, "headers");
@@ -509,8 +536,7 @@ static void test_extension_methods(void)
 		    "body=0:\n",
 		    "a 64-byte method is recorded");
 	expect_dump(HTTP1_REQUEST, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false,
-		    "ERROR Pause on PRI/Upgrade\n",
-		    "PRI (the HTTP/2 preface) stays an error");
+		    "ERROR Pause on PRI/Upgrade\n", "PRI (the HTTP/2 preface) stays an error");
 	expect_dump(HTTP1_REQUEST, "CCM_POST /cut", true,
 		    "CUT CCM_POST /cut v0.0 body=0: PARTIAL\n",
 		    "a request cut after an extension method");

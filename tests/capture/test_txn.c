@@ -511,6 +511,68 @@ static void test_positions(void)
 	fx_free(&f);
 }
 
+/* A chunked body that loses bytes past its chunk goes on at the next
+ * chunk-size line; a line that only looks like one is passed over. */
+static void test_chunked_gap(void)
+{
+	struct fixture f;
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3); /* past the chunk's end */
+	/* "\r\n5\r\n" in the lost chunk's tail: 5 bytes later there is no
+	 * CRLF, so it is no size line. */
+	srv(&f, "tail\r\n5\r\nnot crlf\r\n4\r\nwxyz\r\n0\r\n\r\n", 4);
+	cli(&f, "GET /n HTTP/1.1\r\n\r\n", 5);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 6);
+	txn_conn_end(f.c, TXN_END_FIN, 7);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /c body=0 -> 200 body=9 gap\n#1 GET /n body=0 -> 200 body=2\n",
+		   "chunked gap: resumed at the next true size line, next pair in step");
+	TAP_EQ_U64(f.st.chunk_resyncs, 1, "chunked gap: resumption counted");
+	fx_free(&f);
+
+	/* A line that looks like a size line whose data runs past the bytes at
+	 * hand is taken; the next response beginning a segment shows it was
+	 * data: the chunked body ended in the lost bytes. */
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3);
+	srv(&f, "tail\r\nabc\r\nmore", 4);
+	cli(&f, "GET /n HTTP/1.1\r\n\r\n", 5);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 6);
+	txn_conn_end(f.c, TXN_END_FIN, 7);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /c body=0 -> 200 body=9 gap\n#1 GET /n body=0 -> 200 body=2 gap\n",
+		   "chunked gap: a false size line is undone by the next response (fed without "
+		   "positions: the next pair is flagged too)");
+	fx_free(&f);
+
+	/* A second gap while looking: still the same message. */
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3);
+	srv(&f, "xx\r", 4);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 7, 5);
+	srv(&f, "3\r\nxyz\r\n0\r\n\r\n", 6);
+	txn_conn_end(f.c, TXN_END_FIN, 7);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /c body=0 -> 200 body=8 gap\n",
+		   "chunked gap: a size line right after a second gap");
+	fx_free(&f);
+
+	/* The end lost, the connection closes: cut, flagged. */
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3);
+	txn_conn_end(f.c, TXN_END_FIN, 4);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /c body=0 -> 200 body=5 gap incomplete\n",
+		   "chunked gap: the end lost, cut at the close");
+	fx_free(&f);
+}
+
 /* The rules of txn_pair_pick() on hand-made positions. */
 static void test_pair_rules(void)
 {
@@ -834,6 +896,7 @@ int main(void)
 	test_gap_resync();
 	test_positions();
 	test_pair_rules();
+	test_chunked_gap();
 	test_parse_error();
 	test_direction_swap();
 	test_tunnel();

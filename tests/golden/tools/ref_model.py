@@ -120,28 +120,74 @@ def parse_head(buf, pos):
     return lines[0], hdr, end + 4
 
 
-def body(buf, pos, n, hdr, is_resp, close_ok):
+CHUNK_LINE_RE = re.compile(rb"[0-9A-Fa-f]{1,16}(;[^\r\n]*)?\r\n")
+
+
+def next_missing(miss, pos):
+    return min((i for i in miss if i >= pos), default=None)
+
+
+def hunt(buf, q, n, miss, start_re):
+    """After bytes lost in a chunked body (from q on): the next chunk-size
+    line or message start at a line start, a start after a hole counting
+    as one. -> ("chunk"|"msg"|"end", offset)."""
+    while q < n and q in miss:
+        q += 1
+    p = q
+    while p < n:
+        at_line = p == q or (p - 1) in miss or (buf[p - 2 : p] == b"\r\n" and not {p - 1, p - 2} & miss)
+        if at_line and p not in miss:
+            if start_re.match(buf, p):
+                return "msg", p
+            m = CHUNK_LINE_RE.match(buf, p)
+            if m and not any(i in miss for i in range(p, m.end())):
+                return "chunk", p
+        p += 1
+    return "end", n
+
+
+def chunked_body(buf, pos, n, miss, start_re):
+    """Chunked body with the loss policy of docs/capture.md ("Gaps"): a
+    loss inside a chunk's data is bridged; one running past it counts the
+    rest of that chunk and goes on at the next chunk-size line, or ends the
+    body at the next message start. -> (body_len, new_pos, complete)."""
+    tot = 0
+    while True:
+        e = buf.find(b"\r\n", pos)
+        fm = next_missing(miss, pos)
+        if fm is not None and (e < 0 or fm < e + 2):  # the size line was lost
+            what, pos = hunt(buf, fm, n, miss, start_re)
+            if what == "chunk":
+                continue
+            return tot, pos, what == "msg"
+        if e < 0:
+            return tot, n, False
+        sz = int(buf[pos:e].split(b";")[0], 16)
+        pos = e + 2
+        if sz == 0:
+            while True:  # trailer section
+                e = buf.find(b"\r\n", pos)
+                if e < 0:
+                    return tot, n, False
+                line, pos = buf[pos:e], e + 2
+                if not line:
+                    return tot, pos, True
+        if pos + sz + 2 > n:
+            return tot + max(0, n - pos), n, False
+        fm = next_missing(miss, pos)
+        tot += sz
+        if fm is None or fm >= pos + sz + 2 or not any(i in miss for i in range(pos + sz, pos + sz + 2)):
+            pos += sz + 2  # seen whole, or lost inside the data only: bridged
+            continue
+        what, pos = hunt(buf, fm, n, miss, start_re)
+        if what != "chunk":
+            return tot, pos, what == "msg"
+
+
+def body(buf, pos, n, hdr, is_resp, close_ok, miss=frozenset(), start_re=None):
     """-> (body_len, new_pos, complete)."""
     if "chunked" in hdr.get("transfer-encoding", "").lower():
-        tot = 0
-        while True:
-            e = buf.find(b"\r\n", pos)
-            if e < 0:
-                return tot, n, False
-            sz = int(buf[pos:e].split(b";")[0], 16)
-            pos = e + 2
-            if sz == 0:
-                while True:  # trailer section
-                    e = buf.find(b"\r\n", pos)
-                    if e < 0:
-                        return tot, n, False
-                    line, pos = buf[pos:e], e + 2
-                    if not line:
-                        return tot, pos, True
-            if pos + sz + 2 > n:
-                return tot + max(0, n - pos), n, False
-            tot += sz
-            pos += sz + 2
+        return chunked_body(buf, pos, n, miss, start_re)
     if "content-length" in hdr:
         cl = int(hdr["content-length"])
         if pos + cl > n:
@@ -178,7 +224,7 @@ def conn_txns(c):
             break
         first, hdr, p = h
         method, target = first.split(" ")[0], first.split(" ")[1]
-        blen, p2, done = body(cb, p, cn, hdr, False, False)
+        blen, p2, done = body(cb, p, cn, hdr, False, False, cmiss, METHOD_RE)
         gap = any(i in cmiss for i in range(pos, p2))
         reqs.append({"method": method, "target": target, "req_body_len": blen, "gap": gap, "done": done})
         pos = p2
@@ -211,7 +257,7 @@ def conn_txns(c):
             if rq["method"] == "HEAD" or code in (204, 304):
                 blen, p2, done = 0, p, True
             else:
-                blen, p2, done = body(sb, p, sn, hdr, True, c["server_fin"])
+                blen, p2, done = body(sb, p, sn, hdr, True, c["server_fin"], smiss, STATUS_RE)
             if any(i in smiss for i in range(pos, p2 if done else sn)):
                 flags.add("gap")
             if not done:
