@@ -39,9 +39,11 @@
  *    depends on its method except for CONNECT, which llhttp knows. PRI
  *    (the HTTP/2 preface) stays an error.
  * Not lenient: malformed chunk sizes, invalid Content-Length: errors.
- * HTTP/0.9 simple requests ("GET /path" CRLF) are an error ("http/0.9
- * request not supported", message partial with version 0.9): llhttp would
- * wait for header lines, and the answer is a bare body without status line.
+ * HTTP/0.9 simple requests ("GET /path" CRLF, RFC 1945 §4.1) are complete
+ * at their line end, version 0.9, no header fields (llhttp would wait for
+ * header lines); http1_message_http09() says so. Their answer is a bare
+ * body until the server closes, which llhttp cannot parse: the caller
+ * (txn) takes it as it is.
  *
  * Trailers (chunked coding): parsed into the same header block, counted
  * against the header cap, and kept apart from the header list:
@@ -116,6 +118,8 @@ struct http1_parser {
 	bool mdone;	 /* the method of this message went to llhttp */
 	bool own_method; /* an extension method: recorded here, llhttp saw "GET" */
 	bool chunk_data; /* chunked: inside a chunk's data (ll.content_length = bytes left) */
+	bool http09;	 /* the message is an HTTP/0.9 simple request */
+	bool line_done;	 /* requests: the request line went to llhttp whole */
 	bool mute;	 /* http1_chunk_resume(): llhttp reads a stand-in head */
 	int err;	 /* 0, -EBADMSG, -E2BIG, -ENOMEM */
 	const char *errmsg;
@@ -378,6 +382,8 @@ static void http1_clear_msg(struct http1_parser *p)
 	p->mdone = false;
 	p->own_method = false;
 	p->chunk_data = false;
+	p->http09 = false;
+	p->line_done = false;
 	p->err = 0;
 	p->errmsg = NULL;
 }
@@ -537,11 +543,30 @@ enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t
 		}
 	}
 	const char *start = (const char *)data + took;
-	size_t used = len;
+	size_t avail = len - took, used = len;
+	bool simple = false;
 	if (e == HPE_OK) {
-		e = llhttp_execute(&p->ll, start, len - took);
+		/* A request line first, alone: without a version it is the whole
+		 * (HTTP/0.9) request, and what follows is not its header block. */
+		size_t first = avail;
+		if (p->type == HTTP1_REQUEST && !p->line_done) {
+			const char *lf = memchr(start, '\n', avail);
+			if (lf)
+				first = (size_t)(lf - start) + 1;
+		}
+		e = llhttp_execute(&p->ll, start, first);
+		if (e == HPE_OK && p->type == HTTP1_REQUEST && !p->line_done &&
+		    memchr(start, '\n', first)) {
+			p->line_done = true;
+			simple =
+			    p->state == ST_IN_MSG && p->ll.http_major == 0 && p->ll.http_minor == 9;
+			if (simple)
+				used = took + first;
+			else if (first < avail)
+				e = llhttp_execute(&p->ll, start + first, avail - first);
+		}
 		const char *pos = llhttp_get_error_pos(&p->ll);
-		if (e != HPE_OK && pos >= start && pos <= start + (len - took))
+		if (e != HPE_OK && pos >= start && pos <= start + avail)
 			used = took + (size_t)(pos - start);
 	} else {
 		used = took; /* the method itself was refused */
@@ -549,14 +574,12 @@ enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t
 	*consumed = used;
 
 	enum http1_status st;
-	if (e == HPE_OK && p->type == HTTP1_REQUEST && p->state == ST_IN_MSG &&
-	    p->ll.http_major == 0 && p->ll.http_minor == 9) {
-		/* llhttp takes "GET /path" CRLF as 0.9 and then waits for header
-		 * lines that never come; the response would be a bare body. */
-		p->state = ST_ERROR;
-		p->err = -EBADMSG;
-		p->errmsg = "http/0.9 request not supported";
-		st = HTTP1_ERROR;
+	if (simple) {
+		/* llhttp takes "GET /path" CRLF as 0.9 and would wait for header
+		 * lines that never come: the request ends at its line end. */
+		p->state = ST_DONE;
+		p->http09 = true;
+		st = HTTP1_COMPLETE;
 	} else if (e == HPE_OK) {
 		st = HTTP1_NEED_MORE;
 	} else if (e == HPE_PAUSED && p->state == ST_DONE) {
@@ -709,6 +732,8 @@ void http1_next(struct http1_parser *p)
 {
 	enum http1_state was = p->state;
 	bool final = !p->interim;
+	if (p->http09)
+		was = ST_ERROR; /* llhttp sits in the header state: start clean */
 	http1_clear_msg(p);
 	if (final) {
 		p->expect_head = false;
@@ -755,6 +780,11 @@ void http1_expect_response_to(struct http1_parser *p, const struct store_slice *
 {
 	p->expect_head = http1_method_is(method, "HEAD");
 	p->expect_connect = http1_method_is(method, "CONNECT");
+}
+
+bool http1_message_http09(const struct http1_parser *p)
+{
+	return p->http09;
 }
 
 bool http1_message_interim(const struct http1_parser *p)

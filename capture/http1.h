@@ -90,6 +90,13 @@ void http1_next(struct http1_parser *p);
  */
 void http1_expect_response_to(struct http1_parser *p, const struct store_slice *method);
 
+/**
+ * True when the complete request is an HTTP/0.9 simple request (a request
+ * line without version, no header fields): its answer is a bare body until
+ * the server closes, which this parser does not parse (the caller does).
+ */
+bool http1_message_http09(const struct http1_parser *p);
+
 /** True when the message was a 1xx interim response (100-continue etc.). */
 bool http1_message_interim(const struct http1_parser *p);
 

@@ -121,6 +121,9 @@ const struct ctr_desc txn_ctr_descs[] = {
 	     "responses paired past a lost response by tcp sequence and ack positions"),
     CTR_DESC(struct txn_stats, lost_responses,
 	     "requests whose response a tcp gap took (flagged gap, no_response)"),
+    CTR_DESC(struct txn_stats, http09, "http/0.9 exchanges (request line without version)"),
+    CTR_DESC(struct txn_stats, cruft,
+	     "byte runs that began no http message (skipped, counted as parse errors)"),
     CTR_DESC(struct txn_stats, chunk_resyncs,
 	     "chunked bodies continued at the next chunk-size line after a tcp gap"),
     CTR_DESC(struct txn_stats, pairing_uncertain,
@@ -140,6 +143,7 @@ enum txn_mode {
 	MODE_HOLD,
 	MODE_TUNNEL,
 	MODE_CHUNK, /* a chunked body lost bytes: looking for its next chunk-size line */
+	MODE_RAW,   /* server: a bare HTTP/0.9 body until the connection closes */
 };
 
 enum txn_look {
@@ -194,6 +198,9 @@ struct txn_side {
 	bool has_last;
 	bool hunt_fresh, hunt_cr, hunt_crlf; /* CHUNK: after a gap; bytes so far end in CR / CRLF */
 	bool resumed;			     /* the message went on at a chunk-size line it found */
+	bool raw_lost;			     /* RAW: bytes were lost, the stored body stops there */
+	struct dbuf raw;		     /* RAW: the stored body (at most max_body) */
+	uint64_t raw_len;		     /* RAW: the body's length */
 	uint64_t hunt_lo;		     /* CHUNK: where the loss began */
 	uint64_t lost_lo;
 	uint64_t last_ack; /* the ack at the start of the last message */
@@ -220,6 +227,8 @@ struct txn_conn {
 	bool suspect;
 	bool pos;		      /* every byte came with its position (txn_conn_segment) */
 	bool pipelined;		      /* a request was sent before the previous one's response */
+	bool cl_cruft;		      /* the client sent bytes that were no request: a response with
+					 no request after them says so (parse_error) */
 	struct txn_unpaired unpaired; /* server bytes that answered no seen request */
 	size_t copies_mem;
 };
@@ -378,6 +387,8 @@ static void txn_emit(struct txn_conn *c, const struct store_message *req, int64_
 		s.ts_req_last_ns = rq_last;
 	} else {
 		flags &= ~(uint32_t)STORE_F_NO_RESPONSE;
+		if (resp && resp->present)
+			flags |= STORE_F_NO_REQUEST;
 	}
 	if (resp && resp->present) {
 		s.resp = *resp;
@@ -560,6 +571,11 @@ static void txn_request_ready(struct txn_conn *c, uint32_t flags, bool tunnel)
 	c->st->requests++;
 	txn_count_msg(c, m);
 	flags |= sd->msg_flags;
+	c->cl_cruft = false; /* a request came after it */
+	if (http1_message_http09(sd->p)) {
+		flags |= STORE_F_HTTP09;
+		c->st->http09++;
+	}
 	if (c->prm->on_request && m->present)
 		txn_announce(c, m, sd->ts_first, sd->ts_last, flags);
 	if (c->early_valid && c->q_len == 0 && c->skip_tail == 0) {
@@ -678,10 +694,14 @@ static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, 
 			c->early_valid = true;
 			return;
 		}
-		/* Its request may be the one a client-side gap took: say so. */
+		/* Its request may be the one a client-side gap took, or bytes
+		 * that were no request: say so. */
 		uint32_t lost = cl->next_flags & STORE_F_GAP;
 		if (c->pos && (cl->lost || (cl->in_msg && cl->m.lost)))
 			lost = STORE_F_GAP;
+		if (c->cl_cruft)
+			lost |= STORE_F_PARSE_ERROR;
+		c->cl_cruft = false;
 		c->st->orphan_responses++;
 		txn_emit(c, NULL, 0, 0, m, sd->ts_first, sd->ts_last,
 			 flags | (tunnel ? STORE_F_TUNNEL : 0) | lost);
@@ -771,7 +791,19 @@ static void txn_on_error(struct txn_conn *c, enum txn_role role, int64_t ts)
 		c->st->header_too_large++;
 	TXN_LOG(LOG_DEBUG, "conn %llu %s: parse error: %s", (unsigned long long)c->info.conn_id,
 		role == ROLE_CLIENT ? "request" : "response", http1_error(sd->p));
-	if (http1_message(sd->p)->present) {
+	const struct store_message *m = http1_message(sd->p);
+	bool cruft = role == ROLE_CLIENT ? !m->method.len && !m->target.len
+					 : !m->status && !m->version_major && !m->version_minor;
+	if (cruft) {
+		/* Not even the start of a message (a TLS hello to an HTTP port,
+		 * a banner): no transaction of its own. A response after it on
+		 * this side, or answering it, is flagged parse_error. */
+		c->st->cruft++;
+		if (role == ROLE_CLIENT)
+			c->cl_cruft = true;
+		else
+			sd->next_flags |= STORE_F_PARSE_ERROR;
+	} else if (m->present) {
 		if (role == ROLE_CLIENT)
 			txn_request_ready(c, STORE_F_PARSE_ERROR, false);
 		else
@@ -1033,6 +1065,53 @@ static void txn_side_skip(struct txn_side *sd, size_t n)
 		sd->at_seg = false;
 }
 
+/* Is the oldest waiting request an HTTP/0.9 one (answered by a bare body)? */
+static bool txn_head_http09(struct txn_conn *c)
+{
+	const struct txn_pending *h = txn_q_head(c);
+	return h && !h->skip_before && (h->req.flags & STORE_F_HTTP09);
+}
+
+/* RAW mode: the bare body of an HTTP/0.9 answer grows. */
+static void txn_raw_add(struct txn_side *sd, const uint8_t *d, size_t n, int64_t ts)
+{
+	sd->raw_len += n;
+	sd->ts_last = ts;
+	size_t room = sd->raw.max - sd->raw.len;
+	if (!sd->raw_lost && room && dbuf_append(&sd->raw, d, n < room ? n : room) != 0)
+		sd->raw_lost = true; /* no memory: keep counting */
+}
+
+/* The connection ended an HTTP/0.9 answer: pair it with its request. */
+static void txn_raw_done(struct txn_conn *c, uint32_t cut)
+{
+	struct txn_side *sv = &c->side[ROLE_SERVER];
+	struct txn_pending *h = txn_q_head(c);
+	struct store_message r = {
+	    .present = true,
+	    .method = {txn_empty, 0},
+	    .target = {txn_empty, 0},
+	    .reason = {txn_empty, 0},
+	    .version_minor = 9,
+	    .body = {sv->raw.len ? sv->raw.data : txn_empty, sv->raw.len},
+	    .body_len = sv->raw_len,
+	    .truncated = sv->raw_len > sv->raw.len,
+	};
+	c->st->responses++;
+	txn_count_msg(c, &r);
+	uint32_t flags = sv->msg_flags | STORE_F_HTTP09 | cut;
+	if (h) {
+		txn_emit(c, &h->req.msg, h->req.ts_first, h->req.ts_last, &r, sv->ts_first,
+			 sv->ts_last, flags | h->req.flags);
+		txn_q_pop(c);
+	} else {
+		c->st->orphan_responses++;
+		txn_emit(c, NULL, 0, 0, &r, sv->ts_first, sv->ts_last, flags);
+	}
+	dbuf_release(&sv->raw);
+	txn_side_msg_done(sv);
+}
+
 /*
  * A chunk-size line at d (RFC 9112 §7.1: HEXDIG+ [ext] CRLF, at most
  * TXN_CHUNK_LINE bytes)? When the chunk's data and its CRLF are at hand
@@ -1203,7 +1282,27 @@ static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t 
 			}
 			break;
 		}
+		case MODE_RAW:
+			txn_raw_add(sd, d, n, ts);
+			txn_side_skip(sd, n);
+			return;
 		case MODE_NORMAL: {
+			if (role == ROLE_SERVER && !sd->in_msg && txn_head_http09(c) &&
+			    txn_look_response(d, n) != LOOK_YES) {
+				/* The answer to an HTTP/0.9 request: a bare body
+				 * until the server closes (RFC 1945 §4.1). */
+				txn_side_start_here(c, sd, &sd->m);
+				sd->in_msg = true;
+				sd->ts_first = ts;
+				sd->msg_flags = sd->next_flags;
+				sd->next_flags = 0;
+				sd->mode = MODE_RAW;
+				sd->raw_len = 0;
+				sd->raw_lost = false;
+				dbuf_init(&sd->raw,
+					  c->prm->max_body ? c->prm->max_body : 1024 * 1024);
+				break;
+			}
 			if (sd->resumed && sd->in_msg && sd->at_seg &&
 			    txn_look(role, d, n) == LOOK_YES) {
 				/* A message begins a segment while the resumed body
@@ -1263,6 +1362,7 @@ void txn_conn_free(struct txn_conn *c)
 	for (int r = 0; r < 2; r++) {
 		http1_parser_free(c->side[r].p);
 		dbuf_release(&c->side[r].hold);
+		dbuf_release(&c->side[r].raw);
 	}
 	mem_free(c->q);
 	mem_free(c);
@@ -1390,6 +1490,12 @@ void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts
 		sd->hunt_fresh = true; /* the next bytes may start anywhere */
 		sd->hunt_cr = sd->hunt_crlf = false;
 		return;
+	case MODE_RAW: /* a close-delimited body: the bytes count, the rest goes on */
+		sd->raw_len += len;
+		sd->raw_lost = true;
+		sd->msg_flags |= STORE_F_GAP;
+		sd->ts_last = ts_ns;
+		return;
 	case MODE_NORMAL:
 		break;
 	}
@@ -1451,6 +1557,8 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns)
 	}
 
 	struct txn_side *sv = &c->side[ROLE_SERVER];
+	if (sv->mode == MODE_RAW) /* the close ends an HTTP/0.9 answer; a reset cuts it */
+		txn_raw_done(c, how == TXN_END_FIN ? 0 : cut);
 	if ((sv->mode == MODE_NORMAL || sv->mode == MODE_CHUNK) && sv->in_msg &&
 	    http1_message(sv->p)->present) {
 		enum http1_status st = HTTP1_ERROR;
@@ -1534,5 +1642,5 @@ size_t txn_conn_mem(const struct txn_conn *c)
 {
 	return sizeof(*c) + c->q_cap * sizeof(*c->q) + c->copies_mem +
 	       http1_parser_mem(c->side[0].p) + http1_parser_mem(c->side[1].p) +
-	       c->side[0].hold.cap + c->side[1].hold.cap;
+	       c->side[0].hold.cap + c->side[1].hold.cap + c->side[1].raw.cap;
 }

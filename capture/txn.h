@@ -70,6 +70,8 @@ struct txn_stats {
 	uint64_t tunnel_bytes;	    /**< bytes inside tunnels, not parsed */
 	uint64_t pairs_by_position; /**< responses paired past a lost response by TCP positions */
 	uint64_t lost_responses;    /**< requests whose response a gap took (gap, no_response) */
+	uint64_t http09;	    /**< HTTP/0.9 exchanges */
+	uint64_t cruft;		    /**< byte runs that began no message (skipped) */
 	uint64_t chunk_resyncs; /**< chunked bodies continued at a chunk-size line after a gap */
 	uint64_t pairing_uncertain; /**< responses after a loss that positions could not place:
 				     *   paired in order, flagged gap (pipelining) */

@@ -52,8 +52,14 @@ enum store_flag {
 	STORE_F_INCOMPLETE = 1u << 5,  /**< a message ended before its last byte (close, RST) */
 	STORE_F_RESET = 1u << 6,       /**< the connection was reset during this session */
 	STORE_F_REDACTED = 1u << 7,    /**< values were masked or dropped at record time */
+	/* bit 8 is reserved (HTTP/2) */
+	STORE_F_NO_REQUEST = 1u << 9, /**< a response no captured request matches (the other
+				       *   flags say why: gap, midstream, parse_error; none:
+				       *   the server sent it unasked) */
+	STORE_F_HTTP09 = 1u << 10,    /**< an HTTP/0.9 exchange: a request line without
+				       *   version, answered by a bare body until close */
 };
-#define STORE_F_COUNT 8
+#define STORE_F_COUNT 11
 
 /** Stable lower-case name of flag bit @p bit (one of enum store_flag), or NULL. */
 const char *store_flag_name(uint32_t bit);

@@ -26,9 +26,6 @@ struct rec {
 	struct store_endpoint last_src;
 };
 
-static const char *flag_names[] = {"gap",    "midstream",  "no_response", "parse_error",
-				   "tunnel", "incomplete", "reset",	  "redacted"};
-
 static void on_emit(void *ctx, const struct store_session *s)
 {
 	struct rec *r = ctx;
@@ -45,9 +42,9 @@ static void on_emit(void *ctx, const struct store_session *s)
 			    (unsigned long long)s->resp.body_len);
 	else
 		dbuf_puts(&r->log, " -> -");
-	for (int b = 0; b < 8; b++)
+	for (unsigned b = 0; b < STORE_F_COUNT; b++)
 		if (s->flags & (1u << b))
-			dbuf_printf(&r->log, " %s", flag_names[b]);
+			dbuf_printf(&r->log, " %s", store_flag_name(1u << b));
 	dbuf_puts(&r->log, "\n");
 	r->last_rq_first = s->ts_req_first_ns;
 	r->last_rq_last = s->ts_req_last_ns;
@@ -282,7 +279,8 @@ static void test_gap_resync(void)
 	txn_conn_gap(f.c, TXN_DIR_CLIENT, 19, 3);
 	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes", 4);
 	txn_conn_end(f.c, TXN_END_FIN, 5);
-	TAP_EQ_STR(fx_log(&f), "#0 GET /a body=0 -> 200 body=2\n#1 - -> 200 body=3 gap\n",
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /a body=0 -> 200 body=2\n#1 - -> 200 body=3 gap no_request\n",
 		   "request lost whole in a gap: its response is flagged gap");
 	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
 	TAP_EQ_U64(f.st.gap_sessions, 1, "gap session counted");
@@ -424,7 +422,7 @@ static void test_positions(void)
 	fx_init(&f, false);
 	C(RQ(1)), S(RS(1)), LC(RQ(2)), S(RS(2)), C(RQ(3)), S(RS(3));
 	txn_conn_end(f.c, TXN_END_FIN, ts);
-	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 200 body=1 gap\n#2 " OK1(3),
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 200 body=1 gap no_request\n#2 " OK1(3),
 		   "positions: a lost request flags its response only");
 	fx_free(&f);
 
@@ -452,10 +450,12 @@ static void test_positions(void)
 	txn_conn_gap(f.c, TXN_DIR_SERVER, strlen(RS(2)), ts++);
 	S(RS(3)), C(RQ(4)), S(RS(4));
 	txn_conn_end(f.c, TXN_END_FIN, ts);
-	TAP_EQ_STR(fx_log(&f),
-		   "#0 " OK1(1) "#1 GET /2 body=0 -> - gap no_response\n#2 - -> 200 body=1 gap\n"
-				"#3 " OK1(4),
-		   "positions: lost response then lost request: each flagged once");
+	TAP_EQ_STR(
+	    fx_log(&f),
+	    "#0 " OK1(
+		1) "#1 GET /2 body=0 -> - gap no_response\n#2 - -> 200 body=1 gap no_request\n"
+		   "#3 " OK1(4),
+	    "positions: lost response then lost request: each flagged once");
 	fx_free(&f);
 
 	/* A pipelining client: /2 and /3 sent together, the response to /2
@@ -478,7 +478,7 @@ static void test_positions(void)
 	fx_init(&f, false);
 	C(RQ(1)), S(RS(1)), S(R408), C(RQ(2)), S(RS(2));
 	txn_conn_end(f.c, TXN_END_FIN, ts);
-	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0\n#2 " OK1(2),
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0 no_request\n#2 " OK1(2),
 		   "positions: a response the client read before its request answers none");
 	fx_free(&f);
 
@@ -498,7 +498,7 @@ static void test_positions(void)
 	}
 	S(RS(2));
 	txn_conn_end(f.c, TXN_END_FIN, ts);
-	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0\n#2 " OK1(2),
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0 no_request\n#2 " OK1(2),
 		   "positions: a response sent before the request arrived answers none");
 	fx_free(&f);
 
@@ -570,6 +570,63 @@ static void test_chunked_gap(void)
 	txn_conn_end(f.c, TXN_END_FIN, 4);
 	TAP_EQ_STR(fx_log(&f), "#0 GET /c body=0 -> 200 body=5 gap incomplete\n",
 		   "chunked gap: the end lost, cut at the close");
+	fx_free(&f);
+}
+
+/* Responses without a request that a log would still show: the answer to
+ * an HTTP/0.9 request, and answers after bytes that were no message. */
+static void test_http09_cruft(void)
+{
+	struct fixture f;
+	fx_init(&f, false);
+	cli(&f, "GET /old.txt\r\n", 1);
+	srv(&f, "alpha\n", 2);
+	srv(&f, "beta\n", 3);
+	txn_conn_end(f.c, TXN_END_FIN, 4);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /old.txt body=0 -> 0 body=11 http09\n",
+		   "http/0.9: the bare body until the close answers the request");
+	TAP_OK(f.rec.last_rs_first == 2 && f.rec.last_rs_last == 3, "http/0.9: response times");
+	TAP_EQ_U64(f.st.http09, 1, "http/0.9 counted");
+	fx_free(&f);
+
+	fx_init(&f, false);
+	cli(&f, "GET /old.txt\r\n", 1);
+	srv(&f, "alpha", 2);
+	txn_conn_end(f.c, TXN_END_RST, 3);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /old.txt body=0 -> 0 body=5 incomplete reset http09\n",
+		   "http/0.9: a reset cuts the answer");
+	fx_free(&f);
+
+	/* A server answering 0.9 with a status line is parsed as HTTP/1.x. */
+	fx_init(&f, false);
+	cli(&f, "GET /old.txt\r\n", 1);
+	srv(&f, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 2);
+	txn_conn_end(f.c, TXN_END_FIN, 3);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /old.txt body=0 -> 200 body=2 http09\n",
+		   "http/0.9 request, HTTP/1.0 answer");
+	fx_free(&f);
+
+	/* A TLS hello to an HTTP port: nginx answers 400; the answer has no
+	 * request, and says the client's bytes were no request. */
+	fx_init(&f, false);
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)"\x16\x03\x01\x02\x00\x01\x00", 7, 1);
+	srv(&f, "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad", 2);
+	txn_conn_end(f.c, TXN_END_FIN, 3);
+	TAP_EQ_STR(fx_log(&f), "#0 - -> 400 body=3 parse_error no_request\n",
+		   "cruft: the answer to a TLS hello is flagged parse_error, no_request");
+	TAP_EQ_U64(f.st.cruft, 1, "cruft counted");
+	fx_free(&f);
+
+	/* A banner before the response: the response keeps its request. */
+	fx_init(&f, false);
+	cli(&f, "GET /a HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "*** welcome ***\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA", 2);
+	cli(&f, "GET /b HTTP/1.1\r\n\r\n", 3);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB", 4);
+	txn_conn_end(f.c, TXN_END_FIN, 5);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /a body=0 -> 200 body=1 parse_error\n#1 GET /b body=0 -> 200 body=1\n",
+		   "cruft before a response: paired with its request, flagged");
 	fx_free(&f);
 }
 
@@ -657,7 +714,8 @@ static void test_direction_swap(void)
 	txn_conn_data(f.c, TXN_DIR_CLIENT,
 		      (const uint8_t *)"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38, 1);
 	txn_conn_end(f.c, TXN_END_FIN, 2);
-	TAP_EQ_STR(fx_log(&f), "#0 - -> 200 body=0\n", "response first: swapped, orphan response");
+	TAP_EQ_STR(fx_log(&f), "#0 - -> 200 body=0 no_request\n",
+		   "response first: swapped, orphan response");
 	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
 	TAP_EQ_U64(f.st.sessions_emitted, 1, "orphan emitted");
 	TAP_EQ_U64(f.st.sessions_complete, 0, "an orphan response is not a complete transaction");
@@ -678,7 +736,8 @@ static void test_direction_swap(void)
 	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)resp2, strlen(resp2), 5);
 	txn_conn_end(f.c, TXN_END_FIN, 6);
 	TAP_EQ_STR(fx_log(&f),
-		   "#0 - -> 200 body=2 midstream\n#1 GET /next body=0 -> 204 body=0 midstream\n",
+		   "#0 - -> 200 body=2 midstream no_request\n#1 GET /next body=0 -> 204 body=0 "
+		   "midstream\n",
 		   "midstream swap: orphan first response, then pairs");
 	TAP_OK(f.rec.last_src.addr[0] == 20, "src is the caller's server side");
 	fx_free(&f);
@@ -897,6 +956,7 @@ int main(void)
 	test_positions();
 	test_pair_rules();
 	test_chunked_gap();
+	test_http09_cruft();
 	test_parse_error();
 	test_direction_swap();
 	test_tunnel();

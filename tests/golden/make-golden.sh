@@ -401,9 +401,50 @@ get /a.txt 0"
     stop_pid "$ngx_pid"
 }
 
+# Answers without a request line of HTTP/1.x: an HTTP/0.9 request (a raw
+# socket sends "GET /a.txt" CRLF; nginx answers the bare file and closes)
+# and curl speaking TLS to the plain-HTTP port (nginx answers 400 to the
+# ClientHello and closes). Expected from nginx's log and RFC 1945 §4.1.
+case_http09_tls_nginx() {
+    local p
+    p=$(free_port)
+    nginx_start "127.0.0.1:$p"
+    wait_port 127.0.0.1 "$p"
+    cap_start http09-tls-nginx "$p"
+    python3 - "$p" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /a.txt\r\n")
+while s.recv(65536):
+    pass
+s.close()
+EOF
+    sleep 0.2
+    curl -sS -k "https://127.0.0.1:$p/a.txt" 2>/dev/null || true
+    cap_expected=expected_http09_tls
+    cap_stop
+    stop_pid "$ngx_pid"
+}
+
+# The two lines of http09-tls-nginx: the TLS connection first (its only
+# session has no request, so it sorts first in the canonical order).
+expected_http09_tls() {
+    sleep 0.3
+    python3 - "$ngx_dir/logs/golden.log" <<'EOF'
+import json, sys
+log = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
+assert [l[:3] for l in log] == [["GET", "/a.txt", "200"], ["-", "-", "400"]], log
+print(json.dumps({"method": "", "target": "", "status": 400, "req_body_len": 0,
+                  "resp_body_len": int(log[1][4]), "flags": ["no_request", "parse_error"]}))
+print(json.dumps({"method": "GET", "target": "/a.txt", "status": 0, "req_body_len": 0,
+                  "resp_body_len": int(log[0][4]), "flags": ["http09"]}))
+EOF
+}
+
 all_cases="curl-keepalive-python nginx-static nginx-gzip-chunked python-chunked
  nginx-conditional-304 nginx-head python-post-large nginx-post-early-response
- expect-100-continue nginx-ipv6 pipeline-raw wrk-nginx http10-close ext-methods"
+ expect-100-continue nginx-ipv6 pipeline-raw wrk-nginx http10-close ext-methods
+ http09-tls-nginx"
 
 [ "$(id -u)" -eq 0 ] || {
     log "needs root for tcpdump on lo"

@@ -25,6 +25,8 @@ import sys
 # A method is any RFC 9110 token (section 9.1), extension methods included.
 METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64} [^ \r\n]+ HTTP/1\.[01]\r\n")
 STATUS_RE = re.compile(rb"HTTP/1\.[01] [0-9]{3}")
+# RFC 1945 section 4.1: an HTTP/0.9 simple request, a line without version.
+SIMPLE_RE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ([^ \r\n]+)\r?\n")
 FIN, SYN, RST = 0x01, 0x02, 0x04
 
 
@@ -218,7 +220,17 @@ def conn_txns(c):
     reset = c["rst"]
     reqs = []
     pos = resync(cb, 0, METHOD_RE) if mid else 0
+    cruft = False
     while pos < cn:
+        m09 = SIMPLE_RE.match(cb, pos)
+        if m09 and not METHOD_RE.match(cb, pos):
+            reqs.append({"method": m09.group(1).decode(), "target": m09.group(2).decode(),
+                         "req_body_len": 0, "gap": False, "done": True, "http09": True})
+            pos = m09.end()
+            continue
+        if not METHOD_RE.match(cb, pos):
+            cruft = True  # bytes that are no request: nothing of its own
+            break
         h = parse_head(cb, pos)
         if h is None:
             break
@@ -238,6 +250,16 @@ def conn_txns(c):
             flags.add("gap")
         if tunnel:
             break
+        if rq.get("http09") and pos < sn and not sb.startswith(b"HTTP/", pos):
+            # the answer is a bare body until the server closes
+            t["status"], t["resp_body_len"] = 0, sn - pos
+            flags.add("http09")
+            pos = sn
+            t["flags"] = sorted(flags)
+            txns.append(t)
+            continue
+        if rq.get("http09"):
+            flags.add("http09")
         while pos < sn:
             h = parse_head(sb, pos)
             if h is None:
@@ -273,6 +295,18 @@ def conn_txns(c):
             flags.add("no_response")
         t["flags"] = sorted(flags)
         txns.append(t)
+    # Responses left over answer no request seen; after bytes that were no
+    # request (e.g. a TLS hello to an HTTP port) they say so.
+    while not mid and pos < sn and STATUS_RE.match(sb, pos):
+        h = parse_head(sb, pos)
+        if h is None:
+            break
+        first, hdr, p = h
+        blen, p2, done = body(sb, p, sn, hdr, True, c["server_fin"], smiss, STATUS_RE)
+        flags = {"no_request"} | ({"parse_error"} if cruft else set())
+        txns.append({"method": "", "target": "", "status": int(first.split(" ")[1]),
+                     "req_body_len": 0, "resp_body_len": blen, "flags": sorted(flags)})
+        pos = p2
     return txns
 
 
@@ -312,7 +346,10 @@ def transactions(path):
         c["server"] = key[0] if key[1] == c["client"] else key[1]
         c["server_fin"] = c["server"] in c.get("fins", set())
         ts = c["dirs"][c["client"]].first_ts or 0
-        out.append((ts, c["order"], conn_txns(c)))
+        txns = conn_txns(c)
+        if txns and not txns[0]["method"] and not txns[0]["target"]:
+            ts = 0  # no request: its time is 0 in the canonical order
+        out.append((ts, c["order"], txns))
     out.sort(key=lambda x: (x[0], x[1]))
     return [t for _, _, ts in out for t in ts]
 
