@@ -22,6 +22,7 @@
 
 #include "capture/decode.h"
 #include "capture/flow.h"
+#include "capture/ipfrag.h"
 #include "capture/reasm.h"
 #include "capture/txn.h"
 #include "common/log.h"
@@ -58,6 +59,8 @@ struct pipe {
 	struct reasm_stats rs;
 	struct txn_stats ts;
 	struct txn_params tp;
+	struct ipfrag_stats fgs;
+	struct ipfrag *frag;
 	struct flow_table *flows;
 	uint64_t next_id;
 	struct pipe_lane lanes[PIPE_MAX_LANES];
@@ -287,6 +290,7 @@ static int build_counters(struct pipe *p)
 	    {"pipe_", pipe_ctr_descs, pipe_ctr_count, &p->st},
 	    {"decode_", decode_ctr_descs, decode_ctr_count, &p->ds},
 	    {"flow_", flow_ctr_descs, flow_ctr_count, &p->fs},
+	    {"ipfrag_", ipfrag_ctr_descs, ipfrag_ctr_count, &p->fgs},
 	    {"reasm_", reasm_ctr_descs, reasm_ctr_count, &p->rs},
 	    {"txn_", txn_ctr_descs, txn_ctr_count, &p->ts},
 	    {"redact_", redact_ctr_descs, redact_ctr_count,
@@ -375,7 +379,9 @@ struct pipe *pipe_create(const struct pipe_params *pp)
 	    .rstats = &p->rs,
 	};
 	p->flows = flow_table_create(&fp);
-	if (!p->flows || build_counters(p) < 0) {
+	struct ipfrag_params ip = {.memcap = pp->ipfrag_memcap};
+	p->frag = ipfrag_create(&ip, &p->fgs);
+	if (!p->flows || !p->frag || build_counters(p) < 0) {
 		pipe_free(p);
 		return NULL;
 	}
@@ -388,6 +394,7 @@ void pipe_free(struct pipe *p)
 	if (!p)
 		return;
 	flow_table_free(p->flows);
+	ipfrag_free(p->frag);
 	mem_free(p->ctrs);
 	mem_free(p);
 }
@@ -398,7 +405,18 @@ void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *dat
 	struct decode_pkt pkt;
 	p->st.packets++;
 	p->st.wire_bytes += wirelen;
-	if (decode_packet(linktype, data, caplen, &pkt, &p->ds) != DECODE_TCP)
+	enum decode_result r = decode_packet(linktype, data, caplen, &pkt, &p->ds);
+	if (r == DECODE_FRAGMENT) {
+		/* An IP fragment: when it completes its datagram, decode that. */
+		const uint8_t *dg;
+		size_t n;
+		uint16_t vlan = pkt.vlan;
+		if (!ipfrag_offer(p->frag, pkt.ip, pkt.ip_caplen, vlan, ts_ns, &dg, &n))
+			return;
+		r = decode_packet(DECODE_LINK_RAW, dg, n, &pkt, &p->ds);
+		pkt.vlan = vlan;
+	}
+	if (r != DECODE_TCP)
 		return;
 	flow_packet(p->flows, &pkt, ts_ns);
 	while (p->txn_mem > p->p.txn_memcap && flow_evict_idlest(p->flows))
@@ -407,11 +425,13 @@ void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *dat
 
 void pipe_advance(struct pipe *p, int64_t now_ns)
 {
+	ipfrag_advance(p->frag, now_ns);
 	flow_advance(p->flows, now_ns);
 }
 
 void pipe_finish(struct pipe *p)
 {
+	ipfrag_finish(p->frag);
 	flow_finish(p->flows);
 }
 
