@@ -678,9 +678,10 @@ bool http1_in_chunked_body(const struct http1_parser *p)
 void http1_body_lost(struct http1_parser *p)
 {
 	p->body.max = p->body.len; /* the stored body stays the prefix before the loss */
-	p->msg.truncated = true;
-	if (p->chunk_data) /* the rest of the chunk the loss began in was body */
+	if (p->chunk_data)	   /* the rest of the chunk the loss began in was body */
 		p->msg.body_len += p->ll.content_length;
+	if (p->msg.body_len > p->body.len)
+		p->msg.truncated = true;
 	p->chunk_data = false;
 }
 

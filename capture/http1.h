@@ -119,9 +119,10 @@ bool http1_in_chunked_body(const struct http1_parser *p);
 
 /**
  * Bytes of the current message's body were lost (a gap that could not be
- * bridged): the stored body stays the prefix before them, marked truncated.
- * When the loss began inside a chunk's data, the rest of that chunk is
- * counted in body_len (it was body); chunks the loss took whole are not.
+ * bridged): the stored body stays the prefix before them (truncated once
+ * body_len counts more). When the loss began inside a chunk's data, the
+ * rest of that chunk is counted in body_len (it was body); chunks the loss
+ * took whole are not.
  */
 void http1_body_lost(struct http1_parser *p);
 
