@@ -13,12 +13,20 @@
  *     diff_ctx_add(c, session, result2, DIFF_ROLE_SECONDARY);  // optional
  *     diff_ctx_add_counters(c, "capture", counters, n);        // accounting
  *     diff_ctx_finish(c);
+ *     diff_ctx_gates(c, gates, n_gates, &tripped);
  *     report_json(c, &buf);   // analysis/report.h
- *     diff_gate_eval(c, &gate, &value);
  *     diff_ctx_free(c);
  *
- * or diff_ctx_add_file() to feed a whole results file. Nothing here calls
- * replay: a diff can be re-run on saved results with new rules.
+ * or diff_ctx_add_file() to feed a whole results file (several files: the
+ * shards of one recording are merged into one report).
+ *
+ * Verdicts: every candidate role (result.role: a replay target's role, a
+ * mirror lane) is judged on its own, with its own summary, groups and
+ * gates; results of role "secondary" only teach noise. The context's
+ * summary adds every candidate's up.
+ *
+ * Nothing here calls replay: a diff can be re-run on saved results with
+ * new rules.
  *
  * Thread-safety: one context per thread.
  */
@@ -66,6 +74,15 @@ struct diff_params {
 	double noise_delta;		 /**< ... and cand - sec >= delta [0.05] */
 	bool no_default_ignores;	 /**< compare even the default ignored headers */
 	bool no_volatile;		 /**< do not mark volatile-looking values as likely noise */
+	/**
+	 * Redaction applied by diff_ctx_add_file() to every session and every
+	 * result's response before it is compared or kept for a report: writes
+	 * @p out (parts may point into memory of the redactor valid until its
+	 * next call). 0 or -errno (the record is then not used, and counted).
+	 * NULL: none.
+	 */
+	int (*redact)(void *redact_ctx, const struct store_session *in, struct store_session *out);
+	void *redact_ctx;
 };
 
 struct diff_ctx;
@@ -85,14 +102,26 @@ void diff_ctx_free(struct diff_ctx *c);
 int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct store_result *r,
 		 enum diff_role role);
 
-/** Count a recorded session that no result refers to (not replayed). */
+/** Count a recorded session that no result refers to (not replayed), for
+ *  every candidate. */
 int diff_ctx_add_unreplayed(struct diff_ctx *c, const struct store_session *s);
 
 /**
+ * Declare candidate @p role (target URL @p target, may be NULL) so that it
+ * gets a verdict even when no result of it arrives. @return 0, -ENOSPC (more
+ * than 64 roles), -ENOMEM.
+ */
+int diff_ctx_add_candidate(struct diff_ctx *c, const char *role, const char *target);
+
+/**
  * Add named counters (copied) from source @p source ("capture", "replay",
- * a file name). Counters whose names say data was lost (drop, gap,
- * timeout, skip, error, trunc, lost, fail, overflow, memcap, cut, damaged)
- * and are non-zero mark the run incomplete. @return 0 or -ENOMEM.
+ * a file name). Each non-zero counter is classed (docs/report.md
+ * "Accounting"): an exclusion (skipped_filter, skipped_shard,
+ * skipped_writes, dropped_uncolored, ...: left out by choice, shown, never
+ * incomplete), a loss (drops, gaps, untracked connections, memcaps,
+ * damage, ...: every verdict is data_incomplete with the counter named),
+ * a replay failure (err_*: named, and counted per candidate from its
+ * results), or information. @return 0 or -ENOMEM.
  */
 int diff_ctx_add_counters(struct diff_ctx *c, const char *source, const struct store_counter *v,
 			  size_t n);
@@ -112,6 +141,9 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 
 /** Decide noise, compute rates and percentiles. Call once, before reports and gates. */
 int diff_ctx_finish(struct diff_ctx *c);
+
+/** A line shown in the reports' accounting (e.g. the scope of a shard). */
+int diff_ctx_note_info(struct diff_ctx *c, const char *line);
 
 /** Headline numbers (valid after diff_ctx_finish()). */
 struct diff_summary {
@@ -133,10 +165,20 @@ struct diff_summary {
 	double p50_latency_ratio;  /**< candidate p50 / primary p50 over all pairs (0 = n/a) */
 	double p99_latency_ratio;
 	bool data_incomplete; /**< some data was missing: reports say so at the top */
+	bool no_evidence;     /**< nothing was compared: every gate trips */
 };
 
-/** The summary (borrowed from the context). */
+/** The summary of every candidate together (borrowed from the context). */
 const struct diff_summary *diff_ctx_summary(const struct diff_ctx *c);
+
+/** Number of verdicts (candidate roles; at least 1 after diff_ctx_finish()). */
+size_t diff_ctx_n_candidates(const struct diff_ctx *c);
+
+/** Role of verdict @p i ("candidate", "v2", a lane); borrowed. */
+const char *diff_ctx_candidate_role(const struct diff_ctx *c, size_t i);
+
+/** Summary of verdict @p i (borrowed). */
+const struct diff_summary *diff_ctx_candidate_summary(const struct diff_ctx *c, size_t i);
 
 /* ------------------------------------------------------------------ */
 /* Gates                                                               */
@@ -159,17 +201,23 @@ struct diff_gate {
 int diff_gate_parse(struct diff_gate *g, const char *expr, char *err, size_t errlen);
 
 /**
- * Evaluate gate @p g on a finished context: true when it trips.
- * @p value receives the metric's value.
+ * Evaluate gate @p g on verdict @p cand of a finished context: true when it
+ * trips. @p value receives the metric's value. A verdict that compared no
+ * pair trips every gate (fail closed: "no evidence"); *no_evidence (may be
+ * NULL) says so.
  */
-bool diff_gate_eval(const struct diff_ctx *c, const struct diff_gate *g, double *value);
+bool diff_gate_eval(const struct diff_ctx *c, size_t cand, const struct diff_gate *g, double *value,
+		    bool *no_evidence);
+
+/**
+ * Evaluate gates @p g[0..n) on every verdict and record the outcomes for
+ * the reports. *tripped: any gate tripped on any verdict.
+ * @return 0 or -ENOMEM.
+ */
+int diff_ctx_gates(struct diff_ctx *c, const struct diff_gate *g, size_t n, bool *tripped);
 
 /** Names of the gate metrics, NULL-terminated, and one help line each. */
 extern const char *const diff_gate_metrics[];
 extern const char *const diff_gate_metric_help[];
-
-/** Record a gate's outcome so reports list it. @return 0 or -ENOMEM. */
-int diff_ctx_add_gate_result(struct diff_ctx *c, const struct diff_gate *g, double value,
-			     bool tripped);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * diff_ctx - the analysis context (see diff.h): per-pair comparison through
- * the engine (diff_pair.c), grouping by endpoint and signature, learned
- * noise, latency percentiles and accounting.
+ * the engine (diff_pair.c), grouping by endpoint and signature per
+ * candidate role (one verdict each), learned noise, latency percentiles
+ * and accounting (counters classed as exclusion, loss or information).
  *
  * Learned noise follows Diffy's idea (github.com/opendiffy/diffy): a
  * location (endpoint + location) whose candidate-vs-primary difference
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "analysis/diff_private.h"
 #include "analysis/tmpl.h"
@@ -67,6 +69,8 @@ static void ruleset_build(struct diff_ctx *c, struct diff_ruleset *rs, const cha
 	}
 }
 
+static void cand_free(struct diff_cand *v);
+
 struct diff_ctx *diff_ctx_create(const struct diff_params *p)
 {
 	struct diff_ctx *c = mem_calloc(1, sizeof(*c));
@@ -90,12 +94,6 @@ struct diff_ctx *diff_ctx_create(const struct diff_params *p)
 		if (!c->rule_hits)
 			goto fail;
 	}
-	c->ep_buckets = 64;
-	c->ep_hash = mem_calloc(c->ep_buckets, sizeof(uint32_t));
-	c->gr_buckets = 256;
-	c->gr_hash = mem_calloc(c->gr_buckets, sizeof(uint32_t));
-	if (!c->ep_hash || !c->gr_hash)
-		goto fail;
 	return c;
 fail:
 	diff_ctx_free(c);
@@ -109,44 +107,125 @@ static void example_free(struct diff_example *x)
 	mem_free(x->candidate);
 }
 
+static void cand_free(struct diff_cand *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->n_ep; i++) {
+		mem_free(v->ep[i].name);
+		mem_free(v->ep[i].lat_p.v);
+		mem_free(v->ep[i].lat_c.v);
+		mem_free(v->ep[i].rs.v);
+	}
+	mem_free(v->ep);
+	mem_free(v->ep_hash);
+	for (size_t i = 0; i < v->n_gr; i++) {
+		mem_free(v->gr[i].location);
+		example_free(&v->gr[i].ex);
+	}
+	mem_free(v->gr);
+	mem_free(v->gr_hash);
+	mem_free(v->pairs);
+	mem_free(v->pair_groups);
+	mem_free(v->all_p.v);
+	mem_free(v->all_c.v);
+	mem_free(v->role);
+	mem_free(v->target);
+	mem_free(v);
+}
+
+static void free_strs(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mem_free(v[i]);
+	mem_free(v);
+}
+
 void diff_ctx_free(struct diff_ctx *c)
 {
 	if (!c)
 		return;
 	diff_engine_release(&c->eng);
-	for (size_t i = 0; i < c->n_ep; i++) {
-		mem_free(c->ep[i].name);
-		mem_free(c->ep[i].lat_p.v);
-		mem_free(c->ep[i].lat_c.v);
-		mem_free(c->ep[i].rs.v);
-	}
-	mem_free(c->ep);
-	mem_free(c->ep_hash);
-	for (size_t i = 0; i < c->n_gr; i++) {
-		mem_free(c->gr[i].location);
-		example_free(&c->gr[i].ex);
-	}
-	mem_free(c->gr);
-	mem_free(c->gr_hash);
-	mem_free(c->pairs);
-	mem_free(c->pair_groups);
+	for (size_t i = 0; i < c->n_cand; i++)
+		cand_free(c->cand[i]);
+	cand_free(c->sec);
 	for (size_t i = 0; i < c->n_ctr; i++) {
 		mem_free(c->ctr[i].source);
 		mem_free(c->ctr[i].name);
 	}
 	mem_free(c->ctr);
-	for (size_t i = 0; i < c->n_notes; i++)
-		mem_free(c->notes[i]);
-	mem_free(c->notes);
-	for (size_t i = 0; i < c->n_inputs; i++)
-		mem_free(c->inputs[i]);
-	mem_free(c->inputs);
+	free_strs(c->notes, c->n_notes);
+	free_strs(c->infos, c->n_infos);
+	free_strs(c->inputs, c->n_inputs);
+	for (size_t i = 0; i < c->n_origins; i++) {
+		mem_free(c->origins[i].id);
+		mem_free(c->origins[i].file);
+		mem_free(c->origins[i].state);
+	}
+	mem_free(c->origins);
+	for (size_t i = 0; i < c->n_shards; i++) {
+		mem_free(c->shards[i].sessions);
+		mem_free(c->shards[i].input);
+	}
+	mem_free(c->shards);
 	mem_free(c->gates);
 	mem_free(c->rule_hits);
 	mem_free(c->global_rs.v);
 	mem_free(c->all_p.v);
 	mem_free(c->all_c.v);
 	mem_free(c);
+}
+
+struct diff_cand *diff_ctx_cand(struct diff_ctx *c, const char *role, size_t rlen,
+				const char *target, size_t tlen, bool secondary)
+{
+	if (secondary && c->sec)
+		return c->sec;
+	if (!role || !rlen) {
+		role = "candidate";
+		rlen = 9;
+	}
+	for (size_t i = 0; !secondary && i < c->n_cand; i++) {
+		struct diff_cand *v = c->cand[i];
+		if (strlen(v->role) == rlen && !memcmp(v->role, role, rlen)) {
+			if (!v->target && target && tlen)
+				v->target = mem_strndup(target, tlen); /* NULL stays unknown */
+			return v;
+		}
+	}
+	if (!secondary && c->n_cand == DIFF_MAX_CANDIDATES)
+		return NULL;
+	struct diff_cand *v = mem_calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	v->secondary = secondary;
+	v->role = secondary ? mem_strdup("secondary") : mem_strndup(role, rlen);
+	v->ep_buckets = 64;
+	v->ep_hash = mem_calloc(v->ep_buckets, sizeof(uint32_t));
+	v->gr_buckets = 256;
+	v->gr_hash = mem_calloc(v->gr_buckets, sizeof(uint32_t));
+	if (target && tlen && !secondary)
+		v->target = mem_strndup(target, tlen);
+	if (!v->role || !v->ep_hash || !v->gr_hash ||
+	    (target && tlen && !secondary && !v->target)) {
+		cand_free(v);
+		return NULL;
+	}
+	if (secondary)
+		c->sec = v;
+	else
+		c->cand[c->n_cand++] = v;
+	return v;
+}
+
+int diff_ctx_add_candidate(struct diff_ctx *c, const char *role, const char *target)
+{
+	if (c->finished)
+		return -EINVAL;
+	if (!diff_ctx_cand(c, role, role ? strlen(role) : 0, target, target ? strlen(target) : 0,
+			   false))
+		return c->n_cand == DIFF_MAX_CANDIDATES ? -ENOSPC : -ENOMEM;
+	return 0;
 }
 
 /* Grow array *v of *cap elements of @p size to hold n + 1. */
@@ -189,50 +268,77 @@ static int rehash(uint32_t **buckets, size_t *nb, size_t n, void *arr, size_t el
 	return 0;
 }
 
-static int endpoint_get(struct diff_ctx *c, const char *name, size_t n, uint32_t *out)
+static int endpoint_get(struct diff_ctx *c, struct diff_cand *v, const char *name, size_t n,
+			uint32_t *out)
 {
 	uint64_t h = hash_bytes(0xcbf29ce484222325ull, name, n);
-	for (uint32_t i = c->ep_hash[h & (c->ep_buckets - 1)]; i; i = c->ep[i - 1].hnext) {
-		struct diff_endpoint *e = &c->ep[i - 1];
+	for (uint32_t i = v->ep_hash[h & (v->ep_buckets - 1)]; i; i = v->ep[i - 1].hnext) {
+		struct diff_endpoint *e = &v->ep[i - 1];
 		if (e->hash == h && !strcmp(e->name, name)) {
 			*out = i - 1;
 			return 0;
 		}
 	}
-	int rc = grow((void **)&c->ep, &c->cap_ep, c->n_ep, sizeof(*c->ep), DIFF_MAX_ENDPOINTS);
+	int rc = grow((void **)&v->ep, &v->cap_ep, v->n_ep, sizeof(*v->ep), DIFF_MAX_ENDPOINTS);
 	if (rc)
 		return rc;
-	struct diff_endpoint *e = &c->ep[c->n_ep];
+	struct diff_endpoint *e = &v->ep[v->n_ep];
 	memset(e, 0, sizeof(*e));
 	e->name = mem_strndup(name, n);
 	if (!e->name)
 		return -ENOMEM;
 	e->hash = h;
 	ruleset_build(c, &e->rs, e->name);
-	e->hnext = c->ep_hash[h & (c->ep_buckets - 1)];
-	c->ep_hash[h & (c->ep_buckets - 1)] = (uint32_t)(c->n_ep + 1);
-	*out = (uint32_t)c->n_ep++;
-	return rehash(&c->ep_hash, &c->ep_buckets, c->n_ep, c->ep, sizeof(*c->ep),
+	e->hnext = v->ep_hash[h & (v->ep_buckets - 1)];
+	v->ep_hash[h & (v->ep_buckets - 1)] = (uint32_t)(v->n_ep + 1);
+	*out = (uint32_t)v->n_ep++;
+	return rehash(&v->ep_hash, &v->ep_buckets, v->n_ep, v->ep, sizeof(*v->ep),
 		      offsetof(struct diff_endpoint, hash), offsetof(struct diff_endpoint, hnext));
 }
 
-static int group_get(struct diff_ctx *c, uint32_t ep, uint8_t kind, const char *loc, uint32_t *out)
+/* Endpoint @p name of @p v, or -1 when it has none. */
+static long endpoint_find(const struct diff_cand *v, const char *name)
+{
+	uint64_t h = hash_bytes(0xcbf29ce484222325ull, name, strlen(name));
+	for (uint32_t i = v->ep_hash[h & (v->ep_buckets - 1)]; i; i = v->ep[i - 1].hnext)
+		if (v->ep[i - 1].hash == h && !strcmp(v->ep[i - 1].name, name))
+			return (long)i - 1;
+	return -1;
+}
+
+static uint64_t group_hash(uint32_t ep, uint8_t kind, const char *loc)
 {
 	uint64_t h = hash_bytes(0xcbf29ce484222325ull, &ep, sizeof(ep));
 	h = hash_bytes(h, &kind, 1);
-	h = hash_bytes(h, loc, strlen(loc));
-	for (uint32_t i = c->gr_hash[h & (c->gr_buckets - 1)]; i; i = c->gr[i - 1].hnext) {
-		struct diff_group *g = &c->gr[i - 1];
+	return hash_bytes(h, loc, strlen(loc));
+}
+
+/* Group (ep, kind, loc) of @p v, or NULL. */
+static const struct diff_group *group_find(const struct diff_cand *v, uint32_t ep, uint8_t kind,
+					   const char *loc)
+{
+	uint64_t h = group_hash(ep, kind, loc);
+	for (uint32_t i = v->gr_hash[h & (v->gr_buckets - 1)]; i; i = v->gr[i - 1].hnext) {
+		const struct diff_group *g = &v->gr[i - 1];
 		if (g->hash == h && g->endpoint == ep && g->kind == kind &&
-		    !strcmp(g->location, loc)) {
-			*out = i - 1;
-			return 0;
-		}
+		    !strcmp(g->location, loc))
+			return g;
 	}
-	int rc = grow((void **)&c->gr, &c->cap_gr, c->n_gr, sizeof(*c->gr), DIFF_MAX_GROUPS);
+	return NULL;
+}
+
+static int group_get(struct diff_cand *v, uint32_t ep, uint8_t kind, const char *loc, uint32_t *out)
+{
+	const struct diff_group *f = group_find(v, ep, kind, loc);
+	if (f) {
+		*out = (uint32_t)(f - v->gr);
+		return 0;
+	}
+	uint64_t h = group_hash(ep, kind, loc);
+	int rc = grow((void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr), DIFF_MAX_GROUPS);
 	if (rc)
 		return rc;
-	struct diff_group *g = &c->gr[c->n_gr];
+	struct diff_group *g = &v->gr[v->n_gr];
 	memset(g, 0, sizeof(*g));
 	g->location = mem_strdup(loc);
 	if (!g->location)
@@ -240,10 +346,10 @@ static int group_get(struct diff_ctx *c, uint32_t ep, uint8_t kind, const char *
 	g->endpoint = ep;
 	g->kind = kind;
 	g->hash = h;
-	g->hnext = c->gr_hash[h & (c->gr_buckets - 1)];
-	c->gr_hash[h & (c->gr_buckets - 1)] = (uint32_t)(c->n_gr + 1);
-	*out = (uint32_t)c->n_gr++;
-	return rehash(&c->gr_hash, &c->gr_buckets, c->n_gr, c->gr, sizeof(*c->gr),
+	g->hnext = v->gr_hash[h & (v->gr_buckets - 1)];
+	v->gr_hash[h & (v->gr_buckets - 1)] = (uint32_t)(v->n_gr + 1);
+	*out = (uint32_t)v->n_gr++;
+	return rehash(&v->gr_hash, &v->gr_buckets, v->n_gr, v->gr, sizeof(*v->gr),
 		      offsetof(struct diff_group, hash), offsetof(struct diff_group, hnext));
 }
 
@@ -334,20 +440,40 @@ static char *render_msg(struct diff_ctx *c, const struct store_message *m, bool 
 	return s ? s : mem_strdup("");
 }
 
+/* A deterministic order of sessions for choosing examples: the same pairs
+ * give the same examples whatever order they come in (a merge of shards
+ * equals the unsharded run), and a stream in any order replaces an
+ * example O(log n) times on average. */
+static uint64_t example_key(uint64_t id)
+{
+	uint64_t x = id + 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
 static void keep_example(struct diff_ctx *c, struct diff_group *g, const struct store_session *s,
 			 const struct store_result *r, const struct diff_finding *f)
 {
-	g->ex.session_id = s->id;
-	g->ex.request = render_msg(c, &s->req, true);
-	g->ex.primary = render_msg(c, &s->resp, false);
-	g->ex.candidate = render_msg(c, &r->resp, false);
-	memcpy(g->ex.pval, f->pval, sizeof(g->ex.pval));
-	memcpy(g->ex.cval, f->cval, sizeof(g->ex.cval));
-	g->has_ex = g->ex.request && g->ex.primary && g->ex.candidate;
-	if (!g->has_ex) {
-		example_free(&g->ex);
-		memset(&g->ex, 0, sizeof(g->ex));
+	uint64_t key = example_key(s->id);
+	if (g->has_ex && (g->ex.key < key || (g->ex.key == key && g->ex.session_id <= s->id)))
+		return;
+	struct diff_example x;
+	memset(&x, 0, sizeof(x));
+	x.session_id = s->id;
+	x.key = key;
+	x.request = render_msg(c, &s->req, true);
+	x.primary = render_msg(c, &s->resp, false);
+	x.candidate = render_msg(c, &r->resp, false);
+	memcpy(x.pval, f->pval, sizeof(x.pval));
+	memcpy(x.cval, f->cval, sizeof(x.cval));
+	if (!x.request || !x.primary || !x.candidate) {
+		example_free(&x); /* keep the one we had */
+		return;
 	}
+	example_free(&g->ex);
+	g->ex = x;
+	g->has_ex = true;
 }
 
 /* ---- adding pairs ---- */
@@ -356,7 +482,8 @@ static void keep_example(struct diff_ctx *c, struct diff_group *g, const struct 
 	(STORE_F_GAP | STORE_F_NO_RESPONSE | STORE_F_PARSE_ERROR | STORE_F_TUNNEL |                \
 	 STORE_F_INCOMPLETE | STORE_F_RESET)
 
-static int endpoint_of(struct diff_ctx *c, const struct store_session *s, uint32_t *ep)
+static int endpoint_of(struct diff_ctx *c, struct diff_cand *v, const struct store_session *s,
+		       uint32_t *ep)
 {
 	char name[DIFF_EP_NAME_MAX];
 	size_t n;
@@ -371,7 +498,7 @@ static int endpoint_of(struct diff_ctx *c, const struct store_session *s, uint32
 		if (ml + 1 + tl <= DIFF_EP_CACHE_KEY) {
 			uint64_t h = hash_bytes(0xcbf29ce484222325ull, s->req.method.ptr, ml);
 			h = hash_bytes(h, t, tl);
-			ce = &c->epc[h % DIFF_EP_CACHE];
+			ce = &v->epc[h % DIFF_EP_CACHE];
 			if (ce->ep && ce->h == h && ce->len == ml + 1 + tl &&
 			    !memcmp(ce->key, s->req.method.ptr, ml) &&
 			    !memcmp(ce->key + ml + 1, t, tl)) {
@@ -393,23 +520,72 @@ static int endpoint_of(struct diff_ctx *c, const struct store_session *s, uint32
 				  sizeof(name));
 	else
 		n = (size_t)snprintf(name, sizeof(name), "(no request)");
-	int rc = endpoint_get(c, name, n, ep);
+	int rc = endpoint_get(c, v, name, n, ep);
 	if (!rc && ce)
 		ce->ep = *ep + 1;
 	return rc;
 }
 
-int diff_ctx_add_unreplayed(struct diff_ctx *c, const struct store_session *s)
+static int cand_unreplayed(struct diff_ctx *c, struct diff_cand *v, const struct store_session *s)
 {
 	uint32_t ep;
+	int rc = endpoint_of(c, v, s, &ep);
+	if (rc)
+		return rc == -ENOSPC ? (v->sum.over_memcap++, 0) : rc;
+	v->ep[ep].unreplayed++;
+	v->sum.unreplayed++;
+	return 0;
+}
+
+/* The default verdict when nothing named one (no result at all). */
+static struct diff_cand *default_cand(struct diff_ctx *c)
+{
+	return c->n_cand ? c->cand[0] : diff_ctx_cand(c, "candidate", 9, NULL, 0, false);
+}
+
+int diff_ctx_add_unreplayed_to(struct diff_ctx *c, size_t i, const struct store_session *s)
+{
+	if (c->finished || i >= c->n_cand)
+		return -EINVAL;
+	return cand_unreplayed(c, c->cand[i], s);
+}
+
+int diff_ctx_add_unreplayed(struct diff_ctx *c, const struct store_session *s)
+{
 	if (c->finished)
 		return -EINVAL;
-	int rc = endpoint_of(c, s, &ep);
-	if (rc)
-		return rc == -ENOSPC ? (c->sum.over_memcap++, 0) : rc;
-	c->ep[ep].unreplayed++;
-	c->sum.unreplayed++;
+	if (!default_cand(c))
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_cand; i++) {
+		int rc = cand_unreplayed(c, c->cand[i], s);
+		if (rc)
+			return rc;
+	}
 	return 0;
+}
+
+/* Count one failed replay by its cause (kind and message). */
+static void count_cause(struct diff_cand *v, const struct store_result *r)
+{
+	size_t ml = r->error_msg.len < DIFF_CAUSE_MSG - 1 ? r->error_msg.len : DIFF_CAUSE_MSG - 1;
+	for (size_t i = 0; i < v->n_causes; i++) {
+		struct diff_cause *k = &v->causes[i];
+		if (k->kind == r->error && strlen(k->msg) == ml &&
+		    (!ml || !memcmp(k->msg, r->error_msg.ptr, ml))) {
+			k->n++;
+			return;
+		}
+	}
+	if (v->n_causes == DIFF_MAX_CAUSES) {
+		v->causes_other++;
+		return;
+	}
+	struct diff_cause *k = &v->causes[v->n_causes++];
+	k->kind = (uint8_t)(r->error < STORE_ERR_COUNT ? r->error : STORE_ERR_OTHER);
+	if (ml)
+		memcpy(k->msg, r->error_msg.ptr, ml);
+	k->msg[ml] = '\0';
+	k->n = 1;
 }
 
 int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct store_result *r,
@@ -419,54 +595,64 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 	bool cand = role == DIFF_ROLE_CANDIDATE;
 	if (c->finished)
 		return -EINVAL;
-	int rc = endpoint_of(c, s, &ep);
+	struct diff_cand *v = diff_ctx_cand(c, (const char *)r->role.ptr, r->role.len,
+					    (const char *)r->target.ptr, r->target.len, !cand);
+	if (!v) {
+		if (cand && c->n_cand == DIFF_MAX_CANDIDATES) {
+			c->over_candidates++;
+			return 0;
+		}
+		return -ENOMEM;
+	}
+	int rc = endpoint_of(c, v, s, &ep);
 	if (rc)
-		return rc == -ENOSPC ? (c->sum.over_memcap++, 0) : rc;
-	struct diff_endpoint *e = &c->ep[ep];
+		return rc == -ENOSPC ? (v->sum.over_memcap++, 0) : rc;
+	struct diff_endpoint *e = &v->ep[ep];
 	if (cand)
-		c->sum.results++;
+		v->sum.results++;
 	/* incomplete capture: reported as such, never as a difference */
 	uint32_t bad = s->flags & INCOMPLETE_FLAGS;
 	if (bad || !s->req.present || !s->resp.present || s->resp.truncated) {
 		if (!cand)
 			return 0;
 		e->incomplete++;
-		c->sum.incomplete++;
+		v->sum.incomplete++;
 		for (unsigned b = 0; b < STORE_F_COUNT; b++)
 			if (bad & (1u << b))
-				c->incomplete_by_flag[b]++;
+				v->incomplete_by_flag[b]++;
 		if (!bad && !s->resp.present)
-			c->incomplete_by_flag[2]++; /* no_response */
+			v->incomplete_by_flag[2]++; /* no_response */
 		if (!bad && s->resp.present && s->resp.truncated)
-			c->incomplete_by_flag[5]++; /* incomplete */
+			v->incomplete_by_flag[5]++; /* incomplete */
 		return 0;
 	}
 	if (r->error != STORE_ERR_NONE || !r->resp.present || r->resp.truncated) {
 		if (!cand)
 			return 0;
 		if (r->error == STORE_ERR_NONE && r->resp.present) {
-			c->incomplete_cand_trunc++;
+			v->incomplete_cand_trunc++;
 			e->incomplete++;
-			c->sum.incomplete++;
+			v->sum.incomplete++;
 			return 0;
 		}
 		e->errors++;
-		c->sum.replay_errors++;
-		c->errors_by_kind[r->error < STORE_ERR_COUNT ? r->error : STORE_ERR_OTHER]++;
+		v->sum.replay_errors++;
+		v->errors_by_kind[r->error < STORE_ERR_COUNT ? r->error : STORE_ERR_OTHER]++;
+		count_cause(v, r);
 		return 0;
 	}
 	rc = diff_engine_compare(&c->eng, &e->rs, &s->resp, &r->resp);
 	if (rc)
 		return rc;
-	e = &c->ep[ep];
+	e = &v->ep[ep];
 	uint32_t ids[256];
 	size_t nid = 0;
 	for (uint32_t i = 0; i < c->eng.nf; i++) {
 		const struct diff_finding *f = &c->eng.f[i];
 		uint32_t gi;
-		rc = group_get(c, ep, f->kind, f->loc, &gi);
+		rc = group_get(v, ep, f->kind, f->loc, &gi);
 		if (rc == -ENOSPC) {
-			c->sum.over_memcap++;
+			v->sum.over_memcap++;
 			continue;
 		}
 		if (rc)
@@ -477,7 +663,7 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 		if (dup || nid == sizeof(ids) / sizeof(ids[0]))
 			continue;
 		ids[nid++] = gi;
-		struct diff_group *g = &c->gr[gi];
+		struct diff_group *g = &v->gr[gi];
 		if (!cand) {
 			g->sec++;
 			continue;
@@ -485,16 +671,15 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 		g->count++;
 		if (f->vol)
 			g->vol++;
-		if (!g->has_ex)
-			keep_example(c, g, s, r, f);
+		keep_example(c, g, s, r, f);
 	}
 	if (!cand) {
 		e->sec_pairs++;
-		c->sum.secondary_pairs++;
+		v->sum.secondary_pairs++;
 		return 0;
 	}
 	e->pairs++;
-	c->sum.compared++;
+	v->sum.compared++;
 	if (s->ts_resp_last_ns > s->ts_req_first_ns && s->ts_req_first_ns > 0)
 		sample(&e->lat_p, (uint64_t)(s->ts_resp_last_ns - s->ts_req_first_ns),
 		       c->p.max_latency_samples);
@@ -502,40 +687,84 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 		sample(&e->lat_c, r->latency_ns, c->p.max_latency_samples);
 	if (!nid)
 		return 0;
-	if (grow((void **)&c->pairs, &c->cap_pairs, c->n_pairs, sizeof(*c->pairs),
+	if (grow((void **)&v->pairs, &v->cap_pairs, v->n_pairs, sizeof(*v->pairs),
 		 DIFF_MAX_PAIRS) ||
-	    c->n_pg + nid > DIFF_MAX_PAIRS * 4) {
-		c->sum.over_memcap++;
+	    v->n_pg + nid > DIFF_MAX_PAIRS * 4) {
+		v->sum.over_memcap++;
 		return 0;
 	}
-	while (c->n_pg + nid > c->cap_pg) {
-		size_t ncap = c->cap_pg ? c->cap_pg * 2 : 1024;
-		uint32_t *nv = mem_realloc(c->pair_groups, ncap * sizeof(uint32_t));
+	while (v->n_pg + nid > v->cap_pg) {
+		size_t ncap = v->cap_pg ? v->cap_pg * 2 : 1024;
+		uint32_t *nv = mem_realloc(v->pair_groups, ncap * sizeof(uint32_t));
 		if (!nv)
 			return -ENOMEM;
-		c->pair_groups = nv;
-		c->cap_pg = ncap;
+		v->pair_groups = nv;
+		v->cap_pg = ncap;
 	}
-	struct diff_pairrec *pr = &c->pairs[c->n_pairs++];
+	struct diff_pairrec *pr = &v->pairs[v->n_pairs++];
 	pr->endpoint = ep;
-	pr->first = (uint32_t)c->n_pg;
+	pr->first = (uint32_t)v->n_pg;
 	pr->n = (uint16_t)nid;
-	memcpy(c->pair_groups + c->n_pg, ids, nid * sizeof(uint32_t));
-	c->n_pg += nid;
+	memcpy(v->pair_groups + v->n_pg, ids, nid * sizeof(uint32_t));
+	v->n_pg += nid;
 	return 0;
 }
 
 /* ---- accounting ---- */
 
-static bool loss_name(const char *n)
+/*
+ * Counter classes (docs/report.md "Accounting"). Names are matched on their
+ * last part ("capture" trailers prefix them: pipe_, src_, flow_, ...).
+ * Exclusions are choices the user made; info names say nothing was lost
+ * although a loss word is in them; the rest is judged by its words, so an
+ * unknown counter that sounds like loss counts as loss.
+ */
+static bool ends_with(const char *n, const char *suffix)
 {
-	static const char *const words[] = {"drop",  "gap",	"timeout", "skip",     "error",
-					    "trunc", "lost",	"fail",	   "overflow", "memcap",
-					    "cut",   "damaged", "refused", "reset"};
+	size_t a = strlen(n), b = strlen(suffix);
+	return a >= b && !strcmp(n + a - b, suffix) && (a == b || n[a - b - 1] == '_');
+}
+
+enum diff_ctr_class diff_counter_class(const char *n)
+{
+	static const char *const exclusions[] = {
+	    "skipped_filter",	   /* replay --lane/--method/--path/--since/--until */
+	    "skipped_shard",	   /* replay --shard: other shards' connections */
+	    "skipped_lane",	   /* diff: sessions of lanes a mirror did not shadow */
+	    "skipped_writes",	   /* replay without --allow-writes */
+	    "dropped_uncolored",   /* record/mirror --uncolored drop */
+	    "dropped_production",  /* mirror: a lane that is the recorded server */
+	    "dropped_rate_limited" /* mirror --lane-rate */
+	};
+	static const char *const results[] = {
+	    "err_refused", "err_reset", "err_timeout", "err_bad_response",
+	    "err_connect", "err_tls",	"err_other",   "resp_truncated",
+	};
+	static const char *const infos[] = {
+	    "flow_timeouts",	   /* idle connections closed: normal */
+	    "evictions",	   /* replay: idle target connections closed for a slot */
+	    "redact_dropped",	   /* values removed by redaction */
+	    "redact_json_skipped", /* bodies the redactor could not parse */
+	    "write_stalls",	   /* replay waited for its writer: nothing lost */
+	    "store_bg_waits",
+	};
+	static const char *const words[] = {
+	    "drop",	 "gap",	     "timeout",	 "skip",   "error",	 "trunc",   "lost",
+	    "fail",	 "overflow", "memcap",	 "cut",	   "damaged",	 "refused", "reset",
+	    "untracked", "evict",    "not_sent", "orphan", "no_response"};
+	for (size_t i = 0; i < sizeof(exclusions) / sizeof(exclusions[0]); i++)
+		if (ends_with(n, exclusions[i]))
+			return DIFF_CTR_EXCLUSION;
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+		if (!strcmp(n, results[i]))
+			return DIFF_CTR_RESULT;
+	for (size_t i = 0; i < sizeof(infos) / sizeof(infos[0]); i++)
+		if (!strcmp(n, infos[i]))
+			return DIFF_CTR_INFO;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strstr(n, words[i]))
-			return true;
-	return false;
+			return DIFF_CTR_LOSS;
+	return DIFF_CTR_INFO;
 }
 
 int diff_ctx_add_counters(struct diff_ctx *c, const char *source, const struct store_counter *v,
@@ -548,6 +777,7 @@ int diff_ctx_add_counters(struct diff_ctx *c, const char *source, const struct s
 			return -ENOMEM;
 		c->ctr = nv;
 		struct diff_counter *d = &c->ctr[c->n_ctr];
+		memset(d, 0, sizeof(*d));
 		d->source = mem_strdup(source ? source : "");
 		d->name = mem_strdup(v[i].name ? v[i].name : "");
 		if (!d->source || !d->name) {
@@ -556,7 +786,8 @@ int diff_ctx_add_counters(struct diff_ctx *c, const char *source, const struct s
 			return -ENOMEM;
 		}
 		d->value = v[i].value;
-		d->loss = v[i].value && loss_name(d->name);
+		d->cls = (uint8_t)(v[i].value ? diff_counter_class(d->name) : DIFF_CTR_INFO);
+		d->loss = d->cls == DIFF_CTR_LOSS || d->cls == DIFF_CTR_RESULT;
 		c->n_ctr++;
 	}
 	return 0;
@@ -580,23 +811,14 @@ int diff_ctx_note_incomplete(struct diff_ctx *c, const char *why)
 	return push_str(&c->notes, &c->n_notes, why);
 }
 
+int diff_ctx_note_info(struct diff_ctx *c, const char *line)
+{
+	return push_str(&c->infos, &c->n_infos, line);
+}
+
 int diff_ctx_add_input(struct diff_ctx *c, const char *name)
 {
 	return push_str(&c->inputs, &c->n_inputs, name);
-}
-
-int diff_ctx_add_gate_result(struct diff_ctx *c, const struct diff_gate *g, double value,
-			     bool tripped)
-{
-	struct diff_gate_result *nv = mem_realloc(c->gates, (c->n_gates + 1) * sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	c->gates = nv;
-	nv[c->n_gates].g = *g;
-	nv[c->n_gates].value = value;
-	nv[c->n_gates].tripped = tripped;
-	c->n_gates++;
-	return 0;
 }
 
 /* ---- finish ---- */
@@ -620,55 +842,79 @@ uint64_t diff_percentile(const uint64_t *v, size_t n, double q)
 	return v[k - 1];
 }
 
-static const struct diff_ctx *sort_ctx;
+static const struct diff_cand *sort_cand;
 
 static int cmp_group_loc(const void *a, const void *b)
 {
-	const struct diff_group *x = &sort_ctx->gr[*(const uint32_t *)a];
-	const struct diff_group *y = &sort_ctx->gr[*(const uint32_t *)b];
+	const struct diff_group *x = &sort_cand->gr[*(const uint32_t *)a];
+	const struct diff_group *y = &sort_cand->gr[*(const uint32_t *)b];
 	if (x->endpoint != y->endpoint)
 		return x->endpoint < y->endpoint ? -1 : 1;
 	return strcmp(x->location, y->location);
 }
 
-static void learn_noise(struct diff_ctx *c)
+/* The secondary's pairs on endpoint @p name, and its pairs differing at
+ * @p loc (all kinds), and with exactly @p kind there. */
+static void secondary_counts(const struct diff_ctx *c, const char *name, const char *loc,
+			     uint8_t kind, uint64_t *pairs, uint64_t *at_loc, uint64_t *at_sig)
 {
-	uint32_t *idx = mem_alloc((c->n_gr ? c->n_gr : 1) * sizeof(uint32_t));
+	*pairs = *at_loc = *at_sig = 0;
+	const struct diff_cand *s = c->sec;
+	long ep = s ? endpoint_find(s, name) : -1;
+	if (ep < 0)
+		return;
+	*pairs = s->ep[ep].sec_pairs;
+	for (uint8_t k = 0; k < DIFF_K_COUNT; k++) {
+		const struct diff_group *g = group_find(s, (uint32_t)ep, k, loc);
+		if (!g)
+			continue;
+		*at_loc += g->sec;
+		if (k == kind)
+			*at_sig = g->sec;
+	}
+}
+
+static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
+{
+	uint32_t *idx = mem_alloc((v->n_gr ? v->n_gr : 1) * sizeof(uint32_t));
 	if (!idx) {
 		DIFF_LOG(LOG_WARN, "out of memory: noise not learned");
 		return;
 	}
-	for (size_t i = 0; i < c->n_gr; i++)
+	for (size_t i = 0; i < v->n_gr; i++)
 		idx[i] = (uint32_t)i;
-	sort_ctx = c;
-	qsort(idx, c->n_gr, sizeof(uint32_t), cmp_group_loc);
-	for (size_t i = 0; i < c->n_gr;) {
+	sort_cand = v;
+	qsort(idx, v->n_gr, sizeof(uint32_t), cmp_group_loc);
+	for (size_t i = 0; i < v->n_gr;) {
 		size_t j = i;
-		uint64_t cnt = 0, sec = 0;
-		const struct diff_group *gi = &c->gr[idx[i]];
-		while (j < c->n_gr && c->gr[idx[j]].endpoint == gi->endpoint &&
-		       !strcmp(c->gr[idx[j]].location, gi->location)) {
-			cnt += c->gr[idx[j]].count;
-			sec += c->gr[idx[j]].sec;
+		uint64_t cnt = 0;
+		const struct diff_group *gi = &v->gr[idx[i]];
+		while (j < v->n_gr && v->gr[idx[j]].endpoint == gi->endpoint &&
+		       !strcmp(v->gr[idx[j]].location, gi->location)) {
+			cnt += v->gr[idx[j]].count;
 			j++;
 		}
-		const struct diff_endpoint *e = &c->ep[gi->endpoint];
+		const struct diff_endpoint *e = &v->ep[gi->endpoint];
+		uint64_t sec_pairs, sec, sig;
+		secondary_counts(c, e->name, gi->location, gi->kind, &sec_pairs, &sec, &sig);
 		double cr = e->pairs ? (double)cnt / (double)e->pairs : 0;
-		double sr = e->sec_pairs ? (double)sec / (double)e->sec_pairs : 0;
+		double sr = sec_pairs ? (double)sec / (double)sec_pairs : 0;
 		if (cr > 1)
 			cr = 1;
 		if (sr > 1)
 			sr = 1;
-		bool learned = e->sec_pairs > 0 && sec > 0 &&
+		bool learned = sec_pairs > 0 && sec > 0 &&
 			       !(cr >= c->p.noise_ratio * sr && cr - sr >= c->p.noise_delta);
 		for (size_t k = i; k < j; k++) {
-			struct diff_group *g = &c->gr[idx[k]];
+			struct diff_group *g = &v->gr[idx[k]];
+			secondary_counts(c, e->name, g->location, g->kind, &sec_pairs, &sec, &sig);
+			g->sec = sig;
 			g->loc_rate = cr;
 			g->sec_rate = sr;
 			g->rate = e->pairs ? (double)g->count / (double)e->pairs : 0;
 			if (learned)
 				g->noise = DIFF_NOISE_LEARNED;
-			else if (!e->sec_pairs && g->vol * 2 > g->count)
+			else if (!sec_pairs && g->vol * 2 > g->count)
 				g->noise = DIFF_NOISE_VOLATILE;
 			else
 				g->noise = DIFF_NOISE_NONE;
@@ -692,67 +938,313 @@ static void pool(struct diff_samples *dst, const struct diff_samples *src)
 		sample(dst, src->v[i], (size_t)64 << 20);
 }
 
-int diff_ctx_finish(struct diff_ctx *c)
+/* A loss every verdict shares: counters, notes, missing shards. */
+static bool shared_loss(const struct diff_ctx *c)
 {
-	if (c->finished)
-		return -EINVAL;
-	c->finished = true;
-	learn_noise(c);
-	struct diff_summary *s = &c->sum;
-	for (size_t i = 0; i < c->n_pairs; i++) {
-		const struct diff_pairrec *pr = &c->pairs[i];
+	bool loss = c->n_notes || c->shard_unreplayed || c->over_candidates;
+	for (size_t i = 0; i < c->n_ctr; i++)
+		loss |= c->ctr[i].cls == DIFF_CTR_LOSS;
+	return loss;
+}
+
+bool diff_cand_incomplete(const struct diff_ctx *c, const struct diff_cand *v)
+{
+	return v->sum.data_incomplete || shared_loss(c);
+}
+
+static int cmp_ep_name(const void *a, const void *b)
+{
+	return strcmp(sort_cand->ep[*(const uint32_t *)a].name,
+		      sort_cand->ep[*(const uint32_t *)b].name);
+}
+
+/* Endpoints in name order, so reports do not depend on the order pairs came
+ * in (a merge of shards reports as the unsharded run). */
+static void sort_endpoints(struct diff_cand *v)
+{
+	if (v->n_ep < 2)
+		return;
+	uint32_t *order = mem_alloc(v->n_ep * sizeof(uint32_t));
+	uint32_t *where = mem_alloc(v->n_ep * sizeof(uint32_t));
+	struct diff_endpoint *ne = mem_alloc(v->n_ep * sizeof(*ne));
+	if (!order || !where || !ne) {
+		mem_free(order);
+		mem_free(where);
+		mem_free(ne);
+		return; /* out of memory: the order of appearance stays */
+	}
+	for (size_t i = 0; i < v->n_ep; i++)
+		order[i] = (uint32_t)i;
+	sort_cand = v;
+	qsort(order, v->n_ep, sizeof(uint32_t), cmp_ep_name);
+	for (size_t i = 0; i < v->n_ep; i++) {
+		ne[i] = v->ep[order[i]];
+		where[order[i]] = (uint32_t)i;
+	}
+	memcpy(v->ep, ne, v->n_ep * sizeof(*ne));
+	for (size_t i = 0; i < v->n_gr; i++)
+		v->gr[i].endpoint = where[v->gr[i].endpoint];
+	for (size_t i = 0; i < v->n_pairs; i++)
+		v->pairs[i].endpoint = where[v->pairs[i].endpoint];
+	/* the hash chains follow the new indices; the cache is not used again */
+	memset(v->ep_hash, 0, v->ep_buckets * sizeof(uint32_t));
+	for (size_t i = 0; i < v->n_ep; i++) {
+		uint32_t bk = (uint32_t)(v->ep[i].hash & (v->ep_buckets - 1));
+		v->ep[i].hnext = v->ep_hash[bk];
+		v->ep_hash[bk] = (uint32_t)(i + 1);
+	}
+	memset(v->epc, 0, sizeof(v->epc));
+	/* group hashes include the endpoint index: rebuild them */
+	memset(v->gr_hash, 0, v->gr_buckets * sizeof(uint32_t));
+	for (size_t i = 0; i < v->n_gr; i++) {
+		struct diff_group *g = &v->gr[i];
+		g->hash = group_hash(g->endpoint, g->kind, g->location);
+		uint32_t bk = (uint32_t)(g->hash & (v->gr_buckets - 1));
+		g->hnext = v->gr_hash[bk];
+		v->gr_hash[bk] = (uint32_t)(i + 1);
+	}
+	mem_free(order);
+	mem_free(where);
+	mem_free(ne);
+}
+
+static void finish_cand(struct diff_ctx *c, struct diff_cand *v)
+{
+	sort_endpoints(v);
+	learn_noise(c, v);
+	struct diff_summary *s = &v->sum;
+	for (size_t i = 0; i < v->n_pairs; i++) {
+		const struct diff_pairrec *pr = &v->pairs[i];
 		bool real = false, status = false;
 		for (uint16_t k = 0; k < pr->n; k++) {
-			const struct diff_group *g = &c->gr[c->pair_groups[pr->first + k]];
+			const struct diff_group *g = &v->gr[v->pair_groups[pr->first + k]];
 			if (g->noise == DIFF_NOISE_NONE) {
 				real = true;
 				status |= g->kind == DIFF_K_STATUS;
 			}
 		}
 		if (real) {
-			c->ep[pr->endpoint].differing++;
+			v->ep[pr->endpoint].differing++;
 			s->differing++;
 		} else {
 			s->noisy_only++;
 		}
 		if (status) {
-			c->ep[pr->endpoint].status_chg++;
+			v->ep[pr->endpoint].status_chg++;
 			s->status_changes++;
 		}
 	}
-	for (size_t i = 0; i < c->n_gr; i++) {
-		if (c->gr[i].count == 0)
+	for (size_t i = 0; i < v->n_gr; i++) {
+		if (v->gr[i].count == 0)
 			continue; /* seen only between primary and secondary */
-		if (c->gr[i].noise)
+		if (v->gr[i].noise)
 			s->noise_groups++;
 		else
 			s->groups++;
 	}
-	for (size_t i = 0; i < c->n_ep; i++) {
-		struct diff_endpoint *e = &c->ep[i];
+	for (size_t i = 0; i < v->n_ep; i++) {
+		struct diff_endpoint *e = &v->ep[i];
+		/* the secondary's pairs of this endpoint, for the reports */
+		uint64_t sp, a, b;
+		secondary_counts(c, e->name, "", 0, &sp, &a, &b);
+		e->sec_pairs = sp;
 		percentiles(&e->lat_p, &e->p50_p, &e->p99_p);
 		percentiles(&e->lat_c, &e->p50_c, &e->p99_c);
-		pool(&c->all_p, &e->lat_p);
-		pool(&c->all_c, &e->lat_c);
+		pool(&v->all_p, &e->lat_p);
+		pool(&v->all_c, &e->lat_c);
 	}
-	percentiles(&c->all_p, &c->p50_p, &c->p99_p);
-	percentiles(&c->all_c, &c->p50_c, &c->p99_c);
-	s->endpoints = c->n_ep;
-	s->findings_dropped = c->eng.dropped;
+	percentiles(&v->all_p, &v->p50_p, &v->p99_p);
+	percentiles(&v->all_c, &v->p50_c, &v->p99_c);
+	s->unreplayed += c->shard_unreplayed;
+	s->secondary_pairs = c->sec ? c->sec->sum.secondary_pairs : 0;
+	s->endpoints = v->n_ep;
 	s->diff_rate = s->compared ? (double)s->differing / (double)s->compared : 0;
-	s->p50_latency_ratio = c->p50_p ? (double)c->p50_c / (double)c->p50_p : 0;
-	s->p99_latency_ratio = c->p99_p ? (double)c->p99_c / (double)c->p99_p : 0;
-	bool loss = false;
+	s->p50_latency_ratio = v->p50_p ? (double)v->p50_c / (double)v->p50_p : 0;
+	s->p99_latency_ratio = v->p99_p ? (double)v->p99_c / (double)v->p99_p : 0;
+	s->no_evidence = s->compared == 0;
+	s->data_incomplete = s->incomplete || s->replay_errors || s->unreplayed || s->over_memcap;
+	s->data_incomplete |= shared_loss(c);
+}
+
+/*
+ * The shards given (docs/diff.md "Merging shards"): one shard alone is a
+ * report on that shard (the others' sessions are an exclusion); two or
+ * more are the recording, so a shard missing from the set is unreplayed
+ * sessions and the shard exclusions cancel out.
+ */
+static int finish_shards(struct diff_ctx *c)
+{
+	char line[512];
+	if (c->n_shards == 1) {
+		snprintf(line, sizeof(line),
+			 "scope: %s is shard %u/%u of its recording; the other shards' sessions "
+			 "are excluded (give every shard's results to diff them together)",
+			 c->shards[0].input, c->shards[0].k, c->shards[0].n);
+		return diff_ctx_note_info(c, line);
+	}
+	if (c->n_shards < 2)
+		return 0;
+	c->shard_merge = true;
+	uint32_t n = c->shards[0].n;
+	const uint64_t *sessions = NULL;
+	for (size_t i = 0; i < c->n_shards; i++)
+		if (c->shards[i].sessions)
+			sessions = c->shards[i].sessions;
+	size_t o = (size_t)snprintf(line, sizeof(line), "merged %zu of %u shards:", c->n_shards, n);
+	for (size_t i = 0; i < c->n_shards && o < sizeof(line); i++)
+		o += (size_t)snprintf(line + o, sizeof(line) - o, " %u/%u (%s)", c->shards[i].k, n,
+				      c->shards[i].input);
+	int rc = diff_ctx_note_info(c, line);
+	for (uint32_t k = 0; !rc && k < n; k++) {
+		bool have = false;
+		for (size_t i = 0; i < c->n_shards && !have; i++)
+			have = c->shards[i].k == k;
+		if (have)
+			continue;
+		uint64_t m = sessions ? sessions[k] : 0;
+		c->shard_unreplayed += m;
+		if (sessions)
+			snprintf(
+			    line, sizeof(line),
+			    "shard %u/%u is missing from the merge: its %llu sessions were not "
+			    "replayed",
+			    k, n, (unsigned long long)m);
+		else
+			snprintf(line, sizeof(line),
+				 "shard %u/%u is missing from the merge: its sessions were not "
+				 "replayed (how many is unknown)",
+				 k, n);
+		rc = diff_ctx_note_incomplete(c, line);
+	}
+	/* Every shard's skipped_shard is another shard's work. */
 	for (size_t i = 0; i < c->n_ctr; i++)
-		loss |= c->ctr[i].loss;
-	s->data_incomplete = loss || c->n_notes || s->incomplete || s->replay_errors ||
-			     s->unreplayed || s->over_memcap;
+		if (c->ctr[i].cls == DIFF_CTR_EXCLUSION && !strcmp(c->ctr[i].name, "skipped_shard"))
+			c->ctr[i].covered = true;
+	return rc;
+}
+
+int diff_ctx_finish(struct diff_ctx *c)
+{
+	if (c->finished)
+		return -EINVAL;
+	c->finished = true;
+	if (!default_cand(c) || finish_shards(c))
+		return -ENOMEM;
+	struct diff_summary *t = &c->sum;
+	uint64_t findings = c->eng.dropped;
+	for (size_t i = 0; i < c->n_cand; i++) {
+		struct diff_cand *v = c->cand[i];
+		finish_cand(c, v);
+		const struct diff_summary *s = &v->sum;
+		t->results += s->results;
+		t->compared += s->compared;
+		t->differing += s->differing;
+		t->noisy_only += s->noisy_only;
+		t->incomplete += s->incomplete;
+		t->replay_errors += s->replay_errors;
+		t->unreplayed += s->unreplayed;
+		t->status_changes += s->status_changes;
+		t->groups += s->groups;
+		t->noise_groups += s->noise_groups;
+		t->over_memcap += s->over_memcap;
+		t->endpoints = s->endpoints > t->endpoints ? s->endpoints : t->endpoints;
+		t->data_incomplete |= s->data_incomplete;
+		t->no_evidence |= s->no_evidence;
+		if (c->n_cand > 1) {
+			pool(&c->all_p, &v->all_p);
+			pool(&c->all_c, &v->all_c);
+		}
+	}
+	if (c->n_cand == 1) {
+		c->p50_p = c->cand[0]->p50_p, c->p99_p = c->cand[0]->p99_p;
+		c->p50_c = c->cand[0]->p50_c, c->p99_c = c->cand[0]->p99_c;
+	} else {
+		percentiles(&c->all_p, &c->p50_p, &c->p99_p);
+		percentiles(&c->all_c, &c->p50_c, &c->p99_c);
+	}
+	for (size_t i = 0; i < c->n_cand; i++)
+		c->cand[i]->sum.findings_dropped = c->n_cand == 1 ? findings : 0;
+	t->secondary_pairs = c->sec ? c->sec->sum.secondary_pairs : 0;
+	t->findings_dropped = findings;
+	t->diff_rate = t->compared ? (double)t->differing / (double)t->compared : 0;
+	t->p50_latency_ratio = c->p50_p ? (double)c->p50_c / (double)c->p50_p : 0;
+	t->p99_latency_ratio = c->p99_p ? (double)c->p99_c / (double)c->p99_p : 0;
+	t->data_incomplete |= shared_loss(c);
 	return 0;
 }
 
 const struct diff_summary *diff_ctx_summary(const struct diff_ctx *c)
 {
 	return &c->sum;
+}
+
+size_t diff_ctx_n_candidates(const struct diff_ctx *c)
+{
+	return c->n_cand;
+}
+
+const char *diff_ctx_candidate_role(const struct diff_ctx *c, size_t i)
+{
+	return i < c->n_cand ? c->cand[i]->role : NULL;
+}
+
+const struct diff_summary *diff_ctx_candidate_summary(const struct diff_ctx *c, size_t i)
+{
+	return i < c->n_cand ? &c->cand[i]->sum : NULL;
+}
+
+const char *diff_cand_verdict(const struct diff_ctx *c, size_t i)
+{
+	const struct diff_cand *v = c->cand[i];
+	for (size_t k = 0; k < c->n_gates; k++)
+		if (c->gates[k].cand == i && c->gates[k].tripped)
+			return "fail";
+	if (!v->sum.compared)
+		return "no_evidence";
+	if (v->sum.data_incomplete)
+		return "incomplete";
+	if (v->sum.differing)
+		return "differences";
+	return "pass";
+}
+
+const char *diff_exclusion_meaning(const char *name)
+{
+	static const char *const m[][2] = {
+	    {"skipped_filter", "left out by replay --lane/--method/--path/--since/--until"},
+	    {"skipped_shard", "belong to other shards (replay --shard)"},
+	    {"skipped_lane", "of lanes without a target: not shadowed (lane selection)"},
+	    {"skipped_writes", "writes not sent without replay --allow-writes"},
+	    {"dropped_uncolored", "uncolored sessions not kept (--uncolored drop)"},
+	    {"dropped_production", "not mirrored: the lane is the recorded server"},
+	    {"dropped_rate_limited", "not mirrored over --lane-rate"},
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (ends_with(name, m[i][0]))
+			return m[i][1];
+	return "";
+}
+
+static void fmt_utc(int64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	if (ns <= 0 || !gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "?");
+}
+
+int diff_ctx_custody(const struct diff_ctx *c, struct dbuf *out)
+{
+	for (size_t i = 0; i < c->n_origins; i++) {
+		const struct diff_origin *o = &c->origins[i];
+		char a[40], b[40];
+		fmt_utc(o->first_ns, a, sizeof(a));
+		fmt_utc(o->last_ns, b, sizeof(b));
+		dbuf_printf(out, "recording %s (id %s, %llu sessions, %s .. %s, %s)\n", o->file,
+			    *o->id ? o->id : "none", (unsigned long long)o->sessions, a, b,
+			    *o->state ? o->state : "state unknown");
+	}
+	return dbuf_error(out);
 }
 
 /* Names as in docs/format.md, from the store module. */
@@ -768,30 +1260,30 @@ const char *diff_error_name(unsigned kind)
 
 static int cmp_group_report(const void *a, const void *b)
 {
-	const struct diff_group *x = &sort_ctx->gr[*(const uint32_t *)a];
-	const struct diff_group *y = &sort_ctx->gr[*(const uint32_t *)b];
+	const struct diff_group *x = &sort_cand->gr[*(const uint32_t *)a];
+	const struct diff_group *y = &sort_cand->gr[*(const uint32_t *)b];
 	if ((x->noise != 0) != (y->noise != 0))
 		return x->noise ? 1 : -1;
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
-	int r = strcmp(sort_ctx->ep[x->endpoint].name, sort_ctx->ep[y->endpoint].name);
+	int r = strcmp(sort_cand->ep[x->endpoint].name, sort_cand->ep[y->endpoint].name);
 	if (r)
 		return r;
 	r = strcmp(x->location, y->location);
 	return r ? r : (int)x->kind - (int)y->kind;
 }
 
-size_t diff_ctx_sorted_groups(const struct diff_ctx *c, uint32_t **out)
+size_t diff_cand_sorted_groups(const struct diff_cand *v, uint32_t **out)
 {
-	uint32_t *idx = mem_alloc((c->n_gr ? c->n_gr : 1) * sizeof(uint32_t));
+	uint32_t *idx = mem_alloc((v->n_gr ? v->n_gr : 1) * sizeof(uint32_t));
 	size_t n = 0;
 	*out = idx;
 	if (!idx)
 		return 0;
-	for (size_t i = 0; i < c->n_gr; i++)
-		if (c->gr[i].count)
+	for (size_t i = 0; i < v->n_gr; i++)
+		if (v->gr[i].count)
 			idx[n++] = (uint32_t)i;
-	sort_ctx = c;
+	sort_cand = v;
 	qsort(idx, n, sizeof(uint32_t), cmp_group_report);
 	return n;
 }
@@ -813,36 +1305,67 @@ static bool put_named_counts(struct dbuf *out, const uint64_t *v, unsigned n,
 	return first;
 }
 
-int diff_ctx_reasons(const struct diff_ctx *c, struct dbuf *out)
+/* Reasons of @p v's own data, each line starting with @p prefix. */
+static void own_reasons(const struct diff_ctx *c, const struct diff_cand *v, const char *prefix,
+			struct dbuf *out)
 {
-	const struct diff_summary *s = &c->sum;
+	const struct diff_summary *s = &v->sum;
 	if (s->incomplete) {
-		dbuf_printf(out, "%llu sessions not compared because their data is incomplete (",
-			    (unsigned long long)s->incomplete);
-		bool first = put_named_counts(out, c->incomplete_by_flag, STORE_F_COUNT,
+		dbuf_printf(out, "%s%llu sessions not compared because their data is incomplete (",
+			    prefix, (unsigned long long)s->incomplete);
+		bool first = put_named_counts(out, v->incomplete_by_flag, STORE_F_COUNT,
 					      diff_flag_name, "flag");
-		if (c->incomplete_cand_trunc)
+		if (v->incomplete_cand_trunc)
 			dbuf_printf(out, "%scandidate body truncated: %llu", first ? "" : ", ",
-				    (unsigned long long)c->incomplete_cand_trunc);
+				    (unsigned long long)v->incomplete_cand_trunc);
 		dbuf_puts(out, ")\n");
 	}
 	if (s->replay_errors) {
-		dbuf_printf(out, "%llu replayed requests failed (",
+		dbuf_printf(out, "%s%llu replayed requests failed (", prefix,
 			    (unsigned long long)s->replay_errors);
-		put_named_counts(out, c->errors_by_kind, STORE_ERR_COUNT, diff_error_name, "error");
+		put_named_counts(out, v->errors_by_kind, STORE_ERR_COUNT, diff_error_name, "error");
 		dbuf_puts(out, ")\n");
 	}
-	if (s->unreplayed)
-		dbuf_printf(out, "%llu recorded sessions have no replay result\n",
-			    (unsigned long long)s->unreplayed);
+	/* sessions of missing shards are a shared note */
+	uint64_t own_unreplayed =
+	    s->unreplayed > c->shard_unreplayed ? s->unreplayed - c->shard_unreplayed : 0;
+	if (own_unreplayed)
+		dbuf_printf(out, "%s%llu recorded sessions have no replay result\n", prefix,
+			    (unsigned long long)own_unreplayed);
 	if (s->over_memcap)
-		dbuf_printf(out, "%llu pairs or differences not kept because a cap was hit\n",
-			    (unsigned long long)s->over_memcap);
+		dbuf_printf(out, "%s%llu pairs or differences not kept because a cap was hit\n",
+			    prefix, (unsigned long long)s->over_memcap);
+}
+
+static void shared_reasons(const struct diff_ctx *c, struct dbuf *out)
+{
 	for (size_t i = 0; i < c->n_ctr; i++)
-		if (c->ctr[i].loss)
+		if (c->ctr[i].cls == DIFF_CTR_LOSS || c->ctr[i].cls == DIFF_CTR_RESULT)
 			dbuf_printf(out, "%s: %s = %llu\n", c->ctr[i].source, c->ctr[i].name,
 				    (unsigned long long)c->ctr[i].value);
+	if (c->over_candidates)
+		dbuf_printf(out,
+			    "%llu results of candidate roles beyond the first %d not analysed\n",
+			    (unsigned long long)c->over_candidates, DIFF_MAX_CANDIDATES);
 	for (size_t i = 0; i < c->n_notes; i++)
 		dbuf_printf(out, "%s\n", c->notes[i]);
-	return 0;
+}
+
+int diff_cand_reasons(const struct diff_ctx *c, const struct diff_cand *v, struct dbuf *out)
+{
+	own_reasons(c, v, "", out);
+	shared_reasons(c, out);
+	return dbuf_error(out);
+}
+
+int diff_ctx_reasons(const struct diff_ctx *c, struct dbuf *out)
+{
+	for (size_t i = 0; i < c->n_cand; i++) {
+		char prefix[128] = "";
+		if (c->n_cand > 1)
+			snprintf(prefix, sizeof(prefix), "candidate %s: ", c->cand[i]->role);
+		own_reasons(c, c->cand[i], prefix, out);
+	}
+	shared_reasons(c, out);
+	return dbuf_error(out);
 }

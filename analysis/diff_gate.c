@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analysis/diff_private.h"
+#include "common/mem.h"
 
 const char *const diff_gate_metrics[] = {
     "diff_rate",
@@ -118,9 +119,9 @@ int diff_gate_parse(struct diff_gate *g, const char *expr, char *err, size_t err
 	return 0;
 }
 
-static double metric(const struct diff_ctx *c, const char *m)
+static double metric(const struct diff_cand *v, const char *m)
 {
-	const struct diff_summary *s = &c->sum;
+	const struct diff_summary *s = &v->sum;
 	double all = (double)(s->compared + s->incomplete + s->replay_errors);
 	if (!strcmp(m, "diff_rate"))
 		return s->diff_rate;
@@ -152,8 +153,8 @@ static double metric(const struct diff_ctx *c, const char *m)
 		return s->p99_latency_ratio;
 	if (!strcmp(m, "max_p99_latency_ratio")) {
 		double mx = 0;
-		for (size_t i = 0; i < c->n_ep; i++) {
-			const struct diff_endpoint *e = &c->ep[i];
+		for (size_t i = 0; i < v->n_ep; i++) {
+			const struct diff_endpoint *e = &v->ep[i];
 			if (e->p99_p && e->p99_c) {
 				double r = (double)e->p99_c / (double)e->p99_p;
 				if (r > mx)
@@ -165,11 +166,28 @@ static double metric(const struct diff_ctx *c, const char *m)
 	return 0;
 }
 
-bool diff_gate_eval(const struct diff_ctx *c, const struct diff_gate *g, double *value)
+bool diff_gate_eval(const struct diff_ctx *c, size_t cand, const struct diff_gate *g, double *value,
+		    bool *no_evidence)
 {
-	double v = metric(c, g->metric);
+	if (no_evidence)
+		*no_evidence = false;
+	if (cand >= c->n_cand) {
+		if (value)
+			*value = 0;
+		if (no_evidence)
+			*no_evidence = true;
+		return true;
+	}
+	const struct diff_cand *vc = c->cand[cand];
+	double v = metric(vc, g->metric);
 	if (value)
 		*value = v;
+	/* Fail closed: a gate over nothing compared proves nothing. */
+	if (!vc->sum.compared) {
+		if (no_evidence)
+			*no_evidence = true;
+		return true;
+	}
 	switch (g->op) {
 	case DIFF_OP_GT:
 		return v > g->threshold;
@@ -185,4 +203,26 @@ bool diff_gate_eval(const struct diff_ctx *c, const struct diff_gate *g, double 
 		return v != g->threshold;
 	}
 	return false;
+}
+
+int diff_ctx_gates(struct diff_ctx *c, const struct diff_gate *g, size_t n, bool *tripped)
+{
+	*tripped = false;
+	if (!c->finished)
+		return -EINVAL;
+	for (size_t k = 0; k < c->n_cand; k++)
+		for (size_t i = 0; i < n; i++) {
+			struct diff_gate_result *nv =
+			    mem_realloc(c->gates, (c->n_gates + 1) * sizeof(*nv));
+			if (!nv)
+				return -ENOMEM;
+			c->gates = nv;
+			struct diff_gate_result *r = &nv[c->n_gates++];
+			memset(r, 0, sizeof(*r));
+			r->g = g[i];
+			r->cand = (uint32_t)k;
+			r->tripped = diff_gate_eval(c, k, &g[i], &r->value, &r->no_evidence);
+			*tripped |= r->tripped;
+		}
+	return 0;
 }

@@ -23,12 +23,13 @@
 #include "common/jsonw.h"
 #include "common/mem.h"
 
-#define DIFF_DEF_MAX_BODY     (16u << 20)
-#define DIFF_DEF_MAX_EXAMPLE  4096
-#define DIFF_DEF_MAX_FINDINGS 64
-#define DIFF_BUDGET	      (1u << 24)
-#define DIFF_TEXT_CONTEXT     3
-#define DIFF_TEXT_LINES	      12
+#define DIFF_DEF_MAX_BODY	(16u << 20)
+#define DIFF_DEF_MAX_EXAMPLE	4096
+#define DIFF_DEF_MAX_FINDINGS	64
+#define DIFF_BUDGET		(1u << 24)
+#define DIFF_TEXT_CONTEXT	3
+#define DIFF_TEXT_LINES		12
+#define DIFF_TEXT_LINE_FINDINGS 8 /* lines compared one by one in a changed region */
 
 static const char *const kind_names[DIFF_K_COUNT] = {
     "status_changed", "value_changed",	"type_changed", "missing",     "extra",
@@ -249,6 +250,95 @@ static void finding_vals(struct diff_engine *e, struct diff_finding *f, const vo
 	copy_val(f->cval, cv, cn);
 	f->vol = !e->p.no_volatile && pn && cn && diff_looks_volatile(pv, pn) &&
 		 diff_looks_volatile(cv, cn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Words: text lines and header values compared token by token         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A line or a header value is a sequence of tokens: runs of whitespace,
+ * single separators (= , ; quotes brackets | &) and words (everything
+ * else: a timestamp, a version, a path or a number is one word). Two
+ * values with the same separators and some, not all, of their words
+ * different are compared word by word (docs/diff.md "Words"), so a
+ * volatile word is learned or judged volatile alone and a deterministic
+ * change next to it is still reported.
+ */
+#define DIFF_MAX_TOKENS 256
+
+struct tok {
+	uint32_t off, len;
+	bool word;
+};
+
+static bool tok_sep(uint8_t c)
+{
+	return c == '=' || c == ',' || c == ';' || c == '"' || c == '\'' || c == '(' || c == ')' ||
+	       c == '[' || c == ']' || c == '{' || c == '}' || c == '<' || c == '>' || c == '|' ||
+	       c == '&';
+}
+
+static bool tok_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Tokens of @p p[0..n) into @p t; their number, or SIZE_MAX when over the cap. */
+static size_t tokenize(const uint8_t *p, size_t n, struct tok *t)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n;) {
+		if (k == DIFF_MAX_TOKENS)
+			return SIZE_MAX;
+		size_t j = i + 1;
+		bool word = false;
+		if (tok_space(p[i])) {
+			while (j < n && tok_space(p[j]))
+				j++;
+		} else if (!tok_sep(p[i])) {
+			while (j < n && !tok_space(p[j]) && !tok_sep(p[j]))
+				j++;
+			word = true;
+		}
+		t[k++] = (struct tok){(uint32_t)i, (uint32_t)(j - i), word};
+		i = j;
+	}
+	return k;
+}
+
+/*
+ * Compare @p a and @p b word by word. Returns the number of differing
+ * words and sets @p diff[k] for each, or 0 when they cannot be compared
+ * so (other separators, a different number of tokens, over the cap, or
+ * every word differs: then the value is one difference as a whole).
+ * @p words receives the index of each token among the words.
+ */
+static size_t word_diff(const uint8_t *a, size_t an, const uint8_t *b, size_t bn, struct tok *ta,
+			struct tok *tb, bool *diff, size_t *n_tok)
+{
+	if (an > UINT32_MAX || bn > UINT32_MAX)
+		return 0;
+	size_t na = tokenize(a, an, ta), nb = tokenize(b, bn, tb);
+	if (na == SIZE_MAX || na != nb)
+		return 0;
+	size_t words = 0, d = 0;
+	for (size_t k = 0; k < na; k++) {
+		diff[k] = false;
+		bool same =
+		    ta[k].len == tb[k].len && !memcmp(a + ta[k].off, b + tb[k].off, ta[k].len);
+		if (ta[k].word != tb[k].word || (!ta[k].word && !same))
+			return 0;
+		if (!ta[k].word)
+			continue;
+		words++;
+		if (!same) {
+			diff[k] = true;
+			d++;
+		}
+	}
+	*n_tok = na;
+	return d < words ? d : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -477,15 +567,38 @@ static void collect(struct diff_engine *e, const struct store_message *m, size_t
 static void header_finding(struct diff_engine *e, uint8_t kind, const char *lname, size_t ln,
 			   const struct dbuf *pa, const struct dbuf *pb)
 {
+	char ma[DIFF_VAL_MAX], mb[DIFF_VAL_MAX];
+	const uint8_t *va = pa->data ? pa->data : (const uint8_t *)"";
+	const uint8_t *vb = pb->data ? pb->data : (const uint8_t *)"";
+	size_t la = diff_mask_header_value(lname, ln, va, pa->len, ma, sizeof(ma));
+	size_t lb = diff_mask_header_value(lname, ln, vb, pb->len, mb, sizeof(mb));
+	struct tok ta[DIFF_MAX_TOKENS], tb[DIFF_MAX_TOKENS];
+	bool dif[DIFF_MAX_TOKENS];
+	size_t nt = 0;
+	/* word by word when only some words changed (not for masked values) */
+	if (kind == DIFF_K_VALUE && la == pa->len && !memcmp(ma, va, la) &&
+	    word_diff(va, pa->len, vb, pb->len, ta, tb, dif, &nt)) {
+		for (size_t k = 0, w = 0; k < nt; k++) {
+			if (!ta[k].word)
+				continue;
+			w++;
+			if (!dif[k])
+				continue;
+			struct diff_finding *f = add_finding(e, kind);
+			if (!f)
+				return;
+			snprintf(f->loc, sizeof(f->loc), "header:%.*s[%zu]", (int)ln, lname, w);
+			finding_vals(e, f, va + ta[k].off, ta[k].len, vb + tb[k].off, tb[k].len);
+			/* show the whole values, judge the word */
+			copy_val(f->pval, ma, la);
+			copy_val(f->cval, mb, lb);
+		}
+		return;
+	}
 	struct diff_finding *f = add_finding(e, kind);
 	if (!f)
 		return;
 	snprintf(f->loc, sizeof(f->loc), "header:%.*s", (int)ln, lname);
-	char ma[DIFF_VAL_MAX], mb[DIFF_VAL_MAX];
-	size_t la = diff_mask_header_value(lname, ln, pa->data ? pa->data : (const uint8_t *)"",
-					   pa->len, ma, sizeof(ma));
-	size_t lb = diff_mask_header_value(lname, ln, pb->data ? pb->data : (const uint8_t *)"",
-					   pb->len, mb, sizeof(mb));
 	finding_vals(e, f, ma, la, mb, lb);
 }
 
@@ -1089,6 +1202,42 @@ static void hunk(struct dbuf *o, const uint8_t *t, const uint8_t *end, size_t fr
 	}
 }
 
+/* Lines @p la and @p lb (line number @p line, 1-based) differ: word by word
+ * when some of their words changed, else as whole lines. */
+static void text_line(struct diff_engine *e, size_t line, const uint8_t *la, size_t na,
+		      const uint8_t *lb, size_t nb)
+{
+	while (na && (la[na - 1] == '\n' || la[na - 1] == '\r'))
+		na--;
+	while (nb && (lb[nb - 1] == '\n' || lb[nb - 1] == '\r'))
+		nb--;
+	struct tok ta[DIFF_MAX_TOKENS], tb[DIFF_MAX_TOKENS];
+	bool dif[DIFF_MAX_TOKENS];
+	size_t nt = 0;
+	if (word_diff(la, na, lb, nb, ta, tb, dif, &nt)) {
+		for (size_t k = 0, w = 0; k < nt; k++) {
+			if (!ta[k].word)
+				continue;
+			w++;
+			if (!dif[k])
+				continue;
+			struct diff_finding *f = add_finding(e, DIFF_K_TEXT);
+			if (!f)
+				return;
+			snprintf(f->loc, sizeof(f->loc), "body:text[%zu][%zu]", line, w);
+			finding_vals(e, f, la + ta[k].off, ta[k].len, lb + tb[k].off, tb[k].len);
+			copy_val(f->pval, la, na);
+			copy_val(f->cval, lb, nb);
+		}
+		return;
+	}
+	struct diff_finding *f = add_finding(e, DIFF_K_TEXT);
+	if (!f)
+		return;
+	snprintf(f->loc, sizeof(f->loc), "body:text[%zu]", line);
+	finding_vals(e, f, la, na, lb, nb);
+}
+
 static void diff_text(struct diff_engine *e, const uint8_t *a, size_t alen, const uint8_t *b,
 		      size_t blen)
 {
@@ -1116,6 +1265,20 @@ static void diff_text(struct diff_engine *e, const uint8_t *a, size_t alen, cons
 		sa = qa, sb = qb, suf++;
 		if (suf > 4096)
 			break; /* bounded: the hunk just gets longer */
+	}
+	/* Lines changed in place (as many on both sides, a few): line by line,
+	 * word by word within each; otherwise one hunk for the region. */
+	size_t ra = na - suf - pre, rb = nb - suf - pre;
+	if (ra == rb && ra && ra <= DIFF_TEXT_LINE_FINDINGS) {
+		for (size_t k = 0; k < ra; k++) {
+			const uint8_t *xa = pa, *xb = pb;
+			pa = line_end(pa, ae);
+			pb = line_end(pb, be);
+			if (pa - xa == pb - xb && !memcmp(xa, xb, (size_t)(pa - xa)))
+				continue;
+			text_line(e, pre + k + 1, xa, (size_t)(pa - xa), xb, (size_t)(pb - xb));
+		}
+		return;
 	}
 	struct diff_finding *f = add_finding(e, DIFF_K_TEXT);
 	if (!f)

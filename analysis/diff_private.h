@@ -106,6 +106,7 @@ bool diff_default_ignored(const char *name, size_t n);
 
 struct diff_example {
 	uint64_t session_id;
+	uint64_t key;  /* diff_example_key(session_id): the smallest key is kept */
 	char *request; /* rendered, masked, capped; owned */
 	char *primary;
 	char *candidate;
@@ -160,17 +161,38 @@ struct diff_pairrec {
 	uint16_t n;
 };
 
+/* What a counter's non-zero value means for the verdict (docs/report.md). */
+enum diff_ctr_class {
+	DIFF_CTR_INFO = 0,	/* a fact: shown in the accounting only */
+	DIFF_CTR_EXCLUSION = 1, /* left out by choice (filter, shard, lane, refused write) */
+	DIFF_CTR_LOSS = 2,	/* data lost: every verdict is data_incomplete */
+	DIFF_CTR_RESULT = 3,	/* replay failures, also counted per candidate from its results */
+};
+
 struct diff_counter {
 	char *source;
 	char *name;
 	uint64_t value;
-	bool loss;
+	uint8_t cls;  /* enum diff_ctr_class (of a non-zero value) */
+	bool loss;    /* cls == DIFF_CTR_LOSS or DIFF_CTR_RESULT and value != 0 */
+	bool covered; /* an exclusion that other merged inputs cover (skipped_shard) */
 };
 
 struct diff_gate_result {
 	struct diff_gate g;
+	uint32_t cand; /* index into ctx->cand */
 	double value;
 	bool tripped;
+	bool no_evidence; /* tripped because nothing was compared */
+};
+
+/* One replay error cause: kind and message, with its count. */
+#define DIFF_CAUSE_MSG	160
+#define DIFF_MAX_CAUSES 32
+struct diff_cause {
+	uint8_t kind;
+	char msg[DIFF_CAUSE_MSG];
+	uint64_t n;
 };
 
 /* Direct-mapped cache: raw "METHOD path" -> endpoint, skips templating. */
@@ -183,13 +205,18 @@ struct diff_ep_cache {
 	char key[DIFF_EP_CACHE_KEY];
 };
 
-struct diff_ctx {
-	struct diff_params p;
+/* Most candidate roles in one analysis (replay targets, mirror lanes). */
+#define DIFF_MAX_CANDIDATES 64
+
+/*
+ * One verdict: the pairs of one candidate role (a replay target, a mirror
+ * lane) against the primary, or the secondary's pairs that teach noise.
+ */
+struct diff_cand {
+	char *role;   /* owned */
+	char *target; /* first target URL seen, owned, NULL when unknown */
+	bool secondary;
 	struct diff_ep_cache epc[DIFF_EP_CACHE];
-	struct diff_engine eng;
-	bool finished;
-	uint64_t *rule_hits; /* per rule of p.rules */
-	struct diff_ruleset global_rs;
 
 	struct diff_endpoint *ep;
 	size_t n_ep, cap_ep;
@@ -209,32 +236,105 @@ struct diff_ctx {
 	uint64_t incomplete_by_flag[STORE_F_COUNT];
 	uint64_t incomplete_cand_trunc;
 	uint64_t errors_by_kind[STORE_ERR_COUNT];
-
-	struct diff_counter *ctr;
-	size_t n_ctr;
-	char **notes; /* incomplete reasons */
-	size_t n_notes;
-	struct diff_gate_result *gates;
-	size_t n_gates;
-	char **inputs; /* file names fed in */
-	size_t n_inputs;
+	struct diff_cause causes[DIFF_MAX_CAUSES];
+	size_t n_causes;
+	uint64_t causes_other; /* errors whose cause did not fit the table */
 
 	struct diff_samples all_p, all_c;
 	uint64_t p50_p, p99_p, p50_c, p99_c;
 	struct diff_summary sum;
 };
 
+/* The recording a results file replayed (chain of custody, docs/format.md). */
+struct diff_origin {
+	char *id;   /* recording id (hex), owned, "" when the file has none */
+	char *file; /* its file name, owned */
+	int64_t first_ns, last_ns;
+	uint64_t sessions;
+	char *state; /* "complete", "unfinished", "cut", "damaged", owned */
+};
+
+/* A results file's shard of its recording. */
+struct diff_shard {
+	uint32_t k, n;
+	uint64_t *sessions; /* sessions of each shard 0..n-1, owned; NULL unknown */
+	char *input;	    /* the file */
+};
+
+struct diff_ctx {
+	struct diff_params p;
+	struct diff_engine eng;
+	bool finished;
+	uint64_t *rule_hits; /* per rule of p.rules */
+	struct diff_ruleset global_rs;
+
+	struct diff_cand *cand[DIFF_MAX_CANDIDATES]; /* the verdicts, in order of appearance */
+	size_t n_cand;
+	struct diff_cand *sec;	  /* secondary pairs (noise learning); NULL when none */
+	uint64_t over_candidates; /* results of roles beyond DIFF_MAX_CANDIDATES */
+
+	struct diff_counter *ctr;
+	size_t n_ctr;
+	char **notes; /* incomplete reasons shared by every verdict */
+	size_t n_notes;
+	char **infos; /* lines shown with the accounting (scope, merged shards) */
+	size_t n_infos;
+	struct diff_gate_result *gates;
+	size_t n_gates;
+	char **inputs; /* file names fed in */
+	size_t n_inputs;
+	struct diff_origin *origins;
+	size_t n_origins;
+	struct diff_shard *shards;
+	size_t n_shards;
+	uint64_t shard_unreplayed; /* sessions of shards missing from a merge */
+	bool shard_merge;	   /* several shard files of one recording were given */
+
+	/* every candidate together (diff_ctx_summary()) */
+	struct diff_samples all_p, all_c;
+	uint64_t p50_p, p99_p, p50_c, p99_c;
+	struct diff_summary sum;
+};
+
+/* The candidate for @p role (created when new), or NULL over the cap or out of memory. */
+struct diff_cand *diff_ctx_cand(struct diff_ctx *c, const char *role, size_t rlen,
+				const char *target, size_t tlen, bool secondary);
+
+/* Count session @p s as not replayed by candidate @p i. */
+int diff_ctx_add_unreplayed_to(struct diff_ctx *c, size_t i, const struct store_session *s);
+
+/* "fail" (a gate tripped), "no_evidence" (nothing compared), "incomplete",
+ * "differences" (real ones, no gate tripped) or "pass", for verdict @p i. */
+const char *diff_cand_verdict(const struct diff_ctx *c, size_t i);
+
+/* What an exclusion counter left out, for the reports ("" when unknown). */
+const char *diff_exclusion_meaning(const char *name);
+
+/* One line per recording replayed (chain of custody), "" when unknown. */
+int diff_ctx_custody(const struct diff_ctx *c, struct dbuf *out);
+
+/* Class of counter @p name (with a non-zero value). */
+enum diff_ctr_class diff_counter_class(const char *name);
+
+/* Why verdict @p v is incomplete: its own reasons, then the shared ones. */
+int diff_cand_reasons(const struct diff_ctx *c, const struct diff_cand *v, struct dbuf *out);
+
+/* Is verdict @p v data-incomplete (its own data or a shared loss)? */
+bool diff_cand_incomplete(const struct diff_ctx *c, const struct diff_cand *v);
+
+/*
+ * Indices of @p v's groups seen on candidate pairs, real ones first, then
+ * by count (descending), endpoint and location. *out is owned by the caller
+ * (mem_free). @return the number, or 0 with *out NULL on allocation failure.
+ */
+size_t diff_cand_sorted_groups(const struct diff_cand *v, uint32_t **out);
+
 /** Add a file name to the list of inputs shown in reports. */
 int diff_ctx_add_input(struct diff_ctx *c, const char *name);
 
-/**
- * Indices of the groups seen on candidate pairs, real ones first, then by
- * count (descending), endpoint and location. *out is owned by the caller
- * (mem_free). @return the number, or 0 with *out NULL on allocation failure.
- */
-size_t diff_ctx_sorted_groups(const struct diff_ctx *c, uint32_t **out);
-
-/** Why the data is incomplete, one reason per line (empty when complete). */
+/** Why the data is incomplete, one reason per line (empty when complete): the
+ *  shared reasons, then each verdict's own (prefixed by its role when there
+ *  are several). */
 int diff_ctx_reasons(const struct diff_ctx *c, struct dbuf *out);
 
 /** Stable names of session flag bit numbers and replay error kinds (docs/format.md). */

@@ -1,11 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * report - terminal, JSON (docs/report.md) and JUnit XML renderings of a
- * finished analysis context. JUnit follows the de-facto schema used by
+ * finished analysis context: one verdict per candidate role, the chain of
+ * custody of the data (the recording, its capture counters, the replay's),
+ * exclusions apart from losses. JUnit follows the de-facto schema used by
  * Jenkins, GitLab and most CI servers (testsuites > testsuite > testcase
- * with failure/error/skipped children). The HTML report is report_html.c.
+ * with failure/error/skipped children), one testsuite per candidate. The
+ * HTML report is report_html.c.
+ *
+ * Renderers append without checking each piece; the buffer's sticky error
+ * (dbuf_error()) is their result, so a report cut by its cap is an error,
+ * never a document that merely looks whole.
+ *
+ * XML 1.0 (§2.2 Char) allows tab, LF, CR, U+0020..U+D7FF, U+E000..U+FFFD
+ * and U+10000..U+10FFFF; report_escape() replaces anything else (other C0
+ * controls, U+FFFE, U+FFFF, invalid UTF-8) with U+FFFD.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,12 +94,15 @@ int report_escape(struct dbuf *out, const void *s, size_t n)
 			continue;
 		}
 		size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-		if (i + len <= n && jsonw_utf8_valid(p + i, len)) {
+		/* U+FFFE and U+FFFF (EF BF BE/BF) are not XML characters */
+		bool nonchar = len == 3 && i + 3 <= n && c == 0xef && p[i + 1] == 0xbf &&
+			       (p[i + 2] == 0xbe || p[i + 2] == 0xbf);
+		if (!nonchar && i + len <= n && jsonw_utf8_valid(p + i, len)) {
 			rc = dbuf_append(out, p + i, len);
 			i += len;
 		} else {
 			rc = dbuf_puts(out, "\xef\xbf\xbd");
-			i++;
+			i += nonchar ? 3 : 1;
 		}
 	}
 	return rc;
@@ -96,6 +111,58 @@ int report_escape(struct dbuf *out, const void *s, size_t n)
 static int esc(struct dbuf *out, const char *s)
 {
 	return report_escape(out, s, strlen(s));
+}
+
+/* ------------------------------------------------------------------ */
+/* Shared pieces                                                       */
+/* ------------------------------------------------------------------ */
+
+/* A piece could not be made (out of memory): the report fails. */
+static void fail_nomem(struct dbuf *b)
+{
+	if (!b->err)
+		b->err = -ENOMEM;
+}
+
+/* Call @p fn for each line of @p text (without its newline). */
+static void each_line(const struct dbuf *text, void (*fn)(void *, const char *, size_t), void *arg)
+{
+	const char *w = text->data ? (const char *)text->data : "";
+	while (*w) {
+		const char *nl = strchr(w, '\n');
+		size_t n = nl ? (size_t)(nl - w) : strlen(w);
+		fn(arg, w, n);
+		w += n + (nl ? 1 : 0);
+	}
+}
+
+static const char *cause_text(const struct diff_cause *k, char *buf, size_t len)
+{
+	/* "tls: certificate verification failed: ..." already names its kind */
+	const char *kind = diff_error_name(k->kind);
+	size_t kl = kind ? strlen(kind) : 0;
+	if (!k->msg[0])
+		snprintf(buf, len, "%s", kind ? kind : "error");
+	else if (kind && !strncmp(k->msg, kind, kl) && k->msg[kl] == ':')
+		snprintf(buf, len, "%s", k->msg);
+	else
+		snprintf(buf, len, "%s: %s", kind ? kind : "error", k->msg);
+	return buf;
+}
+
+/* Causes of @p v sorted by count (descending), into @p idx; the number. */
+static size_t sorted_causes(const struct diff_cand *v, size_t *idx)
+{
+	size_t n = v->n_causes;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && v->causes[idx[j]].n > v->causes[idx[j - 1]].n; j--) {
+			size_t t = idx[j];
+			idx[j] = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -128,37 +195,27 @@ static void jlat(struct dbuf *b, uint64_t p50p, uint64_t p99p, uint64_t p50c, ui
 	dbuf_putc(b, '}');
 }
 
-int report_json(const struct diff_ctx *c, struct dbuf *b)
+static void jline(void *arg, const char *s, size_t n)
 {
-	if (!c->finished)
-		return -EINVAL;
-	const struct diff_summary *s = &c->sum;
-	struct dbuf why;
-	dbuf_init(&why, 1 << 20);
-	diff_ctx_reasons(c, &why);
-	dbuf_puts(b, "{\"schema\":\"dyetap-diff-report/1\",\"tool_version\":");
-	jsonw_cstr(b, DYETAP_VERSION);
-	dbuf_puts(b, ",\"inputs\":[");
-	for (size_t i = 0; i < c->n_inputs; i++) {
-		if (i)
-			dbuf_putc(b, ',');
-		jsonw_cstr(b, c->inputs[i]);
-	}
-	dbuf_printf(b, "],\"data_incomplete\":%s,\"incomplete_reasons\":[",
-		    s->data_incomplete ? "true" : "false");
-	const char *w = why.data ? (const char *)why.data : "";
-	for (bool first = true; *w;) {
-		const char *nl = strchr(w, '\n');
-		size_t n = nl ? (size_t)(nl - w) : strlen(w);
-		if (!first)
-			dbuf_putc(b, ',');
-		jsonw_str(b, w, n);
-		first = false;
-		w += n + (nl ? 1 : 0);
-	}
-	dbuf_release(&why);
+	struct dbuf *b = arg;
+	if (b->len && b->data[b->len - 1] != '[')
+		dbuf_putc(b, ',');
+	jsonw_str(b, s, n);
+}
+
+/* "key":[one string per line of @p text] */
+static void jlines(struct dbuf *b, const char *key, const struct dbuf *text)
+{
+	dbuf_printf(b, "\"%s\":[", key);
+	each_line(text, jline, b);
+	dbuf_putc(b, ']');
+}
+
+static void jsummary(struct dbuf *b, const struct diff_summary *s, uint64_t p50p, uint64_t p99p,
+		     uint64_t p50c, uint64_t p99c, size_t np, size_t nc)
+{
 	dbuf_printf(b,
-		    "],\"summary\":{\"results\":%llu,\"compared\":%llu,\"differing\":%llu,"
+		    "{\"results\":%llu,\"compared\":%llu,\"differing\":%llu,"
 		    "\"noisy_only\":%llu,\"diff_rate\":",
 		    (unsigned long long)s->results, (unsigned long long)s->compared,
 		    (unsigned long long)s->differing, (unsigned long long)s->noisy_only);
@@ -167,56 +224,73 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 		    ",\"status_changes\":%llu,\"groups\":%llu,\"noise_groups\":%llu,"
 		    "\"incomplete\":%llu,\"replay_errors\":%llu,\"unreplayed\":%llu,"
 		    "\"secondary_pairs\":%llu,\"endpoints\":%llu,\"findings_dropped\":%llu,"
-		    "\"over_memcap\":%llu,\"latency\":",
+		    "\"over_memcap\":%llu,\"no_evidence\":%s,\"latency\":",
 		    (unsigned long long)s->status_changes, (unsigned long long)s->groups,
 		    (unsigned long long)s->noise_groups, (unsigned long long)s->incomplete,
 		    (unsigned long long)s->replay_errors, (unsigned long long)s->unreplayed,
 		    (unsigned long long)s->secondary_pairs, (unsigned long long)s->endpoints,
-		    (unsigned long long)s->findings_dropped, (unsigned long long)s->over_memcap);
-	jlat(b, c->p50_p, c->p99_p, c->p50_c, c->p99_c, c->all_p.n, c->all_c.n);
-	dbuf_puts(b, "},\"accounting\":{\"incomplete_by_reason\":{");
+		    (unsigned long long)s->findings_dropped, (unsigned long long)s->over_memcap,
+		    s->no_evidence ? "true" : "false");
+	jlat(b, p50p, p99p, p50c, p99c, np, nc);
+	dbuf_putc(b, '}');
+}
+
+static void jcounts(struct dbuf *b, const uint64_t *v, unsigned n, const char *(*name)(unsigned))
+{
 	bool first = true;
-	for (unsigned k = 0; k < STORE_F_COUNT; k++)
-		if (c->incomplete_by_flag[k]) {
-			dbuf_printf(b, "%s\"%s\":%llu", first ? "" : ",", diff_flag_name(k),
-				    (unsigned long long)c->incomplete_by_flag[k]);
+	dbuf_putc(b, '{');
+	for (unsigned k = 0; k < n; k++)
+		if (v[k]) {
+			dbuf_printf(b, "%s\"%s\":%llu", first ? "" : ",", name(k),
+				    (unsigned long long)v[k]);
 			first = false;
 		}
-	dbuf_printf(b, "},\"candidate_truncated\":%llu,\"replay_errors_by_kind\":{",
-		    (unsigned long long)c->incomplete_cand_trunc);
-	first = true;
-	for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
-		if (c->errors_by_kind[k]) {
-			dbuf_printf(b, "%s\"%s\":%llu", first ? "" : ",", diff_error_name(k),
-				    (unsigned long long)c->errors_by_kind[k]);
-			first = false;
-		}
-	dbuf_puts(b, "},\"counters\":[");
-	for (size_t i = 0; i < c->n_ctr; i++) {
-		dbuf_puts(b, i ? ",{\"source\":" : "{\"source\":");
-		jsonw_cstr(b, c->ctr[i].source);
-		dbuf_puts(b, ",\"name\":");
-		jsonw_cstr(b, c->ctr[i].name);
-		dbuf_printf(b, ",\"value\":%llu,\"loss\":%s}", (unsigned long long)c->ctr[i].value,
-			    c->ctr[i].loss ? "true" : "false");
+	dbuf_putc(b, '}');
+}
+
+static void jcauses(struct dbuf *b, const struct diff_cand *v)
+{
+	size_t idx[DIFF_MAX_CAUSES];
+	size_t n = sorted_causes(v, idx);
+	dbuf_putc(b, '[');
+	for (size_t i = 0; i < n; i++) {
+		const struct diff_cause *k = &v->causes[idx[i]];
+		dbuf_printf(b, "%s{\"count\":%llu,\"kind\":\"%s\",\"message\":", i ? "," : "",
+			    (unsigned long long)k->n, diff_error_name(k->kind));
+		jsonw_cstr(b, k->msg);
+		dbuf_putc(b, '}');
 	}
-	dbuf_puts(b, "]},\"gates\":[");
-	for (size_t i = 0; i < c->n_gates; i++) {
-		const struct diff_gate_result *g = &c->gates[i];
-		dbuf_puts(b, i ? ",{\"expr\":" : "{\"expr\":");
-		jsonw_cstr(b, g->g.text);
-		dbuf_puts(b, ",\"metric\":");
-		jsonw_cstr(b, g->g.metric);
-		dbuf_printf(b, ",\"op\":\"%s\",\"threshold\":", op_str(g->g.op));
-		jnum(b, g->g.threshold);
-		dbuf_puts(b, ",\"value\":");
-		jnum(b, g->value);
-		dbuf_printf(b, ",\"tripped\":%s}", g->tripped ? "true" : "false");
-	}
-	dbuf_puts(b, "],\"endpoints\":[");
-	for (size_t i = 0; i < c->n_ep; i++) {
-		const struct diff_endpoint *e = &c->ep[i];
-		dbuf_puts(b, i ? ",{\"endpoint\":" : "{\"endpoint\":");
+	if (v->causes_other)
+		dbuf_printf(b,
+			    "%s{\"count\":%llu,\"kind\":\"other\",\"message\":\"(other causes)\"}",
+			    n ? "," : "", (unsigned long long)v->causes_other);
+	dbuf_putc(b, ']');
+}
+
+static void jgate(struct dbuf *b, const struct diff_ctx *c, const struct diff_gate_result *g)
+{
+	dbuf_puts(b, "{\"expr\":");
+	jsonw_cstr(b, g->g.text);
+	dbuf_puts(b, ",\"candidate\":");
+	jsonw_cstr(b, c->cand[g->cand]->role);
+	dbuf_puts(b, ",\"metric\":");
+	jsonw_cstr(b, g->g.metric);
+	dbuf_printf(b, ",\"op\":\"%s\",\"threshold\":", op_str(g->g.op));
+	jnum(b, g->g.threshold);
+	dbuf_puts(b, ",\"value\":");
+	jnum(b, g->value);
+	dbuf_printf(b, ",\"tripped\":%s,\"no_evidence\":%s}", g->tripped ? "true" : "false",
+		    g->no_evidence ? "true" : "false");
+}
+
+static void jendpoints(struct dbuf *b, const struct diff_cand *v, bool *first)
+{
+	for (size_t i = 0; i < v->n_ep; i++) {
+		const struct diff_endpoint *e = &v->ep[i];
+		dbuf_puts(b, *first ? "{\"candidate\":" : ",{\"candidate\":");
+		*first = false;
+		jsonw_cstr(b, v->role);
+		dbuf_puts(b, ",\"endpoint\":");
 		jsonw_cstr(b, e->name);
 		dbuf_printf(b, ",\"compared\":%llu,\"differing\":%llu,\"diff_rate\":",
 			    (unsigned long long)e->pairs, (unsigned long long)e->differing);
@@ -230,13 +304,23 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 		jlat(b, e->p50_p, e->p99_p, e->p50_c, e->p99_c, e->lat_p.n, e->lat_c.n);
 		dbuf_putc(b, '}');
 	}
-	dbuf_puts(b, "],\"differences\":[");
+}
+
+static void jgroups(struct dbuf *b, const struct diff_cand *v, bool *first)
+{
 	uint32_t *idx;
-	size_t n = diff_ctx_sorted_groups(c, &idx);
+	size_t n = diff_cand_sorted_groups(v, &idx);
+	if (!idx) {
+		fail_nomem(b);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
-		const struct diff_group *g = &c->gr[idx[i]];
-		dbuf_puts(b, i ? ",{\"endpoint\":" : "{\"endpoint\":");
-		jsonw_cstr(b, c->ep[g->endpoint].name);
+		const struct diff_group *g = &v->gr[idx[i]];
+		dbuf_puts(b, *first ? "{\"candidate\":" : ",{\"candidate\":");
+		*first = false;
+		jsonw_cstr(b, v->role);
+		dbuf_puts(b, ",\"endpoint\":");
+		jsonw_cstr(b, v->ep[g->endpoint].name);
 		dbuf_puts(b, ",\"location\":");
 		jsonw_cstr(b, g->location);
 		dbuf_printf(b, ",\"kind\":\"%s\",\"count\":%llu,\"rate\":", diff_kind_name(g->kind),
@@ -273,6 +357,170 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 		dbuf_putc(b, '}');
 	}
 	mem_free(idx);
+}
+
+static void jcandidate(struct dbuf *b, const struct diff_ctx *c, size_t i)
+{
+	const struct diff_cand *v = c->cand[i];
+	dbuf_puts(b, "{\"role\":");
+	jsonw_cstr(b, v->role);
+	dbuf_puts(b, ",\"target\":");
+	if (v->target)
+		jsonw_cstr(b, v->target);
+	else
+		dbuf_puts(b, "null");
+	dbuf_printf(b, ",\"verdict\":\"%s\",\"data_incomplete\":%s,", diff_cand_verdict(c, i),
+		    v->sum.data_incomplete ? "true" : "false");
+	struct dbuf why;
+	dbuf_init(&why, 1 << 20);
+	diff_cand_reasons(c, v, &why);
+	jlines(b, "incomplete_reasons", &why);
+	dbuf_release(&why);
+	dbuf_puts(b, ",\"summary\":");
+	jsummary(b, &v->sum, v->p50_p, v->p99_p, v->p50_c, v->p99_c, v->all_p.n, v->all_c.n);
+	dbuf_puts(b, ",\"accounting\":{\"incomplete_by_reason\":");
+	jcounts(b, v->incomplete_by_flag, STORE_F_COUNT, diff_flag_name);
+	dbuf_printf(b, ",\"candidate_truncated\":%llu,\"replay_errors_by_kind\":",
+		    (unsigned long long)v->incomplete_cand_trunc);
+	jcounts(b, v->errors_by_kind, STORE_ERR_COUNT, diff_error_name);
+	dbuf_puts(b, ",\"error_causes\":");
+	jcauses(b, v);
+	dbuf_puts(b, "},\"gates\":[");
+	bool first = true;
+	for (size_t k = 0; k < c->n_gates; k++)
+		if (c->gates[k].cand == i) {
+			if (!first)
+				dbuf_putc(b, ',');
+			first = false;
+			jgate(b, c, &c->gates[k]);
+		}
+	dbuf_puts(b, "],\"endpoints\":[");
+	first = true;
+	jendpoints(b, v, &first);
+	dbuf_puts(b, "],\"differences\":[");
+	first = true;
+	jgroups(b, v, &first);
+	dbuf_puts(b, "]}");
+}
+
+static const char *class_name(uint8_t cls)
+{
+	static const char *const n[] = {"info", "exclusion", "loss", "loss"};
+	return cls < 4 ? n[cls] : "info";
+}
+
+int report_json(const struct diff_ctx *c, struct dbuf *b)
+{
+	if (!c->finished)
+		return -EINVAL;
+	const struct diff_summary *s = &c->sum;
+	struct dbuf why;
+	dbuf_init(&why, 1 << 20);
+	diff_ctx_reasons(c, &why);
+	dbuf_puts(b, "{\"schema\":\"dyetap-diff-report/1\",\"tool_version\":");
+	jsonw_cstr(b, DYETAP_VERSION);
+	dbuf_puts(b, ",\"inputs\":[");
+	for (size_t i = 0; i < c->n_inputs; i++) {
+		if (i)
+			dbuf_putc(b, ',');
+		jsonw_cstr(b, c->inputs[i]);
+	}
+	dbuf_puts(b, "],\"recordings\":[");
+	for (size_t i = 0; i < c->n_origins; i++) {
+		const struct diff_origin *o = &c->origins[i];
+		dbuf_puts(b, i ? ",{\"id\":" : "{\"id\":");
+		jsonw_cstr(b, o->id);
+		dbuf_puts(b, ",\"file\":");
+		jsonw_cstr(b, o->file);
+		dbuf_printf(b, ",\"first_ns\":%lld,\"last_ns\":%lld,\"sessions\":%llu,\"state\":",
+			    (long long)o->first_ns, (long long)o->last_ns,
+			    (unsigned long long)o->sessions);
+		jsonw_cstr(b, o->state);
+		dbuf_putc(b, '}');
+	}
+	dbuf_puts(b, "],\"shards\":");
+	if (c->n_shards) {
+		dbuf_printf(b, "{\"n\":%u,\"merged\":%s,\"present\":[", c->shards[0].n,
+			    c->shard_merge ? "true" : "false");
+		for (size_t i = 0; i < c->n_shards; i++)
+			dbuf_printf(b, "%s%u", i ? "," : "", c->shards[i].k);
+		dbuf_printf(b, "],\"unreplayed_missing\":%llu}",
+			    (unsigned long long)c->shard_unreplayed);
+	} else {
+		dbuf_puts(b, "null");
+	}
+	struct dbuf info;
+	dbuf_init(&info, 1 << 20);
+	for (size_t i = 0; i < c->n_infos; i++)
+		dbuf_printf(&info, "%s\n", c->infos[i]);
+	dbuf_putc(b, ',');
+	jlines(b, "scope", &info);
+	dbuf_release(&info);
+	dbuf_printf(b, ",\"data_incomplete\":%s,", s->data_incomplete ? "true" : "false");
+	jlines(b, "incomplete_reasons", &why);
+	dbuf_release(&why);
+	dbuf_puts(b, ",\"exclusions\":[");
+	bool first = true;
+	for (size_t i = 0; i < c->n_ctr; i++) {
+		const struct diff_counter *k = &c->ctr[i];
+		if (k->cls != DIFF_CTR_EXCLUSION || k->covered)
+			continue;
+		dbuf_puts(b, first ? "{\"source\":" : ",{\"source\":");
+		first = false;
+		jsonw_cstr(b, k->source);
+		dbuf_puts(b, ",\"name\":");
+		jsonw_cstr(b, k->name);
+		dbuf_printf(b, ",\"value\":%llu,\"meaning\":", (unsigned long long)k->value);
+		jsonw_cstr(b, diff_exclusion_meaning(k->name));
+		dbuf_putc(b, '}');
+	}
+	dbuf_puts(b, "],\"summary\":");
+	jsummary(b, s, c->p50_p, c->p99_p, c->p50_c, c->p99_c,
+		 c->n_cand == 1 ? c->cand[0]->all_p.n : c->all_p.n,
+		 c->n_cand == 1 ? c->cand[0]->all_c.n : c->all_c.n);
+	uint64_t flags[STORE_F_COUNT] = {0}, kinds[STORE_ERR_COUNT] = {0}, trunc = 0;
+	for (size_t i = 0; i < c->n_cand; i++) {
+		for (unsigned k = 0; k < STORE_F_COUNT; k++)
+			flags[k] += c->cand[i]->incomplete_by_flag[k];
+		for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
+			kinds[k] += c->cand[i]->errors_by_kind[k];
+		trunc += c->cand[i]->incomplete_cand_trunc;
+	}
+	dbuf_puts(b, ",\"accounting\":{\"incomplete_by_reason\":");
+	jcounts(b, flags, STORE_F_COUNT, diff_flag_name);
+	dbuf_printf(b, ",\"candidate_truncated\":%llu,\"replay_errors_by_kind\":",
+		    (unsigned long long)trunc);
+	jcounts(b, kinds, STORE_ERR_COUNT, diff_error_name);
+	dbuf_puts(b, ",\"counters\":[");
+	for (size_t i = 0; i < c->n_ctr; i++) {
+		dbuf_puts(b, i ? ",{\"source\":" : "{\"source\":");
+		jsonw_cstr(b, c->ctr[i].source);
+		dbuf_puts(b, ",\"name\":");
+		jsonw_cstr(b, c->ctr[i].name);
+		dbuf_printf(b, ",\"value\":%llu,\"loss\":%s,\"class\":\"%s\"}",
+			    (unsigned long long)c->ctr[i].value, c->ctr[i].loss ? "true" : "false",
+			    class_name(c->ctr[i].cls));
+	}
+	dbuf_puts(b, "]},\"gates\":[");
+	for (size_t i = 0; i < c->n_gates; i++) {
+		if (i)
+			dbuf_putc(b, ',');
+		jgate(b, c, &c->gates[i]);
+	}
+	dbuf_puts(b, "],\"endpoints\":[");
+	first = true;
+	for (size_t i = 0; i < c->n_cand; i++)
+		jendpoints(b, c->cand[i], &first);
+	dbuf_puts(b, "],\"differences\":[");
+	first = true;
+	for (size_t i = 0; i < c->n_cand; i++)
+		jgroups(b, c->cand[i], &first);
+	dbuf_puts(b, "],\"candidates\":[");
+	for (size_t i = 0; i < c->n_cand; i++) {
+		if (i)
+			dbuf_putc(b, ',');
+		jcandidate(b, c, i);
+	}
 	dbuf_puts(b, "],\"rules\":[");
 	const struct noise_rules *rs = c->p.rules;
 	for (size_t i = 0; rs && i < rs->n; i++) {
@@ -286,23 +534,30 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 		dbuf_printf(b, ",\"hits\":%llu}",
 			    (unsigned long long)(c->rule_hits ? c->rule_hits[i] : 0));
 	}
-	return dbuf_puts(b, "]}\n");
+	dbuf_puts(b, "]}\n");
+	return dbuf_error(b);
 }
 
 /* ------------------------------------------------------------------ */
 /* JUnit XML                                                           */
 /* ------------------------------------------------------------------ */
 
-int report_junit(const struct diff_ctx *c, struct dbuf *b)
+static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 {
-	if (!c->finished)
-		return -EINVAL;
-	const struct diff_summary *s = &c->sum;
+	const struct diff_cand *v = c->cand[ci];
+	const struct diff_summary *s = &v->sum;
 	uint32_t *idx;
-	size_t ng = diff_ctx_sorted_groups(c, &idx);
-	size_t tests = c->n_ep + 1 + c->n_gates, failures = 0, errors = 0, skipped = 0;
-	for (size_t i = 0; i < c->n_ep; i++) {
-		const struct diff_endpoint *e = &c->ep[i];
+	size_t ng = diff_cand_sorted_groups(v, &idx);
+	if (!idx) {
+		fail_nomem(b);
+		return;
+	}
+	size_t n_gates = 0;
+	for (size_t i = 0; i < c->n_gates; i++)
+		n_gates += c->gates[i].cand == ci;
+	size_t tests = v->n_ep + 1 + n_gates, failures = 0, errors = 0, skipped = 0;
+	for (size_t i = 0; i < v->n_ep; i++) {
+		const struct diff_endpoint *e = &v->ep[i];
 		if (e->differing)
 			failures++;
 		else if (e->errors || e->incomplete)
@@ -310,55 +565,65 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 		else if (!e->pairs)
 			skipped++;
 	}
-	if (s->data_incomplete)
+	if (s->data_incomplete || s->no_evidence)
 		failures++;
 	for (size_t i = 0; i < c->n_gates; i++)
-		failures += c->gates[i].tripped;
-	dbuf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+		failures += c->gates[i].cand == ci && c->gates[i].tripped;
+	dbuf_puts(b, "  <testsuite name=\"dyetap diff");
+	if (c->n_cand > 1) {
+		dbuf_putc(b, ' ');
+		esc(b, v->role);
+	}
 	dbuf_printf(b,
-		    "<testsuites name=\"dyetap diff\" tests=\"%zu\" failures=\"%zu\" "
-		    "errors=\"%zu\" skipped=\"%zu\" time=\"0\">\n",
+		    "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
+		    "time=\"0\">\n    <properties>\n",
 		    tests, failures, errors, skipped);
+	dbuf_puts(b, "      <property name=\"candidate\" value=\"");
+	esc(b, v->role);
+	dbuf_puts(b, "\"/>\n      <property name=\"target\" value=\"");
+	esc(b, v->target ? v->target : "");
 	dbuf_printf(b,
-		    "  <testsuite name=\"dyetap diff\" tests=\"%zu\" failures=\"%zu\" "
-		    "errors=\"%zu\" skipped=\"%zu\" time=\"0\">\n    <properties>\n",
-		    tests, failures, errors, skipped);
-	dbuf_printf(b,
+		    "\"/>\n"
+		    "      <property name=\"verdict\" value=\"%s\"/>\n"
 		    "      <property name=\"compared\" value=\"%llu\"/>\n"
 		    "      <property name=\"differing\" value=\"%llu\"/>\n"
 		    "      <property name=\"diff_rate\" value=\"%.6g\"/>\n"
 		    "      <property name=\"data_incomplete\" value=\"%s\"/>\n    </properties>\n",
-		    (unsigned long long)s->compared, (unsigned long long)s->differing, s->diff_rate,
+		    diff_cand_verdict(c, ci), (unsigned long long)s->compared,
+		    (unsigned long long)s->differing, s->diff_rate,
 		    s->data_incomplete ? "true" : "false");
 	/* data completeness first: a clean run on missing data must not look clean */
 	dbuf_puts(
 	    b, "    <testcase classname=\"dyetap.diff\" name=\"data completeness\" time=\"0\">\n");
-	if (s->data_incomplete) {
+	if (s->data_incomplete || s->no_evidence) {
 		struct dbuf why;
 		dbuf_init(&why, 1 << 20);
-		diff_ctx_reasons(c, &why);
-		dbuf_puts(b, "      <failure type=\"incomplete\" message=\"data incomplete\">");
+		if (s->no_evidence)
+			dbuf_puts(&why, "no evidence: 0 responses compared\n");
+		diff_cand_reasons(c, v, &why);
+		dbuf_printf(b, "      <failure type=\"incomplete\" message=\"%s\">",
+			    s->data_incomplete ? "data incomplete" : "no evidence");
 		report_escape(b, why.data ? why.data : (const uint8_t *)"", why.len);
 		dbuf_puts(b, "</failure>\n");
 		dbuf_release(&why);
 	}
 	dbuf_puts(b, "    </testcase>\n");
-	for (size_t i = 0; i < c->n_ep; i++) {
-		const struct diff_endpoint *e = &c->ep[i];
+	for (size_t i = 0; i < v->n_ep; i++) {
+		const struct diff_endpoint *e = &v->ep[i];
 		dbuf_puts(b, "    <testcase classname=\"dyetap.diff.endpoint\" name=\"");
 		esc(b, e->name);
 		dbuf_puts(b, "\" time=\"0\">\n");
 		if (e->differing) {
 			size_t nsig = 0;
 			for (size_t k = 0; k < ng; k++)
-				nsig += c->gr[idx[k]].endpoint == i && !c->gr[idx[k]].noise;
+				nsig += v->gr[idx[k]].endpoint == i && !v->gr[idx[k]].noise;
 			dbuf_printf(b,
 				    "      <failure type=\"difference\" message=\"%llu of %llu "
 				    "responses differ; %zu signatures\">",
 				    (unsigned long long)e->differing, (unsigned long long)e->pairs,
 				    nsig);
 			for (size_t k = 0; k < ng; k++) {
-				const struct diff_group *g = &c->gr[idx[k]];
+				const struct diff_group *g = &v->gr[idx[k]];
 				if (g->endpoint != i || g->noise)
 					continue;
 				dbuf_puts(b, "\n");
@@ -389,10 +654,15 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 	}
 	for (size_t i = 0; i < c->n_gates; i++) {
 		const struct diff_gate_result *g = &c->gates[i];
+		if (g->cand != ci)
+			continue;
 		dbuf_puts(b, "    <testcase classname=\"dyetap.diff.gate\" name=\"");
 		esc(b, g->g.text);
 		dbuf_puts(b, "\" time=\"0\">\n");
-		if (g->tripped) {
+		if (g->tripped && g->no_evidence) {
+			dbuf_puts(b, "      <failure type=\"gate\" message=\"no evidence: 0 "
+				     "responses compared\"/>\n");
+		} else if (g->tripped) {
 			dbuf_puts(b, "      <failure type=\"gate\" message=\"");
 			esc(b, g->g.metric);
 			dbuf_printf(b, " = %.6g\"/>\n", g->value);
@@ -407,44 +677,130 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 	report_escape(b, t.data ? t.data : (const uint8_t *)"", t.len);
 	dbuf_release(&t);
 	dbuf_puts(b, "</system-out>\n  </testsuite>\n");
-	return dbuf_puts(b, "</testsuites>\n");
+}
+
+int report_junit(const struct diff_ctx *c, struct dbuf *b)
+{
+	if (!c->finished)
+		return -EINVAL;
+	/* the totals of the suites below */
+	size_t tests = 0, failures = 0, errors = 0, skipped = 0;
+	for (size_t ci = 0; ci < c->n_cand; ci++) {
+		const struct diff_cand *v = c->cand[ci];
+		tests += v->n_ep + 1;
+		for (size_t i = 0; i < v->n_ep; i++) {
+			const struct diff_endpoint *e = &v->ep[i];
+			if (e->differing)
+				failures++;
+			else if (e->errors || e->incomplete)
+				errors++;
+			else if (!e->pairs)
+				skipped++;
+		}
+		failures += v->sum.data_incomplete || v->sum.no_evidence;
+	}
+	tests += c->n_gates;
+	for (size_t i = 0; i < c->n_gates; i++)
+		failures += c->gates[i].tripped;
+	dbuf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+	dbuf_printf(b,
+		    "<testsuites name=\"dyetap diff\" tests=\"%zu\" failures=\"%zu\" "
+		    "errors=\"%zu\" skipped=\"%zu\" time=\"0\">\n",
+		    tests, failures, errors, skipped);
+	for (size_t ci = 0; ci < c->n_cand; ci++)
+		junit_suite(b, c, ci);
+	dbuf_puts(b, "</testsuites>\n");
+	return dbuf_error(b);
 }
 
 /* ------------------------------------------------------------------ */
 /* Terminal                                                            */
 /* ------------------------------------------------------------------ */
 
-static void one_line(struct dbuf *b, const char *s, size_t max)
+/*
+ * Text from traffic on a terminal: valid UTF-8 only, and no control
+ * character (a candidate's ESC [ or C1 CSI must not drive the user's
+ * terminal): tab, CR and LF become spaces, other C0 and C1 controls, DEL
+ * and invalid bytes U+FFFD. At most @p max source bytes, "..." after a cut.
+ */
+static void tput(struct dbuf *b, const char *str, size_t n, size_t max)
 {
-	size_t n = 0;
-	for (; s[n] && n < max; n++)
-		dbuf_putc(b, s[n] == '\n' || s[n] == '\r' || s[n] == '\t' ? ' ' : (uint8_t)s[n]);
-	if (s[n])
+	const uint8_t *p = (const uint8_t *)str;
+	size_t i = 0;
+	while (i < n && i < max) {
+		uint8_t ch = p[i];
+		if (ch == '\n' || ch == '\r' || ch == '\t') {
+			dbuf_putc(b, ' ');
+			i++;
+			continue;
+		}
+		if (ch < 0x20 || ch == 0x7f) {
+			dbuf_puts(b, "\xef\xbf\xbd");
+			i++;
+			continue;
+		}
+		if (ch < 0x80) {
+			dbuf_putc(b, ch);
+			i++;
+			continue;
+		}
+		size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+		bool c1 = ch == 0xc2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f;
+		if (!c1 && i + len <= n && jsonw_utf8_valid(p + i, len)) {
+			dbuf_append(b, p + i, len);
+			i += len;
+		} else {
+			dbuf_puts(b, "\xef\xbf\xbd");
+			i += c1 ? 2 : 1;
+		}
+	}
+	if (i < n)
 		dbuf_puts(b, "...");
 }
 
-int report_text(const struct diff_ctx *c, struct dbuf *b, bool color)
+static void tputs(struct dbuf *b, const char *s)
 {
-	if (!c->finished)
-		return -EINVAL;
-	const struct diff_summary *s = &c->sum;
+	tput(b, s, strlen(s), SIZE_MAX);
+}
+
+static void one_line(struct dbuf *b, const char *s, size_t max)
+{
+	tput(b, s, strlen(s), max);
+}
+
+struct tline {
+	struct dbuf *b;
+	const char *prefix;
+};
+
+static void text_line(void *arg, const char *s, size_t n)
+{
+	struct tline *t = arg;
+	dbuf_puts(t->b, t->prefix);
+	tput(t->b, s, n, SIZE_MAX);
+	dbuf_putc(t->b, '\n');
+}
+
+static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool color)
+{
+	const struct diff_cand *v = c->cand[ci];
+	const struct diff_summary *s = &v->sum;
 	const char *red = color ? "\033[1;31m" : "", *yel = color ? "\033[33m" : "",
 		   *bold = color ? "\033[1m" : "", *off = color ? "\033[0m" : "";
-	if (s->data_incomplete) {
-		struct dbuf why;
-		dbuf_init(&why, 1 << 20);
-		diff_ctx_reasons(c, &why);
-		dbuf_printf(b, "%sDATA INCOMPLETE%s: this result does not cover all traffic\n", red,
-			    off);
-		const char *w = why.data ? (const char *)why.data : "";
-		while (*w) {
-			const char *nl = strchr(w, '\n');
-			size_t n = nl ? (size_t)(nl - w) : strlen(w);
-			dbuf_printf(b, "  - %.*s\n", (int)n, w);
-			w += n + (nl ? 1 : 0);
+	if (c->n_cand > 1) {
+		dbuf_printf(b, "\n%s== candidate ", bold);
+		tputs(b, v->role);
+		if (v->target) {
+			dbuf_puts(b, " (");
+			tputs(b, v->target);
+			dbuf_putc(b, ')');
 		}
-		dbuf_release(&why);
+		dbuf_printf(b, ": %s ==%s\n", diff_cand_verdict(c, ci), off);
+		if (s->data_incomplete && !c->sum.data_incomplete)
+			dbuf_printf(b, "%sDATA INCOMPLETE%s\n", red, off);
 	}
+	if (s->no_evidence)
+		dbuf_printf(b, "%sno evidence: 0 responses compared%s\n", red, off);
 	dbuf_printf(b,
 		    "%scompared %llu responses on %llu endpoints: %llu differ (%.2f%%), %llu "
 		    "status changes, %llu difference groups, %llu noise groups%s\n",
@@ -457,17 +813,34 @@ int report_text(const struct diff_ctx *c, struct dbuf *b, bool color)
 		    "replayed; %llu secondary pairs used for noise learning\n",
 		    (unsigned long long)s->incomplete, (unsigned long long)s->replay_errors,
 		    (unsigned long long)s->unreplayed, (unsigned long long)s->secondary_pairs);
+	if (v->n_causes) {
+		size_t idx[DIFF_MAX_CAUSES];
+		size_t n = sorted_causes(v, idx);
+		dbuf_puts(b, "replay errors by cause:\n");
+		for (size_t i = 0; i < n && i < 5; i++) {
+			char t[DIFF_CAUSE_MSG + 32];
+			dbuf_printf(b, "  %llu ", (unsigned long long)v->causes[idx[i]].n);
+			tputs(b, cause_text(&v->causes[idx[i]], t, sizeof(t)));
+			dbuf_putc(b, '\n');
+		}
+		if (n > 5 || v->causes_other) {
+			uint64_t rest = v->causes_other;
+			for (size_t i = 5; i < n; i++)
+				rest += v->causes[idx[i]].n;
+			dbuf_printf(b, "  %llu other causes\n", (unsigned long long)rest);
+		}
+	}
 	dbuf_printf(b,
 		    "latency p50 %.3f ms -> %.3f ms (x%.2f), p99 %.3f ms -> %.3f ms (x%.2f) "
 		    "(primary -> candidate)\n",
-		    ms(c->p50_p), ms(c->p50_c), s->p50_latency_ratio, ms(c->p99_p), ms(c->p99_c),
+		    ms(v->p50_p), ms(v->p50_c), s->p50_latency_ratio, ms(v->p99_p), ms(v->p99_c),
 		    s->p99_latency_ratio);
 	uint32_t *idx;
-	size_t ng = diff_ctx_sorted_groups(c, &idx);
+	size_t ng = diff_cand_sorted_groups(v, &idx);
 	for (int pass = 0; pass < 2; pass++) {
 		bool any = false;
 		for (size_t i = 0; i < ng; i++) {
-			const struct diff_group *g = &c->gr[idx[i]];
+			const struct diff_group *g = &v->gr[idx[i]];
 			if ((g->noise != 0) != (pass == 1))
 				continue;
 			if (!any)
@@ -476,9 +849,12 @@ int report_text(const struct diff_ctx *c, struct dbuf *b, bool color)
 						 : "differences:",
 					    off);
 			any = true;
-			dbuf_printf(b, "  %6llu %6.2f%%  %s  %s  %s", (unsigned long long)g->count,
-				    g->rate * 100, c->ep[g->endpoint].name, g->location,
-				    diff_kind_name(g->kind));
+			dbuf_printf(b, "  %6llu %6.2f%%  ", (unsigned long long)g->count,
+				    g->rate * 100);
+			tputs(b, v->ep[g->endpoint].name);
+			dbuf_puts(b, "  ");
+			tputs(b, g->location);
+			dbuf_printf(b, "  %s", diff_kind_name(g->kind));
 			if (g->noise)
 				dbuf_printf(b, "  [%s]", noise_reason(g->noise));
 			dbuf_putc(b, '\n');
@@ -495,8 +871,64 @@ int report_text(const struct diff_ctx *c, struct dbuf *b, bool color)
 	mem_free(idx);
 	for (size_t i = 0; i < c->n_gates; i++) {
 		const struct diff_gate_result *g = &c->gates[i];
-		dbuf_printf(b, "%sgate %s: %s (value %.6g)%s\n", g->tripped ? red : "", g->g.text,
-			    g->tripped ? "TRIPPED" : "ok", g->value, g->tripped ? off : "");
+		if (g->cand != ci)
+			continue;
+		dbuf_printf(b, "%sgate ", g->tripped ? red : "");
+		tputs(b, g->g.text);
+		dbuf_printf(b, ": %s", g->tripped ? "TRIPPED" : "ok");
+		if (g->no_evidence)
+			dbuf_puts(b, " (no evidence: 0 responses compared)");
+		else
+			dbuf_printf(b, " (value %.6g)", g->value);
+		dbuf_printf(b, "%s\n", g->tripped ? off : "");
 	}
-	return 0;
+}
+
+int report_text(const struct diff_ctx *c, struct dbuf *b, bool color)
+{
+	if (!c->finished)
+		return -EINVAL;
+	const struct diff_summary *s = &c->sum;
+	const char *red = color ? "\033[1;31m" : "", *off = color ? "\033[0m" : "";
+	if (s->data_incomplete) {
+		struct dbuf why;
+		dbuf_init(&why, 1 << 20);
+		diff_ctx_reasons(c, &why);
+		dbuf_printf(b, "%sDATA INCOMPLETE%s: this result does not cover all traffic\n", red,
+			    off);
+		struct tline t = {b, "  - "};
+		each_line(&why, text_line, &t);
+		dbuf_release(&why);
+	}
+	struct dbuf custody;
+	dbuf_init(&custody, 1 << 20);
+	diff_ctx_custody(c, &custody);
+	for (size_t i = 0; i < c->n_infos; i++)
+		dbuf_printf(&custody, "%s\n", c->infos[i]);
+	struct tline t = {b, ""};
+	each_line(&custody, text_line, &t);
+	dbuf_release(&custody);
+	bool first = true;
+	for (size_t i = 0; i < c->n_ctr; i++) {
+		const struct diff_counter *k = &c->ctr[i];
+		if (k->cls != DIFF_CTR_EXCLUSION || k->covered)
+			continue;
+		if (first)
+			dbuf_puts(b, "excluded by choice (not a loss):\n");
+		first = false;
+		const char *m = diff_exclusion_meaning(k->name);
+		dbuf_puts(b, "  ");
+		tputs(b, k->source);
+		dbuf_puts(b, ": ");
+		tputs(b, k->name);
+		dbuf_printf(b, " = %llu%s%s\n", (unsigned long long)k->value, *m ? ": " : "", m);
+	}
+	if (c->n_cand > 1)
+		dbuf_printf(b,
+			    "%zu candidates, judged each on its own (compared %llu responses in "
+			    "all)\n",
+			    c->n_cand, (unsigned long long)s->compared);
+	for (size_t i = 0; i < c->n_cand; i++)
+		text_cand(c, i, b, color);
+	return dbuf_error(b);
 }

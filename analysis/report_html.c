@@ -5,6 +5,11 @@
  * offline and from a CI artifact store. Every text that comes from traffic
  * or the user is escaped (report_escape), and sensitive header values are
  * masked before they get here (diff_mask_header_value).
+ *
+ * Layout: the data-incomplete banner, the chain of custody (recording,
+ * scope, exclusions), the verdicts when there are several candidates, one
+ * block of sections per candidate (the first keeps the plain element ids,
+ * the k-th adds "-k"), then the accounting and the rules.
  */
 #include <errno.h>
 #include <math.h>
@@ -72,7 +77,7 @@ static void card(struct dbuf *b, const char *label, const char *value, bool bad)
 	dbuf_puts(b, "</div>");
 }
 
-static void rate_chart(struct dbuf *b, const struct diff_ctx *c)
+static void rate_chart(struct dbuf *b, const struct diff_cand *c, const char *sfx)
 {
 	/* endpoints by difference rate, highest first */
 	uint32_t order[HTML_MAX_BARS];
@@ -98,9 +103,9 @@ static void rate_chart(struct dbuf *b, const struct diff_ctx *c)
 	}
 	int h = (int)n * 22 + 30, lw = 300, bw = 380;
 	dbuf_printf(b,
-		    "<svg id=\"chart-rate\" role=\"img\" aria-label=\"difference rate per "
+		    "<svg id=\"chart-rate%s\" role=\"img\" aria-label=\"difference rate per "
 		    "endpoint\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">",
-		    lw + bw + 80, h, lw + bw + 80, h);
+		    sfx, lw + bw + 80, h, lw + bw + 80, h);
 	for (int t = 0; t <= 4; t++) {
 		int x = lw + bw * t / 4;
 		dbuf_printf(b,
@@ -128,7 +133,7 @@ static void rate_chart(struct dbuf *b, const struct diff_ctx *c)
 	dbuf_puts(b, "</svg>");
 }
 
-static void latency_chart(struct dbuf *b, const struct diff_ctx *c)
+static void latency_chart(struct dbuf *b, const struct diff_cand *c, const char *sfx)
 {
 	const struct diff_samples *sp = &c->all_p, *sc = &c->all_c;
 	if (!sp->n && !sc->n) {
@@ -167,9 +172,9 @@ static void latency_chart(struct dbuf *b, const struct diff_ctx *c)
 		}
 	int W = 760, H = 220, left = 40, bottom = 40, bw = (W - left) / HTML_BUCKETS;
 	dbuf_printf(b,
-		    "<svg id=\"chart-latency\" role=\"img\" aria-label=\"latency distribution "
+		    "<svg id=\"chart-latency%s\" role=\"img\" aria-label=\"latency distribution "
 		    "primary vs candidate\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">",
-		    W, H + 20, W, H + 20);
+		    sfx, W, H + 20, W, H + 20);
 	for (int k = 0; k < HTML_BUCKETS; k++) {
 		for (int s = 0; s < 2; s++) {
 			size_t tot = s ? sc->n : sp->n;
@@ -197,14 +202,14 @@ static void latency_chart(struct dbuf *b, const struct diff_ctx *c)
 		    left, H - 8, left + 14, H + 1, left + 160, H - 8, left + 174, H + 1);
 }
 
-static void group_rows(struct dbuf *b, const struct diff_ctx *c, const uint32_t *idx, size_t n,
-		       bool noise)
+static void group_rows(struct dbuf *b, const struct diff_cand *c, const uint32_t *idx, size_t n,
+		       bool noise, const char *sfx)
 {
 	dbuf_printf(b,
-		    "<table class=\"sortable\" id=\"%s\"><thead><tr><th>endpoint</th>"
+		    "<table class=\"sortable\" id=\"%s%s\"><thead><tr><th>endpoint</th>"
 		    "<th>location</th><th>kind</th><th>count</th><th>rate</th>%s<th>example</th>"
 		    "</tr></thead><tbody>",
-		    noise ? "noise-table" : "diff-table", noise ? "<th>why</th>" : "");
+		    noise ? "noise-table" : "diff-table", sfx, noise ? "<th>why</th>" : "");
 	for (size_t i = 0; i < n; i++) {
 		const struct diff_group *g = &c->gr[idx[i]];
 		if ((g->noise != 0) != noise)
@@ -223,8 +228,8 @@ static void group_rows(struct dbuf *b, const struct diff_ctx *c, const uint32_t 
 				    g->noise == DIFF_NOISE_LEARNED ? "learned from secondary"
 								   : "values look volatile");
 		if (g->has_ex && i < HTML_MAX_EXAMPLES)
-			dbuf_printf(b, "<td><a href=\"#ex-%zu\">session %llu</a></td></tr>", i,
-				    (unsigned long long)g->ex.session_id);
+			dbuf_printf(b, "<td><a href=\"#ex%s-%zu\">session %llu</a></td></tr>", sfx,
+				    i, (unsigned long long)g->ex.session_id);
 		else
 			dbuf_puts(b, "<td></td></tr>");
 	}
@@ -238,45 +243,57 @@ static void pre(struct dbuf *b, const char *s)
 	dbuf_puts(b, "</pre>");
 }
 
-int report_html(const struct diff_ctx *c, struct dbuf *b)
+static void li(void *arg, const char *s, size_t n)
 {
-	if (!c->finished)
-		return -EINVAL;
+	struct dbuf *b = arg;
+	dbuf_puts(b, "<li>");
+	report_escape(b, s, n);
+	dbuf_puts(b, "</li>");
+}
+
+static void lines_ul(struct dbuf *b, const struct dbuf *text)
+{
+	const char *w = text->data ? (const char *)text->data : "";
+	dbuf_puts(b, "<ul>");
+	while (*w) {
+		const char *nl = strchr(w, '\n');
+		size_t n = nl ? (size_t)(nl - w) : strlen(w);
+		li(b, w, n);
+		w += n + (nl ? 1 : 0);
+	}
+	dbuf_puts(b, "</ul>");
+}
+
+/* The sections of verdict @p ci; element ids end with @p sfx. */
+static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci, const char *sfx)
+{
+	const struct diff_cand *c = ctx->cand[ci];
 	const struct diff_summary *s = &c->sum;
 	char v[64];
-	dbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-		     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-		     "<title>dyetap diff report</title><style>");
-	dbuf_puts(b, css);
-	dbuf_puts(b, "</style></head><body><header><h1>dyetap diff report</h1><p class=\"meta\">");
-	for (size_t i = 0; i < c->n_inputs; i++) {
-		if (i)
-			dbuf_puts(b, " &middot; ");
-		esc(b, c->inputs[i]);
-	}
-	dbuf_printf(b, " &middot; dyetap %s</p></header><main>", DYETAP_VERSION);
-	if (s->data_incomplete) {
-		struct dbuf why;
-		dbuf_init(&why, 1 << 20);
-		diff_ctx_reasons(c, &why);
-		dbuf_puts(
-		    b, "<div class=\"banner\" id=\"incomplete\"><strong>Data incomplete:</strong> "
-		       "this result does not cover all traffic.<ul>");
-		const char *w = why.data ? (const char *)why.data : "";
-		while (*w) {
-			const char *nl = strchr(w, '\n');
-			size_t n = nl ? (size_t)(nl - w) : strlen(w);
-			dbuf_puts(b, "<li>");
-			report_escape(b, w, n);
-			dbuf_puts(b, "</li>");
-			w += n + (nl ? 1 : 0);
+	dbuf_printf(b, "<section id=\"summary%s\"><h2>", sfx);
+	if (ctx->n_cand > 1) {
+		dbuf_puts(b, "Candidate ");
+		esc(b, c->role);
+		if (c->target) {
+			dbuf_puts(b, " <span class=\"muted\">");
+			esc(b, c->target);
+			dbuf_puts(b, "</span>");
 		}
-		dbuf_puts(b, "</ul></div>");
-		dbuf_release(&why);
+		dbuf_printf(b, " &middot; %s", diff_cand_verdict(ctx, ci));
+	} else {
+		dbuf_puts(b, "Summary");
 	}
-	dbuf_puts(b, "<section id=\"summary\"><h2>Summary</h2><div class=\"cards\">");
+	dbuf_puts(b, "</h2>");
+	if (s->data_incomplete && !ctx->sum.data_incomplete)
+		dbuf_puts(b, "<div class=\"banner\">Data incomplete for this candidate.</div>");
+	if (s->no_evidence)
+		dbuf_printf(b,
+			    "<div class=\"banner\" id=\"no-evidence%s\"><strong>No evidence:"
+			    "</strong> 0 responses compared; every gate trips.</div>",
+			    sfx);
+	dbuf_puts(b, "<div class=\"cards\">");
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->compared);
-	card(b, "responses compared", v, false);
+	card(b, "responses compared", v, s->compared == 0);
 	snprintf(v, sizeof(v), "%llu (%.2f%%)", (unsigned long long)s->differing,
 		 s->diff_rate * 100);
 	card(b, "differ", v, s->differing > 0);
@@ -290,9 +307,11 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 	card(b, "incomplete sessions", v, s->incomplete > 0);
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->replay_errors);
 	card(b, "replay errors", v, s->replay_errors > 0);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->unreplayed);
+	card(b, "not replayed", v, s->unreplayed > 0);
 	snprintf(v, sizeof(v), "x%.2f", s->p99_latency_ratio);
 	card(b, "p99 latency ratio", v, s->p99_latency_ratio > 1.2);
-	dbuf_puts(b, "</div><p id=\"summary-text\">");
+	dbuf_printf(b, "</div><p id=\"summary-text%s\">", sfx);
 	struct dbuf t;
 	dbuf_init(&t, 4096);
 	dbuf_printf(&t,
@@ -305,43 +324,75 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 	report_escape(b, t.data, t.len);
 	dbuf_release(&t);
 	dbuf_puts(b, "</p>");
-	if (c->n_gates) {
-		dbuf_puts(b, "<table id=\"gates\"><thead><tr><th>gate</th><th>value</th>"
-			     "<th>result</th></tr></thead><tbody>");
-		for (size_t i = 0; i < c->n_gates; i++) {
-			dbuf_puts(b, "<tr><td><code>");
-			esc(b, c->gates[i].g.text);
-			dbuf_printf(b, "</code></td><td class=\"n\">%.6g</td><td>%s</td></tr>",
-				    c->gates[i].value,
-				    c->gates[i].tripped ? "<b>TRIPPED</b>" : "ok");
+	if (c->n_causes) {
+		dbuf_puts(b, "<h3>Replay errors by cause</h3><table><tbody>");
+		for (size_t i = 0; i < c->n_causes; i++) {
+			const struct diff_cause *k = &c->causes[i];
+			dbuf_printf(b, "<tr><td class=\"n\">%llu</td><td>%s</td><td>",
+				    (unsigned long long)k->n, diff_error_name(k->kind));
+			esc(b, k->msg);
+			dbuf_puts(b, "</td></tr>");
 		}
 		dbuf_puts(b, "</tbody></table>");
 	}
-	dbuf_puts(b, "</section><section id=\"charts\"><h2>Difference rate per endpoint</h2>");
-	rate_chart(b, c);
+	bool any_gate = false;
+	for (size_t i = 0; i < ctx->n_gates; i++)
+		any_gate |= ctx->gates[i].cand == ci;
+	if (any_gate) {
+		dbuf_printf(b,
+			    "<table id=\"gates%s\"><thead><tr><th>gate</th><th>value</th>"
+			    "<th>result</th></tr></thead><tbody>",
+			    sfx);
+		for (size_t i = 0; i < ctx->n_gates; i++) {
+			const struct diff_gate_result *g = &ctx->gates[i];
+			if (g->cand != ci)
+				continue;
+			dbuf_puts(b, "<tr><td><code>");
+			esc(b, g->g.text);
+			dbuf_printf(b, "</code></td><td class=\"n\">%.6g</td><td>%s</td></tr>",
+				    g->value,
+				    g->no_evidence ? "<b>TRIPPED: no evidence, 0 responses "
+						     "compared</b>"
+				    : g->tripped   ? "<b>TRIPPED</b>"
+						   : "ok");
+		}
+		dbuf_puts(b, "</tbody></table>");
+	}
+	dbuf_printf(b, "</section><section id=\"charts%s\"><h2>Difference rate per endpoint</h2>",
+		    sfx);
+	rate_chart(b, c, sfx);
 	dbuf_puts(b, "<h2>Latency distribution, primary vs candidate</h2>");
-	latency_chart(b, c);
+	latency_chart(b, c, sfx);
 	dbuf_puts(b, "</section>");
 
 	uint32_t *idx;
-	size_t ng = diff_ctx_sorted_groups(c, &idx);
-	dbuf_puts(b, "<section id=\"differences\"><h2>Differences</h2>");
+	size_t ng = diff_cand_sorted_groups(c, &idx);
+	if (!idx) {
+		if (!b->err)
+			b->err = -ENOMEM;
+		return;
+	}
+	dbuf_printf(b, "<section id=\"differences%s\"><h2>Differences</h2>", sfx);
 	if (s->groups)
-		group_rows(b, c, idx, ng, false);
+		group_rows(b, c, idx, ng, false, sfx);
 	else
 		dbuf_puts(b, "<p>No difference outside noise.</p>");
-	dbuf_puts(b, "</section><section id=\"noise\"><h2>Likely noise</h2><p class=\"muted\">"
-		     "Shown, not counted: locations that differ as often between primary and "
-		     "secondary, or whose values look like timestamps, UUIDs or random ids.</p>");
+	dbuf_printf(b,
+		    "</section><section id=\"noise%s\"><h2>Likely noise</h2><p class=\"muted\">"
+		    "Shown, not counted: locations that differ as often between primary and "
+		    "secondary, or whose values look like timestamps, UUIDs or random ids.</p>",
+		    sfx);
 	if (s->noise_groups)
-		group_rows(b, c, idx, ng, true);
+		group_rows(b, c, idx, ng, true, sfx);
 	dbuf_puts(b, "</section>");
 
-	dbuf_puts(b, "<section id=\"endpoints\"><h2>Endpoints</h2><table class=\"sortable\">"
-		     "<thead><tr><th>endpoint</th><th>compared</th><th>differ</th><th>rate</th>"
-		     "<th>status changes</th><th>incomplete</th><th>errors</th>"
-		     "<th>p50 primary ms</th><th>p50 candidate ms</th><th>p99 primary ms</th>"
-		     "<th>p99 candidate ms</th></tr></thead><tbody>");
+	dbuf_printf(b,
+		    "<section id=\"endpoints%s\"><h2>Endpoints</h2><table class=\"sortable\">"
+		    "<thead><tr><th>endpoint</th><th>compared</th><th>differ</th><th>rate</th>"
+		    "<th>status changes</th><th>incomplete</th><th>errors</th>"
+		    "<th>p50 primary ms</th><th>p50 candidate ms</th><th>p99 primary ms</th>"
+		    "<th>p99 candidate ms</th></tr></thead><tbody>",
+		    sfx);
 	for (size_t i = 0; i < c->n_ep; i++) {
 		const struct diff_endpoint *e = &c->ep[i];
 		double r = e->pairs ? (double)e->differing / (double)e->pairs : 0;
@@ -361,12 +412,12 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 	}
 	dbuf_puts(b, "</tbody></table></section>");
 
-	dbuf_puts(b, "<section id=\"examples\"><h2>Examples</h2>");
+	dbuf_printf(b, "<section id=\"examples%s\"><h2>Examples</h2>", sfx);
 	for (size_t i = 0; i < ng && i < HTML_MAX_EXAMPLES; i++) {
 		const struct diff_group *g = &c->gr[idx[i]];
 		if (!g->has_ex)
 			continue;
-		dbuf_printf(b, "<details id=\"ex-%zu\"><summary>", i);
+		dbuf_printf(b, "<details id=\"ex%s-%zu\"><summary>", sfx, i);
 		esc(b, c->ep[g->endpoint].name);
 		dbuf_puts(b, " &middot; <code>");
 		esc(b, g->location);
@@ -387,42 +438,128 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 	}
 	mem_free(idx);
 	dbuf_puts(b, "</section>");
+}
 
-	dbuf_puts(b,
-		  "<section id=\"accounting\"><h2>Accounting</h2><table class=\"sortable\">"
-		  "<thead><tr><th>source</th><th>counter</th><th>value</th></tr></thead><tbody>");
-	dbuf_printf(b,
-		    "<tr><td>diff</td><td>results</td><td class=\"n\">%llu</td></tr>"
-		    "<tr><td>diff</td><td>compared</td><td class=\"n\">%llu</td></tr>"
-		    "<tr><td>diff</td><td>incomplete</td><td class=\"n\">%llu</td></tr>"
-		    "<tr><td>diff</td><td>replay_errors</td><td class=\"n\">%llu</td></tr>"
-		    "<tr><td>diff</td><td>unreplayed</td><td class=\"n\">%llu</td></tr>"
-		    "<tr><td>diff</td><td>secondary_pairs</td><td class=\"n\">%llu</td></tr>"
-		    "<tr><td>diff</td><td>findings_dropped</td><td class=\"n\">%llu</td></tr>",
-		    (unsigned long long)s->results, (unsigned long long)s->compared,
-		    (unsigned long long)s->incomplete, (unsigned long long)s->replay_errors,
-		    (unsigned long long)s->unreplayed, (unsigned long long)s->secondary_pairs,
-		    (unsigned long long)s->findings_dropped);
-	for (unsigned k = 0; k < STORE_F_COUNT; k++)
-		if (c->incomplete_by_flag[k])
-			dbuf_printf(b,
-				    "<tr><td>diff</td><td>incomplete: %s</td><td "
-				    "class=\"n\">%llu</td></tr>",
-				    diff_flag_name(k),
-				    (unsigned long long)c->incomplete_by_flag[k]);
-	for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
-		if (c->errors_by_kind[k])
-			dbuf_printf(b,
-				    "<tr><td>diff</td><td>replay error: %s</td><td "
-				    "class=\"n\">%llu</td></tr>",
-				    diff_error_name(k), (unsigned long long)c->errors_by_kind[k]);
+static void count_row(struct dbuf *b, const char *src, const char *name, uint64_t v,
+		      const char *cls)
+{
+	dbuf_puts(b, "<tr><td>");
+	esc(b, src);
+	dbuf_puts(b, "</td><td>");
+	esc(b, name);
+	dbuf_printf(b, "</td><td class=\"n\">%llu</td><td>%s</td></tr>", (unsigned long long)v,
+		    cls);
+}
+
+int report_html(const struct diff_ctx *c, struct dbuf *b)
+{
+	if (!c->finished)
+		return -EINVAL;
+	const struct diff_summary *s = &c->sum;
+	dbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+		     "<title>dyetap diff report</title><style>");
+	dbuf_puts(b, css);
+	dbuf_puts(b, "</style></head><body><header><h1>dyetap diff report</h1><p class=\"meta\">");
+	for (size_t i = 0; i < c->n_inputs; i++) {
+		if (i)
+			dbuf_puts(b, " &middot; ");
+		esc(b, c->inputs[i]);
+	}
+	dbuf_printf(b, " &middot; dyetap %s</p></header><main>", DYETAP_VERSION);
+	if (s->data_incomplete) {
+		struct dbuf why;
+		dbuf_init(&why, 1 << 20);
+		diff_ctx_reasons(c, &why);
+		dbuf_puts(
+		    b, "<div class=\"banner\" id=\"incomplete\"><strong>Data incomplete:</strong> "
+		       "this result does not cover all traffic.");
+		lines_ul(b, &why);
+		dbuf_puts(b, "</div>");
+		dbuf_release(&why);
+	}
+	struct dbuf custody;
+	dbuf_init(&custody, 1 << 20);
+	diff_ctx_custody(c, &custody);
+	for (size_t i = 0; i < c->n_infos; i++)
+		dbuf_printf(&custody, "%s\n", c->infos[i]);
 	for (size_t i = 0; i < c->n_ctr; i++) {
-		dbuf_puts(b, "<tr><td>");
-		esc(b, c->ctr[i].source);
-		dbuf_puts(b, "</td><td>");
-		esc(b, c->ctr[i].name);
-		dbuf_printf(b, "</td><td class=\"n\">%llu</td></tr>",
-			    (unsigned long long)c->ctr[i].value);
+		const struct diff_counter *k = &c->ctr[i];
+		if (k->cls != DIFF_CTR_EXCLUSION || k->covered)
+			continue;
+		const char *m = diff_exclusion_meaning(k->name);
+		dbuf_printf(&custody, "excluded by choice (not a loss): %s: %s = %llu%s%s\n",
+			    k->source, k->name, (unsigned long long)k->value, *m ? ": " : "", m);
+	}
+	if (custody.len) {
+		dbuf_puts(b, "<section id=\"custody\"><h2>Data</h2>");
+		lines_ul(b, &custody);
+		dbuf_puts(b, "</section>");
+	}
+	dbuf_release(&custody);
+	if (c->n_cand > 1) {
+		dbuf_puts(b, "<section id=\"candidates\"><h2>Verdicts</h2><table><thead><tr>"
+			     "<th>candidate</th><th>target</th><th>verdict</th><th>compared</th>"
+			     "<th>differ</th><th>data</th></tr></thead><tbody>");
+		for (size_t i = 0; i < c->n_cand; i++) {
+			const struct diff_cand *v = c->cand[i];
+			char sfx[24] = "";
+			if (i)
+				snprintf(sfx, sizeof(sfx), "-%zu", i);
+			dbuf_printf(b, "<tr><td><a href=\"#summary%s\">", sfx);
+			esc(b, v->role);
+			dbuf_puts(b, "</a></td><td>");
+			esc(b, v->target ? v->target : "");
+			dbuf_printf(b,
+				    "</td><td>%s</td><td class=\"n\">%llu</td><td "
+				    "class=\"n\">%llu</td><td>%s</td></tr>",
+				    diff_cand_verdict(c, i), (unsigned long long)v->sum.compared,
+				    (unsigned long long)v->sum.differing,
+				    v->sum.data_incomplete ? "incomplete" : "complete");
+		}
+		dbuf_puts(b, "</tbody></table></section>");
+	}
+	for (size_t i = 0; i < c->n_cand; i++) {
+		char sfx[24] = "";
+		if (i)
+			snprintf(sfx, sizeof(sfx), "-%zu", i);
+		cand_sections(b, c, i, sfx);
+	}
+
+	dbuf_puts(b, "<section id=\"accounting\"><h2>Accounting</h2><table class=\"sortable\">"
+		     "<thead><tr><th>source</th><th>counter</th><th>value</th><th>class</th></tr>"
+		     "</thead><tbody>");
+	for (size_t ci = 0; ci < c->n_cand; ci++) {
+		const struct diff_cand *v = c->cand[ci];
+		const struct diff_summary *vs = &v->sum;
+		char src[160];
+		snprintf(src, sizeof(src), "diff %s", v->role);
+		count_row(b, src, "results", vs->results, "");
+		count_row(b, src, "compared", vs->compared, "");
+		count_row(b, src, "incomplete", vs->incomplete, vs->incomplete ? "loss" : "");
+		count_row(b, src, "replay_errors", vs->replay_errors,
+			  vs->replay_errors ? "loss" : "");
+		count_row(b, src, "unreplayed", vs->unreplayed, vs->unreplayed ? "loss" : "");
+		count_row(b, src, "secondary_pairs", vs->secondary_pairs, "");
+		count_row(b, src, "findings_dropped", vs->findings_dropped, "");
+		for (unsigned k = 0; k < STORE_F_COUNT; k++)
+			if (v->incomplete_by_flag[k]) {
+				char n[64];
+				snprintf(n, sizeof(n), "incomplete: %s", diff_flag_name(k));
+				count_row(b, src, n, v->incomplete_by_flag[k], "loss");
+			}
+		for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
+			if (v->errors_by_kind[k]) {
+				char n[64];
+				snprintf(n, sizeof(n), "replay error: %s", diff_error_name(k));
+				count_row(b, src, n, v->errors_by_kind[k], "loss");
+			}
+	}
+	for (size_t i = 0; i < c->n_ctr; i++) {
+		static const char *const cls[] = {"", "exclusion", "loss", "loss"};
+		const struct diff_counter *k = &c->ctr[i];
+		count_row(b, k->source, k->name, k->value,
+			  k->covered ? "exclusion (covered by the merge)" : cls[k->cls & 3]);
 	}
 	dbuf_puts(b, "</tbody></table></section>");
 	const struct noise_rules *rs = c->p.rules;
@@ -442,5 +579,6 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 	}
 	dbuf_puts(b, "</main><script>");
 	dbuf_puts(b, js);
-	return dbuf_puts(b, "</script></body></html>\n");
+	dbuf_puts(b, "</script></body></html>\n");
+	return dbuf_error(b);
 }

@@ -16,6 +16,7 @@
  */
 #include "capture/redact.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@
 #define REDACT_JSON_DEPTH    64
 #define REDACT_QUERY_MARKER  "%5Bredacted%5D"
 
-enum redact_kind { RK_HEADER, RK_COOKIE, RK_QUERY, RK_JSON };
+enum redact_kind { RK_HEADER, RK_COOKIE, RK_QUERY, RK_JSON, RK_FORM, RK_URL, RK_COUNT };
 
 enum { JC_KEY, JC_INDEX, JC_ANY };
 
@@ -50,12 +51,13 @@ struct rrule {
 	char *text; /* canonical */
 	struct jcomp *comps;
 	size_t ncomp;
+	bool anywhere; /* "$..a.b": the path ends with .a.b at any depth */
 };
 
 struct redact {
 	struct rrule rules[REDACT_MAX_RULES];
 	size_t n;
-	size_t n_kind[4];
+	size_t n_kind[RK_COUNT];
 	void **pieces; /* scratch of the last call */
 	size_t n_pieces, cap_pieces;
 	struct redact_stats st;
@@ -72,7 +74,7 @@ const struct ctr_desc redact_ctr_descs[] = {
 };
 const size_t redact_ctr_count = sizeof(redact_ctr_descs) / sizeof(redact_ctr_descs[0]);
 
-static const char *const kind_names[] = {"header", "cookie", "query", "json"};
+static const char *const kind_names[] = {"header", "cookie", "query", "json", "form", "url"};
 
 /* ---- rules ---- */
 
@@ -117,6 +119,12 @@ static int parse_path(struct rrule *ru)
 	if (!ru->comps)
 		return -ENOMEM;
 	s++;
+	/* "$..name": recursive descent, at the start only (a suffix match:
+	 * linear in the path, whatever the body) */
+	if (e - s >= 2 && s[0] == '.' && s[1] == '.') {
+		ru->anywhere = true;
+		s++;
+	}
 	while (s < e) {
 		struct jcomp *c = &ru->comps[ru->ncomp++];
 		if (*s == '.') {
@@ -124,7 +132,7 @@ static int parse_path(struct rrule *ru)
 			while (s < e && *s != '.' && *s != '[')
 				s++;
 			if (s == k)
-				return -EINVAL;
+				return -EINVAL; /* ".." inside the path is not supported */
 			c->kind = JC_KEY;
 			c->key = k;
 			c->klen = (size_t)(s - k);
@@ -157,14 +165,14 @@ int redact_add(struct redact *r, const char *spec, char *err, size_t errlen)
 {
 	const char *colon = strchr(spec, ':');
 	int kind = -1;
-	for (int k = 0; colon && k < 4; k++)
+	for (int k = 0; colon && k < RK_COUNT; k++)
 		if ((size_t)(colon - spec) == strlen(kind_names[k]) &&
 		    !strncmp(spec, kind_names[k], (size_t)(colon - spec)))
 			kind = k;
 	if (kind < 0) {
 		snprintf(err, errlen,
 			 "'%s': give KIND:NAME[:mask|drop] with KIND header, cookie, "
-			 "query or json",
+			 "query, form, json or url",
 			 spec);
 		return -EINVAL;
 	}
@@ -192,15 +200,22 @@ int redact_add(struct redact *r, const char *spec, char *err, size_t errlen)
 	ru->name = mem_strndup(name, nlen);
 	ru->nlen = nlen;
 	int rc = ru->name ? 0 : -ENOMEM;
-	if (!rc && kind == RK_HEADER)
+	/* names match in any case: keep the canonical text lower case */
+	if (!rc && kind != RK_JSON)
 		for (size_t i = 0; i < nlen; i++)
 			if (ru->name[i] >= 'A' && ru->name[i] <= 'Z')
 				ru->name[i] = (char)(ru->name[i] - 'A' + 'a');
+	if (!rc && kind == RK_URL && strcmp(ru->name, "userinfo")) {
+		snprintf(err, errlen, "'%s': the url kind knows one name, userinfo (user:pass@)",
+			 spec);
+		rc = -EINVAL;
+	}
 	if (!rc && kind == RK_JSON) {
 		rc = parse_path(ru);
 		if (rc == -EINVAL)
 			snprintf(err, errlen,
-				 "'%s': bad JSON path (use $.name, $.a.b, $.items[*].x, $.list[0])",
+				 "'%s': bad JSON path (use $.name, $.a.b, $.items[*].x, $.list[0], "
+				 "or $..name for a key at any depth)",
 				 spec);
 	}
 	if (!rc) {
@@ -228,28 +243,32 @@ int redact_add(struct redact *r, const char *spec, char *err, size_t errlen)
 
 int redact_add_defaults(struct redact *r)
 {
-	static const char *const defs[] = {
-	    "header:authorization", "header:proxy-authorization",
-	    "header:cookie",	    "header:set-cookie",
-	    "header:x-api-key",	    "header:x-auth-token",
-	    "json:$.password",	    "json:$.passwd",
-	    "json:$.token",	    "json:$.access_token",
-	    "json:$.refresh_token", "json:$.id_token",
-	    "json:$.secret",	    "json:$.client_secret",
-	    "json:$.api_key",	    "query:token",
-	    "query:access_token",   "query:api_key",
-	    "query:apikey",	    "query:password",
-	    "query:secret",
+	static const char *const headers[] = {
+	    "authorization", "proxy-authorization", "cookie",
+	    "set-cookie",    "x-api-key",	    "x-auth-token",
 	};
-	char err[128];
-	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-		int rc = redact_add(r, defs[i], err, sizeof(err));
-		if (rc < 0) {
-			REDACT_LOG(LOG_ERROR, "default rule %s: %s", defs[i], err);
-			return rc;
-		}
+	/* secret names, as JSON keys at any depth, form fields and query parameters */
+	static const char *const names[] = {
+	    "password", "passwd", "pass",	   "token",   "access_token", "refresh_token",
+	    "id_token", "secret", "client_secret", "api_key", "apikey",
+	};
+	char err[128], spec[64];
+	int rc = 0;
+	for (size_t i = 0; !rc && i < sizeof(headers) / sizeof(headers[0]); i++) {
+		snprintf(spec, sizeof(spec), "header:%s", headers[i]);
+		rc = redact_add(r, spec, err, sizeof(err));
 	}
-	return 0;
+	static const char *const kinds[] = {"json:$..", "form:", "query:"};
+	for (size_t k = 0; !rc && k < 3; k++)
+		for (size_t i = 0; !rc && i < sizeof(names) / sizeof(names[0]); i++) {
+			snprintf(spec, sizeof(spec), "%s%s", kinds[k], names[i]);
+			rc = redact_add(r, spec, err, sizeof(err));
+		}
+	if (!rc)
+		rc = redact_add(r, "url:userinfo", err, sizeof(err));
+	if (rc < 0)
+		REDACT_LOG(LOG_ERROR, "default rule %s: %s", spec, err);
+	return rc;
 }
 
 size_t redact_count(const struct redact *r)
@@ -322,6 +341,22 @@ static bool slice_ieq(struct store_slice s, const char *c, size_t n)
 	return s.len == n && !strncasecmp((const char *)s.ptr, c, n);
 }
 
+/* A header name without the spaces and tabs around it ("Authorization :"
+ * is accepted by lenient parsers and must not escape a rule). */
+static struct store_slice trim(struct store_slice s)
+{
+	while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t'))
+		s.ptr++, s.len--;
+	while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+		s.len--;
+	return s;
+}
+
+static bool name_is(struct store_slice name, const char *c, size_t n)
+{
+	return slice_ieq(trim(name), c, n);
+}
+
 static bool slice_icontains(struct store_slice s, const char *needle)
 {
 	size_t n = strlen(needle);
@@ -338,7 +373,8 @@ static const struct rrule *find_rule(const struct redact *r, enum redact_kind k,
 {
 	for (size_t i = 0; i < r->n; i++) {
 		const struct rrule *ru = &r->rules[i];
-		if (ru->kind == k && ru->nlen == len && !memcmp(ru->name, n, len))
+		if (ru->kind == k && ru->nlen == len &&
+		    !strncasecmp(ru->name, (const char *)n, len))
 			return ru;
 	}
 	return NULL;
@@ -427,21 +463,24 @@ static void js_emit(struct jscan *js, bool emit, const void *d, size_t n)
 		js->err = -ENOMEM;
 }
 
-/* -1 no rule for the current path, 0 mask, 1 drop. */
+/* -1 no rule for the current path, 0 mask, 1 drop. Keys match in any case;
+ * a "$.." rule matches the end of the path at any depth. */
 static int js_match(const struct jscan *js)
 {
 	const struct redact *r = js->r;
 	for (size_t i = 0; i < r->n; i++) {
 		const struct rrule *ru = &r->rules[i];
-		if (ru->kind != RK_JSON || ru->ncomp != (size_t)js->depth)
+		if (ru->kind != RK_JSON || ru->ncomp > (size_t)js->depth ||
+		    (!ru->anywhere && ru->ncomp != (size_t)js->depth))
 			continue;
+		size_t base = (size_t)js->depth - ru->ncomp;
 		bool ok = true;
 		for (size_t d = 0; ok && d < ru->ncomp; d++) {
 			const struct jcomp *c = &ru->comps[d];
-			const struct jframe *f = &js->st[d];
+			const struct jframe *f = &js->st[base + d];
 			if (c->kind == JC_KEY)
 				ok = f->is_key && f->klen == c->klen &&
-				     !memcmp(f->key, c->key, c->klen);
+				     !strncasecmp((const char *)f->key, c->key, c->klen);
 			else if (c->kind == JC_INDEX)
 				ok = !f->is_key && f->idx == c->idx;
 			else
@@ -642,27 +681,61 @@ static int redact_json(const struct redact *r, struct store_slice body, struct d
 static const struct store_header *find_header(const struct store_message *m, const char *name)
 {
 	for (size_t i = 0; i < m->n_headers; i++)
-		if (slice_ieq(m->headers[i].name, name, strlen(name)))
+		if (name_is(m->headers[i].name, name, strlen(name)))
 			return &m->headers[i];
 	return NULL;
 }
 
+/* A body dyetap can rewrite: present, not cut by --max-body, not encoded. */
+static bool plain_body(const struct store_message *m)
+{
+	const struct store_header *ce = find_header(m, "content-encoding");
+	return !m->truncated && (!ce || slice_ieq(trim(ce->value), "identity", 8));
+}
+
+/* application/x-www-form-urlencoded bodies: form rules, like a query. */
+static int do_form(struct redact *r, struct store_message *m, bool *changed, struct tally *t)
+{
+	if (!r->n_kind[RK_FORM] || !m->body.len)
+		return 0;
+	const struct store_header *ct = find_header(m, "content-type");
+	if (!ct || !slice_icontains(ct->value, "application/x-www-form-urlencoded"))
+		return 0;
+	if (!plain_body(m)) {
+		r->st.json_skipped++; /* the same blind spot: count it with the JSON ones */
+		return 0;
+	}
+	struct dbuf out;
+	dbuf_init(&out, m->body.len * 2 + 64);
+	int rc = rewrite_list(r, RK_FORM, m->body.ptr, m->body.len, '&', "&", REDACT_QUERY_MARKER,
+			      &out, t);
+	if (rc == 1) {
+		rc = keep_into(r, &out, &m->body);
+		if (!rc) {
+			m->body_len = m->body.len;
+			*changed = true;
+		}
+	}
+	dbuf_release(&out);
+	return rc < 0 ? rc : 0;
+}
+
 static int do_body(struct redact *r, struct store_message *m, bool *changed, struct tally *t)
 {
-	if (!r->n_kind[RK_JSON] || !m->body.len)
-		return 0;
+	int rc = do_form(r, m, changed, t);
+	if (rc || !r->n_kind[RK_JSON] || !m->body.len)
+		return rc;
 	const struct store_header *ct = find_header(m, "content-type");
 	if (!ct || !slice_icontains(ct->value, "json"))
 		return 0;
 	r->st.json_bodies++;
-	const struct store_header *ce = find_header(m, "content-encoding");
-	if (m->truncated || (ce && !slice_ieq(ce->value, "identity", 8))) {
+	if (!plain_body(m)) {
 		r->st.json_skipped++;
 		return 0;
 	}
 	struct dbuf out;
 	dbuf_init(&out, m->body.len * 16 + 64);
-	int rc = redact_json(r, m->body, &out, t);
+	rc = redact_json(r, m->body, &out, t);
 	if (rc == -EINVAL) {
 		r->st.json_skipped++;
 		rc = 0;
@@ -677,10 +750,80 @@ static int do_body(struct redact *r, struct store_message *m, bool *changed, str
 	return rc;
 }
 
+/*
+ * A URL (a request-target, a Referer or Location value): the userinfo of an
+ * absolute URL (url:userinfo) and the query parameters (query rules).
+ * 1 changed (@p out holds it), 0 unchanged, -ENOMEM.
+ */
+static int redact_url(const struct redact *r, const uint8_t *p, size_t n, struct dbuf *out,
+		      struct tally *t)
+{
+	size_t at = 0; /* bytes of p already handled */
+	bool changed = false;
+	int rc = 0;
+	const struct rrule *ui =
+	    r->n_kind[RK_URL] ? find_rule(r, RK_URL, (const uint8_t *)"userinfo", 8) : NULL;
+	/* scheme "://" authority: the userinfo ends at the last '@' before the path */
+	size_t i = 0;
+	while (i < n && i < 32 && (isalnum(p[i]) || p[i] == '+' || p[i] == '-' || p[i] == '.'))
+		i++;
+	size_t auth = i + 3 <= n && i && !memcmp(p + i, "://", 3) ? i + 3 : 0;
+	size_t path = auth;
+	if (auth) {
+		while (path < n && p[path] != '/' && p[path] != '?' && p[path] != '#')
+			path++;
+		const uint8_t *ua = memrchr(p + auth, '@', path - auth);
+		if (ui && ua) {
+			rc |= dbuf_append(out, p, auth);
+			if (!ui->drop) {
+				rc |= dbuf_puts(out, REDACT_QUERY_MARKER "@");
+				t->masked++;
+			} else {
+				t->dropped++;
+			}
+			at = (size_t)(ua - p) + 1;
+			changed = true;
+		}
+	}
+	const uint8_t *q = r->n_kind[RK_QUERY] && path < n ? memchr(p + path, '?', n - path) : NULL;
+	if (q) {
+		size_t qs = (size_t)(q - p) + 1;
+		const uint8_t *hash = memchr(p + qs, '#', n - qs);
+		size_t qe = hash ? (size_t)(hash - p) : n;
+		size_t mark = out->len;
+		rc |= dbuf_append(out, p + at, qs - at);
+		size_t before = out->len;
+		int lr = rewrite_list(r, RK_QUERY, p + qs, qe - qs, '&', "&", REDACT_QUERY_MARKER,
+				      out, t);
+		if (lr < 0)
+			return lr;
+		if (lr == 1) {
+			if (out->len == before) /* every parameter dropped: drop the '?' */
+				out->len--;
+			at = qe;
+			changed = true;
+		} else {
+			out->len = mark; /* nothing there: undo */
+		}
+	}
+	if (!changed)
+		return rc ? -ENOMEM : 0;
+	rc |= dbuf_append(out, p + at, n - at);
+	return rc ? -ENOMEM : 1;
+}
+
+/* Headers whose value is a URL that may carry a token or user:pass@. */
+static bool url_header(struct store_slice name)
+{
+	return name_is(name, "referer", 7) || name_is(name, "location", 8) ||
+	       name_is(name, "content-location", 16);
+}
+
 static int do_headers(struct redact *r, struct store_message *m, bool is_req, bool body_changed,
 		      bool *changed, struct tally *t)
 {
-	if (!m->n_headers || (!r->n_kind[RK_HEADER] && !r->n_kind[RK_COOKIE] && !body_changed))
+	if (!m->n_headers || (!r->n_kind[RK_HEADER] && !r->n_kind[RK_COOKIE] &&
+			      !r->n_kind[RK_QUERY] && !r->n_kind[RK_URL] && !body_changed))
 		return 0;
 	struct store_header *nh = keep(r, mem_calloc(m->n_headers, sizeof(*nh)));
 	if (!nh)
@@ -692,7 +835,7 @@ static int do_headers(struct redact *r, struct store_message *m, bool is_req, bo
 		const struct rrule *hr = NULL;
 		for (size_t j = 0; j < r->n && !hr; j++)
 			if (r->rules[j].kind == RK_HEADER &&
-			    slice_ieq(h.name, r->rules[j].name, r->rules[j].nlen))
+			    name_is(h.name, r->rules[j].name, r->rules[j].nlen))
 				hr = &r->rules[j];
 		if (hr && hr->drop) {
 			t->dropped++;
@@ -704,7 +847,7 @@ static int do_headers(struct redact *r, struct store_message *m, bool is_req, bo
 			h.value.len = sizeof(REDACT_MARKER) - 1;
 			t->masked++;
 			any = true;
-		} else if (body_changed && slice_ieq(h.name, "content-length", 14)) {
+		} else if (body_changed && name_is(h.name, "content-length", 14)) {
 			char num[24];
 			int l = snprintf(num, sizeof(num), "%zu", m->body.len);
 			uint8_t *v = keep(r, mem_strndup(num, (size_t)l));
@@ -712,8 +855,19 @@ static int do_headers(struct redact *r, struct store_message *m, bool is_req, bo
 				return -ENOMEM;
 			h.value.ptr = v;
 			h.value.len = (size_t)l;
+		} else if ((r->n_kind[RK_QUERY] || r->n_kind[RK_URL]) && url_header(h.name)) {
+			struct dbuf out;
+			dbuf_init(&out, h.value.len * 2 + 64);
+			int rc = redact_url(r, h.value.ptr, h.value.len, &out, t);
+			if (rc == 1) {
+				rc = keep_into(r, &out, &h.value);
+				any = true;
+			}
+			dbuf_release(&out);
+			if (rc < 0)
+				return rc;
 		} else if (r->n_kind[RK_COOKIE] &&
-			   slice_ieq(h.name, is_req ? "cookie" : "set-cookie", is_req ? 6 : 10)) {
+			   name_is(h.name, is_req ? "cookie" : "set-cookie", is_req ? 6 : 10)) {
 			struct dbuf out;
 			dbuf_init(&out, h.value.len * 2 + 64);
 			int rc;
@@ -757,33 +911,18 @@ static int do_headers(struct redact *r, struct store_message *m, bool is_req, bo
 	return 0;
 }
 
-static int do_query(struct redact *r, struct store_message *m, bool *changed, struct tally *t)
+/* The request-target: query parameters, and the userinfo of an absolute form. */
+static int do_target(struct redact *r, struct store_message *m, bool *changed, struct tally *t)
 {
-	if (!r->n_kind[RK_QUERY] || !m->target.len)
+	if ((!r->n_kind[RK_QUERY] && !r->n_kind[RK_URL]) || !m->target.len)
 		return 0;
-	const uint8_t *q = memchr(m->target.ptr, '?', m->target.len);
-	if (!q)
-		return 0;
-	size_t qs = (size_t)(q - m->target.ptr) + 1;
-	const uint8_t *hash = memchr(q, '#', m->target.len - qs + 1);
-	size_t qe = hash ? (size_t)(hash - m->target.ptr) : m->target.len;
 	struct dbuf out;
 	dbuf_init(&out, m->target.len * 2 + 64);
-	int rc = dbuf_append(&out, m->target.ptr, qs) ? -ENOMEM : 0;
-	size_t before = out.len;
-	if (!rc)
-		rc = rewrite_list(r, RK_QUERY, m->target.ptr + qs, qe - qs, '&', "&",
-				  REDACT_QUERY_MARKER, &out, t);
+	int rc = redact_url(r, m->target.ptr, m->target.len, &out, t);
 	if (rc == 1) {
-		if (out.len == before) /* every parameter dropped: drop the '?' */
-			out.len--;
-		if (dbuf_append(&out, m->target.ptr + qe, m->target.len - qe) < 0) {
-			rc = -ENOMEM;
-		} else {
-			rc = keep_into(r, &out, &m->target);
-			if (!rc)
-				*changed = true;
-		}
+		rc = keep_into(r, &out, &m->target);
+		if (!rc)
+			*changed = true;
 	}
 	dbuf_release(&out);
 	return rc < 0 ? rc : 0;
@@ -797,7 +936,7 @@ static int do_message(struct redact *r, struct store_message *m, bool is_req, bo
 	if (!rc)
 		rc = do_headers(r, m, is_req, body_changed, changed, t);
 	if (!rc && is_req)
-		rc = do_query(r, m, changed, t);
+		rc = do_target(r, m, changed, t);
 	*changed |= body_changed;
 	return rc;
 }

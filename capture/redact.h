@@ -3,13 +3,19 @@
  * redact - record-time redaction of secrets in sessions (issue 8,
  * docs/capture.md "Redaction").
  *
- * A rule names a value and what to do with it:
+ * A rule names a value and what to do with it (names match in any case;
+ * header names after trimming the spaces around them):
  *
- *   header:NAME[:ACTION]   request and response header NAME (any case)
+ *   header:NAME[:ACTION]   request and response header NAME
  *   cookie:NAME[:ACTION]   cookie NAME in Cookie (request) and Set-Cookie (response)
- *   query:NAME[:ACTION]    query parameter NAME of the request-target
+ *   query:NAME[:ACTION]    query parameter NAME of the request-target and of
+ *                          URL-valued headers (Referer, Location, Content-Location)
+ *   form:NAME[:ACTION]     field NAME of an application/x-www-form-urlencoded body
  *   json:PATH[:ACTION]     JSON body member, PATH like $.password,
- *                          $.user.token, $.items[*].card, $.items[0].card
+ *                          $.user.token, $.items[*].card, $.items[0].card, or
+ *                          $..password (the key at any depth)
+ *   url:userinfo[:ACTION]  the user:pass@ of an absolute URL (request-target,
+ *                          Referer, Location, Content-Location)
  *
  * ACTION is "mask" (default: the value becomes the fixed marker
  * "[redacted]", its length is not revealed) or "drop" (the header, cookie,
@@ -66,10 +72,10 @@ int redact_add(struct redact *r, const char *spec, char *err, size_t errlen);
 
 /**
  * Add the default set: headers Authorization, Proxy-Authorization, Cookie,
- * Set-Cookie, X-Api-Key, X-Auth-Token; JSON $.password, $.passwd,
- * $.token, $.access_token, $.refresh_token, $.id_token, $.secret,
- * $.client_secret, $.api_key; query token, access_token, api_key, apikey,
- * password, secret. All masked. @return 0 or -ENOMEM.
+ * Set-Cookie, X-Api-Key, X-Auth-Token; password, passwd, pass, token,
+ * access_token, refresh_token, id_token, secret, client_secret, api_key,
+ * apikey as JSON keys at any depth, form fields and query parameters;
+ * url:userinfo. All masked. @return 0 or -ENOMEM.
  */
 int redact_add_defaults(struct redact *r);
 

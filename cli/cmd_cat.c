@@ -198,7 +198,8 @@ static void usage(FILE *f)
 	    "  --max-frame-ratio N, --max-records N\n"
 	    "                    the reader's work limits (dyetap info --help)\n"
 	    "  -h, --help        this text\n\n"
-	    "A cut or damaged file prints what is recoverable and a warning on stderr.\n"
+	    "A cut, damaged or suspect file prints what is recoverable and a warning on\n"
+	    "stderr. A file still being written (or whose writer crashed) is FILE.partial.\n"
 	    "Exit status: 0 printed, 2 usage error or not a readable store, 3 runtime failure.\n");
 }
 
@@ -216,6 +217,11 @@ static void warn_state(const char *path, const struct store_read_status *st)
 			" damaged frame(s), the first at byte %" PRIu64
 			"; their records are lost\n",
 			path, st->damaged_frames, st->first_damage_offset);
+	if (st->suspect_frames)
+		fprintf(stderr,
+			"dyetap cat: warning: %s has data after an index frame or a second "
+			"header (at byte %" PRIu64 "; files joined or two writers); it was read\n",
+			path, st->first_suspect_offset);
 	if (st->frames_over_ratio)
 		fprintf(stderr,
 			"dyetap cat: warning: %s: %" PRIu64

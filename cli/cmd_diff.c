@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dyetap diff - compare replayed (candidate) responses with the recorded
- * production (primary) responses of a results file, learn noise from a
- * secondary run, write the terminal summary and the JSON, JUnit and HTML
- * reports, and gate promotion with --fail-on. Manual: docs/diff.md;
+ * production (primary) responses of a results file (or of the shards of
+ * one recording), one verdict per candidate, learn noise from a secondary
+ * run, redact secrets, write the terminal summary and the JSON, JUnit and
+ * HTML reports, and gate promotion with --fail-on. Manual: docs/diff.md;
  * report schema: docs/report.md; rules grammar: docs/diff-rules.md.
  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 #include "analysis/diff.h"
 #include "analysis/report.h"
+#include "capture/redact.h"
 #include "cli/cmds.h"
 #include "common/dbuf.h"
 #include "common/mem.h"
@@ -27,15 +29,19 @@ static void diff_usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: dyetap diff RESULTS.dyt [--secondary RESULTS2.dyt] [--rules FILE]\n"
-	    "                   [--html FILE] [--json FILE] [--junit FILE]\n"
-	    "                   [--fail-on EXPR]... [--quiet] [--color|--no-color]\n"
+	    "usage: dyetap diff RESULTS.dyt [SHARD.dyt...] [--secondary RESULTS2.dyt]\n"
+	    "                   [--rules FILE] [--html FILE] [--json FILE] [--junit FILE]\n"
+	    "                   [--fail-on EXPR]... [--redact KIND:NAME[:ACTION]]...\n"
+	    "                   [--redact-defaults] [--quiet] [--color|--no-color]\n"
 	    "\n"
 	    "Compare each replayed (candidate) response in RESULTS.dyt with the recorded\n"
 	    "production (primary) response of the same session: status, headers and body\n"
-	    "(JSON by path, text by line, binary by hash; gzip, deflate, br and zstd are\n"
-	    "decoded first). Differences are grouped by endpoint (GET /users/{id}) and\n"
-	    "signature (location + kind). Nothing is replayed: re-run with new rules freely.\n"
+	    "(JSON by path, text by line and word, binary by hash; gzip, deflate, br and\n"
+	    "zstd are decoded first). Differences are grouped by endpoint (GET /users/{id})\n"
+	    "and signature (location + kind). Each candidate role (replay -t ROLE=URL, a\n"
+	    "mirror lane) gets its own verdict. Several files are the shards of one\n"
+	    "recording (replay --shard K/N) and merge into one report. Nothing is\n"
+	    "replayed: re-run with new rules freely.\n"
 	    "\n"
 	    "options:\n"
 	    "  --secondary FILE  results of a known-good run (baseline build, or the same\n"
@@ -50,6 +56,11 @@ static void diff_usage(FILE *f)
 	    "                    with OP one of > >= < <= == !=, e.g. 'diff_rate>0.1%%',\n"
 	    "                    'status_changes>0', 'p99_latency_ratio>1.2'\n"
 	    "  --no-default-ignores  also compare Date, ETag, X-Request-Id, ... headers\n"
+	    "  --redact KIND:NAME[:mask|drop]  mask a secret in every report (as record's\n"
+	    "                    --redact; KIND header, cookie, query, form, json, url);\n"
+	    "                    the redactions written in the results files always apply\n"
+	    "  --redact-defaults the default secrets: credentials headers, cookies,\n"
+	    "                    password/token keys in JSON, forms and queries, user:pass@\n"
 	    "  --quiet           no terminal summary\n"
 	    "  --color, --no-color  force or disable colors (default: when stdout is a tty)\n"
 	    "  -h, --help        this help\n"
@@ -57,24 +68,38 @@ static void diff_usage(FILE *f)
 	    "metrics for --fail-on:\n");
 	for (int i = 0; diff_gate_metrics[i]; i++)
 		fprintf(f, "  %-22s %s\n", diff_gate_metrics[i], diff_gate_metric_help[i]);
-	fprintf(f, "\nexit status: 0 no gate tripped, 1 a gate tripped, 2 usage or input error,\n"
-		   "3 runtime failure. A run whose data is incomplete says so at the top of\n"
-		   "every report; gate it with --fail-on 'data_incomplete>0'.\n");
+	fprintf(f,
+		"\nexit status: 0 no gate tripped, 1 a gate tripped on a candidate (a gate over\n"
+		"0 compared responses always trips: no evidence), 2 usage or input error,\n"
+		"3 runtime failure. A run whose data is incomplete says so at the top of\n"
+		"every report, naming each loss; gate it with --fail-on 'data_incomplete>0'.\n"
+		"Exclusions (replay --lane, --shard, writes not allowed) are shown, not losses.\n");
 }
 
+/*
+ * Reports quote request and response data: owner-only, like store files,
+ * and written whole or not at all (a temporary name in the same directory,
+ * renamed over PATH), so a report a CI server picks up is never cut.
+ */
 static int write_out(const char *path, const struct dbuf *b)
 {
-	/* Reports quote request and response data: owner-only, like store files. */
 	FILE *f = stdout;
-	if (strcmp(path, "-")) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char tmp[4096] = "";
+	struct stat sb;
+	bool direct = !strcmp(path, "-") || (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode));
+	if (!direct) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd >= 0 && fchmod(fd, 0600) != 0) {
 			close(fd);
+			unlink(tmp);
 			fd = -1;
 		}
 		f = fd >= 0 ? fdopen(fd, "wb") : NULL;
 		if (!f && fd >= 0)
 			close(fd);
+	} else if (strcmp(path, "-")) {
+		f = fopen(path, "wb");
 	}
 	if (!f) {
 		fprintf(stderr, "dyetap diff: cannot create %s: %s\n", path, strerror(errno));
@@ -86,8 +111,12 @@ static int write_out(const char *path, const struct dbuf *b)
 		bad |= fclose(f) != 0;
 	else
 		bad |= fflush(f) != 0;
+	if (!bad && !direct && rename(tmp, path) != 0)
+		bad = 1;
 	if (bad) {
 		fprintf(stderr, "dyetap diff: cannot write %s: %s\n", path, strerror(errno));
+		if (!direct)
+			unlink(tmp);
 		return -1;
 	}
 	return 0;
@@ -109,8 +138,43 @@ static int render(const struct diff_ctx *c, const char *path,
 	return rc;
 }
 
+static int redact_hook(void *ctx, const struct store_session *in, struct store_session *out)
+{
+	return redact_session(ctx, in, out);
+}
+
+/* Add rule @p text unless a rule with the same canonical text is there. */
+static int redact_add_once(struct redact *r, const char *text, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < redact_count(r); i++)
+		if (!strcmp(redact_text(r, i), text))
+			return 0;
+	return redact_add(r, text, err, errlen);
+}
+
+/* The redactions written in the inputs' headers (the recording's rules
+ * carried by replay), added to @p r. Returns how many were new, -errno. */
+static int inputs_redactions(struct redact *r, char **inputs, size_t n, char *err, size_t errlen)
+{
+	size_t before = redact_count(r);
+	for (size_t i = 0; i < n; i++) {
+		struct store_reader *rd = store_reader_open(inputs[i], err, errlen);
+		if (!rd)
+			return -EINVAL;
+		const struct store_file_meta *m = store_reader_meta(rd);
+		int rc = 0;
+		for (size_t k = 0; !rc && k < m->n_redactions; k++)
+			rc = redact_add_once(r, m->redactions[k], err, errlen);
+		store_reader_free(rd);
+		if (rc)
+			return rc;
+	}
+	return (int)(redact_count(r) - before);
+}
+
 int cmd_diff(int argc, char **argv)
 {
+	enum { O_REDACT = 256, O_REDACT_DEFAULTS };
 	static const struct option opts[] = {
 	    {"secondary", required_argument, NULL, 's'},
 	    {"rules", required_argument, NULL, 'r'},
@@ -119,6 +183,8 @@ int cmd_diff(int argc, char **argv)
 	    {"junit", required_argument, NULL, 'J'},
 	    {"fail-on", required_argument, NULL, 'f'},
 	    {"no-default-ignores", no_argument, NULL, 'N'},
+	    {"redact", required_argument, NULL, O_REDACT},
+	    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"color", no_argument, NULL, 'c'},
 	    {"no-color", no_argument, NULL, 'C'},
@@ -130,8 +196,15 @@ int cmd_diff(int argc, char **argv)
 	size_t n_gates = 0;
 	bool quiet = false, no_defaults = false;
 	int color = -1;
-	char err[512];
-	int o;
+	char err[1024];
+	int o, ret = 2;
+	struct noise_rules *rules = NULL;
+	struct diff_ctx *c = NULL;
+	struct redact *red = redact_create();
+	if (!red) {
+		fprintf(stderr, "dyetap diff: out of memory\n");
+		return 3;
+	}
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
@@ -154,16 +227,29 @@ int cmd_diff(int argc, char **argv)
 			if (n_gates == DIFF_MAX_GATES) {
 				fprintf(stderr, "dyetap diff: at most %d --fail-on expressions\n",
 					DIFF_MAX_GATES);
-				return 2;
+				goto out;
 			}
 			if (diff_gate_parse(&gates[n_gates], optarg, err, sizeof(err))) {
 				fprintf(stderr, "dyetap diff: --fail-on: %s\n", err);
-				return 2;
+				goto out;
 			}
 			n_gates++;
 			break;
 		case 'N':
 			no_defaults = true;
+			break;
+		case O_REDACT:
+			if (redact_add_once(red, optarg, err, sizeof(err))) {
+				fprintf(stderr, "dyetap diff: --redact %s\n", err);
+				goto out;
+			}
+			break;
+		case O_REDACT_DEFAULTS:
+			if (redact_add_defaults(red)) {
+				fprintf(stderr, "dyetap diff: out of memory\n");
+				ret = 3;
+				goto out;
+			}
 			break;
 		case 'q':
 			quiet = true;
@@ -176,54 +262,88 @@ int cmd_diff(int argc, char **argv)
 			break;
 		case 'h':
 			diff_usage(stdout);
-			return 0;
+			ret = 0;
+			goto out;
 		default:
 			fprintf(stderr, "dyetap diff: try 'dyetap diff --help'\n");
-			return 2;
+			goto out;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, optind >= argc ? "dyetap diff: missing RESULTS.dyt\n"
-					       : "dyetap diff: exactly one RESULTS.dyt expected\n");
+	if (optind >= argc) {
+		fprintf(stderr, "dyetap diff: missing RESULTS.dyt\n");
 		diff_usage(stderr);
-		return 2;
+		goto out;
 	}
-	const char *results = argv[optind];
+	char **inputs = argv + optind;
+	size_t n_inputs = (size_t)(argc - optind);
 	const char *outs[] = {html, json, junit};
 	for (size_t i = 0; i < 3; i++) {
 		const char *in = NULL;
 		if (!outs[i] || !strcmp(outs[i], "-"))
 			continue;
-		if (cli_same_file(outs[i], results))
-			in = results;
-		else if (secondary && cli_same_file(outs[i], secondary))
+		for (size_t k = 0; k < n_inputs && !in; k++)
+			if (cli_same_file(outs[i], inputs[k]))
+				in = inputs[k];
+		if (!in && secondary && cli_same_file(outs[i], secondary))
 			in = secondary;
-		else if (rules_path && cli_same_file(outs[i], rules_path))
+		else if (!in && rules_path && cli_same_file(outs[i], rules_path))
 			in = rules_path;
 		if (in) {
 			fprintf(stderr,
 				"dyetap diff: the report '%s' is also an input ('%s'): writing it "
 				"would overwrite it\n",
 				outs[i], in);
-			return 2;
+			goto out;
 		}
 	}
-	struct noise_rules *rules = NULL;
+	for (size_t i = 0; i < n_inputs; i++)
+		for (size_t k = 0; k < i; k++)
+			if (cli_same_file(inputs[i], inputs[k])) {
+				fprintf(stderr, "dyetap diff: '%s' is given twice ('%s')\n",
+					inputs[i], inputs[k]);
+				goto out;
+			}
 	if (rules_path) {
 		rules = noise_rules_load(rules_path, err, sizeof(err));
 		if (!rules) {
 			fprintf(stderr, "dyetap diff: %s\n", err);
-			return 2;
+			goto out;
 		}
 	}
+	size_t given = redact_count(red);
+	int from_files = inputs_redactions(red, inputs, n_inputs, err, sizeof(err));
+	if (from_files >= 0 && secondary) {
+		int k = inputs_redactions(red, (char **)&secondary, 1, err, sizeof(err));
+		from_files = k < 0 ? k : from_files + k;
+	}
+	if (from_files < 0) {
+		fprintf(stderr, "dyetap diff: %s\n", err);
+		ret = from_files == -ENOMEM ? 3 : 2;
+		goto out;
+	}
 	struct diff_params p = {.rules = rules, .no_default_ignores = no_defaults};
-	struct diff_ctx *c = diff_ctx_create(&p);
-	int ret = 3;
+	if (redact_count(red)) {
+		p.redact = redact_hook;
+		p.redact_ctx = red;
+	}
+	c = diff_ctx_create(&p);
+	ret = 3;
 	if (!c) {
 		fprintf(stderr, "dyetap diff: out of memory\n");
 		goto out;
 	}
-	int rc = diff_ctx_add_file(c, results, false, err, sizeof(err));
+	if (redact_count(red)) {
+		snprintf(err, sizeof(err),
+			 "redacted with %zu rules (%zu given here, %d from the results files)",
+			 redact_count(red), given, from_files);
+		if (diff_ctx_note_info(c, err)) {
+			fprintf(stderr, "dyetap diff: out of memory\n");
+			goto out;
+		}
+	}
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n_inputs; i++)
+		rc = diff_ctx_add_file(c, inputs[i], false, err, sizeof(err));
 	if (!rc && secondary)
 		rc = diff_ctx_add_file(c, secondary, true, err, sizeof(err));
 	if (rc) {
@@ -231,19 +351,10 @@ int cmd_diff(int argc, char **argv)
 		ret = rc == -ENOMEM ? 3 : 2;
 		goto out;
 	}
-	if (diff_ctx_finish(c)) {
-		fprintf(stderr, "dyetap diff: cannot finish the analysis\n");
-		goto out;
-	}
 	bool tripped = false;
-	for (size_t i = 0; i < n_gates; i++) {
-		double v;
-		bool t = diff_gate_eval(c, &gates[i], &v);
-		tripped |= t;
-		if (diff_ctx_add_gate_result(c, &gates[i], v, t)) {
-			fprintf(stderr, "dyetap diff: out of memory\n");
-			goto out;
-		}
+	if (diff_ctx_finish(c) || diff_ctx_gates(c, gates, n_gates, &tripped)) {
+		fprintf(stderr, "dyetap diff: out of memory\n");
+		goto out;
 	}
 	if ((json && render(c, json, report_json)) || (junit && render(c, junit, report_junit)) ||
 	    (html && render(c, html, report_html)))
@@ -251,11 +362,13 @@ int cmd_diff(int argc, char **argv)
 	if (!quiet) {
 		struct dbuf t;
 		dbuf_init(&t, DIFF_REPORT_MAX);
-		report_text(c, &t, color < 0 ? isatty(STDOUT_FILENO) : color);
+		int trc = report_text(c, &t, color < 0 ? isatty(STDOUT_FILENO) : color);
 		/* with --json - the JSON owns stdout */
 		FILE *f = json && !strcmp(json, "-") ? stderr : stdout;
 		if (t.len)
 			fwrite(t.data, 1, t.len, f);
+		if (trc)
+			fprintf(f, "dyetap diff: the summary is cut short: %s\n", strerror(-trc));
 		if (html)
 			fprintf(f, "HTML report: %s\n", html);
 		dbuf_release(&t);
@@ -264,5 +377,6 @@ int cmd_diff(int argc, char **argv)
 out:
 	diff_ctx_free(c);
 	noise_rules_free(rules);
+	redact_free(red);
 	return ret;
 }

@@ -5,15 +5,24 @@
  * bytes, the trailer's counters, and whether the file is complete,
  * unfinished, cut or damaged and how much of it was recovered.
  *
- * Exit: 0 readable (a cut/damaged/unfinished file gets a warning line on
- * stderr), 2 usage error or not a readable store, 3 runtime failure.
+ * A writer writes FILE.partial and renames it to FILE at its close
+ * (docs/format.md §3): `info FILE` for a FILE that does not exist reads
+ * FILE.partial (a write still running, or cut short by a crash) and says
+ * so, and warns when a FILE.partial newer than FILE exists.
+ *
+ * Exit: 0 readable (a cut/damaged/suspect/unfinished file gets a warning
+ * line on stderr), 2 usage error or not a readable store, 3 runtime failure.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cmds.h"
 #include "common/dbuf.h"
@@ -84,13 +93,18 @@ static void fmt_time(int64_t ns, char *buf, size_t len)
 
 static const char *state_of(const struct store_read_status *st)
 {
-	if (st->damaged_frames)
-		return "damaged";
-	if (st->cut)
-		return "cut";
-	if (!st->has_index)
-		return "unfinished";
-	return "complete";
+	return store_read_state(st);
+}
+
+/* Is @p path locked by its writer right now (docs/format.md §3)? */
+static bool being_written(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return busy;
 }
 
 static void warn_state(const char *cmd, const char *path, const struct store_read_status *st)
@@ -109,6 +123,13 @@ static void warn_state(const char *cmd, const char *path, const struct store_rea
 		    " damaged frame(s) (checksum or decoding failed), the first at byte %" PRIu64
 		    "; their records are lost, %" PRIu64 " records recovered\n",
 		    cmd, path, st->damaged_frames, st->first_damage_offset, recs);
+	if (st->suspect_frames)
+		fprintf(stderr,
+			"dyetap %s: warning: %s has data after an index frame or a second header "
+			"(%" PRIu64 " frame(s), the first at byte %" PRIu64
+			": files joined, or two writers); all of it was read, %" PRIu64
+			" records\n",
+			cmd, path, st->suspect_frames, st->first_suspect_offset, recs);
 	if (!st->has_index && !st->cut)
 		fprintf(stderr,
 			"dyetap %s: warning: %s has no index (the writer did not finish: killed, "
@@ -141,8 +162,12 @@ static void usage(FILE *f)
 		   "  --max-records N       read up to N records (default: the larger of\n"
 		   "                        1000000 and the file's size in bytes; 'none')\n"
 		   "  -h, --help            this text\n\n"
-		   "Exit status: 0 readable (a warning on stderr when the file is cut, damaged\n"
-		   "or unfinished), 2 not a readable store or usage error, 3 runtime failure.\n");
+		   "A store is written as FILE.partial and renamed to FILE when its writer\n"
+		   "closes it; for a FILE that does not exist yet, info reads FILE.partial (a\n"
+		   "write in progress, or cut short by a crash) and says so.\n\n"
+		   "Exit status: 0 readable (a warning on stderr when the file is cut, damaged,\n"
+		   "suspect or unfinished), 2 not a readable store or usage error, 3 runtime\n"
+		   "failure.\n");
 }
 
 static int put_json_str(struct dbuf *b, const char *key, const char *v)
@@ -183,6 +208,10 @@ static int print_json(const char *path, const struct store_file_meta *m,
 	if (!rc)
 		rc = dbuf_putc(&b, ',');
 	if (!rc)
+		rc = put_json_str(&b, "file_id", m->file_id);
+	if (!rc)
+		rc = dbuf_putc(&b, ',');
+	if (!rc)
 		rc = put_json_str(&b, "kind", m->kind);
 	if (!rc)
 		rc = dbuf_putc(&b, ',');
@@ -204,6 +233,55 @@ static int print_json(const char *path, const struct store_file_meta *m,
 		rc = dbuf_puts(&b, "],");
 	if (!rc)
 		rc = put_json_str(&b, "host", m->host);
+	if (!rc)
+		rc = dbuf_puts(&b, ",\"origins\":[");
+	for (size_t i = 0; !rc && i < m->n_origins; i++) {
+		const struct store_origin *o = &m->origins[i];
+		rc = dbuf_puts(&b, i ? ",{" : "{");
+		if (!rc)
+			rc = put_json_str(&b, "id", o->id);
+		if (!rc)
+			rc = dbuf_putc(&b, ',');
+		if (!rc)
+			rc = put_json_str(&b, "file", o->file);
+		if (!rc)
+			rc = dbuf_printf(&b,
+					 ",\"first_ns\":%" PRId64 ",\"last_ns\":%" PRId64
+					 ",\"sessions\":%" PRIu64 ",",
+					 o->first_ns, o->last_ns, o->sessions);
+		if (!rc)
+			rc = put_json_str(&b, "state", o->state);
+		if (!rc)
+			rc = dbuf_puts(&b, ",\"counters\":{");
+		for (size_t k = 0; !rc && k < o->n_counters; k++) {
+			rc = k ? dbuf_putc(&b, ',') : 0;
+			if (!rc)
+				rc = jsonw_cstr(&b, o->counters[k].name);
+			if (!rc)
+				rc = dbuf_printf(&b, ":%" PRIu64, o->counters[k].value);
+		}
+		if (!rc)
+			rc = dbuf_puts(&b, "}}");
+	}
+	if (!rc)
+		rc = dbuf_puts(&b, "],\"targets\":[");
+	for (size_t i = 0; !rc && i < m->n_targets; i++) {
+		rc = dbuf_puts(&b, i ? ",[" : "[");
+		if (!rc)
+			rc = jsonw_cstr(&b, m->targets[i].role);
+		if (!rc)
+			rc = dbuf_putc(&b, ',');
+		if (!rc)
+			rc = jsonw_cstr(&b, m->targets[i].url);
+		if (!rc)
+			rc = dbuf_putc(&b, ']');
+	}
+	if (!rc)
+		rc = dbuf_puts(&b, "],\"shard\":");
+	if (!rc && m->shard_n)
+		rc = dbuf_printf(&b, "[%" PRIu32 ",%" PRIu32 "]", m->shard_k, m->shard_n);
+	else if (!rc)
+		rc = dbuf_puts(&b, "null");
 	if (!rc)
 		rc = dbuf_printf(&b,
 				 ",\"start_ns\":%" PRId64 "},\"records\":%" PRIu64
@@ -230,13 +308,14 @@ static int print_json(const char *path, const struct store_file_meta *m,
 		    ",\"raw_bytes\":%" PRIu64 ",\"compressed_bytes\":%" PRIu64
 		    ",\"ratio\":%.3f,\"has_index\":%s,\"state\":\"%s\",\"cut\":%s,"
 		    "\"cut_offset\":%" PRIu64 ",\"damaged_frames\":%" PRIu64
-		    ",\"first_damage_offset\":%" PRIu64 ",\"frames_over_ratio\":%" PRIu64
+		    ",\"first_damage_offset\":%" PRIu64 ",\"suspect_frames\":%" PRIu64
+		    ",\"first_suspect_offset\":%" PRIu64 ",\"frames_over_ratio\":%" PRIu64
 		    ",\"record_cap_hit\":%s,\"max_records\":%" PRIu64 ",\"counters\":{",
 		    st->first_ts_ns, st->last_ts_ns, st->frames, st->raw_bytes,
 		    st->compressed_bytes, ratio, st->has_index ? "true" : "false", state_of(st),
 		    st->cut ? "true" : "false", st->cut_offset, st->damaged_frames,
-		    st->first_damage_offset, st->frames_over_ratio,
-		    st->record_cap_hit ? "true" : "false", st->max_records);
+		    st->first_damage_offset, st->suspect_frames, st->first_suspect_offset,
+		    st->frames_over_ratio, st->record_cap_hit ? "true" : "false", st->max_records);
 	for (size_t i = 0; !rc && i < st->n_counters; i++) {
 		if (i)
 			rc = dbuf_putc(&b, ',');
@@ -260,6 +339,7 @@ static void print_text(const char *path, const struct store_file_meta *m,
 	printf("file:       %s (%" PRIu64 " bytes)\n", path, st->file_bytes);
 	printf("format:     version %" PRIu32 ", written by dyetap %s\n", m->format_version,
 	       m->tool_version ? m->tool_version : "(unknown)");
+	printf("file id:    %s\n", m->file_id ? m->file_id : "(none: an older file)");
 	printf("kind:       %s\n", m->kind ? m->kind : "(not given)");
 	printf("source:     %s\n", m->source ? m->source : "(not given)");
 	if (m->filter)
@@ -270,6 +350,24 @@ static void print_text(const char *path, const struct store_file_meta *m,
 		printf("%s%s\n", i ? "            " : "redactions: ", m->redactions[i]);
 	if (m->host)
 		printf("host:       %s\n", m->host);
+	for (size_t i = 0; i < m->n_origins; i++) {
+		const struct store_origin *o = &m->origins[i];
+		fmt_time(o->first_ns, t1, sizeof(t1));
+		fmt_time(o->last_ns, t2, sizeof(t2));
+		printf("%s%s (id %s, %" PRIu64 " sessions, %s .. %s, %s)\n",
+		       i ? "            " : "replayed:   ", o->file ? o->file : "?",
+		       o->id && *o->id ? o->id : "none", o->sessions, t1, t2,
+		       o->state ? o->state : "?");
+		for (size_t k = 0; k < o->n_counters; k++)
+			if (o->counters[k].value)
+				printf("              %-22s %" PRIu64 "\n", o->counters[k].name,
+				       o->counters[k].value);
+	}
+	for (size_t i = 0; i < m->n_targets; i++)
+		printf("%s%s = %s\n", i ? "            " : "targets:    ", m->targets[i].role,
+		       m->targets[i].url);
+	if (m->shard_n)
+		printf("shard:      %" PRIu32 "/%" PRIu32 "\n", m->shard_k, m->shard_n);
 	if (m->start_ns) {
 		fmt_time(m->start_ns, t1, sizeof(t1));
 		printf("started:    %s\n", t1);
@@ -303,6 +401,9 @@ static void print_text(const char *path, const struct store_file_meta *m,
 	if (st->damaged_frames)
 		printf(" (%" PRIu64 " damaged frames, first at byte %" PRIu64 ")",
 		       st->damaged_frames, st->first_damage_offset);
+	if (st->suspect_frames)
+		printf(" (data after an index frame or a second header at byte %" PRIu64 ")",
+		       st->first_suspect_offset);
 	if (st->frames_over_ratio)
 		printf(" (%" PRIu64 " over the frame ratio cap)", st->frames_over_ratio);
 	if (st->record_cap_hit)
@@ -348,7 +449,23 @@ int cmd_info(int argc, char **argv)
 		return 2;
 	}
 	const char *path = argv[optind];
-	char err[512];
+	char err[4600], part[4200];
+	struct stat sb, ps;
+	snprintf(part, sizeof(part), "%s%s", path, STORE_PARTIAL_SUFFIX);
+	bool have_part = stat(part, &ps) == 0 && S_ISREG(ps.st_mode);
+	int have_file = stat(path, &sb) == 0 ? 1 : errno == ENOENT ? 0 : -1;
+	if (have_part && have_file == 0) {
+		fprintf(stderr,
+			"dyetap info: note: %s does not exist: its writer has not finished (%s); "
+			"reading %s\n",
+			path, being_written(part) ? "it is writing now" : "it stopped or crashed",
+			part);
+		path = part;
+	} else if (have_part && have_file == 1 && ps.st_mtime >= sb.st_mtime) {
+		fprintf(
+		    stderr, "dyetap info: warning: a newer write of %s is unfinished in %s (%s)\n",
+		    path, part, being_written(part) ? "being written now" : "its writer stopped");
+	}
 	struct store_reader *r = store_reader_open(path, err, sizeof(err));
 	if (!r) {
 		fprintf(stderr, "dyetap info: %s\n", err);

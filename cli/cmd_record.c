@@ -79,9 +79,10 @@ static void usage(FILE *f)
 	    "  --level N              zstd level of the store (default 1; negative levels\n"
 	    "                         are faster and make larger files)\n"
 	    "  --redact KIND:NAME[:mask|drop]  remove a secret before it is written; KIND is\n"
-	    "                         header, cookie, query or json (NAME a path like\n"
-	    "                         $.user.token or $.items[*].card); mask (default)\n"
-	    "                         writes [redacted], drop removes it; repeat\n"
+	    "                         header, cookie, query, form, json (NAME a path like\n"
+	    "                         $.user.token, $.items[*].card or $..token) or url\n"
+	    "                         (NAME userinfo); mask (default) writes [redacted],\n"
+	    "                         drop removes it; repeat\n"
 	    "  --redact-defaults      Authorization, Cookie, Set-Cookie and common token and\n"
 	    "                         password fields (docs/capture.md \"Redaction\")\n"
 	    "limits:\n"
@@ -647,15 +648,21 @@ static int run(struct rec_opts *o)
 		ret = 3;
 		goto out;
 	}
-	char sink_err[256] = ""; /* the writer's last error, before close frees it */
+	char sink_err[256] = ""; /* the writer's first error message, before the close */
 	if (pipe_get_stats(pipe)->sink_errors)
 		snprintf(sink_err, sizeof(sink_err), "%s", store_writer_error(w));
 	bool write_failed = false;
-	if (store_writer_close(w, ctrs, n_ctrs, err, sizeof(err)) < 0) {
+	if (store_writer_finish(w, ctrs, n_ctrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dyetap record: closing %s: %s\n", o->out, err);
 		ret = 3;
 		write_failed = true;
 	}
+	/* Sessions not in the file: refused by the writer, in frames that failed
+	 * (a full disk), or not redactable; not the count of failed calls. */
+	uint64_t lost = store_writer_lost(w) + (redact ? redact_get_stats(redact)->errors : 0);
+	if (!*sink_err && store_writer_lost(w))
+		snprintf(sink_err, sizeof(sink_err), "%s", store_writer_error(w));
+	store_writer_free(w);
 	w = NULL;
 	double secs = (double)(clk_mono_ns() - t0) / 1e9;
 	if (o->stats)
@@ -677,11 +684,11 @@ static int run(struct rec_opts *o)
 				" sessions written to %s (%" PRIu64 " uncolored dropped)\n",
 				ps->packets, ps->written, o->out, ps->dropped_uncolored);
 	}
-	if (ps->sink_errors) {
+	if (ps->sink_errors || lost) {
 		/* Sessions were parsed but are not in the file: say so, and fail. */
 		fprintf(stderr,
 			"dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
-			ps->sink_errors, o->out, *sink_err ? sink_err : "see redact_errors");
+			lost, o->out, *sink_err ? sink_err : "see redact_errors");
 		if (!ret)
 			ret = 3;
 	}

@@ -2,9 +2,12 @@
 /*
  * dyetap replay - replay recordings against targets into a results store.
  * Parses options, shows a one-line progress display on a terminal, prints
- * the summary (text or --json) and maps outcomes to exit codes: 0 done,
- * 2 usage or input error, 3 runtime failure, 130 stopped before the first
- * send. The manual is docs/replay.md.
+ * the summary (text or --json, with the top causes of failed requests) and
+ * maps outcomes to exit codes: 0 done, 2 usage or input error, 3 runtime
+ * failure (every request failed, or the results could not be written), 130
+ * stopped before the first send. Redaction (--redact, and the rules the
+ * recordings carry) keeps a candidate's secrets out of the results file.
+ * The manual is docs/replay.md.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,9 +24,12 @@
 
 #include "analysis/diff.h"
 #include "analysis/noise.h"
+#include "capture/redact.h"
 #include "cli/cmds.h"
 #include "common/dbuf.h"
 #include "common/jsonw.h"
+#include "common/mem.h"
+#include "common/units.h"
 #include "replay/replay.h"
 #include "replay/replay_causal.h"
 #include "replay/replay_guard.h"
@@ -39,10 +45,12 @@ static void usage(FILE *f)
 		"Replay recorded sessions against targets, paced and connection-faithful,\n"
 		"into a self-contained results store for `dyetap diff`.\n\n"
 		"targets:\n"
-		"  -t, --target [ROLE=]URL  http://HOST:PORT or https://HOST:PORT; repeatable\n"
-		"                           (roles default to candidate, secondary, target3...,\n"
-		"                           skipping roles given explicitly)\n"
+		"  -t, --target [ROLE=]URL  http://HOST:PORT or https://HOST:PORT; repeatable.\n"
+		"                           One target may go unnamed: it is the candidate;\n"
+		"                           name the others (-t v2=URL -t v3=URL): each role\n"
+		"                           gets its own verdict in `dyetap diff`\n"
 		"      --baseline URL       known-good build, same as --target secondary=URL\n"
+		"                           (used by diff to learn noise, never judged)\n"
 		"  -o, --output FILE        results store to write (required)\n"
 		"      --level N            zstd level of the results store (default 1;\n"
 		"                           negative levels compress faster, larger files)\n"
@@ -76,7 +84,7 @@ static void usage(FILE *f)
 		"      --pooled             spread requests over a pool of N connections\n"
 		"      --timeout DUR        per request (default 10s; 250ms, 2s, 1m)\n"
 		"      --threads N          event loops (default 1)\n"
-		"      --max-body BYTES     response body cap (default 1048576)\n"
+		"      --max-body SIZE      response body cap (default 1M; k, M, G suffixes)\n"
 		"rewrite:\n"
 		"      --host VALUE         replace the Host header\n"
 		"      --set-header N:V     set a header (repeatable)\n"
@@ -95,6 +103,12 @@ static void usage(FILE *f)
 		"      --shard K/N          replay shard K (0-based) of N, split by connection\n"
 		"      --loop N             passes over the input (0 = until --duration/Ctrl-C)\n"
 		"      --duration DUR       queue no request due after DUR (queued ones still go)\n"
+		"secrets (docs/replay.md \"Secrets\"):\n"
+		"      --redact KIND:NAME[:mask|drop]  redact a secret in the results file, as\n"
+		"                           record's --redact (header, cookie, query, form,\n"
+		"                           json, url); repeatable. The recordings' own rules\n"
+		"                           always apply to the targets' responses too\n"
+		"      --redact-defaults    the default secrets (see dyetap record --help)\n"
 		"diff in the same run (see `dyetap diff --help`):\n"
 		"      --diff               after replaying, diff the results like `dyetap diff`\n"
 		"      --rules FILE         diff noise rules\n"
@@ -107,7 +121,8 @@ static void usage(FILE *f)
 		"  -q, --quiet              no progress line\n"
 		"  -h, --help               this help\n\n"
 		"exit codes: 0 done, 1 with --diff: a gate tripped, 2 usage or input error,\n"
-		"3 runtime failure, 130 Ctrl-C before the first request (nothing sent)\n");
+		"3 runtime failure (every request failed, or the results could not be\n"
+		"written), 130 Ctrl-C before the first request (nothing sent)\n");
 }
 
 static void on_sigint(int sig)
@@ -282,6 +297,18 @@ static void print_json(const struct replay_summary *s, const char *output)
 	dbuf_printf(&b, "\"lateness_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 		    ms(replay_hist_pct(&s->lateness, 50)), ms(replay_hist_pct(&s->lateness, 99)),
 		    ms(s->lateness.max_ns));
+	dbuf_puts(&b, "\"error_causes\":[");
+	for (size_t i = 0; i < REPLAY_MAX_CAUSES && s->causes[i].n; i++) {
+		dbuf_printf(&b, "%s{\"count\":%llu,\"kind\":\"%s\",\"message\":", i ? "," : "",
+			    (unsigned long long)s->causes[i].n,
+			    store_error_name(s->causes[i].kind));
+		jsonw_cstr(&b, s->causes[i].msg);
+		dbuf_putc(&b, '}');
+	}
+	dbuf_printf(&b, "],\"error_causes_other\":%llu,\"lost\":%llu,\"file_id\":",
+		    (unsigned long long)s->causes_other, (unsigned long long)s->lost);
+	jsonw_cstr(&b, s->file_id);
+	dbuf_putc(&b, ',');
 	dbuf_printf(&b, "\"order\":\"%s\",\"causal_services\":%u,",
 		    replay_order_name((enum replay_order)s->order), s->causal_services);
 	dbuf_printf(&b,
@@ -299,10 +326,30 @@ static void print_json(const struct replay_summary *s, const char *output)
 	dbuf_release(&b);
 }
 
+/* "45 tls: certificate verification failed: self-signed certificate" */
+static void print_causes(FILE *f, const struct replay_summary *s, const char *indent)
+{
+	for (size_t i = 0; i < REPLAY_MAX_CAUSES && s->causes[i].n; i++) {
+		const struct replay_cause *c = &s->causes[i];
+		const char *kind = store_error_name(c->kind);
+		size_t kl = kind ? strlen(kind) : 0;
+		if (!c->msg[0])
+			fprintf(f, "%s%llu %s\n", indent, (unsigned long long)c->n, kind);
+		else if (kind && !strncmp(c->msg, kind, kl) && c->msg[kl] == ':')
+			fprintf(f, "%s%llu %s\n", indent, (unsigned long long)c->n, c->msg);
+		else
+			fprintf(f, "%s%llu %s: %s\n", indent, (unsigned long long)c->n,
+				kind ? kind : "error", c->msg);
+	}
+	if (s->causes_other)
+		fprintf(f, "%s%llu of other causes\n", indent, (unsigned long long)s->causes_other);
+}
+
 static void print_text(const struct replay_summary *s, const char *output)
 {
 	const struct replay_stats *st = &s->stats;
-	printf("replay %s: %s\n", s->interrupted ? "interrupted" : "done", output);
+	printf("replay %s: %s (file id %s)\n", s->interrupted ? "interrupted" : "done", output,
+	       s->file_id);
 	printf("  sent %llu  ok %llu  skipped %llu  errors %llu\n", (unsigned long long)st->sent,
 	       (unsigned long long)st->ok, (unsigned long long)replay_stats_skipped(st),
 	       (unsigned long long)replay_stats_errors(st));
@@ -337,6 +384,10 @@ static void print_text(const struct replay_summary *s, const char *output)
 		       st->causal_abandoned ? " (abandoned: see the warning)" : "");
 	else
 		printf("  order %s\n", replay_order_name(o));
+	if (s->causes[0].n) {
+		printf("  failed requests by cause:\n");
+		print_causes(stdout, s, "    ");
+	}
 }
 
 /*
@@ -370,14 +421,13 @@ static int make_guard(const struct replay_target *targets, size_t n_targets, boo
 }
 
 /*
- * Give every target without a ROLE= the first free default name, in order:
- * candidate, secondary, then targetN (N its position, or the next free
- * number). Names given explicitly (ROLE=, --baseline) are skipped, so
- * `--baseline B --target A` makes A the candidate. Two targets with one role
- * would file two answers per request under one name: refused. Returns 0 or
- * exit code 2 after printing why. @p names holds the generated targetN names.
+ * One target may go without ROLE=: it is the candidate. A second unnamed
+ * target is refused, never silently made a secondary (whose answers only
+ * teach noise): each role gets its own verdict, so the user names them.
+ * Two targets with one role would file two answers per request under one
+ * name: refused. Returns 0 or exit code 2 after printing why.
  */
-static int assign_roles(struct replay_target *t, size_t n, char (*names)[24])
+static int assign_roles(struct replay_target *t, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < i; j++)
@@ -389,30 +439,119 @@ static int assign_roles(struct replay_target *t, size_t n, char (*names)[24])
 				    t[i].role, t[j].url, t[i].url);
 				return 2;
 			}
+	size_t unnamed = SIZE_MAX;
 	for (size_t i = 0; i < n; i++) {
 		if (t[i].role)
 			continue;
-		for (size_t k = 0;; k++) {
-			if (k < 2)
-				snprintf(names[i], sizeof(names[i]), "%s",
-					 k ? "secondary" : "candidate");
-			else
-				snprintf(names[i], sizeof(names[i]), "target%zu", i + k - 1);
-			bool taken = false;
-			for (size_t j = 0; j < n && !taken; j++)
-				taken = j != i && t[j].role && !strcmp(t[j].role, names[i]);
-			if (!taken)
-				break;
+		if (unnamed != SIZE_MAX) {
+			fprintf(stderr,
+				"dyetap replay: two targets have no role (%s and %s): name each, "
+				"e.g. -t v2=%s -t v3=%s (every role gets its own verdict), or give "
+				"a known-good build as --baseline URL (used to learn noise)\n",
+				t[unnamed].url, t[i].url, t[unnamed].url, t[i].url);
+			return 2;
 		}
-		t[i].role = names[i];
+		unnamed = i;
 	}
-	bool cand = false;
+	if (unnamed != SIZE_MAX) {
+		for (size_t j = 0; j < n; j++)
+			if (t[j].role && !strcmp(t[j].role, "candidate")) {
+				fprintf(stderr,
+					"dyetap replay: %s has no role and 'candidate' is taken by "
+					"%s: name it (-t v2=%s)\n",
+					t[unnamed].url, t[j].url, t[unnamed].url);
+				return 2;
+			}
+		t[unnamed].role = "candidate";
+	}
+	bool judged = false;
 	for (size_t i = 0; i < n; i++)
-		cand = cand || !strcmp(t[i].role, "candidate");
-	if (!cand)
-		fprintf(stderr,
-			"dyetap replay: warning: no target has the role 'candidate': "
-			"`dyetap diff` compares the candidate's answers and will find none\n");
+		judged = judged || strcmp(t[i].role, "secondary");
+	if (!judged)
+		fprintf(stderr, "dyetap replay: warning: every target is the secondary: `dyetap "
+				"diff` judges candidates and will find none\n");
+	return 0;
+}
+
+/* ---- secrets: struct redact is one per thread, so each loop gets its own ---- */
+
+struct redact_spec {
+	const char **rules; /* canonical texts */
+	size_t n;
+};
+
+static void *redactor_create(void *ctx)
+{
+	const struct redact_spec *sp = ctx;
+	struct redact *r = redact_create();
+	char err[256];
+	for (size_t i = 0; r && i < sp->n; i++)
+		if (redact_add(r, sp->rules[i], err, sizeof(err))) {
+			redact_free(r);
+			r = NULL;
+		}
+	return r;
+}
+
+static void redactor_destroy(void *r)
+{
+	redact_free(r);
+}
+
+static int redactor_session(void *r, const struct store_session *in, struct store_session *out)
+{
+	return redact_session(r, in, out);
+}
+
+/*
+ * The rules a replay applies: --redact and --redact-defaults (in @p own),
+ * then every rule an input recording carries. The recorded sessions are
+ * redacted again only when some rule was not applied by every input.
+ * Returns 0, or the exit code after printing why.
+ */
+static int gather_redactions(struct redact *own, const char **inputs, size_t n_inputs,
+			     struct redact_spec *spec, bool *sessions)
+{
+	char err[1024];
+	*sessions = false;
+	for (size_t i = 0; i < n_inputs; i++) {
+		struct store_reader *r = store_reader_open(inputs[i], err, sizeof(err));
+		if (!r) {
+			fprintf(stderr, "dyetap replay: %s\n", err);
+			return 2;
+		}
+		const struct store_file_meta *m = store_reader_meta(r);
+		int rc = 0;
+		for (size_t k = 0; !rc && k < m->n_redactions; k++) {
+			bool have = false;
+			for (size_t j = 0; j < redact_count(own) && !have; j++)
+				have = !strcmp(redact_text(own, j), m->redactions[k]);
+			if (!have)
+				rc = redact_add(own, m->redactions[k], err, sizeof(err));
+		}
+		store_reader_free(r);
+		if (rc) {
+			fprintf(stderr, "dyetap replay: %s: its redaction %s\n", inputs[i], err);
+			return rc == -ENOMEM ? 3 : 2;
+		}
+	}
+	spec->rules = redact_text_array(own, &spec->n);
+	if (!spec->rules) {
+		fprintf(stderr, "dyetap replay: out of memory\n");
+		return 3;
+	}
+	/* a rule some recording did not apply to its sessions: apply it now */
+	for (size_t i = 0; i < n_inputs && !*sessions; i++) {
+		struct store_reader *r = store_reader_open(inputs[i], err, sizeof(err));
+		const struct store_file_meta *m = r ? store_reader_meta(r) : NULL;
+		for (size_t k = 0; m && k < spec->n && !*sessions; k++) {
+			bool applied = false;
+			for (size_t j = 0; j < m->n_redactions && !applied; j++)
+				applied = !strcmp(m->redactions[j], spec->rules[k]);
+			*sessions = !applied;
+		}
+		store_reader_free(r);
+	}
 	return 0;
 }
 
@@ -452,6 +591,8 @@ enum {
 	O_FAILON,
 	O_PRODUCTION,
 	O_LEVEL,
+	O_REDACT,
+	O_REDACT_DEFAULTS,
 	O_ORDER,
 	O_SCOPE,
 	O_BEFORE,
@@ -497,6 +638,8 @@ static const struct option opts[] = {
     {"fail-on", required_argument, NULL, O_FAILON},
     {"i-know-this-is-production", no_argument, NULL, O_PRODUCTION},
     {"level", required_argument, NULL, O_LEVEL},
+    {"redact", required_argument, NULL, O_REDACT},
+    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
     {"order", required_argument, NULL, O_ORDER},
     {"causal-scope", required_argument, NULL, O_SCOPE},
     {"before", required_argument, NULL, O_BEFORE},
@@ -535,8 +678,15 @@ int cmd_replay(int argc, char **argv)
 	static struct hooks hooks;
 	memset(&hooks, 0, sizeof(hooks));
 	enum replay_order order = REPLAY_ORDER_AUTO;
-	uint32_t u;
 	int c;
+	char rerr[256];
+	/* static: reachable at exit whatever path returns (the leak checker) */
+	static struct redact *own_redact;
+	redact_free(own_redact);
+	if (!(own_redact = redact_create())) {
+		fprintf(stderr, "dyetap replay: out of memory\n");
+		return 3;
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "t:o:c:qh", opts, NULL)) != -1) {
 		switch (c) {
@@ -597,10 +747,20 @@ int cmd_replay(int argc, char **argv)
 			if (store_parse_level(optarg, &bp.level))
 				BAD("bad --level '%s' (zstd level, -100..22, not 0)", optarg);
 			break;
-		case O_MAXBODY:
-			if (parse_u32(optarg, 1, 1u << 30, &u))
-				BAD("bad --max-body '%s'", optarg);
-			bp.engine.max_body = u;
+		case O_MAXBODY: {
+			uint64_t v;
+			if (units_parse_size(optarg, &v) || !v || v > (1u << 30))
+				BAD("bad --max-body '%s' (" UNITS_SIZE_HELP "; 1 to 1G)", optarg);
+			bp.engine.max_body = (uint32_t)v;
+			break;
+		}
+		case O_REDACT:
+			if (redact_add(own_redact, optarg, rerr, sizeof(rerr)))
+				BAD("--redact %s", rerr);
+			break;
+		case O_REDACT_DEFAULTS:
+			if (redact_add_defaults(own_redact))
+				BAD("out of memory");
 			break;
 		case O_HOST:
 			rw.host = optarg;
@@ -762,8 +922,7 @@ int cmd_replay(int argc, char **argv)
 		BAD("no recording given (try --help)");
 	if (!n_targets)
 		BAD("no --target given");
-	static char role_names[MAX_ITEMS][24];
-	int arc = assign_roles(targets, n_targets, role_names);
+	int arc = assign_roles(targets, n_targets);
 	if (arc)
 		return arc;
 	if (!bp.output)
@@ -861,12 +1020,33 @@ int cmd_replay(int argc, char **argv)
 
 	static struct replay_summary sum;
 	char err[1024] = "";
+	/* Secrets: the rules given here and the recordings' own. */
+	static struct redact_spec rspec;
+	mem_free(rspec.rules);
+	rspec.rules = NULL;
+	struct replay_redact rr = {.create = redactor_create,
+				   .destroy = redactor_destroy,
+				   .session = redactor_session,
+				   .ctx = &rspec};
+	int rrc = gather_redactions(own_redact, inputs, n_inputs, &rspec, &rr.sessions);
+	if (rrc) {
+		replay_guard_free(guard);
+		return rrc;
+	}
+	rr.rules = rspec.rules;
+	rr.n_rules = rspec.n;
+	if (rspec.n)
+		bp.redact = &rr;
 	int rc = replay_batch_run(&bp, &sum, err, sizeof(err));
 	replay_guard_free(guard);
 	if (pc.shown)
 		fputc('\n', stderr);
 	if (rc) {
 		fprintf(stderr, "dyetap replay: %s\n", err[0] ? err : strerror(-rc));
+		if (sum.causes[0].n) {
+			fprintf(stderr, "dyetap replay: failed requests by cause:\n");
+			print_causes(stderr, &sum, "  ");
+		}
 		if (rc == -EINTR)
 			return 130; /* stopped before the first send: 128 + SIGINT */
 		if (sum.input_error)
@@ -882,6 +1062,15 @@ int cmd_replay(int argc, char **argv)
 		print_json(&sum, bp.output);
 	else
 		print_text(&sum, bp.output);
+	/* Fail closed: a replay where nothing got an answer is no result. */
+	bool all_failed = sum.stats.sent > 0 && sum.stats.ok == 0 && !sum.interrupted;
+	if (all_failed) {
+		fprintf(stderr,
+			"dyetap replay: every request failed (%llu of %llu): nothing to compare; "
+			"causes:\n",
+			(unsigned long long)sum.stats.sent, (unsigned long long)sum.stats.sent);
+		print_causes(stderr, &sum, "  ");
+	}
 	for (size_t i = 0; i < hooks.n_after; i++) {
 		if (run_hook(&hooks, "--after", hooks.after[i], err, sizeof(err))) {
 			fprintf(stderr, "dyetap replay: %s%s\n", err,
@@ -890,7 +1079,7 @@ int cmd_replay(int argc, char **argv)
 		}
 	}
 	if (!diff || sum.interrupted)
-		return 0;
+		return all_failed ? 3 : 0;
 	/* Replay and diff in one run: the same code as `dyetap diff RESULTS`. */
 	char *dargv[MAX_ITEMS * 2 + 5];
 	int dargc = 0;
@@ -902,5 +1091,6 @@ int cmd_replay(int argc, char **argv)
 		dargv[dargc++] = "--quiet"; /* keep stdout one JSON object */
 	dargv[dargc] = NULL;
 	fflush(stdout);
-	return cmd_diff(dargc, dargv);
+	int drc = cmd_diff(dargc, dargv);
+	return all_failed ? 3 : drc;
 }

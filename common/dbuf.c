@@ -17,6 +17,7 @@ void dbuf_init(struct dbuf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->err = 0;
 }
 
 void dbuf_release(struct dbuf *b)
@@ -25,19 +26,29 @@ void dbuf_release(struct dbuf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 }
 
 void dbuf_reset(struct dbuf *b)
 {
 	b->len = 0;
+	b->err = 0;
 	if (b->data)
 		b->data[0] = '\0';
+}
+
+/* Keep the first failure (dbuf_error()) and return it to the caller too. */
+static int fail(struct dbuf *b, int rc)
+{
+	if (!b->err)
+		b->err = rc;
+	return rc;
 }
 
 int dbuf_reserve(struct dbuf *b, size_t n)
 {
 	if (n > b->max || b->len > b->max - n)
-		return -E2BIG;
+		return fail(b, -E2BIG);
 	size_t need = b->len + n + 1;
 	if (need <= b->cap)
 		return 0;
@@ -48,7 +59,7 @@ int dbuf_reserve(struct dbuf *b, size_t n)
 		ncap = b->max + 1;
 	uint8_t *p = mem_realloc(b->data, ncap);
 	if (!p)
-		return -ENOMEM;
+		return fail(b, -ENOMEM);
 	b->data = p;
 	b->cap = ncap;
 	return 0;
@@ -83,7 +94,7 @@ int dbuf_vprintf(struct dbuf *b, const char *fmt, va_list ap)
 	int n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
 	if (n < 0)
-		return -EINVAL;
+		return fail(b, -EINVAL);
 	int rc = dbuf_reserve(b, (size_t)n);
 	if (rc)
 		return rc;
@@ -109,6 +120,7 @@ uint8_t *dbuf_detach(struct dbuf *b, size_t *len_out)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 	return p;
 }
 

@@ -6,6 +6,11 @@
  * -E2BIG and leaves the buffer unchanged, so callers count the event and
  * decide (truncate, drop, error). The content is always NUL-terminated
  * (one spare byte beyond len) so text can be used as a C string.
+ *
+ * The first failure is also kept (dbuf_error()): a renderer that appends
+ * many pieces without checking each one checks once at the end, and a
+ * document with a piece missing is never taken for a whole one. The
+ * error stays until dbuf_reset(), dbuf_release() or dbuf_detach().
  */
 #ifndef DYETAP_COMMON_DBUF_H
 #define DYETAP_COMMON_DBUF_H
@@ -20,6 +25,7 @@ struct dbuf {
 	size_t len;    /**< bytes in use */
 	size_t cap;    /**< bytes allocated (excluding nothing: cap >= len + 1) */
 	size_t max;    /**< hard maximum for len */
+	int err;       /**< first failed append or reserve (-E2BIG, -ENOMEM), sticky; 0 none */
 };
 
 /** Initialise an empty buffer that may grow to @p max bytes. */
@@ -28,7 +34,7 @@ void dbuf_init(struct dbuf *b, size_t max);
 /** Free the memory; the buffer is left empty and reusable. */
 void dbuf_release(struct dbuf *b);
 
-/** Forget the content, keep the allocation. */
+/** Forget the content and the sticky error, keep the allocation. */
 void dbuf_reset(struct dbuf *b);
 
 /** dbuf_append() when the buffer must grow (or is over its max). */
@@ -50,6 +56,16 @@ static inline int dbuf_append(struct dbuf *b, const void *p, size_t n)
 	b->len += n;
 	b->data[b->len] = '\0';
 	return 0;
+}
+
+/**
+ * The first error of an append, printf or reserve since the buffer was
+ * initialised, reset, released or detached: 0, -E2BIG or -ENOMEM. Later
+ * successful appends do not clear it (first failure wins).
+ */
+static inline int dbuf_error(const struct dbuf *b)
+{
+	return b->err;
 }
 
 /** Append a NUL-terminated string; errors as dbuf_append(). */

@@ -257,6 +257,7 @@ struct replay_stats {
 	uint64_t causal_waits;	   /**< requests that waited for a dependency (causal order) */
 	uint64_t causal_abandoned; /**< causal order given up (the recording's order could not
 				      be restored); 0 or 1 */
+	uint64_t redact_errors;	   /**< records not written: redaction ran out of memory */
 };
 
 extern const struct ctr_desc replay_ctr_descs[];
@@ -413,6 +414,7 @@ struct replay_wq_stats {
 	uint64_t queued;       /**< records accepted */
 	uint64_t written;      /**< records the store writer took */
 	uint64_t write_errors; /**< records not written because the writer failed */
+	uint64_t unwritten;    /**< of those, records never given to it (after its failure) */
 	uint64_t stalls;       /**< adds that waited for room (BLOCK) */
 	uint64_t dropped;      /**< adds refused for lack of room (DROP) */
 	size_t max_bytes;      /**< high-water mark of queued bytes */
@@ -501,6 +503,32 @@ struct replay_progress {
 
 typedef void (*replay_progress_fn)(void *ctx, const struct replay_progress *p);
 
+/**
+ * Redaction of what a replay writes (docs/replay.md "Secrets"): every
+ * target's response, and the recorded sessions when @p sessions (rules
+ * the recordings did not apply themselves). Secrets reach no results file.
+ */
+struct replay_redact {
+	/** A redactor for one event loop (redactors are one per thread); NULL: no memory. */
+	void *(*create)(void *ctx);
+	void (*destroy)(void *redactor);
+	/** Redact @p in into @p out (parts valid until the next call); 0 or -errno. */
+	int (*session)(void *redactor, const struct store_session *in, struct store_session *out);
+	void *ctx;
+	bool sessions;
+	const char *const *rules; /**< canonical texts, written to the results metadata */
+	size_t n_rules;
+};
+
+/** One cause of failed requests: its kind, message and count. */
+#define REPLAY_CAUSE_MSG 160
+struct replay_cause {
+	uint32_t kind; /**< enum store_error_kind */
+	char msg[REPLAY_CAUSE_MSG];
+	uint64_t n;
+};
+#define REPLAY_MAX_CAUSES 8
+
 /** Most inputs of one replay (their index takes 6 bits of a remapped id). */
 #define REPLAY_MAX_INPUTS 64
 /** Most passes (--loop) over the inputs (18 bits of a remapped id): past
@@ -548,7 +576,8 @@ struct replay_batch_params {
 	const struct replay_guard *guard;
 	replay_progress_fn progress; /**< called from the first thread; may be NULL */
 	void *progress_ctx;
-	int64_t progress_ns; /**< interval; 0 = 250 ms */
+	int64_t progress_ns;		    /**< interval; 0 = 250 ms */
+	const struct replay_redact *redact; /**< NULL: nothing redacted */
 };
 
 struct replay_summary {
@@ -562,6 +591,12 @@ struct replay_summary {
 	double achieved_rps;		/**< sent / elapsed */
 	bool interrupted;		/**< replay_batch_stop() was called */
 	bool input_error; /**< on failure: an input/usage problem (exit 2), else runtime */
+	/** The most frequent causes of failed requests, most first (n 0: unused). */
+	struct replay_cause causes[REPLAY_MAX_CAUSES];
+	uint64_t causes_other; /**< failed requests of the other causes */
+	uint64_t offered;      /**< records (sessions, results) handed to the results file */
+	uint64_t lost;	       /**< of those, records not in it (a full disk; docs/format.md) */
+	char file_id[40];      /**< the results file's id */
 };
 
 /**

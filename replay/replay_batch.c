@@ -27,6 +27,13 @@
  * every session). For an input in request-time order that is the start of
  * the last session read; otherwise that minus the input's disorder D.
  *
+ * The results file names what it replayed (docs/format.md §1.1): each
+ * recording's file_id, name, time span, state and capture counters, the
+ * targets, the shard and how many sessions each shard replays, and the
+ * redactions applied to its contents; the scan before the first send
+ * gathers them. Every record offered to the file and not in it at the end
+ * is counted (summary.lost), and failed requests are counted by cause.
+ *
  * Identifiers: a recording's session and connection ids are kept for the
  * first input and the first pass; for input file F > 0 or pass L > 0 they
  * become (F << 58) | (L << 40) | (id & (2^40 - 1)), unique in the results
@@ -84,8 +91,22 @@ struct bthread {
 	int64_t first_sent;	      /* realtime of the first send, 0 none */
 	int64_t last_done;	      /* realtime of the last completion */
 	int64_t next_publish;
+	void *red;	  /* this thread's redactor, NULL: none */
+	uint64_t offered; /* records handed to the results queue (or refused by it) */
+	struct replay_cause causes[2 * REPLAY_MAX_CAUSES];
+	size_t n_causes;
+	uint64_t causes_other;
 	int rc;
 	char err[256];
+};
+
+/* What the scan learns of one input, for the results metadata. */
+struct origin {
+	char *id, *file, *state;
+	int64_t first_ns, last_ns;
+	uint64_t sessions;
+	struct store_counter *ctrs;
+	size_t n_ctrs;
 };
 
 struct batch {
@@ -110,6 +131,8 @@ struct batch {
 	struct bthread *th;
 	uint32_t n_th;
 	struct replay_stats *snap; /* per-thread published stats (under lock) */
+	struct origin *origins;	   /* per input */
+	uint64_t *shard_sessions;  /* per shard: sessions it replays (shard_n > 1) */
 };
 
 uint64_t replay_remap_id(uint64_t id, uint32_t file, uint32_t pass)
@@ -118,6 +141,31 @@ uint64_t replay_remap_id(uint64_t id, uint32_t file, uint32_t pass)
 		return id;
 	return ((uint64_t)file << 58) | ((uint64_t)(pass & (REPLAY_MAX_PASSES - 1)) << 40) |
 	       (id & ((1ull << 40) - 1));
+}
+
+/* Count a failed request under its cause (kind and message). */
+static void count_cause(struct bthread *t, const struct store_result *r)
+{
+	size_t ml =
+	    r->error_msg.len < REPLAY_CAUSE_MSG - 1 ? r->error_msg.len : REPLAY_CAUSE_MSG - 1;
+	for (size_t i = 0; i < t->n_causes; i++) {
+		struct replay_cause *k = &t->causes[i];
+		if (k->kind == r->error && strlen(k->msg) == ml &&
+		    (!ml || !memcmp(k->msg, r->error_msg.ptr, ml))) {
+			k->n++;
+			return;
+		}
+	}
+	if (t->n_causes == sizeof(t->causes) / sizeof(t->causes[0])) {
+		t->causes_other++;
+		return;
+	}
+	struct replay_cause *k = &t->causes[t->n_causes++];
+	k->kind = r->error;
+	if (ml)
+		memcpy(k->msg, r->error_msg.ptr, ml);
+	k->msg[ml] = '\0';
+	k->n = 1;
 }
 
 static void on_done(void *ctx, void *user, const struct store_result *r)
@@ -129,6 +177,23 @@ static void on_done(void *ctx, void *user, const struct store_result *r)
 	int64_t done = r->ts_sent_ns + (int64_t)r->latency_ns;
 	if (done > t->last_done)
 		t->last_done = done;
+	if (r->error != STORE_ERR_NONE)
+		count_cause(t, r);
+	t->offered++;
+	struct store_result red;
+	if (t->red && r->resp.present) {
+		/* A candidate may answer with secrets: they reach no file. */
+		struct store_session in, out;
+		memset(&in, 0, sizeof(in));
+		in.resp = r->resp;
+		if (t->b->p->redact->session(t->red, &in, &out)) {
+			t->skips.redact_errors++;
+			return;
+		}
+		red = *r;
+		red.resp = out.resp;
+		r = &red;
+	}
 	int rc = replay_wq_add_result(t->wq, r);
 	if (rc == -ENOBUFS)
 		t->skips.write_dropped++;
@@ -575,8 +640,25 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 		/* The session goes to the results as recorded, bytes copied (no
 		 * decode-and-repack), only its ids remapped. */
 		struct store_raw_record raw = src[best].cur_raw;
-		int wrc =
-		    replay_wq_add_session_raw(t->wq, &raw, ss.id, ss.conn_id, ss.ts_req_first_ns);
+		int wrc;
+		t->offered++;
+		if (t->red && p->redact->sessions) {
+			/* Rules the recording did not apply: redact the copy written. */
+			struct store_session out;
+			wrc = p->redact->session(t->red, &ss, &out);
+			if (wrc) {
+				/* never written unredacted, so not sent either: nothing
+				 * may wait for it in causal order */
+				t->skips.redact_errors++;
+				if (t->ct)
+					replay_causal_drop(t->ct, src[best].cur_dep.ent);
+				goto next;
+			}
+			wrc = replay_wq_add_session(t->wq, &out);
+		} else {
+			wrc = replay_wq_add_session_raw(t->wq, &raw, ss.id, ss.conn_id,
+							ss.ts_req_first_ns);
+		}
 		if (wrc) {
 			t->skips.write_errors++;
 			rc = wrc;
@@ -599,6 +681,7 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 			rc = subrc;
 			goto out;
 		}
+	next:
 		t->seq++;
 		int nrc = 0;
 		head[best] = src_next(t, &src[best], &nrc);
@@ -637,6 +720,10 @@ static void *thread_main(void *arg)
 	for (size_t i = 0; src && i < p->n_inputs; i++) {
 		src[i].max_all = INT64_MIN;
 		src[i].hz = t->b->rec_t0;
+	}
+	if (!rc && p->redact && !(t->red = p->redact->create(p->redact->ctx))) {
+		snprintf(t->err, sizeof(t->err), "out of memory for a redactor");
+		rc = -ENOMEM;
 	}
 	for (size_t i = 0; src && i < p->n_inputs && !rc; i++) {
 		src[i].file = (uint32_t)i;
@@ -703,6 +790,10 @@ static void *thread_main(void *arg)
 	replay_wq_prod_flush(t->wq);
 	publish(t, true);
 	progress(t, &ps, true);
+	/* No completion comes after the abort: the redactor can go. */
+	if (t->red)
+		p->redact->destroy(t->red);
+	t->red = NULL;
 	t->rc = rc < 0 ? rc : 0;
 	return NULL;
 }
@@ -729,6 +820,45 @@ static void scan_progress(const struct replay_batch_params *p, uint64_t scanned,
  * request timestamps, the sessions to replay (for the ETA), each input's
  * disorder (struct src) and the production guard's check of every session.
  */
+/* Keep what the scan of input @p i learnt for the results metadata. */
+static int keep_origin(struct batch *b, size_t i, const struct store_reader *r)
+{
+	const struct store_file_meta *m = store_reader_meta(r);
+	const struct store_read_status *st = store_reader_status(r);
+	struct origin *o = &b->origins[i];
+	o->id = mem_strdup(m->file_id ? m->file_id : "");
+	o->file = mem_strdup(b->p->inputs[i]);
+	o->state = mem_strdup(store_read_state(st));
+	o->first_ns = st->first_ts_ns;
+	o->last_ns = st->last_ts_ns;
+	o->sessions = st->sessions;
+	o->ctrs = mem_calloc(st->n_counters ? st->n_counters : 1, sizeof(*o->ctrs));
+	if (!o->id || !o->file || !o->state || !o->ctrs)
+		return -ENOMEM;
+	for (size_t k = 0; k < st->n_counters; k++) {
+		o->ctrs[k].value = st->counters[k].value;
+		if (!(o->ctrs[k].name = mem_strdup(st->counters[k].name)))
+			return -ENOMEM;
+		o->n_ctrs = k + 1;
+	}
+	return 0;
+}
+
+static void free_origins(struct batch *b)
+{
+	for (size_t i = 0; b->origins && i < b->p->n_inputs; i++) {
+		struct origin *o = &b->origins[i];
+		mem_free(o->id);
+		mem_free(o->file);
+		mem_free(o->state);
+		for (size_t k = 0; k < o->n_ctrs; k++)
+			mem_free((void *)o->ctrs[k].name);
+		mem_free(o->ctrs);
+	}
+	mem_free(b->origins);
+	b->origins = NULL;
+}
+
 static int scan_inputs(struct batch *b, char *err, size_t errlen)
 {
 	const struct replay_batch_params *p = b->p;
@@ -737,6 +867,10 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 	bool any = false;
 	uint64_t scanned = 0;
 	int64_t t0 = clk_mono_ns(), next = t0 + 250 * 1000000LL;
+	/* The filter without the shard: which shard each taken session is in. */
+	struct replay_filter whole = p->filter;
+	whole.shard_n = 0;
+	uint32_t shard_n = p->filter.shard_n > 1 ? p->filter.shard_n : 0;
 	for (size_t i = 0; i < p->n_inputs; i++) {
 		struct store_reader *r = store_reader_open(p->inputs[i], err, errlen);
 		if (!r)
@@ -765,6 +899,9 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 				return -EPERM;
 			}
 			scan_progress(p, ++scanned, t0, &next);
+			if (shard_n && replay_filter_check(&whole, s, (uint32_t)i) == REPLAY_TAKE)
+				b->shard_sessions[replay_conn_hash(s->conn_id, (uint32_t)i) %
+						  shard_n]++;
 			/* Span and order count the sessions that will be sent only: one
 			 * recorded without a request (time 0) must not move the start
 			 * back 56 years or make every session wait behind it. */
@@ -787,10 +924,15 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 				max_ts = ts;
 			any = true;
 		}
+		int orc = n < 0 ? 0 : keep_origin(b, i, r);
 		store_reader_free(r);
 		if (n < 0) {
 			snprintf(err, errlen, "%s: read error", p->inputs[i]);
 			return n;
+		}
+		if (orc) {
+			snprintf(err, errlen, "out of memory");
+			return orc;
 		}
 	}
 	return 0;
@@ -817,6 +959,40 @@ static void summarize(struct batch *b, struct replay_summary *out)
 	out->elapsed_s = last > first ? (double)(last - first) / 1e9 : 0;
 	out->achieved_rps = out->elapsed_s > 0 ? (double)out->stats.sent / out->elapsed_s : 0;
 	out->interrupted = stopping();
+	/* Causes of all threads: merge, then keep the most frequent. */
+	struct replay_cause all[2 * REPLAY_MAX_CAUSES];
+	size_t n = 0;
+	uint64_t other = 0;
+	for (uint32_t i = 0; i < b->n_th; i++) {
+		const struct bthread *t = &b->th[i];
+		out->offered += t->offered;
+		other += t->causes_other;
+		for (size_t k = 0; k < t->n_causes; k++) {
+			const struct replay_cause *c = &t->causes[k];
+			size_t j = 0;
+			while (j < n && (all[j].kind != c->kind || strcmp(all[j].msg, c->msg)))
+				j++;
+			if (j < n)
+				all[j].n += c->n;
+			else if (n < sizeof(all) / sizeof(all[0]))
+				all[n++] = *c;
+			else
+				other += c->n;
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && all[j].n > all[j - 1].n; j--) {
+			struct replay_cause x = all[j];
+			all[j] = all[j - 1];
+			all[j - 1] = x;
+		}
+	for (size_t i = 0; i < n; i++) {
+		if (i < REPLAY_MAX_CAUSES)
+			out->causes[i] = all[i];
+		else
+			other += all[i].n;
+	}
+	out->causes_other = other;
 }
 
 int replay_batch_run(const struct replay_batch_params *p, struct replay_summary *out, char *err,
@@ -860,7 +1036,11 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		b.causal = replay_causal_create(&cp);
 	}
 	b.disorder = mem_calloc(p->n_inputs, sizeof(*b.disorder));
-	bool oom = !b.disorder || (b.order <= REPLAY_ORDER_STRICT && !b.causal);
+	b.origins = mem_calloc(p->n_inputs, sizeof(*b.origins));
+	b.shard_sessions =
+	    mem_calloc(p->filter.shard_n > 1 ? p->filter.shard_n : 1, sizeof(uint64_t));
+	bool oom = !b.disorder || !b.origins || !b.shard_sessions ||
+		   (b.order <= REPLAY_ORDER_STRICT && !b.causal);
 	int rc = !oom ? scan_inputs(&b, err, errlen) : -ENOMEM;
 	if (oom)
 		snprintf(err, errlen, "out of memory");
@@ -886,6 +1066,8 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	if (!rc && p->before)
 		before_failed = (rc = p->before(p->before_ctx, err, errlen)) != 0;
 	if (rc) {
+		free_origins(&b);
+		mem_free(b.shard_sessions);
 		replay_causal_free(b.causal);
 		mem_free(b.disorder);
 		/* Out of memory and a failed --before are runtime failures (exit 3). */
@@ -940,8 +1122,39 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 				       p->inputs[i]);
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
-	struct store_meta meta = {
-	    .kind = "results", .source = source, .host = host, .start_ns = clk_real_ns()};
+	struct store_origin *orgs = mem_calloc(p->n_inputs, sizeof(*orgs));
+	struct store_target *tgts =
+	    mem_calloc(p->engine.n_targets ? p->engine.n_targets : 1, sizeof(*tgts));
+	if (!orgs || !tgts) {
+		mem_free(orgs);
+		mem_free(tgts);
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < p->n_inputs; i++) {
+		const struct origin *o = &b.origins[i];
+		orgs[i] = (struct store_origin){o->id,	     o->file,  o->first_ns, o->last_ns,
+						o->sessions, o->state, o->ctrs,	    o->n_ctrs};
+	}
+	for (size_t i = 0; i < p->engine.n_targets; i++)
+		tgts[i] =
+		    (struct store_target){p->engine.targets[i].role, p->engine.targets[i].url};
+	struct store_meta meta = {.kind = "results",
+				  .source = source,
+				  .host = host,
+				  .start_ns = clk_real_ns(),
+				  .origins = orgs,
+				  .n_origins = p->n_inputs,
+				  .targets = tgts,
+				  .n_targets = p->engine.n_targets,
+				  .redactions = p->redact ? p->redact->rules : NULL,
+				  .n_redactions = p->redact ? p->redact->n_rules : 0};
+	if (p->filter.shard_n > 1) {
+		meta.shard_k = p->filter.shard_k;
+		meta.shard_n = p->filter.shard_n;
+		meta.shard_sessions = b.shard_sessions;
+	}
 	/* Small data frames: compressing one stalls the event loop, and at
 	 * 10k req/s a 1 MiB frame would cost milliseconds of pacing. */
 	struct store_writer_params wp = {.path = p->output,
@@ -949,10 +1162,15 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 					 .flush_bytes = RESULTS_FLUSH_BYTES,
 					 .level = p->level};
 	b.w = store_writer_create(&wp, err, errlen);
+	mem_free(orgs);
+	mem_free(tgts);
 	if (!b.w) {
+		/* another writer holds the file: a usage problem, not a runtime one */
+		out->input_error = strstr(err, "being written by another process") != NULL;
 		rc = -EIO;
 		goto out;
 	}
+	snprintf(out->file_id, sizeof(out->file_id), "%s", store_writer_file_id(b.w));
 	struct replay_wq_params qp = {.writer = b.w, .policy = REPLAY_WQ_BLOCK};
 	b.wq = replay_wq_create(&qp, err, errlen);
 	if (!b.wq) {
@@ -995,6 +1213,9 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		replay_wq_prod_free(b.th[i].wq);
 		b.th[i].wq = NULL;
 	}
+	/* records the loops could not queue (the writer had failed) or redact */
+	uint64_t loop_refused =
+	    out->stats.write_errors + out->stats.write_dropped + out->stats.redact_errors;
 	int wrc = replay_wq_finish(b.wq);
 	struct replay_wq_stats ws;
 	replay_wq_get_stats(b.wq, &ws);
@@ -1013,12 +1234,24 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		ctrs[nc].value = ctr_get(&out->stats, &replay_ctr_descs[i]);
 		nc++;
 	}
-	char cerr[256];
-	int crc = store_writer_close(b.w, ctrs, nc, cerr, sizeof(cerr));
-	b.w = NULL;
+	char cerr[512];
+	int crc = store_writer_finish(b.w, ctrs, nc, cerr, sizeof(cerr));
+	/* Lost: what the writer lost, what the queue never gave it after its
+	 * failure, and what the event loops could not queue. */
+	out->lost = store_writer_lost(b.w) + ws.unwritten + loop_refused;
 	if (crc && !rc) {
 		rc = crc;
-		snprintf(err, errlen, "%s", cerr);
+		snprintf(err, errlen, "%s", store_writer_error(b.w));
+	}
+	store_writer_free(b.w);
+	b.w = NULL;
+	if (rc && out->lost) {
+		size_t l = strlen(err);
+		snprintf(err + l, errlen - l,
+			 "; %llu of the %llu records (sessions and results) are not in the "
+			 "results file; what was written is in %s%s",
+			 (unsigned long long)out->lost, (unsigned long long)out->offered, p->output,
+			 STORE_PARTIAL_SUFFIX);
 	}
 out:
 	if (b.th)
@@ -1036,6 +1269,8 @@ out:
 	mem_free(b.th);
 	mem_free(b.snap);
 	mem_free(b.disorder);
+	free_origins(&b);
+	mem_free(b.shard_sessions);
 	pthread_mutex_destroy(&b.lock);
 	return rc;
 }

@@ -35,6 +35,7 @@ const struct ctr_desc replay_ctr_descs[] = {
     D(write_errors, "records the results store could not write"),
     D(write_stalls, "times an event loop waited for room in the results writer queue"),
     D(write_dropped, "results dropped because the results writer queue was full"),
+    D(redact_errors, "records not written: redaction ran out of memory"),
     D(causal_waits, "requests that waited for a dependency before going out (causal order)"),
     D(causal_abandoned, "causal order given up: the recording's order could not be restored"),
 };

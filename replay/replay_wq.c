@@ -108,7 +108,7 @@ struct replay_wq {
 	pthread_mutex_t lock; /* only for sleeping: */
 	pthread_cond_t work;  /* the writer waits for chunks */
 	pthread_cond_t space; /* BLOCK producers wait for room */
-	atomic_uint_fast64_t queued, written, write_errors, stalls, dropped;
+	atomic_uint_fast64_t queued, written, write_errors, unwritten, stalls, dropped;
 	atomic_size_t max_bytes;
 };
 
@@ -235,11 +235,12 @@ void replay_session_copy(struct store_session *dst, const struct store_session *
 
 static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
 {
-	uint64_t ok = 0, bad = 0;
+	uint64_t ok = 0, bad = 0, skipped = 0;
 	for (size_t off = 0; off < ch->used;) {
 		const struct wq_item *it = (const struct wq_item *)(ch->data + off);
 		off += it->size;
 		int rc = atomic_load(&q->err);
+		skipped += rc != 0; /* never given to the writer: it counts no loss for them */
 		if (!rc) {
 			const struct store_record *rec = &it->u.rec;
 			if (it->raw)
@@ -263,6 +264,7 @@ static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
 	}
 	atomic_fetch_add(&q->written, ok);
 	atomic_fetch_add(&q->write_errors, bad);
+	atomic_fetch_add(&q->unwritten, skipped);
 }
 
 static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, int64_t ns)
@@ -563,6 +565,7 @@ void replay_wq_get_stats(struct replay_wq *q, struct replay_wq_stats *out)
 	out->queued = atomic_load(&q->queued);
 	out->written = atomic_load(&q->written);
 	out->write_errors = atomic_load(&q->write_errors);
+	out->unwritten = atomic_load(&q->unwritten);
 	out->stalls = atomic_load(&q->stalls);
 	out->dropped = atomic_load(&q->dropped);
 	out->max_bytes = atomic_load(&q->max_bytes);

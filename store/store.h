@@ -155,6 +155,30 @@ struct store_counter {
 	uint64_t value;
 };
 
+/**
+ * The recording a results file replayed (docs/format.md §1.1 "origins"):
+ * the chain of custody from the capture to the report.
+ */
+struct store_origin {
+	const char *id;	   /**< the recording's file_id (32 hex digits); NULL unknown */
+	const char *file;  /**< its file name as given to replay */
+	int64_t first_ns;  /**< smallest record timestamp in it (0 none) */
+	int64_t last_ns;   /**< largest */
+	uint64_t sessions; /**< session records read from it */
+	const char *state; /**< "complete", "unfinished", "cut", "damaged" or "suspect" */
+	const struct store_counter *counters; /**< its trailer counters (capture's) */
+	size_t n_counters;
+};
+
+/** A replay target as written in a results file: role and URL (no userinfo). */
+struct store_target {
+	const char *role;
+	const char *url;
+};
+
+/** Length of a file id in hex digits (128 random bits). */
+#define STORE_FILE_ID_LEN 32
+
 /** File metadata written in the header frame. All strings may be NULL. */
 struct store_meta {
 	const char *kind;	  /**< "recording" or "results" */
@@ -168,6 +192,13 @@ struct store_meta {
 	const char *const
 	    *redactions; /**< record-time redactions, e.g. "header:authorization:mask" */
 	size_t n_redactions;
+	/* results files (all optional): */
+	const struct store_origin *origins; /**< the recordings replayed, in input order */
+	size_t n_origins;
+	const struct store_target *targets; /**< the replay's targets */
+	size_t n_targets;
+	uint32_t shard_k, shard_n;	/**< this file replays shard k of n (n 0: not sharded) */
+	const uint64_t *shard_sessions; /**< shard_n entries: sessions each shard replays */
 };
 
 /* ------------------------------------------------------------------ */
@@ -185,7 +216,15 @@ struct store_raw_record {
 };
 
 struct store_writer_params {
-	const char *path;   /**< created mode 0600; an existing file is replaced */
+	/**
+	 * Created mode 0600. A regular file is written as PATH.partial, locked
+	 * (flock(2), exclusive) so a second writer of PATH fails at once, and
+	 * renamed to PATH by store_writer_close(); an existing PATH is replaced
+	 * then, not before. A crash leaves PATH.partial (readable as an
+	 * unfinished file, docs/format.md §3). A path that is not a regular
+	 * file (a FIFO, /dev/stdout) is written directly.
+	 */
+	const char *path;
 	int level;	    /**< zstd level; 0 means the default (see docs/format.md) */
 	size_t flush_bytes; /**< flush a data frame after this many record bytes; 0 = default */
 	uint32_t flush_ms;  /**< and at the latest after this many ms; 0 = default */
@@ -199,11 +238,27 @@ struct store_writer_params {
 };
 
 /**
- * Create a store file and write its header frame.
- * @return the writer, or NULL with a message in @p err (e.g. cannot create).
+ * Create a store file and write its header frame. The header gets a new
+ * random file_id (docs/format.md §1.1), the file's identity.
+ * @return the writer, or NULL with a message in @p err (e.g. cannot create,
+ *         another writer holds the file).
  */
 struct store_writer *store_writer_create(const struct store_writer_params *p, char *err,
 					 size_t errlen);
+
+/** The file_id written in the header (STORE_FILE_ID_LEN hex digits); borrowed. */
+const char *store_writer_file_id(const struct store_writer *w);
+
+/**
+ * Records that were accepted or offered but are not in the file: records
+ * of frames whose write failed, records refused after the writer failed,
+ * and the pending batch when the writer is freed without a close. The
+ * count a caller prints after a full disk (docs/format.md §1.2).
+ */
+uint64_t store_writer_lost(const struct store_writer *w);
+
+/** The suffix of the file a writer writes before renaming it into place. */
+#define STORE_PARTIAL_SUFFIX ".partial"
 
 /**
  * Append a session record (copied; @p s may be freed after the call).
@@ -245,13 +300,24 @@ int store_writer_flush(struct store_writer *w);
 
 /**
  * Flush, write the index/trailer frame with @p counters (copied; may be
- * NULL/0), close the file. Returns 0 or -errno with a message in @p err.
- * The writer is freed in every case (do not call store_writer_free() after).
+ * NULL/0), close the file and rename it into place. Returns 0 or -errno
+ * with a message in @p err that says how many records were lost and where
+ * the data written so far is (PATH.partial: a full disk leaves it readable
+ * up to its last whole frame). The writer stays for store_writer_lost()
+ * and store_writer_error(); free it with store_writer_free().
+ */
+int store_writer_finish(struct store_writer *w, const struct store_counter *counters,
+			size_t n_counters, char *err, size_t errlen);
+
+/**
+ * store_writer_finish(), then store_writer_free(): the writer is freed in
+ * every case (do not call store_writer_free() after).
  */
 int store_writer_close(struct store_writer *w, const struct store_counter *counters,
 		       size_t n_counters, char *err, size_t errlen);
 
-/** Free a writer without writing the trailer (crash-like end). Accepts NULL. */
+/** Free a writer without writing the trailer (crash-like end: the file stays
+ *  PATH.partial). Accepts NULL. */
 void store_writer_free(struct store_writer *w);
 
 /** Message of the last failed writer call ("" when none). Borrowed. */
@@ -276,6 +342,13 @@ struct store_file_meta {
 	const char *tool_version;
 	const char *const *redactions; /**< record-time redactions (empty when none) */
 	size_t n_redactions;
+	const char *file_id;		    /**< the file's id; NULL in older files */
+	const struct store_origin *origins; /**< results: the recordings replayed */
+	size_t n_origins;
+	const struct store_target *targets; /**< results: the replay's targets */
+	size_t n_targets;
+	uint32_t shard_k, shard_n;	/**< n 0: not a shard */
+	const uint64_t *shard_sessions; /**< shard_n entries, or NULL */
 };
 
 /** What the reader found out about the file so far (complete after EOF). */
@@ -296,9 +369,16 @@ struct store_read_status {
 	int64_t last_ts_ns;	      /**< largest record timestamp seen */
 	const struct store_counter *counters; /**< from the trailer; borrowed */
 	size_t n_counters;
-	uint64_t frames_over_ratio; /**< data frames refused by max_frame_ratio (also damaged) */
-	bool record_cap_hit;	    /**< reading stopped at max_records (also damaged) */
-	uint64_t max_records;	    /**< the record cap in force for this file */
+	/**
+	 * Frames that do not belong where they are: an index frame with data
+	 * after it, or a second header frame (two files joined, two writers on
+	 * one file). Their data is read; the file is "suspect", not complete.
+	 */
+	uint64_t suspect_frames;
+	uint64_t first_suspect_offset; /**< offset of the first such frame */
+	uint64_t frames_over_ratio;    /**< data frames refused by max_frame_ratio (also damaged) */
+	bool record_cap_hit;	       /**< reading stopped at max_records (also damaged) */
+	uint64_t max_records;	       /**< the record cap in force for this file */
 };
 
 /**
@@ -367,6 +447,13 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns);
 
 /** Status so far (borrowed, updated by every call). */
 const struct store_read_status *store_reader_status(const struct store_reader *r);
+
+/**
+ * The file's state after reading it to the end, as `dyetap info` names it:
+ * "damaged", "cut", "suspect", "unfinished" or "complete" (the first that
+ * applies). Static string.
+ */
+const char *store_read_state(const struct store_read_status *st);
 
 /**
  * Set the work limits of @p r (copied; 0 fields take the defaults).

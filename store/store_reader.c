@@ -72,6 +72,12 @@ struct store_reader {
 	struct store_file_meta meta;
 	char **rules;
 	char **redactions;
+	struct store_origin *origins; /* strings and counters owned */
+	size_t n_origins;
+	struct store_target *targets; /* strings owned */
+	size_t n_targets;
+	uint64_t *shard_sessions;
+	uint32_t n_shard_sessions;
 	struct store_counter *ctrs;
 
 	struct store_read_status st;
@@ -679,6 +685,27 @@ static void note_damage(struct store_reader *r, uint64_t off, const char *why)
 	STORE_LOG(LOG_WARN, "damaged frame at offset %" PRIu64 ": %s", off, why);
 }
 
+/* A frame out of place (docs/format.md §3 rule 8): its data is read anyway. */
+static void note_suspect(struct store_reader *r, uint64_t off, const char *why)
+{
+	if (r->quiet || r->oom)
+		return;
+	if (!r->st.suspect_frames)
+		r->st.first_suspect_offset = off;
+	r->st.suspect_frames++;
+	STORE_LOG(LOG_WARN, "suspect frame at offset %" PRIu64 ": %s", off, why);
+}
+
+/* An index frame at @p pos verified during the walk: when bytes follow it,
+ * they are not skipped (two files joined, two writers): read on. */
+static void index_met(struct store_reader *r, uint64_t pos, uint64_t total)
+{
+	if (pos + total < r->size) {
+		r->data_end = r->size;
+		note_suspect(r, pos, "data follows an index frame");
+	}
+}
+
 static void note_cut(struct store_reader *r, uint64_t off)
 {
 	r->eof = true;
@@ -789,15 +816,23 @@ static int next_frame(struct store_reader *r)
 					resync_from(r, pos);
 					continue;
 				}
-			}
-			if (magic == STORE_MAGIC_INDEX && !r->n_idx && !in_resync) {
+				index_met(r, pos, total);
+			} else if (magic == STORE_MAGIC_INDEX && !r->n_idx) {
 				/* An index where none was found from the end: check it. */
 				if (total > STORE_INDEX_MAX + 8 ||
 				    src_get(r, pos, (size_t)total, &p) != total ||
 				    parse_index(r, p, (size_t)total, pos) != 0) {
 					note_damage(r, pos, "index frame does not verify");
 					r->after_damage = true;
+				} else {
+					index_met(r, pos, total);
 				}
+			} else if (magic == STORE_MAGIC_INDEX) {
+				/* The index at the end describes the data before it: an
+				 * index inside that data belongs to something else. */
+				note_suspect(r, pos, "an index frame inside the data");
+			} else if (magic == STORE_MAGIC_HEADER) {
+				note_suspect(r, pos, "a second store header (files joined?)");
 			}
 			if (pos + total == r->size)
 				r->tail_frame_off = pos;
@@ -934,6 +969,109 @@ static int parse_str_array(struct mp *c, char ***arr, const char *const **view, 
 	return rc;
 }
 
+/* A map of str -> uint into a new counter array (names owned). */
+static int parse_counter_map(struct mp *c, struct store_counter **out, size_t *n)
+{
+	uint32_t a;
+	if (!mp_container(c, true, &a))
+		return -EBADMSG;
+	*out = mem_calloc(a ? a : 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (uint32_t j = 0; j < a; j++) {
+		struct store_slice name;
+		uint64_t v;
+		if (!mp_bytes(c, &name) || !mp_uint(c, &v))
+			return -EBADMSG;
+		int rc = dup_str(&name, &(*out)[j].name);
+		if (rc)
+			return rc;
+		(*out)[j].value = v;
+		*n = j + 1;
+	}
+	return 0;
+}
+
+/* "origins": an array of maps (docs/format.md §1.1); unknown keys skipped. */
+static int parse_origins(struct store_reader *r, struct mp *c)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return -EBADMSG;
+	r->origins = mem_calloc(a ? a : 1, sizeof(*r->origins));
+	if (!r->origins)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < a; i++) {
+		struct store_origin *o = &r->origins[i];
+		r->n_origins = i + 1;
+		uint32_t m;
+		if (!mp_container(c, true, &m))
+			return -EBADMSG;
+		for (uint32_t j = 0; j < m; j++) {
+			struct store_slice k, v;
+			int rc = 0;
+			if (!mp_bytes(c, &k))
+				return -EBADMSG;
+			const char **dst = KEY(&k, "id")      ? &o->id
+					   : KEY(&k, "file")  ? &o->file
+					   : KEY(&k, "state") ? &o->state
+							      : NULL;
+			if (dst) {
+				if (!mp_bytes(c, &v))
+					return -EBADMSG;
+				rc = dup_str(&v, dst);
+			} else if (KEY(&k, "first_ns")) {
+				if (!mp_int(c, &o->first_ns))
+					return -EBADMSG;
+			} else if (KEY(&k, "last_ns")) {
+				if (!mp_int(c, &o->last_ns))
+					return -EBADMSG;
+			} else if (KEY(&k, "sessions")) {
+				if (!mp_uint(c, &o->sessions))
+					return -EBADMSG;
+			} else if (KEY(&k, "counters") && !o->counters) {
+				struct store_counter *v2 = NULL;
+				rc = parse_counter_map(c, &v2, &o->n_counters);
+				o->counters = v2;
+			} else if (!mp_skip(c, 1)) {
+				return -EBADMSG;
+			}
+			if (rc)
+				return rc;
+		}
+	}
+	r->meta.origins = r->origins;
+	r->meta.n_origins = r->n_origins;
+	return 0;
+}
+
+/* "targets": an array of [role, url]. */
+static int parse_targets(struct store_reader *r, struct mp *c)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return -EBADMSG;
+	r->targets = mem_calloc(a ? a : 1, sizeof(*r->targets));
+	if (!r->targets)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < a; i++) {
+		uint32_t two;
+		struct store_slice role, url;
+		r->n_targets = i + 1;
+		if (!mp_container(c, false, &two) || two != 2 || !mp_bytes(c, &role) ||
+		    !mp_bytes(c, &url))
+			return -EBADMSG;
+		int rc = dup_str(&role, &r->targets[i].role);
+		if (!rc)
+			rc = dup_str(&url, &r->targets[i].url);
+		if (rc)
+			return rc;
+	}
+	r->meta.targets = r->targets;
+	r->meta.n_targets = r->n_targets;
+	return 0;
+}
+
 static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 {
 	struct mp c = {p, p + n};
@@ -957,6 +1095,8 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 			dst = &r->meta.filter;
 		else if (KEY(&k, "host"))
 			dst = &r->meta.host;
+		else if (KEY(&k, "file_id"))
+			dst = &r->meta.file_id;
 		if (dst) {
 			if (!mp_bytes(&c, &v))
 				return -EBADMSG;
@@ -970,12 +1110,38 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 		} else if (KEY(&k, "redactions") && !r->redactions) {
 			rc = parse_str_array(&c, &r->redactions, &r->meta.redactions,
 					     &r->meta.n_redactions);
+		} else if (KEY(&k, "origins") && !r->origins) {
+			rc = parse_origins(r, &c);
+		} else if (KEY(&k, "targets") && !r->targets) {
+			rc = parse_targets(r, &c);
+		} else if (KEY(&k, "shard")) {
+			uint32_t a;
+			uint64_t sk, sn;
+			if (!mp_container(&c, false, &a) || a != 2 || !mp_uint(&c, &sk) ||
+			    !mp_uint(&c, &sn) || sn > UINT32_MAX || sk >= sn)
+				return -EBADMSG;
+			r->meta.shard_k = (uint32_t)sk;
+			r->meta.shard_n = (uint32_t)sn;
+		} else if (KEY(&k, "shard_sessions") && !r->shard_sessions) {
+			uint32_t a;
+			if (!mp_container(&c, false, &a))
+				return -EBADMSG;
+			r->shard_sessions = mem_calloc(a ? a : 1, sizeof(uint64_t));
+			if (!r->shard_sessions)
+				return -ENOMEM;
+			for (uint32_t j = 0; j < a; j++)
+				if (!mp_uint(&c, &r->shard_sessions[j]))
+					return -EBADMSG;
+			r->n_shard_sessions = a;
 		} else if (!mp_skip(&c, 1)) {
 			return -EBADMSG;
 		}
 		if (rc)
 			return rc;
 	}
+	/* shard_sessions only with a shard of the same size */
+	if (r->shard_sessions && r->n_shard_sessions == r->meta.shard_n && r->meta.shard_n)
+		r->meta.shard_sessions = r->shard_sessions;
 	return 0;
 }
 
@@ -1024,6 +1190,10 @@ static int parse_index(struct store_reader *r, const uint8_t *p, size_t n, uint6
 					goto out;
 				prev_end = e->off + e->size;
 			}
+			/* The writer puts the index right after the last data frame: an
+			 * index whose frames end elsewhere is not this file's. */
+			if (a && prev_end != index_off)
+				goto out;
 			n_idx = a;
 		} else if (KEY(&k, "counters") && !ctrs) {
 			uint32_t a;
@@ -1203,7 +1373,17 @@ struct store_reader *store_reader_open(const char *path, char *err, size_t errle
 	}
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		int e = errno;
+		char partial[4096];
+		struct stat ps;
+		snprintf(partial, sizeof(partial), "%s%s", path, STORE_PARTIAL_SUFFIX);
+		if (e == ENOENT && stat(partial, &ps) == 0)
+			snprintf(err, errlen,
+				 "cannot open %s: %s; its writer has not finished: the data "
+				 "written so far is in %s (dyetap info %s)",
+				 path, strerror(e), partial, partial);
+		else
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
 		store_reader_free(r);
 		return NULL;
 	}
@@ -1367,6 +1547,19 @@ const struct store_read_status *store_reader_status(const struct store_reader *r
 	return &r->st;
 }
 
+const char *store_read_state(const struct store_read_status *st)
+{
+	if (st->damaged_frames)
+		return "damaged";
+	if (st->cut)
+		return "cut";
+	if (st->suspect_frames)
+		return "suspect";
+	if (!st->has_index)
+		return "unfinished";
+	return "complete";
+}
+
 void store_reader_set_limits(struct store_reader *r, const struct store_read_limits *l)
 {
 	r->lim = *l;
@@ -1403,5 +1596,22 @@ void store_reader_free(struct store_reader *r)
 	mem_free((void *)r->meta.filter);
 	mem_free((void *)r->meta.host);
 	mem_free((void *)r->meta.tool_version);
+	mem_free((void *)r->meta.file_id);
+	for (size_t j = 0; r->origins && j < r->n_origins; j++) {
+		struct store_origin *o = &r->origins[j];
+		mem_free((void *)o->id);
+		mem_free((void *)o->file);
+		mem_free((void *)o->state);
+		for (size_t k = 0; o->counters && k < o->n_counters; k++)
+			mem_free((void *)o->counters[k].name);
+		mem_free((void *)o->counters);
+	}
+	mem_free(r->origins);
+	for (size_t j = 0; r->targets && j < r->n_targets; j++) {
+		mem_free((void *)r->targets[j].role);
+		mem_free((void *)r->targets[j].url);
+	}
+	mem_free(r->targets);
+	mem_free(r->shard_sessions);
 	mem_free(r);
 }

@@ -22,14 +22,30 @@
  * wait for the frame, so their guarantees are those of the synchronous
  * writer; a failed background write is reported by the next call.
  *
+ * A regular output file is written under a temporary name, PATH.partial,
+ * with an exclusive flock(2) held until the end: a second writer of the
+ * same PATH fails at once instead of interleaving its frames, and readers
+ * of PATH see the previous file or the finished new one, never a half.
+ * store_writer_close() renames it into place; a crash leaves PATH.partial,
+ * which readers recover like any unfinished file (docs/format.md §3).
+ *
+ * Every record that is not in the file at the end is counted in
+ * store_writer_lost(): refused ones and those of frames whose write failed
+ * (a full disk), so callers print the number of records lost, not of
+ * calls that failed.
+ *
  * References: RFC 8878 (zstd frames), msgpack spec, docs/format.md.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +73,10 @@ struct widx {
 struct store_writer {
 	int fd;
 	int failed; /* sticky -errno after a failed write */
+	char *path; /* the file's final name (owned) */
+	char *tmp;  /* PATH.partial while it is written; NULL: written directly */
+	char file_id[STORE_FILE_ID_LEN + 1];
+	uint64_t lost; /* records refused or in frames that failed */
 	ZSTD_CCtx *cctx;
 	size_t flush_bytes;
 	int64_t flush_ns;
@@ -407,11 +427,13 @@ static int frame_done(struct store_writer *w, struct widx *e, size_t raw, int64_
 			 ZSTD_getErrorName(zerr));
 		STORE_LOG(LOG_DEBUG, "%s", w->err); /* the caller reports it */
 		w->failed = -EIO;
+		w->lost += e->records;
 		return -EIO;
 	}
 	if (n < 0) {
 		w->write_errors++;
 		w->failed = -EIO;
+		w->lost += e->records;
 		set_err(w, "cannot write store file", (int)-n);
 		return -EIO;
 	}
@@ -517,8 +539,8 @@ static int flush_frame(struct store_writer *w)
 	size_t zerr = 0;
 	int64_t n = compress_write(w, &w->pend, &zerr);
 	rc = frame_done(w, &e, w->pend.len, n, zerr);
-	if (!rc)
-		pend_clear(w);
+	if (!rc || w->failed)
+		pend_clear(w); /* written, or counted lost with its frame */
 	return rc;
 }
 
@@ -532,6 +554,39 @@ static int flush_frame_wait(struct store_writer *w)
 			rc = rc2;
 	}
 	return rc;
+}
+
+/* The "origins" key: one map per recording replayed (docs/format.md §1.1). */
+static void pack_origins(msgpack_packer *pk, const struct store_origin *o, size_t n)
+{
+	PK_KEY(pk, "origins");
+	msgpack_pack_array(pk, n);
+	for (size_t i = 0; i < n; i++) {
+		msgpack_pack_map(pk, 7);
+		PK_KEY(pk, "id");
+		pk_cstr(pk, o[i].id ? o[i].id : "");
+		PK_KEY(pk, "file");
+		pk_cstr(pk, o[i].file ? o[i].file : "");
+		PK_KEY(pk, "first_ns");
+		msgpack_pack_int64(pk, o[i].first_ns);
+		PK_KEY(pk, "last_ns");
+		msgpack_pack_int64(pk, o[i].last_ns);
+		PK_KEY(pk, "sessions");
+		msgpack_pack_uint64(pk, o[i].sessions);
+		PK_KEY(pk, "state");
+		pk_cstr(pk, o[i].state ? o[i].state : "");
+		PK_KEY(pk, "counters");
+		size_t nc = 0;
+		for (size_t k = 0; k < o[i].n_counters; k++)
+			nc += o[i].counters[k].name != NULL;
+		msgpack_pack_map(pk, nc);
+		for (size_t k = 0; k < o[i].n_counters; k++) {
+			if (!o[i].counters[k].name)
+				continue;
+			pk_cstr(pk, o[i].counters[k].name);
+			msgpack_pack_uint64(pk, o[i].counters[k].value);
+		}
+	}
 }
 
 static int write_header(struct store_writer *w, const struct store_meta *m)
@@ -548,11 +603,35 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	}
 
 	msgpack_packer *pk = &w->pk;
-	size_t n = 1 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
-		   (m && m->host) + (m && m->start_ns) + (m && m->n_redactions);
+	size_t n = 2 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
+		   (m && m->host) + (m && m->start_ns) + (m && m->n_redactions) +
+		   (m && m->n_origins) + (m && m->n_targets) + 2 * (m && m->shard_n);
 	msgpack_pack_map(pk, n);
 	PK_KEY(pk, "tool_version");
 	pk_cstr(pk, m && m->tool_version ? m->tool_version : DYETAP_VERSION);
+	PK_KEY(pk, "file_id");
+	pk_cstr(pk, w->file_id);
+	if (m && m->n_origins)
+		pack_origins(pk, m->origins, m->n_origins);
+	if (m && m->n_targets) {
+		PK_KEY(pk, "targets");
+		msgpack_pack_array(pk, m->n_targets);
+		for (size_t i = 0; i < m->n_targets; i++) {
+			msgpack_pack_array(pk, 2);
+			pk_cstr(pk, m->targets[i].role ? m->targets[i].role : "");
+			pk_cstr(pk, m->targets[i].url ? m->targets[i].url : "");
+		}
+	}
+	if (m && m->shard_n) {
+		PK_KEY(pk, "shard");
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint32(pk, m->shard_k);
+		msgpack_pack_uint32(pk, m->shard_n);
+		PK_KEY(pk, "shard_sessions");
+		msgpack_pack_array(pk, m->shard_sessions ? m->shard_n : 0);
+		for (uint32_t i = 0; m->shard_sessions && i < m->shard_n; i++)
+			msgpack_pack_uint64(pk, m->shard_sessions[i]);
+	}
 	if (m && m->kind) {
 		PK_KEY(pk, "kind");
 		pk_cstr(pk, m->kind);
@@ -642,6 +721,102 @@ static void bg_stop(struct store_writer *w)
 	w->bg_on = false;
 }
 
+/* 128 random bits as 32 lower-case hex digits (getrandom(2), urandom pool). */
+static int new_file_id(char out[STORE_FILE_ID_LEN + 1])
+{
+	uint8_t r[STORE_FILE_ID_LEN / 2];
+	size_t got = 0;
+	while (got < sizeof(r)) {
+		ssize_t k = getrandom(r + got, sizeof(r) - got, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(r); i++) {
+		out[2 * i] = hex[r[i] >> 4];
+		out[2 * i + 1] = hex[r[i] & 15];
+	}
+	out[STORE_FILE_ID_LEN] = '\0';
+	return 0;
+}
+
+/*
+ * Open the output: a regular file (or a new one) through PATH.partial,
+ * locked; anything else (a FIFO, /dev/stdout) directly. A symbolic link is
+ * followed, so the file it names is the one replaced at the end.
+ */
+static int open_output(struct store_writer *w, const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+	char real[PATH_MAX];
+	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) && realpath(path, real))
+		path = real;
+	bool exists = stat(path, &sb) == 0;
+	w->path = mem_strdup(path);
+	if (!w->path) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (exists && !S_ISREG(sb.st_mode)) {
+		w->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (w->fd < 0) {
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+			return -errno;
+		}
+		return 0;
+	}
+	size_t n = strlen(path) + sizeof(STORE_PARTIAL_SUFFIX);
+	w->tmp = mem_alloc(n);
+	if (!w->tmp) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(w->tmp, n, "%s%s", path, STORE_PARTIAL_SUFFIX);
+	/* The finishing writer renames the .partial away while holding its lock:
+	 * after locking, check that the name still leads to the file locked. */
+	for (int tries = 0; tries < 8; tries++) {
+		int fd = open(w->tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot create %s: %s", w->tmp, strerror(errno));
+			return -errno;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			int e = errno;
+			close(fd);
+			if (e == EWOULDBLOCK) {
+				snprintf(err, errlen,
+					 "%s is being written by another process (its data goes "
+					 "to %s): wait for it to finish or write another file",
+					 path, w->tmp);
+				return -EBUSY;
+			}
+			snprintf(err, errlen, "cannot lock %s: %s", w->tmp, strerror(e));
+			return -e;
+		}
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(w->tmp, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino) {
+			w->fd = fd;
+			break;
+		}
+		close(fd);
+	}
+	if (w->fd < 0) {
+		snprintf(err, errlen, "cannot create %s: it keeps being replaced", w->tmp);
+		return -EBUSY;
+	}
+	/* An old .partial left by a crash is ours now: start it afresh, private
+	 * even when it was not (regular files only). */
+	if (ftruncate(w->fd, 0) != 0 || fchmod(w->fd, 0600) != 0) {
+		snprintf(err, errlen, "cannot prepare %s (mode 0600): %s", w->tmp, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 struct store_writer *store_writer_create(const struct store_writer_params *p, char *err,
 					 size_t errlen)
 {
@@ -677,19 +852,12 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 		snprintf(err, errlen, "cannot set up zstd compression");
 		goto fail;
 	}
-	w->fd = open(p->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (w->fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", p->path, strerror(errno));
+	if (new_file_id(w->file_id) != 0) {
+		snprintf(err, errlen, "cannot draw a random file id: %s", strerror(errno));
 		goto fail;
 	}
-	/* An existing file keeps its mode under O_CREAT: force 0600 (regular files
-	 * only: never chmod a device or FIFO such as /dev/stdout). */
-	struct stat sb;
-	if (fstat(w->fd, &sb) == 0 && S_ISREG(sb.st_mode) && fchmod(w->fd, 0600) != 0) {
-		snprintf(err, errlen, "cannot make %s private (mode 0600): %s", p->path,
-			 strerror(errno));
+	if (open_output(w, p->path, err, errlen) != 0)
 		goto fail;
-	}
 	if (write_header(w, p->meta) != 0) {
 		snprintf(err, errlen, "%s: %s", p->path, w->err);
 		goto fail;
@@ -698,8 +866,21 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 		goto fail;
 	return w;
 fail:
+	/* Nothing useful was written: remove the .partial this call created. */
+	if (w->tmp && w->fd >= 0)
+		unlink(w->tmp);
 	store_writer_free(w);
 	return NULL;
+}
+
+const char *store_writer_file_id(const struct store_writer *w)
+{
+	return w->file_id;
+}
+
+uint64_t store_writer_lost(const struct store_writer *w)
+{
+	return w->lost + w->pend_records + (w->bg_done ? w->job_e.records : 0);
 }
 
 /* A writer whose file failed refuses further records (the file is no longer whole). */
@@ -758,8 +939,10 @@ static int add_record(struct store_writer *w, size_t (*size_fn)(const void *),
 		      int is_session)
 {
 	int rc = rec_begin(w);
-	if (rc)
+	if (rc) {
+		w->lost++;
 		return rc;
+	}
 	size_t size = size_fn(rec), start;
 	rc = rec_reserve(w, size, &start);
 	if (!rc) {
@@ -770,13 +953,17 @@ static int add_record(struct store_writer *w, size_t (*size_fn)(const void *),
 			snprintf(w->err, sizeof(w->err),
 				 "internal error: record size %zu, packed %zu", size,
 				 (size_t)(c.p - (w->pend.data + start)));
+			w->lost++;
 			return -EIO;
 		}
 		w->pend.len = start + size;
 		w->pend.data[w->pend.len] = '\0';
 	}
 	w->pack_rc = rc;
+	uint64_t before = w->records;
 	rc = rec_end(w, start, ts, is_session);
+	if (rc && w->records == before)
+		w->lost++; /* refused; one accepted into a failed frame is counted with it */
 	if (rc == -E2BIG)
 		snprintf(w->err, sizeof(w->err), "record larger than the frame limit (%u bytes)",
 			 STORE_MAX_FRAME_CONTENT);
@@ -882,6 +1069,7 @@ int store_writer_add_session_raw(struct store_writer *w, const struct store_raw_
 {
 	struct raw_session rs;
 	if (!raw_session_init(&rs, raw, id, conn_id)) {
+		w->lost++;
 		snprintf(w->err, sizeof(w->err),
 			 "a session given as bytes is not a msgpack map with integer ids");
 		return -EINVAL;
@@ -990,24 +1178,54 @@ static int write_index(struct store_writer *w, const struct store_counter *count
 	return rc;
 }
 
+int store_writer_finish(struct store_writer *w, const struct store_counter *counters,
+			size_t n_counters, char *err, size_t errlen)
+{
+	if (!w)
+		return 0;
+	if (w->fd < 0) {
+		snprintf(err, errlen, "%s", "the store file is already closed");
+		return -EBADF;
+	}
+	int rc = flush_frame_wait(w);
+	bg_stop(w);
+	if (!rc)
+		rc = write_index(w, counters, n_counters);
+	/* Rename while the lock is held: a writer waiting for PATH.partial must
+	 * never lock and truncate the finished file before it has its name. */
+	bool renamed = false;
+	if (!rc && w->tmp) {
+		renamed = rename(w->tmp, w->path) == 0;
+		if (!renamed) {
+			rc = -errno;
+			snprintf(w->err, sizeof(w->err), "cannot rename %s to %s: %s", w->tmp,
+				 w->path, strerror(errno));
+		}
+	}
+	if (close(w->fd) != 0 && !rc) {
+		rc = -errno;
+		set_err(w, "cannot close store file", errno);
+	}
+	w->fd = -1; /* the lock goes with it */
+	if (rc && err && errlen) {
+		int k = snprintf(err, errlen, "%s", w->err[0] ? w->err : strerror(-rc));
+		if (w->tmp && k >= 0 && (size_t)k < errlen)
+			snprintf(err + k, errlen - (size_t)k,
+				 " (%llu records lost; what was written is in %s)",
+				 (unsigned long long)store_writer_lost(w),
+				 renamed ? w->path : w->tmp);
+	} else if (err && errlen) {
+		err[0] = '\0';
+	}
+	return rc;
+}
+
 int store_writer_close(struct store_writer *w, const struct store_counter *counters,
 		       size_t n_counters, char *err, size_t errlen)
 {
 	if (!w)
 		return 0;
-	int rc = flush_frame_wait(w);
-	bg_stop(w);
-	if (!rc)
-		rc = write_index(w, counters, n_counters);
-	if (close(w->fd) != 0 && !rc) {
-		rc = -errno;
-		set_err(w, "cannot close store file", errno);
-	}
-	w->fd = -1;
-	if (rc && err && errlen)
-		snprintf(err, errlen, "%s", w->err[0] ? w->err : strerror(-rc));
-	else if (err && errlen)
-		err[0] = '\0';
+	int rc = store_writer_finish(w, counters, n_counters, err, errlen);
 	store_writer_free(w);
 	return rc;
 }
@@ -1020,6 +1238,8 @@ void store_writer_free(struct store_writer *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	ZSTD_freeCCtx(w->cctx);
+	mem_free(w->path);
+	mem_free(w->tmp);
 	dbuf_release(&w->pend);
 	dbuf_release(&w->job);
 	dbuf_release(&w->index);

@@ -14,7 +14,7 @@
  *   GET /users/{id}   body:$.email          missing         (every pair)
  *   GET /users/{id}   header:cache-control  value_changed   (every pair)
  *   GET /orders/{id}  status                status_changed  (order ids % 4 == 0)
- *   POST /search      body:text             text_changed    (every pair)
+ *   POST /search      body:text[4][2]       text_changed    (every pair: word 2 of line 4)
  *   GET /feed         body:$.beta           extra           (every pair, br-encoded)
  * Noise: Date and X-Request-Id headers, $.ts (timestamp), $.request_id
  * (UUID), $.served_by (not volatile-looking; only the secondary shows it

@@ -276,11 +276,42 @@ static void test_json_diff(void)
 	e.rs = NULL;
 	diff_engine_body(&e, "text/plain", 10, (const uint8_t *)ta, strlen(ta), (const uint8_t *)tb,
 			 strlen(tb));
-	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:text") && e.f[0].kind == DIFF_K_TEXT,
-	       "text difference");
-	TAP_OK(e.nf == 1 && strstr(e.f[0].pval, "@@ line 4 @@") && strstr(e.f[0].pval, "- l4") &&
-		   strstr(e.f[0].cval, "+ X4") && strstr(e.f[0].cval, "  l3"),
-	       "text hunk with line number and context");
+	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:text[4]") && e.f[0].kind == DIFF_K_TEXT &&
+		   !strcmp(e.f[0].pval, "l4") && !strcmp(e.f[0].cval, "X4"),
+	       "a line changed in place: body:text[4], the two lines");
+	/* a deterministic word next to a volatile one: two locations, judged apart */
+	const char *wa = "report\nat 2026-11-26T10:00:00Z refunds 3\nend\n",
+		   *wb = "report\nat 2026-11-26T11:30:07Z refunds 4\nend\n";
+	e.nf = 0;
+	diff_engine_body(&e, "text/plain", 10, (const uint8_t *)wa, strlen(wa), (const uint8_t *)wb,
+			 strlen(wb));
+	TAP_OK(e.nf == 2 && !strcmp(e.f[0].loc, "body:text[2][2]") && e.f[0].vol &&
+		   !strcmp(e.f[1].loc, "body:text[2][4]") && !e.f[1].vol &&
+		   strstr(e.f[1].cval, "refunds 4"),
+	       "word by word: the timestamp volatile alone, 3 -> 4 a real change (%.40s, %.40s)",
+	       e.nf > 0 ? e.f[0].loc : "", e.nf > 1 ? e.f[1].loc : "");
+	/* lines inserted: one hunk for the region, with line number and context */
+	const char *ha = "l1\nl2\nl3\nl4\nl5\nl6\n", *hb = "l1\nl2\nl3\nX4\nY4\nl5\nl6\n";
+	e.nf = 0;
+	diff_engine_body(&e, "text/plain", 10, (const uint8_t *)ha, strlen(ha), (const uint8_t *)hb,
+			 strlen(hb));
+	TAP_OK(e.nf == 1 && !strcmp(e.f[0].loc, "body:text") &&
+		   strstr(e.f[0].pval, "@@ line 4 @@") && strstr(e.f[0].pval, "- l4") &&
+		   strstr(e.f[0].cval, "+ X4") && strstr(e.f[0].cval, "+ Y4") &&
+		   strstr(e.f[0].cval, "  l3"),
+	       "lines added: one text hunk with line number and context");
+	/* a header value: word by word the same way */
+	struct store_header pa[] = {
+	    {{(const uint8_t *)"X-Info", 6}, {(const uint8_t *)"build=41; at=1764151200", 23}}};
+	struct store_header pb[] = {
+	    {{(const uint8_t *)"X-Info", 6}, {(const uint8_t *)"build=42; at=1764155555", 23}}};
+	struct store_message ma = {.present = true, .status = 200, .headers = pa, .n_headers = 1};
+	struct store_message mb = {.present = true, .status = 200, .headers = pb, .n_headers = 1};
+	diff_engine_compare(&e, NULL, &ma, &mb);
+	TAP_OK(e.nf == 2 && !strcmp(e.f[0].loc, "header:x-info[2]") && !e.f[0].vol &&
+		   !strcmp(e.f[1].loc, "header:x-info[4]") && e.f[1].vol,
+	       "header value word by word: build real, epoch volatile (%.40s)",
+	       e.nf ? e.f[0].loc : "");
 	e.nf = 0;
 	diff_engine_body(&e, "application/octet-stream", 24, (const uint8_t *)"\x00\x01", 2,
 			 (const uint8_t *)"\x00\x02\x03", 3);
@@ -389,8 +420,9 @@ static void add_json_pair(struct diff_ctx *c, uint64_t id, const char *target, c
 	diff_ctx_add(c, &p.s, &p.r, role);
 }
 
-static const struct diff_group *find_group(const struct diff_ctx *c, const char *loc)
+static const struct diff_group *find_group(const struct diff_ctx *ctx, const char *loc)
 {
+	const struct diff_cand *c = ctx->cand[0];
 	for (size_t i = 0; i < c->n_gr; i++)
 		if (!strcmp(c->gr[i].location, loc) && c->gr[i].count)
 			return &c->gr[i];
@@ -416,7 +448,7 @@ static void test_ctx(void)
 	TAP_EQ_U64(s->compared, 20, "compared");
 	TAP_EQ_U64(s->secondary_pairs, 20, "secondary pairs");
 	TAP_EQ_U64(s->endpoints, 1, "one endpoint by template");
-	TAP_EQ_STR(c->ep[0].name, "GET /users/{id}", "endpoint name");
+	TAP_EQ_STR(c->cand[0]->ep[0].name, "GET /users/{id}", "endpoint name");
 	const struct diff_group *gn = find_group(c, "body:$.n"), *gt = find_group(c, "body:$.ts");
 	TAP_OK(gn && gn->count == 20 && gn->noise == DIFF_NOISE_NONE, "real change reported");
 	TAP_OK(gt && gt->count == 20 && gt->noise == DIFF_NOISE_LEARNED, "learned noise");
@@ -451,13 +483,14 @@ static void test_ctx(void)
 	char err[512];
 	double v;
 	TAP_OK(diff_gate_parse(&g, "diff_rate>0.1%", err, sizeof(err)) == 0, "parse gate");
-	TAP_OK(diff_gate_eval(c, &g, &v) && v > 0.49, "diff_rate gate trips");
+	TAP_OK(diff_gate_eval(c, 0, &g, &v, NULL) && v > 0.49, "diff_rate gate trips");
 	TAP_OK(diff_gate_parse(&g, "status_changes > 0", err, sizeof(err)) == 0, "parse spaced");
-	TAP_OK(!diff_gate_eval(c, &g, &v) && v == 0, "status gate holds");
+	TAP_OK(!diff_gate_eval(c, 0, &g, &v, NULL) && v == 0, "status gate holds");
 	TAP_OK(diff_gate_parse(&g, "p99_latency_ratio>1.2", err, sizeof(err)) == 0, "latency gate");
-	TAP_OK(!diff_gate_eval(c, &g, &v) && v > 1.19 && v < 1.21, "p99 ratio is 1.2: %g", v);
+	TAP_OK(!diff_gate_eval(c, 0, &g, &v, NULL) && v > 1.19 && v < 1.21, "p99 ratio is 1.2: %g",
+	       v);
 	TAP_OK(diff_gate_parse(&g, "p99_latency_ratio>=1.2", err, sizeof(err)) == 0 &&
-		   diff_gate_eval(c, &g, &v),
+		   diff_gate_eval(c, 0, &g, &v, NULL),
 	       ">= trips at equality");
 	TAP_OK(diff_gate_parse(&g, "bogus>1", err, sizeof(err)) == -EINVAL &&
 		   strstr(err, "diff_rate"),
@@ -466,7 +499,7 @@ static void test_ctx(void)
 	TAP_OK(diff_gate_parse(&g, "diff_rate~1", err, sizeof(err)) == -EINVAL, "bad operator");
 	TAP_OK(diff_gate_parse(&g, "diff_rate>1x", err, sizeof(err)) == -EINVAL, "trailing junk");
 	TAP_OK(diff_gate_parse(&g, "data_incomplete>0", err, sizeof(err)) == 0 &&
-		   !diff_gate_eval(c, &g, &v),
+		   !diff_gate_eval(c, 0, &g, &v, NULL),
 	       "data_incomplete gate holds on complete data");
 	diff_ctx_free(c);
 }
@@ -563,8 +596,9 @@ static void test_rules_in_ctx(void)
 	as_pair_link(&p);
 	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
 	diff_ctx_finish(c);
-	TAP_EQ_U64(c->n_gr, 1, "only the GET status change is left");
-	TAP_OK(c->n_gr == 1 && !strcmp(c->ep[c->gr[0].endpoint].name, "GET /p"),
+	const struct diff_cand *v0 = c->cand[0];
+	TAP_EQ_U64(v0->n_gr, 1, "only the GET status change is left");
+	TAP_OK(v0->n_gr == 1 && !strcmp(v0->ep[v0->gr[0].endpoint].name, "GET /p"),
 	       "scoped ignore status applies to POST only");
 	TAP_OK(c->rule_hits[0] == 2 && c->rule_hits[1] >= 2 && c->rule_hits[2] == 0,
 	       "rule hits counted (%llu %llu %llu)", (unsigned long long)c->rule_hits[0],
@@ -593,7 +627,9 @@ static void test_html_escaping(void)
 	       "traffic text is escaped in HTML");
 	TAP_OK(html && !strstr(html, "a=<b>") && strstr(html, "a=&lt;b&gt;&amp;c=&quot;d&quot;"),
 	       "request target escaped");
-	TAP_OK(html && !strstr(html, "http://") && !strstr(html, "https://"),
+	TAP_OK(html && !strstr(html, "src=\"http") && !strstr(html, "href=\"http") &&
+		   !strstr(html, "url(http") && !strstr(html, "src=\"//") &&
+		   !strstr(html, "href=\"//"),
 	       "no network reference in HTML");
 	dbuf_reset(&b);
 	TAP_OK(report_junit(c, &b) == 0 && !strstr((char *)b.data, "<script>"), "junit escaped");
@@ -610,6 +646,40 @@ static void test_html_escaping(void)
 	diff_ctx_free(c);
 }
 
+/* A report cut by its buffer's cap is an error, never a success with a
+ * broken document (issue 15 item 8: report_json returned 0 with invalid JSON). */
+static void test_report_caps(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	for (int i = 0; i < 4; i++)
+		add_json_pair(c, (uint64_t)i, "/cap", "{\"a\":1}", "{\"a\":2}",
+			      DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	static const struct {
+		const char *name;
+		int (*fn)(const struct diff_ctx *, struct dbuf *);
+	} r[] = {{"report_json", report_json},
+		 {"report_junit", report_junit},
+		 {"report_html", report_html}};
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		struct dbuf b;
+		dbuf_init(&b, 1 << 24);
+		int whole = r[i].fn(c, &b);
+		size_t len = b.len;
+		dbuf_release(&b);
+		dbuf_init(&b, len / 2);
+		int cut = r[i].fn(c, &b);
+		TAP_OK(whole == 0 && cut == -E2BIG, "%s: whole 0, cut at half its size -E2BIG (%d)",
+		       r[i].name, cut);
+		dbuf_release(&b);
+	}
+	struct dbuf b;
+	dbuf_init(&b, 64);
+	TAP_OK(report_text(c, &b, false) == -E2BIG, "report_text: cut -E2BIG");
+	dbuf_release(&b);
+	diff_ctx_free(c);
+}
+
 int main(void)
 {
 	test_json_parser();
@@ -618,6 +688,7 @@ int main(void)
 	test_json_diff();
 	test_volatile();
 	test_decode();
+	test_report_caps();
 	test_ctx();
 	test_headers_and_accounting();
 	test_rules_in_ctx();

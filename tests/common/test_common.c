@@ -10,6 +10,7 @@
 #include "common/dbuf.h"
 #include "common/hash.h"
 #include "common/jsonw.h"
+#include "common/units.h"
 #include "tests/tap.h"
 
 static void test_dbuf_cap(void)
@@ -31,6 +32,57 @@ static void test_dbuf_cap(void)
 	TAP_OK(b.data == NULL && b.len == 0, "detach empties the buffer");
 	free(p);
 	dbuf_release(&b);
+}
+
+/* The first failure sticks: a renderer checks once at the end (issue 15 item 8). */
+static void test_dbuf_sticky(void)
+{
+	struct dbuf b;
+	dbuf_init(&b, 8);
+	TAP_OK(dbuf_error(&b) == 0, "a new buffer has no error");
+	TAP_OK(dbuf_puts(&b, "abcdef") == 0 && dbuf_error(&b) == 0, "append within the cap");
+	TAP_OK(dbuf_puts(&b, "ghijk") == -E2BIG, "append over the cap fails");
+	TAP_OK(dbuf_putc(&b, 'g') == 0, "a later small append still fits");
+	TAP_OK(dbuf_error(&b) == -E2BIG, "the first failure is kept after a success");
+	TAP_OK(dbuf_reserve(&b, 100) == -E2BIG && dbuf_error(&b) == -E2BIG,
+	       "a second failure keeps the first");
+	dbuf_reset(&b);
+	TAP_OK(dbuf_error(&b) == 0, "reset forgets the error with the content");
+	TAP_OK(dbuf_printf(&b, "%s", "123456789") == -E2BIG && dbuf_error(&b) == -E2BIG,
+	       "printf over the cap sets it");
+	dbuf_release(&b);
+	TAP_OK(dbuf_error(&b) == 0, "release forgets it");
+}
+
+/* One size syntax for every command (issue 16: replay --max-body 1k was refused). */
+static void test_units(void)
+{
+	static const struct {
+		const char *in;
+		uint64_t want;
+	} good[] = {{"0", 0},	       {"1048576", 1048576}, {"1k", 1024},
+		    {"64K", 65536},    {"64KiB", 65536},     {"1M", 1u << 20},
+		    {"1MB", 1u << 20}, {"2g", 2ull << 30},   {"3GiB", 3ull << 30},
+		    {"10B", 10}};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint64_t v = 7;
+		TAP_OK(units_parse_size(good[i].in, &v) == 0 && v == good[i].want, "size %s = %llu",
+		       good[i].in, (unsigned long long)v);
+	}
+	static const char *const bad[] = {"",
+					  "k",
+					  "-1",
+					  " 1",
+					  "1x",
+					  "1kk",
+					  "1 k",
+					  "1iB",
+					  "99999999999999999999",
+					  "18014398509481984k"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t v;
+		TAP_OK(units_parse_size(bad[i], &v) == -EINVAL, "size '%s' refused", bad[i]);
+	}
 }
 
 static const char *json_of(struct dbuf *b, const void *p, size_t n)
@@ -101,6 +153,8 @@ static void test_siphash(void)
 int main(void)
 {
 	test_dbuf_cap();
+	test_dbuf_sticky();
+	test_units();
 	test_json();
 	test_siphash();
 	return tap_done();

@@ -47,7 +47,7 @@ PLANTED = {
     ("GET /api/orders/{id}", "body:$.total", "type_changed"),
     ("GET /api/search", "status", "status_changed"),
     ("GET /api/products", "header:cache-control", "value_changed"),
-    ("GET /api/report.txt", "body:text", "text_changed"),
+    ("GET /api/report.txt", "body:text[4][2]", "text_changed"),   # refunds: 3 -> 4
     ("GET /api/orders/{id}", "body:$.items[1].qty", "value_changed"),
 }
 # Consequences of the planted 500 on /api/search: its error body differs too.
@@ -129,6 +129,20 @@ def main():
             real_sigs = {(d["endpoint"], d["location"], d["kind"]) for d in
                          report["differences"] if not d["noise"]}
             ok(PLANTED <= real_sigs, "planted changes still reported with learned noise")
+        # No rules at all: report.txt's "generated:" line changes on every
+        # answer, next to nothing else on its line; the secondary teaches it,
+        # word by word, and the refunds line (3 -> 4) is still a change.
+        report = run_case(dy, tmp, "", "norules")
+        if report:
+            diffs = {(d["endpoint"], d["location"]): d for d in report["differences"]}
+            ref = diffs.get(("GET /api/report.txt", "body:text[4][2]"))
+            gen = diffs.get(("GET /api/report.txt", "body:text[2][2]"))
+            ok(ref is not None and not ref["noise"] and ref["count"] > 0 and
+               ref["example"]["primary_value"] == "refunds: 3" and
+               ref["example"]["candidate_value"] == "refunds: 4",
+               "no rules, with --secondary: refunds 3 -> 4 is a real change", ref)
+            ok(gen is not None and gen["noise"] and gen["noise_reason"] == "learned",
+               "the generated: timestamp is learned as noise, alone", gen)
     return finish()
 
 

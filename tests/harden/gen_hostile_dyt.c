@@ -209,6 +209,13 @@ static int bomb(const char *path, unsigned n, size_t content, int records)
 		return 1;
 	}
 	store_writer_free(w); /* no trailer: the frames below follow the last flush */
+	/* an unfinished writer leaves PATH.partial (docs/format.md): name it PATH */
+	char part[4096];
+	snprintf(part, sizeof(part), "%s%s", path, STORE_PARTIAL_SUFFIX);
+	if (rename(part, path) != 0) {
+		fprintf(stderr, "gen_hostile_dyt: cannot rename %s\n", part);
+		return 1;
+	}
 	uint8_t *raw = malloc(content);
 	size_t cap = ZSTD_compressBound(content);
 	uint8_t *z = malloc(cap);

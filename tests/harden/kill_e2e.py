@@ -97,7 +97,9 @@ def make_pcap(n_conns, n_reqs, avoid):
 
 
 def read_back(path):
-    """(info rc, info json, info stderr, cat rc, records, cat stderr)."""
+    """(info rc, info json, info stderr, cat rc, records, cat stderr). A writer
+    that did not finish left PATH.partial: info finds it from PATH, cat is
+    given it (docs/format.md "Where a file is written")."""
     i = subprocess.run([DYETAP, "info", "--json", path], capture_output=True, text=True)
     info = {}
     if i.returncode == 0:
@@ -105,7 +107,8 @@ def read_back(path):
             info = json.loads(i.stdout)
         except ValueError:
             pass
-    c = subprocess.run([DYETAP, "cat", "--json", path], capture_output=True, text=True)
+    read_as = path if os.path.exists(path) else path + ".partial"
+    c = subprocess.run([DYETAP, "cat", "--json", read_as], capture_output=True, text=True)
     recs = []
     for line in c.stdout.splitlines():
         try:
@@ -141,6 +144,9 @@ def check_file(label, path, ref_sessions, prefix_order, status):
             problems.append("state %r" % state)
         if state in ("unfinished", "cut") and "warning" not in ierr:
             problems.append("no warning from info")
+        if state in ("unfinished", "cut") and (os.path.exists(path) or
+                                                path + ".partial" not in ierr):
+            problems.append("an unfinished file must be %s.partial, found by info" % path)
         if state == "cut" and ("cut at byte" not in ierr or not info.get("cut")):
             problems.append("cut not reported")
     elif state != "complete":
@@ -185,8 +191,9 @@ def kill_runs(cmd_of, full_s, ref_sessions, prefix_order, seed):
         killed += st == -signal.SIGKILL
         with_data += check_file("run %d killed at %.2f s (exit %d)" % (i + 1, at, st), out, ref_sessions,
                    prefix_order, st)
-        if os.path.exists(out):
-            os.unlink(out)
+        for f in (out, out + ".partial"):
+            if os.path.exists(f):
+                os.unlink(f)
     ok(killed > 0, "%d of %d runs were killed mid-write" % (killed, RUNS))
     ok(with_data > 0, "killed files held %d records in all (flushed frames survive)" % with_data)
 

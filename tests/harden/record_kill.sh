@@ -7,7 +7,9 @@
 # sessions of an uninterrupted recording of the same input (everything up
 # to the last flushed frame, nothing damaged, nothing invented). A kill
 # during start-up, before the file has its whole header, leaves no file or
-# a file info refuses with a message saying so (exit 2).
+# a file info refuses with a message saying so (exit 2). A killed writer
+# leaves FILE.partial and never FILE (the rename comes after the trailer,
+# docs/format.md "Where a file is written"): `dyetap info FILE` finds it.
 # Usage: record_kill.sh DYETAP GEN_HTTP_PCAP [RUNS]   (TAP output)
 # HARDEN_SEED=N repeats a run's kill points (the seed is printed).
 set -u
@@ -53,7 +55,9 @@ for ms in $points; do
     irc=$?
     state=$(jget "$tmp/info.json" state)
     sess=$(jget "$tmp/info.json" sessions)
-    "$dyetap" cat --json "$out" >"$tmp/cut.jsonl" 2>"$tmp/cat.err"
+    read_as="$out"
+    [ -e "$out" ] || read_as="$out.partial"
+    "$dyetap" cat --json "$read_as" >"$tmp/cut.jsonl" 2>"$tmp/cat.err"
     crc=$?
     got=$(wc -l <"$tmp/cut.jsonl")
     head -n "$got" "$tmp/full.jsonl" | cmp -s - "$tmp/cut.jsonl"
@@ -66,7 +70,10 @@ for ms in $points; do
     elif [ $st -eq 137 ]; then
         killed=$((killed + 1))
         good=1
-        case "$state" in unfinished | cut) good=0 ;; esac
+        # an unfinished or cut file is the .partial, found by info, never FILE
+        case "$state" in unfinished | cut)
+            [ ! -e "$out" ] && grep -q "$out.partial" "$tmp/info.err" && good=0 ;;
+        esac
         # Killed after the trailer was written (during exit): complete is right.
         [ "$state" = complete ] && [ "$got" = "$total" ] && good=0
         if [ $irc -eq 0 ] && [ $good -eq 0 ] && [ $crc -eq 0 ] && [ "$sess" = "$got" ] &&

@@ -178,10 +178,88 @@ static void test_json(void)
 	redact_free(r);
 }
 
+/* What issue 16 found escaping redaction, each checked against the defaults. */
+static void test_escapes(void)
+{
+	struct redact *r = redact_create();
+	TAP_OK(r && redact_add_defaults(r) == 0, "defaults");
+	/* "Authorization : Bearer" (space before the colon, accepted by lenient parsers) */
+	struct store_header h1[] = {
+	    {S("Authorization "), S("Bearer sekrit-1")},
+	    {S(" X-Api-Key\t"), S("sekrit-2")},
+	    {S("Referer"), S("https://bob:sekrit-3@shop.example/a?token=sekrit-4&x=1")},
+	    {S("Content-Type"), S("application/x-www-form-urlencoded")}};
+	struct store_session in =
+	    sess(h1, 4, "http://alice:sekrit-5@shop.example/login?TOKEN=sekrit-6&q=ok",
+		 "user=al&password=sekrit-7&Access_Token=sekrit-8&keep=1");
+	struct store_session out;
+	TAP_OK(redact_session(r, &in, &out) == 0 && (out.flags & STORE_F_REDACTED), "redacted");
+	char all[4096];
+	size_t o = 0;
+	for (size_t i = 0; i < out.req.n_headers; i++)
+		o += (size_t)snprintf(
+		    all + o, sizeof(all) - o, "%.*s: %.*s\n", (int)out.req.headers[i].name.len,
+		    (const char *)out.req.headers[i].name.ptr, (int)out.req.headers[i].value.len,
+		    (const char *)out.req.headers[i].value.ptr);
+	o += (size_t)snprintf(all + o, sizeof(all) - o, "%.*s\n%.*s\n", (int)out.req.target.len,
+			      (const char *)out.req.target.ptr, (int)out.req.body.len,
+			      (const char *)out.req.body.ptr);
+	TAP_OK(!strstr(all, "sekrit"), "no secret left in headers, target or form body");
+	if (strstr(all, "sekrit"))
+		printf("# %.200s\n", strstr(all, "sekrit"));
+	TAP_OK(strstr(all, "Authorization : [redacted]\n") &&
+		   strstr(all, " X-Api-Key\t: [redacted]"),
+	       "header names matched after trimming, written as on the wire");
+	TAP_OK(strstr(all, "https://%5Bredacted%5D@shop.example/a?token=%5Bredacted%5D&x=1") !=
+		   NULL,
+	       "Referer: user:pass@ and token masked, the rest kept");
+	TAP_OK(strstr(all, "http://%5Bredacted%5D@shop.example/login?TOKEN=%5Bredacted%5D&q=ok") !=
+		   NULL,
+	       "absolute-form target: userinfo and upper-case TOKEN masked");
+	TAP_OK(strstr(all, "user=al&password=%5Bredacted%5D&Access_Token=%5Bredacted%5D&keep=1") !=
+		   NULL,
+	       "form body: password and Access_Token masked in any case");
+	/* nested JSON keys at any depth, in any case, in a response */
+	struct store_header h2[] = {{S("Content-Type"), S("application/json")},
+				    {S("Location"), S("/next?access_token=sekrit-9")},
+				    {S("Set-Cookie"), S("sid=sekrit-10; Path=/")}};
+	struct store_session in2;
+	memset(&in2, 0, sizeof(in2));
+	in2.resp.present = true;
+	in2.resp.status = 200;
+	in2.resp.headers = h2;
+	in2.resp.n_headers = 3;
+	const char *body = "{\"user\":{\"name\":\"al\",\"Password\":\"sekrit-11\","
+			   "\"creds\":[{\"token\":\"sekrit-12\"}]},\"ok\":true}";
+	in2.resp.body = (struct store_slice){(const uint8_t *)body, strlen(body)};
+	in2.resp.body_len = in2.resp.body.len;
+	TAP_OK(redact_session(r, &in2, &out) == 0, "response redacted");
+	o = 0;
+	for (size_t i = 0; i < out.resp.n_headers; i++)
+		o += (size_t)snprintf(all + o, sizeof(all) - o, "%.*s\n",
+				      (int)out.resp.headers[i].value.len,
+				      (const char *)out.resp.headers[i].value.ptr);
+	snprintf(all + o, sizeof(all) - o, "%.*s", (int)out.resp.body.len,
+		 (const char *)out.resp.body.ptr);
+	TAP_OK(!strstr(all, "sekrit"),
+	       "no secret left: nested JSON keys, Location token, Set-Cookie");
+	if (strstr(all, "sekrit"))
+		printf("# %.200s\n", strstr(all, "sekrit"));
+	TAP_OK(strstr(all, "\"name\":\"al\"") && strstr(all, "\"ok\":true"),
+	       "other JSON members kept");
+	char err[256];
+	TAP_OK(redact_add(r, "url:host", err, sizeof(err)) == -EINVAL && strstr(err, "userinfo"),
+	       "url knows userinfo only: %.150s", err);
+	TAP_OK(redact_add(r, "json:$.a..b", err, sizeof(err)) == -EINVAL,
+	       "'..' only at the start of a path");
+	redact_free(r);
+}
+
 int main(void)
 {
 	test_syntax();
 	test_headers_cookies_query();
 	test_json();
+	test_escapes();
 	return tap_done();
 }

@@ -158,6 +158,20 @@ static int corpus(const char *dir)
 	}
 	store_writer_flush(w);
 	store_writer_free(w);
+	/* What a crashed writer leaves is PATH.partial; a user copies it out. */
+	char part[600];
+	snprintf(part, sizeof(part), "%s%s", p, STORE_PARTIAL_SUFFIX);
+	rc |= rename(part, p) != 0;
+	snprintf(p, sizeof(p), "%s/crashed.dyt", dir);
+	w = open_writer(p, 300);
+	if (!w)
+		return 1;
+	for (uint64_t i = 0; i < 4; i++) {
+		sample_fill(&x, i + 200);
+		store_writer_add_session(w, &x.s);
+	}
+	store_writer_flush(w);
+	store_writer_free(w); /* leaves crashed.dyt.partial, no crashed.dyt */
 	return rc;
 }
 

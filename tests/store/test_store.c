@@ -12,9 +12,12 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -393,17 +396,20 @@ static void test_tick(void)
 	struct sample x;
 	sample_fill(&x, 1);
 	store_writer_add_session(w, &x.s);
+	/* the data goes to PATH.partial until the close renames it */
+	char part[600];
+	snprintf(part, sizeof(part), "%s%s", path, STORE_PARTIAL_SUFFIX);
 	struct stat a, b;
-	stat(path, &a);
+	stat(part, &a);
 	store_writer_tick(w);
-	stat(path, &b);
+	stat(part, &b);
 	TAP_OK(a.st_size == b.st_size, "tick before flush_ms writes nothing");
 	usleep(40000);
 	store_writer_tick(w);
-	stat(path, &b);
+	stat(part, &b);
 	TAP_OK(b.st_size > a.st_size, "tick after flush_ms writes the frame");
 	store_writer_free(w);
-	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	struct store_reader *r = store_reader_open(part, err, sizeof(err));
 	struct check c = read_and_check(r);
 	TAP_OK(c.sessions == 1 && !store_reader_status(r)->has_index,
 	       "record readable from an unfinished file");
@@ -671,12 +677,15 @@ static void test_seek(void)
 			if (i % 5 == 4)
 				store_writer_flush(w); /* frames of ids 5k..5k+4 */
 		}
+		char part[600];
+		snprintf(part, sizeof(part), "%s%s", path, STORE_PARTIAL_SUFFIX);
 		if (with_index) {
 			store_writer_close(w, NULL, 0, err, sizeof(err));
 		} else {
 			store_writer_free(w);
 		}
-		struct store_reader *r = store_reader_open(path, err, sizeof(err));
+		struct store_reader *r =
+		    store_reader_open(with_index ? path : part, err, sizeof(err));
 		const struct store_record *rec = NULL;
 		const char *what = with_index ? "index" : "scan";
 		TAP_OK(r && store_reader_status(r)->has_index == with_index, "%s: opened", what);
@@ -719,11 +728,14 @@ static void pk_kv_str(msgpack_packer *pk, const char *k, const char *v)
 /* A file at @p path with only a header frame (what a writer writes first). */
 static void write_header_only(const char *path)
 {
-	char err[256];
+	char err[256], part[600];
 	struct store_writer_params p = {.path = path};
 	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
 	store_writer_flush(w);
 	store_writer_free(w);
+	/* an unfinished writer leaves PATH.partial: give it its name */
+	snprintf(part, sizeof(part), "%s%s", path, STORE_PARTIAL_SUFFIX);
+	rename(part, path);
 }
 
 /* Append the records packed in @p b to @p path as one checksummed data frame. */
@@ -1063,8 +1075,15 @@ static void test_background(void)
 	size_t ks = bs ? frames_of(bs, ns, fs, 512, &ds, &is) : 0;
 	size_t kb = bb ? frames_of(bb, nb, fb, 512, &db, &ib) : 0;
 	TAP_OK(ks > 20 && ks == kb, "same number of data frames (%zu, %zu)", ks, kb);
-	TAP_OK(is == ib && bs && bb && !memcmp(bs, bb, (size_t)is),
-	       "header and data frames identical byte for byte (%" PRIu64 " bytes)", is);
+	/* the headers differ in their random file_id only */
+	size_t hs =
+	    bs && ns >= 8 ? 8 + (bs[4] | bs[5] << 8 | bs[6] << 16 | (size_t)bs[7] << 24) : 0;
+	size_t hb =
+	    bb && nb >= 8 ? 8 + (bb[4] | bb[5] << 8 | bb[6] << 16 | (size_t)bb[7] << 24) : 1;
+	TAP_OK(is == ib && hs == hb && hs < is && bs && bb && !memcmp(bs + hs, bb + hs, is - hs),
+	       "data frames identical byte for byte (%" PRIu64 " bytes)", is - hs);
+	TAP_OK(hs == hb && bs && bb && memcmp(bs, bb, hs),
+	       "headers of equal size, each with its own file id");
 	free(bs);
 	free(bb);
 	struct store_reader *r = store_reader_open(pb, err, sizeof(err));
@@ -1084,13 +1103,15 @@ static void test_background(void)
 	struct sample x;
 	sample_fill(&x, 7);
 	struct stat a, b;
-	stat(pb, &a);
+	char pbp[600];
+	snprintf(pbp, sizeof(pbp), "%s%s", pb, STORE_PARTIAL_SUFFIX);
+	stat(pbp, &a);
 	int rc = w ? store_writer_add_session(w, &x.s) : -1;
 	rc = rc ? rc : store_writer_flush(w);
-	stat(pb, &b);
+	stat(pbp, &b);
 	TAP_OK(!rc && b.st_size > a.st_size, "flush returns with the frame written");
 	store_writer_free(w);
-	r = store_reader_open(pb, err, sizeof(err));
+	r = store_reader_open(pbp, err, sizeof(err));
 	c = r ? read_and_check(r) : (struct check){0, 0, 1};
 	TAP_OK(c.sessions == 1 && !c.bad, "flushed record readable without a trailer");
 	store_reader_free(r);
@@ -1131,6 +1152,159 @@ static void test_background(void)
 	       "close reports it: %.150s", err);
 }
 
+/* ---- identity, custody metadata, exclusive writing, lost records ---- */
+
+static bool is_hex_id(const char *s)
+{
+	if (!s || strlen(s) != STORE_FILE_ID_LEN)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+static void test_identity_and_custody(void)
+{
+	char a[512], b[512], err[256];
+	path_in_tmp(a, sizeof(a), "id-a.dyt");
+	path_in_tmp(b, sizeof(b), "id-b.dyt");
+	static const struct store_counter rc[] = {{"src_kernel_drops", 7}, {"pipe_sessions", 9}};
+	static const struct store_origin org[] = {{.id = "00112233445566778899aabbccddeeff",
+						   .file = "rec.dyt",
+						   .first_ns = 11,
+						   .last_ns = 22,
+						   .sessions = 9,
+						   .state = "complete",
+						   .counters = rc,
+						   .n_counters = 2}};
+	static const struct store_target tg[] = {{"candidate", "http://127.0.0.1:1"},
+						 {"v3", "http://127.0.0.1:2"}};
+	static const uint64_t per_shard[] = {4, 5};
+	struct store_meta m = {.kind = "results",
+			       .origins = org,
+			       .n_origins = 1,
+			       .targets = tg,
+			       .n_targets = 2,
+			       .shard_k = 1,
+			       .shard_n = 2,
+			       .shard_sessions = per_shard};
+	struct store_writer_params p = {.path = a, .meta = &m};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	char id_a[STORE_FILE_ID_LEN + 1] = "";
+	if (w)
+		snprintf(id_a, sizeof(id_a), "%s", store_writer_file_id(w));
+	TAP_OK(w && is_hex_id(id_a), "a new file gets a 128-bit hex id (%s)", id_a);
+	struct stat sb;
+	TAP_OK(stat(a, &sb) != 0, "while written, the file is not at its name yet");
+	/* a second writer of the same file fails at once, naming the reason */
+	struct store_writer_params p2 = {.path = a};
+	struct store_writer *w2 = store_writer_create(&p2, err, sizeof(err));
+	TAP_OK(!w2 && strstr(err, "being written by another process") && strstr(err, ".partial"),
+	       "a second writer is refused: %.200s", err);
+	store_writer_free(w2);
+	TAP_OK(w && store_writer_close(w, NULL, 0, err, sizeof(err)) == 0, "close");
+	char part[600];
+	snprintf(part, sizeof(part), "%s%s", a, STORE_PARTIAL_SUFFIX);
+	TAP_OK(stat(a, &sb) == 0 && (sb.st_mode & 0777) == 0600 && stat(part, &sb) != 0,
+	       "close renamed the .partial into place, mode 0600");
+	w2 = store_writer_create(&p2, err, sizeof(err));
+	TAP_OK(w2 != NULL, "after the close, a new writer may replace the file");
+	store_writer_free(w2); /* leaves a.partial; a is still the first file */
+	unlink(part);
+	TAP_OK(write_sample_file(b, 3, 0, 1) == 0, "a second file");
+	struct store_reader *ra = store_reader_open(a, err, sizeof(err));
+	struct store_reader *rb = store_reader_open(b, err, sizeof(err));
+	const struct store_file_meta *ma = ra ? store_reader_meta(ra) : NULL;
+	const struct store_file_meta *mb = rb ? store_reader_meta(rb) : NULL;
+	TAP_OK(ma && mb && ma->file_id && !strcmp(ma->file_id, id_a) && is_hex_id(mb->file_id) &&
+		   strcmp(ma->file_id, mb->file_id),
+	       "the reader gives each file its own id");
+	const struct store_origin *o = ma && ma->n_origins == 1 ? &ma->origins[0] : NULL;
+	TAP_OK(o && !strcmp(o->id, org[0].id) && !strcmp(o->file, "rec.dyt") && o->first_ns == 11 &&
+		   o->last_ns == 22 && o->sessions == 9 && !strcmp(o->state, "complete") &&
+		   o->n_counters == 2 && !strcmp(o->counters[0].name, "src_kernel_drops") &&
+		   o->counters[0].value == 7,
+	       "the recording's identity and capture counters round-trip");
+	TAP_OK(ma && ma->n_targets == 2 && !strcmp(ma->targets[1].role, "v3") &&
+		   !strcmp(ma->targets[1].url, "http://127.0.0.1:2"),
+	       "targets round-trip");
+	TAP_OK(ma && ma->shard_k == 1 && ma->shard_n == 2 && ma->shard_sessions &&
+		   ma->shard_sessions[0] == 4 && ma->shard_sessions[1] == 5,
+	       "shard and sessions per shard round-trip");
+	TAP_OK(mb && !mb->n_origins && !mb->n_targets && !mb->shard_n && !mb->shard_sessions,
+	       "a recording has none of them");
+	store_reader_free(ra);
+	store_reader_free(rb);
+}
+
+/* Run in a child under a file size limit: every record not in the file is counted. */
+static void test_lost_on_full_disk(void)
+{
+	char path[512], part[600];
+	path_in_tmp(path, sizeof(path), "full.dyt");
+	snprintf(part, sizeof(part), "%s%s", path, STORE_PARTIAL_SUFFIX);
+	int fds[2];
+	if (pipe(fds) != 0) {
+		TAP_OK(0, "pipe");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		signal(SIGXFSZ, SIG_IGN);
+		struct rlimit rl = {64 * 1024, 64 * 1024};
+		setrlimit(RLIMIT_FSIZE, &rl);
+		char err[512];
+		struct store_writer_params p = {.path = path, .flush_bytes = 4096, .level = -5};
+		struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+		uint64_t refused = 0;
+		struct sample x;
+		for (uint64_t i = 0; w && i < 300; i++) {
+			sample_fill(&x, i);
+			/* incompressible bodies: every frame is about its record bytes */
+			uint8_t body[1500];
+			for (size_t k = 0; k < sizeof(body); k++)
+				body[k] = (uint8_t)rand();
+			x.s.resp.body.ptr = body;
+			x.s.resp.body.len = sizeof(body);
+			x.s.resp.body_len = sizeof(body);
+			refused += store_writer_add_session(w, &x.s) != 0;
+		}
+		int rc = w ? store_writer_finish(w, NULL, 0, err, sizeof(err)) : -1;
+		unsigned long long lost = w ? (unsigned long long)store_writer_lost(w) : 0;
+		store_writer_free(w);
+		dprintf(fds[1], "%d %llu %llu %s\n", rc, lost, (unsigned long long)refused, err);
+		_exit(0);
+	}
+	close(fds[1]);
+	char buf[1024] = "";
+	ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	int rc = 0;
+	unsigned long long lost = 0, refused = 0;
+	int off = 0;
+	sscanf(buf, "%d %llu %llu %n", &rc, &lost, &refused, &off);
+	char err[512];
+	struct store_reader *r = store_reader_open(part, err, sizeof(err));
+	uint64_t got = 0;
+	const struct store_record *rec;
+	while (r && store_reader_next(r, &rec) == 1)
+		got++;
+	TAP_OK(rc < 0 && strstr(buf + off, "records lost") && strstr(buf + off, ".partial"),
+	       "closing on a full disk fails and says where the data is: %.150s", buf + off);
+	TAP_OK(got > 0 && got < 300,
+	       "the partial file holds the records before the disk filled "
+	       "(%" PRIu64 ")",
+	       got);
+	TAP_EQ_U64(lost + got, 300, "lost = every record not in the file (lost %llu, refused %llu)",
+		   lost, refused);
+	TAP_OK(lost > refused, "more were lost than refused: accepted records died with a frame");
+	store_reader_free(r);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
@@ -1149,6 +1323,8 @@ int main(void)
 	test_key_order();
 	test_raw_copy();
 	test_raw_edges();
+	test_identity_and_custody();
+	test_lost_on_full_disk();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

@@ -48,9 +48,10 @@ RESULT_KEYS = ["session_id", "target", "role", "ts_sent_ns", "latency_ns", "late
 INFO_KEYS = ["file", "file_bytes", "format_version", "meta", "records", "sessions", "results",
              "skipped_records", "lanes", "first_ts_ns", "last_ts_ns", "frames", "raw_bytes",
              "compressed_bytes", "ratio", "has_index", "state", "cut", "cut_offset",
-             "damaged_frames", "first_damage_offset", "frames_over_ratio", "record_cap_hit",
-             "max_records", "counters"]
-META_KEYS = ["tool_version", "kind", "source", "filter", "rules", "redactions", "host", "start_ns"]
+             "damaged_frames", "first_damage_offset", "suspect_frames", "first_suspect_offset",
+             "frames_over_ratio", "record_cap_hit", "max_records", "counters"]
+META_KEYS = ["tool_version", "file_id", "kind", "source", "filter", "rules", "redactions", "host",
+             "origins", "targets", "shard", "start_ns"]
 
 tmp = tempfile.mkdtemp(prefix="test_store_cli.")
 path = os.path.join(tmp, "sample.dyt")
@@ -167,6 +168,9 @@ rc, out, err = run("info", "--json", path)
 info = json.loads(out) if rc == 0 else {}
 ok(rc == 0 and err == "", "info --json exits 0 without warnings on a clean file", err)
 ok(list(info) == INFO_KEYS and list(info["meta"]) == META_KEYS, "info keys as documented", list(info))
+fid = info.get("meta", {}).get("file_id") or ""
+ok(len(fid) == 32 and all(ch in "0123456789abcdef" for ch in fid),
+   "the file has a 128-bit hex file id (docs/format.md §1.1)", fid)
 ok(info.get("records") == 25 and info.get("sessions") == 20 and info.get("results") == 5,
    "info record counts")
 ok(info.get("lanes") == {"blue": 10, "": 5, "green": 5}, "info counts by lane", info.get("lanes"))
@@ -221,6 +225,44 @@ rc, out, err = run("info", "--json", os.path.join(tmp, "unfinished.dyt"))
 ui = json.loads(out) if rc == 0 else {}
 ok(rc == 0 and ui.get("state") == "unfinished" and ui.get("records") == 6 and "no index" in err,
    "unfinished file: all records, warning about the missing index", err)
+
+# ---- a crashed writer leaves FILE.partial, which info finds (docs/format.md §3) ----
+crashed = os.path.join(tmp, "crashed.dyt")
+ok(not os.path.exists(crashed) and os.path.exists(crashed + ".partial"),
+   "a writer that never closed left crashed.dyt.partial and no crashed.dyt")
+rc, out, err = run("info", "--json", crashed)
+ci = json.loads(out) if rc == 0 else {}
+ok(rc == 0 and ci.get("state") == "unfinished" and ci.get("records") == 4
+   and ci.get("file") == crashed + ".partial" and "crashed.dyt.partial" in err
+   and "stopped or crashed" in err,
+   "info FILE reads FILE.partial when FILE does not exist and says so", err)
+rc, out, err = run("cat", crashed)
+ok(rc == 2 and "crashed.dyt.partial" in err and "has not finished" in err,
+   "cat FILE points at FILE.partial", err)
+rc, out, err = run("cat", "--json", crashed + ".partial")
+ok(rc == 0 and len(out.splitlines()) == 4, "the partial file reads like any unfinished file", err)
+
+# ---- data after an index frame is read and reported, never skipped ----
+small = os.path.join(tmp, "joined-small.dyt")
+open(small, "wb").write(open(os.path.join(tmp, "unfinished.dyt"), "rb").read())
+joined = os.path.join(tmp, "joined.dyt")
+open(joined, "wb").write(open(path, "rb").read() + open(small, "rb").read())
+rc, out, err = run("info", "--json", joined)
+ji = json.loads(out) if rc == 0 else {}
+ok(rc == 0 and ji.get("state") == "suspect" and ji.get("records") == 25 + 6
+   and ji.get("suspect_frames", 0) >= 1 and 0 < ji.get("first_suspect_offset", 0) < len(data),
+   "complete file + unfinished file joined: suspect at the first file's index, all 31 "
+   "records read", out + err)
+ok("data after an index frame" in err, "info warns about the data after the index", err)
+both = os.path.join(tmp, "joined2.dyt")
+open(both, "wb").write(open(path, "rb").read() * 2)
+rc, out, err = run("info", "--json", both)
+bi = json.loads(out) if rc == 0 else {}
+ok(rc == 0 and bi.get("state") == "suspect" and bi.get("records") == 50,
+   "two complete files joined (cat a.dyt a.dyt): suspect, all 50 records read", out + err)
+rc, out, err = run("cat", "--json", both)
+ok(rc == 0 and len(out.splitlines()) == 50 and "warning" in err,
+   "cat reads both halves and warns", err)
 
 # ---- errors and help ----
 rc, out, err = run("info", os.path.join(tmp, "missing.dyt"))

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,17 +85,25 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		TAP_SKIP_ALL("store_testgen path not given");
 	const char *gen = argv[1];
-	char dir[] = "/tmp/test_store_kill.XXXXXX", path[128], err[256];
+	char dir[] = "/tmp/test_store_kill.XXXXXX", path[128], part[160], err[256];
 	if (!mkdtemp(dir)) {
 		printf("Bail out! mkdtemp failed\n");
 		return 1;
 	}
 	snprintf(path, sizeof(path), "%s/killed.dyt", dir);
+	/* A writer writes PATH.partial and renames it at its close: a killed one
+	 * leaves PATH.partial, and never a PATH (docs/format.md §3). */
+	snprintf(part, sizeof(part), "%s%s", path, STORE_PARTIAL_SUFFIX);
 	log_set_level(LOG_ERROR);
 
 	long flushed = run_and_kill(gen, "crash", path, 1000, 0);
 	TAP_EQ_U64(flushed, 50, "writer reported 50 flushed records, then was killed");
+	struct stat sb;
+	TAP_OK(stat(path, &sb) != 0 && errno == ENOENT, "the killed writer left no %s", path);
 	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	TAP_OK(!r && strstr(err, part), "opening it names the partial file (%.200s)", err);
+	store_reader_free(r);
+	r = store_reader_open(part, err, sizeof(err));
 	TAP_OK(r != NULL, "killed writer's file opens (%.150s)", r ? "ok" : err);
 	if (r) {
 		struct got g = read_back(r);
@@ -111,7 +120,7 @@ int main(int argc, char **argv)
 		int lines = 1 + rand() % 40;
 		unsigned us = (unsigned)(rand() % 3000);
 		flushed = run_and_kill(gen, "stream", path, lines, us);
-		r = store_reader_open(path, err, sizeof(err));
+		r = store_reader_open(part, err, sizeof(err));
 		if (flushed < 0 || !r) {
 			printf("# round %d: flushed %ld, open: %s\n", k, flushed, r ? "ok" : err);
 			bad++;
@@ -133,6 +142,7 @@ int main(int argc, char **argv)
 	TAP_EQ_U64(bad, 0,
 		   "killed at random moments: a whole prefix of at least the flushed records");
 	unlink(path);
+	unlink(part);
 	rmdir(dir);
 	return tap_done();
 }

@@ -239,9 +239,18 @@ _INDEX = re.compile(r"\[[0-9]+\]")
 _KEYED = re.compile(r"\[[A-Za-z0-9_]+=[^\]]*\]")
 
 
+_WORD = re.compile(r"\[[0-9]+\]\Z")
+
+
 def normalize_location(loc):
     """A report location as expected-causes.json writes it: `body:` dropped
-    before a JSON path, array indexes (and keyed elements) as `[*]`."""
+    before a JSON path, array indexes (and keyed elements) as `[*]`, a text
+    line or a word of it (`body:text[4][2]`) as `body:text`, a word of a
+    header value (`header:content-type[1]`) as the header."""
+    if loc.startswith("body:text"):
+        return "body:text"
+    if loc.startswith("header:"):
+        return _WORD.sub("", loc)
     if loc.startswith("body:$"):
         loc = loc[len("body:"):]
     if loc.startswith("$"):

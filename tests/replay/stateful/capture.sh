@@ -29,7 +29,18 @@ shift 2
 n=$(python3 "$here/client.py" "$port" "$@" 2>"$state/client.log" | tail -n 1) ||
     { cat "$state/client.log" >&2; exit 1; }
 [ ! -s "$state/client.log" ] || { cat "$state/client.log" >&2; exit 1; }
-sleep 0.3
+# Let tcpdump drain the kernel buffer: wait until the file has stopped
+# growing for a second (a loaded machine may need more than a fixed pause).
+last=-1
+still=0
+i=0
+while [ $still -lt 5 ] && [ $i -lt 150 ]; do
+    sleep 0.2
+    i=$((i + 1))
+    size=$(wc -c <"$out" 2>/dev/null || echo 0)
+    if [ "$size" = "$last" ]; then still=$((still + 1)); else still=0; fi
+    last=$size
+done
 kill -INT "$tpid"
 wait "$tpid" 2>/dev/null || true
 tpid=""
