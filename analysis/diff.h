@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "analysis/noise.h"
+#include "analysis/pb.h"
 #include "store/store.h"
 
 enum diff_role {
@@ -74,6 +75,9 @@ struct diff_params {
 	double noise_delta;		 /**< ... and cand - sec >= delta [0.05] */
 	bool no_default_ignores;	 /**< compare even the default ignored headers */
 	bool no_volatile;		 /**< do not mark volatile-looking values as likely noise */
+	/** gRPC message types (analysis/pb.h, `--proto`): borrowed, must
+	 *  outlive the context; NULL decodes messages by field number */
+	const struct pb_schema *proto;
 	/**
 	 * Redaction applied by diff_ctx_add_file() to every session and every
 	 * result's response before it is compared or kept for a report: writes

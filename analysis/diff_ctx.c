@@ -641,6 +641,7 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 		count_cause(v, r);
 		return 0;
 	}
+	c->eng.req = &s->req; /* gRPC: the method names the message type */
 	rc = diff_engine_compare(&c->eng, &e->rs, &s->resp, &r->resp);
 	if (rc)
 		return rc;

@@ -41,6 +41,9 @@ static size_t msg_size(const struct store_message *m)
 	n += m->n_headers * sizeof(struct store_header);
 	for (size_t i = 0; i < m->n_headers; i++)
 		n += m->headers[i].name.len + m->headers[i].value.len;
+	n += m->n_trailers * sizeof(struct store_header);
+	for (size_t i = 0; i < m->n_trailers; i++)
+		n += m->trailers[i].name.len + m->trailers[i].value.len;
 	return n;
 }
 
@@ -57,12 +60,18 @@ static void copy_msg(uint8_t **p, struct store_message *d, const struct store_me
 {
 	*d = *m;
 	struct store_header *h = (struct store_header *)(void *)*p;
-	*p += m->n_headers * sizeof(*h);
+	struct store_header *t = h + m->n_headers; /* trailers right after the headers */
+	*p += (m->n_headers + m->n_trailers) * sizeof(*h);
 	for (size_t i = 0; i < m->n_headers; i++) {
 		put(p, &h[i].name, &m->headers[i].name);
 		put(p, &h[i].value, &m->headers[i].value);
 	}
+	for (size_t i = 0; i < m->n_trailers; i++) {
+		put(p, &t[i].name, &m->trailers[i].name);
+		put(p, &t[i].value, &m->trailers[i].value);
+	}
 	d->headers = h;
+	d->trailers = m->n_trailers ? t : NULL;
 	put(p, &d->method, &m->method);
 	put(p, &d->target, &m->target);
 	put(p, &d->reason, &m->reason);

@@ -124,6 +124,8 @@ int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
 	dbuf_init(&e->scratch, 1u << 20);
 	dbuf_init(&e->hva, 64 * 1024);
 	dbuf_init(&e->hvb, 64 * 1024);
+	dbuf_init(&e->pb_a, e->p.max_body * 4);
+	dbuf_init(&e->pb_b, e->p.max_body * 4);
 	e->f = mem_calloc(e->p.max_findings, sizeof(*e->f));
 	return e->f ? 0 : -ENOMEM;
 }
@@ -141,6 +143,8 @@ void diff_engine_release(struct diff_engine *e)
 	dbuf_release(&e->scratch);
 	dbuf_release(&e->hva);
 	dbuf_release(&e->hvb);
+	dbuf_release(&e->pb_a);
+	dbuf_release(&e->pb_b);
 	mem_free(e->f);
 	mem_free(e->mark);
 	e->f = NULL;
@@ -602,6 +606,13 @@ static void header_finding(struct diff_engine *e, uint8_t kind, const char *lnam
 	finding_vals(e, f, ma, la, mb, lb);
 }
 
+/* grpc-status and grpc-message are compared like a status (compare_grpc_status) */
+static bool grpc_status_name(const char *lname, size_t n)
+{
+	return (n == 11 && !memcmp(lname, "grpc-status", 11)) ||
+	       (n == 12 && !memcmp(lname, "grpc-message", 12));
+}
+
 static void compare_headers(struct diff_engine *e, const struct store_message *a,
 			    const struct store_message *b)
 {
@@ -629,7 +640,9 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			bool seen = false;
 			for (size_t j = 0; j < i && !seen; j++)
 				seen = name_eq(&m->headers[j].name, name);
-			if (seen || name->len == 0 || name->len >= 128)
+			/* HTTP/2 pseudo-header fields are no headers (":status" is
+			 * the status, compared above) */
+			if (seen || name->len == 0 || name->len >= 128 || name->ptr[0] == ':')
 				continue;
 			if (side) {
 				/* candidate-only names: present in primary were handled */
@@ -644,7 +657,7 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			for (size_t k = 0; k < ln; k++)
 				lname[k] = (char)tolower(name->ptr[k]);
 			lname[ln] = '\0';
-			if (header_ignored(e, lname, ln))
+			if (header_ignored(e, lname, ln) || grpc_status_name(lname, ln))
 				continue;
 			bool sc = ln == 10 && !memcmp(lname, "set-cookie", 10);
 			int ca, cb;
@@ -667,6 +680,15 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 /* ------------------------------------------------------------------ */
 /* JSON                                                                */
 /* ------------------------------------------------------------------ */
+
+/* A protobuf field number (gRPC bodies): $.3 rather than $["3"] */
+static bool field_number(const uint8_t *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit(k[i]))
+			return false;
+	return n > 0;
+}
 
 static bool ident(const uint8_t *k, size_t n)
 {
@@ -697,7 +719,8 @@ static void build_loc(struct diff_engine *e, char *out, size_t cap)
 	loc_put(out, cap, &o, "body:$", 6);
 	for (size_t i = 0; i < e->npos; i++) {
 		const struct noise_pos *p = &e->pos[i];
-		if (!p->is_index && ident(p->key, p->key_len)) {
+		if (!p->is_index && (ident(p->key, p->key_len) ||
+				     (e->grpc_paths && field_number(p->key, p->key_len)))) {
 			loc_put(out, cap, &o, ".", 1);
 			loc_put(out, cap, &o, p->key, p->key_len);
 		} else if (!p->is_index) {
@@ -710,7 +733,8 @@ static void build_loc(struct diff_engine *e, char *out, size_t cap)
 			loc_put(out, cap, &o, "=", 1);
 			loc_put(out, cap, &o, p->kval, p->kval_len);
 			loc_put(out, cap, &o, "]", 1);
-		} else if (p->index == UINT64_MAX) {
+		} else if (p->index == UINT64_MAX || e->grpc_paths) {
+			/* gRPC: repeated fields read $.4[*].7, whatever the element */
 			loc_put(out, cap, &o, "[*]", 3);
 		} else {
 			char num[24];
@@ -1425,6 +1449,131 @@ static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct 
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* gRPC                                                                */
+/* ------------------------------------------------------------------ */
+
+/* A gRPC field (grpc-status, grpc-message): trailers first, then headers
+ * (a Trailers-Only response carries them in its only header block). */
+static const struct store_header *grpc_field(const struct store_message *m, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < m->n_trailers; i++)
+		if (m->trailers[i].name.len == n &&
+		    !strncasecmp((const char *)m->trailers[i].name.ptr, name, n))
+			return &m->trailers[i];
+	return diff_find_header(m, name);
+}
+
+static bool is_grpc(const struct store_message *m)
+{
+	const struct store_header *ct = diff_find_header(m, "content-type");
+	return (ct && pb_is_grpc_type((const char *)ct->value.ptr, ct->value.len)) ||
+	       grpc_field(m, "grpc-status");
+}
+
+static bool same_value(const struct store_header *x, const struct store_header *y)
+{
+	size_t xl = x ? x->value.len : 0, yl = y ? y->value.len : 0;
+	return xl == yl && (!xl || !memcmp(x->value.ptr, y->value.ptr, xl));
+}
+
+/*
+ * grpc-status and grpc-message compared like an HTTP status: a changed
+ * code is one status_changed finding at "grpc-status" whose values carry
+ * the messages ("5 item retired"); a message that changed alone is one at
+ * "grpc-message". @return true when the code changed.
+ */
+static bool compare_grpc_status(struct diff_engine *e, const struct store_message *a,
+				const struct store_message *b)
+{
+	const struct store_header *sa = grpc_field(a, "grpc-status");
+	const struct store_header *sb = grpc_field(b, "grpc-status");
+	const struct store_header *ma = grpc_field(a, "grpc-message");
+	const struct store_header *mb = grpc_field(b, "grpc-message");
+	bool code = !same_value(sa, sb) || (!sa) != (!sb);
+	if (!code && same_value(ma, mb))
+		return false;
+	struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
+	if (!f)
+		return code;
+	snprintf(f->loc, sizeof(f->loc), "%s", code ? "grpc-status" : "grpc-message");
+	const struct store_header *v[2][2] = {{sa, ma}, {sb, mb}};
+	char txt[2][DIFF_VAL_MAX];
+	for (int i = 0; i < 2; i++) {
+		const struct store_header *st = v[i][0], *ms = v[i][1];
+		if (!code)
+			snprintf(txt[i], sizeof(txt[i]), "%.*s", ms ? (int)ms->value.len : 0,
+				 ms ? (const char *)ms->value.ptr : "");
+		else if (!st)
+			snprintf(txt[i], sizeof(txt[i]), "(none)");
+		else
+			snprintf(txt[i], sizeof(txt[i]), "%.*s%s%.*s", (int)st->value.len,
+				 (const char *)st->value.ptr, ms && ms->value.len ? " " : "",
+				 ms ? (int)ms->value.len : 0,
+				 ms ? (const char *)ms->value.ptr : "");
+	}
+	finding_vals(e, f, txt[0], strlen(txt[0]), txt[1], strlen(txt[1]));
+	return code;
+}
+
+static int grpc_inflate(void *ctx, const char *enc, size_t enclen, const uint8_t *in, size_t n,
+			struct dbuf *out)
+{
+	struct diff_engine *e = ctx;
+	return diff_decode(enc, enclen, in, n, out, &e->tmp);
+}
+
+/* gRPC bodies as JSON (analysis/pb.h) in e->pb_a / e->pb_b. 1 when both
+ * decoded (then diffed), 0 when neither did, -errno. */
+static int grpc_body(struct diff_engine *e, const struct store_message *prim,
+		     const struct store_message *cand, const uint8_t *a, size_t alen,
+		     const uint8_t *b, size_t blen)
+{
+	const struct pb_type *t = NULL;
+	if (e->p.proto && e->req)
+		t = pb_schema_method(e->p.proto, e->req->target.ptr, e->req->target.len, true);
+	const struct store_message *m[2] = {prim, cand};
+	const uint8_t *body[2] = {a, b};
+	size_t len[2] = {alen, blen};
+	struct dbuf *out[2] = {&e->pb_a, &e->pb_b};
+	int rc[2];
+	for (int i = 0; i < 2; i++) {
+		const struct store_header *enc = grpc_field(m[i], "grpc-encoding");
+		dbuf_reset(out[i]);
+		rc[i] = pb_grpc_to_json(out[i], body[i], len[i], t,
+					enc ? (const char *)enc->value.ptr : NULL,
+					enc ? enc->value.len : 0, grpc_inflate, e, &e->dec_a);
+		if (rc[i] == -ENOMEM)
+			return rc[i];
+	}
+	if (rc[0] || rc[1]) {
+		if (rc[0] && rc[1])
+			return 0;
+		struct diff_finding *f = add_finding(e, DIFF_K_UNDECODABLE);
+		if (f) {
+			int bad = rc[0] ? 0 : 1, r = rc[bad];
+			snprintf(f->loc, sizeof(f->loc), "body:grpc");
+			const char *why = r == -ENOTSUP ? "compressed, unknown grpc-encoding"
+					  : r == -E2BIG ? "over a cap"
+							: "not protobuf messages";
+			copy_val(bad ? f->pval : f->cval, "decodable", 9);
+			copy_val(bad ? f->cval : f->pval, why, strlen(why));
+		}
+		return 1;
+	}
+	int ra = json_parse(&e->ja, e->pb_a.data ? e->pb_a.data : (const uint8_t *)"", e->pb_a.len);
+	int rb = json_parse(&e->jb, e->pb_b.data ? e->pb_b.data : (const uint8_t *)"", e->pb_b.len);
+	if (ra == -ENOMEM || rb == -ENOMEM)
+		return -ENOMEM;
+	if (ra || rb)
+		return 0;
+	e->grpc_paths = true;
+	int r = diff_json_docs(e);
+	e->grpc_paths = false;
+	return r ? r : 1;
+}
+
 int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const uint8_t *a,
 		     size_t alen, const uint8_t *b, size_t blen)
 {
@@ -1492,6 +1641,8 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 		}
 	}
 	compare_headers(e, prim, cand);
+	bool grpc = is_grpc(prim) || is_grpc(cand);
+	bool grpc_code = grpc && compare_grpc_status(e, prim, cand);
 
 	const uint8_t *a = prim->body.ptr ? prim->body.ptr : (const uint8_t *)"";
 	const uint8_t *b = cand->body.ptr ? cand->body.ptr : (const uint8_t *)"";
@@ -1537,6 +1688,14 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 	}
 	if (alen == blen && (!alen || !memcmp(a, b, alen)))
 		return 0;
+	if (grpc && grpc_code && (!alen || !blen))
+		return 0; /* an error answer has no message: its status said it all */
+	if (grpc) {
+		int rc = grpc_body(e, prim, cand, a, alen, b, blen);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		/* neither side is protobuf: compared as bytes below */
+	}
 	const struct store_header *ct = diff_find_header(prim, "content-type");
 	if (!ct)
 		ct = diff_find_header(cand, "content-type");

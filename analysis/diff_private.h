@@ -71,6 +71,13 @@ struct diff_engine {
 	size_t budget; /* element comparisons left for this pair (bounds unordered arrays) */
 	uint8_t *mark; /* per node of jb: matched */
 	size_t mark_cap;
+	/* gRPC: messages as JSON (pb.h), and the request of the pair being
+	 * compared (its :path names the method), borrowed for the call */
+	struct dbuf pb_a, pb_b;
+	const struct store_message *req;
+	/* gRPC bodies: locations read $.4[*].7 (field numbers after '.', the
+	 * elements of repeated fields as [*]) */
+	bool grpc_paths;
 };
 
 int diff_engine_init(struct diff_engine *e, const struct diff_params *p);

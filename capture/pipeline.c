@@ -22,6 +22,7 @@
 
 #include "capture/decode.h"
 #include "capture/flow.h"
+#include "capture/h2.h"
 #include "capture/ipfrag.h"
 #include "capture/reasm.h"
 #include "capture/txn.h"
@@ -45,10 +46,20 @@ struct pipe_ctr {
 
 /* Per connection: the tracker and the memory last reported for it. */
 struct pipe_conn {
-	struct txn_conn *t;    /* NULL while the connection sleeps */
+	struct txn_conn *t;    /* NULL while the connection sleeps, or when HTTP/2 from the start */
 	struct txn_dormant *z; /* allocated the first time it may sleep */
+	struct h2_conn *h2;    /* HTTP/2 (prior knowledge or Upgrade: h2c); never sleeps */
 	size_t mem;
+	bool h2_decided; /* HTTP/1.x or HTTP/2 settled by the first bytes */
+	bool h2_swapped; /* the flow's server side is the HTTP/2 client */
+	uint8_t held_dir;
+	uint16_t held_len;
+	uint8_t *held; /* a server's first SETTINGS, until the client's first bytes */
+	int64_t held_ts;
+	struct txn_pos held_pos; /* where the held bytes sit in their stream */
 };
+
+#define PIPE_H2_HOLD_MAX 1024
 
 struct pipe {
 	struct pipe_params p;
@@ -61,6 +72,9 @@ struct pipe {
 	struct txn_params tp;
 	struct ipfrag_stats fgs;
 	struct ipfrag *frag;
+	struct h2_stats hs;
+	struct h2_params hp;
+	struct pipe_conn *cur; /* the connection whose bytes are being parsed */
 	struct flow_table *flows;
 	uint64_t next_id;
 	struct pipe_lane lanes[PIPE_MAX_LANES];
@@ -112,9 +126,73 @@ static void count_lane(struct pipe *p, const char *lane)
 	l->sessions = 1;
 }
 
+/* Does the header list hold @p name with the token @p tok (case-insensitive)? */
+static bool has_token(const struct store_message *m, const char *name, const char *tok)
+{
+	size_t nl = strlen(name), tl = strlen(tok);
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct store_header *h = &m->headers[i];
+		if (h->name.len != nl || strncasecmp((const char *)h->name.ptr, name, nl))
+			continue;
+		const uint8_t *v = h->value.ptr, *end = v + h->value.len;
+		while (v < end) {
+			while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+				v++;
+			const uint8_t *e = v;
+			while (e < end && *e != ',' && *e != ' ' && *e != '\t')
+				e++;
+			if ((size_t)(e - v) == tl && !strncasecmp((const char *)v, tok, tl))
+				return true;
+			v = e;
+		}
+	}
+	return false;
+}
+
+/*
+ * "Upgrade: h2c" answered by 101 (RFC 7540 §3.2): the connection goes on
+ * as HTTP/2 and the request is stream 1's, so its session comes from the
+ * HTTP/2 tracker (with the response), not from here. true when taken.
+ */
+static bool h2_upgrade(struct pipe *p, const struct store_session *s)
+{
+	struct pipe_conn *c = p->cur;
+	if (!c || c->h2 || !c->t || !(s->flags & STORE_F_TUNNEL) || !s->resp.present ||
+	    s->resp.status != 101 || !has_token(&s->resp, "upgrade", "h2c"))
+		return false;
+	const struct txn_conn_info *ti = txn_conn_get_info(c->t);
+	bool swapped = s->src.port != ti->client.port || memcmp(s->src.addr, ti->client.addr, 16);
+	struct h2_conn *h = h2_conn_create(&p->hp, ti, swapped);
+	if (!h)
+		return false;
+	uint32_t keep = s->flags & (STORE_F_GAP | STORE_F_PARSE_ERROR | STORE_F_REDACTED);
+	if (h2_conn_upgrade(h, &s->req, s->ts_req_first_ns, s->ts_req_last_ns, keep) < 0) {
+		h2_conn_end(h, TXN_END_EOF, s->ts_resp_last_ns);
+		h2_conn_free(h);
+		return false;
+	}
+	c->h2 = h;
+	c->h2_swapped = swapped;
+	return true;
+}
+
+/* Bytes after a protocol switch: HTTP/2's when the switch was to h2c. */
+static bool on_tunnel_data(void *ctx, enum txn_dir role, const uint8_t *d, size_t n, int64_t ts)
+{
+	struct pipe *p = ctx;
+	struct pipe_conn *c = p->cur;
+	if (!c || !c->h2)
+		return false;
+	bool client = (role == TXN_DIR_CLIENT) != c->h2_swapped; /* back to the flow's view */
+	h2_conn_data(c->h2, client ? TXN_DIR_CLIENT : TXN_DIR_SERVER, d, n, ts);
+	return true;
+}
+
 static void on_session(void *ctx, const struct store_session *s)
 {
 	struct pipe *p = ctx;
+	if (s->proto == STORE_PROTO_HTTP1 && h2_upgrade(p, s))
+		return;
 	struct store_session c = *s;
 	p->st.sessions++;
 	const char *lane = p->p.rules ? rules_match(p->p.rules, s) : NULL;
@@ -185,14 +263,79 @@ static void *conn_open(void *ctx, const struct flow_info *fi)
 		return NULL;
 	}
 	c->z = NULL;
+	c->h2 = NULL;
 	c->mem = 0;
+	c->h2_decided = c->h2_swapped = false;
+	c->held = NULL;
+	c->held_len = 0;
 	return c;
+}
+
+/* Bytes held while HTTP/2 was undecided go where the decision says. */
+static void unhold(struct pipe_conn *c)
+{
+	if (!c->held)
+		return;
+	enum txn_dir d = c->held_dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT;
+	if (c->h2)
+		h2_conn_data(c->h2, d, c->held, c->held_len, c->held_ts);
+	else if (c->t)
+		txn_conn_segment(c->t, d, c->held, c->held_len, c->held_ts, &c->held_pos);
+	mem_free(c->held);
+	c->held = NULL;
+	c->held_len = 0;
+}
+
+/*
+ * A connection whose first bytes are the HTTP/2 client preface (prior
+ * knowledge, RFC 9113 §3.3) goes to the HTTP/2 tracker for good. A server
+ * may send its SETTINGS before the client's preface arrives: those first
+ * bytes are held (bounded) until the other side's first bytes decide.
+ * Returns 1 when the bytes are HTTP/2's, 0 when HTTP/1.x's, 2 when held.
+ */
+static int h2_start(struct pipe *p, struct pipe_conn *c, int dir, const uint8_t *d, size_t n,
+		    int64_t ts, const struct txn_pos *pos)
+{
+	if (c->h2)
+		return 1;
+	if (c->h2_decided || !c->t || (c->held && c->held_dir == dir)) {
+		c->h2_decided = true;
+		unhold(c);
+		return 0;
+	}
+	if (h2_is_preface(d, n)) {
+		c->h2 = h2_conn_create(&p->hp, txn_conn_get_info(c->t), dir != 0);
+		c->h2_decided = true;
+		if (!c->h2) {
+			unhold(c); /* parsed as HTTP/1.x: parse_error sessions, not a silent loss */
+			return 0;
+		}
+		c->h2_swapped = dir != 0;
+		txn_conn_free(c->t);
+		c->t = NULL;
+		unhold(c);
+		return 1;
+	}
+	if (!c->held && n <= PIPE_H2_HOLD_MAX && h2_is_server_preface(d, n)) {
+		c->held = mem_alloc(n);
+		if (c->held) {
+			memcpy(c->held, d, n);
+			c->held_len = (uint16_t)n;
+			c->held_dir = (uint8_t)dir;
+			c->held_ts = ts;
+			c->held_pos = *pos;
+			return 2;
+		}
+	}
+	c->h2_decided = true;
+	unhold(c);
+	return 0;
 }
 
 /* A sleeping connection gets bytes: re-create its tracker. false without memory. */
 static bool wake(struct pipe *p, struct pipe_conn *c)
 {
-	if (c->t)
+	if (c->t || c->h2)
 		return true;
 	c->t = txn_conn_wake(&p->tp, c->z);
 	if (!c->t) {
@@ -207,7 +350,7 @@ static bool wake(struct pipe *p, struct pipe_conn *c)
  * memory pressure, put the connection to sleep if nothing is in flight. */
 static void account(struct pipe *p, struct pipe_conn *c)
 {
-	if (p->txn_mem > p->p.txn_dormant_mem) {
+	if (p->txn_mem > p->p.txn_dormant_mem && !c->h2 && !c->held) {
 		if (!c->z)
 			c->z = mem_alloc(sizeof(*c->z));
 		if (c->z && txn_conn_sleep(c->t, c->z)) {
@@ -218,7 +361,8 @@ static void account(struct pipe *p, struct pipe_conn *c)
 			return;
 		}
 	}
-	size_t m = txn_conn_mem(c->t) + (c->z ? sizeof(*c->z) : 0) + sizeof(*c);
+	size_t m = (c->t ? txn_conn_mem(c->t) : 0) + (c->h2 ? h2_conn_mem(c->h2) : 0) +
+		   (c->z ? sizeof(*c->z) : 0) + c->held_len + sizeof(*c);
 	p->txn_mem = p->txn_mem - c->mem + m;
 	c->mem = m;
 	if (p->txn_mem > p->st.txn_mem_peak)
@@ -228,20 +372,36 @@ static void account(struct pipe *p, struct pipe_conn *c)
 static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n,
 		      const struct flow_seg *seg)
 {
+	struct pipe *p = ctx;
 	struct pipe_conn *c = conn;
 	if (!wake(ctx, c))
 		return;
 	struct txn_pos pos = {.off = seg->off, .ack = seg->ack, .has_ack = seg->has_ack};
-	txn_conn_segment(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, seg->ts_ns, &pos);
+	p->cur = c;
+	int to = h2_start(p, c, dir, d, n, seg->ts_ns, &pos);
+	if (to == 1)
+		h2_conn_data(c->h2, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, seg->ts_ns);
+	else if (to == 0)
+		txn_conn_segment(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, seg->ts_ns,
+				 &pos);
+	p->cur = NULL;
 	account(ctx, c);
 }
 
 static void conn_gap(void *ctx, void *conn, int dir, uint64_t n, int64_t ts)
 {
+	struct pipe *p = ctx;
 	struct pipe_conn *c = conn;
 	if (!wake(ctx, c))
 		return;
-	txn_conn_gap(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, n, ts);
+	c->h2_decided = true; /* a preface after lost bytes is not the connection's start */
+	p->cur = c;
+	unhold(c);
+	if (c->h2)
+		h2_conn_gap(c->h2, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, n, ts);
+	else
+		txn_conn_gap(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, n, ts);
+	p->cur = NULL;
 	account(ctx, c);
 }
 
@@ -264,10 +424,17 @@ static void conn_close(void *ctx, void *conn, enum flow_end how, int64_t ts)
 		e = TXN_END_EOF;
 		break;
 	}
+	p->cur = c;
+	unhold(c);
 	if (c->t) { /* a sleeping connection has nothing to emit */
 		txn_conn_end(c->t, e, ts);
 		txn_conn_free(c->t);
 	}
+	if (c->h2) {
+		h2_conn_end(c->h2, e, ts);
+		h2_conn_free(c->h2);
+	}
+	p->cur = NULL;
 	mem_free(c->z);
 	p->txn_mem -= c->mem;
 	mem_free(c);
@@ -293,6 +460,7 @@ static int build_counters(struct pipe *p)
 	    {"ipfrag_", ipfrag_ctr_descs, ipfrag_ctr_count, &p->fgs},
 	    {"reasm_", reasm_ctr_descs, reasm_ctr_count, &p->rs},
 	    {"txn_", txn_ctr_descs, txn_ctr_count, &p->ts},
+	    {"h2_", h2_ctr_descs, h2_ctr_count, &p->hs},
 	    {"redact_", redact_ctr_descs, redact_ctr_count,
 	     p->p.redact ? redact_get_stats(p->p.redact) : NULL},
 	};
@@ -367,7 +535,16 @@ struct pipe *pipe_create(const struct pipe_params *pp)
 	    .emit = on_session,
 	    .ctx = p,
 	    .on_request = pp->on_request ? on_request : NULL,
+	    .on_tunnel_data = on_tunnel_data,
 	    .stats = &p->ts,
+	};
+	p->hp = (struct h2_params){
+	    .max_header_bytes = pp->max_header,
+	    .max_body = pp->max_body,
+	    .emit = on_session,
+	    .ctx = p,
+	    .on_request = pp->on_request ? on_request : NULL,
+	    .stats = &p->hs,
 	};
 	struct flow_params fp = {
 	    .max_flows = pp->max_flows,

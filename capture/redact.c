@@ -928,6 +928,28 @@ static int do_target(struct redact *r, struct store_message *m, bool *changed, s
 	return rc < 0 ? rc : 0;
 }
 
+/* HTTP/2: the ":path" field repeats the target; after the query was
+ * redacted it must say the same, or the secret stays in the field. */
+static int sync_path(struct redact *r, struct store_message *m)
+{
+	for (size_t i = 0; i < m->n_headers; i++) {
+		const struct store_header *h = &m->headers[i];
+		if (!slice_ieq(h->name, ":path", 5))
+			continue;
+		if (h->value.len == m->target.len &&
+		    (!h->value.len || !memcmp(h->value.ptr, m->target.ptr, h->value.len)))
+			return 0;
+		struct store_header *nh = keep(r, mem_calloc(m->n_headers, sizeof(*nh)));
+		if (!nh)
+			return -ENOMEM;
+		memcpy(nh, m->headers, m->n_headers * sizeof(*nh));
+		nh[i].value = m->target;
+		m->headers = nh;
+		return 0;
+	}
+	return 0;
+}
+
 static int do_message(struct redact *r, struct store_message *m, bool is_req, bool *changed,
 		      struct tally *t)
 {
@@ -935,8 +957,17 @@ static int do_message(struct redact *r, struct store_message *m, bool is_req, bo
 	int rc = do_body(r, m, &body_changed, t);
 	if (!rc)
 		rc = do_headers(r, m, is_req, body_changed, changed, t);
+	if (!rc && m->n_trailers) {
+		/* HTTP/2 trailer fields: the header rules apply to them too */
+		struct store_message tm = {.headers = m->trailers, .n_headers = m->n_trailers};
+		rc = do_headers(r, &tm, is_req, false, changed, t);
+		m->trailers = tm.n_headers ? tm.headers : NULL;
+		m->n_trailers = tm.n_headers;
+	}
 	if (!rc && is_req)
 		rc = do_target(r, m, changed, t);
+	if (!rc && is_req)
+		rc = sync_path(r, m);
 	*changed |= body_changed;
 	return rc;
 }

@@ -250,11 +250,14 @@ static bool rules_each_query(const struct store_message *req, const struct rules
 	return false;
 }
 
-/* Host without port: the Host header, else the authority of an absolute target. */
+/* Host without port: the Host header (HTTP/2: ":authority"), else the
+ * authority of an absolute target. */
 static bool rules_host(const struct store_message *req, const uint8_t **h, size_t *hl)
 {
 	for (size_t i = 0; i < req->n_headers; i++) {
-		if (rules_ieq(req->headers[i].name.ptr, req->headers[i].name.len, "host", 4)) {
+		const struct store_slice *n = &req->headers[i].name;
+		if (rules_ieq(n->ptr, n->len, "host", 4) ||
+		    rules_ieq(n->ptr, n->len, ":authority", 10)) {
 			*h = req->headers[i].value.ptr;
 			*hl = req->headers[i].value.len;
 			rules_trim(h, hl);

@@ -620,6 +620,17 @@ static void txn_request_ready(struct txn_conn *c, uint32_t flags, bool tunnel)
 		txn_server_expect(c);
 }
 
+/* Bytes inside a tunnel: offered to on_tunnel_data, else counted. */
+static void txn_tunnel_out(struct txn_conn *c, enum txn_role role, const uint8_t *d, size_t n,
+			   int64_t ts)
+{
+	if (!n)
+		return;
+	enum txn_dir dir = role == ROLE_CLIENT ? TXN_DIR_CLIENT : TXN_DIR_SERVER;
+	if (!c->prm->on_tunnel_data || !c->prm->on_tunnel_data(c->prm->ctx, dir, d, n, ts))
+		c->st->tunnel_bytes += n;
+}
+
 /* Stop the client's HOLD after the response to a CONNECT/Upgrade request. */
 static void txn_client_release_hold(struct txn_conn *c, bool tunnel, int64_t ts)
 {
@@ -627,7 +638,9 @@ static void txn_client_release_hold(struct txn_conn *c, bool tunnel, int64_t ts)
 	if (cl->mode != MODE_HOLD)
 		return;
 	if (tunnel) {
-		c->st->tunnel_bytes += cl->hold.len;
+		cl->mode = MODE_TUNNEL;
+		if (!cl->hold_broken)
+			txn_tunnel_out(c, ROLE_CLIENT, cl->hold.data, cl->hold.len, ts);
 		dbuf_release(&cl->hold);
 		cl->mode = MODE_TUNNEL;
 		return;
@@ -758,17 +771,17 @@ static void txn_response_ready(struct txn_conn *c, uint32_t flags, bool tunnel, 
 }
 
 /* Both sides stop parsing: the connection switched protocols. */
-static void txn_enter_tunnel(struct txn_conn *c)
+static void txn_enter_tunnel(struct txn_conn *c, int64_t ts)
 {
 	c->st->tunnels++;
 	for (int r = 0; r < 2; r++) {
 		struct txn_side *sd = &c->side[r];
-		if (sd->mode == MODE_HOLD) {
-			c->st->tunnel_bytes += sd->hold.len;
-			dbuf_release(&sd->hold);
-		}
+		bool held = sd->mode == MODE_HOLD && !sd->hold_broken;
 		sd->mode = MODE_TUNNEL;
 		sd->carry_len = 0;
+		if (held)
+			txn_tunnel_out(c, (enum txn_role)r, sd->hold.data, sd->hold.len, ts);
+		dbuf_release(&sd->hold);
 	}
 }
 
@@ -909,7 +922,7 @@ static size_t txn_side_step(struct txn_conn *c, enum txn_role role, const uint8_
 			/* in_msg stays set until the response decides */
 		} else {
 			txn_response_ready(c, 0, true, ts);
-			txn_enter_tunnel(c);
+			txn_enter_tunnel(c, ts);
 		}
 		return used;
 	case HTTP1_ERROR:
@@ -1203,8 +1216,8 @@ static void txn_side_data(struct txn_conn *c, enum txn_role role, const uint8_t 
 	while (n) {
 		switch (sd->mode) {
 		case MODE_TUNNEL:
-			c->st->tunnel_bytes += n;
 			txn_side_skip(sd, n);
+			txn_tunnel_out(c, role, d, n, ts);
 			return;
 		case MODE_HOLD:
 			txn_side_skip(sd, n);
@@ -1636,6 +1649,11 @@ struct txn_conn *txn_conn_wake(const struct txn_params *p, const struct txn_dorm
 	for (int r = 0; r < 2; r++)
 		c->side[r].cur = d->cur[r];
 	return c;
+}
+
+const struct txn_conn_info *txn_conn_get_info(const struct txn_conn *c)
+{
+	return &c->info;
 }
 
 size_t txn_conn_mem(const struct txn_conn *c)

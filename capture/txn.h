@@ -30,6 +30,7 @@
 #ifndef DYETAP_CAPTURE_TXN_H
 #define DYETAP_CAPTURE_TXN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,16 @@ struct txn_params {
 	 * ts_req_first_ns; per connection they come in the same order.
 	 */
 	txn_emit_fn on_request;
+	/**
+	 * Optional: after a protocol switch (101 Switching Protocols, or a
+	 * CONNECT answered 2xx; the switching session is emitted first) the
+	 * bytes each side sends are offered here, @p role TXN_DIR_CLIENT for
+	 * the side that sent the requests. Return true when taken (e.g. by the
+	 * HTTP/2 tracker after "Upgrade: h2c"), false to have them counted as
+	 * tunnel_bytes.
+	 */
+	bool (*on_tunnel_data)(void *ctx, enum txn_dir role, const uint8_t *d, size_t n,
+			       int64_t ts_ns);
 	struct txn_stats *stats; /**< borrowed, shared by many trackers; must not be NULL */
 };
 
@@ -159,6 +170,9 @@ void txn_conn_end(struct txn_conn *c, enum txn_end how, int64_t ts_ns);
 
 /** Free; accepts NULL. Does not emit (call txn_conn_end() first). */
 void txn_conn_free(struct txn_conn *c);
+
+/** What the tracker was created with (borrowed, valid until txn_conn_free()). */
+const struct txn_conn_info *txn_conn_get_info(const struct txn_conn *c);
 
 /** Approximate bytes held by the tracker (for the flow layer's memcap). */
 size_t txn_conn_mem(const struct txn_conn *c);

@@ -30,9 +30,10 @@ static void diff_usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: dyetap diff RESULTS.dyt [SHARD.dyt...] [--secondary RESULTS2.dyt]\n"
-	    "                   [--rules FILE] [--html FILE] [--json FILE] [--junit FILE]\n"
-	    "                   [--fail-on EXPR]... [--redact KIND:NAME[:ACTION]]...\n"
-	    "                   [--redact-defaults] [--quiet] [--color|--no-color]\n"
+	    "                   [--rules FILE] [--proto DESCRIPTORS.pb] [--html FILE]\n"
+	    "                   [--json FILE] [--junit FILE] [--fail-on EXPR]...\n"
+	    "                   [--redact KIND:NAME[:ACTION]]... [--redact-defaults]\n"
+	    "                   [--quiet] [--color|--no-color]\n"
 	    "\n"
 	    "Compare each replayed (candidate) response in RESULTS.dyt with the recorded\n"
 	    "production (primary) response of the same session: status, headers and body\n"
@@ -49,6 +50,9 @@ static void diff_usage(FILE *f)
 	    "                    \"secondary\" in RESULTS.dyt are used the same way\n"
 	    "  --rules FILE      noise rules: ignore headers and JSON paths, mask regexes,\n"
 	    "                    tolerances, unordered or keyed arrays (docs/diff-rules.md)\n"
+	    "  --proto FILE      gRPC: a FileDescriptorSet (protoc -o FILE --include_imports\n"
+	    "                    X.proto) naming message fields; without it gRPC messages\n"
+	    "                    are compared by field number ($.4[*].7) (docs/diff.md)\n"
 	    "  --html FILE       write one self-contained HTML report for QA\n"
 	    "  --json FILE       write the JSON report (docs/report.md); '-' for stdout\n"
 	    "  --junit FILE      write JUnit XML (one testcase per endpoint)\n"
@@ -178,6 +182,7 @@ int cmd_diff(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"secondary", required_argument, NULL, 's'},
 	    {"rules", required_argument, NULL, 'r'},
+	    {"proto", required_argument, NULL, 'P'},
 	    {"html", required_argument, NULL, 'H'},
 	    {"json", required_argument, NULL, 'j'},
 	    {"junit", required_argument, NULL, 'J'},
@@ -192,6 +197,7 @@ int cmd_diff(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *secondary = NULL, *rules_path = NULL, *html = NULL, *json = NULL, *junit = NULL;
+	const char *proto_path = NULL;
 	struct diff_gate gates[DIFF_MAX_GATES];
 	size_t n_gates = 0;
 	bool quiet = false, no_defaults = false;
@@ -200,6 +206,7 @@ int cmd_diff(int argc, char **argv)
 	int o, ret = 2;
 	struct noise_rules *rules = NULL;
 	struct diff_ctx *c = NULL;
+	struct pb_schema *proto = NULL;
 	struct redact *red = redact_create();
 	if (!red) {
 		fprintf(stderr, "dyetap diff: out of memory\n");
@@ -213,6 +220,9 @@ int cmd_diff(int argc, char **argv)
 			break;
 		case 'r':
 			rules_path = optarg;
+			break;
+		case 'P':
+			proto_path = optarg;
 			break;
 		case 'H':
 			html = optarg;
@@ -326,6 +336,15 @@ int cmd_diff(int argc, char **argv)
 		p.redact = redact_hook;
 		p.redact_ctx = red;
 	}
+	if (proto_path) {
+		proto = pb_schema_load(proto_path, err, sizeof(err));
+		if (!proto) {
+			fprintf(stderr, "dyetap diff: --proto %s\n", err);
+			ret = 2;
+			goto out;
+		}
+		p.proto = proto;
+	}
 	c = diff_ctx_create(&p);
 	ret = 3;
 	if (!c) {
@@ -377,6 +396,7 @@ int cmd_diff(int argc, char **argv)
 out:
 	diff_ctx_free(c);
 	noise_rules_free(rules);
+	pb_schema_free(proto);
 	redact_free(red);
 	return ret;
 }

@@ -52,6 +52,7 @@
 #include "common/mem.h"
 #include "replay/replay.h"
 #include "replay/replay_causal.h"
+#include "replay/replay_h2.h"
 
 #define REPLAY_LOG(lvl, ...) LOG_MSG(lvl, "replay", __VA_ARGS__)
 
@@ -174,6 +175,8 @@ struct replay_engine {
 	struct replay_causal_thr *causal; /* borrowed; NULL: no causal order */
 	int64_t cb_now;			  /* clock for the unpark callback */
 	int causal_tag;			  /* its address marks the tracker's eventfd */
+	struct replay_h2 *h2;		  /* HTTP/2 sessions (replay_h2.h); NULL until one comes */
+	int h2_tag;			  /* its address marks the HTTP/2 sender's epoll fd */
 };
 
 /* ------------------------------------------------------------------ */
@@ -558,15 +561,15 @@ static void count_error(struct replay_stats *st, uint32_t kind)
 	}
 }
 
-/* Report request @p r of target @p ti; @p resp NULL on error. Frees r. */
-static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64_t t_sent,
-		     int64_t now, uint32_t kind, const char *msg, const struct store_message *resp)
+/* One outcome to the callback, counted. */
+static void report_result(struct replay_engine *e, uint32_t ti, uint64_t session_id, void *user,
+			  int64_t due, int64_t cwait, int64_t t_sent, int64_t now, uint32_t kind,
+			  const char *msg, const struct store_message *resp)
 {
 	struct rtarget *t = &e->targets[ti];
-	causal_finish(e, r, ti);
 	struct store_result res;
 	memset(&res, 0, sizeof(res));
-	res.session_id = r->session_id;
+	res.session_id = session_id;
 	res.target.ptr = (const uint8_t *)t->url;
 	res.target.len = t->url_len;
 	res.role.ptr = (const uint8_t *)t->role;
@@ -574,8 +577,8 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 	int64_t sent_at = t_sent ? t_sent : now;
 	res.ts_sent_ns = sent_at + e->real_minus_mono;
 	res.latency_ns = now > sent_at ? (uint64_t)(now - sent_at) : 0;
-	res.lateness_ns = sent_at - r->due;
-	res.causal_wait_ns = r->cwait > 0 ? (uint64_t)r->cwait : 0;
+	res.lateness_ns = sent_at - due;
+	res.causal_wait_ns = cwait > 0 ? (uint64_t)cwait : 0;
 	res.error = kind;
 	if (msg) {
 		res.error_msg.ptr = (const uint8_t *)msg;
@@ -599,8 +602,71 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 		count_error(&e->st, kind);
 	}
 	e->completed_iter++;
-	e->p.on_done(e->p.ctx, r->user, &res);
+	e->p.on_done(e->p.ctx, user, &res);
+}
+
+/* Report request @p r of target @p ti; @p resp NULL on error. Frees r. */
+static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64_t t_sent,
+		     int64_t now, uint32_t kind, const char *msg, const struct store_message *resp)
+{
+	causal_finish(e, r, ti);
+	report_result(e, ti, r->session_id, r->user, r->due, r->cwait, t_sent, now, kind, msg,
+		      resp);
 	req_free(e, r);
+}
+
+/* An HTTP/2 request finished (replay_h2.h): report it like the others. */
+static void h2_done(void *ctx, const struct replay_h2_out *o)
+{
+	struct replay_engine *e = ctx;
+	if (o->dep && e->causal)
+		replay_causal_done(e->causal, o->dep, o->target);
+	if (o->kind == UINT32_MAX)
+		return; /* dropped before it was sent: counted not_sent */
+	report_result(e, o->target, o->session_id, o->user, o->due, 0, o->t_sent, o->now, o->kind,
+		      o->msg, o->resp);
+}
+
+/* The HTTP/2 sender, created with the first HTTP/2 session. */
+static int h2_start(struct replay_engine *e)
+{
+	if (e->h2)
+		return 0;
+	struct replay_h2_target *t = mem_calloc(e->p.n_targets, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < e->p.n_targets; i++) {
+		const struct rtarget *rt = &e->targets[i];
+		t[i].addr = rt->addr;
+		t[i].addrlen = rt->addrlen;
+		t[i].tls = rt->u.tls;
+		snprintf(t[i].authority, sizeof(t[i].authority),
+			 strchr(rt->u.host, ':') ? "[%s]:%u" : "%s:%u", rt->u.host, rt->u.port);
+	}
+	struct replay_h2_params hp = {
+	    .targets = t,
+	    .n_targets = e->p.n_targets,
+	    .timeout_ns = e->p.timeout_ns,
+	    .idle_ns = e->p.idle_ns,
+	    .max_body = e->p.max_body,
+	    .max_header_bytes = e->p.max_header_bytes,
+	    .rewrite = e->p.rewrite,
+	    .done = h2_done,
+	    .ctx = e,
+	    .stats = &e->st,
+	};
+	char err[128];
+	e->h2 = replay_h2_create(&hp, err, sizeof(err));
+	mem_free(t);
+	if (!e->h2)
+		return -ENOMEM;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &e->h2_tag};
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, replay_h2_fd(e->h2), &ev) < 0) {
+		replay_h2_free(e->h2);
+		e->h2 = NULL;
+		return -errno;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1367,6 +1433,17 @@ int replay_engine_submit_dep(struct replay_engine *e, const struct store_session
 {
 	if (!e->causal)
 		dep = NULL;
+	if (s->proto == STORE_PROTO_H2C) { /* HTTP/2: streams over replay_h2 */
+		if (replay_h2_request_unsafe(&s->req))
+			return -EBADMSG; /* as replay_request_build() refuses HTTP/1.x */
+		int rc = h2_start(e);
+		if (!rc)
+			rc = replay_h2_submit(e->h2, s, e->p.pooled ? 0 : flow_key, due_ns, user,
+					      dep);
+		if (!rc && dep)
+			replay_causal_queued(dep->ent);
+		return rc;
+	}
 	dbuf_reset(&e->reqbuf);
 	int rc = replay_request_build(&e->reqbuf, &s->req, e->p.rewrite);
 	if (rc)
@@ -1450,6 +1527,11 @@ static int64_t next_wake(const struct replay_engine *e)
 		if (t->idle_head && t->idle_head->idle_since + e->p.idle_ns < w)
 			w = t->idle_head->idle_since + e->p.idle_ns;
 	}
+	if (e->h2) {
+		int64_t h = replay_h2_next_wake(e->h2);
+		if (h < w)
+			w = h;
+	}
 	return w;
 }
 
@@ -1466,6 +1548,8 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns)
 		while (e->heap_len && flow_due(e->heap[0]) <= now) {
 			(void)flow_dispatch(e, e->heap[0], now);
 		}
+		if (e->h2)
+			replay_h2_run(e->h2, now);
 		expire(e, now);
 		if (e->completed_iter || now >= until_ns)
 			return 0;
@@ -1498,6 +1582,8 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns)
 				replay_causal_kick(e->causal);
 				continue;
 			}
+			if (evs[i].data.ptr == &e->h2_tag)
+				continue; /* replay_h2_run() at the top of the loop */
 			struct rconn *c = evs[i].data.ptr;
 			conn_drive(e, c, evs[i].events, now);
 		}
@@ -1508,16 +1594,20 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns)
 
 uint64_t replay_engine_pending(const struct replay_engine *e)
 {
-	return e->queued + e->inflight;
+	return e->queued + e->inflight + (e->h2 ? replay_h2_pending(e->h2) : 0);
 }
 
 int64_t replay_engine_next_due(const struct replay_engine *e)
 {
-	return e->heap_len ? flow_due(e->heap[0]) : INT64_MAX;
+	int64_t d = e->heap_len ? flow_due(e->heap[0]) : INT64_MAX;
+	int64_t h = e->h2 ? replay_h2_next_due(e->h2) : INT64_MAX;
+	return h < d ? h : d;
 }
 
 void replay_engine_drop_queued(struct replay_engine *e)
 {
+	if (e->h2)
+		replay_h2_drop_queued(e->h2);
 	if (!e->htab || !e->targets)
 		return; /* a half-created engine (allocation failed) holds no requests */
 	for (size_t b = 0; b < e->hcap; b++) {
@@ -1552,6 +1642,8 @@ static void close_all(struct replay_engine *e, bool report)
 {
 	int64_t now = clk_mono_ns();
 	replay_engine_drop_queued(e);
+	if (e->h2)
+		replay_h2_close_all(e->h2, report);
 	/* Now close every connection; each close may free its flow. */
 	for (size_t b = 0; b < e->hcap; b++) {
 		struct rflow *f = e->htab[b];
@@ -1585,6 +1677,8 @@ void replay_engine_abort(struct replay_engine *e)
 
 void replay_engine_close_idle(struct replay_engine *e)
 {
+	if (e->h2)
+		replay_h2_close_idle(e->h2);
 	for (uint32_t ti = 0; ti < e->p.n_targets; ti++)
 		while (e->targets[ti].idle_head)
 			conn_close(e, e->targets[ti].idle_head);
@@ -1634,6 +1728,7 @@ void replay_engine_free(struct replay_engine *e)
 				SSL_CTX_free(e->targets[i].ssl_ctx);
 		}
 	}
+	replay_h2_free(e->h2);
 	if (e->epfd >= 0)
 		close(e->epfd);
 	mem_free(e->targets);

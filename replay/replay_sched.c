@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "replay/replay.h"
+#include "replay/replay_h2.h"
 
 int64_t replay_sched_offset(const struct replay_sched *s, int64_t rec_ts_ns, uint64_t seq)
 {
@@ -160,8 +161,10 @@ enum replay_verdict replay_filter_check(const struct replay_filter *f,
 					const struct store_session *s, uint32_t file_idx)
 {
 	const struct store_message *req = &s->req;
+	/* HTTP/2 streams (an upgraded one's request is HTTP/1.1) go to replay_h2 */
+	bool h2 = s->proto == STORE_PROTO_H2C;
 	if (!req->present || req->method.len == 0 || req->target.len == 0 ||
-	    req->version_major != 1 || (s->flags & STORE_F_TUNNEL))
+	    (req->version_major != 1 && !h2) || (s->flags & STORE_F_TUNNEL))
 		return REPLAY_SKIP_UNSUPPORTED;
 	if (f->shard_n > 1 && replay_conn_hash(s->conn_id, file_idx) % f->shard_n != f->shard_k)
 		return REPLAY_SKIP_SHARD;
@@ -183,7 +186,7 @@ enum replay_verdict replay_filter_check(const struct replay_filter *f,
 		if (fnmatch(f->path_glob, path, 0) != 0)
 			return REPLAY_SKIP_FILTER;
 	}
-	if (replay_request_unsafe(req))
+	if (h2 ? replay_h2_request_unsafe(req) : replay_request_unsafe(req))
 		return REPLAY_SKIP_UNSAFE;
 	if (!f->allow_writes && !slice_eq(&req->method, "GET", false) &&
 	    !slice_eq(&req->method, "HEAD", false) && !slice_eq(&req->method, "OPTIONS", false))

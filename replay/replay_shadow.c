@@ -20,6 +20,9 @@ static size_t msg_bytes(const struct store_message *m)
 	n += m->n_headers * sizeof(struct store_header);
 	for (size_t i = 0; i < m->n_headers; i++)
 		n += m->headers[i].name.len + m->headers[i].value.len;
+	n += m->n_trailers * sizeof(struct store_header) + 8; /* + alignment */
+	for (size_t i = 0; i < m->n_trailers; i++)
+		n += m->trailers[i].name.len + m->trailers[i].value.len;
 	return n + 8;
 }
 
@@ -36,23 +39,28 @@ static struct store_slice put(struct shadow_writer *w, struct store_slice s)
 	return o;
 }
 
+static const struct store_header *fields_copy(struct shadow_writer *w,
+					      const struct store_header *src, size_t n)
+{
+	if (!n)
+		return NULL;
+	uintptr_t a = ((uintptr_t)w->p + 7) & ~(uintptr_t)7;
+	w->p = (uint8_t *)a;
+	struct store_header *h = (struct store_header *)w->p;
+	w->p += n * sizeof(*h);
+	for (size_t i = 0; i < n; i++) {
+		h[i].name = put(w, src[i].name);
+		h[i].value = put(w, src[i].value);
+	}
+	return h;
+}
+
 static void msg_copy(struct shadow_writer *w, struct store_message *dst,
 		     const struct store_message *src)
 {
 	*dst = *src;
-	if (src->n_headers) {
-		uintptr_t a = ((uintptr_t)w->p + 7) & ~(uintptr_t)7;
-		w->p = (uint8_t *)a;
-		struct store_header *h = (struct store_header *)w->p;
-		w->p += src->n_headers * sizeof(*h);
-		for (size_t i = 0; i < src->n_headers; i++) {
-			h[i].name = put(w, src->headers[i].name);
-			h[i].value = put(w, src->headers[i].value);
-		}
-		dst->headers = h;
-	} else {
-		dst->headers = NULL;
-	}
+	dst->headers = fields_copy(w, src->headers, src->n_headers);
+	dst->trailers = fields_copy(w, src->trailers, src->n_trailers);
 	dst->method = put(w, src->method);
 	dst->target = put(w, src->target);
 	dst->reason = put(w, src->reason);

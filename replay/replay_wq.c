@@ -125,7 +125,9 @@ static size_t msg_size(const struct store_message *m, size_t *nhdr)
 	size_t n = m->method.len + m->target.len + m->reason.len + m->body.len;
 	for (size_t i = 0; i < m->n_headers; i++)
 		n += m->headers[i].name.len + m->headers[i].value.len;
-	*nhdr += m->n_headers;
+	for (size_t i = 0; i < m->n_trailers; i++)
+		n += m->trailers[i].name.len + m->trailers[i].value.len;
+	*nhdr += m->n_headers + m->n_trailers;
 	return n;
 }
 
@@ -145,24 +147,29 @@ static void slice_copy(struct cursor *c, struct store_slice *s)
 	c->bytes += s->len;
 }
 
+static const struct store_header *fields_copy(struct cursor *c, const struct store_header *src,
+					      size_t n)
+{
+	if (!n)
+		return NULL;
+	struct store_header *h = c->hdr;
+	c->hdr += n;
+	for (size_t i = 0; i < n; i++) {
+		h[i] = src[i];
+		slice_copy(c, &h[i].name);
+		slice_copy(c, &h[i].value);
+	}
+	return h;
+}
+
 static void msg_copy(struct cursor *c, struct store_message *m)
 {
 	slice_copy(c, &m->method);
 	slice_copy(c, &m->target);
 	slice_copy(c, &m->reason);
 	slice_copy(c, &m->body);
-	if (!m->n_headers) {
-		m->headers = NULL;
-		return;
-	}
-	struct store_header *h = c->hdr;
-	c->hdr += m->n_headers;
-	for (size_t i = 0; i < m->n_headers; i++) {
-		h[i] = m->headers[i];
-		slice_copy(c, &h[i].name);
-		slice_copy(c, &h[i].value);
-	}
-	m->headers = h;
+	m->headers = fields_copy(c, m->headers, m->n_headers);
+	m->trailers = fields_copy(c, m->trailers, m->n_trailers);
 }
 
 /* Bytes of the item holding record @p src and everything it points to. */
@@ -183,8 +190,9 @@ static size_t item_size(const struct store_record *src)
 static size_t n_headers(const struct store_record *src)
 {
 	if (src->type == STORE_REC_SESSION)
-		return src->u.session.req.n_headers + src->u.session.resp.n_headers;
-	return src->u.result.resp.n_headers;
+		return src->u.session.req.n_headers + src->u.session.resp.n_headers +
+		       src->u.session.req.n_trailers + src->u.session.resp.n_trailers;
+	return src->u.result.resp.n_headers + src->u.result.resp.n_trailers;
 }
 
 /* Copy record @p src into @p it (item_size() bytes). */
@@ -225,7 +233,8 @@ void replay_session_copy(struct store_session *dst, const struct store_session *
 {
 	*dst = *src;
 	struct cursor c = {.hdr = tail};
-	c.bytes = (uint8_t *)(c.hdr + src->req.n_headers + src->resp.n_headers);
+	c.bytes = (uint8_t *)(c.hdr + src->req.n_headers + src->resp.n_headers +
+			      src->req.n_trailers + src->resp.n_trailers);
 	slice_copy(&c, &dst->lane);
 	msg_copy(&c, &dst->req);
 	msg_copy(&c, &dst->resp);

@@ -27,8 +27,15 @@
 
 /** Current on-disk format version written into the header frame. */
 #define STORE_FORMAT_VERSION 1
-/** Current record schema version (key "v" of every record). */
-#define STORE_SCHEMA_VERSION 1
+/**
+ * Newest record schema version this library reads (key "v" of every
+ * record). Writers put 1 on HTTP/1.x records and 2 on records that hold
+ * HTTP/2 (docs/format.md §2 "Versions"), so files of HTTP/1.x traffic stay
+ * readable by version-1 readers and those readers skip HTTP/2 records.
+ */
+#define STORE_SCHEMA_VERSION 2
+/** Schema version of records with an HTTP/2 session or response. */
+#define STORE_SCHEMA_VERSION_H2 2
 
 /** A byte range. In records handed out by the reader it is borrowed. */
 struct store_slice {
@@ -52,19 +59,34 @@ enum store_flag {
 	STORE_F_INCOMPLETE = 1u << 5,  /**< a message ended before its last byte (close, RST) */
 	STORE_F_RESET = 1u << 6,       /**< the connection was reset during this session */
 	STORE_F_REDACTED = 1u << 7,    /**< values were masked or dropped at record time */
-	/* bit 8 is reserved (HTTP/2) */
-	STORE_F_NO_REQUEST = 1u << 9, /**< a response no captured request matches (the other
-				       *   flags say why: gap, midstream, parse_error; none:
-				       *   the server sent it unasked) */
-	STORE_F_HTTP09 = 1u << 10,    /**< an HTTP/0.9 exchange: a request line without
-				       *   version, answered by a bare body until close */
+	STORE_F_GOAWAY = 1u << 8,      /**< HTTP/2: a GOAWAY ended the connection before this
+					*   stream finished (or announced it unprocessed) */
+	STORE_F_NO_REQUEST = 1u << 9,  /**< a response no captured request matches (the other
+					*   flags say why: gap, midstream, parse_error; none:
+					*   the server sent it unasked) */
+	STORE_F_HTTP09 = 1u << 10,     /**< an HTTP/0.9 exchange: a request line without
+					*   version, answered by a bare body until close */
 };
 #define STORE_F_COUNT 11
+
+/** Application protocol of a session (values are part of the format). */
+enum store_proto {
+	STORE_PROTO_HTTP1 = 0, /**< HTTP/1.x: key "proto" absent */
+	STORE_PROTO_H2C = 1,   /**< HTTP/2 over cleartext TCP (h2c); a session is one stream */
+};
+
+/** Stable name of @p proto ("http/1.1", "h2c"), or NULL. */
+const char *store_proto_name(uint32_t proto);
 
 /** Stable lower-case name of flag bit @p bit (one of enum store_flag), or NULL. */
 const char *store_flag_name(uint32_t bit);
 
-/** An HTTP/1.x request or response as recorded or received. */
+/**
+ * An HTTP request or response as recorded or received. For HTTP/2 the
+ * headers hold the decoded field lines in wire order, pseudo-header fields
+ * (":method", ":path", ":authority", ":scheme", ":status") included;
+ * method, target and status repeat their values; version is 2.0.
+ */
 struct store_message {
 	bool present;		   /**< false: no such message (e.g. no response) */
 	struct store_slice method; /**< request only */
@@ -78,6 +100,9 @@ struct store_message {
 	struct store_slice body; /**< stored body bytes (after de-chunking, <= cap) */
 	uint64_t body_len;	 /**< full body length seen after de-chunking */
 	bool truncated;		 /**< body.len < body_len because of the cap */
+	/** Trailer fields (HTTP/2 trailing HEADERS, e.g. grpc-status), wire order. */
+	const struct store_header *trailers;
+	size_t n_trailers;
 };
 
 /** One transport endpoint. IPv4 addresses use the first 4 bytes of addr. */
@@ -102,7 +127,9 @@ struct store_session {
 	int64_t ts_resp_last_ns;
 	struct store_message req;
 	struct store_message resp;
-	uint32_t flags; /**< enum store_flag bits */
+	uint32_t flags;	    /**< enum store_flag bits */
+	uint8_t proto;	    /**< enum store_proto */
+	uint32_t stream_id; /**< HTTP/2 stream identifier; 0 for HTTP/1.x */
 };
 
 /** Replay outcome kinds (values are part of the format). */

@@ -66,12 +66,24 @@ const char *store_flag_name(uint32_t bit)
 {
 	static const char *const names[STORE_F_COUNT] = {
 	    "gap",   "midstream", "no_response", "parse_error", "tunnel", "incomplete",
-	    "reset", "redacted",  NULL,		 "no_request",	"http09",
+	    "reset", "redacted",  "goaway",	 "no_request",	"http09",
 	};
 	for (unsigned i = 0; i < STORE_F_COUNT; i++)
 		if (bit == (1u << i))
 			return names[i];
 	return NULL;
+}
+
+const char *store_proto_name(uint32_t proto)
+{
+	switch (proto) {
+	case STORE_PROTO_HTTP1:
+		return "http/1.1";
+	case STORE_PROTO_H2C:
+		return "h2c";
+	default:
+		return NULL;
+	}
 }
 
 const char *store_error_name(uint32_t kind)

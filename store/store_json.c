@@ -35,6 +35,24 @@ static int put_slice(struct dbuf *b, const struct store_slice *s)
 	return jsonw_str(b, s->ptr ? s->ptr : (const uint8_t *)"", s->len);
 }
 
+/* [[name, value], ...] */
+static int put_fields(struct dbuf *b, const struct store_header *h, size_t n)
+{
+	int rc = dbuf_putc(b, '[');
+	for (size_t i = 0; !rc && i < n; i++) {
+		rc = dbuf_puts(b, i ? ",[" : "[");
+		if (!rc)
+			rc = put_slice(b, &h[i].name);
+		if (!rc)
+			rc = dbuf_putc(b, ',');
+		if (!rc)
+			rc = put_slice(b, &h[i].value);
+		if (!rc)
+			rc = dbuf_putc(b, ']');
+	}
+	return rc ? rc : dbuf_putc(b, ']');
+}
+
 static int put_message(struct dbuf *b, const struct store_message *m, int is_req, unsigned flags)
 {
 	int rc;
@@ -54,21 +72,12 @@ static int put_message(struct dbuf *b, const struct store_message *m, int is_req
 			rc = put_slice(b, &m->reason);
 	}
 	if (!rc)
-		rc = dbuf_printf(b, ",\"version\":\"HTTP/%u.%u\",\"headers\":[",
+		rc = dbuf_printf(b, ",\"version\":\"HTTP/%u.%u\",\"headers\":",
 				 (unsigned)m->version_major, (unsigned)m->version_minor);
-	for (size_t i = 0; !rc && i < m->n_headers; i++) {
-		rc = dbuf_puts(b, i ? ",[" : "[");
-		if (!rc)
-			rc = put_slice(b, &m->headers[i].name);
-		if (!rc)
-			rc = dbuf_putc(b, ',');
-		if (!rc)
-			rc = put_slice(b, &m->headers[i].value);
-		if (!rc)
-			rc = dbuf_putc(b, ']');
-	}
 	if (!rc)
-		rc = dbuf_printf(b, "],\"body_len\":%" PRIu64 ",\"body\":", m->body_len);
+		rc = put_fields(b, m->headers, m->n_headers);
+	if (!rc)
+		rc = dbuf_printf(b, ",\"body_len\":%" PRIu64 ",\"body\":", m->body_len);
 	if (!rc) {
 		if (flags & STORE_JSON_NO_BODY)
 			rc = dbuf_puts(b, "null");
@@ -77,7 +86,14 @@ static int put_message(struct dbuf *b, const struct store_message *m, int is_req
 					 m->body.len);
 	}
 	if (!rc)
-		rc = dbuf_puts(b, m->truncated ? ",\"truncated\":true}" : ",\"truncated\":false}");
+		rc = dbuf_puts(b, m->truncated ? ",\"truncated\":true" : ",\"truncated\":false");
+	if (!rc && m->n_trailers) { /* HTTP/2 trailer fields, only when there are some */
+		rc = dbuf_puts(b, ",\"trailers\":");
+		if (!rc)
+			rc = put_fields(b, m->trailers, m->n_trailers);
+	}
+	if (!rc)
+		rc = dbuf_putc(b, '}');
 	return rc;
 }
 
@@ -115,7 +131,14 @@ int store_session_json(struct dbuf *b, const struct store_session *s, unsigned f
 		first = 0;
 	}
 	if (!rc)
-		rc = dbuf_puts(b, "]}");
+		rc = dbuf_putc(b, ']');
+	if (!rc && s->proto) { /* HTTP/2: the protocol and the stream */
+		const char *pn = store_proto_name(s->proto);
+		rc = dbuf_printf(b, ",\"proto\":\"%s\",\"stream\":%" PRIu32, pn ? pn : "unknown",
+				 s->stream_id);
+	}
+	if (!rc)
+		rc = dbuf_putc(b, '}');
 	return rc;
 }
 

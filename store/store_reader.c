@@ -215,9 +215,38 @@ static int dec_message_fast(struct store_reader *r, struct mp *c, struct store_m
 	return 1;
 }
 
-/* Decode a message map; its headers go to r->hdrs[*nh ...). */
+/* An array of [name, value] pairs into r->hdrs[*nh ...). */
+static int dec_fields(struct store_reader *r, struct mp *c, size_t *nh, size_t *count)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return DEC_BAD;
+	if (hdr_reserve(r, *nh + a))
+		return -ENOMEM;
+	/* No pointer arithmetic on a NULL table (a == 0). */
+	struct store_header *h = a ? r->hdrs + *nh : NULL;
+	for (uint32_t j = 0; j < a; j++) {
+		/* Each header is a two-element array, almost always 0x92. */
+		uint32_t two = 2;
+		if (mp_left(c) && *c->p == 0x92)
+			c->p++;
+		else if (!mp_container(c, false, &two))
+			return DEC_BAD;
+		if (two != 2 || !mp_bytes(c, &h[j].name) || !mp_bytes(c, &h[j].value))
+			return DEC_BAD;
+	}
+	*nh += a;
+	*count = a;
+	return 0;
+}
+
+/*
+ * Decode a message map; its headers go to r->hdrs[*nh ...), its trailers
+ * after them (first index in *tfirst; pointers are set by the caller once
+ * the table no longer moves).
+ */
 static int dec_message(struct store_reader *r, struct mp *c, struct store_message *m, size_t *nh,
-		       size_t *first)
+		       size_t *first, size_t *tfirst)
 {
 	uint32_t n;
 	struct mp start = *c;
@@ -237,6 +266,7 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 	if (!mp_container(c, true, &n))
 		return DEC_BAD;
 	m->present = true;
+	bool have_headers = false, have_trailers = false;
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_slice k;
 		uint64_t u = 0;
@@ -263,27 +293,13 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 			break;
 		case 7:
 			if (KEY(&k, "headers")) {
-				uint32_t a;
-				if (!mp_container(c, false, &a))
-					return DEC_BAD;
-				if (hdr_reserve(r, *nh + a))
-					return -ENOMEM;
-				/* No pointer arithmetic on a NULL table (a == 0). */
-				struct store_header *h = a ? r->hdrs + *nh : NULL;
-				for (uint32_t j = 0; j < a; j++) {
-					/* Each header is a two-element array, almost always 0x92.
-					 */
-					uint32_t two = 2;
-					if (mp_left(c) && *c->p == 0x92)
-						c->p++;
-					else if (!mp_container(c, false, &two))
-						return DEC_BAD;
-					if (two != 2 || !mp_bytes(c, &h[j].name) ||
-					    !mp_bytes(c, &h[j].value))
-						return DEC_BAD;
-				}
-				*nh += a;
-				m->n_headers = a;
+				if (have_headers)
+					return DEC_BAD; /* one table per message */
+				have_headers = true;
+				*first = *nh;
+				int rc = dec_fields(r, c, nh, &m->n_headers);
+				if (rc)
+					return rc;
 			} else if (KEY(&k, "version")) {
 				uint32_t a;
 				uint64_t maj = 0, min = 0;
@@ -296,7 +312,19 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 			}
 			break;
 		case 8:
-			ok = KEY(&k, "body_len") ? mp_uint(c, &m->body_len) : mp_skip(c, 2);
+			if (KEY(&k, "body_len")) {
+				ok = mp_uint(c, &m->body_len);
+			} else if (KEY(&k, "trailers")) {
+				if (have_trailers)
+					return DEC_BAD;
+				have_trailers = true;
+				*tfirst = *nh;
+				int rc = dec_fields(r, c, nh, &m->n_trailers);
+				if (rc)
+					return rc;
+			} else {
+				ok = mp_skip(c, 2);
+			}
 			break;
 		case 9:
 			ok = KEY(&k, "truncated") ? mp_bool(c, &m->truncated) : mp_skip(c, 2);
@@ -327,13 +355,22 @@ static bool dec_addr(struct mp *c, struct store_endpoint *e)
 
 /* Decode a message value that may be nil (absent). */
 static int dec_opt_message(struct store_reader *r, struct mp *c, struct store_message *m,
-			   size_t *nh, size_t *first)
+			   size_t *nh, size_t *first, size_t *tfirst)
 {
 	if (mp_nil(c)) {
 		memset(m, 0, sizeof(*m));
 		return 0;
 	}
-	return dec_message(r, c, m, nh, first);
+	return dec_message(r, c, m, nh, first, tfirst);
+}
+
+/* Point a decoded message's tables into r->hdrs (which no longer moves). */
+static void fix_tables(struct store_reader *r, struct store_message *m, size_t first, size_t tfirst)
+{
+	if (!m->present)
+		return;
+	m->headers = r->hdrs ? r->hdrs + first : NULL;
+	m->trailers = r->hdrs && m->n_trailers ? r->hdrs + tfirst : NULL;
 }
 
 /* An unsigned value whose bytes @p v records (a session's id spans). */
@@ -350,7 +387,7 @@ static bool uint_span(struct mp *c, uint64_t *u, struct store_slice *v)
 static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 			    struct store_session *s)
 {
-	size_t nh = 0, req_first = 0, resp_first = 0;
+	size_t nh = 0, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	uint64_t u = 0;
 	if (n != 18 && n != 19) /* 19: with "vlan" */
 		return 0;
@@ -383,26 +420,25 @@ static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 	    !FAST_KEY(c, "ts_resp_last_ns") || !mp_int(c, &s->ts_resp_last_ns) ||
 	    !FAST_KEY(c, "req"))
 		return 0;
-	int rc = dec_message(r, c, &s->req, &nh, &req_first);
+	int rc = dec_message(r, c, &s->req, &nh, &req_first, &req_t);
 	if (rc)
 		return rc == -ENOMEM ? rc : 0;
 	if (!FAST_KEY(c, "resp"))
 		return 0;
-	rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first);
+	rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first, &resp_t);
 	if (rc)
 		return rc == -ENOMEM ? rc : 0;
 	if (!FAST_KEY(c, "flags") || !mp_uint_max(c, UINT32_MAX, &u))
 		return 0;
 	s->flags = (uint32_t)u;
-	s->req.headers = r->hdrs ? r->hdrs + req_first : NULL;
-	if (s->resp.present)
-		s->resp.headers = r->hdrs ? r->hdrs + resp_first : NULL;
+	fix_tables(r, &s->req, req_first, req_t);
+	fix_tables(r, &s->resp, resp_first, resp_t);
 	return 1;
 }
 
 static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct store_session *s)
 {
-	size_t nh = 0, req_first = 0, resp_first = 0;
+	size_t nh = 0, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	struct mp start = *c;
 	memset(s, 0, sizeof(*s));
 	r->id_val = r->conn_val = (struct store_slice){0};
@@ -438,7 +474,7 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 			else if (KEY(&k, "dst"))
 				ok = dec_addr(c, &s->dst);
 			else if (KEY(&k, "req"))
-				rc = dec_message(r, c, &s->req, &nh, &req_first);
+				rc = dec_message(r, c, &s->req, &nh, &req_first, &req_t);
 			else
 				goto skip;
 			break;
@@ -449,16 +485,31 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 				ok = mp_uint_max(c, UINT16_MAX, &u);
 				s->vlan = (uint16_t)u;
 			} else if (KEY(&k, "resp")) {
-				rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first);
+				rc = dec_opt_message(r, c, &s->resp, &nh, &resp_first, &resp_t);
 			} else {
 				goto skip;
 			}
 			break;
 		case 5:
+			if (KEY(&k, "proto")) {
+				struct store_slice pv;
+				ok = mp_bytes(c, &pv);
+				if (ok && KEY(&pv, "h2c"))
+					s->proto = STORE_PROTO_H2C;
+				else if (ok && !KEY(&pv, "http/1.1"))
+					return DEC_BAD; /* a protocol this reader cannot replay */
+				break;
+			}
 			if (!KEY(&k, "flags"))
 				goto skip;
 			ok = mp_uint_max(c, UINT32_MAX, &u);
 			s->flags = (uint32_t)u;
+			break;
+		case 6:
+			if (!KEY(&k, "stream"))
+				goto skip;
+			ok = mp_uint_max(c, UINT32_MAX, &u);
+			s->stream_id = (uint32_t)u;
 			break;
 		case 7:
 			if (!KEY(&k, "conn_id"))
@@ -513,16 +564,14 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 		if (!ok)
 			return DEC_BAD;
 	}
-	if (s->req.present)
-		s->req.headers = r->hdrs ? r->hdrs + req_first : NULL;
-	if (s->resp.present)
-		s->resp.headers = r->hdrs ? r->hdrs + resp_first : NULL;
+	fix_tables(r, &s->req, req_first, req_t);
+	fix_tables(r, &s->resp, resp_first, resp_t);
 	return 0;
 }
 
 static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct store_result *res)
 {
-	size_t nh = 0, first = 0;
+	size_t nh = 0, first = 0, tfirst = 0;
 	memset(res, 0, sizeof(*res));
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_slice k;
@@ -552,7 +601,7 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 			ok = mp_bytes(c, &res->error_msg);
 		} else if (KEY(&k, "resp")) {
 			ok = true;
-			rc = dec_opt_message(r, c, &res->resp, &nh, &first);
+			rc = dec_opt_message(r, c, &res->resp, &nh, &first, &tfirst);
 		} else {
 			ok = mp_skip(c, 1);
 		}
@@ -561,8 +610,7 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 		if (!ok)
 			return DEC_BAD;
 	}
-	if (res->resp.present)
-		res->resp.headers = r->hdrs ? r->hdrs + first : NULL;
+	fix_tables(r, &res->resp, first, tfirst);
 	return 0;
 }
 

@@ -187,7 +187,7 @@ static size_t slice_size(const struct store_slice *s)
 
 static size_t message_size(const struct store_message *m, int is_req)
 {
-	size_t n = pw_container_size(7) + PW_KEY_SIZE("version") + 1 +
+	size_t n = pw_container_size(7 + (m->n_trailers != 0)) + PW_KEY_SIZE("version") + 1 +
 		   pw_uint_size(m->version_major) + pw_uint_size(m->version_minor) +
 		   PW_KEY_SIZE("headers") + pw_container_size(m->n_headers) + PW_KEY_SIZE("body") +
 		   pw_bin_size(m->body.len) + PW_KEY_SIZE("body_len") + pw_uint_size(m->body_len) +
@@ -200,6 +200,10 @@ static size_t message_size(const struct store_message *m, int is_req)
 		     slice_size(&m->reason);
 	for (size_t i = 0; i < m->n_headers; i++)
 		n += 1 + slice_size(&m->headers[i].name) + slice_size(&m->headers[i].value);
+	if (m->n_trailers)
+		n += PW_KEY_SIZE("trailers") + pw_container_size(m->n_trailers);
+	for (size_t i = 0; i < m->n_trailers; i++)
+		n += 1 + slice_size(&m->trailers[i].name) + slice_size(&m->trailers[i].value);
 	return n;
 }
 
@@ -208,9 +212,19 @@ static void pw_slice(struct pw *c, const struct store_slice *s)
 	pw_str(c, s->ptr, s->len);
 }
 
+static void pw_fields(struct pw *c, const struct store_header *h, size_t n)
+{
+	pw_array(c, n);
+	for (size_t i = 0; i < n; i++) {
+		pw_array(c, 2);
+		pw_slice(c, &h[i].name);
+		pw_slice(c, &h[i].value);
+	}
+}
+
 static void pw_message(struct pw *c, const struct store_message *m, int is_req)
 {
-	pw_map(c, 7);
+	pw_map(c, 7 + (m->n_trailers != 0));
 	if (is_req) {
 		PW_KEY(c, "method");
 		pw_slice(c, &m->method);
@@ -227,28 +241,27 @@ static void pw_message(struct pw *c, const struct store_message *m, int is_req)
 	pw_uint(c, m->version_major);
 	pw_uint(c, m->version_minor);
 	PW_KEY(c, "headers");
-	pw_array(c, m->n_headers);
-	for (size_t i = 0; i < m->n_headers; i++) {
-		pw_array(c, 2);
-		pw_slice(c, &m->headers[i].name);
-		pw_slice(c, &m->headers[i].value);
-	}
+	pw_fields(c, m->headers, m->n_headers);
 	PW_KEY(c, "body");
 	pw_bin(c, m->body.ptr, m->body.len);
 	PW_KEY(c, "body_len");
 	pw_uint(c, m->body_len);
 	PW_KEY(c, "truncated");
 	pw_bool(c, m->truncated);
+	if (m->n_trailers) { /* optional, after the 7 keys: HTTP/1.x maps are unchanged */
+		PW_KEY(c, "trailers");
+		pw_fields(c, m->trailers, m->n_trailers);
+	}
 }
 
 /* The "v" and "t" keys every record map opens with. */
 #define REC_HEAD_SIZE (PW_KEY_SIZE("v") + 1 + PW_KEY_SIZE("t") + 1)
 
-static void pw_rec_head(struct pw *c, uint8_t type)
+static void pw_rec_head(struct pw *c, uint8_t type, uint8_t v)
 {
 	_Static_assert(STORE_SCHEMA_VERSION < 128 && STORE_REC_RESULT < 128, "fixints");
 	PW_KEY(c, "v");
-	pw_uint(c, STORE_SCHEMA_VERSION);
+	pw_uint(c, v);
 	PW_KEY(c, "t");
 	pw_uint(c, type);
 }
@@ -268,24 +281,40 @@ static void pw_resp(struct pw *c, const struct store_message *m)
 		pw_nil(c);
 }
 
+static size_t proto_len(uint32_t proto)
+{
+	const char *name = store_proto_name(proto);
+	return name ? strlen(name) : 7;
+}
+
+/* Records holding HTTP/2 messages are version 2 (docs/format.md §2). */
+static uint8_t msg_version(const struct store_message *m)
+{
+	return m->present && (m->version_major >= 2 || m->n_trailers) ? STORE_SCHEMA_VERSION_H2 : 1;
+}
+
 static size_t session_size(const void *rec)
 {
 	const struct store_session *s = rec;
 	size_t addr = pw_bin_size(s->ip_version == 6 ? 16 : 4);
-	size_t n = pw_container_size(18 + (s->vlan != 0)) + REC_HEAD_SIZE + PW_KEY_SIZE("id") +
-		   pw_uint_size(s->id) + PW_KEY_SIZE("ip_version") + pw_uint_size(s->ip_version) +
-		   PW_KEY_SIZE("src") + addr + PW_KEY_SIZE("src_port") + pw_uint_size(s->src.port) +
-		   PW_KEY_SIZE("dst") + addr + PW_KEY_SIZE("dst_port") + pw_uint_size(s->dst.port) +
-		   PW_KEY_SIZE("lane") + slice_size(&s->lane) + PW_KEY_SIZE("conn_id") +
-		   pw_uint_size(s->conn_id) + PW_KEY_SIZE("conn_index") +
-		   pw_uint_size(s->conn_index) + PW_KEY_SIZE("ts_req_first_ns") +
-		   pw_int_size(s->ts_req_first_ns) + PW_KEY_SIZE("ts_req_last_ns") +
-		   pw_int_size(s->ts_req_last_ns) + PW_KEY_SIZE("ts_resp_first_ns") +
-		   pw_int_size(s->ts_resp_first_ns) + PW_KEY_SIZE("ts_resp_last_ns") +
-		   pw_int_size(s->ts_resp_last_ns) + PW_KEY_SIZE("req") + message_size(&s->req, 1) +
-		   resp_size(&s->resp) + PW_KEY_SIZE("flags") + pw_uint_size(s->flags);
+	size_t n = pw_container_size(18 + (s->vlan != 0) + 2 * (s->proto != 0)) + REC_HEAD_SIZE +
+		   PW_KEY_SIZE("id") + pw_uint_size(s->id) + PW_KEY_SIZE("ip_version") +
+		   pw_uint_size(s->ip_version) + PW_KEY_SIZE("src") + addr +
+		   PW_KEY_SIZE("src_port") + pw_uint_size(s->src.port) + PW_KEY_SIZE("dst") + addr +
+		   PW_KEY_SIZE("dst_port") + pw_uint_size(s->dst.port) + PW_KEY_SIZE("lane") +
+		   slice_size(&s->lane) + PW_KEY_SIZE("conn_id") + pw_uint_size(s->conn_id) +
+		   PW_KEY_SIZE("conn_index") + pw_uint_size(s->conn_index) +
+		   PW_KEY_SIZE("ts_req_first_ns") + pw_int_size(s->ts_req_first_ns) +
+		   PW_KEY_SIZE("ts_req_last_ns") + pw_int_size(s->ts_req_last_ns) +
+		   PW_KEY_SIZE("ts_resp_first_ns") + pw_int_size(s->ts_resp_first_ns) +
+		   PW_KEY_SIZE("ts_resp_last_ns") + pw_int_size(s->ts_resp_last_ns) +
+		   PW_KEY_SIZE("req") + message_size(&s->req, 1) + resp_size(&s->resp) +
+		   PW_KEY_SIZE("flags") + pw_uint_size(s->flags);
 	if (s->vlan)
 		n += PW_KEY_SIZE("vlan") + pw_uint_size(s->vlan);
+	if (s->proto)
+		n += PW_KEY_SIZE("proto") + pw_str_size(proto_len(s->proto)) +
+		     PW_KEY_SIZE("stream") + pw_uint_size(s->stream_id);
 	return n;
 }
 
@@ -293,8 +322,10 @@ static void pack_session(struct pw *c, const void *rec)
 {
 	const struct store_session *s = rec;
 	size_t alen = s->ip_version == 6 ? 16 : 4;
-	pw_map(c, 18 + (s->vlan != 0));
-	pw_rec_head(c, STORE_REC_SESSION);
+	pw_map(c, 18 + (s->vlan != 0) + 2 * (s->proto != 0));
+	/* HTTP/2 sessions are version 2: a version-1 reader skips them rather
+	 * than take pseudo-header fields for HTTP/1.x headers. */
+	pw_rec_head(c, STORE_REC_SESSION, s->proto ? STORE_SCHEMA_VERSION_H2 : 1);
 	PW_KEY(c, "id");
 	pw_uint(c, s->id);
 	PW_KEY(c, "ip_version");
@@ -330,6 +361,13 @@ static void pack_session(struct pw *c, const void *rec)
 	pw_resp(c, &s->resp);
 	PW_KEY(c, "flags");
 	pw_uint(c, s->flags);
+	if (s->proto) {
+		const char *name = store_proto_name(s->proto);
+		PW_KEY(c, "proto");
+		pw_str(c, name ? name : "unknown", proto_len(s->proto));
+		PW_KEY(c, "stream");
+		pw_uint(c, s->stream_id);
+	}
 }
 
 static size_t result_size(const void *rec)
@@ -350,7 +388,7 @@ static void pack_result(struct pw *c, const void *rec)
 {
 	const struct store_result *r = rec;
 	pw_map(c, r->causal_wait_ns ? 12 : 11);
-	pw_rec_head(c, STORE_REC_RESULT);
+	pw_rec_head(c, STORE_REC_RESULT, msg_version(&r->resp));
 	PW_KEY(c, "session_id");
 	pw_uint(c, r->session_id);
 	PW_KEY(c, "target");

@@ -1,0 +1,1144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay_h2 - HTTP/2 (h2c) replay over nghttp2's client session (see
+ * replay_h2.h).
+ *
+ * References: RFC 9113 §3.3 (prior knowledge: the client preface and
+ * SETTINGS are written by nghttp2), §8.2.2 (connection-specific fields
+ * are not sent), §8.3.1 (request pseudo-header fields); nghttp2's
+ * non-blocking client pattern (nghttp2_session_mem_recv() on what the
+ * socket gives, nghttp2_session_mem_send() into the socket, the unsent
+ * rest kept until EPOLLOUT); gRPC's PROTOCOL-HTTP2.md (grpc-timeout).
+ *
+ * Structures: a flow per (flow key, target) with a queue of requests
+ * sorted by (due, recorded start, stream id) and at most one connection;
+ * requests in flight are nghttp2 streams whose user data is the request.
+ * Submission only queues; everything that touches a session happens in
+ * replay_h2_run(), never inside an nghttp2 callback, except completion
+ * (on_stream_close), which hands the result to the engine and frees.
+ */
+#include "replay/replay_h2.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "common/dbuf.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "replay/replay_causal.h"
+
+#define H2R_LOG(lvl, ...) LOG_MSG(lvl, "replay-h2", __VA_ARGS__)
+
+#define H2R_BUCKETS	4096
+#define H2R_READ_BUF	(64 * 1024)
+#define H2R_MAX_EVENT	64
+#define H2R_WINDOW	(1 << 24) /* stream window we grant: bodies do not stall */
+#define H2R_GATHER	64 * 1024 /* bytes gathered per send(2) */
+#define H2R_MAX_STREAMS 256
+#define H2R_INLINE_FIELDS                                                                          \
+	16 /* response field lines kept in the request itself */ /* streams open per connection,   \
+								    whatever the target allows */
+
+struct h2flow;
+struct h2conn;
+
+struct h2r_field {
+	uint32_t no, nl, vo, vl;
+};
+
+struct h2req {
+	struct h2req *next;  /* flow queue, or the in-flight list */
+	struct h2req *iprev; /* in-flight list */
+	struct h2flow *flow;
+	struct h2conn *conn; /* in flight on */
+	void *user;
+	uint64_t session_id;
+	int64_t due, rec_ts, t_sent, deadline;
+	int64_t rec_end; /* recorded end of the exchange; INT64_MAX when it never ended */
+	uint32_t rec_stream;
+	uint32_t slot; /* index in its connection's fl[] while in flight */
+	int32_t stream;
+	bool final_seen; /* a final (non-1xx) response block */
+	bool in_block;	 /* receiving a header block */
+	bool trailers;	 /* the block being received is the trailer block */
+	bool has_dep;
+	struct replay_causal_ent *dep;
+	size_t body_off; /* request body bytes handed to nghttp2 */
+	/* the response */
+	uint16_t status;
+	struct dbuf fields;    /* names and values */
+	struct h2r_field *hdr; /* offsets into fields: hdr_in, or allocated past it */
+	uint32_t nhdr, chdr, n_headers;
+	struct dbuf body;
+	uint64_t body_len;
+	struct h2r_field hdr_in[H2R_INLINE_FIELDS];
+	struct store_session s; /* the recorded session (deep copy after this struct) */
+};
+
+struct h2conn {
+	int fd;
+	bool connected;
+	bool dead;
+	nghttp2_session *ng;
+	struct h2flow *flow;
+	struct dbuf out; /* bytes nghttp2 gave that the socket did not take yet */
+	uint32_t n_inflight;
+	struct h2req *fl[H2R_MAX_STREAMS]; /* its requests in flight */
+	bool want_out;
+	int64_t idle_since;
+};
+
+struct h2flow {
+	uint64_t key;
+	uint32_t target;
+	struct h2flow *hnext;
+	struct h2flow *next, *prev; /* all flows */
+	struct h2req *qhead, *qtail;
+	struct h2conn *conn;
+	bool blocked; /* its head waits for a stream that ended before it started */
+	bool had_conn;
+};
+
+struct replay_h2 {
+	struct replay_h2_params p;
+	struct replay_h2_target *targets;
+	int epfd;
+	struct h2flow *htab[H2R_BUCKETS];
+	struct h2flow *flows;
+	uint64_t queued, inflight;
+	/* requests in flight, in send order: the timeout is constant, so the
+	 * head has the earliest deadline */
+	struct h2req *ihead, *itail;
+	int64_t idle_check;
+	uint8_t *rbuf;
+	struct nvb *nvb;	 /* the field lines of the request being submitted */
+	struct store_header *hv; /* the store view of a finished response's fields */
+	uint32_t hv_cap;
+	nghttp2_session_callbacks *cbs;
+	int64_t now; /* for callbacks */
+};
+
+/* ------------------------------------------------------------------ */
+/* grpc-timeout                                                        */
+/* ------------------------------------------------------------------ */
+
+int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *out, size_t cap)
+{
+	static const struct {
+		char unit;
+		int64_t ns;
+	} units[] = {{'H', 3600000000000LL}, {'M', 60000000000LL}, {'S', 1000000000LL},
+		     {'m', 1000000LL},	     {'u', 1000LL},	   {'n', 1}};
+	if (n < 2 || n > 9)
+		return -EINVAL;
+	int64_t per = 0;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (v[n - 1] == units[i].unit)
+			per = units[i].ns;
+	if (!per)
+		return -EINVAL;
+	int64_t val = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -EINVAL;
+		val = val * 10 + (v[i] - '0');
+	}
+	/* in ns, saturating (8 digits of hours overflow nothing below 2^63) */
+	int64_t ns = val > INT64_MAX / per ? INT64_MAX : val * per;
+	if (late_ns > 0)
+		ns = ns > late_ns ? ns - late_ns : 0;
+	/* the coarsest unit that keeps the value exact within 8 digits, else
+	 * the finest that fits in 8 digits */
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		int64_t u = units[i].ns;
+		if (ns % u == 0 && ns / u <= 99999999) {
+			snprintf(out, cap, "%" PRId64 "%c", ns / u ? ns / u : 1, units[i].unit);
+			if (ns == 0)
+				snprintf(out, cap, "1n");
+			return 0;
+		}
+	}
+	for (size_t i = sizeof(units) / sizeof(units[0]); i-- > 0;) {
+		int64_t u = units[i].ns;
+		if ((ns + u - 1) / u <= 99999999) {
+			snprintf(out, cap, "%" PRId64 "%c", (ns + u - 1) / u, units[i].unit);
+			return 0;
+		}
+	}
+	snprintf(out, cap, "99999999H");
+	return 0;
+}
+
+static bool tchar(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool token(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!tchar(p[i]))
+			return false;
+	return n > 0;
+}
+
+const char *replay_h2_request_unsafe(const struct store_message *req)
+{
+	if (!token(req->method.ptr, req->method.len))
+		return "the method is not a token";
+	for (size_t i = 0; i < req->target.len; i++) {
+		uint8_t c = req->target.ptr[i];
+		if (c <= ' ' || c == 0x7f)
+			return "the target holds a space or a control byte (CR, LF, NUL...)";
+	}
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const struct store_header *h = &req->headers[i];
+		bool pseudo = h->name.len > 1 && h->name.ptr[0] == ':';
+		if (!token(h->name.ptr + pseudo, h->name.len - pseudo))
+			return "a field name is not a token";
+		if (h->value.len && (memchr(h->value.ptr, '\r', h->value.len) ||
+				     memchr(h->value.ptr, '\n', h->value.len) ||
+				     memchr(h->value.ptr, '\0', h->value.len)))
+			return "a field value holds CR, LF or NUL";
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests and flows                                                  */
+/* ------------------------------------------------------------------ */
+
+static void req_free(struct h2req *r)
+{
+	if (!r)
+		return;
+	dbuf_release(&r->fields);
+	dbuf_release(&r->body);
+	if (r->hdr != r->hdr_in)
+		mem_free(r->hdr);
+	mem_free(r);
+}
+
+static struct h2flow *flow_get(struct replay_h2 *h, uint64_t key, uint32_t ti, bool create)
+{
+	size_t b = (size_t)((key * 0x9e3779b97f4a7c15ULL + ti) >> 52) % H2R_BUCKETS;
+	for (struct h2flow *f = h->htab[b]; f; f = f->hnext)
+		if (f->key == key && f->target == ti)
+			return f;
+	if (!create)
+		return NULL;
+	struct h2flow *f = mem_calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->key = key;
+	f->target = ti;
+	f->hnext = h->htab[b];
+	h->htab[b] = f;
+	f->next = h->flows;
+	if (h->flows)
+		h->flows->prev = f;
+	h->flows = f;
+	return f;
+}
+
+static void flow_free(struct replay_h2 *h, struct h2flow *f)
+{
+	size_t b = (size_t)((f->key * 0x9e3779b97f4a7c15ULL + f->target) >> 52) % H2R_BUCKETS;
+	for (struct h2flow **pp = &h->htab[b]; *pp; pp = &(*pp)->hnext)
+		if (*pp == f) {
+			*pp = f->hnext;
+			break;
+		}
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		h->flows = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	mem_free(f);
+}
+
+static void flow_maybe_free(struct replay_h2 *h, struct h2flow *f)
+{
+	if (!f->qhead && !f->conn)
+		flow_free(h, f);
+}
+
+/* Report request @p r (removed from every list) and free it. */
+static void finish(struct replay_h2 *h, struct h2req *r, uint32_t kind, const char *msg,
+		   const struct store_message *resp)
+{
+	struct replay_h2_out o = {.user = r->user,
+				  .session_id = r->session_id,
+				  .target = r->flow->target,
+				  .due = r->due,
+				  .t_sent = r->t_sent,
+				  .now = h->now,
+				  .kind = kind,
+				  .msg = msg,
+				  .resp = resp,
+				  .dep = r->has_dep ? r->dep : NULL};
+	h->p.done(h->p.ctx, &o);
+	req_free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+/* ------------------------------------------------------------------ */
+
+static void inflight_add(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
+{
+	r->conn = c;
+	r->next = NULL;
+	r->iprev = h->itail;
+	if (h->itail)
+		h->itail->next = r;
+	else
+		h->ihead = r;
+	h->itail = r;
+	r->slot = c->n_inflight;
+	c->fl[c->n_inflight++] = r;
+	h->inflight++;
+}
+
+static void inflight_del(struct replay_h2 *h, struct h2req *r)
+{
+	if (r->iprev)
+		r->iprev->next = r->next;
+	else
+		h->ihead = r->next;
+	if (r->next)
+		r->next->iprev = r->iprev;
+	else
+		h->itail = r->iprev;
+	r->next = r->iprev = NULL;
+	struct h2conn *c = r->conn;
+	struct h2req *last = c->fl[--c->n_inflight];
+	c->fl[r->slot] = last;
+	last->slot = r->slot;
+	c->flow->blocked = false; /* a stream it may wait for ended */
+	h->inflight--;
+}
+
+static void conn_close(struct replay_h2 *h, struct h2conn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	if (c->ng)
+		nghttp2_session_del(c->ng); /* may call on_stream_close: none left */
+	dbuf_release(&c->out);
+	c->flow->conn = NULL; /* the flow is freed by the next sweep when empty */
+	mem_free(c);
+}
+
+/* Fail every request in flight on @p c, then close it. */
+static void conn_fail(struct replay_h2 *h, struct h2conn *c, uint32_t kind, const char *msg)
+{
+	c->dead = true;
+	for (struct h2req *r = h->ihead, *nr; r && c->n_inflight; r = nr) {
+		nr = r->next;
+		if (r->conn != c)
+			continue;
+		inflight_del(h, r);
+		if (c->ng && r->stream > 0)
+			nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
+		finish(h, r, kind, msg, NULL); /* may add requests: never to the dead c */
+	}
+	conn_close(h, c);
+}
+
+static void conn_events(struct replay_h2 *h, struct h2conn *c)
+{
+	struct epoll_event ev = {.events = EPOLLIN | (c->want_out ? EPOLLOUT : 0u), .data.ptr = c};
+	epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Write what nghttp2 has to send, gathered into up to H2R_GATHER bytes per
+ * send(2); what the socket does not take waits for EPOLLOUT. */
+static int conn_flush(struct replay_h2 *h, struct h2conn *c)
+{
+	if (!c->connected)
+		return 0;
+	for (;;) {
+		while (c->out.len < H2R_GATHER) {
+			const uint8_t *d;
+			ssize_t n = nghttp2_session_mem_send(c->ng, &d);
+			if (n < 0)
+				return -EPROTO;
+			if (n == 0)
+				break;
+			if (dbuf_append(&c->out, d, (size_t)n))
+				return -ENOMEM;
+		}
+		if (!c->out.len)
+			break;
+		ssize_t w = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w < 0)
+			return -errno;
+		h->p.stats->bytes_sent += (uint64_t)w;
+		dbuf_consume(&c->out, (size_t)w);
+	}
+	bool want = c->out.len > 0;
+	if (want != c->want_out) {
+		c->want_out = want;
+		conn_events(h, c);
+	}
+	return 0;
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static struct h2req *stream_req(nghttp2_session *ng, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(ng, id);
+}
+
+static int cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
+{
+	(void)ud;
+	struct h2req *r = stream_req(ng, fr->hd.stream_id);
+	if (!r || fr->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	r->in_block = true;
+	r->trailers = r->final_seen;
+	if (!r->final_seen) { /* a new response block replaces an interim one */
+		r->nhdr = 0;
+		dbuf_reset(&r->fields);
+		r->status = 0;
+		if (!r->fields.cap)
+			dbuf_reserve(&r->fields, 383); /* one allocation for most field blocks */
+	}
+	return 0;
+}
+
+static int cb_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t *name, size_t nl,
+		     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+	(void)flags;
+	struct replay_h2 *h = ud;
+	struct h2r_field f;
+	struct h2req *r = stream_req(ng, fr->hd.stream_id);
+	if (!r || !r->in_block)
+		return 0;
+	if (r->fields.len + nl + vl > h->p.max_header_bytes)
+		return 0; /* over the cap: dropped (the response is still whole) */
+	if (r->nhdr == r->chdr) {
+		uint32_t cap = r->chdr ? r->chdr * 2 : 16;
+		struct h2r_field *n =
+		    mem_realloc(r->hdr == r->hdr_in ? NULL : r->hdr, cap * sizeof(*n));
+		if (!n)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		if (r->hdr == r->hdr_in)
+			memcpy(n, r->hdr_in, sizeof(r->hdr_in));
+		r->hdr = n;
+		r->chdr = cap;
+	}
+	f.no = (uint32_t)r->fields.len;
+	f.nl = (uint32_t)nl;
+	f.vo = f.no + f.nl;
+	f.vl = (uint32_t)vl;
+	if (dbuf_append(&r->fields, name, nl) || dbuf_append(&r->fields, value, vl))
+		return 0;
+	r->hdr[r->nhdr++] = f;
+	if (!r->trailers && nl == 7 && !memcmp(name, ":status", 7) && vl == 3) {
+		r->status =
+		    (uint16_t)((value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0'));
+	}
+	return 0;
+}
+
+static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
+{
+	(void)ud;
+	if (fr->hd.type != NGHTTP2_HEADERS || !(fr->hd.flags & NGHTTP2_FLAG_END_HEADERS))
+		return 0;
+	struct h2req *r = stream_req(ng, fr->hd.stream_id);
+	if (!r || !r->in_block)
+		return 0;
+	r->in_block = false;
+	if (!r->trailers) {
+		if (r->status >= 100 && r->status < 200)
+			return 0; /* interim: the final block replaces it */
+		r->final_seen = true;
+		r->n_headers = r->nhdr;
+	}
+	return 0;
+}
+
+static int cb_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *d, size_t n,
+		   void *ud)
+{
+	(void)flags;
+	struct replay_h2 *h = ud;
+	struct h2req *r = stream_req(ng, id);
+	if (!r)
+		return 0;
+	h->p.stats->bytes_received += n;
+	r->body_len += n;
+	size_t room = r->body.max - r->body.len;
+	if (room)
+		dbuf_append(&r->body, d, n < room ? n : room);
+	return 0;
+}
+
+static struct store_slice fslice(const struct h2req *r, uint32_t off, uint32_t len)
+{
+	return (struct store_slice){len ? r->fields.data + off : (const uint8_t *)"", len};
+}
+
+static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+	struct replay_h2 *h = ud;
+	struct h2req *r = stream_req(ng, id);
+	if (!r)
+		return 0;
+	nghttp2_session_set_stream_user_data(ng, id, NULL);
+	inflight_del(h, r);
+	if (!r->final_seen) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "stream closed by the target before a response: %s",
+			 nghttp2_http2_strerror(code));
+		finish(h, r, STORE_ERR_RESET, msg, NULL);
+		return 0;
+	}
+	if (code != NGHTTP2_NO_ERROR) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "stream reset during the response: %s",
+			 nghttp2_http2_strerror(code));
+		finish(h, r, STORE_ERR_RESET, msg, NULL);
+		return 0;
+	}
+	if (r->nhdr > h->hv_cap) { /* the store view of the fields, reused */
+		struct store_header *n = mem_realloc(h->hv, r->nhdr * sizeof(*n));
+		if (!n) {
+			finish(h, r, STORE_ERR_OTHER, "out of memory", NULL);
+			return 0;
+		}
+		h->hv = n;
+		h->hv_cap = r->nhdr;
+	}
+	struct store_header *hv = h->hv;
+	for (uint32_t i = 0; i < r->nhdr; i++) {
+		hv[i].name = fslice(r, r->hdr[i].no, r->hdr[i].nl);
+		hv[i].value = fslice(r, r->hdr[i].vo, r->hdr[i].vl);
+	}
+	struct store_message m = {
+	    .present = true,
+	    .status = r->status,
+	    .version_major = 2,
+	    .headers = r->n_headers ? hv : NULL,
+	    .n_headers = r->n_headers,
+	    .trailers = r->nhdr > r->n_headers ? hv + r->n_headers : NULL,
+	    .n_trailers = r->nhdr - r->n_headers,
+	    .body = {r->body.len ? r->body.data : (const uint8_t *)"", r->body.len},
+	    .body_len = r->body_len,
+	    .truncated = r->body_len > r->body.len,
+	};
+	finish(h, r, STORE_ERR_NONE, NULL, &m);
+	return 0;
+}
+
+/* ---- sending a request ---- */
+
+static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+			 nghttp2_data_source *src, void *ud)
+{
+	(void)ud;
+	struct h2req *r = src->ptr;
+	const struct store_message *q = &r->s.req;
+	size_t left = q->body.len - r->body_off;
+	size_t k = left < len ? left : len;
+	if (k)
+		memcpy(buf, q->body.ptr + r->body_off, k);
+	r->body_off += k;
+	if (r->body_off == q->body.len) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (q->n_trailers) {
+			nghttp2_nv nv[64];
+			size_t nn = 0;
+			for (size_t i = 0; i < q->n_trailers && nn < 64; i++)
+				nv[nn++] =
+				    (nghttp2_nv){(uint8_t *)(uintptr_t)q->trailers[i].name.ptr,
+						 (uint8_t *)(uintptr_t)q->trailers[i].value.ptr,
+						 q->trailers[i].name.len, q->trailers[i].value.len,
+						 NGHTTP2_NV_FLAG_NONE};
+			if (nghttp2_submit_trailer(ng, id, nv, nn) == 0)
+				*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		}
+	}
+	return (ssize_t)k;
+}
+
+static bool ieq(const struct store_slice *s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s->len == n && !strncasecmp((const char *)s->ptr, lit, n);
+}
+
+/* Fields RFC 9113 §8.2.2 forbids, and what framing replaces. */
+static bool connection_specific(const struct store_slice *n)
+{
+	return ieq(n, "connection") || ieq(n, "keep-alive") || ieq(n, "proxy-connection") ||
+	       ieq(n, "transfer-encoding") || ieq(n, "upgrade") || ieq(n, "http2-settings") ||
+	       ieq(n, "host") || ieq(n, "content-length");
+}
+
+struct nvb {
+	nghttp2_nv v[256];
+	size_t n;
+	char buf[4096]; /* values built here */
+	size_t used;
+};
+
+static void nv_add(struct nvb *b, const void *name, size_t nl, const void *val, size_t vl)
+{
+	if (b->n < sizeof(b->v) / sizeof(b->v[0]))
+		b->v[b->n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)val,
+					    nl, vl, NGHTTP2_NV_FLAG_NONE};
+}
+
+static const char *nv_keep(struct nvb *b, const char *s, size_t n)
+{
+	if (b->used + n + 1 > sizeof(b->buf))
+		return "";
+	char *d = b->buf + b->used;
+	memcpy(d, s, n);
+	d[n] = 0;
+	b->used += n + 1;
+	return d;
+}
+
+/* The request's field lines, rewritten, into @p b. */
+static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, struct nvb *b)
+{
+	const struct store_message *q = &r->s.req;
+	const struct replay_rewrite *rw = h->p.rewrite;
+	const struct replay_h2_target *t = &h->targets[r->flow->target];
+	struct store_slice auth = {(const uint8_t *)t->authority, strlen(t->authority)};
+	struct store_slice scheme = {(const uint8_t *)"http", 4};
+	for (size_t i = 0; i < q->n_headers; i++) {
+		const struct store_header *f = &q->headers[i];
+		if (ieq(&f->name, ":authority") || (ieq(&f->name, "host") && q->version_major < 2))
+			auth = f->value;
+	}
+	if (rw && rw->host)
+		auth = (struct store_slice){(const uint8_t *)rw->host, strlen(rw->host)};
+	/* pseudo-header fields first (RFC 9113 §8.3) */
+	nv_add(b, ":method", 7, q->method.ptr, q->method.len);
+	nv_add(b, ":scheme", 7, scheme.ptr, scheme.len);
+	nv_add(b, ":authority", 10, auth.ptr, auth.len);
+	if (rw && rw->path_prefix && q->target.len && q->target.ptr[0] == '/') {
+		char tmp[2048];
+		int k = snprintf(tmp, sizeof(tmp), "%s%.*s", rw->path_prefix, (int)q->target.len,
+				 (const char *)q->target.ptr);
+		const char *p = nv_keep(b, tmp, k < 0 ? 0 : (size_t)k);
+		nv_add(b, ":path", 5, p, strlen(p));
+	} else {
+		nv_add(b, ":path", 5, q->target.ptr, q->target.len);
+	}
+	for (size_t i = 0; i < q->n_headers; i++) {
+		const struct store_header *f = &q->headers[i];
+		if (f->name.len && f->name.ptr[0] == ':')
+			continue; /* written above */
+		if (connection_specific(&f->name))
+			continue;
+		if (ieq(&f->name, "te") && !ieq(&f->value, "trailers"))
+			continue;
+		bool drop = false;
+		for (size_t k = 0; rw && k < rw->n_del && !drop; k++)
+			drop = ieq(&f->name, rw->del[k]);
+		for (size_t k = 0; rw && k < rw->n_set && !drop; k++)
+			drop = ieq(&f->name, rw->set[k].name);
+		if (drop)
+			continue;
+		if (ieq(&f->name, "grpc-timeout")) {
+			char v[16];
+			if (!replay_h2_grpc_timeout(f->value.ptr, f->value.len, now - r->due, v,
+						    sizeof(v))) {
+				const char *kept = nv_keep(b, v, strlen(v));
+				nv_add(b, "grpc-timeout", 12, kept, strlen(kept));
+				continue;
+			}
+		}
+		/* HTTP/2 field names are lower case (RFC 9113 §8.2.1): an
+		 * upgraded HTTP/1.1 request's may not be */
+		char lname[128];
+		const uint8_t *nm = f->name.ptr;
+		if (f->name.len < sizeof(lname)) {
+			for (size_t k = 0; k < f->name.len; k++)
+				lname[k] =
+				    (char)((nm[k] >= 'A' && nm[k] <= 'Z') ? nm[k] + 32 : nm[k]);
+			nm = (const uint8_t *)nv_keep(b, lname, f->name.len);
+		}
+		nv_add(b, nm, f->name.len, f->value.ptr, f->value.len);
+	}
+	for (size_t k = 0; rw && k < rw->n_set; k++)
+		nv_add(b, rw->set[k].name, strlen(rw->set[k].name), rw->set[k].value,
+		       strlen(rw->set[k].value));
+	if (rw && rw->shadow_name)
+		nv_add(b, rw->shadow_name, strlen(rw->shadow_name), rw->shadow_value,
+		       strlen(rw->shadow_value ? rw->shadow_value : ""));
+}
+
+static int send_req(struct replay_h2 *h, struct h2conn *c, struct h2req *r, int64_t now)
+{
+	struct nvb *b = h->nvb; /* one request is built at a time */
+	b->n = b->used = 0;
+	build_fields(h, r, now, b);
+	nghttp2_data_provider dp = {.source.ptr = r, .read_callback = body_read};
+	bool body = r->s.req.body.len || r->s.req.n_trailers;
+	int32_t id = nghttp2_submit_request(c->ng, NULL, b->v, b->n, body ? &dp : NULL, r);
+	if (id < 0)
+		return -EPROTO;
+	r->stream = id;
+	r->t_sent = now;
+	r->deadline = now + h->p.timeout_ns;
+	inflight_add(h, c, r);
+	return 0;
+}
+
+static struct h2conn *conn_open(struct replay_h2 *h, struct h2flow *f, char *why, size_t wl)
+{
+	const struct replay_h2_target *t = &h->targets[f->target];
+	struct h2conn *c = mem_calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(why, wl, "out of memory");
+		return NULL;
+	}
+	c->fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	dbuf_init(&c->out, 64u << 20);
+	c->flow = f;
+	if (c->fd < 0 || nghttp2_session_client_new(&c->ng, h->cbs, h) != 0) {
+		snprintf(why, wl, "cannot create a connection: %s", strerror(errno));
+		goto fail;
+	}
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (const struct sockaddr *)&t->addr, t->addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		snprintf(why, wl, "connect: %s", strerror(errno));
+		goto fail;
+	}
+	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+				       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2R_WINDOW}};
+	nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, 2);
+	nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+	c->want_out = true;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+	if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+		snprintf(why, wl, "epoll: %s", strerror(errno));
+		goto fail;
+	}
+	h->p.stats->connects++;
+	if (f->had_conn)
+		h->p.stats->reconnects++;
+	f->had_conn = true;
+	f->conn = c;
+	return c;
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->ng)
+		nghttp2_session_del(c->ng);
+	dbuf_release(&c->out);
+	mem_free(c);
+	return NULL;
+}
+
+/* The flow's connection has as many streams open as the target allows
+ * (SETTINGS_MAX_CONCURRENT_STREAMS, at most H2R_MAX_STREAMS): the rest
+ * waits in our queue, where its timeout has not started. */
+static bool at_capacity(const struct h2flow *f)
+{
+	const struct h2conn *c = f->conn;
+	if (!c || c->dead)
+		return false;
+	uint32_t max =
+	    nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	if (max > H2R_MAX_STREAMS)
+		max = H2R_MAX_STREAMS;
+	return c->n_inflight >= max;
+}
+
+static struct h2req *pop(struct h2flow *f)
+{
+	struct h2req *r = f->qhead;
+	f->qhead = r->next;
+	if (!f->qhead)
+		f->qtail = NULL;
+	r->next = NULL;
+	return r;
+}
+
+/*
+ * The recorded order between streams of one connection: a stream is sent
+ * only after every stream that had ended before it started in the
+ * recording has ended here too (as an HTTP/1.1 request waits for the
+ * response before it), while streams that overlapped in the recording
+ * overlap here. So the recorded concurrency is kept at any speed.
+ */
+static bool waits_for_earlier(const struct h2flow *f, const struct h2req *r)
+{
+	const struct h2conn *c = f->conn;
+	if (!c || c->dead)
+		return false;
+	for (uint32_t i = 0; i < c->n_inflight; i++)
+		if (c->fl[i]->rec_end <= r->rec_ts)
+			return true;
+	return false;
+}
+
+/* Send the due requests of flow @p f, in recorded order and concurrency,
+ * as many at once as the target allows. */
+static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
+{
+	while (f->qhead && f->qhead->due <= now && !at_capacity(f)) {
+		struct h2req *r = f->qhead;
+		if (waits_for_earlier(f, r)) {
+			f->blocked = true; /* until one of its streams ends */
+			break;
+		}
+		if (h->targets[f->target].tls) {
+			pop(f);
+			h->queued--;
+			finish(h, r, STORE_ERR_TLS,
+			       "HTTP/2 over TLS (h2) is not supported: replay h2c sessions to an "
+			       "http:// target",
+			       NULL);
+			continue;
+		}
+		if (!f->conn || f->conn->dead) {
+			char why[160];
+			if (!conn_open(h, f, why, sizeof(why))) {
+				pop(f);
+				h->queued--;
+				finish(h, r, STORE_ERR_CONNECT, why, NULL);
+				continue;
+			}
+		}
+		pop(f);
+		h->queued--;
+		if (send_req(h, f->conn, r, now) < 0) {
+			finish(h, r, STORE_ERR_OTHER, "cannot submit the request", NULL);
+			continue;
+		}
+	}
+	if (f->conn && conn_flush(h, f->conn) < 0)
+		conn_fail(h, f->conn, STORE_ERR_RESET, "connection lost while sending");
+}
+
+static void conn_io(struct replay_h2 *h, struct h2conn *c, uint32_t ev)
+{
+	if (!c->connected && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "connect: %s", strerror(err));
+			conn_fail(h, c, err == ECONNREFUSED ? STORE_ERR_REFUSED : STORE_ERR_CONNECT,
+				  msg);
+			return;
+		}
+		c->connected = true;
+	}
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		for (;;) {
+			ssize_t n = recv(c->fd, h->rbuf, H2R_READ_BUF, 0);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (n <= 0) {
+				conn_fail(h, c, STORE_ERR_RESET,
+					  n == 0 ? "connection closed by the target"
+						 : "connection reset by the target");
+				return;
+			}
+			h->p.stats->bytes_received += (uint64_t)n;
+			ssize_t k = nghttp2_session_mem_recv(c->ng, h->rbuf, (size_t)n);
+			if (k < 0) {
+				char msg[128];
+				snprintf(msg, sizeof(msg), "HTTP/2 error from the target: %s",
+					 nghttp2_strerror((int)k));
+				conn_fail(h, c, STORE_ERR_BAD_RESPONSE, msg);
+				return;
+			}
+			if ((size_t)n < H2R_READ_BUF)
+				break;
+		}
+	}
+	if (conn_flush(h, c) < 0) {
+		conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
+		return;
+	}
+	if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
+	    !c->n_inflight) {
+		conn_close(h, c); /* GOAWAY handled and nothing left */
+		return;
+	}
+	if (!c->n_inflight && !c->flow->qhead && !c->idle_since)
+		c->idle_since = h->now;
+	if (c->n_inflight)
+		c->idle_since = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public                                                              */
+/* ------------------------------------------------------------------ */
+
+struct replay_h2 *replay_h2_create(const struct replay_h2_params *p, char *err, size_t errlen)
+{
+	struct replay_h2 *h = mem_calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->p = *p;
+	h->epfd = -1;
+	h->targets = mem_alloc(p->n_targets * sizeof(*h->targets));
+	h->rbuf = mem_alloc(H2R_READ_BUF);
+	h->nvb = mem_alloc(sizeof(*h->nvb));
+	if (!h->targets || !h->rbuf || !h->nvb || nghttp2_session_callbacks_new(&h->cbs) != 0) {
+		snprintf(err, errlen, "out of memory");
+		replay_h2_free(h);
+		return NULL;
+	}
+	memcpy(h->targets, p->targets, p->n_targets * sizeof(*h->targets));
+	nghttp2_session_callbacks_set_on_begin_headers_callback(h->cbs, cb_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(h->cbs, cb_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(h->cbs, cb_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h->cbs, cb_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(h->cbs, cb_close);
+	h->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (h->epfd < 0) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		replay_h2_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+int replay_h2_fd(const struct replay_h2 *h)
+{
+	return h->epfd;
+}
+
+/* Does @p a go before @p b in the recorded order? */
+static bool before(const struct h2req *a, const struct h2req *b)
+{
+	if (a->due != b->due)
+		return a->due < b->due;
+	if (a->rec_ts != b->rec_ts)
+		return a->rec_ts < b->rec_ts;
+	return a->rec_stream < b->rec_stream;
+}
+
+int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_t flow_key,
+		     int64_t due_ns, void *user, const struct replay_dep *dep)
+{
+	struct store_session q = *s; /* the request is all a stream needs */
+	q.resp = (struct store_message){0};
+	q.lane = (struct store_slice){0};
+	s = &q;
+	size_t tail = replay_session_tail_size(s);
+	for (uint32_t ti = 0; ti < h->p.n_targets; ti++) {
+		struct h2flow *f = flow_get(h, flow_key, ti, true);
+		struct h2req *r = f ? mem_calloc(1, sizeof(*r) + tail + 8) : NULL;
+		if (!r) {
+			if (f)
+				flow_maybe_free(h, f);
+			return -ENOMEM;
+		}
+		void *t = (void *)(((uintptr_t)(r + 1) + 7) & ~(uintptr_t)7);
+		replay_session_copy(&r->s, s, t);
+		r->flow = f;
+		r->user = user;
+		r->session_id = s->id;
+		r->due = due_ns;
+		r->rec_ts = s->ts_req_first_ns;
+		r->rec_end = s->ts_resp_last_ns ? s->ts_resp_last_ns : INT64_MAX;
+		r->rec_stream = s->stream_id;
+		if (dep && dep->ent) {
+			r->has_dep = true;
+			r->dep = dep->ent;
+		}
+		dbuf_init(&r->fields, h->p.max_header_bytes + 1);
+		dbuf_init(&r->body, h->p.max_body);
+		r->hdr = r->hdr_in;
+		r->chdr = H2R_INLINE_FIELDS;
+		/* keep the queue in recorded order: due, then start, then stream
+		 * (sessions come in completion order: mostly appended at the tail) */
+		if (!f->qtail || !before(r, f->qtail)) {
+			if (f->qtail)
+				f->qtail->next = r;
+			else
+				f->qhead = r;
+			f->qtail = r;
+		} else {
+			struct h2req **pp = &f->qhead;
+			while (*pp && !before(r, *pp))
+				pp = &(*pp)->next;
+			r->next = *pp;
+			*pp = r;
+		}
+		h->queued++;
+	}
+	return 0;
+}
+
+static void expire(struct replay_h2 *h, int64_t now)
+{
+	while (h->ihead && h->ihead->deadline <= now) {
+		struct h2req *r = h->ihead;
+		struct h2conn *c = r->conn;
+		nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
+		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, r->stream, NGHTTP2_CANCEL);
+		inflight_del(h, r);
+		char msg[96];
+		snprintf(msg, sizeof(msg), "no whole response within %.3f s",
+			 (double)h->p.timeout_ns / 1e9);
+		finish(h, r, STORE_ERR_TIMEOUT, msg, NULL);
+		if (conn_flush(h, c) < 0)
+			conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
+	}
+	if (now < h->idle_check)
+		return;
+	h->idle_check = now + 1000000; /* idle connections: looked at every ms */
+	for (struct h2flow *f = h->flows; f; f = f->next) {
+		struct h2conn *c = f->conn;
+		if (c && !c->n_inflight && !f->qhead && c->idle_since &&
+		    now - c->idle_since >= h->p.idle_ns)
+			conn_close(h, c); /* the flow goes in the next sweep */
+	}
+}
+
+void replay_h2_run(struct replay_h2 *h, int64_t now)
+{
+	h->now = now;
+	struct epoll_event ev[H2R_MAX_EVENT];
+	int n = epoll_wait(h->epfd, ev, H2R_MAX_EVENT, 0);
+	for (int i = 0; i < n; i++)
+		conn_io(h, ev[i].data.ptr, ev[i].events);
+	/* after the answers: streams they closed make room */
+	for (struct h2flow *f = h->flows; f; f = f->next)
+		if (f->qhead && f->qhead->due <= now)
+			flow_dispatch(h, f, now);
+	expire(h, now);
+	for (struct h2flow *f = h->flows, *nf; f; f = nf) { /* sweep */
+		nf = f->next;
+		flow_maybe_free(h, f);
+	}
+}
+
+int64_t replay_h2_next_due(const struct replay_h2 *h)
+{
+	int64_t w = INT64_MAX;
+	for (const struct h2flow *f = h->flows; f; f = f->next)
+		if (f->qhead && f->qhead->due < w && !at_capacity(f) && !f->blocked)
+			w = f->qhead->due; /* a full or waiting connection: woken by answers */
+	return w;
+}
+
+int64_t replay_h2_next_wake(const struct replay_h2 *h)
+{
+	int64_t w = replay_h2_next_due(h);
+	if (h->ihead && h->ihead->deadline < w)
+		w = h->ihead->deadline;
+	for (const struct h2flow *f = h->flows; f; f = f->next) {
+		const struct h2conn *c = f->conn;
+		if (c && c->idle_since && !c->n_inflight && c->idle_since + h->p.idle_ns < w)
+			w = c->idle_since + h->p.idle_ns;
+	}
+	return w;
+}
+
+uint64_t replay_h2_pending(const struct replay_h2 *h)
+{
+	return h->queued + h->inflight;
+}
+
+void replay_h2_drop_queued(struct replay_h2 *h)
+{
+	for (struct h2flow *f = h->flows, *nf; f; f = nf) {
+		nf = f->next;
+		while (f->qhead) {
+			struct h2req *r = pop(f);
+			h->queued--;
+			h->p.stats->not_sent++;
+			struct replay_h2_out o = {.target = f->target,
+						  .dep = r->has_dep ? r->dep : NULL,
+						  .kind = UINT32_MAX};
+			h->p.done(h->p.ctx, &o); /* not sent: only its causal entry is reported */
+			req_free(r);
+		}
+		flow_maybe_free(h, f);
+	}
+}
+
+void replay_h2_close_all(struct replay_h2 *h, bool report)
+{
+	replay_h2_drop_queued(h);
+	while (h->flows) {
+		struct h2flow *f = h->flows;
+		if (!f->conn) {
+			flow_free(h, f);
+			continue;
+		}
+		if (report) {
+			conn_fail(h, f->conn, STORE_ERR_OTHER, "interrupted");
+			flow_maybe_free(h, f);
+			continue;
+		}
+		struct h2conn *c = f->conn;
+		for (struct h2req *r = h->ihead, *nr; r && c->n_inflight; r = nr) {
+			nr = r->next;
+			if (r->conn != c)
+				continue;
+			inflight_del(h, r);
+			if (r->stream > 0)
+				nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
+			req_free(r);
+		}
+		conn_close(h, c);
+		flow_maybe_free(h, f);
+	}
+}
+
+void replay_h2_close_idle(struct replay_h2 *h)
+{
+	for (struct h2flow *f = h->flows, *nf; f; f = nf) {
+		nf = f->next;
+		if (f->conn && !f->conn->n_inflight && !f->qhead)
+			conn_close(h, f->conn);
+		flow_maybe_free(h, f);
+	}
+}
+
+void replay_h2_free(struct replay_h2 *h)
+{
+	if (!h)
+		return;
+	if (h->epfd >= 0) {
+		replay_h2_close_all(h, false);
+		close(h->epfd);
+	}
+	if (h->cbs)
+		nghttp2_session_callbacks_del(h->cbs);
+	mem_free(h->targets);
+	mem_free(h->rbuf);
+	mem_free(h->nvb);
+	mem_free(h->hv);
+	mem_free(h);
+}

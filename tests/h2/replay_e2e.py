@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""HTTP/2 replay and gRPC diff end to end, with real servers on loopback.
+
+gRPC: the committed capture of grpc_shop.py's client against the baseline
+service (fixtures/grpc.pcap) is recorded, then replayed over h2c to the
+candidate build (planted changes, grpc_shop.py CHANGES) with a second
+baseline as secondary; `dyetap diff` must find each planted change at its
+protobuf field (schema-less $.3 and $.4[*].7; with --proto $.price and
+$.tags[*].weight), the NOT_FOUND answer as a grpc-status change, learn the
+wall-clock field served_at_ms ($.5) as noise, and report nothing else but
+the consequence of the error answer. The same build against itself: no
+difference at all. The results keep trailers (grpc-status).
+
+Concurrency: at --max the sequential calls of grpc.pcap reach a server
+one at a time, the batches of 3 of grpc-parallel.pcap three at a time.
+
+Mirror: `dyetap mirror` on the same capture shadows the calls colored by
+their x-lane metadata to the candidate over h2c and finds their changes.
+
+nghttp2: the nghttp and Upgrade: h2c captures replayed to nghttpd serving
+the same documents (make_fixtures.sh's): every stream answered with the
+recorded status and body length, response trailers kept.
+
+  replay_e2e.py DYETAP FIXTURES_DIR SHOP_PB
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from tap_util import finish, free_port, ok  # noqa: E402
+
+DYETAP, FIX, SHOP_PB = sys.argv[1], sys.argv[2], sys.argv[3]
+PY = "/usr/bin/python3"
+procs = []
+
+
+def start(cmd, ready=None):
+    log = tempfile.NamedTemporaryFile(prefix="h2-srv-", delete=False)
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    procs.append(p)
+    for _ in range(100):
+        time.sleep(0.1)
+        if p.poll() is not None:
+            raise RuntimeError("%s exited: %s" % (cmd[0], open(log.name).read()))
+        if ready is None or ready in open(log.name).read():
+            break
+    return p
+
+
+def dy(*args, check=True):
+    r = subprocess.run([DYETAP] + list(args), capture_output=True, text=True)
+    if check and r.returncode not in (0, 1):
+        raise RuntimeError("dyetap %s: %s" % (" ".join(args), r.stderr))
+    return r
+
+
+def results(path):
+    out = dy("cat", "--json", "--type", "result", path).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def diff_json(res, *extra):
+    r = dy("diff", res, "--json", "-", "--quiet", *extra)
+    return json.loads(r.stdout)
+
+
+def groups(rep, noise):
+    return {(d["location"], d["kind"]): d["count"] for d in rep["differences"]
+            if d["noise"] == noise}
+
+
+def grpc_tests(tmp):
+    rec = os.path.join(tmp, "grpc.dyt")
+    dy("record", "-r", os.path.join(FIX, "grpc.pcap"), "-w", rec)
+    ports = [free_port() for _ in range(3)]
+    shop = os.path.join(HERE, "grpc_shop.py")
+    start([PY, shop, "serve", str(ports[0]), "--variant", "candidate", "--pb", SHOP_PB], "ready")
+    start([PY, shop, "serve", str(ports[1]), "--variant", "baseline", "--pb", SHOP_PB], "ready")
+    start([PY, shop, "serve", str(ports[2]), "--variant", "baseline", "--pb", SHOP_PB], "ready")
+    res = os.path.join(tmp, "grpc-res.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % ports[0], "--baseline",
+           "http://127.0.0.1:%d" % ports[1], "-o", res, "--allow-writes")
+    ok(r.returncode == 0, "grpc: replay over h2c to the candidate and a baseline", r.stderr)
+    rs = results(res)
+    ok(len(rs) == 60 and all(x["error"] == "none" for x in rs),
+       "grpc: 60 results (30 calls x 2 targets), no replay error",
+       [x for x in rs if x["error"] != "none"][:3])
+    tr = [dict(x["response"].get("trailers", [])).get("grpc-status") for x in rs
+          if x["role"] == "candidate"]
+    ok(tr.count("0") == 29 and not any(x["response"].get("trailers") for x in rs
+                                       if x["role"] == "candidate" and x["session_id"] == 11),
+       "grpc: trailers recorded in the results (grpc-status 0 x 29; id 11 Trailers-Only)",
+       tr)
+    sent = [dict(x["response"]["headers"]).get(":status") for x in rs]
+    ok(all(s == "200" for s in sent), "grpc: every response :status 200")
+    # schema-less: field numbers
+    rep = diff_json(res)
+    real = groups(rep, False)
+    want = {("body:$.3", "value_changed"): 6, ("body:$.4[*].7", "value_changed"): 5,
+            ("grpc-status", "status_changed"): 1}
+    ok(all(real.get(k) == v for k, v in want.items()),
+       "grpc: each planted change found at its protobuf field ($.3 x6, $.4[*].7 x5, "
+       "grpc-status x1)", real)
+    ok(len(real) <= 1.5 * len(want),
+       "grpc: causes <= 1.5 x true changes (%d for %d)" % (len(real), len(want)), real)
+    extra = set(real) - set(want)
+    ok(extra <= {("header:grpc-accept-encoding", "missing")},
+       "grpc: nothing else but the error answer's missing header", extra)
+    noise = groups(rep, True)
+    ok(("body:$.5", "value_changed") in noise and ("body:$.5", "value_changed") not in real,
+       "grpc: the wall-clock field $.5 (served_at_ms) learned as noise", noise)
+    st = [d for d in rep["differences"] if d["location"] == "grpc-status"]
+    ok(st and st[0]["example"]["primary_value"] == "0" and
+       st[0]["example"]["candidate_value"] == "5 item retired",
+       "grpc: grpc-status with grpc-message compared like a status (0 -> 5 item retired)",
+       st[:1])
+    ok(rep["summary"]["status_changes"] == 1, "grpc: one status change in the summary",
+       rep["summary"])
+    # with the schema: field names
+    rep = diff_json(res, "--proto", SHOP_PB)
+    real = groups(rep, False)
+    ok(real.get(("body:$.price", "value_changed")) == 6 and
+       real.get(("body:$.tags[*].weight", "value_changed")) == 5 and
+       ("body:$.served_at_ms", "value_changed") in groups(rep, True),
+       "grpc --proto: $.price x6, $.tags[*].weight x5, $.served_at_ms noise", real)
+    bad = dy("diff", res, "--proto", os.path.join(FIX, "grpc.pcap"), check=False)
+    ok(bad.returncode == 2 and "FileDescriptorSet" in bad.stderr,
+       "grpc --proto: a file that is no FileDescriptorSet is refused (exit 2)", bad.stderr)
+    # the same build twice: nothing
+    same = os.path.join(tmp, "grpc-same.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % ports[1], "--baseline",
+           "http://127.0.0.1:%d" % ports[2], "-o", same, "--allow-writes")
+    rep = diff_json(same)
+    ok(r.returncode == 0 and rep["summary"]["differing"] == 0 and not groups(rep, False) and
+       ("body:$.5", "value_changed") in groups(rep, True),
+       "grpc: the same build gives no difference (served_at_ms learned as noise)",
+       (rep["summary"], groups(rep, False)))
+    r = dy("diff", same, "--fail-on", "status_changes>0", "--fail-on", "diff_rate>0")
+    ok(r.returncode == 0, "grpc: the same build passes the gate", r.stdout[-500:])
+
+
+def concurrency_tests(tmp):
+    """At --max, streams keep the recorded concurrency of their connection."""
+    shop = os.path.join(HERE, "grpc_shop.py")
+    for name, want in (("grpc", 1), ("grpc-parallel", 3)):
+        rec = os.path.join(tmp, name + "-c.dyt")
+        dy("record", "-r", os.path.join(FIX, name + ".pcap"), "-w", rec)
+        port = free_port()
+        log = os.path.join(tmp, name + ".conc")
+        start([PY, shop, "serve", str(port), "--pb", SHOP_PB, "--delay", "0.05",
+               "--concurrency-log", log], "ready")
+        res = os.path.join(tmp, name + "-c-res.dyt")
+        r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "--max", "-o", res,
+               "--allow-writes")
+        with open(log) as f:
+            got = int(f.read().strip() or 0)
+        ok(r.returncode == 0 and got == want,
+           "%s at --max: the server saw at most %d calls at once, as recorded (got %d)"
+           % (name, want, got), r.stderr[-300:])
+
+
+def mirror_tests(tmp):
+    """dyetap mirror shadows the colored gRPC calls to a lane over h2c."""
+    port = free_port()
+    shop = os.path.join(HERE, "grpc_shop.py")
+    start([PY, shop, "serve", str(port), "--variant", "candidate", "--pb", SHOP_PB], "ready")
+    rep = os.path.join(tmp, "mirror-rep")
+    os.makedirs(rep)
+    r = dy("mirror", "-r", os.path.join(FIX, "grpc.pcap"), "--color", "blue=header:x-lane=blue",
+           "--lane", "blue=http://127.0.0.1:%d" % port, "--allow-writes", "--report-dir", rep,
+           "--stats")
+    stats = {}
+    for line in r.stderr.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[1].isdigit():
+            stats[f[0]] = int(f[1])
+    ok(r.returncode in (0, 1) and stats.get("lane_blue_mirrored") == 15 and
+       stats.get("lane_blue_ok") == 15 and stats.get("mirror_paired") == 15,
+       "mirror: the 15 calls with x-lane: blue shadowed over h2c and paired", stats)
+    with open(os.path.join(rep, "report.json")) as f:
+        d = json.load(f)
+    real = groups(d, False)
+    # blue calls are the odd ids: price 3, 13, 23; weight 9, 23; NOT_FOUND 11
+    want = {("body:$.3", "value_changed"): 3, ("body:$.4[*].7", "value_changed"): 2,
+            ("grpc-status", "status_changed"): 1}
+    ok(all(real.get(k) == v for k, v in want.items()),
+       "mirror: the live diff finds the planted changes of the blue calls", real)
+
+
+def nghttp_tests(tmp):
+    htdocs = os.path.join(tmp, "htdocs")
+    os.makedirs(htdocs)
+    with open(os.path.join(htdocs, "index.html"), "w") as f:
+        f.write("<html><body>dyetap h2 test</body></html>\n")
+    with open(os.path.join(htdocs, "a.json"), "w") as f:
+        f.write('{"id": 1, "name": "first", "tags": ["a", "b"]}\n')
+    with open(os.path.join(htdocs, "big.txt"), "w") as f:
+        f.write("x" * 40000)
+    port = free_port()
+    start(["nghttpd", "--no-tls", "-d", htdocs, "--trailer", "x-server-trailer: done",
+           str(port)])
+    for name in ("nghttp", "upgrade"):
+        rec = os.path.join(tmp, name + ".dyt")
+        dy("record", "-r", os.path.join(FIX, name + ".pcap"), "-w", rec)
+        sess = {}
+        for line in dy("cat", "--json", "--type", "session", rec).stdout.splitlines():
+            s = json.loads(line)
+            sess[s["id"]] = s
+        res = os.path.join(tmp, name + "-res.dyt")
+        r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res,
+               "--allow-writes")
+        rs = results(res)
+        bad = []
+        for x in rs:
+            s = sess[x["session_id"]]
+            want_status = 200 if name == "upgrade" else s["response"]["status"]
+            if x["error"] != "none" or x["response"]["status"] != want_status:
+                bad.append((s["request"]["target"], x["error"], x["error_msg"],
+                            x["response"] and x["response"]["status"]))
+            elif x["response"]["body_len"] != s["response"]["body_len"] and name != "upgrade":
+                bad.append((s["request"]["target"], "body", x["response"]["body_len"]))
+            elif (x["response"]["body_len"] and
+                  dict(x["response"].get("trailers", [])).get("x-server-trailer") != "done"):
+                bad.append((s["request"]["target"], "trailers", x["response"].get("trailers")))
+        ok(r.returncode == 0 and len(rs) == len(sess) and not bad,
+           "%s: %d streams replayed over h2c to nghttpd: recorded status, body length, "
+           "trailers kept" % (name, len(rs)), (r.stderr[-300:], bad))
+
+
+tmp = tempfile.mkdtemp(prefix="h2-replay-")
+try:
+    if not os.access(PY, os.X_OK) or subprocess.run(
+            [PY, "-c", "import grpc"], capture_output=True).returncode != 0:
+        print("1..0 # SKIP /usr/bin/python3 has no grpc (python3-grpcio, tests/setup.sh)")
+        sys.exit(0)
+    if not shutil.which("nghttpd"):
+        print("1..0 # SKIP nghttpd not installed (nghttp2-server, tests/setup.sh)")
+        sys.exit(0)
+    grpc_tests(tmp)
+    concurrency_tests(tmp)
+    mirror_tests(tmp)
+    nghttp_tests(tmp)
+finally:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(finish())

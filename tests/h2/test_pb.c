@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of analysis/pb.h. Wire bytes and their meaning come from the
+ * protobuf encoding guide (protobuf.dev/programming-guides/encoding:
+ * "08 96 01" is field 1 = 150, "12 07 74 65 73 74 69 6e 67" field 2 =
+ * "testing", "1a 03 08 96 01" field 3 = {1: 150}, packed
+ * "22 06 03 8e 02 9e a7 05" field 4 = [3, 270, 86942]) and gRPC's
+ * PROTOCOL-HTTP2.md (Length-Prefixed-Message). The schema is shop.proto
+ * compiled by protoc -o at build time (argv[1]).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "analysis/pb.h"
+#include "tests/tap.h"
+
+static char got[8192];
+
+static int conv(const uint8_t *d, size_t n, const struct pb_type *t)
+{
+	struct dbuf b;
+	dbuf_init(&b, sizeof(got) - 1);
+	int rc = pb_to_json(&b, d, n, t);
+	snprintf(got, sizeof(got), "%.*s", (int)b.len, b.data ? (char *)b.data : "");
+	dbuf_release(&b);
+	return rc;
+}
+
+#define CHECK(type, want, what, ...)                                                               \
+	do {                                                                                       \
+		static const uint8_t in_[] = {__VA_ARGS__};                                        \
+		int rc_ = conv(in_, sizeof(in_), type);                                            \
+		TAP_OK(rc_ == 0 && !strcmp(got, want), "%s: %.100s", what, got);                   \
+	} while (0)
+
+static int gz_inflate(void *ctx, const char *enc, size_t enclen, const uint8_t *in, size_t n,
+		      struct dbuf *out)
+{
+	(void)ctx;
+	if (enclen != 4 || memcmp(enc, "gzip", 4))
+		return -ENOTSUP;
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 31) != Z_OK)
+		return -ENOMEM;
+	uint8_t buf[4096];
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)n;
+	z.next_out = buf;
+	z.avail_out = sizeof(buf);
+	int r = inflate(&z, Z_FINISH);
+	size_t k = sizeof(buf) - z.avail_out;
+	inflateEnd(&z);
+	if (r != Z_STREAM_END)
+		return -EBADMSG;
+	dbuf_reset(out);
+	return dbuf_append(out, buf, k);
+}
+
+static size_t gzip(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)n;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	deflate(&z, Z_FINISH);
+	size_t k = cap - z.avail_out;
+	deflateEnd(&z);
+	return k;
+}
+
+static void test_schemaless(void)
+{
+	CHECK(NULL, "{\"1\":150}", "varint (encoding guide)", 0x08, 0x96, 0x01);
+	CHECK(NULL, "{\"2\":\"testing\"}", "string (encoding guide)", 0x12, 0x07, 't', 'e', 's',
+	      't', 'i', 'n', 'g');
+	CHECK(NULL, "{\"3\":{\"1\":150}}", "embedded message (encoding guide)", 0x1a, 0x03, 0x08,
+	      0x96, 0x01);
+	CHECK(NULL, "{\"4\":\"A44CnqcF\"}", "packed field without a schema: bytes", 0x22, 0x06,
+	      0x03, 0x8e, 0x02, 0x9e, 0xa7, 0x05);
+	CHECK(NULL, "{\"1\":[1,2],\"2\":5}", "a repeated number is an array", 0x08, 0x01, 0x08,
+	      0x02, 0x10, 0x05);
+	CHECK(NULL, "{\"3\":15}", "64-bit: a double", 0x19, 0, 0, 0, 0, 0, 0, 0x2e, 0x40);
+	CHECK(NULL, "{\"5\":10}", "32-bit: a float", 0x2d, 0, 0, 0x20, 0x41);
+	CHECK(NULL, "{\"1\":7,\"4\":1}", "keys in field number order", 0x20, 0x01, 0x08, 0x07);
+	static const uint8_t trunc[] = {0x08, 0x96};
+	TAP_EQ_U64((uint64_t)-conv(trunc, sizeof(trunc), NULL), EBADMSG, "cut varint: EBADMSG");
+	static const uint8_t grp[] = {0x0b, 0x0c};
+	TAP_EQ_U64((uint64_t)-conv(grp, sizeof(grp), NULL), EBADMSG, "groups: EBADMSG");
+	static const uint8_t zero[] = {0x00, 0x01};
+	TAP_EQ_U64((uint64_t)-conv(zero, sizeof(zero), NULL), EBADMSG, "field number 0: EBADMSG");
+	/* 40 nested levels: past the depth cap the inner bytes are shown as bytes */
+	uint8_t deep[200];
+	size_t n = 0;
+	for (int i = 0; i < 40; i++) {
+		deep[n++] = 0x0a;
+		deep[n++] = (uint8_t)(2 * (39 - i) + 2);
+	}
+	deep[n++] = 0x08;
+	deep[n++] = 0x01;
+	TAP_OK(conv(deep, n, NULL) == 0 && strstr(got, "{\"1\":{\"1\":") && strstr(got, "\"1\":\""),
+	       "40 nested levels: bounded, the innermost kept as bytes");
+	TAP_OK(conv(NULL, 0, NULL) == 0 && !strcmp(got, "{}"), "an empty message is {}");
+}
+
+static void test_schema(const char *path)
+{
+	char err[256];
+	struct pb_schema *s = pb_schema_load(path, err, sizeof(err));
+	TAP_OK(s != NULL, "schema: loaded (%.100s)", s ? "ok" : err);
+	if (!s)
+		return;
+	TAP_OK(pb_schema_types(s) == 3 && pb_schema_methods(s) == 1,
+	       "schema: 3 message types, 1 method");
+	const char *m = "/shop.Shop/GetItem";
+	const struct pb_type *out = pb_schema_method(s, (const uint8_t *)m, strlen(m), true);
+	const struct pb_type *in = pb_schema_method(s, (const uint8_t *)m, strlen(m), false);
+	TAP_OK(out && out == pb_schema_type(s, "shop.Item") &&
+		   in == pb_schema_type(s, "shop.ItemRequest"),
+	       "schema: the method's output and input types");
+	TAP_OK(!pb_schema_method(s, (const uint8_t *)"/shop.Shop/Nope", 15, true),
+	       "schema: an unknown method has no type");
+	/* Item{id 7, name "item-7", price 17.0, tags [{new,3},{sale,1}], served_at_ms 5,
+	 * in_stock false (absent), field 9 unknown} */
+	static const uint8_t item[] = {
+	    0x08, 0x07, 0x12, 0x06, 'i',  't',	'e',  'm',  '-',  '7',	0x19, 0,    0,	  0,
+	    0,	  0,	0,    0x31, 0x40, 0x22, 0x07, 0x0a, 0x03, 'n',	'e',  'w',  0x38, 0x03,
+	    0x22, 0x08, 0x0a, 0x04, 's',  'a',	'l',  'e',  0x38, 0x01, 0x28, 0x05, 0x48, 0x02};
+	TAP_OK(conv(item, sizeof(item), out) == 0 &&
+		   !strcmp(got,
+			   "{\"id\":7,\"name\":\"item-7\",\"price\":17,\"tags\":[{\"name\":\"new\","
+			   "\"weight\":3},{\"name\":\"sale\",\"weight\":1}],\"served_at_ms\":5,"
+			   "\"9\":2}"),
+	       "schema: field names, a repeated message always an array, unknown fields by "
+	       "number: %.100s",
+	       got);
+	static const uint8_t one_tag[] = {0x22, 0x02, 0x38, 0x03};
+	TAP_OK(conv(one_tag, sizeof(one_tag), out) == 0 &&
+		   !strcmp(got, "{\"tags\":[{\"weight\":3}]}"),
+	       "schema: a repeated field seen once is still an array");
+	static const uint8_t neg[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+				      0xff, 0xff, 0xff, 0xff, 0x01};
+	TAP_OK(conv(neg, sizeof(neg), out) == 0 && !strcmp(got, "{\"id\":-1}"),
+	       "schema: int32 -1 (ten-byte varint)");
+	static const uint8_t wrong[] = {0x12, 0x02, 0x08, 0x01, 0x30, 0x01};
+	TAP_OK(conv(wrong, sizeof(wrong), out) == 0 && !strcmp(got, "{\"name\":\"\\u0008\\u0001\","
+								    "\"in_stock\":true}"),
+	       "schema: string bytes kept as a string, bool: %.100s", got);
+	pb_schema_free(s);
+	static const uint8_t junk[] = {0xff, 0xff};
+	TAP_OK(!pb_schema_parse(junk, 2, err, sizeof(err)) && strstr(err, "protoc -o"),
+	       "schema: junk refused with advice: %.100s", err);
+	TAP_OK(!pb_schema_load("/nonexistent.pb", err, sizeof(err)) && strstr(err, "cannot open"),
+	       "schema: a missing file: %.100s", err);
+}
+
+static void test_grpc(void)
+{
+	struct dbuf b, tmp;
+	dbuf_init(&b, 1 << 16);
+	dbuf_init(&tmp, 1 << 16);
+	static const uint8_t one[] = {0, 0, 0, 0, 3, 0x08, 0x96, 0x01};
+	int rc = pb_grpc_to_json(&b, one, sizeof(one), NULL, NULL, 0, NULL, NULL, &tmp);
+	TAP_OK(rc == 0 && b.len == 9 && !memcmp(b.data, "{\"1\":150}", 9), "grpc: one message");
+	static const uint8_t two[] = {0, 0, 0, 0, 2, 0x08, 0x01, 0, 0, 0, 0, 2, 0x08, 0x02};
+	dbuf_reset(&b);
+	rc = pb_grpc_to_json(&b, two, sizeof(two), NULL, NULL, 0, NULL, NULL, &tmp);
+	TAP_OK(rc == 0 && b.len == 17 && !memcmp(b.data, "[{\"1\":1},{\"1\":2}]", 17),
+	       "grpc: two messages are an array");
+	dbuf_reset(&b);
+	rc = pb_grpc_to_json(&b, NULL, 0, NULL, NULL, 0, NULL, NULL, &tmp);
+	TAP_OK(rc == 0 && b.len == 2 && !memcmp(b.data, "[]", 2), "grpc: no message: []");
+	static const uint8_t cut[] = {0, 0, 0, 0, 9, 0x08};
+	dbuf_reset(&b);
+	TAP_EQ_U64(
+	    (uint64_t)-pb_grpc_to_json(&b, cut, sizeof(cut), NULL, NULL, 0, NULL, NULL, &tmp),
+	    EBADMSG, "grpc: a cut message is EBADMSG");
+	uint8_t z[128] = {1, 0, 0, 0, 0};
+	static const uint8_t msg[] = {0x08, 0x96, 0x01};
+	size_t zl = gzip(msg, sizeof(msg), z + 5, sizeof(z) - 5);
+	z[4] = (uint8_t)zl;
+	dbuf_reset(&b);
+	rc = pb_grpc_to_json(&b, z, 5 + zl, NULL, "gzip", 4, gz_inflate, NULL, &tmp);
+	TAP_OK(rc == 0 && b.len == 9 && !memcmp(b.data, "{\"1\":150}", 9),
+	       "grpc: the compressed flag: inflated with grpc-encoding gzip");
+	dbuf_reset(&b);
+	TAP_EQ_U64((uint64_t)-pb_grpc_to_json(&b, z, 5 + zl, NULL, NULL, 0, gz_inflate, NULL, &tmp),
+		   ENOTSUP, "grpc: compressed without grpc-encoding: ENOTSUP");
+	TAP_OK(pb_is_grpc_type("application/grpc", 16) &&
+		   pb_is_grpc_type("application/grpc+proto", 22) &&
+		   !pb_is_grpc_type("application/grpc-web", 20) && !pb_is_grpc_type("text/html", 9),
+	       "grpc: content types");
+	dbuf_release(&b);
+	dbuf_release(&tmp);
+}
+
+int main(int argc, char **argv)
+{
+	test_schemaless();
+	test_grpc();
+	if (argc > 1)
+		test_schema(argv[1]);
+	else
+		TAP_OK(1, "# SKIP schema tests: no protoc");
+	return tap_done();
+}
