@@ -369,7 +369,13 @@ def usage_errors(pcap):
                                                            os.path.basename(pcap))],
               "also an input"),
              (["-r", pcap, "--color", "b=method:GET", "--lane", "b=http://127.0.0.1:1",
-               "--block-ms", "5000"], "--block-ms")]
+               "--block-ms", "5000"], "--block-ms"),
+             # sizes take the suffixes of every other size option: 512M parses
+             # (the error is the missing lane), 5X does not
+             (["-r", pcap, "--color", "blue=header:x-lane=blue", "--report-memcap", "512M"],
+              "give at least one --lane"),
+             (["-r", pcap, "--color", "blue=header:x-lane=blue", "--lane",
+               "blue=http://127.0.0.1:1", "--report-memcap", "5X"], "bad --report-memcap '5X'")]
     before = open(pcap, "rb").read()
     for args, want in cases:
         r = subprocess.run([DYETAP, "mirror"] + args, capture_output=True, text=True)
