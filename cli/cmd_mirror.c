@@ -14,6 +14,10 @@
  * engines run in short slices in between, so a slow or dead target never
  * stops packet reading; queues are bounded and what does not fit is
  * dropped and counted per lane and reason. The manual is docs/mirror.md.
+ *
+ * Operations (docs/operations.md): --control and --metrics are served by
+ * common/ctl.h from the same loop, every 10 ms at most apart, so a pause
+ * (replay/shadow_ctl.h) applies to every packet read after its reply.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,12 +40,15 @@
 #include "cli/cmds.h"
 #include "common/clock.h"
 #include "common/counters.h"
+#include "common/ctl.h"
 #include "common/dbuf.h"
 #include "common/mem.h"
 #include "replay/replay_guard.h"
 #include "replay/shadow.h"
 #include "replay/shadow_core.h"
+#include "replay/shadow_ctl.h"
 #include "store/store.h"
+#include "dyetap_version.h"
 
 static struct src *mir_src;
 static volatile sig_atomic_t mir_stop;
@@ -90,6 +97,10 @@ static void usage(FILE *f)
 	    "  --report-memcap BYTES  memory for pairs kept for the reports (default 512M)\n"
 	    "  --stats                counters on stderr at the end\n"
 	    "  --json                 counters as one JSON object on stdout\n"
+	    "operations (docs/operations.md):\n"
+	    "  --control PATH         control socket (0600) for `dyetap ctl PATH COMMAND`:\n"
+	    "                         lanes, pause, resume, rate, stats\n"
+	    "  --metrics HOST:PORT    serve GET /metrics (Prometheus text format)\n"
 	    "\n"
 	    "exit codes: 0 done, 2 usage or input error, 3 runtime failure\n",
 	    shadow_conf_help);
@@ -120,6 +131,9 @@ struct mir {
 	size_t kept_bytes, max_kept;
 	/* counters of mirror's own */
 	uint64_t n_emitted, diffed, differing, not_kept, report_errors, reports_written;
+	/* operations: --control, --metrics */
+	struct ctl_server *ctl;
+	const struct src_stats *ss;
 };
 
 static size_t result_size(const struct store_result *r)
@@ -236,7 +250,78 @@ static int mirror_counters(const struct mir *m, struct ctr_set *c)
 	rc |= ctr_set_put(c, m->not_kept, "mirror_report_pairs_over_memcap");
 	rc |= ctr_set_put(c, recorder_write_errors(m->rec), "mirror_write_errors");
 	rc |= recorder_result_counters(m->rec, "mirror_", c);
+	if (m->ctl)
+		rc |= ctr_set_table(c, "ctl_", ctl_server_stats(m->ctl), ctl_ctr_descs,
+				    ctl_ctr_count);
 	return rc ? -ENOMEM : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations: the control socket and /metrics (common/ctl.h)          */
+/* ------------------------------------------------------------------ */
+
+/* Every counter as the end of the run shows them, as they are now. */
+static int live_counters(struct mir *m, struct ctr_set *set)
+{
+	int rc = recorder_counters(m->rec, m->ss, set);
+	rc |= mirror_counters(m, set);
+	rc |= ctr_set_put(set, m->reports_written, "mirror_reports_written");
+	rc |= ctr_set_put(set, m->report_errors, "mirror_report_errors");
+	return rc ? -ENOMEM : 0;
+}
+
+static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err, size_t errlen)
+{
+	struct mir *m = ctx;
+	struct shadow_stats t;
+	shadow_core_sum(m->core, NULL, 0, &t);
+	int rc = shadow_ctl_command(m->core, &t, argc, argv, out, err, errlen);
+	if (rc != -ENOENT)
+		return rc;
+	if (!strcmp(argv[0], "stats")) {
+		struct ctr_set *set = ctr_set_create(0);
+		rc = set ? live_counters(m, set) : -ENOMEM;
+		if (!rc && !(rc = dbuf_putc(out, '{')) && !(rc = ctr_set_json(set, out)))
+			rc = dbuf_puts(out, "}\n");
+		ctr_set_free(set);
+		if (rc)
+			snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	if (!strcmp(argv[0], "help")) {
+		dbuf_puts(out, shadow_ctl_help);
+		dbuf_puts(out, "  stats                every counter as one JSON object\n"
+			       "  help                 this list\n");
+		return 0;
+	}
+	snprintf(err, errlen, "unknown command '%s' (try: help)", argv[0]);
+	return -EINVAL;
+}
+
+static int on_metrics(void *ctx, struct dbuf *out)
+{
+	struct mir *m = ctx;
+	struct ctr_set *set = ctr_set_create(0);
+	struct ctl_prom *p = ctl_prom_create();
+	const char *lanes[SHADOW_MAX_LANES];
+	size_t n = shadow_core_lanes(m->core);
+	int rc = -ENOMEM;
+	if (!set || !p)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		lanes[i] = shadow_core_lane_name(m->core, (unsigned)i);
+	if ((rc = live_counters(m, set)) < 0 ||
+	    (rc = ctl_prom_add_set(p, set, "lane_", lanes, n)) < 0 ||
+	    (rc = shadow_ctl_prom(m->core, p)) < 0 ||
+	    (rc = ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_build_info",
+			       "the running program and its version", "program", "mirror",
+			       "version", DYETAP_VERSION, 1)) < 0)
+		goto out;
+	rc = ctl_prom_render(p, out);
+out:
+	ctl_prom_free(p);
+	ctr_set_free(set);
+	return rc;
 }
 
 /* Write @p b as DIR/NAME through a temporary name: readers never see half a
@@ -381,6 +466,8 @@ struct mir_opts {
 	int64_t duration_ns;
 	uint64_t report_memcap;
 	bool stats, json;
+	const char *control;
+	const char *metrics;
 	struct shadow_conf sc;
 };
 
@@ -396,6 +483,8 @@ enum {
 	O_JSON,
 	O_DURATION,
 	O_REPORT_MEMCAP,
+	O_CONTROL,
+	O_METRICS,
 };
 
 static const struct option mir_longopts[] = {
@@ -434,6 +523,8 @@ static const struct option mir_longopts[] = {
     {"redact", required_argument, NULL, O_REC_OPT},
     {"redact-defaults", no_argument, NULL, O_REC_OPT},
     {"report-memcap", required_argument, NULL, O_REPORT_MEMCAP},
+    {"control", required_argument, NULL, O_CONTROL},
+    {"metrics", required_argument, NULL, O_METRICS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -510,6 +601,12 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 			if (parse_u64(optarg, &o->report_memcap) ||
 			    o->report_memcap > ((uint64_t)1 << 40))
 				BAD("bad --report-memcap '%s' (bytes)", optarg);
+			break;
+		case O_CONTROL:
+			o->control = optarg;
+			break;
+		case O_METRICS:
+			o->metrics = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -624,6 +721,22 @@ static int run(struct mir_opts *o, struct mir *m)
 	}
 	if (o->sc.production)
 		fprintf(stderr, "dyetap mirror: production guard off (%s)\n", REPLAY_GUARD_FLAG);
+	m->ss = &ss;
+	if (o->control || o->metrics) {
+		struct ctl_server_params cp = {
+		    .control_path = o->control,
+		    .metrics_addr = o->metrics,
+		    .on_command = on_ctl,
+		    .on_metrics = on_metrics,
+		    .ctx = m,
+		};
+		m->ctl = ctl_server_create(&cp, err, sizeof(err));
+		if (!m->ctl) {
+			fprintf(stderr, "dyetap mirror: %s\n", err);
+			ret = 2;
+			goto out;
+		}
+	}
 	mir_src = src_open(&sp, &ss, err, sizeof(err));
 	if (!mir_src) {
 		fprintf(stderr, "dyetap mirror: %s\n", err);
@@ -648,11 +761,13 @@ static int run(struct mir_opts *o, struct mir *m)
 	m->live = sp.iface != NULL;
 	if (m->live) /* from here on every packet is captured (tests wait for this line) */
 		fprintf(stderr, "dyetap mirror: capturing on %s, Ctrl-C to stop\n", sp.iface);
+	(void)ctl_notify("READY=1"); /* systemd Type=notify: the capture runs */
 	struct mir_report_in ri = {.dir = o->report_dir, .rules = nrules, .ss = &ss};
 	int64_t t0 = clk_mono_ns();
 	int64_t deadline = o->duration_ns ? t0 + o->duration_ns : INT64_MAX;
 	int64_t next_tick = t0 + 100000000LL;
 	int64_t next_report = t0 + o->report_every_ns;
+	int64_t next_ctl = t0;
 	int64_t rt_mono0 = 0, rt_ts0 = 0;
 	bool rt_started = false;
 	uint64_t n = 0;
@@ -689,6 +804,10 @@ static int run(struct mir_opts *o, struct mir *m)
 			break;
 		}
 		int64_t now = clk_mono_ns();
+		if (m->ctl && now >= next_ctl) {
+			next_ctl = now + 10000000LL;
+			(void)ctl_server_poll(m->ctl, 0);
+		}
 		if (now >= next_tick) {
 			next_tick = now + 100000000LL;
 			if (m->live)
@@ -706,6 +825,7 @@ static int run(struct mir_opts *o, struct mir *m)
 					o->report_dir);
 		}
 	}
+	(void)ctl_notify("STOPPING=1");
 	src_update_stats(mir_src);
 	/* End of capture: pending sessions are emitted, then shadow answers drain. */
 	recorder_end_input(m->rec);
@@ -746,6 +866,8 @@ static int run(struct mir_opts *o, struct mir *m)
 			" packets (raise --buffer-mb or narrow the filter)\n",
 			ss.kernel_drops);
 out:
+	ctl_server_free(m->ctl);
+	m->ctl = NULL;
 	/* The core first: freeing its engines drops requests without callbacks. */
 	shadow_core_free(m->core);
 	for (size_t i = 0; i < m->n_pairs; i++)
