@@ -36,6 +36,7 @@
 #include "analysis/report.h"
 #include "capture/pipeline.h"
 #include "capture/recorder.h"
+#include "capture/rules.h"
 #include "capture/source.h"
 #include "cli/cmds.h"
 #include "common/clock.h"
@@ -52,6 +53,7 @@
 
 static struct src *mir_src;
 static volatile sig_atomic_t mir_stop;
+static volatile sig_atomic_t mir_reload; /* SIGHUP */
 
 static void mir_on_signal(int sig)
 {
@@ -59,6 +61,12 @@ static void mir_on_signal(int sig)
 	mir_stop = 1;
 	if (mir_src)
 		src_break(mir_src);
+}
+
+static void mir_on_hup(int sig)
+{
+	(void)sig;
+	mir_reload = 1;
 }
 
 static void usage(FILE *f)
@@ -99,7 +107,9 @@ static void usage(FILE *f)
 	    "  --json                 counters as one JSON object on stdout\n"
 	    "operations (docs/operations.md):\n"
 	    "  --control PATH         control socket (0600) for `dyetap ctl PATH COMMAND`:\n"
-	    "                         lanes, pause, resume, rate, stats\n"
+	    "                         lanes, pause, resume, rate, reload, stats\n"
+	    "  SIGHUP                 reload: the --color rules and --rules FILE are compiled\n"
+	    "                         again and color what is captured from then on\n"
 	    "  --metrics HOST:PORT    serve GET /metrics (Prometheus text format)\n"
 	    "\n"
 	    "exit codes: 0 done, 2 usage or input error, 3 runtime failure\n",
@@ -131,9 +141,13 @@ struct mir {
 	size_t kept_bytes, max_kept;
 	/* counters of mirror's own */
 	uint64_t n_emitted, diffed, differing, not_kept, report_errors, reports_written;
-	/* operations: --control, --metrics */
+	/* operations: --control, --metrics, reload */
 	struct ctl_server *ctl;
 	const struct src_stats *ss;
+	const struct recorder_conf *conf;
+	struct rules *reloaded[64]; /* every set ever in use: lane names stay valid */
+	size_t n_reloaded;
+	uint64_t reloads, reload_errors;
 };
 
 static size_t result_size(const struct store_result *r)
@@ -250,6 +264,8 @@ static int mirror_counters(const struct mir *m, struct ctr_set *c)
 	rc |= ctr_set_put(c, m->not_kept, "mirror_report_pairs_over_memcap");
 	rc |= ctr_set_put(c, recorder_write_errors(m->rec), "mirror_write_errors");
 	rc |= recorder_result_counters(m->rec, "mirror_", c);
+	rc |= ctr_set_put(c, m->reloads, "mirror_reloads");
+	rc |= ctr_set_put(c, m->reload_errors, "mirror_reload_errors");
 	if (m->ctl)
 		rc |= ctr_set_table(c, "ctl_", ctl_server_stats(m->ctl), ctl_ctr_descs,
 				    ctl_ctr_count);
@@ -270,6 +286,45 @@ static int live_counters(struct mir *m, struct ctr_set *set)
 	return rc ? -ENOMEM : 0;
 }
 
+/*
+ * `reload` and SIGHUP: compile the --color rules and the --rules file again
+ * and hand them to the pipeline, which colors whatever is emitted from
+ * then on with them; flows, the recording and the counters go on. A rule
+ * that does not compile leaves the running rules in place.
+ */
+static int mir_reload_rules(struct mir *m, char *err, size_t errlen)
+{
+	const struct recorder_conf *c = m->conf;
+	char e[512];
+	int rc = 0;
+	if (m->n_reloaded == sizeof(m->reloaded) / sizeof(m->reloaded[0])) {
+		snprintf(err, errlen, "reloaded %zu times already: restart dyetap mirror",
+			 m->n_reloaded);
+		m->reload_errors++;
+		return -ENOSPC;
+	}
+	struct rules *r = rules_create();
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		m->reload_errors++;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->n_colors && !rc; i++)
+		if ((rc = rules_add(r, c->colors[i], e, sizeof(e))) < 0)
+			snprintf(err, errlen, "--color '%s': %s", c->colors[i], e);
+	if (!rc && c->rules_file && (rc = rules_load_file(r, c->rules_file, e, sizeof(e))) < 0)
+		snprintf(err, errlen, "%s (the running rules stay)", e);
+	if (rc < 0) {
+		rules_free(r);
+		m->reload_errors++;
+		return rc;
+	}
+	pipe_set_rules(recorder_pipe(m->rec), r);
+	m->reloaded[m->n_reloaded++] = r;
+	m->reloads++;
+	return 0;
+}
+
 static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err, size_t errlen)
 {
 	struct mir *m = ctx;
@@ -288,9 +343,17 @@ static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err,
 			snprintf(err, errlen, "out of memory");
 		return rc;
 	}
+	if (!strcmp(argv[0], "reload")) {
+		if ((rc = mir_reload_rules(m, err, errlen)) < 0)
+			return rc;
+		dbuf_printf(out, "rules reloaded (%zu rules)\n",
+			    rules_count(m->reloaded[m->n_reloaded - 1]));
+		return 0;
+	}
 	if (!strcmp(argv[0], "help")) {
 		dbuf_puts(out, shadow_ctl_help);
-		dbuf_puts(out, "  stats                every counter as one JSON object\n"
+		dbuf_puts(out, "  reload               compile --color and --rules FILE again\n"
+			       "  stats                every counter as one JSON object\n"
 			       "  help                 this list\n");
 		return 0;
 	}
@@ -722,6 +785,7 @@ static int run(struct mir_opts *o, struct mir *m)
 	if (o->sc.production)
 		fprintf(stderr, "dyetap mirror: production guard off (%s)\n", REPLAY_GUARD_FLAG);
 	m->ss = &ss;
+	m->conf = &o->rc;
 	if (o->control || o->metrics) {
 		struct ctl_server_params cp = {
 		    .control_path = o->control,
@@ -756,6 +820,8 @@ static int run(struct mir_opts *o, struct mir *m)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = mir_on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	m->live = sp.iface != NULL;
@@ -804,6 +870,13 @@ static int run(struct mir_opts *o, struct mir *m)
 			break;
 		}
 		int64_t now = clk_mono_ns();
+		if (mir_reload) {
+			mir_reload = 0;
+			if (mir_reload_rules(m, err, sizeof(err)) < 0)
+				fprintf(stderr, "dyetap mirror: reload: %s\n", err);
+			else
+				fprintf(stderr, "dyetap mirror: reload: rules reloaded\n");
+		}
 		if (m->ctl && now >= next_ctl) {
 			next_ctl = now + 10000000LL;
 			(void)ctl_server_poll(m->ctl, 0);
@@ -879,6 +952,8 @@ out:
 	src_close(mir_src);
 	mir_src = NULL;
 	recorder_free(m->rec);
+	for (size_t i = 0; i < m->n_reloaded; i++)
+		rules_free(m->reloaded[i]);
 	noise_rules_free(nrules);
 	ctr_set_free(ctrs);
 	dbuf_release(&source_desc);

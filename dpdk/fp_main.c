@@ -376,6 +376,12 @@ static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err,
 			       "  help                 this list\n");
 		return 0;
 	}
+	if (!strcmp(argv[0], "reload")) {
+		snprintf(err, errlen,
+			 "the fast path compiles its rules at start: restart it to change "
+			 "them (pause, resume and rate work live)");
+		return -EOPNOTSUPP;
+	}
 	if (!fp_app.sh.nlanes && (!strcmp(argv[0], "lanes") || !strcmp(argv[0], "pause") ||
 				  !strcmp(argv[0], "resume") || !strcmp(argv[0], "rate"))) {
 		snprintf(err, errlen, "no shadow lanes: started without --lane");

@@ -139,7 +139,7 @@ def blue(**kw):
     return frozenset(dict(lane="blue", **kw).items())
 
 
-def run(name, cmd, counters_of):
+def run(name, cmd, counters_of, extra=None):
     try:
         import prometheus_client.parser  # noqa: F401
     except ImportError:
@@ -149,9 +149,12 @@ def run(name, cmd, counters_of):
     a, pa = serve_http(Handler)
     b, pb = serve_http(Handler)
     sock = "/tmp/dyetap-ops-%d.sock" % os.getpid()
+    rules = "/tmp/dyetap-ops-%d.rules" % os.getpid()
+    with open(rules, "w") as f:
+        f.write("# lane blue: the x-lane header\nblue=header:x-lane=blue\n")
     mport = free_port()
     cmd = [c.replace("@B@", str(pb)).replace("@SOCK@", sock).replace("@M@", str(mport))
-           for c in cmd]
+           .replace("@RULES@", rules) for c in cmd]
     err = []
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = threading.Thread(target=lines_of, args=(p.stderr, err), daemon=True)
@@ -271,6 +274,9 @@ def run(name, cmd, counters_of):
         r, _ = ctl(sock + ".none", "lanes")
         ok(r.returncode == 3 and "cannot connect" in r.stderr,
            "%s: no socket: exit 3, says what to check" % name, r.stderr)
+        r, _ = ctl(sock, "rate", "blue", "0")
+        if extra:
+            extra(sock, p, pa, a, b, err)
     finally:
         stop.set()
         p.send_signal(signal.SIGINT)
@@ -298,16 +304,66 @@ def fastpath_lane(sock):
     return json.loads(r.stdout) if r.returncode == 0 else {}
 
 
+def reload_checks(sock, p, pa, a, b, err):
+    """reload and SIGHUP recolor the next requests of a connection that goes on."""
+    rules = sock.replace(".sock", ".rules")
+    conn = http.client.HTTPConnection("127.0.0.1", pa, timeout=10)
+
+    def get(path, lane):
+        conn.request("GET", path, headers={"x-lane": lane})
+        conn.getresponse().read()
+    n0 = len(b.log)
+    get("/before", "blue")
+    ok(wait_for(lambda: len(b.log) == n0 + 1, 10), "reload: a blue request on a new connection")
+    with open(rules, "w") as f:
+        f.write("blue=header:x-lane=green\n")
+    r, _ = ctl(sock, "reload")
+    ok(r.returncode == 0 and "rules reloaded (1 rules)" in r.stdout, "reload: dyetap ctl reload",
+       r.stdout + r.stderr)
+    get("/after-blue", "blue")
+    get("/after-green", "green")
+    ok(wait_for(lambda: len(b.log) == n0 + 2, 10) and b.log[-1] == "/after-green",
+       "reload: the same connection's next requests are colored by the new rules", b.log[n0:])
+    with open(rules, "w") as f:
+        f.write("blue=header:x-lane=blue\nthis is not a rule\n")
+    r, _ = ctl(sock, "reload")
+    ok(r.returncode == 2 and (rules + ":2") in r.stderr and "running rules stay" in r.stderr,
+       "reload: a bad rules file is refused naming file and line", r.stderr)
+    get("/still-green", "green")
+    ok(wait_for(lambda: len(b.log) == n0 + 3, 10), "reload: ... and the running rules stay",
+       b.log[n0:])
+    with open(rules, "w") as f:
+        f.write("blue=header:x-lane=blue\n")
+    p.send_signal(signal.SIGHUP)
+    ok(wait_for(lambda: any("reload: rules reloaded" in x for x in err), 10),
+       "reload: SIGHUP reloads too", "".join(err)[-500:])
+    get("/hup-green", "green")
+    get("/hup-blue", "blue")
+    ok(wait_for(lambda: len(b.log) == n0 + 4, 10) and b.log[-1] == "/hup-blue",
+       "reload: after SIGHUP blue is blue again, on the same connection", b.log[n0:])
+    conn.close()
+    time.sleep(0.5)
+    st = json.loads(ctl(sock, "stats")[0].stdout)
+    ok(st.get("mirror_reloads") == 2 and st.get("mirror_reload_errors") == 1,
+       "reload: counted (mirror_reloads 2, mirror_reload_errors 1)",
+       {k: v for k, v in st.items() if "reload" in k})
+    # the /metrics scrape went over lo too: one more session
+    want = len(a.log) + len(b.log) + st.get("ctl_scrapes", 0)
+    ok(st.get("pipe_sessions") == want and st.get("pipe_sink_errors") == 0,
+       "reload: no flow lost: a session for every request A, B and /metrics served (%d)"
+       % want, {k: v for k, v in st.items() if k.startswith("pipe_")})
+
+
 def inside_mirror():
-    out = run("mirror", [DYETAP, "mirror", "-i", "lo", "--color", "blue=header:x-lane=blue",
+    out = run("mirror", [DYETAP, "mirror", "-i", "lo", "--rules", "@RULES@",
                          "--lane", "blue=http://127.0.0.1:@B@", "--control", "@SOCK@",
                          "--metrics", "127.0.0.1:@M@", "--json", "--drain-timeout", "2s"],
-              mirror_lane)
+              mirror_lane, reload_checks)
     js = json.loads(out) if out and out.strip().startswith("{") else {}
     drops = sum(v for k, v in js.items() if k.startswith("lane_blue_dropped_"))
-    ok(js.get("lane_blue_mirrored") == 10 and js.get("lane_blue_dropped_paused") == 5 and
-       js.get("lane_blue_colored") == 10 + drops and js.get("ctl_commands", 0) > 5,
-       "mirror: the final counters agree (mirrored 10, dropped_paused 5, ctl_commands)",
+    ok(js.get("lane_blue_mirrored") == 14 and js.get("lane_blue_dropped_paused") == 5 and
+       js.get("lane_blue_colored") == 14 + drops and js.get("ctl_commands", 0) > 5,
+       "mirror: the final counters agree (mirrored 14, dropped_paused 5, ctl_commands)",
        {k: v for k, v in js.items() if k.startswith(("lane_blue", "ctl_"))})
 
 
