@@ -32,6 +32,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +44,7 @@ import time
 import urllib.request
 
 DYETAP, GROUP = os.path.abspath(sys.argv[1]), sys.argv[2]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INSIDE = len(sys.argv) > 3 and sys.argv[3] == "--inside"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tap_util import finish, ok, serve_http  # noqa: E402
@@ -248,6 +250,16 @@ def run(name, cmd, counters_of, extra=None):
            "%s: ... lane state gauge dyetap_lane_paused 0 (running)" % name)
         ok(any(k[0] == "dyetap_build_info" and dict(k[1]).get("version") for k in m),
            "%s: ... build info with the version" % name)
+        # The dashboard's metrics (dist/grafana) are served: mirror serves
+        # all but the fast path's own, the fast path its own and the lanes'.
+        dash = json.load(open(os.path.join(ROOT, "dist", "grafana", "dyetap-lanes.json")))
+        want = set(n for pn in dash["panels"] for t in pn["targets"]
+                   for n in re.findall(r"\b[a-z_][a-z0-9_]*(?=\{)", t["expr"]))
+        want = set(n for n in want if n.startswith("dyetap_fp_") == (name == "fastpath") or
+                   n.startswith(("dyetap_lane_", "dyetap_build_")))
+        have = set(k[0] for k in m)
+        ok(want and want <= have, "%s: the dashboard's %d metrics of it are in the scrape"
+           % (name, len(want)), sorted(want - have))
         bad = [f for f in fams if not f.startswith("dyetap_")]
         ok(not bad and all(t in ("counter", "gauge") for t in fams.values()),
            "%s: every family named dyetap_..., typed counter or gauge" % name, bad)
