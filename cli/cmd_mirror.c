@@ -39,6 +39,7 @@
 #include "capture/rules.h"
 #include "capture/source.h"
 #include "cli/cmds.h"
+#include "common/cfgfile.h"
 #include "common/clock.h"
 #include "common/counters.h"
 #include "common/ctl.h"
@@ -106,6 +107,8 @@ static void usage(FILE *f)
 	    "  --stats                counters on stderr at the end\n"
 	    "  --json                 counters as one JSON object on stdout\n"
 	    "operations (docs/operations.md):\n"
+	    "  --config FILE          options from FILE, one per line: `lane blue=URL`,\n"
+	    "                         `filter tcp port 80`; the command line comes after\n"
 	    "  --control PATH         control socket (0600) for `dyetap ctl PATH COMMAND`:\n"
 	    "                         lanes, pause, resume, rate, reload, stats\n"
 	    "  SIGHUP                 reload: the --color rules and --rules FILE are compiled\n"
@@ -531,6 +534,8 @@ struct mir_opts {
 	bool stats, json;
 	const char *control;
 	const char *metrics;
+	struct cfg cfg;	  /* --config: the strings the options borrow */
+	char *cfg_filter; /* its `filter` line */
 	struct shadow_conf sc;
 };
 
@@ -548,6 +553,7 @@ enum {
 	O_REPORT_MEMCAP,
 	O_CONTROL,
 	O_METRICS,
+	O_CONFIG,
 };
 
 static const struct option mir_longopts[] = {
@@ -588,6 +594,7 @@ static const struct option mir_longopts[] = {
     {"report-memcap", required_argument, NULL, O_REPORT_MEMCAP},
     {"control", required_argument, NULL, O_CONTROL},
     {"metrics", required_argument, NULL, O_METRICS},
+    {"config", required_argument, NULL, O_CONFIG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -610,78 +617,147 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/*
+ * Apply option @p c (its long name @p name) with @p arg, from the command
+ * line or a --config line. @return 0, or -EINVAL with a message in @p err.
+ */
+static int apply_opt(struct mir_opts *o, int c, const char *name, char *arg, char *err,
+		     size_t errlen)
+{
+	const char *rec = c == 'r' ? "read" : c == 'i' ? "interface" : c == O_REC_OPT ? name : NULL;
+	if (rec)
+		return recorder_conf_option(&o->rc, rec, arg, err, errlen) < 0 ? -EINVAL : 0;
+	switch (c) {
+	case 'w':
+		o->out = arg;
+		return 0;
+	case O_REALTIME:
+		o->realtime = true;
+		return 0;
+	case O_SHADOW_OPT:
+		return shadow_conf_option(&o->sc, name, arg, err, errlen) < 0 ? -EINVAL : 0;
+	case O_DURATION:
+		if (replay_parse_duration(arg, &o->duration_ns) || o->duration_ns <= 0)
+			goto bad;
+		return 0;
+	case O_REPORT_EVERY:
+		if (replay_parse_duration(arg, &o->report_every_ns) || o->report_every_ns <= 0)
+			goto bad;
+		return 0;
+	case O_DIFF:
+		o->diff = true;
+		return 0;
+	case O_DIFF_RULES:
+		o->diff_rules = arg;
+		return 0;
+	case O_REPORT_DIR:
+		o->report_dir = arg;
+		o->diff = true;
+		return 0;
+	case O_STATS:
+		o->stats = true;
+		return 0;
+	case O_JSON:
+		o->json = true;
+		return 0;
+	case O_REPORT_MEMCAP:
+		if (parse_u64(arg, &o->report_memcap) || o->report_memcap > ((uint64_t)1 << 40)) {
+			snprintf(err, errlen, "bad --report-memcap '%s' (bytes)", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case O_CONTROL:
+		o->control = arg;
+		return 0;
+	case O_METRICS:
+		o->metrics = arg;
+		return 0;
+	case O_CONFIG:
+		return 0; /* read before the other options */
+	default:
+		snprintf(err, errlen, "unknown option '%s'", name);
+		return -EINVAL;
+	}
+bad:
+	snprintf(err, errlen, "bad --%s '%s'", name, arg);
+	return -EINVAL;
+}
+
+/*
+ * --config FILE (docs/operations.md "Config file"): its lines are applied
+ * first, with the options' own parser; the command line comes after, so a
+ * single-valued option there replaces the file's and a repeatable one
+ * (--color, --lane, --redact, ...) adds to them. Errors name file and line.
+ */
+static int apply_config(struct mir_opts *o, const char *path)
+{
+	char err[1024], e[900];
+	if (cfg_load(path, &o->cfg, err, sizeof(err)) < 0)
+		BAD("--config %s", err);
+	for (size_t i = 0; i < o->cfg.n; i++) {
+		const struct cfg_entry *en = &o->cfg.entries[i];
+		const struct option *opt = NULL;
+		for (size_t k = 0; mir_longopts[k].name && !opt; k++)
+			if (!strcmp(mir_longopts[k].name, en->name))
+				opt = &mir_longopts[k];
+		if (!strcmp(en->name, "filter")) {
+			o->cfg_filter = en->value;
+			continue;
+		}
+		if (!opt || opt->val == 'h' || opt->val == O_CONFIG)
+			BAD("%s:%u: '%s' is not an option of dyetap mirror here (see --help)", path,
+			    en->line, en->name);
+		if (opt->has_arg == required_argument && !en->value)
+			BAD("%s:%u: %s needs a value: '%s VALUE'", path, en->line, en->name,
+			    en->name);
+		if (opt->has_arg == no_argument && en->value)
+			BAD("%s:%u: %s takes no value", path, en->line, en->name);
+		if (apply_opt(o, opt->val, opt->name, en->value, e, sizeof(e)) < 0)
+			BAD("%s:%u: %s", path, en->line, e);
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct mir_opts *o)
 {
 	char err[1024];
 	int c, li = -1;
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *path = !strcmp(argv[i], "--config") && i + 1 < argc ? argv[i + 1]
+				   : !strncmp(argv[i], "--config=", 9)		? argv[i] + 9
+										: NULL;
+		if (path) {
+			if (o->cfg.text)
+				BAD("--config given twice");
+			if (apply_config(o, path))
+				return 2;
+		}
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "i:r:w:h", mir_longopts, &li)) != -1) {
-		const char *name = c == 'r' ? "read" : c == 'i' ? "interface" : NULL;
-		if (c == O_REC_OPT)
-			name = mir_longopts[li].name;
-		if (name && recorder_conf_option(&o->rc, name, optarg, err, sizeof(err)) < 0)
-			BAD("%s", err);
-		if (name)
-			continue;
-		switch (c) {
-		case 'w':
-			o->out = optarg;
-			break;
-		case O_REALTIME:
-			o->realtime = true;
-			break;
-		case O_SHADOW_OPT:
-			if (shadow_conf_option(&o->sc, mir_longopts[li].name, optarg, err,
-					       sizeof(err)) < 0)
-				BAD("%s", err);
-			break;
-		case O_DURATION:
-			if (replay_parse_duration(optarg, &o->duration_ns) || o->duration_ns <= 0)
-				BAD("bad --duration '%s'", optarg);
-			break;
-		case O_REPORT_EVERY:
-			if (replay_parse_duration(optarg, &o->report_every_ns) ||
-			    o->report_every_ns <= 0)
-				BAD("bad --report-every '%s'", optarg);
-			break;
-		case O_DIFF:
-			o->diff = true;
-			break;
-		case O_DIFF_RULES:
-			o->diff_rules = optarg;
-			break;
-		case O_REPORT_DIR:
-			o->report_dir = optarg;
-			o->diff = true;
-			break;
-		case O_STATS:
-			o->stats = true;
-			break;
-		case O_JSON:
-			o->json = true;
-			break;
-		case O_REPORT_MEMCAP:
-			if (parse_u64(optarg, &o->report_memcap) ||
-			    o->report_memcap > ((uint64_t)1 << 40))
-				BAD("bad --report-memcap '%s' (bytes)", optarg);
-			break;
-		case O_CONTROL:
-			o->control = optarg;
-			break;
-		case O_METRICS:
-			o->metrics = optarg;
-			break;
-		case 'h':
+		if (c == 'h') {
 			usage(stdout);
 			exit(0);
-		default:
+		}
+		if (c == '?') {
 			usage(stderr);
 			return 2;
 		}
+		const char *name = li >= 0    ? mir_longopts[li].name
+				   : c == 'r' ? "read"
+				   : c == 'i' ? "interface"
+					      : "write";
+		if (apply_opt(o, c, name, optarg, err, sizeof(err)) < 0)
+			BAD("%s", err);
 		li = -1;
 	}
-	if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0)
+	char *cfilter[1] = {o->cfg_filter};
+	if (argc - optind == 0 && o->cfg_filter) {
+		if (recorder_conf_filter(&o->rc, 1, cfilter) < 0)
+			BAD("filter too long");
+	} else if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0) {
 		BAD("filter too long");
+	}
 	if (recorder_conf_check(&o->rc, o->out, err, sizeof(err)))
 		BAD("%s (see --help)", err);
 	if (o->realtime && o->rc.iface)
@@ -981,8 +1057,10 @@ int cmd_mirror(int argc, char **argv)
 	m->max_kept = (size_t)o->report_memcap;
 	ret = run(o, m);
 out:
-	if (o)
+	if (o) {
 		recorder_conf_release(&o->rc);
+		cfg_release(&o->cfg);
+	}
 	mem_free(o);
 	mem_free(m);
 	return ret;
