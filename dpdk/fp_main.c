@@ -1205,11 +1205,13 @@ int main(int argc, char **argv)
 		if (rc)
 			fprintf(stderr, "dyetap-fastpath: %s\n", err);
 	}
-	if (rc == 0)
-		rc = ctl_start();
 	if (rc == 0) {
 		uint64_t now = rte_rdtsc();
 		ctl_last_change = ctl_last_stats = start_tsc = now;
+		/* After start_tsc: the control thread reads it (stats). */
+		rc = ctl_start();
+	}
+	if (rc == 0) {
 		/* DPDK's launch and wait order the lcores' work against main's; the
 		 * releases and acquires tell ThreadSanitizer so (fp_private.h). */
 		for (unsigned w = 0; w < fp_app.nwk; w++) {
