@@ -45,6 +45,7 @@
 #include "common/ctl.h"
 #include "common/dbuf.h"
 #include "common/mem.h"
+#include "common/units.h"
 #include "replay/replay_guard.h"
 #include "replay/shadow.h"
 #include "replay/shadow_core.h"
@@ -103,7 +104,8 @@ static void usage(FILE *f)
 	    "  --report-dir DIR       report.json, report.html, report.xml (implies --diff;\n"
 	    "                         created, mode 0700, when missing)\n"
 	    "  --report-every S       rewrite the reports every S seconds (default 10)\n"
-	    "  --report-memcap BYTES  memory for pairs kept for the reports (default 512M)\n"
+	    "  --report-memcap SIZE   memory for pairs kept for the reports (default 512M;\n"
+	    "                         k, M or G suffix)\n"
 	    "  --stats                counters on stderr at the end\n"
 	    "  --json                 counters as one JSON object on stdout\n"
 	    "operations (docs/operations.md):\n"
@@ -606,17 +608,6 @@ static const struct option mir_longopts[] = {
 		return 2;                                                                          \
 	} while (0)
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-')
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 /*
  * Apply option @p c (its long name @p name) with @p arg, from the command
  * line or a --config line. @return 0, or -EINVAL with a message in @p err.
@@ -661,8 +652,10 @@ static int apply_opt(struct mir_opts *o, int c, const char *name, char *arg, cha
 		o->json = true;
 		return 0;
 	case O_REPORT_MEMCAP:
-		if (parse_u64(arg, &o->report_memcap) || o->report_memcap > ((uint64_t)1 << 40)) {
-			snprintf(err, errlen, "bad --report-memcap '%s' (bytes)", arg);
+		if (units_parse_size(arg, &o->report_memcap) ||
+		    o->report_memcap > ((uint64_t)1 << 40)) {
+			snprintf(err, errlen,
+				 "bad --report-memcap '%s' (" UNITS_SIZE_HELP ", at most 1T)", arg);
 			return -EINVAL;
 		}
 		return 0;
