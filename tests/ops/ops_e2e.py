@@ -188,6 +188,11 @@ def run(name, cmd, counters_of, extra=None):
         send_five(pa, "one")
         ok(wait_for(lambda: len(b.log) >= 5, 10) and len(b.log) == 5,
            "%s: 5 colored requests reach the lane's target" % name, b.log)
+        # B's 5 copies cross lo too (marker: dropped_loop); the capture may
+        # still be on them: pause only once each is counted, or a late one
+        # would count as paused (a drop too, but not the 5 checked below).
+        ok(wait_for(lambda: counters_of(sock).get("dropped_loop", 0) >= 5, 10),
+           "%s: the 5 copies seen on lo are counted dropped_loop" % name, counters_of(sock))
 
         # The protocol's own round trip (the dyetap ctl process adds its
         # start-up, slow under ASan): connect, "pause blue", the reply.
