@@ -601,6 +601,12 @@ void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *dat
 		p->st.memcap_evictions++;
 }
 
+void pipe_set_rules(struct pipe *p, const struct rules *rules)
+{
+	p->p.rules = rules;
+	preload_lanes(p);
+}
+
 void pipe_advance(struct pipe *p, int64_t now_ns)
 {
 	ipfrag_advance(p->frag, now_ns);

@@ -119,6 +119,14 @@ void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *dat
 /** Move time on while no packets arrive (live capture): idle connections close. */
 void pipe_advance(struct pipe *p, int64_t now_ns);
 
+/**
+ * Color what is emitted from now on (sessions, on_request) with @p rules
+ * instead (`reload`, docs/operations.md): flows and their reassembly go
+ * on untouched. @p rules is borrowed and must outlive the pipeline (lane
+ * names it returned are compared later); its lanes get counters.
+ */
+void pipe_set_rules(struct pipe *p, const struct rules *rules);
+
 /** End of input: close every connection and emit what is pending. */
 void pipe_finish(struct pipe *p);
 

@@ -14,6 +14,10 @@
  * engines run in short slices in between, so a slow or dead target never
  * stops packet reading; queues are bounded and what does not fit is
  * dropped and counted per lane and reason. The manual is docs/mirror.md.
+ *
+ * Operations (docs/operations.md): --control and --metrics are served by
+ * common/ctl.h from the same loop, every 10 ms at most apart, so a pause
+ * (replay/shadow_ctl.h) applies to every packet read after its reply.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,17 +36,22 @@
 #include "analysis/report.h"
 #include "capture/pipeline.h"
 #include "capture/recorder.h"
+#include "capture/rules.h"
 #include "capture/source.h"
 #include "cli/cmds.h"
+#include "common/cfgfile.h"
 #include "common/clock.h"
 #include "common/counters.h"
+#include "common/ctl.h"
 #include "common/dbuf.h"
 #include "common/mem.h"
 #include "common/units.h"
 #include "replay/replay_guard.h"
 #include "replay/shadow.h"
 #include "replay/shadow_core.h"
+#include "replay/shadow_ctl.h"
 #include "store/store.h"
+#include "dyetap_version.h"
 
 /* Live: the kernel hands packets over in blocks, at the latest after this
  * many ms (TPACKET_V3; docs/mirror.md "Capture"). */
@@ -50,6 +59,7 @@
 
 static struct src *mir_src;
 static volatile sig_atomic_t mir_stop;
+static volatile sig_atomic_t mir_reload; /* SIGHUP */
 
 static void mir_on_signal(int sig)
 {
@@ -57,6 +67,12 @@ static void mir_on_signal(int sig)
 	mir_stop = 1;
 	if (mir_src)
 		src_break(mir_src);
+}
+
+static void mir_on_hup(int sig)
+{
+	(void)sig;
+	mir_reload = 1;
 }
 
 static void usage(FILE *f)
@@ -100,6 +116,14 @@ static void usage(FILE *f)
 	    "                         k, M or G suffix)\n"
 	    "  --stats                counters on stderr at the end\n"
 	    "  --json                 counters as one JSON object on stdout\n"
+	    "operations (docs/operations.md):\n"
+	    "  --config FILE          options from FILE, one per line: `lane blue=URL`,\n"
+	    "                         `filter tcp port 80`; the command line comes after\n"
+	    "  --control PATH         control socket (0600) for `dyetap ctl PATH COMMAND`:\n"
+	    "                         lanes, pause, resume, rate, reload, stats\n"
+	    "  SIGHUP                 reload: the --color rules and --rules FILE are compiled\n"
+	    "                         again and color what is captured from then on\n"
+	    "  --metrics HOST:PORT    serve GET /metrics (Prometheus text format)\n"
 	    "\n"
 	    "exit codes: 0 done, 2 usage or input error, 3 runtime failure\n",
 	    shadow_conf_help);
@@ -130,6 +154,13 @@ struct mir {
 	size_t kept_bytes, max_kept;
 	/* counters of mirror's own */
 	uint64_t n_emitted, diffed, differing, not_kept, report_errors, reports_written;
+	/* operations: --control, --metrics, reload */
+	struct ctl_server *ctl;
+	const struct src_stats *ss;
+	const struct recorder_conf *conf;
+	struct rules *reloaded[64]; /* every set ever in use: lane names stay valid */
+	size_t n_reloaded;
+	uint64_t reloads, reload_errors;
 };
 
 static size_t result_size(const struct store_result *r)
@@ -246,7 +277,127 @@ static int mirror_counters(const struct mir *m, struct ctr_set *c)
 	rc |= ctr_set_put(c, m->not_kept, "mirror_report_pairs_over_memcap");
 	rc |= ctr_set_put(c, recorder_write_errors(m->rec), "mirror_write_errors");
 	rc |= recorder_result_counters(m->rec, "mirror_", c);
+	rc |= ctr_set_put(c, m->reloads, "mirror_reloads");
+	rc |= ctr_set_put(c, m->reload_errors, "mirror_reload_errors");
+	if (m->ctl)
+		rc |= ctr_set_table(c, "ctl_", ctl_server_stats(m->ctl), ctl_ctr_descs,
+				    ctl_ctr_count);
 	return rc ? -ENOMEM : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations: the control socket and /metrics (common/ctl.h)          */
+/* ------------------------------------------------------------------ */
+
+/* Every counter as the end of the run shows them, as they are now. */
+static int live_counters(struct mir *m, struct ctr_set *set)
+{
+	int rc = recorder_counters(m->rec, m->ss, set);
+	rc |= mirror_counters(m, set);
+	rc |= ctr_set_put(set, m->reports_written, "mirror_reports_written");
+	rc |= ctr_set_put(set, m->report_errors, "mirror_report_errors");
+	return rc ? -ENOMEM : 0;
+}
+
+/*
+ * `reload` and SIGHUP: compile the --color rules and the --rules file again
+ * and hand them to the pipeline, which colors whatever is emitted from
+ * then on with them; flows, the recording and the counters go on. A rule
+ * that does not compile leaves the running rules in place.
+ */
+static int mir_reload_rules(struct mir *m, char *err, size_t errlen)
+{
+	const struct recorder_conf *c = m->conf;
+	char e[512];
+	int rc = 0;
+	if (m->n_reloaded == sizeof(m->reloaded) / sizeof(m->reloaded[0])) {
+		snprintf(err, errlen, "reloaded %zu times already: restart dyetap mirror",
+			 m->n_reloaded);
+		m->reload_errors++;
+		return -ENOSPC;
+	}
+	struct rules *r = rules_create();
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		m->reload_errors++;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->n_colors && !rc; i++)
+		if ((rc = rules_add(r, c->colors[i], e, sizeof(e))) < 0)
+			snprintf(err, errlen, "--color '%s': %s", c->colors[i], e);
+	if (!rc && c->rules_file && (rc = rules_load_file(r, c->rules_file, e, sizeof(e))) < 0)
+		snprintf(err, errlen, "%s (the running rules stay)", e);
+	if (rc < 0) {
+		rules_free(r);
+		m->reload_errors++;
+		return rc;
+	}
+	pipe_set_rules(recorder_pipe(m->rec), r);
+	m->reloaded[m->n_reloaded++] = r;
+	m->reloads++;
+	return 0;
+}
+
+static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err, size_t errlen)
+{
+	struct mir *m = ctx;
+	struct shadow_stats t;
+	shadow_core_sum(m->core, NULL, 0, &t);
+	int rc = shadow_ctl_command(m->core, &t, argc, argv, out, err, errlen);
+	if (rc != -ENOENT)
+		return rc;
+	if (!strcmp(argv[0], "stats")) {
+		struct ctr_set *set = ctr_set_create(0);
+		rc = set ? live_counters(m, set) : -ENOMEM;
+		if (!rc && !(rc = dbuf_putc(out, '{')) && !(rc = ctr_set_json(set, out)))
+			rc = dbuf_puts(out, "}\n");
+		ctr_set_free(set);
+		if (rc)
+			snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	if (!strcmp(argv[0], "reload")) {
+		if ((rc = mir_reload_rules(m, err, errlen)) < 0)
+			return rc;
+		dbuf_printf(out, "rules reloaded (%zu rules)\n",
+			    rules_count(m->reloaded[m->n_reloaded - 1]));
+		return 0;
+	}
+	if (!strcmp(argv[0], "help")) {
+		dbuf_puts(out, shadow_ctl_help);
+		dbuf_puts(out, "  reload               compile --color and --rules FILE again\n"
+			       "  stats                every counter as one JSON object\n"
+			       "  help                 this list\n");
+		return 0;
+	}
+	snprintf(err, errlen, "unknown command '%s' (try: help)", argv[0]);
+	return -EINVAL;
+}
+
+static int on_metrics(void *ctx, struct dbuf *out)
+{
+	struct mir *m = ctx;
+	struct ctr_set *set = ctr_set_create(0);
+	struct ctl_prom *p = ctl_prom_create();
+	const char *lanes[SHADOW_MAX_LANES];
+	size_t n = shadow_core_lanes(m->core);
+	int rc = -ENOMEM;
+	if (!set || !p)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		lanes[i] = shadow_core_lane_name(m->core, (unsigned)i);
+	if ((rc = live_counters(m, set)) < 0 ||
+	    (rc = ctl_prom_add_set(p, set, "lane_", lanes, n)) < 0 ||
+	    (rc = shadow_ctl_prom(m->core, p)) < 0 ||
+	    (rc = ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_build_info",
+			       "the running program and its version", "program", "mirror",
+			       "version", DYETAP_VERSION, 1)) < 0)
+		goto out;
+	rc = ctl_prom_render(p, out);
+out:
+	ctl_prom_free(p);
+	ctr_set_free(set);
+	return rc;
 }
 
 /* Write @p b as DIR/NAME through a temporary name: readers never see half a
@@ -392,6 +543,10 @@ struct mir_opts {
 	uint64_t report_memcap;
 	uint64_t block_ms; /* live: block timeout (TPACKET_V3); 0 = immediate mode */
 	bool stats, json;
+	const char *control;
+	const char *metrics;
+	struct cfg cfg;	  /* --config: the strings the options borrow */
+	char *cfg_filter; /* its `filter` line */
 	struct shadow_conf sc;
 };
 
@@ -409,6 +564,9 @@ enum {
 	O_REPORT_MEMCAP,
 	O_BLOCK_MS,
 	O_IMMEDIATE,
+	O_CONTROL,
+	O_METRICS,
+	O_CONFIG,
 };
 
 static const struct option mir_longopts[] = {
@@ -449,6 +607,9 @@ static const struct option mir_longopts[] = {
     {"redact", required_argument, NULL, O_REC_OPT},
     {"redact-defaults", no_argument, NULL, O_REC_OPT},
     {"report-memcap", required_argument, NULL, O_REPORT_MEMCAP},
+    {"control", required_argument, NULL, O_CONTROL},
+    {"metrics", required_argument, NULL, O_METRICS},
+    {"config", required_argument, NULL, O_CONFIG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -460,85 +621,163 @@ static const struct option mir_longopts[] = {
 		return 2;                                                                          \
 	} while (0)
 
+/*
+ * Apply option @p c (its long name @p name) with @p arg, from the command
+ * line or a --config line. @return 0, or -EINVAL with a message in @p err.
+ */
+static int apply_opt(struct mir_opts *o, int c, const char *name, char *arg, char *err,
+		     size_t errlen)
+{
+	const char *rec = c == 'r' ? "read" : c == 'i' ? "interface" : c == O_REC_OPT ? name : NULL;
+	if (rec)
+		return recorder_conf_option(&o->rc, rec, arg, err, errlen) < 0 ? -EINVAL : 0;
+	switch (c) {
+	case 'w':
+		o->out = arg;
+		return 0;
+	case O_REALTIME:
+		o->realtime = true;
+		return 0;
+	case O_SHADOW_OPT:
+		return shadow_conf_option(&o->sc, name, arg, err, errlen) < 0 ? -EINVAL : 0;
+	case O_DURATION:
+		if (replay_parse_duration(arg, &o->duration_ns) || o->duration_ns <= 0)
+			goto bad;
+		return 0;
+	case O_REPORT_EVERY:
+		if (replay_parse_duration(arg, &o->report_every_ns) || o->report_every_ns <= 0)
+			goto bad;
+		return 0;
+	case O_DIFF:
+		o->diff = true;
+		return 0;
+	case O_DIFF_RULES:
+		o->diff_rules = arg;
+		return 0;
+	case O_REPORT_DIR:
+		o->report_dir = arg;
+		o->diff = true;
+		return 0;
+	case O_STATS:
+		o->stats = true;
+		return 0;
+	case O_JSON:
+		o->json = true;
+		return 0;
+	case O_REPORT_MEMCAP:
+		if (units_parse_size(arg, &o->report_memcap) ||
+		    o->report_memcap > ((uint64_t)1 << 40)) {
+			snprintf(err, errlen,
+				 "bad --report-memcap '%s' (" UNITS_SIZE_HELP ", at most 1T)", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case O_BLOCK_MS: {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(arg, &end, 10);
+		if (errno || end == arg || *end || *arg == '-' || v > 1000) {
+			snprintf(err, errlen, "bad --block-ms '%s' (0 to 1000)", arg);
+			return -EINVAL;
+		}
+		o->block_ms = v;
+		return 0;
+	}
+	case O_IMMEDIATE:
+		o->block_ms = 0;
+		return 0;
+	case O_CONTROL:
+		o->control = arg;
+		return 0;
+	case O_METRICS:
+		o->metrics = arg;
+		return 0;
+	case O_CONFIG:
+		return 0; /* read before the other options */
+	default:
+		snprintf(err, errlen, "unknown option '%s'", name);
+		return -EINVAL;
+	}
+bad:
+	snprintf(err, errlen, "bad --%s '%s'", name, arg);
+	return -EINVAL;
+}
+
+/*
+ * --config FILE (docs/operations.md "Config file"): its lines are applied
+ * first, with the options' own parser; the command line comes after, so a
+ * single-valued option there replaces the file's and a repeatable one
+ * (--color, --lane, --redact, ...) adds to them. Errors name file and line.
+ */
+static int apply_config(struct mir_opts *o, const char *path)
+{
+	char err[1024], e[900];
+	if (cfg_load(path, &o->cfg, err, sizeof(err)) < 0)
+		BAD("--config %s", err);
+	for (size_t i = 0; i < o->cfg.n; i++) {
+		const struct cfg_entry *en = &o->cfg.entries[i];
+		const struct option *opt = NULL;
+		for (size_t k = 0; mir_longopts[k].name && !opt; k++)
+			if (!strcmp(mir_longopts[k].name, en->name))
+				opt = &mir_longopts[k];
+		if (!strcmp(en->name, "filter")) {
+			o->cfg_filter = en->value;
+			continue;
+		}
+		if (!opt || opt->val == 'h' || opt->val == O_CONFIG)
+			BAD("%s:%u: '%s' is not an option of dyetap mirror here (see --help)", path,
+			    en->line, en->name);
+		if (opt->has_arg == required_argument && !en->value)
+			BAD("%s:%u: %s needs a value: '%s VALUE'", path, en->line, en->name,
+			    en->name);
+		if (opt->has_arg == no_argument && en->value)
+			BAD("%s:%u: %s takes no value", path, en->line, en->name);
+		if (apply_opt(o, opt->val, opt->name, en->value, e, sizeof(e)) < 0)
+			BAD("%s:%u: %s", path, en->line, e);
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct mir_opts *o)
 {
 	char err[1024];
 	int c, li = -1;
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *path = !strcmp(argv[i], "--config") && i + 1 < argc ? argv[i + 1]
+				   : !strncmp(argv[i], "--config=", 9)		? argv[i] + 9
+										: NULL;
+		if (path) {
+			if (o->cfg.text)
+				BAD("--config given twice");
+			if (apply_config(o, path))
+				return 2;
+		}
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "i:r:w:h", mir_longopts, &li)) != -1) {
-		const char *name = c == 'r' ? "read" : c == 'i' ? "interface" : NULL;
-		if (c == O_REC_OPT)
-			name = mir_longopts[li].name;
-		if (name && recorder_conf_option(&o->rc, name, optarg, err, sizeof(err)) < 0)
-			BAD("%s", err);
-		if (name)
-			continue;
-		switch (c) {
-		case 'w':
-			o->out = optarg;
-			break;
-		case O_REALTIME:
-			o->realtime = true;
-			break;
-		case O_SHADOW_OPT:
-			if (shadow_conf_option(&o->sc, mir_longopts[li].name, optarg, err,
-					       sizeof(err)) < 0)
-				BAD("%s", err);
-			break;
-		case O_DURATION:
-			if (replay_parse_duration(optarg, &o->duration_ns) || o->duration_ns <= 0)
-				BAD("bad --duration '%s'", optarg);
-			break;
-		case O_REPORT_EVERY:
-			if (replay_parse_duration(optarg, &o->report_every_ns) ||
-			    o->report_every_ns <= 0)
-				BAD("bad --report-every '%s'", optarg);
-			break;
-		case O_DIFF:
-			o->diff = true;
-			break;
-		case O_DIFF_RULES:
-			o->diff_rules = optarg;
-			break;
-		case O_REPORT_DIR:
-			o->report_dir = optarg;
-			o->diff = true;
-			break;
-		case O_STATS:
-			o->stats = true;
-			break;
-		case O_JSON:
-			o->json = true;
-			break;
-		case O_REPORT_MEMCAP:
-			if (units_parse_size(optarg, &o->report_memcap) ||
-			    o->report_memcap > ((uint64_t)1 << 40))
-				BAD("bad --report-memcap '%s' (" UNITS_SIZE_HELP ", at most 1T)",
-				    optarg);
-			break;
-		case O_BLOCK_MS: {
-			char *end;
-			errno = 0;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || *optarg == '-' || v > 1000)
-				BAD("bad --block-ms '%s' (0 to 1000)", optarg);
-			o->block_ms = v;
-			break;
-		}
-		case O_IMMEDIATE:
-			o->block_ms = 0;
-			break;
-		case 'h':
+		if (c == 'h') {
 			usage(stdout);
 			exit(0);
-		default:
+		}
+		if (c == '?') {
 			usage(stderr);
 			return 2;
 		}
+		const char *name = li >= 0    ? mir_longopts[li].name
+				   : c == 'r' ? "read"
+				   : c == 'i' ? "interface"
+					      : "write";
+		if (apply_opt(o, c, name, optarg, err, sizeof(err)) < 0)
+			BAD("%s", err);
 		li = -1;
 	}
-	if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0)
+	char *cfilter[1] = {o->cfg_filter};
+	if (argc - optind == 0 && o->cfg_filter) {
+		if (recorder_conf_filter(&o->rc, 1, cfilter) < 0)
+			BAD("filter too long");
+	} else if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0) {
 		BAD("filter too long");
+	}
 	if (recorder_conf_check(&o->rc, o->out, err, sizeof(err)))
 		BAD("%s (see --help)", err);
 	if (o->realtime && o->rc.iface)
@@ -642,6 +881,23 @@ static int run(struct mir_opts *o, struct mir *m)
 	}
 	if (o->sc.production)
 		fprintf(stderr, "dyetap mirror: production guard off (%s)\n", REPLAY_GUARD_FLAG);
+	m->ss = &ss;
+	m->conf = &o->rc;
+	if (o->control || o->metrics) {
+		struct ctl_server_params cp = {
+		    .control_path = o->control,
+		    .metrics_addr = o->metrics,
+		    .on_command = on_ctl,
+		    .on_metrics = on_metrics,
+		    .ctx = m,
+		};
+		m->ctl = ctl_server_create(&cp, err, sizeof(err));
+		if (!m->ctl) {
+			fprintf(stderr, "dyetap mirror: %s\n", err);
+			ret = 2;
+			goto out;
+		}
+	}
 	mir_src = src_open(&sp, &ss, err, sizeof(err));
 	if (!mir_src) {
 		fprintf(stderr, "dyetap mirror: %s\n", err);
@@ -661,16 +917,20 @@ static int run(struct mir_opts *o, struct mir *m)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = mir_on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	m->live = sp.iface != NULL;
 	if (m->live) /* from here on every packet is captured (tests wait for this line) */
 		fprintf(stderr, "dyetap mirror: capturing on %s, Ctrl-C to stop\n", sp.iface);
+	(void)ctl_notify("READY=1"); /* systemd Type=notify: the capture runs */
 	struct mir_report_in ri = {.dir = o->report_dir, .rules = nrules, .ss = &ss};
 	int64_t t0 = clk_mono_ns();
 	int64_t deadline = o->duration_ns ? t0 + o->duration_ns : INT64_MAX;
 	int64_t next_tick = t0 + 100000000LL;
 	int64_t next_report = t0 + o->report_every_ns;
+	int64_t next_ctl = t0;
 	int64_t rt_mono0 = 0, rt_ts0 = 0;
 	bool rt_started = false;
 	uint64_t n = 0;
@@ -707,6 +967,17 @@ static int run(struct mir_opts *o, struct mir *m)
 			break;
 		}
 		int64_t now = clk_mono_ns();
+		if (mir_reload) {
+			mir_reload = 0;
+			if (mir_reload_rules(m, err, sizeof(err)) < 0)
+				fprintf(stderr, "dyetap mirror: reload: %s\n", err);
+			else
+				fprintf(stderr, "dyetap mirror: reload: rules reloaded\n");
+		}
+		if (m->ctl && now >= next_ctl) {
+			next_ctl = now + 10000000LL;
+			(void)ctl_server_poll(m->ctl, 0);
+		}
 		if (now >= next_tick) {
 			next_tick = now + 100000000LL;
 			if (m->live)
@@ -724,6 +995,7 @@ static int run(struct mir_opts *o, struct mir *m)
 					o->report_dir);
 		}
 	}
+	(void)ctl_notify("STOPPING=1");
 	src_update_stats(mir_src);
 	/* End of capture: pending sessions are emitted, then shadow answers drain. */
 	recorder_end_input(m->rec);
@@ -764,6 +1036,8 @@ static int run(struct mir_opts *o, struct mir *m)
 			" packets (raise --buffer-mb or narrow the filter)\n",
 			ss.kernel_drops);
 out:
+	ctl_server_free(m->ctl);
+	m->ctl = NULL;
 	/* The core first: freeing its engines drops requests without callbacks. */
 	shadow_core_free(m->core);
 	for (size_t i = 0; i < m->n_pairs; i++)
@@ -775,6 +1049,8 @@ out:
 	src_close(mir_src);
 	mir_src = NULL;
 	recorder_free(m->rec);
+	for (size_t i = 0; i < m->n_reloaded; i++)
+		rules_free(m->reloaded[i]);
 	noise_rules_free(nrules);
 	ctr_set_free(ctrs);
 	dbuf_release(&source_desc);
@@ -803,8 +1079,10 @@ int cmd_mirror(int argc, char **argv)
 	m->max_kept = (size_t)o->report_memcap;
 	ret = run(o, m);
 out:
-	if (o)
+	if (o) {
 		recorder_conf_release(&o->rc);
+		cfg_release(&o->cfg);
+	}
 	mem_free(o);
 	mem_free(m);
 	return ret;

@@ -18,6 +18,7 @@ int cmd_record(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_mirror(int argc, char **argv);
+int cmd_ctl(int argc, char **argv);
 
 /** Most --fail-on gates of one diff (`dyetap diff`, `dyetap replay --diff`). */
 #define DIFF_MAX_GATES 32

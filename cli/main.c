@@ -70,6 +70,7 @@ static const struct command commands[] = {
     {"replay", cmd_replay, "replay a recording against a target, paced, into a results store"},
     {"diff", cmd_diff, "compare replayed responses with production ones and write reports"},
     {"mirror", cmd_mirror, "mirror colored live traffic to lane targets and diff it live"},
+    {"ctl", cmd_ctl, "steer a running mirror or fast path: pause, resume, rate, lanes, stats"},
     {"info", cmd_info, "describe a store file: metadata, counts, damage"},
     {"cat", cmd_cat, "print the records of a store file as JSON lines"},
 };

@@ -43,6 +43,7 @@
 #include "common/mem.h"
 #include "dpdk/fp_private.h"
 #include "replay/replay_guard.h"
+#include "replay/shadow_ctl.h"
 #include "dyetap_version.h"
 #include "store/store.h"
 
@@ -125,6 +126,9 @@ static void usage(FILE *out)
 	    "  --count N               stop after at least N packets\n"
 	    "  --stats-every S         print counters to stderr every S seconds\n"
 	    "  --json                  final counters as one JSON object\n"
+	    "  --control PATH          control socket (0600) for `dyetap ctl PATH COMMAND`:\n"
+	    "                          lanes, pause, resume, rate, stats (docs/operations.md)\n"
+	    "  --metrics HOST:PORT     serve GET /metrics (Prometheus text format)\n"
 	    "  -h, --help              this text\n"
 	    "\n"
 	    "Counters are also served by DPDK telemetry as /dyetap/stats.\n"
@@ -217,6 +221,35 @@ static void sh_tel(void *ctx, const char *lane, const char *name, uint64_t v)
 	rte_tel_data_add_dict_u64(o->tel, key, v);
 }
 
+/* Every counter as one JSON object and a newline into @p b (any thread). */
+static void stats_json(struct dbuf *b)
+{
+	struct fp_stats t;
+	uint64_t ms = start_tsc ? (rte_rdtsc() - start_tsc) * 1000 / rte_get_tsc_hz() : 0;
+	fp_stats_sum(&t);
+	dbuf_putc(b, '{');
+	for (size_t d = 0; d < fp_ctr_count; d++)
+		dbuf_printf(b, "%s\"%s\":%" PRIu64, d ? "," : "", fp_ctr_descs[d].name,
+			    ctr_get(&t, &fp_ctr_descs[d]));
+	dbuf_puts(b, ",\"lanes\":{");
+	for (unsigned l = 1; l <= nlanes; l++) {
+		if (l > 1)
+			dbuf_putc(b, ',');
+		jsonw_cstr(b, lane_name[l]);
+		dbuf_printf(b, ":%" PRIu64, t.lane_pkts[l]);
+	}
+	dbuf_printf(b, "},\"elapsed_ms\":%" PRIu64, ms);
+	if (fp_app.sh.nlanes) {
+		struct sh_out o = {.b = b, .first = true};
+		dbuf_puts(b, ",\"shadow\":{");
+		fp_shadow_report(sh_json, &o);
+		dbuf_puts(b, o.cur ? "}}}" : "}");
+	}
+	if (sessions_final != UINT64_MAX)
+		dbuf_printf(b, ",\"sessions\":%" PRIu64, sessions_final);
+	dbuf_puts(b, "}\n");
+}
+
 static void stats_print(FILE *out, bool json)
 {
 	struct fp_stats t;
@@ -225,27 +258,7 @@ static void stats_print(FILE *out, bool json)
 	if (json) {
 		struct dbuf b;
 		dbuf_init(&b, 1 << 16);
-		dbuf_putc(&b, '{');
-		for (size_t d = 0; d < fp_ctr_count; d++)
-			dbuf_printf(&b, "%s\"%s\":%" PRIu64, d ? "," : "", fp_ctr_descs[d].name,
-				    ctr_get(&t, &fp_ctr_descs[d]));
-		dbuf_puts(&b, ",\"lanes\":{");
-		for (unsigned l = 1; l <= nlanes; l++) {
-			if (l > 1)
-				dbuf_putc(&b, ',');
-			jsonw_cstr(&b, lane_name[l]);
-			dbuf_printf(&b, ":%" PRIu64, t.lane_pkts[l]);
-		}
-		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64, ms);
-		if (fp_app.sh.nlanes) {
-			struct sh_out o = {.b = &b, .first = true};
-			dbuf_puts(&b, ",\"shadow\":{");
-			fp_shadow_report(sh_json, &o);
-			dbuf_puts(&b, o.cur ? "}}}" : "}");
-		}
-		if (sessions_final != UINT64_MAX)
-			dbuf_printf(&b, ",\"sessions\":%" PRIu64, sessions_final);
-		dbuf_puts(&b, "}\n");
+		stats_json(&b);
 		fwrite(b.data, 1, b.len, out);
 		dbuf_release(&b);
 	} else {
@@ -331,6 +344,128 @@ bool fp_control_tick(uint64_t now)
 	if (fp_app.c.exit_idle_ms && now - ctl_last_change >= hz / 1000 * fp_app.c.exit_idle_ms)
 		return true;
 	return __atomic_load_n(&fp_app.quit, __ATOMIC_RELAXED) != 0;
+}
+
+/* --- operations: --control and --metrics (docs/operations.md) ------------------- */
+
+/*
+ * One control thread (rte_ctrl_thread_create: the CPUs left to control
+ * threads, never an RX or worker lcore) serves both sockets. What it reads
+ * is what telemetry reads: counters summed with relaxed loads, the shadow
+ * core under its lock (fp_shadow_ctl, fp_shadow_metrics). It is stopped
+ * when the RX lcores are, before the final counters are assembled.
+ */
+static const char *opt_control, *opt_metrics;
+static struct ctl_server *fp_ctl;
+static pthread_t fp_ctl_tid;
+static int fp_ctl_quit;
+
+static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err, size_t errlen)
+{
+	(void)ctx;
+	int rc = fp_shadow_ctl(argc, argv, out, err, errlen);
+	if (rc != -ENOENT)
+		return rc;
+	if (!strcmp(argv[0], "stats")) {
+		stats_json(out);
+		return 0;
+	}
+	if (!strcmp(argv[0], "help")) {
+		dbuf_puts(out, shadow_ctl_help);
+		dbuf_puts(out, "  stats                every counter as one JSON object\n"
+			       "  help                 this list\n");
+		return 0;
+	}
+	if (!strcmp(argv[0], "reload")) {
+		snprintf(err, errlen,
+			 "the fast path compiles its rules at start: restart it to change "
+			 "them (pause, resume and rate work live)");
+		return -EOPNOTSUPP;
+	}
+	if (!fp_app.sh.nlanes && (!strcmp(argv[0], "lanes") || !strcmp(argv[0], "pause") ||
+				  !strcmp(argv[0], "resume") || !strcmp(argv[0], "rate"))) {
+		snprintf(err, errlen, "no shadow lanes: started without --lane");
+		return -EINVAL;
+	}
+	snprintf(err, errlen, "unknown command '%s' (try: help)", argv[0]);
+	return -EINVAL;
+}
+
+static int on_metrics(void *ctx, struct dbuf *out)
+{
+	struct fp_stats t;
+	const char *lanes[SHADOW_MAX_LANES + FP_MAX_LANES];
+	size_t n = 0;
+	int rc = -ENOMEM;
+	(void)ctx;
+	struct ctr_set *set = ctr_set_create(0);
+	struct ctl_prom *p = ctl_prom_create();
+	if (!set || !p)
+		goto out;
+	fp_stats_sum(&t);
+	rc = ctr_set_table(set, "fp_", &t, fp_ctr_descs, fp_ctr_count);
+	for (unsigned l = 1; l <= nlanes; l++)
+		rc |= ctr_set_put(set, t.lane_pkts[l], "lane_%s_packets", lane_name[l]);
+	rc |= ctr_set_table(set, "fp_ctl_", ctl_server_stats(fp_ctl), ctl_ctr_descs, ctl_ctr_count);
+	rc |= fp_shadow_metrics(set, p, lanes, &n);
+	/* the color rules' lanes, which may have no --lane */
+	for (unsigned l = 1; l <= nlanes && n < sizeof(lanes) / sizeof(lanes[0]); l++)
+		lanes[n++] = lane_name[l];
+	if (rc || (rc = ctl_prom_add_set(p, set, "lane_", lanes, n)) < 0 ||
+	    (rc = ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_build_info",
+			       "the running program and its version", "program", "fastpath",
+			       "version", DYETAP_VERSION, 1)) < 0)
+		goto out;
+	rc = ctl_prom_render(p, out);
+out:
+	ctl_prom_free(p);
+	ctr_set_free(set);
+	return rc ? -ENOMEM : 0;
+}
+
+static void *ctl_main(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&fp_ctl_quit, __ATOMIC_ACQUIRE))
+		(void)ctl_server_poll(fp_ctl, 20);
+	return NULL;
+}
+
+static int ctl_start(void)
+{
+	char err[512];
+	struct ctl_server_params cp = {
+	    .control_path = opt_control,
+	    .metrics_addr = opt_metrics,
+	    .on_command = on_ctl,
+	    .on_metrics = on_metrics,
+	};
+	if (!opt_control && !opt_metrics)
+		return 0;
+	fp_ctl = ctl_server_create(&cp, err, sizeof(err));
+	if (!fp_ctl) {
+		fprintf(stderr, "dyetap-fastpath: %s\n", err);
+		return -EINVAL;
+	}
+	int rc = rte_ctrl_thread_create(&fp_ctl_tid, "dyetap-ctl", NULL, ctl_main, NULL);
+	if (rc) {
+		fprintf(stderr, "dyetap-fastpath: cannot start the control thread: %s\n",
+			strerror(rc > 0 ? rc : -rc));
+		ctl_server_free(fp_ctl);
+		fp_ctl = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void ctl_stop(void)
+{
+	if (!fp_ctl)
+		return;
+	__atomic_store_n(&fp_ctl_quit, 1, __ATOMIC_RELEASE);
+	pthread_join(fp_ctl_tid, NULL);
+	ctl_server_free(fp_ctl);
+	fp_ctl = NULL;
 }
 
 /* --- options ------------------------------------------------------------------ */
@@ -427,6 +562,8 @@ static int parse_args(int argc, char **argv)
 		O_SHRING,
 		O_SHOUT,
 		O_REC_OPT, /* --redact, --redact-defaults (capture/recorder.h) */
+		O_CONTROL,
+		O_METRICS,
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -468,6 +605,8 @@ static int parse_args(int argc, char **argv)
 	    {"shadow-out", required_argument, NULL, O_SHOUT},
 	    {"redact", required_argument, NULL, O_REC_OPT},
 	    {"redact-defaults", no_argument, NULL, O_REC_OPT},
+	    {"control", required_argument, NULL, O_CONTROL},
+	    {"metrics", required_argument, NULL, O_METRICS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -617,6 +756,12 @@ static int parse_args(int argc, char **argv)
 			break;
 		case O_SHOUT:
 			sh->out_path = optarg;
+			break;
+		case O_CONTROL:
+			opt_control = optarg;
+			break;
+		case O_METRICS:
+			opt_metrics = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1063,12 +1208,17 @@ int main(int argc, char **argv)
 	if (rc == 0) {
 		uint64_t now = rte_rdtsc();
 		ctl_last_change = ctl_last_stats = start_tsc = now;
+		/* After start_tsc: the control thread reads it (stats). */
+		rc = ctl_start();
+	}
+	if (rc == 0) {
 		/* DPDK's launch and wait order the lcores' work against main's; the
 		 * releases and acquires tell ThreadSanitizer so (fp_private.h). */
 		for (unsigned w = 0; w < fp_app.nwk; w++) {
 			FP_HANDOFF_RELEASE(fp_app.wk[w]);
 			rte_eal_remote_launch(fp_worker_main, fp_app.wk[w], fp_app.wk[w]->lcore_id);
 		}
+		(void)ctl_notify("READY=1"); /* systemd Type=notify: the lcores run */
 		if (fp_app.rx[0]->lcore_id == rte_get_main_lcore()) {
 			fp_rx_main(fp_app.rx[0]);
 		} else {
@@ -1085,6 +1235,7 @@ int main(int argc, char **argv)
 				FP_HANDOFF_ACQUIRE(fp_app.rx[i]);
 			}
 		}
+		ctl_stop();
 		/* RX is done: workers drain what is queued, then stop. */
 		__atomic_store_n(&fp_app.workers_stop, 1, __ATOMIC_RELEASE);
 		for (unsigned w = 0; w < fp_app.nwk; w++) {
@@ -1102,6 +1253,7 @@ int main(int argc, char **argv)
 		print_warnings();
 		stats_print(stdout, fp_app.c.json);
 	}
+	ctl_stop();
 	if (teardown() && rc == 0)
 		rc = -EIO;
 	rte_eal_cleanup();

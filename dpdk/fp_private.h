@@ -27,6 +27,8 @@
 
 #include "capture/recorder.h"
 #include "common/counters.h"
+#include "common/ctl.h"
+#include "common/dbuf.h"
 #include "common/log.h"
 #include "replay/replay.h"
 #include "replay/shadow.h"
@@ -623,6 +625,23 @@ void fp_shadow_report(void (*fn)(void *ctx, const char *lane, const char *name, 
  * One reader thread (the control lcore).
  */
 int fp_shadow_warning(char *msg, size_t msglen);
+
+/**
+ * The lane commands of the control protocol (replay/shadow_ctl.h) on the
+ * shadow core, under the lock that guards its lifetime; any thread (the
+ * control thread). @return as shadow_ctl_command(); -ENOENT also when
+ * there is no shadow core (no --lane).
+ */
+int fp_shadow_ctl(int argc, char **argv, struct dbuf *out, char *err, size_t errlen);
+
+/**
+ * Metrics of the shadow core into @p p: the totals as `fp_shadow_NAME`
+ * and each lane's as `lane_L_NAME` counters of @p set (the caller turns
+ * the set into metrics), and the lanes' state gauges into @p p.
+ * @p lanes gets the lanes' names (static storage), @p n_lanes their count.
+ * @return 0 or -ENOMEM. Nothing without --lane.
+ */
+int fp_shadow_metrics(struct ctr_set *set, struct ctl_prom *p, const char **lanes, size_t *n_lanes);
 
 /**
  * A worker's recorder (capture pipeline; with -w FILE.dyt also its store

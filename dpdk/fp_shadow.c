@@ -51,6 +51,7 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "dpdk/fp_private.h"
+#include "replay/shadow_ctl.h"
 
 #define SH_BURST 32
 /*
@@ -379,4 +380,47 @@ int fp_shadow_warning(char *msg, size_t msglen)
 		got = shadow_core_warning(fp_app.sh.core, "shadow_", msg, msglen);
 	pthread_mutex_unlock(&sh_lock);
 	return got;
+}
+
+/* --- control and metrics (the control thread) --------------------------------- */
+
+/* Sum of the core's counter blocks; the caller holds sh_lock and a core exists. */
+static void core_sum(struct shadow_stats *ct)
+{
+	const struct shadow_stats *blocks[FP_MAX_WORKERS];
+	for (unsigned w = 0; w < fp_app.nwk; w++)
+		blocks[w] = &fp_app.wk[w]->sh.core;
+	shadow_core_sum(fp_app.sh.core, blocks, fp_app.nwk, ct);
+}
+
+int fp_shadow_ctl(int argc, char **argv, struct dbuf *out, char *err, size_t errlen)
+{
+	static struct shadow_stats ct; /* big: not on the control thread's stack */
+	int rc = -ENOENT;
+	pthread_mutex_lock(&sh_lock);
+	if (fp_app.sh.core) {
+		core_sum(&ct);
+		rc = shadow_ctl_command(fp_app.sh.core, &ct, argc, argv, out, err, errlen);
+	}
+	pthread_mutex_unlock(&sh_lock);
+	return rc;
+}
+
+int fp_shadow_metrics(struct ctr_set *set, struct ctl_prom *p, const char **lanes, size_t *n_lanes)
+{
+	static struct shadow_stats ct;
+	int rc = 0;
+	*n_lanes = 0;
+	pthread_mutex_lock(&sh_lock);
+	if (fp_app.sh.core) {
+		struct shadow_core *c = fp_app.sh.core;
+		core_sum(&ct);
+		rc |= shadow_core_counters(c, &ct, "fp_shadow_", "lane_", set);
+		rc |= shadow_ctl_prom(c, p);
+		/* The names live in fp_app.sh.conf, which outlives the core. */
+		for (size_t i = 0; i < shadow_core_lanes(c) && i < SHADOW_MAX_LANES; i++)
+			lanes[(*n_lanes)++] = fp_app.sh.conf.lanes[i].name;
+	}
+	pthread_mutex_unlock(&sh_lock);
+	return rc ? -ENOMEM : 0;
 }

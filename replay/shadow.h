@@ -59,6 +59,7 @@ enum shadow_drop {
 	SHADOW_DROP_STOPPED,	    /**< still queued when the drain time ran out */
 	SHADOW_DROP_PRODUCTION,	    /**< a lane target is the captured server (production guard) */
 	SHADOW_DROP_LOOP,	    /**< dyetap's own shadow traffic (loop protection) */
+	SHADOW_DROP_PAUSED,	    /**< the lane was paused (`dyetap ctl SOCK pause LANE`) */
 	SHADOW_DROP_COUNT,
 };
 

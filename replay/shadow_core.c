@@ -56,6 +56,8 @@ struct sh_lane {
 	uint64_t rate_bits; /* atomic: the rate asked for (a double's bits) */
 	uint32_t rate_gen;  /* atomic: bumped by shadow_core_lane_set_rate() */
 	uint32_t rate_seen; /* owner: the generation applied */
+	int paused;	    /* atomic: shadow_core_lane_set_paused() */
+	uint64_t queued;    /* atomic: requests queued or in flight, published by the owner */
 	struct sh_warning warn[WARN_KINDS];
 };
 
@@ -126,6 +128,7 @@ const struct ctr_desc shadow_lane_ctr_descs[] = {
     D(SHADOW_DROP_STOPPED, "stopped", "still queued when the drain time ran out"),
     D(SHADOW_DROP_PRODUCTION, "production", "not mirrored: a lane target is the captured server"),
     D(SHADOW_DROP_LOOP, "loop", "not mirrored: dyetap's own shadow traffic"),
+    D(SHADOW_DROP_PAUSED, "paused", "not mirrored: the lane was paused (dyetap ctl)"),
 };
 #undef L
 #undef D
@@ -516,6 +519,11 @@ int shadow_core_classify(struct shadow_core *c, const struct store_session *s,
 	}
 	l = &c->lanes[li];
 	SH_INC(st->lane[li].colored);
+	/* A paused lane takes nothing from the moment the pause is stored. */
+	if (__atomic_load_n(&l->paused, __ATOMIC_ACQUIRE)) {
+		why = SHADOW_DROP_PAUSED;
+		goto drop;
+	}
 	/* Loop protection: dyetap's own copies are never shadowed again. */
 	if (has_header(&s->req, c->marker)) {
 		why = SHADOW_DROP_LOOP;
@@ -579,6 +587,33 @@ int shadow_core_lane_set_rate(struct shadow_core *c, unsigned lane, double rate)
 	memcpy(&bits, &rate, sizeof(bits));
 	__atomic_store_n(&c->lanes[lane].rate_bits, bits, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&c->lanes[lane].rate_gen, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int shadow_core_lane_set_paused(struct shadow_core *c, unsigned lane, bool paused)
+{
+	if (lane >= c->n_lanes)
+		return -EINVAL;
+	__atomic_store_n(&c->lanes[lane].paused, paused ? 1 : 0, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int shadow_core_lane_info(const struct shadow_core *c, unsigned lane, struct shadow_lane_info *out)
+{
+	if (lane >= c->n_lanes)
+		return -EINVAL;
+	const struct sh_lane *l = &c->lanes[lane];
+	uint64_t bits = __atomic_load_n(&l->rate_bits, __ATOMIC_RELAXED);
+	memset(out, 0, sizeof(*out));
+	out->name = l->conf->name;
+	out->urls = l->conf->urls;
+	out->n_urls = l->conf->n_urls;
+	out->paused = __atomic_load_n(&l->paused, __ATOMIC_ACQUIRE) != 0;
+	if (__atomic_load_n(&l->rate_gen, __ATOMIC_ACQUIRE))
+		memcpy(&out->rate, &bits, sizeof(out->rate));
+	else
+		out->rate = l->conf->rate;
+	out->queued = __atomic_load_n(&l->queued, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -670,6 +705,8 @@ static void publish(struct shadow_core *c, bool force)
 		SH_SET(ls->err_timeout, rs->err_timeout);
 		SH_SET(ls->err_tls, rs->err_tls);
 		SH_SET(ls->err_other, rs->err_connect + rs->err_bad_response + rs->err_other);
+		__atomic_store_n(&c->lanes[i].queued, replay_engine_pending(c->lanes[i].eng),
+				 __ATOMIC_RELAXED);
 	}
 	const struct shadow_pairs_stats *ps = shadow_pairs_get_stats(c->pairs);
 	SH_SET(c->st.paired, ps->paired);

@@ -39,8 +39,12 @@
  * copied into the owner's block after each slice of shadow_core_run(), so
  * no other thread ever reads engine memory.
  *
- * Run-time control: a lane's rate may be changed from any thread
- * (shadow_core_lane_set_rate()); the owner applies it at its next submit.
+ * Run-time control (docs/operations.md): a lane's rate may be changed
+ * from any thread (shadow_core_lane_set_rate()); the owner applies it at
+ * its next submit. A lane may be paused from any thread
+ * (shadow_core_lane_set_paused()): from the moment the call returns,
+ * classify() counts the lane's requests `dropped_paused` and queues
+ * nothing. shadow_core_lane_info() reads a lane's state from any thread.
  *
  * Options: struct shadow_conf holds the options both commands share, with
  * one parser (shadow_conf_option()) and one help text.
@@ -278,6 +282,26 @@ int shadow_core_counters(const struct shadow_core *c, const struct shadow_stats 
  * the owner applies it at its next submit. @return 0 or -EINVAL.
  */
 int shadow_core_lane_set_rate(struct shadow_core *c, unsigned lane, double rate);
+
+/**
+ * Any thread: pause (@p paused true) or resume lane @p lane. Requests
+ * classified after the call returns see it (dropped_paused); requests
+ * classified before are sent as usual. @return 0 or -EINVAL.
+ */
+int shadow_core_lane_set_paused(struct shadow_core *c, unsigned lane, bool paused);
+
+/** A lane's state as shadow_core_lane_info() reads it. */
+struct shadow_lane_info {
+	const char *name;	 /**< borrowed (the core's life) */
+	const char *const *urls; /**< borrowed (the core's life) */
+	size_t n_urls;
+	bool paused;
+	double rate;	 /**< requests per second asked for; 0 = unlimited */
+	uint64_t queued; /**< queued or in flight at the owner's last run slice */
+};
+
+/** Any thread: the state of lane @p lane into @p out. @return 0 or -EINVAL. */
+int shadow_core_lane_info(const struct shadow_core *c, unsigned lane, struct shadow_lane_info *out);
 
 /**
  * A warning not handed out yet (the production guard or loop protection
