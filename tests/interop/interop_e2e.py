@@ -469,7 +469,7 @@ def assemble_har(ws, events):
         m, p = ev.get("method"), ev.get("params", {})
         rid = p.get("requestId")
         if m == "Network.requestWillBeSent":
-            if rid not in reqs:
+            if rid not in order:  # ExtraInfo events may come first
                 order.append(rid)
             reqs.setdefault(rid, {})["sent"] = p
         elif m == "Network.requestWillBeSentExtraInfo":
@@ -615,8 +615,14 @@ def group_chromium():
        "record of the browser's capture: the page and its 6 requests", ra.stderr + rb.stderr + str(ka))
     ok(ka == kb, "record of the browser's HAR gives the same sessions: method, target, status, lane, body lengths",
        "pcap: %s\nhar:  %s" % (ka, kb))
-    ok(cb.get("interop_har_entries") == 7 and cb.get("interop_skipped_malformed") == 0,
-       "all 7 entries used", cb)
+    item3 = len(json.dumps({"id": 3, "name": "item 3", "tags": [0, 1, 2]}))  # the server's answer
+    want = [("GET", "/api/items?id=3", 200, "blue", 0, item3),
+            ("POST", "/api/echo", 201, "blue", 22, len("echo:hello from the browser"))]
+    ok(all(w in kb for w in want), "the colored fetches: lane blue, the POST body of 22 bytes",
+       kb)
+    ok(cb.get("interop_har_entries") == 7 and cb.get("interop_skipped_malformed") == 0 and
+       cb.get("interop_exchanges") == 7, "all 7 entries used",
+       {k: v for k, v in cb.items() if k.startswith("interop_")})
     round_trip(b, "browser")
 
 
