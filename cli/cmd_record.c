@@ -404,7 +404,9 @@ static int run(struct rec_opts *o)
 	struct src_params sp;
 	recorder_conf_src(&o->rc, &sp);
 	sp.block_ms = o->immediate ? 0 : 20;
-	if (recorder_source(&source_desc, "", &sp) < 0) {
+	bool interop = !sp.iface && iop_any(sp.files, sp.n_files);
+	if ((interop ? iop_source(&source_desc, sp.files, sp.n_files)
+		     : recorder_source(&source_desc, "", &sp)) < 0) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
@@ -438,7 +440,6 @@ static int run(struct rec_opts *o)
 	}
 	struct iop_stats is;
 	memset(&is, 0, sizeof(is));
-	bool interop = !sp.iface && iop_any(sp.files, sp.n_files);
 	if (interop)
 		rec_iop = iop_src_open(&sp, &ss, &is, err, sizeof(err));
 	else

@@ -173,6 +173,17 @@ static enum iop_format sniff_file(const char *path)
 	return iop_sniff(b, n);
 }
 
+int iop_source(struct dbuf *b, const char *const *files, size_t n)
+{
+	int rc = dbuf_puts(b, "files:");
+	for (size_t i = 0; !rc && i < n; i++) {
+		enum iop_format f = sniff_file(files[i]);
+		rc = dbuf_printf(b, "%s%s:%s", i ? "," : "",
+				 iop_format_name(f == IOP_UNKNOWN ? IOP_PCAP : f), files[i]);
+	}
+	return rc;
+}
+
 bool iop_any(const char *const *files, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

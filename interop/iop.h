@@ -26,6 +26,7 @@
 
 #include "capture/source.h"
 #include "common/counters.h"
+#include "common/dbuf.h"
 
 /** What a file holds, from its first bytes. */
 enum iop_format {
@@ -104,6 +105,13 @@ const char *iop_src_error(const struct iop_src *s);
 
 /** Close; accepts NULL. */
 void iop_src_close(struct iop_src *s);
+
+/**
+ * Describe the input files for the recording's metadata: "files:" then
+ * FORMAT:PATH for each, comma separated ("files:har:a.har,pcap:b.pcap").
+ * @return 0 or the buffer's error.
+ */
+int iop_source(struct dbuf *b, const char *const *files, size_t n);
 
 /**
  * True when any of @p files is a HAR or .gor file (read their first bytes;

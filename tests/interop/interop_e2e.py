@@ -369,6 +369,23 @@ def group_har():
     _, c = round_trip(t, "truncated", ["--max-body", "20"])
     ok(c.get("interop_padded", 0) > 0, "truncated bodies padded back (interop_padded %s)" %
        c.get("interop_padded"), c)
+    # a results file: one page per role
+    cand = start_server()
+    res = os.path.join(TMP, "results.dyt")
+    r = run(["replay", a, "--target", "http://127.0.0.1:%d" % cand, "-o", res, "--max", "-q",
+             "--allow-writes"])
+    rh = os.path.join(TMP, "results.har")
+    with open(rh, "w") as f:
+        h = subprocess.run([DYETAP, "cat", "--har", res], stdout=f, stderr=subprocess.PIPE,
+                           text=True)
+    rc, out = har_check(rh)
+    doc = json.load(open(rh)) if h.returncode == 0 else {"log": {}}
+    pages = sorted(p["id"] for p in doc["log"].get("pages", []))
+    refs = [e.get("pageref") for e in doc["log"].get("entries", [])]
+    ok(r.returncode == 0 and h.returncode == 0 and rc == 0 and pages == ["candidate", "recorded"]
+       and refs.count("recorded") == 15 and refs.count("candidate") == 15,
+       "cat --har of a results file: pages recorded and candidate, 15 entries each, valid HAR",
+       r.stderr + h.stderr + out + str(pages))
     # the checker is not a rubber stamp
     bad = json.load(open(har))
     bad["log"]["entries"][0]["request"].pop("headers")
