@@ -503,8 +503,9 @@ int cmd_cat(int argc, char **argv)
 		fprintf(stderr, "dyetap cat: expected one FILE (try: dyetap cat --help)\n");
 		return 2;
 	}
-	if (har && f.json) {
-		fprintf(stderr, "dyetap cat: give --json or --har, not both\n");
+	if (har && (f.json || (f.json_flags & STORE_JSON_NO_BODY))) {
+		fprintf(stderr, "dyetap cat: --har writes whole entries: leave out --%s\n",
+			f.json ? "json" : "no-body");
 		return 2;
 	}
 	if (f.since_ns && f.until_ns && f.until_ns <= f.since_ns) {

@@ -123,6 +123,10 @@ static int header(struct gor_reader *r, const uint8_t *p, size_t n, struct gor_p
 	}
 	if (nf < 3 || fl[0] != 1 || f[0][0] < '1' || f[0][0] > '3' || fl[1] > GOR_MAX_ID)
 		return 0;
+	for (size_t k = 0; k < fl[1]; k++)
+		if ((uint8_t)f[1][k] < 0x21 || (uint8_t)f[1][k] > 0x7e)
+			return 0; /* ids are printable (hex in practice): no NUL in the table's keys
+				   */
 	if (!parse_i64(f[2], fl[2], &out->ts_ns) || out->ts_ns < 0)
 		return 0;
 	out->latency_ns = -1;

@@ -414,7 +414,7 @@ static bool body_of(struct hr *h, uint32_t holder, bool req)
 		}
 		dbuf_release(&v);
 	}
-	return true;
+	return dbuf_error(&h->body) == 0;
 }
 
 /* "HTTP/1.0" or "HTTP/1.1" as given, else HTTP/1.1 (counted). */
@@ -596,8 +596,11 @@ static int response_bytes(struct hr *h, uint32_t e, const char *method, bool *cl
 	return 1;
 }
 
+/* A copy of the message built (NULL when building it failed or out of memory). */
 static uint8_t *detach(struct dbuf *b, size_t *len)
 {
+	if (dbuf_error(b))
+		return NULL;
 	uint8_t *p = mem_alloc(b->len ? b->len : 1);
 	if (p && b->len)
 		memcpy(p, b->data, b->len);
@@ -638,9 +641,13 @@ static int entry(struct hr *h, uint32_t e, struct iop_xchg *x)
 	struct url u;
 	char *method = NULL;
 	int rc = request_bytes(h, e, dy, &u, &method);
+	if (rc == 0 && dbuf_error(&h->msg) == -E2BIG)
+		rc = -2; /* headers and body over the cap */
 	if (rc == 0) {
 		x->req = detach(&h->msg, &x->req_len);
 		rc = x->req ? response_bytes(h, e, method, &x->close_after) : -3;
+		if (rc == 1 && dbuf_error(&h->msg) == -E2BIG)
+			rc = -2;
 		if (rc == 1) {
 			x->has_resp = true;
 			x->resp = detach(&h->msg, &x->resp_len);

@@ -22,7 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	(void)iop_sniff(data, size);
 	(void)gor_sniff(data, size);
-	FILE *f = fmemopen(size ? (void *)data : (void *)"", size ? size : 1, "rb");
+	if (!size)
+		return 0; /* fmemopen needs a byte */
+	FILE *f = fmemopen((void *)data, size, "rb");
 	if (!f)
 		return 0;
 	struct gor_reader *r = gor_open(f, 4096);

@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	close(fd);
-	struct pipe_params pp = {.sink = sink, .max_body = 1024};
+	struct pipe_params pp = {.sink = sink, .max_body = 1024, .max_flows = 64};
 	struct pipe *pipe = pipe_create(&pp);
 	const char *files[1] = {path};
 	struct src_params sp = {.files = files, .n_files = 1};
