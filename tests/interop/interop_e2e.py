@@ -353,6 +353,12 @@ def group_har():
     sa, _ = records(a)
     ok(r.returncode == 0 and len(sa) == 15, "record of the capture: 15 sessions", r.stderr)
     har, c = round_trip(a, "plain")
+    # told apart by content, not by name
+    disguised = os.path.join(TMP, "named-like-a-capture.pcap")
+    shutil.copy(har, disguised)
+    r, _ = record(disguised, os.path.join(TMP, "disguised.dyt"))
+    s2, _ = records(os.path.join(TMP, "disguised.dyt"))
+    ok(r.returncode == 0 and s2 == sa, "a HAR file named .pcap is read as HAR", r.stderr)
     doc = json.load(open(har))
     e = doc["log"]["entries"]
     ok(len(e) == 15 and all(x["_dyetap"]["conn"] >= 1 for x in e) and
