@@ -163,8 +163,11 @@ enum iop_format iop_sniff(const uint8_t *b, size_t n)
 static enum iop_format sniff_file(const char *path)
 {
 	uint8_t b[IOP_SNIFF_BYTES];
-	if (!strcmp(path, "-"))
-		return IOP_PCAP; /* standard input: capture/source.h peeks it */
+	struct stat sb;
+	/* Standard input, a FIFO, `<(zcat x.pcap.gz)`: reading would take bytes
+	 * nobody can put back; capture/source.h peeks those itself. */
+	if (!strcmp(path, "-") || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+		return IOP_PCAP;
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return IOP_UNKNOWN;

@@ -14,6 +14,8 @@
  * Every entry or payload that cannot be used is counted with its reason
  * (iop_ctr_descs, shown with the prefix `interop_`). The mapping of each
  * format is docs/interop.md.
+ * Only regular files are looked at: standard input and FIFOs are read as
+ * captures (their bytes cannot be read twice).
  * Thread-safety: a source is used by one thread; iop_src_break() may be
  * called from a signal handler.
  */
