@@ -377,7 +377,8 @@ size_t diff_mask_header_value(const char *lname, size_t nlen, const uint8_t *v, 
 		size_t n_ = (n);                                                                   \
 		if (n_ > cap - 1 - o)                                                              \
 			n_ = cap - 1 - o;                                                          \
-		memcpy(out + o, (p), n_);                                                          \
+		if (n_)                                                                            \
+			memcpy(out + o, (p), n_);                                                  \
 		o += n_;                                                                           \
 	} while (0)
 	if ((nlen == 13 && !memcmp(lname, "authorization", 13)) ||

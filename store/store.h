@@ -61,8 +61,13 @@ enum store_flag {
 	STORE_F_REDACTED = 1u << 7,    /**< values were masked or dropped at record time */
 	STORE_F_GOAWAY = 1u << 8,      /**< HTTP/2: a GOAWAY ended the connection before this
 					*   stream finished (or announced it unprocessed) */
+	STORE_F_NO_REQUEST = 1u << 9,  /**< a response no captured request matches (the other
+					*   flags say why: gap, midstream, parse_error; none:
+					*   the server sent it unasked) */
+	STORE_F_HTTP09 = 1u << 10,     /**< an HTTP/0.9 exchange: a request line without
+					*   version, answered by a bare body until close */
 };
-#define STORE_F_COUNT 9
+#define STORE_F_COUNT 11
 
 /** Application protocol of a session (values are part of the format). */
 enum store_proto {
@@ -221,6 +226,14 @@ struct store_meta {
 	size_t n_targets;
 	uint32_t shard_k, shard_n;	/**< this file replays shard k of n (n 0: not sharded) */
 	const uint64_t *shard_sessions; /**< shard_n entries: sessions each shard replays */
+	/**
+	 * The writer's pairing guarantee (docs/format.md §1.1 "result_lag"):
+	 * every result record follows its session record with at most
+	 * result_lag other session records between them. Written only when
+	 * has_result_lag.
+	 */
+	bool has_result_lag;
+	uint64_t result_lag;
 };
 
 /* ------------------------------------------------------------------ */
@@ -371,6 +384,8 @@ struct store_file_meta {
 	size_t n_targets;
 	uint32_t shard_k, shard_n;	/**< n 0: not a shard */
 	const uint64_t *shard_sessions; /**< shard_n entries, or NULL */
+	bool has_result_lag;		/**< the file states result_lag */
+	uint64_t result_lag;		/**< sessions a result may follow its session by */
 };
 
 /** What the reader found out about the file so far (complete after EOF). */
