@@ -2,8 +2,10 @@
 /*
  * dyetap cat - print the records of a store file, one per line: the JSON
  * form of docs/format.md §4 with --json, else a readable summary line.
- * Filters select sessions by lane, method and response status, results by
- * status and by the session they replay; --type picks a record type.
+ * Filters select sessions by lane, method, request time and response
+ * status, results by status and by the session they replay; --type picks a
+ * record type. --har writes the records as one HAR 1.2 log instead
+ * (interop/har.h, docs/interop.md).
  *
  * Exit: 0 printed (a cut or damaged file gets a warning on stderr after
  * the recoverable records), 2 usage error or not a readable store,
@@ -15,17 +17,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cmds.h"
 #include "common/dbuf.h"
 #include "common/mem.h"
+#include "dyetap_version.h"
+#include "interop/har.h"
+#include "replay/shadow.h"
 #include "store/store.h"
 
 struct filter {
 	const char *lane;
 	const char *method;
-	long status; /* -1: any */
-	int type;    /* 0: any, else enum store_rec_type */
+	long status;		    /* -1: any */
+	int type;		    /* 0: any, else enum store_rec_type */
+	int64_t since_ns, until_ns; /* request time window; 0: open */
 	unsigned json_flags;
 	int json;
 	/* ids of the sessions that passed the lane/method filters, to select their results */
@@ -74,9 +81,13 @@ static int ids_has(struct filter *f, uint64_t id)
 /* 1 print, 0 skip, -ENOMEM. */
 static int keep(struct filter *f, const struct store_record *rec)
 {
-	int by_session = f->lane || f->method;
+	int by_session = f->lane || f->method || f->since_ns || f->until_ns;
 	if (rec->type == STORE_REC_SESSION) {
 		const struct store_session *s = &rec->u.session;
+		if (f->since_ns && s->ts_req_first_ns < f->since_ns)
+			return 0;
+		if (f->until_ns && s->ts_req_first_ns >= f->until_ns)
+			return 0;
 		if (f->lane && !slice_is(&s->lane, f->lane))
 			return 0;
 		if (f->method && !slice_is(&s->req.method, f->method))
@@ -181,20 +192,186 @@ static int render_text(struct dbuf *b, const struct store_record *rec)
 	return rc;
 }
 
+/* Unix seconds ("1700000000.5") or YYYY-MM-DDTHH:MM:SS[.frac][Z] -> ns. */
+static int parse_time(const char *s, int64_t *out)
+{
+	/* seconds[.fraction], exact to the nanosecond (a double is not) */
+	const char *q = s;
+	int64_t sec = 0, frac = 0, scale = 1000000000;
+	while (*q >= '0' && *q <= '9' && sec < 10000000000LL)
+		sec = sec * 10 + (*q++ - '0');
+	if (q != s && *q == '.')
+		for (q++; *q >= '0' && *q <= '9'; q++)
+			if (scale > 1)
+				frac += (*q - '0') * (scale /= 10);
+	if (q != s && !*q && sec < 10000000000LL) {
+		*out = sec * 1000000000 + frac;
+		return 0;
+	}
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -EINVAL;
+	frac = 0;
+	scale = 1000000000;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1)
+				frac += (*p - '0') * (scale /= 10);
+	if (strcmp(p, "Z") && strcmp(p, ""))
+		return -EINVAL;
+	*out = (int64_t)timegm(&tm) * 1000000000LL + frac;
+	return 0;
+}
+
+/* --har: sessions kept for the results that refer to them, the pages. */
+struct har_out {
+	bool results;		     /* a results file: pages "recorded" and one per role */
+	struct store_session **sess; /* copies, by increasing id */
+	size_t n_sess, cap_sess;
+	char *pages[64];
+	int64_t page_ts[64];
+	size_t n_pages;
+	uint64_t results_skipped; /* results past 63 roles or whose session is absent */
+};
+
+static void har_out_release(struct har_out *o)
+{
+	for (size_t i = 0; i < o->n_sess; i++)
+		shadow_free(o->sess[i]);
+	mem_free(o->sess);
+	for (size_t i = 0; i < o->n_pages; i++)
+		mem_free(o->pages[i]);
+}
+
+/* The page of @p role (added at @p ts when new); NULL past the table. */
+static const char *har_page(struct har_out *o, const uint8_t *role, size_t len, int64_t ts)
+{
+	for (size_t i = 0; i < o->n_pages; i++)
+		if (strlen(o->pages[i]) == len && !memcmp(o->pages[i], role, len))
+			return o->pages[i];
+	if (o->n_pages == sizeof(o->pages) / sizeof(o->pages[0]))
+		return NULL;
+	char *p = mem_strndup((const char *)role, len);
+	if (!p)
+		return NULL;
+	o->page_ts[o->n_pages] = ts;
+	o->pages[o->n_pages++] = p;
+	return p;
+}
+
+static int sess_cmp(const void *key, const void *elem)
+{
+	uint64_t id = *(const uint64_t *)key, e = (*(struct store_session *const *)elem)->id;
+	return id < e ? -1 : id > e;
+}
+
+static int har_keep_session(struct har_out *o, const struct store_session *s)
+{
+	if (o->n_sess && o->sess[o->n_sess - 1]->id >= s->id)
+		return 0; /* ids increase in a file; a repeat is not kept */
+	if (o->n_sess == o->cap_sess) {
+		size_t cap = o->cap_sess ? o->cap_sess * 2 : 1024;
+		struct store_session **p = mem_realloc(o->sess, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		o->sess = p;
+		o->cap_sess = cap;
+	}
+	struct store_session *c = shadow_session_dup(s);
+	if (!c)
+		return -ENOMEM;
+	o->sess[o->n_sess++] = c;
+	return 0;
+}
+
+static int har_flush(struct dbuf *b)
+{
+	if (dbuf_error(b))
+		return dbuf_error(b);
+	if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len)
+		return -EIO;
+	dbuf_reset(b);
+	return 0;
+}
+
+/* The whole file as one HAR log on stdout. 0 or -errno. */
+static int cat_har(struct store_reader *r, struct filter *f, struct har_out *o, struct dbuf *b)
+{
+	const struct store_record *rec;
+	bool first = true;
+	int rc = har_begin(b, DYETAP_VERSION);
+	while (!rc && (rc = store_reader_next(r, &rec)) == 1) {
+		rc = keep(f, rec);
+		if (rc <= 0)
+			continue;
+		rc = 0;
+		if (rec->type == STORE_REC_SESSION) {
+			const struct store_session *s = &rec->u.session;
+			const char *page = NULL;
+			if (o->results) {
+				page =
+				    har_page(o, (const uint8_t *)"recorded", 8, s->ts_req_first_ns);
+				rc = har_keep_session(o, s);
+			}
+			if (!rc)
+				rc = har_session(b, s, page, first);
+		} else {
+			const struct store_result *res = &rec->u.result;
+			struct store_session **sp =
+			    o->n_sess ? bsearch(&res->session_id, o->sess, o->n_sess,
+						sizeof(*o->sess), sess_cmp)
+				      : NULL;
+			const char *page =
+			    sp ? har_page(o, res->role.ptr, res->role.len, res->ts_sent_ns) : NULL;
+			if (!page) {
+				o->results_skipped++;
+				continue;
+			}
+			rc = har_result(b, *sp, res, page, first);
+		}
+		first = false;
+		if (!rc && b->len > (1u << 20))
+			rc = har_flush(b);
+	}
+	if (rc < 0)
+		return rc;
+	rc = har_end(b, (const char *const *)o->pages, o->page_ts, o->n_pages);
+	if (!rc)
+		rc = har_flush(b);
+	if (!rc && o->results_skipped)
+		fprintf(stderr,
+			"dyetap cat: warning: %" PRIu64
+			" results left out of the HAR log (their session is not in the file, or "
+			"more than 63 roles)\\n",
+			o->results_skipped);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: dyetap cat FILE [--json] [--no-body] [--lane L] [--method M]\n"
+	    "usage: dyetap cat FILE [--json | --har] [--no-body] [--lane L] [--method M]\n"
 	    "                       [--status N] [--type session|result]\n"
+	    "                       [--since T] [--until T]\n"
 	    "                       [--max-frame-ratio N] [--max-records N]\n\n"
 	    "Print the records of a store file (.dyt), one per line.\n\n"
 	    "  --json            the JSON form of docs/format.md §4 (one object per line)\n"
+	    "  --har             one HAR 1.2 log (browser developer tools, proxies, API\n"
+	    "                    tools; `dyetap record -r` reads it back): one entry per\n"
+	    "                    session, for a results file one page per role\n"
+	    "                    (docs/interop.md)\n"
 	    "  --no-body         omit body contents (\"body\": null; body_len stays)\n"
 	    "  --lane L          sessions of lane L (\"\" = baseline) and their results\n"
 	    "  --method M        sessions with request method M and their results\n"
 	    "  --status N        records whose response status is N\n"
 	    "  --type T          only records of type T: session or result\n"
+	    "  --since T, --until T\n"
+	    "                    sessions whose request started at or after T, before T\n"
+	    "                    (Unix seconds or YYYY-MM-DDTHH:MM:SS[.frac]Z), and their\n"
+	    "                    results\n"
 	    "  --max-frame-ratio N, --max-records N\n"
 	    "                    the reader's work limits (dyetap info --help)\n"
 	    "  -h, --help        this text\n\n"
@@ -247,11 +424,14 @@ int cmd_cat(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {"max-frame-ratio", required_argument, NULL, 'R'},
 	    {"max-records", required_argument, NULL, 'N'},
+	    {"har", no_argument, NULL, 'H'},
+	    {"since", required_argument, NULL, 'S'},
+	    {"until", required_argument, NULL, 'U'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct filter f = {.status = -1};
 	struct store_read_limits lim = {0};
-	bool set_lim = false;
+	bool set_lim = false, har = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -262,6 +442,19 @@ int cmd_cat(int argc, char **argv)
 			break;
 		case 'B':
 			f.json_flags |= STORE_JSON_NO_BODY;
+			break;
+		case 'H':
+			har = true;
+			break;
+		case 'S':
+		case 'U':
+			if (parse_time(optarg, c == 'S' ? &f.since_ns : &f.until_ns)) {
+				fprintf(stderr,
+					"dyetap cat: --%s wants Unix seconds or "
+					"YYYY-MM-DDTHH:MM:SS[.frac]Z, not '%s'\n",
+					c == 'S' ? "since" : "until", optarg);
+				return 2;
+			}
 			break;
 		case 'l':
 			f.lane = optarg;
@@ -310,6 +503,15 @@ int cmd_cat(int argc, char **argv)
 		fprintf(stderr, "dyetap cat: expected one FILE (try: dyetap cat --help)\n");
 		return 2;
 	}
+	if (har && (f.json || (f.json_flags & STORE_JSON_NO_BODY))) {
+		fprintf(stderr, "dyetap cat: --har writes whole entries: leave out --%s\n",
+			f.json ? "json" : "no-body");
+		return 2;
+	}
+	if (f.since_ns && f.until_ns && f.until_ns <= f.since_ns) {
+		fprintf(stderr, "dyetap cat: --until must be after --since\n");
+		return 2;
+	}
 	const char *path = argv[optind];
 	char err[512];
 	struct store_reader *r = store_reader_open(path, err, sizeof(err));
@@ -322,8 +524,20 @@ int cmd_cat(int argc, char **argv)
 	struct dbuf line;
 	dbuf_init(&line, (size_t)1 << 30);
 	const struct store_record *rec;
-	int rc, exit_code = 0;
-	while ((rc = store_reader_next(r, &rec)) == 1) {
+	int rc = 0, exit_code = 0;
+	if (f.since_ns)
+		rc = store_reader_seek_time(r, f.since_ns);
+	if (har) {
+		const struct store_file_meta *meta = store_reader_meta(r);
+		struct har_out ho = {.results =
+					 meta && meta->kind && !strcmp(meta->kind, "results")};
+		if (!rc)
+			rc = cat_har(r, &f, &ho, &line);
+		har_out_release(&ho);
+		rc = rc > 0 ? 0 : rc;
+	}
+	bool lines = !har && rc == 0; /* --json or text: one line per record */
+	while (lines && (rc = store_reader_next(r, &rec)) == 1) {
 		int k = keep(&f, rec);
 		if (k < 0) {
 			rc = k;

@@ -32,9 +32,11 @@
 #include "common/jsonw.h"
 #include "common/mem.h"
 #include "common/units.h"
+#include "interop/iop.h"
 #include "store/store.h"
 
 static struct src *rec_src;
+static struct iop_src *rec_iop; /* HAR or GoReplay among the -r files (interop/iop.h) */
 static volatile sig_atomic_t rec_stop;
 
 static void rec_on_signal(int sig)
@@ -43,6 +45,8 @@ static void rec_on_signal(int sig)
 	rec_stop = 1;
 	if (rec_src)
 		src_break(rec_src);
+	if (rec_iop)
+		iop_src_break(rec_iop);
 }
 
 static void usage(FILE *f)
@@ -57,9 +61,11 @@ static void usage(FILE *f)
 	    "\n"
 	    "Capture HTTP/1.x traffic, color each transaction by the rules and write the\n"
 	    "sessions to a store file (read it with `dyetap cat` / `dyetap info`).\n"
+	    "HAR 1.2 and GoReplay (.gor) files are read too (docs/interop.md).\n"
 	    "\n"
 	    "input:\n"
-	    "  -r, --read FILE        pcap or pcapng file; repeat to read several in order\n"
+	    "  -r, --read FILE        pcap, pcapng, HAR or GoReplay file (told apart by their\n"
+	    "                         content); repeat to read several in order\n"
 	    "  -i, --interface IFACE  capture live (needs root or CAP_NET_RAW)\n"
 	    "  BPF FILTER             trailing words, tcpdump syntax, e.g. 'tcp port 80'\n"
 	    "  --count N              stop after N packets\n"
@@ -363,7 +369,9 @@ static int run(struct rec_opts *o)
 	struct src_params sp;
 	recorder_conf_src(&o->rc, &sp);
 	sp.block_ms = o->immediate ? 0 : 20;
-	if (recorder_source(&source_desc, "", &sp) < 0) {
+	bool interop = !sp.iface && iop_any(sp.files, sp.n_files);
+	if ((interop ? iop_source(&source_desc, sp.files, sp.n_files)
+		     : recorder_source(&source_desc, "", &sp)) < 0) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
@@ -395,8 +403,13 @@ static int run(struct rec_opts *o)
 		ret = rc == -ENOMEM ? 3 : 2;
 		goto out;
 	}
-	rec_src = src_open(&sp, &ss, err, sizeof(err));
-	if (!rec_src) {
+	struct iop_stats is;
+	memset(&is, 0, sizeof(is));
+	if (interop)
+		rec_iop = iop_src_open(&sp, &ss, &is, err, sizeof(err));
+	else
+		rec_src = src_open(&sp, &ss, err, sizeof(err));
+	if (!rec_src && !rec_iop) {
 		fprintf(stderr, "dyetap record: %s\n", err);
 		ret = 2;
 		goto out;
@@ -427,7 +440,7 @@ static int run(struct rec_opts *o)
 	 * then still delivers what the kernel took before it, until -ENODATA. */
 	for (;;) {
 		struct src_pkt pkt;
-		rc = src_next(rec_src, &pkt, 100);
+		rc = interop ? iop_src_next(rec_iop, &pkt) : src_next(rec_src, &pkt, 100);
 		if (rc == 1) {
 			pipe_packet(pipe, pkt.ts_ns, pkt.linktype, pkt.data, pkt.caplen,
 				    pkt.wirelen);
@@ -441,7 +454,8 @@ static int run(struct rec_opts *o)
 		} else if (rc == -ENODATA) {
 			break;
 		} else {
-			fprintf(stderr, "dyetap record: %s\n", src_error(rec_src));
+			fprintf(stderr, "dyetap record: %s\n",
+				interop ? iop_src_error(rec_iop) : src_error(rec_src));
 			ret = 3;
 			break;
 		}
@@ -453,10 +467,13 @@ static int run(struct rec_opts *o)
 		}
 		int64_t now = clk_mono_ns();
 		if (deadline && now >= deadline) {
-			src_break(rec_src);
+			if (interop)
+				iop_src_break(rec_iop);
+			else
+				src_break(rec_src);
 			deadline = 0;
 		}
-		if (tty && now >= next_progress) {
+		if (tty && !interop && now >= next_progress) {
 			print_progress(rec_src, pipe, t0);
 			next_progress = now + 500000000LL;
 		}
@@ -464,9 +481,11 @@ static int run(struct rec_opts *o)
 	if (tty)
 		fprintf(stderr, "\r\033[K");
 	recorder_end_input(rec);
-	src_update_stats(rec_src);
+	if (!interop)
+		src_update_stats(rec_src);
 
-	if (recorder_counters(rec, &ss, ctrs) < 0) {
+	if (recorder_counters(rec, &ss, ctrs) < 0 ||
+	    (interop && ctr_set_table(ctrs, "interop_", &is, iop_ctr_descs, iop_ctr_count) < 0)) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		ret = 3;
 		goto out;
@@ -514,6 +533,8 @@ static int run(struct rec_opts *o)
 out:
 	src_close(rec_src);
 	rec_src = NULL;
+	iop_src_close(rec_iop);
+	rec_iop = NULL;
 	recorder_free(rec);
 	ctr_set_free(ctrs);
 	dbuf_release(&source_desc);
