@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
 #include "analysis/tmpl.h"
 #include "common/mem.h"
@@ -123,6 +124,7 @@ static void cand_free(struct diff_cand *v)
 		mem_free(v->gr[i].location);
 		example_free(&v->gr[i].ex);
 	}
+	diff_causes_free(v->roots);
 	mem_free(v->gr);
 	mem_free(v->gr_hash);
 	mem_free(v->pairs);
@@ -465,6 +467,7 @@ static void keep_example(struct diff_ctx *c, struct diff_group *g, const struct 
 	x.request = render_msg(c, &s->req, true);
 	x.primary = render_msg(c, &s->resp, false);
 	x.candidate = render_msg(c, &r->resp, false);
+	memcpy(x.iloc, f->iloc, sizeof(x.iloc));
 	memcpy(x.pval, f->pval, sizeof(x.pval));
 	memcpy(x.cval, f->cval, sizeof(x.cval));
 	if (!x.request || !x.primary || !x.candidate) {
@@ -1124,6 +1127,21 @@ static int finish_shards(struct diff_ctx *c)
 	return rc;
 }
 
+/* Root causes of every verdict (diff_causes.h), once groups are final. */
+static int finish_causes(struct diff_ctx *c)
+{
+	for (size_t i = 0; i < c->n_cand; i++) {
+		struct diff_cand *v = c->cand[i];
+		if (diff_causes_build(v))
+			return -ENOMEM;
+		v->sum.causes = v->roots->real;
+		v->sum.noise_causes = v->roots->noise;
+		c->sum.causes += v->sum.causes;
+		c->sum.noise_causes += v->sum.noise_causes;
+	}
+	return 0;
+}
+
 int diff_ctx_finish(struct diff_ctx *c)
 {
 	if (c->finished)
@@ -1171,7 +1189,7 @@ int diff_ctx_finish(struct diff_ctx *c)
 	t->p50_latency_ratio = c->p50_p ? (double)c->p50_c / (double)c->p50_p : 0;
 	t->p99_latency_ratio = c->p99_p ? (double)c->p99_c / (double)c->p99_p : 0;
 	t->data_incomplete |= shared_loss(c);
-	return 0;
+	return finish_causes(c);
 }
 
 const struct diff_summary *diff_ctx_summary(const struct diff_ctx *c)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
 #include "analysis/report.h"
 #include "common/jsonw.h"
@@ -220,6 +221,8 @@ static void jsummary(struct dbuf *b, const struct diff_summary *s, uint64_t p50p
 		    (unsigned long long)s->results, (unsigned long long)s->compared,
 		    (unsigned long long)s->differing, (unsigned long long)s->noisy_only);
 	jnum(b, s->diff_rate);
+	dbuf_printf(b, ",\"causes\":%llu,\"noise_causes\":%llu", (unsigned long long)s->causes,
+		    (unsigned long long)s->noise_causes);
 	dbuf_printf(b,
 		    ",\"status_changes\":%llu,\"groups\":%llu,\"noise_groups\":%llu,"
 		    "\"incomplete\":%llu,\"replay_errors\":%llu,\"unreplayed\":%llu,"
@@ -359,6 +362,85 @@ static void jgroups(struct dbuf *b, const struct diff_cand *v, bool *first)
 	mem_free(idx);
 }
 
+/* Root causes of verdict @p v (docs/report.md "Causes"). */
+static void jroots(struct dbuf *b, const struct diff_cand *v, bool *first)
+{
+	const struct diff_causes *cs = v->roots;
+	struct dbuf rules;
+	dbuf_init(&rules, 1 << 20);
+	for (size_t i = 0; cs && i < cs->n; i++) {
+		const struct diff_rootcause *rc = &cs->v[i];
+		dbuf_puts(b, *first ? "{\"candidate\":" : ",{\"candidate\":");
+		*first = false;
+		jsonw_cstr(b, v->role);
+		dbuf_printf(b, ",\"id\":\"c%zu\",\"severity\":\"%s\",\"kind\":\"%s\",\"location\":",
+			    i + 1, diff_severity_name(rc->severity), diff_kind_name(rc->kind));
+		jsonw_cstr(b, rc->location);
+		dbuf_puts(b, ",\"pattern\":");
+		jsonw_cstr(b, rc->pattern);
+		dbuf_puts(b, ",\"endpoints\":[");
+		for (uint32_t e = 0; e < rc->n_eps; e++) {
+			if (e)
+				dbuf_putc(b, ',');
+			jsonw_cstr(b, v->ep[rc->eps[e]].name);
+		}
+		dbuf_printf(b, "],\"count\":%llu,\"pairs\":%llu,\"rate\":",
+			    (unsigned long long)rc->count, (unsigned long long)rc->pairs);
+		jnum(b, rc->rate);
+		dbuf_printf(b, ",\"noise\":%s,\"noise_reason\":", rc->noise ? "true" : "false");
+		if (rc->noise)
+			dbuf_printf(b, "\"%s\"", noise_reason(rc->noise));
+		else
+			dbuf_puts(b, "null");
+		dbuf_reset(&rules);
+		diff_cause_rules(v, rc, &rules);
+		dbuf_puts(b, ",\"rule\":");
+		if (rules.len)
+			jsonw_str(b, rules.data, rules.len);
+		else
+			dbuf_puts(b, "null");
+		dbuf_puts(b, ",\"examples\":[");
+		for (uint32_t k = 0, n = 0; k < rc->n_groups && n < DIFF_CAUSE_EXAMPLES; k++) {
+			const struct diff_group *g = &v->gr[rc->groups[k]];
+			const struct diff_example *x = diff_group_example(g);
+			if (!x)
+				continue;
+			dbuf_puts(b, n++ ? ",{\"endpoint\":" : "{\"endpoint\":");
+			jsonw_cstr(b, v->ep[g->endpoint].name);
+			dbuf_printf(b, ",\"session_id\":%llu,\"location\":",
+				    (unsigned long long)x->session_id);
+			jsonw_cstr(b, x->iloc[0] ? x->iloc : g->location);
+			dbuf_puts(b, ",\"primary_value\":");
+			jsonw_cstr(b, x->pval);
+			dbuf_puts(b, ",\"candidate_value\":");
+			jsonw_cstr(b, x->cval);
+			dbuf_puts(b, ",\"request\":");
+			jsonw_cstr(b, x->request);
+			dbuf_puts(b, ",\"primary\":");
+			jsonw_cstr(b, x->primary);
+			dbuf_puts(b, ",\"candidate\":");
+			jsonw_cstr(b, x->candidate);
+			dbuf_putc(b, '}');
+		}
+		dbuf_puts(b, "],\"groups\":[");
+		for (uint32_t k = 0; k < rc->n_groups; k++) {
+			const struct diff_group *g = &v->gr[rc->groups[k]];
+			dbuf_puts(b, k ? ",{\"endpoint\":" : "{\"endpoint\":");
+			jsonw_cstr(b, v->ep[g->endpoint].name);
+			dbuf_puts(b, ",\"location\":");
+			jsonw_cstr(b, g->location);
+			dbuf_printf(b, ",\"kind\":\"%s\",\"count\":%llu,\"rate\":",
+				    diff_kind_name(g->kind), (unsigned long long)g->count);
+			jnum(b, g->rate);
+			dbuf_putc(b, '}');
+		}
+		dbuf_puts(b, "]}");
+	}
+	if (dbuf_error(&rules))
+		fail_nomem(b);
+	dbuf_release(&rules);
+}
+
 static void jcandidate(struct dbuf *b, const struct diff_ctx *c, size_t i)
 {
 	const struct diff_cand *v = c->cand[i];
@@ -394,6 +476,9 @@ static void jcandidate(struct dbuf *b, const struct diff_ctx *c, size_t i)
 			first = false;
 			jgate(b, c, &c->gates[k]);
 		}
+	dbuf_puts(b, "],\"causes\":[");
+	first = true;
+	jroots(b, v, &first);
 	dbuf_puts(b, "],\"endpoints\":[");
 	first = true;
 	jendpoints(b, v, &first);
@@ -507,6 +592,10 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 			dbuf_putc(b, ',');
 		jgate(b, c, &c->gates[i]);
 	}
+	dbuf_puts(b, "],\"causes\":[");
+	first = true;
+	for (size_t i = 0; i < c->n_cand; i++)
+		jroots(b, c->cand[i], &first);
 	dbuf_puts(b, "],\"endpoints\":[");
 	first = true;
 	for (size_t i = 0; i < c->n_cand; i++)
