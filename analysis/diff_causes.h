@@ -82,4 +82,13 @@ void diff_cause_rules(const struct diff_cand *v, const struct diff_rootcause *rc
 /* The first example of group @p g, or NULL. */
 const struct diff_example *diff_group_example(const struct diff_group *g);
 
+/* ---- the HTML section (report_causes.c) ---- */
+
+/* Style and script the section needs, for report_html.c's <style>/<script>. */
+extern const char report_causes_css[];
+extern const char report_causes_js[];
+
+/* Append the causes section of verdict @p v (element ids end with @p sfx). */
+void report_html_causes(struct dbuf *b, const struct diff_cand *v, const char *sfx);
+
 #endif
