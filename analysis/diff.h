@@ -3,7 +3,7 @@
  * diff - the analysis context: compare replayed (candidate) responses with
  * recorded production (primary) responses, learn noise from a second
  * known-good run (secondary), group differences by endpoint and
- * signature, and measure latency. DESIGN.md §9; docs/diff.md is the user
+ * signature, and measure latency. docs/diff.md is the user
  * manual, docs/report.md the report schema.
  *
  * Use:

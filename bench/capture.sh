@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Capture benchmark (DESIGN.md §13): `dyetap record` on one core over a
+# Capture benchmark (docs/benchmarks.md "Capture"): `dyetap record` on one core over a
 # generated >= 1 GiB HTTP capture, beside its anchors measured in the same
 # run: a bare pcap_next_ex read loop over the same file, and tshark's HTTP
 # field extraction on a 40 MB slice (compared in MB/s). Also: store size vs

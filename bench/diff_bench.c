@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * diff_bench - throughput of the response differ on one core
- * (DESIGN.md §13: identical 1 KiB JSON pairs >= 1 GB/s, differing pairs
+ * (docs/benchmarks.md "Diff": identical 1 KiB JSON pairs >= 1 GB/s, differing pairs
  * >= 200k pairs/s). Builds N pairs of ~1 KiB JSON responses, times
  *   - identical pairs through diff_ctx_add() (bytes equal: fast path),
  *   - identical-after-masking pairs (a `mask body` rule, bytes differ),

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Fast path benchmark (DESIGN.md §13): dyetap-fastpath on
+# Fast path benchmark (docs/benchmarks.md "Fast path"): dyetap-fastpath on
 # net_pcap,infinite_rx=1 (the capture replayed from memory, no NIC), beside
 # its anchor measured in the same run: dpdk-testpmd --forward-mode=rxonly on
 # the same vdev and capture. Two captures: a realistic HTTP mix (~710 B

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Flow-memory benchmark (DESIGN.md §13 "memory: 1 M flows <= 512 MiB"):
+# Flow-memory benchmark (docs/benchmarks.md "Memory": 1 M flows <= 512 MiB):
 # peak RSS of `dyetap record` over captures in which N connections are all
 # open at once, for N = 100 000 and N (default 1 000 000), in two shapes
 # written by bench/gen_flows_pcap.c:

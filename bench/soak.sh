@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Soak (docs/benchmarks.md "## Soak", issue 8): live capture and replay
+# Soak (docs/benchmarks.md "## Soak"): live capture and replay
 # together on loopback at a sustained rate for DURATION seconds.
 #
 #  1. nginx (1 worker, access log on, one line per request with the shadow

@@ -410,7 +410,7 @@ static void stream_emit(struct h2_conn *c, struct h2_stream *s, uint32_t flags)
 	session_base(c, s, &out);
 	if (scratch_reserve(c, (size_t)q->nf + r->nf) == 0) {
 		msg_view(q, &out.req, c->scratch);
-		msg_view(r, &out.resp, c->scratch + q->nf);
+		msg_view(r, &out.resp, c->scratch ? c->scratch + q->nf : NULL);
 	} else {
 		flags |= STORE_F_PARSE_ERROR; /* out of memory: the fields are lost */
 		struct h2_msg bare = *q;

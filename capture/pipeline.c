@@ -12,7 +12,8 @@
  * so every byte a connection holds outside its flow entry is under
  * txn_memcap.
  *
- * References: DESIGN.md §4 and §11; capture/txn.h, capture/rules.h.
+ * References: docs/architecture.md ("Data flow", "Where the caps live");
+ * capture/txn.h, capture/rules.h.
  */
 #include "capture/pipeline.h"
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pipeline - one packet path from bytes to colored sessions (DESIGN.md §4).
+ * pipeline - one packet path from bytes to colored sessions
+ * (docs/architecture.md "Data flow").
  *
  *   pipe_packet() -> decode -> flow table -> TCP reassembly -> txn (HTTP/1.x)
  *     -> session id + color rules -> sink (e.g. the store writer)

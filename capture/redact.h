@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * redact - record-time redaction of secrets in sessions (issue 8,
- * docs/capture.md "Redaction").
+ * redact - record-time redaction of secrets in sessions
+ * (docs/capture.md "Redaction").
  *
  * A rule names a value and what to do with it (names match in any case;
  * header names after trimming the spaces around them):

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rules - color rules (DESIGN.md §7, grammar in docs/rules.md).
+ * rules - color rules (grammar and semantics in docs/rules.md).
  *
  * A rule names a lane and a conjunction of matchers; the first rule that
  * matches a transaction wins; a transaction no rule matches is uncolored

@@ -7,7 +7,7 @@
  * Timestamps are read at nanosecond precision. A file cut short (a crash
  * while capturing) ends that file with a counted warning, not the run.
  *
- * Live capture follows DESIGN.md §12: pcap_create, immediate mode,
+ * Live capture: pcap_create, immediate mode,
  * non-blocking, and poll() on the selectable descriptor so the caller
  * regains control when traffic stops (a blocking pcap_next_ex would not
  * return). Kernel drops come from pcap_stats().

@@ -3,8 +3,10 @@
  * dyetap record - capture HTTP traffic from pcap files or an interface,
  * color the transactions and write them as sessions to a store file.
  *
- * Wiring only: capture/source.h reads packets, capture/pipeline.h turns
- * them into colored sessions, store/store.h writes them. SIGINT/SIGTERM
+ * Wiring only: capture/source.h reads packets, capture/recorder.h (the
+ * pipeline, redaction and the store writer with its metadata, shared
+ * with `dyetap mirror` and the fast path) turns them into colored
+ * sessions in a store file. SIGINT/SIGTERM
  * stop the capture; pending sessions are then emitted and the store is
  * closed with its trailer (the run's counters), so an interrupted capture
  * is a complete file. The manual is docs/capture.md.
@@ -21,8 +23,7 @@
 #include <unistd.h>
 
 #include "capture/pipeline.h"
-#include "capture/redact.h"
-#include "capture/rules.h"
+#include "capture/recorder.h"
 #include "capture/source.h"
 #include "cli/cmds.h"
 #include "common/clock.h"
@@ -31,9 +32,6 @@
 #include "common/jsonw.h"
 #include "common/mem.h"
 #include "store/store.h"
-
-#define REC_MAX_FILES 256
-#define REC_MAX_RULES 256
 
 static struct src *rec_src;
 static volatile sig_atomic_t rec_stop;
@@ -155,22 +153,9 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int rec_sink(void *ctx, const struct store_session *s)
-{
-	return store_writer_add_session(ctx, s);
-}
-
 struct rec_opts {
-	const char *files[REC_MAX_FILES];
-	size_t n_files;
-	const char *iface;
+	struct recorder_conf rc; /* input, rules, redaction (shared with mirror) */
 	const char *out;
-	const char *colors[REC_MAX_RULES];
-	size_t n_colors;
-	const char *rules_file;
-	const char *redacts[REC_MAX_RULES];
-	size_t n_redacts;
-	bool redact_defaults;
 	bool drop_uncolored;
 	uint64_t max_body;
 	uint64_t duration_s;
@@ -180,14 +165,10 @@ struct rec_opts {
 	uint64_t memcap;
 	uint64_t http_memcap;
 	uint64_t http_sleep_mem; /* 0: default; UINT64_MAX: given as 0 (always) */
-	uint64_t snaplen;
-	uint64_t buffer_mb;
-	bool promisc;
 	int level;
 	bool stats;
 	bool json;
 	bool immediate; /* live: immediate mode instead of 20 ms blocks */
-	struct dbuf filter;
 };
 
 static int bad(const char *what, const char *val)
@@ -200,8 +181,7 @@ static int bad(const char *what, const char *val)
 static int parse_args(int argc, char **argv, struct rec_opts *o)
 {
 	enum {
-		O_COLOR = 256,
-		O_RULES,
+		O_REC_OPT = 256, /* every option of capture/recorder.h: looked up by name */
 		O_UNCOLORED,
 		O_MAX_BODY,
 		O_DURATION,
@@ -211,22 +191,17 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 		O_MAX_FLOWS,
 		O_IDLE,
 		O_MEMCAP,
-		O_SNAPLEN,
-		O_BUFFER,
-		O_PROMISC,
 		O_IMMEDIATE,
 		O_LEVEL,
 		O_HTTP_MEMCAP,
 		O_HTTP_SLEEP_MEM,
-		O_REDACT,
-		O_REDACT_DEFAULTS,
 	};
 	static const struct option longopts[] = {
-	    {"read", required_argument, NULL, 'r'},
-	    {"interface", required_argument, NULL, 'i'},
+	    {"read", required_argument, NULL, O_REC_OPT},
+	    {"interface", required_argument, NULL, O_REC_OPT},
 	    {"write", required_argument, NULL, 'w'},
-	    {"color", required_argument, NULL, O_COLOR},
-	    {"rules", required_argument, NULL, O_RULES},
+	    {"color", required_argument, NULL, O_REC_OPT},
+	    {"rules", required_argument, NULL, O_REC_OPT},
 	    {"uncolored", required_argument, NULL, O_UNCOLORED},
 	    {"max-body", required_argument, NULL, O_MAX_BODY},
 	    {"duration", required_argument, NULL, O_DURATION},
@@ -236,49 +211,38 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 	    {"max-flows", required_argument, NULL, O_MAX_FLOWS},
 	    {"idle-timeout", required_argument, NULL, O_IDLE},
 	    {"reasm-memcap", required_argument, NULL, O_MEMCAP},
-	    {"snaplen", required_argument, NULL, O_SNAPLEN},
-	    {"buffer-mb", required_argument, NULL, O_BUFFER},
-	    {"promisc", no_argument, NULL, O_PROMISC},
+	    {"snaplen", required_argument, NULL, O_REC_OPT},
+	    {"buffer-mb", required_argument, NULL, O_REC_OPT},
+	    {"promisc", no_argument, NULL, O_REC_OPT},
 	    {"immediate", no_argument, NULL, O_IMMEDIATE},
 	    {"level", required_argument, NULL, O_LEVEL},
 	    {"http-memcap", required_argument, NULL, O_HTTP_MEMCAP},
 	    {"http-sleep-mem", required_argument, NULL, O_HTTP_SLEEP_MEM},
-	    {"redact", required_argument, NULL, O_REDACT},
-	    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
+	    {"redact", required_argument, NULL, O_REC_OPT},
+	    {"redact-defaults", no_argument, NULL, O_REC_OPT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int c;
+	char err[512];
+	int c, li = -1;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "r:i:w:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:w:h", longopts, &li)) != -1) {
+		const char *name = c == 'r' ? "read" : c == 'i' ? "interface" : NULL;
+		if (c == O_REC_OPT)
+			name = longopts[li].name;
+		li = -1;
+		if (name) {
+			if (recorder_conf_option(&o->rc, name, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "dyetap record: %s (see dyetap record --help)\n",
+					err);
+				return 2;
+			}
+			continue;
+		}
 		switch (c) {
-		case 'r':
-			if (o->n_files == REC_MAX_FILES)
-				return bad("number of -r files (max 256)", optarg);
-			o->files[o->n_files++] = optarg;
-			break;
-		case 'i':
-			o->iface = optarg;
-			break;
 		case 'w':
 			o->out = optarg;
-			break;
-		case O_COLOR:
-			if (o->n_colors == REC_MAX_RULES)
-				return bad("number of --color rules (max 256)", optarg);
-			o->colors[o->n_colors++] = optarg;
-			break;
-		case O_RULES:
-			o->rules_file = optarg;
-			break;
-		case O_REDACT:
-			if (o->n_redacts == REC_MAX_RULES)
-				return bad("number of --redact rules (max 256)", optarg);
-			o->redacts[o->n_redacts++] = optarg;
-			break;
-		case O_REDACT_DEFAULTS:
-			o->redact_defaults = true;
 			break;
 		case O_UNCOLORED:
 			if (!strcmp(optarg, "drop"))
@@ -329,19 +293,8 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 			if (!o->http_sleep_mem)
 				o->http_sleep_mem = UINT64_MAX;
 			break;
-		case O_SNAPLEN:
-			if (parse_u64(optarg, &o->snaplen) < 0 || o->snaplen > 262144)
-				return bad("--snaplen", optarg);
-			break;
-		case O_BUFFER:
-			if (parse_u64(optarg, &o->buffer_mb) < 0 || o->buffer_mb > 4096)
-				return bad("--buffer-mb", optarg);
-			break;
 		case O_IMMEDIATE:
 			o->immediate = true;
-			break;
-		case O_PROMISC:
-			o->promisc = true;
 			break;
 		case O_LEVEL:
 			if (store_parse_level(optarg, &o->level))
@@ -363,27 +316,15 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 			return 2;
 		}
 	}
-	for (int i = optind; i < argc; i++)
-		if ((i > optind && dbuf_putc(&o->filter, ' ') < 0) ||
-		    dbuf_puts(&o->filter, argv[i]) < 0)
-			return bad("BPF filter (too long)", argv[i]);
-	if (!o->n_files == !o->iface) {
-		fprintf(stderr, "dyetap record: give either -r FILE (one or more) or -i IFACE\n"
-				"try: dyetap record --help\n");
+	if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0)
+		return bad("BPF filter (too long)", argv[optind]);
+	if (recorder_conf_check(&o->rc, o->out, err, sizeof(err))) {
+		fprintf(stderr, "dyetap record: %s\ntry: dyetap record --help\n", err);
 		return 2;
 	}
 	if (!o->out) {
 		fprintf(stderr, "dyetap record: give the output file with -w OUT.dyt\n");
 		return 2;
-	}
-	for (size_t i = 0; i < o->n_files; i++) {
-		if (cli_same_file(o->files[i], o->out)) {
-			fprintf(stderr,
-				"dyetap record: the output '%s' is also an input ('%s'): writing "
-				"it would overwrite the capture\n",
-				o->out, o->files[i]);
-			return 2;
-		}
 	}
 	return 0;
 }
@@ -402,13 +343,6 @@ static void print_progress(struct src *src, const struct pipe *pipe, int64_t t0)
 		secs > 0 ? mb / secs : 0.0);
 }
 
-static void print_stats(const struct store_counter *c, size_t n, double secs)
-{
-	fprintf(stderr, "dyetap record: counters (%.2f s):\n", secs);
-	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "  %-36s %" PRIu64 "\n", c[i].name, c[i].value);
-}
-
 /* CPU milliseconds (user + sys) of the calling thread or of the process. */
 static uint64_t cpu_ms(int who)
 {
@@ -419,168 +353,95 @@ static uint64_t cpu_ms(int who)
 	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
-/* The counters, then the CPU time of the capture thread (this one) and of
- * the whole process (plus the store's compression thread); not counters,
- * so they stay out of the file's trailer. */
-static int print_json(const struct store_counter *c, size_t n, uint64_t thread_ms,
-		      uint64_t total_ms)
+/* --stats (stderr table) and --json (stdout object): the counters, and for
+ * --json the CPU time of the capture thread (this one) and of the whole
+ * process (plus the store's compression thread); not counters, so they
+ * stay out of the file's trailer. */
+static int print_counters(const struct rec_opts *o, const struct ctr_set *c, double secs)
 {
 	struct dbuf b;
 	int rc = 0;
 	dbuf_init(&b, 1u << 20);
-	rc |= dbuf_putc(&b, '{');
-	for (size_t i = 0; i < n; i++) {
-		rc |= jsonw_cstr(&b, c[i].name);
-		rc |= dbuf_printf(&b, ":%" PRIu64 ",", c[i].value);
+	if (o->stats) {
+		rc = ctr_set_text(c, &b, 36);
+		if (!rc)
+			fprintf(stderr, "dyetap record: counters (%.2f s):\n%s", secs,
+				b.len ? (const char *)b.data : "");
+		dbuf_reset(&b);
 	}
-	rc |= dbuf_printf(&b, "\"cpu_capture_thread_ms\":%" PRIu64 ",\"cpu_total_ms\":%" PRIu64,
-			  thread_ms, total_ms);
-	rc |= dbuf_puts(&b, "}\n");
-	if (!rc)
-		fwrite(b.data, 1, b.len, stdout);
+	if (o->json) {
+		rc |= dbuf_putc(&b, '{');
+		rc |= ctr_set_json(c, &b);
+		rc |= dbuf_printf(
+		    &b, "%s\"cpu_capture_thread_ms\":%" PRIu64 ",\"cpu_total_ms\":%" PRIu64 "}\n",
+		    ctr_set_count(c) ? "," : "", cpu_ms(RUSAGE_THREAD), cpu_ms(RUSAGE_SELF));
+		if (!rc)
+			fwrite(b.data, 1, b.len, stdout);
+	}
 	dbuf_release(&b);
 	return rc ? -ENOMEM : 0;
-}
-
-/* src_ counters first, then the pipeline's; returns a mem_alloc'd array. */
-static struct store_counter *collect_counters(const struct src_stats *ss, const struct pipe *pipe,
-					      size_t *n_out, char (*names)[48])
-{
-	size_t np = pipe_counters(pipe, NULL, 0);
-	struct store_counter *c = mem_calloc(src_ctr_count + np, sizeof(*c));
-	if (!c)
-		return NULL;
-	for (size_t i = 0; i < src_ctr_count; i++) {
-		snprintf(names[i], 48, "src_%s", src_ctr_descs[i].name);
-		c[i] = (struct store_counter){names[i], ctr_get(ss, &src_ctr_descs[i])};
-	}
-	*n_out = src_ctr_count + pipe_counters(pipe, c + src_ctr_count, np);
-	return c;
 }
 
 static int run(struct rec_opts *o)
 {
 	char err[1024] = "";
 	int ret = 3;
-	struct rules *rules = rules_create();
-	struct pipe *pipe = NULL;
-	struct store_writer *w = NULL;
-	struct store_counter *ctrs = NULL;
-	char(*names)[48] = mem_calloc(src_ctr_count, 48);
+	struct recorder *rec = NULL;
+	struct ctr_set *ctrs = ctr_set_create(0);
 	struct src_stats ss = {0};
-	const char **rule_texts = NULL;
-	const char **redact_texts = NULL;
-	struct redact *redact = NULL;
 	struct dbuf source_desc;
 	dbuf_init(&source_desc, 1u << 16);
-	if (!rules || !names) {
+	if (!ctrs) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
-	for (size_t i = 0; i < o->n_colors; i++)
-		if (rules_add(rules, o->colors[i], err, sizeof(err)) < 0) {
-			fprintf(stderr, "dyetap record: --color '%s': %s\n", o->colors[i], err);
-			ret = 2;
-			goto out;
-		}
-	if (o->rules_file && rules_load_file(rules, o->rules_file, err, sizeof(err)) < 0) {
-		fprintf(stderr, "dyetap record: --rules: %s\n", err);
-		ret = 2;
+	struct src_params sp;
+	recorder_conf_src(&o->rc, &sp);
+	sp.block_ms = o->immediate ? 0 : 20;
+	if (recorder_source(&source_desc, "", &sp) < 0) {
+		fprintf(stderr, "dyetap record: out of memory\n");
 		goto out;
 	}
-
-	if (o->n_redacts || o->redact_defaults) {
-		/* --redact rules first: for one value the first rule wins. */
-		redact = redact_create();
-		if (!redact) {
-			fprintf(stderr, "dyetap record: out of memory\n");
-			goto out;
-		}
-		for (size_t i = 0; i < o->n_redacts; i++) {
-			int rc = redact_add(redact, o->redacts[i], err, sizeof(err));
-			if (rc < 0) {
-				fprintf(stderr, "dyetap record: --redact %s\n", err);
-				ret = rc == -ENOMEM ? 3 : 2;
-				goto out;
-			}
-		}
-		if (o->redact_defaults && redact_add_defaults(redact) < 0) {
-			fprintf(stderr, "dyetap record: out of memory\n");
-			goto out;
-		}
-	}
-
-	struct src_params sp = {
-	    .files = o->files,
-	    .n_files = o->n_files,
-	    .iface = o->iface,
-	    .filter = o->filter.len ? (const char *)o->filter.data : NULL,
-	    .snaplen = (int)o->snaplen,
-	    .buffer_mb = (int)o->buffer_mb,
-	    .promisc = o->promisc,
-	    .block_ms = o->immediate ? 0 : 20,
+	struct recorder_params rp = {
+	    .conf = &o->rc,
+	    .drop_uncolored = o->drop_uncolored,
+	    .limits =
+		{
+		    .max_flows = (uint32_t)o->max_flows,
+		    .idle_timeout_ns = (int64_t)o->idle_s * 1000000000LL,
+		    .reasm_memcap = (size_t)o->memcap,
+		    .txn_memcap = (size_t)o->http_memcap,
+		    .txn_dormant_mem =
+			o->http_sleep_mem == UINT64_MAX ? 1 : (size_t)o->http_sleep_mem,
+		    .max_body = (size_t)o->max_body,
+		},
+	    .source = (const char *)source_desc.data,
+	    .filter = sp.filter,
+	    .path = o->out,
+	    .kind = "recording",
+	    .level = o->level,
+	    .background = true,
 	};
+	/* Rules and redactions first, then the input, then the output file. */
+	int rc = recorder_open(&rp, &rec, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "dyetap record: %s%s\n", err,
+			rc == -ENOMEM ? " (try a smaller --max-flows)" : "");
+		ret = rc == -ENOMEM ? 3 : 2;
+		goto out;
+	}
 	rec_src = src_open(&sp, &ss, err, sizeof(err));
 	if (!rec_src) {
 		fprintf(stderr, "dyetap record: %s\n", err);
 		ret = 2;
 		goto out;
 	}
-
-	size_t n_rules, n_redact;
-	rule_texts = rules_text_array(rules, &n_rules);
-	redact_texts = redact_text_array(redact, &n_redact);
-	if (!rule_texts || !redact_texts) {
-		fprintf(stderr, "dyetap record: out of memory\n");
-		goto out;
-	}
-	if (o->iface) {
-		dbuf_printf(&source_desc, "iface:%s", o->iface);
-	} else {
-		dbuf_puts(&source_desc, "pcap:");
-		for (size_t i = 0; i < o->n_files; i++)
-			dbuf_printf(&source_desc, "%s%s", i ? "," : "", o->files[i]);
-	}
-	char host[256] = "";
-	gethostname(host, sizeof(host) - 1);
-	struct store_meta meta = {
-	    .kind = "recording",
-	    .source = source_desc.data ? (const char *)source_desc.data : "",
-	    .filter = sp.filter,
-	    .rules = rule_texts,
-	    .n_rules = n_rules,
-	    .host = host,
-	    .start_ns = clk_real_ns(),
-	    .redactions = redact_texts,
-	    .n_redactions = n_redact,
-	};
-	struct store_writer_params wp = {
-	    .path = o->out, .level = o->level, .meta = &meta, .background = true};
-	w = store_writer_create(&wp, err, sizeof(err));
-	if (!w) {
+	if ((rc = recorder_create_file(rec, err, sizeof(err))) < 0) {
 		fprintf(stderr, "dyetap record: %s\n", err);
-		ret = 2;
+		ret = rc == -ENOMEM ? 3 : 2;
 		goto out;
 	}
-
-	struct pipe_params pp = {
-	    .max_flows = (uint32_t)o->max_flows,
-	    .idle_timeout_ns = (int64_t)o->idle_s * 1000000000LL,
-	    .reasm_memcap = (size_t)o->memcap,
-	    .txn_memcap = (size_t)o->http_memcap,
-	    .txn_dormant_mem = o->http_sleep_mem == UINT64_MAX ? 1 : (size_t)o->http_sleep_mem,
-	    .max_body = (size_t)o->max_body,
-	    .rules = rules,
-	    .redact = redact,
-	    .drop_uncolored = o->drop_uncolored,
-	    .sink = rec_sink,
-	    .sink_ctx = w,
-	};
-	pipe = pipe_create(&pp);
-	if (!pipe) {
-		fprintf(stderr, "dyetap record: out of memory (try a smaller --max-flows)\n");
-		goto out;
-	}
+	struct pipe *pipe = recorder_pipe(rec);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -590,13 +451,12 @@ static int run(struct rec_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 
 	bool tty = isatty(STDERR_FILENO);
-	bool live = o->iface != NULL;
+	bool live = sp.iface != NULL;
 	if (live) /* from here on every packet is captured (tests wait for this line) */
-		fprintf(stderr, "dyetap record: capturing on %s, Ctrl-C to stop\n", o->iface);
+		fprintf(stderr, "dyetap record: capturing on %s, Ctrl-C to stop\n", sp.iface);
 	int64_t t0 = clk_mono_ns(), next_progress = t0 + 500000000LL;
 	int64_t deadline = o->duration_s ? t0 + (int64_t)o->duration_s * 1000000000LL : 0;
 	uint64_t n = 0;
-	int rc = 0;
 	ret = 0;
 	/* A stop (signal or --duration) goes through src_break(): a live source
 	 * then still delivers what the kernel took before it, until -ENODATA. */
@@ -620,9 +480,9 @@ static int run(struct rec_opts *o)
 			ret = 3;
 			break;
 		}
-		if (store_writer_tick(w) < 0) {
+		if (recorder_tick(rec) < 0) {
 			fprintf(stderr, "dyetap record: writing %s: %s\n", o->out,
-				store_writer_error(w));
+				recorder_error(rec));
 			ret = 3;
 			break;
 		}
@@ -638,38 +498,27 @@ static int run(struct rec_opts *o)
 	}
 	if (tty)
 		fprintf(stderr, "\r\033[K");
-	pipe_finish(pipe);
+	recorder_end_input(rec);
 	src_update_stats(rec_src);
 
-	size_t n_ctrs = 0;
-	ctrs = collect_counters(&ss, pipe, &n_ctrs, names);
-	if (!ctrs) {
+	if (recorder_counters(rec, &ss, ctrs) < 0) {
 		fprintf(stderr, "dyetap record: out of memory\n");
 		ret = 3;
 		goto out;
 	}
-	char sink_err[256] = ""; /* the writer's first error message, before the close */
-	if (pipe_get_stats(pipe)->sink_errors)
-		snprintf(sink_err, sizeof(sink_err), "%s", store_writer_error(w));
+	const struct pipe_stats *ps = pipe_get_stats(pipe);
 	bool write_failed = false;
-	if (store_writer_finish(w, ctrs, n_ctrs, err, sizeof(err)) < 0) {
+	if (recorder_close(rec, ctrs, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dyetap record: closing %s: %s\n", o->out, err);
 		ret = 3;
 		write_failed = true;
 	}
-	/* Sessions not in the file: refused by the writer, in frames that failed
-	 * (a full disk), or not redactable; not the count of failed calls. */
-	uint64_t lost = store_writer_lost(w) + (redact ? redact_get_stats(redact)->errors : 0);
-	if (!*sink_err && store_writer_lost(w))
-		snprintf(sink_err, sizeof(sink_err), "%s", store_writer_error(w));
-	store_writer_free(w);
-	w = NULL;
+	uint64_t lost = recorder_lost(rec);
 	double secs = (double)(clk_mono_ns() - t0) / 1e9;
-	if (o->stats)
-		print_stats(ctrs, n_ctrs, secs);
-	if (o->json && print_json(ctrs, n_ctrs, cpu_ms(RUSAGE_THREAD), cpu_ms(RUSAGE_SELF)) < 0)
+	if ((o->stats || o->json) && print_counters(o, ctrs, secs) < 0) {
+		fprintf(stderr, "dyetap record: out of memory while printing the counters\n");
 		ret = 3;
-	const struct pipe_stats *ps = pipe_get_stats(pipe);
+	}
 	if (!o->stats && !o->json) {
 		if (write_failed)
 			/* Sessions handed to the writer may have been in a frame that failed. */
@@ -686,9 +535,9 @@ static int run(struct rec_opts *o)
 	}
 	if (ps->sink_errors || lost) {
 		/* Sessions were parsed but are not in the file: say so, and fail. */
-		fprintf(stderr,
-			"dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
-			lost, o->out, *sink_err ? sink_err : "see redact_errors");
+		fprintf(
+		    stderr, "dyetap record: %" PRIu64 " sessions could not be written to %s (%s)\n",
+		    lost, o->out, *recorder_error(rec) ? recorder_error(rec) : "see redact_errors");
 		if (!ret)
 			ret = 3;
 	}
@@ -698,16 +547,10 @@ static int run(struct rec_opts *o)
 			" packets (raise --buffer-mb or narrow the filter)\n",
 			ss.kernel_drops);
 out:
-	store_writer_free(w);
-	pipe_free(pipe);
 	src_close(rec_src);
 	rec_src = NULL;
-	rules_free(rules);
-	mem_free(ctrs);
-	mem_free(names);
-	mem_free(rule_texts);
-	mem_free(redact_texts);
-	redact_free(redact);
+	recorder_free(rec);
+	ctr_set_free(ctrs);
 	dbuf_release(&source_desc);
 	return ret;
 }
@@ -716,12 +559,12 @@ int cmd_record(int argc, char **argv)
 {
 	struct rec_opts o;
 	memset(&o, 0, sizeof(o));
-	dbuf_init(&o.filter, 1u << 16);
+	recorder_conf_init(&o.rc);
 	int rc = parse_args(argc, argv, &o);
 	if (rc == 0)
 		rc = run(&o);
 	else if (rc == 1)
 		rc = 0;
-	dbuf_release(&o.filter);
+	recorder_conf_release(&o.rc);
 	return rc;
 }

@@ -36,15 +36,17 @@
 #include <rte_telemetry.h>
 
 #include "capture/pipeline.h"
+#include "capture/recorder.h"
 #include "capture/rules.h"
 #include "common/dbuf.h"
 #include "common/jsonw.h"
 #include "common/mem.h"
 #include "dpdk/fp_private.h"
+#include "replay/replay_guard.h"
 #include "dyetap_version.h"
 #include "store/store.h"
 
-struct fp_app fp_app = {.c = {.tx_port = -1}, .ts_off = -1};
+struct fp_app fp_app = {.c = {.tx_port = -1}, .ts_off = -1, .tag_off = -1};
 
 #define C(f, h) CTR_DESC(struct fp_stats, f, h)
 const struct ctr_desc fp_ctr_descs[] = {
@@ -66,6 +68,7 @@ const struct ctr_desc fp_ctr_descs[] = {
     C(handed_off, "packets enqueued to workers"),
     C(worker_pkts, "packets dequeued by workers"),
     C(worker_written, "packets recorded by workers"),
+    C(handed_off_uncolored, "packets of uncolored flows handed to workers to color each request"),
 };
 #undef C
 const size_t fp_ctr_count = RTE_DIM(fp_ctr_descs);
@@ -99,20 +102,18 @@ static void usage(FILE *out)
 	    "  -w FILE                 workers record: FILE.dyt gets the sessions of colored\n"
 	    "                          flows (capture pipeline, as dyetap record), FILE.pcap\n"
 	    "                          their packets; worker i > 0 writes FILE.i\n"
-	    "  --uncolored record|drop keep sessions no rule matches in a colored flow (record)\n"
-	    "shadowing (workers send colored requests to lane targets, as dyetap mirror):\n"
-	    "  --lane LANE=URL[,URL]   targets of a lane (every request goes to each); implies\n"
-	    "                          --workers 1\n"
-	    "  --lane-rate LANE=N/s    token bucket per lane (burst N/10, at least 1)\n"
-	    "  --queue N               requests queued or in flight per lane target (1000)\n"
+	    "  --uncolored record|drop keep the sessions no rule colors among those the workers\n"
+	    "                          see (record; docs/dpdk.md \"Per-request coloring\")\n"
+	    "  --redact KIND:NAME[:mask|drop], --redact-defaults\n"
+	    "                          as dyetap record: secrets masked in what -w and\n"
+	    "                          --shadow-out write (shadow requests go unchanged)\n"
+	    "shadowing (workers send colored requests to lane targets, as dyetap mirror;\n"
+	    "--lane implies --workers 1):\n"
+	    "%s"
 	    "  --shadow-ring N         requests per worker-to-sender ring (1024)\n"
-	    "  --timeout DUR           per shadow request (10s)\n"
-	    "  --drain-timeout DUR     at the end, wait this long for shadow answers (5s)\n"
-	    "  --allow-writes          also send methods other than GET, HEAD, OPTIONS\n"
-	    "  --shadow-header N:V     marker header (default x-dyetap-shadow: 1)\n"
-	    "  --no-shadow-header      send no marker header\n"
 	    "  --shadow-out FILE.dyt   write each shadowed session (production response) and\n"
 	    "                          its shadow results (kind results; dyetap diff reads it)\n"
+	    "other:\n"
 	    "  --flows N               flow table entries per RX lcore (65536)\n"
 	    "  --pending N             undecided flows per RX lcore (1024)\n"
 	    "  --hold-budget N         packets held for undecided flows per RX lcore (2048)\n"
@@ -130,7 +131,8 @@ static void usage(FILE *out)
 	    "Example (no NIC, no hugepages):\n"
 	    "  dyetap-fastpath --no-huge -m 256 --no-pci -l 0,1 \\\n"
 	    "    --vdev net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap -- \\\n"
-	    "    --rx 0 --mirror-tx 0 --color blue=header:x-lane=blue --exit-idle 500\n");
+	    "    --rx 0 --mirror-tx 0 --color blue=header:x-lane=blue --exit-idle 500\n",
+	    shadow_conf_help);
 }
 
 /*
@@ -143,7 +145,7 @@ static unsigned nlanes;
 
 /* --- counters ----------------------------------------------------------------- */
 
-static void stats_sum(struct fp_stats *t)
+void fp_stats_sum(struct fp_stats *t)
 {
 	const struct fp_stats *src[FP_MAX_LCORES + FP_MAX_WORKERS];
 	unsigned n = 0;
@@ -219,7 +221,7 @@ static void stats_print(FILE *out, bool json)
 {
 	struct fp_stats t;
 	uint64_t ms = start_tsc ? (rte_rdtsc() - start_tsc) * 1000 / rte_get_tsc_hz() : 0;
-	stats_sum(&t);
+	fp_stats_sum(&t);
 	if (json) {
 		struct dbuf b;
 		dbuf_init(&b, 1 << 16);
@@ -236,11 +238,9 @@ static void stats_print(FILE *out, bool json)
 		}
 		dbuf_printf(&b, "},\"elapsed_ms\":%" PRIu64, ms);
 		if (fp_app.sh.nlanes) {
-			struct fp_sh_stats sst;
 			struct sh_out o = {.b = &b, .first = true};
-			fp_shadow_sum(&sst);
 			dbuf_puts(&b, ",\"shadow\":{");
-			fp_shadow_each(&sst, sh_json, &o);
+			fp_shadow_report(sh_json, &o);
 			dbuf_puts(&b, o.cur ? "}}}" : "}");
 		}
 		if (sessions_final != UINT64_MAX)
@@ -256,10 +256,8 @@ static void stats_print(FILE *out, bool json)
 			fprintf(out, "lane %-11s %" PRIu64 "\n", lane_name[l], t.lane_pkts[l]);
 		fprintf(out, "%-16s %" PRIu64 "\n", "elapsed_ms", ms);
 		if (fp_app.sh.nlanes) {
-			struct fp_sh_stats sst;
 			struct sh_out o = {.f = out};
-			fp_shadow_sum(&sst);
-			fp_shadow_each(&sst, sh_text, &o);
+			fp_shadow_report(sh_text, &o);
 		}
 		if (sessions_final != UINT64_MAX)
 			fprintf(out, "%-16s %" PRIu64 "\n", "sessions", sessions_final);
@@ -273,7 +271,7 @@ static int telemetry_stats(const char *cmd, const char *params, struct rte_tel_d
 	struct rte_tel_data *lanes = rte_tel_data_alloc();
 	(void)cmd;
 	(void)params;
-	stats_sum(&t);
+	fp_stats_sum(&t);
 	rte_tel_data_start_dict(d);
 	for (size_t i = 0; i < fp_ctr_count; i++)
 		rte_tel_data_add_dict_u64(d, fp_ctr_descs[i].name, ctr_get(&t, &fp_ctr_descs[i]));
@@ -285,12 +283,10 @@ static int telemetry_stats(const char *cmd, const char *params, struct rte_tel_d
 			rte_tel_data_free(lanes);
 	}
 	if (fp_app.sh.nlanes) {
-		struct fp_sh_stats sst;
 		struct sh_out o = {.tel = rte_tel_data_alloc()};
 		if (o.tel) {
-			fp_shadow_sum(&sst);
 			rte_tel_data_start_dict(o.tel);
-			fp_shadow_each(&sst, sh_tel, &o);
+			fp_shadow_report(sh_tel, &o);
 			if (rte_tel_data_add_dict_container(d, "shadow", o.tel, 0))
 				rte_tel_data_free(o.tel);
 		}
@@ -306,7 +302,14 @@ static void on_signal(int sig)
 	__atomic_store_n(&fp_app.quit, 1, __ATOMIC_RELAXED);
 }
 
-static uint64_t ctl_last_total, ctl_last_change, ctl_last_stats;
+static uint64_t ctl_last_total, ctl_last_change, ctl_last_stats, ctl_last_warn;
+
+static void print_warnings(void)
+{
+	char msg[1024];
+	while (fp_shadow_warning(msg, sizeof(msg)))
+		fprintf(stderr, "dyetap-fastpath: %s\n", msg);
+}
 
 bool fp_control_tick(uint64_t now)
 {
@@ -316,6 +319,10 @@ bool fp_control_tick(uint64_t now)
 	if (tot != ctl_last_total) {
 		ctl_last_total = tot;
 		ctl_last_change = now;
+	}
+	if (fp_app.sh.nlanes && now - ctl_last_warn >= hz / 10) {
+		ctl_last_warn = now;
+		print_warnings(); /* the production guard or loop protection met a target */
 	}
 	if (fp_app.c.stats_every && now - ctl_last_stats >= hz * fp_app.c.stats_every) {
 		ctl_last_stats = now;
@@ -416,16 +423,10 @@ static int parse_args(int argc, char **argv)
 		O_MBUFS,
 		O_RULES,
 		O_UNCOLORED,
-		O_LANE,
-		O_LANE_RATE,
-		O_QUEUE,
+		O_SHADOW_OPT, /* every option of replay/shadow_core.h: looked up by name */
 		O_SHRING,
-		O_TIMEOUT,
-		O_DRAIN,
-		O_WRITES,
-		O_SHADOW,
-		O_NOSHADOW,
 		O_SHOUT,
+		O_REC_OPT, /* --redact, --redact-defaults (capture/recorder.h) */
 	};
 	static const struct option opts[] = {
 	    {"rx", required_argument, NULL, O_RX},
@@ -447,16 +448,26 @@ static int parse_args(int argc, char **argv)
 	    {"mbufs", required_argument, NULL, O_MBUFS},
 	    {"rules", required_argument, NULL, O_RULES},
 	    {"uncolored", required_argument, NULL, O_UNCOLORED},
-	    {"lane", required_argument, NULL, O_LANE},
-	    {"lane-rate", required_argument, NULL, O_LANE_RATE},
-	    {"queue", required_argument, NULL, O_QUEUE},
+	    {"lane", required_argument, NULL, O_SHADOW_OPT},
+	    {"lane-rate", required_argument, NULL, O_SHADOW_OPT},
+	    {"queue", required_argument, NULL, O_SHADOW_OPT},
+	    {"timeout", required_argument, NULL, O_SHADOW_OPT},
+	    {"drain-timeout", required_argument, NULL, O_SHADOW_OPT},
+	    {"allow-writes", no_argument, NULL, O_SHADOW_OPT},
+	    {"i-know-this-is-production", no_argument, NULL, O_SHADOW_OPT},
+	    {"insecure", no_argument, NULL, O_SHADOW_OPT},
+	    {"ca", required_argument, NULL, O_SHADOW_OPT},
+	    {"sni", required_argument, NULL, O_SHADOW_OPT},
+	    {"host", required_argument, NULL, O_SHADOW_OPT},
+	    {"set-header", required_argument, NULL, O_SHADOW_OPT},
+	    {"del-header", required_argument, NULL, O_SHADOW_OPT},
+	    {"path-prefix", required_argument, NULL, O_SHADOW_OPT},
+	    {"shadow-header", required_argument, NULL, O_SHADOW_OPT},
+	    {"no-shadow-header", no_argument, NULL, O_SHADOW_OPT},
 	    {"shadow-ring", required_argument, NULL, O_SHRING},
-	    {"timeout", required_argument, NULL, O_TIMEOUT},
-	    {"drain-timeout", required_argument, NULL, O_DRAIN},
-	    {"allow-writes", no_argument, NULL, O_WRITES},
-	    {"shadow-header", required_argument, NULL, O_SHADOW},
-	    {"no-shadow-header", no_argument, NULL, O_NOSHADOW},
 	    {"shadow-out", required_argument, NULL, O_SHOUT},
+	    {"redact", required_argument, NULL, O_REC_OPT},
+	    {"redact-defaults", no_argument, NULL, O_REC_OPT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -473,11 +484,9 @@ static int parse_args(int argc, char **argv)
 	c->hold_budget = 2048;
 	c->hold_ms = 500;
 	c->flow_timeout_s = 60;
-	sh->queue = 1000;
+	shadow_conf_init(&sh->conf);
+	recorder_conf_init(&c->rec);
 	sh->ring_size = 1024;
-	sh->drain_ns = 5000000000LL;
-	sh->rw.shadow_name = "x-dyetap-shadow";
-	sh->rw.shadow_value = "1";
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "hw:", opts, &li)) != -1) {
 		switch (o) {
@@ -587,46 +596,24 @@ static int parse_args(int argc, char **argv)
 				goto bad;
 			c->min_mbufs = (unsigned)v;
 			break;
-		case O_LANE:
-		case O_LANE_RATE: {
-			char *arg = optarg;
-			rc = o == O_LANE ? fp_shadow_parse_lane(arg, err, sizeof(err))
-					 : fp_shadow_parse_rate(arg, err, sizeof(err));
-			if (rc) {
-				fprintf(stderr, "dyetap-fastpath: --%s: %s\n",
-					o == O_LANE ? "lane" : "lane-rate", err);
+		case O_SHADOW_OPT:
+			if (shadow_conf_option(&sh->conf, opts[li].name, optarg, err, sizeof(err)) <
+			    0) {
+				fprintf(stderr, "dyetap-fastpath: %s\n", err);
 				return -EINVAL;
 			}
-			break;
-		}
-		case O_QUEUE:
-			if (parse_num(optarg, 10000000, &sh->queue) || !sh->queue)
-				goto bad;
 			break;
 		case O_SHRING:
 			if (parse_num(optarg, 1u << 20, &v) || !v)
 				goto bad;
 			sh->ring_size = (unsigned)v;
 			break;
-		case O_TIMEOUT:
-			if (replay_parse_duration(optarg, &sh->timeout_ns) || sh->timeout_ns <= 0)
-				goto bad;
-			break;
-		case O_DRAIN:
-			if (replay_parse_duration(optarg, &sh->drain_ns) || sh->drain_ns < 0)
-				goto bad;
-			break;
-		case O_WRITES:
-			sh->allow_writes = true;
-			break;
-		case O_SHADOW:
-			if (replay_hdr_set_parse(optarg, &sh->marker))
-				goto bad;
-			sh->rw.shadow_name = sh->marker.name;
-			sh->rw.shadow_value = sh->marker.value;
-			break;
-		case O_NOSHADOW:
-			sh->rw.shadow_name = NULL;
+		case O_REC_OPT:
+			if (recorder_conf_option(&c->rec, opts[li].name, optarg, err, sizeof(err)) <
+			    0) {
+				fprintf(stderr, "dyetap-fastpath: %s\n", err);
+				return -EINVAL;
+			}
 			break;
 		case O_SHOUT:
 			sh->out_path = optarg;
@@ -649,26 +636,24 @@ static int parse_args(int argc, char **argv)
 	}
 	if (!c->rules.nrules)
 		fprintf(stderr, "dyetap-fastpath: warning: no --color rule, nothing is colored\n");
-	if (sh->out_path && !sh->nlanes) {
+	if (sh->out_path && !sh->conf.n_lanes) {
 		fprintf(stderr, "dyetap-fastpath: --shadow-out needs --lane LANE=URL\n");
 		return -EINVAL;
 	}
+	if (sh->conf.n_lanes && shadow_conf_check(&sh->conf, err, sizeof(err))) {
+		fprintf(stderr, "dyetap-fastpath: %s\n", err);
+		return -EINVAL;
+	}
+	sh->nlanes = (unsigned)sh->conf.n_lanes;
 	for (unsigned i = 0; i < sh->nlanes; i++) {
 		bool known = false;
-		if (!sh->lanes[i].n_urls) {
-			fprintf(
-			    stderr,
-			    "dyetap-fastpath: --lane-rate for lane '%s' without --lane %s=URL\n",
-			    sh->lanes[i].name, sh->lanes[i].name);
-			return -EINVAL;
-		}
 		for (unsigned l = 1; l <= c->rules.nlanes; l++)
-			known |= !strcmp(c->rules.lane_names[l], sh->lanes[i].name);
+			known |= !strcmp(c->rules.lane_names[l], sh->conf.lanes[i].name);
 		if (!known)
 			fprintf(stderr,
 				"dyetap-fastpath: warning: no --color rule gives lane '%s'; its "
 				"targets get nothing\n",
-				sh->lanes[i].name);
+				sh->conf.lanes[i].name);
 	}
 	if ((c->wpath || sh->nlanes) && !c->workers)
 		c->workers = 1;
@@ -788,65 +773,13 @@ static struct fp_worker worker_mem[FP_MAX_WORKERS];
 static uint16_t used_ports[FP_MAX_PORTS + 1];
 static unsigned nused;
 
-static int fp_sink(void *ctx, const struct store_session *sess)
-{
-	struct fp_worker *wk = ctx;
-	if (fp_app.sh.out)
-		fp_shadow_on_session(wk, sess);
-	return wk->sw ? store_writer_add_session(wk->sw, sess) : 0;
-}
-
-/* The worker's capture pipeline: into its store (-w FILE.dyt) and/or the shadow sender. */
-static int open_pipe(struct fp_worker *wk)
-{
-	const struct fp_conf *c = &fp_app.c;
-	struct pipe_params pp = {
-	    .rules = c->rules.all,
-	    .drop_uncolored = c->drop_uncolored,
-	    .sink = wk->sw || fp_app.sh.out_path ? fp_sink : NULL,
-	    .sink_ctx = wk,
-	    .on_request = fp_app.sh.nlanes ? fp_shadow_on_request : NULL,
-	};
-	wk->pipe = pipe_create(&pp);
-	return wk->pipe ? 0 : -ENOMEM;
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* A store writer with the fast path's metadata (@p kind "recording" or "results"). */
-static struct store_writer *open_store(const char *path, const char *kind, char *err, size_t errlen)
-{
-	const struct fp_conf *c = &fp_app.c;
-	const char *texts[FP_MAX_RULES];
-	char source[256], host[256] = "";
-	size_t n, nrules = c->rules.all ? rules_count(c->rules.all) : 0;
-	struct timespec ts;
-
-	n = (size_t)snprintf(source, sizeof(source), "dpdk:rx=");
-	for (unsigned i = 0; i < c->nrx_ports && n < sizeof(source); i++)
-		n += (size_t)snprintf(source + n, sizeof(source) - n, "%s%u", i ? "," : "",
-				      c->rx_ports[i]);
-	for (size_t i = 0; i < nrules; i++)
-		texts[i] = rules_text(c->rules.all, i);
-	gethostname(host, sizeof(host) - 1);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct store_meta meta = {
-	    .kind = kind,
-	    .source = source,
-	    .rules = texts,
-	    .n_rules = nrules,
-	    .host = host,
-	    .start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
-	};
-	struct store_writer_params wp = {.path = path, .meta = &meta};
-	return store_writer_create(&wp, err, errlen);
-}
-
-/* -w: a pcap dumper, or a store writer fed by a capture pipeline. */
+/* -w: a pcap dumper, or the capture pipeline's store file (fp_record.c). */
 static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
 {
 	if (ends_with(fp_app.c.wpath, ".pcap")) {
@@ -859,82 +792,7 @@ static int open_recording(struct fp_worker *wk, char *err, size_t errlen)
 		}
 		return 0;
 	}
-	wk->sw = open_store(wk->path, "recording", err, errlen);
-	if (!wk->sw)
-		return -EIO;
-	if (open_pipe(wk)) {
-		snprintf(err, errlen, "out of memory for the capture pipeline of worker %u",
-			 wk->idx);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Shadow counters for a store trailer, named fp_shadow_[LANE_]NAME. */
-#define SH_TRAILER_MAX (5 + FP_MAX_LANES * (9 + SHADOW_DROP_COUNT))
-struct sh_trailer {
-	struct store_counter *ctrs;
-	size_t n;
-	char (*names)[96];
-};
-
-static void sh_trailer_put(void *ctx, const char *lane, const char *name, uint64_t v)
-{
-	struct sh_trailer *t = ctx;
-	if (t->n == SH_TRAILER_MAX)
-		return;
-	snprintf(t->names[t->n], sizeof(t->names[0]), "fp_shadow_%s%s%s", lane ? lane : "",
-		 lane ? "_" : "", name);
-	t->ctrs[t->n] = (struct store_counter){t->names[t->n], v};
-	t->n++;
-}
-
-/*
- * Close store @p sw (freed, error or not) with the counters of @p pipe (may
- * be NULL), the fast path's (fp_) and the shadow sender's (fp_shadow_).
- */
-static int close_store(struct store_writer *sw, const char *path, const struct pipe *pipe)
-{
-	static char names[64][48];
-	static char sh_names[SH_TRAILER_MAX][96];
-	struct fp_stats t;
-	size_t np = pipe ? pipe_counters(pipe, NULL, 0) : 0, n = 0;
-	struct store_counter *ctrs = mem_calloc(np + fp_ctr_count + SH_TRAILER_MAX, sizeof(*ctrs));
-	char err[512];
-	int rc;
-
-	if (!ctrs) {
-		store_writer_free(sw);
-		fprintf(stderr, "dyetap-fastpath: %s: out of memory for the trailer\n", path);
-		return -ENOMEM;
-	}
-	if (pipe)
-		n = pipe_counters(pipe, ctrs, np);
-	stats_sum(&t);
-	for (size_t i = 0; i < fp_ctr_count && i < RTE_DIM(names); i++) {
-		snprintf(names[i], sizeof(names[i]), "fp_%s", fp_ctr_descs[i].name);
-		ctrs[n++] = (struct store_counter){names[i], ctr_get(&t, &fp_ctr_descs[i])};
-	}
-	if (fp_app.sh.nlanes) {
-		struct fp_sh_stats sst;
-		struct sh_trailer tr = {.ctrs = ctrs + n, .names = sh_names};
-		fp_shadow_sum(&sst);
-		fp_shadow_each(&sst, sh_trailer_put, &tr);
-		n += tr.n;
-	}
-	rc = store_writer_close(sw, ctrs, n, err, sizeof(err));
-	if (rc)
-		fprintf(stderr, "dyetap-fastpath: %s: %s\n", path, err);
-	mem_free(ctrs);
-	return rc;
-}
-
-/* Close worker @p wk's store with the pipeline's and the fast path's counters. */
-static int close_recording(struct fp_worker *wk)
-{
-	int rc = close_store(wk->sw, wk->path, wk->pipe);
-	wk->sw = NULL; /* store_writer_close() freed it, error or not */
-	return rc;
+	return fp_record_open_worker(wk, true, err, errlen);
 }
 
 static int setup_all(void)
@@ -1040,20 +898,28 @@ static int setup_all(void)
 				return rc;
 			}
 		}
-		if (fp_app.sh.nlanes && !wk->pipe && open_pipe(wk)) {
-			fprintf(stderr,
-				"dyetap-fastpath: out of memory for the capture pipeline of "
-				"worker %u\n",
-				w);
+		if (fp_app.sh.nlanes && !wk->rec &&
+		    fp_record_open_worker(wk, false, err, sizeof(err))) {
+			fprintf(stderr, "dyetap-fastpath: worker %u: %s\n", w, err);
 			return -ENOMEM;
 		}
 	}
-	if (fp_app.sh.out_path) {
-		fp_app.sh.out = open_store(fp_app.sh.out_path, "results", err, sizeof(err));
-		if (!fp_app.sh.out) {
-			fprintf(stderr, "dyetap-fastpath: %s\n", err);
-			return -EIO;
+	/* Pipelines in the workers and an HTTP rule: requests are colored one by one. */
+	fp_app.per_request = c->rules.any_http && fp_app.nwk && fp_app.wk[0]->rec;
+	if (fp_app.per_request && fp_app.wk[0]->dumper) {
+		/* -w FILE.pcap keeps the packets of colored flows only: mark them. */
+		static const struct rte_mbuf_dynfield tag = {
+		    .name = "dyetap_colored_flow", .size = 1, .align = 1};
+		fp_app.tag_off = rte_mbuf_dynfield_register(&tag);
+		if (fp_app.tag_off < 0) {
+			fprintf(stderr, "dyetap-fastpath: cannot register an mbuf field: %s\n",
+				rte_strerror(rte_errno));
+			return -ENOMEM;
 		}
+	}
+	if (fp_app.sh.out_path && fp_record_open_shadow_out(err, sizeof(err))) {
+		fprintf(stderr, "dyetap-fastpath: %s\n", err);
+		return -EIO;
 	}
 	if (fp_app.sh.nlanes) {
 		rc = fp_shadow_setup(err, sizeof(err));
@@ -1091,6 +957,15 @@ static int setup_all(void)
 	return 0;
 }
 
+static int close_recording(struct recorder *r, const char *path)
+{
+	char msg[1024] = "";
+	int rc = fp_record_close(r, msg, sizeof(msg));
+	if (rc)
+		fprintf(stderr, "dyetap-fastpath: %s: %s\n", path, msg);
+	return rc;
+}
+
 static int teardown(void)
 {
 	int rc = 0;
@@ -1098,17 +973,20 @@ static int teardown(void)
 		rte_eth_dev_stop(used_ports[i]);
 		rte_eth_dev_close(used_ports[i]);
 	}
-	fp_shadow_release();
-	if (fp_app.sh.out) {
-		if (close_store(fp_app.sh.out, fp_app.sh.out_path, NULL))
+	/* The trailers carry the shadow counters: close the files before the core goes. */
+	fp_shadow_stop();
+	if (close_recording(fp_app.sh.out, fp_app.sh.out_path))
+		rc = -EIO;
+	for (unsigned w = 0; w < fp_app.nwk; w++)
+		if (close_recording(fp_app.wk[w]->rec, fp_app.wk[w]->path))
 			rc = -EIO;
-		fp_app.sh.out = NULL;
-	}
+	fp_shadow_release();
+	recorder_free(fp_app.sh.out);
+	fp_app.sh.out = NULL;
 	for (unsigned w = 0; w < fp_app.nwk; w++) {
 		struct fp_worker *wk = fp_app.wk[w];
-		if (wk->sw && close_recording(wk))
-			rc = -EIO;
-		pipe_free(wk->pipe);
+		recorder_free(wk->rec);
+		wk->rec = NULL;
 		if (wk->dumper)
 			pcap_dump_close(wk->dumper);
 		if (wk->pcap)
@@ -1120,6 +998,7 @@ static int teardown(void)
 		fp_rx_release(fp_app.rx[i]);
 	rte_mempool_free(fp_app.pool);
 	fp_rules_release(&fp_app.c.rules);
+	recorder_conf_release(&fp_app.c.rec);
 	return rc;
 }
 
@@ -1158,6 +1037,7 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv);
 	if (rc) {
 		fp_rules_release(&fp_app.c.rules);
+		recorder_conf_release(&fp_app.c.rec);
 		rte_eal_cleanup();
 		return 2;
 	}
@@ -1173,6 +1053,9 @@ int main(int argc, char **argv)
 	rc = setup_all();
 	if (rc == 0 && fp_app.sh.nlanes) {
 		char err[256];
+		if (fp_app.sh.conf.production)
+			fprintf(stderr, "dyetap-fastpath: production guard off (%s)\n",
+				REPLAY_GUARD_FLAG);
 		rc = fp_shadow_start(err, sizeof(err));
 		if (rc)
 			fprintf(stderr, "dyetap-fastpath: %s\n", err);
@@ -1180,32 +1063,43 @@ int main(int argc, char **argv)
 	if (rc == 0) {
 		uint64_t now = rte_rdtsc();
 		ctl_last_change = ctl_last_stats = start_tsc = now;
-		for (unsigned w = 0; w < fp_app.nwk; w++)
+		/* DPDK's launch and wait order the lcores' work against main's; the
+		 * releases and acquires tell ThreadSanitizer so (fp_private.h). */
+		for (unsigned w = 0; w < fp_app.nwk; w++) {
+			FP_HANDOFF_RELEASE(fp_app.wk[w]);
 			rte_eal_remote_launch(fp_worker_main, fp_app.wk[w], fp_app.wk[w]->lcore_id);
+		}
 		if (fp_app.rx[0]->lcore_id == rte_get_main_lcore()) {
 			fp_rx_main(fp_app.rx[0]);
 		} else {
-			for (unsigned i = 0; i < fp_app.nrx; i++)
+			for (unsigned i = 0; i < fp_app.nrx; i++) {
+				FP_HANDOFF_RELEASE(fp_app.rx[i]);
 				rte_eal_remote_launch(fp_rx_main, fp_app.rx[i],
 						      fp_app.rx[i]->lcore_id);
+			}
 			while (!fp_control_tick(rte_rdtsc()))
 				rte_delay_us_sleep(1000);
 			__atomic_store_n(&fp_app.quit, 1, __ATOMIC_RELAXED);
-			for (unsigned i = 0; i < fp_app.nrx; i++)
+			for (unsigned i = 0; i < fp_app.nrx; i++) {
 				rte_eal_wait_lcore(fp_app.rx[i]->lcore_id);
+				FP_HANDOFF_ACQUIRE(fp_app.rx[i]);
+			}
 		}
 		/* RX is done: workers drain what is queued, then stop. */
 		__atomic_store_n(&fp_app.workers_stop, 1, __ATOMIC_RELEASE);
 		for (unsigned w = 0; w < fp_app.nwk; w++) {
 			rte_eal_wait_lcore(fp_app.wk[w]->lcore_id);
-			if (fp_app.wk[w]->pipe) {
+			FP_HANDOFF_ACQUIRE(fp_app.wk[w]);
+			if (fp_app.wk[w]->rec) {
 				if (sessions_final == UINT64_MAX)
 					sessions_final = 0;
-				sessions_final += pipe_get_stats(fp_app.wk[w]->pipe)->written;
+				sessions_final +=
+				    pipe_get_stats(recorder_pipe(fp_app.wk[w]->rec))->written;
 			}
 		}
 		/* Every request is in a ring now: the sender drains, a bounded time. */
 		fp_shadow_stop();
+		print_warnings();
 		stats_print(stdout, fp_app.c.json);
 	}
 	if (teardown() && rc == 0)

@@ -5,7 +5,7 @@
  * Shared by the files of dpdk/: the per-lcore state, the flow table entry,
  * the stats struct with its counter table, and the inline L2-L4 parser that
  * the RX loop runs on every packet. Nothing here allocates; every table is
- * sized once at init (DESIGN.md §10, STYLE.md §11).
+ * sized once at init (docs/architecture.md "The fast path").
  *
  * References: IEEE 802.1Q (VLAN tags, QinQ TPIDs 0x8100/0x88a8/0x9100),
  * RFC 791 (IPv4), RFC 8200 (IPv6 and its extension headers), RFC 9293 (TCP),
@@ -25,10 +25,12 @@
 #include <rte_hash_crc.h>
 #include <rte_mbuf.h>
 
+#include "capture/recorder.h"
 #include "common/counters.h"
 #include "common/log.h"
 #include "replay/replay.h"
 #include "replay/shadow.h"
+#include "replay/shadow_core.h"
 
 #define FP_LOG(lvl, ...) LOG_MSG(lvl, "fastpath", __VA_ARGS__)
 
@@ -42,7 +44,6 @@
 #define FP_PREFIX_MAX  4096 /**< request bytes buffered per undecided flow */
 #define FP_MAX_HDRS    64   /**< request headers the scanner keeps */
 #define FP_MAX_RXQ     (FP_MAX_PORTS * 4)
-#define FP_SH_TARGETS  8 /**< targets per shadow lane (--lane LANE=URL,URL...) */
 
 /* Flow lane values (struct fp_flow.lane). */
 #define FP_LANE_UNDECIDED (-1)
@@ -68,11 +69,31 @@ struct fp_stats {
 	uint64_t handed_off;	  /**< packets enqueued to worker rings */
 	uint64_t worker_pkts;	  /**< packets dequeued by workers */
 	uint64_t worker_written;  /**< packets recorded (pcap) or fed to the pipeline (dyt) */
+	uint64_t
+	    handed_off_uncolored;	      /**< packets of uncolored flows handed to workers that
+						   color each request (HTTP rules, -w FILE.dyt or --lane) */
 	uint64_t lane_pkts[FP_MAX_LANES + 1]; /**< per lane; [0] unused */
 };
 
 extern const struct ctr_desc fp_ctr_descs[];
 extern const size_t fp_ctr_count;
+
+/*
+ * ThreadSanitizer does not see the ordering DPDK's rings give (their
+ * head/tail updates use barriers, not C11 atomics): in a -Db_sanitize=thread
+ * build a ring hand-off is announced to it, release before the enqueue and
+ * acquire after the dequeue, so what a thread wrote before handing an mbuf
+ * or a shadow item over is known to come before what the next one reads
+ * (tests/tsan.sh; the ring's own indexes are suppressed in tests/tsan.supp).
+ */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define FP_HANDOFF_RELEASE(ring) __tsan_release(ring)
+#define FP_HANDOFF_ACQUIRE(ring) __tsan_acquire(ring)
+#else
+#define FP_HANDOFF_RELEASE(ring) ((void)(ring))
+#define FP_HANDOFF_ACQUIRE(ring) ((void)(ring))
+#endif
 
 /** Single-writer relaxed counter bump: readers on other lcores see whole values. */
 #define FP_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
@@ -129,10 +150,13 @@ struct fp_pkt {
 
 /** One flow of an lcore's table (indexed by the rte_hash key position). */
 struct fp_flow {
-	int8_t lane;	   /**< FP_LANE_* or 1..n */
-	uint8_t used;	   /**< entry live (positions are reused after expiry) */
-	uint8_t client;	   /**< direction of the client (fp_pkt.dir), 2 = unknown */
-	uint8_t worker;	   /**< worker ring for this flow */
+	int8_t lane;	 /**< FP_LANE_* or 1..n: the flow's color (mirror port) */
+	uint8_t used;	 /**< entry live (positions are reused after expiry) */
+	uint8_t client;	 /**< direction of the client (fp_pkt.dir), 2 = unknown */
+	uint8_t worker;	 /**< worker ring for this flow */
+	uint8_t per_req; /**< an HTTP rule may color one of its requests: workers
+			    get it even when the flow is uncolored (fp_app.per_request) */
+	uint8_t pad[3];
 	uint32_t pend;	   /**< pending slot + 1 while undecided, else 0 */
 	uint64_t last_tsc; /**< last packet seen (for expiry) */
 };
@@ -407,6 +431,7 @@ struct fp_conf {
 	unsigned ring_size;
 	const char *wpath;   /**< -w: FILE.dyt (sessions) or FILE.pcap (packets); NULL: count */
 	bool drop_uncolored; /**< --uncolored drop: sessions no rule colors are not stored */
+	struct recorder_conf rec; /**< --redact, --redact-defaults (capture/recorder.h) */
 	uint64_t exit_idle_ms;
 	uint64_t count;
 	unsigned stats_every;
@@ -456,67 +481,34 @@ struct fp_lcore {
 	struct fp_stats st __rte_cache_aligned;
 } __rte_cache_aligned;
 
-/* --- shadowing (fp_shadow.c) --------------------------------------------- */
+/* --- shadowing (fp_shadow.c) and recording (fp_record.c) ----------------- */
 
 /**
- * Shadow counters of one lane. Each thread (a worker, the sender) owns one
- * copy and writes it alone (FP_ADD); readers sum the copies. Only
- * uint64_t fields: fp_shadow_sum() adds them as an array.
+ * The fast path's own shadow counters of one thread (a worker, the
+ * sender), beside the shadow core's (struct shadow_stats). Single writer
+ * (FP_ADD); readers sum the copies. Only uint64_t fields.
  */
-struct fp_sh_lane_ctr {
-	uint64_t colored;  /**< worker: requests colored for the lane */
-	uint64_t mirrored; /**< sender: handed to the lane's engine */
-	uint64_t sent;	   /**< sender: engine outcomes, summed over the lane's targets */
-	uint64_t ok;
-	uint64_t errors;
-	uint64_t err_refused;
-	uint64_t err_reset;
-	uint64_t err_timeout;
-	uint64_t err_other; /**< connect, TLS, bad response, interrupted, ... */
-	uint64_t dropped[SHADOW_DROP_COUNT];
-};
-
-/** Shadow counters of one thread; lane[i] is the i-th --lane. */
 struct fp_sh_stats {
-	uint64_t requests;     /**< worker: requests whose last byte was captured */
-	uint64_t colored;      /**< worker: ... colored by a rule */
-	uint64_t no_lane;      /**< worker: ... for a lane without --lane */
-	uint64_t queued;       /**< worker: enqueued to the sender ring */
-	uint64_t ring_full;    /**< worker: dropped, ring full (also the lane's queue_full) */
-	uint64_t out_lost;     /**< worker: --shadow-out sessions not passed on (ring, memory) */
-	uint64_t out_sessions; /**< sender: sessions written to --shadow-out */
-	uint64_t out_results;  /**< sender: results written to --shadow-out */
-	uint64_t out_unpaired; /**< sender: shadowed requests whose production session never came */
-	uint64_t out_errors;   /**< sender: records the --shadow-out writer refused */
-	struct fp_sh_lane_ctr lane[FP_MAX_LANES];
+	uint64_t queued;	  /**< worker: requests enqueued to the sender ring */
+	uint64_t ring_full;	  /**< worker: dropped, ring full (also the lane's queue_full) */
+	uint64_t out_lost;	  /**< worker: --shadow-out sessions not passed on (ring, memory) */
+	uint64_t out_sessions;	  /**< sender: sessions written to --shadow-out */
+	uint64_t out_results;	  /**< sender: results written to --shadow-out */
+	uint64_t out_errors;	  /**< sender: records the --shadow-out writer refused */
+	struct shadow_stats core; /**< worker: what its shadow_core_classify() counted */
 };
 
 _Static_assert(sizeof(struct fp_sh_stats) % sizeof(uint64_t) == 0, "only uint64_t counters");
 
-/** One --lane: its targets, and the sender's state for it. */
-struct fp_sh_lane {
-	char name[64];
-	const char *urls[FP_SH_TARGETS]; /**< borrowed from argv */
-	unsigned n_urls;
-	double rate;		   /**< --lane-rate, 0: none */
-	struct replay_engine *eng; /**< created at setup, then the sender thread's */
-	struct shadow_bucket bucket;
-	int64_t down_until; /**< monotonic ns: a target refused connections */
-};
-
-/** Shadow sender: options, lanes, the thread. */
+/** Shadowing: the shared options, the core, the sender thread. */
 struct fp_shadow {
-	struct fp_sh_lane lanes[FP_MAX_LANES];
-	unsigned nlanes;
-	bool allow_writes;
-	int64_t timeout_ns; /**< per request; 0: the engine's 10 s */
-	int64_t drain_ns;   /**< at exit, wait this long for answers */
-	uint64_t queue;	    /**< queued + in flight per lane target */
-	unsigned ring_size; /**< requests per worker-to-sender ring */
-	struct replay_hdr_set marker;
-	struct replay_rewrite rw;
+	struct shadow_conf conf;  /**< --lane, --queue, ... (replay/shadow_core.h) */
+	unsigned nlanes;	  /**< conf.n_lanes, once the options are checked */
+	struct shadow_core *core; /**< classify: workers; the rest: the sender thread */
+	unsigned ring_size;	  /**< requests per worker-to-sender ring */
 	const char *out_path;	  /**< --shadow-out FILE.dyt, NULL: none */
-	struct store_writer *out; /**< its writer: the sender thread's while it runs */
+	struct recorder *out;	  /**< its writer-only recorder: the sender thread's */
+	uint64_t next_id;	  /**< session ids in --shadow-out */
 	bool running;		  /**< the thread was started */
 	int stop;		  /**< relaxed flag: workers are done, drain and stop */
 	pthread_t thread;
@@ -527,12 +519,12 @@ struct fp_shadow {
 struct fp_sh_item {
 	struct store_session *s; /**< shadow_session_dup() copy, owned */
 	uint64_t flow_key;	 /**< worker index and pipeline conn_id */
-	unsigned lane;		 /**< index in fp_shadow.lanes */
+	int64_t req_ns;		 /**< real time the worker saw the request */
+	unsigned lane;		 /**< index in the shadow core */
 	bool session;		 /**< the production session of a request sent before */
 };
 
-struct pipe;
-struct store_writer;
+struct recorder;
 
 /** One worker lcore: drains the rings of every RX lcore toward it. */
 struct fp_worker {
@@ -542,8 +534,7 @@ struct fp_worker {
 	struct rte_ring *rings[FP_MAX_LCORES];
 	void *pcap;		 /**< pcap_t (dead handle) or NULL */
 	void *dumper;		 /**< pcap_dumper_t or NULL */
-	struct pipe *pipe;	 /**< capture pipeline (-w FILE.dyt, --lane) or NULL */
-	struct store_writer *sw; /**< its sink */
+	struct recorder *rec;	 /**< capture pipeline (and -w FILE.dyt) or NULL */
 	struct rte_ring *shring; /**< to the shadow sender (SP/SC), NULL without --lane */
 	char path[4096];
 	struct fp_stats st __rte_cache_aligned;
@@ -562,9 +553,16 @@ struct fp_app {
 	uint64_t ts_flag;		   /**< its ol_flags bit */
 	uint32_t ts_mul[RTE_MAX_ETHPORTS]; /**< RX timestamp unit in ns per port, 0: unknown */
 	uint64_t rx_total;		   /**< relaxed, all RX lcores (for --count) */
-	int quit;			   /**< relaxed flag: RX lcores stop */
-	int workers_stop;		   /**< relaxed flag: workers drain and stop */
-	struct fp_shadow sh;		   /**< --lane: shadow sender */
+	/**
+	 * Workers run capture pipelines and a rule has an HTTP matcher: every
+	 * TCP flow an HTTP rule may color goes to the workers, whose pipelines
+	 * color each request (the mirror port stays flow-scoped).
+	 */
+	bool per_request;
+	int tag_off;	     /**< mbuf dynfield: 1 = packet of a colored flow (-w .pcap); -1 none */
+	int quit;	     /**< relaxed flag: RX lcores stop */
+	int workers_stop;    /**< relaxed flag: workers drain and stop */
+	struct fp_shadow sh; /**< --lane: shadow sender */
 };
 
 extern struct fp_app fp_app;
@@ -582,18 +580,8 @@ int fp_rx_main(void *arg);
 int fp_worker_main(void *arg);
 
 /**
- * Parse "--lane LANE=URL[,URL...]" (@p arg is modified and borrowed).
- * @return 0, -EINVAL with a message in @p err, -E2BIG over FP_MAX_LANES or
- * FP_SH_TARGETS.
- */
-int fp_shadow_parse_lane(char *arg, char *err, size_t errlen);
-
-/** Parse "--lane-rate LANE=N[/s]". Errors as fp_shadow_parse_lane(). */
-int fp_shadow_parse_rate(char *arg, char *err, size_t errlen);
-
-/**
- * Create one ring per worker and one engine per lane (init time).
- * @return 0 or -errno with a message in @p err.
+ * Create one ring per worker and the shadow core (lanes, guards, engines)
+ * from fp_app.sh.conf (init time). @return 0 or -errno with a message in @p err.
  */
 int fp_shadow_setup(char *err, size_t errlen);
 
@@ -602,15 +590,15 @@ int fp_shadow_start(char *err, size_t errlen);
 
 /**
  * After the workers stopped: the sender takes what is left in the rings,
- * waits up to --drain-timeout for answers, drops the rest (`stopped`) and
- * ends; joined here.
+ * waits up to --drain-timeout for answers, drops the rest (`stopped`),
+ * writes what --shadow-out pairs are left and ends; joined here.
  */
 void fp_shadow_stop(void);
 
-/** Free engines, rings and whatever is still queued (accepts a partial setup). */
+/** Free the core, rings and whatever is still queued (accepts a partial setup). */
 void fp_shadow_release(void);
 
-/** pipe_params.on_request of a worker's pipeline; @p ctx is the struct fp_worker. */
+/** recorder on_request hook of a worker's pipeline; @p ctx is the struct fp_worker. */
 void fp_shadow_on_request(void *ctx, const struct store_session *s);
 
 /**
@@ -620,17 +608,41 @@ void fp_shadow_on_request(void *ctx, const struct store_session *s);
  */
 void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s);
 
-/** Sum of every thread's shadow counters (relaxed reads). */
-void fp_shadow_sum(struct fp_sh_stats *t);
+/**
+ * Every shadow counter, summed over the workers and the sender (relaxed
+ * reads; any thread, until the process exits): fn(ctx, lane or NULL,
+ * name, value), the totals first ("requests", ..., "queued", ...), then
+ * each lane's ("sent", ..., "dropped_REASON"). Nothing without --lane.
+ */
+void fp_shadow_report(void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v),
+		      void *ctx);
 
 /**
- * Flat shadow counters for text, telemetry and store trailers: called with
- * (name, value) per counter, names "requests", ..., "LANE_sent", ...
- * "LANE_dropped_REASON" (@p lane NULL for the totals).
+ * A warning of the shadow core not handed out yet, in @p msg (counters
+ * named as in the text output). @return 1 when one was copied, else 0.
+ * One reader thread (the control lcore).
  */
-void fp_shadow_each(const struct fp_sh_stats *t,
-		    void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v),
-		    void *ctx);
+int fp_shadow_warning(char *msg, size_t msglen);
+
+/**
+ * A worker's recorder (capture pipeline; with -w FILE.dyt also its store
+ * file) with the fast path's metadata, and, with --shadow-out, the
+ * sender's writer-only recorder. @return 0 or -errno with a message.
+ */
+int fp_record_open_worker(struct fp_worker *wk, bool file, char *err, size_t errlen);
+int fp_record_open_shadow_out(char *err, size_t errlen);
+
+/**
+ * Close recorder @p r's file (if any) with the trailer: the pipeline's
+ * counters, the fast path's totals (fp_) and the shadow counters
+ * (fp_shadow_). @return 0; 1 when the file is whole but records are
+ * missing from it or from its trailer; -EIO when the file could not be
+ * finished; with a message in @p msg for 1 and -EIO.
+ */
+int fp_record_close(struct recorder *r, char *msg, size_t msglen);
+
+/** Sum of every RX lcore's and worker's counters (relaxed reads; any thread). */
+void fp_stats_sum(struct fp_stats *t);
 
 /** Called about every millisecond by the control lcore; true: stop now. */
 bool fp_control_tick(uint64_t now_tsc);

@@ -13,6 +13,13 @@
  * gap, is left uncolored and counted in `undecided`. Packets beyond the hold
  * caps are freed and counted (`hold_overflow`), never waited for.
  *
+ * Per-request coloring: when the workers run capture pipelines (-w
+ * FILE.dyt, --lane) and a rule has an HTTP matcher, a flow that an HTTP
+ * rule may color (fp_flow.per_req) goes to its worker whatever its own
+ * color, held packets included, so the worker's pipeline colors each
+ * request of a keep-alive connection by itself, as `dyetap record` does.
+ * The flow's color still decides what the mirror port sends.
+ *
  * Nothing here allocates or locks: tables come from fp_rx_init(), mbufs for
  * VLAN/VXLAN headers and clones from the one pool sized at init, and a full
  * TX queue or ring drops and counts (tx_full, ring_full, nombuf).
@@ -102,6 +109,7 @@ static void flush_ring(struct fp_lcore *lc, unsigned w)
 	unsigned n = lc->nwb[w], done;
 	if (!n)
 		return;
+	FP_HANDOFF_RELEASE(lc->rings[w]);
 	done = rte_ring_sp_enqueue_burst(lc->rings[w], (void *const *)lc->wb[w], n, NULL);
 	FP_ADD(lc->st.handed_off, done);
 	if (done < n) {
@@ -203,6 +211,32 @@ static struct rte_mbuf *encap(struct fp_lcore *lc, struct rte_mbuf *m, uint32_t 
 	return hdr;
 }
 
+/* Mark @p m as a packet of a colored flow (1) or not (0), for the workers' pcap. */
+static inline void tag(struct rte_mbuf *m, uint8_t colored)
+{
+	if (fp_app.tag_off >= 0)
+		*RTE_MBUF_DYNFIELD(m, fp_app.tag_off, uint8_t *) = colored;
+}
+
+static inline void to_ring(struct fp_lcore *lc, unsigned w, struct rte_mbuf *m)
+{
+	if (lc->nwb[w] == FP_TXB)
+		flush_ring(lc, w);
+	lc->wb[w][lc->nwb[w]++] = m;
+}
+
+/*
+ * A packet of an uncolored flow whose requests an HTTP rule may still
+ * color one by one: to its worker only (per-request coloring), consuming @p m.
+ */
+static void handoff(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *f)
+{
+	FP_INC(lc->st.uncolored);
+	FP_INC(lc->st.handed_off_uncolored);
+	tag(m, 0);
+	to_ring(lc, f->worker, m);
+}
+
 /* A packet of a colored flow: mirror and/or hand off, consuming @p m. */
 static void emit(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *f,
 		 uint32_t flow_hash)
@@ -212,6 +246,7 @@ static void emit(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *
 
 	FP_INC(lc->st.colored);
 	FP_INC(lc->st.lane_pkts[f->lane]);
+	tag(m, 1);
 	if (c->tx_port >= 0) {
 		if (c->mode == FP_MIRROR_COPY) {
 			/* The same mbuf goes out and to the worker: one more reference. */
@@ -230,12 +265,9 @@ static void emit(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *
 				put_tx(lc, e);
 		}
 	}
-	if (to_worker) {
-		unsigned w = f->worker;
-		if (lc->nwb[w] == FP_TXB)
-			flush_ring(lc, w);
-		lc->wb[w][lc->nwb[w]++] = m;
-	} else if (c->tx_port < 0 || c->mode != FP_MIRROR_COPY) {
+	if (to_worker)
+		to_ring(lc, f->worker, m);
+	else if (c->tx_port < 0 || c->mode != FP_MIRROR_COPY) {
 		drop(lc, m);
 	}
 }
@@ -250,6 +282,19 @@ static void pend_put(struct fp_lcore *lc, struct fp_flow *f)
 	f->pend = 0;
 }
 
+/* The packet @p m of decided flow @p f: mirror and hand off, hand off, or free. */
+static void settled(struct fp_lcore *lc, struct fp_flow *f, struct rte_mbuf *m, uint32_t flow_hash)
+{
+	if (f->lane > 0) {
+		emit(lc, m, f, flow_hash);
+	} else if (f->per_req) {
+		handoff(lc, m, f);
+	} else {
+		FP_INC(lc->st.uncolored);
+		drop(lc, m);
+	}
+}
+
 /* Settle @p f to @p lane (1..n or FP_LANE_NONE) and release its held packets. */
 static void decide(struct fp_lcore *lc, struct fp_flow *f, int lane, uint32_t flow_hash)
 {
@@ -257,14 +302,8 @@ static void decide(struct fp_lcore *lc, struct fp_flow *f, int lane, uint32_t fl
 	if (!f->pend)
 		return;
 	struct fp_pending *p = &lc->pend[f->pend - 1];
-	for (unsigned i = 0; i < p->nheld; i++) {
-		if (lane > 0) {
-			emit(lc, p->held[i], f, flow_hash);
-		} else {
-			FP_INC(lc->st.uncolored);
-			drop(lc, p->held[i]);
-		}
-	}
+	for (unsigned i = 0; i < p->nheld; i++)
+		settled(lc, f, p->held[i], flow_hash);
 	lc->held_total -= p->nheld;
 	p->nheld = 0;
 	pend_put(lc, f);
@@ -377,6 +416,8 @@ static void undecided_pkt(struct fp_lcore *lc, struct fp_flow *f, uint32_t pos,
 			f->client = pk->dir;
 	}
 	d = fp_rules_decide_l4(rs, pk, f->client);
+	if (d == FP_DECIDE_LATER && fp_app.per_request)
+		f->per_req = 1; /* whatever the flow's color, its requests are colored one by one */
 	if (d == FP_DECIDE_LATER && pk->payload_len) {
 		if (f->client == pk->dir)
 			d = feed(lc, f, pk, m);
@@ -393,19 +434,13 @@ static void undecided_pkt(struct fp_lcore *lc, struct fp_flow *f, uint32_t pos,
 	}
 	if (d != FP_DECIDE_LATER) {
 		decide(lc, f, d, flow_hash);
-		if (d > 0) {
-			emit(lc, m, f, flow_hash);
-		} else {
-			FP_INC(lc->st.uncolored);
-			drop(lc, m);
-		}
+		settled(lc, f, m, flow_hash);
 		return;
 	}
 	if (!f->pend && !pend_get(lc, f, pos, now)) {
 		FP_INC(lc->st.pending_full);
 		decide(lc, f, FP_LANE_NONE, flow_hash);
-		FP_INC(lc->st.uncolored);
-		drop(lc, m);
+		settled(lc, f, m, flow_hash);
 		return;
 	}
 	hold(lc, f, m);
@@ -454,18 +489,15 @@ static void process_burst(struct fp_lcore *lc, struct rte_mbuf **pkts, uint16_t 
 		if (p < 0) {
 			p = rte_hash_add_key_with_hash(lc->h, &pk[i].key, fh);
 			if (p < 0) {
-				/* Table full: stateless, L3/L4 rules only. */
+				/* Table full: stateless, L3/L4 rules only (per request in the
+				 * workers). */
 				int d = fp_rules_decide_l4(rs, &pk[i], 2);
-				struct fp_flow tmp = {.lane = (int8_t)d,
-						      .worker =
-							  (uint8_t)(fh % RTE_MAX(fp_app.nwk, 1u))};
+				struct fp_flow tmp = {
+				    .lane = (int8_t)(d > 0 ? d : FP_LANE_NONE),
+				    .per_req = d == FP_DECIDE_LATER && fp_app.per_request,
+				    .worker = (uint8_t)(fh % RTE_MAX(fp_app.nwk, 1u))};
 				FP_INC(lc->st.flow_table_full);
-				if (d > 0) {
-					emit(lc, m, &tmp, fh);
-				} else {
-					FP_INC(lc->st.uncolored);
-					drop(lc, m);
-				}
+				settled(lc, &tmp, m, fh);
 				continue;
 			}
 		}
@@ -482,12 +514,7 @@ static void process_burst(struct fp_lcore *lc, struct rte_mbuf **pkts, uint16_t 
 		}
 		f->last_tsc = now;
 		if (likely(f->lane != FP_LANE_UNDECIDED)) {
-			if (f->lane > 0) {
-				emit(lc, m, f, fh);
-			} else {
-				FP_INC(lc->st.uncolored);
-				drop(lc, m);
-			}
+			settled(lc, f, m, fh);
 			continue;
 		}
 		undecided_pkt(lc, f, (uint32_t)p, &pk[i], m, now, fh);
@@ -542,6 +569,8 @@ int fp_rx_main(void *arg)
 	struct fp_lcore *lc = arg;
 	struct rte_mbuf *pkts[FP_BURST];
 	bool control = rte_lcore_id() == rte_get_main_lcore();
+
+	FP_HANDOFF_ACQUIRE(lc); /* what main set up before the launch */
 	uint64_t now = rte_rdtsc(), last_tick = now, tick = rte_get_tsc_hz() / 1000;
 	unsigned bursts = 0;
 
@@ -577,5 +606,6 @@ int fp_rx_main(void *arg)
 	/* Stop: flows still undecided are settled uncolored, their packets freed. */
 	sweep(lc, now, true);
 	flush_all(lc);
+	FP_HANDOFF_RELEASE(lc); /* for main, after rte_eal_wait_lcore() */
 	return 0;
 }

@@ -1,41 +1,44 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fp_shadow.c - shadowing in the fast path (`--lane LANE=URL`): colored
- * requests seen by the workers' capture pipelines are sent to their lane's
- * targets by the shadow sender, the replay engine of `dyetap replay` and
- * `dyetap mirror` (replay/replay.h, replay/shadow.h).
+ * requests seen by the workers' capture pipelines go through the shadow
+ * core of `dyetap mirror` (replay/shadow_core.h: loop protection, the
+ * production guard, admission, per-lane limits, the replay engine,
+ * pairing, counters); this file adds the rings and the sender thread.
  *
  * Who does what:
  *  - a worker's pipeline calls fp_shadow_on_request() at a request's last
- *    captured byte (pipe_params.on_request). The worker checks it
- *    (shadow_request_admit: cut, write method, tunnel), copies it
- *    (shadow_session_dup) and enqueues the copy on its own bounded SP/SC
- *    ring to the sender. It never waits: a full ring drops the request and
- *    counts it (`ring_full`, and the lane's `queue_full`).
+ *    captured byte. The worker runs the core's first step
+ *    (shadow_core_classify(): lane, loop, production guard, cut, write
+ *    method, tunnel) into its own counter block, copies an accepted
+ *    request (shadow_session_dup) and enqueues the copy on its own bounded
+ *    SP/SC ring to the sender. It never waits: a full ring drops the
+ *    request and counts it (`ring_full`, and the lane's `queue_full`).
  *  - the sender is one ordinary thread (rte_ctrl_thread_create: on the
- *    CPUs left to control threads, never an RX or worker lcore). It drains
- *    the rings, applies the lane's limits (target down in the last second,
- *    --queue per target, --lane-rate token bucket) and submits to the
- *    lane's engine, one engine per lane, every target of the lane getting
- *    each request; requests of one captured connection go in order on one
- *    target connection (flow key = worker and pipeline connection id).
- *    Between rings it runs the engines in short slices (epoll).
+ *    CPUs left to control threads, never an RX or worker lcore). It owns
+ *    the core's engines: it drains the rings into shadow_core_submit()
+ *    (target down, --queue, --lane-rate, send) and runs the engines in
+ *    short slices in between (epoll).
+ *  - with --shadow-out the workers also pass each production session of a
+ *    lane with targets over the same ring; the core pairs it with the
+ *    shadow answers and the sender writes both (fp_record.c's recorder).
  *  - RX lcores never see any of it: shadowing only costs worker time.
  *
- * Counters: one struct fp_sh_stats per thread (each worker, the sender),
- * single writer, relaxed stores; readers (control lcore, telemetry) sum.
- * The engines' own counters are copied into the sender's struct after each
- * slice, so no other thread reads engine memory.
+ * Counters: the core's (one block per worker, the sender's inside the
+ * core) and the fast path's own (struct fp_sh_stats); readers (control
+ * lcore, telemetry) sum them under a mutex that also guards the core's
+ * lifetime, since telemetry may ask until the process exits.
  *
  * Stop: after the workers stopped (every request is in a ring), the sender
  * takes the rest of the rings, waits up to --drain-timeout for the answers,
  * then drops what is still queued (`stopped`) and fails what is in flight.
  *
  * References: DPDK lib/ring (SP/SC), lib/eal rte_ctrl_thread_create,
- * replay/replay.h (engine), replay/shadow.h, docs/mirror.md (same drop
- * reasons and counters), docs/dpdk.md.
+ * replay/shadow_core.h, docs/mirror.md (same drop reasons and counters),
+ * docs/dpdk.md.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,7 @@
 #include <rte_lcore.h>
 #include <rte_ring.h>
 
+#include "capture/recorder.h"
 #include "common/clock.h"
 #include "common/mem.h"
 #include "dpdk/fp_private.h"
@@ -58,96 +62,17 @@
 #define SH_WAIT_IDLE 1000000
 #define SH_BUSY_NS   10000000
 
-/* --- options ---------------------------------------------------------------- */
-
-static struct fp_sh_lane *lane_find(const uint8_t *name, size_t len)
-{
-	struct fp_shadow *sh = &fp_app.sh;
-	for (unsigned i = 0; i < sh->nlanes; i++)
-		if (strlen(sh->lanes[i].name) == len && !memcmp(sh->lanes[i].name, name, len))
-			return &sh->lanes[i];
-	return NULL;
-}
-
-/* The lane named before '=' in "LANE=..." (created if new); *rest after '='. */
-static int lane_of_arg(char *arg, char **rest, struct fp_sh_lane **out, char *err, size_t errlen)
-{
-	struct fp_shadow *sh = &fp_app.sh;
-	size_t len;
-
-	if (shadow_lane_arg(arg, &len, rest)) {
-		snprintf(err, errlen, "'%s': expected LANE=...", arg);
-		return -EINVAL;
-	}
-	*out = lane_find((const uint8_t *)arg, len);
-	if (*out)
-		return 0;
-	if (len >= sizeof(sh->lanes[0].name)) {
-		snprintf(err, errlen, "lane name '%.*s' is too long", (int)len, arg);
-		return -EINVAL;
-	}
-	if (sh->nlanes == FP_MAX_LANES) {
-		snprintf(err, errlen, "at most %d lanes", FP_MAX_LANES);
-		return -E2BIG;
-	}
-	*out = &sh->lanes[sh->nlanes++];
-	memcpy((*out)->name, arg, len);
-	(*out)->name[len] = 0;
-	return 0;
-}
-
-int fp_shadow_parse_lane(char *arg, char *err, size_t errlen)
-{
-	struct fp_sh_lane *l;
-	char *p;
-	int rc = lane_of_arg(arg, &p, &l, err, errlen);
-	size_t n;
-
-	if (rc)
-		return rc;
-	n = l->n_urls;
-	rc = shadow_lane_urls(p, l->urls, &n, FP_SH_TARGETS);
-	if (rc == -E2BIG) {
-		snprintf(err, errlen, "lane %s: at most %d targets", l->name, FP_SH_TARGETS);
-		return rc;
-	}
-	if (rc) {
-		snprintf(err, errlen, "lane %s: empty target URL", l->name);
-		return rc;
-	}
-	for (size_t i = l->n_urls; i < n; i++) {
-		struct replay_url u;
-		rc = replay_url_parse(l->urls[i], &u, err, errlen);
-		if (rc)
-			return rc;
-	}
-	l->n_urls = (unsigned)n;
-	return 0;
-}
-
-int fp_shadow_parse_rate(char *arg, char *err, size_t errlen)
-{
-	struct fp_sh_lane *l;
-	char *num;
-	int rc = lane_of_arg(arg, &num, &l, err, errlen);
-
-	if (rc)
-		return rc;
-	if (shadow_rate_parse(num, &l->rate)) {
-		snprintf(err, errlen, "'%s': expected a rate N or N/s above 0", num);
-		return -EINVAL;
-	}
-	return 0;
-}
+/* Guards fp_app.sh.core against readers while it is freed (telemetry). */
+static pthread_mutex_t sh_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* --- setup ------------------------------------------------------------------ */
 
-static void on_done(void *ctx, void *user, const struct store_result *r);
+static void on_pair(void *ctx, struct shadow_pair *p);
 
 int fp_shadow_setup(char *err, size_t errlen)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	int64_t now = clk_mono_ns();
+	char e[512];
 
 	for (unsigned w = 0; w < fp_app.nwk; w++) {
 		char name[RTE_RING_NAMESIZE];
@@ -161,92 +86,66 @@ int fp_shadow_setup(char *err, size_t errlen)
 			return -ENOMEM;
 		}
 	}
-	for (unsigned i = 0; i < sh->nlanes; i++) {
-		struct fp_sh_lane *l = &sh->lanes[i];
-		struct replay_target t[FP_SH_TARGETS];
-		char e[512];
-		for (unsigned k = 0; k < l->n_urls; k++)
-			t[k] = (struct replay_target){.url = l->urls[k], .role = l->name};
-		struct replay_engine_params ep = {
-		    .targets = t,
-		    .n_targets = l->n_urls,
-		    .timeout_ns = sh->timeout_ns,
-		    .rewrite = &sh->rw,
-		    .on_done = on_done,
-		    .ctx = l,
-		};
-		l->eng = replay_engine_create(&ep, e, sizeof(e));
-		if (!l->eng) {
-			snprintf(err, errlen, "lane %s: %s", l->name, e);
-			return -EINVAL;
-		}
-		shadow_bucket_init(&l->bucket, l->rate, 0, now);
+	struct shadow_hooks hooks = {
+	    .on_pair = sh->out ? on_pair : NULL,
+	    .redact = sh->out && recorder_redacts(sh->out) ? recorder_redact_result : NULL,
+	    .redact_ctx = sh->out,
+	};
+	struct shadow_core *core = shadow_core_create(&sh->conf, &hooks, e, sizeof(e));
+	if (!core) {
+		snprintf(err, errlen, "%s", e);
+		return -EINVAL;
 	}
+	pthread_mutex_lock(&sh_lock);
+	sh->core = core;
+	pthread_mutex_unlock(&sh_lock);
 	return 0;
 }
 
 /* --- worker side -------------------------------------------------------------- */
 
-static inline void drop(struct fp_sh_stats *st, unsigned lane, enum shadow_drop why)
-{
-	FP_INC(st->lane[lane].dropped[why]);
-}
-
 void fp_shadow_on_request(void *ctx, const struct store_session *s)
 {
 	struct fp_worker *w = ctx;
 	struct fp_sh_stats *st = &w->sh;
-	struct fp_sh_lane *l;
 	struct fp_sh_item *it;
-	enum shadow_drop why;
-	unsigned li;
+	int lane = shadow_core_classify(fp_app.sh.core, s, &st->core);
 
-	FP_INC(st->requests);
-	if (!s->lane.len)
+	if (lane < 0)
 		return;
-	FP_INC(st->colored);
-	l = lane_find(s->lane.ptr, s->lane.len);
-	if (!l) {
-		FP_INC(st->no_lane);
-		return;
-	}
-	li = (unsigned)(l - fp_app.sh.lanes);
-	FP_INC(st->lane[li].colored);
-	if (!shadow_request_admit(s, fp_app.sh.allow_writes, &why)) {
-		drop(st, li, why);
-		return;
-	}
 	/* Cheap early test; the enqueue below decides. */
-	if (!rte_ring_free_count(w->shring)) {
-		FP_INC(st->ring_full);
-		drop(st, li, SHADOW_DROP_QUEUE_FULL);
-		return;
-	}
+	if (!rte_ring_free_count(w->shring))
+		goto full;
 	it = mem_alloc(sizeof(*it));
 	if (!it || !(it->s = shadow_session_dup(s))) {
 		mem_free(it);
-		drop(st, li, SHADOW_DROP_NO_MEMORY);
+		shadow_stats_drop(&st->core, (unsigned)lane, SHADOW_DROP_NO_MEMORY);
 		return;
 	}
 	it->flow_key = (uint64_t)w->idx << 56 ^ s->conn_id;
-	it->lane = li;
+	it->req_ns = clk_real_ns();
+	it->lane = (unsigned)lane;
 	it->session = false;
+	FP_HANDOFF_RELEASE(w->shring);
 	if (rte_ring_sp_enqueue(w->shring, it)) {
 		shadow_free(it->s);
 		mem_free(it);
-		FP_INC(st->ring_full);
-		drop(st, li, SHADOW_DROP_QUEUE_FULL);
-		return;
+		goto full;
 	}
 	FP_INC(st->queued);
+	return;
+full:
+	FP_INC(st->ring_full);
+	shadow_stats_drop(&st->core, (unsigned)lane, SHADOW_DROP_QUEUE_FULL);
 }
 
 void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s)
 {
-	struct fp_sh_lane *l;
 	struct fp_sh_item *it;
+	int lane;
 
-	if (!s->lane.len || !s->req.present || !(l = lane_find(s->lane.ptr, s->lane.len)))
+	if (!s->lane.len || !s->req.present ||
+	    (lane = shadow_core_lane_find(fp_app.sh.core, s->lane.ptr, s->lane.len)) < 0)
 		return;
 	it = mem_alloc(sizeof(*it));
 	if (!it || !(it->s = shadow_session_dup(s))) {
@@ -255,8 +154,9 @@ void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s)
 		return;
 	}
 	it->flow_key = (uint64_t)w->idx << 56 ^ s->conn_id;
-	it->lane = (unsigned)(l - fp_app.sh.lanes);
+	it->lane = (unsigned)lane;
 	it->session = true;
+	FP_HANDOFF_RELEASE(w->shring);
 	if (rte_ring_sp_enqueue(w->shring, it)) {
 		shadow_free(it->s);
 		mem_free(it);
@@ -264,207 +164,50 @@ void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s)
 	}
 }
 
-/* --- sender: --shadow-out pairing --------------------------------------------- */
-
-/*
- * One request sent with --shadow-out, until its production session (from
- * the worker's sink, after the response) and every target's answer are in;
- * then both are written (session, then its results), as `dyetap mirror -w`.
- */
-struct sh_entry {
-	struct sh_entry *chain;	      /* hash chain while waiting for the production session */
-	struct sh_entry *prev, *next; /* every live entry */
-	uint64_t flow_key;
-	int64_t ts_first;
-	unsigned lane;
-	unsigned n_done;
-	struct store_session *prod;
-	struct store_result *res[FP_SH_TARGETS];
-};
-
-#define SH_HASH 4096
-static struct sh_entry *sh_hash[SH_HASH];
-static struct sh_entry sh_all = {.prev = &sh_all, .next = &sh_all};
-static uint64_t sh_next_id;
-static uint64_t sh_live;     /* entries in sh_all */
-static uint64_t sh_live_max; /* answered entries still waiting are written unpaired over it */
-
-static size_t hash_of(uint64_t flow_key, int64_t ts)
-{
-	return (size_t)(((flow_key ^ (uint64_t)ts) * 0x9E3779B97F4A7C15ULL) >> 52) % SH_HASH;
-}
-
-static struct sh_entry **hash_slot(uint64_t flow_key, int64_t ts)
-{
-	struct sh_entry **pp = &sh_hash[hash_of(flow_key, ts)];
-	while (*pp && ((*pp)->flow_key != flow_key || (*pp)->ts_first != ts))
-		pp = &(*pp)->chain;
-	return pp;
-}
-
-/* Write what @p e holds (nothing without its production session) and free it. */
-static void entry_finish(struct sh_entry *e)
-{
-	struct fp_shadow *sh = &fp_app.sh;
-	if (e->prod) {
-		e->prod->id = ++sh_next_id;
-		e->prod->conn_id = e->flow_key; /* unique over workers */
-		if (store_writer_add_session(sh->out, e->prod) < 0)
-			FP_INC(sh->st.out_errors);
-		else
-			FP_INC(sh->st.out_sessions);
-		for (unsigned i = 0; i < e->n_done && i < FP_SH_TARGETS; i++) {
-			if (!e->res[i])
-				continue;
-			e->res[i]->session_id = e->prod->id;
-			if (store_writer_add_result(sh->out, e->res[i]) < 0)
-				FP_INC(sh->st.out_errors);
-			else
-				FP_INC(sh->st.out_results);
-		}
-	} else {
-		FP_INC(sh->st.out_unpaired);
-	}
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-	sh_live--;
-	for (unsigned i = 0; i < FP_SH_TARGETS; i++)
-		shadow_free(e->res[i]);
-	shadow_free(e->prod);
-	mem_free(e);
-}
-
-/* A production session: pair it with its request's entry, or drop it. Frees @p it. */
-static void take_session(struct fp_sh_item *it)
-{
-	struct sh_entry **pp = hash_slot(it->flow_key, it->s->ts_req_first_ns);
-	struct sh_entry *e = *pp;
-
-	if (!e) { /* its request was not sent (dropped) */
-		shadow_free(it->s);
-		mem_free(it);
-		return;
-	}
-	*pp = e->chain;
-	e->chain = NULL;
-	e->prod = it->s;
-	mem_free(it);
-	if (e->n_done == fp_app.sh.lanes[e->lane].n_urls)
-		entry_finish(e);
-}
-
-/*
- * Bound the entries: a production session lost on the way (out_lost) would
- * leave its request's entry waiting until the end. Over sh_live_max, the
- * oldest entries whose targets all answered stop waiting (out_unpaired);
- * entries still in flight are the engine's (bounded by --queue).
- */
-static void entries_trim(void)
-{
-	struct sh_entry *e = sh_all.next;
-	while (sh_live > sh_live_max && e != &sh_all) {
-		struct sh_entry *next = e->next;
-		if (!e->prod && e->n_done == fp_app.sh.lanes[e->lane].n_urls) {
-			struct sh_entry **pp = &sh_hash[hash_of(e->flow_key, e->ts_first)];
-			while (*pp && *pp != e)
-				pp = &(*pp)->chain;
-			if (*pp)
-				*pp = e->chain;
-			entry_finish(e);
-		}
-		e = next;
-	}
-}
-
-/* At the end: write what every entry holds. */
-static void entries_flush(void)
-{
-	memset(sh_hash, 0, sizeof(sh_hash));
-	while (sh_all.next != &sh_all)
-		entry_finish(sh_all.next);
-}
-
 /* --- sender ----------------------------------------------------------------- */
 
-/* A shadow answer or error from one target of lane @p ctx; @p user: its entry or NULL. */
-static void on_done(void *ctx, void *user, const struct store_result *r)
-{
-	struct fp_sh_lane *l = ctx;
-	struct sh_entry *e = user;
-	if (r->error == STORE_ERR_REFUSED || r->error == STORE_ERR_CONNECT)
-		l->down_until = clk_mono_ns() + 1000000000LL;
-	if (!e)
-		return;
-	if (e->n_done < FP_SH_TARGETS)
-		e->res[e->n_done] = shadow_result_dup(r);
-	e->n_done++;
-	if (e->prod && e->n_done == l->n_urls)
-		entry_finish(e);
-}
-
-/* Copy the engines' counters into the sender's (readers never touch an engine). */
-static void publish(void)
+/*
+ * --shadow-out: a sent request's production session and every answer are
+ * in: the session (new id, connection id unique over workers), then one
+ * result per target, as `dyetap mirror -w` writes them.
+ */
+static void on_pair(void *ctx, struct shadow_pair *p)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	for (unsigned i = 0; i < sh->nlanes; i++) {
-		const struct replay_stats *rs = replay_engine_stats(sh->lanes[i].eng);
-		struct fp_sh_lane_ctr *c = &sh->st.lane[i];
-		__atomic_store_n(&c->sent, rs->sent, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->ok, rs->ok, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->errors, replay_stats_errors(rs), __ATOMIC_RELAXED);
-		__atomic_store_n(&c->err_refused, rs->err_refused, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->err_reset, rs->err_reset, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->err_timeout, rs->err_timeout, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->err_other,
-				 rs->err_connect + rs->err_tls + rs->err_bad_response +
-				     rs->err_other,
-				 __ATOMIC_RELAXED);
+	(void)ctx;
+	if (!p->prod)
+		return; /* counted `unpaired` by the core */
+	p->prod->id = ++sh->next_id;
+	p->prod->conn_id = p->flow_key;
+	if (recorder_add_session(sh->out, p->prod) < 0)
+		FP_INC(sh->st.out_errors);
+	else
+		FP_INC(sh->st.out_sessions);
+	for (unsigned i = 0; i < p->n_res && i < SHADOW_MAX_TARGETS; i++) {
+		if (!p->res[i])
+			continue;
+		p->res[i]->session_id = p->prod->id;
+		if (recorder_add_result(sh->out, p->res[i]) < 0)
+			FP_INC(sh->st.out_errors);
+		else
+			FP_INC(sh->st.out_results);
 	}
 }
 
-/* Submit one request from a ring, or drop it with its reason; frees @p it. */
-static void submit(struct fp_sh_item *it)
+/* One item from a ring: a request to send, or a production session to pair. Frees @p it. */
+static void take(struct fp_sh_item *it)
 {
-	struct fp_shadow *sh = &fp_app.sh;
-	struct fp_sh_lane *l = &sh->lanes[it->lane];
-	int64_t now = clk_mono_ns();
-	struct sh_entry *e = NULL;
-
+	struct shadow_core *core = fp_app.sh.core;
 	if (it->session) {
-		take_session(it);
-		return;
-	}
-	if (now < l->down_until)
-		drop(&sh->st, it->lane, SHADOW_DROP_TARGET_DOWN);
-	else if (replay_engine_pending(l->eng) >= sh->queue * l->n_urls)
-		drop(&sh->st, it->lane, SHADOW_DROP_QUEUE_FULL);
-	else if (!shadow_bucket_take(&l->bucket, now))
-		drop(&sh->st, it->lane, SHADOW_DROP_RATE_LIMITED);
-	else if (sh->out && !(e = mem_calloc(1, sizeof(*e))))
-		drop(&sh->st, it->lane, SHADOW_DROP_NO_MEMORY);
-	else if (replay_engine_submit(l->eng, it->s, it->flow_key, now, e) < 0) {
-		mem_free(e);
-		drop(&sh->st, it->lane, SHADOW_DROP_NO_MEMORY);
+		shadow_core_session_take(core, it->flow_key, it->s);
 	} else {
-		FP_INC(sh->st.lane[it->lane].mirrored);
-		if (e) {
-			struct sh_entry **pp = hash_slot(it->flow_key, it->s->ts_req_first_ns);
-			e->flow_key = it->flow_key;
-			e->ts_first = it->s->ts_req_first_ns;
-			e->lane = it->lane;
-			*pp = e; /* at the chain's end: in request order per connection */
-			e->next = &sh_all;
-			e->prev = sh_all.prev;
-			sh_all.prev->next = e;
-			sh_all.prev = e;
-			sh_live++;
-		}
+		(void)shadow_core_submit(core, it->lane, it->s, it->flow_key, it->req_ns);
+		shadow_free(it->s);
 	}
-	shadow_free(it->s);
 	mem_free(it);
 }
 
-/* Take what the rings hold. @return the number of requests taken. */
+/* Take what the rings hold. @return the number of items taken. */
 static unsigned take_rings(void)
 {
 	struct fp_sh_item *its[SH_BURST];
@@ -475,39 +218,20 @@ static unsigned take_rings(void)
 		do {
 			n = rte_ring_sc_dequeue_burst(fp_app.wk[w]->shring, (void **)its, SH_BURST,
 						      NULL);
+			if (n)
+				FP_HANDOFF_ACQUIRE(fp_app.wk[w]->shring);
 			for (unsigned i = 0; i < n; i++)
-				submit(its[i]);
+				take(its[i]);
 			got += n;
 		} while (n == SH_BURST);
 	}
 	return got;
 }
 
-static uint64_t pending(void)
-{
-	uint64_t n = 0;
-	for (unsigned i = 0; i < fp_app.sh.nlanes; i++)
-		n += replay_engine_pending(fp_app.sh.lanes[i].eng);
-	return n;
-}
-
-/*
- * One slice of every engine; the first may wait in epoll until @p until_ns,
- * the others only collect what is ready (an `until` in the past would
- * return before epoll: 1 us ahead).
- */
-static void run_engines(int64_t until_ns)
-{
-	struct fp_shadow *sh = &fp_app.sh;
-	for (unsigned i = 0; i < sh->nlanes; i++)
-		(void)replay_engine_run(sh->lanes[i].eng, i == 0 ? until_ns : clk_mono_ns() + 1000);
-	publish();
-}
-
 static void *sender_main(void *arg)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	int64_t drain_end, last_got = 0, wait;
+	int64_t last_got = 0, wait;
 	(void)arg;
 
 	for (;;) {
@@ -519,46 +243,28 @@ static void *sender_main(void *arg)
 			break;
 		if (got)
 			last_got = now;
-		if (sh->out && sh_live > sh_live_max)
-			entries_trim();
 		if (got)
 			wait = 1000; /* collect what is ready, look at the rings again */
 		else if (now - last_got < SH_BUSY_NS)
 			wait = SH_WAIT_BUSY;
 		else
 			wait = SH_WAIT_IDLE;
-		run_engines(now + wait);
+		(void)shadow_core_run(sh->core, now + wait);
+		if (sh->out)
+			(void)recorder_tick(sh->out);
 	}
-	/* Workers are done: wait for the answers, a bounded time. */
-	drain_end = clk_mono_ns() + sh->drain_ns;
-	while (pending() && clk_mono_ns() < drain_end) {
-		int64_t u = clk_mono_ns() + 10000000LL;
-		run_engines(u < drain_end ? u : drain_end);
-	}
-	for (unsigned i = 0; i < sh->nlanes; i++) {
-		struct replay_engine *e = sh->lanes[i].eng;
-		uint64_t before = replay_engine_stats(e)->not_sent;
-		replay_engine_abort(e);
-		FP_ADD(sh->st.lane[i].dropped[SHADOW_DROP_STOPPED],
-		       replay_engine_stats(e)->not_sent - before);
-	}
-	if (sh->out) {
-		take_rings(); /* production sessions of the last answers */
-		entries_flush();
-	}
-	publish();
+	/* Workers are done: wait for the answers, a bounded time, then write what is paired. */
+	shadow_core_drain(sh->core);
+	take_rings(); /* nothing new is enqueued after the stop flag; kept for safety */
+	shadow_core_finish(sh->core);
 	return NULL;
 }
 
 int fp_shadow_start(char *err, size_t errlen)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	uint64_t targets = 0;
 	int rc;
 
-	for (unsigned i = 0; i < sh->nlanes; i++)
-		targets += sh->lanes[i].n_urls;
-	sh_live_max = 4 * sh->queue * targets + 4096;
 	rc = rte_ctrl_thread_create(&sh->thread, "fp-shadow", NULL, sender_main, NULL);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the shadow sender thread: %s", strerror(rc));
@@ -595,10 +301,11 @@ void fp_shadow_release(void)
 		rte_ring_free(r);
 		fp_app.wk[w]->shring = NULL;
 	}
-	for (unsigned i = 0; i < sh->nlanes; i++) {
-		replay_engine_free(sh->lanes[i].eng);
-		sh->lanes[i].eng = NULL;
-	}
+	pthread_mutex_lock(&sh_lock);
+	struct shadow_core *core = sh->core;
+	sh->core = NULL;
+	pthread_mutex_unlock(&sh_lock);
+	shadow_core_free(core);
 }
 
 /* --- counters --------------------------------------------------------------- */
@@ -607,52 +314,69 @@ static void add_from(struct fp_sh_stats *t, const struct fp_sh_stats *s)
 {
 	uint64_t *d = (uint64_t *)(void *)t;
 	const uint64_t *v = (const uint64_t *)(const void *)s;
-	for (size_t i = 0; i < sizeof(*t) / sizeof(uint64_t); i++)
+	for (size_t i = 0; i < offsetof(struct fp_sh_stats, core) / sizeof(uint64_t); i++)
 		d[i] += __atomic_load_n(&v[i], __ATOMIC_RELAXED);
 }
 
-void fp_shadow_sum(struct fp_sh_stats *t)
+struct report {
+	void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v);
+	void *ctx;
+	const struct fp_sh_stats *t;
+	bool own_done;
+};
+
+/* The fast path's own totals, after the core's and before any lane's. */
+static void report_own(struct report *r)
 {
-	memset(t, 0, sizeof(*t));
-	for (unsigned w = 0; w < fp_app.nwk; w++)
-		add_from(t, &fp_app.wk[w]->sh);
-	add_from(t, &fp_app.sh.st);
+	r->own_done = true;
+	r->fn(r->ctx, NULL, "queued", r->t->queued);
+	r->fn(r->ctx, NULL, "ring_full", r->t->ring_full);
+	if (!fp_app.sh.out_path)
+		return;
+	r->fn(r->ctx, NULL, "out_sessions", r->t->out_sessions);
+	r->fn(r->ctx, NULL, "out_results", r->t->out_results);
+	r->fn(r->ctx, NULL, "out_lost", r->t->out_lost);
+	r->fn(r->ctx, NULL, "out_errors", r->t->out_errors);
 }
 
-void fp_shadow_each(const struct fp_sh_stats *t,
-		    void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v),
-		    void *ctx)
+static void report_one(void *ctx, const char *lane, const char *name, uint64_t v)
 {
-	const struct fp_shadow *sh = &fp_app.sh;
-	char name[64];
+	struct report *r = ctx;
+	if (lane && !r->own_done)
+		report_own(r);
+	r->fn(r->ctx, lane, name, v);
+}
 
-	fn(ctx, NULL, "requests", t->requests);
-	fn(ctx, NULL, "colored", t->colored);
-	fn(ctx, NULL, "colored_without_lane", t->no_lane);
-	fn(ctx, NULL, "queued", t->queued);
-	fn(ctx, NULL, "ring_full", t->ring_full);
-	if (sh->out_path) {
-		fn(ctx, NULL, "out_sessions", t->out_sessions);
-		fn(ctx, NULL, "out_results", t->out_results);
-		fn(ctx, NULL, "out_unpaired", t->out_unpaired);
-		fn(ctx, NULL, "out_lost", t->out_lost);
-		fn(ctx, NULL, "out_errors", t->out_errors);
-	}
-	for (unsigned i = 0; i < sh->nlanes; i++) {
-		const struct fp_sh_lane_ctr *c = &t->lane[i];
-		const char *l = sh->lanes[i].name;
-		fn(ctx, l, "colored", c->colored);
-		fn(ctx, l, "mirrored", c->mirrored);
-		fn(ctx, l, "sent", c->sent);
-		fn(ctx, l, "ok", c->ok);
-		fn(ctx, l, "errors", c->errors);
-		fn(ctx, l, "error_refused", c->err_refused);
-		fn(ctx, l, "error_reset", c->err_reset);
-		fn(ctx, l, "error_timeout", c->err_timeout);
-		fn(ctx, l, "error_other", c->err_other);
-		for (unsigned d = 0; d < SHADOW_DROP_COUNT; d++) {
-			snprintf(name, sizeof(name), "dropped_%s", shadow_drop_name(d));
-			fn(ctx, l, name, c->dropped[d]);
+void fp_shadow_report(void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v),
+		      void *ctx)
+{
+	const struct shadow_stats *blocks[FP_MAX_WORKERS];
+	struct fp_sh_stats t;
+	struct shadow_stats ct;
+	struct report r = {fn, ctx, &t, false};
+
+	pthread_mutex_lock(&sh_lock);
+	if (fp_app.sh.core) {
+		memset(&t, 0, sizeof(t));
+		for (unsigned w = 0; w < fp_app.nwk; w++) {
+			add_from(&t, &fp_app.wk[w]->sh);
+			blocks[w] = &fp_app.wk[w]->sh.core;
 		}
+		add_from(&t, &fp_app.sh.st);
+		shadow_core_sum(fp_app.sh.core, blocks, fp_app.nwk, &ct);
+		shadow_core_each(fp_app.sh.core, &ct, report_one, &r);
+		if (!r.own_done)
+			report_own(&r);
 	}
+	pthread_mutex_unlock(&sh_lock);
+}
+
+int fp_shadow_warning(char *msg, size_t msglen)
+{
+	int got = 0;
+	pthread_mutex_lock(&sh_lock);
+	if (fp_app.sh.core)
+		got = shadow_core_warning(fp_app.sh.core, "shadow_", msg, msglen);
+	pthread_mutex_unlock(&sh_lock);
+	return got;
 }

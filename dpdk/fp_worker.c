@@ -31,6 +31,7 @@
 #include <rte_ring.h>
 
 #include "capture/pipeline.h"
+#include "capture/recorder.h"
 #include "dpdk/fp_private.h"
 #include "store/store.h"
 
@@ -53,9 +54,11 @@ static void record(struct fp_worker *w, struct rte_mbuf *m)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	}
-	if (w->pipe) {
-		pipe_packet(w->pipe, ns, DLT_EN10MB, d, cap, len);
-		if (!w->dumper) {
+	if (w->rec) {
+		pipe_packet(recorder_pipe(w->rec), ns, DLT_EN10MB, d, cap, len);
+		/* The pcap holds colored flows only (per-request coloring sends more). */
+		if (!w->dumper ||
+		    (fp_app.tag_off >= 0 && !*RTE_MBUF_DYNFIELD(m, fp_app.tag_off, uint8_t *))) {
 			FP_INC(w->st.worker_written);
 			return;
 		}
@@ -73,6 +76,7 @@ int fp_worker_main(void *arg)
 	struct fp_worker *w = arg;
 	struct rte_mbuf *pkts[FP_BURST];
 
+	FP_HANDOFF_ACQUIRE(w); /* what main set up before the launch */
 	for (;;) {
 		unsigned got = 0;
 		/* Read the stop flag before draining: what was enqueued before it is seen. */
@@ -82,21 +86,23 @@ int fp_worker_main(void *arg)
 			    rte_ring_sc_dequeue_burst(w->rings[r], (void **)pkts, FP_BURST, NULL);
 			if (!n)
 				continue;
+			FP_HANDOFF_ACQUIRE(w->rings[r]);
 			got += n;
 			FP_ADD(w->st.worker_pkts, n);
 			/* Hand-off point: the capture pipeline takes the packets here. */
-			if (w->dumper || w->pipe)
+			if (w->dumper || w->rec)
 				for (unsigned i = 0; i < n; i++)
 					record(w, pkts[i]);
 			rte_pktmbuf_free_bulk(pkts, n);
 		}
-		if (!got && w->sw)
-			store_writer_tick(w->sw); /* time-based flush of a data frame */
+		if (!got && w->rec)
+			recorder_tick(w->rec); /* time-based flush of a data frame */
 		if (!got && stop)
 			break;
 	}
 	/* End of input: close every connection, emit what is pending. */
-	if (w->pipe)
-		pipe_finish(w->pipe);
+	if (w->rec)
+		recorder_end_input(w->rec);
+	FP_HANDOFF_RELEASE(w); /* for main, after rte_eal_wait_lcore() */
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * replay - paced, connection-faithful replay of recorded HTTP/1.x sessions
- * against one or more targets (DESIGN.md §8), and the sender that live
+ * against one or more targets (docs/replay.md), and the sender that live
  * shadowing reuses.
  *
  * Three layers, usable on their own:
@@ -20,7 +20,7 @@
  * management), RFC 9110 §9.2.1 (safe methods), RFC 3986 (URIs),
  * docs/replay.md (the command's manual).
  *
- * Errors follow STYLE.md: int functions return 0 or -errno; constructors
+ * Errors: int functions return 0 or -errno; constructors
  * return NULL and fill a caller buffer. Thread-safety: an engine is used by
  * one thread; the pure helpers are reentrant; a results writer queue
  * (replay_wq) is shared by threads that each use their own producer

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * replay_guard - refuse to send recorded traffic back to the servers it
- * was captured from (issue 8; docs/replay.md "Production guard").
+ * was captured from (docs/replay.md "Production guard").
  *
  * Targets are resolved with getaddrinfo(3) to all their addresses (a name
  * such as "localhost" gives 127.0.0.1 and ::1); a recorded server matches

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * replay_guard - the production guard (issue 8, docs/replay.md
+ * replay_guard - the production guard (docs/replay.md
  * "Production guard"): replay and live shadowing must not send recorded
  * traffic back to the servers it was captured from.
  *
@@ -16,7 +16,7 @@
  * request and counts it) and which flag overrides it
  * (--i-know-this-is-production).
  *
- * Errors follow STYLE.md. Thread-safety: build on one thread; once built,
+ * Errors: 0 or -errno, messages in a caller buffer. Thread-safety: build on one thread; once built,
  * replay_guard_match() may be called from any thread.
  */
 #ifndef DYETAP_REPLAY_REPLAY_GUARD_H

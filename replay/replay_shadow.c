@@ -129,8 +129,8 @@ bool shadow_bucket_take(struct shadow_bucket *b, int64_t now_ns)
 }
 
 static const char *const shadow_drop_names[SHADOW_DROP_COUNT] = {
-    "queue_full", "rate_limited", "target_down", "write_refused",
-    "incomplete", "unsupported",  "no_memory",	 "stopped",
+    "queue_full",  "rate_limited", "target_down", "write_refused", "incomplete",
+    "unsupported", "no_memory",	   "stopped",	  "production",	   "loop",
 };
 
 const char *shadow_drop_name(unsigned why)

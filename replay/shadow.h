@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shadow - small pieces of live shadow mirroring (DESIGN.md §5, "the
- * shadow sender"; docs/mirror.md) that sit beside the replay engine:
+ * shadow - small pieces of live shadow mirroring (docs/mirror.md,
+ * docs/architecture.md "Shadowing") that sit beside the replay engine:
  * self-contained copies of sessions and results (a live request is kept
  * until its production response and its shadow responses are both in),
  * a per-lane token bucket (--lane-rate), and the drop reasons a lane
  * counts when a shadow request is not sent.
  *
- * The engine itself (replay.h) does the sending; this module knows
- * nothing of capture or analysis.
+ * The engine itself (replay.h) does the sending and the shadow core
+ * (shadow_core.h) the rest; this module knows nothing of capture or
+ * analysis.
  * Thread-safety: plain data; one user per object.
  */
 #ifndef DYETAP_REPLAY_SHADOW_H
@@ -56,6 +57,8 @@ enum shadow_drop {
 	SHADOW_DROP_UNSUPPORTED,    /**< HTTP/0.9, CONNECT/Upgrade */
 	SHADOW_DROP_NO_MEMORY,	    /**< allocation failed */
 	SHADOW_DROP_STOPPED,	    /**< still queued when the drain time ran out */
+	SHADOW_DROP_PRODUCTION,	    /**< a lane target is the captured server (production guard) */
+	SHADOW_DROP_LOOP,	    /**< dyetap's own shadow traffic (loop protection) */
 	SHADOW_DROP_COUNT,
 };
 

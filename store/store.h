@@ -12,7 +12,7 @@
  * (the recorded request and production response) followed by the result
  * records that refer to them by session id, so it is self-contained.
  *
- * Errors follow STYLE.md: int functions return 0 or -errno; constructors
+ * Errors: int functions return 0 or -errno; constructors
  * return NULL and fill a caller buffer with a message a user can act on.
  * Thread-safety: a writer or reader is used by one thread at a time.
  */

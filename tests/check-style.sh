@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Fails when a C file of the tree uses a banned function (STYLE.md §13)
+# Fails when a C file of the tree uses a banned function (the list below)
 # or is not formatted by the committed .clang-format (when clang-format
 # is installed). Run by `meson test --suite style` (tests/meson.build).
 top=${1:-.}

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for common/: bounded buffers, JSON emission, base64, UTF-8,
- * SipHash (the reference vectors of the SipHash paper's implementation).
+ * counter sets, SipHash (the reference vectors of the SipHash paper's
+ * implementation).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/counters.h"
 #include "common/dbuf.h"
 #include "common/hash.h"
 #include "common/jsonw.h"
@@ -121,6 +123,53 @@ static void test_json(void)
 	dbuf_release(&b);
 }
 
+struct two {
+	uint64_t a, b;
+};
+
+static void test_ctr_set(void)
+{
+	static const struct ctr_desc d[] = {CTR_DESC(struct two, a, "first"),
+					    CTR_DESC(struct two, b, "second")};
+	struct two t = {3, 5};
+	struct ctr_set *s = ctr_set_create(4);
+	struct dbuf b;
+	dbuf_init(&b, 1 << 16);
+	TAP_OK(s != NULL, "counter set created");
+	if (!s)
+		return;
+	TAP_OK(ctr_set_table(s, "x_", &t, d, 2) == 0, "a table goes in with a prefix");
+	TAP_OK(ctr_set_put(s, 7, "lane_%s_%s", "blue", "sent") == 0, "a formatted name goes in");
+	char longname[CTR_NAME_MAX + 2];
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	TAP_OK(ctr_set_put(s, 1, "%s", longname) == -ENAMETOOLONG,
+	       "a name over CTR_NAME_MAX is refused, not cut");
+	TAP_OK(ctr_set_put(s, 9, "last") == 0, "fourth counter fits");
+	TAP_OK(ctr_set_put(s, 9, "over") == -ENOSPC && ctr_set_lost(s) == 2,
+	       "past the max: refused and counted (2 lost)");
+	const struct ctr_value *v = ctr_set_values(s);
+	TAP_OK(ctr_set_count(s) == 4 && !strcmp(v[0].name, "x_a") && v[1].value == 5 &&
+		   !strcmp(v[2].name, "lane_blue_sent") && ctr_set_get(s, "last") == 9,
+	       "names and values in order");
+	TAP_OK(ctr_set_json(s, &b) == 0, "json members written");
+	TAP_EQ_STR((char *)b.data, "\"x_a\":3,\"x_b\":5,\"lane_blue_sent\":7,\"last\":9",
+		   "json members");
+	struct ctr_set *big = ctr_set_create(0);
+	for (int i = 0; big && i < 300; i++)
+		ctr_set_put(big, (uint64_t)i, "c%d", i);
+	TAP_OK(big && ctr_set_count(big) == 300 && !strcmp(ctr_set_values(big)[0].name, "c0") &&
+		   !strcmp(ctr_set_values(big)[299].name, "c299"),
+	       "names stay valid while the set grows");
+	TAP_OK(big && ctr_set_append(big, s) == 0 && ctr_set_get(big, "x_b") == 5,
+	       "one set appended to another");
+	ctr_set_clear(s);
+	TAP_OK(ctr_set_count(s) == 0 && ctr_set_lost(s) == 0, "clear empties the set");
+	ctr_set_free(big);
+	ctr_set_free(s);
+	dbuf_release(&b);
+}
+
 /* SipHash-2-4 with key 00..0f over messages 00..n-1: vectors.h of the
  * reference implementation (github.com/veorq/SipHash), read as little-endian. */
 static void test_siphash(void)
@@ -156,6 +205,7 @@ int main(void)
 	test_dbuf_sticky();
 	test_units();
 	test_json();
+	test_ctr_set();
 	test_siphash();
 	return tap_done();
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""End-to-end tests of dyetap-fastpath without a NIC (DESIGN.md §12).
+"""End-to-end tests of dyetap-fastpath without a NIC (docs/dpdk.md).
 
 Each case runs the real program on net_pcap virtual devices fed by the
 deterministic capture of gen_flows.py, with no hugepages, and checks what
@@ -11,7 +11,8 @@ compared. Output is TAP.
 
 Usage: test_fastpath.py EXE GEN CASE
   CASE: copy dup vlan vxlan multi workers ring count cli telemetry parity
-        shadow shadow-down shadow-ring shadow-writes (these read DEMO_PCAP, tests/demo/demo.pcap)
+        shadow shadow-down shadow-ring shadow-writes shadow-tls (these read DEMO_PCAP,
+        tests/demo/demo.pcap) parity-users (tests/dpdk/users-keepalive)
 """
 import json
 import os
@@ -45,6 +46,11 @@ def read_pcap(path):
 
 
 def run(exe, eal, app, cwd):
+    # A slow build (ThreadSanitizer, tests/tsan.sh) on a busy machine may
+    # pause an lcore longer than the usual --exit-idle: it can ask for more.
+    idle = os.environ.get("DYETAP_TEST_EXIT_IDLE_MS")
+    if idle:
+        app = [idle if i and app[i - 1] == "--exit-idle" else a for i, a in enumerate(app)]
     cmd = [exe] + EAL + eal + ["--"] + app
     env = dict(os.environ)
     # Sanitizer builds: any report fails the run (exit code), not just a line on stderr.
@@ -605,7 +611,7 @@ def case_shadow(exe, d, exp, frames):
        "shadow-out: one result per target, linked to its session, role = lane", roles)
     sh = (c or {}).get("shadow", {})
     ok(sh.get("out_sessions") == len(out_s) and sh.get("out_results") == len(out_r) and
-       sh.get("out_unpaired") == 0 and sh.get("out_lost") == 0 and sh.get("out_errors") == 0,
+       sh.get("unpaired") == 0 and sh.get("out_lost") == 0 and sh.get("out_errors") == 0,
        "shadow-out: counters", sh)
     pd = subprocess.run([dyetap, "diff", "out.dyt"], cwd=d, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
@@ -676,7 +682,7 @@ def case_shadow_down(exe, d, exp, frames):
        "shadow-down: each request refused or dropped as target_down", lb)
     sh = (c or {}).get("shadow", {})
     ok(sh.get("out_sessions") == lb.get("mirrored") and sh.get("out_results") == lb.get("sent")
-       and sh.get("out_unpaired") == 0,
+       and sh.get("unpaired") == 0,
        "shadow-down: --shadow-out holds each sent request with its error result", sh)
 
 
@@ -706,7 +712,7 @@ def case_shadow_ring(exe, d, exp, frames):
     ok(c is not None and c["mirrored"] == 0 and c["ring_full"] == 0 and c["colored"] == 528,
        "shadow-ring: the packet path is unaffected", c)
     # Production sessions share the ring: those lost leave their request unpaired.
-    ok(sh.get("out_sessions", 0) + sh.get("out_unpaired", 0) == lb.get("mirrored") and
+    ok(sh.get("out_sessions", 0) + sh.get("unpaired", 0) == lb.get("mirrored") and
        sh.get("out_results") == sh.get("out_sessions"),
        "shadow-ring: --shadow-out: every sent request written or counted unpaired", sh)
 
@@ -739,9 +745,159 @@ def case_shadow_writes(exe, d, exp, frames):
                "%s: the POST is counted write_refused" % name, lb)
 
 
+def users_pcap():
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "users-keepalive",
+                        "input.pcap")
+
+
+def case_parity_users(exe, d, exp, frames):
+    # tests/dpdk/users-keepalive: real keep-alive connections carrying the
+    # requests of several users each (README there). A sample: rule and a
+    # header rule are decided per request: the fast path must record and
+    # shadow exactly what `dyetap record` and `dyetap mirror` do, not color
+    # a connection by its first request.
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    pcap = users_pcap()
+    rules = ["beta=sample:header:x-user-id:30%", "blue=header:x-lane=blue"]
+    colors = []
+    for r in rules:
+        colors += ["--color", r]
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+    # With --uncolored drop, also a redaction: the files' metadata must match too.
+    redact = ["--redact", "header:user-agent", "--redact-defaults"]
+    for unc in ("drop", "record"):
+        extra = redact if unc == "drop" else []
+        p = subprocess.run([dyetap, "record", "-r", pcap, "-w", "rec-%s.dyt" % unc,
+                            "--uncolored", unc] + colors + extra, cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+        want = sessions(dyetap, ["rec-%s.dyt" % unc], d)
+        p = run(exe, eal, ["--rx", "0", "--workers", "1", "-w", "fp-%s.dyt" % unc,
+                           "--uncolored", unc, "--exit-idle", "400", "--json"] + colors + extra,
+                d)
+        ok(p.returncode == 0, "parity-users (--uncolored %s): fast path exits 0" % unc, p.stderr)
+        got = sessions(dyetap, ["fp-%s.dyt" % unc], d)
+        ok(got == want and sum(want.values()) == (32 if unc == "record" else 13),
+           "parity-users (--uncolored %s): the fast path's sessions equal dyetap record's (%d)"
+           % (unc, sum(want.values())),
+           "only fast path: %s\nonly record: %s" % (list(got - want)[:2], list(want - got)[:2]))
+    meta = {}
+    for f in ("rec-drop.dyt", "fp-drop.dyt"):
+        pi = subprocess.run([dyetap, "info", "--json", f], cwd=d, stdout=subprocess.PIPE,
+                            universal_newlines=True, timeout=TIMEOUT)
+        meta[f] = json.loads(pi.stdout).get("meta", {}) if pi.returncode == 0 else {}
+    mr, mf = meta["rec-drop.dyt"], meta["fp-drop.dyt"]
+    ok(mr.get("rules") == mf.get("rules") == rules and
+       mr.get("redactions") == mf.get("redactions") and
+       "header:user-agent:mask" in (mf.get("redactions") or []) and
+       mf.get("kind") == "recording" and mf.get("source") == "dpdk:rx=0" and mf.get("host"),
+       "parity-users: the fast path's file carries record's metadata (rules, redactions)",
+       (mr, mf))
+    # The capture has what makes this test bite: a connection whose first
+    # request no rule colors, with colored requests after it.
+    conns = {}
+    pc = subprocess.run([dyetap, "cat", "--json", "rec-record.dyt"], cwd=d,
+                        stdout=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    for line in pc.stdout.splitlines():
+        o = json.loads(line)
+        conns.setdefault(o["conn_id"], []).append(o.get("lane") or "")
+    ok(any(v[0] == "" and any(v[1:]) for v in conns.values()) and
+       any(len(set(v)) >= 3 for v in conns.values()),
+       "parity-users: connections start uncolored and carry beta and blue requests later",
+       conns)
+    want = recorded_colored(dyetap, pcap, rules, d, "rec-lanes.dyt")
+
+    def lane_reqs(lane):
+        return Counter((m, t) for _, _, m, t in want.get(lane, []))
+    for who in ("fast path", "mirror"):
+        beta, blue = ShadowServer(), ShadowServer()
+        try:
+            lanes = ["--lane", "beta=" + beta.url, "--lane", "blue=" + blue.url]
+            if who == "fast path":
+                p = run(exe, eal, ["--rx", "0", "--exit-idle", "400", "--json"] + colors + lanes,
+                        d)
+            else:
+                p = subprocess.run([dyetap, "mirror", "-r", pcap, "--json"] + colors + lanes,
+                                   cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   universal_newlines=True, timeout=TIMEOUT)
+            gb, gl = beta.requests(), blue.requests()
+        finally:
+            beta.close()
+            blue.close()
+        ok(p.returncode == 0, "parity-users: %s exits 0" % who, p.stderr)
+        mt = lambda log: Counter((r["method"], r["target"]) for r in log)
+        ok(mt(gb) == lane_reqs("beta") and mt(gl) == lane_reqs("blue") and
+           len(gb) == 10 and len(gl) == 3,
+           "parity-users: %s sends each lane exactly the requests record colors for it "
+           "(beta 10, blue 3)" % who,
+           "beta %d %s, blue %d %s" % (len(gb), sorted(mt(gb)), len(gl), sorted(mt(gl))))
+
+
+def tls_files(d):
+    """A CA and a server certificate for localhost signed by it (openssl)."""
+    def ossl(*a):
+        subprocess.run(["openssl"] + list(a), cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=dyetap test CA")
+    ossl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return os.path.join(d, "ca.pem"), os.path.join(d, "srv.pem"), os.path.join(d, "srv.key")
+
+
+def case_shadow_tls(exe, d, exp, frames):
+    # An https lane whose certificate the system does not trust: refused as
+    # a TLS error unless --insecure, or --ca with its CA (and --sni with
+    # the name the certificate carries, the target being an address).
+    import ssl
+    if not shutil.which("openssl"):
+        ok(True, "# SKIP openssl not installed")
+        return
+    ca, crt, key = tls_files(d)
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % demo_pcap()]
+    color = ["--color", "blue=sport:53654-53658"]
+    n = len([1 for _, c, m, t in recorded_colored(dyetap, demo_pcap(), color[1:], d,
+                                                   "rec-tls.dyt").get("blue", [])])
+    for opts, good in (([], False), (["--insecure"], True),
+                       (["--ca", ca, "--sni", "localhost"], True)):
+        for who in ("fast path", "mirror"):
+            srv = ShadowServer()
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(crt, key)
+            srv.srv.socket = ctx.wrap_socket(srv.srv.socket, server_side=True)
+            url = srv.url.replace("http://", "https://")
+            try:
+                args = color + ["--lane", "blue=" + url, "--json", "--drain-timeout", "5s"] + opts
+                if who == "fast path":
+                    p = run(exe, eal, ["--rx", "0", "--exit-idle", "400"] + args, d)
+                    lb = shadow_lane(counters(p), "blue")
+                else:
+                    p = subprocess.run([dyetap, "mirror", "-r", demo_pcap()] + args, cwd=d,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       universal_newlines=True, timeout=TIMEOUT)
+                    c = json.loads(p.stdout) if p.stdout.startswith("{") else {}
+                    lb = {k[len("lane_blue_"):]: v for k, v in c.items()
+                          if k.startswith("lane_blue_")}
+                got = srv.requests()
+            finally:
+                srv.close()
+            name = "shadow-tls %s %s" % (who, " ".join(opts) or "(no option)")
+            if good:
+                ok(p.returncode == 0 and lb.get("ok") == n and len(got) == n,
+                   "%s: the %d requests answered over TLS" % (name, n), (p.stderr[-500:], lb))
+            else:
+                ok(p.returncode == 0 and lb.get("ok") == 0 and lb.get("error_tls", 0) > 0 and
+                   not got, "%s: refused, counted error_tls (%d)" % (name, lb.get("error_tls", 0)),
+                   (p.stderr[-500:], lb))
+
+
 CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli,
-         "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes}
+         "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes,
+         "parity-users": case_parity_users, "shadow-tls": case_shadow_tls}
 
 
 def main():

@@ -8,7 +8,7 @@ For each case directory (input.pcap, expected.jsonl, README.md):
   1. dyetap record -r input.pcap -w TMP/out.dyt --json   (must exit 0)
   2. dyetap cat TMP/out.dyt --json --no-body             (must exit 0)
   3. every cat line is a JSON object with exactly the keys of the JSON form
-     (docs/format.md, issue 2): id lane conn_id conn_index ts_request_ns src
+     (docs/format.md): id lane conn_id conn_index ts_request_ns src
      dst request response flags; request has method/target/body_len,
      response (when not null) status/body_len;
   4. the canonical list built from those lines equals expected.jsonl, line

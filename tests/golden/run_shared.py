@@ -18,7 +18,7 @@ For each *.pcap / *.pcapng / *.cap file (sorted), one TAP test line:
      printed as a TAP comment.
      Exception: when tshark itself cannot read the whole file ("cut short"
      in the middle of a packet), `record` may also stop with a non-zero exit
-     and a message on stderr (a clear error, DESIGN.md section 11); a signal
+     and a message on stderr (a clear error, docs/architecture.md); a signal
      or a sanitizer report still fails.
   2. Count check, only where tshark considers the capture complete: no
      tcp.analysis.lost_segment, ack_lost_segment, out_of_order,

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""End-to-end tests of the production guard and of redaction in mirror.
+"""End-to-end tests of the production guard, loop protection and redaction
+in mirror and the fast path.
 
 usage: guard_e2e.py DYETAP SOURCE_ROOT GROUP      (TAP output)
 
@@ -13,7 +14,12 @@ guard   A capture of GET requests to a real HTTP server on 127.0.0.1:P1
         --i-know-this-is-production it runs against P1 and P1 sees the
         requests. `dyetap mirror -r` with the lane target P1 drops every
         colored request as lane_blue_dropped_production (P1 sees none);
-        with P2 or with the flag they are sent.
+        with P2 or with the flag they are sent. Loop protection: with
+        --no-shadow-header and the flag, still nothing reaches P1 (counted
+        lane_blue_dropped_loop); captured requests carrying the marker
+        header are never sent (dropped_loop).
+fpguard The same guard and loop protection in dyetap-fastpath (FASTPATH in
+        the environment) on net_pcap reading the capture.
 redact  `dyetap mirror -r ... -w --redact-defaults --redact json:$.secret`
         with a lane server answering with secrets: the lane receives the
         request unredacted (the shadow copy is the production request), the
@@ -65,7 +71,7 @@ def server():
     return serve_http(Handler)
 
 
-def make_pcap(port, n_conns, n_reqs, extra=b""):
+def make_pcap(port, n_conns, n_reqs, extra=b"", name=None):
     """n_conns keep-alive connections to 127.0.0.1:port, n_reqs colored GETs each."""
     frames = []
     for c in range(n_conns):
@@ -77,7 +83,7 @@ def make_pcap(port, n_conns, n_reqs, extra=b""):
                       b"Set-Cookie: sid=PROD-SECRET-C2\r\nContent-Length: %d\r\n\r\n"
                       % len(LANE_BODY) + LANE_BODY)
         frames += g.frame(conv.close(), 1)
-    path = os.path.join(TMP, "cap-%d.pcap" % port)
+    path = os.path.join(TMP, name or "cap-%d.pcap" % port)
     g.write_pcap(path, 1, frames)
     return path
 
@@ -150,6 +156,89 @@ def group_guard():
        c.get("lane_blue_ok") == 6 and len(prod.log) == 6,
        "mirror with --i-know-this-is-production sends to the captured server", (r.stderr, c))
 
+    # Loop protection: without a marker header, traffic to the lane's own
+    # target could be mirror's own copies: never shadowed to it, flag or not.
+    prod.log.clear()
+    r, c = mirror_json(base + ["--lane", "blue=http://127.0.0.1:%d" % p1,
+                               "--i-know-this-is-production", "--no-shadow-header"])
+    ok(r.returncode == 0 and c.get("lane_blue_dropped_loop") == 6 and
+       c.get("lane_blue_mirrored") == 0 and not prod.log and
+       r.stderr.count("lane_blue_dropped_loop") == 1,
+       "mirror --no-shadow-header to the captured server: 6 of 6 dropped as loop, warned once",
+       (r.stderr, {k: v for k, v in c.items() if k.startswith("lane_")}))
+    # Captured requests that carry the marker are shadow copies: never sent again.
+    marked = make_pcap(free_port(avoid=(p1, p2)), 2, 3, b"X-Dyetap-Shadow: 1\r\n", "marked.pcap")
+    other.log.clear()
+    r, c = mirror_json(["-r", marked, "--color", "blue=header:x-lane=blue",
+                        "--lane", "blue=http://127.0.0.1:%d" % p2])
+    ok(r.returncode == 0 and c.get("lane_blue_colored") == 6 and
+       c.get("lane_blue_dropped_loop") == 6 and not other.log,
+       "mirror: 6 captured requests carrying the marker: none sent, 6 dropped as loop",
+       (r.stderr, c))
+
+
+FP_EAL = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry", "--no-shconf",
+          "--log-level=*:warning", "--lcores", "0@0,1@1,2@0"]
+
+
+def fastpath(pcap, app):
+    """dyetap-fastpath on net_pcap reading @pcap: (process, final JSON counters)."""
+    cmd = [os.environ["FASTPATH"]] + FP_EAL + ["--vdev", "net_pcap0,rx_pcap=" + pcap, "--",
+                                                "--rx", "0", "--exit-idle", "400", "--json",
+                                                "--drain-timeout", "3s"] + app
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    js = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            js = json.loads(line)
+    return r, js
+
+
+def group_fpguard():
+    if not os.environ.get("FASTPATH"):
+        print("1..0 # SKIP built without DPDK")
+        return
+    prod, p1 = server()
+    other, p2 = server()
+    pcap = make_pcap(p1, 2, 3)
+    color = ["--color", "blue=header:x-lane=blue"]
+
+    def blue(js):
+        return js.get("shadow", {}).get("lanes", {}).get("blue", {})
+    r, js = fastpath(pcap, color + ["--lane", "blue=http://127.0.0.1:%d" % p1])
+    b = blue(js)
+    ok(r.returncode == 0 and b.get("colored") == 6 and b.get("dropped_production") == 6 and
+       b.get("mirrored") == 0 and not prod.log,
+       "fast path, lane = the captured server: 0 requests reach it, 6 dropped as production",
+       (r.stderr, b, prod.log))
+    ok(r.stderr.count("shadow_blue_dropped_production") == 1 and
+       "--i-know-this-is-production" in r.stderr and "127.0.0.1:%d" % p1 in r.stderr,
+       "the fast path warns once, naming the server, the counter and the override", r.stderr)
+    r, js = fastpath(pcap, color + ["--lane", "blue=http://localhost:%d" % p1])
+    ok(r.returncode == 0 and blue(js).get("dropped_production") == 6 and not prod.log,
+       "the same when the lane names the server as localhost", (r.stderr, blue(js)))
+    r, js = fastpath(pcap, color + ["--lane", "blue=http://127.0.0.1:%d" % p1,
+                                    "--i-know-this-is-production"])
+    ok(r.returncode == 0 and blue(js).get("ok") == 6 and len(prod.log) == 6 and
+       blue(js).get("dropped_production") == 0 and "production guard off" in r.stderr,
+       "--i-know-this-is-production: the 6 are sent to the captured server, and it says so",
+       (r.stderr, blue(js), len(prod.log)))
+    r, js = fastpath(pcap, color + ["--lane", "blue=http://127.0.0.1:%d" % p2])
+    ok(r.returncode == 0 and blue(js).get("ok") == 6 and len(other.log) == 6,
+       "a lane on another port of the same address gets the 6", (r.stderr, blue(js)))
+    prod.log.clear()
+    r, js = fastpath(pcap, color + ["--lane", "blue=http://127.0.0.1:%d" % p1,
+                                    "--i-know-this-is-production", "--no-shadow-header"])
+    ok(r.returncode == 0 and blue(js).get("dropped_loop") == 6 and not prod.log and
+       "--no-shadow-header" in r.stderr,
+       "--no-shadow-header: traffic to the lane's own target is never shadowed (loop)",
+       (r.stderr, blue(js)))
+    marked = make_pcap(free_port(avoid=(p1, p2)), 2, 3, b"x-dyetap-shadow: 1\r\n", "m.pcap")
+    other.log.clear()
+    r, js = fastpath(marked, color + ["--lane", "blue=http://127.0.0.1:%d" % p2])
+    ok(r.returncode == 0 and blue(js).get("dropped_loop") == 6 and not other.log,
+       "captured requests carrying the marker are never shadowed (loop, 6)", (r.stderr, blue(js)))
+
 
 def group_redact():
     lane, lport = server()
@@ -211,7 +300,7 @@ def group_redact():
 
 def main():
     try:
-        {"guard": group_guard, "redact": group_redact}[GROUP]()
+        {"guard": group_guard, "redact": group_redact, "fpguard": group_fpguard}[GROUP]()
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     return finish()

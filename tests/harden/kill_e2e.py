@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Crash safety of `dyetap replay -o` and `dyetap mirror -w` (issue 8).
+"""Crash safety of `dyetap replay -o` and `dyetap mirror -w` (docs/testing.md "Crash safety").
 
 usage: kill_e2e.py DYETAP SOURCE_ROOT GROUP [RUNS]      (TAP output)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Forced limits (issue 8): each cap is hit at a chosen point and the test
+"""Forced limits (docs/testing.md "Forced limits"): each cap is hit at a chosen point and the test
 asserts the policy's outcome and the exact value of its counter
 (docs/testing.md "Forced limits" has the table of every cap).
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Crash safety of `dyetap record` (issue 8): SIGKILL at random points of
+# Crash safety of `dyetap record` (docs/testing.md "Crash safety"): SIGKILL at random points of
 # many runs over a large generated capture. Every killed file must be
 # readable by `dyetap info` and `dyetap cat`, info must say it is
 # unfinished or cut, and what reads back must be exactly the first N

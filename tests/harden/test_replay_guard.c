@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit test of replay/replay_guard.h, the production guard (issue 8,
+ * Unit test of replay/replay_guard.h, the production guard (
  * docs/replay.md "Production guard"): address AND port must match, names
  * resolve to all their addresses, IPv4-mapped IPv6 compares as IPv4, and
  * scanning a real store file finds a recorded server and names it.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Forced store limits (issue 8, docs/testing.md "Forced limits"): the data
+ * Forced store limits (docs/testing.md "Forced limits"): the data
  * frame batch (flush_bytes) and the 64 MiB frame content cap, hit at chosen
  * points through store/store.h. A record over the cap is refused with
  * -E2BIG and a message, nothing of it is written, and the writer goes on:

@@ -266,7 +266,8 @@ def _location_regex(expected_loc):
 
 def findings_of(report):
     """What the report says changed: ("causes", [...]) once reports carry
-    causes (issue 18), else ("groups", [...]) from today's difference groups.
+    causes (a "causes" list in report.json), else ("groups", [...]) from the
+    difference groups.
     Each finding: {kind, location (normalized), endpoints, count, noise}; a
     cause also lists the groups it covers (when the report gives them as
     objects), so an expected consequence folded into its cause (a field gone
