@@ -28,7 +28,16 @@
  * Nothing here calls replay: a diff can be re-run on saved results with
  * new rules.
  *
- * Thread-safety: one context per thread.
+ * Memory is bounded by what is reported, not by the pairs read: groups
+ * keep counts and a bottom-k sample of examples, endpoints keep latency
+ * histograms of fixed resolution, pairs are counted by their set of
+ * signatures; results files are paired as they are read (a session is
+ * held only until its results have come, docs/format.md "result_lag").
+ * Every cap is a diff_params field and is counted when hit.
+ *
+ * Thread-safety: one context per thread. With diff_params.threads > 1,
+ * diff_ctx_add_file() compares on that many threads of its own; the
+ * report is the same for any number of threads.
  */
 #ifndef DYETAP_ANALYSIS_DIFF_H
 #define DYETAP_ANALYSIS_DIFF_H
@@ -64,18 +73,38 @@ enum diff_kind {
 /** Stable name of @p kind. */
 const char *diff_kind_name(unsigned kind);
 
-/** Tunables; a zero field takes the default in brackets. */
+/** Progress of diff_ctx_add_file(), for a progress line. */
+struct diff_progress {
+	const char *file;    /**< the file being read */
+	uint64_t bytes_read; /**< compressed bytes of its frames read so far */
+	uint64_t file_bytes; /**< its size */
+	uint64_t pairs;	     /**< results read so far, every file */
+	double elapsed_s;    /**< since the first file began */
+};
+
+/** Tunables; a zero field takes the default in brackets (docs/diff.md "Limits"). */
 struct diff_params {
 	const struct noise_rules *rules; /**< borrowed, must outlive the context; may be NULL */
 	size_t max_body;		 /**< decoded body cap per side [16 MiB] */
 	size_t max_example;		 /**< body bytes kept per example [4 KiB] */
 	uint32_t max_findings;		 /**< differences kept per pair [64] */
-	size_t max_latency_samples;	 /**< per endpoint and side [1 M] */
-	size_t max_memory;		 /**< for kept sessions in diff_ctx_add_file() [1 GiB] */
-	double noise_ratio;		 /**< learned noise: real if cand >= ratio x sec [2.0] */
-	double noise_delta;		 /**< ... and cand - sec >= delta [0.05] */
-	bool no_default_ignores;	 /**< compare even the default ignored headers */
-	bool no_volatile;		 /**< do not mark volatile-looking values as likely noise */
+	/**
+	 * Memory for what the analysis keeps: difference groups and their
+	 * examples, endpoints, latency histograms, the signature sets of pairs
+	 * [256 MiB]. Past it no new group or endpoint is made (a loss, counted)
+	 * and no example kept (counted); signature sets go to a temporary file.
+	 */
+	size_t max_memory;
+	/** Sessions diff_ctx_add_file() holds until their results come [64 MiB]. */
+	size_t max_window;
+	uint32_t examples;	 /**< examples kept per difference group, 1..16 [3] */
+	uint32_t max_groups;	 /**< difference groups per candidate [1 000 000] */
+	uint32_t max_endpoints;	 /**< endpoints per candidate [65 536] */
+	uint32_t threads;	 /**< threads comparing pairs in diff_ctx_add_file() [1] */
+	double noise_ratio;	 /**< learned noise: real if cand >= ratio x sec [2.0] */
+	double noise_delta;	 /**< ... and cand - sec >= delta [0.05] */
+	bool no_default_ignores; /**< compare even the default ignored headers */
+	bool no_volatile;	 /**< do not mark volatile-looking values as likely noise */
 	/** gRPC message types (analysis/pb.h, `--proto`): borrowed, must
 	 *  outlive the context; NULL decodes messages by field number */
 	const struct pb_schema *proto;
@@ -88,6 +117,9 @@ struct diff_params {
 	 */
 	int (*redact)(void *redact_ctx, const struct store_session *in, struct store_session *out);
 	void *redact_ctx;
+	/** Called by diff_ctx_add_file() about every 250 ms while it reads; may be NULL. */
+	void (*progress)(void *progress_ctx, const struct diff_progress *p);
+	void *progress_ctx;
 };
 
 struct diff_ctx;

@@ -25,7 +25,7 @@ const char *diff_severity_name(unsigned s)
 
 const struct diff_example *diff_group_example(const struct diff_group *g)
 {
-	return g->has_ex ? &g->ex : NULL;
+	return g->n_ex ? &g->ex[0] : NULL;
 }
 
 void diff_causes_free(struct diff_causes *cs)

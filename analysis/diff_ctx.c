@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * diff_ctx - the analysis context (see diff.h): per-pair comparison through
- * the engine (diff_pair.c), grouping by endpoint and signature per
- * candidate role (one verdict each), learned noise, latency percentiles
- * and accounting (counters classed as exclusion, loss or information).
+ * diff_ctx - the analysis context (see diff.h): the verdicts (one per
+ * candidate role), pairs that are not compared (incomplete capture,
+ * replay errors, unreplayed sessions), learned noise, latency
+ * percentiles and accounting (counters classed as exclusion, loss or
+ * information). Compared pairs are counted in aggregates (diff_agg.c),
+ * possibly by several threads (diff_work.c) merged here at the end.
  *
  * Learned noise follows Diffy's idea (github.com/opendiffy/diffy): a
  * location (endpoint + location) whose candidate-vs-primary difference
@@ -11,6 +13,7 @@
  * thresholds are in docs/diff.md and struct diff_params.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,59 +21,14 @@
 
 #include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
-#include "analysis/tmpl.h"
 #include "common/mem.h"
 
-#define DIFF_DEF_SAMPLES   (1u << 20)
-#define DIFF_MAX_PAIRS	   (64u << 20)
-#define DIFF_MAX_GROUPS	   (1u << 20)
-#define DIFF_MAX_ENDPOINTS (1u << 16)
-#define DIFF_EP_NAME_MAX   512
-
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
-}
-
-static void ruleset_build(struct diff_ctx *c, struct diff_ruleset *rs, const char *endpoint)
-{
-	const struct noise_rules *all = c->p.rules;
-	memset(rs, 0, sizeof(*rs));
-	rs->all = all;
-	rs->hits = c->rule_hits;
-	if (!all || !all->n)
-		return;
-	rs->v = mem_calloc(all->n, sizeof(*rs->v));
-	if (!rs->v)
-		return; /* no rules for this endpoint; counted as a warning */
-	for (size_t i = 0; i < all->n; i++) {
-		const struct noise_rule *r = &all->v[i];
-		if (endpoint ? !noise_rule_applies(r, endpoint) : r->scope != NULL)
-			continue;
-		rs->v[rs->n++] = r;
-		switch (r->kind) {
-		case NOISE_IGNORE_PATH:
-		case NOISE_TOLERANCE:
-		case NOISE_UNORDERED:
-		case NOISE_KEYED:
-			rs->has_path_rules = true;
-			break;
-		case NOISE_MASK_BODY:
-			rs->has_body_masks = true;
-			break;
-		case NOISE_IGNORE_STATUS:
-			rs->ignore_status = true;
-			break;
-		default:
-			break;
-		}
-	}
-}
-
-static void cand_free(struct diff_cand *v);
+#define DIFF_DEF_MEMORY	   ((size_t)256 << 20)
+#define DIFF_DEF_WINDOW	   ((size_t)64 << 20)
+#define DIFF_DEF_EXAMPLES  3
+#define DIFF_MAX_EXAMPLES  16
+#define DIFF_MAX_GROUPS	   1000000u
+#define DIFF_MAX_ENDPOINTS 65536u
 
 struct diff_ctx *diff_ctx_create(const struct diff_params *p)
 {
@@ -79,10 +37,21 @@ struct diff_ctx *diff_ctx_create(const struct diff_params *p)
 		return NULL;
 	if (p)
 		c->p = *p;
-	if (!c->p.max_latency_samples)
-		c->p.max_latency_samples = DIFF_DEF_SAMPLES;
 	if (!c->p.max_memory)
-		c->p.max_memory = (size_t)1 << 30;
+		c->p.max_memory = DIFF_DEF_MEMORY;
+	if (!c->p.max_window)
+		c->p.max_window = DIFF_DEF_WINDOW;
+	if (!c->p.examples)
+		c->p.examples = DIFF_DEF_EXAMPLES;
+	if (c->p.examples > DIFF_MAX_EXAMPLES)
+		c->p.examples = DIFF_MAX_EXAMPLES;
+	if (!c->p.max_groups)
+		c->p.max_groups = DIFF_MAX_GROUPS;
+	if (!c->p.max_endpoints)
+		c->p.max_endpoints = DIFF_MAX_ENDPOINTS;
+	if (!c->p.threads)
+		c->p.threads = 1;
+	atomic_init(&c->mem, 0);
 	if (!(c->p.noise_ratio > 0))
 		c->p.noise_ratio = 2.0;
 	if (!(c->p.noise_delta > 0))
@@ -95,45 +64,15 @@ struct diff_ctx *diff_ctx_create(const struct diff_params *p)
 		if (!c->rule_hits)
 			goto fail;
 	}
+	c->part.ctx = c;
+	c->part.eng = &c->eng;
+	c->part.rule_hits = c->rule_hits;
+	c->part.cand = c->cand;
+	c->part.sec = &c->sec;
 	return c;
 fail:
 	diff_ctx_free(c);
 	return NULL;
-}
-
-static void example_free(struct diff_example *x)
-{
-	mem_free(x->request);
-	mem_free(x->primary);
-	mem_free(x->candidate);
-}
-
-static void cand_free(struct diff_cand *v)
-{
-	if (!v)
-		return;
-	for (size_t i = 0; i < v->n_ep; i++) {
-		mem_free(v->ep[i].name);
-		mem_free(v->ep[i].lat_p.v);
-		mem_free(v->ep[i].lat_c.v);
-		mem_free(v->ep[i].rs.v);
-	}
-	mem_free(v->ep);
-	mem_free(v->ep_hash);
-	for (size_t i = 0; i < v->n_gr; i++) {
-		mem_free(v->gr[i].location);
-		example_free(&v->gr[i].ex);
-	}
-	diff_causes_free(v->roots);
-	mem_free(v->gr);
-	mem_free(v->gr_hash);
-	mem_free(v->pairs);
-	mem_free(v->pair_groups);
-	mem_free(v->all_p.v);
-	mem_free(v->all_c.v);
-	mem_free(v->role);
-	mem_free(v->target);
-	mem_free(v);
 }
 
 static void free_strs(char **v, size_t n)
@@ -147,10 +86,12 @@ void diff_ctx_free(struct diff_ctx *c)
 {
 	if (!c)
 		return;
+	if (c->pool)
+		(void)diff_pool_finish(c->pool);
 	diff_engine_release(&c->eng);
 	for (size_t i = 0; i < c->n_cand; i++)
-		cand_free(c->cand[i]);
-	cand_free(c->sec);
+		diff_cand_free(c->cand[i]);
+	diff_cand_free(c->sec);
 	for (size_t i = 0; i < c->n_ctr; i++) {
 		mem_free(c->ctr[i].source);
 		mem_free(c->ctr[i].name);
@@ -173,8 +114,8 @@ void diff_ctx_free(struct diff_ctx *c)
 	mem_free(c->gates);
 	mem_free(c->rule_hits);
 	mem_free(c->global_rs.v);
-	mem_free(c->all_p.v);
-	mem_free(c->all_c.v);
+	diff_hist_release(&c->all_p);
+	diff_hist_release(&c->all_c);
 	mem_free(c);
 }
 
@@ -197,20 +138,13 @@ struct diff_cand *diff_ctx_cand(struct diff_ctx *c, const char *role, size_t rle
 	}
 	if (!secondary && c->n_cand == DIFF_MAX_CANDIDATES)
 		return NULL;
-	struct diff_cand *v = mem_calloc(1, sizeof(*v));
+	struct diff_cand *v = diff_cand_new(role, rlen, secondary);
 	if (!v)
 		return NULL;
-	v->secondary = secondary;
-	v->role = secondary ? mem_strdup("secondary") : mem_strndup(role, rlen);
-	v->ep_buckets = 64;
-	v->ep_hash = mem_calloc(v->ep_buckets, sizeof(uint32_t));
-	v->gr_buckets = 256;
-	v->gr_hash = mem_calloc(v->gr_buckets, sizeof(uint32_t));
 	if (target && tlen && !secondary)
 		v->target = mem_strndup(target, tlen);
-	if (!v->role || !v->ep_hash || !v->gr_hash ||
-	    (target && tlen && !secondary && !v->target)) {
-		cand_free(v);
+	if (target && tlen && !secondary && !v->target) {
+		diff_cand_free(v);
 		return NULL;
 	}
 	if (secondary)
@@ -230,313 +164,32 @@ int diff_ctx_add_candidate(struct diff_ctx *c, const char *role, const char *tar
 	return 0;
 }
 
-/* Grow array *v of *cap elements of @p size to hold n + 1. */
-static int grow(void **v, size_t *cap, size_t n, size_t size, size_t max)
-{
-	if (n < *cap)
-		return 0;
-	if (n >= max)
-		return -ENOSPC;
-	size_t ncap = *cap ? *cap * 2 : 16;
-	if (ncap > max)
-		ncap = max;
-	void *nv = mem_realloc(*v, ncap * size);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
-	return 0;
-}
-
-static int rehash(uint32_t **buckets, size_t *nb, size_t n, void *arr, size_t elsize,
-		  size_t hash_off, size_t next_off)
-{
-	if (n < *nb)
-		return 0;
-	size_t nnb = *nb * 2;
-	uint32_t *b = mem_calloc(nnb, sizeof(uint32_t));
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		char *el = (char *)arr + i * elsize;
-		uint64_t h = *(uint64_t *)(void *)(el + hash_off);
-		uint32_t *next = (uint32_t *)(void *)(el + next_off);
-		*next = b[h & (nnb - 1)];
-		b[h & (nnb - 1)] = (uint32_t)(i + 1);
-	}
-	mem_free(*buckets);
-	*buckets = b;
-	*nb = nnb;
-	return 0;
-}
-
-static int endpoint_get(struct diff_ctx *c, struct diff_cand *v, const char *name, size_t n,
-			uint32_t *out)
-{
-	uint64_t h = hash_bytes(0xcbf29ce484222325ull, name, n);
-	for (uint32_t i = v->ep_hash[h & (v->ep_buckets - 1)]; i; i = v->ep[i - 1].hnext) {
-		struct diff_endpoint *e = &v->ep[i - 1];
-		if (e->hash == h && !strcmp(e->name, name)) {
-			*out = i - 1;
-			return 0;
-		}
-	}
-	int rc = grow((void **)&v->ep, &v->cap_ep, v->n_ep, sizeof(*v->ep), DIFF_MAX_ENDPOINTS);
-	if (rc)
-		return rc;
-	struct diff_endpoint *e = &v->ep[v->n_ep];
-	memset(e, 0, sizeof(*e));
-	e->name = mem_strndup(name, n);
-	if (!e->name)
-		return -ENOMEM;
-	e->hash = h;
-	ruleset_build(c, &e->rs, e->name);
-	e->hnext = v->ep_hash[h & (v->ep_buckets - 1)];
-	v->ep_hash[h & (v->ep_buckets - 1)] = (uint32_t)(v->n_ep + 1);
-	*out = (uint32_t)v->n_ep++;
-	return rehash(&v->ep_hash, &v->ep_buckets, v->n_ep, v->ep, sizeof(*v->ep),
-		      offsetof(struct diff_endpoint, hash), offsetof(struct diff_endpoint, hnext));
-}
-
-/* Endpoint @p name of @p v, or -1 when it has none. */
-static long endpoint_find(const struct diff_cand *v, const char *name)
-{
-	uint64_t h = hash_bytes(0xcbf29ce484222325ull, name, strlen(name));
-	for (uint32_t i = v->ep_hash[h & (v->ep_buckets - 1)]; i; i = v->ep[i - 1].hnext)
-		if (v->ep[i - 1].hash == h && !strcmp(v->ep[i - 1].name, name))
-			return (long)i - 1;
-	return -1;
-}
-
-static uint64_t group_hash(uint32_t ep, uint8_t kind, const char *loc)
-{
-	uint64_t h = hash_bytes(0xcbf29ce484222325ull, &ep, sizeof(ep));
-	h = hash_bytes(h, &kind, 1);
-	return hash_bytes(h, loc, strlen(loc));
-}
-
-/* Group (ep, kind, loc) of @p v, or NULL. */
-static const struct diff_group *group_find(const struct diff_cand *v, uint32_t ep, uint8_t kind,
-					   const char *loc)
-{
-	uint64_t h = group_hash(ep, kind, loc);
-	for (uint32_t i = v->gr_hash[h & (v->gr_buckets - 1)]; i; i = v->gr[i - 1].hnext) {
-		const struct diff_group *g = &v->gr[i - 1];
-		if (g->hash == h && g->endpoint == ep && g->kind == kind &&
-		    !strcmp(g->location, loc))
-			return g;
-	}
-	return NULL;
-}
-
-static int group_get(struct diff_cand *v, uint32_t ep, uint8_t kind, const char *loc, uint32_t *out)
-{
-	const struct diff_group *f = group_find(v, ep, kind, loc);
-	if (f) {
-		*out = (uint32_t)(f - v->gr);
-		return 0;
-	}
-	uint64_t h = group_hash(ep, kind, loc);
-	int rc = grow((void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr), DIFF_MAX_GROUPS);
-	if (rc)
-		return rc;
-	struct diff_group *g = &v->gr[v->n_gr];
-	memset(g, 0, sizeof(*g));
-	g->location = mem_strdup(loc);
-	if (!g->location)
-		return -ENOMEM;
-	g->endpoint = ep;
-	g->kind = kind;
-	g->hash = h;
-	g->hnext = v->gr_hash[h & (v->gr_buckets - 1)];
-	v->gr_hash[h & (v->gr_buckets - 1)] = (uint32_t)(v->n_gr + 1);
-	*out = (uint32_t)v->n_gr++;
-	return rehash(&v->gr_hash, &v->gr_buckets, v->n_gr, v->gr, sizeof(*v->gr),
-		      offsetof(struct diff_group, hash), offsetof(struct diff_group, hnext));
-}
-
-static void sample(struct diff_samples *s, uint64_t v, size_t max)
-{
-	if (grow((void **)&s->v, &s->cap, s->n, sizeof(uint64_t), max)) {
-		s->dropped++;
-		return;
-	}
-	s->v[s->n++] = v;
-}
-
-/* ---- examples ---- */
-
-static bool printable(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] == 0)
-			return false;
-	return true;
-}
-
-static void render_headers(struct dbuf *b, const struct store_message *m)
-{
-	for (size_t i = 0; i < m->n_headers && i < DIFF_MAX_HDRS; i++) {
-		const struct store_header *h = &m->headers[i];
-		char lname[128], val[1024];
-		size_t ln = h->name.len < sizeof(lname) - 1 ? h->name.len : sizeof(lname) - 1;
-		for (size_t k = 0; k < ln; k++)
-			lname[k] =
-			    (char)(h->name.ptr[k] |
-				   (h->name.ptr[k] >= 'A' && h->name.ptr[k] <= 'Z' ? 0x20 : 0));
-		lname[ln] = '\0';
-		diff_mask_header_value(lname, ln, h->value.ptr, h->value.len, val, sizeof(val));
-		dbuf_append(b, h->name.ptr, h->name.len);
-		dbuf_puts(b, ": ");
-		dbuf_puts(b, val);
-		dbuf_putc(b, '\n');
-	}
-}
-
-static void render_body(struct diff_ctx *c, struct dbuf *b, const struct store_message *m)
-{
-	const uint8_t *p = m->body.ptr;
-	size_t n = m->body.len;
-	struct dbuf dec, tmp;
-	dbuf_init(&dec, c->p.max_body);
-	dbuf_init(&tmp, c->p.max_body);
-	const struct store_header *enc = diff_find_header(m, "content-encoding");
-	if (enc && n &&
-	    !diff_decode((const char *)enc->value.ptr, enc->value.len, p, n, &dec, &tmp)) {
-		p = dec.data;
-		n = dec.len;
-		dbuf_printf(b, "[decoded from %.*s]\n",
-			    (int)(enc->value.len > 32 ? 32 : enc->value.len),
-			    (const char *)enc->value.ptr);
-	}
-	if (n && !printable(p, n)) {
-		dbuf_printf(b, "[%zu bytes of binary data]", n);
-	} else if (n) {
-		size_t k = n < c->p.max_example ? n : c->p.max_example;
-		dbuf_append(b, p, k);
-		if (k < n)
-			dbuf_printf(b, "\n[... %zu more bytes]", n - k);
-	}
-	if (m->truncated)
-		dbuf_printf(b, "\n[body truncated at record time: %llu of %llu bytes kept]",
-			    (unsigned long long)m->body.len, (unsigned long long)m->body_len);
-	dbuf_release(&dec);
-	dbuf_release(&tmp);
-}
-
-static char *render_msg(struct diff_ctx *c, const struct store_message *m, bool req)
-{
-	struct dbuf b;
-	dbuf_init(&b, c->p.max_example * 2 + 64 * 1024);
-	if (req)
-		dbuf_printf(&b, "%.*s %.*s HTTP/%u.%u\n", (int)m->method.len,
-			    (const char *)m->method.ptr, (int)m->target.len,
-			    (const char *)m->target.ptr, m->version_major, m->version_minor);
-	else
-		dbuf_printf(&b, "HTTP/%u.%u %u %.*s\n", m->version_major, m->version_minor,
-			    m->status, (int)m->reason.len, (const char *)m->reason.ptr);
-	render_headers(&b, m);
-	dbuf_putc(&b, '\n');
-	render_body(c, &b, m);
-	char *s = (char *)dbuf_detach(&b, NULL);
-	return s ? s : mem_strdup("");
-}
-
-/* A deterministic order of sessions for choosing examples: the same pairs
- * give the same examples whatever order they come in (a merge of shards
- * equals the unsharded run), and a stream in any order replaces an
- * example O(log n) times on average. */
-static uint64_t example_key(uint64_t id)
-{
-	uint64_t x = id + 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static void keep_example(struct diff_ctx *c, struct diff_group *g, const struct store_session *s,
-			 const struct store_result *r, const struct diff_finding *f)
-{
-	uint64_t key = example_key(s->id);
-	if (g->has_ex && (g->ex.key < key || (g->ex.key == key && g->ex.session_id <= s->id)))
-		return;
-	struct diff_example x;
-	memset(&x, 0, sizeof(x));
-	x.session_id = s->id;
-	x.key = key;
-	x.request = render_msg(c, &s->req, true);
-	x.primary = render_msg(c, &s->resp, false);
-	x.candidate = render_msg(c, &r->resp, false);
-	memcpy(x.iloc, f->iloc, sizeof(x.iloc));
-	memcpy(x.pval, f->pval, sizeof(x.pval));
-	memcpy(x.cval, f->cval, sizeof(x.cval));
-	if (!x.request || !x.primary || !x.candidate) {
-		example_free(&x); /* keep the one we had */
-		return;
-	}
-	example_free(&g->ex);
-	g->ex = x;
-	g->has_ex = true;
-}
-
-/* ---- adding pairs ---- */
-
 #define INCOMPLETE_FLAGS                                                                           \
 	(STORE_F_GAP | STORE_F_NO_RESPONSE | STORE_F_PARSE_ERROR | STORE_F_TUNNEL |                \
 	 STORE_F_INCOMPLETE | STORE_F_RESET)
 
-static int endpoint_of(struct diff_ctx *c, struct diff_cand *v, const struct store_session *s,
-		       uint32_t *ep)
-{
-	char name[DIFF_EP_NAME_MAX];
-	size_t n;
-	struct diff_ep_cache *ce = NULL;
-	if (s->req.present && s->req.method.len) {
-		/* the path without its query decides the template */
-		const uint8_t *t = s->req.target.ptr;
-		size_t tl = s->req.target.len, ml = s->req.method.len;
-		const uint8_t *q = tl ? memchr(t, '?', tl) : NULL;
-		if (q)
-			tl = (size_t)(q - t);
-		if (ml + 1 + tl <= DIFF_EP_CACHE_KEY) {
-			uint64_t h = hash_bytes(0xcbf29ce484222325ull, s->req.method.ptr, ml);
-			h = hash_bytes(h, t, tl);
-			ce = &v->epc[h % DIFF_EP_CACHE];
-			if (ce->ep && ce->h == h && ce->len == ml + 1 + tl &&
-			    !memcmp(ce->key, s->req.method.ptr, ml) &&
-			    !memcmp(ce->key + ml + 1, t, tl)) {
-				*ep = ce->ep - 1;
-				return 0;
-			}
-			ce->ep = 0;
-			ce->h = h;
-			ce->len = (uint16_t)(ml + 1 + tl);
-			memcpy(ce->key, s->req.method.ptr, ml);
-			ce->key[ml] = ' ';
-			if (tl)
-				memcpy(ce->key + ml + 1, t, tl);
-		}
-	}
-	if (s->req.present && s->req.method.len)
-		n = tmpl_endpoint((const char *)s->req.method.ptr, s->req.method.len,
-				  (const char *)s->req.target.ptr, s->req.target.len, name,
-				  sizeof(name));
-	else
-		n = (size_t)snprintf(name, sizeof(name), "(no request)");
-	int rc = endpoint_get(c, v, name, n, ep);
-	if (!rc && ce)
-		ce->ep = *ep + 1;
-	return rc;
-}
-
 static int cand_unreplayed(struct diff_ctx *c, struct diff_cand *v, const struct store_session *s)
 {
 	uint32_t ep;
-	int rc = endpoint_of(c, v, s, &ep);
+	int rc = diff_endpoint_of(&c->part, v, s, &ep);
 	if (rc)
 		return rc == -ENOSPC ? (v->sum.over_memcap++, 0) : rc;
 	v->ep[ep].unreplayed++;
 	v->sum.unreplayed++;
+	return 0;
+}
+
+int diff_ctx_add_unreplayed_ep(struct diff_ctx *c, size_t i, const char *name, uint64_t n)
+{
+	uint32_t ep;
+	if (c->finished || i >= c->n_cand)
+		return -EINVAL;
+	struct diff_cand *v = c->cand[i];
+	int rc = diff_endpoint_get(&c->part, v, name, strlen(name), &ep, n);
+	if (rc < 0)
+		return rc;
+	v->ep[ep].unreplayed += n;
+	v->sum.unreplayed += n;
 	return 0;
 }
 
@@ -591,10 +244,74 @@ static void count_cause(struct diff_cand *v, const struct store_result *r)
 	k->n = 1;
 }
 
+/* Endpoint of @p s in the context's aggregate @p v, counted in *out;
+ * -ENOSPC (a cap) is counted as over_memcap. */
+static struct diff_endpoint *account_ep(struct diff_ctx *c, struct diff_cand *v,
+					const struct store_session *s, int *rc)
+{
+	uint32_t ep;
+	*rc = diff_endpoint_of(&c->part, v, s, &ep);
+	if (*rc == -ENOSPC) {
+		v->sum.over_memcap++;
+		*rc = 0;
+		return NULL;
+	}
+	return *rc ? NULL : &v->ep[ep];
+}
+
+int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store_session *s,
+		     const struct store_result *r)
+{
+	bool cand = !v->secondary;
+	int rc = 0;
+	if (cand)
+		v->sum.results++;
+	/* incomplete capture: reported as such, never as a difference */
+	uint32_t bad = s->flags & INCOMPLETE_FLAGS;
+	if (bad || !s->req.present || !s->resp.present || s->resp.truncated) {
+		if (!cand)
+			return 1;
+		struct diff_endpoint *e = account_ep(c, v, s, &rc);
+		if (rc)
+			return rc;
+		if (e)
+			e->incomplete++;
+		v->sum.incomplete++;
+		for (unsigned b = 0; b < STORE_F_COUNT; b++)
+			if (bad & (1u << b))
+				v->incomplete_by_flag[b]++;
+		if (!bad && !s->resp.present)
+			v->incomplete_by_flag[2]++; /* no_response */
+		if (!bad && s->resp.present && s->resp.truncated)
+			v->incomplete_by_flag[5]++; /* incomplete */
+		return 1;
+	}
+	if (r->error != STORE_ERR_NONE || !r->resp.present || r->resp.truncated) {
+		if (!cand)
+			return 1;
+		struct diff_endpoint *e = account_ep(c, v, s, &rc);
+		if (rc)
+			return rc;
+		if (r->error == STORE_ERR_NONE && r->resp.present) {
+			v->incomplete_cand_trunc++;
+			if (e)
+				e->incomplete++;
+			v->sum.incomplete++;
+			return 1;
+		}
+		if (e)
+			e->errors++;
+		v->sum.replay_errors++;
+		v->errors_by_kind[r->error < STORE_ERR_COUNT ? r->error : STORE_ERR_OTHER]++;
+		count_cause(v, r);
+		return 1;
+	}
+	return 0;
+}
+
 int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct store_result *r,
 		 enum diff_role role)
 {
-	uint32_t ep;
 	bool cand = role == DIFF_ROLE_CANDIDATE;
 	if (c->finished)
 		return -EINVAL;
@@ -607,111 +324,10 @@ int diff_ctx_add(struct diff_ctx *c, const struct store_session *s, const struct
 		}
 		return -ENOMEM;
 	}
-	int rc = endpoint_of(c, v, s, &ep);
+	int rc = diff_ctx_account(c, v, s, r);
 	if (rc)
-		return rc == -ENOSPC ? (v->sum.over_memcap++, 0) : rc;
-	struct diff_endpoint *e = &v->ep[ep];
-	if (cand)
-		v->sum.results++;
-	/* incomplete capture: reported as such, never as a difference */
-	uint32_t bad = s->flags & INCOMPLETE_FLAGS;
-	if (bad || !s->req.present || !s->resp.present || s->resp.truncated) {
-		if (!cand)
-			return 0;
-		e->incomplete++;
-		v->sum.incomplete++;
-		for (unsigned b = 0; b < STORE_F_COUNT; b++)
-			if (bad & (1u << b))
-				v->incomplete_by_flag[b]++;
-		if (!bad && !s->resp.present)
-			v->incomplete_by_flag[2]++; /* no_response */
-		if (!bad && s->resp.present && s->resp.truncated)
-			v->incomplete_by_flag[5]++; /* incomplete */
-		return 0;
-	}
-	if (r->error != STORE_ERR_NONE || !r->resp.present || r->resp.truncated) {
-		if (!cand)
-			return 0;
-		if (r->error == STORE_ERR_NONE && r->resp.present) {
-			v->incomplete_cand_trunc++;
-			e->incomplete++;
-			v->sum.incomplete++;
-			return 0;
-		}
-		e->errors++;
-		v->sum.replay_errors++;
-		v->errors_by_kind[r->error < STORE_ERR_COUNT ? r->error : STORE_ERR_OTHER]++;
-		count_cause(v, r);
-		return 0;
-	}
-	c->eng.req = &s->req; /* gRPC: the method names the message type */
-	rc = diff_engine_compare(&c->eng, &e->rs, &s->resp, &r->resp);
-	if (rc)
-		return rc;
-	e = &v->ep[ep];
-	uint32_t ids[256];
-	size_t nid = 0;
-	for (uint32_t i = 0; i < c->eng.nf; i++) {
-		const struct diff_finding *f = &c->eng.f[i];
-		uint32_t gi;
-		rc = group_get(v, ep, f->kind, f->loc, &gi);
-		if (rc == -ENOSPC) {
-			v->sum.over_memcap++;
-			continue;
-		}
-		if (rc)
-			return rc;
-		bool dup = false;
-		for (size_t k = 0; k < nid && !dup; k++)
-			dup = ids[k] == gi;
-		if (dup || nid == sizeof(ids) / sizeof(ids[0]))
-			continue;
-		ids[nid++] = gi;
-		struct diff_group *g = &v->gr[gi];
-		if (!cand) {
-			g->sec++;
-			continue;
-		}
-		g->count++;
-		if (f->vol)
-			g->vol++;
-		keep_example(c, g, s, r, f);
-	}
-	if (!cand) {
-		e->sec_pairs++;
-		v->sum.secondary_pairs++;
-		return 0;
-	}
-	e->pairs++;
-	v->sum.compared++;
-	if (s->ts_resp_last_ns > s->ts_req_first_ns && s->ts_req_first_ns > 0)
-		sample(&e->lat_p, (uint64_t)(s->ts_resp_last_ns - s->ts_req_first_ns),
-		       c->p.max_latency_samples);
-	if (r->latency_ns)
-		sample(&e->lat_c, r->latency_ns, c->p.max_latency_samples);
-	if (!nid)
-		return 0;
-	if (grow((void **)&v->pairs, &v->cap_pairs, v->n_pairs, sizeof(*v->pairs),
-		 DIFF_MAX_PAIRS) ||
-	    v->n_pg + nid > DIFF_MAX_PAIRS * 4) {
-		v->sum.over_memcap++;
-		return 0;
-	}
-	while (v->n_pg + nid > v->cap_pg) {
-		size_t ncap = v->cap_pg ? v->cap_pg * 2 : 1024;
-		uint32_t *nv = mem_realloc(v->pair_groups, ncap * sizeof(uint32_t));
-		if (!nv)
-			return -ENOMEM;
-		v->pair_groups = nv;
-		v->cap_pg = ncap;
-	}
-	struct diff_pairrec *pr = &v->pairs[v->n_pairs++];
-	pr->endpoint = ep;
-	pr->first = (uint32_t)v->n_pg;
-	pr->n = (uint16_t)nid;
-	memcpy(v->pair_groups + v->n_pg, ids, nid * sizeof(uint32_t));
-	v->n_pg += nid;
-	return 0;
+		return rc < 0 ? rc : 0;
+	return diff_part_compare(&c->part, v, s, r);
 }
 
 /* ---- accounting ---- */
@@ -741,8 +357,10 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "dropped_rate_limited" /* mirror --lane-rate */
 	};
 	static const char *const results[] = {
-	    "err_refused", "err_reset", "err_timeout", "err_bad_response",
-	    "err_connect", "err_tls",	"err_other",   "resp_truncated",
+	    "err_refused",	  "err_reset",	    "err_timeout",
+	    "err_bad_response",	  "err_connect",    "err_tls",
+	    "err_other",	  "resp_truncated", "groups_over_cap",
+	    "endpoints_over_cap", /* diff's caps: that candidate's loss */
 	};
 	static const char *const infos[] = {
 	    "flow_timeouts",	   /* idle connections closed: normal */
@@ -751,6 +369,7 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "redact_json_skipped", /* bodies the redactor could not parse */
 	    "write_stalls",	   /* replay waited for its writer: nothing lost */
 	    "store_bg_waits",
+	    "latency_lost", /* latency samples without memory: the pairs were compared */
 	};
 	static const char *const words[] = {
 	    "drop",	 "gap",	     "timeout",	 "skip",   "error",	 "trunc",   "lost",
@@ -827,12 +446,6 @@ int diff_ctx_add_input(struct diff_ctx *c, const char *name)
 
 /* ---- finish ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 uint64_t diff_percentile(const uint64_t *v, size_t n, double q)
 {
 	if (!n)
@@ -864,12 +477,12 @@ static void secondary_counts(const struct diff_ctx *c, const char *name, const c
 {
 	*pairs = *at_loc = *at_sig = 0;
 	const struct diff_cand *s = c->sec;
-	long ep = s ? endpoint_find(s, name) : -1;
+	long ep = s ? diff_endpoint_find(s, name) : -1;
 	if (ep < 0)
 		return;
 	*pairs = s->ep[ep].sec_pairs;
 	for (uint8_t k = 0; k < DIFF_K_COUNT; k++) {
-		const struct diff_group *g = group_find(s, (uint32_t)ep, k, loc);
+		const struct diff_group *g = diff_group_find(s, (uint32_t)ep, k, loc);
 		if (!g)
 			continue;
 		*at_loc += g->sec;
@@ -916,7 +529,9 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 			g->loc_rate = cr;
 			g->sec_rate = sr;
 			g->rate = e->pairs ? (double)g->count / (double)e->pairs : 0;
-			if (learned)
+			if (!strcmp(g->location, DIFF_LOC_OVER))
+				g->noise = DIFF_NOISE_NONE; /* unknown differences: real */
+			else if (learned)
 				g->noise = DIFF_NOISE_LEARNED;
 			else if (!sec_pairs && g->vol * 2 > g->count)
 				g->noise = DIFF_NOISE_VOLATILE;
@@ -928,18 +543,10 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 	mem_free(idx);
 }
 
-static void percentiles(struct diff_samples *s, uint64_t *p50, uint64_t *p99)
+static void percentiles(const struct diff_hist *h, uint64_t *p50, uint64_t *p99)
 {
-	if (s->n)
-		qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
-	*p50 = diff_percentile(s->v, s->n, 0.50);
-	*p99 = diff_percentile(s->v, s->n, 0.99);
-}
-
-static void pool(struct diff_samples *dst, const struct diff_samples *src)
-{
-	for (size_t i = 0; i < src->n; i++)
-		sample(dst, src->v[i], (size_t)64 << 20);
+	*p50 = diff_hist_pct(h, 0.50);
+	*p99 = diff_hist_pct(h, 0.99);
 }
 
 /* A loss every verdict shares: counters, notes, missing shards. */
@@ -988,56 +595,18 @@ static void sort_endpoints(struct diff_cand *v)
 	memcpy(v->ep, ne, v->n_ep * sizeof(*ne));
 	for (size_t i = 0; i < v->n_gr; i++)
 		v->gr[i].endpoint = where[v->gr[i].endpoint];
-	for (size_t i = 0; i < v->n_pairs; i++)
-		v->pairs[i].endpoint = where[v->pairs[i].endpoint];
-	/* the hash chains follow the new indices; the cache is not used again */
-	memset(v->ep_hash, 0, v->ep_buckets * sizeof(uint32_t));
-	for (size_t i = 0; i < v->n_ep; i++) {
-		uint32_t bk = (uint32_t)(v->ep[i].hash & (v->ep_buckets - 1));
-		v->ep[i].hnext = v->ep_hash[bk];
-		v->ep_hash[bk] = (uint32_t)(i + 1);
-	}
-	memset(v->epc, 0, sizeof(v->epc));
-	/* group hashes include the endpoint index: rebuild them */
-	memset(v->gr_hash, 0, v->gr_buckets * sizeof(uint32_t));
-	for (size_t i = 0; i < v->n_gr; i++) {
-		struct diff_group *g = &v->gr[i];
-		g->hash = group_hash(g->endpoint, g->kind, g->location);
-		uint32_t bk = (uint32_t)(g->hash & (v->gr_buckets - 1));
-		g->hnext = v->gr_hash[bk];
-		v->gr_hash[bk] = (uint32_t)(i + 1);
-	}
+	diff_cand_rehash(v);
 	mem_free(order);
 	mem_free(where);
 	mem_free(ne);
 }
 
-static void finish_cand(struct diff_ctx *c, struct diff_cand *v)
+static int finish_cand(struct diff_ctx *c, struct diff_cand *v)
 {
 	sort_endpoints(v);
 	learn_noise(c, v);
 	struct diff_summary *s = &v->sum;
-	for (size_t i = 0; i < v->n_pairs; i++) {
-		const struct diff_pairrec *pr = &v->pairs[i];
-		bool real = false, status = false;
-		for (uint16_t k = 0; k < pr->n; k++) {
-			const struct diff_group *g = &v->gr[v->pair_groups[pr->first + k]];
-			if (g->noise == DIFF_NOISE_NONE) {
-				real = true;
-				status |= g->kind == DIFF_K_STATUS;
-			}
-		}
-		if (real) {
-			v->ep[pr->endpoint].differing++;
-			s->differing++;
-		} else {
-			s->noisy_only++;
-		}
-		if (status) {
-			v->ep[pr->endpoint].status_chg++;
-			s->status_changes++;
-		}
-	}
+	int rc = diff_cand_count_pairs(v);
 	for (size_t i = 0; i < v->n_gr; i++) {
 		if (v->gr[i].count == 0)
 			continue; /* seen only between primary and secondary */
@@ -1054,8 +623,8 @@ static void finish_cand(struct diff_ctx *c, struct diff_cand *v)
 		e->sec_pairs = sp;
 		percentiles(&e->lat_p, &e->p50_p, &e->p99_p);
 		percentiles(&e->lat_c, &e->p50_c, &e->p99_c);
-		pool(&v->all_p, &e->lat_p);
-		pool(&v->all_c, &e->lat_c);
+		diff_hist_merge(&v->all_p, &e->lat_p);
+		diff_hist_merge(&v->all_c, &e->lat_c);
 	}
 	percentiles(&v->all_p, &v->p50_p, &v->p99_p);
 	percentiles(&v->all_c, &v->p50_c, &v->p99_c);
@@ -1068,6 +637,7 @@ static void finish_cand(struct diff_ctx *c, struct diff_cand *v)
 	s->no_evidence = s->compared == 0;
 	s->data_incomplete = s->incomplete || s->replay_errors || s->unreplayed || s->over_memcap;
 	s->data_incomplete |= shared_loss(c);
+	return rc;
 }
 
 /*
@@ -1127,6 +697,47 @@ static int finish_shards(struct diff_ctx *c)
 	return rc;
 }
 
+/*
+ * The analysis's own caps and work, as counters of source "diff" in the
+ * accounting (docs/diff.md "Limits"): a cap that cost data is a loss of
+ * the candidate it hit (over_memcap in its summary), the others are
+ * information.
+ */
+static int own_counters(struct diff_ctx *c)
+{
+	uint64_t groups = 0, eps = 0, ex = 0, spilled = 0, lat_lost = 0;
+	const struct diff_cand *all[DIFF_MAX_CANDIDATES + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_cand; i++)
+		all[n++] = c->cand[i];
+	if (c->sec)
+		all[n++] = c->sec;
+	for (size_t i = 0; i < n; i++) {
+		const struct diff_cand *v = all[i];
+		groups += v->groups_dropped;
+		eps += v->endpoints_dropped;
+		ex += v->examples_not_kept;
+		spilled += v->combos.spilled;
+		for (size_t k = 0; k < v->n_ep; k++)
+			lat_lost += v->ep[k].lat_p.lost + v->ep[k].lat_c.lost;
+	}
+	const struct store_counter v[] = {
+	    {"groups_over_cap", groups},
+	    {"endpoints_over_cap", eps},
+	    {"examples_over_cap", ex},
+	    {"signature_sets_spilled", spilled},
+	    {"window_closed_early", c->window_early},
+	    {"window_orphans", c->window_orphans},
+	    {"latency_lost", lat_lost},
+	};
+	struct store_counter nz[sizeof(v) / sizeof(v[0])];
+	size_t k = 0;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (v[i].value)
+			nz[k++] = v[i];
+	return k ? diff_ctx_add_counters(c, "diff", nz, k) : 0;
+}
+
 /* Root causes of every verdict (diff_causes.h), once groups are final. */
 static int finish_causes(struct diff_ctx *c)
 {
@@ -1147,13 +758,21 @@ int diff_ctx_finish(struct diff_ctx *c)
 	if (c->finished)
 		return -EINVAL;
 	c->finished = true;
-	if (!default_cand(c) || finish_shards(c))
+	if (c->pool) {
+		int prc = diff_pool_finish(c->pool);
+		c->pool = NULL;
+		if (prc)
+			return prc;
+	}
+	if (!default_cand(c) || finish_shards(c) || own_counters(c))
 		return -ENOMEM;
 	struct diff_summary *t = &c->sum;
 	uint64_t findings = c->eng.dropped;
+	int rc = 0;
 	for (size_t i = 0; i < c->n_cand; i++) {
 		struct diff_cand *v = c->cand[i];
-		finish_cand(c, v);
+		int frc = finish_cand(c, v);
+		rc = rc ? rc : frc;
 		const struct diff_summary *s = &v->sum;
 		t->results += s->results;
 		t->compared += s->compared;
@@ -1170,8 +789,8 @@ int diff_ctx_finish(struct diff_ctx *c)
 		t->data_incomplete |= s->data_incomplete;
 		t->no_evidence |= s->no_evidence;
 		if (c->n_cand > 1) {
-			pool(&c->all_p, &v->all_p);
-			pool(&c->all_c, &v->all_c);
+			diff_hist_merge(&c->all_p, &v->all_p);
+			diff_hist_merge(&c->all_c, &v->all_c);
 		}
 	}
 	if (c->n_cand == 1) {
@@ -1189,7 +808,11 @@ int diff_ctx_finish(struct diff_ctx *c)
 	t->p50_latency_ratio = c->p50_p ? (double)c->p50_c / (double)c->p50_p : 0;
 	t->p99_latency_ratio = c->p99_p ? (double)c->p99_c / (double)c->p99_p : 0;
 	t->data_incomplete |= shared_loss(c);
-	return finish_causes(c);
+	if (rc)
+		DIFF_LOG(LOG_ERROR, "cannot read back the signature sets spilled to disk");
+	if (!rc)
+		rc = finish_causes(c);
+	return rc == -EIO ? -EIO : rc ? -ENOMEM : 0;
 }
 
 const struct diff_summary *diff_ctx_summary(const struct diff_ctx *c)
@@ -1352,7 +975,9 @@ static void own_reasons(const struct diff_ctx *c, const struct diff_cand *v, con
 		dbuf_printf(out, "%s%llu recorded sessions have no replay result\n", prefix,
 			    (unsigned long long)own_unreplayed);
 	if (s->over_memcap)
-		dbuf_printf(out, "%s%llu pairs or differences not kept because a cap was hit\n",
+		dbuf_printf(out,
+			    "%s%llu pairs or differences not kept because a cap was hit "
+			    "(--max-groups, --max-endpoints or --max-memory)\n",
 			    prefix, (unsigned long long)s->over_memcap);
 }
 

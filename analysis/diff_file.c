@@ -1,18 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * diff_file - feed a results store file (docs/format.md, kind "results")
- * into an analysis context. Session records come before the result
- * records that refer to them, and the reader's records are borrowed until
- * the next read, so sessions are copied and kept (bounded by
- * diff_params.max_memory) until the end of the file. Reader damage (a cut
- * tail, damaged frames, skipped records, a missing index), the trailer
- * counters and the chain of custody of the header (the recording replayed,
- * its state and capture counters) go into the context's accounting.
+ * into an analysis context, pairing each result with its session as the
+ * file is read.
+ *
+ * Pairing window. A session record comes before the results that refer
+ * to it; the reader holds a copy of each session until its results can
+ * no longer come, and no longer:
+ *   - the header's `result_lag` L (written by replay: 0, a session's
+ *     results follow it before the next session) closes a session once
+ *     more than L sessions followed it;
+ *   - a file naming its replay's targets closes a session once every
+ *     target's result came;
+ *   - otherwise (older files, mirror's) sessions are held until
+ *     diff_params.max_window bytes, then the oldest is closed early
+ *     (counted: window_closed_early; a result of it that comes later is
+ *     counted as an orphan, and the report says to raise --max-window).
+ * So memory held is bounded by the window, not by the file. Closing a
+ * session settles whether it was replayed: every target of a replay that
+ * sent no result for it counts it as unreplayed; a session of a mirror's
+ * file without any result is counted by lane and endpoint and settled at
+ * the end of the file (its lane's candidate may appear later).
+ *
+ * Reader damage (a cut tail, damaged frames, skipped records, a missing
+ * index), the trailer counters and the chain of custody of the header
+ * (the recording replayed, its state and capture counters) go into the
+ * context's accounting.
  *
  * Several files are the shards of one recording (replay --shard K/N): each
  * file's results refer to its own sessions, so a file is analysed alone
  * and the merge is a sum; a shard missing from the merge counts as
  * unreplayed sessions (diff_ctx_finish()).
+ *
+ * With diff_params.threads > 1, pairs go to comparing threads
+ * (diff_work.c); everything else (pairing, pairs not compared, unreplayed
+ * sessions, accounting) stays on the reading thread, in file order.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -20,125 +42,60 @@
 #include <string.h>
 
 #include "analysis/diff_private.h"
+#include "analysis/tmpl.h"
+#include "common/clock.h"
+#include "common/hash.h"
 #include "common/mem.h"
 
-struct kept {
-	struct store_session s;
-	uint64_t used;	   /* bit i: a result of candidate i referred to it */
-	struct kept *next; /* hash chain */
-};
+#define PENDING_MAX 65536 /* (lane, endpoint) pairs of unsettled sessions */
+#define PROGRESS_NS (250 * 1000000LL)
 
-struct keeper {
-	struct kept **b;
-	size_t nb, n;
-	size_t bytes, max;
-	uint64_t dropped;
-};
-
-static size_t msg_size(const struct store_message *m)
-{
-	size_t n = m->method.len + m->target.len + m->reason.len + m->body.len;
-	n += m->n_headers * sizeof(struct store_header);
-	for (size_t i = 0; i < m->n_headers; i++)
-		n += m->headers[i].name.len + m->headers[i].value.len;
-	n += m->n_trailers * sizeof(struct store_header);
-	for (size_t i = 0; i < m->n_trailers; i++)
-		n += m->trailers[i].name.len + m->trailers[i].value.len;
-	return n;
-}
-
-static void put(uint8_t **p, struct store_slice *dst, const struct store_slice *src)
-{
-	dst->ptr = *p;
-	dst->len = src->len;
-	if (src->len)
-		memcpy(*p, src->ptr, src->len);
-	*p += src->len;
-}
-
-static void copy_msg(uint8_t **p, struct store_message *d, const struct store_message *m)
-{
-	*d = *m;
-	struct store_header *h = (struct store_header *)(void *)*p;
-	struct store_header *t = h + m->n_headers; /* trailers right after the headers */
-	*p += (m->n_headers + m->n_trailers) * sizeof(*h);
-	for (size_t i = 0; i < m->n_headers; i++) {
-		put(p, &h[i].name, &m->headers[i].name);
-		put(p, &h[i].value, &m->headers[i].value);
-	}
-	for (size_t i = 0; i < m->n_trailers; i++) {
-		put(p, &t[i].name, &m->trailers[i].name);
-		put(p, &t[i].value, &m->trailers[i].value);
-	}
-	d->headers = h;
-	d->trailers = m->n_trailers ? t : NULL;
-	put(p, &d->method, &m->method);
-	put(p, &d->target, &m->target);
-	put(p, &d->reason, &m->reason);
-	put(p, &d->body, &m->body);
-}
-
-/* One allocation: the struct, then headers (aligned) and bytes. */
-static struct kept *keep(const struct store_session *s, size_t *size)
-{
-	size_t n = sizeof(struct kept) + msg_size(&s->req) + msg_size(&s->resp) + s->lane.len +
-		   2 * _Alignof(struct store_header);
-	struct kept *k = mem_alloc(n);
-	if (!k)
-		return NULL;
-	memset(k, 0, sizeof(*k));
-	uint8_t *p = (uint8_t *)(k + 1);
-	k->s = *s;
-	copy_msg(&p, &k->s.req, &s->req);
-	/* headers of the response need alignment again after request bytes */
-	size_t mis = (uintptr_t)p % _Alignof(struct store_header);
-	if (mis)
-		p += _Alignof(struct store_header) - mis;
-	copy_msg(&p, &k->s.resp, &s->resp);
-	put(&p, &k->s.lane, &s->lane);
-	*size = n;
-	return k;
-}
-
-static struct kept *find(struct keeper *kp, uint64_t id)
-{
-	for (struct kept *k = kp->b[id & (kp->nb - 1)]; k; k = k->next)
-		if (k->s.id == id)
-			return k;
-	return NULL;
-}
-
-static int add_kept(struct keeper *kp, const struct store_session *s)
-{
+/* A session held until its results have come. */
+struct held {
+	struct held *hnext; /* hash chain */
+	struct held *older, *newer;
+	uint64_t seq;	/* sessions read before it */
+	uint64_t used;	/* bit i: a result of candidate i referred to it */
+	uint32_t n_res; /* results read */
 	size_t size;
-	if (kp->bytes >= kp->max) {
-		kp->dropped++;
-		return 0;
-	}
-	if (kp->n >= kp->nb) {
-		size_t nnb = kp->nb * 2;
-		struct kept **nb = mem_calloc(nnb, sizeof(*nb));
-		if (!nb)
-			return -ENOMEM;
-		for (size_t i = 0; i < kp->nb; i++)
-			for (struct kept *k = kp->b[i], *nx; k; k = nx) {
-				nx = k->next;
-				k->next = nb[k->s.id & (nnb - 1)];
-				nb[k->s.id & (nnb - 1)] = k;
-			}
-		mem_free(kp->b);
-		kp->b = nb;
-		kp->nb = nnb;
-	}
-	struct kept *k = keep(s, &size);
-	if (!k)
-		return -ENOMEM;
-	k->next = kp->b[s->id & (kp->nb - 1)];
-	kp->b[s->id & (kp->nb - 1)] = k;
-	kp->n++;
-	kp->bytes += size;
-	return 0;
-}
+	struct store_session *s; /* a copy, in this allocation */
+};
+
+struct window {
+	struct held **b;
+	size_t nb, n;
+	struct held *oldest, *newest;
+	size_t bytes, max;
+	uint64_t seq;	   /* sessions read */
+	int64_t lag;	   /* the header's result_lag, -1 unknown */
+	uint32_t expected; /* results per session (a replay's targets), 0 unknown */
+	uint64_t early;	   /* sessions closed at the cap */
+	struct hash_key key;
+};
+
+/* Sessions of a file without results whose candidate is not known yet. */
+struct pending {
+	char *key; /* lane, NUL, endpoint name, NUL; owned */
+	size_t klen;
+	uint64_t n;
+	uint64_t hash;
+};
+
+struct fstate {
+	struct diff_ctx *c;
+	const char *path;
+	bool as_secondary;
+	uint64_t expected_mask; /* candidates that replayed every session */
+	uint64_t orphans, unredactable, sessions;
+	struct window w;
+	struct pending *pend;
+	size_t n_pend, cap_pend;
+	uint32_t *pidx; /* open addressing over pend: index + 1 */
+	size_t pcap;
+	uint64_t pend_over; /* sessions settled at once: the pending table was full */
+	bool by_lane;
+	uint64_t other_lanes;
+};
 
 static bool is_secondary(const struct store_slice *role)
 {
@@ -311,73 +268,351 @@ static int add_custody(struct diff_ctx *c, const char *path, const struct store_
 	return rc;
 }
 
-int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, char *err,
-		      size_t errlen)
+/* ---- the window ---- */
+
+static size_t bucket(const struct window *w, uint64_t id)
 {
-	struct store_reader *r = store_reader_open(path, err, errlen);
-	if (!r)
-		return -EINVAL;
-	struct keeper kp = {.nb = 1024, .max = c->p.max_memory};
-	kp.b = mem_calloc(kp.nb, sizeof(*kp.b));
-	const struct store_file_meta *meta = store_reader_meta(r);
-	int rc = kp.b ? add_custody(c, path, meta, as_secondary, err, errlen) : -ENOMEM;
-	if (rc == -EINVAL)
-		goto out;
-	if (!rc)
-		rc = diff_ctx_add_input(c, path);
-	uint64_t orphans = 0, unredactable = 0;
+	return (size_t)hash_sip13_words(&w->key, &id, 1) & (w->nb - 1);
+}
+
+static int win_init(struct window *w, size_t max)
+{
+	memset(w, 0, sizeof(*w));
+	w->nb = 64;
+	w->b = mem_calloc(w->nb, sizeof(*w->b));
+	w->max = max;
+	w->lag = -1;
+	hash_random_key(&w->key);
+	return w->b ? 0 : -ENOMEM;
+}
+
+static struct held *win_find(const struct window *w, uint64_t id)
+{
+	for (struct held *k = w->b[bucket(w, id)]; k; k = k->hnext)
+		if (k->s->id == id)
+			return k;
+	return NULL;
+}
+
+static int win_add(struct window *w, const struct store_session *s, struct held **out)
+{
+	if (w->n >= w->nb) {
+		size_t nnb = w->nb * 2;
+		struct held **nb = mem_calloc(nnb, sizeof(*nb));
+		if (!nb)
+			return -ENOMEM;
+		struct held **old = w->b;
+		size_t onb = w->nb;
+		w->b = nb;
+		w->nb = nnb;
+		for (size_t i = 0; i < onb; i++)
+			for (struct held *k = old[i], *nx; k; k = nx) {
+				nx = k->hnext;
+				size_t bk = bucket(w, k->s->id);
+				k->hnext = nb[bk];
+				nb[bk] = k;
+			}
+		mem_free(old);
+	}
+	size_t head = (sizeof(struct held) + 7) & ~(size_t)7;
+	size_t size = head + diff_session_size(s);
+	struct held *k = mem_alloc(size);
+	if (!k)
+		return -ENOMEM;
+	memset(k, 0, sizeof(*k));
+	k->s = diff_session_copy((uint8_t *)k + head, s);
+	k->size = size;
+	k->seq = w->seq++;
+	size_t bk = bucket(w, s->id);
+	k->hnext = w->b[bk];
+	w->b[bk] = k;
+	k->older = w->newest;
+	if (w->newest)
+		w->newest->newer = k;
+	else
+		w->oldest = k;
+	w->newest = k;
+	w->n++;
+	w->bytes += size;
+	*out = k;
+	return 0;
+}
+
+static void win_remove(struct window *w, struct held *k)
+{
+	struct held **pp = &w->b[bucket(w, k->s->id)];
+	while (*pp && *pp != k)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = k->hnext;
+	if (k->older)
+		k->older->newer = k->newer;
+	else
+		w->oldest = k->newer;
+	if (k->newer)
+		k->newer->older = k->older;
+	else
+		w->newest = k->older;
+	w->n--;
+	w->bytes -= k->size;
+}
+
+/* ---- settling unreplayed sessions ---- */
+
+static size_t endpoint_name(const struct store_session *s, char *out, size_t cap)
+{
+	if (s->req.present && s->req.method.len)
+		return tmpl_endpoint((const char *)s->req.method.ptr, s->req.method.len,
+				     (const char *)s->req.target.ptr, s->req.target.len, out, cap);
+	return (size_t)snprintf(out, cap, "(no request)");
+}
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)k[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* The candidate named like lane @p lane, or SIZE_MAX. */
+static size_t lane_cand(const struct diff_ctx *c, const char *lane, size_t n)
+{
+	for (size_t j = 0; j < c->n_cand; j++)
+		if (strlen(c->cand[j]->role) == n && !memcmp(c->cand[j]->role, lane, n))
+			return j;
+	return SIZE_MAX;
+}
+
+/* Settle @p n sessions of lane @p lane, endpoint @p ep: unreplayed by the
+ * candidate named like the lane (else the first), or a lane no candidate
+ * shadows (a mirror's file: an exclusion). */
+static int settle(struct fstate *f, const char *lane, size_t ln, const char *ep, uint64_t n)
+{
+	struct diff_ctx *c = f->c;
+	size_t ci = lane_cand(c, lane, ln);
+	if (ci == SIZE_MAX && f->by_lane) {
+		f->other_lanes += n;
+		return 0;
+	}
+	return diff_ctx_add_unreplayed_ep(c, ci == SIZE_MAX ? 0 : ci, ep, n);
+}
+
+/* A session of a file without replay targets got no result: count it by
+ * lane and endpoint until the end of the file. */
+static int pend_add(struct fstate *f, const struct store_session *s)
+{
+	char key[1024];
+	size_t ln = s->lane.len < 256 ? s->lane.len : 256;
+	memcpy(key, s->lane.ptr, ln);
+	key[ln] = '\0';
+	size_t en = endpoint_name(s, key + ln + 1, sizeof(key) - ln - 1);
+	size_t klen = ln + 1 + en;
+	uint64_t h = key_hash(key, klen);
+	size_t slot = 0;
+	for (slot = f->pcap ? h & (f->pcap - 1) : 0; f->pcap && f->pidx[slot];
+	     slot = (slot + 1) & (f->pcap - 1)) {
+		struct pending *q = &f->pend[f->pidx[slot] - 1];
+		if (q->hash == h && q->klen == klen && !memcmp(q->key, key, klen)) {
+			q->n++;
+			return 0;
+		}
+	}
+	if (f->n_pend == PENDING_MAX) {
+		/* no room to wait for the lane's candidate: settle with what is known */
+		f->pend_over++;
+		if (!f->c->n_cand && diff_ctx_add_candidate(f->c, "candidate", NULL))
+			return -ENOMEM;
+		return settle(f, key, ln, key + ln + 1, 1);
+	}
+	if (f->n_pend == f->cap_pend) {
+		size_t nc = f->cap_pend ? f->cap_pend * 2 : 16;
+		struct pending *np = mem_realloc(f->pend, nc * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		f->pend = np;
+		f->cap_pend = nc;
+	}
+	struct pending *p = &f->pend[f->n_pend];
+	p->key = mem_alloc(klen + 1);
+	if (!p->key)
+		return -ENOMEM;
+	memcpy(p->key, key, klen);
+	p->key[klen] = '\0';
+	p->klen = klen;
+	p->n = 1;
+	p->hash = h;
+	f->n_pend++;
+	if (f->n_pend * 2 > f->pcap) {
+		size_t nc = f->pcap ? f->pcap * 2 : 64;
+		uint32_t *ni = mem_calloc(nc, sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		for (size_t i = 0; i < f->n_pend; i++) {
+			size_t k = f->pend[i].hash & (nc - 1);
+			while (ni[k])
+				k = (k + 1) & (nc - 1);
+			ni[k] = (uint32_t)(i + 1);
+		}
+		mem_free(f->pidx);
+		f->pidx = ni;
+		f->pcap = nc;
+	} else {
+		f->pidx[slot] = (uint32_t)f->n_pend;
+	}
+	return 0;
+}
+
+/* Session @p k can get no more results: settle it and free it. */
+static int win_close(struct fstate *f, struct held *k)
+{
+	struct diff_ctx *c = f->c;
+	int rc = 0;
+	win_remove(&f->w, k);
+	if (!f->as_secondary) {
+		if (f->expected_mask) {
+			for (size_t ci = 0; ci < c->n_cand && !rc; ci++)
+				if ((f->expected_mask & (1ull << ci)) && !(k->used & (1ull << ci)))
+					rc = diff_ctx_add_unreplayed_to(c, ci, k->s);
+		} else if (!k->used) {
+			rc = pend_add(f, k->s);
+		}
+	}
+	if (c->pool)
+		diff_pool_forget(c->pool, k->s);
+	mem_free(k);
+	return rc;
+}
+
+/* Pair (@p s, @p r): counted here when it is not compared, else compared
+ * here or queued for a comparing thread. */
+static int add_pair(struct fstate *f, struct held *k, const struct store_result *r, bool sec)
+{
+	struct diff_ctx *c = f->c;
+	struct diff_cand *v = diff_ctx_cand(c, (const char *)r->role.ptr, r->role.len,
+					    (const char *)r->target.ptr, r->target.len, sec);
+	if (!v) {
+		if (!sec && c->n_cand == DIFF_MAX_CANDIDATES) {
+			c->over_candidates++;
+			return 0;
+		}
+		return -ENOMEM;
+	}
+	size_t ci = sec ? 0 : cand_index(c, v);
+	if (!sec)
+		k->used |= 1ull << ci;
+	int rc = diff_ctx_account(c, v, k->s, r);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if (c->pool)
+		return diff_pool_add(c->pool, k->s, r, ci, sec);
+	return diff_part_compare(&c->part, v, k->s, r);
+}
+
+static void progress(struct fstate *f, struct store_reader *r, int64_t *next, bool force)
+{
+	struct diff_ctx *c = f->c;
+	if (!c->p.progress)
+		return;
+	int64_t now = clk_mono_ns();
+	if (!force && now < *next)
+		return;
+	*next = now + PROGRESS_NS;
+	const struct store_read_status *st = store_reader_status(r);
+	struct diff_progress p = {
+	    .file = f->path,
+	    .bytes_read = st->compressed_bytes,
+	    .file_bytes = st->file_bytes,
+	    .pairs = c->pairs_read,
+	    .elapsed_s = c->t0 ? (double)(now - c->t0) / 1e9 : 0,
+	};
+	c->p.progress(c->p.progress_ctx, &p);
+}
+
+static int read_records(struct fstate *f, struct store_reader *r)
+{
+	struct diff_ctx *c = f->c;
+	const struct diff_params *p = &c->p;
 	const struct store_record *rec;
-	while (!rc && (rc = store_reader_next(r, &rec)) == 1) {
+	int64_t next = clk_mono_ns() + PROGRESS_NS;
+	uint64_t n = 0;
+	int rc;
+	while ((rc = store_reader_next(r, &rec)) == 1) {
 		rc = 0;
+		if ((++n & 4095) == 0)
+			progress(f, r, &next, false);
 		if (rec->type == STORE_REC_SESSION) {
 			const struct store_session *s = &rec->u.session;
 			struct store_session red;
-			if (c->p.redact) {
-				if (c->p.redact(c->p.redact_ctx, s, &red)) {
-					unredactable++;
+			if (p->redact) {
+				if (p->redact(p->redact_ctx, s, &red)) {
+					f->unredactable++;
 					continue;
 				}
 				s = &red;
 			}
-			rc = add_kept(&kp, s);
+			f->sessions++;
+			struct window *w = &f->w;
+			/* the file says older sessions can get no more results */
+			while (!rc && w->lag >= 0 && w->oldest &&
+			       w->oldest->seq + (uint64_t)w->lag < w->seq)
+				rc = win_close(f, w->oldest);
+			struct held *k;
+			if (!rc)
+				rc = win_add(w, s, &k);
+			while (!rc && w->bytes > w->max && w->oldest != w->newest) {
+				w->early++;
+				rc = win_close(f, w->oldest);
+			}
+			if (w->bytes > c->window_peak)
+				c->window_peak = w->bytes;
+			if (rc)
+				break;
 			continue;
 		}
 		const struct store_result *res = &rec->u.result;
-		struct kept *k = find(&kp, res->session_id);
+		c->pairs_read++;
+		struct held *k = win_find(&f->w, res->session_id);
 		if (!k) {
-			orphans++;
+			f->orphans++;
 			continue;
 		}
-		bool sec = as_secondary || is_secondary(&res->role);
+		bool sec = f->as_secondary || is_secondary(&res->role);
 		struct store_result rr = *res;
-		if (c->p.redact && res->resp.present) {
+		if (p->redact && res->resp.present) {
 			struct store_session in, out;
 			memset(&in, 0, sizeof(in));
 			in.resp = res->resp;
-			if (c->p.redact(c->p.redact_ctx, &in, &out)) {
-				unredactable++;
+			if (p->redact(p->redact_ctx, &in, &out)) {
+				f->unredactable++;
 				continue;
 			}
 			rr.resp = out.resp;
 		}
-		if (!sec) {
-			struct diff_cand *v =
-			    diff_ctx_cand(c, (const char *)res->role.ptr, res->role.len,
-					  (const char *)res->target.ptr, res->target.len, false);
-			if (v)
-				k->used |= 1ull << cand_index(c, v);
-		}
-		rc = diff_ctx_add(c, &k->s, &rr, sec ? DIFF_ROLE_SECONDARY : DIFF_ROLE_CANDIDATE);
+		k->n_res++;
+		rc = add_pair(f, k, &rr, sec);
+		if (!rc && f->w.expected && k->n_res >= f->w.expected)
+			rc = win_close(f, k); /* every target answered */
+		if (rc)
+			break;
 	}
-	if (rc < 0) {
-		snprintf(err, errlen, "%s: %s", path,
-			 rc == -ENOMEM ? "out of memory" : "cannot analyse this file");
-		goto out;
+	while (rc >= 0 && f->w.oldest) {
+		int crc = win_close(f, f->w.oldest);
+		rc = rc ? rc : crc;
 	}
-	rc = 0;
+	progress(f, r, &next, true);
+	return rc;
+}
+
+/* Notes of the file's read status and pairing for the reports. */
+static int file_notes(struct fstate *f, struct store_reader *r, const struct store_file_meta *meta)
+{
+	struct diff_ctx *c = f->c;
+	const char *path = f->path;
 	const struct store_read_status *st = store_reader_status(r);
-	char note[512];
-	if (meta && meta->kind && strcmp(meta->kind, "results") && !as_secondary)
+	char note[768];
+	int rc = 0;
+	if (meta && meta->kind && strcmp(meta->kind, "results") && !f->as_secondary)
 		DIFF_LOG(LOG_WARN, "%s: kind is '%s', not 'results'", path, meta->kind);
 	if (st->cut) {
 		snprintf(note, sizeof(note),
@@ -409,76 +644,107 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 			 "%s: no trailer (the writer did not finish; counters unknown)", path);
 		rc = diff_ctx_note_incomplete(c, note);
 	}
-	if (!rc && orphans) {
+	if (!rc && f->orphans && f->w.early) {
+		c->window_orphans += f->orphans;
+		snprintf(
+		    note, sizeof(note),
+		    "%s: %llu results refer to sessions not in the file or no longer held: "
+		    "%llu sessions were closed at the pairing window's cap of %zu bytes before "
+		    "the file's end (raise --max-window)",
+		    path, (unsigned long long)f->orphans, (unsigned long long)f->w.early, f->w.max);
+		rc = diff_ctx_note_incomplete(c, note);
+	} else if (!rc && f->orphans) {
 		snprintf(note, sizeof(note), "%s: %llu results refer to sessions not in the file",
-			 path, (unsigned long long)orphans);
+			 path, (unsigned long long)f->orphans);
 		rc = diff_ctx_note_incomplete(c, note);
 	}
-	if (!rc && unredactable) {
+	if (!rc && f->unredactable) {
 		snprintf(note, sizeof(note),
 			 "%s: %llu records not analysed because redaction failed (out of memory)",
-			 path, (unsigned long long)unredactable);
+			 path, (unsigned long long)f->unredactable);
 		rc = diff_ctx_note_incomplete(c, note);
 	}
-	if (!rc && kp.dropped) {
-		snprintf(note, sizeof(note),
-			 "%s: %llu sessions not kept (memory cap of %zu bytes); their results "
-			 "were not compared",
-			 path, (unsigned long long)kp.dropped, kp.max);
-		rc = diff_ctx_note_incomplete(c, note);
+	c->window_early += f->w.early;
+	return rc;
+}
+
+int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, char *err,
+		      size_t errlen)
+{
+	if (c->finished) {
+		snprintf(err, errlen, "the analysis is finished");
+		return -EINVAL;
 	}
+	struct store_reader *r = store_reader_open(path, err, errlen);
+	if (!r)
+		return -EINVAL;
+	if (!c->t0)
+		c->t0 = clk_mono_ns();
+	struct fstate f = {.c = c, .path = path, .as_secondary = as_secondary};
+	const struct store_file_meta *meta = store_reader_meta(r);
+	int rc = win_init(&f.w, c->p.max_window);
 	if (!rc)
-		rc = diff_ctx_add_counters(c, path, st->counters, st->n_counters);
-	if (!rc && !as_secondary && !c->n_cand && kp.n)
-		rc = diff_ctx_add_candidate(c, "candidate", NULL);
+		rc = add_custody(c, path, meta, as_secondary, err, errlen);
+	if (rc == -EINVAL)
+		goto out;
+	if (!rc)
+		rc = diff_ctx_add_input(c, path);
+	if (!rc && c->p.threads > 1 && !c->pool && !(c->pool = diff_pool_create(c, c->p.threads)))
+		rc = -ENOMEM;
 	/* Unreplayed: a replay sends every session to each of its targets, so
 	 * each target's missing results count for it; a mirror sends a session
 	 * to its lane only, so a session without any result counts for the
 	 * candidate named like its lane (else the first). */
-	uint64_t expected = 0;
-	for (size_t t = 0; t < meta->n_targets; t++) {
+	for (size_t t = 0; !rc && t < meta->n_targets; t++) {
 		const char *role = meta->targets[t].role;
 		for (size_t ci = 0; role && ci < c->n_cand; ci++)
 			if (!strcmp(c->cand[ci]->role, role))
-				expected |= 1ull << ci;
+				f.expected_mask |= 1ull << ci;
 	}
 	/* A mirror's file (not written by replay): a session of a lane that no
 	 * candidate shadows was left out by lane selection, an exclusion. */
-	bool by_lane = !expected && !(meta->source && !strncmp(meta->source, "replay:", 7));
-	uint64_t other_lanes = 0;
-	for (size_t i = 0; !rc && !as_secondary && i < kp.nb; i++)
-		for (struct kept *k = kp.b[i]; k && !rc; k = k->next) {
-			if (expected) {
-				for (size_t ci = 0; ci < c->n_cand && !rc; ci++)
-					if ((expected & (1ull << ci)) && !(k->used & (1ull << ci)))
-						rc = diff_ctx_add_unreplayed_to(c, ci, &k->s);
-				continue;
-			}
-			if (k->used || !c->n_cand)
-				continue;
-			size_t ci = SIZE_MAX;
-			for (size_t j = 0; j < c->n_cand; j++)
-				if (strlen(c->cand[j]->role) == k->s.lane.len &&
-				    !memcmp(c->cand[j]->role, k->s.lane.ptr, k->s.lane.len))
-					ci = j;
-			if (ci == SIZE_MAX && by_lane)
-				other_lanes++;
-			else
-				rc = diff_ctx_add_unreplayed_to(c, ci == SIZE_MAX ? 0 : ci, &k->s);
-		}
-	if (!rc && other_lanes) {
-		struct store_counter lc = {"skipped_lane", other_lanes};
+	f.by_lane = !f.expected_mask && !(meta->source && !strncmp(meta->source, "replay:", 7));
+	if (meta->has_result_lag)
+		f.w.lag = (int64_t)(meta->result_lag > INT64_MAX ? INT64_MAX : meta->result_lag);
+	if (meta->source && !strncmp(meta->source, "replay:", 7) && meta->n_targets)
+		f.w.expected = (uint32_t)meta->n_targets;
+	if (!rc)
+		rc = read_records(&f, r);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", path,
+			 rc == -ENOMEM ? "out of memory" : "cannot analyse this file");
+		goto out;
+	}
+	rc = file_notes(&f, r, meta);
+	if (!rc)
+		rc = diff_ctx_add_counters(c, path, store_reader_status(r)->counters,
+					   store_reader_status(r)->n_counters);
+	if (!rc && !as_secondary && !c->n_cand && f.sessions)
+		rc = diff_ctx_add_candidate(c, "candidate", NULL);
+	for (size_t i = 0; !rc && i < f.n_pend; i++) {
+		const struct pending *p = &f.pend[i];
+		size_t ln = strlen(p->key);
+		rc = settle(&f, p->key, ln, p->key + ln + 1, p->n);
+	}
+	if (!rc && f.other_lanes) {
+		struct store_counter lc = {"skipped_lane", f.other_lanes};
 		rc = diff_ctx_add_counters(c, path, &lc, 1);
 	}
 	if (rc)
 		snprintf(err, errlen, "out of memory");
 out:
-	for (size_t i = 0; kp.b && i < kp.nb; i++)
-		for (struct kept *k = kp.b[i], *nx; k; k = nx) {
-			nx = k->next;
-			mem_free(k);
-		}
-	mem_free(kp.b);
+	while (f.w.oldest) {
+		struct held *k = f.w.oldest;
+		win_remove(&f.w, k);
+		if (c->pool)
+			diff_pool_forget(c->pool, k->s);
+		mem_free(k);
+	}
+	mem_free(f.w.b);
+	for (size_t i = 0; i < f.n_pend; i++)
+		mem_free(f.pend[i].key);
+	mem_free(f.pend);
+	mem_free(f.pidx);
 	store_reader_free(r);
 	return rc;
 }

@@ -110,14 +110,43 @@ size_t diff_mask_header_value(const char *lname, size_t nlen, const uint8_t *v, 
 /** True when a header (lower-case @p name) is in the default ignore list. */
 bool diff_default_ignored(const char *name, size_t n);
 
-/* ---- the context (diff_ctx.c) ---- */
+/* ---- latency histograms (diff_hist.c) ---- */
+
+#define DIFF_HIST_OCTAVES 60
+
+/* A log-linear histogram of nanosecond values (32 buckets per power of
+ * two with their counts and sums, allocated on first use); merges by
+ * adding. */
+struct diff_hist {
+	uint64_t n;   /* values counted */
+	uint64_t min; /* smallest and largest value counted */
+	uint64_t max;
+	uint64_t lost; /* values not counted: no memory for their bucket */
+	uint64_t *oct[DIFF_HIST_OCTAVES];
+};
+
+/* Count @p v. Returns the bytes newly allocated (0 or 512). */
+size_t diff_hist_add(struct diff_hist *h, uint64_t v);
+/* Add @p src's counts to @p dst. Returns the bytes newly allocated. */
+size_t diff_hist_merge(struct diff_hist *dst, const struct diff_hist *src);
+/* Nearest-rank percentile @p q (0..1), within 1/32 of the exact one; 0 when empty. */
+uint64_t diff_hist_pct(const struct diff_hist *h, double q);
+/* Bytes held by the buckets. */
+size_t diff_hist_bytes(const struct diff_hist *h);
+/* Call @p fn for every non-empty bucket in increasing order. */
+void diff_hist_each(const struct diff_hist *h,
+		    void (*fn)(void *arg, uint64_t lo, uint64_t width, uint64_t count), void *arg);
+void diff_hist_release(struct diff_hist *h);
+
+/* ---- the context (diff_ctx.c) and its aggregates (diff_agg.c) ---- */
 
 struct diff_example {
 	uint64_t session_id;
-	uint64_t key;  /* diff_example_key(session_id): the smallest key is kept */
+	uint64_t key;  /* diff_example_key(session_id): the smallest keys are kept */
 	char *request; /* rendered, masked, capped; owned */
 	char *primary;
 	char *candidate;
+	size_t bytes;		 /* memory held, for the memory cap */
 	char iloc[DIFF_LOC_MAX]; /* the finding's own location, "" when it is the group's */
 	char pval[DIFF_VAL_MAX];
 	char cval[DIFF_VAL_MAX];
@@ -128,24 +157,18 @@ enum diff_noise { DIFF_NOISE_NONE = 0, DIFF_NOISE_LEARNED = 1, DIFF_NOISE_VOLATI
 struct diff_group {
 	uint32_t endpoint;
 	uint8_t kind;
-	uint8_t noise;	 /* enum diff_noise, decided by diff_ctx_finish() */
-	char *location;	 /* owned */
-	uint64_t count;	 /* candidate pairs with this signature */
-	uint64_t sec;	 /* secondary pairs with this signature */
-	uint64_t vol;	 /* of count: findings whose values looked volatile */
-	double rate;	 /* count / endpoint compared */
-	double sec_rate; /* location-level secondary rate used for learning */
-	double loc_rate; /* location-level candidate rate */
-	bool has_ex;
-	struct diff_example ex;
+	uint8_t noise;		 /* enum diff_noise, decided by diff_ctx_finish() */
+	uint8_t n_ex;		 /* examples kept (at most diff_params.examples) */
+	char *location;		 /* owned */
+	uint64_t count;		 /* candidate pairs with this signature */
+	uint64_t sec;		 /* secondary pairs with this signature */
+	uint64_t vol;		 /* of count: findings whose values looked volatile */
+	double rate;		 /* count / endpoint compared */
+	double sec_rate;	 /* location-level secondary rate used for learning */
+	double loc_rate;	 /* location-level candidate rate */
+	struct diff_example *ex; /* n_ex entries by increasing key (a bottom-k sample); owned */
 	uint64_t hash;
 	uint32_t hnext; /* chain, index + 1 */
-};
-
-struct diff_samples {
-	uint64_t *v;
-	size_t n, cap;
-	uint64_t dropped;
 };
 
 struct diff_endpoint {
@@ -159,15 +182,33 @@ struct diff_endpoint {
 	uint64_t incomplete;
 	uint64_t errors;
 	uint64_t unreplayed;
-	struct diff_samples lat_p, lat_c;
+	struct diff_hist lat_p, lat_c;
 	uint64_t p50_p, p99_p, p50_c, p99_c; /* ns, finish */
 	struct diff_ruleset rs;
 };
 
-struct diff_pairrec {
-	uint32_t endpoint;
-	uint32_t first; /* into ctx->pair_groups */
-	uint16_t n;
+/*
+ * The signature sets of the compared pairs: each distinct set of groups a
+ * pair showed, with how many pairs showed it. Whether a pair differs for
+ * real depends on noise decided at the end, so pairs are counted by their
+ * set, not kept: memory grows with distinct sets, not pairs. A set that
+ * finds no room under the memory cap is written to a temporary file
+ * (`spill`) and read back at the end, so the counts stay exact.
+ */
+struct diff_combo {
+	uint64_t hash;
+	uint64_t count;
+	uint32_t off; /* into ids */
+	uint16_t n;   /* 0: empty slot */
+};
+
+struct diff_combos {
+	struct diff_combo *t; /* open addressing, cap a power of two */
+	size_t cap, n;
+	uint32_t *ids; /* group indices of each set, increasing */
+	size_t n_ids, cap_ids;
+	int spill_fd;	  /* -1: none yet */
+	uint64_t spilled; /* pairs whose set went to the file */
 };
 
 /* What a counter's non-zero value means for the verdict (docs/report.md). */
@@ -237,10 +278,7 @@ struct diff_cand {
 	uint32_t *gr_hash;
 	size_t gr_buckets;
 
-	struct diff_pairrec *pairs;
-	size_t n_pairs, cap_pairs;
-	uint32_t *pair_groups;
-	size_t n_pg, cap_pg;
+	struct diff_combos combos;
 
 	uint64_t incomplete_by_flag[STORE_F_COUNT];
 	uint64_t incomplete_cand_trunc;
@@ -249,10 +287,14 @@ struct diff_cand {
 	size_t n_causes;
 	uint64_t causes_other; /* errors whose cause did not fit the table */
 
-	struct diff_samples all_p, all_c;
+	struct diff_hist all_p, all_c;
 	uint64_t p50_p, p99_p, p50_c, p99_c;
 	struct diff_summary sum;
-	struct diff_causes *roots; /* root causes (diff_causes.h), built by finish; owned */
+	/* caps hit (docs/diff.md "Limits") */
+	uint64_t groups_dropped;    /* findings whose new group found no room */
+	uint64_t endpoints_dropped; /* pairs whose new endpoint found no room */
+	uint64_t examples_not_kept; /* examples not kept under the memory cap */
+	struct diff_causes *roots;  /* root causes (diff_causes.h), built by finish; owned */
 };
 
 /* The recording a results file replayed (chain of custody, docs/format.md). */
@@ -271,12 +313,38 @@ struct diff_shard {
 	char *input;	    /* the file */
 };
 
+/*
+ * Where compared pairs are counted: the context's own aggregates (pairs
+ * added by diff_ctx_add(), or by diff_ctx_add_file() with one thread) or
+ * a worker thread's (diff_work.c), merged into the context's by
+ * diff_ctx_finish(). Every aggregate is a sum, a bottom-k sample or a
+ * histogram, so the merge does not depend on which thread saw which pair.
+ */
+struct diff_part {
+	struct diff_ctx *ctx;
+	struct diff_engine *eng;
+	uint64_t *rule_hits;	 /* per rule of ctx->p.rules */
+	struct diff_cand **cand; /* DIFF_MAX_CANDIDATES slots, by the context's index */
+	struct diff_cand **sec;
+	bool uncapped; /* merging: memory moves, it does not grow */
+};
+
+struct diff_pool;
+
 struct diff_ctx {
 	struct diff_params p;
 	struct diff_engine eng;
 	bool finished;
 	uint64_t *rule_hits; /* per rule of p.rules */
 	struct diff_ruleset global_rs;
+	struct diff_part part;	 /* the context's own aggregates */
+	struct diff_pool *pool;	 /* comparing threads (p.threads > 1), started by add_file */
+	_Atomic size_t mem;	 /* bytes of aggregates held, against p.max_memory */
+	uint64_t window_early;	 /* sessions closed by the window cap before the file said so */
+	uint64_t window_orphans; /* results whose session had been closed early */
+	uint64_t window_peak;	 /* most bytes of sessions held at once */
+	uint64_t pairs_read;	 /* results read by diff_ctx_add_file(), for progress */
+	int64_t t0;		 /* monotonic ns of the first file */
 
 	struct diff_cand *cand[DIFF_MAX_CANDIDATES]; /* the verdicts, in order of appearance */
 	size_t n_cand;
@@ -301,10 +369,93 @@ struct diff_ctx {
 	bool shard_merge;	   /* several shard files of one recording were given */
 
 	/* every candidate together (diff_ctx_summary()) */
-	struct diff_samples all_p, all_c;
+	struct diff_hist all_p, all_c;
 	uint64_t p50_p, p99_p, p50_c, p99_c;
 	struct diff_summary sum;
 };
+
+/* ---- aggregates (diff_agg.c) ---- */
+
+/* A new, empty aggregate for @p role (copied). NULL on allocation failure. */
+struct diff_cand *diff_cand_new(const char *role, size_t rlen, bool secondary);
+void diff_cand_free(struct diff_cand *v);
+
+/* Endpoint of session @p s in @p v (created when new). 0, -ENOSPC (a cap:
+ * counted), -ENOMEM. */
+int diff_endpoint_of(struct diff_part *pt, struct diff_cand *v, const struct store_session *s,
+		     uint32_t *ep);
+
+/*
+ * Names of the overflow entries: past --max-endpoints or --max-memory a
+ * new endpoint's pairs are counted under DIFF_EP_OVER, past --max-groups
+ * or --max-memory a new group's findings under (endpoint, kind,
+ * DIFF_LOC_OVER); both made past the caps, counted as losses, never noise.
+ */
+#define DIFF_EP_OVER  "(endpoints over the cap)"
+#define DIFF_LOC_OVER "(differences over the cap)"
+
+/* Endpoint named @p name of @p v (created when new): 0; 1 when a cap
+ * refused it and *out is the overflow endpoint (@p weight counted in
+ * endpoints_dropped and over_memcap); -ENOMEM. */
+int diff_endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *name, size_t n,
+		      uint32_t *out, uint64_t weight);
+
+/* Endpoint @p name of @p v, or -1. */
+long diff_endpoint_find(const struct diff_cand *v, const char *name);
+
+/* Group (ep, kind, loc) of @p v, or NULL. */
+const struct diff_group *diff_group_find(const struct diff_cand *v, uint32_t ep, uint8_t kind,
+					 const char *loc);
+
+/* Rebuild @p v's hash chains after its endpoints were renumbered. */
+void diff_cand_rehash(struct diff_cand *v);
+
+/*
+ * Compare complete pair (@p s, @p r) and count it in @p v (candidate, or
+ * the secondary when v->secondary): groups, examples, latency, signature
+ * sets. 0 or -ENOMEM.
+ */
+int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct store_session *s,
+		      const struct store_result *r);
+
+/* Add @p src's counts into @p dst (same role), then free @p src's contents.
+ * 0 or -ENOMEM. */
+int diff_cand_merge(struct diff_part *dst_pt, struct diff_cand *dst, struct diff_cand *src);
+
+/* Evaluate @p v's signature sets once noise is decided: differing,
+ * noisy_only and status changes, per endpoint and in v->sum. */
+int diff_cand_count_pairs(struct diff_cand *v);
+
+/* Reserve @p n bytes of aggregate memory: false over the cap. */
+bool diff_mem_take(struct diff_part *pt, size_t n);
+void diff_mem_give(struct diff_part *pt, size_t n);
+
+/* ---- comparing threads (diff_work.c) ---- */
+
+/* Deep copies of a record into one block of the size given (8-aligned). */
+size_t diff_session_size(const struct store_session *s);
+struct store_session *diff_session_copy(void *dst, const struct store_session *s);
+size_t diff_result_size(const struct store_result *r);
+struct store_result *diff_result_copy(void *dst, const struct store_result *r);
+
+/* Start @p n threads comparing pairs for @p c. NULL on failure. */
+struct diff_pool *diff_pool_create(struct diff_ctx *c, unsigned n);
+
+/*
+ * Queue pair (@p s, @p r) of candidate @p ci (or the secondary) for
+ * comparison: both are copied (a session once per batch, when @p s is the
+ * same pointer as the previous pair's). 0, -ENOMEM, or the first error of a
+ * thread.
+ */
+int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const struct store_result *r,
+		  size_t ci, bool secondary);
+
+/* A session pointer given to diff_pool_add() is about to be freed. */
+void diff_pool_forget(struct diff_pool *pl, const struct store_session *s);
+
+/* Wait for every queued pair, stop the threads and merge their aggregates
+ * into the context's (in thread order). 0 or the first error. Frees @p pl. */
+int diff_pool_finish(struct diff_pool *pl);
 
 /* The candidate for @p role (created when new), or NULL over the cap or out of memory. */
 struct diff_cand *diff_ctx_cand(struct diff_ctx *c, const char *role, size_t rlen,
@@ -353,5 +504,14 @@ const char *diff_error_name(unsigned kind);
 
 /** Percentile @p q (0..1) of sorted samples; 0 when empty. */
 uint64_t diff_percentile(const uint64_t *v, size_t n, double q);
+
+/** Count pair (@p s, @p r) that is not compared (incomplete capture, a
+ *  replay error) in the context's aggregates. Returns 1 when it was such a
+ *  pair (accounted), 0 when it must be compared, -ENOMEM. */
+int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store_session *s,
+		     const struct store_result *r);
+
+/** Count @p n sessions of endpoint @p ep (a name) as not replayed by candidate @p i. */
+int diff_ctx_add_unreplayed_ep(struct diff_ctx *c, size_t i, const char *ep, uint64_t n);
 
 #endif

@@ -178,10 +178,10 @@ static void jnum(struct dbuf *b, double v)
 }
 
 static void jlat(struct dbuf *b, uint64_t p50p, uint64_t p99p, uint64_t p50c, uint64_t p99c,
-		 size_t np, size_t nc)
+		 uint64_t np, uint64_t nc)
 {
-	dbuf_printf(b, "{\"primary_samples\":%zu,\"candidate_samples\":%zu,\"primary_p50_ms\":", np,
-		    nc);
+	dbuf_printf(b, "{\"primary_samples\":%llu,\"candidate_samples\":%llu,\"primary_p50_ms\":",
+		    (unsigned long long)np, (unsigned long long)nc);
 	jnum(b, ms(p50p));
 	dbuf_puts(b, ",\"primary_p99_ms\":");
 	jnum(b, ms(p99p));
@@ -213,7 +213,7 @@ static void jlines(struct dbuf *b, const char *key, const struct dbuf *text)
 }
 
 static void jsummary(struct dbuf *b, const struct diff_summary *s, uint64_t p50p, uint64_t p99p,
-		     uint64_t p50c, uint64_t p99c, size_t np, size_t nc)
+		     uint64_t p50c, uint64_t p99c, uint64_t np, uint64_t nc)
 {
 	dbuf_printf(b,
 		    "{\"results\":%llu,\"compared\":%llu,\"differing\":%llu,"
@@ -341,23 +341,33 @@ static void jgroups(struct dbuf *b, const struct diff_cand *v, bool *first)
 		dbuf_puts(b, ",\"secondary_rate\":");
 		jnum(b, g->sec_rate);
 		dbuf_puts(b, ",\"example\":");
-		if (g->has_ex) {
+		if (g->n_ex) {
 			dbuf_printf(b, "{\"session_id\":%llu,\"primary_value\":",
-				    (unsigned long long)g->ex.session_id);
-			jsonw_cstr(b, g->ex.pval);
+				    (unsigned long long)g->ex[0].session_id);
+			jsonw_cstr(b, g->ex[0].pval);
 			dbuf_puts(b, ",\"candidate_value\":");
-			jsonw_cstr(b, g->ex.cval);
+			jsonw_cstr(b, g->ex[0].cval);
 			dbuf_puts(b, ",\"request\":");
-			jsonw_cstr(b, g->ex.request);
+			jsonw_cstr(b, g->ex[0].request);
 			dbuf_puts(b, ",\"primary\":");
-			jsonw_cstr(b, g->ex.primary);
+			jsonw_cstr(b, g->ex[0].primary);
 			dbuf_puts(b, ",\"candidate\":");
-			jsonw_cstr(b, g->ex.candidate);
+			jsonw_cstr(b, g->ex[0].candidate);
 			dbuf_putc(b, '}');
 		} else {
 			dbuf_puts(b, "null");
 		}
-		dbuf_putc(b, '}');
+		/* the whole sample: values only (the first is "example") */
+		dbuf_puts(b, ",\"examples\":[");
+		for (size_t k = 0; k < g->n_ex; k++) {
+			dbuf_printf(b, "%s{\"session_id\":%llu,\"primary_value\":", k ? "," : "",
+				    (unsigned long long)g->ex[k].session_id);
+			jsonw_cstr(b, g->ex[k].pval);
+			dbuf_puts(b, ",\"candidate_value\":");
+			jsonw_cstr(b, g->ex[k].cval);
+			dbuf_putc(b, '}');
+		}
+		dbuf_puts(b, "]}");
 	}
 	mem_free(idx);
 }
@@ -782,12 +792,12 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 				esc(b, g->location);
 				dbuf_printf(b, " %s: %llu (%.2f%%)", diff_kind_name(g->kind),
 					    (unsigned long long)g->count, g->rate * 100);
-				if (g->has_ex) {
+				if (g->n_ex) {
 					dbuf_printf(b, "\n  example session %llu: primary ",
-						    (unsigned long long)g->ex.session_id);
-					esc(b, g->ex.pval);
+						    (unsigned long long)g->ex[0].session_id);
+					esc(b, g->ex[0].pval);
 					dbuf_puts(b, " / candidate ");
-					esc(b, g->ex.cval);
+					esc(b, g->ex[0].cval);
 				}
 			}
 			dbuf_puts(b, "</failure>\n");
@@ -1054,12 +1064,12 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 			if (g->noise)
 				dbuf_printf(b, "  [%s]", noise_reason(g->noise));
 			dbuf_putc(b, '\n');
-			if (g->has_ex) {
+			if (g->n_ex) {
 				dbuf_printf(b, "         e.g. session %llu: ",
-					    (unsigned long long)g->ex.session_id);
-				one_line(b, g->ex.pval, 60);
+					    (unsigned long long)g->ex[0].session_id);
+				one_line(b, g->ex[0].pval, 60);
 				dbuf_puts(b, "  ->  ");
-				one_line(b, g->ex.cval, 60);
+				one_line(b, g->ex[0].cval, 60);
 				dbuf_putc(b, '\n');
 			}
 		}

@@ -22,9 +22,12 @@
 #include "common/mem.h"
 #include "dyetap_version.h"
 
-#define HTML_MAX_EXAMPLES 200
-#define HTML_MAX_BARS	  40
-#define HTML_BUCKETS	  24
+#define HTML_MAX_EXAMPLES  200	      /* groups whose examples are shown */
+#define HTML_EXAMPLE_BYTES (2u << 20) /* of example text, then values only */
+#define HTML_MAX_ROWS	   1000	      /* rows of a table; the JSON has them all */
+#define HTML_PAGE_ROWS	   50	      /* rows shown per page */
+#define HTML_MAX_BARS	   40
+#define HTML_BUCKETS	   24
 
 static const char css[] =
     "body{font:14px/1.4 system-ui,-apple-system,Segoe "
@@ -49,9 +52,26 @@ static const char css[] =
     "420px;font-size:12px;white-space:pre-wrap;word-break:break-all}"
     "details{border-top:1px solid #eceef1;padding:6px 0}summary{cursor:pointer}"
     ".tag{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;background:#eef}"
-    ".tag.noise{background:#fff4d6}.muted{color:#6b7280}svg text{font-size:11px;fill:#1d2430}";
+    ".tag.noise{background:#fff4d6}.muted{color:#6b7280}svg text{font-size:11px;fill:#1d2430}"
+    ".pager{margin:6px 0;color:#6b7280}.pager button{margin:0 6px}";
 
 static const char js[] =
+    "function page(t,p){var rows=t.tBodies[0].rows,n=+t.getAttribute('data-page'),"
+    "last=Math.max(0,Math.ceil(rows.length/n)-1);p=Math.max(0,Math.min(p,last));"
+    "t.setAttribute('data-p',p);for(var i=0;i<rows.length;i++)"
+    "rows[i].style.display=(i>=p*n&&i<(p+1)*n)?'':'none';"
+    "var g=t.nextElementSibling;if(g&&g.className==='pager')g.querySelector('span')"
+    ".textContent='rows '+(rows.length?p*n+1:0)+'-'+Math.min((p+1)*n,rows.length)+' of '"
+    "+rows.length;}"
+    "document.querySelectorAll('table[data-page]').forEach(function(t){"
+    "if(t.tBodies[0].rows.length<=+t.getAttribute('data-page'))return;"
+    "var g=document.createElement('div');g.className='pager';"
+    "g.innerHTML='<button>&lsaquo; previous</button> <span></span> <button>next &rsaquo;</button>';"
+    "var "
+    "bs=g.querySelectorAll('button');bs[0].onclick=function(){page(t,+t.getAttribute('data-p')-1);}"
+    ";"
+    "bs[1].onclick=function(){page(t,+t.getAttribute('data-p')+1);};"
+    "t.parentNode.insertBefore(g,t.nextSibling);page(t,0);});"
     "document.querySelectorAll('table.sortable th').forEach(function(th,i){"
     "th.addEventListener('click',function(){var t=th.closest('table'),b=t.tBodies[0],"
     "rows=Array.prototype.slice.call(b.rows),asc=th.getAttribute('data-asc')!=='1';"
@@ -59,7 +79,8 @@ static const char js[] =
     "var a=x.cells[i].getAttribute('data-v')||x.cells[i].textContent,"
     "c=y.cells[i].getAttribute('data-v')||y.cells[i].textContent,"
     "na=parseFloat(a),nc=parseFloat(c),r=(!isNaN(na)&&!isNaN(nc))?na-nc:a.localeCompare(c);"
-    "return asc?r:-r;});rows.forEach(function(r){b.appendChild(r);});});});"
+    "return asc?r:-r;});rows.forEach(function(r){b.appendChild(r);});"
+    "if(t.hasAttribute('data-page'))page(t,0);});});"
     "function openHash(){var e=location.hash&&document.getElementById(location.hash.slice(1));"
     "if(e&&e.tagName==='DETAILS')e.open=true;}"
     "window.addEventListener('hashchange',openHash);openHash();";
@@ -134,40 +155,51 @@ static void rate_chart(struct dbuf *b, const struct diff_cand *c, const char *sf
 	dbuf_puts(b, "</svg>");
 }
 
+struct lat_fold {
+	double llo, lhi;
+	uint64_t cnt[HTML_BUCKETS];
+};
+
+/* One histogram bucket into the chart's log-spaced buckets, by its middle. */
+static void fold(void *arg, uint64_t lo, uint64_t width, uint64_t count)
+{
+	struct lat_fold *f = arg;
+	double v = (double)lo + (double)width / 2;
+	if (v < 1)
+		v = 1;
+	int k = (int)((log(v) - f->llo) / (f->lhi - f->llo) * HTML_BUCKETS);
+	k = k < 0 ? 0 : k >= HTML_BUCKETS ? HTML_BUCKETS - 1 : k;
+	f->cnt[k] += count;
+}
+
 static void latency_chart(struct dbuf *b, const struct diff_cand *c, const char *sfx)
 {
-	const struct diff_samples *sp = &c->all_p, *sc = &c->all_c;
+	const struct diff_hist *sp = &c->all_p, *sc = &c->all_c;
 	if (!sp->n && !sc->n) {
 		dbuf_puts(b, "<p class=\"muted\">no latency samples</p>");
 		return;
 	}
-	/* log-spaced buckets between the smallest and largest sample of both */
+	/* log-spaced buckets between the smallest and largest value of both */
 	uint64_t lo = UINT64_MAX, hi = 0;
 	if (sp->n)
-		lo = sp->v[0], hi = sp->v[sp->n - 1];
+		lo = sp->min, hi = sp->max;
 	if (sc->n) {
-		lo = sc->v[0] < lo ? sc->v[0] : lo;
-		hi = sc->v[sc->n - 1] > hi ? sc->v[sc->n - 1] : hi;
+		lo = sc->min < lo ? sc->min : lo;
+		hi = sc->max > hi ? sc->max : hi;
 	}
 	if (lo < 1000)
 		lo = 1000;
 	if (hi <= lo)
 		hi = lo * 2;
 	double llo = log((double)lo), lhi = log((double)hi) + 1e-9;
-	uint64_t cnt[2][HTML_BUCKETS] = {{0}};
-	for (int s = 0; s < 2; s++) {
-		const struct diff_samples *d = s ? sc : sp;
-		for (size_t i = 0; i < d->n; i++) {
-			double v = d->v[i] < lo ? (double)lo : (double)d->v[i];
-			int k = (int)((log(v) - llo) / (lhi - llo) * HTML_BUCKETS);
-			k = k < 0 ? 0 : k >= HTML_BUCKETS ? HTML_BUCKETS - 1 : k;
-			cnt[s][k]++;
-		}
-	}
+	struct lat_fold fp = {llo, lhi, {0}}, fc = {llo, lhi, {0}};
+	diff_hist_each(sp, fold, &fp);
+	diff_hist_each(sc, fold, &fc);
+	const uint64_t *cnt[2] = {fp.cnt, fc.cnt};
 	double mx = 0;
 	for (int s = 0; s < 2; s++)
 		for (int k = 0; k < HTML_BUCKETS; k++) {
-			size_t tot = s ? sc->n : sp->n;
+			uint64_t tot = s ? sc->n : sp->n;
 			double f = tot ? (double)cnt[s][k] / (double)tot : 0;
 			mx = f > mx ? f : mx;
 		}
@@ -178,7 +210,7 @@ static void latency_chart(struct dbuf *b, const struct diff_cand *c, const char 
 		    sfx, W, H + 20, W, H + 20);
 	for (int k = 0; k < HTML_BUCKETS; k++) {
 		for (int s = 0; s < 2; s++) {
-			size_t tot = s ? sc->n : sp->n;
+			uint64_t tot = s ? sc->n : sp->n;
 			double f = tot ? (double)cnt[s][k] / (double)tot : 0;
 			int bh = mx > 0 ? (int)lrint(f / mx * (H - bottom - 10)) : 0;
 			dbuf_printf(
@@ -207,14 +239,21 @@ static void group_rows(struct dbuf *b, const struct diff_cand *c, const uint32_t
 		       bool noise, const char *sfx)
 {
 	dbuf_printf(b,
-		    "<table class=\"sortable\" id=\"%s%s\"><thead><tr><th>endpoint</th>"
-		    "<th>location</th><th>kind</th><th>count</th><th>rate</th>%s<th>example</th>"
-		    "</tr></thead><tbody>",
-		    noise ? "noise-table" : "diff-table", sfx, noise ? "<th>why</th>" : "");
+		    "<table class=\"sortable\" data-page=\"%d\" id=\"%s%s\"><thead><tr>"
+		    "<th>endpoint</th><th>location</th><th>kind</th><th>count</th><th>rate</th>"
+		    "%s<th>example</th></tr></thead><tbody>",
+		    HTML_PAGE_ROWS, noise ? "noise-table" : "diff-table", sfx,
+		    noise ? "<th>why</th>" : "");
+	size_t rows = 0, more = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct diff_group *g = &c->gr[idx[i]];
 		if ((g->noise != 0) != noise)
 			continue;
+		if (rows == HTML_MAX_ROWS) {
+			more++;
+			continue;
+		}
+		rows++;
 		dbuf_puts(b, "<tr><td>");
 		esc(b, c->ep[g->endpoint].name);
 		dbuf_puts(b, "</td><td><code>");
@@ -228,13 +267,18 @@ static void group_rows(struct dbuf *b, const struct diff_cand *c, const uint32_t
 			dbuf_printf(b, "<td><span class=\"tag noise\">%s</span></td>",
 				    g->noise == DIFF_NOISE_LEARNED ? "learned from secondary"
 								   : "values look volatile");
-		if (g->has_ex && i < HTML_MAX_EXAMPLES)
+		if (g->n_ex && i < HTML_MAX_EXAMPLES)
 			dbuf_printf(b, "<td><a href=\"#ex%s-%zu\">session %llu</a></td></tr>", sfx,
-				    i, (unsigned long long)g->ex.session_id);
+				    i, (unsigned long long)g->ex[0].session_id);
 		else
 			dbuf_puts(b, "<td></td></tr>");
 	}
 	dbuf_puts(b, "</tbody></table>");
+	if (more)
+		dbuf_printf(b,
+			    "<p class=\"muted\">%zu more groups (fewer pairs each) are in the "
+			    "JSON report.</p>",
+			    more);
 }
 
 static void pre(struct dbuf *b, const char *s)
@@ -391,13 +435,14 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 	dbuf_puts(b, "</section>");
 
 	dbuf_printf(b,
-		    "<section id=\"endpoints%s\"><h2>Endpoints</h2><table class=\"sortable\">"
+		    "<section id=\"endpoints%s\"><h2>Endpoints</h2><table class=\"sortable\" "
+		    "data-page=\"50\">"
 		    "<thead><tr><th>endpoint</th><th>compared</th><th>differ</th><th>rate</th>"
 		    "<th>status changes</th><th>incomplete</th><th>errors</th>"
 		    "<th>p50 primary ms</th><th>p50 candidate ms</th><th>p99 primary ms</th>"
 		    "<th>p99 candidate ms</th></tr></thead><tbody>",
 		    sfx);
-	for (size_t i = 0; i < c->n_ep; i++) {
+	for (size_t i = 0; i < c->n_ep && i < HTML_MAX_ROWS; i++) {
 		const struct diff_endpoint *e = &c->ep[i];
 		double r = e->pairs ? (double)e->differing / (double)e->pairs : 0;
 		dbuf_puts(b, "<tr><td>");
@@ -414,32 +459,60 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 		    (unsigned long long)e->errors, (double)e->p50_p / 1e6, (double)e->p50_c / 1e6,
 		    (double)e->p99_p / 1e6, (double)e->p99_c / 1e6);
 	}
-	dbuf_puts(b, "</tbody></table></section>");
+	dbuf_puts(b, "</tbody></table>");
+	if (c->n_ep > HTML_MAX_ROWS)
+		dbuf_printf(b,
+			    "<p class=\"muted\">%zu more endpoints (in name order) are in the JSON "
+			    "report.</p>",
+			    c->n_ep - HTML_MAX_ROWS);
+	dbuf_puts(b, "</section>");
 
 	dbuf_printf(b, "<section id=\"examples%s\"><h2>Examples</h2>", sfx);
+	size_t ex_bytes = 0, ex_cut = 0;
 	for (size_t i = 0; i < ng && i < HTML_MAX_EXAMPLES; i++) {
 		const struct diff_group *g = &c->gr[idx[i]];
-		if (!g->has_ex)
+		if (!g->n_ex)
 			continue;
 		dbuf_printf(b, "<details id=\"ex%s-%zu\"><summary>", sfx, i);
 		esc(b, c->ep[g->endpoint].name);
 		dbuf_puts(b, " &middot; <code>");
 		esc(b, g->location);
-		dbuf_printf(b, "</code> &middot; %s &middot; session %llu%s</summary>",
-			    diff_kind_name(g->kind), (unsigned long long)g->ex.session_id,
+		dbuf_printf(b, "</code> &middot; %s &middot; %u sampled %s%s</summary>",
+			    diff_kind_name(g->kind), g->n_ex, g->n_ex == 1 ? "pair" : "pairs",
 			    g->noise ? " <span class=\"tag noise\">likely noise</span>" : "");
-		dbuf_puts(b, "<div class=\"pair\"><div><h4>primary value</h4>");
-		pre(b, g->ex.pval);
-		dbuf_puts(b, "</div><div><h4>candidate value</h4>");
-		pre(b, g->ex.cval);
-		dbuf_puts(b, "</div><div><h4>primary response (recorded)</h4>");
-		pre(b, g->ex.primary);
-		dbuf_puts(b, "</div><div><h4>candidate response</h4>");
-		pre(b, g->ex.candidate);
-		dbuf_puts(b, "</div></div><h4>request</h4>");
-		pre(b, g->ex.request);
+		for (size_t k = 0; k < g->n_ex; k++) {
+			const struct diff_example *x = &g->ex[k];
+			dbuf_printf(b, "<h4>session %llu</h4>", (unsigned long long)x->session_id);
+			dbuf_puts(b, "<div class=\"pair\"><div><h4>primary value</h4>");
+			pre(b, x->pval);
+			dbuf_puts(b, "</div><div><h4>candidate value</h4>");
+			pre(b, x->cval);
+			dbuf_puts(b, "</div>");
+			/* whole messages while the page stays small; values after that */
+			if (ex_bytes + x->bytes > HTML_EXAMPLE_BYTES) {
+				ex_cut++;
+				dbuf_puts(
+				    b, "</div><p class=\"muted\">whole messages not shown here "
+				       "(the page stays small); the JSON report has those of each "
+				       "group's first example</p>");
+				continue;
+			}
+			ex_bytes += x->bytes;
+			dbuf_puts(b, "<div><h4>primary response (recorded)</h4>");
+			pre(b, x->primary);
+			dbuf_puts(b, "</div><div><h4>candidate response</h4>");
+			pre(b, x->candidate);
+			dbuf_puts(b, "</div></div><h4>request</h4>");
+			pre(b, x->request);
+		}
 		dbuf_puts(b, "</details>");
 	}
+	if (ng > HTML_MAX_EXAMPLES || ex_cut)
+		dbuf_printf(b,
+			    "<p class=\"muted\">Examples are shown for the first %d groups, with "
+			    "whole messages for the first %u KiB of them; the JSON report has an "
+			    "example of every group.</p>",
+			    HTML_MAX_EXAMPLES, HTML_EXAMPLE_BYTES >> 10);
 	mem_free(idx);
 	dbuf_puts(b, "</section>");
 }

@@ -21,7 +21,9 @@
 #include "capture/redact.h"
 #include "cli/cmds.h"
 #include "common/dbuf.h"
+#include "common/clock.h"
 #include "common/mem.h"
+#include "common/units.h"
 
 #define DIFF_REPORT_MAX ((size_t)1 << 30)
 
@@ -33,6 +35,8 @@ static void diff_usage(FILE *f)
 	    "                   [--rules FILE] [--proto DESCRIPTORS.pb] [--html FILE]\n"
 	    "                   [--json FILE] [--junit FILE] [--fail-on EXPR]...\n"
 	    "                   [--redact KIND:NAME[:ACTION]]... [--redact-defaults]\n"
+	    "                   [--threads N] [--max-memory SIZE] [--max-window SIZE]\n"
+	    "                   [--examples N] [--max-groups N] [--max-endpoints N]\n"
 	    "                   [--quiet] [--color|--no-color]\n"
 	    "\n"
 	    "Compare each replayed (candidate) response in RESULTS.dyt with the recorded\n"
@@ -67,7 +71,18 @@ static void diff_usage(FILE *f)
 	    "                    the redactions written in the results files always apply\n"
 	    "  --redact-defaults the default secrets: credentials headers, cookies,\n"
 	    "                    password/token keys in JSON, forms and queries, user:pass@\n"
-	    "  --quiet           no terminal summary\n"
+	    "  --threads N       compare pairs on N threads (1..64, default 1); the report\n"
+	    "                    is the same for any N\n"
+	    "limits (docs/diff.md \"Limits\"; each one hit is counted in the reports):\n"
+	    "  --max-memory SIZE memory for groups, examples, endpoints and latency\n"
+	    "                    histograms (default 256M); past it no new group, endpoint or\n"
+	    "                    example is kept (a loss: data_incomplete)\n"
+	    "  --max-window SIZE sessions held until their results come (default 64M);\n"
+	    "                    only files that do not state result_lag need it\n"
+	    "  --examples N      examples kept per difference group, 1..16 (default 3)\n"
+	    "  --max-groups N    difference groups per candidate (default 1000000)\n"
+	    "  --max-endpoints N endpoints per candidate (default 65536)\n"
+	    "  --quiet           no terminal summary and no progress line\n"
 	    "  --color, --no-color  force or disable colors (default: when stdout is a tty)\n"
 	    "  -h, --help        this help\n"
 	    "\n"
@@ -178,9 +193,82 @@ static int inputs_redactions(struct redact *r, char **inputs, size_t n, char *er
 	return (int)(redact_count(r) - before);
 }
 
+enum {
+	O_REDACT = 256,
+	O_REDACT_DEFAULTS,
+	O_THREADS,
+	O_MAX_MEMORY,
+	O_MAX_WINDOW,
+	O_EXAMPLES,
+	O_MAX_GROUPS,
+	O_MAX_ENDPOINTS
+};
+
+/* --max-memory, --max-window: a size with an optional k/M/G suffix. */
+static int size_opt(const char *name, const char *arg, size_t *out)
+{
+	uint64_t v;
+	if (units_parse_size(arg, &v) || v < 4096 || v > SIZE_MAX / 2) {
+		fprintf(stderr,
+			"dyetap diff: --%s '%s': give a size of at least 4k, such as 64M or 1G\n",
+			name, arg);
+		return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+/* --threads, --examples, --max-groups, --max-endpoints: a count. */
+static int count_opt(int o, const char *arg, struct diff_params *p)
+{
+	static const struct {
+		const char *name;
+		unsigned long lo, hi;
+	} r[] = {{"threads", 1, 64},
+		 {"examples", 1, 16},
+		 {"max-groups", 1, 100000000},
+		 {"max-endpoints", 1, 10000000}};
+	int i = o == O_THREADS ? 0 : o == O_EXAMPLES ? 1 : o == O_MAX_GROUPS ? 2 : 3;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < r[i].lo || v > r[i].hi) {
+		fprintf(stderr, "dyetap diff: --%s '%s': give a number from %lu to %lu\n",
+			r[i].name, arg, r[i].lo, r[i].hi);
+		return -1;
+	}
+	if (i == 0)
+		p->threads = (uint32_t)v;
+	else if (i == 1)
+		p->examples = (uint32_t)v;
+	else if (i == 2)
+		p->max_groups = (uint32_t)v;
+	else
+		p->max_endpoints = (uint32_t)v;
+	return 0;
+}
+
+struct prog_ctx {
+	bool shown;
+};
+
+/* The progress line on a terminal (stderr), for diffs over a few seconds. */
+static void show_progress(void *ctx, const struct diff_progress *d)
+{
+	struct prog_ctx *pc = ctx;
+	if (d->elapsed_s < 2.0 && !pc->shown)
+		return;
+	pc->shown = true;
+	double pct = d->file_bytes ? 100.0 * (double)d->bytes_read / (double)d->file_bytes : 0;
+	const char *slash = strrchr(d->file, '/');
+	fprintf(stderr, "\r\033[K%s: %.0f%%  %llu results  %.0f/s  elapsed %.0fs",
+		slash ? slash + 1 : d->file, pct > 100 ? 100 : pct, (unsigned long long)d->pairs,
+		d->elapsed_s > 0 ? (double)d->pairs / d->elapsed_s : 0, d->elapsed_s);
+	fflush(stderr);
+}
+
 int cmd_diff(int argc, char **argv)
 {
-	enum { O_REDACT = 256, O_REDACT_DEFAULTS };
 	static const struct option opts[] = {
 	    {"secondary", required_argument, NULL, 's'},
 	    {"rules", required_argument, NULL, 'r'},
@@ -192,6 +280,12 @@ int cmd_diff(int argc, char **argv)
 	    {"no-default-ignores", no_argument, NULL, 'N'},
 	    {"redact", required_argument, NULL, O_REDACT},
 	    {"redact-defaults", no_argument, NULL, O_REDACT_DEFAULTS},
+	    {"threads", required_argument, NULL, O_THREADS},
+	    {"max-memory", required_argument, NULL, O_MAX_MEMORY},
+	    {"max-window", required_argument, NULL, O_MAX_WINDOW},
+	    {"examples", required_argument, NULL, O_EXAMPLES},
+	    {"max-groups", required_argument, NULL, O_MAX_GROUPS},
+	    {"max-endpoints", required_argument, NULL, O_MAX_ENDPOINTS},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"color", no_argument, NULL, 'c'},
 	    {"no-color", no_argument, NULL, 'C'},
@@ -208,6 +302,8 @@ int cmd_diff(int argc, char **argv)
 	int o, ret = 2;
 	struct noise_rules *rules = NULL;
 	struct diff_ctx *c = NULL;
+	struct diff_params p = {0};
+	struct prog_ctx pc = {0};
 	struct pb_schema *proto = NULL;
 	struct redact *red = redact_create();
 	if (!red) {
@@ -262,6 +358,19 @@ int cmd_diff(int argc, char **argv)
 				ret = 3;
 				goto out;
 			}
+			break;
+		case O_THREADS:
+		case O_EXAMPLES:
+		case O_MAX_GROUPS:
+		case O_MAX_ENDPOINTS:
+			if (count_opt(o, optarg, &p))
+				goto out;
+			break;
+		case O_MAX_MEMORY:
+		case O_MAX_WINDOW:
+			if (size_opt(o == O_MAX_MEMORY ? "max-memory" : "max-window", optarg,
+				     o == O_MAX_MEMORY ? &p.max_memory : &p.max_window))
+				goto out;
 			break;
 		case 'q':
 			quiet = true;
@@ -333,7 +442,12 @@ int cmd_diff(int argc, char **argv)
 		ret = from_files == -ENOMEM ? 3 : 2;
 		goto out;
 	}
-	struct diff_params p = {.rules = rules, .no_default_ignores = no_defaults};
+	p.rules = rules;
+	p.no_default_ignores = no_defaults;
+	if (!quiet && isatty(STDERR_FILENO)) {
+		p.progress = show_progress;
+		p.progress_ctx = &pc;
+	}
 	if (redact_count(red)) {
 		p.redact = redact_hook;
 		p.redact_ctx = red;
@@ -367,6 +481,8 @@ int cmd_diff(int argc, char **argv)
 		rc = diff_ctx_add_file(c, inputs[i], false, err, sizeof(err));
 	if (!rc && secondary)
 		rc = diff_ctx_add_file(c, secondary, true, err, sizeof(err));
+	if (pc.shown)
+		fprintf(stderr, "\r\033[K");
 	if (rc) {
 		fprintf(stderr, "dyetap diff: %s\n", err);
 		ret = rc == -ENOMEM ? 3 : 2;

@@ -291,6 +291,12 @@ static void print_json(const struct replay_summary *s, const char *output)
 		    (unsigned long long)st->err_connect, (unsigned long long)st->err_tls,
 		    (unsigned long long)st->err_other);
 	dbuf_printf(&b, "\"achieved_rps\":%.1f,\"elapsed_s\":%.3f,", s->achieved_rps, s->elapsed_s);
+	/* under --max nothing is paced: lateness is the wait behind the
+	 * connection's earlier requests (docs/replay.md) */
+	dbuf_printf(&b, "\"pace\":\"%s\",",
+		    s->pace == REPLAY_PACE_MAX	  ? "max"
+		    : s->pace == REPLAY_PACE_RATE ? "rate"
+						  : "recorded");
 	dbuf_printf(&b, "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 		    ms(replay_hist_pct(&s->latency, 50)), ms(replay_hist_pct(&s->latency, 90)),
 		    ms(replay_hist_pct(&s->latency, 99)), ms(s->latency.max_ns));
@@ -367,9 +373,12 @@ static void print_text(const struct replay_summary *s, const char *output)
 	printf("  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 	       ms(replay_hist_pct(&s->latency, 50)), ms(replay_hist_pct(&s->latency, 90)),
 	       ms(replay_hist_pct(&s->latency, 99)), ms(s->latency.max_ns));
-	printf("  achieved %.1f req/s over %.3f s;  lateness ms: p50 %.3f  p99 %.3f\n",
-	       s->achieved_rps, s->elapsed_s, ms(replay_hist_pct(&s->lateness, 50)),
-	       ms(replay_hist_pct(&s->lateness, 99)));
+	printf("  achieved %.1f req/s over %.3f s;  %s ms: p50 %.3f  p99 %.3f%s\n", s->achieved_rps,
+	       s->elapsed_s, s->pace == REPLAY_PACE_MAX ? "queue wait" : "lateness",
+	       ms(replay_hist_pct(&s->lateness, 50)), ms(replay_hist_pct(&s->lateness, 99)),
+	       s->pace == REPLAY_PACE_MAX
+		   ? " (--max: behind the connection's earlier requests, not pacing)"
+		   : "");
 	printf("  connections %llu (reconnects %llu, retries %llu)\n",
 	       (unsigned long long)st->connects, (unsigned long long)st->reconnects,
 	       (unsigned long long)st->retries);

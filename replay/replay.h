@@ -451,6 +451,35 @@ int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r
 int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_record *raw,
 			      uint64_t id, uint64_t conn_id, int64_t ts);
 
+/**
+ * A unit: a session and its results, queued together so that they reach
+ * the file as consecutive records (docs/format.md "result_lag" 0: a
+ * session's results follow it before the next session). The unit holds
+ * copies until replay_wq_add_unit(); it is not tied to a queue.
+ */
+struct replay_wq_unit;
+
+/** A unit starting with session @p s (copied). NULL: out of memory. */
+struct replay_wq_unit *replay_wq_unit_session(const struct store_session *s);
+/** A unit starting with a recorded session as its encoded bytes (copied),
+ *  written with @p id and @p conn_id. NULL: out of memory. */
+struct replay_wq_unit *replay_wq_unit_session_raw(const struct store_raw_record *raw, uint64_t id,
+						  uint64_t conn_id, int64_t ts);
+/** Append result @p r (copied) to @p u. @return 0 or -ENOMEM. */
+int replay_wq_unit_result(struct replay_wq_unit *u, const struct store_result *r);
+/** Records held by @p u (its session and results). */
+size_t replay_wq_unit_records(const struct replay_wq_unit *u);
+/** Bytes of the copies @p u holds. */
+size_t replay_wq_unit_bytes(const struct replay_wq_unit *u);
+/**
+ * Queue unit @p u's records, contiguous in one chunk, and free @p u
+ * (whatever the result). @return as replay_wq_add_session(); on an error
+ * none of its records is queued.
+ */
+int replay_wq_add_unit(struct replay_wq_prod *pr, struct replay_wq_unit *u);
+/** Free a unit without queueing it. Accepts NULL. */
+void replay_wq_unit_free(struct replay_wq_unit *u);
+
 /** Hand the producer's partly filled chunk to the writer now. */
 void replay_wq_prod_flush(struct replay_wq_prod *pr);
 
@@ -586,11 +615,12 @@ struct replay_summary {
 	struct replay_hist lateness;	/**< scheduling lateness (without causal waits) */
 	struct replay_hist causal_wait; /**< waits for dependencies, of the requests that waited */
 	int order;			/**< the order kept (enum replay_order, never auto) */
-	uint32_t causal_services;	/**< services whose requests were ordered */
-	double elapsed_s;		/**< first send to last completion */
-	double achieved_rps;		/**< sent / elapsed */
-	bool interrupted;		/**< replay_batch_stop() was called */
-	bool input_error; /**< on failure: an input/usage problem (exit 2), else runtime */
+	int pace; /**< enum replay_pace of the run: under MAX, lateness is queue wait */
+	uint32_t causal_services; /**< services whose requests were ordered */
+	double elapsed_s;	  /**< first send to last completion */
+	double achieved_rps;	  /**< sent / elapsed */
+	bool interrupted;	  /**< replay_batch_stop() was called */
+	bool input_error;	  /**< on failure: an input/usage problem (exit 2), else runtime */
 	/** The most frequent causes of failed requests, most first (n 0: unused). */
 	struct replay_cause causes[REPLAY_MAX_CAUSES];
 	uint64_t causes_other; /**< failed requests of the other causes */

@@ -11,9 +11,17 @@
  * (replay_wq.c) to one writer thread that packs, compresses and writes
  * them, so an event loop only copies a finished result; the queue blocks
  * when full (counted as write_stalls), since a results file must be
- * complete. A session record is queued when its request is submitted, so
- * it always precedes its result records; a session record without a
- * result means the request was queued but not sent (interrupted).
+ * complete. A session and its results are queued together, as one unit,
+ * once the last target has answered (or, for a request never sent, when
+ * the thread ends): in the file every session's results follow it before
+ * the next session (the header says so: result_lag 0, docs/format.md), so
+ * `dyetap diff` holds one session at a time however long the run. A unit
+ * lives while its requests are in flight (bounded by the engine's pending
+ * limit) and, once finished, while older units of its thread are not
+ * (bounded by UNIT_HOLD_BYTES), so each thread files its sessions in the
+ * order it queued them unless a slow request would hold too many back. A
+ * session record without a result means the request was queued but not
+ * sent (interrupted).
  *
  * Paced runs lower the thread's timer slack to 1 ns (prctl(2)
  * PR_SET_TIMERSLACK): the default 50 us slack otherwise delays every
@@ -61,6 +69,7 @@
 #define STOP_GRACE_NS	    (1000 * 1000000LL)
 #define PENDING_MIN	    4096
 #define RESULTS_FLUSH_BYTES (128u * 1024)
+#define UNIT_HOLD_BYTES	    (8u << 20) /* finished units waiting behind a slow one */
 
 static atomic_int stop_flag;
 
@@ -77,8 +86,18 @@ static bool stopping(void)
 struct batch;
 struct src;
 
+/* A session waiting for its targets' results (the engine's `user`). */
+struct bunit {
+	struct bunit *prev, *next; /* the thread's units in flight, oldest first */
+	struct replay_wq_unit *u;
+	uint32_t pending; /* results still to come */
+	bool done;	  /* every result came: waiting for older units */
+};
+
 struct bthread {
 	struct batch *b;
+	struct bunit *units, *units_tail;
+	size_t units_held; /* bytes of finished units waiting for older ones */
 	uint32_t idx;
 	pthread_t tid;
 	struct replay_engine *eng;
@@ -168,10 +187,69 @@ static void count_cause(struct bthread *t, const struct store_result *r)
 	k->n = 1;
 }
 
+static void unit_link(struct bthread *t, struct bunit *bu)
+{
+	bu->prev = t->units_tail;
+	bu->next = NULL;
+	if (t->units_tail)
+		t->units_tail->next = bu;
+	else
+		t->units = bu;
+	t->units_tail = bu;
+}
+
+/* Queue unit @p bu's records together and free it. */
+static void unit_flush(struct bthread *t, struct bunit *bu)
+{
+	if (bu->prev)
+		bu->prev->next = bu->next;
+	else
+		t->units = bu->next;
+	if (bu->next)
+		bu->next->prev = bu->prev;
+	else
+		t->units_tail = bu->prev;
+	if (bu->done)
+		t->units_held -= replay_wq_unit_bytes(bu->u);
+	uint64_t n = replay_wq_unit_records(bu->u);
+	int rc = replay_wq_add_unit(t->wq, bu->u);
+	if (rc == -ENOBUFS)
+		t->skips.write_dropped += n;
+	else if (rc)
+		t->skips.write_errors += n;
+	mem_free(bu);
+}
+
+/* Write finished units in the order their sessions were queued (the file
+ * then lists sessions in request-time order); a finished unit waits
+ * behind a slow one only while UNIT_HOLD_BYTES of them wait. */
+static void unit_drain(struct bthread *t)
+{
+	while (t->units && t->units->done)
+		unit_flush(t, t->units);
+	for (struct bunit *bu = t->units, *nx; bu && t->units_held > UNIT_HOLD_BYTES; bu = nx) {
+		nx = bu->next;
+		if (bu->done)
+			unit_flush(t, bu);
+	}
+}
+
+/* One of @p bu's results came (or will not come). */
+static void unit_done(struct bthread *t, struct bunit *bu)
+{
+	if (bu->pending)
+		bu->pending--;
+	if (bu->pending || bu->done)
+		return;
+	bu->done = true;
+	t->units_held += replay_wq_unit_bytes(bu->u);
+	unit_drain(t);
+}
+
 static void on_done(void *ctx, void *user, const struct store_result *r)
 {
 	struct bthread *t = ctx;
-	(void)user;
+	struct bunit *bu = user;
 	if (!t->first_sent || r->ts_sent_ns < t->first_sent)
 		t->first_sent = r->ts_sent_ns;
 	int64_t done = r->ts_sent_ns + (int64_t)r->latency_ns;
@@ -188,17 +266,16 @@ static void on_done(void *ctx, void *user, const struct store_result *r)
 		in.resp = r->resp;
 		if (t->b->p->redact->session(t->red, &in, &out)) {
 			t->skips.redact_errors++;
+			unit_done(t, bu);
 			return;
 		}
 		red = *r;
 		red.resp = out.resp;
 		r = &red;
 	}
-	int rc = replay_wq_add_result(t->wq, r);
-	if (rc == -ENOBUFS)
-		t->skips.write_dropped++;
-	else if (rc)
+	if (replay_wq_unit_result(bu->u, r))
 		t->skips.write_errors++;
+	unit_done(t, bu);
 }
 
 static void publish(struct bthread *t, bool force)
@@ -640,40 +717,55 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 		/* The session goes to the results as recorded, bytes copied (no
 		 * decode-and-repack), only its ids remapped. */
 		struct store_raw_record raw = src[best].cur_raw;
-		int wrc;
 		t->offered++;
-		if (t->red && p->redact->sessions) {
+		/* The session waits in a unit for its results (see the top). */
+		struct bunit *bu = mem_calloc(1, sizeof(*bu));
+		if (bu && t->red && p->redact->sessions) {
 			/* Rules the recording did not apply: redact the copy written. */
 			struct store_session out;
-			wrc = p->redact->session(t->red, &ss, &out);
-			if (wrc) {
+			if (p->redact->session(t->red, &ss, &out)) {
 				/* never written unredacted, so not sent either: nothing
 				 * may wait for it in causal order */
 				t->skips.redact_errors++;
 				if (t->ct)
 					replay_causal_drop(t->ct, src[best].cur_dep.ent);
+				mem_free(bu);
 				goto next;
 			}
-			wrc = replay_wq_add_session(t->wq, &out);
-		} else {
-			wrc = replay_wq_add_session_raw(t->wq, &raw, ss.id, ss.conn_id,
-							ss.ts_req_first_ns);
+			bu->u = replay_wq_unit_session(&out);
+		} else if (bu) {
+			bu->u =
+			    replay_wq_unit_session_raw(&raw, ss.id, ss.conn_id, ss.ts_req_first_ns);
 		}
-		if (wrc) {
+		int wrc = replay_wq_error(b->wq, t->err, sizeof(t->err));
+		if (!bu || !bu->u || wrc) {
 			t->skips.write_errors++;
-			rc = wrc;
-			if (!replay_wq_error(b->wq, t->err, sizeof(t->err)))
-				snprintf(t->err, sizeof(t->err), "cannot queue a result record: %s",
-					 strerror(-wrc));
+			rc = wrc ? wrc : -ENOMEM;
+			if (!wrc)
+				snprintf(t->err, sizeof(t->err), "out of memory queueing a result");
+			if (bu)
+				replay_wq_unit_free(bu->u);
+			mem_free(bu);
 			goto out;
 		}
+		bu->pending = (uint32_t)p->engine.n_targets;
+		unit_link(t, bu);
 		struct replay_dep *dep = &src[best].cur_dep;
-		int subrc = replay_engine_submit_dep(t->eng, &ss, ss.conn_id, due, NULL,
-						     t->ct ? dep : NULL);
+		int subrc =
+		    replay_engine_submit_dep(t->eng, &ss, ss.conn_id, due, bu, t->ct ? dep : NULL);
 		if (!subrc)
 			t->queued++;
 		else if (t->ct)
 			replay_causal_drop(t->ct, dep->ent); /* nobody may wait for it */
+		/* Not sent: written alone now. An out-of-memory submit may have
+		 * queued some targets' requests, which still point at the unit:
+		 * it is written when the thread ends. */
+		if (subrc && subrc != -ENOMEM) {
+			bu->pending = 0;
+			bu->done = true;
+			t->units_held += replay_wq_unit_bytes(bu->u);
+			unit_drain(t);
+		}
 		if (subrc == -EINVAL)
 			t->skips.skipped_unsupported++;
 		else if (subrc) {
@@ -787,6 +879,10 @@ static void *thread_main(void *arg)
 	}
 	replay_engine_abort(t->eng);
 	replay_engine_close_idle(t->eng);
+	/* No callback comes after the abort: the sessions whose requests were
+	 * never sent (a stop, --duration) are written without results. */
+	while (t->units)
+		unit_flush(t, t->units);
 	replay_wq_prod_flush(t->wq);
 	publish(t, true);
 	progress(t, &ps, true);
@@ -1061,6 +1157,7 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 		out->causal_services = replay_causal_n_tracked(b.causal);
 	}
 	out->order = b.order;
+	out->pace = p->pace;
 	/* Before the first request, after the inputs passed every check. */
 	bool before_failed = false;
 	if (!rc && p->before)
@@ -1149,7 +1246,10 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 				  .targets = tgts,
 				  .n_targets = p->engine.n_targets,
 				  .redactions = p->redact ? p->redact->rules : NULL,
-				  .n_redactions = p->redact ? p->redact->n_rules : 0};
+				  .n_redactions = p->redact ? p->redact->n_rules : 0,
+				  /* every session's results follow it at once (units) */
+				  .has_result_lag = true,
+				  .result_lag = 0};
 	if (p->filter.shard_n > 1) {
 		meta.shard_k = p->filter.shard_k;
 		meta.shard_n = p->filter.shard_n;

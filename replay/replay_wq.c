@@ -23,6 +23,11 @@
  * thread on Linux): the queue absorbs its lag, while an event loop that
  * waits for the CPU sends late.
  *
+ * A unit (a session and its results, replay_wq_add_unit()) is reserved
+ * in one chunk and committed at once, so its records reach the file next
+ * to each other whatever other producers publish meanwhile: the results
+ * file's pairing guarantee (docs/format.md "result_lag").
+ *
  * The bound counts queued record bytes. When it is reached the queue
  * either blocks the producer (REPLAY_WQ_BLOCK, counted as a stall; the
  * only path that sleeps on a mutex/condition variable) or refuses the
@@ -473,14 +478,15 @@ static struct wq_item *prod_reserve(struct replay_wq_prod *pr, size_t size, int 
 	return (struct wq_item *)(ch->data + ch->used);
 }
 
-/* The item prod_reserve() returned is filled: queue it. */
-static void prod_commit(struct replay_wq_prod *pr, size_t size)
+/* The @p n items prod_reserve() returned room for (@p size bytes) are
+ * filled: queue them. */
+static void prod_commit_n(struct replay_wq_prod *pr, size_t size, uint64_t n)
 {
 	struct replay_wq *q = pr->q;
 	struct wq_chunk *ch = pr->cur;
 	ch->used += size;
-	ch->n++;
-	atomic_fetch_add_explicit(&q->queued, 1, memory_order_relaxed);
+	ch->n += n;
+	atomic_fetch_add_explicit(&q->queued, n, memory_order_relaxed);
 	size_t before = atomic_fetch_add(&q->bytes, size);
 	size_t now = before + size, hw = atomic_load(&q->max_bytes);
 	while (now > hw && !atomic_compare_exchange_weak(&q->max_bytes, &hw, now))
@@ -492,6 +498,11 @@ static void prod_commit(struct replay_wq_prod *pr, size_t size)
 		replay_wq_prod_flush(pr);
 		pthread_cond_signal(&q->work);
 	}
+}
+
+static void prod_commit(struct replay_wq_prod *pr, size_t size)
+{
+	prod_commit_n(pr, size, 1);
 }
 
 static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
@@ -513,22 +524,34 @@ int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session 
 	return prod_add(pr, &rec);
 }
 
+/* Copy a raw session item into @p dst (its size bytes). */
+static void raw_fill(struct wq_item *dst, size_t size, const struct store_raw_record *raw,
+		     uint64_t id, uint64_t conn_id, int64_t ts)
+{
+	size_t head = item_head(true, STORE_REC_SESSION);
+	dst->size = size;
+	dst->raw = true;
+	dst->u.raw = (struct wq_raw){.rec = *raw, .id = id, .conn_id = conn_id, .ts = ts};
+	if (raw->bytes.len) {
+		memcpy((uint8_t *)dst + head, raw->bytes.ptr, raw->bytes.len);
+		dst->u.raw.rec.bytes.ptr = (const uint8_t *)dst + head;
+	}
+}
+
+static size_t raw_size(const struct store_raw_record *raw)
+{
+	return (item_head(true, STORE_REC_SESSION) + raw->bytes.len + 15) & ~(size_t)15;
+}
+
 int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_record *raw,
 			      uint64_t id, uint64_t conn_id, int64_t ts)
 {
-	size_t head = item_head(true, STORE_REC_SESSION);
-	size_t size = (head + raw->bytes.len + 15) & ~(size_t)15;
+	size_t size = raw_size(raw);
 	int rc;
 	struct wq_item *it = prod_reserve(pr, size, &rc);
 	if (!it)
 		return rc;
-	it->size = size;
-	it->raw = true;
-	it->u.raw = (struct wq_raw){.rec = *raw, .id = id, .conn_id = conn_id, .ts = ts};
-	if (raw->bytes.len) {
-		memcpy((uint8_t *)it + head, raw->bytes.ptr, raw->bytes.len);
-		it->u.raw.rec.bytes.ptr = (const uint8_t *)it + head;
-	}
+	raw_fill(it, size, raw, id, conn_id, ts);
 	prod_commit(pr, size);
 	return 0;
 }
@@ -538,6 +561,126 @@ int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r
 	struct store_record rec = {.type = STORE_REC_RESULT};
 	rec.u.result = *r;
 	return prod_add(pr, &rec);
+}
+
+/* ---- units ---- */
+
+struct replay_wq_unit {
+	struct wq_item **items; /* each a private item (the session first) */
+	size_t n, cap;
+	size_t bytes; /* sum of item sizes */
+};
+
+static int unit_push(struct replay_wq_unit *u, struct wq_item *it)
+{
+	if (u->n == u->cap) {
+		size_t nc = u->cap ? u->cap * 2 : 4;
+		struct wq_item **ni = mem_realloc(u->items, nc * sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		u->items = ni;
+		u->cap = nc;
+	}
+	u->items[u->n++] = it;
+	u->bytes += it->size;
+	return 0;
+}
+
+static int unit_add_rec(struct replay_wq_unit *u, const struct store_record *rec)
+{
+	size_t size = item_size(rec);
+	struct wq_item *it = mem_alloc(size);
+	if (!it)
+		return -ENOMEM;
+	item_fill(it, size, rec);
+	if (unit_push(u, it)) {
+		mem_free(it);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+struct replay_wq_unit *replay_wq_unit_session(const struct store_session *s)
+{
+	struct replay_wq_unit *u = mem_calloc(1, sizeof(*u));
+	struct store_record rec = {.type = STORE_REC_SESSION};
+	rec.u.session = *s;
+	if (u && unit_add_rec(u, &rec)) {
+		mem_free(u);
+		u = NULL;
+	}
+	return u;
+}
+
+struct replay_wq_unit *replay_wq_unit_session_raw(const struct store_raw_record *raw, uint64_t id,
+						  uint64_t conn_id, int64_t ts)
+{
+	struct replay_wq_unit *u = mem_calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	size_t size = raw_size(raw);
+	struct wq_item *it = mem_alloc(size);
+	if (it)
+		raw_fill(it, size, raw, id, conn_id, ts);
+	if (!it || unit_push(u, it)) {
+		mem_free(it);
+		mem_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+int replay_wq_unit_result(struct replay_wq_unit *u, const struct store_result *r)
+{
+	struct store_record rec = {.type = STORE_REC_RESULT};
+	rec.u.result = *r;
+	return unit_add_rec(u, &rec);
+}
+
+size_t replay_wq_unit_records(const struct replay_wq_unit *u)
+{
+	return u ? u->n : 0;
+}
+
+size_t replay_wq_unit_bytes(const struct replay_wq_unit *u)
+{
+	return u ? u->bytes : 0;
+}
+
+void replay_wq_unit_free(struct replay_wq_unit *u)
+{
+	if (!u)
+		return;
+	for (size_t i = 0; i < u->n; i++)
+		mem_free(u->items[i]);
+	mem_free(u->items);
+	mem_free(u);
+}
+
+int replay_wq_add_unit(struct replay_wq_prod *pr, struct replay_wq_unit *u)
+{
+	int rc;
+	uint8_t *dst = (uint8_t *)prod_reserve(pr, u->bytes, &rc);
+	if (dst) {
+		/* copy each item again: an item's pointers point into itself */
+		for (size_t i = 0; i < u->n; i++) {
+			const struct wq_item *it = u->items[i];
+			struct wq_item *d = (struct wq_item *)dst;
+			if (it->raw)
+				raw_fill(d, it->size, &it->u.raw.rec, it->u.raw.id,
+					 it->u.raw.conn_id, it->u.raw.ts);
+			else
+				item_fill(d, it->size, &it->u.rec);
+			dst += it->size;
+		}
+		prod_commit_n(pr, u->bytes, u->n);
+		rc = 0;
+	} else if (rc == -ENOBUFS) {
+		/* the whole unit is refused: one count per record */
+		atomic_fetch_add(&pr->q->dropped, u->n - 1);
+	}
+	replay_wq_unit_free(u);
+	return rc;
 }
 
 void replay_wq_prod_free(struct replay_wq_prod *pr)

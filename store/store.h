@@ -221,6 +221,14 @@ struct store_meta {
 	size_t n_targets;
 	uint32_t shard_k, shard_n;	/**< this file replays shard k of n (n 0: not sharded) */
 	const uint64_t *shard_sessions; /**< shard_n entries: sessions each shard replays */
+	/**
+	 * The writer's pairing guarantee (docs/format.md §1.1 "result_lag"):
+	 * every result record follows its session record with at most
+	 * result_lag other session records between them. Written only when
+	 * has_result_lag.
+	 */
+	bool has_result_lag;
+	uint64_t result_lag;
 };
 
 /* ------------------------------------------------------------------ */
@@ -371,6 +379,8 @@ struct store_file_meta {
 	size_t n_targets;
 	uint32_t shard_k, shard_n;	/**< n 0: not a shard */
 	const uint64_t *shard_sessions; /**< shard_n entries, or NULL */
+	bool has_result_lag;		/**< the file states result_lag */
+	uint64_t result_lag;		/**< sessions a result may follow its session by */
 };
 
 /** What the reader found out about the file so far (complete after EOF). */

@@ -1170,6 +1170,12 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 				return -EBADMSG;
 			r->meta.shard_k = (uint32_t)sk;
 			r->meta.shard_n = (uint32_t)sn;
+		} else if (KEY(&k, "result_lag")) {
+			uint64_t lag;
+			if (!mp_uint(&c, &lag))
+				return -EBADMSG;
+			r->meta.has_result_lag = true;
+			r->meta.result_lag = lag;
 		} else if (KEY(&k, "shard_sessions") && !r->shard_sessions) {
 			uint32_t a;
 			if (!mp_container(&c, false, &a))

@@ -61,6 +61,14 @@
 #include "store/store_pack_private.h"
 #include "store/store_private.h"
 
+/*
+ * Index entries held in memory: past this many, they go to an unnamed
+ * temporary file beside the output (O_TMPFILE) and are read back by
+ * write_index(), so a long run (replay --loop) does not grow by 40 bytes
+ * a frame. Without O_TMPFILE support they stay in memory.
+ */
+#define INDEX_MEM_ENTRIES 4096
+
 /* One index entry per data frame (docs/format.md §1.3). */
 struct widx {
 	uint64_t off;
@@ -91,8 +99,11 @@ struct store_writer {
 	uint8_t *cbuf; /* compressed frame */
 	size_t ccap;
 
-	uint64_t off;	   /* bytes written so far */
-	struct dbuf index; /* array of struct widx */
+	uint64_t off;		/* bytes written so far */
+	struct dbuf index;	/* array of struct widx: the entries not spilled */
+	int index_fd;		/* the spilled entries, -1 none */
+	uint64_t index_spilled; /* entries in index_fd, before those in index */
+	bool index_nospill;	/* the temporary file could not be made */
 
 	uint64_t records, sessions, results, frames, raw_bytes, comp_bytes, write_errors;
 	uint64_t bg_waits; /* batches that waited for the previous background frame */
@@ -457,6 +468,44 @@ static int64_t compress_write(struct store_writer *w, const struct dbuf *b, size
 	return rc ? rc : (int64_t)n;
 }
 
+/* Move the index entries held in memory to the temporary file. */
+static void index_spill(struct store_writer *w)
+{
+	if (w->index_nospill)
+		return;
+	if (w->index_fd < 0) {
+		char dir[PATH_MAX];
+		const char *slash = strrchr(w->path, '/');
+		size_t n = slash ? (size_t)(slash - w->path) : 0;
+		if (n >= sizeof(dir)) {
+			w->index_nospill = true;
+			return;
+		}
+		memcpy(dir, w->path, n);
+		if (slash && !n)
+			dir[n++] = '/';
+		else if (!slash)
+			dir[n++] = '.';
+		dir[n] = '\0';
+		w->index_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (w->index_fd < 0) {
+			w->index_nospill = true;
+			return;
+		}
+	}
+	uint64_t n = w->index.len / sizeof(struct widx);
+	if (write_all(w->index_fd, w->index.data, w->index.len)) {
+		/* keep them in memory, and every later one */
+		w->index_nospill = true;
+		if (ftruncate(w->index_fd, (off_t)(w->index_spilled * sizeof(struct widx))) ||
+		    lseek(w->index_fd, 0, SEEK_END) < 0)
+			w->index_spilled = 0; /* cannot trust the file: unreachable in practice */
+		return;
+	}
+	w->index_spilled += n;
+	dbuf_reset(&w->index);
+}
+
 /* Account a frame of @p raw bytes written as @p e (e->size set), or its failure. */
 static int frame_done(struct store_writer *w, struct widx *e, size_t raw, int64_t n, size_t zerr)
 {
@@ -483,6 +532,8 @@ static int frame_done(struct store_writer *w, struct widx *e, size_t raw, int64_
 		w->failed = rc; /* the frame is in the file but cannot be indexed */
 		return rc;
 	}
+	if (w->index.len >= INDEX_MEM_ENTRIES * sizeof(*e))
+		index_spill(w);
 	w->off += (uint64_t)n;
 	w->frames++;
 	w->raw_bytes += raw;
@@ -643,7 +694,8 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	msgpack_packer *pk = &w->pk;
 	size_t n = 2 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
 		   (m && m->host) + (m && m->start_ns) + (m && m->n_redactions) +
-		   (m && m->n_origins) + (m && m->n_targets) + 2 * (m && m->shard_n);
+		   (m && m->n_origins) + (m && m->n_targets) + 2 * (m && m->shard_n) +
+		   (m && m->has_result_lag);
 	msgpack_pack_map(pk, n);
 	PK_KEY(pk, "tool_version");
 	pk_cstr(pk, m && m->tool_version ? m->tool_version : DYETAP_VERSION);
@@ -669,6 +721,10 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 		msgpack_pack_array(pk, m->shard_sessions ? m->shard_n : 0);
 		for (uint32_t i = 0; m->shard_sessions && i < m->shard_n; i++)
 			msgpack_pack_uint64(pk, m->shard_sessions[i]);
+	}
+	if (m && m->has_result_lag) {
+		PK_KEY(pk, "result_lag");
+		msgpack_pack_uint64(pk, m->result_lag);
 	}
 	if (m && m->kind) {
 		PK_KEY(pk, "kind");
@@ -868,6 +924,7 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 		return NULL;
 	}
 	w->fd = -1;
+	w->index_fd = -1;
 	dbuf_init(&w->pend, STORE_MAX_FRAME_CONTENT);
 	dbuf_init(&w->job, STORE_MAX_FRAME_CONTENT);
 	dbuf_init(&w->index, (size_t)1 << 30);
@@ -1144,7 +1201,8 @@ static int write_index(struct store_writer *w, const struct store_counter *count
 				 w->comp_bytes, w->write_errors, w->bg_waits};
 	/* store_bg_waits only for a writer that compressed in the background */
 	size_t n_own = sizeof(own) / sizeof(own[0]) - !w->bg_used;
-	size_t nf = w->index.len / sizeof(struct widx);
+	size_t nmem = w->index.len / sizeof(struct widx);
+	size_t nf = (size_t)w->index_spilled + nmem;
 	msgpack_packer *pk = &w->pk;
 
 	dbuf_reset(&w->pend);
@@ -1158,9 +1216,30 @@ static int write_index(struct store_writer *w, const struct store_counter *count
 	msgpack_pack_uint8(pk, 1);
 	PK_KEY(pk, "frames");
 	msgpack_pack_array(pk, nf);
+	struct widx chunk[256];
+	size_t in_chunk = 0, at = 0;
 	for (size_t i = 0; i < nf; i++) {
 		struct widx e;
-		memcpy(&e, w->index.data + i * sizeof(e), sizeof(e));
+		if (i < w->index_spilled) {
+			/* the spilled entries, read back a chunk at a time */
+			if (at == in_chunk) {
+				size_t want = (size_t)w->index_spilled - i;
+				want = want < 256 ? want : 256;
+				ssize_t got = pread(w->index_fd, chunk, want * sizeof(e),
+						    (off_t)(i * sizeof(e)));
+				if (got != (ssize_t)(want * sizeof(e))) {
+					set_err(w, "cannot read back the store index",
+						got < 0 ? errno : EIO);
+					dbuf_reset(&w->pend);
+					return -EIO;
+				}
+				in_chunk = want;
+				at = 0;
+			}
+			e = chunk[at++];
+		} else {
+			memcpy(&e, w->index.data + (i - w->index_spilled) * sizeof(e), sizeof(e));
+		}
 		msgpack_pack_array(pk, 5);
 		msgpack_pack_uint64(pk, e.off);
 		msgpack_pack_uint64(pk, e.size);
@@ -1281,6 +1360,8 @@ void store_writer_free(struct store_writer *w)
 	dbuf_release(&w->pend);
 	dbuf_release(&w->job);
 	dbuf_release(&w->index);
+	if (w->index_fd >= 0)
+		close(w->index_fd);
 	mem_free(w->cbuf);
 	mem_free(w);
 }

@@ -522,8 +522,8 @@ static void test_ctx(void)
 	TAP_EQ_U64(s->groups, 1, "one real group");
 	TAP_EQ_U64(s->noise_groups, 1, "one noise group");
 	TAP_OK(!s->data_incomplete, "complete data");
-	TAP_OK(gn && gn->has_ex && strstr(gn->ex.request, "GET /users/") &&
-		   !strcmp(gn->ex.pval, "1") && !strcmp(gn->ex.cval, "2"),
+	TAP_OK(gn && gn->n_ex && strstr(gn->ex[0].request, "GET /users/") &&
+		   !strcmp(gn->ex[0].pval, "1") && !strcmp(gn->ex[0].cval, "2"),
 	       "example kept");
 	diff_ctx_free(c);
 

@@ -347,6 +347,13 @@ def group_fidelity():
                              "--max", "--pooled", "-c", "2"])
     ok(rc == 0 and js["ok"] == 12 and 1 <= len(srv.by_port()) <= 2,
        "--pooled -c 2: 12 ok over at most 2 connections", (err, len(srv.by_port())))
+    # Under --max nothing is paced: the wait is not called pacing lateness.
+    p = subprocess.run([DYETAP, "replay", rec, "--target", srv.url(), "--max", "-q",
+                        "-o", os.path.join(TMP, "max-text.dyt")],
+                       capture_output=True, text=True, timeout=30)
+    ok(js and js.get("pace") == "max" and "queue wait ms" in p.stdout and
+       "lateness ms" not in p.stdout,
+       "--max: the summary says queue wait, --json says pace max", (p.stdout, p.stderr, js))
     srv.close()
 
     # Chunked, 1xx interim and close-delimited responses parse (the last

@@ -5,7 +5,8 @@
  * order (including records larger than a queue chunk and records from two
  * producer threads, each with its own producer); a full queue with the DROP policy refuses records
  * and counts them; with the BLOCK policy it holds the producer until the writer makes room, and
- * counts the stall; sessions queued as their recorded bytes come out with their new ids.
+ * counts the stall; sessions queued as their recorded bytes come out with their new ids; units
+ * (a session and its results) from two threads come out contiguous.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -336,6 +337,106 @@ static void test_raw(void)
 	unlink(path);
 }
 
+/* Units from two producer threads reach the file contiguous: every result
+ * directly follows its session or a result of the same session (the
+ * results file's result_lag 0, docs/format.md). */
+struct unit_arg {
+	struct replay_wq *q;
+	uint64_t first;
+	int fails;
+};
+
+static void *unit_thread(void *arg)
+{
+	struct unit_arg *a = arg;
+	struct replay_wq_prod *pr = replay_wq_prod_create(a->q);
+	static const struct store_header hdrs[1] = {{S("Host"), S("example.test")}};
+	static const struct store_header rh[2] = {
+	    {S("Content-Type"), S("text/plain")},
+	    {S("X-Seq"), S("yes")},
+	};
+	static uint8_t bodies[2][400 * 1024];
+	uint8_t *b = bodies[a->first > 1];
+	for (uint64_t i = a->first; pr && i < a->first + 2000; i++) {
+		struct store_session s;
+		memset(&s, 0, sizeof(s));
+		s.id = i;
+		s.ip_version = 4;
+		s.lane = S("blue");
+		s.req.present = true;
+		s.req.method = S("GET");
+		s.req.target = S("/x");
+		s.req.headers = hdrs;
+		s.req.n_headers = 1;
+		struct replay_wq_unit *u = replay_wq_unit_session(&s);
+		/* two results, every 400th larger than a queue chunk */
+		size_t len = i % 400 == 0 ? 300 * 1024 : (size_t)(i % 61);
+		memset(b, (int)(i & 0xff), len);
+		for (int k = 0; u && k < 2; k++) {
+			struct store_result r;
+			memset(&r, 0, sizeof(r));
+			r.session_id = i;
+			r.role = S("candidate");
+			r.latency_ns = i * 10;
+			r.resp.present = true;
+			r.resp.status = 200;
+			r.resp.headers = rh;
+			r.resp.n_headers = 2;
+			r.resp.body.ptr = b;
+			r.resp.body.len = len;
+			a->fails += replay_wq_unit_result(u, &r) != 0;
+		}
+		a->fails += !u || replay_wq_unit_records(u) != 3;
+		a->fails += u ? replay_wq_add_unit(pr, u) != 0 : 1;
+	}
+	a->fails += !pr;
+	replay_wq_prod_free(pr);
+	return NULL;
+}
+
+static void test_units(void)
+{
+	char path[64], err[256];
+	snprintf(path, sizeof(path), "%s/units.dyt", dir);
+	struct store_writer *w = open_writer(path);
+	struct replay_wq_params p = {.writer = w, .max_bytes = 512 * 1024};
+	struct replay_wq *q = w ? replay_wq_create(&p, err, sizeof(err)) : NULL;
+	TAP_OK(q != NULL, "units: queue created");
+	if (!q)
+		return;
+	struct unit_arg a[2] = {{.q = q, .first = 1}, {.q = q, .first = 1000001}};
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, unit_thread, &a[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	TAP_EQ_U64((uint64_t)(a[0].fails + a[1].fails), 0, "units: 4000 units of 3 records queued");
+	TAP_EQ_U64(replay_wq_finish(q), 0, "units: finish without a writer error");
+	replay_wq_free(q);
+	TAP_EQ_U64(store_writer_close(w, NULL, 0, err, sizeof(err)), 0, "units: writer closed");
+	size_t bad = 0;
+	TAP_EQ_U64(read_back(path, false, &bad), 12000, "units: 12000 records in the file");
+	TAP_EQ_U64(bad, 0, "units: records complete");
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	const struct store_record *rec;
+	uint64_t cur = 0, run = 0, apart = 0, short_units = 0;
+	while (r && store_reader_next(r, &rec) > 0) {
+		if (rec->type == STORE_REC_SESSION) {
+			short_units += cur && run != 2;
+			cur = rec->u.session.id;
+			run = 0;
+		} else {
+			apart += rec->u.result.session_id != cur;
+			run++;
+		}
+	}
+	short_units += run != 2;
+	store_reader_free(r);
+	TAP_EQ_U64(apart, 0, "units: every result directly after its session");
+	TAP_EQ_U64(short_units, 0, "units: each session followed by both its results");
+	unlink(path);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -346,6 +447,7 @@ int main(void)
 	test_drop();
 	test_block();
 	test_raw();
+	test_units();
 	rmdir(dir);
 	return tap_done();
 }

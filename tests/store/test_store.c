@@ -5,7 +5,9 @@
  * cleanly and yields exactly the records of its whole frames, flipped bits
  * are detected by the checksum and reported with the damaged frame's
  * offset, seek by time works with and without the index, unknown keys and
- * newer record versions are handled as specified, files are mode 0600.
+ * newer record versions are handled as specified, files are mode 0600, a
+ * writer of many frames spills its index to a temporary file and reads it
+ * back whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1415,6 +1417,65 @@ static void test_lost_on_full_disk(void)
 	store_reader_free(r);
 }
 
+/* Open files of this process whose name is under the test directory and
+ * deleted: the writer's spilled index (O_TMPFILE). */
+static int spill_files(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++) {
+		char lp[64], target[1024];
+		snprintf(lp, sizeof(lp), "/proc/self/fd/%d", fd);
+		ssize_t k = readlink(lp, target, sizeof(target) - 1);
+		if (k <= 0)
+			continue;
+		target[k] = '\0';
+		n += !strncmp(target, tmpdir, strlen(tmpdir)) && strstr(target, "(deleted)");
+	}
+	return n;
+}
+
+/* A writer of many frames keeps at most a few thousand index entries in
+ * memory: the rest go to a temporary file and come back in the index. */
+static void test_index_spill(void)
+{
+	char path[512], err[256];
+	path_in_tmp(path, sizeof(path), "spill.dyt");
+	struct store_writer_params p = {.path = path, .flush_ms = 60000};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	struct sample x;
+	int fails = !w, spilled_mid = 0;
+	for (uint64_t i = 0; w && i < 10000; i++) {
+		sample_fill(&x, i);
+		fails += store_writer_add_session(w, &x.s) != 0;
+		fails += store_writer_flush(w) != 0; /* one frame per record */
+		if (i == 5000)
+			spilled_mid = spill_files();
+	}
+	TAP_EQ_U64(fails, 0, "spill: 10000 frames written");
+	TAP_OK(spilled_mid == 1, "spill: index entries went to a temporary file (%d)", spilled_mid);
+	TAP_EQ_U64(w ? store_writer_close(w, NULL, 0, err, sizeof(err)) : 1, 0, "spill: closed");
+	TAP_EQ_U64(spill_files(), 0, "spill: the temporary file is gone");
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	TAP_OK(r && store_reader_status(r)->has_index, "spill: the index is valid");
+	const struct store_record *rec = NULL;
+	uint64_t ids[] = {7, 4095, 4096, 8191, 8192, 9999};
+	int wrong = !r;
+	for (size_t k = 0; r && k < sizeof(ids) / sizeof(ids[0]); k++) {
+		int rc = store_reader_seek_time(r, SAMPLE_T0 + (int64_t)ids[k] * 1000000);
+		rc |= store_reader_next(r, &rec) != 1;
+		wrong += rc || rec->u.session.id != ids[k];
+	}
+	TAP_EQ_U64(wrong, 0, "spill: seeks through the index land on the right frames");
+	uint64_t n = 0;
+	if (r && !store_reader_seek_time(r, 0))
+		while (store_reader_next(r, &rec) == 1)
+			n++;
+	TAP_OK(n == 10000 && r && !store_reader_status(r)->damaged_frames,
+	       "spill: 10000 records, no frame damaged (%llu)", (unsigned long long)n);
+	store_reader_free(r);
+	unlink(path);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
@@ -1436,6 +1497,7 @@ int main(void)
 	test_h2_records();
 	test_identity_and_custody();
 	test_lost_on_full_disk();
+	test_index_spill();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
