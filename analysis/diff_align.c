@@ -69,11 +69,17 @@ static uint64_t node_hash(const struct json_doc *d, uint32_t i, size_t *budget)
 /* 0 not id-like; else a rank, lower is preferred. */
 static int id_rank(const uint8_t *k, size_t n)
 {
-	static const char *const exact[] = {"id", "_id", "uuid", "guid", "key", "slug"};
+	static const struct {
+		const char *s;
+		uint8_t n, rank;
+	} exact[] = {{"id", 2, 1},   {"_id", 3, 1}, {"uuid", 4, 2},
+		     {"guid", 4, 2}, {"key", 3, 2}, {"slug", 4, 2}};
+	if (n < 2 || n > 64)
+		return 0;
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-		if (strlen(exact[i]) == n && !memcmp(exact[i], k, n))
-			return i < 2 ? 1 : 2;
-	if (n > 2 && ((k[n - 2] == 'I' && k[n - 1] == 'd') || (k[n - 2] == 'I' && k[n - 1] == 'D')))
+		if (exact[i].n == n && !memcmp(exact[i].s, k, n))
+			return exact[i].rank;
+	if (n > 2 && k[n - 2] == 'I' && (k[n - 1] == 'd' || k[n - 1] == 'D'))
 		return 3;
 	if (n > 3 && k[n - 3] == '_' && k[n - 2] == 'i' && k[n - 1] == 'd')
 		return 3;
@@ -167,37 +173,50 @@ static uint32_t lis(const struct diff_alignment *al, uint32_t *tails)
 static bool try_keys(struct diff_alignment *al, struct scratch *s, const struct json_doc *da,
 		     const struct json_doc *db)
 {
-	/* candidates: id-like members of a's first element, best rank first */
 	const struct json_node *first = json_node(da, al->ea[0]);
 	if (first->type != JSON_OBJECT)
 		return false;
-	for (int rank = 1; rank <= 3; rank++) {
-		for (uint32_t c = first->first; c; c = json_node(da, c)->next) {
-			const struct json_node *cn = json_node(da, c);
-			const uint8_t *k = da->text + cn->key_off;
-			if (id_rank(k, cn->key_len) != rank)
-				continue;
-			if (!side_keys(s, db, al->eb, al->nb, k, cn->key_len, s->kb, s->hb) ||
-			    !side_keys(s, da, al->ea, al->na, k, cn->key_len, s->ka, s->ha))
-				continue;
-			/* the table now holds a's keys: look b's up in it */
-			uint32_t matched = 0;
-			for (uint32_t j = 0; j < al->nb; j++) {
-				uint32_t *p = lookup(s, s->ha, s->hb[j]);
-				if (*p && same_text(da, s->ka[*p - 1], db, s->kb[j])) {
-					al->ma[*p - 1] = j + 1;
-					al->mb[j] = *p;
-					matched++;
-				}
-			}
-			if (!matched)
-				continue;
-			al->how = DIFF_ALIGN_KEY;
-			al->kfield = k;
-			al->kfield_len = cn->key_len;
-			al->matched = matched;
-			return true;
+	/* the id-like members of a's first element, best rank first (in member
+	 * order within a rank), at most 4 tried */
+	uint32_t cand[4];
+	int rank[4], nc = 0;
+	for (uint32_t c = first->first; c; c = json_node(da, c)->next) {
+		const struct json_node *cn = json_node(da, c);
+		int r = id_rank(da->text + cn->key_off, cn->key_len);
+		if (!r || (nc == 4 && r >= rank[3]))
+			continue;
+		int at = nc < 4 ? nc++ : 3;
+		while (at > 0 && rank[at - 1] > r) {
+			cand[at] = cand[at - 1];
+			rank[at] = rank[at - 1];
+			at--;
 		}
+		cand[at] = c;
+		rank[at] = r;
+	}
+	for (int ci = 0; ci < nc; ci++) {
+		const struct json_node *cn = json_node(da, cand[ci]);
+		const uint8_t *k = da->text + cn->key_off;
+		if (!side_keys(s, db, al->eb, al->nb, k, cn->key_len, s->kb, s->hb) ||
+		    !side_keys(s, da, al->ea, al->na, k, cn->key_len, s->ka, s->ha))
+			continue;
+		/* the table now holds a's keys: look b's up in it */
+		uint32_t matched = 0;
+		for (uint32_t j = 0; j < al->nb; j++) {
+			uint32_t *p = lookup(s, s->ha, s->hb[j]);
+			if (*p && same_text(da, s->ka[*p - 1], db, s->kb[j])) {
+				al->ma[*p - 1] = j + 1;
+				al->mb[j] = *p;
+				matched++;
+			}
+		}
+		if (!matched)
+			continue;
+		al->how = DIFF_ALIGN_KEY;
+		al->kfield = k;
+		al->kfield_len = cn->key_len;
+		al->matched = matched;
+		return true;
 	}
 	return false;
 }
@@ -254,22 +273,13 @@ static void by_content(struct diff_alignment *al, struct scratch *s, const struc
 	}
 }
 
-int diff_align(struct diff_alignment *al, const struct json_doc *da, uint32_t ai,
-	       const struct json_doc *db, uint32_t bi, size_t *budget)
+int diff_align(struct diff_alignment *al, const struct json_doc *da, const struct json_doc *db,
+	       size_t *budget)
 {
-	const struct json_node *a = json_node(da, ai), *b = json_node(db, bi);
-	al->na = a->n;
-	al->nb = b->n;
 	al->how = DIFF_ALIGN_POSITION;
 	al->kfield = NULL;
 	al->kfield_len = 0;
 	al->matched = al->moved = 0;
-	uint32_t i = 0;
-	for (uint32_t x = a->first; x; x = json_node(da, x)->next)
-		al->ea[i++] = x;
-	i = 0;
-	for (uint32_t y = b->first; y; y = json_node(db, y)->next)
-		al->eb[i++] = y;
 	memset(al->ma, 0, al->na * sizeof(uint32_t));
 	memset(al->mb, 0, al->nb * sizeof(uint32_t));
 

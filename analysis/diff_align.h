@@ -42,9 +42,9 @@ enum diff_align_how {
 
 /*
  * The alignment of arrays a (na elements) and b (nb elements). Arrays are
- * owned by the caller (sized na and nb): ea/eb receive the element node
- * indices in order, ma[i] the index in b + 1 of a's element i (0: missing
- * from b), mb[j] likewise for b (0: extra in b).
+ * owned by the caller (sized na and nb): ea/eb hold the element node
+ * indices in order, ma[i] receives the index in b + 1 of a's element i (0:
+ * missing from b), mb[j] likewise for b (0: extra in b).
  */
 struct diff_alignment {
 	uint32_t na, nb;
@@ -59,13 +59,12 @@ struct diff_alignment {
 };
 
 /*
- * Align the elements of array node @p ai of @p da with those of array
- * node @p bi of @p db into @p al (its arrays set by the caller, na and nb
- * filled in here from the nodes). @p budget: node visits left for the
- * pair, decremented (an exhausted budget falls back to position).
- * @return 0 or -ENOMEM.
+ * Align elements @p al->ea[0..na) of @p da with @p al->eb[0..nb) of @p db
+ * (set by the caller, with ma, mb and tmp) into al->ma, al->mb and the
+ * rest of @p al. @p budget: node visits left for the pair, decremented
+ * (an exhausted budget falls back to position). @return 0 or -ENOMEM.
  */
-int diff_align(struct diff_alignment *al, const struct json_doc *da, uint32_t ai,
-	       const struct json_doc *db, uint32_t bi, size_t *budget);
+int diff_align(struct diff_alignment *al, const struct json_doc *da, const struct json_doc *db,
+	       size_t *budget);
 
 #endif

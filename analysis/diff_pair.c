@@ -378,7 +378,8 @@ size_t diff_mask_header_value(const char *lname, size_t nlen, const uint8_t *v, 
 		size_t n_ = (n);                                                                   \
 		if (n_ > cap - 1 - o)                                                              \
 			n_ = cap - 1 - o;                                                          \
-		memcpy(out + o, (p), n_);                                                          \
+		if (n_) /* an empty value may have no pointer */                                   \
+			memcpy(out + o, (p), n_);                                                  \
 		o += n_;                                                                           \
 	} while (0)
 	if ((nlen == 13 && !memcmp(lname, "authorization", 13)) ||
@@ -626,7 +627,7 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			const struct store_header *x = &a->headers[i], *y = &b->headers[i];
 			if (x->name.len != y->name.len || x->value.len != y->value.len ||
 			    memcmp(x->name.ptr, y->name.ptr, x->name.len) ||
-			    memcmp(x->value.ptr, y->value.ptr, x->value.len))
+			    (x->value.len && memcmp(x->value.ptr, y->value.ptr, x->value.len)))
 				break;
 		}
 		if (i == na)
@@ -923,24 +924,28 @@ static bool deep_equal(struct diff_engine *e, uint32_t ai, uint32_t bi)
 	case JSON_OBJECT: {
 		if (a->n != b->n)
 			return false;
+		/* members usually come in the same order: look from where the
+		 * previous one was found, then from the start */
+		uint32_t cursor = b->first;
 		for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next) {
 			const struct json_node *xn = json_node(&e->ja, x);
-			bool found = false;
-			for (uint32_t y = b->first; y && !found; y = json_node(&e->jb, y)->next) {
-				const struct json_node *yn = json_node(&e->jb, y);
-				if (!e->budget)
-					return false;
-				e->budget--;
-				if (xn->key_len == yn->key_len &&
-				    !memcmp(e->ja.text + xn->key_off, e->jb.text + yn->key_off,
-					    xn->key_len)) {
-					if (!deep_equal(e, x, y))
+			uint32_t found = 0;
+			for (int pass = 0; pass < 2 && !found; pass++) {
+				for (uint32_t y = pass ? b->first : cursor; y && !found;
+				     y = json_node(&e->jb, y)->next) {
+					const struct json_node *yn = json_node(&e->jb, y);
+					if (!e->budget)
 						return false;
-					found = true;
+					e->budget--;
+					if (xn->key_len == yn->key_len &&
+					    !memcmp(e->ja.text + xn->key_off,
+						    e->jb.text + yn->key_off, xn->key_len))
+						found = y;
 				}
 			}
-			if (!found)
+			if (!found || !deep_equal(e, x, found))
 				return false;
+			cursor = json_node(&e->jb, found)->next;
 		}
 		return true;
 	}
@@ -1182,7 +1187,7 @@ static void order_list(struct dbuf *s, const struct json_doc *d, const uint32_t 
 }
 
 /* One order_changed finding at the array: primary order, candidate order. */
-static void order_finding(struct diff_engine *e, const struct diff_alignment *al)
+static void order_finding(struct diff_engine *e, const struct diff_alignment *al, uint32_t pre)
 {
 	struct diff_finding *f = add_finding(e, DIFF_K_ORDER);
 	if (!f)
@@ -1196,13 +1201,13 @@ static void order_finding(struct diff_engine *e, const struct diff_alignment *al
 	bool key = al->how == DIFF_ALIGN_KEY;
 	for (uint32_t i = 0; i < al->na; i++)
 		if (al->ma[i])
-			al->tmp[n++] = key ? al->ea[i] : i;
+			al->tmp[n++] = key ? al->ea[i] : pre + i;
 	order_list(s, &e->ja, al->tmp, n, al, key ? NULL : al->tmp);
 	size_t la = s->len;
 	n = 0;
 	for (uint32_t j = 0; j < al->nb; j++)
 		if (al->mb[j])
-			al->tmp[n++] = key ? al->ea[al->mb[j] - 1] : al->mb[j] - 1;
+			al->tmp[n++] = key ? al->ea[al->mb[j] - 1] : pre + al->mb[j] - 1;
 	order_list(s, &e->ja, al->tmp, n, al, key ? NULL : al->tmp);
 	const char *base = s->data ? (const char *)s->data : "";
 	copy_val(f->pval, base, la < DIFF_VAL_MAX ? la : DIFF_VAL_MAX);
@@ -1224,20 +1229,42 @@ static void diff_aligned(struct diff_engine *e, uint32_t ai, uint32_t bi)
 		diff_positional(e, a, b);
 		return;
 	}
-	struct diff_alignment al = {
-	    .ea = mem, .eb = mem + a->n, .ma = mem + n, .mb = mem + n + a->n, .tmp = mem + 2 * n};
-	if (diff_align(&al, &e->ja, ai, &e->jb, bi, &e->budget)) {
+	uint32_t *ea = mem, *eb = mem + a->n, na = 0, nb = 0;
+	for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next)
+		ea[na++] = x;
+	for (uint32_t y = b->first; y; y = json_node(&e->jb, y)->next)
+		eb[nb++] = y;
+	/* elements equal in place at both ends need no alignment (the usual
+	 * case: most of a list unchanged); only the middle is aligned */
+	uint32_t pre = 0, suf = 0;
+	while (pre < na && pre < nb && deep_equal(e, ea[pre], eb[pre]))
+		pre++;
+	while (suf < na - pre && suf < nb - pre &&
+	       deep_equal(e, ea[na - 1 - suf], eb[nb - 1 - suf]))
+		suf++;
+	if (pre == na && pre == nb)
+		goto out;
+	struct diff_alignment al = {.ea = ea + pre,
+				    .eb = eb + pre,
+				    .na = na - pre - suf,
+				    .nb = nb - pre - suf,
+				    .ma = mem + n,
+				    .mb = mem + n + a->n,
+				    .tmp = mem + 2 * n};
+	memset(al.ma, 0, al.na * sizeof(uint32_t));
+	memset(al.mb, 0, al.nb * sizeof(uint32_t));
+	if (diff_align(&al, &e->ja, &e->jb, &e->budget)) {
 		diff_positional(e, a, b);
 		goto out;
 	}
 	if (al.moved && !path_rule(e, NOISE_IGNORE_PATH))
-		order_finding(e, &al);
+		order_finding(e, &al, pre);
 	for (uint32_t i = 0; i < al.na; i++) {
 		if (e->nf >= e->p.max_findings && !al.ma[i]) {
 			e->dropped++;
 			continue;
 		}
-		struct noise_pos p = {.is_index = 1, .index = i};
+		struct noise_pos p = {.is_index = 1, .index = pre + i};
 		if (!push(e, &p))
 			goto out;
 		if (al.ma[i])
@@ -1253,7 +1280,7 @@ static void diff_aligned(struct diff_engine *e, uint32_t ai, uint32_t bi)
 			e->dropped++;
 			continue;
 		}
-		struct noise_pos p = {.is_index = 1, .index = j};
+		struct noise_pos p = {.is_index = 1, .index = pre + j};
 		if (!push(e, &p))
 			goto out;
 		if (!path_rule(e, NOISE_IGNORE_PATH))

@@ -251,6 +251,13 @@ static void test_align(void)
 	TAP_EQ_STR(jdiff("[{\"id\":1,\"n\":1},{\"id\":1,\"n\":2}]",
 			 "[{\"id\":1,\"n\":1},{\"id\":1,\"n\":3}]", NULL),
 		   "body:$[*].n ($[1].n) value_changed", "an id that is not unique is no identity");
+	TAP_EQ_STR(jdiff("[0,1,2,3,9]", "[0,3,1,2,9]", NULL), "body:$ order_changed",
+		   "equal ends are not aligned: the move in the middle is found");
+	TAP_EQ_STR(e_pval, "[1,2,3]", "order_changed: indexes of the whole array (primary)");
+	TAP_EQ_STR(e_cval, "[3,1,2]", "order_changed: indexes of the whole array (candidate)");
+	TAP_EQ_STR(jdiff("[{\"id\":1,\"v\":1},{\"id\":2,\"v\":2},{\"id\":3,\"v\":3}]",
+			 "[{\"id\":1,\"v\":1},{\"id\":2,\"v\":5},{\"id\":3,\"v\":3}]", NULL),
+		   "body:$[*].v ($[1].v) value_changed", "one changed element between equal ones");
 	TAP_EQ_STR(jdiff("[[1,2],[3,4]]", "[[3,4],[1,2],[5]]", NULL),
 		   "body:$ order_changed; body:$[*] ($[2]) extra",
 		   "nested arrays: moved and inserted");
