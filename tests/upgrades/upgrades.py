@@ -484,6 +484,7 @@ def cmd_test(a):
            f"replay errors {s['replay_errors']}, data_incomplete {rep['data_incomplete']})",
            "\n".join(rep.get("incomplete_reasons", [])))
     ev = evaluate(case["expected"], report, same)
+    ok(ev["level"] == "causes", "the report lists its causes (report JSON \"causes\")")
     for cond, what, detail in ev["checks"]:
         ok(cond, what, detail)
     print("# " + "\n# ".join(_comparison_text(case, ev).splitlines()))
