@@ -91,8 +91,10 @@ struct diff_params {
 	/**
 	 * Memory for what the analysis keeps: difference groups and their
 	 * examples, endpoints, latency histograms, the signature sets of pairs
-	 * [256 MiB]. Past it no new group or endpoint is made (a loss, counted)
-	 * and no example kept (counted); signature sets go to a temporary file.
+	 * [256 MiB]. Past it a new group's or endpoint's pairs are counted
+	 * under an overflow entry (a loss, counted; every pair is still
+	 * compared), no example is kept (counted), and signature sets go to a
+	 * temporary file.
 	 */
 	size_t max_memory;
 	/** Sessions diff_ctx_add_file() holds until their results come [64 MiB]. */

@@ -361,7 +361,7 @@ int diff_endpoint_of(struct diff_part *pt, struct diff_cand *v, const struct sto
 			ce = &v->epc[h % DIFF_EP_CACHE];
 			if (ce->ep && ce->h == h && ce->len == ml + 1 + tl &&
 			    !memcmp(ce->key, s->req.method.ptr, ml) &&
-			    !memcmp(ce->key + ml + 1, t, tl)) {
+			    (!tl || !memcmp(ce->key + ml + 1, t, tl))) {
 				*ep = ce->ep - 1;
 				return 0;
 			}

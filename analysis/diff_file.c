@@ -379,7 +379,7 @@ static uint64_t key_hash(const char *k, size_t n)
 static size_t lane_cand(const struct diff_ctx *c, const char *lane, size_t n)
 {
 	for (size_t j = 0; j < c->n_cand; j++)
-		if (strlen(c->cand[j]->role) == n && !memcmp(c->cand[j]->role, lane, n))
+		if (strlen(c->cand[j]->role) == n && (!n || !memcmp(c->cand[j]->role, lane, n)))
 			return j;
 	return SIZE_MAX;
 }
@@ -404,7 +404,8 @@ static int pend_add(struct fstate *f, const struct store_session *s)
 {
 	char key[1024];
 	size_t ln = s->lane.len < 256 ? s->lane.len : 256;
-	memcpy(key, s->lane.ptr, ln);
+	if (ln)
+		memcpy(key, s->lane.ptr, ln);
 	key[ln] = '\0';
 	size_t en = endpoint_name(s, key + ln + 1, sizeof(key) - ln - 1);
 	size_t klen = ln + 1 + en;

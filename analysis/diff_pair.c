@@ -378,7 +378,7 @@ size_t diff_mask_header_value(const char *lname, size_t nlen, const uint8_t *v, 
 		size_t n_ = (n);                                                                   \
 		if (n_ > cap - 1 - o)                                                              \
 			n_ = cap - 1 - o;                                                          \
-		if (n_) /* an empty value may have no pointer */                                   \
+		if (n_)                                                                            \
 			memcpy(out + o, (p), n_);                                                  \
 		o += n_;                                                                           \
 	} while (0)

@@ -56,7 +56,7 @@ struct cursor {
 static void slice_copy(struct cursor *c, struct store_slice *s)
 {
 	if (!s->len) {
-		s->ptr = NULL;
+		s->ptr = c->bytes; /* empty, never NULL: callers may memcpy 0 bytes */
 		return;
 	}
 	memcpy(c->bytes, s->ptr, s->len);

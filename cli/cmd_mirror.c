@@ -38,6 +38,7 @@
 #include "common/counters.h"
 #include "common/dbuf.h"
 #include "common/mem.h"
+#include "common/units.h"
 #include "replay/replay_guard.h"
 #include "replay/shadow.h"
 #include "replay/shadow_core.h"
@@ -87,7 +88,8 @@ static void usage(FILE *f)
 	    "  --report-dir DIR       report.json, report.html, report.xml (implies --diff;\n"
 	    "                         created, mode 0700, when missing)\n"
 	    "  --report-every S       rewrite the reports every S seconds (default 10)\n"
-	    "  --report-memcap BYTES  memory for pairs kept for the reports (default 512M)\n"
+	    "  --report-memcap SIZE   memory for pairs kept for the reports (default 512M;\n"
+	    "                         k, M or G suffix)\n"
 	    "  --stats                counters on stderr at the end\n"
 	    "  --json                 counters as one JSON object on stdout\n"
 	    "\n"
@@ -445,17 +447,6 @@ static const struct option mir_longopts[] = {
 		return 2;                                                                          \
 	} while (0)
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-')
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct mir_opts *o)
 {
 	char err[1024];
@@ -507,9 +498,10 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 			o->json = true;
 			break;
 		case O_REPORT_MEMCAP:
-			if (parse_u64(optarg, &o->report_memcap) ||
+			if (units_parse_size(optarg, &o->report_memcap) ||
 			    o->report_memcap > ((uint64_t)1 << 40))
-				BAD("bad --report-memcap '%s' (bytes)", optarg);
+				BAD("bad --report-memcap '%s' (" UNITS_SIZE_HELP ", at most 1T)",
+				    optarg);
 			break;
 		case 'h':
 			usage(stdout);

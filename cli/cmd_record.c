@@ -31,6 +31,7 @@
 #include "common/dbuf.h"
 #include "common/jsonw.h"
 #include "common/mem.h"
+#include "common/units.h"
 #include "store/store.h"
 
 static struct src *rec_src;
@@ -104,42 +105,6 @@ static void usage(FILE *f)
 	    "\n"
 	    "Stop a live capture with Ctrl-C: the file is closed cleanly. Counters and\n"
 	    "policies are described in docs/capture.md.\n");
-}
-
-/* "10", "64k", "1M", "2G" -> bytes. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	uint64_t mul = 1;
-	switch (*end) {
-	case 0:
-		break;
-	case 'k':
-	case 'K':
-		mul = 1ULL << 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		mul = 1ULL << 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		mul = 1ULL << 30;
-		end++;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if ((*end && strcmp(end, "B") && strcmp(end, "iB")) || v > UINT64_MAX / mul)
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -253,7 +218,7 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 				return bad("--uncolored (record or drop)", optarg);
 			break;
 		case O_MAX_BODY:
-			if (parse_size(optarg, &o->max_body) < 0)
+			if (units_parse_size(optarg, &o->max_body) < 0)
 				return bad("--max-body", optarg);
 			break;
 		case O_DURATION:
@@ -280,15 +245,15 @@ static int parse_args(int argc, char **argv, struct rec_opts *o)
 				return bad("--idle-timeout (seconds)", optarg);
 			break;
 		case O_MEMCAP:
-			if (parse_size(optarg, &o->memcap) < 0 || !o->memcap)
+			if (units_parse_size(optarg, &o->memcap) < 0 || !o->memcap)
 				return bad("--reasm-memcap", optarg);
 			break;
 		case O_HTTP_MEMCAP:
-			if (parse_size(optarg, &o->http_memcap) < 0 || !o->http_memcap)
+			if (units_parse_size(optarg, &o->http_memcap) < 0 || !o->http_memcap)
 				return bad("--http-memcap", optarg);
 			break;
 		case O_HTTP_SLEEP_MEM:
-			if (parse_size(optarg, &o->http_sleep_mem) < 0)
+			if (units_parse_size(optarg, &o->http_sleep_mem) < 0)
 				return bad("--http-sleep-mem", optarg);
 			if (!o->http_sleep_mem)
 				o->http_sleep_mem = UINT64_MAX;

@@ -5,7 +5,7 @@
  * (bench/diff_scale.sh):
  *
  *   diff_scalegen OUT.dyt N [--mode plain|hostile] [--lag L] [--no-lag]
- *                 [--body BYTES] [--differ EVERY]
+ *                 [--body BYTES] [--differ EVERY] [--bodies FILE]
  *
  * Each session is GET /api/v1/items/<id> with a JSON response of about
  * BODY bytes (default 1024); its candidate result follows it as replay
@@ -19,7 +19,9 @@
  * Latencies vary over three decades so histograms fill many buckets.
  * --lag L writes results L sessions after their session and says so in
  * the header; --no-lag does the same without saying it (a file of an
- * older writer), so the reader has to rely on its window.
+ * older writer), so the reader has to rely on its window. --bodies FILE
+ * also writes the primary bodies, concatenated, for the benchmark's `cmp`
+ * anchor (the bytes dyetap compares).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,7 @@ int main(int argc, char **argv)
 	bool hostile = false, say_lag = true;
 	uint64_t lag = 0, every = 4;
 	size_t blen = 1024;
+	const char *bodies = NULL;
 	for (int i = 3; i + 1 < argc + 1; i++) {
 		if (!strcmp(argv[i], "--no-lag")) {
 			say_lag = false;
@@ -78,12 +81,14 @@ int main(int argc, char **argv)
 			blen = strtoull(argv[++i], NULL, 10);
 		} else if (i + 1 < argc && !strcmp(argv[i], "--differ")) {
 			every = strtoull(argv[++i], NULL, 10);
+		} else if (i + 1 < argc && !strcmp(argv[i], "--bodies")) {
+			bodies = argv[++i];
 		} else {
 			fprintf(stderr, "diff_scalegen: unknown argument '%s'\n", argv[i]);
 			return 2;
 		}
 	}
-	if (blen < 64 || blen > 8000 || !n || lag > 100000) {
+	if (blen < 64 || blen > 8000 || !n || !every || lag > 100000) {
 		fprintf(stderr, "diff_scalegen: N >= 1, --body 64..8000, --lag <= 100000\n");
 		return 2;
 	}
@@ -105,8 +110,12 @@ int main(int argc, char **argv)
 					    NULL};
 	static const char *const resp_h[] = {"Content-Type: application/json", NULL};
 	struct slot *ring = calloc(lag + 1, sizeof(*ring));
-	if (!ring)
+	FILE *bf = bodies ? fopen(bodies, "wb") : NULL;
+	if (!ring || (bodies && !bf)) {
+		fprintf(stderr, "diff_scalegen: cannot start (out of memory or %s)\n",
+			bodies ? bodies : "-");
 		return 1;
+	}
 	int bad = 0;
 	for (uint64_t id = 1; id <= n + lag && !bad; id++) {
 		if (id <= n) {
@@ -122,6 +131,8 @@ int main(int argc, char **argv)
 			size_t lp = body(x->pb, sizeof(x->pb), id, blen, 0, hostile);
 			size_t lc = body(x->cb, sizeof(x->cb), id, blen, differ ? 2 : 1, hostile);
 			as_resp(&x->p.prim, 200, resp_h, x->pb, lp);
+			if (bf && fwrite(x->pb, 1, lp, bf) != lp)
+				bad = 1;
 			as_resp(&x->p.cand, 200, resp_h, x->cb, lc);
 			as_pair_link(&x->p);
 			/* 0.1 ms .. 100 ms, spread over the decades */
@@ -139,6 +150,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "diff_scalegen: %s\n", err);
 		bad = 1;
 	}
+	if (bf && fclose(bf))
+		bad = 1;
 	free(ring);
 	return bad;
 }

@@ -10,7 +10,8 @@ run. Files are written by diff_scalegen (see its header):
     (result_lag 0, as replay writes them): nothing is capped;
   - hostile: every other pair a new group and a new endpoint: the
     memory cap is hit, counted (groups_over_cap, endpoints_over_cap) and
-    the verdict says data_incomplete, yet every pair is compared;
+    the verdict says data_incomplete, yet every pair is compared; the
+    HTML stays under 5 MB, JSON and JUnit bounded by groups and endpoints;
   - late: results 4000 sessions after theirs without a result_lag in the
     header (an older writer): the window cap closes sessions early,
     counted (window_closed_early, window_orphans); the same file stating
@@ -116,9 +117,20 @@ try:
     ok(rss <= bound, "plain: peak RSS %.1f MiB within %.1f MiB" % (rss / MIB, bound / MIB))
 
     hostile = make("hostile", N, "--body", "2000", "--mode", "hostile", "--differ", "2")
-    rc, rep, rss, err = diff(hostile)
+    html, junit = os.path.join(tmp, "h.html"), os.path.join(tmp, "h.xml")
+    rc, rep, rss, err = diff(hostile, "--html", html, "--junit", junit)
     s = summary(rep)
     c = counters(rep)
+    # Reports are bounded by groups and endpoints (themselves capped), not pairs.
+    hs = os.path.getsize(html) if os.path.exists(html) else -1
+    js = len(json.dumps(rep)) if rep else -1
+    units = len(rep.get("differences", [])) + len(rep.get("endpoints", [])) if rep else 0
+    ok(0 < hs <= 5 * 10**6, "hostile: the HTML report is at most 5 MB (%d bytes)" % hs)
+    ok(0 < js <= 16384 * (units + 16), "hostile: the JSON report is bounded by its %d groups and "
+       "endpoints (%d bytes)" % (units, js))
+    ok(os.path.exists(junit) and
+       os.path.getsize(junit) <= 4096 * (len(rep.get("endpoints", [])) + 16),
+       "hostile: the JUnit report is bounded by its endpoints")
     ok(s.get("compared") == N, "hostile: every pair compared (%s)" % s.get("compared"))
     ok(s.get("differing") == N // 2,
        "hostile: every differing pair counted, over the caps too (%s)" % s.get("differing"))

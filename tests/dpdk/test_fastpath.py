@@ -16,11 +16,14 @@ Usage: test_fastpath.py EXE GEN CASE
 """
 import json
 import os
+import re
+import socket
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 
 EAL = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry", "--no-shconf",
@@ -28,7 +31,7 @@ EAL = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry", "--no-shconf",
 TIMEOUT = 20
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tap_util import finish, ok  # noqa: E402
+from tap_util import finish, free_port, ok  # noqa: E402
 
 
 def read_pcap(path):
@@ -894,10 +897,94 @@ def case_shadow_tls(exe, d, exp, frames):
                    (p.stderr[-500:], lb))
 
 
+def h2_fixture(name):
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "h2",
+                        "fixtures", name + ".pcap")
+
+
+def wait_port(port, secs=10):
+    """Until 127.0.0.1:@port accepts a connection (a server just started)."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
+def case_parity_h2(exe, d, exp, frames):
+    # h2c captured by real nghttp2 and gRPC clients (tests/h2/fixtures, README
+    # there): the fast path's workers parse HTTP/2 through the same pipeline
+    # as `dyetap record`, so its recording must be the same streams with the
+    # same colors (rules on HTTP/2 header fields and gRPC metadata), and its
+    # lanes must get the same shadow requests as `dyetap mirror`'s.
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    rules = ["--color", "blue=header:x-lane=blue", "--color", "green=header:x-lane=green",
+             "--color", "shop=path:/shop.Shop/*"]
+    for fx in ("nghttp", "grpc", "grpc-parallel", "h2load", "upgrade"):
+        pcap = h2_fixture(fx)
+        p = subprocess.run([dyetap, "record", "-r", pcap, "-w", "rec-%s.dyt" % fx,
+                            "--uncolored", "record"] + rules, cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+        want = sessions(dyetap, ["rec-%s.dyt" % fx], d)
+        eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+        p = run(exe, eal, ["--rx", "0", "--workers", "1", "-w", "fp-%s.dyt" % fx,
+                           "--uncolored", "record", "--exit-idle", "400"] + rules, d)
+        ok(p.returncode == 0, "parity-h2 %s: fast path exits 0" % fx, p.stderr[-500:])
+        got = sessions(dyetap, ["fp-%s.dyt" % fx], d)
+        h2 = sum(n for k, n in want.items() if json.loads(k).get("proto") == "h2c")
+        ok(got == want and h2 > 0,
+           "parity-h2 %s: the fast path's %d HTTP/2 streams equal dyetap record's" % (fx, h2),
+           "only fast path: %s\nonly record: %s" % (list(got - want)[:2], list(want - got)[:2]))
+    lanes = lambda f: Counter(json.loads(k).get("lane") or "" for k in
+                              sessions(dyetap, [f], d).elements())
+    # grpc.pcap: 15 calls carry x-lane: blue metadata (the first rule wins), 15 none
+    ok(lanes("rec-nghttp.dyt")["blue"] == 4 and lanes("rec-grpc.dyt")["shop"] == 15 and
+       lanes("rec-grpc.dyt")["blue"] == 15,
+       "parity-h2: the rules color nghttp's x-lane header, gRPC metadata and :path",
+       (lanes("rec-nghttp.dyt"), lanes("rec-grpc.dyt")))
+    # Shadow: nghttp's 4 blue GETs (its POST is uncolored) to an h2c lane
+    # served by nghttpd, from the fast path and from mirror.
+    if not shutil.which("nghttpd"):
+        ok(True, "# SKIP nghttpd not installed (package nghttp2-server)")
+        return
+    pcap = h2_fixture("nghttp")
+    for who in ("fast path", "mirror"):
+        port = free_port()
+        log = open(os.path.join(d, "nghttpd-%d.log" % port), "w+")
+        srv = subprocess.Popen(["nghttpd", "--no-tls", "-v", "-d", d, str(port)], stdout=log,
+                               stderr=subprocess.STDOUT)
+        try:
+            wait_port(port)
+            args = rules + ["--lane", "blue=http://127.0.0.1:%d" % port, "--json",
+                            "--drain-timeout", "5s"]
+            if who == "fast path":
+                eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+                p = run(exe, eal, ["--rx", "0", "--exit-idle", "400"] + args, d)
+                lb = shadow_lane(counters(p), "blue")
+            else:
+                p = subprocess.run([dyetap, "mirror", "-r", pcap] + args, cwd=d,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   universal_newlines=True, timeout=TIMEOUT)
+                c = json.loads(p.stdout) if p.stdout.startswith("{") else {}
+                lb = {k[len("lane_blue_"):]: v for k, v in c.items()
+                      if k.startswith("lane_blue_")}
+        finally:
+            srv.terminate()
+            srv.wait()
+        log.seek(0)
+        paths = sorted(re.findall(r":path: (\S+)", log.read()))
+        ok(p.returncode == 0 and lb.get("ok") == 4 and
+           paths == ["/a.json", "/big.txt", "/index.html", "/missing"],
+           "parity-h2: %s shadows the 4 blue HTTP/2 requests to an h2c lane (nghttpd)" % who,
+           (p.stderr[-500:], lb, paths))
+
+
 CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli,
          "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes,
-         "parity-users": case_parity_users, "shadow-tls": case_shadow_tls}
+         "parity-users": case_parity_users, "parity-h2": case_parity_h2, "shadow-tls": case_shadow_tls}
 
 
 def main():

@@ -365,7 +365,13 @@ def usage_errors(pcap):
              (["-r", pcap, "--color", "blue=header:x-lane=blue", "--lane",
                "blue=http://127.0.0.1:1", "-w", os.path.join(os.path.dirname(pcap), ".",
                                                            os.path.basename(pcap))],
-              "also an input")]
+              "also an input"),
+             # sizes take the suffixes of every other size option: 512M parses
+             # (the error is the missing lane), 5X does not
+             (["-r", pcap, "--color", "blue=header:x-lane=blue", "--report-memcap", "512M"],
+              "give at least one --lane"),
+             (["-r", pcap, "--color", "blue=header:x-lane=blue", "--lane",
+               "blue=http://127.0.0.1:1", "--report-memcap", "5X"], "bad --report-memcap '5X'")]
     before = open(pcap, "rb").read()
     for args, want in cases:
         r = subprocess.run([DYETAP, "mirror"] + args, capture_output=True, text=True)
