@@ -424,12 +424,7 @@ static void jroots(struct dbuf *b, const struct diff_cand *v, bool *first)
 			jsonw_cstr(b, x->pval);
 			dbuf_puts(b, ",\"candidate_value\":");
 			jsonw_cstr(b, x->cval);
-			dbuf_puts(b, ",\"request\":");
-			jsonw_cstr(b, x->request);
-			dbuf_puts(b, ",\"primary\":");
-			jsonw_cstr(b, x->primary);
-			dbuf_puts(b, ",\"candidate\":");
-			jsonw_cstr(b, x->candidate);
+			/* the whole messages are the group's example, once in the report */
 			dbuf_putc(b, '}');
 		}
 		dbuf_puts(b, "],\"groups\":[");

@@ -26,6 +26,9 @@
 
 /* Causes shown with their example open; the rest are one click away. */
 #define HTML_OPEN_CAUSES 3
+/* Causes shown with whole messages (request, both responses); the others
+ * show the values only, so the report stays small whatever the traffic. */
+#define HTML_CAUSE_MESSAGES 40
 
 const char report_causes_css[] =
     ".cause{border:1px solid #dde1e6;border-left:6px solid #9aa3af;border-radius:6px;"
@@ -286,6 +289,15 @@ static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, con
 		esc(b, x->pval[0] ? x->pval : "(absent)");
 		dbuf_puts(b, "</code> &rarr; <code>");
 		esc(b, x->cval[0] ? x->cval : "(absent)");
+		if (i >= HTML_CAUSE_MESSAGES) {
+			dbuf_printf(
+			    b,
+			    "</code></summary><p class=\"muted\">Whole messages are shown "
+			    "for the first %d causes; this one's are in the group's example "
+			    "below.</p></details>",
+			    HTML_CAUSE_MESSAGES);
+			goto rules;
+		}
 		dbuf_puts(b, "</code></summary><h4>Request</h4><pre class=\"request\">");
 		esc(b, x->request ? x->request : "");
 		dbuf_puts(b, "</pre><div class=\"pair\"><div><h4>Primary (recorded)</h4>");
@@ -301,6 +313,7 @@ static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, con
 					       : "Not in the candidate response.");
 		dbuf_puts(b, "</details>");
 	}
+rules:
 	dbuf_reset(rules);
 	diff_cause_rules(v, rc, rules);
 	if (rules->len) {
