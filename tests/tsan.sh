@@ -36,8 +36,11 @@ export DYETAP_TEST_EXIT_IDLE_MS=3000
 tests="store store-kill replay-wq replay-e2e-control replay-e2e-fidelity mirror-e2e-realtime
     harden-mirror-kill"
 if [ -x "$b/dpdk/dyetap-fastpath" ]; then
-    tests="$tests fastpath-workers fastpath-shadow fastpath-shadow-ring fastpath-shadow-down
-        fastpath-parity-users fastpath-telemetry loop-live-fastpath"
+    # The lcores, workers, rings and shadow sender run in these three;
+    # fastpath-shadow*, -telemetry are left to the ASan run: they check wall
+    # clock deadlines (finished within 20 s, telemetry answering within
+    # 10 s) that ThreadSanitizer's slowdown on a busy 2-CPU machine misses.
+    tests="$tests fastpath-workers fastpath-parity-users loop-live-fastpath"
 fi
 # shellcheck disable=SC2086 # one word per test name
 meson test -C "$b" --no-rebuild --print-errorlogs --num-processes 2 \
