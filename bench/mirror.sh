@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Mirror benchmarks (docs/benchmarks.md "## Mirror"), one nginx (1 worker,
-# access log off) on 127.0.0.1 as the lane target, all in the same run:
+# Mirror benchmarks (docs/benchmarks.md "## Mirror"), all in the same run.
+# Part "file", one nginx (1 worker, access log off) on 127.0.0.1 as the lane
+# target:
 #  1. anchor: `dyetap record` on a generated capture (bench/gen_http_pcap.c),
 #     every request colored, CPU time and wall time;
 #  2. `dyetap mirror -r` on the same file without --realtime, every request
@@ -12,23 +13,41 @@
 #     live path, capture timestamp of the request's last byte -> first shadow
 #     byte sent, p50/p99 (mirror counters).
 # Each figure is the median of RUNS. mirror runs on one core (taskset -c 0).
-# Usage: bench/mirror.sh BUILD_DIR   (env: SIZE_MB=100 RT_S=10 RUNS=3)
+# Part "live" (root): wrk keep-alive load on lo against a production nginx,
+# a second nginx as the lane target, at several offered rates; per rate, in
+# the same run and for the same DUR seconds of load: `dyetap record -i lo`
+# (the anchor), `dyetap mirror -i lo` with its lane rate-limited to 1/s
+# ("idle") and with its lane sending every request, each with block capture
+# (the default) and with --immediate. Printed per run: offered rate (wrk),
+# kernel drops / packets, complete sessions (txn_sessions_complete), gap
+# sessions, shadow requests answered, delay p50/p99 (mirror counters: kernel
+# capture timestamp of the request's last byte -> first shadow byte sent).
+# Usage: bench/mirror.sh BUILD_DIR   (env: PARTS="file live" SIZE_MB=100
+#        RUNS=3 DUR=5 RATES="10 30 max": N = N wrk connections that each
+#        pause 1 ms after every answer (about N k requests/s), max = wrk -c4
+#        without pauses; BLOCK_MS=N passes --block-ms N to the block runs)
 set -eu
 b=${1:-build}
 dyetap=$b/cli/dyetap
 SIZE_MB=${SIZE_MB:-100}
 RUNS=${RUNS:-3}
+PARTS=${PARTS:-file live}
+DUR=${DUR:-5}
+RATES=${RATES:-10 30 max}
 [ -x "$dyetap" ] || { echo "build first: $dyetap missing"; exit 2; }
 command -v nginx >/dev/null || { echo "nginx missing (tests/setup.sh)"; exit 2; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
-trap 'kill $(cat "$tmp/nginx.pid" 2>/dev/null) 2>/dev/null; rm -rf "$tmp"' EXIT
+tmp0=$tmp
+trap 'for d in "$tmp0" "$tmp0/lane"; do kill $(cat "$d/nginx.pid" 2>/dev/null) 2>/dev/null; done; rm -rf "$tmp0"' EXIT
 . "$(dirname "$0")/nginx_ok.sh"
 nginx_ok_start 8192
-cc -O2 -o "$tmp/gen" "$top/bench/gen_http_pcap.c"
-"$tmp/gen" "$tmp/in.pcap" "$SIZE_MB" 1 >/dev/null
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d[sys.argv[2]])" "$1" "$2"; }
+part_file() {
+cc -O2 -o "$tmp/gen" "$top/bench/gen_http_pcap.c"
+"$tmp/gen" "$tmp/in.pcap" "$SIZE_MB" 1 >/dev/null
 # run OUT.json CMD...: wall seconds and CPU seconds of CMD appended to $tmp/wall, $tmp/cpu
 run() { out=$1; shift; python3 -c 'import resource, subprocess, sys, time
 t = time.time()
@@ -72,3 +91,76 @@ for r in $(seq "$RUNS"); do
     jget "$tmp/rt.json" mirror_delay_p99_us >>"$tmp/p99"
 done
 echo "realtime: $(jget "$tmp/rt.json" mirror_colored) colored over $(python3 -c "import json;d=json.load(open('$tmp/rt.json'));print(d['lane_all_ok'])") ok; delay p50 $(median <"$tmp/p50") us, p99 $(median <"$tmp/p99") us"
+}
+
+# live LABEL CMD...: run a capture on lo for DUR+2 s with wrk load in the middle
+live_run() {
+    label=$1; shift
+    "$@" >"$tmp/live.json" 2>"$tmp/live.err" &
+    cap=$!
+    sleep 1
+    if [ "$rate" = max ]; then
+        wrk -t1 -c4 -d"${DUR}s" "$url/" >"$tmp/wrk.out"
+    else
+        # conns connections, each waiting 1 ms after each answer: ~conns k/s
+        DELAY_MS=1 wrk -t1 -c"$rate" -d"${DUR}s" -s "$tmp/pace.lua" "$url/" >"$tmp/wrk.out"
+    fi
+    wait $cap || { echo "$label failed:"; cat "$tmp/live.err"; return 1; }
+    /usr/bin/python3 - "$label" "$tmp/live.json" "$tmp/wrk.out" "$DUR" <<'EOF4'
+import json, re, sys
+label, jf, wf, dur = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+d = json.load(open(jf))
+w = open(wf).read()
+n = int(re.search(r"(\d+) requests in", w).group(1))
+g = lambda k: d.get(k, 0)
+out = "%-22s offered %6.0f req/s (%d)  kernel drops %d of %d  complete %d  gap %d" % (
+    label, n / dur, n, g("src_kernel_drops"), g("src_kernel_received"),
+    g("txn_sessions_complete"), g("txn_gap_sessions"))
+if "mirror_colored" in d:
+    ok = sum(v for k, v in d.items() if k.startswith("lane_") and k.endswith("_ok"))
+    out += "  shadow ok %d  delay p50 %s p99 %s us" % (
+        ok, g("mirror_delay_p50_us"), g("mirror_delay_p99_us"))
+print(out)
+EOF4
+}
+
+part_live() {
+    [ "$(id -u)" = 0 ] || { echo "live part: needs root, skipped"; return 0; }
+    command -v wrk >/dev/null || { echo "live part: wrk missing (tests/setup.sh)"; return 0; }
+    prod_port=$port
+    mkdir -p "$tmp0/lane"
+    tmp=$tmp0/lane
+    nginx_ok_start 8192
+    lane_url=$url
+    port=$prod_port; url=http://127.0.0.1:$prod_port
+    tmp=$tmp0
+    cat >"$tmp/pace.lua" <<'EOF5'
+local d = tonumber(os.getenv("DELAY_MS") or "1")
+function delay() return d end
+EOF5
+    filter="tcp port $prod_port"
+    cap_s=$((DUR + 2))
+    col='all=method:GET'
+    for r in $(seq "$RUNS"); do
+        for rate in $RATES; do
+            echo "-- run $r, rate ${rate}k, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+            live_run "record -i" "$dyetap" record -i lo -w "$tmp/live.dyt" \
+                --duration "$cap_s" --json $filter
+            for mode in block immediate; do
+                imm=${BLOCK_MS:+--block-ms $BLOCK_MS}; [ $mode = immediate ] && imm=--immediate
+                live_run "mirror $mode, idle" "$dyetap" mirror -i lo $imm --color "$col" \
+                    --lane "all=$lane_url" --lane-rate all=1/s --duration "$cap_s" --json $filter
+                live_run "mirror $mode, sending" "$dyetap" mirror -i lo $imm --color "$col" \
+                    --lane "all=$lane_url" --duration "$cap_s" --json $filter
+            done
+        done
+    done
+}
+
+for part in $PARTS; do
+    case $part in
+    file) part_file ;;
+    live) part_live ;;
+    *) echo "unknown part $part (file, live)"; exit 2 ;;
+    esac
+done

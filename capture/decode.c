@@ -38,7 +38,7 @@ const struct ctr_desc decode_ctr_descs[] = {
     CTR_DESC(struct decode_stats, non_ip, "frames without IP (ARP, LLDP, ...) skipped"),
     CTR_DESC(struct decode_stats, non_tcp,
 	     "IP packets of another protocol (UDP, ICMP, ...) skipped"),
-    CTR_DESC(struct decode_stats, ip_fragments, "IP fragments skipped (no IP reassembly)"),
+    CTR_DESC(struct decode_stats, ip_fragments, "IP fragments (handed to IP reassembly)"),
     CTR_DESC(struct decode_stats, unknown_linktype, "packets of a link type not decoded"),
     CTR_DESC(struct decode_stats, err_link_truncated, "decode errors: link header cut short"),
     CTR_DESC(struct decode_stats, err_ip_truncated, "decode errors: IP header cut short"),
@@ -113,7 +113,9 @@ static enum decode_result decode_ipv4(const uint8_t *p, size_t caplen, struct de
 	uint16_t frag = rd16(p + 6);
 	if (frag & 0x3fff) { /* MF set or a non-zero offset */
 		st->ip_fragments++;
-		return DECODE_SKIP;
+		out->ip = p;
+		out->ip_caplen = (uint32_t)(caplen < total ? caplen : total);
+		return DECODE_FRAGMENT;
 	}
 	if (p[9] != IPPROTO_TCP_) {
 		st->non_tcp++;
@@ -163,7 +165,10 @@ static enum decode_result decode_ipv6(const uint8_t *p, size_t caplen, struct de
 		size_t elen;
 		if (nh == IP6_FRAGMENT) {
 			st->ip_fragments++;
-			return DECODE_SKIP;
+			out->ip = p;
+			out->ip_caplen =
+			    (uint32_t)(caplen < 40 + wire_rest ? caplen : 40 + wire_rest);
+			return DECODE_FRAGMENT;
 		}
 		if (nh == IP6_AH)
 			elen = ((size_t)e[1] + 2) * 4; /* RFC 4302 §2.2 */

@@ -6,9 +6,10 @@
  * table needs: addresses, ports, TCP sequence/ack/flags and a slice of the
  * TCP payload. Link types: Ethernet (with 802.1Q / 802.1ad / QinQ tags),
  * Linux cooked SLL and SLL2, raw IP (DLT_RAW, LINKTYPE_IPV4/IPV6), BSD
- * loopback (DLT_NULL, DLT_LOOP). Network: IPv4 (RFC 791; fragments are
- * counted and skipped, there is no IP reassembly) and IPv6 (RFC 8200,
- * extension headers walked). Transport: TCP (RFC 9293); every other
+ * loopback (DLT_NULL, DLT_LOOP). Network: IPv4 (RFC 791) and IPv6 (RFC
+ * 8200, extension headers walked); a fragment of either is counted and
+ * handed back as DECODE_FRAGMENT with its IP packet, for ipfrag.h to
+ * reassemble and the caller to decode again. Transport: TCP (RFC 9293); every other
  * protocol is counted and skipped.
  *
  * References: tcpdump.org/linktypes.html (link-layer header types),
@@ -49,7 +50,7 @@ struct decode_stats {
 	uint64_t tcp;		     /**< TCP segments decoded */
 	uint64_t non_ip;	     /**< frames that carry no IP (ARP, LLDP, ...) */
 	uint64_t non_tcp;	     /**< IP packets of another protocol (UDP, ICMP, ...) */
-	uint64_t ip_fragments;	     /**< IPv4/IPv6 fragments (skipped, no IP reassembly) */
+	uint64_t ip_fragments;	     /**< IPv4/IPv6 fragments (handed to IP reassembly) */
 	uint64_t unknown_linktype;   /**< packets of a link type we do not decode */
 	uint64_t err_link_truncated; /**< link header cut short */
 	uint64_t err_ip_truncated;   /**< IP header cut short */
@@ -75,15 +76,18 @@ struct decode_pkt {
 	uint32_t seq;
 	uint32_t ack;
 	uint16_t window;
+	const uint8_t *ip;	/**< DECODE_FRAGMENT: the IP packet, borrowed */
+	uint32_t ip_caplen;	/**< DECODE_FRAGMENT: its captured bytes */
 	const uint8_t *payload; /**< borrowed from the packet */
 	uint32_t payload_len;	/**< captured payload bytes */
 	uint32_t payload_wire;	/**< payload bytes on the wire (>= payload_len) */
 };
 
 enum decode_result {
-	DECODE_TCP = 0,	 /**< @p out is filled */
-	DECODE_SKIP = 1, /**< not TCP or a fragment: counted, nothing to do */
-	DECODE_ERR = 2,	 /**< malformed: counted by kind */
+	DECODE_TCP = 0,	     /**< @p out is filled */
+	DECODE_SKIP = 1,     /**< not TCP or a fragment: counted, nothing to do */
+	DECODE_ERR = 2,	     /**< malformed: counted by kind */
+	DECODE_FRAGMENT = 3, /**< an IP fragment: out->ip, out->ip_caplen and out->vlan are set */
 };
 
 /**

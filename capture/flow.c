@@ -300,10 +300,11 @@ static void consumer_open(struct flow_table *t, struct flow *f, int64_t ts)
 
 static void side_sent(struct flow_side *x, uint32_t end);
 
-static void out_data(void *u, const uint8_t *data, size_t len, int64_t ts)
+static void out_data(void *u, const uint8_t *data, size_t len, const struct reasm_meta *m)
 {
 	struct dir_ctx *d = u;
 	struct flow *f = d->f;
+	int64_t ts = m->ts_ns;
 	/* Bytes delivered right after what the side was seen to send extend
 	 * it (a reordered segment drained from the buffer); bytes after a gap
 	 * do not: a gap may have been declared by a forged acknowledgement. */
@@ -313,8 +314,15 @@ static void out_data(void *u, const uint8_t *data, size_t len, int64_t ts)
 		side_sent(x, end);
 	if (!f->opened)
 		consumer_open(d->t, f, ts);
-	if (f->conn)
-		d->t->p.ops->data(d->t->p.ops_ctx, f->conn, d->dir, data, len, ts);
+	if (f->conn) {
+		struct flow_seg seg = {
+		    .ts_ns = ts,
+		    .off = f->rs[d->dir].next_off - len,
+		    .ack = m->ack,
+		    .has_ack = m->has_ack,
+		};
+		d->t->p.ops->data(d->t->p.ops_ctx, f->conn, d->dir, data, len, &seg);
+	}
 }
 
 static void out_gap(void *u, uint64_t len, int64_t ts)
@@ -791,22 +799,10 @@ void flow_packet(struct flow_table *t, const struct decode_pkt *k, int64_t ts)
 		if (k->payload_len)
 			t->p.stats->syn_payload++;
 	}
-	uint32_t seq = k->seq + (syn ? 1 : 0);
-	if (k->payload_len && !syn) {
-		data_passes_fin(t, f, dir, seq + k->payload_wire);
-		side_seen(x, seq, seq + k->payload_wire);
-		struct dir_ctx d = {t, f, dir};
-		struct reasm_out o = {out_data, out_gap, &d};
-		uint64_t after = t->p.rstats->after_fin_bytes;
-		reasm_segment(&t->rc, &f->rs[dir], seq, k->payload, k->payload_len, ts, &o);
-		uint64_t lost = t->p.rstats->after_fin_bytes - after;
-		if (lost && f->opened && f->conn) /* bytes after a real FIN: flag what they touch */
-			t->p.ops->gap(t->p.ops_ctx, f->conn, dir, lost, ts);
-		if (x->fin_pending && seq_upto(x->fin_seq, x->snd_max))
-			accept_fin(f, dir, x->fin_seq);
-	}
-	if (fin)
-		on_fin(t, f, dir, syn ? seq + k->payload_wire : seq, seq + k->payload_wire);
+	/* The acknowledgement first: the sender had received what it
+	 * acknowledges before it sent this segment's data, so a hole in the
+	 * peer's stream it proves lost reaches the consumer before the data
+	 * (a response whose request the capture missed follows that gap). */
 	if (ack) {
 		side_acked(f, x, 1 - dir, k->ack);
 		if (!f->rs[1 - dir].started) {
@@ -821,6 +817,24 @@ void flow_packet(struct flow_table *t, const struct decode_pkt *k, int64_t ts)
 			reasm_ack(&t->rc, &f->rs[1 - dir], k->ack, ts, &o);
 		}
 	}
+	uint32_t seq = k->seq + (syn ? 1 : 0);
+	if (k->payload_len && !syn) {
+		data_passes_fin(t, f, dir, seq + k->payload_wire);
+		side_seen(x, seq, seq + k->payload_wire);
+		struct dir_ctx d = {t, f, dir};
+		struct reasm_out o = {out_data, out_gap, &d};
+		struct reasm_meta m = {.ts_ns = ts};
+		m.has_ack = ack && reasm_seq_offset(&f->rs[1 - dir], k->ack, &m.ack);
+		uint64_t after = t->p.rstats->after_fin_bytes;
+		reasm_segment(&t->rc, &f->rs[dir], seq, k->payload, k->payload_len, &m, &o);
+		uint64_t lost = t->p.rstats->after_fin_bytes - after;
+		if (lost && f->opened && f->conn) /* bytes after a real FIN: flag what they touch */
+			t->p.ops->gap(t->p.ops_ctx, f->conn, dir, lost, ts);
+		if (x->fin_pending && seq_upto(x->fin_seq, x->snd_max))
+			accept_fin(f, dir, x->fin_seq);
+	}
+	if (fin)
+		on_fin(t, f, dir, syn ? seq + k->payload_wire : seq, seq + k->payload_wire);
 	if (f->state == FS_NEW && (k->payload_len || (ack && y->has_ack)))
 		f->state = FS_OPEN; /* the handshake completed, or data flows */
 	list_append(list_of(t, f), f);

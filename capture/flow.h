@@ -8,6 +8,10 @@
  * the caller's flow_ops together with the connection's life cycle:
  * open -> data/gap (client->server and server->client) -> close.
  *
+ * - Order: a segment's acknowledgement is applied before its data is
+ *   delivered, so bytes of the peer that the sender acknowledged and the
+ *   capture missed reach the consumer as a gap before what the sender
+ *   sent after receiving them (the order the endpoints saw).
  * - Direction: the SYN sender is the client; a SYN-ACK sender the server;
  *   without a handshake (midstream pickup, counted) a well-known HTTP port
  *   or else the lower port is the server. The HTTP layer may still swap
@@ -120,6 +124,25 @@ struct flow_info {
 };
 
 /**
+ * Where delivered bytes sit in their stream and what their segment carried
+ * (borrowed for the data() call). Offsets count from the stream's start:
+ * the first byte after the SYN, or the first byte or acknowledgement seen
+ * of a connection picked up midstream; gaps count as bytes.
+ */
+struct flow_seg {
+	int64_t ts_ns; /**< capture time of the segment */
+	uint64_t off;  /**< stream offset of the first byte */
+	/**
+	 * With has_ack: the offset of the other direction's stream that the
+	 * sender of these bytes had acknowledged when it sent them (its TCP
+	 * acknowledgement number in that stream's offsets), which says how
+	 * much of the peer's data it had received (docs/capture.md, "Pairing").
+	 */
+	uint64_t ack;
+	bool has_ack;
+};
+
+/**
  * The consumer of connections. dir is 0 for client->server bytes, 1 for
  * server->client. open() is called before the first byte or gap of the
  * connection is delivered (never for one that carries none) and returns
@@ -130,7 +153,7 @@ struct flow_info {
 struct flow_ops {
 	void *(*open)(void *ctx, const struct flow_info *info);
 	void (*data)(void *ctx, void *conn, int dir, const uint8_t *data, size_t len,
-		     int64_t ts_ns);
+		     const struct flow_seg *seg);
 	void (*gap)(void *ctx, void *conn, int dir, uint64_t len, int64_t ts_ns);
 	void (*close)(void *ctx, void *conn, enum flow_end how, int64_t ts_ns);
 };

@@ -32,11 +32,18 @@
  *    discard what a peer did send).
  *  - LENIENT_CHUNKED_LENGTH: Transfer-Encoding together with
  *    Content-Length is accepted; Transfer-Encoding wins (RFC 9112 §6.3 p3).
- * Not lenient: unknown methods (llhttp only knows the registered ones),
- * malformed chunk sizes, invalid Content-Length: these are errors.
- * HTTP/0.9 simple requests ("GET /path" CRLF) are an error ("http/0.9
- * request not supported", message partial with version 0.9): llhttp would
- * wait for header lines, and the answer is a bare body without status line.
+ *  - Methods: llhttp knows only the registered methods; any other method
+ *    token RFC 9110 §9.1 allows (tchar, e.g. CCM_POST, an in-house verb,
+ *    a lowercase "get") is read here up to its SP, recorded as sent, and
+ *    llhttp is handed "GET" in its place: a request's framing never
+ *    depends on its method except for CONNECT, which llhttp knows. PRI
+ *    (the HTTP/2 preface) stays an error.
+ * Not lenient: malformed chunk sizes, invalid Content-Length: errors.
+ * HTTP/0.9 simple requests ("GET /path" CRLF, RFC 1945 §4.1) are complete
+ * at their line end, version 0.9, no header fields (llhttp would wait for
+ * header lines); http1_message_http09() says so. Their answer is a bare
+ * body until the server closes, which llhttp cannot parse: the caller
+ * (txn) takes it as it is.
  *
  * Trailers (chunked coding): parsed into the same header block, counted
  * against the header cap, and kept apart from the header list:
@@ -56,6 +63,7 @@
 #define HTTP1_LOG(lvl, ...) LOG_MSG(lvl, "http1", __VA_ARGS__)
 
 #define HTTP1_DEFAULT_MAX_HEADER (64u * 1024u)
+#define HTTP1_METHOD_MAX	 64 /* longer method tokens are left to llhttp (an error) */
 #define HTTP1_DEFAULT_MAX_BODY	 (1024u * 1024u)
 
 enum http1_state {
@@ -104,7 +112,16 @@ struct http1_parser {
 	bool interim;
 	bool expect_head;
 	bool expect_connect;
-	int err; /* 0, -EBADMSG, -E2BIG, -ENOMEM */
+	/* Requests: the method as read so far (see the file comment). */
+	uint8_t mbuf[HTTP1_METHOD_MAX];
+	size_t mlen;
+	bool mdone;	 /* the method of this message went to llhttp */
+	bool own_method; /* an extension method: recorded here, llhttp saw "GET" */
+	bool chunk_data; /* chunked: inside a chunk's data (ll.content_length = bytes left) */
+	bool http09;	 /* the message is an HTTP/0.9 simple request */
+	bool line_done;	 /* requests: the request line went to llhttp whole */
+	bool mute;	 /* http1_chunk_resume(): llhttp reads a stand-in head */
+	int err;	 /* 0, -EBADMSG, -E2BIG, -ENOMEM */
 	const char *errmsg;
 };
 
@@ -151,6 +168,8 @@ static int http1_span_add(struct http1_parser *p, size_t *off, size_t *len, cons
 static int http1_on_message_begin(llhttp_t *ll)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	p->state = ST_IN_MSG;
 	p->msg.present = true;
 	return 0;
@@ -159,18 +178,24 @@ static int http1_on_message_begin(llhttp_t *ll)
 static int http1_on_method(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->own_method || p->mute)
+		return 0; /* llhttp parses the stand-in; the real one is recorded */
 	return http1_span_add(p, &p->method_off, &p->method_len, at, len);
 }
 
 static int http1_on_url(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	return http1_span_add(p, &p->target_off, &p->target_len, at, len);
 }
 
 static int http1_on_status(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	return http1_span_add(p, &p->reason_off, &p->reason_len, at, len);
 }
 
@@ -203,6 +228,8 @@ static int http1_new_field(struct http1_parser *p)
 static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0;
 	if (p->span != SPAN_FIELD) {
 		int nrc = http1_new_field(p);
 		if (nrc)
@@ -218,8 +245,8 @@ static int http1_on_header_field(llhttp_t *ll, const char *at, size_t len)
 static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = http1_of(ll);
-	if (p->n_fields == 0)
-		return 0; /* llhttp never does this; be safe */
+	if (p->n_fields == 0 || p->mute)
+		return 0; /* llhttp never does the first; the second is the stand-in */
 	struct http1_field *f = &p->fields[p->n_fields - 1];
 	if (p->span != SPAN_VALUE) {
 		f->val_off = (uint32_t)p->block.len;
@@ -235,6 +262,8 @@ static int http1_on_header_value(llhttp_t *ll, const char *at, size_t len)
 static int http1_on_headers_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = http1_of(ll);
+	if (p->mute)
+		return 0; /* the stand-in head: the message's own is kept */
 	p->n_headers = p->n_fields;
 	p->headers_done = true;
 	p->span = SPAN_NONE;
@@ -272,6 +301,18 @@ static int http1_on_body(llhttp_t *ll, const char *at, size_t len)
 	return 0;
 }
 
+static int http1_on_chunk_header(llhttp_t *ll)
+{
+	http1_of(ll)->chunk_data = ll->content_length > 0;
+	return 0;
+}
+
+static int http1_on_chunk_complete(llhttp_t *ll)
+{
+	http1_of(ll)->chunk_data = false;
+	return 0;
+}
+
 static int http1_on_message_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = http1_of(ll);
@@ -301,6 +342,10 @@ static void http1_fixup(struct http1_parser *p)
 	p->msg.n_headers = p->headers_done ? p->n_headers : p->n_fields;
 	if (p->type == HTTP1_REQUEST) {
 		http1_slice(p, &p->msg.method, p->method_off, p->method_len);
+		if (!p->mdone && p->mlen) { /* cut inside the method */
+			p->msg.method.ptr = p->mbuf;
+			p->msg.method.len = p->mlen;
+		}
 		http1_slice(p, &p->msg.target, p->target_off, p->target_len);
 		if (!p->headers_done) {
 			p->msg.version_major = p->ll.http_major;
@@ -333,6 +378,12 @@ static void http1_clear_msg(struct http1_parser *p)
 	p->reason_off = p->reason_len = 0;
 	memset(&p->msg, 0, sizeof(p->msg));
 	p->interim = false;
+	p->mlen = 0;
+	p->mdone = false;
+	p->own_method = false;
+	p->chunk_data = false;
+	p->http09 = false;
+	p->line_done = false;
 	p->err = 0;
 	p->errmsg = NULL;
 }
@@ -348,6 +399,8 @@ static const llhttp_settings_t http1_settings = {
     .on_headers_complete = http1_on_headers_complete,
     .on_body = http1_on_body,
     .on_message_complete = http1_on_message_complete,
+    .on_chunk_header = http1_on_chunk_header,
+    .on_chunk_complete = http1_on_chunk_complete,
 };
 
 struct http1_parser *http1_parser_create(const struct http1_params *prm)
@@ -391,6 +444,78 @@ void http1_reset(struct http1_parser *p)
 	p->expect_connect = false;
 }
 
+/* RFC 9110 §5.6.2 tchar. */
+static bool http1_is_tchar(uint8_t c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Methods llhttp parses in HTTP mode (llhttp.h HTTP_METHOD_MAP). */
+static bool http1_llhttp_knows(const uint8_t *m, size_t n)
+{
+#define HTTP1_METHOD_NAME(num, name, string) #string,
+	static const char *const names[] = {HTTP_METHOD_MAP(HTTP1_METHOD_NAME)};
+#undef HTTP1_METHOD_NAME
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && !memcmp(names[i], m, n))
+			return true;
+	return false;
+}
+
+/*
+ * Requests: read the method up to its SP (see the file comment), then hand
+ * llhttp the method or its stand-in. Returns the bytes of @p data taken;
+ * *fed is set once llhttp has the method (then *e is its result).
+ */
+static size_t http1_method(struct http1_parser *p, const uint8_t *data, size_t len, bool *fed,
+			   llhttp_errno_t *e)
+{
+	size_t i = 0;
+	*fed = false;
+	while (i < len) {
+		uint8_t ch = data[i];
+		if (!p->mlen && (ch == '\r' || ch == '\n')) {
+			i++; /* empty lines before a request (llhttp skips them too) */
+			continue;
+		}
+		if (p->mlen < HTTP1_METHOD_MAX && http1_is_tchar(ch)) {
+			if (!p->mlen) {
+				p->state = ST_IN_MSG; /* a request has begun */
+				p->msg.present = true;
+			}
+			p->mbuf[p->mlen++] = ch;
+			i++;
+			continue;
+		}
+		break;
+	}
+	if (i == len)
+		return i; /* the method may go on in the next bytes */
+	p->mdone = true;
+	*fed = true;
+	const char *feed = (const char *)p->mbuf;
+	size_t n = p->mlen;
+	if (data[i] == ' ' && n && !http1_llhttp_knows(p->mbuf, n) &&
+	    !(n == 3 && !memcmp(p->mbuf, "PRI", 3))) {
+		/* An extension method: record it, llhttp parses a stand-in. */
+		p->method_off = p->block.len;
+		if (dbuf_append(&p->block, p->mbuf, n) != 0) {
+			p->err = -ENOMEM;
+			p->errmsg = "out of memory";
+			*e = HPE_USER;
+			return i;
+		}
+		p->method_len = n;
+		p->own_method = true;
+		feed = "GET";
+		n = 3;
+	}
+	*e = n ? llhttp_execute(&p->ll, feed, n) : HPE_OK;
+	return i;
+}
+
 enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t len,
 			     size_t *consumed)
 {
@@ -407,23 +532,54 @@ enum http1_status http1_feed(struct http1_parser *p, const uint8_t *data, size_t
 	}
 	if (len == 0)
 		return HTTP1_NEED_MORE;
-	const char *start = (const char *)data;
-	llhttp_errno_t e = llhttp_execute(&p->ll, start, len);
-	const char *pos = llhttp_get_error_pos(&p->ll);
-	size_t used = len;
-	if (e != HPE_OK && pos >= start && pos <= start + len)
-		used = (size_t)(pos - start);
+	size_t took = 0;
+	llhttp_errno_t e = HPE_OK;
+	if (p->type == HTTP1_REQUEST && !p->mdone) {
+		bool fed;
+		took = http1_method(p, data, len, &fed, &e);
+		if (!fed) {
+			*consumed = took;
+			return HTTP1_NEED_MORE;
+		}
+	}
+	const char *start = (const char *)data + took;
+	size_t avail = len - took, used = len;
+	bool simple = false;
+	if (e == HPE_OK) {
+		/* A request line first, alone: without a version it is the whole
+		 * (HTTP/0.9) request, and what follows is not its header block. */
+		size_t first = avail;
+		if (p->type == HTTP1_REQUEST && !p->line_done) {
+			const char *lf = memchr(start, '\n', avail);
+			if (lf)
+				first = (size_t)(lf - start) + 1;
+		}
+		e = llhttp_execute(&p->ll, start, first);
+		if (e == HPE_OK && p->type == HTTP1_REQUEST && !p->line_done &&
+		    memchr(start, '\n', first)) {
+			p->line_done = true;
+			simple =
+			    p->state == ST_IN_MSG && p->ll.http_major == 0 && p->ll.http_minor == 9;
+			if (simple)
+				used = took + first;
+			else if (first < avail)
+				e = llhttp_execute(&p->ll, start + first, avail - first);
+		}
+		const char *pos = llhttp_get_error_pos(&p->ll);
+		if (e != HPE_OK && pos >= start && pos <= start + avail)
+			used = took + (size_t)(pos - start);
+	} else {
+		used = took; /* the method itself was refused */
+	}
 	*consumed = used;
 
 	enum http1_status st;
-	if (e == HPE_OK && p->type == HTTP1_REQUEST && p->state == ST_IN_MSG &&
-	    p->ll.http_major == 0 && p->ll.http_minor == 9) {
-		/* llhttp takes "GET /path" CRLF as 0.9 and then waits for header
-		 * lines that never come; the response would be a bare body. */
-		p->state = ST_ERROR;
-		p->err = -EBADMSG;
-		p->errmsg = "http/0.9 request not supported";
-		st = HTTP1_ERROR;
+	if (simple) {
+		/* llhttp takes "GET /path" CRLF as 0.9 and would wait for header
+		 * lines that never come: the request ends at its line end. */
+		p->state = ST_DONE;
+		p->http09 = true;
+		st = HTTP1_COMPLETE;
 	} else if (e == HPE_OK) {
 		st = HTTP1_NEED_MORE;
 	} else if (e == HPE_PAUSED && p->state == ST_DONE) {
@@ -480,10 +636,12 @@ enum http1_status http1_gap(struct http1_parser *p, uint64_t n)
 	if (p->state != ST_IN_MSG || !p->headers_done)
 		return HTTP1_ERROR;
 	bool chunked = p->ll.flags & F_CHUNKED;
-	bool by_length = !chunked && (p->ll.flags & F_CONTENT_LENGTH);
+	/* Inside a chunk's data the rest of the chunk is known like a
+	 * Content-Length (RFC 9112 §7.1): a gap within it is bridged. */
+	bool by_length = chunked ? p->chunk_data : (p->ll.flags & F_CONTENT_LENGTH) != 0;
 	bool to_eof = !chunked && !by_length && llhttp_message_needs_eof(&p->ll);
 	if (by_length && p->ll.content_length < n)
-		return HTTP1_ERROR; /* the gap runs past this message */
+		return HTTP1_ERROR; /* the gap runs past this message (or chunk) */
 	if (!by_length && !to_eof)
 		return HTTP1_ERROR;
 	/* Count the missing bytes as body; store nothing more, so the stored
@@ -512,6 +670,45 @@ enum http1_status http1_gap(struct http1_parser *p, uint64_t n)
 	return st;
 }
 
+bool http1_in_chunked_body(const struct http1_parser *p)
+{
+	return p->state == ST_IN_MSG && p->headers_done && (p->ll.flags & F_CHUNKED);
+}
+
+void http1_body_lost(struct http1_parser *p)
+{
+	p->body.max = p->body.len; /* the stored body stays the prefix before the loss */
+	if (p->chunk_data)	   /* the rest of the chunk the loss began in was body */
+		p->msg.body_len += p->ll.content_length;
+	if (p->msg.body_len > p->body.len)
+		p->msg.truncated = true;
+	p->chunk_data = false;
+}
+
+int http1_chunk_resume(struct http1_parser *p)
+{
+	if (!http1_in_chunked_body(p))
+		return -EINVAL;
+	/* llhttp cannot be put into the chunk-size state directly: a fresh
+	 * parser reads a stand-in head with the callbacks muted, and the
+	 * message's own head, body so far and flags stay as they are. */
+	static const char req[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+	const char *head = p->type == HTTP1_REQUEST ? req : resp;
+	llhttp_init(&p->ll, p->type == HTTP1_RESPONSE ? HTTP_RESPONSE : HTTP_REQUEST,
+		    &http1_settings);
+	p->ll.data = p;
+	llhttp_set_lenient_headers(&p->ll, 1);
+	llhttp_set_lenient_keep_alive(&p->ll, 1);
+	llhttp_set_lenient_chunked_length(&p->ll, 1);
+	p->mute = true;
+	llhttp_errno_t e = llhttp_execute(&p->ll, head, strlen(head));
+	p->mute = false;
+	p->chunk_data = false;
+	p->span = SPAN_NONE; /* a field cut by the loss is not continued */
+	return e == HPE_OK ? 0 : -EBADMSG;
+}
+
 const struct store_message *http1_message(const struct http1_parser *p)
 {
 	return &p->msg;
@@ -536,6 +733,8 @@ void http1_next(struct http1_parser *p)
 {
 	enum http1_state was = p->state;
 	bool final = !p->interim;
+	if (p->http09)
+		was = ST_ERROR; /* llhttp sits in the header state: start clean */
 	http1_clear_msg(p);
 	if (final) {
 		p->expect_head = false;
@@ -582,6 +781,11 @@ void http1_expect_response_to(struct http1_parser *p, const struct store_slice *
 {
 	p->expect_head = http1_method_is(method, "HEAD");
 	p->expect_connect = http1_method_is(method, "CONNECT");
+}
+
+bool http1_message_http09(const struct http1_parser *p)
+{
+	return p->http09;
 }
 
 bool http1_message_interim(const struct http1_parser *p)

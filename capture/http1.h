@@ -90,13 +90,21 @@ void http1_next(struct http1_parser *p);
  */
 void http1_expect_response_to(struct http1_parser *p, const struct store_slice *method);
 
+/**
+ * True when the complete request is an HTTP/0.9 simple request (a request
+ * line without version, no header fields): its answer is a bare body until
+ * the server closes, which this parser does not parse (the caller does).
+ */
+bool http1_message_http09(const struct http1_parser *p);
+
 /** True when the message was a 1xx interim response (100-continue etc.). */
 bool http1_message_interim(const struct http1_parser *p);
 
 /**
  * @p n bytes of the stream are missing (a capture gap). When the parser is
  * inside a body whose end it knows - Content-Length with at least @p n
- * bytes left, or a body delimited by the connection close - the missing
+ * bytes left, a chunk's data with at least @p n bytes left, or a body
+ * delimited by the connection close - the missing
  * bytes are counted in body_len (the stored body stays the prefix before
  * the gap, marked truncated) and parsing goes on.
  * @return HTTP1_NEED_MORE (bridged), HTTP1_COMPLETE (bridged and the gap
@@ -105,6 +113,27 @@ bool http1_message_interim(const struct http1_parser *p);
  *         and resynchronises).
  */
 enum http1_status http1_gap(struct http1_parser *p, uint64_t n);
+
+/** True when the current message's head is parsed and its body is chunked. */
+bool http1_in_chunked_body(const struct http1_parser *p);
+
+/**
+ * Bytes of the current message's body were lost (a gap that could not be
+ * bridged): the stored body stays the prefix before them (truncated once
+ * body_len counts more). When the loss began inside a chunk's data, the
+ * rest of that chunk is counted in body_len (it was body); chunks the loss
+ * took whole are not.
+ */
+void http1_body_lost(struct http1_parser *p);
+
+/**
+ * After bytes of a chunked body were lost: go on with the same message at
+ * a chunk-size line (the caller found one, RFC 9112 §7.1). The message's
+ * head, stored body and counts are kept; the next bytes fed must start
+ * with the chunk size. @return 0, -EINVAL when the message is not a
+ * chunked body in progress, -EBADMSG on an internal parser error.
+ */
+int http1_chunk_resume(struct http1_parser *p);
 
 /**
  * Trailer fields of the current chunked message (after the body), kept

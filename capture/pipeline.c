@@ -24,6 +24,7 @@
 #include "capture/decode.h"
 #include "capture/flow.h"
 #include "capture/h2.h"
+#include "capture/ipfrag.h"
 #include "capture/reasm.h"
 #include "capture/txn.h"
 #include "common/log.h"
@@ -56,6 +57,7 @@ struct pipe_conn {
 	uint16_t held_len;
 	uint8_t *held; /* a server's first SETTINGS, until the client's first bytes */
 	int64_t held_ts;
+	struct txn_pos held_pos; /* where the held bytes sit in their stream */
 };
 
 #define PIPE_H2_HOLD_MAX 1024
@@ -69,6 +71,8 @@ struct pipe {
 	struct reasm_stats rs;
 	struct txn_stats ts;
 	struct txn_params tp;
+	struct ipfrag_stats fgs;
+	struct ipfrag *frag;
 	struct h2_stats hs;
 	struct h2_params hp;
 	struct pipe_conn *cur; /* the connection whose bytes are being parsed */
@@ -277,7 +281,7 @@ static void unhold(struct pipe_conn *c)
 	if (c->h2)
 		h2_conn_data(c->h2, d, c->held, c->held_len, c->held_ts);
 	else if (c->t)
-		txn_conn_data(c->t, d, c->held, c->held_len, c->held_ts);
+		txn_conn_segment(c->t, d, c->held, c->held_len, c->held_ts, &c->held_pos);
 	mem_free(c->held);
 	c->held = NULL;
 	c->held_len = 0;
@@ -291,7 +295,7 @@ static void unhold(struct pipe_conn *c)
  * Returns 1 when the bytes are HTTP/2's, 0 when HTTP/1.x's, 2 when held.
  */
 static int h2_start(struct pipe *p, struct pipe_conn *c, int dir, const uint8_t *d, size_t n,
-		    int64_t ts)
+		    int64_t ts, const struct txn_pos *pos)
 {
 	if (c->h2)
 		return 1;
@@ -320,6 +324,7 @@ static int h2_start(struct pipe *p, struct pipe_conn *c, int dir, const uint8_t 
 			c->held_len = (uint16_t)n;
 			c->held_dir = (uint8_t)dir;
 			c->held_ts = ts;
+			c->held_pos = *pos;
 			return 2;
 		}
 	}
@@ -365,18 +370,21 @@ static void account(struct pipe *p, struct pipe_conn *c)
 		p->st.txn_mem_peak = p->txn_mem;
 }
 
-static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n, int64_t ts)
+static void conn_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n,
+		      const struct flow_seg *seg)
 {
 	struct pipe *p = ctx;
 	struct pipe_conn *c = conn;
 	if (!wake(ctx, c))
 		return;
+	struct txn_pos pos = {.off = seg->off, .ack = seg->ack, .has_ack = seg->has_ack};
 	p->cur = c;
-	int to = h2_start(p, c, dir, d, n, ts);
+	int to = h2_start(p, c, dir, d, n, seg->ts_ns, &pos);
 	if (to == 1)
-		h2_conn_data(c->h2, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, ts);
+		h2_conn_data(c->h2, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, seg->ts_ns);
 	else if (to == 0)
-		txn_conn_data(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, ts);
+		txn_conn_segment(c->t, dir ? TXN_DIR_SERVER : TXN_DIR_CLIENT, d, n, seg->ts_ns,
+				 &pos);
 	p->cur = NULL;
 	account(ctx, c);
 }
@@ -450,6 +458,7 @@ static int build_counters(struct pipe *p)
 	    {"pipe_", pipe_ctr_descs, pipe_ctr_count, &p->st},
 	    {"decode_", decode_ctr_descs, decode_ctr_count, &p->ds},
 	    {"flow_", flow_ctr_descs, flow_ctr_count, &p->fs},
+	    {"ipfrag_", ipfrag_ctr_descs, ipfrag_ctr_count, &p->fgs},
 	    {"reasm_", reasm_ctr_descs, reasm_ctr_count, &p->rs},
 	    {"txn_", txn_ctr_descs, txn_ctr_count, &p->ts},
 	    {"h2_", h2_ctr_descs, h2_ctr_count, &p->hs},
@@ -548,7 +557,9 @@ struct pipe *pipe_create(const struct pipe_params *pp)
 	    .rstats = &p->rs,
 	};
 	p->flows = flow_table_create(&fp);
-	if (!p->flows || build_counters(p) < 0) {
+	struct ipfrag_params ip = {.memcap = pp->ipfrag_memcap};
+	p->frag = ipfrag_create(&ip, &p->fgs);
+	if (!p->flows || !p->frag || build_counters(p) < 0) {
 		pipe_free(p);
 		return NULL;
 	}
@@ -561,6 +572,7 @@ void pipe_free(struct pipe *p)
 	if (!p)
 		return;
 	flow_table_free(p->flows);
+	ipfrag_free(p->frag);
 	mem_free(p->ctrs);
 	mem_free(p);
 }
@@ -571,7 +583,18 @@ void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *dat
 	struct decode_pkt pkt;
 	p->st.packets++;
 	p->st.wire_bytes += wirelen;
-	if (decode_packet(linktype, data, caplen, &pkt, &p->ds) != DECODE_TCP)
+	enum decode_result r = decode_packet(linktype, data, caplen, &pkt, &p->ds);
+	if (r == DECODE_FRAGMENT) {
+		/* An IP fragment: when it completes its datagram, decode that. */
+		const uint8_t *dg;
+		size_t n;
+		uint16_t vlan = pkt.vlan;
+		if (!ipfrag_offer(p->frag, pkt.ip, pkt.ip_caplen, vlan, ts_ns, &dg, &n))
+			return;
+		r = decode_packet(DECODE_LINK_RAW, dg, n, &pkt, &p->ds);
+		pkt.vlan = vlan;
+	}
+	if (r != DECODE_TCP)
 		return;
 	flow_packet(p->flows, &pkt, ts_ns);
 	while (p->txn_mem > p->p.txn_memcap && flow_evict_idlest(p->flows))
@@ -580,11 +603,13 @@ void pipe_packet(struct pipe *p, int64_t ts_ns, int linktype, const uint8_t *dat
 
 void pipe_advance(struct pipe *p, int64_t now_ns)
 {
+	ipfrag_advance(p->frag, now_ns);
 	flow_advance(p->flows, now_ns);
 }
 
 void pipe_finish(struct pipe *p)
 {
+	ipfrag_finish(p->frag);
 	flow_finish(p->flows);
 }
 

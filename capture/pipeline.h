@@ -3,7 +3,8 @@
  * pipeline - one packet path from bytes to colored sessions
  * (docs/architecture.md "Data flow").
  *
- *   pipe_packet() -> decode -> flow table -> TCP reassembly -> txn (HTTP/1.x)
+ *   pipe_packet() -> decode [-> IP fragment reassembly -> decode] -> flow table
+ *     -> TCP reassembly -> txn (HTTP/1.x)
  *     -> session id + color rules -> sink (e.g. the store writer)
  *
  * The entry point takes a borrowed packet and its link type, so the pcap
@@ -23,7 +24,7 @@
  * entries. Sleeping loses nothing: the sessions are the same either way.
  *
  * Every stage's counters are exported with a prefix through
- * pipe_counters(): src_ (filled by the caller), decode_, flow_, reasm_,
+ * pipe_counters(): src_ (filled by the caller), decode_, flow_, ipfrag_, reasm_,
  * txn_, pipe_, redact_ (when redaction is on) and lane_<name>_sessions per
  * lane.
  * Thread-safety: a pipeline is used by one thread.
@@ -72,6 +73,7 @@ struct pipe_params {
 	int64_t idle_timeout_ns; /**< 0 = default */
 	size_t reasm_memcap;	 /**< out-of-order bytes, all streams; 0 = default */
 	size_t reasm_stream_cap; /**< out-of-order bytes per stream; 0 = default */
+	size_t ipfrag_memcap;	 /**< IP fragments held for reassembly; 0 = 4 MiB (ipfrag.h) */
 	size_t max_body;	 /**< stored body bytes per message; 0 = txn default */
 	size_t max_header;	 /**< header block per message; 0 = txn default */
 	size_t txn_memcap;	 /**< bytes held by all HTTP trackers; 0 = 1 GiB */

@@ -31,9 +31,11 @@
 struct reasm_seg {
 	struct reasm_seg *parent, *left, *right;
 	uint64_t off;
-	int64_t ts_ns;
+	int64_t ts_ns; /* the segment that brought the bytes: its time */
+	uint64_t ack;  /* ... and acknowledgement (with has_ack) */
 	uint32_t len;
 	bool red;
+	bool has_ack;
 	uint8_t data[];
 };
 
@@ -354,11 +356,11 @@ static inline void advance(struct reasm_stream *s, uint64_t n)
 }
 
 static void emit_data(struct reasm_ctx *c, struct reasm_stream *s, const uint8_t *p, size_t n,
-		      int64_t ts, const struct reasm_out *out)
+		      const struct reasm_meta *m, const struct reasm_out *out)
 {
 	c->stats->delivered_bytes += n;
 	advance(s, n);
-	out->data(out->u, p, n, ts);
+	out->data(out->u, p, n, m);
 }
 
 static void emit_gap(struct reasm_ctx *c, struct reasm_stream *s, uint64_t n, int64_t ts,
@@ -386,7 +388,8 @@ static void pop_head(struct reasm_ctx *c, struct reasm_stream *s, const struct r
 	uint64_t end = g->off + g->len;
 	if (end > s->next_off) {
 		uint64_t skip = s->next_off - g->off;
-		emit_data(c, s, g->data + skip, (size_t)(end - s->next_off), g->ts_ns, out);
+		struct reasm_meta m = {.ts_ns = g->ts_ns, .ack = g->ack, .has_ack = g->has_ack};
+		emit_data(c, s, g->data + skip, (size_t)(end - s->next_off), &m, out);
 	}
 	seg_free(c, s, g);
 }
@@ -422,7 +425,8 @@ static uint64_t count_diff(const uint8_t *a, const uint8_t *b, size_t n)
 /* New bytes [start, end) at next_off: deliver them, buffered bytes win
  * where they overlap. */
 static void deliver_merge(struct reasm_ctx *c, struct reasm_stream *s, const uint8_t *data,
-			  uint64_t start, uint64_t end, int64_t ts, const struct reasm_out *out)
+			  uint64_t start, uint64_t end, const struct reasm_meta *m,
+			  const struct reasm_out *out)
 {
 	uint64_t diff = 0;
 	while (s->next_off < end) {
@@ -437,7 +441,7 @@ static void deliver_merge(struct reasm_ctx *c, struct reasm_stream *s, const uin
 			pop_head(c, s, out);
 		} else {
 			uint64_t lim = g && g->off < end ? g->off : end;
-			emit_data(c, s, data + (pos - start), (size_t)(lim - pos), ts, out);
+			emit_data(c, s, data + (pos - start), (size_t)(lim - pos), m, out);
 		}
 	}
 	drain(c, s, out);
@@ -448,14 +452,16 @@ static void deliver_merge(struct reasm_ctx *c, struct reasm_stream *s, const uin
 }
 
 static int insert_piece(struct reasm_ctx *c, struct reasm_stream *s, const uint8_t *p, uint64_t off,
-			size_t n, int64_t ts)
+			size_t n, const struct reasm_meta *m)
 {
 	struct reasm_seg *g = mem_alloc(sizeof(*g) + n);
 	if (!g)
 		return -ENOMEM;
 	g->off = off;
 	g->len = (uint32_t)n;
-	g->ts_ns = ts;
+	g->ts_ns = m->ts_ns;
+	g->ack = m->ack;
+	g->has_ack = m->has_ack;
 	memcpy(g->data, p, n);
 	rb_insert(c, s, g);
 	s->ooo_bytes += (uint32_t)n;
@@ -468,8 +474,10 @@ static int insert_piece(struct reasm_ctx *c, struct reasm_stream *s, const uint8
 
 /* Over a cap: stop waiting for the holes, deliver what there is. */
 static void give_up_waiting(struct reasm_ctx *c, struct reasm_stream *s, const uint8_t *data,
-			    uint64_t start, uint64_t end, int64_t ts, const struct reasm_out *out)
+			    uint64_t start, uint64_t end, const struct reasm_meta *m,
+			    const struct reasm_out *out)
 {
+	int64_t ts = m->ts_ns;
 	REASM_LOG(LOG_DEBUG, "cap hit: %u bytes in %u pieces buffered in the stream, %zu in all",
 		  s->ooo_bytes, s->n_segs, c->used);
 	flush_all(c, s, ts, out);
@@ -481,17 +489,18 @@ static void give_up_waiting(struct reasm_ctx *c, struct reasm_stream *s, const u
 	} else if (start > s->next_off) {
 		emit_gap(c, s, start - s->next_off, ts, out);
 	}
-	emit_data(c, s, data, (size_t)(end - start), ts, out);
+	emit_data(c, s, data, (size_t)(end - start), m, out);
 }
 
 static void buffer_ooo(struct reasm_ctx *c, struct reasm_stream *s, const uint8_t *data,
-		       uint64_t start, uint64_t end, int64_t ts, const struct reasm_out *out)
+		       uint64_t start, uint64_t end, const struct reasm_meta *m,
+		       const struct reasm_out *out)
 {
 	size_t need = (size_t)(end - start);
 	if (s->ooo_bytes + need > c->p.stream_cap ||
 	    c->used + need + sizeof(struct reasm_seg) > c->p.memcap) {
 		c->stats->memcap_hits++;
-		give_up_waiting(c, s, data, start, end, ts, out);
+		give_up_waiting(c, s, data, start, end, m, out);
 		return;
 	}
 	struct reasm_seg *g = rb_find_end_after(c, s, start);
@@ -510,12 +519,12 @@ static void buffer_ooo(struct reasm_ctx *c, struct reasm_stream *s, const uint8_
 		uint64_t lim = g && g->off < end ? g->off : end;
 		if (s->n_segs >= c->p.max_segments) {
 			c->stats->seg_cap_hits++;
-			give_up_waiting(c, s, data, start, end, ts, out);
+			give_up_waiting(c, s, data, start, end, m, out);
 			return;
 		}
-		if (insert_piece(c, s, data + (pos - start), pos, (size_t)(lim - pos), ts) < 0) {
+		if (insert_piece(c, s, data + (pos - start), pos, (size_t)(lim - pos), m) < 0) {
 			c->stats->memcap_hits++;
-			give_up_waiting(c, s, data, start, end, ts, out);
+			give_up_waiting(c, s, data, start, end, m, out);
 			return;
 		}
 		pos = lim;
@@ -527,7 +536,7 @@ static void buffer_ooo(struct reasm_ctx *c, struct reasm_stream *s, const uint8_
 }
 
 void reasm_segment(struct reasm_ctx *c, struct reasm_stream *s, uint32_t seq, const uint8_t *data,
-		   size_t len, int64_t ts_ns, const struct reasm_out *out)
+		   size_t len, const struct reasm_meta *m, const struct reasm_out *out)
 {
 	if (!len)
 		return;
@@ -560,11 +569,22 @@ void reasm_segment(struct reasm_ctx *c, struct reasm_stream *s, uint32_t seq, co
 	}
 	if (start == next) {
 		c->stats->in_order++;
-		deliver_merge(c, s, data, (uint64_t)start, (uint64_t)end, ts_ns, out);
+		deliver_merge(c, s, data, (uint64_t)start, (uint64_t)end, m, out);
 	} else {
 		c->stats->out_of_order++;
-		buffer_ooo(c, s, data, (uint64_t)start, (uint64_t)end, ts_ns, out);
+		buffer_ooo(c, s, data, (uint64_t)start, (uint64_t)end, m, out);
 	}
+}
+
+bool reasm_seq_offset(const struct reasm_stream *s, uint32_t seq, uint64_t *off)
+{
+	if (!s->started)
+		return false;
+	int64_t o = seq_off(s, seq);
+	if (o < 0)
+		return false;
+	*off = (uint64_t)o;
+	return true;
 }
 
 void reasm_fin(struct reasm_stream *s, uint32_t seq)

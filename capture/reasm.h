@@ -33,7 +33,10 @@
  * - FIN: the flow layer decides which FIN to believe (flow.h) and may
  *   withdraw one that later data proved false (reasm_fin_cancel()).
  *
- * The delivery callback receives data or gaps in stream order.
+ * The delivery callback receives data or gaps in stream order; data comes
+ * with what its segment carried (struct reasm_meta: capture time and the
+ * sender's acknowledgement), so bytes drained from the out-of-order buffer
+ * keep the acknowledgement of the segment that brought them.
  * Thread-safety: a context and its streams are used by one thread.
  */
 #ifndef DYETAP_CAPTURE_REASM_H
@@ -102,9 +105,20 @@ struct reasm_stream {
 	bool has_fin;
 };
 
-/** Where a stream's output goes; @p u is the caller's context. */
+/**
+ * What a segment carried besides its bytes; kept with buffered bytes and
+ * handed back with them. The acknowledgement is the sender's, as an offset
+ * of the peer's stream (the caller converts it, reasm_seq_offset()).
+ */
+struct reasm_meta {
+	int64_t ts_ns; /**< capture time */
+	uint64_t ack;  /**< with has_ack: the peer stream's offset the sender acknowledged */
+	bool has_ack;
+};
+
+/** Where a stream's output goes; @p u is the caller's context. @p m is borrowed for the call. */
 struct reasm_out {
-	void (*data)(void *u, const uint8_t *data, size_t len, int64_t ts_ns);
+	void (*data)(void *u, const uint8_t *data, size_t len, const struct reasm_meta *m);
 	void (*gap)(void *u, uint64_t len, int64_t ts_ns);
 	void *u;
 };
@@ -120,11 +134,12 @@ void reasm_stream_start(struct reasm_stream *s, uint32_t seq);
 
 /**
  * Offer a segment of @p len bytes at sequence @p seq (SYN already
- * excluded). Delivers what became in order through @p out. When the stream
- * has no start yet, this segment starts it (midstream pickup).
+ * excluded) that carried @p m (copied). Delivers what became in order
+ * through @p out. When the stream has no start yet, this segment starts it
+ * (midstream pickup).
  */
 void reasm_segment(struct reasm_ctx *c, struct reasm_stream *s, uint32_t seq, const uint8_t *data,
-		   size_t len, int64_t ts_ns, const struct reasm_out *out);
+		   size_t len, const struct reasm_meta *m, const struct reasm_out *out);
 
 /** The stream ends at sequence @p seq (the FIN's sequence number + payload length). */
 void reasm_fin(struct reasm_stream *s, uint32_t seq);
@@ -145,6 +160,13 @@ void reasm_flush(struct reasm_ctx *c, struct reasm_stream *s, int64_t ts_ns,
 
 /** True when a FIN was seen and every byte before it was delivered or declared lost. */
 bool reasm_complete(const struct reasm_stream *s);
+
+/**
+ * The stream offset of sequence number @p seq (e.g. an acknowledgement of
+ * this stream) in @p off. false when the stream has no start yet or @p seq
+ * lies before it or more than 2 GiB from where the stream stands.
+ */
+bool reasm_seq_offset(const struct reasm_stream *s, uint32_t seq, uint64_t *off);
 
 /** Stream offset up to which bytes were delivered or declared lost. */
 static inline uint64_t reasm_offset(const struct reasm_stream *s)

@@ -13,7 +13,9 @@
  * (gap, midstream, no_response, parse_error, tunnel, incomplete, reset), so
  * nothing is lost silently. After a gap the direction resynchronises at the
  * next line that starts a message where it can; bytes skipped while doing
- * so are counted.
+ * so are counted. With TCP positions (txn_conn_segment()) a response after
+ * a gap is paired with the request it answers, so only the transactions
+ * that lost bytes are flagged (txn_pair.h).
  *
  * Direction: the caller passes TXN_DIR_CLIENT for bytes from the endpoint
  * it believes is the client (SYN sender, else a heuristic). The first
@@ -67,6 +69,13 @@ struct txn_stats {
 	uint64_t queue_overflow;    /**< pipelined requests beyond the pending cap, emitted
 				     *   at once as no_response (their responses dropped) */
 	uint64_t tunnel_bytes;	    /**< bytes inside tunnels, not parsed */
+	uint64_t pairs_by_position; /**< responses paired past a lost response by TCP positions */
+	uint64_t lost_responses;    /**< requests whose response a gap took (gap, no_response) */
+	uint64_t http09;	    /**< HTTP/0.9 exchanges */
+	uint64_t cruft;		    /**< byte runs that began no message (skipped) */
+	uint64_t chunk_resyncs; /**< chunked bodies continued at a chunk-size line after a gap */
+	uint64_t pairing_uncertain; /**< responses after a loss that positions could not place:
+				     *   paired in order, flagged gap (pipelining) */
 };
 
 /** Name table for struct txn_stats (for --stats, trailers, reports). */
@@ -123,9 +132,35 @@ struct txn_conn;
 /** Create a tracker (NULL on allocation failure). @p p is borrowed for the tracker's life. */
 struct txn_conn *txn_conn_create(const struct txn_params *p, const struct txn_conn_info *info);
 
-/** In-order bytes of direction @p dir; @p ts_ns is the capture time of the segment. */
+/**
+ * In-order bytes of direction @p dir; @p ts_ns is the capture time of the
+ * segment. Without positions: after a gap responses are paired in order
+ * and flagged until the connection is back in step (txn_conn_segment()).
+ */
 void txn_conn_data(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, size_t len,
 		   int64_t ts_ns);
+
+/**
+ * Where bytes given to txn_conn_segment() sit in their stream (flow.h,
+ * struct flow_seg): their offset, and the other direction's offset that
+ * their sender had acknowledged.
+ */
+struct txn_pos {
+	uint64_t off; /**< stream offset of the first byte (bytes and gaps of the direction) */
+	uint64_t ack; /**< with has_ack: the other direction's acknowledged offset */
+	bool has_ack;
+};
+
+/**
+ * txn_conn_data() with the bytes' place in the stream (@p pos, borrowed for
+ * the call). With positions, a response after a capture gap is paired with
+ * the request it answers by where each side's stream stood (txn_pair.h,
+ * docs/capture.md "Pairing after loss"), so only the transactions that
+ * lost bytes are flagged; a connection fed once without positions is
+ * paired by order alone from then on.
+ */
+void txn_conn_segment(struct txn_conn *c, enum txn_dir dir, const uint8_t *data, size_t len,
+		      int64_t ts_ns, const struct txn_pos *pos);
 
 /** @p len bytes of direction @p dir are missing (lost in capture). */
 void txn_conn_gap(struct txn_conn *c, enum txn_dir dir, uint64_t len, int64_t ts_ns);
@@ -149,8 +184,10 @@ size_t txn_conn_mem(const struct txn_conn *c);
 struct txn_dormant {
 	struct txn_conn_info info;
 	uint32_t conn_index; /**< transactions seen so far */
+	uint64_t cur[2];     /**< stream offsets reached (client, server roles) */
 	bool decided;	     /**< client/server roles settled */
 	bool swapped;	     /**< and swapped by content */
+	bool no_positions;   /**< bytes came without positions (txn_conn_data()) */
 };
 
 /**

@@ -44,6 +44,10 @@
 #include "replay/shadow_core.h"
 #include "store/store.h"
 
+/* Live: the kernel hands packets over in blocks, at the latest after this
+ * many ms (TPACKET_V3; docs/mirror.md "Capture"). */
+#define MIR_BLOCK_MS 1
+
 static struct src *mir_src;
 static volatile sig_atomic_t mir_stop;
 
@@ -73,6 +77,10 @@ static void usage(FILE *f)
 	    "  --realtime             -r: play packets at their recorded pace\n"
 	    "  BPF FILTER             trailing words, tcpdump syntax\n"
 	    "  --snaplen BYTES, --buffer-mb MB, --promisc   live capture settings\n"
+	    "  --block-ms MS          live: the kernel hands packets over in blocks, at the\n"
+	    "                         latest after MS ms (default 1; blocks hold far more\n"
+	    "                         packets per --buffer-mb than immediate mode)\n"
+	    "  --immediate            live: take each packet at once (--block-ms 0)\n"
 	    "  --duration S           stop after S seconds\n"
 	    "  --color LANE=MATCH,... color rule (docs/rules.md); repeat\n"
 	    "  --rules FILE           color rules, one per line\n"
@@ -382,6 +390,7 @@ struct mir_opts {
 	int64_t report_every_ns;
 	int64_t duration_ns;
 	uint64_t report_memcap;
+	uint64_t block_ms; /* live: block timeout (TPACKET_V3); 0 = immediate mode */
 	bool stats, json;
 	struct shadow_conf sc;
 };
@@ -398,6 +407,8 @@ enum {
 	O_JSON,
 	O_DURATION,
 	O_REPORT_MEMCAP,
+	O_BLOCK_MS,
+	O_IMMEDIATE,
 };
 
 static const struct option mir_longopts[] = {
@@ -432,6 +443,8 @@ static const struct option mir_longopts[] = {
     {"snaplen", required_argument, NULL, O_REC_OPT},
     {"buffer-mb", required_argument, NULL, O_REC_OPT},
     {"promisc", no_argument, NULL, O_REC_OPT},
+    {"block-ms", required_argument, NULL, O_BLOCK_MS},
+    {"immediate", no_argument, NULL, O_IMMEDIATE},
     {"duration", required_argument, NULL, O_DURATION},
     {"redact", required_argument, NULL, O_REC_OPT},
     {"redact-defaults", no_argument, NULL, O_REC_OPT},
@@ -503,6 +516,18 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 				BAD("bad --report-memcap '%s' (" UNITS_SIZE_HELP ", at most 1T)",
 				    optarg);
 			break;
+		case O_BLOCK_MS: {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-' || v > 1000)
+				BAD("bad --block-ms '%s' (0 to 1000)", optarg);
+			o->block_ms = v;
+			break;
+		}
+		case O_IMMEDIATE:
+			o->block_ms = 0;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -571,6 +596,7 @@ static int run(struct mir_opts *o, struct mir *m)
 	/* Everything that can be refused is checked before the capture starts. */
 	struct src_params sp;
 	recorder_conf_src(&o->rc, &sp);
+	sp.block_ms = (int)o->block_ms;
 	if (recorder_source(&source_desc, "mirror:", &sp) < 0) {
 		fprintf(stderr, "dyetap mirror: out of memory\n");
 		goto out;
@@ -768,6 +794,7 @@ int cmd_mirror(int argc, char **argv)
 	shadow_conf_init(&o->sc);
 	o->report_every_ns = 10000000000LL;
 	o->report_memcap = (uint64_t)512 << 20;
+	o->block_ms = MIR_BLOCK_MS;
 	ret = parse_args(argc, argv, o);
 	if (ret)
 		goto out;

@@ -56,9 +56,10 @@
 
 #define REPLAY_LOG(lvl, ...) LOG_MSG(lvl, "replay", __VA_ARGS__)
 
-#define READ_BUF      (64 * 1024)
-#define MAX_EVENTS    256
-#define REQ_MAX_BYTES (256u * 1024 * 1024)
+#define READ_BUF       (64 * 1024)
+#define MAX_EVENTS     256
+#define ENGINE_POLL_NS 20000 /* waits shorter than this poll instead of sleeping */
+#define REQ_MAX_BYTES  (256u * 1024 * 1024)
 
 /* Serialized request bytes, shared by the per-target copies of a request. */
 struct rbytes {
@@ -1564,7 +1565,9 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns)
 				continue;
 		}
 		int64_t wait = wake - now;
-		if (wait < 0)
+		/* A wait this short is a poll: a timed sleep would arm a timer and
+		 * switch tasks, and the timer slack (50 us) would stretch it. */
+		if (wait < ENGINE_POLL_NS)
 			wait = 0;
 		struct timespec ts = {.tv_sec = wait / 1000000000LL,
 				      .tv_nsec = wait % 1000000000LL};

@@ -61,8 +61,13 @@ enum store_flag {
 	STORE_F_REDACTED = 1u << 7,    /**< values were masked or dropped at record time */
 	STORE_F_GOAWAY = 1u << 8,      /**< HTTP/2: a GOAWAY ended the connection before this
 					*   stream finished (or announced it unprocessed) */
+	STORE_F_NO_REQUEST = 1u << 9,  /**< a response no captured request matches (the other
+					*   flags say why: gap, midstream, parse_error; none:
+					*   the server sent it unasked) */
+	STORE_F_HTTP09 = 1u << 10,     /**< an HTTP/0.9 exchange: a request line without
+					*   version, answered by a bare body until close */
 };
-#define STORE_F_COUNT 9
+#define STORE_F_COUNT 11
 
 /** Application protocol of a session (values are part of the format). */
 enum store_proto {

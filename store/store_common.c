@@ -65,8 +65,8 @@ uint32_t store_crc32c(uint32_t crc, const void *vp, size_t n)
 const char *store_flag_name(uint32_t bit)
 {
 	static const char *const names[STORE_F_COUNT] = {
-	    "gap",	  "midstream", "no_response", "parse_error", "tunnel",
-	    "incomplete", "reset",     "redacted",    "goaway",
+	    "gap",   "midstream", "no_response", "parse_error", "tunnel", "incomplete",
+	    "reset", "redacted",  "goaway",	 "no_request",	"http09",
 	};
 	for (unsigned i = 0; i < STORE_F_COUNT; i++)
 		if (bit == (1u << i))

@@ -37,9 +37,10 @@ static void *f_open(void *ctx, const struct flow_info *i)
 	return ctx;
 }
 
-static void f_data(void *ctx, void *c, int dir, const uint8_t *d, size_t n, int64_t ts)
+static void f_data(void *ctx, void *c, int dir, const uint8_t *d, size_t n,
+		   const struct flow_seg *seg)
 {
-	(void)ctx, (void)c, (void)ts, (void)dir; /* dir is only read by assert() */
+	(void)ctx, (void)c, (void)seg, (void)dir; /* dir is only read by assert() */
 	assert(dir == 0 || dir == 1);
 	volatile uint8_t sink = 0;
 	for (size_t i = 0; i < n; i++)

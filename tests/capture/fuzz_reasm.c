@@ -19,10 +19,10 @@ struct acc {
 	uint64_t gaps;
 };
 
-static void a_data(void *u, const uint8_t *p, size_t n, int64_t ts)
+static void a_data(void *u, const uint8_t *p, size_t n, const struct reasm_meta *m)
 {
 	struct acc *a = u;
-	(void)p, (void)ts;
+	(void)p, (void)m;
 	a->bytes += n;
 }
 
@@ -43,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct reasm_stream s;
 	struct acc a = {0};
 	struct reasm_out o = {a_data, a_gap, &a};
+	const struct reasm_meta meta = {.ts_ns = 1};
 	reasm_ctx_init(&c, &p, &st);
 	reasm_stream_init(&s);
 	uint32_t base = 0xfffff000u; /* start near the wrap */
@@ -62,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 1:
 			if (len > size - off)
 				len = size - off;
-			reasm_segment(&c, &s, seq, data + off, len, 1, &o);
+			reasm_segment(&c, &s, seq, data + off, len, &meta, &o);
 			off += len;
 			break;
 		case 2:

@@ -2,9 +2,11 @@
 /*
  * fuzz_txn - libFuzzer target for the transaction tracker (capture/txn.h).
  *
- * Input: byte 0 bit 0 = midstream; then operations, each one control byte
- * c and a length byte n: c & 1 is the direction, (c >> 1) & 7 the kind
- * (0-5 data: the next n bytes; 6 gap of n bytes; 7 end, how = c >> 4).
+ * Input: byte 0 bit 0 = midstream, bit 1 = TCP positions (txn_conn_segment:
+ * each direction's offset, an ack lagging the other's by 5 * (c >> 4));
+ * then operations, each one control byte c and a length byte n: c & 1 is
+ * the direction, (c >> 1) & 7 the kind (0-5 data: the next n bytes; 6 gap
+ * of n bytes; 7 end, how = c >> 4).
  * Checks every session is emitted once (callback count equals the
  * counter) and slices are readable.
  */
@@ -54,6 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	size_t off = 1;
 	int64_t ts = 0;
+	bool positions = data[0] & 2;
+	uint64_t pos[2] = {0, 0};
 	bool ended = false;
 	while (off + 2 <= size && !ended) {
 		uint8_t ctl = data[off], n = data[off + 1];
@@ -65,10 +69,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t len = n;
 			if (len > size - off)
 				len = size - off;
-			txn_conn_data(c, dir, data + off, len, ts);
+			uint64_t lag = 5u * (ctl >> 4), other = pos[!dir];
+			struct txn_pos p = {
+			    .off = pos[dir], .ack = other > lag ? other - lag : 0, .has_ack = true};
+			txn_conn_segment(c, dir, data + off, len, ts, positions ? &p : NULL);
+			pos[dir] += len;
 			off += len;
 		} else if (kind == 6) {
 			txn_conn_gap(c, dir, n, ts);
+			pos[dir] += n;
 		} else {
 			txn_conn_end(c, (enum txn_end)(1 + ((ctl >> 4) & 3)), ts);
 			ended = true;

@@ -169,7 +169,9 @@ int main(void)
 		uint8_t frag[] = {0, 44};
 		n = ipv6(b, frag, 2, "frag");
 		uint64_t before = st.ip_fragments;
-		TAP_OK(dec(DECODE_LINK_RAW, b, n) == DECODE_SKIP, "ipv6 fragment skipped");
+		TAP_OK(dec(DECODE_LINK_RAW, b, n) == DECODE_FRAGMENT && out.ip == b &&
+			   out.ip_caplen == n,
+		       "ipv6 fragment handed back with its IP packet");
 		TAP_EQ_U64(st.ip_fragments - before, 1, "ipv6 fragment counted");
 		uint8_t loop9[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
 		n = ipv6(b, loop9, 9, "x");
@@ -182,9 +184,10 @@ int main(void)
 
 	/* IPv4 fragments, non-TCP, errors. */
 	n = ipv4(b, 6, 0x2000, "mf");
-	TAP_OK(dec(DECODE_LINK_RAW, b, n) == DECODE_SKIP, "ipv4 first fragment skipped");
+	TAP_OK(dec(DECODE_LINK_RAW, b, n) == DECODE_FRAGMENT && out.ip == b && out.ip_caplen == n,
+	       "ipv4 first fragment handed back");
 	n = ipv4(b, 6, 0x0010, "off");
-	TAP_OK(dec(DECODE_LINK_RAW, b, n) == DECODE_SKIP, "ipv4 later fragment skipped");
+	TAP_OK(dec(DECODE_LINK_RAW, b, n) == DECODE_FRAGMENT, "ipv4 later fragment handed back");
 	n = ipv4(b, 6, 0x4000, "df");
 	TAP_OK(dec(DECODE_LINK_RAW, b, n) == DECODE_TCP, "DF alone is not a fragment");
 	TAP_EQ_U64(st.ip_fragments, 3, "fragments counted");

@@ -27,9 +27,10 @@ static void *c_open(void *ctx, const struct flow_info *i)
 	return NULL;
 }
 
-static void c_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n, int64_t ts)
+static void c_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n,
+		   const struct flow_seg *seg)
 {
-	(void)ctx, (void)conn, (void)dir, (void)d, (void)n, (void)ts;
+	(void)ctx, (void)conn, (void)dir, (void)d, (void)n, (void)seg;
 }
 
 static void c_gap(void *ctx, void *conn, int dir, uint64_t n, int64_t ts)

@@ -56,11 +56,12 @@ static void app(char *t, size_t cap, const char *s, size_t n)
 	t[l + n] = 0;
 }
 
-static void c_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n, int64_t ts)
+static void c_data(void *ctx, void *conn, int dir, const uint8_t *d, size_t n,
+		   const struct flow_seg *seg)
 {
 	struct conn *c = conn;
 	(void)ctx;
-	(void)ts;
+	(void)seg;
 	app(c->t[dir], sizeof(c->t[dir]), (const char *)d, n);
 }
 

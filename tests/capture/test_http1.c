@@ -328,14 +328,21 @@ static void test_tunnels(void)
 
 static void test_http09(void)
 {
-	struct dbuf out;
-	dbuf_init(&out, 1 << 16);
-	int n = run_whole(HTTP1_REQUEST, "GET /old\r\n", true, &out);
-	const char *o = out.data ? (const char *)out.data : "";
-	printf("# http/0.9: %s", o);
-	TAP_OK(n == 0 && strcmp(o, "ERROR http/0.9 request not supported\n") == 0,
-	       "HTTP/0.9 simple request is a reported error");
-	dbuf_release(&out);
+	/* RFC 1945 §4.1: a simple request ends at its line end; the next one
+	 * (a client that reconnected would not, but the stream says so) parses. */
+	expect_dump(HTTP1_REQUEST, "GET /old\r\nGET /new HTTP/1.1\r\n\r\n", true,
+		    "MSG GET /old v0.9 body=0:\nMSG GET /new v1.1 body=0:\n",
+		    "HTTP/0.9 simple request: complete at its line end");
+	check_splits(HTTP1_REQUEST, "GET /old\r\nGET /new HTTP/1.1\r\n\r\n", true, "HTTP/0.9");
+	struct http1_parser *p = http1_parser_create(&(struct http1_params){.type = HTTP1_REQUEST});
+	size_t used;
+	const char *q = "GET /old\nrest";
+	TAP_OK(http1_feed(p, (const uint8_t *)q, strlen(q), &used) == HTTP1_COMPLETE && used == 9 &&
+		   http1_message_http09(p),
+	       "HTTP/0.9: consumed up to its LF, flagged");
+	http1_next(p);
+	TAP_OK(!http1_message_http09(p), "HTTP/0.9: flag cleared by next");
+	http1_parser_free(p);
 }
 
 static const char *pipeline_req =
@@ -472,14 +479,76 @@ static void test_gap(void)
 		   m->truncated,
 	       "body_len counts the gap, stored body is the prefix before it");
 	http1_next(p);
-	const char *c = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab";
+	const char *c = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5\r\nab";
 	TAP_OK(http1_feed(p, (const uint8_t *)c, strlen(c), &used) == HTTP1_NEED_MORE, "chunked");
-	TAP_OK(http1_gap(p, 1) == HTTP1_ERROR, "gap in a chunked body: not bridged");
+	TAP_OK(http1_gap(p, 1) == HTTP1_NEED_MORE, "gap inside a chunk's data: bridged");
+	const char *c2 = "xy\r\n4\r\nwxyz\r\n0\r\n\r\n";
+	TAP_OK(http1_feed(p, (const uint8_t *)c2, strlen(c2), &used) == HTTP1_COMPLETE &&
+		   used == strlen(c2),
+	       "the chunked body goes on after the gap");
+	m = http1_message(p);
+	TAP_OK(m->body_len == 9 && m->body.len == 2 && m->truncated, "body_len counts the gap");
+	http1_next(p);
+	TAP_OK(http1_feed(p, (const uint8_t *)c, strlen(c), &used) == HTTP1_NEED_MORE,
+	       "chunked again");
+	TAP_OK(http1_gap(p, 10) == HTTP1_ERROR, "gap past the chunk's end: not bridged");
+	TAP_OK(http1_in_chunked_body(p), "inside a chunked body");
+	http1_body_lost(p);
+	TAP_OK(http1_chunk_resume(p) == 0, "resume at a chunk-size line");
+	const char *c3 = "3\r\nxyz\r\n0\r\nX-T: 1\r\n\r\n";
+	TAP_OK(http1_feed(p, (const uint8_t *)c3, strlen(c3), &used) == HTTP1_COMPLETE &&
+		   used == strlen(c3),
+	       "the message completes after the resumed chunks");
+	m = http1_message(p);
+	size_t nt = 0;
+	const struct store_header *tr = http1_message_trailers(p, &nt);
+	TAP_OK(m->status == 200 && m->n_headers == 2 && m->headers[1].name.len == 3 &&
+		   m->body_len == 8 && m->body.len == 2 && !memcmp(m->body.ptr, "ab", 2) &&
+		   m->truncated && nt == 1 && tr[0].name.len == 3,
+	       "head, stored prefix and trailers kept; body_len counts what was seen and the "
+	       "rest of the chunk the gap began in");
+	http1_next(p);
+	TAP_OK(http1_chunk_resume(p) == -EINVAL, "resume outside a chunked body: refused");
 	http1_reset(p);
 	const char *hd = "HTTP/1.1 200 OK\r\nServer: x";
 	TAP_OK(http1_feed(p, (const uint8_t *)hd, strlen(hd), &used) == HTTP1_NEED_MORE, "headers");
 	TAP_OK(http1_gap(p, 1) == HTTP1_ERROR, "gap in headers: not bridged");
 	http1_parser_free(p);
+}
+
+/* RFC 9110 §9.1: any token is a method; llhttp knows only the registered ones. */
+static void test_extension_methods(void)
+{
+	const char *ccm = "CCM_POST /cgi HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+			  "get /lower HTTP/1.1\r\n\r\n"
+			  "\r\nM-SEARCH * HTTP/1.1\r\nMan: \"ssdp:discover\"\r\n\r\n"
+			  "X-MS-ENUMATTS /x HTTP/1.1\r\n\r\n"
+			  "BREW! /pot#1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nz";
+	expect_dump(HTTP1_REQUEST, ccm, false,
+		    "MSG CCM_POST /cgi v1.1 [Content-Length: 3] body=3:abc\n"
+		    "MSG get /lower v1.1 body=0:\n"
+		    "MSG M-SEARCH * v1.1 [Man: \"ssdp:discover\"] body=0:\n"
+		    "MSG X-MS-ENUMATTS /x v1.1 body=0:\n"
+		    "MSG BREW! /pot#1 v1.1 [Content-Length: 1] body=1:z\n",
+		    "extension methods are recorded as sent, bodies framed as usual");
+	check_splits(HTTP1_REQUEST, ccm, false, "extension methods");
+	char longm[200];
+	memset(longm, 'A', 65);
+	snprintf(longm + 65, sizeof(longm) - 65, " / HTTP/1.1\r\n\r\n");
+	expect_dump(HTTP1_REQUEST, longm, false, "ERROR Invalid method encountered\n",
+		    "a method over 64 bytes is left to llhttp: an error");
+	memmove(longm + 64, longm + 65, strlen(longm + 65) + 1);
+	expect_dump(HTTP1_REQUEST, longm, false,
+		    "MSG AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA / v1.1 "
+		    "body=0:\n",
+		    "a 64-byte method is recorded");
+	expect_dump(HTTP1_REQUEST, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false,
+		    "ERROR Pause on PRI/Upgrade\n", "PRI (the HTTP/2 preface) stays an error");
+	expect_dump(HTTP1_REQUEST, "CCM_POST /cut", true,
+		    "CUT CCM_POST /cut v0.0 body=0: PARTIAL\n",
+		    "a request cut after an extension method");
+	expect_dump(HTTP1_REQUEST, "CCM_PO", true, "CUT CCM_PO  v0.0 body=0: PARTIAL\n",
+		    "a request cut inside its method keeps what was read");
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -501,10 +570,10 @@ static void test_garbage(void)
 	struct http1_params prm = {.type = HTTP1_REQUEST};
 	struct http1_parser *p = http1_parser_create(&prm);
 	size_t used;
-	const char *g = "NOTAMETHOD / HTTP/1.1\r\n\r\n";
+	const char *g = "NOT(A)METHOD / HTTP/1.1\r\n\r\n";
 	TAP_OK(http1_feed(p, (const uint8_t *)g, strlen(g), &used) == HTTP1_ERROR &&
 		   http1_errno(p) == -EBADMSG && http1_error(p)[0],
-	       "unknown method: error with a reason (%s)", http1_error(p));
+	       "a method that is no token: error with a reason (%s)", http1_error(p));
 	TAP_OK(http1_feed(p, (const uint8_t *)g, strlen(g), &used) == HTTP1_ERROR && used == 0,
 	       "error is sticky until next/reset");
 	http1_next(p);
@@ -604,6 +673,7 @@ int main(void)
 	test_big_body();
 	test_gap();
 	test_garbage();
+	test_extension_methods();
 	test_alloc_failures();
 	return tap_done();
 }

@@ -23,10 +23,10 @@ struct rec {
 	int count_only;
 };
 
-static void rec_data(void *u, const uint8_t *p, size_t len, int64_t ts)
+static void rec_data(void *u, const uint8_t *p, size_t len, const struct reasm_meta *m)
 {
 	struct rec *r = u;
-	(void)ts;
+	(void)m;
 	r->bytes += len;
 	if (r->count_only)
 		return;
@@ -43,6 +43,8 @@ static void rec_gap(void *u, uint64_t len, int64_t ts)
 	if (w > 0 && r->n + (size_t)w < sizeof(r->t))
 		r->n += (size_t)w;
 }
+
+static const struct reasm_meta meta1 = {.ts_ns = 1};
 
 struct fx {
 	struct reasm_stats st;
@@ -62,7 +64,7 @@ static void fx_init(struct fx *f, const struct reasm_params *p)
 
 static void seg(struct fx *f, uint32_t seq, const char *s)
 {
-	reasm_segment(&f->c, &f->s, seq, (const uint8_t *)s, strlen(s), 1, &f->o);
+	reasm_segment(&f->c, &f->s, seq, (const uint8_t *)s, strlen(s), &meta1, &f->o);
 }
 
 static void fx_end(struct fx *f)
@@ -122,13 +124,13 @@ static void test_random_model(void)
 				}
 			}
 			reasm_segment(&f.c, &f.s, 7000u + (uint32_t)a, (const uint8_t *)buf,
-				      (size_t)len, 1, &f.o);
+				      (size_t)len, &meta1, &f.o);
 		}
 		TAP_OK(f.r.n == 0, "round %d: nothing delivered while byte 0 is missing", round);
 		/* byte 0 last: everything contiguous after it comes out */
 		seen[0] = true;
 		model[0] = truth[0];
-		reasm_segment(&f.c, &f.s, 7000u, (const uint8_t *)truth, 1, 1, &f.o);
+		reasm_segment(&f.c, &f.s, 7000u, (const uint8_t *)truth, 1, &meta1, &f.o);
 		reasm_flush(&f.c, &f.s, 1, &f.o);
 		/* expected transcript: model bytes, holes as gaps */
 		char want[2 * N + 1024];
@@ -167,8 +169,8 @@ static uint64_t flood_work(uint32_t n)
 	f.r.count_only = 1;
 	reasm_stream_start(&f.s, 1);
 	for (uint32_t i = 1; i <= n; i++)
-		reasm_segment(&f.c, &f.s, 1 + i, (const uint8_t *)"x", 1, 1, &f.o);
-	reasm_segment(&f.c, &f.s, 1, (const uint8_t *)"y", 1, 1, &f.o);
+		reasm_segment(&f.c, &f.s, 1 + i, (const uint8_t *)"x", 1, &meta1, &f.o);
+	reasm_segment(&f.c, &f.s, 1, (const uint8_t *)"y", 1, &meta1, &f.o);
 	uint64_t work = f.c.work;
 	bool all = f.r.bytes == (uint64_t)n + 1;
 	fx_end(&f);
@@ -313,7 +315,7 @@ int main(void)
 		reasm_stream_start(&f.s, seq);
 		uint64_t total = (5ULL << 30) / sizeof(big);
 		for (uint64_t i = 0; i < total; i++) {
-			reasm_segment(&f.c, &f.s, seq, big, sizeof(big), 1, &f.o);
+			reasm_segment(&f.c, &f.s, seq, big, sizeof(big), &meta1, &f.o);
 			seq += sizeof(big);
 		}
 		seg(&f, seq + 4, "late");
@@ -361,7 +363,7 @@ int main(void)
 		fill[40] = 0;
 		seg(&f, 10, fill);
 		TAP_EQ_U64(f.st.memcap_hits, 0, "first stream buffers");
-		reasm_segment(&f.c, &s2, 10, (const uint8_t *)fill, 40, 1, &f.o);
+		reasm_segment(&f.c, &s2, 10, (const uint8_t *)fill, 40, &meta1, &f.o);
 		TAP_EQ_U64(f.st.memcap_hits, 1, "second stream hits the shared memcap");
 		TAP_OK(f.st.buffered_peak <= 100, "peak buffered within the memcap");
 		reasm_stream_release(&f.c, &s2);

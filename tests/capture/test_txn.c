@@ -4,13 +4,16 @@
  * (capture/txn.h): pipelining, keep-alive, 100-continue, HEAD, 304,
  * chunked, close-delimited responses, RST mid-body, unanswered requests,
  * gaps with resynchronisation, response-first direction swap, CONNECT
- * tunnels, pending-queue overflow, timestamps and emission counts.
+ * tunnels, pending-queue overflow, timestamps and emission counts; with
+ * TCP positions (txn_conn_segment), pairing after lost requests and
+ * responses (txn_pair.h) and its limits (pipelining, unsolicited answers).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "capture/txn.h"
+#include "capture/txn_pair.h"
 #include "common/mem.h"
 #include "common/dbuf.h"
 #include "tests/tap.h"
@@ -22,9 +25,6 @@ struct rec {
 	uint32_t last_index;
 	struct store_endpoint last_src;
 };
-
-static const char *flag_names[] = {"gap",    "midstream",  "no_response", "parse_error",
-				   "tunnel", "incomplete", "reset",	  "redacted"};
 
 static void on_emit(void *ctx, const struct store_session *s)
 {
@@ -42,9 +42,9 @@ static void on_emit(void *ctx, const struct store_session *s)
 			    (unsigned long long)s->resp.body_len);
 	else
 		dbuf_puts(&r->log, " -> -");
-	for (int b = 0; b < 8; b++)
+	for (unsigned b = 0; b < STORE_F_COUNT; b++)
 		if (s->flags & (1u << b))
-			dbuf_printf(&r->log, " %s", flag_names[b]);
+			dbuf_printf(&r->log, " %s", store_flag_name(1u << b));
 	dbuf_puts(&r->log, "\n");
 	r->last_rq_first = s->ts_req_first_ns;
 	r->last_rq_last = s->ts_req_last_ns;
@@ -59,6 +59,7 @@ struct fixture {
 	struct txn_stats st;
 	struct txn_params prm;
 	struct txn_conn *c;
+	uint64_t off[2]; /* positions: bytes (and gaps) of each direction so far */
 };
 
 static void fx_init(struct fixture *f, bool midstream)
@@ -91,6 +92,25 @@ static void cli(struct fixture *f, const char *s, int64_t ts)
 static void srv(struct fixture *f, const char *s, int64_t ts)
 {
 	txn_conn_data(f->c, TXN_DIR_SERVER, (const uint8_t *)s, strlen(s), ts);
+}
+
+/*
+ * Bytes of @p dir with positions as a TCP peer sends them: at the stream's
+ * current offset, acknowledging everything the other side sent so far
+ * (lost bytes included: the capture lost them, the peer did not).
+ */
+static void at(struct fixture *f, enum txn_dir dir, const char *s, int64_t ts)
+{
+	struct txn_pos pos = {.off = f->off[dir], .ack = f->off[!dir], .has_ack = true};
+	txn_conn_segment(f->c, dir, (const uint8_t *)s, strlen(s), ts, &pos);
+	f->off[dir] += strlen(s);
+}
+
+/* @p s of @p dir sent but not captured. */
+static void lost(struct fixture *f, enum txn_dir dir, const char *s, int64_t ts)
+{
+	txn_conn_gap(f->c, dir, strlen(s), ts);
+	f->off[dir] += strlen(s);
 }
 
 static const char *fx_log(struct fixture *f)
@@ -259,7 +279,8 @@ static void test_gap_resync(void)
 	txn_conn_gap(f.c, TXN_DIR_CLIENT, 19, 3);
 	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes", 4);
 	txn_conn_end(f.c, TXN_END_FIN, 5);
-	TAP_EQ_STR(fx_log(&f), "#0 GET /a body=0 -> 200 body=2\n#1 - -> 200 body=3 gap\n",
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /a body=0 -> 200 body=2\n#1 - -> 200 body=3 gap no_request\n",
 		   "request lost whole in a gap: its response is flagged gap");
 	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
 	TAP_EQ_U64(f.st.gap_sessions, 1, "gap session counted");
@@ -368,6 +389,291 @@ static void test_gap_resync(void)
 	fx_free(&f);
 }
 
+#define RQ(n)  "GET /" #n " HTTP/1.1\r\nHost: h\r\n\r\n"
+#define RS(n)  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" #n
+#define C(s)   at(&f, TXN_DIR_CLIENT, s, ts++)
+#define S(s)   at(&f, TXN_DIR_SERVER, s, ts++)
+#define LC(s)  lost(&f, TXN_DIR_CLIENT, s, ts++)
+#define LS(s)  lost(&f, TXN_DIR_SERVER, s, ts++)
+#define OK1(n) "GET /" #n " body=0 -> 200 body=1\n"
+#define R408   "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+
+/* Pairing after a loss from positions (docs/capture.md "Pairing after loss"). */
+static void test_positions(void)
+{
+	struct fixture f;
+	int64_t ts = 1;
+
+	/* A client that waits: the response to /2 is lost. The order in which
+	 * the flow layer delivers: /3's acknowledgement (past the lost bytes)
+	 * before /3 itself. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2)), LS(RS(2)), C(RQ(3)), S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 " OK1(1) "#1 GET /2 body=0 -> - gap no_response\n#2 " OK1(3) "#3 " OK1(4),
+		   "positions: a lost response flags its request only");
+	TAP_EQ_U64(f.st.lost_responses, 1, "positions: lost response counted");
+	TAP_EQ_U64(f.st.pairs_by_position, 1, "positions: pair by position counted");
+	TAP_EQ_U64(f.st.gap_sessions, 1, "positions: one gap session");
+	fx_free(&f);
+
+	/* The request /2 is lost: its response answers nothing seen. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), LC(RQ(2)), S(RS(2)), C(RQ(3)), S(RS(3));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 200 body=1 gap no_request\n#2 " OK1(3),
+		   "positions: a lost request flags its response only");
+	fx_free(&f);
+
+	/* Request and response /2 lost, then /3 (the flow layer declares the
+	 * server's loss with /3's ack, the client's with /3's response's). */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1));
+	f.off[TXN_DIR_CLIENT] += strlen(RQ(2));
+	LS(RS(2));
+	txn_conn_gap(f.c, TXN_DIR_CLIENT, strlen(RQ(2)), ts++);
+	C(RQ(3)), S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 " OK1(3) "#2 " OK1(4),
+		   "positions: a whole lost transaction flags nothing after it");
+	TAP_EQ_U64(f.st.gap_sessions, 0, "positions: no gap session");
+	fx_free(&f);
+
+	/* Response /2 and request /3 lost (/3's response acknowledges /3):
+	 * /2 lost its response, /3's response answers a lost request. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2));
+	f.off[TXN_DIR_SERVER] += strlen(RS(2)); /* the client read it before /3 */
+	f.off[TXN_DIR_CLIENT] += strlen(RQ(3));
+	txn_conn_gap(f.c, TXN_DIR_CLIENT, strlen(RQ(3)), ts++);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, strlen(RS(2)), ts++);
+	S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(
+	    fx_log(&f),
+	    "#0 " OK1(
+		1) "#1 GET /2 body=0 -> - gap no_response\n#2 - -> 200 body=1 gap no_request\n"
+		   "#3 " OK1(4),
+	    "positions: lost response then lost request: each flagged once");
+	fx_free(&f);
+
+	/* A pipelining client: /2 and /3 sent together, the response to /2
+	 * lost. Nothing says how many responses the loss took: in order,
+	 * flagged, until every request is answered. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2) RQ(3)), LS(RS(2)), S(RS(3)), C(RQ(4)), S(RS(4));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(
+	    fx_log(&f),
+	    "#0 " OK1(
+		1) "#1 GET /2 body=0 -> 200 body=1 gap\n"
+		   "#2 GET /3 body=0 -> 200 body=1 gap\n#3 GET /4 body=0 -> - gap no_response\n",
+	    "positions: pipelining after a loss stays in order, flagged");
+	TAP_EQ_U64(f.st.pairing_uncertain, 1, "positions: uncertain pairing counted");
+	fx_free(&f);
+
+	/* An answer nobody asked for (no loss): the client had already read
+	 * past it when it sent /2, so it cannot be /2's. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), S(R408), C(RQ(2)), S(RS(2));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0 no_request\n#2 " OK1(2),
+		   "positions: a response the client read before its request answers none");
+	fx_free(&f);
+
+	/* The same answer sent while /2 was on its way: the server had not
+	 * received /2 when it began it. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1));
+	{
+		struct txn_pos pc = {.off = f.off[0], .ack = f.off[1], .has_ack = true};
+		struct txn_pos ps = {.off = f.off[1], .ack = f.off[0], .has_ack = true};
+		txn_conn_segment(f.c, TXN_DIR_CLIENT, (const uint8_t *)RQ(2), strlen(RQ(2)), ts++,
+				 &pc);
+		txn_conn_segment(f.c, TXN_DIR_SERVER, (const uint8_t *)R408, strlen(R408), ts++,
+				 &ps);
+		f.off[0] += strlen(RQ(2));
+		f.off[1] += strlen(R408);
+	}
+	S(RS(2));
+	txn_conn_end(f.c, TXN_END_FIN, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 - -> 408 body=0 no_request\n#2 " OK1(2),
+		   "positions: a response sent before the request arrived answers none");
+	fx_free(&f);
+
+	/* A response lost at the end of the capture. */
+	fx_init(&f, false);
+	C(RQ(1)), S(RS(1)), C(RQ(2)), LS(RS(2));
+	txn_conn_end(f.c, TXN_END_EOF, ts);
+	TAP_EQ_STR(fx_log(&f), "#0 " OK1(1) "#1 GET /2 body=0 -> - gap no_response\n",
+		   "positions: response lost at the end: flagged gap");
+	fx_free(&f);
+}
+
+/* A chunked body that loses bytes past its chunk goes on at the next
+ * chunk-size line; a line that only looks like one is passed over. */
+static void test_chunked_gap(void)
+{
+	struct fixture f;
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3); /* past the chunk's end */
+	/* "\r\n5\r\n" in the lost chunk's tail: 5 bytes later there is no
+	 * CRLF, so it is no size line. */
+	srv(&f, "tail\r\n5\r\nnot crlf\r\n4\r\nwxyz\r\n0\r\n\r\n", 4);
+	cli(&f, "GET /n HTTP/1.1\r\n\r\n", 5);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 6);
+	txn_conn_end(f.c, TXN_END_FIN, 7);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /c body=0 -> 200 body=9 gap\n#1 GET /n body=0 -> 200 body=2\n",
+		   "chunked gap: resumed at the next true size line, next pair in step");
+	TAP_EQ_U64(f.st.chunk_resyncs, 1, "chunked gap: resumption counted");
+	fx_free(&f);
+
+	/* A line that looks like a size line whose data runs past the bytes at
+	 * hand is taken; the next response beginning a segment shows it was
+	 * data: the chunked body ended in the lost bytes. */
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3);
+	srv(&f, "tail\r\nabc\r\nmore", 4);
+	cli(&f, "GET /n HTTP/1.1\r\n\r\n", 5);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 6);
+	txn_conn_end(f.c, TXN_END_FIN, 7);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /c body=0 -> 200 body=9 gap\n#1 GET /n body=0 -> 200 body=2 gap\n",
+		   "chunked gap: a false size line is undone by the next response (fed without "
+		   "positions: the next pair is flagged too)");
+	fx_free(&f);
+
+	/* A second gap while looking: still the same message. */
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3);
+	srv(&f, "xx\r", 4);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 7, 5);
+	srv(&f, "3\r\nxyz\r\n0\r\n\r\n", 6);
+	txn_conn_end(f.c, TXN_END_FIN, 7);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /c body=0 -> 200 body=8 gap\n",
+		   "chunked gap: a size line right after a second gap");
+	fx_free(&f);
+
+	/* The end lost, the connection closes: cut, flagged. */
+	fx_init(&f, false);
+	cli(&f, "GET /c HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 2);
+	txn_conn_gap(f.c, TXN_DIR_SERVER, 20, 3);
+	txn_conn_end(f.c, TXN_END_FIN, 4);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /c body=0 -> 200 body=5 gap incomplete\n",
+		   "chunked gap: the end lost, cut at the close");
+	fx_free(&f);
+}
+
+/* Responses without a request that a log would still show: the answer to
+ * an HTTP/0.9 request, and answers after bytes that were no message. */
+static void test_http09_cruft(void)
+{
+	struct fixture f;
+	fx_init(&f, false);
+	cli(&f, "GET /old.txt\r\n", 1);
+	srv(&f, "alpha\n", 2);
+	srv(&f, "beta\n", 3);
+	txn_conn_end(f.c, TXN_END_FIN, 4);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /old.txt body=0 -> 0 body=11 http09\n",
+		   "http/0.9: the bare body until the close answers the request");
+	TAP_OK(f.rec.last_rs_first == 2 && f.rec.last_rs_last == 3, "http/0.9: response times");
+	TAP_EQ_U64(f.st.http09, 1, "http/0.9 counted");
+	fx_free(&f);
+
+	fx_init(&f, false);
+	cli(&f, "GET /old.txt\r\n", 1);
+	srv(&f, "alpha", 2);
+	txn_conn_end(f.c, TXN_END_RST, 3);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /old.txt body=0 -> 0 body=5 incomplete reset http09\n",
+		   "http/0.9: a reset cuts the answer");
+	fx_free(&f);
+
+	/* A server answering 0.9 with a status line is parsed as HTTP/1.x. */
+	fx_init(&f, false);
+	cli(&f, "GET /old.txt\r\n", 1);
+	srv(&f, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 2);
+	txn_conn_end(f.c, TXN_END_FIN, 3);
+	TAP_EQ_STR(fx_log(&f), "#0 GET /old.txt body=0 -> 200 body=2 http09\n",
+		   "http/0.9 request, HTTP/1.0 answer");
+	fx_free(&f);
+
+	/* A TLS hello to an HTTP port: nginx answers 400; the answer has no
+	 * request, and says the client's bytes were no request. */
+	fx_init(&f, false);
+	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)"\x16\x03\x01\x02\x00\x01\x00", 7, 1);
+	srv(&f, "HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad", 2);
+	txn_conn_end(f.c, TXN_END_FIN, 3);
+	TAP_EQ_STR(fx_log(&f), "#0 - -> 400 body=3 parse_error no_request\n",
+		   "cruft: the answer to a TLS hello is flagged parse_error, no_request");
+	TAP_EQ_U64(f.st.cruft, 1, "cruft counted");
+	fx_free(&f);
+
+	/* A banner before the response: the response keeps its request. */
+	fx_init(&f, false);
+	cli(&f, "GET /a HTTP/1.1\r\n\r\n", 1);
+	srv(&f, "*** welcome ***\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA", 2);
+	cli(&f, "GET /b HTTP/1.1\r\n\r\n", 3);
+	srv(&f, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB", 4);
+	txn_conn_end(f.c, TXN_END_FIN, 5);
+	TAP_EQ_STR(fx_log(&f),
+		   "#0 GET /a body=0 -> 200 body=1 parse_error\n#1 GET /b body=0 -> 200 body=1\n",
+		   "cruft before a response: paired with its request, flagged");
+	fx_free(&f);
+}
+
+/* The rules of txn_pair_pick() on hand-made positions. */
+static void test_pair_rules(void)
+{
+	/* Requests at client offsets 0, 10, 20 with acks 0, 50, 100 (a waiting
+	 * client); server bytes from 40 on were lost before a response at 150. */
+	struct txn_start r[3] = {
+	    {.off = 0, .ack = 0, .has_ack = true},
+	    {.off = 10, .ack = 50, .has_ack = true},
+	    {.off = 20, .ack = 100, .has_ack = true},
+	};
+	const struct txn_start *rp[3] = {&r[0], &r[1], &r[2]};
+	struct txn_start rs = {.off = 150, .ack = 30, .has_ack = true, .lost = true, .lost_lo = 40};
+	struct txn_pair_in in = {.reqs = rp, .n = 3, .resp = &rs};
+	struct txn_pair_out out;
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 2 && !out.orphan && !out.uncertain && out.by_position,
+	       "pair rules: a waiting client's two lost responses are skipped");
+	rs.ack = 15; /* the server had not read the third request */
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 1 && !out.uncertain, "pair rules: the server's ack bounds the answer");
+	rs.ack = 30;
+	rs.lost_lo = 120; /* lost bytes after the client read the third request's ack */
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 0 && out.uncertain,
+	       "pair rules: lost bytes not where the skipped responses were: uncertain");
+	rs.lost_lo = 40;
+	r[1].ack = 0; /* pipelined */
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 0 && out.uncertain, "pair rules: pipelined requests: uncertain");
+	r[1].ack = 50;
+	rs.lost = false;
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.drop == 0 && !out.uncertain, "pair rules: nothing lost: the oldest");
+	rs.off = 0;
+	r[0].ack = 5;
+	txn_pair_pick(&in, &out);
+	TAP_OK(out.orphan && out.drop == 0, "pair rules: read past by the client: an orphan");
+	struct txn_start a = {.off = 50, .ack = 11}, b = {.off = 49, .ack = 11},
+			 c = {.off = 50, .ack = 10};
+	TAP_OK(txn_pair_causal(&r[1], &a) && !txn_pair_causal(&r[1], &b) &&
+		   !txn_pair_causal(&r[1], &c),
+	       "pair rules: causality at its bounds");
+}
+
 static void test_parse_error(void)
 {
 	struct fixture f;
@@ -408,7 +714,8 @@ static void test_direction_swap(void)
 	txn_conn_data(f.c, TXN_DIR_CLIENT,
 		      (const uint8_t *)"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38, 1);
 	txn_conn_end(f.c, TXN_END_FIN, 2);
-	TAP_EQ_STR(fx_log(&f), "#0 - -> 200 body=0\n", "response first: swapped, orphan response");
+	TAP_EQ_STR(fx_log(&f), "#0 - -> 200 body=0 no_request\n",
+		   "response first: swapped, orphan response");
 	TAP_EQ_U64(f.st.orphan_responses, 1, "orphan counted");
 	TAP_EQ_U64(f.st.sessions_emitted, 1, "orphan emitted");
 	TAP_EQ_U64(f.st.sessions_complete, 0, "an orphan response is not a complete transaction");
@@ -429,7 +736,8 @@ static void test_direction_swap(void)
 	txn_conn_data(f.c, TXN_DIR_CLIENT, (const uint8_t *)resp2, strlen(resp2), 5);
 	txn_conn_end(f.c, TXN_END_FIN, 6);
 	TAP_EQ_STR(fx_log(&f),
-		   "#0 - -> 200 body=2 midstream\n#1 GET /next body=0 -> 204 body=0 midstream\n",
+		   "#0 - -> 200 body=2 midstream no_request\n#1 GET /next body=0 -> 204 body=0 "
+		   "midstream\n",
 		   "midstream swap: orphan first response, then pairs");
 	TAP_OK(f.rec.last_src.addr[0] == 20, "src is the caller's server side");
 	fx_free(&f);
@@ -645,6 +953,10 @@ int main(void)
 	test_no_response();
 	test_early_response();
 	test_gap_resync();
+	test_positions();
+	test_pair_rules();
+	test_chunked_gap();
+	test_http09_cruft();
 	test_parse_error();
 	test_direction_swap();
 	test_tunnel();

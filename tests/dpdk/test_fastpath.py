@@ -13,6 +13,7 @@ Usage: test_fastpath.py EXE GEN CASE
   CASE: copy dup vlan vxlan multi workers ring count cli telemetry parity
         shadow shadow-down shadow-ring shadow-writes shadow-tls (these read DEMO_PCAP,
         tests/demo/demo.pcap) parity-users (tests/dpdk/users-keepalive)
+        loss (reads LOSS_PCAP, tests/capture/loss/wrk-nginx-4k.pcap.xz)
 """
 import json
 import os
@@ -427,6 +428,70 @@ def case_parity(exe, d, exp, frames):
                        universal_newlines=True, timeout=TIMEOUT)
     ok(p.returncode == 0 and "fp_colored" in p.stdout,
        "parity: the store trailer carries the fast path's counters", p.stdout[-400:])
+
+
+def case_loss(exe, d, exp, frames):
+    # Pairing after capture loss (docs/capture.md "Pairing after loss") runs
+    # in the fast path's workers too: the real keep-alive capture with 20
+    # payload packets removed (seeded) gives the same sessions through the
+    # workers as through `dyetap record`, 20 of them flagged, and every
+    # unflagged one is the full capture's.
+    import lzma
+    import random
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    if not shutil.which("editcap"):
+        ok(True, "loss: # SKIP editcap not installed")
+        return
+    with lzma.open(os.environ["LOSS_PCAP"]) as src, open(os.path.join(d, "full.pcap"),
+                                                         "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    payload = [i + 1 for i, (_, _, b) in enumerate(read_pcap(os.path.join(d, "full.pcap")))
+               if tcp_payload_len(b) > 0]
+    drop = sorted(random.Random(1).sample(payload, 20))
+    subprocess.run(["editcap", "-F", "pcap", "full.pcap", "cut.pcap"] + [str(n) for n in drop],
+                   cwd=d, check=True, capture_output=True)
+    rules = ["--color", "all=dst:127.0.0.1"]
+    for name in ("full", "cut"):
+        p = subprocess.run([dyetap, "record", "-r", name + ".pcap", "-w", name + ".dyt"] + rules,
+                           cwd=d, capture_output=True, universal_newlines=True, timeout=TIMEOUT)
+        ok(p.returncode == 0, "loss: dyetap record of the %s capture" % name, p.stderr)
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=cut.pcap"]
+    # Rings and mbufs for the whole capture: net_pcap reads faster than a
+    # sanitizer build's worker parses, and a full ring drops (counted).
+    p = run(exe, eal, ["--rx", "0", "--workers", "1", "-w", "fp.dyt", "--exit-idle", "400",
+                       "--ring-size", "16384", "--mbufs", "16384", "--json"] + rules, d)
+    ok(p.returncode == 0, "loss: fast path with one worker exits 0", p.stderr)
+    c = counters(p) or {}
+    ok(not any(v for k, v in c.items() if "drop" in k and isinstance(v, int)),
+       "loss: the fast path dropped nothing", {k: v for k, v in c.items() if "drop" in k})
+    want = sessions(dyetap, ["cut.dyt"], d)
+    got = sessions(dyetap, ["fp.dyt"], d)
+    ok(got == want and sum(got.values()) > 3900,
+       "loss: the workers' %d sessions equal dyetap record's" % sum(got.values()),
+       "only fast path: %s\nonly record: %s" % (list(got - want)[:1], list(want - got)[:1]))
+    flagged = [json.loads(k) for k, n in got.items() for _ in range(n) if json.loads(k)["flags"]]
+    ok(0 < len(flagged) <= 40, "loss: %d sessions flagged for 20 lost packets" % len(flagged))
+    def no_index(c):  # a transaction lost whole shifts the index in its connection
+        out = Counter()
+        for k, n in c.items():
+            o = json.loads(k)
+            o.pop("conn_index")
+            out[json.dumps(o, sort_keys=True)] += n
+        return out
+    full = no_index(sessions(dyetap, ["full.dyt"], d))
+    clean = no_index(Counter({k: n for k, n in got.items() if not json.loads(k)["flags"]}))
+    ok(not (clean - full), "loss: every unflagged session is the full capture's",
+       list(clean - full)[:1])
+
+
+def tcp_payload_len(frame):
+    """TCP payload bytes of an Ethernet + IPv4 frame (0 for anything else)."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        return 0
+    ihl = (frame[14] & 15) * 4
+    tot = struct.unpack(">H", frame[16:18])[0]
+    doff = (frame[14 + ihl + 12] >> 4) * 4
+    return tot - ihl - doff
 
 
 # --- shadowing (--lane) ------------------------------------------------------
@@ -984,7 +1049,8 @@ def case_parity_h2(exe, d, exp, frames):
 CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli,
          "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes,
-         "parity-users": case_parity_users, "parity-h2": case_parity_h2, "shadow-tls": case_shadow_tls}
+         "parity-users": case_parity_users, "parity-h2": case_parity_h2, "shadow-tls": case_shadow_tls,
+         "loss": case_loss}
 
 
 def main():

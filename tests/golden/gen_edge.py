@@ -367,6 +367,70 @@ def case_no_response(p):
     ]
 
 
+def chunked(head_status, chunks, reason="OK"):
+    """A chunked response: its head, and the encoded body with the data
+    offset and size of every chunk (offsets relative to the body)."""
+    head = ("HTTP/1.1 %d %s\r\nServer: gen-edge/1\r\nContent-Type: text/plain\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n" % (head_status, reason)).encode()
+    enc, where = b"", []
+    for ch in chunks:
+        enc += b"%x\r\n" % len(ch)
+        where.append((len(enc), len(ch)))
+        enc += ch + b"\r\n"
+    enc += b"0\r\n\r\n"
+    return head, enc, where
+
+
+def send_lossy(conn, req, head, enc, lost, seg=1000):
+    """Client sends @req; the server answers head + @enc in @seg-byte
+    segments, of which those starting at the response offsets in @lost are
+    missing from the capture (the client still acknowledges them)."""
+    conn.c(conn.cnext, req)
+    conn.s_ack()
+    data = head + enc
+    base = conn.snext
+    for i in range(0, len(data), seg):
+        if i not in lost:
+            conn.s(base + i, data[i : i + seg])
+    conn.snext = base + len(data)
+    conn.c_ack()
+
+
+def case_chunked_gap(p):
+    """Chunked response bodies that lose segments (docs/capture.md "Gaps"):
+    1. a 1000-byte segment inside the second of three 2500-byte chunks:
+       bridged like a Content-Length body, body_len exact (7500);
+    2. a segment across the end of a 700-byte chunk, the next chunk-size
+       line and the start of the chunk after it: the body goes on at the
+       following chunk-size line; body_len counts what was seen plus the
+       rest of the chunk the gap began in, not the chunk it took whole nor
+       the tail of the next, whose size line it took (7 chunks of 700:
+       0, 1, 2 and, after the resumption, 5 and 6 count: 3500);
+    3. the segment holding the last chunk and the final 0-size chunk: the
+       next response on the connection begins, the chunked one ends at the
+       gap, flagged, and the next is in step;
+    4. a plain response after them, complete."""
+    c = Conn(p, 40012, 0x1234ABCD, 0x2345BCDE)
+    c.handshake()
+    head, enc, _ = chunked(200, [pattern(2500, k) for k in (1, 2, 3)])
+    send_lossy(c, request("GET", "/chunk/inside"), head, enc, {len(head) // 1000 * 1000 + 3000})
+    head, enc, where = chunked(200, [pattern(700, k) for k in range(7)])
+    # the segment starting in chunk 2's data [where[2]], spanning chunk 3
+    start = len(head) + where[2][0] + 500
+    lost = start // 1000 * 1000
+    send_lossy(c, request("GET", "/chunk/across"), head, enc, {lost})
+    head, enc, _ = chunked(200, [pattern(900, 9), pattern(600, 8)])
+    send_lossy(c, request("GET", "/chunk/end"), head, enc, {1000})
+    send_plain(c, request("GET", "/chunk/after"), *response(200, b"after\n"))
+    c.close()
+    return [
+        T("GET", "/chunk/inside", 200, 0, 7500, ["gap"]),
+        T("GET", "/chunk/across", 200, 0, 3500, ["gap"]),
+        T("GET", "/chunk/end", 200, 0, 900, ["gap"]),
+        T("GET", "/chunk/after", 200, 0, 6),
+    ]
+
+
 def case_tunnel(p):
     """Two connections whose HTTP ends in a tunnel. 1: CONNECT answered
     200, then opaque bytes both ways (a TLS-like record each way). 2: GET
@@ -423,6 +487,7 @@ CASES = {
     "edge-rst-mid-body": case_rst_mid_body,
     "edge-no-response": case_no_response,
     "edge-tunnel": case_tunnel,
+    "edge-chunked-gap": case_chunked_gap,
 }
 
 

@@ -181,8 +181,9 @@ def make_namespaces():
         sh("ip", "-n", ns, "link", "set", "lo", "up")
 
 
-def ns_setup(conns, reqs, report_every="1s"):
-    """Servers, mirror and client in their namespaces; returns the handles."""
+def ns_setup(conns, reqs, report_every="1s", extra=()):
+    """Servers, mirror (block capture, or as @extra says) and client in their
+    namespaces; returns the handles."""
     make_namespaces()
     prod_log, lane_log = os.path.join(TMP, "prod.log"), os.path.join(TMP, "lane.log")
     start([sys.executable, SERVICE, "--build", "baseline", "--host", "10.77.0.2",
@@ -201,7 +202,8 @@ def ns_setup(conns, reqs, report_every="1s"):
                            "--color", "blue=header:x-lane=blue",
                            "--lane", "blue=http://10.77.1.2:8081", "--report-dir", rdir,
                            "--report-every", report_every, "-w", rec, "--json",
-                           "--drain-timeout", "3s", "--timeout", "2s"], ns=NS_PROD)
+                           "--drain-timeout", "3s", "--timeout", "2s"] + list(extra),
+                          ns=NS_PROD)
     if not ok(wait_capturing(err), "mirror starts capturing on veth-p"):
         return None
     cli = start([sys.executable, CLIENT, "--host", "10.77.0.2", "--port", "8080",
@@ -279,7 +281,7 @@ def test_netns():
 
 def test_lanekill():
     conns, reqs = 4, 60
-    h = ns_setup(conns, reqs)
+    h = ns_setup(conns, reqs, extra=["--immediate"])
     if not h:
         return
     ok(wait_lines(h["lane_log"], 10, 20), "lane receives shadow traffic before the kill")
@@ -366,6 +368,8 @@ def usage_errors(pcap):
                "blue=http://127.0.0.1:1", "-w", os.path.join(os.path.dirname(pcap), ".",
                                                            os.path.basename(pcap))],
               "also an input"),
+             (["-r", pcap, "--color", "b=method:GET", "--lane", "b=http://127.0.0.1:1",
+               "--block-ms", "5000"], "--block-ms"),
              # sizes take the suffixes of every other size option: 512M parses
              # (the error is the missing lane), 5X does not
              (["-r", pcap, "--color", "blue=header:x-lane=blue", "--report-memcap", "512M"],

@@ -22,8 +22,11 @@ import re
 import struct
 import sys
 
-METHOD_RE = re.compile(rb"[A-Z][A-Z_-]{0,15} [^ \r\n]+ HTTP/1\.[01]\r\n")
+# A method is any RFC 9110 token (section 9.1), extension methods included.
+METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64} [^ \r\n]+ HTTP/1\.[01]\r\n")
 STATUS_RE = re.compile(rb"HTTP/1\.[01] [0-9]{3}")
+# RFC 1945 section 4.1: an HTTP/0.9 simple request, a line without version.
+SIMPLE_RE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) ([^ \r\n]+)\r?\n")
 FIN, SYN, RST = 0x01, 0x02, 0x04
 
 
@@ -119,28 +122,74 @@ def parse_head(buf, pos):
     return lines[0], hdr, end + 4
 
 
-def body(buf, pos, n, hdr, is_resp, close_ok):
+CHUNK_LINE_RE = re.compile(rb"[0-9A-Fa-f]{1,16}(;[^\r\n]*)?\r\n")
+
+
+def next_missing(miss, pos):
+    return min((i for i in miss if i >= pos), default=None)
+
+
+def hunt(buf, q, n, miss, start_re):
+    """After bytes lost in a chunked body (from q on): the next chunk-size
+    line or message start at a line start, a start after a hole counting
+    as one. -> ("chunk"|"msg"|"end", offset)."""
+    while q < n and q in miss:
+        q += 1
+    p = q
+    while p < n:
+        at_line = p == q or (p - 1) in miss or (buf[p - 2 : p] == b"\r\n" and not {p - 1, p - 2} & miss)
+        if at_line and p not in miss:
+            if start_re.match(buf, p):
+                return "msg", p
+            m = CHUNK_LINE_RE.match(buf, p)
+            if m and not any(i in miss for i in range(p, m.end())):
+                return "chunk", p
+        p += 1
+    return "end", n
+
+
+def chunked_body(buf, pos, n, miss, start_re):
+    """Chunked body with the loss policy of docs/capture.md ("Gaps"): a
+    loss inside a chunk's data is bridged; one running past it counts the
+    rest of that chunk and goes on at the next chunk-size line, or ends the
+    body at the next message start. -> (body_len, new_pos, complete)."""
+    tot = 0
+    while True:
+        e = buf.find(b"\r\n", pos)
+        fm = next_missing(miss, pos)
+        if fm is not None and (e < 0 or fm < e + 2):  # the size line was lost
+            what, pos = hunt(buf, fm, n, miss, start_re)
+            if what == "chunk":
+                continue
+            return tot, pos, what == "msg"
+        if e < 0:
+            return tot, n, False
+        sz = int(buf[pos:e].split(b";")[0], 16)
+        pos = e + 2
+        if sz == 0:
+            while True:  # trailer section
+                e = buf.find(b"\r\n", pos)
+                if e < 0:
+                    return tot, n, False
+                line, pos = buf[pos:e], e + 2
+                if not line:
+                    return tot, pos, True
+        if pos + sz + 2 > n:
+            return tot + max(0, n - pos), n, False
+        fm = next_missing(miss, pos)
+        tot += sz
+        if fm is None or fm >= pos + sz + 2 or not any(i in miss for i in range(pos + sz, pos + sz + 2)):
+            pos += sz + 2  # seen whole, or lost inside the data only: bridged
+            continue
+        what, pos = hunt(buf, fm, n, miss, start_re)
+        if what != "chunk":
+            return tot, pos, what == "msg"
+
+
+def body(buf, pos, n, hdr, is_resp, close_ok, miss=frozenset(), start_re=None):
     """-> (body_len, new_pos, complete)."""
     if "chunked" in hdr.get("transfer-encoding", "").lower():
-        tot = 0
-        while True:
-            e = buf.find(b"\r\n", pos)
-            if e < 0:
-                return tot, n, False
-            sz = int(buf[pos:e].split(b";")[0], 16)
-            pos = e + 2
-            if sz == 0:
-                while True:  # trailer section
-                    e = buf.find(b"\r\n", pos)
-                    if e < 0:
-                        return tot, n, False
-                    line, pos = buf[pos:e], e + 2
-                    if not line:
-                        return tot, pos, True
-            if pos + sz + 2 > n:
-                return tot + max(0, n - pos), n, False
-            tot += sz
-            pos += sz + 2
+        return chunked_body(buf, pos, n, miss, start_re)
     if "content-length" in hdr:
         cl = int(hdr["content-length"])
         if pos + cl > n:
@@ -171,13 +220,23 @@ def conn_txns(c):
     reset = c["rst"]
     reqs = []
     pos = resync(cb, 0, METHOD_RE) if mid else 0
+    cruft = False
     while pos < cn:
+        m09 = SIMPLE_RE.match(cb, pos)
+        if m09 and not METHOD_RE.match(cb, pos):
+            reqs.append({"method": m09.group(1).decode(), "target": m09.group(2).decode(),
+                         "req_body_len": 0, "gap": False, "done": True, "http09": True})
+            pos = m09.end()
+            continue
+        if not METHOD_RE.match(cb, pos):
+            cruft = True  # bytes that are no request: nothing of its own
+            break
         h = parse_head(cb, pos)
         if h is None:
             break
         first, hdr, p = h
         method, target = first.split(" ")[0], first.split(" ")[1]
-        blen, p2, done = body(cb, p, cn, hdr, False, False)
+        blen, p2, done = body(cb, p, cn, hdr, False, False, cmiss, METHOD_RE)
         gap = any(i in cmiss for i in range(pos, p2))
         reqs.append({"method": method, "target": target, "req_body_len": blen, "gap": gap, "done": done})
         pos = p2
@@ -191,6 +250,16 @@ def conn_txns(c):
             flags.add("gap")
         if tunnel:
             break
+        if rq.get("http09") and pos < sn and not sb.startswith(b"HTTP/", pos):
+            # the answer is a bare body until the server closes
+            t["status"], t["resp_body_len"] = 0, sn - pos
+            flags.add("http09")
+            pos = sn
+            t["flags"] = sorted(flags)
+            txns.append(t)
+            continue
+        if rq.get("http09"):
+            flags.add("http09")
         while pos < sn:
             h = parse_head(sb, pos)
             if h is None:
@@ -210,7 +279,7 @@ def conn_txns(c):
             if rq["method"] == "HEAD" or code in (204, 304):
                 blen, p2, done = 0, p, True
             else:
-                blen, p2, done = body(sb, p, sn, hdr, True, c["server_fin"])
+                blen, p2, done = body(sb, p, sn, hdr, True, c["server_fin"], smiss, STATUS_RE)
             if any(i in smiss for i in range(pos, p2 if done else sn)):
                 flags.add("gap")
             if not done:
@@ -226,6 +295,18 @@ def conn_txns(c):
             flags.add("no_response")
         t["flags"] = sorted(flags)
         txns.append(t)
+    # Responses left over answer no request seen; after bytes that were no
+    # request (e.g. a TLS hello to an HTTP port) they say so.
+    while not mid and pos < sn and STATUS_RE.match(sb, pos):
+        h = parse_head(sb, pos)
+        if h is None:
+            break
+        first, hdr, p = h
+        blen, p2, done = body(sb, p, sn, hdr, True, c["server_fin"], smiss, STATUS_RE)
+        flags = {"no_request"} | ({"parse_error"} if cruft else set())
+        txns.append({"method": "", "target": "", "status": int(first.split(" ")[1]),
+                     "req_body_len": 0, "resp_body_len": blen, "flags": sorted(flags)})
+        pos = p2
     return txns
 
 
@@ -265,7 +346,10 @@ def transactions(path):
         c["server"] = key[0] if key[1] == c["client"] else key[1]
         c["server_fin"] = c["server"] in c.get("fins", set())
         ts = c["dirs"][c["client"]].first_ts or 0
-        out.append((ts, c["order"], conn_txns(c)))
+        txns = conn_txns(c)
+        if txns and not txns[0]["method"] and not txns[0]["target"]:
+            ts = 0  # no request: its time is 0 in the canonical order
+        out.append((ts, c["order"], txns))
     out.sort(key=lambda x: (x[0], x[1]))
     return [t for _, _, ts in out for t in ts]
 
