@@ -66,6 +66,7 @@ enum diff_kind {
 	DIFF_K_BINARY,	    /**< "binary_changed": length or hash differ */
 	DIFF_K_NOT_JSON,    /**< "not_json": one side parses as JSON, the other not */
 	DIFF_K_UNDECODABLE, /**< "undecodable": a content encoding failed to decode */
+	DIFF_K_ORDER,	    /**< "order_changed": the same array elements in another order */
 	DIFF_K_COUNT,
 };
 
@@ -195,6 +196,8 @@ struct diff_summary {
 	uint64_t status_changes;   /**< pairs with a real status difference */
 	uint64_t groups;	   /**< real difference groups */
 	uint64_t noise_groups;	   /**< groups judged noise (learned or likely) */
+	uint64_t causes;	   /**< real root causes (groups joined across endpoints) */
+	uint64_t noise_causes;	   /**< root causes judged noise */
 	uint64_t secondary_pairs;  /**< secondary pairs compared */
 	uint64_t endpoints;	   /**< endpoints seen */
 	uint64_t findings_dropped; /**< differences beyond max_findings per pair */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
 #include "analysis/tmpl.h"
 #include "common/mem.h"
@@ -140,6 +141,7 @@ void diff_cand_free(struct diff_cand *v)
 		close(v->combos.spill_fd);
 	diff_hist_release(&v->all_p);
 	diff_hist_release(&v->all_c);
+	diff_causes_free(v->roots);
 	mem_free(v->role);
 	mem_free(v->target);
 	mem_free(v);
@@ -549,6 +551,7 @@ static void keep_example(struct diff_part *pt, struct diff_cand *v, struct diff_
 	x.primary = render_msg(p, &s->resp, false, &b);
 	x.candidate = render_msg(p, &r->resp, false, &c);
 	x.bytes = a + b + c;
+	memcpy(x.iloc, f->iloc, sizeof(x.iloc));
 	memcpy(x.pval, f->pval, sizeof(x.pval));
 	memcpy(x.cval, f->cval, sizeof(x.cval));
 	if (!x.request || !x.primary || !x.candidate || !diff_mem_take(pt, x.bytes)) {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
 #include "common/mem.h"
 
@@ -738,6 +739,21 @@ static int own_counters(struct diff_ctx *c)
 	return k ? diff_ctx_add_counters(c, "diff", nz, k) : 0;
 }
 
+/* Root causes of every verdict (diff_causes.h), once groups are final. */
+static int finish_causes(struct diff_ctx *c)
+{
+	for (size_t i = 0; i < c->n_cand; i++) {
+		struct diff_cand *v = c->cand[i];
+		if (diff_causes_build(v))
+			return -ENOMEM;
+		v->sum.causes = v->roots->real;
+		v->sum.noise_causes = v->roots->noise;
+		c->sum.causes += v->sum.causes;
+		c->sum.noise_causes += v->sum.noise_causes;
+	}
+	return 0;
+}
+
 int diff_ctx_finish(struct diff_ctx *c)
 {
 	if (c->finished)
@@ -795,6 +811,8 @@ int diff_ctx_finish(struct diff_ctx *c)
 	t->data_incomplete |= shared_loss(c);
 	if (rc)
 		DIFF_LOG(LOG_ERROR, "cannot read back the signature sets spilled to disk");
+	if (!rc)
+		rc = finish_causes(c);
 	return rc == -EIO ? -EIO : rc ? -ENOMEM : 0;
 }
 

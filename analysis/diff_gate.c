@@ -16,6 +16,8 @@ const char *const diff_gate_metrics[] = {
     "diff_rate",
     "differing",
     "status_changes",
+    "causes",
+    "noise_causes",
     "groups",
     "noise_groups",
     "compared",
@@ -35,6 +37,8 @@ const char *const diff_gate_metric_help[] = {
     "fraction of compared pairs with at least one real difference",
     "number of compared pairs with at least one real difference",
     "number of pairs whose status code changed (not noise)",
+    "number of real root causes (the same change joined across endpoints)",
+    "number of root causes judged noise (learned or likely)",
     "number of real difference groups (signatures)",
     "number of groups judged noise (learned or likely)",
     "number of pairs compared",
@@ -67,7 +71,8 @@ int diff_gate_parse(struct diff_gate *g, const char *expr, char *err, size_t err
 	if (known < 0) {
 		snprintf(err, errlen,
 			 "unknown metric '%.*s' in '%s' (known: diff_rate, differing, "
-			 "status_changes, groups, noise_groups, compared, incomplete, "
+			 "status_changes, causes, noise_causes, groups, noise_groups, compared, "
+			 "incomplete, "
 			 "incomplete_rate, replay_errors, error_rate, unreplayed, data_incomplete, "
 			 "p50_latency_ratio, p99_latency_ratio, max_p99_latency_ratio)",
 			 (int)n, p, expr);
@@ -129,6 +134,10 @@ static double metric(const struct diff_cand *v, const char *m)
 		return (double)s->differing;
 	if (!strcmp(m, "status_changes"))
 		return (double)s->status_changes;
+	if (!strcmp(m, "causes"))
+		return (double)s->causes;
+	if (!strcmp(m, "noise_causes"))
+		return (double)s->noise_causes;
 	if (!strcmp(m, "groups"))
 		return (double)s->groups;
 	if (!strcmp(m, "noise_groups"))

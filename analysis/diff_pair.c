@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/diff_align.h"
 #include "analysis/diff_private.h"
 #include "common/jsonw.h"
 #include "common/mem.h"
@@ -33,7 +34,7 @@
 
 static const char *const kind_names[DIFF_K_COUNT] = {
     "status_changed", "value_changed",	"type_changed", "missing",     "extra",
-    "text_changed",   "binary_changed", "not_json",	"undecodable",
+    "text_changed",   "binary_changed", "not_json",	"undecodable", "order_changed",
 };
 
 const char *diff_kind_name(unsigned kind)
@@ -243,7 +244,7 @@ static struct diff_finding *add_finding(struct diff_engine *e, uint8_t kind)
 	struct diff_finding *f = &e->f[e->nf++];
 	f->kind = kind;
 	f->vol = false;
-	f->loc[0] = f->pval[0] = f->cval[0] = '\0';
+	f->loc[0] = f->iloc[0] = f->pval[0] = f->cval[0] = '\0';
 	return f;
 }
 
@@ -626,7 +627,7 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			const struct store_header *x = &a->headers[i], *y = &b->headers[i];
 			if (x->name.len != y->name.len || x->value.len != y->value.len ||
 			    memcmp(x->name.ptr, y->name.ptr, x->name.len) ||
-			    memcmp(x->value.ptr, y->value.ptr, x->value.len))
+			    (x->value.len && memcmp(x->value.ptr, y->value.ptr, x->value.len)))
 				break;
 		}
 		if (i == na)
@@ -713,52 +714,78 @@ static void loc_put(char *out, size_t cap, size_t *o, const void *p, size_t n)
 	out[*o] = '\0';
 }
 
-static void build_loc(struct diff_engine *e, char *out, size_t cap)
+static void loc_index(char *out, size_t cap, size_t *o, uint64_t v)
+{
+	char num[24];
+	size_t k = sizeof(num);
+	do {
+		num[--k] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	loc_put(out, cap, o, "[", 1);
+	loc_put(out, cap, o, num + k, sizeof(num) - k);
+	loc_put(out, cap, o, "]", 1);
+}
+
+/*
+ * The location of the current position: @p out with every array element
+ * written [*] (the location a group is keyed on, so that one change of
+ * every element is one group), @p iout the element's own location
+ * ($[3].id, $.items[id=7].price), left "" when it reads the same.
+ */
+static void build_loc(struct diff_engine *e, char *out, char *iout, size_t cap)
 {
 	/* hand-rolled: this runs for every difference, snprintf showed in profiles */
-	size_t o = 0;
+	size_t o = 0, io = 0;
+	bool idx = false;
 	loc_put(out, cap, &o, "body:$", 6);
+	loc_put(iout, cap, &io, "body:$", 6);
 	for (size_t i = 0; i < e->npos; i++) {
 		const struct noise_pos *p = &e->pos[i];
 		if (!p->is_index && (ident(p->key, p->key_len) ||
 				     (e->grpc_paths && field_number(p->key, p->key_len)))) {
 			loc_put(out, cap, &o, ".", 1);
 			loc_put(out, cap, &o, p->key, p->key_len);
+			loc_put(iout, cap, &io, ".", 1);
+			loc_put(iout, cap, &io, p->key, p->key_len);
 		} else if (!p->is_index) {
 			loc_put(out, cap, &o, "[\"", 2);
 			loc_put(out, cap, &o, p->key, p->key_len);
 			loc_put(out, cap, &o, "\"]", 2);
-		} else if (p->kfield) {
-			loc_put(out, cap, &o, "[", 1);
-			loc_put(out, cap, &o, p->kfield, strlen(p->kfield));
-			loc_put(out, cap, &o, "=", 1);
-			loc_put(out, cap, &o, p->kval, p->kval_len);
-			loc_put(out, cap, &o, "]", 1);
-		} else if (p->index == UINT64_MAX || e->grpc_paths) {
+			loc_put(iout, cap, &io, "[\"", 2);
+			loc_put(iout, cap, &io, p->key, p->key_len);
+			loc_put(iout, cap, &io, "\"]", 2);
+		} else {
 			/* gRPC: repeated fields read $.4[*].7, whatever the element */
 			loc_put(out, cap, &o, "[*]", 3);
-		} else {
-			char num[24];
-			size_t k = sizeof(num);
-			uint64_t v = p->index;
-			do {
-				num[--k] = (char)('0' + v % 10);
-				v /= 10;
-			} while (v);
-			loc_put(out, cap, &o, "[", 1);
-			loc_put(out, cap, &o, num + k, sizeof(num) - k);
-			loc_put(out, cap, &o, "]", 1);
+			if (p->kfield) {
+				loc_put(iout, cap, &io, "[", 1);
+				loc_put(iout, cap, &io, p->kfield, strlen(p->kfield));
+				loc_put(iout, cap, &io, "=", 1);
+				loc_put(iout, cap, &io, p->kval, p->kval_len);
+				loc_put(iout, cap, &io, "]", 1);
+				idx = true;
+			} else if (p->index == UINT64_MAX || e->grpc_paths) {
+				loc_put(iout, cap, &io, "[*]", 3);
+			} else {
+				loc_index(iout, cap, &io, p->index);
+				idx = true;
+			}
 		}
 	}
 	if (o >= cap - 1 && cap > 4)
 		memcpy(out + cap - 4, "...", 4);
+	if (!idx)
+		iout[0] = '\0';
+	else if (io >= cap - 1 && cap > 4)
+		memcpy(iout + cap - 4, "...", 4);
 }
 
-/* Render a JSON value compactly into @p b (capped by the caller's max). */
-static void render(const struct json_doc *d, uint32_t i, struct dbuf *b, int depth)
+/* Render a JSON value compactly into @p b, stopping once it holds @p lim bytes. */
+static void render_to(const struct json_doc *d, uint32_t i, struct dbuf *b, int depth, size_t lim)
 {
 	const struct json_node *n = json_node(d, i);
-	if (b->len > DIFF_VAL_MAX)
+	if (b->len > lim)
 		return;
 	switch (n->type) {
 	case JSON_STRING:
@@ -782,8 +809,8 @@ static void render(const struct json_doc *d, uint32_t i, struct dbuf *b, int dep
 					dbuf_append(b, d->text + cn->key_off, cn->key_len);
 					dbuf_puts(b, "\":");
 				}
-				render(d, c, b, depth + 1);
-				if (b->len > DIFF_VAL_MAX)
+				render_to(d, c, b, depth + 1, lim);
+				if (b->len > lim)
 					return;
 			}
 		}
@@ -795,12 +822,18 @@ static void render(const struct json_doc *d, uint32_t i, struct dbuf *b, int dep
 	}
 }
 
+/* Render a value after what @p b holds, at most about DIFF_VAL_MAX bytes of it. */
+static void render(const struct json_doc *d, uint32_t i, struct dbuf *b, int depth)
+{
+	render_to(d, i, b, depth, b->len + DIFF_VAL_MAX);
+}
+
 static void json_finding(struct diff_engine *e, uint8_t kind, uint32_t ai, uint32_t bi)
 {
 	struct diff_finding *f = add_finding(e, kind);
 	if (!f)
 		return;
-	build_loc(e, f->loc, sizeof(f->loc));
+	build_loc(e, f->loc, f->iloc, sizeof(f->loc));
 	struct dbuf *s = &e->scratch;
 	dbuf_reset(s);
 	if (ai != UINT32_MAX)
@@ -891,24 +924,28 @@ static bool deep_equal(struct diff_engine *e, uint32_t ai, uint32_t bi)
 	case JSON_OBJECT: {
 		if (a->n != b->n)
 			return false;
+		/* members usually come in the same order: look from where the
+		 * previous one was found, then from the start */
+		uint32_t cursor = b->first;
 		for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next) {
 			const struct json_node *xn = json_node(&e->ja, x);
-			bool found = false;
-			for (uint32_t y = b->first; y && !found; y = json_node(&e->jb, y)->next) {
-				const struct json_node *yn = json_node(&e->jb, y);
-				if (!e->budget)
-					return false;
-				e->budget--;
-				if (xn->key_len == yn->key_len &&
-				    !memcmp(e->ja.text + xn->key_off, e->jb.text + yn->key_off,
-					    xn->key_len)) {
-					if (!deep_equal(e, x, y))
+			uint32_t found = 0;
+			for (int pass = 0; pass < 2 && !found; pass++) {
+				for (uint32_t y = pass ? b->first : cursor; y && !found;
+				     y = json_node(&e->jb, y)->next) {
+					const struct json_node *yn = json_node(&e->jb, y);
+					if (!e->budget)
 						return false;
-					found = true;
+					e->budget--;
+					if (xn->key_len == yn->key_len &&
+					    !memcmp(e->ja.text + xn->key_off,
+						    e->jb.text + yn->key_off, xn->key_len))
+						found = y;
 				}
 			}
-			if (!found)
+			if (!found || !deep_equal(e, x, found))
 				return false;
+			cursor = json_node(&e->jb, found)->next;
 		}
 		return true;
 	}
@@ -989,7 +1026,12 @@ static uint32_t key_of(const struct json_doc *d, uint32_t el, const char *field,
 	return 0;
 }
 
-static void diff_array(struct diff_engine *e, const struct json_node *a, const struct json_node *b)
+static void diff_aligned(struct diff_engine *e, uint32_t ai, uint32_t bi);
+static void diff_positional(struct diff_engine *e, const struct json_node *a,
+			    const struct json_node *b);
+
+static void diff_array(struct diff_engine *e, uint32_t ai, uint32_t bi, const struct json_node *a,
+		       const struct json_node *b)
 {
 	const struct noise_rule *unord = path_rule(e, NOISE_UNORDERED);
 	const struct noise_rule *keyed = unord ? NULL : path_rule(e, NOISE_KEYED);
@@ -1077,6 +1119,17 @@ static void diff_array(struct diff_engine *e, const struct json_node *a, const s
 		e->npos--;
 		return;
 	}
+	if (!e->grpc_paths)
+		diff_aligned(e, ai, bi);
+	else
+		diff_positional(e, a, b);
+}
+
+/* Elements compared by position (gRPC repeated fields; arrays too long or
+ * too costly to align). */
+static void diff_positional(struct diff_engine *e, const struct json_node *a,
+			    const struct json_node *b)
+{
 	uint32_t x = a->first, y = b->first;
 	uint64_t i = 0;
 	for (; x || y; i++) {
@@ -1100,6 +1153,143 @@ static void diff_array(struct diff_engine *e, const struct json_node *a, const s
 				e->dropped++;
 		}
 	}
+}
+
+/* Append the identities of @p n elements in order (@p el, of @p d) to @p s,
+ * as a JSON array: key values as written, or element indexes (@p idx). */
+static void order_list(struct dbuf *s, const struct json_doc *d, const uint32_t *el, uint32_t n,
+		       const struct diff_alignment *al, const uint32_t *idx)
+{
+	size_t start = s->len;
+	dbuf_putc(s, '[');
+	for (uint32_t i = 0; i < n && s->len - start < DIFF_VAL_MAX; i++) {
+		if (i)
+			dbuf_putc(s, ',');
+		uint32_t k = 0;
+		if (al->how == DIFF_ALIGN_KEY) {
+			const struct json_node *o = json_node(d, el[i]);
+			for (uint32_t c = o->first; c && !k; c = json_node(d, c)->next) {
+				const struct json_node *cn = json_node(d, c);
+				if (cn->key_len == al->kfield_len &&
+				    !memcmp(d->text + cn->key_off, al->kfield, al->kfield_len))
+					k = c;
+			}
+		}
+		if (k) {
+			render(d, k, s, 0);
+		} else {
+			char num[24];
+			int l = snprintf(num, sizeof(num), "%u", idx ? idx[i] : i);
+			dbuf_append(s, num, (size_t)l);
+		}
+	}
+	dbuf_putc(s, ']');
+}
+
+/* One order_changed finding at the array: primary order, candidate order. */
+static void order_finding(struct diff_engine *e, const struct diff_alignment *al, uint32_t pre)
+{
+	struct diff_finding *f = add_finding(e, DIFF_K_ORDER);
+	if (!f)
+		return;
+	build_loc(e, f->loc, f->iloc, sizeof(f->loc));
+	struct dbuf *s = &e->scratch;
+	dbuf_reset(s);
+	/* the matched elements only: primary order, then the same ones in the
+	 * candidate's order (by content: as primary indexes) */
+	uint32_t n = 0;
+	bool key = al->how == DIFF_ALIGN_KEY;
+	for (uint32_t i = 0; i < al->na; i++)
+		if (al->ma[i])
+			al->tmp[n++] = key ? al->ea[i] : pre + i;
+	order_list(s, &e->ja, al->tmp, n, al, key ? NULL : al->tmp);
+	size_t la = s->len;
+	n = 0;
+	for (uint32_t j = 0; j < al->nb; j++)
+		if (al->mb[j])
+			al->tmp[n++] = key ? al->ea[al->mb[j] - 1] : pre + al->mb[j] - 1;
+	order_list(s, &e->ja, al->tmp, n, al, key ? NULL : al->tmp);
+	const char *base = s->data ? (const char *)s->data : "";
+	copy_val(f->pval, base, la < DIFF_VAL_MAX ? la : DIFF_VAL_MAX);
+	copy_val(f->cval, base + la, s->len - la < DIFF_VAL_MAX ? s->len - la : DIFF_VAL_MAX);
+}
+
+/*
+ * An array without a rule: elements aligned by identity, content or
+ * position (diff_align.h), then matched pairs compared, the rest missing
+ * or extra, and one order_changed when matched elements moved.
+ */
+static void diff_aligned(struct diff_engine *e, uint32_t ai, uint32_t bi)
+{
+	const struct json_node *a = json_node(&e->ja, ai), *b = json_node(&e->jb, bi);
+	size_t n = (size_t)a->n + b->n;
+	uint32_t stk[5 * 24];
+	uint32_t *mem = n <= 24 ? stk : mem_alloc(5 * n * sizeof(uint32_t));
+	if (!mem) {
+		diff_positional(e, a, b);
+		return;
+	}
+	uint32_t *ea = mem, *eb = mem + a->n, na = 0, nb = 0;
+	for (uint32_t x = a->first; x; x = json_node(&e->ja, x)->next)
+		ea[na++] = x;
+	for (uint32_t y = b->first; y; y = json_node(&e->jb, y)->next)
+		eb[nb++] = y;
+	/* elements equal in place at both ends need no alignment (the usual
+	 * case: most of a list unchanged); only the middle is aligned */
+	uint32_t pre = 0, suf = 0;
+	while (pre < na && pre < nb && deep_equal(e, ea[pre], eb[pre]))
+		pre++;
+	while (suf < na - pre && suf < nb - pre &&
+	       deep_equal(e, ea[na - 1 - suf], eb[nb - 1 - suf]))
+		suf++;
+	if (pre == na && pre == nb)
+		goto out;
+	struct diff_alignment al = {.ea = ea + pre,
+				    .eb = eb + pre,
+				    .na = na - pre - suf,
+				    .nb = nb - pre - suf,
+				    .ma = mem + n,
+				    .mb = mem + n + a->n,
+				    .tmp = mem + 2 * n};
+	memset(al.ma, 0, al.na * sizeof(uint32_t));
+	memset(al.mb, 0, al.nb * sizeof(uint32_t));
+	if (diff_align(&al, &e->ja, &e->jb, &e->budget)) {
+		diff_positional(e, a, b);
+		goto out;
+	}
+	if (al.moved && !path_rule(e, NOISE_IGNORE_PATH))
+		order_finding(e, &al, pre);
+	for (uint32_t i = 0; i < al.na; i++) {
+		if (e->nf >= e->p.max_findings && !al.ma[i]) {
+			e->dropped++;
+			continue;
+		}
+		struct noise_pos p = {.is_index = 1, .index = pre + i};
+		if (!push(e, &p))
+			goto out;
+		if (al.ma[i])
+			jdiff(e, al.ea[i], al.eb[al.ma[i] - 1]);
+		else if (!path_rule(e, NOISE_IGNORE_PATH))
+			json_finding(e, DIFF_K_MISSING, al.ea[i], UINT32_MAX);
+		e->npos--;
+	}
+	for (uint32_t j = 0; j < al.nb; j++) {
+		if (al.mb[j])
+			continue;
+		if (e->nf >= e->p.max_findings) {
+			e->dropped++;
+			continue;
+		}
+		struct noise_pos p = {.is_index = 1, .index = pre + j};
+		if (!push(e, &p))
+			goto out;
+		if (!path_rule(e, NOISE_IGNORE_PATH))
+			json_finding(e, DIFF_K_EXTRA, UINT32_MAX, al.eb[j]);
+		e->npos--;
+	}
+out:
+	if (mem != stk)
+		mem_free(mem);
 }
 
 static void jdiff(struct diff_engine *e, uint32_t ai, uint32_t bi)
@@ -1145,7 +1335,7 @@ static void jdiff(struct diff_engine *e, uint32_t ai, uint32_t bi)
 		diff_object(e, a, b);
 		return;
 	case JSON_ARRAY:
-		diff_array(e, a, b);
+		diff_array(e, ai, bi, a, b);
 		return;
 	}
 }

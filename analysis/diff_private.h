@@ -38,9 +38,10 @@ int diff_decode(const char *enc, size_t enclen, const uint8_t *in, size_t n, str
 
 /** One difference found in one pair. Values are copied, capped. */
 struct diff_finding {
-	uint8_t kind; /* enum diff_kind */
-	bool vol;     /* both values look volatile (timestamp, uuid, random hex) */
-	char loc[DIFF_LOC_MAX];
+	uint8_t kind;		 /* enum diff_kind */
+	bool vol;		 /* both values look volatile (timestamp, uuid, random hex) */
+	char loc[DIFF_LOC_MAX];	 /* array elements as [*] (docs/report.md "Locations") */
+	char iloc[DIFF_LOC_MAX]; /* the element's own location ($[3].id), "" when it is loc */
 	char pval[DIFF_VAL_MAX]; /* primary side, shown in examples */
 	char cval[DIFF_VAL_MAX];
 };
@@ -145,7 +146,8 @@ struct diff_example {
 	char *request; /* rendered, masked, capped; owned */
 	char *primary;
 	char *candidate;
-	size_t bytes; /* memory held, for the memory cap */
+	size_t bytes;		 /* memory held, for the memory cap */
+	char iloc[DIFF_LOC_MAX]; /* the finding's own location, "" when it is the group's */
 	char pval[DIFF_VAL_MAX];
 	char cval[DIFF_VAL_MAX];
 };
@@ -292,6 +294,7 @@ struct diff_cand {
 	uint64_t groups_dropped;    /* findings whose new group found no room */
 	uint64_t endpoints_dropped; /* pairs whose new endpoint found no room */
 	uint64_t examples_not_kept; /* examples not kept under the memory cap */
+	struct diff_causes *roots;  /* root causes (diff_causes.h), built by finish; owned */
 };
 
 /* The recording a results file replayed (chain of custody, docs/format.md). */

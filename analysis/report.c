@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
 #include "analysis/report.h"
 #include "common/jsonw.h"
@@ -220,6 +221,8 @@ static void jsummary(struct dbuf *b, const struct diff_summary *s, uint64_t p50p
 		    (unsigned long long)s->results, (unsigned long long)s->compared,
 		    (unsigned long long)s->differing, (unsigned long long)s->noisy_only);
 	jnum(b, s->diff_rate);
+	dbuf_printf(b, ",\"causes\":%llu,\"noise_causes\":%llu", (unsigned long long)s->causes,
+		    (unsigned long long)s->noise_causes);
 	dbuf_printf(b,
 		    ",\"status_changes\":%llu,\"groups\":%llu,\"noise_groups\":%llu,"
 		    "\"incomplete\":%llu,\"replay_errors\":%llu,\"unreplayed\":%llu,"
@@ -369,6 +372,80 @@ static void jgroups(struct dbuf *b, const struct diff_cand *v, bool *first)
 	mem_free(idx);
 }
 
+/* Root causes of verdict @p v (docs/report.md "Causes"). */
+static void jroots(struct dbuf *b, const struct diff_cand *v, bool *first)
+{
+	const struct diff_causes *cs = v->roots;
+	struct dbuf rules;
+	dbuf_init(&rules, 1 << 20);
+	for (size_t i = 0; cs && i < cs->n; i++) {
+		const struct diff_rootcause *rc = &cs->v[i];
+		dbuf_puts(b, *first ? "{\"candidate\":" : ",{\"candidate\":");
+		*first = false;
+		jsonw_cstr(b, v->role);
+		dbuf_printf(b, ",\"id\":\"c%zu\",\"severity\":\"%s\",\"kind\":\"%s\",\"location\":",
+			    i + 1, diff_severity_name(rc->severity), diff_kind_name(rc->kind));
+		jsonw_cstr(b, rc->location);
+		dbuf_puts(b, ",\"pattern\":");
+		jsonw_cstr(b, rc->pattern);
+		dbuf_puts(b, ",\"endpoints\":[");
+		for (uint32_t e = 0; e < rc->n_eps; e++) {
+			if (e)
+				dbuf_putc(b, ',');
+			jsonw_cstr(b, v->ep[rc->eps[e]].name);
+		}
+		dbuf_printf(b, "],\"count\":%llu,\"pairs\":%llu,\"rate\":",
+			    (unsigned long long)rc->count, (unsigned long long)rc->pairs);
+		jnum(b, rc->rate);
+		dbuf_printf(b, ",\"noise\":%s,\"noise_reason\":", rc->noise ? "true" : "false");
+		if (rc->noise)
+			dbuf_printf(b, "\"%s\"", noise_reason(rc->noise));
+		else
+			dbuf_puts(b, "null");
+		dbuf_reset(&rules);
+		diff_cause_rules(v, rc, &rules);
+		dbuf_puts(b, ",\"rule\":");
+		if (rules.len)
+			jsonw_str(b, rules.data, rules.len);
+		else
+			dbuf_puts(b, "null");
+		dbuf_puts(b, ",\"examples\":[");
+		for (uint32_t k = 0, n = 0; k < rc->n_groups && n < DIFF_CAUSE_EXAMPLES; k++) {
+			const struct diff_group *g = &v->gr[rc->groups[k]];
+			const struct diff_example *x = diff_group_example(g);
+			if (!x)
+				continue;
+			dbuf_puts(b, n++ ? ",{\"endpoint\":" : "{\"endpoint\":");
+			jsonw_cstr(b, v->ep[g->endpoint].name);
+			dbuf_printf(b, ",\"session_id\":%llu,\"location\":",
+				    (unsigned long long)x->session_id);
+			jsonw_cstr(b, x->iloc[0] ? x->iloc : g->location);
+			dbuf_puts(b, ",\"primary_value\":");
+			jsonw_cstr(b, x->pval);
+			dbuf_puts(b, ",\"candidate_value\":");
+			jsonw_cstr(b, x->cval);
+			/* the whole messages are the group's example, once in the report */
+			dbuf_putc(b, '}');
+		}
+		dbuf_puts(b, "],\"groups\":[");
+		for (uint32_t k = 0; k < rc->n_groups; k++) {
+			const struct diff_group *g = &v->gr[rc->groups[k]];
+			dbuf_puts(b, k ? ",{\"endpoint\":" : "{\"endpoint\":");
+			jsonw_cstr(b, v->ep[g->endpoint].name);
+			dbuf_puts(b, ",\"location\":");
+			jsonw_cstr(b, g->location);
+			dbuf_printf(b, ",\"kind\":\"%s\",\"count\":%llu,\"rate\":",
+				    diff_kind_name(g->kind), (unsigned long long)g->count);
+			jnum(b, g->rate);
+			dbuf_putc(b, '}');
+		}
+		dbuf_puts(b, "]}");
+	}
+	if (dbuf_error(&rules))
+		fail_nomem(b);
+	dbuf_release(&rules);
+}
+
 static void jcandidate(struct dbuf *b, const struct diff_ctx *c, size_t i)
 {
 	const struct diff_cand *v = c->cand[i];
@@ -404,6 +481,9 @@ static void jcandidate(struct dbuf *b, const struct diff_ctx *c, size_t i)
 			first = false;
 			jgate(b, c, &c->gates[k]);
 		}
+	dbuf_puts(b, "],\"causes\":[");
+	first = true;
+	jroots(b, v, &first);
 	dbuf_puts(b, "],\"endpoints\":[");
 	first = true;
 	jendpoints(b, v, &first);
@@ -517,6 +597,10 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 			dbuf_putc(b, ',');
 		jgate(b, c, &c->gates[i]);
 	}
+	dbuf_puts(b, "],\"causes\":[");
+	first = true;
+	for (size_t i = 0; i < c->n_cand; i++)
+		jroots(b, c->cand[i], &first);
 	dbuf_puts(b, "],\"endpoints\":[");
 	first = true;
 	for (size_t i = 0; i < c->n_cand; i++)
@@ -552,6 +636,63 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 /* JUnit XML                                                           */
 /* ------------------------------------------------------------------ */
 
+/* One failed testcase per real cause, before the endpoints: what changed,
+ * where, an example, and the rules that would accept it. */
+static void junit_causes(struct dbuf *b, const struct diff_cand *v)
+{
+	const struct diff_causes *cs = v->roots;
+	struct dbuf rules;
+	dbuf_init(&rules, 1 << 20);
+	for (size_t i = 0; cs && i < cs->n; i++) {
+		const struct diff_rootcause *rc = &cs->v[i];
+		if (rc->noise)
+			continue;
+		dbuf_printf(b, "    <testcase classname=\"dyetap.diff.cause\" name=\"c%zu %s ",
+			    i + 1, diff_kind_name(rc->kind));
+		esc(b, rc->location);
+		if (rc->pattern[0]) {
+			dbuf_puts(b, " (");
+			esc(b, rc->pattern);
+			dbuf_putc(b, ')');
+		}
+		dbuf_printf(b,
+			    "\" time=\"0\">\n      <failure type=\"%s\" message=\"%llu of %llu "
+			    "responses on %u endpoints\">",
+			    diff_severity_name(rc->severity), (unsigned long long)rc->count,
+			    (unsigned long long)rc->pairs, rc->n_eps);
+		for (uint32_t k = 0; k < rc->n_groups; k++) {
+			const struct diff_group *g = &v->gr[rc->groups[k]];
+			dbuf_puts(b, k ? "\n" : "");
+			esc(b, v->ep[g->endpoint].name);
+			dbuf_puts(b, " ");
+			esc(b, g->location);
+			dbuf_printf(b, " %s: %llu (%.2f%%)", diff_kind_name(g->kind),
+				    (unsigned long long)g->count, g->rate * 100);
+		}
+		const struct diff_example *x =
+		    rc->n_groups ? diff_group_example(&v->gr[rc->groups[0]]) : NULL;
+		if (x) {
+			dbuf_printf(b, "\nexample session %llu at ",
+				    (unsigned long long)x->session_id);
+			esc(b, x->iloc[0] ? x->iloc : v->gr[rc->groups[0]].location);
+			dbuf_puts(b, ": primary ");
+			esc(b, x->pval);
+			dbuf_puts(b, " / candidate ");
+			esc(b, x->cval);
+		}
+		dbuf_reset(&rules);
+		diff_cause_rules(v, rc, &rules);
+		if (rules.len) {
+			dbuf_puts(b, "\nto accept it as intended (diff rules):\n");
+			report_escape(b, rules.data, rules.len);
+		}
+		dbuf_puts(b, "</failure>\n    </testcase>\n");
+	}
+	if (dbuf_error(&rules))
+		fail_nomem(b);
+	dbuf_release(&rules);
+}
+
 static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 {
 	const struct diff_cand *v = c->cand[ci];
@@ -579,6 +720,9 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		failures++;
 	for (size_t i = 0; i < c->n_gates; i++)
 		failures += c->gates[i].cand == ci && c->gates[i].tripped;
+	size_t n_causes = v->roots ? v->roots->real : 0; /* a failed testcase each */
+	tests += n_causes;
+	failures += n_causes;
 	dbuf_puts(b, "  <testsuite name=\"dyetap diff");
 	if (c->n_cand > 1) {
 		dbuf_putc(b, ' ');
@@ -618,6 +762,7 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		dbuf_release(&why);
 	}
 	dbuf_puts(b, "    </testcase>\n");
+	junit_causes(b, v);
 	for (size_t i = 0; i < v->n_ep; i++) {
 		const struct diff_endpoint *e = &v->ep[i];
 		dbuf_puts(b, "    <testcase classname=\"dyetap.diff.endpoint\" name=\"");
@@ -791,6 +936,51 @@ static void text_line(void *arg, const char *s, size_t n)
 	dbuf_putc(t->b, '\n');
 }
 
+/* The real causes, most severe first: what changed, how often, where. */
+static void text_causes(struct dbuf *b, const struct diff_cand *v, const char *bold,
+			const char *off)
+{
+	const struct diff_causes *cs = v->roots;
+	if (!cs || !cs->real)
+		return;
+	dbuf_printf(b, "\n%scauses (%llu; %llu more judged noise), most severe first:%s\n", bold,
+		    (unsigned long long)cs->real, (unsigned long long)cs->noise, off);
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct diff_rootcause *rc = &cs->v[i];
+		if (rc->noise)
+			continue;
+		dbuf_printf(b, "  c%-3zu %-14s ", i + 1, diff_kind_name(rc->kind));
+		tputs(b, rc->location);
+		if (rc->pattern[0]) {
+			dbuf_puts(b, "  ");
+			one_line(b, rc->pattern, 80);
+		}
+		dbuf_printf(b, "\n        %llu of %llu responses (%.2f%%) on %u endpoint%s: ",
+			    (unsigned long long)rc->count, (unsigned long long)rc->pairs,
+			    rc->rate * 100, rc->n_eps, rc->n_eps == 1 ? "" : "s");
+		for (uint32_t e = 0; e < rc->n_eps && e < 3; e++) {
+			if (e)
+				dbuf_puts(b, ", ");
+			tputs(b, v->ep[rc->eps[e]].name);
+		}
+		if (rc->n_eps > 3)
+			dbuf_printf(b, " and %u more", rc->n_eps - 3);
+		dbuf_putc(b, '\n');
+		const struct diff_example *x =
+		    rc->n_groups ? diff_group_example(&v->gr[rc->groups[0]]) : NULL;
+		if (x && !rc->pattern[0]) {
+			dbuf_printf(b, "        e.g. session %llu ",
+				    (unsigned long long)x->session_id);
+			tputs(b, x->iloc[0] ? x->iloc : v->gr[rc->groups[0]].location);
+			dbuf_puts(b, ": ");
+			one_line(b, x->pval, 50);
+			dbuf_puts(b, "  ->  ");
+			one_line(b, x->cval, 50);
+			dbuf_putc(b, '\n');
+		}
+	}
+}
+
 static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool color)
 {
 	const struct diff_cand *v = c->cand[ci];
@@ -813,11 +1003,11 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 		dbuf_printf(b, "%sno evidence: 0 responses compared%s\n", red, off);
 	dbuf_printf(b,
 		    "%scompared %llu responses on %llu endpoints: %llu differ (%.2f%%), %llu "
-		    "status changes, %llu difference groups, %llu noise groups%s\n",
+		    "causes, %llu status changes, %llu difference groups, %llu noise groups%s\n",
 		    bold, (unsigned long long)s->compared, (unsigned long long)s->endpoints,
 		    (unsigned long long)s->differing, s->diff_rate * 100,
-		    (unsigned long long)s->status_changes, (unsigned long long)s->groups,
-		    (unsigned long long)s->noise_groups, off);
+		    (unsigned long long)s->causes, (unsigned long long)s->status_changes,
+		    (unsigned long long)s->groups, (unsigned long long)s->noise_groups, off);
 	dbuf_printf(b,
 		    "not compared: %llu incomplete sessions, %llu replay errors, %llu not "
 		    "replayed; %llu secondary pairs used for noise learning\n",
@@ -845,6 +1035,7 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 		    "(primary -> candidate)\n",
 		    ms(v->p50_p), ms(v->p50_c), s->p50_latency_ratio, ms(v->p99_p), ms(v->p99_c),
 		    s->p99_latency_ratio);
+	text_causes(b, v, bold, off);
 	uint32_t *idx;
 	size_t ng = diff_cand_sorted_groups(v, &idx);
 	for (int pass = 0; pass < 2; pass++) {

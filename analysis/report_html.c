@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
 #include "analysis/report.h"
 #include "common/mem.h"
@@ -341,6 +342,8 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 	snprintf(v, sizeof(v), "%llu (%.2f%%)", (unsigned long long)s->differing,
 		 s->diff_rate * 100);
 	card(b, "differ", v, s->differing > 0);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->causes);
+	card(b, "causes", v, s->causes > 0);
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->status_changes);
 	card(b, "status changes", v, s->status_changes > 0);
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->groups);
@@ -359,12 +362,12 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 	struct dbuf t;
 	dbuf_init(&t, 4096);
 	dbuf_printf(&t,
-		    "compared %llu responses on %llu endpoints: %llu differ (%.2f%%), %llu status "
-		    "changes, %llu difference groups, %llu noise groups",
+		    "compared %llu responses on %llu endpoints: %llu differ (%.2f%%), %llu causes, "
+		    "%llu status changes, %llu difference groups, %llu noise groups",
 		    (unsigned long long)s->compared, (unsigned long long)s->endpoints,
 		    (unsigned long long)s->differing, s->diff_rate * 100,
-		    (unsigned long long)s->status_changes, (unsigned long long)s->groups,
-		    (unsigned long long)s->noise_groups);
+		    (unsigned long long)s->causes, (unsigned long long)s->status_changes,
+		    (unsigned long long)s->groups, (unsigned long long)s->noise_groups);
 	report_escape(b, t.data, t.len);
 	dbuf_release(&t);
 	dbuf_puts(b, "</p>");
@@ -402,8 +405,9 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 		}
 		dbuf_puts(b, "</tbody></table>");
 	}
-	dbuf_printf(b, "</section><section id=\"charts%s\"><h2>Difference rate per endpoint</h2>",
-		    sfx);
+	dbuf_puts(b, "</section>");
+	report_html_causes(b, c, sfx); /* what changed, before how much */
+	dbuf_printf(b, "<section id=\"charts%s\"><h2>Difference rate per endpoint</h2>", sfx);
 	rate_chart(b, c, sfx);
 	dbuf_puts(b, "<h2>Latency distribution, primary vs candidate</h2>");
 	latency_chart(b, c, sfx);
@@ -533,6 +537,7 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 		     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
 		     "<title>dyetap diff report</title><style>");
 	dbuf_puts(b, css);
+	dbuf_puts(b, report_causes_css);
 	dbuf_puts(b, "</style></head><body><header><h1>dyetap diff report</h1><p class=\"meta\">");
 	for (size_t i = 0; i < c->n_inputs; i++) {
 		if (i)
@@ -652,6 +657,7 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 	}
 	dbuf_puts(b, "</main><script>");
 	dbuf_puts(b, js);
+	dbuf_puts(b, report_causes_js);
 	dbuf_puts(b, "</script></body></html>\n");
 	return dbuf_error(b);
 }

@@ -174,6 +174,7 @@ static void test_rules(void)
 
 /* Findings of diffing JSON a vs b with optional rules, as "loc kind" lines. */
 static char result[4096];
+static char e_pval[512], e_cval[512]; /* values of the first finding of the last jdiff() */
 static const struct noise_rule *rule_ptrs[32];
 
 static const char *jdiff(const char *a, const char *b, const char *rules_txt)
@@ -205,11 +206,80 @@ static const char *jdiff(const char *a, const char *b, const char *rules_txt)
 	size_t o = 0;
 	result[0] = '\0';
 	for (uint32_t i = 0; i < e.nf; i++)
-		o += (size_t)snprintf(result + o, sizeof(result) - o, "%s%s %s", i ? "; " : "",
-				      e.f[i].loc, diff_kind_name(e.f[i].kind));
+		o += (size_t)snprintf(result + o, sizeof(result) - o, "%s%s%s%s%s %s",
+				      i ? "; " : "", e.f[i].loc, e.f[i].iloc[0] ? " (" : "",
+				      e.f[i].iloc + (e.f[i].iloc[0] ? 5 : 0),
+				      e.f[i].iloc[0] ? ")" : "", diff_kind_name(e.f[i].kind));
+	snprintf(e_pval, sizeof(e_pval), "%s", e.nf ? e.f[0].pval : "");
+	snprintf(e_cval, sizeof(e_cval), "%s", e.nf ? e.f[0].cval : "");
 	diff_engine_release(&e);
 	noise_rules_free(rules);
 	return result;
+}
+
+/* Array alignment (analysis/diff_align.h, docs/diff.md "Arrays"). */
+static void test_align(void)
+{
+	TAP_EQ_STR(jdiff("[{\"id\":1,\"t\":\"a\"},{\"id\":2,\"t\":\"b\"},{\"id\":3,\"t\":\"c\"}]",
+			 "[{\"id\":0,\"t\":\"z\"},{\"id\":1,\"t\":\"a\"},{\"id\":2,\"t\":\"b\"},"
+			 "{\"id\":3,\"t\":\"c\"}]",
+			 NULL),
+		   "body:$[*] ($[0]) extra",
+		   "one element inserted first is one difference (by id)");
+	TAP_EQ_STR(jdiff("[{\"id\":1,\"t\":\"a\"},{\"id\":2,\"t\":\"b\"},{\"id\":3,\"t\":\"c\"}]",
+			 "[{\"id\":1,\"t\":\"a\"},{\"id\":3,\"t\":\"c\"}]", NULL),
+		   "body:$[*] ($[1]) missing", "one element removed is one difference (by id)");
+	TAP_EQ_STR(jdiff("[\"x\",\"y\",\"z\",\"w\"]", "[\"x\",\"z\",\"w\"]", NULL),
+		   "body:$[*] ($[1]) missing", "scalars aligned by content");
+	TAP_EQ_STR(jdiff("[{\"id\":1,\"v\":5},{\"id\":2,\"v\":6},{\"id\":3,\"v\":7}]",
+			 "[{\"id\":3,\"v\":7},{\"id\":2,\"v\":6},{\"id\":1,\"v\":5}]", NULL),
+		   "body:$ order_changed", "the same elements in another order: one order_changed");
+	TAP_EQ_STR(e_pval, "[1,2,3]", "order_changed: the primary order of the ids");
+	TAP_EQ_STR(e_cval, "[3,2,1]", "order_changed: the candidate order of the ids");
+	TAP_EQ_STR(jdiff("{\"t\":[1,2,3,4]}", "{\"t\":[4,1,2,3]}", NULL), "body:$.t order_changed",
+		   "scalars moved: order_changed by content");
+	TAP_EQ_STR(e_cval, "[3,0,1,2]",
+		   "order_changed by content: primary indexes in candidate order");
+	TAP_EQ_STR(jdiff("[{\"id\":1,\"n\":\"a\"},{\"id\":2,\"n\":\"b\"}]",
+			 "[{\"id\":\"1\",\"n\":\"a\"},{\"id\":\"2\",\"n\":\"b\"}]", NULL),
+		   "body:$[*].id ($[0].id) type_changed; body:$[*].id ($[1].id) type_changed",
+		   "ids that became strings still identify the elements");
+	TAP_EQ_STR(jdiff("[{\"a\":1,\"b\":1},{\"a\":2,\"b\":2}]",
+			 "[{\"a\":1,\"b\":1},{\"a\":2,\"b\":3}]", NULL),
+		   "body:$[*].b ($[1].b) value_changed",
+		   "a changed element is compared by position");
+	TAP_EQ_STR(jdiff("[{\"id\":1,\"n\":1},{\"id\":1,\"n\":2}]",
+			 "[{\"id\":1,\"n\":1},{\"id\":1,\"n\":3}]", NULL),
+		   "body:$[*].n ($[1].n) value_changed", "an id that is not unique is no identity");
+	TAP_EQ_STR(jdiff("[0,1,2,3,9]", "[0,3,1,2,9]", NULL), "body:$ order_changed",
+		   "equal ends are not aligned: the move in the middle is found");
+	TAP_EQ_STR(e_pval, "[1,2,3]", "order_changed: indexes of the whole array (primary)");
+	TAP_EQ_STR(e_cval, "[3,1,2]", "order_changed: indexes of the whole array (candidate)");
+	TAP_EQ_STR(jdiff("[{\"id\":1,\"v\":1},{\"id\":2,\"v\":2},{\"id\":3,\"v\":3}]",
+			 "[{\"id\":1,\"v\":1},{\"id\":2,\"v\":5},{\"id\":3,\"v\":3}]", NULL),
+		   "body:$[*].v ($[1].v) value_changed", "one changed element between equal ones");
+	TAP_EQ_STR(jdiff("[[1,2],[3,4]]", "[[3,4],[1,2],[5]]", NULL),
+		   "body:$ order_changed; body:$[*] ($[2]) extra",
+		   "nested arrays: moved and inserted");
+	TAP_EQ_STR(jdiff("{\"t\":[3,1,2]}", "{\"t\":[1,2,3]}", "unordered $.t"), "",
+		   "an unordered rule accepts an order change");
+	TAP_EQ_STR(jdiff("{\"t\":[3,1,2]}", "{\"t\":[1,2,3]}", "ignore path $.t"), "",
+		   "an ignored array reports no order change");
+	/* a long array with one element inserted: one difference, whatever the length */
+	static char a[40000], b[40000];
+	size_t oa = 0, ob = 0;
+	a[oa++] = b[ob++] = '[';
+	ob += (size_t)snprintf(b + ob, sizeof(b) - ob, "{\"id\":\"new\",\"v\":0},");
+	for (int i = 0; i < 1000; i++) {
+		oa += (size_t)snprintf(a + oa, sizeof(a) - oa, "%s{\"id\":%d,\"v\":%d}",
+				       i ? "," : "", i, i * 7);
+		ob += (size_t)snprintf(b + ob, sizeof(b) - ob, "%s{\"id\":%d,\"v\":%d}",
+				       i ? "," : "", i, i * 7);
+	}
+	a[oa++] = b[ob++] = ']';
+	a[oa] = b[ob] = '\0';
+	TAP_EQ_STR(jdiff(a, b, NULL), "body:$[*] ($[0]) extra",
+		   "1000 elements, one inserted first: one difference");
 }
 
 static void test_json_diff(void)
@@ -225,10 +295,11 @@ static void test_json_diff(void)
 		   "body:$.b missing; body:$.c extra", "missing and extra keys");
 	TAP_EQ_STR(
 	    jdiff("{\"items\":[{\"p\":1},{\"p\":2}]}", "{\"items\":[{\"p\":1},{\"p\":3}]}", NULL),
-	    "body:$.items[1].p value_changed", "arrays by index");
-	TAP_EQ_STR(jdiff("[1,2]", "[1,2,3]", NULL), "body:$[2] extra", "longer array");
-	TAP_EQ_STR(jdiff("[1,2,3]", "[1]", NULL), "body:$[1] missing; body:$[2] missing",
-		   "shorter array");
+	    "body:$.items[*].p ($.items[1].p) value_changed",
+	    "arrays: elements as [*], own index kept");
+	TAP_EQ_STR(jdiff("[1,2]", "[1,2,3]", NULL), "body:$[*] ($[2]) extra", "longer array");
+	TAP_EQ_STR(jdiff("[1,2,3]", "[1]", NULL),
+		   "body:$[*] ($[1]) missing; body:$[*] ($[2]) missing", "shorter array");
 	TAP_EQ_STR(jdiff("{\"a b\":true}", "{\"a b\":false}", NULL),
 		   "body:$[\"a b\"] value_changed", "non-identifier key quoted");
 	TAP_EQ_STR(jdiff("{\"t\":[1,2,3]}", "{\"t\":[3,1,2]}", "unordered $.t"), "",
@@ -238,7 +309,8 @@ static void test_json_diff(void)
 	TAP_EQ_STR(jdiff("{\"u\":[{\"id\":1,\"n\":\"a\"},{\"id\":2,\"n\":\"b\"}]}",
 			 "{\"u\":[{\"id\":2,\"n\":\"B\"},{\"id\":1,\"n\":\"a\"},{\"id\":3}]}",
 			 "key $.u id"),
-		   "body:$.u[id=2].n value_changed; body:$.u[id=3] extra", "keyed array");
+		   "body:$.u[*].n ($.u[id=2].n) value_changed; body:$.u[*] ($.u[id=3]) extra",
+		   "keyed array");
 	TAP_EQ_STR(jdiff("{\"p\":10.00}", "{\"p\":10.004}", "tolerance $.p 0.01"), "",
 		   "within absolute tolerance");
 	TAP_EQ_STR(jdiff("{\"p\":10.00}", "{\"p\":10.02}", "tolerance $.p 0.01"),
@@ -248,7 +320,7 @@ static void test_json_diff(void)
 	TAP_EQ_STR(jdiff("{\"items\":[{\"ts\":1,\"v\":1},{\"ts\":2,\"v\":2}]}",
 			 "{\"items\":[{\"ts\":5,\"v\":1},{\"ts\":6,\"v\":3}]}",
 			 "ignore path $.items[*].ts"),
-		   "body:$.items[1].v value_changed", "ignored wildcard path");
+		   "body:$.items[*].v ($.items[1].v) value_changed", "ignored wildcard path");
 	TAP_EQ_STR(jdiff("{\"a\":1}", "not json", NULL), "body:$ not_json", "candidate not JSON");
 	TAP_EQ_STR(jdiff("{\"id\":\"x-1\"}", "{\"id\":\"x-2\"}", "mask body x-[0-9]"), "",
 		   "masked body equal");
@@ -686,6 +758,7 @@ int main(void)
 	test_tmpl();
 	test_rules();
 	test_json_diff();
+	test_align();
 	test_volatile();
 	test_decode();
 	test_report_caps();

@@ -52,7 +52,7 @@ try:
                 "mask body generated at [0-9T:.Z-]+\n")
 
     planted = {
-        ("GET /users/{id}", "body:$.items[1].price", "value_changed"),
+        ("GET /users/{id}", "body:$.items[*].price", "value_changed"),
         ("GET /users/{id}", "body:$.email", "missing"),
         ("GET /users/{id}", "header:cache-control", "value_changed"),
         ("GET /orders/{id}", "status", "status_changed"),
@@ -66,7 +66,7 @@ try:
                        "--rules", path("rules.txt"), "--json", path("r.json"),
                        "--junit", path("r.xml"), "--html", path("r.html"),
                        "--fail-on", "status_changes>0", "--fail-on", "diff_rate>200%",
-                       "--no-color")
+                       "--fail-on", "causes>6", "--no-color")
     ok(rc == 1, "a tripped gate exits 1 (got %d: %s)" % (rc, err.strip()))
     ok("DATA INCOMPLETE" in out.splitlines()[0] if out else False,
        "terminal summary says the data is incomplete at the top")
@@ -82,6 +82,24 @@ try:
     for sig in sorted(planted):
         ok(sig in real, "planted change reported: %s %s %s" % sig)
     ok(real == planted, "no other real difference (extra: %s)" % sorted(real - planted))
+    # causes: each planted change is on one endpoint, so one real cause each
+    causes = rep["causes"]
+    realc = {(c["endpoints"][0], c["location"], c["kind"]) for c in causes
+             if not c["noise"] and len(c["endpoints"]) == 1}
+    # (a text body's changed line and word are the text body's cause)
+    want = {(e, "body:text" if l.startswith("body:text") else l, k) for e, l, k in planted}
+    ok(realc == want and rep["summary"]["causes"] == len(planted),
+       "one real cause per planted change (%s)" % sorted(realc ^ want))
+    ok(all(c["groups"] and c["rule"] and c["examples"] for c in causes if not c["noise"]),
+       "every real cause lists its groups, an example and the rules that accept it")
+    ok([c["kind"] for c in causes][0] == "status_changed" and causes[0]["pattern"] == "200 -> 500",
+       "causes lead with the status change, its pattern 200 -> 500")
+    item = [c for c in causes if c["location"] == "body:$.items[*].price"][0]
+    ok(item["examples"][0]["location"] == "body:$.items[1].price",
+       "the element's own location is kept in the example (%s)" % item["examples"][0]["location"])
+    ok(item["rule"] == "[GET /users/{id}]\nignore path $.items[*].price",
+       "the rules line of a cause (%r)" % item["rule"])
+    ok(all(c["noise"] for c in causes[len(planted):]), "noise causes come after the real ones")
     for d in diffs:
         if d["location"] in noise_locs:
             ok(d["noise"], "noise location %s %s is marked noise (%s)"
@@ -113,6 +131,8 @@ try:
     gates = {g["expr"]: g for g in rep["gates"]}
     ok(gates["status_changes>0"]["tripped"] and not gates["diff_rate>200%"]["tripped"],
        "gates recorded with their outcome")
+    ok(gates["causes>6"]["value"] == 6 and not gates["causes>6"]["tripped"],
+       "a gate counts causes (%s)" % gates["causes>6"])
     text = [d for d in diffs if d["location"] == "body:text[4][2]"][0]
     cv = text["example"]["candidate_value"]
     ok(cv == "score: 0.7" and text["example"]["primary_value"] == "score: 0.9"
@@ -138,7 +158,7 @@ try:
     byname = {c.get("name"): c for c in cases}
     ok(all("classname" in c.attrib for c in cases), "every testcase has a classname")
     f = byname["GET /users/{id}"].find("failure")
-    ok(f is not None and "message" in f.attrib and "body:$.items[1].price" in (f.text or "")
+    ok(f is not None and "message" in f.attrib and "body:$.items[*].price" in (f.text or "")
        and "example session" in (f.text or ""), "endpoint failure carries signatures and an example")
     ok(byname["GET /health"].find("failure") is None, "clean endpoint passes")
     ok(byname["data completeness"].find("failure") is not None, "incomplete data fails its testcase")
@@ -198,7 +218,7 @@ try:
                        "--rules", path("rules2.txt"), "--json", path("r2.json"), "--quiet")
     real4 = {(d["endpoint"], d["location"]) for d in json.load(open(path("r2.json")))["differences"]
              if not d["noise"]}
-    ok(("GET /users/{id}", "body:$.items[1].price") not in real4
+    ok(("GET /users/{id}", "body:$.items[*].price") not in real4
        and ("GET /users/{id}", "header:cache-control") not in real4
        and ("GET /users/{id}", "body:$.email") in real4, "new rules applied on saved results")
 

@@ -13,7 +13,7 @@ Planted changes in the candidate (each must be reported by `dyetap diff`):
   3. GET /api/search?q=...    status                    500 when q has a digit
   4. GET /api/products        header:cache-control      max-age=60 -> no-store
   5. GET /api/report.txt      body:text                 one line changed
-  6. GET /api/orders/{id}     body:$.items[1].qty       value change for odd ids
+  6. GET /api/orders/{id}     body:$.items[*].qty       value change for odd ids (element 1)
 
 Noise in both builds: $.request_id (uuid4), $.served_at (timestamp),
 X-Request-Id header, Date header, and on /api/report.txt a "generated:" line.

@@ -48,7 +48,7 @@ PLANTED = {
     ("GET /api/search", "status", "status_changed"),
     ("GET /api/products", "header:cache-control", "value_changed"),
     ("GET /api/report.txt", "body:text[4][2]", "text_changed"),   # refunds: 3 -> 4
-    ("GET /api/orders/{id}", "body:$.items[1].qty", "value_changed"),
+    ("GET /api/orders/{id}", "body:$.items[*].qty", "value_changed"),  # element 1
 }
 # Consequences of the planted 500 on /api/search: its error body differs too.
 SEARCH_BODY = {("GET /api/search", loc, kind) for loc, kind in
