@@ -522,7 +522,10 @@ static void buffer_ooo(struct reasm_ctx *c, struct reasm_stream *s, const uint8_
 			give_up_waiting(c, s, data, start, end, m, out);
 			return;
 		}
-		if (insert_piece(c, s, data + (pos - start), pos, (size_t)(lim - pos), m) < 0) {
+		/* A segment that fills several holes becomes several pieces, each
+		 * with its own header: the check above counted one. */
+		if (c->used + (size_t)(lim - pos) + sizeof(struct reasm_seg) > c->p.memcap ||
+		    insert_piece(c, s, data + (pos - start), pos, (size_t)(lim - pos), m) < 0) {
 			c->stats->memcap_hits++;
 			give_up_waiting(c, s, data, start, end, m, out);
 			return;
