@@ -157,7 +157,12 @@ static bool parse_time(const char *s, int64_t *out)
 	if (*p)
 		return false;
 	time_t t = timegm(&tm);
-	*out = ((int64_t)t - off) * 1000000000 + frac;
+	int64_t secs = (int64_t)t - off;
+	/* Nanoseconds since 1970 in 64 bits: years 1678 to 2261 (e.g. a year
+	 * -999 would overflow). */
+	if (secs <= INT64_MIN / 1000000000 || secs >= INT64_MAX / 1000000000)
+		return false;
+	*out = secs * 1000000000 + frac;
 	return true;
 }
 

@@ -374,6 +374,17 @@ out:
 }
 
 /* Frames of the next HAR event; false at the end of the file. */
+
+/* @p t plus the span from @p a to @p b when positive, saturated: times read
+ * from a file may be anything (their sum must not overflow). */
+static int64_t ts_after(int64_t t, int64_t a, int64_t b)
+{
+	int64_t d, r;
+	if (__builtin_sub_overflow(b, a, &d) || d <= 0)
+		return t;
+	return __builtin_add_overflow(t, d, &r) ? INT64_MAX : r;
+}
+
 static bool har_step(struct iop_src *s, struct har_doc *d)
 {
 	if (s->ev_pos >= s->n_ev)
@@ -385,17 +396,15 @@ static bool har_step(struct iop_src *s, struct har_doc *d)
 	case EV_OPEN:
 		synth_open(&s->syn, c, e->ts);
 		break;
-	case EV_REQ: {
-		int64_t d1 = x->ts[1] - x->ts[0];
+	case EV_REQ:
 		s->st->exchanges++;
-		synth_data(&s->syn, c, 0, x->req, x->req_len, e->ts, e->ts + (d1 > 0 ? d1 : 0));
+		synth_data(&s->syn, c, 0, x->req, x->req_len, e->ts,
+			   ts_after(e->ts, x->ts[0], x->ts[1]));
 		break;
-	}
-	case EV_RESP: {
-		int64_t d1 = x->ts[3] - x->ts[2];
-		synth_data(&s->syn, c, 1, x->resp, x->resp_len, e->ts, e->ts + (d1 > 0 ? d1 : 0));
+	case EV_RESP:
+		synth_data(&s->syn, c, 1, x->resp, x->resp_len, e->ts,
+			   ts_after(e->ts, x->ts[2], x->ts[3]));
 		break;
-	}
 	case EV_CLOSE:
 		synth_close(&s->syn, c, e->ts);
 		break;
