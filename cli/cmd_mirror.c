@@ -15,7 +15,8 @@
  *    records (-w), runs the shadow core's classify step and hands each
  *    accepted request, and with -w or --diff each production session of a
  *    lane, to the sender over a bounded queue (replay/shadow_sender.h): a
- *    full queue is a counted drop (mirror_sender_queue_full), never a wait;
+ *    full queue is a counted drop (mirror_sender_queue_full), never a wait
+ *    (except for -r without --realtime, where waiting loses nothing);
  *    it also serves --control and --metrics, writes the shadow answers
  *    with -w and builds the reports;
  *  - the sender thread owns the lane engines: submit, send, answers,
