@@ -86,7 +86,7 @@ int main(void)
 	struct shadow_stats t;
 	char err[512] = "", url[64];
 	struct store_session s = req("blue");
-	int port, lfd = listener(&port);
+	int port = 0, lfd = listener(&port);
 
 	TAP_OK(lfd >= 0, "a listening socket on 127.0.0.1");
 	shadow_conf_init(&conf);
