@@ -34,6 +34,8 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$top/t
 # Everything runs 5 to 15 times slower: the fast path's tests wait longer
 # for an idle port before they call the capture over (tests/dpdk).
 export DYETAP_TEST_EXIT_IDLE_MS=3000
+# ... and their per-run hang guard (20 s) grows with the slowdown.
+export DYETAP_TEST_TIME_SCALE=3
 # ... and mirror-live-slow-lane paces its wrk load (what it checks there is
 # the hand-over between mirror's threads, not the machine's speed).
 export DYETAP_TEST_LIGHT_LOAD=1
