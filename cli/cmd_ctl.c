@@ -27,7 +27,7 @@ static void usage(FILE *f)
 		"  lanes [LANE]         each lane's state, targets, rate, queue and counters\n"
 		"                       (one JSON object per line)\n"
 		"  pause LANE           stop copying the lane's requests, at once; they are\n"
-		"                       counted dropped_paused (capture and -w go on)\n"
+		"                       counted paused (capture and -w go on)\n"
 		"  resume LANE          copy the lane's requests again\n"
 		"  rate LANE N/s        change the lane's rate limit (0: none)\n"
 		"  stats                every counter as one JSON object\n"
