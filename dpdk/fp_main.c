@@ -1029,10 +1029,14 @@ static int fp_reload(struct dbuf *out, char *err, size_t errlen)
 					  : "started without --lane: lanes need a restart");
 		goto out;
 	}
-	if (sh->conf.n_lanes && (rc = fp_shadow_reconfigure(&sh->conf, e, sizeof(e))) < 0) {
+	/* -ETIMEDOUT: prepared, the sender switches late; the rules go on. */
+	if (sh->conf.n_lanes && (rc = fp_shadow_reconfigure(&sh->conf, e, sizeof(e))) < 0 &&
+	    rc != -ETIMEDOUT) {
 		snprintf(err, errlen, "%s (nothing changed)", e);
 		goto out;
 	}
+	if (rc == -ETIMEDOUT)
+		fprintf(stderr, "dyetap-fastpath: reload: %s\n", e);
 	*nr = c->rules;
 	memset(&c->rules, 0, sizeof(c->rules));
 	for (unsigned l = __atomic_load_n(&nlanes, __ATOMIC_RELAXED) + 1; l <= nr->nlanes; l++)

@@ -433,24 +433,24 @@ int fp_shadow_metrics(struct ctr_set *set, struct ctl_prom *p, const char **lane
 int fp_shadow_reconfigure(const struct shadow_conf *conf, char *err, size_t errlen)
 {
 	int rc = -EINVAL;
+	/* The lock only for the call: the control thread is stopped before the
+	 * core is freed, and telemetry must not wait for the sender's switch. */
 	pthread_mutex_lock(&sh_lock);
 	struct shadow_core *c = fp_app.sh.core;
-	if (!c || !fp_app.sh.running) {
+	if (!c || !fp_app.sh.running)
 		snprintf(err, errlen, "no shadow sender runs: lanes need --lane at start");
-		goto out;
-	}
-	if ((rc = shadow_core_reconfigure(c, conf, err, errlen)) < 0)
-		goto out;
+	else
+		rc = shadow_core_reconfigure(c, conf, err, errlen);
+	pthread_mutex_unlock(&sh_lock);
+	if (rc < 0)
+		return rc;
 	/* The sender switches at the start of its next run slice (1 ms at most apart). */
 	for (int i = 0; i < 2000 && shadow_core_pending_switch(c); i++)
 		rte_delay_us_sleep(1000);
 	if (shadow_core_pending_switch(c)) {
 		snprintf(err, errlen,
-			 "the shadow sender did not switch within 2 s: it will at "
-			 "its next run");
-		rc = -ETIMEDOUT;
+			 "the shadow sender did not switch within 2 s: it will at its next run");
+		return -ETIMEDOUT;
 	}
-out:
-	pthread_mutex_unlock(&sh_lock);
-	return rc;
+	return 0;
 }
