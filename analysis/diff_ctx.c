@@ -354,7 +354,7 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "skipped_writes",	   /* replay without --allow-writes */
 	    "dropped_uncolored",   /* record/mirror --uncolored drop */
 	    "dropped_production",  /* mirror: a lane that is the recorded server */
-	    "dropped_paused",	   /* mirror: dyetap ctl pause LANE */
+	    "paused",		   /* mirror: dyetap ctl pause; older: dropped_paused */
 	    "dropped_rate_limited" /* mirror --lane-rate */
 	};
 	static const char *const results[] = {
@@ -861,7 +861,7 @@ const char *diff_exclusion_meaning(const char *name)
 	    {"dropped_uncolored", "uncolored sessions not kept (--uncolored drop)"},
 	    {"dropped_production", "not mirrored: the lane is the recorded server"},
 	    {"dropped_rate_limited", "not mirrored over --lane-rate"},
-	    {"dropped_paused", "not mirrored while the lane was paused (dyetap ctl pause)"},
+	    {"paused", "not mirrored while the lane was paused (dyetap ctl pause)"},
 	};
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 		if (ends_with(name, m[i][0]))

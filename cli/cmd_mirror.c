@@ -78,7 +78,7 @@
 
 static struct src *mir_src;
 static volatile sig_atomic_t mir_stop;
-static volatile sig_atomic_t mir_reload; /* SIGHUP */
+static volatile sig_atomic_t mir_hup; /* SIGHUP: reload */
 
 static void mir_on_signal(int sig)
 {
@@ -91,7 +91,7 @@ static void mir_on_signal(int sig)
 static void mir_on_hup(int sig)
 {
 	(void)sig;
-	mir_reload = 1;
+	mir_hup = 1;
 }
 
 static void usage(FILE *f)
@@ -143,8 +143,9 @@ static void usage(FILE *f)
 	    "                         `filter tcp port 80`; the command line comes after\n"
 	    "  --control PATH         control socket (0600) for `dyetap ctl PATH COMMAND`:\n"
 	    "                         lanes, pause, resume, rate, reload, stats\n"
-	    "  SIGHUP                 reload: the --color rules and --rules FILE are compiled\n"
-	    "                         again and color what is captured from then on\n"
+	    "  SIGHUP                 reload: --config FILE, --rules FILE and the options are\n"
+	    "                         read again; rules, lanes, targets and rates switch at\n"
+	    "                         once (a refused file changes nothing)\n"
 	    "  --metrics HOST:PORT    serve GET /metrics (Prometheus text format)\n"
 	    "\n"
 	    "exit codes: 0 done, 2 usage or input error, 3 runtime failure\n",
@@ -195,7 +196,8 @@ struct mir {
 	/* operations: --control, --metrics, reload */
 	struct ctl_server *ctl;
 	const struct src_stats *ss;
-	const struct recorder_conf *conf;
+	int argc; /* the command line, parsed again by each reload */
+	char **argv;
 	struct rules *reloaded[64]; /* every set ever in use: lane names stay valid */
 	size_t n_reloaded;
 	uint64_t reloads, reload_errors;
@@ -391,44 +393,7 @@ static int live_counters(struct mir *m, struct ctr_set *set)
 	return rc ? -ENOMEM : 0;
 }
 
-/*
- * `reload` and SIGHUP: compile the --color rules and the --rules file again
- * and hand them to the pipeline, which colors whatever is emitted from
- * then on with them; flows, the recording and the counters go on. A rule
- * that does not compile leaves the running rules in place.
- */
-static int mir_reload_rules(struct mir *m, char *err, size_t errlen)
-{
-	const struct recorder_conf *c = m->conf;
-	char e[512];
-	int rc = 0;
-	if (m->n_reloaded == sizeof(m->reloaded) / sizeof(m->reloaded[0])) {
-		snprintf(err, errlen, "reloaded %zu times already: restart dyetap mirror",
-			 m->n_reloaded);
-		m->reload_errors++;
-		return -ENOSPC;
-	}
-	struct rules *r = rules_create();
-	if (!r) {
-		snprintf(err, errlen, "out of memory");
-		m->reload_errors++;
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < c->n_colors && !rc; i++)
-		if ((rc = rules_add(r, c->colors[i], e, sizeof(e))) < 0)
-			snprintf(err, errlen, "--color '%s': %s", c->colors[i], e);
-	if (!rc && c->rules_file && (rc = rules_load_file(r, c->rules_file, e, sizeof(e))) < 0)
-		snprintf(err, errlen, "%s (the running rules stay)", e);
-	if (rc < 0) {
-		rules_free(r);
-		m->reload_errors++;
-		return rc;
-	}
-	pipe_set_rules(recorder_pipe(m->rec), r);
-	m->reloaded[m->n_reloaded++] = r;
-	m->reloads++;
-	return 0;
-}
+static int mir_reload(struct mir *m, struct dbuf *out, char *err, size_t errlen);
 
 static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err, size_t errlen)
 {
@@ -449,17 +414,22 @@ static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err,
 		return rc;
 	}
 	if (!strcmp(argv[0], "reload")) {
-		if ((rc = mir_reload_rules(m, err, errlen)) < 0)
+		if ((rc = mir_reload(m, out, err, errlen)) < 0) {
+			fprintf(stderr, "dyetap mirror: reload: %s\n", err);
 			return rc;
-		dbuf_printf(out, "rules reloaded (%zu rules)\n",
-			    rules_count(m->reloaded[m->n_reloaded - 1]));
+		}
+		fprintf(stderr, "dyetap mirror: reload: %.*s", (int)out->len,
+			(const char *)out->data);
 		return 0;
 	}
 	if (!strcmp(argv[0], "help")) {
 		dbuf_puts(out, shadow_ctl_help);
-		dbuf_puts(out, "  reload               compile --color and --rules FILE again\n"
-			       "  stats                every counter as one JSON object\n"
-			       "  help                 this list\n");
+		dbuf_puts(
+		    out,
+		    "  reload               read --config FILE and --rules FILE again: rules,\n"
+		    "                       lanes, targets and rates switch at once\n"
+		    "  stats                every counter as one JSON object\n"
+		    "  help                 this list\n");
 		return 0;
 	}
 	snprintf(err, errlen, "unknown command '%s' (try: help)", argv[0]);
@@ -709,10 +679,10 @@ static const struct option mir_longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* Refuse the options with a message in the caller's err/errlen (in scope). */
 #define BAD(...)                                                                                   \
 	do {                                                                                       \
-		fprintf(stderr, "dyetap mirror: " __VA_ARGS__);                                    \
-		fputc('\n', stderr);                                                               \
+		snprintf(err, errlen, __VA_ARGS__);                                                \
 		return 2;                                                                          \
 	} while (0)
 
@@ -815,11 +785,11 @@ bad:
  * single-valued option there replaces the file's and a repeatable one
  * (--color, --lane, --redact, ...) adds to them. Errors name file and line.
  */
-static int apply_config(struct mir_opts *o, const char *path)
+static int apply_config(struct mir_opts *o, const char *path, char *err, size_t errlen)
 {
-	char err[1024], e[900];
-	if (cfg_load(path, &o->cfg, err, sizeof(err)) < 0)
-		BAD("--config %s", err);
+	char e[900];
+	if (cfg_load(path, &o->cfg, e, sizeof(e)) < 0)
+		BAD("--config %s", e);
 	for (size_t i = 0; i < o->cfg.n; i++) {
 		const struct cfg_entry *en = &o->cfg.entries[i];
 		const struct option *opt = NULL;
@@ -844,9 +814,15 @@ static int apply_config(struct mir_opts *o, const char *path)
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct mir_opts *o)
+/*
+ * The options: --config FILE first, then the command line. Run at start and
+ * again by each reload (@p reload: getopt quiet; the command line was
+ * accepted at start). @return 0, or 2 with a message in @p err.
+ */
+static int parse_args(int argc, char **argv, struct mir_opts *o, bool reload, char *err,
+		      size_t errlen)
 {
-	char err[1024];
+	char e[1024];
 	int c, li = -1;
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		const char *path = !strcmp(argv[i], "--config") && i + 1 < argc ? argv[i + 1]
@@ -855,26 +831,28 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 		if (path) {
 			if (o->cfg.text)
 				BAD("--config given twice");
-			if (apply_config(o, path))
+			if (apply_config(o, path, err, errlen))
 				return 2;
 		}
 	}
-	optind = 1;
+	optind = 0; /* a full restart of getopt: a reload parses again */
+	opterr = !reload;
 	while ((c = getopt_long(argc, argv, "i:r:w:h", mir_longopts, &li)) != -1) {
-		if (c == 'h') {
+		if (c == 'h' && !reload) {
 			usage(stdout);
 			exit(0);
 		}
-		if (c == '?') {
-			usage(stderr);
-			return 2;
+		if (c == '?' || c == 'h') {
+			if (!reload)
+				usage(stderr);
+			BAD("bad command line (see --help)");
 		}
 		const char *name = li >= 0    ? mir_longopts[li].name
 				   : c == 'r' ? "read"
 				   : c == 'i' ? "interface"
 					      : "write";
-		if (apply_opt(o, c, name, optarg, err, sizeof(err)) < 0)
-			BAD("%s", err);
+		if (apply_opt(o, c, name, optarg, e, sizeof(e)) < 0)
+			BAD("%s", e);
 		li = -1;
 	}
 	char *cfilter[1] = {o->cfg_filter};
@@ -884,15 +862,110 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 	} else if (recorder_conf_filter(&o->rc, argc - optind, argv + optind) < 0) {
 		BAD("filter too long");
 	}
-	if (recorder_conf_check(&o->rc, o->out, err, sizeof(err)))
-		BAD("%s (see --help)", err);
+	if (recorder_conf_check(&o->rc, o->out, e, sizeof(e)))
+		BAD("%s (see --help)", e);
 	if (o->realtime && o->rc.iface)
 		BAD("--realtime is for -r files");
-	if (shadow_conf_check(&o->sc, err, sizeof(err)))
-		BAD("%s", err);
+	if (shadow_conf_check(&o->sc, e, sizeof(e)))
+		BAD("%s", e);
 	if (!o->rc.n_colors && !o->rc.rules_file)
 		BAD("give at least one --color rule (nothing would be mirrored)");
 	return 0;
+}
+
+static void opts_init(struct mir_opts *o)
+{
+	recorder_conf_init(&o->rc);
+	shadow_conf_init(&o->sc);
+	o->report_every_ns = 10000000000LL;
+	o->report_memcap = (uint64_t)512 << 20;
+	o->block_ms = MIR_BLOCK_MS;
+	o->sender_queue = SHADOW_SENDER_QUEUE_DEFAULT;
+}
+
+static void opts_free(struct mir_opts *o)
+{
+	if (o) {
+		recorder_conf_release(&o->rc);
+		cfg_release(&o->cfg);
+	}
+	mem_free(o);
+}
+
+/*
+ * `reload` and SIGHUP (docs/operations.md "reload"): read --config FILE and
+ * the command line again, exactly as at start, compile the color rules
+ * (--color, --rules FILE) and prepare the shadow core's new lanes,
+ * targets and rates; only when all of it is accepted do both switch, here,
+ * between two packets: the pipeline colors what it emits from then on
+ * with the new rules (flows, reassembly and pending requests go on) and
+ * the core sends to the new lanes. A refusal changes nothing. Options
+ * other than rules, lanes and shadow settings (input, -w, reports,
+ * redaction) keep the values they started with.
+ */
+/* On the sender thread (shadow_sender_call): the prepared switch. */
+static int mir_apply(struct shadow_core *c, void *ctx)
+{
+	(void)ctx;
+	return shadow_core_apply(c);
+}
+
+static int mir_reload(struct mir *m, struct dbuf *out, char *err, size_t errlen)
+{
+	char e[1200];
+	int rc = -EINVAL;
+	struct rules *r = NULL;
+	struct mir_opts *o = mem_calloc(1, sizeof(*o));
+	if (m->n_reloaded == sizeof(m->reloaded) / sizeof(m->reloaded[0])) {
+		snprintf(err, errlen, "reloaded %zu times already: restart dyetap mirror",
+			 m->n_reloaded);
+		rc = -ENOSPC;
+		goto fail;
+	}
+	if (!o || !(r = rules_create())) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	opts_init(o);
+	if (parse_args(m->argc, m->argv, o, true, e, sizeof(e))) {
+		snprintf(err, errlen, "%s (nothing changed)", e);
+		goto fail;
+	}
+	for (size_t i = 0; i < o->rc.n_colors; i++)
+		if ((rc = rules_add(r, o->rc.colors[i], e, sizeof(e))) < 0) {
+			snprintf(err, errlen, "--color '%s': %s (nothing changed)", o->rc.colors[i],
+				 e);
+			goto fail;
+		}
+	if (o->rc.rules_file && (rc = rules_load_file(r, o->rc.rules_file, e, sizeof(e))) < 0) {
+		snprintf(err, errlen, "%s (nothing changed)", e);
+		goto fail;
+	}
+	if ((rc = shadow_core_reconfigure(m->core, &o->sc, e, sizeof(e))) < 0) {
+		snprintf(err, errlen, "%s (nothing changed)", e);
+		goto fail;
+	}
+	/*
+	 * Both switch before the next packet is read: the core on its owner,
+	 * the sender thread, after what is queued (classified under the old
+	 * lanes) was taken; this thread waits, so nothing is classified between.
+	 */
+	(void)shadow_sender_call(m->snd, mir_apply, NULL);
+	pipe_set_rules(recorder_pipe(m->rec), r);
+	m->reloaded[m->n_reloaded++] = r;
+	m->reloads++;
+	dbuf_printf(out, "reloaded: %zu rules, lanes", rules_count(r));
+	for (size_t i = 0; i < o->sc.n_lanes; i++)
+		dbuf_printf(out, " %s", o->sc.lanes[i].name);
+	dbuf_putc(out, '\n');
+	opts_free(o);
+	return 0;
+fail:
+	rules_free(r);
+	opts_free(o);
+	m->reload_errors++;
+	return rc < 0 ? rc : -EINVAL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1006,7 +1079,6 @@ static int run(struct mir_opts *o, struct mir *m)
 	if (o->sc.production)
 		fprintf(stderr, "dyetap mirror: production guard off (%s)\n", REPLAY_GUARD_FLAG);
 	m->ss = &ss;
-	m->conf = &o->rc;
 	if (o->control || o->metrics) {
 		struct ctl_server_params cp = {
 		    .control_path = o->control,
@@ -1095,12 +1167,16 @@ static int run(struct mir_opts *o, struct mir *m)
 		}
 		int64_t now = clk_mono_ns();
 		done_take(m, false);
-		if (mir_reload) {
-			mir_reload = 0;
-			if (mir_reload_rules(m, err, sizeof(err)) < 0)
+		if (mir_hup) {
+			struct dbuf rb;
+			mir_hup = 0;
+			dbuf_init(&rb, 1u << 16);
+			if (mir_reload(m, &rb, err, sizeof(err)) < 0)
 				fprintf(stderr, "dyetap mirror: reload: %s\n", err);
 			else
-				fprintf(stderr, "dyetap mirror: reload: rules reloaded\n");
+				fprintf(stderr, "dyetap mirror: reload: %.*s", (int)rb.len,
+					(const char *)rb.data);
+			dbuf_release(&rb);
 		}
 		if (m->ctl && now >= next_ctl) {
 			next_ctl = now + 10000000LL;
@@ -1208,27 +1284,23 @@ int cmd_mirror(int argc, char **argv)
 	}
 	pthread_mutex_init(&m->done_mu, NULL);
 	m->done_tail = &m->done_head;
-	recorder_conf_init(&o->rc);
-	shadow_conf_init(&o->sc);
-	o->report_every_ns = 10000000000LL;
-	o->report_memcap = (uint64_t)512 << 20;
-	o->block_ms = MIR_BLOCK_MS;
-	o->sender_queue = SHADOW_SENDER_QUEUE_DEFAULT;
-	ret = parse_args(argc, argv, o);
-	if (ret)
+	opts_init(o);
+	char err[1200];
+	ret = parse_args(argc, argv, o, false, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "dyetap mirror: %s\n", err);
 		goto out;
+	}
+	m->argc = argc;
+	m->argv = argv;
 	m->diff = o->diff;
 	m->realtime = o->realtime;
 	m->max_kept = (size_t)o->report_memcap;
 	ret = run(o, m);
 out:
-	if (o) {
-		recorder_conf_release(&o->rc);
-		cfg_release(&o->cfg);
-	}
-	mem_free(o);
 	if (o && m)
 		pthread_mutex_destroy(&m->done_mu);
+	opts_free(o);
 	mem_free(m);
 	return ret;
 }

@@ -38,6 +38,7 @@
 #include "capture/pipeline.h"
 #include "capture/recorder.h"
 #include "capture/rules.h"
+#include "common/cfgfile.h"
 #include "common/dbuf.h"
 #include "common/jsonw.h"
 #include "common/mem.h"
@@ -126,8 +127,12 @@ static void usage(FILE *out)
 	    "  --count N               stop after at least N packets\n"
 	    "  --stats-every S         print counters to stderr every S seconds\n"
 	    "  --json                  final counters as one JSON object\n"
+	    "  --config FILE           options from FILE, one per line (`lane blue=URL`); the\n"
+	    "                          command line comes after (docs/operations.md)\n"
 	    "  --control PATH          control socket (0600) for `dyetap ctl PATH COMMAND`:\n"
-	    "                          lanes, pause, resume, rate, stats (docs/operations.md)\n"
+	    "                          lanes, pause, resume, rate, reload, stats\n"
+	    "  SIGHUP                  reload: --config FILE, --rules FILE and the options are\n"
+	    "                          read again; rules, lanes, targets and rates switch\n"
 	    "  --metrics HOST:PORT     serve GET /metrics (Prometheus text format)\n"
 	    "  -h, --help              this text\n"
 	    "\n"
@@ -145,7 +150,9 @@ static void usage(FILE *out)
  * after the rule set is freed.
  */
 static char lane_name[FP_MAX_LANES + 1][72];
-static unsigned nlanes;
+static unsigned nlanes; /* atomic: a reload adds lanes (names written first) */
+/* reload (the control thread): counts, and every rule set switched to */
+static uint64_t fp_reloads, fp_reload_errors;
 
 /* --- counters ----------------------------------------------------------------- */
 
@@ -238,7 +245,10 @@ static void stats_json(struct dbuf *b)
 		jsonw_cstr(b, lane_name[l]);
 		dbuf_printf(b, ":%" PRIu64, t.lane_pkts[l]);
 	}
-	dbuf_printf(b, "},\"elapsed_ms\":%" PRIu64, ms);
+	dbuf_printf(
+	    b, "},\"elapsed_ms\":%" PRIu64 ",\"reloads\":%" PRIu64 ",\"reload_errors\":%" PRIu64,
+	    ms, __atomic_load_n(&fp_reloads, __ATOMIC_RELAXED),
+	    __atomic_load_n(&fp_reload_errors, __ATOMIC_RELAXED));
 	if (fp_app.sh.nlanes) {
 		struct sh_out o = {.b = b, .first = true};
 		dbuf_puts(b, ",\"shadow\":{");
@@ -358,7 +368,17 @@ bool fp_control_tick(uint64_t now)
 static const char *opt_control, *opt_metrics;
 static struct ctl_server *fp_ctl;
 static pthread_t fp_ctl_tid;
+static bool fp_ctl_running;
 static int fp_ctl_quit;
+static volatile sig_atomic_t fp_hup; /* SIGHUP: reload, on the control thread */
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	fp_hup = 1;
+}
+
+static int fp_reload_logged(struct dbuf *out, char *err, size_t errlen);
 
 static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err, size_t errlen)
 {
@@ -372,16 +392,16 @@ static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err,
 	}
 	if (!strcmp(argv[0], "help")) {
 		dbuf_puts(out, shadow_ctl_help);
-		dbuf_puts(out, "  stats                every counter as one JSON object\n"
-			       "  help                 this list\n");
+		dbuf_puts(
+		    out,
+		    "  reload               read --config FILE and --rules FILE again: rules,\n"
+		    "                       lanes, targets and rates switch at once\n"
+		    "  stats                every counter as one JSON object\n"
+		    "  help                 this list\n");
 		return 0;
 	}
-	if (!strcmp(argv[0], "reload")) {
-		snprintf(err, errlen,
-			 "the fast path compiles its rules at start: restart it to change "
-			 "them (pause, resume and rate work live)");
-		return -EOPNOTSUPP;
-	}
+	if (!strcmp(argv[0], "reload"))
+		return fp_reload_logged(out, err, errlen);
 	if (!fp_app.sh.nlanes && (!strcmp(argv[0], "lanes") || !strcmp(argv[0], "pause") ||
 				  !strcmp(argv[0], "resume") || !strcmp(argv[0], "rate"))) {
 		snprintf(err, errlen, "no shadow lanes: started without --lane");
@@ -407,6 +427,9 @@ static int on_metrics(void *ctx, struct dbuf *out)
 	for (unsigned l = 1; l <= nlanes; l++)
 		rc |= ctr_set_put(set, t.lane_pkts[l], "lane_%s_packets", lane_name[l]);
 	rc |= ctr_set_table(set, "fp_ctl_", ctl_server_stats(fp_ctl), ctl_ctr_descs, ctl_ctr_count);
+	rc |= ctr_set_put(set, __atomic_load_n(&fp_reloads, __ATOMIC_RELAXED), "fp_reloads");
+	rc |= ctr_set_put(set, __atomic_load_n(&fp_reload_errors, __ATOMIC_RELAXED),
+			  "fp_reload_errors");
 	rc |= fp_shadow_metrics(set, p, lanes, &n);
 	/* the color rules' lanes, which may have no --lane */
 	for (unsigned l = 1; l <= nlanes && n < sizeof(lanes) / sizeof(lanes[0]); l++)
@@ -426,8 +449,20 @@ out:
 static void *ctl_main(void *arg)
 {
 	(void)arg;
-	while (!__atomic_load_n(&fp_ctl_quit, __ATOMIC_ACQUIRE))
-		(void)ctl_server_poll(fp_ctl, 20);
+	while (!__atomic_load_n(&fp_ctl_quit, __ATOMIC_ACQUIRE)) {
+		if (fp_ctl)
+			(void)ctl_server_poll(fp_ctl, 20);
+		else
+			rte_delay_us_sleep(20000);
+		if (fp_hup) { /* SIGHUP: the same reload as the command, logged */
+			char err[1200];
+			struct dbuf out;
+			fp_hup = 0;
+			dbuf_init(&out, 1u << 16);
+			(void)fp_reload_logged(&out, err, sizeof(err));
+			dbuf_release(&out);
+		}
+	}
 	return NULL;
 }
 
@@ -440,10 +475,9 @@ static int ctl_start(void)
 	    .on_command = on_ctl,
 	    .on_metrics = on_metrics,
 	};
-	if (!opt_control && !opt_metrics)
-		return 0;
-	fp_ctl = ctl_server_create(&cp, err, sizeof(err));
-	if (!fp_ctl) {
+	/* Without --control and --metrics the thread only serves SIGHUP. */
+	fp_ctl = opt_control || opt_metrics ? ctl_server_create(&cp, err, sizeof(err)) : NULL;
+	if (!fp_ctl && (opt_control || opt_metrics)) {
 		fprintf(stderr, "dyetap-fastpath: %s\n", err);
 		return -EINVAL;
 	}
@@ -455,18 +489,26 @@ static int ctl_start(void)
 		fp_ctl = NULL;
 		return -EINVAL;
 	}
+	fp_ctl_running = true;
 	return 0;
 }
 
 static void ctl_stop(void)
 {
-	if (!fp_ctl)
+	if (!fp_ctl_running)
 		return;
 	__atomic_store_n(&fp_ctl_quit, 1, __ATOMIC_RELEASE);
 	pthread_join(fp_ctl_tid, NULL);
+	fp_ctl_running = false;
 	ctl_server_free(fp_ctl);
 	fp_ctl = NULL;
 }
+
+/* The command line after the EAL's, and what its options' strings point into. */
+static int fp_argc;
+static char **fp_argv;
+static struct fp_rules *rules_sets[64]; /* the sets switched to by reloads */
+static size_t n_rules_sets;
 
 /* --- options ------------------------------------------------------------------ */
 
@@ -536,85 +578,215 @@ static int parse_mode(const char *s, struct fp_conf *c)
 	return -1;
 }
 
-static int parse_args(int argc, char **argv)
+enum {
+	O_RX = 256,
+	O_TX,
+	O_MODE,
+	O_COLOR,
+	O_WORKERS,
+	O_RING,
+	O_IDLE,
+	O_COUNT,
+	O_STATS,
+	O_JSON,
+	O_QUEUES,
+	O_FLOWS,
+	O_PENDING,
+	O_BUDGET,
+	O_HOLDMS,
+	O_FTO,
+	O_MBUFS,
+	O_RULES,
+	O_UNCOLORED,
+	O_SHADOW_OPT, /* every option of replay/shadow_core.h: looked up by name */
+	O_SHRING,
+	O_SHOUT,
+	O_REC_OPT, /* --redact, --redact-defaults (capture/recorder.h) */
+	O_CONTROL,
+	O_METRICS,
+	O_CONFIG,
+};
+static const struct option fp_opts[] = {
+    {"rx", required_argument, NULL, O_RX},
+    {"mirror-tx", required_argument, NULL, O_TX},
+    {"mirror-mode", required_argument, NULL, O_MODE},
+    {"color", required_argument, NULL, O_COLOR},
+    {"workers", required_argument, NULL, O_WORKERS},
+    {"ring-size", required_argument, NULL, O_RING},
+    {"exit-idle", required_argument, NULL, O_IDLE},
+    {"count", required_argument, NULL, O_COUNT},
+    {"stats-every", required_argument, NULL, O_STATS},
+    {"json", no_argument, NULL, O_JSON},
+    {"queues", required_argument, NULL, O_QUEUES},
+    {"flows", required_argument, NULL, O_FLOWS},
+    {"pending", required_argument, NULL, O_PENDING},
+    {"hold-budget", required_argument, NULL, O_BUDGET},
+    {"hold-ms", required_argument, NULL, O_HOLDMS},
+    {"flow-timeout", required_argument, NULL, O_FTO},
+    {"mbufs", required_argument, NULL, O_MBUFS},
+    {"rules", required_argument, NULL, O_RULES},
+    {"uncolored", required_argument, NULL, O_UNCOLORED},
+    {"lane", required_argument, NULL, O_SHADOW_OPT},
+    {"lane-rate", required_argument, NULL, O_SHADOW_OPT},
+    {"queue", required_argument, NULL, O_SHADOW_OPT},
+    {"timeout", required_argument, NULL, O_SHADOW_OPT},
+    {"drain-timeout", required_argument, NULL, O_SHADOW_OPT},
+    {"allow-writes", no_argument, NULL, O_SHADOW_OPT},
+    {"i-know-this-is-production", no_argument, NULL, O_SHADOW_OPT},
+    {"insecure", no_argument, NULL, O_SHADOW_OPT},
+    {"ca", required_argument, NULL, O_SHADOW_OPT},
+    {"sni", required_argument, NULL, O_SHADOW_OPT},
+    {"host", required_argument, NULL, O_SHADOW_OPT},
+    {"set-header", required_argument, NULL, O_SHADOW_OPT},
+    {"del-header", required_argument, NULL, O_SHADOW_OPT},
+    {"path-prefix", required_argument, NULL, O_SHADOW_OPT},
+    {"shadow-header", required_argument, NULL, O_SHADOW_OPT},
+    {"no-shadow-header", no_argument, NULL, O_SHADOW_OPT},
+    {"shadow-ring", required_argument, NULL, O_SHRING},
+    {"shadow-out", required_argument, NULL, O_SHOUT},
+    {"redact", required_argument, NULL, O_REC_OPT},
+    {"redact-defaults", no_argument, NULL, O_REC_OPT},
+    {"control", required_argument, NULL, O_CONTROL},
+    {"metrics", required_argument, NULL, O_METRICS},
+    {"config", required_argument, NULL, O_CONFIG},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/*
+ * --config FILE (docs/operations.md "Config file"): the file's lines become
+ * options placed before the command line's (`--NAME=VALUE`), so one
+ * parser reads both, a single-valued option of the command line replaces
+ * the file's and a repeatable one adds to them. line[i] is the file line
+ * of argv[i] (0: the command line's), for messages.
+ */
+struct fp_cfgargs {
+	struct cfg cfg;
+	int argc;
+	char **argv;	/* argv[0], the file's options, the command line's */
+	unsigned *line; /* per argv[i] */
+	char **owned;	/* the strings made for the file's options */
+	size_t n_owned;
+};
+
+static void cfgargs_release(struct fp_cfgargs *ca)
 {
-	enum {
-		O_RX = 256,
-		O_TX,
-		O_MODE,
-		O_COLOR,
-		O_WORKERS,
-		O_RING,
-		O_IDLE,
-		O_COUNT,
-		O_STATS,
-		O_JSON,
-		O_QUEUES,
-		O_FLOWS,
-		O_PENDING,
-		O_BUDGET,
-		O_HOLDMS,
-		O_FTO,
-		O_MBUFS,
-		O_RULES,
-		O_UNCOLORED,
-		O_SHADOW_OPT, /* every option of replay/shadow_core.h: looked up by name */
-		O_SHRING,
-		O_SHOUT,
-		O_REC_OPT, /* --redact, --redact-defaults (capture/recorder.h) */
-		O_CONTROL,
-		O_METRICS,
-	};
-	static const struct option opts[] = {
-	    {"rx", required_argument, NULL, O_RX},
-	    {"mirror-tx", required_argument, NULL, O_TX},
-	    {"mirror-mode", required_argument, NULL, O_MODE},
-	    {"color", required_argument, NULL, O_COLOR},
-	    {"workers", required_argument, NULL, O_WORKERS},
-	    {"ring-size", required_argument, NULL, O_RING},
-	    {"exit-idle", required_argument, NULL, O_IDLE},
-	    {"count", required_argument, NULL, O_COUNT},
-	    {"stats-every", required_argument, NULL, O_STATS},
-	    {"json", no_argument, NULL, O_JSON},
-	    {"queues", required_argument, NULL, O_QUEUES},
-	    {"flows", required_argument, NULL, O_FLOWS},
-	    {"pending", required_argument, NULL, O_PENDING},
-	    {"hold-budget", required_argument, NULL, O_BUDGET},
-	    {"hold-ms", required_argument, NULL, O_HOLDMS},
-	    {"flow-timeout", required_argument, NULL, O_FTO},
-	    {"mbufs", required_argument, NULL, O_MBUFS},
-	    {"rules", required_argument, NULL, O_RULES},
-	    {"uncolored", required_argument, NULL, O_UNCOLORED},
-	    {"lane", required_argument, NULL, O_SHADOW_OPT},
-	    {"lane-rate", required_argument, NULL, O_SHADOW_OPT},
-	    {"queue", required_argument, NULL, O_SHADOW_OPT},
-	    {"timeout", required_argument, NULL, O_SHADOW_OPT},
-	    {"drain-timeout", required_argument, NULL, O_SHADOW_OPT},
-	    {"allow-writes", no_argument, NULL, O_SHADOW_OPT},
-	    {"i-know-this-is-production", no_argument, NULL, O_SHADOW_OPT},
-	    {"insecure", no_argument, NULL, O_SHADOW_OPT},
-	    {"ca", required_argument, NULL, O_SHADOW_OPT},
-	    {"sni", required_argument, NULL, O_SHADOW_OPT},
-	    {"host", required_argument, NULL, O_SHADOW_OPT},
-	    {"set-header", required_argument, NULL, O_SHADOW_OPT},
-	    {"del-header", required_argument, NULL, O_SHADOW_OPT},
-	    {"path-prefix", required_argument, NULL, O_SHADOW_OPT},
-	    {"shadow-header", required_argument, NULL, O_SHADOW_OPT},
-	    {"no-shadow-header", no_argument, NULL, O_SHADOW_OPT},
-	    {"shadow-ring", required_argument, NULL, O_SHRING},
-	    {"shadow-out", required_argument, NULL, O_SHOUT},
-	    {"redact", required_argument, NULL, O_REC_OPT},
-	    {"redact-defaults", no_argument, NULL, O_REC_OPT},
-	    {"control", required_argument, NULL, O_CONTROL},
-	    {"metrics", required_argument, NULL, O_METRICS},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	struct fp_conf *c = &fp_app.c;
-	struct fp_shadow *sh = &fp_app.sh;
-	char err[256];
+	for (size_t i = 0; i < ca->n_owned; i++)
+		mem_free(ca->owned[i]);
+	mem_free(ca->owned);
+	mem_free(ca->argv);
+	mem_free(ca->line);
+	cfg_release(&ca->cfg);
+	memset(ca, 0, sizeof(*ca));
+}
+
+static struct fp_cfgargs fp_cfg; /* the start's: the options point into it until exit */
+
+/* Where the option getopt just returned came from: "FILE:LINE: " or "". */
+static const char *cfgargs_where(const struct fp_cfgargs *ca, char *buf, size_t len)
+{
+	int i = optind - 1;
+	buf[0] = 0;
+	if (ca->line && i > 0 && i < ca->argc && ca->line[i])
+		snprintf(buf, len, "%s:%u: ", ca->cfg.path, ca->line[i]);
+	return buf;
+}
+
+static int cfgargs_build(struct fp_cfgargs *ca, int argc, char **argv, char *err, size_t errlen)
+{
+	const char *path = NULL;
+	memset(ca, 0, sizeof(*ca));
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *p = !strcmp(argv[i], "--config") && i + 1 < argc ? argv[i + 1]
+				: !strncmp(argv[i], "--config=", 9)	     ? argv[i] + 9
+									     : NULL;
+		if (p && path) {
+			snprintf(err, errlen, "--config given twice");
+			return -EINVAL;
+		}
+		if (p)
+			path = p;
+	}
+	if (path && cfg_load(path, &ca->cfg, err, errlen) < 0) {
+		char e[1024];
+		snprintf(e, sizeof(e), "--config %s", err);
+		snprintf(err, errlen, "%s", e);
+		return -EINVAL;
+	}
+	size_t n = (size_t)argc + ca->cfg.n;
+	ca->argv = mem_calloc(n + 1, sizeof(*ca->argv));
+	ca->line = mem_calloc(n + 1, sizeof(*ca->line));
+	ca->owned = mem_calloc(ca->cfg.n + 1, sizeof(*ca->owned));
+	if (!ca->argv || !ca->line || !ca->owned)
+		goto nomem;
+	ca->argv[ca->argc++] = argv[0];
+	for (size_t i = 0; i < ca->cfg.n; i++) {
+		const struct cfg_entry *en = &ca->cfg.entries[i];
+		const struct option *opt = NULL;
+		for (size_t k = 0; fp_opts[k].name && !opt; k++)
+			if (!strcmp(fp_opts[k].name, en->name))
+				opt = &fp_opts[k];
+		if (!opt || opt->val == 'h' || opt->val == O_CONFIG) {
+			snprintf(
+			    err, errlen,
+			    "%s:%u: '%s' is not an option of dyetap-fastpath here (see --help)",
+			    ca->cfg.path, en->line, en->name);
+			goto fail;
+		}
+		if (opt->has_arg == required_argument && !en->value) {
+			snprintf(err, errlen, "%s:%u: %s needs a value: '%s VALUE'", ca->cfg.path,
+				 en->line, en->name, en->name);
+			goto fail;
+		}
+		if (opt->has_arg == no_argument && en->value) {
+			snprintf(err, errlen, "%s:%u: %s takes no value", ca->cfg.path, en->line,
+				 en->name);
+			goto fail;
+		}
+		size_t len = strlen(en->name) + (en->value ? strlen(en->value) : 0) + 4;
+		char *a = mem_alloc(len);
+		if (!a)
+			goto nomem;
+		ca->owned[ca->n_owned++] = a;
+		if (en->value)
+			snprintf(a, len, "--%s=%s", en->name, en->value);
+		else
+			snprintf(a, len, "--%s", en->name);
+		ca->line[ca->argc] = en->line;
+		ca->argv[ca->argc++] = a;
+	}
+	for (int i = 1; i < argc; i++)
+		ca->argv[ca->argc++] = argv[i];
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+fail:
+	cfgargs_release(ca);
+	return -EINVAL;
+}
+
+/* Refuse with a message in err/errlen, led by the config file's line when it came from there. */
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		char w_[600], m_[600];                                                             \
+		snprintf(m_, sizeof(m_), __VA_ARGS__);                                             \
+		snprintf(err, errlen, "%s%s", cfgargs_where(&ca, w_, sizeof(w_)), m_);             \
+		return -EINVAL;                                                                    \
+	} while (0)
+
+/*
+ * The options into @p c and @p sh (defaults first): at start, and again
+ * into scratch structs by each reload (@p reload: getopt quiet, --control
+ * and --metrics untouched). *cfg_out gets what the options' strings point
+ * into (release with cfgargs_release()). @return 0 or -EINVAL with a message.
+ */
+static int parse_args(int argc, char **argv, struct fp_conf *c, struct fp_shadow *sh, bool reload,
+		      struct fp_cfgargs *cfg_out, char *err, size_t errlen)
+{
+	char e[512];
 	uint64_t v;
 	int o, rc, li = -1;
+	struct fp_cfgargs ca;
 
 	c->ring_size = 1024;
 	c->queues = 1;
@@ -626,8 +798,14 @@ static int parse_args(int argc, char **argv)
 	shadow_conf_init(&sh->conf);
 	recorder_conf_init(&c->rec);
 	sh->ring_size = 1024;
-	optind = 1;
-	while ((o = getopt_long(argc, argv, "hw:", opts, &li)) != -1) {
+	if ((rc = cfgargs_build(&ca, argc, argv, err, errlen)) < 0)
+		return rc;
+	argc = ca.argc;
+	argv = ca.argv;
+	*cfg_out = ca;
+	optind = 0; /* a full restart of getopt: a reload parses again */
+	opterr = !reload;
+	while ((o = getopt_long(argc, argv, "hw:", fp_opts, &li)) != -1) {
 		switch (o) {
 		case O_RX: {
 			char buf[256], *save = NULL;
@@ -652,18 +830,14 @@ static int parse_args(int argc, char **argv)
 				goto bad;
 			break;
 		case O_COLOR:
-			rc = fp_rules_add(&c->rules, optarg, err, sizeof(err));
-			if (rc) {
-				fprintf(stderr, "dyetap-fastpath: --color: %s\n", err);
-				return rc;
-			}
+			rc = fp_rules_add(&c->rules, optarg, e, sizeof(e));
+			if (rc)
+				FAIL("--color: %s", e);
 			break;
 		case O_RULES:
-			rc = fp_rules_load_file(&c->rules, optarg, err, sizeof(err));
-			if (rc) {
-				fprintf(stderr, "dyetap-fastpath: --rules: %s\n", err);
-				return rc;
-			}
+			rc = fp_rules_load_file(&c->rules, optarg, e, sizeof(e));
+			if (rc)
+				FAIL("--rules: %s", e);
 			break;
 		case O_UNCOLORED:
 			if (!strcmp(optarg, "drop"))
@@ -736,11 +910,9 @@ static int parse_args(int argc, char **argv)
 			c->min_mbufs = (unsigned)v;
 			break;
 		case O_SHADOW_OPT:
-			if (shadow_conf_option(&sh->conf, opts[li].name, optarg, err, sizeof(err)) <
-			    0) {
-				fprintf(stderr, "dyetap-fastpath: %s\n", err);
-				return -EINVAL;
-			}
+			if (shadow_conf_option(&sh->conf, fp_opts[li].name, optarg, e, sizeof(e)) <
+			    0)
+				FAIL("%s", e);
 			break;
 		case O_SHRING:
 			if (parse_num(optarg, 1u << 20, &v) || !v)
@@ -748,49 +920,47 @@ static int parse_args(int argc, char **argv)
 			sh->ring_size = (unsigned)v;
 			break;
 		case O_REC_OPT:
-			if (recorder_conf_option(&c->rec, opts[li].name, optarg, err, sizeof(err)) <
-			    0) {
-				fprintf(stderr, "dyetap-fastpath: %s\n", err);
-				return -EINVAL;
-			}
+			if (recorder_conf_option(&c->rec, fp_opts[li].name, optarg, e, sizeof(e)) <
+			    0)
+				FAIL("%s", e);
 			break;
 		case O_SHOUT:
 			sh->out_path = optarg;
 			break;
 		case O_CONTROL:
-			opt_control = optarg;
+			if (!reload) /* a reload changes neither: they may point into its file */
+				opt_control = optarg;
 			break;
 		case O_METRICS:
-			opt_metrics = optarg;
+			if (!reload)
+				opt_metrics = optarg;
 			break;
+		case O_CONFIG:
+			break; /* read first, by cfgargs_build() */
 		case 'h':
-			usage(stdout);
-			exit(0);
+			if (!reload) {
+				usage(stdout);
+				exit(0);
+			}
+			FAIL("bad command line");
 		default:
-			usage(stderr);
-			return -EINVAL;
+			if (!reload)
+				usage(stderr);
+			FAIL("bad command line (see --help)");
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "dyetap-fastpath: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	if (!c->nrx_ports) {
-		fprintf(stderr, "dyetap-fastpath: --rx PORT is required (try --help)\n");
-		return -EINVAL;
-	}
-	if (!c->rules.nrules)
+	if (optind < argc)
+		FAIL("unexpected argument '%s'", argv[optind]);
+	if (!c->nrx_ports)
+		FAIL("--rx PORT is required (try --help)");
+	if (!c->rules.nrules && !reload)
 		fprintf(stderr, "dyetap-fastpath: warning: no --color rule, nothing is colored\n");
-	if (sh->out_path && !sh->conf.n_lanes) {
-		fprintf(stderr, "dyetap-fastpath: --shadow-out needs --lane LANE=URL\n");
-		return -EINVAL;
-	}
-	if (sh->conf.n_lanes && shadow_conf_check(&sh->conf, err, sizeof(err))) {
-		fprintf(stderr, "dyetap-fastpath: %s\n", err);
-		return -EINVAL;
-	}
+	if (sh->out_path && !sh->conf.n_lanes)
+		FAIL("--shadow-out needs --lane LANE=URL");
+	if (sh->conf.n_lanes && shadow_conf_check(&sh->conf, e, sizeof(e)))
+		FAIL("%s", e);
 	sh->nlanes = (unsigned)sh->conf.n_lanes;
-	for (unsigned i = 0; i < sh->nlanes; i++) {
+	for (unsigned i = 0; i < sh->nlanes && !reload; i++) {
 		bool known = false;
 		for (unsigned l = 1; l <= c->rules.nlanes; l++)
 			known |= !strcmp(c->rules.lane_names[l], sh->conf.lanes[i].name);
@@ -804,9 +974,105 @@ static int parse_args(int argc, char **argv)
 		c->workers = 1;
 	return 0;
 bad:
-	fprintf(stderr, "dyetap-fastpath: bad value '%s' for --%s (try --help)\n", optarg,
-		li >= 0 ? opts[li].name : "w");
-	return -EINVAL;
+	FAIL("bad value '%s' for --%s (try --help)", optarg, li >= 0 ? fp_opts[li].name : "w");
+}
+
+#undef FAIL
+
+/* --- reload (docs/operations.md "reload") ----------------------------------------- */
+
+/*
+ * `reload` and SIGHUP, on the control thread (never an RX or worker lcore):
+ * read --config FILE and the command line again into scratch structs with
+ * the start's own parser, the new rules numbered as the old ones
+ * (fp_rules_seed()), and only when all of it is accepted switch: the
+ * shadow core first (the sender switches at its next slice and this waits
+ * for it), then the rules (RX lcores at their next burst, workers'
+ * pipelines at their next loop). Flows, the recordings and the counters
+ * go on. A refusal changes nothing. Other options keep their start values.
+ */
+static int fp_reload(struct dbuf *out, char *err, size_t errlen)
+{
+	struct fp_conf *c = mem_calloc(1, sizeof(*c));
+	struct fp_shadow *sh = mem_calloc(1, sizeof(*sh));
+	struct fp_rules *nr = mem_calloc(1, sizeof(*nr));
+	const struct fp_rules *cur = fp_rules_cur();
+	struct fp_cfgargs ca = {0};
+	char e[1200];
+	int rc = -EINVAL;
+
+	if (n_rules_sets == RTE_DIM(rules_sets)) {
+		snprintf(err, errlen, "reloaded %zu times already: restart dyetap-fastpath",
+			 n_rules_sets);
+		rc = -ENOSPC;
+		goto out;
+	}
+	if (!c || !sh || !nr || fp_rules_seed(&c->rules, cur) < 0) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (parse_args(fp_argc, fp_argv, c, sh, true, &ca, e, sizeof(e))) {
+		snprintf(err, errlen, "%s (nothing changed)", e);
+		goto out;
+	}
+	if (c->rules.any_http != cur->any_http) {
+		snprintf(err, errlen,
+			 "the rules %s HTTP matchers (header:, path:, ...): that needs a restart "
+			 "(nothing changed)",
+			 c->rules.any_http ? "add" : "drop every one of the");
+		goto out;
+	}
+	if (!sh->conf.n_lanes != !fp_app.sh.nlanes) {
+		snprintf(err, errlen, "%s (nothing changed)",
+			 fp_app.sh.nlanes ? "no lane left: pause lanes instead, or restart"
+					  : "started without --lane: lanes need a restart");
+		goto out;
+	}
+	/* -ETIMEDOUT: prepared, the sender switches late; the rules go on. */
+	if (sh->conf.n_lanes && (rc = fp_shadow_reconfigure(&sh->conf, e, sizeof(e))) < 0 &&
+	    rc != -ETIMEDOUT) {
+		snprintf(err, errlen, "%s (nothing changed)", e);
+		goto out;
+	}
+	if (rc == -ETIMEDOUT)
+		fprintf(stderr, "dyetap-fastpath: reload: %s\n", e);
+	*nr = c->rules;
+	memset(&c->rules, 0, sizeof(c->rules));
+	for (unsigned l = __atomic_load_n(&nlanes, __ATOMIC_RELAXED) + 1; l <= nr->nlanes; l++)
+		snprintf(lane_name[l], sizeof(lane_name[l]), "%s", nr->lane_names[l]);
+	__atomic_store_n(&nlanes, nr->nlanes, __ATOMIC_RELEASE);
+	rules_sets[n_rules_sets++] = nr;
+	__atomic_store_n(&fp_app.rules, nr, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&fp_app.rules_gen, 1, __ATOMIC_RELEASE);
+	dbuf_printf(out, "reloaded: %u rules, lanes", nr->nrules);
+	for (size_t i = 0; i < sh->conf.n_lanes; i++)
+		dbuf_printf(out, " %s", sh->conf.lanes[i].name);
+	dbuf_putc(out, '\n');
+	nr = NULL;
+	rc = 0;
+out:
+	if (c) {
+		fp_rules_release(&c->rules);
+		recorder_conf_release(&c->rec);
+	}
+	cfgargs_release(&ca);
+	mem_free(nr);
+	mem_free(sh);
+	mem_free(c);
+	__atomic_add_fetch(rc ? &fp_reload_errors : &fp_reloads, 1, __ATOMIC_RELAXED);
+	return rc;
+}
+
+static int fp_reload_logged(struct dbuf *out, char *err, size_t errlen)
+{
+	int rc = fp_reload(out, err, errlen);
+	if (rc < 0)
+		fprintf(stderr, "dyetap-fastpath: reload: %s\n", err);
+	else
+		fprintf(stderr, "dyetap-fastpath: reload: %.*s", (int)out->len,
+			(const char *)out->data);
+	return rc;
 }
 
 /* --- ports -------------------------------------------------------------------- */
@@ -1179,18 +1445,25 @@ int main(int argc, char **argv)
 	}
 	argc -= rc;
 	argv += rc;
-	rc = parse_args(argc, argv);
+	fp_argc = argc;
+	fp_argv = argv;
+	char perr[1200];
+	rc = parse_args(argc, argv, &fp_app.c, &fp_app.sh, false, &fp_cfg, perr, sizeof(perr));
 	if (rc) {
+		fprintf(stderr, "dyetap-fastpath: %s\n", perr);
 		fp_rules_release(&fp_app.c.rules);
 		recorder_conf_release(&fp_app.c.rec);
+		cfgargs_release(&fp_cfg);
 		rte_eal_cleanup();
 		return 2;
 	}
+	fp_app.rules = &fp_app.c.rules;
 	for (unsigned l = 1; l <= fp_app.c.rules.nlanes; l++)
 		snprintf(lane_name[l], sizeof(lane_name[l]), "%s", fp_app.c.rules.lane_names[l]);
 	nlanes = fp_app.c.rules.nlanes;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_hup);
 	signal(SIGPIPE, SIG_IGN); /* a shadow target closing its socket is counted, not fatal */
 	rte_telemetry_register_cmd("/dyetap/stats", telemetry_stats,
 				   "dyetap-fastpath counters, totals over lcores. No parameters");
@@ -1256,6 +1529,11 @@ int main(int argc, char **argv)
 	ctl_stop();
 	if (teardown() && rc == 0)
 		rc = -EIO;
+	for (size_t i = 0; i < n_rules_sets; i++) {
+		fp_rules_release(rules_sets[i]);
+		mem_free(rules_sets[i]);
+	}
+	cfgargs_release(&fp_cfg);
 	rte_eal_cleanup();
 	return rc ? 1 : 0;
 }

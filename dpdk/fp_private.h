@@ -227,6 +227,13 @@ struct fp_req {
  */
 int fp_rules_add(struct fp_rules *rs, const char *text, char *err, size_t errlen);
 
+/**
+ * Start @p rs (zeroed) with the lane names of @p from in the same order,
+ * so the rules added next give those lanes the same numbers (a reload).
+ * @return 0 or -ENOMEM.
+ */
+int fp_rules_seed(struct fp_rules *rs, const struct fp_rules *from);
+
 /** Append the rules of a rules file (rules_load_file()). Errors as fp_rules_add(). */
 int fp_rules_load_file(struct fp_rules *rs, const char *path, char *err, size_t errlen);
 
@@ -510,6 +517,7 @@ struct fp_shadow {
 	const char *out_path;	   /**< --shadow-out FILE.dyt, NULL: none */
 	struct recorder *out;	   /**< its writer-only recorder: the sender thread's */
 	uint64_t next_id;	   /**< session ids in --shadow-out */
+	bool running;		   /**< the sender thread runs (reload is applied by it); sh_lock */
 	struct fp_sh_stats st __rte_cache_aligned; /**< the sender thread's counters */
 };
 
@@ -526,6 +534,7 @@ struct fp_worker {
 	struct recorder *rec; /**< capture pipeline (and -w FILE.dyt) or NULL */
 	char path[4096];
 	struct fp_stats st __rte_cache_aligned;
+	uint32_t rules_seen; /**< fp_app.rules_gen its pipeline colors with */
 } __rte_cache_aligned;
 
 struct fp_app {
@@ -550,9 +559,25 @@ struct fp_app {
 	int quit;	     /**< relaxed flag: RX lcores stop */
 	int workers_stop;    /**< relaxed flag: workers drain and stop */
 	struct fp_shadow sh; /**< --lane: shadow sender */
+	/**
+	 * The color rules in use: c.rules at start, a new set after each reload
+	 * (docs/operations.md). RX lcores read it per burst (fp_rules_cur());
+	 * workers give it to their pipelines when rules_gen moves. Every set
+	 * stays allocated until exit, and keeps the lane numbers of the sets
+	 * before it (fp_rules_seed()), so a flow's lane index never changes
+	 * meaning.
+	 */
+	const struct fp_rules *rules; /**< atomic (release by the control thread) */
+	uint32_t rules_gen;	      /**< atomic: bumped after each switch */
 };
 
 extern struct fp_app fp_app;
+
+/** The color rules in use (any lcore; see fp_app.rules). */
+static inline const struct fp_rules *fp_rules_cur(void)
+{
+	return __atomic_load_n(&fp_app.rules, __ATOMIC_ACQUIRE);
+}
 
 /** Set up @p lc's tables (init time). @return 0 or -ENOMEM with @p err. */
 int fp_rx_init(struct fp_lcore *lc, char *err, size_t errlen);
@@ -629,6 +654,13 @@ int fp_shadow_ctl(int argc, char **argv, struct dbuf *out, char *err, size_t err
  * @return 0 or -ENOMEM. Nothing without --lane.
  */
 int fp_shadow_metrics(struct ctr_set *set, struct ctl_prom *p, const char **lanes, size_t *n_lanes);
+
+/**
+ * Reload (control thread): switch the shadow core to the lanes, targets
+ * and rates of @p conf (shadow_core_reconfigure()) and wait, up to 2 s,
+ * for the sender thread to switch. @return 0, or -errno with a message.
+ */
+int fp_shadow_reconfigure(const struct shadow_conf *conf, char *err, size_t errlen);
 
 /**
  * A worker's recorder (capture pipeline; with -w FILE.dyt also its store

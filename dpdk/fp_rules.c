@@ -94,6 +94,17 @@ int fp_rules_add(struct fp_rules *rs, const char *text, char *err, size_t errlen
 	return 0;
 }
 
+int fp_rules_seed(struct fp_rules *rs, const struct fp_rules *from)
+{
+	for (unsigned i = 1; i <= from->nlanes; i++) {
+		rs->lane_names[i] = mem_strdup(from->lane_names[i]);
+		if (!rs->lane_names[i])
+			return -ENOMEM;
+		rs->nlanes = i;
+	}
+	return 0;
+}
+
 int fp_rules_load_file(struct fp_rules *rs, const char *path, char *err, size_t errlen)
 {
 	struct rules *tmp = rules_create();

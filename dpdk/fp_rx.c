@@ -327,7 +327,7 @@ static void hold(struct fp_lcore *lc, struct fp_flow *f, struct rte_mbuf *m)
  */
 static int feed(struct fp_lcore *lc, struct fp_flow *f, const struct fp_pkt *pk, struct rte_mbuf *m)
 {
-	const struct fp_rules *rs = &fp_app.c.rules;
+	const struct fp_rules *rs = fp_rules_cur();
 	struct fp_req rq;
 	const char *data;
 	uint32_t n = pk->payload_len;
@@ -398,7 +398,7 @@ static void undecided_pkt(struct fp_lcore *lc, struct fp_flow *f, uint32_t pos,
 			  const struct fp_pkt *pk, struct rte_mbuf *m, uint64_t now,
 			  uint32_t flow_hash)
 {
-	const struct fp_rules *rs = &fp_app.c.rules;
+	const struct fp_rules *rs = fp_rules_cur();
 	int d;
 
 	if (pk->proto == 6 && f->client == 2) {
@@ -450,7 +450,7 @@ static void undecided_pkt(struct fp_lcore *lc, struct fp_flow *f, uint32_t pos,
 
 static void process_burst(struct fp_lcore *lc, struct rte_mbuf **pkts, uint16_t nb, uint64_t now)
 {
-	const struct fp_rules *rs = &fp_app.c.rules;
+	const struct fp_rules *rs = fp_rules_cur();
 	struct fp_pkt pk[FP_BURST];
 	const void *keys[FP_BURST];
 	int32_t pos[FP_BURST];

@@ -48,6 +48,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
+#include <rte_errno.h>
 #include <rte_lcore.h>
 
 #include "capture/recorder.h"
@@ -160,11 +162,18 @@ static void on_pair(void *ctx, struct shadow_pair *p)
 
 int fp_shadow_start(char *err, size_t errlen)
 {
-	return shadow_sender_start(fp_app.sh.snd, err, errlen);
+	int rc = shadow_sender_start(fp_app.sh.snd, err, errlen);
+	pthread_mutex_lock(&sh_lock);
+	fp_app.sh.running = rc == 0;
+	pthread_mutex_unlock(&sh_lock);
+	return rc;
 }
 
 void fp_shadow_stop(void)
 {
+	pthread_mutex_lock(&sh_lock);
+	fp_app.sh.running = false; /* reload refused from here on: nothing would apply it */
+	pthread_mutex_unlock(&sh_lock);
 	shadow_sender_stop(fp_app.sh.snd);
 }
 
@@ -275,10 +284,39 @@ int fp_shadow_metrics(struct ctr_set *set, struct ctl_prom *p, const char **lane
 		core_sum(&ct);
 		rc |= shadow_core_counters(c, &ct, "fp_shadow_", "lane_", set);
 		rc |= shadow_ctl_prom(c, p);
-		/* The names live in fp_app.sh.conf, which outlives the core. */
-		for (size_t i = 0; i < shadow_core_lanes(c) && i < SHADOW_MAX_LANES; i++)
-			lanes[(*n_lanes)++] = fp_app.sh.conf.lanes[i].name;
+		/* Copied: a reload may add lanes, and the core goes before the process. */
+		static char names[SHADOW_MAX_LANES][64];
+		for (size_t i = 0; i < shadow_core_lanes(c) && i < SHADOW_MAX_LANES; i++) {
+			snprintf(names[i], sizeof(names[i]), "%s",
+				 shadow_core_lane_name(c, (unsigned)i));
+			lanes[(*n_lanes)++] = names[i];
+		}
 	}
 	pthread_mutex_unlock(&sh_lock);
 	return rc ? -ENOMEM : 0;
+}
+
+int fp_shadow_reconfigure(const struct shadow_conf *conf, char *err, size_t errlen)
+{
+	int rc = -EINVAL;
+	/* The lock only for the call: the control thread is stopped before the
+	 * core is freed, and telemetry must not wait for the sender's switch. */
+	pthread_mutex_lock(&sh_lock);
+	struct shadow_core *c = fp_app.sh.core;
+	if (!c || !fp_app.sh.running)
+		snprintf(err, errlen, "no shadow sender runs: lanes need --lane at start");
+	else
+		rc = shadow_core_reconfigure(c, conf, err, errlen);
+	pthread_mutex_unlock(&sh_lock);
+	if (rc < 0)
+		return rc;
+	/* The sender switches at the start of its next run slice (1 ms at most apart). */
+	for (int i = 0; i < 2000 && shadow_core_pending_switch(c); i++)
+		rte_delay_us_sleep(1000);
+	if (shadow_core_pending_switch(c)) {
+		snprintf(err, errlen,
+			 "the shadow sender did not switch within 2 s: it will at its next run");
+		return -ETIMEDOUT;
+	}
+	return 0;
 }

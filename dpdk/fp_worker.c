@@ -81,6 +81,13 @@ int fp_worker_main(void *arg)
 		unsigned got = 0;
 		/* Read the stop flag before draining: what was enqueued before it is seen. */
 		int stop = __atomic_load_n(&fp_app.workers_stop, __ATOMIC_ACQUIRE);
+		/* A reload: the pipeline colors what it emits from now on with the new rules. */
+		uint32_t gen = __atomic_load_n(&fp_app.rules_gen, __ATOMIC_ACQUIRE);
+		if (gen != w->rules_seen) {
+			w->rules_seen = gen;
+			if (w->rec)
+				pipe_set_rules(recorder_pipe(w->rec), fp_rules_cur()->all);
+		}
 		for (unsigned r = 0; r < w->nrings; r++) {
 			unsigned n =
 			    rte_ring_sc_dequeue_burst(w->rings[r], (void **)pkts, FP_BURST, NULL);

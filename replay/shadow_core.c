@@ -18,6 +18,7 @@
  */
 #include "replay/shadow_core.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,9 @@
 #define SH_DOWN_NS 1000000000LL
 /* Delay percentiles are recomputed at most this often. */
 #define SH_DELAY_EVERY_NS 100000000LL
+/* Views kept (create's and one per reconfiguration); engines finishing. */
+#define SH_MAX_VIEWS (1 + SHADOW_MAX_RECONFIGURE)
+#define SH_MAX_OLD   64
 
 enum { WARN_PRODUCTION, WARN_LOOP, WARN_KINDS };
 
@@ -48,25 +52,71 @@ struct sh_warning {
 };
 
 struct sh_lane {
-	const struct shadow_lane_conf *conf; /* in core->conf */
-	struct replay_engine *eng;
-	struct replay_guard *guard; /* every address of every target */
+	char name[64];			     /* the slot's lane, for the core's life */
+	const struct shadow_lane_conf *conf; /* atomic: in the newest view that had the lane */
+	int active;			     /* atomic: the lane is in the view classify() uses */
+	struct replay_engine *eng;	     /* owner: NULL while the lane is removed */
+	struct replay_stats done;	     /* owner: outcomes of the slot's engines freed */
 	struct shadow_bucket bucket;
 	int64_t down_until; /* monotonic */
 	uint64_t rate_bits; /* atomic: the rate asked for (a double's bits) */
-	uint32_t rate_gen;  /* atomic: bumped by shadow_core_lane_set_rate() */
+	uint32_t rate_gen;  /* atomic: bumped by shadow_core_lane_set_rate() and a switch */
 	uint32_t rate_seen; /* owner: the generation applied */
 	int paused;	    /* atomic: shadow_core_lane_set_paused() */
 	uint64_t queued;    /* atomic: requests queued or in flight, published by the owner */
 	struct sh_warning warn[WARN_KINDS];
 };
 
+/*
+ * One configuration of the lanes (shadow_core_create(), each
+ * shadow_core_reconfigure()): a deep copy of the conf, its guards, and
+ * which slot each of its lanes counts into. Immutable once published and
+ * kept until shadow_core_free(): a thread in classify() may still read
+ * the view before the newest one.
+ */
+struct sh_view {
+	struct shadow_conf conf; /* its strings in `strings` */
+	char *strings;
+	const char *marker;			      /* header name that marks dyetap's copies */
+	unsigned slot[SHADOW_MAX_LANES];	      /* lane i of conf -> slot */
+	struct replay_guard *guard[SHADOW_MAX_LANES]; /* every address of lane i's targets */
+};
+
+/* A reconfiguration made ready by shadow_core_reconfigure(), switched to by the owner. */
+struct sh_stage {
+	struct sh_view *view;
+	struct replay_engine *eng[SHADOW_MAX_LANES]; /* per lane of view: new, or NULL: keep */
+	size_t n_slots;
+};
+
+/* An engine whose lane was removed or whose targets changed: it finishes
+ * what it has in flight, then it is freed (owner). */
+struct sh_old_engine {
+	struct replay_engine *eng;
+	unsigned slot;
+};
+
+/* One (lane, target URL) ever configured: counters with a target label. */
+struct sh_target {
+	unsigned slot;
+	const char *url;	   /* in a view */
+	int active;		   /* atomic: a target of the lane in the newest view */
+	uint64_t sent, ok, errors; /* owner writes, relaxed */
+};
+
 struct shadow_core {
-	struct shadow_conf conf;
 	struct shadow_hooks hooks;
-	const char *marker; /* header name that marks dyetap's own copies */
-	struct sh_lane lanes[SHADOW_MAX_LANES];
-	size_t n_lanes;
+	struct sh_view *view;  /* atomic (release): the view classify() uses */
+	struct sh_stage *next; /* atomic: made ready, not switched to yet */
+	uint32_t switches;     /* atomic: views switched to (create's included) */
+	struct sh_view *views[SH_MAX_VIEWS];
+	size_t n_views;
+	struct sh_lane lanes[SHADOW_MAX_LANES]; /* slots */
+	size_t n_slots;				/* atomic */
+	struct sh_old_engine old[SH_MAX_OLD];
+	size_t n_old;
+	struct sh_target targets[SHADOW_MAX_TARGET_ROWS];
+	size_t n_targets; /* atomic */
 	struct shadow_pairs *pairs;
 	struct replay_hist delay;
 	int64_t delay_next;
@@ -128,7 +178,9 @@ const struct ctr_desc shadow_lane_ctr_descs[] = {
     D(SHADOW_DROP_STOPPED, "stopped", "still queued when the drain time ran out"),
     D(SHADOW_DROP_PRODUCTION, "production", "not mirrored: a lane target is the captured server"),
     D(SHADOW_DROP_LOOP, "loop", "not mirrored: dyetap's own shadow traffic"),
-    D(SHADOW_DROP_PAUSED, "paused", "not mirrored: the lane was paused (dyetap ctl)"),
+    /* Not dropped_paused: an operator's choice, not a loss (docs/operations.md). */
+    {"paused", offsetof(struct shadow_lane_stats, dropped) + SHADOW_DROP_PAUSED * sizeof(uint64_t),
+     "not mirrored: the lane was paused (dyetap ctl)"},
 };
 #undef L
 #undef D
@@ -347,75 +399,382 @@ int shadow_conf_check(struct shadow_conf *c, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------------------ */
-/* Create                                                              */
+/* Create, reconfigure, switch                                         */
 /* ------------------------------------------------------------------ */
 
 static void on_done(void *ctx, void *user, const struct store_result *r);
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static size_t str_size(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+static const char *str_copy(char **p, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *r = *p;
+	memcpy(r, s, n);
+	*p += n;
+	return r;
+}
+
+static void view_free(struct sh_view *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->conf.n_lanes; i++)
+		replay_guard_free(v->guard[i]);
+	mem_free(v->strings);
+	mem_free(v);
+}
+
+/* A deep copy of @p src (its strings in one block), guards not made yet. */
+static struct sh_view *view_create(const struct shadow_conf *src)
+{
+	struct sh_view *v = mem_calloc(1, sizeof(*v));
+	const struct shadow_conf *s = src;
+	size_t n = 1;
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < s->n_lanes; i++)
+		for (size_t k = 0; k < s->lanes[i].n_urls; k++)
+			n += str_size(s->lanes[i].urls[k]);
+	n += str_size(s->ca_file) + str_size(s->sni) + str_size(s->rw.host) +
+	     str_size(s->rw.path_prefix) + str_size(s->rw.shadow_name) +
+	     str_size(s->rw.shadow_value);
+	for (size_t i = 0; i < s->n_sets; i++)
+		n += str_size(s->sets[i].name) + str_size(s->sets[i].value);
+	for (size_t i = 0; i < s->n_dels; i++)
+		n += str_size(s->dels[i]);
+	char *p = v->strings = mem_alloc(n);
+	if (!p) {
+		mem_free(v);
+		return NULL;
+	}
+	struct shadow_conf *c = &v->conf;
+	*c = *s;
+	for (size_t i = 0; i < c->n_lanes; i++)
+		for (size_t k = 0; k < c->lanes[i].n_urls; k++)
+			c->lanes[i].urls[k] = str_copy(&p, s->lanes[i].urls[k]);
+	c->ca_file = str_copy(&p, s->ca_file);
+	c->sni = str_copy(&p, s->sni);
+	c->rw.host = str_copy(&p, s->rw.host);
+	c->rw.path_prefix = str_copy(&p, s->rw.path_prefix);
+	c->rw.shadow_name = str_copy(&p, s->rw.shadow_name);
+	c->rw.shadow_value = str_copy(&p, s->rw.shadow_value);
+	for (size_t i = 0; i < c->n_sets; i++) {
+		c->sets[i].name = str_copy(&p, s->sets[i].name);
+		c->sets[i].value = str_copy(&p, s->sets[i].value);
+	}
+	for (size_t i = 0; i < c->n_dels; i++)
+		c->dels[i] = str_copy(&p, s->dels[i]);
+	c->marker = (struct replay_hdr_set){c->rw.shadow_name, c->rw.shadow_value};
+	/* The rewrite rules point into the conf: into this copy from now on. */
+	c->rw.set = c->sets;
+	c->rw.n_set = c->n_sets;
+	c->rw.del = c->dels;
+	c->rw.n_del = c->n_dels;
+	v->marker = c->rw.shadow_name ? c->rw.shadow_name : SHADOW_MARKER_NAME;
+	return v;
+}
+
+/* The settings an engine is made with, apart from its targets, are the same. */
+static bool engine_conf_same(const struct shadow_conf *a, const struct shadow_conf *b)
+{
+	if (a->timeout_ns != b->timeout_ns || a->insecure != b->insecure ||
+	    !str_eq(a->ca_file, b->ca_file) || !str_eq(a->sni, b->sni) ||
+	    !str_eq(a->rw.host, b->rw.host) || !str_eq(a->rw.path_prefix, b->rw.path_prefix) ||
+	    !str_eq(a->rw.shadow_name, b->rw.shadow_name) ||
+	    !str_eq(a->rw.shadow_value, b->rw.shadow_value) || a->n_sets != b->n_sets ||
+	    a->n_dels != b->n_dels)
+		return false;
+	for (size_t i = 0; i < a->n_sets; i++)
+		if (!str_eq(a->sets[i].name, b->sets[i].name) ||
+		    !str_eq(a->sets[i].value, b->sets[i].value))
+			return false;
+	for (size_t i = 0; i < a->n_dels; i++)
+		if (!str_eq(a->dels[i], b->dels[i]))
+			return false;
+	return true;
+}
+
+static bool urls_same(const struct shadow_lane_conf *a, const struct shadow_lane_conf *b)
+{
+	if (a->n_urls != b->n_urls)
+		return false;
+	for (size_t k = 0; k < a->n_urls; k++)
+		if (strcmp(a->urls[k], b->urls[k]))
+			return false;
+	return true;
+}
+
+/* The lane of view @p v named @p name[0..len), or -1. */
+static int view_find(const struct sh_view *v, const uint8_t *name, size_t len)
+{
+	for (size_t i = 0; i < v->conf.n_lanes; i++) {
+		const char *n = v->conf.lanes[i].name;
+		if (strlen(n) == len && !memcmp(n, name, len))
+			return (int)i;
+	}
+	return -1;
+}
+
+static struct replay_engine *engine_create(struct shadow_core *c, const struct sh_view *v,
+					   size_t li, char *err, size_t errlen)
+{
+	const struct shadow_lane_conf *lc = &v->conf.lanes[li];
+	struct replay_target t[SHADOW_MAX_TARGETS];
+	for (size_t k = 0; k < lc->n_urls; k++)
+		t[k] = (struct replay_target){.url = lc->urls[k], .role = lc->name};
+	struct replay_engine_params ep = {
+	    .targets = t,
+	    .n_targets = lc->n_urls,
+	    .timeout_ns = v->conf.timeout_ns,
+	    .rewrite = &v->conf.rw,
+	    .insecure = v->conf.insecure,
+	    .ca_file = v->conf.ca_file,
+	    .sni = v->conf.sni,
+	    .on_done = on_done,
+	    .ctx = c,
+	};
+	return replay_engine_create(&ep, err, errlen);
+}
+
+static void stage_free(struct sh_stage *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < SHADOW_MAX_LANES; i++)
+		replay_engine_free(st->eng[i]);
+	view_free(st->view);
+	mem_free(st);
+}
+
+static int target_row(const struct shadow_core *c, size_t n, unsigned slot, const char *url)
+{
+	for (size_t i = 0; i < n; i++)
+		if (c->targets[i].slot == slot && !strcmp(c->targets[i].url, url))
+			return (int)i;
+	return -1;
+}
+
+int shadow_core_reconfigure(struct shadow_core *c, const struct shadow_conf *conf, char *err,
+			    size_t errlen)
+{
+	char e[512];
+	int rc = -EINVAL;
+	if (__atomic_load_n(&c->next, __ATOMIC_ACQUIRE)) {
+		snprintf(err, errlen, "the previous reload is not applied yet: try again");
+		return -EBUSY;
+	}
+	if (c->n_views == SH_MAX_VIEWS) {
+		snprintf(err, errlen, "reloaded %d times already: restart to reload again",
+			 SHADOW_MAX_RECONFIGURE);
+		return -ENOSPC;
+	}
+	if (!conf->n_lanes) {
+		snprintf(err, errlen, "no lane: give at least one lane LANE=URL");
+		return -EINVAL;
+	}
+	const struct sh_view *cur = __atomic_load_n(&c->view, __ATOMIC_ACQUIRE);
+	struct sh_stage *st = mem_calloc(1, sizeof(*st));
+	struct sh_view *v = st ? view_create(conf) : NULL;
+	if (!v) {
+		mem_free(st);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	st->view = v;
+	st->n_slots = __atomic_load_n(&c->n_slots, __ATOMIC_ACQUIRE);
+	size_t rows = __atomic_load_n(&c->n_targets, __ATOMIC_ACQUIRE), new_rows = 0;
+	for (size_t i = 0; i < v->conf.n_lanes; i++) {
+		const struct shadow_lane_conf *lc = &v->conf.lanes[i];
+		size_t s;
+		for (s = 0; s < st->n_slots && strcmp(c->lanes[s].name, lc->name); s++)
+			;
+		if (s == st->n_slots) {
+			if (st->n_slots == SHADOW_MAX_LANES) {
+				snprintf(err, errlen,
+					 "lane %s: at most %d lane names over a run (removed "
+					 "lanes count): restart to add it",
+					 lc->name, SHADOW_MAX_LANES);
+				goto fail;
+			}
+			st->n_slots++;
+		}
+		v->slot[i] = (unsigned)s;
+		if (!(v->guard[i] = replay_guard_create())) {
+			rc = -ENOMEM;
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		for (size_t k = 0; k < lc->n_urls; k++) {
+			if (replay_guard_add_url(v->guard[i], lc->urls[k], e, sizeof(e)) < 0) {
+				snprintf(err, errlen, "lane %s: %s", lc->name, e);
+				goto fail;
+			}
+			if (s >= rows || target_row(c, rows, (unsigned)s, lc->urls[k]) < 0)
+				new_rows++;
+		}
+		/* A lane that stays with the same targets and settings keeps its engine:
+		 * its requests in flight and its connections go on. */
+		int ci = cur ? view_find(cur, (const uint8_t *)lc->name, strlen(lc->name)) : -1;
+		if (ci >= 0 && urls_same(&cur->conf.lanes[ci], lc) &&
+		    engine_conf_same(&cur->conf, &v->conf))
+			continue;
+		if (!(st->eng[i] = engine_create(c, v, i, e, sizeof(e)))) {
+			snprintf(err, errlen, "lane %s: %s", lc->name, e);
+			goto fail;
+		}
+	}
+	if (rows + new_rows > SHADOW_MAX_TARGET_ROWS) {
+		snprintf(err, errlen, "at most %d lane targets over a run: restart to add more",
+			 SHADOW_MAX_TARGET_ROWS);
+		goto fail;
+	}
+	__atomic_store_n(&c->next, st, __ATOMIC_RELEASE);
+	return 0;
+fail:
+	stage_free(st);
+	return rc;
+}
+
+_Static_assert(sizeof(struct replay_stats) % sizeof(uint64_t) == 0, "only uint64_t counters");
+
+static void stats_add(struct replay_stats *d, const struct replay_stats *s)
+{
+	uint64_t *a = (uint64_t *)(void *)d;
+	const uint64_t *b = (const uint64_t *)(const void *)s;
+	for (size_t i = 0; i < sizeof(*d) / sizeof(uint64_t); i++)
+		a[i] += b[i];
+}
+
+/* Slot @p s's engine stops taking requests; it finishes what it holds. */
+static void engine_retire(struct shadow_core *c, unsigned s)
+{
+	struct sh_lane *l = &c->lanes[s];
+	if (!l->eng)
+		return;
+	if (c->n_old == SH_MAX_OLD) {
+		/* No room to let it finish: what it holds is counted `stopped`. */
+		uint64_t before = replay_engine_stats(l->eng)->not_sent;
+		replay_engine_abort(l->eng);
+		SH_ADD(c->st.lane[s].dropped[SHADOW_DROP_STOPPED],
+		       replay_engine_stats(l->eng)->not_sent - before);
+		stats_add(&l->done, replay_engine_stats(l->eng));
+		replay_engine_free(l->eng);
+	} else {
+		c->old[c->n_old++] = (struct sh_old_engine){l->eng, s};
+	}
+	l->eng = NULL;
+}
+
+static void publish(struct shadow_core *c, bool force);
+
+int shadow_core_apply(struct shadow_core *c)
+{
+	struct sh_stage *st = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+	if (!st)
+		return 0;
+	struct sh_view *v = st->view;
+	int64_t now = clk_mono_ns();
+	for (size_t s = __atomic_load_n(&c->n_slots, __ATOMIC_RELAXED); s < st->n_slots; s++)
+		for (size_t i = 0; i < v->conf.n_lanes; i++)
+			if (v->slot[i] == s)
+				snprintf(c->lanes[s].name, sizeof(c->lanes[s].name), "%s",
+					 v->conf.lanes[i].name);
+	for (unsigned s = 0; s < st->n_slots; s++) {
+		struct sh_lane *l = &c->lanes[s];
+		int li = -1;
+		for (size_t i = 0; i < v->conf.n_lanes && li < 0; i++)
+			if (v->slot[i] == s)
+				li = (int)i;
+		if (li < 0) {
+			/* Removed: it takes nothing more; a lane added again starts running. */
+			engine_retire(c, s);
+			__atomic_store_n(&l->active, 0, __ATOMIC_RELEASE);
+			__atomic_store_n(&l->paused, 0, __ATOMIC_RELEASE);
+			continue;
+		}
+		const struct shadow_lane_conf *lc = &v->conf.lanes[li];
+		if (st->eng[li]) {
+			engine_retire(c, s);
+			l->eng = st->eng[li];
+			st->eng[li] = NULL;
+			l->down_until = 0;
+		}
+		if (!__atomic_load_n(&l->active, __ATOMIC_RELAXED))
+			shadow_bucket_init(&l->bucket, lc->rate, 0, now);
+		uint64_t bits;
+		memcpy(&bits, &lc->rate, sizeof(bits));
+		__atomic_store_n(&l->rate_bits, bits, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&l->rate_gen, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&l->conf, lc, __ATOMIC_RELEASE);
+		__atomic_store_n(&l->active, 1, __ATOMIC_RELEASE);
+	}
+	/* Target rows: new ones appended, each marked as in the new view or not. */
+	size_t rows = __atomic_load_n(&c->n_targets, __ATOMIC_RELAXED);
+	for (size_t r = 0; r < rows; r++)
+		__atomic_store_n(&c->targets[r].active, 0, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < v->conf.n_lanes; i++)
+		for (size_t k = 0; k < v->conf.lanes[i].n_urls; k++) {
+			int r = target_row(c, rows, v->slot[i], v->conf.lanes[i].urls[k]);
+			if (r < 0 && rows < SHADOW_MAX_TARGET_ROWS) {
+				r = (int)rows++;
+				c->targets[r] = (struct sh_target){.slot = v->slot[i],
+								   .url = v->conf.lanes[i].urls[k]};
+			}
+			if (r >= 0)
+				__atomic_store_n(&c->targets[r].active, 1, __ATOMIC_RELAXED);
+		}
+	__atomic_store_n(&c->n_targets, rows, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->n_slots, st->n_slots, __ATOMIC_RELEASE);
+	c->views[c->n_views++] = v;
+	__atomic_store_n(&c->view, v, __ATOMIC_RELEASE);
+	st->view = NULL;
+	stage_free(st);
+	__atomic_store_n(&c->next, NULL, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&c->switches, 1, __ATOMIC_RELEASE);
+	if (c->pairs)
+		publish(c, true);
+	return 1;
+}
+
+bool shadow_core_pending_switch(const struct shadow_core *c)
+{
+	return __atomic_load_n(&c->next, __ATOMIC_ACQUIRE) != NULL;
+}
 
 struct shadow_core *shadow_core_create(const struct shadow_conf *conf, const struct shadow_hooks *h,
 				       char *err, size_t errlen)
 {
 	struct shadow_core *c = mem_calloc(1, sizeof(*c));
-	char e[512];
 	uint64_t targets = 0;
-	int64_t now = clk_mono_ns();
 
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->conf = *conf;
-	/* The rewrite rules point into the conf: into this copy from now on. */
-	c->conf.rw.set = c->conf.sets;
-	c->conf.rw.n_set = c->conf.n_sets;
-	c->conf.rw.del = c->conf.dels;
-	c->conf.rw.n_del = c->conf.n_dels;
 	if (h)
 		c->hooks = *h;
-	c->marker = c->conf.rw.shadow_name ? c->conf.rw.shadow_name : SHADOW_MARKER_NAME;
-	c->n_lanes = c->conf.n_lanes;
-	for (size_t i = 0; i < c->n_lanes; i++) {
-		struct sh_lane *l = &c->lanes[i];
-		const struct shadow_lane_conf *lc = &c->conf.lanes[i];
-		struct replay_target t[SHADOW_MAX_TARGETS];
-		l->conf = lc;
-		targets += lc->n_urls;
-		l->guard = replay_guard_create();
-		if (!l->guard) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		for (size_t k = 0; k < lc->n_urls; k++) {
-			t[k] = (struct replay_target){.url = lc->urls[k], .role = lc->name};
-			if (replay_guard_add_url(l->guard, lc->urls[k], e, sizeof(e)) < 0) {
-				snprintf(err, errlen, "lane %s: %s", lc->name, e);
-				goto fail;
-			}
-		}
-		struct replay_engine_params ep = {
-		    .targets = t,
-		    .n_targets = lc->n_urls,
-		    .timeout_ns = c->conf.timeout_ns,
-		    .rewrite = &c->conf.rw,
-		    .insecure = c->conf.insecure,
-		    .ca_file = c->conf.ca_file,
-		    .sni = c->conf.sni,
-		    .on_done = on_done,
-		    .ctx = c,
-		};
-		l->eng = replay_engine_create(&ep, e, sizeof(e));
-		if (!l->eng) {
-			snprintf(err, errlen, "lane %s: %s", lc->name, e);
-			goto fail;
-		}
-		shadow_bucket_init(&l->bucket, lc->rate, 0, now);
-	}
+	for (size_t i = 0; i < conf->n_lanes; i++)
+		targets += conf->lanes[i].n_urls;
 	struct shadow_pairs_params pp = {
 	    .max_waiting =
-		c->hooks.max_waiting ? c->hooks.max_waiting : 4 * c->conf.queue * targets + 4096,
+		c->hooks.max_waiting ? c->hooks.max_waiting : 4 * conf->queue * targets + 4096,
 	    .on_complete = c->hooks.on_pair,
 	    .ctx = c->hooks.ctx,
 	};
+	if (shadow_core_reconfigure(c, conf, err, errlen) < 0)
+		goto fail;
+	(void)shadow_core_apply(c);
 	c->pairs = shadow_pairs_create(&pp);
 	if (!c->pairs) {
 		snprintf(err, errlen, "out of memory");
@@ -431,33 +790,38 @@ void shadow_core_free(struct shadow_core *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n_lanes; i++) {
-		/* First the engines: freeing one drops its requests without callback. */
+	/* First the engines: freeing one drops its requests without callback. */
+	for (size_t i = 0; i < SHADOW_MAX_LANES; i++)
 		replay_engine_free(c->lanes[i].eng);
-		replay_guard_free(c->lanes[i].guard);
-	}
+	for (size_t i = 0; i < c->n_old; i++)
+		replay_engine_free(c->old[i].eng);
+	stage_free(c->next);
+	for (size_t i = 0; i < c->n_views; i++)
+		view_free(c->views[i]);
 	shadow_pairs_free(c->pairs);
 	mem_free(c);
 }
 
+uint32_t shadow_core_switches(const struct shadow_core *c)
+{
+	return __atomic_load_n(&c->switches, __ATOMIC_ACQUIRE);
+}
+
 size_t shadow_core_lanes(const struct shadow_core *c)
 {
-	return c->n_lanes;
+	return __atomic_load_n(&c->n_slots, __ATOMIC_ACQUIRE);
 }
 
 const char *shadow_core_lane_name(const struct shadow_core *c, unsigned lane)
 {
-	return lane < c->n_lanes ? c->lanes[lane].conf->name : "";
+	return lane < shadow_core_lanes(c) ? c->lanes[lane].name : "";
 }
 
 int shadow_core_lane_find(const struct shadow_core *c, const uint8_t *name, size_t len)
 {
-	for (size_t i = 0; i < c->n_lanes; i++) {
-		const char *n = c->lanes[i].conf->name;
-		if (strlen(n) == len && !memcmp(n, name, len))
-			return (int)i;
-	}
-	return -1;
+	const struct sh_view *v = __atomic_load_n(&c->view, __ATOMIC_ACQUIRE);
+	int i = v ? view_find(v, name, len) : -1;
+	return i < 0 ? -1 : (int)v->slot[i];
 }
 
 /* ------------------------------------------------------------------ */
@@ -478,24 +842,25 @@ static bool has_header(const struct store_message *m, const char *name)
 static void warn_once(struct sh_lane *l, int kind, const char *url, const struct store_session *s)
 {
 	struct sh_warning *w = &l->warn[kind];
-	char ep[64];
+	char ep[64], name[sizeof(l->name)];
 	if (__atomic_exchange_n(&w->claimed, 1, __ATOMIC_RELAXED))
 		return;
 	store_endpoint_str(s->ip_version, &s->dst, ep, sizeof(ep));
+	memcpy(name, l->name, sizeof(name)); /* not the struct the text goes into */
 	if (kind == WARN_PRODUCTION) {
 		snprintf(w->pre, sizeof(w->pre),
 			 "lane %s: target '%s' is the captured server %s; its shadow requests are "
 			 "dropped (counted ",
-			 l->conf->name, url, ep);
-		snprintf(w->post, sizeof(w->post), "%s_dropped_production; %s sends them)",
-			 l->conf->name, REPLAY_GUARD_FLAG);
+			 name, url, ep);
+		snprintf(w->post, sizeof(w->post), "%s_dropped_production; %s sends them)", name,
+			 REPLAY_GUARD_FLAG);
 	} else {
 		snprintf(w->pre, sizeof(w->pre),
 			 "lane %s: captured traffic goes to the lane's own target '%s' (%s); "
 			 "with --no-shadow-header it cannot be told from dyetap's own copies, "
 			 "so it is not shadowed to the lane (counted ",
-			 l->conf->name, url, ep);
-		snprintf(w->post, sizeof(w->post), "%s_dropped_loop)", l->conf->name);
+			 name, url, ep);
+		snprintf(w->post, sizeof(w->post), "%s_dropped_loop)", name);
 	}
 	__atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
 }
@@ -503,54 +868,58 @@ static void warn_once(struct sh_lane *l, int kind, const char *url, const struct
 int shadow_core_classify(struct shadow_core *c, const struct store_session *s,
 			 struct shadow_stats *st)
 {
+	/* One view for the whole decision: a switch meanwhile applies to the next request. */
+	const struct sh_view *v = __atomic_load_n(&c->view, __ATOMIC_ACQUIRE);
 	enum shadow_drop why;
 	const char *url;
 	struct sh_lane *l;
+	unsigned slot;
 	int li;
 
 	SH_INC(st->requests);
 	if (!s->lane.len)
 		return -1;
 	SH_INC(st->colored);
-	li = shadow_core_lane_find(c, s->lane.ptr, s->lane.len);
+	li = view_find(v, s->lane.ptr, s->lane.len);
 	if (li < 0) {
 		SH_INC(st->no_lane);
 		return -1;
 	}
-	l = &c->lanes[li];
-	SH_INC(st->lane[li].colored);
+	slot = v->slot[li];
+	l = &c->lanes[slot];
+	SH_INC(st->lane[slot].colored);
 	/* A paused lane takes nothing from the moment the pause is stored. */
 	if (__atomic_load_n(&l->paused, __ATOMIC_ACQUIRE)) {
 		why = SHADOW_DROP_PAUSED;
 		goto drop;
 	}
 	/* Loop protection: dyetap's own copies are never shadowed again. */
-	if (has_header(&s->req, c->marker)) {
+	if (has_header(&s->req, v->marker)) {
 		why = SHADOW_DROP_LOOP;
 		goto drop;
 	}
-	url = replay_guard_match(l->guard, s->ip_version, &s->dst);
-	if (url && !c->conf.rw.shadow_name) {
+	url = replay_guard_match(v->guard[li], s->ip_version, &s->dst);
+	if (url && !v->conf.rw.shadow_name) {
 		/* No marker to tell them apart: traffic to the target may be our copies. */
 		warn_once(l, WARN_LOOP, url, s);
 		why = SHADOW_DROP_LOOP;
 		goto drop;
 	}
-	if (url && !c->conf.production) {
+	if (url && !v->conf.production) {
 		warn_once(l, WARN_PRODUCTION, url, s);
 		why = SHADOW_DROP_PRODUCTION;
 		goto drop;
 	}
-	if (shadow_request_admit(s, c->conf.allow_writes, &why))
-		return li;
+	if (shadow_request_admit(s, v->conf.allow_writes, &why))
+		return (int)slot;
 drop:
-	SH_INC(st->lane[li].dropped[why]);
+	SH_INC(st->lane[slot].dropped[why]);
 	return -1;
 }
 
 int shadow_core_warning(struct shadow_core *c, const char *lane_prefix, char *msg, size_t msglen)
 {
-	for (size_t i = 0; i < c->n_lanes; i++)
+	for (size_t i = 0; i < shadow_core_lanes(c); i++)
 		for (int k = 0; k < WARN_KINDS; k++) {
 			struct sh_warning *w = &c->lanes[i].warn[k];
 			if (w->given || !__atomic_load_n(&w->ready, __ATOMIC_ACQUIRE))
@@ -582,7 +951,7 @@ static void apply_rate(struct sh_lane *l, int64_t now)
 int shadow_core_lane_set_rate(struct shadow_core *c, unsigned lane, double rate)
 {
 	uint64_t bits;
-	if (lane >= c->n_lanes || !(rate >= 0) || rate > 1e9)
+	if (lane >= shadow_core_lanes(c) || !(rate >= 0) || rate > 1e9)
 		return -EINVAL;
 	memcpy(&bits, &rate, sizeof(bits));
 	__atomic_store_n(&c->lanes[lane].rate_bits, bits, __ATOMIC_RELAXED);
@@ -592,7 +961,8 @@ int shadow_core_lane_set_rate(struct shadow_core *c, unsigned lane, double rate)
 
 int shadow_core_lane_set_paused(struct shadow_core *c, unsigned lane, bool paused)
 {
-	if (lane >= c->n_lanes)
+	if (lane >= shadow_core_lanes(c) ||
+	    !__atomic_load_n(&c->lanes[lane].active, __ATOMIC_ACQUIRE))
 		return -EINVAL;
 	__atomic_store_n(&c->lanes[lane].paused, paused ? 1 : 0, __ATOMIC_RELEASE);
 	return 0;
@@ -600,20 +970,38 @@ int shadow_core_lane_set_paused(struct shadow_core *c, unsigned lane, bool pause
 
 int shadow_core_lane_info(const struct shadow_core *c, unsigned lane, struct shadow_lane_info *out)
 {
-	if (lane >= c->n_lanes)
+	if (lane >= shadow_core_lanes(c))
 		return -EINVAL;
 	const struct sh_lane *l = &c->lanes[lane];
+	const struct shadow_lane_conf *lc = __atomic_load_n(&l->conf, __ATOMIC_ACQUIRE);
 	uint64_t bits = __atomic_load_n(&l->rate_bits, __ATOMIC_RELAXED);
 	memset(out, 0, sizeof(*out));
-	out->name = l->conf->name;
-	out->urls = l->conf->urls;
-	out->n_urls = l->conf->n_urls;
+	out->name = l->name;
+	out->urls = lc->urls;
+	out->n_urls = lc->n_urls;
+	out->removed = !__atomic_load_n(&l->active, __ATOMIC_ACQUIRE);
 	out->paused = __atomic_load_n(&l->paused, __ATOMIC_ACQUIRE) != 0;
-	if (__atomic_load_n(&l->rate_gen, __ATOMIC_ACQUIRE))
-		memcpy(&out->rate, &bits, sizeof(out->rate));
-	else
-		out->rate = l->conf->rate;
+	memcpy(&out->rate, &bits, sizeof(out->rate));
 	out->queued = __atomic_load_n(&l->queued, __ATOMIC_RELAXED);
+	return 0;
+}
+
+size_t shadow_core_targets(const struct shadow_core *c)
+{
+	return __atomic_load_n(&c->n_targets, __ATOMIC_ACQUIRE);
+}
+
+int shadow_core_target_info(const struct shadow_core *c, size_t row, struct shadow_target_info *out)
+{
+	if (row >= shadow_core_targets(c))
+		return -EINVAL;
+	const struct sh_target *t = &c->targets[row];
+	out->lane = c->lanes[t->slot].name;
+	out->url = t->url;
+	out->active = __atomic_load_n(&t->active, __ATOMIC_RELAXED) != 0;
+	out->sent = __atomic_load_n(&t->sent, __ATOMIC_RELAXED);
+	out->ok = __atomic_load_n(&t->ok, __ATOMIC_RELAXED);
+	out->errors = __atomic_load_n(&t->errors, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -622,14 +1010,18 @@ int shadow_core_submit(struct shadow_core *c, unsigned lane, const struct store_
 {
 	struct sh_lane *l = &c->lanes[lane];
 	struct shadow_lane_stats *ls = &c->st.lane[lane];
+	const struct sh_view *v = c->view; /* the owner switches it: its own read */
 	int64_t now = clk_mono_ns();
 	enum shadow_drop why;
 	struct shadow_pair *e;
 
+	assert(lane < SHADOW_MAX_LANES);
 	apply_rate(l, now);
-	if (now < l->down_until) {
+	if (!l->eng) {
+		why = SHADOW_DROP_STOPPED; /* classified before a reload removed its lane */
+	} else if (now < l->down_until) {
 		why = SHADOW_DROP_TARGET_DOWN;
-	} else if (replay_engine_pending(l->eng) >= c->conf.queue * l->conf->n_urls) {
+	} else if (replay_engine_pending(l->eng) >= v->conf.queue * l->conf->n_urls) {
 		why = SHADOW_DROP_QUEUE_FULL;
 	} else if (!shadow_bucket_take(&l->bucket, now)) {
 		why = SHADOW_DROP_RATE_LIMITED;
@@ -660,6 +1052,19 @@ static void on_done(void *ctx, void *user, const struct store_result *r)
 
 	if (r->error == STORE_ERR_REFUSED || r->error == STORE_ERR_CONNECT)
 		l->down_until = clk_mono_ns() + SH_DOWN_NS;
+	/* The target's own counters (a target label in the metrics). */
+	for (size_t i = 0; i < c->n_targets; i++) {
+		struct sh_target *t = &c->targets[i];
+		if (t->slot != e->lane || strlen(t->url) != r->target.len ||
+		    memcmp(t->url, r->target.ptr, r->target.len))
+			continue;
+		SH_INC(t->sent);
+		if (r->error == STORE_ERR_NONE)
+			SH_INC(t->ok);
+		else
+			SH_INC(t->errors);
+		break;
+	}
 	if (r->ts_sent_ns > 0 && e->req_ns > 0)
 		replay_hist_add(&c->delay, r->ts_sent_ns - e->req_ns);
 	if (c->hooks.on_pair && e->n_res < SHADOW_MAX_TARGETS) {
@@ -694,19 +1099,29 @@ void shadow_core_session_take(struct shadow_core *c, uint64_t flow_key, struct s
 /* Copy the engines' and the pairing's counters into the owner's block. */
 static void publish(struct shadow_core *c, bool force)
 {
-	for (size_t i = 0; i < c->n_lanes; i++) {
-		const struct replay_stats *rs = replay_engine_stats(c->lanes[i].eng);
+	for (size_t i = 0; i < shadow_core_lanes(c); i++) {
+		struct sh_lane *l = &c->lanes[i];
+		struct replay_stats rs = l->done;
+		uint64_t queued = 0;
+		if (l->eng) {
+			stats_add(&rs, replay_engine_stats(l->eng));
+			queued += replay_engine_pending(l->eng);
+		}
+		for (size_t k = 0; k < c->n_old; k++)
+			if (c->old[k].slot == i) {
+				stats_add(&rs, replay_engine_stats(c->old[k].eng));
+				queued += replay_engine_pending(c->old[k].eng);
+			}
 		struct shadow_lane_stats *ls = &c->st.lane[i];
-		SH_SET(ls->sent, rs->sent);
-		SH_SET(ls->ok, rs->ok);
-		SH_SET(ls->errors, replay_stats_errors(rs));
-		SH_SET(ls->err_refused, rs->err_refused);
-		SH_SET(ls->err_reset, rs->err_reset);
-		SH_SET(ls->err_timeout, rs->err_timeout);
-		SH_SET(ls->err_tls, rs->err_tls);
-		SH_SET(ls->err_other, rs->err_connect + rs->err_bad_response + rs->err_other);
-		__atomic_store_n(&c->lanes[i].queued, replay_engine_pending(c->lanes[i].eng),
-				 __ATOMIC_RELAXED);
+		SH_SET(ls->sent, rs.sent);
+		SH_SET(ls->ok, rs.ok);
+		SH_SET(ls->errors, replay_stats_errors(&rs));
+		SH_SET(ls->err_refused, rs.err_refused);
+		SH_SET(ls->err_reset, rs.err_reset);
+		SH_SET(ls->err_timeout, rs.err_timeout);
+		SH_SET(ls->err_tls, rs.err_tls);
+		SH_SET(ls->err_other, rs.err_connect + rs.err_bad_response + rs.err_other);
+		__atomic_store_n(&l->queued, queued, __ATOMIC_RELAXED);
 	}
 	const struct shadow_pairs_stats *ps = shadow_pairs_get_stats(c->pairs);
 	SH_SET(c->st.paired, ps->paired);
@@ -720,42 +1135,76 @@ static void publish(struct shadow_core *c, bool force)
 	}
 }
 
+/* Engines that no longer take requests and hold none are freed (their
+ * outcomes stay in their slot's counters). */
+static void reap_old(struct shadow_core *c)
+{
+	for (size_t k = 0; k < c->n_old;) {
+		struct sh_old_engine *o = &c->old[k];
+		if (replay_engine_pending(o->eng)) {
+			k++;
+			continue;
+		}
+		stats_add(&c->lanes[o->slot].done, replay_engine_stats(o->eng));
+		replay_engine_free(o->eng);
+		c->old[k] = c->old[--c->n_old];
+	}
+}
+
 int shadow_core_run(struct shadow_core *c, int64_t until_ns)
 {
 	int rc = 0;
-	for (size_t i = 0; i < c->n_lanes; i++) {
+	bool first = true;
+	(void)shadow_core_apply(c);
+	for (size_t i = 0; i < shadow_core_lanes(c) + c->n_old; i++) {
+		size_t ns = shadow_core_lanes(c);
+		struct replay_engine *e = i < ns ? c->lanes[i].eng : c->old[i - ns].eng;
+		if (!e)
+			continue;
 		/* Only the first waits: an `until` in the past would return before epoll. */
-		int64_t u = i == 0 ? until_ns : clk_mono_ns() + 1000;
-		int r = replay_engine_run(c->lanes[i].eng, u);
+		int64_t u = first ? until_ns : clk_mono_ns() + 1000;
+		first = false;
+		int r = replay_engine_run(e, u);
 		if (r && !rc)
 			rc = r;
 	}
 	publish(c, false);
+	reap_old(c);
 	return rc;
 }
 
 uint64_t shadow_core_pending(const struct shadow_core *c)
 {
 	uint64_t n = 0;
-	for (size_t i = 0; i < c->n_lanes; i++)
-		n += replay_engine_pending(c->lanes[i].eng);
+	for (size_t i = 0; i < shadow_core_lanes(c); i++)
+		if (c->lanes[i].eng)
+			n += replay_engine_pending(c->lanes[i].eng);
+	for (size_t k = 0; k < c->n_old; k++)
+		n += replay_engine_pending(c->old[k].eng);
 	return n;
+}
+
+/* Drop what engine @p e of slot @p s still queues (`stopped`), fail what is in flight. */
+static void abort_engine(struct shadow_core *c, struct replay_engine *e, size_t s)
+{
+	uint64_t before = replay_engine_stats(e)->not_sent;
+	replay_engine_abort(e);
+	SH_ADD(c->st.lane[s].dropped[SHADOW_DROP_STOPPED],
+	       replay_engine_stats(e)->not_sent - before);
 }
 
 void shadow_core_drain(struct shadow_core *c)
 {
-	int64_t end = clk_mono_ns() + c->conf.drain_ns;
+	int64_t end = clk_mono_ns() + c->view->conf.drain_ns;
 	while (shadow_core_pending(c) && clk_mono_ns() < end) {
 		int64_t u = clk_mono_ns() + 10000000LL;
 		shadow_core_run(c, u < end ? u : end);
 	}
-	for (size_t i = 0; i < c->n_lanes; i++) {
-		struct replay_engine *e = c->lanes[i].eng;
-		uint64_t before = replay_engine_stats(e)->not_sent;
-		replay_engine_abort(e);
-		SH_ADD(c->st.lane[i].dropped[SHADOW_DROP_STOPPED],
-		       replay_engine_stats(e)->not_sent - before);
-	}
+	for (size_t i = 0; i < shadow_core_lanes(c); i++)
+		if (c->lanes[i].eng)
+			abort_engine(c, c->lanes[i].eng, i);
+	for (size_t k = 0; k < c->n_old; k++)
+		abort_engine(c, c->old[k].eng, c->old[k].slot);
 	publish(c, true);
 }
 
@@ -797,9 +1246,9 @@ void shadow_core_each(const struct shadow_core *c, const struct shadow_stats *t,
 {
 	for (size_t i = 0; i < shadow_ctr_count; i++)
 		fn(ctx, NULL, shadow_ctr_descs[i].name, ctr_get(t, &shadow_ctr_descs[i]));
-	for (size_t l = 0; l < c->n_lanes; l++)
+	for (size_t l = 0; l < shadow_core_lanes(c); l++)
 		for (size_t i = 0; i < shadow_lane_ctr_count; i++)
-			fn(ctx, c->lanes[l].conf->name, shadow_lane_ctr_descs[i].name,
+			fn(ctx, c->lanes[l].name, shadow_lane_ctr_descs[i].name,
 			   ctr_get(&t->lane[l], &shadow_lane_ctr_descs[i]));
 }
 

@@ -40,6 +40,20 @@
  * copied into the owner's block after each slice of shadow_core_run(), so
  * no other thread ever reads engine memory.
  *
+ * Reconfiguration (docs/operations.md "reload"): shadow_core_reconfigure()
+ * prepares a new set of lanes, targets, rates and options from any one
+ * thread (copies, guards, engines: everything that can fail), and the
+ * owner switches to it at a safe point, the start of its next
+ * shadow_core_run() or an explicit shadow_core_apply(). Counters are kept
+ * per lane *name* ("slot"): a lane that keeps its name keeps its counters
+ * and its pause, a removed lane keeps its final counts (reported, state
+ * "removed"), a new lane starts at 0. Lane indices (classify()'s return,
+ * the counter blocks, shadow_core_lanes()) are slots: they never change
+ * meaning. A lane whose targets or engine settings change gets a new
+ * engine; the old one finishes its requests in flight (counted in the
+ * slot) and is freed; requests classified for a lane just removed are
+ * counted `dropped_stopped` at submit.
+ *
  * Run-time control (docs/operations.md): a lane's rate may be changed
  * from any thread (shadow_core_lane_set_rate()); the owner applies it at
  * its next submit. A lane may be paused from any thread
@@ -69,6 +83,10 @@
 
 #define SHADOW_MAX_LANES 16 /**< --lane names */
 #define SHADOW_MAX_HDRS	 64 /**< --set-header and --del-header each */
+/** shadow_core_reconfigure() calls over a core's life (each keeps its conf copy). */
+#define SHADOW_MAX_RECONFIGURE 64
+/** Distinct (lane, target URL) pairs over a core's life (per-target counters). */
+#define SHADOW_MAX_TARGET_ROWS 256
 /** The marker header sent on every shadow request unless --no-shadow-header. */
 #define SHADOW_MARKER_NAME  "x-dyetap-shadow"
 #define SHADOW_MARKER_VALUE "1"
@@ -198,7 +216,7 @@ struct shadow_core;
 
 /**
  * Resolve every lane's targets (the guards; getaddrinfo), create one
- * engine per lane (TLS set up). @p c is copied (its strings stay borrowed).
+ * engine per lane (TLS set up). @p c is copied, its strings too.
  * @return the core, or NULL with a message naming the lane in @p err.
  */
 struct shadow_core *shadow_core_create(const struct shadow_conf *c, const struct shadow_hooks *h,
@@ -207,7 +225,43 @@ struct shadow_core *shadow_core_create(const struct shadow_conf *c, const struct
 /** Free (in-flight requests dropped without callback; pairs freed). Accepts NULL. */
 void shadow_core_free(struct shadow_core *c);
 
-/** Number of lanes, a lane's name, the lane named @p name[0..len) (-1: none). */
+/**
+ * Prepare a switch to the lanes, targets, rates and options of @p conf
+ * (checked with shadow_conf_check(); copied, strings too). Any one thread
+ * at a time. Everything that can fail is done here (target resolution,
+ * engines, limits); the owner switches at its next shadow_core_run() or
+ * shadow_core_apply(), all lanes at once. Lanes are matched by name:
+ * one that stays keeps its counters, pause and (same targets and engine
+ * settings) its engine; its rate becomes @p conf's.
+ * @return 0 prepared; -EBUSY the previous one is not switched to yet;
+ *         -ENOSPC SHADOW_MAX_RECONFIGURE reached, or more than
+ *         SHADOW_MAX_LANES lane names or SHADOW_MAX_TARGET_ROWS lane
+ *         targets over the core's life; -EINVAL a target that does not
+ *         resolve, an engine refused; -ENOMEM. A message in @p err; on
+ *         error nothing changes.
+ */
+int shadow_core_reconfigure(struct shadow_core *c, const struct shadow_conf *conf, char *err,
+			    size_t errlen);
+
+/**
+ * Owner, at a safe point (no classify() result of its own thread pending
+ * submit is lost: one classified for a removed lane is counted
+ * `dropped_stopped`): switch to the prepared configuration, if any.
+ * shadow_core_run() calls it first. @return 1 switched, 0 nothing prepared.
+ */
+int shadow_core_apply(struct shadow_core *c);
+
+/** Any thread: a prepared configuration waits for the owner's switch. */
+bool shadow_core_pending_switch(const struct shadow_core *c);
+
+/** Any thread: configurations switched to (1 after create). */
+uint32_t shadow_core_switches(const struct shadow_core *c);
+
+/**
+ * Number of lane slots (every lane name configured over the core's life,
+ * removed ones included), a slot's lane name (the core's life), the slot
+ * of the lane named @p name[0..len) in the current configuration (-1: none).
+ */
 size_t shadow_core_lanes(const struct shadow_core *c);
 const char *shadow_core_lane_name(const struct shadow_core *c, unsigned lane);
 int shadow_core_lane_find(const struct shadow_core *c, const uint8_t *name, size_t len);
@@ -294,8 +348,9 @@ int shadow_core_lane_set_paused(struct shadow_core *c, unsigned lane, bool pause
 /** A lane's state as shadow_core_lane_info() reads it. */
 struct shadow_lane_info {
 	const char *name;	 /**< borrowed (the core's life) */
-	const char *const *urls; /**< borrowed (the core's life) */
+	const char *const *urls; /**< borrowed (the core's life); the last ones when removed */
 	size_t n_urls;
+	bool removed; /**< not in the current configuration (a reload removed it) */
 	bool paused;
 	double rate;	 /**< requests per second asked for; 0 = unlimited */
 	uint64_t queued; /**< queued or in flight at the owner's last run slice */
@@ -303,6 +358,19 @@ struct shadow_lane_info {
 
 /** Any thread: the state of lane @p lane into @p out. @return 0 or -EINVAL. */
 int shadow_core_lane_info(const struct shadow_core *c, unsigned lane, struct shadow_lane_info *out);
+
+/** One lane target's counters (shadow_core_target_info()). */
+struct shadow_target_info {
+	const char *lane;	   /**< borrowed (the core's life) */
+	const char *url;	   /**< borrowed (the core's life) */
+	bool active;		   /**< a target of the lane in the current configuration */
+	uint64_t sent, ok, errors; /**< answers and errors of this target */
+};
+
+/** Any thread: (lane, target) rows ever configured; row @p row's counters. -EINVAL: none. */
+size_t shadow_core_targets(const struct shadow_core *c);
+int shadow_core_target_info(const struct shadow_core *c, size_t row,
+			    struct shadow_target_info *out);
 
 /**
  * A warning not handed out yet (the production guard or loop protection

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@
 
 const char shadow_ctl_help[] =
     "  lanes                each lane's state, targets, rate, queue and counters (JSON lines)\n"
-    "  pause LANE           stop copying the lane's requests (counted dropped_paused)\n"
+    "  pause LANE           stop copying the lane's requests (counted paused)\n"
     "  resume LANE          copy the lane's requests again\n"
     "  rate LANE N/s        change the lane's rate limit (0: none)\n";
 
@@ -36,13 +37,32 @@ static void lane_json(struct shadow_core *c, const struct shadow_stats *t, unsig
 	(void)shadow_core_lane_info(c, li, &in);
 	dbuf_puts(out, "{\"lane\":");
 	jsonw_cstr(out, in.name);
-	dbuf_printf(out, ",\"state\":\"%s\",\"targets\":[", in.paused ? "paused" : "running");
+	dbuf_printf(out, ",\"state\":\"%s\",\"targets\":[",
+		    in.removed	? "removed"
+		    : in.paused ? "paused"
+				: "running");
 	for (size_t k = 0; k < in.n_urls; k++) {
 		if (k)
 			dbuf_putc(out, ',');
 		jsonw_cstr(out, in.urls[k]);
 	}
 	dbuf_printf(out, "],\"rate\":%g,\"queued\":%" PRIu64, in.rate, in.queued);
+	/* Per target, as the metrics' target label shows them (removed ones too). */
+	dbuf_puts(out, ",\"target_counts\":[");
+	bool first = true;
+	for (size_t r = 0; r < shadow_core_targets(c); r++) {
+		struct shadow_target_info ti;
+		if (shadow_core_target_info(c, r, &ti) < 0 || strcmp(ti.lane, in.name))
+			continue;
+		dbuf_puts(out, first ? "{\"target\":" : ",{\"target\":");
+		first = false;
+		jsonw_cstr(out, ti.url);
+		dbuf_printf(out,
+			    ",\"active\":%s,\"sent\":%" PRIu64 ",\"ok\":%" PRIu64
+			    ",\"errors\":%" PRIu64 "}",
+			    ti.active ? "true" : "false", ti.sent, ti.ok, ti.errors);
+	}
+	dbuf_putc(out, ']');
 	if (t)
 		for (size_t i = 0; i < shadow_lane_ctr_count; i++)
 			dbuf_printf(out, ",\"%s\":%" PRIu64, shadow_lane_ctr_descs[i].name,
@@ -111,9 +131,16 @@ int shadow_ctl_prom(const struct shadow_core *c, struct ctl_prom *p)
 	for (unsigned i = 0; i < shadow_core_lanes(c); i++) {
 		struct shadow_lane_info in;
 		(void)shadow_core_lane_info(c, i, &in);
-		rc |= ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_lane_paused",
-				   "1 while the lane is paused (dyetap ctl pause)", "lane", in.name,
-				   NULL, NULL, in.paused ? 1 : 0);
+		if (in.removed) {
+			/* Its counters stay (the caller's set); it has no state any more. */
+			rc |= ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_lane_open",
+					   "1 while the lane takes requests (0: paused or removed)",
+					   "lane", in.name, NULL, NULL, 0);
+			continue;
+		}
+		rc |= ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_lane_open",
+				   "1 while the lane takes requests (0: paused or removed)", "lane",
+				   in.name, NULL, NULL, in.paused ? 0 : 1);
 		rc |= ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_lane_rate",
 				   "the lane's rate limit, requests per second (0: none)", "lane",
 				   in.name, NULL, NULL, in.rate);
@@ -123,6 +150,25 @@ int shadow_ctl_prom(const struct shadow_core *c, struct ctl_prom *p)
 		rc |=
 		    ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_lane_targets", "the lane's target URLs",
 				 "lane", in.name, NULL, NULL, (double)in.n_urls);
+	}
+	/* Each lane target, labelled lane and target (the URL as configured). */
+	for (size_t r = 0; r < shadow_core_targets(c); r++) {
+		struct shadow_target_info t;
+		if (shadow_core_target_info(c, r, &t) < 0)
+			continue;
+		rc |= ctl_prom_add(p, CTL_PROM_COUNTER, "dyetap_target_sent_total",
+				   "shadow requests sent to the target", "lane", t.lane, "target",
+				   t.url, (double)t.sent);
+		rc |= ctl_prom_add(p, CTL_PROM_COUNTER, "dyetap_target_ok_total",
+				   "whole responses from the target", "lane", t.lane, "target",
+				   t.url, (double)t.ok);
+		rc |= ctl_prom_add(p, CTL_PROM_COUNTER, "dyetap_target_errors_total",
+				   "errors of every kind from the target", "lane", t.lane, "target",
+				   t.url, (double)t.errors);
+		rc |=
+		    ctl_prom_add(p, CTL_PROM_GAUGE, "dyetap_target_active",
+				 "1 while the URL is a target of the lane (0: a reload removed it)",
+				 "lane", t.lane, "target", t.url, t.active ? 1 : 0);
 	}
 	return rc ? -ENOMEM : 0;
 }

@@ -7,11 +7,12 @@
  *
  * Commands (words as ctl_split() gives them):
  *   lanes               one JSON object per lane and line: name, state
- *                       ("running" or "paused"), targets, rate, queued,
- *                       and every counter of the lane
+ *                       ("running", "paused" or "removed" by a reload),
+ *                       targets, rate, queued, each target's counts
+ *                       (target_counts) and every counter of the lane
  *   pause LANE          the lane takes nothing from now on
  *                       (shadow_core_lane_set_paused(); counted
- *                       dropped_paused, never queued)
+ *                       paused, never queued)
  *   resume LANE         the lane takes requests again
  *   rate LANE N[/s]     the lane's token bucket (0: unlimited)
  *
@@ -42,8 +43,11 @@ int shadow_ctl_command(struct shadow_core *c, const struct shadow_stats *t, int 
 		       struct dbuf *out, char *err, size_t errlen);
 
 /**
- * Add each lane's state to @p p: dyetap_lane_paused, dyetap_lane_rate,
- * dyetap_lane_queued and dyetap_lane_targets (gauges, label lane).
+ * Add each lane's state to @p p: dyetap_lane_open, dyetap_lane_rate,
+ * dyetap_lane_queued and dyetap_lane_targets (gauges, label lane; a
+ * removed lane only dyetap_lane_open 0), and each lane target's
+ * dyetap_target_{sent,ok,errors}_total and dyetap_target_active (labels
+ * lane and target).
  * @return 0 or the first error of ctl_prom_add().
  */
 int shadow_ctl_prom(const struct shadow_core *c, struct ctl_prom *p);

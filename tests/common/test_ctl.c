@@ -187,7 +187,7 @@ static void test_prom(void)
 	ctr_set_put(set, 7, "src_packets");
 	ctr_set_put(set, 3, "lane_blue_sent");
 	ctr_set_put(set, 2, "lane_blue_x_sent"); /* lane "blue_x" */
-	ctr_set_put(set, 1, "lane_blue_dropped_paused");
+	ctr_set_put(set, 1, "lane_blue_dropped_loop");
 	ctr_set_put(set, 42, "mirror_delay_p99_us");
 	ctr_set_put(set, 5, "lane_green_sent"); /* not a lane given: a plain counter */
 	const char *lanes[] = {"blue", "blue_x"};
@@ -205,7 +205,7 @@ static void test_prom(void)
 	    "dyetap_build_info{version=\"1\\\"2\\\\3\\n4\"} 1\n"
 	    "# HELP dyetap_lane_dropped_total lane requests not mirrored, by reason\n"
 	    "# TYPE dyetap_lane_dropped_total counter\n"
-	    "dyetap_lane_dropped_total{lane=\"blue\",reason=\"paused\"} 1\n"
+	    "dyetap_lane_dropped_total{lane=\"blue\",reason=\"loop\"} 1\n"
 	    "# HELP dyetap_lane_green_sent_total lane_green_sent\n"
 	    "# TYPE dyetap_lane_green_sent_total counter\n"
 	    "dyetap_lane_green_sent_total 5\n"

@@ -6,9 +6,12 @@
  * protection by marker header and (without a marker) by target, the
  * production guard and its override, the request checks - each counted
  * under its lane and reason, the warnings handed out once per lane and
- * naming the caller's counter, the counter tables' names, and a lane
- * rate changed from another thread. Nothing is sent: the lanes' targets
- * are addresses on 127.0.0.1 that nothing here connects to.
+ * naming the caller's counter, the counter tables' names, a lane
+ * rate changed from another thread, and a reconfiguration (reload):
+ * lanes matched by name keep their counters and pause, a removed lane's
+ * counts stay, a new lane starts at 0, targets and guards move, a refused
+ * one changes nothing. Nothing is sent: the lanes' targets are addresses
+ * on 127.0.0.1 that nothing here connects to.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -189,7 +192,9 @@ static void test_classify(void)
 	bool same = true;
 	for (unsigned d = 0; d < SHADOW_DROP_COUNT; d++) {
 		char want[64];
-		snprintf(want, sizeof(want), "dropped_%s", shadow_drop_name(d));
+		/* paused is an operator's choice, not a drop: lane_L_paused (docs/operations.md) */
+		snprintf(want, sizeof(want), "%s%s", d == SHADOW_DROP_PAUSED ? "" : "dropped_",
+			 shadow_drop_name(d));
 		same &= !strcmp(shadow_lane_ctr_descs[10 + d].name, want);
 	}
 	TAP_OK(same, "the lane table names every drop reason as shadow_drop_name()");
@@ -241,9 +246,108 @@ static void test_classify(void)
 	shadow_core_free(core);
 }
 
+static void test_reconfigure(void)
+{
+	struct shadow_conf c, n;
+	char err[512];
+	shadow_conf_init(&c);
+	opt(&c, "lane", "blue=http://127.0.0.1:8001", err);
+	opt(&c, "lane", "red=http://127.0.0.1:8002", err);
+	shadow_conf_check(&c, err, sizeof(err));
+	struct shadow_core *core = shadow_core_create(&c, NULL, err, sizeof(err));
+	TAP_OK(core && shadow_core_switches(core) == 1, "reconfigure: core created (1 switch)");
+	if (!core)
+		return;
+	struct shadow_stats *st = shadow_core_stats(core);
+	struct store_session s = req("blue", 9000, NULL, 0);
+	TAP_OK(shadow_core_classify(core, &s, st) == 0 &&
+		   shadow_core_lane_set_paused(core, 0, true) == 0 &&
+		   shadow_core_classify(core, &s, st) == -1 && st->lane[0].colored == 2 &&
+		   st->lane[0].dropped[SHADOW_DROP_PAUSED] == 1,
+	       "reconfigure: blue colored twice, paused once");
+	s = req("red", 9000, NULL, 0);
+	int red = shadow_core_classify(core, &s, st);
+
+	/* blue's target moves to :8003, red goes, green comes with :8004 at 5/s. */
+	shadow_conf_init(&n);
+	opt(&n, "lane", "blue=http://127.0.0.1:8003", err);
+	opt(&n, "lane", "green=http://127.0.0.1:8004", err);
+	opt(&n, "lane-rate", "green=5/s", err);
+	shadow_conf_check(&n, err, sizeof(err));
+	TAP_OK(shadow_core_reconfigure(core, &n, err, sizeof(err)) == 0 &&
+		   shadow_core_pending_switch(core) &&
+		   shadow_core_lane_find(core, (const uint8_t *)"green", 5) == -1 &&
+		   shadow_core_reconfigure(core, &n, err, sizeof(err)) == -EBUSY,
+	       "reconfigure: prepared, not in force before the owner switches; a second waits");
+	TAP_OK(shadow_core_apply(core) == 1 && !shadow_core_pending_switch(core) &&
+		   shadow_core_switches(core) == 2 && shadow_core_apply(core) == 0,
+	       "reconfigure: the owner switches once");
+	struct shadow_lane_info bi, ri, gi;
+	shadow_core_lane_info(core, 0, &bi);
+	shadow_core_lane_info(core, 1, &ri);
+	shadow_core_lane_info(core, 2, &gi);
+	TAP_OK(shadow_core_lanes(core) == 3 && !strcmp(gi.name, "green") && !gi.removed &&
+		   gi.rate == 5 && !gi.paused && ri.removed && !strcmp(ri.name, "red") &&
+		   bi.paused && bi.n_urls == 1 && !strcmp(bi.urls[0], "http://127.0.0.1:8003"),
+	       "reconfigure: blue keeps its pause with its new target, red removed, green new");
+	TAP_OK(shadow_core_lane_find(core, (const uint8_t *)"red", 3) == -1 &&
+		   shadow_core_lane_find(core, (const uint8_t *)"green", 5) == 2 &&
+		   shadow_core_lane_set_paused(core, 1, true) == -EINVAL,
+	       "reconfigure: red is not found any more (cannot be paused), green is slot 2");
+	TAP_OK(red == 1 && shadow_core_submit(core, 1, &s, 1, 0) == SHADOW_DROP_STOPPED &&
+		   st->lane[1].dropped[SHADOW_DROP_STOPPED] == 1,
+	       "reconfigure: a request classified for red before the switch is counted stopped");
+	s = req("red", 9000, NULL, 0);
+	uint64_t nl = st->no_lane;
+	TAP_OK(shadow_core_classify(core, &s, st) == -1 && st->no_lane == nl + 1,
+	       "reconfigure: red's requests now are colored_without_lane");
+	shadow_core_lane_set_paused(core, 0, false);
+	s = req("blue", 8003, NULL, 0);
+	TAP_OK(shadow_core_classify(core, &s, st) == -1 &&
+		   st->lane[0].dropped[SHADOW_DROP_PRODUCTION] == 1 && st->lane[0].colored == 3,
+	       "reconfigure: blue's guard follows its new target; its counters go on (3)");
+	s = req("green", 8001, NULL, 0);
+	TAP_OK(shadow_core_classify(core, &s, st) == 2 && st->lane[2].colored == 1,
+	       "reconfigure: green counts from 0; blue's old target is no production server now");
+	struct ctr_set *set = ctr_set_create(0);
+	TAP_OK(set && shadow_core_counters(core, st, "mirror_", "lane_", set) == 0 &&
+		   ctr_set_get(set, "lane_red_colored") == 1 &&
+		   ctr_set_get(set, "lane_red_dropped_stopped") == 1 &&
+		   ctr_set_get(set, "lane_green_colored") == 1 &&
+		   ctr_set_get(set, "lane_blue_paused") == 1,
+	       "reconfigure: a removed lane's final counts stay in the counters");
+	ctr_set_free(set);
+	struct shadow_target_info t[5];
+	bool rows = shadow_core_targets(core) == 4;
+	for (size_t i = 0; rows && i < 4; i++)
+		rows &= shadow_core_target_info(core, i, &t[i]) == 0;
+	TAP_OK(rows && !strcmp(t[0].lane, "blue") && !t[0].active && !strcmp(t[1].lane, "red") &&
+		   !t[1].active && !strcmp(t[2].lane, "blue") && t[2].active &&
+		   !strcmp(t[2].url, "http://127.0.0.1:8003") && !strcmp(t[3].lane, "green") &&
+		   t[3].active && shadow_core_target_info(core, 4, &t[4]) == -EINVAL,
+	       "reconfigure: target rows: old ones kept inactive, blue's new one active");
+
+	/* Refused: more lane names than a run may hold. Nothing changes. */
+	shadow_conf_init(&n);
+	for (int i = 0; i < SHADOW_MAX_LANES - 1; i++) {
+		char a[64];
+		snprintf(a, sizeof(a), "l%d=http://127.0.0.1:%d", i, 8100 + i);
+		opt(&n, "lane", a, err);
+	}
+	shadow_conf_check(&n, err, sizeof(err));
+	err[0] = 0;
+	TAP_OK(shadow_core_reconfigure(core, &n, err, sizeof(err)) == -EINVAL &&
+		   strstr(err, "at most 16 lane names") && !shadow_core_pending_switch(core) &&
+		   shadow_core_apply(core) == 0 && shadow_core_lanes(core) == 3 &&
+		   shadow_core_switches(core) == 2,
+	       "reconfigure: too many lane names over the run: refused, nothing changes");
+	shadow_core_free(core);
+}
+
 int main(void)
 {
 	test_options();
 	test_classify();
+	test_reconfigure();
 	return tap_done();
 }

@@ -12,11 +12,24 @@ under test captures lo with `--control SOCK --metrics 127.0.0.1:PORT`:
   5 requests with `x-lane: blue` to A      -> B receives 5
   dyetap ctl SOCK pause blue               -> returns well under 100 ms
   5 more                                   -> B receives none; the lane
-                                              counts 5 dropped_paused
+                                              counts 5 paused
   dyetap ctl SOCK resume blue, 5 more      -> B receives 5: 10 in all
   GET /metrics, parsed by Prometheus' own parser (python3-prometheus-client)
                                            -> dyetap_lane_mirrored_total
-                                              {lane="blue"} 10, paused 5
+                                              {lane="blue"} 10,
+                                              dyetap_lane_paused_total 5,
+                                              dyetap_target_ok_total
+                                              {lane="blue",target=B} 10
+  reload of a changed --config FILE (lane green added with target C,
+  blue's target moved to D, a rule for green), on a connection that
+  goes on                                  -> the next blue request reaches
+                                              D, the green one C; blue's
+                                              counters go on, green's start
+  reload of a broken config file           -> refused naming file and line
+                                              (reply and log); nothing
+                                              changes
+  after the run, `dyetap cat` of the -w recording holds a session for
+  every request A answered, before and after the reloads.
 
 plus the socket's mode (0600), socat speaking the line protocol, `rate`,
 `lanes`, `stats`, refusals (an unknown lane, an unknown command), and the
@@ -141,6 +154,21 @@ def blue(**kw):
     return frozenset(dict(lane="blue", **kw).items())
 
 
+def tmp(ext):
+    return "/tmp/dyetap-ops-%d.%s" % (os.getpid(), ext)
+
+
+def write_conf(lanes):
+    """The --config file both programs read: the rules file and the lanes."""
+    with open(tmp("conf"), "w") as f:
+        f.write("# written by tests/ops/ops_e2e.py\nrules %s\n" % tmp("rules"))
+        for lane, port in lanes:
+            f.write("lane %s=http://127.0.0.1:%d\n" % (lane, port))
+
+
+SERVED = {}  # the production server's log, for the recording check after the run
+
+
 def run(name, cmd, counters_of, extra=None):
     try:
         import prometheus_client.parser  # noqa: F401
@@ -150,13 +178,15 @@ def run(name, cmd, counters_of, extra=None):
         return
     a, pa = serve_http(Handler)
     b, pb = serve_http(Handler)
-    sock = "/tmp/dyetap-ops-%d.sock" % os.getpid()
-    rules = "/tmp/dyetap-ops-%d.rules" % os.getpid()
+    SERVED["a"] = a.log
+    sock = tmp("sock")
+    rules = tmp("rules")
     with open(rules, "w") as f:
         f.write("# lane blue: the x-lane header\nblue=header:x-lane=blue\n")
+    write_conf([("blue", pb)])
     mport = free_port()
-    cmd = [c.replace("@B@", str(pb)).replace("@SOCK@", sock).replace("@M@", str(mport))
-           .replace("@RULES@", rules) for c in cmd]
+    cmd = [c.replace("@SOCK@", sock).replace("@M@", str(mport)).replace("@CONF@", tmp("conf"))
+           .replace("@REC@", tmp("dyt")) for c in cmd]
     err = []
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = threading.Thread(target=lines_of, args=(p.stderr, err), daemon=True)
@@ -213,15 +243,15 @@ def run(name, cmd, counters_of, extra=None):
            "%s: lanes shows blue paused with its target and counters" % name, r.stdout)
 
         send_five(pa, "two")
-        wait_for(lambda: counters_of(sock).get("dropped_paused", 0) >= 5, 10)
+        wait_for(lambda: counters_of(sock).get("paused", 0) >= 5, 10)
         time.sleep(0.5)
         ok(len(b.log) == 5, "%s: paused, the next 5 reach nothing" % name, b.log)
         c = counters_of(sock)
         # colored: A's 10 and the 5 copies B got (they carry x-lane too, and
         # the marker: dropped_loop); while paused nothing reaches B.
-        ok(c.get("dropped_paused") == 5 and c.get("colored") == 15 and
+        ok(c.get("paused") == 5 and c.get("colored") == 15 and
            c.get("mirrored") == 5 and c.get("dropped_loop") == 5,
-           "%s: ... counted dropped_paused 5, never queued" % name, c)
+           "%s: ... counted paused 5, never queued" % name, c)
 
         r, _ = ctl(sock, "resume", "blue")
         ok(r.returncode == 0 and "running" in r.stdout, "%s: dyetap ctl resume blue" % name,
@@ -245,14 +275,24 @@ def run(name, cmd, counters_of, extra=None):
            fams.get("dyetap_lane_mirrored") == "counter",
            "%s: scraped dyetap_lane_mirrored_total{lane=\"blue\"} 10" % name,
            [(k, v) for k, v in m.items() if "blue" in str(k)][:40])
-        ok(m.get(("dyetap_lane_dropped_total", blue(reason="paused"))) == 5 and
+        # lane_blue_paused -> dyetap_lane_paused_total{lane="blue"} (docs/operations.md)
+        ok(m.get(("dyetap_lane_paused_total", blue())) == 5 and
+           fams.get("dyetap_lane_paused") == "counter" and
+           ("dyetap_lane_dropped_total", blue(reason="paused")) not in m and
            m.get(("dyetap_lane_ok_total", blue())) == 10 and
            m.get(("dyetap_lane_dropped_total", blue(reason="loop"))) == 10 and
            m.get(("dyetap_lane_colored_total", blue())) == 25,
-           "%s: ... dropped{reason=\"paused\"} 5, ok 10, colored 25 (10 copies: loop)" % name,
-           [(k, v) for k, v in m.items() if "blue" in str(k)][:40])
-        ok(m.get(("dyetap_lane_paused", blue())) == 0 and fams.get("dyetap_lane_paused") == "gauge",
-           "%s: ... lane state gauge dyetap_lane_paused 0 (running)" % name)
+           "%s: ... paused 5 (dyetap_lane_paused_total), ok 10, colored 25 (10 copies: loop)"
+           % name, [(k, v) for k, v in m.items() if "blue" in str(k)][:40])
+        burl = "http://127.0.0.1:%d" % pb
+        ok(m.get(("dyetap_target_ok_total", blue(target=burl))) == 10 and
+           m.get(("dyetap_target_sent_total", blue(target=burl))) == 10 and
+           m.get(("dyetap_target_errors_total", blue(target=burl))) == 0 and
+           m.get(("dyetap_target_active", blue(target=burl))) == 1,
+           "%s: ... the target labelled: dyetap_target_ok_total{lane=\"blue\",target=B} 10"
+           % name, [(k, v) for k, v in m.items() if "target" in k[0]])
+        ok(m.get(("dyetap_lane_open", blue())) == 1 and fams.get("dyetap_lane_open") == "gauge",
+           "%s: ... lane state gauge dyetap_lane_open 1 (running)" % name)
         ok(any(k[0] == "dyetap_build_info" and dict(k[1]).get("version") for k in m),
            "%s: ... build info with the version" % name)
         # The dashboard's metrics (dist/grafana) are served: mirror serves
@@ -292,8 +332,8 @@ def run(name, cmd, counters_of, extra=None):
         ok(r.returncode == 3 and "cannot connect" in r.stderr,
            "%s: no socket: exit 3, says what to check" % name, r.stderr)
         r, _ = ctl(sock, "rate", "blue", "0")
-        if extra:
-            extra(sock, p, pa, a, b, err)
+        for f in extra or []:
+            f(name, sock, p, pa, a, b, err, mport)
     finally:
         stop.set()
         p.send_signal(signal.SIGINT)
@@ -321,7 +361,7 @@ def fastpath_lane(sock):
     return json.loads(r.stdout) if r.returncode == 0 else {}
 
 
-def reload_checks(sock, p, pa, a, b, err):
+def reload_checks(name, sock, p, pa, a, b, err, mport):
     """reload and SIGHUP recolor the next requests of a connection that goes on."""
     rules = sock.replace(".sock", ".rules")
     conn = http.client.HTTPConnection("127.0.0.1", pa, timeout=10)
@@ -335,8 +375,8 @@ def reload_checks(sock, p, pa, a, b, err):
     with open(rules, "w") as f:
         f.write("blue=header:x-lane=green\n")
     r, _ = ctl(sock, "reload")
-    ok(r.returncode == 0 and "rules reloaded (1 rules)" in r.stdout, "reload: dyetap ctl reload",
-       r.stdout + r.stderr)
+    ok(r.returncode == 0 and r.stdout == "reloaded: 1 rules, lanes blue\n",
+       "reload: dyetap ctl reload", r.stdout + r.stderr)
     get("/after-blue", "blue")
     get("/after-green", "green")
     ok(wait_for(lambda: len(b.log) == n0 + 2, 10) and b.log[-1] == "/after-green",
@@ -344,7 +384,7 @@ def reload_checks(sock, p, pa, a, b, err):
     with open(rules, "w") as f:
         f.write("blue=header:x-lane=blue\nthis is not a rule\n")
     r, _ = ctl(sock, "reload")
-    ok(r.returncode == 2 and (rules + ":2") in r.stderr and "running rules stay" in r.stderr,
+    ok(r.returncode == 2 and (rules + ":2") in r.stderr and "nothing changed" in r.stderr,
        "reload: a bad rules file is refused naming file and line", r.stderr)
     get("/still-green", "green")
     ok(wait_for(lambda: len(b.log) == n0 + 3, 10), "reload: ... and the running rules stay",
@@ -352,7 +392,7 @@ def reload_checks(sock, p, pa, a, b, err):
     with open(rules, "w") as f:
         f.write("blue=header:x-lane=blue\n")
     p.send_signal(signal.SIGHUP)
-    ok(wait_for(lambda: any("reload: rules reloaded" in x for x in err), 10),
+    ok(wait_for(lambda: sum("reload: reloaded:" in x for x in err) == 2, 10),
        "reload: SIGHUP reloads too", "".join(err)[-500:])
     get("/hup-green", "green")
     get("/hup-blue", "blue")
@@ -371,36 +411,124 @@ def reload_checks(sock, p, pa, a, b, err):
        % want, {k: v for k, v in st.items() if k.startswith("pipe_")})
 
 
+def config_reload_checks(name, sock, p, pa, a, b, err, mport):
+    """reload of a changed --config: a new lane and a moved target, at once."""
+    c, pc = serve_http(Handler)
+    d, pd = serve_http(Handler)
+    conn = http.client.HTTPConnection("127.0.0.1", pa, timeout=10)
+
+    def get(path, lane):
+        conn.request("GET", path, headers={"x-lane": lane})
+        conn.getresponse().read()
+    nb = len(b.log)
+    get("/cfg-before", "blue")
+    ok(wait_for(lambda: len(b.log) == nb + 1, 10),
+       "%s: config: before the reload blue goes to B" % name, b.log[nb:])
+    before = json.loads(ctl(sock, "lanes", "blue")[0].stdout or "{}")
+    with open(tmp("rules"), "w") as f:
+        f.write("blue=header:x-lane=blue\ngreen=header:x-lane=green\n")
+    write_conf([("blue", pd), ("green", pc)])
+    r, secs = ctl(sock, "reload")
+    ok(r.returncode == 0 and r.stdout == "reloaded: 2 rules, lanes blue green\n",
+       "%s: config: reload adds lane green and moves blue to D" % name, r.stdout + r.stderr)
+    ok(any("reload: reloaded: 2 rules, lanes blue green" in x for x in err),
+       "%s: config: ... and says so in the log" % name, "".join(err)[-500:])
+    get("/cfg-blue", "blue")
+    get("/cfg-green", "green")
+    ok(wait_for(lambda: len(d.log) == 1 and len(c.log) == 1, 10) and
+       d.log == ["/cfg-blue"] and c.log == ["/cfg-green"] and len(b.log) == nb + 1,
+       "%s: config: the same connection's next requests reach D (blue) and C (green), "
+       "B nothing more" % name, (b.log[nb:], c.log, d.log))
+    r, _ = ctl(sock, "lanes")
+    lanes = {x["lane"]: x for x in map(json.loads, r.stdout.splitlines()) if x}
+    bl, gr = lanes.get("blue", {}), lanes.get("green", {})
+    ok(bl.get("targets") == ["http://127.0.0.1:%d" % pd] and
+       bl.get("mirrored") == before.get("mirrored", -1) + 1 and
+       bl.get("paused") == before.get("paused", -1) and
+       gr.get("state") == "running" and gr.get("mirrored") == 1 and gr.get("paused") == 0,
+       "%s: config: blue's counters go on (mirrored %s + 1), green's start at 0" %
+       (name, before.get("mirrored")), r.stdout)
+    ctype, text = scrape(mport)
+    m, fams = parse(text)
+    green = frozenset(dict(lane="green", target="http://127.0.0.1:%d" % pc).items())
+    ok(wait_for(lambda: parse(scrape(mport)[1])[0].get(("dyetap_target_ok_total", green)) == 1, 10),
+       "%s: config: green's target counted with its target label" % name)
+    m, fams = parse(scrape(mport)[1])
+    ok(m.get(("dyetap_target_active", blue(target="http://127.0.0.1:%d" % b.server_port)))
+       == 0 and m.get(("dyetap_target_ok_total",
+                       blue(target="http://127.0.0.1:%d" % b.server_port))) == len(b.log) and
+       m.get(("dyetap_target_active", blue(target="http://127.0.0.1:%d" % pd))) == 1,
+       "%s: config: B stays in the scrape with its counts, no longer active; D is" % name,
+       [(k, v) for k, v in m.items() if "target" in k[0]])
+
+    # A broken file: refused with file and line, in the reply and the log; nothing changes.
+    with open(tmp("conf"), "a") as f:
+        f.write("bogus-option 1\n")
+    line = len(open(tmp("conf")).read().splitlines())
+    where = "%s:%d:" % (tmp("conf"), line)
+    r, _ = ctl(sock, "reload")
+    ok(r.returncode == 2 and where in r.stderr and "nothing changed" in r.stderr,
+       "%s: config: a broken file is refused naming file and line" % name, r.stderr)
+    ok(wait_for(lambda: any(where in x for x in err), 5),
+       "%s: config: ... in the log too" % name, "".join(err)[-500:])
+    get("/cfg-after-bad", "blue")
+    ok(wait_for(lambda: len(d.log) == 2, 10) and d.log[-1] == "/cfg-after-bad" and
+       len(b.log) == nb + 1, "%s: config: ... and blue still goes to D" % name, d.log)
+    conn.close()
+
+
+def recording_checks(name):
+    """Every request A answered is a session of the -w recording (dyetap cat)."""
+    r = subprocess.run([DYETAP, "cat", tmp("dyt"), "--json", "--no-body"], capture_output=True,
+                       text=True, timeout=60)
+    recs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    paths = set(x["request"]["target"] for x in recs if "request" in x)
+    served = SERVED.get("a", [])
+    ok(r.returncode == 0 and served and set(served) <= paths and
+       {"/one/0", "/three/4", "/cfg-before", "/cfg-blue", "/cfg-green",
+        "/cfg-after-bad"} <= paths,
+       "%s: dyetap cat: the recording holds all %d requests, before and after the reloads"
+       % (name, len(served)), (r.returncode, sorted(set(served) - paths), sorted(paths)[:40],
+                                r.stderr[-300:]))
+
+
 def inside_mirror():
-    out = run("mirror", [DYETAP, "mirror", "-i", "lo", "--rules", "@RULES@",
-                         "--lane", "blue=http://127.0.0.1:@B@", "--control", "@SOCK@",
-                         "--metrics", "127.0.0.1:@M@", "--json", "--drain-timeout", "2s"],
-              mirror_lane, reload_checks)
+    out = run("mirror", [DYETAP, "mirror", "-i", "lo", "--config", "@CONF@", "-w", "@REC@",
+                         "--control", "@SOCK@", "--metrics", "127.0.0.1:@M@", "--json",
+                         "--drain-timeout", "2s"],
+              mirror_lane, [reload_checks, config_reload_checks])
     js = json.loads(out) if out and out.strip().startswith("{") else {}
     drops = sum(v for k, v in js.items() if k.startswith("lane_blue_dropped_"))
-    ok(js.get("lane_blue_mirrored") == 14 and js.get("lane_blue_dropped_paused") == 5 and
-       js.get("lane_blue_colored") == 14 + drops and js.get("ctl_commands", 0) > 5,
-       "mirror: the final counters agree (mirrored 14, dropped_paused 5, ctl_commands)",
-       {k: v for k, v in js.items() if k.startswith(("lane_blue", "ctl_"))})
+    ok(js.get("lane_blue_mirrored") == 17 and js.get("lane_blue_paused") == 5 and
+       "lane_blue_dropped_paused" not in js and
+       js.get("lane_blue_colored") == 17 + 5 + drops and js.get("lane_green_mirrored") == 1 and
+       js.get("mirror_reloads") == 3 and js.get("mirror_reload_errors") == 2 and
+       js.get("ctl_commands", 0) > 5,
+       "mirror: the final counters agree (blue mirrored 17, paused 5; green 1; reloads 3)",
+       {k: v for k, v in js.items() if k.startswith(("lane_", "ctl_", "mirror_rel"))})
+    recording_checks("mirror")
 
 
 def inside_fastpath():
     fp = os.environ.get("FASTPATH")
     out = run("fastpath", [fp] + EAL + ["--vdev", "net_pcap0,iface=lo", "--", "--rx", "0",
-                                        "--color", "blue=header:x-lane=blue",
-                                        "--lane", "blue=http://127.0.0.1:@B@",
+                                        "--config", "@CONF@", "-w", "@REC@",
                                         "--control", "@SOCK@", "--metrics", "127.0.0.1:@M@",
                                         "--json", "--drain-timeout", "2s"],
-              fastpath_lane)
+              fastpath_lane, [config_reload_checks])
     js = {}
     for line in (out or "").splitlines():
         if line.startswith("{"):
             js = json.loads(line)
     lane = js.get("shadow", {}).get("lanes", {}).get("blue", {})
     drops = sum(v for k, v in lane.items() if k.startswith("dropped_"))
-    ok(lane.get("mirrored") == 10 and lane.get("dropped_paused") == 5 and
-       lane.get("colored") == 10 + drops,
-       "fastpath: the final counters agree (mirrored 10, dropped_paused 5)", lane)
+    green = js.get("shadow", {}).get("lanes", {}).get("green", {})
+    ok(lane.get("mirrored") == 13 and lane.get("paused") == 5 and
+       "dropped_paused" not in lane and lane.get("colored") == 13 + 5 + drops and
+       green.get("mirrored") == 1 and js.get("reloads") == 1 and js.get("reload_errors") == 1,
+       "fastpath: the final counters agree (blue mirrored 13, paused 5; green 1; reloads 1)",
+       (lane, green, js.get("reloads"), js.get("reload_errors")))
+    recording_checks("fastpath")
 
 
 def outside():

@@ -11,7 +11,7 @@ reports unknown keys and bad values as warnings with exit status 0 (a
 unit with a planted unknown key must be caught: the check can fail).
 They must keep what docs/operations.md promises: Type=notify, a state
 directory, ProtectSystem=strict, a capability bounding set, and for
-mirror ExecReload.
+ExecReload (SIGHUP: reload) in both.
 
 Dashboard: valid JSON with panels whose every PromQL expression names
 only dyetap_ metrics; that each of those is served is checked against
@@ -56,8 +56,8 @@ def main():
            "--control" in text and "--metrics" in text,
            "%s: Type=notify, ProtectSystem=strict, StateDirectory, capabilities, "
            "--control and --metrics" % unit)
-        if unit == "dyetap-mirror.service":
-            ok("ExecReload" in keys, "%s: ExecReload" % unit)
+        ok(keys.get("ExecReload") == "/bin/kill -HUP $MAINPID",
+           "%s: ExecReload sends SIGHUP (reload)" % unit)
         if not have:
             continue
         with tempfile.TemporaryDirectory() as t:
