@@ -283,6 +283,10 @@ static int print_json(const char *path, const struct store_file_meta *m,
 	else if (!rc)
 		rc = dbuf_puts(&b, "null");
 	if (!rc)
+		rc = dbuf_putc(&b, ',');
+	if (!rc)
+		rc = put_json_str(&b, "pace", m->pace);
+	if (!rc)
 		rc = dbuf_printf(&b,
 				 ",\"start_ns\":%" PRId64 "},\"records\":%" PRIu64
 				 ",\"sessions\":%" PRIu64 ",\"results\":%" PRIu64
@@ -368,6 +372,11 @@ static void print_text(const char *path, const struct store_file_meta *m,
 		       m->targets[i].url);
 	if (m->shard_n)
 		printf("shard:      %" PRIu32 "/%" PRIu32 "\n", m->shard_k, m->shard_n);
+	if (m->pace)
+		printf("pace:       %s%s\n", m->pace,
+		       !strcmp(m->pace, "max")
+			   ? " (lateness is the wait for a connection, not pacing)"
+			   : "");
 	if (m->start_ns) {
 		fmt_time(m->start_ns, t1, sizeof(t1));
 		printf("started:    %s\n", t1);

@@ -377,7 +377,7 @@ static void print_text(const struct replay_summary *s, const char *output)
 	       s->elapsed_s, s->pace == REPLAY_PACE_MAX ? "queue wait" : "lateness",
 	       ms(replay_hist_pct(&s->lateness, 50)), ms(replay_hist_pct(&s->lateness, 99)),
 	       s->pace == REPLAY_PACE_MAX
-		   ? " (--max: behind the connection's earlier requests, not pacing)"
+		   ? " (--max: from read to sent, waiting for a connection; not pacing)"
 		   : "");
 	printf("  connections %llu (reconnects %llu, retries %llu)\n",
 	       (unsigned long long)st->connects, (unsigned long long)st->reconnects,

@@ -40,7 +40,9 @@ int cli_store_limit_opt(const char *opt, const char *arg, struct store_read_limi
 /**
  * The store readers' work limits from the environment
  * (DYETAP_MAX_FRAME_RATIO, DYETAP_MAX_RECORDS, the values of the options
- * above), for every command. Prints the error; returns 0 or -EINVAL.
+ * above), and the store writers' index held in memory
+ * (DYETAP_INDEX_MEM_FRAMES), for every command. Prints the error; returns 0
+ * or -EINVAL.
  */
 int cli_store_limits_env(void);
 

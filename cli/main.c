@@ -56,6 +56,21 @@ int cli_store_limits_env(void)
 	    (n && *n && cli_store_limit_opt("DYETAP_MAX_RECORDS", n, &l)))
 		return -EINVAL;
 	store_reader_default_limits(&l);
+	/* frames of index a store writer keeps in memory (docs/format.md §1.3) */
+	const char *m = getenv("DYETAP_INDEX_MEM_FRAMES");
+	if (m && *m) {
+		char *end;
+		errno = 0;
+		unsigned long long x = strtoull(m, &end, 10);
+		if (errno || end == m || *end || m[0] == '-' || x == 0 || x > (1ull << 24)) {
+			fprintf(stderr,
+				"dyetap: DYETAP_INDEX_MEM_FRAMES '%s': give a number from 1 to "
+				"%llu\n",
+				m, 1ull << 24);
+			return -EINVAL;
+		}
+		store_writer_default_index_mem((size_t)x);
+	}
 	return 0;
 }
 

@@ -711,6 +711,12 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 		}
 		if (stopping())
 			break;
+		/* Under --max nothing is scheduled: a request is due when it is
+		 * handed to the engine, so its lateness is the time it waited
+		 * there (behind its connection's earlier requests, for a free
+		 * connection), not the time since the start of the run. */
+		if (p->pace == REPLAY_PACE_MAX)
+			due = clk_mono_ns();
 		struct store_session ss = *s;
 		ss.id = replay_remap_id(s->id, (uint32_t)best, pass);
 		ss.conn_id = replay_remap_id(s->conn_id, (uint32_t)best, pass);
@@ -1249,7 +1255,10 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 				  .n_redactions = p->redact ? p->redact->n_rules : 0,
 				  /* every session's results follow it at once (units) */
 				  .has_result_lag = true,
-				  .result_lag = 0};
+				  .result_lag = 0,
+				  .pace = p->pace == REPLAY_PACE_MAX	? "max"
+					  : p->pace == REPLAY_PACE_RATE ? "rate"
+									: "recorded"};
 	if (p->filter.shard_n > 1) {
 		meta.shard_k = p->filter.shard_k;
 		meta.shard_n = p->filter.shard_n;

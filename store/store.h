@@ -234,6 +234,12 @@ struct store_meta {
 	 */
 	bool has_result_lag;
 	uint64_t result_lag;
+	/**
+	 * Results: the replay's pacing, "recorded", "rate" or "max" (NULL: not
+	 * written). Under "max" nothing is scheduled and a result's
+	 * lateness_ns is the time it waited for a connection (docs/format.md).
+	 */
+	const char *pace;
 };
 
 /* ------------------------------------------------------------------ */
@@ -270,7 +276,22 @@ struct store_writer_params {
 	 * "Writing"). The writer is still used by one thread at a time.
 	 */
 	bool background;
+	/**
+	 * Index entries (40 bytes, one per data frame) held in memory before
+	 * they move to an unnamed temporary file beside the output, read back
+	 * at close (docs/format.md §1.3); 0 = the process default
+	 * (store_writer_default_index_mem(), 4096).
+	 */
+	size_t index_mem_frames;
 };
+
+/**
+ * The index entries every writer created from now on holds in memory
+ * before it spills (store_writer_params.index_mem_frames); 0 restores
+ * 4096. The program sets it once, e.g. from DYETAP_INDEX_MEM_FRAMES,
+ * before any thread.
+ */
+void store_writer_default_index_mem(size_t frames);
 
 /**
  * Create a store file and write its header frame. The header gets a new
@@ -386,6 +407,7 @@ struct store_file_meta {
 	const uint64_t *shard_sessions; /**< shard_n entries, or NULL */
 	bool has_result_lag;		/**< the file states result_lag */
 	uint64_t result_lag;		/**< sessions a result may follow its session by */
+	const char *pace;		/**< results: "recorded", "rate", "max"; NULL unknown */
 };
 
 /** What the reader found out about the file so far (complete after EOF). */
@@ -478,6 +500,9 @@ struct store_raw_record store_reader_raw(const struct store_reader *r);
 /**
  * Position before the first data frame that may hold records with a
  * request timestamp >= @p ts_ns (uses the index; scans when there is none).
+ * Each seek starts a new read-through with a whole record budget
+ * (store_read_limits.max_records): a file read again from its start
+ * (replay --loop) is not cut short by the records of earlier reads.
  * @return 0 or -errno.
  */
 int store_reader_seek_time(struct store_reader *r, int64_t ts_ns);

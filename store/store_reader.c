@@ -1145,6 +1145,8 @@ static int parse_meta(struct store_reader *r, const uint8_t *p, size_t n)
 			dst = &r->meta.host;
 		else if (KEY(&k, "file_id"))
 			dst = &r->meta.file_id;
+		else if (KEY(&k, "pace"))
+			dst = &r->meta.pace;
 		if (dst) {
 			if (!mp_bytes(&c, &v))
 				return -EBADMSG;
@@ -1548,6 +1550,11 @@ struct store_raw_record store_reader_raw(const struct store_reader *r)
 
 int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 {
+	/* The record cap bounds the work of one read-through of the file; a
+	 * seek starts another, so the records decoded by earlier ones no
+	 * longer count (else the pass of replay --loop that crossed the cap
+	 * ended early, as a damaged frame, and every later pass was empty). */
+	r->n_work = 0;
 	r->out_len = r->out_pos = 0;
 	r->rec_raw = (struct store_slice){0};
 	r->resync = false;
@@ -1651,6 +1658,7 @@ void store_reader_free(struct store_reader *r)
 	mem_free((void *)r->meta.host);
 	mem_free((void *)r->meta.tool_version);
 	mem_free((void *)r->meta.file_id);
+	mem_free((void *)r->meta.pace);
 	for (size_t j = 0; r->origins && j < r->n_origins; j++) {
 		struct store_origin *o = &r->origins[j];
 		mem_free((void *)o->id);

@@ -65,9 +65,11 @@
  * Index entries held in memory: past this many, they go to an unnamed
  * temporary file beside the output (O_TMPFILE) and are read back by
  * write_index(), so a long run (replay --loop) does not grow by 40 bytes
- * a frame. Without O_TMPFILE support they stay in memory.
+ * a frame. Without O_TMPFILE support they stay in memory. The default of
+ * writers created later is store_writer_default_index_mem().
  */
 #define INDEX_MEM_ENTRIES 4096
+static size_t index_mem_default = INDEX_MEM_ENTRIES;
 
 /* One index entry per data frame (docs/format.md §1.3). */
 struct widx {
@@ -104,6 +106,7 @@ struct store_writer {
 	int index_fd;		/* the spilled entries, -1 none */
 	uint64_t index_spilled; /* entries in index_fd, before those in index */
 	bool index_nospill;	/* the temporary file could not be made */
+	size_t index_mem;	/* entries held in memory before a spill */
 
 	uint64_t records, sessions, results, frames, raw_bytes, comp_bytes, write_errors;
 	uint64_t bg_waits; /* batches that waited for the previous background frame */
@@ -532,7 +535,7 @@ static int frame_done(struct store_writer *w, struct widx *e, size_t raw, int64_
 		w->failed = rc; /* the frame is in the file but cannot be indexed */
 		return rc;
 	}
-	if (w->index.len >= INDEX_MEM_ENTRIES * sizeof(*e))
+	if (w->index.len >= w->index_mem * sizeof(*e))
 		index_spill(w);
 	w->off += (uint64_t)n;
 	w->frames++;
@@ -695,7 +698,7 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	size_t n = 2 + (m && m->kind) + (m && m->source) + (m && m->filter) + (m && m->n_rules) +
 		   (m && m->host) + (m && m->start_ns) + (m && m->n_redactions) +
 		   (m && m->n_origins) + (m && m->n_targets) + 2 * (m && m->shard_n) +
-		   (m && m->has_result_lag);
+		   (m && m->has_result_lag) + (m && m->pace);
 	msgpack_pack_map(pk, n);
 	PK_KEY(pk, "tool_version");
 	pk_cstr(pk, m && m->tool_version ? m->tool_version : DYETAP_VERSION);
@@ -725,6 +728,10 @@ static int write_header(struct store_writer *w, const struct store_meta *m)
 	if (m && m->has_result_lag) {
 		PK_KEY(pk, "result_lag");
 		msgpack_pack_uint64(pk, m->result_lag);
+	}
+	if (m && m->pace) {
+		PK_KEY(pk, "pace");
+		pk_cstr(pk, m->pace);
 	}
 	if (m && m->kind) {
 		PK_KEY(pk, "kind");
@@ -925,6 +932,7 @@ struct store_writer *store_writer_create(const struct store_writer_params *p, ch
 	}
 	w->fd = -1;
 	w->index_fd = -1;
+	w->index_mem = p->index_mem_frames ? p->index_mem_frames : index_mem_default;
 	dbuf_init(&w->pend, STORE_MAX_FRAME_CONTENT);
 	dbuf_init(&w->job, STORE_MAX_FRAME_CONTENT);
 	dbuf_init(&w->index, (size_t)1 << 30);
@@ -1191,16 +1199,28 @@ int store_writer_flush(struct store_writer *w)
 	return flush_frame_wait(w);
 }
 
+void store_writer_default_index_mem(size_t frames)
+{
+	index_mem_default = frames ? frames : INDEX_MEM_ENTRIES;
+}
+
 static int write_index(struct store_writer *w, const struct store_counter *counters,
 		       size_t n_counters)
 {
-	static const char *const own[] = {"store_records",	"store_frames",
-					  "store_raw_bytes",	"store_compressed_bytes",
-					  "store_write_errors", "store_bg_waits"};
-	const uint64_t ownv[] = {w->records,	w->frames,	 w->raw_bytes,
-				 w->comp_bytes, w->write_errors, w->bg_waits};
-	/* store_bg_waits only for a writer that compressed in the background */
-	size_t n_own = sizeof(own) / sizeof(own[0]) - !w->bg_used;
+	const char *own[7] = {"store_records", "store_frames", "store_raw_bytes",
+			      "store_compressed_bytes", "store_write_errors"};
+	uint64_t ownv[7] = {w->records, w->frames, w->raw_bytes, w->comp_bytes, w->write_errors};
+	size_t n_own = 5;
+	/* store_bg_waits only for a writer that compressed in the background,
+	 * store_index_spilled only for one that spilled its index */
+	if (w->bg_used) {
+		own[n_own] = "store_bg_waits";
+		ownv[n_own++] = w->bg_waits;
+	}
+	if (w->index_spilled) {
+		own[n_own] = "store_index_spilled";
+		ownv[n_own++] = w->index_spilled;
+	}
 	size_t nmem = w->index.len / sizeof(struct widx);
 	size_t nf = (size_t)w->index_spilled + nmem;
 	msgpack_packer *pk = &w->pk;

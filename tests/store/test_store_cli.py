@@ -51,7 +51,7 @@ INFO_KEYS = ["file", "file_bytes", "format_version", "meta", "records", "session
              "damaged_frames", "first_damage_offset", "suspect_frames", "first_suspect_offset",
              "frames_over_ratio", "record_cap_hit", "max_records", "counters"]
 META_KEYS = ["tool_version", "file_id", "kind", "source", "filter", "rules", "redactions", "host",
-             "origins", "targets", "shard", "start_ns"]
+             "origins", "targets", "shard", "pace", "start_ns"]
 
 tmp = tempfile.mkdtemp(prefix="test_store_cli.")
 path = os.path.join(tmp, "sample.dyt")
