@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "replay/replay_causal.h"
+#include "replay/replay_tok_private.h"
 
 #define H2R_LOG(lvl, ...) LOG_MSG(lvl, "replay-h2", __VA_ARGS__)
 
@@ -179,8 +180,7 @@ int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *ou
 
 static bool tchar(uint8_t c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
+	return replay_tchar(c);
 }
 
 static bool token(const uint8_t *p, size_t n)
@@ -205,9 +205,7 @@ const char *replay_h2_request_unsafe(const struct store_message *req)
 		bool pseudo = h->name.len > 1 && h->name.ptr[0] == ':';
 		if (!token(h->name.ptr + pseudo, h->name.len - pseudo))
 			return "a field name is not a token";
-		if (h->value.len && (memchr(h->value.ptr, '\r', h->value.len) ||
-				     memchr(h->value.ptr, '\n', h->value.len) ||
-				     memchr(h->value.ptr, '\0', h->value.len)))
+		if (replay_has_ctl(h->value.ptr, h->value.len))
 			return "a field value holds CR, LF or NUL";
 	}
 	return NULL;
