@@ -455,26 +455,33 @@ int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_
  * A unit: a session and its results, queued together so that they reach
  * the file as consecutive records (docs/format.md "result_lag" 0: a
  * session's results follow it before the next session). The unit holds
- * copies until replay_wq_add_unit(); it is not tied to a queue.
+ * its records packed (store_pack_*(), on the caller's thread) until
+ * replay_wq_add_unit(). It is taken from producer @p pr's spares (units
+ * it queued before; @p pr may be NULL: a new one) and used by that
+ * producer's thread only.
  */
 struct replay_wq_unit;
 
-/** A unit starting with session @p s (copied). NULL: out of memory. */
-struct replay_wq_unit *replay_wq_unit_session(const struct store_session *s);
+/** A unit starting with session @p s (packed). NULL: out of memory. */
+struct replay_wq_unit *replay_wq_unit_session(struct replay_wq_prod *pr,
+					      const struct store_session *s);
 /** A unit starting with a recorded session as its encoded bytes (copied),
- *  written with @p id and @p conn_id. NULL: out of memory. */
-struct replay_wq_unit *replay_wq_unit_session_raw(const struct store_raw_record *raw, uint64_t id,
+ *  written with @p id and @p conn_id. NULL: out of memory, or the bytes
+ *  are not a msgpack map with integer ids. */
+struct replay_wq_unit *replay_wq_unit_session_raw(struct replay_wq_prod *pr,
+						  const struct store_raw_record *raw, uint64_t id,
 						  uint64_t conn_id, int64_t ts);
-/** Append result @p r (copied) to @p u. @return 0 or -ENOMEM. */
+/** Append result @p r (packed) to @p u. @return 0, -E2BIG or -ENOMEM. */
 int replay_wq_unit_result(struct replay_wq_unit *u, const struct store_result *r);
 /** Records held by @p u (its session and results). */
 size_t replay_wq_unit_records(const struct replay_wq_unit *u);
-/** Bytes of the copies @p u holds. */
+/** Bytes @p u takes in the queue. */
 size_t replay_wq_unit_bytes(const struct replay_wq_unit *u);
 /**
- * Queue unit @p u's records, contiguous in one chunk, and free @p u
- * (whatever the result). @return as replay_wq_add_session(); on an error
- * none of its records is queued.
+ * Queue unit @p u's records, contiguous in one chunk, and take @p u back
+ * (whatever the result: it goes to @p pr's spares or is freed).
+ * @return as replay_wq_add_session(); on an error none of its records is
+ * queued.
  */
 int replay_wq_add_unit(struct replay_wq_prod *pr, struct replay_wq_unit *u);
 /** Free a unit without queueing it. Accepts NULL. */

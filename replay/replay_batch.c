@@ -222,16 +222,16 @@ static void unit_flush(struct bthread *t, struct bunit *bu)
 
 /* Write finished units in the order their sessions were queued (the file
  * then lists sessions in request-time order); a finished unit waits
- * behind a slow one only while UNIT_HOLD_BYTES of them wait. */
-static void unit_drain(struct bthread *t)
+ * behind a slow one only while UNIT_HOLD_BYTES of them wait: past that,
+ * unit @p bu, which just finished, is written at once. (Not a walk from
+ * the oldest unit for finished ones: with thousands in flight that made
+ * every completion cost a walk over them.) */
+static void unit_drain(struct bthread *t, struct bunit *bu)
 {
+	if (bu != t->units && t->units_held > UNIT_HOLD_BYTES)
+		unit_flush(t, bu);
 	while (t->units && t->units->done)
 		unit_flush(t, t->units);
-	for (struct bunit *bu = t->units, *nx; bu && t->units_held > UNIT_HOLD_BYTES; bu = nx) {
-		nx = bu->next;
-		if (bu->done)
-			unit_flush(t, bu);
-	}
 }
 
 /* One of @p bu's results came (or will not come). */
@@ -243,7 +243,7 @@ static void unit_done(struct bthread *t, struct bunit *bu)
 		return;
 	bu->done = true;
 	t->units_held += replay_wq_unit_bytes(bu->u);
-	unit_drain(t);
+	unit_drain(t, bu);
 }
 
 static void on_done(void *ctx, void *user, const struct store_result *r)
@@ -738,17 +738,19 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 				mem_free(bu);
 				goto next;
 			}
-			bu->u = replay_wq_unit_session(&out);
+			bu->u = replay_wq_unit_session(t->wq, &out);
 		} else if (bu) {
-			bu->u =
-			    replay_wq_unit_session_raw(&raw, ss.id, ss.conn_id, ss.ts_req_first_ns);
+			bu->u = replay_wq_unit_session_raw(t->wq, &raw, ss.id, ss.conn_id,
+							   ss.ts_req_first_ns);
 		}
 		int wrc = replay_wq_error(b->wq, t->err, sizeof(t->err));
 		if (!bu || !bu->u || wrc) {
 			t->skips.write_errors++;
 			rc = wrc ? wrc : -ENOMEM;
 			if (!wrc)
-				snprintf(t->err, sizeof(t->err), "out of memory queueing a result");
+				snprintf(t->err, sizeof(t->err),
+					 "cannot queue a session for the results: out of memory or "
+					 "a malformed record");
 			if (bu)
 				replay_wq_unit_free(bu->u);
 			mem_free(bu);
@@ -770,7 +772,7 @@ static int run_pass(struct bthread *t, struct prog_state *ps, uint32_t pass, str
 			bu->pending = 0;
 			bu->done = true;
 			t->units_held += replay_wq_unit_bytes(bu->u);
-			unit_drain(t);
+			unit_drain(t, bu);
 		}
 		if (subrc == -EINVAL)
 			t->skips.skipped_unsupported++;

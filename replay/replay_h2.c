@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "replay/replay_causal.h"
+#include "replay/replay_tok_private.h"
 
 #define H2R_LOG(lvl, ...) LOG_MSG(lvl, "replay-h2", __VA_ARGS__)
 
@@ -43,6 +44,8 @@
 #define H2R_WINDOW	(1 << 24) /* stream window we grant: bodies do not stall */
 #define H2R_GATHER	64 * 1024 /* bytes gathered per send(2) */
 #define H2R_MAX_STREAMS 256
+#define H2R_SPARE_MAX	1024	    /* finished requests kept for reuse */
+#define H2R_SPARE_BYTES (64 * 1024) /* a request whose buffers grew past this is freed */
 #define H2R_INLINE_FIELDS                                                                          \
 	16 /* response field lines kept in the request itself */ /* streams open per connection,   \
 								    whatever the target allows */
@@ -80,7 +83,9 @@ struct h2req {
 	struct dbuf body;
 	uint64_t body_len;
 	struct h2r_field hdr_in[H2R_INLINE_FIELDS];
-	struct store_session s; /* the recorded session (deep copy after this struct) */
+	struct store_session s; /* the recorded request (deep copy in tail) */
+	uint8_t *tail;		/* kept with the struct when it is reused */
+	size_t tail_cap;
 };
 
 struct h2conn {
@@ -122,6 +127,8 @@ struct replay_h2 {
 	struct nvb *nvb;	 /* the field lines of the request being submitted */
 	struct store_header *hv; /* the store view of a finished response's fields */
 	uint32_t hv_cap;
+	struct h2req *spare; /* finished requests kept for reuse, with their buffers */
+	uint32_t n_spare;
 	nghttp2_session_callbacks *cbs;
 	int64_t now; /* for callbacks */
 };
@@ -179,8 +186,7 @@ int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *ou
 
 static bool tchar(uint8_t c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
+	return replay_tchar(c);
 }
 
 static bool token(const uint8_t *p, size_t n)
@@ -205,9 +211,7 @@ const char *replay_h2_request_unsafe(const struct store_message *req)
 		bool pseudo = h->name.len > 1 && h->name.ptr[0] == ':';
 		if (!token(h->name.ptr + pseudo, h->name.len - pseudo))
 			return "a field name is not a token";
-		if (h->value.len && (memchr(h->value.ptr, '\r', h->value.len) ||
-				     memchr(h->value.ptr, '\n', h->value.len) ||
-				     memchr(h->value.ptr, '\0', h->value.len)))
+		if (replay_has_ctl(h->value.ptr, h->value.len))
 			return "a field value holds CR, LF or NUL";
 	}
 	return NULL;
@@ -225,7 +229,67 @@ static void req_free(struct h2req *r)
 	dbuf_release(&r->body);
 	if (r->hdr != r->hdr_in)
 		mem_free(r->hdr);
+	mem_free(r->tail);
 	mem_free(r);
+}
+
+/* A finished request: kept for reuse (a steady run then allocates nothing
+ * per stream) unless enough are kept or its buffers grew large. */
+static void req_put(struct replay_h2 *h, struct h2req *r)
+{
+	if (!r)
+		return;
+	if (h->n_spare >= H2R_SPARE_MAX || r->tail_cap > H2R_SPARE_BYTES ||
+	    r->fields.cap > H2R_SPARE_BYTES || r->body.cap > H2R_SPARE_BYTES ||
+	    r->chdr > 4 * H2R_INLINE_FIELDS) {
+		req_free(r);
+		return;
+	}
+	r->next = h->spare;
+	h->spare = r;
+	h->n_spare++;
+}
+
+/* A request with its state zeroed: a spare one (buffers kept) or a new one. */
+static struct h2req *req_get(struct replay_h2 *h, size_t tail)
+{
+	struct h2req *r = h->spare;
+	if (r) {
+		h->spare = r->next;
+		h->n_spare--;
+		struct dbuf fields = r->fields, body = r->body;
+		struct h2r_field *hdr = r->hdr;
+		uint32_t chdr = r->chdr;
+		uint8_t *t = r->tail;
+		size_t tcap = r->tail_cap;
+		memset(r, 0, sizeof(*r));
+		dbuf_reset(&fields);
+		dbuf_reset(&body);
+		r->fields = fields;
+		r->body = body;
+		r->hdr = hdr;
+		r->chdr = chdr;
+		r->tail = t;
+		r->tail_cap = tcap;
+	} else {
+		r = mem_calloc(1, sizeof(*r));
+		if (!r)
+			return NULL;
+		dbuf_init(&r->fields, h->p.max_header_bytes + 1);
+		dbuf_init(&r->body, h->p.max_body);
+		r->hdr = r->hdr_in;
+		r->chdr = H2R_INLINE_FIELDS;
+	}
+	if (tail > r->tail_cap) {
+		uint8_t *n = mem_realloc(r->tail, tail);
+		if (!n) {
+			req_free(r);
+			return NULL;
+		}
+		r->tail = n;
+		r->tail_cap = tail;
+	}
+	return r;
 }
 
 static struct h2flow *flow_get(struct replay_h2 *h, uint64_t key, uint32_t ti, bool create)
@@ -288,7 +352,7 @@ static void finish(struct replay_h2 *h, struct h2req *r, uint32_t kind, const ch
 				  .resp = resp,
 				  .dep = r->has_dep ? r->dep : NULL};
 	h->p.done(h->p.ctx, &o);
-	req_free(r);
+	req_put(h, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -955,14 +1019,13 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 	size_t tail = replay_session_tail_size(s);
 	for (uint32_t ti = 0; ti < h->p.n_targets; ti++) {
 		struct h2flow *f = flow_get(h, flow_key, ti, true);
-		struct h2req *r = f ? mem_calloc(1, sizeof(*r) + tail + 8) : NULL;
+		struct h2req *r = f ? req_get(h, tail) : NULL;
 		if (!r) {
 			if (f)
 				flow_maybe_free(h, f);
 			return -ENOMEM;
 		}
-		void *t = (void *)(((uintptr_t)(r + 1) + 7) & ~(uintptr_t)7);
-		replay_session_copy(&r->s, s, t);
+		replay_session_copy(&r->s, s, r->tail);
 		r->flow = f;
 		r->user = user;
 		r->session_id = s->id;
@@ -974,10 +1037,6 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 			r->has_dep = true;
 			r->dep = dep->ent;
 		}
-		dbuf_init(&r->fields, h->p.max_header_bytes + 1);
-		dbuf_init(&r->body, h->p.max_body);
-		r->hdr = r->hdr_in;
-		r->chdr = H2R_INLINE_FIELDS;
 		/* keep the queue in recorded order: due, then start, then stream
 		 * (sessions come in completion order: mostly appended at the tail) */
 		if (!f->qtail || !before(r, f->qtail)) {
@@ -1140,5 +1199,10 @@ void replay_h2_free(struct replay_h2 *h)
 	mem_free(h->rbuf);
 	mem_free(h->nvb);
 	mem_free(h->hv);
+	while (h->spare) {
+		struct h2req *r = h->spare;
+		h->spare = r->next;
+		req_free(r);
+	}
 	mem_free(h);
 }

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "replay/replay.h"
+#include "replay/replay_tok_private.h"
 
 #define SET_MAX 64
 
@@ -40,11 +41,9 @@ static bool name_is(const struct store_slice *s, const char *name)
 /* name_is() for a literal: the length is known, most names fail on it. */
 #define NAME_IS(s, lit) name_is_n((s), lit, sizeof(lit) - 1)
 
-/* RFC 9110 §5.6.2 tchar. */
 static bool tchar(uint8_t c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
+	return replay_tchar(c);
 }
 
 static bool slice_is_token(const struct store_slice *s)
@@ -79,9 +78,7 @@ const char *replay_request_unsafe(const struct store_message *req)
 		const struct store_header *h = &req->headers[i];
 		if (!slice_is_token(&h->name) && !framing_name(&h->name))
 			return "a header name is not a token (blanks before the colon, CR, LF...)";
-		if (h->value.len && (memchr(h->value.ptr, '\r', h->value.len) ||
-				     memchr(h->value.ptr, '\n', h->value.len) ||
-				     memchr(h->value.ptr, '\0', h->value.len)))
+		if (replay_has_ctl(h->value.ptr, h->value.len))
 			return "a header value holds CR, LF or NUL";
 	}
 	return NULL;

@@ -67,23 +67,42 @@ struct wq_raw {
 	int64_t ts;
 };
 
+/* A unit's records, packed (store_pack_*()), each after a unit_rec. */
+struct wq_packed {
+	size_t len; /* bytes after the item head */
+	uint64_t n; /* records */
+};
+
+/* What precedes each packed record of a unit. */
+struct unit_rec {
+	uint32_t len; /* the record's bytes, then padding to 8 */
+	bool session;
+	int64_t ts;
+};
+
+enum { ITEM_REC, ITEM_RAW, ITEM_PACKED };
+
 /* One record in a chunk: header arrays, then the bytes of every slice
- * follow; or (raw) a session's encoded bytes follow. An item holds only
+ * follow; or (raw) a session's encoded bytes follow; or (packed) a unit's
+ * records, packed on the producer's thread, follow. An item holds only
  * the part of the union it uses (item_head()): a result does not carry a
  * session's room, a raw session neither. */
 struct wq_item {
 	size_t size; /* whole item, 16-byte aligned */
-	bool raw;
+	uint8_t kind;
 	union {
 		struct store_record rec;
 		struct wq_raw raw;
+		struct wq_packed packed;
 	} u;
 };
 
-/* Bytes of an item before its header array or bytes (8-byte aligned). */
-static size_t item_head(bool raw, enum store_rec_type type)
+/* Bytes of an item of @p kind before its header array or bytes (8-byte aligned). */
+static size_t item_head(int kind, enum store_rec_type type)
 {
-	size_t n = raw ? offsetof(struct wq_item, u.raw) + sizeof(struct wq_raw)
+	size_t n = kind == ITEM_RAW ? offsetof(struct wq_item, u.raw) + sizeof(struct wq_raw)
+		   : kind == ITEM_PACKED
+		       ? offsetof(struct wq_item, u.packed) + sizeof(struct wq_packed)
 		   : type == STORE_REC_SESSION
 		       ? offsetof(struct wq_item, u.rec.u.session) + sizeof(struct store_session)
 		       : offsetof(struct wq_item, u.rec.u.result) + sizeof(struct store_result);
@@ -120,7 +139,9 @@ struct replay_wq {
 struct replay_wq_prod {
 	struct replay_wq *q;
 	struct wq_chunk *cur;
-	struct wq_chunk *free; /* private spares */
+	struct wq_chunk *free;		    /* private spares */
+	struct replay_wq_unit *spare_units; /* queued units, kept for reuse */
+	unsigned n_spare_units;
 };
 
 /* ---- deep copy ---- */
@@ -188,7 +209,7 @@ static size_t item_size(const struct store_record *src)
 		const struct store_result *r = &src->u.result;
 		nbytes = r->target.len + r->role.len + r->error_msg.len + msg_size(&r->resp, &nhdr);
 	}
-	size_t size = item_head(false, src->type) + nhdr * sizeof(struct store_header) + nbytes;
+	size_t size = item_head(ITEM_REC, src->type) + nhdr * sizeof(struct store_header) + nbytes;
 	return (size + 15) & ~(size_t)15;
 }
 
@@ -204,7 +225,7 @@ static size_t n_headers(const struct store_record *src)
 static void item_fill(struct wq_item *it, size_t size, const struct store_record *src)
 {
 	it->size = size;
-	it->raw = false;
+	it->kind = ITEM_REC;
 	/* Only the used member: the item may end before the union does. */
 	it->u.rec.type = src->type;
 	if (src->type == STORE_REC_SESSION)
@@ -212,7 +233,7 @@ static void item_fill(struct wq_item *it, size_t size, const struct store_record
 	else
 		it->u.rec.u.result = src->u.result;
 	struct cursor c = {
-	    .hdr = (struct store_header *)((uint8_t *)it + item_head(false, src->type))};
+	    .hdr = (struct store_header *)((uint8_t *)it + item_head(ITEM_REC, src->type))};
 	c.bytes = (uint8_t *)(c.hdr + n_headers(src));
 	if (src->type == STORE_REC_SESSION) {
 		struct store_session *s = &it->u.rec.u.session;
@@ -247,17 +268,47 @@ void replay_session_copy(struct store_session *dst, const struct store_session *
 
 /* ---- the writer thread ---- */
 
+/* Write a packed unit's records; counts into @p ok, @p bad, @p skipped. */
+static void write_packed(struct replay_wq *q, const struct wq_item *it, uint64_t *ok, uint64_t *bad,
+			 uint64_t *skipped)
+{
+	const uint8_t *p = (const uint8_t *)it + item_head(ITEM_PACKED, STORE_REC_SESSION);
+	const uint8_t *end = p + it->u.packed.len;
+	while (p < end) {
+		const struct unit_rec *ur = (const struct unit_rec *)p;
+		p += sizeof(*ur);
+		int rc = atomic_load(&q->err);
+		if (rc) {
+			(*skipped)++;
+		} else if ((rc = store_writer_add_packed(q->p.writer, p, ur->len, ur->ts,
+							 ur->session))) {
+			snprintf(q->errmsg, sizeof(q->errmsg), "cannot write results: %s",
+				 store_writer_error(q->p.writer));
+			atomic_store(&q->err, rc);
+		}
+		if (rc)
+			(*bad)++;
+		else
+			(*ok)++;
+		p += ((size_t)ur->len + 7) & ~(size_t)7;
+	}
+}
+
 static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
 {
 	uint64_t ok = 0, bad = 0, skipped = 0;
 	for (size_t off = 0; off < ch->used;) {
 		const struct wq_item *it = (const struct wq_item *)(ch->data + off);
 		off += it->size;
+		if (it->kind == ITEM_PACKED) {
+			write_packed(q, it, &ok, &bad, &skipped);
+			continue;
+		}
 		int rc = atomic_load(&q->err);
 		skipped += rc != 0; /* never given to the writer: it counts no loss for them */
 		if (!rc) {
 			const struct store_record *rec = &it->u.rec;
-			if (it->raw)
+			if (it->kind == ITEM_RAW)
 				rc = store_writer_add_session_raw(q->p.writer, &it->u.raw.rec,
 								  it->u.raw.id, it->u.raw.conn_id,
 								  it->u.raw.ts);
@@ -528,9 +579,9 @@ int replay_wq_add_session(struct replay_wq_prod *pr, const struct store_session 
 static void raw_fill(struct wq_item *dst, size_t size, const struct store_raw_record *raw,
 		     uint64_t id, uint64_t conn_id, int64_t ts)
 {
-	size_t head = item_head(true, STORE_REC_SESSION);
+	size_t head = item_head(ITEM_RAW, STORE_REC_SESSION);
 	dst->size = size;
-	dst->raw = true;
+	dst->kind = ITEM_RAW;
 	dst->u.raw = (struct wq_raw){.rec = *raw, .id = id, .conn_id = conn_id, .ts = ts};
 	if (raw->bytes.len) {
 		memcpy((uint8_t *)dst + head, raw->bytes.ptr, raw->bytes.len);
@@ -540,7 +591,7 @@ static void raw_fill(struct wq_item *dst, size_t size, const struct store_raw_re
 
 static size_t raw_size(const struct store_raw_record *raw)
 {
-	return (item_head(true, STORE_REC_SESSION) + raw->bytes.len + 15) & ~(size_t)15;
+	return (item_head(ITEM_RAW, STORE_REC_SESSION) + raw->bytes.len + 15) & ~(size_t)15;
 }
 
 int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_record *raw,
@@ -565,76 +616,113 @@ int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r
 
 /* ---- units ---- */
 
+/*
+ * A unit is packed as it grows, on the producer's thread, into one buffer
+ * (its session, then each result, each after a unit_rec), and queued as
+ * one item: the bytes are copied once into the chunk and once into the
+ * store writer's frame, and the writer thread only appends and compresses.
+ * Queued units go back to their producer's spares, so a steady run
+ * allocates none.
+ */
+#define UNIT_MAX	 ((size_t)1 << 30) /* a unit's bytes (each record is far smaller) */
+#define UNIT_SPARE_MAX	 256		   /* units a producer keeps for reuse */
+#define UNIT_SPARE_BYTES (64u * 1024)	   /* larger buffers are not kept */
+
 struct replay_wq_unit {
-	struct wq_item **items; /* each a private item (the session first) */
-	size_t n, cap;
-	size_t bytes; /* sum of item sizes */
+	struct replay_wq_unit *next; /* a producer's spares */
+	struct dbuf buf;
+	uint64_t n; /* records */
 };
 
-static int unit_push(struct replay_wq_unit *u, struct wq_item *it)
+static struct replay_wq_unit *unit_get(struct replay_wq_prod *pr)
 {
-	if (u->n == u->cap) {
-		size_t nc = u->cap ? u->cap * 2 : 4;
-		struct wq_item **ni = mem_realloc(u->items, nc * sizeof(*ni));
-		if (!ni)
-			return -ENOMEM;
-		u->items = ni;
-		u->cap = nc;
+	struct replay_wq_unit *u = pr ? pr->spare_units : NULL;
+	if (u) {
+		pr->spare_units = u->next;
+		pr->n_spare_units--;
+		u->next = NULL;
+		u->n = 0;
+		dbuf_reset(&u->buf);
+		return u;
 	}
-	u->items[u->n++] = it;
-	u->bytes += it->size;
+	u = mem_calloc(1, sizeof(*u));
+	if (u)
+		dbuf_init(&u->buf, UNIT_MAX);
+	return u;
+}
+
+/* Append a record packed by @p pack to @p u. 0 or -errno (u unchanged). */
+static int unit_pack(struct replay_wq_unit *u, bool session, int64_t ts,
+		     int (*pack)(struct dbuf *, const void *), const void *rec)
+{
+	size_t at = u->buf.len;
+	struct unit_rec ur = {.session = session, .ts = ts};
+	int rc = dbuf_append(&u->buf, &ur, sizeof(ur));
+	if (!rc)
+		rc = pack(&u->buf, rec);
+	size_t len = u->buf.len - at - sizeof(ur);
+	static const uint8_t pad[8];
+	if (!rc && len > UINT32_MAX)
+		rc = -E2BIG;
+	if (!rc)
+		rc = dbuf_append(&u->buf, pad, (8 - (len & 7)) & 7);
+	if (rc) {
+		u->buf.len = at;
+		return rc;
+	}
+	((struct unit_rec *)(u->buf.data + at))->len = (uint32_t)len;
+	u->n++;
 	return 0;
 }
 
-static int unit_add_rec(struct replay_wq_unit *u, const struct store_record *rec)
+static int pack_session_cb(struct dbuf *b, const void *rec)
 {
-	size_t size = item_size(rec);
-	struct wq_item *it = mem_alloc(size);
-	if (!it)
-		return -ENOMEM;
-	item_fill(it, size, rec);
-	if (unit_push(u, it)) {
-		mem_free(it);
-		return -ENOMEM;
-	}
-	return 0;
+	return store_pack_session(b, rec);
 }
 
-struct replay_wq_unit *replay_wq_unit_session(const struct store_session *s)
+static int pack_result_cb(struct dbuf *b, const void *rec)
 {
-	struct replay_wq_unit *u = mem_calloc(1, sizeof(*u));
-	struct store_record rec = {.type = STORE_REC_SESSION};
-	rec.u.session = *s;
-	if (u && unit_add_rec(u, &rec)) {
-		mem_free(u);
+	return store_pack_result(b, rec);
+}
+
+struct raw_args {
+	const struct store_raw_record *raw;
+	uint64_t id, conn_id;
+};
+
+static int pack_raw_cb(struct dbuf *b, const void *rec)
+{
+	const struct raw_args *a = rec;
+	return store_pack_session_raw(b, a->raw, a->id, a->conn_id);
+}
+
+struct replay_wq_unit *replay_wq_unit_session(struct replay_wq_prod *pr,
+					      const struct store_session *s)
+{
+	struct replay_wq_unit *u = unit_get(pr);
+	if (u && unit_pack(u, true, s->ts_req_first_ns, pack_session_cb, s)) {
+		replay_wq_unit_free(u);
 		u = NULL;
 	}
 	return u;
 }
 
-struct replay_wq_unit *replay_wq_unit_session_raw(const struct store_raw_record *raw, uint64_t id,
+struct replay_wq_unit *replay_wq_unit_session_raw(struct replay_wq_prod *pr,
+						  const struct store_raw_record *raw, uint64_t id,
 						  uint64_t conn_id, int64_t ts)
 {
-	struct replay_wq_unit *u = mem_calloc(1, sizeof(*u));
-	if (!u)
-		return NULL;
-	size_t size = raw_size(raw);
-	struct wq_item *it = mem_alloc(size);
-	if (it)
-		raw_fill(it, size, raw, id, conn_id, ts);
-	if (!it || unit_push(u, it)) {
-		mem_free(it);
-		mem_free(u);
-		return NULL;
+	struct replay_wq_unit *u = unit_get(pr);
+	struct raw_args a = {raw, id, conn_id};
+	if (u && unit_pack(u, true, ts, pack_raw_cb, &a)) {
+		replay_wq_unit_free(u);
+		u = NULL;
 	}
 	return u;
 }
 
 int replay_wq_unit_result(struct replay_wq_unit *u, const struct store_result *r)
 {
-	struct store_record rec = {.type = STORE_REC_RESULT};
-	rec.u.result = *r;
-	return unit_add_rec(u, &rec);
+	return unit_pack(u, false, r->ts_sent_ns, pack_result_cb, r);
 }
 
 size_t replay_wq_unit_records(const struct replay_wq_unit *u)
@@ -642,44 +730,55 @@ size_t replay_wq_unit_records(const struct replay_wq_unit *u)
 	return u ? u->n : 0;
 }
 
+/* The unit's item in a chunk. */
+static size_t unit_item_size(const struct replay_wq_unit *u)
+{
+	return (item_head(ITEM_PACKED, STORE_REC_SESSION) + u->buf.len + 15) & ~(size_t)15;
+}
+
 size_t replay_wq_unit_bytes(const struct replay_wq_unit *u)
 {
-	return u ? u->bytes : 0;
+	return u ? unit_item_size(u) : 0;
 }
 
 void replay_wq_unit_free(struct replay_wq_unit *u)
 {
 	if (!u)
 		return;
-	for (size_t i = 0; i < u->n; i++)
-		mem_free(u->items[i]);
-	mem_free(u->items);
+	dbuf_release(&u->buf);
 	mem_free(u);
+}
+
+/* A queued or refused unit: back to the producer's spares, or freed. */
+static void unit_recycle(struct replay_wq_prod *pr, struct replay_wq_unit *u)
+{
+	if (pr->n_spare_units >= UNIT_SPARE_MAX || u->buf.cap > UNIT_SPARE_BYTES) {
+		replay_wq_unit_free(u);
+		return;
+	}
+	u->next = pr->spare_units;
+	pr->spare_units = u;
+	pr->n_spare_units++;
 }
 
 int replay_wq_add_unit(struct replay_wq_prod *pr, struct replay_wq_unit *u)
 {
 	int rc;
-	uint8_t *dst = (uint8_t *)prod_reserve(pr, u->bytes, &rc);
-	if (dst) {
-		/* copy each item again: an item's pointers point into itself */
-		for (size_t i = 0; i < u->n; i++) {
-			const struct wq_item *it = u->items[i];
-			struct wq_item *d = (struct wq_item *)dst;
-			if (it->raw)
-				raw_fill(d, it->size, &it->u.raw.rec, it->u.raw.id,
-					 it->u.raw.conn_id, it->u.raw.ts);
-			else
-				item_fill(d, it->size, &it->u.rec);
-			dst += it->size;
-		}
-		prod_commit_n(pr, u->bytes, u->n);
+	size_t size = unit_item_size(u);
+	struct wq_item *it = prod_reserve(pr, size, &rc);
+	if (it) {
+		it->size = size;
+		it->kind = ITEM_PACKED;
+		it->u.packed = (struct wq_packed){.len = u->buf.len, .n = u->n};
+		memcpy((uint8_t *)it + item_head(ITEM_PACKED, STORE_REC_SESSION), u->buf.data,
+		       u->buf.len);
+		prod_commit_n(pr, size, u->n);
 		rc = 0;
 	} else if (rc == -ENOBUFS) {
 		/* the whole unit is refused: one count per record */
 		atomic_fetch_add(&pr->q->dropped, u->n - 1);
 	}
-	replay_wq_unit_free(u);
+	unit_recycle(pr, u);
 	return rc;
 }
 
@@ -688,6 +787,11 @@ void replay_wq_prod_free(struct replay_wq_prod *pr)
 	if (!pr)
 		return;
 	replay_wq_prod_flush(pr);
+	while (pr->spare_units) {
+		struct replay_wq_unit *u = pr->spare_units;
+		pr->spare_units = u->next;
+		replay_wq_unit_free(u);
+	}
 	while (pr->free) {
 		struct wq_chunk *next = pr->free->next;
 		atomic_fetch_sub(&pr->q->n_spare, 1);

@@ -348,6 +348,33 @@ int store_parse_level(const char *s, int *level);
 /** Append a result record (copied). Errors as store_writer_add_session(). */
 int store_writer_add_result(struct store_writer *w, const struct store_result *r);
 
+/*
+ * Packing apart from writing: a producer that is not the writer's thread
+ * packs a record into its own buffer with store_pack_*() and the writer's
+ * thread appends the bytes with store_writer_add_packed(). The bytes are
+ * those store_writer_add_session(), store_writer_add_session_raw() and
+ * store_writer_add_result() would write (docs/format.md §4).
+ */
+
+/** Append session @p s packed to @p out. @return 0, -E2BIG or -ENOMEM
+ *  (out unchanged). */
+int store_pack_session(struct dbuf *out, const struct store_session *s);
+/** Append a recorded session given as its encoded bytes, with @p id and
+ *  @p conn_id, to @p out. @return 0, -EINVAL when the bytes are not a
+ *  msgpack map with integer ids, -E2BIG or -ENOMEM (out unchanged). */
+int store_pack_session_raw(struct dbuf *out, const struct store_raw_record *raw, uint64_t id,
+			   uint64_t conn_id);
+/** Append result @p r packed to @p out. Errors as store_pack_session(). */
+int store_pack_result(struct dbuf *out, const struct store_result *r);
+
+/**
+ * Append one record packed by store_pack_*() (@p len bytes, copied), a
+ * session when @p is_session, with request or send time @p ts (the index's
+ * time span). Errors as store_writer_add_session().
+ */
+int store_writer_add_packed(struct store_writer *w, const void *rec, size_t len, int64_t ts,
+			    bool is_session);
+
 /** Flush the pending records as a data frame if the time limit passed. Cheap; call often. */
 int store_writer_tick(struct store_writer *w);
 

@@ -170,14 +170,39 @@ FAST_INLINE bool fast_key(struct mp *c, const char *k, size_t n)
 }
 #define FAST_KEY(c, lit) fast_key((c), lit, sizeof(lit) - 1)
 
-/* A message map in the writer's order: 1 decoded, 0 not that order, -ENOMEM. */
+/* A [name, value] array in the writer's form into r->hdrs[*nh ...): 1
+ * decoded (@p *count pairs), 0 not that form, -ENOMEM. */
+static int dec_fields_fast(struct store_reader *r, struct mp *c, size_t *nh, size_t *count)
+{
+	uint32_t a;
+	if (!mp_container(c, false, &a))
+		return 0;
+	if (hdr_reserve(r, *nh + a))
+		return -ENOMEM;
+	struct store_header *h = a ? r->hdrs + *nh : NULL;
+	for (uint32_t j = 0; j < a; j++) {
+		if (!mp_left(c) || *c->p != 0x92)
+			return 0;
+		c->p++;
+		if (!mp_bytes(c, &h[j].name) || !mp_bytes(c, &h[j].value))
+			return 0;
+	}
+	*nh += a;
+	*count = a;
+	return 1;
+}
+
+/* A message map in the writer's order (its 7 keys, then "trailers" when
+ * it has any: HTTP/2): 1 decoded, 0 not that order, -ENOMEM. The trailers'
+ * first index goes to @p tfirst. */
 static int dec_message_fast(struct store_reader *r, struct mp *c, struct store_message *m,
-			    size_t *nh)
+			    size_t *nh, size_t *tfirst)
 {
 	uint64_t u = 0, maj = 0, min = 0;
 	uint32_t a;
-	if (!mp_left(c) || *c->p != 0x87) /* a map of the writer's 7 keys */
+	if (!mp_left(c) || (*c->p != 0x87 && *c->p != 0x88)) /* the writer's 7 or 8 keys */
 		return 0;
+	bool trailers = *c->p == 0x88;
 	c->p++;
 	if (FAST_KEY(c, "method")) {
 		if (!mp_bytes(c, &m->method) || !FAST_KEY(c, "target") || !mp_bytes(c, &m->target))
@@ -195,23 +220,20 @@ static int dec_message_fast(struct store_reader *r, struct mp *c, struct store_m
 		return 0;
 	m->version_major = (uint8_t)maj;
 	m->version_minor = (uint8_t)min;
-	if (!FAST_KEY(c, "headers") || !mp_container(c, false, &a))
+	if (!FAST_KEY(c, "headers"))
 		return 0;
-	if (hdr_reserve(r, *nh + a))
-		return -ENOMEM;
-	struct store_header *h = a ? r->hdrs + *nh : NULL;
-	for (uint32_t j = 0; j < a; j++) {
-		if (!mp_left(c) || *c->p != 0x92)
-			return 0;
-		c->p++;
-		if (!mp_bytes(c, &h[j].name) || !mp_bytes(c, &h[j].value))
-			return 0;
-	}
-	*nh += a;
-	m->n_headers = a;
+	int rc = dec_fields_fast(r, c, nh, &m->n_headers);
+	if (rc <= 0)
+		return rc;
 	if (!FAST_KEY(c, "body") || !mp_bytes(c, &m->body) || !FAST_KEY(c, "body_len") ||
 	    !mp_uint(c, &m->body_len) || !FAST_KEY(c, "truncated") || !mp_bool(c, &m->truncated))
 		return 0;
+	if (trailers) {
+		*tfirst = *nh;
+		if (!FAST_KEY(c, "trailers"))
+			return 0;
+		return dec_fields_fast(r, c, nh, &m->n_trailers);
+	}
 	return 1;
 }
 
@@ -253,7 +275,7 @@ static int dec_message(struct store_reader *r, struct mp *c, struct store_messag
 	size_t nh_start = *nh;
 	memset(m, 0, sizeof(*m));
 	*first = *nh;
-	int fast = dec_message_fast(r, c, m, nh);
+	int fast = dec_message_fast(r, c, m, nh, tfirst);
 	if (fast < 0)
 		return fast;
 	if (fast) {
@@ -389,8 +411,9 @@ static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 {
 	size_t nh = 0, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	uint64_t u = 0;
-	if (n != 18 && n != 19) /* 19: with "vlan" */
+	if (n < 18 || n > 21) /* + 1 with "vlan", + 2 with "proto" and "stream" (HTTP/2) */
 		return 0;
+	bool vlan = (n - 18) & 1, proto = n >= 20;
 	if (!FAST_KEY(c, "v") || !mp_uint(c, &u) || !FAST_KEY(c, "t") || !mp_uint(c, &u) ||
 	    !FAST_KEY(c, "id") || !uint_span(c, &s->id, &r->id_val) || !FAST_KEY(c, "ip_version") ||
 	    !mp_uint_max(c, 255, &u))
@@ -404,7 +427,7 @@ static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 	    !mp_uint_max(c, UINT16_MAX, &u))
 		return 0;
 	s->dst.port = (uint16_t)u;
-	if (n == 19) {
+	if (vlan) {
 		if (!FAST_KEY(c, "vlan") || !mp_uint_max(c, UINT16_MAX, &u))
 			return 0;
 		s->vlan = (uint16_t)u;
@@ -431,6 +454,18 @@ static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 	if (!FAST_KEY(c, "flags") || !mp_uint_max(c, UINT32_MAX, &u))
 		return 0;
 	s->flags = (uint32_t)u;
+	if (proto) {
+		struct store_slice pv;
+		if (!FAST_KEY(c, "proto") || !mp_bytes(c, &pv))
+			return 0;
+		if (KEY(&pv, "h2c"))
+			s->proto = STORE_PROTO_H2C;
+		else if (!KEY(&pv, "http/1.1"))
+			return 0; /* the general loop refuses it */
+		if (!FAST_KEY(c, "stream") || !mp_uint_max(c, UINT32_MAX, &u))
+			return 0;
+		s->stream_id = (uint32_t)u;
+	}
 	fix_tables(r, &s->req, req_first, req_t);
 	fix_tables(r, &s->resp, resp_first, resp_t);
 	return 1;

@@ -1185,6 +1185,63 @@ int store_writer_add_result(struct store_writer *w, const struct store_result *r
 	return add_record(w, result_size, pack_result, r, r->ts_sent_ns, 0);
 }
 
+/* ---- packing apart from writing ---- */
+
+/* Append record @p rec packed by @p pack (@p size bytes) to @p out. */
+static int pack_into(struct dbuf *out, size_t size, void (*pack)(struct pw *, const void *),
+		     const void *rec)
+{
+	int rc = dbuf_reserve(out, size);
+	if (rc)
+		return rc;
+	struct pw c = {out->data + out->len};
+	pack(&c, rec);
+	if ((size_t)(c.p - (out->data + out->len)) != size)
+		return -EIO; /* a sizing bug: never hand out a record that may be cut */
+	out->len += size;
+	out->data[out->len] = '\0';
+	return 0;
+}
+
+int store_pack_session(struct dbuf *out, const struct store_session *s)
+{
+	return pack_into(out, session_size(s), pack_session, s);
+}
+
+int store_pack_session_raw(struct dbuf *out, const struct store_raw_record *raw, uint64_t id,
+			   uint64_t conn_id)
+{
+	struct raw_session rs;
+	if (!raw_session_init(&rs, raw, id, conn_id))
+		return -EINVAL;
+	return pack_into(out, raw_session_size(&rs), pack_raw_session, &rs);
+}
+
+int store_pack_result(struct dbuf *out, const struct store_result *r)
+{
+	return pack_into(out, result_size(r), pack_result, r);
+}
+
+/* Packed bytes as a record for add_record(). */
+static size_t packed_size(const void *rec)
+{
+	return ((const struct store_slice *)rec)->len;
+}
+
+static void pack_packed(struct pw *o, const void *rec)
+{
+	const struct store_slice *b = rec;
+	memcpy(o->p, b->ptr, b->len);
+	o->p += b->len;
+}
+
+int store_writer_add_packed(struct store_writer *w, const void *rec, size_t len, int64_t ts,
+			    bool is_session)
+{
+	struct store_slice b = {rec, len};
+	return add_record(w, packed_size, pack_packed, &b, ts, is_session);
+}
+
 int store_writer_tick(struct store_writer *w)
 {
 	if (!w->pend_records)

@@ -368,7 +368,7 @@ static void *unit_thread(void *arg)
 		s.req.target = S("/x");
 		s.req.headers = hdrs;
 		s.req.n_headers = 1;
-		struct replay_wq_unit *u = replay_wq_unit_session(&s);
+		struct replay_wq_unit *u = replay_wq_unit_session(pr, &s);
 		/* two results, every 400th larger than a queue chunk */
 		size_t len = i % 400 == 0 ? 300 * 1024 : (size_t)(i % 61);
 		memset(b, (int)(i & 0xff), len);

@@ -1164,6 +1164,8 @@ static bool hdr_is(const struct store_header *h, const char *n, const char *v)
 
 #define S(x) ((struct store_slice){(const uint8_t *)(x), sizeof(x) - 1})
 
+static void test_h2_read(const char *path, const struct dbuf *packed, msgpack_packer *pk);
+
 static void test_h2_records(void)
 {
 	char path[300], err[256];
@@ -1216,11 +1218,58 @@ static void test_h2_records(void)
 		 store_writer_add_result(w, &r);
 	TAP_OK(rc == 0 && store_writer_close(w, NULL, 0, err, sizeof(err)) == 0,
 	       "h2: sessions and a result written");
+	/* The same records packed apart from the writer (store_pack_*()), and
+	 * with every map's keys reversed (the reader's general loop instead
+	 * of its fast path), for the checks below. */
+	struct dbuf packed[3], rev;
+	for (int i = 0; i < 3; i++)
+		dbuf_init(&packed[i], 1 << 20);
+	dbuf_init(&rev, 1 << 20);
+	rc = store_pack_session(&packed[0], &s) || store_pack_session(&packed[1], &h1) ||
+	     store_pack_result(&packed[2], &r);
+	TAP_OK(rc == 0, "h2: records packed apart from the writer");
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &rev, pk_buf);
+	char rpath[300];
+	path_in_tmp(rpath, sizeof(rpath), "h2-rev.dyt");
+	test_h2_read(path, packed, &pk);
+	write_header_only(rpath);
+	append_data_frame(rpath, &rev);
+	test_h2_read(rpath, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		dbuf_release(&packed[i]);
+	dbuf_release(&rev);
+	struct dbuf j;
+	dbuf_init(&j, 1 << 20);
+	rc = store_session_json(&j, &s, 0);
+	TAP_OK(rc == 0 && j.data && strstr((char *)j.data, "\"proto\":\"h2c\",\"stream\":5}") &&
+		   strstr((char *)j.data, "\"trailers\":[[\"grpc-status\",\"0\"]"),
+	       "h2: JSON form has proto, stream and trailers");
+	dbuf_release(&j);
+}
+
+/* Read test_h2_records' file @p path and check its three records; with
+ * @p packed, their bytes equal these; with @p pk, each record is packed
+ * again with its keys reversed. */
+static void test_h2_read(const char *path, const struct dbuf *packed, msgpack_packer *pk)
+{
+	char err[256];
 	struct store_reader *rd = store_reader_open(path, err, sizeof(err));
 	const struct store_record *rec;
-	int n = 0;
+	int n = 0, same = 0;
 	while (rd && store_reader_next(rd, &rec) == 1) {
 		struct store_raw_record raw = store_reader_raw(rd);
+		if (packed && n < 3)
+			same += raw.bytes.len == packed[n].len &&
+				!memcmp(raw.bytes.ptr, packed[n].data, raw.bytes.len);
+		if (pk) {
+			msgpack_unpacked u;
+			msgpack_unpacked_init(&u);
+			if (msgpack_unpack_next(&u, (const char *)raw.bytes.ptr, raw.bytes.len,
+						NULL) == MSGPACK_UNPACK_SUCCESS)
+				pack_reversed(pk, &u.data, 2);
+			msgpack_unpacked_destroy(&u);
+		}
 		/* every record map opens with "v": fixstr "v" then the version */
 		size_t at = raw.bytes.len && raw.bytes.ptr[0] == 0xde ? 5 : 3; /* map16 / fixmap */
 		unsigned v = raw.bytes.len > at ? raw.bytes.ptr[at] : 0;
@@ -1239,29 +1288,29 @@ static void test_h2_records(void)
 			       "h2: response trailers apart from its headers");
 			TAP_OK(g->req.n_trailers == 0 && g->req.body.len == 7,
 			       "h2: request without trailers");
-			TAP_EQ_U64(v, 2, "h2: an HTTP/2 session record is version 2");
+			if (packed) /* reversed, "v" is last */
+				TAP_EQ_U64(v, 2, "h2: an HTTP/2 session record is version 2");
 		} else if (n == 2) {
 			TAP_OK(rec->u.session.proto == STORE_PROTO_HTTP1 &&
 				   rec->u.session.stream_id == 0 && !rec->u.session.resp.n_trailers,
 			       "h2: an HTTP/1.1 session stays HTTP/1.1");
-			TAP_EQ_U64(v, 1, "h2: an HTTP/1.1 session record stays version 1");
+			if (packed) /* reversed, "v" is last */
+				TAP_EQ_U64(v, 1, "h2: an HTTP/1.1 session record stays version 1");
 		} else {
 			TAP_OK(rec->type == STORE_REC_RESULT &&
 				   rec->u.result.resp.n_trailers == 2 &&
 				   hdr_is(&rec->u.result.resp.trailers[1], "grpc-message", ""),
 			       "h2: result trailers read back");
-			TAP_EQ_U64(v, 2, "h2: a result with an HTTP/2 response is version 2");
+			if (packed) /* reversed, "v" is last */
+				TAP_EQ_U64(v, 2,
+					   "h2: a result with an HTTP/2 response is version 2");
 		}
 	}
 	TAP_EQ_U64(n, 3, "h2: all records read");
+	if (packed)
+		TAP_EQ_U64(same, 3,
+			   "h2: records packed apart from the writer are the writer's bytes");
 	store_reader_free(rd);
-	struct dbuf j;
-	dbuf_init(&j, 1 << 20);
-	rc = store_session_json(&j, &s, 0);
-	TAP_OK(rc == 0 && j.data && strstr((char *)j.data, "\"proto\":\"h2c\",\"stream\":5}") &&
-		   strstr((char *)j.data, "\"trailers\":[[\"grpc-status\",\"0\"]"),
-	       "h2: JSON form has proto, stream and trailers");
-	dbuf_release(&j);
 }
 
 /* ---- identity, custody metadata, exclusive writing, lost records ---- */
