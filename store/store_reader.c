@@ -99,6 +99,9 @@ struct store_reader {
 	bool have_ts;
 	struct store_read_limits lim; /* 0 fields: defaults */
 	uint64_t n_work;	      /* records decoded (returned, skipped or scanned) */
+	/* frames handed out by store_reader_take_frame() */
+	uint64_t taken, settled;
+	bool block; /* the last frame taken must be settled before the walk goes on */
 
 	struct store_record rec;
 	struct store_slice rec_raw; /* rec's encoded bytes, a slice of out */
@@ -1627,6 +1630,307 @@ int store_reader_next(struct store_reader *r, const struct store_record **rec)
 		if (rc <= 0)
 			return rc;
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* frames decoded apart (reading on several threads)                   */
+/* ------------------------------------------------------------------ */
+
+/* Per decoded record: records skipped before it, and where its messages'
+ * tables start in the frame's header table (index + 1, 0: none). */
+struct rfix {
+	uint32_t skip;
+	uint32_t h[4]; /* session: req headers, req trailers, resp headers, resp trailers;
+			  result: resp headers, resp trailers */
+};
+
+struct store_frame {
+	uint64_t seq; /* order taken */
+	uint64_t pos;
+	size_t cs, fcs;
+	bool in_resync;
+	uint64_t budget; /* record attempts the decode may make (the record cap) */
+	uint8_t *in;	 /* the compressed frame */
+	size_t in_cap;
+	uint8_t *out; /* its content */
+	size_t out_cap;
+	/* what decoding found */
+	int rc;		 /* -ENOMEM, or 0 */
+	const char *why; /* damaged: why (static string), NULL when not */
+	struct store_record *rec;
+	struct rfix *fix;
+	size_t n_rec, cap_rec;
+	uint64_t skip_tail; /* records skipped after the last decoded one */
+	bool bad;	    /* a record that is not msgpack ended the frame ... */
+	size_t bad_off;	    /* ... at this byte */
+	bool more;	    /* decoding stopped at the budget with bytes left */
+	size_t n_keep;	    /* records settled (fewer at the record cap) */
+	struct store_dec dec;
+};
+
+struct store_decoder {
+	ZSTD_DCtx *dctx;
+};
+
+struct store_frame *store_frame_create(void)
+{
+	return mem_calloc(1, sizeof(struct store_frame));
+}
+
+void store_frame_free(struct store_frame *f)
+{
+	if (!f)
+		return;
+	mem_free(f->in);
+	mem_free(f->out);
+	mem_free(f->rec);
+	mem_free(f->fix);
+	mem_free(f->dec.hdrs);
+	mem_free(f);
+}
+
+struct store_decoder *store_decoder_create(void)
+{
+	struct store_decoder *d = mem_calloc(1, sizeof(*d));
+	if (d && !(d->dctx = ZSTD_createDCtx())) {
+		mem_free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+void store_decoder_free(struct store_decoder *d)
+{
+	if (d) {
+		ZSTD_freeDCtx(d->dctx);
+		mem_free(d);
+	}
+}
+
+/* Offset of the first data frame after @p off in the index, or data_end. */
+static uint64_t idx_after(const struct store_reader *r, uint64_t off)
+{
+	size_t lo = 0, hi = r->n_idx;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->idx[mid].off > off)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo < r->n_idx ? r->idx[lo].off : r->data_end;
+}
+
+int store_reader_take_frame(struct store_reader *r, struct store_frame *f)
+{
+	while (!r->eof) {
+		bool pure = r->settled < r->taken;
+		if (pure && r->block)
+			return -EAGAIN;
+		struct floc loc;
+		int rc = walk_step(r, &loc, pure);
+		if (rc == 2)
+			continue;
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			break;
+		if (out_reserve(&f->in, &f->in_cap, loc.cs))
+			return -ENOMEM;
+		memcpy(f->in, loc.p, loc.cs);
+		f->seq = r->taken++;
+		f->pos = loc.pos;
+		f->cs = loc.cs;
+		f->fcs = loc.fcs;
+		f->in_resync = loc.in_resync;
+		uint64_t cap = record_cap(r);
+		f->budget = cap > r->n_work ? cap - r->n_work : 0;
+		f->rc = 0;
+		f->why = NULL;
+		f->n_rec = f->n_keep = 0;
+		f->skip_tail = 0;
+		f->bad = f->more = false;
+		/* Where the walk goes on after this frame depends on whether it
+		 * decodes when it was found resynchronising, or when the index
+		 * would send the walk elsewhere after damage (frame_failed()):
+		 * then it is settled before the walk takes another step. */
+		r->block = loc.in_resync || (r->n_idx && idx_after(r, loc.pos) != loc.pos + loc.cs);
+		return 1;
+	}
+	return r->oom ? -ENOMEM : 0;
+}
+
+size_t store_frame_size(const struct store_frame *f)
+{
+	return f->fcs;
+}
+
+/* Table offset (index + 1) of @p t in @p d's table, 0 for none. */
+static uint32_t tab_off(const struct store_dec *d, const struct store_header *t)
+{
+	return t ? (uint32_t)(t - d->hdrs) + 1 : 0;
+}
+
+static const struct store_header *tab_ptr(const struct store_dec *d, uint32_t off)
+{
+	return off ? d->hdrs + off - 1 : NULL;
+}
+
+int store_frame_decode(struct store_frame *f, struct store_decoder *dd)
+{
+	if (out_reserve(&f->out, &f->out_cap, f->fcs))
+		return f->rc = -ENOMEM;
+	f->why = frame_decompress(dd->dctx, f->out, f->fcs, f->in, f->cs);
+	if (f->why)
+		return 0;
+	struct store_dec *d = &f->dec;
+	size_t pos = 0, nh = 0;
+	uint64_t tries = 0;
+	uint32_t skip = 0;
+	while (pos < f->fcs) {
+		if (tries == f->budget) {
+			f->more = true;
+			break;
+		}
+		tries++;
+		if (f->n_rec == f->cap_rec) {
+			size_t nc = f->cap_rec ? f->cap_rec * 2 : 256;
+			struct store_record *nr = mem_realloc(f->rec, nc * sizeof(*nr));
+			if (!nr)
+				return f->rc = -ENOMEM;
+			f->rec = nr;
+			struct rfix *nf = mem_realloc(f->fix, nc * sizeof(*nf));
+			if (!nf)
+				return f->rc = -ENOMEM;
+			f->fix = nf;
+			f->cap_rec = nc;
+		}
+		struct mp c = {f->out + pos, f->out + f->fcs};
+		struct store_record *rec = &f->rec[f->n_rec];
+		d->hbase = nh;
+		int rc = dec_record(d, &c, rec);
+		if (rc == -ENOMEM)
+			return f->rc = rc;
+		if (rc < 0) {
+			f->bad = true;
+			f->bad_off = pos;
+			break;
+		}
+		pos = (size_t)(c.p - f->out);
+		if (rc == 0) {
+			skip++;
+			continue;
+		}
+		/* The table may move as later records grow it: keep offsets. */
+		struct rfix *x = &f->fix[f->n_rec++];
+		memset(x, 0, sizeof(*x));
+		x->skip = skip;
+		skip = 0;
+		if (rec->type == STORE_REC_SESSION) {
+			x->h[0] = tab_off(d, rec->u.session.req.headers);
+			x->h[1] = tab_off(d, rec->u.session.req.trailers);
+			x->h[2] = tab_off(d, rec->u.session.resp.headers);
+			x->h[3] = tab_off(d, rec->u.session.resp.trailers);
+		} else {
+			x->h[0] = tab_off(d, rec->u.result.resp.headers);
+			x->h[1] = tab_off(d, rec->u.result.resp.trailers);
+		}
+		nh = d->hend;
+	}
+	f->skip_tail = skip;
+	for (size_t i = 0; i < f->n_rec; i++) {
+		struct store_record *rec = &f->rec[i];
+		const struct rfix *x = &f->fix[i];
+		if (rec->type == STORE_REC_SESSION) {
+			rec->u.session.req.headers = tab_ptr(d, x->h[0]);
+			rec->u.session.req.trailers = tab_ptr(d, x->h[1]);
+			rec->u.session.resp.headers = tab_ptr(d, x->h[2]);
+			rec->u.session.resp.trailers = tab_ptr(d, x->h[3]);
+		} else {
+			rec->u.result.resp.headers = tab_ptr(d, x->h[0]);
+			rec->u.result.resp.trailers = tab_ptr(d, x->h[1]);
+		}
+	}
+	return 0;
+}
+
+/* One more record decoded (returned, skipped or undecodable): false when
+ * the record cap stops reading first (as store_reader_next() does). */
+static bool work_one(struct store_reader *r)
+{
+	if (r->n_work >= record_cap(r)) {
+		r->st.record_cap_hit = true;
+		note_damage(r, r->frame_off, "record cap reached (--max-records)");
+		r->eof = true;
+		return false;
+	}
+	r->n_work++;
+	return true;
+}
+
+static void count_record(struct store_reader *r, const struct store_record *rec)
+{
+	if (rec->type == STORE_REC_SESSION)
+		r->st.sessions++;
+	else
+		r->st.results++;
+	int64_t ts = rec_ts(rec);
+	if (!r->have_ts || ts < r->st.first_ts_ns)
+		r->st.first_ts_ns = ts;
+	if (!r->have_ts || ts > r->st.last_ts_ns)
+		r->st.last_ts_ns = ts;
+	r->have_ts = true;
+}
+
+int store_reader_settle(struct store_reader *r, struct store_frame *f)
+{
+	assert(f->seq == r->settled && r->settled < r->taken);
+	r->settled++;
+	bool last = r->settled == r->taken;
+	if (last)
+		r->block = false;
+	f->n_keep = 0;
+	if (f->rc)
+		return f->rc;
+	if (f->why) {
+		if (last)
+			frame_failed(r, f->pos, f->cs, f->in_resync, f->why);
+		else /* not blocking: the walk already went on at pos + cs */
+			note_damage(r, f->pos, f->why);
+		return 1;
+	}
+	frame_ok(r, f->pos, f->cs, f->fcs);
+	for (size_t i = 0; i <= f->n_rec; i++) {
+		uint64_t skip = i < f->n_rec ? f->fix[i].skip : f->skip_tail;
+		for (uint64_t k = 0; k < skip; k++) {
+			if (!work_one(r))
+				return 0;
+			r->st.skipped_records++;
+		}
+		if (i == f->n_rec)
+			break;
+		if (!work_one(r))
+			return 0;
+		count_record(r, &f->rec[i]);
+		f->n_keep = i + 1;
+	}
+	if (f->bad || f->more) {
+		if (!work_one(r))
+			return 0;
+		/* the budget is never below what the cap leaves */
+		assert(f->bad);
+		char why[96];
+		snprintf(why, sizeof(why), "record at byte %zu of the frame is not msgpack",
+			 f->bad_off);
+		note_damage(r, r->frame_off, why);
+	}
+	return 1;
+}
+
+size_t store_frame_records(const struct store_frame *f, const struct store_record **v)
+{
+	*v = f->rec;
+	return f->n_keep;
 }
 
 static size_t off_in(const struct store_slice *rec, const struct store_slice *v)
