@@ -20,7 +20,9 @@ pair:
   - with --redact: redacted results are copied out of the redactor's
     memory before they go to another thread;
   - DYETAP_MAX_RECORDS: reading stops at the record cap in the middle
-    of the file, while later frames were already taken.
+    of the file, while later frames were already taken;
+  - --max-inflight below one frame's content: each frame read alone,
+    counted (frames_over_inflight) the same way for every N.
 
 Not timed.
 
@@ -162,6 +164,13 @@ try:
         ok(rep.get("data_incomplete") is True and 0 < s.get("compared", 0) < N // 2,
            "record cap: reading stopped at the cap (%s compared)" % s.get("compared"))
     same("record cap", lag, env={"DYETAP_MAX_RECORDS": str(N // 2 + 7)}, check=capped)
+
+    def alone(rep):
+        c = counters(rep)
+        ok(c.get("frames_over_inflight", 0) >= nf - 2 and
+           rep.get("summary", {}).get("compared") == N,
+           "in-flight cap: every frame over it counted, every pair compared (%s)" % c)
+    same("in-flight cap", lag, "--max-inflight", "4k", check=alone)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
