@@ -33,6 +33,8 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$top/t
 # Everything runs 5 to 15 times slower: the fast path's tests wait longer
 # for an idle port before they call the capture over (tests/dpdk).
 export DYETAP_TEST_EXIT_IDLE_MS=3000
+# ... and their per-run hang guard (20 s) grows with the slowdown.
+export DYETAP_TEST_TIME_SCALE=3
 tests="store store-kill replay-wq replay-e2e-control replay-e2e-fidelity mirror-e2e-realtime
     harden-mirror-kill"
 if [ -x "$b/dpdk/dyetap-fastpath" ]; then

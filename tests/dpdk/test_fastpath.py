@@ -29,7 +29,9 @@ from collections import Counter
 
 EAL = ["--no-huge", "-m", "256", "--no-pci", "--no-telemetry", "--no-shconf",
        "--log-level=*:warning"]
-TIMEOUT = 20
+# A hang guard per run, not a speed check: tests/tsan.sh scales it with
+# DYETAP_TEST_TIME_SCALE, as meson's --timeout-multiplier scales the test's.
+TIMEOUT = int(20 * float(os.environ.get("DYETAP_TEST_TIME_SCALE", "1")))
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tap_util import finish, free_port, ok  # noqa: E402
