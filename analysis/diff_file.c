@@ -5,8 +5,9 @@
  * file is read.
  *
  * Pairing window. A session record comes before the results that refer
- * to it; the reader holds a copy of each session until its results can
- * no longer come, and no longer:
+ * to it; the reader holds each session until its results can no longer
+ * come, and no longer (in its frame while the frame is read, then as a
+ * copy: frames are reused):
  *   - the header's `result_lag` L (written by replay: 0, a session's
  *     results follow it before the next session) closes a session once
  *     more than L sessions followed it;
@@ -32,9 +33,11 @@
  * and the merge is a sum; a shard missing from the merge counts as
  * unreplayed sessions (diff_ctx_finish()).
  *
- * With diff_params.threads > 1, pairs go to comparing threads
- * (diff_work.c); everything else (pairing, pairs not compared, unreplayed
- * sessions, accounting) stays on the reading thread, in file order.
+ * The file is read frame by frame (store_reader_take_frame(), ..._settle()).
+ * With diff_params.threads > 1, frames are decompressed and decoded, and
+ * pairs compared, on the pool's threads (diff_work.c); pairing, pairs not
+ * compared, unreplayed sessions and accounting stay on the reading thread,
+ * in file order, so they are the same for any number of threads.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -677,8 +680,6 @@ static int next_frame(struct fstate *f, struct store_reader *r, const struct sto
 
 static int read_records(struct fstate *f, struct store_reader *r)
 {
-	struct diff_ctx *c = f->c;
-	const struct diff_params *p = &c->p;
 	const struct store_record *recs;
 	size_t n_recs;
 	int64_t next = clk_mono_ns() + PROGRESS_NS;
@@ -698,7 +699,6 @@ static int read_records(struct fstate *f, struct store_reader *r)
 		rc = rc ? rc : crc;
 	}
 	progress(f, r, &next, true);
-	(void)p;
 	return rc;
 }
 

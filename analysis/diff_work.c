@@ -19,8 +19,9 @@
  * records a pair points to, and the sessions copied out of the window
  * (diff_pool_defer()) that it may point to, live until then. Memory: at
  * most 2 N + 2 frames, and no frame is taken while the frames in flight
- * hold diff_params.max_inflight bytes of content; a frame alone over it
- * is read one at a time (counted, diff_file.c).
+ * hold diff_params.max_inflight bytes of content or more (so at most
+ * that plus one frame); a frame larger than it alone has no frame read
+ * ahead of it (counted in diff_file.c: frames_over_inflight).
  *
  * Each thread counts what it compares in its own aggregates (diff_agg.c),
  * with its own pair engine and rule hit counts, and touches nothing shared
