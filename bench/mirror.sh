@@ -9,9 +9,14 @@
 #     colored and mirrored (--allow-writes, --queue large enough for no loss):
 #     mirrored requests per second and CPU seconds; loss is checked
 #     (lane ok == colored, no drops);
-#  3. delay: a slice of the file played with --realtime through the same
+#  3. delay: an 8 MB capture played with --realtime through the same
 #     live path, capture timestamp of the request's last byte -> first shadow
-#     byte sent, p50/p99 (mirror counters).
+#     byte sent, p50/p99 (mirror counters). Its packets are PACE (default
+#     50) times further apart than the generator's 1-20 us, so that the
+#     playback keeps the recorded pace (~6 s); at PACE=1 the 8 MB take
+#     0.12 s, faster than a loaded core parses them, and the "delay" is the
+#     playback falling behind. The wall time of each playback is printed
+#     beside the capture's span.
 # Each figure is the median of RUNS. mirror runs on one core (taskset -c 0).
 # Part "live" (root): wrk keep-alive load on lo against a production nginx,
 # a second nginx as the lane target, at several offered rates; per rate, in
@@ -25,7 +30,11 @@
 # Usage: bench/mirror.sh BUILD_DIR   (env: PARTS="file live" SIZE_MB=100
 #        RUNS=3 DUR=5 RATES="10 30 max": N = N wrk connections that each
 #        pause 1 ms after every answer (about N k requests/s), max = wrk -c4
-#        without pauses; BLOCK_MS=N passes --block-ms N to the block runs)
+#        without pauses; BLOCK_MS=N passes --block-ms N to the block runs;
+#        MODES="block immediate" the live capture modes; BEFORE=DIR a
+#        second build (e.g. main's) whose mirror runs beside this one's at
+#        each rate, its lines labelled "before:", for before/after figures
+#        from the same run)
 set -eu
 b=${1:-build}
 dyetap=$b/cli/dyetap
@@ -35,6 +44,7 @@ PARTS=${PARTS:-file live}
 DUR=${DUR:-5}
 RATES=${RATES:-10 30 max}
 [ -x "$dyetap" ] || { echo "build first: $dyetap missing"; exit 2; }
+[ -z "${BEFORE:-}" ] || [ -x "$BEFORE/cli/dyetap" ] || { echo "BEFORE: $BEFORE/cli/dyetap missing"; exit 2; }
 command -v nginx >/dev/null || { echo "nginx missing (tests/setup.sh)"; exit 2; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -81,16 +91,29 @@ print("mirror -r (no --realtime): %.0f mirrored/s wall, %.2f us CPU/request" % (
 print("ratio mirror/record (wall rate): %.2f" % ((c / mw) / (s / rw)))
 EOF3
 # 3. delay with --realtime: the first seconds of the capture at their recorded pace
-"$tmp/gen" "$tmp/rt.pcap" 8 2 >/dev/null
-: >"$tmp/p50"; : >"$tmp/p99"
+PACE=${PACE:-50}
+"$tmp/gen" "$tmp/rt.pcap" 8 2 "$PACE" >/dev/null
+span=$(python3 -c 'import struct,sys
+d = open(sys.argv[1], "rb").read()
+off, ts = 24, []
+while off + 16 <= len(d):
+    s, us, n, _ = struct.unpack_from("<IIII", d, off)
+    ts.append(s + us / 1e6)
+    off += 16 + n
+print("%.2f" % (ts[-1] - ts[0]))' "$tmp/rt.pcap")
+for which in ${BEFORE:+before} this; do
+bin=$dyetap; pre=
+[ $which = before ] && { bin=$BEFORE/cli/dyetap; pre="before: "; }
+: >"$tmp/p50"; : >"$tmp/p99"; : >"$tmp/rtw"
 for r in $(seq "$RUNS"); do
-    taskset -c 0 "$dyetap" mirror -r "$tmp/rt.pcap" --realtime --color "$color" \
-        --color "$color2" --lane "all=http://127.0.0.1:$port" --allow-writes --json \
-        >"$tmp/rt.json"
+    run "$tmp/rt.json" taskset -c 0 "$bin" mirror -r "$tmp/rt.pcap" --realtime \
+        --color "$color" --color "$color2" --lane "all=http://127.0.0.1:$port" --allow-writes \
+        --json | awk '{print $1}' >>"$tmp/rtw"
     jget "$tmp/rt.json" mirror_delay_p50_us >>"$tmp/p50"
     jget "$tmp/rt.json" mirror_delay_p99_us >>"$tmp/p99"
 done
-echo "realtime: $(jget "$tmp/rt.json" mirror_colored) colored over $(python3 -c "import json;d=json.load(open('$tmp/rt.json'));print(d['lane_all_ok'])") ok; delay p50 $(median <"$tmp/p50") us, p99 $(median <"$tmp/p99") us"
+echo "${pre}realtime (PACE $PACE, capture span $span s, playback $(median <"$tmp/rtw") s wall): $(jget "$tmp/rt.json" mirror_colored) colored over $(python3 -c "import json;d=json.load(open('$tmp/rt.json'));print(d['lane_all_ok'])") ok; delay p50 $(median <"$tmp/p50") us, p99 $(median <"$tmp/p99") us"
+done
 }
 
 # live LABEL CMD...: run a capture on lo for DUR+2 s with wrk load in the middle
@@ -113,13 +136,15 @@ d = json.load(open(jf))
 w = open(wf).read()
 n = int(re.search(r"(\d+) requests in", w).group(1))
 g = lambda k: d.get(k, 0)
-out = "%-22s offered %6.0f req/s (%d)  kernel drops %d of %d  complete %d  gap %d" % (
+out = "%-30s offered %6.0f req/s (%d)  kernel drops %d of %d  complete %d  gap %d" % (
     label, n / dur, n, g("src_kernel_drops"), g("src_kernel_received"),
     g("txn_sessions_complete"), g("txn_gap_sessions"))
 if "mirror_colored" in d:
     ok = sum(v for k, v in d.items() if k.startswith("lane_") and k.endswith("_ok"))
-    out += "  shadow ok %d  delay p50 %s p99 %s us" % (
-        ok, g("mirror_delay_p50_us"), g("mirror_delay_p99_us"))
+    qf = sum(v for k, v in d.items() if k.startswith("lane_") and k.endswith("_dropped_queue_full"))
+    out += "  shadow ok %d  delay p50 %s p99 %s us  queue_full %d (sender queue %s)" % (
+        ok, g("mirror_delay_p50_us"), g("mirror_delay_p99_us"), qf,
+        d.get("mirror_sender_queue_full", "-"))
 print(out)
 EOF4
 }
@@ -146,12 +171,16 @@ EOF5
             echo "-- run $r, rate ${rate}k, load average $(cut -d' ' -f1-3 /proc/loadavg)"
             live_run "record -i" "$dyetap" record -i lo -w "$tmp/live.dyt" \
                 --duration "$cap_s" --json $filter
-            for mode in block immediate; do
+            for mode in ${MODES:-block immediate}; do
                 imm=${BLOCK_MS:+--block-ms $BLOCK_MS}; [ $mode = immediate ] && imm=--immediate
-                live_run "mirror $mode, idle" "$dyetap" mirror -i lo $imm --color "$col" \
-                    --lane "all=$lane_url" --lane-rate all=1/s --duration "$cap_s" --json $filter
-                live_run "mirror $mode, sending" "$dyetap" mirror -i lo $imm --color "$col" \
-                    --lane "all=$lane_url" --duration "$cap_s" --json $filter
+                for which in ${BEFORE:+before} this; do
+                    bin=$dyetap; pre=
+                    [ $which = before ] && { bin=$BEFORE/cli/dyetap; pre="before: "; }
+                    live_run "${pre}mirror $mode, idle" "$bin" mirror -i lo $imm --color "$col" \
+                        --lane "all=$lane_url" --lane-rate all=1/s --duration "$cap_s" --json $filter
+                    live_run "${pre}mirror $mode, sending" "$bin" mirror -i lo $imm --color "$col" \
+                        --lane "all=$lane_url" --duration "$cap_s" --json $filter
+                done
             done
         done
     done

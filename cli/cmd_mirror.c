@@ -10,18 +10,35 @@
  * the -w store) turns them into requests and sessions, replay/shadow_core.h
  * decides, sends (one replay engine per lane), limits and pairs - the same
  * core as the fast path's - and analysis/diff.h and report.h compare and
- * render. One thread: the capture source is read without blocking and the
- * engines run in short slices in between, so a slow or dead target never
- * stops packet reading; queues are bounded and what does not fit is
- * dropped and counted per lane and reason. The manual is docs/mirror.md.
+ * render. Two threads (docs/architecture.md "Threads"):
+ *  - the capture thread (this file's loop) reads packets, parses, colors,
+ *    records (-w), runs the shadow core's classify step and hands each
+ *    accepted request, and with -w or --diff each production session of a
+ *    lane, to the sender over a bounded queue (replay/shadow_sender.h): a
+ *    full queue is a counted drop (mirror_sender_queue_full), never a wait
+ *    (except for -r without --realtime, where waiting loses nothing);
+ *    it also serves --control and --metrics, writes the shadow answers
+ *    with -w and builds the reports;
+ *  - the sender thread owns the lane engines: submit, send, answers,
+ *    pairing. Completed pairs come back to the capture thread over a
+ *    bounded list (mir_done) taken without waiting (trylock).
+ * So a slow or dead target never stops packet reading. The manual is
+ * docs/mirror.md.
  *
  * Operations (docs/operations.md): --control and --metrics are served by
- * common/ctl.h from the same loop, every 10 ms at most apart, so a pause
- * (replay/shadow_ctl.h) applies to every packet read after its reply.
+ * common/ctl.h from the capture loop, every 10 ms at most apart, so a
+ * pause (replay/shadow_ctl.h, an atomic the classify step reads) applies
+ * to every request classified after its reply. `reload` compiles the
+ * color rules again on the capture thread; whatever must change in the
+ * shadow core itself goes through shadow_sender_call(), which runs it on
+ * the sender thread while the capture thread waits, after the sender took
+ * everything queued before: no request classified under the old lanes is
+ * submitted under the new ones.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "analysis/diff.h"
@@ -50,6 +68,7 @@
 #include "replay/shadow.h"
 #include "replay/shadow_core.h"
 #include "replay/shadow_ctl.h"
+#include "replay/shadow_sender.h"
 #include "store/store.h"
 #include "dyetap_version.h"
 
@@ -102,6 +121,9 @@ static void usage(FILE *f)
 	    "  --rules FILE           color rules, one per line\n"
 	    "lanes and shadow requests:\n"
 	    "%s"
+	    "  --sender-queue N       requests waiting for the sender thread at most\n"
+	    "                         (default 4096; beyond: dropped, counted\n"
+	    "                         mirror_sender_queue_full)\n"
 	    "output:\n"
 	    "  -w, --write REC.dyt    record sessions and shadow results (kind results)\n"
 	    "  --redact KIND:NAME[:mask|drop], --redact-defaults   as dyetap record: mask\n"
@@ -138,13 +160,29 @@ struct mir_pair {
 	struct store_result *r;
 };
 
+/* Pairs waiting for the capture thread at most (beyond: mirror_pairs_lost). */
+#define MIR_DONE_MAX 65536
+
+/** A completed pair handed back from the sender thread (on_pair). */
+struct mir_done {
+	struct mir_done *next;
+	struct store_session *prod; /* owned */
+	struct store_result *res[SHADOW_MAX_TARGETS];
+	unsigned n_res;
+};
+
 struct mir {
 	struct shadow_core *core;
+	struct shadow_sender *snd;
 	struct recorder *rec;
 	bool diff;
 	bool live;
 	bool realtime;
-	bool kick;	     /**< something was submitted: run the engines now */
+	/* completed pairs: the sender thread appends, the capture thread takes */
+	pthread_mutex_t done_mu;
+	struct mir_done *done_head, **done_tail;
+	size_t done_n;	     /* atomic: pairs in the list */
+	uint64_t pairs_lost; /* sender thread: over MIR_DONE_MAX or out of memory */
 	int64_t real_offset; /**< --realtime: real clock minus capture clock */
 	/* kept for rolling reports */
 	struct store_session **sessions;
@@ -213,15 +251,11 @@ static bool keep_session(struct mir *m, struct store_session *s)
 static void on_request(void *ctx, const struct store_session *s)
 {
 	struct mir *m = ctx;
-	int lane = shadow_core_classify(m->core, s, shadow_core_stats(m->core));
-	if (lane < 0)
-		return;
 	/* When the request's last byte was captured, on the real clock (mirror_delay_*). */
 	int64_t req_ns = m->live       ? s->ts_req_last_ns
 			 : m->realtime ? s->ts_req_last_ns + m->real_offset
 				       : clk_real_ns();
-	if (shadow_core_submit(m->core, (unsigned)lane, s, s->conn_id, req_ns) == 0)
-		m->kick = true;
+	(void)shadow_sender_request(m->snd, 0, s, s->conn_id, req_ns);
 }
 
 /* A session (request + production response) was emitted, and written with -w. */
@@ -229,36 +263,89 @@ static int on_session(void *ctx, const struct store_session *s)
 {
 	struct mir *m = ctx;
 	m->n_emitted++;
-	shadow_core_session(m->core, s->conn_id, s);
+	shadow_sender_session(m->snd, 0, s->conn_id, s);
 	return 0;
 }
 
-/* A mirrored request's production session and every shadow answer are in. */
+/*
+ * Sender thread: a mirrored request's production session and every shadow
+ * answer are in. They are handed to the capture thread, which owns the
+ * recording (-w) and the reports (done_take()).
+ */
 static void on_pair(void *ctx, struct shadow_pair *p)
 {
 	struct mir *m = ctx;
-	bool kept_s = false;
+	struct mir_done *d;
 	if (!p->prod)
 		return; /* never paired (counted mirror_unpaired): no session to link to */
-	if (m->diff)
-		kept_s = keep_session(m, p->prod);
+	if (__atomic_load_n(&m->done_n, __ATOMIC_RELAXED) >= MIR_DONE_MAX ||
+	    !(d = mem_calloc(1, sizeof(*d)))) {
+		__atomic_store_n(&m->pairs_lost, m->pairs_lost + 1, __ATOMIC_RELAXED);
+		return;
+	}
+	d->prod = p->prod;
+	p->prod = NULL;
 	for (unsigned i = 0; i < p->n_res && i < SHADOW_MAX_TARGETS; i++) {
-		struct store_result *r = p->res[i];
+		d->res[d->n_res++] = p->res[i];
+		p->res[i] = NULL;
+	}
+	pthread_mutex_lock(&m->done_mu);
+	*m->done_tail = d;
+	m->done_tail = &d->next;
+	__atomic_store_n(&m->done_n, m->done_n + 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&m->done_mu);
+}
+
+/* Capture thread: write and keep one completed pair; frees @p d. */
+static void done_one(struct mir *m, struct mir_done *d)
+{
+	bool kept_s = false;
+	if (m->diff)
+		kept_s = keep_session(m, d->prod);
+	for (unsigned i = 0; i < d->n_res; i++) {
+		struct store_result *r = d->res[i];
 		if (!r)
 			continue;
-		r->session_id = p->prod->id;
+		r->session_id = d->prod->id;
 		if (recorder_has_file(m->rec))
 			(void)recorder_add_result(m->rec, r); /* a refusal is counted there */
-		if (!m->diff)
-			continue;
-		m->diffed++;
-		if (kept_s && keep_pair(m, p->prod, r))
-			p->res[i] = NULL;
-		else
-			m->not_kept++;
+		if (m->diff) {
+			m->diffed++;
+			if (kept_s && keep_pair(m, d->prod, r))
+				r = NULL;
+			else
+				m->not_kept++;
+		}
+		shadow_free(r);
 	}
-	if (kept_s)
-		p->prod = NULL;
+	if (!kept_s)
+		shadow_free(d->prod);
+	mem_free(d);
+}
+
+/*
+ * Capture thread: take the completed pairs. @p wait false: only when the
+ * list is free this instant (the capture thread never waits on the sender).
+ */
+static void done_take(struct mir *m, bool wait)
+{
+	struct mir_done *d;
+	if (!__atomic_load_n(&m->done_n, __ATOMIC_RELAXED))
+		return;
+	if (wait)
+		pthread_mutex_lock(&m->done_mu);
+	else if (pthread_mutex_trylock(&m->done_mu))
+		return;
+	d = m->done_head;
+	m->done_head = NULL;
+	m->done_tail = &m->done_head;
+	__atomic_store_n(&m->done_n, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&m->done_mu);
+	while (d) {
+		struct mir_done *next = d->next;
+		done_one(m, d);
+		d = next;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -269,8 +356,13 @@ static void on_pair(void *ctx, struct shadow_pair *p)
 static int mirror_counters(const struct mir *m, struct ctr_set *c)
 {
 	struct shadow_stats t;
-	shadow_core_sum(m->core, NULL, 0, &t);
+	struct shadow_sender_stats ss;
+	shadow_sender_sum(m->snd, &t);
+	shadow_sender_stats(m->snd, &ss);
 	int rc = shadow_core_counters(m->core, &t, "mirror_", "lane_", c);
+	rc |= ctr_set_table(c, "mirror_", &ss, shadow_sender_ctr_descs, shadow_sender_ctr_count);
+	rc |=
+	    ctr_set_put(c, __atomic_load_n(&m->pairs_lost, __ATOMIC_RELAXED), "mirror_pairs_lost");
 	rc |= ctr_set_put(c, m->n_emitted, "mirror_sessions");
 	rc |= ctr_set_put(c, m->diffed, "mirror_diffed");
 	rc |= ctr_set_put(c, m->differing, "mirror_differing");
@@ -342,7 +434,7 @@ static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err,
 {
 	struct mir *m = ctx;
 	struct shadow_stats t;
-	shadow_core_sum(m->core, NULL, 0, &t);
+	shadow_sender_sum(m->snd, &t);
 	int rc = shadow_ctl_command(m->core, &t, argc, argv, out, err, errlen);
 	if (rc != -ENOENT)
 		return rc;
@@ -541,7 +633,8 @@ struct mir_opts {
 	int64_t report_every_ns;
 	int64_t duration_ns;
 	uint64_t report_memcap;
-	uint64_t block_ms; /* live: block timeout (TPACKET_V3); 0 = immediate mode */
+	uint64_t block_ms;     /* live: block timeout (TPACKET_V3); 0 = immediate mode */
+	uint64_t sender_queue; /* --sender-queue: capture -> sender thread */
 	bool stats, json;
 	const char *control;
 	const char *metrics;
@@ -567,6 +660,7 @@ enum {
 	O_CONTROL,
 	O_METRICS,
 	O_CONFIG,
+	O_SENDER_QUEUE,
 };
 
 static const struct option mir_longopts[] = {
@@ -610,6 +704,7 @@ static const struct option mir_longopts[] = {
     {"control", required_argument, NULL, O_CONTROL},
     {"metrics", required_argument, NULL, O_METRICS},
     {"config", required_argument, NULL, O_CONFIG},
+    {"sender-queue", required_argument, NULL, O_SENDER_QUEUE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -686,6 +781,17 @@ static int apply_opt(struct mir_opts *o, int c, const char *name, char *arg, cha
 	case O_IMMEDIATE:
 		o->block_ms = 0;
 		return 0;
+	case O_SENDER_QUEUE: {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(arg, &end, 10);
+		if (errno || end == arg || *end || *arg == '-' || !v || v > 1000000) {
+			snprintf(err, errlen, "bad --sender-queue '%s' (1 to 1000000)", arg);
+			return -EINVAL;
+		}
+		o->sender_queue = v;
+		return 0;
+	}
 	case O_CONTROL:
 		o->control = arg;
 		return 0;
@@ -793,10 +899,15 @@ static int parse_args(int argc, char **argv, struct mir_opts *o)
 /* Run                                                                 */
 /* ------------------------------------------------------------------ */
 
-static void engines_run(struct mir *m, int64_t until_ns)
+/* --realtime: sleep until CLOCK_MONOTONIC @p due (the sender thread sends meanwhile). */
+static void sleep_until(int64_t due)
 {
-	(void)shadow_core_run(m->core, until_ns);
-	m->kick = false;
+	int64_t now;
+	while (!mir_stop && (now = clk_mono_ns()) < due) {
+		int64_t d = due - now < 1000000 ? due - now : 1000000;
+		struct timespec ts = {0, (long)d};
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void print_warnings(struct mir *m)
@@ -867,8 +978,10 @@ static int run(struct mir_opts *o, struct mir *m)
 		ret = 2;
 		goto out;
 	}
+	/* Pairing only for what uses pairs: the -w recording and the diff. */
+	bool pairing = o->out || m->diff;
 	struct shadow_hooks hooks = {
-	    .on_pair = on_pair,
+	    .on_pair = pairing ? on_pair : NULL,
 	    .ctx = m,
 	    .redact = recorder_redacts(m->rec) ? recorder_redact_result : NULL,
 	    .redact_ctx = m->rec,
@@ -877,6 +990,17 @@ static int run(struct mir_opts *o, struct mir *m)
 	if (!m->core) {
 		fprintf(stderr, "dyetap mirror: %s\n", err);
 		ret = 2;
+		goto out;
+	}
+	struct shadow_sender_params sdp = {
+	    .core = m->core,
+	    .n_producers = 1,
+	    .queue = (size_t)o->sender_queue,
+	    .pairing = pairing,
+	};
+	m->snd = shadow_sender_create(&sdp, err, sizeof(err));
+	if (!m->snd) {
+		fprintf(stderr, "dyetap mirror: %s\n", err);
 		goto out;
 	}
 	if (o->sc.production)
@@ -921,7 +1045,15 @@ static int run(struct mir_opts *o, struct mir *m)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (shadow_sender_start(m->snd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dyetap mirror: %s\n", err);
+		goto out;
+	}
 	m->live = sp.iface != NULL;
+	/* A file read as fast as possible may wait for the sender (nothing is
+	 * lost by waiting); live capture and --realtime never do. */
+	if (!m->live && !m->realtime)
+		shadow_sender_backpressure(m->snd);
 	if (m->live) /* from here on every packet is captured (tests wait for this line) */
 		fprintf(stderr, "dyetap mirror: capturing on %s, Ctrl-C to stop\n", sp.iface);
 	(void)ctl_notify("READY=1"); /* systemd Type=notify: the capture runs */
@@ -937,7 +1069,8 @@ static int run(struct mir_opts *o, struct mir *m)
 	ret = 0;
 	while (!mir_stop) {
 		struct src_pkt pkt;
-		rc = src_next(mir_src, &pkt, 0);
+		/* Live: wait a little for traffic (the sender runs on its own). */
+		rc = src_next(mir_src, &pkt, 5);
 		if (rc == 1) {
 			if (o->realtime) {
 				if (!rt_started) {
@@ -946,19 +1079,13 @@ static int run(struct mir_opts *o, struct mir *m)
 					rt_ts0 = pkt.ts_ns;
 					m->real_offset = clk_real_ns() - pkt.ts_ns;
 				}
-				int64_t due = rt_mono0 + (pkt.ts_ns - rt_ts0);
-				while (!mir_stop && clk_mono_ns() < due) {
-					int64_t u = clk_mono_ns() + 1000000;
-					engines_run(m, u < due ? u : due);
-				}
+				sleep_until(rt_mono0 + (pkt.ts_ns - rt_ts0));
 			}
 			pipe_packet(pipe, pkt.ts_ns, pkt.linktype, pkt.data, pkt.caplen,
 				    pkt.wirelen);
 			n++;
-			if (m->kick || !(n & 63))
-				engines_run(m, clk_mono_ns() + 1000);
 		} else if (rc == 0) {
-			engines_run(m, clk_mono_ns() + 1000000);
+			/* no packet within the wait: look at control, pairs, ticks */
 		} else if (rc == -ENODATA) {
 			break;
 		} else {
@@ -967,6 +1094,7 @@ static int run(struct mir_opts *o, struct mir *m)
 			break;
 		}
 		int64_t now = clk_mono_ns();
+		done_take(m, false);
 		if (mir_reload) {
 			mir_reload = 0;
 			if (mir_reload_rules(m, err, sizeof(err)) < 0)
@@ -997,11 +1125,13 @@ static int run(struct mir_opts *o, struct mir *m)
 	}
 	(void)ctl_notify("STOPPING=1");
 	src_update_stats(mir_src);
-	/* End of capture: pending sessions are emitted, then shadow answers drain. */
+	/* End of capture: pending sessions are emitted (now the hand-over may
+	 * wait for room), then the sender thread drains the shadow answers and
+	 * completes every pair, unanswered and unpaired ones too. */
+	shadow_sender_backpressure(m->snd);
 	recorder_end_input(m->rec);
-	shadow_core_drain(m->core);
-	/* Entries left: requests never answered (dropped at the stop) or never paired. */
-	shadow_core_finish(m->core);
+	shadow_sender_stop(m->snd);
+	done_take(m, true);
 	print_warnings(m);
 	ri.final = true;
 	if (m->diff && mir_report(m, &ri) < 0) {
@@ -1038,8 +1168,18 @@ static int run(struct mir_opts *o, struct mir *m)
 out:
 	ctl_server_free(m->ctl);
 	m->ctl = NULL;
-	/* The core first: freeing its engines drops requests without callbacks. */
+	/* The sender first (it stops its thread), then the core: freeing its
+	 * engines drops requests without callbacks. */
+	shadow_sender_free(m->snd);
 	shadow_core_free(m->core);
+	for (struct mir_done *d = m->done_head, *next; d; d = next) {
+		next = d->next; /* pairs of a run that failed: nothing writes them now */
+		for (unsigned i = 0; i < d->n_res; i++)
+			shadow_free(d->res[i]);
+		shadow_free(d->prod);
+		mem_free(d);
+	}
+	m->done_head = NULL;
 	for (size_t i = 0; i < m->n_pairs; i++)
 		shadow_free(m->pairs[i].r);
 	for (size_t i = 0; i < m->n_sessions; i++)
@@ -1066,11 +1206,14 @@ int cmd_mirror(int argc, char **argv)
 		fprintf(stderr, "dyetap mirror: out of memory\n");
 		goto out;
 	}
+	pthread_mutex_init(&m->done_mu, NULL);
+	m->done_tail = &m->done_head;
 	recorder_conf_init(&o->rc);
 	shadow_conf_init(&o->sc);
 	o->report_every_ns = 10000000000LL;
 	o->report_memcap = (uint64_t)512 << 20;
 	o->block_ms = MIR_BLOCK_MS;
+	o->sender_queue = SHADOW_SENDER_QUEUE_DEFAULT;
 	ret = parse_args(argc, argv, o);
 	if (ret)
 		goto out;
@@ -1084,6 +1227,8 @@ out:
 		cfg_release(&o->cfg);
 	}
 	mem_free(o);
+	if (o && m)
+		pthread_mutex_destroy(&m->done_mu);
 	mem_free(m);
 	return ret;
 }

@@ -111,7 +111,7 @@ static void usage(FILE *out)
 	    "shadowing (workers send colored requests to lane targets, as dyetap mirror;\n"
 	    "--lane implies --workers 1):\n"
 	    "%s"
-	    "  --shadow-ring N         requests per worker-to-sender ring (1024)\n"
+	    "  --shadow-ring N         requests per worker-to-sender queue (1024)\n"
 	    "  --shadow-out FILE.dyt   write each shadowed session (production response) and\n"
 	    "                          its shadow results (kind results; dyetap diff reads it)\n"
 	    "other:\n"

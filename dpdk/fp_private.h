@@ -33,6 +33,7 @@
 #include "replay/replay.h"
 #include "replay/shadow.h"
 #include "replay/shadow_core.h"
+#include "replay/shadow_sender.h"
 
 #define FP_LOG(lvl, ...) LOG_MSG(lvl, "fastpath", __VA_ARGS__)
 
@@ -486,44 +487,30 @@ struct fp_lcore {
 /* --- shadowing (fp_shadow.c) and recording (fp_record.c) ----------------- */
 
 /**
- * The fast path's own shadow counters of one thread (a worker, the
- * sender), beside the shadow core's (struct shadow_stats). Single writer
- * (FP_ADD); readers sum the copies. Only uint64_t fields.
+ * The fast path's own shadow counters (--shadow-out), written by the
+ * sender thread (FP_INC), beside the shadow core's (struct shadow_stats)
+ * and the hand-over's (struct shadow_sender_stats: queued, ring_full,
+ * out_lost). Only uint64_t fields.
  */
 struct fp_sh_stats {
-	uint64_t queued;	  /**< worker: requests enqueued to the sender ring */
-	uint64_t ring_full;	  /**< worker: dropped, ring full (also the lane's queue_full) */
-	uint64_t out_lost;	  /**< worker: --shadow-out sessions not passed on (ring, memory) */
-	uint64_t out_sessions;	  /**< sender: sessions written to --shadow-out */
-	uint64_t out_results;	  /**< sender: results written to --shadow-out */
-	uint64_t out_errors;	  /**< sender: records the --shadow-out writer refused */
-	struct shadow_stats core; /**< worker: what its shadow_core_classify() counted */
+	uint64_t out_sessions; /**< sender: sessions written to --shadow-out */
+	uint64_t out_results;  /**< sender: results written to --shadow-out */
+	uint64_t out_errors;   /**< sender: records the --shadow-out writer refused */
 };
 
 _Static_assert(sizeof(struct fp_sh_stats) % sizeof(uint64_t) == 0, "only uint64_t counters");
 
-/** Shadowing: the shared options, the core, the sender thread. */
+/** Shadowing: the shared options, the core, the sender (replay/shadow_sender.h). */
 struct fp_shadow {
-	struct shadow_conf conf;  /**< --lane, --queue, ... (replay/shadow_core.h) */
-	unsigned nlanes;	  /**< conf.n_lanes, once the options are checked */
-	struct shadow_core *core; /**< classify: workers; the rest: the sender thread */
-	unsigned ring_size;	  /**< requests per worker-to-sender ring */
-	const char *out_path;	  /**< --shadow-out FILE.dyt, NULL: none */
-	struct recorder *out;	  /**< its writer-only recorder: the sender thread's */
-	uint64_t next_id;	  /**< session ids in --shadow-out */
-	bool running;		  /**< the thread was started */
-	int stop;		  /**< relaxed flag: workers are done, drain and stop */
-	pthread_t thread;
-	struct fp_sh_stats st __rte_cache_aligned; /**< the sender's counters */
-};
-
-/** A request (or, for --shadow-out, a whole session) from a worker to the sender. */
-struct fp_sh_item {
-	struct store_session *s; /**< shadow_session_dup() copy, owned */
-	uint64_t flow_key;	 /**< worker index and pipeline conn_id */
-	int64_t req_ns;		 /**< real time the worker saw the request */
-	unsigned lane;		 /**< index in the shadow core */
-	bool session;		 /**< the production session of a request sent before */
+	struct shadow_conf conf;   /**< --lane, --queue, ... (replay/shadow_core.h) */
+	unsigned nlanes;	   /**< conf.n_lanes, once the options are checked */
+	struct shadow_core *core;  /**< classify: workers; the rest: the sender thread */
+	struct shadow_sender *snd; /**< one queue per worker (producer = worker idx), the thread */
+	unsigned ring_size;	   /**< --shadow-ring: requests per worker-to-sender queue */
+	const char *out_path;	   /**< --shadow-out FILE.dyt, NULL: none */
+	struct recorder *out;	   /**< its writer-only recorder: the sender thread's */
+	uint64_t next_id;	   /**< session ids in --shadow-out */
+	struct fp_sh_stats st __rte_cache_aligned; /**< the sender thread's counters */
 };
 
 struct recorder;
@@ -534,13 +521,11 @@ struct fp_worker {
 	unsigned idx;
 	unsigned nrings;
 	struct rte_ring *rings[FP_MAX_LCORES];
-	void *pcap;		 /**< pcap_t (dead handle) or NULL */
-	void *dumper;		 /**< pcap_dumper_t or NULL */
-	struct recorder *rec;	 /**< capture pipeline (and -w FILE.dyt) or NULL */
-	struct rte_ring *shring; /**< to the shadow sender (SP/SC), NULL without --lane */
+	void *pcap;	      /**< pcap_t (dead handle) or NULL */
+	void *dumper;	      /**< pcap_dumper_t or NULL */
+	struct recorder *rec; /**< capture pipeline (and -w FILE.dyt) or NULL */
 	char path[4096];
 	struct fp_stats st __rte_cache_aligned;
-	struct fp_sh_stats sh; /**< shadow counters of this worker */
 } __rte_cache_aligned;
 
 struct fp_app {
@@ -582,8 +567,9 @@ int fp_rx_main(void *arg);
 int fp_worker_main(void *arg);
 
 /**
- * Create one ring per worker and the shadow core (lanes, guards, engines)
- * from fp_app.sh.conf (init time). @return 0 or -errno with a message in @p err.
+ * Create the shadow core (lanes, guards, engines) from fp_app.sh.conf and
+ * its sender (one queue per worker; init time, after the workers exist).
+ * @return 0 or -errno with a message in @p err.
  */
 int fp_shadow_setup(char *err, size_t errlen);
 
@@ -591,13 +577,14 @@ int fp_shadow_setup(char *err, size_t errlen);
 int fp_shadow_start(char *err, size_t errlen);
 
 /**
- * After the workers stopped: the sender takes what is left in the rings,
+ * After the workers stopped: the sender takes what is left in the queues,
  * waits up to --drain-timeout for answers, drops the rest (`stopped`),
  * writes what --shadow-out pairs are left and ends; joined here.
  */
 void fp_shadow_stop(void);
 
-/** Free the core, rings and whatever is still queued (accepts a partial setup). */
+/** Free the sender (stopping it), whatever is still queued, and the core (accepts a partial setup).
+ */
 void fp_shadow_release(void);
 
 /** recorder on_request hook of a worker's pipeline; @p ctx is the struct fp_worker. */

@@ -4,38 +4,43 @@
  * requests seen by the workers' capture pipelines go through the shadow
  * core of `dyetap mirror` (replay/shadow_core.h: loop protection, the
  * production guard, admission, per-lane limits, the replay engine,
- * pairing, counters); this file adds the rings and the sender thread.
+ * pairing, counters) and its sender thread (replay/shadow_sender.h, the
+ * same queues and thread as mirror's); this file wires them to the
+ * workers, --shadow-out, the counters and the control thread.
  *
  * Who does what:
  *  - a worker's pipeline calls fp_shadow_on_request() at a request's last
- *    captured byte. The worker runs the core's first step
- *    (shadow_core_classify(): lane, loop, production guard, cut, write
- *    method, tunnel) into its own counter block, copies an accepted
- *    request (shadow_session_dup) and enqueues the copy on its own bounded
- *    SP/SC ring to the sender. It never waits: a full ring drops the
- *    request and counts it (`ring_full`, and the lane's `queue_full`).
- *  - the sender is one ordinary thread (rte_ctrl_thread_create: on the
- *    CPUs left to control threads, never an RX or worker lcore). It owns
- *    the core's engines: it drains the rings into shadow_core_submit()
- *    (target down, --queue, --lane-rate, send) and runs the engines in
- *    short slices in between (epoll).
+ *    captured byte. The worker is producer `idx` of the sender: it runs
+ *    the core's first step (shadow_core_classify(): lane, loop,
+ *    production guard, cut, write method, tunnel) into its own counter
+ *    block, copies an accepted request and queues the copy on its own
+ *    bounded single-producer queue. It never waits: a full queue drops
+ *    the request and counts it (`ring_full`, and the lane's `queue_full`).
+ *  - the sender is one ordinary thread (started with
+ *    rte_ctrl_thread_create: on the CPUs left to control threads, never
+ *    an RX or worker lcore). It owns the core's engines: it takes the
+ *    queues into shadow_core_submit() (target down, --queue, --lane-rate,
+ *    send) and runs the engines in short slices in between (epoll).
  *  - with --shadow-out the workers also pass each production session of a
- *    lane with targets over the same ring; the core pairs it with the
+ *    lane with targets over the same queue; the core pairs it with the
  *    shadow answers and the sender writes both (fp_record.c's recorder).
  *  - RX lcores never see any of it: shadowing only costs worker time.
  *
- * Counters: the core's (one block per worker, the sender's inside the
- * core) and the fast path's own (struct fp_sh_stats); readers (control
- * lcore, telemetry) sum them under a mutex that also guards the core's
- * lifetime, since telemetry may ask until the process exits.
+ * Counters: the core's (one block per worker inside the sender, the
+ * sender thread's inside the core), the hand-over's (shadow_sender_stats:
+ * `queued`, `ring_full`, `out_lost` here) and --shadow-out's own (struct
+ * fp_sh_stats); readers (control lcore, telemetry) sum them under a mutex
+ * that also guards the core's lifetime, since telemetry may ask until the
+ * process exits.
  *
- * Stop: after the workers stopped (every request is in a ring), the sender
- * takes the rest of the rings, waits up to --drain-timeout for the answers,
- * then drops what is still queued (`stopped`) and fails what is in flight.
+ * Stop: after the workers stopped (every request is queued), the sender
+ * takes the rest of the queues, waits up to --drain-timeout for the
+ * answers, then drops what is still queued (`stopped`) and fails what is
+ * in flight.
  *
- * References: DPDK lib/ring (SP/SC), lib/eal rte_ctrl_thread_create,
- * replay/shadow_core.h, docs/mirror.md (same drop reasons and counters),
- * docs/dpdk.md.
+ * References: replay/shadow_sender.h, replay/shadow_core.h, DPDK lib/eal
+ * rte_ctrl_thread_create, docs/mirror.md (same drop reasons and
+ * counters), docs/dpdk.md.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,9 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rte_errno.h>
 #include <rte_lcore.h>
-#include <rte_ring.h>
 
 #include "capture/recorder.h"
 #include "common/clock.h"
@@ -53,40 +56,33 @@
 #include "dpdk/fp_private.h"
 #include "replay/shadow_ctl.h"
 
-#define SH_BURST 32
-/*
- * How long the sender waits in epoll before looking at the rings again:
- * 200 us while requests came in the last 10 ms, else 1 ms (an idle sender
- * then wakes 1000 times a second, not 5000).
- */
-#define SH_WAIT_BUSY 200000
-#define SH_WAIT_IDLE 1000000
-#define SH_BUSY_NS   10000000
-
-/* Guards fp_app.sh.core against readers while it is freed (telemetry). */
+/* Guards fp_app.sh.core and .snd against readers while they are freed (telemetry). */
 static pthread_mutex_t sh_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* --- setup ------------------------------------------------------------------ */
 
 static void on_pair(void *ctx, struct shadow_pair *p);
 
+/* The sender thread on the control CPUs, as DPDK's own control threads. */
+static int ctrl_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	int rc = rte_ctrl_thread_create(t, "fp-shadow", NULL, fn, arg);
+	return rc < 0 ? -rc : rc;
+}
+
+/* Sender thread, after each slice: --shadow-out's frames. */
+static void tick(void *ctx)
+{
+	(void)ctx;
+	if (fp_app.sh.out)
+		(void)recorder_tick(fp_app.sh.out);
+}
+
 int fp_shadow_setup(char *err, size_t errlen)
 {
 	struct fp_shadow *sh = &fp_app.sh;
 	char e[512];
 
-	for (unsigned w = 0; w < fp_app.nwk; w++) {
-		char name[RTE_RING_NAMESIZE];
-		snprintf(name, sizeof(name), "fp_shadow_%u", w);
-		fp_app.wk[w]->shring =
-		    rte_ring_create(name, sh->ring_size, (int)rte_socket_id(),
-				    RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
-		if (!fp_app.wk[w]->shring) {
-			snprintf(err, errlen, "cannot create ring %s: %s", name,
-				 rte_strerror(rte_errno));
-			return -ENOMEM;
-		}
-	}
 	struct shadow_hooks hooks = {
 	    .on_pair = sh->out ? on_pair : NULL,
 	    .redact = sh->out && recorder_redacts(sh->out) ? recorder_redact_result : NULL,
@@ -97,8 +93,23 @@ int fp_shadow_setup(char *err, size_t errlen)
 		snprintf(err, errlen, "%s", e);
 		return -EINVAL;
 	}
+	struct shadow_sender_params sp = {
+	    .core = core,
+	    .n_producers = fp_app.nwk ? fp_app.nwk : 1,
+	    .queue = sh->ring_size,
+	    .pairing = sh->out != NULL,
+	    .tick = tick,
+	    .thread_create = ctrl_thread,
+	};
+	struct shadow_sender *snd = shadow_sender_create(&sp, e, sizeof(e));
+	if (!snd) {
+		shadow_core_free(core);
+		snprintf(err, errlen, "%s", e);
+		return -ENOMEM;
+	}
 	pthread_mutex_lock(&sh_lock);
 	sh->core = core;
+	sh->snd = snd;
 	pthread_mutex_unlock(&sh_lock);
 	return 0;
 }
@@ -108,61 +119,13 @@ int fp_shadow_setup(char *err, size_t errlen)
 void fp_shadow_on_request(void *ctx, const struct store_session *s)
 {
 	struct fp_worker *w = ctx;
-	struct fp_sh_stats *st = &w->sh;
-	struct fp_sh_item *it;
-	int lane = shadow_core_classify(fp_app.sh.core, s, &st->core);
-
-	if (lane < 0)
-		return;
-	/* Cheap early test; the enqueue below decides. */
-	if (!rte_ring_free_count(w->shring))
-		goto full;
-	it = mem_alloc(sizeof(*it));
-	if (!it || !(it->s = shadow_session_dup(s))) {
-		mem_free(it);
-		shadow_stats_drop(&st->core, (unsigned)lane, SHADOW_DROP_NO_MEMORY);
-		return;
-	}
-	it->flow_key = (uint64_t)w->idx << 56 ^ s->conn_id;
-	it->req_ns = clk_real_ns();
-	it->lane = (unsigned)lane;
-	it->session = false;
-	FP_HANDOFF_RELEASE(w->shring);
-	if (rte_ring_sp_enqueue(w->shring, it)) {
-		shadow_free(it->s);
-		mem_free(it);
-		goto full;
-	}
-	FP_INC(st->queued);
-	return;
-full:
-	FP_INC(st->ring_full);
-	shadow_stats_drop(&st->core, (unsigned)lane, SHADOW_DROP_QUEUE_FULL);
+	(void)shadow_sender_request(fp_app.sh.snd, w->idx, s, (uint64_t)w->idx << 56 ^ s->conn_id,
+				    clk_real_ns());
 }
 
 void fp_shadow_on_session(struct fp_worker *w, const struct store_session *s)
 {
-	struct fp_sh_item *it;
-	int lane;
-
-	if (!s->lane.len || !s->req.present ||
-	    (lane = shadow_core_lane_find(fp_app.sh.core, s->lane.ptr, s->lane.len)) < 0)
-		return;
-	it = mem_alloc(sizeof(*it));
-	if (!it || !(it->s = shadow_session_dup(s))) {
-		mem_free(it);
-		FP_INC(w->sh.out_lost);
-		return;
-	}
-	it->flow_key = (uint64_t)w->idx << 56 ^ s->conn_id;
-	it->lane = (unsigned)lane;
-	it->session = true;
-	FP_HANDOFF_RELEASE(w->shring);
-	if (rte_ring_sp_enqueue(w->shring, it)) {
-		shadow_free(it->s);
-		mem_free(it);
-		FP_INC(w->sh.out_lost);
-	}
+	shadow_sender_session(fp_app.sh.snd, w->idx, (uint64_t)w->idx << 56 ^ s->conn_id, s);
 }
 
 /* --- sender ----------------------------------------------------------------- */
@@ -195,134 +158,37 @@ static void on_pair(void *ctx, struct shadow_pair *p)
 	}
 }
 
-/* One item from a ring: a request to send, or a production session to pair. Frees @p it. */
-static void take(struct fp_sh_item *it)
-{
-	struct shadow_core *core = fp_app.sh.core;
-	if (it->session) {
-		shadow_core_session_take(core, it->flow_key, it->s);
-	} else {
-		(void)shadow_core_submit(core, it->lane, it->s, it->flow_key, it->req_ns);
-		shadow_free(it->s);
-	}
-	mem_free(it);
-}
-
-/* Take what the rings hold. @return the number of items taken. */
-static unsigned take_rings(void)
-{
-	struct fp_sh_item *its[SH_BURST];
-	unsigned got = 0;
-
-	for (unsigned w = 0; w < fp_app.nwk; w++) {
-		unsigned n;
-		do {
-			n = rte_ring_sc_dequeue_burst(fp_app.wk[w]->shring, (void **)its, SH_BURST,
-						      NULL);
-			if (n)
-				FP_HANDOFF_ACQUIRE(fp_app.wk[w]->shring);
-			for (unsigned i = 0; i < n; i++)
-				take(its[i]);
-			got += n;
-		} while (n == SH_BURST);
-	}
-	return got;
-}
-
-static void *sender_main(void *arg)
-{
-	struct fp_shadow *sh = &fp_app.sh;
-	int64_t last_got = 0, wait;
-	(void)arg;
-
-	for (;;) {
-		/* Read the flag first: what was enqueued before it is taken below. */
-		int stop = __atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE);
-		unsigned got = take_rings();
-		int64_t now = clk_mono_ns();
-		if (stop)
-			break;
-		if (got)
-			last_got = now;
-		if (got)
-			wait = 1000; /* collect what is ready, look at the rings again */
-		else if (now - last_got < SH_BUSY_NS)
-			wait = SH_WAIT_BUSY;
-		else
-			wait = SH_WAIT_IDLE;
-		(void)shadow_core_run(sh->core, now + wait);
-		if (sh->out)
-			(void)recorder_tick(sh->out);
-	}
-	/* Workers are done: wait for the answers, a bounded time, then write what is paired. */
-	shadow_core_drain(sh->core);
-	take_rings(); /* nothing new is enqueued after the stop flag; kept for safety */
-	shadow_core_finish(sh->core);
-	return NULL;
-}
-
 int fp_shadow_start(char *err, size_t errlen)
 {
-	struct fp_shadow *sh = &fp_app.sh;
-	int rc;
-
-	rc = rte_ctrl_thread_create(&sh->thread, "fp-shadow", NULL, sender_main, NULL);
-	if (rc) {
-		snprintf(err, errlen, "cannot start the shadow sender thread: %s", strerror(rc));
-		return -rc;
-	}
-	sh->running = true;
-	return 0;
+	return shadow_sender_start(fp_app.sh.snd, err, errlen);
 }
 
 void fp_shadow_stop(void)
 {
-	struct fp_shadow *sh = &fp_app.sh;
-	if (!sh->running)
-		return;
-	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
-	pthread_join(sh->thread, NULL);
-	sh->running = false;
+	shadow_sender_stop(fp_app.sh.snd);
 }
 
 void fp_shadow_release(void)
 {
 	struct fp_shadow *sh = &fp_app.sh;
-	void *it;
 
-	fp_shadow_stop();
-	for (unsigned w = 0; w < fp_app.nwk; w++) {
-		struct rte_ring *r = fp_app.wk[w]->shring;
-		if (!r)
-			continue;
-		while (rte_ring_sc_dequeue(r, &it) == 0) { /* the sender never ran */
-			shadow_free(((struct fp_sh_item *)it)->s);
-			mem_free(it);
-		}
-		rte_ring_free(r);
-		fp_app.wk[w]->shring = NULL;
-	}
 	pthread_mutex_lock(&sh_lock);
+	struct shadow_sender *snd = sh->snd;
 	struct shadow_core *core = sh->core;
+	sh->snd = NULL;
 	sh->core = NULL;
 	pthread_mutex_unlock(&sh_lock);
+	shadow_sender_free(snd); /* stops the thread first */
 	shadow_core_free(core);
 }
 
 /* --- counters --------------------------------------------------------------- */
 
-static void add_from(struct fp_sh_stats *t, const struct fp_sh_stats *s)
-{
-	uint64_t *d = (uint64_t *)(void *)t;
-	const uint64_t *v = (const uint64_t *)(const void *)s;
-	for (size_t i = 0; i < offsetof(struct fp_sh_stats, core) / sizeof(uint64_t); i++)
-		d[i] += __atomic_load_n(&v[i], __ATOMIC_RELAXED);
-}
-
 struct report {
 	void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v);
 	void *ctx;
-	const struct fp_sh_stats *t;
+	const struct shadow_sender_stats *hand; /* the hand-over's */
+	const struct fp_sh_stats *out;		/* --shadow-out's */
 	bool own_done;
 };
 
@@ -330,14 +196,15 @@ struct report {
 static void report_own(struct report *r)
 {
 	r->own_done = true;
-	r->fn(r->ctx, NULL, "queued", r->t->queued);
-	r->fn(r->ctx, NULL, "ring_full", r->t->ring_full);
+	r->fn(r->ctx, NULL, "queued", r->hand->queued);
+	r->fn(r->ctx, NULL, "ring_full", r->hand->queue_full);
 	if (!fp_app.sh.out_path)
 		return;
-	r->fn(r->ctx, NULL, "out_sessions", r->t->out_sessions);
-	r->fn(r->ctx, NULL, "out_results", r->t->out_results);
-	r->fn(r->ctx, NULL, "out_lost", r->t->out_lost);
-	r->fn(r->ctx, NULL, "out_errors", r->t->out_errors);
+	r->fn(r->ctx, NULL, "out_sessions",
+	      __atomic_load_n(&r->out->out_sessions, __ATOMIC_RELAXED));
+	r->fn(r->ctx, NULL, "out_results", __atomic_load_n(&r->out->out_results, __ATOMIC_RELAXED));
+	r->fn(r->ctx, NULL, "out_lost", r->hand->sessions_lost);
+	r->fn(r->ctx, NULL, "out_errors", __atomic_load_n(&r->out->out_errors, __ATOMIC_RELAXED));
 }
 
 static void report_one(void *ctx, const char *lane, const char *name, uint64_t v)
@@ -351,20 +218,14 @@ static void report_one(void *ctx, const char *lane, const char *name, uint64_t v
 void fp_shadow_report(void (*fn)(void *ctx, const char *lane, const char *name, uint64_t v),
 		      void *ctx)
 {
-	const struct shadow_stats *blocks[FP_MAX_WORKERS];
-	struct fp_sh_stats t;
-	struct shadow_stats ct;
-	struct report r = {fn, ctx, &t, false};
+	static struct shadow_stats ct; /* big: not on a control thread's stack */
+	struct shadow_sender_stats hand;
+	struct report r = {fn, ctx, &hand, &fp_app.sh.st, false};
 
 	pthread_mutex_lock(&sh_lock);
 	if (fp_app.sh.core) {
-		memset(&t, 0, sizeof(t));
-		for (unsigned w = 0; w < fp_app.nwk; w++) {
-			add_from(&t, &fp_app.wk[w]->sh);
-			blocks[w] = &fp_app.wk[w]->sh.core;
-		}
-		add_from(&t, &fp_app.sh.st);
-		shadow_core_sum(fp_app.sh.core, blocks, fp_app.nwk, &ct);
+		shadow_sender_stats(fp_app.sh.snd, &hand);
+		shadow_sender_sum(fp_app.sh.snd, &ct);
 		shadow_core_each(fp_app.sh.core, &ct, report_one, &r);
 		if (!r.own_done)
 			report_own(&r);
@@ -387,10 +248,7 @@ int fp_shadow_warning(char *msg, size_t msglen)
 /* Sum of the core's counter blocks; the caller holds sh_lock and a core exists. */
 static void core_sum(struct shadow_stats *ct)
 {
-	const struct shadow_stats *blocks[FP_MAX_WORKERS];
-	for (unsigned w = 0; w < fp_app.nwk; w++)
-		blocks[w] = &fp_app.wk[w]->sh.core;
-	shadow_core_sum(fp_app.sh.core, blocks, fp_app.nwk, ct);
+	shadow_sender_sum(fp_app.sh.snd, ct);
 }
 
 int fp_shadow_ctl(int argc, char **argv, struct dbuf *out, char *err, size_t errlen)

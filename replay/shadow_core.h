@@ -29,8 +29,9 @@
  *     production session (shadow_core_session()) in a bounded table
  *     (shadow_pair.h); the caller's callback gets each complete pair.
  *
- * Between 1 and 2 the fast path puts a ring (workers classify, one sender
- * thread submits); `dyetap mirror` calls both on its one thread.
+ * Between 1 and 2 both programs put replay/shadow_sender.h: bounded
+ * queues and one sender thread, the owner (mirror's capture thread or the
+ * fast path's workers classify; the sender thread submits).
  *
  * Counters: struct shadow_stats, all uint64_t, one block per thread that
  * classifies (single writer, relaxed stores) plus the owner's own block;

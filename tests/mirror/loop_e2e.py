@@ -18,12 +18,32 @@ fastpath   dyetap-fastpath on net_pcap iface=lo (FASTPATH in the
            environment); it must end by itself (--exit-idle) once the
            traffic stops.
 
-One more live check shares the namespace set-up:
+More live checks share the namespace set-up:
 kernel-drops  dyetap mirror -i lo --buffer-mb 1 under a flood of 1400-byte
            UDP datagrams: the kernel drops packets (src_kernel_drops > 0)
            and mirror says so on stderr, as dyetap record does.
+slow-lane  the capture thread keeps capturing while the lane is slow: wrk
+           keep-alive load (every request colored) on production server A
+           for 3 s, captured once by `dyetap record -i lo` (the anchor) and
+           once by `dyetap mirror -i lo` whose lane target B answers each
+           request only after 300 ms, with --sender-queue 1 so that the
+           queue to the sender thread overflows (and 30 requests pipelined
+           in one packet at the end, which the capture thread classifies
+           back to back). mirror runs with record's block timeout
+           (--block-ms 20), so both have the same kernel buffering and the
+           comparison is about the capture thread's work; mirror's default
+           of 1 ms retires a block every millisecond, which bounds how long
+           a descheduled capture thread may stall (docs/mirror.md
+           "Capture"). With DYETAP_TEST_LIGHT_LOAD=1 (tests/tsan.sh)
+           wrk is paced to ~1k requests/s. Asserted: mirror's kernel
+           drops are no more than record's, no gap sessions, every request
+           wrk completed is a complete session; the requests the queue
+           could not take are counted mirror_sender_queue_full (> 0) and
+           the lane's accounting closes: classified = queued + queue_full,
+           colored = mirrored + every drop.
 
-Skips cleanly without root, without `ip`, or (fastpath) without DPDK.
+Skips cleanly without root, without `ip`, or (fastpath) without DPDK;
+slow-lane also without wrk.
 """
 import http.client
 import http.server
@@ -34,6 +54,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -217,6 +238,131 @@ def inside_kernel_drops():
        "".join(err))
 
 
+class LoadHandler(Handler):
+    """Handler with TCP_NODELAY: headers and body are two writes, and with
+    Nagle on the body would wait for the client's delayed ACK (40 ms)."""
+    disable_nagle_algorithm = True
+
+
+class SlowHandler(Handler):
+    """Answers each request after 300 ms (a slow lane target)."""
+
+    def do_GET(self):
+        time.sleep(0.3)
+        Handler.do_GET(self)
+
+
+# Under ThreadSanitizer (tests/tsan.sh) everything runs 5-15 times slower:
+# the load is then paced (2 connections, each 2 ms after every answer), so
+# that what is checked is the threads' hand-over, not the machine's speed.
+LIGHT = os.environ.get("DYETAP_TEST_LIGHT_LOAD") == "1"
+PACE_LUA = "function delay() return 2 end\n"
+BURST = 30  # under the 32 pipelined requests a connection may have pending (txn)
+
+
+def wrk_load(port, secs):
+    """wrk keep-alive load, every request colored blue: the requests it completed."""
+    cmd = ["wrk", "-t1", "-c2", "-d%ds" % secs, "-H", "x-lane: blue"]
+    if LIGHT:
+        lua = os.path.join(tempfile.gettempdir(), "dyetap-pace-%d.lua" % os.getpid())
+        with open(lua, "w") as f:
+            f.write(PACE_LUA)
+        cmd += ["-s", lua]
+    r = subprocess.run(cmd + ["http://127.0.0.1:%d/item" % port],
+                       capture_output=True, text=True, timeout=secs + 30)
+    for line in r.stdout.splitlines():
+        words = line.split()
+        if len(words) > 2 and words[1:3] == ["requests", "in"]:
+            return int(words[0])
+    return -1
+
+
+def burst(port):
+    """BURST colored GETs pipelined in one write on one connection: they reach
+    the capture in one packet, so the capture thread classifies them back to
+    back. Returns the responses read."""
+    c = socket.create_connection(("127.0.0.1", port), 10)
+    c.sendall(b"".join(b"GET /burst/%d HTTP/1.1\r\nHost: a\r\nx-lane: blue\r\n\r\n" % i
+                       for i in range(BURST)))
+    got, end = b"", time.time() + 20
+    while got.count(b"HTTP/1.1 200") < BURST and time.time() < end:
+        data = c.recv(65536)
+        if not data:
+            break
+        got += data
+    c.close()
+    return got.count(b"HTTP/1.1 200")
+
+
+def capture_under_load(cmd, port, name):
+    """Run @cmd (a capture on lo) around 3 s of wrk load: (counters, wrk count, stderr)."""
+    err = []
+    p, t = start(cmd, err)
+    try:
+        ok(wait_for(lambda: any("capturing on lo" in l for l in err), 20),
+           "slow-lane: %s is capturing on lo" % name, "".join(err))
+        n = wrk_load(port, 3)
+        n += burst(port)
+        time.sleep(0.5)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out = finish_run(p, t, 60)
+    js = json.loads(out) if out.strip().startswith("{") else {}
+    ok(p.returncode == 0 and js, "slow-lane: %s ends cleanly on SIGINT" % name, "".join(err))
+    return js, n, err
+
+
+def inside_slow_lane():
+    if not shutil.which("wrk"):
+        print("1..0 # SKIP wrk missing (tests/setup.sh)")
+        return
+    a, pa = serve_http(LoadHandler)
+    b, pb = serve_http(SlowHandler)
+    flt = ["tcp", "port", str(pa)]
+    tmp = tempfile.mkdtemp(prefix="dyetap-slowlane-")
+    try:
+        rec, n_rec, _ = capture_under_load(
+            [DYETAP, "record", "-i", "lo", "-w", os.path.join(tmp, "r.dyt"), "--json"] + flt,
+            pa, "record -i")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    mir, n_mir, err = capture_under_load(
+        [DYETAP, "mirror", "-i", "lo", "--color", "blue=header:x-lane=blue",
+         "--lane", "blue=http://127.0.0.1:%d" % pb, "--sender-queue", "1",
+         "--block-ms", "20",
+         "--drain-timeout", "1s", "--json"] + flt, pa, "mirror -i")
+    g = mir.get
+    ok(n_rec > 0 and n_mir > 0, "slow-lane: wrk completed requests (record %d, mirror %d)"
+       % (n_rec, n_mir))
+    ok(g("src_kernel_drops", -1) <= rec.get("src_kernel_drops", 0),
+       "slow-lane: mirror's kernel drops (%s) are no more than record's (%s)"
+       % (g("src_kernel_drops"), rec.get("src_kernel_drops")))
+    ok(g("txn_gap_sessions", -1) == 0 and rec.get("txn_gap_sessions", -1) == 0,
+       "slow-lane: no gap sessions (mirror %s, record %s)"
+       % (g("txn_gap_sessions"), rec.get("txn_gap_sessions")))
+    ok(g("txn_sessions_complete", 0) >= n_mir,
+       "slow-lane: every request wrk completed is a complete session (%s >= %d)"
+       % (g("txn_sessions_complete"), n_mir))
+    lane = {k[len("lane_blue_"):]: v for k, v in mir.items() if k.startswith("lane_blue_")}
+    drops = {k[len("dropped_"):]: v for k, v in lane.items() if k.startswith("dropped_")}
+    queued, full = g("mirror_sender_queued", -1), g("mirror_sender_queue_full", -1)
+    classified = lane.get("colored", 0) - sum(
+        drops.get(k, 0) for k in ("paused", "loop", "production", "incomplete",
+                                  "write_refused", "unsupported"))
+    ok(full > 0, "slow-lane: the full queue to the sender thread is counted (%d)" % full,
+       "".join(err))
+    ok(queued >= 0 and queued + full == classified,
+       "slow-lane: classified %d = queued %d + queue_full %d" % (classified, queued, full))
+    ok(drops.get("queue_full", 0) >= full,
+       "slow-lane: the lane's dropped_queue_full (%s) includes them" % drops.get("queue_full"))
+    ok(lane.get("colored", 0) >= n_mir and
+       lane.get("colored") == lane.get("mirrored", 0) +
+       sum(v for k, v in drops.items() if k != "stopped"),
+       "slow-lane: colored = mirrored + every drop", lane)
+    ok(len(b.log) > 0 and lane.get("mirrored", 0) > 0,
+       "slow-lane: the slow target received shadow requests (%d)" % len(b.log))
+
+
 def outside():
     if os.geteuid() != 0 or not shutil.which("ip"):
         print("1..0 # SKIP needs root and iproute2 (a network namespace of its own)")
@@ -241,7 +387,7 @@ def main():
     if not INSIDE:
         sys.exit(outside())
     {"mirror": inside_mirror, "fastpath": inside_fastpath,
-     "kernel-drops": inside_kernel_drops}[GROUP]()
+     "kernel-drops": inside_kernel_drops, "slow-lane": inside_slow_lane}[GROUP]()
     sys.exit(finish())
 
 
