@@ -99,6 +99,13 @@ struct diff_params {
 	size_t max_memory;
 	/** Sessions diff_ctx_add_file() holds until their results come [64 MiB]. */
 	size_t max_window;
+	/**
+	 * With threads > 1: decoded content of the frames diff_ctx_add_file()
+	 * reads ahead and holds until their pairs are compared [64 MiB]; no
+	 * frame is taken past it, a frame larger than it alone is read alone
+	 * (counted: frames_over_inflight).
+	 */
+	size_t max_inflight;
 	uint32_t examples;	 /**< examples kept per difference group, 1..16 [3] */
 	uint32_t max_groups;	 /**< difference groups per candidate [1 000 000] */
 	uint32_t max_endpoints;	 /**< endpoints per candidate [65 536] */

@@ -25,6 +25,7 @@
 
 #define DIFF_DEF_MEMORY	   ((size_t)256 << 20)
 #define DIFF_DEF_WINDOW	   ((size_t)64 << 20)
+#define DIFF_DEF_INFLIGHT  ((size_t)64 << 20)
 #define DIFF_DEF_EXAMPLES  3
 #define DIFF_MAX_EXAMPLES  16
 #define DIFF_MAX_GROUPS	   1000000u
@@ -41,6 +42,8 @@ struct diff_ctx *diff_ctx_create(const struct diff_params *p)
 		c->p.max_memory = DIFF_DEF_MEMORY;
 	if (!c->p.max_window)
 		c->p.max_window = DIFF_DEF_WINDOW;
+	if (!c->p.max_inflight)
+		c->p.max_inflight = DIFF_DEF_INFLIGHT;
 	if (!c->p.examples)
 		c->p.examples = DIFF_DEF_EXAMPLES;
 	if (c->p.examples > DIFF_MAX_EXAMPLES)
@@ -370,7 +373,8 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "redact_json_skipped", /* bodies the redactor could not parse */
 	    "write_stalls",	   /* replay waited for its writer: nothing lost */
 	    "store_bg_waits",
-	    "latency_lost", /* latency samples without memory: the pairs were compared */
+	    "latency_lost",	    /* latency samples without memory: the pairs were compared */
+	    "frames_over_inflight", /* frames over --max-inflight, read alone: nothing lost */
 	};
 	static const char *const words[] = {
 	    "drop",	 "gap",	     "timeout",	 "skip",   "error",	 "trunc",   "lost",
@@ -730,6 +734,7 @@ static int own_counters(struct diff_ctx *c)
 	    {"window_closed_early", c->window_early},
 	    {"window_orphans", c->window_orphans},
 	    {"latency_lost", lat_lost},
+	    {"frames_over_inflight", c->frames_over_inflight},
 	};
 	struct store_counter nz[sizeof(v) / sizeof(v[0])];
 	size_t k = 0;

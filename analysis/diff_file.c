@@ -5,8 +5,9 @@
  * file is read.
  *
  * Pairing window. A session record comes before the results that refer
- * to it; the reader holds a copy of each session until its results can
- * no longer come, and no longer:
+ * to it; the reader holds each session until its results can no longer
+ * come, and no longer (in its frame while the frame is read, then as a
+ * copy: frames are reused):
  *   - the header's `result_lag` L (written by replay: 0, a session's
  *     results follow it before the next session) closes a session once
  *     more than L sessions followed it;
@@ -32,9 +33,11 @@
  * and the merge is a sum; a shard missing from the merge counts as
  * unreplayed sessions (diff_ctx_finish()).
  *
- * With diff_params.threads > 1, pairs go to comparing threads
- * (diff_work.c); everything else (pairing, pairs not compared, unreplayed
- * sessions, accounting) stays on the reading thread, in file order.
+ * The file is read frame by frame (store_reader_take_frame(), ..._settle()).
+ * With diff_params.threads > 1, frames are decompressed and decoded, and
+ * pairs compared, on the pool's threads (diff_work.c); pairing, pairs not
+ * compared, unreplayed sessions and accounting stay on the reading thread,
+ * in file order, so they are the same for any number of threads.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -54,11 +57,13 @@
 struct held {
 	struct held *hnext; /* hash chain */
 	struct held *older, *newer;
-	uint64_t seq;	/* sessions read before it */
-	uint64_t used;	/* bit i: a result of candidate i referred to it */
-	uint32_t n_res; /* results read */
-	size_t size;
-	struct store_session *s; /* a copy, in this allocation */
+	uint64_t seq;		       /* sessions read before it */
+	uint64_t used;		       /* bit i: a result of candidate i referred to it */
+	uint32_t n_res;		       /* results read */
+	size_t size;		       /* counted against the window: as if copied */
+	uint64_t frame;		       /* the frame it was read from (fstate.frames) */
+	const struct store_session *s; /* in its frame, or in copy */
+	void *copy; /* owned: a copy of the session once its frame is done (or redacted) */
 };
 
 struct window {
@@ -83,6 +88,10 @@ struct pending {
 
 struct fstate {
 	struct diff_ctx *c;
+	struct store_frame *frame; /* one thread: the frame being read */
+	struct store_decoder *dec;
+	bool last;	 /* one thread: the reader said no frame follows */
+	uint64_t frames; /* frames read */
 	const char *path;
 	bool as_secondary;
 	uint64_t expected_mask; /* candidates that replayed every session */
@@ -294,7 +303,13 @@ static struct held *win_find(const struct window *w, uint64_t id)
 	return NULL;
 }
 
-static int win_add(struct window *w, const struct store_session *s, struct held **out)
+/*
+ * Hold session @p s of the frame being read: it stays there until the
+ * frame is done (copy_out()), unless @p stable is false (a redacted
+ * session, in the redactor's memory): then it is copied now.
+ */
+static int win_add(struct window *w, const struct store_session *s, bool stable, uint64_t frame,
+		   struct held **out)
 {
 	if (w->n >= w->nb) {
 		size_t nnb = w->nb * 2;
@@ -315,13 +330,22 @@ static int win_add(struct window *w, const struct store_session *s, struct held 
 		mem_free(old);
 	}
 	size_t head = (sizeof(struct held) + 7) & ~(size_t)7;
-	size_t size = head + diff_session_size(s);
-	struct held *k = mem_alloc(size);
+	size_t ss = diff_session_size(s);
+	struct held *k = mem_alloc(sizeof(*k));
 	if (!k)
 		return -ENOMEM;
 	memset(k, 0, sizeof(*k));
-	k->s = diff_session_copy((uint8_t *)k + head, s);
+	k->s = s;
+	if (!stable) {
+		if (!(k->copy = mem_alloc(ss))) {
+			mem_free(k);
+			return -ENOMEM;
+		}
+		k->s = diff_session_copy(k->copy, s);
+	}
+	size_t size = head + ss;
 	k->size = size;
+	k->frame = frame;
 	k->seq = w->seq++;
 	size_t bk = bucket(w, s->id);
 	k->hnext = w->b[bk];
@@ -464,6 +488,20 @@ static int pend_add(struct fstate *f, const struct store_session *s)
 	return 0;
 }
 
+/* Free held session @p k (removed from the window). A copy may still be
+ * referred to by pairs queued for the comparing threads: it goes when
+ * they are compared. */
+static int held_free(struct diff_ctx *c, struct held *k)
+{
+	int rc = 0;
+	if (k->copy && c->pool)
+		rc = diff_pool_defer(c->pool, k->copy);
+	else
+		mem_free(k->copy);
+	mem_free(k);
+	return rc;
+}
+
 /* Session @p k can get no more results: settle it and free it. */
 static int win_close(struct fstate *f, struct held *k)
 {
@@ -479,15 +517,28 @@ static int win_close(struct fstate *f, struct held *k)
 			rc = pend_add(f, k->s);
 		}
 	}
-	if (c->pool)
-		diff_pool_forget(c->pool, k->s);
-	mem_free(k);
+	rc = rc ? rc : held_free(c, k);
 	return rc;
+}
+
+/* The frame just read is done with: copy the sessions of it still held. */
+static int copy_out(struct fstate *f)
+{
+	for (struct held *k = f->w.newest; k && k->frame == f->frames; k = k->older) {
+		if (k->copy)
+			continue;
+		size_t ss = diff_session_size(k->s);
+		if (!(k->copy = mem_alloc(ss)))
+			return -ENOMEM;
+		k->s = diff_session_copy(k->copy, k->s);
+	}
+	return 0;
 }
 
 /* Pair (@p s, @p r): counted here when it is not compared, else compared
  * here or queued for a comparing thread. */
-static int add_pair(struct fstate *f, struct held *k, const struct store_result *r, bool sec)
+static int add_pair(struct fstate *f, struct held *k, const struct store_result *r, bool sec,
+		    bool stable)
 {
 	struct diff_ctx *c = f->c;
 	struct diff_cand *v = diff_ctx_cand(c, (const char *)r->role.ptr, r->role.len,
@@ -506,7 +557,7 @@ static int add_pair(struct fstate *f, struct held *k, const struct store_result 
 	if (rc)
 		return rc < 0 ? rc : 0;
 	if (c->pool)
-		return diff_pool_add(c->pool, k->s, r, ci, sec);
+		return diff_pool_add(c->pool, k->s, r, ci, sec, !stable);
 	return diff_part_compare(&c->part, v, k->s, r);
 }
 
@@ -530,70 +581,116 @@ static void progress(struct fstate *f, struct store_reader *r, int64_t *next, bo
 	c->p.progress(c->p.progress_ctx, &p);
 }
 
-static int read_records(struct fstate *f, struct store_reader *r)
+/* One record of the frame being read: hold a session, pair a result. */
+static int read_record(struct fstate *f, struct store_reader *r, const struct store_record *rec,
+		       uint64_t *n, int64_t *next)
 {
 	struct diff_ctx *c = f->c;
 	const struct diff_params *p = &c->p;
-	const struct store_record *rec;
+	int rc = 0;
+	if ((++*n & 4095) == 0)
+		progress(f, r, next, false);
+	if (rec->type == STORE_REC_SESSION) {
+		const struct store_session *s = &rec->u.session;
+		struct store_session red;
+		if (p->redact) {
+			if (p->redact(p->redact_ctx, s, &red)) {
+				f->unredactable++;
+				return 0;
+			}
+			s = &red;
+		}
+		f->sessions++;
+		struct window *w = &f->w;
+		/* the file says older sessions can get no more results */
+		while (!rc && w->lag >= 0 && w->oldest &&
+		       w->oldest->seq + (uint64_t)w->lag < w->seq)
+			rc = win_close(f, w->oldest);
+		struct held *k;
+		if (!rc)
+			rc = win_add(w, s, s != &red, f->frames, &k);
+		while (!rc && w->bytes > w->max && w->oldest != w->newest) {
+			w->early++;
+			rc = win_close(f, w->oldest);
+		}
+		if (w->bytes > c->window_peak)
+			c->window_peak = w->bytes;
+		return rc;
+	}
+	const struct store_result *res = &rec->u.result;
+	c->pairs_read++;
+	struct held *k = win_find(&f->w, res->session_id);
+	if (!k) {
+		f->orphans++;
+		return 0;
+	}
+	bool sec = f->as_secondary || is_secondary(&res->role);
+	struct store_result rr;
+	const struct store_result *use = res;
+	if (p->redact && res->resp.present) {
+		struct store_session in, out;
+		memset(&in, 0, sizeof(in));
+		in.resp = res->resp;
+		if (p->redact(p->redact_ctx, &in, &out)) {
+			f->unredactable++;
+			return 0;
+		}
+		rr = *res;
+		rr.resp = out.resp; /* in the redactor's memory: not stable */
+		use = &rr;
+	}
+	k->n_res++;
+	rc = add_pair(f, k, use, sec, use == res);
+	if (!rc && f->w.expected && k->n_res >= f->w.expected)
+		rc = win_close(f, k); /* every target answered */
+	return rc;
+}
+
+/* The next frame of @p r, settled, its records in *@p v: 1, 0 at the
+ * end of the data, -ENOMEM or a comparing thread's error. */
+static int next_frame(struct fstate *f, struct store_reader *r, const struct store_record **v,
+		      size_t *n)
+{
+	struct diff_ctx *c = f->c;
+	struct store_frame *fr = f->frame;
+	int rc;
+	if (c->pool) {
+		rc = diff_pool_next_frame(c->pool, r, &fr);
+	} else if (f->last) {
+		rc = 0;
+	} else {
+		/* nothing is outstanding, so the reader never says -EAGAIN */
+		rc = store_reader_take_frame(r, fr);
+		if (rc == 1 && !(rc = store_frame_decode(fr, f->dec))) {
+			rc = store_reader_settle(r, fr);
+			if (rc == 0) {
+				f->last = true; /* the record cap: this frame is the last */
+				rc = 1;
+			}
+		}
+	}
+	if (rc != 1)
+		return rc;
+	f->frames++;
+	if (store_frame_size(fr) > c->p.max_inflight)
+		c->frames_over_inflight++;
+	*n = store_frame_records(fr, v);
+	return 1;
+}
+
+static int read_records(struct fstate *f, struct store_reader *r)
+{
+	const struct store_record *recs;
+	size_t n_recs;
 	int64_t next = clk_mono_ns() + PROGRESS_NS;
 	uint64_t n = 0;
 	int rc;
-	while ((rc = store_reader_next(r, &rec)) == 1) {
+	while ((rc = next_frame(f, r, &recs, &n_recs)) == 1) {
 		rc = 0;
-		if ((++n & 4095) == 0)
-			progress(f, r, &next, false);
-		if (rec->type == STORE_REC_SESSION) {
-			const struct store_session *s = &rec->u.session;
-			struct store_session red;
-			if (p->redact) {
-				if (p->redact(p->redact_ctx, s, &red)) {
-					f->unredactable++;
-					continue;
-				}
-				s = &red;
-			}
-			f->sessions++;
-			struct window *w = &f->w;
-			/* the file says older sessions can get no more results */
-			while (!rc && w->lag >= 0 && w->oldest &&
-			       w->oldest->seq + (uint64_t)w->lag < w->seq)
-				rc = win_close(f, w->oldest);
-			struct held *k;
-			if (!rc)
-				rc = win_add(w, s, &k);
-			while (!rc && w->bytes > w->max && w->oldest != w->newest) {
-				w->early++;
-				rc = win_close(f, w->oldest);
-			}
-			if (w->bytes > c->window_peak)
-				c->window_peak = w->bytes;
-			if (rc)
-				break;
-			continue;
-		}
-		const struct store_result *res = &rec->u.result;
-		c->pairs_read++;
-		struct held *k = win_find(&f->w, res->session_id);
-		if (!k) {
-			f->orphans++;
-			continue;
-		}
-		bool sec = f->as_secondary || is_secondary(&res->role);
-		struct store_result rr = *res;
-		if (p->redact && res->resp.present) {
-			struct store_session in, out;
-			memset(&in, 0, sizeof(in));
-			in.resp = res->resp;
-			if (p->redact(p->redact_ctx, &in, &out)) {
-				f->unredactable++;
-				continue;
-			}
-			rr.resp = out.resp;
-		}
-		k->n_res++;
-		rc = add_pair(f, k, &rr, sec);
-		if (!rc && f->w.expected && k->n_res >= f->w.expected)
-			rc = win_close(f, k); /* every target answered */
+		for (size_t i = 0; i < n_recs && !rc; i++)
+			rc = read_record(f, r, &recs[i], &n, &next);
+		if (!rc)
+			rc = copy_out(f);
 		if (rc)
 			break;
 	}
@@ -692,6 +789,9 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 		rc = diff_ctx_add_input(c, path);
 	if (!rc && c->p.threads > 1 && !c->pool && !(c->pool = diff_pool_create(c, c->p.threads)))
 		rc = -ENOMEM;
+	if (!rc && !c->pool &&
+	    (!(f.frame = store_frame_create()) || !(f.dec = store_decoder_create())))
+		rc = -ENOMEM;
 	/* Unreplayed: a replay sends every session to each of its targets, so
 	 * each target's missing results count for it; a mirror sends a session
 	 * to its lane only, so a session without any result counts for the
@@ -734,13 +834,24 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 	if (rc)
 		snprintf(err, errlen, "out of memory");
 out:
+	/* every pair of this file compared: nothing refers to its frames or
+	 * sessions any more */
+	if (c->pool) {
+		int drc = diff_pool_drain(c->pool);
+		if (drc && !rc) {
+			snprintf(err, errlen, "%s: %s", path,
+				 drc == -ENOMEM ? "out of memory" : "cannot analyse this file");
+			rc = drc;
+		}
+	}
 	while (f.w.oldest) {
 		struct held *k = f.w.oldest;
 		win_remove(&f.w, k);
-		if (c->pool)
-			diff_pool_forget(c->pool, k->s);
+		mem_free(k->copy);
 		mem_free(k);
 	}
+	store_frame_free(f.frame);
+	store_decoder_free(f.dec);
 	mem_free(f.w.b);
 	for (size_t i = 0; i < f.n_pend; i++)
 		mem_free(f.pend[i].key);

@@ -343,8 +343,9 @@ struct diff_ctx {
 	uint64_t window_early;	 /* sessions closed by the window cap before the file said so */
 	uint64_t window_orphans; /* results whose session had been closed early */
 	uint64_t window_peak;	 /* most bytes of sessions held at once */
-	uint64_t pairs_read;	 /* results read by diff_ctx_add_file(), for progress */
-	int64_t t0;		 /* monotonic ns of the first file */
+	uint64_t frames_over_inflight; /* frames larger than p.max_inflight, read alone */
+	uint64_t pairs_read;	       /* results read by diff_ctx_add_file(), for progress */
+	int64_t t0;		       /* monotonic ns of the first file */
 
 	struct diff_cand *cand[DIFF_MAX_CANDIDATES]; /* the verdicts, in order of appearance */
 	size_t n_cand;
@@ -438,23 +439,37 @@ struct store_session *diff_session_copy(void *dst, const struct store_session *s
 size_t diff_result_size(const struct store_result *r);
 struct store_result *diff_result_copy(void *dst, const struct store_result *r);
 
-/* Start @p n threads comparing pairs for @p c. NULL on failure. */
+/* Start @p n threads decoding frames and comparing pairs for @p c. NULL on failure. */
 struct diff_pool *diff_pool_create(struct diff_ctx *c, unsigned n);
 
 /*
- * Queue pair (@p s, @p r) of candidate @p ci (or the secondary) for
- * comparison: both are copied (a session once per batch, when @p s is the
- * same pointer as the previous pair's). 0, -ENOMEM, or the first error of a
- * thread.
+ * The next frame of @p r, in file order, settled (store_reader_settle())
+ * and ready to pair, in *@p out; frames ahead of it are being decoded.
+ * The pairs queued since the previous call go to the comparing threads.
+ * 1 a frame, 0 the end of @p r's data, -ENOMEM or a thread's first error.
+ */
+int diff_pool_next_frame(struct diff_pool *pl, struct store_reader *r, struct store_frame **out);
+
+/*
+ * Queue pair (@p s, @p r) of candidate @p ci (or the secondary) of the
+ * frame being paired. Both are borrowed until the frame and every older
+ * one are compared: @p s in the frame or a block given to
+ * diff_pool_defer(), @p r in the frame unless @p copy (then it is copied).
+ * 0 or -ENOMEM.
  */
 int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const struct store_result *r,
-		  size_t ci, bool secondary);
+		  size_t ci, bool secondary, bool copy);
 
-/* A session pointer given to diff_pool_add() is about to be freed. */
-void diff_pool_forget(struct diff_pool *pl, const struct store_session *s);
+/* Free @p block (mem_alloc) once every pair queued so far is compared.
+ * 0, or -ENOMEM (then it is freed at once: only on a failing run). */
+int diff_pool_defer(struct diff_pool *pl, void *block);
 
-/* Wait for every queued pair, stop the threads and merge their aggregates
- * into the context's (in thread order). 0 or the first error. Frees @p pl. */
+/* Wait until every queued pair is compared and every frame is retired
+ * (the end of a file). 0 or a thread's first error. */
+int diff_pool_drain(struct diff_pool *pl);
+
+/* Drain, stop the threads and merge their aggregates into the context's
+ * (in thread order). 0 or the first error. Frees @p pl. */
 int diff_pool_finish(struct diff_pool *pl);
 
 /* The candidate for @p role (created when new), or NULL over the cap or out of memory. */

@@ -1,32 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * diff_work - comparing pairs on several threads (diff_params.threads).
+ * diff_work - reading and comparing on several threads
+ * (diff_params.threads).
  *
- * The thread that reads the files pairs each result with its session and
- * copies both into a batch (a session once per batch, however many of
- * its results follow); full batches go through a bounded queue to the
- * comparing threads. Each thread counts what it compares in its own
- * aggregates (diff_agg.c), with its own pair engine and rule hit counts,
- * and touches nothing shared but the memory counter and the queue.
- * diff_pool_finish() merges the threads' aggregates into the context's in
- * thread order; every aggregate is a sum, a histogram or a bottom-k
- * sample, so the report does not depend on which thread compared which
- * pair, nor on the number of threads.
+ * The thread that reads a file walks it and takes its data frames
+ * (store_reader_take_frame()); the pool's threads decompress and decode
+ * them (store_frame_decode()); the reading thread settles them in file
+ * order (store_reader_settle(), the same damage, counters and records as
+ * one thread reading) and pairs their records with the window of
+ * diff_file.c; the pairs of a frame, pointers into its records, go back
+ * to the pool's threads to be compared. What stays on the reading thread
+ * is the walk over frame boundaries, one copy of each compressed frame,
+ * and pairing: decompression, decoding and comparing run on N threads.
  *
- * Memory: at most 2 batches per thread plus one being filled, each of
- * BATCH_BYTES (or one record when a record is larger); the reader waits
- * for a free batch.
+ * Frames are kept in a ring of slots, oldest first: taken (to decode),
+ * decoded, being paired, queued for comparison, compared. A slot is
+ * reused (retired) only when it and every older one are compared, so the
+ * records a pair points to, and the sessions copied out of the window
+ * (diff_pool_defer()) that it may point to, live until then. Memory: at
+ * most 2 N + 2 frames, and no frame is taken while the frames in flight
+ * hold diff_params.max_inflight bytes of content or more (so at most
+ * that plus one frame); a frame larger than it alone has no frame read
+ * ahead of it (counted in diff_file.c: frames_over_inflight).
+ *
+ * Each thread counts what it compares in its own aggregates (diff_agg.c),
+ * with its own pair engine and rule hit counts, and touches nothing shared
+ * but the memory counter and the queue. diff_pool_finish() merges the
+ * threads' aggregates into the context's in thread order; every aggregate
+ * is a sum, a histogram or a bottom-k sample, so the report does not
+ * depend on which thread compared which pair, nor on the number of
+ * threads.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdalign.h>
 #include <string.h>
 
 #include "analysis/diff_private.h"
 #include "common/mem.h"
-
-#define BATCH_BYTES ((size_t)1 << 20)
-#define BATCH_PAIRS 512
 
 /* ---- deep copies of records into one block ---- */
 
@@ -129,21 +139,41 @@ struct store_result *diff_result_copy(void *dst, const struct store_result *r)
 
 /* ---- the pool ---- */
 
-struct bpair {
-	const struct store_session *s; /* in the batch's arena */
-	const struct store_result *r;  /* in the batch's arena */
+struct dpair {
+	const struct store_session *s;
+	const struct store_result *r;
 	uint32_t ci;
 	bool sec;
 };
 
-struct batch {
-	struct batch *next;
-	uint8_t *arena;
+enum slot_state {
+	S_FREE = 0,
+	S_TAKEN,     /* queued to be decoded */
+	S_DECODING,  /* a thread decodes it */
+	S_DECODED,   /* waits for the reading thread */
+	S_PAIRING,   /* the reading thread pairs its records */
+	S_COMPARING, /* its pairs are queued or being compared */
+	S_DONE,	     /* compared: retired once the older slots are */
+};
+
+/* Memory of copied results: chunks, freed when the slot is retired. */
+struct chunk {
+	struct chunk *next;
 	size_t used, cap;
-	struct bpair v[BATCH_PAIRS];
-	size_t n;
-	const struct store_session *last_src; /* the caller's session copied last */
-	const struct store_session *last_copy;
+	uint8_t b[]; /* 8-aligned: after three 8-byte fields */
+};
+
+struct slot {
+	struct store_frame *sf;
+	enum slot_state st;
+	int rc; /* of decoding */
+	size_t bytes;
+	struct dpair *pairs;
+	size_t n_pairs, cap_pairs;
+	void **defer; /* blocks to free when retired */
+	size_t n_defer, cap_defer;
+	struct chunk *chunks;
+	struct slot *qnext;
 };
 
 struct worker {
@@ -151,6 +181,7 @@ struct worker {
 	pthread_t tid;
 	bool started;
 	struct diff_engine eng;
+	struct store_decoder *dec;
 	uint64_t *hits;
 	struct diff_cand *cand[DIFF_MAX_CANDIDATES];
 	struct diff_cand *sec;
@@ -161,32 +192,67 @@ struct worker {
 struct diff_pool {
 	struct diff_ctx *ctx;
 	pthread_mutex_t mu;
-	pthread_cond_t work; /* a batch is queued, or quit */
-	pthread_cond_t room; /* a batch is free */
-	struct batch *head, *tail;
-	struct batch *spare;
-	unsigned n_batches, max_batches;
+	pthread_cond_t work;	    /* a slot is queued, or quit */
+	pthread_cond_t done;	    /* a slot was decoded or compared */
+	struct slot *qhead, *qtail; /* frames to decode, first */
+	struct slot *chead, *ctail; /* then frames to compare */
 	bool quit;
 	int err; /* the first error of a thread */
-	struct batch *cur;
+
+	/* the ring, touched by the reading thread (states under mu) */
+	struct slot *slots;
+	unsigned n_slots;
+	unsigned head;	  /* oldest slot in use */
+	unsigned n_used;  /* slots in use from head */
+	unsigned n_seq;	  /* of those, paired (the next to pair is head + n_seq) */
+	size_t inflight;  /* content bytes of the slots in use */
+	struct slot *cur; /* being paired */
+	bool walk_end, walk_blocked;
+
 	unsigned n;
 	struct worker w[];
 };
 
-static void batch_free(struct batch *b)
+static void *chunk_alloc(struct slot *sl, size_t n)
 {
-	if (b) {
-		mem_free(b->arena);
-		mem_free(b);
+	struct chunk *c = sl->chunks;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > 65536 ? n : 65536;
+		c = mem_alloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		c->next = sl->chunks;
+		sl->chunks = c;
 	}
+	void *p = c->b + c->used;
+	c->used += ALIGN8(n);
+	if (c->used > c->cap)
+		c->used = c->cap;
+	return p;
 }
 
-/* Compare one batch in worker @p w's aggregates. */
-static int run_batch(struct worker *w, struct batch *b)
+/* Free what slot @p sl holds for its pairs (not its frame buffers). */
+static void slot_clear(struct slot *sl)
+{
+	for (size_t i = 0; i < sl->n_defer; i++)
+		mem_free(sl->defer[i]);
+	sl->n_defer = 0;
+	for (struct chunk *c = sl->chunks, *nx; c; c = nx) {
+		nx = c->next;
+		mem_free(c);
+	}
+	sl->chunks = NULL;
+	sl->n_pairs = 0;
+}
+
+/* Compare slot @p sl's pairs in worker @p w's aggregates. */
+static int run_pairs(struct worker *w, const struct slot *sl)
 {
 	struct diff_ctx *c = w->pl->ctx;
-	for (size_t i = 0; i < b->n; i++) {
-		const struct bpair *p = &b->v[i];
+	for (size_t i = 0; i < sl->n_pairs; i++) {
+		const struct dpair *p = &sl->pairs[i];
 		struct diff_cand **slot = p->sec ? &w->sec : &w->cand[p->ci];
 		if (!*slot) {
 			const char *role = p->sec ? "secondary" : c->cand[p->ci]->role;
@@ -201,34 +267,82 @@ static int run_batch(struct worker *w, struct batch *b)
 	return 0;
 }
 
+/* Queue @p sl (under mu): to decode when taken, else to compare. Frames
+ * to decode go first: the reading thread waits for them. */
+static void enqueue(struct diff_pool *pl, struct slot *sl)
+{
+	struct slot **h = sl->st == S_TAKEN ? &pl->qhead : &pl->chead;
+	struct slot **t = sl->st == S_TAKEN ? &pl->qtail : &pl->ctail;
+	sl->qnext = NULL;
+	if (*t)
+		(*t)->qnext = sl;
+	else
+		*h = sl;
+	*t = sl;
+	pthread_cond_signal(&pl->work);
+}
+
+/* Remove @p sl from the queue of frames to decode (under mu): false when
+ * it is not there. */
+static bool dequeue(struct diff_pool *pl, struct slot *sl)
+{
+	struct slot *prev = NULL;
+	for (struct slot *q = pl->qhead; q; prev = q, q = q->qnext) {
+		if (q != sl)
+			continue;
+		if (prev)
+			prev->qnext = q->qnext;
+		else
+			pl->qhead = q->qnext;
+		if (pl->qtail == q)
+			pl->qtail = prev;
+		return true;
+	}
+	return false;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct diff_pool *pl = w->pl;
 	pthread_mutex_lock(&pl->mu);
 	for (;;) {
-		while (!pl->head && !pl->quit)
+		while (!pl->qhead && !pl->chead && !pl->quit)
 			pthread_cond_wait(&pl->work, &pl->mu);
-		struct batch *b = pl->head;
-		if (!b)
+		struct slot *sl = pl->qhead ? pl->qhead : pl->chead;
+		if (!sl)
 			break; /* quit, and nothing left */
-		pl->head = b->next;
-		if (!pl->head)
-			pl->tail = NULL;
-		pthread_mutex_unlock(&pl->mu);
-		int rc = w->rc ? 0 : run_batch(w, b);
-		b->n = 0;
-		b->used = 0;
-		b->last_src = b->last_copy = NULL;
-		pthread_mutex_lock(&pl->mu);
-		if (rc && !w->rc) {
-			w->rc = rc;
-			if (!pl->err)
-				pl->err = rc;
+		if (sl == pl->qhead) {
+			pl->qhead = sl->qnext;
+			if (!pl->qhead)
+				pl->qtail = NULL;
+		} else {
+			pl->chead = sl->qnext;
+			if (!pl->chead)
+				pl->ctail = NULL;
 		}
-		b->next = pl->spare;
-		pl->spare = b;
-		pthread_cond_signal(&pl->room);
+		bool decode = sl->st == S_TAKEN;
+		if (decode)
+			sl->st = S_DECODING;
+		pthread_mutex_unlock(&pl->mu);
+		int rc;
+		if (decode)
+			rc = store_frame_decode(sl->sf, w->dec);
+		else
+			rc = w->rc ? 0 : run_pairs(w, sl);
+		pthread_mutex_lock(&pl->mu);
+		if (decode) {
+			sl->rc = rc;
+			sl->st = S_DECODED;
+		} else {
+			sl->st = S_DONE;
+			if (rc && !w->rc) {
+				w->rc = rc;
+				if (!pl->err)
+					pl->err = rc;
+			}
+		}
+		pthread_cond_signal(&pl->done);
 	}
 	pthread_mutex_unlock(&pl->mu);
 	return NULL;
@@ -252,22 +366,22 @@ static void pool_free(struct diff_pool *pl)
 	for (unsigned i = 0; i < pl->n; i++) {
 		struct worker *w = &pl->w[i];
 		diff_engine_release(&w->eng);
+		store_decoder_free(w->dec);
 		for (size_t k = 0; k < DIFF_MAX_CANDIDATES; k++)
 			diff_cand_free(w->cand[k]);
 		diff_cand_free(w->sec);
 		mem_free(w->hits);
 	}
-	batch_free(pl->cur);
-	for (struct batch *b = pl->spare, *nx; b; b = nx) {
-		nx = b->next;
-		batch_free(b);
+	for (unsigned i = 0; pl->slots && i < pl->n_slots; i++) {
+		struct slot *sl = &pl->slots[i];
+		slot_clear(sl);
+		store_frame_free(sl->sf);
+		mem_free(sl->pairs);
+		mem_free(sl->defer);
 	}
-	for (struct batch *b = pl->head, *nx; b; b = nx) {
-		nx = b->next;
-		batch_free(b);
-	}
+	mem_free(pl->slots);
 	pthread_cond_destroy(&pl->work);
-	pthread_cond_destroy(&pl->room);
+	pthread_cond_destroy(&pl->done);
 	pthread_mutex_destroy(&pl->mu);
 	mem_free(pl);
 }
@@ -279,15 +393,20 @@ struct diff_pool *diff_pool_create(struct diff_ctx *c, unsigned n)
 		return NULL;
 	pl->ctx = c;
 	pl->n = n;
-	pl->max_batches = 2 * n + 1;
+	pl->n_slots = 2 * n + 2;
 	pthread_mutex_init(&pl->mu, NULL);
 	pthread_cond_init(&pl->work, NULL);
-	pthread_cond_init(&pl->room, NULL);
+	pthread_cond_init(&pl->done, NULL);
+	pl->slots = mem_calloc(pl->n_slots, sizeof(*pl->slots));
+	if (!pl->slots) {
+		pl->n = 0;
+		goto fail;
+	}
 	size_t nrules = c->p.rules ? c->p.rules->n : 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct worker *w = &pl->w[i];
 		w->pl = pl;
-		if (diff_engine_init(&w->eng, &c->p) ||
+		if (diff_engine_init(&w->eng, &c->p) || !(w->dec = store_decoder_create()) ||
 		    (nrules && !(w->hits = mem_calloc(nrules, sizeof(uint64_t))))) {
 			pl->n = i + 1;
 			goto fail;
@@ -310,112 +429,236 @@ fail:
 	return NULL;
 }
 
-/* Queue the batch being filled. */
-static void submit(struct diff_pool *pl)
+static struct slot *slot_at(struct diff_pool *pl, unsigned i)
 {
-	struct batch *b = pl->cur;
-	if (!b)
+	return &pl->slots[(pl->head + i) % pl->n_slots];
+}
+
+/* The frame being paired is paired: queue its pairs (or call it done). */
+static void pairing_done(struct diff_pool *pl)
+{
+	struct slot *sl = pl->cur;
+	if (!sl)
 		return;
 	pl->cur = NULL;
-	if (!b->n) {
+	pthread_mutex_lock(&pl->mu);
+	if (sl->n_pairs) {
+		sl->st = S_COMPARING;
+		enqueue(pl, sl);
+	} else {
+		sl->st = S_DONE;
+	}
+	pthread_mutex_unlock(&pl->mu);
+}
+
+/* Retire the compared slots at the head of the ring (reading thread). */
+static void retire(struct diff_pool *pl)
+{
+	size_t keep = pl->ctx->p.max_inflight / pl->n_slots;
+	while (pl->n_seq) {
+		struct slot *sl = slot_at(pl, 0);
 		pthread_mutex_lock(&pl->mu);
-		b->next = pl->spare;
-		pl->spare = b;
+		bool done = sl->st == S_DONE;
 		pthread_mutex_unlock(&pl->mu);
-		return;
-	}
-	b->next = NULL;
-	pthread_mutex_lock(&pl->mu);
-	if (pl->tail)
-		pl->tail->next = b;
-	else
-		pl->head = b;
-	pl->tail = b;
-	pthread_cond_signal(&pl->work);
-	pthread_mutex_unlock(&pl->mu);
-}
-
-/* A batch to fill with room for @p need bytes: a spare, a new one (up to
- * max_batches), or wait for one. NULL on allocation failure. */
-static struct batch *take_batch(struct diff_pool *pl, size_t need)
-{
-	pthread_mutex_lock(&pl->mu);
-	while (!pl->spare && pl->n_batches >= pl->max_batches)
-		pthread_cond_wait(&pl->room, &pl->mu);
-	struct batch *b = pl->spare;
-	if (b)
-		pl->spare = b->next;
-	else
-		pl->n_batches++;
-	pthread_mutex_unlock(&pl->mu);
-	if (!b && !(b = mem_calloc(1, sizeof(*b))))
-		return NULL;
-	size_t want = need > BATCH_BYTES ? need : BATCH_BYTES;
-	if (b->cap < want || (b->cap > BATCH_BYTES && want == BATCH_BYTES)) {
-		/* a batch grown for one big record goes back to the usual size */
-		mem_free(b->arena);
-		b->arena = mem_alloc(want);
-		b->cap = b->arena ? want : 0;
-		if (!b->arena) {
-			batch_free(b);
-			return NULL;
+		if (!done)
+			break;
+		slot_clear(sl);
+		if (sl->bytes > keep) { /* a large frame's buffers are not kept */
+			store_frame_free(sl->sf);
+			sl->sf = NULL;
 		}
+		pl->inflight -= sl->bytes;
+		sl->bytes = 0;
+		sl->st = S_FREE;
+		pl->head = (pl->head + 1) % pl->n_slots;
+		pl->n_used--;
+		pl->n_seq--;
 	}
-	b->next = NULL;
-	b->used = 0;
-	b->n = 0;
-	b->last_src = b->last_copy = NULL;
-	return b;
 }
 
-int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const struct store_result *r,
-		  size_t ci, bool secondary)
+/* Wait until the oldest slot, paired, is compared (reading thread). */
+static void wait_head(struct diff_pool *pl)
+{
+	struct slot *sl = slot_at(pl, 0);
+	pthread_mutex_lock(&pl->mu);
+	while (sl->st != S_DONE)
+		pthread_cond_wait(&pl->done, &pl->mu);
+	pthread_mutex_unlock(&pl->mu);
+}
+
+/* Wait until @p sl is decoded. The reading thread does not decode it
+ * itself: the serial part stays small (docs/benchmarks.md). */
+static int await_decoded(struct diff_pool *pl, struct slot *sl)
 {
 	pthread_mutex_lock(&pl->mu);
-	int err = pl->err;
+	while (sl->st != S_DECODED)
+		pthread_cond_wait(&pl->done, &pl->mu);
 	pthread_mutex_unlock(&pl->mu);
-	if (err)
-		return err;
-	size_t rs = ALIGN8(diff_result_size(r));
-	size_t ss = ALIGN8(diff_session_size(s));
-	struct batch *b = pl->cur;
-	bool have_s = b && b->last_src == s;
-	size_t need = rs + (have_s ? 0 : ss);
-	if (b && (b->n == BATCH_PAIRS || b->cap - b->used < need)) {
-		submit(pl);
-		b = NULL;
-	}
-	if (!b) {
-		if (!(b = take_batch(pl, rs + ss)))
+	return sl->rc;
+}
+
+/* Take frames ahead while there is room: slots and the content budget. */
+static int fill(struct diff_pool *pl, struct store_reader *r)
+{
+	while (!pl->walk_end && !pl->walk_blocked && pl->n_used < pl->n_slots &&
+	       pl->inflight < pl->ctx->p.max_inflight) {
+		struct slot *sl = slot_at(pl, pl->n_used);
+		if (!sl->sf && !(sl->sf = store_frame_create()))
 			return -ENOMEM;
-		pl->cur = b;
+		int rc = store_reader_take_frame(r, sl->sf);
+		if (rc == -EAGAIN) {
+			pl->walk_blocked = true;
+			break;
+		}
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			pl->walk_end = true;
+			break;
+		}
+		sl->bytes = store_frame_size(sl->sf);
+		sl->rc = 0;
+		pl->inflight += sl->bytes;
+		pl->n_used++;
+		pthread_mutex_lock(&pl->mu);
+		sl->st = S_TAKEN;
+		enqueue(pl, sl);
+		pthread_mutex_unlock(&pl->mu);
 	}
-	if (b->last_src != s) {
-		b->last_copy = diff_session_copy(b->arena + b->used, s);
-		b->last_src = s;
-		b->used += ss;
-	}
-	struct bpair *p = &b->v[b->n++];
-	p->s = b->last_copy;
-	p->r = diff_result_copy(b->arena + b->used, r);
-	b->used += rs;
-	p->ci = (uint32_t)ci;
-	p->sec = secondary;
 	return 0;
 }
 
-void diff_pool_forget(struct diff_pool *pl, const struct store_session *s)
+/* Frames taken after the first @p keep slots are not part of the read
+ * (the record cap, an error): wait for their decoding, free their slots. */
+static void drop_taken(struct diff_pool *pl, unsigned keep)
 {
-	if (pl->cur && pl->cur->last_src == s)
-		pl->cur->last_src = NULL;
+	while (pl->n_used > keep) {
+		struct slot *sl = slot_at(pl, pl->n_used - 1);
+		pthread_mutex_lock(&pl->mu);
+		if (sl->st == S_TAKEN)
+			dequeue(pl, sl);
+		else
+			while (sl->st == S_DECODING)
+				pthread_cond_wait(&pl->done, &pl->mu);
+		sl->st = S_FREE;
+		pthread_mutex_unlock(&pl->mu);
+		pl->inflight -= sl->bytes;
+		sl->bytes = 0;
+		pl->n_used--;
+	}
+}
+
+int diff_pool_next_frame(struct diff_pool *pl, struct store_reader *r, struct store_frame **out)
+{
+	pairing_done(pl);
+	for (;;) {
+		pthread_mutex_lock(&pl->mu);
+		int err = pl->err;
+		pthread_mutex_unlock(&pl->mu);
+		if (err)
+			return err;
+		retire(pl);
+		int rc = fill(pl, r);
+		if (rc)
+			return rc;
+		if (pl->n_seq < pl->n_used) {
+			struct slot *sl = slot_at(pl, pl->n_seq);
+			rc = await_decoded(pl, sl);
+			if (!rc)
+				rc = store_reader_settle(r, sl->sf);
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				drop_taken(pl, pl->n_seq + 1);
+				pl->walk_end = true;
+			}
+			if (pl->n_seq + 1 == pl->n_used)
+				pl->walk_blocked = false;
+			sl->st = S_PAIRING;
+			pl->n_seq++;
+			pl->cur = sl;
+			*out = sl->sf;
+			return 1;
+		}
+		if (pl->walk_end)
+			return 0;
+		if (pl->walk_blocked) {
+			pl->walk_blocked = false; /* every frame taken is settled: walk on */
+			continue;
+		}
+		wait_head(pl); /* no room: wait for the oldest to be compared */
+	}
+}
+
+int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const struct store_result *r,
+		  size_t ci, bool secondary, bool copy)
+{
+	struct slot *sl = pl->cur;
+	if (copy) {
+		struct store_result *d = chunk_alloc(sl, diff_result_size(r));
+		if (!d)
+			return -ENOMEM;
+		r = diff_result_copy(d, r);
+	}
+	if (sl->n_pairs == sl->cap_pairs) {
+		size_t nc = sl->cap_pairs ? sl->cap_pairs * 2 : 512;
+		struct dpair *np = mem_realloc(sl->pairs, nc * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		sl->pairs = np;
+		sl->cap_pairs = nc;
+	}
+	sl->pairs[sl->n_pairs++] = (struct dpair){s, r, (uint32_t)ci, secondary};
+	return 0;
+}
+
+int diff_pool_defer(struct diff_pool *pl, void *block)
+{
+	/* the newest slot paired holds the newest pairs: once it is retired,
+	 * every slot that may point to the block is */
+	struct slot *sl = pl->cur;
+	if (!sl && pl->n_seq)
+		sl = slot_at(pl, pl->n_seq - 1);
+	if (!sl) {
+		mem_free(block);
+		return 0;
+	}
+	if (sl->n_defer == sl->cap_defer) {
+		size_t nc = sl->cap_defer ? sl->cap_defer * 2 : 16;
+		void **nd = mem_realloc(sl->defer, nc * sizeof(*nd));
+		if (!nd) {
+			mem_free(block); /* cannot wait: nothing compared may use it now */
+			return -ENOMEM;
+		}
+		sl->defer = nd;
+		sl->cap_defer = nc;
+	}
+	sl->defer[sl->n_defer++] = block;
+	return 0;
+}
+
+int diff_pool_drain(struct diff_pool *pl)
+{
+	pairing_done(pl);
+	drop_taken(pl, pl->n_seq); /* taken, never paired: an error stopped the file */
+	for (;;) {
+		retire(pl);
+		if (!pl->n_used)
+			break;
+		wait_head(pl);
+	}
+	pl->walk_end = pl->walk_blocked = false;
+	pthread_mutex_lock(&pl->mu);
+	int err = pl->err;
+	pthread_mutex_unlock(&pl->mu);
+	return err;
 }
 
 int diff_pool_finish(struct diff_pool *pl)
 {
 	struct diff_ctx *c = pl->ctx;
-	submit(pl);
+	int rc = diff_pool_drain(pl);
 	stop_workers(pl);
-	int rc = pl->err;
 	/* merge in thread order; memory moves from the threads' aggregates */
 	c->part.uncapped = true;
 	for (unsigned i = 0; !rc && i < pl->n; i++) {

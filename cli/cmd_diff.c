@@ -36,7 +36,8 @@ static void diff_usage(FILE *f)
 	    "                   [--json FILE] [--junit FILE] [--fail-on EXPR]...\n"
 	    "                   [--redact KIND:NAME[:ACTION]]... [--redact-defaults]\n"
 	    "                   [--threads N] [--max-memory SIZE] [--max-window SIZE]\n"
-	    "                   [--examples N] [--max-groups N] [--max-endpoints N]\n"
+	    "                   [--max-inflight SIZE] [--examples N] [--max-groups N]\n"
+	    "                   [--max-endpoints N]\n"
 	    "                   [--quiet] [--color|--no-color]\n"
 	    "\n"
 	    "Compare each replayed (candidate) response in RESULTS.dyt with the recorded\n"
@@ -71,8 +72,8 @@ static void diff_usage(FILE *f)
 	    "                    the redactions written in the results files always apply\n"
 	    "  --redact-defaults the default secrets: credentials headers, cookies,\n"
 	    "                    password/token keys in JSON, forms and queries, user:pass@\n"
-	    "  --threads N       compare pairs on N threads (1..64, default 1); the report\n"
-	    "                    is the same for any N\n"
+	    "  --threads N       decode and compare on N threads (1..64, default 1); the\n"
+	    "                    report is the same for any N\n"
 	    "  --quiet           no terminal summary and no progress line\n"
 	    "  --color, --no-color  force or disable colors (default: when stdout is a tty)\n"
 	    "  -h, --help        this help\n"
@@ -84,6 +85,9 @@ static void diff_usage(FILE *f)
 	    "                    (a loss: data_incomplete; every pair is still compared)\n"
 	    "  --max-window SIZE sessions held until their results come (default 64M);\n"
 	    "                    only files that do not state result_lag need it\n"
+	    "  --max-inflight SIZE  with --threads: content of the frames read ahead and\n"
+	    "                    held until their pairs are compared (default 64M); a frame\n"
+	    "                    larger than it is read alone (frames_over_inflight)\n"
 	    "  --examples N      examples kept per difference group, 1..16 (default 3)\n"
 	    "  --max-groups N    difference groups per candidate (default 1000000)\n"
 	    "  --max-endpoints N endpoints per candidate (default 65536)\n"
@@ -201,12 +205,13 @@ enum {
 	O_THREADS,
 	O_MAX_MEMORY,
 	O_MAX_WINDOW,
+	O_MAX_INFLIGHT,
 	O_EXAMPLES,
 	O_MAX_GROUPS,
 	O_MAX_ENDPOINTS
 };
 
-/* --max-memory, --max-window: a size with an optional k/M/G suffix. */
+/* --max-memory, --max-window, --max-inflight: a size with an optional k/M/G suffix. */
 static int size_opt(const char *name, const char *arg, size_t *out)
 {
 	uint64_t v;
@@ -285,6 +290,7 @@ int cmd_diff(int argc, char **argv)
 	    {"threads", required_argument, NULL, O_THREADS},
 	    {"max-memory", required_argument, NULL, O_MAX_MEMORY},
 	    {"max-window", required_argument, NULL, O_MAX_WINDOW},
+	    {"max-inflight", required_argument, NULL, O_MAX_INFLIGHT},
 	    {"examples", required_argument, NULL, O_EXAMPLES},
 	    {"max-groups", required_argument, NULL, O_MAX_GROUPS},
 	    {"max-endpoints", required_argument, NULL, O_MAX_ENDPOINTS},
@@ -372,6 +378,10 @@ int cmd_diff(int argc, char **argv)
 		case O_MAX_WINDOW:
 			if (size_opt(o == O_MAX_MEMORY ? "max-memory" : "max-window", optarg,
 				     o == O_MAX_MEMORY ? &p.max_memory : &p.max_window))
+				goto out;
+			break;
+		case O_MAX_INFLIGHT:
+			if (size_opt("max-inflight", optarg, &p.max_inflight))
 				goto out;
 			break;
 		case 'q':

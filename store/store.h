@@ -559,6 +559,71 @@ void store_reader_default_limits(const struct store_read_limits *l);
 /** Free a reader; accepts NULL. */
 void store_reader_free(struct store_reader *r);
 
+/*
+ * Reading on several threads (docs/format.md §3 "Reading in parallel").
+ * The reader walks the file and hands out data frames undecoded; any
+ * thread decompresses and decodes them; the reader then settles them in
+ * the order they were taken, applying the rules of store_reader_next()
+ * (damage, cut, record cap, counters), so the records and the status are
+ * those store_reader_next() gives. Use:
+ *
+ *     while ((rc = store_reader_take_frame(r, f[i])) == 1)   // reading thread
+ *             ... store_frame_decode(f[i], dec) on any thread ...
+ *     store_reader_settle(r, oldest);                        // reading thread, in order
+ *     n = store_frame_records(oldest, &recs);
+ *
+ * Do not mix with store_reader_next() or store_reader_seek_time() on one reader.
+ */
+struct store_frame;   /* one data frame and its decoded records */
+struct store_decoder; /* decompression state of one thread */
+
+/** A frame slot, reused from take to take. NULL on allocation failure. */
+struct store_frame *store_frame_create(void);
+/** Accepts NULL. */
+void store_frame_free(struct store_frame *f);
+
+/** Decompression state for store_frame_decode(), one per thread. NULL on allocation failure. */
+struct store_decoder *store_decoder_create(void);
+/** Accepts NULL. */
+void store_decoder_free(struct store_decoder *d);
+
+/**
+ * Take the next data frame of @p r into @p f (its compressed bytes are
+ * copied: @p f does not refer to the reader).
+ * @return 1 a frame; 0 the end of data; -EAGAIN: the walk has reached
+ *         something whose handling depends on the frames taken and not yet
+ *         settled (damage, a skippable frame, the end): settle them all,
+ *         then take again; -ENOMEM.
+ */
+int store_reader_take_frame(struct store_reader *r, struct store_frame *f);
+
+/** The content size frame @p f declares (decompressed bytes), once taken. */
+size_t store_frame_size(const struct store_frame *f);
+
+/**
+ * Decompress and decode taken frame @p f with @p d. Touches nothing but
+ * @p f and @p d: frames may be decoded on several threads at once.
+ * Damage is not an error here: it is reported when the frame is settled.
+ * @return 0 or -ENOMEM.
+ */
+int store_frame_decode(struct store_frame *f, struct store_decoder *d);
+
+/**
+ * Settle frame @p f, the oldest taken and not settled, once it is decoded:
+ * its damage, records and counts go into @p r's status as
+ * store_reader_next() would have put them.
+ * @return 1; 0 when reading ends with this frame (the record cap): frames
+ *         taken after it are not part of the file's read and must not be
+ *         settled; -ENOMEM (a decode that failed for memory).
+ */
+int store_reader_settle(struct store_reader *r, struct store_frame *f);
+
+/**
+ * The records of settled frame @p f, in file order, in *@p v; borrowed
+ * until @p f is taken again or freed. @return how many.
+ */
+size_t store_frame_records(const struct store_frame *f, const struct store_record **v);
+
 /* ------------------------------------------------------------------ */
 /* JSON rendering (used by `dyetap cat`, reports and tests)            */
 /* ------------------------------------------------------------------ */

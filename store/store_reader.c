@@ -17,6 +17,7 @@
  *
  * References: RFC 8878 (zstd frames, skippable frames), msgpack spec.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,6 +37,20 @@
 /* A compressed frame never needs more than this (zstd's bound of the content cap). */
 #define MAX_FRAME_COMPRESSED (STORE_MAX_FRAME_CONTENT + (STORE_MAX_FRAME_CONTENT >> 7) + 65536)
 #define READ_CHUNK	     (4u << 20)
+
+/*
+ * Decoding state: the header table records point into, and where a
+ * session's ids sit in its bytes. The reader has one for the record it
+ * returns; a frame decoded apart (store_frame_decode()) has its own, and
+ * its records' tables follow each other in it (from hbase; hend is where
+ * the last record's end).
+ */
+struct store_dec {
+	struct store_header *hdrs;
+	size_t hdr_cap;
+	size_t hbase, hend;
+	struct store_slice id_val, conn_val; /* a session's id/conn_id values */
+};
 
 struct ridx {
 	uint64_t off;
@@ -84,12 +99,13 @@ struct store_reader {
 	bool have_ts;
 	struct store_read_limits lim; /* 0 fields: defaults */
 	uint64_t n_work;	      /* records decoded (returned, skipped or scanned) */
+	/* frames handed out by store_reader_take_frame() */
+	uint64_t taken, settled;
+	bool block; /* the last frame taken must be settled before the walk goes on */
 
 	struct store_record rec;
-	struct store_slice rec_raw;	     /* rec's encoded bytes, a slice of out */
-	struct store_slice id_val, conn_val; /* a session's id/conn_id values in them */
-	struct store_header *hdrs;
-	size_t hdr_cap;
+	struct store_slice rec_raw; /* rec's encoded bytes, a slice of out */
+	struct store_dec dec;	    /* rec's header tables and id spans */
 };
 
 /* ------------------------------------------------------------------ */
@@ -98,7 +114,7 @@ struct store_reader {
 
 enum { DEC_BAD = -1 }; /* a field of the wrong type: the record is skipped */
 
-static int hdr_reserve(struct store_reader *r, size_t need)
+static int hdr_reserve(struct store_dec *r, size_t need)
 {
 	if (need <= r->hdr_cap)
 		return 0;
@@ -172,7 +188,7 @@ FAST_INLINE bool fast_key(struct mp *c, const char *k, size_t n)
 
 /* A [name, value] array in the writer's form into r->hdrs[*nh ...): 1
  * decoded (@p *count pairs), 0 not that form, -ENOMEM. */
-static int dec_fields_fast(struct store_reader *r, struct mp *c, size_t *nh, size_t *count)
+static int dec_fields_fast(struct store_dec *r, struct mp *c, size_t *nh, size_t *count)
 {
 	uint32_t a;
 	if (!mp_container(c, false, &a))
@@ -195,8 +211,8 @@ static int dec_fields_fast(struct store_reader *r, struct mp *c, size_t *nh, siz
 /* A message map in the writer's order (its 7 keys, then "trailers" when
  * it has any: HTTP/2): 1 decoded, 0 not that order, -ENOMEM. The trailers'
  * first index goes to @p tfirst. */
-static int dec_message_fast(struct store_reader *r, struct mp *c, struct store_message *m,
-			    size_t *nh, size_t *tfirst)
+static int dec_message_fast(struct store_dec *r, struct mp *c, struct store_message *m, size_t *nh,
+			    size_t *tfirst)
 {
 	uint64_t u = 0, maj = 0, min = 0;
 	uint32_t a;
@@ -238,7 +254,7 @@ static int dec_message_fast(struct store_reader *r, struct mp *c, struct store_m
 }
 
 /* An array of [name, value] pairs into r->hdrs[*nh ...). */
-static int dec_fields(struct store_reader *r, struct mp *c, size_t *nh, size_t *count)
+static int dec_fields(struct store_dec *r, struct mp *c, size_t *nh, size_t *count)
 {
 	uint32_t a;
 	if (!mp_container(c, false, &a))
@@ -267,7 +283,7 @@ static int dec_fields(struct store_reader *r, struct mp *c, size_t *nh, size_t *
  * after them (first index in *tfirst; pointers are set by the caller once
  * the table no longer moves).
  */
-static int dec_message(struct store_reader *r, struct mp *c, struct store_message *m, size_t *nh,
+static int dec_message(struct store_dec *r, struct mp *c, struct store_message *m, size_t *nh,
 		       size_t *first, size_t *tfirst)
 {
 	uint32_t n;
@@ -376,8 +392,8 @@ static bool dec_addr(struct mp *c, struct store_endpoint *e)
 }
 
 /* Decode a message value that may be nil (absent). */
-static int dec_opt_message(struct store_reader *r, struct mp *c, struct store_message *m,
-			   size_t *nh, size_t *first, size_t *tfirst)
+static int dec_opt_message(struct store_dec *r, struct mp *c, struct store_message *m, size_t *nh,
+			   size_t *first, size_t *tfirst)
 {
 	if (mp_nil(c)) {
 		memset(m, 0, sizeof(*m));
@@ -387,7 +403,7 @@ static int dec_opt_message(struct store_reader *r, struct mp *c, struct store_me
 }
 
 /* Point a decoded message's tables into r->hdrs (which no longer moves). */
-static void fix_tables(struct store_reader *r, struct store_message *m, size_t first, size_t tfirst)
+static void fix_tables(struct store_dec *r, struct store_message *m, size_t first, size_t tfirst)
 {
 	if (!m->present)
 		return;
@@ -406,10 +422,9 @@ static bool uint_span(struct mp *c, uint64_t *u, struct store_slice *v)
 }
 
 /* A session in the writer's order: 1 decoded, 0 not that order, -ENOMEM. */
-static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
-			    struct store_session *s)
+static int dec_session_fast(struct store_dec *r, struct mp *c, uint32_t n, struct store_session *s)
 {
-	size_t nh = 0, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
+	size_t nh = r->hbase, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	uint64_t u = 0;
 	if (n < 18 || n > 21) /* + 1 with "vlan", + 2 with "proto" and "stream" (HTTP/2) */
 		return 0;
@@ -468,12 +483,13 @@ static int dec_session_fast(struct store_reader *r, struct mp *c, uint32_t n,
 	}
 	fix_tables(r, &s->req, req_first, req_t);
 	fix_tables(r, &s->resp, resp_first, resp_t);
+	r->hend = nh;
 	return 1;
 }
 
-static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct store_session *s)
+static int dec_session(struct store_dec *r, struct mp *c, uint32_t n, struct store_session *s)
 {
-	size_t nh = 0, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
+	size_t nh = r->hbase, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	struct mp start = *c;
 	memset(s, 0, sizeof(*s));
 	r->id_val = r->conn_val = (struct store_slice){0};
@@ -601,12 +617,13 @@ static int dec_session(struct store_reader *r, struct mp *c, uint32_t n, struct 
 	}
 	fix_tables(r, &s->req, req_first, req_t);
 	fix_tables(r, &s->resp, resp_first, resp_t);
+	r->hend = nh;
 	return 0;
 }
 
-static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct store_result *res)
+static int dec_result(struct store_dec *r, struct mp *c, uint32_t n, struct store_result *res)
 {
-	size_t nh = 0, first = 0, tfirst = 0;
+	size_t nh = r->hbase, first = 0, tfirst = 0;
 	memset(res, 0, sizeof(*res));
 	for (uint32_t i = 0; i < n; i++) {
 		struct store_slice k;
@@ -646,16 +663,17 @@ static int dec_result(struct store_reader *r, struct mp *c, uint32_t n, struct s
 			return DEC_BAD;
 	}
 	fix_tables(r, &res->resp, first, tfirst);
+	r->hend = nh;
 	return 0;
 }
 
 /*
- * Decode one record at @p c into r->rec.
+ * Decode one record at @p c into @p rec.
  * Returns 1 a record, 0 a record skipped (unknown type or version, or a
  * field of the wrong type; the cursor is past it), -EBADMSG when the bytes
  * are not msgpack (the rest of the frame is lost), -ENOMEM.
  */
-static int dec_record(struct store_reader *r, struct mp *c)
+static int dec_record(struct store_dec *r, struct mp *c, struct store_record *rec)
 {
 	struct mp start = *c;
 	uint32_t n;
@@ -679,11 +697,11 @@ static int dec_record(struct store_reader *r, struct mp *c)
 	int rc = DEC_BAD;
 	if (have_t && v <= STORE_SCHEMA_VERSION) {
 		if (t == STORE_REC_SESSION) {
-			r->rec.type = STORE_REC_SESSION;
-			rc = dec_session(r, c, n, &r->rec.u.session);
+			rec->type = STORE_REC_SESSION;
+			rc = dec_session(r, c, n, &rec->u.session);
 		} else if (t == STORE_REC_RESULT) {
-			r->rec.type = STORE_REC_RESULT;
-			rc = dec_result(r, c, n, &r->rec.u.result);
+			rec->type = STORE_REC_RESULT;
+			rc = dec_result(r, c, n, &rec->u.result);
 		}
 	}
 	if (rc == 0)
@@ -835,6 +853,241 @@ static void resync_from(struct store_reader *r, uint64_t off)
 }
 
 static int parse_index(struct store_reader *r, const uint8_t *p, size_t n, uint64_t index_off);
+static void frame_failed(struct store_reader *r, uint64_t pos, size_t cs, bool in_resync,
+			 const char *why);
+
+/* A data frame found by the walk, checked as far as it can be without
+ * decompressing it; p is borrowed from the read buffer until the next
+ * src_get(). */
+struct floc {
+	uint64_t pos;
+	size_t cs;  /* compressed size */
+	size_t fcs; /* declared content size */
+	const uint8_t *p;
+	bool in_resync; /* found while resynchronising after damage */
+};
+
+/*
+ * One step of the walk at r->pos (docs/format.md §3). Returns 1 with
+ * @p loc when a data frame that passes the checks made before
+ * decompressing starts there (r->pos is past it), 2 after any other step
+ * (a skippable frame read, damage noted, a resynchronisation: step
+ * again), 0 at the end (r->eof), -ENOMEM. With @p pure, a step that would
+ * do anything but find such a frame is not taken: -EAGAIN, nothing
+ * changed (store_reader_take_frame() while frames are outstanding).
+ */
+static int walk_step(struct store_reader *r, struct floc *loc, bool pure)
+{
+	uint64_t pos = r->pos;
+	const uint8_t *p;
+	if (pos >= r->data_end) {
+		if (pure)
+			return -EAGAIN;
+		if (r->index_suspect && !r->st.damaged_frames && !r->st.has_index)
+			note_damage(r,
+				    r->tail_frame_off ? r->tail_frame_off
+				    : r->size >= 8    ? r->size - 8
+						      : 0,
+				    "index frame does not verify");
+		r->eof = true;
+		return 0;
+	}
+	size_t avail = src_get(r, pos, 8, &p);
+	if (avail < 4) {
+		if (pure)
+			return r->oom ? -ENOMEM : -EAGAIN;
+		if (!r->resync)
+			note_cut(r, pos);
+		r->eof = true;
+		return 0;
+	}
+	uint32_t magic = store_get_le32(p);
+	if (pure && magic != STORE_MAGIC_ZSTD)
+		return -EAGAIN;
+	/* pure: no flag is set while frames are outstanding (only the steps
+	 * that are not pure and settling the last frame set them) */
+	assert(!pure || (!r->resync && !r->after_damage));
+	bool in_resync = r->resync, in_damage = r->after_damage;
+	r->resync = false;
+	r->after_damage = false;
+	if ((magic & STORE_MAGIC_SKIP_MSK) == STORE_MAGIC_SKIP_LO) {
+		if (avail < 8) {
+			if (in_resync)
+				resync_from(r, pos);
+			else
+				note_cut(r, pos);
+			return 2;
+		}
+		uint64_t total = 8 + (uint64_t)store_get_le32(p + 4);
+		if (magic == STORE_MAGIC_INDEX && r->index_suspect && !in_resync &&
+		    total > r->data_end - pos) {
+			note_damage(r, pos, "index frame size damaged");
+			r->eof = true;
+			return 0;
+		}
+		if (total > r->data_end - pos) {
+			if (in_resync)
+				resync_from(r, pos);
+			else if (r->n_idx)
+				note_damage(r, pos, "skippable frame runs past the data"),
+				    resync_from(r, pos);
+			else
+				note_cut(r, pos);
+			return 2;
+		}
+		if (in_resync) {
+			/* Only a verifiable frame ends a resync. */
+			if (magic != STORE_MAGIC_INDEX || total > STORE_INDEX_MAX + 8 ||
+			    src_get(r, pos, (size_t)total, &p) != total ||
+			    parse_index(r, p, (size_t)total, pos) != 0) {
+				resync_from(r, pos);
+				return 2;
+			}
+			index_met(r, pos, total);
+		} else if (magic == STORE_MAGIC_INDEX && !r->n_idx) {
+			/* An index where none was found from the end: check it. */
+			if (total > STORE_INDEX_MAX + 8 ||
+			    src_get(r, pos, (size_t)total, &p) != total ||
+			    parse_index(r, p, (size_t)total, pos) != 0) {
+				note_damage(r, pos, "index frame does not verify");
+				r->after_damage = true;
+			} else {
+				index_met(r, pos, total);
+			}
+		} else if (magic == STORE_MAGIC_INDEX) {
+			/* The index at the end describes the data before it: an
+			 * index inside that data belongs to something else. */
+			note_suspect(r, pos, "an index frame inside the data");
+		} else if (magic == STORE_MAGIC_HEADER) {
+			note_suspect(r, pos, "a second store header (files joined?)");
+		}
+		if (pos + total == r->size)
+			r->tail_frame_off = pos;
+		r->pos = pos + total;
+		return 2;
+	}
+	if (magic != STORE_MAGIC_ZSTD) {
+		if (!in_resync && !in_damage)
+			note_damage(r, pos, "no frame starts here (bad magic)");
+		resync_from(r, pos);
+		return 2;
+	}
+	/* Find the frame's end from its block headers, reading more as needed. */
+	uint64_t left = r->data_end - pos;
+	size_t want = left < 65536 ? (size_t)left : 65536;
+	size_t cs;
+	for (;;) {
+		avail = src_get(r, pos, want, &p);
+		cs = ZSTD_findFrameCompressedSize(p, avail);
+		if (!ZSTD_isError(cs) || ZSTD_getErrorCode(cs) != ZSTD_error_srcSize_wrong ||
+		    avail < want || want >= left || want >= MAX_FRAME_COMPRESSED)
+			break;
+		want = want * 4 < left ? want * 4 : (size_t)left;
+		if (want > MAX_FRAME_COMPRESSED)
+			want = MAX_FRAME_COMPRESSED;
+	}
+	if (pure && r->oom)
+		return -ENOMEM;
+	if (ZSTD_isError(cs)) {
+		if (pure)
+			return -EAGAIN;
+		bool runs_out = ZSTD_getErrorCode(cs) == ZSTD_error_srcSize_wrong &&
+				avail == left && want >= left;
+		if (in_resync) {
+			resync_from(r, pos);
+		} else if (runs_out && !r->n_idx) {
+			note_cut(r, pos);
+		} else {
+			note_damage(r, pos, ZSTD_getErrorName(cs));
+			resync_from(r, pos);
+		}
+		return 2;
+	}
+	unsigned long long fcs = ZSTD_getFrameContentSize(p, cs);
+	const char *why = NULL;
+	bool over_ratio = false;
+	/* Frame_Header_Descriptor bit 2: Content_Checksum_flag (RFC 8878 §3.1.1.1.1). */
+	if (cs < 5 || !(p[4] & 0x04))
+		why = "frame without a content checksum";
+	else if (fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs == ZSTD_CONTENTSIZE_ERROR)
+		why = "frame without a content size";
+	else if (fcs > STORE_MAX_FRAME_CONTENT)
+		why = "declared content size over the 64 MiB cap";
+	else if (fcs / ratio_cap(r) > cs || (fcs / ratio_cap(r) == cs && fcs % ratio_cap(r))) {
+		/* Bounded work per input byte: a frame of 20 bytes must not
+		 * make the reader decode 64 MiB of records. */
+		why = "content more than --max-frame-ratio times the frame's size";
+		over_ratio = true;
+	}
+	if (why) {
+		if (pure)
+			return -EAGAIN;
+		if (over_ratio && !in_resync && !r->quiet)
+			r->st.frames_over_ratio++;
+		frame_failed(r, pos, cs, in_resync, why);
+		return 2;
+	}
+	loc->pos = pos;
+	loc->cs = cs;
+	loc->fcs = (size_t)fcs;
+	loc->p = p;
+	loc->in_resync = in_resync;
+	r->pos = pos + cs;
+	return 1;
+}
+
+/* Decompress a checked frame: NULL, or why it is damaged. */
+static const char *frame_decompress(ZSTD_DCtx *dctx, uint8_t *out, size_t fcs, const uint8_t *in,
+				    size_t cs)
+{
+	size_t d = ZSTD_decompressDCtx(dctx, out, fcs, in, cs);
+	if (ZSTD_isError(d))
+		return ZSTD_getErrorName(d);
+	if (d != fcs)
+		return "content size differs from the frame header";
+	return NULL;
+}
+
+/* The frame at @p pos (@p cs bytes) is damaged: note it and move on. */
+static void frame_failed(struct store_reader *r, uint64_t pos, size_t cs, bool in_resync,
+			 const char *why)
+{
+	if (!in_resync)
+		note_damage(r, pos, why);
+	if (in_resync || r->n_idx) {
+		resync_from(r, pos);
+	} else {
+		r->pos = pos + cs;
+		r->after_damage = true;
+	}
+}
+
+/* A frame decoded: count it. */
+static void frame_ok(struct store_reader *r, uint64_t pos, size_t cs, size_t d)
+{
+	r->frame_off = pos;
+	if (!r->quiet) {
+		r->st.frames++;
+		r->st.compressed_bytes += cs;
+		r->st.raw_bytes += d;
+	}
+}
+
+/* Grow @p *buf to hold @p need bytes (powers of two from 64 KiB). */
+static int out_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 65536;
+	while (c < need)
+		c *= 2;
+	uint8_t *o = mem_realloc(*buf, c);
+	if (!o)
+		return -ENOMEM;
+	*buf = o;
+	*cap = c;
+	return 0;
+}
 
 /*
  * Decode the next data frame into r->out.
@@ -843,174 +1096,25 @@ static int parse_index(struct store_reader *r, const uint8_t *p, size_t n, uint6
 static int next_frame(struct store_reader *r)
 {
 	while (!r->eof) {
-		uint64_t pos = r->pos;
-		const uint8_t *p;
-		if (pos >= r->data_end) {
-			if (r->index_suspect && !r->st.damaged_frames && !r->st.has_index)
-				note_damage(r,
-					    r->tail_frame_off ? r->tail_frame_off
-					    : r->size >= 8    ? r->size - 8
-							      : 0,
-					    "index frame does not verify");
-			r->eof = true;
+		struct floc loc;
+		int rc = walk_step(r, &loc, false);
+		if (rc == 2)
+			continue;
+		if (rc <= 0) {
+			if (rc < 0)
+				return rc;
 			break;
 		}
-		size_t avail = src_get(r, pos, 8, &p);
-		if (avail < 4) {
-			if (!r->resync)
-				note_cut(r, pos);
-			r->eof = true;
-			break;
-		}
-		uint32_t magic = store_get_le32(p);
-		bool in_resync = r->resync, in_damage = r->after_damage;
-		r->resync = false;
-		r->after_damage = false;
-		if ((magic & STORE_MAGIC_SKIP_MSK) == STORE_MAGIC_SKIP_LO) {
-			if (avail < 8) {
-				if (in_resync)
-					resync_from(r, pos);
-				else
-					note_cut(r, pos);
-				continue;
-			}
-			uint64_t total = 8 + (uint64_t)store_get_le32(p + 4);
-			if (magic == STORE_MAGIC_INDEX && r->index_suspect && !in_resync &&
-			    total > r->data_end - pos) {
-				note_damage(r, pos, "index frame size damaged");
-				r->eof = true;
-				break;
-			}
-			if (total > r->data_end - pos) {
-				if (in_resync)
-					resync_from(r, pos);
-				else if (r->n_idx)
-					note_damage(r, pos, "skippable frame runs past the data"),
-					    resync_from(r, pos);
-				else
-					note_cut(r, pos);
-				continue;
-			}
-			if (in_resync) {
-				/* Only a verifiable frame ends a resync. */
-				if (magic != STORE_MAGIC_INDEX || total > STORE_INDEX_MAX + 8 ||
-				    src_get(r, pos, (size_t)total, &p) != total ||
-				    parse_index(r, p, (size_t)total, pos) != 0) {
-					resync_from(r, pos);
-					continue;
-				}
-				index_met(r, pos, total);
-			} else if (magic == STORE_MAGIC_INDEX && !r->n_idx) {
-				/* An index where none was found from the end: check it. */
-				if (total > STORE_INDEX_MAX + 8 ||
-				    src_get(r, pos, (size_t)total, &p) != total ||
-				    parse_index(r, p, (size_t)total, pos) != 0) {
-					note_damage(r, pos, "index frame does not verify");
-					r->after_damage = true;
-				} else {
-					index_met(r, pos, total);
-				}
-			} else if (magic == STORE_MAGIC_INDEX) {
-				/* The index at the end describes the data before it: an
-				 * index inside that data belongs to something else. */
-				note_suspect(r, pos, "an index frame inside the data");
-			} else if (magic == STORE_MAGIC_HEADER) {
-				note_suspect(r, pos, "a second store header (files joined?)");
-			}
-			if (pos + total == r->size)
-				r->tail_frame_off = pos;
-			r->pos = pos + total;
-			continue;
-		}
-		if (magic != STORE_MAGIC_ZSTD) {
-			if (!in_resync && !in_damage)
-				note_damage(r, pos, "no frame starts here (bad magic)");
-			resync_from(r, pos);
-			continue;
-		}
-		/* Find the frame's end from its block headers, reading more as needed. */
-		uint64_t left = r->data_end - pos;
-		size_t want = left < 65536 ? (size_t)left : 65536;
-		size_t cs;
-		for (;;) {
-			avail = src_get(r, pos, want, &p);
-			cs = ZSTD_findFrameCompressedSize(p, avail);
-			if (!ZSTD_isError(cs) ||
-			    ZSTD_getErrorCode(cs) != ZSTD_error_srcSize_wrong || avail < want ||
-			    want >= left || want >= MAX_FRAME_COMPRESSED)
-				break;
-			want = want * 4 < left ? want * 4 : (size_t)left;
-			if (want > MAX_FRAME_COMPRESSED)
-				want = MAX_FRAME_COMPRESSED;
-		}
-		if (ZSTD_isError(cs)) {
-			bool runs_out = ZSTD_getErrorCode(cs) == ZSTD_error_srcSize_wrong &&
-					avail == left && want >= left;
-			if (in_resync) {
-				resync_from(r, pos);
-			} else if (runs_out && !r->n_idx) {
-				note_cut(r, pos);
-			} else {
-				note_damage(r, pos, ZSTD_getErrorName(cs));
-				resync_from(r, pos);
-			}
-			continue;
-		}
-		unsigned long long fcs = ZSTD_getFrameContentSize(p, cs);
-		const char *why = NULL;
-		/* Frame_Header_Descriptor bit 2: Content_Checksum_flag (RFC 8878 §3.1.1.1.1). */
-		if (cs < 5 || !(p[4] & 0x04))
-			why = "frame without a content checksum";
-		else if (fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs == ZSTD_CONTENTSIZE_ERROR)
-			why = "frame without a content size";
-		else if (fcs > STORE_MAX_FRAME_CONTENT)
-			why = "declared content size over the 64 MiB cap";
-		else if (fcs / ratio_cap(r) > cs ||
-			 (fcs / ratio_cap(r) == cs && fcs % ratio_cap(r))) {
-			/* Bounded work per input byte: a frame of 20 bytes must not
-			 * make the reader decode 64 MiB of records. */
-			why = "content more than --max-frame-ratio times the frame's size";
-			if (!in_resync && !r->quiet)
-				r->st.frames_over_ratio++;
-		}
-		if (!why && fcs > r->out_cap) {
-			size_t cap = r->out_cap ? r->out_cap : 65536;
-			while (cap < fcs)
-				cap *= 2;
-			uint8_t *o = mem_realloc(r->out, cap);
-			if (!o)
-				return -ENOMEM;
-			r->out = o;
-			r->out_cap = cap;
-		}
-		size_t d = 0;
-		if (!why) {
-			d = ZSTD_decompressDCtx(r->dctx, r->out, (size_t)fcs, p, cs);
-			if (ZSTD_isError(d))
-				why = ZSTD_getErrorName(d);
-			else if (d != fcs)
-				why = "content size differs from the frame header";
-		}
+		if (out_reserve(&r->out, &r->out_cap, loc.fcs))
+			return -ENOMEM;
+		const char *why = frame_decompress(r->dctx, r->out, loc.fcs, loc.p, loc.cs);
 		if (why) {
-			if (!in_resync)
-				note_damage(r, pos, why);
-			if (in_resync || r->n_idx) {
-				resync_from(r, pos);
-			} else {
-				r->pos = pos + cs;
-				r->after_damage = true;
-			}
+			frame_failed(r, loc.pos, loc.cs, loc.in_resync, why);
 			continue;
 		}
-		r->frame_off = pos;
-		r->out_len = d;
+		frame_ok(r, loc.pos, loc.cs, loc.fcs);
+		r->out_len = loc.fcs;
 		r->out_pos = 0;
-		r->pos = pos + cs;
-		if (!r->quiet) {
-			r->st.frames++;
-			r->st.compressed_bytes += cs;
-			r->st.raw_bytes += d;
-		}
 		return 1;
 	}
 	return r->oom ? -ENOMEM : 0;
@@ -1528,7 +1632,7 @@ int store_reader_next(struct store_reader *r, const struct store_record **rec)
 		if (r->out_pos < r->out_len) {
 			r->n_work++;
 			struct mp c = {r->out + r->out_pos, r->out + r->out_len};
-			int rc = dec_record(r, &c);
+			int rc = dec_record(&r->dec, &c, &r->rec);
 			if (rc == -ENOMEM)
 				return rc;
 			if (rc < 0) {
@@ -1566,6 +1670,307 @@ int store_reader_next(struct store_reader *r, const struct store_record **rec)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* frames decoded apart (reading on several threads)                   */
+/* ------------------------------------------------------------------ */
+
+/* Per decoded record: records skipped before it, and where its messages'
+ * tables start in the frame's header table (index + 1, 0: none). */
+struct rfix {
+	uint32_t skip;
+	uint32_t h[4]; /* session: req headers, req trailers, resp headers, resp trailers;
+			  result: resp headers, resp trailers */
+};
+
+struct store_frame {
+	uint64_t seq; /* order taken */
+	uint64_t pos;
+	size_t cs, fcs;
+	bool in_resync;
+	uint64_t budget; /* record attempts the decode may make (the record cap) */
+	uint8_t *in;	 /* the compressed frame */
+	size_t in_cap;
+	uint8_t *out; /* its content */
+	size_t out_cap;
+	/* what decoding found */
+	int rc;		 /* -ENOMEM, or 0 */
+	const char *why; /* damaged: why (static string), NULL when not */
+	struct store_record *rec;
+	struct rfix *fix;
+	size_t n_rec, cap_rec;
+	uint64_t skip_tail; /* records skipped after the last decoded one */
+	bool bad;	    /* a record that is not msgpack ended the frame ... */
+	size_t bad_off;	    /* ... at this byte */
+	bool more;	    /* decoding stopped at the budget with bytes left */
+	size_t n_keep;	    /* records settled (fewer at the record cap) */
+	struct store_dec dec;
+};
+
+struct store_decoder {
+	ZSTD_DCtx *dctx;
+};
+
+struct store_frame *store_frame_create(void)
+{
+	return mem_calloc(1, sizeof(struct store_frame));
+}
+
+void store_frame_free(struct store_frame *f)
+{
+	if (!f)
+		return;
+	mem_free(f->in);
+	mem_free(f->out);
+	mem_free(f->rec);
+	mem_free(f->fix);
+	mem_free(f->dec.hdrs);
+	mem_free(f);
+}
+
+struct store_decoder *store_decoder_create(void)
+{
+	struct store_decoder *d = mem_calloc(1, sizeof(*d));
+	if (d && !(d->dctx = ZSTD_createDCtx())) {
+		mem_free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+void store_decoder_free(struct store_decoder *d)
+{
+	if (d) {
+		ZSTD_freeDCtx(d->dctx);
+		mem_free(d);
+	}
+}
+
+/* Offset of the first data frame after @p off in the index, or data_end. */
+static uint64_t idx_after(const struct store_reader *r, uint64_t off)
+{
+	size_t lo = 0, hi = r->n_idx;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->idx[mid].off > off)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo < r->n_idx ? r->idx[lo].off : r->data_end;
+}
+
+int store_reader_take_frame(struct store_reader *r, struct store_frame *f)
+{
+	while (!r->eof) {
+		bool pure = r->settled < r->taken;
+		if (pure && r->block)
+			return -EAGAIN;
+		struct floc loc;
+		int rc = walk_step(r, &loc, pure);
+		if (rc == 2)
+			continue;
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			break;
+		if (out_reserve(&f->in, &f->in_cap, loc.cs))
+			return -ENOMEM;
+		memcpy(f->in, loc.p, loc.cs);
+		f->seq = r->taken++;
+		f->pos = loc.pos;
+		f->cs = loc.cs;
+		f->fcs = loc.fcs;
+		f->in_resync = loc.in_resync;
+		uint64_t cap = record_cap(r);
+		f->budget = cap > r->n_work ? cap - r->n_work : 0;
+		f->rc = 0;
+		f->why = NULL;
+		f->n_rec = f->n_keep = 0;
+		f->skip_tail = 0;
+		f->bad = f->more = false;
+		/* Where the walk goes on after this frame depends on whether it
+		 * decodes when it was found resynchronising, or when the index
+		 * would send the walk elsewhere after damage (frame_failed()):
+		 * then it is settled before the walk takes another step. */
+		r->block = loc.in_resync || (r->n_idx && idx_after(r, loc.pos) != loc.pos + loc.cs);
+		return 1;
+	}
+	return r->oom ? -ENOMEM : 0;
+}
+
+size_t store_frame_size(const struct store_frame *f)
+{
+	return f->fcs;
+}
+
+/* Table offset (index + 1) of @p t in @p d's table, 0 for none. */
+static uint32_t tab_off(const struct store_dec *d, const struct store_header *t)
+{
+	return t ? (uint32_t)(t - d->hdrs) + 1 : 0;
+}
+
+static const struct store_header *tab_ptr(const struct store_dec *d, uint32_t off)
+{
+	return off ? d->hdrs + off - 1 : NULL;
+}
+
+int store_frame_decode(struct store_frame *f, struct store_decoder *dd)
+{
+	if (out_reserve(&f->out, &f->out_cap, f->fcs))
+		return f->rc = -ENOMEM;
+	f->why = frame_decompress(dd->dctx, f->out, f->fcs, f->in, f->cs);
+	if (f->why)
+		return 0;
+	struct store_dec *d = &f->dec;
+	size_t pos = 0, nh = 0;
+	uint64_t tries = 0;
+	uint32_t skip = 0;
+	while (pos < f->fcs) {
+		if (tries == f->budget) {
+			f->more = true;
+			break;
+		}
+		tries++;
+		if (f->n_rec == f->cap_rec) {
+			size_t nc = f->cap_rec ? f->cap_rec * 2 : 256;
+			struct store_record *nr = mem_realloc(f->rec, nc * sizeof(*nr));
+			if (!nr)
+				return f->rc = -ENOMEM;
+			f->rec = nr;
+			struct rfix *nf = mem_realloc(f->fix, nc * sizeof(*nf));
+			if (!nf)
+				return f->rc = -ENOMEM;
+			f->fix = nf;
+			f->cap_rec = nc;
+		}
+		struct mp c = {f->out + pos, f->out + f->fcs};
+		struct store_record *rec = &f->rec[f->n_rec];
+		d->hbase = nh;
+		int rc = dec_record(d, &c, rec);
+		if (rc == -ENOMEM)
+			return f->rc = rc;
+		if (rc < 0) {
+			f->bad = true;
+			f->bad_off = pos;
+			break;
+		}
+		pos = (size_t)(c.p - f->out);
+		if (rc == 0) {
+			skip++;
+			continue;
+		}
+		/* The table may move as later records grow it: keep offsets. */
+		struct rfix *x = &f->fix[f->n_rec++];
+		memset(x, 0, sizeof(*x));
+		x->skip = skip;
+		skip = 0;
+		if (rec->type == STORE_REC_SESSION) {
+			x->h[0] = tab_off(d, rec->u.session.req.headers);
+			x->h[1] = tab_off(d, rec->u.session.req.trailers);
+			x->h[2] = tab_off(d, rec->u.session.resp.headers);
+			x->h[3] = tab_off(d, rec->u.session.resp.trailers);
+		} else {
+			x->h[0] = tab_off(d, rec->u.result.resp.headers);
+			x->h[1] = tab_off(d, rec->u.result.resp.trailers);
+		}
+		nh = d->hend;
+	}
+	f->skip_tail = skip;
+	for (size_t i = 0; i < f->n_rec; i++) {
+		struct store_record *rec = &f->rec[i];
+		const struct rfix *x = &f->fix[i];
+		if (rec->type == STORE_REC_SESSION) {
+			rec->u.session.req.headers = tab_ptr(d, x->h[0]);
+			rec->u.session.req.trailers = tab_ptr(d, x->h[1]);
+			rec->u.session.resp.headers = tab_ptr(d, x->h[2]);
+			rec->u.session.resp.trailers = tab_ptr(d, x->h[3]);
+		} else {
+			rec->u.result.resp.headers = tab_ptr(d, x->h[0]);
+			rec->u.result.resp.trailers = tab_ptr(d, x->h[1]);
+		}
+	}
+	return 0;
+}
+
+/* One more record decoded (returned, skipped or undecodable): false when
+ * the record cap stops reading first (as store_reader_next() does). */
+static bool work_one(struct store_reader *r)
+{
+	if (r->n_work >= record_cap(r)) {
+		r->st.record_cap_hit = true;
+		note_damage(r, r->frame_off, "record cap reached (--max-records)");
+		r->eof = true;
+		return false;
+	}
+	r->n_work++;
+	return true;
+}
+
+static void count_record(struct store_reader *r, const struct store_record *rec)
+{
+	if (rec->type == STORE_REC_SESSION)
+		r->st.sessions++;
+	else
+		r->st.results++;
+	int64_t ts = rec_ts(rec);
+	if (!r->have_ts || ts < r->st.first_ts_ns)
+		r->st.first_ts_ns = ts;
+	if (!r->have_ts || ts > r->st.last_ts_ns)
+		r->st.last_ts_ns = ts;
+	r->have_ts = true;
+}
+
+int store_reader_settle(struct store_reader *r, struct store_frame *f)
+{
+	assert(f->seq == r->settled && r->settled < r->taken);
+	r->settled++;
+	bool last = r->settled == r->taken;
+	if (last)
+		r->block = false;
+	f->n_keep = 0;
+	if (f->rc)
+		return f->rc;
+	if (f->why) {
+		if (last)
+			frame_failed(r, f->pos, f->cs, f->in_resync, f->why);
+		else /* not blocking: the walk already went on at pos + cs */
+			note_damage(r, f->pos, f->why);
+		return 1;
+	}
+	frame_ok(r, f->pos, f->cs, f->fcs);
+	for (size_t i = 0; i <= f->n_rec; i++) {
+		uint64_t skip = i < f->n_rec ? f->fix[i].skip : f->skip_tail;
+		for (uint64_t k = 0; k < skip; k++) {
+			if (!work_one(r))
+				return 0;
+			r->st.skipped_records++;
+		}
+		if (i == f->n_rec)
+			break;
+		if (!work_one(r))
+			return 0;
+		count_record(r, &f->rec[i]);
+		f->n_keep = i + 1;
+	}
+	if (f->bad || f->more) {
+		if (!work_one(r))
+			return 0;
+		/* the budget is never below what the cap leaves */
+		assert(f->bad);
+		char why[96];
+		snprintf(why, sizeof(why), "record at byte %zu of the frame is not msgpack",
+			 f->bad_off);
+		note_damage(r, r->frame_off, why);
+	}
+	return 1;
+}
+
+size_t store_frame_records(const struct store_frame *f, const struct store_record **v)
+{
+	*v = f->rec;
+	return f->n_keep;
+}
+
 static size_t off_in(const struct store_slice *rec, const struct store_slice *v)
 {
 	return v->len ? (size_t)(v->ptr - rec->ptr) : 0;
@@ -1575,10 +1980,10 @@ struct store_raw_record store_reader_raw(const struct store_reader *r)
 {
 	struct store_raw_record raw = {.bytes = r->rec_raw};
 	if (r->rec_raw.len && r->rec.type == STORE_REC_SESSION) {
-		raw.id_off = off_in(&r->rec_raw, &r->id_val);
-		raw.id_len = r->id_val.len;
-		raw.conn_id_off = off_in(&r->rec_raw, &r->conn_val);
-		raw.conn_id_len = r->conn_val.len;
+		raw.id_off = off_in(&r->rec_raw, &r->dec.id_val);
+		raw.id_len = r->dec.id_val.len;
+		raw.conn_id_off = off_in(&r->rec_raw, &r->dec.conn_val);
+		raw.conn_id_len = r->dec.conn_val.len;
 	}
 	return raw;
 }
@@ -1616,7 +2021,7 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 		struct mp c = {r->out, r->out + r->out_len};
 		while (mp_left(&c) && r->n_work < record_cap(r)) {
 			r->n_work++;
-			int d = dec_record(r, &c);
+			int d = dec_record(&r->dec, &c, &r->rec);
 			if (d < 0)
 				break;
 			if (d == 1 && rec_ts(&r->rec) >= ts_ns) {
@@ -1677,7 +2082,7 @@ void store_reader_free(struct store_reader *r)
 	mem_free(r->in);
 	mem_free(r->out);
 	mem_free(r->idx);
-	mem_free(r->hdrs);
+	mem_free(r->dec.hdrs);
 	for (size_t j = 0; j < r->st.n_counters; j++)
 		mem_free((void *)r->ctrs[j].name);
 	mem_free(r->ctrs);

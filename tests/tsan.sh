@@ -3,8 +3,10 @@
 # ThreadSanitizer over the threaded parts of dyetap (docs/architecture.md
 # "Threads"): the store writer's helper thread, replay's event-loop threads
 # and results writer queue, mirror with its store thread and its capture
-# and sender threads (replay/shadow_sender.h, also the fast path's), and
-# the fast path's RX lcores, workers and shadow sender (its rings are announced to
+# and sender threads (replay/shadow_sender.h, also the fast path's),
+# `dyetap diff --threads`'s decoding and comparing threads
+# (analysis-threads), and the fast path's RX lcores, workers and shadow
+# sender (its rings are announced to
 # ThreadSanitizer in dpdk/fp_private.h; DPDK's own ring indexes and
 # telemetry lock are suppressed in tests/tsan.supp). Any report fails the
 # test that triggered it (halt_on_error).
@@ -22,7 +24,8 @@ fi
 # Only what the tests below run (the rest of the tree is not threaded).
 targets="cli/dyetap tests/store/test_store tests/store/test_store_kill tests/store/store_testgen
     tests/replay/test_replay_wq
-    tests/replay/replay_testtool tests/mirror/test_shadow_sender"
+    tests/replay/replay_testtool tests/mirror/test_shadow_sender
+    tests/analysis/diff_scalegen"
 grep -q "dyetap-fastpath" "$b/build.ninja" && targets="$targets dpdk/dyetap-fastpath"
 # shellcheck disable=SC2086 # one word per target
 meson compile -C "$b" $targets >"$b/tsan-build.log" 2>&1 || {
@@ -40,7 +43,8 @@ export DYETAP_TEST_TIME_SCALE=3
 # the hand-over between mirror's threads, not the machine's speed).
 export DYETAP_TEST_LIGHT_LOAD=1
 tests="store store-kill replay-wq replay-e2e-control replay-e2e-fidelity mirror-e2e-realtime
-    harden-mirror-kill mirror-sender-unit mirror-live-slow-lane mirror-e2e-queuefull"
+    harden-mirror-kill mirror-sender-unit mirror-live-slow-lane mirror-e2e-queuefull
+    analysis-threads"
 if [ -x "$b/dpdk/dyetap-fastpath" ]; then
     # The lcores, workers, rings and shadow sender run in these three;
     # fastpath-shadow*, -telemetry are left to the ASan run: they check wall

@@ -5,7 +5,7 @@
  * (bench/diff_scale.sh):
  *
  *   diff_scalegen OUT.dyt N [--mode plain|hostile] [--lag L] [--no-lag]
- *                 [--body BYTES] [--differ EVERY] [--bodies FILE]
+ *                 [--body BYTES] [--differ EVERY] [--bodies FILE] [--flush BYTES]
  *
  * Each session is GET /api/v1/items/<id> with a JSON response of about
  * BODY bytes (default 1024); its candidate result follows it as replay
@@ -21,7 +21,9 @@
  * the header; --no-lag does the same without saying it (a file of an
  * older writer), so the reader has to rely on its window. --bodies FILE
  * also writes the primary bodies, concatenated, for the benchmark's `cmp`
- * anchor (the bytes dyetap compares).
+ * anchor (the bytes dyetap compares). --flush BYTES makes data frames of
+ * about that many record bytes (the writer's flush size; default 1 MiB):
+ * small frames give many frames and many pairs split across two frames.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,14 +63,15 @@ int main(int argc, char **argv)
 {
 	if (argc < 3) {
 		fprintf(stderr, "usage: diff_scalegen OUT.dyt N [--mode plain|hostile] [--lag L] "
-				"[--no-lag] [--body BYTES] [--differ EVERY]\n");
+				"[--no-lag] [--body BYTES] [--differ EVERY] [--bodies FILE] "
+				"[--flush BYTES]\n");
 		return 2;
 	}
 	const char *path = argv[1];
 	uint64_t n = strtoull(argv[2], NULL, 10);
 	bool hostile = false, say_lag = true;
 	uint64_t lag = 0, every = 4;
-	size_t blen = 1024;
+	size_t blen = 1024, flush = 0;
 	const char *bodies = NULL;
 	for (int i = 3; i + 1 < argc + 1; i++) {
 		if (!strcmp(argv[i], "--no-lag")) {
@@ -81,6 +84,8 @@ int main(int argc, char **argv)
 			blen = strtoull(argv[++i], NULL, 10);
 		} else if (i + 1 < argc && !strcmp(argv[i], "--differ")) {
 			every = strtoull(argv[++i], NULL, 10);
+		} else if (i + 1 < argc && !strcmp(argv[i], "--flush")) {
+			flush = strtoull(argv[++i], NULL, 10);
 		} else if (i + 1 < argc && !strcmp(argv[i], "--bodies")) {
 			bodies = argv[++i];
 		} else {
@@ -100,7 +105,7 @@ int main(int argc, char **argv)
 				  .has_result_lag = say_lag,
 				  .result_lag = lag};
 	char err[256];
-	struct store_writer_params wp = {.path = path, .meta = &meta};
+	struct store_writer_params wp = {.path = path, .meta = &meta, .flush_bytes = flush};
 	struct store_writer *w = store_writer_create(&wp, err, sizeof(err));
 	if (!w) {
 		fprintf(stderr, "diff_scalegen: %s\n", err);
