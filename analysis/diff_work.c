@@ -301,26 +301,60 @@ static bool dequeue(struct diff_pool *pl, struct slot *sl)
 	return false;
 }
 
+/*
+ * Unlink and return the first slot of list @p h/@p t that prefers worker
+ * @p me (slot index modulo the number of workers), or with @p any the
+ * first slot; NULL when there is none (under mu).
+ */
+static struct slot *take_from(struct diff_pool *pl, struct slot **h, struct slot **t, unsigned me,
+			      bool any)
+{
+	struct slot *prev = NULL;
+	for (struct slot *q = *h; q; prev = q, q = q->qnext) {
+		if (!any && (unsigned)(q - pl->slots) % pl->n != me)
+			continue;
+		if (prev)
+			prev->qnext = q->qnext;
+		else
+			*h = q->qnext;
+		if (*t == q)
+			*t = prev;
+		return q;
+	}
+	return NULL;
+}
+
+/*
+ * A worker's next slot (under mu). Each slot has a preferred worker, the
+ * same one for decoding and comparing and for every frame the slot holds
+ * in turn: its buffers stay in one core's caches. Frames to decode come
+ * first (the reading thread waits for them); another worker's slot is
+ * taken only when there is none of one's own.
+ */
+static struct slot *next_slot(struct diff_pool *pl, unsigned me)
+{
+	struct slot *sl = take_from(pl, &pl->qhead, &pl->qtail, me, false);
+	if (!sl)
+		sl = take_from(pl, &pl->chead, &pl->ctail, me, false);
+	if (!sl)
+		sl = take_from(pl, &pl->qhead, &pl->qtail, me, true);
+	if (!sl)
+		sl = take_from(pl, &pl->chead, &pl->ctail, me, true);
+	return sl;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct diff_pool *pl = w->pl;
+	unsigned me = (unsigned)(w - pl->w);
 	pthread_mutex_lock(&pl->mu);
 	for (;;) {
 		while (!pl->qhead && !pl->chead && !pl->quit)
 			pthread_cond_wait(&pl->work, &pl->mu);
-		struct slot *sl = pl->qhead ? pl->qhead : pl->chead;
+		struct slot *sl = next_slot(pl, me);
 		if (!sl)
 			break; /* quit, and nothing left */
-		if (sl == pl->qhead) {
-			pl->qhead = sl->qnext;
-			if (!pl->qhead)
-				pl->qtail = NULL;
-		} else {
-			pl->chead = sl->qnext;
-			if (!pl->chead)
-				pl->ctail = NULL;
-		}
 		bool decode = sl->st == S_TAKEN;
 		if (decode)
 			sl->st = S_DECODING;
