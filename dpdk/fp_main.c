@@ -392,12 +392,6 @@ static int on_ctl(void *ctx, int argc, char **argv, struct dbuf *out, char *err,
 	}
 	if (!strcmp(argv[0], "help")) {
 		dbuf_puts(out, shadow_ctl_help);
-		dbuf_puts(
-		    out,
-		    "  reload               read --config FILE and --rules FILE again: rules,\n"
-		    "                       lanes, targets and rates switch at once\n"
-		    "  stats                every counter as one JSON object\n"
-		    "  help                 this list\n");
 		return 0;
 	}
 	if (!strcmp(argv[0], "reload"))

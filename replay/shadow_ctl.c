@@ -18,7 +18,11 @@ const char shadow_ctl_help[] =
     "  lanes                each lane's state, targets, rate, queue and counters (JSON lines)\n"
     "  pause LANE           stop copying the lane's requests (counted paused)\n"
     "  resume LANE          copy the lane's requests again\n"
-    "  rate LANE N/s        change the lane's rate limit (0: none)\n";
+    "  rate LANE N/s        change the lane's rate limit (0: none)\n"
+    "  reload               read --config FILE and --rules FILE again: rules,\n"
+    "                       lanes, targets and rates switch at once\n"
+    "  stats                every counter as one JSON object\n"
+    "  help                 this list\n";
 
 static int find_lane(struct shadow_core *c, const char *name, char *err, size_t errlen)
 {

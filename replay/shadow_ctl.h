@@ -29,7 +29,7 @@
 #include "common/dbuf.h"
 #include "replay/shadow_core.h"
 
-/** The commands' help lines (two-space indent). */
+/** The help lines of every command mirror and the fast path answer (two-space indent). */
 extern const char shadow_ctl_help[];
 
 /**
