@@ -4,14 +4,18 @@
  * (diff_params.threads).
  *
  * The thread that reads a file walks it and takes its data frames
- * (store_reader_take_frame()); the pool's threads decompress and decode
- * them (store_frame_decode()); the reading thread settles them in file
- * order (store_reader_settle(), the same damage, counters and records as
- * one thread reading) and pairs their records with the window of
- * diff_file.c; the pairs of a frame, pointers into its records, go back
- * to the pool's threads to be compared. What stays on the reading thread
- * is the walk over frame boundaries, one copy of each compressed frame,
- * and pairing: decompression, decoding and comparing run on N threads.
+ * (store_reader_take_frame()); N threads decompress and decode them
+ * (store_frame_decode()); the reading thread settles them in file order
+ * (store_reader_settle(), the same damage, counters and records as one
+ * thread reading) and pairs their records with the window of
+ * diff_file.c; the pairs of a frame, pointers into its records, are
+ * queued to be compared by the N threads. The reading thread is one of
+ * the N: whenever the next frame to pair is not decoded yet, or there is
+ * no room to take more, it decodes or compares a frame itself instead of
+ * waiting, so N threads run on N cores. It waits only when every frame
+ * is being worked on, and the other N - 1 threads only when the queues
+ * are empty; a thread is woken only when one waits (n_idle, rd_waiting),
+ * never once per frame by default.
  *
  * Frames are kept in a ring of slots, oldest first: taken (to decode),
  * decoded, being paired, queued for comparison, compared. A slot is
@@ -192,10 +196,12 @@ struct worker {
 struct diff_pool {
 	struct diff_ctx *ctx;
 	pthread_mutex_t mu;
-	pthread_cond_t work;	    /* a slot is queued, or quit */
-	pthread_cond_t done;	    /* a slot was decoded or compared */
-	struct slot *qhead, *qtail; /* frames to decode, first */
-	struct slot *chead, *ctail; /* then frames to compare */
+	pthread_cond_t work;	    /* a slot is queued, or quit: to idle threads */
+	pthread_cond_t done;	    /* a slot was decoded or compared: to the reading thread */
+	struct slot *qhead, *qtail; /* frames to decode */
+	struct slot *chead, *ctail; /* frames to compare */
+	unsigned n_idle;	    /* started threads waiting for work */
+	bool rd_waiting;	    /* the reading thread waits for a slot */
 	bool quit;
 	int err; /* the first error of a thread */
 
@@ -209,7 +215,7 @@ struct diff_pool {
 	struct slot *cur; /* being paired */
 	bool walk_end, walk_blocked;
 
-	unsigned n;
+	unsigned n; /* threads that decode and compare: the reading thread (w[0]) too */
 	struct worker w[];
 };
 
@@ -267,8 +273,9 @@ static int run_pairs(struct worker *w, const struct slot *sl)
 	return 0;
 }
 
-/* Queue @p sl (under mu): to decode when taken, else to compare. Frames
- * to decode go first: the reading thread waits for them. */
+/* Queue @p sl (under mu): to decode when taken, else to compare. An idle
+ * thread is woken, if there is one: a busy one looks at the queues before
+ * it waits. */
 static void enqueue(struct diff_pool *pl, struct slot *sl)
 {
 	struct slot **h = sl->st == S_TAKEN ? &pl->qhead : &pl->chead;
@@ -279,7 +286,8 @@ static void enqueue(struct diff_pool *pl, struct slot *sl)
 	else
 		*h = sl;
 	*t = sl;
-	pthread_cond_signal(&pl->work);
+	if (pl->n_idle)
+		pthread_cond_signal(&pl->work);
 }
 
 /* Remove @p sl from the queue of frames to decode (under mu): false when
@@ -302,8 +310,8 @@ static bool dequeue(struct diff_pool *pl, struct slot *sl)
 }
 
 /*
- * Unlink and return the first slot of list @p h/@p t that prefers worker
- * @p me (slot index modulo the number of workers), or with @p any the
+ * Unlink and return the first slot of list @p h/@p t that prefers thread
+ * @p me (slot index modulo the number of threads), or with @p any the
  * first slot; NULL when there is none (under mu).
  */
 static struct slot *take_from(struct diff_pool *pl, struct slot **h, struct slot **t, unsigned me,
@@ -325,11 +333,11 @@ static struct slot *take_from(struct diff_pool *pl, struct slot **h, struct slot
 }
 
 /*
- * A worker's next slot (under mu). Each slot has a preferred worker, the
- * same one for decoding and comparing and for every frame the slot holds
- * in turn: its buffers stay in one core's caches. Frames to decode come
- * first (the reading thread waits for them); another worker's slot is
- * taken only when there is none of one's own.
+ * Thread @p me's next slot (under mu). Each slot has a preferred thread,
+ * the same one for decoding and comparing and for every frame the slot
+ * holds in turn: its buffers stay in one core's caches. Frames to decode
+ * come first (pairing waits for them); another thread's slot is taken
+ * only when there is none of one's own.
  */
 static struct slot *next_slot(struct diff_pool *pl, unsigned me)
 {
@@ -343,6 +351,35 @@ static struct slot *next_slot(struct diff_pool *pl, unsigned me)
 	return sl;
 }
 
+/* Decode or compare slot @p sl, taken from a queue, on thread @p w (under
+ * mu, released while it works). The reading thread is told if it waits. */
+static void work_on(struct diff_pool *pl, struct worker *w, struct slot *sl)
+{
+	bool decode = sl->st == S_TAKEN;
+	if (decode)
+		sl->st = S_DECODING;
+	pthread_mutex_unlock(&pl->mu);
+	int rc;
+	if (decode)
+		rc = store_frame_decode(sl->sf, w->dec);
+	else
+		rc = w->rc ? 0 : run_pairs(w, sl);
+	pthread_mutex_lock(&pl->mu);
+	if (decode) {
+		sl->rc = rc;
+		sl->st = S_DECODED;
+	} else {
+		sl->st = S_DONE;
+		if (rc && !w->rc) {
+			w->rc = rc;
+			if (!pl->err)
+				pl->err = rc;
+		}
+	}
+	if (pl->rd_waiting)
+		pthread_cond_signal(&pl->done);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -350,36 +387,36 @@ static void *worker_main(void *arg)
 	unsigned me = (unsigned)(w - pl->w);
 	pthread_mutex_lock(&pl->mu);
 	for (;;) {
-		while (!pl->qhead && !pl->chead && !pl->quit)
-			pthread_cond_wait(&pl->work, &pl->mu);
 		struct slot *sl = next_slot(pl, me);
-		if (!sl)
-			break; /* quit, and nothing left */
-		bool decode = sl->st == S_TAKEN;
-		if (decode)
-			sl->st = S_DECODING;
-		pthread_mutex_unlock(&pl->mu);
-		int rc;
-		if (decode)
-			rc = store_frame_decode(sl->sf, w->dec);
-		else
-			rc = w->rc ? 0 : run_pairs(w, sl);
-		pthread_mutex_lock(&pl->mu);
-		if (decode) {
-			sl->rc = rc;
-			sl->st = S_DECODED;
-		} else {
-			sl->st = S_DONE;
-			if (rc && !w->rc) {
-				w->rc = rc;
-				if (!pl->err)
-					pl->err = rc;
-			}
+		if (sl) {
+			work_on(pl, w, sl);
+			continue;
 		}
-		pthread_cond_signal(&pl->done);
+		if (pl->quit)
+			break;
+		pl->n_idle++;
+		pthread_cond_wait(&pl->work, &pl->mu);
+		pl->n_idle--;
 	}
 	pthread_mutex_unlock(&pl->mu);
 	return NULL;
+}
+
+/*
+ * The reading thread has nothing to settle or take (under mu): it
+ * decodes or compares a slot itself, its own first, or waits until a
+ * thread has decoded or compared one.
+ */
+static void help_or_wait(struct diff_pool *pl)
+{
+	struct slot *sl = next_slot(pl, 0);
+	if (sl) {
+		work_on(pl, &pl->w[0], sl);
+		return;
+	}
+	pl->rd_waiting = true;
+	pthread_cond_wait(&pl->done, &pl->mu);
+	pl->rd_waiting = false;
 }
 
 static void stop_workers(struct diff_pool *pl)
@@ -451,7 +488,8 @@ struct diff_pool *diff_pool_create(struct diff_ctx *c, unsigned n)
 		w->part.cand = w->cand;
 		w->part.sec = &w->sec;
 	}
-	for (unsigned i = 0; i < n; i++) {
+	/* w[0] is the reading thread's */
+	for (unsigned i = 1; i < n; i++) {
 		if (pthread_create(&pl->w[i].tid, NULL, worker_main, &pl->w[i]))
 			goto fail;
 		pl->w[i].started = true;
@@ -510,27 +548,6 @@ static void retire(struct diff_pool *pl)
 	}
 }
 
-/* Wait until the oldest slot, paired, is compared (reading thread). */
-static void wait_head(struct diff_pool *pl)
-{
-	struct slot *sl = slot_at(pl, 0);
-	pthread_mutex_lock(&pl->mu);
-	while (sl->st != S_DONE)
-		pthread_cond_wait(&pl->done, &pl->mu);
-	pthread_mutex_unlock(&pl->mu);
-}
-
-/* Wait until @p sl is decoded. The reading thread does not decode it
- * itself: the serial part stays small (docs/benchmarks.md). */
-static int await_decoded(struct diff_pool *pl, struct slot *sl)
-{
-	pthread_mutex_lock(&pl->mu);
-	while (sl->st != S_DECODED)
-		pthread_cond_wait(&pl->done, &pl->mu);
-	pthread_mutex_unlock(&pl->mu);
-	return sl->rc;
-}
-
 /* Take frames ahead while there is room: slots and the content budget. */
 static int fill(struct diff_pool *pl, struct store_reader *r)
 {
@@ -571,9 +588,11 @@ static void drop_taken(struct diff_pool *pl, unsigned keep)
 		pthread_mutex_lock(&pl->mu);
 		if (sl->st == S_TAKEN)
 			dequeue(pl, sl);
-		else
-			while (sl->st == S_DECODING)
-				pthread_cond_wait(&pl->done, &pl->mu);
+		while (sl->st == S_DECODING) {
+			pl->rd_waiting = true;
+			pthread_cond_wait(&pl->done, &pl->mu);
+			pl->rd_waiting = false;
+		}
 		sl->st = S_FREE;
 		pthread_mutex_unlock(&pl->mu);
 		pl->inflight -= sl->bytes;
@@ -586,41 +605,48 @@ int diff_pool_next_frame(struct diff_pool *pl, struct store_reader *r, struct st
 {
 	pairing_done(pl);
 	for (;;) {
-		pthread_mutex_lock(&pl->mu);
-		int err = pl->err;
-		pthread_mutex_unlock(&pl->mu);
-		if (err)
-			return err;
 		retire(pl);
 		int rc = fill(pl, r);
 		if (rc)
 			return rc;
+		pthread_mutex_lock(&pl->mu);
+		if (pl->err) {
+			rc = pl->err;
+			pthread_mutex_unlock(&pl->mu);
+			return rc;
+		}
 		if (pl->n_seq < pl->n_used) {
 			struct slot *sl = slot_at(pl, pl->n_seq);
-			rc = await_decoded(pl, sl);
-			if (!rc)
-				rc = store_reader_settle(r, sl->sf);
-			if (rc < 0)
-				return rc;
-			if (rc == 0) {
-				drop_taken(pl, pl->n_seq + 1);
-				pl->walk_end = true;
+			if (sl->st == S_DECODED) {
+				pthread_mutex_unlock(&pl->mu);
+				rc = sl->rc;
+				if (!rc)
+					rc = store_reader_settle(r, sl->sf);
+				if (rc < 0)
+					return rc;
+				if (rc == 0) {
+					drop_taken(pl, pl->n_seq + 1);
+					pl->walk_end = true;
+				}
+				if (pl->n_seq + 1 == pl->n_used)
+					pl->walk_blocked = false;
+				sl->st = S_PAIRING;
+				pl->n_seq++;
+				pl->cur = sl;
+				*out = sl->sf;
+				return 1;
 			}
-			if (pl->n_seq + 1 == pl->n_used)
-				pl->walk_blocked = false;
-			sl->st = S_PAIRING;
-			pl->n_seq++;
-			pl->cur = sl;
-			*out = sl->sf;
-			return 1;
-		}
-		if (pl->walk_end)
+		} else if (pl->walk_end) {
+			pthread_mutex_unlock(&pl->mu);
 			return 0;
-		if (pl->walk_blocked) {
+		} else if (pl->walk_blocked) {
 			pl->walk_blocked = false; /* every frame taken is settled: walk on */
+			pthread_mutex_unlock(&pl->mu);
 			continue;
 		}
-		wait_head(pl); /* no room: wait for the oldest to be compared */
+		/* the next frame is being decoded, or no room: work meanwhile */
+		help_or_wait(pl);
+		pthread_mutex_unlock(&pl->mu);
 	}
 }
 
@@ -679,7 +705,9 @@ int diff_pool_drain(struct diff_pool *pl)
 		retire(pl);
 		if (!pl->n_used)
 			break;
-		wait_head(pl);
+		pthread_mutex_lock(&pl->mu);
+		help_or_wait(pl);
+		pthread_mutex_unlock(&pl->mu);
 	}
 	pl->walk_end = pl->walk_blocked = false;
 	pthread_mutex_lock(&pl->mu);
