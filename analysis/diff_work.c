@@ -3,19 +3,26 @@
  * diff_work - reading and comparing on several threads
  * (diff_params.threads).
  *
- * The thread that reads a file walks it and takes its data frames
- * (store_reader_take_frame()); N threads decompress and decode them
- * (store_frame_decode()); the reading thread settles them in file order
- * (store_reader_settle(), the same damage, counters and records as one
- * thread reading) and pairs their records with the window of
- * diff_file.c; the pairs of a frame, pointers into its records, are
- * queued to be compared by the N threads. The reading thread is one of
- * the N: whenever the next frame to pair is not decoded yet, or there is
- * no room to take more, it decodes or compares a frame itself instead of
- * waiting, so N threads run on N cores. It waits only when every frame
- * is being worked on, and the other N - 1 threads only when the queues
- * are empty; a thread is woken only when one waits (n_idle, rd_waiting),
- * never once per frame by default.
+ * N threads read a file together: the thread that calls diff_pool_read()
+ * and N - 1 started by the pool. Each decodes and compares frames, and
+ * one at a time has the turn (the pairing turn, diff_pool.turn_held):
+ * it walks the file and takes its data frames, each a copy of the
+ * compressed bytes (store_reader_take_frame()), settles the decoded
+ * frames in file order (store_reader_settle(), the same damage, counters
+ * and records as one thread reading) and pairs their records with the
+ * window of diff_file.c (diff_pool_pair_fn); the pairs of a frame,
+ * pointers into its records, are queued to be compared. Any thread may
+ * decompress and decode a taken frame (store_frame_decode()) and compare
+ * a paired one.
+ *
+ * Where things run is chosen for the caches, since handing a frame's
+ * buffers from one core to another costs more than the handing over
+ * itself: each slot of frames has a preferred thread that decodes and
+ * compares the frames it holds, and the turn goes to whichever thread is
+ * free when a frame is decoded, most often the one that decoded it, so
+ * a frame is decoded, paired and compared on one core. A thread waits
+ * only when there is nothing to do (n_idle), and is woken only then:
+ * when a frame is queued, not once per state change.
  *
  * Frames are kept in a ring of slots, oldest first: taken (to decode),
  * decoded, being paired, queued for comparison, compared. A slot is
@@ -27,9 +34,12 @@
  * that plus one frame); a frame larger than it alone has no frame read
  * ahead of it (counted in diff_file.c: frames_over_inflight).
  *
- * Each thread counts what it compares in its own aggregates (diff_agg.c),
- * with its own pair engine and rule hit counts, and touches nothing shared
- * but the memory counter and the queue. diff_pool_finish() merges the
+ * What pairing touches (the reader, the window and the context's counts
+ * of diff_file.c, the ring) is touched only by the thread that has the
+ * turn; the turn is taken and given back under mu, which orders one turn
+ * after the other. Each thread counts what it compares in its own
+ * aggregates (diff_agg.c), with its own pair engine and rule hit counts,
+ * and touches nothing shared but the memory counter and the queues. diff_pool_finish() merges the
  * threads' aggregates into the context's in thread order; every aggregate
  * is a sum, a histogram or a bottom-k sample, so the report does not
  * depend on which thread compared which pair, nor on the number of
@@ -196,16 +206,26 @@ struct worker {
 struct diff_pool {
 	struct diff_ctx *ctx;
 	pthread_mutex_t mu;
-	pthread_cond_t work;	    /* a slot is queued, or quit: to idle threads */
-	pthread_cond_t done;	    /* a slot was decoded or compared: to the reading thread */
+	pthread_cond_t work;	    /* to idle threads: a slot is queued, a read ends, quit */
+	pthread_cond_t done;	    /* to done_waiting: a slot was decoded or compared */
 	struct slot *qhead, *qtail; /* frames to decode */
 	struct slot *chead, *ctail; /* frames to compare */
-	unsigned n_idle;	    /* started threads waiting for work */
-	bool rd_waiting;	    /* the reading thread waits for a slot */
+	unsigned n_idle;	    /* threads waiting on work */
+	bool done_waiting;	    /* a thread waits on done for a slot */
 	bool quit;
 	int err; /* the first error of a thread */
 
-	/* the ring, touched by the reading thread (states under mu) */
+	/* a file being read (diff_pool_read()): one thread at a time has the
+	 * turn to walk, settle and pair */
+	struct store_reader *r;
+	diff_pool_pair_fn fn;
+	void *arg;
+	bool reading;	/* a file is read: turns are taken */
+	bool turn_held; /* a thread has the turn */
+	bool turn_due;	/* a slot was decoded or compared since the last turn began */
+
+	/* the ring, touched by the thread that has the turn, or by the one
+	 * that called diff_pool_read() when no file is read (states under mu) */
 	struct slot *slots;
 	unsigned n_slots;
 	unsigned head;	  /* oldest slot in use */
@@ -352,7 +372,8 @@ static struct slot *next_slot(struct diff_pool *pl, unsigned me)
 }
 
 /* Decode or compare slot @p sl, taken from a queue, on thread @p w (under
- * mu, released while it works). The reading thread is told if it waits. */
+ * mu, released while it works). A turn is due: the next frame may be
+ * ready to pair, or there may be room to take more. */
 static void work_on(struct diff_pool *pl, struct worker *w, struct slot *sl)
 {
 	bool decode = sl->st == S_TAKEN;
@@ -376,48 +397,12 @@ static void work_on(struct diff_pool *pl, struct worker *w, struct slot *sl)
 				pl->err = rc;
 		}
 	}
-	if (pl->rd_waiting)
+	pl->turn_due = true;
+	if (pl->done_waiting)
 		pthread_cond_signal(&pl->done);
 }
 
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct diff_pool *pl = w->pl;
-	unsigned me = (unsigned)(w - pl->w);
-	pthread_mutex_lock(&pl->mu);
-	for (;;) {
-		struct slot *sl = next_slot(pl, me);
-		if (sl) {
-			work_on(pl, w, sl);
-			continue;
-		}
-		if (pl->quit)
-			break;
-		pl->n_idle++;
-		pthread_cond_wait(&pl->work, &pl->mu);
-		pl->n_idle--;
-	}
-	pthread_mutex_unlock(&pl->mu);
-	return NULL;
-}
-
-/*
- * The reading thread has nothing to settle or take (under mu): it
- * decodes or compares a slot itself, its own first, or waits until a
- * thread has decoded or compared one.
- */
-static void help_or_wait(struct diff_pool *pl)
-{
-	struct slot *sl = next_slot(pl, 0);
-	if (sl) {
-		work_on(pl, &pl->w[0], sl);
-		return;
-	}
-	pl->rd_waiting = true;
-	pthread_cond_wait(&pl->done, &pl->mu);
-	pl->rd_waiting = false;
-}
+static void *worker_main(void *arg);
 
 static void stop_workers(struct diff_pool *pl)
 {
@@ -589,9 +574,9 @@ static void drop_taken(struct diff_pool *pl, unsigned keep)
 		if (sl->st == S_TAKEN)
 			dequeue(pl, sl);
 		while (sl->st == S_DECODING) {
-			pl->rd_waiting = true;
+			pl->done_waiting = true;
 			pthread_cond_wait(&pl->done, &pl->mu);
-			pl->rd_waiting = false;
+			pl->done_waiting = false;
 		}
 		sl->st = S_FREE;
 		pthread_mutex_unlock(&pl->mu);
@@ -601,53 +586,128 @@ static void drop_taken(struct diff_pool *pl, unsigned keep)
 	}
 }
 
-int diff_pool_next_frame(struct diff_pool *pl, struct store_reader *r, struct store_frame **out)
+/*
+ * A turn (without mu): retire what is compared, take frames while there
+ * is room, and settle and pair the next frames in file order while they
+ * are decoded. 0 when it waits for a frame to be decoded or compared, 1
+ * at the end of the read (every frame taken is paired), or an error.
+ */
+static int take_turn(struct diff_pool *pl)
 {
-	pairing_done(pl);
 	for (;;) {
 		retire(pl);
-		int rc = fill(pl, r);
+		int rc = fill(pl, pl->r);
 		if (rc)
 			return rc;
-		pthread_mutex_lock(&pl->mu);
-		if (pl->err) {
-			rc = pl->err;
-			pthread_mutex_unlock(&pl->mu);
-			return rc;
-		}
 		if (pl->n_seq < pl->n_used) {
 			struct slot *sl = slot_at(pl, pl->n_seq);
-			if (sl->st == S_DECODED) {
-				pthread_mutex_unlock(&pl->mu);
-				rc = sl->rc;
-				if (!rc)
-					rc = store_reader_settle(r, sl->sf);
-				if (rc < 0)
-					return rc;
-				if (rc == 0) {
-					drop_taken(pl, pl->n_seq + 1);
-					pl->walk_end = true;
-				}
-				if (pl->n_seq + 1 == pl->n_used)
-					pl->walk_blocked = false;
-				sl->st = S_PAIRING;
-				pl->n_seq++;
-				pl->cur = sl;
-				*out = sl->sf;
-				return 1;
+			pthread_mutex_lock(&pl->mu);
+			bool ready = sl->st == S_DECODED;
+			pthread_mutex_unlock(&pl->mu);
+			if (!ready)
+				return 0;
+			rc = sl->rc;
+			if (!rc)
+				rc = store_reader_settle(pl->r, sl->sf);
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				drop_taken(pl, pl->n_seq + 1);
+				pl->walk_end = true;
 			}
-		} else if (pl->walk_end) {
+			if (pl->n_seq + 1 == pl->n_used)
+				pl->walk_blocked = false;
+			pthread_mutex_lock(&pl->mu);
+			sl->st = S_PAIRING;
 			pthread_mutex_unlock(&pl->mu);
-			return 0;
-		} else if (pl->walk_blocked) {
-			pl->walk_blocked = false; /* every frame taken is settled: walk on */
-			pthread_mutex_unlock(&pl->mu);
+			pl->n_seq++;
+			pl->cur = sl;
+			rc = pl->fn(pl->arg, sl->sf);
+			pairing_done(pl);
+			if (rc)
+				return rc < 0 ? rc : -EIO;
 			continue;
 		}
-		/* the next frame is being decoded, or no room: work meanwhile */
-		help_or_wait(pl);
-		pthread_mutex_unlock(&pl->mu);
+		if (pl->walk_end)
+			return 1;
+		if (!pl->walk_blocked)
+			return 0;	  /* no room: wait for the oldest to be compared */
+		pl->walk_blocked = false; /* every frame taken is settled: walk on */
 	}
+}
+
+/*
+ * One step of thread @p me (under mu, released while it works): the turn
+ * when one is due and free, else a slot to decode or compare, its own
+ * first. False when there is nothing to do. The turn goes to whichever
+ * thread is free when a frame is decoded, most often the one that
+ * decoded it, so the frame's records are paired and then compared where
+ * they were decoded.
+ */
+static bool step(struct diff_pool *pl, unsigned me)
+{
+	if (pl->reading && pl->turn_due && !pl->turn_held && !pl->err) {
+		pl->turn_held = true;
+		pl->turn_due = false;
+		pthread_mutex_unlock(&pl->mu);
+		int rc = take_turn(pl);
+		pthread_mutex_lock(&pl->mu);
+		pl->turn_held = false;
+		if (rc < 0 && !pl->err)
+			pl->err = rc;
+		if (rc)
+			pl->reading = false;
+		if (rc || pl->err)
+			pthread_cond_broadcast(&pl->work); /* to diff_pool_read() */
+		return true;
+	}
+	struct slot *sl = next_slot(pl, me);
+	if (!sl)
+		return false;
+	work_on(pl, &pl->w[me], sl);
+	return true;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct diff_pool *pl = w->pl;
+	unsigned me = (unsigned)(w - pl->w);
+	pthread_mutex_lock(&pl->mu);
+	for (;;) {
+		if (step(pl, me))
+			continue;
+		if (pl->quit)
+			break;
+		pl->n_idle++;
+		pthread_cond_wait(&pl->work, &pl->mu);
+		pl->n_idle--;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
+}
+
+int diff_pool_read(struct diff_pool *pl, struct store_reader *r, diff_pool_pair_fn fn, void *arg)
+{
+	pthread_mutex_lock(&pl->mu);
+	pl->r = r;
+	pl->fn = fn;
+	pl->arg = arg;
+	pl->walk_end = pl->walk_blocked = false;
+	pl->reading = !pl->err;
+	pl->turn_due = true;
+	/* an error stops the read once the turn is back */
+	while ((pl->reading && !pl->err) || pl->turn_held) {
+		if (step(pl, 0))
+			continue;
+		pl->n_idle++;
+		pthread_cond_wait(&pl->work, &pl->mu);
+		pl->n_idle--;
+	}
+	pl->reading = false;
+	int rc = pl->err;
+	pthread_mutex_unlock(&pl->mu);
+	return rc;
 }
 
 int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const struct store_result *r,
@@ -706,7 +766,11 @@ int diff_pool_drain(struct diff_pool *pl)
 		if (!pl->n_used)
 			break;
 		pthread_mutex_lock(&pl->mu);
-		help_or_wait(pl);
+		if (!step(pl, 0)) {
+			pl->done_waiting = true; /* every slot left is worked on */
+			pthread_cond_wait(&pl->done, &pl->mu);
+			pl->done_waiting = false;
+		}
 		pthread_mutex_unlock(&pl->mu);
 	}
 	pl->walk_end = pl->walk_blocked = false;
