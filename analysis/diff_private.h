@@ -468,7 +468,8 @@ int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const str
 		  size_t ci, bool secondary, bool copy);
 
 /* Free @p block (mem_alloc) once every pair queued so far is compared.
- * 0, or -ENOMEM (then it is freed at once: only on a failing run). */
+ * 0, or -ENOMEM: then the run fails, no pair is compared any more, and
+ * the block is freed once the compares under way are over. */
 int diff_pool_defer(struct diff_pool *pl, void *block);
 
 /* Wait until every queued pair is compared and every frame is retired

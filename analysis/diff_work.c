@@ -34,6 +34,15 @@
  * that plus one frame); a frame larger than it alone has no frame read
  * ahead of it (counted in diff_file.c: frames_over_inflight).
  *
+ * An error (of decoding, pairing or comparing, or -ENOMEM when a copied
+ * session cannot be deferred) fails the run: it is kept in diff_pool.err,
+ * no turn is taken and no pair is compared any more, and the threads that
+ * wait are woken to stop the read. diff_pool_defer() then frees its block
+ * once the compares under way are over (n_comparing is 0): the pairs
+ * that point to it are never compared. It is called while pairing (with
+ * the turn, which no thread takes while it compares) or by the reading
+ * thread after a read, never while comparing: it waits on others only.
+ *
  * What pairing touches (the reader, the window and the context's counts
  * of diff_file.c, the ring) is touched only by the thread that has the
  * turn; the turn is taken and given back under mu, which orders one turn
@@ -211,6 +220,7 @@ struct diff_pool {
 	struct slot *qhead, *qtail; /* frames to decode */
 	struct slot *chead, *ctail; /* frames to compare */
 	unsigned n_idle;	    /* threads waiting on work */
+	unsigned n_comparing;	    /* threads in run_pairs(), never one with the turn */
 	bool done_waiting;	    /* a thread waits on done for a slot */
 	bool quit;
 	int err; /* the first error of a thread */
@@ -377,15 +387,20 @@ static struct slot *next_slot(struct diff_pool *pl, unsigned me)
 static void work_on(struct diff_pool *pl, struct worker *w, struct slot *sl)
 {
 	bool decode = sl->st == S_TAKEN;
+	/* after an error the run fails: pairs are no longer compared (they
+	 * may point to memory freed on the error's way out) */
+	bool compare = !decode && !w->rc && !pl->err;
 	if (decode)
 		sl->st = S_DECODING;
+	pl->n_comparing += compare;
 	pthread_mutex_unlock(&pl->mu);
-	int rc;
+	int rc = 0;
 	if (decode)
 		rc = store_frame_decode(sl->sf, w->dec);
-	else
-		rc = w->rc ? 0 : run_pairs(w, sl);
+	else if (compare)
+		rc = run_pairs(w, sl);
 	pthread_mutex_lock(&pl->mu);
+	pl->n_comparing -= compare;
 	if (decode) {
 		sl->rc = rc;
 		sl->st = S_DECODED;
@@ -393,8 +408,10 @@ static void work_on(struct diff_pool *pl, struct worker *w, struct slot *sl)
 		sl->st = S_DONE;
 		if (rc && !w->rc) {
 			w->rc = rc;
-			if (!pl->err)
+			if (!pl->err) {
 				pl->err = rc;
+				pthread_cond_broadcast(&pl->work); /* the read stops */
+			}
 		}
 	}
 	pl->turn_due = true;
@@ -747,7 +764,20 @@ int diff_pool_defer(struct diff_pool *pl, void *block)
 		size_t nc = sl->cap_defer ? sl->cap_defer * 2 : 16;
 		void **nd = mem_realloc(sl->defer, nc * sizeof(*nd));
 		if (!nd) {
-			mem_free(block); /* cannot wait: nothing compared may use it now */
+			/* the run fails: once the compares under way are over,
+			 * no pair that may point to the block is compared */
+			pthread_mutex_lock(&pl->mu);
+			if (!pl->err) {
+				pl->err = -ENOMEM;
+				pthread_cond_broadcast(&pl->work);
+			}
+			while (pl->n_comparing) {
+				pl->done_waiting = true;
+				pthread_cond_wait(&pl->done, &pl->mu);
+				pl->done_waiting = false;
+			}
+			pthread_mutex_unlock(&pl->mu);
+			mem_free(block);
 			return -ENOMEM;
 		}
 		sl->defer = nd;
