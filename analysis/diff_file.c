@@ -521,8 +521,8 @@ static int win_close(struct fstate *f, struct held *k)
 			rc = pend_add(f, k->s);
 		}
 	}
-	rc = rc ? rc : held_free(c, k);
-	return rc;
+	int frc = held_free(c, k); /* out of the window: freed on error too */
+	return rc ? rc : frc;
 }
 
 /* The frame just read is done with: copy the sessions of it still held. */

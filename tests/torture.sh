@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: MIT
 # Allocation-failure torture (curl's model). For each case - `dyetap record`
 # on golden pcaps, `dyetap info` / `cat` on the recording, `dyetap diff` on a
-# generated results file, `dyetap mirror -w` (recorder and shadow core) to a
-# lane that refuses connections - a first run counts the allocations C
+# generated results file and on the recording (sessions without results),
+# `dyetap mirror -w` (recorder and shadow core) to a lane that refuses
+# connections - a first run counts the allocations C
 # (DYETAP_ALLOC_COUNT_FILE); then the case is re-run with DYETAP_FAIL_ALLOC=N
 # for N = 1 .. C. When C is larger than the point budget (MAX_POINTS per
 # case) N walks with the stride ceil(C / MAX_POINTS), starting at 1, so the
 # early allocations (set-up) and a spread of the later ones are all hit.
-# Redaction rules are part of one record case. Every run must: not die of a signal, leave no sanitizer report (ASan,
-# UBSan, LeakSanitizer), and exit 0 or exit 1..3 with a "dyetap ..." message
-# on stderr. docs/testing.md describes the full and the quick run.
+# Redaction rules are part of one record case. Every run must: not die of a
+# signal, leave no sanitizer report (ASan, UBSan, LeakSanitizer), and exit 0
+# or exit 1..3 with a "dyetap ..." message on stderr. docs/testing.md
+# describes the full and the quick run.
 #
 # Usage: tests/torture.sh [--quick] [--max-points N] [BUILD_DIR]
 #   BUILD_DIR must be configured with -Dfault_injection=true (ASan+UBSan
@@ -63,6 +65,7 @@ info|\$D info rec.dyt
 cat|\$D cat rec.dyt
 cat-json|\$D cat --json rec.dyt
 diff|\$D diff results.dyt --secondary secondary.dyt --json out.json --junit out.xml --html out.html --quiet
+diff-recording|\$D diff rec.dyt --quiet
 mirror|\$D mirror -r \$G/nginx-static/input.pcap --color 'blue=path:/*' --lane blue=http://127.0.0.1:1 --drain-timeout 0 -w out.dyt --redact-defaults --json"
 
 # Runs one case with DYETAP_FAIL_ALLOC=$2; prints a reason on failure.
