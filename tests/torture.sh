@@ -12,9 +12,9 @@
 # and a spread of the later ones are all hit. Redaction rules are part of
 # one record case. With --threads the threads allocate in the order they
 # are scheduled, so the Nth allocation differs from run to run. Every run
-# must: not die of a signal, leave no sanitizer report (ASan, UBSan,
-# LeakSanitizer), and exit 0 or exit 1..3 with a "dyetap ..." message on
-# stderr.
+# must: end within RUN_TIMEOUT seconds (a hang is a failure point), not die
+# of a signal, leave no sanitizer report (ASan, UBSan, LeakSanitizer), and
+# exit 0 or exit 1..3 with a "dyetap ..." message on stderr.
 # docs/testing.md describes the full and the quick run.
 #
 # Usage: tests/torture.sh [--quick] [--max-points N] [BUILD_DIR]
@@ -26,6 +26,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 max=1000
+run_timeout=${RUN_TIMEOUT:-60} # seconds per run; an ASan run takes well under 1 s
 bdir=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -82,9 +83,13 @@ mirror|\$D mirror -r \$G/nginx-static/input.pcap --color 'blue=path:/*' --lane b
 check_run() {
     cmd=$1
     n=$2
-    (cd "$work" && D=$dyetap G=$golden DYETAP_FAIL_ALLOC=$n sh -c "$cmd") \
+    (cd "$work" && D=$dyetap G=$golden DYETAP_FAIL_ALLOC=$n timeout -k 5 "$run_timeout" sh -c "$cmd") \
         >"$work/out" 2>"$work/err"
     st=$?
+    if [ $st -eq 124 ]; then
+        echo "no exit within $run_timeout s (a hang?)"
+        return 1
+    fi
     if grep -q -E 'Sanitizer|runtime error:' "$work/err"; then
         echo "sanitizer report: $(grep -m1 -E 'ERROR:|runtime error:' "$work/err")"
         return 1
@@ -113,8 +118,8 @@ echo "$cases" >"$work/cases"
 while IFS='|' read -r name cmd; do
     i=$((i + 1))
     rm -f "$work/count"
-    (cd "$work" && D=$dyetap G=$golden DYETAP_ALLOC_COUNT_FILE="$work/count" sh -c "$cmd") \
-        >/dev/null 2>"$work/err"
+    (cd "$work" && D=$dyetap G=$golden DYETAP_ALLOC_COUNT_FILE="$work/count" \
+        timeout -k 5 "$run_timeout" sh -c "$cmd") >/dev/null 2>"$work/err"
     st=$?
     count=$(cat "$work/count" 2>/dev/null || echo 0)
     if [ $st -ne 0 ] || [ "$count" -eq 0 ]; then
