@@ -457,7 +457,7 @@ int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_
  * session's results follow it before the next session). The unit holds
  * its records packed (store_pack_*(), on the caller's thread) until
  * replay_wq_add_unit(). It is taken from producer @p pr's spares (units
- * it queued before; @p pr may be NULL: a new one) and used by that
+ * written before; @p pr may be NULL: a new one) and used by that
  * producer's thread only.
  */
 struct replay_wq_unit;
@@ -478,8 +478,10 @@ size_t replay_wq_unit_records(const struct replay_wq_unit *u);
 /** Bytes @p u takes in the queue. */
 size_t replay_wq_unit_bytes(const struct replay_wq_unit *u);
 /**
- * Queue unit @p u's records, contiguous in one chunk, and take @p u back
- * (whatever the result: it goes to @p pr's spares or is freed).
+ * Queue unit @p u's records, to be written one after the other, and take
+ * @p u (whatever the result: the writer thread hands it back to the
+ * producers' spares once written; a refused one goes to @p pr's spares or
+ * is freed).
  * @return as replay_wq_add_session(); on an error none of its records is
  * queued.
  */
