@@ -302,7 +302,11 @@ struct replay_engine_params {
 	bool insecure;			      /**< https: do not verify the certificate */
 	const char *ca_file;		      /**< https: CA bundle instead of the system's */
 	const char *sni;		      /**< https: server name (default: the URL's host) */
-	replay_done_fn on_done;		      /**< required */
+	/** Every request submitted passed replay_filter_check() (whose
+	 *  checks include the safety one): HTTP/2 requests are not checked
+	 *  again on submit. */
+	bool checked;
+	replay_done_fn on_done; /**< required */
 	void *ctx;
 	/** Causal order (replay_causal.h): this engine's thread's tracker,
 	 *  borrowed, must outlive the engine; NULL: requests wait for nothing

@@ -1273,6 +1273,7 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	for (uint32_t i = 0; i < b.n_th; i++) {
 		struct replay_engine_params ep = p->engine;
 		ep.on_done = on_done;
+		ep.checked = true; /* src_next() hands out filtered sessions only */
 		ep.ctx = &b.th[i];
 		b.th[i].b = &b;
 		b.th[i].idx = i;
