@@ -7,7 +7,9 @@
  *
  * Each producer (one per event loop) deep-copies records into its own
  * 256 KiB chunk (the record struct, its header arrays, then its bytes,
- * pointers fixed into the chunk) without any lock. A full chunk, or a
+ * pointers fixed into the chunk) without any lock. A full chunk, one that
+ * refers to 1 MiB of units (then the writer is signalled: units come back
+ * for reuse while still in the caches, and fewer exist at once), or a
  * partial one at replay_wq_prod_flush(), is published with one atomic
  * push onto a lock-free list; the writer thread takes the whole list with
  * one atomic exchange, restores publication order, writes the records
@@ -58,6 +60,7 @@
 #define WQ_STALL_NS	 (10 * 1000000LL)
 #define WQ_TICK_NS	 (100 * 1000000LL)
 #define WQ_CHUNK	 (256u * 1024)
+#define WQ_PUBLISH_EXTRA (1024u * 1024) /* units' bytes a chunk refers to */
 #define WQ_NICE_UP	 5
 #define WQ_SPARE_MAX	 16 /* chunks kept for reuse */
 
@@ -120,6 +123,7 @@ struct replay_wq_unit {
 struct wq_chunk {
 	struct wq_chunk *next;
 	size_t cap, used; /* bytes of data[] */
+	size_t extra;	  /* bytes its items refer to outside it (units) */
 	uint64_t n;	  /* records */
 	_Alignas(16) uint8_t data[];
 };
@@ -152,6 +156,7 @@ struct replay_wq_prod {
 	struct replay_wq_unit *spare_units; /* queued units, kept for reuse */
 	unsigned n_spare_units;
 	size_t spare_unit_bytes; /* their buffers' capacity */
+	size_t unit_hint;	 /* bytes a unit takes: recent largest, decaying */
 };
 
 /* ---- deep copy ---- */
@@ -546,6 +551,7 @@ static struct wq_item *prod_reserve_x(struct replay_wq_prod *pr, size_t size, si
 		ch->next = NULL;
 		ch->cap = cap;
 		ch->used = 0;
+		ch->extra = 0;
 		ch->n = 0;
 		pr->cur = ch;
 	}
@@ -564,14 +570,19 @@ static void prod_commit_n(struct replay_wq_prod *pr, size_t size, size_t extra, 
 	struct replay_wq *q = pr->q;
 	struct wq_chunk *ch = pr->cur;
 	ch->used += size;
+	ch->extra += extra;
 	ch->n += n;
 	atomic_fetch_add_explicit(&q->queued, n, memory_order_relaxed);
 	size_t before = atomic_fetch_add(&q->bytes, size + extra);
 	size_t now = before + size + extra, hw = atomic_load(&q->max_bytes);
 	while (now > hw && !atomic_compare_exchange_weak(&q->max_bytes, &hw, now))
 		;
-	if (ch->used == ch->cap)
+	if (ch->used == ch->cap) {
 		replay_wq_prod_flush(pr);
+	} else if (ch->extra >= WQ_PUBLISH_EXTRA) {
+		replay_wq_prod_flush(pr);
+		pthread_cond_signal(&q->work);
+	}
 	/* Wake the writer early once a quarter of the bound is queued. */
 	if (before < q->p.max_bytes / 4 && now >= q->p.max_bytes / 4) {
 		replay_wq_prod_flush(pr);
@@ -657,7 +668,7 @@ int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r
 #define UNIT_SPARE_MAX	 2048		   /* units a producer keeps for reuse */
 #define UNIT_SPARE_BYTES (64u * 1024)	   /* larger buffers are not kept */
 #define UNIT_SPARE_TOTAL (16u << 20)	   /* nor more than this in all */
-#define UNIT_FIRST_BYTES 4096		   /* a new unit's buffer (a session and a result) */
+#define UNIT_FIRST_BYTES 256		   /* a unit's buffer at least */
 
 static void unit_recycle(struct replay_wq_prod *pr, struct replay_wq_unit *u);
 
@@ -671,6 +682,10 @@ static struct replay_wq_unit *unit_get(struct replay_wq_prod *pr)
 			back = next;
 		}
 	}
+	/* Room for what units take lately, so that a unit is not grown from
+	 * 64 bytes by doubling (a realloc each time); the dbuf keeps a byte
+	 * for its NUL. */
+	size_t want = pr && pr->unit_hint > UNIT_FIRST_BYTES ? pr->unit_hint : UNIT_FIRST_BYTES;
 	struct replay_wq_unit *u = pr ? pr->spare_units : NULL;
 	if (u) {
 		pr->spare_units = u->next;
@@ -679,16 +694,28 @@ static struct replay_wq_unit *unit_get(struct replay_wq_prod *pr)
 		u->next = NULL;
 		u->n = 0;
 		dbuf_reset(&u->buf);
+		if (u->buf.cap < want)
+			(void)dbuf_reserve(&u->buf, want - 1);
 		return u;
 	}
 	u = mem_calloc(1, sizeof(*u));
 	if (u) {
 		dbuf_init(&u->buf, UNIT_MAX);
-		/* not grown from 64 bytes by doubling (a realloc each time);
-		 * the dbuf keeps a byte for its NUL */
-		(void)dbuf_reserve(&u->buf, UNIT_FIRST_BYTES - 1);
+		(void)dbuf_reserve(&u->buf, want - 1);
 	}
 	return u;
+}
+
+/* A unit of @p len bytes was filled: the size new units start at follows
+ * the largest of late (at once upwards, by 1/64 of the gap downwards). */
+static void unit_hint_update(struct replay_wq_prod *pr, size_t len)
+{
+	if (len + 1 > pr->unit_hint)
+		pr->unit_hint = len + 1;
+	else
+		pr->unit_hint -= (pr->unit_hint - len - 1) / 64;
+	if (pr->unit_hint > UNIT_SPARE_BYTES)
+		pr->unit_hint = UNIT_SPARE_BYTES;
 }
 
 /* Append a record packed by @p pack to @p u. 0 or -errno (u unchanged). */
@@ -812,6 +839,7 @@ static void unit_recycle(struct replay_wq_prod *pr, struct replay_wq_unit *u)
 int replay_wq_add_unit(struct replay_wq_prod *pr, struct replay_wq_unit *u)
 {
 	int rc;
+	unit_hint_update(pr, u->buf.len);
 	size_t size = unit_item_size(), extra = unit_extra(u);
 	struct wq_item *it = prod_reserve_x(pr, size, extra, &rc);
 	if (it) {
