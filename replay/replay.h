@@ -302,7 +302,11 @@ struct replay_engine_params {
 	bool insecure;			      /**< https: do not verify the certificate */
 	const char *ca_file;		      /**< https: CA bundle instead of the system's */
 	const char *sni;		      /**< https: server name (default: the URL's host) */
-	replay_done_fn on_done;		      /**< required */
+	/** Every request submitted passed replay_filter_check() (whose
+	 *  checks include the safety one): HTTP/2 requests are not checked
+	 *  again on submit. */
+	bool checked;
+	replay_done_fn on_done; /**< required */
 	void *ctx;
 	/** Causal order (replay_causal.h): this engine's thread's tracker,
 	 *  borrowed, must outlive the engine; NULL: requests wait for nothing
@@ -457,7 +461,7 @@ int replay_wq_add_session_raw(struct replay_wq_prod *pr, const struct store_raw_
  * session's results follow it before the next session). The unit holds
  * its records packed (store_pack_*(), on the caller's thread) until
  * replay_wq_add_unit(). It is taken from producer @p pr's spares (units
- * it queued before; @p pr may be NULL: a new one) and used by that
+ * written before; @p pr may be NULL: a new one) and used by that
  * producer's thread only.
  */
 struct replay_wq_unit;
@@ -478,8 +482,10 @@ size_t replay_wq_unit_records(const struct replay_wq_unit *u);
 /** Bytes @p u takes in the queue. */
 size_t replay_wq_unit_bytes(const struct replay_wq_unit *u);
 /**
- * Queue unit @p u's records, contiguous in one chunk, and take @p u back
- * (whatever the result: it goes to @p pr's spares or is freed).
+ * Queue unit @p u's records, to be written one after the other, and take
+ * @p u (whatever the result: the writer thread hands it back to the
+ * producers' spares once written; a refused one goes to @p pr's spares or
+ * is freed).
  * @return as replay_wq_add_session(); on an error none of its records is
  * queued.
  */

@@ -68,6 +68,7 @@
 #define SLICE_NS	    (100 * 1000000LL)
 #define STOP_GRACE_NS	    (1000 * 1000000LL)
 #define PENDING_MIN	    4096
+#define PENDING_MIN_MAX	    512 /* --max */
 #define RESULTS_FLUSH_BYTES (128u * 1024)
 #define UNIT_HOLD_BYTES	    (8u << 20) /* finished units waiting behind a slow one */
 
@@ -378,7 +379,8 @@ static int run_until(struct bthread *t, struct prog_state *ps, int64_t until)
 struct held {
 	int64_t ts;
 	uint64_t seq; /* read order: ties keep it */
-	size_t size;
+	size_t cap;   /* bytes allocated (a power of two from HELD_MIN_CAP) */
+	struct held *next_spare;
 	struct replay_dep dep; /* causal order */
 	struct store_session s;
 	struct store_raw_record raw;
@@ -396,7 +398,9 @@ struct src {
 	bool eof, warned;
 	struct held **heap;
 	size_t n, cap, bytes;
-	struct held *cur;		 /* handed out; freed on the next call */
+	struct held *cur;		 /* handed out; recycled on the next call */
+	struct held *spare;		 /* recycled blocks, for the next hold() */
+	size_t spare_bytes;		 /* their capacity */
 	struct store_raw_record cur_raw; /* of the session handed out */
 	struct replay_dep cur_dep;	 /* of the session handed out */
 };
@@ -533,6 +537,61 @@ static struct held *heap_pop(struct src *x)
 	return top;
 }
 
+/*
+ * Held blocks are recycled: every session of a disordered input passes
+ * through one, and a malloc() and free() per session (with the page
+ * faults of a heap that grows and shrinks) cost more than the copy.
+ * Blocks are sized in powers of two; blocks of up to HELD_SPARE_CAP
+ * bytes are kept per input, up to HELD_SPARE_TOTAL bytes in all.
+ */
+#define HELD_MIN_CAP	 4096u
+#define HELD_SPARE_CAP	 (64u * 1024)
+#define HELD_SPARE_TOTAL (8u << 20)
+
+static struct held *held_get(struct src *x, size_t size)
+{
+	size_t cap = HELD_MIN_CAP;
+	while (cap < size)
+		cap *= 2;
+	/* Spares are one size class in practice (sessions of a recording are
+	 * alike); a spare too small is dropped rather than searched past. */
+	while (x->spare) {
+		struct held *h = x->spare;
+		x->spare = h->next_spare;
+		x->spare_bytes -= h->cap;
+		if (h->cap >= size)
+			return h;
+		mem_free(h);
+	}
+	struct held *h = mem_alloc(cap);
+	if (h)
+		h->cap = cap;
+	return h;
+}
+
+static void held_put(struct src *x, struct held *h)
+{
+	if (!h)
+		return;
+	if (h->cap > HELD_SPARE_CAP || x->spare_bytes + h->cap > HELD_SPARE_TOTAL) {
+		mem_free(h);
+		return;
+	}
+	h->next_spare = x->spare;
+	x->spare = h;
+	x->spare_bytes += h->cap;
+}
+
+static void held_free_spares(struct src *x)
+{
+	while (x->spare) {
+		struct held *h = x->spare;
+		x->spare = h->next_spare;
+		mem_free(h);
+	}
+	x->spare_bytes = 0;
+}
+
 /* Copy the reader's current session @p s into the heap. 0 or -ENOMEM. */
 static int hold(struct bthread *t, struct src *x, const struct store_session *s)
 {
@@ -547,32 +606,31 @@ static int hold(struct bthread *t, struct src *x, const struct store_session *s)
 		x->heap = nh;
 		x->cap = cap;
 	}
-	struct held *h = mem_alloc(size);
+	struct held *h = held_get(x, size);
 	if (!h)
 		return -ENOMEM;
 	if (causal_read(t, x, s, &h->dep)) {
-		mem_free(h);
+		held_put(x, h);
 		return -ENOMEM;
 	}
 	h->ts = s->ts_req_first_ns;
 	h->seq = x->nread;
-	h->size = size;
 	replay_session_copy(&h->s, s, h->tail);
 	h->raw = raw;
 	h->raw.bytes.ptr = h->tail + tail;
 	if (raw.bytes.len)
 		memcpy(h->tail + tail, raw.bytes.ptr, raw.bytes.len);
 	heap_push(x, h);
-	x->bytes += size;
+	x->bytes += h->cap;
 	return 0;
 }
 
 static void src_reset(struct src *x)
 {
-	mem_free(x->cur);
+	held_put(x, x->cur);
 	x->cur = NULL;
 	while (x->n)
-		mem_free(heap_pop(x));
+		held_put(x, heap_pop(x));
 	x->bytes = 0;
 	x->eof = false;
 	x->max_ts = INT64_MIN;
@@ -585,7 +643,7 @@ static void src_reset(struct src *x)
 static const struct store_session *src_next(struct bthread *t, struct src *x, int *rc)
 {
 	*rc = 0;
-	mem_free(x->cur);
+	held_put(x, x->cur);
 	x->cur = NULL;
 	if (!x->disorder) {
 		const struct store_session *s = next_session(t, x, rc);
@@ -631,7 +689,7 @@ static const struct store_session *src_next(struct bthread *t, struct src *x, in
 	if (!x->n)
 		return NULL;
 	x->cur = heap_pop(x);
-	x->bytes -= x->cur->size;
+	x->bytes -= x->cur->cap;
 	x->cur_raw = x->cur->raw;
 	x->cur_dep = x->cur->dep;
 	return &x->cur->s;
@@ -858,6 +916,7 @@ static void *thread_main(void *arg)
 	if (src)
 		for (size_t i = 0; i < p->n_inputs; i++) {
 			src_reset(&src[i]);
+			held_free_spares(&src[i]);
 			mem_free(src[i].heap);
 			store_reader_free(src[i].r);
 		}
@@ -1188,9 +1247,21 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	b.pass_ns = b.rec_t1 > b.rec_t0 ? replay_sched_offset(&b.sched, b.rec_t1, 0) + 1000000LL
 					: 1000000LL;
 	uint32_t conc = p->engine.concurrency ? p->engine.concurrency : 256;
-	b.max_pending = 4ull * conc * (p->engine.n_targets ? p->engine.n_targets : 1);
-	if (b.max_pending < PENDING_MIN)
-		b.max_pending = PENDING_MIN;
+	uint64_t nt = p->engine.n_targets ? p->engine.n_targets : 1;
+	if (p->pace == REPLAY_PACE_MAX) {
+		/* Nothing waits for its time: the engine needs only enough to
+		 * refill every connection as its requests complete. More read
+		 * ahead only holds sessions (and their results units) longer,
+		 * out of the caches: 4096 cost ~15 % of the CPU of an h2c
+		 * replay (docs/benchmarks.md "HTTP/2"). */
+		b.max_pending = 2ull * conc * nt;
+		if (b.max_pending < PENDING_MIN_MAX)
+			b.max_pending = PENDING_MIN_MAX;
+	} else {
+		b.max_pending = 4ull * conc * nt;
+		if (b.max_pending < PENDING_MIN)
+			b.max_pending = PENDING_MIN;
+	}
 
 	b.th = mem_calloc(b.n_th, sizeof(*b.th));
 	b.snap = mem_calloc(b.n_th, sizeof(*b.snap));
@@ -1202,6 +1273,7 @@ int replay_batch_run(const struct replay_batch_params *p, struct replay_summary 
 	for (uint32_t i = 0; i < b.n_th; i++) {
 		struct replay_engine_params ep = p->engine;
 		ep.on_done = on_done;
+		ep.checked = true; /* src_next() hands out filtered sessions only */
 		ep.ctx = &b.th[i];
 		b.th[i].b = &b;
 		b.th[i].idx = i;

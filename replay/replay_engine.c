@@ -1435,7 +1435,7 @@ int replay_engine_submit_dep(struct replay_engine *e, const struct store_session
 	if (!e->causal)
 		dep = NULL;
 	if (s->proto == STORE_PROTO_H2C) { /* HTTP/2: streams over replay_h2 */
-		if (replay_h2_request_unsafe(&s->req))
+		if (!e->p.checked && replay_h2_request_unsafe(&s->req))
 			return -EBADMSG; /* as replay_request_build() refuses HTTP/1.x */
 		int rc = h2_start(e);
 		if (!rc)

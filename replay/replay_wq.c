@@ -7,7 +7,9 @@
  *
  * Each producer (one per event loop) deep-copies records into its own
  * 256 KiB chunk (the record struct, its header arrays, then its bytes,
- * pointers fixed into the chunk) without any lock. A full chunk, or a
+ * pointers fixed into the chunk) without any lock. A full chunk, one that
+ * refers to 1 MiB of units (then the writer is signalled: units come back
+ * for reuse while still in the caches, and fewer exist at once), or a
  * partial one at replay_wq_prod_flush(), is published with one atomic
  * push onto a lock-free list; the writer thread takes the whole list with
  * one atomic exchange, restores publication order, writes the records
@@ -23,12 +25,13 @@
  * thread on Linux): the queue absorbs its lag, while an event loop that
  * waits for the CPU sends late.
  *
- * A unit (a session and its results, replay_wq_add_unit()) is reserved
- * in one chunk and committed at once, so its records reach the file next
- * to each other whatever other producers publish meanwhile: the results
- * file's pairing guarantee (docs/format.md "result_lag").
+ * A unit (a session and its results, replay_wq_add_unit()) is queued as
+ * one item that refers to it, so its records reach the file next to each
+ * other whatever other producers publish meanwhile: the results file's
+ * pairing guarantee (docs/format.md "result_lag").
  *
- * The bound counts queued record bytes. When it is reached the queue
+ * The bound counts queued record bytes (a queued unit's whole buffer).
+ * When it is reached the queue
  * either blocks the producer (REPLAY_WQ_BLOCK, counted as a stall; the
  * only path that sleeps on a mutex/condition variable) or refuses the
  * record (REPLAY_WQ_DROP, counted as dropped). Records of one producer
@@ -57,6 +60,7 @@
 #define WQ_STALL_NS	 (10 * 1000000LL)
 #define WQ_TICK_NS	 (100 * 1000000LL)
 #define WQ_CHUNK	 (256u * 1024)
+#define WQ_PUBLISH_EXTRA (1024u * 1024) /* units' bytes a chunk refers to */
 #define WQ_NICE_UP	 5
 #define WQ_SPARE_MAX	 16 /* chunks kept for reuse */
 
@@ -67,10 +71,11 @@ struct wq_raw {
 	int64_t ts;
 };
 
-/* A unit's records, packed (store_pack_*()), each after a unit_rec. */
-struct wq_packed {
-	size_t len; /* bytes after the item head */
-	uint64_t n; /* records */
+/* A unit, by reference: its records, packed (store_pack_*()), each after
+ * a unit_rec, are in its buffer; the writer hands the unit back. */
+struct wq_unit_ref {
+	struct replay_wq_unit *unit;
+	size_t bytes; /* counted in the queue's bound besides the item */
 };
 
 /* What precedes each packed record of a unit. */
@@ -80,11 +85,11 @@ struct unit_rec {
 	int64_t ts;
 };
 
-enum { ITEM_REC, ITEM_RAW, ITEM_PACKED };
+enum { ITEM_REC, ITEM_RAW, ITEM_UNIT };
 
 /* One record in a chunk: header arrays, then the bytes of every slice
- * follow; or (raw) a session's encoded bytes follow; or (packed) a unit's
- * records, packed on the producer's thread, follow. An item holds only
+ * follow; or (raw) a session's encoded bytes follow; or (unit) a unit
+ * whose records were packed on the producer's thread. An item holds only
  * the part of the union it uses (item_head()): a result does not carry a
  * session's room, a raw session neither. */
 struct wq_item {
@@ -93,7 +98,7 @@ struct wq_item {
 	union {
 		struct store_record rec;
 		struct wq_raw raw;
-		struct wq_packed packed;
+		struct wq_unit_ref unit;
 	} u;
 };
 
@@ -101,17 +106,24 @@ struct wq_item {
 static size_t item_head(int kind, enum store_rec_type type)
 {
 	size_t n = kind == ITEM_RAW ? offsetof(struct wq_item, u.raw) + sizeof(struct wq_raw)
-		   : kind == ITEM_PACKED
-		       ? offsetof(struct wq_item, u.packed) + sizeof(struct wq_packed)
+		   : kind == ITEM_UNIT
+		       ? offsetof(struct wq_item, u.unit) + sizeof(struct wq_unit_ref)
 		   : type == STORE_REC_SESSION
 		       ? offsetof(struct wq_item, u.rec.u.session) + sizeof(struct store_session)
 		       : offsetof(struct wq_item, u.rec.u.result) + sizeof(struct store_result);
 	return (n + 7) & ~(size_t)7;
 }
 
+struct replay_wq_unit {
+	struct replay_wq_unit *next; /* a producer's spares, or the queue's written units */
+	struct dbuf buf;
+	uint64_t n; /* records */
+};
+
 struct wq_chunk {
 	struct wq_chunk *next;
 	size_t cap, used; /* bytes of data[] */
+	size_t extra;	  /* bytes its items refer to outside it (units) */
 	uint64_t n;	  /* records */
 	_Alignas(16) uint8_t data[];
 };
@@ -120,11 +132,12 @@ struct replay_wq {
 	struct replay_wq_params p;
 	pthread_t tid;
 	bool started;
-	_Atomic(struct wq_chunk *) pub;	  /* published chunks, newest first */
-	_Atomic(struct wq_chunk *) spare; /* written chunks for reuse */
-	atomic_uint n_spare;		  /* about: in spare or producers' free lists */
-	atomic_size_t bytes;		  /* queued (in producers' chunks or published) */
-	atomic_uint waiting;		  /* producers blocked for room */
+	_Atomic(struct wq_chunk *) pub;		/* published chunks, newest first */
+	_Atomic(struct wq_chunk *) spare;	/* written chunks for reuse */
+	_Atomic(struct replay_wq_unit *) units; /* written units, for the producers */
+	atomic_uint n_spare;			/* about: in spare or producers' free lists */
+	atomic_size_t bytes;			/* queued (in producers' chunks or published) */
+	atomic_uint waiting;			/* producers blocked for room */
 	atomic_bool hold;
 	atomic_bool done;
 	atomic_int err;	      /* first store writer error, sticky */
@@ -142,6 +155,8 @@ struct replay_wq_prod {
 	struct wq_chunk *free;		    /* private spares */
 	struct replay_wq_unit *spare_units; /* queued units, kept for reuse */
 	unsigned n_spare_units;
+	size_t spare_unit_bytes; /* their buffers' capacity */
+	size_t unit_hint;	 /* bytes a unit takes: recent largest, decaying */
 };
 
 /* ---- deep copy ---- */
@@ -268,12 +283,22 @@ void replay_session_copy(struct store_session *dst, const struct store_session *
 
 /* ---- the writer thread ---- */
 
-/* Write a packed unit's records; counts into @p ok, @p bad, @p skipped. */
-static void write_packed(struct replay_wq *q, const struct wq_item *it, uint64_t *ok, uint64_t *bad,
-			 uint64_t *skipped)
+/* A written unit goes back to the producers (lock-free push; they take
+ * the whole list at once, so there is no ABA). */
+static void unit_give_back(struct replay_wq *q, struct replay_wq_unit *u)
 {
-	const uint8_t *p = (const uint8_t *)it + item_head(ITEM_PACKED, STORE_REC_SESSION);
-	const uint8_t *end = p + it->u.packed.len;
+	u->next = atomic_load(&q->units);
+	while (!atomic_compare_exchange_weak(&q->units, &u->next, u))
+		;
+}
+
+/* Write a unit's records; counts into @p ok, @p bad, @p skipped. */
+static void write_unit(struct replay_wq *q, const struct wq_item *it, uint64_t *ok, uint64_t *bad,
+		       uint64_t *skipped)
+{
+	struct replay_wq_unit *u = it->u.unit.unit;
+	const uint8_t *p = u->buf.data;
+	const uint8_t *end = p + u->buf.len;
 	while (p < end) {
 		const struct unit_rec *ur = (const struct unit_rec *)p;
 		p += sizeof(*ur);
@@ -300,8 +325,10 @@ static void write_chunk(struct replay_wq *q, const struct wq_chunk *ch)
 	for (size_t off = 0; off < ch->used;) {
 		const struct wq_item *it = (const struct wq_item *)(ch->data + off);
 		off += it->size;
-		if (it->kind == ITEM_PACKED) {
-			write_packed(q, it, &ok, &bad, &skipped);
+		if (it->kind == ITEM_UNIT) {
+			write_unit(q, it, &ok, &bad, &skipped);
+			atomic_fetch_sub(&q->bytes, it->u.unit.bytes);
+			unit_give_back(q, it->u.unit.unit);
 			continue;
 		}
 		int rc = atomic_load(&q->err);
@@ -483,8 +510,9 @@ static void wait_for_room(struct replay_wq *q, size_t size)
 	pthread_mutex_unlock(&q->lock);
 }
 
-/* Room for an item of @p size bytes in the producer's chunk (NULL: *rc). */
-static struct wq_item *prod_reserve(struct replay_wq_prod *pr, size_t size, int *rc)
+/* Room for an item of @p size bytes in the producer's chunk, with @p extra
+ * bytes outside it that count in the bound (NULL: *rc). */
+static struct wq_item *prod_reserve_x(struct replay_wq_prod *pr, size_t size, size_t extra, int *rc)
 {
 	struct replay_wq *q = pr->q;
 	int werr = atomic_load(&q->err);
@@ -493,7 +521,7 @@ static struct wq_item *prod_reserve(struct replay_wq_prod *pr, size_t size, int 
 		return NULL;
 	size_t b = atomic_load(&q->bytes);
 	/* An item larger than the bound still passes an empty queue. */
-	if (b && b + size > q->p.max_bytes) {
+	if (b && b + size + extra > q->p.max_bytes) {
 		if (q->p.policy == REPLAY_WQ_DROP) {
 			atomic_fetch_add(&q->dropped, 1);
 			*rc = -ENOBUFS;
@@ -501,7 +529,7 @@ static struct wq_item *prod_reserve(struct replay_wq_prod *pr, size_t size, int 
 		}
 		atomic_fetch_add(&q->stalls, 1);
 		replay_wq_prod_flush(pr); /* the writer can only drain published chunks */
-		wait_for_room(q, size);
+		wait_for_room(q, size + extra);
 	}
 	struct wq_chunk *ch = pr->cur;
 	if (!ch || ch->cap - ch->used < size) {
@@ -523,27 +551,38 @@ static struct wq_item *prod_reserve(struct replay_wq_prod *pr, size_t size, int 
 		ch->next = NULL;
 		ch->cap = cap;
 		ch->used = 0;
+		ch->extra = 0;
 		ch->n = 0;
 		pr->cur = ch;
 	}
 	return (struct wq_item *)(ch->data + ch->used);
 }
 
-/* The @p n items prod_reserve() returned room for (@p size bytes) are
- * filled: queue them. */
-static void prod_commit_n(struct replay_wq_prod *pr, size_t size, uint64_t n)
+static struct wq_item *prod_reserve(struct replay_wq_prod *pr, size_t size, int *rc)
+{
+	return prod_reserve_x(pr, size, 0, rc);
+}
+
+/* The item holding @p n records that prod_reserve_x() returned room for
+ * (@p size bytes, @p extra outside the chunk) is filled: queue it. */
+static void prod_commit_n(struct replay_wq_prod *pr, size_t size, size_t extra, uint64_t n)
 {
 	struct replay_wq *q = pr->q;
 	struct wq_chunk *ch = pr->cur;
 	ch->used += size;
+	ch->extra += extra;
 	ch->n += n;
 	atomic_fetch_add_explicit(&q->queued, n, memory_order_relaxed);
-	size_t before = atomic_fetch_add(&q->bytes, size);
-	size_t now = before + size, hw = atomic_load(&q->max_bytes);
+	size_t before = atomic_fetch_add(&q->bytes, size + extra);
+	size_t now = before + size + extra, hw = atomic_load(&q->max_bytes);
 	while (now > hw && !atomic_compare_exchange_weak(&q->max_bytes, &hw, now))
 		;
-	if (ch->used == ch->cap)
+	if (ch->used == ch->cap) {
 		replay_wq_prod_flush(pr);
+	} else if (ch->extra >= WQ_PUBLISH_EXTRA) {
+		replay_wq_prod_flush(pr);
+		pthread_cond_signal(&q->work);
+	}
 	/* Wake the writer early once a quarter of the bound is queued. */
 	if (before < q->p.max_bytes / 4 && now >= q->p.max_bytes / 4) {
 		replay_wq_prod_flush(pr);
@@ -553,7 +592,7 @@ static void prod_commit_n(struct replay_wq_prod *pr, size_t size, uint64_t n)
 
 static void prod_commit(struct replay_wq_prod *pr, size_t size)
 {
-	prod_commit_n(pr, size, 1);
+	prod_commit_n(pr, size, 0, 1);
 }
 
 static int prod_add(struct replay_wq_prod *pr, const struct store_record *rec)
@@ -618,37 +657,65 @@ int replay_wq_add_result(struct replay_wq_prod *pr, const struct store_result *r
 
 /*
  * A unit is packed as it grows, on the producer's thread, into one buffer
- * (its session, then each result, each after a unit_rec), and queued as
- * one item: the bytes are copied once into the chunk and once into the
- * store writer's frame, and the writer thread only appends and compresses.
- * Queued units go back to their producer's spares, so a steady run
- * allocates none.
+ * (its session, then each result, each after a unit_rec), and queued by
+ * reference: the item in the chunk points to the unit, whose bytes are
+ * copied once, into the store writer's frame, and the writer thread only
+ * appends and compresses. Written units go back to a list of the queue's
+ * that producers take whole into their spares, so a steady run allocates
+ * none (a copy into the chunk cost ~4 % of an h2c replay's CPU).
  */
 #define UNIT_MAX	 ((size_t)1 << 30) /* a unit's bytes (each record is far smaller) */
-#define UNIT_SPARE_MAX	 256		   /* units a producer keeps for reuse */
+#define UNIT_SPARE_MAX	 2048		   /* units a producer keeps for reuse */
 #define UNIT_SPARE_BYTES (64u * 1024)	   /* larger buffers are not kept */
+#define UNIT_SPARE_TOTAL (16u << 20)	   /* nor more than this in all */
+#define UNIT_FIRST_BYTES 256		   /* a unit's buffer at least */
 
-struct replay_wq_unit {
-	struct replay_wq_unit *next; /* a producer's spares */
-	struct dbuf buf;
-	uint64_t n; /* records */
-};
+static void unit_recycle(struct replay_wq_prod *pr, struct replay_wq_unit *u);
 
 static struct replay_wq_unit *unit_get(struct replay_wq_prod *pr)
 {
+	if (pr && !pr->spare_units) {
+		struct replay_wq_unit *back = atomic_exchange(&pr->q->units, NULL);
+		while (back) {
+			struct replay_wq_unit *next = back->next;
+			unit_recycle(pr, back);
+			back = next;
+		}
+	}
+	/* Room for what units take lately, so that a unit is not grown from
+	 * 64 bytes by doubling (a realloc each time); the dbuf keeps a byte
+	 * for its NUL. */
+	size_t want = pr && pr->unit_hint > UNIT_FIRST_BYTES ? pr->unit_hint : UNIT_FIRST_BYTES;
 	struct replay_wq_unit *u = pr ? pr->spare_units : NULL;
 	if (u) {
 		pr->spare_units = u->next;
 		pr->n_spare_units--;
+		pr->spare_unit_bytes -= u->buf.cap;
 		u->next = NULL;
 		u->n = 0;
 		dbuf_reset(&u->buf);
+		if (u->buf.cap < want)
+			(void)dbuf_reserve(&u->buf, want - 1);
 		return u;
 	}
 	u = mem_calloc(1, sizeof(*u));
-	if (u)
+	if (u) {
 		dbuf_init(&u->buf, UNIT_MAX);
+		(void)dbuf_reserve(&u->buf, want - 1);
+	}
 	return u;
+}
+
+/* A unit of @p len bytes was filled: the size new units start at follows
+ * the largest of late (at once upwards, by 1/64 of the gap downwards). */
+static void unit_hint_update(struct replay_wq_prod *pr, size_t len)
+{
+	if (len + 1 > pr->unit_hint)
+		pr->unit_hint = len + 1;
+	else
+		pr->unit_hint -= (pr->unit_hint - len - 1) / 64;
+	if (pr->unit_hint > UNIT_SPARE_BYTES)
+		pr->unit_hint = UNIT_SPARE_BYTES;
 }
 
 /* Append a record packed by @p pack to @p u. 0 or -errno (u unchanged). */
@@ -730,15 +797,21 @@ size_t replay_wq_unit_records(const struct replay_wq_unit *u)
 	return u ? u->n : 0;
 }
 
-/* The unit's item in a chunk. */
-static size_t unit_item_size(const struct replay_wq_unit *u)
+/* The unit's item in a chunk, and the bytes it counts outside it. */
+static size_t unit_item_size(void)
 {
-	return (item_head(ITEM_PACKED, STORE_REC_SESSION) + u->buf.len + 15) & ~(size_t)15;
+	return (item_head(ITEM_UNIT, STORE_REC_SESSION) + 15) & ~(size_t)15;
+}
+
+/* A queued unit holds its whole buffer: the bound counts its capacity. */
+static size_t unit_extra(const struct replay_wq_unit *u)
+{
+	return u->buf.cap;
 }
 
 size_t replay_wq_unit_bytes(const struct replay_wq_unit *u)
 {
-	return u ? unit_item_size(u) : 0;
+	return u ? unit_item_size() + unit_extra(u) : 0;
 }
 
 void replay_wq_unit_free(struct replay_wq_unit *u)
@@ -752,32 +825,32 @@ void replay_wq_unit_free(struct replay_wq_unit *u)
 /* A queued or refused unit: back to the producer's spares, or freed. */
 static void unit_recycle(struct replay_wq_prod *pr, struct replay_wq_unit *u)
 {
-	if (pr->n_spare_units >= UNIT_SPARE_MAX || u->buf.cap > UNIT_SPARE_BYTES) {
+	if (pr->n_spare_units >= UNIT_SPARE_MAX || u->buf.cap > UNIT_SPARE_BYTES ||
+	    pr->spare_unit_bytes + u->buf.cap > UNIT_SPARE_TOTAL) {
 		replay_wq_unit_free(u);
 		return;
 	}
 	u->next = pr->spare_units;
 	pr->spare_units = u;
 	pr->n_spare_units++;
+	pr->spare_unit_bytes += u->buf.cap;
 }
 
 int replay_wq_add_unit(struct replay_wq_prod *pr, struct replay_wq_unit *u)
 {
 	int rc;
-	size_t size = unit_item_size(u);
-	struct wq_item *it = prod_reserve(pr, size, &rc);
+	unit_hint_update(pr, u->buf.len);
+	size_t size = unit_item_size(), extra = unit_extra(u);
+	struct wq_item *it = prod_reserve_x(pr, size, extra, &rc);
 	if (it) {
 		it->size = size;
-		it->kind = ITEM_PACKED;
-		it->u.packed = (struct wq_packed){.len = u->buf.len, .n = u->n};
-		memcpy((uint8_t *)it + item_head(ITEM_PACKED, STORE_REC_SESSION), u->buf.data,
-		       u->buf.len);
-		prod_commit_n(pr, size, u->n);
-		rc = 0;
-	} else if (rc == -ENOBUFS) {
-		/* the whole unit is refused: one count per record */
-		atomic_fetch_add(&pr->q->dropped, u->n - 1);
+		it->kind = ITEM_UNIT;
+		it->u.unit = (struct wq_unit_ref){.unit = u, .bytes = extra};
+		prod_commit_n(pr, size, extra, u->n); /* the writer hands u back */
+		return 0;
 	}
+	if (rc == -ENOBUFS) /* the whole unit is refused: one count per record */
+		atomic_fetch_add(&pr->q->dropped, u->n - 1);
 	unit_recycle(pr, u);
 	return rc;
 }
@@ -848,14 +921,26 @@ void replay_wq_free(struct replay_wq *q)
 		return;
 	(void)replay_wq_finish(q);
 	/* Spares, and chunks published after the writer stopped (a producer
-	 * freed late). */
+	 * freed late), with the units they refer to. */
 	for (int i = 0; i < 2; i++) {
 		struct wq_chunk *ch = atomic_exchange(i ? &q->pub : &q->spare, NULL);
 		while (ch) {
 			struct wq_chunk *next = ch->next;
+			for (size_t off = 0; i && off < ch->used;) {
+				const struct wq_item *it = (const struct wq_item *)(ch->data + off);
+				off += it->size;
+				if (it->kind == ITEM_UNIT)
+					replay_wq_unit_free(it->u.unit.unit);
+			}
 			mem_free(ch);
 			ch = next;
 		}
+	}
+	struct replay_wq_unit *u = atomic_exchange(&q->units, NULL);
+	while (u) {
+		struct replay_wq_unit *next = u->next;
+		replay_wq_unit_free(u);
+		u = next;
 	}
 	pthread_cond_destroy(&q->work);
 	pthread_cond_destroy(&q->space);

@@ -18,10 +18,10 @@ result, each session with exactly one result.
 GROUP maxwait: under --max nothing is scheduled, so a result's lateness
 is the time the request waited inside replay, never the time since the
 start of the run. Replay hands a request to its engine only while fewer
-than max_pending (4096 here) are pending, so the request handed over
-k-th went after at least k - 4095 requests had completed: its send time
+than max_pending (512 here) are pending, so the request handed over
+k-th went after at least k - 511 requests had completed: its send time
 minus its lateness (when it was handed over) is at or after the
-(k - 4095)-th completion. No timing threshold is involved.
+(k - 511)-th completion. No timing threshold is involved.
 
 Recordings are built with the store writer (replay_testtool mkrec); nginx
 (1 worker, access log off) answers `return 200 "ok\\n"`. Prints TAP.
@@ -41,7 +41,7 @@ from tap_util import finish, free_port, ok  # noqa: E402
 
 DYETAP, TOOL, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 TMP = tempfile.mkdtemp(prefix="dyetap-loop-")
-PENDING_MIN = 4096  # replay/replay_batch.c: requests pending per thread, at least
+PENDING_MIN = 512  # replay/replay_batch.c PENDING_MIN_MAX: requests pending per thread under --max, at least
 
 
 def mkrec(name, conns, per_conn):
@@ -210,7 +210,7 @@ def group_bound(url):
 
 
 def group_maxwait(url):
-    conns, per, loops = 10, 10, 200  # 20 000 requests, 4096 pending at most
+    conns, per, loops = 10, 10, 200  # 20 000 requests, 512 pending at most
     rec = mkrec("rec.dyt", conns, per)
     res = os.path.join(TMP, "max.dyt")
     rc, js, err, _, _ = replay([rec, "-o", res, "--loop", str(loops), "--target", url, "--max",
