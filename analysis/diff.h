@@ -36,8 +36,9 @@
  * Every cap is a diff_params field and is counted when hit.
  *
  * Thread-safety: one context per thread. With diff_params.threads > 1,
- * diff_ctx_add_file() compares on that many threads of its own; the
- * report is the same for any number of threads.
+ * diff_ctx_add_file() reads and compares on that many threads, the
+ * calling one and threads of its own; the report is the same for any
+ * number of threads.
  */
 #ifndef DYETAP_ANALYSIS_DIFF_H
 #define DYETAP_ANALYSIS_DIFF_H
@@ -122,11 +123,13 @@ struct diff_params {
 	 * result's response before it is compared or kept for a report: writes
 	 * @p out (parts may point into memory of the redactor valid until its
 	 * next call). 0 or -errno (the record is then not used, and counted).
-	 * NULL: none.
+	 * NULL: none. With threads > 1 it may be called on any of the
+	 * threads, one call at a time, in file order.
 	 */
 	int (*redact)(void *redact_ctx, const struct store_session *in, struct store_session *out);
 	void *redact_ctx;
-	/** Called by diff_ctx_add_file() about every 250 ms while it reads; may be NULL. */
+	/** Called by diff_ctx_add_file() about every 250 ms while it reads (with
+	 *  threads > 1 on any of the threads, one call at a time); may be NULL. */
 	void (*progress)(void *progress_ctx, const struct diff_progress *p);
 	void *progress_ctx;
 };

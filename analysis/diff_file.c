@@ -104,6 +104,10 @@ struct fstate {
 	uint64_t pend_over; /* sessions settled at once: the pending table was full */
 	bool by_lane;
 	uint64_t other_lanes;
+	/* read_records(): the file, records read and the next progress line */
+	struct store_reader *r;
+	uint64_t n_read;
+	int64_t next_progress;
 };
 
 static bool is_secondary(const struct store_slice *role)
@@ -517,8 +521,8 @@ static int win_close(struct fstate *f, struct held *k)
 			rc = pend_add(f, k->s);
 		}
 	}
-	rc = rc ? rc : held_free(c, k);
-	return rc;
+	int frc = held_free(c, k); /* out of the window: freed on error too */
+	return rc ? rc : frc;
 }
 
 /* The frame just read is done with: copy the sessions of it still held. */
@@ -646,59 +650,62 @@ static int read_record(struct fstate *f, struct store_reader *r, const struct st
 	return rc;
 }
 
-/* The next frame of @p r, settled, its records in *@p v: 1, 0 at the
- * end of the data, -ENOMEM or a comparing thread's error. */
-static int next_frame(struct fstate *f, struct store_reader *r, const struct store_record **v,
-		      size_t *n)
+/* The next frame of @p r (one thread), settled, in *@p out: 1, 0 at the
+ * end of the data, -ENOMEM. */
+static int next_frame(struct fstate *f, struct store_reader *r, struct store_frame **out)
 {
-	struct diff_ctx *c = f->c;
 	struct store_frame *fr = f->frame;
-	int rc;
-	if (c->pool) {
-		rc = diff_pool_next_frame(c->pool, r, &fr);
-	} else if (f->last) {
-		rc = 0;
-	} else {
-		/* nothing is outstanding, so the reader never says -EAGAIN */
-		rc = store_reader_take_frame(r, fr);
-		if (rc == 1 && !(rc = store_frame_decode(fr, f->dec))) {
-			rc = store_reader_settle(r, fr);
-			if (rc == 0) {
-				f->last = true; /* the record cap: this frame is the last */
-				rc = 1;
-			}
+	if (f->last)
+		return 0;
+	/* nothing is outstanding, so the reader never says -EAGAIN */
+	int rc = store_reader_take_frame(r, fr);
+	if (rc == 1 && !(rc = store_frame_decode(fr, f->dec))) {
+		rc = store_reader_settle(r, fr);
+		if (rc == 0) {
+			f->last = true; /* the record cap: this frame is the last */
+			rc = 1;
 		}
 	}
-	if (rc != 1)
-		return rc;
+	*out = fr;
+	return rc;
+}
+
+/* Pair the records of settled frame @p fr (diff_pool_pair_fn: with
+ * threads, on any of them, one at a time and in file order). */
+static int pair_frame(void *arg, struct store_frame *fr)
+{
+	struct fstate *f = arg;
+	struct diff_ctx *c = f->c;
+	const struct store_record *recs;
 	f->frames++;
 	if (store_frame_size(fr) > c->p.max_inflight)
 		c->frames_over_inflight++;
-	*n = store_frame_records(fr, v);
-	return 1;
+	size_t n = store_frame_records(fr, &recs);
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = read_record(f, f->r, &recs[i], &f->n_read, &f->next_progress);
+	return rc ? rc : copy_out(f);
 }
 
 static int read_records(struct fstate *f, struct store_reader *r)
 {
-	const struct store_record *recs;
-	size_t n_recs;
-	int64_t next = clk_mono_ns() + PROGRESS_NS;
-	uint64_t n = 0;
+	struct store_frame *fr;
 	int rc;
-	while ((rc = next_frame(f, r, &recs, &n_recs)) == 1) {
-		rc = 0;
-		for (size_t i = 0; i < n_recs && !rc; i++)
-			rc = read_record(f, r, &recs[i], &n, &next);
-		if (!rc)
-			rc = copy_out(f);
-		if (rc)
-			break;
+	f->r = r;
+	f->n_read = 0;
+	f->next_progress = clk_mono_ns() + PROGRESS_NS;
+	if (f->c->pool) {
+		rc = diff_pool_read(f->c->pool, r, pair_frame, f);
+	} else {
+		while ((rc = next_frame(f, r, &fr)) == 1)
+			if ((rc = pair_frame(f, fr)))
+				break;
 	}
 	while (rc >= 0 && f->w.oldest) {
 		int crc = win_close(f, f->w.oldest);
 		rc = rc ? rc : crc;
 	}
-	progress(f, r, &next, true);
+	progress(f, r, &f->next_progress, true);
 	return rc;
 }
 

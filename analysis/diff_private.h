@@ -439,20 +439,27 @@ struct store_session *diff_session_copy(void *dst, const struct store_session *s
 size_t diff_result_size(const struct store_result *r);
 struct store_result *diff_result_copy(void *dst, const struct store_result *r);
 
-/* Start @p n threads decoding frames and comparing pairs for @p c. NULL on failure. */
+/* A pool of @p n threads decoding frames and comparing pairs for @p c:
+ * the thread that calls diff_pool_read() and @p n - 1 started here. NULL
+ * on failure. */
 struct diff_pool *diff_pool_create(struct diff_ctx *c, unsigned n);
 
+/* Pair the records of frame @p fr, settled, in file order: called by one
+ * thread at a time (any of the pool's). 0 or -ENOMEM. */
+typedef int (*diff_pool_pair_fn)(void *arg, struct store_frame *fr);
+
 /*
- * The next frame of @p r, in file order, settled (store_reader_settle())
- * and ready to pair, in *@p out; frames ahead of it are being decoded.
- * The pairs queued since the previous call go to the comparing threads.
- * 1 a frame, 0 the end of @p r's data, -ENOMEM or a thread's first error.
+ * Read @p r with the pool: its frames are taken, decoded, settled
+ * (store_reader_settle()) and given to @p fn in file order, and the pairs
+ * @p fn queues are compared, on the calling thread and the pool's. Returns
+ * once every frame is paired (not yet compared: diff_pool_drain()): 0, or
+ * -ENOMEM, @p fn's or a thread's first error.
  */
-int diff_pool_next_frame(struct diff_pool *pl, struct store_reader *r, struct store_frame **out);
+int diff_pool_read(struct diff_pool *pl, struct store_reader *r, diff_pool_pair_fn fn, void *arg);
 
 /*
  * Queue pair (@p s, @p r) of candidate @p ci (or the secondary) of the
- * frame being paired. Both are borrowed until the frame and every older
+ * frame being paired (from diff_pool_pair_fn). Both are borrowed until the frame and every older
  * one are compared: @p s in the frame or a block given to
  * diff_pool_defer(), @p r in the frame unless @p copy (then it is copied).
  * 0 or -ENOMEM.
@@ -461,7 +468,8 @@ int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const str
 		  size_t ci, bool secondary, bool copy);
 
 /* Free @p block (mem_alloc) once every pair queued so far is compared.
- * 0, or -ENOMEM (then it is freed at once: only on a failing run). */
+ * 0, or -ENOMEM: then the run fails, no pair is compared any more, and
+ * the block is freed once the compares under way are over. */
 int diff_pool_defer(struct diff_pool *pl, void *block);
 
 /* Wait until every queued pair is compared and every frame is retired

@@ -3,15 +3,26 @@
  * diff_work - reading and comparing on several threads
  * (diff_params.threads).
  *
- * The thread that reads a file walks it and takes its data frames
- * (store_reader_take_frame()); the pool's threads decompress and decode
- * them (store_frame_decode()); the reading thread settles them in file
- * order (store_reader_settle(), the same damage, counters and records as
- * one thread reading) and pairs their records with the window of
- * diff_file.c; the pairs of a frame, pointers into its records, go back
- * to the pool's threads to be compared. What stays on the reading thread
- * is the walk over frame boundaries, one copy of each compressed frame,
- * and pairing: decompression, decoding and comparing run on N threads.
+ * N threads read a file together: the thread that calls diff_pool_read()
+ * and N - 1 started by the pool. Each decodes and compares frames, and
+ * one at a time has the turn (the pairing turn, diff_pool.turn_held):
+ * it walks the file and takes its data frames, each a copy of the
+ * compressed bytes (store_reader_take_frame()), settles the decoded
+ * frames in file order (store_reader_settle(), the same damage, counters
+ * and records as one thread reading) and pairs their records with the
+ * window of diff_file.c (diff_pool_pair_fn); the pairs of a frame,
+ * pointers into its records, are queued to be compared. Any thread may
+ * decompress and decode a taken frame (store_frame_decode()) and compare
+ * a paired one.
+ *
+ * Where things run is chosen for the caches, since handing a frame's
+ * buffers from one core to another costs more than the handing over
+ * itself: each slot of frames has a preferred thread that decodes and
+ * compares the frames it holds, and the turn goes to whichever thread is
+ * free when a frame is decoded, most often the one that decoded it, so
+ * a frame is decoded, paired and compared on one core. A thread waits
+ * only when there is nothing to do (n_idle), and is woken only then:
+ * when a frame is queued, not once per state change.
  *
  * Frames are kept in a ring of slots, oldest first: taken (to decode),
  * decoded, being paired, queued for comparison, compared. A slot is
@@ -23,9 +34,21 @@
  * that plus one frame); a frame larger than it alone has no frame read
  * ahead of it (counted in diff_file.c: frames_over_inflight).
  *
- * Each thread counts what it compares in its own aggregates (diff_agg.c),
- * with its own pair engine and rule hit counts, and touches nothing shared
- * but the memory counter and the queue. diff_pool_finish() merges the
+ * An error (of decoding, pairing or comparing, or -ENOMEM when a copied
+ * session cannot be deferred) fails the run: it is kept in diff_pool.err,
+ * no turn is taken and no pair is compared any more, and the threads that
+ * wait are woken to stop the read. diff_pool_defer() then frees its block
+ * once the compares under way are over (n_comparing is 0): the pairs
+ * that point to it are never compared. It is called while pairing (with
+ * the turn, which no thread takes while it compares) or by the reading
+ * thread after a read, never while comparing: it waits on others only.
+ *
+ * What pairing touches (the reader, the window and the context's counts
+ * of diff_file.c, the ring) is touched only by the thread that has the
+ * turn; the turn is taken and given back under mu, which orders one turn
+ * after the other. Each thread counts what it compares in its own
+ * aggregates (diff_agg.c), with its own pair engine and rule hit counts,
+ * and touches nothing shared but the memory counter and the queues. diff_pool_finish() merges the
  * threads' aggregates into the context's in thread order; every aggregate
  * is a sum, a histogram or a bottom-k sample, so the report does not
  * depend on which thread compared which pair, nor on the number of
@@ -192,14 +215,27 @@ struct worker {
 struct diff_pool {
 	struct diff_ctx *ctx;
 	pthread_mutex_t mu;
-	pthread_cond_t work;	    /* a slot is queued, or quit */
-	pthread_cond_t done;	    /* a slot was decoded or compared */
-	struct slot *qhead, *qtail; /* frames to decode, first */
-	struct slot *chead, *ctail; /* then frames to compare */
+	pthread_cond_t work;	    /* to idle threads: a slot is queued, a read ends, quit */
+	pthread_cond_t done;	    /* to done_waiting: a slot was decoded or compared */
+	struct slot *qhead, *qtail; /* frames to decode */
+	struct slot *chead, *ctail; /* frames to compare */
+	unsigned n_idle;	    /* threads waiting on work */
+	unsigned n_comparing;	    /* threads in run_pairs(), never one with the turn */
+	bool done_waiting;	    /* a thread waits on done for a slot */
 	bool quit;
 	int err; /* the first error of a thread */
 
-	/* the ring, touched by the reading thread (states under mu) */
+	/* a file being read (diff_pool_read()): one thread at a time has the
+	 * turn to walk, settle and pair */
+	struct store_reader *r;
+	diff_pool_pair_fn fn;
+	void *arg;
+	bool reading;	/* a file is read: turns are taken */
+	bool turn_held; /* a thread has the turn */
+	bool turn_due;	/* a slot was decoded or compared since the last turn began */
+
+	/* the ring, touched by the thread that has the turn, or by the one
+	 * that called diff_pool_read() when no file is read (states under mu) */
 	struct slot *slots;
 	unsigned n_slots;
 	unsigned head;	  /* oldest slot in use */
@@ -209,7 +245,7 @@ struct diff_pool {
 	struct slot *cur; /* being paired */
 	bool walk_end, walk_blocked;
 
-	unsigned n;
+	unsigned n; /* threads that decode and compare: the reading thread (w[0]) too */
 	struct worker w[];
 };
 
@@ -267,8 +303,9 @@ static int run_pairs(struct worker *w, const struct slot *sl)
 	return 0;
 }
 
-/* Queue @p sl (under mu): to decode when taken, else to compare. Frames
- * to decode go first: the reading thread waits for them. */
+/* Queue @p sl (under mu): to decode when taken, else to compare. An idle
+ * thread is woken, if there is one: a busy one looks at the queues before
+ * it waits. */
 static void enqueue(struct diff_pool *pl, struct slot *sl)
 {
 	struct slot **h = sl->st == S_TAKEN ? &pl->qhead : &pl->chead;
@@ -279,7 +316,8 @@ static void enqueue(struct diff_pool *pl, struct slot *sl)
 	else
 		*h = sl;
 	*t = sl;
-	pthread_cond_signal(&pl->work);
+	if (pl->n_idle)
+		pthread_cond_signal(&pl->work);
 }
 
 /* Remove @p sl from the queue of frames to decode (under mu): false when
@@ -302,8 +340,8 @@ static bool dequeue(struct diff_pool *pl, struct slot *sl)
 }
 
 /*
- * Unlink and return the first slot of list @p h/@p t that prefers worker
- * @p me (slot index modulo the number of workers), or with @p any the
+ * Unlink and return the first slot of list @p h/@p t that prefers thread
+ * @p me (slot index modulo the number of threads), or with @p any the
  * first slot; NULL when there is none (under mu).
  */
 static struct slot *take_from(struct diff_pool *pl, struct slot **h, struct slot **t, unsigned me,
@@ -325,11 +363,11 @@ static struct slot *take_from(struct diff_pool *pl, struct slot **h, struct slot
 }
 
 /*
- * A worker's next slot (under mu). Each slot has a preferred worker, the
- * same one for decoding and comparing and for every frame the slot holds
- * in turn: its buffers stay in one core's caches. Frames to decode come
- * first (the reading thread waits for them); another worker's slot is
- * taken only when there is none of one's own.
+ * Thread @p me's next slot (under mu). Each slot has a preferred thread,
+ * the same one for decoding and comparing and for every frame the slot
+ * holds in turn: its buffers stay in one core's caches. Frames to decode
+ * come first (pairing waits for them); another thread's slot is taken
+ * only when there is none of one's own.
  */
 static struct slot *next_slot(struct diff_pool *pl, unsigned me)
 {
@@ -343,44 +381,45 @@ static struct slot *next_slot(struct diff_pool *pl, unsigned me)
 	return sl;
 }
 
-static void *worker_main(void *arg)
+/* Decode or compare slot @p sl, taken from a queue, on thread @p w (under
+ * mu, released while it works). A turn is due: the next frame may be
+ * ready to pair, or there may be room to take more. */
+static void work_on(struct diff_pool *pl, struct worker *w, struct slot *sl)
 {
-	struct worker *w = arg;
-	struct diff_pool *pl = w->pl;
-	unsigned me = (unsigned)(w - pl->w);
+	bool decode = sl->st == S_TAKEN;
+	/* after an error the run fails: pairs are no longer compared (they
+	 * may point to memory freed on the error's way out) */
+	bool compare = !decode && !w->rc && !pl->err;
+	if (decode)
+		sl->st = S_DECODING;
+	pl->n_comparing += compare;
+	pthread_mutex_unlock(&pl->mu);
+	int rc = 0;
+	if (decode)
+		rc = store_frame_decode(sl->sf, w->dec);
+	else if (compare)
+		rc = run_pairs(w, sl);
 	pthread_mutex_lock(&pl->mu);
-	for (;;) {
-		while (!pl->qhead && !pl->chead && !pl->quit)
-			pthread_cond_wait(&pl->work, &pl->mu);
-		struct slot *sl = next_slot(pl, me);
-		if (!sl)
-			break; /* quit, and nothing left */
-		bool decode = sl->st == S_TAKEN;
-		if (decode)
-			sl->st = S_DECODING;
-		pthread_mutex_unlock(&pl->mu);
-		int rc;
-		if (decode)
-			rc = store_frame_decode(sl->sf, w->dec);
-		else
-			rc = w->rc ? 0 : run_pairs(w, sl);
-		pthread_mutex_lock(&pl->mu);
-		if (decode) {
-			sl->rc = rc;
-			sl->st = S_DECODED;
-		} else {
-			sl->st = S_DONE;
-			if (rc && !w->rc) {
-				w->rc = rc;
-				if (!pl->err)
-					pl->err = rc;
+	pl->n_comparing -= compare;
+	if (decode) {
+		sl->rc = rc;
+		sl->st = S_DECODED;
+	} else {
+		sl->st = S_DONE;
+		if (rc && !w->rc) {
+			w->rc = rc;
+			if (!pl->err) {
+				pl->err = rc;
+				pthread_cond_broadcast(&pl->work); /* the read stops */
 			}
 		}
-		pthread_cond_signal(&pl->done);
 	}
-	pthread_mutex_unlock(&pl->mu);
-	return NULL;
+	pl->turn_due = true;
+	if (pl->done_waiting)
+		pthread_cond_signal(&pl->done);
 }
+
+static void *worker_main(void *arg);
 
 static void stop_workers(struct diff_pool *pl)
 {
@@ -451,7 +490,8 @@ struct diff_pool *diff_pool_create(struct diff_ctx *c, unsigned n)
 		w->part.cand = w->cand;
 		w->part.sec = &w->sec;
 	}
-	for (unsigned i = 0; i < n; i++) {
+	/* w[0] is the reading thread's */
+	for (unsigned i = 1; i < n; i++) {
 		if (pthread_create(&pl->w[i].tid, NULL, worker_main, &pl->w[i]))
 			goto fail;
 		pl->w[i].started = true;
@@ -510,27 +550,6 @@ static void retire(struct diff_pool *pl)
 	}
 }
 
-/* Wait until the oldest slot, paired, is compared (reading thread). */
-static void wait_head(struct diff_pool *pl)
-{
-	struct slot *sl = slot_at(pl, 0);
-	pthread_mutex_lock(&pl->mu);
-	while (sl->st != S_DONE)
-		pthread_cond_wait(&pl->done, &pl->mu);
-	pthread_mutex_unlock(&pl->mu);
-}
-
-/* Wait until @p sl is decoded. The reading thread does not decode it
- * itself: the serial part stays small (docs/benchmarks.md). */
-static int await_decoded(struct diff_pool *pl, struct slot *sl)
-{
-	pthread_mutex_lock(&pl->mu);
-	while (sl->st != S_DECODED)
-		pthread_cond_wait(&pl->done, &pl->mu);
-	pthread_mutex_unlock(&pl->mu);
-	return sl->rc;
-}
-
 /* Take frames ahead while there is room: slots and the content budget. */
 static int fill(struct diff_pool *pl, struct store_reader *r)
 {
@@ -571,9 +590,11 @@ static void drop_taken(struct diff_pool *pl, unsigned keep)
 		pthread_mutex_lock(&pl->mu);
 		if (sl->st == S_TAKEN)
 			dequeue(pl, sl);
-		else
-			while (sl->st == S_DECODING)
-				pthread_cond_wait(&pl->done, &pl->mu);
+		while (sl->st == S_DECODING) {
+			pl->done_waiting = true;
+			pthread_cond_wait(&pl->done, &pl->mu);
+			pl->done_waiting = false;
+		}
 		sl->st = S_FREE;
 		pthread_mutex_unlock(&pl->mu);
 		pl->inflight -= sl->bytes;
@@ -582,24 +603,29 @@ static void drop_taken(struct diff_pool *pl, unsigned keep)
 	}
 }
 
-int diff_pool_next_frame(struct diff_pool *pl, struct store_reader *r, struct store_frame **out)
+/*
+ * A turn (without mu): retire what is compared, take frames while there
+ * is room, and settle and pair the next frames in file order while they
+ * are decoded. 0 when it waits for a frame to be decoded or compared, 1
+ * at the end of the read (every frame taken is paired), or an error.
+ */
+static int take_turn(struct diff_pool *pl)
 {
-	pairing_done(pl);
 	for (;;) {
-		pthread_mutex_lock(&pl->mu);
-		int err = pl->err;
-		pthread_mutex_unlock(&pl->mu);
-		if (err)
-			return err;
 		retire(pl);
-		int rc = fill(pl, r);
+		int rc = fill(pl, pl->r);
 		if (rc)
 			return rc;
 		if (pl->n_seq < pl->n_used) {
 			struct slot *sl = slot_at(pl, pl->n_seq);
-			rc = await_decoded(pl, sl);
+			pthread_mutex_lock(&pl->mu);
+			bool ready = sl->st == S_DECODED;
+			pthread_mutex_unlock(&pl->mu);
+			if (!ready)
+				return 0;
+			rc = sl->rc;
 			if (!rc)
-				rc = store_reader_settle(r, sl->sf);
+				rc = store_reader_settle(pl->r, sl->sf);
 			if (rc < 0)
 				return rc;
 			if (rc == 0) {
@@ -608,20 +634,97 @@ int diff_pool_next_frame(struct diff_pool *pl, struct store_reader *r, struct st
 			}
 			if (pl->n_seq + 1 == pl->n_used)
 				pl->walk_blocked = false;
+			pthread_mutex_lock(&pl->mu);
 			sl->st = S_PAIRING;
+			pthread_mutex_unlock(&pl->mu);
 			pl->n_seq++;
 			pl->cur = sl;
-			*out = sl->sf;
-			return 1;
-		}
-		if (pl->walk_end)
-			return 0;
-		if (pl->walk_blocked) {
-			pl->walk_blocked = false; /* every frame taken is settled: walk on */
+			rc = pl->fn(pl->arg, sl->sf);
+			pairing_done(pl);
+			if (rc)
+				return rc < 0 ? rc : -EIO;
 			continue;
 		}
-		wait_head(pl); /* no room: wait for the oldest to be compared */
+		if (pl->walk_end)
+			return 1;
+		if (!pl->walk_blocked)
+			return 0;	  /* no room: wait for the oldest to be compared */
+		pl->walk_blocked = false; /* every frame taken is settled: walk on */
 	}
+}
+
+/*
+ * One step of thread @p me (under mu, released while it works): the turn
+ * when one is due and free, else a slot to decode or compare, its own
+ * first. False when there is nothing to do. The turn goes to whichever
+ * thread is free when a frame is decoded, most often the one that
+ * decoded it, so the frame's records are paired and then compared where
+ * they were decoded.
+ */
+static bool step(struct diff_pool *pl, unsigned me)
+{
+	if (pl->reading && pl->turn_due && !pl->turn_held && !pl->err) {
+		pl->turn_held = true;
+		pl->turn_due = false;
+		pthread_mutex_unlock(&pl->mu);
+		int rc = take_turn(pl);
+		pthread_mutex_lock(&pl->mu);
+		pl->turn_held = false;
+		if (rc < 0 && !pl->err)
+			pl->err = rc;
+		if (rc)
+			pl->reading = false;
+		if (rc || pl->err)
+			pthread_cond_broadcast(&pl->work); /* to diff_pool_read() */
+		return true;
+	}
+	struct slot *sl = next_slot(pl, me);
+	if (!sl)
+		return false;
+	work_on(pl, &pl->w[me], sl);
+	return true;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct diff_pool *pl = w->pl;
+	unsigned me = (unsigned)(w - pl->w);
+	pthread_mutex_lock(&pl->mu);
+	for (;;) {
+		if (step(pl, me))
+			continue;
+		if (pl->quit)
+			break;
+		pl->n_idle++;
+		pthread_cond_wait(&pl->work, &pl->mu);
+		pl->n_idle--;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
+}
+
+int diff_pool_read(struct diff_pool *pl, struct store_reader *r, diff_pool_pair_fn fn, void *arg)
+{
+	pthread_mutex_lock(&pl->mu);
+	pl->r = r;
+	pl->fn = fn;
+	pl->arg = arg;
+	pl->walk_end = pl->walk_blocked = false;
+	pl->reading = !pl->err;
+	pl->turn_due = true;
+	/* an error stops the read once the turn is back */
+	while ((pl->reading && !pl->err) || pl->turn_held) {
+		if (step(pl, 0))
+			continue;
+		pl->n_idle++;
+		pthread_cond_wait(&pl->work, &pl->mu);
+		pl->n_idle--;
+	}
+	pl->reading = false;
+	int rc = pl->err;
+	pthread_mutex_unlock(&pl->mu);
+	return rc;
 }
 
 int diff_pool_add(struct diff_pool *pl, const struct store_session *s, const struct store_result *r,
@@ -661,7 +764,20 @@ int diff_pool_defer(struct diff_pool *pl, void *block)
 		size_t nc = sl->cap_defer ? sl->cap_defer * 2 : 16;
 		void **nd = mem_realloc(sl->defer, nc * sizeof(*nd));
 		if (!nd) {
-			mem_free(block); /* cannot wait: nothing compared may use it now */
+			/* the run fails: once the compares under way are over,
+			 * no pair that may point to the block is compared */
+			pthread_mutex_lock(&pl->mu);
+			if (!pl->err) {
+				pl->err = -ENOMEM;
+				pthread_cond_broadcast(&pl->work);
+			}
+			while (pl->n_comparing) {
+				pl->done_waiting = true;
+				pthread_cond_wait(&pl->done, &pl->mu);
+				pl->done_waiting = false;
+			}
+			pthread_mutex_unlock(&pl->mu);
+			mem_free(block);
 			return -ENOMEM;
 		}
 		sl->defer = nd;
@@ -679,7 +795,13 @@ int diff_pool_drain(struct diff_pool *pl)
 		retire(pl);
 		if (!pl->n_used)
 			break;
-		wait_head(pl);
+		pthread_mutex_lock(&pl->mu);
+		if (!step(pl, 0)) {
+			pl->done_waiting = true; /* every slot left is worked on */
+			pthread_cond_wait(&pl->done, &pl->mu);
+			pl->done_waiting = false;
+		}
+		pthread_mutex_unlock(&pl->mu);
 	}
 	pl->walk_end = pl->walk_blocked = false;
 	pthread_mutex_lock(&pl->mu);

@@ -9,8 +9,9 @@
 # per CPU second and per wall second, peak RSS, report sizes, whether the
 # reports of 1 and 2 threads are the same bytes; for 2 threads the CPU
 # seconds of each thread (sampled from /proc/PID/task/*/stat every 20 ms
-# until the process ends: the reading thread is the one whose id is the
-# process id) and the speed-up they bound on two idle cores:
+# until the process ends: the main thread is the one whose id is the
+# process id; with --threads 2 it and one more thread decode, pair in
+# turn and compare) and the speed-up they bound on two idle cores:
 # total CPU / the busiest thread's CPU, at most 2.
 # Usage: bench/diff_scale.sh [BUILD_DIR] [N_PAIRS] [RUNS]
 # Needs: ninja -C BUILD cli/dyetap tests/analysis/diff_scalegen
@@ -121,14 +122,15 @@ for t in ("1", "2"):
     j = __import__("json").loads(reports[t][0])
     print("diff_threads_%s summary: compared %d, differing %d, data_incomplete %s"
           % (t, j["summary"]["compared"], j["summary"]["differing"], j["data_incomplete"]))
-# per-thread CPU of the 2-thread runs: the reading thread has the process id
-# (the smallest tid), the others decode and compare
-reading = statistics.median(r[3][min(r[3])] for r in rs["2"])
+# per-thread CPU of the 2-thread runs: the main thread has the process id
+# (the smallest tid)
+main_t = statistics.median(r[3][min(r[3])] for r in rs["2"])
+n_others = statistics.median(len(r[3]) - 1 for r in rs["2"])
 others = statistics.median(sum(v for k, v in r[3].items() if k != min(r[3])) for r in rs["2"])
 busiest = statistics.median(max(r[3].values()) for r in rs["2"])
 total = statistics.median(sum(r[3].values()) for r in rs["2"])
-print("threads_2_cpu: reading thread %.2f s, the 2 other threads %.2f s together, "
-      "total %.2f s, busiest thread %.2f s (medians)" % (reading, others, total, busiest))
+print("threads_2_cpu: main thread %.2f s, %g other thread(s) %.2f s together, "
+      "total %.2f s, busiest thread %.2f s (medians)" % (main_t, n_others, others, total, busiest))
 print("threads_2_bound %.2fx (total / busiest thread; on 2 idle cores at most 2.00x)"
       % (total / busiest))
 print("threads_2_vs_1_wall %.2fx (medians of alternating runs)" % (w["1"] / w["2"]))
