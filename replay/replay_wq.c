@@ -577,17 +577,14 @@ static void prod_commit_n(struct replay_wq_prod *pr, size_t size, size_t extra, 
 	size_t now = before + size + extra, hw = atomic_load(&q->max_bytes);
 	while (now > hw && !atomic_compare_exchange_weak(&q->max_bytes, &hw, now))
 		;
-	if (ch->used == ch->cap) {
+	/* Wake the writer early once the chunk refers to 1 MiB of units or
+	 * a quarter of the bound is queued. */
+	bool wake = ch->extra >= WQ_PUBLISH_EXTRA ||
+		    (before < q->p.max_bytes / 4 && now >= q->p.max_bytes / 4);
+	if (wake || ch->used == ch->cap)
 		replay_wq_prod_flush(pr);
-	} else if (ch->extra >= WQ_PUBLISH_EXTRA) {
-		replay_wq_prod_flush(pr);
+	if (wake)
 		pthread_cond_signal(&q->work);
-	}
-	/* Wake the writer early once a quarter of the bound is queued. */
-	if (before < q->p.max_bytes / 4 && now >= q->p.max_bytes / 4) {
-		replay_wq_prod_flush(pr);
-		pthread_cond_signal(&q->work);
-	}
 }
 
 static void prod_commit(struct replay_wq_prod *pr, size_t size)
