@@ -376,6 +376,9 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "latency_lost",	    /* latency samples without memory: the pairs were compared */
 	    "frames_over_inflight", /* frames over --max-inflight, read alone: nothing lost */
 	};
+	static const char *const losses[] = {
+	    "window_closed_early", /* diff: sessions closed before their results came */
+	};
 	static const char *const words[] = {
 	    "drop",	 "gap",	     "timeout",	 "skip",   "error",	 "trunc",   "lost",
 	    "fail",	 "overflow", "memcap",	 "cut",	   "damaged",	 "refused", "reset",
@@ -389,6 +392,9 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	for (size_t i = 0; i < sizeof(infos) / sizeof(infos[0]); i++)
 		if (!strcmp(n, infos[i]))
 			return DIFF_CTR_INFO;
+	for (size_t i = 0; i < sizeof(losses) / sizeof(losses[0]); i++)
+		if (!strcmp(n, losses[i]))
+			return DIFF_CTR_LOSS;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strstr(n, words[i]))
 			return DIFF_CTR_LOSS;

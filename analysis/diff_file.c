@@ -787,6 +787,16 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 		c->t0 = clk_mono_ns();
 	struct fstate f = {.c = c, .path = path, .as_secondary = as_secondary};
 	const struct store_file_meta *meta = store_reader_meta(r);
+	if (meta->kind && !strcmp(meta->kind, "recording")) {
+		/* Its sessions have no results: every one would count as not
+		 * replayed, a report of nothing compared. */
+		snprintf(err, errlen,
+			 "%s is a recording, not results: replay it first (dyetap replay %s "
+			 "--target URL -o RESULTS.dyt), then diff RESULTS.dyt",
+			 path, path);
+		store_reader_free(r);
+		return -EINVAL;
+	}
 	int rc = win_init(&f.w, c->p.max_window);
 	if (!rc)
 		rc = add_custody(c, path, meta, as_secondary, err, errlen);

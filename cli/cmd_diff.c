@@ -83,8 +83,10 @@ static void diff_usage(FILE *f)
 	    "                    histograms (default 256M); past it new groups and endpoints\n"
 	    "                    are counted under overflow entries and no example is kept\n"
 	    "                    (a loss: data_incomplete; every pair is still compared)\n"
-	    "  --max-window SIZE sessions held until their results come (default 64M);\n"
-	    "                    only files that do not state result_lag need it\n"
+	    "  --max-window SIZE bytes of sessions held until their results come (default\n"
+	    "                    64M); replay's files (result_lag 0) hold one session at a\n"
+	    "                    time; a larger stated lag or none can need more: past it\n"
+	    "                    sessions close early (window_closed_early, a loss)\n"
 	    "  --max-inflight SIZE  with --threads: content of the frames read ahead and\n"
 	    "                    held until their pairs are compared (default 64M); a frame\n"
 	    "                    larger than it is read alone (frames_over_inflight)\n"
@@ -144,6 +146,39 @@ static int write_out(const char *path, const struct dbuf *b)
 		fprintf(stderr, "dyetap diff: cannot write %s: %s\n", path, strerror(errno));
 		if (!direct)
 			unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether report @p path can be written, checked before the analysis so
+ * that a long run does not end in "cannot create" (0, or -1 after saying
+ * why). A path that exists and is not a regular file (a terminal,
+ * /dev/null, a pipe) is written directly; a directory is refused. */
+static int out_path_ok(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) == 0) {
+		if (S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "dyetap diff: the report '%s' is a directory: name a file\n",
+				path);
+			return -1;
+		}
+		if (!S_ISREG(sb.st_mode))
+			return 0;
+	}
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (access(dir, W_OK | X_OK) != 0) {
+		fprintf(stderr,
+			"dyetap diff: cannot write the report '%s': directory '%s': %s\n", path,
+			dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -428,6 +463,8 @@ int cmd_diff(int argc, char **argv)
 				outs[i], in);
 			goto out;
 		}
+		if (out_path_ok(outs[i]))
+			goto out;
 	}
 	for (size_t i = 0; i < n_inputs; i++)
 		for (size_t k = 0; k < i; k++)

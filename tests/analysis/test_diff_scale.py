@@ -127,6 +127,11 @@ try:
     ok(c.get("window_closed_early", 0) > 0 and c.get("window_orphans", 0) > 0,
        "late, lag not stated: sessions closed at the window cap, counted (%s)" % c)
     ok(rep is not None and rep.get("data_incomplete") is True, "late, lag not stated: data_incomplete")
+    classes = {x["name"]: x.get("class") for x in rep.get("accounting", {}).get("counters", [])
+               if x.get("source") == "diff"} if rep else {}
+    ok(classes.get("window_closed_early") == "loss" and classes.get("window_orphans") == "loss",
+       "late: window_closed_early and window_orphans are losses, as docs/diff.md says (%s)"
+       % classes)
     ok(rss <= bound, "late: peak RSS %.1f MiB within %.1f MiB" % (rss / MIB, bound / MIB))
     stated = make("stated", 40000, "--body", "2000", "--lag", "4000")
     rc, rep, rss, err = diff(stated, "--max-window", str(16 * MIB))
@@ -156,6 +161,26 @@ try:
        "hostile: the memory cap was hit and counted (%s)" % c)
     ok(rep is not None and rep.get("data_incomplete") is True, "hostile: the verdict says data_incomplete")
     ok(rss <= bound, "hostile: peak RSS %.1f MiB within %.1f MiB" % (rss / MIB, bound / MIB))
+
+    # Input and output errors are found before the analysis (docs/diff.md:
+    # exit 2 is a usage or input error, 3 a failure at the end).
+    rc, rep, rss, err = diff(plain, "--html", os.path.join(tmp, "no-such-dir", "r.html"))
+    ok(rc == 2 and "no-such-dir" in err,
+       "a report in a directory that does not exist: exit 2 before the analysis (rc %d, %s)"
+       % (rc, err.strip()[:200]))
+    rc, rep, rss, err = diff(plain, "--junit", tmp)
+    ok(rc == 2 and "is a directory" in err,
+       "a report path that is a directory: exit 2 (rc %d, %s)" % (rc, err.strip()[:200]))
+    pcap = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden",
+                        "python-chunked", "input.pcap")
+    rec = os.path.join(tmp, "rec.dyt")
+    subprocess.run([dyetap, "record", "-r", pcap, "-w", rec], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    rc, rep, rss, err = diff(rec)
+    ok(rc == 2 and "is a recording" in err and "dyetap replay" in err,
+       "a recording given instead of results: exit 2, saying to replay it first (rc %d, %s)"
+       % (rc, err.strip()[:200]))
+    os.unlink(rec)
 
     # The same report whatever the number of threads: the plain file, and
     # a hostile one (a group and an endpoint per differing pair) under caps
