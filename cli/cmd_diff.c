@@ -160,8 +160,8 @@ static int out_path_ok(const char *path)
 	struct stat sb;
 	if (stat(path, &sb) == 0) {
 		if (S_ISDIR(sb.st_mode)) {
-			fprintf(stderr, "dyetap diff: the report '%s' is a directory: name a file\n",
-				path);
+			fprintf(stderr,
+				"dyetap diff: the report '%s' is a directory: name a file\n", path);
 			return -1;
 		}
 		if (!S_ISREG(sb.st_mode))
@@ -176,9 +176,8 @@ static int out_path_ok(const char *path)
 	else
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	if (access(dir, W_OK | X_OK) != 0) {
-		fprintf(stderr,
-			"dyetap diff: cannot write the report '%s': directory '%s': %s\n", path,
-			dir, strerror(errno));
+		fprintf(stderr, "dyetap diff: cannot write the report '%s': directory '%s': %s\n",
+			path, dir, strerror(errno));
 		return -1;
 	}
 	return 0;
