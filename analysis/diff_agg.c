@@ -321,19 +321,21 @@ static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 		      offsetof(struct diff_group, hash), offsetof(struct diff_group, hnext));
 }
 
-/* Group (ep, kind, loc) of @p v; over a cap, counted (@p weight pairs, a
- * loss) and the endpoint's overflow group of that kind instead, so the
- * pair still counts as differing (and a status change as one). */
+/* Group (ep, kind, loc) of @p v: 0; over a cap, counted (@p weight
+ * differences, a loss) and the endpoint's overflow group of that kind
+ * instead, so the pair still counts as differing (and a status change as
+ * one): 1, as for the overflow group itself; -ENOMEM. */
 static int group_get(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uint8_t kind,
 		     const char *loc, uint32_t *out, uint64_t weight)
 {
 	bool over = !strcmp(loc, DIFF_LOC_OVER); /* merging an overflow group */
 	int rc = group_new(pt, v, ep, kind, loc, out, over);
 	if (rc != -ENOSPC || over)
-		return rc;
+		return rc ? rc : over;
 	v->groups_dropped += weight;
 	v->sum.over_memcap += weight;
-	return group_new(pt, v, ep, kind, DIFF_LOC_OVER, out, true);
+	rc = group_new(pt, v, ep, kind, DIFF_LOC_OVER, out, true);
+	return rc ? rc : 1;
 }
 
 void diff_cand_rehash(struct diff_cand *v)
@@ -752,15 +754,25 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 		const struct diff_finding *f = &eng->f[i];
 		uint32_t gi;
 		rc = group_get(pt, v, ep, f->kind, f->loc, &gi, 1);
-		if (rc)
+		if (rc < 0)
 			return rc;
+		struct diff_group *g = &v->gr[gi];
 		bool dup = false;
 		for (size_t k = 0; k < nid && !dup; k++)
 			dup = ids[k] == gi;
+		if (dup && rc == 1) {
+			/* an overflow group counts each difference of groups_over_cap
+			 * (the groups they stand for are several), so a merge of
+			 * threads, which adds its groups' counts, gives the same */
+			if (cand)
+				g->count++;
+			else
+				g->sec++;
+			continue;
+		}
 		if (dup || nid == COMBO_MAX_IDS)
 			continue;
 		ids[nid++] = gi;
-		struct diff_group *g = &v->gr[gi];
 		if (!cand) {
 			g->sec++;
 			continue;
@@ -920,8 +932,9 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 			continue;
 		rc = group_get(pt, dst, epmap[sg->endpoint], sg->kind, sg->location, &gi,
 			       sg->count + sg->sec);
-		if (rc)
+		if (rc < 0)
 			break;
+		rc = 0;
 		grmap[i] = gi;
 		struct diff_group *dg = &dst->gr[gi];
 		dg->count += sg->count;
