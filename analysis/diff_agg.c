@@ -147,18 +147,25 @@ void diff_cand_free(struct diff_cand *v)
 	mem_free(v);
 }
 
-/* Grow array *v of *cap elements of @p size to hold n + 1 (at most @p max). */
-static int grow(struct diff_part *pt, void **v, size_t *cap, size_t n, size_t size, size_t max)
+/* Most entries of an endpoint or group array: indices are uint32_t and the
+ * hash chains keep them + 1. */
+#define AGG_IDX_MAX (UINT32_MAX - 1)
+
+/*
+ * Grow array *v of *cap elements of @p size to hold n + 1. Only memory
+ * (--max-memory) and the index range limit it: --max-groups and
+ * --max-endpoints count entries, not room (endpoint_get, group_new), so
+ * the room an overflow entry makes is never taken by a capped one.
+ */
+static int grow(struct diff_part *pt, void **v, size_t *cap, size_t n, size_t size)
 {
-	if (!max)
-		max = UINT32_MAX - 1; /* an overflow entry: past the caps */
 	if (n < *cap)
 		return 0;
-	if (n >= max)
+	if (n >= AGG_IDX_MAX)
 		return -ENOSPC;
 	size_t ncap = *cap ? *cap * 2 : 16;
-	if (ncap > max)
-		ncap = max;
+	if (ncap > AGG_IDX_MAX)
+		ncap = AGG_IDX_MAX;
 	if (!diff_mem_take(pt, (ncap - *cap) * size))
 		return -ENOSPC;
 	void *nv = mem_realloc(*v, ncap * size);
@@ -194,7 +201,8 @@ static int rehash(uint32_t **buckets, size_t *nb, size_t n, void *arr, size_t el
 }
 
 /* Endpoint @p name of @p v, made when new; @p force makes it past the
- * caps (its memory is still counted). */
+ * caps: the overflow endpoint, not one of --max-endpoints (its memory is
+ * still counted). */
 static int endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *name, size_t n,
 			uint32_t *out, bool force)
 {
@@ -206,10 +214,11 @@ static int endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *n
 			return 0;
 		}
 	}
-	size_t max = force ? 0 : pt->ctx->p.max_endpoints;
+	if (!force && v->n_ep_capped >= pt->ctx->p.max_endpoints)
+		return -ENOSPC;
 	bool was = pt->uncapped;
 	pt->uncapped |= force;
-	int rc = grow(pt, (void **)&v->ep, &v->cap_ep, v->n_ep, sizeof(*v->ep), max);
+	int rc = grow(pt, (void **)&v->ep, &v->cap_ep, v->n_ep, sizeof(*v->ep));
 	if (!rc && !diff_mem_take(pt, n + 1 + sizeof(uint32_t)))
 		rc = -ENOSPC;
 	pt->uncapped = was;
@@ -225,6 +234,8 @@ static int endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *n
 	e->hnext = v->ep_hash[h & (v->ep_buckets - 1)];
 	v->ep_hash[h & (v->ep_buckets - 1)] = (uint32_t)(v->n_ep + 1);
 	*out = (uint32_t)v->n_ep++;
+	if (!force)
+		v->n_ep_capped++;
 	return rehash(&v->ep_hash, &v->ep_buckets, v->n_ep, v->ep, sizeof(*v->ep),
 		      offsetof(struct diff_endpoint, hash), offsetof(struct diff_endpoint, hnext));
 }
@@ -283,10 +294,11 @@ static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 	}
 	uint64_t h = group_hash(ep, kind, loc);
 	size_t ll = strlen(loc);
+	if (!force && v->n_gr_capped >= pt->ctx->p.max_groups)
+		return -ENOSPC;
 	bool was = pt->uncapped;
 	pt->uncapped |= force;
-	int rc = grow(pt, (void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr),
-		      force ? 0 : pt->ctx->p.max_groups);
+	int rc = grow(pt, (void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr));
 	if (!rc && !diff_mem_take(pt, ll + 1 + sizeof(uint32_t)))
 		rc = -ENOSPC;
 	pt->uncapped = was;
@@ -303,23 +315,27 @@ static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 	g->hnext = v->gr_hash[h & (v->gr_buckets - 1)];
 	v->gr_hash[h & (v->gr_buckets - 1)] = (uint32_t)(v->n_gr + 1);
 	*out = (uint32_t)v->n_gr++;
+	if (!force)
+		v->n_gr_capped++;
 	return rehash(&v->gr_hash, &v->gr_buckets, v->n_gr, v->gr, sizeof(*v->gr),
 		      offsetof(struct diff_group, hash), offsetof(struct diff_group, hnext));
 }
 
-/* Group (ep, kind, loc) of @p v; over a cap, counted (@p weight pairs, a
- * loss) and the endpoint's overflow group of that kind instead, so the
- * pair still counts as differing (and a status change as one). */
+/* Group (ep, kind, loc) of @p v: 0; over a cap, counted (@p weight
+ * differences, a loss) and the endpoint's overflow group of that kind
+ * instead, so the pair still counts as differing (and a status change as
+ * one): 1, as for the overflow group itself; -ENOMEM. */
 static int group_get(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uint8_t kind,
 		     const char *loc, uint32_t *out, uint64_t weight)
 {
 	bool over = !strcmp(loc, DIFF_LOC_OVER); /* merging an overflow group */
 	int rc = group_new(pt, v, ep, kind, loc, out, over);
 	if (rc != -ENOSPC || over)
-		return rc;
+		return rc ? rc : over;
 	v->groups_dropped += weight;
 	v->sum.over_memcap += weight;
-	return group_new(pt, v, ep, kind, DIFF_LOC_OVER, out, true);
+	rc = group_new(pt, v, ep, kind, DIFF_LOC_OVER, out, true);
+	return rc ? rc : 1;
 }
 
 void diff_cand_rehash(struct diff_cand *v)
@@ -738,15 +754,25 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 		const struct diff_finding *f = &eng->f[i];
 		uint32_t gi;
 		rc = group_get(pt, v, ep, f->kind, f->loc, &gi, 1);
-		if (rc)
+		if (rc < 0)
 			return rc;
+		struct diff_group *g = &v->gr[gi];
 		bool dup = false;
 		for (size_t k = 0; k < nid && !dup; k++)
 			dup = ids[k] == gi;
+		if (dup && rc == 1) {
+			/* an overflow group counts each difference of groups_over_cap
+			 * (the groups they stand for are several), so a merge of
+			 * threads, which adds its groups' counts, gives the same */
+			if (cand)
+				g->count++;
+			else
+				g->sec++;
+			continue;
+		}
 		if (dup || nid == COMBO_MAX_IDS)
 			continue;
 		ids[nid++] = gi;
-		struct diff_group *g = &v->gr[gi];
 		if (!cand) {
 			g->sec++;
 			continue;
@@ -880,8 +906,10 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 	for (size_t i = 0; !rc && i < src->n_ep; i++) {
 		struct diff_endpoint *se = &src->ep[i];
 		uint32_t di;
+		/* a refused endpoint: every session counted in it is a loss */
 		rc = diff_endpoint_get(pt, dst, se->name, strlen(se->name), &di,
-				       se->pairs + se->sec_pairs);
+				       se->pairs + se->sec_pairs + se->incomplete + se->errors +
+					   se->unreplayed);
 		if (rc < 0)
 			break;
 		rc = 0;
@@ -904,8 +932,9 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 			continue;
 		rc = group_get(pt, dst, epmap[sg->endpoint], sg->kind, sg->location, &gi,
 			       sg->count + sg->sec);
-		if (rc)
+		if (rc < 0)
 			break;
+		rc = 0;
 		grmap[i] = gi;
 		struct diff_group *dg = &dst->gr[gi];
 		dg->count += sg->count;

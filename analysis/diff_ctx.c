@@ -375,6 +375,9 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "store_bg_waits",
 	    "latency_lost",	    /* latency samples without memory: the pairs were compared */
 	    "frames_over_inflight", /* frames over --max-inflight, read alone: nothing lost */
+	    /* diff: the secondary's caps cost noise learning, no candidate's pair */
+	    "secondary_groups_over_cap",
+	    "secondary_endpoints_over_cap",
 	};
 	static const char *const losses[] = {
 	    "window_closed_early", /* diff: sessions closed before their results came */
@@ -711,12 +714,15 @@ static int finish_shards(struct diff_ctx *c)
 /*
  * The analysis's own caps and work, as counters of source "diff" in the
  * accounting (docs/diff.md "Limits"): a cap that cost data is a loss of
- * the candidate it hit (over_memcap in its summary), the others are
- * information.
+ * the candidate it hit (over_memcap in its summary: groups_over_cap and
+ * endpoints_over_cap are the candidates' alone, so they add up to the
+ * summaries), the secondary's are named apart and are information (it
+ * only teaches noise), the others are information.
  */
 static int own_counters(struct diff_ctx *c)
 {
-	uint64_t groups = 0, eps = 0, ex = 0, spilled = 0, lat_lost = 0;
+	uint64_t groups = 0, eps = 0, sec_groups = 0, sec_eps = 0, ex = 0, spilled = 0,
+		 lat_lost = 0;
 	const struct diff_cand *all[DIFF_MAX_CANDIDATES + 1];
 	size_t n = 0;
 	for (size_t i = 0; i < c->n_cand; i++)
@@ -725,8 +731,13 @@ static int own_counters(struct diff_ctx *c)
 		all[n++] = c->sec;
 	for (size_t i = 0; i < n; i++) {
 		const struct diff_cand *v = all[i];
-		groups += v->groups_dropped;
-		eps += v->endpoints_dropped;
+		if (v->secondary) {
+			sec_groups += v->groups_dropped;
+			sec_eps += v->endpoints_dropped;
+		} else {
+			groups += v->groups_dropped;
+			eps += v->endpoints_dropped;
+		}
 		ex += v->examples_not_kept;
 		spilled += v->combos.spilled;
 		for (size_t k = 0; k < v->n_ep; k++)
@@ -735,6 +746,8 @@ static int own_counters(struct diff_ctx *c)
 	const struct store_counter v[] = {
 	    {"groups_over_cap", groups},
 	    {"endpoints_over_cap", eps},
+	    {"secondary_groups_over_cap", sec_groups},
+	    {"secondary_endpoints_over_cap", sec_eps},
 	    {"examples_over_cap", ex},
 	    {"signature_sets_spilled", spilled},
 	    {"window_closed_early", c->window_early},

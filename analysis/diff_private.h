@@ -270,11 +270,13 @@ struct diff_cand {
 
 	struct diff_endpoint *ep;
 	size_t n_ep, cap_ep;
-	uint32_t *ep_hash; /* buckets, index + 1 */
+	size_t n_ep_capped; /* of n_ep, those under --max-endpoints: all but DIFF_EP_OVER */
+	uint32_t *ep_hash;  /* buckets, index + 1 */
 	size_t ep_buckets;
 
 	struct diff_group *gr;
 	size_t n_gr, cap_gr;
+	size_t n_gr_capped; /* of n_gr, those under --max-groups: all but DIFF_LOC_OVER's */
 	uint32_t *gr_hash;
 	size_t gr_buckets;
 
