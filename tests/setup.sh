@@ -8,11 +8,11 @@ pkgs="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
       libpcap-dev libzstd-dev libmsgpack-dev node-llhttp zlib1g-dev libbrotli-dev libssl-dev chromium
       libnghttp2-dev nghttp2-client nghttp2-server nghttp2-proxy python3-grpcio python3-protobuf python3-prometheus-client socat
       protobuf-compiler systemd
-      tcpdump tshark nginx-light curl python3 jq zstd gzip iproute2 procps openssl"
+      tcpdump tshark nginx-light curl wrk python3 jq zstd gzip iproute2 procps openssl"
 for a in "$@"; do
     case "$a" in
     --with-dpdk) pkgs="$pkgs dpdk-dev libdpdk-dev" ;;
-    --with-bench) pkgs="$pkgs wrk hyperfine valgrind time" ;;
+    --with-bench) pkgs="$pkgs hyperfine valgrind time" ;;
     esac
 done
 # node and npm: tests/upgrades (npm installs the servers it compares) and
