@@ -693,6 +693,37 @@ static void junit_causes(struct dbuf *b, const struct diff_cand *v)
 	dbuf_release(&rules);
 }
 
+struct junit_counts {
+	size_t tests, failures, errors, skipped;
+};
+
+/* The testcases junit_suite() writes for candidate @p ci, by outcome. */
+static struct junit_counts junit_suite_counts(const struct diff_ctx *c, size_t ci)
+{
+	const struct diff_cand *v = c->cand[ci];
+	const struct diff_summary *s = &v->sum;
+	struct junit_counts n = {v->n_ep + 1, 0, 0, 0}; /* + data completeness */
+	for (size_t i = 0; i < v->n_ep; i++) {
+		const struct diff_endpoint *e = &v->ep[i];
+		if (e->differing)
+			n.failures++;
+		else if (e->errors || e->incomplete)
+			n.errors++;
+		else if (!e->pairs)
+			n.skipped++;
+	}
+	if (s->data_incomplete || s->no_evidence)
+		n.failures++;
+	for (size_t i = 0; i < c->n_gates; i++) {
+		n.tests += c->gates[i].cand == ci;
+		n.failures += c->gates[i].cand == ci && c->gates[i].tripped;
+	}
+	size_t n_causes = v->roots ? v->roots->real : 0; /* a failed testcase each */
+	n.tests += n_causes;
+	n.failures += n_causes;
+	return n;
+}
+
 static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 {
 	const struct diff_cand *v = c->cand[ci];
@@ -703,26 +734,7 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		fail_nomem(b);
 		return;
 	}
-	size_t n_gates = 0;
-	for (size_t i = 0; i < c->n_gates; i++)
-		n_gates += c->gates[i].cand == ci;
-	size_t tests = v->n_ep + 1 + n_gates, failures = 0, errors = 0, skipped = 0;
-	for (size_t i = 0; i < v->n_ep; i++) {
-		const struct diff_endpoint *e = &v->ep[i];
-		if (e->differing)
-			failures++;
-		else if (e->errors || e->incomplete)
-			errors++;
-		else if (!e->pairs)
-			skipped++;
-	}
-	if (s->data_incomplete || s->no_evidence)
-		failures++;
-	for (size_t i = 0; i < c->n_gates; i++)
-		failures += c->gates[i].cand == ci && c->gates[i].tripped;
-	size_t n_causes = v->roots ? v->roots->real : 0; /* a failed testcase each */
-	tests += n_causes;
-	failures += n_causes;
+	struct junit_counts n = junit_suite_counts(c, ci);
 	dbuf_puts(b, "  <testsuite name=\"dyetap diff");
 	if (c->n_cand > 1) {
 		dbuf_putc(b, ' ');
@@ -731,7 +743,7 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 	dbuf_printf(b,
 		    "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
 		    "time=\"0\">\n    <properties>\n",
-		    tests, failures, errors, skipped);
+		    n.tests, n.failures, n.errors, n.skipped);
 	dbuf_puts(b, "      <property name=\"candidate\" value=\"");
 	esc(b, v->role);
 	dbuf_puts(b, "\"/>\n      <property name=\"target\" value=\"");
@@ -838,30 +850,20 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 {
 	if (!c->finished)
 		return -EINVAL;
-	/* the totals of the suites below */
-	size_t tests = 0, failures = 0, errors = 0, skipped = 0;
+	/* the totals of the suites below, counted as they count theirs */
+	struct junit_counts t = {0, 0, 0, 0};
 	for (size_t ci = 0; ci < c->n_cand; ci++) {
-		const struct diff_cand *v = c->cand[ci];
-		tests += v->n_ep + 1;
-		for (size_t i = 0; i < v->n_ep; i++) {
-			const struct diff_endpoint *e = &v->ep[i];
-			if (e->differing)
-				failures++;
-			else if (e->errors || e->incomplete)
-				errors++;
-			else if (!e->pairs)
-				skipped++;
-		}
-		failures += v->sum.data_incomplete || v->sum.no_evidence;
+		struct junit_counts n = junit_suite_counts(c, ci);
+		t.tests += n.tests;
+		t.failures += n.failures;
+		t.errors += n.errors;
+		t.skipped += n.skipped;
 	}
-	tests += c->n_gates;
-	for (size_t i = 0; i < c->n_gates; i++)
-		failures += c->gates[i].tripped;
 	dbuf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	dbuf_printf(b,
 		    "<testsuites name=\"dyetap diff\" tests=\"%zu\" failures=\"%zu\" "
 		    "errors=\"%zu\" skipped=\"%zu\" time=\"0\">\n",
-		    tests, failures, errors, skipped);
+		    t.tests, t.failures, t.errors, t.skipped);
 	for (size_t ci = 0; ci < c->n_cand; ci++)
 		junit_suite(b, c, ci);
 	dbuf_puts(b, "</testsuites>\n");
