@@ -82,6 +82,36 @@ void diff_cause_rules(const struct diff_cand *v, const struct diff_rootcause *rc
 /* The first example of group @p g, or NULL. */
 const struct diff_example *diff_group_example(const struct diff_group *g);
 
+/* ---- listing caps of the reports (docs/diff.md "Report size") ---- */
+
+/*
+ * The HTML and JUnit list the first REPORT_CAUSES_PER_SEV causes of each
+ * severity, real and noise apart, in the order of diff_causes (so the
+ * largest of each severity: a flood of small causes of one severity hides
+ * neither a large one of another nor the most severe ones), each with at
+ * most REPORT_CAUSE_ROWS groups and endpoints, and its rules when they
+ * take at most REPORT_RULE_BYTES; the terminal summary the first
+ * REPORT_TEXT_CAUSES_PER_SEV of each severity. The JSON has every cause.
+ */
+#define REPORT_CAUSES_PER_SEV	   25
+#define REPORT_TEXT_CAUSES_PER_SEV 5
+#define REPORT_CAUSE_ROWS	   20
+#define REPORT_RULE_BYTES	   4096
+
+/* Counts the causes of each severity met so far (zero it to start). */
+struct report_cause_pick {
+	uint32_t seen[2][DIFF_SEV_COUNT]; /* [noise][severity] */
+};
+
+/* Whether @p rc, the next cause in diff_causes order, is listed under a
+ * cap of @p per_sev causes per severity; counts it. */
+bool report_cause_pick(struct report_cause_pick *p, const struct diff_rootcause *rc,
+		       uint32_t per_sev);
+
+/* How many real causes of @p cs (noise ones with @p noise) a listing of
+ * @p per_sev per severity leaves out; accepts NULL. */
+uint64_t report_causes_left_out(const struct diff_causes *cs, bool noise, uint32_t per_sev);
+
 /* ---- the HTML section (report_causes.c) ---- */
 
 /* Style and script the section needs, for report_html.c's <style>/<script>. */

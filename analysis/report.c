@@ -8,6 +8,11 @@
  * with failure/error/skipped children), one testsuite per candidate. The
  * HTML report is report_html.c.
  *
+ * The terminal summary and the JUnit list the largest causes and groups
+ * only (diff_causes.h "listing caps", docs/diff.md "Report size"): a
+ * reader gets through them in a minute whatever the run's size; the JSON
+ * has every cause and group.
+ *
  * Renderers append without checking each piece; the buffer's sticky error
  * (dbuf_error()) is their result, so a report cut by its cap is an error,
  * never a document that merely looks whole.
@@ -27,6 +32,9 @@
 #include "common/jsonw.h"
 #include "common/mem.h"
 #include "dyetap_version.h"
+
+/* Groups listed per kind (differences, noise) in the terminal summary. */
+#define TEXT_MAX_GROUPS 10
 
 static const char *noise_reason(uint8_t n)
 {
@@ -636,16 +644,29 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 /* JUnit XML                                                           */
 /* ------------------------------------------------------------------ */
 
-/* One failed testcase per real cause, before the endpoints: what changed,
- * where, an example, and the rules that would accept it. */
+/* The failed testcases of @p v's real causes: one per listed cause, and one
+ * for those left out when there are any. */
+static size_t junit_n_causes(const struct diff_cand *v)
+{
+	const struct diff_causes *cs = v->roots;
+	if (!cs || !cs->real)
+		return 0;
+	uint64_t out = report_causes_left_out(cs, false, REPORT_CAUSES_PER_SEV);
+	return (size_t)(cs->real - out) + (out ? 1 : 0);
+}
+
+/* One failed testcase per listed real cause, before the endpoints: what
+ * changed, where, an example, and the rules that would accept it; then one
+ * for the causes left out (junit_n_causes() in all). */
 static void junit_causes(struct dbuf *b, const struct diff_cand *v)
 {
 	const struct diff_causes *cs = v->roots;
+	struct report_cause_pick pick = {{{0}}};
 	struct dbuf rules;
 	dbuf_init(&rules, 1 << 20);
 	for (size_t i = 0; cs && i < cs->n; i++) {
 		const struct diff_rootcause *rc = &cs->v[i];
-		if (rc->noise)
+		if (rc->noise || !report_cause_pick(&pick, rc, REPORT_CAUSES_PER_SEV))
 			continue;
 		dbuf_printf(b, "    <testcase classname=\"dyetap.diff.cause\" name=\"c%zu %s ",
 			    i + 1, diff_kind_name(rc->kind));
@@ -660,7 +681,7 @@ static void junit_causes(struct dbuf *b, const struct diff_cand *v)
 			    "responses on %u endpoints\">",
 			    diff_severity_name(rc->severity), (unsigned long long)rc->count,
 			    (unsigned long long)rc->pairs, rc->n_eps);
-		for (uint32_t k = 0; k < rc->n_groups; k++) {
+		for (uint32_t k = 0; k < rc->n_groups && k < REPORT_CAUSE_ROWS; k++) {
 			const struct diff_group *g = &v->gr[rc->groups[k]];
 			dbuf_puts(b, k ? "\n" : "");
 			esc(b, v->ep[g->endpoint].name);
@@ -669,6 +690,9 @@ static void junit_causes(struct dbuf *b, const struct diff_cand *v)
 			dbuf_printf(b, " %s: %llu (%.2f%%)", diff_kind_name(g->kind),
 				    (unsigned long long)g->count, g->rate * 100);
 		}
+		if (rc->n_groups > REPORT_CAUSE_ROWS)
+			dbuf_printf(b, "\n%u more groups (fewer pairs each) in the JSON report",
+				    rc->n_groups - REPORT_CAUSE_ROWS);
 		const struct diff_example *x =
 		    rc->n_groups ? diff_group_example(&v->gr[rc->groups[0]]) : NULL;
 		if (x) {
@@ -682,15 +706,62 @@ static void junit_causes(struct dbuf *b, const struct diff_cand *v)
 		}
 		dbuf_reset(&rules);
 		diff_cause_rules(v, rc, &rules);
-		if (rules.len) {
+		if (rules.len > REPORT_RULE_BYTES) {
+			dbuf_printf(
+			    b,
+			    "\nto accept it as intended: its diff rules, a section for each "
+			    "of its %u endpoints, are in the JSON report",
+			    rc->n_eps);
+		} else if (rules.len) {
 			dbuf_puts(b, "\nto accept it as intended (diff rules):\n");
 			report_escape(b, rules.data, rules.len);
 		}
 		dbuf_puts(b, "</failure>\n    </testcase>\n");
 	}
+	uint64_t more = report_causes_left_out(cs, false, REPORT_CAUSES_PER_SEV);
+	if (more)
+		dbuf_printf(
+		    b,
+		    "    <testcase classname=\"dyetap.diff.cause\" name=\"%llu more causes\" "
+		    "time=\"0\">\n      <failure type=\"more_causes\" message=\"%llu more "
+		    "causes\">%llu more real causes (the testcases above are the %d largest "
+		    "of each severity) are in the JSON report</failure>\n    </testcase>\n",
+		    (unsigned long long)more, (unsigned long long)more, (unsigned long long)more,
+		    REPORT_CAUSES_PER_SEV);
 	if (dbuf_error(&rules))
 		fail_nomem(b);
 	dbuf_release(&rules);
+}
+
+struct junit_counts {
+	size_t tests, failures, errors, skipped;
+};
+
+/* The testcases junit_suite() writes for candidate @p ci, by outcome. */
+static struct junit_counts junit_suite_counts(const struct diff_ctx *c, size_t ci)
+{
+	const struct diff_cand *v = c->cand[ci];
+	const struct diff_summary *s = &v->sum;
+	struct junit_counts n = {v->n_ep + 1, 0, 0, 0}; /* + data completeness */
+	for (size_t i = 0; i < v->n_ep; i++) {
+		const struct diff_endpoint *e = &v->ep[i];
+		if (e->differing)
+			n.failures++;
+		else if (e->errors || e->incomplete)
+			n.errors++;
+		else if (!e->pairs)
+			n.skipped++;
+	}
+	if (s->data_incomplete || s->no_evidence)
+		n.failures++;
+	for (size_t i = 0; i < c->n_gates; i++) {
+		n.tests += c->gates[i].cand == ci;
+		n.failures += c->gates[i].cand == ci && c->gates[i].tripped;
+	}
+	size_t n_causes = junit_n_causes(v); /* failed testcases all */
+	n.tests += n_causes;
+	n.failures += n_causes;
+	return n;
 }
 
 static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
@@ -703,26 +774,28 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		fail_nomem(b);
 		return;
 	}
-	size_t n_gates = 0;
-	for (size_t i = 0; i < c->n_gates; i++)
-		n_gates += c->gates[i].cand == ci;
-	size_t tests = v->n_ep + 1 + n_gates, failures = 0, errors = 0, skipped = 0;
-	for (size_t i = 0; i < v->n_ep; i++) {
-		const struct diff_endpoint *e = &v->ep[i];
-		if (e->differing)
-			failures++;
-		else if (e->errors || e->incomplete)
-			errors++;
-		else if (!e->pairs)
-			skipped++;
+	/* the real groups of each endpoint, largest first: first[e], then next[k]
+	 * (positions in idx; UINT32_MAX ends a list), without a pass over every
+	 * group per endpoint */
+	uint32_t *first = mem_alloc((v->n_ep ? v->n_ep : 1) * sizeof(uint32_t));
+	uint32_t *next = mem_alloc((ng ? ng : 1) * sizeof(uint32_t));
+	if (!first || !next) {
+		mem_free(first);
+		mem_free(next);
+		mem_free(idx);
+		fail_nomem(b);
+		return;
 	}
-	if (s->data_incomplete || s->no_evidence)
-		failures++;
-	for (size_t i = 0; i < c->n_gates; i++)
-		failures += c->gates[i].cand == ci && c->gates[i].tripped;
-	size_t n_causes = v->roots ? v->roots->real : 0; /* a failed testcase each */
-	tests += n_causes;
-	failures += n_causes;
+	for (size_t i = 0; i < v->n_ep; i++)
+		first[i] = UINT32_MAX;
+	for (size_t k = ng; k-- > 0;) {
+		const struct diff_group *g = &v->gr[idx[k]];
+		if (g->noise)
+			continue;
+		next[k] = first[g->endpoint];
+		first[g->endpoint] = (uint32_t)k;
+	}
+	struct junit_counts n = junit_suite_counts(c, ci);
 	dbuf_puts(b, "  <testsuite name=\"dyetap diff");
 	if (c->n_cand > 1) {
 		dbuf_putc(b, ' ');
@@ -731,7 +804,7 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 	dbuf_printf(b,
 		    "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
 		    "time=\"0\">\n    <properties>\n",
-		    tests, failures, errors, skipped);
+		    n.tests, n.failures, n.errors, n.skipped);
 	dbuf_puts(b, "      <property name=\"candidate\" value=\"");
 	esc(b, v->role);
 	dbuf_puts(b, "\"/>\n      <property name=\"target\" value=\"");
@@ -770,17 +843,17 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		dbuf_puts(b, "\" time=\"0\">\n");
 		if (e->differing) {
 			size_t nsig = 0;
-			for (size_t k = 0; k < ng; k++)
-				nsig += v->gr[idx[k]].endpoint == i && !v->gr[idx[k]].noise;
+			for (uint32_t k = first[i]; k != UINT32_MAX; k = next[k])
+				nsig++;
 			dbuf_printf(b,
 				    "      <failure type=\"difference\" message=\"%llu of %llu "
 				    "responses differ; %zu signatures\">",
 				    (unsigned long long)e->differing, (unsigned long long)e->pairs,
 				    nsig);
-			for (size_t k = 0; k < ng; k++) {
+			size_t listed = 0;
+			for (uint32_t k = first[i]; k != UINT32_MAX && listed < REPORT_CAUSE_ROWS;
+			     k = next[k], listed++) {
 				const struct diff_group *g = &v->gr[idx[k]];
-				if (g->endpoint != i || g->noise)
-					continue;
 				dbuf_puts(b, "\n");
 				esc(b, e->name);
 				dbuf_puts(b, " ");
@@ -795,6 +868,11 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 					esc(b, g->ex[0].cval);
 				}
 			}
+			if (nsig > listed)
+				dbuf_printf(b,
+					    "\n%zu more signatures (fewer responses each) in the "
+					    "JSON report",
+					    nsig - listed);
 			dbuf_puts(b, "</failure>\n");
 		} else if (e->errors || e->incomplete) {
 			dbuf_printf(
@@ -824,6 +902,8 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		}
 		dbuf_puts(b, "    </testcase>\n");
 	}
+	mem_free(first);
+	mem_free(next);
 	mem_free(idx);
 	dbuf_puts(b, "    <system-out>");
 	struct dbuf t;
@@ -838,30 +918,20 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 {
 	if (!c->finished)
 		return -EINVAL;
-	/* the totals of the suites below */
-	size_t tests = 0, failures = 0, errors = 0, skipped = 0;
+	/* the totals of the suites below, counted as they count theirs */
+	struct junit_counts t = {0, 0, 0, 0};
 	for (size_t ci = 0; ci < c->n_cand; ci++) {
-		const struct diff_cand *v = c->cand[ci];
-		tests += v->n_ep + 1;
-		for (size_t i = 0; i < v->n_ep; i++) {
-			const struct diff_endpoint *e = &v->ep[i];
-			if (e->differing)
-				failures++;
-			else if (e->errors || e->incomplete)
-				errors++;
-			else if (!e->pairs)
-				skipped++;
-		}
-		failures += v->sum.data_incomplete || v->sum.no_evidence;
+		struct junit_counts n = junit_suite_counts(c, ci);
+		t.tests += n.tests;
+		t.failures += n.failures;
+		t.errors += n.errors;
+		t.skipped += n.skipped;
 	}
-	tests += c->n_gates;
-	for (size_t i = 0; i < c->n_gates; i++)
-		failures += c->gates[i].tripped;
 	dbuf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	dbuf_printf(b,
 		    "<testsuites name=\"dyetap diff\" tests=\"%zu\" failures=\"%zu\" "
 		    "errors=\"%zu\" skipped=\"%zu\" time=\"0\">\n",
-		    tests, failures, errors, skipped);
+		    t.tests, t.failures, t.errors, t.skipped);
 	for (size_t ci = 0; ci < c->n_cand; ci++)
 		junit_suite(b, c, ci);
 	dbuf_puts(b, "</testsuites>\n");
@@ -936,7 +1006,8 @@ static void text_line(void *arg, const char *s, size_t n)
 	dbuf_putc(t->b, '\n');
 }
 
-/* The real causes, most severe first: what changed, how often, where. */
+/* The real causes, most severe first: what changed, how often, where;
+ * the largest REPORT_TEXT_CAUSES_PER_SEV of each severity. */
 static void text_causes(struct dbuf *b, const struct diff_cand *v, const char *bold,
 			const char *off)
 {
@@ -945,9 +1016,10 @@ static void text_causes(struct dbuf *b, const struct diff_cand *v, const char *b
 		return;
 	dbuf_printf(b, "\n%scauses (%llu; %llu more judged noise), most severe first:%s\n", bold,
 		    (unsigned long long)cs->real, (unsigned long long)cs->noise, off);
+	struct report_cause_pick pick = {{{0}}};
 	for (size_t i = 0; i < cs->n; i++) {
 		const struct diff_rootcause *rc = &cs->v[i];
-		if (rc->noise)
+		if (rc->noise || !report_cause_pick(&pick, rc, REPORT_TEXT_CAUSES_PER_SEV))
 			continue;
 		dbuf_printf(b, "  c%-3zu %-14s ", i + 1, diff_kind_name(rc->kind));
 		tputs(b, rc->location);
@@ -979,6 +1051,12 @@ static void text_causes(struct dbuf *b, const struct diff_cand *v, const char *b
 			dbuf_putc(b, '\n');
 		}
 	}
+	uint64_t more = report_causes_left_out(cs, false, REPORT_TEXT_CAUSES_PER_SEV);
+	if (more)
+		dbuf_printf(b,
+			    "  ... %llu more causes (the %d largest of each severity are above): "
+			    "the JSON report (--json) has them all\n",
+			    (unsigned long long)more, REPORT_TEXT_CAUSES_PER_SEV);
 }
 
 static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool color)
@@ -1040,10 +1118,16 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 	size_t ng = diff_cand_sorted_groups(v, &idx);
 	for (int pass = 0; pass < 2; pass++) {
 		bool any = false;
+		size_t more = 0, listed = 0;
 		for (size_t i = 0; i < ng; i++) {
 			const struct diff_group *g = &v->gr[idx[i]];
 			if ((g->noise != 0) != (pass == 1))
 				continue;
+			if (listed == TEXT_MAX_GROUPS) { /* the largest first */
+				more++;
+				continue;
+			}
+			listed++;
 			if (!any)
 				dbuf_printf(b, "\n%s%s%s\n", pass ? yel : bold,
 					    pass ? "likely noise (not counted as differences):"
@@ -1068,6 +1152,11 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 				dbuf_putc(b, '\n');
 			}
 		}
+		if (more)
+			dbuf_printf(b,
+				    "  ... %zu more %s (fewer responses each): the JSON report "
+				    "(--json) has them all\n",
+				    more, pass ? "noise groups" : "difference groups");
 	}
 	mem_free(idx);
 	for (size_t i = 0; i < c->n_gates; i++) {

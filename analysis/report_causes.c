@@ -12,7 +12,12 @@
  * Every text from traffic goes through report_escape(). Examples were
  * masked (credentials) and capped when they were kept (diff_ctx.c); a
  * body that does not parse as JSON (a capped one, text) is shown as it is.
+ *
+ * The section is bounded whatever the number of causes (diff_causes.h
+ * "listing caps"): the largest causes of each severity, each with its
+ * first groups and endpoints; a line says how many more the JSON has.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -55,6 +60,23 @@ const char report_causes_js[] =
 static void esc(struct dbuf *b, const char *s)
 {
 	report_escape(b, s, strlen(s));
+}
+
+bool report_cause_pick(struct report_cause_pick *p, const struct diff_rootcause *rc,
+		       uint32_t per_sev)
+{
+	assert(rc->severity < DIFF_SEV_COUNT);
+	return p->seen[rc->noise != 0][rc->severity]++ < per_sev;
+}
+
+uint64_t report_causes_left_out(const struct diff_causes *cs, bool noise, uint32_t per_sev)
+{
+	struct report_cause_pick p = {{{0}}};
+	uint64_t out = 0;
+	for (size_t i = 0; cs && i < cs->n; i++)
+		if ((cs->v[i].noise != 0) == noise && !report_cause_pick(&p, &cs->v[i], per_sev))
+			out++;
+	return out;
 }
 
 /* ---- locating the changed node in a body ---- */
@@ -240,8 +262,9 @@ static void message(struct dbuf *b, const char *msg, const char *loc, uint8_t ki
 
 /* ---- the section ---- */
 
-static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, const char *sfx,
-			struct dbuf *rules)
+/* Cause @p i of @p v, the @p nth block of the section. */
+static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, size_t nth,
+			const char *sfx, struct dbuf *rules)
 {
 	const struct diff_rootcause *rc = &v->roots->v[i];
 	const char *sev = diff_severity_name(rc->severity);
@@ -267,11 +290,13 @@ static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, con
 	dbuf_printf(b, "</h3><p>%llu of %llu responses (%.2f%%) on %u endpoint%s: ",
 		    (unsigned long long)rc->count, (unsigned long long)rc->pairs, rc->rate * 100,
 		    rc->n_eps, rc->n_eps == 1 ? "" : "s");
-	for (uint32_t e = 0; e < rc->n_eps; e++) {
+	for (uint32_t e = 0; e < rc->n_eps && e < REPORT_CAUSE_ROWS; e++) {
 		dbuf_puts(b, e ? ", <code>" : "<code>");
 		esc(b, v->ep[rc->eps[e]].name);
 		dbuf_puts(b, "</code>");
 	}
+	if (rc->n_eps > REPORT_CAUSE_ROWS)
+		dbuf_printf(b, " and %u more (in the JSON report)", rc->n_eps - REPORT_CAUSE_ROWS);
 	dbuf_puts(b, "</p>");
 
 	const struct diff_group *g0 = rc->n_groups ? &v->gr[rc->groups[0]] : NULL;
@@ -280,7 +305,7 @@ static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, con
 		const char *loc = x->iloc[0] ? x->iloc : g0->location;
 		dbuf_printf(b,
 			    "<details class=\"example\"%s><summary>Example: session %llu, <code>",
-			    i < HTML_OPEN_CAUSES && !rc->noise ? " open" : "",
+			    nth < HTML_OPEN_CAUSES && !rc->noise ? " open" : "",
 			    (unsigned long long)x->session_id);
 		esc(b, v->ep[g0->endpoint].name);
 		dbuf_puts(b, "</code> at <code>");
@@ -289,7 +314,7 @@ static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, con
 		esc(b, x->pval[0] ? x->pval : "(absent)");
 		dbuf_puts(b, "</code> &rarr; <code>");
 		esc(b, x->cval[0] ? x->cval : "(absent)");
-		if (i >= HTML_CAUSE_MESSAGES) {
+		if (nth >= HTML_CAUSE_MESSAGES) {
 			dbuf_printf(
 			    b,
 			    "</code></summary><p class=\"muted\">Whole messages are shown "
@@ -316,7 +341,15 @@ static void cause_block(struct dbuf *b, const struct diff_cand *v, size_t i, con
 rules:
 	dbuf_reset(rules);
 	diff_cause_rules(v, rc, rules);
-	if (rules->len) {
+	if (rules->len > REPORT_RULE_BYTES) {
+		/* a section per endpoint: too long to read here, and a cut one would
+		 * accept less than it says */
+		dbuf_printf(b,
+			    "<p class=\"muted\">Its diff rules, a section for each of its %u "
+			    "endpoints, are in the JSON report (the cause's <code>rule</code>)."
+			    "</p>",
+			    rc->n_eps);
+	} else if (rules->len) {
 		dbuf_printf(b,
 			    "<h4>Accept it as intended: diff rules (<code>--rules</code>)</h4>"
 			    "<div class=\"rule\"><pre id=\"rule-c%zu%s\"><code>",
@@ -333,7 +366,7 @@ rules:
 		    "<thead><tr><th>endpoint</th><th>location</th><th>kind</th><th>count</th>"
 		    "<th>rate</th></tr></thead><tbody>",
 		    rc->n_groups, rc->n_groups == 1 ? "" : "s");
-	for (uint32_t k = 0; k < rc->n_groups; k++) {
+	for (uint32_t k = 0; k < rc->n_groups && k < REPORT_CAUSE_ROWS; k++) {
 		const struct diff_group *g = &v->gr[rc->groups[k]];
 		dbuf_puts(b, "<tr><td>");
 		esc(b, v->ep[g->endpoint].name);
@@ -344,7 +377,24 @@ rules:
 			    "</td></tr>",
 			    diff_kind_name(g->kind), (unsigned long long)g->count, g->rate * 100);
 	}
-	dbuf_puts(b, "</tbody></table></details></div>");
+	dbuf_puts(b, "</tbody></table>");
+	if (rc->n_groups > REPORT_CAUSE_ROWS)
+		dbuf_printf(b,
+			    "<p class=\"muted\">%u more groups (fewer pairs each) are in the JSON "
+			    "report.</p>",
+			    rc->n_groups - REPORT_CAUSE_ROWS);
+	dbuf_puts(b, "</details></div>");
+}
+
+/* The line after a capped list of causes. */
+static void more_causes(struct dbuf *b, uint64_t more, const char *what, const char *id,
+			const char *sfx)
+{
+	if (more)
+		dbuf_printf(b,
+			    "<p class=\"muted more-causes\" id=\"%s%s\">%llu more %scauses (the "
+			    "%d largest of each severity are shown) are in the JSON report.</p>",
+			    id, sfx, (unsigned long long)more, what, REPORT_CAUSES_PER_SEV);
 }
 
 void report_html_causes(struct dbuf *b, const struct diff_cand *v, const char *sfx)
@@ -359,17 +409,24 @@ void report_html_causes(struct dbuf *b, const struct diff_cand *v, const char *s
 		dbuf_puts(b, "<p class=\"muted\">No real difference.</p>");
 	struct dbuf rules;
 	dbuf_init(&rules, 1 << 20);
+	struct report_cause_pick pick = {{{0}}};
+	size_t shown = 0;
 	for (size_t i = 0; cs && i < cs->n; i++)
-		if (!cs->v[i].noise)
-			cause_block(b, v, i, sfx, &rules);
+		if (!cs->v[i].noise && report_cause_pick(&pick, &cs->v[i], REPORT_CAUSES_PER_SEV))
+			cause_block(b, v, i, shown++, sfx, &rules);
+	more_causes(b, report_causes_left_out(cs, false, REPORT_CAUSES_PER_SEV), "", "more-causes",
+		    sfx);
 	if (cs && cs->noise) {
 		dbuf_printf(b,
 			    "<details id=\"noise-causes%s\"><summary>%llu causes judged noise"
 			    "</summary>",
 			    sfx, (unsigned long long)cs->noise);
 		for (size_t i = 0; i < cs->n; i++)
-			if (cs->v[i].noise)
-				cause_block(b, v, i, sfx, &rules);
+			if (cs->v[i].noise &&
+			    report_cause_pick(&pick, &cs->v[i], REPORT_CAUSES_PER_SEV))
+				cause_block(b, v, i, shown++, sfx, &rules);
+		more_causes(b, report_causes_left_out(cs, true, REPORT_CAUSES_PER_SEV), "noise ",
+			    "more-noise-causes", sfx);
 		dbuf_puts(b, "</details>");
 	}
 	if (dbuf_error(&rules) && !b->err)
