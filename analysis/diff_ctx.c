@@ -1002,8 +1002,9 @@ static void own_reasons(const struct diff_ctx *c, const struct diff_cand *v, con
 			    (unsigned long long)own_unreplayed);
 	if (s->over_memcap)
 		dbuf_printf(out,
-			    "%s%llu pairs or differences not kept because a cap was hit "
-			    "(--max-groups, --max-endpoints or --max-memory)\n",
+			    "%s%llu pairs or differences over a cap (--max-groups, "
+			    "--max-endpoints or --max-memory): compared and counted under "
+			    "the overflow entries, without their own group or examples\n",
 			    prefix, (unsigned long long)s->over_memcap);
 }
 
