@@ -506,13 +506,17 @@ static int held_free(struct diff_ctx *c, struct held *k)
 	return rc;
 }
 
-/* Session @p k can get no more results: settle it and free it. */
-static int win_close(struct fstate *f, struct held *k)
+/* Session @p k can get no more results: settle it and free it. Closed
+ * @p early (the window is full, not the file's word), its missing results
+ * may still come: it is not settled as unreplayed, only counted as
+ * window_closed_early (a loss), and a result that comes later as an
+ * orphan. */
+static int win_close(struct fstate *f, struct held *k, bool early)
 {
 	struct diff_ctx *c = f->c;
 	int rc = 0;
 	win_remove(&f->w, k);
-	if (!f->as_secondary) {
+	if (!f->as_secondary && !early) {
 		if (f->expected_mask) {
 			for (size_t ci = 0; ci < c->n_cand && !rc; ci++)
 				if ((f->expected_mask & (1ull << ci)) && !(k->used & (1ull << ci)))
@@ -609,13 +613,13 @@ static int read_record(struct fstate *f, struct store_reader *r, const struct st
 		/* the file says older sessions can get no more results */
 		while (!rc && w->lag >= 0 && w->oldest &&
 		       w->oldest->seq + (uint64_t)w->lag < w->seq)
-			rc = win_close(f, w->oldest);
+			rc = win_close(f, w->oldest, false);
 		struct held *k;
 		if (!rc)
 			rc = win_add(w, s, s != &red, f->frames, &k);
 		while (!rc && w->bytes > w->max && w->oldest != w->newest) {
 			w->early++;
-			rc = win_close(f, w->oldest);
+			rc = win_close(f, w->oldest, true);
 		}
 		if (w->bytes > c->window_peak)
 			c->window_peak = w->bytes;
@@ -646,7 +650,7 @@ static int read_record(struct fstate *f, struct store_reader *r, const struct st
 	k->n_res++;
 	rc = add_pair(f, k, use, sec, use == res);
 	if (!rc && f->w.expected && k->n_res >= f->w.expected)
-		rc = win_close(f, k); /* every target answered */
+		rc = win_close(f, k, false); /* every target answered */
 	return rc;
 }
 
@@ -702,7 +706,7 @@ static int read_records(struct fstate *f, struct store_reader *r)
 				break;
 	}
 	while (rc >= 0 && f->w.oldest) {
-		int crc = win_close(f, f->w.oldest);
+		int crc = win_close(f, f->w.oldest, false);
 		rc = rc ? rc : crc;
 	}
 	progress(f, r, &f->next_progress, true);

@@ -189,6 +189,14 @@ static int render(const struct diff_ctx *c, const char *path,
 	struct dbuf b;
 	dbuf_init(&b, DIFF_REPORT_MAX);
 	int rc = fn(c, &b);
+	if (rc == -E2BIG || rc == -ENOBUFS) {
+		fprintf(stderr,
+			"dyetap diff: the report %s would be over its cap of %zu MiB: not written; "
+			"lower --max-memory, --max-groups, --max-endpoints or --examples\n",
+			path, DIFF_REPORT_MAX >> 20);
+		dbuf_release(&b);
+		return -1;
+	}
 	if (rc) {
 		fprintf(stderr, "dyetap diff: cannot render %s: %s\n", path, strerror(-rc));
 		dbuf_release(&b);
@@ -444,8 +452,24 @@ int cmd_diff(int argc, char **argv)
 	char **inputs = argv + optind;
 	size_t n_inputs = (size_t)(argc - optind);
 	const char *outs[] = {html, json, junit};
+	static const char *const out_opts[] = {"--html", "--json", "--junit"};
 	for (size_t i = 0; i < 3; i++) {
 		const char *in = NULL;
+		if (outs[i] && !outs[i][0]) {
+			fprintf(stderr, "dyetap diff: %s needs a file name (or - for stdout)\n",
+				out_opts[i]);
+			goto out;
+		}
+		for (size_t k = 0; outs[i] && k < i; k++)
+			if (outs[k] && cli_same_file(outs[i], outs[k])) {
+				fprintf(stderr,
+					"dyetap diff: %s and %s name the same file ('%s'): one "
+					"report would overwrite the other%s\n",
+					out_opts[k], out_opts[i], outs[i],
+					strcmp(outs[i], "-") ? ""
+							     : " (one report may go to stdout)");
+				goto out;
+			}
 		if (!outs[i] || !strcmp(outs[i], "-"))
 			continue;
 		for (size_t k = 0; k < n_inputs && !in; k++)
@@ -541,24 +565,36 @@ int cmd_diff(int argc, char **argv)
 		fprintf(stderr, "dyetap diff: out of memory\n");
 		goto out;
 	}
-	if ((json && render(c, json, report_json)) || (junit && render(c, junit, report_junit)) ||
-	    (html && render(c, html, report_html)))
-		goto out;
+	/* Each report on its own: one that cannot be written (over its cap,
+	 * a full disk) does not keep the others or the summary from the user;
+	 * the exit status says it (3). */
+	bool out_failed = false;
+	if (json && render(c, json, report_json))
+		out_failed = true;
+	if (junit && render(c, junit, report_junit))
+		out_failed = true;
+	if (html && render(c, html, report_html)) {
+		out_failed = true;
+		html = NULL;
+	}
 	if (!quiet) {
 		struct dbuf t;
 		dbuf_init(&t, DIFF_REPORT_MAX);
 		int trc = report_text(c, &t, color < 0 ? isatty(STDOUT_FILENO) : color);
-		/* with --json - the JSON owns stdout */
-		FILE *f = json && !strcmp(json, "-") ? stderr : stdout;
+		/* a report written to stdout (-) owns it: the summary goes to stderr */
+		bool to_stdout = false;
+		for (size_t i = 0; i < 3; i++)
+			to_stdout |= outs[i] && !strcmp(outs[i], "-");
+		FILE *f = to_stdout ? stderr : stdout;
 		if (t.len)
 			fwrite(t.data, 1, t.len, f);
 		if (trc)
 			fprintf(f, "dyetap diff: the summary is cut short: %s\n", strerror(-trc));
-		if (html)
+		if (html && strcmp(html, "-"))
 			fprintf(f, "HTML report: %s\n", html);
 		dbuf_release(&t);
 	}
-	ret = tripped ? 1 : 0;
+	ret = out_failed ? 3 : tripped ? 1 : 0;
 out:
 	diff_ctx_free(c);
 	noise_rules_free(rules);

@@ -132,6 +132,9 @@ try:
     ok(classes.get("window_closed_early") == "loss" and classes.get("window_orphans") == "loss",
        "late: window_closed_early and window_orphans are losses, as docs/diff.md says (%s)"
        % classes)
+    ok(s.get("unreplayed") == 0,
+       "late: sessions closed at the window cap are not reported as not replayed (their "
+       "results are in the file; unreplayed %s)" % s.get("unreplayed"))
     ok(rss <= bound, "late: peak RSS %.1f MiB within %.1f MiB" % (rss / MIB, bound / MIB))
     stated = make("stated", 40000, "--body", "2000", "--lag", "4000")
     rc, rep, rss, err = diff(stated, "--max-window", str(16 * MIB))
@@ -171,6 +174,24 @@ try:
     rc, rep, rss, err = diff(plain, "--junit", tmp)
     ok(rc == 2 and "is a directory" in err,
        "a report path that is a directory: exit 2 (rc %d, %s)" % (rc, err.strip()[:200]))
+    for args, what in ((("--html", ""), "an empty report path"),
+                       (("--html", os.path.join(tmp, "same.out"), "--junit",
+                         os.path.join(tmp, "same.out")), "two reports naming the same file"),
+                       (("--html", "-", "--junit", "-"), "two reports to stdout")):
+        rc, rep, rss, err = diff(plain, *args)
+        ok(rc == 2 and err.strip(), "%s: exit 2 with a message (rc %d, %s)"
+           % (what, rc, err.strip()[:200]))
+    # A report that cannot be written at the end (/dev/full: every write
+    # fails) costs that report, not the others nor the summary: exit 3.
+    if os.path.exists("/dev/full"):
+        junit_ok = os.path.join(tmp, "ok.xml")
+        p = subprocess.run([dyetap, "diff", control, "--html", "/dev/full", "--junit", junit_ok],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        ok(p.returncode == 3 and os.path.getsize(junit_ok) > 0 if os.path.exists(junit_ok)
+           else False, "a report that fails to write: exit 3, the other report written "
+           "(rc %d)" % p.returncode)
+        ok(b"compared 2000 responses" in p.stdout and b"/dev/full" in p.stderr,
+           "a report that fails to write: the summary still printed, the failure named")
     pcap = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden",
                         "python-chunked", "input.pcap")
     rec = os.path.join(tmp, "rec.dyt")
