@@ -97,6 +97,10 @@ const struct diff_example *diff_group_example(const struct diff_group *g);
 #define REPORT_TEXT_CAUSES_PER_SEV 5
 #define REPORT_CAUSE_ROWS	   20
 #define REPORT_RULE_BYTES	   4096
+/* JUnit: testcases of endpoints, the most telling first (differing, then
+ * with errors, then by pairs); one testcase "N more endpoints" sums up the
+ * others. */
+#define REPORT_JUNIT_ENDPOINTS 1000
 
 /* Counts the causes of each severity met so far (zero it to start). */
 struct report_cause_pick {

@@ -691,8 +691,9 @@ static void junit_causes(struct dbuf *b, const struct diff_cand *v)
 				    (unsigned long long)g->count, g->rate * 100);
 		}
 		if (rc->n_groups > REPORT_CAUSE_ROWS)
-			dbuf_printf(b, "\n%u more groups (fewer pairs each) in the JSON report",
-				    rc->n_groups - REPORT_CAUSE_ROWS);
+			dbuf_printf(
+			    b, "\n%u more groups (as many pairs each or fewer) in the JSON report",
+			    rc->n_groups - REPORT_CAUSE_ROWS);
 		const struct diff_example *x =
 		    rc->n_groups ? diff_group_example(&v->gr[rc->groups[0]]) : NULL;
 		if (x) {
@@ -737,21 +738,97 @@ struct junit_counts {
 	size_t tests, failures, errors, skipped;
 };
 
+/* Outcome of an endpoint's testcase. */
+enum junit_outcome { JU_PASS, JU_FAIL, JU_ERROR, JU_SKIP };
+
+static enum junit_outcome junit_ep_outcome(const struct diff_endpoint *e)
+{
+	if (e->differing)
+		return JU_FAIL;
+	if (e->errors || e->incomplete)
+		return JU_ERROR;
+	return e->pairs ? JU_PASS : JU_SKIP;
+}
+
+static const struct diff_endpoint *junit_sort_eps;
+
+/* Most telling first: differing (most first), then with errors or
+ * incomplete sessions (most first), then by pairs; ties by name, so the
+ * order does not depend on the order endpoints were met in. */
+static int cmp_junit_ep(const void *a, const void *b)
+{
+	const struct diff_endpoint *x = &junit_sort_eps[*(const uint32_t *)a];
+	const struct diff_endpoint *y = &junit_sort_eps[*(const uint32_t *)b];
+	if (x->differing != y->differing)
+		return x->differing > y->differing ? -1 : 1;
+	uint64_t xe = x->errors + x->incomplete, ye = y->errors + y->incomplete;
+	if (xe != ye)
+		return xe > ye ? -1 : 1;
+	if (x->pairs != y->pairs)
+		return x->pairs > y->pairs ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* The endpoints of @p v that get their own testcase, in the order listed
+ * (at most REPORT_JUNIT_ENDPOINTS; *@p n their number); NULL when out of
+ * memory. Called from one thread (reports are rendered by the caller). */
+static uint32_t *junit_eps(const struct diff_cand *v, size_t *n)
+{
+	uint32_t *o = mem_alloc((v->n_ep ? v->n_ep : 1) * sizeof(uint32_t));
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < v->n_ep; i++)
+		o[i] = (uint32_t)i;
+	*n = v->n_ep;
+	if (v->n_ep > REPORT_JUNIT_ENDPOINTS) {
+		junit_sort_eps = v->ep;
+		qsort(o, v->n_ep, sizeof(uint32_t), cmp_junit_ep);
+		junit_sort_eps = NULL;
+		*n = REPORT_JUNIT_ENDPOINTS;
+	}
+	return o;
+}
+
+/* The outcome of the testcase "N more endpoints": the worst of theirs. */
+static enum junit_outcome junit_more_outcome(const struct diff_cand *v, const uint32_t *o,
+					     size_t listed, uint64_t *differing, uint64_t *errors)
+{
+	enum junit_outcome w = JU_PASS;
+	*differing = *errors = 0;
+	for (size_t i = listed; i < v->n_ep; i++) {
+		const struct diff_endpoint *e = &v->ep[o[i]];
+		enum junit_outcome x = junit_ep_outcome(e);
+		*differing += x == JU_FAIL;
+		*errors += x == JU_ERROR;
+		if (x == JU_FAIL || (x == JU_ERROR && w != JU_FAIL))
+			w = x;
+	}
+	return w;
+}
+
 /* The testcases junit_suite() writes for candidate @p ci, by outcome. */
 static struct junit_counts junit_suite_counts(const struct diff_ctx *c, size_t ci)
 {
 	const struct diff_cand *v = c->cand[ci];
 	const struct diff_summary *s = &v->sum;
-	struct junit_counts n = {v->n_ep + 1, 0, 0, 0}; /* + data completeness */
-	for (size_t i = 0; i < v->n_ep; i++) {
-		const struct diff_endpoint *e = &v->ep[i];
-		if (e->differing)
-			n.failures++;
-		else if (e->errors || e->incomplete)
-			n.errors++;
-		else if (!e->pairs)
-			n.skipped++;
+	struct junit_counts n = {1, 0, 0, 0}; /* data completeness */
+	size_t listed = 0;
+	uint32_t *o = junit_eps(v, &listed);
+	for (size_t i = 0; o && i < listed; i++) {
+		enum junit_outcome x = junit_ep_outcome(&v->ep[o[i]]);
+		n.tests++;
+		n.failures += x == JU_FAIL;
+		n.errors += x == JU_ERROR;
+		n.skipped += x == JU_SKIP;
 	}
+	if (o && listed < v->n_ep) { /* the testcase "N more endpoints" */
+		uint64_t d, e;
+		enum junit_outcome x = junit_more_outcome(v, o, listed, &d, &e);
+		n.tests++;
+		n.failures += x == JU_FAIL;
+		n.errors += x == JU_ERROR;
+	}
+	mem_free(o);
 	if (s->data_incomplete || s->no_evidence)
 		n.failures++;
 	for (size_t i = 0; i < c->n_gates; i++) {
@@ -836,7 +913,17 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 	}
 	dbuf_puts(b, "    </testcase>\n");
 	junit_causes(b, v);
-	for (size_t i = 0; i < v->n_ep; i++) {
+	size_t n_listed = 0;
+	uint32_t *eo = junit_eps(v, &n_listed);
+	if (!eo) {
+		mem_free(first);
+		mem_free(next);
+		mem_free(idx);
+		fail_nomem(b);
+		return;
+	}
+	for (size_t li = 0; li < n_listed; li++) {
+		size_t i = eo[li];
 		const struct diff_endpoint *e = &v->ep[i];
 		dbuf_puts(b, "    <testcase classname=\"dyetap.diff.endpoint\" name=\"");
 		esc(b, e->name);
@@ -870,8 +957,8 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 			}
 			if (nsig > listed)
 				dbuf_printf(b,
-					    "\n%zu more signatures (fewer responses each) in the "
-					    "JSON report",
+					    "\n%zu more signatures (as many responses each or "
+					    "fewer) in the JSON report",
 					    nsig - listed);
 			dbuf_puts(b, "</failure>\n");
 		} else if (e->errors || e->incomplete) {
@@ -885,6 +972,29 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		}
 		dbuf_puts(b, "    </testcase>\n");
 	}
+	if (n_listed < v->n_ep) {
+		uint64_t d, er;
+		enum junit_outcome x = junit_more_outcome(v, eo, n_listed, &d, &er);
+		dbuf_printf(b,
+			    "    <testcase classname=\"dyetap.diff.endpoint\" name=\"%zu more "
+			    "endpoints\" time=\"0\">\n",
+			    v->n_ep - n_listed);
+		if (x == JU_FAIL)
+			dbuf_printf(b,
+				    "      <failure type=\"difference\" message=\"%llu of these "
+				    "%zu endpoints have differences, %llu more replay errors or "
+				    "incomplete sessions: the JSON report lists them\"/>\n",
+				    (unsigned long long)d, v->n_ep - n_listed,
+				    (unsigned long long)er);
+		else if (x == JU_ERROR)
+			dbuf_printf(b,
+				    "      <error type=\"incomplete\" message=\"%llu of these %zu "
+				    "endpoints have replay errors or incomplete sessions: the "
+				    "JSON report lists them\"/>\n",
+				    (unsigned long long)er, v->n_ep - n_listed);
+		dbuf_puts(b, "    </testcase>\n");
+	}
+	mem_free(eo);
 	for (size_t i = 0; i < c->n_gates; i++) {
 		const struct diff_gate_result *g = &c->gates[i];
 		if (g->cand != ci)
@@ -1153,10 +1263,11 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 			}
 		}
 		if (more)
-			dbuf_printf(b,
-				    "  ... %zu more %s (fewer responses each): the JSON report "
-				    "(--json) has them all\n",
-				    more, pass ? "noise groups" : "difference groups");
+			dbuf_printf(
+			    b,
+			    "  ... %zu more %s (as many responses each or fewer): the JSON report "
+			    "(--json) has them all\n",
+			    more, pass ? "noise groups" : "difference groups");
 	}
 	mem_free(idx);
 	for (size_t i = 0; i < c->n_gates; i++) {

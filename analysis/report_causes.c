@@ -380,7 +380,8 @@ rules:
 	dbuf_puts(b, "</tbody></table>");
 	if (rc->n_groups > REPORT_CAUSE_ROWS)
 		dbuf_printf(b,
-			    "<p class=\"muted\">%u more groups (fewer pairs each) are in the JSON "
+			    "<p class=\"muted\">%u more groups (as many pairs each or fewer) are "
+			    "in the JSON "
 			    "report.</p>",
 			    rc->n_groups - REPORT_CAUSE_ROWS);
 	dbuf_puts(b, "</details></div>");

@@ -275,10 +275,11 @@ static void group_rows(struct dbuf *b, const struct diff_cand *c, const uint32_t
 	}
 	dbuf_puts(b, "</tbody></table>");
 	if (more)
-		dbuf_printf(b,
-			    "<p class=\"muted\">%zu more groups (fewer pairs each) are in the "
-			    "JSON report.</p>",
-			    more);
+		dbuf_printf(
+		    b,
+		    "<p class=\"muted\">%zu more groups (as many pairs each or fewer) are in the "
+		    "JSON report.</p>",
+		    more);
 }
 
 static void pre(struct dbuf *b, const char *s)

@@ -101,6 +101,7 @@ RULE_BYTES = 4096
 TEXT_GROUPS = 10
 HTML_MAX_ROWS = 1000
 HTML_MAX_EXAMPLES = 200
+JUNIT_ENDPOINTS = 1000
 
 
 def by_severity(causes, cap):
@@ -220,7 +221,24 @@ try:
         so = suite.find("system-out").text or ""
         ok(len(so.splitlines()) <= text_max, "hostile: <system-out> is the capped summary")
         eps = suite.findall("testcase[@classname='dyetap.diff.endpoint']")
-        ok(len(eps) == len(js["endpoints"]), "hostile: a JUnit testcase per endpoint")
+        n_ep = len(js["endpoints"])
+        if n_ep <= JUNIT_ENDPOINTS:
+            ok(len(eps) == n_ep, "hostile: a JUnit testcase per endpoint (%d)" % n_ep)
+        else:
+            ok(len(eps) == JUNIT_ENDPOINTS + 1 and
+               eps[-1].get("name") == "%d more endpoints" % (n_ep - JUNIT_ENDPOINTS),
+               "hostile: JUnit testcases for %d of the %d endpoints, then one for the others"
+               % (JUNIT_ENDPOINTS, n_ep))
+            # the most telling first: every endpoint left out differs in no
+            # more responses than the least of those listed
+            listed = {t.get("name") for t in eps[:-1]}
+            d_in = [e.get("differing", 0) for e in js["endpoints"] if e.get("endpoint") in listed]
+            d_out = [e.get("differing", 0) for e in js["endpoints"]
+                     if e.get("endpoint") not in listed]
+            ok(len(d_in) == JUNIT_ENDPOINTS and (not d_out or min(d_in) >= max(d_out)),
+               "hostile: the endpoints listed are those with the most differing responses")
+            ok((eps[-1].find("failure") is not None) == any(d_out),
+               "hostile: the 'more endpoints' testcase fails when one of them differs")
 
     # the same bytes with two threads
     same = {}
