@@ -214,14 +214,18 @@ static int endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *n
 			return 0;
 		}
 	}
-	if (!force && v->n_ep_capped >= pt->ctx->p.max_endpoints)
+	if (!force && v->n_ep_capped >= pt->ctx->p.max_endpoints) {
+		v->caps_hit |= DIFF_CAP_ENDPOINTS;
 		return -ENOSPC;
+	}
 	bool was = pt->uncapped;
 	pt->uncapped |= force;
 	int rc = grow(pt, (void **)&v->ep, &v->cap_ep, v->n_ep, sizeof(*v->ep));
 	if (!rc && !diff_mem_take(pt, n + 1 + sizeof(uint32_t)))
 		rc = -ENOSPC;
 	pt->uncapped = was;
+	if (rc == -ENOSPC)
+		v->caps_hit |= DIFF_CAP_MEMORY;
 	if (rc)
 		return rc;
 	struct diff_endpoint *e = &v->ep[v->n_ep];
@@ -294,14 +298,18 @@ static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 	}
 	uint64_t h = group_hash(ep, kind, loc);
 	size_t ll = strlen(loc);
-	if (!force && v->n_gr_capped >= pt->ctx->p.max_groups)
+	if (!force && v->n_gr_capped >= pt->ctx->p.max_groups) {
+		v->caps_hit |= DIFF_CAP_GROUPS;
 		return -ENOSPC;
+	}
 	bool was = pt->uncapped;
 	pt->uncapped |= force;
 	int rc = grow(pt, (void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr));
 	if (!rc && !diff_mem_take(pt, ll + 1 + sizeof(uint32_t)))
 		rc = -ENOSPC;
 	pt->uncapped = was;
+	if (rc == -ENOSPC)
+		v->caps_hit |= DIFF_CAP_MEMORY;
 	if (rc)
 		return rc;
 	struct diff_group *g = &v->gr[v->n_gr];
@@ -742,7 +750,8 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 	uint32_t ep;
 	int rc = diff_endpoint_of(pt, v, s, &ep);
 	if (rc)
-		return rc == -ENOSPC ? (v->sum.over_memcap++, 0) : rc;
+		return rc == -ENOSPC ? (v->sum.over_memcap++, v->caps_hit |= DIFF_CAP_MEMORY, 0)
+				     : rc;
 	struct diff_endpoint *e = &v->ep[ep];
 	eng->req = &s->req; /* gRPC: the method names the message type */
 	rc = diff_engine_compare(eng, &e->rs, &s->resp, &r->resp);
@@ -959,6 +968,7 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 		d->unreplayed += s->unreplayed;
 		d->secondary_pairs += s->secondary_pairs;
 		d->over_memcap += s->over_memcap;
+		dst->caps_hit |= src->caps_hit;
 		dst->groups_dropped += src->groups_dropped;
 		dst->endpoints_dropped += src->endpoints_dropped;
 		dst->examples_not_kept += src->examples_not_kept;

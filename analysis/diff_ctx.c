@@ -1000,12 +1000,25 @@ static void own_reasons(const struct diff_ctx *c, const struct diff_cand *v, con
 	if (own_unreplayed)
 		dbuf_printf(out, "%s%llu recorded sessions have no replay result\n", prefix,
 			    (unsigned long long)own_unreplayed);
-	if (s->over_memcap)
+	if (s->over_memcap) {
+		/* the caps that refused an entry: raising another does nothing */
+		char caps[64] = "";
+		static const struct {
+			uint8_t bit;
+			const char *opt;
+		} cap_opts[] = {{DIFF_CAP_GROUPS, "--max-groups"},
+				{DIFF_CAP_ENDPOINTS, "--max-endpoints"},
+				{DIFF_CAP_MEMORY, "--max-memory"}};
+		for (size_t i = 0; i < sizeof(cap_opts) / sizeof(cap_opts[0]); i++)
+			if (v->caps_hit & cap_opts[i].bit)
+				snprintf(caps + strlen(caps), sizeof(caps) - strlen(caps), "%s%s",
+					 caps[0] ? ", " : "", cap_opts[i].opt);
 		dbuf_printf(out,
-			    "%s%llu pairs or differences over a cap (--max-groups, "
-			    "--max-endpoints or --max-memory): compared and counted under "
-			    "the overflow entries, without their own group or examples\n",
-			    prefix, (unsigned long long)s->over_memcap);
+			    "%s%llu pairs or differences over a cap (%s): compared and counted "
+			    "under the overflow entries, without their own group or examples\n",
+			    prefix, (unsigned long long)s->over_memcap,
+			    caps[0] ? caps : "--max-groups, --max-endpoints or --max-memory");
+	}
 }
 
 static void shared_reasons(const struct diff_ctx *c, struct dbuf *out)

@@ -262,6 +262,11 @@ struct diff_ep_cache {
  * One verdict: the pairs of one candidate role (a replay target, a mirror
  * lane) against the primary, or the secondary's pairs that teach noise.
  */
+/* diff_cand.caps_hit */
+#define DIFF_CAP_GROUPS	   1u /* --max-groups */
+#define DIFF_CAP_ENDPOINTS 2u /* --max-endpoints */
+#define DIFF_CAP_MEMORY	   4u /* --max-memory */
+
 struct diff_cand {
 	char *role;   /* owned */
 	char *target; /* first target URL seen, owned, NULL when unknown */
@@ -277,6 +282,7 @@ struct diff_cand {
 	struct diff_group *gr;
 	size_t n_gr, cap_gr;
 	size_t n_gr_capped; /* of n_gr, those under --max-groups: all but DIFF_LOC_OVER's */
+	uint8_t caps_hit;   /* DIFF_CAP_*: the caps that refused an entry */
 	uint32_t *gr_hash;
 	size_t gr_buckets;
 

@@ -165,6 +165,9 @@ for threads in (1, 2):
            r["summary"]["over_memcap"] == g_over,
            t + "--max-groups alone: groups_over_cap = differences not kept = over_memcap",
            g_over)
+        why = " ".join(r.get("incomplete_reasons", []))
+        ok("over a cap (--max-groups)" in why,
+           t + "--max-groups alone: the reason names --max-groups, the one cap hit", why)
 
     # The secondary: its caps are its own, counted apart, information.
     r = diff(threads, "--secondary", path, "--max-groups", str(K), "--max-endpoints", str(E))
