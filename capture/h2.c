@@ -742,16 +742,14 @@ static void on_rst(struct h2_conn *c, struct h2_dir *dd)
 		c->st->unknown_stream++;
 		return;
 	}
-	uint32_t code = rd32(dd->ctrl);
-	/* NO_ERROR after a whole response only stops the client's upload
-	 * (RFC 9113 §8.1): the exchange itself is fine. */
-	bool benign = code == 0 && s->m[R_SERVER].ended;
-	if (!benign)
-		s->flags |= STORE_F_RESET;
-	if (s->m[R_CLIENT].present && !s->m[R_CLIENT].ended && !benign)
+	/* Any code resets the stream. A stream both sides had ended was
+	 * emitted already, so even NO_ERROR, sent after a whole response to
+	 * stop the client's upload (RFC 9113 §8.1), cuts a request short:
+	 * stream_emit() flags it incomplete, as an HTTP/1.x request body cut
+	 * by a reset. */
+	s->flags |= STORE_F_RESET;
+	if (s->m[R_CLIENT].present && !s->m[R_CLIENT].ended)
 		stream_announce(c, s);
-	if (benign)
-		s->m[R_CLIENT].ended = true;
 	stream_emit(c, s, 0);
 }
 
