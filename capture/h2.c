@@ -511,11 +511,23 @@ static void on_field(struct h2_conn *c, struct h2_dir *dd, int role, const nghtt
 static void dir_kill(struct h2_conn *c, struct h2_dir *dd, uint32_t flag)
 {
 	if (dd->in_block && dd->block_to == BLK_HEADERS) {
-		/* keep what decoded of the header block as headers */
+		/* Keep what decoded of the header block as headers. A response
+		 * head without a final :status is no response (as an HTTP/1.x
+		 * response whose status line was lost): its fields are dropped,
+		 * and so is an interim one's block. */
 		struct h2_stream *s = stream_find(c, dd->block_sid);
 		int role = dd == &c->dir[R_SERVER];
-		if (s)
-			s->m[role].n_headers = s->m[role].nf;
+		struct h2_msg *m = s ? &s->m[role] : NULL;
+		if (m && role == R_SERVER && (!m->status || dd->block_status_1xx)) {
+			m->nf = dd->block_nf;
+			m->bytes.len = dd->block_bytes;
+			m->accounted = dd->block_accounted;
+			m->status = 0;
+			if (!m->nf && !m->body_len)
+				m->present = false;
+		}
+		if (m)
+			m->n_headers = m->nf;
 	}
 	dd->dead = true;
 	dd->in_frame = false;
