@@ -46,6 +46,8 @@
 #define H2_DEFAULT_MAX_HEADER (64u << 10)
 #define H2_DEFAULT_MAX_BODY   (1u << 20)
 #define H2_DEFAULT_STREAMS    1024
+#define H2_FRAME_MIN	      16384u	/* SETTINGS_MAX_FRAME_SIZE: initial, least */
+#define H2_FRAME_MAX	      16777215u /* ... largest (RFC 9113 §6.5.2) */
 
 enum h2_type {
 	T_DATA = 0,
@@ -74,7 +76,8 @@ const struct ctr_desc h2_ctr_descs[] = {
     CTR_DESC(struct h2_stats, connections, "connections tracked as HTTP/2 (h2c)"),
     CTR_DESC(struct h2_stats, upgrades, "HTTP/2 connections upgraded from HTTP/1.1 (Upgrade: h2c)"),
     CTR_DESC(struct h2_stats, frames, "HTTP/2 frames parsed"),
-    CTR_DESC(struct h2_stats, bad_frames, "HTTP/2 frames breaking RFC 9113's rules (skipped)"),
+    CTR_DESC(struct h2_stats, bad_frames,
+	     "HTTP/2 frames breaking RFC 9113's rules, oversized ones included (skipped)"),
     CTR_DESC(struct h2_stats, unknown_frames, "HTTP/2 frames of unknown types (ignored)"),
     CTR_DESC(struct h2_stats, hpack_errors,
 	     "HTTP/2 header blocks that did not decode (the direction stops)"),
@@ -142,8 +145,9 @@ enum blk_target {
 struct h2_dir {
 	nghttp2_hd_inflater *inf;
 	size_t table_max;
-	uint32_t preface; /* client: preface bytes still expected */
-	bool dead;	  /* lost its place: bytes are counted, not parsed */
+	uint32_t max_frame; /* largest frame this side may send: the peer's setting */
+	uint32_t preface;   /* client: preface bytes still expected */
+	bool dead;	    /* lost its place: bytes are counted, not parsed */
 	/* the frame being read */
 	uint8_t fh[9];
 	uint8_t fh_len;
@@ -511,11 +515,23 @@ static void on_field(struct h2_conn *c, struct h2_dir *dd, int role, const nghtt
 static void dir_kill(struct h2_conn *c, struct h2_dir *dd, uint32_t flag)
 {
 	if (dd->in_block && dd->block_to == BLK_HEADERS) {
-		/* keep what decoded of the header block as headers */
+		/* Keep what decoded of the header block as headers. A response
+		 * head without a final :status is no response (as an HTTP/1.x
+		 * response whose status line was lost): its fields are dropped,
+		 * and so is an interim one's block. */
 		struct h2_stream *s = stream_find(c, dd->block_sid);
 		int role = dd == &c->dir[R_SERVER];
-		if (s)
-			s->m[role].n_headers = s->m[role].nf;
+		struct h2_msg *m = s ? &s->m[role] : NULL;
+		if (m && role == R_SERVER && (!m->status || dd->block_status_1xx)) {
+			m->nf = dd->block_nf;
+			m->bytes.len = dd->block_bytes;
+			m->accounted = dd->block_accounted;
+			m->status = 0;
+			if (!m->nf && !m->body_len)
+				m->present = false;
+		}
+		if (m)
+			m->n_headers = m->nf;
 	}
 	dd->dead = true;
 	dd->in_frame = false;
@@ -671,6 +687,13 @@ static void frame_begin(struct h2_conn *c, struct h2_dir *dd, int role, int64_t 
 		dir_kill(c, dd, STORE_F_PARSE_ERROR);
 		return;
 	}
+	/* §4.2: longer than the receiver's SETTINGS_MAX_FRAME_SIZE allows, of
+	 * any type (garbage taken for a frame header mostly is): skipped */
+	if (dd->len > dd->max_frame) {
+		c->st->bad_frames++;
+		dd->bad = true;
+		return;
+	}
 	switch (dd->type) {
 	case T_DATA:
 	case T_HEADERS:
@@ -722,6 +745,12 @@ static void on_settings(struct h2_conn *c, struct h2_dir *dd, int role)
 	for (uint32_t i = 0; i + 6 <= dd->ctrl_len; i += 6) {
 		uint16_t id = (uint16_t)(dd->ctrl[i] << 8 | dd->ctrl[i + 1]);
 		uint32_t v = rd32(dd->ctrl + i + 2);
+		if (id == 5 /* SETTINGS_MAX_FRAME_SIZE */) {
+			/* never lower: frames sent before the ACK may be larger */
+			if (v <= H2_FRAME_MAX && v > peer->max_frame)
+				peer->max_frame = v;
+			continue;
+		}
 		if (id != 1 /* SETTINGS_HEADER_TABLE_SIZE */)
 			continue;
 		if (v > H2_TABLE_MAX)
@@ -742,16 +771,14 @@ static void on_rst(struct h2_conn *c, struct h2_dir *dd)
 		c->st->unknown_stream++;
 		return;
 	}
-	uint32_t code = rd32(dd->ctrl);
-	/* NO_ERROR after a whole response only stops the client's upload
-	 * (RFC 9113 §8.1): the exchange itself is fine. */
-	bool benign = code == 0 && s->m[R_SERVER].ended;
-	if (!benign)
-		s->flags |= STORE_F_RESET;
-	if (s->m[R_CLIENT].present && !s->m[R_CLIENT].ended && !benign)
+	/* Any code resets the stream. A stream both sides had ended was
+	 * emitted already, so even NO_ERROR, sent after a whole response to
+	 * stop the client's upload (RFC 9113 §8.1), cuts a request short:
+	 * stream_emit() flags it incomplete, as an HTTP/1.x request body cut
+	 * by a reset. */
+	s->flags |= STORE_F_RESET;
+	if (s->m[R_CLIENT].present && !s->m[R_CLIENT].ended)
 		stream_announce(c, s);
-	if (benign)
-		s->m[R_CLIENT].ended = true;
 	stream_emit(c, s, 0);
 }
 
@@ -994,6 +1021,7 @@ struct h2_conn *h2_conn_create(const struct h2_params *p, const struct txn_conn_
 			return NULL;
 		}
 		c->dir[r].table_max = 4096; /* RFC 9113 §6.5.2 initial value */
+		c->dir[r].max_frame = H2_FRAME_MIN;
 	}
 	c->dir[R_CLIENT].preface = H2_PREFACE_LEN;
 	c->st->connections++;
@@ -1005,6 +1033,9 @@ int h2_conn_upgrade(struct h2_conn *c, const struct store_message *req, int64_t 
 {
 	c->st->upgrades++;
 	c->last_client_id = 1;
+	/* The client's HTTP2-Settings may have raised the server's frame size
+	 * (RFC 7540 §3.2.1); it is not decoded, so any size is taken. */
+	c->dir[R_SERVER].max_frame = H2_FRAME_MAX;
 	struct h2_stream *s = stream_open(c, 1);
 	if (!s)
 		return -ENOMEM;

@@ -26,8 +26,9 @@
  * bytes -> gap; the connection ending first -> incomplete / no_response
  * (reset when it was reset); an undecodable header block -> parse_error.
  * Flow control is passive: WINDOW_UPDATE frames are parsed and counted,
- * DATA is never held back. Frames that break the RFC's rules (a wrong
- * length, a wrong stream 0 use, padding past the payload, an unexpected
+ * DATA is never held back. Frames that break the RFC's rules (longer
+ * than the receiver's SETTINGS_MAX_FRAME_SIZE, a wrong length, a wrong
+ * stream 0 use, padding past the payload, an unexpected
  * CONTINUATION) are counted in bad_frames and skipped by their length, so
  * framing stays in step; nothing crashes, nothing grows past its cap.
  *

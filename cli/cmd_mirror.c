@@ -105,6 +105,8 @@ static void usage(FILE *f)
 	    "Copy colored production requests to their lane's targets as soon as they are\n"
 	    "captured, compare each shadow response with the production response, and\n"
 	    "keep rolling reports. Production traffic is only read, never touched.\n"
+	    "HTTP/1.x and h2c (HTTP/2 over cleartext TCP, by prior knowledge or Upgrade:\n"
+	    "h2c) are captured; h2c requests go to the lanes over HTTP/2 (docs/http2.md).\n"
 	    "\n"
 	    "input:\n"
 	    "  -i, --interface IFACE  capture live (needs root or CAP_NET_RAW)\n"
