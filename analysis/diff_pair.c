@@ -122,7 +122,8 @@ int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
 	dbuf_init(&e->marks, e->p.max_body * 2);
 	dbuf_init(&e->mask_a, e->p.max_body * 2);
 	dbuf_init(&e->mask_b, e->p.max_body * 2);
-	dbuf_init(&e->scratch, 1u << 20);
+	/* two strings of a body each, unescaped (str_equal()) */
+	dbuf_init(&e->scratch, e->p.max_body * 2 + 2);
 	dbuf_init(&e->hva, 64 * 1024);
 	dbuf_init(&e->hvb, 64 * 1024);
 	dbuf_init(&e->pb_a, e->p.max_body * 4);

@@ -530,8 +530,9 @@ static bool shows_cut(const char *v, const char *doc)
 	return l >= 400 && l <= 511 && !strcmp(v + l - 3, "...") && !strncmp(v, t, l - 3);
 }
 
-/* A changed string longer than the differ's 1 MiB scratch buffer, on
- * either side: its example is the value cut, not "" (a different value). */
+/* A changed string of megabytes (more than the differ's scratch buffer
+ * once held), on either side: its example is the value cut, not "" (a
+ * different value); escapes of a long string compare like short ones. */
 static void test_long_values(void)
 {
 	char *pa = long_title((3u << 20) / 2, 'a'), *ca = long_title((3u << 20) / 2, 'A');
@@ -567,6 +568,23 @@ static void test_long_values(void)
 	       "700 KiB random tokens: volatile, examples cut");
 	free(ta);
 	free(tb);
+
+	/* escapes spelling the same long text: equal, whatever the length */
+	size_t en = 300000;
+	char *ea = malloc(en * 6 + 16), *eb = malloc(en * 2 + 16);
+	if (!ea || !eb)
+		abort();
+	memcpy(ea, "{\"t\":\"", 6);
+	memcpy(eb, "{\"t\":\"", 6);
+	for (size_t i = 0; i < en; i++) {
+		memcpy(ea + 6 + i * 6, "\\u00e9", 6);
+		memcpy(eb + 6 + i * 2, "\xc3\xa9", 2);
+	}
+	memcpy(ea + 6 + en * 6, "\"}", 3);
+	memcpy(eb + 6 + en * 2, "\"}", 3);
+	TAP_EQ_STR(jdiff(ea, eb, NULL), "", "300000 \\u00e9 against 300000 raw: equal");
+	free(ea);
+	free(eb);
 
 	/* the same through grouping into the JSON report */
 	struct diff_ctx *c = diff_ctx_create(NULL);
