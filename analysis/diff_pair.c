@@ -122,7 +122,8 @@ int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
 	dbuf_init(&e->marks, e->p.max_body * 2);
 	dbuf_init(&e->mask_a, e->p.max_body * 2);
 	dbuf_init(&e->mask_b, e->p.max_body * 2);
-	dbuf_init(&e->scratch, 1u << 20);
+	/* two strings of a body each, unescaped (str_equal()) */
+	dbuf_init(&e->scratch, e->p.max_body * 2 + 2);
 	dbuf_init(&e->hva, 64 * 1024);
 	dbuf_init(&e->hvb, 64 * 1024);
 	dbuf_init(&e->pb_a, e->p.max_body * 4);
@@ -781,7 +782,22 @@ static void build_loc(struct diff_engine *e, char *out, char *iout, size_t cap)
 		memcpy(iout + cap - 4, "...", 4);
 }
 
-/* Render a JSON value compactly into @p b, stopping once it holds @p lim bytes. */
+/* Append @p n bytes of @p p to @p b, or, past @p lim, the start and "...":
+ * a value longer than the scratch buffer must show cut, never empty. */
+static bool render_cut(struct dbuf *b, const void *p, size_t n, size_t lim)
+{
+	size_t room = lim > b->len ? lim - b->len : 0;
+	if (n <= room) {
+		dbuf_append(b, p, n);
+		return false;
+	}
+	dbuf_append(b, p, room);
+	dbuf_puts(b, "...");
+	return true;
+}
+
+/* Render a JSON value compactly into @p b, stopping once it holds @p lim
+ * bytes (a string, key or number is cut there and ends with "..."). */
 static void render_to(const struct json_doc *d, uint32_t i, struct dbuf *b, int depth, size_t lim)
 {
 	const struct json_node *n = json_node(d, i);
@@ -790,8 +806,8 @@ static void render_to(const struct json_doc *d, uint32_t i, struct dbuf *b, int 
 	switch (n->type) {
 	case JSON_STRING:
 		dbuf_putc(b, '"');
-		dbuf_append(b, d->text + n->off, n->len);
-		dbuf_putc(b, '"');
+		if (!render_cut(b, d->text + n->off, n->len, lim))
+			dbuf_putc(b, '"');
 		return;
 	case JSON_ARRAY:
 	case JSON_OBJECT: {
@@ -806,7 +822,8 @@ static void render_to(const struct json_doc *d, uint32_t i, struct dbuf *b, int 
 				if (obj) {
 					const struct json_node *cn = json_node(d, c);
 					dbuf_putc(b, '"');
-					dbuf_append(b, d->text + cn->key_off, cn->key_len);
+					if (render_cut(b, d->text + cn->key_off, cn->key_len, lim))
+						return;
 					dbuf_puts(b, "\":");
 				}
 				render_to(d, c, b, depth + 1, lim);
@@ -818,7 +835,7 @@ static void render_to(const struct json_doc *d, uint32_t i, struct dbuf *b, int 
 		return;
 	}
 	default:
-		dbuf_append(b, d->text + n->off, n->len);
+		render_cut(b, d->text + n->off, n->len, lim);
 	}
 }
 
@@ -826,6 +843,16 @@ static void render_to(const struct json_doc *d, uint32_t i, struct dbuf *b, int 
 static void render(const struct json_doc *d, uint32_t i, struct dbuf *b, int depth)
 {
 	render_to(d, i, b, depth, b->len + DIFF_VAL_MAX);
+}
+
+/* A scalar's text as written (a string without its quotes) looks volatile;
+ * an object or array never does. */
+static bool node_volatile(const struct json_doc *d, uint32_t i)
+{
+	const struct json_node *n = json_node(d, i);
+	if (n->type == JSON_OBJECT || n->type == JSON_ARRAY)
+		return false;
+	return diff_looks_volatile((const char *)d->text + n->off, n->len);
 }
 
 static void json_finding(struct diff_engine *e, uint8_t kind, uint32_t ai, uint32_t bi)
@@ -843,6 +870,9 @@ static void json_finding(struct diff_engine *e, uint8_t kind, uint32_t ai, uint3
 		render(&e->jb, bi, s, 0);
 	const char *base = s->data ? (const char *)s->data : "";
 	finding_vals(e, f, base, la, base + la, s->len - la);
+	/* judged on the whole values: a rendering may be cut */
+	f->vol = !e->p.no_volatile && ai != UINT32_MAX && bi != UINT32_MAX &&
+		 node_volatile(&e->ja, ai) && node_volatile(&e->jb, bi);
 }
 
 static const struct noise_rule *path_rule(struct diff_engine *e, enum noise_kind kind)

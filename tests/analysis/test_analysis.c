@@ -15,6 +15,7 @@
 #include <zstd.h>
 
 #include "analysis/diff.h"
+#include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
 #include "analysis/json.h"
 #include "analysis/noise.h"
@@ -175,6 +176,7 @@ static void test_rules(void)
 /* Findings of diffing JSON a vs b with optional rules, as "loc kind" lines. */
 static char result[4096];
 static char e_pval[512], e_cval[512]; /* values of the first finding of the last jdiff() */
+static bool e_vol;		      /* and whether it looked volatile */
 static const struct noise_rule *rule_ptrs[32];
 
 static const char *jdiff(const char *a, const char *b, const char *rules_txt)
@@ -212,6 +214,7 @@ static const char *jdiff(const char *a, const char *b, const char *rules_txt)
 				      e.f[i].iloc[0] ? ")" : "", diff_kind_name(e.f[i].kind));
 	snprintf(e_pval, sizeof(e_pval), "%s", e.nf ? e.f[0].pval : "");
 	snprintf(e_cval, sizeof(e_cval), "%s", e.nf ? e.f[0].cval : "");
+	e_vol = e.nf && e.f[0].vol;
 	diff_engine_release(&e);
 	noise_rules_free(rules);
 	return result;
@@ -501,6 +504,115 @@ static const struct diff_group *find_group(const struct diff_ctx *ctx, const cha
 	return NULL;
 }
 
+/* {"id":1,"title":"<@p n bytes from @p seed>"}: letters that never repeat
+ * within 26 bytes, so a prefix names its value. */
+static char *long_title(size_t n, char seed)
+{
+	static const char head[] = "{\"id\":1,\"title\":\"";
+	char *s = malloc(sizeof(head) + n + 2);
+	if (!s)
+		abort();
+	memcpy(s, head, sizeof(head) - 1);
+	char *v = s + sizeof(head) - 1;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (char)(seed + (char)((i * 7 + i / 26) % 26));
+	memcpy(v + n, "\"}", 3);
+	return s;
+}
+
+/* An example value is at most 511 bytes, a longer one its first bytes and
+ * "..." (docs/report.md "Example object"): @p v shows the first string
+ * value of JSON @p doc that way. */
+static bool shows_cut(const char *v, const char *doc)
+{
+	const char *t = strstr(doc, ":\"") + 1;
+	size_t l = strlen(v);
+	return l >= 400 && l <= 511 && !strcmp(v + l - 3, "...") && !strncmp(v, t, l - 3);
+}
+
+/* A changed string of megabytes (more than the differ's scratch buffer
+ * once held), on either side: its example is the value cut, not "" (a
+ * different value); escapes of a long string compare like short ones. */
+static void test_long_values(void)
+{
+	char *pa = long_title((3u << 20) / 2, 'a'), *ca = long_title((3u << 20) / 2, 'A');
+	char *pshort = long_title(10, 'a'), *c2 = long_title(2u << 20, 'A');
+	TAP_EQ_STR(jdiff(pa, ca, NULL), "body:$.title value_changed", "1.5 MiB title changed");
+	TAP_OK(shows_cut(e_pval, pa), "primary example: the real start, cut (%.24s...)", e_pval);
+	TAP_OK(shows_cut(e_cval, ca), "candidate example: the real start, cut (%.24s...)", e_cval);
+	TAP_EQ_STR(jdiff(pshort, c2, NULL), "body:$.title value_changed", "10 bytes against 2 MiB");
+	TAP_EQ_STR(e_pval, "\"ahovcjqxel\"", "short primary whole");
+	TAP_OK(shows_cut(e_cval, c2), "2 MiB candidate: the real start, cut (%.24s...)", e_cval);
+	TAP_EQ_STR(jdiff(c2, pshort, NULL), "body:$.title value_changed", "2 MiB against 10 bytes");
+	TAP_OK(shows_cut(e_pval, c2), "2 MiB primary: the real start, cut (%.24s...)", e_pval);
+	TAP_EQ_STR(e_cval, "\"ahovcjqxel\"", "short candidate whole");
+
+	TAP_OK(!e_vol, "letters only: not volatile");
+	/* volatile is judged on the whole values, not on the cut ones: a long
+	 * random token mixing cases and digits (docs/diff.md "Likely noise") */
+	size_t tn = 700u << 10;
+	char *ta = malloc(tn + 16), *tb = malloc(tn + 16);
+	if (!ta || !tb)
+		abort();
+	static const char tok[] = "aZ3kQ9xT7mP2vR8wL5nB";
+	for (size_t i = 0; i < tn; i++) {
+		ta[i] = tok[(i * 3 + i / 20) % 20];
+		tb[i] = tok[(i * 7 + i / 20) % 20];
+	}
+	memcpy(ta, "{\"t\":\"", 6);
+	memcpy(tb, "{\"t\":\"", 6);
+	memcpy(ta + tn, "\"}", 3);
+	memcpy(tb + tn, "\"}", 3);
+	TAP_EQ_STR(jdiff(ta, tb, NULL), "body:$.t value_changed", "700 KiB tokens changed");
+	TAP_OK(e_vol && shows_cut(e_pval, ta) && shows_cut(e_cval, tb),
+	       "700 KiB random tokens: volatile, examples cut");
+	free(ta);
+	free(tb);
+
+	/* escapes spelling the same long text: equal, whatever the length */
+	size_t en = 300000;
+	char *ea = malloc(en * 6 + 16), *eb = malloc(en * 2 + 16);
+	if (!ea || !eb)
+		abort();
+	memcpy(ea, "{\"t\":\"", 6);
+	memcpy(eb, "{\"t\":\"", 6);
+	for (size_t i = 0; i < en; i++) {
+		memcpy(ea + 6 + i * 6, "\\u00e9", 6);
+		memcpy(eb + 6 + i * 2, "\xc3\xa9", 2);
+	}
+	memcpy(ea + 6 + en * 6, "\"}", 3);
+	memcpy(eb + 6 + en * 2, "\"}", 3);
+	TAP_EQ_STR(jdiff(ea, eb, NULL), "", "300000 \\u00e9 against 300000 raw: equal");
+	free(ea);
+	free(eb);
+
+	/* the same through grouping into the JSON report */
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	add_json_pair(c, 1, "/posts/1", pa, ca, DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	const struct diff_group *g = find_group(c, "body:$.title");
+	const struct diff_example *x = g ? diff_group_example(g) : NULL;
+	TAP_OK(x && shows_cut(x->pval, pa) && shows_cut(x->cval, ca),
+	       "group example: both values cut, not empty (%.24s -> %.24s)", x ? x->pval : "",
+	       x ? x->cval : "");
+	struct dbuf b;
+	dbuf_init(&b, 16u << 20);
+	char want[64];
+	snprintf(want, sizeof(want), "\"primary_value\":\"\\\"%.20s", pa + 17);
+	TAP_OK(report_json(c, &b) == 0 && b.data && strstr((const char *)b.data, want),
+	       "report JSON: primary_value starts with the title (%s)", want);
+	dbuf_reset(&b);
+	TAP_OK(report_text(c, &b, false) == 0 && b.data &&
+		   strstr((const char *)b.data, "\"ahovcjqxelszgnub"),
+	       "terminal summary: the example starts with the title");
+	dbuf_release(&b);
+	diff_ctx_free(c);
+	free(pa);
+	free(ca);
+	free(pshort);
+	free(c2);
+}
+
 static void test_ctx(void)
 {
 	struct diff_ctx *c = diff_ctx_create(NULL);
@@ -760,6 +872,7 @@ int main(void)
 	test_json_diff();
 	test_align();
 	test_volatile();
+	test_long_values();
 	test_decode();
 	test_report_caps();
 	test_ctx();
