@@ -869,8 +869,9 @@ static void json_finding(struct diff_engine *e, uint8_t kind, uint32_t ai, uint3
 	if (bi != UINT32_MAX)
 		render(&e->jb, bi, s, 0);
 	const char *base = s->data ? (const char *)s->data : "";
-	finding_vals(e, f, base, la, base + la, s->len - la);
-	/* judged on the whole values: a rendering may be cut */
+	copy_val(f->pval, base, la);
+	copy_val(f->cval, base + la, s->len - la);
+	/* judged on the whole values (a rendering may be cut), once */
 	f->vol = !e->p.no_volatile && ai != UINT32_MAX && bi != UINT32_MAX &&
 		 node_volatile(&e->ja, ai) && node_volatile(&e->jb, bi);
 }
