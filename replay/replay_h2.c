@@ -38,17 +38,25 @@
 
 #define H2R_LOG(lvl, ...) LOG_MSG(lvl, "replay-h2", __VA_ARGS__)
 
-#define H2R_BUCKETS	4096
-#define H2R_READ_BUF	(64 * 1024)
-#define H2R_MAX_EVENT	64
-#define H2R_WINDOW	(1 << 24) /* stream window we grant: bodies do not stall */
-#define H2R_GATHER	64 * 1024 /* bytes gathered per send(2) */
-#define H2R_MAX_STREAMS 256
-#define H2R_SPARE_MAX	1024	    /* finished requests kept for reuse */
-#define H2R_SPARE_BYTES (64 * 1024) /* a request whose buffers grew past this is freed */
-#define H2R_INLINE_FIELDS                                                                          \
-	16 /* response field lines kept in the request itself */ /* streams open per connection,   \
-								    whatever the target allows */
+#define H2R_BUCKETS	  4096
+#define H2R_READ_BUF	  (64 * 1024)
+#define H2R_MAX_EVENT	  64
+#define H2R_WINDOW	  (1 << 24)   /* stream window we grant: bodies do not stall */
+#define H2R_GATHER	  64 * 1024   /* bytes gathered per send(2) */
+#define H2R_MAX_STREAMS	  256	      /* streams open per connection, whatever the target allows */
+#define H2R_SPARE_MAX	  1024	      /* finished requests kept for reuse */
+#define H2R_SPARE_BYTES	  (64 * 1024) /* a request whose buffers grew past this is freed */
+#define H2R_INLINE_FIELDS 16	      /* response field lines kept in the request itself */
+
+/* Streams open before the target's first SETTINGS frame: its
+ * SETTINGS_MAX_CONCURRENT_STREAMS is not known yet (RFC 9113 §6.5.2: any
+ * value, "no smaller than 100" only recommended), and one stream is the
+ * only count no limit above 0 refuses. The rest of a busy connection's
+ * first burst waits one round trip (the server's preface, §3.4). */
+#define H2R_STREAMS_BEFORE_SETTINGS 1
+/* Times a request refused unprocessed (REFUSED_STREAM, §8.7) is sent
+ * again before it is reported as an error. */
+#define H2R_MAX_REFUSED_RETRIES 5
 
 struct h2flow;
 struct h2conn;
@@ -73,6 +81,7 @@ struct h2req {
 	bool in_block;	 /* receiving a header block */
 	bool trailers;	 /* the block being received is the trailer block */
 	bool has_dep;
+	uint8_t refused; /* times the target refused it unprocessed (REFUSED_STREAM) */
 	struct replay_causal_ent *dep;
 	size_t body_off; /* request body bytes handed to nghttp2 */
 	/* the response */
@@ -96,6 +105,9 @@ struct h2conn {
 	struct h2flow *flow;
 	struct dbuf out; /* bytes nghttp2 gave that the socket did not take yet */
 	uint32_t n_inflight;
+	/* streams in flight when the target last refused one (REFUSED_STREAM):
+	 * it took no more then, so no more are sent (UINT32_MAX: none refused) */
+	uint32_t refused_cap;
 	struct h2req *fl[H2R_MAX_STREAMS]; /* its requests in flight */
 	bool want_out;
 	int64_t idle_since;
@@ -130,7 +142,8 @@ struct replay_h2 {
 	struct h2req *spare; /* finished requests kept for reuse, with their buffers */
 	uint32_t n_spare;
 	nghttp2_session_callbacks *cbs;
-	int64_t now; /* for callbacks */
+	nghttp2_option *opt; /* H2R_STREAMS_BEFORE_SETTINGS */
+	int64_t now;	     /* for callbacks */
 };
 
 /* ------------------------------------------------------------------ */
@@ -563,6 +576,70 @@ static struct store_slice fslice(const struct h2req *r, uint32_t off, uint32_t l
 	return (struct store_slice){len ? r->fields.data + off : (const uint8_t *)"", len};
 }
 
+/* Does @p a go before @p b in the recorded order? */
+static bool before(const struct h2req *a, const struct h2req *b)
+{
+	if (a->due != b->due)
+		return a->due < b->due;
+	if (a->rec_ts != b->rec_ts)
+		return a->rec_ts < b->rec_ts;
+	return a->rec_stream < b->rec_stream;
+}
+
+/* Put @p r into its flow's queue, in recorded order (due, then recorded
+ * start, then stream id); sessions come in completion order, so mostly
+ * at the tail. */
+static void queue_add(struct h2flow *f, struct h2req *r)
+{
+	if (!f->qtail || !before(r, f->qtail)) {
+		r->next = NULL;
+		if (f->qtail)
+			f->qtail->next = r;
+		else
+			f->qhead = r;
+		f->qtail = r;
+		return;
+	}
+	struct h2req **pp = &f->qhead;
+	while (*pp && !before(r, *pp))
+		pp = &(*pp)->next;
+	r->next = *pp;
+	*pp = r;
+}
+
+/*
+ * The target closed @p r's stream with REFUSED_STREAM before any response:
+ * RST_STREAM(REFUSED_STREAM), or a GOAWAY whose last stream id is below it
+ * (nghttp2 closes those, and requests it could not send after a GOAWAY,
+ * with that code). The request was not processed and is safe to send
+ * again (RFC 9113 §8.7, §6.8): back into its flow's queue, in recorded
+ * order, where it waits like a new one (its timeout restarts when it goes
+ * again). Its connection takes no more streams than it had in flight when
+ * the target refused: a target that refuses below its advertised
+ * SETTINGS_MAX_CONCURRENT_STREAMS is not sent to faster than it answers.
+ */
+static void requeue_refused(struct replay_h2 *h, struct h2req *r)
+{
+	struct h2conn *c = r->conn;
+	uint32_t cap = c->n_inflight ? c->n_inflight : 1;
+	if (cap < c->refused_cap)
+		c->refused_cap = cap;
+	r->refused++;
+	r->conn = NULL;
+	r->stream = 0;
+	r->t_sent = r->deadline = 0;
+	r->body_off = 0;
+	r->in_block = r->trailers = false;
+	r->status = 0;
+	r->nhdr = r->n_headers = 0;
+	dbuf_reset(&r->fields);
+	dbuf_reset(&r->body);
+	r->body_len = 0;
+	queue_add(r->flow, r);
+	h->queued++;
+	h->p.stats->h2_refused_retried++;
+}
+
 static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
 	struct replay_h2 *h = ud;
@@ -571,10 +648,18 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		return 0;
 	nghttp2_session_set_stream_user_data(ng, id, NULL);
 	inflight_del(h, r);
+	if (!r->final_seen && code == NGHTTP2_REFUSED_STREAM &&
+	    r->refused < H2R_MAX_REFUSED_RETRIES) {
+		requeue_refused(h, r);
+		return 0;
+	}
 	if (!r->final_seen) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "stream closed by the target before a response: %s",
-			 nghttp2_http2_strerror(code));
+		char msg[128], again[48] = "";
+		if (code == NGHTTP2_REFUSED_STREAM)
+			snprintf(again, sizeof(again), " (refused %u times: not sent again)",
+				 r->refused + 1u);
+		snprintf(msg, sizeof(msg), "stream closed by the target before a response: %s%s",
+			 nghttp2_http2_strerror(code), again);
 		finish(h, r, STORE_ERR_RESET, msg, NULL);
 		return 0;
 	}
@@ -785,7 +870,8 @@ static struct h2conn *conn_open(struct replay_h2 *h, struct h2flow *f, char *why
 	c->fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	dbuf_init(&c->out, 64u << 20);
 	c->flow = f;
-	if (c->fd < 0 || nghttp2_session_client_new(&c->ng, h->cbs, h) != 0) {
+	c->refused_cap = UINT32_MAX;
+	if (c->fd < 0 || nghttp2_session_client_new2(&c->ng, h->cbs, h, h->opt) != 0) {
 		snprintf(why, wl, "cannot create a connection: %s", strerror(errno));
 		goto fail;
 	}
@@ -822,18 +908,26 @@ fail:
 	return NULL;
 }
 
-/* The flow's connection has as many streams open as the target allows
- * (SETTINGS_MAX_CONCURRENT_STREAMS, at most H2R_MAX_STREAMS): the rest
- * waits in our queue, where its timeout has not started. */
+/* The flow's connection has as many streams open as the target allows:
+ * its SETTINGS_MAX_CONCURRENT_STREAMS as last received, read at every
+ * send (H2R_STREAMS_BEFORE_SETTINGS until its first SETTINGS frame came),
+ * at most H2R_MAX_STREAMS, at most refused_cap. The rest waits in our
+ * queue, where its timeout has not started. A connection that takes no
+ * new stream (GOAWAY received) is full until its streams ended, then
+ * replaced (flow_dispatch). */
 static bool at_capacity(const struct h2flow *f)
 {
 	const struct h2conn *c = f->conn;
 	if (!c || c->dead)
 		return false;
+	if (!nghttp2_session_check_request_allowed(c->ng))
+		return c->n_inflight > 0;
 	uint32_t max =
 	    nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 	if (max > H2R_MAX_STREAMS)
 		max = H2R_MAX_STREAMS;
+	if (max > c->refused_cap)
+		max = c->refused_cap;
 	return c->n_inflight >= max;
 }
 
@@ -884,6 +978,9 @@ static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 			       NULL);
 			continue;
 		}
+		if (f->conn && !f->conn->dead &&
+		    !nghttp2_session_check_request_allowed(f->conn->ng))
+			conn_close(h, f->conn); /* GOAWAY received, nothing left on it */
 		if (!f->conn || f->conn->dead) {
 			char why[160];
 			if (!conn_open(h, f, why, sizeof(why))) {
@@ -974,12 +1071,14 @@ struct replay_h2 *replay_h2_create(const struct replay_h2_params *p, char *err, 
 	h->targets = mem_alloc(p->n_targets * sizeof(*h->targets));
 	h->rbuf = mem_alloc(H2R_READ_BUF);
 	h->nvb = mem_alloc(sizeof(*h->nvb));
-	if (!h->targets || !h->rbuf || !h->nvb || nghttp2_session_callbacks_new(&h->cbs) != 0) {
+	if (!h->targets || !h->rbuf || !h->nvb || nghttp2_session_callbacks_new(&h->cbs) != 0 ||
+	    nghttp2_option_new(&h->opt) != 0) {
 		snprintf(err, errlen, "out of memory");
 		replay_h2_free(h);
 		return NULL;
 	}
 	memcpy(h->targets, p->targets, p->n_targets * sizeof(*h->targets));
+	nghttp2_option_set_peer_max_concurrent_streams(h->opt, H2R_STREAMS_BEFORE_SETTINGS);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(h->cbs, cb_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(h->cbs, cb_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(h->cbs, cb_frame_recv);
@@ -997,16 +1096,6 @@ struct replay_h2 *replay_h2_create(const struct replay_h2_params *p, char *err, 
 int replay_h2_fd(const struct replay_h2 *h)
 {
 	return h->epfd;
-}
-
-/* Does @p a go before @p b in the recorded order? */
-static bool before(const struct h2req *a, const struct h2req *b)
-{
-	if (a->due != b->due)
-		return a->due < b->due;
-	if (a->rec_ts != b->rec_ts)
-		return a->rec_ts < b->rec_ts;
-	return a->rec_stream < b->rec_stream;
 }
 
 int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_t flow_key,
@@ -1037,21 +1126,7 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 			r->has_dep = true;
 			r->dep = dep->ent;
 		}
-		/* keep the queue in recorded order: due, then start, then stream
-		 * (sessions come in completion order: mostly appended at the tail) */
-		if (!f->qtail || !before(r, f->qtail)) {
-			if (f->qtail)
-				f->qtail->next = r;
-			else
-				f->qhead = r;
-			f->qtail = r;
-		} else {
-			struct h2req **pp = &f->qhead;
-			while (*pp && !before(r, *pp))
-				pp = &(*pp)->next;
-			r->next = *pp;
-			*pp = r;
-		}
+		queue_add(f, r);
 		h->queued++;
 	}
 	return 0;
@@ -1195,6 +1270,8 @@ void replay_h2_free(struct replay_h2 *h)
 	}
 	if (h->cbs)
 		nghttp2_session_callbacks_del(h->cbs);
+	if (h->opt)
+		nghttp2_option_del(h->opt);
 	mem_free(h->targets);
 	mem_free(h->rbuf);
 	mem_free(h->nvb);

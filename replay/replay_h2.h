@@ -9,7 +9,12 @@
  * time, then recorded start, then stream id), each sent when due, so
  * paced replay keeps the recorded concurrency; at top speed every due
  * stream goes at once, as many concurrently as the target's
- * SETTINGS_MAX_CONCURRENT_STREAMS allows (nghttp2 queues the rest).
+ * SETTINGS_MAX_CONCURRENT_STREAMS allows (one until the target's first
+ * SETTINGS frame came; the rest waits in our queue). A stream the target
+ * refuses unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream
+ * id: RFC 9113 §8.7) is queued again, up to 5 times (counted
+ * h2_refused_retried); a connection that received GOAWAY takes no new
+ * stream and is replaced once its streams ended.
  * Request field lines go as recorded (pseudo-header fields first,
  * connection-specific fields dropped, RFC 9113 §8.2.2), rewritten like
  * HTTP/1 requests (host -> :authority, set/remove headers, path prefix,
@@ -18,8 +23,8 @@
  * re-based to the replay's clock: what the request lost to lateness
  * (send time - due time) is taken off it, so the target sees the deadline
  * the recorded client had. Responses keep their header fields (":status"
- * included), DATA (capped) and trailer fields; a stream reset or a
- * GOAWAY that refuses it is an error ("reset") with the HTTP/2 error
+ * included), DATA (capped) and trailer fields; a stream reset (other
+ * than a refusal sent again) is an error ("reset") with the HTTP/2 error
  * code named.
  *
  * Runs inside replay_engine's loop: its own epoll fd (replay_h2_fd()) sits

@@ -26,6 +26,8 @@ const struct ctr_desc replay_ctr_descs[] = {
     D(connects, "target connections opened"),
     D(reconnects, "connections reopened for a recorded connection"),
     D(retries, "requests resent once after the target closed a keep-alive connection"),
+    D(h2_refused_retried, "HTTP/2 requests sent again after the target refused their stream "
+			  "unprocessed (REFUSED_STREAM)"),
     D(evictions, "idle connections closed to free a concurrency slot"),
     D(resp_truncated, "response bodies longer than the body cap (kept to the cap)"),
     D(resp_interim, "1xx interim responses skipped"),

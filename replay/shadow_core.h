@@ -158,16 +158,17 @@ extern const char shadow_conf_help[];
 
 /** Counters of one lane (shadow_lane_ctr_descs names them). */
 struct shadow_lane_stats {
-	uint64_t colored;     /**< classify: requests colored for the lane */
-	uint64_t mirrored;    /**< owner: handed to the lane's engine */
-	uint64_t sent;	      /**< owner: engine outcomes, summed over the lane's targets */
-	uint64_t ok;	      /**< ... whole responses */
-	uint64_t errors;      /**< ... errors of every kind */
-	uint64_t err_refused; /**< ... connection refused */
-	uint64_t err_reset;   /**< ... reset or closed early */
-	uint64_t err_timeout; /**< ... no whole answer within --timeout */
-	uint64_t err_tls;     /**< ... TLS handshake or certificate */
-	uint64_t err_other;   /**< ... connect, bad response, interrupted, ... */
+	uint64_t colored;	     /**< classify: requests colored for the lane */
+	uint64_t mirrored;	     /**< owner: handed to the lane's engine */
+	uint64_t sent;		     /**< owner: engine outcomes, summed over the lane's targets */
+	uint64_t ok;		     /**< ... whole responses */
+	uint64_t errors;	     /**< ... errors of every kind */
+	uint64_t err_refused;	     /**< ... connection refused */
+	uint64_t err_reset;	     /**< ... reset or closed early */
+	uint64_t err_timeout;	     /**< ... no whole answer within --timeout */
+	uint64_t err_tls;	     /**< ... TLS handshake or certificate */
+	uint64_t err_other;	     /**< ... connect, bad response, interrupted, ... */
+	uint64_t h2_refused_retried; /**< ... HTTP/2 streams refused unprocessed, sent again */
 	uint64_t dropped[SHADOW_DROP_COUNT]; /**< not mirrored, by reason */
 };
 
