@@ -65,6 +65,10 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99
 # allocations, so the full run fails each of them
 "$scalegen" "$work/frames.dyt" 250 --body 200 --flush 8192 --lag 3 --differ 2 >/dev/null 2>&1 ||
     { echo "Bail out! diff_scalegen failed"; exit 2; }
+# a replay that got nothing back for every 3rd session: diff settles those
+# as unreplayed (per endpoint, per candidate)
+"$scalegen" "$work/unrep.dyt" 60 --body 200 --differ 4 --unreplayed 3 >/dev/null 2>&1 ||
+    { echo "Bail out! diff_scalegen failed"; exit 2; }
 
 # name|command (run by sh in $work; $D is dyetap, $G the golden dir)
 cases="record-nginx-static|\$D record -r \$G/nginx-static/input.pcap -w out.dyt --color 'blue=path:/*'
@@ -75,7 +79,8 @@ info|\$D info rec.dyt
 cat|\$D cat rec.dyt
 cat-json|\$D cat --json rec.dyt
 diff|\$D diff results.dyt --secondary secondary.dyt --json out.json --junit out.xml --html out.html --quiet
-diff-recording|\$D diff rec.dyt --quiet
+diff-recording|\$D diff rec.dyt --quiet; test \$? -eq 2
+diff-unreplayed|\$D diff unrep.dyt --quiet --json out.json
 diff-threads|\$D diff frames.dyt --threads 2 --json out.json --quiet
 mirror|\$D mirror -r \$G/nginx-static/input.pcap --color 'blue=path:/*' --lane blue=http://127.0.0.1:1 --drain-timeout 0 -w out.dyt --redact-defaults --json"
 

@@ -6,6 +6,7 @@
  *
  *   diff_scalegen OUT.dyt N [--mode plain|hostile] [--lag L] [--no-lag]
  *                 [--body BYTES] [--differ EVERY] [--bodies FILE] [--flush BYTES]
+ *                 [--unreplayed EVERY]
  *
  * Each session is GET /api/v1/items/<id> with a JSON response of about
  * BODY bytes (default 1024); its candidate result follows it as replay
@@ -24,6 +25,8 @@
  * anchor (the bytes dyetap compares). --flush BYTES makes data frames of
  * about that many record bytes (the writer's flush size; default 1 MiB):
  * small frames give many frames and many pairs split across two frames.
+ * --unreplayed EVERY leaves out the result of every EVERY-th session (a
+ * replay that sent it nothing back: the differ counts it unreplayed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,13 +67,14 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr, "usage: diff_scalegen OUT.dyt N [--mode plain|hostile] [--lag L] "
 				"[--no-lag] [--body BYTES] [--differ EVERY] [--bodies FILE] "
+				"[--unreplayed EVERY] "
 				"[--flush BYTES]\n");
 		return 2;
 	}
 	const char *path = argv[1];
 	uint64_t n = strtoull(argv[2], NULL, 10);
 	bool hostile = false, say_lag = true;
-	uint64_t lag = 0, every = 4;
+	uint64_t lag = 0, every = 4, unrep = 0;
 	size_t blen = 1024, flush = 0;
 	const char *bodies = NULL;
 	for (int i = 3; i + 1 < argc + 1; i++) {
@@ -84,6 +88,8 @@ int main(int argc, char **argv)
 			blen = strtoull(argv[++i], NULL, 10);
 		} else if (i + 1 < argc && !strcmp(argv[i], "--differ")) {
 			every = strtoull(argv[++i], NULL, 10);
+		} else if (i + 1 < argc && !strcmp(argv[i], "--unreplayed")) {
+			unrep = strtoull(argv[++i], NULL, 10);
 		} else if (i + 1 < argc && !strcmp(argv[i], "--flush")) {
 			flush = strtoull(argv[++i], NULL, 10);
 		} else if (i + 1 < argc && !strcmp(argv[i], "--bodies")) {
@@ -146,7 +152,7 @@ int main(int argc, char **argv)
 			    x->p.s.ts_req_first_ns + (int64_t)(90000ULL << (id * 7 % 10));
 			bad |= store_writer_add_session(w, &x->p.s) != 0;
 		}
-		if (id > lag)
+		if (id > lag && !(unrep && (id - lag) % unrep == 0))
 			bad |= store_writer_add_result(w, &ring[(id - lag) % (lag + 1)].p.r) != 0;
 	}
 	if (bad)
