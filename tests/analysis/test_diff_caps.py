@@ -33,19 +33,8 @@ import subprocess
 import sys
 import tempfile
 
-n = 0
-failed = 0
-
-
-def ok(cond, what, detail=None):
-    global n, failed
-    n += 1
-    if not cond:
-        failed += 1
-        if detail is not None:
-            print("# %s" % (detail,))
-    print(("ok" if cond else "not ok") + " %d - %s" % (n, what), flush=True)
-    return cond
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tap_util import finish, ok  # noqa: E402
 
 
 dyetap, gen = sys.argv[1], sys.argv[2]
@@ -90,8 +79,7 @@ def sessions(e):
 # Without caps: every pair's differences in groups of their own.
 base = diff(1)
 if not ok(base is not None, "uncapped run"):
-    print("1..%d" % n)
-    sys.exit(1)
+    sys.exit(finish())
 total_diffs = sum(g["count"] for g in base["differences"])
 ok(base["summary"]["endpoints"] == 1 + N // EVERY and base["summary"]["over_memcap"] == 0
    and not any(g["location"] == LOC_OVER for g in base["differences"]),
@@ -190,5 +178,4 @@ for threads in (1, 2):
            t + "secondary: the verdict's reasons name the candidate's losses only", reasons)
 
 shutil.rmtree(tmp, ignore_errors=True)
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+sys.exit(finish())

@@ -28,17 +28,8 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
-n = 0
-failed = 0
-
-
-def ok(cond, what):
-    global n, failed
-    n += 1
-    if not cond:
-        failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n, what), flush=True)
-    return cond
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tap_util import finish, ok  # noqa: E402
 
 
 dyetap, gen = sys.argv[1], sys.argv[2]
@@ -253,5 +244,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+sys.exit(finish())
