@@ -95,7 +95,7 @@ def nghttpd_view(log, start=0):
 def limited(tmp, rec, htdocs):
     port, log = nghttpd(tmp, htdocs, 3)
     pos = 0
-    for run in range(3):  # the reviewer's repro failed 4 of 5 runs
+    for run in range(3):  # before the fix, 4 of 5 such runs had refused streams
         res = os.path.join(tmp, "lim-%d.dyt" % run)
         r = dy("replay", rec, "-t", "http://127.0.0.1:%d" % port, "-o", res, "--max", "--json",
                "--quiet")
