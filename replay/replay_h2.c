@@ -122,6 +122,9 @@ struct h2flow {
 	struct h2conn *conn;
 	bool blocked; /* its head waits for a stream that ended before it started */
 	bool had_conn;
+	/* since when its connection allows no stream at all (the target's
+	 * SETTINGS_MAX_CONCURRENT_STREAMS 0, nothing in flight); 0 when not */
+	int64_t none_since;
 };
 
 struct replay_h2 {
@@ -131,8 +134,8 @@ struct replay_h2 {
 	struct h2flow *htab[H2R_BUCKETS];
 	struct h2flow *flows;
 	uint64_t queued, inflight;
-	/* requests in flight, in send order: the timeout is constant, so the
-	 * head has the earliest deadline */
+	/* requests in flight, by deadline (mostly send order: the timeout is
+	 * constant): the head has the earliest */
 	struct h2req *ihead, *itail;
 	int64_t idle_check;
 	uint8_t *rbuf;
@@ -375,13 +378,19 @@ static void finish(struct replay_h2 *h, struct h2req *r, uint32_t kind, const ch
 static void inflight_add(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
 {
 	r->conn = c;
-	r->next = NULL;
-	r->iprev = h->itail;
-	if (h->itail)
-		h->itail->next = r;
+	struct h2req *p = h->itail; /* insert after the last with no later deadline */
+	while (p && p->deadline > r->deadline)
+		p = p->iprev;
+	r->iprev = p;
+	r->next = p ? p->next : h->ihead;
+	if (r->next)
+		r->next->iprev = r;
+	else
+		h->itail = r;
+	if (p)
+		p->next = r;
 	else
 		h->ihead = r;
-	h->itail = r;
 	r->slot = c->n_inflight;
 	c->fl[c->n_inflight++] = r;
 	h->inflight++;
@@ -854,7 +863,8 @@ static int send_req(struct replay_h2 *h, struct h2conn *c, struct h2req *r, int6
 		return -EPROTO;
 	r->stream = id;
 	r->t_sent = now;
-	r->deadline = now + h->p.timeout_ns;
+	if (!r->deadline) /* else it ran in the queue (queue_expire) */
+		r->deadline = now + h->p.timeout_ns;
 	inflight_add(h, c, r);
 	return 0;
 }
@@ -959,6 +969,16 @@ static bool waits_for_earlier(const struct h2flow *f, const struct h2req *r)
 	return false;
 }
 
+/* The error of a request whose timeout ran out in the queue (queue_expire). */
+static const char *none_msg(const struct replay_h2 *h, char *buf, size_t n)
+{
+	snprintf(buf, n,
+		 "not sent within %.3f s: the target allows no streams "
+		 "(SETTINGS_MAX_CONCURRENT_STREAMS 0)",
+		 (double)h->p.timeout_ns / 1e9);
+	return buf;
+}
+
 /* Send the due requests of flow @p f, in recorded order and concurrency,
  * as many at once as the target allows. */
 static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
@@ -976,6 +996,13 @@ static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 			       "HTTP/2 over TLS (h2) is not supported: replay h2c sessions to an "
 			       "http:// target",
 			       NULL);
+			continue;
+		}
+		if (r->deadline && r->deadline <= now) { /* ran out in the queue */
+			char msg[160];
+			pop(f);
+			h->queued--;
+			finish(h, r, STORE_ERR_TIMEOUT, none_msg(h, msg, sizeof(msg)), NULL);
 			continue;
 		}
 		if (f->conn && !f->conn->dead &&
@@ -1132,6 +1159,65 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 	return 0;
 }
 
+/* The flow's connection is open but allows no stream at all: the target's
+ * SETTINGS_MAX_CONCURRENT_STREAMS is 0 and nothing is in flight, so no
+ * stream that ends will make room. */
+static bool allows_none(const struct h2flow *f)
+{
+	return f->conn && !f->conn->dead && !f->conn->n_inflight && at_capacity(f);
+}
+
+/* When due request @p r of a flow that allows no stream times out. */
+static int64_t queue_deadline(const struct replay_h2 *h, const struct h2flow *f,
+			      const struct h2req *r)
+{
+	if (r->deadline)
+		return r->deadline;
+	return (r->due > f->none_since ? r->due : f->none_since) + h->p.timeout_ns;
+}
+
+/*
+ * A target that allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) and
+ * keeps the connection open would leave @p f's queue waiting for ever: its
+ * due requests have their timeout running from when they were due (or the
+ * target stopped allowing streams), keep what is left of it if the target
+ * raises the limit in time, and end as timeouts when it runs out.
+ */
+static void queue_expire(struct replay_h2 *h, struct h2flow *f, int64_t now)
+{
+	if (!allows_none(f)) {
+		f->none_since = 0;
+		return;
+	}
+	if (!f->none_since)
+		f->none_since = now;
+	struct h2req *gone = NULL, **gtail = &gone, *prev = NULL;
+	for (struct h2req *r = f->qhead, *nr; r && r->due <= now; r = nr) {
+		nr = r->next;
+		r->deadline = queue_deadline(h, f, r);
+		if (r->deadline > now) {
+			prev = r;
+			continue;
+		}
+		if (prev)
+			prev->next = nr;
+		else
+			f->qhead = nr;
+		if (f->qtail == r)
+			f->qtail = prev;
+		h->queued--;
+		r->next = NULL;
+		*gtail = r;
+		gtail = &r->next;
+	}
+	char msg[160];
+	none_msg(h, msg, sizeof(msg));
+	for (struct h2req *r = gone, *nr; r; r = nr) {
+		nr = r->next;
+		finish(h, r, STORE_ERR_TIMEOUT, msg, NULL); /* may queue requests: not in gone */
+	}
+}
+
 static void expire(struct replay_h2 *h, int64_t now)
 {
 	while (h->ihead && h->ihead->deadline <= now) {
@@ -1169,6 +1255,8 @@ void replay_h2_run(struct replay_h2 *h, int64_t now)
 	for (struct h2flow *f = h->flows; f; f = f->next)
 		if (f->qhead && f->qhead->due <= now)
 			flow_dispatch(h, f, now);
+	for (struct h2flow *f = h->flows; f; f = f->next)
+		queue_expire(h, f, now);
 	expire(h, now);
 	for (struct h2flow *f = h->flows, *nf; f; f = nf) { /* sweep */
 		nf = f->next;
@@ -1192,6 +1280,12 @@ int64_t replay_h2_next_wake(const struct replay_h2 *h)
 		w = h->ihead->deadline;
 	for (const struct h2flow *f = h->flows; f; f = f->next) {
 		const struct h2conn *c = f->conn;
+		if (f->none_since) /* allows no stream: its due requests time out */
+			for (const struct h2req *r = f->qhead; r; r = r->next) {
+				int64_t d = queue_deadline(h, f, r);
+				if (d < w)
+					w = d;
+			}
 		if (c && c->idle_since && !c->n_inflight && c->idle_since + h->p.idle_ns < w)
 			w = c->idle_since + h->p.idle_ns;
 	}

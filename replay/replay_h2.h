@@ -10,7 +10,9 @@
  * paced replay keeps the recorded concurrency; at top speed every due
  * stream goes at once, as many concurrently as the target's
  * SETTINGS_MAX_CONCURRENT_STREAMS allows (one until the target's first
- * SETTINGS frame came; the rest waits in our queue). A stream the target
+ * SETTINGS frame came; the rest waits in our queue; when the target
+ * allows none at all, SETTINGS_MAX_CONCURRENT_STREAMS 0, the queued
+ * requests' timeout runs from their due time). A stream the target
  * refuses unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream
  * id: RFC 9113 §8.7) is queued again, up to 5 times (counted
  * h2_refused_retried); a connection that received GOAWAY takes no new
