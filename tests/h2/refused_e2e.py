@@ -21,7 +21,9 @@ may be sent again; docs/http2.md: it is, at most 5 times. Refusing the
 first 3 streams of each connection: all 60 answered, 6 sent again, the
 server saw 66 request HEADERS. Refusing every stream: each request is
 sent 6 times (360 HEADERS), 300 sent again, all 60 reset errors that
-name REFUSED_STREAM.
+name REFUSED_STREAM. Allowing no streams (SETTINGS_MAX_CONCURRENT_STREAMS
+0) for ever: all 60 end as timeouts and the replay ends; the limit raised
+to 2 later: all 60 answered.
 
   refused_e2e.py DYETAP FIXTURES_DIR
 """
@@ -137,12 +139,16 @@ def frame(ftype, flags, sid, payload=b""):
 
 
 class Refuser:
-    """h2c (prior knowledge): SETTINGS MAX_CONCURRENT_STREAMS 100; the first
-    @refuse request streams of each connection get RST_STREAM REFUSED_STREAM
-    (0x7), the others :status 200 (HPACK static index 8) and 'ok'."""
+    """h2c (prior knowledge): SETTINGS MAX_CONCURRENT_STREAMS @limit (100);
+    the first @refuse request streams of each connection, and any stream
+    while the limit is 0, get RST_STREAM REFUSED_STREAM (0x7), the others
+    :status 200 (HPACK static index 8) and 'ok'. With @raise_to, a second
+    SETTINGS frame sets the limit to it @raise_after seconds after the
+    first."""
 
-    def __init__(self, refuse):
+    def __init__(self, refuse, limit=100, raise_to=None, raise_after=0.3):
         self.refuse, self.headers, self.refused = refuse, 0, 0
+        self.limit, self.raise_to, self.raise_after = limit, raise_to, raise_after
         self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -159,7 +165,21 @@ class Refuser:
             threading.Thread(target=self.conn, args=(c,), daemon=True).start()
 
     def conn(self, c):
-        buf, seen = b"", 0
+        buf, seen, st = b"", 0, {"limit": self.limit}
+        wlock = threading.Lock()
+
+        def send(data):
+            with wlock:
+                c.sendall(data)
+
+        def raise_limit():
+            time.sleep(self.raise_after)
+            try:
+                st["limit"] = self.raise_to
+                send(frame(4, 0, 0, struct.pack(">HI", 3, self.raise_to)))
+            except OSError:
+                pass
+
         try:
             while len(buf) < 24:
                 d = c.recv(65536)
@@ -167,7 +187,9 @@ class Refuser:
                     return
                 buf += d
             buf = buf[24:]  # the client preface
-            c.sendall(frame(4, 0, 0, struct.pack(">HI", 3, 100)))
+            send(frame(4, 0, 0, struct.pack(">HI", 3, self.limit)))
+            if self.raise_to is not None:
+                threading.Thread(target=raise_limit, daemon=True).start()
             while True:
                 while len(buf) >= 9:
                     ln = int.from_bytes(buf[:3], "big")
@@ -177,21 +199,22 @@ class Refuser:
                     sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
                     payload, buf = buf[9:9 + ln], buf[9 + ln:]
                     if ftype == 4 and not flags & 1:
-                        c.sendall(frame(4, 1, 0))  # SETTINGS ACK
+                        send(frame(4, 1, 0))  # SETTINGS ACK
                     elif ftype == 6 and not flags & 1:
-                        c.sendall(frame(6, 1, 0, payload))  # PING ACK
+                        send(frame(6, 1, 0, payload))  # PING ACK
                     elif ftype == 7:
                         return
                     elif ftype == 1:
                         seen += 1
+                        refuse = seen <= self.refuse or st["limit"] == 0
                         with self.lock:
                             self.headers += 1
-                            if seen <= self.refuse:
+                            if refuse:
                                 self.refused += 1
-                        if seen <= self.refuse:
-                            c.sendall(frame(3, 0, sid, struct.pack(">I", 7)))
+                        if refuse:
+                            send(frame(3, 0, sid, struct.pack(">I", 7)))
                         else:
-                            c.sendall(frame(1, 4, sid, b"\x88") + frame(0, 1, sid, b"ok"))
+                            send(frame(1, 4, sid, b"\x88") + frame(0, 1, sid, b"ok"))
                 d = c.recv(65536)
                 if not d:
                     return
@@ -230,6 +253,41 @@ def refusing(tmp, rec):
        (js.get("errors"), js.get("counters"), srv.headers, msgs))
 
 
+def no_streams(tmp, rec):
+    """SETTINGS_MAX_CONCURRENT_STREAMS 0 (RFC 9113 §6.5.2 allows it) on a
+    connection the server keeps open: docs/http2.md "Replay": a queued
+    request's timeout runs from when it was due, and it ends as a timeout
+    naming the setting; the replay ends. The stream dyetap may open before
+    the server's SETTINGS is refused (REFUSED_STREAM) and queued again."""
+    srv = Refuser(0, limit=0)
+    res = os.path.join(tmp, "none.dyt")
+    try:
+        r = dy("replay", rec, "-t", "http://127.0.0.1:%d" % srv.port, "-o", res, "--max",
+               "--timeout", "1s", "--json", "--quiet")
+    except subprocess.TimeoutExpired:
+        r = None
+    js = json.loads(r.stdout) if r and r.stdout.startswith("{") else {}
+    msgs = set()
+    out = dy("cat", "--json", "--type", "result", "--no-body", res).stdout if r else ""
+    for line in out.splitlines():
+        msgs.add(json.loads(line).get("error_msg"))
+    ok(r is not None and js.get("ok") == 0 and js.get("errors", {}).get("timeout") == N and
+       js.get("errors", {}).get("total") == N and len(msgs) == 1 and
+       "SETTINGS_MAX_CONCURRENT_STREAMS 0" in next(iter(msgs)),
+       "target allowing no streams for ever: the replay ends, %d timeout errors naming "
+       "SETTINGS_MAX_CONCURRENT_STREAMS 0" % N,
+       (r and r.stderr[-400:], js.get("errors"), msgs))
+    # the limit raised to 2 by a second SETTINGS frame 0.3 s later
+    srv = Refuser(0, limit=0, raise_to=2)
+    res = os.path.join(tmp, "raised.dyt")
+    r = dy("replay", rec, "-t", "http://127.0.0.1:%d" % srv.port, "-o", res, "--max",
+           "--timeout", "5s", "--json", "--quiet")
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    ok(r.returncode == 0 and js.get("ok") == N and js.get("errors", {}).get("total") == 0,
+       "limit 0 raised to 2 later: all %d answered, no error" % N,
+       (r.stderr[-400:], js.get("errors"), js.get("counters")))
+
+
 tmp = tempfile.mkdtemp(prefix="h2-refused-")
 try:
     if not shutil.which("nghttpd"):
@@ -244,6 +302,7 @@ try:
         f.write('{"id": 1, "name": "first", "tags": ["a", "b"]}\n')
     limited(tmp, rec, htdocs)
     refusing(tmp, rec)
+    no_streams(tmp, rec)
 finally:
     for p in procs:
         p.terminate()
