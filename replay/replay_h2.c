@@ -1185,7 +1185,8 @@ static int64_t queue_deadline(const struct replay_h2 *h, const struct h2flow *f,
  */
 static void queue_expire(struct replay_h2 *h, struct h2flow *f, int64_t now)
 {
-	if (!allows_none(f)) {
+	/* cheap tests first: this runs for every flow at every turn */
+	if (!f->qhead || f->qhead->due > now || !allows_none(f)) {
 		f->none_since = 0;
 		return;
 	}
