@@ -55,3 +55,33 @@ def serve_http(handler):
     s.log = []
     threading.Thread(target=s.serve_forever, daemon=True).start()
     return s, s.server_address[1]
+
+
+class LoopbackServer:
+    """A raw TCP server on 127.0.0.1 (a free port, self.port): each
+    connection accepted is served on its own daemon thread by
+    self.serve(conn, n), n counting connections from 1 (self.conns, under
+    self.lock). Subclasses set their own state before calling __init__."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.conns = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns += 1
+                n = self.conns
+            threading.Thread(target=self.serve, args=(c, n), daemon=True).start()
+
+    def serve(self, conn, n):
+        raise NotImplementedError

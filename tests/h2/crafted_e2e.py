@@ -36,7 +36,7 @@ DATA, HEADERS, RST_STREAM, SETTINGS = 0, 1, 3, 4
 END_STREAM, END_HEADERS = 0x1, 0x4
 
 
-def frame(ftype, flags, sid, payload):
+def frame(ftype, flags, sid, payload=b""):
     return struct.pack(">I", len(payload))[1:] + struct.pack(">BBI", ftype, flags, sid) + payload
 
 

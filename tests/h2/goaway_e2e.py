@@ -51,13 +51,12 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
-from tap_util import finish, ok  # noqa: E402
+from tap_util import LoopbackServer, finish, ok  # noqa: E402
 from crafted_e2e import PREFACE, data, frame, get, headers, settings, write_pcap  # noqa: E402
 
 DYETAP = sys.argv[1]
@@ -143,7 +142,7 @@ class Inflater:
 
 # ---- the server ----
 
-class GoawayServer:
+class GoawayServer(LoopbackServer):
     """h2c (prior knowledge), SETTINGS_MAX_CONCURRENT_STREAMS 100. Per
     connection: answers (:status 200, 'ok') the streams it takes, holding
     the answers of streams K-HOLD+1..K; at the K-th it sends
@@ -156,36 +155,19 @@ class GoawayServer:
 
     def __init__(self, code, below, answer_held):
         self.code, self.below, self.answer_held = code, below, answer_held
-        self.lock = threading.Lock()
         self.headers = []  # (connection, stream, path) of every request HEADERS
         self.answered = []  # paths answered
         self.unprocessed = []  # paths above a GOAWAY's last stream id
         self.unanswered = []  # paths at or below it, never answered
-        self.conns = 0
         self.errors = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns += 1
-                cid = self.conns
-            threading.Thread(target=self.conn, args=(c, cid), daemon=True).start()
+        super().__init__()  # self.conns: connections accepted
 
     def answer(self, c, sid, path):
         c.sendall(frame(1, 4, sid, b"\x88") + frame(0, 1, sid, b"ok"))  # :status 200
         with self.lock:
             self.answered.append(path)
 
-    def conn(self, c, cid):
+    def serve(self, c, cid):
         inf = Inflater()
         c.settimeout(1)  # held answers go after 1 s without a new stream
         buf, taken, held, last, block, bsid, idle = b"", 0, [], None, b"", 0, 0

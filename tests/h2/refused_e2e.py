@@ -41,7 +41,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from tap_util import finish, free_port, ok  # noqa: E402
+from tap_util import LoopbackServer, finish, free_port, ok  # noqa: E402
+sys.path.insert(0, HERE)
+from crafted_e2e import frame  # noqa: E402
 
 DYETAP, FIX = sys.argv[1], sys.argv[2]
 N = 60  # streams in fixtures/h2load.pcap (tests/h2/README.md)
@@ -133,12 +135,7 @@ def limited(tmp, rec, htdocs):
 
 # ---- a raw h2c server that refuses streams ----
 
-def frame(ftype, flags, sid, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
-        struct.pack(">I", sid) + payload
-
-
-class Refuser:
+class Refuser(LoopbackServer):
     """h2c (prior knowledge): SETTINGS MAX_CONCURRENT_STREAMS @limit (100);
     the first @refuse request streams of each connection, and any stream
     while the limit is 0, get RST_STREAM REFUSED_STREAM (0x7), the others
@@ -149,22 +146,9 @@ class Refuser:
     def __init__(self, refuse, limit=100, raise_to=None, raise_after=0.3):
         self.refuse, self.headers, self.refused = refuse, 0, 0
         self.limit, self.raise_to, self.raise_after = limit, raise_to, raise_after
-        self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.accept, daemon=True).start()
+        super().__init__()
 
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.conn, args=(c,), daemon=True).start()
-
-    def conn(self, c):
+    def serve(self, c, _n):
         buf, seen, st = b"", 0, {"limit": self.limit}
         wlock = threading.Lock()
 

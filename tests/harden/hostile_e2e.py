@@ -23,15 +23,13 @@ store   `dyetap info` on a decompression bomb (frames of 64 MiB of empty
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 
 DYETAP, GEN, ROOT, GROUP = sys.argv[1:5]
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from tap_util import finish, ok  # noqa: E402
+from tap_util import LoopbackServer, finish, ok  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="dyetap-hostile-")
 
@@ -44,29 +42,16 @@ def gen(*args):
     subprocess.run([GEN] + list(args), check=True)
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     """Every byte received, kept; a 200 with "ok" for each request head
     (and its Content-Length body) on keep-alive connections."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.received = b""
         self.heads = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self.accept, daemon=True).start()
+        super().__init__()
 
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
+    def serve(self, c, _n):
         buf = b""
         with c:
             while True:
