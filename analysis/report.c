@@ -841,7 +841,9 @@ static struct junit_counts junit_suite_counts(const struct diff_ctx *c, size_t c
 	return n;
 }
 
-static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
+/* Candidate @p ci's testsuite, whose testcases @p n counts (junit_suite_counts()). */
+static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci,
+			const struct junit_counts *n)
 {
 	const struct diff_cand *v = c->cand[ci];
 	const struct diff_summary *s = &v->sum;
@@ -872,7 +874,6 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 		next[k] = first[g->endpoint];
 		first[g->endpoint] = (uint32_t)k;
 	}
-	struct junit_counts n = junit_suite_counts(c, ci);
 	dbuf_puts(b, "  <testsuite name=\"dyetap diff");
 	if (c->n_cand > 1) {
 		dbuf_putc(b, ' ');
@@ -881,7 +882,7 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci)
 	dbuf_printf(b,
 		    "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
 		    "time=\"0\">\n    <properties>\n",
-		    n.tests, n.failures, n.errors, n.skipped);
+		    n->tests, n->failures, n->errors, n->skipped);
 	dbuf_puts(b, "      <property name=\"candidate\" value=\"");
 	esc(b, v->role);
 	dbuf_puts(b, "\"/>\n      <property name=\"target\" value=\"");
@@ -1028,14 +1029,14 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 {
 	if (!c->finished)
 		return -EINVAL;
-	/* the totals of the suites below, counted as they count theirs */
-	struct junit_counts t = {0, 0, 0, 0};
+	/* the totals of the suites below: the sums of theirs */
+	struct junit_counts n[DIFF_MAX_CANDIDATES], t = {0, 0, 0, 0};
 	for (size_t ci = 0; ci < c->n_cand; ci++) {
-		struct junit_counts n = junit_suite_counts(c, ci);
-		t.tests += n.tests;
-		t.failures += n.failures;
-		t.errors += n.errors;
-		t.skipped += n.skipped;
+		n[ci] = junit_suite_counts(c, ci);
+		t.tests += n[ci].tests;
+		t.failures += n[ci].failures;
+		t.errors += n[ci].errors;
+		t.skipped += n[ci].skipped;
 	}
 	dbuf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	dbuf_printf(b,
@@ -1043,7 +1044,7 @@ int report_junit(const struct diff_ctx *c, struct dbuf *b)
 		    "errors=\"%zu\" skipped=\"%zu\" time=\"0\">\n",
 		    t.tests, t.failures, t.errors, t.skipped);
 	for (size_t ci = 0; ci < c->n_cand; ci++)
-		junit_suite(b, c, ci);
+		junit_suite(b, c, ci, &n[ci]);
 	dbuf_puts(b, "</testsuites>\n");
 	return dbuf_error(b);
 }
