@@ -40,6 +40,33 @@ def frame(ftype, flags, sid, payload=b""):
     return struct.pack(">I", len(payload))[1:] + struct.pack(">BBI", ftype, flags, sid) + payload
 
 
+def read_preface(c):
+    """Read the client connection preface from socket @c: the bytes after
+    it, or None when the client closed first; ValueError when the first
+    24 bytes are not the preface."""
+    buf = b""
+    while len(buf) < 24:
+        d = c.recv(65536)
+        if not d:
+            return None
+        buf += d
+    if buf[:24] != PREFACE:
+        raise ValueError("no client preface")
+    return buf[24:]
+
+
+def take_frame(buf):
+    """The first whole frame of @buf: ((type, flags, stream id, payload),
+    the bytes after it), or (None, @buf) when it is not all there yet."""
+    if len(buf) < 9:
+        return None, buf
+    ln = int.from_bytes(buf[:3], "big")
+    if len(buf) < 9 + ln:
+        return None, buf
+    sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+    return (buf[3], buf[4], sid, buf[9:9 + ln]), buf[9 + ln:]
+
+
 def hpack_int(v, prefix_bits, first=0):
     """RFC 7541 §5.1 integer with an N-bit prefix."""
     top = (1 << prefix_bits) - 1

@@ -57,7 +57,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from tap_util import LoopbackServer, finish, ok  # noqa: E402
-from crafted_e2e import PREFACE, data, frame, get, headers, settings, write_pcap  # noqa: E402
+from crafted_e2e import (PREFACE, data, frame, get, headers, read_preface, settings,  # noqa: E402
+                         take_frame, write_pcap)
 
 DYETAP = sys.argv[1]
 N = 40  # recorded requests
@@ -172,23 +173,16 @@ class GoawayServer(LoopbackServer):
         c.settimeout(1)  # held answers go after 1 s without a new stream
         buf, taken, held, last, block, bsid, idle = b"", 0, [], None, b"", 0, 0
         try:
-            while len(buf) < 24:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            if buf[:24] != PREFACE:
-                raise ValueError("no client preface")
-            buf = buf[24:]
+            buf = read_preface(c)
+            if buf is None:
+                return
             c.sendall(frame(4, 0, 0, struct.pack(">HI", 3, 100)))
             while True:
-                while len(buf) >= 9:
-                    ln = int.from_bytes(buf[:3], "big")
-                    if len(buf) < 9 + ln:
+                while True:
+                    fr, buf = take_frame(buf)
+                    if fr is None:
                         break
-                    ftype, flags = buf[3], buf[4]
-                    sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
-                    payload, buf = buf[9:9 + ln], buf[9 + ln:]
+                    ftype, flags, sid, payload = fr
                     if ftype == 4 and not flags & 1 and last is None:
                         c.sendall(frame(4, 1, 0, b""))  # SETTINGS ACK
                     elif ftype == 6 and not flags & 1 and last is None:

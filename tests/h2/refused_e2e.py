@@ -43,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from tap_util import LoopbackServer, finish, free_port, ok  # noqa: E402
 sys.path.insert(0, HERE)
-from crafted_e2e import frame  # noqa: E402
+from crafted_e2e import frame, read_preface, take_frame  # noqa: E402
 
 DYETAP, FIX = sys.argv[1], sys.argv[2]
 N = 60  # streams in fixtures/h2load.pcap (tests/h2/README.md)
@@ -165,23 +165,18 @@ class Refuser(LoopbackServer):
                 pass
 
         try:
-            while len(buf) < 24:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            buf = buf[24:]  # the client preface
+            buf = read_preface(c)
+            if buf is None:
+                return
             send(frame(4, 0, 0, struct.pack(">HI", 3, self.limit)))
             if self.raise_to is not None:
                 threading.Thread(target=raise_limit, daemon=True).start()
             while True:
-                while len(buf) >= 9:
-                    ln = int.from_bytes(buf[:3], "big")
-                    if len(buf) < 9 + ln:
+                while True:
+                    fr, buf = take_frame(buf)
+                    if fr is None:
                         break
-                    ftype, flags = buf[3], buf[4]
-                    sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
-                    payload, buf = buf[9:9 + ln], buf[9 + ln:]
+                    ftype, flags, sid, payload = fr
                     if ftype == 4 and not flags & 1:
                         send(frame(4, 1, 0))  # SETTINGS ACK
                     elif ftype == 6 and not flags & 1:
