@@ -46,6 +46,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -153,9 +154,11 @@ class GoawayServer(LoopbackServer):
     go after 1 s without a new stream (the last connection of a run)."""
 
     K, HOLD = 10, 3
+    MAX_ID = 0x7fffffff
 
-    def __init__(self, code, below, answer_held):
+    def __init__(self, code, below, answer_held, two_step=False):
         self.code, self.below, self.answer_held = code, below, answer_held
+        self.two_step = two_step  # RFC 9113 §6.8 graceful shutdown (below)
         self.headers = []  # (connection, stream, path) of every request HEADERS
         self.answered = []  # paths answered
         self.unprocessed = []  # paths above a GOAWAY's last stream id
@@ -172,6 +175,7 @@ class GoawayServer(LoopbackServer):
         inf = Inflater()
         c.settimeout(1)  # held answers go after 1 s without a new stream
         buf, taken, held, last, block, bsid, idle = b"", 0, [], None, b"", 0, 0
+        drain_until, top = None, 0  # two-step: end of the first step, highest stream taken
         try:
             buf = read_preface(c)
             if buf is None:
@@ -205,11 +209,22 @@ class GoawayServer(LoopbackServer):
                                 self.unprocessed.append(path)
                             continue
                         taken += 1
+                        top = max(top, bsid)
+                        if drain_until is not None:  # sent before the client saw GOAWAY
+                            self.answer(c, bsid, path)
+                            continue
                         if taken <= self.K - self.HOLD:
                             self.answer(c, bsid, path)
                         else:
                             held.append((bsid, path))
-                        if taken == self.K:
+                        if taken == self.K and self.two_step:
+                            # step 1: GOAWAY(2^31-1, NO_ERROR), streams on the
+                            # wire still taken for a while (read on below)
+                            c.sendall(frame(7, 0, 0, struct.pack(">II", self.MAX_ID,
+                                                                 NO_ERROR)))
+                            drain_until = time.monotonic() + 0.2
+                            c.settimeout(0.02)
+                        elif taken == self.K:
                             last = bsid - 2 * self.below
                             c.sendall(frame(7, 0, 0, struct.pack(">II", last, self.code)))
                             for hsid, hpath in held:
@@ -223,9 +238,21 @@ class GoawayServer(LoopbackServer):
                                     with self.lock:
                                         self.unanswered.append(hpath)
                             c.shutdown(socket.SHUT_WR)  # then read to the client's FIN
+                if drain_until is not None and last is None and time.monotonic() >= drain_until:
+                    # step 2: the held answers, then GOAWAY naming the
+                    # highest stream taken, then close
+                    for hsid, hpath in held:
+                        time.sleep(0.05)
+                        self.answer(c, hsid, hpath)
+                    held, last = [], top
+                    c.sendall(frame(7, 0, 0, struct.pack(">II", last, NO_ERROR)))
+                    c.shutdown(socket.SHUT_WR)
+                    c.settimeout(1)
                 try:
                     d = c.recv(65536)
                 except socket.timeout:
+                    if drain_until is not None and last is None:
+                        continue
                     if last is None and held:  # no K-th stream coming: answer them
                         for hsid, hpath in held:
                             self.answer(c, hsid, hpath)
@@ -345,12 +372,62 @@ def case_internal(tmp, rec):
        detail)
 
 
+def case_two_step(tmp, rec):
+    srv = GoawayServer(NO_ERROR, 0, True, two_step=True)
+    r, js, results = run(tmp, rec, "two-step", srv)
+    ctr = js.get("counters", {})
+    ans = counted(srv.answered)
+    detail = (r.returncode, r.stderr[-400:], js.get("errors"), js.get("error_causes"), ctr,
+              srv.conns, len(srv.headers), srv.unprocessed, srv.errors)
+    ok(r.returncode == 0 and js.get("sent") == N and js.get("ok") == N and
+       js.get("errors", {}).get("total") == 0 and set(results) == ALL and
+       all(v == [("none", "")] for v in results.values()) and
+       set(ans) == ALL and set(ans.values()) == {1},
+       "(d) two-step graceful shutdown (GOAWAY 2^31-1, the streams in flight answered, "
+       "GOAWAY naming the last): all %d answered exactly once, no error" % N, (ans, detail))
+    ok(not srv.unprocessed and len(srv.headers) == N and
+       ctr.get("h2_refused_retried") == 0,
+       "(d) no stream started on a connection after its first GOAWAY: none refused, none "
+       "sent again", detail)
+    ok(srv.conns >= 2 and ctr.get("connects") == srv.conns and
+       ctr.get("reconnects") == srv.conns - 1 and not srv.errors,
+       "(d) a new connection after each shutdown (%d connections)" % srv.conns, detail)
+
+
+def case_mirror(tmp):
+    """mirror shadows the recorded pcap's h2c requests (lane blue, every
+    GET) to the GOAWAY(NO_ERROR) server of (a): it takes the same
+    HTTP/2 client path (one connection per production connection and
+    lane target, replaced after GOAWAY)."""
+    srv = GoawayServer(NO_ERROR, 0, True)
+    r = dy("mirror", "-r", os.path.join(tmp, "rec.pcap"), "--color", "blue=method:GET",
+           "--lane", "blue=http://127.0.0.1:%d" % srv.port, "-w",
+           os.path.join(tmp, "mirror.dyt"), "--stats")
+    st = {m.group(1): int(m.group(2))
+          for m in re.finditer(r"^\s*(lane_blue_\w+)\s+(\d+)\s*$", r.stderr, re.M)}
+    ans = counted(srv.answered)
+    detail = (r.returncode, st, r.stderr[-600:], srv.conns, len(srv.headers), srv.unprocessed,
+              srv.errors)
+    ok(r.returncode in (0, 1) and st.get("lane_blue_sent") == N and
+       st.get("lane_blue_ok") == N and st.get("lane_blue_errors") == 0,
+       "(e) mirror to a server ending connections with GOAWAY: %d sent, %d answered, no "
+       "error" % (N, N), detail)
+    ok(set(ans) == ALL and set(ans.values()) == {1} and
+       len(srv.headers) == N + len(srv.unprocessed) and
+       st.get("lane_blue_h2_refused_retried") == len(srv.unprocessed) and
+       srv.conns >= 2 and not srv.errors,
+       "(e) mirror: every path answered exactly once, only those above last-stream-id sent "
+       "again (%d), %d connections" % (len(srv.unprocessed), srv.conns), (ans, detail))
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="dyetap-h2-goaway-") as tmp:
         rec = recording(tmp)
         case_graceful(tmp, rec)
         case_calm(tmp, rec)
         case_internal(tmp, rec)
+        case_two_step(tmp, rec)
+        case_mirror(tmp)
     return finish()
 
 
