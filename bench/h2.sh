@@ -14,13 +14,16 @@
 #     connections, 10 streams each, REQS requests), RUNS alternating pairs,
 #     req/s and client CPU per request, medians and ratio replay/h2load
 #     (target >= 0.7); both clients pinned to core 0, the servers to the
-#     other cores. The
-#     recording's server is this nghttpd, so replay runs with
-#     --i-know-this-is-production.
+#     other cores. The recording's server is this nghttpd, so replay runs
+#     with --i-know-this-is-production.
+#  3. reading alone: the replay's CPU per session with a --path that
+#     matches nothing (read, decode, filter; nothing sent or written) and
+#     `zstd -dc` of the recording, beside the CPU per request a 0.7 ratio
+#     allows (h2load's / 0.7).
 # Usage: bench/h2.sh BUILD_DIR     (needs root for tcpdump)
 #   env: REQS=100000 RUNS=3 BENCH_DIR=/tmp/dyetap-bench-h2
 # Needs: tcpdump, nghttpd, h2load (nghttp2-server, nghttp2-client), nginx,
-# /usr/bin/time, taskset.
+# zstd, /usr/bin/time, taskset.
 set -eu
 b=${1:?usage: bench/h2.sh BUILD_DIR}
 dyetap=$(cd "$b" && pwd)/cli/dyetap
@@ -138,3 +141,18 @@ python3 -c "print('replay ratio dyetap/h2load: %.2f of the medians, %s median pe
 echo "client CPU per request (both pinned to one core; replay's includes reading the"
 echo "recording and writing the results): h2load median $(median <"$dir/h2load_us") us," \
     "replay median $(median <"$dir/replay_us") us"
+
+# 3. what a replay spends before it sends anything: reading the recording
+# (decompress, decode, filter: `--path` that matches nothing, so nothing
+# is sent or written) and, under it, zstd's decompression of the same
+# frames; beside the budget a 0.7 ratio leaves (h2load's CPU per request / 0.7)
+: >"$dir/read_us"; : >"$dir/zstd_us"
+for i in $(seq "$RUNS"); do
+    $pin /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" \
+        "$dyetap" replay "$dir/h2.dyt" --target "http://127.0.0.1:$h2port" --max \
+        -o "$dir/none.dyt" --path /nothing-matches --i-know-this-is-production >/dev/null 2>&1
+    cpu_us "$dir/read_us"
+    $pin /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" zstd -dcq "$dir/h2.dyt" >/dev/null
+    cpu_us "$dir/zstd_us"
+done
+python3 -c "print('budget for 0.7: %.2f us a request (h2load %s / 0.7); reading the recording alone: %s us (zstd -dc of its frames: %s us)' % (float('$(median <"$dir/h2load_us")') / 0.7, '$(median <"$dir/h2load_us")', '$(median <"$dir/read_us")', '$(median <"$dir/zstd_us")'))"
