@@ -77,6 +77,7 @@ struct pb_type {
 	struct pb_field *f;
 	size_t nf, cf;
 	const struct pb_schema *s;
+	bool map_entry; /* MessageOptions.map_entry: the entry type of a map<K, V> field */
 };
 
 struct pb_method {
@@ -412,6 +413,134 @@ static int put_value(struct conv *c, const struct pb_type *t, const struct pb_fi
 	return put_typed(c, fd, f, depth);
 }
 
+/* One entry of a map field: its key written as a JSON string, its value. */
+struct map_ent {
+	size_t koff, klen; /* the key's JSON string in the scratch buffer */
+	const uint8_t *k;  /* ... there, once it is written */
+	uint32_t pos;
+	bool has_val;
+	struct wf val;
+};
+
+static int cmp_ent(const void *a, const void *b)
+{
+	const struct map_ent *x = a, *y = b;
+	size_t n = x->klen < y->klen ? x->klen : y->klen;
+	int r = memcmp(x->k, y->k, n);
+	if (r || x->klen != y->klen)
+		return r ? r : x->klen < y->klen ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int put_default(struct dbuf *o, const struct pb_field *fd)
+{
+	switch (fd ? fd->type : 0) {
+	case FT_MESSAGE:
+		return dbuf_puts(o, "{}");
+	case FT_STRING:
+	case FT_BYTES:
+		return dbuf_puts(o, "\"\"");
+	case FT_BOOL:
+		return dbuf_puts(o, "false");
+	default:
+		return dbuf_putc(o, '0');
+	}
+}
+
+/*
+ * The @p n occurrences @p e of a map<K, V> field (entry type @p mt) as one
+ * JSON object keyed by K, as protobuf's JSON mapping writes maps: the wire
+ * order of map entries is undefined (a server may send them in any order
+ * each time), so they are not a list compared by position. Entries are
+ * written in key order; of a key given twice the last entry counts, as
+ * when parsing. -EAGAIN when an entry is not as the schema declares (the
+ * caller then writes the entries as a list).
+ */
+static int put_map(struct conv *c, const struct pb_type *mt, const struct wf *e, size_t n,
+		   int depth)
+{
+	const struct pb_field *kfd = find_field(mt, 1), *vfd = find_field(mt, 2);
+	if (!kfd || depth + 1 >= PB_MAX_DEPTH)
+		return -EAGAIN;
+	struct map_ent *m = mem_alloc(n * sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	struct dbuf keys;
+	dbuf_init(&keys, c->out->max);
+	struct dbuf *out = c->out;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct wf f, key = {0};
+		bool has_key = false;
+		m[i] = (struct map_ent){.pos = (uint32_t)i};
+		if (e[i].wt != WT_LEN) {
+			rc = -EAGAIN;
+			break;
+		}
+		for (const uint8_t *p = e[i].p, *end = p + e[i].len; !rc && p < end;) {
+			if (!rd_field(&p, end, &f))
+				rc = -EBADMSG;
+			else if (++c->fields > PB_MAX_FIELDS)
+				rc = -E2BIG;
+			else if (f.num == 1)
+				key = f, has_key = true;
+			else if (f.num == 2)
+				m[i].val = f, m[i].has_val = true;
+		}
+		if (rc)
+			break;
+		if ((has_key && key.wt != wire_of(kfd->type)) ||
+		    (m[i].has_val && vfd && m[i].val.wt != wire_of(vfd->type)) ||
+		    kfd->type == FT_MESSAGE || kfd->type == FT_BYTES || kfd->type == FT_FLOAT ||
+		    kfd->type == FT_DOUBLE) {
+			rc = -EAGAIN;
+			break;
+		}
+		m[i].koff = keys.len;
+		if (kfd->type == FT_STRING) {
+			rc = has_key ? jsonw_str(&keys, key.p, key.len) : dbuf_puts(&keys, "\"\"");
+		} else {
+			/* integer and bool keys are strings in JSON */
+			c->out = &keys;
+			rc = dbuf_putc(&keys, '"');
+			if (!rc)
+				rc = has_key ? put_scalar(c, kfd->type, key.v)
+					     : put_default(&keys, kfd);
+			if (!rc)
+				rc = dbuf_putc(&keys, '"');
+			c->out = out;
+		}
+		m[i].klen = keys.len - m[i].koff;
+	}
+	for (size_t i = 0; !rc && i < n; i++)
+		m[i].k = keys.data + m[i].koff;
+	if (!rc && n > 1)
+		qsort(m, n, sizeof(*m), cmp_ent);
+	if (!rc)
+		rc = dbuf_putc(out, '{');
+	bool first = true;
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (i + 1 < n && m[i + 1].klen == m[i].klen &&
+		    !memcmp(m[i + 1].k, m[i].k, m[i].klen))
+			continue; /* a later entry of the same key counts */
+		if (!first)
+			rc = dbuf_putc(out, ',');
+		first = false;
+		if (!rc)
+			rc = dbuf_append(out, m[i].k, m[i].klen);
+		if (!rc)
+			rc = dbuf_putc(out, ':');
+		if (!rc)
+			rc = m[i].has_val ? put_value(c, mt, vfd, &m[i].val, depth + 1)
+					  : put_default(out, vfd);
+	}
+	if (!rc)
+		rc = dbuf_putc(out, '}');
+	dbuf_release(&keys);
+	mem_free(m);
+	return rc;
+}
+
 static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_type *t, int depth)
 {
 	const uint8_t *p = d, *end = d + n;
@@ -452,6 +581,23 @@ static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_
 		bool packed =
 		    fd && fd->repeated && v[i].wt == WT_LEN && wire_of(fd->type) != WT_LEN;
 		bool array = fd ? fd->repeated : j - i > 1;
+		const struct pb_type *mt = fd && fd->repeated ? sub_type(t, fd) : NULL;
+		if (!rc && mt && mt->map_entry) {
+			size_t mark = c->out->len;
+			uint64_t used = c->fields;
+			rc = put_map(c, mt, &v[i], j - i, depth);
+			if (rc == -EAGAIN) { /* entries not as declared: a list of them */
+				c->out->len = mark;
+				c->fields = used;
+				rc = 0;
+			} else {
+				array = false;
+				if (!rc) {
+					i = j;
+					continue;
+				}
+			}
+		}
 		if (!rc && !array) {
 			/* a singular field given twice: the last one counts */
 			rc = put_value(c, t, fd, &v[j - 1], depth);
@@ -611,6 +757,17 @@ static int add_field(struct pb_type *t, const uint8_t *d, size_t n)
 	return 0;
 }
 
+/* MessageOptions (DescriptorProto 7): is map_entry (7) set? */
+static bool map_entry_option(const uint8_t *d, size_t n)
+{
+	struct wf f;
+	bool on = false;
+	EACH_FIELD(d, n, f)
+	if (f.num == 7 && f.wt == WT_VARINT)
+		on = f.v != 0;
+	return on;
+}
+
 static int add_msg(struct pb_schema *s, const char *prefix, const uint8_t *d, size_t n, int depth)
 {
 	if (depth > PB_MAX_DEPTH || !well_formed(d, n))
@@ -648,6 +805,8 @@ static int add_msg(struct pb_schema *s, const char *prefix, const uint8_t *d, si
 			rc = add_field(&s->t[ti], f.p, f.len);
 		else if (f.num == 3 && f.wt == WT_LEN)
 			rc = add_msg(s, s->t[ti].full, f.p, f.len, depth + 1);
+		else if (f.num == 7 && f.wt == WT_LEN && well_formed(f.p, f.len))
+			s->t[ti].map_entry = map_entry_option(f.p, f.len);
 		if (rc)
 			return rc;
 	}

@@ -159,6 +159,39 @@ static void test_schema(const char *path)
 	       "schema: a missing file: %.100s", err);
 }
 
+/* map<K, V> fields (maps.proto): one object keyed by K whatever the entries'
+ * wire order, the last entry of a key counting, absent keys and values
+ * their defaults (protobuf's encoding guide "Maps", its JSON mapping). */
+static void test_maps(const char *path)
+{
+	char err[256];
+	struct pb_schema *s = pb_schema_load(path, err, sizeof(err));
+	TAP_OK(s != NULL, "maps: schema loaded (%.100s)", s ? "ok" : err);
+	if (!s)
+		return;
+	const struct pb_type *inv = pb_schema_type(s, "maps.Inv");
+	/* counts {"b": 2, "a": 1} in that wire order, then the other */
+	CHECK(inv, "{\"counts\":{\"a\":1,\"b\":2}}", "maps: string keys, wire order b a", 0x0a,
+	      0x05, 0x0a, 0x01, 'b', 0x10, 0x02, 0x0a, 0x05, 0x0a, 0x01, 'a', 0x10, 0x01);
+	CHECK(inv, "{\"counts\":{\"a\":1,\"b\":2}}", "maps: the same map in wire order a b", 0x0a,
+	      0x05, 0x0a, 0x01, 'a', 0x10, 0x01, 0x0a, 0x05, 0x0a, 0x01, 'b', 0x10, 0x02);
+	CHECK(inv, "{\"counts\":{\"a\":5}}", "maps: a key given twice: the last entry counts", 0x0a,
+	      0x05, 0x0a, 0x01, 'a', 0x10, 0x01, 0x0a, 0x05, 0x0a, 0x01, 'a', 0x10, 0x05);
+	/* by_id {7: {name "x"}, -1: {}} (the second entry without a value) */
+	CHECK(inv, "{\"by_id\":{\"-1\":{},\"7\":{\"name\":\"x\"}}}",
+	      "maps: int64 keys as strings, message values, an absent value its default", 0x12,
+	      0x07, 0x08, 0x07, 0x12, 0x03, 0x0a, 0x01, 'x', 0x12, 0x0b, 0x08, 0xff, 0xff, 0xff,
+	      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01);
+	/* flags {true: "y", (no key): "n"} */
+	CHECK(inv, "{\"flags\":{\"false\":\"n\",\"true\":\"y\"}}",
+	      "maps: bool keys, an absent key its default", 0x1a, 0x05, 0x08, 0x01, 0x12, 0x01, 'y',
+	      0x1a, 0x03, 0x12, 0x01, 'n');
+	CHECK(inv, "{\"counts\":[{\"key\":1}]}",
+	      "maps: an entry whose key is not as declared: the entries as a list", 0x0a, 0x02,
+	      0x08, 0x01);
+	pb_schema_free(s);
+}
+
 static void test_grpc(void)
 {
 	struct dbuf b, tmp;
@@ -207,5 +240,7 @@ int main(int argc, char **argv)
 		test_schema(argv[1]);
 	else
 		TAP_OK(1, "# SKIP schema tests: no protoc");
+	if (argc > 2)
+		test_maps(argv[2]);
 	return tap_done();
 }
