@@ -175,7 +175,11 @@ bool diff_looks_volatile(const char *s, size_t n)
 	/* strip quotes of a JSON string */
 	if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
 		s++, n -= 2;
-	if (n < 8)
+	/* Identifiers have bounded lengths (a SHA-512 in hex is 128, a JWT has
+	 * dots and is no token here); a longer value is content, an encoded
+	 * blob or a document, and a change in it is not judged noise by its
+	 * look. */
+	if (n < 8 || n > DIFF_VOLATILE_MAX)
 		return false;
 	/* epoch seconds, ms, us or ns between 2001 and 2286 */
 	if (all_digits(s, n) && (n == 10 || n == 13 || n == 16 || n == 19) && s[0] == '1')

@@ -92,7 +92,11 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const uint8_t *a,
 		     size_t alen, const uint8_t *b, size_t blen);
 
-/** True when @p s[0..n) looks like a volatile value (timestamp, uuid, random hex/token). */
+/** Longest value diff_looks_volatile() may judge volatile. */
+#define DIFF_VOLATILE_MAX 256
+
+/** True when @p s[0..n) (8 to DIFF_VOLATILE_MAX characters, JSON quotes
+ * aside) looks like a volatile value (timestamp, uuid, random hex/token). */
 bool diff_looks_volatile(const char *s, size_t n);
 
 /** Header value lookup: first header named @p name (case-insensitive). */

@@ -413,6 +413,23 @@ static void test_volatile(void)
 		TAP_OK(diff_looks_volatile(yes[i], strlen(yes[i])), "volatile: %s", yes[i]);
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
 		TAP_OK(!diff_looks_volatile(no[i], strlen(no[i])), "not volatile: %s", no[i]);
+	/* length: a random token up to 256 characters (base64 of 192 bytes) is
+	 * an identifier; base64 content longer than that (a protobuf bytes
+	 * field, an encoded image) is not, so a change in it stays real */
+	static const char b64[] = "aZ3kQ9xT7mP2vR8wL5nB+/";
+	char tok[1024 + 3];
+	for (size_t i = 0; i < 1024; i++)
+		tok[i + 1] = b64[(i * 7 + i / 5) % (sizeof(b64) - 1)];
+	tok[0] = '"';
+	memcpy(tok + 1 + 256, "\"", 2);
+	TAP_OK(diff_looks_volatile(tok, 258), "volatile: a 256-character token (quoted)");
+	TAP_OK(diff_looks_volatile(tok + 1, 256), "volatile: a 256-character token");
+	tok[1 + 256] = b64[0];
+	TAP_OK(!diff_looks_volatile(tok + 1, 257), "not volatile: a 257-character token");
+	TAP_OK(!diff_looks_volatile(tok + 1, 1024), "not volatile: 1024 characters of base64");
+	memset(tok + 1, 'a', 300);
+	memcpy(tok + 1, "0123456789", 10);
+	TAP_OK(!diff_looks_volatile(tok + 1, 300), "not volatile: 300 characters of hex");
 }
 
 static size_t gz(const char *in, uint8_t *out, size_t cap, int wbits)
@@ -549,7 +566,9 @@ static void test_long_values(void)
 
 	TAP_OK(!e_vol, "letters only: not volatile");
 	/* volatile is judged on the whole values, not on the cut ones: a long
-	 * random token mixing cases and digits (docs/diff.md "Likely noise") */
+	 * run of token characters mixing cases and digits is content, not an
+	 * identifier (longer than DIFF_VOLATILE_MAX), though its cut start
+	 * looks like one (docs/diff.md "Likely noise") */
 	size_t tn = 700u << 10;
 	char *ta = malloc(tn + 16), *tb = malloc(tn + 16);
 	if (!ta || !tb)
@@ -564,8 +583,10 @@ static void test_long_values(void)
 	memcpy(ta + tn, "\"}", 3);
 	memcpy(tb + tn, "\"}", 3);
 	TAP_EQ_STR(jdiff(ta, tb, NULL), "body:$.t value_changed", "700 KiB tokens changed");
-	TAP_OK(e_vol && shows_cut(e_pval, ta) && shows_cut(e_cval, tb),
-	       "700 KiB random tokens: volatile, examples cut");
+	TAP_OK(!e_vol && shows_cut(e_pval, ta) && shows_cut(e_cval, tb) &&
+		   diff_looks_volatile(e_pval + 1, 200),
+	       "700 KiB of token characters: not volatile (its first 200 would be), "
+	       "examples cut");
 	free(ta);
 	free(tb);
 
