@@ -246,19 +246,21 @@ struct replay_stats {
 	uint64_t reconnects;	     /**< ... for a flow that had one before */
 	uint64_t retries;	     /**< requests resent once after a keep-alive close race */
 	uint64_t h2_refused_retried; /**< HTTP/2 streams refused unprocessed, sent again */
-	uint64_t evictions;	     /**< idle connections closed to free a concurrency slot */
-	uint64_t resp_truncated;     /**< response bodies over the body cap (kept to the cap) */
-	uint64_t resp_interim;	     /**< 1xx responses skipped */
-	uint64_t bytes_sent;	     /**< request bytes written */
-	uint64_t bytes_received;     /**< response bytes read */
-	uint64_t not_sent;	     /**< queued requests dropped by a stop */
-	uint64_t write_errors;	     /**< results the store writer refused */
-	uint64_t write_stalls;	     /**< times an event loop waited for the results writer */
-	uint64_t write_dropped;	     /**< results dropped because the writer queue was full */
-	uint64_t causal_waits;	     /**< requests that waited for a dependency (causal order) */
-	uint64_t causal_abandoned;   /**< causal order given up (the recording's order could not
-					be restored); 0 or 1 */
-	uint64_t redact_errors;	     /**< records not written: redaction ran out of memory */
+	uint64_t h2_cancelled_as_recorded; /**< HTTP/2 streams recorded reset mid-response,
+					    *   cancelled here likewise (not errors) */
+	uint64_t evictions;	   /**< idle connections closed to free a concurrency slot */
+	uint64_t resp_truncated;   /**< response bodies over the body cap (kept to the cap) */
+	uint64_t resp_interim;	   /**< 1xx responses skipped */
+	uint64_t bytes_sent;	   /**< request bytes written */
+	uint64_t bytes_received;   /**< response bytes read */
+	uint64_t not_sent;	   /**< queued requests dropped by a stop */
+	uint64_t write_errors;	   /**< results the store writer refused */
+	uint64_t write_stalls;	   /**< times an event loop waited for the results writer */
+	uint64_t write_dropped;	   /**< results dropped because the writer queue was full */
+	uint64_t causal_waits;	   /**< requests that waited for a dependency (causal order) */
+	uint64_t causal_abandoned; /**< causal order given up (the recording's order could not
+				      be restored); 0 or 1 */
+	uint64_t redact_errors;	   /**< records not written: redaction ran out of memory */
 };
 
 extern const struct ctr_desc replay_ctr_descs[];

@@ -565,7 +565,7 @@ static void count_error(struct replay_stats *st, uint32_t kind)
 /* One outcome to the callback, counted. */
 static void report_result(struct replay_engine *e, uint32_t ti, uint64_t session_id, void *user,
 			  int64_t due, int64_t cwait, int64_t t_sent, int64_t now, uint32_t kind,
-			  const char *msg, const struct store_message *resp)
+			  const char *msg, const struct store_message *resp, bool partial)
 {
 	struct rtarget *t = &e->targets[ti];
 	struct store_result res;
@@ -596,7 +596,8 @@ static void report_result(struct replay_engine *e, uint32_t ti, uint64_t session
 	}
 	if (kind == STORE_ERR_NONE) {
 		e->st.ok++;
-		replay_hist_add(&e->lat, (int64_t)res.latency_ns);
+		if (!partial) /* a stream cancelled as recorded: how long it was open */
+			replay_hist_add(&e->lat, (int64_t)res.latency_ns);
 		if (resp && resp->truncated)
 			e->st.resp_truncated++;
 	} else {
@@ -611,8 +612,8 @@ static void complete(struct replay_engine *e, uint32_t ti, struct rreq *r, int64
 		     int64_t now, uint32_t kind, const char *msg, const struct store_message *resp)
 {
 	causal_finish(e, r, ti);
-	report_result(e, ti, r->session_id, r->user, r->due, r->cwait, t_sent, now, kind, msg,
-		      resp);
+	report_result(e, ti, r->session_id, r->user, r->due, r->cwait, t_sent, now, kind, msg, resp,
+		      false);
 	req_free(e, r);
 }
 
@@ -625,7 +626,7 @@ static void h2_done(void *ctx, const struct replay_h2_out *o)
 	if (o->kind == UINT32_MAX)
 		return; /* dropped before it was sent: counted not_sent */
 	report_result(e, o->target, o->session_id, o->user, o->due, 0, o->t_sent, o->now, o->kind,
-		      o->msg, o->resp);
+		      o->msg, o->resp, o->cancelled);
 }
 
 /* The HTTP/2 sender, created with the first HTTP/2 session. */

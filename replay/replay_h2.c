@@ -82,6 +82,14 @@ struct h2req {
 	bool trailers;	 /* the block being received is the trailer block */
 	bool has_dep;
 	uint8_t refused; /* times the target refused it unprocessed (REFUSED_STREAM) */
+	/* Recorded reset after its response began (a client that cancelled a
+	 * stream, a watch): ended the same way here, with RST_STREAM(CANCEL),
+	 * once the recorded response body bytes came or a stream that started
+	 * after the recorded reset is due (cancel_ended()) */
+	bool cancel_rec;
+	bool cancel_due; /* ... its bytes came: cancel at the next turn */
+	bool cancelling; /* ... RST_STREAM(CANCEL) submitted */
+	uint64_t cancel_at;
 	struct replay_causal_ent *dep;
 	size_t body_off; /* request body bytes handed to nghttp2 */
 	/* the response */
@@ -108,6 +116,8 @@ struct h2conn {
 	/* streams in flight when the target last refused one (REFUSED_STREAM):
 	 * it took no more then, so no more are sent (UINT32_MAX: none refused) */
 	uint32_t refused_cap;
+	bool cancel_due;		   /* one of its streams is to be cancelled as recorded */
+	uint32_t n_cancel_rec;		   /* streams in flight that may be (cancel_rec) */
 	struct h2req *fl[H2R_MAX_STREAMS]; /* its requests in flight */
 	bool want_out;
 	int64_t idle_since;
@@ -366,7 +376,8 @@ static void finish(struct replay_h2 *h, struct h2req *r, uint32_t kind, const ch
 				  .kind = kind,
 				  .msg = msg,
 				  .resp = resp,
-				  .dep = r->has_dep ? r->dep : NULL};
+				  .dep = r->has_dep ? r->dep : NULL,
+				  .cancelled = kind == STORE_ERR_NONE && r->cancelling};
 	h->p.done(h->p.ctx, &o);
 	req_put(h, r);
 }
@@ -393,6 +404,7 @@ static void inflight_add(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
 		h->ihead = r;
 	r->slot = c->n_inflight;
 	c->fl[c->n_inflight++] = r;
+	c->n_cancel_rec += r->cancel_rec;
 	h->inflight++;
 }
 
@@ -411,6 +423,7 @@ static void inflight_del(struct replay_h2 *h, struct h2req *r)
 	struct h2req *last = c->fl[--c->n_inflight];
 	c->fl[r->slot] = last;
 	last->slot = r->slot;
+	c->n_cancel_rec -= r->cancel_rec;
 	c->flow->blocked = false; /* a stream it may wait for ended */
 	h->inflight--;
 }
@@ -546,9 +559,25 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
 	return 0;
 }
 
+/* A stream recorded as reset mid-response has as much of its response as
+ * the recording had (and it goes on): cancel it at the next turn
+ * (conn_io), not from inside nghttp2. */
+static void cancel_check(struct h2req *r, const nghttp2_frame *fr)
+{
+	if (r->cancel_rec && !r->cancelling && r->final_seen && r->conn &&
+	    !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM) && r->body_len >= r->cancel_at)
+		r->cancel_due = r->conn->cancel_due = true;
+}
+
 static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 {
 	(void)ud;
+	if (fr->hd.type == NGHTTP2_DATA) {
+		struct h2req *r = stream_req(ng, fr->hd.stream_id);
+		if (r)
+			cancel_check(r, fr);
+		return 0;
+	}
 	if (fr->hd.type != NGHTTP2_HEADERS || !(fr->hd.flags & NGHTTP2_FLAG_END_HEADERS))
 		return 0;
 	struct h2req *r = stream_req(ng, fr->hd.stream_id);
@@ -560,6 +589,7 @@ static int cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *ud)
 			return 0; /* interim: the final block replaces it */
 		r->final_seen = true;
 		r->n_headers = r->nhdr;
+		cancel_check(r, fr);
 	}
 	return 0;
 }
@@ -639,6 +669,7 @@ static void requeue_refused(struct replay_h2 *h, struct h2req *r)
 	r->t_sent = r->deadline = 0;
 	r->body_off = 0;
 	r->in_block = r->trailers = false;
+	r->cancel_due = r->cancelling = false;
 	r->status = 0;
 	r->nhdr = r->n_headers = 0;
 	dbuf_reset(&r->fields);
@@ -647,6 +678,36 @@ static void requeue_refused(struct replay_h2 *h, struct h2req *r)
 	queue_add(r->flow, r);
 	h->queued++;
 	h->p.stats->h2_refused_retried++;
+}
+
+/* The store view @p m of @p r's response (its fields in h->hv, reused). */
+static int resp_view(struct replay_h2 *h, const struct h2req *r, struct store_message *m)
+{
+	if (r->nhdr > h->hv_cap) {
+		struct store_header *n = mem_realloc(h->hv, r->nhdr * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		h->hv = n;
+		h->hv_cap = r->nhdr;
+	}
+	struct store_header *hv = h->hv;
+	for (uint32_t i = 0; i < r->nhdr; i++) {
+		hv[i].name = fslice(r, r->hdr[i].no, r->hdr[i].nl);
+		hv[i].value = fslice(r, r->hdr[i].vo, r->hdr[i].vl);
+	}
+	*m = (struct store_message){
+	    .present = true,
+	    .status = r->status,
+	    .version_major = 2,
+	    .headers = r->n_headers ? hv : NULL,
+	    .n_headers = r->n_headers,
+	    .trailers = r->nhdr > r->n_headers ? hv + r->n_headers : NULL,
+	    .n_trailers = r->nhdr - r->n_headers,
+	    .body = {r->body.len ? r->body.data : (const uint8_t *)"", r->body.len},
+	    .body_len = r->body_len,
+	    .truncated = r->body_len > r->body.len,
+	};
+	return 0;
 }
 
 static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
@@ -672,6 +733,21 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		finish(h, r, STORE_ERR_RESET, msg, NULL);
 		return 0;
 	}
+	struct store_message m;
+	if (r->cancelling && code == NGHTTP2_CANCEL) {
+		/* ended by us as the recording ended it: not an error; the
+		 * response so far goes with it (diff compares no session
+		 * recorded reset: docs/diff.md) */
+		char msg[160];
+		h->p.stats->h2_cancelled_as_recorded++;
+		snprintf(msg, sizeof(msg),
+			 "cancelled as recorded: the recorded stream was reset after %" PRIu64
+			 " response body bytes; %" PRIu64 " came here",
+			 r->cancel_at, r->body_len);
+		bool view = r->final_seen && !resp_view(h, r, &m);
+		finish(h, r, STORE_ERR_NONE, msg, view ? &m : NULL);
+		return 0;
+	}
 	if (code != NGHTTP2_NO_ERROR) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "stream reset during the response: %s",
@@ -679,32 +755,10 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		finish(h, r, STORE_ERR_RESET, msg, NULL);
 		return 0;
 	}
-	if (r->nhdr > h->hv_cap) { /* the store view of the fields, reused */
-		struct store_header *n = mem_realloc(h->hv, r->nhdr * sizeof(*n));
-		if (!n) {
-			finish(h, r, STORE_ERR_OTHER, "out of memory", NULL);
-			return 0;
-		}
-		h->hv = n;
-		h->hv_cap = r->nhdr;
+	if (resp_view(h, r, &m)) {
+		finish(h, r, STORE_ERR_OTHER, "out of memory", NULL);
+		return 0;
 	}
-	struct store_header *hv = h->hv;
-	for (uint32_t i = 0; i < r->nhdr; i++) {
-		hv[i].name = fslice(r, r->hdr[i].no, r->hdr[i].nl);
-		hv[i].value = fslice(r, r->hdr[i].vo, r->hdr[i].vl);
-	}
-	struct store_message m = {
-	    .present = true,
-	    .status = r->status,
-	    .version_major = 2,
-	    .headers = r->n_headers ? hv : NULL,
-	    .n_headers = r->n_headers,
-	    .trailers = r->nhdr > r->n_headers ? hv + r->n_headers : NULL,
-	    .n_trailers = r->nhdr - r->n_headers,
-	    .body = {r->body.len ? r->body.data : (const uint8_t *)"", r->body.len},
-	    .body_len = r->body_len,
-	    .truncated = r->body_len > r->body.len,
-	};
 	finish(h, r, STORE_ERR_NONE, NULL, &m);
 	return 0;
 }
@@ -964,9 +1018,33 @@ static bool waits_for_earlier(const struct h2flow *f, const struct h2req *r)
 	if (!c || c->dead)
 		return false;
 	for (uint32_t i = 0; i < c->n_inflight; i++)
-		if (c->fl[i]->rec_end <= r->rec_ts)
+		if (c->fl[i]->rec_end <= r->rec_ts && !c->fl[i]->cancelling)
 			return true;
 	return false;
+}
+
+static void cancel_stream(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
+{
+	(void)h;
+	r->cancel_due = false;
+	if (nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, r->stream, NGHTTP2_CANCEL) == 0)
+		r->cancelling = true;
+}
+
+/* The streams of @p c to cancel as recorded: those whose recorded bytes
+ * came (cancel_due), and, when @p r is to be sent, those recorded reset
+ * before it started (the recording's client had given up on them). */
+static void cancel_ended(struct replay_h2 *h, struct h2conn *c, const struct h2req *r)
+{
+	if (!c || c->dead || !c->n_cancel_rec)
+		return;
+	c->cancel_due = false;
+	for (uint32_t i = 0; i < c->n_inflight; i++) {
+		struct h2req *q = c->fl[i];
+		if (q->cancel_rec && !q->cancelling &&
+		    (q->cancel_due || (r && q->rec_end <= r->rec_ts)))
+			cancel_stream(h, c, q);
+	}
 }
 
 /* The error of a request whose timeout ran out in the queue (queue_expire). */
@@ -983,8 +1061,11 @@ static const char *none_msg(const struct replay_h2 *h, char *buf, size_t n)
  * as many at once as the target allows. */
 static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 {
+	/* before the capacity test: a stream to cancel may be what fills it */
+	cancel_ended(h, f->conn, f->qhead);
 	while (f->qhead && f->qhead->due <= now && !at_capacity(f)) {
 		struct h2req *r = f->qhead;
+		cancel_ended(h, f->conn, r);
 		if (waits_for_earlier(f, r)) {
 			f->blocked = true; /* until one of its streams ends */
 			break;
@@ -1067,6 +1148,8 @@ static void conn_io(struct replay_h2 *h, struct h2conn *c, uint32_t ev)
 				break;
 		}
 	}
+	if (c->cancel_due)
+		cancel_ended(h, c, NULL);
 	if (conn_flush(h, c) < 0) {
 		conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
 		return;
@@ -1128,6 +1211,9 @@ int replay_h2_fd(const struct replay_h2 *h)
 int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_t flow_key,
 		     int64_t due_ns, void *user, const struct replay_dep *dep)
 {
+	/* recorded reset after its response began: ended the same way */
+	bool cancel_rec = (s->flags & STORE_F_RESET) && s->resp.present;
+	uint64_t cancel_at = s->resp.body_len;
 	struct store_session q = *s; /* the request is all a stream needs */
 	q.resp = (struct store_message){0};
 	q.lane = (struct store_slice){0};
@@ -1149,6 +1235,8 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 		r->rec_ts = s->ts_req_first_ns;
 		r->rec_end = s->ts_resp_last_ns ? s->ts_resp_last_ns : INT64_MAX;
 		r->rec_stream = s->stream_id;
+		r->cancel_rec = cancel_rec;
+		r->cancel_at = cancel_at;
 		if (dep && dep->ent) {
 			r->has_dep = true;
 			r->dep = dep->ent;

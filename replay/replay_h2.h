@@ -58,6 +58,7 @@ struct replay_h2_out {
 	const char *msg;		  /**< NULL when none */
 	const struct store_message *resp; /**< NULL on error */
 	struct replay_causal_ent *dep;	  /**< the causal entry to report done, or NULL */
+	bool cancelled; /**< ended by us as recorded (kind none, @p resp what came) */
 };
 
 typedef void (*replay_h2_done_fn)(void *ctx, const struct replay_h2_out *o);

@@ -18,6 +18,10 @@ by the tests as the expected causes):
   - id % 5 == 3: price + 1.00                      -> $.price  ($.3 schema-less)
   - id % 7 == 2: the second tag's weight 9 (not 1)  -> $.tags[*].weight ($.4[*].7)
   - id == 11: NOT_FOUND "item retired"             -> grpc-status / grpc-message
+Watch (server streaming, no proto change: a generic handler) sends the
+requested item every 50 ms until the client cancels; `call --watch`
+opens it, reads 2 items, cancels it (RST_STREAM CANCEL), then makes the
+GetItem calls with a 3 s deadline, as a client of a watch API does.
 The client sends `--calls` GetItem calls with ids 1..N on one channel,
 with metadata x-lane: LANE on every K-th call (all when K is 1); with
 `--parallel P` in batches of P concurrent calls, each batch after the
@@ -96,9 +100,17 @@ def serve(args):
             it.price += 1.0
         return it
 
+    def watch(req, ctx):
+        while ctx.is_active():
+            yield answer(req, ctx)
+            time.sleep(0.05)
+
     handler = grpc.method_handlers_generic_handler("shop.Shop", {
         "GetItem": grpc.unary_unary_rpc_method_handler(
             get_item, request_deserializer=Req.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            watch, request_deserializer=Req.FromString,
             response_serializer=lambda m: m.SerializeToString()),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -122,6 +134,15 @@ def call(args):
         rpc = ch.unary_unary("/shop.Shop/GetItem",
                              request_serializer=lambda m: m.SerializeToString(),
                              response_deserializer=Item.FromString)
+        if args.watch:
+            stream = ch.unary_stream("/shop.Shop/Watch",
+                                     request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=Item.FromString)(Req(id=100))
+            for n, _ in enumerate(stream, 1):
+                if n == 2:
+                    break
+            stream.cancel()
+            print("watch cancelled after 2 items")
         for first in range(1, args.calls + 1, args.parallel):
             calls = []
             for i in range(first, min(first + args.parallel, args.calls + 1)):
@@ -129,7 +150,7 @@ def call(args):
                 if args.lane and (i - 1) % args.every == 0:
                     md.append(("x-lane", args.lane))
                 calls.append(rpc.future(Req(id=i, lane=args.lane or ""), metadata=md,
-                                        timeout=5))
+                                        timeout=3 if args.watch else 5))
             for c in calls:
                 try:
                     c.result()
@@ -159,6 +180,7 @@ def main():
     c.add_argument("--pause", type=float, default=0.0)
     c.add_argument("--parallel", type=int, default=1)
     c.add_argument("--pb")
+    c.add_argument("--watch", action="store_true")
     a = ap.parse_args()
     return serve(a) if a.cmd == "serve" else call(a)
 

@@ -11,6 +11,9 @@
 #   grpc.pcap     grpc_shop.py: 30 GetItem calls to the baseline service,
 #                 x-lane: blue on every 2nd
 #   grpc-parallel.pcap  12 calls in batches of 3 concurrent ones
+#   grpc-watch.pcap     a server-streaming Watch the client cancels after
+#                 2 items (RST_STREAM CANCEL), then 3 GetItem calls with
+#                 a 3 s deadline on the same connection
 # Usage: tests/h2/make_fixtures.sh OUTDIR [PORT_BASE]
 # Ports PORT_BASE .. +3 (default 18480) must be free.
 set -eu
@@ -88,5 +91,8 @@ capture "$out/grpc.pcap" "$p3"
 stop_capture
 capture "$out/grpc-parallel.pcap" "$p3"
 /usr/bin/python3 "$here/grpc_shop.py" call "$p3" --calls 12 --parallel 3 >/dev/null
+stop_capture
+capture "$out/grpc-watch.pcap" "$p3"
+/usr/bin/python3 "$here/grpc_shop.py" call "$p3" --calls 3 --watch >/dev/null
 stop_capture
 echo "fixtures in $out"

@@ -18,6 +18,17 @@ one at a time, the batches of 3 of grpc-parallel.pcap three at a time.
 Mirror: `dyetap mirror` on the same capture shadows the calls colored by
 their x-lane metadata to the candidate over h2c and finds their changes.
 
+Cancelled stream: grpc-watch.pcap's client cancels a server-streaming
+Watch after 2 items (RST_STREAM CANCEL) and then makes 3 GetItem calls
+with a 3 s deadline. The recording has the Watch reset mid-response;
+the replay ends it the same way (docs/http2.md "Replay") instead of
+waiting its --timeout for a stream that never ends, so the calls after
+it are not held back past their deadline: no error, the GetItem calls
+sent at once (lateness under 1 s, below the 3 s deadline they carry),
+and diff of the same build finds nothing (the Watch not compared: it was
+recorded incomplete). Alone (--path), the Watch is cancelled once the
+recorded response bytes came.
+
 nghttp2: the nghttp and Upgrade: h2c captures replayed to nghttpd serving
 the same documents (make_fixtures.sh's): every stream answered with the
 recorded status and body length, response trailers kept.
@@ -194,6 +205,58 @@ def mirror_tests(tmp):
        "mirror: the live diff finds the planted changes of the blue calls", real)
 
 
+def cancel_tests(tmp):
+    rec = os.path.join(tmp, "watch.dyt")
+    dy("record", "-r", os.path.join(FIX, "grpc-watch.pcap"), "-w", rec)
+    sess = [json.loads(line) for line in dy("cat", "--json", "--no-body", rec).stdout.splitlines()]
+    watch = [s for s in sess if s["request"]["target"] == "/shop.Shop/Watch"]
+    ok(len(sess) == 4 and len(watch) == 1 and
+       set(watch[0].get("flags", [])) >= {"reset", "incomplete"},
+       "cancel: the recorded Watch is reset mid-response, 3 GetItem calls after it",
+       [(s["request"]["target"], s.get("flags")) for s in sess])
+    wid = watch[0]["id"] if watch else None
+    port = free_port()
+    start([PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port), "--pb", SHOP_PB], "ready")
+    res = os.path.join(tmp, "watch-res.dyt")
+    t0 = time.monotonic()
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res, "--allow-writes",
+           "--json", "--quiet")
+    took = time.monotonic() - t0
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    rs = {x["session_id"]: x for x in results(res)}
+    w = rs.get(wid, {})
+    late = [rs.get(s["id"], {}).get("lateness_ns", -1) / 1e9 for s in sess if s["id"] != wid]
+    ok(r.returncode == 0 and js.get("sent") == 4 and js.get("ok") == 4 and
+       js.get("errors", {}).get("total") == 0 and
+       js.get("counters", {}).get("h2_cancelled_as_recorded") == 1,
+       "cancel: 4 sent, 4 ok, no error, h2_cancelled_as_recorded 1",
+       (r.returncode, r.stderr[-300:], js.get("errors"), js.get("counters")))
+    ok(w.get("error") == "none" and w.get("error_msg", "").startswith("cancelled as recorded"),
+       "cancel: the Watch's result: cancelled as recorded, not an error", w.get("error_msg"))
+    ok(len(late) == 3 and all(0 <= x < 1.0 for x in late) and took < 8,
+       "cancel: the GetItem calls went at once (lateness %s s; the replay took %.1f s, not the "
+       "10 s --timeout)" % (["%.3f" % x for x in late], took), (late, took))
+    rep = diff_json(res, "--proto", SHOP_PB)
+    s = rep.get("summary", rep)
+    ok(s.get("compared") == 3 and s.get("differing") == 0 and s.get("incomplete") == 1 and
+       not groups(rep, False),
+       "cancel: diff of the same build: 3 compared, none differ, the Watch incomplete",
+       (s, groups(rep, False)))
+    # alone: cancelled once its recorded response bytes came
+    res2 = os.path.join(tmp, "watch-alone.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res2,
+           "--allow-writes", "--path", "/shop.Shop/Watch", "--json", "--quiet")
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    w = {x["session_id"]: x for x in results(res2)}.get(wid, {})
+    got = (w.get("response") or {}).get("body_len", 0)
+    ok(r.returncode == 0 and js.get("ok") == 1 and w.get("error") == "none" and
+       watch and got >= watch[0]["response"]["body_len"] and
+       w.get("latency_ns", 10**10) < 5e9,
+       "cancel: the Watch alone is cancelled once the recorded %s response bytes came (%s)" %
+       (watch[0]["response"]["body_len"] if watch else "?", got),
+       (r.stderr[-300:], w.get("error"), w.get("error_msg"), got))
+
+
 def nghttp_tests(tmp):
     htdocs = os.path.join(tmp, "htdocs")
     os.makedirs(htdocs)
@@ -246,6 +309,7 @@ try:
     grpc_tests(tmp)
     concurrency_tests(tmp)
     mirror_tests(tmp)
+    cancel_tests(tmp)
     nghttp_tests(tmp)
 finally:
     for p in procs:
