@@ -19,6 +19,7 @@
  */
 #include "replay/replay_h2.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -808,29 +809,84 @@ static bool connection_specific(const struct store_slice *n)
 	       ieq(n, "host") || ieq(n, "content-length");
 }
 
+/* The field lines of the request being submitted: sized for each request
+ * before it is built (nvb_reserve), so no field is left out and no name
+ * or value points outside what was kept. The arrays grow as requests
+ * need and stay for the next one. */
 struct nvb {
-	nghttp2_nv v[256];
-	size_t n;
-	char buf[4096]; /* values built here */
-	size_t used;
+	nghttp2_nv *v;
+	size_t n, cap;
+	char *buf; /* names lowered and values built here */
+	size_t used, buf_cap;
 };
+
+static void nvb_release(struct nvb *b)
+{
+	if (b) {
+		mem_free(b->v);
+		mem_free(b->buf);
+	}
+}
+
+/* Room for @p n fields and @p bytes of kept text: 0 or -ENOMEM. */
+static int nvb_reserve(struct nvb *b, size_t n, size_t bytes)
+{
+	b->n = b->used = 0;
+	if (n > b->cap) {
+		nghttp2_nv *v = mem_realloc(b->v, n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = n;
+	}
+	if (bytes > b->buf_cap) {
+		char *d = mem_realloc(b->buf, bytes);
+		if (!d)
+			return -ENOMEM;
+		b->buf = d;
+		b->buf_cap = bytes;
+	}
+	return 0;
+}
 
 static void nv_add(struct nvb *b, const void *name, size_t nl, const void *val, size_t vl)
 {
-	if (b->n < sizeof(b->v) / sizeof(b->v[0]))
-		b->v[b->n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)val,
-					    nl, vl, NGHTTP2_NV_FLAG_NONE};
+	assert(b->n < b->cap); /* nvb_reserve counted every field */
+	b->v[b->n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)val, nl, vl,
+				    NGHTTP2_NV_FLAG_NONE};
+}
+
+/* @p a then @p c (@p cl bytes), NUL-terminated, kept in @p b. */
+static char *nv_keep2(struct nvb *b, const char *a, size_t al, const void *c, size_t cl)
+{
+	assert(b->used + al + cl + 1 <= b->buf_cap); /* nvb_reserve counted it */
+	char *d = b->buf + b->used;
+	if (al)
+		memcpy(d, a, al);
+	if (cl)
+		memcpy(d + al, c, cl);
+	d[al + cl] = 0;
+	b->used += al + cl + 1;
+	return d;
 }
 
 static const char *nv_keep(struct nvb *b, const char *s, size_t n)
 {
-	if (b->used + n + 1 > sizeof(b->buf))
-		return "";
-	char *d = b->buf + b->used;
-	memcpy(d, s, n);
-	d[n] = 0;
-	b->used += n + 1;
-	return d;
+	return nv_keep2(b, s, n, NULL, 0);
+}
+
+/* What build_fields() may keep for @p q: fields and bytes. */
+static int nvb_size(struct nvb *b, const struct store_message *q, const struct replay_rewrite *rw)
+{
+	size_t n = 4 + q->n_headers, bytes = 0;
+	if (rw) {
+		n += rw->n_set + 1;
+		if (rw->path_prefix)
+			bytes += strlen(rw->path_prefix) + q->target.len + 1;
+	}
+	for (size_t i = 0; i < q->n_headers; i++)
+		bytes += q->headers[i].name.len + 1 + 32; /* lowered name; a grpc-timeout value */
+	return nvb_reserve(b, n, bytes);
 }
 
 /* The request's field lines, rewritten, into @p b. */
@@ -853,11 +909,9 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 	nv_add(b, ":scheme", 7, scheme.ptr, scheme.len);
 	nv_add(b, ":authority", 10, auth.ptr, auth.len);
 	if (rw && rw->path_prefix && q->target.len && q->target.ptr[0] == '/') {
-		char tmp[2048];
-		int k = snprintf(tmp, sizeof(tmp), "%s%.*s", rw->path_prefix, (int)q->target.len,
-				 (const char *)q->target.ptr);
-		const char *p = nv_keep(b, tmp, k < 0 ? 0 : (size_t)k);
-		nv_add(b, ":path", 5, p, strlen(p));
+		size_t pl = strlen(rw->path_prefix);
+		const char *p = nv_keep2(b, rw->path_prefix, pl, q->target.ptr, q->target.len);
+		nv_add(b, ":path", 5, p, pl + q->target.len);
 	} else {
 		nv_add(b, ":path", 5, q->target.ptr, q->target.len);
 	}
@@ -887,13 +941,16 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 		}
 		/* HTTP/2 field names are lower case (RFC 9113 §8.2.1): an
 		 * upgraded HTTP/1.1 request's may not be */
-		char lname[128];
 		const uint8_t *nm = f->name.ptr;
-		if (f->name.len < sizeof(lname)) {
-			for (size_t k = 0; k < f->name.len; k++)
-				lname[k] =
-				    (char)((nm[k] >= 'A' && nm[k] <= 'Z') ? nm[k] + 32 : nm[k]);
-			nm = (const uint8_t *)nv_keep(b, lname, f->name.len);
+		size_t k = 0;
+		while (k < f->name.len && !(nm[k] >= 'A' && nm[k] <= 'Z'))
+			k++;
+		if (k < f->name.len) {
+			char *lname = nv_keep2(b, (const char *)nm, f->name.len, NULL, 0);
+			for (; k < f->name.len; k++)
+				if (lname[k] >= 'A' && lname[k] <= 'Z')
+					lname[k] = (char)(lname[k] + 32);
+			nm = (const uint8_t *)lname;
 		}
 		nv_add(b, nm, f->name.len, f->value.ptr, f->value.len);
 	}
@@ -908,7 +965,8 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 static int send_req(struct replay_h2 *h, struct h2conn *c, struct h2req *r, int64_t now)
 {
 	struct nvb *b = h->nvb; /* one request is built at a time */
-	b->n = b->used = 0;
+	if (nvb_size(b, &r->s.req, h->p.rewrite) < 0)
+		return -ENOMEM;
 	build_fields(h, r, now, b);
 	nghttp2_data_provider dp = {.source.ptr = r, .read_callback = body_read};
 	bool body = r->s.req.body.len || r->s.req.n_trailers;
@@ -1180,7 +1238,7 @@ struct replay_h2 *replay_h2_create(const struct replay_h2_params *p, char *err, 
 	h->epfd = -1;
 	h->targets = mem_alloc(p->n_targets * sizeof(*h->targets));
 	h->rbuf = mem_alloc(H2R_READ_BUF);
-	h->nvb = mem_alloc(sizeof(*h->nvb));
+	h->nvb = mem_calloc(1, sizeof(*h->nvb));
 	if (!h->targets || !h->rbuf || !h->nvb || nghttp2_session_callbacks_new(&h->cbs) != 0 ||
 	    nghttp2_option_new(&h->opt) != 0) {
 		snprintf(err, errlen, "out of memory");
@@ -1457,6 +1515,7 @@ void replay_h2_free(struct replay_h2 *h)
 		nghttp2_option_del(h->opt);
 	mem_free(h->targets);
 	mem_free(h->rbuf);
+	nvb_release(h->nvb);
 	mem_free(h->nvb);
 	mem_free(h->hv);
 	while (h->spare) {
