@@ -882,7 +882,7 @@ static int nvb_size(struct nvb *b, const struct store_message *q, const struct r
 	if (rw) {
 		n += rw->n_set + 1;
 		if (rw->path_prefix)
-			bytes += strlen(rw->path_prefix) + q->target.len + 1;
+			bytes += 1 + strlen(rw->path_prefix) + q->target.len + 1;
 	}
 	for (size_t i = 0; i < q->n_headers; i++)
 		bytes += q->headers[i].name.len + 1 + 32; /* lowered name; a grpc-timeout value */
@@ -909,9 +909,22 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 	nv_add(b, ":scheme", 7, scheme.ptr, scheme.len);
 	nv_add(b, ":authority", 10, auth.ptr, auth.len);
 	if (rw && rw->path_prefix && q->target.len && q->target.ptr[0] == '/') {
-		size_t pl = strlen(rw->path_prefix);
-		const char *p = nv_keep2(b, rw->path_prefix, pl, q->target.ptr, q->target.len);
-		nv_add(b, ":path", 5, p, pl + q->target.len);
+		/* as HTTP/1.x's request line (replay_rewrite.c put_target):
+		 * "v2" and "/v2/" are "/v2" (a :path that does not start
+		 * with '/' is malformed, RFC 9113 §8.3.1) */
+		const char *pre = rw->path_prefix;
+		size_t pl = strlen(pre);
+		if (pl && pre[pl - 1] == '/')
+			pl--;
+		size_t lead = pl && pre[0] != '/', len = lead + pl + q->target.len;
+		assert(b->used + len + 1 <= b->buf_cap); /* nvb_size counted it */
+		char *p = b->buf + b->used;
+		p[0] = '/';
+		memcpy(p + lead, pre, pl);
+		memcpy(p + lead + pl, q->target.ptr, q->target.len);
+		p[len] = 0;
+		b->used += len + 1;
+		nv_add(b, ":path", 5, p, len);
 	} else {
 		nv_add(b, ":path", 5, q->target.ptr, q->target.len);
 	}

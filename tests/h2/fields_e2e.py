@@ -19,7 +19,10 @@ field lines in order, names in lower case (RFC 9113 §8.2.1: an upper-case
 name makes the request malformed), connection-specific ones left out
 (§8.2.2), the shadow marker last, and :path the prefix followed by the
 whole recorded target (docs/replay.md "Rewrite", docs/http2.md
-"Replay"). The request's fields used to be built in fixed arrays (256
+"Replay"); a prefix without a leading '/' (`v2/`) or with a trailing one
+(`/v2/`) is written as in an HTTP/1.x request line: /v2/up, not v2//up
+(a :path that does not start with '/' is malformed, RFC 9113 §8.3.1) or
+/v2//up. The request's fields used to be built in fixed arrays (256
 fields, 4 KB of lowered names, a 2 KB :path): fields past them were left
 out or sent with names read past a string's end, and a longer :path was
 cut at 2047 bytes, with the request still reported ok.
@@ -134,16 +137,22 @@ class FieldServer(LoopbackServer):
             c.close()
 
 
+def replay(tmp, rec, prefix):
+    srv = FieldServer()
+    res = os.path.join(tmp, "res.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % srv.port, "--max",
+           "--path-prefix", prefix, "-o", res, "--json", "--quiet")
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    ok(r.returncode == 0 and js.get("sent") == 3 and js.get("ok") == 3,
+       "--path-prefix %s: 3 requests sent, 3 answered" % prefix,
+       (r.returncode, r.stderr[-400:], js))
+    return srv
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="dyetap-h2-fields-") as tmp:
         rec = recording(tmp)
-        srv = FieldServer()
-        res = os.path.join(tmp, "res.dyt")
-        r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % srv.port, "--max",
-               "--path-prefix", "/v2", "-o", res, "--json", "--quiet")
-        js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
-        ok(r.returncode == 0 and js.get("sent") == 3 and js.get("ok") == 3,
-           "replay: 3 requests sent, 3 answered", (r.returncode, r.stderr[-400:], js))
+        srv = replay(tmp, rec, "/v2")
         seen = srv.requests
         up = [(n.lower(), v) for n, v in UPGRADE_FIELDS]
         ok(seen.get("/v2/up") == up + [MARKER],
@@ -158,6 +167,13 @@ def main():
            (len(seen.get("/v2/many") or []), [f for f in seen.get("/v2/many") or []
                                                if f not in MANY_FIELDS][:3]))
         ok(not srv.errors, "the server read every connection", srv.errors)
+        # the prefix is written as in an HTTP/1.x request line: a
+        # missing leading '/' added, a trailing one dropped
+        for prefix in ("v2/", "/v2/"):
+            srv = replay(tmp, rec, prefix)
+            ok(set(srv.requests) == {"/v2/up", "/v2/many", "/v2" + LONG_PATH} and not srv.errors,
+               "--path-prefix %s: :path /v2/up, /v2/many, /v2/long?q=..." % prefix,
+               ([p[:20] for p in srv.requests], srv.errors))
     return finish()
 
 
