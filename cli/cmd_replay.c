@@ -4,7 +4,8 @@
  * Parses options, shows a one-line progress display on a terminal, prints
  * the summary (text or --json, with the top causes of failed requests) and
  * maps outcomes to exit codes: 0 done, 2 usage or input error, 3 runtime
- * failure (every request failed, or the results could not be written), 130
+ * failure (every request failed, none was sent, or the results could not
+ * be written), 130
  * stopped before the first send. Redaction (--redact, and the rules the
  * recordings carry) keeps a candidate's secrets out of the results file.
  * The manual is docs/replay.md.
@@ -121,8 +122,8 @@ static void usage(FILE *f)
 		"  -q, --quiet              no progress line\n"
 		"  -h, --help               this help\n\n"
 		"exit codes: 0 done, 1 with --diff: a gate tripped, 2 usage or input error,\n"
-		"3 runtime failure (every request failed, or the results could not be\n"
-		"written), 130 Ctrl-C before the first request (nothing sent)\n");
+		"3 runtime failure (every request failed, none was sent, or the results\n"
+		"could not be written), 130 Ctrl-C before the first request (nothing sent)\n");
 }
 
 static void on_sigint(int sig)
@@ -1080,6 +1081,28 @@ int cmd_replay(int argc, char **argv)
 			(unsigned long long)sum.stats.sent, (unsigned long long)sum.stats.sent);
 		print_causes(stderr, &sum, "  ");
 	}
+	/* Nor is one that sent nothing: every session skipped (or none), unless
+	 * only --shard left this shard empty (the other shards have them). */
+	const struct replay_stats *st = &sum.stats;
+	uint64_t skipped = replay_stats_skipped(st);
+	bool none_sent = !sum.interrupted && st->sent == 0 &&
+			 !(st->skipped_shard && skipped == st->skipped_shard);
+	if (none_sent) {
+		fprintf(stderr,
+			"dyetap replay: no request was sent: %llu sessions read, all skipped "
+			"(filter %llu, writes %llu, truncated %llu, unsupported %llu, unsafe %llu, "
+			"shard %llu): nothing to compare%s\n",
+			(unsigned long long)skipped, (unsigned long long)st->skipped_filter,
+			(unsigned long long)st->skipped_writes,
+			(unsigned long long)st->skipped_truncated,
+			(unsigned long long)st->skipped_unsupported,
+			(unsigned long long)st->skipped_unsafe,
+			(unsigned long long)st->skipped_shard,
+			st->skipped_writes ? "; --allow-writes sends methods other than GET, HEAD, "
+					     "OPTIONS"
+					   : "");
+	}
+	all_failed |= none_sent;
 	for (size_t i = 0; i < hooks.n_after; i++) {
 		if (run_hook(&hooks, "--after", hooks.after[i], err, sizeof(err))) {
 			fprintf(stderr, "dyetap replay: %s%s\n", err,

@@ -811,9 +811,20 @@ def group_control():
     rc, js, err, el = replay([rec, "--target", srv.url(), "-o", os.path.join(TMP, "d0.dyt"),
                               "--max", "--loop", "0", "--method", "PUT", "--allow-writes"],
                              timeout=20)
-    ok(rc == 0 and js["sent"] == 0 and js["counters"]["skipped_filter"] == 4 and el < 5,
-       "--loop 0 with nothing passing the filters: one pass (4 skipped), stops in %.1f s" % el,
-       (err, js and js["counters"]["skipped_filter"]))
+    ok(rc == 3 and js["sent"] == 0 and js["counters"]["skipped_filter"] == 4 and el < 5 and
+       "no request was sent: 4 sessions read, all skipped (filter 4," in err,
+       "--loop 0 with nothing passing the filters: one pass (4 skipped), stops in %.1f s, "
+       "exit 3 (nothing to compare)" % el, (rc, err, js and js["counters"]["skipped_filter"]))
+    # ... and --shard alone leaving a shard empty is no failure
+    runs = []
+    for k in range(8):
+        rc, js, err, el = replay([rec, "--target", srv.url(), "-o",
+                                  os.path.join(TMP, "d1-%d.dyt" % k), "--max", "--shard", "%d/8" % k])
+        runs.append((rc, js["sent"] if js else -1, js["counters"]["skipped_shard"] if js else -1))
+    ok(all(r[0] == 0 for r in runs) and sum(r[1] for r in runs) == 4 and
+       any(r[1] == 0 and r[2] == 4 for r in runs),
+       "--shard K/8 over 2 connections: every shard exits 0, the empty ones too; 4 sent in all",
+       runs)
     srv.close()
 
     # SIGINT: stops cleanly, results so far are readable.
