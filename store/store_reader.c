@@ -98,6 +98,7 @@ struct store_reader {
 	struct store_read_status st;
 	bool have_ts;
 	struct store_read_limits lim; /* 0 fields: defaults */
+	uint64_t over_ratio_read;     /* content of frames read over the default ratio cap */
 	uint64_t n_work;	      /* records decoded (returned, skipped or scanned) */
 	/* frames handed out by store_reader_take_frame() */
 	uint64_t taken, settled;
@@ -769,6 +770,25 @@ static uint32_t ratio_cap(const struct store_reader *r)
 	return r->lim.max_frame_ratio ? r->lim.max_frame_ratio : STORE_DEFAULT_FRAME_RATIO;
 }
 
+/*
+ * Under the default ratio cap, a frame over it is still read when it holds
+ * at most STORE_OVER_RATIO_FRAME of content and the frames so read add up
+ * to at most STORE_OVER_RATIO_TOTAL: the writer makes such frames itself
+ * from one body of a few MB that compresses past the ratio (a run of one
+ * byte), and refusing them would lose a session dyetap wrote. The work a
+ * hostile file gets out of it stays bounded per file (docs/format.md).
+ * An explicit --max-frame-ratio is kept strictly. Counts the frame (a
+ * frame allowed is taken: no step retries it).
+ */
+static bool over_ratio_allowed(struct store_reader *r, unsigned long long fcs)
+{
+	if (r->lim.max_frame_ratio || fcs > STORE_OVER_RATIO_FRAME ||
+	    r->over_ratio_read + fcs > STORE_OVER_RATIO_TOTAL)
+		return false;
+	r->over_ratio_read += fcs;
+	return true;
+}
+
 static uint64_t record_cap(const struct store_reader *r)
 {
 	if (r->lim.max_records)
@@ -1013,7 +1033,8 @@ static int walk_step(struct store_reader *r, struct floc *loc, bool pure)
 		why = "frame without a content size";
 	else if (fcs > STORE_MAX_FRAME_CONTENT)
 		why = "declared content size over the 64 MiB cap";
-	else if (fcs / ratio_cap(r) > cs || (fcs / ratio_cap(r) == cs && fcs % ratio_cap(r))) {
+	else if ((fcs / ratio_cap(r) > cs || (fcs / ratio_cap(r) == cs && fcs % ratio_cap(r))) &&
+		 !over_ratio_allowed(r, fcs)) {
 		/* Bounded work per input byte: a frame of 20 bytes must not
 		 * make the reader decode 64 MiB of records. */
 		why = "content more than --max-frame-ratio times the frame's size";
@@ -1993,8 +2014,10 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 	/* The record cap bounds the work of one read-through of the file; a
 	 * seek starts another, so the records decoded by earlier ones no
 	 * longer count (else the pass of replay --loop that crossed the cap
-	 * ended early, as a damaged frame, and every later pass was empty). */
+	 * ended early, as a damaged frame, and every later pass was empty).
+	 * So does the content read from frames over the ratio cap. */
 	r->n_work = 0;
+	r->over_ratio_read = 0;
 	r->out_len = r->out_pos = 0;
 	r->rec_raw = (struct store_slice){0};
 	r->resync = false;
@@ -2031,6 +2054,7 @@ int store_reader_seek_time(struct store_reader *r, int64_t ts_ns)
 		}
 	}
 	r->quiet = false;
+	r->over_ratio_read = 0; /* the scan was not the read-through */
 	/* An index met while scanning replaced the counters: keep the new ones. */
 	saved.has_index = r->st.has_index;
 	saved.counters = r->st.counters;

@@ -1525,6 +1525,108 @@ static void test_index_spill(void)
 	unlink(path);
 }
 
+/* A file of @p n sessions whose response bodies are @p body_mib MiB of
+ * one byte, each flushed into a frame of its own (past the ratio cap),
+ * then one ordinary session. */
+static void write_runs(const char *path, int n, size_t body_mib, const uint8_t *run)
+{
+	char err[256];
+	struct store_writer_params p = {.path = path, .flush_ms = 60000};
+	struct store_writer *w = store_writer_create(&p, err, sizeof(err));
+	struct sample x;
+	int fails = !w;
+	for (int i = 0; w && i <= n; i++) {
+		sample_fill(&x, 1); /* frames alike: each as far past the cap */
+		x.s.id = (uint64_t)i + 1;
+		if (i < n) {
+			x.s.resp.body = (struct store_slice){run, body_mib << 20};
+			x.s.resp.body_len = body_mib << 20;
+		}
+		fails += store_writer_add_session(w, &x.s) != 0;
+		fails += store_writer_flush(w) != 0;
+	}
+	fails += w ? store_writer_close(w, NULL, 0, err, sizeof(err)) != 0 : 0;
+	TAP_EQ_U64(fails, 0,
+		   "ratio: written: %d x %zu MiB of one byte, one frame each, then one "
+		   "session",
+		   n, body_mib);
+}
+
+/* Sessions read from @p path; *over gets frames_over_ratio. */
+static uint64_t read_all(const char *path, uint32_t ratio, int passes, uint64_t *over)
+{
+	char err[256];
+	struct store_reader *r = store_reader_open(path, err, sizeof(err));
+	if (!r)
+		return 0;
+	struct store_read_limits l = {.max_frame_ratio = ratio};
+	store_reader_set_limits(r, &l);
+	const struct store_record *rec;
+	uint64_t n = 0;
+	for (int k = 0; k < passes; k++) {
+		if (k && store_reader_seek_time(r, INT64_MIN))
+			break;
+		while (store_reader_next(r, &rec) == 1)
+			n++;
+	}
+	*over = store_reader_status(r)->frames_over_ratio;
+	store_reader_free(r);
+	return n;
+}
+
+/* docs/format.md "Limits": the writer makes frames over the ratio cap from
+ * one body of a few MB of one byte; the reader takes those, bounded. */
+static void test_over_ratio(void)
+{
+	char path[512];
+	uint64_t over = 0, n;
+	uint8_t *run = malloc(20u << 20);
+	if (!run)
+		abort();
+	memset(run, 'x', 20u << 20);
+	path_in_tmp(path, sizeof(path), "ratio.dyt");
+	write_runs(path, 1, 5, run);
+	n = read_all(path, 0, 1, &over);
+	TAP_OK(n == 2 && over == 0,
+	       "ratio: a 5 MiB body of one byte, past the ratio cap: read "
+	       "(%llu sessions, %llu frames refused)",
+	       (unsigned long long)n, (unsigned long long)over);
+	n = read_all(path, STORE_DEFAULT_FRAME_RATIO, 1, &over);
+	TAP_OK(n == 1 && over == 1,
+	       "ratio: with --max-frame-ratio 4096 given, kept strictly "
+	       "(%llu sessions, %llu refused)",
+	       (unsigned long long)n, (unsigned long long)over);
+	unlink(path);
+	write_runs(path, 8, 10, run);
+	n = read_all(path, STORE_DEFAULT_FRAME_RATIO, 1, &over);
+	TAP_OK(n == 1 && over == 8,
+	       "ratio: 8 frames of 10 MiB of one byte, each past the cap "
+	       "(%llu refused with 4096 given)",
+	       (unsigned long long)over);
+	n = read_all(path, 0, 1, &over);
+	TAP_OK(n == 7 && over == 2,
+	       "ratio: of them 6 read (60 of the 64 MiB a file may take), 2 refused "
+	       "(%llu sessions, %llu refused)",
+	       (unsigned long long)n, (unsigned long long)over);
+	n = read_all(path, 0, 3, &over);
+	TAP_OK(n == 21 && over == 6,
+	       "ratio: each pass after a seek takes as much again "
+	       "(3 passes: %llu sessions, %llu refused)",
+	       (unsigned long long)n, (unsigned long long)over);
+	unlink(path);
+	write_runs(path, 1, 20, run);
+	n = read_all(path, 0, 1, &over);
+	TAP_OK(n == 1 && over == 1,
+	       "ratio: a frame of 20 MiB of one byte (over 16 MiB) refused "
+	       "(%llu sessions, %llu refused)",
+	       (unsigned long long)n, (unsigned long long)over);
+	n = read_all(path, UINT32_MAX, 1, &over);
+	TAP_OK(n == 2 && over == 0, "ratio: read with no cap (none) (%llu sessions)",
+	       (unsigned long long)n);
+	unlink(path);
+	free(run);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
@@ -1547,6 +1649,7 @@ int main(void)
 	test_identity_and_custody();
 	test_lost_on_full_disk();
 	test_index_spill();
+	test_over_ratio();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
