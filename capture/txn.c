@@ -104,7 +104,7 @@ const struct ctr_desc txn_ctr_descs[] = {
     CTR_DESC(struct txn_stats, interim_responses, "http 1xx interim responses (skipped)"),
     CTR_DESC(struct txn_stats, sessions_emitted, "transactions emitted"),
     CTR_DESC(struct txn_stats, sessions_complete,
-	     "transactions emitted with request and response and no flag"),
+	     "transactions emitted with request and response and no flag but tunnel"),
     CTR_DESC(struct txn_stats, no_response, "requests without a response"),
     CTR_DESC(struct txn_stats, orphan_responses, "responses without a request"),
     CTR_DESC(struct txn_stats, parse_errors, "http parse errors (either direction)"),
@@ -399,7 +399,9 @@ static void txn_emit(struct txn_conn *c, const struct store_message *req, int64_
 	}
 	s.flags = flags;
 	c->st->sessions_emitted++;
-	if (!flags && req && req->present) /* an orphan response is no transaction */
+	/* an orphan response is no transaction; a switch of protocols (CONNECT,
+	 * Upgrade: its flag tunnel) loses nothing: its exchange is whole */
+	if (!(flags & ~(uint32_t)STORE_F_TUNNEL) && req && req->present)
 		c->st->sessions_complete++;
 	if (flags & STORE_F_GAP)
 		c->st->gap_sessions++;

@@ -55,7 +55,7 @@ struct txn_stats {
 	uint64_t responses;	    /**< final responses parsed */
 	uint64_t interim_responses; /**< 1xx */
 	uint64_t sessions_emitted;  /**< sessions handed to the callback */
-	uint64_t sessions_complete; /**< ... of which request + response, no flag */
+	uint64_t sessions_complete; /**< ... of which request + response, no flag but tunnel */
 	uint64_t no_response;	    /**< request without a response */
 	uint64_t orphan_responses;  /**< response without a request (emitted, never complete) */
 	uint64_t parse_errors;	    /**< HTTP parse errors (either direction) */

@@ -159,6 +159,12 @@ def check_fixture(name):
     ok(stats.get("h2_bad_frames", -1) == 0 and stats.get("h2_hpack_errors", -1) == 0 and
        stats.get("h2_sessions_complete") == len(want_keys),
        "%s: no bad frame, no HPACK error, every stream complete" % name, str(stats))
+    # docs/capture.md "Reading the counters": a clean capture has
+    # txn_sessions_complete = txn_sessions_emitted (an Upgrade exchange is whole)
+    ok(stats.get("txn_sessions_complete", -1) == stats.get("txn_sessions_emitted", -2),
+       "%s: txn_sessions_complete = txn_sessions_emitted (%s of %s), as for a clean capture" %
+       (name, stats.get("txn_sessions_complete"), stats.get("txn_sessions_emitted")),
+       str(stats))
     return oracle, sessions
 
 
