@@ -117,7 +117,8 @@ python3 -c "print('capture ratio h2c/HTTP/1.1 per byte: %.2f (CPU), %.2f (wall);
 # 2. replay against h2load, same nghttpd, same shape
 : >"$dir/h2load"; : >"$dir/replay"; : >"$dir/h2load_us"; : >"$dir/replay_us"; : >"$dir/ratio"
 # cpu_us FILE: append the client CPU (user + sys) per request of the last run, in us
-cpu_us() { awk -v n="$REQS" '{printf "%.2f\n", ($2 + $3) * 1e6 / n}' "$dir/time.txt" >>"$1"; }
+# (the last line: time(1) writes "Command exited with non-zero status N" before it)
+cpu_us() { tail -n 1 "$dir/time.txt" | awk -v n="$REQS" '{printf "%.2f\n", ($2 + $3) * 1e6 / n}' >>"$1"; }
 for i in $(seq "$RUNS"); do
     $pin /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" \
         h2load -n "$REQS" -c 10 -m 10 "http://127.0.0.1:$h2port/doc.json" >"$dir/h2load.out"
