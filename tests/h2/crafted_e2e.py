@@ -67,6 +67,25 @@ def take_frame(buf):
     return (buf[3], buf[4], sid, buf[9:9 + ln]), buf[9 + ln:]
 
 
+class HeaderBlocks:
+    """Assembles request header blocks from HEADERS and CONTINUATION frames
+    (padding and the PRIORITY fields taken off, RFC 9113 §6.2, §6.10)."""
+
+    def __init__(self):
+        self.block, self.sid = b"", 0
+
+    def feed(self, ftype, flags, sid, payload):
+        """(stream id, header block) when @ftype's frame ends a block, else None."""
+        if ftype == 1:
+            pad = payload[0] if flags & 0x8 else 0
+            payload = payload[1 if flags & 0x8 else 0:len(payload) - pad]
+            if flags & 0x20:  # PRIORITY
+                payload = payload[5:]
+            self.block, self.sid = b"", sid
+        self.block += payload
+        return (self.sid, self.block) if flags & 0x4 else None  # END_HEADERS
+
+
 def hpack_int(v, prefix_bits, first=0):
     """RFC 7541 §5.1 integer with an N-bit prefix."""
     top = (1 << prefix_bits) - 1

@@ -39,8 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from tap_util import LoopbackServer, finish, ok  # noqa: E402
-from crafted_e2e import (PREFACE, data, frame, headers, read_preface, settings,  # noqa: E402
-                         take_frame, write_pcap)
+from crafted_e2e import (PREFACE, HeaderBlocks, data, frame, headers,  # noqa: E402
+                         read_preface, settings, take_frame, write_pcap)
 from goaway_e2e import Inflater  # noqa: E402
 
 DYETAP = sys.argv[1]
@@ -95,8 +95,7 @@ class FieldServer(LoopbackServer):
         super().__init__()
 
     def serve(self, c, cid):
-        inf = Inflater()
-        block, bsid = b"", 0
+        inf, blocks = Inflater(), HeaderBlocks()
         try:
             buf = read_preface(c)
             if buf is None:
@@ -111,15 +110,10 @@ class FieldServer(LoopbackServer):
                     if ftype == 4 and not flags & 1:
                         c.sendall(frame(4, 1, 0, b""))  # SETTINGS ACK
                     elif ftype in (1, 9):  # HEADERS, CONTINUATION
-                        if ftype == 1:
-                            pad = payload[0] if flags & 0x8 else 0
-                            payload = payload[1 if flags & 0x8 else 0:len(payload) - pad]
-                            if flags & 0x20:  # PRIORITY
-                                payload = payload[5:]
-                            block, bsid = b"", sid
-                        block += payload
-                        if not flags & 0x4:  # END_HEADERS
+                        got = blocks.feed(ftype, flags, sid, payload)
+                        if got is None:
                             continue
+                        bsid, block = got
                         fields = inf.fields(block)
                         path = dict(fields).get(":path")
                         with self.lock:
