@@ -724,6 +724,22 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		requeue_refused(h, r);
 		return 0;
 	}
+	if (r->cancelling && code == NGHTTP2_CANCEL) {
+		/* ended by us as the recording ended it: not an error, even
+		 * before the target answered (a later stream was due); the
+		 * response so far, if any, goes with it (diff compares no
+		 * session recorded reset: docs/diff.md) */
+		char msg[160];
+		struct store_message m;
+		h->p.stats->h2_cancelled_as_recorded++;
+		snprintf(msg, sizeof(msg),
+			 "cancelled as recorded: the recorded stream was reset after %" PRIu64
+			 " response body bytes; %" PRIu64 " came here",
+			 r->cancel_at, r->body_len);
+		bool view = r->final_seen && !resp_view(h, r, &m);
+		finish(h, r, STORE_ERR_NONE, msg, view ? &m : NULL);
+		return 0;
+	}
 	if (!r->final_seen) {
 		char msg[128], again[48] = "";
 		if (code == NGHTTP2_REFUSED_STREAM)
@@ -735,20 +751,6 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		return 0;
 	}
 	struct store_message m;
-	if (r->cancelling && code == NGHTTP2_CANCEL) {
-		/* ended by us as the recording ended it: not an error; the
-		 * response so far goes with it (diff compares no session
-		 * recorded reset: docs/diff.md) */
-		char msg[160];
-		h->p.stats->h2_cancelled_as_recorded++;
-		snprintf(msg, sizeof(msg),
-			 "cancelled as recorded: the recorded stream was reset after %" PRIu64
-			 " response body bytes; %" PRIu64 " came here",
-			 r->cancel_at, r->body_len);
-		bool view = r->final_seen && !resp_view(h, r, &m);
-		finish(h, r, STORE_ERR_NONE, msg, view ? &m : NULL);
-		return 0;
-	}
 	if (code != NGHTTP2_NO_ERROR) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "stream reset during the response: %s",

@@ -6,7 +6,7 @@ time from the FileDescriptorSet `protoc -o` makes (the same file
 `dyetap diff --proto` reads), so there is no generated code.
 
   grpc_shop.py serve PORT --variant baseline|candidate [--pb shop.pb]
-                     [--delay S] [--concurrency-log FILE]
+                     [--delay S] [--watch-delay S] [--concurrency-log FILE]
   grpc_shop.py call PORT --calls N [--lane blue] [--every K] [--parallel P]
                     [--pb shop.pb]
 
@@ -25,7 +25,9 @@ GetItem calls with a 3 s deadline, as a client of a watch API does.
 The client sends `--calls` GetItem calls with ids 1..N on one channel,
 with metadata x-lane: LANE on every K-th call (all when K is 1); with
 `--parallel P` in batches of P concurrent calls, each batch after the
-previous one ended. The server can wait `--delay` seconds in each call and
+previous one ended. The server can wait `--delay` seconds in each call
+(`--watch-delay` seconds before a Watch's first item, its response
+fields going with that item) and
 write the most calls it had in progress at once to `--concurrency-log`.
 """
 import argparse
@@ -101,6 +103,8 @@ def serve(args):
         return it
 
     def watch(req, ctx):
+        if args.watch_delay:
+            time.sleep(args.watch_delay)
         while ctx.is_active():
             yield answer(req, ctx)
             time.sleep(0.05)
@@ -171,6 +175,7 @@ def main():
     s.add_argument("--variant", choices=["baseline", "candidate"], default="baseline")
     s.add_argument("--pb")
     s.add_argument("--delay", type=float, default=0.0)
+    s.add_argument("--watch-delay", type=float, default=0.0)
     s.add_argument("--concurrency-log")
     c = sub.add_parser("call")
     c.add_argument("port", type=int)

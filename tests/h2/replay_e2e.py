@@ -27,7 +27,9 @@ it are not held back past their deadline: no error, the GetItem calls
 sent at once (lateness under 1 s, below the 3 s deadline they carry),
 and diff of the same build finds nothing (the Watch not compared: it was
 recorded incomplete). Alone (--path), the Watch is cancelled once the
-recorded response bytes came.
+recorded response bytes came. To a server whose Watch answers only after
+2 s, the Watch is cancelled when the first GetItem is due, before any
+response came: still "cancelled as recorded", not a reset by the target.
 
 nghttp2: the nghttp and Upgrade: h2c captures replayed to nghttpd serving
 the same documents (make_fixtures.sh's): every stream answered with the
@@ -255,6 +257,21 @@ def cancel_tests(tmp):
        "cancel: the Watch alone is cancelled once the recorded %s response bytes came (%s)" %
        (watch[0]["response"]["body_len"] if watch else "?", got),
        (r.stderr[-300:], w.get("error"), w.get("error_msg"), got))
+    # a target slow to answer the Watch: cancelled before its response
+    port = free_port()
+    start([PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port), "--pb", SHOP_PB,
+           "--watch-delay", "2"], "ready")
+    res3 = os.path.join(tmp, "watch-slow.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res3,
+           "--allow-writes", "--json", "--quiet")
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    w = {x["session_id"]: x for x in results(res3)}.get(wid, {})
+    ok(r.returncode == 0 and js.get("ok") == 4 and js.get("errors", {}).get("total") == 0 and
+       js.get("counters", {}).get("h2_cancelled_as_recorded") == 1 and
+       w.get("error") == "none" and w.get("error_msg", "").startswith("cancelled as recorded"),
+       "cancel: a Watch cancelled before the target answered is cancelled as recorded, "
+       "not a reset by the target",
+       (r.returncode, js.get("errors"), w.get("error"), w.get("error_msg")))
 
 
 def nghttp_tests(tmp):
