@@ -1087,7 +1087,10 @@ int cmd_replay(int argc, char **argv)
 	uint64_t skipped = replay_stats_skipped(st);
 	bool none_sent = !sum.interrupted && st->sent == 0 &&
 			 !(st->skipped_shard && skipped == st->skipped_shard);
-	if (none_sent) {
+	if (none_sent && !skipped) {
+		fprintf(stderr, "dyetap replay: no request was sent: the recordings hold no "
+				"session (none was read): nothing to compare\n");
+	} else if (none_sent) {
 		fprintf(stderr,
 			"dyetap replay: no request was sent: %llu sessions read, all skipped "
 			"(filter %llu, writes %llu, truncated %llu, unsupported %llu, unsafe %llu, "

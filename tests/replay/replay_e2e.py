@@ -825,6 +825,12 @@ def group_control():
        any(r[1] == 0 and r[2] == 4 for r in runs),
        "--shard K/8 over 2 connections: every shard exits 0, the empty ones too; 4 sent in all",
        runs)
+    # ... and an empty recording is named as such, not as sessions skipped
+    empty = mkrec("empty.dyt", [])
+    rc, js, err, el = replay([empty, "--target", srv.url(), "-o", os.path.join(TMP, "d2.dyt")])
+    ok(rc == 3 and js and js["sent"] == 0 and
+       "no request was sent: the recordings hold no session" in err and "all skipped" not in err,
+       "an empty recording: exit 3, stderr says it holds no session", (rc, err))
     srv.close()
 
     # SIGINT: stops cleanly, results so far are readable.
