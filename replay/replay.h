@@ -373,6 +373,15 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns);
 /** Requests queued or in flight (summed over targets). */
 uint64_t replay_engine_pending(const struct replay_engine *e);
 
+/**
+ * Session @p s of flow @p flow_key, whose request was submitted before it
+ * was known whole (live mirroring), ended with a reset (an HTTP/2 stream
+ * the client cancelled, a watch): its request still in flight is cancelled
+ * the same way (replay_h2_cancel()). Nothing for other sessions.
+ */
+void replay_engine_cancel_as_recorded(struct replay_engine *e, const struct store_session *s,
+				      uint64_t flow_key);
+
 /** CLOCK_MONOTONIC time of the earliest queued request, INT64_MAX when none. */
 int64_t replay_engine_next_due(const struct replay_engine *e);
 

@@ -1459,6 +1459,40 @@ uint64_t replay_h2_pending(const struct replay_h2 *h)
 	return h->queued + h->inflight;
 }
 
+void replay_h2_cancel(struct replay_h2 *h, uint64_t flow_key, int64_t rec_ts, int64_t rec_end,
+		      uint64_t rec_bytes)
+{
+	for (uint32_t ti = 0; ti < h->p.n_targets; ti++) {
+		struct h2flow *f = flow_get(h, flow_key, ti, false);
+		for (struct h2req *r = f ? f->qhead : NULL; r; r = r->next) {
+			if (r->rec_ts != rec_ts)
+				continue;
+			r->cancel_rec = true;
+			r->cancel_at = rec_bytes;
+			if (rec_end)
+				r->rec_end = rec_end;
+		}
+		struct h2conn *c = f ? f->conn : NULL;
+		if (!c || c->dead)
+			continue;
+		bool any = false;
+		for (uint32_t i = 0; i < c->n_inflight; i++) {
+			struct h2req *r = c->fl[i];
+			if (r->rec_ts != rec_ts || r->cancelling)
+				continue;
+			if (!r->cancel_rec) {
+				r->cancel_rec = true; /* as if known at submit (inflight_del) */
+				c->n_cancel_rec++;
+			}
+			r->cancel_at = rec_bytes;
+			cancel_stream(h, c, r);
+			any = true;
+		}
+		if (any && conn_flush(h, c) < 0)
+			conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
+	}
+}
+
 void replay_h2_drop_queued(struct replay_h2 *h)
 {
 	for (struct h2flow *f = h->flows, *nf; f; f = nf) {

@@ -115,6 +115,19 @@ uint64_t replay_h2_pending(const struct replay_h2 *h);
 /** Drop queued requests (counted not_sent, their causal entries reported done). */
 void replay_h2_drop_queued(struct replay_h2 *h);
 
+/**
+ * The request of flow @p flow_key that started at @p rec_ts (its session's
+ * ts_req_first_ns), on every target, turned out reset in production (live
+ * mirroring submits a request before its session is whole): in flight, its
+ * stream is cancelled now with RST_STREAM(CANCEL); still queued, it is
+ * cancelled as a recorded reset is in replay, once @p rec_bytes response
+ * body bytes came or a stream of its connection that started after
+ * @p rec_end (the production response's last byte; 0: unknown) is due. Its
+ * result is "cancelled as recorded" (not an error; h2_cancelled_as_recorded).
+ */
+void replay_h2_cancel(struct replay_h2 *h, uint64_t flow_key, int64_t rec_ts, int64_t rec_end,
+		      uint64_t rec_bytes);
+
 /** Drop queued, fail in-flight ones ("interrupted" when @p report), close all. */
 void replay_h2_close_all(struct replay_h2 *h, bool report);
 

@@ -1090,6 +1090,12 @@ void shadow_core_session(struct shadow_core *c, uint64_t flow_key, const struct 
 
 void shadow_core_session_take(struct shadow_core *c, uint64_t flow_key, struct store_session *copy)
 {
+	/* An HTTP/2 stream reset in production (a client that cancelled a
+	 * watch): its copy on the lane, mirrored when the request ended, is
+	 * cancelled too, not left open until --timeout. */
+	int lane = copy->lane.len ? shadow_core_lane_find(c, copy->lane.ptr, copy->lane.len) : -1;
+	if (lane >= 0 && c->lanes[lane].eng)
+		replay_engine_cancel_as_recorded(c->lanes[lane].eng, copy, flow_key);
 	if (c->hooks.on_pair)
 		(void)shadow_pairs_session_take(c->pairs, flow_key, copy);
 	else

@@ -39,6 +39,7 @@ recorded status and body length, response trailers kept.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -257,6 +258,21 @@ def cancel_tests(tmp):
        "cancel: the Watch alone is cancelled once the recorded %s response bytes came (%s)" %
        (watch[0]["response"]["body_len"] if watch else "?", got),
        (r.stderr[-300:], w.get("error"), w.get("error_msg"), got))
+    # mirror: the Watch is shadowed when its request ended, before the capture
+    # saw the client's reset; the reset session then cancels the lane's copy
+    # (at once from the file, as captured with --realtime)
+    for mode in ([], ["--realtime"]):
+        r = dy("mirror", "-r", os.path.join(FIX, "grpc-watch.pcap"), *mode, "--color",
+               "blue=method:POST", "--lane", "blue=http://127.0.0.1:%d" % port,
+               "--allow-writes", "-w", os.path.join(tmp, "watch-mirror.dyt"), "--stats")
+        st = {m.group(1): int(m.group(2))
+              for m in re.finditer(r"^\s*(lane_blue_\w+)\s+(\d+)\s*$", r.stderr, re.M)}
+        ok(r.returncode in (0, 1) and st.get("lane_blue_sent") == 4 and
+           st.get("lane_blue_ok") == 4 and st.get("lane_blue_errors") == 0 and
+           st.get("lane_blue_h2_cancelled_as_recorded") == 1,
+           "cancel: mirror %s: the lane's Watch cancelled when the production one was reset "
+           "(4 sent, 4 ok, no error, h2_cancelled_as_recorded 1)" % (" ".join(mode) or "-r"),
+           (r.returncode, st, r.stderr[-300:]))
     # a target slow to answer the Watch: cancelled before its response
     port = free_port()
     start([PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port), "--pb", SHOP_PB,
