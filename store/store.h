@@ -492,8 +492,8 @@ struct store_read_limits {
 #define STORE_DEFAULT_FRAME_RATIO 4096u
 /** Under the default ratio cap, frames over it of at most this content are
  * still read, up to STORE_OVER_RATIO_TOTAL bytes of content per reader. */
-#define STORE_OVER_RATIO_FRAME (16u << 20)
-#define STORE_OVER_RATIO_TOTAL (64u << 20)
+#define STORE_OVER_RATIO_FRAME (32u << 20)
+#define STORE_OVER_RATIO_TOTAL (256u << 20)
 
 /**
  * Open a store file and read its header frame.

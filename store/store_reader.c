@@ -1037,7 +1037,9 @@ static int walk_step(struct store_reader *r, struct floc *loc, bool pure)
 		 !over_ratio_allowed(r, fcs)) {
 		/* Bounded work per input byte: a frame of 20 bytes must not
 		 * make the reader decode 64 MiB of records. */
-		why = "content more than --max-frame-ratio times the frame's size";
+		why = "content more than --max-frame-ratio times the frame's size (bodies of one "
+		      "repeated byte? for a file you trust: --max-frame-ratio none, or "
+		      "DYETAP_MAX_FRAME_RATIO=none for any command)";
 		over_ratio = true;
 	}
 	if (why) {

@@ -1580,10 +1580,10 @@ static void test_over_ratio(void)
 {
 	char path[512];
 	uint64_t over = 0, n;
-	uint8_t *run = malloc(20u << 20);
+	uint8_t *run = malloc(40u << 20);
 	if (!run)
 		abort();
-	memset(run, 'x', 20u << 20);
+	memset(run, 'x', 40u << 20);
 	path_in_tmp(path, sizeof(path), "ratio.dyt");
 	write_runs(path, 1, 5, run);
 	n = read_all(path, 0, 1, &over);
@@ -1597,27 +1597,27 @@ static void test_over_ratio(void)
 	       "(%llu sessions, %llu refused)",
 	       (unsigned long long)n, (unsigned long long)over);
 	unlink(path);
-	write_runs(path, 8, 10, run);
+	write_runs(path, 9, 30, run);
 	n = read_all(path, STORE_DEFAULT_FRAME_RATIO, 1, &over);
-	TAP_OK(n == 1 && over == 8,
-	       "ratio: 8 frames of 10 MiB of one byte, each past the cap "
+	TAP_OK(n == 1 && over == 9,
+	       "ratio: 9 frames of 30 MiB of one byte, each past the cap "
 	       "(%llu refused with 4096 given)",
 	       (unsigned long long)over);
 	n = read_all(path, 0, 1, &over);
-	TAP_OK(n == 7 && over == 2,
-	       "ratio: of them 6 read (60 of the 64 MiB a file may take), 2 refused "
+	TAP_OK(n == 9 && over == 1,
+	       "ratio: of them 8 read (240 of the 256 MiB a file may take), 1 refused "
 	       "(%llu sessions, %llu refused)",
 	       (unsigned long long)n, (unsigned long long)over);
 	n = read_all(path, 0, 3, &over);
-	TAP_OK(n == 21 && over == 6,
+	TAP_OK(n == 27 && over == 3,
 	       "ratio: each pass after a seek takes as much again "
 	       "(3 passes: %llu sessions, %llu refused)",
 	       (unsigned long long)n, (unsigned long long)over);
 	unlink(path);
-	write_runs(path, 1, 20, run);
+	write_runs(path, 1, 40, run);
 	n = read_all(path, 0, 1, &over);
 	TAP_OK(n == 1 && over == 1,
-	       "ratio: a frame of 20 MiB of one byte (over 16 MiB) refused "
+	       "ratio: a frame of 40 MiB of one byte (over 32 MiB) refused "
 	       "(%llu sessions, %llu refused)",
 	       (unsigned long long)n, (unsigned long long)over);
 	n = read_all(path, UINT32_MAX, 1, &over);
