@@ -763,7 +763,7 @@ static void on_settings(struct h2_conn *c, struct h2_dir *dd, int role)
 	}
 }
 
-static void on_rst(struct h2_conn *c, struct h2_dir *dd)
+static void on_rst(struct h2_conn *c, struct h2_dir *dd, int role)
 {
 	c->st->rst_streams++;
 	struct h2_stream *s = stream_find(c, dd->sid);
@@ -777,6 +777,8 @@ static void on_rst(struct h2_conn *c, struct h2_dir *dd)
 	 * stream_emit() flags it incomplete, as an HTTP/1.x request body cut
 	 * by a reset. */
 	s->flags |= STORE_F_RESET;
+	if (role == R_SERVER) /* not a client that gave up: replay does not cancel it */
+		s->flags |= STORE_F_SERVER_RESET;
 	if (s->m[R_CLIENT].present && !s->m[R_CLIENT].ended)
 		stream_announce(c, s);
 	stream_emit(c, s, 0);
@@ -840,7 +842,7 @@ static void frame_end(struct h2_conn *c, struct h2_dir *dd, int role, int64_t ts
 		on_settings(c, dd, role);
 		break;
 	case T_RST_STREAM:
-		on_rst(c, dd);
+		on_rst(c, dd, role);
 		break;
 	case T_GOAWAY:
 		on_goaway(c, dd, role);

@@ -1284,8 +1284,10 @@ int replay_h2_fd(const struct replay_h2 *h)
 int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_t flow_key,
 		     int64_t due_ns, void *user, const struct replay_dep *dep)
 {
-	/* recorded reset after its response began: ended the same way */
-	bool cancel_rec = (s->flags & STORE_F_RESET) && s->resp.present;
+	/* recorded reset by the client after its response began: ended the
+	 * same way (a reset by the server is the target's to repeat or not) */
+	bool cancel_rec =
+	    (s->flags & STORE_F_RESET) && !(s->flags & STORE_F_SERVER_RESET) && s->resp.present;
 	uint64_t cancel_at = s->resp.body_len;
 	struct store_session q = *s; /* the request is all a stream needs */
 	q.resp = (struct store_message){0};

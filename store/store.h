@@ -51,23 +51,25 @@ struct store_header {
 
 /** Session completeness flags (bit values are part of the format). */
 enum store_flag {
-	STORE_F_GAP = 1u << 0,	       /**< a TCP gap (lost bytes) touched this session */
-	STORE_F_MIDSTREAM = 1u << 1,   /**< connection picked up without its handshake */
-	STORE_F_NO_RESPONSE = 1u << 2, /**< the request got no response before the end */
-	STORE_F_PARSE_ERROR = 1u << 3, /**< HTTP parse error in this session */
-	STORE_F_TUNNEL = 1u << 4,      /**< CONNECT or Upgrade/101: parsing stopped after */
-	STORE_F_INCOMPLETE = 1u << 5,  /**< a message ended before its last byte (close, RST) */
-	STORE_F_RESET = 1u << 6,       /**< the connection was reset during this session */
-	STORE_F_REDACTED = 1u << 7,    /**< values were masked or dropped at record time */
-	STORE_F_GOAWAY = 1u << 8,      /**< HTTP/2: a GOAWAY ended the connection before this
-					*   stream finished (or announced it unprocessed) */
-	STORE_F_NO_REQUEST = 1u << 9,  /**< a response no captured request matches (the other
-					*   flags say why: gap, midstream, parse_error; none:
-					*   the server sent it unasked) */
-	STORE_F_HTTP09 = 1u << 10,     /**< an HTTP/0.9 exchange: a request line without
-					*   version, answered by a bare body until close */
+	STORE_F_GAP = 1u << 0,		 /**< a TCP gap (lost bytes) touched this session */
+	STORE_F_MIDSTREAM = 1u << 1,	 /**< connection picked up without its handshake */
+	STORE_F_NO_RESPONSE = 1u << 2,	 /**< the request got no response before the end */
+	STORE_F_PARSE_ERROR = 1u << 3,	 /**< HTTP parse error in this session */
+	STORE_F_TUNNEL = 1u << 4,	 /**< CONNECT or Upgrade/101: parsing stopped after */
+	STORE_F_INCOMPLETE = 1u << 5,	 /**< a message ended before its last byte (close, RST) */
+	STORE_F_RESET = 1u << 6,	 /**< the connection was reset during this session */
+	STORE_F_REDACTED = 1u << 7,	 /**< values were masked or dropped at record time */
+	STORE_F_GOAWAY = 1u << 8,	 /**< HTTP/2: a GOAWAY ended the connection before this
+					  *   stream finished (or announced it unprocessed) */
+	STORE_F_NO_REQUEST = 1u << 9,	 /**< a response no captured request matches (the other
+					  *   flags say why: gap, midstream, parse_error; none:
+					  *   the server sent it unasked) */
+	STORE_F_HTTP09 = 1u << 10,	 /**< an HTTP/0.9 exchange: a request line without
+					  *   version, answered by a bare body until close */
+	STORE_F_SERVER_RESET = 1u << 11, /**< HTTP/2: the server reset the stream
+					  *   (RST_STREAM from it), with reset */
 };
-#define STORE_F_COUNT 11
+#define STORE_F_COUNT 12
 
 /** Application protocol of a session (values are part of the format). */
 enum store_proto {

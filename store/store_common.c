@@ -66,7 +66,7 @@ const char *store_flag_name(uint32_t bit)
 {
 	static const char *const names[STORE_F_COUNT] = {
 	    "gap",   "midstream", "no_response", "parse_error", "tunnel", "incomplete",
-	    "reset", "redacted",  "goaway",	 "no_request",	"http09",
+	    "reset", "redacted",  "goaway",	 "no_request",	"http09", "server_reset",
 	};
 	for (unsigned i = 0; i < STORE_F_COUNT; i++)
 		if (bit == (1u << i))

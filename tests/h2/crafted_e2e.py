@@ -16,19 +16,28 @@ docs/format.md §2.1:
   `incomplete`;
 * a frame longer than SETTINGS_MAX_FRAME_SIZE (16 384 until the receiver
   raises it) is a bad frame, not an unknown one; a raised setting lets a
-  larger frame through.
+  larger frame through;
+* who reset a stream mid-response: RST_STREAM(CANCEL) from the client is
+  `reset`, from the server (INTERNAL_ERROR) `reset` and `server_reset`;
+  replayed to nghttpd serving both paths in full, the one the client
+  cancelled is cancelled again once its recorded bytes came ("cancelled
+  as recorded"), the one the server reset is the target's to answer:
+  answered whole (docs/http2.md "Replay").
 
   crafted_e2e.py DYETAP
 """
 import json
 import os
+import shutil
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tap_util import finish, ok  # noqa: E402
+from tap_util import finish, free_port, ok  # noqa: E402
 
 DYETAP = sys.argv[1]
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -194,8 +203,9 @@ def case_rst_no_error(tmp):
         ("s", headers(3, [(":status", "200")], False) + data(3, b"fine")),
     ])
     one = s.get(1, {})
-    ok(one.get("flags") == ["incomplete", "reset"],
-       "RST_STREAM(NO_ERROR) after the response, request unfinished: reset, incomplete",
+    ok(one.get("flags") == ["incomplete", "reset", "server_reset"],
+       "RST_STREAM(NO_ERROR) from the server after the response, request unfinished: reset, "
+       "server_reset, incomplete",
        json.dumps(one))
     ok((one.get("response") or {}).get("status") == 413
        and one["response"]["body_len"] == 9 and one["request"]["body_len"] == 5,
@@ -278,11 +288,68 @@ def case_frame_size(tmp):
        [json.dumps(s.get(1))[:300], h2(st)])
 
 
+def case_reset_sides(tmp):
+    s, st = record(tmp, "reset-sides", [
+        ("c", PREFACE + settings() + get(1, "/by-client") + get(3, "/by-server")),
+        ("s", settings() + headers(1, [(":status", "200")], False)
+         + data(1, b"first part", end_stream=False)
+         + headers(3, [(":status", "200")], False) + data(3, b"first part", end_stream=False)),
+        ("c", frame(RST_STREAM, 0, 1, struct.pack(">I", 0x8))),  # CANCEL
+        ("s", frame(RST_STREAM, 0, 3, struct.pack(">I", 0x2))),  # INTERNAL_ERROR
+    ])
+    ok(s.get(1, {}).get("flags") == ["incomplete", "reset"] and
+       s.get(3, {}).get("flags") == ["incomplete", "reset", "server_reset"],
+       "RST_STREAM mid-response: from the client reset, from the server reset + server_reset",
+       [s.get(1, {}).get("flags"), s.get(3, {}).get("flags")])
+    if not shutil.which("nghttpd"):
+        ok(True, "replay of the two # SKIP nghttpd not installed (nghttp2-server)")
+        return
+    docs = os.path.join(tmp, "docs")
+    os.makedirs(docs)
+    for name in ("by-client", "by-server"):
+        with open(os.path.join(docs, name), "wb") as f:
+            f.write(b"x" * 200000)  # DATA frames of 16 KiB, the last with END_STREAM
+    port = free_port()
+    srv = subprocess.Popen(["nghttpd", "--no-tls", "-d", docs, str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        res = os.path.join(tmp, "reset-sides-res.dyt")
+        r = subprocess.run([DYETAP, "replay", os.path.join(tmp, "reset-sides.dyt"), "-t",
+                            "http://127.0.0.1:%d" % port, "-o", res, "--json", "--quiet",
+                            "--i-know-this-is-production"], capture_output=True, text=True)
+        js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+        c = subprocess.run([DYETAP, "cat", res, "--json", "--type", "result", "--no-body"],
+                           capture_output=True, text=True)
+        by = {x["session_id"]: x for x in map(json.loads, c.stdout.splitlines())}
+        sid = {st_: x["id"] for st_, x in s.items()}
+        one, three = by.get(sid.get(1), {}), by.get(sid.get(3), {})
+        ok(r.returncode == 0 and js.get("ok") == 2 and
+           js.get("counters", {}).get("h2_cancelled_as_recorded") == 1 and
+           one.get("error_msg", "").startswith("cancelled as recorded") and
+           three.get("error") == "none" and not three.get("error_msg") and
+           (three.get("response") or {}).get("body_len") == 200000,
+           "replayed: the stream the client cancelled is cancelled again, the one the server "
+           "reset is answered whole (200000 bytes)",
+           (r.returncode, r.stderr[-300:], js.get("counters", {}).get("h2_cancelled_as_recorded"),
+            one.get("error_msg"), three.get("error"), three.get("error_msg"),
+            (three.get("response") or {}).get("body_len")))
+    finally:
+        srv.terminate()
+        srv.wait(timeout=5)
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="dyetap-h2-crafted-") as tmp:
         case_rst_no_error(tmp)
         case_header_gap(tmp)
         case_frame_size(tmp)
+        case_reset_sides(tmp)
     return finish()
 
 

@@ -262,8 +262,8 @@ static void test_rst_goaway(void)
 	dump(&g);
 	char w[64];
 	snprintf(w, sizeof(w), "s1 i0 GET /a -> 0 body 0/0: flags %x",
-		 STORE_F_RESET | STORE_F_NO_RESPONSE);
-	TAP_OK(has(&g, w), "rst: stream reset by the server: reset, no_response");
+		 STORE_F_RESET | STORE_F_SERVER_RESET | STORE_F_NO_RESPONSE);
+	TAP_OK(has(&g, w), "rst: stream reset by the server: reset, server_reset, no_response");
 	/* The client side is fed first: its RST_STREAM comes before the
 	 * server's HEADERS, which then find the stream closed. */
 	snprintf(w, sizeof(w), "s3 i1 POST /b -> 0 body 0/0: flags %x",
