@@ -374,6 +374,17 @@ int replay_engine_run(struct replay_engine *e, int64_t until_ns);
 uint64_t replay_engine_pending(const struct replay_engine *e);
 
 /**
+ * Is @p s an HTTP/2 stream reset other than by the server (a client that
+ * cancelled it, a watch)? Replay and mirror end such a stream the same way
+ * (docs/http2.md "Replay"); a server's reset is the target's to repeat.
+ */
+static inline bool replay_client_reset(const struct store_session *s)
+{
+	return s->proto == STORE_PROTO_H2C && (s->flags & STORE_F_RESET) &&
+	       !(s->flags & STORE_F_SERVER_RESET);
+}
+
+/**
  * Session @p s of flow @p flow_key, whose request was submitted before it
  * was known whole (live mirroring), ended with a reset (an HTTP/2 stream
  * the client cancelled, a watch): its request still in flight is cancelled

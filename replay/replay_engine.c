@@ -1611,8 +1611,7 @@ int64_t replay_engine_next_due(const struct replay_engine *e)
 void replay_engine_cancel_as_recorded(struct replay_engine *e, const struct store_session *s,
 				      uint64_t flow_key)
 {
-	if (e->h2 && s->proto == STORE_PROTO_H2C && (s->flags & STORE_F_RESET) &&
-	    !(s->flags & STORE_F_SERVER_RESET))
+	if (e->h2 && replay_client_reset(s))
 		replay_h2_cancel(e->h2, e->p.pooled ? 0 : flow_key, s->ts_req_first_ns,
 				 s->ts_resp_last_ns, s->resp.body_len);
 }

@@ -1096,9 +1096,8 @@ static bool waits_for_earlier(const struct h2flow *f, const struct h2req *r)
 	return false;
 }
 
-static void cancel_stream(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
+static void cancel_stream(struct h2conn *c, struct h2req *r)
 {
-	(void)h;
 	r->cancel_due = false;
 	if (nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, r->stream, NGHTTP2_CANCEL) == 0)
 		r->cancelling = true;
@@ -1107,7 +1106,7 @@ static void cancel_stream(struct replay_h2 *h, struct h2conn *c, struct h2req *r
 /* The streams of @p c to cancel as recorded: those whose recorded bytes
  * came (cancel_due), and, when @p r is to be sent, those recorded reset
  * before it started (the recording's client had given up on them). */
-static void cancel_ended(struct replay_h2 *h, struct h2conn *c, const struct h2req *r)
+static void cancel_ended(struct h2conn *c, const struct h2req *r)
 {
 	if (!c || c->dead || !c->n_cancel_rec)
 		return;
@@ -1116,7 +1115,7 @@ static void cancel_ended(struct replay_h2 *h, struct h2conn *c, const struct h2r
 		struct h2req *q = c->fl[i];
 		if (q->cancel_rec && !q->cancelling &&
 		    (q->cancel_due || (r && q->rec_end <= r->rec_ts)))
-			cancel_stream(h, c, q);
+			cancel_stream(c, q);
 	}
 }
 
@@ -1135,10 +1134,10 @@ static const char *none_msg(const struct replay_h2 *h, char *buf, size_t n)
 static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 {
 	/* before the capacity test: a stream to cancel may be what fills it */
-	cancel_ended(h, f->conn, f->qhead);
+	cancel_ended(f->conn, f->qhead);
 	while (f->qhead && f->qhead->due <= now && !at_capacity(f)) {
 		struct h2req *r = f->qhead;
-		cancel_ended(h, f->conn, r);
+		cancel_ended(f->conn, r);
 		if (waits_for_earlier(f, r)) {
 			f->blocked = true; /* until one of its streams ends */
 			break;
@@ -1222,7 +1221,7 @@ static void conn_io(struct replay_h2 *h, struct h2conn *c, uint32_t ev)
 		}
 	}
 	if (c->cancel_due)
-		cancel_ended(h, c, NULL);
+		cancel_ended(c, NULL);
 	if (conn_flush(h, c) < 0) {
 		conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
 		return;
@@ -1286,8 +1285,7 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 {
 	/* recorded reset by the client after its response began: ended the
 	 * same way (a reset by the server is the target's to repeat or not) */
-	bool cancel_rec =
-	    (s->flags & STORE_F_RESET) && !(s->flags & STORE_F_SERVER_RESET) && s->resp.present;
+	bool cancel_rec = replay_client_reset(s) && s->resp.present;
 	uint64_t cancel_at = s->resp.body_len;
 	struct store_session q = *s; /* the request is all a stream needs */
 	q.resp = (struct store_message){0};
@@ -1487,7 +1485,7 @@ void replay_h2_cancel(struct replay_h2 *h, uint64_t flow_key, int64_t rec_ts, in
 				c->n_cancel_rec++;
 			}
 			r->cancel_at = rec_bytes;
-			cancel_stream(h, c, r);
+			cancel_stream(c, r);
 			any = true;
 		}
 		if (any && conn_flush(h, c) < 0)

@@ -198,9 +198,8 @@ void shadow_sender_session(struct shadow_sender *s, unsigned producer, uint64_t 
 	/* Sessions go to the core for pairing, and an HTTP/2 stream the
 	 * production client reset (a cancelled watch) for its lane copy to be
 	 * cancelled likewise (shadow_core_session_take()). */
-	bool reset = sess->proto == STORE_PROTO_H2C && (sess->flags & STORE_F_RESET) &&
-		     !(sess->flags & STORE_F_SERVER_RESET);
-	if ((!s->p.pairing && !reset) || !sess->lane.len || !sess->req.present ||
+	if ((!s->p.pairing && !replay_client_reset(sess)) || !sess->lane.len ||
+	    !sess->req.present ||
 	    (lane = shadow_core_lane_find(s->p.core, sess->lane.ptr, sess->lane.len)) < 0)
 		return;
 	if (!room(s, q) || !(it.s = shadow_session_dup(sess))) {
