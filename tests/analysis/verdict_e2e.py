@@ -29,6 +29,10 @@ Groups (one meson test each):
   fulldisk    (root) record and replay onto a small tmpfs: the count printed is
               the count lost
   sizes       --max-body takes the k/M/G suffixes everywhere
+  volatile    without a secondary, a random 32-character token is judged
+              volatile noise (green), but a one-character change in a
+              1 000-character base64 field is real (red: docs/diff.md "Likely
+              noise" judges only values up to 256 characters by their look)
 
 usage: verdict_e2e.py DYETAP SOURCE_ROOT GROUP    (TAP output)
 """
@@ -869,11 +873,77 @@ def group_sizes():
         base.close()
 
 
+BLOB = __import__("base64").b64encode(bytes((i * 37 + 11) % 256 for i in range(750))).decode()
+
+
+def token():
+    """A random 32-character token mixing upper case, lower case and digits."""
+    return "Aa1" + __import__("secrets").token_hex(15)[:29].upper().replace("0", "x")
+
+
+def vol_body(i, blob):
+    return json.dumps({"id": i, "blob": blob, "nonce": token()}).encode()
+
+
+def vol_handler(blob):
+    class H(http.server.BaseHTTPRequestHandler):
+        """A candidate answering /doc/N with the blob given and a fresh nonce."""
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = vol_body(int(self.path.rsplit("/", 1)[1]), blob)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return H
+
+
+def group_volatile():
+    prod = free_port()
+    c = g.Conv(cli="127.0.0.1", cport=46002, srv="127.0.0.1", sport=prod).handshake()
+    for i in range(1, 7):
+        c.send(True, g.req(b"GET", b"/doc/%d" % i))
+        body = vol_body(i, BLOB)
+        c.send(False, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    g.write_pcap(path("vol.pcap"), 1, g.frame(c.close(), 1))
+    rec = path("vol.dyt")
+    rc, _, err = run("record", "-r", path("vol.pcap"), "-w", rec)
+    ok(rc == 0, "volatile: a recording of 6 JSON answers with a 1000-character blob and a "
+       "random nonce", err)
+    changed = BLOB[:500] + ("B" if BLOB[500] != "B" else "C") + BLOB[501:]
+    for name, blob, want_rc in (("green", BLOB, 0), ("red", changed, 1)):
+        srv, port = serve_http(vol_handler(blob))
+        try:
+            res = path("vol-%s.dyt" % name)
+            rc, _, err = run("replay", rec, "-t", "http://127.0.0.1:%d" % port, "-o", res, "-q")
+            ok(rc == 0, "volatile %s: replayed to a real HTTP server" % name, err)
+            rc, out, err = run("diff", res, "--json", "-", "--quiet", "--fail-on", "differing>0")
+            rep = json.loads(out) if out.startswith("{") else {}
+            real = {(d["location"], d["kind"]): d["count"] for d in rep.get("differences", [])
+                    if not d["noise"]}
+            noise = {(d["location"], d["kind"]): d["count"] for d in rep.get("differences", [])
+                     if d["noise"]}
+            ok(noise.get(("body:$.nonce", "value_changed")) == 6,
+               "volatile %s: the nonce (32 characters, random) is noise in all 6" % name,
+               (noise, real))
+            if name == "green":
+                ok(rc == 0 and not real, "volatile green: nothing real, the gate holds", (rc, real))
+            else:
+                ok(rc == 1 and real == {("body:$.blob", "value_changed"): 6},
+                   "volatile red: the blob's one changed character (of 1000) is real in all 6, "
+                   "the gate trips", (rc, real, err[-300:]))
+        finally:
+            srv.shutdown()
+
+
 GROUPS = {
     "failclosed": group_failclosed, "exclusions": group_exclusions, "custody": group_custody,
     "candidates": group_candidates, "shards": group_shards, "secrets": group_secrets,
     "wellformed": group_wellformed, "writers": group_writers, "fulldisk": group_fulldisk,
-    "sizes": group_sizes,
+    "sizes": group_sizes, "volatile": group_volatile,
 }
 
 try:

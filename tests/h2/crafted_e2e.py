@@ -321,8 +321,8 @@ def case_reset_sides(tmp):
                 time.sleep(0.1)
         res = os.path.join(tmp, "reset-sides-res.dyt")
         r = subprocess.run([DYETAP, "replay", os.path.join(tmp, "reset-sides.dyt"), "-t",
-                            "http://127.0.0.1:%d" % port, "-o", res, "--json", "--quiet",
-                            "--i-know-this-is-production"], capture_output=True, text=True)
+                            "http://127.0.0.1:%d" % port, "-o", res, "--json", "--quiet"],
+                           capture_output=True, text=True)
         js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
         c = subprocess.run([DYETAP, "cat", res, "--json", "--type", "result", "--no-body"],
                            capture_output=True, text=True)
