@@ -245,6 +245,21 @@ def cancel_tests(tmp):
        not groups(rep, False),
        "cancel: diff of the same build: 3 compared, none differ, the Watch incomplete",
        (s, groups(rep, False)))
+    # red: the candidate build (grpc_shop.py CHANGES: id 2's second tag weight,
+    # id 3's price)
+    cport = free_port(avoid=(port,))
+    start([PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(cport), "--variant", "candidate",
+           "--pb", SHOP_PB], "ready")
+    resc = os.path.join(tmp, "watch-cand.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % cport, "-o", resc,
+           "--allow-writes", "--json", "--quiet")
+    rep = diff_json(resc, "--proto", SHOP_PB)
+    s = rep.get("summary", rep)
+    ok(r.returncode == 0 and s.get("compared") == 3 and s.get("differing") == 2 and
+       groups(rep, False) == {("body:$.price", "value_changed"): 1,
+                              ("body:$.tags[*].weight", "value_changed"): 1},
+       "cancel: against the candidate build, the planted changes of ids 2 and 3 are found, "
+       "and nothing else (no deadline error)", (r.returncode, s, groups(rep, False)))
     # alone: cancelled once its recorded response bytes came
     res2 = os.path.join(tmp, "watch-alone.dyt")
     r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res2,
