@@ -5,8 +5,7 @@
  * the summary (text or --json, with the top causes of failed requests) and
  * maps outcomes to exit codes: 0 done, 2 usage or input error, 3 runtime
  * failure (every request failed, none was sent, or the results could not
- * be written), 130
- * stopped before the first send. Redaction (--redact, and the rules the
+ * be written), 130 stopped before the first send. Redaction (--redact, and the rules the
  * recordings carry) keeps a candidate's secrets out of the results file.
  * The manual is docs/replay.md.
  */
