@@ -132,6 +132,7 @@ struct h2_stream {
 	uint32_t id;
 	uint32_t index;
 	uint32_t flags;
+	int64_t ts_reset;   /* when an RST_STREAM reset it; 0: not */
 	struct h2_msg m[2]; /* R_CLIENT: request, R_SERVER: response */
 };
 
@@ -428,6 +429,7 @@ static void stream_emit(struct h2_conn *c, struct h2_stream *s, uint32_t flags)
 		out.ts_resp_last_ns = r->ts_last;
 	}
 	out.flags = flags;
+	out.ts_reset_ns = s->ts_reset;
 	c->st->sessions_emitted++;
 	if (!flags)
 		c->st->sessions_complete++;
@@ -763,7 +765,7 @@ static void on_settings(struct h2_conn *c, struct h2_dir *dd, int role)
 	}
 }
 
-static void on_rst(struct h2_conn *c, struct h2_dir *dd, int role)
+static void on_rst(struct h2_conn *c, struct h2_dir *dd, int role, int64_t ts)
 {
 	c->st->rst_streams++;
 	struct h2_stream *s = stream_find(c, dd->sid);
@@ -777,6 +779,7 @@ static void on_rst(struct h2_conn *c, struct h2_dir *dd, int role)
 	 * stream_emit() flags it incomplete, as an HTTP/1.x request body cut
 	 * by a reset. */
 	s->flags |= STORE_F_RESET;
+	s->ts_reset = ts;     /* replay cancels a client's reset at this time */
 	if (role == R_SERVER) /* not a client that gave up: replay does not cancel it */
 		s->flags |= STORE_F_SERVER_RESET;
 	if (s->m[R_CLIENT].present && !s->m[R_CLIENT].ended)
@@ -842,7 +845,7 @@ static void frame_end(struct h2_conn *c, struct h2_dir *dd, int role, int64_t ts
 		on_settings(c, dd, role);
 		break;
 	case T_RST_STREAM:
-		on_rst(c, dd, role);
+		on_rst(c, dd, role, ts);
 		break;
 	case T_GOAWAY:
 		on_goaway(c, dd, role);

@@ -91,6 +91,11 @@ struct h2req {
 	bool cancel_due; /* ... its bytes came: cancel at the next turn */
 	bool cancelling; /* ... RST_STREAM(CANCEL) submitted */
 	uint64_t cancel_at;
+	/* Recorded reset before any response came (a client that gave up
+	 * waiting): cancelled this long after it is sent, the time the
+	 * recorded client waited (ts_reset_ns), or when a stream that started
+	 * after the recorded reset is due; 0: not such a stream */
+	int64_t cancel_wait;
 	struct replay_causal_ent *dep;
 	size_t body_off; /* request body bytes handed to nghttp2 */
 	/* the response */
@@ -145,6 +150,7 @@ struct replay_h2 {
 	struct h2flow *htab[H2R_BUCKETS];
 	struct h2flow *flows;
 	uint64_t queued, inflight;
+	uint64_t n_timed; /* in flight with a cancel_wait */
 	/* requests in flight, by deadline (mostly send order: the timeout is
 	 * constant): the head has the earliest */
 	struct h2req *ihead, *itail;
@@ -406,6 +412,7 @@ static void inflight_add(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
 	r->slot = c->n_inflight;
 	c->fl[c->n_inflight++] = r;
 	c->n_cancel_rec += r->cancel_rec;
+	h->n_timed += r->cancel_wait != 0;
 	h->inflight++;
 }
 
@@ -425,6 +432,7 @@ static void inflight_del(struct replay_h2 *h, struct h2req *r)
 	c->fl[r->slot] = last;
 	last->slot = r->slot;
 	c->n_cancel_rec -= r->cancel_rec;
+	h->n_timed -= r->cancel_wait != 0;
 	c->flow->blocked = false; /* a stream it may wait for ended */
 	h->inflight--;
 }
@@ -565,7 +573,7 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
  * (conn_io), not from inside nghttp2. */
 static void cancel_check(struct h2req *r, const nghttp2_frame *fr)
 {
-	if (r->cancel_rec && !r->cancelling && r->final_seen && r->conn &&
+	if (r->cancel_rec && !r->cancel_wait && !r->cancelling && r->final_seen && r->conn &&
 	    !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM) && r->body_len >= r->cancel_at)
 		r->cancel_due = r->conn->cancel_due = true;
 }
@@ -732,10 +740,18 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		char msg[160];
 		struct store_message m;
 		h->p.stats->h2_cancelled_as_recorded++;
-		snprintf(msg, sizeof(msg),
-			 "cancelled as recorded: the recorded stream was reset after %" PRIu64
-			 " response body bytes; %" PRIu64 " came here",
-			 r->cancel_at, r->body_len);
+		if (r->cancel_wait)
+			snprintf(msg, sizeof(msg),
+				 "cancelled as recorded: the recorded client reset the stream "
+				 "%.3f s after its request, before any response; %" PRIu64
+				 " response body bytes came here",
+				 (double)r->cancel_wait / 1e9, r->body_len);
+		else
+			snprintf(
+			    msg, sizeof(msg),
+			    "cancelled as recorded: the recorded stream was reset after %" PRIu64
+			    " response body bytes; %" PRIu64 " came here",
+			    r->cancel_at, r->body_len);
 		bool view = r->final_seen && !resp_view(h, r, &m);
 		finish(h, r, STORE_ERR_NONE, msg, view ? &m : NULL);
 		return 0;
@@ -1284,9 +1300,20 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 		     int64_t due_ns, void *user, const struct replay_dep *dep)
 {
 	/* recorded reset by the client after its response began: ended the
-	 * same way (a reset by the server is the target's to repeat or not) */
-	bool cancel_rec = replay_client_reset(s) && s->resp.present;
+	 * same way (a reset by the server is the target's to repeat or not);
+	 * before any response: at the time the recorded client gave up, when
+	 * the recording says when that was */
+	bool client_reset = replay_client_reset(s);
+	bool cancel_rec = client_reset && s->resp.present;
 	uint64_t cancel_at = s->resp.body_len;
+	int64_t cancel_wait = 0, rec_end = s->ts_resp_last_ns ? s->ts_resp_last_ns : INT64_MAX;
+	if (client_reset && !s->resp.present && s->ts_reset_ns > 0) {
+		cancel_rec = true;
+		cancel_at = 0;
+		int64_t from = s->ts_req_last_ns > 0 ? s->ts_req_last_ns : s->ts_req_first_ns;
+		cancel_wait = s->ts_reset_ns > from ? s->ts_reset_ns - from : 1;
+		rec_end = s->ts_reset_ns;
+	}
 	struct store_session q = *s; /* the request is all a stream needs */
 	q.resp = (struct store_message){0};
 	q.lane = (struct store_slice){0};
@@ -1306,10 +1333,11 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 		r->session_id = s->id;
 		r->due = due_ns;
 		r->rec_ts = s->ts_req_first_ns;
-		r->rec_end = s->ts_resp_last_ns ? s->ts_resp_last_ns : INT64_MAX;
+		r->rec_end = rec_end;
 		r->rec_stream = s->stream_id;
 		r->cancel_rec = cancel_rec;
 		r->cancel_at = cancel_at;
+		r->cancel_wait = cancel_wait;
 		if (dep && dep->ent) {
 			r->has_dep = true;
 			r->dep = dep->ent;
@@ -1406,6 +1434,33 @@ static void expire(struct replay_h2 *h, int64_t now)
 	}
 }
 
+/* When stream @p r, recorded reset before any response, is cancelled. */
+static int64_t cancel_time(const struct h2req *r)
+{
+	return r->t_sent + r->cancel_wait;
+}
+
+/* Cancel the streams recorded reset before any response whose recorded
+ * client's wait is over (cancel_wait). */
+static void cancel_timed(struct replay_h2 *h, int64_t now)
+{
+	for (struct h2flow *f = h->flows; f; f = f->next) {
+		struct h2conn *c = f->conn;
+		if (!c || c->dead || !c->n_cancel_rec)
+			continue;
+		bool any = false;
+		for (uint32_t i = 0; i < c->n_inflight; i++) {
+			struct h2req *q = c->fl[i];
+			if (q->cancel_wait && !q->cancelling && cancel_time(q) <= now) {
+				cancel_stream(c, q);
+				any = true;
+			}
+		}
+		if (any && conn_flush(h, c) < 0)
+			conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
+	}
+}
+
 void replay_h2_run(struct replay_h2 *h, int64_t now)
 {
 	h->now = now;
@@ -1417,6 +1472,8 @@ void replay_h2_run(struct replay_h2 *h, int64_t now)
 	for (struct h2flow *f = h->flows; f; f = f->next)
 		if (f->qhead && f->qhead->due <= now)
 			flow_dispatch(h, f, now);
+	if (h->n_timed)
+		cancel_timed(h, now);
 	for (struct h2flow *f = h->flows; f; f = f->next)
 		queue_expire(h, f, now);
 	expire(h, now);
@@ -1450,6 +1507,11 @@ int64_t replay_h2_next_wake(const struct replay_h2 *h)
 			}
 		if (c && c->idle_since && !c->n_inflight && c->idle_since + h->p.idle_ns < w)
 			w = c->idle_since + h->p.idle_ns;
+		for (uint32_t i = 0; h->n_timed && c && !c->dead && i < c->n_inflight; i++) {
+			const struct h2req *q = c->fl[i];
+			if (q->cancel_wait && !q->cancelling && cancel_time(q) < w)
+				w = cancel_time(q);
+		}
 	}
 	return w;
 }

@@ -129,9 +129,11 @@ struct store_session {
 	int64_t ts_resp_last_ns;
 	struct store_message req;
 	struct store_message resp;
-	uint32_t flags;	    /**< enum store_flag bits */
-	uint8_t proto;	    /**< enum store_proto */
-	uint32_t stream_id; /**< HTTP/2 stream identifier; 0 for HTTP/1.x */
+	uint32_t flags;	     /**< enum store_flag bits */
+	uint8_t proto;	     /**< enum store_proto */
+	uint32_t stream_id;  /**< HTTP/2 stream identifier; 0 for HTTP/1.x */
+	int64_t ts_reset_ns; /**< HTTP/2: when the stream was reset (RST_STREAM); 0: not reset,
+			      *   or a file written before the key existed */
 };
 
 /** Replay outcome kinds (values are part of the format). */

@@ -137,6 +137,8 @@ int store_session_json(struct dbuf *b, const struct store_session *s, unsigned f
 		rc = dbuf_printf(b, ",\"proto\":\"%s\",\"stream\":%" PRIu32, pn ? pn : "unknown",
 				 s->stream_id);
 	}
+	if (!rc && s->ts_reset_ns)
+		rc = dbuf_printf(b, ",\"ts_reset_ns\":%" PRId64, s->ts_reset_ns);
 	if (!rc)
 		rc = dbuf_putc(b, '}');
 	return rc;

@@ -427,7 +427,9 @@ static int dec_session_fast(struct store_dec *r, struct mp *c, uint32_t n, struc
 {
 	size_t nh = r->hbase, req_first = 0, resp_first = 0, req_t = 0, resp_t = 0;
 	uint64_t u = 0;
-	if (n < 18 || n > 21) /* + 1 with "vlan", + 2 with "proto" and "stream" (HTTP/2) */
+	/* + 1 with "vlan", + 2 with "proto" and "stream" (HTTP/2); a reset
+	 * stream's "ts_reset_ns" is rare enough for the general loop */
+	if (n < 18 || n > 21)
 		return 0;
 	bool vlan = (n - 18) & 1, proto = n >= 20;
 	if (!FAST_KEY(c, "v") || !mp_uint(c, &u) || !FAST_KEY(c, "t") || !mp_uint(c, &u) ||
@@ -562,6 +564,11 @@ static int dec_session(struct store_dec *r, struct mp *c, uint32_t n, struct sto
 				goto skip;
 			ok = mp_uint_max(c, UINT32_MAX, &u);
 			s->stream_id = (uint32_t)u;
+			break;
+		case 11:
+			if (!KEY(&k, "ts_reset_ns"))
+				goto skip;
+			ok = mp_int(c, &s->ts_reset_ns);
 			break;
 		case 7:
 			if (!KEY(&k, "conn_id"))

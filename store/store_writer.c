@@ -307,28 +307,36 @@ static uint8_t msg_version(const struct store_message *m)
 	return m->present && (m->version_major >= 2 || m->n_trailers) ? STORE_SCHEMA_VERSION_H2 : 1;
 }
 
+/* The keys of a session record: 18, + "vlan", + "proto" and "stream", +
+ * "ts_reset_ns" (docs/format.md §2.1). */
+static uint32_t session_keys(const struct store_session *s)
+{
+	return 18 + (s->vlan != 0) + 2 * (s->proto != 0) + (s->ts_reset_ns != 0);
+}
+
 static size_t session_size(const void *rec)
 {
 	const struct store_session *s = rec;
 	size_t addr = pw_bin_size(s->ip_version == 6 ? 16 : 4);
-	size_t n = pw_container_size(18 + (s->vlan != 0) + 2 * (s->proto != 0)) + REC_HEAD_SIZE +
-		   PW_KEY_SIZE("id") + pw_uint_size(s->id) + PW_KEY_SIZE("ip_version") +
-		   pw_uint_size(s->ip_version) + PW_KEY_SIZE("src") + addr +
-		   PW_KEY_SIZE("src_port") + pw_uint_size(s->src.port) + PW_KEY_SIZE("dst") + addr +
-		   PW_KEY_SIZE("dst_port") + pw_uint_size(s->dst.port) + PW_KEY_SIZE("lane") +
-		   slice_size(&s->lane) + PW_KEY_SIZE("conn_id") + pw_uint_size(s->conn_id) +
-		   PW_KEY_SIZE("conn_index") + pw_uint_size(s->conn_index) +
-		   PW_KEY_SIZE("ts_req_first_ns") + pw_int_size(s->ts_req_first_ns) +
-		   PW_KEY_SIZE("ts_req_last_ns") + pw_int_size(s->ts_req_last_ns) +
-		   PW_KEY_SIZE("ts_resp_first_ns") + pw_int_size(s->ts_resp_first_ns) +
-		   PW_KEY_SIZE("ts_resp_last_ns") + pw_int_size(s->ts_resp_last_ns) +
-		   PW_KEY_SIZE("req") + message_size(&s->req, 1) + resp_size(&s->resp) +
-		   PW_KEY_SIZE("flags") + pw_uint_size(s->flags);
+	size_t n = pw_container_size(session_keys(s)) + REC_HEAD_SIZE + PW_KEY_SIZE("id") +
+		   pw_uint_size(s->id) + PW_KEY_SIZE("ip_version") + pw_uint_size(s->ip_version) +
+		   PW_KEY_SIZE("src") + addr + PW_KEY_SIZE("src_port") + pw_uint_size(s->src.port) +
+		   PW_KEY_SIZE("dst") + addr + PW_KEY_SIZE("dst_port") + pw_uint_size(s->dst.port) +
+		   PW_KEY_SIZE("lane") + slice_size(&s->lane) + PW_KEY_SIZE("conn_id") +
+		   pw_uint_size(s->conn_id) + PW_KEY_SIZE("conn_index") +
+		   pw_uint_size(s->conn_index) + PW_KEY_SIZE("ts_req_first_ns") +
+		   pw_int_size(s->ts_req_first_ns) + PW_KEY_SIZE("ts_req_last_ns") +
+		   pw_int_size(s->ts_req_last_ns) + PW_KEY_SIZE("ts_resp_first_ns") +
+		   pw_int_size(s->ts_resp_first_ns) + PW_KEY_SIZE("ts_resp_last_ns") +
+		   pw_int_size(s->ts_resp_last_ns) + PW_KEY_SIZE("req") + message_size(&s->req, 1) +
+		   resp_size(&s->resp) + PW_KEY_SIZE("flags") + pw_uint_size(s->flags);
 	if (s->vlan)
 		n += PW_KEY_SIZE("vlan") + pw_uint_size(s->vlan);
 	if (s->proto)
 		n += PW_KEY_SIZE("proto") + pw_str_size(proto_len(s->proto)) +
 		     PW_KEY_SIZE("stream") + pw_uint_size(s->stream_id);
+	if (s->ts_reset_ns)
+		n += PW_KEY_SIZE("ts_reset_ns") + pw_int_size(s->ts_reset_ns);
 	return n;
 }
 
@@ -336,7 +344,7 @@ static void pack_session(struct pw *c, const void *rec)
 {
 	const struct store_session *s = rec;
 	size_t alen = s->ip_version == 6 ? 16 : 4;
-	pw_map(c, 18 + (s->vlan != 0) + 2 * (s->proto != 0));
+	pw_map(c, session_keys(s));
 	/* HTTP/2 sessions are version 2: a version-1 reader skips them rather
 	 * than take pseudo-header fields for HTTP/1.x headers. */
 	pw_rec_head(c, STORE_REC_SESSION, s->proto ? STORE_SCHEMA_VERSION_H2 : 1);
@@ -381,6 +389,10 @@ static void pack_session(struct pw *c, const void *rec)
 		pw_str(c, name ? name : "unknown", proto_len(s->proto));
 		PW_KEY(c, "stream");
 		pw_uint(c, s->stream_id);
+	}
+	if (s->ts_reset_ns) { /* optional: a reset HTTP/2 stream */
+		PW_KEY(c, "ts_reset_ns");
+		pw_int(c, s->ts_reset_ns);
 	}
 }
 

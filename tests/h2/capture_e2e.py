@@ -7,7 +7,8 @@ every HTTP/2 stream tshark sees is exactly one session with the same
 request and response header fields (in order, pseudo-header fields
 included), trailer fields and body lengths, and nothing else is recorded;
 coloring by header fields and gRPC metadata (names case-insensitive) and
-by :authority is exactly the set of streams tshark shows carrying them.
+by :authority is exactly the set of streams tshark shows carrying them;
+a reset stream's ts_reset_ns is its RST_STREAM's time in tshark.
 
   capture_e2e.py DYETAP FIXTURES_DIR
 """
@@ -202,6 +203,47 @@ def check_colors():
        "grpc: host matches :authority, path and method the pseudo-header fields")
 
 
+def epoch_ns(text):
+    """tshark's frame.time_epoch ("1796670439.840416000") in integer ns."""
+    sec, _, frac = text.partition(".")
+    return int(sec) * 10**9 + int((frac + "000000000")[:9])
+
+
+def check_reset_times():
+    """ts_reset_ns (docs/format.md 2.1) is the time of the stream's
+    RST_STREAM frame as tshark reads it; a stream never reset has none.
+    grpc-watch.pcap: the client cancels a Watch mid-response;
+    grpc-watch-early.pcap: 0.3 s after its request, before any response."""
+    for name, port in (("grpc-watch", 18482), ("grpc-watch-early", 18484)):
+        pcap = os.path.join(FIX, name + ".pcap")
+        out = subprocess.run(
+            ["tshark", "-r", pcap, "-d", "tcp.port==%d,http2" % port, "-Y", "http2.type == 3",
+             "-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.dstport", "-e",
+             "http2.streamid", "-e", "http2.type"],
+            capture_output=True, text=True, check=True).stdout
+        want = {}  # stream -> time of the client's RST_STREAM (one connection)
+        for line in out.splitlines():
+            t, dport, sids, types = line.split("\t")
+            for sid, ty in zip(sids.split(","), types.split(",")):
+                if ty == "3" and int(dport) == port:
+                    want[int(sid)] = epoch_ns(t)
+        sessions, _ = record(pcap)
+        got = {s.get("stream"): s["ts_reset_ns"] for s in sessions if "ts_reset_ns" in s}
+        reset = [s for s in sessions if "ts_reset_ns" in s]
+        ok(len(want) == 1 and got == want,
+           "%s: ts_reset_ns is the client's RST_STREAM time tshark shows (%s), on that stream "
+           "only" % (name, want), "got %s" % got)
+        early = name == "grpc-watch-early"
+        ok(len(reset) == 1 and {"reset", "no_response" if early else "incomplete"} <=
+           set(reset[0]["flags"]) and "server_reset" not in reset[0]["flags"],
+           "%s: the reset stream is flagged reset%s by the client" %
+           (name, ", no_response" if early else ""), reset and reset[0]["flags"])
+        if early and reset:
+            wait = (reset[0]["ts_reset_ns"] - reset[0]["ts_request_ns"]) / 1e9
+            ok(0.29 <= wait < 0.6, "%s: reset %.3f s after the request (the client's 0.3 s)" %
+               (name, wait))
+
+
 tmp = tempfile.mkdtemp(prefix="h2-capture-")
 try:
     if not shutil.which("tshark"):
@@ -210,6 +252,7 @@ try:
     for n in ("nghttp", "upgrade", "grpc", "h2load", "grpc-parallel"):
         check_fixture(n)
     check_colors()
+    check_reset_times()
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(finish())

@@ -8,7 +8,7 @@ time from the FileDescriptorSet `protoc -o` makes (the same file
   grpc_shop.py serve PORT --variant baseline|candidate [--pb shop.pb]
                      [--delay S] [--watch-delay S] [--concurrency-log FILE]
   grpc_shop.py call PORT --calls N [--lane blue] [--every K] [--parallel P]
-                    [--pb shop.pb]
+                    [--pb shop.pb] [--watch | --watch-cancel-after S]
 
 The server listens on 127.0.0.1:PORT in plaintext (h2c, prior knowledge)
 and prints "ready" once it does. Item fields: id, name, price, tags
@@ -21,7 +21,10 @@ by the tests as the expected causes):
 Watch (server streaming, no proto change: a generic handler) sends the
 requested item every 50 ms until the client cancels; `call --watch`
 opens it, reads 2 items, cancels it (RST_STREAM CANCEL), then makes the
-GetItem calls with a 3 s deadline, as a client of a watch API does.
+GetItem calls with a 3 s deadline, as a client of a watch API does;
+`call --watch-cancel-after S` opens it and cancels it after S seconds
+whatever came (before any response when the server's --watch-delay is
+longer), then makes the same calls.
 The client sends `--calls` GetItem calls with ids 1..N on one channel,
 with metadata x-lane: LANE on every K-th call (all when K is 1); with
 `--parallel P` in batches of P concurrent calls, each batch after the
@@ -134,6 +137,7 @@ def serve(args):
 def call(args):
     Req, Item = load_messages(args.pb)
     ok = bad = 0
+    watching = args.watch or args.watch_cancel_after
     with grpc.insecure_channel("127.0.0.1:%d" % args.port) as ch:
         rpc = ch.unary_unary("/shop.Shop/GetItem",
                              request_serializer=lambda m: m.SerializeToString(),
@@ -147,6 +151,13 @@ def call(args):
                     break
             stream.cancel()
             print("watch cancelled after 2 items")
+        if args.watch_cancel_after:
+            stream = ch.unary_stream("/shop.Shop/Watch",
+                                     request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=Item.FromString)(Req(id=100))
+            time.sleep(args.watch_cancel_after)
+            stream.cancel()
+            print("watch cancelled after %.3f s" % args.watch_cancel_after)
         for first in range(1, args.calls + 1, args.parallel):
             calls = []
             for i in range(first, min(first + args.parallel, args.calls + 1)):
@@ -154,7 +165,7 @@ def call(args):
                 if args.lane and (i - 1) % args.every == 0:
                     md.append(("x-lane", args.lane))
                 calls.append(rpc.future(Req(id=i, lane=args.lane or ""), metadata=md,
-                                        timeout=3 if args.watch else 5))
+                                        timeout=3 if watching else 5))
             for c in calls:
                 try:
                     c.result()
@@ -186,6 +197,7 @@ def main():
     c.add_argument("--parallel", type=int, default=1)
     c.add_argument("--pb")
     c.add_argument("--watch", action="store_true")
+    c.add_argument("--watch-cancel-after", type=float, default=0.0)
     a = ap.parse_args()
     return serve(a) if a.cmd == "serve" else call(a)
 

@@ -14,8 +14,11 @@
 #   grpc-watch.pcap     a server-streaming Watch the client cancels after
 #                 2 items (RST_STREAM CANCEL), then 3 GetItem calls with
 #                 a 3 s deadline on the same connection
+#   grpc-watch-early.pcap  a Watch the client cancels after 0.3 s, before
+#                 any response (the server's first item comes after 1 s),
+#                 then the same 3 calls
 # Usage: tests/h2/make_fixtures.sh OUTDIR [PORT_BASE]
-# Ports PORT_BASE .. +3 (default 18480) must be free.
+# Ports PORT_BASE .. +4 (default 18480) must be free.
 set -eu
 out=$1
 base=${2:-18480}
@@ -94,5 +97,13 @@ capture "$out/grpc-parallel.pcap" "$p3"
 stop_capture
 capture "$out/grpc-watch.pcap" "$p3"
 /usr/bin/python3 "$here/grpc_shop.py" call "$p3" --calls 3 --watch >/dev/null
+stop_capture
+p5=$((base + 4))
+/usr/bin/python3 "$here/grpc_shop.py" serve "$p5" --variant baseline --watch-delay 1 \
+    > "$work/grpc-slow.log" 2>&1 &
+pids="$pids $!"
+for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q ready "$work/grpc-slow.log" 2>/dev/null && break; sleep 0.5; done
+capture "$out/grpc-watch-early.pcap" "$p5"
+/usr/bin/python3 "$here/grpc_shop.py" call "$p5" --calls 3 --watch-cancel-after 0.3 >/dev/null
 stop_capture
 echo "fixtures in $out"

@@ -305,6 +305,88 @@ def cancel_tests(tmp):
        (r.returncode, js.get("errors"), w.get("error"), w.get("error_msg")))
 
 
+def early_cancel_tests(tmp):
+    """grpc-watch-early.pcap: the client cancels a Watch 0.3 s after its
+    request, before the server's first item (it comes after 1 s), then
+    makes 3 GetItem calls. The recording keeps when the stream was reset
+    (ts_reset_ns); the replay cancels the Watch at that time after sending
+    it, or when a call that began after the reset is due, whichever comes
+    first. Without the time it waited the --timeout and ended as a timeout
+    error: a replay error on the same build."""
+    rec = os.path.join(tmp, "early.dyt")
+    dy("record", "-r", os.path.join(FIX, "grpc-watch-early.pcap"), "-w", rec)
+    sess = [json.loads(line) for line in dy("cat", "--json", "--no-body", rec).stdout.splitlines()]
+    watch = [s for s in sess if s["request"]["target"] == "/shop.Shop/Watch"]
+    wid = watch[0]["id"] if watch else None
+    rec_wait = (watch[0]["ts_reset_ns"] - watch[0]["ts_request_ns"]) / 1e9 \
+        if watch and "ts_reset_ns" in watch[0] else 0
+    ok(len(sess) == 4 and len(watch) == 1 and 0.29 <= rec_wait < 0.6 and
+       {"reset", "no_response"} <= set(watch[0]["flags"]),
+       "early cancel: the recorded Watch was reset %.3f s after its request, before any "
+       "response" % rec_wait, [(s["request"]["target"], s.get("flags")) for s in sess])
+    # the same build, whose first item comes after 2 s: nothing came before the cancel
+    port = free_port()
+    start([PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port), "--pb", SHOP_PB,
+           "--watch-delay", "2"], "ready")
+    res = os.path.join(tmp, "early-res.dyt")
+    t0 = time.monotonic()
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res, "--allow-writes",
+           "--json", "--quiet", "--timeout", "8")
+    took = time.monotonic() - t0
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    rs = {x["session_id"]: x for x in results(res)}
+    w = rs.get(wid, {})
+    wl = w.get("latency_ns", 0) / 1e9
+    ok(r.returncode == 0 and js.get("sent") == 4 and js.get("ok") == 4 and
+       js.get("errors", {}).get("total") == 0 and
+       js.get("counters", {}).get("h2_cancelled_as_recorded") == 1 and took < 4,
+       "early cancel: 4 sent, 4 ok, no error, h2_cancelled_as_recorded 1, in %.1f s "
+       "(not the 8 s --timeout)" % took,
+       (r.returncode, r.stderr[-300:], js.get("errors"), js.get("counters")))
+    ok(w.get("error") == "none" and
+       w.get("error_msg", "").startswith("cancelled as recorded: the recorded client reset") and
+       w.get("response") is None and rec_wait - 0.05 <= wl < rec_wait + 0.5,
+       "early cancel: the Watch cancelled as recorded %.3f s after it was sent (recorded "
+       "%.3f s), with no response" % (wl, rec_wait), (w.get("error"), w.get("error_msg"), wl))
+    rep = diff_json(res, "--proto", SHOP_PB)
+    s = rep.get("summary", rep)
+    ok(s.get("compared") == 3 and s.get("differing") == 0 and s.get("replay_errors") == 0 and
+       s.get("incomplete") == 1 and not groups(rep, False),
+       "early cancel: diff of the same build: 3 compared, none differ, no replay error",
+       (s, groups(rep, False)))
+    # alone: nothing later is due, the recorded wait ends it
+    res2 = os.path.join(tmp, "early-alone.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res2, "--max",
+           "--allow-writes", "--path", "/shop.Shop/Watch", "--json", "--quiet", "--timeout", "8")
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    w = {x["session_id"]: x for x in results(res2)}.get(wid, {})
+    wl = w.get("latency_ns", 0) / 1e9
+    ok(r.returncode == 0 and js.get("ok") == 1 and w.get("error") == "none" and
+       rec_wait - 0.05 <= wl < rec_wait + 0.5,
+       "early cancel: the Watch alone, at --max, is cancelled after the recorded %.3f s "
+       "(%.3f s)" % (rec_wait, wl), (r.returncode, r.stderr[-300:], w.get("error_msg"), wl))
+    # red: the candidate build answers the Watch at once (items until the
+    # cancel); its planted changes of ids 2 and 3 are found, nothing else
+    cport = free_port(avoid=(port,))
+    start([PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(cport), "--variant", "candidate",
+           "--pb", SHOP_PB], "ready")
+    resc = os.path.join(tmp, "early-cand.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % cport, "-o", resc,
+           "--allow-writes", "--json", "--quiet", "--timeout", "8")
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    w = {x["session_id"]: x for x in results(resc)}.get(wid, {})
+    rep = diff_json(resc, "--proto", SHOP_PB)
+    s = rep.get("summary", rep)
+    ok(r.returncode == 0 and js.get("errors", {}).get("total") == 0 and
+       w.get("error") == "none" and (w.get("response") or {}).get("body_len", 0) > 0 and
+       s.get("compared") == 3 and s.get("differing") == 2 and
+       groups(rep, False) == {("body:$.price", "value_changed"): 1,
+                              ("body:$.tags[*].weight", "value_changed"): 1},
+       "early cancel: against the candidate build (its Watch answered, then cancelled as "
+       "recorded), the planted changes of ids 2 and 3 are found and nothing else",
+       (r.returncode, js.get("errors"), w.get("error_msg"), s, groups(rep, False)))
+
+
 def nghttp_tests(tmp):
     htdocs = os.path.join(tmp, "htdocs")
     os.makedirs(htdocs)
@@ -358,6 +440,7 @@ try:
     concurrency_tests(tmp)
     mirror_tests(tmp)
     cancel_tests(tmp)
+    early_cancel_tests(tmp)
     nghttp_tests(tmp)
 finally:
     for p in procs:

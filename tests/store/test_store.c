@@ -1248,6 +1248,86 @@ static void test_h2_records(void)
 	dbuf_release(&j);
 }
 
+/* ts_reset_ns (docs/format.md §2.1): written only for a reset stream, read
+ * back whether the map has "vlan" or not (the reader's general loop), kept
+ * by a session copied as bytes, in the JSON form; absent reads as 0. */
+static void test_h2_reset_time(void)
+{
+	char path[300], cpath[300], err[256];
+	path_in_tmp(path, sizeof(path), "h2-reset.dyt");
+	path_in_tmp(cpath, sizeof(cpath), "h2-reset-copy.dyt");
+	struct store_writer_params wp = {.path = path};
+	struct store_writer *w = store_writer_create(&wp, err, sizeof(err));
+	TAP_OK(w != NULL, "reset time: writer created");
+	if (!w)
+		return;
+	struct store_session s[3];
+	for (int i = 0; i < 3; i++) {
+		s[i] = (struct store_session){.id = (uint64_t)i + 1,
+					      .ip_version = 4,
+					      .conn_id = 1,
+					      .conn_index = (uint32_t)i,
+					      .ts_req_first_ns = 1000,
+					      .ts_req_last_ns = 1500,
+					      .proto = STORE_PROTO_H2C,
+					      .stream_id = 2u * (uint32_t)i + 1};
+		s[i].req = (struct store_message){.present = true,
+						  .method = S("POST"),
+						  .target = S("/shop.Shop/Watch"),
+						  .version_major = 2};
+	}
+	s[0].flags = s[1].flags = STORE_F_RESET | STORE_F_NO_RESPONSE;
+	s[0].ts_reset_ns = 301500;
+	s[1].ts_reset_ns = 7000000001;
+	s[1].vlan = 7;
+	int rc = 0;
+	for (int i = 0; i < 3; i++)
+		rc |= store_writer_add_session(w, &s[i]);
+	TAP_OK(rc == 0 && store_writer_close(w, NULL, 0, err, sizeof(err)) == 0,
+	       "reset time: sessions written");
+	struct store_writer_params cp = {.path = cpath};
+	struct store_writer *wc = store_writer_create(&cp, err, sizeof(err));
+	struct store_reader *rd = store_reader_open(path, err, sizeof(err));
+	const struct store_record *rec;
+	int64_t got[3] = {-1, -1, -1};
+	uint16_t vlan = 0;
+	int n = 0;
+	while (rd && wc && n < 3 && store_reader_next(rd, &rec) == 1) {
+		got[n] = rec->u.session.ts_reset_ns;
+		if (n == 1)
+			vlan = rec->u.session.vlan;
+		struct store_raw_record raw = store_reader_raw(rd);
+		rc |= store_writer_add_session_raw(wc, &raw, rec->u.session.id, 9,
+						   rec->u.session.ts_req_first_ns);
+		n++;
+	}
+	store_reader_free(rd);
+	TAP_OK(n == 3 && got[0] == 301500 && got[1] == 7000000001 && vlan == 7 && got[2] == 0,
+	       "reset time: read back (with and without vlan), 0 where absent");
+	TAP_OK(wc && rc == 0 && store_writer_close(wc, NULL, 0, err, sizeof(err)) == 0,
+	       "reset time: sessions copied as bytes");
+	rd = store_reader_open(cpath, err, sizeof(err));
+	n = 0;
+	int same = 0;
+	while (rd && store_reader_next(rd, &rec) == 1) {
+		same += n < 3 && rec->u.session.ts_reset_ns == s[n].ts_reset_ns &&
+			rec->u.session.conn_id == 9;
+		n++;
+	}
+	store_reader_free(rd);
+	TAP_OK(n == 3 && same == 3, "reset time: kept by a session copied as bytes");
+	struct dbuf j;
+	dbuf_init(&j, 1 << 16);
+	rc = store_session_json(&j, &s[0], 0);
+	bool has =
+	    rc == 0 && j.data && strstr((char *)j.data, "\"stream\":1,\"ts_reset_ns\":301500}");
+	dbuf_reset(&j);
+	rc = store_session_json(&j, &s[2], 0);
+	bool none = rc == 0 && j.data && !strstr((char *)j.data, "ts_reset_ns");
+	TAP_OK(has && none, "reset time: in the JSON form after stream, only when reset");
+	dbuf_release(&j);
+}
+
 /* Read test_h2_records' file @p path and check its three records; with
  * @p packed, their bytes equal these; with @p pk, each record is packed
  * again with its keys reversed. */
@@ -1646,6 +1726,7 @@ int main(void)
 	test_raw_copy();
 	test_raw_edges();
 	test_h2_records();
+	test_h2_reset_time();
 	test_identity_and_custody();
 	test_lost_on_full_disk();
 	test_index_spill();
