@@ -55,12 +55,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = ("%s %s" % (self.command, path)).encode()
+        # "done" is the time before the answer goes out: logged after it,
+        # a request the client sends on getting it could be logged first
+        done = time.time()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
-        self.server.log.append(("done", time.time(), self.command, path))
+        self.server.log.append(("done", done, self.command, path))
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = handle_one
 
