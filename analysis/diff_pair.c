@@ -620,6 +620,16 @@ static bool grpc_status_name(const char *lname, size_t n)
 	       (n == 12 && !memcmp(lname, "grpc-message", 12));
 }
 
+/* Fields of a gRPC response with a message that a Trailers-Only answer
+ * cannot have: gRPC's PROTOCOL-HTTP2.md gives Response-Headers as
+ * HTTP-Status [Message-Encoding] [Message-Accept-Encoding] Content-Type
+ * *Custom-Metadata and Trailers-Only as HTTP-Status Content-Type Trailers. */
+static bool grpc_message_field(const char *lname, size_t n)
+{
+	return (n == 13 && !memcmp(lname, "grpc-encoding", 13)) ||
+	       (n == 20 && !memcmp(lname, "grpc-accept-encoding", 20));
+}
+
 static void compare_headers(struct diff_engine *e, const struct store_message *a,
 			    const struct store_message *b)
 {
@@ -672,6 +682,10 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			dbuf_reset(&vb);
 			collect(e, a, na, name, lname, ln, sc, &va, &ca);
 			collect(e, b, nb, name, lname, ln, sc, &vb, &cb);
+			/* an error answer without its message's fields: the
+			 * status change said it (diff_engine_compare) */
+			if ((!ca || !cb) && e->grpc_trailers_only && grpc_message_field(lname, ln))
+				continue;
 			if (ca && !cb)
 				header_finding(e, DIFF_K_MISSING, lname, ln, &va, &vb);
 			else if (!ca && cb)
@@ -1691,6 +1705,22 @@ static const struct store_header *grpc_field(const struct store_message *m, cons
 	return diff_find_header(m, name);
 }
 
+/* A gRPC answer in one header block: grpc-status there, no trailers. */
+static bool trailers_only(const struct store_message *m)
+{
+	return !m->n_trailers && diff_find_header(m, "grpc-status");
+}
+
+static bool same_value(const struct store_header *x, const struct store_header *y);
+
+/* The two answers' grpc-status codes differ (one may have none). */
+static bool grpc_code_changed(const struct store_message *a, const struct store_message *b)
+{
+	const struct store_header *sa = grpc_field(a, "grpc-status");
+	const struct store_header *sb = grpc_field(b, "grpc-status");
+	return !same_value(sa, sb) || (!sa) != (!sb);
+}
+
 static bool is_grpc(const struct store_message *m)
 {
 	const struct store_header *ct = diff_find_header(m, "content-type");
@@ -1717,7 +1747,7 @@ static bool compare_grpc_status(struct diff_engine *e, const struct store_messag
 	const struct store_header *sb = grpc_field(b, "grpc-status");
 	const struct store_header *ma = grpc_field(a, "grpc-message");
 	const struct store_header *mb = grpc_field(b, "grpc-message");
-	bool code = !same_value(sa, sb) || (!sa) != (!sb);
+	bool code = grpc_code_changed(a, b);
 	if (!code && same_value(ma, mb))
 		return false;
 	struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
@@ -1866,8 +1896,10 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 			snprintf(f->cval, sizeof(f->cval), "%u", cand->status);
 		}
 	}
-	compare_headers(e, prim, cand);
 	bool grpc = is_grpc(prim) || is_grpc(cand);
+	e->grpc_trailers_only =
+	    grpc && (trailers_only(prim) || trailers_only(cand)) && grpc_code_changed(prim, cand);
+	compare_headers(e, prim, cand);
 	bool grpc_code = grpc && compare_grpc_status(e, prim, cand);
 
 	const uint8_t *a = prim->body.ptr ? prim->body.ptr : (const uint8_t *)"";

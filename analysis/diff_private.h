@@ -79,6 +79,10 @@ struct diff_engine {
 	/* gRPC bodies: locations read $.4[*].7 (field numbers after '.', the
 	 * elements of repeated fields as [*]) */
 	bool grpc_paths;
+	/* the pair's gRPC code changed and one side is a Trailers-Only answer
+	 * (no message): the message-encoding fields only a response with a
+	 * message has are not compared (compare_headers) */
+	bool grpc_trailers_only;
 };
 
 int diff_engine_init(struct diff_engine *e, const struct diff_params *p);

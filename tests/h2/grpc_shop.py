@@ -7,8 +7,9 @@ time from the FileDescriptorSet `protoc -o` makes (the same file
 
   grpc_shop.py serve PORT --variant baseline|candidate [--pb shop.pb]
                      [--delay S] [--watch-delay S] [--concurrency-log FILE]
+                     [--gzip] [--name-repeat N]
   grpc_shop.py call PORT --calls N [--lane blue] [--every K] [--parallel P]
-                    [--pb shop.pb] [--watch | --watch-cancel-after S]
+                    [--pb shop.pb] [--watch | --watch-cancel-after S] [--gzip]
 
 The server listens on 127.0.0.1:PORT in plaintext (h2c, prior knowledge)
 and prints "ready" once it does. Item fields: id, name, price, tags
@@ -32,6 +33,10 @@ previous one ended. The server can wait `--delay` seconds in each call
 (`--watch-delay` seconds before a Watch's first item, its response
 fields going with that item) and
 write the most calls it had in progress at once to `--concurrency-log`.
+`--gzip` (both sides) turns on gRPC's gzip message compression;
+`--name-repeat N` makes each item's name N copies of "item-ID" so that
+the answers are worth compressing (grpcio sends a message uncompressed,
+flag 0, when compressing would not make it smaller).
 """
 import argparse
 import os
@@ -96,7 +101,7 @@ def serve(args):
         i = req.id
         if cand and CHANGES["status"](i):
             ctx.abort(grpc.StatusCode.NOT_FOUND, "item retired")
-        it = Item(id=i, name="item-%d" % i, price=10.0 + i,
+        it = Item(id=i, name=" ".join(["item-%d" % i] * args.name_repeat), price=10.0 + i,
                   served_at_ms=int(time.time() * 1000), in_stock=i % 2 == 0)
         it.tags.add(name="new", weight=3)
         w = 9 if cand and CHANGES["tag_weight"](i) else 1
@@ -120,7 +125,8 @@ def serve(args):
             watch, request_deserializer=Req.FromString,
             response_serializer=lambda m: m.SerializeToString()),
     })
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                         compression=grpc.Compression.Gzip if args.gzip else None)
     server.add_generic_rpc_handlers((handler,))
     if server.add_insecure_port("127.0.0.1:%d" % args.port) == 0:
         print("cannot listen on port %d" % args.port, file=sys.stderr)
@@ -138,7 +144,8 @@ def call(args):
     Req, Item = load_messages(args.pb)
     ok = bad = 0
     watching = args.watch or args.watch_cancel_after
-    with grpc.insecure_channel("127.0.0.1:%d" % args.port) as ch:
+    with grpc.insecure_channel("127.0.0.1:%d" % args.port,
+                               compression=grpc.Compression.Gzip if args.gzip else None) as ch:
         rpc = ch.unary_unary("/shop.Shop/GetItem",
                              request_serializer=lambda m: m.SerializeToString(),
                              response_deserializer=Item.FromString)
@@ -188,6 +195,8 @@ def main():
     s.add_argument("--delay", type=float, default=0.0)
     s.add_argument("--watch-delay", type=float, default=0.0)
     s.add_argument("--concurrency-log")
+    s.add_argument("--gzip", action="store_true")
+    s.add_argument("--name-repeat", type=int, default=1)
     c = sub.add_parser("call")
     c.add_argument("port", type=int)
     c.add_argument("--calls", type=int, default=20)
@@ -198,6 +207,7 @@ def main():
     c.add_argument("--pb")
     c.add_argument("--watch", action="store_true")
     c.add_argument("--watch-cancel-after", type=float, default=0.0)
+    c.add_argument("--gzip", action="store_true")
     a = ap.parse_args()
     return serve(a) if a.cmd == "serve" else call(a)
 

@@ -17,8 +17,12 @@
 #   grpc-watch-early.pcap  a Watch the client cancels after 0.3 s, before
 #                 any response (the server's first item comes after 1 s),
 #                 then the same 3 calls
+#   grpc-gzip.pcap  20 GetItem calls with gzip message compression on the
+#                 channel and the server (grpcio compresses the responses,
+#                 their names made 20 times longer; the 7-byte requests are
+#                 sent uncompressed: compressing would not make them smaller)
 # Usage: tests/h2/make_fixtures.sh OUTDIR [PORT_BASE]
-# Ports PORT_BASE .. +4 (default 18480) must be free.
+# Ports PORT_BASE .. +5 (default 18480) must be free.
 set -eu
 out=$1
 base=${2:-18480}
@@ -105,5 +109,13 @@ pids="$pids $!"
 for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q ready "$work/grpc-slow.log" 2>/dev/null && break; sleep 0.5; done
 capture "$out/grpc-watch-early.pcap" "$p5"
 /usr/bin/python3 "$here/grpc_shop.py" call "$p5" --calls 3 --watch-cancel-after 0.3 >/dev/null
+stop_capture
+p6=$((base + 5))
+/usr/bin/python3 "$here/grpc_shop.py" serve "$p6" --variant baseline --gzip --name-repeat 20 \
+    > "$work/grpc-gzip.log" 2>&1 &
+pids="$pids $!"
+for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q ready "$work/grpc-gzip.log" 2>/dev/null && break; sleep 0.5; done
+capture "$out/grpc-gzip.pcap" "$p6"
+/usr/bin/python3 "$here/grpc_shop.py" call "$p6" --calls 20 --gzip >/dev/null
 stop_capture
 echo "fixtures in $out"
