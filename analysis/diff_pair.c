@@ -1780,12 +1780,48 @@ static int grpc_inflate(void *ctx, const char *enc, size_t enclen, const uint8_t
 	return diff_decode(enc, enclen, in, n, out, &e->tmp);
 }
 
+/* The Length-Prefixed-Messages of gRPC body @p b[0..n): how many
+ * (*count) and the length of the first @p k of them (*len). false when
+ * the framing is cut or bad (the decoder then says why). */
+static bool grpc_frames(const uint8_t *b, size_t n, size_t k, size_t *count, size_t *len)
+{
+	size_t at = 0, c = 0;
+	*len = 0;
+	while (at < n) {
+		if (n - at < 5)
+			return false;
+		uint32_t ml = (uint32_t)b[at + 1] << 24 | (uint32_t)b[at + 2] << 16 |
+			      (uint32_t)b[at + 3] << 8 | b[at + 4];
+		if (ml > n - at - 5)
+			return false;
+		at += 5 + (size_t)ml;
+		if (++c == k)
+			*len = at;
+	}
+	*count = c;
+	if (c <= k)
+		*len = n;
+	return true;
+}
+
 /* gRPC bodies as JSON (analysis/pb.h) in e->pb_a / e->pb_b. 1 when both
- * decoded (then diffed), 0 when neither did, -errno. */
+ * decoded (then diffed), 0 when neither did, -errno. When the status code
+ * changed (@p code), a stream the error ended early (or a stream where
+ * the other side's error came) is compared over the messages both sides
+ * have: the missing rest follows from the status change. */
 static int grpc_body(struct diff_engine *e, const struct store_message *prim,
 		     const struct store_message *cand, const uint8_t *a, size_t alen,
-		     const uint8_t *b, size_t blen)
+		     const uint8_t *b, size_t blen, bool code)
 {
+	size_t ca, cb, la, lb;
+	if (code && grpc_frames(a, alen, SIZE_MAX, &ca, &la) &&
+	    grpc_frames(b, blen, SIZE_MAX, &cb, &lb) && ca != cb) {
+		size_t k = ca < cb ? ca : cb;
+		if (!k)
+			return 1; /* one side has no message: its status said it all */
+		grpc_frames(a, alen, k, &ca, &alen);
+		grpc_frames(b, blen, k, &cb, &blen);
+	}
 	const struct pb_type *t = NULL;
 	if (e->p.proto && e->req)
 		t = pb_schema_method(e->p.proto, e->req->target.ptr, e->req->target.len, true);
@@ -1949,7 +1985,7 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 	if (grpc && grpc_code && (!alen || !blen))
 		return 0; /* an error answer has no message: its status said it all */
 	if (grpc) {
-		int rc = grpc_body(e, prim, cand, a, alen, b, blen);
+		int rc = grpc_body(e, prim, cand, a, alen, b, blen, grpc_code);
 		if (rc)
 			return rc < 0 ? rc : 0;
 		/* neither side is protobuf: compared as bytes below */

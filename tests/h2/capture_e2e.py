@@ -25,7 +25,7 @@ from tap_util import finish, ok  # noqa: E402
 DYETAP, FIX = sys.argv[1], sys.argv[2]
 # The server ports the fixtures were captured on (make_fixtures.sh).
 PORTS = {"nghttp": 18480, "upgrade": 18481, "grpc": 18482, "h2load": 18480,
-         "grpc-parallel": 18562}
+         "grpc-parallel": 18562, "grpc-batch": 18482, "grpc-gzip": 18485}
 # How tshark is told to read the port: HTTP/2 from the start, or HTTP/1.1
 # that it follows into HTTP/2 after "Upgrade: h2c".
 PROTO = {"upgrade": "http"}
@@ -249,7 +249,7 @@ try:
     if not shutil.which("tshark"):
         print("1..0 # SKIP tshark not installed (tests/setup.sh)")
         sys.exit(0)
-    for n in ("nghttp", "upgrade", "grpc", "h2load", "grpc-parallel"):
+    for n in ("nghttp", "upgrade", "grpc", "h2load", "grpc-parallel", "grpc-batch", "grpc-gzip"):
         check_fixture(n)
     check_colors()
     check_reset_times()

@@ -10,6 +10,7 @@ time from the FileDescriptorSet `protoc -o` makes (the same file
                      [--gzip] [--name-repeat N]
   grpc_shop.py call PORT --calls N [--lane blue] [--every K] [--parallel P]
                     [--pb shop.pb] [--watch | --watch-cancel-after S] [--gzip]
+                    [--batch N]
 
 The server listens on 127.0.0.1:PORT in plaintext (h2c, prior knowledge)
 and prints "ready" once it does. Item fields: id, name, price, tags
@@ -33,6 +34,9 @@ previous one ended. The server can wait `--delay` seconds in each call
 (`--watch-delay` seconds before a Watch's first item, its response
 fields going with that item) and
 write the most calls it had in progress at once to `--concurrency-log`.
+Batch (bidirectional streaming, a generic handler too) answers each
+request message of its stream with the item; `call --batch N` sends ids
+1..N in one Batch call before the GetItem calls.
 `--gzip` (both sides) turns on gRPC's gzip message compression;
 `--name-repeat N` makes each item's name N copies of "item-ID" so that
 the answers are worth compressing (grpcio sends a message uncompressed,
@@ -117,12 +121,19 @@ def serve(args):
             yield answer(req, ctx)
             time.sleep(0.05)
 
+    def batch(reqs, ctx):
+        for req in reqs:
+            yield answer(req, ctx)
+
     handler = grpc.method_handlers_generic_handler("shop.Shop", {
         "GetItem": grpc.unary_unary_rpc_method_handler(
             get_item, request_deserializer=Req.FromString,
             response_serializer=lambda m: m.SerializeToString()),
         "Watch": grpc.unary_stream_rpc_method_handler(
             watch, request_deserializer=Req.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
+        "Batch": grpc.stream_stream_rpc_method_handler(
+            batch, request_deserializer=Req.FromString,
             response_serializer=lambda m: m.SerializeToString()),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
@@ -165,6 +176,12 @@ def call(args):
             time.sleep(args.watch_cancel_after)
             stream.cancel()
             print("watch cancelled after %.3f s" % args.watch_cancel_after)
+        if args.batch:
+            stream = ch.stream_stream("/shop.Shop/Batch",
+                                      request_serializer=lambda m: m.SerializeToString(),
+                                      response_deserializer=Item.FromString)
+            got = list(stream(iter([Req(id=i) for i in range(1, args.batch + 1)]), timeout=5))
+            print("batch of %d: %d items" % (args.batch, len(got)))
         for first in range(1, args.calls + 1, args.parallel):
             calls = []
             for i in range(first, min(first + args.parallel, args.calls + 1)):
@@ -208,6 +225,7 @@ def main():
     c.add_argument("--watch", action="store_true")
     c.add_argument("--watch-cancel-after", type=float, default=0.0)
     c.add_argument("--gzip", action="store_true")
+    c.add_argument("--batch", type=int, default=0)
     a = ap.parse_args()
     return serve(a) if a.cmd == "serve" else call(a)
 

@@ -14,6 +14,8 @@
 #   grpc-watch.pcap     a server-streaming Watch the client cancels after
 #                 2 items (RST_STREAM CANCEL), then 3 GetItem calls with
 #                 a 3 s deadline on the same connection
+#   grpc-batch.pcap  one bidirectional-streaming Batch call: 20 requests
+#                 (ids 1..20) in one stream, an item answered for each
 #   grpc-watch-early.pcap  a Watch the client cancels after 0.3 s, before
 #                 any response (the server's first item comes after 1 s),
 #                 then the same 3 calls
@@ -101,6 +103,9 @@ capture "$out/grpc-parallel.pcap" "$p3"
 stop_capture
 capture "$out/grpc-watch.pcap" "$p3"
 /usr/bin/python3 "$here/grpc_shop.py" call "$p3" --calls 3 --watch >/dev/null
+stop_capture
+capture "$out/grpc-batch.pcap" "$p3"
+/usr/bin/python3 "$here/grpc_shop.py" call "$p3" --calls 0 --batch 20 >/dev/null
 stop_capture
 p5=$((base + 4))
 /usr/bin/python3 "$here/grpc_shop.py" serve "$p5" --variant baseline --watch-delay 1 \

@@ -357,6 +357,49 @@ def gzip_tests(tmp):
        "gzip: the same build gives no difference", (rep["summary"], groups(rep, False)))
 
 
+def batch_tests(tmp):
+    """grpc-batch.pcap: one bidirectional-streaming call carrying ids 1..20,
+    an item answered for each. The candidate build answers ids 1..10 and
+    then ends the stream with NOT_FOUND at id 11 (grpc_shop.py CHANGES).
+    Diff reports the status change once and the planted changes within
+    the 10 items both sides have (id 3's and 8's price at $[*].3, id 2's and
+    9's tag weight at $[*].4[*].7; Batch is not in shop.proto, so field
+    numbers), not the 10 items the error cut off: they follow from it.
+    The same build: nothing."""
+    rec = os.path.join(tmp, "batch.dyt")
+    dy("record", "-r", os.path.join(FIX, "grpc-batch.pcap"), "-w", rec)
+    shop = os.path.join(HERE, "grpc_shop.py")
+    ports = [free_port() for _ in range(2)]
+    start([PY, shop, "serve", str(ports[0]), "--variant", "candidate", "--pb", SHOP_PB], "ready")
+    start([PY, shop, "serve", str(ports[1]), "--variant", "baseline", "--pb", SHOP_PB], "ready")
+    res = os.path.join(tmp, "batch-res.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % ports[0], "-o", res,
+           "--allow-writes", "--quiet")
+    rs = results(res)
+    body = rs[0]["response"]["body"] if rs and rs[0]["response"] else ""
+    ok(r.returncode == 0 and len(rs) == 1 and
+       dict(rs[0]["response"].get("trailers", [])).get("grpc-status") == "5",
+       "batch: the one streaming call replayed, the candidate's stream ended with status 5",
+       (r.returncode, r.stderr[-300:], rs and rs[0].get("error_msg")))
+    rep = diff_json(res, "--proto", SHOP_PB)
+    want = {("grpc-status", "status_changed"): 1, ("body:$[*].3", "value_changed"): 1,
+            ("body:$[*].4[*].7", "value_changed"): 1}
+    ok(groups(rep, False) == want and rep["summary"]["causes"] == 3,
+       "batch: the status change once and the planted changes in the items both sides "
+       "have; not the items the error cut off", (groups(rep, False), rep["summary"]))
+    ex = [d for d in rep["differences"] if d["location"] == "body:$[*].3"]
+    ok(ex and ex[0]["example"]["primary_value"] == "13" and
+       ex[0]["example"]["candidate_value"] == "14",
+       "batch: id 3's price 13 -> 14", ex[:1])
+    same = os.path.join(tmp, "batch-same.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % ports[1], "-o", same,
+           "--allow-writes", "--quiet")
+    rep = diff_json(same, "--proto", SHOP_PB)
+    ok(r.returncode == 0 and rep["summary"]["compared"] == 1 and
+       rep["summary"]["differing"] == 0 and not groups(rep, False),
+       "batch: the same build gives no difference", (rep["summary"], groups(rep, False)))
+
+
 def early_cancel_tests(tmp):
     """grpc-watch-early.pcap: the client cancels a Watch 0.3 s after its
     request, before the server's first item (it comes after 1 s), then
@@ -494,6 +537,7 @@ try:
     cancel_tests(tmp)
     early_cancel_tests(tmp)
     gzip_tests(tmp)
+    batch_tests(tmp)
     nghttp_tests(tmp)
 finally:
     for p in procs:
