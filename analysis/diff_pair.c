@@ -1804,18 +1804,28 @@ static bool grpc_frames(const uint8_t *b, size_t n, size_t k, size_t *count, siz
 	return true;
 }
 
+/* Did answer @p m end with an error: a grpc-status other than 0, or none? */
+static bool grpc_error(const struct store_message *m)
+{
+	const struct store_header *st = grpc_field(m, "grpc-status");
+	return !st || st->value.len != 1 || st->value.ptr[0] != '0';
+}
+
 /* gRPC bodies as JSON (analysis/pb.h) in e->pb_a / e->pb_b. 1 when both
  * decoded (then diffed), 0 when neither did, -errno. When the status code
  * changed (@p code), a stream the error ended early (or a stream where
  * the other side's error came) is compared over the messages both sides
- * have: the missing rest follows from the status change. */
+ * have: the missing rest follows from the status change. Not when the
+ * shorter side ended well: the longer one's extra messages came before
+ * its error, no error cut the shorter one. */
 static int grpc_body(struct diff_engine *e, const struct store_message *prim,
 		     const struct store_message *cand, const uint8_t *a, size_t alen,
 		     const uint8_t *b, size_t blen, bool code)
 {
 	size_t ca, cb, la, lb;
 	if (code && grpc_frames(a, alen, SIZE_MAX, &ca, &la) &&
-	    grpc_frames(b, blen, SIZE_MAX, &cb, &lb) && ca != cb) {
+	    grpc_frames(b, blen, SIZE_MAX, &cb, &lb) && ca != cb &&
+	    grpc_error(ca < cb ? prim : cand)) {
 		size_t k = ca < cb ? ca : cb;
 		if (!k)
 			return 1; /* one side has no message: its status said it all */

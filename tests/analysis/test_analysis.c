@@ -885,6 +885,69 @@ static void test_report_caps(void)
 	diff_ctx_free(c);
 }
 
+/* gRPC answers for the stream tests: @p n messages {1: from + i, 2: "x"
+ * or "y"}, framed (Length-Prefixed-Messages), in @p buf. */
+static size_t grpc_msgs(uint8_t *buf, int from, int n, char v)
+{
+	size_t o = 0;
+	for (int i = from; i < from + n; i++) {
+		const uint8_t m[] = {0, 0, 0, 0, 5, 0x08, (uint8_t)i, 0x12, 1, (uint8_t)v};
+		memcpy(buf + o, m, sizeof(m));
+		o += sizeof(m);
+	}
+	return o;
+}
+
+/* The findings of @p e as "loc kind; ..." */
+static const char *findings(const struct diff_engine *e)
+{
+	static char out[512];
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < e->nf && o < sizeof(out); i++)
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s %d", i ? "; " : "",
+				      e->f[i].loc, (int)e->f[i].kind);
+	return out;
+}
+
+static struct store_header hf(const char *name, const char *value)
+{
+	return (struct store_header){{(const uint8_t *)name, strlen(name)},
+				     {(const uint8_t *)value, strlen(value)}};
+}
+
+static void test_grpc_early_end(void)
+{
+	struct diff_engine e;
+	diff_engine_init(&e, NULL);
+	static uint8_t a[1024], b[1024];
+	struct store_header hd[] = {hf("content-type", "application/grpc")};
+	struct store_header ok[] = {hf("grpc-status", "0")};
+	struct store_header err[] = {hf("grpc-status", "13")};
+	struct store_message ma = {.present = true,
+				   .status = 200,
+				   .version_major = 2,
+				   .headers = hd,
+				   .n_headers = 1,
+				   .trailers = ok,
+				   .n_trailers = 1};
+	struct store_message mb = ma;
+	mb.trailers = err;
+	/* the candidate ended early by its error: the messages it did not send
+	 * follow from the status change */
+	ma.body = (struct store_slice){a, grpc_msgs(a, 0, 5, 'x')};
+	mb.body = (struct store_slice){b, grpc_msgs(b, 0, 3, 'x')};
+	diff_engine_compare(&e, NULL, &ma, &mb);
+	TAP_EQ_STR(findings(&e), "grpc-status 0", "grpc stream: an error after 3 of 5: the status");
+	/* the candidate sent 3 more messages than production, then failed: no
+	 * error cut production's answer, the 3 are differences of their own */
+	mb.body = (struct store_slice){b, grpc_msgs(b, 0, 8, 'x')};
+	diff_engine_compare(&e, NULL, &ma, &mb);
+	TAP_EQ_STR(findings(&e), "grpc-status 0; body:$[*] 4; body:$[*] 4; body:$[*] 4",
+		   "grpc stream: 3 messages more, then an error: the 3 are extra");
+	diff_engine_release(&e);
+}
+
 int main(void)
 {
 	test_json_parser();
@@ -900,5 +963,6 @@ int main(void)
 	test_headers_and_accounting();
 	test_rules_in_ctx();
 	test_html_escaping();
+	test_grpc_early_end();
 	return tap_done();
 }
