@@ -1817,18 +1817,21 @@ static bool grpc_error(const struct store_message *m)
  * the other side's error came) is compared over the messages both sides
  * have: the missing rest follows from the status change. Not when the
  * shorter side ended well: the longer one's extra messages came before
- * its error, no error cut the shorter one. */
+ * its error, no error cut the shorter one. Cut to one message, a stream
+ * stays an array: its locations are those of the call's other pairs. */
 static int grpc_body(struct diff_engine *e, const struct store_message *prim,
 		     const struct store_message *cand, const uint8_t *a, size_t alen,
 		     const uint8_t *b, size_t blen, bool code)
 {
 	size_t ca, cb, la, lb;
+	bool array = false;
 	if (code && grpc_frames(a, alen, SIZE_MAX, &ca, &la) &&
 	    grpc_frames(b, blen, SIZE_MAX, &cb, &lb) && ca != cb &&
 	    grpc_error(ca < cb ? prim : cand)) {
 		size_t k = ca < cb ? ca : cb;
 		if (!k)
 			return 1; /* one side has no message: its status said it all */
+		array = k == 1;
 		grpc_frames(a, alen, k, &ca, &alen);
 		grpc_frames(b, blen, k, &cb, &blen);
 	}
@@ -1843,9 +1846,13 @@ static int grpc_body(struct diff_engine *e, const struct store_message *prim,
 	for (int i = 0; i < 2; i++) {
 		const struct store_header *enc = grpc_field(m[i], "grpc-encoding");
 		dbuf_reset(out[i]);
-		rc[i] = pb_grpc_to_json(out[i], body[i], len[i], t,
-					enc ? (const char *)enc->value.ptr : NULL,
-					enc ? enc->value.len : 0, grpc_inflate, e, &e->dec_a);
+		rc[i] = array ? dbuf_putc(out[i], '[') : 0;
+		if (!rc[i])
+			rc[i] = pb_grpc_to_json(
+			    out[i], body[i], len[i], t, enc ? (const char *)enc->value.ptr : NULL,
+			    enc ? enc->value.len : 0, grpc_inflate, e, &e->dec_a);
+		if (!rc[i] && array)
+			rc[i] = dbuf_putc(out[i], ']');
 		if (rc[i] == -ENOMEM)
 			return rc[i];
 	}

@@ -945,6 +945,12 @@ static void test_grpc_early_end(void)
 	diff_engine_compare(&e, NULL, &ma, &mb);
 	TAP_EQ_STR(findings(&e), "grpc-status 0; body:$[*] 4; body:$[*] 4; body:$[*] 4",
 		   "grpc stream: 3 messages more, then an error: the 3 are extra");
+	/* cut to one message, a stream is still an array: the locations are
+	 * those of the same call's other pairs (and their learned noise) */
+	mb.body = (struct store_slice){b, grpc_msgs(b, 0, 1, 'y')};
+	diff_engine_compare(&e, NULL, &ma, &mb);
+	TAP_EQ_STR(findings(&e), "grpc-status 0; body:$[*].2 1",
+		   "grpc stream: an error after 1 of 5: the first compared at body:$[*].2");
 	diff_engine_release(&e);
 }
 
