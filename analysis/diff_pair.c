@@ -683,8 +683,11 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			collect(e, a, na, name, lname, ln, sc, &va, &ca);
 			collect(e, b, nb, name, lname, ln, sc, &vb, &cb);
 			/* an error answer without its message's fields: the
-			 * status change said it (diff_engine_compare) */
-			if ((!ca || !cb) && e->grpc_trailers_only && grpc_message_field(lname, ln))
+			 * status change said it (diff_engine_compare); only
+			 * the Trailers-Only side's lack is its grammar's */
+			if (((!ca && (e->grpc_trailers_only & 1)) ||
+			     (!cb && (e->grpc_trailers_only & 2))) &&
+			    grpc_message_field(lname, ln))
 				continue;
 			if (ca && !cb)
 				header_finding(e, DIFF_K_MISSING, lname, ln, &va, &vb);
@@ -1950,8 +1953,9 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 		}
 	}
 	bool grpc = is_grpc(prim) || is_grpc(cand);
-	e->grpc_trailers_only =
-	    grpc && (trailers_only(prim) || trailers_only(cand)) && grpc_code_changed(prim, cand);
+	e->grpc_trailers_only = 0;
+	if (grpc && grpc_code_changed(prim, cand))
+		e->grpc_trailers_only = (uint8_t)(trailers_only(prim) | trailers_only(cand) << 1);
 	compare_headers(e, prim, cand);
 	bool grpc_code = grpc && compare_grpc_status(e, prim, cand);
 

@@ -79,10 +79,11 @@ struct diff_engine {
 	/* gRPC bodies: locations read $.4[*].7 (field numbers after '.', the
 	 * elements of repeated fields as [*]) */
 	bool grpc_paths;
-	/* the pair's gRPC code changed and one side is a Trailers-Only answer
-	 * (no message): the message-encoding fields only a response with a
-	 * message has are not compared (compare_headers) */
-	bool grpc_trailers_only;
+	/* the pair's gRPC code changed and a side is a Trailers-Only answer
+	 * (no message; bit 0 the primary, bit 1 the candidate): the
+	 * message-encoding fields only a response with a message has are
+	 * not reported missing from it (compare_headers) */
+	uint8_t grpc_trailers_only;
 };
 
 int diff_engine_init(struct diff_engine *e, const struct diff_params *p);

@@ -951,6 +951,32 @@ static void test_grpc_early_end(void)
 	diff_engine_compare(&e, NULL, &ma, &mb);
 	TAP_EQ_STR(findings(&e), "grpc-status 0; body:$[*].2 1",
 		   "grpc stream: an error after 1 of 5: the first compared at body:$[*].2");
+	/* Trailers-Only: the message-encoding fields its grammar has no place
+	 * for are not missing from it; missing from the side with a message,
+	 * they still are */
+	struct store_header full[] = {hf("content-type", "application/grpc"),
+				      hf("grpc-accept-encoding", "identity, gzip")};
+	struct store_header only[] = {hf("content-type", "application/grpc"),
+				      hf("grpc-status", "5")};
+	struct store_header only_ae[] = {hf("content-type", "application/grpc"),
+					 hf("grpc-accept-encoding", "identity, gzip"),
+					 hf("grpc-status", "5")};
+	struct store_message to = {
+	    .present = true, .status = 200, .version_major = 2, .headers = only, .n_headers = 2};
+	ma.headers = full;
+	ma.n_headers = 2;
+	ma.body = (struct store_slice){a, grpc_msgs(a, 0, 1, 'x')};
+	diff_engine_compare(&e, NULL, &ma, &to);
+	TAP_EQ_STR(findings(&e), "grpc-status 0",
+		   "Trailers-Only NOT_FOUND: its missing grpc-accept-encoding is not reported");
+	to.headers = only_ae;
+	to.n_headers = 3;
+	ma.headers = hd;
+	ma.n_headers = 1;
+	diff_engine_compare(&e, NULL, &to, &ma);
+	TAP_EQ_STR(findings(&e), "header:grpc-accept-encoding 3; grpc-status 0",
+		   "Trailers-Only with grpc-accept-encoding, the answer with a message without: "
+		   "missing from the latter");
 	diff_engine_release(&e);
 }
 
