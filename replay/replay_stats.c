@@ -28,8 +28,9 @@ const struct ctr_desc replay_ctr_descs[] = {
     D(retries, "requests resent once after the target closed a keep-alive connection"),
     D(h2_refused_retried, "HTTP/2 requests sent again after the target refused their stream "
 			  "unprocessed (REFUSED_STREAM)"),
-    D(h2_cancelled_as_recorded, "HTTP/2 streams recorded reset after their response began, "
-				"cancelled likewise (RST_STREAM CANCEL; not errors)"),
+    D(h2_cancelled_as_recorded, "HTTP/2 streams the recorded client reset (after their response "
+				"began, or before it at the recorded time), cancelled likewise "
+				"(RST_STREAM CANCEL; not errors)"),
     D(evictions, "idle connections closed to free a concurrency slot"),
     D(resp_truncated, "response bodies longer than the body cap (kept to the cap)"),
     D(resp_interim, "1xx interim responses skipped"),

@@ -171,7 +171,7 @@ const struct ctr_desc shadow_lane_ctr_descs[] = {
     L(h2_refused_retried, "h2_refused_retried",
       "HTTP/2 requests sent again: the target refused their stream unprocessed"),
     L(h2_cancelled_as_recorded, "h2_cancelled_as_recorded",
-      "HTTP/2 streams captured reset after their response began, cancelled likewise"),
+      "HTTP/2 streams the production client reset, cancelled likewise"),
     D(SHADOW_DROP_QUEUE_FULL, "queue_full", "not mirrored: --queue requests per target pending"),
     D(SHADOW_DROP_RATE_LIMITED, "rate_limited", "not mirrored: over --lane-rate"),
     D(SHADOW_DROP_TARGET_DOWN, "target_down", "not mirrored: a target refused in the last second"),
