@@ -230,6 +230,26 @@ static bool token(const uint8_t *p, size_t n)
 	return n > 0;
 }
 
+/* gRPC metadata in "true binary" form: a "-bin" field whose value starts
+ * with a NUL byte, the raw bytes after it. gRPC's C core sends binary
+ * metadata so to a peer whose SETTINGS hold GRPC_ALLOW_TRUE_BINARY_METADATA
+ * (0xfe03 = 1; grpcio clients and servers both do), else base64 encoded
+ * (PROTOCOL-HTTP2.md "Binary-Header"). The replay's client does not send
+ * that setting, so such a value is sent base64 encoded, unpadded as
+ * PROTOCOL-HTTP2.md asks, which every gRPC peer accepts. */
+static bool grpc_true_binary(const struct store_header *f)
+{
+	return f->name.len > 4 &&
+	       !strncasecmp((const char *)f->name.ptr + f->name.len - 4, "-bin", 4) &&
+	       f->value.len && f->value.ptr[0] == 0;
+}
+
+/* The length of the unpadded base64 (RFC 4648 §4) of @p n bytes. */
+static size_t b64_len(size_t n)
+{
+	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+}
+
 const char *replay_h2_request_unsafe(const struct store_message *req)
 {
 	if (!token(req->method.ptr, req->method.len))
@@ -244,8 +264,8 @@ const char *replay_h2_request_unsafe(const struct store_message *req)
 		bool pseudo = h->name.len > 1 && h->name.ptr[0] == ':';
 		if (!token(h->name.ptr + pseudo, h->name.len - pseudo))
 			return "a field name is not a token";
-		if (replay_has_ctl(h->value.ptr, h->value.len))
-			return "a field value holds CR, LF or NUL";
+		if (!grpc_true_binary(h) && replay_has_ctl(h->value.ptr, h->value.len))
+			return "a field value holds CR, LF or NUL"; /* binary: base64 */
 	}
 	return NULL;
 }
@@ -902,8 +922,11 @@ static int nvb_size(struct nvb *b, const struct store_message *q, const struct r
 		if (rw->path_prefix)
 			bytes += 1 + strlen(rw->path_prefix) + q->target.len + 1;
 	}
-	for (size_t i = 0; i < q->n_headers; i++)
+	for (size_t i = 0; i < q->n_headers; i++) {
 		bytes += q->headers[i].name.len + 1 + 32; /* lowered name; a grpc-timeout value */
+		if (grpc_true_binary(&q->headers[i]))
+			bytes += b64_len(q->headers[i].value.len - 1) + 1;
+	}
 	return nvb_reserve(b, n, bytes);
 }
 
@@ -970,6 +993,33 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 				continue;
 			}
 		}
+		const uint8_t *val = f->value.ptr;
+		size_t vl = f->value.len;
+		if (grpc_true_binary(f)) {
+			static const char a[] =
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			const uint8_t *p = val + 1;
+			size_t n = vl - 1, o = 0;
+			char *d = b->buf + b->used;
+			assert(b->used + b64_len(n) + 1 <= b->buf_cap); /* nvb_size counted it */
+			for (size_t j = 0; j < n; j += 3) {
+				uint32_t w = (uint32_t)p[j] << 16;
+				if (j + 1 < n)
+					w |= (uint32_t)p[j + 1] << 8;
+				if (j + 2 < n)
+					w |= p[j + 2];
+				d[o++] = a[w >> 18 & 63];
+				d[o++] = a[w >> 12 & 63];
+				if (j + 1 < n)
+					d[o++] = a[w >> 6 & 63];
+				if (j + 2 < n)
+					d[o++] = a[w & 63];
+			}
+			d[o] = 0;
+			b->used += o + 1;
+			val = (const uint8_t *)d;
+			vl = o;
+		}
 		/* HTTP/2 field names are lower case (RFC 9113 §8.2.1): an
 		 * upgraded HTTP/1.1 request's may not be */
 		const uint8_t *nm = f->name.ptr;
@@ -983,7 +1033,7 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 					lname[k] = (char)(lname[k] + 32);
 			nm = (const uint8_t *)lname;
 		}
-		nv_add(b, nm, f->name.len, f->value.ptr, f->value.len);
+		nv_add(b, nm, f->name.len, val, vl);
 	}
 	for (size_t k = 0; rw && k < rw->n_set; k++)
 		nv_add(b, rw->set[k].name, strlen(rw->set[k].name), rw->set[k].value,
