@@ -126,6 +126,7 @@ int diff_engine_init(struct diff_engine *e, const struct diff_params *p)
 	dbuf_init(&e->scratch, e->p.max_body * 2 + 2);
 	dbuf_init(&e->hva, 64 * 1024);
 	dbuf_init(&e->hvb, 64 * 1024);
+	dbuf_init(&e->hbin, 96 * 1024);
 	dbuf_init(&e->pb_a, e->p.max_body * 4);
 	dbuf_init(&e->pb_b, e->p.max_body * 4);
 	e->f = mem_calloc(e->p.max_findings, sizeof(*e->f));
@@ -145,6 +146,7 @@ void diff_engine_release(struct diff_engine *e)
 	dbuf_release(&e->scratch);
 	dbuf_release(&e->hva);
 	dbuf_release(&e->hvb);
+	dbuf_release(&e->hbin);
 	dbuf_release(&e->pb_a);
 	dbuf_release(&e->pb_b);
 	mem_free(e->f);
@@ -558,20 +560,70 @@ static void header_value(struct diff_engine *e, const char *lname, size_t n,
 	dbuf_append(out, v->ptr, v->len);
 }
 
-static void collect(struct diff_engine *e, const struct store_message *m, size_t nh,
-		    const struct store_slice *name, const char *lname, size_t ln, bool setcookie,
-		    struct dbuf *out, int *count)
+/* The fields of a message compared as headers: its header fields, then
+ * its trailer fields (HTTP/2, chunked HTTP/1.1). A gRPC server's trailing
+ * metadata is in its trailers, or in its one header block when the answer
+ * is Trailers-Only (PROTOCOL-HTTP2.md), so both are one set of fields. */
+struct fields {
+	const struct store_message *m;
+	size_t nh, n; /* header fields looked at; with the trailer fields */
+};
+
+static struct fields fields_of(const struct store_message *m)
 {
+	size_t nh = m->n_headers < DIFF_MAX_HDRS ? m->n_headers : DIFF_MAX_HDRS;
+	size_t nt = m->n_trailers < DIFF_MAX_HDRS ? m->n_trailers : DIFF_MAX_HDRS;
+	return (struct fields){m, nh, nh + nt};
+}
+
+static const struct store_header *field_at(const struct fields *f, size_t i)
+{
+	return i < f->nh ? &f->m->headers[i] : &f->m->trailers[i - f->nh];
+}
+
+/* gRPC binary metadata ("-bin" names) is base64 encoded, padded or not
+ * (PROTOCOL-HTTP2.md "Binary-Header"), or, between gRPC C core peers that
+ * both sent SETTINGS 0xfe03 (GRPC_ALLOW_TRUE_BINARY_METADATA), the raw
+ * bytes after a NUL byte. A recording of two such peers holds the raw
+ * form, a replay's answer (its client sends no 0xfe03) the base64 one:
+ * both are compared, and shown, as padded base64 of the bytes. */
+static bool bin_name(const char *lname, size_t n)
+{
+	return n > 4 && !memcmp(lname + n - 4, "-bin", 4);
+}
+
+static void bin_value(const struct store_slice *v, struct dbuf *out)
+{
+	dbuf_reset(out);
+	if (v->len && v->ptr[0] == 0) {
+		jsonw_base64(out, v->ptr + 1, v->len - 1);
+		return;
+	}
+	dbuf_append(out, v->ptr, v->len);
+	for (size_t k = v->len; k % 4 && k % 4 != 1; k++)
+		dbuf_putc(out, '=');
+}
+
+static void collect(struct diff_engine *e, const struct fields *fs, const struct store_slice *name,
+		    const char *lname, size_t ln, bool setcookie, struct dbuf *out, int *count)
+{
+	bool bin = bin_name(lname, ln);
 	*count = 0;
-	for (size_t i = 0; i < nh; i++) {
-		if (!name_eq(&m->headers[i].name, name))
+	for (size_t i = 0; i < fs->n; i++) {
+		const struct store_header *h = field_at(fs, i);
+		if (!name_eq(&h->name, name))
 			continue;
 		if ((*count)++)
 			dbuf_puts(out, setcookie ? "; " : ", ");
-		if (setcookie)
-			cookie_name(&m->headers[i].value, out);
-		else
-			header_value(e, lname, ln, &m->headers[i].value, out);
+		if (setcookie) {
+			cookie_name(&h->value, out);
+		} else if (bin) {
+			bin_value(&h->value, &e->hbin);
+			struct store_slice v = {e->hbin.data, e->hbin.len};
+			header_value(e, lname, ln, &v, out);
+		} else {
+			header_value(e, lname, ln, &h->value, out);
+		}
 	}
 }
 
@@ -633,13 +685,13 @@ static bool grpc_message_field(const char *lname, size_t n)
 static void compare_headers(struct diff_engine *e, const struct store_message *a,
 			    const struct store_message *b)
 {
-	size_t na = a->n_headers < DIFF_MAX_HDRS ? a->n_headers : DIFF_MAX_HDRS;
-	size_t nb = b->n_headers < DIFF_MAX_HDRS ? b->n_headers : DIFF_MAX_HDRS;
-	/* fast path: the same header lines byte for byte cannot differ */
-	if (na == nb) {
+	struct fields fa = fields_of(a), fb = fields_of(b);
+	size_t na = fa.n, nb = fb.n;
+	/* fast path: the same field lines byte for byte cannot differ */
+	if (fa.nh == fb.nh && na == nb) {
 		size_t i = 0;
 		for (; i < na; i++) {
-			const struct store_header *x = &a->headers[i], *y = &b->headers[i];
+			const struct store_header *x = field_at(&fa, i), *y = field_at(&fb, i);
 			if (x->name.len != y->name.len || x->value.len != y->value.len ||
 			    memcmp(x->name.ptr, y->name.ptr, x->name.len) ||
 			    (x->value.len && memcmp(x->value.ptr, y->value.ptr, x->value.len)))
@@ -650,13 +702,12 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 	}
 	struct dbuf va = e->hva, vb = e->hvb;
 	for (int side = 0; side < 2; side++) {
-		const struct store_message *m = side ? b : a, *o = side ? a : b;
-		size_t nm = side ? nb : na, no = side ? na : nb;
-		for (size_t i = 0; i < nm; i++) {
-			const struct store_slice *name = &m->headers[i].name;
+		const struct fields *m = side ? &fb : &fa, *o = side ? &fa : &fb;
+		for (size_t i = 0; i < m->n; i++) {
+			const struct store_slice *name = &field_at(m, i)->name;
 			bool seen = false;
 			for (size_t j = 0; j < i && !seen; j++)
-				seen = name_eq(&m->headers[j].name, name);
+				seen = name_eq(&field_at(m, j)->name, name);
 			/* HTTP/2 pseudo-header fields are no headers (":status" is
 			 * the status, compared above) */
 			if (seen || name->len == 0 || name->len >= 128 || name->ptr[0] == ':')
@@ -664,8 +715,8 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			if (side) {
 				/* candidate-only names: present in primary were handled */
 				bool in_a = false;
-				for (size_t j = 0; j < no && !in_a; j++)
-					in_a = name_eq(&o->headers[j].name, name);
+				for (size_t j = 0; j < o->n && !in_a; j++)
+					in_a = name_eq(&field_at(o, j)->name, name);
 				if (in_a)
 					continue;
 			}
@@ -680,11 +731,12 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 			int ca, cb;
 			dbuf_reset(&va);
 			dbuf_reset(&vb);
-			collect(e, a, na, name, lname, ln, sc, &va, &ca);
-			collect(e, b, nb, name, lname, ln, sc, &vb, &cb);
-			/* an error answer without its message's fields: the
-			 * status change said it (diff_engine_compare); only
-			 * the Trailers-Only side's lack is its grammar's */
+			collect(e, &fa, name, lname, ln, sc, &va, &ca);
+			collect(e, &fb, name, lname, ln, sc, &vb, &cb);
+			/* a Trailers-Only answer lacks its message's fields by
+			 * the grammar: the status change or the missing
+			 * messages say it (diff_engine_compare); only that
+			 * side's lack is excused */
 			if (((!ca && (e->grpc_trailers_only & 1)) ||
 			     (!cb && (e->grpc_trailers_only & 2))) &&
 			    grpc_message_field(lname, ln))
@@ -1953,9 +2005,11 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 		}
 	}
 	bool grpc = is_grpc(prim) || is_grpc(cand);
-	e->grpc_trailers_only = 0;
-	if (grpc && grpc_code_changed(prim, cand))
-		e->grpc_trailers_only = (uint8_t)(trailers_only(prim) | trailers_only(cand) << 1);
+	/* a Trailers-Only answer has no message, whatever its code: what it
+	 * lacks by the grammar is no difference (compare_headers); bit 0 the
+	 * primary, bit 1 the candidate */
+	e->grpc_trailers_only =
+	    grpc ? (uint8_t)(trailers_only(prim) | trailers_only(cand) << 1) : 0;
 	compare_headers(e, prim, cand);
 	bool grpc_code = grpc && compare_grpc_status(e, prim, cand);
 

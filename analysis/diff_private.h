@@ -61,7 +61,7 @@ struct diff_ruleset {
 struct diff_engine {
 	struct diff_params p;
 	struct json_doc ja, jb;
-	struct dbuf dec_a, dec_b, tmp, marks, mask_a, mask_b, scratch, hva, hvb;
+	struct dbuf dec_a, dec_b, tmp, marks, mask_a, mask_b, scratch, hva, hvb, hbin;
 	struct diff_finding *f; /* max_findings entries */
 	uint32_t nf;
 	uint64_t dropped; /* findings over the cap, total */
@@ -79,7 +79,7 @@ struct diff_engine {
 	/* gRPC bodies: locations read $.4[*].7 (field numbers after '.', the
 	 * elements of repeated fields as [*]) */
 	bool grpc_paths;
-	/* the pair's gRPC code changed and a side is a Trailers-Only answer
+	/* a side of the gRPC pair is a Trailers-Only answer
 	 * (no message; bit 0 the primary, bit 1 the candidate): the
 	 * message-encoding fields only a response with a message has are
 	 * not reported missing from it (compare_headers) */
