@@ -379,6 +379,10 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "secondary_groups_over_cap",
 	    "secondary_endpoints_over_cap",
 	};
+	/* matched on their end, as the exclusions: lane_L_... */
+	static const char *const info_ends[] = {
+	    "dropped_loop", /* mirror: its own shadow copies captured again, not production's */
+	};
 	static const char *const losses[] = {
 	    "window_closed_early", /* diff: sessions closed before their results came */
 	};
@@ -394,6 +398,9 @@ enum diff_ctr_class diff_counter_class(const char *n)
 			return DIFF_CTR_RESULT;
 	for (size_t i = 0; i < sizeof(infos) / sizeof(infos[0]); i++)
 		if (!strcmp(n, infos[i]))
+			return DIFF_CTR_INFO;
+	for (size_t i = 0; i < sizeof(info_ends) / sizeof(info_ends[0]); i++)
+		if (ends_with(n, info_ends[i]))
 			return DIFF_CTR_INFO;
 	for (size_t i = 0; i < sizeof(losses) / sizeof(losses[0]); i++)
 		if (!strcmp(n, losses[i]))

@@ -141,8 +141,10 @@ def inside_mirror():
     a, pa = serve_http(Handler)
     b, pb = serve_http(Handler)
     err = []
+    rep = tempfile.mkdtemp(prefix="loop-rep-")
     p, t = start([DYETAP, "mirror", "-i", "lo", "--color", "blue=header:x-lane=blue",
-                  "--lane", "blue=http://127.0.0.1:%d" % pb, "--json", "--drain-timeout", "2s"],
+                  "--lane", "blue=http://127.0.0.1:%d" % pb, "--json", "--drain-timeout", "2s",
+                  "--diff", "--report-dir", rep],
                  err)
     try:
         ready = wait_for(lambda: any("capturing on lo" in l for l in err), 20)
@@ -157,6 +159,16 @@ def inside_mirror():
     ok(p.returncode == 0, "mirror: SIGINT ends it cleanly", "".join(err))
     lane = {k[len("lane_blue_"):]: v for k, v in js.items() if k.startswith("lane_blue_")}
     check_lane(a, b, lane, "mirror")
+    try:
+        with open(os.path.join(rep, "report.json")) as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        r = {}
+    ok(r.get("data_incomplete") is False and r["summary"]["compared"] == 5,
+       "mirror: the report compares the 5 and is complete: the copies dropped by loop "
+       "protection are not production's requests, no loss",
+       (r.get("data_incomplete"), r.get("incomplete_reasons")))
+    shutil.rmtree(rep, ignore_errors=True)
 
 
 def inside_fastpath():
