@@ -928,6 +928,40 @@ static bool node_volatile(const struct json_doc *d, uint32_t i)
 	return diff_looks_volatile((const char *)d->text + n->off, n->len);
 }
 
+/* Where two long strings first differ, when a rendering from their start
+ * would not show it (both the same first DIFF_VAL_MAX bytes: a bytes field
+ * of a large gRPC message whose end changed): the offset to render them
+ * from, a little before that byte and not inside a UTF-8 sequence; else 0. */
+static size_t str_window(const struct json_doc *da, uint32_t ai, const struct json_doc *db,
+			 uint32_t bi)
+{
+	if (ai == UINT32_MAX || bi == UINT32_MAX)
+		return 0;
+	const struct json_node *x = json_node(da, ai), *y = json_node(db, bi);
+	if (x->type != JSON_STRING || y->type != JSON_STRING)
+		return 0;
+	const uint8_t *p = da->text + x->off, *q = db->text + y->off;
+	size_t n = x->len < y->len ? x->len : y->len, k = 0;
+	while (k < n && p[k] == q[k])
+		k++;
+	if (k < DIFF_VAL_MAX / 2)
+		return 0;
+	k -= 32;
+	while (k < n && (p[k] & 0xc0) == 0x80)
+		k++;
+	return k;
+}
+
+/* A string from byte @p from of its text: "...rest", cut as render() cuts. */
+static void render_from(const struct json_doc *d, uint32_t i, size_t from, struct dbuf *b)
+{
+	const struct json_node *n = json_node(d, i);
+	size_t lim = b->len + DIFF_VAL_MAX - 8;
+	dbuf_puts(b, "\"...");
+	if (!render_cut(b, d->text + n->off + from, n->len - from, lim))
+		dbuf_putc(b, '"');
+}
+
 static void json_finding(struct diff_engine *e, uint8_t kind, uint32_t ai, uint32_t bi)
 {
 	struct diff_finding *f = add_finding(e, kind);
@@ -936,10 +970,15 @@ static void json_finding(struct diff_engine *e, uint8_t kind, uint32_t ai, uint3
 	build_loc(e, f->loc, f->iloc, sizeof(f->loc));
 	struct dbuf *s = &e->scratch;
 	dbuf_reset(s);
-	if (ai != UINT32_MAX)
+	size_t from = str_window(&e->ja, ai, &e->jb, bi);
+	if (from)
+		render_from(&e->ja, ai, from, s);
+	else if (ai != UINT32_MAX)
 		render(&e->ja, ai, s, 0);
 	size_t la = s->len;
-	if (bi != UINT32_MAX)
+	if (from)
+		render_from(&e->jb, bi, from, s);
+	else if (bi != UINT32_MAX)
 		render(&e->jb, bi, s, 0);
 	const char *base = s->data ? (const char *)s->data : "";
 	copy_val(f->pval, base, la);

@@ -607,6 +607,20 @@ static void test_long_values(void)
 	free(ea);
 	free(eb);
 
+	/* two long strings that differ late (a large gRPC bytes field whose
+	 * end changed): shown from a little before the change, not from their
+	 * common start, which would look the same on both sides */
+	char *la = long_title(100000, 'a'), *lb = long_title(100000, 'a');
+	lb[17 + 99990] = '#';
+	TAP_EQ_STR(jdiff(la, lb, NULL), "body:$.title value_changed", "100 KB title, byte 99990");
+	TAP_OK(!strncmp(e_pval, "\"...", 4) && !strncmp(e_cval, "\"...", 4) &&
+		   !strncmp(e_pval + 4, la + 17 + 99958, 32) && strchr(e_cval, '#') &&
+		   strlen(e_cval) == 4 + 42 + 1 && e_cval[4 + 32] == '#',
+	       "late change: both examples from 32 bytes before it (%.40s -> %.40s)", e_pval,
+	       e_cval);
+	free(la);
+	free(lb);
+
 	/* the same through grouping into the JSON report */
 	struct diff_ctx *c = diff_ctx_create(NULL);
 	add_json_pair(c, 1, "/posts/1", pa, ca, DIFF_ROLE_CANDIDATE);
