@@ -1882,7 +1882,7 @@ static bool grpc_frames(const uint8_t *b, size_t n, size_t k, size_t *count, siz
 	size_t at = 0, c = 0;
 	*len = 0;
 	while (at < n) {
-		if (n - at < 5)
+		if (n - at < 5 || b[at] > 1) /* the compressed flag is 0 or 1 */
 			return false;
 		uint32_t ml = (uint32_t)b[at + 1] << 24 | (uint32_t)b[at + 2] << 16 |
 			      (uint32_t)b[at + 3] << 8 | b[at + 4];

@@ -385,6 +385,20 @@ static inline bool replay_client_reset(const struct store_session *s)
 }
 
 /**
+ * For a session the client reset before any response came, with the time
+ * of the reset recorded (ts_reset_ns): how long the client waited after its
+ * request, at least 1 ns; a replay cancels the stream that long after it
+ * sent it. 0 for any other session.
+ */
+static inline int64_t replay_reset_wait(const struct store_session *s)
+{
+	if (!replay_client_reset(s) || s->resp.present || s->ts_reset_ns <= 0)
+		return 0;
+	int64_t from = s->ts_req_last_ns > 0 ? s->ts_req_last_ns : s->ts_req_first_ns;
+	return s->ts_reset_ns > from ? s->ts_reset_ns - from : 1;
+}
+
+/**
  * Session @p s of flow @p flow_key, whose request was submitted before it
  * was known whole (live mirroring), ended with a reset (an HTTP/2 stream
  * the client cancelled, a watch): its request still in flight is cancelled

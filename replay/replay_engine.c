@@ -1611,9 +1611,12 @@ int64_t replay_engine_next_due(const struct replay_engine *e)
 void replay_engine_cancel_as_recorded(struct replay_engine *e, const struct store_session *s,
 				      uint64_t flow_key)
 {
-	if (e->h2 && replay_client_reset(s))
-		replay_h2_cancel(e->h2, e->p.pooled ? 0 : flow_key, s->ts_req_first_ns,
-				 s->ts_resp_last_ns, s->resp.body_len);
+	if (!e->h2 || !replay_client_reset(s))
+		return;
+	/* reset before any response: as long after sending as production waited */
+	int64_t wait = replay_reset_wait(s), end = wait ? s->ts_reset_ns : s->ts_resp_last_ns;
+	replay_h2_cancel(e->h2, e->p.pooled ? 0 : flow_key, s->ts_req_first_ns, end,
+			 s->resp.body_len, wait);
 }
 
 void replay_engine_drop_queued(struct replay_engine *e)

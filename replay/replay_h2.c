@@ -1353,17 +1353,12 @@ int replay_h2_submit(struct replay_h2 *h, const struct store_session *s, uint64_
 	 * same way (a reset by the server is the target's to repeat or not);
 	 * before any response: at the time the recorded client gave up, when
 	 * the recording says when that was */
-	bool client_reset = replay_client_reset(s);
-	bool cancel_rec = client_reset && s->resp.present;
+	int64_t cancel_wait = replay_reset_wait(s);
+	bool cancel_rec = replay_client_reset(s) && (s->resp.present || cancel_wait);
 	uint64_t cancel_at = s->resp.body_len;
-	int64_t cancel_wait = 0, rec_end = s->ts_resp_last_ns ? s->ts_resp_last_ns : INT64_MAX;
-	if (client_reset && !s->resp.present && s->ts_reset_ns > 0) {
-		cancel_rec = true;
-		cancel_at = 0;
-		int64_t from = s->ts_req_last_ns > 0 ? s->ts_req_last_ns : s->ts_req_first_ns;
-		cancel_wait = s->ts_reset_ns > from ? s->ts_reset_ns - from : 1;
-		rec_end = s->ts_reset_ns;
-	}
+	int64_t rec_end = cancel_wait	       ? s->ts_reset_ns
+			  : s->ts_resp_last_ns ? s->ts_resp_last_ns
+					       : INT64_MAX;
 	struct store_session q = *s; /* the request is all a stream needs */
 	q.resp = (struct store_message){0};
 	q.lane = (struct store_slice){0};
@@ -1572,7 +1567,7 @@ uint64_t replay_h2_pending(const struct replay_h2 *h)
 }
 
 void replay_h2_cancel(struct replay_h2 *h, uint64_t flow_key, int64_t rec_ts, int64_t rec_end,
-		      uint64_t rec_bytes)
+		      uint64_t rec_bytes, int64_t wait_ns)
 {
 	for (uint32_t ti = 0; ti < h->p.n_targets; ti++) {
 		struct h2flow *f = flow_get(h, flow_key, ti, false);
@@ -1581,6 +1576,7 @@ void replay_h2_cancel(struct replay_h2 *h, uint64_t flow_key, int64_t rec_ts, in
 				continue;
 			r->cancel_rec = true;
 			r->cancel_at = rec_bytes;
+			r->cancel_wait = wait_ns > 0 ? wait_ns : 0;
 			if (rec_end)
 				r->rec_end = rec_end;
 		}

@@ -122,11 +122,13 @@ void replay_h2_drop_queued(struct replay_h2 *h);
  * stream is cancelled now with RST_STREAM(CANCEL); still queued, it is
  * cancelled as a recorded reset is in replay, once @p rec_bytes response
  * body bytes came or a stream of its connection that started after
- * @p rec_end (the production response's last byte; 0: unknown) is due. Its
+ * @p rec_end (the production response's last byte, or its reset when it had
+ * no response; 0: unknown) is due, or, with @p wait_ns (a production
+ * stream reset before any response), that long after it is sent. Its
  * result is "cancelled as recorded" (not an error; h2_cancelled_as_recorded).
  */
 void replay_h2_cancel(struct replay_h2 *h, uint64_t flow_key, int64_t rec_ts, int64_t rec_end,
-		      uint64_t rec_bytes);
+		      uint64_t rec_bytes, int64_t wait_ns);
 
 /** Drop queued, fail in-flight ones ("interrupted" when @p report), close all. */
 void replay_h2_close_all(struct replay_h2 *h, bool report);
