@@ -2,9 +2,11 @@
 """TAP helpers shared by the Python end-to-end tests (tests/*/..._e2e.py):
 numbered `ok`/`not ok` lines with a few lines of detail on failure, the
 closing plan line, a free port on 127.0.0.1 (tests talk to loopback
-only) and a threaded HTTP server there."""
+only), a threaded HTTP server there, and stopping the servers a test
+started."""
 import http.server
 import socket
+import subprocess
 import sys
 import threading
 
@@ -85,3 +87,15 @@ class LoopbackServer:
 
     def serve(self, conn, n):
         raise NotImplementedError
+
+
+def stop_all(procs, timeout=5):
+    """Terminate every process of @procs, killing those still running after
+    @timeout seconds."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()

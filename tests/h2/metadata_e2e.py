@@ -85,7 +85,7 @@ def client(port):
 
 
 def main():
-    from tap_util import finish, free_port, ok
+    from tap_util import finish, free_port, ok, stop_all
     dyetap = sys.argv[1]
     if os.geteuid() != 0:
         print("1..0 # SKIP live capture needs root")
@@ -171,13 +171,7 @@ def main():
                "diff, candidate: %s %s -> %s in 3 calls" % (k[0], pv, cv), d.get(k))
         ok(set(d) == set(want), "diff, candidate: nothing else", list(d))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     return finish()
 

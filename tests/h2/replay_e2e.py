@@ -48,7 +48,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from tap_util import finish, free_port, ok  # noqa: E402
+from tap_util import finish, free_port, ok, stop_all  # noqa: E402
 
 DYETAP, FIX, SHOP_PB = sys.argv[1], sys.argv[2], sys.argv[3]
 PY = "/usr/bin/python3"
@@ -306,6 +306,17 @@ def cancel_tests(tmp):
        (r.returncode, js.get("errors"), w.get("error"), w.get("error_msg")))
 
 
+def same_build_clean(rec, port, out, compared, what):
+    """Replay @rec to the baseline build on @port: diff compares @compared
+    pairs and finds no difference."""
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", out,
+           "--allow-writes", "--quiet")
+    rep = diff_json(out, "--proto", SHOP_PB)
+    ok(r.returncode == 0 and rep["summary"]["compared"] == compared and
+       rep["summary"]["differing"] == 0 and not groups(rep, False),
+       "%s: the same build gives no difference" % what, (rep["summary"], groups(rep, False)))
+
+
 def gzip_tests(tmp):
     """grpc-gzip.pcap: grpcio with gzip message compression on both sides;
     tshark shows the answers compressed (flag 1). Replayed to the candidate
@@ -348,13 +359,7 @@ def gzip_tests(tmp):
                               ("body:$.3", "value_changed"): 4,
                               ("body:$.4[*].7", "value_changed"): 3},
        "gzip schema-less: the same at $.3 and $.4[*].7", groups(rep, False))
-    same = os.path.join(tmp, "gzip-same.dyt")
-    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % ports[1], "-o", same,
-           "--allow-writes", "--quiet")
-    rep = diff_json(same, "--proto", SHOP_PB)
-    ok(r.returncode == 0 and rep["summary"]["compared"] == 20 and
-       rep["summary"]["differing"] == 0 and not groups(rep, False),
-       "gzip: the same build gives no difference", (rep["summary"], groups(rep, False)))
+    same_build_clean(rec, ports[1], os.path.join(tmp, "gzip-same.dyt"), 20, "gzip")
 
 
 def batch_tests(tmp):
@@ -391,13 +396,7 @@ def batch_tests(tmp):
     ok(ex and ex[0]["example"]["primary_value"] == "13" and
        ex[0]["example"]["candidate_value"] == "14",
        "batch: id 3's price 13 -> 14", ex[:1])
-    same = os.path.join(tmp, "batch-same.dyt")
-    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % ports[1], "-o", same,
-           "--allow-writes", "--quiet")
-    rep = diff_json(same, "--proto", SHOP_PB)
-    ok(r.returncode == 0 and rep["summary"]["compared"] == 1 and
-       rep["summary"]["differing"] == 0 and not groups(rep, False),
-       "batch: the same build gives no difference", (rep["summary"], groups(rep, False)))
+    same_build_clean(rec, ports[1], os.path.join(tmp, "batch-same.dyt"), 1, "batch")
 
 
 def early_cancel_tests(tmp):
@@ -540,12 +539,6 @@ try:
     batch_tests(tmp)
     nghttp_tests(tmp)
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop_all(procs)
     shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(finish())
