@@ -267,10 +267,22 @@ static int sess_cmp(const void *key, const void *elem)
 	return id < e ? -1 : id > e;
 }
 
+/* Keep a copy of @p s, in id order: a results file holds its sessions in
+ * the order their replay finished (docs/format.md §2), not by id. */
 static int har_keep_session(struct har_out *o, const struct store_session *s)
 {
-	if (o->n_sess && o->sess[o->n_sess - 1]->id >= s->id)
-		return 0; /* ids increase in a file; a repeat is not kept */
+	size_t lo = 0, hi = o->n_sess;
+	if (hi && o->sess[hi - 1]->id < s->id)
+		lo = hi; /* the usual case: after the last one */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (o->sess[mid]->id < s->id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < o->n_sess && o->sess[lo]->id == s->id)
+		return 0; /* a repeat is not kept */
 	if (o->n_sess == o->cap_sess) {
 		size_t cap = o->cap_sess ? o->cap_sess * 2 : 1024;
 		struct store_session **p = mem_realloc(o->sess, cap * sizeof(*p));
@@ -282,7 +294,9 @@ static int har_keep_session(struct har_out *o, const struct store_session *s)
 	struct store_session *c = shadow_session_dup(s);
 	if (!c)
 		return -ENOMEM;
-	o->sess[o->n_sess++] = c;
+	memmove(&o->sess[lo + 1], &o->sess[lo], (o->n_sess - lo) * sizeof(*o->sess));
+	o->sess[lo] = c;
+	o->n_sess++;
 	return 0;
 }
 
@@ -344,7 +358,7 @@ static int cat_har(struct store_reader *r, struct filter *f, struct har_out *o, 
 		fprintf(stderr,
 			"dyetap cat: warning: %" PRIu64
 			" results left out of the HAR log (their session is not in the file, or "
-			"more than 63 roles)\\n",
+			"more than 63 roles)\n",
 			o->results_skipped);
 	return rc;
 }

@@ -11,6 +11,10 @@
  *                                 random moment)
  *   store_testgen sample FILE     a small known recording plus results, for
  *                                 the `dyetap info` / `dyetap cat` tests
+ *   store_testgen unordered FILE  a results file whose sessions 0..11 come in
+ *                                 the order a concurrent replay finished them
+ *                                 (3, 0, 1, 2, 7, 4, ...), each followed by its
+ *                                 candidate result
  *   store_testgen corpus DIR      the reader fuzz seed corpus: valid, cut,
  *                                 damaged and unfinished files
  */
@@ -24,11 +28,11 @@
 #include "store/store.h"
 #include "tests/store/store_sample.h"
 
-static struct store_writer *open_writer(const char *path, size_t flush_bytes)
+static struct store_writer *open_writer_kind(const char *path, size_t flush_bytes, const char *kind)
 {
 	static const char *const rules[] = {"blue: header x-lane=blue",
 					    "green: header x-lane=green"};
-	struct store_meta meta = {.kind = "recording",
+	struct store_meta meta = {.kind = kind,
 				  .source = "pcap:sample.pcap",
 				  .filter = "tcp port 8080",
 				  .rules = rules,
@@ -42,6 +46,11 @@ static struct store_writer *open_writer(const char *path, size_t flush_bytes)
 	if (!w)
 		fprintf(stderr, "store_testgen: %s\n", err);
 	return w;
+}
+
+static struct store_writer *open_writer(const char *path, size_t flush_bytes)
+{
+	return open_writer_kind(path, flush_bytes, "recording");
 }
 
 static int crash(const char *path, int forever)
@@ -90,6 +99,31 @@ static int sample(const char *path)
 	struct store_counter ctr[] = {{"packets", 4242}, {"tcp_gaps", 3}};
 	char err[256];
 	rc |= store_writer_close(w, ctr, 2, err, sizeof(err));
+	return rc ? 1 : 0;
+}
+
+/* Sessions out of id order, as `replay -o` writes them (docs/format.md §2). */
+static int unordered(const char *path)
+{
+	struct store_writer *w = open_writer_kind(path, 1500, "results");
+	if (!w)
+		return 1;
+	static const uint64_t order[] = {3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10};
+	struct sample x;
+	int rc = 0;
+	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		sample_fill(&x, order[k]);
+		rc |= store_writer_add_session(w, &x.s);
+		sample_fill_result(&x, order[k]);
+		x.r.role = sample_cs("candidate");
+		x.r.error = STORE_ERR_NONE;
+		x.r.error_msg = sample_cs("");
+		x.r.resp = x.s.resp;
+		x.r.resp.present = true;
+		rc |= store_writer_add_result(w, &x.r);
+	}
+	char err[256];
+	rc |= store_writer_close(w, NULL, 0, err, sizeof(err));
 	return rc ? 1 : 0;
 }
 
@@ -178,7 +212,7 @@ static int corpus(const char *dir)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: store_testgen crash|stream|sample|corpus PATH\n");
+		fprintf(stderr, "usage: store_testgen crash|stream|sample|unordered|corpus PATH\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "crash"))
@@ -187,6 +221,8 @@ int main(int argc, char **argv)
 		return crash(argv[2], 1);
 	if (!strcmp(argv[1], "sample"))
 		return sample(argv[2]);
+	if (!strcmp(argv[1], "unordered"))
+		return unordered(argv[2]);
 	if (!strcmp(argv[1], "corpus"))
 		return corpus(argv[2]);
 	fprintf(stderr, "store_testgen: unknown mode %s\n", argv[1]);

@@ -264,6 +264,17 @@ rc, out, err = run("cat", "--json", both)
 ok(rc == 0 and len(out.splitlines()) == 50 and "warning" in err,
    "cat reads both halves and warns", err)
 
+# ---- --har of a results file whose sessions are not in id order ----
+# replay -o writes a session and its results when they finished, so a
+# concurrent replay's file holds ids out of order (docs/format.md §2)
+unordered = os.path.join(tmp, "unordered.dyt")
+subprocess.run([testgen, "unordered", unordered], check=True)
+rc, out, err = run("cat", "--har", unordered)
+ents = json.loads(out)["log"]["entries"] if rc == 0 else []
+got = sorted(e["_dyetap"]["session_id"] for e in ents if e.get("pageref") == "candidate")
+ok(rc == 0 and got == list(range(12)) and "left out" not in err,
+   "cat --har: every result of a results file with sessions out of id order", (got, err))
+
 # ---- errors and help ----
 rc, out, err = run("info", os.path.join(tmp, "missing.dyt"))
 ok(rc == 2 and "cannot open" in err and "missing.dyt" in err, "missing file: exit 2 with message", err)
