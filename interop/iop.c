@@ -304,11 +304,14 @@ static int har_events(struct iop_src *s, struct har_doc *d)
 		idx[i] = (uint32_t)i;
 	cmp_x = d->x;
 	qsort(idx, n, sizeof(*idx), key_cmp);
-	/* groups: runs of one connection, split after a response that ends it */
+	/* groups: runs of one connection, split after a response that ends it
+	 * and after a request without a response (HTTP/1.x pairs responses
+	 * with requests in order: the next response would be taken as its) */
 	uint32_t ng = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct iop_xchg *x = &d->x[idx[i]];
-		if (i == 0 || !same_conn(&d->x[idx[i - 1]], x) || d->x[idx[i - 1]].close_after) {
+		const struct iop_xchg *p = i ? &d->x[idx[i - 1]] : NULL;
+		if (!p || !same_conn(p, x) || p->close_after || !p->has_resp) {
 			ci[ng].conn = x->conn;
 			ci[ng].first = x->ts[0];
 			ci[ng].id = ng;
