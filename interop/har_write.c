@@ -7,7 +7,8 @@
  * empty; headersSize -1 as the spec allows when unknown; timings send,
  * wait and receive as non-negative milliseconds, the others -1). A session
  * without a response gets the response a browser writes for a request
- * that got none: status 0, empty strings and arrays.
+ * that got none: status 0, empty strings and arrays. HTTP/2 trailer fields
+ * go in a custom `_trailers` array (HAR 1.2 has none).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,17 +59,31 @@ static const struct store_slice *header(const struct store_message *m, const cha
 	return NULL;
 }
 
-static int headers(struct dbuf *b, const struct store_message *m)
+static int fields(struct dbuf *b, const char *key, const struct store_header *h, size_t n)
 {
-	int rc = dbuf_puts(b, "\"headers\":[");
-	for (size_t i = 0; !rc && i < m->n_headers; i++) {
+	int rc = dbuf_printf(b, "\"%s\":[", key);
+	for (size_t i = 0; !rc && i < n; i++) {
 		rc |= dbuf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-		rc |= str(b, &m->headers[i].name);
+		rc |= str(b, &h[i].name);
 		rc |= dbuf_puts(b, ",\"value\":");
-		rc |= str(b, &m->headers[i].value);
+		rc |= str(b, &h[i].value);
 		rc |= dbuf_putc(b, '}');
 	}
 	return rc | dbuf_putc(b, ']');
+}
+
+static int headers(struct dbuf *b, const struct store_message *m)
+{
+	return fields(b, "headers", m->headers, m->n_headers);
+}
+
+/* HTTP/2 trailer fields (gRPC's grpc-status, grpc-message): HAR 1.2 has no
+ * place for them, so a custom field, written only when there are some. */
+static int trailers(struct dbuf *b, const struct store_message *m)
+{
+	if (!m->n_trailers)
+		return 0;
+	return dbuf_putc(b, ',') | fields(b, "_trailers", m->trailers, m->n_trailers);
 }
 
 /* name=value pairs of @p p[0..n) split at @p sep (the value up to ';' for Set-Cookie). */
@@ -185,7 +200,7 @@ static int request(struct dbuf *b, const struct store_session *s)
 	rc |= dbuf_puts(b, ",\"url\":") | url(b, s);
 	rc |= dbuf_puts(b, ",\"httpVersion\":") | jsonw_cstr(b, version(m, vb, sizeof(vb)));
 	rc |= dbuf_putc(b, ',') | cookies(b, m, true);
-	rc |= dbuf_putc(b, ',') | headers(b, m);
+	rc |= dbuf_putc(b, ',') | headers(b, m) | trailers(b, m);
 	rc |= dbuf_putc(b, ',') | query(b, &m->target);
 	if (m->body_len || m->body.len || header(m, "content-length") ||
 	    header(m, "transfer-encoding")) {
@@ -209,7 +224,7 @@ static int response(struct dbuf *b, const struct store_message *m)
 	rc |= str(b, &m->reason);
 	rc |= dbuf_puts(b, ",\"httpVersion\":") | jsonw_cstr(b, version(m, vb, sizeof(vb)));
 	rc |= dbuf_putc(b, ',') | cookies(b, m, false);
-	rc |= dbuf_putc(b, ',') | headers(b, m);
+	rc |= dbuf_putc(b, ',') | headers(b, m) | trailers(b, m);
 	rc |= dbuf_printf(b, ",\"content\":{\"size\":%" PRIu64 ",", m->body_len);
 	rc |= mime(b, m, "x-unknown") | dbuf_putc(b, ',') | body(b, &m->body, "encoding");
 	rc |= dbuf_puts(b, "},\"redirectURL\":");

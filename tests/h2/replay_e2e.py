@@ -386,6 +386,15 @@ def batch_tests(tmp):
        dict(rs[0]["response"].get("trailers", [])).get("grpc-status") == "5",
        "batch: the one streaming call replayed, the candidate's stream ended with status 5",
        (r.returncode, r.stderr[-300:], rs and rs[0].get("error_msg")))
+    # HAR out: the gRPC status is in the trailers, which HAR 1.2 has no field
+    # for: they are the response's _trailers (docs/interop.md "HAR out")
+    h = dy("cat", "--har", res)
+    har = json.loads(h.stdout) if h.returncode == 0 else {"log": {"entries": []}}
+    tr = {e.get("pageref"): e["response"].get("_trailers") for e in har["log"]["entries"]}
+    ok(tr.get("recorded") == [{"name": "grpc-status", "value": "0"}] and
+       tr.get("candidate") == [{"name": "grpc-status", "value": "5"},
+                               {"name": "grpc-message", "value": "item retired"}],
+       "batch: cat --har keeps the recorded and the candidate's grpc-status trailers", tr)
     rep = diff_json(res, "--proto", SHOP_PB)
     want = {("grpc-status", "status_changed"): 1, ("body:$[*].3", "value_changed"): 1,
             ("body:$[*].4[*].7", "value_changed"): 1}
