@@ -21,6 +21,7 @@
 
 #include "cli/cmds.h"
 #include "common/dbuf.h"
+#include "common/hash.h"
 #include "common/mem.h"
 #include "dyetap_version.h"
 #include "interop/har.h"
@@ -228,8 +229,13 @@ static int parse_time(const char *s, int64_t *out)
 /* --har: sessions kept for the results that refer to them, the pages. */
 struct har_out {
 	bool results;		     /* a results file: pages "recorded" and one per role */
-	struct store_session **sess; /* copies, by increasing id */
+	struct store_session **sess; /* copies, in file order */
 	size_t n_sess, cap_sess;
+	/* by id: index + 1 into sess, 0 free (open addressing, linear
+	 * probing; SipHash under a random key: the ids come from the file) */
+	uint32_t *slot;
+	size_t slot_cap; /* a power of two, or 0 */
+	struct hash_key key;
 	char *pages[64];
 	int64_t page_ts[64];
 	size_t n_pages;
@@ -241,6 +247,7 @@ static void har_out_release(struct har_out *o)
 	for (size_t i = 0; i < o->n_sess; i++)
 		shadow_free(o->sess[i]);
 	mem_free(o->sess);
+	mem_free(o->slot);
 	for (size_t i = 0; i < o->n_pages; i++)
 		mem_free(o->pages[i]);
 }
@@ -261,28 +268,56 @@ static const char *har_page(struct har_out *o, const uint8_t *role, size_t len, 
 	return p;
 }
 
-static int sess_cmp(const void *key, const void *elem)
+/* The slot of session id @p id in o->slot: its own, or the free one where
+ * it would go. */
+static size_t har_slot(const struct har_out *o, uint64_t id)
 {
-	uint64_t id = *(const uint64_t *)key, e = (*(struct store_session *const *)elem)->id;
-	return id < e ? -1 : id > e;
+	size_t mask = o->slot_cap - 1, i = (size_t)hash_sip13_words(&o->key, &id, 1) & mask;
+	while (o->slot[i] && o->sess[o->slot[i] - 1]->id != id)
+		i = (i + 1) & mask;
+	return i;
 }
 
-/* Keep a copy of @p s, in id order: a results file holds its sessions in
- * the order their replay finished (docs/format.md §2), not by id. */
+/* The kept session of id @p id, or NULL. */
+static const struct store_session *har_find(const struct har_out *o, uint64_t id)
+{
+	if (!o->slot_cap)
+		return NULL;
+	uint32_t v = o->slot[har_slot(o, id)];
+	return v ? o->sess[v - 1] : NULL;
+}
+
+/* The table twice as large (at least 2048 slots), o->sess indexed anew. */
+static int har_grow(struct har_out *o)
+{
+	size_t cap = o->slot_cap ? o->slot_cap * 2 : 2048;
+	if (cap > (size_t)UINT32_MAX)
+		return -ENOMEM;
+	uint32_t *n = mem_calloc(cap, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	if (!o->slot_cap)
+		hash_random_key(&o->key);
+	mem_free(o->slot);
+	o->slot = n;
+	o->slot_cap = cap;
+	for (size_t i = 0; i < o->n_sess; i++)
+		o->slot[har_slot(o, o->sess[i]->id)] = (uint32_t)i + 1;
+	return 0;
+}
+
+/* Keep a copy of @p s for the results that refer to it: a results file
+ * holds its sessions in the order their replay finished (docs/format.md
+ * §2), not by id, so they are found by id in a hash table. */
 static int har_keep_session(struct har_out *o, const struct store_session *s)
 {
-	size_t lo = 0, hi = o->n_sess;
-	if (hi && o->sess[hi - 1]->id < s->id)
-		lo = hi; /* the usual case: after the last one */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (o->sess[mid]->id < s->id)
-			lo = mid + 1;
-		else
-			hi = mid;
+	if (har_find(o, s->id))
+		return 0;			 /* a repeat is not kept */
+	if (2 * (o->n_sess + 1) > o->slot_cap) { /* at most half full */
+		int rc = har_grow(o);
+		if (rc)
+			return rc;
 	}
-	if (lo < o->n_sess && o->sess[lo]->id == s->id)
-		return 0; /* a repeat is not kept */
 	if (o->n_sess == o->cap_sess) {
 		size_t cap = o->cap_sess ? o->cap_sess * 2 : 1024;
 		struct store_session **p = mem_realloc(o->sess, cap * sizeof(*p));
@@ -294,9 +329,8 @@ static int har_keep_session(struct har_out *o, const struct store_session *s)
 	struct store_session *c = shadow_session_dup(s);
 	if (!c)
 		return -ENOMEM;
-	memmove(&o->sess[lo + 1], &o->sess[lo], (o->n_sess - lo) * sizeof(*o->sess));
-	o->sess[lo] = c;
-	o->n_sess++;
+	o->slot[har_slot(o, c->id)] = (uint32_t)o->n_sess + 1;
+	o->sess[o->n_sess++] = c;
 	return 0;
 }
 
@@ -333,17 +367,14 @@ static int cat_har(struct store_reader *r, struct filter *f, struct har_out *o, 
 				rc = har_session(b, s, page, first);
 		} else {
 			const struct store_result *res = &rec->u.result;
-			struct store_session **sp =
-			    o->n_sess ? bsearch(&res->session_id, o->sess, o->n_sess,
-						sizeof(*o->sess), sess_cmp)
-				      : NULL;
+			const struct store_session *sp = har_find(o, res->session_id);
 			const char *page =
 			    sp ? har_page(o, res->role.ptr, res->role.len, res->ts_sent_ns) : NULL;
 			if (!page) {
 				o->results_skipped++;
 				continue;
 			}
-			rc = har_result(b, *sp, res, page, first);
+			rc = har_result(b, sp, res, page, first);
 		}
 		first = false;
 		if (!rc && b->len > (1u << 20))
