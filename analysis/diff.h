@@ -203,6 +203,8 @@ struct diff_summary {
 	uint64_t incomplete;	   /**< sessions not compared: incomplete capture */
 	uint64_t replay_errors;	   /**< candidate results that are replay errors */
 	uint64_t unreplayed;	   /**< sessions without a result */
+	uint64_t cancelled;	   /**< sessions not compared: HTTP/2 streams their client
+				    *   cancelled (store_session_client_cancelled()); no loss */
 	uint64_t status_changes;   /**< pairs with a real status difference */
 	uint64_t groups;	   /**< real difference groups */
 	uint64_t noise_groups;	   /**< groups judged noise (learned or likely) */

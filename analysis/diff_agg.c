@@ -966,6 +966,7 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 		d->incomplete += s->incomplete;
 		d->replay_errors += s->replay_errors;
 		d->unreplayed += s->unreplayed;
+		d->cancelled += s->cancelled;
 		d->secondary_pairs += s->secondary_pairs;
 		d->over_memcap += s->over_memcap;
 		dst->caps_hit |= src->caps_hit;

@@ -269,9 +269,17 @@ int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store
 	int rc = 0;
 	if (cand)
 		v->sum.results++;
+	/* a stream its client cancelled, replayed as recorded: nothing to
+	 * compare and nothing lost (a replay that failed is a replay error) */
+	bool cancelled = store_session_client_cancelled(s);
+	if (cancelled && r->error == STORE_ERR_NONE) {
+		if (cand)
+			v->sum.cancelled++;
+		return 1;
+	}
 	/* incomplete capture: reported as such, never as a difference */
 	uint32_t bad = s->flags & INCOMPLETE_FLAGS;
-	if (bad || !s->req.present || !s->resp.present || s->resp.truncated) {
+	if (!cancelled && (bad || !s->req.present || !s->resp.present || s->resp.truncated)) {
 		if (!cand)
 			return 1;
 		struct diff_endpoint *e = account_ep(c, v, s, &rc);
@@ -813,6 +821,7 @@ int diff_ctx_finish(struct diff_ctx *c)
 		t->incomplete += s->incomplete;
 		t->replay_errors += s->replay_errors;
 		t->unreplayed += s->unreplayed;
+		t->cancelled += s->cancelled;
 		t->status_changes += s->status_changes;
 		t->groups += s->groups;
 		t->noise_groups += s->noise_groups;

@@ -234,14 +234,15 @@ static void jsummary(struct dbuf *b, const struct diff_summary *s, uint64_t p50p
 	dbuf_printf(b,
 		    ",\"status_changes\":%llu,\"groups\":%llu,\"noise_groups\":%llu,"
 		    "\"incomplete\":%llu,\"replay_errors\":%llu,\"unreplayed\":%llu,"
+		    "\"cancelled\":%llu,"
 		    "\"secondary_pairs\":%llu,\"endpoints\":%llu,\"findings_dropped\":%llu,"
 		    "\"over_memcap\":%llu,\"no_evidence\":%s,\"latency\":",
 		    (unsigned long long)s->status_changes, (unsigned long long)s->groups,
 		    (unsigned long long)s->noise_groups, (unsigned long long)s->incomplete,
 		    (unsigned long long)s->replay_errors, (unsigned long long)s->unreplayed,
-		    (unsigned long long)s->secondary_pairs, (unsigned long long)s->endpoints,
-		    (unsigned long long)s->findings_dropped, (unsigned long long)s->over_memcap,
-		    s->no_evidence ? "true" : "false");
+		    (unsigned long long)s->cancelled, (unsigned long long)s->secondary_pairs,
+		    (unsigned long long)s->endpoints, (unsigned long long)s->findings_dropped,
+		    (unsigned long long)s->over_memcap, s->no_evidence ? "true" : "false");
 	jlat(b, p50p, p99p, p50c, p99c, np, nc);
 	dbuf_putc(b, '}');
 }
@@ -1199,9 +1200,14 @@ static void text_cand(const struct diff_ctx *c, size_t ci, struct dbuf *b, bool 
 		    (unsigned long long)s->groups, (unsigned long long)s->noise_groups, off);
 	dbuf_printf(b,
 		    "not compared: %llu incomplete sessions, %llu replay errors, %llu not "
-		    "replayed; %llu secondary pairs used for noise learning\n",
+		    "replayed",
 		    (unsigned long long)s->incomplete, (unsigned long long)s->replay_errors,
-		    (unsigned long long)s->unreplayed, (unsigned long long)s->secondary_pairs);
+		    (unsigned long long)s->unreplayed);
+	if (s->cancelled) /* no loss: said only when there are some */
+		dbuf_printf(b, ", %llu cancelled by their client (as recorded)",
+			    (unsigned long long)s->cancelled);
+	dbuf_printf(b, "; %llu secondary pairs used for noise learning\n",
+		    (unsigned long long)s->secondary_pairs);
 	if (v->n_causes) {
 		size_t idx[DIFF_MAX_CAUSES];
 		size_t n = sorted_causes(v, idx);

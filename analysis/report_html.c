@@ -357,6 +357,10 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 	card(b, "replay errors", v, s->replay_errors > 0);
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->unreplayed);
 	card(b, "not replayed", v, s->unreplayed > 0);
+	if (s->cancelled) { /* no loss: shown only when there are some */
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)s->cancelled);
+		card(b, "cancelled by their client", v, false);
+	}
 	snprintf(v, sizeof(v), "x%.2f", s->p99_latency_ratio);
 	card(b, "p99 latency ratio", v, s->p99_latency_ratio > 1.2);
 	dbuf_printf(b, "</div><p id=\"summary-text%s\">", sfx);

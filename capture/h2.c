@@ -101,6 +101,8 @@ const struct ctr_desc h2_ctr_descs[] = {
     CTR_DESC(struct h2_stats, window_updates, "WINDOW_UPDATE frames (flow control)"),
     CTR_DESC(struct h2_stats, pings, "PING frames"),
     CTR_DESC(struct h2_stats, incomplete, "HTTP/2 streams cut by the connection's end"),
+    CTR_DESC(struct h2_stats, client_cancelled,
+	     "HTTP/2 streams the client cancelled (RST_STREAM), answered or not: not data lost"),
 };
 const size_t h2_ctr_count = sizeof(h2_ctr_descs) / sizeof(h2_ctr_descs[0]);
 
@@ -433,7 +435,9 @@ static void stream_emit(struct h2_conn *c, struct h2_stream *s, uint32_t flags)
 	c->st->sessions_emitted++;
 	if (!flags)
 		c->st->sessions_complete++;
-	if (flags & STORE_F_NO_RESPONSE)
+	if (store_session_client_cancelled(&out))
+		c->st->client_cancelled++; /* its client's choice, no loss */
+	else if (flags & STORE_F_NO_RESPONSE)
 		c->st->no_response++;
 	c->prm->emit(c->prm->ctx, &out);
 	stream_close(c, s);

@@ -84,6 +84,7 @@ struct h2_stats {
 	uint64_t window_updates;    /**< WINDOW_UPDATE frames */
 	uint64_t pings;		    /**< PING frames */
 	uint64_t incomplete;	    /**< streams cut by the connection's end */
+	uint64_t client_cancelled;  /**< streams the client reset (RST_STREAM): not no_response */
 };
 
 extern const struct ctr_desc h2_ctr_descs[];

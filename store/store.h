@@ -136,6 +136,23 @@ struct store_session {
 			      *   or a file written before the key existed */
 };
 
+/**
+ * An HTTP/2 stream its client cancelled: an RST_STREAM from the client
+ * (flag reset, not server_reset, with its time in ts_reset_ns) and no loss
+ * beside it (gap, parse_error, tunnel, goaway, no_request). A gRPC client
+ * cancels a watch, or a call past its deadline, so; the session is whole as
+ * far as it went, the client ended it: diff counts it as cancelled, not as
+ * missing data (docs/diff.md). Files written before ts_reset_ns existed
+ * cannot tell such a stream from one reset with its connection.
+ */
+static inline bool store_session_client_cancelled(const struct store_session *s)
+{
+	const uint32_t loss = STORE_F_GAP | STORE_F_PARSE_ERROR | STORE_F_TUNNEL | STORE_F_GOAWAY |
+			      STORE_F_NO_REQUEST | STORE_F_SERVER_RESET;
+	return s->proto == STORE_PROTO_H2C && (s->flags & STORE_F_RESET) && !(s->flags & loss) &&
+	       s->ts_reset_ns > 0;
+}
+
 /** Replay outcome kinds (values are part of the format). */
 enum store_error_kind {
 	STORE_ERR_NONE = 0,

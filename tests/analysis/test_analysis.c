@@ -791,6 +791,70 @@ static void test_headers_and_accounting(void)
 	TAP_EQ_STR(out, "sid=<masked>; Path=/; HttpOnly", "set-cookie masked");
 }
 
+/* An HTTP/2 stream its client cancelled (RST_STREAM from the client, its
+ * time recorded) is counted as cancelled, not compared and no loss; a
+ * stream reset by the server, one without ts_reset_ns (reset with its
+ * connection, or a file from before the key), one with a gap, stay
+ * incomplete; a cancelled one whose replay failed is a replay error. */
+static void test_client_cancelled(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	static const char *const h[] = {"content-type: text/plain", NULL};
+	struct as_pair p;
+	as_pair_init(&p, 1, "POST", "/shop.Shop/Watch", NULL);
+	as_resp(&p.prim, 200, h, "same", 4);
+	as_resp(&p.cand, 200, h, "same", 4);
+	as_pair_link(&p);
+	p.s.proto = STORE_PROTO_H2C;
+	p.s.ts_reset_ns = 5;
+	p.s.flags = STORE_F_RESET | STORE_F_INCOMPLETE;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* cancelled */
+	p.s.id = 2;
+	p.s.flags = STORE_F_RESET | STORE_F_NO_RESPONSE;
+	p.s.resp.present = false;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* cancelled before any answer */
+	p.s.resp.present = true;
+	p.s.id = 3;
+	p.s.flags = STORE_F_RESET | STORE_F_SERVER_RESET;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* incomplete */
+	p.s.id = 4;
+	p.s.flags = STORE_F_RESET | STORE_F_INCOMPLETE | STORE_F_GAP;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* incomplete */
+	p.s.id = 5;
+	p.s.flags = STORE_F_RESET;
+	p.s.ts_reset_ns = 0;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* incomplete */
+	p.s.id = 6;
+	p.s.ts_reset_ns = 5;
+	p.r.error = STORE_ERR_CONNECT;
+	p.r.resp.present = false;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* replay error */
+	diff_ctx_finish(c);
+	const struct diff_summary *s = diff_ctx_summary(c);
+	TAP_EQ_U64(s->cancelled, 2, "client cancelled: 2 cancelled");
+	TAP_EQ_U64(s->incomplete, 3,
+		   "client cancelled: server reset, gap, no reset time: incomplete");
+	TAP_EQ_U64(s->replay_errors, 1, "client cancelled: a failed replay is a replay error");
+	TAP_EQ_U64(s->compared, 0, "client cancelled: none compared");
+	diff_ctx_free(c);
+	c = diff_ctx_create(NULL);
+	as_pair_init(&p, 1, "POST", "/shop.Shop/Watch", NULL);
+	as_resp(&p.prim, 200, h, "same", 4);
+	as_resp(&p.cand, 200, h, "same", 4);
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	p.s.id = 2;
+	p.s.proto = STORE_PROTO_H2C;
+	p.s.ts_reset_ns = 5;
+	p.s.flags = STORE_F_RESET | STORE_F_INCOMPLETE;
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	s = diff_ctx_summary(c);
+	TAP_OK(s->compared == 1 && s->cancelled == 1 && !s->data_incomplete,
+	       "client cancelled: no data lost (data_incomplete false)");
+	diff_ctx_free(c);
+}
+
 static void test_rules_in_ctx(void)
 {
 	char err[256];
@@ -1007,6 +1071,7 @@ int main(void)
 	test_report_caps();
 	test_ctx();
 	test_headers_and_accounting();
+	test_client_cancelled();
 	test_rules_in_ctx();
 	test_html_escaping();
 	test_grpc_early_end();

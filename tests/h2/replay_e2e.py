@@ -242,10 +242,16 @@ def cancel_tests(tmp):
        "10 s --timeout)" % (["%.3f" % x for x in late], took), (late, took))
     rep = diff_json(res, "--proto", SHOP_PB)
     s = rep.get("summary", rep)
-    ok(s.get("compared") == 3 and s.get("differing") == 0 and s.get("incomplete") == 1 and
+    ok(s.get("compared") == 3 and s.get("differing") == 0 and s.get("cancelled") == 1 and
+       s.get("incomplete") == 0 and rep.get("data_incomplete") is False and
        not groups(rep, False),
-       "cancel: diff of the same build: 3 compared, none differ, the Watch incomplete",
-       (s, groups(rep, False)))
+       "cancel: diff of the same build: 3 compared, none differ, the Watch cancelled by its "
+       "client (not compared, no data lost)", (s, rep.get("data_incomplete"), groups(rep, False)))
+    gate = dy("diff", res, "--proto", SHOP_PB, "--quiet", "--fail-on", "data_incomplete>0",
+              "--fail-on", "status_changes>0", check=False)
+    ok(gate.returncode == 0,
+       "cancel: the same build passes a gate on data_incomplete: a client's cancel is no loss",
+       gate.stdout[-400:])
     # red: the candidate build (grpc_shop.py CHANGES: id 2's second tag weight,
     # id 3's price)
     cport = free_port(avoid=(port,))
@@ -454,9 +460,10 @@ def early_cancel_tests(tmp):
     rep = diff_json(res, "--proto", SHOP_PB)
     s = rep.get("summary", rep)
     ok(s.get("compared") == 3 and s.get("differing") == 0 and s.get("replay_errors") == 0 and
-       s.get("incomplete") == 1 and not groups(rep, False),
-       "early cancel: diff of the same build: 3 compared, none differ, no replay error",
-       (s, groups(rep, False)))
+       s.get("incomplete") == 0 and s.get("cancelled") == 1 and
+       rep.get("data_incomplete") is False and not groups(rep, False),
+       "early cancel: diff of the same build: 3 compared, none differ, no replay error, the "
+       "Watch cancelled by its client, no data lost", (s, groups(rep, False)))
     # alone: nothing later is due, the recorded wait ends it
     res2 = os.path.join(tmp, "early-alone.dyt")
     r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res2, "--max",
