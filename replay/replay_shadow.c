@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/mem.h"
 #include "replay/replay.h"
@@ -138,11 +139,30 @@ const char *shadow_drop_name(unsigned why)
 	return why < SHADOW_DROP_COUNT ? shadow_drop_names[why] : "unknown";
 }
 
+/*
+ * A request announced at its last byte does not know its response yet: a
+ * CONNECT (RFC 9110 §9.3.6) or a request offering an Upgrade (§7.8, e.g.
+ * "Upgrade: h2c" or "websocket") may turn its connection into a tunnel or
+ * another protocol, which the lane's HTTP/1.x copy cannot follow (an
+ * answer of 101 and no body, compared with production's real response).
+ */
+static bool tunnel_request(const struct store_message *req)
+{
+	if (req->method.len == 7 && !memcmp(req->method.ptr, "CONNECT", 7))
+		return true;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const struct store_slice *n = &req->headers[i].name;
+		if (n->len == 7 && !strncasecmp((const char *)n->ptr, "upgrade", 7))
+			return true;
+	}
+	return false;
+}
+
 bool shadow_request_admit(const struct store_session *s, bool allow_writes, enum shadow_drop *why)
 {
 	const struct replay_filter f = {.allow_writes = allow_writes};
 
-	if (s->flags & STORE_F_TUNNEL) {
+	if ((s->flags & STORE_F_TUNNEL) || (s->req.present && tunnel_request(&s->req))) {
 		*why = SHADOW_DROP_UNSUPPORTED;
 		return false;
 	}

@@ -69,7 +69,8 @@ const char *shadow_drop_name(unsigned why);
 /**
  * May the request of @p s, as announced at its last captured byte
  * (pipe_params.on_request: no response yet), be sent to a lane? No when
- * it is a tunnel (STORE_F_TUNNEL) -> SHADOW_DROP_UNSUPPORTED; when the
+ * it is a tunnel (STORE_F_TUNNEL) or may become one (a CONNECT, a request
+ * with an Upgrade field: its 101 is not known yet) -> SHADOW_DROP_UNSUPPORTED; when the
  * capture cut it (any other flag but STORE_F_MIDSTREAM and
  * STORE_F_NO_RESPONSE; a body over the cap) -> SHADOW_DROP_INCOMPLETE;
  * a method other than GET/HEAD/OPTIONS without @p allow_writes ->

@@ -1011,6 +1011,25 @@ def case_parity_h2(exe, d, exp, frames):
        lanes("rec-grpc.dyt")["blue"] == 15,
        "parity-h2: the rules color nghttp's x-lane header, gRPC metadata and :path",
        (lanes("rec-nghttp.dyt"), lanes("rec-grpc.dyt")))
+    # upgrade.pcap: two GETs offering "Upgrade: h2c" (nghttp -u, curl --http2),
+    # announced before their 101: the lane's HTTP/1.1 copy could not follow
+    # the switch (it got a bare 101, diffed against production's 200). Both
+    # are dropped as unsupported (docs/mirror.md), by the fast path and by
+    # mirror alike, and nothing is sent (a dead target would count errors).
+    pcap = h2_fixture("upgrade")
+    args = ["--color", "green=header:x-lane=green", "--lane",
+            "green=http://127.0.0.1:%d" % dead_port(), "--json", "--drain-timeout", "1s"]
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+    p = run(exe, eal, ["--rx", "0", "--exit-idle", "400"] + args, d)
+    lg = shadow_lane(counters(p), "green")
+    p2 = subprocess.run([dyetap, "mirror", "-r", pcap] + args, cwd=d, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    c2 = json.loads(p2.stdout) if p2.stdout.startswith("{") else {}
+    ok(p.returncode == 0 and lg.get("colored") == 2 and lg.get("dropped_unsupported") == 2 and
+       lg.get("sent") == 0 and c2.get("lane_green_dropped_unsupported") == 2 and
+       c2.get("lane_green_sent") == 0,
+       "parity-h2: the 2 Upgrade: h2c requests are not mirrored (unsupported), fast path "
+       "and mirror", (p.stderr[-300:], lg, {k: v for k, v in c2.items() if "green" in k}))
     # Shadow: nghttp's 4 blue GETs (its POST is uncolored) to an h2c lane
     # served by nghttpd, from the fast path and from mirror.
     if not shutil.which("nghttpd"):

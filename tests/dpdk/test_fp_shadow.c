@@ -69,6 +69,22 @@ int main(void)
 	check(&s, true, false, SHADOW_DROP_UNSUPPORTED, "CONNECT/Upgrade tunnel: unsupported");
 	s.flags |= STORE_F_GAP;
 	check(&s, true, false, SHADOW_DROP_UNSUPPORTED, "a tunnel with a gap: unsupported first");
+	/* Announced before any response: a CONNECT or an Upgrade offer may yet
+	 * become a tunnel (an h2c or websocket upgrade answered 101). */
+	s = req("CONNECT");
+	s.req.target = sl("example.com:443");
+	check(&s, true, false, SHADOW_DROP_UNSUPPORTED, "CONNECT before its answer: unsupported");
+	struct store_header up[] = {{sl("Host"), sl("a")},
+				    {sl("Connection"), sl("Upgrade, HTTP2-Settings")},
+				    {sl("UPGRADE"), sl("h2c")},
+				    {sl("HTTP2-Settings"), sl("AAMAAABkAAQAAP__")}};
+	s = req("GET");
+	s.req.headers = up;
+	s.req.n_headers = 4;
+	check(&s, true, false, SHADOW_DROP_UNSUPPORTED,
+	      "Upgrade: h2c before its answer: unsupported (any case)");
+	s.req.n_headers = 2; /* "Connection: Upgrade" alone offers nothing */
+	check(&s, false, true, 0, "a Connection field naming upgrade without Upgrade is admitted");
 	s = req("GET");
 	s.req.present = false;
 	check(&s, true, false, SHADOW_DROP_UNSUPPORTED, "no request: unsupported");
