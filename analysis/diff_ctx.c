@@ -393,6 +393,7 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	};
 	static const char *const losses[] = {
 	    "window_closed_early", /* diff: sessions closed before their results came */
+	    "fp_ring_full",	   /* fast path: packets the workers' pipelines never saw */
 	};
 	static const char *const words[] = {
 	    "drop",	 "gap",	     "timeout",	 "skip",   "error",	 "trunc",   "lost",

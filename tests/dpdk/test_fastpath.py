@@ -785,6 +785,28 @@ def case_shadow_ring(exe, d, exp, frames):
     ok(sh.get("out_sessions", 0) + sh.get("unpaired", 0) == lb.get("mirrored") and
        sh.get("out_results") == sh.get("out_sessions"),
        "shadow-ring: --shadow-out: every sent request written or counted unpaired", sh)
+    # A packet ring of 8 (RX to worker): the packets dropped there never
+    # reach the pipelines, so requests are missing from --shadow-out; the
+    # diff report must say its data is incomplete and name the counter
+    # (docs/diff.md "What is missing"), as it names a capture's kernel drops.
+    a = ShadowServer()
+    try:
+        app = ["--rx", "0", "--color", "blue=sport:53654-53676", "--lane", "blue=" + a.url,
+               "--ring-size", "8", "--shadow-out", "pring.dyt", "--exit-idle", "400", "--json"]
+        p = run(exe, eal, app, d)
+        c = counters(p) or {}
+    finally:
+        a.close()
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    r = subprocess.run([dyetap, "diff", "pring.dyt", "--json", "-", "--quiet"], cwd=d,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=TIMEOUT)
+    rep = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    ok(p.returncode == 0 and c.get("ring_full", 0) > 0 and rep.get("data_incomplete") is True and
+       any("fp_ring_full" in x for x in rep.get("incomplete_reasons", [])),
+       "shadow-ring: packets dropped on a full worker ring (%d) make the diff report "
+       "incomplete, naming fp_ring_full" % c.get("ring_full", 0),
+       (p.stderr[-300:], r.stderr[-300:], rep.get("incomplete_reasons")))
 
 
 def case_shadow_writes(exe, d, exp, frames):
