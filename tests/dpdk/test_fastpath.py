@@ -1011,17 +1011,33 @@ def case_parity_h2(exe, d, exp, frames):
     dyetap = os.path.abspath(os.environ["DYETAP"])
     rules = ["--color", "blue=header:x-lane=blue", "--color", "green=header:x-lane=green",
              "--color", "shop=path:/shop.Shop/*"]
-    for fx in ("nghttp", "grpc", "grpc-parallel", "h2load", "upgrade"):
-        pcap = h2_fixture(fx)
+    fixtures = ("nghttp", "grpc", "grpc-parallel", "h2load", "upgrade", "grpc-watch",
+                "grpc-watch-early", "grpc-batch", "grpc-gzip")
+    # All of them in one capture (12 connections, merged by time), spread
+    # over three workers by flow hash: still dyetap record's streams, resets
+    # (ts_reset_ns) and bodies.
+    merged = []
+    for fx in fixtures:
+        merged += read_pcap(h2_fixture(fx))
+    merged.sort(key=lambda x: (x[0], x[1]))
+    with open(os.path.join(d, "h2-all.pcap"), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
+        for sec, usec, fr in merged:
+            f.write(struct.pack("<IIII", sec, usec, len(fr), len(fr)) + fr)
+    for fx in fixtures + ("h2-all",):
+        pcap = h2_fixture(fx) if fx != "h2-all" else os.path.join(d, "h2-all.pcap")
         p = subprocess.run([dyetap, "record", "-r", pcap, "-w", "rec-%s.dyt" % fx,
                             "--uncolored", "record"] + rules, cwd=d, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
         want = sessions(dyetap, ["rec-%s.dyt" % fx], d)
-        eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
-        p = run(exe, eal, ["--rx", "0", "--workers", "1", "-w", "fp-%s.dyt" % fx,
+        nw = 3 if fx == "h2-all" else 1
+        eal = ["--lcores", "0@0,1@1,2@0,3@1,4@0" if nw == 3 else "0@0,1@1,2@0",
+               "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+        p = run(exe, eal, ["--rx", "0", "--workers", str(nw), "-w", "fp-%s.dyt" % fx,
                            "--uncolored", "record", "--exit-idle", "400"] + rules, d)
         ok(p.returncode == 0, "parity-h2 %s: fast path exits 0" % fx, p.stderr[-500:])
-        got = sessions(dyetap, ["fp-%s.dyt" % fx], d)
+        outs = ["fp-%s.dyt" % fx] + ["fp-%s.dyt.%d" % (fx, i) for i in range(1, nw)]
+        got = sessions(dyetap, outs, d)
         h2 = sum(n for k, n in want.items() if json.loads(k).get("proto") == "h2c")
         ok(got == want and h2 > 0,
            "parity-h2 %s: the fast path's %d HTTP/2 streams equal dyetap record's" % (fx, h2),
