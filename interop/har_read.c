@@ -643,6 +643,13 @@ static int entry(struct hr *h, uint32_t e, struct iop_xchg *x)
 	h->dyetap = is_type(&h->d, dy, JSON_OBJECT);
 	if (!h->dyetap)
 		dy = 0;
+	/* `dyetap cat --har` of a results file: an entry with a role is what a
+	 * replay's target answered, not production traffic (as GoReplay's
+	 * type 3 payloads); recorded, it would be replayed as a request again */
+	if (dy && member(&h->d, dy, "role")) {
+		h->st->har_replayed++;
+		return 0;
+	}
 	struct url u;
 	char *method = NULL;
 	int rc = request_bytes(h, e, dy, &u, &method);

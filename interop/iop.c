@@ -54,6 +54,8 @@ const struct ctr_desc iop_ctr_descs[] = {
 	     "GoReplay requests closed unanswered: 65536 were waiting"),
     CTR_DESC(struct iop_stats, gor_cut, "GoReplay files that end inside a payload"),
     CTR_DESC(struct iop_stats, har_no_response, "HAR entries without a response (status 0)"),
+    CTR_DESC(struct iop_stats, har_replayed,
+	     "HAR entries of a replay's answers (dyetap's _dyetap.role), not recorded"),
     CTR_DESC(struct iop_stats, length_set,
 	     "Content-Length headers added or set to the length of the body in the file"),
     CTR_DESC(struct iop_stats, encoding_removed,

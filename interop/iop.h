@@ -72,10 +72,11 @@ struct iop_stats {
 	uint64_t gor_evicted;	    /**< GoReplay requests closed unanswered: too many waiting */
 	uint64_t gor_cut;	    /**< GoReplay files that end inside a payload */
 	uint64_t har_no_response;   /**< HAR entries without a response (status 0) */
-	uint64_t length_set;	    /**< Content-Length added or set to the body in the file */
-	uint64_t encoding_removed;  /**< Content-Encoding dropped: the HAR body is decoded */
-	uint64_t padded;	    /**< truncated bodies padded back to their full length */
-	uint64_t version_changed;   /**< messages of HTTP/2 or /3 entries written as HTTP/1.1 */
+	uint64_t har_replayed; /**< entries of a results file's HAR (_dyetap.role): not recorded */
+	uint64_t length_set;   /**< Content-Length added or set to the body in the file */
+	uint64_t encoding_removed; /**< Content-Encoding dropped: the HAR body is decoded */
+	uint64_t padded;	   /**< truncated bodies padded back to their full length */
+	uint64_t version_changed;  /**< messages of HTTP/2 or /3 entries written as HTTP/1.1 */
 };
 
 extern const struct ctr_desc iop_ctr_descs[];

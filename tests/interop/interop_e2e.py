@@ -415,6 +415,15 @@ def group_har():
        and refs.count("recorded") == 15 and refs.count("candidate") == 15,
        "cat --har of a results file: pages recorded and candidate, 15 entries each, valid HAR",
        r.stderr + h.stderr + out + str(pages))
+    # recorded back: the recorded entries only, the candidate's answers counted
+    back = os.path.join(TMP, "results-back.dyt")
+    rr, c = record(rh, back)
+    ra, _ = records(a)
+    rb, _ = records(back)
+    ok(rr.returncode == 0 and c.get("interop_har_replayed") == 15 and
+       c.get("interop_exchanges") == 15 and [key(x) for x in rb] == [key(x) for x in ra],
+       "a results file's HAR recorded back: its 15 recorded exchanges, the 15 replay answers "
+       "not recorded (interop_har_replayed)", (rr.stderr[-300:], c))
     # the checker is not a rubber stamp
     bad = json.load(open(har))
     bad["log"]["entries"][0]["request"].pop("headers")
