@@ -1552,7 +1552,8 @@ int64_t replay_h2_next_wake(const struct replay_h2 *h)
 			}
 		if (c && c->idle_since && !c->n_inflight && c->idle_since + h->p.idle_ns < w)
 			w = c->idle_since + h->p.idle_ns;
-		for (uint32_t i = 0; h->n_timed && c && !c->dead && i < c->n_inflight; i++) {
+		for (uint32_t i = 0;
+		     h->n_timed && c && !c->dead && c->n_cancel_rec && i < c->n_inflight; i++) {
 			const struct h2req *q = c->fl[i];
 			if (q->cancel_wait && !q->cancelling && cancel_time(q) < w)
 				w = cancel_time(q);
