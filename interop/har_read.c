@@ -9,7 +9,8 @@
  * is made to fit the body the file holds (docs/interop.md "HAR in"): a
  * chunked message is sent as one chunk, a Content-Length that disagrees
  * with the body is set to it, a request body without one gets one, a
- * response without either ends with its connection. HAR bodies are
+ * response without either gets one when it was HTTP/2 or /3 (its stream's
+ * end ended it), else ends with its connection. HAR bodies are
  * decoded text (HAR 1.2 §content), so a Content-Encoding header is dropped
  * unless the file is dyetap's own (it holds the bytes as on the wire).
  * The `_dyetap` object dyetap writes on every entry (docs/interop.md)
@@ -567,6 +568,13 @@ static int response_bytes(struct hr *h, uint32_t e, const char *method, bool *cl
 	if (status < 100 || status > 999)
 		return -2;
 	dbuf_reset(&h->msg);
+	/* an HTTP/2 or /3 answer ended with its stream: its body is whole, so
+	 * it gets a Content-Length rather than ending its connection (the
+	 * entries after it on that connection stay on it) */
+	bool whole = str_of(h, member(&h->d, rs, "httpVersion"), &h->s) &&
+		     (!strncasecmp((char *)h->s.data, "HTTP/2", 6) ||
+		      !strncasecmp((char *)h->s.data, "HTTP/3", 6) ||
+		      !strcasecmp((char *)h->s.data, "h2") || !strcasecmp((char *)h->s.data, "h3"));
 	const char *ver = version_of(h, rs);
 	dbuf_printf(&h->msg, "%s %d", ver, (int)status);
 	if (str_of(h, member(&h->d, rs, "statusText"), &h->s) && h->s.len) {
@@ -594,6 +602,11 @@ static int response_bytes(struct hr *h, uint32_t e, const char *method, bool *cl
 	dbuf_release(&auth);
 	if (rc)
 		return rc;
+	if (whole && !no_body && !fr.chunked && !fr.has_cl) {
+		dbuf_printf(&h->msg, "Content-Length: %zu\r\n", h->body.len);
+		fr.has_cl = true;
+		h->st->length_set++;
+	}
 	dbuf_puts(&h->msg, "\r\n");
 	frame_body(h, &fr, false, no_body, close_after);
 	if (fr.conn_close || (!strcmp(ver, "HTTP/1.0") && !fr.keep_alive))

@@ -442,6 +442,24 @@ def group_har():
     r = run(["record", "-r", bp, "-w", out])
     ok(r.returncode == 2 and "not a HAR file" in r.stderr and not os.path.exists(out),
        "a cut HAR file: exit 2 with the reason, nothing written", r.stderr)
+    # HTTP/2: 30 gRPC calls on one connection (tests/h2/fixtures/grpc.pcap, a
+    # real python3-grpcio capture) come back as 30 exchanges on one
+    # connection: an answer that ended with its stream gets a Content-Length
+    g = os.path.join(TMP, "grpc.dyt")
+    record(os.path.join(ROOT, "tests", "h2", "fixtures", "grpc.pcap"), g)
+    gh = os.path.join(TMP, "grpc.har")
+    with open(gh, "w") as f:
+        subprocess.run([DYETAP, "cat", "--har", g], stdout=f, stderr=subprocess.PIPE)
+    gb = os.path.join(TMP, "grpc-back.dyt")
+    rr, c = record(gh, gb)
+    ga, _ = records(g)
+    gr, _ = records(gb)
+    ok(rr.returncode == 0 and len(gr) == 30 and len({x["conn_id"] for x in gr}) == 1 and
+       not any(x["flags"] for x in gr) and [key(x) for x in gr] == [key(x) for x in ga],
+       "an HTTP/2 HAR recorded back: the 30 gRPC calls on their one connection, whole, the "
+       "same methods, targets, statuses and body lengths",
+       (rr.stderr[-300:], len(gr), sorted({x["conn_id"] for x in gr}),
+        [x["flags"] for x in gr if x["flags"]][:3]))
 
 
 # ---------------------------------------------------------------- Chromium
