@@ -70,7 +70,7 @@ const struct ctr_desc fp_ctr_descs[] = {
     C(handed_off, "packets enqueued to workers"),
     C(worker_pkts, "packets dequeued by workers"),
     C(worker_written, "packets recorded by workers"),
-    C(handed_off_uncolored, "packets of uncolored flows handed to workers to color each request"),
+    C(handed_off_uncolored, "packets of uncolored flows enqueued to workers to color each request"),
 };
 #undef C
 const size_t fp_ctr_count = RTE_DIM(fp_ctr_descs);

@@ -54,27 +54,27 @@
 
 /** Counters of one lcore; every field is a uint64_t listed in fp_ctr_descs. */
 struct fp_stats {
-	uint64_t rx;		  /**< packets received */
-	uint64_t rx_bytes;	  /**< bytes received (frame length) */
-	uint64_t colored;	  /**< packets of colored flows (mirrored or handed off) */
-	uint64_t uncolored;	  /**< packets freed as uncolored (incl. held ones) */
-	uint64_t mirrored;	  /**< packets accepted by the mirror TX port */
-	uint64_t tx_full;	  /**< mirror packets dropped: TX queue full */
-	uint64_t ring_full;	  /**< packets dropped: worker ring full */
-	uint64_t nombuf;	  /**< mirror packets dropped: no mbuf for a header/clone */
-	uint64_t flows;		  /**< flows created */
-	uint64_t flow_table_full; /**< packets whose flow did not fit the table */
-	uint64_t undecided;	  /**< flows left uncolored: no decision in time or cap */
-	uint64_t hold_overflow;	  /**< packets dropped from a full per-flow hold queue */
-	uint64_t pending_full;	  /**< flows left uncolored: no free pending slot */
-	uint64_t not_ip;	  /**< packets that are not IPv4/IPv6 TCP/UDP (uncolored) */
-	uint64_t flows_expired;	  /**< idle flows removed from the table */
-	uint64_t handed_off;	  /**< packets enqueued to worker rings */
-	uint64_t worker_pkts;	  /**< packets dequeued by workers */
-	uint64_t worker_written;  /**< packets recorded (pcap) or fed to the pipeline (dyt) */
-	uint64_t
-	    handed_off_uncolored;	      /**< packets of uncolored flows handed to workers that
-						   color each request (HTTP rules, -w FILE.dyt or --lane) */
+	uint64_t rx;		       /**< packets received */
+	uint64_t rx_bytes;	       /**< bytes received (frame length) */
+	uint64_t colored;	       /**< packets of colored flows (mirrored or handed off) */
+	uint64_t uncolored;	       /**< packets freed as uncolored (incl. held ones) */
+	uint64_t mirrored;	       /**< packets accepted by the mirror TX port */
+	uint64_t tx_full;	       /**< mirror packets dropped: TX queue full */
+	uint64_t ring_full;	       /**< packets dropped: worker ring full */
+	uint64_t nombuf;	       /**< mirror packets dropped: no mbuf for a header/clone */
+	uint64_t flows;		       /**< flows created */
+	uint64_t flow_table_full;      /**< packets whose flow did not fit the table */
+	uint64_t undecided;	       /**< flows left uncolored: no decision in time or cap */
+	uint64_t hold_overflow;	       /**< packets dropped from a full per-flow hold queue */
+	uint64_t pending_full;	       /**< flows left uncolored: no free pending slot */
+	uint64_t not_ip;	       /**< packets that are not IPv4/IPv6 TCP/UDP (uncolored) */
+	uint64_t flows_expired;	       /**< idle flows removed from the table */
+	uint64_t handed_off;	       /**< packets enqueued to worker rings */
+	uint64_t worker_pkts;	       /**< packets dequeued by workers */
+	uint64_t worker_written;       /**< packets recorded (pcap) or fed to the pipeline (dyt) */
+	uint64_t handed_off_uncolored; /**< packets of uncolored flows enqueued to workers that
+					    color each request (HTTP rules, -w FILE.dyt or --lane);
+					    part of handed_off */
 	uint64_t lane_pkts[FP_MAX_LANES + 1]; /**< per lane; [0] unused */
 };
 
@@ -457,6 +457,7 @@ struct fp_conf {
 };
 
 #define FP_TXB 64 /**< mirror / ring batch capacity before a flush */
+_Static_assert(FP_TXB <= 64, "fp_lcore.wbu marks a ring batch in one 64-bit word");
 
 struct fp_rxq {
 	uint16_t port;
@@ -486,6 +487,7 @@ struct fp_lcore {
 	struct rte_mbuf *txb[FP_TXB];
 	unsigned nwb[FP_MAX_WORKERS];
 	struct rte_mbuf *wb[FP_MAX_WORKERS][FP_TXB];
+	uint64_t wbu[FP_MAX_WORKERS]; /**< bit i: wb[w][i] is a per-request (uncolored) hand-off */
 	unsigned nfree;
 	struct rte_mbuf *freeb[FP_TXB];
 	struct fp_stats st __rte_cache_aligned;

@@ -112,6 +112,12 @@ static void flush_ring(struct fp_lcore *lc, unsigned w)
 	FP_HANDOFF_RELEASE(lc->rings[w]);
 	done = rte_ring_sp_enqueue_burst(lc->rings[w], (void *const *)lc->wb[w], n, NULL);
 	FP_ADD(lc->st.handed_off, done);
+	/* The ring takes a prefix of the batch: count the uncolored packets in it. */
+	if (lc->wbu[w])
+		FP_ADD(lc->st.handed_off_uncolored,
+		       (unsigned)__builtin_popcountll(done < 64 ? lc->wbu[w] & ((1ull << done) - 1)
+								: lc->wbu[w]));
+	lc->wbu[w] = 0;
 	if (done < n) {
 		FP_ADD(lc->st.ring_full, n - done);
 		rte_pktmbuf_free_bulk(lc->wb[w] + done, n - done);
@@ -218,10 +224,12 @@ static inline void tag(struct rte_mbuf *m, uint8_t colored)
 		*RTE_MBUF_DYNFIELD(m, fp_app.tag_off, uint8_t *) = colored;
 }
 
-static inline void to_ring(struct fp_lcore *lc, unsigned w, struct rte_mbuf *m)
+/* Queue @p m for worker @p w; @p uncolored: a per-request hand-off (handed_off_uncolored). */
+static inline void to_ring(struct fp_lcore *lc, unsigned w, struct rte_mbuf *m, bool uncolored)
 {
 	if (lc->nwb[w] == FP_TXB)
 		flush_ring(lc, w);
+	lc->wbu[w] |= (uint64_t)uncolored << lc->nwb[w];
 	lc->wb[w][lc->nwb[w]++] = m;
 }
 
@@ -232,9 +240,8 @@ static inline void to_ring(struct fp_lcore *lc, unsigned w, struct rte_mbuf *m)
 static void handoff(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *f)
 {
 	FP_INC(lc->st.uncolored);
-	FP_INC(lc->st.handed_off_uncolored);
 	tag(m, 0);
-	to_ring(lc, f->worker, m);
+	to_ring(lc, f->worker, m, true);
 }
 
 /* A packet of a colored flow: mirror and/or hand off, consuming @p m. */
@@ -266,7 +273,7 @@ static void emit(struct fp_lcore *lc, struct rte_mbuf *m, const struct fp_flow *
 		}
 	}
 	if (to_worker)
-		to_ring(lc, f->worker, m);
+		to_ring(lc, f->worker, m, false);
 	else if (c->tx_port < 0 || c->mode != FP_MIRROR_COPY) {
 		drop(lc, m);
 	}

@@ -10,7 +10,7 @@ wall-clock time), VLAN and VXLAN output is decoded and its inner frame
 compared. Output is TAP.
 
 Usage: test_fastpath.py EXE GEN CASE
-  CASE: copy dup vlan vxlan multi workers ring count cli telemetry parity
+  CASE: copy dup vlan vxlan multi workers ring ring-uncolored count cli telemetry parity
         shadow shadow-down shadow-ring shadow-writes shadow-tls (these read DEMO_PCAP,
         tests/demo/demo.pcap) parity-users (tests/dpdk/users-keepalive)
         loss (reads LOSS_PCAP, tests/capture/loss/wrk-nginx-4k.pcap.xz)
@@ -274,6 +274,49 @@ def case_ring(exe, d, exp, frames):
     ok(c["mirrored"] == len(want), "ring: mirroring is not affected by the slow recorder", c)
     rec = read_pcap(os.path.join(d, "rec_r.pcap"))
     ok(len(rec) == c["handed_off"], "ring: recording has the handed-off packets")
+
+
+def case_ring_uncolored(exe, d, exp, frames):
+    # Per-request coloring hands the packets of uncolored flows to the
+    # workers too: a full ring drops them as it drops colored ones, and
+    # handed_off_uncolored counts only those the ring took (docs/dpdk.md
+    # "Counters"). h2c flows with a header rule: the RX lcores cannot read
+    # HPACK, so every packet goes to the worker uncolored.
+    pcap = h2_merged(d)
+    eal = ["--lcores", "0@0,1@1,2@0", "--vdev", "net_pcap0,rx_pcap=%s" % pcap]
+    app = ["--rx", "0", "--workers", "1", "--ring-size", "8", "--exit-idle", "400", "--json",
+           "--color", "blue=header:x-lane=blue"]
+    p = run(exe, eal, app + ["-w", "all.dyt"], d)
+    c = counters(p) or {}
+    n = len(read_pcap(pcap))
+    ok(p.returncode == 0 and c.get("ring_full", 0) > 0,
+       "ring-uncolored: a ring of 8 drops (%d)" % c.get("ring_full", 0), (p.stderr[-300:], c))
+    ok(c.get("rx") == c.get("uncolored") == n and c.get("colored") == 0,
+       "ring-uncolored: all %d packets uncolored" % n, c)
+    ok(c.get("handed_off_uncolored") == c.get("handed_off") == c.get("worker_pkts") and
+       c.get("handed_off", 0) + c.get("ring_full", 0) == c.get("uncolored"),
+       "ring-uncolored: handed_off_uncolored = handed_off = worker_pkts, "
+       "+ ring_full = uncolored", c)
+    # Colored and uncolored flows in the same batches: the gRPC connection
+    # by port (decided at once), the others per request. -w FILE.pcap keeps
+    # the packets of colored flows only, so it holds handed_off minus
+    # handed_off_uncolored packets (the dead lane makes the pipelines run).
+    grpc = read_pcap(h2_fixture("grpc"))[0][2]
+    port = struct.unpack("!H", grpc[14 + (grpc[14] & 15) * 4 + 2:][:2])[0]
+    p = run(exe, eal, app[:-2] + ["--color", "g=dport:%d" % port] + app[-2:] +
+            ["-w", "mix.pcap", "--lane", "blue=http://127.0.0.1:%d" % dead_port(),
+             "--drain-timeout", "1s"], d)
+    c = counters(p) or {}
+    rec = read_pcap(os.path.join(d, "mix.pcap")) if p.returncode == 0 else []
+    ok(p.returncode == 0 and c.get("colored", 0) > 0 and c.get("ring_full", 0) > 0 and
+       c.get("colored", 0) + c.get("uncolored", 0) == n ==
+       c.get("handed_off", 0) + c.get("ring_full", 0),
+       "ring-uncolored: mixed: colored + uncolored = handed_off + ring_full = rx",
+       (p.stderr[-300:], c))
+    ok(c.get("handed_off_uncolored", n) <= c.get("handed_off", 0) and
+       c.get("handed_off", 0) - c.get("handed_off_uncolored", 0) == len(rec),
+       "ring-uncolored: mixed: handed_off - handed_off_uncolored = the %d colored packets "
+       "recorded" % len(rec), c)
 
 
 def case_count(exe, d, exp, frames):
@@ -991,6 +1034,24 @@ def h2_fixture(name):
                         "fixtures", name + ".pcap")
 
 
+H2_FIXTURES = ("nghttp", "grpc", "grpc-parallel", "h2load", "upgrade", "grpc-watch",
+               "grpc-watch-early", "grpc-batch", "grpc-gzip")
+
+
+def h2_merged(d, fixtures=H2_FIXTURES):
+    """@d/h2-all.pcap: the h2 fixtures merged by time (mergecap -F pcap)."""
+    merged = []
+    for fx in fixtures:
+        merged += read_pcap(h2_fixture(fx))
+    merged.sort(key=lambda x: (x[0], x[1]))
+    path = os.path.join(d, "h2-all.pcap")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
+        for sec, usec, fr in merged:
+            f.write(struct.pack("<IIII", sec, usec, len(fr), len(fr)) + fr)
+    return path
+
+
 def wait_port(port, secs=10):
     """Until 127.0.0.1:@port accepts a connection (a server just started)."""
     end = time.monotonic() + secs
@@ -1011,19 +1072,11 @@ def case_parity_h2(exe, d, exp, frames):
     dyetap = os.path.abspath(os.environ["DYETAP"])
     rules = ["--color", "blue=header:x-lane=blue", "--color", "green=header:x-lane=green",
              "--color", "shop=path:/shop.Shop/*"]
-    fixtures = ("nghttp", "grpc", "grpc-parallel", "h2load", "upgrade", "grpc-watch",
-                "grpc-watch-early", "grpc-batch", "grpc-gzip")
+    fixtures = H2_FIXTURES
     # All of them in one capture (12 connections, merged by time), spread
     # over three workers by flow hash: still dyetap record's streams, resets
     # (ts_reset_ns) and bodies.
-    merged = []
-    for fx in fixtures:
-        merged += read_pcap(h2_fixture(fx))
-    merged.sort(key=lambda x: (x[0], x[1]))
-    with open(os.path.join(d, "h2-all.pcap"), "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
-        for sec, usec, fr in merged:
-            f.write(struct.pack("<IIII", sec, usec, len(fr), len(fr)) + fr)
+    h2_merged(d, fixtures)
     for fx in fixtures + ("h2-all",):
         pcap = h2_fixture(fx) if fx != "h2-all" else os.path.join(d, "h2-all.pcap")
         p = subprocess.run([dyetap, "record", "-r", pcap, "-w", "rec-%s.dyt" % fx,
@@ -1106,7 +1159,7 @@ def case_parity_h2(exe, d, exp, frames):
 
 
 CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
-         "workers": case_workers, "ring": case_ring, "count": case_count, "cli": case_cli,
+         "workers": case_workers, "ring": case_ring, "ring-uncolored": case_ring_uncolored, "count": case_count, "cli": case_cli,
          "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes,
          "parity-users": case_parity_users, "parity-h2": case_parity_h2, "shadow-tls": case_shadow_tls,
          "loss": case_loss}
