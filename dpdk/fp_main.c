@@ -228,16 +228,33 @@ static void sh_tel(void *ctx, const char *lane, const char *name, uint64_t v)
 	rte_tel_data_add_dict_u64(o->tel, key, v);
 }
 
+/*
+ * The workers' capture counters (fp_record_capture_counters()) in a new
+ * set; NULL without pipelines, or memory: the report goes on without them.
+ */
+static struct ctr_set *capture_counters(void)
+{
+	struct ctr_set *set = fp_app.nwk && fp_app.wk[0]->rec ? ctr_set_create(0) : NULL;
+	if (set)
+		(void)fp_record_capture_counters(set);
+	return set;
+}
+
 /* Every counter as one JSON object and a newline into @p b (any thread). */
 static void stats_json(struct dbuf *b)
 {
 	struct fp_stats t;
 	uint64_t ms = start_tsc ? (rte_rdtsc() - start_tsc) * 1000 / rte_get_tsc_hz() : 0;
+	struct ctr_set *cap = capture_counters();
 	fp_stats_sum(&t);
 	dbuf_putc(b, '{');
 	for (size_t d = 0; d < fp_ctr_count; d++)
 		dbuf_printf(b, "%s\"%s\":%" PRIu64, d ? "," : "", fp_ctr_descs[d].name,
 			    ctr_get(&t, &fp_ctr_descs[d]));
+	if (cap && ctr_set_count(cap)) {
+		dbuf_putc(b, ',');
+		ctr_set_json(cap, b);
+	}
 	dbuf_puts(b, ",\"lanes\":{");
 	for (unsigned l = 1; l <= nlanes; l++) {
 		if (l > 1)
@@ -258,6 +275,7 @@ static void stats_json(struct dbuf *b)
 	if (sessions_final != UINT64_MAX)
 		dbuf_printf(b, ",\"sessions\":%" PRIu64, sessions_final);
 	dbuf_puts(b, "}\n");
+	ctr_set_free(cap);
 }
 
 static void stats_print(FILE *out, bool json)
@@ -272,9 +290,14 @@ static void stats_print(FILE *out, bool json)
 		fwrite(b.data, 1, b.len, out);
 		dbuf_release(&b);
 	} else {
+		struct ctr_set *cap = capture_counters();
 		for (size_t d = 0; d < fp_ctr_count; d++)
 			fprintf(out, "%-16s %" PRIu64 "\n", fp_ctr_descs[d].name,
 				ctr_get(&t, &fp_ctr_descs[d]));
+		for (size_t i = 0; cap && i < ctr_set_count(cap); i++)
+			fprintf(out, "%-16s %" PRIu64 "\n", ctr_set_values(cap)[i].name,
+				ctr_set_values(cap)[i].value);
+		ctr_set_free(cap);
 		for (unsigned l = 1; l <= nlanes; l++)
 			fprintf(out, "lane %-11s %" PRIu64 "\n", lane_name[l], t.lane_pkts[l]);
 		fprintf(out, "%-16s %" PRIu64 "\n", "elapsed_ms", ms);
@@ -298,6 +321,11 @@ static int telemetry_stats(const char *cmd, const char *params, struct rte_tel_d
 	rte_tel_data_start_dict(d);
 	for (size_t i = 0; i < fp_ctr_count; i++)
 		rte_tel_data_add_dict_u64(d, fp_ctr_descs[i].name, ctr_get(&t, &fp_ctr_descs[i]));
+	struct ctr_set *cap = capture_counters();
+	for (size_t i = 0; cap && i < ctr_set_count(cap); i++)
+		rte_tel_data_add_dict_u64(d, ctr_set_values(cap)[i].name,
+					  ctr_set_values(cap)[i].value);
+	ctr_set_free(cap);
 	if (lanes) {
 		rte_tel_data_start_dict(lanes);
 		for (unsigned l = 1; l <= nlanes; l++)
@@ -418,6 +446,7 @@ static int on_metrics(void *ctx, struct dbuf *out)
 		goto out;
 	fp_stats_sum(&t);
 	rc = ctr_set_table(set, "fp_", &t, fp_ctr_descs, fp_ctr_count);
+	rc |= fp_record_capture_counters(set); /* as dyetap mirror's */
 	for (unsigned l = 1; l <= nlanes; l++)
 		rc |= ctr_set_put(set, t.lane_pkts[l], "lane_%s_packets", lane_name[l]);
 	rc |= ctr_set_table(set, "fp_ctl_", ctl_server_stats(fp_ctl), ctl_ctr_descs, ctl_ctr_count);

@@ -525,6 +525,26 @@ struct fp_shadow {
 
 struct recorder;
 
+#define FP_CAP_MAX  256 /**< capture counters a worker publishes (pipe_counters()) */
+#define FP_CAP_NAME 96	/**< their names' storage ("lane_NAME_sessions" included) */
+
+/**
+ * A worker's capture counters (its pipeline's: decode_, flow_, ipfrag_,
+ * reasm_, txn_, h2_, pipe_, redact_, lane_L_sessions) as it last published
+ * them for the other threads (fp_record_publish()). The pipeline's own
+ * counters are plain fields of the worker's thread; these are the copy
+ * that telemetry, --metrics, --control and the reports read. A slot's name
+ * is written once, before @p n is released past it (pipe_counters() only
+ * appends: lanes), and never changes; values are relaxed stores.
+ */
+struct fp_cap {
+	uint32_t n;		/**< published slots (release / acquire) */
+	uint64_t tsc;		/**< last publication (the worker's own) */
+	uint64_t v[FP_CAP_MAX]; /**< relaxed */
+	char name[FP_CAP_MAX][FP_CAP_NAME];
+	struct store_counter tmp[FP_CAP_MAX]; /**< the worker's pipe_counters() buffer */
+};
+
 /** One worker lcore: drains the rings of every RX lcore toward it. */
 struct fp_worker {
 	unsigned lcore_id;
@@ -536,7 +556,8 @@ struct fp_worker {
 	struct recorder *rec; /**< capture pipeline (and -w FILE.dyt) or NULL */
 	char path[4096];
 	struct fp_stats st __rte_cache_aligned;
-	uint32_t rules_seen; /**< fp_app.rules_gen its pipeline colors with */
+	uint32_t rules_seen;		       /**< fp_app.rules_gen its pipeline colors with */
+	struct fp_cap cap __rte_cache_aligned; /**< with a pipeline (rec) */
 } __rte_cache_aligned;
 
 struct fp_app {
@@ -673,11 +694,27 @@ int fp_record_open_worker(struct fp_worker *wk, bool file, char *err, size_t err
 int fp_record_open_shadow_out(char *err, size_t errlen);
 
 /**
+ * Publish worker @p w's capture counters (struct fp_cap): its own thread,
+ * about every millisecond while it runs and once more after the end of
+ * input. Nothing without a pipeline.
+ */
+void fp_record_publish(struct fp_worker *w);
+
+/**
+ * The capture counters every worker published last, summed by name, as
+ * `dyetap mirror` names them (decode_..., h2_gaps, lane_L_sessions...),
+ * appended to @p set (any thread; nothing without pipelines). Peaks
+ * (`_peak`) add up too: a bound of the whole. @return 0 or the set's error.
+ */
+int fp_record_capture_counters(struct ctr_set *set);
+
+/**
  * Close recorder @p r's file (if any) with the trailer: the pipeline's
- * counters, the fast path's totals (fp_) and the shadow counters
- * (fp_shadow_). @return 0; 1 when the file is whole but records are
- * missing from it or from its trailer; -EIO when the file could not be
- * finished; with a message in @p msg for 1 and -EIO.
+ * counters (for --shadow-out, which has none, the workers' summed:
+ * fp_record_capture_counters()), the fast path's totals (fp_) and the
+ * shadow counters (fp_shadow_). @return 0; 1 when the file is whole but
+ * records are missing from it or from its trailer; -EIO when the file
+ * could not be finished; with a message in @p msg for 1 and -EIO.
  */
 int fp_record_close(struct recorder *r, char *msg, size_t msglen);
 

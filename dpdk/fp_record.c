@@ -5,8 +5,11 @@
  * worker's capture pipeline (and its -w FILE.dyt), and the sender's
  * --shadow-out file. So their files carry the same metadata as
  * `dyetap record`'s - source (`dpdk:rx=PORTS`), color rules, redactions,
- * host, start time - and a trailer of counters: the pipeline's, the fast
- * path's totals (`fp_`) and the shadow counters (`fp_shadow_`).
+ * host, start time - and a trailer of counters: the pipeline's (for
+ * --shadow-out, the workers' summed), the fast path's totals (`fp_`) and
+ * the shadow counters (`fp_shadow_`). The workers' pipeline counters are
+ * plain fields of their threads: each worker publishes a copy (struct
+ * fp_cap) that any thread may sum, for the reports, telemetry and metrics.
  *
  * References: capture/recorder.h, docs/format.md (metadata, trailer),
  * docs/dpdk.md "Workers and recording".
@@ -76,6 +79,61 @@ int fp_record_open_shadow_out(char *err, size_t errlen)
 	return open_one(&rp, &fp_app.sh.out, err, errlen);
 }
 
+void fp_record_publish(struct fp_worker *w)
+{
+	struct fp_cap *c = &w->cap;
+	uint32_t old = c->n;
+	size_t n;
+
+	if (!w->rec)
+		return;
+	n = RTE_MIN(pipe_counters(recorder_pipe(w->rec), c->tmp, FP_CAP_MAX), (size_t)FP_CAP_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (i >= old)
+			snprintf(c->name[i], FP_CAP_NAME, "%s", c->tmp[i].name);
+		__atomic_store_n(&c->v[i], c->tmp[i].value, __ATOMIC_RELAXED);
+	}
+	if (n > old)
+		__atomic_store_n(&c->n, (uint32_t)n, __ATOMIC_RELEASE);
+}
+
+int fp_record_capture_counters(struct ctr_set *set)
+{
+	/* Workers list the same counters in the same order, but for lanes
+	 * one of them has not seen yet (a reload): summed by name. */
+	const char *name[FP_CAP_MAX];
+	uint64_t sum[FP_CAP_MAX];
+	size_t n = 0;
+	int rc = 0;
+
+	for (unsigned k = 0; k < fp_app.nwk; k++) {
+		const struct fp_cap *c = &fp_app.wk[k]->cap;
+		uint32_t m = __atomic_load_n(&c->n, __ATOMIC_ACQUIRE);
+		for (uint32_t i = 0; i < m; i++) {
+			uint64_t v = __atomic_load_n(&c->v[i], __ATOMIC_RELAXED);
+			size_t j = i;
+			if (j >= n || strcmp(name[j], c->name[i]))
+				for (j = 0; j < n && strcmp(name[j], c->name[i]); j++)
+					;
+			if (j == n) {
+				if (n == FP_CAP_MAX) {
+					rc = -ENOSPC;
+					continue;
+				}
+				name[n] = c->name[i];
+				sum[n++] = 0;
+			}
+			sum[j] += v;
+		}
+	}
+	for (size_t j = 0; j < n; j++) {
+		int e = ctr_set_put(set, sum[j], "%s", name[j]);
+		if (e && !rc)
+			rc = e;
+	}
+	return rc;
+}
+
 static void put_shadow(void *ctx, const char *lane, const char *name, uint64_t v)
 {
 	if (lane)
@@ -100,7 +158,8 @@ int fp_record_close(struct recorder *r, char *msg, size_t msglen)
 		return -EIO;
 	}
 	fp_stats_sum(&t);
-	rc = recorder_counters(r, NULL, set);
+	/* --shadow-out has no pipeline: its sessions are the workers', so are their losses. */
+	rc = recorder_pipe(r) ? recorder_counters(r, NULL, set) : fp_record_capture_counters(set);
 	rc |= ctr_set_table(set, "fp_", &t, fp_ctr_descs, fp_ctr_count);
 	fp_shadow_report(put_shadow, set);
 	rc |= recorder_result_counters(r, "fp_shadow_", set);

@@ -11,7 +11,8 @@
  * (pcap_dump). With `--lane` the pipeline runs too (besides a pcap, if
  * any), and its on_request hook hands colored requests to the shadow
  * sender (fp_shadow.c). A flow always lands on the same worker (by flow hash), in
- * arrival order, which is what reassembly needs.
+ * arrival order, which is what reassembly needs. The pipeline's counters
+ * are published about every millisecond (fp_record_publish()).
  *
  * Packet time: the port's RX timestamp when the PMD gives one in a known
  * unit (net_pcap: the capture's own time, in microseconds), else the wall
@@ -26,6 +27,7 @@
 #include <time.h>
 
 #include <pcap/pcap.h>
+#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
@@ -75,8 +77,10 @@ int fp_worker_main(void *arg)
 {
 	struct fp_worker *w = arg;
 	struct rte_mbuf *pkts[FP_BURST];
+	uint64_t every = rte_get_tsc_hz() / 1000;
 
 	FP_HANDOFF_ACQUIRE(w); /* what main set up before the launch */
+	fp_record_publish(w);
 	for (;;) {
 		unsigned got = 0;
 		/* Read the stop flag before draining: what was enqueued before it is seen. */
@@ -104,12 +108,19 @@ int fp_worker_main(void *arg)
 		}
 		if (!got && w->rec)
 			recorder_tick(w->rec); /* time-based flush of a data frame */
+		if (w->rec && rte_rdtsc() - w->cap.tsc >= every) {
+			/* The capture counters, for telemetry, metrics and the reports. */
+			w->cap.tsc = rte_rdtsc();
+			fp_record_publish(w);
+		}
 		if (!got && stop)
 			break;
 	}
 	/* End of input: close every connection, emit what is pending. */
-	if (w->rec)
+	if (w->rec) {
 		recorder_end_input(w->rec);
+		fp_record_publish(w);
+	}
 	FP_HANDOFF_RELEASE(w); /* for main, after rte_eal_wait_lcore() */
 	return 0;
 }

@@ -14,6 +14,7 @@ Usage: test_fastpath.py EXE GEN CASE
         shadow shadow-down shadow-ring shadow-writes shadow-tls (these read DEMO_PCAP,
         tests/demo/demo.pcap) parity-users (tests/dpdk/users-keepalive)
         loss (reads LOSS_PCAP, tests/capture/loss/wrk-nginx-4k.pcap.xz)
+        capture-counters ring-uncolored parity-h2 (tests/h2/fixtures)
 """
 import json
 import os
@@ -411,6 +412,9 @@ def case_telemetry(exe, d, exp, frames):
     ok(st is not None and "blue_colored" in st.get("shadow", {}) and
        "blue_dropped_target_down" in st.get("shadow", {}),
        "telemetry: and the shadow counters per lane", st and st.get("shadow"))
+    ok(st is not None and st.get("pipe_packets", 0) > 0 and "reasm_gaps" in st and
+       "h2_gaps" in st, "telemetry: and the workers' capture counters",
+       st and {k: v for k, v in st.items() if k.startswith(("pipe_", "reasm_g"))})
     ok(p.returncode == 0, "telemetry: SIGINT stops it cleanly", err)
     last = None
     for line in out.splitlines():
@@ -1158,11 +1162,116 @@ def case_parity_h2(exe, d, exp, frames):
            (p.stderr[-500:], lb, paths))
 
 
+def write_pcap(path, frames):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
+        for sec, usec, fr in frames:
+            f.write(struct.pack("<IIII", sec, usec, len(fr), len(fr)) + fr)
+
+
+def capture_keys(mirror):
+    """The capture counters of a `dyetap mirror --json` report (not its
+    source's, src_, nor its shadow counters, mirror_ and lane_L_NAME)."""
+    return {k: v for k, v in mirror.items() if not k.startswith(("src_", "mirror_")) and
+            not (k.startswith("lane_") and not k.endswith("_sessions"))}
+
+
+def case_capture_counters(exe, d, exp, frames):
+    # The workers' pipelines count what they lose (h2_gaps, reasm_gaps...):
+    # the fast path's report, its metrics and its --shadow-out trailer carry
+    # those counters as `dyetap mirror` reports them for the same capture,
+    # and `dyetap diff` of the --shadow-out file sees the loss.
+    dyetap = os.path.abspath(os.environ["DYETAP"])
+    full = read_pcap(h2_fixture("grpc"))
+    payload = [i for i, (_, _, b) in enumerate(full) if tcp_payload_len(b) > 0]
+    write_pcap(os.path.join(d, "lossy.pcap"),
+               [f for i, f in enumerate(full) if i not in payload[10:40:10]])
+    lane = ["--color", "blue=header:x-lane=blue", "--lane",
+            "blue=http://127.0.0.1:%d" % dead_port(), "--drain-timeout", "1s", "--json"]
+    eal = ["--lcores", "0@0,1@1,2@0"]
+    # The fast path's own keys: a run without pipelines.
+    p = run(exe, eal + ["--vdev", "net_pcap0,rx_pcap=%s" % h2_fixture("grpc")],
+            ["--rx", "0", "--exit-idle", "400", "--json"] + lane[:2], d)
+    own = set(counters(p) or {}) | {"shadow", "sessions"}
+    for name, pcap, nw in (("grpc", h2_fixture("grpc"), 1), ("lossy", "lossy.pcap", 1),
+                           ("all", h2_merged(d), 2)):
+        m = subprocess.run([dyetap, "mirror", "-r", pcap] + lane, cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+        want = capture_keys(json.loads(m.stdout) if m.stdout.startswith("{") else {})
+        lc = ["--lcores", "0@0,1@1,2@0,3@1"] if nw == 2 else eal
+        p = run(exe, lc + ["--vdev", "net_pcap0,rx_pcap=%s" % pcap],
+                ["--rx", "0", "--workers", str(nw), "--exit-idle", "400",
+                 "--shadow-out", name + ".dyt"] + lane, d)
+        c = counters(p) or {}
+        # Workers add up: a peak is the sum of theirs, the flow tables are theirs.
+        diff = {k: (c.get(k), v) for k, v in want.items()
+                if c.get(k) != v and not (nw > 1 and (k.endswith("_peak") or
+                                                      k == "flow_mem_bytes"))}
+        ok(p.returncode == 0 and "h2_gaps" in want and "pipe_packets" in want and not diff and
+           set(c) - set(want) <= own,
+           "capture-counters %s: the --json report has dyetap mirror's %d capture counters "
+           "(%d worker%s)" % (name, len(want), nw, "s" if nw > 1 else ""),
+           (p.stderr[-300:], m.stderr[-300:], diff, set(c) - set(want) - own))
+        if name == "lossy":
+            ok(c.get("h2_gaps", 0) > 0 and c.get("reasm_gaps", 0) > 0,
+               "capture-counters: the packets removed are gaps (h2_gaps %s, reasm_gaps %s)"
+               % (c.get("h2_gaps"), c.get("reasm_gaps")))
+        i = subprocess.run([dyetap, "info", "--json", name + ".dyt"], cwd=d,
+                           stdout=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+        tr = json.loads(i.stdout).get("counters", {}) if i.stdout.startswith("{") else {}
+        if isinstance(tr, list):
+            tr = {x["name"]: x["value"] for x in tr}
+        ok(all(k in tr and tr[k] == c.get(k) for k in want),
+           "capture-counters %s: the --shadow-out trailer holds them" % name,
+           {k: (tr.get(k), c.get(k)) for k in want if tr.get(k) != c.get(k)})
+        r = subprocess.run([dyetap, "diff", name + ".dyt", "--json", "-", "--quiet"], cwd=d,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=TIMEOUT)
+        rep = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+        gaps = [x for x in rep.get("incomplete_reasons", []) if "gap" in x or "lost" in x]
+        if name == "lossy":
+            ok(rep.get("data_incomplete") is True and any("h2_gaps" in x for x in gaps),
+               "capture-counters: dyetap diff of the --shadow-out file names the capture gaps "
+               "as a loss", (r.stderr[-300:], rep.get("incomplete_reasons")))
+        else:
+            ok(r.returncode in (0, 1) and rep and not gaps,
+               "capture-counters %s: no capture loss in dyetap diff" % name,
+               (r.stderr[-300:], rep.get("incomplete_reasons")))
+    # /metrics while running: the same counters as dyetap_NAME_total.
+    import signal
+    import urllib.request
+    port = free_port()
+    cmd = [exe] + EAL + eal + ["--vdev", "net_pcap0,rx_pcap=%s" % h2_fixture("grpc"), "--",
+                               "--rx", "0", "--metrics", "127.0.0.1:%d" % port] + lane
+    p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    text = ""
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and "dyetap_pipe_packets_total 78" not in text:
+            time.sleep(0.1)
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                            timeout=5) as u:
+                    text = u.read().decode()
+            except OSError:
+                pass
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=TIMEOUT)
+    names = set(re.findall(r"^(dyetap_\w+?)(?:\{| )", text, re.M))
+    miss = [k for k in capture_keys(want) if not k.startswith("lane_") and
+            "dyetap_%s_total" % k not in names]
+    ok("dyetap_pipe_packets_total 78" in text and "dyetap_h2_frames_total 250" in text and
+       not miss and 'dyetap_lane_sessions_total{lane="blue"}' in text,
+       "capture-counters: /metrics serves them while running", (miss, text[-500:]))
+
+
 CASES = {"dup": case_dup, "parity": case_parity, "telemetry": case_telemetry, "copy": case_copy, "vlan": case_vlan, "vxlan": case_vxlan, "multi": case_multi,
          "workers": case_workers, "ring": case_ring, "ring-uncolored": case_ring_uncolored, "count": case_count, "cli": case_cli,
          "shadow": case_shadow, "shadow-down": case_shadow_down, "shadow-ring": case_shadow_ring, "shadow-writes": case_shadow_writes,
          "parity-users": case_parity_users, "parity-h2": case_parity_h2, "shadow-tls": case_shadow_tls,
-         "loss": case_loss}
+         "loss": case_loss, "capture-counters": case_capture_counters}
 
 
 def main():
