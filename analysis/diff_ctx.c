@@ -359,14 +359,15 @@ static bool ends_with(const char *n, const char *suffix)
 enum diff_ctr_class diff_counter_class(const char *n)
 {
 	static const char *const exclusions[] = {
-	    "skipped_filter",	   /* replay --lane/--method/--path/--since/--until */
-	    "skipped_shard",	   /* replay --shard: other shards' connections */
-	    "skipped_lane",	   /* diff: sessions of lanes a mirror did not shadow */
-	    "skipped_writes",	   /* replay without --allow-writes */
-	    "dropped_uncolored",   /* record/mirror --uncolored drop */
-	    "dropped_production",  /* mirror: a lane that is the recorded server */
-	    "paused",		   /* mirror: dyetap ctl pause; older: dropped_paused */
-	    "dropped_rate_limited" /* mirror --lane-rate */
+	    "skipped_filter",	    /* replay --lane/--method/--path/--since/--until */
+	    "skipped_shard",	    /* replay --shard: other shards' connections */
+	    "skipped_lane",	    /* diff: sessions of lanes a mirror did not shadow */
+	    "skipped_writes",	    /* replay without --allow-writes */
+	    "dropped_uncolored",    /* record/mirror --uncolored drop */
+	    "dropped_production",   /* mirror: a lane that is the recorded server */
+	    "paused",		    /* mirror: dyetap ctl pause; older: dropped_paused */
+	    "dropped_rate_limited", /* mirror --lane-rate */
+	    "dropped_write_refused" /* mirror without --allow-writes, as skipped_writes */
 	};
 	static const char *const results[] = {
 	    "err_refused",	  "err_reset",	    "err_timeout",

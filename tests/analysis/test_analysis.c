@@ -855,6 +855,37 @@ static void test_client_cancelled(void)
 	diff_ctx_free(c);
 }
 
+/* Counter classes (docs/report.md "data_incomplete"): what a user chose,
+ * what is information, what is a loss. */
+static void test_counter_classes(void)
+{
+	static const struct {
+		const char *name;
+		enum diff_ctr_class cls;
+	} v[] = {
+	    {"lane_blue_dropped_write_refused", DIFF_CTR_EXCLUSION}, /* no --allow-writes */
+	    {"skipped_writes", DIFF_CTR_EXCLUSION},
+	    {"lane_blue_dropped_rate_limited", DIFF_CTR_EXCLUSION},
+	    {"lane_blue_dropped_loop", DIFF_CTR_INFO},
+	    {"h2_client_cancelled", DIFF_CTR_INFO},
+	    {"interop_har_replayed", DIFF_CTR_INFO},
+	    {"h2_no_response", DIFF_CTR_LOSS},
+	    {"fp_ring_full", DIFF_CTR_LOSS},
+	    {"lane_blue_dropped_queue_full", DIFF_CTR_LOSS},
+	    {"h2_gaps", DIFF_CTR_LOSS},
+	};
+	int good = 0;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		bool same = diff_counter_class(v[i].name) == v[i].cls;
+		if (!same)
+			printf("# %s: class %d, want %d\n", v[i].name,
+			       (int)diff_counter_class(v[i].name), (int)v[i].cls);
+		good += same;
+	}
+	TAP_EQ_U64(good, sizeof(v) / sizeof(v[0]),
+		   "counter classes: exclusions, information, losses");
+}
+
 static void test_rules_in_ctx(void)
 {
 	char err[256];
@@ -1072,6 +1103,7 @@ int main(void)
 	test_ctx();
 	test_headers_and_accounting();
 	test_client_cancelled();
+	test_counter_classes();
 	test_rules_in_ctx();
 	test_html_escaping();
 	test_grpc_early_end();
