@@ -623,6 +623,8 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 		count_row(b, src, "replay_errors", vs->replay_errors,
 			  vs->replay_errors ? "loss" : "");
 		count_row(b, src, "unreplayed", vs->unreplayed, vs->unreplayed ? "loss" : "");
+		if (vs->cancelled) /* no loss: as the summary card, only when some */
+			count_row(b, src, "cancelled", vs->cancelled, "");
 		count_row(b, src, "secondary_pairs", vs->secondary_pairs, "");
 		count_row(b, src, "findings_dropped", vs->findings_dropped, "");
 		for (unsigned k = 0; k < STORE_F_COUNT; k++)

@@ -852,6 +852,13 @@ static void test_client_cancelled(void)
 	s = diff_ctx_summary(c);
 	TAP_OK(s->compared == 1 && s->cancelled == 1 && !s->data_incomplete,
 	       "client cancelled: no data lost (data_incomplete false)");
+	/* the HTML accounting adds up: results = compared + cancelled */
+	struct dbuf b;
+	dbuf_init(&b, 1 << 24);
+	TAP_OK(report_html(c, &b) == 0 && b.data &&
+		   strstr((const char *)b.data, "<td>cancelled</td><td class=\"n\">1</td><td></td>"),
+	       "client cancelled: a row of the HTML accounting, not a loss");
+	dbuf_release(&b);
 	diff_ctx_free(c);
 }
 
