@@ -561,9 +561,10 @@ static void header_value(struct diff_engine *e, const char *lname, size_t n,
 }
 
 /* The fields of a message compared as headers: its header fields, then
- * its trailer fields (HTTP/2, chunked HTTP/1.1). A gRPC server's trailing
- * metadata is in its trailers, or in its one header block when the answer
- * is Trailers-Only (PROTOCOL-HTTP2.md), so both are one set of fields. */
+ * its trailer fields (HTTP/2; a chunked HTTP/1.1 message's are not kept).
+ * A gRPC server's trailing metadata is in its trailers, or in its one
+ * header block when the answer is Trailers-Only (PROTOCOL-HTTP2.md), so
+ * both are one set of fields. */
 struct fields {
 	const struct store_message *m;
 	size_t nh, n; /* header fields looked at; with the trailer fields */
