@@ -107,6 +107,8 @@ static void usage(FILE *f)
 	    "keep rolling reports. Production traffic is only read, never touched.\n"
 	    "HTTP/1.x and h2c (HTTP/2 over cleartext TCP, by prior knowledge or Upgrade:\n"
 	    "h2c) are captured; h2c requests go to the lanes over HTTP/2 (docs/http2.md).\n"
+	    "A CONNECT or a request offering Upgrade (the one that switches a connection\n"
+	    "to h2c too) is not mirrored: dropped, counted unsupported (docs/mirror.md).\n"
 	    "\n"
 	    "input:\n"
 	    "  -i, --interface IFACE  capture live (needs root or CAP_NET_RAW)\n"
