@@ -391,6 +391,9 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	/* matched on their end, as the exclusions: lane_L_... */
 	static const char *const info_ends[] = {
 	    "dropped_loop", /* mirror: its own shadow copies captured again, not production's */
+	    /* HTTP/2 requests refused unprocessed (REFUSED_STREAM) and sent
+	     * again: answered, or a reset error past 5 tries (RFC 9113 §8.7) */
+	    "h2_refused_retried",
 	};
 	static const char *const losses[] = {
 	    "window_closed_early", /* diff: sessions closed before their results came */

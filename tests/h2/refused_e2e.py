@@ -215,6 +215,12 @@ def refusing(tmp, rec):
        "first 3 streams of each connection refused: all %d answered, 6 sent again, the server "
        "saw %d requests" % (N, N + 6),
        (r.stderr[-400:], js.get("errors"), js.get("counters"), srv.headers, srv.refused))
+    d = dy("diff", res, "--json", "-", "--quiet")
+    rep = json.loads(d.stdout) if d.stdout.startswith("{") else {}
+    ok(rep.get("data_incomplete") is False and rep.get("summary", {}).get("compared") == N,
+       "diff of those results: complete, %d compared (a stream sent again and answered lost "
+       "nothing: h2_refused_retried is information)" % N,
+       (rep.get("data_incomplete"), rep.get("incomplete_reasons"), d.stderr[-300:]))
     srv = Refuser(1 << 30)
     res = os.path.join(tmp, "refall.dyt")
     r = dy("replay", rec, "-t", "http://127.0.0.1:%d" % srv.port, "-o", res, "--max", "--json",
