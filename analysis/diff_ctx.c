@@ -269,16 +269,19 @@ int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store
 	int rc = 0;
 	if (cand)
 		v->sum.results++;
-	/* a stream its client cancelled, replayed as recorded: nothing to
-	 * compare and nothing lost (a replay that failed is a replay error) */
+	/* a stream its client cancelled, cancelled here as recorded: nothing
+	 * to compare and nothing lost (a replay that failed is a replay
+	 * error; one the target ended before the cancel, with an error answer
+	 * say, stays incomplete: nobody can tell that it is fine) */
 	bool cancelled = store_session_client_cancelled(s);
-	if (cancelled && r->error == STORE_ERR_NONE) {
+	if (cancelled && store_result_cancelled(r)) {
 		if (cand)
 			v->sum.cancelled++;
 		return 1;
 	}
 	/* incomplete capture: reported as such, never as a difference */
 	uint32_t bad = s->flags & INCOMPLETE_FLAGS;
+	cancelled &= r->error != STORE_ERR_NONE; /* failed: a replay error below */
 	if (!cancelled && (bad || !s->req.present || !s->resp.present || s->resp.truncated)) {
 		if (!cand)
 			return 1;

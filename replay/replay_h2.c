@@ -762,16 +762,17 @@ static int cb_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 		h->p.stats->h2_cancelled_as_recorded++;
 		if (r->cancel_wait)
 			snprintf(msg, sizeof(msg),
-				 "cancelled as recorded: the recorded client reset the stream "
+				 STORE_CANCELLED_AS_RECORDED
+				 ": the recorded client reset the stream "
 				 "%.3f s after its request, before any response; %" PRIu64
 				 " response body bytes came here",
 				 (double)r->cancel_wait / 1e9, r->body_len);
 		else
-			snprintf(
-			    msg, sizeof(msg),
-			    "cancelled as recorded: the recorded stream was reset after %" PRIu64
-			    " response body bytes; %" PRIu64 " came here",
-			    r->cancel_at, r->body_len);
+			snprintf(msg, sizeof(msg),
+				 STORE_CANCELLED_AS_RECORDED
+				 ": the recorded stream was reset after %" PRIu64
+				 " response body bytes; %" PRIu64 " came here",
+				 r->cancel_at, r->body_len);
 		bool view = r->final_seen && !resp_view(h, r, &m);
 		finish(h, r, STORE_ERR_NONE, msg, view ? &m : NULL);
 		return 0;

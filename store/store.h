@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/dbuf.h"
 
@@ -166,6 +167,13 @@ enum store_error_kind {
 };
 #define STORE_ERR_COUNT 8
 
+/**
+ * How the error_msg of a result starts when the replay cancelled an HTTP/2
+ * stream the way its recording ended (error none; docs/http2.md "Replay"):
+ * the candidate had not ended it by then either.
+ */
+#define STORE_CANCELLED_AS_RECORDED "cancelled as recorded"
+
 /** Stable lower-case name of @p kind ("none", "refused", ...), or NULL. */
 const char *store_error_name(uint32_t kind);
 
@@ -182,6 +190,14 @@ struct store_result {
 	struct store_slice error_msg; /**< human-readable detail, may be empty */
 	struct store_message resp;    /**< response (present=false on error) */
 };
+
+/** A result that is a stream the replay cancelled as recorded. */
+static inline bool store_result_cancelled(const struct store_result *r)
+{
+	static const char p[] = STORE_CANCELLED_AS_RECORDED;
+	return r->error == STORE_ERR_NONE && r->error_msg.len >= sizeof(p) - 1 &&
+	       !memcmp(r->error_msg.ptr, p, sizeof(p) - 1);
+}
 
 enum store_rec_type {
 	STORE_REC_SESSION = 1,

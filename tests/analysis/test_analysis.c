@@ -808,6 +808,11 @@ static void test_client_cancelled(void)
 	p.s.proto = STORE_PROTO_H2C;
 	p.s.ts_reset_ns = 5;
 	p.s.flags = STORE_F_RESET | STORE_F_INCOMPLETE;
+	/* the target ended it before the recorded cancel (an error answer,
+	 * say): nobody can tell that it is fine, incomplete */
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
+	p.r.error_msg = as_cs("cancelled as recorded: the recorded stream was reset after 9 bytes");
+	p.s.id = 7;
 	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* cancelled */
 	p.s.id = 2;
 	p.s.flags = STORE_F_RESET | STORE_F_NO_RESPONSE;
@@ -832,8 +837,9 @@ static void test_client_cancelled(void)
 	diff_ctx_finish(c);
 	const struct diff_summary *s = diff_ctx_summary(c);
 	TAP_EQ_U64(s->cancelled, 2, "client cancelled: 2 cancelled");
-	TAP_EQ_U64(s->incomplete, 3,
-		   "client cancelled: server reset, gap, no reset time: incomplete");
+	TAP_EQ_U64(s->incomplete, 4,
+		   "client cancelled: server reset, gap, no reset time, ended by the target: "
+		   "incomplete");
 	TAP_EQ_U64(s->replay_errors, 1, "client cancelled: a failed replay is a replay error");
 	TAP_EQ_U64(s->compared, 0, "client cancelled: none compared");
 	diff_ctx_free(c);
@@ -847,6 +853,7 @@ static void test_client_cancelled(void)
 	p.s.proto = STORE_PROTO_H2C;
 	p.s.ts_reset_ns = 5;
 	p.s.flags = STORE_F_RESET | STORE_F_INCOMPLETE;
+	p.r.error_msg = as_cs("cancelled as recorded: the recorded stream was reset after 9 bytes");
 	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE);
 	diff_ctx_finish(c);
 	s = diff_ctx_summary(c);
@@ -855,9 +862,10 @@ static void test_client_cancelled(void)
 	/* the HTML accounting adds up: results = compared + cancelled */
 	struct dbuf b;
 	dbuf_init(&b, 1 << 24);
-	TAP_OK(report_html(c, &b) == 0 && b.data &&
-		   strstr((const char *)b.data, "<td>cancelled</td><td class=\"n\">1</td><td></td>"),
-	       "client cancelled: a row of the HTML accounting, not a loss");
+	TAP_OK(
+	    report_html(c, &b) == 0 && b.data &&
+		strstr((const char *)b.data, "<td>cancelled</td><td class=\"n\">1</td><td></td>"),
+	    "client cancelled: a row of the HTML accounting, not a loss");
 	dbuf_release(&b);
 	diff_ctx_free(c);
 }

@@ -6,7 +6,7 @@ time from the FileDescriptorSet `protoc -o` makes (the same file
 `dyetap diff --proto` reads), so there is no generated code.
 
   grpc_shop.py serve PORT --variant baseline|candidate [--pb shop.pb]
-                     [--delay S] [--watch-delay S] [--concurrency-log FILE]
+                     [--delay S] [--watch-delay S] [--watch-error] [--concurrency-log FILE]
                      [--gzip] [--name-repeat N]
   grpc_shop.py call PORT --calls N [--lane blue] [--every K] [--parallel P]
                     [--pb shop.pb] [--watch | --watch-cancel-after S] [--gzip]
@@ -32,7 +32,8 @@ with metadata x-lane: LANE on every K-th call (all when K is 1); with
 `--parallel P` in batches of P concurrent calls, each batch after the
 previous one ended. The server can wait `--delay` seconds in each call
 (`--watch-delay` seconds before a Watch's first item, its response
-fields going with that item) and
+fields going with that item; `--watch-error`: a Watch is answered at once
+with INTERNAL "watch broken", a broken build) and
 write the most calls it had in progress at once to `--concurrency-log`.
 Batch (bidirectional streaming, a generic handler too) answers each
 request message of its stream with the item; `call --batch N` sends ids
@@ -115,6 +116,8 @@ def serve(args):
         return it
 
     def watch(req, ctx):
+        if args.watch_error:
+            ctx.abort(grpc.StatusCode.INTERNAL, "watch broken")
         if args.watch_delay:
             time.sleep(args.watch_delay)
         while ctx.is_active():
@@ -211,6 +214,7 @@ def main():
     s.add_argument("--pb")
     s.add_argument("--delay", type=float, default=0.0)
     s.add_argument("--watch-delay", type=float, default=0.0)
+    s.add_argument("--watch-error", action="store_true")
     s.add_argument("--concurrency-log")
     s.add_argument("--gzip", action="store_true")
     s.add_argument("--name-repeat", type=int, default=1)

@@ -475,6 +475,26 @@ def early_cancel_tests(tmp):
        rec_wait - 0.05 <= wl < rec_wait + 0.5,
        "early cancel: the Watch alone, at --max, is cancelled after the recorded %.3f s "
        "(%.3f s)" % (rec_wait, wl), (r.returncode, r.stderr[-300:], w.get("error_msg"), wl))
+    # a build whose Watch fails at once (INTERNAL, Trailers-Only): the target
+    # ended the stream, not the recorded client: not "cancelled", incomplete,
+    # and a gate on data_incomplete trips (nobody can tell that it is fine)
+    bport = free_port(avoid=(port,))
+    start([PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(bport), "--pb", SHOP_PB,
+           "--watch-error"], "ready")
+    resb = os.path.join(tmp, "early-broken.dyt")
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % bport, "-o", resb,
+           "--allow-writes", "--json", "--quiet", "--timeout", "8")
+    w = {x["session_id"]: x for x in results(resb)}.get(wid, {})
+    rep = diff_json(resb, "--proto", SHOP_PB)
+    s = rep.get("summary", rep)
+    gate = dy("diff", resb, "--proto", SHOP_PB, "--quiet", "--fail-on", "data_incomplete>0",
+              check=False)
+    ok(dict((w.get("response") or {}).get("headers", [])).get("grpc-status") == "13" and
+       s.get("cancelled") == 0 and s.get("incomplete") == 1 and
+       rep.get("data_incomplete") is True and gate.returncode == 1,
+       "early cancel: a build whose Watch fails at once (grpc-status 13) is not 'cancelled': "
+       "incomplete, and the data_incomplete gate trips",
+       (w.get("error_msg"), s, rep.get("data_incomplete"), gate.returncode))
     # red: the candidate build answers the Watch at once (items until the
     # cancel); its planted changes of ids 2 and 3 are found, nothing else
     cport = free_port(avoid=(port,))
