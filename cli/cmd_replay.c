@@ -120,6 +120,12 @@ static void usage(FILE *f)
 		"      --json               print the summary as one JSON object\n"
 		"  -q, --quiet              no progress line\n"
 		"  -h, --help               this help\n\n"
+		"HTTP/2 (h2c, gRPC; docs/http2.md \"Replay\"): a connection per recorded\n"
+		"connection, streams in their recorded order and concurrency, grpc-timeout\n"
+		"re-based; a stream the recorded client reset is cancelled the same way\n"
+		"(RST_STREAM) once its recorded response bytes came, as long after sending\n"
+		"as the client waited when nothing came (not scaled by --speed), or when a\n"
+		"later stream of its connection is due: \"cancelled as recorded\", ok.\n\n"
 		"exit codes: 0 done, 1 with --diff: a gate tripped, 2 usage or input error,\n"
 		"3 runtime failure (every request failed, none was sent, or the results\n"
 		"could not be written), 130 Ctrl-C before the first request (nothing sent)\n");
@@ -356,9 +362,13 @@ static void print_text(const struct replay_summary *s, const char *output)
 	const struct replay_stats *st = &s->stats;
 	printf("replay %s: %s (file id %s)\n", s->interrupted ? "interrupted" : "done", output,
 	       s->file_id);
-	printf("  sent %llu  ok %llu  skipped %llu  errors %llu\n", (unsigned long long)st->sent,
+	printf("  sent %llu  ok %llu  skipped %llu  errors %llu", (unsigned long long)st->sent,
 	       (unsigned long long)st->ok, (unsigned long long)replay_stats_skipped(st),
 	       (unsigned long long)replay_stats_errors(st));
+	if (st->h2_cancelled_as_recorded) /* ok ones the replay ended itself */
+		printf("  (of the ok, %llu HTTP/2 streams cancelled as recorded)",
+		       (unsigned long long)st->h2_cancelled_as_recorded);
+	printf("\n");
 	printf("  errors: refused %llu  reset %llu  timeout %llu  bad_response %llu  connect %llu"
 	       "  tls %llu  other %llu\n",
 	       (unsigned long long)st->err_refused, (unsigned long long)st->err_reset,
