@@ -134,8 +134,9 @@ struct h2_stream {
 	uint32_t id;
 	uint32_t index;
 	uint32_t flags;
-	int64_t ts_reset;   /* when an RST_STREAM reset it; 0: not */
-	struct h2_msg m[2]; /* R_CLIENT: request, R_SERVER: response */
+	int64_t ts_reset;    /* when an RST_STREAM reset it; 0: not */
+	uint32_t reset_code; /* ... its error code */
+	struct h2_msg m[2];  /* R_CLIENT: request, R_SERVER: response */
 };
 
 /* What the header block being decoded belongs to. */
@@ -432,6 +433,7 @@ static void stream_emit(struct h2_conn *c, struct h2_stream *s, uint32_t flags)
 	}
 	out.flags = flags;
 	out.ts_reset_ns = s->ts_reset;
+	out.reset_code = s->reset_code;
 	c->st->sessions_emitted++;
 	if (!flags)
 		c->st->sessions_complete++;
@@ -783,7 +785,8 @@ static void on_rst(struct h2_conn *c, struct h2_dir *dd, int role, int64_t ts)
 	 * stream_emit() flags it incomplete, as an HTTP/1.x request body cut
 	 * by a reset. */
 	s->flags |= STORE_F_RESET;
-	s->ts_reset = ts;     /* replay cancels a client's reset at this time */
+	s->ts_reset = ts; /* replay cancels a client's reset at this time */
+	s->reset_code = rd32(dd->ctrl);
 	if (role == R_SERVER) /* not a client that gave up: replay does not cancel it */
 		s->flags |= STORE_F_SERVER_RESET;
 	if (s->m[R_CLIENT].present && !s->m[R_CLIENT].ended)

@@ -135,11 +135,13 @@ struct store_session {
 	uint32_t stream_id;  /**< HTTP/2 stream identifier; 0 for HTTP/1.x */
 	int64_t ts_reset_ns; /**< HTTP/2: when the stream was reset (RST_STREAM); 0: not reset,
 			      *   or a file written before the key existed */
+	uint32_t reset_code; /**< with ts_reset_ns: the RST_STREAM's error code (RFC 9113 §7) */
 };
 
 /**
  * An HTTP/2 stream its client cancelled: an RST_STREAM from the client
- * (flag reset, not server_reset, with its time in ts_reset_ns) and no loss
+ * (flag reset, not server_reset, with its time in ts_reset_ns) with code
+ * NO_ERROR or CANCEL (reset_code), and no loss
  * beside it (gap, parse_error, tunnel, goaway, no_request). A gRPC client
  * cancels a watch, or a call past its deadline, so; the session is whole as
  * far as it went, the client ended it: diff counts it as cancelled, not as
@@ -150,8 +152,10 @@ static inline bool store_session_client_cancelled(const struct store_session *s)
 {
 	const uint32_t loss = STORE_F_GAP | STORE_F_PARSE_ERROR | STORE_F_TUNNEL | STORE_F_GOAWAY |
 			      STORE_F_NO_REQUEST | STORE_F_SERVER_RESET;
+	/* NO_ERROR or CANCEL: the client no longer needed it (RFC 9113 §7);
+	 * PROTOCOL_ERROR and the like say the exchange went wrong */
 	return s->proto == STORE_PROTO_H2C && (s->flags & STORE_F_RESET) && !(s->flags & loss) &&
-	       s->ts_reset_ns > 0;
+	       s->ts_reset_ns > 0 && (s->reset_code == 0x0 || s->reset_code == 0x8);
 }
 
 /** Replay outcome kinds (values are part of the format). */

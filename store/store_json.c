@@ -138,7 +138,8 @@ int store_session_json(struct dbuf *b, const struct store_session *s, unsigned f
 				 s->stream_id);
 	}
 	if (!rc && s->ts_reset_ns)
-		rc = dbuf_printf(b, ",\"ts_reset_ns\":%" PRId64, s->ts_reset_ns);
+		rc = dbuf_printf(b, ",\"ts_reset_ns\":%" PRId64 ",\"reset_code\":%" PRIu32,
+				 s->ts_reset_ns, s->reset_code);
 	if (!rc)
 		rc = dbuf_putc(b, '}');
 	return rc;

@@ -589,7 +589,10 @@ static int dec_session(struct store_dec *r, struct mp *c, uint32_t n, struct sto
 			}
 			break;
 		case 10:
-			if (KEY(&k, "ip_version")) {
+			if (KEY(&k, "reset_code")) {
+				ok = mp_uint_max(c, UINT32_MAX, &u);
+				s->reset_code = (uint32_t)u;
+			} else if (KEY(&k, "ip_version")) {
 				ok = mp_uint_max(c, 255, &u);
 				s->ip_version = (uint8_t)u;
 			} else if (KEY(&k, "conn_index")) {

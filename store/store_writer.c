@@ -308,10 +308,10 @@ static uint8_t msg_version(const struct store_message *m)
 }
 
 /* The keys of a session record: 18, + "vlan", + "proto" and "stream", +
- * "ts_reset_ns" (docs/format.md §2.1). */
+ * "ts_reset_ns" and "reset_code" (docs/format.md §2.1). */
 static uint32_t session_keys(const struct store_session *s)
 {
-	return 18 + (s->vlan != 0) + 2 * (s->proto != 0) + (s->ts_reset_ns != 0);
+	return 18 + (s->vlan != 0) + 2 * (s->proto != 0) + 2 * (s->ts_reset_ns != 0);
 }
 
 static size_t session_size(const void *rec)
@@ -336,7 +336,8 @@ static size_t session_size(const void *rec)
 		n += PW_KEY_SIZE("proto") + pw_str_size(proto_len(s->proto)) +
 		     PW_KEY_SIZE("stream") + pw_uint_size(s->stream_id);
 	if (s->ts_reset_ns)
-		n += PW_KEY_SIZE("ts_reset_ns") + pw_int_size(s->ts_reset_ns);
+		n += PW_KEY_SIZE("ts_reset_ns") + pw_int_size(s->ts_reset_ns) +
+		     PW_KEY_SIZE("reset_code") + pw_uint_size(s->reset_code);
 	return n;
 }
 
@@ -393,6 +394,8 @@ static void pack_session(struct pw *c, const void *rec)
 	if (s->ts_reset_ns) { /* optional: a reset HTTP/2 stream */
 		PW_KEY(c, "ts_reset_ns");
 		pw_int(c, s->ts_reset_ns);
+		PW_KEY(c, "reset_code");
+		pw_uint(c, s->reset_code);
 	}
 }
 

@@ -814,6 +814,10 @@ static void test_client_cancelled(void)
 	p.r.error_msg = as_cs("cancelled as recorded: the recorded stream was reset after 9 bytes");
 	p.s.id = 7;
 	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* cancelled */
+	p.s.id = 8;
+	p.s.reset_code = 0x1; /* PROTOCOL_ERROR: the exchange went wrong */
+	diff_ctx_add(c, &p.s, &p.r, DIFF_ROLE_CANDIDATE); /* incomplete */
+	p.s.reset_code = 0x8;				  /* CANCEL */
 	p.s.id = 2;
 	p.s.flags = STORE_F_RESET | STORE_F_NO_RESPONSE;
 	p.s.resp.present = false;
@@ -837,9 +841,9 @@ static void test_client_cancelled(void)
 	diff_ctx_finish(c);
 	const struct diff_summary *s = diff_ctx_summary(c);
 	TAP_EQ_U64(s->cancelled, 2, "client cancelled: 2 cancelled");
-	TAP_EQ_U64(s->incomplete, 4,
-		   "client cancelled: server reset, gap, no reset time, ended by the target: "
-		   "incomplete");
+	TAP_EQ_U64(s->incomplete, 5,
+		   "client cancelled: server reset, gap, no reset time, ended by the target, "
+		   "PROTOCOL_ERROR: incomplete");
 	TAP_EQ_U64(s->replay_errors, 1, "client cancelled: a failed replay is a replay error");
 	TAP_EQ_U64(s->compared, 0, "client cancelled: none compared");
 	diff_ctx_free(c);

@@ -219,20 +219,22 @@ def check_reset_times():
         out = subprocess.run(
             ["tshark", "-r", pcap, "-d", "tcp.port==%d,http2" % port, "-Y", "http2.type == 3",
              "-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.dstport", "-e",
-             "http2.streamid", "-e", "http2.type"],
+             "http2.streamid", "-e", "http2.type", "-e", "http2.rst_stream.error"],
             capture_output=True, text=True, check=True).stdout
         want = {}  # stream -> time of the client's RST_STREAM (one connection)
         for line in out.splitlines():
-            t, dport, sids, types = line.split("\t")
+            t, dport, sids, types, codes = line.split("\t")
+            rst = iter(codes.split(","))
             for sid, ty in zip(sids.split(","), types.split(",")):
                 if ty == "3" and int(dport) == port:
-                    want[int(sid)] = epoch_ns(t)
+                    want[int(sid)] = (epoch_ns(t), int(next(rst), 0))
         sessions, _ = record(pcap)
-        got = {s.get("stream"): s["ts_reset_ns"] for s in sessions if "ts_reset_ns" in s}
+        got = {s.get("stream"): (s["ts_reset_ns"], s.get("reset_code")) for s in sessions
+               if "ts_reset_ns" in s}
         reset = [s for s in sessions if "ts_reset_ns" in s]
         ok(len(want) == 1 and got == want,
-           "%s: ts_reset_ns is the client's RST_STREAM time tshark shows (%s), on that stream "
-           "only" % (name, want), "got %s" % got)
+           "%s: ts_reset_ns and reset_code are the client's RST_STREAM time and error code "
+           "tshark shows (%s), on that stream only" % (name, want), "got %s" % got)
         early = name == "grpc-watch-early"
         ok(len(reset) == 1 and {"reset", "no_response" if early else "incomplete"} <=
            set(reset[0]["flags"]) and "server_reset" not in reset[0]["flags"],

@@ -1278,6 +1278,7 @@ static void test_h2_reset_time(void)
 	}
 	s[0].flags = s[1].flags = STORE_F_RESET | STORE_F_NO_RESPONSE;
 	s[0].ts_reset_ns = 301500;
+	s[0].reset_code = 8;
 	s[1].ts_reset_ns = 7000000001;
 	s[1].vlan = 7;
 	int rc = 0;
@@ -1319,8 +1320,8 @@ static void test_h2_reset_time(void)
 	struct dbuf j;
 	dbuf_init(&j, 1 << 16);
 	rc = store_session_json(&j, &s[0], 0);
-	bool has =
-	    rc == 0 && j.data && strstr((char *)j.data, "\"stream\":1,\"ts_reset_ns\":301500}");
+	bool has = rc == 0 && j.data &&
+		   strstr((char *)j.data, "\"stream\":1,\"ts_reset_ns\":301500,\"reset_code\":8}");
 	dbuf_reset(&j);
 	rc = store_session_json(&j, &s[2], 0);
 	bool none = rc == 0 && j.data && !strstr((char *)j.data, "ts_reset_ns");
