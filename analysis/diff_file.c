@@ -21,7 +21,9 @@
  * session settles whether it was replayed: every target of a replay that
  * sent no result for it counts it as unreplayed; a session of a mirror's
  * file without any result is counted by lane and endpoint and settled at
- * the end of the file (its lane's candidate may appear later).
+ * the end of the file (its lane's candidate may appear later), as many of
+ * a lane's as its trailer counts left out by choice or loop protection
+ * as left out, the rest as unreplayed (settle_pending()).
  *
  * Reader damage (a cut tail, damaged frames, skipped records, a missing
  * index), the trailer counters and the chain of custody of the header
@@ -424,6 +426,96 @@ static int settle(struct fstate *f, const char *lane, size_t ln, const char *ep,
 		return 0;
 	}
 	return diff_ctx_add_unreplayed_ep(c, ci == SIZE_MAX ? 0 : ci, ep, n);
+}
+
+/*
+ * A mirror's lane leaves some requests out by the user's choice
+ * (--lane-rate, writes without --allow-writes, a pause, the production
+ * guard) or because they are its own copies captured again (loop
+ * protection): their sessions are in the file without a result, like a
+ * lost one. The file says how many, per lane and reason (the trailer
+ * counters lane_L_REASON, shadow_core.c), not which.
+ */
+static const char *const left_out_reasons[] = {
+    "dropped_rate_limited", "dropped_write_refused", "dropped_production", "paused",
+    "dropped_paused", /* the name of paused in older files */
+    "dropped_loop",
+};
+#define N_LEFT_OUT (sizeof(left_out_reasons) / sizeof(left_out_reasons[0]))
+
+/* Lane @p lane's counts of @p st per reason (left_out_reasons order): their sum. */
+static uint64_t lane_left_out(const struct store_read_status *st, const char *lane,
+			      uint64_t by[N_LEFT_OUT])
+{
+	size_t ln = strlen(lane);
+	uint64_t sum = 0;
+	memset(by, 0, N_LEFT_OUT * sizeof(by[0]));
+	for (size_t i = 0; i < st->n_counters; i++) {
+		const char *n = st->counters[i].name;
+		if (!n || strncmp(n, "lane_", 5) || strncmp(n + 5, lane, ln) || n[5 + ln] != '_')
+			continue;
+		for (size_t k = 0; k < N_LEFT_OUT; k++)
+			if (!strcmp(n + 6 + ln, left_out_reasons[k])) {
+				by[k] += st->counters[i].value;
+				sum += st->counters[i].value;
+			}
+	}
+	return sum;
+}
+
+/*
+ * Settle the sessions of a mirror's file left without a result (f->pend,
+ * in the order their (lane, endpoint) was first seen). Of a lane's, as
+ * many as its trailer counts as left out are not unreplayed: those
+ * counters already list them (an exclusion, or information for loop),
+ * and a scope line says how many sessions they settled. The rest were
+ * lost (queue_full, target_down, stopped, ...): unreplayed. When a lane
+ * has both, the file does not say which endpoints the lost ones were
+ * on: the left-out count is taken from the endpoints first seen first.
+ */
+static int settle_pending(struct fstate *f, const struct store_read_status *st)
+{
+	struct diff_ctx *c = f->c;
+	uint64_t left[DIFF_MAX_CANDIDATES] = {0}, used[DIFF_MAX_CANDIDATES] = {0};
+	uint64_t by[DIFF_MAX_CANDIDATES][N_LEFT_OUT];
+	int rc = 0;
+	if (f->by_lane)
+		for (size_t j = 0; j < c->n_cand && j < DIFF_MAX_CANDIDATES; j++)
+			left[j] = lane_left_out(st, c->cand[j]->role, by[j]);
+	for (size_t i = 0; !rc && i < f->n_pend; i++) {
+		const struct pending *p = &f->pend[i];
+		size_t ln = strlen(p->key);
+		size_t ci = f->by_lane ? lane_cand(c, p->key, ln) : SIZE_MAX;
+		uint64_t n = p->n;
+		if (ci < DIFF_MAX_CANDIDATES && left[ci]) {
+			uint64_t take = n < left[ci] ? n : left[ci];
+			left[ci] -= take;
+			used[ci] += take;
+			n -= take;
+		}
+		if (n)
+			rc = settle(f, p->key, ln, p->key + ln + 1, n);
+	}
+	for (size_t j = 0; !rc && j < c->n_cand && j < DIFF_MAX_CANDIDATES; j++) {
+		if (!used[j])
+			continue;
+		char line[768];
+		const char *sep = ": ";
+		int o = snprintf(line, sizeof(line),
+				 "%s: lane %s: %llu recorded sessions without a result were left "
+				 "out by the mirror, not lost (its counters",
+				 f->path, c->cand[j]->role, (unsigned long long)used[j]);
+		for (size_t k = 0; k < N_LEFT_OUT && o > 0 && (size_t)o < sizeof(line); k++)
+			if (by[j][k]) {
+				o += snprintf(line + o, sizeof(line) - (size_t)o, "%s%s %llu", sep,
+					      left_out_reasons[k], (unsigned long long)by[j][k]);
+				sep = ", ";
+			}
+		if (o > 0 && (size_t)o < sizeof(line))
+			snprintf(line + o, sizeof(line) - (size_t)o, ")");
+		rc = diff_ctx_note_info(c, line);
+	}
+	return rc;
 }
 
 /* A session of a file without replay targets got no result: count it by
@@ -843,11 +935,8 @@ int diff_ctx_add_file(struct diff_ctx *c, const char *path, bool as_secondary, c
 					   store_reader_status(r)->n_counters);
 	if (!rc && !as_secondary && !c->n_cand && f.sessions)
 		rc = diff_ctx_add_candidate(c, "candidate", NULL);
-	for (size_t i = 0; !rc && i < f.n_pend; i++) {
-		const struct pending *p = &f.pend[i];
-		size_t ln = strlen(p->key);
-		rc = settle(&f, p->key, ln, p->key + ln + 1, p->n);
-	}
+	if (!rc)
+		rc = settle_pending(&f, store_reader_status(r));
 	if (!rc && f.other_lanes) {
 		struct store_counter lc = {"skipped_lane", f.other_lanes};
 		rc = diff_ctx_add_counters(c, path, &lc, 1);

@@ -19,11 +19,20 @@ GROUP:
              tcpdump is mirrored to a local candidate on 127.0.0.1.
   queuefull  a lane target that accepts and never answers, --queue 1:
              drops counted as queue_full, the run ends, capture intact.
+  leftout    a loopback capture (tcpdump) of 20 GETs, 3 GETs carrying the
+             marker header and 2 POSTs, mirrored with -w and --report-dir:
+             under --lane-rate 2/s without --allow-writes, the sessions the
+             lane left out (rate_limited, loop, write_refused) have no
+             result, yet `dyetap diff` of the -w file is complete, as the
+             live report; to a target that never answers with --queue 1,
+             the queue_full ones still count as not replayed (a loss).
 
 Everything created (namespaces, processes, files) is removed on exit, also
 on failure. Prints TAP; skips cleanly when namespaces or tools are missing.
 """
 import collections
+import http.client
+import http.server
 import json
 import os
 import shutil
@@ -35,7 +44,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tap_util import finish, free_port, ok  # noqa: E402
+from tap_util import finish, free_port, ok, serve_http  # noqa: E402
 
 DYETAP, SRCDIR, GROUP = sys.argv[1], sys.argv[2], sys.argv[3]
 SERVICE = os.path.join(SRCDIR, "tests", "demo", "service.py")
@@ -467,10 +476,134 @@ def test_queuefull():
        "--lane-rate 2/s: %d of %d dropped as rate_limited" % (rl, n_col), c)
 
 
+class LeftOutHandler(http.server.BaseHTTPRequestHandler):
+    """Answers GET and POST (its body read) with a small body."""
+    protocol_version = "HTTP/1.1"
+
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        self.server.log.append((self.command, self.path))
+        body = b"ok %s\n" % self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *a):
+        pass
+
+
+def leftout_capture():
+    """tcpdump on lo of 20 GETs, 3 GETs with the marker header and 2 POSTs,
+    all `x-lane: blue`, to a real server: the pcap path."""
+    if not shutil.which("tcpdump") or os.geteuid() != 0:
+        skip_all("tcpdump and root are needed to make the capture")
+    srv, port = serve_http(LeftOutHandler)
+    pcap = os.path.join(TMP, "leftout.pcap")
+    td = start(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", pcap,
+                "tcp port %d" % port], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    reqs = ([("GET", "/item/%d" % i, {}) for i in range(20)] +
+            [("GET", "/again/%d" % i, {"x-dyetap-shadow": "1"}) for i in range(3)] +
+            [("POST", "/order/%d" % i, {}) for i in range(2)])
+    for method, path, extra in reqs:
+        h = {"x-lane": "blue"}
+        h.update(extra)
+        c.request(method, path, body=b"x=1" if method == "POST" else None, headers=h)
+        c.getresponse().read()
+    c.close()
+    time.sleep(1.0)
+    td.send_signal(signal.SIGINT)
+    td.wait(5)
+    srv.shutdown()
+    ok(len(srv.log) == 25 and os.path.exists(pcap), "capture of 25 requests made on lo",
+       srv.log)
+    return pcap
+
+
+def diff_json(path, name):
+    """`dyetap diff @path --json`: the report (empty on failure)."""
+    out = os.path.join(TMP, name + ".json")
+    r = subprocess.run([DYETAP, "diff", path, "--json", out], capture_output=True, text=True)
+    try:
+        with open(out) as f:
+            return json.load(f), r.stdout
+    except (OSError, ValueError):
+        return {}, r.stdout + r.stderr
+
+
+def test_leftout():
+    pcap = leftout_capture()
+    lane, lport = serve_http(LeftOutHandler)
+    rdir, rec = os.path.join(TMP, "rep"), os.path.join(TMP, "rl.dyt")
+    m, err = start_mirror(["-r", pcap, "--realtime", "--color", "blue=header:x-lane=blue",
+                           "--lane", "blue=http://127.0.0.1:%d" % lport,
+                           "--lane-rate", "blue=2/s", "-w", rec, "--report-dir", rdir,
+                           "--json"])
+    c, msg = stop_mirror(m, err, sig=None)
+    lane.shutdown()
+    c = c or {}
+    rl = c.get("lane_blue_dropped_rate_limited", 0)
+    ok(m.returncode == 0 and c.get("lane_blue_dropped_loop") == 3 and
+       c.get("lane_blue_dropped_write_refused") == 2 and rl >= 10 and
+       c.get("lane_blue_mirrored", 0) + rl == 20 and c.get("lane_blue_ok") ==
+       c.get("lane_blue_mirrored"),
+       "mirror left out %d GETs (rate), 3 marked (loop), 2 POSTs (writes)" % rl, msg + str(c))
+    try:
+        with open(os.path.join(rdir, "report.json")) as f:
+            live = json.load(f)
+    except (OSError, ValueError):
+        live = {}
+    ok(live.get("data_incomplete") is False,
+       "the live report is complete", live.get("incomplete_reasons"))
+    d, text = diff_json(rec, "rl")
+    s = d.get("summary", {})
+    ok(d.get("data_incomplete") is False and s.get("unreplayed") == 0,
+       "diff of the -w file is complete too: the left-out sessions are not unreplayed",
+       text)
+    ok(s.get("compared") == live.get("summary", {}).get("compared") == 20 - rl,
+       "diff of the -w file compares what the live report compared (%s)" % s.get("compared"),
+       (s, live.get("summary")))
+    names = {e["name"]: e["value"] for e in d.get("exclusions", [])}
+    ok(names.get("lane_blue_dropped_rate_limited") == rl and
+       names.get("lane_blue_dropped_write_refused") == 2,
+       "they are listed as excluded by choice", d.get("exclusions"))
+    ok(any("lane blue: %d recorded sessions without a result were left out" % (rl + 5) in l
+           for l in d.get("scope", [])), "its scope says how many sessions they settled",
+       d.get("scope"))
+    # A lane that really lost sessions: a target that accepts and never
+    # answers, one request in flight, the other GETs dropped queue_full.
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    lost = os.path.join(TMP, "lost.dyt")
+    m, err = start_mirror(["-r", pcap, "--color", "blue=header:x-lane=blue",
+                           "--lane", "blue=http://127.0.0.1:%d" % ls.getsockname()[1],
+                           "--queue", "1", "--timeout", "1s", "--drain-timeout", "2s",
+                           "-w", lost, "--json"])
+    c, msg = stop_mirror(m, err, sig=None, timeout=25)
+    ls.close()
+    c = c or {}
+    qf = c.get("lane_blue_dropped_queue_full", 0)
+    ok(m.returncode == 0 and qf == 19 and c.get("lane_blue_dropped_loop") == 3 and
+       c.get("lane_blue_dropped_write_refused") == 2,
+       "a silent target: 19 GETs dropped queue_full, 5 left out", msg + str(c))
+    d, text = diff_json(lost, "lost")
+    s = d.get("summary", {})
+    ok(d.get("data_incomplete") is True and s.get("unreplayed") == qf,
+       "diff: the queue_full sessions are still not replayed, a loss; only the 5 left "
+       "out are settled", text)
+
+
 def main():
     try:
         {"netns": test_netns, "lanekill": test_lanekill, "realtime": test_realtime,
-         "queuefull": test_queuefull}[GROUP]()
+         "queuefull": test_queuefull, "leftout": test_leftout}[GROUP]()
     finally:
         cleanup()
     return finish()
