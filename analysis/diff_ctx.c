@@ -909,6 +909,7 @@ const char *diff_exclusion_meaning(const char *name)
 	    {"dropped_uncolored", "uncolored sessions not kept (--uncolored drop)"},
 	    {"dropped_production", "not mirrored: the lane is the recorded server"},
 	    {"dropped_rate_limited", "not mirrored over --lane-rate"},
+	    {"dropped_write_refused", "writes not mirrored without --allow-writes"},
 	    {"paused", "not mirrored while the lane was paused (dyetap ctl pause)"},
 	};
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)

@@ -570,9 +570,11 @@ def test_leftout():
        "diff of the -w file compares what the live report compared (%s)" % s.get("compared"),
        (s, live.get("summary")))
     names = {e["name"]: e["value"] for e in d.get("exclusions", [])}
+    means = {e["name"]: e["meaning"] for e in d.get("exclusions", [])}
     ok(names.get("lane_blue_dropped_rate_limited") == rl and
-       names.get("lane_blue_dropped_write_refused") == 2,
-       "they are listed as excluded by choice", d.get("exclusions"))
+       names.get("lane_blue_dropped_write_refused") == 2 and
+       "--allow-writes" in means.get("lane_blue_dropped_write_refused", ""),
+       "they are listed as excluded by choice, each with its meaning", d.get("exclusions"))
     ok(any("lane blue: %d recorded sessions without a result were left out" % (rl + 5) in l
            for l in d.get("scope", [])), "its scope says how many sessions they settled",
        d.get("scope"))
