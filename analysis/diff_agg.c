@@ -918,7 +918,7 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 		/* a refused endpoint: every session counted in it is a loss */
 		rc = diff_endpoint_get(pt, dst, se->name, strlen(se->name), &di,
 				       se->pairs + se->sec_pairs + se->incomplete + se->errors +
-					   se->unreplayed);
+					   se->unreplayed + se->cancelled);
 		if (rc < 0)
 			break;
 		rc = 0;
@@ -929,6 +929,7 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 		de->incomplete += se->incomplete;
 		de->errors += se->errors;
 		de->unreplayed += se->unreplayed;
+		de->cancelled += se->cancelled;
 		size_t grown = diff_hist_merge(&de->lat_p, &se->lat_p);
 		grown += diff_hist_merge(&de->lat_c, &se->lat_c);
 		(void)grown; /* the source's buckets are given back below */

@@ -275,8 +275,14 @@ int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store
 	 * say, stays incomplete: nobody can tell that it is fine) */
 	bool cancelled = store_session_client_cancelled(s);
 	if (cancelled && store_result_cancelled(r)) {
-		if (cand)
-			v->sum.cancelled++;
+		if (!cand)
+			return 1;
+		struct diff_endpoint *e = account_ep(c, v, s, &rc);
+		if (rc)
+			return rc;
+		if (e) /* listed with its count, though nothing was compared */
+			e->cancelled++;
+		v->sum.cancelled++;
 		return 1;
 	}
 	/* incomplete capture: reported as such, never as a difference */

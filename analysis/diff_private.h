@@ -191,6 +191,7 @@ struct diff_endpoint {
 	uint64_t incomplete;
 	uint64_t errors;
 	uint64_t unreplayed;
+	uint64_t cancelled; /* HTTP/2 streams their client cancelled (no loss) */
 	struct diff_hist lat_p, lat_c;
 	uint64_t p50_p, p99_p, p50_c, p99_c; /* ns, finish */
 	struct diff_ruleset rs;

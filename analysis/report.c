@@ -309,10 +309,11 @@ static void jendpoints(struct dbuf *b, const struct diff_cand *v, bool *first)
 		jnum(b, e->pairs ? (double)e->differing / (double)e->pairs : 0);
 		dbuf_printf(b,
 			    ",\"status_changes\":%llu,\"incomplete\":%llu,\"replay_errors\":%llu,"
-			    "\"unreplayed\":%llu,\"secondary_pairs\":%llu,\"latency\":",
+			    "\"unreplayed\":%llu,\"cancelled\":%llu,\"secondary_pairs\":%llu,"
+			    "\"latency\":",
 			    (unsigned long long)e->status_chg, (unsigned long long)e->incomplete,
 			    (unsigned long long)e->errors, (unsigned long long)e->unreplayed,
-			    (unsigned long long)e->sec_pairs);
+			    (unsigned long long)e->cancelled, (unsigned long long)e->sec_pairs);
 		jlat(b, e->p50_p, e->p99_p, e->p50_c, e->p99_c, e->lat_p.n, e->lat_c.n);
 		dbuf_putc(b, '}');
 	}
@@ -969,6 +970,12 @@ static void junit_suite(struct dbuf *b, const struct diff_ctx *c, size_t ci,
 			    "      <error type=\"incomplete\" message=\"%llu replay errors, "
 			    "%llu incomplete sessions\"/>\n",
 			    (unsigned long long)e->errors, (unsigned long long)e->incomplete);
+		} else if (!e->pairs && e->cancelled) {
+			dbuf_printf(
+			    b,
+			    "      <skipped message=\"no pair compared: %llu streams cancelled "
+			    "by their client\"/>\n",
+			    (unsigned long long)e->cancelled);
 		} else if (!e->pairs) {
 			dbuf_puts(b, "      <skipped message=\"no pair compared\"/>\n");
 		}

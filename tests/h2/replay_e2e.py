@@ -464,6 +464,15 @@ def early_cancel_tests(tmp):
        rep.get("data_incomplete") is False and not groups(rep, False),
        "early cancel: diff of the same build: 3 compared, none differ, no replay error, the "
        "Watch cancelled by its client, no data lost", (s, groups(rep, False)))
+    eps = {e["endpoint"]: e for e in rep.get("endpoints", [])}
+    jx = os.path.join(tmp, "early.xml")
+    dy("diff", res, "--proto", SHOP_PB, "--quiet", "--junit", jx)
+    jt = open(jx).read() if os.path.exists(jx) else ""
+    ok(eps.get("POST /shop.Shop/Watch", {}).get("cancelled") == 1 and
+       eps["POST /shop.Shop/Watch"].get("compared") == 0 and
+       'no pair compared: 1 streams cancelled by their client' in jt,
+       "early cancel: the Watch endpoint is listed, 0 compared, 1 cancelled (report.json), "
+       "and JUnit says why it was skipped", (eps.get("POST /shop.Shop/Watch"), jt[-400:]))
     # alone: nothing later is due, the recorded wait ends it
     res2 = os.path.join(tmp, "early-alone.dyt")
     r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res2, "--max",
