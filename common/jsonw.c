@@ -119,15 +119,12 @@ int jsonw_cstr(struct dbuf *b, const char *s)
 	return jsonw_str(b, s, strlen(s));
 }
 
-int jsonw_base64(struct dbuf *b, const void *vp, size_t n)
+size_t jsonw_base64_to(char *out, const void *vp, size_t n, bool pad)
 {
 	static const char tab[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const uint8_t *p = vp;
-	int rc = dbuf_reserve(b, (n + 2) / 3 * 4);
-	if (rc)
-		return rc;
-	char *o = (char *)b->data + b->len;
+	char *o = out;
 	size_t i = 0;
 	for (; i + 3 <= n; i += 3) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
@@ -142,10 +139,22 @@ int jsonw_base64(struct dbuf *b, const void *vp, size_t n)
 			v |= (uint32_t)p[i + 1] << 8;
 		*o++ = tab[v >> 18];
 		*o++ = tab[(v >> 12) & 63];
-		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		*o++ = '=';
+		if (i + 1 < n)
+			*o++ = tab[(v >> 6) & 63];
+		else if (pad)
+			*o++ = '=';
+		if (pad)
+			*o++ = '=';
 	}
-	b->len = (size_t)(o - (char *)b->data);
+	return (size_t)(o - out);
+}
+
+int jsonw_base64(struct dbuf *b, const void *p, size_t n)
+{
+	int rc = dbuf_reserve(b, jsonw_base64_len(n, true));
+	if (rc)
+		return rc;
+	b->len += jsonw_base64_to((char *)b->data + b->len, p, n, true);
 	b->data[b->len] = '\0';
 	return 0;
 }

@@ -28,6 +28,18 @@ int jsonw_cstr(struct dbuf *b, const char *s);
 /** Append the base64 encoding (no quotes) of @p p[0..n). */
 int jsonw_base64(struct dbuf *b, const void *p, size_t n);
 
+/** Length of the base64 (RFC 4648 §4) of @p n bytes, with or without '=' padding. */
+static inline size_t jsonw_base64_len(size_t n, bool pad)
+{
+	return pad ? (n + 2) / 3 * 4 : n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+}
+
+/**
+ * Write the base64 of @p p[0..n) to @p out (jsonw_base64_len(n, pad) bytes,
+ * no NUL), padded with '=' or not; returns the length written.
+ */
+size_t jsonw_base64_to(char *out, const void *p, size_t n, bool pad);
+
 /**
  * Append bytes as JSON: a string when valid UTF-8, else {"base64": "..."}.
  */

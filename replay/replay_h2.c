@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/dbuf.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "replay/replay_causal.h"
@@ -242,12 +243,6 @@ static bool grpc_true_binary(const struct store_header *f)
 	return f->name.len > 4 &&
 	       !strncasecmp((const char *)f->name.ptr + f->name.len - 4, "-bin", 4) &&
 	       f->value.len && f->value.ptr[0] == 0;
-}
-
-/* The length of the unpadded base64 (RFC 4648 §4) of @p n bytes. */
-static size_t b64_len(size_t n)
-{
-	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
 const char *replay_h2_request_unsafe(const struct store_message *req)
@@ -926,7 +921,7 @@ static int nvb_size(struct nvb *b, const struct store_message *q, const struct r
 	for (size_t i = 0; i < q->n_headers; i++) {
 		bytes += q->headers[i].name.len + 1 + 32; /* lowered name; a grpc-timeout value */
 		if (grpc_true_binary(&q->headers[i]))
-			bytes += b64_len(q->headers[i].value.len - 1) + 1;
+			bytes += jsonw_base64_len(q->headers[i].value.len - 1, false) + 1;
 	}
 	return nvb_reserve(b, n, bytes);
 }
@@ -997,25 +992,10 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 		const uint8_t *val = f->value.ptr;
 		size_t vl = f->value.len;
 		if (grpc_true_binary(f)) {
-			static const char a[] =
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-			const uint8_t *p = val + 1;
-			size_t n = vl - 1, o = 0;
 			char *d = b->buf + b->used;
-			assert(b->used + b64_len(n) + 1 <= b->buf_cap); /* nvb_size counted it */
-			for (size_t j = 0; j < n; j += 3) {
-				uint32_t w = (uint32_t)p[j] << 16;
-				if (j + 1 < n)
-					w |= (uint32_t)p[j + 1] << 8;
-				if (j + 2 < n)
-					w |= p[j + 2];
-				d[o++] = a[w >> 18 & 63];
-				d[o++] = a[w >> 12 & 63];
-				if (j + 1 < n)
-					d[o++] = a[w >> 6 & 63];
-				if (j + 2 < n)
-					d[o++] = a[w & 63];
-			}
+			/* nvb_size counted it */
+			assert(b->used + jsonw_base64_len(vl - 1, false) + 1 <= b->buf_cap);
+			size_t o = jsonw_base64_to(d, val + 1, vl - 1, false);
 			d[o] = 0;
 			b->used += o + 1;
 			val = (const uint8_t *)d;

@@ -116,6 +116,15 @@ static void test_json(void)
 		jsonw_base64(&b, cases[i][0], strlen(cases[i][0]));
 		TAP_EQ_STR(b.len ? (char *)b.data : "", cases[i][1], "base64 of \"%s\" (RFC 4648)",
 			   cases[i][0]);
+		/* unpadded (gRPC's Binary-Header): the same without '=' */
+		char raw[16], want[16];
+		size_t n = jsonw_base64_to(raw, cases[i][0], strlen(cases[i][0]), false);
+		raw[n] = 0;
+		size_t wl = strcspn(cases[i][1], "=");
+		memcpy(want, cases[i][1], wl);
+		want[wl] = 0;
+		TAP_OK(!strcmp(raw, want) && n == jsonw_base64_len(strlen(cases[i][0]), false),
+		       "unpadded base64 of \"%s\"", cases[i][0]);
 	}
 	dbuf_reset(&b);
 	jsonw_bytes(&b, "\x00\xff", 2);
