@@ -20,6 +20,11 @@
 #     matches nothing (read, decode, filter; nothing sent or written) and
 #     `zstd -dc` of the recording, beside the CPU per request a 0.7 ratio
 #     allows (h2load's / 0.7).
+#  4. the floor: h2load's CPU per request plus zstd's alone to decompress
+#     the recording and to compress the results at their level, in frames
+#     as the replay wrote them: the least any replay that reads and writes
+#     zstd stores could spend; h2load / floor is the highest ratio one core
+#     allows.
 # Usage: bench/h2.sh BUILD_DIR     (needs root for tcpdump)
 #   env: REQS=100000 RUNS=3 BENCH_DIR=/tmp/dyetap-bench-h2
 # Needs: tcpdump, nghttpd, h2load (nghttp2-server, nghttp2-client), nginx,
@@ -147,7 +152,23 @@ echo "recording and writing the results): h2load median $(median <"$dir/h2load_u
 # (decompress, decode, filter: `--path` that matches nothing, so nothing
 # is sent or written) and, under it, zstd's decompression of the same
 # frames; beside the budget a 0.7 ratio leaves (h2load's CPU per request / 0.7)
-: >"$dir/read_us"; : >"$dir/zstd_us"
+# 4. the floor: what the replay's job costs in zstd alone, with nothing of
+# its own: decompressing the recording (above) and compressing the
+# results' bytes at the results' level (1) in frames of the size the
+# replay wrote (the last replay's results decompressed, cut into as many
+# pieces as it has data frames, each compressed on its own by zstd -1).
+# User CPU only for this one (reading the pieces from the page cache is
+# not the replay's cost), so the floor is if anything too low. h2load's
+# CPU + these two is the least a replay that reads a zstd recording and
+# writes zstd results could spend; h2load / floor is the highest ratio.
+: >"$dir/read_us"; : >"$dir/zstd_us"; : >"$dir/zcomp_us"
+zstd -dcq "$dir/res.dyt" >"$dir/res.raw"
+rawb=$(stat -c %s "$dir/res.raw")
+frames=$("$dyetap" info "$dir/res.dyt" | awk '/data frames/ {print $2; exit}')
+[ -n "$frames" ] && [ "$frames" -gt 0 ] || frames=1
+rm -rf "$dir/pieces"; mkdir "$dir/pieces"
+split -b $(((rawb + frames - 1) / frames)) "$dir/res.raw" "$dir/pieces/p."
+rm -f "$dir/res.raw"
 for i in $(seq "$RUNS"); do
     $pin /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" \
         "$dyetap" replay "$dir/h2.dyt" --target "http://127.0.0.1:$h2port" --max \
@@ -156,5 +177,12 @@ for i in $(seq "$RUNS"); do
     cpu_us "$dir/read_us"
     $pin /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" zstd -dcq "$dir/h2.dyt" >/dev/null
     cpu_us "$dir/zstd_us"
+    $pin /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" \
+        zstd -1 -q --no-check -c "$dir"/pieces/p.* >/dev/null
+    tail -n 1 "$dir/time.txt" | awk -v n="$REQS" '{printf "%.2f\n", $2 * 1e6 / n}' >>"$dir/zcomp_us"
 done
+rm -rf "$dir/pieces"
 python3 -c "print('budget for 0.7: %.2f us a request (h2load %s / 0.7); reading the recording alone: %s us (zstd -dc of its frames: %s us)' % (float('$(median <"$dir/h2load_us")') / 0.7, '$(median <"$dir/h2load_us")', '$(median <"$dir/read_us")', '$(median <"$dir/zstd_us")'))"
+python3 -c "
+h, d, c = float('$(median <"$dir/h2load_us")'), float('$(median <"$dir/zstd_us")'), float('$(median <"$dir/zcomp_us")')
+print('floor: h2load %.2f + zstd -dc of the recording %.2f + zstd -1 of the results (%d bytes a request, $frames frames) %.2f = %.2f us a request; highest reachable ratio %.2f' % (h, d, $rawb / $REQS, c, h + d + c, h / (h + d + c)))"
