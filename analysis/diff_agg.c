@@ -573,7 +573,16 @@ static void keep_example(struct diff_part *pt, struct diff_cand *v, struct diff_
 	size_t a, b, c;
 	x.request = render_msg(p, &s->req, true, &a);
 	x.primary = render_msg(p, &s->resp, false, &b);
-	x.candidate = render_msg(p, &r->resp, false, &c);
+	if (store_result_grpc_deadline(r)) { /* no answer to show: what ended it */
+		int m = (int)(r->error_msg.len > 512 ? 512 : r->error_msg.len);
+		c = (size_t)m + 64;
+		x.candidate = mem_alloc(c);
+		if (x.candidate)
+			snprintf(x.candidate, c, "(ended by the replay, as a gRPC client: %.*s)\n", m,
+				 (const char *)r->error_msg.ptr);
+	} else {
+		x.candidate = render_msg(p, &r->resp, false, &c);
+	}
 	x.bytes = a + b + c;
 	memcpy(x.iloc, f->iloc, sizeof(x.iloc));
 	memcpy(x.pval, f->pval, sizeof(x.pval));
@@ -741,6 +750,62 @@ static int combo_add(struct diff_part *pt, struct diff_combos *cb, const uint32_
 
 /* ---- one compared pair ---- */
 
+/* grpc-status and grpc-message fields of a view (deadline_view) */
+static bool grpc_status_field(const struct store_header *h)
+{
+	return (h->name.len == 11 && !strncasecmp((const char *)h->name.ptr, "grpc-status", 11)) ||
+	       (h->name.len == 12 && !strncasecmp((const char *)h->name.ptr, "grpc-message", 12));
+}
+
+#define DEADLINE_VIEW_FIELDS 64
+
+/*
+ * What a gRPC client had from a call the replay ended at its deadline
+ * (store_result_grpc_deadline): status DEADLINE_EXCEEDED, code 4, with
+ * the message gRPC's clients give it, "Deadline Exceeded", and no message
+ * (gRPC's doc/statuscodes.md). Compared against the primary's answer it
+ * is built on (its fields, grpc-status and grpc-message replaced where the
+ * primary has them: trailers, or a Trailers-Only header block), it is one
+ * status change at grpc-status, or none when the primary's call ended so
+ * too. @p f holds the fields of the block it replaces. false when that
+ * block has more fields than fit.
+ */
+static bool deadline_view(const struct store_message *prim, struct store_message *out,
+			  struct store_header *f)
+{
+	static const struct store_header st[2] = {
+	    {{(const uint8_t *)"grpc-status", 11}, {(const uint8_t *)"4", 1}},
+	    {{(const uint8_t *)"grpc-message", 12}, {(const uint8_t *)"Deadline Exceeded", 17}}};
+	*out = *prim;
+	out->body = (struct store_slice){(const uint8_t *)"", 0};
+	out->body_len = 0;
+	out->truncated = false;
+	bool in_headers = !prim->n_trailers; /* Trailers-Only, or no gRPC status at all */
+	const struct store_header *src = in_headers ? prim->headers : prim->trailers;
+	size_t n = in_headers ? prim->n_headers : prim->n_trailers, k = 0;
+	if (!in_headers || diff_find_header(prim, "grpc-status")) {
+		for (size_t i = 0; i < n; i++) {
+			if (grpc_status_field(&src[i]))
+				continue;
+			if (k == DEADLINE_VIEW_FIELDS - 2)
+				return false;
+			f[k++] = src[i];
+		}
+	} else { /* no grpc-status: the status goes in trailers */
+		in_headers = false;
+	}
+	f[k++] = st[0];
+	f[k++] = st[1];
+	if (in_headers) {
+		out->headers = f;
+		out->n_headers = k;
+	} else {
+		out->trailers = f;
+		out->n_trailers = k;
+	}
+	return true;
+}
+
 int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct store_session *s,
 		      const struct store_result *r)
 {
@@ -754,7 +819,21 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 				     : rc;
 	struct diff_endpoint *e = &v->ep[ep];
 	eng->req = &s->req; /* gRPC: the method names the message type */
-	rc = diff_engine_compare(eng, &e->rs, &s->resp, &r->resp);
+	const struct store_message *cm = &r->resp;
+	struct store_message dv;
+	struct store_header dvf[DEADLINE_VIEW_FIELDS];
+	if (store_result_grpc_deadline(r)) {
+		if (!deadline_view(&s->resp, &dv, dvf)) { /* 62 trailers: not compared */
+			if (cand) {
+				e->errors++;
+				v->sum.replay_errors++;
+				v->errors_by_kind[STORE_ERR_TIMEOUT]++;
+			}
+			return 0;
+		}
+		cm = &dv;
+	}
+	rc = diff_engine_compare(eng, &e->rs, &s->resp, cm);
 	if (rc)
 		return rc;
 	uint32_t ids[COMBO_MAX_IDS];

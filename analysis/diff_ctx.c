@@ -306,7 +306,10 @@ int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store
 			v->incomplete_by_flag[5]++; /* incomplete */
 		return 1;
 	}
-	if (r->error != STORE_ERR_NONE || !r->resp.present || r->resp.truncated) {
+	/* a gRPC call the replay ended at its deadline: compared as the
+	 * DEADLINE_EXCEEDED a client had (diff_part_compare) */
+	if ((r->error != STORE_ERR_NONE || !r->resp.present || r->resp.truncated) &&
+	    !store_result_grpc_deadline(r)) {
 		if (!cand)
 			return 1;
 		struct diff_endpoint *e = account_ep(c, v, s, &rc);

@@ -369,6 +369,10 @@ static void print_text(const struct replay_summary *s, const char *output)
 		printf("  (of the ok, %llu HTTP/2 streams cancelled as recorded)",
 		       (unsigned long long)st->h2_cancelled_as_recorded);
 	printf("\n");
+	if (st->h2_grpc_deadline) /* timeouts of a kind diff compares */
+		printf("  of the timeouts, %llu gRPC calls had no whole answer within their "
+		       "grpc-timeout (DEADLINE_EXCEEDED)\n",
+		       (unsigned long long)st->h2_grpc_deadline);
 	printf("  errors: refused %llu  reset %llu  timeout %llu  bad_response %llu  connect %llu"
 	       "  tls %llu  other %llu\n",
 	       (unsigned long long)st->err_refused, (unsigned long long)st->err_reset,

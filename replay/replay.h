@@ -248,6 +248,8 @@ struct replay_stats {
 	uint64_t h2_refused_retried; /**< HTTP/2 streams refused unprocessed, sent again */
 	uint64_t h2_cancelled_as_recorded; /**< HTTP/2 streams recorded reset mid-response,
 					    *   cancelled here likewise (not errors) */
+	uint64_t h2_grpc_deadline; /**< gRPC calls ended at their grpc-timeout with no
+				    *   whole answer (timeout errors, DEADLINE_EXCEEDED) */
 	uint64_t evictions;	   /**< idle connections closed to free a concurrency slot */
 	uint64_t resp_truncated;   /**< response bodies over the body cap (kept to the cap) */
 	uint64_t resp_interim;	   /**< 1xx responses skipped */

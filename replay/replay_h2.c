@@ -49,6 +49,10 @@
 #define H2R_SPARE_MAX	  1024	      /* finished requests kept for reuse */
 #define H2R_SPARE_BYTES	  (64 * 1024) /* a request whose buffers grew past this is freed */
 #define H2R_INLINE_FIELDS 16	      /* response field lines kept in the request itself */
+/* after a gRPC call's deadline, the time a server that ends the call itself
+ * then (DEADLINE_EXCEEDED) has for its answer to come before the replay
+ * ends the call as its client (grpc_expire) */
+#define H2R_GRPC_GRACE_NS (20 * 1000000LL)
 
 /* Streams open before the target's first SETTINGS frame: its
  * SETTINGS_MAX_CONCURRENT_STREAMS is not known yet (RFC 9113 §6.5.2: any
@@ -83,6 +87,7 @@ struct h2req {
 	bool in_block;	 /* receiving a header block */
 	bool trailers;	 /* the block being received is the trailer block */
 	bool has_dep;
+	bool was_blocked; /* waited for an earlier stream to end (waits_for_earlier) */
 	uint8_t refused; /* times the target refused it unprocessed (REFUSED_STREAM) */
 	/* Recorded reset after its response began (a client that cancelled a
 	 * stream, a watch): ended the same way here, with RST_STREAM(CANCEL),
@@ -97,6 +102,11 @@ struct h2req {
 	 * recorded client waited (ts_reset_ns), or when a stream that started
 	 * after the recorded reset is due; 0: not such a stream */
 	int64_t cancel_wait;
+	/* a gRPC call's deadline: its grpc-timeout as sent (re-based), 0 when
+	 * none; when it passed with no whole answer (grpc_dl, with a grace), the
+	 * call ends as a gRPC client ends it, DEADLINE_EXCEEDED (grpc_expire) */
+	int64_t grpc_ns, grpc_dl;
+	uint32_t dl_idx; /* 1 + its index in h->dl, 0 when not there */
 	struct replay_causal_ent *dep;
 	size_t body_off; /* request body bytes handed to nghttp2 */
 	/* the response */
@@ -138,6 +148,7 @@ struct h2flow {
 	struct h2req *qhead, *qtail;
 	struct h2conn *conn;
 	bool blocked; /* its head waits for a stream that ended before it started */
+	int64_t last_end; /* when a stream of it last ended */
 	bool had_conn;
 	/* since when its connection allows no stream at all (the target's
 	 * SETTINGS_MAX_CONCURRENT_STREAMS 0, nothing in flight); 0 when not */
@@ -155,6 +166,10 @@ struct replay_h2 {
 	/* requests in flight, by deadline (mostly send order: the timeout is
 	 * constant): the head has the earliest */
 	struct h2req *ihead, *itail;
+	/* in flight with a gRPC deadline before their --timeout's: a binary
+	 * heap on grpc_dl (deadlines differ by call, so not a sorted list) */
+	struct h2req **dl;
+	uint32_t n_dl, cap_dl;
 	int64_t idle_check;
 	uint8_t *rbuf;
 	struct nvb *nvb;	 /* the field lines of the request being submitted */
@@ -171,7 +186,8 @@ struct replay_h2 {
 /* grpc-timeout                                                        */
 /* ------------------------------------------------------------------ */
 
-int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *out, size_t cap)
+int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *out, size_t cap,
+			   int64_t *ns_out)
 {
 	static const struct {
 		char unit;
@@ -196,6 +212,8 @@ int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *ou
 	int64_t ns = val > INT64_MAX / per ? INT64_MAX : val * per;
 	if (late_ns > 0)
 		ns = ns > late_ns ? ns - late_ns : 0;
+	if (ns_out)
+		*ns_out = ns ? ns : 1;
 	/* the coarsest unit that keeps the value exact within 8 digits, else
 	 * the finest that fits in 8 digits */
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -408,6 +426,77 @@ static void finish(struct replay_h2 *h, struct h2req *r, uint32_t kind, const ch
 /* Connections                                                         */
 /* ------------------------------------------------------------------ */
 
+/* The gRPC deadline heap (h->dl, on grpc_dl; dl_idx is 1 + the index). */
+static void dl_set(struct replay_h2 *h, uint32_t i, struct h2req *r)
+{
+	h->dl[i] = r;
+	r->dl_idx = i + 1;
+}
+
+static void dl_up(struct replay_h2 *h, uint32_t i)
+{
+	struct h2req *r = h->dl[i];
+	while (i) {
+		uint32_t up = (i - 1) / 2;
+		if (h->dl[up]->grpc_dl <= r->grpc_dl)
+			break;
+		dl_set(h, i, h->dl[up]);
+		i = up;
+	}
+	dl_set(h, i, r);
+}
+
+static void dl_down(struct replay_h2 *h, uint32_t i)
+{
+	struct h2req *r = h->dl[i];
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= h->n_dl)
+			break;
+		if (c + 1 < h->n_dl && h->dl[c + 1]->grpc_dl < h->dl[c]->grpc_dl)
+			c++;
+		if (h->dl[c]->grpc_dl >= r->grpc_dl)
+			break;
+		dl_set(h, i, h->dl[c]);
+		i = c;
+	}
+	dl_set(h, i, r);
+}
+
+/* Room for one more in the heap. 0 or -ENOMEM. */
+static int dl_reserve(struct replay_h2 *h)
+{
+	if (h->n_dl < h->cap_dl)
+		return 0;
+	uint32_t cap = h->cap_dl ? 2 * h->cap_dl : 64;
+	struct h2req **n = mem_realloc(h->dl, cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	h->dl = n;
+	h->cap_dl = cap;
+	return 0;
+}
+
+static void dl_push(struct replay_h2 *h, struct h2req *r)
+{
+	h->dl[h->n_dl++] = r; /* dl_reserve() made room */
+	dl_up(h, h->n_dl - 1);
+}
+
+static void dl_del(struct replay_h2 *h, struct h2req *r)
+{
+	uint32_t i = r->dl_idx - 1;
+	r->dl_idx = 0;
+	struct h2req *last = h->dl[--h->n_dl];
+	if (i == h->n_dl)
+		return;
+	dl_set(h, i, last);
+	if (i && h->dl[(i - 1) / 2]->grpc_dl > last->grpc_dl)
+		dl_up(h, i);
+	else
+		dl_down(h, i);
+}
+
 static void inflight_add(struct replay_h2 *h, struct h2conn *c, struct h2req *r)
 {
 	r->conn = c;
@@ -442,6 +531,8 @@ static void inflight_del(struct replay_h2 *h, struct h2req *r)
 	else
 		h->itail = r->iprev;
 	r->next = r->iprev = NULL;
+	if (r->dl_idx)
+		dl_del(h, r);
 	struct h2conn *c = r->conn;
 	struct h2req *last = c->fl[--c->n_inflight];
 	c->fl[r->slot] = last;
@@ -449,6 +540,7 @@ static void inflight_del(struct replay_h2 *h, struct h2req *r)
 	c->n_cancel_rec -= r->cancel_rec;
 	h->n_timed -= r->cancel_wait != 0;
 	c->flow->blocked = false; /* a stream it may wait for ended */
+	c->flow->last_end = h->now;
 	h->inflight--;
 }
 
@@ -691,6 +783,7 @@ static void requeue_refused(struct replay_h2 *h, struct h2req *r)
 	r->conn = NULL;
 	r->stream = 0;
 	r->t_sent = r->deadline = 0;
+	r->grpc_ns = r->grpc_dl = 0;
 	r->body_off = 0;
 	r->in_block = r->trailers = false;
 	r->cancel_due = r->cancelling = false;
@@ -982,8 +1075,16 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 			continue;
 		if (ieq(&f->name, "grpc-timeout")) {
 			char v[16];
-			if (!replay_h2_grpc_timeout(f->value.ptr, f->value.len, now - r->due, v,
-						    sizeof(v))) {
+			/* the recorded client made a call that waited for an
+			 * earlier stream's end after that end: its deadline ran
+			 * from then, not from the recorded time */
+			int64_t from = r->due, ns;
+			if (r->was_blocked && r->flow->last_end > from)
+				from = r->flow->last_end;
+			if (!replay_h2_grpc_timeout(f->value.ptr, f->value.len, now - from, v,
+						    sizeof(v), &ns)) {
+				/* one recorded as cancelled ends as it ended */
+				r->grpc_ns = r->cancel_rec ? 0 : ns;
 				const char *kept = nv_keep(b, v, strlen(v));
 				nv_add(b, "grpc-timeout", 12, kept, strlen(kept));
 				continue;
@@ -1027,8 +1128,9 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 static int send_req(struct replay_h2 *h, struct h2conn *c, struct h2req *r, int64_t now)
 {
 	struct nvb *b = h->nvb; /* one request is built at a time */
-	if (nvb_size(b, &r->s.req, h->p.rewrite) < 0)
+	if (nvb_size(b, &r->s.req, h->p.rewrite) < 0 || dl_reserve(h))
 		return -ENOMEM;
+	r->grpc_ns = 0;
 	build_fields(h, r, now, b);
 	nghttp2_data_provider dp = {.source.ptr = r, .read_callback = body_read};
 	bool body = r->s.req.body.len || r->s.req.n_trailers;
@@ -1040,6 +1142,11 @@ static int send_req(struct replay_h2 *h, struct h2conn *c, struct h2req *r, int6
 	if (!r->deadline) /* else it ran in the queue (queue_expire) */
 		r->deadline = now + h->p.timeout_ns;
 	inflight_add(h, c, r);
+	if (r->grpc_ns && r->grpc_ns < INT64_MAX - now - H2R_GRPC_GRACE_NS &&
+	    now + r->grpc_ns + H2R_GRPC_GRACE_NS < r->deadline) {
+		r->grpc_dl = now + r->grpc_ns + H2R_GRPC_GRACE_NS;
+		dl_push(h, r);
+	}
 	return 0;
 }
 
@@ -1187,6 +1294,7 @@ static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 		cancel_ended(f->conn, r);
 		if (waits_for_earlier(f, r)) {
 			f->blocked = true; /* until one of its streams ends */
+			r->was_blocked = true;
 			break;
 		}
 		if (h->targets[f->target].tls) {
@@ -1460,6 +1568,38 @@ static void expire(struct replay_h2 *h, int64_t now)
 	}
 }
 
+/*
+ * gRPC calls whose deadline passed (grpc_dl: the grpc-timeout sent, and
+ * H2R_GRPC_GRACE_NS for a server that ends the call itself at its
+ * deadline to be heard first) with no whole answer: ended as a gRPC
+ * client ends them, RST_STREAM(CANCEL) and DEADLINE_EXCEEDED. The result
+ * is a timeout whose message starts STORE_GRPC_DEADLINE: diff compares it
+ * as that status, not as a failed replay (docs/http2.md "Replay").
+ */
+static void grpc_expire(struct replay_h2 *h, int64_t now)
+{
+	while (h->n_dl && h->dl[0]->grpc_dl <= now) {
+		struct h2req *r = h->dl[0];
+		dl_del(h, r);
+		if (r->cancelling)
+			continue; /* being cancelled as recorded */
+		struct h2conn *c = r->conn;
+		nghttp2_session_set_stream_user_data(c->ng, r->stream, NULL);
+		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, r->stream, NGHTTP2_CANCEL);
+		inflight_del(h, r);
+		h->p.stats->h2_grpc_deadline++;
+		char msg[200];
+		snprintf(msg, sizeof(msg),
+			 STORE_GRPC_DEADLINE ": no whole answer within the call's grpc-timeout "
+					     "(%.3f s as sent, %.3f s grace); %" PRIu64
+					     " response body bytes came",
+			 (double)r->grpc_ns / 1e9, (double)H2R_GRPC_GRACE_NS / 1e9, r->body_len);
+		finish(h, r, STORE_ERR_TIMEOUT, msg, NULL);
+		if (conn_flush(h, c) < 0)
+			conn_fail(h, c, STORE_ERR_RESET, "connection lost while sending");
+	}
+}
+
 /* When stream @p r, recorded reset before any response, is cancelled. */
 static int64_t cancel_time(const struct h2req *r)
 {
@@ -1503,6 +1643,7 @@ void replay_h2_run(struct replay_h2 *h, int64_t now)
 	for (struct h2flow *f = h->flows; f; f = f->next)
 		queue_expire(h, f, now);
 	expire(h, now);
+	grpc_expire(h, now);
 	for (struct h2flow *f = h->flows, *nf; f; f = nf) { /* sweep */
 		nf = f->next;
 		flow_maybe_free(h, f);
@@ -1523,6 +1664,8 @@ int64_t replay_h2_next_wake(const struct replay_h2 *h)
 	int64_t w = replay_h2_next_due(h);
 	if (h->ihead && h->ihead->deadline < w)
 		w = h->ihead->deadline;
+	if (h->n_dl && h->dl[0]->grpc_dl < w)
+		w = h->dl[0]->grpc_dl;
 	for (const struct h2flow *f = h->flows; f; f = f->next) {
 		const struct h2conn *c = f->conn;
 		if (f->none_since) /* allows no stream: its due requests time out */
@@ -1657,6 +1800,7 @@ void replay_h2_free(struct replay_h2 *h)
 	nvb_release(h->nvb);
 	mem_free(h->nvb);
 	mem_free(h->hv);
+	mem_free(h->dl);
 	while (h->spare) {
 		struct h2req *r = h->spare;
 		h->spare = r->next;

@@ -31,6 +31,9 @@ const struct ctr_desc replay_ctr_descs[] = {
     D(h2_cancelled_as_recorded, "HTTP/2 streams the recorded client reset (after their response "
 				"began, or before it at the recorded time), cancelled likewise "
 				"(RST_STREAM CANCEL; not errors)"),
+    D(h2_grpc_deadline, "gRPC calls with no whole answer within their grpc-timeout, ended "
+			"as a gRPC client ends them (RST_STREAM CANCEL; timeout errors that "
+			"diff compares as DEADLINE_EXCEEDED)"),
     D(evictions, "idle connections closed to free a concurrency slot"),
     D(resp_truncated, "response bodies longer than the body cap (kept to the cap)"),
     D(resp_interim, "1xx interim responses skipped"),

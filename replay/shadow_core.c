@@ -172,6 +172,8 @@ const struct ctr_desc shadow_lane_ctr_descs[] = {
       "HTTP/2 requests sent again: the target refused their stream unprocessed"),
     L(h2_cancelled_as_recorded, "h2_cancelled_as_recorded",
       "HTTP/2 streams the production client reset, cancelled likewise"),
+    L(h2_grpc_deadline, "h2_grpc_deadline",
+      "gRPC calls with no whole answer within their grpc-timeout (timeout errors)"),
     D(SHADOW_DROP_QUEUE_FULL, "queue_full", "not mirrored: --queue requests per target pending"),
     D(SHADOW_DROP_RATE_LIMITED, "rate_limited", "not mirrored: over --lane-rate"),
     D(SHADOW_DROP_TARGET_DOWN, "target_down", "not mirrored: a target refused in the last second"),
@@ -191,7 +193,7 @@ const struct ctr_desc shadow_lane_ctr_descs[] = {
 const size_t shadow_lane_ctr_count =
     sizeof(shadow_lane_ctr_descs) / sizeof(shadow_lane_ctr_descs[0]);
 _Static_assert(sizeof(shadow_lane_ctr_descs) / sizeof(shadow_lane_ctr_descs[0]) ==
-		   12 + SHADOW_DROP_COUNT,
+		   13 + SHADOW_DROP_COUNT,
 	       "one counter per drop reason");
 
 void shadow_stats_drop(struct shadow_stats *st, unsigned lane, enum shadow_drop why)
@@ -1133,6 +1135,7 @@ static void publish(struct shadow_core *c, bool force)
 		SH_SET(ls->err_other, rs.err_connect + rs.err_bad_response + rs.err_other);
 		SH_SET(ls->h2_refused_retried, rs.h2_refused_retried);
 		SH_SET(ls->h2_cancelled_as_recorded, rs.h2_cancelled_as_recorded);
+		SH_SET(ls->h2_grpc_deadline, rs.h2_grpc_deadline);
 		__atomic_store_n(&l->queued, queued, __ATOMIC_RELAXED);
 	}
 	const struct shadow_pairs_stats *ps = shadow_pairs_get_stats(c->pairs);

@@ -170,6 +170,7 @@ struct shadow_lane_stats {
 	uint64_t err_other;	     /**< ... connect, bad response, interrupted, ... */
 	uint64_t h2_refused_retried; /**< ... HTTP/2 streams refused unprocessed, sent again */
 	uint64_t h2_cancelled_as_recorded;   /**< ... HTTP/2 streams cancelled as captured */
+	uint64_t h2_grpc_deadline;	     /**< ... gRPC calls ended at their deadline */
 	uint64_t dropped[SHADOW_DROP_COUNT]; /**< not mirrored, by reason */
 };
 

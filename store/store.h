@@ -178,6 +178,14 @@ enum store_error_kind {
  */
 #define STORE_CANCELLED_AS_RECORDED "cancelled as recorded"
 
+/**
+ * How the error_msg of a timeout result starts when the replay ended a
+ * gRPC call at its deadline (the grpc-timeout it sent) with no whole
+ * answer, as a gRPC client would: the call's outcome is DEADLINE_EXCEEDED
+ * (docs/http2.md "Replay"). Readers that do not know it see a timeout.
+ */
+#define STORE_GRPC_DEADLINE "grpc deadline exceeded"
+
 /** Stable lower-case name of @p kind ("none", "refused", ...), or NULL. */
 const char *store_error_name(uint32_t kind);
 
@@ -194,6 +202,14 @@ struct store_result {
 	struct store_slice error_msg; /**< human-readable detail, may be empty */
 	struct store_message resp;    /**< response (present=false on error) */
 };
+
+/** A result that is a gRPC call the replay ended at its deadline. */
+static inline bool store_result_grpc_deadline(const struct store_result *r)
+{
+	static const char p[] = STORE_GRPC_DEADLINE;
+	return r->error == STORE_ERR_TIMEOUT && r->error_msg.len >= sizeof(p) - 1 &&
+	       !memcmp(r->error_msg.ptr, p, sizeof(p) - 1);
+}
 
 /** A result that is a stream the replay cancelled as recorded. */
 static inline bool store_result_cancelled(const struct store_result *r)

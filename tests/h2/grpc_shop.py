@@ -6,11 +6,12 @@ time from the FileDescriptorSet `protoc -o` makes (the same file
 `dyetap diff --proto` reads), so there is no generated code.
 
   grpc_shop.py serve PORT --variant baseline|candidate [--pb shop.pb]
-                     [--delay S] [--watch-delay S] [--watch-error] [--concurrency-log FILE]
+                     [--delay S [--delay-ids 4,7]] [--watch-delay S] [--watch-error]
+                     [--concurrency-log FILE]
                      [--gzip] [--name-repeat N]
   grpc_shop.py call PORT --calls N [--lane blue] [--every K] [--parallel P]
                     [--pb shop.pb] [--watch | --watch-cancel-after S] [--gzip]
-                    [--batch N]
+                    [--batch N] [--deadline S]
 
 The server listens on 127.0.0.1:PORT in plaintext (h2c, prior knowledge)
 and prints "ready" once it does. Item fields: id, name, price, tags
@@ -30,7 +31,9 @@ longer), then makes the same calls.
 The client sends `--calls` GetItem calls with ids 1..N on one channel,
 with metadata x-lane: LANE on every K-th call (all when K is 1); with
 `--parallel P` in batches of P concurrent calls, each batch after the
-previous one ended. The server can wait `--delay` seconds in each call
+previous one ended; each call with a deadline of `--deadline` seconds
+(default 5, 3 after a watch). The server can wait `--delay` seconds in
+each call (only in those of `--delay-ids` when given)
 (`--watch-delay` seconds before a Watch's first item, its response
 fields going with that item; `--watch-error`: a Watch is answered at once
 with INTERNAL "watch broken", a broken build) and
@@ -95,7 +98,7 @@ def serve(args):
                 with open(args.concurrency_log, "w") as f:
                     f.write("%d\n" % state["max"])
         try:
-            if args.delay:
+            if args.delay and (not args.delay_ids or req.id in args.delay_ids):
                 time.sleep(args.delay)
             return answer(req, ctx)
         finally:
@@ -192,7 +195,7 @@ def call(args):
                 if args.lane and (i - 1) % args.every == 0:
                     md.append(("x-lane", args.lane))
                 calls.append(rpc.future(Req(id=i, lane=args.lane or ""), metadata=md,
-                                        timeout=3 if watching else 5))
+                                        timeout=args.deadline or (3 if watching else 5)))
             for c in calls:
                 try:
                     c.result()
@@ -213,6 +216,7 @@ def main():
     s.add_argument("--variant", choices=["baseline", "candidate"], default="baseline")
     s.add_argument("--pb")
     s.add_argument("--delay", type=float, default=0.0)
+    s.add_argument("--delay-ids", type=lambda v: {int(x) for x in v.split(",")}, default=set())
     s.add_argument("--watch-delay", type=float, default=0.0)
     s.add_argument("--watch-error", action="store_true")
     s.add_argument("--concurrency-log")
@@ -230,6 +234,7 @@ def main():
     c.add_argument("--watch-cancel-after", type=float, default=0.0)
     c.add_argument("--gzip", action="store_true")
     c.add_argument("--batch", type=int, default=0)
+    c.add_argument("--deadline", type=float, default=0.0)
     a = ap.parse_args()
     return serve(a) if a.cmd == "serve" else call(a)
 

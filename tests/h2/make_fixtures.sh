@@ -23,8 +23,10 @@
 #                 channel and the server (grpcio compresses the responses,
 #                 their names made 20 times longer; the 7-byte requests are
 #                 sent uncompressed: compressing would not make them smaller)
+#   grpc-deadline.pcap  6 GetItem calls (ids 1..6), each with a deadline of
+#                 0.5 s (grpc-timeout), all answered in time
 # Usage: tests/h2/make_fixtures.sh OUTDIR [PORT_BASE]
-# Ports PORT_BASE .. +5 (default 18480) must be free.
+# Ports PORT_BASE .. +6 (default 18480) must be free.
 set -eu
 out=$1
 base=${2:-18480}
@@ -122,5 +124,13 @@ pids="$pids $!"
 for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q ready "$work/grpc-gzip.log" 2>/dev/null && break; sleep 0.5; done
 capture "$out/grpc-gzip.pcap" "$p6"
 /usr/bin/python3 "$here/grpc_shop.py" call "$p6" --calls 20 --gzip >/dev/null
+stop_capture
+p7=$((base + 6))
+/usr/bin/python3 "$here/grpc_shop.py" serve "$p7" --variant baseline \
+    > "$work/grpc-deadline.log" 2>&1 &
+pids="$pids $!"
+for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q ready "$work/grpc-deadline.log" 2>/dev/null && break; sleep 0.5; done
+capture "$out/grpc-deadline.pcap" "$p7"
+/usr/bin/python3 "$here/grpc_shop.py" call "$p7" --calls 6 --deadline 0.5 >/dev/null
 stop_capture
 echo "fixtures in $out"

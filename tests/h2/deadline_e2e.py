@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""gRPC deadlines in HTTP/2 replay (docs/http2.md "Replay").
+
+The recording is fixtures/grpc-deadline.pcap: python3-grpcio's client
+made 6 GetItem calls (ids 1..6) one after another on one channel, each
+with a 0.5 s deadline (grpc-timeout 500m), all answered in time.
+
+gRPC (PROTOCOL-HTTP2.md, doc/deadlines.md): a client whose deadline
+passes ends the call with status DEADLINE_EXCEEDED (4), whatever the
+server does; a server may also end it so itself. A call made after the
+previous one ended has its deadline from then.
+
+(a) A candidate that answers call 4 after 1 s and does not enforce
+    deadlines (a raw h2c server below, answering each call with the
+    recorded answer's fields and bytes): the replay ends call 4 at its
+    deadline (RST_STREAM CANCEL; a timeout result "grpc deadline
+    exceeded", counted in h2_grpc_deadline) long before the answer, and
+    diff reports exactly one difference: grpc-status 0 -> 4 "Deadline
+    Exceeded" on GetItem, no replay error, data complete. Before, the
+    late answer was compared as OK: a build that breaks every client's
+    deadline passed the gate.
+(b) The same server answering in time: nothing differs, no deadline.
+(c) The real service (grpc_shop.py, python3-grpcio) slow in call 4 only:
+    grpcio's server ends the call itself at its deadline. Calls 5 and 6
+    waited for call 4's end (the recording's client made them after it),
+    so their deadlines run from then: only call 4 is DEADLINE_EXCEEDED
+    (before, the wait was taken off their grpc-timeout and all three
+    failed, where grpcio's client has one failure).
+
+  deadline_e2e.py DYETAP FIXTURES
+"""
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from tap_util import LoopbackServer, finish, free_port, ok, stop_all  # noqa: E402
+from crafted_e2e import PREFACE, block, frame, read_preface, take_frame  # noqa: E402
+
+DYETAP, FIX = sys.argv[1], sys.argv[2]
+PCAP = os.path.join(FIX, "grpc-deadline.pcap")
+SYS_PY = "/usr/bin/python3"
+
+
+def dy(*args):
+    return subprocess.run([DYETAP] + list(args), capture_output=True, text=True, timeout=120)
+
+
+def raw(body):
+    """A body of `dyetap cat --json` as bytes (text, or {"base64": ...})."""
+    return base64.b64decode(body["base64"]) if isinstance(body, dict) else body.encode("latin-1")
+
+
+def answers(rec):
+    """Recorded answers by request body: (header fields, body, trailers)."""
+    out = {}
+    for line in dy("cat", rec, "--json").stdout.splitlines():
+        s = json.loads(line)
+        q, a = s["request"], s["response"]
+        out[raw(q["body"])] = (a["headers"], raw(a["body"]), a.get("trailers", []))
+    return out
+
+
+class IgnoringServer(LoopbackServer):
+    """h2c (prior knowledge): answers each request, once its body ended,
+    with the recorded answer to that body: HEADERS, DATA, trailers. The
+    answer to a call whose id (protobuf field 1 of its message) is in
+    @slow goes @delay seconds later. No deadline is looked at."""
+
+    def __init__(self, table, slow=(), delay=0.0):
+        self.table, self.slow, self.delay = table, set(slow), delay
+        self.resets, self.errors, self.unknown = [], [], 0
+        super().__init__()
+
+    def answer(self, c, wlock, sid, body):
+        hdr, data, trl = self.table[body]
+        out = frame(1, 4, sid, block([tuple(f) for f in hdr]))
+        out += frame(0, 0, sid, data) + frame(1, 5, sid, block([tuple(f) for f in trl]))
+        try:
+            with wlock:
+                c.sendall(out)
+        except OSError:
+            pass
+
+    def serve(self, c, cid):
+        wlock, bodies, timers = threading.Lock(), {}, []
+        try:
+            buf = read_preface(c)
+            if buf is None:
+                return
+            with wlock:
+                c.sendall(frame(4, 0, 0, b""))
+            while True:
+                while True:
+                    fr, buf = take_frame(buf)
+                    if fr is None:
+                        break
+                    ftype, flags, sid, payload = fr
+                    if ftype == 4 and not flags & 1:
+                        with wlock:
+                            c.sendall(frame(4, 1, 0, b""))
+                    elif ftype == 3:
+                        with self.lock:
+                            self.resets.append((sid, int.from_bytes(payload[:4], "big")))
+                    elif ftype == 0:
+                        pad = payload[0] if flags & 0x8 else 0
+                        bodies[sid] = bodies.get(sid, b"") + \
+                            payload[1 if flags & 0x8 else 0:len(payload) - pad]
+                    if ftype in (0, 1) and flags & 1:  # END_STREAM: the request ended
+                        body = bodies.pop(sid, b"")
+                        if body not in self.table:
+                            with self.lock:
+                                self.unknown += 1
+                            continue
+                        call_id = body[6] if len(body) > 6 and body[5] == 0x08 else 0
+                        if call_id in self.slow:
+                            t = threading.Timer(self.delay, self.answer,
+                                                (c, wlock, sid, body))
+                            t.start()
+                            timers.append(t)
+                        else:
+                            self.answer(c, wlock, sid, body)
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+        except OSError:
+            return
+        except Exception as e:  # noqa: BLE001 (reported by the checks)
+            with self.lock:
+                self.errors.append(repr(e))
+        finally:
+            for t in timers:
+                t.cancel()
+            c.close()
+
+
+def replay(tmp, rec, name, port):
+    res = os.path.join(tmp, name + ".dyt")
+    t0 = time.monotonic()
+    r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % port, "-o", res,
+           "--allow-writes", "--json", "--quiet")
+    took = time.monotonic() - t0
+    js = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    results = {}
+    for line in dy("cat", "--json", "--type", "result", "--no-body", res).stdout.splitlines():
+        x = json.loads(line)
+        results[x["session_id"]] = x
+    rep = os.path.join(tmp, name + ".json")
+    d = dy("diff", res, "--json", rep)
+    report = json.load(open(rep)) if os.path.exists(rep) else {}
+    return r, js, results, report, took, d
+
+
+def statuses(report):
+    """(location, pattern) of every cause not judged noise."""
+    return [(c.get("location"), c.get("pattern")) for c in report.get("causes", [])
+            if not c.get("noise")]
+
+
+def main():
+    if not os.path.exists(PCAP):
+        print("1..0 # SKIP fixtures/grpc-deadline.pcap missing")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="dyetap-deadline-")
+    rec = os.path.join(tmp, "rec.dyt")
+    r = dy("record", "-r", PCAP, "-w", rec)
+    table = answers(rec) if r.returncode == 0 else {}
+    timeouts = [f[1] for line in dy("cat", rec, "--json").stdout.splitlines()
+                for f in json.loads(line)["request"]["headers"] if f[0] == "grpc-timeout"]
+    ok(r.returncode == 0 and len(table) == 6 and len(timeouts) == 6 and
+       all(t in ("500m", "501m", "499m") or t.endswith("u") for t in timeouts),
+       "recording: 6 GetItem calls, each with a grpc-timeout of about 500 ms", (r.stderr, timeouts))
+
+    # (a) a candidate that ignores deadlines, late in call 4
+    srv = IgnoringServer(table, slow={4}, delay=1.0)
+    r, js, res, report, took, d = replay(tmp, rec, "late", srv.port)
+    ctr = js.get("counters", {})
+    four = [x for x in res.values() if x.get("error") != "none"]
+    summ = report.get("summary", {})
+    ok(r.returncode != 2 and js.get("sent") == 6 and ctr.get("h2_grpc_deadline") == 1 and
+       js.get("errors", {}).get("timeout") == 1 and len(four) == 1 and
+       four[0].get("error") == "timeout" and
+       four[0].get("error_msg", "").startswith("grpc deadline exceeded") and
+       0.45e9 < four[0].get("latency_ns", 0) < 0.9e9,
+       "a candidate that answers call 4 after 1 s: the replay ends the call at its 0.5 s deadline "
+       "(timeout 'grpc deadline exceeded', h2_grpc_deadline 1)",
+       (r.returncode, r.stderr[-300:], js.get("errors"), ctr, four))
+    ok(len(srv.resets) >= 1 and all(code == 8 for _, code in srv.resets),
+       "... and the target is told with RST_STREAM(CANCEL), as a gRPC client does",
+       srv.resets)
+    ok(d.returncode == 0 and summ.get("compared") == 6 and summ.get("replay_errors") == 0 and
+       report.get("data_incomplete") is False and summ.get("status_changes") == 1 and
+       summ.get("differing") == 1 and
+       statuses(report) == [("grpc-status", "0 -> 4 Deadline Exceeded")],
+       "diff: exactly one difference, grpc-status 0 -> 4 Deadline Exceeded; no replay error, "
+       "data complete",
+       (d.returncode, d.stderr[-300:], summ, statuses(report)))
+    ok(srv.unknown == 0 and not srv.errors, "the server knew every request", (srv.unknown,
+                                                                            srv.errors))
+
+    # (b) the same server in time
+    srv = IgnoringServer(table)
+    r, js, res, report, took, d = replay(tmp, rec, "intime", srv.port)
+    summ = report.get("summary", {})
+    ok(r.returncode == 0 and js.get("ok") == 6 and
+       js.get("counters", {}).get("h2_grpc_deadline", 0) == 0 and not srv.resets and
+       summ.get("compared") == 6 and summ.get("differing") == 0 and not statuses(report),
+       "the same server answering in time: 6 compared, nothing differs, no deadline passed",
+       (r.returncode, js.get("counters"), summ, statuses(report), srv.resets))
+
+    # (c) the real service, slow in call 4: grpcio's server ends it itself
+    if not os.path.exists(SYS_PY) or subprocess.run(
+            [SYS_PY, "-c", "import grpc"], capture_output=True).returncode:
+        ok(True, "# SKIP python3-grpcio missing")
+        return finish()
+    port = free_port()
+    log = open(os.path.join(tmp, "shop.log"), "w")
+    p = subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port),
+                          "--variant", "baseline", "--delay", "1.0", "--delay-ids", "4"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(50):
+            if "ready" in open(log.name).read():
+                break
+            time.sleep(0.1)
+        r, js, res, report, took, d = replay(tmp, rec, "grpcio", port)
+        summ = report.get("summary", {})
+        ok(r.returncode != 2 and js.get("sent") == 6 and summ.get("compared") == 6 and
+           summ.get("replay_errors") == 0 and summ.get("status_changes") == 1 and
+           summ.get("differing") == 1 and
+           statuses(report) == [("grpc-status", "0 -> 4 Deadline Exceeded")],
+           "grpcio slow in call 4: only call 4 is DEADLINE_EXCEEDED (calls 5 and 6, made after "
+           "it ended, have their deadlines from then)",
+           (r.returncode, r.stderr[-300:], js.get("errors"), summ, statuses(report)))
+    finally:
+        stop_all([p])
+        log.close()
+    return finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
