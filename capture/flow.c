@@ -580,13 +580,18 @@ static bool rst_in_window(const struct flow *f, int dir, const struct decode_pkt
 	return y->has_snd && !y->has_ack && (k->tcp_flags & DECODE_TH_ACK) && k->ack == y->snd_max;
 }
 
-/* The side's stream grew in order: move snd_max (and seen_max) along. */
+/* The side's stream grew in order: move snd_max (and seen_max) along.
+ * The first position anchors both: seen_max is compared by distance, so
+ * left at 0 it would stay behind an ISN 2^30 or more away for good. */
 static void side_sent(struct flow_side *x, uint32_t end)
 {
-	if (!x->has_snd || seq_ahead(end, x->snd_max)) {
-		x->snd_max = end;
+	if (!x->has_snd) {
+		x->snd_max = x->seen_max = end;
 		x->has_snd = true;
+		return;
 	}
+	if (seq_ahead(end, x->snd_max))
+		x->snd_max = end;
 	if (seq_ahead(x->snd_max, x->seen_max))
 		x->seen_max = x->snd_max;
 }

@@ -7,7 +7,8 @@
  * eviction when full, gaps by ACK, unknown bare ACKs, end of capture;
  * and the hostile cases (RFC 5961): RSTs outside the window, stale and
  * ahead, in SYN-SENT; fake FINs ahead of and at the sender's position;
- * data after an acknowledged FIN; a FIN after a capture gap; data on a
+ * data after an acknowledged FIN; a FIN after a capture gap (also after
+ * a hole in the client stream at ISNs far from 0); data on a
  * SYN; a SYN on an open connection; a clock jump of ten years; half-open
  * connections evicted and timed out first; no consumer state for a
  * connection without data; the hash chains.
@@ -242,6 +243,34 @@ static void test_hostile_fin(void)
 	fx_end(&f);
 }
 
+/* The same after a hole in the client's stream, at any initial sequence
+ * number: what the sides were seen to send starts at the SYN, so an ISN
+ * 2^30 or more from 0 must not leave the peer's acknowledgements
+ * unbelieved (the FIN would wait forever and its own sequence number be
+ * reported lost). */
+static void test_fin_after_hole_isn(uint32_t cisn, uint32_t sisn)
+{
+	struct fx f;
+	fx_init(&f, 16);
+	handshake(&f, cisn, sisn);
+	uint32_t c = cisn + 1, s = sisn + 1;
+	send(&f, pk(1, A, c, s, "GET /ab HTTP/1.1\r\n\r\n"));
+	send(&f, pk(0, A, s, c + 20, "HTTP/1.1 200 OK\r\n\r\n"));
+	/* the client's next request (20 bytes) is lost; its answer acks it */
+	send(&f, pk(0, A, s + 19, c + 40, "HTTP/1.1 200 OK\r\n\r\n"));
+	send(&f, pk(1, A, c + 40, s + 38, "GET /cd HTTP/1.1\r\n\r\n"));
+	send(&f, pk(0, A, s + 38, c + 60, "HTTP/1.1 200 OK\r\n\r\n"));
+	send(&f, pk(1, F | A, c + 60, s + 57, NULL));
+	send(&f, pk(0, F | A, s + 57, c + 61, NULL));
+	send(&f, pk(1, A, c + 61, s + 58, NULL));
+	TAP_EQ_STR(f.k.c[0].end, "fin", "ISNs %08x/%08x: closed by FIN after a client hole",
+		   cisn, sisn);
+	TAP_OK(f.rs.gaps == 1 && f.rs.gap_bytes == 20,
+	       "ISNs %08x/%08x: one gap of the 20 lost bytes (gaps %llu, bytes %llu)", cisn, sisn,
+	       (unsigned long long)f.rs.gaps, (unsigned long long)f.rs.gap_bytes);
+	fx_end(&f);
+}
+
 static void test_syn(void)
 {
 	struct fx f;
@@ -462,6 +491,9 @@ int main(void)
 
 	test_hostile_rst();
 	test_hostile_fin();
+	test_fin_after_hole_isn(100, 5000);
+	test_fin_after_hole_isn(0x50000000u, 0xc0000000u);
+	test_fin_after_hole_isn(0xfffffff0u, 0x3ffffff0u);
 	test_syn();
 	test_clock_and_new();
 	return tap_done();
