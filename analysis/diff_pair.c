@@ -2036,7 +2036,8 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 {
 	e->nf = 0;
 	e->rs = rs;
-	if (prim->status != cand->status && !(rs && rs->ignore_status)) {
+	bool status_changed = prim->status != cand->status && !(rs && rs->ignore_status);
+	if (status_changed) {
 		struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
 		if (f) {
 			snprintf(f->loc, sizeof(f->loc), "status");
@@ -2099,6 +2100,11 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 		return 0;
 	if (grpc && grpc_code && (!alen || !blen))
 		return 0; /* an error answer has no message: its status said it all */
+	/* a status that changed and a body on one side only: a 304 or 204 has
+	 * no content (RFC 9110 §15.4.5, §15.3.5), nor has many an error
+	 * answer; the status change says it, an empty body is no invalid JSON */
+	if (status_changed && (!alen || !blen))
+		return 0;
 	if (grpc) {
 		int rc = grpc_body(e, prim, cand, a, alen, b, blen, grpc_code);
 		if (rc)

@@ -1044,6 +1044,33 @@ static struct store_header hf(const char *name, const char *value)
 				     {(const uint8_t *)value, strlen(value)}};
 }
 
+/* A status change with a body on one side only: the status says it all
+ * (a 304 has no content: RFC 9110 §15.4.5); same status, the empty body
+ * is still a difference. */
+static void test_status_empty_body(void)
+{
+	struct diff_engine e;
+	diff_engine_init(&e, NULL);
+	static const char doc[] = "{\"id\":1}";
+	struct store_message nm = {.present = true, .status = 304, .version_major = 1,
+				   .version_minor = 1};
+	struct store_message full = {.present = true,
+				     .status = 200,
+				     .version_major = 1,
+				     .version_minor = 1,
+				     .body = {(const uint8_t *)doc, sizeof(doc) - 1},
+				     .body_len = sizeof(doc) - 1};
+	diff_engine_compare(&e, NULL, &nm, &full);
+	TAP_EQ_STR(findings(&e), "status 0", "304 -> 200 with a JSON body: the status alone");
+	diff_engine_compare(&e, NULL, &full, &nm);
+	TAP_EQ_STR(findings(&e), "status 0", "200 with a JSON body -> 304: the status alone");
+	nm.status = 200;
+	diff_engine_compare(&e, NULL, &full, &nm);
+	TAP_OK(e.nf == 1 && e.f[0].kind != DIFF_K_STATUS,
+	       "200 with a JSON body -> 200 empty: the body differs");
+	diff_engine_release(&e);
+}
+
 static void test_grpc_early_end(void)
 {
 	struct diff_engine e;
@@ -1125,6 +1152,7 @@ int main(void)
 	test_counter_classes();
 	test_rules_in_ctx();
 	test_html_escaping();
+	test_status_empty_body();
 	test_grpc_early_end();
 	return tap_done();
 }
