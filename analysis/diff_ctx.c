@@ -675,6 +675,12 @@ static int finish_cand(struct diff_ctx *c, struct diff_cand *v)
 	percentiles(&v->all_p, &v->p50_p, &v->p99_p);
 	percentiles(&v->all_c, &v->p50_c, &v->p99_c);
 	s->unreplayed += c->shard_unreplayed;
+	/* requests the capture cut, which the replay did not send (it would
+	 * have sent another request): incomplete sessions like those it sent,
+	 * though not in the file, so under no endpoint */
+	for (size_t i = 0; i < c->n_ctr; i++)
+		if (!strcmp(c->ctr[i].name, "skipped_truncated"))
+			s->incomplete += c->ctr[i].value;
 	s->secondary_pairs = c->sec ? c->sec->sum.secondary_pairs : 0;
 	s->endpoints = v->n_ep;
 	s->diff_rate = s->compared ? (double)s->differing / (double)s->compared : 0;

@@ -629,6 +629,16 @@ def group_failures():
        len(post) == 1 and post[0]["body"] == "payload",
        "--allow-writes: POST body re-sent with Content-Length, cut bodies skipped",
        (js, srv.log))
+    # ... and diff counts the 2 cut requests as incomplete sessions: a gate
+    # on incomplete trips, as for a session it compared no response of
+    dj = os.path.join(TMP, "w2.json")
+    d = subprocess.run([DYETAP, "diff", os.path.join(TMP, "w2.dyt"), "--json", dj,
+                        "--fail-on", "incomplete>0"], capture_output=True, text=True)
+    summ = json.load(open(dj)).get("summary", {}) if os.path.exists(dj) else {}
+    ok(d.returncode == 1 and summ.get("incomplete") == 2 and summ.get("compared") == 4 and
+       "2 incomplete" in d.stdout,
+       "diff: the 2 requests the capture cut are incomplete sessions, --fail-on incomplete>0 "
+       "trips", (d.returncode, d.stdout[-600:], summ))
     srv.close()
 
     # Usage and input errors exit 2.
