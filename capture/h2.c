@@ -152,6 +152,7 @@ struct h2_dir {
 	uint32_t max_frame; /* largest frame this side may send: the peer's setting */
 	uint32_t preface;   /* client: preface bytes still expected */
 	bool dead;	    /* lost its place: bytes are counted, not parsed */
+	uint32_t dead_flag; /* why: STORE_F_GAP or STORE_F_PARSE_ERROR */
 	/* the frame being read */
 	uint8_t fh[9];
 	uint8_t fh_len;
@@ -299,6 +300,11 @@ static struct h2_stream *stream_open(struct h2_conn *c, uint32_t id)
 		return NULL;
 	s->id = id;
 	s->index = c->next_index++;
+	/* a direction that lost its place will not show this stream's part:
+	 * the stream has the loss's flag, as those open at the loss have */
+	for (int r = 0; r < 2; r++)
+		if (c->dir[r].dead)
+			s->flags |= c->dir[r].dead_flag;
 	msg_init(c, &s->m[R_CLIENT]);
 	msg_init(c, &s->m[R_SERVER]);
 	c->open[c->n_open++] = s;
@@ -542,6 +548,7 @@ static void dir_kill(struct h2_conn *c, struct h2_dir *dd, uint32_t flag)
 			m->n_headers = m->nf;
 	}
 	dd->dead = true;
+	dd->dead_flag = flag;
 	dd->in_frame = false;
 	dd->in_block = false;
 	for (uint32_t i = 0; i < c->n_open; i++)

@@ -350,11 +350,18 @@ static void test_gaps(void)
 	h2_conn_data(c, TXN_DIR_CLIENT, wire[0].data, wire[0].len, 1600);
 	h2_conn_gap(c, TXN_DIR_SERVER, 5, 1600);
 	h2_conn_data(c, TXN_DIR_SERVER, (const uint8_t *)"junkjunk", 8, 1600);
+	/* a stream opened after the loss: its response is in bytes not parsed */
+	dbuf_reset(&wire[0]);
+	headers(0, 5, 0x1, get_a);
+	h2_conn_data(c, TXN_DIR_CLIENT, wire[0].data, wire[0].len, 1700);
 	finish(c, TXN_END_FIN);
 	dump(&g);
 	snprintf(w, sizeof(w), "s3 i1 GET /a -> 0 body 0/0: flags %x",
 		 STORE_F_GAP | STORE_F_NO_RESPONSE);
 	TAP_OK(has(&g, w), "gap outside DATA: open streams flagged gap, emitted at the end");
+	snprintf(w, sizeof(w), "s5 i2 GET /a -> 0 body 0/0: flags %x",
+		 STORE_F_GAP | STORE_F_NO_RESPONSE);
+	TAP_OK(has(&g, w), "gap outside DATA: a stream opened after it is flagged gap too");
 	TAP_EQ_U64(st.lost_bytes, 5 + 8, "gap outside DATA: the bytes after it counted lost");
 }
 
