@@ -25,6 +25,7 @@
 
 #include "analysis/diff_causes.h"
 #include "analysis/diff_private.h"
+#include "analysis/pb.h"
 #include "analysis/tmpl.h"
 #include "common/mem.h"
 
@@ -423,16 +424,23 @@ static bool printable(const uint8_t *p, size_t n)
 /* Header lines of a rendered message: at most this many bytes of them. */
 #define EX_HEADERS_MAX 4096
 
+/* The header fields of @p m, then its trailer fields (HTTP/2, chunked
+ * HTTP/1.1: gRPC's grpc-status) after a line "[trailers]": diff compares
+ * them as one set, so they are shown with the head. */
 static void render_headers(struct dbuf *b, const struct store_message *m)
 {
 	size_t start = b->len;
-	for (size_t i = 0; i < m->n_headers && i < DIFF_MAX_HDRS; i++) {
-		const struct store_header *h = &m->headers[i];
+	size_t nh = m->n_headers < DIFF_MAX_HDRS ? m->n_headers : DIFF_MAX_HDRS;
+	size_t nt = m->n_trailers < DIFF_MAX_HDRS ? m->n_trailers : DIFF_MAX_HDRS;
+	for (size_t i = 0; i < nh + nt; i++) {
+		const struct store_header *h = i < nh ? &m->headers[i] : &m->trailers[i - nh];
 		char lname[128], val[1024];
 		if (b->len - start >= EX_HEADERS_MAX) {
-			dbuf_printf(b, "[... %zu more header lines]\n", m->n_headers - i);
+			dbuf_printf(b, "[... %zu more header lines]\n", nh + nt - i);
 			break;
 		}
+		if (i == nh)
+			dbuf_puts(b, "[trailers]\n");
 		size_t ln = h->name.len < sizeof(lname) - 1 ? h->name.len : sizeof(lname) - 1;
 		for (size_t k = 0; k < ln; k++)
 			lname[k] =
@@ -447,7 +455,38 @@ static void render_headers(struct dbuf *b, const struct store_message *m)
 	}
 }
 
-static void render_body(const struct diff_params *p, struct dbuf *b, const struct store_message *m)
+static int render_inflate(void *ctx, const char *enc, size_t enclen, const uint8_t *in, size_t n,
+			  struct dbuf *out)
+{
+	return diff_decode(enc, enclen, in, n, out, ctx);
+}
+
+/* A gRPC body's messages as the JSON diff compared (analysis/pb.h; names
+ * from --proto for method @p path), into @p out. false when it is not
+ * gRPC or does not decode (then it is shown as bytes). */
+static bool render_grpc(const struct diff_params *p, const struct store_message *m,
+			const struct store_slice *path, bool req, struct dbuf *out)
+{
+	const struct store_header *ct = diff_find_header(m, "content-type");
+	if (!m->body.len || !ct || !pb_is_grpc_type((const char *)ct->value.ptr, ct->value.len))
+		return false;
+	const struct pb_type *t = p->proto && path && path->len
+				      ? pb_schema_method(p->proto, path->ptr, path->len, !req)
+				      : NULL;
+	const struct store_header *enc = diff_find_header(m, "grpc-encoding");
+	struct dbuf tmp, dec;
+	dbuf_init(&tmp, p->max_body);
+	dbuf_init(&dec, p->max_body);
+	int rc = pb_grpc_to_json(out, m->body.ptr, m->body.len, t,
+				 enc ? (const char *)enc->value.ptr : NULL,
+				 enc ? enc->value.len : 0, render_inflate, &tmp, &dec);
+	dbuf_release(&tmp);
+	dbuf_release(&dec);
+	return !rc && out->len;
+}
+
+static void render_body(const struct diff_params *p, struct dbuf *b, const struct store_message *m,
+			const struct store_slice *path, bool req)
 {
 	const uint8_t *d = m->body.ptr;
 	size_t n = m->body.len;
@@ -455,8 +494,11 @@ static void render_body(const struct diff_params *p, struct dbuf *b, const struc
 	dbuf_init(&dec, p->max_body);
 	dbuf_init(&tmp, p->max_body);
 	const struct store_header *enc = diff_find_header(m, "content-encoding");
-	if (enc && n &&
-	    !diff_decode((const char *)enc->value.ptr, enc->value.len, d, n, &dec, &tmp)) {
+	if (!m->truncated && render_grpc(p, m, path, req, &dec)) {
+		d = dec.data;
+		n = dec.len;
+	} else if (enc && n &&
+		   !diff_decode((const char *)enc->value.ptr, enc->value.len, d, n, &dec, &tmp)) {
 		d = dec.data;
 		n = dec.len;
 		dbuf_printf(b, "[decoded from %.*s]\n",
@@ -479,7 +521,7 @@ static void render_body(const struct diff_params *p, struct dbuf *b, const struc
 }
 
 static char *render_msg(const struct diff_params *p, const struct store_message *m, bool req,
-			size_t *len)
+			const struct store_slice *path, size_t *len)
 {
 	struct dbuf b;
 	dbuf_init(&b, p->max_example * 2 + EX_HEADERS_MAX + 4096);
@@ -494,7 +536,7 @@ static char *render_msg(const struct diff_params *p, const struct store_message 
 			    (const char *)m->reason.ptr);
 	render_headers(&b, m);
 	dbuf_putc(&b, '\n');
-	render_body(p, &b, m);
+	render_body(p, &b, m, path, req);
 	size_t n = 0;
 	char *s = (char *)dbuf_detach(&b, &n);
 	*len = s ? n + 1 : 1;
@@ -571,8 +613,8 @@ static void keep_example(struct diff_part *pt, struct diff_cand *v, struct diff_
 	x.session_id = s->id;
 	x.key = key;
 	size_t a, b, c;
-	x.request = render_msg(p, &s->req, true, &a);
-	x.primary = render_msg(p, &s->resp, false, &b);
+	x.request = render_msg(p, &s->req, true, &s->req.target, &a);
+	x.primary = render_msg(p, &s->resp, false, &s->req.target, &b);
 	if (store_result_grpc_deadline(r)) { /* no answer to show: what ended it */
 		int m = (int)(r->error_msg.len > 512 ? 512 : r->error_msg.len);
 		c = (size_t)m + 64;
@@ -581,7 +623,7 @@ static void keep_example(struct diff_part *pt, struct diff_cand *v, struct diff_
 			snprintf(x.candidate, c, "(ended by the replay, as a gRPC client: %.*s)\n", m,
 				 (const char *)r->error_msg.ptr);
 	} else {
-		x.candidate = render_msg(p, &r->resp, false, &c);
+		x.candidate = render_msg(p, &r->resp, false, &s->req.target, &c);
 	}
 	x.bytes = a + b + c;
 	memcpy(x.iloc, f->iloc, sizeof(x.iloc));

@@ -831,7 +831,8 @@ static void build_loc(struct diff_engine *e, char *out, char *iout, size_t cap)
 			loc_put(iout, cap, &io, p->key, p->key_len);
 			loc_put(iout, cap, &io, "\"]", 2);
 		} else {
-			/* gRPC: repeated fields read $.4[*].7, whatever the element */
+			/* every element [*] ($.4[*].7 in gRPC too); the example
+			 * has the element's own index */
 			loc_put(out, cap, &o, "[*]", 3);
 			if (p->kfield) {
 				loc_put(iout, cap, &io, "[", 1);
@@ -840,7 +841,7 @@ static void build_loc(struct diff_engine *e, char *out, char *iout, size_t cap)
 				loc_put(iout, cap, &io, p->kval, p->kval_len);
 				loc_put(iout, cap, &io, "]", 1);
 				idx = true;
-			} else if (p->index == UINT64_MAX || e->grpc_paths) {
+			} else if (p->index == UINT64_MAX) {
 				loc_put(iout, cap, &io, "[*]", 3);
 			} else {
 				loc_index(iout, cap, &io, p->index);

@@ -224,12 +224,14 @@ static void message(struct dbuf *b, const char *msg, const char *loc, uint8_t ki
 	const char *body = head_end ? head_end + 2 : "";
 	dbuf_puts(b, "<pre>");
 	/* head, line by line */
-	const char *hname = !strncmp(loc, "header:", 7) ? loc + 7 : NULL;
+	/* gRPC's status is a field (grpc-status, grpc-message): its line */
+	bool grpc = !strcmp(loc, "grpc-status") || !strcmp(loc, "grpc-message");
+	const char *hname = !strncmp(loc, "header:", 7) ? loc + 7 : grpc ? loc : NULL;
 	size_t hnl = hname ? strcspn(hname, "[") : 0;
 	for (const char *l = msg; l < msg + hl;) {
 		const char *e = memchr(l, '\n', (size_t)(msg + hl - l));
 		size_t n = e ? (size_t)(e - l) : (size_t)(msg + hl - l);
-		bool mark = (kind == DIFF_K_STATUS && l == msg) ||
+		bool mark = (kind == DIFF_K_STATUS && !grpc && l == msg) ||
 			    (hname && n > hnl && l[hnl] == ':' && !strncasecmp(l, hname, hnl));
 		if (mark) {
 			dbuf_puts(b, "<mark class=\"hl\">");

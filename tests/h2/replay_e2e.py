@@ -145,6 +145,28 @@ def grpc_tests(tmp):
        real.get(("body:$.tags[*].weight", "value_changed")) == 5 and
        ("body:$.served_at_ms", "value_changed") in groups(rep, True),
        "grpc --proto: $.price x6, $.tags[*].weight x5, $.served_at_ms noise", real)
+    # examples show the messages as compared (JSON, named fields), the
+    # trailers with the headers, and the element's own index
+    ex = [d["example"] for d in rep["differences"] if d["location"] == "body:$.price"]
+    body = ex[0]["primary"].split("\n\n", 1)[1] if ex else ""
+    ok(ex and "\n[trailers]\ngrpc-status: 0\n" in ex[0]["primary"] and
+       json.loads(body).get("price") == float(ex[0]["primary_value"]) and
+       json.loads(ex[0]["request"].split("\n\n", 1)[1]).get("id") > 0,
+       "grpc --proto: an example's messages are shown as JSON, its trailers with the headers",
+       ex[:1])
+    tags = [e for c in rep["causes"] for e in c["examples"]
+            if c["location"] == "body:$.tags[*].weight"]
+    ok(tags and all(e["location"] == "body:$.tags[1].weight" for e in tags),
+       "grpc --proto: a cause's example names the element ($.tags[1].weight)", tags)
+    html = os.path.join(tmp, "grpc.html")
+    dy("diff", res, "--proto", SHOP_PB, "--html", html, check=False)
+    with open(html) as f:
+        page = f.read()
+    ok('<mark class="hl">grpc-status: 5</mark>' in page and
+       '<mark class="hl">%s</mark>' % (ex[0]["primary_value"] if ex else "-") in page and
+       "neither shown body" not in page,
+       "grpc --proto: the HTML report marks the grpc-status line and the changed field",
+       re.findall(r'<mark class="hl">[^<]*</mark>', page)[:8])
     bad = dy("diff", res, "--proto", os.path.join(FIX, "grpc.pcap"), check=False)
     ok(bad.returncode == 2 and "FileDescriptorSet" in bad.stderr,
        "grpc --proto: a file that is no FileDescriptorSet is refused (exit 2)", bad.stderr)
