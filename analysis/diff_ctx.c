@@ -262,6 +262,39 @@ static struct diff_endpoint *account_ep(struct diff_ctx *c, struct diff_cand *v,
 	return *rc ? NULL : &v->ep[ep];
 }
 
+/* A field of @p m: trailers first, then headers; NULL when absent. */
+static const struct store_header *field_of(const struct store_message *m, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < m->n_trailers; i++)
+		if (m->trailers[i].name.len == n &&
+		    !strncasecmp((const char *)m->trailers[i].name.ptr, name, n))
+			return &m->trailers[i];
+	return diff_find_header(m, name);
+}
+
+/*
+ * A gRPC call its recorded client gave up on at its deadline (reset
+ * before any response, at least 9/10 of its grpc-timeout after the
+ * request) that the target ended itself with DEADLINE_EXCEEDED (code 4):
+ * the same end. Which of the two comes first, the replay's cancel as
+ * recorded or the target's answer at the deadline it was sent, is a race
+ * (docs/http2.md "Replay"); either is the call cancelled as recorded.
+ */
+static bool deadline_as_recorded(const struct store_session *s, const struct store_result *r)
+{
+	if (s->resp.present || r->error != STORE_ERR_NONE || !r->resp.present ||
+	    s->ts_reset_ns <= s->ts_req_first_ns)
+		return false;
+	const struct store_header *st = field_of(&r->resp, "grpc-status");
+	const struct store_header *to = field_of(&s->req, "grpc-timeout");
+	int64_t ns;
+	if (!st || st->value.len != 1 || st->value.ptr[0] != '4' || !to ||
+	    !store_grpc_timeout_ns(to->value.ptr, to->value.len, &ns))
+		return false;
+	return s->ts_reset_ns - s->ts_req_first_ns >= ns / 10 * 9;
+}
+
 int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store_session *s,
 		     const struct store_result *r)
 {
@@ -274,7 +307,7 @@ int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store
 	 * error; one the target ended before the cancel, with an error answer
 	 * say, stays incomplete: nobody can tell that it is fine) */
 	bool cancelled = store_session_client_cancelled(s);
-	if (cancelled && store_result_cancelled(r)) {
+	if (cancelled && (store_result_cancelled(r) || deadline_as_recorded(s, r))) {
 		if (!cand)
 			return 1;
 		struct diff_endpoint *e = account_ep(c, v, s, &rc);

@@ -194,22 +194,9 @@ int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *ou
 		int64_t ns;
 	} units[] = {{'H', 3600000000000LL}, {'M', 60000000000LL}, {'S', 1000000000LL},
 		     {'m', 1000000LL},	     {'u', 1000LL},	   {'n', 1}};
-	if (n < 2 || n > 9)
+	int64_t ns;
+	if (!store_grpc_timeout_ns(v, n, &ns))
 		return -EINVAL;
-	int64_t per = 0;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (v[n - 1] == units[i].unit)
-			per = units[i].ns;
-	if (!per)
-		return -EINVAL;
-	int64_t val = 0;
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -EINVAL;
-		val = val * 10 + (v[i] - '0');
-	}
-	/* in ns, saturating (8 digits of hours overflow nothing below 2^63) */
-	int64_t ns = val > INT64_MAX / per ? INT64_MAX : val * per;
 	if (late_ns > 0)
 		ns = ns > late_ns ? ns - late_ns : 0;
 	if (ns_out)

@@ -203,6 +203,36 @@ struct store_result {
 	struct store_message resp;    /**< response (present=false on error) */
 };
 
+/**
+ * A grpc-timeout value (gRPC PROTOCOL-HTTP2.md: 1-8 digits and a unit H M
+ * S m u n) in ns, saturating. @return false when @p v is no grpc-timeout.
+ */
+static inline bool store_grpc_timeout_ns(const uint8_t *v, size_t n, int64_t *ns)
+{
+	static const struct {
+		char unit;
+		int64_t ns;
+	} units[] = {{'H', 3600000000000LL}, {'M', 60000000000LL}, {'S', 1000000000LL},
+		     {'m', 1000000LL},	     {'u', 1000LL},	   {'n', 1}};
+	if (n < 2 || n > 9)
+		return false;
+	int64_t per = 0;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (v[n - 1] == units[i].unit)
+			per = units[i].ns;
+	if (!per)
+		return false;
+	int64_t val = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		val = val * 10 + (v[i] - '0');
+	}
+	/* 8 digits of hours overflow nothing below 2^63 */
+	*ns = val > INT64_MAX / per ? INT64_MAX : val * per;
+	return true;
+}
+
 /** A result that is a gRPC call the replay ended at its deadline. */
 static inline bool store_result_grpc_deadline(const struct store_result *r)
 {

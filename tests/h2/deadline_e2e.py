@@ -27,12 +27,20 @@ previous one ended has its deadline from then.
     so their deadlines run from then: only call 4 is DEADLINE_EXCEEDED
     (before, the wait was taken off their grpc-timeout and all three
     failed, where grpcio's client has one failure).
+(d) Recorded live (root, tcpdump on lo): grpcio's client gives up on call
+    2 at its 0.5 s deadline (RST_STREAM CANCEL, no answer: the server of
+    (a) ignores deadlines). Replayed three times to the real service slow
+    in call 2: the replay cancels the call as recorded, or grpcio's
+    server ends it first with DEADLINE_EXCEEDED at the deadline it was
+    sent; either is the call cancelled as recorded, never "data
+    incomplete" (before, the second outcome was, at random).
 
   deadline_e2e.py DYETAP FIXTURES
 """
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -244,7 +252,66 @@ def main():
     finally:
         stop_all([p])
         log.close()
+    given_up(tmp, table)
     return finish()
+
+
+def given_up(tmp, table):
+    """(d): a call its recorded client gave up on at its deadline."""
+    if os.geteuid() != 0 or not shutil.which("tcpdump"):
+        ok(True, "# SKIP live capture needs root and tcpdump")
+        return
+    srv = IgnoringServer(table, slow={2}, delay=1.5)
+    pcap = os.path.join(tmp, "given-up.pcap")
+    tlog = open(os.path.join(tmp, "tcpdump.log"), "w")
+    td = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w", pcap,
+                           "tcp port %d" % srv.port], stdout=subprocess.DEVNULL, stderr=tlog)
+    try:
+        for _ in range(50):
+            if "listening" in open(tlog.name).read():
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
+        c = subprocess.run([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "call", str(srv.port),
+                            "--calls", "3", "--deadline", "0.5"], capture_output=True, text=True,
+                           timeout=30)
+        time.sleep(1)
+    finally:
+        td.send_signal(2)
+        td.wait(timeout=10)
+        tlog.close()
+    rec = os.path.join(tmp, "given-up.dyt")
+    r = dy("record", "-r", pcap, "-w", rec)
+    sess = [json.loads(x) for x in dy("cat", rec, "--json", "--no-body").stdout.splitlines()]
+    gave_up = [x for x in sess if "reset" in x.get("flags", []) and not x.get("response")]
+    ok(r.returncode == 0 and "ok 2 errors 1" in c.stdout and len(sess) == 3 and
+       len(gave_up) == 1 and gave_up[0].get("reset_code") == 8,
+       "recorded: grpcio's client gave up on call 2 at its deadline (RST_STREAM CANCEL, no "
+       "answer), calls 1 and 3 answered", (c.stdout, r.stderr[-300:], sess))
+    port = free_port()
+    log = open(os.path.join(tmp, "shop2.log"), "w")
+    p = subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port),
+                          "--variant", "baseline", "--delay", "1.0", "--delay-ids", "2"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(50):
+            if "ready" in open(log.name).read():
+                break
+            time.sleep(0.1)
+        seen = []
+        for i in range(3):
+            r, js, res, report, took, d = replay(tmp, rec, "given-up-%d" % i, port)
+            summ = report.get("summary", {})
+            seen.append((r.returncode, summ.get("compared"), summ.get("cancelled"),
+                         summ.get("incomplete"), summ.get("replay_errors"),
+                         summ.get("differing"), report.get("data_incomplete")))
+        ok(all(x == (0, 2, 1, 0, 0, 0, False) for x in seen),
+           "replayed 3 times to grpcio slow in call 2: call 2 cancelled as recorded each time "
+           "(by the replay, or by the server's DEADLINE_EXCEEDED first), 2 compared, nothing "
+           "incomplete or differing", seen)
+    finally:
+        stop_all([p])
+        log.close()
 
 
 if __name__ == "__main__":
