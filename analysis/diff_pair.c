@@ -2015,8 +2015,13 @@ int diff_engine_body(struct diff_engine *e, const char *ct, size_t ctlen, const 
 				snprintf(f->loc, sizeof(f->loc), "body:$");
 				const struct json_doc *bad = ra ? &e->ja : &e->jb;
 				char msg[DIFF_VAL_MAX];
-				snprintf(msg, sizeof(msg), "invalid JSON: %s at byte %zu",
-					 bad->err_msg, bad->err_off);
+				/* a 304 or 204 has no content (RFC 9110 §15.4.5,
+				 * §15.3.5): no body, not a broken one */
+				if (!(ra ? alen : blen))
+					snprintf(msg, sizeof(msg), "no body");
+				else
+					snprintf(msg, sizeof(msg), "invalid JSON: %s at byte %zu",
+						 bad->err_msg, bad->err_off);
 				copy_val(ra ? f->pval : f->cval, msg, strlen(msg));
 				copy_val(ra ? f->cval : f->pval, "valid JSON", 10);
 			}
@@ -2037,8 +2042,7 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 {
 	e->nf = 0;
 	e->rs = rs;
-	bool status_changed = prim->status != cand->status && !(rs && rs->ignore_status);
-	if (status_changed) {
+	if (prim->status != cand->status && !(rs && rs->ignore_status)) {
 		struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
 		if (f) {
 			snprintf(f->loc, sizeof(f->loc), "status");
@@ -2101,11 +2105,6 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 		return 0;
 	if (grpc && grpc_code && (!alen || !blen))
 		return 0; /* an error answer has no message: its status said it all */
-	/* a status that changed and a body on one side only: a 304 or 204 has
-	 * no content (RFC 9110 §15.4.5, §15.3.5), nor has many an error
-	 * answer; the status change says it, an empty body is no invalid JSON */
-	if (status_changed && (!alen || !blen))
-		return 0;
 	if (grpc) {
 		int rc = grpc_body(e, prim, cand, a, alen, b, blen, grpc_code);
 		if (rc)
