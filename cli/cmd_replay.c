@@ -99,6 +99,14 @@ static void usage(FILE *f)
 		"      --since T, --until T request time window (Unix seconds or\n"
 		"                           YYYY-MM-DDTHH:MM:SS[.frac]Z)\n"
 		"      --allow-writes       also send methods other than GET, HEAD, OPTIONS\n"
+		"      --after-skipped-writes path|service|send\n"
+		"                           without --allow-writes, a read that came after a\n"
+		"                           write it does not send (recorded times, same\n"
+		"                           service) may be answered otherwise for that reason\n"
+		"                           alone: path (default) leaves out reads of the\n"
+		"                           written path, what lies under it and its parent;\n"
+		"                           service every later read of the service; send\n"
+		"                           sends them all (the target sees production's data)\n"
 		"scale:\n"
 		"      --shard K/N          replay shard K (0-based) of N, split by connection\n"
 		"      --loop N             passes over the input (0 = until --duration/Ctrl-C)\n"
@@ -379,10 +387,11 @@ static void print_text(const struct replay_summary *s, const char *output)
 	       (unsigned long long)st->err_timeout, (unsigned long long)st->err_bad_response,
 	       (unsigned long long)st->err_connect, (unsigned long long)st->err_tls,
 	       (unsigned long long)st->err_other);
-	printf("  skipped: filter %llu  shard %llu  writes %llu  truncated %llu  unsupported %llu"
-	       "  unsafe %llu\n",
+	printf("  skipped: filter %llu  shard %llu  writes %llu  after_writes %llu  truncated %llu"
+	       "  unsupported %llu  unsafe %llu\n",
 	       (unsigned long long)st->skipped_filter, (unsigned long long)st->skipped_shard,
-	       (unsigned long long)st->skipped_writes, (unsigned long long)st->skipped_truncated,
+	       (unsigned long long)st->skipped_writes, (unsigned long long)st->skipped_after_writes,
+	       (unsigned long long)st->skipped_truncated,
 	       (unsigned long long)st->skipped_unsupported, (unsigned long long)st->skipped_unsafe);
 	printf("  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 	       ms(replay_hist_pct(&s->latency, 50)), ms(replay_hist_pct(&s->latency, 90)),
@@ -598,6 +607,7 @@ enum {
 	O_SINCE,
 	O_UNTIL,
 	O_WRITES,
+	O_AFTER_WRITES,
 	O_SHARD,
 	O_LOOP,
 	O_DURATION,
@@ -645,6 +655,7 @@ static const struct option opts[] = {
     {"since", required_argument, NULL, O_SINCE},
     {"until", required_argument, NULL, O_UNTIL},
     {"allow-writes", no_argument, NULL, O_WRITES},
+    {"after-skipped-writes", required_argument, NULL, O_AFTER_WRITES},
     {"shard", required_argument, NULL, O_SHARD},
     {"loop", required_argument, NULL, O_LOOP},
     {"duration", required_argument, NULL, O_DURATION},
@@ -839,6 +850,16 @@ int cmd_replay(int argc, char **argv)
 		case O_UNTIL:
 			if (parse_time(optarg, &bp.filter.until_ns))
 				BAD("bad --until '%s'", optarg);
+			break;
+		case O_AFTER_WRITES:
+			if (!strcmp(optarg, "path"))
+				bp.filter.after_writes = REPLAY_AFTER_WRITES_PATH;
+			else if (!strcmp(optarg, "service"))
+				bp.filter.after_writes = REPLAY_AFTER_WRITES_SERVICE;
+			else if (!strcmp(optarg, "send"))
+				bp.filter.after_writes = REPLAY_AFTER_WRITES_SEND;
+			else
+				BAD("bad --after-skipped-writes '%s' (path, service or send)", optarg);
 			break;
 		case O_WRITES:
 			bp.filter.allow_writes = true;
@@ -1106,16 +1127,17 @@ int cmd_replay(int argc, char **argv)
 	} else if (none_sent) {
 		fprintf(stderr,
 			"dyetap replay: no request was sent: %llu sessions read, all skipped "
-			"(filter %llu, writes %llu, truncated %llu, unsupported %llu, unsafe %llu, "
-			"shard %llu): nothing to compare%s\n",
+			"(filter %llu, writes %llu, after writes %llu, truncated %llu, unsupported "
+			"%llu, unsafe %llu, shard %llu): nothing to compare%s\n",
 			(unsigned long long)skipped, (unsigned long long)st->skipped_filter,
 			(unsigned long long)st->skipped_writes,
+			(unsigned long long)st->skipped_after_writes,
 			(unsigned long long)st->skipped_truncated,
 			(unsigned long long)st->skipped_unsupported,
 			(unsigned long long)st->skipped_unsafe,
 			(unsigned long long)st->skipped_shard,
 			st->skipped_writes ? "; --allow-writes sends methods other than GET, HEAD, "
-					     "OPTIONS"
+					     "OPTIONS (to a target whose data may change)"
 					   : "");
 	}
 	all_failed |= none_sent;

@@ -162,6 +162,29 @@ int replay_parse_duration(const char *s, int64_t *out_ns);
 /* ------------------------------------------------------------------ */
 
 /** Which sessions to replay. Strings borrowed; NULL means "any". */
+/** What a replay without allow_writes does with the reads that come after
+ * writes it does not send (replay_taint.c, docs/replay.md "Writes"). */
+enum replay_after_writes {
+	REPLAY_AFTER_WRITES_PATH = 0, /**< not sent: reads of a written path, under it, its parent */
+	REPLAY_AFTER_WRITES_SERVICE,  /**< not sent: every read of the written service */
+	REPLAY_AFTER_WRITES_SEND,     /**< sent and compared (the target has production's data) */
+};
+
+struct replay_taint;
+
+/** A tracker of writes not sent, in @p mode; NULL when out of memory. */
+struct replay_taint *replay_taint_new(enum replay_after_writes mode);
+void replay_taint_free(struct replay_taint *x);
+/** Session @p s, when it is a write, is not sent: note what it taints.
+ *  Sessions come in recorded order of their ends (a recording's order).
+ *  @return 0 or -ENOMEM. */
+int replay_taint_write(struct replay_taint *x, const struct store_session *s);
+/** Does a write not sent before read @p s (by the recorded times) touch
+ *  what it reads? false for a NULL tracker. */
+bool replay_taint_read(const struct replay_taint *x, const struct store_session *s);
+/** A read: GET, HEAD or OPTIONS (what a replay without allow_writes sends). */
+bool replay_is_read(const struct store_message *q);
+
 struct replay_filter {
 	const char *lanes;     /**< comma list; "baseline" matches the uncolored lane */
 	const char *methods;   /**< comma list, case-insensitive */
@@ -169,6 +192,8 @@ struct replay_filter {
 	int64_t since_ns;      /**< request ts >= since (0: no bound) */
 	int64_t until_ns;      /**< request ts < until (0: no bound) */
 	bool allow_writes;     /**< else only GET, HEAD, OPTIONS are sent */
+	/** without allow_writes: the reads after writes not sent (batch replay) */
+	enum replay_after_writes after_writes;
 	uint32_t shard_k;      /**< this shard, 0 <= k < n */
 	uint32_t shard_n;      /**< number of shards; 0 or 1: no sharding */
 };
@@ -180,7 +205,8 @@ enum replay_verdict {
 	REPLAY_SKIP_WRITE,	 /**< a method other than GET/HEAD/OPTIONS without allow_writes */
 	REPLAY_SKIP_TRUNCATED,	 /**< the recorded request body is cut (cap, loss) */
 	REPLAY_SKIP_UNSUPPORTED, /**< no request, HTTP/0.9, CONNECT/Upgrade tunnel */
-	REPLAY_SKIP_UNSAFE /**< would be framed otherwise on the wire (replay_request_unsafe()) */
+	REPLAY_SKIP_UNSAFE, /**< would be framed otherwise on the wire (replay_request_unsafe()) */
+	REPLAY_SKIP_AFTER_WRITE /**< a read after a write not sent (replay_taint_read()) */
 };
 
 /** Deterministic 64-bit hash of a recorded connection (stable across runs and machines). */
@@ -242,6 +268,7 @@ struct replay_stats {
 	uint64_t skipped_truncated;
 	uint64_t skipped_unsupported;
 	uint64_t skipped_unsafe;     /**< requests that cannot be sent as recorded */
+	uint64_t skipped_after_writes; /**< reads after writes not sent (replay_taint_read()) */
 	uint64_t connects;	     /**< target connections opened */
 	uint64_t reconnects;	     /**< ... for a flow that had one before */
 	uint64_t retries;	     /**< requests resent once after a keep-alive close race */

@@ -403,6 +403,7 @@ struct src {
 	size_t spare_bytes;		 /* their capacity */
 	struct store_raw_record cur_raw; /* of the session handed out */
 	struct replay_dep cur_dep;	 /* of the session handed out */
+	struct replay_taint *taint;	 /* writes not sent; NULL: none tracked */
 };
 
 /* Causal order: input @p x's horizon moved; publish the thread's (the
@@ -454,13 +455,22 @@ static const struct store_session *next_session(struct bthread *t, struct src *x
 		if (rec->type != STORE_REC_SESSION)
 			continue;
 		const struct store_session *s = &rec->u.session;
+		/* every thread sees every write not sent: it may touch a read
+		 * of its own share (replay_taint.c) */
+		if (x->taint && replay_taint_write(x->taint, s)) {
+			*rc = -ENOMEM;
+			return NULL;
+		}
 		if (t->b->n_th > 1 &&
 		    (replay_conn_hash(s->conn_id, x->file) / shard_n) % t->b->n_th != t->idx) {
 			if (t->ct && replay_filter_check(&p->filter, s, x->file) == REPLAY_TAKE)
 				note_taken(t, x, s->ts_req_first_ns);
 			continue;
 		}
-		switch (replay_filter_check(&p->filter, s, x->file)) {
+		enum replay_verdict v = replay_filter_check(&p->filter, s, x->file);
+		if (v == REPLAY_TAKE && replay_taint_read(x->taint, s))
+			v = REPLAY_SKIP_AFTER_WRITE;
+		switch (v) {
 		case REPLAY_TAKE:
 			if (t->ct)
 				note_taken(t, x, s->ts_req_first_ns);
@@ -479,6 +489,9 @@ static const struct store_session *next_session(struct bthread *t, struct src *x
 			break;
 		case REPLAY_SKIP_UNSAFE:
 			t->skips.skipped_unsafe++;
+			break;
+		case REPLAY_SKIP_AFTER_WRITE:
+			t->skips.skipped_after_writes++;
 			break;
 		case REPLAY_SKIP_UNSUPPORTED:
 		default:
@@ -861,6 +874,12 @@ out:
 	return rc;
 }
 
+/* Are reads after writes not sent left out? */
+static bool taint_on(const struct replay_batch_params *p)
+{
+	return !p->filter.allow_writes && p->filter.after_writes != REPLAY_AFTER_WRITES_SEND;
+}
+
 static void *thread_main(void *arg)
 {
 	struct bthread *t = arg;
@@ -886,6 +905,11 @@ static void *thread_main(void *arg)
 	for (size_t i = 0; src && i < p->n_inputs && !rc; i++) {
 		src[i].file = (uint32_t)i;
 		src[i].disorder = t->b->disorder[i];
+		if (taint_on(p) && !(src[i].taint = replay_taint_new(p->filter.after_writes))) {
+			snprintf(t->err, sizeof(t->err), "out of memory");
+			rc = -ENOMEM;
+			break;
+		}
 		if (!(src[i].r = store_reader_open(p->inputs[i], t->err, sizeof(t->err))))
 			rc = -ENOENT;
 	}
@@ -919,6 +943,7 @@ static void *thread_main(void *arg)
 			held_free_spares(&src[i]);
 			mem_free(src[i].heap);
 			store_reader_free(src[i].r);
+			replay_taint_free(src[i].taint);
 		}
 	mem_free(src);
 	/* Drain: wait for what is queued and in flight; on a stop, a short grace. */
@@ -1045,10 +1070,19 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 		const struct store_record *rec;
 		int n;
 		int64_t max_ts = INT64_MIN;
+		/* the reads the replay leaves out after writes it does not send,
+		 * as next_session() will (the same file order) */
+		struct replay_taint *taint = NULL;
+		if (taint_on(p) && !(taint = replay_taint_new(p->filter.after_writes))) {
+			store_reader_free(r);
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
 		while ((n = store_reader_next(r, &rec)) > 0) {
 			if (rec->type != STORE_REC_SESSION)
 				continue;
 			if (stopping()) {
+				replay_taint_free(taint);
 				store_reader_free(r);
 				snprintf(err, errlen,
 					 "interrupted while reading the recordings: "
@@ -1058,20 +1092,30 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 			const struct store_session *s = &rec->u.session;
 			if (p->guard &&
 			    replay_guard_check_session(p->guard, s, p->inputs[i], err, errlen)) {
+				replay_taint_free(taint);
 				store_reader_free(r);
 				return -EPERM;
 			}
 			scan_progress(p, ++scanned, t0, &next);
-			if (shard_n && replay_filter_check(&whole, s, (uint32_t)i) == REPLAY_TAKE)
+			if (taint && replay_taint_write(taint, s)) {
+				replay_taint_free(taint);
+				store_reader_free(r);
+				snprintf(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			bool after = replay_taint_read(taint, s);
+			if (shard_n && !after &&
+			    replay_filter_check(&whole, s, (uint32_t)i) == REPLAY_TAKE)
 				b->shard_sessions[replay_conn_hash(s->conn_id, (uint32_t)i) %
 						  shard_n]++;
 			/* Span and order count the sessions that will be sent only: one
 			 * recorded without a request (time 0) must not move the start
 			 * back 56 years or make every session wait behind it. */
-			if (replay_filter_check(&p->filter, s, (uint32_t)i) != REPLAY_TAKE)
+			if (after || replay_filter_check(&p->filter, s, (uint32_t)i) != REPLAY_TAKE)
 				continue;
 			b->n_take++;
 			if (b->causal && replay_causal_scan(b->causal, s)) {
+				replay_taint_free(taint);
 				store_reader_free(r);
 				snprintf(err, errlen, "out of memory");
 				return -ENOMEM;
@@ -1087,6 +1131,7 @@ static int scan_inputs(struct batch *b, char *err, size_t errlen)
 				max_ts = ts;
 			any = true;
 		}
+		replay_taint_free(taint);
 		int orc = n < 0 ? 0 : keep_origin(b, i, r);
 		store_reader_free(r);
 		if (n < 0) {

@@ -188,8 +188,7 @@ enum replay_verdict replay_filter_check(const struct replay_filter *f,
 	}
 	if (h2 ? replay_h2_request_unsafe(req) : replay_request_unsafe(req))
 		return REPLAY_SKIP_UNSAFE;
-	if (!f->allow_writes && !slice_eq(&req->method, "GET", false) &&
-	    !slice_eq(&req->method, "HEAD", false) && !slice_eq(&req->method, "OPTIONS", false))
+	if (!f->allow_writes && !replay_is_read(req))
 		return REPLAY_SKIP_WRITE;
 	/* A cut body must not be replayed: the target would see a different request. */
 	uint64_t clen;

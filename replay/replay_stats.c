@@ -23,6 +23,8 @@ const struct ctr_desc replay_ctr_descs[] = {
     D(skipped_truncated, "requests whose recorded body is cut (not replayable)"),
     D(skipped_unsupported, "sessions without a replayable request (HTTP/0.9, tunnels)"),
     D(skipped_unsafe, "requests not sent: CR, LF, NUL or blanks would reframe them on the wire"),
+    D(skipped_after_writes, "reads not sent: they came after writes not sent (no "
+			    "--allow-writes) to what they read (--after-skipped-writes)"),
     D(connects, "target connections opened"),
     D(reconnects, "connections reopened for a recorded connection"),
     D(retries, "requests resent once after the target closed a keep-alive connection"),
@@ -58,5 +60,5 @@ uint64_t replay_stats_errors(const struct replay_stats *s)
 uint64_t replay_stats_skipped(const struct replay_stats *s)
 {
 	return s->skipped_filter + s->skipped_shard + s->skipped_writes + s->skipped_truncated +
-	       s->skipped_unsupported + s->skipped_unsafe;
+	       s->skipped_unsupported + s->skipped_unsafe + s->skipped_after_writes;
 }

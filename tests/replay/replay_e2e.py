@@ -629,6 +629,25 @@ def group_failures():
        len(post) == 1 and post[0]["body"] == "payload",
        "--allow-writes: POST body re-sent with Content-Length, cut bodies skipped",
        (js, srv.log))
+    # Reads after a write not sent (docs/replay.md "Writes"): by path, the
+    # written path, what lies under it and its parent collection; by
+    # service, every later read; "send" sends them all. A read before the
+    # write is never left out.
+    rows = [(1, 5, "GET", "/dav/a"), (1, 10, "PUT", "/dav/a", "-", "doc"),
+            (1, 20, "GET", "/dav/a?x=1"), (2, 21, "GET", "/dav/"), (2, 22, "GET", "/dav/a/x"),
+            (3, 23, "GET", "/dav/b"), (3, 24, "GET", "/other")]
+    arec = mkrec("afterw.dyt", rows)
+    for mode, want in (("path", ["/dav/a", "/dav/b", "/other"]), ("service", ["/dav/a"]),
+                       ("send", ["/dav/", "/dav/a", "/dav/a/x", "/dav/a?x=1", "/dav/b",
+                                 "/other"])):
+        srv.log.clear()
+        rc, js, err, _ = replay([arec, "--target", srv.url(), "-o",
+                                 os.path.join(TMP, "aw-%s.dyt" % mode), "--max",
+                                 "--after-skipped-writes", mode])
+        got = sorted(e["path"] for e in srv.log)
+        ok(rc == 0 and got == want and
+           js["counters"]["skipped_after_writes"] == 6 - len(want),
+           "--after-skipped-writes %s: reads sent %s" % (mode, want), (got, err, js))
     # ... and diff counts the 2 cut requests as incomplete sessions: a gate
     # on incomplete trips, as for a session it compared no response of
     dj = os.path.join(TMP, "w2.json")
