@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/mem.h"
 #include "replay/replay.h"
@@ -172,7 +171,8 @@ bool replay_is_read(const struct store_message *q)
 	static const char *const reads[] = {"GET", "HEAD", "OPTIONS"};
 	for (size_t i = 0; i < 3; i++)
 		if (q->method.len == strlen(reads[i]) &&
-		    !strncasecmp((const char *)q->method.ptr, reads[i], q->method.len))
+		    !memcmp(q->method.ptr, reads[i],
+			    q->method.len)) /* case matters: RFC 9110 §9.1 */
 			return true;
 	return false;
 }
@@ -181,9 +181,9 @@ int replay_taint_write(struct replay_taint *x, const struct store_session *s)
 {
 	if (!x || x->mode == REPLAY_AFTER_WRITES_SEND || !s->req.present || replay_is_read(&s->req))
 		return 0;
-	int64_t end = s->ts_resp_last_ns	? s->ts_resp_last_ns
-		      : s->ts_req_last_ns	? s->ts_req_last_ns
-						: s->ts_req_first_ns;
+	int64_t end = s->ts_resp_last_ns  ? s->ts_resp_last_ns
+		      : s->ts_req_last_ns ? s->ts_req_last_ns
+					  : s->ts_req_first_ns;
 	if (x->mode == REPLAY_AFTER_WRITES_SERVICE)
 		return put(x, key_of(s, KIND_SERVICE, NULL, 0), end);
 	const uint8_t *p = s->req.target.ptr;
