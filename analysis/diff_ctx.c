@@ -409,6 +409,7 @@ enum diff_ctr_class diff_counter_class(const char *n)
 	    "skipped_lane",	    /* diff: sessions of lanes a mirror did not shadow */
 	    "skipped_writes",	    /* replay without --allow-writes */
 	    "skipped_after_writes", /* ... and the reads those writes touch */
+	    "h2_push_promises",	    /* server push: not recorded (docs/http2.md) */
 	    "dropped_uncolored",    /* record/mirror --uncolored drop */
 	    "dropped_production",   /* mirror: a lane that is the recorded server */
 	    "paused",		    /* mirror: dyetap ctl pause; older: dropped_paused */
@@ -957,6 +958,8 @@ const char *diff_exclusion_meaning(const char *name)
 	    {"skipped_writes", "writes not sent without replay --allow-writes"},
 	    {"skipped_after_writes", "reads after writes not sent, of what those wrote (replay "
 				     "--after-skipped-writes)"},
+	    {"h2_push_promises", "HTTP/2 server pushes: pushed responses are not recorded, so "
+				 "not compared"},
 	    {"dropped_uncolored", "uncolored sessions not kept (--uncolored drop)"},
 	    {"dropped_production", "not mirrored: the lane is the recorded server"},
 	    {"dropped_rate_limited", "not mirrored over --lane-rate"},

@@ -884,6 +884,9 @@ static void test_counter_classes(void)
 	} v[] = {
 	    {"lane_blue_dropped_write_refused", DIFF_CTR_EXCLUSION}, /* no --allow-writes */
 	    {"skipped_writes", DIFF_CTR_EXCLUSION},
+	    {"skipped_after_writes", DIFF_CTR_EXCLUSION}, /* reads of what they wrote */
+	    {"h2_push_promises", DIFF_CTR_EXCLUSION},	  /* pushed: not recorded */
+	    {"skipped_truncated", DIFF_CTR_LOSS},	  /* cut by the capture */
 	    {"lane_blue_dropped_rate_limited", DIFF_CTR_EXCLUSION},
 	    {"lane_blue_dropped_loop", DIFF_CTR_INFO},
 	    {"h2_client_cancelled", DIFF_CTR_INFO},
