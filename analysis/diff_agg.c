@@ -620,8 +620,8 @@ static void keep_example(struct diff_part *pt, struct diff_cand *v, struct diff_
 		c = (size_t)m + 64;
 		x.candidate = mem_alloc(c);
 		if (x.candidate)
-			snprintf(x.candidate, c, "(ended by the replay, as a gRPC client: %.*s)\n", m,
-				 (const char *)r->error_msg.ptr);
+			snprintf(x.candidate, c, "(ended by the replay, as a gRPC client: %.*s)\n",
+				 m, (const char *)r->error_msg.ptr);
 	} else {
 		x.candidate = render_msg(p, &r->resp, false, &s->req.target, &c);
 	}

@@ -859,7 +859,8 @@ int cmd_replay(int argc, char **argv)
 			else if (!strcmp(optarg, "send"))
 				bp.filter.after_writes = REPLAY_AFTER_WRITES_SEND;
 			else
-				BAD("bad --after-skipped-writes '%s' (path, service or send)", optarg);
+				BAD("bad --after-skipped-writes '%s' (path, service or send)",
+				    optarg);
 			break;
 		case O_WRITES:
 			bp.filter.allow_writes = true;

@@ -165,9 +165,10 @@ int replay_parse_duration(const char *s, int64_t *out_ns);
 /** What a replay without allow_writes does with the reads that come after
  * writes it does not send (replay_taint.c, docs/replay.md "Writes"). */
 enum replay_after_writes {
-	REPLAY_AFTER_WRITES_PATH = 0, /**< not sent: reads of a written path, under it, its parent */
-	REPLAY_AFTER_WRITES_SERVICE,  /**< not sent: every read of the written service */
-	REPLAY_AFTER_WRITES_SEND,     /**< sent and compared (the target has production's data) */
+	REPLAY_AFTER_WRITES_PATH =
+	    0,			     /**< not sent: reads of a written path, under it, its parent */
+	REPLAY_AFTER_WRITES_SERVICE, /**< not sent: every read of the written service */
+	REPLAY_AFTER_WRITES_SEND,    /**< sent and compared (the target has production's data) */
 };
 
 struct replay_taint;
@@ -194,8 +195,8 @@ struct replay_filter {
 	bool allow_writes;     /**< else only GET, HEAD, OPTIONS are sent */
 	/** without allow_writes: the reads after writes not sent (batch replay) */
 	enum replay_after_writes after_writes;
-	uint32_t shard_k;      /**< this shard, 0 <= k < n */
-	uint32_t shard_n;      /**< number of shards; 0 or 1: no sharding */
+	uint32_t shard_k; /**< this shard, 0 <= k < n */
+	uint32_t shard_n; /**< number of shards; 0 or 1: no sharding */
 };
 
 enum replay_verdict {
@@ -267,16 +268,16 @@ struct replay_stats {
 	uint64_t skipped_writes;
 	uint64_t skipped_truncated;
 	uint64_t skipped_unsupported;
-	uint64_t skipped_unsafe;     /**< requests that cannot be sent as recorded */
+	uint64_t skipped_unsafe;       /**< requests that cannot be sent as recorded */
 	uint64_t skipped_after_writes; /**< reads after writes not sent (replay_taint_read()) */
-	uint64_t connects;	     /**< target connections opened */
-	uint64_t reconnects;	     /**< ... for a flow that had one before */
-	uint64_t retries;	     /**< requests resent once after a keep-alive close race */
-	uint64_t h2_refused_retried; /**< HTTP/2 streams refused unprocessed, sent again */
+	uint64_t connects;	       /**< target connections opened */
+	uint64_t reconnects;	       /**< ... for a flow that had one before */
+	uint64_t retries;	       /**< requests resent once after a keep-alive close race */
+	uint64_t h2_refused_retried;   /**< HTTP/2 streams refused unprocessed, sent again */
 	uint64_t h2_cancelled_as_recorded; /**< HTTP/2 streams recorded reset mid-response,
 					    *   cancelled here likewise (not errors) */
-	uint64_t h2_grpc_deadline; /**< gRPC calls ended at their grpc-timeout with no
-				    *   whole answer (timeout errors, DEADLINE_EXCEEDED) */
+	uint64_t h2_grpc_deadline;	   /**< gRPC calls ended at their grpc-timeout with no
+					    *   whole answer (timeout errors, DEADLINE_EXCEEDED) */
 	uint64_t evictions;	   /**< idle connections closed to free a concurrency slot */
 	uint64_t resp_truncated;   /**< response bodies over the body cap (kept to the cap) */
 	uint64_t resp_interim;	   /**< 1xx responses skipped */

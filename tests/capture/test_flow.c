@@ -263,8 +263,8 @@ static void test_fin_after_hole_isn(uint32_t cisn, uint32_t sisn)
 	send(&f, pk(1, F | A, c + 60, s + 57, NULL));
 	send(&f, pk(0, F | A, s + 57, c + 61, NULL));
 	send(&f, pk(1, A, c + 61, s + 58, NULL));
-	TAP_EQ_STR(f.k.c[0].end, "fin", "ISNs %08x/%08x: closed by FIN after a client hole",
-		   cisn, sisn);
+	TAP_EQ_STR(f.k.c[0].end, "fin", "ISNs %08x/%08x: closed by FIN after a client hole", cisn,
+		   sisn);
 	TAP_OK(f.rs.gaps == 1 && f.rs.gap_bytes == 20,
 	       "ISNs %08x/%08x: one gap of the 20 lost bytes (gaps %llu, bytes %llu)", cisn, sisn,
 	       (unsigned long long)f.rs.gaps, (unsigned long long)f.rs.gap_bytes);
