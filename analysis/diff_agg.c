@@ -130,6 +130,7 @@ void diff_cand_free(struct diff_cand *v)
 	mem_free(v->ep_hash);
 	for (size_t i = 0; i < v->n_gr; i++) {
 		mem_free(v->gr[i].location);
+		mem_free(v->gr[i].tr);
 		for (size_t k = 0; k < v->gr[i].n_ex; k++)
 			example_free(&v->gr[i].ex[k]);
 		mem_free(v->gr[i].ex);
@@ -269,36 +270,46 @@ long diff_endpoint_find(const struct diff_cand *v, const char *name)
 	return -1;
 }
 
-static uint64_t group_hash(uint32_t ep, uint8_t kind, const char *loc)
+static uint64_t group_hash(uint32_t ep, uint8_t kind, const char *loc, const char *tr)
 {
 	uint64_t h = hash_bytes(0xcbf29ce484222325ull, &ep, sizeof(ep));
 	h = hash_bytes(h, &kind, 1);
-	return hash_bytes(h, loc, strlen(loc));
+	h = hash_bytes(h, loc, strlen(loc));
+	if (tr && *tr) {
+		h = hash_bytes(h, "", 1);
+		h = hash_bytes(h, tr, strlen(tr));
+	}
+	return h;
+}
+
+static bool same_tr(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
 }
 
 const struct diff_group *diff_group_find(const struct diff_cand *v, uint32_t ep, uint8_t kind,
-					 const char *loc)
+					 const char *loc, const char *tr)
 {
-	uint64_t h = group_hash(ep, kind, loc);
+	uint64_t h = group_hash(ep, kind, loc, tr);
 	for (uint32_t i = v->gr_hash[h & (v->gr_buckets - 1)]; i; i = v->gr[i - 1].hnext) {
 		const struct diff_group *g = &v->gr[i - 1];
 		if (g->hash == h && g->endpoint == ep && g->kind == kind &&
-		    !strcmp(g->location, loc))
+		    !strcmp(g->location, loc) && same_tr(g->tr, tr))
 			return g;
 	}
 	return NULL;
 }
 
 static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uint8_t kind,
-		     const char *loc, uint32_t *out, bool force)
+		     const char *loc, const char *tr, uint32_t *out, bool force)
 {
-	const struct diff_group *f = diff_group_find(v, ep, kind, loc);
+	const struct diff_group *f = diff_group_find(v, ep, kind, loc, tr);
 	if (f) {
 		*out = (uint32_t)(f - v->gr);
 		return 0;
 	}
-	uint64_t h = group_hash(ep, kind, loc);
-	size_t ll = strlen(loc);
+	uint64_t h = group_hash(ep, kind, loc, tr);
+	size_t ll = strlen(loc), tl = tr && *tr ? strlen(tr) + 1 : 0;
 	if (!force && v->n_gr_capped >= pt->ctx->p.max_groups) {
 		v->caps_hit |= DIFF_CAP_GROUPS;
 		return -ENOSPC;
@@ -306,7 +317,7 @@ static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 	bool was = pt->uncapped;
 	pt->uncapped |= force;
 	int rc = grow(pt, (void **)&v->gr, &v->cap_gr, v->n_gr, sizeof(*v->gr));
-	if (!rc && !diff_mem_take(pt, ll + 1 + sizeof(uint32_t)))
+	if (!rc && !diff_mem_take(pt, ll + 1 + tl + sizeof(uint32_t)))
 		rc = -ENOSPC;
 	pt->uncapped = was;
 	if (rc == -ENOSPC)
@@ -316,8 +327,12 @@ static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 	struct diff_group *g = &v->gr[v->n_gr];
 	memset(g, 0, sizeof(*g));
 	g->location = mem_strndup(loc, ll);
-	if (!g->location)
+	g->tr = tl ? mem_strdup(tr) : NULL;
+	if (!g->location || (tl && !g->tr)) {
+		mem_free(g->location);
+		mem_free(g->tr);
 		return -ENOMEM;
+	}
 	g->endpoint = ep;
 	g->kind = kind;
 	g->hash = h;
@@ -330,21 +345,34 @@ static int group_new(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uin
 		      offsetof(struct diff_group, hash), offsetof(struct diff_group, hnext));
 }
 
-/* Group (ep, kind, loc) of @p v: 0; over a cap, counted (@p weight
+/* Group (ep, kind, loc, tr) of @p v: 0; over a cap, counted (@p weight
  * differences, a loss) and the endpoint's overflow group of that kind
- * instead, so the pair still counts as differing (and a status change as
- * one): 1, as for the overflow group itself; -ENOMEM. */
+ * instead (no transition), so the pair still counts as differing (and a
+ * status change as one): 1, as for the overflow group itself; -ENOMEM. */
 static int group_get(struct diff_part *pt, struct diff_cand *v, uint32_t ep, uint8_t kind,
-		     const char *loc, uint32_t *out, uint64_t weight)
+		     const char *loc, const char *tr, uint32_t *out, uint64_t weight)
 {
 	bool over = !strcmp(loc, DIFF_LOC_OVER); /* merging an overflow group */
-	int rc = group_new(pt, v, ep, kind, loc, out, over);
+	int rc = group_new(pt, v, ep, kind, loc, over ? NULL : tr, out, over);
 	if (rc != -ENOSPC || over)
 		return rc ? rc : over;
 	v->groups_dropped += weight;
 	v->sum.over_memcap += weight;
-	rc = group_new(pt, v, ep, kind, DIFF_LOC_OVER, out, true);
+	rc = group_new(pt, v, ep, kind, DIFF_LOC_OVER, NULL, out, true);
 	return rc ? rc : 1;
+}
+
+/* Note the pattern of a candidate's change @p f in group @p g: whether all
+ * its changes showed one (diff_group_pattern). */
+static void note_pattern(struct diff_group *g, const struct diff_finding *f)
+{
+	if (g->pmixed)
+		return;
+	uint64_t h = diff_finding_pattern_hash(f->kind, f->loc, f->pval, f->cval);
+	if (!g->phash)
+		g->phash = h;
+	else if (h != g->phash)
+		g->pmixed = true;
 }
 
 void diff_cand_rehash(struct diff_cand *v)
@@ -360,7 +388,7 @@ void diff_cand_rehash(struct diff_cand *v)
 	memset(v->gr_hash, 0, v->gr_buckets * sizeof(uint32_t));
 	for (size_t i = 0; i < v->n_gr; i++) {
 		struct diff_group *g = &v->gr[i];
-		g->hash = group_hash(g->endpoint, g->kind, g->location);
+		g->hash = group_hash(g->endpoint, g->kind, g->location, g->tr);
 		uint32_t bk = (uint32_t)(g->hash & (v->gr_buckets - 1));
 		g->hnext = v->gr_hash[bk];
 		v->gr_hash[bk] = (uint32_t)(i + 1);
@@ -883,10 +911,14 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 	for (uint32_t i = 0; i < eng->nf; i++) {
 		const struct diff_finding *f = &eng->f[i];
 		uint32_t gi;
-		rc = group_get(pt, v, ep, f->kind, f->loc, &gi, 1);
+		char tr[2 * DIFF_VAL_MAX + 8];
+		diff_finding_transition(f->kind, f->loc, f->pval, f->cval, tr, sizeof(tr));
+		rc = group_get(pt, v, ep, f->kind, f->loc, tr, &gi, 1);
 		if (rc < 0)
 			return rc;
 		struct diff_group *g = &v->gr[gi];
+		if (cand)
+			note_pattern(g, f);
 		bool dup = false;
 		for (size_t k = 0; k < nid && !dup; k++)
 			dup = ids[k] == gi;
@@ -1061,7 +1093,7 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 		grmap[i] = UINT32_MAX;
 		if (epmap[sg->endpoint] == UINT32_MAX)
 			continue;
-		rc = group_get(pt, dst, epmap[sg->endpoint], sg->kind, sg->location, &gi,
+		rc = group_get(pt, dst, epmap[sg->endpoint], sg->kind, sg->location, sg->tr, &gi,
 			       sg->count + sg->sec);
 		if (rc < 0)
 			break;
@@ -1071,6 +1103,10 @@ int diff_cand_merge(struct diff_part *pt, struct diff_cand *dst, struct diff_can
 		dg->count += sg->count;
 		dg->sec += sg->sec;
 		dg->vol += sg->vol;
+		/* one pattern when both had the same one (or one had none) */
+		dg->pmixed |= sg->pmixed || (dg->phash && sg->phash && dg->phash != sg->phash);
+		if (!dg->phash)
+			dg->phash = sg->phash;
 		merge_examples(pt, dst, dg, sg);
 	}
 	struct remap m = {pt, dst, grmap};

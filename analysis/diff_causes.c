@@ -81,18 +81,60 @@ static const char *vtype(const char *v)
 	}
 }
 
-/* The pattern of group @p g's change into @p out (cap @p cap). */
-static void pattern_of(const struct diff_group *g, char *out, size_t cap)
+/* Whether a change of @p kind at @p loc has a pattern (docs/diff.md "Causes"). */
+static bool has_pattern(uint8_t kind, const char *loc)
+{
+	return kind == DIFF_K_STATUS || kind == DIFF_K_TYPE ||
+	       (kind == DIFF_K_VALUE && !strncmp(loc, "header:", 7));
+}
+
+/* The pattern of one change of @p kind from @p pval to @p cval. */
+static void pattern_text(uint8_t kind, const char *pval, const char *cval, char *out, size_t cap)
+{
+	if (kind == DIFF_K_TYPE)
+		snprintf(out, cap, "%s -> %s", vtype(pval), vtype(cval));
+	else
+		snprintf(out, cap, "%s -> %s", pval, cval);
+}
+
+size_t diff_finding_transition(uint8_t kind, const char *loc, const char *pval, const char *cval,
+			       char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (kind != DIFF_K_STATUS)
+		return 0;
+	int n = 0;
+	if (!strcmp(loc, "status")) /* the codes */
+		n = snprintf(out, cap, "%s -> %s", pval, cval);
+	else if (!strcmp(loc, "grpc-status")) /* the codes, not the messages after them */
+		n = snprintf(out, cap, "%.*s -> %.*s", (int)strcspn(pval, " "), pval,
+			     (int)strcspn(cval, " "), cval);
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+uint64_t diff_finding_pattern_hash(uint8_t kind, const char *loc, const char *pval,
+				   const char *cval)
+{
+	if (!has_pattern(kind, loc))
+		return 0;
+	char pat[2 * DIFF_VAL_MAX + 8];
+	pattern_text(kind, pval, cval, pat, sizeof(pat));
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *p = pat; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
+void diff_group_pattern(const struct diff_group *g, char *out, size_t cap)
 {
 	const struct diff_example *x = diff_group_example(g);
 	out[0] = '\0';
-	if (!x)
+	if (!has_pattern(g->kind, g->location))
 		return;
-	if (g->kind == DIFF_K_STATUS ||
-	    (g->kind == DIFF_K_VALUE && !strncmp(g->location, "header:", 7)))
-		snprintf(out, cap, "%s -> %s", x->pval, x->cval);
-	else if (g->kind == DIFF_K_TYPE)
-		snprintf(out, cap, "%s -> %s", vtype(x->pval), vtype(x->cval));
+	if (x && !g->pmixed) /* every pair showed this one */
+		pattern_text(g->kind, x->pval, x->cval, out, cap);
+	else if (g->tr) /* the transition its pairs share */
+		snprintf(out, cap, "%s", g->tr);
 }
 
 static uint8_t severity_of(uint8_t kind, const char *loc)
@@ -128,7 +170,11 @@ static int cmp_group_count(const void *a, const void *b)
 	const struct diff_group *y = &sort_v->gr[*(const uint32_t *)b];
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
-	return strcmp(sort_v->ep[x->endpoint].name, sort_v->ep[y->endpoint].name);
+	int r = strcmp(sort_v->ep[x->endpoint].name, sort_v->ep[y->endpoint].name);
+	if (r)
+		return r;
+	r = strcmp(x->location, y->location);
+	return r ? r : strcmp(x->tr ? x->tr : "", y->tr ? y->tr : "");
 }
 
 static int cmp_ep(const void *a, const void *b)
@@ -209,7 +255,7 @@ int diff_causes_build(struct diff_cand *v)
 		if (!g->count)
 			continue; /* seen only between primary and secondary */
 		size_t ll = cause_loc(g->location);
-		pattern_of(g, pat, sizeof(pat));
+		diff_group_pattern(g, pat, sizeof(pat));
 		uint8_t noise = g->noise;
 		uint64_t h = fnv(0xcbf29ce484222325ull, &g->kind, 1);
 		h = fnv(h, &noise, 1);

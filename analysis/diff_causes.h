@@ -82,6 +82,31 @@ void diff_cause_rules(const struct diff_cand *v, const struct diff_rootcause *rc
 /* The first example of group @p g, or NULL. */
 const struct diff_example *diff_group_example(const struct diff_group *g);
 
+/*
+ * The pattern of group @p g's change into @p out (cap @p cap), the one its
+ * cause is keyed on: the change every pair of the group showed (a status
+ * "200 -> 404", a JSON type "number -> string", a header's "OLD -> NEW",
+ * grpc-status codes with their messages "5 item retired -> 0"); when its
+ * pairs showed different ones, the transition the group is keyed on (the
+ * codes of a status, "5 -> 0"), else ""; "" for kinds without one.
+ */
+void diff_group_pattern(const struct diff_group *g, char *out, size_t cap);
+
+/*
+ * The transition a change of @p kind at @p loc from @p pval to @p cval is
+ * grouped by (docs/diff.md "Signatures"): a status change's codes
+ * ("304 -> 200" at status, "5 -> 0" at grpc-status, its messages left
+ * out), "" for any other change. Written into @p out (cap @p cap), its
+ * length returned.
+ */
+size_t diff_finding_transition(uint8_t kind, const char *loc, const char *pval, const char *cval,
+			       char *out, size_t cap);
+
+/* A hash of the pattern of one change (as diff_group_pattern() shows it),
+ * never 0; 0 for a change without a pattern. */
+uint64_t diff_finding_pattern_hash(uint8_t kind, const char *loc, const char *pval,
+				   const char *cval);
+
 /* ---- listing caps of the reports (docs/diff.md "Report size") ---- */
 
 /*

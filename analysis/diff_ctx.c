@@ -551,10 +551,45 @@ static int cmp_group_loc(const void *a, const void *b)
 	return strcmp(x->location, y->location);
 }
 
+static int cmp_str_tr(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "");
+}
+
+/* The secondary's groups by endpoint and location (learn_noise). */
+struct sec_index {
+	const struct diff_cand *s;
+	uint32_t *idx; /* s's groups, by endpoint then location */
+	size_t n;
+};
+
+/* The run of the secondary's groups on endpoint @p ep at @p loc: [*lo, *hi). */
+static void sec_run(const struct sec_index *si, uint32_t ep, const char *loc, size_t *lo,
+		    size_t *hi)
+{
+	size_t a = 0, b = si->n;
+	while (a < b) { /* the first not before (ep, loc) */
+		size_t m = a + (b - a) / 2;
+		const struct diff_group *g = &si->s->gr[si->idx[m]];
+		int r = g->endpoint != ep ? (g->endpoint < ep ? -1 : 1) : strcmp(g->location, loc);
+		if (r < 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	while (a < si->n && si->s->gr[si->idx[a]].endpoint == ep &&
+	       !strcmp(si->s->gr[si->idx[a]].location, loc))
+		a++;
+	*hi = a;
+}
+
 /* The secondary's pairs on endpoint @p name, and its pairs differing at
- * @p loc (all kinds), and with exactly @p kind there. */
-static void secondary_counts(const struct diff_ctx *c, const char *name, const char *loc,
-			     uint8_t kind, uint64_t *pairs, uint64_t *at_loc, uint64_t *at_sig)
+ * @p loc (all kinds and transitions), and with exactly @p kind and
+ * transition @p tr there. */
+static void secondary_counts(const struct diff_ctx *c, const struct sec_index *si, const char *name,
+			     const char *loc, uint8_t kind, const char *tr, uint64_t *pairs,
+			     uint64_t *at_loc, uint64_t *at_sig)
 {
 	*pairs = *at_loc = *at_sig = 0;
 	const struct diff_cand *s = c->sec;
@@ -562,23 +597,35 @@ static void secondary_counts(const struct diff_ctx *c, const char *name, const c
 	if (ep < 0)
 		return;
 	*pairs = s->ep[ep].sec_pairs;
-	for (uint8_t k = 0; k < DIFF_K_COUNT; k++) {
-		const struct diff_group *g = diff_group_find(s, (uint32_t)ep, k, loc);
-		if (!g)
-			continue;
+	size_t lo, hi;
+	sec_run(si, (uint32_t)ep, loc, &lo, &hi);
+	for (size_t i = lo; i < hi; i++) {
+		const struct diff_group *g = &s->gr[si->idx[i]];
 		*at_loc += g->sec;
-		if (k == kind)
-			*at_sig = g->sec;
+		if (g->kind == kind && !cmp_str_tr(g->tr, tr))
+			*at_sig += g->sec;
 	}
 }
 
 static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 {
 	uint32_t *idx = mem_alloc((v->n_gr ? v->n_gr : 1) * sizeof(uint32_t));
-	if (!idx) {
+	struct sec_index si = {c->sec, NULL, 0};
+	if (c->sec) {
+		si.idx = mem_alloc((c->sec->n_gr ? c->sec->n_gr : 1) * sizeof(uint32_t));
+		si.n = c->sec->n_gr;
+	}
+	if (!idx || (c->sec && !si.idx)) {
+		mem_free(idx);
+		mem_free(si.idx);
 		DIFF_LOG(LOG_WARN, "out of memory: noise not learned");
 		return;
 	}
+	for (size_t i = 0; i < si.n; i++)
+		si.idx[i] = (uint32_t)i;
+	sort_cand = c->sec;
+	if (si.n)
+		qsort(si.idx, si.n, sizeof(uint32_t), cmp_group_loc);
 	for (size_t i = 0; i < v->n_gr; i++)
 		idx[i] = (uint32_t)i;
 	sort_cand = v;
@@ -594,7 +641,8 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 		}
 		const struct diff_endpoint *e = &v->ep[gi->endpoint];
 		uint64_t sec_pairs, sec, sig;
-		secondary_counts(c, e->name, gi->location, gi->kind, &sec_pairs, &sec, &sig);
+		secondary_counts(c, &si, e->name, gi->location, gi->kind, gi->tr, &sec_pairs, &sec,
+				 &sig);
 		double cr = e->pairs ? (double)cnt / (double)e->pairs : 0;
 		double sr = sec_pairs ? (double)sec / (double)sec_pairs : 0;
 		if (cr > 1)
@@ -605,7 +653,8 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 			       !(cr >= c->p.noise_ratio * sr && cr - sr >= c->p.noise_delta);
 		for (size_t k = i; k < j; k++) {
 			struct diff_group *g = &v->gr[idx[k]];
-			secondary_counts(c, e->name, g->location, g->kind, &sec_pairs, &sec, &sig);
+			secondary_counts(c, &si, e->name, g->location, g->kind, g->tr, &sec_pairs,
+					 &sec, &sig);
 			g->sec = sig;
 			g->loc_rate = cr;
 			g->sec_rate = sr;
@@ -622,6 +671,7 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 		i = j;
 	}
 	mem_free(idx);
+	mem_free(si.idx);
 }
 
 static void percentiles(const struct diff_hist *h, uint64_t *p50, uint64_t *p99)
@@ -699,9 +749,8 @@ static int finish_cand(struct diff_ctx *c, struct diff_cand *v)
 	for (size_t i = 0; i < v->n_ep; i++) {
 		struct diff_endpoint *e = &v->ep[i];
 		/* the secondary's pairs of this endpoint, for the reports */
-		uint64_t sp, a, b;
-		secondary_counts(c, e->name, "", 0, &sp, &a, &b);
-		e->sec_pairs = sp;
+		long se = c->sec ? diff_endpoint_find(c->sec, e->name) : -1;
+		e->sec_pairs = se < 0 ? 0 : c->sec->ep[se].sec_pairs;
 		percentiles(&e->lat_p, &e->p50_p, &e->p99_p);
 		percentiles(&e->lat_c, &e->p50_c, &e->p99_c);
 		diff_hist_merge(&v->all_p, &e->lat_p);
@@ -1017,7 +1066,11 @@ static int cmp_group_report(const void *a, const void *b)
 	if (r)
 		return r;
 	r = strcmp(x->location, y->location);
-	return r ? r : (int)x->kind - (int)y->kind;
+	if (r)
+		return r;
+	if (x->kind != y->kind)
+		return (int)x->kind - (int)y->kind;
+	return cmp_str_tr(x->tr, y->tr);
 }
 
 size_t diff_cand_sorted_groups(const struct diff_cand *v, uint32_t **out)

@@ -166,15 +166,18 @@ enum diff_noise { DIFF_NOISE_NONE = 0, DIFF_NOISE_LEARNED = 1, DIFF_NOISE_VOLATI
 struct diff_group {
 	uint32_t endpoint;
 	uint8_t kind;
-	uint8_t noise;		 /* enum diff_noise, decided by diff_ctx_finish() */
-	uint8_t n_ex;		 /* examples kept (at most diff_params.examples) */
-	char *location;		 /* owned */
-	uint64_t count;		 /* candidate pairs with this signature */
-	uint64_t sec;		 /* secondary pairs with this signature */
-	uint64_t vol;		 /* of count: findings whose values looked volatile */
-	double rate;		 /* count / endpoint compared */
-	double sec_rate;	 /* location-level secondary rate used for learning */
-	double loc_rate;	 /* location-level candidate rate */
+	uint8_t noise;	 /* enum diff_noise, decided by diff_ctx_finish() */
+	uint8_t n_ex;	 /* examples kept (at most diff_params.examples) */
+	bool pmixed;	 /* its findings showed different patterns (diff_group_pattern) */
+	char *location;	 /* owned */
+	char *tr;	 /* owned: the transition it is keyed on ("200 -> 404"), NULL none */
+	uint64_t phash;	 /* hash of its findings' pattern while one; 0 none seen */
+	uint64_t count;	 /* candidate pairs with this signature */
+	uint64_t sec;	 /* secondary pairs with this signature */
+	uint64_t vol;	 /* of count: findings whose values looked volatile */
+	double rate;	 /* count / endpoint compared */
+	double sec_rate; /* location-level secondary rate used for learning */
+	double loc_rate; /* location-level candidate rate */
 	struct diff_example *ex; /* n_ex entries by increasing key (a bottom-k sample); owned */
 	uint64_t hash;
 	uint32_t hnext; /* chain, index + 1 */
@@ -422,9 +425,9 @@ int diff_endpoint_get(struct diff_part *pt, struct diff_cand *v, const char *nam
 /* Endpoint @p name of @p v, or -1. */
 long diff_endpoint_find(const struct diff_cand *v, const char *name);
 
-/* Group (ep, kind, loc) of @p v, or NULL. */
+/* Group (ep, kind, loc, tr) of @p v (@p tr NULL or "": none), or NULL. */
 const struct diff_group *diff_group_find(const struct diff_cand *v, uint32_t ep, uint8_t kind,
-					 const char *loc);
+					 const char *loc, const char *tr);
 
 /* Rebuild @p v's hash chains after its endpoints were renumbered. */
 void diff_cand_rehash(struct diff_cand *v);

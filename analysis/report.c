@@ -327,6 +327,7 @@ static void jgroups(struct dbuf *b, const struct diff_cand *v, bool *first)
 		fail_nomem(b);
 		return;
 	}
+	char pat[2 * DIFF_VAL_MAX + 8];
 	for (size_t i = 0; i < n; i++) {
 		const struct diff_group *g = &v->gr[idx[i]];
 		dbuf_puts(b, *first ? "{\"candidate\":" : ",{\"candidate\":");
@@ -336,6 +337,9 @@ static void jgroups(struct dbuf *b, const struct diff_cand *v, bool *first)
 		jsonw_cstr(b, v->ep[g->endpoint].name);
 		dbuf_puts(b, ",\"location\":");
 		jsonw_cstr(b, g->location);
+		diff_group_pattern(g, pat, sizeof(pat));
+		dbuf_puts(b, ",\"pattern\":");
+		jsonw_cstr(b, pat);
 		dbuf_printf(b, ",\"kind\":\"%s\",\"count\":%llu,\"rate\":", diff_kind_name(g->kind),
 			    (unsigned long long)g->count);
 		jnum(b, g->rate);
@@ -387,6 +391,7 @@ static void jroots(struct dbuf *b, const struct diff_cand *v, bool *first)
 {
 	const struct diff_causes *cs = v->roots;
 	struct dbuf rules;
+	char pat[2 * DIFF_VAL_MAX + 8];
 	dbuf_init(&rules, 1 << 20);
 	for (size_t i = 0; cs && i < cs->n; i++) {
 		const struct diff_rootcause *rc = &cs->v[i];
@@ -444,6 +449,9 @@ static void jroots(struct dbuf *b, const struct diff_cand *v, bool *first)
 			jsonw_cstr(b, v->ep[g->endpoint].name);
 			dbuf_puts(b, ",\"location\":");
 			jsonw_cstr(b, g->location);
+			diff_group_pattern(g, pat, sizeof(pat));
+			dbuf_puts(b, ",\"pattern\":");
+			jsonw_cstr(b, pat);
 			dbuf_printf(b, ",\"kind\":\"%s\",\"count\":%llu,\"rate\":",
 				    diff_kind_name(g->kind), (unsigned long long)g->count);
 			jnum(b, g->rate);

@@ -1076,6 +1076,134 @@ static void test_status_empty_body(void)
 	diff_engine_release(&e);
 }
 
+/* A pair on @p target: the primary answers @p ps with header @p ph, the
+ * candidate (or the secondary) @p cs with @p ch. */
+static void add_status_pair(struct diff_ctx *c, uint64_t id, const char *target, uint16_t ps,
+			    const char *ph, uint16_t cs, const char *ch, enum diff_role role)
+{
+	const char *const hp[] = {ph, NULL}, *const hc[] = {ch, NULL};
+	struct as_pair p;
+	as_pair_init(&p, id, "GET", target, NULL);
+	as_resp(&p.prim, ps, ph ? hp : NULL, "", 0);
+	as_resp(&p.cand, cs, ch ? hc : NULL, "", 0);
+	if (role == DIFF_ROLE_SECONDARY)
+		p.r.role = as_cs("secondary");
+	as_pair_link(&p);
+	diff_ctx_add(c, &p.s, &p.r, role);
+}
+
+/* The status group of @p v on endpoint @p ep with transition @p tr. */
+static const struct diff_group *status_group(const struct diff_cand *v, const char *ep,
+					     const char *tr)
+{
+	long e = diff_endpoint_find(v, ep);
+	return e < 0 ? NULL : diff_group_find(v, (uint32_t)e, DIFF_K_STATUS, "status", tr);
+}
+
+/* The real cause of @p v at @p loc with pattern @p pat, or NULL. */
+static const struct diff_rootcause *cause_of(const struct diff_cand *v, const char *loc,
+					     const char *pat)
+{
+	for (size_t i = 0; v->roots && i < v->roots->n; i++) {
+		const struct diff_rootcause *rc = &v->roots->v[i];
+		if (!strcmp(rc->location, loc) && !strcmp(rc->pattern, pat))
+			return rc;
+	}
+	return NULL;
+}
+
+/* Status changes are grouped per transition (docs/diff.md "Causes"): a
+ * group and its cause are one change, whatever the order of the pairs; a
+ * header whose pairs changed differently has no pattern; the secondary's
+ * transitions count per transition; --max-groups still bounds them. */
+static void test_status_transitions(void)
+{
+	struct diff_ctx *c = diff_ctx_create(NULL);
+	/* GET /b: 304 -> 200 once, 206 -> 200 twice, 200 -> 206 once, 200 once */
+	add_status_pair(c, 1, "/b", 200, NULL, 206, NULL, DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 2, "/b", 304, NULL, 200, NULL, DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 3, "/b", 206, NULL, 200, NULL, DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 4, "/b", 206, NULL, 200, NULL, DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 5, "/b", 200, NULL, 200, NULL, DIFF_ROLE_CANDIDATE);
+	/* GET /a: 304 -> 200, the same change on another endpoint */
+	add_status_pair(c, 6, "/a", 304, NULL, 200, NULL, DIFF_ROLE_CANDIDATE);
+	/* a header changed two ways on /h, one way on /k and /m */
+	add_status_pair(c, 7, "/h", 200, "X-V: a", 200, "X-V: b", DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 8, "/h", 200, "X-V: c", 200, "X-V: d", DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 9, "/k", 200, "X-V: a", 200, "X-V: b", DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 10, "/m", 200, "X-V: a", 200, "X-V: b", DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	const struct diff_cand *v = c->cand[0];
+	const struct diff_group *g1 = status_group(v, "GET /b", "304 -> 200");
+	const struct diff_group *g2 = status_group(v, "GET /b", "206 -> 200");
+	const struct diff_group *g3 = status_group(v, "GET /b", "200 -> 206");
+	TAP_OK(g1 && g2 && g3 && g1->count == 1 && g2->count == 2 && g3->count == 1,
+	       "GET /b: a status group per transition (304 -> 200: 1, 206 -> 200: 2, 200 -> 206: "
+	       "1)");
+	TAP_OK(!status_group(v, "GET /b", NULL), "no status group without its transition");
+	TAP_EQ_U64(diff_ctx_summary(c)->status_changes, 5, "5 pairs with a status change");
+	const struct diff_rootcause *r1 = cause_of(v, "status", "304 -> 200");
+	const struct diff_rootcause *r2 = cause_of(v, "status", "206 -> 200");
+	const struct diff_rootcause *r3 = cause_of(v, "status", "200 -> 206");
+	TAP_OK(r1 && r1->count == 2 && r1->n_eps == 2 && r1->n_groups == 2,
+	       "304 -> 200 is one cause on GET /a and GET /b");
+	TAP_OK(r2 && r2->count == 2 && r2->n_eps == 1 && r3 && r3->count == 1 && r3->n_eps == 1,
+	       "206 -> 200 and 200 -> 206 are a cause each");
+	char pat[64];
+	diff_group_pattern(g2, pat, sizeof(pat));
+	TAP_EQ_STR(pat, "206 -> 200", "a group's pattern is its transition");
+	const struct diff_rootcause *rh = cause_of(v, "header:x-v", "");
+	const struct diff_rootcause *rk = cause_of(v, "header:x-v", "a -> b");
+	TAP_OK(rh && rh->n_eps == 1 && rh->count == 2 && !strcmp(v->ep[rh->eps[0]].name, "GET /h"),
+	       "a header changed two ways (a -> b, c -> d) claims no pattern");
+	TAP_OK(rk && rk->n_eps == 2 && rk->count == 2,
+	       "one changed a -> b everywhere: its pattern");
+	diff_ctx_free(c);
+
+	/* the secondary's status changes, per transition: 200 -> 503 as often
+	 * on the candidate as on the secondary is learned noise, its group's
+	 * secondary count that of 200 -> 503 alone */
+	c = diff_ctx_create(NULL);
+	for (uint64_t i = 0; i < 20; i++) {
+		uint16_t cs = i < 4 ? 503 : i == 4 ? 404 : 200;
+		uint16_t ss = i >= 10 && i < 14 ? 503 : i == 14 ? 502 : 200;
+		add_status_pair(c, i + 1, "/n", 200, NULL, cs, NULL, DIFF_ROLE_CANDIDATE);
+		add_status_pair(c, i + 1, "/n", 200, NULL, ss, NULL, DIFF_ROLE_SECONDARY);
+	}
+	diff_ctx_finish(c);
+	v = c->cand[0];
+	const struct diff_group *n503 = status_group(v, "GET /n", "200 -> 503");
+	const struct diff_group *n404 = status_group(v, "GET /n", "200 -> 404");
+	TAP_OK(n503 && n503->count == 4 && n503->sec == 4 && n404 && n404->count == 1 &&
+		   n404->sec == 0,
+	       "secondary counts per transition (200 -> 503: 4, 200 -> 404: 0)");
+	TAP_OK(n503 && n404 && n503->noise == DIFF_NOISE_LEARNED &&
+		   n404->noise == DIFF_NOISE_LEARNED,
+	       "learned by location: 5 of 20 against the secondary's 5 of 20 is noise");
+	TAP_OK(n503 && n503->loc_rate > 0.24 && n503->loc_rate < 0.26 && n503->sec_rate > 0.24 &&
+		   n503->sec_rate < 0.26,
+	       "location rates: every transition together");
+	diff_ctx_free(c);
+
+	/* --max-groups: a transition past the cap is the overflow group's,
+	 * still a status change */
+	struct diff_params prm = {.max_groups = 2};
+	c = diff_ctx_create(&prm);
+	add_status_pair(c, 1, "/b", 200, NULL, 206, NULL, DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 2, "/b", 304, NULL, 200, NULL, DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 3, "/b", 206, NULL, 200, NULL, DIFF_ROLE_CANDIDATE);
+	add_status_pair(c, 4, "/b", 206, NULL, 500, NULL, DIFF_ROLE_CANDIDATE);
+	diff_ctx_finish(c);
+	v = c->cand[0];
+	long eb = diff_endpoint_find(v, "GET /b");
+	const struct diff_group *over =
+	    eb < 0 ? NULL : diff_group_find(v, (uint32_t)eb, DIFF_K_STATUS, DIFF_LOC_OVER, NULL);
+	TAP_OK(v->n_gr == 3 && over && over->count == 2 && v->groups_dropped == 2,
+	       "--max-groups 2: two transitions kept, two in the overflow group");
+	TAP_EQ_U64(diff_ctx_summary(c)->status_changes, 4, "every status change still counted");
+	diff_ctx_free(c);
+}
+
 static void test_grpc_early_end(void)
 {
 	struct diff_engine e;
@@ -1159,5 +1287,6 @@ int main(void)
 	test_html_escaping();
 	test_status_empty_body();
 	test_grpc_early_end();
+	test_status_transitions();
 	return tap_done();
 }
