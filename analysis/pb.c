@@ -5,10 +5,14 @@
  * References: protobuf encoding guide (varints, wire types 0 VARINT,
  * 1 I64, 2 LEN, 3/4 groups, 5 I32; zigzag; packed repeated fields),
  * google/protobuf/descriptor.proto (FileDescriptorSet = 1 file;
- * FileDescriptorProto 2 package, 4 message_type, 6 service; DescriptorProto
- * 1 name, 2 field, 3 nested_type; FieldDescriptorProto 1 name, 3 number,
- * 4 label, 5 type, 6 type_name; ServiceDescriptorProto 1 name, 2 method;
- * MethodDescriptorProto 1 name, 2 input_type, 3 output_type), gRPC's
+ * FileDescriptorProto 2 package, 4 message_type, 5 enum_type, 6 service;
+ * DescriptorProto 1 name, 2 field, 3 nested_type, 4 enum_type;
+ * FieldDescriptorProto 1 name, 3 number, 4 label, 5 type, 6 type_name;
+ * EnumDescriptorProto 1 name, 2 value; EnumValueDescriptorProto 1 name,
+ * 2 number; ServiceDescriptorProto 1 name, 2 method;
+ * MethodDescriptorProto 1 name, 2 input_type, 3 output_type), protobuf's
+ * JSON mapping (proto3 guide, "JSON Mapping": an enum value is its name,
+ * a number the enum does not declare the integer), gRPC's
  * PROTOCOL-HTTP2.md (Length-Prefixed-Message).
  *
  * A message is read in two passes: the first validates and counts its
@@ -63,13 +67,26 @@ enum {
 	FT_SINT64 = 18,
 };
 
+struct pb_enum_value {
+	int32_t number;
+	uint32_t pos; /* declaration order: of numbers declared twice the first names */
+	char *name;
+};
+
+struct pb_enum {
+	char *full;		   /* "pkg.Msg.Kind" */
+	struct pb_enum_value *v; /* sorted by number, then declaration */
+	size_t nv, cv;
+};
+
 struct pb_field {
 	uint32_t number;
 	uint8_t type;
 	bool repeated;
 	char *name;
-	char *type_name; /* ".pkg.Msg" for messages, else NULL */
-	int32_t msg;	 /* resolved index of type_name, -1 */
+	char *type_name;	   /* ".pkg.Msg" / ".pkg.Enum" for messages and enums, else NULL */
+	int32_t msg;		   /* resolved index of type_name, -1 */
+	const struct pb_enum *en; /* resolved enum of type_name (TYPE_ENUM), NULL */
 };
 
 struct pb_type {
@@ -89,6 +106,8 @@ struct pb_method {
 struct pb_schema {
 	struct pb_type *t;
 	size_t nt, ct;
+	struct pb_enum *e;
+	size_t ne, ce;
 	struct pb_method *m;
 	size_t nm, cm;
 };
@@ -277,8 +296,26 @@ static int put_raw(struct conv *c, const struct wf *f, int depth)
 	return rc ? rc : dbuf_putc(c->out, '"');
 }
 
-/* A scalar of declared type @p ft from a varint/fixed value. */
-static int put_scalar(struct conv *c, uint8_t ft, uint64_t v)
+/* The name enum @p en gives number @p num; NULL when it declares none. */
+static const char *enum_name(const struct pb_enum *en, int32_t num)
+{
+	size_t lo = 0, hi = en ? en->nv : 0;
+	while (lo < hi) { /* the first of the values with that number */
+		size_t mid = lo + (hi - lo) / 2;
+		if (en->v[mid].number < num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < (en ? en->nv : 0) && en->v[lo].number == num ? en->v[lo].name : NULL;
+}
+
+/*
+ * A scalar of declared type @p ft from a varint/fixed value; of an enum
+ * (@p en, NULL when unresolved) the value's name as a JSON string, a
+ * number it does not declare the integer (protobuf's JSON mapping).
+ */
+static int put_scalar(struct conv *c, uint8_t ft, const struct pb_enum *en, uint64_t v)
 {
 	switch (ft) {
 	case FT_DOUBLE:
@@ -291,8 +328,13 @@ static int put_scalar(struct conv *c, uint8_t ft, uint64_t v)
 	case FT_INT64:
 	case FT_SFIXED64:
 		return dbuf_printf(c->out, "%" PRId64, (int64_t)v);
+	case FT_ENUM: {
+		const char *name = enum_name(en, (int32_t)(uint32_t)v);
+		if (name)
+			return jsonw_cstr(c->out, name);
+	}
+		/* fall through */
 	case FT_INT32:
-	case FT_ENUM:
 		return dbuf_printf(c->out, "%" PRId32, (int32_t)(uint32_t)v);
 	case FT_SFIXED32:
 		return dbuf_printf(c->out, "%" PRId32, (int32_t)(uint32_t)v);
@@ -350,7 +392,7 @@ static int put_typed(struct conv *c, const struct pb_field *fd, const struct wf 
 	case FT_MESSAGE: /* put_value() decodes messages with their type */
 		return put_raw(c, f, depth);
 	default:
-		return put_scalar(c, fd->type, f->v);
+		return put_scalar(c, fd->type, fd->en, f->v);
 	}
 }
 
@@ -377,7 +419,7 @@ static int put_packed(struct conv *c, const struct pb_field *fd, const struct wf
 		int rc = *first ? 0 : dbuf_putc(c->out, ',');
 		*first = false;
 		if (!rc)
-			rc = put_scalar(c, fd->type, v);
+			rc = put_scalar(c, fd->type, fd->en, v);
 		if (rc)
 			return rc;
 	}
@@ -434,6 +476,9 @@ static int cmp_ent(const void *a, const void *b)
 
 static int put_default(struct dbuf *o, const struct pb_field *fd)
 {
+	const char *zero = fd && fd->type == FT_ENUM && fd->en ? enum_name(fd->en, 0) : NULL;
+	if (zero)
+		return jsonw_cstr(o, zero);
 	switch (fd ? fd->type : 0) {
 	case FT_MESSAGE:
 		return dbuf_puts(o, "{}");
@@ -492,7 +537,7 @@ static int put_map(struct conv *c, const struct pb_type *mt, const struct wf *e,
 		if ((has_key && key.wt != wire_of(kfd->type)) ||
 		    (m[i].has_val && vfd && m[i].val.wt != wire_of(vfd->type)) ||
 		    kfd->type == FT_MESSAGE || kfd->type == FT_BYTES || kfd->type == FT_FLOAT ||
-		    kfd->type == FT_DOUBLE) {
+		    kfd->type == FT_DOUBLE || kfd->type == FT_ENUM) {
 			rc = -EAGAIN;
 			break;
 		}
@@ -504,7 +549,7 @@ static int put_map(struct conv *c, const struct pb_type *mt, const struct wf *e,
 			c->out = &keys;
 			rc = dbuf_putc(&keys, '"');
 			if (!rc)
-				rc = has_key ? put_scalar(c, kfd->type, key.v)
+				rc = has_key ? put_scalar(c, kfd->type, NULL, key.v)
 					     : put_default(&keys, kfd);
 			if (!rc)
 				rc = dbuf_putc(&keys, '"');
@@ -757,6 +802,84 @@ static int add_field(struct pb_type *t, const uint8_t *d, size_t n)
 	return 0;
 }
 
+static int cmp_enum_value(const void *a, const void *b)
+{
+	const struct pb_enum_value *x = a, *y = b;
+	if (x->number != y->number)
+		return x->number < y->number ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* EnumDescriptorProto @p d[0..n) declared in scope @p prefix (package or message). */
+static int add_enum(struct pb_schema *s, const char *prefix, const uint8_t *d, size_t n)
+{
+	if (!well_formed(d, n))
+		return -EBADMSG;
+	struct wf f, g;
+	const uint8_t *name = NULL;
+	size_t nl = 0;
+	EACH_FIELD(d, n, f)
+	if (f.num == 1 && f.wt == WT_LEN && !name) {
+		name = f.p;
+		nl = f.len;
+	}
+	if (!name)
+		return -EBADMSG;
+	if (s->ne == PB_MAX_TYPES)
+		return -E2BIG;
+	if (s->ne == s->ce) {
+		size_t cap = s->ce ? s->ce * 2 : 8;
+		struct pb_enum *e = mem_realloc(s->e, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		s->e = e;
+		s->ce = cap;
+	}
+	struct pb_enum *en = &s->e[s->ne++];
+	memset(en, 0, sizeof(*en));
+	en->full = dup_join(prefix, ".", name, nl);
+	if (!en->full)
+		return -ENOMEM;
+	EACH_FIELD(d, n, f)
+	{
+		if (f.num != 2 || f.wt != WT_LEN)
+			continue;
+		if (!well_formed(f.p, f.len))
+			return -EBADMSG;
+		const uint8_t *vn = NULL;
+		size_t vl = 0;
+		int32_t num = 0;
+		for (const uint8_t *q = f.p, *qe = f.p + f.len; q < qe && rd_field(&q, qe, &g);) {
+			if (g.num == 1 && g.wt == WT_LEN && !vn) {
+				vn = g.p;
+				vl = g.len;
+			} else if (g.num == 2 && g.wt == WT_VARINT) {
+				num = (int32_t)(uint32_t)g.v;
+			}
+		}
+		if (!vn)
+			return -EBADMSG;
+		if (en->nv == en->cv) {
+			size_t cap = en->cv ? en->cv * 2 : 8;
+			struct pb_enum_value *v = mem_realloc(en->v, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			en->v = v;
+			en->cv = cap;
+		}
+		struct pb_enum_value *v = &en->v[en->nv];
+		v->number = num;
+		v->pos = (uint32_t)en->nv;
+		v->name = dup_join(NULL, "", vn, vl);
+		if (!v->name)
+			return -ENOMEM;
+		en->nv++;
+	}
+	if (en->nv > 1)
+		qsort(en->v, en->nv, sizeof(*en->v), cmp_enum_value);
+	return 0;
+}
+
 /* MessageOptions (DescriptorProto 7): is map_entry (7) set? */
 static bool map_entry_option(const uint8_t *d, size_t n)
 {
@@ -805,6 +928,8 @@ static int add_msg(struct pb_schema *s, const char *prefix, const uint8_t *d, si
 			rc = add_field(&s->t[ti], f.p, f.len);
 		else if (f.num == 3 && f.wt == WT_LEN)
 			rc = add_msg(s, s->t[ti].full, f.p, f.len, depth + 1);
+		else if (f.num == 4 && f.wt == WT_LEN)
+			rc = add_enum(s, s->t[ti].full, f.p, f.len);
 		else if (f.num == 7 && f.wt == WT_LEN && well_formed(f.p, f.len))
 			s->t[ti].map_entry = map_entry_option(f.p, f.len);
 		if (rc)
@@ -892,6 +1017,8 @@ static int add_file(struct pb_schema *s, const uint8_t *d, size_t n)
 			continue;
 		if (f.num == 4)
 			rc = add_msg(s, pkg && *pkg ? pkg : NULL, f.p, f.len, 0);
+		else if (f.num == 5)
+			rc = add_enum(s, pkg && *pkg ? pkg : NULL, f.p, f.len);
 		else if (f.num == 6)
 			rc = add_service(s, pkg && *pkg ? pkg : NULL, f.p, f.len);
 		if (rc)
@@ -899,6 +1026,18 @@ static int add_file(struct pb_schema *s, const uint8_t *d, size_t n)
 	}
 	mem_free(pkg);
 	return rc;
+}
+
+static const struct pb_enum *find_enum(const struct pb_schema *s, const char *name)
+{
+	if (!name)
+		return NULL;
+	if (*name == '.')
+		name++;
+	for (size_t i = 0; i < s->ne; i++)
+		if (!strcmp(s->e[i].full, name))
+			return &s->e[i];
+	return NULL;
 }
 
 static int32_t find_type(const struct pb_schema *s, const char *name)
@@ -938,7 +1077,7 @@ struct pb_schema *pb_schema_parse(const uint8_t *d, size_t n, char *err, size_t 
 	if (rc) {
 		snprintf(err, errlen, "%s",
 			 rc == -ENOMEM	? "out of memory"
-			 : rc == -E2BIG ? "too many message types"
+			 : rc == -E2BIG ? "too many message or enum types"
 					: "not a FileDescriptorSet (make one with protoc -o FILE "
 					  "--include_imports X.proto)");
 		pb_schema_free(s);
@@ -948,6 +1087,8 @@ struct pb_schema *pb_schema_parse(const uint8_t *d, size_t n, char *err, size_t 
 		for (size_t j = 0; j < s->t[i].nf; j++)
 			if (s->t[i].f[j].type == FT_MESSAGE)
 				s->t[i].f[j].msg = find_type(s, s->t[i].f[j].type_name);
+			else if (s->t[i].f[j].type == FT_ENUM)
+				s->t[i].f[j].en = find_enum(s, s->t[i].f[j].type_name);
 	for (size_t i = 0; i < s->nm; i++) {
 		s->m[i].tin = find_type(s, s->m[i].in);
 		s->m[i].tout = find_type(s, s->m[i].out);
@@ -1004,12 +1145,19 @@ void pb_schema_free(struct pb_schema *s)
 		mem_free(s->t[i].f);
 		mem_free(s->t[i].full);
 	}
+	for (size_t i = 0; i < s->ne; i++) {
+		for (size_t j = 0; j < s->e[i].nv; j++)
+			mem_free(s->e[i].v[j].name);
+		mem_free(s->e[i].v);
+		mem_free(s->e[i].full);
+	}
 	for (size_t i = 0; i < s->nm; i++) {
 		mem_free(s->m[i].path);
 		mem_free(s->m[i].in);
 		mem_free(s->m[i].out);
 	}
 	mem_free(s->t);
+	mem_free(s->e);
 	mem_free(s->m);
 	mem_free(s);
 }

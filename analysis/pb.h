@@ -22,10 +22,12 @@
  * `{"id": 7, "name": "item-7", "tags": [{"name": "new", "weight": 3}]}`;
  * repeated fields are always arrays (packed ones unpacked), signed and
  * zigzag integers, doubles, floats, bools, strings and bytes are decoded
- * as declared; a map<K, V> field is one object keyed by K (protobuf's JSON
- * mapping: its entries' wire order is undefined, so they are not a list),
- * the last entry of a key counting; fields the schema does not know keep
- * their numbers.
+ * as declared; an enum field is its value's name as a string (protobuf's
+ * JSON mapping: `"status": "DISCONTINUED"`), a number its enum does not
+ * declare the integer; a map<K, V> field is one object keyed by K
+ * (protobuf's JSON mapping: its entries' wire order is undefined, so they
+ * are not a list), the last entry of a key counting; fields the schema
+ * does not know keep their numbers.
  *
  * Bounded: nesting depth, output size and fields per message are capped;
  * anything malformed is -EBADMSG, never a crash. Thread-safety: a schema

@@ -108,6 +108,45 @@ static void test_schemaless(void)
 	TAP_OK(conv(NULL, 0, NULL) == 0 && !strcmp(got, "{}"), "an empty message is {}");
 }
 
+/* Enum fields (shop.proto: Item.status / Item.history of the top-level
+ * enum Stock, Tag.kind of the nested enum Tag.Kind): the value's name as
+ * a string, a number the enum does not declare the integer (protobuf's
+ * JSON mapping, proto3 guide "JSON Mapping"). */
+static void test_enums(const struct pb_type *item)
+{
+	CHECK(item, "{\"status\":\"DISCONTINUED\"}", "enum: the value's name", 0x50, 0x02);
+	CHECK(item, "{\"status\":\"STOCK_UNKNOWN\"}", "enum: zero sent: its name", 0x50, 0x00);
+	CHECK(item, "{\"status\":7}", "enum: an undeclared number stays a number", 0x50, 0x07);
+	CHECK(item, "{\"status\":-1}", "enum: an undeclared negative number (ten-byte varint)",
+	      0x50, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01);
+	CHECK(item, "{\"history\":[\"AVAILABLE\",\"BACKORDER\",9]}", "enum: repeated, packed",
+	      0x5a, 0x03, 0x01, 0x03, 0x09);
+	CHECK(item, "{\"history\":[\"DISCONTINUED\",\"STOCK_UNKNOWN\",\"AVAILABLE\"]}",
+	      "enum: repeated, unpacked then packed", 0x58, 0x02, 0x58, 0x00, 0x5a, 0x01, 0x01);
+	CHECK(item, "{\"tags\":[{\"name\":\"x\",\"kind\":\"PROMO\"},{\"kind\":3}]}",
+	      "enum: nested enum type (Tag.Kind)", 0x22, 0x05, 0x0a, 0x01, 'x', 0x40, 0x01, 0x22,
+	      0x02, 0x40, 0x03);
+	CHECK(item, "{\"status\":\"x\"}", "enum: wire type not a varint: decoded as found",
+	      0x52, 0x01, 'x');
+	CHECK(NULL, "{\"10\":2}", "enum without a schema: the number", 0x50, 0x02);
+	/* crafted: field e of an enum type no file declares, field f of enum E
+	 * { A = 1; B = 1; } (allow_alias): the first name of a number */
+	static const uint8_t fds[] = {
+	    0x0a, 0x35, 0x22, 0x20, 0x0a, 0x01, 'M',  0x12, 0x0e, 0x0a, 0x01, 'e',  0x18, 0x01,
+	    0x28, 0x0e, 0x32, 0x05, '.',  'N',	'o',  'p',  'e',  0x12, 0x0b, 0x0a, 0x01, 'f',
+	    0x18, 0x02, 0x28, 0x0e, 0x32, 0x02, '.',  'E',  0x2a, 0x11, 0x0a, 0x01, 'E',  0x12,
+	    0x05, 0x0a, 0x01, 'A',  0x10, 0x01, 0x12, 0x05, 0x0a, 0x01, 'B',  0x10, 0x01};
+	char err[256];
+	struct pb_schema *s = pb_schema_parse(fds, sizeof(fds), err, sizeof(err));
+	TAP_OK(s != NULL, "enum: crafted schema parses (%.100s)", s ? "ok" : err);
+	if (!s)
+		return;
+	CHECK(pb_schema_type(s, "M"), "{\"e\":2,\"f\":\"A\"}",
+	      "enum: an unresolved enum type a number, an alias its first name", 0x08, 0x02, 0x10,
+	      0x01);
+	pb_schema_free(s);
+}
+
 static void test_schema(const char *path)
 {
 	char err[256];
@@ -151,6 +190,7 @@ static void test_schema(const char *path)
 	TAP_OK(conv(wrong, sizeof(wrong), out) == 0 && !strcmp(got, "{\"name\":\"\\u0008\\u0001\","
 								    "\"in_stock\":true}"),
 	       "schema: string bytes kept as a string, bool: %.100s", got);
+	test_enums(out);
 	pb_schema_free(s);
 	static const uint8_t junk[] = {0xff, 0xff};
 	TAP_OK(!pb_schema_parse(junk, 2, err, sizeof(err)) && strstr(err, "protoc -o"),
@@ -186,6 +226,12 @@ static void test_maps(const char *path)
 	CHECK(inv, "{\"flags\":{\"false\":\"n\",\"true\":\"y\"}}",
 	      "maps: bool keys, an absent key its default", 0x1a, 0x05, 0x08, 0x01, 0x12, 0x01, 'y',
 	      0x1a, 0x03, 0x12, 0x01, 'n');
+	/* levels {"c": 5, "a": HIGH, "b": (no value)} */
+	CHECK(inv, "{\"levels\":{\"a\":\"HIGH\",\"b\":\"LEVEL_NONE\",\"c\":5}}",
+	      "maps: enum values their names, an absent one the zero value's, an undeclared a "
+	      "number",
+	      0x22, 0x05, 0x0a, 0x01, 'c', 0x10, 0x05, 0x22, 0x05, 0x0a, 0x01, 'a', 0x10, 0x02,
+	      0x22, 0x03, 0x0a, 0x01, 'b');
 	CHECK(inv, "{\"counts\":[{\"key\":1}]}",
 	      "maps: an entry whose key is not as declared: the entries as a list", 0x0a, 0x02,
 	      0x08, 0x01);
