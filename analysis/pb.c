@@ -623,8 +623,6 @@ static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_
 			rc = dbuf_printf(c->out, "\"%" PRIu32 "\"", v[i].num);
 		if (!rc)
 			rc = dbuf_putc(c->out, ':');
-		bool packed =
-		    fd && fd->repeated && v[i].wt == WT_LEN && wire_of(fd->type) != WT_LEN;
 		bool array = fd ? fd->repeated : j - i > 1;
 		const struct pb_type *mt = fd && fd->repeated ? sub_type(t, fd) : NULL;
 		if (!rc && mt && mt->map_entry) {
@@ -650,8 +648,10 @@ static int conv_msg(struct conv *c, const uint8_t *d, size_t n, const struct pb_
 			rc = dbuf_putc(c->out, '[');
 			bool first = true;
 			for (size_t k = i; !rc && k < j; k++) {
-				if (packed || (fd && fd->repeated && v[k].wt == WT_LEN &&
-					       wire_of(fd->type) != WT_LEN)) {
+				/* each occurrence packed or not as it came: parsers
+				 * accept both, mixed (encoding guide, "Packed") */
+				if (fd && fd->repeated && v[k].wt == WT_LEN &&
+				    wire_of(fd->type) != WT_LEN) {
 					rc = put_packed(c, fd, &v[k], &first);
 					continue;
 				}

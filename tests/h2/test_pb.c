@@ -123,6 +123,11 @@ static void test_enums(const struct pb_type *item)
 	      0x5a, 0x03, 0x01, 0x03, 0x09);
 	CHECK(item, "{\"history\":[\"DISCONTINUED\",\"STOCK_UNKNOWN\",\"AVAILABLE\"]}",
 	      "enum: repeated, unpacked then packed", 0x58, 0x02, 0x58, 0x00, 0x5a, 0x01, 0x01);
+	/* a packed occurrence first, then unpacked ones: each read as it came (the
+	 * unpacked ones were read as packed, from bytes they do not have) */
+	CHECK(item, "{\"history\":[\"AVAILABLE\",\"DISCONTINUED\",\"BACKORDER\",5]}",
+	      "repeated scalar: packed then unpacked", 0x5a, 0x02, 0x01, 0x02, 0x58, 0x03, 0x58,
+	      0x05);
 	CHECK(item, "{\"tags\":[{\"name\":\"x\",\"kind\":\"PROMO\"},{\"kind\":3}]}",
 	      "enum: nested enum type (Tag.Kind)", 0x22, 0x05, 0x0a, 0x01, 'x', 0x40, 0x01, 0x22,
 	      0x02, 0x40, 0x03);
