@@ -74,7 +74,7 @@ struct pb_enum_value {
 };
 
 struct pb_enum {
-	char *full;		   /* "pkg.Msg.Kind" */
+	char *full;		 /* "pkg.Msg.Kind" */
 	struct pb_enum_value *v; /* sorted by number, then declaration */
 	size_t nv, cv;
 };
@@ -84,8 +84,8 @@ struct pb_field {
 	uint8_t type;
 	bool repeated;
 	char *name;
-	char *type_name;	   /* ".pkg.Msg" / ".pkg.Enum" for messages and enums, else NULL */
-	int32_t msg;		   /* resolved index of type_name, -1 */
+	char *type_name;	  /* ".pkg.Msg" / ".pkg.Enum" for messages and enums, else NULL */
+	int32_t msg;		  /* resolved index of type_name, -1 */
 	const struct pb_enum *en; /* resolved enum of type_name (TYPE_ENUM), NULL */
 };
 

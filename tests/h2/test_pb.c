@@ -119,8 +119,8 @@ static void test_enums(const struct pb_type *item)
 	CHECK(item, "{\"status\":7}", "enum: an undeclared number stays a number", 0x50, 0x07);
 	CHECK(item, "{\"status\":-1}", "enum: an undeclared negative number (ten-byte varint)",
 	      0x50, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01);
-	CHECK(item, "{\"history\":[\"AVAILABLE\",\"BACKORDER\",9]}", "enum: repeated, packed",
-	      0x5a, 0x03, 0x01, 0x03, 0x09);
+	CHECK(item, "{\"history\":[\"AVAILABLE\",\"BACKORDER\",9]}", "enum: repeated, packed", 0x5a,
+	      0x03, 0x01, 0x03, 0x09);
 	CHECK(item, "{\"history\":[\"DISCONTINUED\",\"STOCK_UNKNOWN\",\"AVAILABLE\"]}",
 	      "enum: repeated, unpacked then packed", 0x58, 0x02, 0x58, 0x00, 0x5a, 0x01, 0x01);
 	/* a packed occurrence first, then unpacked ones: each read as it came (the
@@ -131,8 +131,8 @@ static void test_enums(const struct pb_type *item)
 	CHECK(item, "{\"tags\":[{\"name\":\"x\",\"kind\":\"PROMO\"},{\"kind\":3}]}",
 	      "enum: nested enum type (Tag.Kind)", 0x22, 0x05, 0x0a, 0x01, 'x', 0x40, 0x01, 0x22,
 	      0x02, 0x40, 0x03);
-	CHECK(item, "{\"status\":\"x\"}", "enum: wire type not a varint: decoded as found",
-	      0x52, 0x01, 'x');
+	CHECK(item, "{\"status\":\"x\"}", "enum: wire type not a varint: decoded as found", 0x52,
+	      0x01, 'x');
 	CHECK(NULL, "{\"10\":2}", "enum without a schema: the number", 0x50, 0x02);
 	/* crafted: field e of an enum type no file declares, field f of enum E
 	 * { A = 1; B = 1; } (allow_alias): the first name of a number */
