@@ -820,6 +820,23 @@ static int combo_add(struct diff_part *pt, struct diff_combos *cb, const uint32_
 
 /* ---- one compared pair ---- */
 
+/* The authority (host[:port]) of URL @p u ("http://127.0.0.1:8081/x"):
+ * what lies between "://" and the next '/'; empty when none. */
+static struct store_slice url_authority(const struct store_slice *u)
+{
+	const uint8_t *p = u->ptr, *end = u->ptr + u->len;
+	for (; p + 3 <= end; p++)
+		if (p[0] == ':' && p[1] == '/' && p[2] == '/')
+			break;
+	if (!u->len || p + 3 > end)
+		return (struct store_slice){0};
+	p += 3;
+	const uint8_t *q = p;
+	while (q < end && *q != '/' && *q != '?' && *q != '#')
+		q++;
+	return (struct store_slice){p, (size_t)(q - p)};
+}
+
 /* grpc-status and grpc-message fields of a view (deadline_view) */
 static bool grpc_status_field(const struct store_header *h)
 {
@@ -889,6 +906,12 @@ int diff_part_compare(struct diff_part *pt, struct diff_cand *v, const struct st
 				     : rc;
 	struct diff_endpoint *e = &v->ep[ep];
 	eng->req = &s->req; /* gRPC: the method names the message type */
+	/* the authority the client addressed and the one the replay did */
+	const struct store_header *host = diff_find_header(&s->req, ":authority");
+	if (!host)
+		host = diff_find_header(&s->req, "host");
+	eng->auth_p = host ? host->value : (struct store_slice){0};
+	eng->auth_c = url_authority(&r->target);
 	const struct store_message *cm = &r->resp;
 	struct store_message dv;
 	struct store_header dvf[DEADLINE_VIEW_FIELDS];

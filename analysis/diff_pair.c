@@ -683,6 +683,9 @@ static bool grpc_message_field(const char *lname, size_t n)
 	       (n == 20 && !memcmp(lname, "grpc-accept-encoding", 20));
 }
 
+static bool auth_equal(const struct diff_engine *e, const uint8_t *a, size_t na, const uint8_t *b,
+		       size_t nb);
+
 static void compare_headers(struct diff_engine *e, const struct store_message *a,
 			    const struct store_message *b)
 {
@@ -746,7 +749,9 @@ static void compare_headers(struct diff_engine *e, const struct store_message *a
 				header_finding(e, DIFF_K_MISSING, lname, ln, &va, &vb);
 			else if (!ca && cb)
 				header_finding(e, DIFF_K_EXTRA, lname, ln, &va, &vb);
-			else if (va.len != vb.len || (va.len && memcmp(va.data, vb.data, va.len)))
+			else if ((va.len != vb.len ||
+				  (va.len && memcmp(va.data, vb.data, va.len))) &&
+				 !auth_equal(e, va.data, va.len, vb.data, vb.len))
 				header_finding(e, DIFF_K_VALUE, lname, ln, &va, &vb);
 		}
 	}
@@ -1020,13 +1025,44 @@ static double num(const struct json_doc *d, const struct json_node *n)
 	return strtod(buf, NULL);
 }
 
+/*
+ * @p b[0..nb) is @p a[0..na) with the replay target's authority where the
+ * recorded one was (e->auth_c for e->auth_p): a server that names itself
+ * in an absolute URL (a Location, a self link) names the address it was
+ * reached at, which the replay changed, not the code. One pass, no copy.
+ */
+static bool auth_equal(const struct diff_engine *e, const uint8_t *a, size_t na, const uint8_t *b,
+		       size_t nb)
+{
+	const struct store_slice *p = &e->auth_p, *c = &e->auth_c;
+	if (!p->len || !c->len || (p->len == c->len && !memcmp(p->ptr, c->ptr, p->len)))
+		return false;
+	size_t i = 0, j = 0;
+	bool swapped = false;
+	while (i < na && j < nb) {
+		if (nb - j >= c->len && na - i >= p->len && !memcmp(b + j, c->ptr, c->len) &&
+		    !memcmp(a + i, p->ptr, p->len)) {
+			i += p->len;
+			j += c->len;
+			swapped = true;
+			continue;
+		}
+		if (a[i] != b[j])
+			return false;
+		i++;
+		j++;
+	}
+	return swapped && i == na && j == nb;
+}
+
 static bool str_equal(struct diff_engine *e, const struct json_doc *da, const struct json_node *a,
 		      const struct json_doc *db, const struct json_node *b)
 {
 	if (a->len == b->len && !memcmp(da->text + a->off, db->text + b->off, a->len))
 		return true;
 	if (!((a->esc | b->esc) & 1))
-		return false;
+		return auth_equal(e, (const uint8_t *)da->text + a->off, a->len,
+				  (const uint8_t *)db->text + b->off, b->len);
 	/* escapes may spell the same text differently */
 	struct dbuf *s = &e->scratch;
 	dbuf_reset(s);
@@ -1034,7 +1070,9 @@ static bool str_equal(struct diff_engine *e, const struct json_doc *da, const st
 		return false;
 	long la = json_unescape(da->text + a->off, a->len, s->data, a->len);
 	long lb = json_unescape(db->text + b->off, b->len, s->data + a->len, b->len);
-	return la >= 0 && lb >= 0 && la == lb && !memcmp(s->data, s->data + a->len, (size_t)la);
+	return la >= 0 && lb >= 0 &&
+	       ((la == lb && !memcmp(s->data, s->data + a->len, (size_t)la)) ||
+		auth_equal(e, s->data, (size_t)la, s->data + a->len, (size_t)lb));
 }
 
 static bool deep_equal(struct diff_engine *e, uint32_t ai, uint32_t bi)

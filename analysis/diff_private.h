@@ -84,6 +84,11 @@ struct diff_engine {
 	 * message-encoding fields only a response with a message has are
 	 * not reported missing from it (compare_headers) */
 	uint8_t grpc_trailers_only;
+	/* the authority (host[:port]) the recording's client addressed and the
+	 * one the replay sent the pair to, borrowed for the call (either empty:
+	 * none): a value that differs only by one for the other is the same
+	 * (auth_equal(): a Location or a self link naming the server) */
+	struct store_slice auth_p, auth_c;
 };
 
 int diff_engine_init(struct diff_engine *e, const struct diff_params *p);

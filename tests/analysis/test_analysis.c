@@ -1204,6 +1204,38 @@ static void test_status_transitions(void)
 	diff_ctx_free(c);
 }
 
+/* A value naming the server by the authority it was reached at (a
+ * Location, a self link) is the same when only that authority differs:
+ * the replay's target for the recorded one. */
+static void test_authority(void)
+{
+	struct diff_engine e;
+	diff_engine_init(&e, NULL);
+	static const char ja[] = "{\"self\":\"http://shop:8080/items/1\",\"n\":\"shop:8080\"}";
+	static const char jb[] = "{\"self\":\"http://10.0.0.9:9000/items/1\",\"n\":\"shop:80\"}";
+	struct store_header la[] = {hf("location", "http://shop:8080/items/1")};
+	struct store_header lb[] = {hf("location", "http://10.0.0.9:9000/items/1")};
+	struct store_message a = {.present = true,
+				  .status = 200,
+				  .version_major = 1,
+				  .headers = la,
+				  .n_headers = 1,
+				  .body = {(const uint8_t *)ja, sizeof(ja) - 1}};
+	struct store_message b = a;
+	b.headers = lb;
+	b.body = (struct store_slice){(const uint8_t *)jb, sizeof(jb) - 1};
+	diff_engine_compare(&e, NULL, &a, &b);
+	TAP_EQ_STR(findings(&e), "header:location 1; body:$.self 1; body:$.n 1",
+		   "no authorities known: the Location and the self link differ");
+	e.auth_p = (struct store_slice){(const uint8_t *)"shop:8080", 9};
+	e.auth_c = (struct store_slice){(const uint8_t *)"10.0.0.9:9000", 13};
+	diff_engine_compare(&e, NULL, &a, &b);
+	TAP_EQ_STR(findings(&e), "body:$.n 1",
+		   "target 10.0.0.9:9000 for shop:8080: the Location and the self link are the "
+		   "same; another value still differs");
+	diff_engine_release(&e);
+}
+
 static void test_grpc_early_end(void)
 {
 	struct diff_engine e;
@@ -1286,6 +1318,7 @@ int main(void)
 	test_rules_in_ctx();
 	test_html_escaping();
 	test_status_empty_body();
+	test_authority();
 	test_grpc_early_end();
 	test_status_transitions();
 	return tap_done();
