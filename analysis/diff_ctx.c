@@ -336,7 +336,7 @@ int diff_ctx_account(struct diff_ctx *c, struct diff_cand *v, const struct store
 		if (!bad && !s->resp.present)
 			v->incomplete_by_flag[2]++; /* no_response */
 		if (!bad && s->resp.present && s->resp.truncated)
-			v->incomplete_by_flag[5]++; /* incomplete */
+			v->incomplete_rec_trunc++; /* no flag: the recorder's body cap */
 		return 1;
 	}
 	/* a gRPC call the replay ended at its deadline: compared as the
@@ -763,8 +763,10 @@ static int finish_cand(struct diff_ctx *c, struct diff_cand *v)
 	 * have sent another request): incomplete sessions like those it sent,
 	 * though not in the file, so under no endpoint */
 	for (size_t i = 0; i < c->n_ctr; i++)
-		if (!strcmp(c->ctr[i].name, "skipped_truncated"))
+		if (!strcmp(c->ctr[i].name, "skipped_truncated")) {
 			s->incomplete += c->ctr[i].value;
+			v->incomplete_req_cut += c->ctr[i].value;
+		}
 	s->secondary_pairs = c->sec ? c->sec->sum.secondary_pairs : 0;
 	s->endpoints = v->n_ep;
 	s->diff_rate = s->compared ? (double)s->differing / (double)s->compared : 0;
@@ -1115,9 +1117,19 @@ static void own_reasons(const struct diff_ctx *c, const struct diff_cand *v, con
 			    prefix, (unsigned long long)s->incomplete);
 		bool first = put_named_counts(out, v->incomplete_by_flag, STORE_F_COUNT,
 					      diff_flag_name, "flag");
-		if (v->incomplete_cand_trunc)
-			dbuf_printf(out, "%scandidate body truncated: %llu", first ? "" : ", ",
-				    (unsigned long long)v->incomplete_cand_trunc);
+		const struct {
+			const char *what;
+			uint64_t n;
+		} more[] = {
+		    {"candidate body truncated", v->incomplete_cand_trunc},
+		    {"recorded body truncated (record --max-body)", v->incomplete_rec_trunc},
+		    {"request cut by the capture, not sent", v->incomplete_req_cut}};
+		for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+			if (more[i].n) {
+				dbuf_printf(out, "%s%s: %llu", first ? "" : ", ", more[i].what,
+					    (unsigned long long)more[i].n);
+				first = false;
+			}
 		dbuf_puts(out, ")\n");
 	}
 	if (s->replay_errors) {

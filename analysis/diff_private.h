@@ -308,6 +308,8 @@ struct diff_cand {
 
 	uint64_t incomplete_by_flag[STORE_F_COUNT];
 	uint64_t incomplete_cand_trunc;
+	uint64_t incomplete_rec_trunc; /* primary bodies cut at record time (--max-body) */
+	uint64_t incomplete_req_cut;   /* requests the capture cut, not sent (skipped_truncated) */
 	uint64_t errors_by_kind[STORE_ERR_COUNT];
 	struct diff_cause causes[DIFF_MAX_CAUSES];
 	size_t n_causes;

@@ -485,8 +485,12 @@ static void jcandidate(struct dbuf *b, const struct diff_ctx *c, size_t i)
 	jsummary(b, &v->sum, v->p50_p, v->p99_p, v->p50_c, v->p99_c, v->all_p.n, v->all_c.n);
 	dbuf_puts(b, ",\"accounting\":{\"incomplete_by_reason\":");
 	jcounts(b, v->incomplete_by_flag, STORE_F_COUNT, diff_flag_name);
-	dbuf_printf(b, ",\"candidate_truncated\":%llu,\"replay_errors_by_kind\":",
-		    (unsigned long long)v->incomplete_cand_trunc);
+	dbuf_printf(
+	    b,
+	    ",\"candidate_truncated\":%llu,\"recorded_truncated\":%llu,\"requests_cut\":%llu,"
+	    "\"replay_errors_by_kind\":",
+	    (unsigned long long)v->incomplete_cand_trunc,
+	    (unsigned long long)v->incomplete_rec_trunc, (unsigned long long)v->incomplete_req_cut);
 	jcounts(b, v->errors_by_kind, STORE_ERR_COUNT, diff_error_name);
 	dbuf_puts(b, ",\"error_causes\":");
 	jcauses(b, v);
@@ -586,18 +590,24 @@ int report_json(const struct diff_ctx *c, struct dbuf *b)
 	jsummary(b, s, c->p50_p, c->p99_p, c->p50_c, c->p99_c,
 		 c->n_cand == 1 ? c->cand[0]->all_p.n : c->all_p.n,
 		 c->n_cand == 1 ? c->cand[0]->all_c.n : c->all_c.n);
-	uint64_t flags[STORE_F_COUNT] = {0}, kinds[STORE_ERR_COUNT] = {0}, trunc = 0;
+	uint64_t flags[STORE_F_COUNT] = {0}, kinds[STORE_ERR_COUNT] = {0}, trunc = 0, rtrunc = 0,
+		 cut = 0;
 	for (size_t i = 0; i < c->n_cand; i++) {
 		for (unsigned k = 0; k < STORE_F_COUNT; k++)
 			flags[k] += c->cand[i]->incomplete_by_flag[k];
 		for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
 			kinds[k] += c->cand[i]->errors_by_kind[k];
 		trunc += c->cand[i]->incomplete_cand_trunc;
+		rtrunc += c->cand[i]->incomplete_rec_trunc;
+		cut += c->cand[i]->incomplete_req_cut;
 	}
 	dbuf_puts(b, ",\"accounting\":{\"incomplete_by_reason\":");
 	jcounts(b, flags, STORE_F_COUNT, diff_flag_name);
-	dbuf_printf(b, ",\"candidate_truncated\":%llu,\"replay_errors_by_kind\":",
-		    (unsigned long long)trunc);
+	dbuf_printf(
+	    b,
+	    ",\"candidate_truncated\":%llu,\"recorded_truncated\":%llu,\"requests_cut\":%llu,"
+	    "\"replay_errors_by_kind\":",
+	    (unsigned long long)trunc, (unsigned long long)rtrunc, (unsigned long long)cut);
 	jcounts(b, kinds, STORE_ERR_COUNT, diff_error_name);
 	dbuf_puts(b, ",\"counters\":[");
 	for (size_t i = 0; i < c->n_ctr; i++) {

@@ -633,6 +633,15 @@ int report_html(const struct diff_ctx *c, struct dbuf *b)
 				snprintf(n, sizeof(n), "incomplete: %s", diff_flag_name(k));
 				count_row(b, src, n, v->incomplete_by_flag[k], "loss");
 			}
+		if (v->incomplete_rec_trunc)
+			count_row(b, src, "incomplete: recorded body truncated",
+				  v->incomplete_rec_trunc, "loss");
+		if (v->incomplete_req_cut)
+			count_row(b, src, "incomplete: request cut by the capture",
+				  v->incomplete_req_cut, "loss");
+		if (v->incomplete_cand_trunc)
+			count_row(b, src, "incomplete: candidate body truncated",
+				  v->incomplete_cand_trunc, "loss");
 		for (unsigned k = 0; k < STORE_ERR_COUNT; k++)
 			if (v->errors_by_kind[k]) {
 				char n[64];

@@ -654,10 +654,28 @@ def group_failures():
     d = subprocess.run([DYETAP, "diff", os.path.join(TMP, "w2.dyt"), "--json", dj,
                         "--fail-on", "incomplete>0"], capture_output=True, text=True)
     summ = json.load(open(dj)).get("summary", {}) if os.path.exists(dj) else {}
+    acc = json.load(open(dj)).get("accounting", {}) if os.path.exists(dj) else {}
     ok(d.returncode == 1 and summ.get("incomplete") == 2 and summ.get("compared") == 4 and
-       "2 incomplete" in d.stdout,
+       "2 incomplete" in d.stdout and acc.get("requests_cut") == 2 and
+       "request cut by the capture, not sent: 2" in d.stdout,
        "diff: the 2 requests the capture cut are incomplete sessions, --fail-on incomplete>0 "
        "trips", (d.returncode, d.stdout[-600:], summ))
+    # Response bodies the recorder cut (--max-body) are incomplete too, and
+    # the report says so (no session flag does): nginx serving 5 files over
+    # 8 bytes and a 304 (tests/golden/nginx-static)
+    gold = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden",
+                        "nginx-static", "input.pcap")
+    crec, cres, cj = (os.path.join(TMP, n) for n in ("cut.dyt", "cut-res.dyt", "cut.json"))
+    subprocess.run([DYETAP, "record", "-r", gold, "-w", crec, "--max-body", "8"],
+                   capture_output=True, check=True)
+    rc, js, err, _ = replay([crec, "--target", srv.url(), "-o", cres, "--max"])
+    d = subprocess.run([DYETAP, "diff", cres, "--json", cj], capture_output=True, text=True)
+    rep = json.load(open(cj)) if os.path.exists(cj) else {}
+    ok(rc == 0 and rep.get("summary", {}).get("incomplete") == 5 and
+       rep.get("accounting", {}).get("recorded_truncated") == 5 and
+       "recorded body truncated (record --max-body): 5" in d.stdout,
+       "diff: 5 responses the recorder cut to --max-body 8 are incomplete, named as such",
+       (rc, err, d.stdout[-600:], rep.get("summary")))
     srv.close()
 
     # Usage and input errors exit 2.
