@@ -443,10 +443,10 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 		    "<section id=\"endpoints%s\"><h2>Endpoints</h2><table class=\"sortable\" "
 		    "data-page=\"50\">"
 		    "<thead><tr><th>endpoint</th><th>compared</th><th>differ</th><th>rate</th>"
-		    "<th>status changes</th><th>incomplete</th><th>errors</th>"
+		    "<th>status changes</th><th>incomplete</th><th>errors</th>%s"
 		    "<th>p50 primary ms</th><th>p50 candidate ms</th><th>p99 primary ms</th>"
 		    "<th>p99 candidate ms</th></tr></thead><tbody>",
-		    sfx);
+		    sfx, s->cancelled ? "<th>cancelled</th>" : "");
 	for (size_t i = 0; i < c->n_ep && i < HTML_MAX_ROWS; i++) {
 		const struct diff_endpoint *e = &c->ep[i];
 		double r = e->pairs ? (double)e->differing / (double)e->pairs : 0;
@@ -456,13 +456,18 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 		    b,
 		    "</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td><td class=\"n\" "
 		    "data-v=\"%.6f\">%.2f%%</td><td class=\"n\">%llu</td><td "
-		    "class=\"n\">%llu</td><td class=\"n\">%llu</td><td class=\"n\">%.3f</td>"
-		    "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td><td "
-		    "class=\"n\">%.3f</td></tr>",
+		    "class=\"n\">%llu</td><td class=\"n\">%llu</td>",
 		    (unsigned long long)e->pairs, (unsigned long long)e->differing, r, r * 100,
 		    (unsigned long long)e->status_chg, (unsigned long long)e->incomplete,
-		    (unsigned long long)e->errors, (double)e->p50_p / 1e6, (double)e->p50_c / 1e6,
-		    (double)e->p99_p / 1e6, (double)e->p99_c / 1e6);
+		    (unsigned long long)e->errors);
+		/* streams their client cancelled: a column only when there are some */
+		if (s->cancelled)
+			dbuf_printf(b, "<td class=\"n\">%llu</td>", (unsigned long long)e->cancelled);
+		dbuf_printf(b,
+			    "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td><td "
+			    "class=\"n\">%.3f</td><td class=\"n\">%.3f</td></tr>",
+			    (double)e->p50_p / 1e6, (double)e->p50_c / 1e6, (double)e->p99_p / 1e6,
+			    (double)e->p99_c / 1e6);
 	}
 	dbuf_puts(b, "</tbody></table>");
 	if (c->n_ep > HTML_MAX_ROWS)

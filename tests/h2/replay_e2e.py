@@ -269,6 +269,21 @@ def cancel_tests(tmp):
        not groups(rep, False),
        "cancel: diff of the same build: 3 compared, none differ, the Watch cancelled by its "
        "client (not compared, no data lost)", (s, rep.get("data_incomplete"), groups(rep, False)))
+    # the HTML endpoint table has the column (only when some were cancelled)
+    html = os.path.join(tmp, "watch.html")
+    dy("diff", res, "--proto", SHOP_PB, "--quiet", "--html", html, check=False)
+    page = open(html).read() if os.path.exists(html) else ""
+    sec = page[page.find('<section id="endpoints"'):]
+    sec = sec[:sec.find("</section>")]
+    head = re.findall(r"<th>([^<]*)</th>", sec)
+    rows = {m.group(1): re.findall(r'<td class="n"[^>]*>([^<]*)</td>', m.group(2))
+            for m in re.finditer(r"<tr><td>([^<]*)</td>(.*?)</tr>", sec)}
+    col = head.index("cancelled") - 1 if "cancelled" in head else -1
+    watch = rows.get("POST /shop.Shop/Watch", [])
+    ok(col >= 0 and len(watch) > col and watch[col] == "1" and
+       rows.get("POST /shop.Shop/GetItem", [""] * 8)[col] == "0",
+       "cancel: the HTML endpoint table's cancelled column: 1 for Watch, 0 for GetItem",
+       (head, rows))
     gate = dy("diff", res, "--proto", SHOP_PB, "--quiet", "--fail-on", "data_incomplete>0",
               "--fail-on", "status_changes>0", check=False)
     ok(gate.returncode == 0,
