@@ -462,7 +462,8 @@ static void cand_sections(struct dbuf *b, const struct diff_ctx *ctx, size_t ci,
 		    (unsigned long long)e->errors);
 		/* streams their client cancelled: a column only when there are some */
 		if (s->cancelled)
-			dbuf_printf(b, "<td class=\"n\">%llu</td>", (unsigned long long)e->cancelled);
+			dbuf_printf(b, "<td class=\"n\">%llu</td>",
+				    (unsigned long long)e->cancelled);
 		dbuf_printf(b,
 			    "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td><td "
 			    "class=\"n\">%.3f</td><td class=\"n\">%.3f</td></tr>",

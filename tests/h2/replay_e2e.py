@@ -279,8 +279,8 @@ def cancel_tests(tmp):
     rows = {m.group(1): re.findall(r'<td class="n"[^>]*>([^<]*)</td>', m.group(2))
             for m in re.finditer(r"<tr><td>([^<]*)</td>(.*?)</tr>", sec)}
     col = head.index("cancelled") - 1 if "cancelled" in head else -1
-    watch = rows.get("POST /shop.Shop/Watch", [])
-    ok(col >= 0 and len(watch) > col and watch[col] == "1" and
+    wrow = rows.get("POST /shop.Shop/Watch", [])
+    ok(col >= 0 and len(wrow) > col and wrow[col] == "1" and
        rows.get("POST /shop.Shop/GetItem", [""] * 8)[col] == "0",
        "cancel: the HTML endpoint table's cancelled column: 1 for Watch, 0 for GetItem",
        (head, rows))
