@@ -262,17 +262,6 @@ static struct diff_endpoint *account_ep(struct diff_ctx *c, struct diff_cand *v,
 	return *rc ? NULL : &v->ep[ep];
 }
 
-/* A field of @p m: trailers first, then headers; NULL when absent. */
-static const struct store_header *field_of(const struct store_message *m, const char *name)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; i < m->n_trailers; i++)
-		if (m->trailers[i].name.len == n &&
-		    !strncasecmp((const char *)m->trailers[i].name.ptr, name, n))
-			return &m->trailers[i];
-	return diff_find_header(m, name);
-}
-
 /*
  * A gRPC call its recorded client gave up on at its deadline (reset
  * before any response, at least 9/10 of its grpc-timeout after the
@@ -286,8 +275,8 @@ static bool deadline_as_recorded(const struct store_session *s, const struct sto
 	if (s->resp.present || r->error != STORE_ERR_NONE || !r->resp.present ||
 	    s->ts_reset_ns <= s->ts_req_first_ns)
 		return false;
-	const struct store_header *st = field_of(&r->resp, "grpc-status");
-	const struct store_header *to = field_of(&s->req, "grpc-timeout");
+	const struct store_header *st = diff_find_field(&r->resp, "grpc-status");
+	const struct store_header *to = diff_find_field(&s->req, "grpc-timeout");
 	int64_t ns;
 	if (!st || st->value.len != 1 || st->value.ptr[0] != '4' || !to ||
 	    !store_grpc_timeout_ns(to->value.ptr, to->value.len, &ns))

@@ -1829,7 +1829,7 @@ static int mask_body(struct diff_engine *e, const uint8_t *in, size_t n, struct 
 
 /* A gRPC field (grpc-status, grpc-message): trailers first, then headers
  * (a Trailers-Only response carries them in its only header block). */
-static const struct store_header *grpc_field(const struct store_message *m, const char *name)
+const struct store_header *diff_find_field(const struct store_message *m, const char *name)
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i < m->n_trailers; i++)
@@ -1850,8 +1850,8 @@ static bool same_value(const struct store_header *x, const struct store_header *
 /* The two answers' grpc-status codes differ (one may have none). */
 static bool grpc_code_changed(const struct store_message *a, const struct store_message *b)
 {
-	const struct store_header *sa = grpc_field(a, "grpc-status");
-	const struct store_header *sb = grpc_field(b, "grpc-status");
+	const struct store_header *sa = diff_find_field(a, "grpc-status");
+	const struct store_header *sb = diff_find_field(b, "grpc-status");
 	return !same_value(sa, sb) || (!sa) != (!sb);
 }
 
@@ -1859,7 +1859,7 @@ static bool is_grpc(const struct store_message *m)
 {
 	const struct store_header *ct = diff_find_header(m, "content-type");
 	return (ct && pb_is_grpc_type((const char *)ct->value.ptr, ct->value.len)) ||
-	       grpc_field(m, "grpc-status");
+	       diff_find_field(m, "grpc-status");
 }
 
 static bool same_value(const struct store_header *x, const struct store_header *y)
@@ -1877,10 +1877,10 @@ static bool same_value(const struct store_header *x, const struct store_header *
 static bool compare_grpc_status(struct diff_engine *e, const struct store_message *a,
 				const struct store_message *b)
 {
-	const struct store_header *sa = grpc_field(a, "grpc-status");
-	const struct store_header *sb = grpc_field(b, "grpc-status");
-	const struct store_header *ma = grpc_field(a, "grpc-message");
-	const struct store_header *mb = grpc_field(b, "grpc-message");
+	const struct store_header *sa = diff_find_field(a, "grpc-status");
+	const struct store_header *sb = diff_find_field(b, "grpc-status");
+	const struct store_header *ma = diff_find_field(a, "grpc-message");
+	const struct store_header *mb = diff_find_field(b, "grpc-message");
 	bool code = grpc_code_changed(a, b);
 	if (!code && same_value(ma, mb))
 		return false;
@@ -1941,7 +1941,7 @@ static bool grpc_frames(const uint8_t *b, size_t n, size_t k, size_t *count, siz
 /* Did answer @p m end with an error: a grpc-status other than 0, or none? */
 static bool grpc_error(const struct store_message *m)
 {
-	const struct store_header *st = grpc_field(m, "grpc-status");
+	const struct store_header *st = diff_find_field(m, "grpc-status");
 	return !st || st->value.len != 1 || st->value.ptr[0] != '0';
 }
 
@@ -1978,7 +1978,7 @@ static int grpc_body(struct diff_engine *e, const struct store_message *prim,
 	struct dbuf *out[2] = {&e->pb_a, &e->pb_b};
 	int rc[2];
 	for (int i = 0; i < 2; i++) {
-		const struct store_header *enc = grpc_field(m[i], "grpc-encoding");
+		const struct store_header *enc = diff_find_field(m[i], "grpc-encoding");
 		dbuf_reset(out[i]);
 		rc[i] = array ? dbuf_putc(out[i], '[') : 0;
 		if (!rc[i])

@@ -111,6 +111,9 @@ bool diff_looks_volatile(const char *s, size_t n);
 
 /** Header value lookup: first header named @p name (case-insensitive). */
 const struct store_header *diff_find_header(const struct store_message *m, const char *name);
+/** A field of @p m by name, case-insensitive: its trailer fields first, then
+ *  its headers (gRPC's grpc-status: trailers, or a Trailers-Only block). */
+const struct store_header *diff_find_field(const struct store_message *m, const char *name);
 
 /**
  * Mask a sensitive header value for display: Authorization and

@@ -151,6 +151,21 @@ class IgnoringServer(LoopbackServer):
             c.close()
 
 
+def slow_shop(tmp, name, slow_id):
+    """grpc_shop.py's baseline service, 1 s slow in call @slow_id, once it is
+    ready: (process, its log file, port)."""
+    port = free_port()
+    log = open(os.path.join(tmp, name + ".log"), "w")
+    p = subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port),
+                          "--variant", "baseline", "--delay", "1.0", "--delay-ids",
+                          str(slow_id)], stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(50):
+        if "ready" in open(log.name).read():
+            break
+        time.sleep(0.1)
+    return p, log, port
+
+
 def replay(tmp, rec, name, port):
     res = os.path.join(tmp, name + ".dyt")
     t0 = time.monotonic()
@@ -230,16 +245,8 @@ def main():
             [SYS_PY, "-c", "import grpc"], capture_output=True).returncode:
         ok(True, "# SKIP python3-grpcio missing")
         return finish()
-    port = free_port()
-    log = open(os.path.join(tmp, "shop.log"), "w")
-    p = subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port),
-                          "--variant", "baseline", "--delay", "1.0", "--delay-ids", "4"],
-                         stdout=log, stderr=subprocess.STDOUT)
+    p, log, port = slow_shop(tmp, "shop", 4)
     try:
-        for _ in range(50):
-            if "ready" in open(log.name).read():
-                break
-            time.sleep(0.1)
         r, js, res, report, took, d = replay(tmp, rec, "grpcio", port)
         summ = report.get("summary", {})
         ok(r.returncode != 2 and js.get("sent") == 6 and summ.get("compared") == 6 and
@@ -288,16 +295,8 @@ def given_up(tmp, table):
        len(gave_up) == 1 and gave_up[0].get("reset_code") == 8,
        "recorded: grpcio's client gave up on call 2 at its deadline (RST_STREAM CANCEL, no "
        "answer), calls 1 and 3 answered", (c.stdout, r.stderr[-300:], sess))
-    port = free_port()
-    log = open(os.path.join(tmp, "shop2.log"), "w")
-    p = subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port),
-                          "--variant", "baseline", "--delay", "1.0", "--delay-ids", "2"],
-                         stdout=log, stderr=subprocess.STDOUT)
+    p, log, port = slow_shop(tmp, "shop2", 2)
     try:
-        for _ in range(50):
-            if "ready" in open(log.name).read():
-                break
-            time.sleep(0.1)
         seen = []
         for i in range(3):
             r, js, res, report, took, d = replay(tmp, rec, "given-up-%d" % i, port)
