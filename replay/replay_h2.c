@@ -526,6 +526,12 @@ static void inflight_del(struct replay_h2 *h, struct h2req *r)
 	last->slot = r->slot;
 	c->n_cancel_rec -= r->cancel_rec;
 	h->n_timed -= r->cancel_wait != 0;
+	/* the requests due behind a waiting head waited as long as it did
+	 * (the recorded client made them after that end too): their
+	 * deadlines run from the end, not only the head's */
+	if (c->flow->blocked)
+		for (struct h2req *q = c->flow->qhead; q && q->due <= h->now; q = q->next)
+			q->was_blocked = true;
 	c->flow->blocked = false; /* a stream it may wait for ended */
 	c->flow->last_end = h->now;
 	h->inflight--;

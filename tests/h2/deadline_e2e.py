@@ -34,6 +34,14 @@ previous one ended has its deadline from then.
     server ends it first with DEADLINE_EXCEEDED at the deadline it was
     sent; either is the call cancelled as recorded, never "data
     incomplete" (before, the second outcome was, at random).
+(e) Recorded live (root, tcpdump on lo, the real service as production):
+    call 1, then calls 2 and 3 at once (futures) after it ended, each
+    with a 0.45 s deadline. Replayed to the real service slow (0.3 s) in
+    calls 1 and 3: calls 2 and 3 wait for call 1's end, so both have
+    their deadlines from then and call 3 answers in time. Nothing
+    differs (before, only the first of them, the head of its
+    connection's queue, had; call 3 lost the 0.3 s to its grpc-timeout
+    and was a false DEADLINE_EXCEEDED).
 
   deadline_e2e.py DYETAP FIXTURES
 """
@@ -260,6 +268,7 @@ def main():
         stop_all([p])
         log.close()
     given_up(tmp, table)
+    behind_a_wait(tmp)
     return finish()
 
 
@@ -311,6 +320,75 @@ def given_up(tmp, table):
     finally:
         stop_all([p])
         log.close()
+
+
+CLIENT_E = """
+import sys, grpc
+sys.path.insert(0, sys.argv[2])
+import grpc_shop
+Req, Item = grpc_shop.load_messages(None)
+with grpc.insecure_channel("127.0.0.1:" + sys.argv[1]) as ch:
+    rpc = ch.unary_unary("/shop.Shop/GetItem", request_serializer=lambda m: m.SerializeToString(),
+                         response_deserializer=Item.FromString)
+    rpc(Req(id=1), timeout=0.6)
+    fs = [rpc.future(Req(id=i), timeout=0.45) for i in (2, 3)]
+    print("ok", sum(1 for f in fs if f.result()))
+"""
+
+
+def behind_a_wait(tmp):
+    """(e): calls queued behind a call that waits for an earlier stream."""
+    if os.geteuid() != 0 or not shutil.which("tcpdump"):
+        ok(True, "# SKIP live capture needs root and tcpdump")
+        return
+    procs = []
+    try:
+        ports = []
+        for name, extra in (("prod", []), ("slow", ["--delay", "0.3", "--delay-ids", "1,3"])):
+            port = free_port()
+            log = open(os.path.join(tmp, "shop-%s.log" % name), "w")
+            procs.append(subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve",
+                                           str(port), "--variant", "baseline"] + extra,
+                                          stdout=log, stderr=subprocess.STDOUT))
+            for _ in range(50):
+                if "ready" in open(log.name).read():
+                    break
+                time.sleep(0.1)
+            ports.append(port)
+        pcap = os.path.join(tmp, "behind.pcap")
+        tlog = open(os.path.join(tmp, "tcpdump-e.log"), "w")
+        td = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w",
+                               pcap, "tcp port %d" % ports[0]], stdout=subprocess.DEVNULL,
+                              stderr=tlog)
+        try:
+            for _ in range(50):
+                if "listening" in open(tlog.name).read():
+                    break
+                time.sleep(0.1)
+            time.sleep(0.3)
+            c = subprocess.run([SYS_PY, "-c", CLIENT_E, str(ports[0]), HERE],
+                               capture_output=True, text=True, timeout=30)
+            time.sleep(1)
+        finally:
+            td.send_signal(2)
+            td.wait(timeout=10)
+            tlog.close()
+        rec = os.path.join(tmp, "behind-rec.dyt")
+        r = dy("record", "-r", pcap, "-w", rec)
+        n = len(dy("cat", rec).stdout.splitlines())
+        ok(r.returncode == 0 and "ok 2" in c.stdout and n == 3,
+           "recorded: call 1, then calls 2 and 3 at once, all answered", (c.stdout, c.stderr[-300:],
+                                                                          r.stderr[-300:], n))
+        r, js, res, report, took, d = replay(tmp, rec, "behind", ports[1])
+        summ = report.get("summary", {})
+        ok(r.returncode == 0 and js.get("ok") == 3 and summ.get("compared") == 3 and
+           summ.get("differing") == 0 and not statuses(report),
+           "replayed to the service slow in calls 1 and 3: calls 2 and 3 waited for call 1, "
+           "both have their deadlines from its end; call 3 answers in time, nothing differs",
+           (r.returncode, r.stderr[-300:], summ, statuses(report),
+            [(x.get("lateness_ns"), x.get("latency_ns")) for x in res.values()]))
+    finally:
+        stop_all(procs)
 
 
 if __name__ == "__main__":
