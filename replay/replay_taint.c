@@ -212,9 +212,11 @@ bool replay_taint_read(const struct replay_taint *x, const struct store_session 
 	size_t n = path_len(&s->req);
 	if (before(x, key_of(s, KIND_EXACT, p, n), ts))
 		return true;
-	/* the path and each ancestor at a '/' boundary: under a write's path */
+	/* the path and each ancestor at a '/' boundary: under a write's path
+	 * ("/" is the ancestor of every path: "/a" lies under a write to "/") */
 	for (size_t k = n; k > 0; k--)
-		if ((k == n || p[k] == '/') && before(x, key_of(s, KIND_TREE, p, k), ts))
+		if ((k == n || p[k] == '/' || (k == 1 && p[0] == '/')) &&
+		    before(x, key_of(s, KIND_TREE, p, k), ts))
 			return true;
 	return false;
 }

@@ -411,6 +411,44 @@ static void test_pick_addr(void)
 	close(cfd);
 }
 
+/* docs/replay.md "Writes": which reads after a write not sent are left out */
+static void test_taint(void)
+{
+	struct store_session w, r;
+	memset(&w, 0, sizeof(w));
+	w.req.present = true;
+	w.req.method = S("POST");
+	w.ts_req_first_ns = 100;
+	w.ts_resp_last_ns = 200;
+	r = w;
+	r.req.method = S("GET");
+	r.ts_req_first_ns = 300;
+	static const struct {
+		const char *write, *read;
+		bool out;
+	} cases[] = {
+	    {"/a/b", "/a/b?x=1", true}, {"/a/b", "/a/b/c", true}, {"/a/b", "/a", true},
+	    {"/a/b", "/a/", true},	{"/a/b", "/a/bc", false}, {"/a/b", "/x", false},
+	    {"/a/b", "/", false},	{"/", "/", true},	  {"/", "/a", true},
+	    {"/", "/a/b?q", true},	{"/?x=1", "/a", true},	  {"/a%2Fb", "/a/b", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct replay_taint *x = replay_taint_new(REPLAY_AFTER_WRITES_PATH);
+		w.req.target =
+		    (struct store_slice){(const uint8_t *)cases[i].write, strlen(cases[i].write)};
+		r.req.target =
+		    (struct store_slice){(const uint8_t *)cases[i].read, strlen(cases[i].read)};
+		TAP_OK(x && replay_taint_write(x, &w) == 0 &&
+			   replay_taint_read(x, &r) == cases[i].out,
+		       "path mode: a read of %s after a write to %s is %s", cases[i].read,
+		       cases[i].write, cases[i].out ? "left out" : "sent");
+		r.ts_req_first_ns = 150; /* before the write's end */
+		TAP_OK(!replay_taint_read(x, &r), "... not when it started before the write ended");
+		r.ts_req_first_ns = 300;
+		replay_taint_free(x);
+	}
+}
+
 static void test_filter(void)
 {
 	struct store_header h[] = {H("Host", "h"), H("Content-Length", "5")};
@@ -544,6 +582,7 @@ int main(void)
 	test_remap();
 	test_pick_addr();
 	test_filter();
+	test_taint();
 	test_url();
 	test_hist();
 	return tap_done();
