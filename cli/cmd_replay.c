@@ -1129,7 +1129,7 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr,
 			"dyetap replay: no request was sent: %llu sessions read, all skipped "
 			"(filter %llu, writes %llu, after writes %llu, truncated %llu, unsupported "
-			"%llu, unsafe %llu, shard %llu): nothing to compare%s\n",
+			"%llu, unsafe %llu, shard %llu): nothing to compare%s%s\n",
 			(unsigned long long)skipped, (unsigned long long)st->skipped_filter,
 			(unsigned long long)st->skipped_writes,
 			(unsigned long long)st->skipped_after_writes,
@@ -1139,7 +1139,11 @@ int cmd_replay(int argc, char **argv)
 			(unsigned long long)st->skipped_shard,
 			st->skipped_writes ? "; --allow-writes sends methods other than GET, HEAD, "
 					     "OPTIONS (to a target whose data may change)"
-					   : "");
+					   : "",
+			st->skipped_after_writes
+			    ? "; --after-skipped-writes send sends the reads after writes not sent "
+			      "(to a target that sees production's data)"
+			    : "");
 	}
 	all_failed |= none_sent;
 	for (size_t i = 0; i < hooks.n_after; i++) {

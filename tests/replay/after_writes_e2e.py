@@ -19,7 +19,9 @@ would pass with a read compared that proves nothing. So (default
 skipped_after_writes (an exclusion the report names); the GET of
 /dav/a.json before the PUT and the static file are compared and equal.
 With --after-skipped-writes send they are sent (for a target that sees
-production's data) and, here, the 200 -> 404 shows.
+production's data) and, here, the 200 -> 404 shows. A replay whose every
+read is left out (--path /dav/) sends nothing, exits 3 and names the
+option that would send them.
 
   after_writes_e2e.py DYETAP
 """
@@ -163,6 +165,15 @@ def main():
         locs = [c for c in rep.get("causes", []) if "location" in (c.get("location") or "")]
         ok(not locs, "GET /dav's redirect: the Location naming the candidate's own port is no "
            "difference", locs)
+
+        # every read of the filter left out: nothing sent, and the message says
+        # which option sends them
+        r = dy("replay", rec, "--target", "http://127.0.0.1:%d" % p2, "-o",
+               os.path.join(tmp, "res3.dyt"), "--quiet", "--path", "/dav/")
+        ok(r.returncode == 3 and "no request was sent" in r.stderr and
+           "after writes 1" in r.stderr and "--after-skipped-writes send" in r.stderr,
+           "only left-out reads: exit 3, 'no request was sent', naming --after-skipped-writes "
+           "send", (r.returncode, r.stderr[-500:]))
     finally:
         for p in pids:
             stop(p)
