@@ -87,7 +87,6 @@ struct h2req {
 	bool in_block;	 /* receiving a header block */
 	bool trailers;	 /* the block being received is the trailer block */
 	bool has_dep;
-	bool was_blocked; /* waited for an earlier stream to end (waits_for_earlier) */
 	uint8_t refused;  /* times the target refused it unprocessed (REFUSED_STREAM) */
 	/* Recorded reset after its response began (a client that cancelled a
 	 * stream, a watch): ended the same way here, with RST_STREAM(CANCEL),
@@ -148,7 +147,7 @@ struct h2flow {
 	struct h2req *qhead, *qtail;
 	struct h2conn *conn;
 	bool blocked;	  /* its head waits for a stream that ended before it started */
-	int64_t last_end; /* when a stream of it last ended */
+	int64_t unblocked_at; /* when a stream its head waited for last ended */
 	bool had_conn;
 	/* since when its connection allows no stream at all (the target's
 	 * SETTINGS_MAX_CONCURRENT_STREAMS 0, nothing in flight); 0 when not */
@@ -526,14 +525,11 @@ static void inflight_del(struct replay_h2 *h, struct h2req *r)
 	last->slot = r->slot;
 	c->n_cancel_rec -= r->cancel_rec;
 	h->n_timed -= r->cancel_wait != 0;
-	/* the requests due behind a waiting head waited as long as it did
-	 * (the recorded client made them after that end too): their
-	 * deadlines run from the end, not only the head's */
+	/* the head, and the requests due behind it, waited for this end: the
+	 * recorded client made them after it (their deadlines run from it) */
 	if (c->flow->blocked)
-		for (struct h2req *q = c->flow->qhead; q && q->due <= h->now; q = q->next)
-			q->was_blocked = true;
+		c->flow->unblocked_at = h->now;
 	c->flow->blocked = false; /* a stream it may wait for ended */
-	c->flow->last_end = h->now;
 	h->inflight--;
 }
 
@@ -1069,11 +1065,12 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 		if (ieq(&f->name, "grpc-timeout")) {
 			char v[16];
 			/* the recorded client made a call that waited for an
-			 * earlier stream's end after that end: its deadline ran
-			 * from then, not from the recorded time */
+			 * earlier stream's end (or came after one that did)
+			 * after that end: its deadline ran from then, not from
+			 * the recorded time (a call due later waited for nothing) */
 			int64_t from = r->due, ns;
-			if (r->was_blocked && r->flow->last_end > from)
-				from = r->flow->last_end;
+			if (r->flow->unblocked_at > from)
+				from = r->flow->unblocked_at;
 			if (!replay_h2_grpc_timeout(f->value.ptr, f->value.len, now - from, v,
 						    sizeof(v), &ns)) {
 				/* one recorded as cancelled ends as it ended */
@@ -1287,7 +1284,6 @@ static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 		cancel_ended(f->conn, r);
 		if (waits_for_earlier(f, r)) {
 			f->blocked = true; /* until one of its streams ends */
-			r->was_blocked = true;
 			break;
 		}
 		if (h->targets[f->target].tls) {
