@@ -87,7 +87,7 @@ struct h2req {
 	bool in_block;	 /* receiving a header block */
 	bool trailers;	 /* the block being received is the trailer block */
 	bool has_dep;
-	uint8_t refused;  /* times the target refused it unprocessed (REFUSED_STREAM) */
+	uint8_t refused; /* times the target refused it unprocessed (REFUSED_STREAM) */
 	/* Recorded reset after its response began (a client that cancelled a
 	 * stream, a watch): ended the same way here, with RST_STREAM(CANCEL),
 	 * once the recorded response body bytes came or a stream that started
@@ -146,7 +146,7 @@ struct h2flow {
 	struct h2flow *next, *prev; /* all flows */
 	struct h2req *qhead, *qtail;
 	struct h2conn *conn;
-	bool blocked;	  /* its head waits for a stream that ended before it started */
+	bool blocked;	      /* its head waits for a stream that ended before it started */
 	int64_t unblocked_at; /* when a stream its head waited for last ended */
 	bool had_conn;
 	/* since when its connection allows no stream at all (the target's
