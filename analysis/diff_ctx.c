@@ -648,9 +648,23 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 			g->loc_rate = cr;
 			g->sec_rate = sr;
 			g->rate = e->pairs ? (double)g->count / (double)e->pairs : 0;
+			bool glearned = learned;
+			if (g->tr && *g->tr) {
+				/* a status transition is learned from the secondary's
+				 * same transition alone: 304 -> 200 between primary and
+				 * secondary says nothing of a candidate's 206 -> 200 */
+				double gc = g->rate > 1 ? 1 : g->rate;
+				double gs = sec_pairs ? (double)sig / (double)sec_pairs : 0;
+				if (gs > 1)
+					gs = 1;
+				g->loc_rate = gc;
+				g->sec_rate = gs;
+				glearned = sec_pairs > 0 && sig > 0 &&
+					   !(gc >= c->p.noise_ratio * gs && gc - gs >= c->p.noise_delta);
+			}
 			if (!strcmp(g->location, DIFF_LOC_OVER))
 				g->noise = DIFF_NOISE_NONE; /* unknown differences: real */
-			else if (learned)
+			else if (glearned)
 				g->noise = DIFF_NOISE_LEARNED;
 			else if (!sec_pairs && g->vol * 2 > g->count)
 				g->noise = DIFF_NOISE_VOLATILE;

@@ -153,7 +153,9 @@ def main():
         procs.append(cand)
         base, bport = start_nginx("baseline", root, "")
         procs.append(base)
-        if not prim or not cand or not base:
+        noetag, nport = start_nginx("noetag", root, "etag off;")
+        procs.append(noetag)
+        if not prim or not cand or not base or not noetag:
             skip("nginx did not start")
         u = "http://127.0.0.1:%d" % pport
         ea, eb = etag_of(u + "/a.json"), etag_of(u + "/b.json")
@@ -256,6 +258,28 @@ def main():
             diff(res, "--threads", t, "--json", p, "--quiet")
             outs.append(open(p, "rb").read())
         ok(outs[0] == outs[1], "--threads 2 writes the same JSON bytes as --threads 1")
+
+        # Noise is learned per transition: a secondary with only `etag off`
+        # shows 304 -> 200, If-Range's 206 -> 200 and If-Match's 200 -> 412
+        # itself, not the two-range request's 206 -> 200 (max_ranges 1), so
+        # on GET /b.json 206 -> 200 is 2 of 5 on the candidate against 1 of 5
+        # on the secondary: real; the rest is learned
+        res2 = os.path.join(TMP, "res2.dyt")
+        r = subprocess.run([DYETAP, "replay", rec, "--target", "http://127.0.0.1:%d" % cport,
+                            "--baseline", "http://127.0.0.1:%d" % nport, "--allow-writes",
+                            "--max", "-o", res2], capture_output=True, text=True, timeout=60)
+        r = diff(res2, "--json", os.path.join(TMP, "rep2.json"), "--quiet", "--fail-on",
+                 "status_changes>0")
+        rep2 = json.load(open(os.path.join(TMP, "rep2.json")))
+        real = [(c["pattern"], tuple(c["endpoints"])) for c in rep2["causes"]
+                if c["location"] == "status" and not c["noise"]]
+        learned = sorted(c["pattern"] for c in rep2["causes"]
+                         if c["location"] == "status" and c["noise"])
+        ok(real == [("206 -> 200", ("GET /b.json",))] and
+           learned == ["200 -> 412", "304 -> 200"] and r.returncode == 1,
+           "a secondary with etag off: 206 -> 200 (max_ranges 1) stays real and trips the "
+           "gate; 304 -> 200 and 200 -> 412, which the secondary shows too, are learned",
+           (real, learned, r.returncode))
     finally:
         for p in procs:
             stop(p)
