@@ -659,8 +659,9 @@ static void learn_noise(struct diff_ctx *c, struct diff_cand *v)
 					gs = 1;
 				g->loc_rate = gc;
 				g->sec_rate = gs;
-				glearned = sec_pairs > 0 && sig > 0 &&
-					   !(gc >= c->p.noise_ratio * gs && gc - gs >= c->p.noise_delta);
+				glearned =
+				    sec_pairs > 0 && sig > 0 &&
+				    !(gc >= c->p.noise_ratio * gs && gc - gs >= c->p.noise_delta);
 			}
 			if (!strcmp(g->location, DIFF_LOC_OVER))
 				g->noise = DIFF_NOISE_NONE; /* unknown differences: real */

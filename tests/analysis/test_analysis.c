@@ -1177,8 +1177,7 @@ static void test_status_transitions(void)
 	TAP_OK(n503 && n503->count == 4 && n503->sec == 4 && n404 && n404->count == 1 &&
 		   n404->sec == 0,
 	       "secondary counts per transition (200 -> 503: 4, 200 -> 404: 0)");
-	TAP_OK(n503 && n404 && n503->noise == DIFF_NOISE_LEARNED &&
-		   n404->noise == DIFF_NOISE_NONE,
+	TAP_OK(n503 && n404 && n503->noise == DIFF_NOISE_LEARNED && n404->noise == DIFF_NOISE_NONE,
 	       "learned per transition: 200 -> 503 4 of 20 as on the secondary is noise; 200 -> "
 	       "404, which the secondary never showed (its 200 -> 502 is another), is real");
 	TAP_OK(n503 && n503->loc_rate > 0.19 && n503->loc_rate < 0.21 && n503->sec_rate > 0.19 &&
