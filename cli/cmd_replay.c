@@ -712,6 +712,7 @@ int cmd_replay(int argc, char **argv)
 	static struct hooks hooks;
 	memset(&hooks, 0, sizeof(hooks));
 	enum replay_order order = REPLAY_ORDER_AUTO;
+	bool after_writes_given = false;
 	int c;
 	char rerr[256];
 	/* static: reachable at exit whatever path returns (the leak checker) */
@@ -852,6 +853,7 @@ int cmd_replay(int argc, char **argv)
 				BAD("bad --until '%s'", optarg);
 			break;
 		case O_AFTER_WRITES:
+			after_writes_given = true;
 			if (!strcmp(optarg, "path"))
 				bp.filter.after_writes = REPLAY_AFTER_WRITES_PATH;
 			else if (!strcmp(optarg, "service"))
@@ -965,6 +967,9 @@ int cmd_replay(int argc, char **argv)
 	size_t n_inputs = (size_t)(argc - optind);
 	if (!n_inputs)
 		BAD("no recording given (try --help)");
+	if (after_writes_given && bp.filter.allow_writes)
+		fprintf(stderr, "dyetap replay: warning: --after-skipped-writes has no effect with "
+				"--allow-writes (every write is sent, no read is left out)\n");
 	if (!n_targets)
 		BAD("no --target given");
 	int arc = assign_roles(targets, n_targets);

@@ -105,7 +105,8 @@ struct h2req {
 	 * none; when it passed with no whole answer (grpc_dl, with a grace), the
 	 * call ends as a gRPC client ends it, DEADLINE_EXCEEDED (grpc_expire) */
 	int64_t grpc_ns, grpc_dl;
-	uint32_t dl_idx; /* 1 + its index in h->dl, 0 when not there */
+	bool grpc_expired; /* its deadline passed before it could be sent */
+	uint32_t dl_idx;   /* 1 + its index in h->dl, 0 when not there */
 	struct replay_causal_ent *dep;
 	size_t body_off; /* request body bytes handed to nghttp2 */
 	/* the response */
@@ -199,7 +200,7 @@ int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *ou
 	if (late_ns > 0)
 		ns = ns > late_ns ? ns - late_ns : 0;
 	if (ns_out)
-		*ns_out = ns ? ns : 1;
+		*ns_out = ns; /* 0: ran out (the value written is its least) */
 	/* the coarsest unit that keeps the value exact within 8 digits, else
 	 * the finest that fits in 8 digits */
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -1075,6 +1076,7 @@ static void build_fields(struct replay_h2 *h, struct h2req *r, int64_t now, stru
 						    sizeof(v), &ns)) {
 				/* one recorded as cancelled ends as it ended */
 				r->grpc_ns = r->cancel_rec ? 0 : ns;
+				r->grpc_expired = !r->cancel_rec && !ns;
 				const char *kept = nv_keep(b, v, strlen(v));
 				nv_add(b, "grpc-timeout", 12, kept, strlen(kept));
 				continue;
@@ -1121,7 +1123,10 @@ static int send_req(struct replay_h2 *h, struct h2conn *c, struct h2req *r, int6
 	if (nvb_size(b, &r->s.req, h->p.rewrite) < 0 || dl_reserve(h))
 		return -ENOMEM;
 	r->grpc_ns = 0;
+	r->grpc_expired = false;
 	build_fields(h, r, now, b);
+	if (r->grpc_expired) /* a gRPC client does not send a call past its deadline */
+		return 1;
 	nghttp2_data_provider dp = {.source.ptr = r, .read_callback = body_read};
 	bool body = r->s.req.body.len || r->s.req.n_trailers;
 	int32_t id = nghttp2_submit_request(c->ng, NULL, b->v, b->n, body ? &dp : NULL, r);
@@ -1316,8 +1321,18 @@ static void flow_dispatch(struct replay_h2 *h, struct h2flow *f, int64_t now)
 		}
 		pop(f);
 		h->queued--;
-		if (send_req(h, f->conn, r, now) < 0) {
+		int sr = send_req(h, f->conn, r, now);
+		if (sr < 0) {
 			finish(h, r, STORE_ERR_OTHER, "cannot submit the request", NULL);
+			continue;
+		}
+		if (sr > 0) {
+			h->p.stats->h2_grpc_deadline++;
+			finish(h, r, STORE_ERR_TIMEOUT,
+			       STORE_GRPC_DEADLINE
+			       ": its grpc-timeout ran out before it could be sent "
+			       "(not sent, as a gRPC client does not send it)",
+			       NULL);
 			continue;
 		}
 	}

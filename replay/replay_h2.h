@@ -152,7 +152,8 @@ const char *replay_h2_request_unsafe(const struct store_message *req);
  * Rebase a grpc-timeout value (gRPC PROTOCOL-HTTP2.md: 1-8 digits and a
  * unit H M S m u n) by @p late_ns of lateness: the recorded timeout less
  * the lateness (at least 1 unit), written to @p out in the unit that
- * keeps 8 digits; the value written in ns to @p ns_out (may be NULL).
+ * keeps 8 digits; the time left in ns to @p ns_out (may be NULL; 0 when the
+ * lateness took it all, though "1n" is written).
  * @return 0, or -EINVAL when @p v is no grpc-timeout.
  */
 int replay_h2_grpc_timeout(const uint8_t *v, size_t n, int64_t late_ns, char *out, size_t cap,

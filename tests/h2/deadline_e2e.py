@@ -43,6 +43,13 @@ previous one ended has its deadline from then.
     connection's queue, had; call 3 lost the 0.3 s to its grpc-timeout
     and was a false DEADLINE_EXCEEDED).
 
+(f) Recorded live: 3 calls at once, each with a 0.4 s deadline. Replayed
+    to a target that sends its SETTINGS only after 1 s: one stream may go
+    before them (docs/http2.md "Replay"), the other two wait for them and
+    their deadlines pass while they wait: a gRPC client fails such a call
+    without sending it, and so does the replay (the target sees one
+    request); all three are DEADLINE_EXCEEDED, none a replay error.
+
   deadline_e2e.py DYETAP FIXTURES
 """
 import base64
@@ -91,9 +98,10 @@ class IgnoringServer(LoopbackServer):
     answer to a call whose id (protobuf field 1 of its message) is in
     @slow goes @delay seconds later. No deadline is looked at."""
 
-    def __init__(self, table, slow=(), delay=0.0):
+    def __init__(self, table, slow=(), delay=0.0, settings_delay=0.0):
         self.table, self.slow, self.delay = table, set(slow), delay
-        self.resets, self.errors, self.unknown = [], [], 0
+        self.settings_delay = settings_delay  # its SETTINGS that late
+        self.resets, self.errors, self.unknown, self.requests = [], [], 0, 0
         super().__init__()
 
     def answer(self, c, wlock, sid, body):
@@ -112,8 +120,12 @@ class IgnoringServer(LoopbackServer):
             buf = read_preface(c)
             if buf is None:
                 return
-            with wlock:
-                c.sendall(frame(4, 0, 0, b""))
+            time.sleep(self.settings_delay)
+            try:
+                with wlock:
+                    c.sendall(frame(4, 0, 0, b""))
+            except OSError:
+                pass  # the client is gone: what it sent is still read below
             while True:
                 while True:
                     fr, buf = take_frame(buf)
@@ -121,8 +133,11 @@ class IgnoringServer(LoopbackServer):
                         break
                     ftype, flags, sid, payload = fr
                     if ftype == 4 and not flags & 1:
-                        with wlock:
-                            c.sendall(frame(4, 1, 0, b""))
+                        try:
+                            with wlock:
+                                c.sendall(frame(4, 1, 0, b""))
+                        except OSError:
+                            pass  # gone: its frames are still read
                     elif ftype == 3:
                         with self.lock:
                             self.resets.append((sid, int.from_bytes(payload[:4], "big")))
@@ -130,6 +145,9 @@ class IgnoringServer(LoopbackServer):
                         pad = payload[0] if flags & 0x8 else 0
                         bodies[sid] = bodies.get(sid, b"") + \
                             payload[1 if flags & 0x8 else 0:len(payload) - pad]
+                    if ftype == 1:
+                        with self.lock:
+                            self.requests += 1
                     if ftype in (0, 1) and flags & 1:  # END_STREAM: the request ended
                         body = bodies.pop(sid, b"")
                         if body not in self.table:
@@ -269,6 +287,7 @@ def main():
         log.close()
     given_up(tmp, table)
     behind_a_wait(tmp)
+    past_deadline(tmp)
     return finish()
 
 
@@ -389,6 +408,63 @@ def behind_a_wait(tmp):
             [(x.get("lateness_ns"), x.get("latency_ns")) for x in res.values()]))
     finally:
         stop_all(procs)
+
+
+def past_deadline(tmp):
+    """(f): calls whose deadline passes before they can be sent."""
+    if os.geteuid() != 0 or not shutil.which("tcpdump"):
+        ok(True, "# SKIP live capture needs root and tcpdump")
+        return
+    p, log, port = slow_shop(tmp, "shop-f", 0)
+    try:
+        pcap = os.path.join(tmp, "three.pcap")
+        tlog = open(os.path.join(tmp, "tcpdump-f.log"), "w")
+        td = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w",
+                               pcap, "tcp port %d" % port], stdout=subprocess.DEVNULL,
+                              stderr=tlog)
+        try:
+            for _ in range(50):
+                if "listening" in open(tlog.name).read():
+                    break
+                time.sleep(0.1)
+            time.sleep(0.3)
+            c = subprocess.run([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "call", str(port),
+                                "--calls", "3", "--parallel", "3", "--deadline", "0.4"],
+                               capture_output=True, text=True, timeout=30)
+            time.sleep(1)
+        finally:
+            td.send_signal(2)
+            td.wait(timeout=10)
+            tlog.close()
+    finally:
+        stop_all([p])
+        log.close()
+    rec = os.path.join(tmp, "three.dyt")
+    r = dy("record", "-r", pcap, "-w", rec)
+    table = answers(rec) if r.returncode == 0 else {}
+    ok(r.returncode == 0 and "ok 3" in c.stdout and len(table) == 3,
+       "recorded: 3 calls at once, answered", (c.stdout, r.stderr[-300:], len(table)))
+    srv = IgnoringServer(table, settings_delay=1.0)
+    r, js, res, report, took, d = replay(tmp, rec, "three-res", srv.port)
+    msgs = sorted(x.get("error_msg", "") for x in res.values())
+    unsent = [m for m in msgs if "before it could be sent" in m]
+    for _ in range(30):  # the server reads what came once its 1 s is over
+        if srv.requests:
+            break
+        time.sleep(0.1)
+    time.sleep(0.2)
+    summ = report.get("summary", {})
+    ok(len(res) == 3 and all(m.startswith("grpc deadline exceeded") for m in msgs) and
+       len(unsent) == 2 and srv.requests == 1 and
+       js.get("counters", {}).get("h2_grpc_deadline") == 3,
+       "a target slow to send its SETTINGS: the 2 calls that waited for them past their "
+       "deadline are not sent (the target saw 1 request), all 3 DEADLINE_EXCEEDED",
+       (msgs, srv.requests, js.get("counters", {}).get("h2_grpc_deadline")))
+    ok(summ.get("compared") == 3 and summ.get("replay_errors") == 0 and
+       summ.get("status_changes") == 3 and
+       statuses(report) == [("grpc-status", "0 -> 4 Deadline Exceeded")],
+       "diff: three times grpc-status 0 -> 4 Deadline Exceeded, no replay error",
+       (summ, statuses(report)))
 
 
 if __name__ == "__main__":
