@@ -337,7 +337,12 @@ void diff_cause_rules(const struct diff_cand *v, const struct diff_rootcause *rc
 	const char *loc = rc->location;
 	size_t ll = strlen(loc);
 	bool cut = ll >= 3 && !strcmp(loc + ll - 3, "...");
-	if (rc->kind == DIFF_K_STATUS)
+	int from, to, used = 0;
+	if (rc->kind == DIFF_K_STATUS && rc->pattern &&
+	    sscanf(rc->pattern, "%3d -> %3d%n", &from, &to, &used) == 2 && used > 0)
+		/* the transition alone: a later 200 -> 500 there still shows */
+		snprintf(rule, sizeof(rule), "ignore status %d -> %d", from, to);
+	else if (rc->kind == DIFF_K_STATUS)
 		snprintf(rule, sizeof(rule), "ignore status");
 	else if (!strncmp(loc, "header:", 7))
 		snprintf(rule, sizeof(rule), "ignore header %s", loc + 7);

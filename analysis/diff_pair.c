@@ -1874,6 +1874,36 @@ static bool same_value(const struct store_header *x, const struct store_header *
  * the messages ("5 item retired"); a message that changed alone is one at
  * "grpc-message". @return true when the code changed.
  */
+bool diff_status_ignored(const struct diff_ruleset *rs, int from, int to)
+{
+	if (!rs || !rs->ignore_status)
+		return false;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct noise_rule *r = rs->v[i];
+		if (r->kind != NOISE_IGNORE_STATUS ||
+		    (r->st_from >= 0 && (r->st_from != from || r->st_to != to)))
+			continue;
+		if (rs->hits)
+			rs->hits[r - rs->all->v]++;
+		return true;
+	}
+	return false;
+}
+
+/* A grpc-status value as a code; -1 when none or not a number. */
+static int grpc_code(const struct store_header *h)
+{
+	if (!h || !h->value.len || h->value.len > 3)
+		return -1;
+	int v = 0;
+	for (size_t i = 0; i < h->value.len; i++) {
+		if (h->value.ptr[i] < '0' || h->value.ptr[i] > '9')
+			return -1;
+		v = v * 10 + (h->value.ptr[i] - '0');
+	}
+	return v;
+}
+
 static bool compare_grpc_status(struct diff_engine *e, const struct store_message *a,
 				const struct store_message *b)
 {
@@ -1883,6 +1913,9 @@ static bool compare_grpc_status(struct diff_engine *e, const struct store_messag
 	const struct store_header *mb = diff_find_field(b, "grpc-message");
 	bool code = grpc_code_changed(a, b);
 	if (!code && same_value(ma, mb))
+		return false;
+	/* ignore status: gRPC's status is the call's (docs/diff-rules.md) */
+	if (diff_status_ignored(e->rs, grpc_code(sa), grpc_code(sb)))
 		return false;
 	struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
 	if (!f)
@@ -2080,7 +2113,7 @@ int diff_engine_compare(struct diff_engine *e, const struct diff_ruleset *rs,
 {
 	e->nf = 0;
 	e->rs = rs;
-	if (prim->status != cand->status && !(rs && rs->ignore_status)) {
+	if (prim->status != cand->status && !diff_status_ignored(rs, prim->status, cand->status)) {
 		struct diff_finding *f = add_finding(e, DIFF_K_STATUS);
 		if (f) {
 			snprintf(f->loc, sizeof(f->loc), "status");

@@ -54,8 +54,12 @@ struct diff_ruleset {
 	const struct noise_rules *all;
 	bool has_path_rules; /* any ignore/tolerance/unordered/key rule */
 	bool has_body_masks;
-	bool ignore_status;
+	bool ignore_status; /* any ignore status rule (of every change or of one) */
 };
+
+/** Is a status change @p from -> @p to (HTTP's, or gRPC's grpc-status
+ *  code) ignored by @p rs's rules? A hit is counted on the rule. */
+bool diff_status_ignored(const struct diff_ruleset *rs, int from, int to);
 
 /** Reusable per-thread comparison state. */
 struct diff_engine {

@@ -241,6 +241,21 @@ static bool word_is(const char *w, size_t n, const char *lit)
 	return w && strlen(lit) == n && memcmp(w, lit, n) == 0;
 }
 
+/* A status code: 1 to 3 decimal digits (HTTP's 100-999, gRPC's 0-16). */
+static bool status_code(const char *w, size_t n, int *out)
+{
+	if (!w || !n || n > 3)
+		return false;
+	int v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i] < '0' || w[i] > '9')
+			return false;
+		v = v * 10 + (w[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
 /* The rest of the line without leading/trailing blanks. */
 static const char *rest(const char *s, size_t *len)
 {
@@ -402,6 +417,25 @@ static int parse_line(struct noise_rule *r, const char *line, char *err, size_t 
 				return rc;
 		} else if (ign && word_is(w2, n2, "status")) {
 			r->kind = NOISE_IGNORE_STATUS;
+			r->st_from = r->st_to = -1;
+			/* one transition: CODE -> CODE (HTTP's, or gRPC's grpc-status) */
+			const char *save = s;
+			size_t na, nb, nr;
+			const char *a = word(&s, &na);
+			if (a) {
+				const char *arrow = word(&s, &nr);
+				const char *b = word(&s, &nb);
+				if (!status_code(a, na, &r->st_from) || !word_is(arrow, nr, "->") ||
+				    !status_code(b, nb, &r->st_to)) {
+					snprintf(err, errlen,
+						 "expected 'ignore status' or 'ignore status CODE "
+						 "-> CODE' "
+						 "(304 -> 200; 0 -> 4 for grpc-status)");
+					return -EINVAL;
+				}
+			} else {
+				s = save;
+			}
 		} else {
 			snprintf(err, errlen,
 				 ign ? "expected 'ignore header|path|status'"

@@ -81,7 +81,10 @@ struct noise_rule {
 	double tol; /**< tolerance: absolute, or relative fraction when tol_rel */
 	bool tol_rel;
 	char *field; /**< owned key field for NOISE_KEYED */
-	char *text;  /**< owned: the rule as written (for reports) */
+	/** NOISE_IGNORE_STATUS of one transition ("ignore status 304 -> 200"):
+	 *  the primary's and the candidate's code; -1: every change */
+	int st_from, st_to;
+	char *text; /**< owned: the rule as written (for reports) */
 };
 
 struct noise_rules {

@@ -240,8 +240,23 @@ def main():
            [("application/json", "text/html"), ("multipart/byteranges", "application/json")],
            "a header changed two ways is one cause without a pattern", (ct, ctg))
         rule = [c["rule"] for c in cs if c["pattern"] == "304 -> 200"]
-        ok(rule == ["[GET /a.json]\nignore status\n[GET /b.json]\nignore status"],
-           "the rules of 304 -> 200: ignore status on both endpoints", rule)
+        ok(rule == ["[GET /a.json]\nignore status 304 -> 200\n[GET /b.json]\n"
+                   "ignore status 304 -> 200"],
+           "the rules of 304 -> 200: ignore status 304 -> 200 on both endpoints", rule)
+        # the suggested rules, pasted: 304 -> 200 gone, the other transitions
+        # of GET /b.json still there
+        sug = os.path.join(TMP, "suggested.txt")
+        with open(sug, "w") as f:
+            f.write(rule[0] + "\n" if rule else "")
+        r = diff(res, "--rules", sug, "--json", os.path.join(TMP, "sug.json"), "--quiet")
+        sj = json.load(open(os.path.join(TMP, "sug.json")))
+        ok(status_causes(sj) == [("200 -> 412", ("GET /b.json",), 1),
+                                 ("206 -> 200", ("GET /b.json",), 2)] and
+           sj["summary"]["status_changes"] == 3 and
+           [x.get("hits") for x in sj.get("rules", [])] == [1, 1],
+           "the suggested rules hide 304 -> 200 alone (a hit each); 206 -> 200 and 200 -> 412 "
+           "stay",
+           (status_causes(sj), sj["summary"]["status_changes"], sj.get("rules")))
 
         rules = os.path.join(TMP, "rules.txt")
         with open(rules, "w") as f:

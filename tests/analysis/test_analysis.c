@@ -936,9 +936,10 @@ static void test_rules_in_ctx(void)
 	TAP_EQ_U64(v0->n_gr, 1, "only the GET status change is left");
 	TAP_OK(v0->n_gr == 1 && !strcmp(v0->ep[v0->gr[0].endpoint].name, "GET /p"),
 	       "scoped ignore status applies to POST only");
-	TAP_OK(c->rule_hits[0] == 2 && c->rule_hits[1] >= 2 && c->rule_hits[2] == 0,
-	       "rule hits counted (%llu %llu %llu)", (unsigned long long)c->rule_hits[0],
-	       (unsigned long long)c->rule_hits[1], (unsigned long long)c->rule_hits[2]);
+	TAP_OK(c->rule_hits[0] == 2 && c->rule_hits[1] >= 2 && c->rule_hits[2] == 1,
+	       "rule hits counted, ignore status's too (%llu %llu %llu)",
+	       (unsigned long long)c->rule_hits[0], (unsigned long long)c->rule_hits[1],
+	       (unsigned long long)c->rule_hits[2]);
 	diff_ctx_free(c);
 	noise_rules_free(r);
 }
@@ -1207,6 +1208,52 @@ static void test_status_transitions(void)
 /* A value naming the server by the authority it was reached at (a
  * Location, a self link) is the same when only that authority differs:
  * the replay's target for the recorded one. */
+/* ignore status CODE -> CODE: one transition, HTTP's or gRPC's */
+static void test_ignore_transition(void)
+{
+	char err[128];
+	static const char *const bad[] = {"ignore status 304\n", "ignore status 304 -> x\n",
+					  "ignore status 1000 -> 200\n", "ignore status 304 200\n",
+					  "ignore status 304 -> 200 x\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct noise_rules *r = noise_rules_parse(bad[i], strlen(bad[i]), err, sizeof(err));
+		TAP_OK(!r && strstr(err, "line 1"), "refused: %.*s (%s)", (int)strlen(bad[i]) - 1,
+		       bad[i], err);
+		noise_rules_free(r);
+	}
+	static const char txt[] = "ignore status 0 -> 4\n";
+	struct noise_rules *r = noise_rules_parse(txt, strlen(txt), err, sizeof(err));
+	TAP_OK(r && r->n == 1 && r->v[0].st_from == 0 && r->v[0].st_to == 4,
+	       "ignore status 0 -> 4: one transition");
+	const struct noise_rule *one = r ? &r->v[0] : NULL;
+	uint64_t hits[1] = {0};
+	struct diff_ruleset rs = {.v = &one, .n = 1, .hits = hits, .all = r, .ignore_status = true};
+	struct diff_engine e;
+	diff_engine_init(&e, NULL);
+	struct store_header hd[] = {hf("content-type", "application/grpc")};
+	struct store_header ok0[] = {hf("grpc-status", "0")};
+	struct store_header dl4[] = {hf("grpc-status", "4"),
+				     hf("grpc-message", "Deadline Exceeded")};
+	struct store_header nf5[] = {hf("grpc-status", "5"), hf("grpc-message", "not found")};
+	struct store_message a = {.present = true,
+				  .status = 200,
+				  .version_major = 2,
+				  .headers = hd,
+				  .n_headers = 1,
+				  .trailers = ok0,
+				  .n_trailers = 1};
+	struct store_message b = a;
+	b.trailers = dl4;
+	b.n_trailers = 2;
+	diff_engine_compare(&e, r ? &rs : NULL, &a, &b);
+	TAP_OK(e.nf == 0 && hits[0] == 1, "grpc-status 0 -> 4 ignored, a hit counted");
+	b.trailers = nf5;
+	diff_engine_compare(&e, r ? &rs : NULL, &a, &b);
+	TAP_EQ_STR(findings(&e), "grpc-status 0", "grpc-status 0 -> 5 still a status change");
+	diff_engine_release(&e);
+	noise_rules_free(r);
+}
+
 static void test_authority(void)
 {
 	struct diff_engine e;
@@ -1319,6 +1366,7 @@ int main(void)
 	test_html_escaping();
 	test_status_empty_body();
 	test_authority();
+	test_ignore_transition();
 	test_grpc_early_end();
 	test_status_transitions();
 	return tap_done();
