@@ -397,8 +397,11 @@ def case_telemetry(exe, d, exp, frames):
                     s.send(b"/dyetap/stats")
                     reply = json.loads(s.recv(65536).decode())
                     s.close()
-                    if reply.get("/dyetap/stats", {}).get("rx", 0) == 0:
-                        reply = None  # not receiving yet: ask again
+                    got = reply.get("/dyetap/stats", {})
+                    if got.get("rx", 0) == 0 or got.get("pipe_packets", 0) == 0:
+                        # not receiving yet, or the workers' counters not
+                        # published yet (about every ms): ask again
+                        reply = None
                 except (OSError, ValueError):
                     reply = None
     finally:
