@@ -17,8 +17,8 @@
  *    ("/a" for a write to "/a/b");
  *  - service mode: any read of the service.
  *
- * Data: one open-addressing table of 64-bit keys (a hash of the service,
- * a kind byte and the path; the service alone in service mode) with the
+ * Data: one open-addressing table of 64-bit keys (a keyed hash of the
+ * service, a kind byte and the path; the service alone in service mode) with the
  * earliest recorded end that tainted each. Path mode keeps two kinds per
  * write: its path as a tree root (matches the path and what lies under
  * it) and its parent as an exact path. A read is looked up at each '/'
@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/mem.h"
 #include "replay/replay.h"
 
@@ -47,6 +48,7 @@ struct taint_ent {
 
 struct replay_taint {
 	enum replay_after_writes mode;
+	struct hash_key key; /* the paths are the traffic's: keyed (common/hash.h) */
 	struct taint_ent *t;
 	size_t cap, n; /* cap a power of two */
 	int64_t over;  /* earliest end not kept (table full); INT64_MAX none */
@@ -58,6 +60,7 @@ struct replay_taint *replay_taint_new(enum replay_after_writes mode)
 	if (x) {
 		x->mode = mode;
 		x->over = INT64_MAX;
+		hash_random_key(&x->key);
 	}
 	return x;
 }
@@ -70,28 +73,28 @@ void replay_taint_free(struct replay_taint *x)
 	mem_free(x);
 }
 
-static uint64_t mix(uint64_t h)
+/* FNV-1a of bytes, continued from @p h (a prefix's state: the prefixes of a
+ * path cost one pass together) */
+#define FNV_START 0xcbf29ce484222325ULL
+static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
 {
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
 	return h;
 }
 
-/* FNV-1a over the service, the kind and @p path[0..n). Never 0. */
-static uint64_t key_of(const struct store_session *s, uint8_t kind, const uint8_t *path, size_t n)
+/* The key of the service, the kind and a path's FNV state @p ph: keyed
+ * (SipHash, common/hash.h), as a recording's paths are whoever sent the
+ * traffic's to choose, so the table's buckets cannot be aimed at. Two
+ * paths of one FNV state are one key: that can only leave a read out. */
+static uint64_t key_of(const struct replay_taint *x, const struct store_session *s, uint8_t kind,
+		       uint64_t ph)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < sizeof(s->dst.addr); i++)
-		h = (h ^ s->dst.addr[i]) * 0x100000001b3ULL;
-	h = (h ^ (s->dst.port & 0xff)) * 0x100000001b3ULL;
-	h = (h ^ (s->dst.port >> 8)) * 0x100000001b3ULL;
-	h = (h ^ kind) * 0x100000001b3ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ path[i]) * 0x100000001b3ULL;
-	h = mix(h);
+	uint64_t w[4];
+	memcpy(w, s->dst.addr, 16);
+	w[2] = (uint64_t)s->dst.port | (uint64_t)kind << 16;
+	w[3] = ph;
+	uint64_t h = hash_sip13_words(&x->key, w, 4);
 	return h ? h : 1;
 }
 
@@ -185,17 +188,18 @@ int replay_taint_write(struct replay_taint *x, const struct store_session *s)
 		      : s->ts_req_last_ns ? s->ts_req_last_ns
 					  : s->ts_req_first_ns;
 	if (x->mode == REPLAY_AFTER_WRITES_SERVICE)
-		return put(x, key_of(s, KIND_SERVICE, NULL, 0), end);
+		return put(x, key_of(x, s, KIND_SERVICE, FNV_START), end);
 	const uint8_t *p = s->req.target.ptr;
 	size_t n = path_len(&s->req);
-	int rc = put(x, key_of(s, KIND_TREE, p, n), end);
 	size_t up = n;
 	while (up > 0 && p[up - 1] != '/')
 		up--;
 	if (up > 1)
 		up--; /* "/a/b" -> "/a"; "/a" -> "/" */
+	uint64_t hu = fnv(FNV_START, p, up);
+	int rc = put(x, key_of(x, s, KIND_TREE, fnv(hu, p + up, n - up)), end);
 	if (!rc && up > 0 && up < n)
-		rc = put(x, key_of(s, KIND_EXACT, p, up), end);
+		rc = put(x, key_of(x, s, KIND_EXACT, hu), end);
 	return rc;
 }
 
@@ -207,16 +211,20 @@ bool replay_taint_read(const struct replay_taint *x, const struct store_session 
 	if (x->over < ts)
 		return true;
 	if (x->mode == REPLAY_AFTER_WRITES_SERVICE)
-		return before(x, key_of(s, KIND_SERVICE, NULL, 0), ts);
+		return before(x, key_of(x, s, KIND_SERVICE, FNV_START), ts);
+	if (!x->n)
+		return false; /* no write yet */
 	const uint8_t *p = s->req.target.ptr;
 	size_t n = path_len(&s->req);
-	if (before(x, key_of(s, KIND_EXACT, p, n), ts))
-		return true;
-	/* the path and each ancestor at a '/' boundary: under a write's path
-	 * ("/" is the ancestor of every path: "/a" lies under a write to "/") */
-	for (size_t k = n; k > 0; k--)
+	/* each prefix ending at a '/' boundary, and the path: under a write's
+	 * path ("/" is the ancestor of every path: "/a" lies under a write to
+	 * "/"); the path itself: a write's parent collection. One pass. */
+	uint64_t h = FNV_START;
+	for (size_t k = 1; k <= n; k++) {
+		h = fnv(h, p + k - 1, 1);
 		if ((k == n || p[k] == '/' || (k == 1 && p[0] == '/')) &&
-		    before(x, key_of(s, KIND_TREE, p, k), ts))
+		    before(x, key_of(x, s, KIND_TREE, h), ts))
 			return true;
-	return false;
+	}
+	return n && before(x, key_of(x, s, KIND_EXACT, h), ts);
 }

@@ -33,20 +33,8 @@ import sys
 import tempfile
 import time
 
-n = 0
-failed = 0
-
-
-def ok(cond, what, detail=None):
-    global n, failed
-    n += 1
-    if not cond:
-        failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n, what), flush=True)
-    if not cond and detail is not None:
-        print("# " + repr(detail)[:2000].replace("\n", "\n# "), flush=True)
-    return cond
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap_util import finish, free_port, ok  # noqa: E402
 
 def skip(why):
     print("1..0 # SKIP " + why)
@@ -55,14 +43,6 @@ def skip(why):
 
 DYETAP = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix="dyetap-transitions-")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start_nginx(name, root, extra):
@@ -161,7 +141,7 @@ def main():
         ea, eb = etag_of(u + "/a.json"), etag_of(u + "/b.json")
         if not ok(ea and eb and ea.startswith('"') and eb.startswith('"'),
                   "the default nginx sends strong ETags (%s, %s)" % (ea, eb)):
-            return 1
+            return finish()
 
         pcap = os.path.join(TMP, "cap.pcap")
         td = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", pcap,
@@ -298,9 +278,8 @@ def main():
     finally:
         for p in procs:
             stop(p)
-        print("1..%d" % n)
     shutil.rmtree(TMP, ignore_errors=True)
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

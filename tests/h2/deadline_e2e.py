@@ -177,19 +177,45 @@ class IgnoringServer(LoopbackServer):
             c.close()
 
 
-def slow_shop(tmp, name, slow_id):
-    """grpc_shop.py's baseline service, 1 s slow in call @slow_id, once it is
-    ready: (process, its log file, port)."""
+def capture(tmp, name, port, argv):
+    """Run @argv while tcpdump writes tmp/@name.pcap (lo, tcp port @port):
+    (the pcap's path, the command's CompletedProcess)."""
+    pcap = os.path.join(tmp, name + ".pcap")
+    tlog = open(os.path.join(tmp, name + "-tcpdump.log"), "w")
+    td = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w", pcap,
+                           "tcp port %d" % port], stdout=subprocess.DEVNULL, stderr=tlog)
+    try:
+        for _ in range(50):
+            if "listening" in open(tlog.name).read():
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
+        c = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        time.sleep(1)
+    finally:
+        td.send_signal(2)
+        td.wait(timeout=10)
+        tlog.close()
+    return pcap, c
+
+
+def shop(tmp, name, *extra):
+    """grpc_shop.py's baseline service with @extra options, once it is ready:
+    (process, its log file, port)."""
     port = free_port()
     log = open(os.path.join(tmp, name + ".log"), "w")
     p = subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve", str(port),
-                          "--variant", "baseline", "--delay", "1.0", "--delay-ids",
-                          str(slow_id)], stdout=log, stderr=subprocess.STDOUT)
+                          "--variant", "baseline", *extra], stdout=log, stderr=subprocess.STDOUT)
     for _ in range(50):
         if "ready" in open(log.name).read():
             break
         time.sleep(0.1)
     return p, log, port
+
+
+def slow_shop(tmp, name, slow_id):
+    """The service 1 s slow in call @slow_id."""
+    return shop(tmp, name, "--delay", "1.0", "--delay-ids", str(slow_id))
 
 
 def replay(tmp, rec, name, port):
@@ -297,24 +323,9 @@ def given_up(tmp, table):
         ok(True, "# SKIP live capture needs root and tcpdump")
         return
     srv = IgnoringServer(table, slow={2}, delay=1.5)
-    pcap = os.path.join(tmp, "given-up.pcap")
-    tlog = open(os.path.join(tmp, "tcpdump.log"), "w")
-    td = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w", pcap,
-                           "tcp port %d" % srv.port], stdout=subprocess.DEVNULL, stderr=tlog)
-    try:
-        for _ in range(50):
-            if "listening" in open(tlog.name).read():
-                break
-            time.sleep(0.1)
-        time.sleep(0.3)
-        c = subprocess.run([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "call", str(srv.port),
-                            "--calls", "3", "--deadline", "0.5"], capture_output=True, text=True,
-                           timeout=30)
-        time.sleep(1)
-    finally:
-        td.send_signal(2)
-        td.wait(timeout=10)
-        tlog.close()
+    pcap, c = capture(tmp, "given-up", srv.port,
+                      [SYS_PY, os.path.join(HERE, "grpc_shop.py"), "call", str(srv.port),
+                       "--calls", "3", "--deadline", "0.5"])
     rec = os.path.join(tmp, "given-up.dyt")
     r = dy("record", "-r", pcap, "-w", rec)
     sess = [json.loads(x) for x in dy("cat", rec, "--json", "--no-body").stdout.splitlines()]
@@ -364,34 +375,10 @@ def behind_a_wait(tmp):
     try:
         ports = []
         for name, extra in (("prod", []), ("slow", ["--delay", "0.3", "--delay-ids", "1,3"])):
-            port = free_port()
-            log = open(os.path.join(tmp, "shop-%s.log" % name), "w")
-            procs.append(subprocess.Popen([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "serve",
-                                           str(port), "--variant", "baseline"] + extra,
-                                          stdout=log, stderr=subprocess.STDOUT))
-            for _ in range(50):
-                if "ready" in open(log.name).read():
-                    break
-                time.sleep(0.1)
+            p, log, port = shop(tmp, "shop-" + name, *extra)
+            procs.append(p)
             ports.append(port)
-        pcap = os.path.join(tmp, "behind.pcap")
-        tlog = open(os.path.join(tmp, "tcpdump-e.log"), "w")
-        td = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w",
-                               pcap, "tcp port %d" % ports[0]], stdout=subprocess.DEVNULL,
-                              stderr=tlog)
-        try:
-            for _ in range(50):
-                if "listening" in open(tlog.name).read():
-                    break
-                time.sleep(0.1)
-            time.sleep(0.3)
-            c = subprocess.run([SYS_PY, "-c", CLIENT_E, str(ports[0]), HERE],
-                               capture_output=True, text=True, timeout=30)
-            time.sleep(1)
-        finally:
-            td.send_signal(2)
-            td.wait(timeout=10)
-            tlog.close()
+        pcap, c = capture(tmp, "behind", ports[0], [SYS_PY, "-c", CLIENT_E, str(ports[0]), HERE])
         rec = os.path.join(tmp, "behind-rec.dyt")
         r = dy("record", "-r", pcap, "-w", rec)
         n = len(dy("cat", rec).stdout.splitlines())
@@ -417,25 +404,9 @@ def past_deadline(tmp):
         return
     p, log, port = slow_shop(tmp, "shop-f", 0)
     try:
-        pcap = os.path.join(tmp, "three.pcap")
-        tlog = open(os.path.join(tmp, "tcpdump-f.log"), "w")
-        td = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w",
-                               pcap, "tcp port %d" % port], stdout=subprocess.DEVNULL,
-                              stderr=tlog)
-        try:
-            for _ in range(50):
-                if "listening" in open(tlog.name).read():
-                    break
-                time.sleep(0.1)
-            time.sleep(0.3)
-            c = subprocess.run([SYS_PY, os.path.join(HERE, "grpc_shop.py"), "call", str(port),
-                                "--calls", "3", "--parallel", "3", "--deadline", "0.4"],
-                               capture_output=True, text=True, timeout=30)
-            time.sleep(1)
-        finally:
-            td.send_signal(2)
-            td.wait(timeout=10)
-            tlog.close()
+        pcap, c = capture(tmp, "three", port,
+                          [SYS_PY, os.path.join(HERE, "grpc_shop.py"), "call", str(port),
+                           "--calls", "3", "--parallel", "3", "--deadline", "0.4"])
     finally:
         stop_all([p])
         log.close()
